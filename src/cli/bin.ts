@@ -1,0 +1,12 @@
+// Entry point of dist/cli.js (the `hoist` command).
+import { run } from './main.js';
+
+run(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`hoist: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 70;
+  },
+);

@@ -1,0 +1,168 @@
+// .dockerignore with Docker's semantics (moby/patternmatcher): Go filepath.Match patterns on slash-separated
+// paths relative to the context, `**` for any number of directories, `!` exceptions where the last matching
+// line wins, `#` comment lines, patterns cleaned like Go's filepath.Clean, and a path excluded when it or any
+// of its parent directories matches.
+
+export interface IgnorePattern {
+  /** the cleaned pattern, without `!` */
+  pattern: string;
+  exclusion: boolean;
+  /** 1-based line in the ignore file */
+  line: number;
+  regexp: RegExp;
+}
+
+export class DockerignoreError extends Error {
+  override readonly name = 'DockerignoreError';
+  constructor(message: string, readonly line: number) {
+    super(message);
+  }
+}
+
+/** Go's path.Clean for slash-separated paths. */
+export function cleanPath(p: string): string {
+  if (p === '') return '.';
+  const rooted = p.startsWith('/');
+  const out: string[] = [];
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (out.length > 0 && out[out.length - 1] !== '..') out.pop();
+      else if (!rooted) out.push('..');
+      continue;
+    }
+    out.push(part);
+  }
+  const s = (rooted ? '/' : '') + out.join('/');
+  return s === '' ? '.' : s;
+}
+
+function escapeRegExp(ch: string): string {
+  return /[\\^$.*+?()[\]{}|/]/.test(ch) ? '\\' + ch : ch;
+}
+
+function escapeInClass(ch: string): string {
+  return /[\\^\]\[-]/.test(ch) ? '\\' + ch : ch;
+}
+
+function compile(pattern: string, line: number): RegExp {
+  const chars = Array.from(pattern);
+  let re = '^';
+  for (let i = 0; i < chars.length; i++) {
+    const ch = chars[i];
+    if (ch === '*') {
+      if (chars[i + 1] === '*') {
+        i++;
+        if (chars[i + 1] === '/') i++; // **/ is the same as **
+        re += i + 1 >= chars.length ? '.*' : '(?:.*/)?';
+      } else {
+        re += '[^/]*';
+      }
+    } else if (ch === '?') {
+      re += '[^/]';
+    } else if (ch === '\\') {
+      // the next character is literal; a trailing backslash is itself
+      if (i + 1 < chars.length) re += escapeRegExp(chars[++i]);
+      else re += '\\\\';
+    } else if (ch === '[') {
+      // a character class as in filepath.Match: [abc], [a-z], [^a] or [!a]
+      let j = i + 1;
+      let cls = '';
+      if (chars[j] === '!' || chars[j] === '^') {
+        cls += '^';
+        j++;
+      }
+      let closed = false;
+      let first = true;
+      for (; j < chars.length; j++) {
+        const c = chars[j];
+        if (c === ']' && !first) {
+          closed = true;
+          break;
+        }
+        first = false;
+        if (c === '\\') {
+          j++;
+          if (j >= chars.length) break;
+          cls += escapeInClass(chars[j]);
+        } else if (c === '-' && cls !== '' && cls !== '^' && chars[j + 1] !== ']') {
+          cls += '-';
+        } else {
+          cls += escapeInClass(c);
+        }
+      }
+      if (!closed || cls === '' || cls === '^') throw new DockerignoreError(`syntax error in pattern: ${pattern}`, line);
+      re += '(?![/])[' + cls + ']';
+      i = j;
+    } else {
+      re += escapeRegExp(ch);
+    }
+  }
+  try {
+    return new RegExp(re + '$', 'u');
+  } catch {
+    throw new DockerignoreError(`syntax error in pattern: ${pattern}`, line);
+  }
+}
+
+/** Reads the text of a .dockerignore file into patterns. Throws DockerignoreError for a malformed line. */
+export function parseDockerignore(text: string): IgnorePattern[] {
+  const patterns: IgnorePattern[] = [];
+  text.replace(/^\ufeff/, '').split('\n').forEach((raw, idx) => {
+    const line = idx + 1;
+    if (raw.startsWith('#')) return;
+    let p = raw.trim();
+    if (p === '') return;
+    const exclusion = p.startsWith('!');
+    if (exclusion) {
+      p = p.slice(1).trim();
+      if (p === '') throw new DockerignoreError('illegal exclusion pattern: "!"', line);
+    }
+    p = cleanPath(p);
+    if (p.length > 1 && p.startsWith('/')) p = p.slice(1);
+    patterns.push({ pattern: p, exclusion, line, regexp: compile(p, line) });
+  });
+  return patterns;
+}
+
+export class IgnoreMatcher {
+  readonly patterns: readonly IgnorePattern[];
+  /** some `!` line could bring back a path inside an excluded directory, so excluded directories must be walked */
+  readonly hasExceptions: boolean;
+
+  constructor(patterns: readonly IgnorePattern[]) {
+    this.patterns = patterns;
+    this.hasExceptions = patterns.some((p) => p.exclusion);
+  }
+
+  static fromText(text: string): IgnoreMatcher {
+    return new IgnoreMatcher(parseDockerignore(text));
+  }
+
+  /** Whether a context path (slash-separated, relative) is excluded: it or a parent matches, last line wins. */
+  excludes(path: string): boolean {
+    const file = cleanPath(path.replace(/^\/+/, ''));
+    const slash = file.lastIndexOf('/');
+    const parentDirs = slash < 0 ? [] : file.slice(0, slash).split('/');
+    let matched = false;
+    for (const p of this.patterns) {
+      // an inclusion cannot change an already excluded path, nor an exception a path not excluded yet
+      if (p.exclusion !== matched) continue;
+      let match = p.regexp.test(file);
+      for (let i = 0; !match && i < parentDirs.length; i++) {
+        match = p.regexp.test(parentDirs.slice(0, i + 1).join('/'));
+      }
+      if (match) matched = !p.exclusion;
+    }
+    return matched;
+  }
+}
+
+/**
+ * The ignore files to look for, most specific first: `<Dockerfile>.dockerignore` beside the Dockerfile, then the
+ * context's `.dockerignore`. Paths are joined with `/`; the caller reads the first that exists.
+ */
+export function dockerignoreCandidates(dockerfilePath: string, contextDir: string): string[] {
+  const trimmed = contextDir.replace(/\/+$/, '');
+  return [`${dockerfilePath}.dockerignore`, `${trimmed === '' ? '.' : trimmed}/.dockerignore`];
+}

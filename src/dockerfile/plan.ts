@@ -1,0 +1,228 @@
+// From a Dockerfile and the build's options to a plan: the global ARG scope, each stage's base (image, earlier
+// stage or scratch) with FROM expanded, the graph of stages (FROM, COPY --from, RUN --mount from=), the target and
+// the stages it needs in dependency order. Stages the target does not need are pruned.
+import { type Platform, PlatformError, hostPlatform, parsePlatform } from '../image/platform.js';
+import { isPredefinedArg, platformArgs } from './args.js';
+import type { Dockerfile, Stage } from './dockerfile.js';
+import { DockerfileError } from './errors.js';
+import type { Instruction } from './instructions.js';
+import { ExpansionError, ShellLex } from './shell-lex.js';
+import { closest } from './suggest.js';
+
+export interface PlanOptions {
+  buildArgs?: Readonly<Record<string, string>> | ReadonlyMap<string, string>;
+  /** the stage to build; default the last */
+  target?: string;
+  /** default: this machine */
+  buildPlatform?: Platform;
+  /** default: the build platform */
+  targetPlatform?: Platform;
+}
+
+export type StageBase = { kind: 'scratch' } | { kind: 'image'; ref: string } | { kind: 'stage'; index: number };
+
+/** Something a stage needs from elsewhere: COPY --from or RUN --mount from=. */
+export type StageSource = { kind: 'stage'; index: number } | { kind: 'image'; ref: string };
+
+export interface PlannedStage {
+  stage: Stage;
+  base: StageBase;
+  /** FROM --platform, expanded and normalised */
+  platform?: Platform;
+  /** other sources, by instruction */
+  sources: Map<Instruction, StageSource>;
+  /** indexes of the stages this one needs, base first */
+  deps: number[];
+  /** global ARGs used in FROM that were not set */
+  undefinedInFrom: string[];
+}
+
+export interface BuildPlan {
+  dockerfile: Dockerfile;
+  buildPlatform: Platform;
+  targetPlatform: Platform;
+  /** platform args, then global ARGs that have a value (build-arg overrides applied) */
+  globalArgs: Map<string, string>;
+  buildArgs: Map<string, string>;
+  stages: PlannedStage[];
+  target: number;
+  /** the stages the target needs, each after the stages it needs; the target last */
+  order: number[];
+  /** --build-arg names that no ARG of the global scope or of a needed stage declares */
+  unusedBuildArgs: string[];
+}
+
+function at(ins: Instruction, message: string, hint?: string): DockerfileError {
+  return new DockerfileError(message, { line: ins.line, endLine: ins.endLine }, { hint });
+}
+
+function expandGlobal(lex: ShellLex, word: string, scope: Map<string, string>, ins: Instruction) {
+  try {
+    return lex.process(word, scope);
+  } catch (e) {
+    if (e instanceof ExpansionError) throw at(ins, e.message);
+    throw e;
+  }
+}
+
+/** The `from=` of a --mount value (comma-separated key=value fields, quotes allowed). */
+export function mountFrom(spec: string): string | undefined {
+  for (const field of splitCSV(spec)) {
+    const eq = field.indexOf('=');
+    if (eq > 0 && field.slice(0, eq).trim().toLowerCase() === 'from') return field.slice(eq + 1);
+  }
+  return undefined;
+}
+
+/** Splits a CSV line as Go's encoding/csv does for one record (double quotes, "" for a quote). */
+export function splitCSV(line: string): string[] {
+  const out: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"' && field === '') quoted = true;
+    else if (c === ',') {
+      out.push(field);
+      field = '';
+    } else field += c;
+  }
+  out.push(field);
+  return out;
+}
+
+export function planBuild(df: Dockerfile, options: PlanOptions = {}): BuildPlan {
+  try {
+    return plan(df, options);
+  } catch (e) {
+    if (e instanceof DockerfileError) throw e.withSource(df.file, df.text);
+    throw e;
+  }
+}
+
+function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
+  const lex = new ShellLex(df.escapeToken);
+  const buildPlatform = options.buildPlatform ?? hostPlatform();
+  const targetPlatform = options.targetPlatform ?? buildPlatform;
+  const buildArgs = new Map(options.buildArgs instanceof Map ? options.buildArgs : Object.entries(options.buildArgs ?? {}));
+
+  // The global scope: platform args, then each global ARG in order (a --build-arg wins over the default).
+  const globalArgs = platformArgs(buildPlatform, targetPlatform);
+  const declared = new Set<string>();
+  for (const ins of df.globalArgs) {
+    for (const a of ins.args) {
+      declared.add(a.key);
+      let value: string | undefined;
+      if (buildArgs.has(a.key)) value = buildArgs.get(a.key);
+      else if (a.value !== undefined) value = expandGlobal(lex, a.value, globalArgs, ins).result;
+      if (value !== undefined) globalArgs.set(a.key, value);
+      else globalArgs.delete(a.key);
+    }
+  }
+
+  const byName = (name: string, before = df.stages.length) =>
+    df.stages.findIndex((s, i) => i < before && s.name !== undefined && s.name === name.toLowerCase());
+
+  const stages: PlannedStage[] = df.stages.map((stage) => {
+    const from = stage.from;
+    const image = expandGlobal(lex, from.image, globalArgs, from);
+    if (image.result === '') {
+      throw at(from, `base name (${from.image}) should not be blank`, 'give the ARG a default or pass --build-arg');
+    }
+    let platform: Platform | undefined;
+    if (from.platform !== undefined) {
+      const p = expandGlobal(lex, from.platform, globalArgs, from).result;
+      try {
+        platform = parsePlatform(p);
+      } catch (e) {
+        if (e instanceof PlatformError) throw at(from, `FROM --platform: ${e.message}`);
+        throw e;
+      }
+    }
+    const prior = byName(image.result, stage.index);
+    const base: StageBase = prior >= 0 ? { kind: 'stage', index: prior }
+      : image.result === 'scratch' ? { kind: 'scratch' } : { kind: 'image', ref: image.result };
+    return { stage, base, platform, sources: new Map(), deps: base.kind === 'stage' ? [base.index] : [],
+      undefinedInFrom: [...image.unmatched].filter((n) => !declared.has(n)) };
+  });
+
+  // COPY --from and RUN --mount from= may name any stage (earlier or later), a stage index, or an image.
+  const source = (ins: Instruction, value: string, what: string): StageSource => {
+    if (lex.processWord(value, new Map()) !== value) {
+      throw at(ins, `variable expansion is not supported for ${what}`,
+        'define a stage with FROM using an ARG from the global scope, and name that stage here');
+    }
+    if (/^\d+$/.test(value)) {
+      const index = Number(value);
+      if (index >= df.stages.length) throw at(ins, `invalid stage index ${index}`, `the stages are numbered 0 to ${df.stages.length - 1}`);
+      return { kind: 'stage', index };
+    }
+    const i = byName(value);
+    return i >= 0 ? { kind: 'stage', index: i } : { kind: 'image', ref: value };
+  };
+  for (const p of stages) {
+    for (const ins of p.stage.commands) {
+      let src: StageSource | undefined;
+      if (ins.kind === 'copy' && ins.from !== undefined) src = source(ins, ins.from, '--from');
+      if (ins.kind === 'run') {
+        for (const m of ins.mounts) {
+          const f = mountFrom(m);
+          if (f !== undefined && f !== '') src = source(ins, f, 'the from= of --mount');
+        }
+      }
+      if (!src) continue;
+      p.sources.set(ins, src);
+      if (src.kind === 'stage' && !p.deps.includes(src.index)) p.deps.push(src.index);
+    }
+  }
+
+  let target = df.stages.length - 1;
+  if (options.target !== undefined && options.target !== '') {
+    target = byName(options.target);
+    if (target < 0) {
+      const near = closest(options.target, df.stages.flatMap((s) => (s.name ? [s.name] : [])));
+      throw new DockerfileError(`target stage "${options.target}" could not be found`, { line: 1 }, {
+        hint: near ? `did you mean "${near}"?` : 'name a stage with FROM IMAGE AS NAME',
+      });
+    }
+  }
+
+  // Depth-first from the target; a stage met again while still on the path is a cycle.
+  const order: number[] = [];
+  const state = new Map<number, 'visiting' | 'done'>();
+  const visit = (i: number) => {
+    const s = state.get(i);
+    if (s === 'done') return;
+    if (s === 'visiting') {
+      const st = df.stages[i];
+      throw at(st.from, `circular dependency detected on stage: ${st.name ?? i}`);
+    }
+    state.set(i, 'visiting');
+    for (const d of stages[i].deps) visit(d);
+    state.set(i, 'done');
+    order.push(i);
+  };
+  visit(target);
+  // A cycle among stages the target does not need is still an error, as in BuildKit.
+  for (let i = 0; i < stages.length; i++) {
+    if (!state.has(i)) {
+      const saved = order.length;
+      visit(i);
+      order.length = saved;
+    }
+  }
+
+  const consumed = new Set(declared);
+  for (const i of order) {
+    for (const ins of df.stages[i].commands) if (ins.kind === 'arg') for (const a of ins.args) consumed.add(a.key);
+  }
+  const unusedBuildArgs = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isPredefinedArg(k)).sort();
+
+  return { dockerfile: df, buildPlatform, targetPlatform, globalArgs, buildArgs, stages, target, order, unusedBuildArgs };
+}
