@@ -188,7 +188,7 @@ export function lint(df: Dockerfile, options: LintOptions = {}): LintResult {
   if (plan) {
     for (const p of plan.stages) {
       for (const name of p.undefinedInFrom) report('UndefinedArgInFrom', p.stage.from.line, `FROM argument '${name}' is not declared`);
-      if (p.base.kind === 'image' && p.stage.from.image.includes('$')) {
+      if (p.base.kind === 'image' && p.stage.from.image.includes('$') && p.undefinedInFrom.length === 0) {
         const ref = p.base.ref;
         if (ref.endsWith(':') || ref.includes('/:') || ref.startsWith(':') || ref.startsWith('/')) {
           report('InvalidDefaultArgInFrom', p.stage.from.line, `Default value for ARG ${p.stage.from.image} results in empty or invalid base image name`);

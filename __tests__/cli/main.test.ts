@@ -1,0 +1,73 @@
+// The hoist command's parse and lint subcommands, run in-process with captured output.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { run } from '../../src/cli/main.js';
+import type { CommandIO } from '../../src/cli/io.js';
+import { version } from '../../src/version.js';
+
+async function hoist(argv: string[], stdin = '') {
+  let out = '';
+  let err = '';
+  const io: CommandIO = { out: (t) => void (out += t), err: (t) => void (err += t), readStdin: () => stdin };
+  const code = await run(argv, io);
+  return { code, out, err };
+}
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-cli-'));
+const file = (name: string, text: string) => {
+  const p = path.join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
+
+test('parse --dump prints BuildKit\'s dump, from a file or stdin', async () => {
+  const p = file('Dockerfile', 'FROM alpine\nCOPY --chown=1:1 a b\n');
+  const expected = '(from "alpine")\n(copy ["--chown=1:1"] "a" "b")\n';
+  expect(await hoist(['parse', '--dump', '-f', p])).toEqual({ code: 0, out: expected, err: '' });
+  expect(await hoist(['parse', '--dump', p])).toEqual({ code: 0, out: expected, err: '' });
+  expect((await hoist(['parse', '-'], 'FROM x\n')).out).toBe('(from "x")\n');
+});
+
+test('parse --json prints the stages', async () => {
+  const r = await hoist(['parse', '--json', '-'], 'ARG V=1\nFROM x AS a\nENV A=b\n');
+  const j = JSON.parse(r.out);
+  expect(j.stages[0]).toMatchObject({ name: 'a', from: { kind: 'from', image: 'x' }, commands: [{ kind: 'env', pairs: [{ key: 'A', value: 'b' }] }] });
+  expect(j.globalArgs[0].args).toEqual([{ key: 'V', value: '1' }]);
+});
+
+test('a file BuildKit rejects: exit 1, the error with file, line and source on stderr', async () => {
+  const p = file('bad.Dockerfile', 'FROM x\nCMD ["a", ["b"]]\n');
+  const r = await hoist(['parse', '--dump', p]);
+  expect(r.code).toBe(1);
+  expect(r.out).toBe('');
+  expect(r.err).toContain(`${p}:2: when using JSON array syntax, arrays must be comprised of strings only`);
+  expect(r.err).toContain('>>> CMD ["a", ["b"]]');
+});
+
+test('lint prints FILE:LINE: [Check] message and exits 0, or 1 under check=error=true', async () => {
+  const p = file('lint.Dockerfile', 'FROM scratch as base\nCMD run\n');
+  const r = await hoist(['lint', p]);
+  expect(r).toEqual({
+    code: 0,
+    err: '',
+    out: `${p}:1: [FromAsCasing] 'as' and 'FROM' keywords' casing do not match\n${p}:2: [JSONArgsRecommended] JSON arguments recommended for CMD to prevent unintended behavior related to OS signals\n`,
+  });
+  const strict = file('strict.Dockerfile', '# check=error=true\nFROM scratch\nCMD run\n');
+  expect((await hoist(['lint', '-f', strict])).code).toBe(1);
+  expect((await hoist(['lint', '--build-arg', 'X=1', strict])).out).toContain('[UnusedBuildArg] Build argument "X"');
+});
+
+test('usage errors exit 2 and say what is wrong', async () => {
+  expect(await hoist(['parse'])).toMatchObject({ code: 2, err: expect.stringContaining('needs a Dockerfile') });
+  expect(await hoist(['parse', '--bogus', 'x'])).toMatchObject({ code: 2, err: expect.stringContaining('unknown option --bogus') });
+  expect(await hoist(['parse', path.join(dir, 'missing')])).toMatchObject({ code: 2, err: expect.stringContaining('no such file') });
+  expect(await hoist(['frobnicate'])).toMatchObject({ code: 2, err: expect.stringContaining('unknown command "frobnicate"') });
+  expect(await hoist(['lint', '--platform', 'linux/', '-'], 'FROM x\n')).toMatchObject({ code: 2, err: expect.stringContaining('invalid platform') });
+});
+
+test('version matches package.json', async () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  expect(version).toBe(pkg.version);
+  expect((await hoist(['--version'])).out).toBe(`hoist ${pkg.version}\n`);
+});
