@@ -29885,7 +29885,6 @@ function parseText(text) {
     return { nodes, escapeToken, directives: directiveParser.directives, warnings };
 }
 
-
 ;// CONCATENATED MODULE: ./lib/dockerfile/suggest.js
 // "did you mean …?" for unknown instructions, flags and stage names.
 function distance(a, b) {
@@ -30070,11 +30069,10 @@ function keyValues(node, name) {
     }
     return pairs;
 }
-function commandLine(node, emptyAsNil) {
+// Exec form keeps its elements; shell form is one string for the SHELL. `CMD []` stays an empty exec form.
+function commandLine(node) {
     const files = node.heredocs.map((h) => ({ name: h.name, data: h.content, expand: h.expand, chomp: h.chomp }));
-    let args = node.json ? node.args : node.args.length === 0 ? [] : [node.args.join(' ')];
-    if (emptyAsNil && args.length === 0)
-        args = [];
+    const args = node.json ? node.args : node.args.length === 0 ? [] : [node.args.join(' ')];
     return { args, prependShell: !node.json, files };
 }
 function sourcesAndDest(node, name) {
@@ -30209,7 +30207,7 @@ function parseNode(node) {
             return {
                 ...b,
                 kind: 'run',
-                command: commandLine(node, false),
+                command: commandLine(node),
                 mounts: f.list('mount'),
                 network: f.string('network'),
                 security: f.string('security'),
@@ -30217,10 +30215,10 @@ function parseNode(node) {
         }
         case 'cmd':
             flags(node);
-            return { ...b, kind: 'cmd', command: commandLine(node, false) };
+            return { ...b, kind: 'cmd', command: commandLine(node) };
         case 'entrypoint':
             flags(node);
-            return { ...b, kind: 'entrypoint', command: commandLine(node, true) };
+            return { ...b, kind: 'entrypoint', command: commandLine(node) };
         case 'shell':
             flags(node);
             if (!node.json)

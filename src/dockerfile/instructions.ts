@@ -199,10 +199,10 @@ function keyValues(node: Node, name: string): KeyValue[] {
   return pairs;
 }
 
-function commandLine(node: Node, emptyAsNil: boolean): CommandLine {
+// Exec form keeps its elements; shell form is one string for the SHELL. `CMD []` stays an empty exec form.
+function commandLine(node: Node): CommandLine {
   const files = node.heredocs.map((h) => ({ name: h.name, data: h.content, expand: h.expand, chomp: h.chomp }));
-  let args = node.json ? node.args : node.args.length === 0 ? [] : [node.args.join(' ')];
-  if (emptyAsNil && args.length === 0) args = [];
+  const args = node.json ? node.args : node.args.length === 0 ? [] : [node.args.join(' ')];
   return { args, prependShell: !node.json, files };
 }
 
@@ -328,7 +328,7 @@ function parseNode(node: Node): Instruction {
       return {
         ...b,
         kind: 'run',
-        command: commandLine(node, false),
+        command: commandLine(node),
         mounts: f.list('mount'),
         network: f.string('network'),
         security: f.string('security'),
@@ -336,10 +336,10 @@ function parseNode(node: Node): Instruction {
     }
     case 'cmd':
       flags(node);
-      return { ...b, kind: 'cmd', command: commandLine(node, false) };
+      return { ...b, kind: 'cmd', command: commandLine(node) };
     case 'entrypoint':
       flags(node);
-      return { ...b, kind: 'entrypoint', command: commandLine(node, true) };
+      return { ...b, kind: 'entrypoint', command: commandLine(node) };
     case 'shell':
       flags(node);
       if (!node.json) fail('SHELL requires the arguments to be in JSON form', 'write SHELL ["/bin/bash", "-c"]');

@@ -5,7 +5,7 @@ import type { Heredoc, Node } from './ast.js';
 import { trimLeftSpace } from './chars.js';
 import { type Directive, DirectiveParser, escapeTokenOf } from './directives.js';
 import { DockerfileError } from './errors.js';
-import { chompHeredocContent, heredocsOfLine } from './heredoc.js';
+import { heredocsOfLine } from './heredoc.js';
 import { LineSyntaxError, nodeFromLine } from './line-parsers.js';
 
 export interface ParseWarning {
@@ -186,4 +186,3 @@ function parseText(text: string): ParseResult {
   return { nodes, escapeToken, directives: directiveParser.directives, warnings };
 }
 
-export { chompHeredocContent };
