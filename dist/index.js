@@ -30589,7 +30589,16 @@ function plan(df, options) {
     });
     // COPY --from and RUN --mount from= may name any stage (earlier or later), a stage index, or an image.
     const source = (ins, value, what) => {
-        if (lex.processWord(value, new Map()) !== value) {
+        let expanded;
+        try {
+            expanded = lex.processWord(value, new Map());
+        }
+        catch (e) {
+            if (e instanceof ExpansionError)
+                throw at(ins, `${what}: ${e.message}`);
+            throw e;
+        }
+        if (expanded !== value) {
             throw at(ins, `variable expansion is not supported for ${what}`, 'define a stage with FROM using an ARG from the global scope, and name that stage here');
         }
         if (/^\d+$/.test(value)) {

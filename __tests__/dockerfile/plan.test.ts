@@ -77,6 +77,7 @@ describe('the stage graph', () => {
   test('--from does not expand variables and says what to do instead', () => {
     expect(() => plan('ARG S=x\nFROM a\nCOPY --from=$S / /\n')).toThrow('variable expansion is not supported for --from');
     expect(() => plan('FROM a\nCOPY --from=3 / /\n')).toThrow('invalid stage index 3');
+    expect(() => plan('FROM a\n\nCOPY --from=${build / /\n')).toThrow(expect.objectContaining({ line: 3, detail: expect.stringContaining("missing '}'") }));
   });
 });
 

@@ -50,11 +50,11 @@ function onlyDockerfileErrors(text: string): void {
 }
 
 test('random token soup throws nothing but DockerfileError', () => {
-  fc.assert(fc.property(soup, onlyDockerfileErrors), { numRuns: 3000 });
+  fc.assert(fc.property(soup, onlyDockerfileErrors), { numRuns: Number(process.env.HOIST_PROPERTY_RUNS ?? 3000) });
 });
 
 test('mutated real Dockerfiles throw nothing but DockerfileError', () => {
-  fc.assert(fc.property(mutated, onlyDockerfileErrors), { numRuns: 3000 });
+  fc.assert(fc.property(mutated, onlyDockerfileErrors), { numRuns: Number(process.env.HOIST_PROPERTY_RUNS ?? 3000) });
 });
 
 test('any string: the lexer throws nothing but ExpansionError', () => {
@@ -65,5 +65,5 @@ test('any string: the lexer throws nothing but ExpansionError', () => {
     } catch (e) {
       if (!(e instanceof ExpansionError)) throw e;
     }
-  }), { numRuns: 3000 });
+  }), { numRuns: Number(process.env.HOIST_PROPERTY_RUNS ?? 3000) });
 });

@@ -154,7 +154,14 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
 
   // COPY --from and RUN --mount from= may name any stage (earlier or later), a stage index, or an image.
   const source = (ins: Instruction, value: string, what: string): StageSource => {
-    if (lex.processWord(value, new Map()) !== value) {
+    let expanded: string;
+    try {
+      expanded = lex.processWord(value, new Map());
+    } catch (e) {
+      if (e instanceof ExpansionError) throw at(ins, `${what}: ${e.message}`);
+      throw e;
+    }
+    if (expanded !== value) {
       throw at(ins, `variable expansion is not supported for ${what}`,
         'define a stage with FROM using an ARG from the global scope, and name that stage here');
     }
