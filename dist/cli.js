@@ -2457,30 +2457,22 @@ function lint(df, options = {}) {
                     report('SecretsUsedInArgOrEnv', ins.line, `Do not use ARG or ENV instructions for sensitive data (ENV "${p.key}")`);
         }
     }
-    // The checks that need the ARG scopes and variables.
-    let plan;
-    try {
-        plan = planBuild(df, options);
-    }
-    catch (e) {
-        if (!(e instanceof DockerfileError))
-            throw e;
-    }
-    if (plan) {
-        for (const p of plan.stages) {
-            for (const name of p.undefinedInFrom)
-                report('UndefinedArgInFrom', p.stage.from.line, `FROM argument '${name}' is not declared`);
-            if (p.base.kind === 'image' && p.stage.from.image.includes('$') && p.undefinedInFrom.length === 0) {
-                const ref = p.base.ref;
-                if (ref.endsWith(':') || ref.includes('/:') || ref.startsWith(':') || ref.startsWith('/')) {
-                    report('InvalidDefaultArgInFrom', p.stage.from.line, `Default value for ARG ${p.stage.from.image} results in empty or invalid base image name`);
-                }
+    // The checks that need the ARG scopes and variables. A Dockerfile the build would reject (unknown target,
+    // cycle, bad ${…}) is an error here too, not a silent pass.
+    const plan = planBuild(df, options);
+    for (const p of plan.stages) {
+        for (const name of p.undefinedInFrom)
+            report('UndefinedArgInFrom', p.stage.from.line, `FROM argument '${name}' is not declared`);
+        if (p.base.kind === 'image' && p.stage.from.image.includes('$') && p.undefinedInFrom.length === 0) {
+            const ref = p.base.ref;
+            if (ref.endsWith(':') || ref.includes('/:') || ref.startsWith(':') || ref.startsWith('/')) {
+                report('InvalidDefaultArgInFrom', p.stage.from.line, `Default value for ARG ${p.stage.from.image} results in empty or invalid base image name`);
             }
         }
-        undefinedVars(plan, options, report);
-        for (const name of plan.unusedBuildArgs)
-            report('UnusedBuildArg', 1, `Build argument "${name}" is not consumed by any ARG`);
     }
+    undefinedVars(plan, options, report);
+    for (const name of plan.unusedBuildArgs)
+        report('UnusedBuildArg', 1, `Build argument "${name}" is not consumed by any ARG`);
     warnings.sort((a, b) => a.line - b.line);
     return { warnings, failOnWarnings: config.error };
 }
@@ -2509,8 +2501,9 @@ function undefinedVars(plan, options, report) {
                 scope.apply(ins);
             }
             catch (e) {
-                if (!(e instanceof DockerfileError))
-                    throw e;
+                if (e instanceof DockerfileError)
+                    throw e.withSource(plan.dockerfile.file, plan.dockerfile.text);
+                throw e;
             }
             for (const u of scope.undefinedVars.splice(0)) {
                 if (scope.args.has(u.name) || reported.has(`${u.line}:${u.name}`))

@@ -58,6 +58,12 @@ test('lint prints FILE:LINE: [Check] message and exits 0, or 1 under check=error
   expect((await hoist(['lint', '--build-arg', 'X=1', strict])).out).toContain('[UnusedBuildArg] Build argument "X"');
 });
 
+test('lint fails on what the build would reject: an unknown target, a bad ${', async () => {
+  expect(await hoist(['lint', '--target', 'nope', '-'], 'FROM scratch AS app\n')).toMatchObject({ code: 1, err: expect.stringContaining('target stage "nope" could not be found') });
+  const r = await hoist(['lint', '-'], 'FROM scratch\n\nWORKDIR ${A\n');
+  expect(r).toMatchObject({ code: 1, err: expect.stringContaining("Dockerfile:3: failed to process") });
+});
+
 test('usage errors exit 2 and say what is wrong', async () => {
   expect(await hoist(['parse'])).toMatchObject({ code: 2, err: expect.stringContaining('needs a Dockerfile') });
   expect(await hoist(['parse', '--bogus', 'x'])).toMatchObject({ code: 2, err: expect.stringContaining('unknown option --bogus') });
