@@ -4,6 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { installTestDeps } from './test-deps.mjs';
+
+installTestDeps();
 
 const require = createRequire(import.meta.url);
 const jest = path.join(path.dirname(require.resolve('jest/package.json')), 'bin', 'jest.js');

@@ -1,0 +1,69 @@
+// Small real images for registry tests: a gzip layer made by GNU tar from files the test chooses, a config
+// whose diff_ids match, and a Docker or OCI manifest over them.
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { digestOf } from '../../src/image/digest.js';
+import type { ImageConfig, ImageManifest } from '../../src/image/manifest.js';
+import { MediaType } from '../../src/image/media-types.js';
+import { run } from './tools.js';
+
+export interface TestBlob {
+  mediaType: string;
+  digest: string;
+  size: number;
+  bytes: Buffer;
+}
+
+export interface TestImage {
+  config: TestBlob;
+  layers: TestBlob[];
+  manifest: TestBlob;
+  diffIDs: string[];
+}
+
+export function blob(mediaType: string, bytes: Buffer): TestBlob {
+  return { mediaType, digest: digestOf(bytes), size: bytes.length, bytes };
+}
+
+/** A layer tar of the given files (path → content), made by GNU tar as a user's tool would. */
+export function layerTar(files: Record<string, string>): Buffer {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hoist-layer-'));
+  try {
+    for (const [name, content] of Object.entries(files)) {
+      mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+      writeFileSync(path.join(dir, name), content);
+    }
+    run('tar', ['--format=posix', '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-C', dir, '-cf', path.join(dir, '..', path.basename(dir) + '.tar'), ...Object.keys(files)]);
+    const out = readFileSync(path.join(dir, '..', path.basename(dir) + '.tar'));
+    rmSync(path.join(dir, '..', path.basename(dir) + '.tar'));
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function makeImage(options: { files?: Record<string, string>[]; oci?: boolean; architecture?: string; variant?: string; cmd?: string[] } = {}): TestImage {
+  const oci = options.oci ?? false;
+  const tars = (options.files ?? [{ 'hello.txt': 'hello\n' }]).map(layerTar);
+  const diffIDs = tars.map((t) => digestOf(t));
+  const layers = tars.map((t) => blob(oci ? MediaType.ociLayerGzip : MediaType.dockerLayerGzip, gzipSync(t)));
+  const config: ImageConfig = {
+    architecture: options.architecture ?? 'amd64',
+    os: 'linux',
+    ...(options.variant ? { variant: options.variant } : {}),
+    created: '2026-01-01T00:00:00Z',
+    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: options.cmd ?? ['/bin/sh'] },
+    rootfs: { type: 'layers', diff_ids: diffIDs },
+    history: diffIDs.map((_, i) => ({ created: '2026-01-01T00:00:00Z', created_by: `layer ${i}` })),
+  };
+  const configBlob = blob(oci ? MediaType.ociConfig : MediaType.dockerConfig, Buffer.from(JSON.stringify(config)));
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: oci ? MediaType.ociManifest : MediaType.dockerManifest,
+    config: { mediaType: configBlob.mediaType, digest: configBlob.digest, size: configBlob.size },
+    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+  };
+  return { config: configBlob, layers, diffIDs, manifest: blob(manifest.mediaType as string, Buffer.from(JSON.stringify(manifest))) };
+}

@@ -1,0 +1,30 @@
+// Real parts the integration tests start: Debian's docker-registry, skopeo, umoci, dockerd. `npm test` installs
+// them first when it runs as root (scripts/test-deps.mjs); where one is still missing, its tests are skipped
+// with a notice instead of failing for a reason that is not hoist's.
+import { spawnSync } from 'node:child_process';
+
+const found = new Map<string, boolean>();
+
+export function haveTool(name: string): boolean {
+  let v = found.get(name);
+  if (v === undefined) {
+    v = spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
+    found.set(name, v);
+    if (!v) process.stderr.write(`NOTICE: ${name} is not installed: the tests that need it are skipped\n`);
+  }
+  return v;
+}
+
+/** `describe` when every tool is on PATH, else `describe.skip`. */
+export function describeWith(tools: string[]): jest.Describe {
+  return tools.every(haveTool) ? describe : describe.skip;
+}
+
+/** Runs a program, returning stdout; throws with its stderr on failure. */
+export function run(program: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {}): string {
+  const r = spawnSync(program, args, { input: options.input, env: options.env ?? process.env, cwd: options.cwd, maxBuffer: 256 * 1024 * 1024 });
+  if (r.status !== 0) {
+    throw new Error(`${program} ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr?.toString() ?? ''}${r.stdout?.toString().slice(0, 2000) ?? ''}`);
+  }
+  return r.stdout.toString();
+}

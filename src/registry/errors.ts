@@ -1,0 +1,71 @@
+// Typed registry errors. They carry the registry's own error code (distribution-spec "Error Codes") and a
+// message a person can act on. Nothing here ever holds a credential: requests are described by method and
+// URL path only.
+
+export interface RegistryErrorDetail {
+  code: string;
+  message?: string;
+  detail?: unknown;
+}
+
+export class RegistryError extends Error {
+  override readonly name = 'RegistryError';
+  readonly status: number;
+  /** the first error code of the registry's JSON body (`MANIFEST_UNKNOWN`, `DENIED`, …), or '' */
+  readonly code: string;
+  readonly errors: RegistryErrorDetail[];
+  readonly registry: string;
+  constructor(options: { status: number; errors?: RegistryErrorDetail[]; registry: string; what: string; hint?: string }) {
+    const errors = options.errors ?? [];
+    const code = errors[0]?.code ?? '';
+    const said = errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
+    const hint = options.hint ?? hintFor(options.status, code, options.registry);
+    super(`${options.what}: ${options.status}${said ? ` ${said}` : ''}${hint ? ` (${hint})` : ''}`);
+    this.status = options.status;
+    this.code = code;
+    this.errors = errors;
+    this.registry = options.registry;
+  }
+}
+
+/** A connection-level failure (refused, reset, TLS) after the retries ran out. */
+export class RegistryConnectionError extends Error {
+  override readonly name = 'RegistryConnectionError';
+  constructor(
+    readonly registry: string,
+    what: string,
+    override readonly cause: unknown,
+  ) {
+    super(`${what}: cannot reach ${registry}: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+function hintFor(status: number, code: string, registry: string): string | undefined {
+  if (code === 'DENIED' || status === 403) {
+    return registry === 'ghcr.io'
+      ? 'denied: check the token has packages:write and that the package grants this repository access'
+      : 'denied: the credentials lack permission for this repository';
+  }
+  if (status === 401 || code === 'UNAUTHORIZED') return `authentication required: run "hoist login ${registry}" or pass a username and password`;
+  if (code === 'NAME_UNKNOWN') return 'the repository does not exist in this registry; some registries (ECR) need it created before a push';
+  if (code === 'MANIFEST_UNKNOWN' || code === 'BLOB_UNKNOWN' || status === 404) return 'not found: check the name, tag and digest';
+  if (code === 'TOOMANYREQUESTS' || status === 429) return 'rate limited: authenticate, or wait and retry';
+  if (code === 'MANIFEST_BLOB_UNKNOWN') return 'the registry lacks a blob the manifest refers to';
+  return undefined;
+}
+
+/** Reads a registry error body (JSON `{"errors":[…]}` or anything else) without failing. */
+export function parseErrorBody(text: string): RegistryErrorDetail[] {
+  try {
+    const v = JSON.parse(text) as { errors?: unknown; details?: unknown };
+    if (Array.isArray(v.errors)) {
+      return v.errors
+        .filter((e): e is Record<string, unknown> => typeof e === 'object' && e !== null)
+        .map((e) => ({ code: String(e.code ?? ''), message: typeof e.message === 'string' ? e.message : undefined, detail: e.detail }));
+    }
+  } catch {
+    // not JSON
+  }
+  const t = text.trim().slice(0, 200);
+  return t ? [{ code: '', message: t }] : [];
+}

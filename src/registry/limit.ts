@@ -1,0 +1,26 @@
+// A counting semaphore: at most `limit` transfers at once, the rest wait their turn in order.
+
+export class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(readonly limit: number) {
+    if (!(limit >= 1)) throw new RangeError('a limiter needs a limit of at least 1');
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await task();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+/** Runs `task` over every item with at most `limit` running, failing fast with the first error. */
+export async function forEachLimited<T>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<void>): Promise<void> {
+  const limiter = new Limiter(limit);
+  await Promise.all(items.map((item, i) => limiter.run(() => task(item, i))));
+}
