@@ -1,0 +1,144 @@
+import { mkdtempSync, mkdirSync, readFileSync, readlinkSync, existsSync, lstatSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { cleanEntryName, extractLayer } from '../../src/layer/extract.js';
+import { readTar, TarError, type TarHeader, TarWriter } from '../../src/layer/tar.js';
+import { run } from '../helpers/tools.js';
+
+async function writeTar(entries: [TarHeader, Buffer?][]): Promise<Buffer> {
+  const w = new TarWriter();
+  const out: Buffer[] = [];
+  w.stream.on('data', (c: Buffer) => out.push(c));
+  const done = new Promise((r) => w.stream.on('end', r));
+  for (const [h, b] of entries) await w.entry(h, b);
+  await w.finish();
+  await done;
+  return Buffer.concat(out);
+}
+
+const file = (name: string, content: string, extra: Partial<TarHeader> = {}): [TarHeader, Buffer] => [
+  { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: Buffer.byteLength(content), mtime: 1700000000, ...extra },
+  Buffer.from(content),
+];
+const entry = (name: string, type: TarHeader['type'], extra: Partial<TarHeader> = {}): [TarHeader] => [{ name, type, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1700000000, ...extra }];
+
+async function listTar(bytes: Buffer): Promise<{ header: TarHeader; content: string }[]> {
+  const out = [];
+  for await (const { header, body } of readTar(Readable.from([bytes]))) {
+    const chunks: Buffer[] = [];
+    for await (const c of body) chunks.push(c as Buffer);
+    out.push({ header, content: Buffer.concat(chunks).toString() });
+  }
+  return out;
+}
+
+const tmp = () => mkdtempSync(path.join(tmpdir(), 'hoist-tar-'));
+
+describe('tar writer and reader', () => {
+  test('round trip with long and non-ASCII names, links, big ids and xattrs', async () => {
+    const long = 'deep/'.repeat(40) + 'file-with-a-long-name.txt';
+    const bytes = await writeTar([
+      entry('dir/', 'directory'),
+      file('dir/a.txt', 'alpha\n', { uid: 1000, gid: 3000000 }),
+      file(long, 'long'),
+      file('ünïcode/名前.txt', 'utf8'),
+      entry('dir/link', 'symlink', { linkname: '../' + 'x'.repeat(120) }),
+      entry('dir/hard', 'hardlink', { linkname: 'dir/a.txt' }),
+      file('cap', '', { xattrs: { 'security.capability': Buffer.from([1, 0, 0, 2]) } }),
+    ]);
+    const got = await listTar(bytes);
+    expect(got.map((e) => e.header.name)).toEqual(['dir/', 'dir/a.txt', long, 'ünïcode/名前.txt', 'dir/link', 'dir/hard', 'cap']);
+    expect(got[1]).toMatchObject({ content: 'alpha\n', header: { uid: 1000, gid: 3000000, mode: 0o644, mtime: 1700000000 } });
+    expect(got[4].header.linkname).toBe('../' + 'x'.repeat(120));
+    expect(got[5].header).toMatchObject({ type: 'hardlink', linkname: 'dir/a.txt' });
+    expect(got[6].header.xattrs?.['security.capability']).toEqual(Buffer.from([1, 0, 0, 2]));
+  });
+
+  test('GNU tar reads what we write, and we read what GNU tar writes', async () => {
+    const dir = tmp();
+    const long = 'n'.repeat(150);
+    const bytes = await writeTar([file('a.txt', 'A'), file(long, 'L'), entry('s', 'symlink', { linkname: 'a.txt' })]);
+    writeFileSync(path.join(dir, 'ours.tar'), bytes);
+    expect(run('tar', ['-tf', path.join(dir, 'ours.tar')]).trim().split('\n')).toEqual(['a.txt', long, 's']);
+    mkdirSync(path.join(dir, 'src'));
+    writeFileSync(path.join(dir, 'src', long), 'gnu');
+    run('tar', ['--format=gnu', '-C', path.join(dir, 'src'), '-cf', path.join(dir, 'gnu.tar'), long]);
+    const got = await listTar(readFileSync(path.join(dir, 'gnu.tar')));
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatchObject({ header: { name: long }, content: 'gnu' });
+  });
+
+  test('a corrupt header or a cut archive is an error', async () => {
+    const bytes = await writeTar([file('a.txt', 'hello')]);
+    const bad = Buffer.from(bytes);
+    bad[10] ^= 0xff;
+    await expect(listTar(bad)).rejects.toThrow(/checksum/);
+    await expect(listTar(bytes.subarray(0, 600))).rejects.toThrow(TarError);
+  });
+
+  test('unread bodies are skipped', async () => {
+    const bytes = await writeTar([file('a', 'x'.repeat(5000)), file('b', 'y')]);
+    const names = [];
+    for await (const { header } of readTar(Readable.from([bytes]))) names.push(header.name);
+    expect(names).toEqual(['a', 'b']);
+  });
+});
+
+describe('extractLayer never writes outside its root', () => {
+  test('names are cleaned', () => {
+    expect(cleanEntryName('../../etc/passwd')).toBe('etc/passwd');
+    expect(cleanEntryName('/a/./b/../c')).toBe('a/c');
+  });
+
+  test('"..", absolute names, symlinked parents and hard links stay inside', async () => {
+    const outer = tmp();
+    const root = path.join(outer, 'root');
+    const bytes = await writeTar([
+      file('../escape.txt', 'no'),
+      file('/abs.txt', 'abs'),
+      entry('up', 'symlink', { linkname: '../..' }),
+      file('up/through-link.txt', 'inside'),
+      entry('etc', 'symlink', { linkname: '/' + path.basename(outer) }),
+      file('etc/via-absolute.txt', 'inside too'),
+      entry('hl', 'hardlink', { linkname: '../../../../escape.txt' }),
+    ]);
+    writeFileSync(path.join(outer, 'escape.txt'), 'outside, untouched');
+    await extractLayer(Readable.from([bytes]), root, { whiteouts: 'apply' });
+    // The hard link's "../../../.." is clamped at the root: it links the layer's own escape.txt.
+    expect(lstatSync(path.join(root, 'hl')).ino).toBe(lstatSync(path.join(root, 'escape.txt')).ino);
+    expect(readFileSync(path.join(outer, 'escape.txt'), 'utf8')).toBe('outside, untouched');
+    expect(readFileSync(path.join(root, 'escape.txt'), 'utf8')).toBe('no');
+    expect(readFileSync(path.join(root, 'abs.txt'), 'utf8')).toBe('abs');
+    expect(readFileSync(path.join(root, 'through-link.txt'), 'utf8')).toBe('inside');
+    expect(readFileSync(path.join(root, path.basename(outer), 'via-absolute.txt'), 'utf8')).toBe('inside too');
+    expect(readlinkSync(path.join(root, 'up'))).toBe('../..');
+    expect(existsSync(path.join(outer, 'through-link.txt'))).toBe(false);
+  });
+
+  test('whiteouts in apply mode delete, opaque directories are emptied', async () => {
+    const root = path.join(tmp(), 'r');
+    const lower = await writeTar([entry('d/', 'directory'), file('d/old', 'o'), file('gone', 'g'), entry('o/', 'directory'), file('o/x', 'x')]);
+    const upper = await writeTar([file('.wh.gone', ''), file('o/.wh..wh..opq', ''), file('o/new', 'n'), file('d/added', 'a')]);
+    await extractLayer(Readable.from([lower]), root, { whiteouts: 'apply' });
+    await extractLayer(Readable.from([upper]), root, { whiteouts: 'apply' });
+    expect(existsSync(path.join(root, 'gone'))).toBe(false);
+    expect(existsSync(path.join(root, 'o/x'))).toBe(false);
+    expect(readFileSync(path.join(root, 'o/new'), 'utf8')).toBe('n');
+    expect(existsSync(path.join(root, 'd/old'))).toBe(true);
+  });
+
+  test('modes, times and symlinks are kept; a file replaces a symlink instead of writing through it', async () => {
+    const outer = tmp();
+    const root = path.join(outer, 'r');
+    writeFileSync(path.join(outer, 'victim'), 'safe');
+    mkdirSync(root);
+    symlinkSync(path.join(outer, 'victim'), path.join(root, 'f'));
+    await extractLayer(Readable.from([await writeTar([file('f', 'new', { mode: 0o4755, mtime: 1000 })])]), root, { whiteouts: 'apply' });
+    expect(readFileSync(path.join(outer, 'victim'), 'utf8')).toBe('safe');
+    const st = lstatSync(path.join(root, 'f'));
+    expect(st.isFile()).toBe(true);
+    expect(st.mode & 0o7777).toBe(0o4755);
+    expect(st.mtimeMs).toBe(1000_000);
+  });
+});
