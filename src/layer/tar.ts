@@ -44,7 +44,9 @@ function readNumber(buf: Buffer, off: number, len: number): number {
   return s === '' ? 0 : parseInt(s, 8);
 }
 
-function checksumOk(h: Buffer): boolean {
+/** Whether a 512-byte block is a tar header with a valid checksum. */
+export function checksumOk(h: Buffer): boolean {
+  if (h.length < block) return false;
   let sum = 0;
   for (let i = 0; i < block; i++) sum += i >= 148 && i < 156 ? 32 : h[i];
   return sum === readNumber(h, 148, 8);
@@ -108,7 +110,13 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): Asyn
       throw new TarError('unexpected end of tar archive');
     }
     const h = await take(block);
-    if (h.every((b) => b === 0)) return;
+    if (h.every((b) => b === 0)) {
+      // The end. What follows (a second zero block, record padding) is read too, so that a stream that verifies
+      // its digest at its end gets to check it.
+      buf = Buffer.alloc(0);
+      while (!(await it.next()).done);
+      return;
+    }
     if (!checksumOk(h)) throw new TarError('invalid tar header checksum: the archive is corrupt or not a tar');
     const flag = String.fromCharCode(h[156]);
     let size = readNumber(h, 124, 12);

@@ -190,7 +190,8 @@ export class RegistryClient {
     );
   }
 
-  private async retrying<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+  /** Runs `attempt` again from the start (with backoff) when it fails transiently. */
+  async retrying<T>(what: string, attempt: () => Promise<T>): Promise<T> {
     const policy = this.options.retry ?? defaultRetry;
     for (let i = 0; ; i++) {
       try {

@@ -1,0 +1,18 @@
+// Where an image's documents and blobs come from, in the spirit of go-containerregistry's v1.Image: a registry
+// repository, the local store, an archive. Push, copy and save take any source and do not care which.
+import type { Readable } from 'node:stream';
+import type { Descriptor, ParsedManifest } from './manifest.js';
+import type { Reference } from './reference.js';
+
+export interface ImageSource {
+  /** the manifest or index the source was opened at */
+  readonly root: ParsedManifest;
+  /** a child manifest of an index */
+  manifest(desc: Descriptor): Promise<ParsedManifest>;
+  /** a blob's bytes, as a stream that fails at its end unless they match the descriptor */
+  openBlob(desc: Descriptor): Promise<Readable>;
+  /** a small blob (a config) whole and verified */
+  readBlob(desc: Descriptor): Promise<Buffer>;
+  /** the registry repository the blobs live in, when they do (a push to the same registry mounts from it) */
+  readonly origin?: Pick<Reference, 'registry' | 'repository'>;
+}

@@ -1,0 +1,163 @@
+// Garbage collection of the store (`hoist prune`). What an image record (or an extra root, such as a cache
+// record) reaches is kept: its index, manifests, config, layers and the snapshots of its diffIDs. The rest is
+// "dangling" and goes, except what a live hoist process may be writing right now (newer than the oldest lease).
+// `all` empties the store; `keepStorage` then trims least recently used first: snapshots (they can be unpacked
+// again), then whole images.
+import { lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { isDigest } from '../image/digest.js';
+import { parseImageConfig, parseManifest } from '../image/manifest.js';
+import { isConfigMediaType, isIndexMediaType, isManifestMediaType } from '../image/media-types.js';
+import { ownerAlive, processAlive, withFileLock } from './lock.js';
+import type { Store } from './store.js';
+
+export interface PruneOptions {
+  all?: boolean;
+  /** bytes the store may keep */
+  keepStorage?: number;
+  /** digests kept besides what image records reach (cache records) */
+  extraRoots?: readonly string[];
+}
+
+export interface PruneReport {
+  removedBlobs: number;
+  removedSnapshots: number;
+  removedImages: string[];
+  reclaimedBytes: number;
+}
+
+async function treeSize(p: string): Promise<number> {
+  const st = await lstat(p).catch(() => undefined);
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.size;
+  let n = 0;
+  for (const e of await readdir(p)) n += await treeSize(path.join(p, e));
+  return n;
+}
+
+/** Blobs and diffIDs reachable from `roots`; blobs that are absent (lazy layers) are simply not followed. */
+async function reachable(store: Store, roots: Iterable<{ digest: string; mediaType?: string }>): Promise<{ blobs: Set<string>; diffIDs: Set<string> }> {
+  const blobs = new Set<string>();
+  const diffIDs = new Set<string>();
+  const queue = [...roots];
+  while (queue.length > 0) {
+    const d = queue.pop() as { digest: string; mediaType?: string };
+    if (blobs.has(d.digest)) continue;
+    blobs.add(d.digest);
+    const mt = d.mediaType;
+    const known = isIndexMediaType(mt) || isManifestMediaType(mt) || isConfigMediaType(mt);
+    if (mt !== undefined && !known) continue; // a layer
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(store.blobPath(d.digest));
+    } catch {
+      continue;
+    }
+    if (isConfigMediaType(mt)) {
+      try {
+        parseImageConfig(bytes).rootfs.diff_ids.forEach((x) => diffIDs.add(x));
+      } catch {
+        // not a config after all
+      }
+      continue;
+    }
+    try {
+      const m = parseManifest(bytes, mt);
+      if (m.kind === 'index') queue.push(...m.index.manifests);
+      else queue.push(m.manifest.config, ...m.manifest.layers);
+    } catch {
+      // an unknown document kept as is
+    }
+  }
+  return { blobs, diffIDs };
+}
+
+async function oldestLiveLease(store: Store): Promise<number> {
+  let oldest = Number.POSITIVE_INFINITY;
+  const dir = path.join(store.root, 'leases');
+  for (const f of await readdir(dir)) {
+    const p = path.join(dir, f);
+    if (await ownerAlive(p)) oldest = Math.min(oldest, (await stat(p).catch(() => undefined))?.mtimeMs ?? oldest);
+    else await rm(p, { force: true });
+  }
+  return oldest;
+}
+
+export async function prune(store: Store, options: PruneOptions = {}): Promise<PruneReport> {
+  return withFileLock(store.gcLock, async () => {
+    const report: PruneReport = { removedBlobs: 0, removedSnapshots: 0, removedImages: [], reclaimedBytes: 0 };
+    if (options.all) {
+      for (const r of await store.listImages()) {
+        await store.removeImage(r.name);
+        report.removedImages.push(r.name);
+      }
+    }
+    const protectSince = options.all ? Number.POSITIVE_INFINITY : await oldestLiveLease(store);
+    const sweep = async () => {
+      const records = await store.listImages();
+      const roots = [...records.map((r) => r.target), ...(options.extraRoots ?? []).map((digest) => ({ digest }))];
+      const { blobs, diffIDs } = await reachable(store, roots);
+      for (const algorithm of ['sha256', 'sha512']) {
+        const dir = path.join(store.root, 'blobs', algorithm);
+        for (const hex of await readdir(dir)) {
+          const digest = `${algorithm}:${hex}`;
+          const p = path.join(dir, hex);
+          if (isDigest(digest) && blobs.has(digest)) continue;
+          const st = await stat(p).catch(() => undefined);
+          if (!st || st.mtimeMs >= protectSince) continue;
+          await rm(p, { force: true });
+          report.removedBlobs++;
+          report.reclaimedBytes += st.size;
+        }
+      }
+      const snapDir = path.join(store.root, 'snapshots');
+      for (const hex of await readdir(snapDir)) {
+        const p = path.join(snapDir, hex);
+        if (diffIDs.has(`sha256:${hex}`)) continue;
+        const st = await stat(p).catch(() => undefined);
+        if (!st || st.mtimeMs >= protectSince) continue;
+        report.reclaimedBytes += await treeSize(p);
+        await rm(p, { recursive: true, force: true });
+        report.removedSnapshots++;
+      }
+    };
+    await sweep();
+    for (const f of await readdir(path.join(store.root, 'tmp'))) {
+      const p = path.join(store.root, 'tmp', f);
+      const pid = Number(f.split('-')[0]);
+      if (pid !== process.pid && !processAlive(pid)) await rm(p, { recursive: true, force: true });
+    }
+    if (options.keepStorage !== undefined) await trim(store, options.keepStorage, report, sweep);
+    return report;
+  });
+}
+
+export async function storeSize(store: Store): Promise<number> {
+  return (await treeSize(path.join(store.root, 'blobs'))) + (await treeSize(path.join(store.root, 'snapshots')));
+}
+
+async function trim(store: Store, keep: number, report: PruneReport, sweep: () => Promise<void>): Promise<void> {
+  let size = await storeSize(store);
+  if (size <= keep) return;
+  const snapDir = path.join(store.root, 'snapshots');
+  const snaps = await Promise.all((await readdir(snapDir)).map(async (h) => ({ p: path.join(snapDir, h), t: (await stat(path.join(snapDir, h))).mtimeMs })));
+  for (const s of snaps.sort((a, b) => a.t - b.t)) {
+    if (size <= keep) return;
+    const n = await treeSize(s.p);
+    await rm(s.p, { recursive: true, force: true });
+    size -= n;
+    report.reclaimedBytes += n;
+    report.removedSnapshots++;
+  }
+  // Whole images, the one whose manifest was used longest ago first.
+  const records = await store.listImages();
+  const used = await Promise.all(records.map(async (r) => ({ r, t: (await stat(store.blobPath(r.target.digest)).catch(() => undefined))?.mtimeMs ?? 0 })));
+  for (const { r } of used.sort((a, b) => a.t - b.t)) {
+    if (size <= keep) return;
+    await store.removeImage(r.name);
+    report.removedImages.push(r.name);
+    const before = report.reclaimedBytes;
+    await sweep();
+    size -= report.reclaimedBytes - before;
+  }
+}

@@ -1,0 +1,66 @@
+// An image of the store as an ImageSource. Layers are lazy: a blob the store does not hold (a build that never
+// needed its bytes) is read from the repository the image came from.
+import type { Readable } from 'node:stream';
+import { type Descriptor, type ParsedManifest, parseManifest, selectPlatform } from '../image/manifest.js';
+import { hostPlatform, type Platform } from '../image/platform.js';
+import { parseReference, type Reference } from '../image/reference.js';
+import type { ImageSource } from '../image/source.js';
+import type { RegistryClient } from '../registry/client.js';
+import { type ImageRecord, type Store, StoreError } from './store.js';
+
+export class LocalImage implements ImageSource {
+  readonly origin?: Pick<Reference, 'registry' | 'repository'>;
+
+  private constructor(
+    private readonly store: Store,
+    readonly record: ImageRecord,
+    readonly root: ParsedManifest,
+    private readonly client?: RegistryClient,
+  ) {
+    if (record.origin) this.origin = parseReference(record.origin);
+  }
+
+  static async open(store: Store, record: ImageRecord, client?: RegistryClient): Promise<LocalImage> {
+    const bytes = await store.readBlob(record.target.digest);
+    return new LocalImage(store, record, parseManifest(bytes, record.target.mediaType), client);
+  }
+
+  /** The same image narrowed to one manifest of its index. */
+  withRoot(root: ParsedManifest): LocalImage {
+    return new LocalImage(this.store, this.record, root, this.client);
+  }
+
+  async manifest(desc: Descriptor): Promise<ParsedManifest> {
+    return parseManifest(await this.readBlob(desc), desc.mediaType);
+  }
+
+  private remote(desc: Descriptor): Reference {
+    if (!this.origin || !this.client) {
+      throw new StoreError(`blob ${desc.digest} of ${this.record.name} is not in the store and the image has no registry to fetch it from; pull or build it again`);
+    }
+    return this.origin as Reference;
+  }
+
+  async openBlob(desc: Descriptor): Promise<Readable> {
+    if ((await this.store.hasBlob(desc.digest)) !== undefined) return this.store.openBlob(desc.digest);
+    return (this.client as RegistryClient).openBlob(this.remote(desc), desc);
+  }
+
+  async readBlob(desc: Descriptor): Promise<Buffer> {
+    if ((await this.store.hasBlob(desc.digest)) !== undefined) return this.store.readBlob(desc.digest);
+    const bytes = await (this.client as RegistryClient).fetchBlob(this.remote(desc), desc);
+    await this.store.writeBlob(bytes, desc);
+    return bytes;
+  }
+
+  /** The single-platform manifest for `platform` (the host's by default); the root itself when it is one. */
+  async platformManifest(platform: Platform = hostPlatform()): Promise<ParsedManifest> {
+    let m = this.root;
+    while (m.kind === 'index') {
+      const d = selectPlatform(m.index, platform);
+      if (!d) throw new StoreError(`${this.record.name} has no image for ${platform.os}/${platform.architecture}${platform.variant ? '/' + platform.variant : ''}`);
+      m = await this.manifest(d);
+    }
+    return m;
+  }
+}

@@ -1,0 +1,208 @@
+// The local content-addressed store (the embedded default: ~/.cache/hoist; `--store DIR` or HOIST_STORE):
+//   blobs/sha256/<hex>      every blob by digest, written atomically (temp file, fsync, rename) after verification
+//   images/<sha256 of name> one record per image name: the name and the descriptor of its manifest or index
+//   snapshots/<diffID hex>/ unpacked layers for RUN, each complete before it is renamed into place
+//   leases/<pid>-<n>        which processes are using the store since when (garbage collection spares their work)
+//   tmp/                    partial writes
+// Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
+// spares anything newer than the oldest live lease. Using a blob touches its mtime (least recently used first).
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DigestStream, digestOf, parseDigest, verifyBytes } from '../image/digest.js';
+import type { Descriptor } from '../image/manifest.js';
+import { extractLayer, type ExtractReport } from '../layer/extract.js';
+import { withFileLock } from './lock.js';
+
+export interface ImageRecord {
+  /** the full normalised reference (`docker.io/library/ubuntu:latest`, or `name@sha256:…` for digest-only) */
+  name: string;
+  /** the manifest or index the name points at */
+  target: Descriptor;
+  /** when the record was written (RFC 3339) */
+  recorded: string;
+  /** the registry repository it was pulled from, where blobs that are not here yet can be fetched */
+  origin?: string;
+}
+
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+}
+
+export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.HOIST_STORE) return env.HOIST_STORE;
+  const cache = env.XDG_CACHE_HOME || path.join(env.HOME || homedir(), '.cache');
+  return path.join(cache, 'hoist');
+}
+
+let tmpCounter = 0;
+
+export class Store {
+  private leaseFile: string | undefined;
+
+  private constructor(readonly root: string) {}
+
+  /** Opens (creating) a store and takes a lease on it until `close()`. */
+  static async open(dir = defaultStoreDir()): Promise<Store> {
+    const s = new Store(path.resolve(dir));
+    for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'leases', 'tmp']) await mkdir(path.join(s.root, d), { recursive: true });
+    s.leaseFile = path.join(s.root, 'leases', `${process.pid}-${Date.now()}-${tmpCounter++}`);
+    await withFileLock(s.gcLock, () => writeFile(s.leaseFile as string, String(process.pid)));
+    return s;
+  }
+
+  async close(): Promise<void> {
+    if (this.leaseFile) await rm(this.leaseFile, { force: true });
+    this.leaseFile = undefined;
+  }
+
+  get gcLock(): string {
+    return path.join(this.root, 'gc.lock');
+  }
+
+  tmpPath(): string {
+    return path.join(this.root, 'tmp', `${process.pid}-${Date.now()}-${tmpCounter++}`);
+  }
+
+  blobPath(digest: string): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return path.join(this.root, 'blobs', algorithm, hex);
+  }
+
+  /** The blob's size when present; touches it (it was just used). */
+  async hasBlob(digest: string): Promise<number | undefined> {
+    const p = this.blobPath(digest);
+    try {
+      const st = await stat(p);
+      const now = new Date();
+      await utimes(p, now, now).catch(() => undefined);
+      return st.size;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Writes a blob from a stream or bytes. With `expected` the content must hash to it (and have its size);
+   * without, the digest is computed. Nothing is visible under the digest until it is complete and verified.
+   */
+  async writeBlob(source: Readable | Uint8Array, expected?: { digest: string; size?: number }): Promise<{ digest: string; size: number }> {
+    if (expected && (await this.hasBlob(expected.digest)) !== undefined) {
+      if (source instanceof Readable) source.destroy();
+      return { digest: expected.digest, size: (await this.hasBlob(expected.digest)) as number };
+    }
+    const tmp = this.tmpPath();
+    const verify = new DigestStream(expected ? { digest: expected.digest, size: expected.size, where: `blob ${expected.digest}` } : undefined);
+    try {
+      const input = source instanceof Readable ? source : Readable.from([Buffer.from(source)]);
+      await pipeline(input, verify, createWriteStream(tmp, { mode: 0o644 }));
+      const fh = await open(tmp, 'r+');
+      await fh.sync();
+      await fh.close();
+      await rename(tmp, this.blobPath(verify.digest));
+      return { digest: verify.digest, size: verify.size };
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /** A blob's content as a stream that fails at its end if the bytes on disk no longer match their digest. */
+  openBlob(digest: string): Readable {
+    const p = this.blobPath(digest);
+    const verify = new DigestStream({ digest, where: `stored blob ${digest} (${p})` });
+    const file = createReadStream(p);
+    file.on('error', (e: NodeJS.ErrnoException) =>
+      verify.destroy(e.code === 'ENOENT' ? new StoreError(`blob ${digest} is not in the store ${this.root}`) : e),
+    );
+    return file.pipe(verify);
+  }
+
+  async readBlob(digest: string): Promise<Buffer> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.blobPath(digest));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError(`blob ${digest} is not in the store ${this.root}`);
+      throw e;
+    }
+    verifyBytes(bytes, digest, `stored blob ${digest}`);
+    return bytes;
+  }
+
+  private recordPath(name: string): string {
+    return path.join(this.root, 'images', digestOf(name).slice(7) + '.json');
+  }
+
+  async putImage(name: string, target: Descriptor, origin?: string): Promise<ImageRecord> {
+    const record: ImageRecord = { name, target, recorded: new Date().toISOString(), ...(origin ? { origin } : {}) };
+    const tmp = this.tmpPath();
+    await writeFile(tmp, JSON.stringify(record) + '\n');
+    await rename(tmp, this.recordPath(name));
+    return record;
+  }
+
+  async getImage(name: string): Promise<ImageRecord | undefined> {
+    try {
+      return JSON.parse(await readFile(this.recordPath(name), 'utf8')) as ImageRecord;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async removeImage(name: string): Promise<boolean> {
+    const p = this.recordPath(name);
+    const had = await stat(p).then(() => true, () => false);
+    await rm(p, { force: true });
+    return had;
+  }
+
+  async listImages(): Promise<ImageRecord[]> {
+    const out: ImageRecord[] = [];
+    for (const f of await readdir(path.join(this.root, 'images'))) {
+      if (!f.endsWith('.json')) continue;
+      try {
+        out.push(JSON.parse(await readFile(path.join(this.root, 'images', f), 'utf8')) as ImageRecord);
+      } catch {
+        // a record being replaced right now; the next listing sees it
+      }
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  snapshotPath(diffID: string): string {
+    return path.join(this.root, 'snapshots', parseDigest(diffID).hex);
+  }
+
+  /**
+   * The unpacked layer with this diffID, extracted from `open()` (the uncompressed tar) when not there yet. The
+   * tar is verified against the diffID while it is unpacked; a snapshot appears only when complete.
+   */
+  async snapshot(diffID: string, open: () => Promise<Readable> | Readable, options: { whiteouts: 'apply' | 'overlay' } = { whiteouts: 'overlay' }): Promise<{ path: string; report?: ExtractReport }> {
+    const final = this.snapshotPath(diffID);
+    if (await stat(final).then(() => true, () => false)) {
+      const now = new Date();
+      await utimes(final, now, now).catch(() => undefined);
+      return { path: final };
+    }
+    const tmp = this.tmpPath();
+    try {
+      const verify = new DigestStream({ digest: diffID, where: `layer ${diffID}` });
+      const input = await open();
+      input.on('error', (e) => verify.destroy(e));
+      const report = await extractLayer(input.pipe(verify), tmp, options);
+      await rename(tmp, final).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e; // another process finished it first
+        await rm(tmp, { recursive: true, force: true });
+      });
+      return { path: final, report };
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+}
