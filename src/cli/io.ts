@@ -1,14 +1,21 @@
 // Where a command's output goes; the real process streams, or buffers in tests.
 import { readFileSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
 
 export interface CommandIO {
   out(text: string): void;
   err(text: string): void;
   readStdin(): string;
+  /** standard input as bytes (an archive piped in); absent where there is none */
+  stdinStream?: () => Readable;
+  /** standard output as bytes (an archive piped out) */
+  stdoutStream?: () => Writable;
 }
 
 export const processIO: CommandIO = {
   out: (t) => void process.stdout.write(t),
   err: (t) => void process.stderr.write(t),
   readStdin: () => readFileSync(0, 'utf8'),
+  stdinStream: () => process.stdin,
+  stdoutStream: () => process.stdout,
 };

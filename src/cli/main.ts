@@ -1,9 +1,11 @@
 // The `hoist` command: argv to a subcommand, errors to messages a person can act on, and an exit code.
 import { DockerfileError } from '../dockerfile/index.js';
 import { PlatformError } from '../image/platform.js';
+import { ReferenceError } from '../image/reference.js';
 import { version } from '../version.js';
 import { UsageError } from './argv.js';
 import { lintCommand, parseCommand } from './dockerfile-commands.js';
+import { imageCommands } from './image-commands.js';
 import { type CommandIO, processIO } from './io.js';
 
 const usage = `hoist ${version}: build and push container images from Dockerfiles, without a daemon
@@ -15,17 +17,50 @@ Commands:
   lint     check a Dockerfile and print the findings
   version  print hoist's version
 
+Images (the store: ~/.cache/hoist, or --store / $HOIST_STORE):
+  pull     download an image into the store
+  push     upload an image of the store to a registry
+  tag      give an image more names in its registry (no upload)
+  copy     copy an image (every platform) from registry to registry
+  inspect  print an image's manifest and config
+  history  show the steps an image was made of
+  images   list the images in the store
+  rmi      remove images from the store
+  prune    remove what no image uses (--all: everything)
+  save     write images to a tar for docker load / OCI tools
+  load     read images from such a tar
+  import   make an image of a root filesystem tarball
+  login    store credentials for a registry
+  logout   remove them
+
 Run "hoist COMMAND --help" for a command's options.
 `;
 
 const commands: Record<string, (argv: string[], io: CommandIO) => number | Promise<number>> = {
   parse: parseCommand,
   lint: lintCommand,
+  ...imageCommands,
   version: (_argv, io) => {
     io.out(`hoist ${version}\n`);
     return 0;
   },
 };
+
+/** Errors that describe a problem with the input or the world, not a bug: printed as a message. */
+const userErrors = new Set([
+  'RegistryError',
+  'RegistryConnectionError',
+  'DigestError',
+  'DigestMismatchError',
+  'SizeMismatchError',
+  'ManifestError',
+  'StoreError',
+  'LoadError',
+  'ArchiveError',
+  'CredentialError',
+  'TarError',
+  'CompressionError',
+]);
 
 export async function run(argv: string[], io: CommandIO = processIO): Promise<number> {
   const [name, ...rest] = argv;
@@ -46,10 +81,16 @@ export async function run(argv: string[], io: CommandIO = processIO): Promise<nu
       io.err(`error: ${e.format()}\n`);
       return 1;
     }
-    if (e instanceof UsageError || e instanceof PlatformError) {
+    if (e instanceof UsageError || e instanceof PlatformError || e instanceof ReferenceError || e instanceof RangeError) {
       io.err(`hoist ${name}: ${e.message}\n`);
       return 2;
     }
-    throw e;
+    const sys = e as NodeJS.ErrnoException;
+    if (e instanceof Error && (userErrors.has(e.name) || (sys.code !== undefined && sys.syscall !== undefined))) {
+      io.err(`hoist ${name}: ${e.message}\n`);
+      return 1;
+    }
+    io.err(`hoist ${name}: internal error (please report it): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
   }
 }

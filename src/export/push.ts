@@ -6,6 +6,7 @@ import type { Descriptor, ParsedManifest } from '../image/manifest.js';
 import { familiarReference, type Reference } from '../image/reference.js';
 import type { ImageSource } from '../image/source.js';
 import type { BlobPushResult, Repo, RegistryClient } from '../registry/client.js';
+import { settleAll } from '../registry/limit.js';
 
 export interface PushReport {
   /** the root manifest or index digest */
@@ -64,7 +65,7 @@ export async function pushImage(client: RegistryClient, source: ImageSource, des
       }
     }
     const mountFrom = source.origin && !sameRepo(source.origin, repo) ? [source.origin] : [];
-    await Promise.all(
+    await settleAll(
       [...blobs.values()].map(async (d) => {
         const result = await client.pushBlob(repo, d, () => source.openBlob(d), mountFrom);
         report.blobs[result]++;

@@ -92,39 +92,38 @@ export class Authenticator {
   }
 
   /**
-   * Learns from a 401. Returns true when a retry with a new header can succeed: the scheme was new, or the
-   * token lacked scopes the challenge names.
+   * Learns from a 401 to a request that carried `sent` as its Authorization. Returns true when a retry can
+   * succeed: the scheme is new to us, another request has meanwhile got a better header, or the token lacked
+   * scopes the challenge names.
    */
-  async challenged(wwwAuthenticate: string | undefined, scopes: readonly string[]): Promise<boolean> {
+  async challenged(wwwAuthenticate: string | undefined, scopes: readonly string[], sent: string | undefined): Promise<boolean> {
     const challenges = parseChallenges(wwwAuthenticate ?? '');
     const bearer = challenges.find((c) => c.scheme === 'bearer');
-    const basicC = challenges.find((c) => c.scheme === 'basic');
-    if (bearer) return this.bearerChallenge(bearer, scopes);
-    if (basicC) {
-      const first = this.scheme !== 'basic';
+    if (bearer) return this.bearerChallenge(bearer, scopes, sent);
+    if (challenges.some((c) => c.scheme === 'basic')) {
       this.scheme = 'basic';
       const c = await this.cred();
-      return first && c?.username !== undefined;
+      return c?.username !== undefined && sent !== basic(c.username, c.password ?? '');
     }
     return false;
   }
 
-  private async bearerChallenge(c: Challenge, scopes: readonly string[]): Promise<boolean> {
-    const first = this.scheme !== 'bearer' || this.realm !== c.params.realm;
+  private async bearerChallenge(c: Challenge, scopes: readonly string[], sent: string | undefined): Promise<boolean> {
     this.scheme = 'bearer';
     this.realm = c.params.realm ?? '';
     this.service = c.params.service ?? '';
     if (!this.realm) return false;
     const asked = (c.params.scope ?? '').split(' ').filter(Boolean).flatMap(splitScope);
     const want = [...new Set([...scopes.flatMap(splitScope), ...asked])];
-    const t = this.token;
-    const covered = t !== undefined && want.every((s) => t.scopes.has(s));
-    if (!first && covered && c.params.error !== 'invalid_token') return false; // the token has them and still fails
-    const stale = this.token;
+    const stale = sent?.slice(7);
     await this.serially(async () => {
-      if (this.token === stale) await this.fetchToken(want);
+      const t = this.token;
+      // Another request already replaced the token that failed: try with that one first.
+      if (t && t.value !== stale && want.every((s) => t.scopes.has(s))) return;
+      await this.fetchToken(want);
     });
-    return true;
+    // The same token again for the same scopes would fail the same way.
+    return this.token !== undefined && this.token.value !== stale;
   }
 
   private async fetchToken(want: string[]): Promise<void> {

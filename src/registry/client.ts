@@ -79,6 +79,12 @@ export class RegistryClient {
     await Promise.all([this.agents.secure.close(), this.agents.insecure.close()]);
   }
 
+  /** `GET /v2/`: the registry answers and accepts the credentials (what `login` checks). */
+  async ping(registry: string): Promise<void> {
+    const res = await this.transport(registry).send({ method: 'GET', path: '/v2/', scopes: [], what: `registry ${registry}`, retry: true });
+    await res.body.dump();
+  }
+
   /** Tag or digest → descriptor of the manifest, by HEAD (which Docker Hub does not count as a pull). */
   async resolve(ref: Reference): Promise<ResolvedManifest> {
     const target = referenceTarget(ref);

@@ -22,5 +22,13 @@ export class Limiter {
 /** Runs `task` over every item with at most `limit` running, failing fast with the first error. */
 export async function forEachLimited<T>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<void>): Promise<void> {
   const limiter = new Limiter(limit);
-  await Promise.all(items.map((item, i) => limiter.run(() => task(item, i))));
+  await settleAll(items.map((item, i) => limiter.run(() => task(item, i))));
+}
+
+/** Waits for every task (none is left running behind the caller's back), then throws the first failure. */
+export async function settleAll<T>(tasks: readonly Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(tasks);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }

@@ -211,7 +211,7 @@ export class RegistryTransport {
       if (res.statusCode === 401 && sameHost && authRetries < 2) {
         await res.body.dump();
         const www = res.headers['www-authenticate'];
-        if (await endpoint.auth.challenged(Array.isArray(www) ? www.join(', ') : www, req.scopes)) {
+        if (await endpoint.auth.challenged(Array.isArray(www) ? www.join(', ') : www, req.scopes, headers.authorization)) {
           authRetries++;
           continue;
         }

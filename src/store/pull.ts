@@ -6,6 +6,7 @@ import { indexPlatforms, selectPlatform } from '../image/manifest.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
 import { formatReference, type Reference, repositoryName } from '../image/reference.js';
 import type { RegistryClient } from '../registry/client.js';
+import { settleAll } from '../registry/limit.js';
 import { RemoteImage } from '../registry/source.js';
 import type { ImageRecord, Store } from './store.js';
 import { StoreError } from './store.js';
@@ -49,7 +50,7 @@ export async function pullImage(client: RegistryClient, store: Store, ref: Refer
     for (const d of chosen) await visit(await remote.manifest(d), d.platform);
   };
   await visit(remote.root);
-  await Promise.all(
+  await settleAll(
     [...blobs.values()].map(async (d) => {
       if ((await store.hasBlob(d.digest)) !== undefined) return;
       await client.limiter.run(() => client.retrying(`blob ${d.digest}`, async () => store.writeBlob(await remote.openBlob(d), d)));
