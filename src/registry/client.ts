@@ -119,13 +119,11 @@ export class RegistryClient {
       retry: true,
     });
     const bytes = await readLimited(res.body, maxManifestBytes, what);
-    const parsed = parseManifest(bytes, header(res, 'content-type'));
     if (target.includes(':')) {
-      const algorithm = parseDigest(target).algorithm;
-      const actual = digestOf(bytes, algorithm);
+      const actual = digestOf(bytes, parseDigest(target).algorithm);
       if (actual !== target) throw new DigestMismatchError(target, actual, what);
     }
-    return parsed;
+    return parseManifest(bytes, header(res, 'content-type'));
   }
 
   /** Stores manifest bytes under a tag or digest; returns the digest, checked against the registry's. */

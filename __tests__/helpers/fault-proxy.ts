@@ -1,0 +1,81 @@
+// A proxy in front of the real registry that injects the faults a real registry cannot be made to produce on
+// demand: 503s, 429s with Retry-After, a connection dropped in the middle of an upload body, a corrupted blob.
+// Everything else is forwarded untouched (the Host header too, so the registry's Locations point at the proxy).
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type Fault = '503' | '429' | 'reset-mid-body' | 'corrupt-body';
+
+export interface FaultRule {
+  match: (req: IncomingMessage) => boolean;
+  fault: Fault;
+  /** how many matching requests get the fault (then it is spent) */
+  times: number;
+}
+
+export interface FaultProxy {
+  host: string;
+  rules: FaultRule[];
+  /** every request seen: method, path, and the fault injected if any */
+  log: { method: string; path: string; fault?: Fault }[];
+  stop(): Promise<void>;
+}
+
+export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+  const [uhost, uport] = upstream.split(':');
+  const rules: FaultRule[] = [];
+  const log: FaultProxy['log'] = [];
+  const forward = (req: IncomingMessage, res: ServerResponse, corrupt: boolean) => {
+    const up = request({ host: uhost, port: Number(uport), method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      let flipped = !corrupt;
+      ur.on('data', (c: Buffer) => {
+        if (!flipped && c.length > 0) {
+          c = Buffer.from(c);
+          c[0] ^= 0xff;
+          flipped = true;
+        }
+        res.write(c);
+      });
+      ur.on('end', () => res.end());
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  };
+  const server: Server = createServer((req, res) => {
+    const rule = rules.find((r) => r.times > 0 && r.match(req));
+    log.push({ method: req.method ?? '', path: req.url ?? '', fault: rule?.fault });
+    if (!rule) return forward(req, res, false);
+    rule.times--;
+    switch (rule.fault) {
+      case '503':
+        req.resume();
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end('{"errors":[{"code":"UNAVAILABLE","message":"injected 503"}]}');
+        return;
+      case '429':
+        req.resume();
+        res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' });
+        res.end('{"errors":[{"code":"TOOMANYREQUESTS","message":"injected 429"}]}');
+        return;
+      case 'reset-mid-body':
+        req.once('data', () => req.socket.destroy());
+        req.once('end', () => req.socket.destroy());
+        return;
+      case 'corrupt-body':
+        forward(req, res, true);
+        return;
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    rules,
+    log,
+    stop: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}

@@ -1,0 +1,83 @@
+// Transient registry failures are retried and the push completes; corrupt data is caught. The faults come from a
+// proxy in front of Debian's docker-registry (the real part), as a real registry will not fail on demand.
+import { Readable } from 'node:stream';
+import { DigestMismatchError } from '../../src/image/digest.js';
+import { parseReference } from '../../src/image/reference.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
+import { makeImage } from '../helpers/images.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { describeWith } from '../helpers/tools.js';
+
+describeWith(['docker-registry'])('retries through a fault-injecting proxy', () => {
+  let reg: TestRegistry;
+  let proxy: FaultProxy;
+  let client: RegistryClient;
+  beforeAll(async () => {
+    reg = await startRegistry('anonymous');
+    proxy = await startFaultProxy(reg.host);
+    client = new RegistryClient({ retry: { attempts: 4, baseDelayMs: 20, maxDelayMs: 100 } });
+  });
+  afterAll(async () => {
+    await client?.close();
+    await proxy?.stop();
+    await reg?.stop();
+  });
+
+  async function push(repo: string, image = makeImage({ files: [{ [repo]: repo.repeat(1000) }] })): Promise<string> {
+    const ref = parseReference(`${proxy.host}/${repo}:1`);
+    for (const b of [...image.layers, image.config]) await client.pushBlob(ref, b, () => Readable.from([b.bytes]));
+    return client.putManifest(ref, '1', image.manifest.bytes, image.manifest.mediaType);
+  }
+
+  test('a 503 on the upload start and on the manifest PUT is retried', async () => {
+    proxy.rules.push({ match: (r) => r.method === 'POST', fault: '503', times: 1 }, { match: (r) => r.method === 'PUT' && r.url!.includes('/manifests/'), fault: '503', times: 2 });
+    const image = makeImage({ files: [{ a: 'five-oh-three' }] });
+    expect(await push('faults/a', image)).toBe(image.manifest.digest);
+    expect(proxy.log.filter((l) => l.fault === '503')).toHaveLength(3);
+    expect((await client.getManifest(parseReference(`${reg.host}/faults/a:1`))).digest).toBe(image.manifest.digest);
+  });
+
+  test('a 429 waits for Retry-After and then succeeds', async () => {
+    proxy.rules.push({ match: (r) => r.method === 'HEAD' && r.url!.includes('/blobs/'), fault: '429', times: 1 });
+    const started = Date.now();
+    await push('faults/b');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(proxy.log.some((l) => l.fault === '429')).toBe(true);
+  });
+
+  test('a connection dropped in the middle of an upload starts the upload again', async () => {
+    proxy.rules.push({ match: (r) => r.method === 'PUT' && r.url!.includes('/blobs/uploads/'), fault: 'reset-mid-body', times: 1 });
+    const big = makeImage({ files: [{ big: 'x'.repeat(3 * 1024 * 1024) + Math.random() }] });
+    expect(await push('faults/c', big)).toBe(big.manifest.digest);
+    expect(proxy.log.filter((l) => l.method === 'POST' && l.path.includes('/faults/c/')).length).toBeGreaterThanOrEqual(2);
+    expect(await client.blobExists(parseReference(`${reg.host}/faults/c`), big.layers[0].digest)).toBe(big.layers[0].size);
+  });
+
+  test('a blob corrupted on the way is detected, not accepted', async () => {
+    const image = makeImage({ files: [{ d: 'corrupt me' }] });
+    await push('faults/d', image);
+    proxy.rules.push({ match: (r) => r.method === 'GET' && r.url!.includes(image.layers[0].digest), fault: 'corrupt-body', times: 10 });
+    const ref = parseReference(`${proxy.host}/faults/d`);
+    await expect(client.fetchBlob(ref, image.layers[0])).rejects.toThrow(DigestMismatchError);
+    await expect(client.fetchBlob(ref, image.layers[0])).rejects.toThrow(new RegExp(`expected ${image.layers[0].digest}`));
+    proxy.rules.length = 0;
+  });
+
+  test('retries are bounded: a registry that keeps failing gives a clear error', async () => {
+    proxy.rules.push({ match: (r) => r.url!.includes('/faults/e/'), fault: '503', times: 100 });
+    const err = await client.getManifest(parseReference(`${proxy.host}/faults/e:1`)).catch((e: Error) => e);
+    expect(String(err)).toMatch(/503 UNAVAILABLE: injected 503/);
+    expect(proxy.log.filter((l) => l.path.includes('/faults/e/'))).toHaveLength(4);
+    proxy.rules.length = 0;
+  });
+
+  test('a manifest fetched by digest must match it', async () => {
+    const image = makeImage({ files: [{ f: 'f' }] });
+    await push('faults/f', image);
+    proxy.rules.push({ match: (r) => r.method === 'GET' && r.url!.includes(`/manifests/${image.manifest.digest}`), fault: 'corrupt-body', times: 1 });
+    const err = await client.getManifest(parseReference(`${proxy.host}/faults/f@${image.manifest.digest}`)).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    expect(String(err)).toMatch(new RegExp(`expected ${image.manifest.digest}`));
+  });
+});
