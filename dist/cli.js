@@ -43782,14 +43782,12 @@ class RegistryClient {
             retry: true,
         });
         const bytes = await readLimited(res.body, maxManifestBytes, what);
-        const parsed = parseManifest(bytes, header(res, 'content-type'));
         if (target.includes(':')) {
-            const algorithm = parseDigest(target).algorithm;
-            const actual = digest_digestOf(bytes, algorithm);
+            const actual = digest_digestOf(bytes, parseDigest(target).algorithm);
             if (actual !== target)
                 throw new DigestMismatchError(target, actual, what);
         }
-        return parsed;
+        return parseManifest(bytes, header(res, 'content-type'));
     }
     /** Stores manifest bytes under a tag or digest; returns the digest, checked against the registry's. */
     async putManifest(ref, target, bytes, mediaType) {

@@ -1,6 +1,6 @@
 // Compression of layer streams, recognised by magic bytes (gzip 1f 8b, zstd 28 b5 2f fd) so that a tar is
 // read the same whether it was stored compressed or not.
-import { PassThrough, type Readable, type Transform } from 'node:stream';
+import { PassThrough, pipeline as pipelineCb, Readable, type Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
 import type { Compression } from '../image/media-types.js';
 
@@ -36,46 +36,45 @@ export function compressor(c: Compression, level?: number): Transform {
   return new PassThrough();
 }
 
-/** `a.pipe(b).pipe(c)…` where an error anywhere destroys what comes after it, so the last stream reports it. */
+/**
+ * `a.pipe(b).pipe(c)…` with pipeline's error handling: an error anywhere destroys every stream, and the last one
+ * (what the caller reads) fails with it. No stream is left emitting an error nobody listens to.
+ */
 export function chain(first: Readable, ...rest: Transform[]): Readable {
-  let cur: Readable = first;
-  for (const t of rest) {
-    cur.on('error', (e) => t.destroy(e));
-    cur = cur.pipe(t);
-  }
-  return cur;
+  if (rest.length === 0) return first;
+  return pipelineCb([first, ...rest], () => undefined) as unknown as Readable;
 }
 
-/** The first `n` bytes of a stream (fewer at its end), put back so the stream still yields everything. */
-export async function peek(input: Readable, n: number): Promise<Buffer> {
+/**
+ * The first `n` bytes of a stream (fewer when it is shorter) and a stream of all of it, head included: the
+ * original is read through one iterator, so nothing is lost or read twice.
+ */
+export async function peek(input: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
+  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer | Uint8Array | string>;
   const chunks: Buffer[] = [];
   let have = 0;
-  await new Promise<void>((resolve, reject) => {
-    const onReadable = () => {
-      let c: Buffer | null;
-      while (have < n && (c = input.read() as Buffer | null) !== null) {
-        chunks.push(c);
-        have += c.length;
-      }
-      if (have >= n) done();
-    };
-    const done = () => {
-      input.off('readable', onReadable).off('end', done).off('error', fail);
-      resolve();
-    };
-    const fail = (e: Error) => {
-      input.off('readable', onReadable).off('end', done);
-      reject(e);
-    };
-    input.on('readable', onReadable).once('end', done).once('error', fail);
-  });
+  while (have < n) {
+    const r = await it.next();
+    if (r.done) break;
+    const c = Buffer.from(r.value as Uint8Array);
+    chunks.push(c);
+    have += c.length;
+  }
   const head = Buffer.concat(chunks);
-  if (head.length > 0) input.unshift(head);
-  return head.subarray(0, n);
+  async function* all(): AsyncGenerator<Buffer> {
+    if (head.length > 0) yield head;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield Buffer.from(r.value as Uint8Array);
+    }
+  }
+  return { head: head.subarray(0, n), stream: Readable.from(all(), { objectMode: false }) };
 }
 
 /** The uncompressed bytes of a stream that may be gzip, zstd or plain, and which it was. */
 export async function decompressed(input: Readable): Promise<{ stream: Readable; compression: Compression }> {
-  const compression = detectCompression(await peek(input, 4));
-  return { stream: chain(input, decompressor(compression)), compression };
+  const { head, stream } = await peek(input, 4);
+  const compression = detectCompression(head);
+  return { stream: chain(stream, decompressor(compression)), compression };
 }

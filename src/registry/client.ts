@@ -9,6 +9,7 @@ import { DigestMismatchError, DigestStream, digestOf, parseDigest } from '../ima
 import { type Descriptor, type ParsedManifest, parseManifest } from '../image/manifest.js';
 import { manifestAccept } from '../image/media-types.js';
 import { type Reference, familiarReference, referenceTarget } from '../image/reference.js';
+import { chain } from '../layer/compression.js';
 import { RegistryError } from './errors.js';
 import { Limiter } from './limit.js';
 import { type RegistryResponse, RegistryTransport, type TransportOptions, backoffMs, createAgents, defaultRetry, header, isTransient, restartError } from './transport.js';
@@ -175,9 +176,7 @@ export class RegistryClient {
       pull: true,
       retry: true,
     });
-    const verify = new DigestStream({ digest: desc.digest, size: desc.size >= 0 ? desc.size : undefined, where: what });
-    res.body.on('error', (e) => verify.destroy(e));
-    return res.body.pipe(verify);
+    return chain(res.body, new DigestStream({ digest: desc.digest, size: desc.size >= 0 ? desc.size : undefined, where: what }));
   }
 
   /** A small blob (a config) read whole and verified, with retries. */
@@ -271,14 +270,12 @@ export class RegistryClient {
     };
     if (mode !== 'chunked') {
       const stream = await open();
-      const verify = new DigestStream({ digest: desc.digest, size: desc.size, where: what });
-      stream.on('error', (e) => verify.destroy(e));
       let used = false;
       try {
         const res = await finish(new URL(location), desc.size, () => {
           if (used) throw restartError('the registry asked for the upload body twice');
           used = true;
-          return stream.pipe(verify);
+          return chain(stream, new DigestStream({ digest: desc.digest, size: desc.size, where: what }));
         });
         await res.body.dump();
         this.checkStored(res, desc.digest, what);
@@ -332,7 +329,7 @@ export class RegistryClient {
       if (header(res, 'location')) location = this.location(res);
     };
     try {
-      for await (const c of stream.pipe(verify)) {
+      for await (const c of chain(stream, verify)) {
         pending.push(c as Buffer);
         pendingBytes += (c as Buffer).length;
         if (pendingBytes >= chunkSize) await flush();

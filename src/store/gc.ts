@@ -77,6 +77,8 @@ async function oldestLiveLease(store: Store): Promise<number> {
   const dir = path.join(store.root, 'leases');
   for (const f of await readdir(dir)) {
     const p = path.join(dir, f);
+    // This process's own leases do not hold back its own prune: it knows what it is doing.
+    if ((await readFile(p, 'utf8').catch(() => '')).trim() === String(process.pid)) continue;
     if (await ownerAlive(p)) oldest = Math.min(oldest, (await stat(p).catch(() => undefined))?.mtimeMs ?? oldest);
     else await rm(p, { force: true });
   }

@@ -152,8 +152,7 @@ export interface ImportOptions {
 /** A root filesystem tar (plain, gzip or zstd) as a one-layer image named `name`. */
 export async function importRootfs(store: Store, input: Readable, name: string, options: ImportOptions = {}): Promise<ImageRecord> {
   const ref = parseReference(name);
-  const { stream } = await decompressed(input);
-  const head = await peek(stream, 512);
+  const { head, stream } = await peek((await decompressed(input)).stream, 512);
   if (!checksumOk(head)) throw new LoadError(`${options.source ?? 'the input'} is not a tar archive (plain, gzip or zstd)`);
   const diff = new DigestStream();
   const layer = await store.writeBlob(chain(stream, diff, compressor('gzip')));

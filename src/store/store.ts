@@ -14,6 +14,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestStream, digestOf, parseDigest, verifyBytes } from '../image/digest.js';
 import type { Descriptor } from '../image/manifest.js';
+import { chain } from '../layer/compression.js';
 import { extractLayer, type ExtractReport } from '../layer/extract.js';
 import { withFileLock } from './lock.js';
 
@@ -115,10 +116,10 @@ export class Store {
     const p = this.blobPath(digest);
     const verify = new DigestStream({ digest, where: `stored blob ${digest} (${p})` });
     const file = createReadStream(p);
-    file.on('error', (e: NodeJS.ErrnoException) =>
-      verify.destroy(e.code === 'ENOENT' ? new StoreError(`blob ${digest} is not in the store ${this.root}`) : e),
-    );
-    return file.pipe(verify);
+    file.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') verify.destroy(new StoreError(`blob ${digest} is not in the store ${this.root}`));
+    });
+    return chain(file, verify);
   }
 
   async readBlob(digest: string): Promise<Buffer> {
@@ -192,9 +193,7 @@ export class Store {
     const tmp = this.tmpPath();
     try {
       const verify = new DigestStream({ digest: diffID, where: `layer ${diffID}` });
-      const input = await open();
-      input.on('error', (e) => verify.destroy(e));
-      const report = await extractLayer(input.pipe(verify), tmp, options);
+      const report = await extractLayer(chain(await open(), verify), tmp, options);
       await rename(tmp, final).catch(async (e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e; // another process finished it first
         await rm(tmp, { recursive: true, force: true });

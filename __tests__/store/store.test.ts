@@ -1,0 +1,146 @@
+// The local store: atomic verified blobs, records, snapshots, garbage collection, and two processes at once.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { DigestMismatchError, digestOf } from '../../src/image/digest.js';
+import { MediaType } from '../../src/image/media-types.js';
+import { prune, storeSize } from '../../src/store/gc.js';
+import { importRootfs } from '../../src/store/load.js';
+import { LocalImage } from '../../src/store/local-image.js';
+import { Store } from '../../src/store/store.js';
+import { layerTar } from '../helpers/images.js';
+
+const tmp = () => mkdtempSync(path.join(tmpdir(), 'hoist-store-'));
+const old = (p: string) => utimesSync(p, new Date(Date.now() - 3600_000), new Date(Date.now() - 3600_000));
+
+describe('Store', () => {
+  test('blobs are verified before they become visible; nothing partial is left', async () => {
+    const store = await Store.open(tmp());
+    try {
+      const data = Buffer.from('some blob');
+      expect(await store.writeBlob(Readable.from([data]), { digest: digestOf(data), size: data.length })).toEqual({ digest: digestOf(data), size: 9 });
+      expect(await store.readBlob(digestOf(data))).toEqual(data);
+      const wrong = digestOf('other');
+      await expect(store.writeBlob(Readable.from([data]), { digest: wrong })).rejects.toThrow(DigestMismatchError);
+      expect(await store.hasBlob(wrong)).toBeUndefined();
+      expect(readdirSync(path.join(store.root, 'tmp'))).toEqual([]);
+      // A blob changed on disk is caught when read.
+      writeFileSync(store.blobPath(digestOf(data)), 'tampered');
+      await expect(store.readBlob(digestOf(data))).rejects.toThrow(DigestMismatchError);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('snapshots are verified against the diffID and appear only when complete', async () => {
+    const store = await Store.open(tmp());
+    try {
+      const tar = layerTar({ 'etc/hostname': 'snap\n', 'usr/bin/tool': '#!/bin/sh\n' });
+      const diffID = digestOf(tar);
+      const snap = await store.snapshot(diffID, () => Readable.from([tar]), { whiteouts: 'apply' });
+      expect(readFileSync(path.join(snap.path, 'etc/hostname'), 'utf8')).toBe('snap\n');
+      const other = layerTar({ x: 'y' });
+      await expect(store.snapshot(digestOf('not this'), () => Readable.from([other]), { whiteouts: 'apply' })).rejects.toThrow(DigestMismatchError);
+      expect(existsSync(store.snapshotPath(digestOf('not this')))).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('prune removes what no record reaches, keeps what one does, and spares a live process\'s new work', async () => {
+    const store = await Store.open(tmp());
+    try {
+      const rootfs = layerTar({ 'a.txt': 'kept' });
+      const rec = await importRootfs(store, Readable.from([rootfs]), 'kept/image:1');
+      const dangling = await store.writeBlob(Buffer.from('dangling'));
+      old(store.blobPath(dangling.digest));
+      // Another hoist process (here: our live parent's pid) holds a lease from now on.
+      writeFileSync(path.join(store.root, 'leases', 'other-process'), String(process.ppid));
+      const fresh = await store.writeBlob(Buffer.from('written just now by a live process'));
+      await store.snapshot(digestOf(rootfs), () => Readable.from([rootfs]), { whiteouts: 'apply' });
+      const orphanTar = layerTar({ orphan: '1' });
+      const orphan = await store.snapshot(digestOf(orphanTar), () => Readable.from([orphanTar]), { whiteouts: 'apply' });
+      old(orphan.path);
+
+      const report = await prune(store);
+      expect(report.removedBlobs).toBe(1);
+      expect(report.removedSnapshots).toBe(1);
+      expect(await store.hasBlob(dangling.digest)).toBeUndefined();
+      expect(await store.hasBlob(fresh.digest)).toBeDefined();
+      expect(existsSync(store.snapshotPath(digestOf(rootfs)))).toBe(true);
+      const m = await (await LocalImage.open(store, rec)).platformManifest();
+      if (m.kind !== 'manifest') throw new Error('expected a manifest');
+      for (const d of [m.manifest.config, ...m.manifest.layers]) expect(await store.hasBlob(d.digest)).toBeDefined();
+
+      const all = await prune(store, { all: true });
+      expect(all.removedImages).toEqual(['docker.io/kept/image:1']);
+      expect(await storeSize(store)).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('--keep-storage trims snapshots first, then the least recently used images', async () => {
+    const store = await Store.open(tmp());
+    try {
+      const big = (n: number) => layerTar({ [`f${n}`]: Array.from({ length: 30000 }, () => Math.random().toString(36)).join('') });
+      const a = await importRootfs(store, Readable.from([big(1)]), 'lru/a:1');
+      const b = await importRootfs(store, Readable.from([big(2)]), 'lru/b:1');
+      old(store.blobPath(a.target.digest));
+      const size = await storeSize(store);
+      const report = await prune(store, { keepStorage: Math.floor(size * 0.75) });
+      expect(report.removedImages).toEqual(['docker.io/lru/a:1']);
+      expect(await store.getImage('docker.io/lru/b:1')).toEqual(b);
+      expect(await storeSize(store)).toBeLessThanOrEqual(size * 0.75);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('two hoist processes on one store', () => {
+  const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli.js');
+  const spawnHoist = (args: string[]) =>
+    new Promise<{ code: number | null; err: string }>((resolve) => {
+      const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('close', (code) => resolve({ code, err }));
+    });
+
+  test('imports of the same and different layers racing two prunes all land intact (dist/cli.js)', async () => {
+    const dir = tmp();
+    const files = path.join(dir, 'in');
+    mkdirSync(files);
+    writeFileSync(path.join(files, 'same.tar'), layerTar({ shared: 'x'.repeat(200_000) }));
+    writeFileSync(path.join(files, 'other.tar.gz'), gzipSync(layerTar({ other: 'y'.repeat(100_000) })));
+    const store = path.join(dir, 'store');
+    const results = await Promise.all([
+      spawnHoist(['import', path.join(files, 'same.tar'), 'race/one:1', '--store', store]),
+      spawnHoist(['import', path.join(files, 'same.tar'), 'race/two:1', '--store', store]),
+      spawnHoist(['import', path.join(files, 'other.tar.gz'), 'race/three:1', '--store', store]),
+      spawnHoist(['prune', '--store', store]),
+      spawnHoist(['prune', '--store', store]),
+    ]);
+    for (const r of results) expect(r).toEqual({ code: 0, err: '' });
+    const s = await Store.open(store);
+    try {
+      const records = await s.listImages();
+      expect(records.map((r) => r.name)).toEqual(['docker.io/race/one:1', 'docker.io/race/three:1', 'docker.io/race/two:1']);
+      for (const r of records) {
+        const m = await (await LocalImage.open(s, r)).platformManifest();
+        if (m.kind !== 'manifest') throw new Error('expected a manifest');
+        expect(m.manifest.layers[0].mediaType).toBe(MediaType.dockerLayerGzip);
+        for (const d of [m.manifest.config, ...m.manifest.layers]) await s.readBlob(d.digest);
+      }
+      expect(readdirSync(path.join(store, 'tmp'))).toEqual([]);
+    } finally {
+      await s.close();
+    }
+    expect(readdirSync(path.join(store, 'leases'))).toEqual([]);
+  });
+});
