@@ -43183,6 +43183,91 @@ async function eraseCredential(registry, env = process.env) {
     return erased;
 }
 
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+var external_node_zlib_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_zlib_, 2);
+;// CONCATENATED MODULE: ./lib/layer/compression.js
+// Compression of layer streams, recognised by magic bytes (gzip 1f 8b, zstd 28 b5 2f fd) so that a tar is
+// read the same whether it was stored compressed or not.
+
+
+class CompressionError extends Error {
+    name = 'CompressionError';
+}
+function detectCompression(head) {
+    if (head[0] === 0x1f && head[1] === 0x8b)
+        return 'gzip';
+    if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
+        return 'zstd';
+    return 'none';
+}
+function decompressor(c) {
+    if (c === 'gzip')
+        return external_node_zlib_.createGunzip();
+    if (c === 'zstd') {
+        const z = external_node_zlib_namespaceObject;
+        if (!z.createZstdDecompress)
+            throw new CompressionError(`zstd layers need Node 22.15 or later (this is ${process.version})`);
+        return z.createZstdDecompress();
+    }
+    return new external_node_stream_.PassThrough();
+}
+function compressor(c, level) {
+    if (c === 'gzip')
+        return external_node_zlib_.createGzip(level === undefined ? {} : { level });
+    if (c === 'zstd') {
+        const z = external_node_zlib_namespaceObject;
+        if (!z.createZstdCompress)
+            throw new CompressionError(`zstd compression needs Node 22.15 or later (this is ${process.version})`);
+        return z.createZstdCompress();
+    }
+    return new external_node_stream_.PassThrough();
+}
+/**
+ * `a.pipe(b).pipe(c)…` with pipeline's error handling: an error anywhere destroys every stream, and the last one
+ * (what the caller reads) fails with it. No stream is left emitting an error nobody listens to.
+ */
+function chain(first, ...rest) {
+    if (rest.length === 0)
+        return first;
+    return (0,external_node_stream_.pipeline)([first, ...rest], () => undefined);
+}
+/**
+ * The first `n` bytes of a stream (fewer when it is shorter) and a stream of all of it, head included: the
+ * original is read through one iterator, so nothing is lost or read twice.
+ */
+async function peek(input, n) {
+    const it = input[Symbol.asyncIterator]();
+    const chunks = [];
+    let have = 0;
+    while (have < n) {
+        const r = await it.next();
+        if (r.done)
+            break;
+        const c = Buffer.from(r.value);
+        chunks.push(c);
+        have += c.length;
+    }
+    const head = Buffer.concat(chunks);
+    async function* all() {
+        if (head.length > 0)
+            yield head;
+        for (;;) {
+            const r = await it.next();
+            if (r.done)
+                return;
+            yield Buffer.from(r.value);
+        }
+    }
+    return { head: head.subarray(0, n), stream: external_node_stream_.Readable.from(all(), { objectMode: false }) };
+}
+/** The uncompressed bytes of a stream that may be gzip, zstd or plain, and which it was. */
+async function decompressed(input) {
+    const { head, stream } = await peek(input, 4);
+    const compression = detectCompression(head);
+    return { stream: chain(stream, decompressor(compression)), compression };
+}
+
 ;// CONCATENATED MODULE: ./lib/registry/errors.js
 // Typed registry errors. They carry the registry's own error code (distribution-spec "Error Codes") and a
 // message a person can act on. Nothing here ever holds a credential: requests are described by method and
@@ -43702,6 +43787,7 @@ function createAgents(connections = 16) {
 
 
 
+
 const pull = (r) => `repository:${r.repository}:pull`;
 const pushPull = (r) => `repository:${r.repository}:pull,push`;
 const maxManifestBytes = 8 * 1024 * 1024;
@@ -43838,9 +43924,7 @@ class RegistryClient {
             pull: true,
             retry: true,
         });
-        const verify = new DigestStream({ digest: desc.digest, size: desc.size >= 0 ? desc.size : undefined, where: what });
-        res.body.on('error', (e) => verify.destroy(e));
-        return res.body.pipe(verify);
+        return chain(res.body, new DigestStream({ digest: desc.digest, size: desc.size >= 0 ? desc.size : undefined, where: what }));
     }
     /** A small blob (a config) read whole and verified, with retries. */
     async fetchBlob(ref, desc, limit = 64 * 1024 * 1024) {
@@ -43928,15 +44012,13 @@ class RegistryClient {
         };
         if (mode !== 'chunked') {
             const stream = await open();
-            const verify = new DigestStream({ digest: desc.digest, size: desc.size, where: what });
-            stream.on('error', (e) => verify.destroy(e));
             let used = false;
             try {
                 const res = await finish(new URL(location), desc.size, () => {
                     if (used)
                         throw restartError('the registry asked for the upload body twice');
                     used = true;
-                    return stream.pipe(verify);
+                    return chain(stream, new DigestStream({ digest: desc.digest, size: desc.size, where: what }));
                 });
                 await res.body.dump();
                 this.checkStored(res, desc.digest, what);
@@ -43988,7 +44070,7 @@ class RegistryClient {
                 location = this.location(res);
         };
         try {
-            for await (const c of stream.pipe(verify)) {
+            for await (const c of chain(stream, verify)) {
                 pending.push(c);
                 pendingBytes += c.length;
                 if (pendingBytes >= chunkSize)
@@ -44191,6 +44273,9 @@ async function oldestLiveLease(store) {
     const dir = external_node_path_.join(store.root, 'leases');
     for (const f of await (0,promises_.readdir)(dir)) {
         const p = external_node_path_.join(dir, f);
+        // This process's own leases do not hold back its own prune: it knows what it is doing.
+        if ((await (0,promises_.readFile)(p, 'utf8').catch(() => '')).trim() === String(process.pid))
+            continue;
         if (await ownerAlive(p))
             oldest = Math.min(oldest, (await (0,promises_.stat)(p).catch(() => undefined))?.mtimeMs ?? oldest);
         else
@@ -44282,90 +44367,6 @@ async function trim(store, keep, report, sweep) {
         await sweep();
         size -= report.reclaimedBytes - before;
     }
-}
-
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
-var external_node_zlib_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_zlib_, 2);
-;// CONCATENATED MODULE: ./lib/layer/compression.js
-// Compression of layer streams, recognised by magic bytes (gzip 1f 8b, zstd 28 b5 2f fd) so that a tar is
-// read the same whether it was stored compressed or not.
-
-
-class CompressionError extends Error {
-    name = 'CompressionError';
-}
-function detectCompression(head) {
-    if (head[0] === 0x1f && head[1] === 0x8b)
-        return 'gzip';
-    if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
-        return 'zstd';
-    return 'none';
-}
-function decompressor(c) {
-    if (c === 'gzip')
-        return external_node_zlib_.createGunzip();
-    if (c === 'zstd') {
-        const z = external_node_zlib_namespaceObject;
-        if (!z.createZstdDecompress)
-            throw new CompressionError(`zstd layers need Node 22.15 or later (this is ${process.version})`);
-        return z.createZstdDecompress();
-    }
-    return new external_node_stream_.PassThrough();
-}
-function compressor(c, level) {
-    if (c === 'gzip')
-        return external_node_zlib_.createGzip(level === undefined ? {} : { level });
-    if (c === 'zstd') {
-        const z = external_node_zlib_namespaceObject;
-        if (!z.createZstdCompress)
-            throw new CompressionError(`zstd compression needs Node 22.15 or later (this is ${process.version})`);
-        return z.createZstdCompress();
-    }
-    return new external_node_stream_.PassThrough();
-}
-/** `a.pipe(b).pipe(c)…` where an error anywhere destroys what comes after it, so the last stream reports it. */
-function chain(first, ...rest) {
-    let cur = first;
-    for (const t of rest) {
-        cur.on('error', (e) => t.destroy(e));
-        cur = cur.pipe(t);
-    }
-    return cur;
-}
-/** The first `n` bytes of a stream (fewer at its end), put back so the stream still yields everything. */
-async function peek(input, n) {
-    const chunks = [];
-    let have = 0;
-    await new Promise((resolve, reject) => {
-        const onReadable = () => {
-            let c;
-            while (have < n && (c = input.read()) !== null) {
-                chunks.push(c);
-                have += c.length;
-            }
-            if (have >= n)
-                done();
-        };
-        const done = () => {
-            input.off('readable', onReadable).off('end', done).off('error', fail);
-            resolve();
-        };
-        const fail = (e) => {
-            input.off('readable', onReadable).off('end', done);
-            reject(e);
-        };
-        input.on('readable', onReadable).once('end', done).once('error', fail);
-    });
-    const head = Buffer.concat(chunks);
-    if (head.length > 0)
-        input.unshift(head);
-    return head.subarray(0, n);
-}
-/** The uncompressed bytes of a stream that may be gzip, zstd or plain, and which it was. */
-async function decompressed(input) {
-    const compression = detectCompression(await peek(input, 4));
-    return { stream: chain(input, decompressor(compression)), compression };
 }
 
 ;// CONCATENATED MODULE: ./lib/store/load.js
@@ -44515,8 +44516,7 @@ async function loadArchiveFile(store, file) {
 /** A root filesystem tar (plain, gzip or zstd) as a one-layer image named `name`. */
 async function importRootfs(store, input, name, options = {}) {
     const ref = parseReference(name);
-    const { stream } = await decompressed(input);
-    const head = await peek(stream, 512);
+    const { head, stream } = await peek((await decompressed(input)).stream, 512);
     if (!checksumOk(head))
         throw new LoadError(`${options.source ?? 'the input'} is not a tar archive (plain, gzip or zstd)`);
     const diff = new DigestStream();
@@ -44735,6 +44735,7 @@ async function place(header, body, target, root, report) {
 
 
 
+
 class StoreError extends Error {
     name = 'StoreError';
 }
@@ -44819,8 +44820,11 @@ class Store {
         const p = this.blobPath(digest);
         const verify = new DigestStream({ digest, where: `stored blob ${digest} (${p})` });
         const file = (0,external_node_fs_namespaceObject.createReadStream)(p);
-        file.on('error', (e) => verify.destroy(e.code === 'ENOENT' ? new StoreError(`blob ${digest} is not in the store ${this.root}`) : e));
-        return file.pipe(verify);
+        file.on('error', (e) => {
+            if (e.code === 'ENOENT')
+                verify.destroy(new StoreError(`blob ${digest} is not in the store ${this.root}`));
+        });
+        return chain(file, verify);
     }
     async readBlob(digest) {
         let bytes;
@@ -44892,9 +44896,7 @@ class Store {
         const tmp = this.tmpPath();
         try {
             const verify = new DigestStream({ digest: diffID, where: `layer ${diffID}` });
-            const input = await open();
-            input.on('error', (e) => verify.destroy(e));
-            const report = await extractLayer(input.pipe(verify), tmp, options);
+            const report = await extractLayer(chain(await open(), verify), tmp, options);
             await (0,promises_.rename)(tmp, final).catch(async (e) => {
                 if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST')
                     throw e; // another process finished it first

@@ -149,6 +149,14 @@ describeWith(['docker-registry', 'skopeo', 'umoci'])('image verbs between real r
     expect(info.Config.rootfs.diff_ids).toEqual(img.diffIDs);
   });
 
+  test('--registry-mirror serves docker.io pulls', async () => {
+    const img = makeImage({ files: [{ m: 'from the mirror' }] });
+    await seed(client, `${b.host}/library/mirrored:1`, img);
+    const r = await h(['pull', '--registry-mirror', `http://${b.host}`, 'mirrored:1']);
+    expect(r.out).toContain(`digest: ${img.manifest.digest}`);
+    expect((await h(['images'])).out).toMatch(/^mirrored\s+1\s/m);
+  });
+
   test('bad input: clear errors, exit codes', async () => {
     const upper = await hoist(['pull', `${a.host}/Upper/case`, '--store', store]);
     expect(upper).toMatchObject({ code: 2 });

@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Fault = '503' | '429' | 'reset-mid-body' | 'corrupt-body';
+export type Fault = '503' | '429' | '413' | 'reset-mid-body' | 'corrupt-body' | 'redirect';
 
 export interface FaultRule {
   match: (req: IncomingMessage) => boolean;
@@ -21,7 +21,10 @@ export interface FaultProxy {
   stop(): Promise<void>;
 }
 
-export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+/** For 'redirect': where a blob GET is sent (another host), given the request path. */
+export type RedirectTarget = (path: string) => string;
+
+export async function startFaultProxy(upstream: string, redirectTo?: RedirectTarget): Promise<FaultProxy> {
   const [uhost, uport] = upstream.split(':');
   const rules: FaultRule[] = [];
   const log: FaultProxy['log'] = [];
@@ -57,6 +60,16 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         req.resume();
         res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' });
         res.end('{"errors":[{"code":"TOOMANYREQUESTS","message":"injected 429"}]}');
+        return;
+      case '413':
+        req.resume();
+        res.writeHead(413, { 'content-type': 'application/json' });
+        res.end('{"errors":[{"code":"SIZE_INVALID","message":"injected: request entity too large"}]}');
+        return;
+      case 'redirect':
+        req.resume();
+        res.writeHead(307, { location: redirectTo ? redirectTo(req.url ?? '/') : '/' });
+        res.end();
         return;
       case 'reset-mid-body':
         req.once('data', () => req.socket.destroy());

@@ -8,6 +8,9 @@ import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { makeImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith } from '../helpers/tools.js';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { StaticCredentials } from '../../src/registry/credentials.js';
 
 describeWith(['docker-registry'])('retries through a fault-injecting proxy', () => {
   let reg: TestRegistry;
@@ -64,6 +67,14 @@ describeWith(['docker-registry'])('retries through a fault-injecting proxy', () 
     proxy.rules.length = 0;
   });
 
+  test('a registry that refuses one large PUT gets the blob in chunks', async () => {
+    proxy.rules.push({ match: (r) => r.method === 'PUT' && r.url!.includes('/blobs/uploads/') && Number(r.headers['content-length']) > 0, fault: '413', times: 1 });
+    const image = makeImage({ files: [{ g: 'chunk me '.repeat(5000) }] });
+    expect(await push('faults/g', image)).toBe(image.manifest.digest);
+    expect(proxy.log.some((l) => l.method === 'PATCH' && l.path.includes('/faults/g/'))).toBe(true);
+    expect(await client.blobExists(parseReference(`${reg.host}/faults/g`), image.layers[0].digest)).toBe(image.layers[0].size);
+  });
+
   test('retries are bounded: a registry that keeps failing gives a clear error', async () => {
     proxy.rules.push({ match: (r) => r.url!.includes('/faults/e/'), fault: '503', times: 100 });
     const err = await client.getManifest(parseReference(`${proxy.host}/faults/e:1`)).catch((e: Error) => e);
@@ -79,5 +90,48 @@ describeWith(['docker-registry'])('retries through a fault-injecting proxy', () 
     const err = await client.getManifest(parseReference(`${proxy.host}/faults/f@${image.manifest.digest}`)).catch((e: Error) => e);
     expect(err).toBeInstanceOf(DigestMismatchError);
     expect(String(err)).toMatch(new RegExp(`expected ${image.manifest.digest}`));
+  });
+});
+
+describeWith(['docker-registry'])('redirected blob downloads', () => {
+  let reg: TestRegistry;
+  let proxy: FaultProxy;
+  let cdn: Server;
+  const seen: { path: string; authorization?: string }[] = [];
+  beforeAll(async () => {
+    reg = await startRegistry('htpasswd');
+    // A "CDN" on another host name (localhost, not 127.0.0.1) that serves blobs it fetches from the registry.
+    cdn = createServer(async (req, res) => {
+      seen.push({ path: req.url ?? '', authorization: req.headers.authorization });
+      const upstream = await fetch(`http://${reg.host}${req.url}`, { headers: { authorization: `Basic ${Buffer.from('alice:wonder-land-42').toString('base64')}` } });
+      res.writeHead(upstream.status);
+      res.end(Buffer.from(await upstream.arrayBuffer()));
+    });
+    await new Promise<void>((r) => cdn.listen(0, '127.0.0.1', r));
+    const port = (cdn.address() as AddressInfo).port;
+    proxy = await startFaultProxy(reg.host, (p) => `http://localhost:${port}${p}`);
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await new Promise((r) => cdn?.close(r));
+    await reg?.stop();
+  });
+
+  test('a 307 to another host is followed without the credentials', async () => {
+    const client = new RegistryClient({ credentials: new StaticCredentials(new Map([[proxy.host, { username: 'alice', password: 'wonder-land-42' }]])) });
+    try {
+      const image = makeImage({ files: [{ r: 'redirect me' }] });
+      const ref = parseReference(`${proxy.host}/cdn/app:1`);
+      for (const b of [...image.layers, image.config]) await client.pushBlob(ref, b, () => Readable.from([b.bytes]));
+      proxy.rules.push({ match: (r) => r.method === 'GET' && r.url!.includes('/blobs/sha256:'), fault: 'redirect', times: 1 });
+      expect(await client.fetchBlob(ref, image.layers[0])).toEqual(image.layers[0].bytes);
+      expect(seen).toHaveLength(1);
+      expect(seen[0].path).toContain(image.layers[0].digest);
+      expect(seen[0].authorization).toBeUndefined();
+      // The request to the registry itself did carry them.
+      expect(proxy.log.find((l) => l.fault === 'redirect')).toBeDefined();
+    } finally {
+      await client.close();
+    }
   });
 });
