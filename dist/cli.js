@@ -45211,22 +45211,29 @@ const image_commands_pull = command('pull', 'Usage: hoist pull [--platform P | -
         return 0;
     });
 });
-const push = command('push', 'Usage: hoist push NAME[:TAG] [DEST...]\n\nPushes an image of the store to its registry (or to each DEST).', {}, async (a, io) => {
+/** `--by-digest`: the destinations without their tags, so the manifest is stored by digest only. */
+function destinations(a, texts) {
+    return texts.map((t) => {
+        const r = parseReference(t);
+        return a.flags.has('by-digest') ? { registry: r.registry, repository: r.repository } : r;
+    });
+}
+const push = command('push', 'Usage: hoist push [--by-digest] NAME[:TAG] [DEST...]\n\nPushes an image of the store to its registry (or to each DEST); --by-digest writes no tag.', { 'by-digest': {} }, async (a, io) => {
     const [name, ...dests] = positional(a, 'push', 1, 64, 'NAME[:TAG] [DEST...]');
     return withImageContext(a, io, async (ctx) => {
         const [r] = await findLocal(ctx.store, name);
         if (!r)
             throw new UsageError(`${name} is not in the store (${ctx.store.root}); pull, load or build it first`);
-        const targets = dests.length ? dests.map((d) => parseReference(d)) : [parseReference(r.name)];
+        const targets = destinations(a, dests.length ? dests : [r.name]);
         pushSummary(io, await pushImage(ctx.client, await localImage(ctx, r), targets, { log: (l) => io.err(l + '\n') }));
         return 0;
     });
 });
-const copy = command('copy', 'Usage: hoist copy SRC DST [DST...]\n\nCopies an image, all platforms of an index, from registry to registry.', {}, async (a, io) => {
+const copy = command('copy', 'Usage: hoist copy [--by-digest] SRC DST [DST...]\n\nCopies an image, all platforms of an index, from registry to registry; --by-digest writes no tag.', { 'by-digest': {} }, async (a, io) => {
     const [src, ...dsts] = positional(a, 'copy', 2, 64, 'SRC DST [DST...]');
     return withImageContext(a, io, async (ctx) => {
         const source = await RemoteImage.open(ctx.client, parseReference(src));
-        pushSummary(io, await pushImage(ctx.client, source, dsts.map((d) => parseReference(d)), { log: (l) => io.err(l + '\n') }));
+        pushSummary(io, await pushImage(ctx.client, source, destinations(a, dsts), { log: (l) => io.err(l + '\n') }));
         return 0;
     }, { store: false });
 });

@@ -11,6 +11,7 @@ const packages = {
   dockerd: 'docker.io',
   busybox: 'busybox-static',
   openssl: 'openssl',
+  setfattr: 'attr',
 };
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

@@ -74,6 +74,16 @@ describeWith(['docker-registry', 'skopeo', 'umoci'])('image verbs between real r
     expect(again.out).toMatch(/0 uploaded, 0 mounted, 3 already there/);
   });
 
+  test('copy --by-digest stores the manifest without a tag', async () => {
+    const img = makeImage({ files: [{ bd: 'by digest' }] });
+    await seed(client, `${a.host}/bydigest/app:v1`, img);
+    const r = await h(['copy', '--by-digest', `${a.host}/bydigest/app:v1`, `${b.host}/bydigest/app`]);
+    expect(r.out).toContain(`${b.host}/bydigest/app@${img.manifest.digest}`);
+    expect(skopeoDigest(`${b.host}/bydigest/app@${img.manifest.digest}`)).toBe(img.manifest.digest);
+    // No tag at all: distribution answers the tag list with 404 when a repository has none.
+    expect((await hoist(['inspect', '--remote', `${b.host}/bydigest/app:latest`, '--store', store])).err).toMatch(/404 MANIFEST_UNKNOWN/);
+  });
+
   test('tag in the registry mounts instead of uploading', async () => {
     const img = makeImage({ files: [{ t: 'tag me' }] });
     await seed(client, `${a.host}/tags/src:1`, img);
@@ -233,11 +243,15 @@ describeWith(['docker-registry', 'dockerd', 'busybox'])('hoist save loads in doc
     run('tar', ['-C', rootfs, '-czf', path.join(work, 'rootfs.tar.gz'), '.']);
     const store = path.join(work, 'store');
     await hoistOk(['import', path.join(work, 'rootfs.tar.gz'), 'hoist-test/busybox:1', '--store', store]);
+    writeFileSync(path.join(work, 'data.txt'), 'second image\n');
+    run('tar', ['-C', work, '-cf', path.join(work, 'data.tar'), 'data.txt']);
+    await hoistOk(['import', path.join(work, 'data.tar'), 'ghcr.io/hoist-test/data:2', '--store', store]);
     const tar = path.join(work, 'bb.tar');
-    await hoistOk(['save', '-o', tar, 'hoist-test/busybox:1', '--store', store]);
+    await hoistOk(['save', '-o', tar, 'hoist-test/busybox:1', 'ghcr.io/hoist-test/data:2', '--store', store]);
     const loaded = d.docker(['load', '-i', tar]);
     expect(loaded.stderr).toBe('');
     expect(loaded.stdout).toContain('Loaded image: hoist-test/busybox:1');
+    expect(loaded.stdout).toContain('Loaded image: ghcr.io/hoist-test/data:2');
     const ran = d.docker(['run', '--rm', '--network', 'none', 'hoist-test/busybox:1', 'sh', '-c', 'echo hello from $(echo busybox)']);
     expect(ran.stderr).toBe('');
     expect(ran.stdout).toBe('hello from busybox\n');

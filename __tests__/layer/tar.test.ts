@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { cleanEntryName, extractLayer } from '../../src/layer/extract.js';
 import { readTar, TarError, type TarHeader, TarWriter } from '../../src/layer/tar.js';
-import { run } from '../helpers/tools.js';
+import { haveTool, run } from '../helpers/tools.js';
 
 async function writeTar(entries: [TarHeader, Buffer?][]): Promise<Buffer> {
   const w = new TarWriter();
@@ -140,5 +140,19 @@ describe('extractLayer never writes outside its root', () => {
     expect(st.isFile()).toBe(true);
     expect(st.mode & 0o7777).toBe(0o4755);
     expect(st.mtimeMs).toBe(1000_000);
+  });
+});
+
+const asRoot = process.getuid?.() === 0 && haveTool('setfattr') && haveTool('getfattr');
+(asRoot ? describe : describe.skip)('overlay whiteouts (root, setfattr)', () => {
+  test('a whiteout becomes a 0/0 character device, an opaque marker the trusted.overlay.opaque xattr', async () => {
+    const root = path.join(tmp(), 'snap');
+    const upper = await writeTar([file('.wh.gone', ''), entry('o/', 'directory'), file('o/.wh..wh..opq', ''), file('o/new', 'n')]);
+    await extractLayer(Readable.from([upper]), root, { whiteouts: 'overlay' });
+    const st = lstatSync(path.join(root, 'gone'));
+    expect(st.isCharacterDevice()).toBe(true);
+    expect(st.rdev).toBe(0);
+    expect(run('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', path.join(root, 'o')])).toBe('y');
+    expect(existsSync(path.join(root, 'o/.wh..wh..opq'))).toBe(false);
   });
 });
