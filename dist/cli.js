@@ -45452,6 +45452,1234 @@ const importCmd = command('import', 'Usage: hoist import [--platform P] FILE|- R
 });
 const imageCommands = { pull: image_commands_pull, push, copy, tag, inspect, history: image_commands_history, images: image_commands_images, rmi, prune: pruneCmd, login, logout, save, load, import: importCmd };
 
+;// CONCATENATED MODULE: ./lib/layer/writer.js
+// Writes a layer deterministically (DESIGN "layer tar"): PAX, relative names, directories with a trailing '/',
+// no root entry, entries in filepath.Walk order (a directory, then its contents), numeric uid/gid without user
+// names, mtimes kept but clamped to SOURCE_DATE_EPOCH when set. The tar is hashed (diffID) and compressed (digest)
+// in one streaming pass straight into the store.
+
+
+
+
+
+/** filepath.Walk order: compare path components, so `a/b` comes before `a-b`. */
+function walkOrder(a, b) {
+    const x = a.replace(/\/$/, '').split('/');
+    const y = b.replace(/\/$/, '').split('/');
+    for (let i = 0; i < Math.min(x.length, y.length); i++) {
+        if (x[i] !== y[i])
+            return x[i] < y[i] ? -1 : 1;
+    }
+    return x.length - y.length;
+}
+function normalise(e, epoch) {
+    let name = e.header.name.replace(/^\/+/, '').replace(/\/+$/, '');
+    if (e.header.type === 'directory')
+        name += '/';
+    const mtime = Math.floor(epoch !== undefined ? Math.min(e.header.mtime, epoch) : e.header.mtime);
+    return { ...e, header: { ...e.header, name, mtime } };
+}
+async function writeLayer(store, entries, options = {}) {
+    const compression = options.compression ?? 'gzip';
+    const sorted = entries.map((e) => normalise(e, options.sourceDateEpoch)).filter((e) => e.header.name !== '/' && e.header.name !== '');
+    sorted.sort((a, b) => walkOrder(a.header.name, b.header.name));
+    for (let i = 1; i < sorted.length; i++) {
+        if (sorted[i].header.name === sorted[i - 1].header.name)
+            throw new Error(`layer has ${sorted[i].header.name} twice`);
+    }
+    const tar = new TarWriter();
+    const diff = new DigestStream();
+    const stored = store.writeBlob(chain(tar.stream, diff, compressor(compression)));
+    const write = (async () => {
+        for (const e of sorted) {
+            const c = e.content;
+            const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : (0,external_node_fs_namespaceObject.createReadStream)(c.path);
+            await tar.entry(e.header, body);
+        }
+        await tar.finish();
+    })();
+    write.catch((err) => tar.stream.destroy(err));
+    const [blob] = await Promise.all([stored, write]);
+    return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest };
+}
+
+;// CONCATENATED MODULE: ./lib/build/context.js
+// The build context: a directory, seen through .dockerignore. COPY/ADD sources are resolved here as BuildKit
+// resolves them: paths are relative to the context root and may not leave it; wildcards follow Go's
+// filepath.Match (a `*` never crosses a `/`); excluded paths do not exist; a source that is itself a symlink is
+// followed (inside the context), links below a copied directory are copied as links.
+
+
+
+
+class ContextError extends Error {
+    name = 'ContextError';
+}
+/** Go filepath.Match as a RegExp over one whole slash-separated path. */
+function matchPattern(pattern) {
+    let re = '^';
+    const chars = Array.from(pattern);
+    for (let i = 0; i < chars.length; i++) {
+        const c = chars[i];
+        if (c === '*')
+            re += '[^/]*';
+        else if (c === '?')
+            re += '[^/]';
+        else if (c === '\\' && i + 1 < chars.length)
+            re += context_escape(chars[++i]);
+        else if (c === '[') {
+            let j = i + 1;
+            let cls = '';
+            if (chars[j] === '^') {
+                cls += '^';
+                j++;
+            }
+            while (j < chars.length && chars[j] !== ']') {
+                if (chars[j] === '\\' && j + 1 < chars.length)
+                    j++;
+                cls += chars[j] === '-' ? '-' : escapeClass(chars[j]);
+                j++;
+            }
+            if (j >= chars.length)
+                throw new ContextError(`syntax error in pattern ${JSON.stringify(pattern)}: unclosed [`);
+            re += `(?!/)[${cls}]`;
+            i = j;
+        }
+        else
+            re += context_escape(c);
+    }
+    return new RegExp(re + '$', 'u');
+}
+const context_escape = (c) => (/[\\^$.*+?()[\]{}|/]/.test(c) ? '\\' + c : c);
+const escapeClass = (c) => (/[\\\]\[^]/.test(c) ? '\\' + c : c);
+function hasWildcard(p) {
+    return /[*?[]/.test(p);
+}
+class BuildContext {
+    dir;
+    ignore;
+    ignoreFile;
+    constructor(dir, ignore, 
+    /** the ignore file that was read, for messages */
+    ignoreFile) {
+        this.dir = dir;
+        this.ignore = ignore;
+        this.ignoreFile = ignoreFile;
+    }
+    /** The context directory with `<Dockerfile>.dockerignore` or `.dockerignore` applied (the first that exists). */
+    static open(dir, dockerfilePath) {
+        const abs = external_node_path_.resolve(dir);
+        const candidates = dockerfilePath ? dockerignoreCandidates(external_node_path_.resolve(dockerfilePath), abs) : [external_node_path_.join(abs, '.dockerignore')];
+        for (const f of candidates) {
+            if ((0,external_node_fs_namespaceObject.existsSync)(f))
+                return new BuildContext(abs, IgnoreMatcher.fromText((0,external_node_fs_namespaceObject.readFileSync)(f, 'utf8')), f);
+        }
+        return new BuildContext(abs, new IgnoreMatcher([]), undefined);
+    }
+    /** A directory without any ignore file (another stage's or image's filesystem, for COPY --from). */
+    static plain(dir) {
+        return new BuildContext(external_node_path_.resolve(dir), new IgnoreMatcher([]), undefined);
+    }
+    excluded(rel) {
+        return rel !== '' && this.ignore.excludes(rel);
+    }
+    /** A source as written in COPY/ADD → the context paths it names (several for a wildcard). */
+    async resolve(source) {
+        const cleaned = cleanPath(source.replace(/^\/+/, '') || '.');
+        if (cleaned === '..' || cleaned.startsWith('../')) {
+            throw new ContextError(`${source}: forbidden path outside the build context; COPY sources are relative to the context ${this.dir}`);
+        }
+        const rel = cleaned === '.' ? '' : cleaned;
+        if (!hasWildcard(rel)) {
+            const found = await this.at(rel, true);
+            if (!found)
+                throw new ContextError(`${source}: not found in the build context${this.excludedNote(rel)}`);
+            return [found];
+        }
+        const parts = rel.split('/');
+        let current = [''];
+        for (const [i, part] of parts.entries()) {
+            const next = [];
+            const re = hasWildcard(part) ? matchPattern(part) : undefined;
+            for (const dir of current) {
+                if (!re) {
+                    next.push(dir ? `${dir}/${part}` : part);
+                    continue;
+                }
+                const names = await (0,promises_.readdir)(external_node_path_.join(this.dir, dir)).catch(() => []);
+                for (const n of names.sort())
+                    if (re.test(n))
+                        next.push(dir ? `${dir}/${n}` : n);
+            }
+            current = next.filter((p) => !this.excluded(p) || (i < parts.length - 1 && this.ignore.hasExceptions));
+        }
+        const out = [];
+        for (const p of current) {
+            if (this.excluded(p))
+                continue;
+            const found = await this.at(p, true);
+            if (found)
+                out.push(found);
+        }
+        if (out.length === 0)
+            throw new ContextError(`${source}: no source files were specified (nothing in the build context matches)`);
+        return out;
+    }
+    excludedNote(rel) {
+        return rel && this.excluded(rel) && this.ignoreFile ? ` (it is excluded by ${external_node_path_.relative(this.dir, this.ignoreFile) || this.ignoreFile})` : '';
+    }
+    /** The path if it exists and is not excluded; a top-level symlink is followed inside the context. */
+    async at(rel, follow) {
+        if (this.excluded(rel))
+            return undefined;
+        const abs = external_node_path_.join(this.dir, rel);
+        let st = await (0,promises_.lstat)(abs).catch(() => undefined);
+        if (!st)
+            return undefined;
+        let target = abs;
+        for (let hops = 0; follow && st.isSymbolicLink(); hops++) {
+            if (hops > 40)
+                throw new ContextError(`${rel}: too many levels of symbolic links`);
+            const link = await (0,promises_.readlink)(target);
+            target = link.startsWith('/') ? external_node_path_.join(this.dir, link) : external_node_path_.resolve(external_node_path_.dirname(target), link);
+            if (!(target + '/').startsWith(this.dir + '/'))
+                throw new ContextError(`${rel}: a symlink to ${link}, outside the build context`);
+            st = await (0,promises_.lstat)(target).catch(() => undefined);
+            if (!st)
+                throw new ContextError(`${rel}: a symlink to ${link}, which does not exist in the build context`);
+        }
+        return { rel, abs: target, stats: st };
+    }
+    /** Everything below a context directory, in walk order, excluded paths left out (links are not followed). */
+    async walk(dir) {
+        const out = [];
+        const visit = async (rel, abs) => {
+            for (const name of (await (0,promises_.readdir)(abs)).sort()) {
+                const r = rel ? `${rel}/${name}` : name;
+                const a = external_node_path_.join(abs, name);
+                const st = await (0,promises_.lstat)(a);
+                const ex = this.excluded(r);
+                if (!ex)
+                    out.push({ rel: r, abs: a, stats: st, ...(st.isSymbolicLink() ? { linkname: await (0,promises_.readlink)(a) } : {}) });
+                if (st.isDirectory() && (!ex || this.ignore.hasExceptions))
+                    await visit(r, a);
+            }
+        };
+        await visit(dir.rel, dir.abs);
+        return out;
+    }
+    /** Does the context hold this file? (for messages) */
+    async has(rel) {
+        return (await (0,promises_.stat)(external_node_path_.join(this.dir, rel)).catch(() => undefined)) !== undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/build/copy.js
+// COPY/ADD as layer entries. Destination rules as in BuildKit: relative destinations are under WORKDIR; a
+// trailing '/' (or several sources, or an existing directory) means "into this directory"; a directory source
+// copies its contents; missing parent directories are created (0755); a directory that exists in the image is
+// left as it is (its entry is not repeated, so its mode and owner stay the base's).
+
+class CopyError extends Error {
+    name = 'CopyError';
+}
+/** The absolute destination, and whether it names a directory to copy into. */
+function destination(dest, workdir) {
+    const intoDir = dest.endsWith('/') || dest.endsWith('/.') || dest === '.' || dest === '';
+    const abs = external_node_path_.posix.join('/', dest.startsWith('/') ? '' : workdir || '/', dest);
+    return { abs: abs.length > 1 ? abs.replace(/\/+$/, '') : abs, intoDir };
+}
+function planCopy(sources, o) {
+    const { abs: dest, intoDir: trailing } = destination(o.dest, o.workdir);
+    if (o.sourceArgs > 1 && !trailing) {
+        throw new CopyError(`When using COPY with more than one source file, the destination must be a directory and end with a / (got ${o.dest})`);
+    }
+    const entries = new Map();
+    const owner = o.owner ?? { uid: 0, gid: 0 };
+    const header = (name, p, type) => ({
+        name,
+        type,
+        mode: o.chmod ?? p.stats.mode & 0o7777,
+        uid: owner.uid,
+        gid: owner.gid,
+        size: type === 'file' ? p.stats.size : 0,
+        mtime: Math.floor(p.stats.mtimeMs / 1000),
+    });
+    const put = (name, e) => entries.set(name.replace(/^\/+/, ''), e);
+    const ensureParents = (target) => {
+        const parts = target.split('/').filter(Boolean);
+        for (let i = 1; i < parts.length; i++) {
+            const dir = parts.slice(0, i).join('/');
+            if (entries.has(dir) || o.fs.isDirectory(dir))
+                continue;
+            if (o.fs.lookup(dir) && !o.fs.isDirectory(dir))
+                throw new CopyError(`cannot copy to /${target}: /${dir} is not a directory in the image`);
+            put(dir, { header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: o.created } });
+        }
+    };
+    const addOne = (p, target) => {
+        const rel = target.replace(/^\/+/, '');
+        if (p.stats.isDirectory()) {
+            if (rel === '' || o.fs.isDirectory(rel))
+                return;
+            put(rel, { header: { ...header(rel, p, 'directory'), mtime: o.created } });
+        }
+        else if (p.stats.isSymbolicLink()) {
+            throw new CopyError(`internal: unresolved symlink ${p.rel}`);
+        }
+        else if (p.stats.isFile()) {
+            put(rel, { header: header(rel, p, 'file'), content: { path: p.abs } });
+        }
+        else {
+            throw new CopyError(`${p.rel}: only files, directories and symlinks can be copied (this is a ${p.stats.isFIFO() ? 'FIFO' : p.stats.isSocket() ? 'socket' : 'device'})`);
+        }
+    };
+    const multiple = sources.length > 1 || sources.some((s) => s.wildcard);
+    for (const s of sources) {
+        const isDir = s.path.stats.isDirectory();
+        let target;
+        if (isDir)
+            target = dest;
+        else if (trailing || multiple || o.fs.isDirectory(dest))
+            target = external_node_path_.posix.join(dest, external_node_path_.posix.basename(s.path.rel || s.path.abs));
+        else
+            target = dest;
+        ensureParents(target === '/' ? '' : target);
+        addOne(s.path, target);
+        for (const child of s.children ?? []) {
+            const relBelow = s.path.rel ? child.rel.slice(s.path.rel.length + 1) : child.rel;
+            const t = external_node_path_.posix.join(target, relBelow).replace(/^\/+/, '');
+            ensureParents(t);
+            if (child.stats.isSymbolicLink()) {
+                put(t, { header: { ...header(t, child, 'symlink'), linkname: child.linkname ?? '' } });
+            }
+            else if (child.stats.isDirectory()) {
+                put(t, { header: header(t, child, 'directory') });
+            }
+            else
+                addOne(child, t);
+        }
+    }
+    return [...entries.values()];
+}
+
+;// CONCATENATED MODULE: ./lib/build/metadata.js
+// The instructions that change only the image config, applied as BuildKit's dockerfile2llb applies them, with
+// the history `created_by` text BuildKit writes (Go's %q/%v formatting of slices and maps included).
+
+
+const defaultShell = ['/bin/sh', '-c'];
+/** Go `%q` of a []string: `["a" "b"]`. */
+const goQuotedList = (l) => `[${l.map(goQuote).join(' ')}]`;
+/** Go `%v` of a []string: `[a b]`. */
+const goList = (l) => `[${l.join(' ')}]`;
+function goDuration(ns) {
+    if (ns === 0)
+        return '0s';
+    const units = [[3600e9, 'h'], [60e9, 'm']];
+    let out = '';
+    let rest = ns;
+    for (const [n, u] of units) {
+        if (rest >= n) {
+            out += `${Math.floor(rest / n)}${u}`;
+            rest %= n;
+        }
+    }
+    if (ns < 1e9) {
+        if (ns % 1e6 === 0)
+            return `${ns / 1e6}ms`;
+        if (ns % 1e3 === 0)
+            return `${ns / 1e3}µs`;
+        return `${ns}ns`;
+    }
+    const secs = rest / 1e9;
+    return `${out}${Number.isInteger(secs) ? secs : secs.toFixed(9).replace(/0+$/, '')}s`;
+}
+/** EXPOSE words → `port/proto` keys, ranges spelled out (docker's nat.ParsePortSpecs). */
+function exposedPorts(words, at) {
+    const out = [];
+    for (const w of words) {
+        const m = w.match(/^(?:(?:\[[^\]]*\]|[^:]*):)?(?:[^:]*:)?(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i);
+        if (!m)
+            throw new DockerfileError(`invalid port ${JSON.stringify(w)}: expected PORT[-PORT][/tcp|udp|sctp]`, { line: at.line, endLine: at.endLine });
+        const start = Number(m[1]);
+        const end = m[2] ? Number(m[2]) : start;
+        if (end < start || end > 65535)
+            throw new DockerfileError(`invalid port range ${JSON.stringify(w)}`, { line: at.line, endLine: at.endLine });
+        for (let p = start; p <= end; p++)
+            out.push(`${p}/${(m[3] ?? 'tcp').toLowerCase()}`);
+    }
+    return out;
+}
+/**
+ * Applies a config-only instruction (already expanded) and returns its history text; undefined when the
+ * instruction is not one of these.
+ */
+function applyMetadata(state, ins, ctx) {
+    const c = state.runtime;
+    switch (ins.kind) {
+        case 'env': {
+            const env = new Map((c.Env ?? []).map((e) => {
+                const eq = e.indexOf('=');
+                return eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)];
+            }));
+            for (const p of ins.pairs)
+                env.set(p.key, p.value);
+            c.Env = [...env].map(([k, v]) => `${k}=${v}`);
+            return `ENV ${ins.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
+        }
+        case 'label':
+            c.Labels = { ...c.Labels };
+            for (const p of ins.pairs)
+                c.Labels[p.key] = p.value;
+            return `LABEL ${ins.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
+        case 'user':
+            c.User = ins.user;
+            return `USER ${ins.user}`;
+        case 'expose': {
+            c.ExposedPorts = { ...c.ExposedPorts };
+            const ports = exposedPorts(ins.ports, ins);
+            for (const p of ports)
+                c.ExposedPorts[p] = {};
+            return `EXPOSE map[${[...new Set(ports)].sort().map((p) => `${p}:{}`).join(' ')}]`;
+        }
+        case 'volume':
+            c.Volumes = { ...c.Volumes };
+            for (const v of ins.volumes)
+                c.Volumes[v] = {};
+            return `VOLUME ${goList(ins.volumes)}`;
+        case 'stopsignal':
+            c.StopSignal = ins.signal;
+            return `STOPSIGNAL ${ins.signal}`;
+        case 'shell':
+            c.Shell = [...ins.shell];
+            return `SHELL ${goList(ins.shell)}`;
+        case 'cmd': {
+            const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
+            c.Cmd = args;
+            if (ins.command.prependShell)
+                c.ArgsEscaped = true;
+            ctx.cmdSet = true;
+            return `CMD ${goQuotedList(args)}`;
+        }
+        case 'entrypoint': {
+            const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
+            c.Entrypoint = args;
+            if (ins.command.prependShell)
+                c.ArgsEscaped = true;
+            if (!ctx.cmdSet)
+                c.Cmd = null;
+            return `ENTRYPOINT ${goQuotedList(args)}`;
+        }
+        case 'healthcheck': {
+            const h = { Test: [...ins.test] };
+            if (ins.interval)
+                h.Interval = ins.interval;
+            if (ins.timeout)
+                h.Timeout = ins.timeout;
+            if (ins.startPeriod)
+                h.StartPeriod = ins.startPeriod;
+            if (ins.startInterval)
+                h.StartInterval = ins.startInterval;
+            if (ins.retries)
+                h.Retries = ins.retries;
+            c.Healthcheck = h;
+            const retries = ins.retries === 0 ? "'\\x00'" : `'${String.fromCharCode(ins.retries)}'`;
+            return `HEALTHCHECK &{${goQuotedList(ins.test)} ${[ins.interval, ins.timeout, ins.startPeriod, ins.startInterval].map((d) => goQuote(goDuration(d))).join(' ')} ${retries}}`;
+        }
+        case 'onbuild':
+            c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
+            return `ONBUILD ${ins.expression}`;
+        case 'maintainer':
+            state.config.author = ins.maintainer;
+            return `MAINTAINER ${ins.maintainer}`;
+        default:
+            return undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/build/fs-index.js
+
+
+
+class FsIndex {
+    entries = new Map();
+    static async build(layers) {
+        const idx = new FsIndex();
+        for (const [i, open] of layers.entries())
+            await idx.apply(await open(), i);
+        return idx;
+    }
+    /** Applies one layer (compressed or not) on top. */
+    async apply(blob, layer) {
+        const { stream } = await decompressed(blob);
+        const opaque = [];
+        const added = new Set();
+        for await (const { header, body } of readTar(stream)) {
+            body.resume();
+            const name = cleanEntryName(header.name);
+            if (!name)
+                continue;
+            const slash = name.lastIndexOf('/');
+            const dir = slash < 0 ? '' : name.slice(0, slash);
+            const base = name.slice(slash + 1);
+            if (base === opaqueWhiteout) {
+                opaque.push(dir);
+                continue;
+            }
+            if (base.startsWith(whiteoutPrefix)) {
+                this.remove(dir ? `${dir}/${base.slice(whiteoutPrefix.length)}` : base.slice(whiteoutPrefix.length));
+                continue;
+            }
+            if (header.type !== 'directory' || this.entries.get(name)?.header.type !== 'directory')
+                this.remove(name);
+            this.entries.set(name, { header: { ...header, name }, layer });
+            added.add(name);
+        }
+        // An opaque directory hides what lower layers had below it, whatever its position in the tar.
+        for (const dir of opaque) {
+            for (const p of [...this.entries.keys()]) {
+                if (p.startsWith(dir ? `${dir}/` : '') && p !== dir && !added.has(p))
+                    this.entries.delete(p);
+            }
+        }
+    }
+    remove(p) {
+        this.entries.delete(p);
+        const prefix = `${p}/`;
+        for (const k of [...this.entries.keys()])
+            if (k.startsWith(prefix))
+                this.entries.delete(k);
+    }
+    /** The entry at an absolute or relative path, following symlinks in its parents (not the last component). */
+    lookup(p) {
+        return this.entries.get(this.resolve(p));
+    }
+    /** The path with symlinked parents resolved inside the image (as extraction would), without the leading '/'. */
+    resolve(p, followLast = false) {
+        const pending = cleanEntryName(p).split('/').filter(Boolean);
+        const done = [];
+        let hops = 0;
+        while (pending.length > 0) {
+            const part = pending.shift();
+            if (part === '..') {
+                done.pop();
+                continue;
+            }
+            const here = [...done, part].join('/');
+            const e = this.entries.get(here);
+            if (e?.header.type === 'symlink' && (pending.length > 0 || followLast) && hops++ < 40) {
+                const target = e.header.linkname ?? '';
+                if (target.startsWith('/'))
+                    done.length = 0;
+                pending.unshift(...target.split('/').filter(Boolean));
+                continue;
+            }
+            done.push(part);
+        }
+        return done.join('/');
+    }
+    isDirectory(p) {
+        return this.entries.get(this.resolve(p, true))?.header.type === 'directory';
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/build/state.js
+
+class ImageState {
+    config;
+    layers;
+    index;
+    constructor(config, layers) {
+        this.config = config;
+        this.layers = layers;
+    }
+    static scratch(config) {
+        return new ImageState(config, []);
+    }
+    clone() {
+        const s = new ImageState(structuredClone(this.config), [...this.layers]);
+        s.index = this.index;
+        return s;
+    }
+    get runtime() {
+        this.config.config ??= {};
+        return this.config.config;
+    }
+    history(entry) {
+        (this.config.history ??= []).push(entry);
+    }
+    addLayer(layer, entry) {
+        this.layers.push(layer);
+        this.config.rootfs.diff_ids.push(layer.diffID);
+        this.history(entry);
+        this.index = undefined;
+    }
+    /** The filesystem's index; the base's layers are fetched into the store the first time it is needed. */
+    async fs(store, client) {
+        if (!this.index) {
+            const opens = this.layers.map((l) => () => openLayer(store, client, l));
+            this.index = await FsIndex.build(opens);
+        }
+        return this.index;
+    }
+}
+/** A layer's blob from the store, fetched (and kept) from its origin first when the store lacks it. */
+async function openLayer(store, client, l) {
+    if ((await store.hasBlob(l.descriptor.digest)) === undefined) {
+        if (!l.origin)
+            throw new Error(`layer ${l.descriptor.digest} is neither in the store nor in a registry`);
+        const origin = l.origin;
+        await client.limiter.run(() => client.retrying(`layer ${l.descriptor.digest}`, async () => store.writeBlob(await client.openBlob(origin, l.descriptor), l.descriptor)));
+    }
+    return store.openBlob(l.descriptor.digest);
+}
+
+;// CONCATENATED MODULE: ./lib/build/builder.js
+// The solver for Dockerfiles: the front end's plan (stages, the target, what each needs) executed stage by stage,
+// independent stages in parallel. Each stage starts from scratch, a registry image (the tag resolved once, the
+// platform picked from an index, no layer downloaded until a step needs the files) or an earlier stage, and each
+// instruction either changes the config (a history entry with empty_layer) or writes a layer into the store.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+const historyComment = 'buildkit.dockerfile.v0';
+/** The built image as an ImageSource: our layers from the store, the base's from their registry. */
+class BuiltImage {
+    root;
+    configBytes;
+    layers;
+    store;
+    client;
+    constructor(root, configBytes, layers, store, client) {
+        this.root = root;
+        this.configBytes = configBytes;
+        this.layers = layers;
+        this.store = store;
+        this.client = client;
+    }
+    async manifest() {
+        return this.root;
+    }
+    async openBlob(desc) {
+        const l = this.layers.find((x) => x.descriptor.digest === desc.digest);
+        if (l)
+            return openLayer(this.store, this.client, l);
+        return this.store.openBlob(desc.digest);
+    }
+    async readBlob(desc) {
+        return this.store.readBlob(desc.digest);
+    }
+    originOf(digest) {
+        return this.layers.find((l) => l.descriptor.digest === digest)?.origin;
+    }
+}
+/** Config fields BuildKit's image struct knows; others of a base config (container_config, …) are not carried. */
+const configKeys = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'ArgsEscaped', 'Healthcheck', 'OnBuild', 'Shell'];
+function baseConfig(base) {
+    const runtime = {};
+    for (const k of configKeys)
+        if (base.config?.[k] !== undefined)
+            runtime[k] = base.config[k];
+    const out = { architecture: base.architecture, os: base.os, config: runtime, rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids] }, history: [...(base.history ?? [])] };
+    if (base.variant)
+        out.variant = base.variant;
+    if (base['os.version'])
+        out['os.version'] = base['os.version'];
+    if (base['os.features'])
+        out['os.features'] = base['os.features'];
+    if (base.author)
+        out.author = base.author;
+    if (base.created)
+        out.created = base.created;
+    return out;
+}
+function stageError(ins, e, hint) {
+    return new DockerfileError(e.message, { line: ins.line, endLine: ins.endLine }, { hint });
+}
+class Builder {
+    req;
+    df;
+    plan;
+    context;
+    steps = [];
+    stages = new Map();
+    rootfsDirs = new Map();
+    images = new Map();
+    tmp;
+    constructor(req) {
+        this.req = req;
+        const file = req.dockerfile ?? external_node_path_.join(req.context, 'Dockerfile');
+        let text;
+        try {
+            text = (0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8');
+        }
+        catch (e) {
+            throw new ContextError(`cannot read the Dockerfile ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+        }
+        this.df = readDockerfile(text, file);
+        try {
+            this.plan = planBuild(this.df, { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform() });
+        }
+        catch (e) {
+            if (e instanceof DockerfileError)
+                throw e.withSource(file, text);
+            throw e;
+        }
+        this.context = BuildContext.open(req.context, file);
+    }
+    async build() {
+        try {
+            const target = this.plan.target;
+            const { state, time } = await this.stage(target);
+            const final = state.clone();
+            if (this.req.labels?.size) {
+                final.runtime.Labels = { ...final.runtime.Labels, ...Object.fromEntries(this.req.labels) };
+            }
+            const created = new Date((this.req.sourceDateEpoch ?? time) * 1000).toISOString();
+            final.config.created = created;
+            final.runtime.OnBuild ??= null;
+            const config = orderedConfig(final.config);
+            const configBytes = Buffer.from(JSON.stringify(config));
+            const stored = await this.req.store.writeBlob(configBytes);
+            const manifest = {
+                schemaVersion: 2,
+                mediaType: MediaType.dockerManifest,
+                config: { mediaType: MediaType.dockerConfig, digest: stored.digest, size: stored.size },
+                layers: final.layers.map((l) => l.descriptor),
+            };
+            const bytes = manifestBytes(manifest);
+            await this.req.store.writeBlob(bytes);
+            const root = parseManifest(bytes, MediaType.dockerManifest);
+            return {
+                image: new BuiltImage(root, configBytes, final.layers, this.req.store, this.req.client),
+                digest: root.digest,
+                imageID: stored.digest,
+                platform: this.plan.targetPlatform,
+                steps: this.steps,
+                unusedBuildArgs: this.plan.unusedBuildArgs,
+            };
+        }
+        finally {
+            if (this.tmp)
+                await (0,promises_.rm)(this.tmp, { recursive: true, force: true });
+        }
+    }
+    stage(index) {
+        let p = this.stages.get(index);
+        if (!p) {
+            p = this.runStage(index);
+            this.stages.set(index, p);
+        }
+        return p;
+    }
+    async baseImage(ref, platform, at) {
+        const key = `${ref}|${formatPlatform(platform)}`;
+        let p = this.images.get(key);
+        if (!p) {
+            p = (async () => {
+                let parsed;
+                try {
+                    parsed = parseReference(ref);
+                }
+                catch (e) {
+                    throw stageError(at, e);
+                }
+                const remote = await RemoteImage.open(this.req.client, parsed);
+                let m = remote.root;
+                while (m.kind === 'index') {
+                    const d = selectPlatform(m.index, platform);
+                    if (!d)
+                        throw stageError(at, new Error(`${ref} has no image for ${formatPlatform(platform)}`));
+                    m = await remote.manifest(d);
+                }
+                const config = parseImageConfig(await remote.readBlob(m.manifest.config));
+                const origin = remote.origin;
+                const layers = m.manifest.layers.map((d, i) => ({ descriptor: d, diffID: config.rootfs.diff_ids[i], origin }));
+                return new ImageState(baseConfig(config), layers);
+            })();
+            this.images.set(key, p);
+        }
+        return (await p).clone();
+    }
+    async runStage(index) {
+        const planned = this.plan.stages[index];
+        const stage = planned.stage;
+        const platform = planned.platform ?? this.plan.targetPlatform;
+        // The stages this one needs start now, in parallel with each other.
+        for (const d of planned.deps)
+            void this.stage(d).catch(() => undefined);
+        let state;
+        let time = 0;
+        const base = planned.base;
+        if (base.kind === 'scratch') {
+            state = ImageState.scratch({ architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), config: { Env: [`PATH=${defaultPathEnv}`] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] });
+        }
+        else if (base.kind === 'stage') {
+            const r = await this.stage(base.index);
+            state = r.state.clone();
+            time = r.time;
+        }
+        else {
+            state = await this.baseImage(base.ref, platform, stage.from);
+            const created = Date.parse(state.config.created ?? '');
+            time = Number.isNaN(created) ? 0 : Math.floor(created / 1000);
+        }
+        delete state.config.created;
+        const env = (state.runtime.Env ?? []).map((e) => {
+            const eq = e.indexOf('=');
+            return (eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)]);
+        });
+        const scope = new StageScope({ escapeToken: this.df.escapeToken, globalArgs: this.plan.globalArgs, buildArgs: this.plan.buildArgs, baseEnv: env });
+        const meta = { cmdSet: false };
+        const triggers = state.runtime.OnBuild ?? [];
+        state.runtime.OnBuild = null;
+        const onbuild = triggers.map((t) => {
+            const parsed = parse(t + '\n', { file: `ONBUILD of ${stage.from.image}` });
+            return parseInstruction(parsed.nodes[0]);
+        });
+        const ctx = { index, state, time };
+        for (const ins of [...onbuild, ...stage.commands]) {
+            const started = Date.now();
+            await this.step(ins, scope, meta, ctx, planned.sources.get(ins));
+            const report = { stage: index, stageName: stage.name, instruction: ins.code, line: ins.line, cached: false, source: null, seconds: (Date.now() - started) / 1000 };
+            this.steps.push(report);
+            this.req.onStep?.(report);
+        }
+        return { state: ctx.state, time: ctx.time };
+    }
+    created(t) {
+        return new Date((this.req.sourceDateEpoch ?? t) * 1000).toISOString();
+    }
+    async step(ins, scope, meta, ctx, source) {
+        const state = ctx.state;
+        if (ins.kind === 'arg') {
+            scope.applyArg(ins);
+            return;
+        }
+        if (ins.kind === 'env') {
+            const pairs = scope.applyEnv(ins);
+            const text = applyMetadata(state, { ...ins, pairs }, meta);
+            state.history({ created: this.created(ctx.time), created_by: text, comment: historyComment, empty_layer: true });
+            return;
+        }
+        const x = scope.expandInstruction(ins);
+        const history = applyMetadata(state, x, meta);
+        if (history !== undefined) {
+            state.history({ created: this.created(ctx.time), created_by: history, comment: historyComment, empty_layer: true });
+            return;
+        }
+        switch (x.kind) {
+            case 'workdir':
+                return this.workdir(x.path, ctx);
+            case 'copy':
+            case 'add':
+                return this.copy(x, ctx, source);
+            case 'run':
+                throw stageError(x, new Error('RUN is not supported by this version of hoist yet'), 'only Dockerfiles without RUN build today; RUN comes with the next release');
+            case 'from':
+                return;
+            default:
+                throw stageError(x, new Error(`${x.keyword} is not supported here`));
+        }
+    }
+    async workdir(p, ctx) {
+        const state = ctx.state;
+        const wd = external_node_path_.posix.join('/', p.startsWith('/') ? '' : state.runtime.WorkingDir ?? '/', p);
+        state.runtime.WorkingDir = wd;
+        const fs = await state.fs(this.req.store, this.req.client);
+        const parts = wd.split('/').filter(Boolean);
+        const owner = await this.owner(state.runtime.User, ctx.state);
+        const entries = [];
+        for (let i = 1; i <= parts.length; i++) {
+            const dir = parts.slice(0, i).join('/');
+            if (fs.isDirectory(dir))
+                continue;
+            entries.push({ header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: this.req.sourceDateEpoch ?? ctx.time } });
+        }
+        const createdBy = `WORKDIR ${wd}`;
+        if (entries.length === 0) {
+            state.history({ created: this.created(ctx.time), created_by: createdBy, comment: historyComment, empty_layer: true });
+            return;
+        }
+        const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
+        state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+    }
+    /** USER or --chown as uid/gid: numbers as they are, names from the image's /etc/passwd and /etc/group. */
+    async owner(spec, state) {
+        if (!spec)
+            return { uid: 0, gid: 0 };
+        const [user, group] = spec.split(':');
+        const numeric = (s) => /^\d+$/.test(s);
+        if (numeric(user) && (group === undefined || numeric(group)))
+            return { uid: Number(user), gid: Number(group ?? user) };
+        throw new Error(`user and group names (${spec}) are not resolved yet; use numeric ids`);
+    }
+    async copy(ins, ctx, source) {
+        const state = ctx.state;
+        let from = this.context;
+        if (source) {
+            const dir = source.kind === 'stage' ? await this.stageRootfs(source.index) : await this.imageRootfs(source.ref, ins);
+            from = BuildContext.plain(dir);
+        }
+        if (ins.inline.length > 0)
+            throw stageError(ins, new Error('heredoc sources are not supported yet'));
+        if (ins.kind === 'add') {
+            if (ins.sources.some((s) => /^[a-z]+:\/\//i.test(s)))
+                throw stageError(ins, new Error('ADD from a URL is not supported yet'));
+        }
+        let sources;
+        try {
+            sources = [];
+            for (const s of ins.sources) {
+                const wildcard = /[*?[]/.test(s);
+                for (const p of await from.resolve(s)) {
+                    sources.push({ path: p, wildcard, children: p.stats.isDirectory() ? await from.walk(p) : undefined });
+                }
+            }
+        }
+        catch (e) {
+            if (e instanceof ContextError)
+                throw stageError(ins, e, source ? undefined : `the context is ${this.context.dir}`);
+            throw e;
+        }
+        let newest = ctx.time;
+        for (const s of sources)
+            for (const p of [s.path, ...(s.children ?? [])])
+                newest = Math.max(newest, Math.floor(p.stats.mtimeMs / 1000));
+        if (!source)
+            ctx.time = newest;
+        const fs = await state.fs(this.req.store, this.req.client);
+        let owner;
+        try {
+            owner = ins.chown ? await this.owner(ins.chown, state) : undefined;
+        }
+        catch (e) {
+            throw stageError(ins, e);
+        }
+        let chmod;
+        if (ins.chmod !== undefined) {
+            if (!/^[0-7]{3,4}$/.test(ins.chmod))
+                throw stageError(ins, new Error(`--chmod=${ins.chmod}: only octal modes are supported yet`));
+            chmod = parseInt(ins.chmod, 8);
+        }
+        let entries;
+        try {
+            entries = planCopy(sources, { dest: ins.dest, workdir: state.runtime.WorkingDir ?? '/', sourceArgs: ins.sources.length, owner, chmod, created: this.req.sourceDateEpoch ?? ctx.time, fs });
+        }
+        catch (e) {
+            if (e instanceof CopyError)
+                throw stageError(ins, e);
+            throw e;
+        }
+        const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
+        const flags = [ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
+        const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ins.dest].join(' ')} # buildkit`;
+        state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+    }
+    async scratchDir() {
+        this.tmp ??= await (0,promises_.mkdtemp)(external_node_path_.join(this.req.store.root, 'tmp', `${process.pid}-build-`));
+        return (0,promises_.mkdtemp)(external_node_path_.join(this.tmp, 'rootfs-'));
+    }
+    /** A stage's filesystem unpacked (for COPY --from), once per build. */
+    stageRootfs(index) {
+        const key = `stage:${index}`;
+        let p = this.rootfsDirs.get(key);
+        if (!p) {
+            p = (async () => this.unpack((await this.stage(index)).state))();
+            this.rootfsDirs.set(key, p);
+        }
+        return p;
+    }
+    imageRootfs(ref, at) {
+        const key = `image:${ref}`;
+        let p = this.rootfsDirs.get(key);
+        if (!p) {
+            p = (async () => this.unpack(await this.baseImage(ref, this.plan.targetPlatform, at)))();
+            this.rootfsDirs.set(key, p);
+        }
+        return p;
+    }
+    async unpack(state) {
+        const dir = await this.scratchDir();
+        for (const l of state.layers) {
+            const { stream } = await decompressed(await openLayer(this.req.store, this.req.client, l));
+            await extractLayer(stream, dir, { whiteouts: 'apply' });
+        }
+        return dir;
+    }
+}
+/** The config's keys in the order BuildKit's exporter writes them, so equal images serialise to equal bytes. */
+function orderedConfig(c) {
+    const order = ['architecture', 'author', 'config', 'created', 'history', 'os', 'os.version', 'os.features', 'rootfs', 'variant'];
+    const out = {};
+    for (const k of order)
+        if (c[k] !== undefined)
+            out[k] = c[k];
+    for (const k of Object.keys(c))
+        if (!(k in out))
+            out[k] = c[k];
+    return out;
+}
+async function build(req) {
+    return new Builder(req).build();
+}
+
+;// CONCATENATED MODULE: ./lib/export/outputs.js
+// Where a build's image goes (`--output`, buildx syntax: comma-separated key=value, `type=` first):
+// registry (every tag, or name=), docker (a `docker load` tar at dest=), oci (an OCI archive, or with tar=false an
+// OCI layout directory), local (the final filesystem in a directory). `--push` is type=registry.
+
+
+
+
+
+
+
+
+
+
+
+class OutputError extends Error {
+    name = 'OutputError';
+}
+function parseOutput(text) {
+    const fields = new Map();
+    for (const part of text.split(',')) {
+        const eq = part.indexOf('=');
+        if (eq < 0) {
+            if (fields.size === 0 && part)
+                fields.set('type', part === '-' ? 'tar' : 'local');
+            if (fields.size === 1 && part && !part.includes('=') && fields.get('type') === 'local')
+                fields.set('dest', part);
+            continue;
+        }
+        fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
+    }
+    const type = fields.get('type');
+    const names = fields.get('name')?.split(/[,\s]+/).filter(Boolean);
+    const dest = fields.get('dest');
+    const need = () => {
+        if (!dest)
+            throw new OutputError(`--output ${text}: type=${type} needs dest=PATH`);
+        return dest;
+    };
+    switch (type) {
+        case 'registry':
+            return { type, names };
+        case 'image':
+            if (fields.get('push') === 'true')
+                return { type: 'registry', names };
+            throw new OutputError(`--output ${text}: type=image without push=true only loads into a daemon's image store; use --load or type=docker`);
+        case 'docker':
+            if (!dest)
+                throw new OutputError(`--output ${text}: type=docker without dest= would load into a Docker daemon; use --load for that`);
+            return { type, dest, names };
+        case 'oci':
+            return { type, dest: need(), tar: fields.get('tar') !== 'false', names };
+        case 'local':
+            return { type, dest: need() };
+        default:
+            throw new OutputError(`--output ${text}: unknown type ${JSON.stringify(type)} (registry, docker, oci, local)`);
+    }
+}
+async function atomicFile(dest, write) {
+    await (0,promises_.mkdir)(external_node_path_.dirname(external_node_path_.resolve(dest)), { recursive: true });
+    const tmp = `${dest}.tmp-${process.pid}`;
+    try {
+        await write((0,external_node_fs_namespaceObject.createWriteStream)(tmp));
+        await (0,promises_.rename)(tmp, dest);
+    }
+    catch (e) {
+        await (0,promises_.rm)(tmp, { force: true });
+        throw e;
+    }
+}
+/** Writes an image to one output. `tags` are the build's -t names (used unless the output names its own). */
+async function exportImage(image, spec, tags, client) {
+    const refs = (names) => (names ?? tags).map((t) => parseReference(t));
+    switch (spec.type) {
+        case 'registry': {
+            const targets = refs(spec.names);
+            if (targets.length === 0)
+                throw new OutputError('pushing needs a name: pass -t NAME[:TAG] (or --output type=registry,name=…)');
+            return { pushed: await pushImage(client, image, targets), files: [] };
+        }
+        case 'docker':
+            await atomicFile(spec.dest, (out) => saveImages([{ source: image, refs: refs(spec.names) }], out));
+            return { files: [spec.dest] };
+        case 'oci': {
+            if (spec.tar) {
+                await atomicFile(spec.dest, (out) => saveImages([{ source: image, refs: refs(spec.names) }], out));
+                return { files: [spec.dest] };
+            }
+            // A layout directory: the same archive, unpacked.
+            await (0,promises_.mkdir)(spec.dest, { recursive: true });
+            const pass = new external_node_stream_.PassThrough();
+            const writing = saveImages([{ source: image, refs: refs(spec.names) }], pass);
+            const reading = (async () => {
+                for await (const { header, body } of readTar(pass)) {
+                    const target = external_node_path_.join(spec.dest, header.name);
+                    if (header.type === 'directory') {
+                        await (0,promises_.mkdir)(target, { recursive: true });
+                        body.resume();
+                    }
+                    else {
+                        await (0,promises_.mkdir)(external_node_path_.dirname(target), { recursive: true });
+                        await (0,external_node_stream_promises_namespaceObject.pipeline)(body, (0,external_node_fs_namespaceObject.createWriteStream)(target));
+                    }
+                }
+            })();
+            await Promise.all([writing, reading]);
+            return { files: [spec.dest] };
+        }
+        case 'local': {
+            const m = image.root;
+            if (m.kind !== 'manifest')
+                throw new OutputError('type=local needs a single-platform image');
+            await (0,promises_.mkdir)(spec.dest, { recursive: true });
+            for (const l of m.manifest.layers) {
+                const { stream } = await decompressed(await image.openBlob(l));
+                await extractLayer(stream, spec.dest, { whiteouts: 'apply' });
+            }
+            return { files: [spec.dest] };
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/cli/build-command.js
+// `hoist build [OPTIONS] CONTEXT`: docker buildx build's flags where they exist. The image is recorded in the
+// store under every -t name, then written to each output (--push, --output, --metadata-file, --iidfile).
+
+
+
+
+
+
+
+const buildUsage = `Usage: hoist build [OPTIONS] CONTEXT
+
+Builds an image from a Dockerfile (without RUN, for now).
+  -f, --file FILE            the Dockerfile (default: CONTEXT/Dockerfile)
+  -t, --tag NAME[:TAG]       name the image (repeatable); recorded in the store
+      --build-arg K=V        (repeatable)
+      --target STAGE
+      --platform OS/ARCH
+      --label K=V            add a label to the image (repeatable)
+      --push                 push every -t name (same as --output type=registry)
+  -o, --output SPEC          type=registry | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false] | type=local,dest=DIR
+      --metadata-file FILE   write buildx's metadata JSON (digests, names, hoist.steps)
+      --iidfile FILE         write the image ID
+      --no-cache, --pull     accepted (there is no cache yet; base images are always resolved)
+      --progress MODE        auto | plain | tty | quiet`;
+async function buildCommand(argv, io) {
+    const a = parseArgv(argv, {
+        ...commonOptions,
+        file: { value: true, short: 'f' },
+        tag: { value: true, repeat: true, short: 't' },
+        'build-arg': { value: true, repeat: true },
+        target: { value: true },
+        platform: { value: true },
+        label: { value: true, repeat: true },
+        push: {},
+        load: {},
+        output: { value: true, repeat: true, short: 'o' },
+        'metadata-file': { value: true },
+        iidfile: { value: true },
+        'no-cache': {},
+        pull: {},
+        secret: { value: true, repeat: true },
+        progress: { value: true },
+    }, 'build');
+    if (a.flags.has('help')) {
+        io.out(`${buildUsage}\n\n${commonUsage}\n`);
+        return 0;
+    }
+    if (a.positional.length !== 1)
+        throw new UsageError('usage: hoist build [OPTIONS] CONTEXT (see hoist build --help)');
+    if (a.flags.has('load'))
+        throw new UsageError('--load (into a Docker daemon) is not supported yet; use --output type=docker,dest=FILE and docker load -i FILE');
+    const context = a.positional[0];
+    const tags = (a.options.get('tag') ?? []).map((t) => formatReference(parseReference(t)));
+    const outputs = (a.options.get('output') ?? []).map(parseOutput);
+    if (a.flags.has('push'))
+        outputs.push({ type: 'registry' });
+    const progress = a.options.get('progress')?.[0] ?? 'auto';
+    if (!['auto', 'plain', 'tty', 'quiet'].includes(progress))
+        throw new UsageError(`--progress ${progress}: expected auto, plain, tty or quiet`);
+    const epochText = process.env.SOURCE_DATE_EPOCH;
+    const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
+    return withImageContext(a, io, async ({ store, client }) => {
+        let n = 0;
+        const onStep = (s) => {
+            if (progress === 'quiet')
+                return;
+            n++;
+            io.err(`#${n} [${s.stageName ?? `stage-${s.stage}`}] ${s.instruction.split('\n')[0]}\n#${n} DONE ${s.seconds.toFixed(1)}s\n`);
+        };
+        const result = await build({
+            context,
+            dockerfile: a.options.get('file')?.[0] ?? external_node_path_.join(context, 'Dockerfile'),
+            buildArgs: keyValueOptions(a.options.get('build-arg') ?? []),
+            target: a.options.get('target')?.[0],
+            platform: platformOption(a),
+            labels: keyValueOptions(a.options.get('label') ?? []),
+            sourceDateEpoch,
+            store,
+            client,
+            onStep,
+        });
+        for (const name of result.unusedBuildArgs)
+            io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
+        const descriptor = { mediaType: result.image.root.mediaType, digest: result.digest, size: result.image.root.bytes.length };
+        for (const t of tags)
+            await store.putImage(t, descriptor);
+        for (const o of outputs) {
+            const r = await exportImage(result.image, o, tags, client);
+            if (r.pushed)
+                io.err(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)\n`);
+            for (const f of r.files)
+                io.err(`wrote ${f}\n`);
+        }
+        const iid = a.options.get('iidfile')?.[0];
+        if (iid)
+            await (0,promises_.writeFile)(iid, result.imageID);
+        const meta = a.options.get('metadata-file')?.[0];
+        if (meta) {
+            const m = {
+                'containerimage.config.digest': result.imageID,
+                'containerimage.descriptor': descriptor,
+                'containerimage.digest': result.digest,
+                'hoist.steps': result.steps.map((s) => ({ stage: s.stageName ?? s.stage, instruction: s.instruction, line: s.line, cached: s.cached, source: s.source, seconds: s.seconds })),
+            };
+            if (tags.length)
+                m['image.name'] = tags.join(',');
+            await (0,promises_.writeFile)(meta, JSON.stringify(m, null, 2) + '\n');
+        }
+        io.out(`${result.digest}\n`);
+        return 0;
+    });
+}
+
 ;// CONCATENATED MODULE: ./lib/cli/io.js
 // Where a command's output goes; the real process streams, or buffers in tests.
 
@@ -45473,6 +46701,7 @@ const processIO = {
 
 
 
+
 const usage = `hoist ${version}: build and push container images from Dockerfiles, without a daemon
 
 Usage: hoist COMMAND [OPTIONS]
@@ -45480,6 +46709,7 @@ Usage: hoist COMMAND [OPTIONS]
 Commands:
   parse    print a Dockerfile's parse tree (BuildKit's AST dump format)
   lint     check a Dockerfile and print the findings
+  build    build an image from a Dockerfile (-t NAME, --push, --output)
   version  print hoist's version
 
 Images (the store: ~/.cache/hoist, or --store / $HOIST_STORE):
@@ -45503,6 +46733,7 @@ Run "hoist COMMAND --help" for a command's options.
 const commands = {
     parse: parseCommand,
     lint: lintCommand,
+    build: buildCommand,
     ...imageCommands,
     version: (_argv, io) => {
         io.out(`hoist ${version}\n`);
@@ -45523,6 +46754,9 @@ const userErrors = new Set([
     'CredentialError',
     'TarError',
     'CompressionError',
+    'ContextError',
+    'CopyError',
+    'OutputError',
 ]);
 async function run(argv, io = processIO) {
     const [name, ...rest] = argv;

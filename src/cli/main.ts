@@ -6,6 +6,7 @@ import { version } from '../version.js';
 import { UsageError } from './argv.js';
 import { lintCommand, parseCommand } from './dockerfile-commands.js';
 import { imageCommands } from './image-commands.js';
+import { buildCommand } from './build-command.js';
 import { type CommandIO, processIO } from './io.js';
 
 const usage = `hoist ${version}: build and push container images from Dockerfiles, without a daemon
@@ -15,6 +16,7 @@ Usage: hoist COMMAND [OPTIONS]
 Commands:
   parse    print a Dockerfile's parse tree (BuildKit's AST dump format)
   lint     check a Dockerfile and print the findings
+  build    build an image from a Dockerfile (-t NAME, --push, --output)
   version  print hoist's version
 
 Images (the store: ~/.cache/hoist, or --store / $HOIST_STORE):
@@ -39,6 +41,7 @@ Run "hoist COMMAND --help" for a command's options.
 const commands: Record<string, (argv: string[], io: CommandIO) => number | Promise<number>> = {
   parse: parseCommand,
   lint: lintCommand,
+  build: buildCommand,
   ...imageCommands,
   version: (_argv, io) => {
     io.out(`hoist ${version}\n`);
@@ -60,6 +63,9 @@ const userErrors = new Set([
   'CredentialError',
   'TarError',
   'CompressionError',
+  'ContextError',
+  'CopyError',
+  'OutputError',
 ]);
 
 export async function run(argv: string[], io: CommandIO = processIO): Promise<number> {

@@ -1,0 +1,439 @@
+// The solver for Dockerfiles: the front end's plan (stages, the target, what each needs) executed stage by stage,
+// independent stages in parallel. Each stage starts from scratch, a registry image (the tag resolved once, the
+// platform picked from an index, no layer downloaded until a step needs the files) or an earlier stage, and each
+// instruction either changes the config (a history entry with empty_layer) or writes a layer into the store.
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { DockerfileError } from '../dockerfile/errors.js';
+import { type Dockerfile, readDockerfile } from '../dockerfile/dockerfile.js';
+import type { Instruction } from '../dockerfile/instructions.js';
+import { parseInstruction } from '../dockerfile/instructions.js';
+import { parse } from '../dockerfile/parser.js';
+import { type BuildPlan, planBuild } from '../dockerfile/plan.js';
+import { StageScope } from '../dockerfile/scope.js';
+import { defaultPathEnv } from '../image/config-defaults.js';
+import { type Descriptor, type ImageConfig, type ImageManifest, manifestBytes, type ParsedManifest, parseImageConfig, parseManifest, selectPlatform } from '../image/manifest.js';
+import { MediaType } from '../image/media-types.js';
+import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
+import { parseReference, type Reference } from '../image/reference.js';
+import type { ImageSource } from '../image/source.js';
+import { decompressed } from '../layer/compression.js';
+import { extractLayer } from '../layer/extract.js';
+import { writeLayer } from '../layer/writer.js';
+import type { RegistryClient, Repo } from '../registry/client.js';
+import { RemoteImage } from '../registry/source.js';
+import type { Store } from '../store/store.js';
+import { BuildContext, ContextError } from './context.js';
+import { CopyError, type CopySource, type Owner, planCopy } from './copy.js';
+import { applyMetadata, type MetadataContext } from './metadata.js';
+import { ImageState, type LayerRef, openLayer } from './state.js';
+
+export interface BuildRequest {
+  /** the context directory */
+  context: string;
+  /** the Dockerfile (default: <context>/Dockerfile) */
+  dockerfile?: string;
+  buildArgs?: ReadonlyMap<string, string>;
+  target?: string;
+  platform?: Platform;
+  /** --label: added to the final image */
+  labels?: ReadonlyMap<string, string>;
+  /** seconds; clamps file times and sets every `created` */
+  sourceDateEpoch?: number;
+  store: Store;
+  client: RegistryClient;
+  /** progress events */
+  onStep?: (step: StepReport) => void;
+}
+
+export interface StepReport {
+  stage: number;
+  stageName?: string;
+  /** the instruction as written */
+  instruction: string;
+  line: number;
+  cached: boolean;
+  source: string | null;
+  seconds: number;
+}
+
+export interface BuildResult {
+  image: BuiltImage;
+  /** the manifest digest */
+  digest: string;
+  /** the config digest */
+  imageID: string;
+  platform: Platform;
+  steps: StepReport[];
+  /** --build-arg names nothing used */
+  unusedBuildArgs: string[];
+}
+
+const historyComment = 'buildkit.dockerfile.v0';
+
+/** The built image as an ImageSource: our layers from the store, the base's from their registry. */
+export class BuiltImage implements ImageSource {
+  constructor(
+    readonly root: ParsedManifest,
+    readonly configBytes: Buffer,
+    private readonly layers: LayerRef[],
+    private readonly store: Store,
+    private readonly client: RegistryClient,
+  ) {}
+  async manifest(): Promise<ParsedManifest> {
+    return this.root;
+  }
+  async openBlob(desc: Descriptor): Promise<Readable> {
+    const l = this.layers.find((x) => x.descriptor.digest === desc.digest);
+    if (l) return openLayer(this.store, this.client, l);
+    return this.store.openBlob(desc.digest);
+  }
+  async readBlob(desc: Descriptor): Promise<Buffer> {
+    return this.store.readBlob(desc.digest);
+  }
+  originOf(digest: string): Repo | undefined {
+    return this.layers.find((l) => l.descriptor.digest === digest)?.origin;
+  }
+}
+
+/** Config fields BuildKit's image struct knows; others of a base config (container_config, …) are not carried. */
+const configKeys = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'ArgsEscaped', 'Healthcheck', 'OnBuild', 'Shell'];
+
+function baseConfig(base: ImageConfig): ImageConfig {
+  const runtime: Record<string, unknown> = {};
+  for (const k of configKeys) if (base.config?.[k] !== undefined) runtime[k] = base.config[k];
+  const out: ImageConfig = { architecture: base.architecture, os: base.os, config: runtime, rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids] }, history: [...(base.history ?? [])] };
+  if (base.variant) out.variant = base.variant;
+  if (base['os.version']) out['os.version'] = base['os.version'];
+  if (base['os.features']) out['os.features'] = base['os.features'];
+  if (base.author) out.author = base.author;
+  if (base.created) out.created = base.created;
+  return out;
+}
+
+function stageError(ins: Instruction, e: unknown, hint?: string): DockerfileError {
+  return new DockerfileError((e as Error).message, { line: ins.line, endLine: ins.endLine }, { hint });
+}
+
+interface StageResult {
+  state: ImageState;
+  /** newest input time so far (seconds) */
+  time: number;
+}
+
+export class Builder {
+  private readonly df: Dockerfile;
+  private readonly plan: BuildPlan;
+  private readonly context: BuildContext;
+  private readonly steps: StepReport[] = [];
+  private readonly stages = new Map<number, Promise<StageResult>>();
+  private readonly rootfsDirs = new Map<string, Promise<string>>();
+  private readonly images = new Map<string, Promise<ImageState>>();
+  private tmp: string | undefined;
+
+  constructor(private readonly req: BuildRequest) {
+    const file = req.dockerfile ?? path.join(req.context, 'Dockerfile');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ContextError(`cannot read the Dockerfile ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+    this.df = readDockerfile(text, file);
+    try {
+      this.plan = planBuild(this.df, { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform() });
+    } catch (e) {
+      if (e instanceof DockerfileError) throw e.withSource(file, text);
+      throw e;
+    }
+    this.context = BuildContext.open(req.context, file);
+  }
+
+  async build(): Promise<BuildResult> {
+    try {
+      const target = this.plan.target;
+      const { state, time } = await this.stage(target);
+      const final = state.clone();
+      if (this.req.labels?.size) {
+        final.runtime.Labels = { ...final.runtime.Labels, ...Object.fromEntries(this.req.labels) };
+      }
+      const created = new Date((this.req.sourceDateEpoch ?? time) * 1000).toISOString();
+      final.config.created = created;
+      final.runtime.OnBuild ??= null;
+      const config = orderedConfig(final.config);
+      const configBytes = Buffer.from(JSON.stringify(config));
+      const stored = await this.req.store.writeBlob(configBytes);
+      const manifest: ImageManifest = {
+        schemaVersion: 2,
+        mediaType: MediaType.dockerManifest,
+        config: { mediaType: MediaType.dockerConfig, digest: stored.digest, size: stored.size },
+        layers: final.layers.map((l) => l.descriptor),
+      };
+      const bytes = manifestBytes(manifest);
+      await this.req.store.writeBlob(bytes);
+      const root = parseManifest(bytes, MediaType.dockerManifest);
+      return {
+        image: new BuiltImage(root, configBytes, final.layers, this.req.store, this.req.client),
+        digest: root.digest,
+        imageID: stored.digest,
+        platform: this.plan.targetPlatform,
+        steps: this.steps,
+        unusedBuildArgs: this.plan.unusedBuildArgs,
+      };
+    } finally {
+      if (this.tmp) await rm(this.tmp, { recursive: true, force: true });
+    }
+  }
+
+  private stage(index: number): Promise<StageResult> {
+    let p = this.stages.get(index);
+    if (!p) {
+      p = this.runStage(index);
+      this.stages.set(index, p);
+    }
+    return p;
+  }
+
+  private async baseImage(ref: string, platform: Platform, at: Instruction): Promise<ImageState> {
+    const key = `${ref}|${formatPlatform(platform)}`;
+    let p = this.images.get(key);
+    if (!p) {
+      p = (async () => {
+        let parsed: Reference;
+        try {
+          parsed = parseReference(ref);
+        } catch (e) {
+          throw stageError(at, e);
+        }
+        const remote = await RemoteImage.open(this.req.client, parsed);
+        let m = remote.root;
+        while (m.kind === 'index') {
+          const d = selectPlatform(m.index, platform);
+          if (!d) throw stageError(at, new Error(`${ref} has no image for ${formatPlatform(platform)}`));
+          m = await remote.manifest(d);
+        }
+        const config = parseImageConfig(await remote.readBlob(m.manifest.config));
+        const origin = remote.origin;
+        const layers: LayerRef[] = m.manifest.layers.map((d, i) => ({ descriptor: d, diffID: config.rootfs.diff_ids[i], origin }));
+        return new ImageState(baseConfig(config), layers);
+      })();
+      this.images.set(key, p);
+    }
+    return (await p).clone();
+  }
+
+  private async runStage(index: number): Promise<StageResult> {
+    const planned = this.plan.stages[index];
+    const stage = planned.stage;
+    const platform = planned.platform ?? this.plan.targetPlatform;
+    // The stages this one needs start now, in parallel with each other.
+    for (const d of planned.deps) void this.stage(d).catch(() => undefined);
+    let state: ImageState;
+    let time = 0;
+    const base = planned.base;
+    if (base.kind === 'scratch') {
+      state = ImageState.scratch({ architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), config: { Env: [`PATH=${defaultPathEnv}`] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] });
+    } else if (base.kind === 'stage') {
+      const r = await this.stage(base.index);
+      state = r.state.clone();
+      time = r.time;
+    } else {
+      state = await this.baseImage(base.ref, platform, stage.from);
+      const created = Date.parse(state.config.created ?? '');
+      time = Number.isNaN(created) ? 0 : Math.floor(created / 1000);
+    }
+    delete state.config.created;
+    const env = (state.runtime.Env ?? []).map((e) => {
+      const eq = e.indexOf('=');
+      return (eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)]) as [string, string];
+    });
+    const scope = new StageScope({ escapeToken: this.df.escapeToken, globalArgs: this.plan.globalArgs, buildArgs: this.plan.buildArgs, baseEnv: env });
+    const meta: MetadataContext = { cmdSet: false };
+    const triggers = state.runtime.OnBuild ?? [];
+    state.runtime.OnBuild = null;
+    const onbuild = triggers.map((t) => {
+      const parsed = parse(t + '\n', { file: `ONBUILD of ${stage.from.image}` });
+      return parseInstruction(parsed.nodes[0]);
+    });
+    const ctx = { index, state, time };
+    for (const ins of [...onbuild, ...stage.commands]) {
+      const started = Date.now();
+      await this.step(ins, scope, meta, ctx, planned.sources.get(ins));
+      const report: StepReport = { stage: index, stageName: stage.name, instruction: ins.code, line: ins.line, cached: false, source: null, seconds: (Date.now() - started) / 1000 };
+      this.steps.push(report);
+      this.req.onStep?.(report);
+    }
+    return { state: ctx.state, time: ctx.time };
+  }
+
+  private created(t: number): string {
+    return new Date((this.req.sourceDateEpoch ?? t) * 1000).toISOString();
+  }
+
+  private async step(ins: Instruction, scope: StageScope, meta: MetadataContext, ctx: { index: number; state: ImageState; time: number }, source: ReturnType<BuildPlan['stages'][number]['sources']['get']>): Promise<void> {
+    const state = ctx.state;
+    if (ins.kind === 'arg') {
+      scope.applyArg(ins);
+      return;
+    }
+    if (ins.kind === 'env') {
+      const pairs = scope.applyEnv(ins);
+      const text = applyMetadata(state, { ...ins, pairs }, meta) as string;
+      state.history({ created: this.created(ctx.time), created_by: text, comment: historyComment, empty_layer: true });
+      return;
+    }
+    const x = scope.expandInstruction(ins);
+    const history = applyMetadata(state, x, meta);
+    if (history !== undefined) {
+      state.history({ created: this.created(ctx.time), created_by: history, comment: historyComment, empty_layer: true });
+      return;
+    }
+    switch (x.kind) {
+      case 'workdir':
+        return this.workdir(x.path, ctx);
+      case 'copy':
+      case 'add':
+        return this.copy(x, ctx, source);
+      case 'run':
+        throw stageError(x, new Error('RUN is not supported by this version of hoist yet'), 'only Dockerfiles without RUN build today; RUN comes with the next release');
+      case 'from':
+        return;
+      default:
+        throw stageError(x, new Error(`${x.keyword} is not supported here`));
+    }
+  }
+
+  private async workdir(p: string, ctx: { state: ImageState; time: number }): Promise<void> {
+    const state = ctx.state;
+    const wd = path.posix.join('/', p.startsWith('/') ? '' : state.runtime.WorkingDir ?? '/', p);
+    state.runtime.WorkingDir = wd;
+    const fs = await state.fs(this.req.store, this.req.client);
+    const parts = wd.split('/').filter(Boolean);
+    const owner = await this.owner(state.runtime.User, ctx.state);
+    const entries = [];
+    for (let i = 1; i <= parts.length; i++) {
+      const dir = parts.slice(0, i).join('/');
+      if (fs.isDirectory(dir)) continue;
+      entries.push({ header: { name: dir, type: 'directory' as const, mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: this.req.sourceDateEpoch ?? ctx.time } });
+    }
+    const createdBy = `WORKDIR ${wd}`;
+    if (entries.length === 0) {
+      state.history({ created: this.created(ctx.time), created_by: createdBy, comment: historyComment, empty_layer: true });
+      return;
+    }
+    const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
+    state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+  }
+
+  /** USER or --chown as uid/gid: numbers as they are, names from the image's /etc/passwd and /etc/group. */
+  private async owner(spec: string | undefined, state: ImageState): Promise<Owner> {
+    if (!spec) return { uid: 0, gid: 0 };
+    const [user, group] = spec.split(':');
+    const numeric = (s: string) => /^\d+$/.test(s);
+    if (numeric(user) && (group === undefined || numeric(group))) return { uid: Number(user), gid: Number(group ?? user) };
+    throw new Error(`user and group names (${spec}) are not resolved yet; use numeric ids`);
+  }
+
+  private async copy(ins: Extract<Instruction, { kind: 'copy' | 'add' }>, ctx: { index: number; state: ImageState; time: number }, source: ReturnType<BuildPlan['stages'][number]['sources']['get']>): Promise<void> {
+    const state = ctx.state;
+    let from: BuildContext = this.context;
+    if (source) {
+      const dir = source.kind === 'stage' ? await this.stageRootfs(source.index) : await this.imageRootfs(source.ref, ins);
+      from = BuildContext.plain(dir);
+    }
+    if (ins.inline.length > 0) throw stageError(ins, new Error('heredoc sources are not supported yet'));
+    if (ins.kind === 'add') {
+      if (ins.sources.some((s) => /^[a-z]+:\/\//i.test(s))) throw stageError(ins, new Error('ADD from a URL is not supported yet'));
+    }
+    let sources: CopySource[];
+    try {
+      sources = [];
+      for (const s of ins.sources) {
+        const wildcard = /[*?[]/.test(s);
+        for (const p of await from.resolve(s)) {
+          sources.push({ path: p, wildcard, children: p.stats.isDirectory() ? await from.walk(p) : undefined });
+        }
+      }
+    } catch (e) {
+      if (e instanceof ContextError) throw stageError(ins, e, source ? undefined : `the context is ${this.context.dir}`);
+      throw e;
+    }
+    let newest = ctx.time;
+    for (const s of sources) for (const p of [s.path, ...(s.children ?? [])]) newest = Math.max(newest, Math.floor(p.stats.mtimeMs / 1000));
+    if (!source) ctx.time = newest;
+    const fs = await state.fs(this.req.store, this.req.client);
+    let owner: Owner | undefined;
+    try {
+      owner = ins.chown ? await this.owner(ins.chown, state) : undefined;
+    } catch (e) {
+      throw stageError(ins, e);
+    }
+    let chmod: number | undefined;
+    if (ins.chmod !== undefined) {
+      if (!/^[0-7]{3,4}$/.test(ins.chmod)) throw stageError(ins, new Error(`--chmod=${ins.chmod}: only octal modes are supported yet`));
+      chmod = parseInt(ins.chmod, 8);
+    }
+    let entries;
+    try {
+      entries = planCopy(sources, { dest: ins.dest, workdir: state.runtime.WorkingDir ?? '/', sourceArgs: ins.sources.length, owner, chmod, created: this.req.sourceDateEpoch ?? ctx.time, fs });
+    } catch (e) {
+      if (e instanceof CopyError) throw stageError(ins, e);
+      throw e;
+    }
+    const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
+    const flags = [ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
+    const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ins.dest].join(' ')} # buildkit`;
+    state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+  }
+
+  private async scratchDir(): Promise<string> {
+    this.tmp ??= await mkdtemp(path.join(this.req.store.root, 'tmp', `${process.pid}-build-`));
+    return mkdtemp(path.join(this.tmp, 'rootfs-'));
+  }
+
+  /** A stage's filesystem unpacked (for COPY --from), once per build. */
+  private stageRootfs(index: number): Promise<string> {
+    const key = `stage:${index}`;
+    let p = this.rootfsDirs.get(key);
+    if (!p) {
+      p = (async () => this.unpack((await this.stage(index)).state))();
+      this.rootfsDirs.set(key, p);
+    }
+    return p;
+  }
+
+  private imageRootfs(ref: string, at: Instruction): Promise<string> {
+    const key = `image:${ref}`;
+    let p = this.rootfsDirs.get(key);
+    if (!p) {
+      p = (async () => this.unpack(await this.baseImage(ref, this.plan.targetPlatform, at)))();
+      this.rootfsDirs.set(key, p);
+    }
+    return p;
+  }
+
+  private async unpack(state: ImageState): Promise<string> {
+    const dir = await this.scratchDir();
+    for (const l of state.layers) {
+      const { stream } = await decompressed(await openLayer(this.req.store, this.req.client, l));
+      await extractLayer(stream, dir, { whiteouts: 'apply' });
+    }
+    return dir;
+  }
+}
+
+/** The config's keys in the order BuildKit's exporter writes them, so equal images serialise to equal bytes. */
+function orderedConfig(c: ImageConfig): ImageConfig {
+  const order = ['architecture', 'author', 'config', 'created', 'history', 'os', 'os.version', 'os.features', 'rootfs', 'variant'];
+  const out: Record<string, unknown> = {};
+  for (const k of order) if (c[k] !== undefined) out[k] = c[k];
+  for (const k of Object.keys(c)) if (!(k in out)) out[k] = c[k];
+  return out as ImageConfig;
+}
+
+export async function build(req: BuildRequest): Promise<BuildResult> {
+  return new Builder(req).build();
+}
+

@@ -1,0 +1,127 @@
+// The instructions that change only the image config, applied as BuildKit's dockerfile2llb applies them, with
+// the history `created_by` text BuildKit writes (Go's %q/%v formatting of slices and maps included).
+import { goQuote } from '../dockerfile/chars.js';
+import { DockerfileError } from '../dockerfile/errors.js';
+import type { Instruction } from '../dockerfile/instructions.js';
+import type { ImageState } from './state.js';
+
+export const defaultShell = ['/bin/sh', '-c'];
+
+/** Go `%q` of a []string: `["a" "b"]`. */
+export const goQuotedList = (l: readonly string[]) => `[${l.map(goQuote).join(' ')}]`;
+/** Go `%v` of a []string: `[a b]`. */
+export const goList = (l: readonly string[]) => `[${l.join(' ')}]`;
+
+function goDuration(ns: number): string {
+  if (ns === 0) return '0s';
+  const units: [number, string][] = [[3600e9, 'h'], [60e9, 'm']];
+  let out = '';
+  let rest = ns;
+  for (const [n, u] of units) {
+    if (rest >= n) {
+      out += `${Math.floor(rest / n)}${u}`;
+      rest %= n;
+    }
+  }
+  if (ns < 1e9) {
+    if (ns % 1e6 === 0) return `${ns / 1e6}ms`;
+    if (ns % 1e3 === 0) return `${ns / 1e3}µs`;
+    return `${ns}ns`;
+  }
+  const secs = rest / 1e9;
+  return `${out}${Number.isInteger(secs) ? secs : secs.toFixed(9).replace(/0+$/, '')}s`;
+}
+
+/** EXPOSE words → `port/proto` keys, ranges spelled out (docker's nat.ParsePortSpecs). */
+export function exposedPorts(words: readonly string[], at: Instruction): string[] {
+  const out: string[] = [];
+  for (const w of words) {
+    const m = w.match(/^(?:(?:\[[^\]]*\]|[^:]*):)?(?:[^:]*:)?(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i);
+    if (!m) throw new DockerfileError(`invalid port ${JSON.stringify(w)}: expected PORT[-PORT][/tcp|udp|sctp]`, { line: at.line, endLine: at.endLine });
+    const start = Number(m[1]);
+    const end = m[2] ? Number(m[2]) : start;
+    if (end < start || end > 65535) throw new DockerfileError(`invalid port range ${JSON.stringify(w)}`, { line: at.line, endLine: at.endLine });
+    for (let p = start; p <= end; p++) out.push(`${p}/${(m[3] ?? 'tcp').toLowerCase()}`);
+  }
+  return out;
+}
+
+export interface MetadataContext {
+  /** whether CMD was set in this stage (ENTRYPOINT clears an inherited CMD) */
+  cmdSet: boolean;
+}
+
+/**
+ * Applies a config-only instruction (already expanded) and returns its history text; undefined when the
+ * instruction is not one of these.
+ */
+export function applyMetadata(state: ImageState, ins: Instruction, ctx: MetadataContext): string | undefined {
+  const c = state.runtime;
+  switch (ins.kind) {
+    case 'env': {
+      const env = new Map((c.Env ?? []).map((e) => {
+        const eq = e.indexOf('=');
+        return eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)];
+      }) as [string, string][]);
+      for (const p of ins.pairs) env.set(p.key, p.value);
+      c.Env = [...env].map(([k, v]) => `${k}=${v}`);
+      return `ENV ${ins.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
+    }
+    case 'label':
+      c.Labels = { ...c.Labels };
+      for (const p of ins.pairs) c.Labels[p.key] = p.value;
+      return `LABEL ${ins.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
+    case 'user':
+      c.User = ins.user;
+      return `USER ${ins.user}`;
+    case 'expose': {
+      c.ExposedPorts = { ...c.ExposedPorts };
+      const ports = exposedPorts(ins.ports, ins);
+      for (const p of ports) c.ExposedPorts[p] = {};
+      return `EXPOSE map[${[...new Set(ports)].sort().map((p) => `${p}:{}`).join(' ')}]`;
+    }
+    case 'volume':
+      c.Volumes = { ...c.Volumes };
+      for (const v of ins.volumes) c.Volumes[v] = {};
+      return `VOLUME ${goList(ins.volumes)}`;
+    case 'stopsignal':
+      c.StopSignal = ins.signal;
+      return `STOPSIGNAL ${ins.signal}`;
+    case 'shell':
+      c.Shell = [...ins.shell];
+      return `SHELL ${goList(ins.shell)}`;
+    case 'cmd': {
+      const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
+      c.Cmd = args;
+      if (ins.command.prependShell) c.ArgsEscaped = true;
+      ctx.cmdSet = true;
+      return `CMD ${goQuotedList(args)}`;
+    }
+    case 'entrypoint': {
+      const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
+      c.Entrypoint = args;
+      if (ins.command.prependShell) c.ArgsEscaped = true;
+      if (!ctx.cmdSet) c.Cmd = null;
+      return `ENTRYPOINT ${goQuotedList(args)}`;
+    }
+    case 'healthcheck': {
+      const h: NonNullable<typeof c.Healthcheck> = { Test: [...ins.test] };
+      if (ins.interval) h.Interval = ins.interval;
+      if (ins.timeout) h.Timeout = ins.timeout;
+      if (ins.startPeriod) h.StartPeriod = ins.startPeriod;
+      if (ins.startInterval) h.StartInterval = ins.startInterval;
+      if (ins.retries) h.Retries = ins.retries;
+      c.Healthcheck = h;
+      const retries = ins.retries === 0 ? "'\\x00'" : `'${String.fromCharCode(ins.retries)}'`;
+      return `HEALTHCHECK &{${goQuotedList(ins.test)} ${[ins.interval, ins.timeout, ins.startPeriod, ins.startInterval].map((d) => goQuote(goDuration(d))).join(' ')} ${retries}}`;
+    }
+    case 'onbuild':
+      c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
+      return `ONBUILD ${ins.expression}`;
+    case 'maintainer':
+      state.config.author = ins.maintainer;
+      return `MAINTAINER ${ins.maintainer}`;
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,68 @@
+// The image a stage is building, step by step: its config (kept with every field of the base), its layers (the
+// base's, lazily fetched, then our own, in the store) and what the filesystem holds (indexed on first need).
+import type { Readable } from 'node:stream';
+import type { Descriptor, HistoryEntry, ImageConfig } from '../image/manifest.js';
+import type { RegistryClient, Repo } from '../registry/client.js';
+import type { Store } from '../store/store.js';
+import { FsIndex } from './fs-index.js';
+
+export interface LayerRef {
+  descriptor: Descriptor;
+  diffID: string;
+  /** where the blob can be fetched when the store lacks it */
+  origin?: Repo;
+}
+
+export class ImageState {
+  private index: FsIndex | undefined;
+
+  constructor(
+    public config: ImageConfig,
+    public layers: LayerRef[],
+  ) {}
+
+  static scratch(config: ImageConfig): ImageState {
+    return new ImageState(config, []);
+  }
+
+  clone(): ImageState {
+    const s = new ImageState(structuredClone(this.config), [...this.layers]);
+    s.index = this.index;
+    return s;
+  }
+
+  get runtime(): NonNullable<ImageConfig['config']> {
+    this.config.config ??= {};
+    return this.config.config;
+  }
+
+  history(entry: HistoryEntry): void {
+    (this.config.history ??= []).push(entry);
+  }
+
+  addLayer(layer: LayerRef, entry: HistoryEntry): void {
+    this.layers.push(layer);
+    this.config.rootfs.diff_ids.push(layer.diffID);
+    this.history(entry);
+    this.index = undefined;
+  }
+
+  /** The filesystem's index; the base's layers are fetched into the store the first time it is needed. */
+  async fs(store: Store, client: RegistryClient): Promise<FsIndex> {
+    if (!this.index) {
+      const opens = this.layers.map((l) => () => openLayer(store, client, l));
+      this.index = await FsIndex.build(opens);
+    }
+    return this.index;
+  }
+}
+
+/** A layer's blob from the store, fetched (and kept) from its origin first when the store lacks it. */
+export async function openLayer(store: Store, client: RegistryClient, l: LayerRef): Promise<Readable> {
+  if ((await store.hasBlob(l.descriptor.digest)) === undefined) {
+    if (!l.origin) throw new Error(`layer ${l.descriptor.digest} is neither in the store nor in a registry`);
+    const origin = l.origin;
+    await client.limiter.run(() => client.retrying(`layer ${l.descriptor.digest}`, async () => store.writeBlob(await client.openBlob(origin, l.descriptor), l.descriptor)));
+  }
+  return store.openBlob(l.descriptor.digest);
+}

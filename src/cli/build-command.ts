@@ -1,0 +1,104 @@
+// `hoist build [OPTIONS] CONTEXT`: docker buildx build's flags where they exist. The image is recorded in the
+// store under every -t name, then written to each output (--push, --output, --metadata-file, --iidfile).
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { build, type StepReport } from '../build/builder.js';
+import { exportImage, type OutputSpec, parseOutput } from '../export/outputs.js';
+import { formatReference, parseReference } from '../image/reference.js';
+import { parseArgv, keyValueOptions, UsageError } from './argv.js';
+import { commonOptions, commonUsage, platformOption, withImageContext } from './image-context.js';
+import type { CommandIO } from './io.js';
+
+export const buildUsage = `Usage: hoist build [OPTIONS] CONTEXT
+
+Builds an image from a Dockerfile (without RUN, for now).
+  -f, --file FILE            the Dockerfile (default: CONTEXT/Dockerfile)
+  -t, --tag NAME[:TAG]       name the image (repeatable); recorded in the store
+      --build-arg K=V        (repeatable)
+      --target STAGE
+      --platform OS/ARCH
+      --label K=V            add a label to the image (repeatable)
+      --push                 push every -t name (same as --output type=registry)
+  -o, --output SPEC          type=registry | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false] | type=local,dest=DIR
+      --metadata-file FILE   write buildx's metadata JSON (digests, names, hoist.steps)
+      --iidfile FILE         write the image ID
+      --no-cache, --pull     accepted (there is no cache yet; base images are always resolved)
+      --progress MODE        auto | plain | tty | quiet`;
+
+export async function buildCommand(argv: string[], io: CommandIO): Promise<number> {
+  const a = parseArgv(argv, {
+    ...commonOptions,
+    file: { value: true, short: 'f' },
+    tag: { value: true, repeat: true, short: 't' },
+    'build-arg': { value: true, repeat: true },
+    target: { value: true },
+    platform: { value: true },
+    label: { value: true, repeat: true },
+    push: {},
+    load: {},
+    output: { value: true, repeat: true, short: 'o' },
+    'metadata-file': { value: true },
+    iidfile: { value: true },
+    'no-cache': {},
+    pull: {},
+    secret: { value: true, repeat: true },
+    progress: { value: true },
+  }, 'build');
+  if (a.flags.has('help')) {
+    io.out(`${buildUsage}\n\n${commonUsage}\n`);
+    return 0;
+  }
+  if (a.positional.length !== 1) throw new UsageError('usage: hoist build [OPTIONS] CONTEXT (see hoist build --help)');
+  if (a.flags.has('load')) throw new UsageError('--load (into a Docker daemon) is not supported yet; use --output type=docker,dest=FILE and docker load -i FILE');
+  const context = a.positional[0];
+  const tags = (a.options.get('tag') ?? []).map((t) => formatReference(parseReference(t)));
+  const outputs: OutputSpec[] = (a.options.get('output') ?? []).map(parseOutput);
+  if (a.flags.has('push')) outputs.push({ type: 'registry' });
+  const progress = a.options.get('progress')?.[0] ?? 'auto';
+  if (!['auto', 'plain', 'tty', 'quiet'].includes(progress)) throw new UsageError(`--progress ${progress}: expected auto, plain, tty or quiet`);
+  const epochText = process.env.SOURCE_DATE_EPOCH;
+  const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
+  return withImageContext(a, io, async ({ store, client }) => {
+    let n = 0;
+    const onStep = (s: StepReport) => {
+      if (progress === 'quiet') return;
+      n++;
+      io.err(`#${n} [${s.stageName ?? `stage-${s.stage}`}] ${s.instruction.split('\n')[0]}\n#${n} DONE ${s.seconds.toFixed(1)}s\n`);
+    };
+    const result = await build({
+      context,
+      dockerfile: a.options.get('file')?.[0] ?? path.join(context, 'Dockerfile'),
+      buildArgs: keyValueOptions(a.options.get('build-arg') ?? []),
+      target: a.options.get('target')?.[0],
+      platform: platformOption(a),
+      labels: keyValueOptions(a.options.get('label') ?? []),
+      sourceDateEpoch,
+      store,
+      client,
+      onStep,
+    });
+    for (const name of result.unusedBuildArgs) io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
+    const descriptor = { mediaType: result.image.root.mediaType, digest: result.digest, size: result.image.root.bytes.length };
+    for (const t of tags) await store.putImage(t, descriptor);
+    for (const o of outputs) {
+      const r = await exportImage(result.image, o, tags, client);
+      if (r.pushed) io.err(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)\n`);
+      for (const f of r.files) io.err(`wrote ${f}\n`);
+    }
+    const iid = a.options.get('iidfile')?.[0];
+    if (iid) await writeFile(iid, result.imageID);
+    const meta = a.options.get('metadata-file')?.[0];
+    if (meta) {
+      const m: Record<string, unknown> = {
+        'containerimage.config.digest': result.imageID,
+        'containerimage.descriptor': descriptor,
+        'containerimage.digest': result.digest,
+        'hoist.steps': result.steps.map((s) => ({ stage: s.stageName ?? s.stage, instruction: s.instruction, line: s.line, cached: s.cached, source: s.source, seconds: s.seconds })),
+      };
+      if (tags.length) m['image.name'] = tags.join(',');
+      await writeFile(meta, JSON.stringify(m, null, 2) + '\n');
+    }
+    io.out(`${result.digest}\n`);
+    return 0;
+  });
+}

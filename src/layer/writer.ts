@@ -1,0 +1,70 @@
+// Writes a layer deterministically (DESIGN "layer tar"): PAX, relative names, directories with a trailing '/',
+// no root entry, entries in filepath.Walk order (a directory, then its contents), numeric uid/gid without user
+// names, mtimes kept but clamped to SOURCE_DATE_EPOCH when set. The tar is hashed (diffID) and compressed (digest)
+// in one streaming pass straight into the store.
+import { createReadStream } from 'node:fs';
+import { DigestStream } from '../image/digest.js';
+import { type Compression, layerMediaType } from '../image/media-types.js';
+import type { Store } from '../store/store.js';
+import { chain, compressor } from './compression.js';
+import { type TarHeader, TarWriter } from './tar.js';
+
+export interface LayerEntry {
+  header: TarHeader;
+  /** a regular file's bytes: a path on disk (streamed) or bytes in memory */
+  content?: { path: string } | { bytes: Buffer };
+}
+
+export interface WrittenLayer {
+  mediaType: string;
+  digest: string;
+  size: number;
+  diffID: string;
+}
+
+export interface LayerOptions {
+  compression?: Compression;
+  oci?: boolean;
+  /** seconds; newer mtimes are clamped to it */
+  sourceDateEpoch?: number;
+}
+
+/** filepath.Walk order: compare path components, so `a/b` comes before `a-b`. */
+export function walkOrder(a: string, b: string): number {
+  const x = a.replace(/\/$/, '').split('/');
+  const y = b.replace(/\/$/, '').split('/');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+  }
+  return x.length - y.length;
+}
+
+function normalise(e: LayerEntry, epoch: number | undefined): LayerEntry {
+  let name = e.header.name.replace(/^\/+/, '').replace(/\/+$/, '');
+  if (e.header.type === 'directory') name += '/';
+  const mtime = Math.floor(epoch !== undefined ? Math.min(e.header.mtime, epoch) : e.header.mtime);
+  return { ...e, header: { ...e.header, name, mtime } };
+}
+
+export async function writeLayer(store: Store, entries: readonly LayerEntry[], options: LayerOptions = {}): Promise<WrittenLayer> {
+  const compression = options.compression ?? 'gzip';
+  const sorted = entries.map((e) => normalise(e, options.sourceDateEpoch)).filter((e) => e.header.name !== '/' && e.header.name !== '');
+  sorted.sort((a, b) => walkOrder(a.header.name, b.header.name));
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i].header.name === sorted[i - 1].header.name) throw new Error(`layer has ${sorted[i].header.name} twice`);
+  }
+  const tar = new TarWriter();
+  const diff = new DigestStream();
+  const stored = store.writeBlob(chain(tar.stream, diff, compressor(compression)));
+  const write = (async () => {
+    for (const e of sorted) {
+      const c = e.content;
+      const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : createReadStream(c.path);
+      await tar.entry(e.header, body as Buffer | AsyncIterable<Buffer> | undefined);
+    }
+    await tar.finish();
+  })();
+  write.catch((err: Error) => tar.stream.destroy(err));
+  const [blob] = await Promise.all([stored, write]);
+  return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest };
+}
