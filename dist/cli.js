@@ -45811,6 +45811,11 @@ function exposedPorts(words, at) {
     }
     return out;
 }
+/** Go's %q of an int, which formats it as a quoted rune: 'A', '\x03', '\n'. */
+function goQuoteRune(n) {
+    const body = goQuote(String.fromCodePoint(n)).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'");
+    return `'${body}'`;
+}
 /**
  * Applies a config-only instruction (already expanded) and returns its history text; undefined when the
  * instruction is not one of these.
@@ -45856,19 +45861,24 @@ function applyMetadata(state, ins, ctx) {
             return `SHELL ${goList(ins.shell)}`;
         case 'cmd': {
             const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
-            c.Cmd = args;
-            if (ins.command.prependShell)
-                c.ArgsEscaped = true;
+            // An empty list is nil to BuildKit's JSON (omitempty): the key goes.
+            if (args.length)
+                c.Cmd = args;
+            else
+                delete c.Cmd;
+            // BuildKit sets it for every CMD, for compatibility with the Docker image spec.
+            c.ArgsEscaped = true;
             ctx.cmdSet = true;
             return `CMD ${goQuotedList(args)}`;
         }
         case 'entrypoint': {
             const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
-            c.Entrypoint = args;
-            if (ins.command.prependShell)
-                c.ArgsEscaped = true;
+            if (args.length)
+                c.Entrypoint = args;
+            else
+                delete c.Entrypoint;
             if (!ctx.cmdSet)
-                c.Cmd = null;
+                delete c.Cmd;
             return `ENTRYPOINT ${goQuotedList(args)}`;
         }
         case 'healthcheck': {
@@ -45884,12 +45894,13 @@ function applyMetadata(state, ins, ctx) {
             if (ins.retries)
                 h.Retries = ins.retries;
             c.Healthcheck = h;
-            const retries = ins.retries === 0 ? "'\\x00'" : `'${String.fromCharCode(ins.retries)}'`;
+            const retries = goQuoteRune(ins.retries);
             return `HEALTHCHECK &{${goQuotedList(ins.test)} ${[ins.interval, ins.timeout, ins.startPeriod, ins.startInterval].map((d) => goQuote(goDuration(d))).join(' ')} ${retries}}`;
         }
         case 'onbuild':
+            // Recorded in the config; BuildKit writes no history entry for it.
             c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
-            return `ONBUILD ${ins.expression}`;
+            return '';
         case 'maintainer':
             state.config.author = ins.maintainer;
             return `MAINTAINER ${ins.maintainer}`;
@@ -46232,7 +46243,8 @@ class Builder {
         let time = 0;
         const base = planned.base;
         if (base.kind === 'scratch') {
-            state = ImageState.scratch({ architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), config: { Env: [`PATH=${defaultPathEnv}`] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] });
+            // BuildKit's empty image: the default PATH and WorkingDir "/".
+            state = ImageState.scratch({ architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), config: { Env: [`PATH=${defaultPathEnv}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] });
         }
         else if (base.kind === 'stage') {
             const r = await this.stage(base.index);
@@ -46241,6 +46253,9 @@ class Builder {
         }
         else {
             state = await this.baseImage(base.ref, platform, stage.from);
+            // An image without PATH gets the default one, as BuildKit gives it.
+            if (!(state.runtime.Env ?? []).some((e) => e.startsWith('PATH=')))
+                state.runtime.Env = [...(state.runtime.Env ?? []), `PATH=${defaultPathEnv}`];
             const created = Date.parse(state.config.created ?? '');
             time = Number.isNaN(created) ? 0 : Math.floor(created / 1000);
         }
@@ -46273,7 +46288,9 @@ class Builder {
     async step(ins, scope, meta, ctx, source) {
         const state = ctx.state;
         if (ins.kind === 'arg') {
-            scope.applyArg(ins);
+            const args = scope.applyArg(ins);
+            const text = args.map((a) => (a.value === undefined ? a.key : `${a.key}=${a.value}`)).join(' ');
+            state.history({ created: this.created(ctx.time), created_by: `ARG ${text}`, comment: historyComment, empty_layer: true });
             return;
         }
         if (ins.kind === 'env') {
@@ -46284,6 +46301,8 @@ class Builder {
         }
         const x = scope.expandInstruction(ins);
         const history = applyMetadata(state, x, meta);
+        if (history === '')
+            return;
         if (history !== undefined) {
             state.history({ created: this.created(ctx.time), created_by: history, comment: historyComment, empty_layer: true });
             return;
@@ -46317,10 +46336,7 @@ class Builder {
             entries.push({ header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: this.req.sourceDateEpoch ?? ctx.time } });
         }
         const createdBy = `WORKDIR ${wd}`;
-        if (entries.length === 0) {
-            state.history({ created: this.created(ctx.time), created_by: createdBy, comment: historyComment, empty_layer: true });
-            return;
-        }
+        // Always a layer, empty when the directory was there already: BuildKit's mkdir is a filesystem step.
         const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
         state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
     }
@@ -46648,13 +46664,16 @@ async function buildCommand(argv, io) {
             client,
             onStep,
         });
-        for (const name of result.unusedBuildArgs)
-            io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
+        if (progress !== 'quiet')
+            for (const name of result.unusedBuildArgs)
+                io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
         const descriptor = { mediaType: result.image.root.mediaType, digest: result.digest, size: result.image.root.bytes.length };
         for (const t of tags)
             await store.putImage(t, descriptor);
         for (const o of outputs) {
             const r = await exportImage(result.image, o, tags, client);
+            if (progress === 'quiet')
+                continue;
             if (r.pushed)
                 io.err(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)\n`);
             for (const f of r.files)

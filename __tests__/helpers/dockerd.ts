@@ -7,7 +7,7 @@ import path from 'node:path';
 
 export interface Dockerd {
   host: string;
-  docker(args: string[], input?: Buffer | string): { status: number | null; stdout: string; stderr: string };
+  docker(args: string[], input?: Buffer | string, env?: NodeJS.ProcessEnv): { status: number | null; stdout: string; stderr: string };
   stop(): Promise<void>;
 }
 
@@ -20,8 +20,10 @@ export async function startDockerd(options: { insecureRegistries?: string[] } = 
   let log = '';
   child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
   const host = `unix://${sock}`;
-  const docker = (a: string[], input?: Buffer | string) => {
-    const r = spawnSync('docker', a, { input, env: { ...process.env, DOCKER_HOST: host, DOCKER_CONFIG: path.join(dir, 'config') }, maxBuffer: 256 * 1024 * 1024 });
+  // Debian's own client (20.10) when it is there: it builds with BuildKit without the buildx plugin.
+  const client = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
+  const docker = (a: string[], input?: Buffer | string, env: NodeJS.ProcessEnv = {}) => {
+    const r = spawnSync(client, a, { input, env: { ...process.env, ...env, DOCKER_HOST: host, DOCKER_CONFIG: path.join(dir, 'config') }, maxBuffer: 256 * 1024 * 1024 });
     return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   };
   for (let i = 0; ; i++) {

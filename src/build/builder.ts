@@ -234,13 +234,16 @@ export class Builder {
     let time = 0;
     const base = planned.base;
     if (base.kind === 'scratch') {
-      state = ImageState.scratch({ architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), config: { Env: [`PATH=${defaultPathEnv}`] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] });
+      // BuildKit's empty image: the default PATH and WorkingDir "/".
+      state = ImageState.scratch({ architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), config: { Env: [`PATH=${defaultPathEnv}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] });
     } else if (base.kind === 'stage') {
       const r = await this.stage(base.index);
       state = r.state.clone();
       time = r.time;
     } else {
       state = await this.baseImage(base.ref, platform, stage.from);
+      // An image without PATH gets the default one, as BuildKit gives it.
+      if (!(state.runtime.Env ?? []).some((e) => e.startsWith('PATH='))) state.runtime.Env = [...(state.runtime.Env ?? []), `PATH=${defaultPathEnv}`];
       const created = Date.parse(state.config.created ?? '');
       time = Number.isNaN(created) ? 0 : Math.floor(created / 1000);
     }
@@ -275,7 +278,9 @@ export class Builder {
   private async step(ins: Instruction, scope: StageScope, meta: MetadataContext, ctx: { index: number; state: ImageState; time: number }, source: ReturnType<BuildPlan['stages'][number]['sources']['get']>): Promise<void> {
     const state = ctx.state;
     if (ins.kind === 'arg') {
-      scope.applyArg(ins);
+      const args = scope.applyArg(ins);
+      const text = args.map((a) => (a.value === undefined ? a.key : `${a.key}=${a.value}`)).join(' ');
+      state.history({ created: this.created(ctx.time), created_by: `ARG ${text}`, comment: historyComment, empty_layer: true });
       return;
     }
     if (ins.kind === 'env') {
@@ -286,6 +291,7 @@ export class Builder {
     }
     const x = scope.expandInstruction(ins);
     const history = applyMetadata(state, x, meta);
+    if (history === '') return;
     if (history !== undefined) {
       state.history({ created: this.created(ctx.time), created_by: history, comment: historyComment, empty_layer: true });
       return;
@@ -319,10 +325,7 @@ export class Builder {
       entries.push({ header: { name: dir, type: 'directory' as const, mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: this.req.sourceDateEpoch ?? ctx.time } });
     }
     const createdBy = `WORKDIR ${wd}`;
-    if (entries.length === 0) {
-      state.history({ created: this.created(ctx.time), created_by: createdBy, comment: historyComment, empty_layer: true });
-      return;
-    }
+    // Always a layer, empty when the directory was there already: BuildKit's mkdir is a filesystem step.
     const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
     state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
   }

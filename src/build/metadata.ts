@@ -46,6 +46,12 @@ export function exposedPorts(words: readonly string[], at: Instruction): string[
   return out;
 }
 
+/** Go's %q of an int, which formats it as a quoted rune: 'A', '\x03', '\n'. */
+export function goQuoteRune(n: number): string {
+  const body = goQuote(String.fromCodePoint(n)).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'");
+  return `'${body}'`;
+}
+
 export interface MetadataContext {
   /** whether CMD was set in this stage (ENTRYPOINT clears an inherited CMD) */
   cmdSet: boolean;
@@ -92,16 +98,19 @@ export function applyMetadata(state: ImageState, ins: Instruction, ctx: Metadata
       return `SHELL ${goList(ins.shell)}`;
     case 'cmd': {
       const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
-      c.Cmd = args;
-      if (ins.command.prependShell) c.ArgsEscaped = true;
+      // An empty list is nil to BuildKit's JSON (omitempty): the key goes.
+      if (args.length) c.Cmd = args;
+      else delete c.Cmd;
+      // BuildKit sets it for every CMD, for compatibility with the Docker image spec.
+      c.ArgsEscaped = true;
       ctx.cmdSet = true;
       return `CMD ${goQuotedList(args)}`;
     }
     case 'entrypoint': {
       const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
-      c.Entrypoint = args;
-      if (ins.command.prependShell) c.ArgsEscaped = true;
-      if (!ctx.cmdSet) c.Cmd = null;
+      if (args.length) c.Entrypoint = args;
+      else delete c.Entrypoint;
+      if (!ctx.cmdSet) delete c.Cmd;
       return `ENTRYPOINT ${goQuotedList(args)}`;
     }
     case 'healthcheck': {
@@ -112,12 +121,13 @@ export function applyMetadata(state: ImageState, ins: Instruction, ctx: Metadata
       if (ins.startInterval) h.StartInterval = ins.startInterval;
       if (ins.retries) h.Retries = ins.retries;
       c.Healthcheck = h;
-      const retries = ins.retries === 0 ? "'\\x00'" : `'${String.fromCharCode(ins.retries)}'`;
+      const retries = goQuoteRune(ins.retries);
       return `HEALTHCHECK &{${goQuotedList(ins.test)} ${[ins.interval, ins.timeout, ins.startPeriod, ins.startInterval].map((d) => goQuote(goDuration(d))).join(' ')} ${retries}}`;
     }
     case 'onbuild':
+      // Recorded in the config; BuildKit writes no history entry for it.
       c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
-      return `ONBUILD ${ins.expression}`;
+      return '';
     case 'maintainer':
       state.config.author = ins.maintainer;
       return `MAINTAINER ${ins.maintainer}`;

@@ -77,11 +77,12 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
       client,
       onStep,
     });
-    for (const name of result.unusedBuildArgs) io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
+    if (progress !== 'quiet') for (const name of result.unusedBuildArgs) io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
     const descriptor = { mediaType: result.image.root.mediaType, digest: result.digest, size: result.image.root.bytes.length };
     for (const t of tags) await store.putImage(t, descriptor);
     for (const o of outputs) {
       const r = await exportImage(result.image, o, tags, client);
+      if (progress === 'quiet') continue;
       if (r.pushed) io.err(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)\n`);
       for (const f of r.files) io.err(`wrote ${f}\n`);
     }

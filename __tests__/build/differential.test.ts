@@ -1,0 +1,278 @@
+// hoist build against docker build (BuildKit of Debian's docker.io, dockerd started by the test) on the same
+// Dockerfiles and contexts: the flattened filesystems and the configs must be identical. The base image is
+// made here from Debian's busybox-static and pushed to a local docker-registry; both builders pull it from there.
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { type Dockerd, startDockerd } from '../helpers/dockerd.js';
+import { comparableConfig, fsObject, readSaved } from '../helpers/flatten.js';
+import { hoist, hoistOk } from '../helpers/hoist.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { describeWith, run } from '../helpers/tools.js';
+
+type FileSpec = string | { content: string; mode?: number } | { symlink: string } | { dir: true; mode?: number };
+
+interface Case {
+  name: string;
+  dockerfile: string;
+  files?: Record<string, FileSpec>;
+  buildArgs?: Record<string, string>;
+  target?: string;
+  /** paths whose mtime is the build's own (directories are never compared by mtime) */
+  skipMtime?: string[];
+}
+
+const fixedTime = 1_700_000_000;
+
+/**
+ * History texts that current BuildKit writes differently from the BuildKit in Docker 20.10 (the oracle here);
+ * hoist follows current BuildKit (dockerfile2llb/convert.go: dispatchArg writes the values, dispatchCopy the
+ * --chown/--chmod flags, and HealthcheckConfig gained StartInterval). Both sides are reduced to what they share.
+ */
+function normaliseHistory(config: Record<string, unknown>): Record<string, unknown> {
+  for (const h of (config.history as { created_by?: string }[] | undefined) ?? []) {
+    let t = h.created_by ?? '';
+    if (t.startsWith('ARG ')) t = 'ARG ' + t.slice(4).split(' ').map((a) => a.split('=')[0]).join(' ');
+    t = t.replace(/^((?:COPY|ADD)(?: --[a-z]+(?:=\S+)?)*) /, (m) => m.replace(/ --(chown|chmod)=\S+/g, ''));
+    t = t.replace(/^(HEALTHCHECK &\{\[.*\] "[^"]*" "[^"]*" "[^"]*")(?: "[^"]*")?( '.*'\})$/, '$1$2');
+    h.created_by = t;
+  }
+  return config;
+}
+
+function writeContext(dir: string, c: Case, base: string): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'Dockerfile'), c.dockerfile.replaceAll('{{BASE}}', base));
+  for (const [name, spec] of Object.entries(c.files ?? {})) {
+    const p = path.join(dir, name);
+    mkdirSync(path.dirname(p), { recursive: true });
+    if (typeof spec === 'string') writeFileSync(p, spec);
+    else if ('symlink' in spec) symlinkSync(spec.symlink, p);
+    else if ('dir' in spec) {
+      mkdirSync(p, { recursive: true });
+      if (spec.mode !== undefined) chmodSync(p, spec.mode);
+    } else {
+      writeFileSync(p, spec.content);
+      if (spec.mode !== undefined) chmodSync(p, spec.mode);
+    }
+  }
+  // Same mtimes for every file, so that both builders see (and must keep) the same ones.
+  run('sh', ['-c', `find . -not -type l -exec touch -h -d @${fixedTime} {} +`], { cwd: dir });
+  utimesSync(dir, fixedTime, fixedTime);
+}
+
+const cases: Case[] = [
+  {
+    name: 'scratch with every kind of COPY source and the common metadata',
+    dockerfile: `FROM scratch
+ENV A=b PATH=/x
+LABEL x=y "with space"="a b"
+COPY a.txt /dst/
+COPY sub /sub2
+COPY link /l2
+WORKDIR /app/w
+EXPOSE 80 443/udp 8000-8002
+USER 1000
+CMD echo hi
+ENTRYPOINT ["/bin/x"]
+`,
+    files: { 'a.txt': 'hi\n', 'sub/b.txt': 'b\n', 'sub/deeper/c.txt': 'c', link: { symlink: 'a.txt' } },
+  },
+  {
+    name: 'wildcards: files, directories matched by a pattern, classes',
+    dockerfile: `FROM scratch
+COPY *.txt /txt/
+COPY dir* /dirs/
+COPY [ab].md /md/
+COPY sub/*/x.conf /conf/
+`,
+    files: { 'one.txt': '1', 'two.txt': '2', 'dir1/f1': 'f1', 'dir2/f2': 'f2', 'dir2/n/f3': 'f3', 'a.md': 'a', 'b.md': 'b', 'c.md': 'c', 'sub/p/x.conf': 'p', 'sub/q/x.conf': 'q' },
+  },
+  {
+    name: '.dockerignore with exceptions',
+    dockerfile: `FROM scratch
+COPY . /ctx/
+`,
+    files: { '.dockerignore': '*.log\n!keep.log\nsecret/\nnested/**/tmp\nDockerfile\n', 'a.log': 'no', 'keep.log': 'yes', 'secret/key': 'no', 'nested/x/tmp': 'no', 'nested/x/ok': 'ok', 'src/main.c': 'int main;' },
+  },
+  {
+    name: 'symlinks inside a copied directory: relative, absolute, dangling',
+    dockerfile: `FROM scratch
+COPY tree /tree
+`,
+    files: { 'tree/file': 'f', 'tree/rel': { symlink: 'file' }, 'tree/abs': { symlink: '/etc/passwd' }, 'tree/dangling': { symlink: 'nowhere' }, 'tree/d/up': { symlink: '../file' } },
+  },
+  {
+    name: 'on a registry base: into existing directories, WORKDIR existing and new, numeric USER',
+    dockerfile: `FROM {{BASE}}
+COPY motd /etc/
+COPY tool.sh /usr/local/bin/tool
+WORKDIR /tmp
+WORKDIR /srv/app
+COPY a.txt .
+COPY a.txt relative/
+USER 1000:1000
+CMD ["tool"]
+`,
+    files: { motd: 'welcome\n', 'tool.sh': { content: '#!/bin/sh\necho tool\n', mode: 0o755 }, 'a.txt': 'a' },
+  },
+  {
+    name: 'multi-stage: COPY --from by name, by index and from an image',
+    dockerfile: `FROM scratch AS files
+COPY a.txt /a.txt
+COPY sub /sub
+
+FROM {{BASE}} AS second
+COPY --from=files /a.txt /from-name.txt
+COPY --from=0 /sub /from-index/
+COPY --from={{BASE}} /etc/passwd /passwd.copy
+COPY --from=files /sub/*.txt /globbed/
+`,
+    files: { 'a.txt': 'a', 'sub/1.txt': '1', 'sub/2.txt': '2', 'sub/n/3.txt': '3' },
+  },
+  {
+    name: 'ARG in FROM, build args, ARG defaults and ENV expansion in COPY',
+    dockerfile: `ARG BASE=scratch
+ARG DEST=/default
+FROM \${BASE}
+ARG DEST
+ARG V=1
+ENV D=\${DEST}/sub V=\${V}
+LABEL version=$V dest="$D"
+COPY a.txt $D/
+COPY a.txt \${D:-/never}/again.txt
+`,
+    buildArgs: { DEST: '/given', V: '2' },
+    files: { 'a.txt': 'a' },
+  },
+  {
+    name: 'escape directive',
+    dockerfile: '# escape=`\nFROM scratch\nCOPY a.txt `\n     /win/path/\nLABEL a="x`\ny"\n',
+    files: { 'a.txt': 'a' },
+  },
+  {
+    name: 'every metadata instruction',
+    dockerfile: `FROM {{BASE}}
+MAINTAINER someone@example.com
+VOLUME ["/data"]
+VOLUME /a /b
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=3s --retries=3 CMD wget -q http://localhost/ || exit 1
+SHELL ["/bin/sh", "-xc"]
+CMD echo shell form with the new shell
+ENTRYPOINT echo entry
+ONBUILD COPY a.txt /onbuild.txt
+EXPOSE 53/udp
+LABEL a=1
+LABEL a=2 b=3
+`,
+    files: { 'a.txt': 'a' },
+  },
+  {
+    name: 'ENTRYPOINT clears an inherited CMD; HEALTHCHECK NONE',
+    dockerfile: `FROM {{BASE}} AS one
+CMD ["inherited"]
+HEALTHCHECK CMD true
+FROM one
+ENTRYPOINT ["/bin/sh"]
+HEALTHCHECK NONE
+`,
+  },
+  {
+    name: 'ONBUILD triggers of a base stage run after its FROM',
+    dockerfile: `FROM scratch AS parent
+ONBUILD COPY ob.txt /ob.txt
+ONBUILD ENV FROM_ONBUILD=yes
+FROM parent
+LABEL child=1
+`,
+    files: { 'ob.txt': 'triggered' },
+  },
+  {
+    name: 'COPY --chown by number, file modes kept',
+    dockerfile: `FROM {{BASE}}
+COPY --chown=1000:1000 a.txt /owned/
+COPY --chown=123 tree /tree-owned
+COPY exec.sh private.key /modes/
+`,
+    files: { 'a.txt': 'a', 'tree/x': 'x', 'tree/y/z': 'z', 'exec.sh': { content: '#!/bin/sh\n', mode: 0o755 }, 'private.key': { content: 'k', mode: 0o600 } },
+  },
+  {
+    name: 'destination rules: rename, relative to WORKDIR, several sources into a directory, names with spaces',
+    dockerfile: `FROM scratch
+COPY a.txt /renamed
+WORKDIR /work
+COPY a.txt b.txt sub/
+COPY ["with space.txt", "/spaced dir/"]
+COPY ünï.txt /
+`,
+    files: { 'a.txt': 'a', 'b.txt': 'b', 'with space.txt': 's', 'ünï.txt': 'u' },
+  },
+  {
+    name: '--target picks a stage; unneeded stages are not built',
+    dockerfile: `FROM scratch AS wanted
+COPY a.txt /
+FROM scratch AS unwanted
+COPY does-not-exist /
+`,
+    target: 'wanted',
+    files: { 'a.txt': 'a' },
+  },
+];
+
+describeWith(['docker-registry', 'dockerd', 'busybox'])('hoist build equals docker build', () => {
+  let reg: TestRegistry;
+  let d: Dockerd;
+  const work = mkdtempSync(path.join(tmpdir(), 'hoist-diff-'));
+  const store = path.join(work, 'store');
+  let base = '';
+
+  beforeAll(async () => {
+    [reg, d] = await Promise.all([startRegistry('anonymous'), startDockerd()]);
+    // The base image: busybox-static with a passwd/group naming uid 1000, /tmp sticky.
+    const rootfs = path.join(work, 'base-rootfs');
+    for (const dir of ['bin', 'etc', 'tmp', 'usr/local/bin', 'root']) mkdirSync(path.join(rootfs, dir), { recursive: true });
+    writeFileSync(path.join(rootfs, 'bin/busybox'), readFileSync(run('sh', ['-c', 'command -v busybox']).trim()));
+    chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
+    for (const l of ['sh', 'echo', 'true', 'wget', 'ls']) symlinkSync('busybox', path.join(rootfs, 'bin', l));
+    writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+    writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\napp:x:1000:\nnogroup:x:65534:\n');
+    chmodSync(path.join(rootfs, 'tmp'), 0o1777);
+    chmodSync(path.join(rootfs, 'root'), 0o700);
+    run('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', path.join(work, 'base.tar'), '.']);
+    base = `${reg.host}/base/busybox:1`;
+    await hoistOk(['import', path.join(work, 'base.tar'), base, '--store', store]);
+    await hoistOk(['push', base, '--store', store]);
+  }, 120_000);
+  afterAll(async () => {
+    await d?.stop();
+    await reg?.stop();
+  });
+
+  test.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
+    const dir = path.join(work, `case${i}`);
+    writeContext(dir, c, base);
+    const args = Object.entries(c.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
+    if (c.target) args.push('--target', c.target);
+
+    const theirs = d.docker(['build', '-q', '-t', `case${i}:docker`, ...args, dir], undefined, { DOCKER_BUILDKIT: '1' });
+    expect(theirs.stderr).toBe('');
+    const theirTar = path.join(work, `case${i}-docker.tar`);
+    expect(d.docker(['save', '-o', theirTar, `case${i}:docker`]).status).toBe(0);
+
+    const ourTar = path.join(work, `case${i}-hoist.tar`);
+    const ours = await hoist(['build', '--store', store, '--progress', 'quiet', '-t', `case${i}:hoist`, ...args, '-o', `type=docker,dest=${ourTar}`, dir]);
+    expect(ours.err).toBe('');
+    expect(ours.code).toBe(0);
+
+    mkdirSync(path.join(work, `case${i}-d`));
+    mkdirSync(path.join(work, `case${i}-h`));
+    const want = await readSaved(theirTar, path.join(work, `case${i}-d`));
+    const got = await readSaved(ourTar, path.join(work, `case${i}-h`));
+    expect(normaliseHistory(comparableConfig(got.config))).toEqual(normaliseHistory(comparableConfig(want.config)));
+    expect(fsObject(got.fs)).toEqual(fsObject(want.fs));
+    // And docker itself takes ours.
+    const loaded = d.docker(['load', '-i', ourTar]);
+    expect(loaded.stderr).toBe('');
+  }, 60_000);
+});

@@ -1,0 +1,81 @@
+// An image's filesystem as one tree, for comparing two builders (the buildah conformance approach): every
+// layer of a `docker save` / `hoist save` tar applied in order, whiteouts included, each path summarised as
+// type, mode, owner, size, link target, content hash and (for non-directories) mtime.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { decompressed } from '../../src/layer/compression.js';
+import { readTar } from '../../src/layer/tar.js';
+import { run } from './tools.js';
+
+export interface FlatEntry {
+  type: string;
+  mode: string;
+  uid: number;
+  gid: number;
+  size: number;
+  link?: string;
+  sha256?: string;
+  mtime?: number;
+}
+
+export interface SavedImage {
+  config: Record<string, unknown>;
+  fs: Map<string, FlatEntry>;
+  layers: number;
+}
+
+async function applyLayer(fs: Map<string, FlatEntry>, bytes: Buffer): Promise<void> {
+  const { stream } = await decompressed(Readable.from([bytes]));
+  const opaque: string[] = [];
+  const added = new Set<string>();
+  for await (const { header, body } of readTar(stream)) {
+    const name = header.name.replace(/^\.?\//, '').replace(/\/$/, '');
+    const base = path.posix.basename(name);
+    const dir = path.posix.dirname(name);
+    const chunks: Buffer[] = [];
+    for await (const c of body) chunks.push(c as Buffer);
+    if (base === '.wh..wh..opq') {
+      opaque.push(dir === '.' ? '' : dir);
+      continue;
+    }
+    if (base.startsWith('.wh.')) {
+      const victim = path.posix.join(dir, base.slice(4));
+      for (const k of [...fs.keys()]) if (k === victim || k.startsWith(victim + '/')) fs.delete(k);
+      continue;
+    }
+    if (!name) continue;
+    const e: FlatEntry = { type: header.type, mode: (header.mode & 0o7777).toString(8), uid: header.uid, gid: header.gid, size: header.size };
+    if (header.linkname) e.link = header.linkname;
+    if (header.type === 'file') e.sha256 = createHash('sha256').update(Buffer.concat(chunks)).digest('hex');
+    if (header.type !== 'directory') e.mtime = Math.floor(header.mtime);
+    if (header.type !== 'directory' || fs.get(name)?.type !== 'directory') for (const k of [...fs.keys()]) if (k.startsWith(name + '/')) fs.delete(k);
+    fs.set(name, e);
+    added.add(name);
+  }
+  for (const d of opaque) for (const k of [...fs.keys()]) if (k.startsWith(d ? d + '/' : '') && !added.has(k)) fs.delete(k);
+}
+
+/** Reads a save tar (either layout: manifest.json paths are used). */
+export async function readSaved(tarFile: string, workDir: string): Promise<SavedImage> {
+  run('tar', ['-xf', tarFile, '-C', workDir]);
+  const [entry] = JSON.parse(readFileSync(path.join(workDir, 'manifest.json'), 'utf8')) as { Config: string; Layers: string[] }[];
+  const config = JSON.parse(readFileSync(path.join(workDir, entry.Config), 'utf8')) as Record<string, unknown>;
+  const fs = new Map<string, FlatEntry>();
+  for (const l of entry.Layers) await applyLayer(fs, readFileSync(path.join(workDir, l)));
+  return { config, fs, layers: entry.Layers.length };
+}
+
+/** The config without what differs between any two builds (times, layer digests). */
+export function comparableConfig(c: Record<string, unknown>): Record<string, unknown> {
+  const out = structuredClone(c);
+  delete out.created;
+  delete (out.rootfs as Record<string, unknown>)?.diff_ids;
+  for (const h of (out.history as Record<string, unknown>[] | undefined) ?? []) delete h.created;
+  return out;
+}
+
+export function fsObject(fs: Map<string, FlatEntry>): Record<string, FlatEntry> {
+  return Object.fromEntries([...fs].sort(([a], [b]) => (a < b ? -1 : 1)));
+}
