@@ -42924,8 +42924,9 @@ async function pushImage(client, source, destinations, options = {}) {
                 blobs.set(d.digest, d);
             }
         }
-        const mountFrom = source.origin && !sameRepo(source.origin, repo) ? [source.origin] : [];
         await settleAll([...blobs.values()].map(async (d) => {
+            const origin = source.originOf?.(d.digest) ?? source.origin;
+            const mountFrom = origin && !sameRepo(origin, repo) ? [origin] : [];
             const result = await client.pushBlob(repo, d, () => source.openBlob(d), mountFrom);
             report.blobs[result]++;
             if (result === 'uploaded')

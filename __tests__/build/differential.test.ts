@@ -18,8 +18,8 @@ interface Case {
   files?: Record<string, FileSpec>;
   buildArgs?: Record<string, string>;
   target?: string;
-  /** paths whose mtime is the build's own (directories are never compared by mtime) */
-  skipMtime?: string[];
+  /** what `docker run` of hoist's image prints */
+  runs?: string;
 }
 
 const fixedTime = 1_700_000_000;
@@ -114,7 +114,8 @@ COPY a.txt relative/
 USER 1000:1000
 CMD ["tool"]
 `,
-    files: { motd: 'welcome\n', 'tool.sh': { content: '#!/bin/sh\necho tool\n', mode: 0o755 }, 'a.txt': 'a' },
+    files: { motd: 'welcome\n', 'tool.sh': { content: '#!/bin/sh\necho tool in $(pwd) as $(id -u)\n', mode: 0o755 }, 'a.txt': 'a' },
+    runs: 'tool in /srv/app as 1000\n',
   },
   {
     name: 'multi-stage: COPY --from by name, by index and from an image',
@@ -234,7 +235,7 @@ describeWith(['docker-registry', 'dockerd', 'busybox'])('hoist build equals dock
     for (const dir of ['bin', 'etc', 'tmp', 'usr/local/bin', 'root']) mkdirSync(path.join(rootfs, dir), { recursive: true });
     writeFileSync(path.join(rootfs, 'bin/busybox'), readFileSync(run('sh', ['-c', 'command -v busybox']).trim()));
     chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
-    for (const l of ['sh', 'echo', 'true', 'wget', 'ls']) symlinkSync('busybox', path.join(rootfs, 'bin', l));
+    for (const l of ['sh', 'echo', 'true', 'wget', 'ls', 'pwd', 'id']) symlinkSync('busybox', path.join(rootfs, 'bin', l));
     writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
     writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\napp:x:1000:\nnogroup:x:65534:\n');
     chmodSync(path.join(rootfs, 'tmp'), 0o1777);
@@ -274,5 +275,10 @@ describeWith(['docker-registry', 'dockerd', 'busybox'])('hoist build equals dock
     // And docker itself takes ours.
     const loaded = d.docker(['load', '-i', ourTar]);
     expect(loaded.stderr).toBe('');
+    if (c.runs !== undefined) {
+      const ran = d.docker(['run', '--rm', '--network', 'none', `case${i}:hoist`]);
+      expect(ran.stderr).toBe('');
+      expect(ran.stdout).toBe(c.runs);
+    }
   }, 60_000);
 });

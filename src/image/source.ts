@@ -15,4 +15,6 @@ export interface ImageSource {
   readBlob(desc: Descriptor): Promise<Buffer>;
   /** the registry repository the blobs live in, when they do (a push to the same registry mounts from it) */
   readonly origin?: Pick<Reference, 'registry' | 'repository'>;
+  /** where one blob lives, for images whose blobs come from several places (a build on a base image) */
+  originOf?(digest: string): Pick<Reference, 'registry' | 'repository'> | undefined;
 }

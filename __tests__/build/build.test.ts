@@ -1,0 +1,129 @@
+// hoist build end to end: reproducibility, outputs (registry read back by skopeo, OCI archive and layout, local
+// directory), the metadata and iid files, and errors that point at the Dockerfile line.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { digestOf } from '../../src/image/digest.js';
+import { hoist, hoistOk } from '../helpers/hoist.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { describeWith, run } from '../helpers/tools.js';
+
+function context(files: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hoist-ctx-'));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    writeFileSync(path.join(dir, name), text);
+  }
+  run('sh', ['-c', 'find . -exec touch -h -d @1700000000 {} +'], { cwd: dir });
+  return dir;
+}
+
+const app = {
+  Dockerfile: 'FROM scratch\nCOPY app/ /app/\nWORKDIR /app\nENV MODE=prod\nCMD ["/app/run"]\n',
+  'app/run': '#!/bin/sh\necho run\n',
+  'app/data/x.json': '{}',
+};
+
+describe('hoist build', () => {
+  test('the same context twice gives the same image digest (two separate stores)', async () => {
+    const dir = context(app);
+    const a = await hoistOk(['build', '--progress', 'quiet', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-s1-')), dir]);
+    const b = await hoistOk(['build', '--progress', 'quiet', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-s2-')), dir]);
+    expect(a.out).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    expect(b.out).toBe(a.out);
+  });
+
+  test('SOURCE_DATE_EPOCH sets created and clamps file times', async () => {
+    const dir = context(app);
+    const store = mkdtempSync(path.join(tmpdir(), 'hoist-s3-'));
+    process.env.SOURCE_DATE_EPOCH = '1000';
+    try {
+      await hoistOk(['build', '--progress', 'quiet', '--store', store, '-t', 'sde:1', dir]);
+    } finally {
+      delete process.env.SOURCE_DATE_EPOCH;
+    }
+    const info = JSON.parse((await hoistOk(['inspect', 'sde:1', '--store', store])).out);
+    expect(info.Config.created).toBe('1970-01-01T00:16:40.000Z');
+    expect(info.Config.history.every((h: { created: string }) => h.created === '1970-01-01T00:16:40.000Z')).toBe(true);
+    const out = mkdtempSync(path.join(tmpdir(), 'hoist-sde-'));
+    process.env.SOURCE_DATE_EPOCH = '1000';
+    try {
+      await hoistOk(['build', '--progress', 'quiet', '--store', store, '-o', `type=local,dest=${out}`, dir]);
+    } finally {
+      delete process.env.SOURCE_DATE_EPOCH;
+    }
+    expect(Number(run("stat", ["-c", "%Y", path.join(out, "app/run")]).trim())).toBe(1000);
+  });
+
+  test('outputs: OCI archive and layout read by skopeo, a local directory, metadata and iid files', async () => {
+    const dir = context(app);
+    const work = mkdtempSync(path.join(tmpdir(), 'hoist-out-'));
+    const store = path.join(work, 'store');
+    const r = await hoistOk([
+      'build', '--progress', 'quiet', '--store', store, '-t', 'example/app:1',
+      '-o', `type=oci,dest=${work}/app.oci.tar`, '-o', `type=oci,dest=${work}/layout,tar=false`, '-o', `type=local,dest=${work}/rootfs`,
+      '--metadata-file', `${work}/meta.json`, '--iidfile', `${work}/iid`, dir,
+    ]);
+    const digest = r.out.trim();
+    const meta = JSON.parse(readFileSync(`${work}/meta.json`, 'utf8'));
+    expect(meta['containerimage.digest']).toBe(digest);
+    expect(meta['image.name']).toBe('docker.io/example/app:1');
+    expect(meta['containerimage.config.digest']).toBe(readFileSync(`${work}/iid`, 'utf8'));
+    expect(meta['hoist.steps'].map((s: { instruction: string; line: number }) => [s.line, s.instruction])).toEqual([
+      [2, 'COPY app/ /app/'], [3, 'WORKDIR /app'], [4, 'ENV MODE=prod'], [5, 'CMD ["/app/run"]'],
+    ]);
+    expect(readFileSync(`${work}/rootfs/app/run`, 'utf8')).toBe(app['app/run']);
+    expect(existsSync(`${work}/rootfs/app/data/x.json`)).toBe(true);
+    expect((await hoistOk(['images', '--store', store])).out).toMatch(/example\/app\s+1\s/);
+    if (existsSync('/usr/bin/skopeo')) {
+      const raw = run('skopeo', ['inspect', '--raw', `oci-archive:${work}/app.oci.tar`]);
+      expect(JSON.parse(raw).config.digest).toBe(meta['containerimage.config.digest']);
+      const cfg = JSON.parse(run('skopeo', ['inspect', '--config', `oci:${work}/layout`]));
+      expect(cfg.config.Cmd).toEqual(['/app/run']);
+    }
+  });
+
+  test('errors point at the Dockerfile line and say what to do', async () => {
+    const missing = context({ Dockerfile: 'FROM scratch\n\nCOPY nope.txt /\n' });
+    const r = await hoist(['build', '--progress', 'quiet', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-e-')), missing]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/Dockerfile:3/);
+    expect(r.err).toMatch(/nope\.txt: not found in the build context/);
+    const outside = context({ Dockerfile: 'FROM scratch\nCOPY ../etc/passwd /\n' });
+    expect((await hoist(['build', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-e-')), outside])).err).toMatch(/outside the build context/);
+    const runStep = context({ Dockerfile: 'FROM scratch\nRUN echo hi\n' });
+    const rr = await hoist(['build', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-e-')), runStep]);
+    expect(rr.code).toBe(1);
+    expect(rr.err).toMatch(/Dockerfile:2[\s\S]*RUN is not supported/);
+    const ignored = context({ Dockerfile: 'FROM scratch\nCOPY secret.txt /\n', '.dockerignore': 'secret.txt\n', 'secret.txt': 's' });
+    expect((await hoist(['build', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-e-')), ignored])).err).toMatch(/excluded by \.dockerignore/);
+    const multi = context({ Dockerfile: 'FROM scratch\nCOPY a b /dest\n', a: 'a', b: 'b' });
+    expect((await hoist(['build', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-e-')), multi])).err).toMatch(/must be a directory and end with a \//);
+  });
+});
+
+describeWith(['docker-registry', 'skopeo'])('hoist build --push', () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry('anonymous');
+  });
+  afterAll(async () => reg?.stop());
+
+  test('every -t name is pushed and skopeo reads back the digest', async () => {
+    const dir = context(app);
+    const r = await hoistOk(['build', '--progress', 'quiet', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-p-')), '-t', `${reg.host}/app/one:1`, '-t', `${reg.host}/app/one:latest`, '--push', dir]);
+    const digest = r.out.trim();
+    for (const tag of ['1', 'latest']) {
+      const raw = run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/one:${tag}`]);
+      expect(digestOf(raw)).toBe(digest);
+    }
+    const cfg = JSON.parse(run('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${reg.host}/app/one:1`]));
+    expect(cfg.config.Env).toContain('MODE=prod');
+  });
+
+  test('--push without -t is a clear error', async () => {
+    const r = await hoist(['build', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-p-')), '--push', context(app)]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/pass -t NAME/);
+  });
+});
