@@ -199,6 +199,18 @@ COPY exec.sh private.key /modes/
     files: { 'a.txt': 'a', 'tree/x': 'x', 'tree/y/z': 'z', 'exec.sh': { content: '#!/bin/sh\n', mode: 0o755 }, 'private.key': { content: 'k', mode: 0o600 } },
   },
   {
+    name: 'COPY --chown by name (the image\'s passwd and group); WORKDIR under a named USER',
+    dockerfile: `FROM {{BASE}}
+COPY --chown=app a.txt /home/app/
+COPY --chown=app:root tree /home/app/tree
+COPY --chown=nobody:nogroup a.txt /nobody.txt
+COPY --chown=1000:nogroup a.txt /mixed.txt
+USER app
+WORKDIR /home/app/work
+`,
+    files: { 'a.txt': 'a', 'tree/x': 'x' },
+  },
+  {
     name: 'destination rules: rename, relative to WORKDIR, several sources into a directory, names with spaces',
     dockerfile: `FROM scratch
 COPY a.txt /renamed

@@ -26,9 +26,11 @@ import type { RegistryClient, Repo } from '../registry/client.js';
 import { RemoteImage } from '../registry/source.js';
 import type { Store } from '../store/store.js';
 import { BuildContext, ContextError } from './context.js';
-import { CopyError, type CopySource, type Owner, planCopy } from './copy.js';
+import { CopyError, type CopySource, planCopy } from './copy.js';
+import type { Owner } from './users.js';
 import { applyMetadata, type MetadataContext } from './metadata.js';
-import { ImageState, type LayerRef, openLayer } from './state.js';
+import { ImageState, type LayerRef, openLayer, readImageFile } from './state.js';
+import { needsLookup, resolveOwner, UserError } from './users.js';
 
 export interface BuildRequest {
   /** the context directory */
@@ -296,6 +298,16 @@ export class Builder {
       state.history({ created: this.created(ctx.time), created_by: history, comment: historyComment, empty_layer: true });
       return;
     }
+    try {
+      await this.dispatchFiles(x, ctx, source);
+    } catch (e) {
+      if (e instanceof DockerfileError) throw e;
+      if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError) throw stageError(x, e);
+      throw e;
+    }
+  }
+
+  private async dispatchFiles(x: Instruction, ctx: { index: number; state: ImageState; time: number }, source: ReturnType<BuildPlan['stages'][number]['sources']['get']>): Promise<void> {
     switch (x.kind) {
       case 'workdir':
         return this.workdir(x.path, ctx);
@@ -333,10 +345,9 @@ export class Builder {
   /** USER or --chown as uid/gid: numbers as they are, names from the image's /etc/passwd and /etc/group. */
   private async owner(spec: string | undefined, state: ImageState): Promise<Owner> {
     if (!spec) return { uid: 0, gid: 0 };
-    const [user, group] = spec.split(':');
-    const numeric = (s: string) => /^\d+$/.test(s);
-    if (numeric(user) && (group === undefined || numeric(group))) return { uid: Number(user), gid: Number(group ?? user) };
-    throw new Error(`user and group names (${spec}) are not resolved yet; use numeric ids`);
+    if (!needsLookup(spec)) return resolveOwner(spec, {});
+    const read = async (f: string) => (await readImageFile(state, this.req.store, this.req.client, f))?.toString('utf8');
+    return resolveOwner(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
   }
 
   private async copy(ins: Extract<Instruction, { kind: 'copy' | 'add' }>, ctx: { index: number; state: ImageState; time: number }, source: ReturnType<BuildPlan['stages'][number]['sources']['get']>): Promise<void> {

@@ -7,11 +7,9 @@ import type { TarHeader } from '../layer/tar.js';
 import type { LayerEntry } from '../layer/writer.js';
 import type { ContextPath } from './context.js';
 import type { FsIndex } from './fs-index.js';
+import type { Owner } from './users.js';
 
-export interface Owner {
-  uid: number;
-  gid: number;
-}
+export type { Owner };
 
 export interface CopySource {
   path: ContextPath;

@@ -4,6 +4,9 @@ import type { Readable } from 'node:stream';
 import type { Descriptor, HistoryEntry, ImageConfig } from '../image/manifest.js';
 import type { RegistryClient, Repo } from '../registry/client.js';
 import type { Store } from '../store/store.js';
+import { decompressed } from '../layer/compression.js';
+import { cleanEntryName } from '../layer/extract.js';
+import { readTar } from '../layer/tar.js';
 import { FsIndex } from './fs-index.js';
 
 export interface LayerRef {
@@ -55,6 +58,26 @@ export class ImageState {
     }
     return this.index;
   }
+}
+
+/** A regular file's content from the image (symlinks followed inside it), or undefined when there is none. */
+export async function readImageFile(state: ImageState, store: Store, client: RegistryClient, file: string): Promise<Buffer | undefined> {
+  const fs = await state.fs(store, client);
+  const resolved = fs.resolve(file, true);
+  const e = fs.entries.get(resolved);
+  if (!e || e.header.type !== 'file') return undefined;
+  const { stream } = await decompressed(await openLayer(store, client, state.layers[e.layer]));
+  for await (const { header, body } of readTar(stream)) {
+    if (cleanEntryName(header.name) !== resolved) {
+      body.resume();
+      continue;
+    }
+    const chunks: Buffer[] = [];
+    for await (const c of body) chunks.push(c as Buffer);
+    stream.destroy();
+    return Buffer.concat(chunks);
+  }
+  return undefined;
 }
 
 /** A layer's blob from the store, fetched (and kept) from its origin first when the store lacks it. */

@@ -1,0 +1,69 @@
+// User and group names as BuildKit resolves them for --chown, USER-owned WORKDIRs and (later) RUN: from the
+// image's own /etc/passwd and /etc/group. `user[:group]`: a number is taken as is; a numeric user without a
+// group gets gid = uid; a named user without a group gets its primary group from passwd.
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+export class UserError extends Error {
+  override readonly name = 'UserError';
+}
+
+interface Entry {
+  name: string;
+  id: number;
+  gid?: number;
+}
+
+export function parsePasswd(text: string): Entry[] {
+  return text.split('\n').flatMap((line) => {
+    const f = line.split(':');
+    if (f.length < 4 || line.startsWith('#') || !/^\d+$/.test(f[2]) || !/^\d+$/.test(f[3])) return [];
+    return [{ name: f[0], id: Number(f[2]), gid: Number(f[3]) }];
+  });
+}
+
+export function parseGroup(text: string): Entry[] {
+  return text.split('\n').flatMap((line) => {
+    const f = line.split(':');
+    if (f.length < 3 || line.startsWith('#') || !/^\d+$/.test(f[2])) return [];
+    return [{ name: f[0], id: Number(f[2]) }];
+  });
+}
+
+const isNumber = (s: string) => /^\d+$/.test(s);
+
+/** Whether resolving `spec` needs the image's files. */
+export function needsLookup(spec: string): boolean {
+  const [user, group] = spec.split(':');
+  return !isNumber(user) || (group !== undefined && group !== '' && !isNumber(group));
+}
+
+export function resolveOwner(spec: string, files: { passwd?: string; group?: string }): Owner {
+  const colon = spec.indexOf(':');
+  const user = colon < 0 ? spec : spec.slice(0, colon);
+  const group = colon < 0 ? undefined : spec.slice(colon + 1);
+  if (user === '') throw new UserError(`invalid user ${JSON.stringify(spec)}`);
+  let uid: number;
+  let primary: number | undefined;
+  if (isNumber(user)) {
+    uid = Number(user);
+    primary = uid;
+  } else {
+    const e = parsePasswd(files.passwd ?? '').find((p) => p.name === user);
+    if (!e) throw new UserError(`unable to find user ${user}: no matching entries in passwd file`);
+    uid = e.id;
+    primary = e.gid;
+  }
+  let gid: number;
+  if (group === undefined || group === '') gid = primary ?? uid;
+  else if (isNumber(group)) gid = Number(group);
+  else {
+    const g = parseGroup(files.group ?? '').find((p) => p.name === group);
+    if (!g) throw new UserError(`unable to find group ${group}: no matching entries in group file`);
+    gid = g.id;
+  }
+  return { uid, gid };
+}
