@@ -83,6 +83,18 @@ describe('hoist build', () => {
     }
   });
 
+  test('ADD unpacks a zstd tar (which the BuildKit of Docker 20.10 does not); expectations written here', async () => {
+    const dir = context({ Dockerfile: 'FROM scratch\nADD z.tar.zst /zst/\n' });
+    const src = mkdtempSync(path.join(tmpdir(), 'hoist-zsrc-'));
+    writeFileSync(path.join(src, 'z.txt'), 'zstd');
+    run('tar', ['--zstd', '--numeric-owner', '--owner=4', '--group=5', '-C', src, '-cf', path.join(dir, 'z.tar.zst'), 'z.txt']);
+    const out = mkdtempSync(path.join(tmpdir(), 'hoist-zout-'));
+    const tar = path.join(out, 'img.tar');
+    await hoistOk(['build', '--progress', 'quiet', '--store', path.join(out, 'store'), '-o', `type=docker,dest=${tar}`, dir]);
+    const listing = run('sh', ['-c', `mkdir ${out}/x && tar -xf ${tar} -C ${out}/x && for l in $(cd ${out}/x && python3 -c "import json;print(' '.join(json.load(open('manifest.json'))[0]['Layers']))"); do tar -tvzf ${out}/x/$l --numeric-owner; done`]);
+    expect(listing).toMatch(/-rw-r--r-- 4\/5 +4 .* zst\/z\.txt/);
+  });
+
   test('errors point at the Dockerfile line and say what to do', async () => {
     const missing = context({ Dockerfile: 'FROM scratch\n\nCOPY nope.txt /\n' });
     const r = await hoist(['build', '--progress', 'quiet', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-e-')), missing]);

@@ -10,7 +10,13 @@ import { hoist, hoistOk } from '../helpers/hoist.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, run } from '../helpers/tools.js';
 
-type FileSpec = string | { content: string; mode?: number } | { symlink: string } | { dir: true; mode?: number };
+type FileSpec =
+  | string
+  | { content: string; mode?: number }
+  | { symlink: string }
+  | { dir: true; mode?: number }
+  /** a tar made by GNU tar of these files (owned by 1234:5678), compressed with the given tool */
+  | { tarOf: Record<string, string>; compress?: 'gzip' | 'bzip2' | 'xz' | 'zstd' };
 
 interface Case {
   name: string;
@@ -48,6 +54,16 @@ function writeContext(dir: string, c: Case, base: string): void {
     mkdirSync(path.dirname(p), { recursive: true });
     if (typeof spec === 'string') writeFileSync(p, spec);
     else if ('symlink' in spec) symlinkSync(spec.symlink, p);
+    else if ('tarOf' in spec) {
+      const src = mkdtempSync(path.join(tmpdir(), 'hoist-tarof-'));
+      for (const [n, text] of Object.entries(spec.tarOf)) {
+        mkdirSync(path.dirname(path.join(src, n)), { recursive: true });
+        writeFileSync(path.join(src, n), text);
+      }
+      run('sh', ['-c', `find . -exec touch -h -d @${fixedTime - 1000} {} +`], { cwd: src });
+      const flag = { gzip: '--gzip', bzip2: '--bzip2', xz: '--xz', zstd: '--zstd' }[spec.compress ?? 'gzip'];
+      run('tar', ['--format=posix', '--numeric-owner', '--owner=1234', '--group=5678', ...(spec.compress ? [flag] : []), '-C', src, '-cf', p, '.']);
+    }
     else if ('dir' in spec) {
       mkdirSync(p, { recursive: true });
       if (spec.mode !== undefined) chmodSync(p, spec.mode);
@@ -209,6 +225,25 @@ USER app
 WORKDIR /home/app/work
 `,
     files: { 'a.txt': 'a', 'tree/x': 'x' },
+  },
+  {
+    name: 'ADD of local archives (tar, gzip, bzip2, xz) unpacks them, owners from the archive; other files are copied',
+    dockerfile: `FROM scratch
+ADD plain.tar /plain/
+ADD gz.tgz /gz
+ADD bz.tar.bz2 xz.tar.xz /more/
+ADD not-a-tar.gz /copied/
+ADD fake.tar /copied/
+ADD --chown=7:8 gz.tgz /owned/
+`,
+    files: {
+      'plain.tar': { tarOf: { 'p.txt': 'plain', 'd/e.txt': 'e' } },
+      'gz.tgz': { tarOf: { 'g.txt': 'gzip' }, compress: 'gzip' },
+      'bz.tar.bz2': { tarOf: { 'b.txt': 'bzip2' }, compress: 'bzip2' },
+      'xz.tar.xz': { tarOf: { 'x.txt': 'xz' }, compress: 'xz' },
+      'not-a-tar.gz': 'just text, not gzip',
+      'fake.tar': 'not a tar either',
+    },
   },
   {
     name: 'destination rules: rename, relative to WORKDIR, several sources into a directory, names with spaces',

@@ -25,6 +25,7 @@ import { writeLayer } from '../layer/writer.js';
 import type { RegistryClient, Repo } from '../registry/client.js';
 import { RemoteImage } from '../registry/source.js';
 import type { Store } from '../store/store.js';
+import { archiveKind, openArchive } from './archive.js';
 import { BuildContext, ContextError } from './context.js';
 import { CopyError, type CopySource, planCopy } from './copy.js';
 import type { Owner } from './users.js';
@@ -367,6 +368,16 @@ export class Builder {
       for (const s of ins.sources) {
         const wildcard = /[*?[]/.test(s);
         for (const p of await from.resolve(s)) {
+          const kind = ins.kind === 'add' && !source && p.stats.isFile() ? await archiveKind(p.abs) : undefined;
+          if (kind) {
+            // A local archive is unpacked into the destination, like `tar -x` (owners and times from the archive).
+            const dir = await this.scratchDir();
+            await extractLayer(openArchive(p.abs, kind), dir, { whiteouts: 'none' });
+            const unpacked = BuildContext.plain(dir);
+            const top = (await unpacked.resolve('.'))[0];
+            sources.push({ path: { ...top, rel: '' }, wildcard: true, keepOwner: true, children: await unpacked.walk(top) });
+            continue;
+          }
           sources.push({ path: p, wildcard, children: p.stats.isDirectory() ? await from.walk(p) : undefined });
         }
       }

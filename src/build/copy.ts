@@ -17,6 +17,8 @@ export interface CopySource {
   children?: ContextPath[];
   /** from a wildcard: always copied into the destination directory */
   wildcard: boolean;
+  /** an unpacked archive: its entries keep the archive's owners, --chown or not (as BuildKit unpacks) */
+  keepOwner?: boolean;
 }
 
 export interface CopyPlanOptions {
@@ -49,12 +51,13 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
   }
   const entries = new Map<string, LayerEntry>();
   const owner = o.owner ?? { uid: 0, gid: 0 };
+  let keep = false;
   const header = (name: string, p: ContextPath, type: TarHeader['type']): TarHeader => ({
     name,
     type,
     mode: o.chmod ?? p.stats.mode & 0o7777,
-    uid: owner.uid,
-    gid: owner.gid,
+    uid: keep ? p.stats.uid : owner.uid,
+    gid: keep ? p.stats.gid : owner.gid,
     size: type === 'file' ? p.stats.size : 0,
     mtime: Math.floor(p.stats.mtimeMs / 1000),
   });
@@ -72,7 +75,9 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     const rel = target.replace(/^\/+/, '');
     if (p.stats.isDirectory()) {
       if (rel === '' || o.fs.isDirectory(rel)) return;
-      put(rel, { header: { ...header(rel, p, 'directory'), mtime: o.created } });
+      // The directory an archive is unpacked into is made like any missing destination: 0755.
+      const made = keep ? { mode: o.chmod ?? 0o755, uid: owner.uid, gid: owner.gid } : {};
+      put(rel, { header: { ...header(rel, p, 'directory'), ...made, mtime: o.created } });
     } else if (p.stats.isSymbolicLink()) {
       throw new CopyError(`internal: unresolved symlink ${p.rel}`);
     } else if (p.stats.isFile()) {
@@ -83,6 +88,7 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
   };
   const multiple = sources.length > 1 || sources.some((s) => s.wildcard);
   for (const s of sources) {
+    keep = s.keepOwner === true;
     const isDir = s.path.stats.isDirectory();
     let target: string;
     if (isDir) target = dest;

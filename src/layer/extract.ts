@@ -14,8 +14,11 @@ export const whiteoutPrefix = '.wh.';
 export const opaqueWhiteout = '.wh..wh..opq';
 
 export interface ExtractOptions {
-  /** 'apply': a whiteout removes what it names; 'overlay': it becomes a 0/0 character device / opaque xattr */
-  whiteouts: 'apply' | 'overlay';
+  /**
+   * 'apply': a whiteout removes what it names; 'overlay': it becomes a 0/0 character device / opaque xattr;
+   * 'none': `.wh.` names are ordinary files (a user's archive, not a layer)
+   */
+  whiteouts: 'apply' | 'overlay' | 'none';
   /** set owners (needs root); default: when running as root */
   chown?: boolean;
 }
@@ -96,7 +99,7 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
     const base = path.posix.basename(name);
     const target = await resolveInRoot(root, name);
     await mkdir(path.dirname(target), { recursive: true });
-    if (base === opaqueWhiteout) {
+    if (options.whiteouts !== 'none' && base === opaqueWhiteout) {
       const dir = path.dirname(target);
       if (options.whiteouts === 'apply') {
         // Everything the lower layers put in this directory is gone; this layer's own entries follow it.
@@ -106,7 +109,7 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
       }
       continue;
     }
-    if (base.startsWith(whiteoutPrefix)) {
+    if (options.whiteouts !== 'none' && base.startsWith(whiteoutPrefix)) {
       const victim = path.join(path.dirname(target), base.slice(whiteoutPrefix.length));
       await removeAll(victim);
       if (options.whiteouts === 'overlay' && !tool('mknod', [victim, 'c', '0', '0'])) report.skipped.push(`whiteout of ${name} (needs root)`);
