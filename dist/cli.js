@@ -44633,7 +44633,7 @@ async function extractLayer(source, root, options) {
         const base = external_node_path_.posix.basename(name);
         const target = await resolveInRoot(root, name);
         await (0,promises_.mkdir)(external_node_path_.dirname(target), { recursive: true });
-        if (base === opaqueWhiteout) {
+        if (options.whiteouts !== 'none' && base === opaqueWhiteout) {
             const dir = external_node_path_.dirname(target);
             if (options.whiteouts === 'apply') {
                 // Everything the lower layers put in this directory is gone; this layer's own entries follow it.
@@ -44645,7 +44645,7 @@ async function extractLayer(source, root, options) {
             }
             continue;
         }
-        if (base.startsWith(whiteoutPrefix)) {
+        if (options.whiteouts !== 'none' && base.startsWith(whiteoutPrefix)) {
             const victim = external_node_path_.join(external_node_path_.dirname(target), base.slice(whiteoutPrefix.length));
             await removeAll(victim);
             if (options.whiteouts === 'overlay' && !tool('mknod', [victim, 'c', '0', '0']))
@@ -45504,6 +45504,237 @@ async function writeLayer(store, entries, options = {}) {
     return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest };
 }
 
+;// CONCATENATED MODULE: ./lib/build/archive.js
+// ADD of a local archive: a tar, plain or compressed with gzip, bzip2, xz or zstd (recognised by content, not by
+// name, as Docker does), is unpacked into the destination; any other file is copied as it is. bzip2 and xz (and
+// zstd where Node lacks it) are decompressed by the system's own tools.
+
+
+
+
+
+
+class archive_ArchiveError extends Error {
+    name = 'ArchiveError';
+}
+function compressionOf(head) {
+    if (head[0] === 0x1f && head[1] === 0x8b)
+        return 'gzip';
+    if (head.subarray(0, 3).toString('latin1') === 'BZh')
+        return 'bzip2';
+    if (head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])))
+        return 'xz';
+    if (head.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd])))
+        return 'zstd';
+    return undefined;
+}
+/** A decompressing stream of the file (the file itself for a plain tar). */
+function openArchive(file, kind) {
+    const input = (0,external_node_fs_namespaceObject.createReadStream)(file);
+    const z = external_node_zlib_namespaceObject;
+    if (kind === 'tar')
+        return input;
+    if (kind === 'gzip')
+        return input.pipe(external_node_zlib_.createGunzip());
+    if (kind === 'zstd' && z.createZstdDecompress)
+        return input.pipe(z.createZstdDecompress());
+    const tool = kind === 'bzip2' ? 'bzip2' : kind === 'xz' ? 'xz' : 'zstd';
+    const child = (0,external_node_child_process_namespaceObject.spawn)(tool, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out = new external_node_stream_.PassThrough();
+    let err = '';
+    child.stderr.on('data', (d) => (err += d.toString()));
+    child.on('error', (e) => out.destroy(new archive_ArchiveError(e.code === 'ENOENT' ? `${tool} is needed to unpack ${file} but is not installed` : e.message)));
+    child.on('close', (code) => {
+        if (code !== 0)
+            out.destroy(new archive_ArchiveError(`${tool} could not decompress ${file}: ${err.trim()}`));
+    });
+    input.pipe(child.stdin);
+    child.stdout.pipe(out);
+    return out;
+}
+async function firstBytes(s, n) {
+    const chunks = [];
+    let have = 0;
+    for await (const c of s) {
+        chunks.push(c);
+        have += c.length;
+        if (have >= n)
+            break;
+    }
+    s.destroy();
+    return Buffer.concat(chunks).subarray(0, n);
+}
+/** What kind of archive a file is, or undefined when it is not one ADD unpacks. */
+async function archiveKind(file) {
+    const fh = await (0,promises_.open)(file);
+    let head;
+    try {
+        head = Buffer.alloc(512);
+        const { bytesRead } = await fh.read(head, 0, 512, 0);
+        head = head.subarray(0, bytesRead);
+    }
+    finally {
+        await fh.close();
+    }
+    const c = compressionOf(head);
+    if (!c)
+        return head.length === 512 && checksumOk(head) ? 'tar' : undefined;
+    // Compressed: an archive only if what is inside is a tar.
+    try {
+        const inner = await firstBytes(openArchive(file, c), 512);
+        return inner.length === 512 && checksumOk(inner) ? c : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/build/chmod.js
+// --chmod values: octal (0755, 644) or symbolic like chmod(1): `u+x`, `go-w`, `a=rX`, `u=rwx,g=rx,o=`, `+x`
+// (no who means all). X sets execute only on directories and on files that already have an execute bit.
+class ChmodError extends Error {
+    name = 'ChmodError';
+}
+const whoBits = { u: 0o4700, g: 0o2070, o: 0o1007 };
+function parseChmod(text) {
+    if (/^\d+$/.test(text)) {
+        const n = /^[0-7]+$/.test(text) ? parseInt(text, 8) : Number.POSITIVE_INFINITY;
+        if (n > 0o7777)
+            throw new ChmodError(`invalid chmod parameter: '${text}'. it should be octal string and between 0 and 07777`);
+        return () => n;
+    }
+    const clauses = text.split(',').map((clause) => {
+        const m = clause.match(/^([ugoa]*)((?:[-+=][rwxXst]*)+)$/);
+        if (!m)
+            throw new ChmodError(`invalid chmod parameter: '${text}': expected octal (0755) or symbolic (u+x,go-w)`);
+        let who = m[1].replace(/a/g, 'ugo') || 'ugo';
+        who = [...new Set(who)].join('');
+        const ops = [...m[2].matchAll(/([-+=])([rwxXst]*)/g)].map((o) => ({ op: o[1], perms: o[2] }));
+        return { who, ops };
+    });
+    return (mode, isDir) => {
+        let out = mode & 0o7777;
+        for (const { who, ops } of clauses) {
+            let mask = 0;
+            for (const w of who)
+                mask |= whoBits[w];
+            for (const { op, perms } of ops) {
+                let bits = 0;
+                for (const p of perms) {
+                    if (p === 'r')
+                        bits |= 0o444;
+                    else if (p === 'w')
+                        bits |= 0o222;
+                    else if (p === 'x')
+                        bits |= 0o111;
+                    else if (p === 'X') {
+                        if (isDir || (out & 0o111) !== 0)
+                            bits |= 0o111;
+                    }
+                    else if (p === 's')
+                        bits |= 0o6000;
+                    else if (p === 't')
+                        bits |= 0o1000;
+                }
+                bits &= mask;
+                if (op === '+')
+                    out |= bits;
+                else if (op === '-')
+                    out &= ~bits;
+                else
+                    out = (out & ~(mask & 0o7777 & ~0o1000 | (who.includes('o') ? 0o1000 : 0))) | bits;
+            }
+        }
+        return out & 0o7777;
+    };
+}
+
+;// CONCATENATED MODULE: ./lib/build/fs-index.js
+
+
+
+class FsIndex {
+    entries = new Map();
+    static async build(layers) {
+        const idx = new FsIndex();
+        for (const [i, open] of layers.entries())
+            await idx.apply(await open(), i);
+        return idx;
+    }
+    /** Applies one layer (compressed or not) on top. */
+    async apply(blob, layer) {
+        const { stream } = await decompressed(blob);
+        const opaque = [];
+        const added = new Set();
+        for await (const { header, body } of readTar(stream)) {
+            body.resume();
+            const name = cleanEntryName(header.name);
+            if (!name)
+                continue;
+            const slash = name.lastIndexOf('/');
+            const dir = slash < 0 ? '' : name.slice(0, slash);
+            const base = name.slice(slash + 1);
+            if (base === opaqueWhiteout) {
+                opaque.push(dir);
+                continue;
+            }
+            if (base.startsWith(whiteoutPrefix)) {
+                this.remove(dir ? `${dir}/${base.slice(whiteoutPrefix.length)}` : base.slice(whiteoutPrefix.length));
+                continue;
+            }
+            if (header.type !== 'directory' || this.entries.get(name)?.header.type !== 'directory')
+                this.remove(name);
+            this.entries.set(name, { header: { ...header, name }, layer });
+            added.add(name);
+        }
+        // An opaque directory hides what lower layers had below it, whatever its position in the tar.
+        for (const dir of opaque) {
+            for (const p of [...this.entries.keys()]) {
+                if (p.startsWith(dir ? `${dir}/` : '') && p !== dir && !added.has(p))
+                    this.entries.delete(p);
+            }
+        }
+    }
+    remove(p) {
+        this.entries.delete(p);
+        const prefix = `${p}/`;
+        for (const k of [...this.entries.keys()])
+            if (k.startsWith(prefix))
+                this.entries.delete(k);
+    }
+    /** The entry at an absolute or relative path, following symlinks in its parents (not the last component). */
+    lookup(p) {
+        return this.entries.get(this.resolve(p));
+    }
+    /** The path with symlinked parents resolved inside the image (as extraction would), without the leading '/'. */
+    resolve(p, followLast = false) {
+        const pending = cleanEntryName(p).split('/').filter(Boolean);
+        const done = [];
+        let hops = 0;
+        while (pending.length > 0) {
+            const part = pending.shift();
+            if (part === '..') {
+                done.pop();
+                continue;
+            }
+            const here = [...done, part].join('/');
+            const e = this.entries.get(here);
+            if (e?.header.type === 'symlink' && (pending.length > 0 || followLast) && hops++ < 40) {
+                const target = e.header.linkname ?? '';
+                if (target.startsWith('/'))
+                    done.length = 0;
+                pending.unshift(...target.split('/').filter(Boolean));
+                continue;
+            }
+            done.push(part);
+        }
+        return done.join('/');
+    }
+    isDirectory(p) {
+        return this.entries.get(this.resolve(p, true))?.header.type === 'directory';
+    }
+}
+
 ;// CONCATENATED MODULE: ./lib/build/context.js
 // The build context: a directory, seen through .dockerignore. COPY/ADD sources are resolved here as BuildKit
 // resolves them: paths are relative to the context root and may not leave it; wildcards follow Go's
@@ -45697,12 +45928,13 @@ function planCopy(sources, o) {
     }
     const entries = new Map();
     const owner = o.owner ?? { uid: 0, gid: 0 };
+    let keep = false;
     const header = (name, p, type) => ({
         name,
         type,
-        mode: o.chmod ?? p.stats.mode & 0o7777,
-        uid: owner.uid,
-        gid: owner.gid,
+        mode: o.chmod ? o.chmod(p.stats.mode & 0o7777, type === 'directory') : p.stats.mode & 0o7777,
+        uid: keep ? p.stats.uid : owner.uid,
+        gid: keep ? p.stats.gid : owner.gid,
         size: type === 'file' ? p.stats.size : 0,
         mtime: Math.floor(p.stats.mtimeMs / 1000),
     });
@@ -45723,7 +45955,9 @@ function planCopy(sources, o) {
         if (p.stats.isDirectory()) {
             if (rel === '' || o.fs.isDirectory(rel))
                 return;
-            put(rel, { header: { ...header(rel, p, 'directory'), mtime: o.created } });
+            // The directory an archive is unpacked into is made like any missing destination: 0755.
+            const made = keep ? { mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid } : {};
+            put(rel, { header: { ...header(rel, p, 'directory'), ...made, mtime: o.created } });
         }
         else if (p.stats.isSymbolicLink()) {
             throw new CopyError(`internal: unresolved symlink ${p.rel}`);
@@ -45737,18 +45971,25 @@ function planCopy(sources, o) {
     };
     const multiple = sources.length > 1 || sources.some((s) => s.wildcard);
     for (const s of sources) {
+        keep = s.keepOwner === true;
         const isDir = s.path.stats.isDirectory();
         let target;
-        if (isDir)
+        if (o.parents)
+            target = external_node_path_.posix.join(dest, s.parentsPath ?? s.path.rel);
+        else if (isDir)
             target = dest;
         else if (trailing || multiple || o.fs.isDirectory(dest))
             target = external_node_path_.posix.join(dest, external_node_path_.posix.basename(s.path.rel || s.path.abs));
         else
             target = dest;
+        if (!isDir && o.exclude?.excludes(external_node_path_.posix.basename(s.path.rel)))
+            continue;
         ensureParents(target === '/' ? '' : target);
         addOne(s.path, target);
         for (const child of s.children ?? []) {
             const relBelow = s.path.rel ? child.rel.slice(s.path.rel.length + 1) : child.rel;
+            if (o.exclude?.excludes(relBelow))
+                continue;
             const t = external_node_path_.posix.join(target, relBelow).replace(/^\/+/, '');
             ensureParents(t);
             if (child.stats.isSymbolicLink()) {
@@ -45910,93 +46151,10 @@ function applyMetadata(state, ins, ctx) {
     }
 }
 
-;// CONCATENATED MODULE: ./lib/build/fs-index.js
-
-
-
-class FsIndex {
-    entries = new Map();
-    static async build(layers) {
-        const idx = new FsIndex();
-        for (const [i, open] of layers.entries())
-            await idx.apply(await open(), i);
-        return idx;
-    }
-    /** Applies one layer (compressed or not) on top. */
-    async apply(blob, layer) {
-        const { stream } = await decompressed(blob);
-        const opaque = [];
-        const added = new Set();
-        for await (const { header, body } of readTar(stream)) {
-            body.resume();
-            const name = cleanEntryName(header.name);
-            if (!name)
-                continue;
-            const slash = name.lastIndexOf('/');
-            const dir = slash < 0 ? '' : name.slice(0, slash);
-            const base = name.slice(slash + 1);
-            if (base === opaqueWhiteout) {
-                opaque.push(dir);
-                continue;
-            }
-            if (base.startsWith(whiteoutPrefix)) {
-                this.remove(dir ? `${dir}/${base.slice(whiteoutPrefix.length)}` : base.slice(whiteoutPrefix.length));
-                continue;
-            }
-            if (header.type !== 'directory' || this.entries.get(name)?.header.type !== 'directory')
-                this.remove(name);
-            this.entries.set(name, { header: { ...header, name }, layer });
-            added.add(name);
-        }
-        // An opaque directory hides what lower layers had below it, whatever its position in the tar.
-        for (const dir of opaque) {
-            for (const p of [...this.entries.keys()]) {
-                if (p.startsWith(dir ? `${dir}/` : '') && p !== dir && !added.has(p))
-                    this.entries.delete(p);
-            }
-        }
-    }
-    remove(p) {
-        this.entries.delete(p);
-        const prefix = `${p}/`;
-        for (const k of [...this.entries.keys()])
-            if (k.startsWith(prefix))
-                this.entries.delete(k);
-    }
-    /** The entry at an absolute or relative path, following symlinks in its parents (not the last component). */
-    lookup(p) {
-        return this.entries.get(this.resolve(p));
-    }
-    /** The path with symlinked parents resolved inside the image (as extraction would), without the leading '/'. */
-    resolve(p, followLast = false) {
-        const pending = cleanEntryName(p).split('/').filter(Boolean);
-        const done = [];
-        let hops = 0;
-        while (pending.length > 0) {
-            const part = pending.shift();
-            if (part === '..') {
-                done.pop();
-                continue;
-            }
-            const here = [...done, part].join('/');
-            const e = this.entries.get(here);
-            if (e?.header.type === 'symlink' && (pending.length > 0 || followLast) && hops++ < 40) {
-                const target = e.header.linkname ?? '';
-                if (target.startsWith('/'))
-                    done.length = 0;
-                pending.unshift(...target.split('/').filter(Boolean));
-                continue;
-            }
-            done.push(part);
-        }
-        return done.join('/');
-    }
-    isDirectory(p) {
-        return this.entries.get(this.resolve(p, true))?.header.type === 'directory';
-    }
-}
-
 ;// CONCATENATED MODULE: ./lib/build/state.js
+
+
+
 
 class ImageState {
     config;
@@ -46036,6 +46194,27 @@ class ImageState {
         return this.index;
     }
 }
+/** A regular file's content from the image (symlinks followed inside it), or undefined when there is none. */
+async function readImageFile(state, store, client, file) {
+    const fs = await state.fs(store, client);
+    const resolved = fs.resolve(file, true);
+    const e = fs.entries.get(resolved);
+    if (!e || e.header.type !== 'file')
+        return undefined;
+    const { stream } = await decompressed(await openLayer(store, client, state.layers[e.layer]));
+    for await (const { header, body } of readTar(stream)) {
+        if (cleanEntryName(header.name) !== resolved) {
+            body.resume();
+            continue;
+        }
+        const chunks = [];
+        for await (const c of body)
+            chunks.push(c);
+        stream.destroy();
+        return Buffer.concat(chunks);
+    }
+    return undefined;
+}
 /** A layer's blob from the store, fetched (and kept) from its origin first when the store lacks it. */
 async function openLayer(store, client, l) {
     if ((await store.hasBlob(l.descriptor.digest)) === undefined) {
@@ -46047,11 +46226,78 @@ async function openLayer(store, client, l) {
     return store.openBlob(l.descriptor.digest);
 }
 
+;// CONCATENATED MODULE: ./lib/build/users.js
+// User and group names as BuildKit resolves them for --chown, USER-owned WORKDIRs and (later) RUN: from the
+// image's own /etc/passwd and /etc/group. `user[:group]`: a number is taken as is; a numeric user without a
+// group gets gid = uid; a named user without a group gets its primary group from passwd.
+class UserError extends Error {
+    name = 'UserError';
+}
+function parsePasswd(text) {
+    return text.split('\n').flatMap((line) => {
+        const f = line.split(':');
+        if (f.length < 4 || line.startsWith('#') || !/^\d+$/.test(f[2]) || !/^\d+$/.test(f[3]))
+            return [];
+        return [{ name: f[0], id: Number(f[2]), gid: Number(f[3]) }];
+    });
+}
+function parseGroup(text) {
+    return text.split('\n').flatMap((line) => {
+        const f = line.split(':');
+        if (f.length < 3 || line.startsWith('#') || !/^\d+$/.test(f[2]))
+            return [];
+        return [{ name: f[0], id: Number(f[2]) }];
+    });
+}
+const isNumber = (s) => /^\d+$/.test(s);
+/** Whether resolving `spec` needs the image's files. */
+function needsLookup(spec) {
+    const [user, group] = spec.split(':');
+    return !isNumber(user) || (group !== undefined && group !== '' && !isNumber(group));
+}
+function resolveOwner(spec, files) {
+    const colon = spec.indexOf(':');
+    const user = colon < 0 ? spec : spec.slice(0, colon);
+    const group = colon < 0 ? undefined : spec.slice(colon + 1);
+    if (user === '')
+        throw new UserError(`invalid user ${JSON.stringify(spec)}`);
+    let uid;
+    let primary;
+    if (isNumber(user)) {
+        uid = Number(user);
+        primary = uid;
+    }
+    else {
+        const e = parsePasswd(files.passwd ?? '').find((p) => p.name === user);
+        if (!e)
+            throw new UserError(`unable to find user ${user}: no matching entries in passwd file`);
+        uid = e.id;
+        primary = e.gid;
+    }
+    let gid;
+    if (group === undefined || group === '')
+        gid = primary ?? uid;
+    else if (isNumber(group))
+        gid = Number(group);
+    else {
+        const g = parseGroup(files.group ?? '').find((p) => p.name === group);
+        if (!g)
+            throw new UserError(`unable to find group ${group}: no matching entries in group file`);
+        gid = g.id;
+    }
+    return { uid, gid };
+}
+
 ;// CONCATENATED MODULE: ./lib/build/builder.js
 // The solver for Dockerfiles: the front end's plan (stages, the target, what each needs) executed stage by stage,
 // independent stages in parallel. Each stage starts from scratch, a registry image (the tag resolved once, the
 // platform picked from an index, no layer downloaded until a step needs the files) or an earlier stage, and each
 // instruction either changes the config (a history entry with empty_layer) or writes a layer into the store.
+
+
+
+
+
 
 
 
@@ -46308,12 +46554,24 @@ class Builder {
             state.history({ created: this.created(ctx.time), created_by: history, comment: historyComment, empty_layer: true });
             return;
         }
+        try {
+            await this.dispatchFiles(x, ctx, source, scope);
+        }
+        catch (e) {
+            if (e instanceof DockerfileError)
+                throw e;
+            if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError)
+                throw stageError(x, e);
+            throw e;
+        }
+    }
+    async dispatchFiles(x, ctx, source, scope) {
         switch (x.kind) {
             case 'workdir':
                 return this.workdir(x.path, ctx);
             case 'copy':
             case 'add':
-                return this.copy(x, ctx, source);
+                return this.copy(x, ctx, source, scope);
             case 'run':
                 throw stageError(x, new Error('RUN is not supported by this version of hoist yet'), 'only Dockerfiles without RUN build today; RUN comes with the next release');
             case 'from':
@@ -46345,32 +46603,40 @@ class Builder {
     async owner(spec, state) {
         if (!spec)
             return { uid: 0, gid: 0 };
-        const [user, group] = spec.split(':');
-        const numeric = (s) => /^\d+$/.test(s);
-        if (numeric(user) && (group === undefined || numeric(group)))
-            return { uid: Number(user), gid: Number(group ?? user) };
-        throw new Error(`user and group names (${spec}) are not resolved yet; use numeric ids`);
+        if (!needsLookup(spec))
+            return resolveOwner(spec, {});
+        const read = async (f) => (await readImageFile(state, this.req.store, this.req.client, f))?.toString('utf8');
+        return resolveOwner(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
     }
-    async copy(ins, ctx, source) {
+    async copy(ins, ctx, source, scope) {
         const state = ctx.state;
         let from = this.context;
         if (source) {
             const dir = source.kind === 'stage' ? await this.stageRootfs(source.index) : await this.imageRootfs(source.ref, ins);
             from = BuildContext.plain(dir);
         }
-        if (ins.inline.length > 0)
-            throw stageError(ins, new Error('heredoc sources are not supported yet'));
         if (ins.kind === 'add') {
             if (ins.sources.some((s) => /^[a-z]+:\/\//i.test(s)))
                 throw stageError(ins, new Error('ADD from a URL is not supported yet'));
         }
-        let sources;
+        const sources = [];
         try {
-            sources = [];
             for (const s of ins.sources) {
                 const wildcard = /[*?[]/.test(s);
                 for (const p of await from.resolve(s)) {
-                    sources.push({ path: p, wildcard, children: p.stats.isDirectory() ? await from.walk(p) : undefined });
+                    const kind = ins.kind === 'add' && !source && p.stats.isFile() ? await archiveKind(p.abs) : undefined;
+                    if (kind) {
+                        // A local archive is unpacked into the destination, like `tar -x` (owners and times from the archive).
+                        const dir = await this.scratchDir();
+                        await extractLayer(openArchive(p.abs, kind), dir, { whiteouts: 'none' });
+                        const unpacked = BuildContext.plain(dir);
+                        const top = (await unpacked.resolve('.'))[0];
+                        sources.push({ path: { ...top, rel: '' }, wildcard: true, keepOwner: true, children: await unpacked.walk(top) });
+                        continue;
+                    }
+                    const pivot = s.indexOf('/./');
+                    const parentsPath = pivot >= 0 ? external_node_path_.posix.relative(cleanPath(s.slice(0, pivot).replace(/^\/+/, '') || '.').replace(/^\.$/, ''), p.rel) : undefined;
+                    sources.push({ path: p, wildcard, children: p.stats.isDirectory() ? await from.walk(p) : undefined, parentsPath });
                 }
             }
         }
@@ -46378,6 +46644,30 @@ class Builder {
             if (e instanceof ContextError)
                 throw stageError(ins, e, source ? undefined : `the context is ${this.context.dir}`);
             throw e;
+        }
+        // Heredoc sources (COPY <<EOF /dest): files named after their delimiter, 0644, variables expanded unless the
+        // delimiter was quoted.
+        if (ins.inline.length > 0) {
+            const dir = await this.scratchDir();
+            const lex = scope.lex.with({ rawQuotes: true, rawEscapes: true });
+            const inlineRoot = BuildContext.plain(dir);
+            const mtime = this.req.sourceDateEpoch ?? ctx.time;
+            for (const f of ins.inline) {
+                let data = f.data;
+                if (f.expand) {
+                    try {
+                        data = lex.process(data, scope.vars).result;
+                    }
+                    catch (e) {
+                        throw stageError(ins, e);
+                    }
+                }
+                const file = external_node_path_.join(dir, f.name);
+                await (0,promises_.writeFile)(file, data, { mode: 0o644 });
+                await (0,promises_.chmod)(file, 0o644);
+                await (0,promises_.utimes)(file, mtime, mtime);
+                sources.push({ path: (await inlineRoot.resolve(f.name))[0], wildcard: false });
+            }
         }
         let newest = ctx.time;
         for (const s of sources)
@@ -46394,14 +46684,18 @@ class Builder {
             throw stageError(ins, e);
         }
         let chmod;
-        if (ins.chmod !== undefined) {
-            if (!/^[0-7]{3,4}$/.test(ins.chmod))
-                throw stageError(ins, new Error(`--chmod=${ins.chmod}: only octal modes are supported yet`));
-            chmod = parseInt(ins.chmod, 8);
+        try {
+            chmod = ins.chmod === undefined ? undefined : parseChmod(ins.chmod);
         }
+        catch (e) {
+            throw stageError(ins, e);
+        }
+        const exclude = ins.exclude.length ? new IgnoreMatcher(ins.exclude.flatMap((p) => parseDockerignore(scope.expand(p, ins)))) : undefined;
+        // --link: the layer is made on an empty filesystem, as BuildKit makes it, so it does not depend on the base.
+        const target = ins.link ? new FsIndex() : fs;
         let entries;
         try {
-            entries = planCopy(sources, { dest: ins.dest, workdir: state.runtime.WorkingDir ?? '/', sourceArgs: ins.sources.length, owner, chmod, created: this.req.sourceDateEpoch ?? ctx.time, fs });
+            entries = planCopy(sources, { dest: ins.dest, workdir: state.runtime.WorkingDir ?? '/', sourceArgs: ins.sources.length + ins.inline.length, owner, chmod, created: this.req.sourceDateEpoch ?? ctx.time, fs: target, parents: ins.kind === 'copy' && ins.parents, exclude });
         }
         catch (e) {
             if (e instanceof CopyError)
@@ -46409,8 +46703,8 @@ class Builder {
             throw e;
         }
         const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-        const flags = [ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
-        const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ins.dest].join(' ')} # buildkit`;
+        const flags = [ins.kind === 'copy' && ins.parents ? '--parents' : '', ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
+        const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ...ins.inline.map((f) => `<<${f.name}`), ins.dest].join(' ')} # buildkit`;
         state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
     }
     async scratchDir() {

@@ -3,9 +3,10 @@
 // platform picked from an index, no layer downloaded until a step needs the files) or an earlier stage, and each
 // instruction either changes the config (a history entry with empty_layer) or writes a layer into the store.
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod as chmodFile, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { cleanPath, IgnoreMatcher, parseDockerignore } from '../dockerfile/dockerignore.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import { type Dockerfile, readDockerfile } from '../dockerfile/dockerfile.js';
 import type { Instruction } from '../dockerfile/instructions.js';
@@ -26,6 +27,8 @@ import type { RegistryClient, Repo } from '../registry/client.js';
 import { RemoteImage } from '../registry/source.js';
 import type { Store } from '../store/store.js';
 import { archiveKind, openArchive } from './archive.js';
+import { type ChmodFn, parseChmod } from './chmod.js';
+import { FsIndex } from './fs-index.js';
 import { BuildContext, ContextError } from './context.js';
 import { CopyError, type CopySource, planCopy } from './copy.js';
 import type { Owner } from './users.js';
@@ -300,7 +303,7 @@ export class Builder {
       return;
     }
     try {
-      await this.dispatchFiles(x, ctx, source);
+      await this.dispatchFiles(x, ctx, source, scope);
     } catch (e) {
       if (e instanceof DockerfileError) throw e;
       if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError) throw stageError(x, e);
@@ -308,13 +311,13 @@ export class Builder {
     }
   }
 
-  private async dispatchFiles(x: Instruction, ctx: { index: number; state: ImageState; time: number }, source: ReturnType<BuildPlan['stages'][number]['sources']['get']>): Promise<void> {
+  private async dispatchFiles(x: Instruction, ctx: { index: number; state: ImageState; time: number }, source: ReturnType<BuildPlan['stages'][number]['sources']['get']>, scope: StageScope): Promise<void> {
     switch (x.kind) {
       case 'workdir':
         return this.workdir(x.path, ctx);
       case 'copy':
       case 'add':
-        return this.copy(x, ctx, source);
+        return this.copy(x, ctx, source, scope);
       case 'run':
         throw stageError(x, new Error('RUN is not supported by this version of hoist yet'), 'only Dockerfiles without RUN build today; RUN comes with the next release');
       case 'from':
@@ -351,20 +354,18 @@ export class Builder {
     return resolveOwner(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
   }
 
-  private async copy(ins: Extract<Instruction, { kind: 'copy' | 'add' }>, ctx: { index: number; state: ImageState; time: number }, source: ReturnType<BuildPlan['stages'][number]['sources']['get']>): Promise<void> {
+  private async copy(ins: Extract<Instruction, { kind: 'copy' | 'add' }>, ctx: { index: number; state: ImageState; time: number }, source: ReturnType<BuildPlan['stages'][number]['sources']['get']>, scope: StageScope): Promise<void> {
     const state = ctx.state;
     let from: BuildContext = this.context;
     if (source) {
       const dir = source.kind === 'stage' ? await this.stageRootfs(source.index) : await this.imageRootfs(source.ref, ins);
       from = BuildContext.plain(dir);
     }
-    if (ins.inline.length > 0) throw stageError(ins, new Error('heredoc sources are not supported yet'));
     if (ins.kind === 'add') {
       if (ins.sources.some((s) => /^[a-z]+:\/\//i.test(s))) throw stageError(ins, new Error('ADD from a URL is not supported yet'));
     }
-    let sources: CopySource[];
+    const sources: CopySource[] = [];
     try {
-      sources = [];
       for (const s of ins.sources) {
         const wildcard = /[*?[]/.test(s);
         for (const p of await from.resolve(s)) {
@@ -378,12 +379,37 @@ export class Builder {
             sources.push({ path: { ...top, rel: '' }, wildcard: true, keepOwner: true, children: await unpacked.walk(top) });
             continue;
           }
-          sources.push({ path: p, wildcard, children: p.stats.isDirectory() ? await from.walk(p) : undefined });
+          const pivot = s.indexOf('/./');
+          const parentsPath = pivot >= 0 ? path.posix.relative(cleanPath(s.slice(0, pivot).replace(/^\/+/, '') || '.').replace(/^\.$/, ''), p.rel) : undefined;
+          sources.push({ path: p, wildcard, children: p.stats.isDirectory() ? await from.walk(p) : undefined, parentsPath });
         }
       }
     } catch (e) {
       if (e instanceof ContextError) throw stageError(ins, e, source ? undefined : `the context is ${this.context.dir}`);
       throw e;
+    }
+    // Heredoc sources (COPY <<EOF /dest): files named after their delimiter, 0644, variables expanded unless the
+    // delimiter was quoted.
+    if (ins.inline.length > 0) {
+      const dir = await this.scratchDir();
+      const lex = scope.lex.with({ rawQuotes: true, rawEscapes: true });
+      const inlineRoot = BuildContext.plain(dir);
+      const mtime = this.req.sourceDateEpoch ?? ctx.time;
+      for (const f of ins.inline) {
+        let data = f.data;
+        if (f.expand) {
+          try {
+            data = lex.process(data, scope.vars).result;
+          } catch (e) {
+            throw stageError(ins, e);
+          }
+        }
+        const file = path.join(dir, f.name);
+        await writeFile(file, data, { mode: 0o644 });
+        await chmodFile(file, 0o644);
+        await utimes(file, mtime, mtime);
+        sources.push({ path: (await inlineRoot.resolve(f.name))[0], wildcard: false });
+      }
     }
     let newest = ctx.time;
     for (const s of sources) for (const p of [s.path, ...(s.children ?? [])]) newest = Math.max(newest, Math.floor(p.stats.mtimeMs / 1000));
@@ -395,21 +421,25 @@ export class Builder {
     } catch (e) {
       throw stageError(ins, e);
     }
-    let chmod: number | undefined;
-    if (ins.chmod !== undefined) {
-      if (!/^[0-7]{3,4}$/.test(ins.chmod)) throw stageError(ins, new Error(`--chmod=${ins.chmod}: only octal modes are supported yet`));
-      chmod = parseInt(ins.chmod, 8);
+    let chmod: ChmodFn | undefined;
+    try {
+      chmod = ins.chmod === undefined ? undefined : parseChmod(ins.chmod);
+    } catch (e) {
+      throw stageError(ins, e);
     }
+    const exclude = ins.exclude.length ? new IgnoreMatcher(ins.exclude.flatMap((p) => parseDockerignore(scope.expand(p, ins)))) : undefined;
+    // --link: the layer is made on an empty filesystem, as BuildKit makes it, so it does not depend on the base.
+    const target = ins.link ? new FsIndex() : fs;
     let entries;
     try {
-      entries = planCopy(sources, { dest: ins.dest, workdir: state.runtime.WorkingDir ?? '/', sourceArgs: ins.sources.length, owner, chmod, created: this.req.sourceDateEpoch ?? ctx.time, fs });
+      entries = planCopy(sources, { dest: ins.dest, workdir: state.runtime.WorkingDir ?? '/', sourceArgs: ins.sources.length + ins.inline.length, owner, chmod, created: this.req.sourceDateEpoch ?? ctx.time, fs: target, parents: ins.kind === 'copy' && ins.parents, exclude });
     } catch (e) {
       if (e instanceof CopyError) throw stageError(ins, e);
       throw e;
     }
     const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-    const flags = [ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
-    const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ins.dest].join(' ')} # buildkit`;
+    const flags = [ins.kind === 'copy' && ins.parents ? '--parents' : '', ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
+    const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ...ins.inline.map((f) => `<<${f.name}`), ins.dest].join(' ')} # buildkit`;
     state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
   }
 

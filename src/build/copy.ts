@@ -7,6 +7,8 @@ import type { TarHeader } from '../layer/tar.js';
 import type { LayerEntry } from '../layer/writer.js';
 import type { ContextPath } from './context.js';
 import type { FsIndex } from './fs-index.js';
+import type { IgnoreMatcher } from '../dockerfile/dockerignore.js';
+import type { ChmodFn } from './chmod.js';
 import type { Owner } from './users.js';
 
 export type { Owner };
@@ -19,6 +21,8 @@ export interface CopySource {
   wildcard: boolean;
   /** an unpacked archive: its entries keep the archive's owners, --chown or not (as BuildKit unpacks) */
   keepOwner?: boolean;
+  /** --parents: the path kept under the destination (the part after a `/./` pivot) */
+  parentsPath?: string;
 }
 
 export interface CopyPlanOptions {
@@ -27,7 +31,11 @@ export interface CopyPlanOptions {
   /** the number of source arguments as written */
   sourceArgs: number;
   owner?: Owner;
-  chmod?: number;
+  chmod?: ChmodFn;
+  /** --parents: keep each source's path (below an optional `/./` pivot) under the destination */
+  parents?: boolean;
+  /** --exclude patterns, matched against paths relative to each source */
+  exclude?: IgnoreMatcher;
   /** seconds: the mtime of directories the copy creates */
   created: number;
   fs: FsIndex;
@@ -55,7 +63,7 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
   const header = (name: string, p: ContextPath, type: TarHeader['type']): TarHeader => ({
     name,
     type,
-    mode: o.chmod ?? p.stats.mode & 0o7777,
+    mode: o.chmod ? o.chmod(p.stats.mode & 0o7777, type === 'directory') : p.stats.mode & 0o7777,
     uid: keep ? p.stats.uid : owner.uid,
     gid: keep ? p.stats.gid : owner.gid,
     size: type === 'file' ? p.stats.size : 0,
@@ -76,7 +84,7 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     if (p.stats.isDirectory()) {
       if (rel === '' || o.fs.isDirectory(rel)) return;
       // The directory an archive is unpacked into is made like any missing destination: 0755.
-      const made = keep ? { mode: o.chmod ?? 0o755, uid: owner.uid, gid: owner.gid } : {};
+      const made = keep ? { mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid } : {};
       put(rel, { header: { ...header(rel, p, 'directory'), ...made, mtime: o.created } });
     } else if (p.stats.isSymbolicLink()) {
       throw new CopyError(`internal: unresolved symlink ${p.rel}`);
@@ -91,13 +99,16 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     keep = s.keepOwner === true;
     const isDir = s.path.stats.isDirectory();
     let target: string;
-    if (isDir) target = dest;
+    if (o.parents) target = path.posix.join(dest, s.parentsPath ?? s.path.rel);
+    else if (isDir) target = dest;
     else if (trailing || multiple || o.fs.isDirectory(dest)) target = path.posix.join(dest, path.posix.basename(s.path.rel || s.path.abs));
     else target = dest;
+    if (!isDir && o.exclude?.excludes(path.posix.basename(s.path.rel))) continue;
     ensureParents(target === '/' ? '' : target);
     addOne(s.path, target);
     for (const child of s.children ?? []) {
       const relBelow = s.path.rel ? child.rel.slice(s.path.rel.length + 1) : child.rel;
+      if (o.exclude?.excludes(relBelow)) continue;
       const t = path.posix.join(target, relBelow).replace(/^\/+/, '');
       ensureParents(t);
       if (child.stats.isSymbolicLink()) {
