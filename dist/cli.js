@@ -45589,6 +45589,52 @@ async function archiveKind(file) {
     }
 }
 
+;// CONCATENATED MODULE: ./lib/build/http-source.js
+// ADD from a URL, as BuildKit's HTTP source does it: the file is named after the URL's last path segment
+// (`__unnamed__` when there is none), written with mode 0600, its mtime from Last-Modified, never unpacked, and
+// checked against --checksum when one is given. Redirects are followed.
+
+
+
+
+
+
+class HttpSourceError extends Error {
+    name = 'HttpSourceError';
+}
+function isURL(source) {
+    return /^https?:\/\//i.test(source);
+}
+function urlFileName(url) {
+    try {
+        const base = external_node_path_.posix.basename(new URL(url).pathname);
+        return base && base !== '/' && base !== '.' ? decodeURIComponent(base) : '__unnamed__';
+    }
+    catch {
+        return '__unnamed__';
+    }
+}
+/** Downloads `url` into `dir`; returns the file's path. */
+async function download(url, dir, options) {
+    let res;
+    try {
+        res = await fetch(url, { redirect: 'follow', headers: { 'user-agent': 'hoist' } });
+    }
+    catch (e) {
+        throw new HttpSourceError(`failed to download ${url}: ${e.cause?.message ?? e.message}`);
+    }
+    if (!res.ok || !res.body)
+        throw new HttpSourceError(`failed to download ${url}: ${res.status} ${res.statusText}`);
+    const file = external_node_path_.join(dir, urlFileName(url));
+    const check = options.checksum ? new DigestStream({ digest: parseDigest(options.checksum).text, where: `ADD ${url} --checksum` }) : new DigestStream();
+    await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.fromWeb(res.body), check, (0,external_node_fs_namespaceObject.createWriteStream)(file));
+    await (0,promises_.chmod)(file, 0o600);
+    const lm = Date.parse(res.headers.get('last-modified') ?? '');
+    const t = Number.isNaN(lm) ? options.fallbackTime : Math.floor(lm / 1000);
+    await (0,promises_.utimes)(file, t, t);
+    return file;
+}
+
 ;// CONCATENATED MODULE: ./lib/build/chmod.js
 // --chmod values: octal (0755, 644) or symbolic like chmod(1): `u+x`, `go-w`, `a=rX`, `u=rwx,g=rx,o=`, `+x`
 // (no who means all). X sets execute only on directories and on files that already have an execute bit.
@@ -46320,6 +46366,7 @@ function resolveOwner(spec, files) {
 
 
 
+
 const historyComment = 'buildkit.dockerfile.v0';
 /** The built image as an ImageSource: our layers from the store, the base's from their registry. */
 class BuiltImage {
@@ -46615,13 +46662,26 @@ class Builder {
             const dir = source.kind === 'stage' ? await this.stageRootfs(source.index) : await this.imageRootfs(source.ref, ins);
             from = BuildContext.plain(dir);
         }
-        if (ins.kind === 'add') {
-            if (ins.sources.some((s) => /^[a-z]+:\/\//i.test(s)))
-                throw stageError(ins, new Error('ADD from a URL is not supported yet'));
+        if (ins.kind !== 'add' && ins.sources.some(isURL))
+            throw stageError(ins, new Error('source can\'t be a URL for COPY'), 'use ADD for a URL');
+        if (ins.kind === 'add' && ins.checksum !== undefined && (ins.sources.length !== 1 || !isURL(ins.sources[0]))) {
+            throw stageError(ins, new Error('--checksum needs exactly one http(s) source'));
         }
         const sources = [];
         try {
             for (const s of ins.sources) {
+                if (isURL(s)) {
+                    const dir = await this.scratchDir();
+                    let file;
+                    try {
+                        file = await download(s, dir, { checksum: ins.kind === 'add' ? ins.checksum : undefined, fallbackTime: this.req.sourceDateEpoch ?? ctx.time });
+                    }
+                    catch (e) {
+                        throw stageError(ins, e);
+                    }
+                    sources.push({ path: (await BuildContext.plain(dir).resolve(external_node_path_.basename(file)))[0], wildcard: false });
+                    continue;
+                }
                 const wildcard = /[*?[]/.test(s);
                 for (const p of await from.resolve(s)) {
                     const kind = ins.kind === 'add' && !source && p.stats.isFile() ? await archiveKind(p.abs) : undefined;

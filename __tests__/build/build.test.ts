@@ -1,6 +1,8 @@
 // hoist build end to end: reproducibility, outputs (registry read back by skopeo, OCI archive and layout, local
 // directory), the metadata and iid files, and errors that point at the Dockerfile line.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { digestOf } from '../../src/image/digest.js';
@@ -93,6 +95,26 @@ describe('hoist build', () => {
     await hoistOk(['build', '--progress', 'quiet', '--store', path.join(out, 'store'), '-o', `type=docker,dest=${tar}`, dir]);
     const listing = run('sh', ['-c', `mkdir ${out}/x && tar -xf ${tar} -C ${out}/x && for l in $(cd ${out}/x && python3 -c "import json;print(' '.join(json.load(open('manifest.json'))[0]['Layers']))"); do tar -tvzf ${out}/x/$l --numeric-owner; done`]);
     expect(listing).toMatch(/-rw-r--r-- 4\/5 +4 .* zst\/z\.txt/);
+  });
+
+  test('ADD --checksum verifies a download; a mismatch fails at its line, a 404 names the URL', async () => {
+    const body = Buffer.from('payload\n');
+    const server = createServer((req, res) => (req.url === '/f.bin' ? res.writeHead(200).end(body) : res.writeHead(404).end()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const good = context({ Dockerfile: `FROM scratch\nADD --checksum=${digestOf(body)} ${url}/f.bin /f.bin\n` });
+      await hoistOk(['build', '--progress', 'quiet', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-ck-')), good]);
+      const bad = context({ Dockerfile: `FROM scratch\nADD --checksum=${digestOf('other')} ${url}/f.bin /f.bin\n` });
+      const r = await hoist(['build', '--progress', 'quiet', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-ck-')), bad]);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/Dockerfile:2[\s\S]*content has digest/);
+      const missing = context({ Dockerfile: `FROM scratch\nADD ${url}/nope /x\n` });
+      expect((await hoist(['build', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-ck-')), missing])).err).toMatch(/failed to download http:\/\/127\.0\.0\.1:\d+\/nope: 404/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   test('errors point at the Dockerfile line and say what to do', async () => {

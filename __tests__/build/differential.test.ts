@@ -4,6 +4,8 @@
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import { type Dockerd, startDockerd } from '../helpers/dockerd.js';
 import { comparableConfig, fsObject, readSaved } from '../helpers/flatten.js';
 import { hoist, hoistOk } from '../helpers/hoist.js';
@@ -46,9 +48,9 @@ function normaliseHistory(config: Record<string, unknown>): Record<string, unkno
   return config;
 }
 
-function writeContext(dir: string, c: Case, base: string): void {
+function writeContext(dir: string, c: Case, base: string, http: string): void {
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'Dockerfile'), c.dockerfile.replaceAll('{{BASE}}', base));
+  writeFileSync(path.join(dir, 'Dockerfile'), c.dockerfile.replaceAll('{{BASE}}', base).replaceAll('{{HTTP}}', http));
   for (const [name, spec] of Object.entries(c.files ?? {})) {
     const p = path.join(dir, name);
     mkdirSync(path.dirname(p), { recursive: true });
@@ -246,6 +248,15 @@ ADD --chown=7:8 gz.tgz /owned/
     },
   },
   {
+    name: 'ADD from URLs: named after the path, 0600, mtime from Last-Modified, never unpacked',
+    dockerfile: `FROM scratch
+ADD {{HTTP}}/dl/data.txt /web/
+ADD {{HTTP}}/dl/data.txt /web/renamed.txt
+ADD {{HTTP}}/dl/packed.tar.gz /web/arch/
+ADD --chown=1:2 {{HTTP}}/dl/data.txt /owned/
+`,
+  },
+  {
     name: 'destination rules: rename, relative to WORKDIR, several sources into a directory, names with spaces',
     dockerfile: `FROM scratch
 COPY a.txt /renamed
@@ -274,9 +285,22 @@ describeWith(['docker-registry', 'dockerd', 'busybox'])('hoist build equals dock
   const work = mkdtempSync(path.join(tmpdir(), 'hoist-diff-'));
   const store = path.join(work, 'store');
   let base = '';
+  let web: ChildProcess;
+  let http = '';
 
   beforeAll(async () => {
     [reg, d] = await Promise.all([startRegistry('anonymous'), startDockerd()]);
+    // A web server for ADD <url>, in its own process (docker build blocks this one): fixed content and Last-Modified.
+    const packed = gzipSync(Buffer.from('not unpacked from a URL')).toString('base64');
+    const script = `const files = { '/dl/data.txt': Buffer.from('downloaded\\n'), '/dl/packed.tar.gz': Buffer.from('${packed}', 'base64') };
+require('node:http').createServer((req, res) => {
+  const body = files[req.url];
+  if (!body) return res.writeHead(404).end();
+  res.writeHead(200, { 'last-modified': new Date(1600000000000).toUTCString(), 'content-length': body.length }).end(body);
+}).listen(0, '127.0.0.1', function () { console.log(this.address().port); });`;
+    web = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const port = await new Promise<string>((r) => web.stdout?.once('data', (d: Buffer) => r(d.toString().trim())));
+    http = `http://127.0.0.1:${port}`;
     // The base image: busybox-static with a passwd/group naming uid 1000, /tmp sticky.
     const rootfs = path.join(work, 'base-rootfs');
     for (const dir of ['bin', 'etc', 'tmp', 'usr/local/bin', 'root']) mkdirSync(path.join(rootfs, dir), { recursive: true });
@@ -293,13 +317,14 @@ describeWith(['docker-registry', 'dockerd', 'busybox'])('hoist build equals dock
     await hoistOk(['push', base, '--store', store]);
   }, 120_000);
   afterAll(async () => {
+    web?.kill();
     await d?.stop();
     await reg?.stop();
   });
 
   test.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
     const dir = path.join(work, `case${i}`);
-    writeContext(dir, c, base);
+    writeContext(dir, c, base, http);
     const args = Object.entries(c.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
     if (c.target) args.push('--target', c.target);
 

@@ -27,6 +27,7 @@ import type { RegistryClient, Repo } from '../registry/client.js';
 import { RemoteImage } from '../registry/source.js';
 import type { Store } from '../store/store.js';
 import { archiveKind, openArchive } from './archive.js';
+import { download, isURL } from './http-source.js';
 import { type ChmodFn, parseChmod } from './chmod.js';
 import { FsIndex } from './fs-index.js';
 import { BuildContext, ContextError } from './context.js';
@@ -361,12 +362,24 @@ export class Builder {
       const dir = source.kind === 'stage' ? await this.stageRootfs(source.index) : await this.imageRootfs(source.ref, ins);
       from = BuildContext.plain(dir);
     }
-    if (ins.kind === 'add') {
-      if (ins.sources.some((s) => /^[a-z]+:\/\//i.test(s))) throw stageError(ins, new Error('ADD from a URL is not supported yet'));
+    if (ins.kind !== 'add' && ins.sources.some(isURL)) throw stageError(ins, new Error('source can\'t be a URL for COPY'), 'use ADD for a URL');
+    if (ins.kind === 'add' && ins.checksum !== undefined && (ins.sources.length !== 1 || !isURL(ins.sources[0]))) {
+      throw stageError(ins, new Error('--checksum needs exactly one http(s) source'));
     }
     const sources: CopySource[] = [];
     try {
       for (const s of ins.sources) {
+        if (isURL(s)) {
+          const dir = await this.scratchDir();
+          let file: string;
+          try {
+            file = await download(s, dir, { checksum: ins.kind === 'add' ? ins.checksum : undefined, fallbackTime: this.req.sourceDateEpoch ?? ctx.time });
+          } catch (e) {
+            throw stageError(ins, e);
+          }
+          sources.push({ path: (await BuildContext.plain(dir).resolve(path.basename(file)))[0], wildcard: false });
+          continue;
+        }
         const wildcard = /[*?[]/.test(s);
         for (const p of await from.resolve(s)) {
           const kind = ins.kind === 'add' && !source && p.stats.isFile() ? await archiveKind(p.abs) : undefined;

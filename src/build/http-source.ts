@@ -1,0 +1,45 @@
+// ADD from a URL, as BuildKit's HTTP source does it: the file is named after the URL's last path segment
+// (`__unnamed__` when there is none), written with mode 0600, its mtime from Last-Modified, never unpacked, and
+// checked against --checksum when one is given. Redirects are followed.
+import { createWriteStream } from 'node:fs';
+import { chmod, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DigestStream, parseDigest } from '../image/digest.js';
+
+export class HttpSourceError extends Error {
+  override readonly name = 'HttpSourceError';
+}
+
+export function isURL(source: string): boolean {
+  return /^https?:\/\//i.test(source);
+}
+
+export function urlFileName(url: string): string {
+  try {
+    const base = path.posix.basename(new URL(url).pathname);
+    return base && base !== '/' && base !== '.' ? decodeURIComponent(base) : '__unnamed__';
+  } catch {
+    return '__unnamed__';
+  }
+}
+
+/** Downloads `url` into `dir`; returns the file's path. */
+export async function download(url: string, dir: string, options: { checksum?: string; fallbackTime: number }): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(url, { redirect: 'follow', headers: { 'user-agent': 'hoist' } });
+  } catch (e) {
+    throw new HttpSourceError(`failed to download ${url}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`);
+  }
+  if (!res.ok || !res.body) throw new HttpSourceError(`failed to download ${url}: ${res.status} ${res.statusText}`);
+  const file = path.join(dir, urlFileName(url));
+  const check = options.checksum ? new DigestStream({ digest: parseDigest(options.checksum).text, where: `ADD ${url} --checksum` }) : new DigestStream();
+  await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), check, createWriteStream(file));
+  await chmod(file, 0o600);
+  const lm = Date.parse(res.headers.get('last-modified') ?? '');
+  const t = Number.isNaN(lm) ? options.fallbackTime : Math.floor(lm / 1000);
+  await utimes(file, t, t);
+  return file;
+}
