@@ -46030,6 +46030,10 @@ function planCopy(sources, o) {
             target = dest;
         if (!isDir && o.exclude?.excludes(external_node_path_.posix.basename(s.path.rel)))
             continue;
+        // The destination is reached the way BuildKit's copy reaches it: through symlinks of the image, the last one
+        // included (a file copied onto a symlink writes the file it points at; a directory copied onto a link to a
+        // directory fills that directory).
+        target = '/' + o.fs.resolve(target, true);
         ensureParents(target === '/' ? '' : target);
         addOne(s.path, target);
         for (const child of s.children ?? []) {

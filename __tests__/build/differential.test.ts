@@ -79,6 +79,7 @@ function writeContext(dir: string, c: Case, base: string, http: string): void {
   utimesSync(dir, fixedTime, fixedTime);
 }
 
+// docker save (20.10) cannot export an image without layers, so every case copies at least one file.
 const cases: Case[] = [
   {
     name: 'scratch with every kind of COPY source and the common metadata',
@@ -255,6 +256,157 @@ ADD {{HTTP}}/dl/data.txt /web/renamed.txt
 ADD {{HTTP}}/dl/packed.tar.gz /web/arch/
 ADD --chown=1:2 {{HTTP}}/dl/data.txt /owned/
 `,
+  },
+  {
+    name: 'ENV: several pairs see the values from before the instruction; quotes and escapes',
+    dockerfile: `FROM scratch
+ENV A=1
+ENV A=2 B=$A C="quoted value" D='single $A' E=esc\\ aped
+ENV LEGACY value with spaces
+LABEL a=$A b=$B c="$C" d="$D" e="$E" legacy="$LEGACY"
+COPY f.txt /
+`,
+    files: { 'f.txt': 'docker save needs a layer' },
+  },
+  {
+    name: 'LABEL across continuation lines, with quotes, expansion and overrides',
+    dockerfile: `FROM {{BASE}}
+ARG VERSION=1.2.3
+LABEL org.opencontainers.image.version="$VERSION" \\
+      org.opencontainers.image.title="two words" \\
+      "quoted key"=value
+LABEL org.opencontainers.image.version=override
+`,
+  },
+  {
+    name: 'EXPOSE, USER and VOLUME with variables',
+    dockerfile: `FROM scratch
+ARG PORT=8080
+ARG U=1001
+ENV DATA=/var/data
+EXPOSE $PORT \${PORT}/udp
+USER $U:$U
+VOLUME $DATA ["/json/vol"]
+COPY f.txt /
+`,
+    files: { 'f.txt': 'f' },
+  },
+  {
+    name: 'WORKDIR relative chains and variables',
+    dockerfile: `FROM scratch
+WORKDIR a
+WORKDIR b
+ENV SUB=c
+WORKDIR $SUB
+WORKDIR /abs/\${SUB}
+COPY f.txt .
+`,
+    files: { 'f.txt': 'f' },
+  },
+  {
+    name: 'a global ARG is not seen in a stage unless declared again; TARGETARCH and friends',
+    dockerfile: `ARG GLOBAL=g
+FROM scratch
+LABEL before="$GLOBAL"
+ARG GLOBAL
+ARG TARGETARCH
+ARG TARGETOS
+ARG TARGETPLATFORM
+LABEL after="$GLOBAL" arch=$TARGETARCH os=$TARGETOS platform=$TARGETPLATFORM
+COPY f.txt /
+`,
+    files: { 'f.txt': 'f' },
+  },
+  {
+    name: 'FROM a stage inherits its config; ENV, WORKDIR and USER carry over',
+    dockerfile: `FROM {{BASE}} AS base
+ENV APP=/app
+WORKDIR $APP
+USER 1000
+COPY a.txt .
+FROM base
+LABEL child=yes
+COPY b.txt ./
+CMD ["sh"]
+`,
+    files: { 'a.txt': 'a', 'b.txt': 'b' },
+  },
+  {
+    name: 'target stage needing two independent stages (built in parallel)',
+    dockerfile: `FROM scratch AS left
+COPY l.txt /l.txt
+FROM scratch AS right
+COPY r.txt /r.txt
+FROM scratch AS unused
+COPY u.txt /u.txt
+FROM scratch
+COPY --from=left /l.txt /from-left
+COPY --from=right /r.txt /from-right
+`,
+    files: { 'l.txt': 'l', 'r.txt': 'r', 'u.txt': 'u' },
+  },
+  {
+    name: 'COPY --from a stage keeps symlinks and modes; --chown on the way',
+    dockerfile: `FROM scratch AS build
+COPY tree /out
+FROM {{BASE}}
+COPY --from=build /out /opt/tree
+COPY --from=build --chown=1000:1000 /out/exec.sh /usr/local/bin/
+`,
+    files: { 'tree/exec.sh': { content: '#!/bin/sh\n', mode: 0o755 }, 'tree/data': 'd', 'tree/link': { symlink: 'data' }, 'tree/dir/inner': 'i' },
+  },
+  {
+    name: 'COPY replaces a symlink of the base with a file',
+    dockerfile: `FROM {{BASE}}
+COPY replacement /bin/echo
+`,
+    files: { replacement: 'not busybox any more' },
+  },
+  {
+    name: 'COPY into a directory reached through a symlink follows it',
+    dockerfile: `FROM {{BASE}}
+COPY link-dir /srv/
+COPY a.txt /srv/data/
+COPY b.txt /srv/data/sub/
+`,
+    files: { 'link-dir/real/keep': 'k', 'link-dir/data': { symlink: 'real' }, 'a.txt': 'a', 'b.txt': 'b' },
+  },
+  {
+    name: '.dockerignore with ** patterns, directory exceptions, and the Dockerfile itself ignored',
+    dockerfile: `FROM scratch
+COPY . /ctx
+`,
+    files: { '.dockerignore': '**/*.md\n!docs/**\n.dockerignore\nDockerfile\nbuild/\n!build/keep/\n', 'README.md': 'r', 'a/b/NOTES.md': 'n', 'docs/guide.md': 'g', 'src/x.c': 'x', 'build/out.o': 'o', 'build/keep/k': 'k' },
+  },
+  {
+    name: 'SHELL changes how later shell forms are wrapped',
+    dockerfile: `FROM {{BASE}}
+CMD first shell form
+SHELL ["/bin/sh", "-e", "-u", "-c"]
+ENTRYPOINT exec sh
+SHELL ["/bin/busybox", "sh", "-c"]
+CMD second shell form
+`,
+  },
+  {
+    name: 'wildcards that match directories and files together, and a ? pattern',
+    dockerfile: `FROM scratch
+COPY ?.conf /single/
+COPY conf* /merged/
+`,
+    files: { 'a.conf': 'a', 'b.conf': 'b', 'ab.conf': 'ab', 'conf.d/x': 'x', 'conf.d/y/z': 'z', 'conf.main': 'main' },
+  },
+  {
+    name: 'empty files, deep trees and many small files',
+    dockerfile: `FROM scratch
+COPY deep /deep
+COPY empty /empty
+`,
+    files: Object.fromEntries([
+      ['empty', ''],
+      ['deep/1/2/3/4/5/6/7/8/leaf', 'leaf'],
+      ...Array.from({ length: 40 }, (_, i) => [`deep/many/f${String(i).padStart(2, '0')}`, `${i}`]),
+    ]),
   },
   {
     name: 'destination rules: rename, relative to WORKDIR, several sources into a directory, names with spaces',

@@ -104,6 +104,10 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     else if (trailing || multiple || o.fs.isDirectory(dest)) target = path.posix.join(dest, path.posix.basename(s.path.rel || s.path.abs));
     else target = dest;
     if (!isDir && o.exclude?.excludes(path.posix.basename(s.path.rel))) continue;
+    // The destination is reached the way BuildKit's copy reaches it: through symlinks of the image, the last one
+    // included (a file copied onto a symlink writes the file it points at; a directory copied onto a link to a
+    // directory fills that directory).
+    target = '/' + o.fs.resolve(target, true);
     ensureParents(target === '/' ? '' : target);
     addOne(s.path, target);
     for (const child of s.children ?? []) {
