@@ -38,7 +38,7 @@ const RedirectHandler = __nccwpck_require__(8754)
 Object.assign(Dispatcher.prototype, api)
 
 __webpack_unused_export__ = Dispatcher
-__webpack_unused_export__ = Client
+module.exports.Kj = Client
 __webpack_unused_export__ = Pool
 __webpack_unused_export__ = BalancedPool
 __webpack_unused_export__ = RoundRobinPool
@@ -46819,10 +46819,64 @@ async function build(req) {
     return new Builder(req).build();
 }
 
+;// CONCATENATED MODULE: ./lib/export/docker-load.js
+// `--load` / `type=docker` without dest: the image goes straight into a running Docker daemon, as `docker load`
+// sends it — a `hoist save` tar streamed to POST /images/load over DOCKER_HOST (unix socket by default, or tcp).
+
+
+
+class DockerLoadError extends Error {
+    name = 'DockerLoadError';
+}
+function daemonClient(dockerHost) {
+    if (dockerHost.startsWith('unix://'))
+        return new undici/* Client */.Kj('http://localhost', { socketPath: dockerHost.slice(7) });
+    if (dockerHost.startsWith('tcp://'))
+        return new undici/* Client */.Kj(`http://${dockerHost.slice(6)}`);
+    if (dockerHost.startsWith('http://') || dockerHost.startsWith('https://'))
+        return new undici/* Client */.Kj(dockerHost);
+    throw new DockerLoadError(`DOCKER_HOST=${dockerHost}: only unix://, tcp:// and http(s):// are supported`);
+}
+/** Loads the image into the daemon; returns what it said ("Loaded image: …" lines). */
+async function loadIntoDocker(image, refs, env = process.env) {
+    const host = env.DOCKER_HOST || 'unix:///var/run/docker.sock';
+    const client = daemonClient(host);
+    try {
+        const body = new external_node_stream_.PassThrough();
+        const saving = saveImages([{ source: image, refs }], body);
+        let res;
+        try {
+            res = await client.request({ method: 'POST', path: '/images/load?quiet=1', headers: { 'content-type': 'application/x-tar' }, body });
+        }
+        catch (e) {
+            body.destroy();
+            await saving.catch(() => undefined);
+            const code = e.code;
+            throw new DockerLoadError(`cannot reach the Docker daemon at ${host} (${code ?? e.message}); is it running? Use --output type=docker,dest=FILE to write a file instead`);
+        }
+        const [text] = await Promise.all([res.body.text(), saving]);
+        if (res.statusCode !== 200)
+            throw new DockerLoadError(`the Docker daemon refused the image: ${res.statusCode} ${text.trim().slice(0, 300)}`);
+        const said = [];
+        for (const line of text.split('\n').filter(Boolean)) {
+            const m = JSON.parse(line);
+            if (m.error || m.errorDetail)
+                throw new DockerLoadError(`docker load: ${m.errorDetail?.message ?? m.error}`);
+            if (m.stream?.trim())
+                said.push(m.stream.trim());
+        }
+        return said;
+    }
+    finally {
+        await client.close();
+    }
+}
+
 ;// CONCATENATED MODULE: ./lib/export/outputs.js
 // Where a build's image goes (`--output`, buildx syntax: comma-separated key=value, `type=` first):
 // registry (every tag, or name=), docker (a `docker load` tar at dest=), oci (an OCI archive, or with tar=false an
 // OCI layout directory), local (the final filesystem in a directory). `--push` is type=registry.
+
 
 
 
@@ -46866,9 +46920,7 @@ function parseOutput(text) {
                 return { type: 'registry', names };
             throw new OutputError(`--output ${text}: type=image without push=true only loads into a daemon's image store; use --load or type=docker`);
         case 'docker':
-            if (!dest)
-                throw new OutputError(`--output ${text}: type=docker without dest= would load into a Docker daemon; use --load for that`);
-            return { type, dest, names };
+            return dest ? { type, dest, names } : { type, names };
         case 'oci':
             return { type, dest: need(), tar: fields.get('tar') !== 'false', names };
         case 'local':
@@ -46899,9 +46951,13 @@ async function exportImage(image, spec, tags, client) {
                 throw new OutputError('pushing needs a name: pass -t NAME[:TAG] (or --output type=registry,name=…)');
             return { pushed: await pushImage(client, image, targets), files: [] };
         }
-        case 'docker':
-            await atomicFile(spec.dest, (out) => saveImages([{ source: image, refs: refs(spec.names) }], out));
-            return { files: [spec.dest] };
+        case 'docker': {
+            if (spec.dest === undefined)
+                return { files: [], loaded: await loadIntoDocker(image, refs(spec.names)) };
+            const dest = spec.dest;
+            await atomicFile(dest, (out) => saveImages([{ source: image, refs: refs(spec.names) }], out));
+            return { files: [dest] };
+        }
         case 'oci': {
             if (spec.tar) {
                 await atomicFile(spec.dest, (out) => saveImages([{ source: image, refs: refs(spec.names) }], out));
@@ -46961,6 +47017,7 @@ Builds an image from a Dockerfile (without RUN, for now).
       --platform OS/ARCH
       --label K=V            add a label to the image (repeatable)
       --push                 push every -t name (same as --output type=registry)
+      --load                 load into the Docker daemon at DOCKER_HOST (same as --output type=docker)
   -o, --output SPEC          type=registry | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false] | type=local,dest=DIR
       --metadata-file FILE   write buildx's metadata JSON (digests, names, hoist.steps)
       --iidfile FILE         write the image ID
@@ -46991,13 +47048,13 @@ async function buildCommand(argv, io) {
     }
     if (a.positional.length !== 1)
         throw new UsageError('usage: hoist build [OPTIONS] CONTEXT (see hoist build --help)');
-    if (a.flags.has('load'))
-        throw new UsageError('--load (into a Docker daemon) is not supported yet; use --output type=docker,dest=FILE and docker load -i FILE');
     const context = a.positional[0];
     const tags = (a.options.get('tag') ?? []).map((t) => formatReference(parseReference(t)));
     const outputs = (a.options.get('output') ?? []).map(parseOutput);
     if (a.flags.has('push'))
         outputs.push({ type: 'registry' });
+    if (a.flags.has('load'))
+        outputs.push({ type: 'docker' });
     const progress = a.options.get('progress')?.[0] ?? 'auto';
     if (!['auto', 'plain', 'tty', 'quiet'].includes(progress))
         throw new UsageError(`--progress ${progress}: expected auto, plain, tty or quiet`);
@@ -47037,6 +47094,8 @@ async function buildCommand(argv, io) {
                 io.err(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)\n`);
             for (const f of r.files)
                 io.err(`wrote ${f}\n`);
+            for (const l of r.loaded ?? [])
+                io.err(`docker: ${l}\n`);
         }
         const iid = a.options.get('iidfile')?.[0];
         if (iid)
@@ -47135,6 +47194,10 @@ const userErrors = new Set([
     'ContextError',
     'CopyError',
     'OutputError',
+    'DockerLoadError',
+    'UserError',
+    'ChmodError',
+    'HttpSourceError',
 ]);
 async function run(argv, io = processIO) {
     const [name, ...rest] = argv;

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { digestOf } from '../../src/image/digest.js';
-import { hoist, hoistOk } from '../helpers/hoist.js';
+import { hoist, hoistOk, hoistWithEnv } from '../helpers/hoist.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, run } from '../helpers/tools.js';
 
@@ -131,6 +131,9 @@ describe('hoist build', () => {
     expect(rr.err).toMatch(/Dockerfile:2[\s\S]*RUN is not supported/);
     const ignored = context({ Dockerfile: 'FROM scratch\nCOPY secret.txt /\n', '.dockerignore': 'secret.txt\n', 'secret.txt': 's' });
     expect((await hoist(['build', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-e-')), ignored])).err).toMatch(/excluded by \.dockerignore/);
+    const noDaemon = await hoistWithEnv({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' }, ['build', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-e-')), '--load', '-t', 'x:1', context(app)]);
+    expect(noDaemon.code).toBe(1);
+    expect(noDaemon.err).toMatch(/cannot reach the Docker daemon at unix:\/\/\/nonexistent\/docker\.sock/);
     const multi = context({ Dockerfile: 'FROM scratch\nCOPY a b /dest\n', a: 'a', b: 'b' });
     expect((await hoist(['build', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-e-')), multi])).err).toMatch(/must be a directory and end with a \//);
   });

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { type Dockerd, startDockerd } from '../helpers/dockerd.js';
 import { comparableConfig, fsObject, readSaved } from '../helpers/flatten.js';
-import { hoist, hoistOk } from '../helpers/hoist.js';
+import { hoist, hoistOk, hoistWithEnv } from '../helpers/hoist.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, run } from '../helpers/tools.js';
 
@@ -500,6 +500,10 @@ require('node:http').createServer((req, res) => {
     const loaded = d.docker(['load', '-i', ourTar]);
     expect(loaded.stderr).toBe('');
     if (c.runs !== undefined) {
+      // --load straight into the daemon, then run what it holds.
+      const viaSocket = await hoistWithEnv({ DOCKER_HOST: d.host }, ['build', '--store', store, '--progress', 'quiet', '-t', `case${i}:loaded`, ...args, '--load', dir]);
+      expect(viaSocket.code).toBe(0);
+      expect(d.docker(['run', '--rm', '--network', 'none', `case${i}:loaded`]).stdout).toBe(c.runs);
       const ran = d.docker(['run', '--rm', '--network', 'none', `case${i}:hoist`]);
       expect(ran.stderr).toBe('');
       expect(ran.stdout).toBe(c.runs);

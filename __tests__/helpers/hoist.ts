@@ -28,3 +28,17 @@ export async function hoistOk(argv: string[], options?: Parameters<typeof hoist>
   if (r.code !== 0) throw new Error(`hoist ${argv.join(' ')} exited ${r.code}\n${r.err}${r.out}`);
   return r;
 }
+
+/** `hoist` with some environment variables set for the call (DOCKER_HOST, SOURCE_DATE_EPOCH…). */
+export async function hoistWithEnv(env: Record<string, string>, argv: string[]): Promise<HoistResult> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return await hoist(argv);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}

@@ -19,6 +19,7 @@ Builds an image from a Dockerfile (without RUN, for now).
       --platform OS/ARCH
       --label K=V            add a label to the image (repeatable)
       --push                 push every -t name (same as --output type=registry)
+      --load                 load into the Docker daemon at DOCKER_HOST (same as --output type=docker)
   -o, --output SPEC          type=registry | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false] | type=local,dest=DIR
       --metadata-file FILE   write buildx's metadata JSON (digests, names, hoist.steps)
       --iidfile FILE         write the image ID
@@ -49,11 +50,11 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     return 0;
   }
   if (a.positional.length !== 1) throw new UsageError('usage: hoist build [OPTIONS] CONTEXT (see hoist build --help)');
-  if (a.flags.has('load')) throw new UsageError('--load (into a Docker daemon) is not supported yet; use --output type=docker,dest=FILE and docker load -i FILE');
   const context = a.positional[0];
   const tags = (a.options.get('tag') ?? []).map((t) => formatReference(parseReference(t)));
   const outputs: OutputSpec[] = (a.options.get('output') ?? []).map(parseOutput);
   if (a.flags.has('push')) outputs.push({ type: 'registry' });
+  if (a.flags.has('load')) outputs.push({ type: 'docker' });
   const progress = a.options.get('progress')?.[0] ?? 'auto';
   if (!['auto', 'plain', 'tty', 'quiet'].includes(progress)) throw new UsageError(`--progress ${progress}: expected auto, plain, tty or quiet`);
   const epochText = process.env.SOURCE_DATE_EPOCH;
@@ -85,6 +86,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
       if (progress === 'quiet') continue;
       if (r.pushed) io.err(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)\n`);
       for (const f of r.files) io.err(`wrote ${f}\n`);
+      for (const l of r.loaded ?? []) io.err(`docker: ${l}\n`);
     }
     const iid = a.options.get('iidfile')?.[0];
     if (iid) await writeFile(iid, result.imageID);

@@ -66,6 +66,10 @@ const userErrors = new Set([
   'ContextError',
   'CopyError',
   'OutputError',
+  'DockerLoadError',
+  'UserError',
+  'ChmodError',
+  'HttpSourceError',
 ]);
 
 export async function run(argv: string[], io: CommandIO = processIO): Promise<number> {

@@ -12,12 +12,13 @@ import { parseReference, type Reference } from '../image/reference.js';
 import type { ImageSource } from '../image/source.js';
 import type { RegistryClient } from '../registry/client.js';
 import { saveImages } from './archive.js';
+import { loadIntoDocker } from './docker-load.js';
 import { pushImage, type PushReport } from './push.js';
 import { readTar } from '../layer/tar.js';
 
 export type OutputSpec =
   | { type: 'registry'; names?: string[] }
-  | { type: 'docker'; dest: string; names?: string[] }
+  | { type: 'docker'; dest?: string; names?: string[] }
   | { type: 'oci'; dest: string; tar: boolean; names?: string[] }
   | { type: 'local'; dest: string };
 
@@ -50,8 +51,7 @@ export function parseOutput(text: string): OutputSpec {
       if (fields.get('push') === 'true') return { type: 'registry', names };
       throw new OutputError(`--output ${text}: type=image without push=true only loads into a daemon's image store; use --load or type=docker`);
     case 'docker':
-      if (!dest) throw new OutputError(`--output ${text}: type=docker without dest= would load into a Docker daemon; use --load for that`);
-      return { type, dest, names };
+      return dest ? { type, dest, names } : { type, names };
     case 'oci':
       return { type, dest: need(), tar: fields.get('tar') !== 'false', names };
     case 'local':
@@ -64,6 +64,8 @@ export function parseOutput(text: string): OutputSpec {
 export interface ExportReport {
   pushed?: PushReport;
   files: string[];
+  /** what a Docker daemon said when the image was loaded into it */
+  loaded?: string[];
 }
 
 async function atomicFile(dest: string, write: (out: NodeJS.WritableStream) => Promise<void>): Promise<void> {
@@ -87,9 +89,12 @@ export async function exportImage(image: ImageSource, spec: OutputSpec, tags: re
       if (targets.length === 0) throw new OutputError('pushing needs a name: pass -t NAME[:TAG] (or --output type=registry,name=…)');
       return { pushed: await pushImage(client, image, targets), files: [] };
     }
-    case 'docker':
-      await atomicFile(spec.dest, (out) => saveImages([{ source: image, refs: refs(spec.names) }], out as never));
-      return { files: [spec.dest] };
+    case 'docker': {
+      if (spec.dest === undefined) return { files: [], loaded: await loadIntoDocker(image, refs(spec.names)) };
+      const dest = spec.dest;
+      await atomicFile(dest, (out) => saveImages([{ source: image, refs: refs(spec.names) }], out as never));
+      return { files: [dest] };
+    }
     case 'oci': {
       if (spec.tar) {
         await atomicFile(spec.dest, (out) => saveImages([{ source: image, refs: refs(spec.names) }], out as never));
