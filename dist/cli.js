@@ -46540,6 +46540,7 @@ class Builder {
         let state;
         let time = 0;
         const base = planned.base;
+        const fromStarted = Date.now();
         if (base.kind === 'scratch') {
             // BuildKit's empty image: the default PATH and WorkingDir "/".
             state = ImageState.scratch({ architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), config: { Env: [`PATH=${defaultPathEnv}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] });
@@ -46571,10 +46572,18 @@ class Builder {
             return parseInstruction(parsed.nodes[0]);
         });
         const ctx = { index, state, time };
-        for (const ins of [...onbuild, ...stage.commands]) {
+        const all = [...onbuild, ...stage.commands];
+        const steps = all.length + 1;
+        const from = { stage: index, stageName: stage.name, instruction: stage.from.code, line: stage.from.line, position: 1, steps, cached: false, source: base.kind === 'image' ? 'registry' : null, seconds: (Date.now() - fromStarted) / 1000 };
+        this.req.onStepStart?.(from);
+        this.steps.push(from);
+        this.req.onStep?.(from);
+        for (const [i, ins] of all.entries()) {
             const started = Date.now();
+            const start = { stage: index, stageName: stage.name, instruction: ins.code, line: ins.line, position: i + 2, steps };
+            this.req.onStepStart?.(start);
             await this.step(ins, scope, meta, ctx, planned.sources.get(ins));
-            const report = { stage: index, stageName: stage.name, instruction: ins.code, line: ins.line, cached: false, source: null, seconds: (Date.now() - started) / 1000 };
+            const report = { ...start, cached: false, source: null, seconds: (Date.now() - started) / 1000 };
             this.steps.push(report);
             this.req.onStep?.(report);
         }
@@ -46997,9 +47006,61 @@ async function exportImage(image, spec, tags, client) {
     }
 }
 
+;// CONCATENATED MODULE: ./lib/cli/progress.js
+const key = (s) => `${s.stage}:${s.position}`;
+const label = (s) => `[${s.stageName ?? `stage-${s.stage}`} ${s.position}/${s.steps}] ${s.instruction.split('\n')[0]}`;
+function createProgress(mode, io) {
+    const effective = mode === 'auto' ? (io.errIsTTY ? 'tty' : 'plain') : mode;
+    if (effective === 'quiet')
+        return { start() { }, done() { }, finish() { } };
+    const numbers = new Map();
+    let next = 0;
+    if (effective === 'plain') {
+        return {
+            start(s) {
+                numbers.set(key(s), ++next);
+                io.err(`#${next} ${label(s)}\n`);
+            },
+            done(s) {
+                const n = numbers.get(key(s)) ?? ++next;
+                io.err(s.cached ? `#${n} CACHED\n` : `#${n} DONE ${s.seconds.toFixed(1)}s\n`);
+            },
+            finish() { },
+        };
+    }
+    const began = Date.now();
+    const running = new Map();
+    let finished = 0;
+    const status = (final) => {
+        const secs = ((Date.now() - began) / 1000).toFixed(1);
+        const now = [...running.values()].map(label).join(', ');
+        io.err(`\r\x1b[K[+] Building ${secs}s (${finished}/${finished + running.size})${final ? ` ${final}` : now ? ` ${now}` : ''}`);
+    };
+    const timer = setInterval(() => status(), 200);
+    timer.unref?.();
+    return {
+        start(s) {
+            running.set(key(s), s);
+            status();
+        },
+        done(s) {
+            running.delete(key(s));
+            finished++;
+            io.err(`\r\x1b[K => ${s.cached ? 'CACHED ' : ''}${label(s)}`.padEnd(70) + ` ${s.seconds.toFixed(1)}s\n`);
+            status();
+        },
+        finish(ok) {
+            clearInterval(timer);
+            status(ok ? 'FINISHED' : 'FAILED');
+            io.err('\n');
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./lib/cli/build-command.js
 // `hoist build [OPTIONS] CONTEXT`: docker buildx build's flags where they exist. The image is recorded in the
 // store under every -t name, then written to each output (--push, --output, --metadata-file, --iidfile).
+
 
 
 
@@ -47055,19 +47116,13 @@ async function buildCommand(argv, io) {
         outputs.push({ type: 'registry' });
     if (a.flags.has('load'))
         outputs.push({ type: 'docker' });
-    const progress = a.options.get('progress')?.[0] ?? 'auto';
-    if (!['auto', 'plain', 'tty', 'quiet'].includes(progress))
-        throw new UsageError(`--progress ${progress}: expected auto, plain, tty or quiet`);
+    const progressMode = a.options.get('progress')?.[0] ?? 'auto';
+    if (!['auto', 'plain', 'tty', 'quiet'].includes(progressMode))
+        throw new UsageError(`--progress ${progressMode}: expected auto, plain, tty or quiet`);
     const epochText = process.env.SOURCE_DATE_EPOCH;
     const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
     return withImageContext(a, io, async ({ store, client }) => {
-        let n = 0;
-        const onStep = (s) => {
-            if (progress === 'quiet')
-                return;
-            n++;
-            io.err(`#${n} [${s.stageName ?? `stage-${s.stage}`}] ${s.instruction.split('\n')[0]}\n#${n} DONE ${s.seconds.toFixed(1)}s\n`);
-        };
+        const progress = createProgress(progressMode, io);
         const result = await build({
             context,
             dockerfile: a.options.get('file')?.[0] ?? external_node_path_.join(context, 'Dockerfile'),
@@ -47078,9 +47133,14 @@ async function buildCommand(argv, io) {
             sourceDateEpoch,
             store,
             client,
-            onStep,
+            onStepStart: (st) => progress.start(st),
+            onStep: (st) => progress.done(st),
+        }).catch((e) => {
+            progress.finish(false);
+            throw e;
         });
-        if (progress !== 'quiet')
+        progress.finish(true);
+        if (progressMode !== 'quiet')
             for (const name of result.unusedBuildArgs)
                 io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
         const descriptor = { mediaType: result.image.root.mediaType, digest: result.digest, size: result.image.root.bytes.length };
@@ -47088,7 +47148,7 @@ async function buildCommand(argv, io) {
             await store.putImage(t, descriptor);
         for (const o of outputs) {
             const r = await exportImage(result.image, o, tags, client);
-            if (progress === 'quiet')
+            if (progressMode === 'quiet')
                 continue;
             if (r.pushed)
                 io.err(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)\n`);
@@ -47106,7 +47166,7 @@ async function buildCommand(argv, io) {
                 'containerimage.config.digest': result.imageID,
                 'containerimage.descriptor': descriptor,
                 'containerimage.digest': result.digest,
-                'hoist.steps': result.steps.map((s) => ({ stage: s.stageName ?? s.stage, instruction: s.instruction, line: s.line, cached: s.cached, source: s.source, seconds: s.seconds })),
+                'hoist.steps': result.steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line, cached: st.cached, source: st.source, seconds: st.seconds })),
             };
             if (tags.length)
                 m['image.name'] = tags.join(',');
@@ -47126,6 +47186,7 @@ const processIO = {
     readStdin: () => (0,external_node_fs_namespaceObject.readFileSync)(0, 'utf8'),
     stdinStream: () => process.stdin,
     stdoutStream: () => process.stdout,
+    errIsTTY: process.stderr.isTTY === true,
 };
 
 ;// CONCATENATED MODULE: ./lib/cli/main.js

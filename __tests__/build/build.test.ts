@@ -72,7 +72,7 @@ describe('hoist build', () => {
     expect(meta['image.name']).toBe('docker.io/example/app:1');
     expect(meta['containerimage.config.digest']).toBe(readFileSync(`${work}/iid`, 'utf8'));
     expect(meta['hoist.steps'].map((s: { instruction: string; line: number }) => [s.line, s.instruction])).toEqual([
-      [2, 'COPY app/ /app/'], [3, 'WORKDIR /app'], [4, 'ENV MODE=prod'], [5, 'CMD ["/app/run"]'],
+      [1, 'FROM scratch'], [2, 'COPY app/ /app/'], [3, 'WORKDIR /app'], [4, 'ENV MODE=prod'], [5, 'CMD ["/app/run"]'],
     ]);
     expect(readFileSync(`${work}/rootfs/app/run`, 'utf8')).toBe(app['app/run']);
     expect(existsSync(`${work}/rootfs/app/data/x.json`)).toBe(true);
@@ -115,6 +115,16 @@ describe('hoist build', () => {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
+  });
+
+  test('progress: numbered plain lines for CI, a live view on a terminal', async () => {
+    const dir = context(app);
+    const plain = await hoistOk(['build', '--progress', 'plain', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-pp-')), dir]);
+    expect(plain.err).toMatch(/^#1 \[stage-0 1\/5\] FROM scratch\n#1 DONE \d+\.\ds\n#2 \[stage-0 2\/5\] COPY app\/ \/app\/\n#2 DONE/);
+    expect(plain.err).toMatch(/#5 \[stage-0 5\/5\] CMD \["\/app\/run"\]\n#5 DONE/);
+    const tty = await hoistOk(['build', '--progress', 'tty', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-pt-')), dir]);
+    expect(tty.err).toMatch(/ => \[stage-0 2\/5\] COPY app\/ \/app\/ +\d+\.\ds\n/);
+    expect(tty.err).toMatch(/\[\+\] Building \d+\.\ds \(5\/5\) FINISHED\n$/);
   });
 
   test('errors point at the Dockerfile line and say what to do', async () => {

@@ -51,16 +51,22 @@ export interface BuildRequest {
   sourceDateEpoch?: number;
   store: Store;
   client: RegistryClient;
-  /** progress events */
+  /** progress events: a step starts, a step ends */
+  onStepStart?: (step: StepStart) => void;
   onStep?: (step: StepReport) => void;
 }
 
-export interface StepReport {
+export interface StepStart {
   stage: number;
   stageName?: string;
-  /** the instruction as written */
   instruction: string;
   line: number;
+  /** 1-based position in its stage, and the stage's number of steps (FROM included) */
+  position: number;
+  steps: number;
+}
+
+export interface StepReport extends StepStart {
   cached: boolean;
   source: string | null;
   seconds: number;
@@ -240,6 +246,7 @@ export class Builder {
     let state: ImageState;
     let time = 0;
     const base = planned.base;
+    const fromStarted = Date.now();
     if (base.kind === 'scratch') {
       // BuildKit's empty image: the default PATH and WorkingDir "/".
       state = ImageState.scratch({ architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), config: { Env: [`PATH=${defaultPathEnv}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] });
@@ -268,10 +275,18 @@ export class Builder {
       return parseInstruction(parsed.nodes[0]);
     });
     const ctx = { index, state, time };
-    for (const ins of [...onbuild, ...stage.commands]) {
+    const all = [...onbuild, ...stage.commands];
+    const steps = all.length + 1;
+    const from: StepReport = { stage: index, stageName: stage.name, instruction: stage.from.code, line: stage.from.line, position: 1, steps, cached: false, source: base.kind === 'image' ? 'registry' : null, seconds: (Date.now() - fromStarted) / 1000 };
+    this.req.onStepStart?.(from);
+    this.steps.push(from);
+    this.req.onStep?.(from);
+    for (const [i, ins] of all.entries()) {
       const started = Date.now();
+      const start: StepStart = { stage: index, stageName: stage.name, instruction: ins.code, line: ins.line, position: i + 2, steps };
+      this.req.onStepStart?.(start);
       await this.step(ins, scope, meta, ctx, planned.sources.get(ins));
-      const report: StepReport = { stage: index, stageName: stage.name, instruction: ins.code, line: ins.line, cached: false, source: null, seconds: (Date.now() - started) / 1000 };
+      const report: StepReport = { ...start, cached: false, source: null, seconds: (Date.now() - started) / 1000 };
       this.steps.push(report);
       this.req.onStep?.(report);
     }

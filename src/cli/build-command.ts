@@ -2,12 +2,13 @@
 // store under every -t name, then written to each output (--push, --output, --metadata-file, --iidfile).
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { build, type StepReport } from '../build/builder.js';
+import { build } from '../build/builder.js';
 import { exportImage, type OutputSpec, parseOutput } from '../export/outputs.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { parseArgv, keyValueOptions, UsageError } from './argv.js';
 import { commonOptions, commonUsage, platformOption, withImageContext } from './image-context.js';
 import type { CommandIO } from './io.js';
+import { createProgress, type ProgressMode } from './progress.js';
 
 export const buildUsage = `Usage: hoist build [OPTIONS] CONTEXT
 
@@ -55,17 +56,12 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   const outputs: OutputSpec[] = (a.options.get('output') ?? []).map(parseOutput);
   if (a.flags.has('push')) outputs.push({ type: 'registry' });
   if (a.flags.has('load')) outputs.push({ type: 'docker' });
-  const progress = a.options.get('progress')?.[0] ?? 'auto';
-  if (!['auto', 'plain', 'tty', 'quiet'].includes(progress)) throw new UsageError(`--progress ${progress}: expected auto, plain, tty or quiet`);
+  const progressMode = a.options.get('progress')?.[0] ?? 'auto';
+  if (!['auto', 'plain', 'tty', 'quiet'].includes(progressMode)) throw new UsageError(`--progress ${progressMode}: expected auto, plain, tty or quiet`);
   const epochText = process.env.SOURCE_DATE_EPOCH;
   const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
   return withImageContext(a, io, async ({ store, client }) => {
-    let n = 0;
-    const onStep = (s: StepReport) => {
-      if (progress === 'quiet') return;
-      n++;
-      io.err(`#${n} [${s.stageName ?? `stage-${s.stage}`}] ${s.instruction.split('\n')[0]}\n#${n} DONE ${s.seconds.toFixed(1)}s\n`);
-    };
+    const progress = createProgress(progressMode as ProgressMode, io);
     const result = await build({
       context,
       dockerfile: a.options.get('file')?.[0] ?? path.join(context, 'Dockerfile'),
@@ -76,14 +72,19 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
       sourceDateEpoch,
       store,
       client,
-      onStep,
+      onStepStart: (st) => progress.start(st),
+      onStep: (st) => progress.done(st),
+    }).catch((e: unknown) => {
+      progress.finish(false);
+      throw e;
     });
-    if (progress !== 'quiet') for (const name of result.unusedBuildArgs) io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
+    progress.finish(true);
+    if (progressMode !== 'quiet') for (const name of result.unusedBuildArgs) io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
     const descriptor = { mediaType: result.image.root.mediaType, digest: result.digest, size: result.image.root.bytes.length };
     for (const t of tags) await store.putImage(t, descriptor);
     for (const o of outputs) {
       const r = await exportImage(result.image, o, tags, client);
-      if (progress === 'quiet') continue;
+      if (progressMode === 'quiet') continue;
       if (r.pushed) io.err(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)\n`);
       for (const f of r.files) io.err(`wrote ${f}\n`);
       for (const l of r.loaded ?? []) io.err(`docker: ${l}\n`);
@@ -96,7 +97,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
         'containerimage.config.digest': result.imageID,
         'containerimage.descriptor': descriptor,
         'containerimage.digest': result.digest,
-        'hoist.steps': result.steps.map((s) => ({ stage: s.stageName ?? s.stage, instruction: s.instruction, line: s.line, cached: s.cached, source: s.source, seconds: s.seconds })),
+        'hoist.steps': result.steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line, cached: st.cached, source: st.source, seconds: st.seconds })),
       };
       if (tags.length) m['image.name'] = tags.join(',');
       await writeFile(meta, JSON.stringify(m, null, 2) + '\n');

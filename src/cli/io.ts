@@ -10,6 +10,8 @@ export interface CommandIO {
   stdinStream?: () => Readable;
   /** standard output as bytes (an archive piped out) */
   stdoutStream?: () => Writable;
+  /** whether err() goes to a terminal (progress then redraws a live view) */
+  errIsTTY?: boolean;
 }
 
 export const processIO: CommandIO = {
@@ -18,4 +20,5 @@ export const processIO: CommandIO = {
   readStdin: () => readFileSync(0, 'utf8'),
   stdinStream: () => process.stdin,
   stdoutStream: () => process.stdout,
+  errIsTTY: process.stderr.isTTY === true,
 };
