@@ -117,6 +117,18 @@ describe('hoist build', () => {
     }
   });
 
+  test('--platform and FROM --platform set the image platform; TARGETARCH follows', async () => {
+    const dir = context({ Dockerfile: 'FROM scratch\nARG TARGETARCH\nLABEL arch=$TARGETARCH\nCOPY a /\n', a: 'a' });
+    const store = mkdtempSync(path.join(tmpdir(), 'hoist-pl-'));
+    await hoistOk(['build', '--progress', 'quiet', '--store', store, '--platform', 'linux/arm64', '-t', 'pl:1', dir]);
+    const one = JSON.parse((await hoistOk(['inspect', '--platform', 'linux/arm64', 'pl:1', '--store', store])).out);
+    expect(one.Config).toMatchObject({ architecture: 'arm64', os: 'linux', config: { Labels: { arch: 'arm64' } } });
+    const fromFlag = context({ Dockerfile: 'FROM --platform=linux/arm/v7 scratch\nCOPY a /\n', a: 'a' });
+    await hoistOk(['build', '--progress', 'quiet', '--store', store, '-t', 'pl:2', fromFlag]);
+    const two = JSON.parse((await hoistOk(['inspect', '--platform', 'linux/arm/v7', 'pl:2', '--store', store])).out);
+    expect(two.Config).toMatchObject({ architecture: 'arm', variant: 'v7' });
+  });
+
   test('progress: numbered plain lines for CI, a live view on a terminal', async () => {
     const dir = context(app);
     const plain = await hoistOk(['build', '--progress', 'plain', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-pp-')), dir]);
