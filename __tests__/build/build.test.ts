@@ -180,6 +180,25 @@ describeWith(['docker-registry', 'skopeo'])('hoist build --push', () => {
     expect(cfg.config.Env).toContain('MODE=prod');
   });
 
+  test('on a registry base, COPY --link and metadata fetch none of the base layers; the push mounts them', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'hoist-lazy-'));
+    const baseStore = path.join(work, 'base-store');
+    const rootfs = context({ 'etc/os-release': 'NAME=base\n', 'bin/tool': 'tool' });
+    run('tar', ['-C', rootfs, '-cf', path.join(work, 'base.tar'), '.']);
+    const base = `${reg.host}/lazy/base:1`;
+    await hoistOk(['import', path.join(work, 'base.tar'), base, '--store', baseStore]);
+    await hoistOk(['push', base, '--store', baseStore]);
+    const baseLayer = JSON.parse((await hoistOk(['inspect', '--remote', base, '--store', baseStore])).out).Manifest.layers[0].digest as string;
+
+    const dir = context({ Dockerfile: `FROM ${base}\nENV A=1\nCOPY --link app.txt /srv/\nLABEL lazy=yes\n`, 'app.txt': 'app' });
+    const store = path.join(work, 'build-store');
+    await hoistOk(['build', '--progress', 'quiet', '--store', store, '-t', `${reg.host}/lazy/app:1`, '--push', dir]);
+    expect(existsSync(path.join(store, 'blobs', 'sha256', baseLayer.slice(7)))).toBe(false);
+    const raw = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/lazy/app:1`]));
+    expect(raw.layers[0].digest).toBe(baseLayer);
+    expect(raw.layers).toHaveLength(2);
+  });
+
   test('--push without -t is a clear error', async () => {
     const r = await hoist(['build', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-p-')), '--push', context(app)]);
     expect(r.code).toBe(1);

@@ -442,7 +442,6 @@ export class Builder {
     let newest = ctx.time;
     for (const s of sources) for (const p of [s.path, ...(s.children ?? [])]) newest = Math.max(newest, Math.floor(p.stats.mtimeMs / 1000));
     if (!source) ctx.time = newest;
-    const fs = await state.fs(this.req.store, this.req.client);
     let owner: Owner | undefined;
     try {
       owner = ins.chown ? await this.owner(ins.chown, state) : undefined;
@@ -456,8 +455,9 @@ export class Builder {
       throw stageError(ins, e);
     }
     const exclude = ins.exclude.length ? new IgnoreMatcher(ins.exclude.flatMap((p) => parseDockerignore(scope.expand(p, ins)))) : undefined;
-    // --link: the layer is made on an empty filesystem, as BuildKit makes it, so it does not depend on the base.
-    const target = ins.link ? new FsIndex() : fs;
+    // --link: the layer is made on an empty filesystem, as BuildKit makes it, so it does not depend on the base
+    // (and the base's layers need not be fetched). Otherwise the destination is looked up in the image.
+    const target = ins.link ? new FsIndex() : await state.fs(this.req.store, this.req.client);
     let entries;
     try {
       entries = planCopy(sources, { dest: ins.dest, workdir: state.runtime.WorkingDir ?? '/', sourceArgs: ins.sources.length + ins.inline.length, owner, chmod, created: this.req.sourceDateEpoch ?? ctx.time, fs: target, parents: ins.kind === 'copy' && ins.parents, exclude });
