@@ -46338,6 +46338,236 @@ function resolveOwner(spec, files) {
     return { uid, gid };
 }
 
+;// CONCATENATED MODULE: ./lib/exec/diff.js
+// The layer of a RUN step: the overlay upper dir, walked (never the whole root), in walk order. Overlay whiteouts
+// become OCI whiteouts (a 0/0 character device → `.wh.NAME`, only for paths that exist below; an opaque
+// directory → `.wh..wh..opq`); hard links within the layer stay hard links; the files the runtime made as mount
+// points for /etc/hosts and /etc/resolv.conf are left out when the image did not have them.
+
+
+
+// BuildKit keeps the /proc, /dev and /sys directories the runtime made; the bind-mounted files go.
+const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
+/** Directories of the upper dir that carry trusted.overlay.opaque=y. */
+function opaqueDirs(upper) {
+    const out = new Set();
+    const d = (0,external_node_child_process_namespaceObject.spawnSync)('getfattr', ['-R', '--absolute-names', '-m', '^trusted\\.overlay\\.opaque$', '-d', upper], { encoding: 'utf8' });
+    let current;
+    for (const line of (d.stdout ?? '').split('\n')) {
+        if (line.startsWith('# file: '))
+            current = line.slice(8);
+        else if (current && /^trusted\.overlay\.opaque="y"$/.test(line.trim()))
+            out.add(external_node_path_.relative(upper, current));
+    }
+    return out;
+}
+async function upperDirEntries(upper, lower) {
+    const entries = [];
+    const opaque = opaqueDirs(upper);
+    const links = new Map();
+    const visit = async (rel) => {
+        const abs = external_node_path_.join(upper, rel);
+        for (const name of (await (0,promises_.readdir)(abs)).sort()) {
+            const r = rel ? `${rel}/${name}` : name;
+            const p = external_node_path_.join(upper, r);
+            const st = await (0,promises_.lstat)(p);
+            if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? (await (0,promises_.readdir)(p)).length === 0 : st.size === 0))
+                continue;
+            const base = { name: r, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+            if (st.isCharacterDevice() && st.rdev === 0) {
+                if (lower.lookup(r))
+                    entries.push({ header: { ...base, name: external_node_path_.posix.join(rel, `.wh.${name}`), type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0 } });
+                continue;
+            }
+            if (st.isDirectory()) {
+                entries.push({ header: { ...base, type: 'directory' } });
+                if (opaque.has(r) && lower.lookup(r))
+                    entries.push({ header: { ...base, name: `${r}/.wh..wh..opq`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0 } });
+                await visit(r);
+            }
+            else if (st.isSymbolicLink()) {
+                entries.push({ header: { ...base, type: 'symlink', linkname: await (0,promises_.readlink)(p) } });
+            }
+            else if (st.isFile()) {
+                const key = `${st.dev}:${st.ino}`;
+                const first = st.nlink > 1 ? links.get(key) : undefined;
+                if (first)
+                    entries.push({ header: { ...base, type: 'hardlink', linkname: first } });
+                else {
+                    if (st.nlink > 1)
+                        links.set(key, r);
+                    entries.push({ header: { ...base, type: 'file', size: st.size }, content: { path: p } });
+                }
+            }
+            else if (st.isFIFO()) {
+                entries.push({ header: { ...base, type: 'fifo' } });
+            }
+            else if (st.isCharacterDevice() || st.isBlockDevice()) {
+                entries.push({ header: { ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: Math.floor(st.rdev / 256) & 0xfff, devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) } });
+            }
+            // sockets are not part of layers
+        }
+    };
+    await visit('');
+    return entries;
+}
+
+;// CONCATENATED MODULE: ./lib/exec/overlay.js
+// The copy-on-write root of a RUN step: the image's layers as read-only lower dirs (each an unpacked snapshot in
+// the store, top first), a fresh upper dir that receives every change, mounted with redirect_dir=off and
+// index=off so that the upper dir is a plain diff (shared/research/builders.md §2, §6).
+
+
+
+class ExecError extends Error {
+    name = 'ExecError';
+}
+async function mountOverlay(lowerDirs, scratch) {
+    const dir = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'run-'));
+    const [upper, work, merged, empty] = ['upper', 'work', 'merged', 'empty'].map((d) => external_node_path_.join(dir, d));
+    for (const d of [upper, work, merged, empty])
+        await (0,promises_.mkdir)(d);
+    // overlayfs needs at least one lower dir; a scratch image has none.
+    const lower = lowerDirs.length > 0 ? [...lowerDirs].reverse().join(':') : empty;
+    const options = `lowerdir=${lower},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
+    if (options.length > 3500)
+        throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
+    const r = (0,external_node_child_process_namespaceObject.spawnSync)('mount', ['-t', 'overlay', 'overlay', '-o', options, merged], { encoding: 'utf8' });
+    if (r.status !== 0) {
+        await (0,promises_.rm)(dir, { recursive: true, force: true });
+        throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}; RUN needs root (or passwordless sudo) and overlayfs`);
+    }
+    let released = false;
+    return {
+        merged,
+        upper,
+        async release() {
+            if (released)
+                return;
+            released = true;
+            (0,external_node_child_process_namespaceObject.spawnSync)('umount', [merged]);
+            if ((0,external_node_child_process_namespaceObject.spawnSync)('mountpoint', ['-q', merged]).status === 0)
+                (0,external_node_child_process_namespaceObject.spawnSync)('umount', ['-l', merged]);
+            await (0,promises_.rm)(dir, { recursive: true, force: true });
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./lib/exec/runc.js
+// Runs one RUN step's process with the OCI runtime (runc, else crun): a bundle directory with config.json, the
+// container named after the build and step, output streamed line by line, and the container deleted whatever
+// happens (also when the build is interrupted).
+
+
+
+
+function findRuntime() {
+    for (const r of ['runc', 'crun'])
+        if ((0,external_node_child_process_namespaceObject.spawnSync)('sh', ['-c', `command -v ${r}`], { stdio: 'ignore' }).status === 0)
+            return r;
+    return undefined;
+}
+let counter = 0;
+const live = new Set();
+/** Containers still running when the process is told to stop are killed and deleted. */
+function cleanupOnSignal(runtime) {
+    for (const id of live) {
+        (0,external_node_child_process_namespaceObject.spawnSync)(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });
+        (0,external_node_child_process_namespaceObject.spawnSync)(runtime, ['delete', '--force', id], { stdio: 'ignore' });
+    }
+}
+async function runContainer(runtime, spec, scratch, onOutput) {
+    const bundle = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'bundle-'));
+    const id = `hoist-${process.pid}-${Date.now()}-${counter++}`;
+    await (0,promises_.writeFile)(external_node_path_.join(bundle, 'config.json'), JSON.stringify(spec));
+    const tail = [];
+    const onSignal = () => cleanupOnSignal(runtime);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    live.add(id);
+    try {
+        const child = (0,external_node_child_process_namespaceObject.spawn)(runtime, ['run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const lines = (chunk, carry) => {
+            const text = carry.rest + chunk.toString();
+            const parts = text.split('\n');
+            carry.rest = parts.pop() ?? '';
+            for (const l of parts) {
+                onOutput(l);
+                tail.push(l);
+                if (tail.length > 20)
+                    tail.shift();
+            }
+        };
+        const out = { rest: '' };
+        const err = { rest: '' };
+        child.stdout.on('data', (c) => lines(c, out));
+        child.stderr.on('data', (c) => lines(c, err));
+        const exitCode = await new Promise((resolve, reject) => {
+            child.on('error', (e) => reject(new ExecError(`cannot start ${runtime}: ${e.message}`)));
+            child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+        });
+        for (const c of [out, err])
+            if (c.rest) {
+                onOutput(c.rest);
+                tail.push(c.rest);
+            }
+        return { exitCode, tail };
+    }
+    finally {
+        live.delete(id);
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        (0,external_node_child_process_namespaceObject.spawnSync)(runtime, ['delete', '--force', id], { stdio: 'ignore' });
+        await (0,promises_.rm)(bundle, { recursive: true, force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/exec/spec.js
+// The OCI runtime spec of a RUN step, shaped like BuildKit's (executor/oci/spec.go with containerd's defaults):
+// pid/ipc/uts/mount namespaces (and network unless --network=host/default on a host without a sandbox network),
+// the default capability set, /proc, /dev as tmpfs, /dev/pts, /dev/shm, /dev/mqueue, /sys read-only, masked and
+// read-only /proc paths, the generated /etc/hosts and the host's /etc/resolv.conf bound read-only.
+const defaultCaps = [
+    'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
+    'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+];
+const maskedPaths = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'];
+const readonlyPaths = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+function runSpec(o) {
+    const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+    if (o.network === 'none')
+        namespaces.push({ type: 'network' });
+    return {
+        ociVersion: '1.0.2',
+        process: {
+            terminal: false,
+            user: { uid: o.uid, gid: o.gid, additionalGids: o.additionalGids ?? [] },
+            args: o.args,
+            env: o.env,
+            cwd: o.cwd,
+            capabilities: { bounding: defaultCaps, effective: defaultCaps, permitted: defaultCaps },
+            noNewPrivileges: false,
+        },
+        root: { path: o.root, readonly: false },
+        hostname: o.hostname,
+        mounts: [
+            { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+            { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+            { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+            { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+            { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+            { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+            { destination: '/etc/hosts', type: 'bind', source: o.hostsFile, options: ['rbind', 'ro'] },
+            { destination: '/etc/resolv.conf', type: 'bind', source: o.resolvConf, options: ['rbind', 'ro'] },
+        ],
+        linux: {
+            namespaces,
+            maskedPaths,
+            readonlyPaths,
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./lib/build/builder.js
 // The solver for Dockerfiles: the front end's plan (stages, the target, what each needs) executed stage by stage,
 // independent stages in parallel. Each stage starts from scratch, a registry image (the tag resolved once, the
@@ -46371,6 +46601,11 @@ function resolveOwner(spec, files) {
 
 
 
+
+
+
+
+const mkdirp = (p) => (0,promises_.mkdir)(p, { recursive: true });
 const historyComment = 'buildkit.dockerfile.v0';
 /** The built image as an ImageSource: our layers from the store, the base's from their registry. */
 class BuiltImage {
@@ -46620,7 +46855,7 @@ class Builder {
         catch (e) {
             if (e instanceof DockerfileError)
                 throw e;
-            if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError)
+            if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError || e instanceof ExecError)
                 throw stageError(x, e);
             throw e;
         }
@@ -46633,7 +46868,7 @@ class Builder {
             case 'add':
                 return this.copy(x, ctx, source, scope);
             case 'run':
-                throw stageError(x, new Error('RUN is not supported by this version of hoist yet'), 'only Dockerfiles without RUN build today; RUN comes with the next release');
+                return this.run(x, ctx, scope);
             case 'from':
                 return;
             default:
@@ -46779,6 +47014,66 @@ class Builder {
         const flags = [ins.kind === 'copy' && ins.parents ? '--parents' : '', ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
         const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ...ins.inline.map((f) => `<<${f.name}`), ins.dest].join(' ')} # buildkit`;
         state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+    }
+    /** RUN: the step's process in the OCI runtime over an overlay of the image; the upper dir is the new layer. */
+    async run(ins, ctx, scope) {
+        const state = ctx.state;
+        const runtime = findRuntime();
+        if (!runtime)
+            throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
+        if (process.getuid?.() !== 0)
+            throw new ExecError('RUN needs root for its overlay mount and container; run hoist as root (sudo hoist …)');
+        if (ins.command.files.length > 0)
+            throw new ExecError('RUN with heredoc scripts is not supported yet');
+        if (ins.mounts.length > 0)
+            throw new ExecError('RUN --mount is not supported yet');
+        const store = this.req.store;
+        const lowers = [];
+        for (const l of state.layers) {
+            const snap = await store.snapshot(l.diffID, async () => (await decompressed(await openLayer(store, this.req.client, l))).stream, { whiteouts: 'overlay' });
+            lowers.push(snap.path);
+        }
+        const lower = await state.fs(store, this.req.client);
+        const scratch = await this.scratchDir();
+        const mount = await mountOverlay(lowers, scratch);
+        try {
+            const c = state.runtime;
+            const owner = await this.owner(c.User, state);
+            const cwd = c.WorkingDir || '/';
+            await mkdirp(external_node_path_.join(mount.merged, cwd));
+            const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e]));
+            const argPrefix = [];
+            for (const [k, v] of scope.args) {
+                if (v === undefined)
+                    continue;
+                argPrefix.push(`${k}=${v}`);
+                if (!env.has(k))
+                    env.set(k, `${k}=${v}`);
+            }
+            if (!env.has('PATH'))
+                env.set('PATH', `PATH=${defaultPathEnv}`);
+            const args = ins.command.prependShell ? [...(c.Shell ?? ['/bin/sh', '-c']), ins.command.args.join(' ')] : [...ins.command.args];
+            const hosts = external_node_path_.join(scratch, `hosts-${ctx.index}`);
+            await (0,promises_.writeFile)(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+            const resolv = external_node_path_.join(scratch, `resolv-${ctx.index}`);
+            await (0,promises_.writeFile)(resolv, await (0,promises_.readFile)('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
+            const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host' });
+            const result = await runContainer(runtime, spec, scratch, (line) => this.req.onOutput?.(ctx.index, line));
+            if (result.exitCode !== 0) {
+                throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).join('\n')}` : ''}`);
+            }
+            const entries = await upperDirEntries(mount.upper, lower);
+            const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
+            if (entries.length === 0) {
+                state.history({ created: this.created(ctx.time), created_by: createdBy, comment: historyComment, empty_layer: true });
+                return;
+            }
+            const layer = await writeLayer(store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
+            state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+        }
+        finally {
+            await mount.release();
+        }
     }
     async scratchDir() {
         this.tmp ??= await (0,promises_.mkdtemp)(external_node_path_.join(this.req.store.root, 'tmp', `${process.pid}-build-`));
@@ -47134,6 +47429,10 @@ async function buildCommand(argv, io) {
             store,
             client,
             onStepStart: (st) => progress.start(st),
+            onOutput: (_stage, line) => {
+                if (progressMode !== 'quiet')
+                    io.err(`  | ${line}\n`);
+            },
             onStep: (st) => progress.done(st),
         }).catch((e) => {
             progress.finish(false);

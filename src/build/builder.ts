@@ -3,7 +3,7 @@
 // platform picked from an index, no layer downloaded until a step needs the files) or an earlier stage, and each
 // instruction either changes the config (a history entry with empty_layer) or writes a layer into the store.
 import { readFileSync } from 'node:fs';
-import { chmod as chmodFile, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod as chmodFile, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { cleanPath, IgnoreMatcher, parseDockerignore } from '../dockerfile/dockerignore.js';
@@ -36,6 +36,12 @@ import type { Owner } from './users.js';
 import { applyMetadata, type MetadataContext } from './metadata.js';
 import { ImageState, type LayerRef, openLayer, readImageFile } from './state.js';
 import { needsLookup, resolveOwner, UserError } from './users.js';
+import { upperDirEntries } from '../exec/diff.js';
+import { ExecError, mountOverlay } from '../exec/overlay.js';
+import { findRuntime, runContainer } from '../exec/runc.js';
+import { runSpec } from '../exec/spec.js';
+
+const mkdirp = (p: string) => mkdir(p, { recursive: true });
 
 export interface BuildRequest {
   /** the context directory */
@@ -51,6 +57,8 @@ export interface BuildRequest {
   sourceDateEpoch?: number;
   store: Store;
   client: RegistryClient;
+  /** a line a RUN step printed */
+  onOutput?: (stage: number, line: string) => void;
   /** progress events: a step starts, a step ends */
   onStepStart?: (step: StepStart) => void;
   onStep?: (step: StepReport) => void;
@@ -322,7 +330,7 @@ export class Builder {
       await this.dispatchFiles(x, ctx, source, scope);
     } catch (e) {
       if (e instanceof DockerfileError) throw e;
-      if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError) throw stageError(x, e);
+      if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError || e instanceof ExecError) throw stageError(x, e);
       throw e;
     }
   }
@@ -335,7 +343,7 @@ export class Builder {
       case 'add':
         return this.copy(x, ctx, source, scope);
       case 'run':
-        throw stageError(x, new Error('RUN is not supported by this version of hoist yet'), 'only Dockerfiles without RUN build today; RUN comes with the next release');
+        return this.run(x, ctx, scope);
       case 'from':
         return;
       default:
@@ -469,6 +477,59 @@ export class Builder {
     const flags = [ins.kind === 'copy' && ins.parents ? '--parents' : '', ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
     const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ...ins.inline.map((f) => `<<${f.name}`), ins.dest].join(' ')} # buildkit`;
     state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+  }
+
+  /** RUN: the step's process in the OCI runtime over an overlay of the image; the upper dir is the new layer. */
+  private async run(ins: Extract<Instruction, { kind: 'run' }>, ctx: { index: number; state: ImageState; time: number }, scope: StageScope): Promise<void> {
+    const state = ctx.state;
+    const runtime = findRuntime();
+    if (!runtime) throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
+    if (process.getuid?.() !== 0) throw new ExecError('RUN needs root for its overlay mount and container; run hoist as root (sudo hoist …)');
+    if (ins.command.files.length > 0) throw new ExecError('RUN with heredoc scripts is not supported yet');
+    if (ins.mounts.length > 0) throw new ExecError('RUN --mount is not supported yet');
+    const store = this.req.store;
+    const lowers: string[] = [];
+    for (const l of state.layers) {
+      const snap = await store.snapshot(l.diffID, async () => (await decompressed(await openLayer(store, this.req.client, l))).stream, { whiteouts: 'overlay' });
+      lowers.push(snap.path);
+    }
+    const lower = await state.fs(store, this.req.client);
+    const scratch = await this.scratchDir();
+    const mount = await mountOverlay(lowers, scratch);
+    try {
+      const c = state.runtime;
+      const owner = await this.owner(c.User, state);
+      const cwd = c.WorkingDir || '/';
+      await mkdirp(path.join(mount.merged, cwd));
+      const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e] as const));
+      const argPrefix: string[] = [];
+      for (const [k, v] of scope.args) {
+        if (v === undefined) continue;
+        argPrefix.push(`${k}=${v}`);
+        if (!env.has(k)) env.set(k, `${k}=${v}`);
+      }
+      if (!env.has('PATH')) env.set('PATH', `PATH=${defaultPathEnv}`);
+      const args = ins.command.prependShell ? [...(c.Shell ?? ['/bin/sh', '-c']), ins.command.args.join(' ')] : [...ins.command.args];
+      const hosts = path.join(scratch, `hosts-${ctx.index}`);
+      await writeFile(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+      const resolv = path.join(scratch, `resolv-${ctx.index}`);
+      await writeFile(resolv, await readFile('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
+      const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host' });
+      const result = await runContainer(runtime, spec, scratch, (line) => this.req.onOutput?.(ctx.index, line));
+      if (result.exitCode !== 0) {
+        throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).join('\n')}` : ''}`);
+      }
+      const entries = await upperDirEntries(mount.upper, lower);
+      const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
+      if (entries.length === 0) {
+        state.history({ created: this.created(ctx.time), created_by: createdBy, comment: historyComment, empty_layer: true });
+        return;
+      }
+      const layer = await writeLayer(store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
+      state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+    } finally {
+      await mount.release();
+    }
   }
 
   private async scratchDir(): Promise<string> {

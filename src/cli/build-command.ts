@@ -73,6 +73,9 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
       store,
       client,
       onStepStart: (st) => progress.start(st),
+      onOutput: (_stage, line) => {
+        if (progressMode !== 'quiet') io.err(`  | ${line}\n`);
+      },
       onStep: (st) => progress.done(st),
     }).catch((e: unknown) => {
       progress.finish(false);

@@ -1,0 +1,67 @@
+// The layer of a RUN step: the overlay upper dir, walked (never the whole root), in walk order. Overlay whiteouts
+// become OCI whiteouts (a 0/0 character device → `.wh.NAME`, only for paths that exist below; an opaque
+// directory → `.wh..wh..opq`); hard links within the layer stay hard links; the files the runtime made as mount
+// points for /etc/hosts and /etc/resolv.conf are left out when the image did not have them.
+import { spawnSync } from 'node:child_process';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { FsIndex } from '../build/fs-index.js';
+import type { TarHeader } from '../layer/tar.js';
+import type { LayerEntry } from '../layer/writer.js';
+
+// BuildKit keeps the /proc, /dev and /sys directories the runtime made; the bind-mounted files go.
+const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
+
+/** Directories of the upper dir that carry trusted.overlay.opaque=y. */
+function opaqueDirs(upper: string): Set<string> {
+  const out = new Set<string>();
+  const d = spawnSync('getfattr', ['-R', '--absolute-names', '-m', '^trusted\\.overlay\\.opaque$', '-d', upper], { encoding: 'utf8' });
+  let current: string | undefined;
+  for (const line of (d.stdout ?? '').split('\n')) {
+    if (line.startsWith('# file: ')) current = line.slice(8);
+    else if (current && /^trusted\.overlay\.opaque="y"$/.test(line.trim())) out.add(path.relative(upper, current));
+  }
+  return out;
+}
+
+export async function upperDirEntries(upper: string, lower: FsIndex): Promise<LayerEntry[]> {
+  const entries: LayerEntry[] = [];
+  const opaque = opaqueDirs(upper);
+  const links = new Map<string, string>();
+  const visit = async (rel: string) => {
+    const abs = path.join(upper, rel);
+    for (const name of (await readdir(abs)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const p = path.join(upper, r);
+      const st = await lstat(p);
+      if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? (await readdir(p)).length === 0 : st.size === 0)) continue;
+      const base: Omit<TarHeader, 'type'> = { name: r, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+      if (st.isCharacterDevice() && st.rdev === 0) {
+        if (lower.lookup(r)) entries.push({ header: { ...base, name: path.posix.join(rel, `.wh.${name}`), type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0 } });
+        continue;
+      }
+      if (st.isDirectory()) {
+        entries.push({ header: { ...base, type: 'directory' } });
+        if (opaque.has(r) && lower.lookup(r)) entries.push({ header: { ...base, name: `${r}/.wh..wh..opq`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0 } });
+        await visit(r);
+      } else if (st.isSymbolicLink()) {
+        entries.push({ header: { ...base, type: 'symlink', linkname: await readlink(p) } });
+      } else if (st.isFile()) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = st.nlink > 1 ? links.get(key) : undefined;
+        if (first) entries.push({ header: { ...base, type: 'hardlink', linkname: first } });
+        else {
+          if (st.nlink > 1) links.set(key, r);
+          entries.push({ header: { ...base, type: 'file', size: st.size }, content: { path: p } });
+        }
+      } else if (st.isFIFO()) {
+        entries.push({ header: { ...base, type: 'fifo' } });
+      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+        entries.push({ header: { ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: Math.floor(st.rdev / 256) & 0xfff, devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) } });
+      }
+      // sockets are not part of layers
+    }
+  };
+  await visit('');
+  return entries;
+}

@@ -1,0 +1,72 @@
+// Runs one RUN step's process with the OCI runtime (runc, else crun): a bundle directory with config.json, the
+// container named after the build and step, output streamed line by line, and the container deleted whatever
+// happens (also when the build is interrupted).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ExecError } from './overlay.js';
+
+export function findRuntime(): string | undefined {
+  for (const r of ['runc', 'crun']) if (spawnSync('sh', ['-c', `command -v ${r}`], { stdio: 'ignore' }).status === 0) return r;
+  return undefined;
+}
+
+export interface RunResult {
+  exitCode: number;
+  /** the last lines of output, for the error message */
+  tail: string[];
+}
+
+let counter = 0;
+const live = new Set<string>();
+
+/** Containers still running when the process is told to stop are killed and deleted. */
+function cleanupOnSignal(runtime: string): void {
+  for (const id of live) {
+    spawnSync(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });
+    spawnSync(runtime, ['delete', '--force', id], { stdio: 'ignore' });
+  }
+}
+
+export async function runContainer(runtime: string, spec: object, scratch: string, onOutput: (line: string) => void): Promise<RunResult> {
+  const bundle = await mkdtemp(path.join(scratch, 'bundle-'));
+  const id = `hoist-${process.pid}-${Date.now()}-${counter++}`;
+  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
+  const tail: string[] = [];
+  const onSignal = () => cleanupOnSignal(runtime);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  live.add(id);
+  try {
+    const child = spawn(runtime, ['run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines = (chunk: Buffer, carry: { rest: string }) => {
+      const text = carry.rest + chunk.toString();
+      const parts = text.split('\n');
+      carry.rest = parts.pop() ?? '';
+      for (const l of parts) {
+        onOutput(l);
+        tail.push(l);
+        if (tail.length > 20) tail.shift();
+      }
+    };
+    const out = { rest: '' };
+    const err = { rest: '' };
+    child.stdout.on('data', (c: Buffer) => lines(c, out));
+    child.stderr.on('data', (c: Buffer) => lines(c, err));
+    const exitCode = await new Promise<number>((resolve, reject) => {
+      child.on('error', (e) => reject(new ExecError(`cannot start ${runtime}: ${e.message}`)));
+      child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    });
+    for (const c of [out, err]) if (c.rest) {
+      onOutput(c.rest);
+      tail.push(c.rest);
+    }
+    return { exitCode, tail };
+  } finally {
+    live.delete(id);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    spawnSync(runtime, ['delete', '--force', id], { stdio: 'ignore' });
+    await rm(bundle, { recursive: true, force: true });
+  }
+}
