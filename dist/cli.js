@@ -46361,7 +46361,29 @@ function opaqueDirs(upper) {
     }
     return out;
 }
-async function upperDirEntries(upper, lower) {
+/**
+ * The upper dir as layer entries. `mountTargets` (RUN --mount targets, absolute) and the directories made only to
+ * hold them are left out when the image did not have them: a mount's content never reaches the layer.
+ */
+async function upperDirEntries(upper, lower, mountTargets = []) {
+    const entries = await walkUpper(upper, lower);
+    const stubs = new Set();
+    for (const t of mountTargets) {
+        const parts = t.split('/').filter(Boolean);
+        for (let i = parts.length; i >= 1; i--) {
+            const p = parts.slice(0, i).join('/');
+            if (lower.lookup(p))
+                break;
+            stubs.add(p);
+        }
+    }
+    if (stubs.size === 0)
+        return entries;
+    const kept = entries.filter((e) => !stubs.has(e.header.name) && ![...stubs].some((s) => e.header.name.startsWith(`${s}/`) && mountTargets.includes(`/${s}`)));
+    // A directory made for a mount stays only if something else was written below it.
+    return kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) || kept.some((o) => o.header.name.startsWith(`${e.header.name}/`)));
+}
+async function walkUpper(upper, lower) {
     const entries = [];
     const opaque = opaqueDirs(upper);
     const links = new Map();
@@ -46559,6 +46581,7 @@ function runSpec(o) {
             { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
             { destination: '/etc/hosts', type: 'bind', source: o.hostsFile, options: ['rbind', 'ro'] },
             { destination: '/etc/resolv.conf', type: 'bind', source: o.resolvConf, options: ['rbind', 'ro'] },
+            ...(o.mounts ?? []),
         ],
         linux: {
             namespaces,
@@ -46566,6 +46589,93 @@ function runSpec(o) {
             readonlyPaths,
         },
     };
+}
+
+;// CONCATENATED MODULE: ./lib/exec/mounts.js
+// RUN --mount, as BuildKit reads it (frontend/dockerfile/instructions/commands_runmount.go): type=bind (the
+// default; read-only unless rw, and then writes are discarded), cache (a directory kept in the store between
+// builds, by id), tmpfs, secret (a file on a tmpfs from --secret, never in a layer) and ssh (the agent socket).
+// Mount targets are left out of the layer: what is written there never reaches the image.
+
+
+
+
+const bool = (v) => v === undefined || v === '' || v === 'true' || v === '1';
+function parseMount(text, workdir) {
+    const f = new Map();
+    for (const field of splitCSV(text)) {
+        const eq = field.indexOf('=');
+        const k = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
+        f.set(k, eq < 0 ? '' : field.slice(eq + 1));
+    }
+    const type = f.get('type') ?? 'bind';
+    const rawTarget = f.get('target') ?? f.get('dst') ?? f.get('destination');
+    const abs = (t) => external_node_path_.posix.join('/', t.startsWith('/') ? '' : workdir, t);
+    const num = (k, d, base = 10) => (f.has(k) ? parseInt(f.get(k), base) : d);
+    switch (type) {
+        case 'bind':
+            if (!rawTarget)
+                throw new ExecError(`--mount=${text}: a bind mount needs target=`);
+            return { type, target: abs(rawTarget), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), rw: f.has('rw') ? bool(f.get('rw')) : f.has('readwrite') ? bool(f.get('readwrite')) : false };
+        case 'cache': {
+            if (!rawTarget)
+                throw new ExecError(`--mount=${text}: a cache mount needs target=`);
+            const sharing = (f.get('sharing') ?? 'shared');
+            if (!['shared', 'private', 'locked'].includes(sharing))
+                throw new ExecError(`--mount=${text}: sharing must be shared, private or locked`);
+            return { type, target: abs(rawTarget), id: f.get('id') || abs(rawTarget), sharing, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), readonly: f.has('ro') || f.has('readonly') };
+        }
+        case 'tmpfs':
+            if (!rawTarget)
+                throw new ExecError(`--mount=${text}: a tmpfs mount needs target=`);
+            return { type, target: abs(rawTarget), size: f.has('size') ? Number(f.get('size')) : undefined };
+        case 'secret': {
+            const id = f.get('id') || (rawTarget ? external_node_path_.posix.basename(rawTarget) : '');
+            if (!id)
+                throw new ExecError(`--mount=${text}: a secret mount needs id= or target=`);
+            const env = f.get('env');
+            const target = rawTarget ? abs(rawTarget) : env ? '' : `/run/secrets/${id}`;
+            return { type, target, id, required: bool(f.get('required') ?? 'false') && f.has('required'), mode: num('mode', 0o400, 8), uid: num('uid', 0), gid: num('gid', 0), env };
+        }
+        case 'ssh': {
+            const id = f.get('id') || 'default';
+            return { type, target: rawTarget ? abs(rawTarget) : '/run/buildkit/ssh_agent.0', id, required: f.has('required') && bool(f.get('required')), mode: num('mode', 0o600, 8), uid: num('uid', 0), gid: num('gid', 0) };
+        }
+        default:
+            throw new ExecError(`--mount=${text}: unknown mount type ${JSON.stringify(type)} (bind, cache, tmpfs, secret, ssh)`);
+    }
+}
+/** `--secret id=ID,src=FILE` / `id=ID,env=VAR` (and the short `id=ID` meaning env ID) as buildx reads them. */
+function parseSecretFlag(text) {
+    const f = new Map(splitCSV(text).map((p) => [p.slice(0, p.indexOf('=') < 0 ? p.length : p.indexOf('=')).trim(), p.includes('=') ? p.slice(p.indexOf('=') + 1) : '']));
+    const id = f.get('id');
+    if (!id)
+        throw new ExecError(`--secret ${text}: needs id=`);
+    const src = f.get('src') ?? f.get('source');
+    if (src)
+        return [id, { file: src }];
+    return [id, { env: f.get('env') ?? id }];
+}
+/** The bytes of a secret: from its file or its environment variable; undefined when absent. */
+async function secretValue(src, env = process.env) {
+    if (!src)
+        return undefined;
+    if (src.file)
+        return (0,promises_.readFile)(src.file).catch(() => undefined);
+    const v = src.env ? env[src.env] : undefined;
+    return v === undefined ? undefined : Buffer.from(v);
+}
+/** A writable copy of a directory for `rw` bind mounts: what the step writes there is thrown away. */
+async function throwawayCopy(source, scratch) {
+    const dir = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'bind-'));
+    await (0,promises_.cp)(source, dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+    return dir;
+}
+async function writeSecretFile(dir, id, data, mode) {
+    await (0,promises_.mkdir)(dir, { recursive: true });
+    const file = external_node_path_.join(dir, id.replace(/[^A-Za-z0-9_.-]/g, '_'));
+    await (0,promises_.writeFile)(file, data, { mode });
+    return file;
 }
 
 ;// CONCATENATED MODULE: ./lib/build/builder.js
@@ -46605,7 +46715,11 @@ function runSpec(o) {
 
 
 
+
+
+
 const mkdirp = (p) => (0,promises_.mkdir)(p, { recursive: true });
+const digestOfText = (t) => `sha256:${(0,external_node_crypto_.createHash)('sha256').update(t).digest('hex')}`;
 const historyComment = 'buildkit.dockerfile.v0';
 /** The built image as an ImageSource: our layers from the store, the base's from their registry. */
 class BuiltImage {
@@ -47023,10 +47137,6 @@ class Builder {
             throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
         if (process.getuid?.() !== 0)
             throw new ExecError('RUN needs root for its overlay mount and container; run hoist as root (sudo hoist …)');
-        if (ins.command.files.length > 0)
-            throw new ExecError('RUN with heredoc scripts is not supported yet');
-        if (ins.mounts.length > 0)
-            throw new ExecError('RUN --mount is not supported yet');
         const store = this.req.store;
         const lowers = [];
         for (const l of state.layers) {
@@ -47052,17 +47162,42 @@ class Builder {
             }
             if (!env.has('PATH'))
                 env.set('PATH', `PATH=${defaultPathEnv}`);
-            const args = ins.command.prependShell ? [...(c.Shell ?? ['/bin/sh', '-c']), ins.command.args.join(' ')] : [...ins.command.args];
+            const shell = c.Shell ?? ['/bin/sh', '-c'];
+            let args = ins.command.prependShell ? [...shell, ins.command.args.join(' ')] : [...ins.command.args];
+            const extraMounts = [];
+            const targets = [];
+            // Heredocs, as dockerfile2llb dispatchRun treats them: a lone heredoc with #! is written to /dev/pipes and
+            // run; a lone heredoc without is the shell's script; anything else is handed to the shell whole.
+            const files = ins.command.files;
+            if (files.length > 0) {
+                const lone = ins.command.args.length === 1 && /^<<-?["']?[A-Za-z0-9_]+["']?$/.test(ins.command.args[0].trim());
+                if (lone && files[0].data.startsWith('#!')) {
+                    const pipes = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'pipes-'));
+                    await (0,promises_.writeFile)(external_node_path_.join(pipes, files[0].name), files[0].data, { mode: 0o755 });
+                    extraMounts.push({ destination: '/dev/pipes', type: 'bind', source: pipes, options: ['rbind', 'ro'] });
+                    args = [`/dev/pipes/${files[0].name}`];
+                }
+                else if (lone) {
+                    args = [...shell, files[0].data];
+                }
+                else {
+                    args = [...shell, files.reduce((full, f) => `${full}\n${f.data}${f.name}`, ins.command.args[0])];
+                }
+            }
+            for (const m of ins.mounts.map((t) => parseMount(t, cwd))) {
+                targets.push(m.target);
+                extraMounts.push(...(await this.runMount(m, ctx, env, scratch, ins)));
+            }
             const hosts = external_node_path_.join(scratch, `hosts-${ctx.index}`);
             await (0,promises_.writeFile)(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
             const resolv = external_node_path_.join(scratch, `resolv-${ctx.index}`);
             await (0,promises_.writeFile)(resolv, await (0,promises_.readFile)('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
-            const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host' });
+            const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host', mounts: extraMounts });
             const result = await runContainer(runtime, spec, scratch, (line) => this.req.onOutput?.(ctx.index, line));
             if (result.exitCode !== 0) {
                 throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).join('\n')}` : ''}`);
             }
-            const entries = await upperDirEntries(mount.upper, lower);
+            const entries = await upperDirEntries(mount.upper, lower, targets);
             const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
             if (entries.length === 0) {
                 state.history({ created: this.created(ctx.time), created_by: createdBy, comment: historyComment, empty_layer: true });
@@ -47073,7 +47208,75 @@ class Builder {
         }
         finally {
             await mount.release();
+            for (const f of this.secretDirs.splice(0))
+                await (0,promises_.rm)(f, { recursive: true, force: true });
         }
+    }
+    secretDirs = [];
+    /** The OCI mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
+    async runMount(m, ctx, env, scratch, ins) {
+        switch (m.type) {
+            case 'tmpfs':
+                return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
+            case 'bind': {
+                const root = m.from ? await this.mountSourceRoot(m.from, ins) : this.context.dir;
+                let source = external_node_path_.join(root, cleanPath(m.source.replace(/^\/+/, '') || '.'));
+                if (!(source + '/').startsWith(root + '/') && source !== root)
+                    throw new ExecError(`--mount source ${m.source} leaves its root`);
+                if (m.rw)
+                    source = await throwawayCopy(source, scratch);
+                return [{ destination: m.target, type: 'bind', source, options: ['rbind', m.rw ? 'rw' : 'ro'] }];
+            }
+            case 'cache': {
+                const dir = external_node_path_.join(this.req.store.root, 'cache-mounts', digestOfText(m.id).slice(7, 39));
+                const fresh = !(await (0,promises_.stat)(dir).catch(() => undefined));
+                await (0,promises_.mkdir)(dir, { recursive: true });
+                if (fresh) {
+                    await (0,promises_.chmod)(dir, m.mode);
+                    await (0,promises_.chown)(dir, m.uid, m.gid).catch(() => undefined);
+                }
+                return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
+            }
+            case 'secret': {
+                const data = await secretValue(this.req.secrets?.get(m.id));
+                if (!data) {
+                    if (m.required)
+                        throw new ExecError(`secret ${m.id} is required but was not given; pass --secret id=${m.id},src=FILE`);
+                    return [];
+                }
+                if (m.env)
+                    env.set(m.env, `${m.env}=${data.toString('utf8')}`);
+                if (!m.target)
+                    return [];
+                // Secrets stay on a tmpfs (/dev/shm) and are bound read-only: never in the upper dir, never in a layer.
+                const dir = await (0,promises_.mkdtemp)(external_node_path_.join((0,external_node_fs_namespaceObject.existsSync)('/dev/shm') ? '/dev/shm' : scratch, 'hoist-secret-'));
+                this.secretDirs.push(dir);
+                const file = await writeSecretFile(dir, m.id, data, m.mode);
+                await (0,promises_.chown)(file, m.uid, m.gid).catch(() => undefined);
+                return [{ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro'] }];
+            }
+            case 'ssh': {
+                const sock = process.env.SSH_AUTH_SOCK;
+                if (!sock) {
+                    if (m.required)
+                        throw new ExecError('RUN --mount=type=ssh needs an SSH agent: SSH_AUTH_SOCK is not set');
+                    return [];
+                }
+                env.set('SSH_AUTH_SOCK', `SSH_AUTH_SOCK=${m.target}`);
+                return [{ destination: m.target, type: 'bind', source: sock, options: ['rbind', 'rw'] }];
+            }
+        }
+        void ctx;
+    }
+    /** `from=` of a mount: a stage by name or index, else an image. */
+    async mountSourceRoot(from, at) {
+        const stages = this.plan.stages;
+        const byName = stages.findIndex((p) => p.stage.name === from.toLowerCase());
+        if (byName >= 0)
+            return this.stageRootfs(byName);
+        if (/^\d+$/.test(from) && Number(from) < stages.length)
+            return this.stageRootfs(Number(from));
+        return this.imageRootfs(from, at);
     }
     async scratchDir() {
         this.tmp ??= await (0,promises_.mkdtemp)(external_node_path_.join(this.req.store.root, 'tmp', `${process.pid}-build-`));
@@ -47363,6 +47566,7 @@ function createProgress(mode, io) {
 
 
 
+
 const buildUsage = `Usage: hoist build [OPTIONS] CONTEXT
 
 Builds an image from a Dockerfile (without RUN, for now).
@@ -47377,6 +47581,7 @@ Builds an image from a Dockerfile (without RUN, for now).
   -o, --output SPEC          type=registry | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false] | type=local,dest=DIR
       --metadata-file FILE   write buildx's metadata JSON (digests, names, hoist.steps)
       --iidfile FILE         write the image ID
+      --secret id=ID,src=FILE|env=VAR   a secret for RUN --mount=type=secret (never stored in the image)
       --no-cache, --pull     accepted (there is no cache yet; base images are always resolved)
       --progress MODE        auto | plain | tty | quiet`;
 async function buildCommand(argv, io) {
@@ -47426,6 +47631,7 @@ async function buildCommand(argv, io) {
             platform: platformOption(a),
             labels: keyValueOptions(a.options.get('label') ?? []),
             sourceDateEpoch,
+            secrets: new Map((a.options.get('secret') ?? []).map(parseSecretFlag)),
             store,
             client,
             onStepStart: (st) => progress.start(st),
@@ -47548,6 +47754,7 @@ const userErrors = new Set([
     'StoreError',
     'LoadError',
     'ArchiveError',
+    'ExecError',
     'CredentialError',
     'TarError',
     'CompressionError',

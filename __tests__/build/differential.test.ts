@@ -11,6 +11,7 @@ import { comparableConfig, type FlatEntry, fsObject, readSaved } from '../helper
 import { hoist, hoistOk, hoistWithEnv } from '../helpers/hoist.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, run } from '../helpers/tools.js';
+import { pushBusyboxBase } from '../helpers/images.js';
 
 type FileSpec =
   | string
@@ -471,20 +472,8 @@ require('node:http').createServer((req, res) => {
     web = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     const port = await new Promise<string>((r) => web.stdout?.once('data', (d: Buffer) => r(d.toString().trim())));
     http = `http://127.0.0.1:${port}`;
-    // The base image: busybox-static with a passwd/group naming uid 1000, /tmp sticky.
-    const rootfs = path.join(work, 'base-rootfs');
-    for (const dir of ['bin', 'etc', 'tmp', 'usr/local/bin', 'root']) mkdirSync(path.join(rootfs, dir), { recursive: true });
-    writeFileSync(path.join(rootfs, 'bin/busybox'), readFileSync(run('sh', ['-c', 'command -v busybox']).trim()));
-    chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
-    for (const l of ['sh', 'echo', 'true', 'wget', 'ls', 'pwd', 'id']) symlinkSync('busybox', path.join(rootfs, 'bin', l));
-    writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
-    writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\napp:x:1000:\nnogroup:x:65534:\n');
-    chmodSync(path.join(rootfs, 'tmp'), 0o1777);
-    chmodSync(path.join(rootfs, 'root'), 0o700);
-    run('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', path.join(work, 'base.tar'), '.']);
     base = `${reg.host}/base/busybox:1`;
-    await hoistOk(['import', path.join(work, 'base.tar'), base, '--store', store]);
-    await hoistOk(['push', base, '--store', store]);
+    await pushBusyboxBase(base, store, work);
   }, 120_000);
   afterAll(async () => {
     web?.kill();

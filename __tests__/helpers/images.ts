@@ -1,12 +1,13 @@
 // Small real images for registry tests: a gzip layer made by GNU tar from files the test chooses, a config
 // whose diff_ids match, and a Docker or OCI manifest over them.
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { digestOf } from '../../src/image/digest.js';
 import type { ImageConfig, ImageManifest } from '../../src/image/manifest.js';
 import { MediaType } from '../../src/image/media-types.js';
+import { hoistOk } from './hoist.js';
 import { run } from './tools.js';
 
 export interface TestBlob {
@@ -66,4 +67,23 @@ export function makeImage(options: { files?: Record<string, string>[]; oci?: boo
     layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
   };
   return { config: configBlob, layers, diffIDs, manifest: blob(manifest.mediaType as string, Buffer.from(JSON.stringify(manifest))) };
+}
+
+/**
+ * A busybox base image from Debian's busybox-static (applets as symlinks, passwd/group with `app` = 1000,
+ * /tmp sticky), imported with hoist into `store` and pushed as `ref`.
+ */
+export async function pushBusyboxBase(ref: string, store: string, work: string, applets = ['sh', 'echo', 'true', 'wget', 'ls', 'pwd', 'id', 'cat', 'mkdir', 'rm', 'chmod', 'ln', 'sleep', 'wc', 'touch', 'mkfifo', 'mv', 'chown', 'grep', 'test']): Promise<void> {
+  const rootfs = path.join(work, 'base-rootfs');
+  for (const dir of ['bin', 'etc', 'tmp', 'usr/local/bin', 'root']) mkdirSync(path.join(rootfs, dir), { recursive: true });
+  writeFileSync(path.join(rootfs, 'bin/busybox'), readFileSync(run('sh', ['-c', 'command -v busybox']).trim()));
+  chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
+  for (const l of applets) symlinkSync('busybox', path.join(rootfs, 'bin', l));
+  writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+  writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\napp:x:1000:\nnogroup:x:65534:\n');
+  chmodSync(path.join(rootfs, 'tmp'), 0o1777);
+  chmodSync(path.join(rootfs, 'root'), 0o700);
+  run('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', path.join(work, 'base.tar'), '.']);
+  await hoistOk(['import', path.join(work, 'base.tar'), ref, '--store', store]);
+  await hoistOk(['push', ref, '--store', store]);
 }

@@ -3,7 +3,9 @@
 // platform picked from an index, no layer downloaded until a step needs the files) or an earlier stage, and each
 // instruction either changes the config (a history entry with empty_layer) or writes a layer into the store.
 import { readFileSync } from 'node:fs';
-import { chmod as chmodFile, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod as chmodFile, chown, mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { cleanPath, IgnoreMatcher, parseDockerignore } from '../dockerfile/dockerignore.js';
@@ -40,8 +42,11 @@ import { upperDirEntries } from '../exec/diff.js';
 import { ExecError, mountOverlay } from '../exec/overlay.js';
 import { findRuntime, runContainer } from '../exec/runc.js';
 import { runSpec } from '../exec/spec.js';
+import { type MountSpec, parseMount, secretValue, throwawayCopy, writeSecretFile } from '../exec/mounts.js';
+import type { SecretSource } from '../exec/mounts.js';
 
 const mkdirp = (p: string) => mkdir(p, { recursive: true });
+const digestOfText = (t: string) => `sha256:${createHash('sha256').update(t).digest('hex')}`;
 
 export interface BuildRequest {
   /** the context directory */
@@ -57,6 +62,8 @@ export interface BuildRequest {
   sourceDateEpoch?: number;
   store: Store;
   client: RegistryClient;
+  /** --secret sources by id */
+  secrets?: ReadonlyMap<string, SecretSource>;
   /** a line a RUN step printed */
   onOutput?: (stage: number, line: string) => void;
   /** progress events: a step starts, a step ends */
@@ -485,8 +492,6 @@ export class Builder {
     const runtime = findRuntime();
     if (!runtime) throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
     if (process.getuid?.() !== 0) throw new ExecError('RUN needs root for its overlay mount and container; run hoist as root (sudo hoist …)');
-    if (ins.command.files.length > 0) throw new ExecError('RUN with heredoc scripts is not supported yet');
-    if (ins.mounts.length > 0) throw new ExecError('RUN --mount is not supported yet');
     const store = this.req.store;
     const lowers: string[] = [];
     for (const l of state.layers) {
@@ -509,17 +514,40 @@ export class Builder {
         if (!env.has(k)) env.set(k, `${k}=${v}`);
       }
       if (!env.has('PATH')) env.set('PATH', `PATH=${defaultPathEnv}`);
-      const args = ins.command.prependShell ? [...(c.Shell ?? ['/bin/sh', '-c']), ins.command.args.join(' ')] : [...ins.command.args];
+      const shell = c.Shell ?? ['/bin/sh', '-c'];
+      let args = ins.command.prependShell ? [...shell, ins.command.args.join(' ')] : [...ins.command.args];
+      const extraMounts: object[] = [];
+      const targets: string[] = [];
+      // Heredocs, as dockerfile2llb dispatchRun treats them: a lone heredoc with #! is written to /dev/pipes and
+      // run; a lone heredoc without is the shell's script; anything else is handed to the shell whole.
+      const files = ins.command.files;
+      if (files.length > 0) {
+        const lone = ins.command.args.length === 1 && /^<<-?["']?[A-Za-z0-9_]+["']?$/.test(ins.command.args[0].trim());
+        if (lone && files[0].data.startsWith('#!')) {
+          const pipes = await mkdtemp(path.join(scratch, 'pipes-'));
+          await writeFile(path.join(pipes, files[0].name), files[0].data, { mode: 0o755 });
+          extraMounts.push({ destination: '/dev/pipes', type: 'bind', source: pipes, options: ['rbind', 'ro'] });
+          args = [`/dev/pipes/${files[0].name}`];
+        } else if (lone) {
+          args = [...shell, files[0].data];
+        } else {
+          args = [...shell, files.reduce((full, f) => `${full}\n${f.data}${f.name}`, ins.command.args[0])];
+        }
+      }
+      for (const m of ins.mounts.map((t) => parseMount(t, cwd))) {
+        targets.push(m.target);
+        extraMounts.push(...(await this.runMount(m, ctx, env, scratch, ins)));
+      }
       const hosts = path.join(scratch, `hosts-${ctx.index}`);
       await writeFile(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
       const resolv = path.join(scratch, `resolv-${ctx.index}`);
       await writeFile(resolv, await readFile('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
-      const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host' });
+      const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host', mounts: extraMounts });
       const result = await runContainer(runtime, spec, scratch, (line) => this.req.onOutput?.(ctx.index, line));
       if (result.exitCode !== 0) {
         throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).join('\n')}` : ''}`);
       }
-      const entries = await upperDirEntries(mount.upper, lower);
+      const entries = await upperDirEntries(mount.upper, lower, targets);
       const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
       if (entries.length === 0) {
         state.history({ created: this.created(ctx.time), created_by: createdBy, comment: historyComment, empty_layer: true });
@@ -529,7 +557,69 @@ export class Builder {
       state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
     } finally {
       await mount.release();
+      for (const f of this.secretDirs.splice(0)) await rm(f, { recursive: true, force: true });
     }
+  }
+
+  private readonly secretDirs: string[] = [];
+
+  /** The OCI mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
+  private async runMount(m: MountSpec, ctx: { index: number }, env: Map<string, string>, scratch: string, ins: Instruction): Promise<object[]> {
+    switch (m.type) {
+      case 'tmpfs':
+        return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
+      case 'bind': {
+        const root = m.from ? await this.mountSourceRoot(m.from, ins) : this.context.dir;
+        let source = path.join(root, cleanPath(m.source.replace(/^\/+/, '') || '.'));
+        if (!(source + '/').startsWith(root + '/') && source !== root) throw new ExecError(`--mount source ${m.source} leaves its root`);
+        if (m.rw) source = await throwawayCopy(source, scratch);
+        return [{ destination: m.target, type: 'bind', source, options: ['rbind', m.rw ? 'rw' : 'ro'] }];
+      }
+      case 'cache': {
+        const dir = path.join(this.req.store.root, 'cache-mounts', digestOfText(m.id).slice(7, 39));
+        const fresh = !(await stat(dir).catch(() => undefined));
+        await mkdir(dir, { recursive: true });
+        if (fresh) {
+          await chmodFile(dir, m.mode);
+          await chown(dir, m.uid, m.gid).catch(() => undefined);
+        }
+        return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
+      }
+      case 'secret': {
+        const data = await secretValue(this.req.secrets?.get(m.id));
+        if (!data) {
+          if (m.required) throw new ExecError(`secret ${m.id} is required but was not given; pass --secret id=${m.id},src=FILE`);
+          return [];
+        }
+        if (m.env) env.set(m.env, `${m.env}=${data.toString('utf8')}`);
+        if (!m.target) return [];
+        // Secrets stay on a tmpfs (/dev/shm) and are bound read-only: never in the upper dir, never in a layer.
+        const dir = await mkdtemp(path.join(existsSync('/dev/shm') ? '/dev/shm' : scratch, 'hoist-secret-'));
+        this.secretDirs.push(dir);
+        const file = await writeSecretFile(dir, m.id, data, m.mode);
+        await chown(file, m.uid, m.gid).catch(() => undefined);
+        return [{ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro'] }];
+      }
+      case 'ssh': {
+        const sock = process.env.SSH_AUTH_SOCK;
+        if (!sock) {
+          if (m.required) throw new ExecError('RUN --mount=type=ssh needs an SSH agent: SSH_AUTH_SOCK is not set');
+          return [];
+        }
+        env.set('SSH_AUTH_SOCK', `SSH_AUTH_SOCK=${m.target}`);
+        return [{ destination: m.target, type: 'bind', source: sock, options: ['rbind', 'rw'] }];
+      }
+    }
+    void ctx;
+  }
+
+  /** `from=` of a mount: a stage by name or index, else an image. */
+  private async mountSourceRoot(from: string, at: Instruction): Promise<string> {
+    const stages = this.plan.stages;
+    const byName = stages.findIndex((p) => p.stage.name === from.toLowerCase());
+    if (byName >= 0) return this.stageRootfs(byName);
+    if (/^\d+$/.test(from) && Number(from) < stages.length) return this.stageRootfs(Number(from));
+    return this.imageRootfs(from, at);
   }
 
   private async scratchDir(): Promise<string> {

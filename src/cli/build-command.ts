@@ -3,6 +3,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build } from '../build/builder.js';
+import { parseSecretFlag } from '../exec/mounts.js';
 import { exportImage, type OutputSpec, parseOutput } from '../export/outputs.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { parseArgv, keyValueOptions, UsageError } from './argv.js';
@@ -24,6 +25,7 @@ Builds an image from a Dockerfile (without RUN, for now).
   -o, --output SPEC          type=registry | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false] | type=local,dest=DIR
       --metadata-file FILE   write buildx's metadata JSON (digests, names, hoist.steps)
       --iidfile FILE         write the image ID
+      --secret id=ID,src=FILE|env=VAR   a secret for RUN --mount=type=secret (never stored in the image)
       --no-cache, --pull     accepted (there is no cache yet; base images are always resolved)
       --progress MODE        auto | plain | tty | quiet`;
 
@@ -70,6 +72,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
       platform: platformOption(a),
       labels: keyValueOptions(a.options.get('label') ?? []),
       sourceDateEpoch,
+      secrets: new Map((a.options.get('secret') ?? []).map(parseSecretFlag)),
       store,
       client,
       onStepStart: (st) => progress.start(st),

@@ -60,6 +60,7 @@ const userErrors = new Set([
   'StoreError',
   'LoadError',
   'ArchiveError',
+  'ExecError',
   'CredentialError',
   'TarError',
   'CompressionError',

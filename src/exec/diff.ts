@@ -24,7 +24,28 @@ function opaqueDirs(upper: string): Set<string> {
   return out;
 }
 
-export async function upperDirEntries(upper: string, lower: FsIndex): Promise<LayerEntry[]> {
+/**
+ * The upper dir as layer entries. `mountTargets` (RUN --mount targets, absolute) and the directories made only to
+ * hold them are left out when the image did not have them: a mount's content never reaches the layer.
+ */
+export async function upperDirEntries(upper: string, lower: FsIndex, mountTargets: readonly string[] = []): Promise<LayerEntry[]> {
+  const entries = await walkUpper(upper, lower);
+  const stubs = new Set<string>();
+  for (const t of mountTargets) {
+    const parts = t.split('/').filter(Boolean);
+    for (let i = parts.length; i >= 1; i--) {
+      const p = parts.slice(0, i).join('/');
+      if (lower.lookup(p)) break;
+      stubs.add(p);
+    }
+  }
+  if (stubs.size === 0) return entries;
+  const kept = entries.filter((e) => !stubs.has(e.header.name) && ![...stubs].some((s) => e.header.name.startsWith(`${s}/`) && mountTargets.includes(`/${s}`)));
+  // A directory made for a mount stays only if something else was written below it.
+  return kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) || kept.some((o) => o.header.name.startsWith(`${e.header.name}/`)));
+}
+
+async function walkUpper(upper: string, lower: FsIndex): Promise<LayerEntry[]> {
   const entries: LayerEntry[] = [];
   const opaque = opaqueDirs(upper);
   const links = new Map<string, string>();

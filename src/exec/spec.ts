@@ -15,6 +15,8 @@ export interface RunSpecOptions {
   hostsFile: string;
   resolvConf: string;
   network: 'host' | 'none';
+  /** RUN --mount mounts, in order */
+  mounts?: object[];
 }
 
 const defaultCaps = [
@@ -50,6 +52,7 @@ export function runSpec(o: RunSpecOptions): object {
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/etc/hosts', type: 'bind', source: o.hostsFile, options: ['rbind', 'ro'] },
       { destination: '/etc/resolv.conf', type: 'bind', source: o.resolvConf, options: ['rbind', 'ro'] },
+      ...(o.mounts ?? []),
     ],
     linux: {
       namespaces,

@@ -1,0 +1,142 @@
+// RUN end to end as root with Debian's runc over a real overlay mount, on a busybox base pushed to a local
+// docker-registry: heredocs, --network, and the --mount kinds (tmpfs, cache, bind, secret), failures, and
+// cleanup when the build is killed. Expectations are written here where Docker 20.10's BuildKit cannot serve
+// as the oracle (heredocs, --network).
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fsObject, readSaved } from '../helpers/flatten.js';
+import { hoist, hoistOk } from '../helpers/hoist.js';
+import { pushBusyboxBase } from '../helpers/images.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { describeWith, run } from '../helpers/tools.js';
+
+const asRoot = process.getuid?.() === 0;
+
+(asRoot ? describeWith(['docker-registry', 'runc', 'busybox', 'getfattr']) : describe.skip)('RUN', () => {
+  let reg: TestRegistry;
+  const work = mkdtempSync(path.join(tmpdir(), 'hoist-run-'));
+  const store = path.join(work, 'store');
+  let base = '';
+  beforeAll(async () => {
+    reg = await startRegistry('anonymous');
+    base = `${reg.host}/base/busybox:1`;
+    await pushBusyboxBase(base, store, work);
+  }, 60_000);
+  afterAll(async () => reg?.stop());
+
+  let n = 0;
+  async function build(dockerfile: string, files: Record<string, string> = {}, args: string[] = []) {
+    const dir = path.join(work, `ctx${n++}`);
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'Dockerfile'), dockerfile.replaceAll('{{BASE}}', base));
+    for (const [k, v] of Object.entries(files)) writeFileSync(path.join(dir, k), v);
+    const tar = path.join(work, `out${n}.tar`);
+    const r = await hoist(['build', '--progress', 'plain', '--store', store, ...args, '-o', `type=docker,dest=${tar}`, dir]);
+    if (r.code !== 0) return { r, fs: {}, config: {}, tar };
+    const x = path.join(work, `x${n}`);
+    mkdirSync(x);
+    const saved = await readSaved(tar, x);
+    return { r, fs: fsObject(saved.fs), config: saved.config, tar };
+  }
+  const content = (tar: string, file: string) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hoist-run-c-'));
+    run('sh', ['-c', `mkdir -p ${dir}/t && tar -xf ${tar} -C ${dir}/t && for l in $(cd ${dir}/t && python3 -c "import json;print(' '.join(json.load(open('manifest.json'))[0]['Layers']))"); do tar -xzf ${dir}/t/$l -C ${dir} 2>/dev/null || true; done`]);
+    return readFileSync(path.join(dir, file), 'utf8');
+  };
+
+  test('heredocs: a lone script, a #! script, and a heredoc fed to a command', async () => {
+    const { r, fs, tar } = await build(`FROM {{BASE}}
+RUN <<EOF
+echo one > /one
+echo two >> /one
+EOF
+RUN <<EOF
+#!/bin/sh
+echo "from $0" > /shebang
+EOF
+RUN cat <<EOF > /fed
+fed $((1 + 1))
+EOF
+`);
+    expect(r.err).toMatch(/DONE/);
+    expect(r.code).toBe(0);
+    expect(content(tar, 'one')).toBe('one\ntwo\n');
+    expect(content(tar, 'shebang')).toBe('from /dev/pipes/EOF\n');
+    expect(content(tar, 'fed')).toBe('fed 2\n');
+    expect(fs['dev/pipes']).toBeUndefined();
+  });
+
+  test('--network=none has only loopback; output is streamed into the progress', async () => {
+    const { r, tar } = await build('FROM {{BASE}}\nRUN --network=none ls /sys/class/net > /nets && echo visible-line\n');
+    expect(r.code).toBe(0);
+    expect(content(tar, 'nets')).toBe('lo\n');
+    expect(r.err).toMatch(/\| visible-line/);
+  });
+
+  test('tmpfs, bind (read-only and rw) and cache mounts: their content never reaches the layer; the cache persists', async () => {
+    const df = `FROM {{BASE}}
+RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && ls /scratch > /tmpfs-list
+RUN --mount=type=bind,source=data.txt,target=/mnt/data.txt cat /mnt/data.txt > /copied
+RUN --mount=type=bind,target=/ctx,rw echo changed > /ctx/data.txt && cat /ctx/data.txt > /rw-seen
+RUN --mount=type=cache,target=/cache,id=counter sh -c 'echo x >> /cache/count; wc -l < /cache/count > /count-now'
+`;
+    const first = await build(df, { 'data.txt': 'from the context\n' });
+    expect(first.r.code).toBe(0);
+    expect(content(first.tar, 'tmpfs-list')).toBe('t\n');
+    expect(content(first.tar, 'copied')).toBe('from the context\n');
+    expect(content(first.tar, 'rw-seen')).toBe('changed\n');
+    for (const p of ['scratch', 'mnt', 'mnt/data.txt', 'ctx', 'cache']) expect(first.fs[p]).toBeUndefined();
+    const second = await build(df, { 'data.txt': 'from the context\n' });
+    expect(Number(content(second.tar, 'count-now').trim())).toBe(Number(content(first.tar, 'count-now').trim()) + 1);
+  });
+
+  test('a secret is readable in the step and nowhere in the image, its config or the output', async () => {
+    const secretFile = path.join(work, 'token');
+    writeFileSync(secretFile, 'hunter2-very-secret');
+    const { r, fs, config, tar } = await build(
+      'FROM {{BASE}}\nRUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /secret-length && ls -l /run/secrets/tok | cut -c1-10 > /secret-mode\n',
+      {},
+      ['--secret', `id=tok,src=${secretFile}`],
+    );
+    expect(r.code).toBe(0);
+    expect(content(tar, 'secret-length').trim()).toBe('19');
+    expect(content(tar, 'secret-mode').trim()).toBe('-r--------');
+    expect(fs['run/secrets/tok']).toBeUndefined();
+    expect(JSON.stringify(config)).not.toContain('hunter2');
+    expect(r.err + r.out).not.toContain('hunter2');
+    expect(run('sh', ['-c', `tar -xOf ${tar} | gzip -dc 2>/dev/null | grep -c hunter2 || true`]).trim()).toBe('0');
+    const missing = await build('FROM {{BASE}}\nRUN --mount=type=secret,id=nope,required=true true\n');
+    expect(missing.r.code).toBe(1);
+    expect(missing.r.err).toMatch(/secret nope is required/);
+  });
+
+  test('a failing RUN names its line and exit code and leaves no mount or container', async () => {
+    const { r } = await build('FROM {{BASE}}\nRUN echo about to fail && exit 3\n');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/Dockerfile:2[\s\S]*exit code 3[\s\S]*about to fail/);
+    expect(run('sh', ['-c', 'grep -c hoist /proc/mounts || true']).trim()).toBe('0');
+    expect(run('runc', ['list', '-q']).trim()).toBe('');
+  });
+
+  test('SIGTERM in the middle of a RUN: the build stops and leaves no mount, container or temp dir', async () => {
+    const dir = path.join(work, 'killed');
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'Dockerfile'), `FROM ${base}\nRUN echo started && sleep 60\n`);
+    const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli.js');
+    const child = spawn(process.execPath, [cli, 'build', '--progress', 'plain', '--store', store, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('started')) resolve();
+    }));
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).not.toBe(0);
+    expect(run('sh', ['-c', 'grep -c hoist /proc/mounts || true']).trim()).toBe('0');
+    expect(run('runc', ['list', '-q']).trim()).toBe('');
+    expect(run('sh', ['-c', `ls ${store}/tmp | wc -l`]).trim()).toBe('0');
+  }, 60_000);
+});
