@@ -73,7 +73,7 @@ export function makeImage(options: { files?: Record<string, string>[]; oci?: boo
  * A busybox base image from Debian's busybox-static (applets as symlinks, passwd/group with `app` = 1000,
  * /tmp sticky), imported with hoist into `store` and pushed as `ref`.
  */
-export async function pushBusyboxBase(ref: string, store: string, work: string, applets = ['sh', 'echo', 'true', 'wget', 'ls', 'pwd', 'id', 'cat', 'mkdir', 'rm', 'chmod', 'ln', 'sleep', 'wc', 'touch', 'mkfifo', 'mv', 'chown', 'grep', 'test']): Promise<void> {
+export async function pushBusyboxBase(ref: string, store: string, work: string, applets = ['sh', 'echo', 'true', 'wget', 'ls', 'pwd', 'id', 'cat', 'mkdir', 'rm', 'chmod', 'ln', 'sleep', 'wc', 'touch', 'mkfifo', 'mv', 'chown', 'grep', 'test', 'sed', 'env']): Promise<void> {
   const rootfs = path.join(work, 'base-rootfs');
   for (const dir of ['bin', 'etc', 'tmp', 'usr/local/bin', 'root']) mkdirSync(path.join(rootfs, dir), { recursive: true });
   writeFileSync(path.join(rootfs, 'bin/busybox'), readFileSync(run('sh', ['-c', 'command -v busybox']).trim()));
