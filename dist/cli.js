@@ -46721,6 +46721,13 @@ async function writeSecretFile(dir, id, data, mode) {
 const mkdirp = (p) => (0,promises_.mkdir)(p, { recursive: true });
 const digestOfText = (t) => `sha256:${(0,external_node_crypto_.createHash)('sha256').update(t).digest('hex')}`;
 const historyComment = 'buildkit.dockerfile.v0';
+/** RUN reached without root: the command may run the build again under sudo. */
+class NeedsRootError extends Error {
+    name = 'NeedsRootError';
+    constructor() {
+        super('RUN needs root for its overlay mount and container: run hoist as root, or as a user with passwordless sudo');
+    }
+}
 /** The built image as an ImageSource: our layers from the store, the base's from their registry. */
 class BuiltImage {
     root;
@@ -47136,7 +47143,7 @@ class Builder {
         if (!runtime)
             throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
         if (process.getuid?.() !== 0)
-            throw new ExecError('RUN needs root for its overlay mount and container; run hoist as root (sudo hoist …)');
+            throw new NeedsRootError();
         const store = this.req.store;
         const lowers = [];
         for (const l of state.layers) {
@@ -47324,6 +47331,53 @@ function orderedConfig(c) {
 }
 async function build(req) {
     return new Builder(req).build();
+}
+
+;// CONCATENATED MODULE: ./lib/cli/sudo.js
+// RUN needs root (an overlay mount and a container). A user with passwordless sudo — GitHub-hosted runners run
+// jobs that way — gets the whole build again under `sudo -n`, with the same store and environment; afterwards the
+// store and the files the build wrote are given back to the user. The environment travels in a file only the user
+// can read (secrets may be in it), never on the command line.
+
+
+
+
+const envFileFlag = '--hoist-env-file';
+function canSudo() {
+    return (0,external_node_child_process_namespaceObject.spawnSync)('sudo', ['-n', 'true'], { stdio: 'ignore' }).status === 0;
+}
+/** Runs this same hoist command under sudo; resolves its exit code. */
+async function rerunWithSudo(argv, ownedPaths) {
+    const dir = (0,external_node_fs_namespaceObject.mkdtempSync)(external_node_path_.join((0,external_node_os_namespaceObject.tmpdir)(), 'hoist-sudo-'));
+    const envFile = external_node_path_.join(dir, 'env.json');
+    (0,external_node_fs_namespaceObject.writeFileSync)(envFile, JSON.stringify(process.env), { mode: 0o600 });
+    try {
+        const code = await new Promise((resolve) => {
+            const child = (0,external_node_child_process_namespaceObject.spawn)('sudo', ['-n', process.execPath, process.argv[1], envFileFlag, envFile, ...argv], { stdio: 'inherit' });
+            child.on('close', (c) => resolve(c ?? 1));
+            child.on('error', () => resolve(1));
+        });
+        const uid = process.getuid?.();
+        const gid = process.getgid?.();
+        if (uid !== undefined && gid !== undefined) {
+            for (const p of ownedPaths)
+                (0,external_node_child_process_namespaceObject.spawnSync)('sudo', ['-n', 'chown', '-R', `${uid}:${gid}`, p], { stdio: 'ignore' });
+        }
+        return code;
+    }
+    finally {
+        (0,external_node_fs_namespaceObject.rmSync)(dir, { recursive: true, force: true });
+    }
+}
+/** In the process sudo started: the caller's environment back, the file removed. */
+function adoptEnvFile(argv) {
+    if (argv[0] !== envFileFlag)
+        return argv;
+    const file = argv[1];
+    const env = JSON.parse((0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8'));
+    for (const [k, v] of Object.entries(env))
+        process.env[k] = v;
+    return argv.slice(2);
 }
 
 ;// CONCATENATED MODULE: ./lib/export/docker-load.js
@@ -47567,6 +47621,8 @@ function createProgress(mode, io) {
 
 
 
+
+
 const buildUsage = `Usage: hoist build [OPTIONS] CONTEXT
 
 Builds an image from a Dockerfile (without RUN, for now).
@@ -47621,6 +47677,19 @@ async function buildCommand(argv, io) {
         throw new UsageError(`--progress ${progressMode}: expected auto, plain, tty or quiet`);
     const epochText = process.env.SOURCE_DATE_EPOCH;
     const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
+    try {
+        return await buildWith(a, io, { tags, outputs, progressMode, sourceDateEpoch, context });
+    }
+    catch (e) {
+        if (!(e instanceof NeedsRootError) || !canSudo())
+            throw e;
+        io.err('hoist: RUN needs root; running the build again with sudo\n');
+        const store = external_node_path_.resolve(a.options.get('store')?.[0] ?? defaultStoreDir());
+        const owned = [store, ...outputs.flatMap((o) => ('dest' in o && o.dest ? [external_node_path_.resolve(o.dest)] : [])), ...['metadata-file', 'iidfile'].flatMap((k) => a.options.get(k) ?? [])];
+        return rerunWithSudo(['build', ...argv, ...(a.options.has('store') ? [] : ['--store', store])], owned);
+    }
+}
+async function buildWith(a, io, { tags, outputs, progressMode, sourceDateEpoch, context }) {
     return withImageContext(a, io, async ({ store, client }) => {
         const progress = createProgress(progressMode, io);
         const result = await build({
@@ -47755,6 +47824,7 @@ const userErrors = new Set([
     'LoadError',
     'ArchiveError',
     'ExecError',
+    'NeedsRootError',
     'CredentialError',
     'TarError',
     'CompressionError',
@@ -47804,7 +47874,8 @@ async function run(argv, io = processIO) {
 ;// CONCATENATED MODULE: ./lib/cli/bin.js
 // Entry point of dist/cli.js (the `hoist` command).
 
-run(process.argv.slice(2)).then((code) => {
+
+run(adoptEnvFile(process.argv.slice(2))).then((code) => {
     process.exitCode = code;
 }, (e) => {
     process.stderr.write(`hoist: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

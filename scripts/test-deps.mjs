@@ -12,6 +12,7 @@ const packages = {
   busybox: 'busybox-static',
   openssl: 'openssl',
   setfattr: 'attr',
+  sudo: 'sudo',
 };
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

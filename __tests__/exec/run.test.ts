@@ -121,6 +121,30 @@ RUN --mount=type=cache,target=/cache,id=counter sh -c 'echo x >> /cache/count; w
     expect(run('runc', ['list', '-q']).trim()).toBe('');
   });
 
+  test('a user with passwordless sudo builds RUN steps through sudo; the store stays theirs; without sudo a clear message', async () => {
+    if (!run('sh', ['-c', 'command -v sudo || true']).trim()) return; // sudo is installed by the test command when root
+    for (const [user, sudo] of [['hoistsudo', true], ['hoistnosudo', false]] as const) {
+      run('sh', ['-c', `id ${user} >/dev/null 2>&1 || useradd -m ${user}`]);
+      if (sudo) writeFileSync(`/etc/sudoers.d/${user}`, `${user} ALL=(ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
+    }
+    const dir = mkdtempSync(path.join(tmpdir(), 'hoist-sudo-ctx-'));
+    writeFileSync(path.join(dir, 'Dockerfile'), `FROM ${base}\nRUN echo via-sudo > /who\n`);
+    run('chmod', ['-R', 'a+rX', dir]);
+    const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli.js');
+    const as = (user: string, store: string) => {
+      run('sh', ['-c', `mkdir -p ${store} && chown ${user} ${store}`]);
+      return run('sh', ['-c', `runuser -u ${user} -- ${process.execPath} ${cli} build --progress plain --store ${store} ${dir} 2>&1; echo "exit=$?"`]);
+    };
+    const homes = mkdtempSync(path.join(tmpdir(), 'hoist-sudo-stores-'));
+    run('chmod', ['755', homes]);
+    const ok = as('hoistsudo', path.join(homes, 'sudo-store'));
+    expect(ok).toMatch(/running the build again with sudo/);
+    expect(ok).toMatch(/exit=0/);
+    expect(run('sh', ['-c', `find ${homes}/sudo-store ! -user hoistsudo | wc -l`]).trim()).toBe('0');
+    const no = as('hoistnosudo', path.join(homes, 'nosudo-store'));
+    expect(no).toMatch(/RUN needs root[\s\S]*exit=1/);
+  }, 60_000);
+
   test('SIGTERM in the middle of a RUN: the build stops and leaves no mount, container or temp dir', async () => {
     const dir = path.join(work, 'killed');
     mkdirSync(dir);

@@ -101,6 +101,14 @@ export interface BuildResult {
 
 const historyComment = 'buildkit.dockerfile.v0';
 
+/** RUN reached without root: the command may run the build again under sudo. */
+export class NeedsRootError extends Error {
+  override readonly name = 'NeedsRootError';
+  constructor() {
+    super('RUN needs root for its overlay mount and container: run hoist as root, or as a user with passwordless sudo');
+  }
+}
+
 /** The built image as an ImageSource: our layers from the store, the base's from their registry. */
 export class BuiltImage implements ImageSource {
   constructor(
@@ -491,7 +499,7 @@ export class Builder {
     const state = ctx.state;
     const runtime = findRuntime();
     if (!runtime) throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
-    if (process.getuid?.() !== 0) throw new ExecError('RUN needs root for its overlay mount and container; run hoist as root (sudo hoist …)');
+    if (process.getuid?.() !== 0) throw new NeedsRootError();
     const store = this.req.store;
     const lowers: string[] = [];
     for (const l of state.layers) {

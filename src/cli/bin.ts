@@ -1,7 +1,8 @@
 // Entry point of dist/cli.js (the `hoist` command).
 import { run } from './main.js';
+import { adoptEnvFile } from './sudo.js';
 
-run(process.argv.slice(2)).then(
+run(adoptEnvFile(process.argv.slice(2))).then(
   (code) => {
     process.exitCode = code;
   },

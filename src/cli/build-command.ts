@@ -2,11 +2,13 @@
 // store under every -t name, then written to each output (--push, --output, --metadata-file, --iidfile).
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { build } from '../build/builder.js';
+import { build, NeedsRootError } from '../build/builder.js';
+import { defaultStoreDir } from '../store/store.js';
+import { canSudo, rerunWithSudo } from './sudo.js';
 import { parseSecretFlag } from '../exec/mounts.js';
 import { exportImage, type OutputSpec, parseOutput } from '../export/outputs.js';
 import { formatReference, parseReference } from '../image/reference.js';
-import { parseArgv, keyValueOptions, UsageError } from './argv.js';
+import { parseArgv, keyValueOptions, type ParsedArgs, UsageError } from './argv.js';
 import { commonOptions, commonUsage, platformOption, withImageContext } from './image-context.js';
 import type { CommandIO } from './io.js';
 import { createProgress, type ProgressMode } from './progress.js';
@@ -62,6 +64,26 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   if (!['auto', 'plain', 'tty', 'quiet'].includes(progressMode)) throw new UsageError(`--progress ${progressMode}: expected auto, plain, tty or quiet`);
   const epochText = process.env.SOURCE_DATE_EPOCH;
   const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
+  try {
+    return await buildWith(a, io, { tags, outputs, progressMode, sourceDateEpoch, context });
+  } catch (e) {
+    if (!(e instanceof NeedsRootError) || !canSudo()) throw e;
+    io.err('hoist: RUN needs root; running the build again with sudo\n');
+    const store = path.resolve(a.options.get('store')?.[0] ?? defaultStoreDir());
+    const owned = [store, ...outputs.flatMap((o) => ('dest' in o && o.dest ? [path.resolve(o.dest)] : [])), ...['metadata-file', 'iidfile'].flatMap((k) => a.options.get(k) ?? [])];
+    return rerunWithSudo(['build', ...argv, ...(a.options.has('store') ? [] : ['--store', store])], owned);
+  }
+}
+
+interface BuildOptions {
+  tags: string[];
+  outputs: OutputSpec[];
+  progressMode: string;
+  sourceDateEpoch: number | undefined;
+  context: string;
+}
+
+async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, progressMode, sourceDateEpoch, context }: BuildOptions): Promise<number> {
   return withImageContext(a, io, async ({ store, client }) => {
     const progress = createProgress(progressMode as ProgressMode, io);
     const result = await build({

@@ -61,6 +61,7 @@ const userErrors = new Set([
   'LoadError',
   'ArchiveError',
   'ExecError',
+  'NeedsRootError',
   'CredentialError',
   'TarError',
   'CompressionError',

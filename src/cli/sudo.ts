@@ -1,0 +1,45 @@
+// RUN needs root (an overlay mount and a container). A user with passwordless sudo — GitHub-hosted runners run
+// jobs that way — gets the whole build again under `sudo -n`, with the same store and environment; afterwards the
+// store and the files the build wrote are given back to the user. The environment travels in a file only the user
+// can read (secrets may be in it), never on the command line.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export const envFileFlag = '--hoist-env-file';
+
+export function canSudo(): boolean {
+  return spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore' }).status === 0;
+}
+
+/** Runs this same hoist command under sudo; resolves its exit code. */
+export async function rerunWithSudo(argv: string[], ownedPaths: string[]): Promise<number> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hoist-sudo-'));
+  const envFile = path.join(dir, 'env.json');
+  writeFileSync(envFile, JSON.stringify(process.env), { mode: 0o600 });
+  try {
+    const code = await new Promise<number>((resolve) => {
+      const child = spawn('sudo', ['-n', process.execPath, process.argv[1], envFileFlag, envFile, ...argv], { stdio: 'inherit' });
+      child.on('close', (c) => resolve(c ?? 1));
+      child.on('error', () => resolve(1));
+    });
+    const uid = process.getuid?.();
+    const gid = process.getgid?.();
+    if (uid !== undefined && gid !== undefined) {
+      for (const p of ownedPaths) spawnSync('sudo', ['-n', 'chown', '-R', `${uid}:${gid}`, p], { stdio: 'ignore' });
+    }
+    return code;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** In the process sudo started: the caller's environment back, the file removed. */
+export function adoptEnvFile(argv: string[]): string[] {
+  if (argv[0] !== envFileFlag) return argv;
+  const file = argv[1];
+  const env = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+  for (const [k, v] of Object.entries(env)) process.env[k] = v;
+  return argv.slice(2);
+}
