@@ -42604,34 +42604,41 @@ async function* readTar(source) {
         // The body: exactly `size` bytes (hard links and directories carry none), pulled only as fast as it is read.
         let remaining = type === 'file' ? size : 0;
         let inflight;
-        const body = new external_node_stream_.Readable({
-            read() {
-                if (inflight)
+        let wanted = false;
+        const pull = async () => {
+            for (;;) {
+                if (remaining === 0) {
+                    body.push(null);
                     return;
-                const pull = async () => {
-                    for (;;) {
-                        if (remaining === 0) {
-                            body.push(null);
-                            return;
-                        }
-                        if (buf.length === 0 && !(await fill(1)))
-                            throw new TarError(`unexpected end of tar archive inside ${JSON.stringify(name)}`);
-                        const n = Math.min(remaining, buf.length);
-                        const chunk = buf.subarray(0, n);
-                        buf = buf.subarray(n);
-                        remaining -= n;
-                        if (!body.push(chunk) || body.destroyed)
-                            return;
-                    }
-                };
-                const p = pull().catch((e) => void body.destroy(e));
-                inflight = p;
-                void p.then(() => {
-                    if (inflight === p)
-                        inflight = undefined;
-                });
-            },
-        });
+                }
+                if (buf.length === 0 && !(await fill(1)))
+                    throw new TarError(`unexpected end of tar archive inside ${JSON.stringify(name)}`);
+                const n = Math.min(remaining, buf.length);
+                const chunk = buf.subarray(0, n);
+                buf = buf.subarray(n);
+                remaining -= n;
+                if (!body.push(chunk) || body.destroyed)
+                    return;
+            }
+        };
+        // One pull at a time; a read() that arrives while one runs is remembered and served when it ends (dropping
+        // it would leave the stream waiting for data nobody fetches).
+        const start = () => {
+            if (inflight) {
+                wanted = true;
+                return;
+            }
+            inflight = pull()
+                .catch((e) => void body.destroy(e))
+                .finally(() => {
+                inflight = undefined;
+                if (wanted && !body.destroyed && !body.readableEnded) {
+                    wanted = false;
+                    start();
+                }
+            });
+        };
+        const body = new external_node_stream_.Readable({ read: start });
         yield { header, body };
         // Whatever the consumer left unread is skipped.
         while (inflight)
@@ -46383,9 +46390,23 @@ async function upperDirEntries(upper, lower, mountTargets = []) {
     // A directory made for a mount stays only if something else was written below it.
     return kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) || kept.some((o) => o.header.name.startsWith(`${e.header.name}/`)));
 }
+/** security.capability of the files in the upper dir (what setcap wrote), by relative path. */
+function capabilities(upper) {
+    const out = new Map();
+    const d = (0,external_node_child_process_namespaceObject.spawnSync)('getfattr', ['-R', '-P', '--absolute-names', '-e', 'base64', '-n', 'security.capability', upper], { encoding: 'utf8' });
+    let current;
+    for (const line of (d.stdout ?? '').split('\n')) {
+        if (line.startsWith('# file: '))
+            current = line.slice(8);
+        else if (current && line.startsWith('security.capability=0s'))
+            out.set(external_node_path_.relative(upper, current), Buffer.from(line.slice('security.capability=0s'.length).trim(), 'base64'));
+    }
+    return out;
+}
 async function walkUpper(upper, lower) {
     const entries = [];
     const opaque = opaqueDirs(upper);
+    const caps = capabilities(upper);
     const links = new Map();
     const visit = async (rel) => {
         const abs = external_node_path_.join(upper, rel);
@@ -46418,7 +46439,8 @@ async function walkUpper(upper, lower) {
                 else {
                     if (st.nlink > 1)
                         links.set(key, r);
-                    entries.push({ header: { ...base, type: 'file', size: st.size }, content: { path: p } });
+                    const cap = caps.get(r);
+                    entries.push({ header: { ...base, type: 'file', size: st.size, ...(cap ? { xattrs: { 'security.capability': cap } } : {}) }, content: { path: p } });
                 }
             }
             else if (st.isFIFO()) {

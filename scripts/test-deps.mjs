@@ -13,6 +13,7 @@ const packages = {
   openssl: 'openssl',
   setfattr: 'attr',
   sudo: 'sudo',
+  debootstrap: 'debootstrap',
 };
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

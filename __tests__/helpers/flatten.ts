@@ -18,6 +18,8 @@ export interface FlatEntry {
   link?: string;
   sha256?: string;
   mtime?: number;
+  /** xattrs, base64 */
+  xattrs?: Record<string, string>;
 }
 
 export interface SavedImage {
@@ -50,6 +52,7 @@ async function applyLayer(fs: Map<string, FlatEntry>, bytes: Buffer): Promise<vo
     if (header.linkname) e.link = header.linkname;
     if (header.type === 'file') e.sha256 = createHash('sha256').update(Buffer.concat(chunks)).digest('hex');
     if (header.type !== 'directory') e.mtime = Math.floor(header.mtime);
+    if (header.xattrs) e.xattrs = Object.fromEntries(Object.entries(header.xattrs).map(([k, v]) => [k, v.toString('base64')]));
     if (header.type !== 'directory' || fs.get(name)?.type !== 'directory') for (const k of [...fs.keys()]) if (k.startsWith(name + '/')) fs.delete(k);
     fs.set(name, e);
     added.add(name);

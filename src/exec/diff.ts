@@ -45,9 +45,22 @@ export async function upperDirEntries(upper: string, lower: FsIndex, mountTarget
   return kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) || kept.some((o) => o.header.name.startsWith(`${e.header.name}/`)));
 }
 
+/** security.capability of the files in the upper dir (what setcap wrote), by relative path. */
+function capabilities(upper: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const d = spawnSync('getfattr', ['-R', '-P', '--absolute-names', '-e', 'base64', '-n', 'security.capability', upper], { encoding: 'utf8' });
+  let current: string | undefined;
+  for (const line of (d.stdout ?? '').split('\n')) {
+    if (line.startsWith('# file: ')) current = line.slice(8);
+    else if (current && line.startsWith('security.capability=0s')) out.set(path.relative(upper, current), Buffer.from(line.slice('security.capability=0s'.length).trim(), 'base64'));
+  }
+  return out;
+}
+
 async function walkUpper(upper: string, lower: FsIndex): Promise<LayerEntry[]> {
   const entries: LayerEntry[] = [];
   const opaque = opaqueDirs(upper);
+  const caps = capabilities(upper);
   const links = new Map<string, string>();
   const visit = async (rel: string) => {
     const abs = path.join(upper, rel);
@@ -73,7 +86,8 @@ async function walkUpper(upper: string, lower: FsIndex): Promise<LayerEntry[]> {
         if (first) entries.push({ header: { ...base, type: 'hardlink', linkname: first } });
         else {
           if (st.nlink > 1) links.set(key, r);
-          entries.push({ header: { ...base, type: 'file', size: st.size }, content: { path: p } });
+          const cap = caps.get(r);
+          entries.push({ header: { ...base, type: 'file', size: st.size, ...(cap ? { xattrs: { 'security.capability': cap } } : {}) }, content: { path: p } });
         }
       } else if (st.isFIFO()) {
         entries.push({ header: { ...base, type: 'fifo' } });

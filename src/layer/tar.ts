@@ -160,30 +160,39 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): Asyn
     // The body: exactly `size` bytes (hard links and directories carry none), pulled only as fast as it is read.
     let remaining = type === 'file' ? size : 0;
     let inflight: Promise<void> | undefined;
-    const body: Readable = new Readable({
-      read() {
-        if (inflight) return;
-        const pull = async () => {
-          for (;;) {
-            if (remaining === 0) {
-              body.push(null);
-              return;
-            }
-            if (buf.length === 0 && !(await fill(1))) throw new TarError(`unexpected end of tar archive inside ${JSON.stringify(name)}`);
-            const n = Math.min(remaining, buf.length);
-            const chunk = buf.subarray(0, n);
-            buf = buf.subarray(n);
-            remaining -= n;
-            if (!body.push(chunk) || body.destroyed) return;
+    let wanted = false;
+    const pull = async () => {
+      for (;;) {
+        if (remaining === 0) {
+          body.push(null);
+          return;
+        }
+        if (buf.length === 0 && !(await fill(1))) throw new TarError(`unexpected end of tar archive inside ${JSON.stringify(name)}`);
+        const n = Math.min(remaining, buf.length);
+        const chunk = buf.subarray(0, n);
+        buf = buf.subarray(n);
+        remaining -= n;
+        if (!body.push(chunk) || body.destroyed) return;
+      }
+    };
+    // One pull at a time; a read() that arrives while one runs is remembered and served when it ends (dropping
+    // it would leave the stream waiting for data nobody fetches).
+    const start = () => {
+      if (inflight) {
+        wanted = true;
+        return;
+      }
+      inflight = pull()
+        .catch((e: Error) => void body.destroy(e))
+        .finally(() => {
+          inflight = undefined;
+          if (wanted && !body.destroyed && !body.readableEnded) {
+            wanted = false;
+            start();
           }
-        };
-        const p = pull().catch((e: Error) => void body.destroy(e));
-        inflight = p;
-        void p.then(() => {
-          if (inflight === p) inflight = undefined;
         });
-      },
-    });
+    };
+    const body: Readable = new Readable({ read: start });
     yield { header, body };
     // Whatever the consumer left unread is skipped.
     while (inflight) await inflight;

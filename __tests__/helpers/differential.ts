@@ -1,0 +1,139 @@
+// The differential harness: a case (Dockerfile, context, build args) built by `docker build` (BuildKit of
+// Debian's dockerd) and by hoist, compared by flattened filesystem and config (see flatten.ts), then loaded
+// (and, when the case says, run) in docker.
+import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Dockerd } from './dockerd.js';
+import { comparableConfig, type FlatEntry, fsObject, readSaved } from './flatten.js';
+import { hoist, hoistWithEnv } from './hoist.js';
+import { run } from './tools.js';
+
+export type FileSpec =
+  | string
+  | { content: string; mode?: number }
+  | { symlink: string }
+  | { dir: true; mode?: number }
+  /** a tar made by GNU tar of these files (owned by 1234:5678), compressed with the given tool */
+  | { tarOf: Record<string, string>; compress?: 'gzip' | 'bzip2' | 'xz' | 'zstd' };
+
+export interface Case {
+  name: string;
+  dockerfile: string;
+  files?: Record<string, FileSpec>;
+  buildArgs?: Record<string, string>;
+  target?: string;
+  /** what `docker run` of hoist's image prints */
+  runs?: string;
+  /**
+   * Empty mount-point directories the BuildKit of Docker 20.10 leaves in the image. Current BuildKit removes the
+   * stubs it made for RUN --mount targets (executor/stubs.go, MountStubsCleaner), and so does hoist; they are
+   * taken out of docker's side only.
+   */
+  oldBuildkitStubs?: string[];
+}
+
+export const fixedTime = 1_700_000_000;
+
+/**
+ * History texts that current BuildKit writes differently from the BuildKit in Docker 20.10 (the oracle here);
+ * hoist follows current BuildKit (dockerfile2llb/convert.go: dispatchArg writes the values, dispatchCopy the
+ * --chown/--chmod flags, and HealthcheckConfig gained StartInterval). Both sides are reduced to what they share.
+ */
+export function normaliseHistory(config: Record<string, unknown>): Record<string, unknown> {
+  for (const h of (config.history as { created_by?: string }[] | undefined) ?? []) {
+    let t = h.created_by ?? '';
+    if (t.startsWith('ARG ')) t = 'ARG ' + t.slice(4).split(' ').map((a) => a.split('=')[0]).join(' ');
+    t = t.replace(/^((?:COPY|ADD)(?: --[a-z]+(?:=\S+)?)*) /, (m) => m.replace(/ --(chown|chmod)=\S+/g, ''));
+    t = t.replace(/^(HEALTHCHECK &\{\[.*\] "[^"]*" "[^"]*" "[^"]*")(?: "[^"]*")?( '.*'\})$/, '$1$2');
+    h.created_by = t;
+  }
+  return config;
+}
+
+export function writeContext(dir: string, c: Case, base: string, http: string): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'Dockerfile'), c.dockerfile.replaceAll('{{BASE}}', base).replaceAll('{{HTTP}}', http));
+  for (const [name, spec] of Object.entries(c.files ?? {})) {
+    const p = path.join(dir, name);
+    mkdirSync(path.dirname(p), { recursive: true });
+    if (typeof spec === 'string') writeFileSync(p, spec);
+    else if ('symlink' in spec) symlinkSync(spec.symlink, p);
+    else if ('tarOf' in spec) {
+      const src = mkdtempSync(path.join(tmpdir(), 'hoist-tarof-'));
+      for (const [n, text] of Object.entries(spec.tarOf)) {
+        mkdirSync(path.dirname(path.join(src, n)), { recursive: true });
+        writeFileSync(path.join(src, n), text);
+      }
+      run('sh', ['-c', `find . -exec touch -h -d @${fixedTime - 1000} {} +`], { cwd: src });
+      const flag = { gzip: '--gzip', bzip2: '--bzip2', xz: '--xz', zstd: '--zstd' }[spec.compress ?? 'gzip'];
+      run('tar', ['--format=posix', '--numeric-owner', '--owner=1234', '--group=5678', ...(spec.compress ? [flag] : []), '-C', src, '-cf', p, '.']);
+    }
+    else if ('dir' in spec) {
+      mkdirSync(p, { recursive: true });
+      if (spec.mode !== undefined) chmodSync(p, spec.mode);
+    } else {
+      writeFileSync(p, spec.content);
+      if (spec.mode !== undefined) chmodSync(p, spec.mode);
+    }
+  }
+  // Same mtimes for every file, so that both builders see (and must keep) the same ones.
+  run('sh', ['-c', `find . -not -type l -exec touch -h -d @${fixedTime} {} +`], { cwd: dir });
+  utimesSync(dir, fixedTime, fixedTime);
+}
+
+export const testStarted = Math.floor(Date.now() / 1000) - 60;
+
+/** Files a RUN step wrote carry the time of that build, which differs between any two builds: not compared. */
+export function withoutBuildTimes(fs: Record<string, FlatEntry>): Record<string, FlatEntry> {
+  return Object.fromEntries(Object.entries(fs).map(([k, e]) => [k, e.mtime !== undefined && e.mtime >= testStarted ? { ...e, mtime: undefined } : e]));
+}
+
+
+export interface DifferentialEnv {
+  d: Dockerd;
+  work: string;
+  store: string;
+  base: string;
+  http: string;
+}
+
+/** Builds one case with docker and with hoist and expects the same image. */
+export async function compareWithDocker(env: DifferentialEnv, c: Case, i: number | string): Promise<void> {
+  const { d, work, store, base, http } = env;
+    const dir = path.join(work, `case${i}`);
+    writeContext(dir, c, base, http);
+    const args = Object.entries(c.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
+    if (c.target) args.push('--target', c.target);
+
+    // dockerd runs here without a bridge (no iptables in the sandbox), so RUN steps use the host's network.
+    const theirs = d.docker(['build', '-q', '--network', 'host', '-t', `case${i}:docker`, ...args, dir], undefined, { DOCKER_BUILDKIT: '1' });
+    expect(theirs.stderr).toBe('');
+    const theirTar = path.join(work, `case${i}-docker.tar`);
+    expect(d.docker(['save', '-o', theirTar, `case${i}:docker`]).status).toBe(0);
+
+    const ourTar = path.join(work, `case${i}-hoist.tar`);
+    const ours = await hoist(['build', '--store', store, '--progress', 'quiet', '-t', `case${i}:hoist`, ...args, '-o', `type=docker,dest=${ourTar}`, dir]);
+    expect(ours.err).toBe('');
+    expect(ours.code).toBe(0);
+
+    mkdirSync(path.join(work, `case${i}-d`));
+    mkdirSync(path.join(work, `case${i}-h`));
+    const want = await readSaved(theirTar, path.join(work, `case${i}-d`));
+    const got = await readSaved(ourTar, path.join(work, `case${i}-h`));
+    expect(normaliseHistory(comparableConfig(got.config))).toEqual(normaliseHistory(comparableConfig(want.config)));
+    for (const stub of c.oldBuildkitStubs ?? []) want.fs.delete(stub);
+    expect(withoutBuildTimes(fsObject(got.fs))).toEqual(withoutBuildTimes(fsObject(want.fs)));
+    // And docker itself takes ours.
+    const loaded = d.docker(['load', '-i', ourTar]);
+    expect(loaded.stderr).toBe('');
+    if (c.runs !== undefined) {
+      // --load straight into the daemon, then run what it holds.
+      const viaSocket = await hoistWithEnv({ DOCKER_HOST: d.host }, ['build', '--store', store, '--progress', 'quiet', '-t', `case${i}:loaded`, ...args, '--load', dir]);
+      expect(viaSocket.code).toBe(0);
+      expect(d.docker(['run', '--rm', '--network', 'none', `case${i}:loaded`]).stdout).toBe(c.runs);
+      const ran = d.docker(['run', '--rm', '--network', 'none', `case${i}:hoist`]);
+      expect(ran.stderr).toBe('');
+      expect(ran.stdout).toBe(c.runs);
+    }
+}
