@@ -45996,8 +45996,16 @@ function planCopy(sources, o) {
         const parts = target.split('/').filter(Boolean);
         for (let i = 1; i < parts.length; i++) {
             const dir = parts.slice(0, i).join('/');
-            if (entries.has(dir) || o.fs.isDirectory(dir))
+            if (entries.has(dir))
                 continue;
+            if (o.fs.isDirectory(dir)) {
+                // Parents that exist are repeated with their own attributes, as BuildKit's layers do: a layer unpacked on
+                // its own (an overlay lower dir) must not bring a default 0755 root directory over the base's.
+                const existing = o.fs.lookup(dir);
+                if (existing && existing.header.type === 'directory')
+                    put(dir, { header: { ...existing.header, name: dir, size: 0 } });
+                continue;
+            }
             if (o.fs.lookup(dir) && !o.fs.isDirectory(dir))
                 throw new CopyError(`cannot copy to /${target}: /${dir} is not a directory in the image`);
             put(dir, { header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: o.created } });
@@ -47026,10 +47034,15 @@ class Builder {
         const parts = wd.split('/').filter(Boolean);
         const owner = await this.owner(state.runtime.User, ctx.state);
         const entries = [];
-        for (let i = 1; i <= parts.length; i++) {
+        for (let i = 1; i <= parts.length && !fs.isDirectory(parts.join('/')); i++) {
             const dir = parts.slice(0, i).join('/');
-            if (fs.isDirectory(dir))
+            if (fs.isDirectory(dir)) {
+                // Repeated with its own attributes (see planCopy): the layer must stand on its own as an overlay lower dir.
+                const existing = fs.lookup(dir);
+                if (i < parts.length && existing?.header.type === 'directory')
+                    entries.push({ header: { ...existing.header, name: dir, size: 0 } });
                 continue;
+            }
             entries.push({ header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: this.req.sourceDateEpoch ?? ctx.time } });
         }
         const createdBy = `WORKDIR ${wd}`;

@@ -374,9 +374,14 @@ export class Builder {
     const parts = wd.split('/').filter(Boolean);
     const owner = await this.owner(state.runtime.User, ctx.state);
     const entries = [];
-    for (let i = 1; i <= parts.length; i++) {
+    for (let i = 1; i <= parts.length && !fs.isDirectory(parts.join('/')); i++) {
       const dir = parts.slice(0, i).join('/');
-      if (fs.isDirectory(dir)) continue;
+      if (fs.isDirectory(dir)) {
+        // Repeated with its own attributes (see planCopy): the layer must stand on its own as an overlay lower dir.
+        const existing = fs.lookup(dir);
+        if (i < parts.length && existing?.header.type === 'directory') entries.push({ header: { ...existing.header, name: dir, size: 0 } });
+        continue;
+      }
       entries.push({ header: { name: dir, type: 'directory' as const, mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: this.req.sourceDateEpoch ?? ctx.time } });
     }
     const createdBy = `WORKDIR ${wd}`;

@@ -74,7 +74,14 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     const parts = target.split('/').filter(Boolean);
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
-      if (entries.has(dir) || o.fs.isDirectory(dir)) continue;
+      if (entries.has(dir)) continue;
+      if (o.fs.isDirectory(dir)) {
+        // Parents that exist are repeated with their own attributes, as BuildKit's layers do: a layer unpacked on
+        // its own (an overlay lower dir) must not bring a default 0755 root directory over the base's.
+        const existing = o.fs.lookup(dir);
+        if (existing && existing.header.type === 'directory') put(dir, { header: { ...existing.header, name: dir, size: 0 } });
+        continue;
+      }
       if (o.fs.lookup(dir) && !o.fs.isDirectory(dir)) throw new CopyError(`cannot copy to /${target}: /${dir} is not a directory in the image`);
       put(dir, { header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: o.created } });
     }
