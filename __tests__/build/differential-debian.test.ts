@@ -1,7 +1,7 @@
 // RUN on a Debian base made by `debootstrap --variant=minbase` from Debian's mirror (the only distribution this
 // machine can reach), pushed to a local docker-registry: apt-get installs, users, capabilities, compared with
 // docker build as in differential.test.ts.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Case, compareWithDocker } from '../helpers/differential.js';
@@ -64,6 +64,8 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc'])('hoist build
   afterAll(async () => {
     await d?.stop();
     await reg?.stop();
+    // The root filesystem and the archives are half a gigabyte; CI machines can be short of disk.
+    rmSync(work, { recursive: true, force: true });
   });
 
   test.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {

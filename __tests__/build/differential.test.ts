@@ -435,6 +435,58 @@ RUN --mount=type=cache,target=/var/cache/thing echo c > /var/cache/thing/c && ls
     oldBuildkitStubs: ['mnt', 'scratch', 'var', 'var/cache', 'var/cache/thing'],
   },
   {
+    name: 'RUN deletes what an earlier COPY of the same build added',
+    dockerfile: `FROM {{BASE}}
+COPY tree /tree
+RUN rm /tree/a && rm -rf /tree/sub
+`,
+    files: { 'tree/a': 'a', 'tree/b': 'b', 'tree/sub/c': 'c' },
+  },
+  {
+    name: 'RUN that creates and deletes in the same step leaves no trace',
+    dockerfile: `FROM {{BASE}}
+RUN mkdir -p /tmp/work && echo x > /tmp/work/x && rm -rf /tmp/work && echo kept > /kept
+`,
+  },
+  {
+    name: 'RUN turns a file into a directory and a directory into a file',
+    dockerfile: `FROM {{BASE}}
+RUN mkdir /d && echo f > /f
+RUN rm /f && mkdir /f && echo inner > /f/inner && rm -rf /d && echo now-a-file > /d
+`,
+  },
+  {
+    name: 'RUN chmod -R and touch -d on lower files',
+    dockerfile: `FROM {{BASE}}
+RUN mkdir -p /srv/a/b && echo x > /srv/a/b/x
+RUN chmod -R 700 /srv && touch -d @1600000000 /etc/passwd
+`,
+  },
+  {
+    name: 'RUN exec form: no shell, so no variable expansion unless a shell is asked for',
+    dockerfile: `FROM {{BASE}}
+ENV GREETING=hello
+RUN ["sh", "-c", "echo $GREETING > /expanded"]
+RUN ["touch", "/$GREETING-literal"]
+`,
+  },
+  {
+    name: 'RUN makes new hard links among new files, and names with spaces and non-ASCII',
+    dockerfile: `FROM {{BASE}}
+RUN echo one > "/with space" && ln "/with space" /linked && ln /linked /linked-again && echo ü > /ünï
+`,
+  },
+  {
+    name: 'RUN as USER name:group and a lower directory removed for good',
+    dockerfile: `FROM {{BASE}}
+RUN mkdir /shared && chmod 777 /shared
+USER app:nogroup
+RUN id > /shared/who && touch /shared/mine
+USER root
+RUN rm -rf /root /usr/local
+`,
+  },
+  {
     name: 'destination rules: rename, relative to WORKDIR, several sources into a directory, names with spaces',
     dockerfile: `FROM scratch
 COPY a.txt /renamed
