@@ -47228,7 +47228,7 @@ class Builder {
             }
             for (const m of ins.mounts.map((t) => parseMount(t, cwd))) {
                 targets.push(m.target);
-                extraMounts.push(...(await this.runMount(m, ctx, env, scratch, ins)));
+                extraMounts.push(...(await this.runMount(m, env, scratch, ins)));
             }
             const hosts = external_node_path_.join(scratch, `hosts-${ctx.index}`);
             await (0,promises_.writeFile)(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
@@ -47256,7 +47256,7 @@ class Builder {
     }
     secretDirs = [];
     /** The OCI mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
-    async runMount(m, ctx, env, scratch, ins) {
+    async runMount(m, env, scratch, ins) {
         switch (m.type) {
             case 'tmpfs':
                 return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
@@ -47308,7 +47308,6 @@ class Builder {
                 return [{ destination: m.target, type: 'bind', source: sock, options: ['rbind', 'rw'] }];
             }
         }
-        void ctx;
     }
     /** `from=` of a mount: a stage by name or index, else an image. */
     async mountSourceRoot(from, at) {

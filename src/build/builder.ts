@@ -549,7 +549,7 @@ export class Builder {
       }
       for (const m of ins.mounts.map((t) => parseMount(t, cwd))) {
         targets.push(m.target);
-        extraMounts.push(...(await this.runMount(m, ctx, env, scratch, ins)));
+        extraMounts.push(...(await this.runMount(m, env, scratch, ins)));
       }
       const hosts = path.join(scratch, `hosts-${ctx.index}`);
       await writeFile(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
@@ -577,7 +577,7 @@ export class Builder {
   private readonly secretDirs: string[] = [];
 
   /** The OCI mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
-  private async runMount(m: MountSpec, ctx: { index: number }, env: Map<string, string>, scratch: string, ins: Instruction): Promise<object[]> {
+  private async runMount(m: MountSpec, env: Map<string, string>, scratch: string, ins: Instruction): Promise<object[]> {
     switch (m.type) {
       case 'tmpfs':
         return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
@@ -623,7 +623,6 @@ export class Builder {
         return [{ destination: m.target, type: 'bind', source: sock, options: ['rbind', 'rw'] }];
       }
     }
-    void ctx;
   }
 
   /** `from=` of a mount: a stage by name or index, else an image. */
