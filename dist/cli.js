@@ -44987,6 +44987,10 @@ class LocalImage {
 
 
 
+/** One blob from a registry repository into the store: verified, retried, within the client's transfer limit. */
+async function fetchIntoStore(client, store, repo, desc) {
+    await client.limiter.run(() => client.retrying(`blob ${desc.digest}`, async () => store.writeBlob(await client.openBlob(repo, desc), desc)));
+}
 async function pullImage(client, store, ref, options = {}) {
     const remote = await RemoteImage.open(client, ref);
     const report = { digest: remote.root.digest, manifests: [], fetchedBlobs: 0, fetchedBytes: 0 };
@@ -45015,7 +45019,7 @@ async function pullImage(client, store, ref, options = {}) {
     await settleAll([...blobs.values()].map(async (d) => {
         if ((await store.hasBlob(d.digest)) !== undefined)
             return;
-        await client.limiter.run(() => client.retrying(`blob ${d.digest}`, async () => store.writeBlob(await remote.openBlob(d), d)));
+        await fetchIntoStore(client, store, ref, d);
         report.fetchedBlobs++;
         report.fetchedBytes += d.size;
         options.log?.(`${d.digest.slice(7, 19)}: pulled (${d.size} bytes)`);
@@ -45708,11 +45712,11 @@ function parseChmod(text) {
 
 class FsIndex {
     entries = new Map();
-    static async build(layers) {
-        const idx = new FsIndex();
-        for (const [i, open] of layers.entries())
-            await idx.apply(await open(), i);
-        return idx;
+    clone() {
+        const c = new FsIndex();
+        for (const [k, v] of this.entries)
+            c.entries.set(k, v);
+        return c;
     }
     /** Applies one layer (compressed or not) on top. */
     async apply(blob, layer) {
@@ -46221,10 +46225,13 @@ function applyMetadata(state, ins, ctx) {
 
 
 
+
 class ImageState {
     config;
     layers;
     index;
+    /** how many of `layers` the index has applied; later layers are applied on the next fs() */
+    indexed = 0;
     constructor(config, layers) {
         this.config = config;
         this.layers = layers;
@@ -46234,7 +46241,9 @@ class ImageState {
     }
     clone() {
         const s = new ImageState(structuredClone(this.config), [...this.layers]);
-        s.index = this.index;
+        // The index is updated in place as layers are added, so a clone gets its own copy.
+        s.index = this.index?.clone();
+        s.indexed = this.indexed;
         return s;
     }
     get runtime() {
@@ -46248,13 +46257,15 @@ class ImageState {
         this.layers.push(layer);
         this.config.rootfs.diff_ids.push(layer.diffID);
         this.history(entry);
-        this.index = undefined;
     }
-    /** The filesystem's index; the base's layers are fetched into the store the first time it is needed. */
+    /**
+     * The filesystem's index. The base's layers are fetched into the store and read the first time it is needed;
+     * after that only the layers added since are applied.
+     */
     async fs(store, client) {
-        if (!this.index) {
-            const opens = this.layers.map((l) => () => openLayer(store, client, l));
-            this.index = await FsIndex.build(opens);
+        this.index ??= new FsIndex();
+        for (; this.indexed < this.layers.length; this.indexed++) {
+            await this.index.apply(await openLayer(store, client, this.layers[this.indexed]), this.indexed);
         }
         return this.index;
     }
@@ -46285,8 +46296,7 @@ async function openLayer(store, client, l) {
     if ((await store.hasBlob(l.descriptor.digest)) === undefined) {
         if (!l.origin)
             throw new Error(`layer ${l.descriptor.digest} is neither in the store nor in a registry`);
-        const origin = l.origin;
-        await client.limiter.run(() => client.retrying(`layer ${l.descriptor.digest}`, async () => store.writeBlob(await client.openBlob(origin, l.descriptor), l.descriptor)));
+        await fetchIntoStore(client, store, l.origin, l.descriptor);
     }
     return store.openBlob(l.descriptor.digest);
 }

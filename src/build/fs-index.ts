@@ -16,10 +16,10 @@ export interface IndexedEntry {
 export class FsIndex {
   readonly entries = new Map<string, IndexedEntry>();
 
-  static async build(layers: readonly (() => Promise<Readable>)[]): Promise<FsIndex> {
-    const idx = new FsIndex();
-    for (const [i, open] of layers.entries()) await idx.apply(await open(), i);
-    return idx;
+  clone(): FsIndex {
+    const c = new FsIndex();
+    for (const [k, v] of this.entries) c.entries.set(k, v);
+    return c;
   }
 
   /** Applies one layer (compressed or not) on top. */

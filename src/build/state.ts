@@ -7,6 +7,7 @@ import type { Store } from '../store/store.js';
 import { decompressed } from '../layer/compression.js';
 import { cleanEntryName } from '../layer/extract.js';
 import { readTar } from '../layer/tar.js';
+import { fetchIntoStore } from '../store/pull.js';
 import { FsIndex } from './fs-index.js';
 
 export interface LayerRef {
@@ -18,6 +19,8 @@ export interface LayerRef {
 
 export class ImageState {
   private index: FsIndex | undefined;
+  /** how many of `layers` the index has applied; later layers are applied on the next fs() */
+  private indexed = 0;
 
   constructor(
     public config: ImageConfig,
@@ -30,7 +33,9 @@ export class ImageState {
 
   clone(): ImageState {
     const s = new ImageState(structuredClone(this.config), [...this.layers]);
-    s.index = this.index;
+    // The index is updated in place as layers are added, so a clone gets its own copy.
+    s.index = this.index?.clone();
+    s.indexed = this.indexed;
     return s;
   }
 
@@ -47,14 +52,16 @@ export class ImageState {
     this.layers.push(layer);
     this.config.rootfs.diff_ids.push(layer.diffID);
     this.history(entry);
-    this.index = undefined;
   }
 
-  /** The filesystem's index; the base's layers are fetched into the store the first time it is needed. */
+  /**
+   * The filesystem's index. The base's layers are fetched into the store and read the first time it is needed;
+   * after that only the layers added since are applied.
+   */
   async fs(store: Store, client: RegistryClient): Promise<FsIndex> {
-    if (!this.index) {
-      const opens = this.layers.map((l) => () => openLayer(store, client, l));
-      this.index = await FsIndex.build(opens);
+    this.index ??= new FsIndex();
+    for (; this.indexed < this.layers.length; this.indexed++) {
+      await this.index.apply(await openLayer(store, client, this.layers[this.indexed]), this.indexed);
     }
     return this.index;
   }
@@ -84,8 +91,7 @@ export async function readImageFile(state: ImageState, store: Store, client: Reg
 export async function openLayer(store: Store, client: RegistryClient, l: LayerRef): Promise<Readable> {
   if ((await store.hasBlob(l.descriptor.digest)) === undefined) {
     if (!l.origin) throw new Error(`layer ${l.descriptor.digest} is neither in the store nor in a registry`);
-    const origin = l.origin;
-    await client.limiter.run(() => client.retrying(`layer ${l.descriptor.digest}`, async () => store.writeBlob(await client.openBlob(origin, l.descriptor), l.descriptor)));
+    await fetchIntoStore(client, store, l.origin, l.descriptor);
   }
   return store.openBlob(l.descriptor.digest);
 }

@@ -5,7 +5,7 @@ import type { Descriptor, ParsedManifest } from '../image/manifest.js';
 import { indexPlatforms, selectPlatform } from '../image/manifest.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
 import { formatReference, type Reference, repositoryName } from '../image/reference.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { RegistryClient, Repo } from '../registry/client.js';
 import { settleAll } from '../registry/limit.js';
 import { RemoteImage } from '../registry/source.js';
 import type { ImageRecord, Store } from './store.js';
@@ -25,6 +25,11 @@ export interface PullReport {
   manifests: { digest: string; platform?: Platform }[];
   fetchedBlobs: number;
   fetchedBytes: number;
+}
+
+/** One blob from a registry repository into the store: verified, retried, within the client's transfer limit. */
+export async function fetchIntoStore(client: RegistryClient, store: Store, repo: Repo, desc: Descriptor): Promise<void> {
+  await client.limiter.run(() => client.retrying(`blob ${desc.digest}`, async () => store.writeBlob(await client.openBlob(repo, desc), desc)));
 }
 
 export async function pullImage(client: RegistryClient, store: Store, ref: Reference, options: PullOptions = {}): Promise<PullReport> {
@@ -53,7 +58,7 @@ export async function pullImage(client: RegistryClient, store: Store, ref: Refer
   await settleAll(
     [...blobs.values()].map(async (d) => {
       if ((await store.hasBlob(d.digest)) !== undefined) return;
-      await client.limiter.run(() => client.retrying(`blob ${d.digest}`, async () => store.writeBlob(await remote.openBlob(d), d)));
+      await fetchIntoStore(client, store, ref, d);
       report.fetchedBlobs++;
       report.fetchedBytes += d.size;
       options.log?.(`${d.digest.slice(7, 19)}: pulled (${d.size} bytes)`);
