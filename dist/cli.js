@@ -47016,7 +47016,7 @@ class Builder {
         catch (e) {
             if (e instanceof DockerfileError)
                 throw e;
-            if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError || e instanceof ExecError)
+            if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError || e instanceof ExecError || e instanceof archive_ArchiveError)
                 throw stageError(x, e);
             throw e;
         }

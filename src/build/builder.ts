@@ -28,7 +28,7 @@ import { writeLayer } from '../layer/writer.js';
 import type { RegistryClient, Repo } from '../registry/client.js';
 import { RemoteImage } from '../registry/source.js';
 import type { Store } from '../store/store.js';
-import { archiveKind, openArchive } from './archive.js';
+import { ArchiveError, archiveKind, openArchive } from './archive.js';
 import { download, isURL } from './http-source.js';
 import { type ChmodFn, parseChmod } from './chmod.js';
 import { FsIndex } from './fs-index.js';
@@ -345,7 +345,7 @@ export class Builder {
       await this.dispatchFiles(x, ctx, source, scope);
     } catch (e) {
       if (e instanceof DockerfileError) throw e;
-      if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError || e instanceof ExecError) throw stageError(x, e);
+      if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError || e instanceof ExecError || e instanceof ArchiveError) throw stageError(x, e);
       throw e;
     }
   }
