@@ -44180,33 +44180,45 @@ async function ownerAlive(file) {
     const pid = Number((await (0,promises_.readFile)(file, 'utf8').catch(() => '')).trim());
     return Number.isInteger(pid) && pid > 0 && (pid === process.pid || processAlive(pid));
 }
-/** Holds `file` exclusively while `task` runs; waits (polling) while another live process holds it. */
-async function withFileLock(file, task, options = {}) {
+/**
+ * Takes `file` as an exclusive lock: waits (polling) while another holder is alive, unless `wait` is false, and
+ * then answers undefined at once. The answer releases the lock.
+ */
+async function acquireFileLock(file, options = {}) {
     const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
     for (;;) {
         try {
             const fh = await (0,promises_.open)(file, 'wx', 0o644);
             await fh.writeFile(String(process.pid));
             await fh.close();
-            break;
+            return () => (0,promises_.rm)(file, { force: true });
         }
         catch (e) {
             if (e.code !== 'EEXIST')
                 throw e;
-            if (!(await ownerAlive(file))) {
+            // A file still empty was just made and its pid is on the way: not stale unless it stays empty.
+            const st = await (0,promises_.stat)(file).catch(() => undefined);
+            const fresh = st !== undefined && st.size === 0 && Date.now() - st.mtimeMs < 5000;
+            if (st && !fresh && !(await ownerAlive(file))) {
                 await (0,promises_.rm)(file, { force: true });
                 continue;
             }
+            if (options.wait === false)
+                return undefined;
             if (Date.now() > deadline)
                 throw new Error(`${file} is held by another hoist process; remove it if no hoist runs`);
             await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
         }
     }
+}
+/** Holds `file` exclusively while `task` runs; waits (polling) while another live process holds it. */
+async function withFileLock(file, task, options = {}) {
+    const release = (await acquireFileLock(file, options));
     try {
         return await task();
     }
     finally {
-        await (0,promises_.rm)(file, { force: true });
+        await release();
     }
 }
 
@@ -46321,7 +46333,7 @@ function parseGroup(text) {
         const f = line.split(':');
         if (f.length < 3 || line.startsWith('#') || !/^\d+$/.test(f[2]))
             return [];
-        return [{ name: f[0], id: Number(f[2]) }];
+        return [{ name: f[0], id: Number(f[2]), members: (f[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean) }];
     });
 }
 const isNumber = (s) => /^\d+$/.test(s);
@@ -46361,6 +46373,37 @@ function resolveOwner(spec, files) {
         gid = g.id;
     }
     return { uid, gid };
+}
+/**
+ * The user of a RUN step, as BuildKit resolves it (executor/oci/user.go GetUser: numeric `uid:gid` as is, else
+ * runc's user.GetExecUser over the image's files), which differs from --chown: a numeric USER found in passwd
+ * takes that entry's primary group, a numeric USER not in passwd runs with gid 0, and without an explicit group
+ * the user gets every group whose member list names it.
+ */
+function resolveExecUser(spec, files) {
+    if (!spec)
+        return { uid: 0, gid: 0, additionalGids: [] };
+    const colon = spec.indexOf(':');
+    const user = colon < 0 ? spec : spec.slice(0, colon);
+    const group = colon < 0 ? '' : spec.slice(colon + 1);
+    if (isNumber(user) && isNumber(group))
+        return { uid: Number(user), gid: Number(group), additionalGids: [] };
+    const found = parsePasswd(files.passwd ?? '').find((p) => (isNumber(user) ? p.id === Number(user) : p.name === user));
+    if (!found && !isNumber(user))
+        throw new UserError(`unable to find user ${user}: no matching entries in passwd file`);
+    const uid = found ? found.id : Number(user);
+    let gid = found?.gid ?? 0;
+    let additionalGids = [];
+    if (group !== '') {
+        const g = parseGroup(files.group ?? '').find((e) => (isNumber(group) ? e.id === Number(group) : e.name === group));
+        if (!g && !isNumber(group))
+            throw new UserError(`unable to find group ${group}: no matching entries in group file`);
+        gid = g ? g.id : Number(group);
+    }
+    else if (found) {
+        additionalGids = parseGroup(files.group ?? '').filter((e) => e.members?.includes(found.name)).map((e) => e.id);
+    }
+    return { uid, gid, additionalGids };
 }
 
 ;// CONCATENATED MODULE: ./lib/exec/diff.js
@@ -46631,11 +46674,143 @@ function runSpec(o) {
     };
 }
 
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./lib/exec/ssh.js
+// SSH agent forwarding for RUN --mount=type=ssh, as buildx offers it: `--ssh default` (the agent of
+// SSH_AUTH_SOCK), `--ssh ID=SOCKET` or `--ssh ID=KEY[,KEY…]` (an ssh-agent started for the build holds the
+// keys). A step never sees the host's socket: it gets a socket of its own, owned and moded as its mount says,
+// whose connections are forwarded to the agent (BuildKit forwards them over its session the same way).
+
+
+
+
+
+
+
+
+/** `--ssh default|ID[=SOCKET|KEY[,KEY…]]` → [id, paths]. */
+function parseSshFlag(text) {
+    const eq = text.indexOf('=');
+    const id = (eq < 0 ? text : text.slice(0, eq)).trim();
+    if (!id)
+        throw new ExecError(`--ssh ${text}: needs an id (default, or ID=SOCKET|KEY)`);
+    return [id, eq < 0 ? [] : splitCSV(text.slice(eq + 1)).map((p) => p.trim()).filter(Boolean)];
+}
+class SshAgents {
+    specs;
+    env;
+    sockets = new Map();
+    agents = [];
+    constructor(specs, env = process.env) {
+        this.specs = specs;
+        this.env = env;
+    }
+    has(id) {
+        return this.specs.has(id);
+    }
+    /** The agent socket for `id`: given, SSH_AUTH_SOCK, or an agent started here with the given keys. */
+    socket(id) {
+        let p = this.sockets.get(id);
+        if (!p) {
+            p = this.resolve(id);
+            this.sockets.set(id, p);
+        }
+        return p;
+    }
+    async resolve(id) {
+        const paths = this.specs.get(id) ?? [];
+        if (paths.length === 0) {
+            const sock = this.env.SSH_AUTH_SOCK;
+            if (!sock)
+                throw new ExecError(`--ssh ${id}: SSH_AUTH_SOCK is not set; start an agent (eval $(ssh-agent); ssh-add) or pass --ssh ${id}=PATH`);
+            return sock;
+        }
+        if (paths.length === 1 && (0,external_node_fs_namespaceObject.statSync)(paths[0], { throwIfNoEntry: false })?.isSocket())
+            return paths[0];
+        for (const k of paths)
+            if (!(0,external_node_fs_namespaceObject.statSync)(k, { throwIfNoEntry: false })?.isFile())
+                throw new ExecError(`--ssh ${id}: ${k} is neither an agent socket nor a key file`);
+        const dir = await (0,promises_.mkdtemp)(external_node_path_.join((0,external_node_os_namespaceObject.tmpdir)(), 'hoist-agent-'));
+        const sock = external_node_path_.join(dir, 'agent.sock');
+        const agent = (0,external_node_child_process_namespaceObject.spawn)('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+        const failed = await new Promise((resolve) => {
+            agent.once('error', (e) => resolve(`cannot start ssh-agent (apt-get install openssh-client): ${e.message}`));
+            const poll = (n) => {
+                if ((0,external_node_fs_namespaceObject.statSync)(sock, { throwIfNoEntry: false })?.isSocket())
+                    resolve(undefined);
+                else if (agent.exitCode !== null || n > 100)
+                    resolve('ssh-agent did not start');
+                else
+                    setTimeout(() => poll(n + 1), 20);
+            };
+            poll(0);
+        });
+        if (agent.pid)
+            this.agents.push({ pid: agent.pid, dir });
+        if (failed)
+            throw new ExecError(`--ssh ${id}: ${failed}`);
+        const added = (0,external_node_child_process_namespaceObject.spawnSync)('ssh-add', paths, { env: { ...this.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+        if (added.status !== 0)
+            throw new ExecError(`--ssh ${id}: ssh-add could not load ${paths.join(', ')}: ${(added.stderr || added.error?.message || '').trim()} (keys with a passphrase need an agent: --ssh ${id}=$SSH_AUTH_SOCK)`);
+        return sock;
+    }
+    /** Stops the agents started for the build. */
+    async close() {
+        for (const a of this.agents.splice(0)) {
+            try {
+                process.kill(a.pid, 'SIGTERM');
+            }
+            catch {
+                // already gone
+            }
+            await (0,promises_.rm)(a.dir, { recursive: true, force: true });
+        }
+    }
+}
+/** A socket owned by uid:gid with `mode` that forwards every connection to the agent at `agent`. */
+async function agentProxy(agent, owner) {
+    // Socket paths are limited to 108 bytes: a short directory of its own, not the store's.
+    const dir = await (0,promises_.mkdtemp)(external_node_path_.join((0,external_node_os_namespaceObject.tmpdir)(), `hoist-ssh-${process.pid}-`));
+    const sock = external_node_path_.join(dir, 'agent.sock');
+    const open = new Set();
+    const server = external_node_net_.createServer((c) => {
+        const up = external_node_net_.connect(agent);
+        open.add(c).add(up);
+        const done = () => {
+            c.destroy();
+            up.destroy();
+            open.delete(c);
+            open.delete(up);
+        };
+        c.on('error', done).on('close', done);
+        up.on('error', done).on('close', done);
+        c.pipe(up).pipe(c);
+    });
+    await new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(sock, () => resolve());
+    });
+    await (0,promises_.chmod)(sock, owner.mode);
+    await (0,promises_.chown)(sock, owner.uid, owner.gid).catch(() => undefined);
+    return {
+        path: sock,
+        async close() {
+            for (const s of open)
+                s.destroy();
+            await new Promise((r) => server.close(() => r()));
+            await (0,promises_.rm)(dir, { recursive: true, force: true });
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./lib/exec/mounts.js
 // RUN --mount, as BuildKit reads it (frontend/dockerfile/instructions/commands_runmount.go): type=bind (the
 // default; read-only unless rw, and then writes are discarded), cache (a directory kept in the store between
 // builds, by id), tmpfs, secret (a file on a tmpfs from --secret, never in a layer) and ssh (the agent socket).
 // Mount targets are left out of the layer: what is written there never reaches the image.
+
+
 
 
 
@@ -46663,7 +46838,7 @@ function parseMount(text, workdir) {
             const sharing = (f.get('sharing') ?? 'shared');
             if (!['shared', 'private', 'locked'].includes(sharing))
                 throw new ExecError(`--mount=${text}: sharing must be shared, private or locked`);
-            return { type, target: abs(rawTarget), id: f.get('id') || abs(rawTarget), sharing, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), readonly: f.has('ro') || f.has('readonly') };
+            return { type, target: abs(rawTarget), id: f.get('id') || abs(rawTarget), sharing, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), readonly: f.has('ro') || f.has('readonly'), ownerGiven: f.has('uid') || f.has('gid') || f.has('mode') };
         }
         case 'tmpfs':
             if (!rawTarget)
@@ -46717,6 +46892,43 @@ async function writeSecretFile(dir, id, data, mode) {
     await (0,promises_.writeFile)(file, data, { mode });
     return file;
 }
+/**
+ * The directory of a cache mount under `root`, one per id, kept between builds, held for the step as `sharing`
+ * says (BuildKit's cache mounts): shared — every step uses it at once; locked — a step waits for the one using it;
+ * private — a step that finds it in use gets another instance of the cache. A new cache directory gets the
+ * mount's mode and owner. What to undo when the step ends is pushed onto `cleanup`.
+ */
+async function cacheMountDir(root, m, cleanup) {
+    await (0,promises_.mkdir)(root, { recursive: true });
+    // BuildKit keys a cache by its id and the directory it starts from: a new directory made with the mount's
+    // uid/gid/mode when one is given, or the from= source (solver/llbsolver/mounts: "cache-dir:" + id + ":" + ref).
+    let key = m.id;
+    if (m.from)
+        key += `\0from=${m.from}:${m.source}`;
+    else if (m.ownerGiven && !m.readonly)
+        key += `\0owner=${m.uid}:${m.gid}:${m.mode.toString(8)}`;
+    let dir = external_node_path_.join(root, (0,external_node_crypto_.createHash)('sha256').update(key).digest('hex').slice(0, 32));
+    if (m.sharing === 'locked') {
+        cleanup.push((await acquireFileLock(`${dir}.lock`)));
+    }
+    else if (m.sharing === 'private') {
+        for (let i = 0;; i++) {
+            const candidate = i === 0 ? dir : `${dir}-${i}`;
+            const release = await acquireFileLock(`${candidate}.lock`, { wait: false });
+            if (!release)
+                continue;
+            cleanup.push(release);
+            dir = candidate;
+            break;
+        }
+    }
+    if (!(await (0,promises_.stat)(dir).catch(() => undefined))) {
+        await (0,promises_.mkdir)(dir, { recursive: true });
+        await (0,promises_.chmod)(dir, m.mode);
+        await (0,promises_.chown)(dir, m.uid, m.gid).catch(() => undefined);
+    }
+    return dir;
+}
 
 ;// CONCATENATED MODULE: ./lib/build/builder.js
 // The solver for Dockerfiles: the front end's plan (stages, the target, what each needs) executed stage by stage,
@@ -46759,7 +46971,6 @@ async function writeSecretFile(dir, id, data, mode) {
 
 
 const mkdirp = (p) => (0,promises_.mkdir)(p, { recursive: true });
-const digestOfText = (t) => `sha256:${(0,external_node_crypto_.createHash)('sha256').update(t).digest('hex')}`;
 const historyComment = 'buildkit.dockerfile.v0';
 /** RUN reached without root: the command may run the build again under sudo. */
 class NeedsRootError extends Error {
@@ -46831,8 +47042,10 @@ class Builder {
     rootfsDirs = new Map();
     images = new Map();
     tmp;
+    sshAgents;
     constructor(req) {
         this.req = req;
+        this.sshAgents = new SshAgents(req.ssh ?? new Map());
         const file = req.dockerfile ?? external_node_path_.join(req.context, 'Dockerfile');
         let text;
         try {
@@ -46885,6 +47098,7 @@ class Builder {
             };
         }
         finally {
+            await this.sshAgents.close();
             if (this.tmp)
                 await (0,promises_.rm)(this.tmp, { recursive: true, force: true });
         }
@@ -47041,7 +47255,9 @@ class Builder {
         const wd = external_node_path_.posix.join('/', p.startsWith('/') ? '' : state.runtime.WorkingDir ?? '/', p);
         state.runtime.WorkingDir = wd;
         const fs = await state.fs(this.req.store, this.req.client);
-        const parts = wd.split('/').filter(Boolean);
+        // Made where the path leads inside the image: symlinked parents (a merged /usr's /lib → usr/lib) are followed
+        // as BuildKit's mkdir follows them, never replaced by a directory.
+        const parts = fs.resolve(wd, true).split('/').filter(Boolean);
         const owner = await this.owner(state.runtime.User, ctx.state);
         const entries = [];
         for (let i = 1; i <= parts.length && !fs.isDirectory(parts.join('/')); i++) {
@@ -47068,6 +47284,13 @@ class Builder {
             return resolveOwner(spec, {});
         const read = async (f) => (await readImageFile(state, this.req.store, this.req.client, f))?.toString('utf8');
         return resolveOwner(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
+    }
+    /** The user a RUN step runs as (resolveExecUser): the image's files are read unless USER is `uid:gid`. */
+    async execUser(spec, state) {
+        if (!spec || /^\d+:\d+$/.test(spec))
+            return resolveExecUser(spec ?? '', {});
+        const read = async (f) => (await readImageFile(state, this.req.store, this.req.client, f))?.toString('utf8');
+        return resolveExecUser(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
     }
     async copy(ins, ctx, source, scope) {
         const state = ctx.state;
@@ -47198,20 +47421,22 @@ class Builder {
         const lower = await state.fs(store, this.req.client);
         const scratch = await this.scratchDir();
         const mount = await mountOverlay(lowers, scratch);
+        // What this step's mounts hold (cache locks, secret files, ssh proxies), undone when it ends.
+        const cleanup = [];
         try {
             const c = state.runtime;
-            const owner = await this.owner(c.User, state);
+            const owner = await this.execUser(c.User, state);
             const cwd = c.WorkingDir || '/';
             await mkdirp(external_node_path_.join(mount.merged, cwd));
             const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e]));
             const argPrefix = [];
-            for (const [k, v] of scope.args) {
-                if (v === undefined)
-                    continue;
-                argPrefix.push(`${k}=${v}`);
-                if (!env.has(k))
+            for (const [k, v] of scope.args)
+                if (v !== undefined && !env.has(k))
                     env.set(k, `${k}=${v}`);
-            }
+            // The history names every ARG in scope, valued from the step's environment (so an ENV of the same name
+            // wins), an ARG without a value as `K=` (dockerfile2llb runCommandString).
+            for (const [k, v] of scope.args)
+                argPrefix.push(env.get(k) ?? `${k}=${v ?? ''}`);
             if (!env.has('PATH'))
                 env.set('PATH', `PATH=${defaultPathEnv}`);
             const shell = c.Shell ?? ['/bin/sh', '-c'];
@@ -47238,13 +47463,13 @@ class Builder {
             }
             for (const m of ins.mounts.map((t) => parseMount(t, cwd))) {
                 targets.push(m.target);
-                extraMounts.push(...(await this.runMount(m, env, scratch, ins)));
+                extraMounts.push(...(await this.runMount(m, env, scratch, ins, cleanup)));
             }
             const hosts = external_node_path_.join(scratch, `hosts-${ctx.index}`);
             await (0,promises_.writeFile)(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
             const resolv = external_node_path_.join(scratch, `resolv-${ctx.index}`);
             await (0,promises_.writeFile)(resolv, await (0,promises_.readFile)('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
-            const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host', mounts: extraMounts });
+            const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host', mounts: extraMounts });
             const result = await runContainer(runtime, spec, scratch, (line) => this.req.onOutput?.(ctx.index, line));
             if (result.exitCode !== 0) {
                 throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).join('\n')}` : ''}`);
@@ -47260,13 +47485,12 @@ class Builder {
         }
         finally {
             await mount.release();
-            for (const f of this.secretDirs.splice(0))
-                await (0,promises_.rm)(f, { recursive: true, force: true });
+            for (const undo of cleanup.reverse())
+                await undo();
         }
     }
-    secretDirs = [];
     /** The OCI mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
-    async runMount(m, env, scratch, ins) {
+    async runMount(m, env, scratch, ins, cleanup) {
         switch (m.type) {
             case 'tmpfs':
                 return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
@@ -47280,12 +47504,12 @@ class Builder {
                 return [{ destination: m.target, type: 'bind', source, options: ['rbind', m.rw ? 'rw' : 'ro'] }];
             }
             case 'cache': {
-                const dir = external_node_path_.join(this.req.store.root, 'cache-mounts', digestOfText(m.id).slice(7, 39));
-                const fresh = !(await (0,promises_.stat)(dir).catch(() => undefined));
-                await (0,promises_.mkdir)(dir, { recursive: true });
-                if (fresh) {
-                    await (0,promises_.chmod)(dir, m.mode);
-                    await (0,promises_.chown)(dir, m.uid, m.gid).catch(() => undefined);
+                const dir = await cacheMountDir(external_node_path_.join(this.req.store.root, 'cache-mounts'), m, cleanup);
+                if (m.from) {
+                    // from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
+                    const root = await this.mountSourceRoot(m.from, ins);
+                    if ((await (0,promises_.readdir)(dir)).length === 0)
+                        await (0,promises_.cp)(external_node_path_.join(root, cleanPath(m.source.replace(/^\/+/, '') || '.')), dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
                 }
                 return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
             }
@@ -47302,20 +47526,23 @@ class Builder {
                     return [];
                 // Secrets stay on a tmpfs (/dev/shm) and are bound read-only: never in the upper dir, never in a layer.
                 const dir = await (0,promises_.mkdtemp)(external_node_path_.join((0,external_node_fs_namespaceObject.existsSync)('/dev/shm') ? '/dev/shm' : scratch, 'hoist-secret-'));
-                this.secretDirs.push(dir);
+                cleanup.push(() => (0,promises_.rm)(dir, { recursive: true, force: true }));
                 const file = await writeSecretFile(dir, m.id, data, m.mode);
                 await (0,promises_.chown)(file, m.uid, m.gid).catch(() => undefined);
                 return [{ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro'] }];
             }
             case 'ssh': {
-                const sock = process.env.SSH_AUTH_SOCK;
-                if (!sock) {
+                // As BuildKit: an ssh mount needs `--ssh ID`; without it the mount is left out, or the step fails if required.
+                if (!this.sshAgents.has(m.id)) {
                     if (m.required)
-                        throw new ExecError('RUN --mount=type=ssh needs an SSH agent: SSH_AUTH_SOCK is not set');
+                        throw new ExecError(`RUN --mount=type=ssh,id=${m.id} is required: pass --ssh ${m.id} (the agent of SSH_AUTH_SOCK) or --ssh ${m.id}=SOCKET|KEY`);
                     return [];
                 }
-                env.set('SSH_AUTH_SOCK', `SSH_AUTH_SOCK=${m.target}`);
-                return [{ destination: m.target, type: 'bind', source: sock, options: ['rbind', 'rw'] }];
+                const proxy = await agentProxy(await this.sshAgents.socket(m.id), m);
+                cleanup.push(() => proxy.close());
+                if (!env.has('SSH_AUTH_SOCK'))
+                    env.set('SSH_AUTH_SOCK', `SSH_AUTH_SOCK=${m.target}`);
+                return [{ destination: m.target, type: 'bind', source: proxy.path, options: ['rbind', 'rw'] }];
             }
         }
     }
@@ -47667,6 +47894,7 @@ function createProgress(mode, io) {
 
 
 
+
 const buildUsage = `Usage: hoist build [OPTIONS] CONTEXT
 
 Builds an image from a Dockerfile (without RUN, for now).
@@ -47682,6 +47910,7 @@ Builds an image from a Dockerfile (without RUN, for now).
       --metadata-file FILE   write buildx's metadata JSON (digests, names, hoist.steps)
       --iidfile FILE         write the image ID
       --secret id=ID,src=FILE|env=VAR   a secret for RUN --mount=type=secret (never stored in the image)
+      --ssh default|ID[=SOCKET|KEY,…]   an SSH agent for RUN --mount=type=ssh (default: SSH_AUTH_SOCK)
       --no-cache, --pull     accepted (there is no cache yet; base images are always resolved)
       --progress MODE        auto | plain | tty | quiet`;
 async function buildCommand(argv, io) {
@@ -47701,6 +47930,7 @@ async function buildCommand(argv, io) {
         'no-cache': {},
         pull: {},
         secret: { value: true, repeat: true },
+        ssh: { value: true, repeat: true },
         progress: { value: true },
     }, 'build');
     if (a.flags.has('help')) {
@@ -47745,6 +47975,7 @@ async function buildWith(a, io, { tags, outputs, progressMode, sourceDateEpoch, 
             labels: keyValueOptions(a.options.get('label') ?? []),
             sourceDateEpoch,
             secrets: new Map((a.options.get('secret') ?? []).map(parseSecretFlag)),
+            ssh: new Map((a.options.get('ssh') ?? []).map(parseSshFlag)),
             store,
             client,
             onStepStart: (st) => progress.start(st),

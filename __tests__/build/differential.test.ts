@@ -487,6 +487,185 @@ RUN rm -rf /root /usr/local
 `,
   },
   {
+    name: 'RUN: supplementary groups from /etc/group; a numeric USER found in passwd and one that is not',
+    dockerfile: `FROM {{BASE}}
+RUN mkdir -m 777 /out && echo 'staff:x:50:app,nobody' >> /etc/group && echo 'extra:x:51:app' >> /etc/group
+USER app
+RUN id > /out/by-name
+USER 1000
+RUN id > /out/by-number
+USER app:app
+RUN id > /out/explicit-group
+USER 4242
+RUN id > /out/unknown-number
+USER nobody:50
+RUN id > /out/numeric-group
+`,
+  },
+  {
+    name: 'RUN: HOME from passwd, from an ENV, and / for a user without an entry',
+    dockerfile: `FROM {{BASE}}
+RUN mkdir -m 777 /out
+USER app
+RUN echo "$HOME" > /out/app-home
+USER 4321
+RUN echo "$HOME" > /out/unknown-home
+ENV HOME=/custom
+USER app
+RUN echo "$HOME" > /out/env-home
+`,
+  },
+  {
+    name: 'RUN: base directories and files moved elsewhere',
+    dockerfile: `FROM {{BASE}}
+RUN mkdir /opt && mv /usr/local /opt/local && mv /etc/group /etc/group.moved && mv /bin/sleep /usr/sleep-link
+`,
+  },
+  {
+    name: 'RUN: symlinks retargeted, turned into a directory, dangling and into a directory',
+    dockerfile: `FROM {{BASE}}
+RUN ln -sf /bin/true /bin/sleep && rm /bin/wc && mkdir /bin/wc && ln -s /missing /dangling && mkdir /real && ln -s real /to-dir
+RUN echo through > /to-dir/file && mkdir /to-dir/sub
+`,
+  },
+  {
+    name: 'RUN: device nodes made with mknod',
+    dockerfile: `FROM {{BASE}}
+RUN busybox mknod /null-like c 1 3 && busybox mknod /block b 7 200 && busybox mknod -m 600 /zero-like c 1 5
+`,
+  },
+  {
+    name: 'RUN: a setgid directory passes its group on; umask of the step',
+    dockerfile: `FROM {{BASE}}
+RUN mkdir /sg && chown 0:1000 /sg && chmod 2775 /sg && touch /sg/f && mkdir /sg/d && touch /default-mode && (umask 077 && touch /private && mkdir /private-dir)
+`,
+  },
+  {
+    name: 'RUN: hundreds of files, a big file and a sparse one',
+    dockerfile: `FROM {{BASE}}
+RUN mkdir /many && for i in $(busybox seq 1 300); do echo $i > /many/f$i; done && busybox yes hoist | busybox head -c 6291456 > /big && busybox truncate -s 20M /sparse
+RUN busybox sha256sum /big > /big.sum && rm /many/f1*
+`,
+  },
+  {
+    name: 'RUN: a directory deleted in one step and made again in the next',
+    dockerfile: `FROM {{BASE}}
+RUN rm -rf /usr/local/bin /etc/passwd
+RUN mkdir -p /usr/local/bin && echo x > /usr/local/bin/x && echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd
+`,
+  },
+  {
+    name: 'RUN: PATH from ENV finds a tool that COPY added',
+    dockerfile: `FROM {{BASE}}
+ENV PATH=/opt/tools:$PATH
+COPY --chmod=755 tool /opt/tools/tool
+RUN tool > /out
+`,
+    files: { tool: '#!/bin/sh\necho "tool on $PATH"\n' },
+  },
+  {
+    name: 'RUN: build args override ARG defaults; an ARG declared later is not seen; ENV wins over ARG',
+    dockerfile: `FROM {{BASE}}
+ARG A=default
+ARG B
+ARG UNSET
+RUN echo "$A-$B-\${UNSET:-none}-$C" > /ab
+ARG C=late
+RUN echo "$C" > /c
+ENV A=env-wins
+RUN echo "$A" > /a2
+`,
+    buildArgs: { A: 'override', B: 'given' },
+  },
+  {
+    name: 'RUN: SHELL with options and a shell of its own; exec form is not wrapped',
+    dockerfile: `FROM {{BASE}}
+SHELL ["/bin/busybox", "sh", "-eu", "-c"]
+RUN echo "$0 $-" > /shell-seen
+RUN ["/bin/sh", "-c", "echo exec > /exec-seen"]
+SHELL ["/bin/sh", "-c"]
+RUN echo "\${NOT_SET:-unset is fine}" > /plain
+`,
+  },
+  {
+    name: 'RUN: three stages: one makes, the next trims, the last copies and runs',
+    dockerfile: `FROM {{BASE}} AS make
+RUN mkdir -p /dist/bin /dist/doc && printf '#!/bin/sh\\necho "built by $(cat /etc/built-by)"\\n' > /dist/bin/app && chmod 755 /dist/bin/app && echo docs > /dist/doc/README
+FROM make AS trim
+RUN rm -rf /dist/doc && echo make-stage > /dist/built-by
+FROM {{BASE}}
+COPY --from=trim /dist/bin/app /usr/local/bin/
+COPY --from=trim /dist/built-by /etc/built-by
+RUN app > /etc/first-run
+CMD ["app"]
+`,
+    runs: 'built by make-stage\n',
+  },
+  {
+    name: 'RUN --mount=type=cache: uid, gid and mode of a new cache; one id under two targets; other options, another cache',
+    dockerfile: `FROM {{BASE}}
+RUN --mount=type=cache,id=diff-cache-owner,target=/c1,uid=1000,gid=65534,mode=0750 busybox stat -c '%a %u %g' /c1 > /c1-perm && touch /c1/marker
+RUN --mount=type=cache,id=diff-cache-owner,target=/var/other,uid=1000,gid=65534,mode=0750 ls /var/other > /seen-elsewhere
+RUN --mount=type=cache,id=diff-cache-owner,target=/plain ls /plain > /not-seen-without-owner
+`,
+    oldBuildkitStubs: ['c1', 'var', 'var/other', 'plain'],
+  },
+  {
+    name: 'RUN --mount=type=secret: a target of its own, uid and mode; nothing left behind',
+    dockerfile: `FROM {{BASE}}
+RUN --mount=type=secret,id=tok,target=/etc/tok,uid=1000,mode=0440 busybox stat -c '%a %u %g' /etc/tok > /tok-perm && wc -c < /etc/tok > /tok-len
+RUN --mount=type=secret,id=tok cat /run/secrets/tok | wc -c > /default-len
+RUN --mount=type=secret,id=absent test -e /run/secrets/absent || echo absent > /absent-seen
+`,
+    secrets: { tok: 's3cr3t-value\n' },
+    oldBuildkitStubs: ['etc/tok', 'run', 'run/secrets', 'run/secrets/tok'],
+  },
+  {
+    name: 'RUN --mount=type=bind: rw writes thrown away, a context directory, a directory of an image',
+    dockerfile: `FROM {{BASE}}
+RUN --mount=type=bind,target=/ctx,rw echo changed > /ctx/a.txt && cat /ctx/a.txt > /rw-seen
+RUN --mount=type=bind,source=dir,target=/d ls /d > /dir-list && cat /d/inner > /inner-copy
+RUN --mount=type=bind,from={{BASE}},source=/etc,target=/base-etc cat /base-etc/group > /base-group
+`,
+    files: { 'a.txt': 'original', 'dir/inner': 'inner', 'dir/second': '2' },
+    oldBuildkitStubs: ['ctx', 'd', 'base-etc'],
+  },
+  {
+    name: 'RUN: writing through a directory symlink of a lower layer',
+    dockerfile: `FROM {{BASE}}
+RUN mkdir /real && echo below > /real/below && ln -s /real /alias
+RUN echo x > /alias/x && mkdir /alias/sub && rm /alias/below
+`,
+  },
+  {
+    name: 'RUN: chown -h of a symlink, chgrp, and what a USER creates in its own directory',
+    dockerfile: `FROM {{BASE}}
+RUN ln -s /etc/passwd /pl && chown -h 1000:1000 /pl && busybox chgrp 65534 /etc/group && mkdir /home && mkdir -m 700 /home/app && chown app:app /home/app
+USER app
+RUN mkdir ~/dir && touch ~/file && ln -s file ~/link && chmod 000 ~/dir
+`,
+  },
+  {
+    name: 'RUN: only the times of lower directories change',
+    dockerfile: `FROM {{BASE}}
+RUN touch -d @1500000000 /usr/local /usr/local/bin /tmp
+`,
+  },
+  {
+    name: 'RUN: the hostname, /etc/hosts and resolv.conf the step sees stay out of the image',
+    dockerfile: `FROM {{BASE}}
+RUN busybox hostname > /hostname-seen && grep -c localhost /etc/hosts > /hosts-lines && test -e /etc/resolv.conf && echo ok > /resolv-there
+`,
+  },
+  {
+    name: 'RUN: a WORKDIR removed by one step is there again for the next',
+    dockerfile: `FROM {{BASE}}
+WORKDIR /w/deeper
+RUN rm -rf /w
+RUN pwd > /pwd-seen
+`,
+  },
+  {
     name: 'destination rules: rename, relative to WORKDIR, several sources into a directory, names with spaces',
     dockerfile: `FROM scratch
 COPY a.txt /renamed

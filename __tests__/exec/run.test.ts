@@ -3,12 +3,12 @@
 // cleanup when the build is killed. Expectations are written here where Docker 20.10's BuildKit cannot serve
 // as the oracle (heredocs, --network).
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fsObject, readSaved } from '../helpers/flatten.js';
-import { hoist, hoistOk } from '../helpers/hoist.js';
+import { hoist, hoistWithEnv } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, run } from '../helpers/tools.js';
@@ -28,11 +28,15 @@ const asRoot = process.getuid?.() === 0;
   afterAll(async () => reg?.stop());
 
   let n = 0;
-  async function build(dockerfile: string, files: Record<string, string> = {}, args: string[] = []) {
+  function writeContext(dockerfile: string, files: Record<string, string> = {}): string {
     const dir = path.join(work, `ctx${n++}`);
     mkdirSync(dir);
     writeFileSync(path.join(dir, 'Dockerfile'), dockerfile.replaceAll('{{BASE}}', base));
     for (const [k, v] of Object.entries(files)) writeFileSync(path.join(dir, k), v);
+    return dir;
+  }
+  async function build(dockerfile: string, files: Record<string, string> = {}, args: string[] = []) {
+    const dir = writeContext(dockerfile, files);
     const tar = path.join(work, `out${n}.tar`);
     const r = await hoist(['build', '--progress', 'plain', '--store', store, ...args, '-o', `type=docker,dest=${tar}`, dir]);
     if (r.code !== 0) return { r, fs: {}, config: {}, tar };
@@ -93,6 +97,58 @@ RUN --mount=type=cache,target=/cache,id=counter sh -c 'echo x >> /cache/count; w
     expect(Number(content(second.tar, 'count-now').trim())).toBe(Number(content(first.tar, 'count-now').trim()) + 1);
   });
 
+  test('cache sharing: locked steps take turns; private steps in use at the same time get caches of their own', async () => {
+    // Two stages run in parallel. Under sharing=private both meet in a shared rendezvous cache first, so they are
+    // provably inside their steps at once, and each must see only its own log.
+    const step = (name: string, id: string, sharing: string, meet: boolean) => `FROM {{BASE}} AS ${name}
+RUN --mount=type=cache,id=${id},target=/c,sharing=${sharing} --mount=type=cache,id=${id}-meet,target=/r sh -c '${meet ? `touch /r/${name}; for i in $(busybox seq 200); do [ -e /r/${name === 'a' ? 'b' : 'a'} ] && break; sleep 0.05; done; ` : ''}echo ${name}-start >> /c/log; sleep 1; echo ${name}-end >> /c/log; cat /c/log > /log'
+`;
+    const df = (id: string, sharing: string, meet: boolean) => `${step('a', id, sharing, meet)}${step('b', id, sharing, meet)}FROM scratch
+COPY --from=a /log /a.log
+COPY --from=b /log /b.log
+`;
+    const locked = await build(df(`locked-${n}`, 'locked', false));
+    expect(locked.r.code).toBe(0);
+    const logs = [content(locked.tar, 'a.log'), content(locked.tar, 'b.log')].sort((x, y) => x.length - y.length);
+    // The second holder saw the first one's whole turn before its own: never interleaved.
+    expect(logs[1]).toMatch(/^(a|b)-start\n\1-end\n(a|b)-start\n\2-end\n$/);
+    expect(logs[1].startsWith(logs[0])).toBe(true);
+    const priv = await build(df(`private-${n}`, 'private', true));
+    expect(priv.r.code).toBe(0);
+    expect(content(priv.tar, 'a.log')).toBe('a-start\na-end\n');
+    expect(content(priv.tar, 'b.log')).toBe('b-start\nb-end\n');
+    // Nothing is left holding the caches.
+    expect(run('sh', ['-c', `ls ${store}/cache-mounts | grep -c '\\.lock$' || true`]).trim()).toBe('0');
+  }, 60_000);
+
+  test('ssh mounts: a socket of the step\'s own with the mount\'s owner and mode; skipped without --ssh unless required', async () => {
+    const agentDir = mkdtempSync(path.join(tmpdir(), 'hoist-agent-test-'));
+    const sock = path.join(agentDir, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 20));
+    try {
+      const df = `FROM {{BASE}}
+RUN --mount=type=ssh,uid=1000,gid=65534,mode=0660 busybox stat -c '%F %a %u %g' "$SSH_AUTH_SOCK" > /sock && echo "$SSH_AUTH_SOCK" > /sock-path
+RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /other
+`;
+      const withAgent = await hoistWithEnv({ SSH_AUTH_SOCK: sock }, ['build', '--store', store, '--progress', 'quiet', '--ssh', 'default', '-o', `type=docker,dest=${path.join(work, 'ssh.tar')}`, writeContext(df)]);
+      expect(withAgent.err).toBe('');
+      expect(withAgent.code).toBe(0);
+      expect(content(path.join(work, 'ssh.tar'), 'sock')).toBe('socket 660 1000 65534\n');
+      expect(content(path.join(work, 'ssh.tar'), 'sock-path')).toBe('/run/buildkit/ssh_agent.0\n');
+      expect(content(path.join(work, 'ssh.tar'), 'other')).toBe('skipped\n');
+      const required = await build('FROM {{BASE}}\nRUN --mount=type=ssh,required=true true\n');
+      expect(required.r.code).toBe(1);
+      expect(required.r.err).toMatch(/Dockerfile:2[\s\S]*pass --ssh default/);
+      const noAgent = await hoistWithEnv({ SSH_AUTH_SOCK: '' }, ['build', '--store', store, '--progress', 'quiet', '--ssh', 'default', writeContext('FROM {{BASE}}\nRUN --mount=type=ssh true\n')]);
+      expect(noAgent.code).toBe(1);
+      expect(noAgent.err).toMatch(/SSH_AUTH_SOCK is not set/);
+      expect(run('sh', ['-c', `ls -d /tmp/hoist-ssh-${process.pid}-* 2>/dev/null | wc -l`]).trim()).toBe('0');
+    } finally {
+      agent.kill();
+    }
+  });
+
   test('a secret is readable in the step and nowhere in the image, its config or the output', async () => {
     const secretFile = path.join(work, 'token');
     writeFileSync(secretFile, 'hunter2-very-secret');
@@ -117,8 +173,8 @@ RUN --mount=type=cache,target=/cache,id=counter sh -c 'echo x >> /cache/count; w
     const { r } = await build('FROM {{BASE}}\nRUN echo about to fail && exit 3\n');
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/Dockerfile:2[\s\S]*exit code 3[\s\S]*about to fail/);
-    expect(run('sh', ['-c', 'grep -c hoist /proc/mounts || true']).trim()).toBe('0');
-    expect(run('runc', ['list', '-q']).trim()).toBe('');
+    expect(run('sh', ['-c', `grep ${store} /proc/mounts || true`]).trim()).toBe('');
+    expect(run('sh', ['-c', `runc list -q | grep '^hoist-${process.pid}-' || true`]).trim()).toBe('');
   });
 
   test('a user with passwordless sudo builds RUN steps through sudo; the store stays theirs; without sudo a clear message', async () => {
@@ -159,8 +215,8 @@ RUN --mount=type=cache,target=/cache,id=counter sh -c 'echo x >> /cache/count; w
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code).not.toBe(0);
-    expect(run('sh', ['-c', 'grep -c hoist /proc/mounts || true']).trim()).toBe('0');
-    expect(run('runc', ['list', '-q']).trim()).toBe('');
-    expect(run('sh', ['-c', `ls ${store}/tmp | wc -l`]).trim()).toBe('0');
+    expect(run('sh', ['-c', `grep ${store} /proc/mounts || true`]).trim()).toBe('');
+    expect(run('sh', ['-c', `runc list -q | grep '^hoist-${child.pid}-' || true`]).trim()).toBe('');
+    expect(run('sh', ['-c', `ls -A ${store}/tmp`]).trim()).toBe('');
   }, 60_000);
 });

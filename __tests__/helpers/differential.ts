@@ -31,6 +31,10 @@ export interface Case {
    * taken out of docker's side only.
    */
   oldBuildkitStubs?: string[];
+  /** --secret id=ID,src=FILE for both builders, the file holding this text */
+  secrets?: Record<string, string>;
+  /** --ssh flags for both builders (SSH_AUTH_SOCK is the caller's) */
+  ssh?: string[];
 }
 
 export const fixedTime = 1_700_000_000;
@@ -105,6 +109,12 @@ export async function compareWithDocker(env: DifferentialEnv, c: Case, i: number
     writeContext(dir, c, base, http);
     const args = Object.entries(c.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
     if (c.target) args.push('--target', c.target);
+    for (const [id, text] of Object.entries(c.secrets ?? {})) {
+      const file = path.join(work, `case${i}-secret-${id}`);
+      writeFileSync(file, text);
+      args.push('--secret', `id=${id},src=${file}`);
+    }
+    for (const s of c.ssh ?? []) args.push('--ssh', s);
 
     // dockerd runs here without a bridge (no iptables in the sandbox), so RUN steps use the host's network.
     const theirs = d.docker(['build', '-q', '--network', 'host', '-t', `case${i}:docker`, ...args, dir], undefined, { DOCKER_BUILDKIT: '1' });

@@ -4,8 +4,7 @@
 // instruction either changes the config (a history entry with empty_layer) or writes a layer into the store.
 import { readFileSync } from 'node:fs';
 import { existsSync } from 'node:fs';
-import { chmod as chmodFile, chown, mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
+import { chmod as chmodFile, chown, cp, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { cleanPath, IgnoreMatcher, parseDockerignore } from '../dockerfile/dockerignore.js';
@@ -37,16 +36,16 @@ import { CopyError, type CopySource, planCopy } from './copy.js';
 import type { Owner } from './users.js';
 import { applyMetadata, type MetadataContext } from './metadata.js';
 import { ImageState, type LayerRef, openLayer, readImageFile } from './state.js';
-import { needsLookup, resolveOwner, UserError } from './users.js';
+import { type ExecUser, needsLookup, resolveExecUser, resolveOwner, UserError } from './users.js';
 import { upperDirEntries } from '../exec/diff.js';
 import { ExecError, mountOverlay } from '../exec/overlay.js';
 import { findRuntime, runContainer } from '../exec/runc.js';
 import { runSpec } from '../exec/spec.js';
-import { type MountSpec, parseMount, secretValue, throwawayCopy, writeSecretFile } from '../exec/mounts.js';
+import { agentProxy, SshAgents } from '../exec/ssh.js';
+import { cacheMountDir, type MountSpec, parseMount, secretValue, throwawayCopy, writeSecretFile } from '../exec/mounts.js';
 import type { SecretSource } from '../exec/mounts.js';
 
 const mkdirp = (p: string) => mkdir(p, { recursive: true });
-const digestOfText = (t: string) => `sha256:${createHash('sha256').update(t).digest('hex')}`;
 
 export interface BuildRequest {
   /** the context directory */
@@ -64,6 +63,8 @@ export interface BuildRequest {
   client: RegistryClient;
   /** --secret sources by id */
   secrets?: ReadonlyMap<string, SecretSource>;
+  /** --ssh: agent sockets or key files by id (none: SSH_AUTH_SOCK) */
+  ssh?: ReadonlyMap<string, readonly string[]>;
   /** a line a RUN step printed */
   onOutput?: (stage: number, line: string) => void;
   /** progress events: a step starts, a step ends */
@@ -169,7 +170,10 @@ export class Builder {
   private readonly images = new Map<string, Promise<ImageState>>();
   private tmp: string | undefined;
 
+  private readonly sshAgents: SshAgents;
+
   constructor(private readonly req: BuildRequest) {
+    this.sshAgents = new SshAgents(req.ssh ?? new Map());
     const file = req.dockerfile ?? path.join(req.context, 'Dockerfile');
     let text: string;
     try {
@@ -219,6 +223,7 @@ export class Builder {
         unusedBuildArgs: this.plan.unusedBuildArgs,
       };
     } finally {
+      await this.sshAgents.close();
       if (this.tmp) await rm(this.tmp, { recursive: true, force: true });
     }
   }
@@ -371,7 +376,9 @@ export class Builder {
     const wd = path.posix.join('/', p.startsWith('/') ? '' : state.runtime.WorkingDir ?? '/', p);
     state.runtime.WorkingDir = wd;
     const fs = await state.fs(this.req.store, this.req.client);
-    const parts = wd.split('/').filter(Boolean);
+    // Made where the path leads inside the image: symlinked parents (a merged /usr's /lib → usr/lib) are followed
+    // as BuildKit's mkdir follows them, never replaced by a directory.
+    const parts = fs.resolve(wd, true).split('/').filter(Boolean);
     const owner = await this.owner(state.runtime.User, ctx.state);
     const entries = [];
     for (let i = 1; i <= parts.length && !fs.isDirectory(parts.join('/')); i++) {
@@ -396,6 +403,13 @@ export class Builder {
     if (!needsLookup(spec)) return resolveOwner(spec, {});
     const read = async (f: string) => (await readImageFile(state, this.req.store, this.req.client, f))?.toString('utf8');
     return resolveOwner(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
+  }
+
+  /** The user a RUN step runs as (resolveExecUser): the image's files are read unless USER is `uid:gid`. */
+  private async execUser(spec: string | undefined, state: ImageState): Promise<ExecUser> {
+    if (!spec || /^\d+:\d+$/.test(spec)) return resolveExecUser(spec ?? '', {});
+    const read = async (f: string) => (await readImageFile(state, this.req.store, this.req.client, f))?.toString('utf8');
+    return resolveExecUser(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
   }
 
   private async copy(ins: Extract<Instruction, { kind: 'copy' | 'add' }>, ctx: { index: number; state: ImageState; time: number }, source: ReturnType<BuildPlan['stages'][number]['sources']['get']>, scope: StageScope): Promise<void> {
@@ -514,18 +528,19 @@ export class Builder {
     const lower = await state.fs(store, this.req.client);
     const scratch = await this.scratchDir();
     const mount = await mountOverlay(lowers, scratch);
+    // What this step's mounts hold (cache locks, secret files, ssh proxies), undone when it ends.
+    const cleanup: (() => Promise<void>)[] = [];
     try {
       const c = state.runtime;
-      const owner = await this.owner(c.User, state);
+      const owner = await this.execUser(c.User, state);
       const cwd = c.WorkingDir || '/';
       await mkdirp(path.join(mount.merged, cwd));
       const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e] as const));
       const argPrefix: string[] = [];
-      for (const [k, v] of scope.args) {
-        if (v === undefined) continue;
-        argPrefix.push(`${k}=${v}`);
-        if (!env.has(k)) env.set(k, `${k}=${v}`);
-      }
+      for (const [k, v] of scope.args) if (v !== undefined && !env.has(k)) env.set(k, `${k}=${v}`);
+      // The history names every ARG in scope, valued from the step's environment (so an ENV of the same name
+      // wins), an ARG without a value as `K=` (dockerfile2llb runCommandString).
+      for (const [k, v] of scope.args) argPrefix.push(env.get(k) ?? `${k}=${v ?? ''}`);
       if (!env.has('PATH')) env.set('PATH', `PATH=${defaultPathEnv}`);
       const shell = c.Shell ?? ['/bin/sh', '-c'];
       let args = ins.command.prependShell ? [...shell, ins.command.args.join(' ')] : [...ins.command.args];
@@ -549,13 +564,13 @@ export class Builder {
       }
       for (const m of ins.mounts.map((t) => parseMount(t, cwd))) {
         targets.push(m.target);
-        extraMounts.push(...(await this.runMount(m, env, scratch, ins)));
+        extraMounts.push(...(await this.runMount(m, env, scratch, ins, cleanup)));
       }
       const hosts = path.join(scratch, `hosts-${ctx.index}`);
       await writeFile(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
       const resolv = path.join(scratch, `resolv-${ctx.index}`);
       await writeFile(resolv, await readFile('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
-      const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host', mounts: extraMounts });
+      const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host', mounts: extraMounts });
       const result = await runContainer(runtime, spec, scratch, (line) => this.req.onOutput?.(ctx.index, line));
       if (result.exitCode !== 0) {
         throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).join('\n')}` : ''}`);
@@ -570,14 +585,12 @@ export class Builder {
       state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
     } finally {
       await mount.release();
-      for (const f of this.secretDirs.splice(0)) await rm(f, { recursive: true, force: true });
+      for (const undo of cleanup.reverse()) await undo();
     }
   }
 
-  private readonly secretDirs: string[] = [];
-
   /** The OCI mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
-  private async runMount(m: MountSpec, env: Map<string, string>, scratch: string, ins: Instruction): Promise<object[]> {
+  private async runMount(m: MountSpec, env: Map<string, string>, scratch: string, ins: Instruction, cleanup: (() => Promise<void>)[]): Promise<object[]> {
     switch (m.type) {
       case 'tmpfs':
         return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
@@ -589,12 +602,11 @@ export class Builder {
         return [{ destination: m.target, type: 'bind', source, options: ['rbind', m.rw ? 'rw' : 'ro'] }];
       }
       case 'cache': {
-        const dir = path.join(this.req.store.root, 'cache-mounts', digestOfText(m.id).slice(7, 39));
-        const fresh = !(await stat(dir).catch(() => undefined));
-        await mkdir(dir, { recursive: true });
-        if (fresh) {
-          await chmodFile(dir, m.mode);
-          await chown(dir, m.uid, m.gid).catch(() => undefined);
+        const dir = await cacheMountDir(path.join(this.req.store.root, 'cache-mounts'), m, cleanup);
+        if (m.from) {
+          // from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
+          const root = await this.mountSourceRoot(m.from, ins);
+          if ((await readdir(dir)).length === 0) await cp(path.join(root, cleanPath(m.source.replace(/^\/+/, '') || '.')), dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
         }
         return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
       }
@@ -608,19 +620,21 @@ export class Builder {
         if (!m.target) return [];
         // Secrets stay on a tmpfs (/dev/shm) and are bound read-only: never in the upper dir, never in a layer.
         const dir = await mkdtemp(path.join(existsSync('/dev/shm') ? '/dev/shm' : scratch, 'hoist-secret-'));
-        this.secretDirs.push(dir);
+        cleanup.push(() => rm(dir, { recursive: true, force: true }));
         const file = await writeSecretFile(dir, m.id, data, m.mode);
         await chown(file, m.uid, m.gid).catch(() => undefined);
         return [{ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro'] }];
       }
       case 'ssh': {
-        const sock = process.env.SSH_AUTH_SOCK;
-        if (!sock) {
-          if (m.required) throw new ExecError('RUN --mount=type=ssh needs an SSH agent: SSH_AUTH_SOCK is not set');
+        // As BuildKit: an ssh mount needs `--ssh ID`; without it the mount is left out, or the step fails if required.
+        if (!this.sshAgents.has(m.id)) {
+          if (m.required) throw new ExecError(`RUN --mount=type=ssh,id=${m.id} is required: pass --ssh ${m.id} (the agent of SSH_AUTH_SOCK) or --ssh ${m.id}=SOCKET|KEY`);
           return [];
         }
-        env.set('SSH_AUTH_SOCK', `SSH_AUTH_SOCK=${m.target}`);
-        return [{ destination: m.target, type: 'bind', source: sock, options: ['rbind', 'rw'] }];
+        const proxy = await agentProxy(await this.sshAgents.socket(m.id), m);
+        cleanup.push(() => proxy.close());
+        if (!env.has('SSH_AUTH_SOCK')) env.set('SSH_AUTH_SOCK', `SSH_AUTH_SOCK=${m.target}`);
+        return [{ destination: m.target, type: 'bind', source: proxy.path, options: ['rbind', 'rw'] }];
       }
     }
   }

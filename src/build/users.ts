@@ -15,6 +15,8 @@ interface Entry {
   name: string;
   id: number;
   gid?: number;
+  /** group members (the fourth field of /etc/group) */
+  members?: string[];
 }
 
 export function parsePasswd(text: string): Entry[] {
@@ -29,7 +31,7 @@ export function parseGroup(text: string): Entry[] {
   return text.split('\n').flatMap((line) => {
     const f = line.split(':');
     if (f.length < 3 || line.startsWith('#') || !/^\d+$/.test(f[2])) return [];
-    return [{ name: f[0], id: Number(f[2]) }];
+    return [{ name: f[0], id: Number(f[2]), members: (f[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean) }];
   });
 }
 
@@ -66,4 +68,36 @@ export function resolveOwner(spec: string, files: { passwd?: string; group?: str
     gid = g.id;
   }
   return { uid, gid };
+}
+
+export interface ExecUser extends Owner {
+  /** supplementary groups: those that list the user as a member, when USER names no group */
+  additionalGids: number[];
+}
+
+/**
+ * The user of a RUN step, as BuildKit resolves it (executor/oci/user.go GetUser: numeric `uid:gid` as is, else
+ * runc's user.GetExecUser over the image's files), which differs from --chown: a numeric USER found in passwd
+ * takes that entry's primary group, a numeric USER not in passwd runs with gid 0, and without an explicit group
+ * the user gets every group whose member list names it.
+ */
+export function resolveExecUser(spec: string, files: { passwd?: string; group?: string }): ExecUser {
+  if (!spec) return { uid: 0, gid: 0, additionalGids: [] };
+  const colon = spec.indexOf(':');
+  const user = colon < 0 ? spec : spec.slice(0, colon);
+  const group = colon < 0 ? '' : spec.slice(colon + 1);
+  if (isNumber(user) && isNumber(group)) return { uid: Number(user), gid: Number(group), additionalGids: [] };
+  const found = parsePasswd(files.passwd ?? '').find((p) => (isNumber(user) ? p.id === Number(user) : p.name === user));
+  if (!found && !isNumber(user)) throw new UserError(`unable to find user ${user}: no matching entries in passwd file`);
+  const uid = found ? found.id : Number(user);
+  let gid = found?.gid ?? 0;
+  let additionalGids: number[] = [];
+  if (group !== '') {
+    const g = parseGroup(files.group ?? '').find((e) => (isNumber(group) ? e.id === Number(group) : e.name === group));
+    if (!g && !isNumber(group)) throw new UserError(`unable to find group ${group}: no matching entries in group file`);
+    gid = g ? g.id : Number(group);
+  } else if (found) {
+    additionalGids = parseGroup(files.group ?? '').filter((e) => e.members?.includes(found.name)).map((e) => e.id);
+  }
+  return { uid, gid, additionalGids };
 }

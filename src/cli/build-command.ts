@@ -6,6 +6,7 @@ import { build, NeedsRootError } from '../build/builder.js';
 import { defaultStoreDir } from '../store/store.js';
 import { canSudo, rerunWithSudo } from './sudo.js';
 import { parseSecretFlag } from '../exec/mounts.js';
+import { parseSshFlag } from '../exec/ssh.js';
 import { exportImage, type OutputSpec, parseOutput } from '../export/outputs.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { parseArgv, keyValueOptions, type ParsedArgs, UsageError } from './argv.js';
@@ -28,6 +29,7 @@ Builds an image from a Dockerfile (without RUN, for now).
       --metadata-file FILE   write buildx's metadata JSON (digests, names, hoist.steps)
       --iidfile FILE         write the image ID
       --secret id=ID,src=FILE|env=VAR   a secret for RUN --mount=type=secret (never stored in the image)
+      --ssh default|ID[=SOCKET|KEY,…]   an SSH agent for RUN --mount=type=ssh (default: SSH_AUTH_SOCK)
       --no-cache, --pull     accepted (there is no cache yet; base images are always resolved)
       --progress MODE        auto | plain | tty | quiet`;
 
@@ -48,6 +50,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     'no-cache': {},
     pull: {},
     secret: { value: true, repeat: true },
+    ssh: { value: true, repeat: true },
     progress: { value: true },
   }, 'build');
   if (a.flags.has('help')) {
@@ -95,6 +98,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, progress
       labels: keyValueOptions(a.options.get('label') ?? []),
       sourceDateEpoch,
       secrets: new Map((a.options.get('secret') ?? []).map(parseSecretFlag)),
+      ssh: new Map((a.options.get('ssh') ?? []).map(parseSshFlag)),
       store,
       client,
       onStepStart: (st) => progress.start(st),

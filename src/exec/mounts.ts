@@ -2,14 +2,16 @@
 // default; read-only unless rw, and then writes are discarded), cache (a directory kept in the store between
 // builds, by id), tmpfs, secret (a file on a tmpfs from --secret, never in a layer) and ssh (the agent socket).
 // Mount targets are left out of the layer: what is written there never reaches the image.
-import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, chown, cp, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { splitCSV } from '../dockerfile/plan.js';
+import { acquireFileLock } from '../store/lock.js';
 import { ExecError } from './overlay.js';
 
 export type MountSpec =
   | { type: 'bind'; target: string; source: string; from?: string; rw: boolean }
-  | { type: 'cache'; target: string; id: string; sharing: 'shared' | 'private' | 'locked'; mode: number; uid: number; gid: number; source: string; from?: string; readonly: boolean }
+  | { type: 'cache'; target: string; id: string; sharing: 'shared' | 'private' | 'locked'; mode: number; uid: number; gid: number; source: string; from?: string; readonly: boolean; ownerGiven: boolean }
   | { type: 'tmpfs'; target: string; size?: number }
   | { type: 'secret'; target: string; id: string; required: boolean; mode: number; uid: number; gid: number; env?: string }
   | { type: 'ssh'; target: string; id: string; required: boolean; mode: number; uid: number; gid: number };
@@ -41,7 +43,7 @@ export function parseMount(text: string, workdir: string): MountSpec {
       if (!rawTarget) throw new ExecError(`--mount=${text}: a cache mount needs target=`);
       const sharing = (f.get('sharing') ?? 'shared') as 'shared' | 'private' | 'locked';
       if (!['shared', 'private', 'locked'].includes(sharing)) throw new ExecError(`--mount=${text}: sharing must be shared, private or locked`);
-      return { type, target: abs(rawTarget), id: f.get('id') || abs(rawTarget), sharing, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), readonly: f.has('ro') || f.has('readonly') };
+      return { type, target: abs(rawTarget), id: f.get('id') || abs(rawTarget), sharing, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), readonly: f.has('ro') || f.has('readonly'), ownerGiven: f.has('uid') || f.has('gid') || f.has('mode') };
     }
     case 'tmpfs':
       if (!rawTarget) throw new ExecError(`--mount=${text}: a tmpfs mount needs target=`);
@@ -92,4 +94,38 @@ export async function writeSecretFile(dir: string, id: string, data: Buffer, mod
   const file = path.join(dir, id.replace(/[^A-Za-z0-9_.-]/g, '_'));
   await writeFile(file, data, { mode });
   return file;
+}
+
+/**
+ * The directory of a cache mount under `root`, one per id, kept between builds, held for the step as `sharing`
+ * says (BuildKit's cache mounts): shared — every step uses it at once; locked — a step waits for the one using it;
+ * private — a step that finds it in use gets another instance of the cache. A new cache directory gets the
+ * mount's mode and owner. What to undo when the step ends is pushed onto `cleanup`.
+ */
+export async function cacheMountDir(root: string, m: Extract<MountSpec, { type: 'cache' }>, cleanup: (() => Promise<void>)[]): Promise<string> {
+  await mkdir(root, { recursive: true });
+  // BuildKit keys a cache by its id and the directory it starts from: a new directory made with the mount's
+  // uid/gid/mode when one is given, or the from= source (solver/llbsolver/mounts: "cache-dir:" + id + ":" + ref).
+  let key = m.id;
+  if (m.from) key += `\0from=${m.from}:${m.source}`;
+  else if (m.ownerGiven && !m.readonly) key += `\0owner=${m.uid}:${m.gid}:${m.mode.toString(8)}`;
+  let dir = path.join(root, createHash('sha256').update(key).digest('hex').slice(0, 32));
+  if (m.sharing === 'locked') {
+    cleanup.push((await acquireFileLock(`${dir}.lock`)) as () => Promise<void>);
+  } else if (m.sharing === 'private') {
+    for (let i = 0; ; i++) {
+      const candidate = i === 0 ? dir : `${dir}-${i}`;
+      const release = await acquireFileLock(`${candidate}.lock`, { wait: false });
+      if (!release) continue;
+      cleanup.push(release);
+      dir = candidate;
+      break;
+    }
+  }
+  if (!(await stat(dir).catch(() => undefined))) {
+    await mkdir(dir, { recursive: true });
+    await chmod(dir, m.mode);
+    await chown(dir, m.uid, m.gid).catch(() => undefined);
+  }
+  return dir;
 }
