@@ -1,48 +1,17 @@
 // Benchmark: a 1 GiB layer through hoist (import, push, registry-to-registry copy) with peak memory, next to
 // skopeo copying the same image in the same run. Prints figures; asserts nothing. Needs docker-registry, skopeo
 // and GNU time (/usr/bin/time). Run with `npm run bench:push` (builds first). HOIST_BENCH_MIB sets the size.
-import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { TarWriter } from '../lib/layer/tar.js';
+import { measured, startRegistry } from './lib.mjs';
 
 const mib = Number(process.env.HOIST_BENCH_MIB ?? 1024);
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-'));
 const cli = path.resolve('dist/cli.js');
-
-async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function registry(name) {
-  const port = await freePort();
-  const config = path.join(work, `${name}.yml`);
-  writeFileSync(config, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${work}/${name}\nhttp:\n  addr: 127.0.0.1:${port}\n`);
-  const child = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
-  for (;;) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/v2/`)).ok) break;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { host: `127.0.0.1:${port}`, child };
-}
-
-/** Runs a command under GNU time: wall seconds and peak RSS in MiB. */
-function measured(label, cmd, args) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (r.status !== 0) throw new Error(`${label} failed: ${r.stderr}`);
-  const [secs, kb] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
-  return { label, secs, rssMiB: kb / 1024 };
-}
 
 async function makeRootfs(file) {
   const tar = new TarWriter();
@@ -57,7 +26,7 @@ async function makeRootfs(file) {
   await out;
 }
 
-const [a, b] = await Promise.all([registry('a'), registry('b')]);
+const [a, b] = await Promise.all([startRegistry(work, 'a'), startRegistry(work, 'b')]);
 try {
   const rootfs = path.join(work, 'rootfs.tar');
   await makeRootfs(rootfs);

@@ -43191,12 +43191,16 @@ async function eraseCredential(registry, env = process.env) {
     return erased;
 }
 
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(7975);
 // EXTERNAL MODULE: external "node:zlib"
 var external_node_zlib_ = __nccwpck_require__(8522);
 var external_node_zlib_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_node_zlib_, 2);
 ;// CONCATENATED MODULE: ./lib/layer/compression.js
 // Compression of layer streams, recognised by magic bytes (gzip 1f 8b, zstd 28 b5 2f fd) so that a tar is
 // read the same whether it was stored compressed or not.
+
+
 
 
 class CompressionError extends Error {
@@ -43222,7 +43226,7 @@ function decompressor(c) {
 }
 function compressor(c, level) {
     if (c === 'gzip')
-        return external_node_zlib_.createGzip(level === undefined ? {} : { level });
+        return new ParallelGzip(level);
     if (c === 'zstd') {
         const z = external_node_zlib_namespaceObject;
         if (!z.createZstdCompress)
@@ -43274,6 +43278,82 @@ async function decompressed(input) {
     const { head, stream } = await peek(input, 4);
     const compression = detectCompression(head);
     return { stream: chain(stream, decompressor(compression)), compression };
+}
+const deflateRaw = (0,external_node_util_.promisify)(external_node_zlib_.deflateRaw);
+const gzipBlock = 1 << 20;
+const compression_window = 32 * 1024;
+/**
+ * gzip on every core, as pigz does it: the input is cut into 1 MiB blocks, each deflated on its own (in libuv's
+ * thread pool) with the previous block's last 32 KiB as its dictionary and ended by a sync flush, so that the
+ * pieces join into one ordinary deflate stream in one gzip member (RFC 1951 §3.2.3, RFC 1952). Block boundaries
+ * are fixed, so the same input always gives the same bytes. A single zlib stream managed ~30 MB/s and made
+ * gzip the slowest part of writing a layer.
+ */
+class ParallelGzip extends external_node_stream_.Transform {
+    level;
+    pending = [];
+    pendingBytes = 0;
+    inFlight = [];
+    parallel = Math.max(2, (0,external_node_os_namespaceObject.availableParallelism)());
+    crc = 0;
+    size = 0;
+    tail = Buffer.alloc(0);
+    started = false;
+    constructor(level = external_node_zlib_.constants.Z_DEFAULT_COMPRESSION) {
+        super();
+        this.level = level;
+    }
+    _transform(chunk, _enc, done) {
+        this.pending.push(chunk);
+        this.pendingBytes += chunk.length;
+        this.drainBlocks().then(() => done(), done);
+    }
+    _flush(done) {
+        (async () => {
+            await this.drainBlocks();
+            const last = Buffer.concat(this.pending);
+            this.pending = [];
+            this.start(last, external_node_zlib_.constants.Z_FINISH);
+            while (this.inFlight.length > 0)
+                this.emitOldest(await this.inFlight.shift());
+            const trailer = Buffer.alloc(8);
+            trailer.writeUInt32LE(this.crc >>> 0, 0);
+            trailer.writeUInt32LE(this.size % 2 ** 32, 4);
+            this.push(trailer);
+        })().then(() => done(), done);
+    }
+    /** Starts every full block, waiting for the oldest while as many as there are cores are under way. */
+    async drainBlocks() {
+        while (this.pendingBytes >= gzipBlock) {
+            const all = Buffer.concat(this.pending);
+            const block = all.subarray(0, gzipBlock);
+            const rest = all.subarray(gzipBlock);
+            this.pending = rest.length ? [rest] : [];
+            this.pendingBytes = rest.length;
+            this.start(block, external_node_zlib_.constants.Z_SYNC_FLUSH);
+            if (this.inFlight.length >= this.parallel)
+                this.emitOldest(await this.inFlight.shift());
+        }
+    }
+    start(block, flush) {
+        this.crc = external_node_zlib_.crc32(block, this.crc);
+        this.size += block.length;
+        const options = { level: this.level, finishFlush: flush };
+        if (this.tail.length > 0)
+            options.dictionary = this.tail;
+        const promise = deflateRaw(block, options);
+        promise.catch(() => undefined); // awaited in order later; never an unhandled rejection meanwhile
+        this.inFlight.push(promise);
+        this.tail = Buffer.from(block.subarray(Math.max(0, block.length - compression_window)));
+    }
+    emitOldest(deflated) {
+        if (!this.started) {
+            this.started = true;
+            // magic, deflate, no flags, no mtime, no extra flags, OS unix
+            this.push(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]));
+        }
+        this.push(deflated);
+    }
 }
 
 ;// CONCATENATED MODULE: ./lib/registry/errors.js
@@ -44903,6 +44983,17 @@ class Store {
         return external_node_path_.join(this.root, 'snapshots', parseDigest(diffID).hex);
     }
     /**
+     * A directory that already holds the unpacked layer with this diffID (the upper dir of the RUN step that made
+     * it) becomes its snapshot, moved into place; if the snapshot exists already, the directory is removed.
+     */
+    async adoptSnapshot(diffID, dir) {
+        await (0,promises_.rename)(dir, this.snapshotPath(diffID)).catch(async (e) => {
+            if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST')
+                throw e;
+            await (0,promises_.rm)(dir, { recursive: true, force: true });
+        });
+    }
+    /**
      * The unpacked layer with this diffID, extracted from `open()` (the uncompressed tar) when not there yet. The
      * tar is verified against the diffID while it is unpacked; a snapshot appears only when complete.
      */
@@ -45524,7 +45615,7 @@ async function writeLayer(store, entries, options = {}) {
     })();
     write.catch((err) => tar.stream.destroy(err));
     const [blob] = await Promise.all([stored, write]);
-    return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest };
+    return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers: sorted.map((e) => e.header) };
 }
 
 ;// CONCATENATED MODULE: ./lib/build/archive.js
@@ -45724,52 +45815,97 @@ function parseChmod(text) {
 
 class FsIndex {
     entries = new Map();
+    /** the paths directly below each directory path (also one that has no entry of its own) */
+    children = new Map();
     clone() {
         const c = new FsIndex();
         for (const [k, v] of this.entries)
             c.entries.set(k, v);
+        for (const [k, v] of this.children)
+            c.children.set(k, new Set(v));
         return c;
     }
     /** Applies one layer (compressed or not) on top. */
     async apply(blob, layer) {
         const { stream } = await decompressed(blob);
-        const opaque = [];
-        const added = new Set();
+        const pass = { opaque: [], added: new Set() };
         for await (const { header, body } of readTar(stream)) {
             body.resume();
-            const name = cleanEntryName(header.name);
-            if (!name)
-                continue;
-            const slash = name.lastIndexOf('/');
-            const dir = slash < 0 ? '' : name.slice(0, slash);
-            const base = name.slice(slash + 1);
-            if (base === opaqueWhiteout) {
-                opaque.push(dir);
-                continue;
-            }
-            if (base.startsWith(whiteoutPrefix)) {
-                this.remove(dir ? `${dir}/${base.slice(whiteoutPrefix.length)}` : base.slice(whiteoutPrefix.length));
-                continue;
-            }
-            if (header.type !== 'directory' || this.entries.get(name)?.header.type !== 'directory')
-                this.remove(name);
-            this.entries.set(name, { header: { ...header, name }, layer });
-            added.add(name);
+            this.applyHeader(header, layer, pass);
         }
-        // An opaque directory hides what lower layers had below it, whatever its position in the tar.
+        this.finish(pass);
+    }
+    /** Applies a layer from its headers, as the builder has them when it has just written the layer. */
+    applyHeaders(headers, layer) {
+        const pass = { opaque: [], added: new Set() };
+        for (const h of headers)
+            this.applyHeader(h, layer, pass);
+        this.finish(pass);
+    }
+    applyHeader(header, layer, pass) {
+        const name = cleanEntryName(header.name);
+        if (!name)
+            return;
+        const slash = name.lastIndexOf('/');
+        const dir = slash < 0 ? '' : name.slice(0, slash);
+        const base = name.slice(slash + 1);
+        if (base === opaqueWhiteout) {
+            pass.opaque.push(dir);
+            return;
+        }
+        if (base.startsWith(whiteoutPrefix)) {
+            this.remove(dir ? `${dir}/${base.slice(whiteoutPrefix.length)}` : base.slice(whiteoutPrefix.length));
+            return;
+        }
+        if (header.type !== 'directory' || this.entries.get(name)?.header.type !== 'directory')
+            this.remove(name);
+        this.set(name, { header: { ...header, name }, layer });
+        pass.added.add(name);
+    }
+    /** An opaque directory hides what lower layers had below it, whatever its position in the tar. */
+    finish({ opaque, added }) {
         for (const dir of opaque) {
-            for (const p of [...this.entries.keys()]) {
-                if (p.startsWith(dir ? `${dir}/` : '') && p !== dir && !added.has(p))
+            for (const p of this.below(dir))
+                if (!added.has(p))
                     this.entries.delete(p);
+            for (const p of [...this.below(dir)].reverse()) {
+                if (!this.entries.has(p) && !this.children.get(p)?.size) {
+                    this.children.delete(p);
+                    this.unlink(p);
+                }
             }
         }
     }
+    set(p, e) {
+        this.entries.set(p, e);
+        const slash = p.lastIndexOf('/');
+        const parent = slash < 0 ? '' : p.slice(0, slash);
+        let kids = this.children.get(parent);
+        if (!kids)
+            this.children.set(parent, (kids = new Set()));
+        kids.add(p);
+    }
+    /** Forgets `p` as a child of its parent. */
+    unlink(p) {
+        const slash = p.lastIndexOf('/');
+        this.children.get(slash < 0 ? '' : p.slice(0, slash))?.delete(p);
+    }
+    /** Every path below `dir`, deepest last. */
+    *below(dir) {
+        for (const c of [...(this.children.get(dir) ?? [])]) {
+            yield c;
+            yield* this.below(c);
+        }
+    }
+    /** Removes `p` and everything below it. */
     remove(p) {
+        for (const c of [...this.below(p)]) {
+            this.entries.delete(c);
+            this.children.delete(c);
+        }
+        this.children.delete(p);
         this.entries.delete(p);
-        const prefix = `${p}/`;
-        for (const k of [...this.entries.keys()])
-            if (k.startsWith(prefix))
-                this.entries.delete(k);
+        this.unlink(p);
     }
     /** The entry at an absolute or relative path, following symlinks in its parents (not the last component). */
     lookup(p) {
@@ -46265,7 +46401,12 @@ class ImageState {
     history(entry) {
         (this.config.history ??= []).push(entry);
     }
-    addLayer(layer, entry) {
+    /** A layer on top; `headers` (what the builder just wrote) keep an index that is up to date without reading it. */
+    addLayer(layer, entry, headers) {
+        if (headers && this.index && this.indexed === this.layers.length) {
+            this.index.applyHeaders(headers, this.layers.length);
+            this.indexed++;
+        }
         this.layers.push(layer);
         this.config.rootfs.diff_ids.push(layer.diffID);
         this.history(entry);
@@ -46431,10 +46572,12 @@ function opaqueDirs(upper) {
 }
 /**
  * The upper dir as layer entries. `mountTargets` (RUN --mount targets, absolute) and the directories made only to
- * hold them are left out when the image did not have them: a mount's content never reaches the layer.
+ * hold them are left out when the image did not have them: a mount's content never reaches the layer. `dropped`
+ * names what of the upper dir the layer leaves out (remove it before the upper dir stands in for the layer).
  */
 async function upperDirEntries(upper, lower, mountTargets = []) {
-    const entries = await walkUpper(upper, lower);
+    const dropped = [];
+    const entries = await walkUpper(upper, lower, dropped);
     const stubs = new Set();
     for (const t of mountTargets) {
         const parts = t.split('/').filter(Boolean);
@@ -46446,10 +46589,15 @@ async function upperDirEntries(upper, lower, mountTargets = []) {
         }
     }
     if (stubs.size === 0)
-        return entries;
+        return { entries, dropped };
     const kept = entries.filter((e) => !stubs.has(e.header.name) && ![...stubs].some((s) => e.header.name.startsWith(`${s}/`) && mountTargets.includes(`/${s}`)));
     // A directory made for a mount stays only if something else was written below it.
-    return kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) || kept.some((o) => o.header.name.startsWith(`${e.header.name}/`)));
+    const result = kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) || kept.some((o) => o.header.name.startsWith(`${e.header.name}/`)));
+    const keptNames = new Set(result.map((e) => e.header.name));
+    for (const e of entries)
+        if (!keptNames.has(e.header.name))
+            dropped.push(e.header.name);
+    return { entries: result, dropped };
 }
 /** security.capability of the files in the upper dir (what setcap wrote), by relative path. */
 function capabilities(upper) {
@@ -46464,7 +46612,7 @@ function capabilities(upper) {
     }
     return out;
 }
-async function walkUpper(upper, lower) {
+async function walkUpper(upper, lower, dropped) {
     const entries = [];
     const opaque = opaqueDirs(upper);
     const caps = capabilities(upper);
@@ -46475,8 +46623,10 @@ async function walkUpper(upper, lower) {
             const r = rel ? `${rel}/${name}` : name;
             const p = external_node_path_.join(upper, r);
             const st = await (0,promises_.lstat)(p);
-            if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? (await (0,promises_.readdir)(p)).length === 0 : st.size === 0))
+            if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? (await (0,promises_.readdir)(p)).length === 0 : st.size === 0)) {
+                dropped.push(r);
                 continue;
+            }
             const base = { name: r, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
             if (st.isCharacterDevice() && st.rdev === 0) {
                 if (lower.lookup(r))
@@ -46517,6 +46667,46 @@ async function walkUpper(upper, lower) {
     return entries;
 }
 
+;// CONCATENATED MODULE: ./lib/exec/cleanup.js
+// What must not outlive an interrupted build: runtime containers, overlay mounts, secret files, temp dirs. A
+// cancelled workflow sends SIGINT or SIGTERM and may follow with SIGKILL; the handler here undoes everything
+// registered, synchronously and newest first (a container before the mount under it, a mount before the
+// directory that holds it), then exits with 128 + the signal's number as a shell would report.
+
+
+const tasks = new Set();
+let installed = false;
+function onSignal(signal) {
+    for (const t of [...tasks].reverse()) {
+        try {
+            t();
+        }
+        catch {
+            // keep undoing the rest
+        }
+    }
+    tasks.clear();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+}
+/** Registers `task` to run if the process is interrupted; the answer unregisters it (call it once done). */
+function onInterrupt(task) {
+    if (!installed) {
+        installed = true;
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+    }
+    tasks.add(task);
+    return () => void tasks.delete(task);
+}
+/** Unmounts `dir` (lazily if it is busy). */
+function unmountSync(dir) {
+    if ((0,external_node_child_process_namespaceObject.spawnSync)('umount', [dir], { stdio: 'ignore' }).status !== 0)
+        (0,external_node_child_process_namespaceObject.spawnSync)('umount', ['-l', dir], { stdio: 'ignore' });
+}
+function removeSync(dir) {
+    (0,external_node_fs_namespaceObject.rmSync)(dir, { recursive: true, force: true });
+}
+
 ;// CONCATENATED MODULE: ./lib/exec/overlay.js
 // The copy-on-write root of a RUN step: the image's layers as read-only lower dirs (each an unpacked snapshot in
 // the store, top first), a fresh upper dir that receives every change, mounted with redirect_dir=off and
@@ -46524,36 +46714,54 @@ async function walkUpper(upper, lower) {
 
 
 
+
 class ExecError extends Error {
     name = 'ExecError';
 }
-async function mountOverlay(lowerDirs, scratch) {
+/**
+ * Mounts the layers (top first) at a new `merged` dir in `scratch`: read-write over a fresh upper dir, or with
+ * `readOnly` only the lower stack (for a stage's filesystem as the source of COPY --from and bind mounts).
+ */
+async function mountOverlay(lowerDirs, scratch, options = {}) {
     const dir = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'run-'));
     const [upper, work, merged, empty] = ['upper', 'work', 'merged', 'empty'].map((d) => external_node_path_.join(dir, d));
     for (const d of [upper, work, merged, empty])
         await (0,promises_.mkdir)(d);
-    // overlayfs needs at least one lower dir; a scratch image has none.
-    const lower = lowerDirs.length > 0 ? [...lowerDirs].reverse().join(':') : empty;
-    const options = `lowerdir=${lower},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
-    if (options.length > 3500)
+    // overlayfs needs at least one lower dir (two without an upper dir); the empty one is the bottom of the stack.
+    const lower = [...lowerDirs].reverse();
+    if (lower.length === 0 || options.readOnly)
+        lower.push(empty);
+    const options_ = options.readOnly ? `lowerdir=${lower.join(':')}` : `lowerdir=${lower.join(':')},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
+    if (options_.length > 3500)
         throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
-    const r = (0,external_node_child_process_namespaceObject.spawnSync)('mount', ['-t', 'overlay', 'overlay', '-o', options, merged], { encoding: 'utf8' });
+    const r = (0,external_node_child_process_namespaceObject.spawnSync)('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { encoding: 'utf8' });
     if (r.status !== 0) {
         await (0,promises_.rm)(dir, { recursive: true, force: true });
         throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}; RUN needs root (or passwordless sudo) and overlayfs`);
     }
+    const forget = onInterrupt(() => {
+        unmountSync(merged);
+        removeSync(dir);
+    });
+    let mounted = true;
     let released = false;
+    const unmount = async () => {
+        if (!mounted)
+            return;
+        mounted = false;
+        unmountSync(merged);
+    };
     return {
         merged,
         upper,
+        unmount,
         async release() {
             if (released)
                 return;
             released = true;
-            (0,external_node_child_process_namespaceObject.spawnSync)('umount', [merged]);
-            if ((0,external_node_child_process_namespaceObject.spawnSync)('mountpoint', ['-q', merged]).status === 0)
-                (0,external_node_child_process_namespaceObject.spawnSync)('umount', ['-l', merged]);
+            await unmount();
             await (0,promises_.rm)(dir, { recursive: true, force: true });
+            forget();
         },
     };
 }
@@ -46566,6 +46774,7 @@ async function mountOverlay(lowerDirs, scratch) {
 
 
 
+
 function findRuntime() {
     for (const r of ['runc', 'crun'])
         if ((0,external_node_child_process_namespaceObject.spawnSync)('sh', ['-c', `command -v ${r}`], { stdio: 'ignore' }).status === 0)
@@ -46573,23 +46782,17 @@ function findRuntime() {
     return undefined;
 }
 let counter = 0;
-const live = new Set();
-/** Containers still running when the process is told to stop are killed and deleted. */
-function cleanupOnSignal(runtime) {
-    for (const id of live) {
-        (0,external_node_child_process_namespaceObject.spawnSync)(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });
-        (0,external_node_child_process_namespaceObject.spawnSync)(runtime, ['delete', '--force', id], { stdio: 'ignore' });
-    }
-}
 async function runContainer(runtime, spec, scratch, onOutput) {
     const bundle = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'bundle-'));
     const id = `hoist-${process.pid}-${Date.now()}-${counter++}`;
     await (0,promises_.writeFile)(external_node_path_.join(bundle, 'config.json'), JSON.stringify(spec));
     const tail = [];
-    const onSignal = () => cleanupOnSignal(runtime);
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    live.add(id);
+    // Interrupted: the container is killed and deleted, its bundle removed.
+    const forget = onInterrupt(() => {
+        (0,external_node_child_process_namespaceObject.spawnSync)(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });
+        (0,external_node_child_process_namespaceObject.spawnSync)(runtime, ['delete', '--force', id], { stdio: 'ignore' });
+        removeSync(bundle);
+    });
     try {
         const child = (0,external_node_child_process_namespaceObject.spawn)(runtime, ['run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
         const lines = (chunk, carry) => {
@@ -46619,9 +46822,7 @@ async function runContainer(runtime, spec, scratch, onOutput) {
         return { exitCode, tail };
     }
     finally {
-        live.delete(id);
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        forget();
         (0,external_node_child_process_namespaceObject.spawnSync)(runtime, ['delete', '--force', id], { stdio: 'ignore' });
         await (0,promises_.rm)(bundle, { recursive: true, force: true });
     }
@@ -46689,6 +46890,7 @@ var external_node_net_ = __nccwpck_require__(7030);
 
 
 
+
 /** `--ssh default|ID[=SOCKET|KEY[,KEY…]]` → [id, paths]. */
 function parseSshFlag(text) {
     const eq = text.indexOf('=');
@@ -46746,8 +46948,13 @@ class SshAgents {
             };
             poll(0);
         });
-        if (agent.pid)
-            this.agents.push({ pid: agent.pid, dir });
+        if (agent.pid) {
+            const pid = agent.pid;
+            this.agents.push({ pid, dir, forget: onInterrupt(() => {
+                    killQuietly(pid);
+                    removeSync(dir);
+                }) });
+        }
         if (failed)
             throw new ExecError(`--ssh ${id}: ${failed}`);
         const added = (0,external_node_child_process_namespaceObject.spawnSync)('ssh-add', paths, { env: { ...this.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -46758,14 +46965,18 @@ class SshAgents {
     /** Stops the agents started for the build. */
     async close() {
         for (const a of this.agents.splice(0)) {
-            try {
-                process.kill(a.pid, 'SIGTERM');
-            }
-            catch {
-                // already gone
-            }
+            killQuietly(a.pid);
             await (0,promises_.rm)(a.dir, { recursive: true, force: true });
+            a.forget();
         }
+    }
+}
+function killQuietly(pid) {
+    try {
+        process.kill(pid, 'SIGTERM');
+    }
+    catch {
+        // already gone
     }
 }
 /** A socket owned by uid:gid with `mode` that forwards every connection to the agent at `agent`. */
@@ -46791,6 +47002,7 @@ async function agentProxy(agent, owner) {
         server.once('error', reject);
         server.listen(sock, () => resolve());
     });
+    const forget = onInterrupt(() => removeSync(dir));
     await (0,promises_.chmod)(sock, owner.mode);
     await (0,promises_.chown)(sock, owner.uid, owner.gid).catch(() => undefined);
     return {
@@ -46800,6 +47012,7 @@ async function agentProxy(agent, owner) {
                 s.destroy();
             await new Promise((r) => server.close(() => r()));
             await (0,promises_.rm)(dir, { recursive: true, force: true });
+            forget();
         },
     };
 }
@@ -46970,6 +47183,7 @@ async function cacheMountDir(root, m, cleanup) {
 
 
 
+
 const mkdirp = (p) => (0,promises_.mkdir)(p, { recursive: true });
 const historyComment = 'buildkit.dockerfile.v0';
 /** RUN reached without root: the command may run the build again under sudo. */
@@ -47041,7 +47255,15 @@ class Builder {
     stages = new Map();
     rootfsDirs = new Map();
     images = new Map();
+    /** the build's temp dir in the store (made once, removed when the build ends or is interrupted) */
     tmp;
+    forgetTmp;
+    /** read-only overlays of stages and images (COPY --from, bind mounts), released when the build ends */
+    sourceMounts = [];
+    /** the step each stage is at (RUN output is shown under it) */
+    currentStep = new Map();
+    /** whether read-only overlays can be mounted here (undefined: not tried yet) */
+    overlaySources;
     sshAgents;
     constructor(req) {
         this.req = req;
@@ -47099,8 +47321,11 @@ class Builder {
         }
         finally {
             await this.sshAgents.close();
+            for (const m of this.sourceMounts.splice(0))
+                await m.release();
             if (this.tmp)
-                await (0,promises_.rm)(this.tmp, { recursive: true, force: true });
+                await (0,promises_.rm)(await this.tmp, { recursive: true, force: true });
+            this.forgetTmp?.();
         }
     }
     stage(index) {
@@ -47191,6 +47416,7 @@ class Builder {
         for (const [i, ins] of all.entries()) {
             const started = Date.now();
             const start = { stage: index, stageName: stage.name, instruction: ins.code, line: ins.line, position: i + 2, steps };
+            this.currentStep.set(index, start);
             this.req.onStepStart?.(start);
             await this.step(ins, scope, meta, ctx, planned.sources.get(ins));
             const report = { ...start, cached: false, source: null, seconds: (Date.now() - started) / 1000 };
@@ -47198,6 +47424,11 @@ class Builder {
             this.req.onStep?.(report);
         }
         return { state: ctx.state, time: ctx.time };
+    }
+    /** A layer this build wrote, on top of `state` with its history entry; the index learns it from its headers. */
+    addWritten(state, layer, createdBy, time) {
+        const descriptor = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
+        state.addLayer({ descriptor, diffID: layer.diffID }, { created: this.created(time), created_by: createdBy, comment: historyComment }, layer.headers);
     }
     created(t) {
         return new Date((this.req.sourceDateEpoch ?? t) * 1000).toISOString();
@@ -47274,7 +47505,7 @@ class Builder {
         const createdBy = `WORKDIR ${wd}`;
         // Always a layer, empty when the directory was there already: BuildKit's mkdir is a filesystem step.
         const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-        state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+        this.addWritten(state, layer, createdBy, ctx.time);
     }
     /** USER or --chown as uid/gid: numbers as they are, names from the image's /etc/passwd and /etc/group. */
     async owner(spec, state) {
@@ -47402,7 +47633,7 @@ class Builder {
         const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
         const flags = [ins.kind === 'copy' && ins.parents ? '--parents' : '', ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
         const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ...ins.inline.map((f) => `<<${f.name}`), ins.dest].join(' ')} # buildkit`;
-        state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+        this.addWritten(state, layer, createdBy, ctx.time);
     }
     /** RUN: the step's process in the OCI runtime over an overlay of the image; the upper dir is the new layer. */
     async run(ins, ctx, scope) {
@@ -47413,11 +47644,7 @@ class Builder {
         if (process.getuid?.() !== 0)
             throw new NeedsRootError();
         const store = this.req.store;
-        const lowers = [];
-        for (const l of state.layers) {
-            const snap = await store.snapshot(l.diffID, async () => (await decompressed(await openLayer(store, this.req.client, l))).stream, { whiteouts: 'overlay' });
-            lowers.push(snap.path);
-        }
+        const lowers = await this.snapshots(state);
         const lower = await state.fs(store, this.req.client);
         const scratch = await this.scratchDir();
         const mount = await mountOverlay(lowers, scratch);
@@ -47470,18 +47697,29 @@ class Builder {
             const resolv = external_node_path_.join(scratch, `resolv-${ctx.index}`);
             await (0,promises_.writeFile)(resolv, await (0,promises_.readFile)('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
             const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host', mounts: extraMounts });
-            const result = await runContainer(runtime, spec, scratch, (line) => this.req.onOutput?.(ctx.index, line));
+            const result = await runContainer(runtime, spec, scratch, (line) => {
+                const step = this.currentStep.get(ctx.index);
+                if (step)
+                    this.req.onOutput?.(step, line);
+            });
             if (result.exitCode !== 0) {
                 throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).join('\n')}` : ''}`);
             }
-            const entries = await upperDirEntries(mount.upper, lower, targets);
+            const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
             const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
             if (entries.length === 0) {
                 state.history({ created: this.created(ctx.time), created_by: createdBy, comment: historyComment, empty_layer: true });
                 return;
             }
             const layer = await writeLayer(store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-            state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+            this.addWritten(state, layer, createdBy, ctx.time);
+            // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes
+            // the layer's snapshot instead of unpacking the new layer again for the next step. Like BuildKit's
+            // snapshots, it keeps what only the exported tar drops (other xattrs; times before SOURCE_DATE_EPOCH).
+            await mount.unmount();
+            for (const d of dropped.sort().reverse())
+                await (0,promises_.rm)(external_node_path_.join(mount.upper, d), { recursive: true, force: true });
+            await store.adoptSnapshot(layer.diffID, mount.upper);
         }
         finally {
             await mount.release();
@@ -47526,7 +47764,11 @@ class Builder {
                     return [];
                 // Secrets stay on a tmpfs (/dev/shm) and are bound read-only: never in the upper dir, never in a layer.
                 const dir = await (0,promises_.mkdtemp)(external_node_path_.join((0,external_node_fs_namespaceObject.existsSync)('/dev/shm') ? '/dev/shm' : scratch, 'hoist-secret-'));
-                cleanup.push(() => (0,promises_.rm)(dir, { recursive: true, force: true }));
+                const forget = onInterrupt(() => removeSync(dir));
+                cleanup.push(async () => {
+                    await (0,promises_.rm)(dir, { recursive: true, force: true });
+                    forget();
+                });
                 const file = await writeSecretFile(dir, m.id, data, m.mode);
                 await (0,promises_.chown)(file, m.uid, m.gid).catch(() => undefined);
                 return [{ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro'] }];
@@ -47557,8 +47799,11 @@ class Builder {
         return this.imageRootfs(from, at);
     }
     async scratchDir() {
-        this.tmp ??= await (0,promises_.mkdtemp)(external_node_path_.join(this.req.store.root, 'tmp', `${process.pid}-build-`));
-        return (0,promises_.mkdtemp)(external_node_path_.join(this.tmp, 'rootfs-'));
+        this.tmp ??= (0,promises_.mkdtemp)(external_node_path_.join(this.req.store.root, 'tmp', `${process.pid}-build-`)).then((dir) => {
+            this.forgetTmp = onInterrupt(() => removeSync(dir));
+            return dir;
+        });
+        return (0,promises_.mkdtemp)(external_node_path_.join(await this.tmp, 'rootfs-'));
     }
     /** A stage's filesystem unpacked (for COPY --from), once per build. */
     stageRootfs(index) {
@@ -47579,8 +47824,35 @@ class Builder {
         }
         return p;
     }
+    /** The unpacked snapshots of an image's layers, bottom first (unpacked once into the store). */
+    async snapshots(state) {
+        const store = this.req.store;
+        const out = [];
+        for (const l of state.layers) {
+            const snap = await store.snapshot(l.diffID, async () => (await decompressed(await openLayer(store, this.req.client, l))).stream, { whiteouts: 'overlay' });
+            out.push(snap.path);
+        }
+        return out;
+    }
+    /**
+     * An image's filesystem as a directory: as root, a read-only overlay of its snapshots (a stage's RUN layers are
+     * there already); otherwise, or where overlayfs cannot be mounted, every layer unpacked into a temp dir.
+     */
     async unpack(state) {
         const dir = await this.scratchDir();
+        if (process.getuid?.() === 0 && state.layers.length > 0 && this.overlaySources !== false) {
+            try {
+                const m = await mountOverlay(await this.snapshots(state), dir, { readOnly: true });
+                this.sourceMounts.push(m);
+                this.overlaySources = true;
+                return m.merged;
+            }
+            catch (e) {
+                if (!(e instanceof ExecError))
+                    throw e;
+                this.overlaySources = false;
+            }
+        }
         for (const l of state.layers) {
             const { stream } = await decompressed(await openLayer(this.req.store, this.req.client, l));
             await extractLayer(stream, dir, { whiteouts: 'apply' });
@@ -47835,7 +48107,7 @@ const label = (s) => `[${s.stageName ?? `stage-${s.stage}`} ${s.position}/${s.st
 function createProgress(mode, io) {
     const effective = mode === 'auto' ? (io.errIsTTY ? 'tty' : 'plain') : mode;
     if (effective === 'quiet')
-        return { start() { }, done() { }, finish() { } };
+        return { start() { }, output() { }, done() { }, finish() { } };
     const numbers = new Map();
     let next = 0;
     if (effective === 'plain') {
@@ -47843,6 +48115,9 @@ function createProgress(mode, io) {
             start(s) {
                 numbers.set(key(s), ++next);
                 io.err(`#${next} ${label(s)}\n`);
+            },
+            output(s, line) {
+                io.err(`#${numbers.get(key(s)) ?? '?'} ${line}\n`);
             },
             done(s) {
                 const n = numbers.get(key(s)) ?? ++next;
@@ -47864,6 +48139,11 @@ function createProgress(mode, io) {
     return {
         start(s) {
             running.set(key(s), s);
+            numbers.set(key(s), ++next);
+            status();
+        },
+        output(s, line) {
+            io.err(`\r\x1b[K#${numbers.get(key(s)) ?? '?'} ${line}\n`);
             status();
         },
         done(s) {
@@ -47979,10 +48259,7 @@ async function buildWith(a, io, { tags, outputs, progressMode, sourceDateEpoch, 
             store,
             client,
             onStepStart: (st) => progress.start(st),
-            onOutput: (_stage, line) => {
-                if (progressMode !== 'quiet')
-                    io.err(`  | ${line}\n`);
-            },
+            onOutput: (step, line) => progress.output(step, line),
             onStep: (st) => progress.done(st),
         }).catch((e) => {
             progress.finish(false);

@@ -14,6 +14,7 @@ const packages = {
   setfattr: 'attr',
   sudo: 'sudo',
   debootstrap: 'debootstrap',
+  'ssh-agent': 'openssh-client',
 };
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

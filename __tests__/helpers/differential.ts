@@ -33,7 +33,7 @@ export interface Case {
   oldBuildkitStubs?: string[];
   /** --secret id=ID,src=FILE for both builders, the file holding this text */
   secrets?: Record<string, string>;
-  /** --ssh flags for both builders (SSH_AUTH_SOCK is the caller's) */
+  /** --ssh flags for both builders ({{WORK}}: the work directory; SSH_AUTH_SOCK is the caller's) */
   ssh?: string[];
 }
 
@@ -114,7 +114,7 @@ export async function compareWithDocker(env: DifferentialEnv, c: Case, i: number
       writeFileSync(file, text);
       args.push('--secret', `id=${id},src=${file}`);
     }
-    for (const s of c.ssh ?? []) args.push('--ssh', s);
+    for (const s of c.ssh ?? []) args.push('--ssh', s.replaceAll('{{WORK}}', work));
 
     // dockerd runs here without a bridge (no iptables in the sandbox), so RUN steps use the host's network.
     const theirs = d.docker(['build', '-q', '--network', 'host', '-t', `case${i}:docker`, ...args, dir], undefined, { DOCKER_BUILDKIT: '1' });

@@ -23,7 +23,7 @@ import { parseReference, type Reference } from '../image/reference.js';
 import type { ImageSource } from '../image/source.js';
 import { decompressed } from '../layer/compression.js';
 import { extractLayer } from '../layer/extract.js';
-import { writeLayer } from '../layer/writer.js';
+import { writeLayer, type WrittenLayer } from '../layer/writer.js';
 import type { RegistryClient, Repo } from '../registry/client.js';
 import { RemoteImage } from '../registry/source.js';
 import type { Store } from '../store/store.js';
@@ -38,7 +38,8 @@ import { applyMetadata, type MetadataContext } from './metadata.js';
 import { ImageState, type LayerRef, openLayer, readImageFile } from './state.js';
 import { type ExecUser, needsLookup, resolveExecUser, resolveOwner, UserError } from './users.js';
 import { upperDirEntries } from '../exec/diff.js';
-import { ExecError, mountOverlay } from '../exec/overlay.js';
+import { onInterrupt, removeSync } from '../exec/cleanup.js';
+import { ExecError, mountOverlay, type OverlayMount } from '../exec/overlay.js';
 import { findRuntime, runContainer } from '../exec/runc.js';
 import { runSpec } from '../exec/spec.js';
 import { agentProxy, SshAgents } from '../exec/ssh.js';
@@ -66,7 +67,7 @@ export interface BuildRequest {
   /** --ssh: agent sockets or key files by id (none: SSH_AUTH_SOCK) */
   ssh?: ReadonlyMap<string, readonly string[]>;
   /** a line a RUN step printed */
-  onOutput?: (stage: number, line: string) => void;
+  onOutput?: (step: StepStart, line: string) => void;
   /** progress events: a step starts, a step ends */
   onStepStart?: (step: StepStart) => void;
   onStep?: (step: StepReport) => void;
@@ -168,7 +169,15 @@ export class Builder {
   private readonly stages = new Map<number, Promise<StageResult>>();
   private readonly rootfsDirs = new Map<string, Promise<string>>();
   private readonly images = new Map<string, Promise<ImageState>>();
-  private tmp: string | undefined;
+  /** the build's temp dir in the store (made once, removed when the build ends or is interrupted) */
+  private tmp: Promise<string> | undefined;
+  private forgetTmp: (() => void) | undefined;
+  /** read-only overlays of stages and images (COPY --from, bind mounts), released when the build ends */
+  private readonly sourceMounts: OverlayMount[] = [];
+  /** the step each stage is at (RUN output is shown under it) */
+  private readonly currentStep = new Map<number, StepStart>();
+  /** whether read-only overlays can be mounted here (undefined: not tried yet) */
+  private overlaySources: boolean | undefined;
 
   private readonly sshAgents: SshAgents;
 
@@ -224,7 +233,9 @@ export class Builder {
       };
     } finally {
       await this.sshAgents.close();
-      if (this.tmp) await rm(this.tmp, { recursive: true, force: true });
+      for (const m of this.sourceMounts.splice(0)) await m.release();
+      if (this.tmp) await rm(await this.tmp, { recursive: true, force: true });
+      this.forgetTmp?.();
     }
   }
 
@@ -312,6 +323,7 @@ export class Builder {
     for (const [i, ins] of all.entries()) {
       const started = Date.now();
       const start: StepStart = { stage: index, stageName: stage.name, instruction: ins.code, line: ins.line, position: i + 2, steps };
+      this.currentStep.set(index, start);
       this.req.onStepStart?.(start);
       await this.step(ins, scope, meta, ctx, planned.sources.get(ins));
       const report: StepReport = { ...start, cached: false, source: null, seconds: (Date.now() - started) / 1000 };
@@ -319,6 +331,12 @@ export class Builder {
       this.req.onStep?.(report);
     }
     return { state: ctx.state, time: ctx.time };
+  }
+
+  /** A layer this build wrote, on top of `state` with its history entry; the index learns it from its headers. */
+  private addWritten(state: ImageState, layer: WrittenLayer, createdBy: string, time: number): void {
+    const descriptor = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
+    state.addLayer({ descriptor, diffID: layer.diffID }, { created: this.created(time), created_by: createdBy, comment: historyComment }, layer.headers);
   }
 
   private created(t: number): string {
@@ -394,7 +412,7 @@ export class Builder {
     const createdBy = `WORKDIR ${wd}`;
     // Always a layer, empty when the directory was there already: BuildKit's mkdir is a filesystem step.
     const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-    state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+    this.addWritten(state, layer, createdBy, ctx.time);
   }
 
   /** USER or --chown as uid/gid: numbers as they are, names from the image's /etc/passwd and /etc/group. */
@@ -510,7 +528,7 @@ export class Builder {
     const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
     const flags = [ins.kind === 'copy' && ins.parents ? '--parents' : '', ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
     const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ...ins.inline.map((f) => `<<${f.name}`), ins.dest].join(' ')} # buildkit`;
-    state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+    this.addWritten(state, layer, createdBy, ctx.time);
   }
 
   /** RUN: the step's process in the OCI runtime over an overlay of the image; the upper dir is the new layer. */
@@ -520,11 +538,7 @@ export class Builder {
     if (!runtime) throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
     if (process.getuid?.() !== 0) throw new NeedsRootError();
     const store = this.req.store;
-    const lowers: string[] = [];
-    for (const l of state.layers) {
-      const snap = await store.snapshot(l.diffID, async () => (await decompressed(await openLayer(store, this.req.client, l))).stream, { whiteouts: 'overlay' });
-      lowers.push(snap.path);
-    }
+    const lowers = await this.snapshots(state);
     const lower = await state.fs(store, this.req.client);
     const scratch = await this.scratchDir();
     const mount = await mountOverlay(lowers, scratch);
@@ -571,18 +585,27 @@ export class Builder {
       const resolv = path.join(scratch, `resolv-${ctx.index}`);
       await writeFile(resolv, await readFile('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
       const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host', mounts: extraMounts });
-      const result = await runContainer(runtime, spec, scratch, (line) => this.req.onOutput?.(ctx.index, line));
+      const result = await runContainer(runtime, spec, scratch, (line) => {
+        const step = this.currentStep.get(ctx.index);
+        if (step) this.req.onOutput?.(step, line);
+      });
       if (result.exitCode !== 0) {
         throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).join('\n')}` : ''}`);
       }
-      const entries = await upperDirEntries(mount.upper, lower, targets);
+      const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
       const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
       if (entries.length === 0) {
         state.history({ created: this.created(ctx.time), created_by: createdBy, comment: historyComment, empty_layer: true });
         return;
       }
       const layer = await writeLayer(store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-      state.addLayer({ descriptor: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, { created: this.created(ctx.time), created_by: createdBy, comment: historyComment });
+      this.addWritten(state, layer, createdBy, ctx.time);
+      // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes
+      // the layer's snapshot instead of unpacking the new layer again for the next step. Like BuildKit's
+      // snapshots, it keeps what only the exported tar drops (other xattrs; times before SOURCE_DATE_EPOCH).
+      await mount.unmount();
+      for (const d of dropped.sort().reverse()) await rm(path.join(mount.upper, d), { recursive: true, force: true });
+      await store.adoptSnapshot(layer.diffID, mount.upper);
     } finally {
       await mount.release();
       for (const undo of cleanup.reverse()) await undo();
@@ -620,7 +643,11 @@ export class Builder {
         if (!m.target) return [];
         // Secrets stay on a tmpfs (/dev/shm) and are bound read-only: never in the upper dir, never in a layer.
         const dir = await mkdtemp(path.join(existsSync('/dev/shm') ? '/dev/shm' : scratch, 'hoist-secret-'));
-        cleanup.push(() => rm(dir, { recursive: true, force: true }));
+        const forget = onInterrupt(() => removeSync(dir));
+        cleanup.push(async () => {
+          await rm(dir, { recursive: true, force: true });
+          forget();
+        });
         const file = await writeSecretFile(dir, m.id, data, m.mode);
         await chown(file, m.uid, m.gid).catch(() => undefined);
         return [{ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro'] }];
@@ -649,8 +676,11 @@ export class Builder {
   }
 
   private async scratchDir(): Promise<string> {
-    this.tmp ??= await mkdtemp(path.join(this.req.store.root, 'tmp', `${process.pid}-build-`));
-    return mkdtemp(path.join(this.tmp, 'rootfs-'));
+    this.tmp ??= mkdtemp(path.join(this.req.store.root, 'tmp', `${process.pid}-build-`)).then((dir) => {
+      this.forgetTmp = onInterrupt(() => removeSync(dir));
+      return dir;
+    });
+    return mkdtemp(path.join(await this.tmp, 'rootfs-'));
   }
 
   /** A stage's filesystem unpacked (for COPY --from), once per build. */
@@ -674,8 +704,34 @@ export class Builder {
     return p;
   }
 
+  /** The unpacked snapshots of an image's layers, bottom first (unpacked once into the store). */
+  private async snapshots(state: ImageState): Promise<string[]> {
+    const store = this.req.store;
+    const out: string[] = [];
+    for (const l of state.layers) {
+      const snap = await store.snapshot(l.diffID, async () => (await decompressed(await openLayer(store, this.req.client, l))).stream, { whiteouts: 'overlay' });
+      out.push(snap.path);
+    }
+    return out;
+  }
+
+  /**
+   * An image's filesystem as a directory: as root, a read-only overlay of its snapshots (a stage's RUN layers are
+   * there already); otherwise, or where overlayfs cannot be mounted, every layer unpacked into a temp dir.
+   */
   private async unpack(state: ImageState): Promise<string> {
     const dir = await this.scratchDir();
+    if (process.getuid?.() === 0 && state.layers.length > 0 && this.overlaySources !== false) {
+      try {
+        const m = await mountOverlay(await this.snapshots(state), dir, { readOnly: true });
+        this.sourceMounts.push(m);
+        this.overlaySources = true;
+        return m.merged;
+      } catch (e) {
+        if (!(e instanceof ExecError)) throw e;
+        this.overlaySources = false;
+      }
+    }
     for (const l of state.layers) {
       const { stream } = await decompressed(await openLayer(this.req.store, this.req.client, l));
       await extractLayer(stream, dir, { whiteouts: 'apply' });

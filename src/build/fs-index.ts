@@ -13,51 +13,105 @@ export interface IndexedEntry {
   layer: number;
 }
 
+interface LayerPass {
+  opaque: string[];
+  added: Set<string>;
+}
+
 export class FsIndex {
   readonly entries = new Map<string, IndexedEntry>();
+  /** the paths directly below each directory path (also one that has no entry of its own) */
+  private readonly children = new Map<string, Set<string>>();
 
   clone(): FsIndex {
     const c = new FsIndex();
     for (const [k, v] of this.entries) c.entries.set(k, v);
+    for (const [k, v] of this.children) c.children.set(k, new Set(v));
     return c;
   }
 
   /** Applies one layer (compressed or not) on top. */
   async apply(blob: Readable, layer: number): Promise<void> {
     const { stream } = await decompressed(blob);
-    const opaque: string[] = [];
-    const added = new Set<string>();
+    const pass: LayerPass = { opaque: [], added: new Set() };
     for await (const { header, body } of readTar(stream)) {
       body.resume();
-      const name = cleanEntryName(header.name);
-      if (!name) continue;
-      const slash = name.lastIndexOf('/');
-      const dir = slash < 0 ? '' : name.slice(0, slash);
-      const base = name.slice(slash + 1);
-      if (base === opaqueWhiteout) {
-        opaque.push(dir);
-        continue;
-      }
-      if (base.startsWith(whiteoutPrefix)) {
-        this.remove(dir ? `${dir}/${base.slice(whiteoutPrefix.length)}` : base.slice(whiteoutPrefix.length));
-        continue;
-      }
-      if (header.type !== 'directory' || this.entries.get(name)?.header.type !== 'directory') this.remove(name);
-      this.entries.set(name, { header: { ...header, name }, layer });
-      added.add(name);
+      this.applyHeader(header, layer, pass);
     }
-    // An opaque directory hides what lower layers had below it, whatever its position in the tar.
+    this.finish(pass);
+  }
+
+  /** Applies a layer from its headers, as the builder has them when it has just written the layer. */
+  applyHeaders(headers: Iterable<TarHeader>, layer: number): void {
+    const pass: LayerPass = { opaque: [], added: new Set() };
+    for (const h of headers) this.applyHeader(h, layer, pass);
+    this.finish(pass);
+  }
+
+  private applyHeader(header: TarHeader, layer: number, pass: LayerPass): void {
+    const name = cleanEntryName(header.name);
+    if (!name) return;
+    const slash = name.lastIndexOf('/');
+    const dir = slash < 0 ? '' : name.slice(0, slash);
+    const base = name.slice(slash + 1);
+    if (base === opaqueWhiteout) {
+      pass.opaque.push(dir);
+      return;
+    }
+    if (base.startsWith(whiteoutPrefix)) {
+      this.remove(dir ? `${dir}/${base.slice(whiteoutPrefix.length)}` : base.slice(whiteoutPrefix.length));
+      return;
+    }
+    if (header.type !== 'directory' || this.entries.get(name)?.header.type !== 'directory') this.remove(name);
+    this.set(name, { header: { ...header, name }, layer });
+    pass.added.add(name);
+  }
+
+  /** An opaque directory hides what lower layers had below it, whatever its position in the tar. */
+  private finish({ opaque, added }: LayerPass): void {
     for (const dir of opaque) {
-      for (const p of [...this.entries.keys()]) {
-        if (p.startsWith(dir ? `${dir}/` : '') && p !== dir && !added.has(p)) this.entries.delete(p);
+      for (const p of this.below(dir)) if (!added.has(p)) this.entries.delete(p);
+      for (const p of [...this.below(dir)].reverse()) {
+        if (!this.entries.has(p) && !this.children.get(p)?.size) {
+          this.children.delete(p);
+          this.unlink(p);
+        }
       }
     }
   }
 
+  private set(p: string, e: IndexedEntry): void {
+    this.entries.set(p, e);
+    const slash = p.lastIndexOf('/');
+    const parent = slash < 0 ? '' : p.slice(0, slash);
+    let kids = this.children.get(parent);
+    if (!kids) this.children.set(parent, (kids = new Set()));
+    kids.add(p);
+  }
+
+  /** Forgets `p` as a child of its parent. */
+  private unlink(p: string): void {
+    const slash = p.lastIndexOf('/');
+    this.children.get(slash < 0 ? '' : p.slice(0, slash))?.delete(p);
+  }
+
+  /** Every path below `dir`, deepest last. */
+  private *below(dir: string): Generator<string> {
+    for (const c of [...(this.children.get(dir) ?? [])]) {
+      yield c;
+      yield* this.below(c);
+    }
+  }
+
+  /** Removes `p` and everything below it. */
   private remove(p: string): void {
+    for (const c of [...this.below(p)]) {
+      this.entries.delete(c);
+      this.children.delete(c);
+    }
+    this.children.delete(p);
     this.entries.delete(p);
-    const prefix = `${p}/`;
-    for (const k of [...this.entries.keys()]) if (k.startsWith(prefix)) this.entries.delete(k);
+    this.unlink(p);
   }
 
   /** The entry at an absolute or relative path, following symlinks in its parents (not the last component). */

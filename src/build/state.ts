@@ -6,7 +6,7 @@ import type { RegistryClient, Repo } from '../registry/client.js';
 import type { Store } from '../store/store.js';
 import { decompressed } from '../layer/compression.js';
 import { cleanEntryName } from '../layer/extract.js';
-import { readTar } from '../layer/tar.js';
+import { readTar, type TarHeader } from '../layer/tar.js';
 import { fetchIntoStore } from '../store/pull.js';
 import { FsIndex } from './fs-index.js';
 
@@ -48,7 +48,12 @@ export class ImageState {
     (this.config.history ??= []).push(entry);
   }
 
-  addLayer(layer: LayerRef, entry: HistoryEntry): void {
+  /** A layer on top; `headers` (what the builder just wrote) keep an index that is up to date without reading it. */
+  addLayer(layer: LayerRef, entry: HistoryEntry, headers?: Iterable<TarHeader>): void {
+    if (headers && this.index && this.indexed === this.layers.length) {
+      this.index.applyHeaders(headers, this.layers.length);
+      this.indexed++;
+    }
     this.layers.push(layer);
     this.config.rootfs.diff_ids.push(layer.diffID);
     this.history(entry);

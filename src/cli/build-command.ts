@@ -102,9 +102,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, progress
       store,
       client,
       onStepStart: (st) => progress.start(st),
-      onOutput: (_stage, line) => {
-        if (progressMode !== 'quiet') io.err(`  | ${line}\n`);
-      },
+      onOutput: (step, line) => progress.output(step, line),
       onStep: (st) => progress.done(st),
     }).catch((e: unknown) => {
       progress.finish(false);

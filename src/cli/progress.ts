@@ -1,5 +1,5 @@
-// Build progress as buildx shows it. plain (CI logs): `#N [stage k/n] INSTRUCTION` when a step starts and
-// `#N DONE 0.1s` (or `#N CACHED`) when it ends. tty: a line per finished step and a live status line at the
+// Build progress as buildx shows it. plain (CI logs): `#N [stage k/n] INSTRUCTION` when a step starts, `#N TEXT`
+// for each line a RUN step prints, and `#N DONE 0.1s` (or `#N CACHED`) when it ends. tty: a line per finished step and a live status line at the
 // bottom, redrawn in place. quiet: nothing.
 import type { StepReport, StepStart } from '../build/builder.js';
 import type { CommandIO } from './io.js';
@@ -8,6 +8,8 @@ export type ProgressMode = 'auto' | 'plain' | 'tty' | 'quiet';
 
 export interface Progress {
   start(s: StepStart): void;
+  /** a line a RUN step printed, shown under the step's number */
+  output(s: StepStart, line: string): void;
   done(s: StepReport): void;
   finish(ok: boolean): void;
 }
@@ -17,7 +19,7 @@ const label = (s: StepStart) => `[${s.stageName ?? `stage-${s.stage}`} ${s.posit
 
 export function createProgress(mode: ProgressMode, io: CommandIO): Progress {
   const effective = mode === 'auto' ? (io.errIsTTY ? 'tty' : 'plain') : mode;
-  if (effective === 'quiet') return { start() {}, done() {}, finish() {} };
+  if (effective === 'quiet') return { start() {}, output() {}, done() {}, finish() {} };
   const numbers = new Map<string, number>();
   let next = 0;
   if (effective === 'plain') {
@@ -25,6 +27,9 @@ export function createProgress(mode: ProgressMode, io: CommandIO): Progress {
       start(s) {
         numbers.set(key(s), ++next);
         io.err(`#${next} ${label(s)}\n`);
+      },
+      output(s, line) {
+        io.err(`#${numbers.get(key(s)) ?? '?'} ${line}\n`);
       },
       done(s) {
         const n = numbers.get(key(s)) ?? ++next;
@@ -46,6 +51,11 @@ export function createProgress(mode: ProgressMode, io: CommandIO): Progress {
   return {
     start(s) {
       running.set(key(s), s);
+      numbers.set(key(s), ++next);
+      status();
+    },
+    output(s, line) {
+      io.err(`\r\x1b[K#${numbers.get(key(s)) ?? '?'} ${line}\n`);
       status();
     },
     done(s) {

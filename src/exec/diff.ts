@@ -26,10 +26,12 @@ function opaqueDirs(upper: string): Set<string> {
 
 /**
  * The upper dir as layer entries. `mountTargets` (RUN --mount targets, absolute) and the directories made only to
- * hold them are left out when the image did not have them: a mount's content never reaches the layer.
+ * hold them are left out when the image did not have them: a mount's content never reaches the layer. `dropped`
+ * names what of the upper dir the layer leaves out (remove it before the upper dir stands in for the layer).
  */
-export async function upperDirEntries(upper: string, lower: FsIndex, mountTargets: readonly string[] = []): Promise<LayerEntry[]> {
-  const entries = await walkUpper(upper, lower);
+export async function upperDirEntries(upper: string, lower: FsIndex, mountTargets: readonly string[] = []): Promise<{ entries: LayerEntry[]; dropped: string[] }> {
+  const dropped: string[] = [];
+  const entries = await walkUpper(upper, lower, dropped);
   const stubs = new Set<string>();
   for (const t of mountTargets) {
     const parts = t.split('/').filter(Boolean);
@@ -39,10 +41,13 @@ export async function upperDirEntries(upper: string, lower: FsIndex, mountTarget
       stubs.add(p);
     }
   }
-  if (stubs.size === 0) return entries;
+  if (stubs.size === 0) return { entries, dropped };
   const kept = entries.filter((e) => !stubs.has(e.header.name) && ![...stubs].some((s) => e.header.name.startsWith(`${s}/`) && mountTargets.includes(`/${s}`)));
   // A directory made for a mount stays only if something else was written below it.
-  return kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) || kept.some((o) => o.header.name.startsWith(`${e.header.name}/`)));
+  const result = kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) || kept.some((o) => o.header.name.startsWith(`${e.header.name}/`)));
+  const keptNames = new Set(result.map((e) => e.header.name));
+  for (const e of entries) if (!keptNames.has(e.header.name)) dropped.push(e.header.name);
+  return { entries: result, dropped };
 }
 
 /** security.capability of the files in the upper dir (what setcap wrote), by relative path. */
@@ -57,7 +62,7 @@ function capabilities(upper: string): Map<string, Buffer> {
   return out;
 }
 
-async function walkUpper(upper: string, lower: FsIndex): Promise<LayerEntry[]> {
+async function walkUpper(upper: string, lower: FsIndex, dropped: string[]): Promise<LayerEntry[]> {
   const entries: LayerEntry[] = [];
   const opaque = opaqueDirs(upper);
   const caps = capabilities(upper);
@@ -68,7 +73,10 @@ async function walkUpper(upper: string, lower: FsIndex): Promise<LayerEntry[]> {
       const r = rel ? `${rel}/${name}` : name;
       const p = path.join(upper, r);
       const st = await lstat(p);
-      if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? (await readdir(p)).length === 0 : st.size === 0)) continue;
+      if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? (await readdir(p)).length === 0 : st.size === 0)) {
+        dropped.push(r);
+        continue;
+      }
       const base: Omit<TarHeader, 'type'> = { name: r, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
       if (st.isCharacterDevice() && st.rdev === 0) {
         if (lower.lookup(r)) entries.push({ header: { ...base, name: path.posix.join(rel, `.wh.${name}`), type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0 } });

@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { onInterrupt, removeSync, unmountSync } from './cleanup.js';
 
 export class ExecError extends Error {
   override readonly name = 'ExecError';
@@ -12,33 +13,51 @@ export class ExecError extends Error {
 export interface OverlayMount {
   merged: string;
   upper: string;
+  /** unmounts, leaving the upper dir for the caller to keep */
+  unmount(): Promise<void>;
   /** unmounts and removes everything this mount made */
   release(): Promise<void>;
 }
 
-export async function mountOverlay(lowerDirs: readonly string[], scratch: string): Promise<OverlayMount> {
+/**
+ * Mounts the layers (top first) at a new `merged` dir in `scratch`: read-write over a fresh upper dir, or with
+ * `readOnly` only the lower stack (for a stage's filesystem as the source of COPY --from and bind mounts).
+ */
+export async function mountOverlay(lowerDirs: readonly string[], scratch: string, options: { readOnly?: boolean } = {}): Promise<OverlayMount> {
   const dir = await mkdtemp(path.join(scratch, 'run-'));
   const [upper, work, merged, empty] = ['upper', 'work', 'merged', 'empty'].map((d) => path.join(dir, d));
   for (const d of [upper, work, merged, empty]) await mkdir(d);
-  // overlayfs needs at least one lower dir; a scratch image has none.
-  const lower = lowerDirs.length > 0 ? [...lowerDirs].reverse().join(':') : empty;
-  const options = `lowerdir=${lower},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
-  if (options.length > 3500) throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
-  const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', options, merged], { encoding: 'utf8' });
+  // overlayfs needs at least one lower dir (two without an upper dir); the empty one is the bottom of the stack.
+  const lower = [...lowerDirs].reverse();
+  if (lower.length === 0 || options.readOnly) lower.push(empty);
+  const options_ = options.readOnly ? `lowerdir=${lower.join(':')}` : `lowerdir=${lower.join(':')},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
+  if (options_.length > 3500) throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
+  const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { encoding: 'utf8' });
   if (r.status !== 0) {
     await rm(dir, { recursive: true, force: true });
     throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}; RUN needs root (or passwordless sudo) and overlayfs`);
   }
+  const forget = onInterrupt(() => {
+    unmountSync(merged);
+    removeSync(dir);
+  });
+  let mounted = true;
   let released = false;
+  const unmount = async () => {
+    if (!mounted) return;
+    mounted = false;
+    unmountSync(merged);
+  };
   return {
     merged,
     upper,
+    unmount,
     async release() {
       if (released) return;
       released = true;
-      spawnSync('umount', [merged]);
-      if (spawnSync('mountpoint', ['-q', merged]).status === 0) spawnSync('umount', ['-l', merged]);
+      await unmount();
       await rm(dir, { recursive: true, force: true });
+      forget();
     },
   };
 }

@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { onInterrupt, removeSync } from './cleanup.js';
 import { ExecError } from './overlay.js';
 
 export function findRuntime(): string | undefined {
@@ -18,25 +19,18 @@ export interface RunResult {
 }
 
 let counter = 0;
-const live = new Set<string>();
-
-/** Containers still running when the process is told to stop are killed and deleted. */
-function cleanupOnSignal(runtime: string): void {
-  for (const id of live) {
-    spawnSync(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });
-    spawnSync(runtime, ['delete', '--force', id], { stdio: 'ignore' });
-  }
-}
 
 export async function runContainer(runtime: string, spec: object, scratch: string, onOutput: (line: string) => void): Promise<RunResult> {
   const bundle = await mkdtemp(path.join(scratch, 'bundle-'));
   const id = `hoist-${process.pid}-${Date.now()}-${counter++}`;
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
   const tail: string[] = [];
-  const onSignal = () => cleanupOnSignal(runtime);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  live.add(id);
+  // Interrupted: the container is killed and deleted, its bundle removed.
+  const forget = onInterrupt(() => {
+    spawnSync(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });
+    spawnSync(runtime, ['delete', '--force', id], { stdio: 'ignore' });
+    removeSync(bundle);
+  });
   try {
     const child = spawn(runtime, ['run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
     const lines = (chunk: Buffer, carry: { rest: string }) => {
@@ -63,9 +57,7 @@ export async function runContainer(runtime: string, spec: object, scratch: strin
     }
     return { exitCode, tail };
   } finally {
-    live.delete(id);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    forget();
     spawnSync(runtime, ['delete', '--force', id], { stdio: 'ignore' });
     await rm(bundle, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { splitCSV } from '../dockerfile/plan.js';
+import { onInterrupt, removeSync } from './cleanup.js';
 import { ExecError } from './overlay.js';
 
 /** `--ssh default|ID[=SOCKET|KEY[,KEY…]]` → [id, paths]. */
@@ -21,7 +22,7 @@ export function parseSshFlag(text: string): [string, string[]] {
 
 export class SshAgents {
   private readonly sockets = new Map<string, Promise<string>>();
-  private readonly agents: { pid: number; dir: string }[] = [];
+  private readonly agents: { pid: number; dir: string; forget: () => void }[] = [];
 
   constructor(private readonly specs: ReadonlyMap<string, readonly string[]>, private readonly env: NodeJS.ProcessEnv = process.env) {}
 
@@ -60,7 +61,13 @@ export class SshAgents {
       };
       poll(0);
     });
-    if (agent.pid) this.agents.push({ pid: agent.pid, dir });
+    if (agent.pid) {
+      const pid = agent.pid;
+      this.agents.push({ pid, dir, forget: onInterrupt(() => {
+        killQuietly(pid);
+        removeSync(dir);
+      }) });
+    }
     if (failed) throw new ExecError(`--ssh ${id}: ${failed}`);
     const added = spawnSync('ssh-add', paths, { env: { ...this.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     if (added.status !== 0) throw new ExecError(`--ssh ${id}: ssh-add could not load ${paths.join(', ')}: ${(added.stderr || added.error?.message || '').trim()} (keys with a passphrase need an agent: --ssh ${id}=$SSH_AUTH_SOCK)`);
@@ -70,13 +77,18 @@ export class SshAgents {
   /** Stops the agents started for the build. */
   async close(): Promise<void> {
     for (const a of this.agents.splice(0)) {
-      try {
-        process.kill(a.pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
+      killQuietly(a.pid);
       await rm(a.dir, { recursive: true, force: true });
+      a.forget();
     }
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    // already gone
   }
 }
 
@@ -108,6 +120,7 @@ export async function agentProxy(agent: string, owner: { uid: number; gid: numbe
     server.once('error', reject);
     server.listen(sock, () => resolve());
   });
+  const forget = onInterrupt(() => removeSync(dir));
   await chmod(sock, owner.mode);
   await chown(sock, owner.uid, owner.gid).catch(() => undefined);
   return {
@@ -116,6 +129,7 @@ export async function agentProxy(agent: string, owner: { uid: number; gid: numbe
       for (const s of open) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
       await rm(dir, { recursive: true, force: true });
+      forget();
     },
   };
 }

@@ -1,6 +1,8 @@
 // Compression of layer streams, recognised by magic bytes (gzip 1f 8b, zstd 28 b5 2f fd) so that a tar is
 // read the same whether it was stored compressed or not.
-import { PassThrough, pipeline as pipelineCb, Readable, type Transform } from 'node:stream';
+import { availableParallelism } from 'node:os';
+import { PassThrough, pipeline as pipelineCb, Readable, Transform, type TransformCallback } from 'node:stream';
+import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import type { Compression } from '../image/media-types.js';
 
@@ -27,7 +29,7 @@ export function decompressor(c: Compression): Transform {
 }
 
 export function compressor(c: Compression, level?: number): Transform {
-  if (c === 'gzip') return zlib.createGzip(level === undefined ? {} : { level });
+  if (c === 'gzip') return new ParallelGzip(level);
   if (c === 'zstd') {
     const z = zlib as unknown as ZstdZlib;
     if (!z.createZstdCompress) throw new CompressionError(`zstd compression needs Node 22.15 or later (this is ${process.version})`);
@@ -77,4 +79,83 @@ export async function decompressed(input: Readable): Promise<{ stream: Readable;
   const { head, stream } = await peek(input, 4);
   const compression = detectCompression(head);
   return { stream: chain(stream, decompressor(compression)), compression };
+}
+
+const deflateRaw = promisify<zlib.InputType, zlib.ZlibOptions, Buffer>(zlib.deflateRaw);
+const gzipBlock = 1 << 20;
+const window = 32 * 1024;
+
+/**
+ * gzip on every core, as pigz does it: the input is cut into 1 MiB blocks, each deflated on its own (in libuv's
+ * thread pool) with the previous block's last 32 KiB as its dictionary and ended by a sync flush, so that the
+ * pieces join into one ordinary deflate stream in one gzip member (RFC 1951 §3.2.3, RFC 1952). Block boundaries
+ * are fixed, so the same input always gives the same bytes. A single zlib stream managed ~30 MB/s and made
+ * gzip the slowest part of writing a layer.
+ */
+export class ParallelGzip extends Transform {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private readonly inFlight: Promise<Buffer>[] = [];
+  private readonly parallel = Math.max(2, availableParallelism());
+  private crc = 0;
+  private size = 0;
+  private tail: Buffer = Buffer.alloc(0);
+  private started = false;
+
+  constructor(private readonly level = zlib.constants.Z_DEFAULT_COMPRESSION) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    this.drainBlocks().then(() => done(), done);
+  }
+
+  override _flush(done: TransformCallback): void {
+    (async () => {
+      await this.drainBlocks();
+      const last = Buffer.concat(this.pending);
+      this.pending = [];
+      this.start(last, zlib.constants.Z_FINISH);
+      while (this.inFlight.length > 0) this.emitOldest(await (this.inFlight.shift() as Promise<Buffer>));
+      const trailer = Buffer.alloc(8);
+      trailer.writeUInt32LE(this.crc >>> 0, 0);
+      trailer.writeUInt32LE(this.size % 2 ** 32, 4);
+      this.push(trailer);
+    })().then(() => done(), done);
+  }
+
+  /** Starts every full block, waiting for the oldest while as many as there are cores are under way. */
+  private async drainBlocks(): Promise<void> {
+    while (this.pendingBytes >= gzipBlock) {
+      const all = Buffer.concat(this.pending);
+      const block = all.subarray(0, gzipBlock);
+      const rest = all.subarray(gzipBlock);
+      this.pending = rest.length ? [rest] : [];
+      this.pendingBytes = rest.length;
+      this.start(block, zlib.constants.Z_SYNC_FLUSH);
+      if (this.inFlight.length >= this.parallel) this.emitOldest(await (this.inFlight.shift() as Promise<Buffer>));
+    }
+  }
+
+  private start(block: Buffer, flush: number): void {
+    this.crc = zlib.crc32(block, this.crc);
+    this.size += block.length;
+    const options: zlib.ZlibOptions = { level: this.level, finishFlush: flush };
+    if (this.tail.length > 0) options.dictionary = this.tail;
+    const promise = deflateRaw(block, options);
+    promise.catch(() => undefined); // awaited in order later; never an unhandled rejection meanwhile
+    this.inFlight.push(promise);
+    this.tail = Buffer.from(block.subarray(Math.max(0, block.length - window)));
+  }
+
+  private emitOldest(deflated: Buffer): void {
+    if (!this.started) {
+      this.started = true;
+      // magic, deflate, no flags, no mtime, no extra flags, OS unix
+      this.push(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]));
+    }
+    this.push(deflated);
+  }
 }

@@ -20,6 +20,8 @@ export interface WrittenLayer {
   digest: string;
   size: number;
   diffID: string;
+  /** the entries' headers as written (normalised, in tar order) */
+  headers: TarHeader[];
 }
 
 export interface LayerOptions {
@@ -66,5 +68,5 @@ export async function writeLayer(store: Store, entries: readonly LayerEntry[], o
   })();
   write.catch((err: Error) => tar.stream.destroy(err));
   const [blob] = await Promise.all([stored, write]);
-  return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest };
+  return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers: sorted.map((e) => e.header) };
 }

@@ -180,6 +180,17 @@ export class Store {
   }
 
   /**
+   * A directory that already holds the unpacked layer with this diffID (the upper dir of the RUN step that made
+   * it) becomes its snapshot, moved into place; if the snapshot exists already, the directory is removed.
+   */
+  async adoptSnapshot(diffID: string, dir: string): Promise<void> {
+    await rename(dir, this.snapshotPath(diffID)).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
+      await rm(dir, { recursive: true, force: true });
+    });
+  }
+
+  /**
    * The unpacked layer with this diffID, extracted from `open()` (the uncompressed tar) when not there yet. The
    * tar is verified against the diffID while it is unpacked; a snapshot appears only when complete.
    */

@@ -1,0 +1,53 @@
+// The parallel gzip writer: one gzip member whatever the size, read back by zlib and by GNU gzip, the same bytes
+// every time for the same input (layer digests must be reproducible).
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
+import { chain, compressor, ParallelGzip } from '../../src/layer/compression.js';
+
+async function gzip(input: Buffer, piece = 65536): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < input.length; i += piece) parts.push(input.subarray(i, i + piece));
+  const out: Buffer[] = [];
+  for await (const c of chain(Readable.from(parts), new ParallelGzip())) out.push(c as Buffer);
+  return Buffer.concat(out);
+}
+
+const MiB = 1 << 20;
+const text = (n: number) => Buffer.from(Array.from({ length: Math.ceil(n / 40) }, (_, i) => `line ${i} of some compressible text ..\n`).join('')).subarray(0, n);
+
+describe('parallel gzip', () => {
+  test.each([
+    ['empty', Buffer.alloc(0)],
+    ['one byte', Buffer.from('x')],
+    ['exactly one block', randomBytes(MiB)],
+    ['one block and one byte', randomBytes(MiB + 1)],
+    ['several blocks of random bytes', randomBytes(3 * MiB + 12345)],
+    ['several blocks of text', text(5 * MiB + 7)],
+  ])('%s: zlib and GNU gzip read it back whole', async (_name, input) => {
+    const z = await gzip(input);
+    expect(gunzipSync(z).equals(input)).toBe(true);
+    const gnu = spawnSync('gzip', ['-dc'], { input: z, maxBuffer: 64 * MiB });
+    expect(gnu.status).toBe(0);
+    expect(gnu.stdout.equals(input)).toBe(true);
+  });
+
+  test('the same bytes for the same input, however it is cut into chunks', async () => {
+    const input = text(3 * MiB + 99);
+    const a = await gzip(input, 4096);
+    const b = await gzip(input, 1_000_003);
+    expect(a.equals(b)).toBe(true);
+  });
+
+  test('compressible data shrinks as much as with one zlib stream (blocks share their history)', async () => {
+    const input = text(4 * MiB);
+    const ours = await gzip(input);
+    const single = spawnSync('gzip', ['-6', '-c'], { input, maxBuffer: 64 * MiB }).stdout;
+    expect(ours.length).toBeLessThan(single.length * 1.05);
+  });
+
+  test('compressor("gzip") is this writer', () => {
+    expect(compressor('gzip')).toBeInstanceOf(ParallelGzip);
+  });
+});

@@ -1,0 +1,42 @@
+// What must not outlive an interrupted build: runtime containers, overlay mounts, secret files, temp dirs. A
+// cancelled workflow sends SIGINT or SIGTERM and may follow with SIGKILL; the handler here undoes everything
+// registered, synchronously and newest first (a container before the mount under it, a mount before the
+// directory that holds it), then exits with 128 + the signal's number as a shell would report.
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+
+type Task = () => void;
+const tasks = new Set<Task>();
+let installed = false;
+
+function onSignal(signal: NodeJS.Signals): void {
+  for (const t of [...tasks].reverse()) {
+    try {
+      t();
+    } catch {
+      // keep undoing the rest
+    }
+  }
+  tasks.clear();
+  process.exit(signal === 'SIGINT' ? 130 : 143);
+}
+
+/** Registers `task` to run if the process is interrupted; the answer unregisters it (call it once done). */
+export function onInterrupt(task: Task): () => void {
+  if (!installed) {
+    installed = true;
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  tasks.add(task);
+  return () => void tasks.delete(task);
+}
+
+/** Unmounts `dir` (lazily if it is busy). */
+export function unmountSync(dir: string): void {
+  if (spawnSync('umount', [dir], { stdio: 'ignore' }).status !== 0) spawnSync('umount', ['-l', dir], { stdio: 'ignore' });
+}
+
+export function removeSync(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
