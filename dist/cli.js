@@ -44424,6 +44424,16 @@ async function prune(store, options = {}) {
                 await (0,promises_.rm)(p, { recursive: true, force: true });
                 report.removedSnapshots++;
             }
+            const indexDir = external_node_path_.join(store.root, 'indexes');
+            for (const f of await (0,promises_.readdir)(indexDir).catch(() => [])) {
+                if (diffIDs.has(`sha256:${f.replace(/\.json$/, '')}`))
+                    continue;
+                const st = await (0,promises_.stat)(external_node_path_.join(indexDir, f)).catch(() => undefined);
+                if (!st || st.mtimeMs >= protectSince)
+                    continue;
+                await (0,promises_.rm)(external_node_path_.join(indexDir, f), { force: true });
+                report.reclaimedBytes += st.size;
+            }
         };
         await sweep();
         for (const f of await (0,promises_.readdir)(external_node_path_.join(store.root, 'tmp'))) {
@@ -44822,6 +44832,7 @@ async function place(header, body, target, root, report) {
 //   blobs/sha256/<hex>      every blob by digest, written atomically (temp file, fsync, rename) after verification
 //   images/<sha256 of name> one record per image name: the name and the descriptor of its manifest or index
 //   snapshots/<diffID hex>/ unpacked layers for RUN, each complete before it is renamed into place
+//   indexes/<diffID hex>.json a layer's tar headers, so that a filesystem index is built without reading layers
 //   leases/<pid>-<n>        which processes are using the store since when (garbage collection spares their work)
 //   tmp/                    partial writes
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
@@ -44855,7 +44866,7 @@ class Store {
     /** Opens (creating) a store and takes a lease on it until `close()`. */
     static async open(dir = defaultStoreDir()) {
         const s = new Store(external_node_path_.resolve(dir));
-        for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'leases', 'tmp'])
+        for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'indexes', 'leases', 'tmp'])
             await (0,promises_.mkdir)(external_node_path_.join(s.root, d), { recursive: true });
         s.leaseFile = external_node_path_.join(s.root, 'leases', `${process.pid}-${Date.now()}-${tmpCounter++}`);
         await withFileLock(s.gcLock, () => (0,promises_.writeFile)(s.leaseFile, String(process.pid)));
@@ -44978,6 +44989,30 @@ class Store {
             }
         }
         return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
+    indexPath(diffID) {
+        return external_node_path_.join(this.root, 'indexes', `${parseDigest(diffID).hex}.json`);
+    }
+    /** The tar headers of the layer with this diffID, as recorded when it was first read or written. */
+    async readLayerIndex(diffID) {
+        const text = await (0,promises_.readFile)(this.indexPath(diffID), 'utf8').catch(() => undefined);
+        if (text === undefined)
+            return undefined;
+        try {
+            const doc = JSON.parse(text);
+            if (doc.version !== 1 || !Array.isArray(doc.headers))
+                return undefined;
+            return doc.headers.map((h) => (h.xattrs ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, Buffer.from(v, 'base64')])) } : h));
+        }
+        catch {
+            return undefined; // a damaged index is read from the layer again
+        }
+    }
+    async writeLayerIndex(diffID, headers) {
+        const doc = { version: 1, headers: headers.map((h) => (h.xattrs ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, v.toString('base64')])) } : h)) };
+        const tmp = this.tmpPath();
+        await (0,promises_.writeFile)(tmp, JSON.stringify(doc));
+        await (0,promises_.rename)(tmp, this.indexPath(diffID));
     }
     snapshotPath(diffID) {
         return external_node_path_.join(this.root, 'snapshots', parseDigest(diffID).hex);
@@ -45825,15 +45860,18 @@ class FsIndex {
             c.children.set(k, new Set(v));
         return c;
     }
-    /** Applies one layer (compressed or not) on top. */
+    /** Applies one layer (compressed or not) on top; answers its headers. */
     async apply(blob, layer) {
         const { stream } = await decompressed(blob);
         const pass = { opaque: [], added: new Set() };
+        const headers = [];
         for await (const { header, body } of readTar(stream)) {
             body.resume();
+            headers.push(header);
             this.applyHeader(header, layer, pass);
         }
         this.finish(pass);
+        return headers;
     }
     /** Applies a layer from its headers, as the builder has them when it has just written the layer. */
     applyHeaders(headers, layer) {
@@ -46374,6 +46412,7 @@ function applyMetadata(state, ins, ctx) {
 
 
 
+
 class ImageState {
     config;
     layers;
@@ -46418,7 +46457,16 @@ class ImageState {
     async fs(store, client) {
         this.index ??= new FsIndex();
         for (; this.indexed < this.layers.length; this.indexed++) {
-            await this.index.apply(await openLayer(store, client, this.layers[this.indexed]), this.indexed);
+            const l = this.layers[this.indexed];
+            const known = await store.readLayerIndex(l.diffID);
+            if (known) {
+                this.index.applyHeaders(known, this.indexed);
+                continue;
+            }
+            // Read once, checked against the diffID (the index is kept by it), and kept for the next build.
+            const { stream } = await decompressed(await openLayer(store, client, l));
+            const headers = await this.index.apply(chain(stream, new DigestStream({ digest: l.diffID, where: `layer ${l.diffID}` })), this.indexed);
+            await store.writeLayerIndex(l.diffID, headers);
         }
         return this.index;
     }
@@ -47426,9 +47474,10 @@ class Builder {
         return { state: ctx.state, time: ctx.time };
     }
     /** A layer this build wrote, on top of `state` with its history entry; the index learns it from its headers. */
-    addWritten(state, layer, createdBy, time) {
+    async addWritten(state, layer, createdBy, time) {
         const descriptor = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
         state.addLayer({ descriptor, diffID: layer.diffID }, { created: this.created(time), created_by: createdBy, comment: historyComment }, layer.headers);
+        await this.req.store.writeLayerIndex(layer.diffID, layer.headers);
     }
     created(t) {
         return new Date((this.req.sourceDateEpoch ?? t) * 1000).toISOString();
@@ -47505,7 +47554,7 @@ class Builder {
         const createdBy = `WORKDIR ${wd}`;
         // Always a layer, empty when the directory was there already: BuildKit's mkdir is a filesystem step.
         const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-        this.addWritten(state, layer, createdBy, ctx.time);
+        await this.addWritten(state, layer, createdBy, ctx.time);
     }
     /** USER or --chown as uid/gid: numbers as they are, names from the image's /etc/passwd and /etc/group. */
     async owner(spec, state) {
@@ -47633,7 +47682,7 @@ class Builder {
         const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
         const flags = [ins.kind === 'copy' && ins.parents ? '--parents' : '', ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
         const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ...ins.inline.map((f) => `<<${f.name}`), ins.dest].join(' ')} # buildkit`;
-        this.addWritten(state, layer, createdBy, ctx.time);
+        await this.addWritten(state, layer, createdBy, ctx.time);
     }
     /** RUN: the step's process in the OCI runtime over an overlay of the image; the upper dir is the new layer. */
     async run(ins, ctx, scope) {
@@ -47712,7 +47761,7 @@ class Builder {
                 return;
             }
             const layer = await writeLayer(store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-            this.addWritten(state, layer, createdBy, ctx.time);
+            await this.addWritten(state, layer, createdBy, ctx.time);
             // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes
             // the layer's snapshot instead of unpacking the new layer again for the next step. Like BuildKit's
             // snapshots, it keeps what only the exported tar drops (other xattrs; times before SOURCE_DATE_EPOCH).

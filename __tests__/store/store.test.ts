@@ -51,6 +51,29 @@ describe('Store', () => {
     }
   });
 
+  test('layer indexes: headers kept by diffID (xattrs too), a damaged one is ignored, prune drops unreachable ones', async () => {
+    const store = await Store.open(tmp());
+    try {
+      const headers = [
+        { name: 'bin', type: 'directory' as const, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1 },
+        { name: 'bin/ping', type: 'file' as const, mode: 0o755, uid: 0, gid: 0, size: 3, mtime: 2, xattrs: { 'security.capability': Buffer.from([1, 0, 0, 2, 0, 32]) } },
+        { name: 'sh', type: 'symlink' as const, mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 3, linkname: 'bin/busybox' },
+      ];
+      const diffID = digestOf('some layer');
+      expect(await store.readLayerIndex(diffID)).toBeUndefined();
+      await store.writeLayerIndex(diffID, headers);
+      expect(await store.readLayerIndex(diffID)).toEqual(headers);
+      writeFileSync(store.indexPath(diffID), '{"version":1,"headers":[');
+      expect(await store.readLayerIndex(diffID)).toBeUndefined();
+      await store.writeLayerIndex(diffID, headers);
+      old(store.indexPath(diffID));
+      await prune(store);
+      expect(existsSync(store.indexPath(diffID))).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('prune removes what no record reaches, keeps what one does, and spares a live process\'s new work', async () => {
     const store = await Store.open(tmp());
     try {

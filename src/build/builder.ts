@@ -334,9 +334,10 @@ export class Builder {
   }
 
   /** A layer this build wrote, on top of `state` with its history entry; the index learns it from its headers. */
-  private addWritten(state: ImageState, layer: WrittenLayer, createdBy: string, time: number): void {
+  private async addWritten(state: ImageState, layer: WrittenLayer, createdBy: string, time: number): Promise<void> {
     const descriptor = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
     state.addLayer({ descriptor, diffID: layer.diffID }, { created: this.created(time), created_by: createdBy, comment: historyComment }, layer.headers);
+    await this.req.store.writeLayerIndex(layer.diffID, layer.headers);
   }
 
   private created(t: number): string {
@@ -412,7 +413,7 @@ export class Builder {
     const createdBy = `WORKDIR ${wd}`;
     // Always a layer, empty when the directory was there already: BuildKit's mkdir is a filesystem step.
     const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-    this.addWritten(state, layer, createdBy, ctx.time);
+    await this.addWritten(state, layer, createdBy, ctx.time);
   }
 
   /** USER or --chown as uid/gid: numbers as they are, names from the image's /etc/passwd and /etc/group. */
@@ -528,7 +529,7 @@ export class Builder {
     const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
     const flags = [ins.kind === 'copy' && ins.parents ? '--parents' : '', ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
     const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ...ins.inline.map((f) => `<<${f.name}`), ins.dest].join(' ')} # buildkit`;
-    this.addWritten(state, layer, createdBy, ctx.time);
+    await this.addWritten(state, layer, createdBy, ctx.time);
   }
 
   /** RUN: the step's process in the OCI runtime over an overlay of the image; the upper dir is the new layer. */
@@ -599,7 +600,7 @@ export class Builder {
         return;
       }
       const layer = await writeLayer(store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-      this.addWritten(state, layer, createdBy, ctx.time);
+      await this.addWritten(state, layer, createdBy, ctx.time);
       // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes
       // the layer's snapshot instead of unpacking the new layer again for the next step. Like BuildKit's
       // snapshots, it keeps what only the exported tar drops (other xattrs; times before SOURCE_DATE_EPOCH).

@@ -30,15 +30,18 @@ export class FsIndex {
     return c;
   }
 
-  /** Applies one layer (compressed or not) on top. */
-  async apply(blob: Readable, layer: number): Promise<void> {
+  /** Applies one layer (compressed or not) on top; answers its headers. */
+  async apply(blob: Readable, layer: number): Promise<TarHeader[]> {
     const { stream } = await decompressed(blob);
     const pass: LayerPass = { opaque: [], added: new Set() };
+    const headers: TarHeader[] = [];
     for await (const { header, body } of readTar(stream)) {
       body.resume();
+      headers.push(header);
       this.applyHeader(header, layer, pass);
     }
     this.finish(pass);
+    return headers;
   }
 
   /** Applies a layer from its headers, as the builder has them when it has just written the layer. */

@@ -4,7 +4,8 @@ import type { Readable } from 'node:stream';
 import type { Descriptor, HistoryEntry, ImageConfig } from '../image/manifest.js';
 import type { RegistryClient, Repo } from '../registry/client.js';
 import type { Store } from '../store/store.js';
-import { decompressed } from '../layer/compression.js';
+import { chain, decompressed } from '../layer/compression.js';
+import { DigestStream } from '../image/digest.js';
 import { cleanEntryName } from '../layer/extract.js';
 import { readTar, type TarHeader } from '../layer/tar.js';
 import { fetchIntoStore } from '../store/pull.js';
@@ -66,7 +67,16 @@ export class ImageState {
   async fs(store: Store, client: RegistryClient): Promise<FsIndex> {
     this.index ??= new FsIndex();
     for (; this.indexed < this.layers.length; this.indexed++) {
-      await this.index.apply(await openLayer(store, client, this.layers[this.indexed]), this.indexed);
+      const l = this.layers[this.indexed];
+      const known = await store.readLayerIndex(l.diffID);
+      if (known) {
+        this.index.applyHeaders(known, this.indexed);
+        continue;
+      }
+      // Read once, checked against the diffID (the index is kept by it), and kept for the next build.
+      const { stream } = await decompressed(await openLayer(store, client, l));
+      const headers = await this.index.apply(chain(stream, new DigestStream({ digest: l.diffID, where: `layer ${l.diffID}` })), this.indexed);
+      await store.writeLayerIndex(l.diffID, headers);
     }
     return this.index;
   }

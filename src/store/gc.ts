@@ -122,6 +122,14 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
         await rm(p, { recursive: true, force: true });
         report.removedSnapshots++;
       }
+      const indexDir = path.join(store.root, 'indexes');
+      for (const f of await readdir(indexDir).catch(() => [])) {
+        if (diffIDs.has(`sha256:${f.replace(/\.json$/, '')}`)) continue;
+        const st = await stat(path.join(indexDir, f)).catch(() => undefined);
+        if (!st || st.mtimeMs >= protectSince) continue;
+        await rm(path.join(indexDir, f), { force: true });
+        report.reclaimedBytes += st.size;
+      }
     };
     await sweep();
     for (const f of await readdir(path.join(store.root, 'tmp'))) {

@@ -2,6 +2,7 @@
 //   blobs/sha256/<hex>      every blob by digest, written atomically (temp file, fsync, rename) after verification
 //   images/<sha256 of name> one record per image name: the name and the descriptor of its manifest or index
 //   snapshots/<diffID hex>/ unpacked layers for RUN, each complete before it is renamed into place
+//   indexes/<diffID hex>.json a layer's tar headers, so that a filesystem index is built without reading layers
 //   leases/<pid>-<n>        which processes are using the store since when (garbage collection spares their work)
 //   tmp/                    partial writes
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
@@ -16,6 +17,7 @@ import { DigestStream, digestOf, parseDigest, verifyBytes } from '../image/diges
 import type { Descriptor } from '../image/manifest.js';
 import { chain } from '../layer/compression.js';
 import { extractLayer, type ExtractReport } from '../layer/extract.js';
+import type { TarHeader } from '../layer/tar.js';
 import { withFileLock } from './lock.js';
 
 export interface ImageRecord {
@@ -49,7 +51,7 @@ export class Store {
   /** Opens (creating) a store and takes a lease on it until `close()`. */
   static async open(dir = defaultStoreDir()): Promise<Store> {
     const s = new Store(path.resolve(dir));
-    for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'leases', 'tmp']) await mkdir(path.join(s.root, d), { recursive: true });
+    for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'indexes', 'leases', 'tmp']) await mkdir(path.join(s.root, d), { recursive: true });
     s.leaseFile = path.join(s.root, 'leases', `${process.pid}-${Date.now()}-${tmpCounter++}`);
     await withFileLock(s.gcLock, () => writeFile(s.leaseFile as string, String(process.pid)));
     return s;
@@ -173,6 +175,30 @@ export class Store {
       }
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  indexPath(diffID: string): string {
+    return path.join(this.root, 'indexes', `${parseDigest(diffID).hex}.json`);
+  }
+
+  /** The tar headers of the layer with this diffID, as recorded when it was first read or written. */
+  async readLayerIndex(diffID: string): Promise<TarHeader[] | undefined> {
+    const text = await readFile(this.indexPath(diffID), 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    try {
+      const doc = JSON.parse(text) as { version: number; headers: (Omit<TarHeader, 'xattrs'> & { xattrs?: Record<string, string> })[] };
+      if (doc.version !== 1 || !Array.isArray(doc.headers)) return undefined;
+      return doc.headers.map((h) => (h.xattrs ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, Buffer.from(v, 'base64')])) } : (h as TarHeader)));
+    } catch {
+      return undefined; // a damaged index is read from the layer again
+    }
+  }
+
+  async writeLayerIndex(diffID: string, headers: readonly TarHeader[]): Promise<void> {
+    const doc = { version: 1, headers: headers.map((h) => (h.xattrs ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, v.toString('base64')])) } : h)) };
+    const tmp = this.tmpPath();
+    await writeFile(tmp, JSON.stringify(doc));
+    await rename(tmp, this.indexPath(diffID));
   }
 
   snapshotPath(diffID: string): string {
