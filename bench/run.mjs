@@ -81,10 +81,23 @@ CMD ["hello"]
     const best = (f) => [f(), f()].sort((a, b) => a.secs - b.secs)[0];
     const d = best(() => measured('docker build', docker, ['build', '-q', '--no-cache', '--network', 'host', '-t', 'bench:docker', ctx], dockerEnv));
     const h = best(() => measured('hoist build', process.execPath, [cli, 'build', '--store', store, '--progress', 'quiet', '-t', 'bench:hoist', ctx], process.env));
-    rows.push({ name, docker: d.secs, hoist: h.secs, ratio: h.secs / d.secs, hoistRss: h.rssMiB });
+    // What CI does: build and push. docker compresses layers when it pushes; hoist has them compressed already.
+    const tag = `${registry.host}/bench/out:${rows.length}`;
+    const dp = best(() => {
+      const b = measured('docker build', docker, ['build', '-q', '--no-cache', '--network', 'host', '-t', tag, ctx], dockerEnv);
+      const p = measured('docker push', docker, ['push', '-q', tag], dockerEnv);
+      spawnSync(docker, ['rmi', tag], { env: dockerEnv, stdio: 'ignore' });
+      return { secs: b.secs + p.secs };
+    });
+    const hp = best(() => measured('hoist build --push', process.execPath, [cli, 'build', '--store', store, '--progress', 'quiet', '-t', `${tag}-hoist`, '--push', ctx], process.env));
+    rows.push({ name, docker: d.secs, hoist: h.secs, hoistRss: h.rssMiB, dockerPush: dp.secs, hoistPush: hp.secs });
   }
-  console.log('\ncase                                                     docker s   hoist s   hoist/docker   hoist peak RSS MiB');
-  for (const r of rows) console.log(`${r.name.padEnd(56)} ${r.docker.toFixed(2).padStart(8)} ${r.hoist.toFixed(2).padStart(9)} ${r.ratio.toFixed(2).padStart(14)} ${r.hoistRss.toFixed(0).padStart(20)}`);
+  console.log('\nbuild only (docker keeps layers uncompressed; hoist writes them gzipped, ready to push)');
+  console.log('case                                                     docker s   hoist s   hoist/docker   hoist peak RSS MiB');
+  for (const r of rows) console.log(`${r.name.padEnd(56)} ${r.docker.toFixed(2).padStart(8)} ${r.hoist.toFixed(2).padStart(9)} ${(r.hoist / r.docker).toFixed(2).padStart(14)} ${r.hoistRss.toFixed(0).padStart(20)}`);
+  console.log('\nbuild and push to the local registry (docker build && docker push, against hoist build --push)');
+  console.log('case                                                     docker s   hoist s   hoist/docker');
+  for (const r of rows) console.log(`${r.name.padEnd(56)} ${r.dockerPush.toFixed(2).padStart(8)} ${r.hoistPush.toFixed(2).padStart(9)} ${(r.hoistPush / r.dockerPush).toFixed(2).padStart(14)}`);
 } finally {
   dockerd.kill('SIGTERM');
   await new Promise((r) => dockerd.once('exit', r));

@@ -46779,10 +46779,17 @@ async function mountOverlay(lowerDirs, scratch, options = {}) {
     const lower = [...lowerDirs].reverse();
     if (lower.length === 0 || options.readOnly)
         lower.push(empty);
-    const options_ = options.readOnly ? `lowerdir=${lower.join(':')}` : `lowerdir=${lower.join(':')},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
-    if (options_.length > 3500)
+    // The mount options must fit in a page: the lower dirs are named by short links in a directory that mount runs
+    // in (resolved when mounting, as containerd does with relative paths), so that images of a hundred layers fit.
+    const links = external_node_path_.join(dir, 'l');
+    await (0,promises_.mkdir)(links);
+    for (const [i, d] of lower.entries())
+        await (0,promises_.symlink)(d, external_node_path_.join(links, i.toString(36)));
+    const names = lower.map((_, i) => i.toString(36)).join(':');
+    const options_ = options.readOnly ? `lowerdir=${names}` : `lowerdir=${names},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
+    if (options_.length > 4000)
         throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
-    const r = (0,external_node_child_process_namespaceObject.spawnSync)('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { encoding: 'utf8' });
+    const r = (0,external_node_child_process_namespaceObject.spawnSync)('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { encoding: 'utf8', cwd: links });
     if (r.status !== 0) {
         await (0,promises_.rm)(dir, { recursive: true, force: true });
         throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}; RUN needs root (or passwordless sudo) and overlayfs`);

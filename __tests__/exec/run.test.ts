@@ -169,6 +169,16 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     expect(missing.r.err).toMatch(/secret nope is required/);
   });
 
+  test('RUN over a hundred and twenty layers (more lower dirs than fit in mount options as full paths)', async () => {
+    const files = Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`f${i}`, `${i}\n`]));
+    const copies = Object.keys(files).map((f) => `COPY ${f} /many/${f}`).join('\n');
+    const { r, tar } = await build(`FROM {{BASE}}\n${copies}\nRUN ls /many | wc -l > /count && cat /many/f0 /many/f119 > /ends\n`, files);
+    expect(r.err).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    expect(content(tar, 'count').trim()).toBe('120');
+    expect(content(tar, 'ends')).toBe('0\n119\n');
+  }, 120_000);
+
   test('a failing RUN names its line and exit code and leaves no mount or container', async () => {
     const { r } = await build('FROM {{BASE}}\nRUN echo about to fail && exit 3\n');
     expect(r.code).toBe(1);

@@ -2,7 +2,7 @@
 // the store, top first), a fresh upper dir that receives every change, mounted with redirect_dir=off and
 // index=off so that the upper dir is a plain diff (shared/research/builders.md §2, §6).
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { onInterrupt, removeSync, unmountSync } from './cleanup.js';
 
@@ -30,9 +30,15 @@ export async function mountOverlay(lowerDirs: readonly string[], scratch: string
   // overlayfs needs at least one lower dir (two without an upper dir); the empty one is the bottom of the stack.
   const lower = [...lowerDirs].reverse();
   if (lower.length === 0 || options.readOnly) lower.push(empty);
-  const options_ = options.readOnly ? `lowerdir=${lower.join(':')}` : `lowerdir=${lower.join(':')},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
-  if (options_.length > 3500) throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
-  const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { encoding: 'utf8' });
+  // The mount options must fit in a page: the lower dirs are named by short links in a directory that mount runs
+  // in (resolved when mounting, as containerd does with relative paths), so that images of a hundred layers fit.
+  const links = path.join(dir, 'l');
+  await mkdir(links);
+  for (const [i, d] of lower.entries()) await symlink(d, path.join(links, i.toString(36)));
+  const names = lower.map((_, i) => i.toString(36)).join(':');
+  const options_ = options.readOnly ? `lowerdir=${names}` : `lowerdir=${names},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
+  if (options_.length > 4000) throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
+  const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { encoding: 'utf8', cwd: links });
   if (r.status !== 0) {
     await rm(dir, { recursive: true, force: true });
     throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}; RUN needs root (or passwordless sudo) and overlayfs`);
