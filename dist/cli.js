@@ -43710,14 +43710,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** One place a registry answers: a base URL and its own authentication state. */
 class Endpoint {
     host;
-    scheme;
     dispatcher;
     mirror;
     base;
     auth;
     constructor(host, scheme, dispatcher, credentials, credentialKey, userAgent, mirror) {
         this.host = host;
-        this.scheme = scheme;
         this.dispatcher = dispatcher;
         this.mirror = mirror;
         this.auth = new Authenticator(credentialKey, credentials, dispatcher, userAgent);
@@ -46771,6 +46769,9 @@ class ExecError extends Error {
  * `readOnly` only the lower stack (for a stage's filesystem as the source of COPY --from and bind mounts).
  */
 async function mountOverlay(lowerDirs, scratch, options = {}) {
+    // overlayfs stacks at most 500 lower dirs (OVL_MAX_STACK); the empty bottom one may be one more.
+    if (lowerDirs.length > 499)
+        throw new ExecError(`the image has ${lowerDirs.length} layers; overlayfs stacks at most 500, so RUN cannot run on it (squash the base image)`);
     const dir = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'run-'));
     const [upper, work, merged, empty] = ['upper', 'work', 'merged', 'empty'].map((d) => external_node_path_.join(dir, d));
     for (const d of [upper, work, merged, empty])
@@ -47185,7 +47186,33 @@ async function cacheMountDir(root, m, cleanup) {
             const release = await acquireFileLock(`${candidate}.lock`, { wait: false });
             if (!release)
                 continue;
+            if (await inSharedUse(candidate)) {
+                await release();
+                continue;
+            }
             cleanup.push(release);
+            dir = candidate;
+            break;
+        }
+    }
+    else {
+        // Shared users take no lock but say they are there, so that a private step looks elsewhere; one that finds
+        // a step holding an instance alone (private or locked) looks elsewhere too, as BuildKit makes a new cache
+        // when the one it wants is locked. Each side says it is there before it looks, so that two
+        // arriving at once cannot both miss the other.
+        for (let i = 0;; i++) {
+            const candidate = i === 0 ? dir : `${dir}-${i}`;
+            const marks = `${candidate}.users`;
+            await (0,promises_.mkdir)(marks, { recursive: true });
+            const name = `${process.pid}-${Date.now()}-${sharedUses++}`;
+            const mark = external_node_path_.join(marks, name);
+            await (0,promises_.writeFile)(external_node_path_.join(marks, `.${name}`), String(process.pid));
+            await (0,promises_.rename)(external_node_path_.join(marks, `.${name}`), mark);
+            if (await heldAlone(candidate)) {
+                await (0,promises_.rm)(mark, { force: true });
+                continue;
+            }
+            cleanup.push(() => (0,promises_.rm)(mark, { force: true }));
             dir = candidate;
             break;
         }
@@ -47196,6 +47223,23 @@ async function cacheMountDir(root, m, cleanup) {
         await (0,promises_.chown)(dir, m.uid, m.gid).catch(() => undefined);
     }
     return dir;
+}
+let sharedUses = 0;
+/** Whether a live step holds this cache directory alone (sharing=private or locked: its lock file). */
+async function heldAlone(dir) {
+    return (await (0,promises_.stat)(`${dir}.lock`).catch(() => undefined)) !== undefined && (await ownerAlive(`${dir}.lock`));
+}
+/** Whether a live step holds this cache directory with sharing=shared. */
+async function inSharedUse(dir) {
+    const marks = `${dir}.users`;
+    for (const f of await (0,promises_.readdir)(marks).catch(() => [])) {
+        if (f.startsWith('.'))
+            continue; // still being written
+        if (await ownerAlive(external_node_path_.join(marks, f)))
+            return true;
+        await (0,promises_.rm)(external_node_path_.join(marks, f), { force: true }); // left by a process that is gone
+    }
+    return false;
 }
 
 ;// CONCATENATED MODULE: ./lib/build/builder.js

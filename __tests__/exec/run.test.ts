@@ -103,7 +103,7 @@ RUN --mount=type=cache,target=/cache,id=counter sh -c 'echo x >> /cache/count; w
     const step = (name: string, id: string, sharing: string, meet: boolean) => `FROM {{BASE}} AS ${name}
 RUN --mount=type=cache,id=${id},target=/c,sharing=${sharing} --mount=type=cache,id=${id}-meet,target=/r sh -c '${meet ? `touch /r/${name}; for i in $(busybox seq 200); do [ -e /r/${name === 'a' ? 'b' : 'a'} ] && break; sleep 0.05; done; ` : ''}echo ${name}-start >> /c/log; sleep 1; echo ${name}-end >> /c/log; cat /c/log > /log'
 `;
-    const df = (id: string, sharing: string, meet: boolean) => `${step('a', id, sharing, meet)}${step('b', id, sharing, meet)}FROM scratch
+    const df = (id: string, sharing: string, meet: boolean, sharingB = sharing) => `${step('a', id, sharing, meet)}${step('b', id, sharingB, meet)}FROM scratch
 COPY --from=a /log /a.log
 COPY --from=b /log /b.log
 `;
@@ -117,8 +117,14 @@ COPY --from=b /log /b.log
     expect(priv.r.code).toBe(0);
     expect(content(priv.tar, 'a.log')).toBe('a-start\na-end\n');
     expect(content(priv.tar, 'b.log')).toBe('b-start\nb-end\n');
+    // A private step does not take the cache a shared step is using at the same time.
+    const mixed = await build(df(`mixed-${n}`, 'shared', true, 'private'));
+    expect(mixed.r.code).toBe(0);
+    expect(content(mixed.tar, 'a.log')).toBe('a-start\na-end\n');
+    expect(content(mixed.tar, 'b.log')).toBe('b-start\nb-end\n');
     // Nothing is left holding the caches.
     expect(run('sh', ['-c', `ls ${store}/cache-mounts | grep -c '\\.lock$' || true`]).trim()).toBe('0');
+    expect(run('sh', ['-c', `cat ${store}/cache-mounts/*.users/* 2>/dev/null | wc -l`]).trim()).toBe('0');
   }, 60_000);
 
   test('ssh mounts: a socket of the step\'s own with the mount\'s owner and mode; skipped without --ssh unless required', async () => {

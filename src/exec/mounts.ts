@@ -3,10 +3,10 @@
 // builds, by id), tmpfs, secret (a file on a tmpfs from --secret, never in a layer) and ssh (the agent socket).
 // Mount targets are left out of the layer: what is written there never reaches the image.
 import { createHash } from 'node:crypto';
-import { chmod, chown, cp, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { splitCSV } from '../dockerfile/plan.js';
-import { acquireFileLock } from '../store/lock.js';
+import { acquireFileLock, ownerAlive } from '../store/lock.js';
 import { ExecError } from './overlay.js';
 
 export type MountSpec =
@@ -117,7 +117,32 @@ export async function cacheMountDir(root: string, m: Extract<MountSpec, { type: 
       const candidate = i === 0 ? dir : `${dir}-${i}`;
       const release = await acquireFileLock(`${candidate}.lock`, { wait: false });
       if (!release) continue;
+      if (await inSharedUse(candidate)) {
+        await release();
+        continue;
+      }
       cleanup.push(release);
+      dir = candidate;
+      break;
+    }
+  } else {
+    // Shared users take no lock but say they are there, so that a private step looks elsewhere; one that finds
+    // a step holding an instance alone (private or locked) looks elsewhere too, as BuildKit makes a new cache
+    // when the one it wants is locked. Each side says it is there before it looks, so that two
+    // arriving at once cannot both miss the other.
+    for (let i = 0; ; i++) {
+      const candidate = i === 0 ? dir : `${dir}-${i}`;
+      const marks = `${candidate}.users`;
+      await mkdir(marks, { recursive: true });
+      const name = `${process.pid}-${Date.now()}-${sharedUses++}`;
+      const mark = path.join(marks, name);
+      await writeFile(path.join(marks, `.${name}`), String(process.pid));
+      await rename(path.join(marks, `.${name}`), mark);
+      if (await heldAlone(candidate)) {
+        await rm(mark, { force: true });
+        continue;
+      }
+      cleanup.push(() => rm(mark, { force: true }));
       dir = candidate;
       break;
     }
@@ -128,4 +153,22 @@ export async function cacheMountDir(root: string, m: Extract<MountSpec, { type: 
     await chown(dir, m.uid, m.gid).catch(() => undefined);
   }
   return dir;
+}
+
+let sharedUses = 0;
+
+/** Whether a live step holds this cache directory alone (sharing=private or locked: its lock file). */
+async function heldAlone(dir: string): Promise<boolean> {
+  return (await stat(`${dir}.lock`).catch(() => undefined)) !== undefined && (await ownerAlive(`${dir}.lock`));
+}
+
+/** Whether a live step holds this cache directory with sharing=shared. */
+async function inSharedUse(dir: string): Promise<boolean> {
+  const marks = `${dir}.users`;
+  for (const f of await readdir(marks).catch(() => [] as string[])) {
+    if (f.startsWith('.')) continue; // still being written
+    if (await ownerAlive(path.join(marks, f))) return true;
+    await rm(path.join(marks, f), { force: true }); // left by a process that is gone
+  }
+  return false;
 }

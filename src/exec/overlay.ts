@@ -24,6 +24,8 @@ export interface OverlayMount {
  * `readOnly` only the lower stack (for a stage's filesystem as the source of COPY --from and bind mounts).
  */
 export async function mountOverlay(lowerDirs: readonly string[], scratch: string, options: { readOnly?: boolean } = {}): Promise<OverlayMount> {
+  // overlayfs stacks at most 500 lower dirs (OVL_MAX_STACK); the empty bottom one may be one more.
+  if (lowerDirs.length > 499) throw new ExecError(`the image has ${lowerDirs.length} layers; overlayfs stacks at most 500, so RUN cannot run on it (squash the base image)`);
   const dir = await mkdtemp(path.join(scratch, 'run-'));
   const [upper, work, merged, empty] = ['upper', 'work', 'merged', 'empty'].map((d) => path.join(dir, d));
   for (const d of [upper, work, merged, empty]) await mkdir(d);

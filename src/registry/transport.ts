@@ -105,7 +105,7 @@ class Endpoint {
   readonly auth: Authenticator;
   constructor(
     readonly host: string,
-    private readonly scheme: 'https' | 'http' | 'probe',
+    scheme: 'https' | 'http' | 'probe',
     readonly dispatcher: Dispatcher,
     credentials: CredentialSource | undefined,
     credentialKey: string,
