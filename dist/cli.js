@@ -47997,7 +47997,18 @@ async function rerunWithSudo(argv, ownedPaths) {
     try {
         const code = await new Promise((resolve) => {
             const child = (0,external_node_child_process_namespaceObject.spawn)('sudo', ['-n', process.execPath, process.argv[1], envFileFlag, envFile, ...argv], { stdio: 'inherit' });
-            child.on('close', (c) => resolve(c ?? 1));
+            // A cancelled job signals this process: the build under sudo gets the signal too (sudo relays it) and
+            // cleans up; this one waits for it instead of leaving it running.
+            const relay = (signal) => () => void child.kill(signal);
+            const onInt = relay('SIGINT');
+            const onTerm = relay('SIGTERM');
+            process.on('SIGINT', onInt);
+            process.on('SIGTERM', onTerm);
+            child.on('close', (c, signal) => {
+                process.off('SIGINT', onInt);
+                process.off('SIGTERM', onTerm);
+                resolve(c ?? (signal === 'SIGINT' ? 130 : 143));
+            });
             child.on('error', () => resolve(1));
         });
         const uid = process.getuid?.();

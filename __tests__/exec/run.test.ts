@@ -215,7 +215,25 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     expect(run('sh', ['-c', `find ${homes}/sudo-store ! -user hoistsudo | wc -l`]).trim()).toBe('0');
     const no = as('hoistnosudo', path.join(homes, 'nosudo-store'));
     expect(no).toMatch(/RUN needs root[\s\S]*exit=1/);
-  }, 60_000);
+
+    // A cancelled job signals the user's hoist: the build under sudo stops too and cleans up.
+    const cancelled = mkdtempSync(path.join(tmpdir(), 'hoist-sudo-ctx-'));
+    writeFileSync(path.join(cancelled, 'Dockerfile'), `FROM ${base}\nRUN echo started && sleep 97\n`);
+    run('chmod', ['-R', 'a+rX', cancelled]);
+    const store2 = path.join(homes, 'sudo-store');
+    const child = spawn('setpriv', ['--reuid=hoistsudo', '--regid=hoistsudo', '--init-groups', '--', process.execPath, cli, 'build', '--progress', 'plain', '--store', store2, cancelled], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HOME: '/home/hoistsudo' } });
+    let err = '';
+    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (/#\d+ started/.test(err)) resolve();
+    }));
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(143);
+    expect(run('sh', ['-c', `grep ${store2} /proc/mounts || true`]).trim()).toBe('');
+    expect(run('sh', ['-c', 'pgrep -f "[s]leep 97" || true']).trim()).toBe('');
+    expect(run('sh', ['-c', `ls -A ${store2}/tmp`]).trim()).toBe('');
+  }, 90_000);
 
   test.each(['SIGTERM', 'SIGINT'] as const)('%s in the middle of a RUN, with a stage mounted for COPY --from: the build stops and leaves no mount, container or temp dir', async (signal) => {
     const dir = path.join(work, `killed-${signal}`);

@@ -21,7 +21,18 @@ export async function rerunWithSudo(argv: string[], ownedPaths: string[]): Promi
   try {
     const code = await new Promise<number>((resolve) => {
       const child = spawn('sudo', ['-n', process.execPath, process.argv[1], envFileFlag, envFile, ...argv], { stdio: 'inherit' });
-      child.on('close', (c) => resolve(c ?? 1));
+      // A cancelled job signals this process: the build under sudo gets the signal too (sudo relays it) and
+      // cleans up; this one waits for it instead of leaving it running.
+      const relay = (signal: NodeJS.Signals) => () => void child.kill(signal);
+      const onInt = relay('SIGINT');
+      const onTerm = relay('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+      child.on('close', (c, signal) => {
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+        resolve(c ?? (signal === 'SIGINT' ? 130 : 143));
+      });
       child.on('error', () => resolve(1));
     });
     const uid = process.getuid?.();
