@@ -47766,6 +47766,16 @@ class Builder {
                 argPrefix.push(env.get(k) ?? `${k}=${v ?? ''}`);
             if (!env.has('PATH'))
                 env.set('PATH', `PATH=${defaultPathEnv}`);
+            // Proxy build args reach every RUN without an ARG, in both spellings, and stay out of the history
+            // (dockerfile2llb proxyEnvFromBuildArgs, the executor's proxyEnvList).
+            for (const [k, v] of this.req.buildArgs ?? []) {
+                const lower = k.toLowerCase();
+                if (!['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'].includes(lower))
+                    continue;
+                for (const name of [lower.toUpperCase(), lower])
+                    if (!env.has(name))
+                        env.set(name, `${name}=${v}`);
+            }
             const shell = c.Shell ?? ['/bin/sh', '-c'];
             let args = ins.command.prependShell ? [...shell, ins.command.args.join(' ')] : [...ins.command.args];
             const extraMounts = [];

@@ -666,6 +666,15 @@ RUN pwd > /pwd-seen
 `,
   },
   {
+    name: 'RUN: proxy build args reach the step without an ARG, in both spellings, and stay out of the history',
+    dockerfile: `FROM {{BASE}}
+RUN echo "$HTTP_PROXY|$http_proxy|$NO_PROXY|$no_proxy|$HTTPS_PROXY" > /proxies
+ARG OTHER
+RUN echo "$OTHER" > /other
+`,
+    buildArgs: { HTTP_PROXY: 'http://proxy.invalid:3128', no_proxy: 'localhost,127.0.0.1', OTHER: 'declared' },
+  },
+  {
     name: 'destination rules: rename, relative to WORKDIR, several sources into a directory, names with spaces',
     dockerfile: `FROM scratch
 COPY a.txt /renamed
