@@ -44300,12 +44300,128 @@ async function withFileLock(file, task, options = {}) {
     }
 }
 
+;// CONCATENATED MODULE: ./lib/store/cache-mounts.js
+// The directories of RUN --mount=type=cache in the store (cache-mounts/), kept between builds, and who holds them:
+// a lock file for a step that holds one alone (sharing=locked or private), marker files for shared users. Prune
+// --all removes the ones nobody holds.
+
+
+
+
+/**
+ * The directory of a cache mount under `root`, one per id, kept between builds, held for the step as `sharing`
+ * says (BuildKit's cache mounts): shared — every step uses it at once; locked — a step waits for the one using it;
+ * private — a step that finds it in use gets another instance of the cache. A new cache directory gets the
+ * mount's mode and owner. What to undo when the step ends is pushed onto `cleanup`.
+ */
+async function cacheMountDir(root, m, cleanup) {
+    await (0,promises_.mkdir)(root, { recursive: true });
+    // BuildKit keys a cache by its id and the directory it starts from: a new directory made with the mount's
+    // uid/gid/mode when one is given, or the from= source (solver/llbsolver/mounts: "cache-dir:" + id + ":" + ref).
+    let key = m.id;
+    if (m.from)
+        key += `\0from=${m.from}:${m.source}`;
+    else if (m.ownerGiven && !m.readonly)
+        key += `\0owner=${m.uid}:${m.gid}:${m.mode.toString(8)}`;
+    let dir = external_node_path_.join(root, (0,external_node_crypto_.createHash)('sha256').update(key).digest('hex').slice(0, 32));
+    if (m.sharing === 'locked') {
+        cleanup.push((await acquireFileLock(`${dir}.lock`)));
+    }
+    else if (m.sharing === 'private') {
+        for (let i = 0;; i++) {
+            const candidate = i === 0 ? dir : `${dir}-${i}`;
+            const release = await acquireFileLock(`${candidate}.lock`, { wait: false });
+            if (!release)
+                continue;
+            if (await inSharedUse(candidate)) {
+                await release();
+                continue;
+            }
+            cleanup.push(release);
+            dir = candidate;
+            break;
+        }
+    }
+    else {
+        // Shared users take no lock but say they are there, so that a private step looks elsewhere; one that finds
+        // a step holding an instance alone (private or locked) looks elsewhere too, as BuildKit makes a new cache
+        // when the one it wants is locked. Each side says it is there before it looks, so that two
+        // arriving at once cannot both miss the other.
+        for (let i = 0;; i++) {
+            const candidate = i === 0 ? dir : `${dir}-${i}`;
+            const marks = `${candidate}.users`;
+            await (0,promises_.mkdir)(marks, { recursive: true });
+            const name = `${process.pid}-${Date.now()}-${sharedUses++}`;
+            const mark = external_node_path_.join(marks, name);
+            await (0,promises_.writeFile)(external_node_path_.join(marks, `.${name}`), String(process.pid));
+            await (0,promises_.rename)(external_node_path_.join(marks, `.${name}`), mark);
+            if (await heldAlone(candidate)) {
+                await (0,promises_.rm)(mark, { force: true });
+                continue;
+            }
+            cleanup.push(() => (0,promises_.rm)(mark, { force: true }));
+            dir = candidate;
+            break;
+        }
+    }
+    if (!(await (0,promises_.stat)(dir).catch(() => undefined))) {
+        await (0,promises_.mkdir)(dir, { recursive: true });
+        await (0,promises_.chmod)(dir, m.mode);
+        await (0,promises_.chown)(dir, m.uid, m.gid).catch(() => undefined);
+    }
+    return dir;
+}
+let sharedUses = 0;
+/** Whether a live step holds this cache directory alone (sharing=private or locked: its lock file). */
+async function heldAlone(dir) {
+    return (await (0,promises_.stat)(`${dir}.lock`).catch(() => undefined)) !== undefined && (await ownerAlive(`${dir}.lock`));
+}
+/** Whether a live step holds this cache directory with sharing=shared. */
+async function inSharedUse(dir) {
+    const marks = `${dir}.users`;
+    for (const f of await (0,promises_.readdir)(marks).catch(() => [])) {
+        if (f.startsWith('.'))
+            continue; // still being written
+        if (await ownerAlive(external_node_path_.join(marks, f)))
+            return true;
+        await (0,promises_.rm)(external_node_path_.join(marks, f), { force: true }); // left by a process that is gone
+    }
+    return false;
+}
+/** Removes the cache directories no live step holds; answers how many and their bytes. */
+async function removeIdleCacheMounts(root, sizeOf) {
+    const out = { removed: 0, bytes: 0 };
+    for (const name of await (0,promises_.readdir)(root).catch(() => [])) {
+        if (name.endsWith('.lock') || name.endsWith('.users'))
+            continue;
+        const dir = external_node_path_.join(root, name);
+        if (!(await (0,promises_.lstat)(dir).catch(() => undefined))?.isDirectory())
+            continue;
+        const release = await acquireFileLock(`${dir}.lock`, { wait: false });
+        if (!release)
+            continue;
+        try {
+            if (await inSharedUse(dir))
+                continue;
+            out.bytes += await sizeOf(dir);
+            await (0,promises_.rm)(dir, { recursive: true, force: true });
+            await (0,promises_.rm)(`${dir}.users`, { recursive: true, force: true });
+            out.removed++;
+        }
+        finally {
+            await release();
+        }
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./lib/store/gc.js
 // Garbage collection of the store (`hoist prune`). What an image record (or an extra root, such as a cache
 // record) reaches is kept: its index, manifests, config, layers and the snapshots of its diffIDs. The rest is
 // "dangling" and goes, except what a live hoist process may be writing right now (newer than the oldest lease).
 // `all` empties the store; `keepStorage` then trims least recently used first: snapshots (they can be unpacked
 // again), then whole images.
+
 
 
 
@@ -44383,12 +44499,16 @@ async function oldestLiveLease(store) {
 }
 async function prune(store, options = {}) {
     return withFileLock(store.gcLock, async () => {
-        const report = { removedBlobs: 0, removedSnapshots: 0, removedImages: [], reclaimedBytes: 0 };
+        const report = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, removedImages: [], reclaimedBytes: 0 };
         if (options.all) {
             for (const r of await store.listImages()) {
                 await store.removeImage(r.name);
                 report.removedImages.push(r.name);
             }
+            // As `docker builder prune --all`: the cache mounts go too, but none a running step holds.
+            const caches = await removeIdleCacheMounts(external_node_path_.join(store.root, 'cache-mounts'), treeSize);
+            report.removedCacheMounts = caches.removed;
+            report.reclaimedBytes += caches.bytes;
         }
         const protectSince = options.all ? Number.POSITIVE_INFINITY : await oldestLiveLease(store);
         const sweep = async () => {
@@ -45497,14 +45617,14 @@ const rmi = command('rmi', 'Usage: hoist rmi NAME|ID...\n\nRemoves images from t
         return missing ? 1 : 0;
     });
 });
-const pruneCmd = command('prune', 'Usage: hoist prune [--all] [--keep-storage SIZE]\n\nRemoves what no image references; --all empties the store; --keep-storage trims least recently used first.', { all: {}, 'keep-storage': { value: true } }, async (a, io) => {
+const pruneCmd = command('prune', 'Usage: hoist prune [--all] [--keep-storage SIZE]\n\nRemoves what no image references; --all empties the store (cache mounts included); --keep-storage trims least recently used first.', { all: {}, 'keep-storage': { value: true } }, async (a, io) => {
     positional(a, 'prune', 0, 0, '[--all] [--keep-storage SIZE]');
     const keep = a.options.get('keep-storage')?.[0];
     return withImageContext(a, io, async (ctx) => {
         const r = await prune(ctx.store, { all: a.flags.has('all'), keepStorage: keep === undefined ? undefined : parseBytes(keep) });
         for (const n of r.removedImages)
             io.out(`Untagged: ${familiarReference(parseReference(n))}\n`);
-        io.out(`Deleted ${r.removedBlobs} blobs and ${r.removedSnapshots} snapshots\nTotal reclaimed space: ${formatBytes(r.reclaimedBytes)}\n`);
+        io.out(`Deleted ${r.removedBlobs} blobs and ${r.removedSnapshots} snapshots${r.removedCacheMounts ? ` and ${r.removedCacheMounts} cache mounts` : ''}\nTotal reclaimed space: ${formatBytes(r.reclaimedBytes)}\n`);
         return 0;
     });
 });
@@ -47082,8 +47202,6 @@ async function agentProxy(agent, owner) {
 
 
 
-
-
 const bool = (v) => v === undefined || v === '' || v === 'true' || v === '1';
 function parseMount(text, workdir) {
     const f = new Map();
@@ -47161,92 +47279,13 @@ async function writeSecretFile(dir, id, data, mode) {
     await (0,promises_.writeFile)(file, data, { mode });
     return file;
 }
-/**
- * The directory of a cache mount under `root`, one per id, kept between builds, held for the step as `sharing`
- * says (BuildKit's cache mounts): shared — every step uses it at once; locked — a step waits for the one using it;
- * private — a step that finds it in use gets another instance of the cache. A new cache directory gets the
- * mount's mode and owner. What to undo when the step ends is pushed onto `cleanup`.
- */
-async function cacheMountDir(root, m, cleanup) {
-    await (0,promises_.mkdir)(root, { recursive: true });
-    // BuildKit keys a cache by its id and the directory it starts from: a new directory made with the mount's
-    // uid/gid/mode when one is given, or the from= source (solver/llbsolver/mounts: "cache-dir:" + id + ":" + ref).
-    let key = m.id;
-    if (m.from)
-        key += `\0from=${m.from}:${m.source}`;
-    else if (m.ownerGiven && !m.readonly)
-        key += `\0owner=${m.uid}:${m.gid}:${m.mode.toString(8)}`;
-    let dir = external_node_path_.join(root, (0,external_node_crypto_.createHash)('sha256').update(key).digest('hex').slice(0, 32));
-    if (m.sharing === 'locked') {
-        cleanup.push((await acquireFileLock(`${dir}.lock`)));
-    }
-    else if (m.sharing === 'private') {
-        for (let i = 0;; i++) {
-            const candidate = i === 0 ? dir : `${dir}-${i}`;
-            const release = await acquireFileLock(`${candidate}.lock`, { wait: false });
-            if (!release)
-                continue;
-            if (await inSharedUse(candidate)) {
-                await release();
-                continue;
-            }
-            cleanup.push(release);
-            dir = candidate;
-            break;
-        }
-    }
-    else {
-        // Shared users take no lock but say they are there, so that a private step looks elsewhere; one that finds
-        // a step holding an instance alone (private or locked) looks elsewhere too, as BuildKit makes a new cache
-        // when the one it wants is locked. Each side says it is there before it looks, so that two
-        // arriving at once cannot both miss the other.
-        for (let i = 0;; i++) {
-            const candidate = i === 0 ? dir : `${dir}-${i}`;
-            const marks = `${candidate}.users`;
-            await (0,promises_.mkdir)(marks, { recursive: true });
-            const name = `${process.pid}-${Date.now()}-${sharedUses++}`;
-            const mark = external_node_path_.join(marks, name);
-            await (0,promises_.writeFile)(external_node_path_.join(marks, `.${name}`), String(process.pid));
-            await (0,promises_.rename)(external_node_path_.join(marks, `.${name}`), mark);
-            if (await heldAlone(candidate)) {
-                await (0,promises_.rm)(mark, { force: true });
-                continue;
-            }
-            cleanup.push(() => (0,promises_.rm)(mark, { force: true }));
-            dir = candidate;
-            break;
-        }
-    }
-    if (!(await (0,promises_.stat)(dir).catch(() => undefined))) {
-        await (0,promises_.mkdir)(dir, { recursive: true });
-        await (0,promises_.chmod)(dir, m.mode);
-        await (0,promises_.chown)(dir, m.uid, m.gid).catch(() => undefined);
-    }
-    return dir;
-}
-let sharedUses = 0;
-/** Whether a live step holds this cache directory alone (sharing=private or locked: its lock file). */
-async function heldAlone(dir) {
-    return (await (0,promises_.stat)(`${dir}.lock`).catch(() => undefined)) !== undefined && (await ownerAlive(`${dir}.lock`));
-}
-/** Whether a live step holds this cache directory with sharing=shared. */
-async function inSharedUse(dir) {
-    const marks = `${dir}.users`;
-    for (const f of await (0,promises_.readdir)(marks).catch(() => [])) {
-        if (f.startsWith('.'))
-            continue; // still being written
-        if (await ownerAlive(external_node_path_.join(marks, f)))
-            return true;
-        await (0,promises_.rm)(external_node_path_.join(marks, f), { force: true }); // left by a process that is gone
-    }
-    return false;
-}
 
 ;// CONCATENATED MODULE: ./lib/build/builder.js
 // The solver for Dockerfiles: the front end's plan (stages, the target, what each needs) executed stage by stage,
 // independent stages in parallel. Each stage starts from scratch, a registry image (the tag resolved once, the
 // platform picked from an index, no layer downloaded until a step needs the files) or an earlier stage, and each
 // instruction either changes the config (a history entry with empty_layer) or writes a layer into the store.
+
 
 
 

@@ -12,6 +12,7 @@ import { prune, storeSize } from '../../src/store/gc.js';
 import { importRootfs } from '../../src/store/load.js';
 import { LocalImage } from '../../src/store/local-image.js';
 import { Store } from '../../src/store/store.js';
+import { cacheMountDir } from '../../src/store/cache-mounts.js';
 import { layerTar } from '../helpers/images.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'hoist-store-'));
@@ -69,6 +70,30 @@ describe('Store', () => {
       old(store.indexPath(diffID));
       await prune(store);
       expect(existsSync(store.indexPath(diffID))).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('prune --all removes cache mounts nobody holds and keeps those in use', async () => {
+    const store = await Store.open(tmp());
+    try {
+      const root = path.join(store.root, 'cache-mounts');
+      const opts = (id: string, sharing: 'shared' | 'locked') => ({ id, sharing, mode: 0o755, uid: 0, gid: 0, source: '/', readonly: false, ownerGiven: false });
+      const idleUndo: (() => Promise<void>)[] = [];
+      const idle = await cacheMountDir(root, opts('idle', 'shared'), idleUndo);
+      writeFileSync(path.join(idle, 'f'), 'cached');
+      for (const u of idleUndo) await u();
+      const held: (() => Promise<void>)[] = [];
+      const shared = await cacheMountDir(root, opts('in-use', 'shared'), held);
+      const locked = await cacheMountDir(root, opts('locked', 'locked'), held);
+      const report = await prune(store, { all: true });
+      expect(report.removedCacheMounts).toBe(1);
+      expect(existsSync(idle)).toBe(false);
+      expect(existsSync(shared)).toBe(true);
+      expect(existsSync(locked)).toBe(true);
+      for (const u of held) await u();
+      expect((await prune(store, { all: true })).removedCacheMounts).toBe(2);
     } finally {
       await store.close();
     }

@@ -43,7 +43,8 @@ import { ExecError, mountOverlay, type OverlayMount } from '../exec/overlay.js';
 import { findRuntime, runContainer } from '../exec/runc.js';
 import { runSpec } from '../exec/spec.js';
 import { agentProxy, SshAgents } from '../exec/ssh.js';
-import { cacheMountDir, type MountSpec, parseMount, secretValue, throwawayCopy, writeSecretFile } from '../exec/mounts.js';
+import { cacheMountDir } from '../store/cache-mounts.js';
+import { type MountSpec, parseMount, secretValue, throwawayCopy, writeSecretFile } from '../exec/mounts.js';
 import type { SecretSource } from '../exec/mounts.js';
 
 const mkdirp = (p: string) => mkdir(p, { recursive: true });

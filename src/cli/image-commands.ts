@@ -250,13 +250,13 @@ const rmi = command('rmi', 'Usage: hoist rmi NAME|ID...\n\nRemoves images from t
   });
 });
 
-const pruneCmd = command('prune', 'Usage: hoist prune [--all] [--keep-storage SIZE]\n\nRemoves what no image references; --all empties the store; --keep-storage trims least recently used first.', { all: {}, 'keep-storage': { value: true } }, async (a, io) => {
+const pruneCmd = command('prune', 'Usage: hoist prune [--all] [--keep-storage SIZE]\n\nRemoves what no image references; --all empties the store (cache mounts included); --keep-storage trims least recently used first.', { all: {}, 'keep-storage': { value: true } }, async (a, io) => {
   positional(a, 'prune', 0, 0, '[--all] [--keep-storage SIZE]');
   const keep = a.options.get('keep-storage')?.[0];
   return withImageContext(a, io, async (ctx) => {
     const r = await prune(ctx.store, { all: a.flags.has('all'), keepStorage: keep === undefined ? undefined : parseBytes(keep) });
     for (const n of r.removedImages) io.out(`Untagged: ${familiarReference(parseReference(n))}\n`);
-    io.out(`Deleted ${r.removedBlobs} blobs and ${r.removedSnapshots} snapshots\nTotal reclaimed space: ${formatBytes(r.reclaimedBytes)}\n`);
+    io.out(`Deleted ${r.removedBlobs} blobs and ${r.removedSnapshots} snapshots${r.removedCacheMounts ? ` and ${r.removedCacheMounts} cache mounts` : ''}\nTotal reclaimed space: ${formatBytes(r.reclaimedBytes)}\n`);
     return 0;
   });
 });

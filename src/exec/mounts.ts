@@ -2,11 +2,9 @@
 // default; read-only unless rw, and then writes are discarded), cache (a directory kept in the store between
 // builds, by id), tmpfs, secret (a file on a tmpfs from --secret, never in a layer) and ssh (the agent socket).
 // Mount targets are left out of the layer: what is written there never reaches the image.
-import { createHash } from 'node:crypto';
-import { chmod, chown, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { splitCSV } from '../dockerfile/plan.js';
-import { acquireFileLock, ownerAlive } from '../store/lock.js';
 import { ExecError } from './overlay.js';
 
 export type MountSpec =
@@ -94,81 +92,4 @@ export async function writeSecretFile(dir: string, id: string, data: Buffer, mod
   const file = path.join(dir, id.replace(/[^A-Za-z0-9_.-]/g, '_'));
   await writeFile(file, data, { mode });
   return file;
-}
-
-/**
- * The directory of a cache mount under `root`, one per id, kept between builds, held for the step as `sharing`
- * says (BuildKit's cache mounts): shared — every step uses it at once; locked — a step waits for the one using it;
- * private — a step that finds it in use gets another instance of the cache. A new cache directory gets the
- * mount's mode and owner. What to undo when the step ends is pushed onto `cleanup`.
- */
-export async function cacheMountDir(root: string, m: Extract<MountSpec, { type: 'cache' }>, cleanup: (() => Promise<void>)[]): Promise<string> {
-  await mkdir(root, { recursive: true });
-  // BuildKit keys a cache by its id and the directory it starts from: a new directory made with the mount's
-  // uid/gid/mode when one is given, or the from= source (solver/llbsolver/mounts: "cache-dir:" + id + ":" + ref).
-  let key = m.id;
-  if (m.from) key += `\0from=${m.from}:${m.source}`;
-  else if (m.ownerGiven && !m.readonly) key += `\0owner=${m.uid}:${m.gid}:${m.mode.toString(8)}`;
-  let dir = path.join(root, createHash('sha256').update(key).digest('hex').slice(0, 32));
-  if (m.sharing === 'locked') {
-    cleanup.push((await acquireFileLock(`${dir}.lock`)) as () => Promise<void>);
-  } else if (m.sharing === 'private') {
-    for (let i = 0; ; i++) {
-      const candidate = i === 0 ? dir : `${dir}-${i}`;
-      const release = await acquireFileLock(`${candidate}.lock`, { wait: false });
-      if (!release) continue;
-      if (await inSharedUse(candidate)) {
-        await release();
-        continue;
-      }
-      cleanup.push(release);
-      dir = candidate;
-      break;
-    }
-  } else {
-    // Shared users take no lock but say they are there, so that a private step looks elsewhere; one that finds
-    // a step holding an instance alone (private or locked) looks elsewhere too, as BuildKit makes a new cache
-    // when the one it wants is locked. Each side says it is there before it looks, so that two
-    // arriving at once cannot both miss the other.
-    for (let i = 0; ; i++) {
-      const candidate = i === 0 ? dir : `${dir}-${i}`;
-      const marks = `${candidate}.users`;
-      await mkdir(marks, { recursive: true });
-      const name = `${process.pid}-${Date.now()}-${sharedUses++}`;
-      const mark = path.join(marks, name);
-      await writeFile(path.join(marks, `.${name}`), String(process.pid));
-      await rename(path.join(marks, `.${name}`), mark);
-      if (await heldAlone(candidate)) {
-        await rm(mark, { force: true });
-        continue;
-      }
-      cleanup.push(() => rm(mark, { force: true }));
-      dir = candidate;
-      break;
-    }
-  }
-  if (!(await stat(dir).catch(() => undefined))) {
-    await mkdir(dir, { recursive: true });
-    await chmod(dir, m.mode);
-    await chown(dir, m.uid, m.gid).catch(() => undefined);
-  }
-  return dir;
-}
-
-let sharedUses = 0;
-
-/** Whether a live step holds this cache directory alone (sharing=private or locked: its lock file). */
-async function heldAlone(dir: string): Promise<boolean> {
-  return (await stat(`${dir}.lock`).catch(() => undefined)) !== undefined && (await ownerAlive(`${dir}.lock`));
-}
-
-/** Whether a live step holds this cache directory with sharing=shared. */
-async function inSharedUse(dir: string): Promise<boolean> {
-  const marks = `${dir}.users`;
-  for (const f of await readdir(marks).catch(() => [] as string[])) {
-    if (f.startsWith('.')) continue; // still being written
-    if (await ownerAlive(path.join(marks, f))) return true;
-    await rm(path.join(marks, f), { force: true }); // left by a process that is gone
-  }
-  return false;
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { isDigest } from '../image/digest.js';
 import { parseImageConfig, parseManifest } from '../image/manifest.js';
 import { isConfigMediaType, isIndexMediaType, isManifestMediaType } from '../image/media-types.js';
+import { removeIdleCacheMounts } from './cache-mounts.js';
 import { ownerAlive, processAlive, withFileLock } from './lock.js';
 import type { Store } from './store.js';
 
@@ -22,6 +23,8 @@ export interface PruneOptions {
 export interface PruneReport {
   removedBlobs: number;
   removedSnapshots: number;
+  /** RUN --mount=type=cache directories (only with `all`) */
+  removedCacheMounts: number;
   removedImages: string[];
   reclaimedBytes: number;
 }
@@ -87,12 +90,16 @@ async function oldestLiveLease(store: Store): Promise<number> {
 
 export async function prune(store: Store, options: PruneOptions = {}): Promise<PruneReport> {
   return withFileLock(store.gcLock, async () => {
-    const report: PruneReport = { removedBlobs: 0, removedSnapshots: 0, removedImages: [], reclaimedBytes: 0 };
+    const report: PruneReport = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, removedImages: [], reclaimedBytes: 0 };
     if (options.all) {
       for (const r of await store.listImages()) {
         await store.removeImage(r.name);
         report.removedImages.push(r.name);
       }
+      // As `docker builder prune --all`: the cache mounts go too, but none a running step holds.
+      const caches = await removeIdleCacheMounts(path.join(store.root, 'cache-mounts'), treeSize);
+      report.removedCacheMounts = caches.removed;
+      report.reclaimedBytes += caches.bytes;
     }
     const protectSince = options.all ? Number.POSITIVE_INFINITY : await oldestLiveLease(store);
     const sweep = async () => {
