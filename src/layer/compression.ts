@@ -19,7 +19,7 @@ export function detectCompression(head: Uint8Array): Compression {
 type ZstdZlib = { createZstdDecompress?: () => Transform; createZstdCompress?: () => Transform };
 
 export function decompressor(c: Compression): Transform {
-  if (c === 'gzip') return zlib.createGunzip();
+  if (c === 'gzip') return zlib.createGunzip({ chunkSize: 256 * 1024 });
   if (c === 'zstd') {
     const z = zlib as unknown as ZstdZlib;
     if (!z.createZstdDecompress) throw new CompressionError(`zstd layers need Node 22.15 or later (this is ${process.version})`);

@@ -230,7 +230,10 @@ export class Store {
     const tmp = this.tmpPath();
     try {
       const verify = new DigestStream({ digest: diffID, where: `layer ${diffID}` });
-      const report = await extractLayer(chain(await open(), verify), tmp, options);
+      const headers: TarHeader[] = [];
+      const report = await extractLayer(chain(await open(), verify), tmp, { ...options, headers });
+      // The same pass gives the layer's index: a build that unpacks a base need not read it again to index it.
+      if (!(await stat(this.indexPath(diffID)).catch(() => undefined))) await this.writeLayerIndex(diffID, headers);
       await rename(tmp, final).catch(async (e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e; // another process finished it first
         await rm(tmp, { recursive: true, force: true });
