@@ -47678,11 +47678,14 @@ class Builder {
         const read = async (f) => (await readImageFile(state, this.req.store, this.req.client, f))?.toString('utf8');
         return resolveOwner(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
     }
-    /** The user a RUN step runs as (resolveExecUser): the image's files are read unless USER is `uid:gid`. */
-    async execUser(spec, state) {
+    /**
+     * The user a RUN step runs as (resolveExecUser): the image's passwd and group are read unless USER is
+     * `uid:gid`, from the step's mounted root (`merged`) at the paths the index resolves inside the image.
+     */
+    async execUser(spec, fs, merged) {
         if (!spec || /^\d+:\d+$/.test(spec))
             return resolveExecUser(spec ?? '', {});
-        const read = async (f) => (await readImageFile(state, this.req.store, this.req.client, f))?.toString('utf8');
+        const read = async (f) => (fs.entries.get(fs.resolve(f, true))?.header.type === 'file' ? (0,promises_.readFile)(external_node_path_.join(merged, fs.resolve(f, true)), 'utf8') : undefined);
         return resolveExecUser(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
     }
     async copy(ins, ctx, source, scope) {
@@ -47814,7 +47817,7 @@ class Builder {
         const cleanup = [];
         try {
             const c = state.runtime;
-            const owner = await this.execUser(c.User, state);
+            const owner = await this.execUser(c.User, lower, mount.merged);
             const cwd = c.WorkingDir || '/';
             await mkdirp(external_node_path_.join(mount.merged, cwd));
             const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e]));

@@ -425,10 +425,13 @@ export class Builder {
     return resolveOwner(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
   }
 
-  /** The user a RUN step runs as (resolveExecUser): the image's files are read unless USER is `uid:gid`. */
-  private async execUser(spec: string | undefined, state: ImageState): Promise<ExecUser> {
+  /**
+   * The user a RUN step runs as (resolveExecUser): the image's passwd and group are read unless USER is
+   * `uid:gid`, from the step's mounted root (`merged`) at the paths the index resolves inside the image.
+   */
+  private async execUser(spec: string | undefined, fs: FsIndex, merged: string): Promise<ExecUser> {
     if (!spec || /^\d+:\d+$/.test(spec)) return resolveExecUser(spec ?? '', {});
-    const read = async (f: string) => (await readImageFile(state, this.req.store, this.req.client, f))?.toString('utf8');
+    const read = async (f: string) => (fs.entries.get(fs.resolve(f, true))?.header.type === 'file' ? readFile(path.join(merged, fs.resolve(f, true)), 'utf8') : undefined);
     return resolveExecUser(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
   }
 
@@ -548,7 +551,7 @@ export class Builder {
     const cleanup: (() => Promise<void>)[] = [];
     try {
       const c = state.runtime;
-      const owner = await this.execUser(c.User, state);
+      const owner = await this.execUser(c.User, lower, mount.merged);
       const cwd = c.WorkingDir || '/';
       await mkdirp(path.join(mount.merged, cwd));
       const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e] as const));
