@@ -47878,7 +47878,7 @@ class Builder {
                     this.req.onOutput?.(step, line);
             });
             if (result.exitCode !== 0) {
-                throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).join('\n')}` : ''}`);
+                throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).join('\n')}` : ''}`);
             }
             const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
             const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;

@@ -188,7 +188,7 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
   test('a failing RUN names its line and exit code and leaves no mount or container', async () => {
     const { r } = await build('FROM {{BASE}}\nRUN echo about to fail && exit 3\n');
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/Dockerfile:2[\s\S]*exit code 3[\s\S]*about to fail/);
+    expect(r.err).toMatch(/Dockerfile:2[\s\S]*exit code: 3[\s\S]*about to fail/);
     expect(run('sh', ['-c', `grep ${store} /proc/mounts || true`]).trim()).toBe('');
     expect(run('sh', ['-c', `runc list -q | grep '^hoist-${process.pid}-' || true`]).trim()).toBe('');
   });
