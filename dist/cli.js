@@ -47345,7 +47345,9 @@ async function writeSecretFile(dir, id, data, mode) {
 
 
 
+
 const mkdirp = (p) => (0,promises_.mkdir)(p, { recursive: true });
+const haveXattrTools = () => (0,external_node_child_process_namespaceObject.spawnSync)('sh', ['-c', 'command -v getfattr && command -v setfattr'], { stdio: 'ignore' }).status === 0;
 const historyComment = 'buildkit.dockerfile.v0';
 /** RUN reached without root: the command may run the build again under sudo. */
 class NeedsRootError extends Error {
@@ -47808,6 +47810,10 @@ class Builder {
             throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
         if (process.getuid?.() !== 0)
             throw new NeedsRootError();
+        // Opaque directories live in an xattr that only these tools read and write here; without them a layer
+        // would silently bring back what a step deleted.
+        if (!haveXattrTools())
+            throw new ExecError('RUN needs getfattr and setfattr to read and write overlayfs whiteouts: install them (apt-get install attr)');
         const store = this.req.store;
         const lowers = await this.snapshots(state);
         const lower = await state.fs(store, this.req.client);

@@ -2,8 +2,8 @@
 // docker-registry: heredocs, --network, and the --mount kinds (tmpfs, cache, bind, secret), failures, and
 // cleanup when the build is killed. Expectations are written here where Docker 20.10's BuildKit cannot serve
 // as the oracle (heredocs, --network).
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -191,6 +191,17 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     expect(r.err).toMatch(/Dockerfile:2[\s\S]*exit code: 3[\s\S]*about to fail/);
     expect(run('sh', ['-c', `grep ${store} /proc/mounts || true`]).trim()).toBe('');
     expect(run('sh', ['-c', `runc list -q | grep '^hoist-${process.pid}-' || true`]).trim()).toBe('');
+  });
+
+  test('without getfattr/setfattr, RUN stops with a message naming the package instead of writing a wrong layer', () => {
+    // A child process: jest's process.env is not what child processes of this one inherit.
+    const bin = mkdtempSync(path.join(tmpdir(), 'hoist-path-'));
+    for (const t of ['sh', 'runc']) symlinkSync(run('sh', ['-c', `command -v ${t}`]).trim(), path.join(bin, t));
+    const dir = writeContext('FROM {{BASE}}\nRUN true\n');
+    const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli.js');
+    const r = spawnSync(process.execPath, [cli, 'build', '--store', store, '--progress', 'quiet', dir], { env: { ...process.env, PATH: bin }, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/Dockerfile:2[\s\S]*getfattr and setfattr[\s\S]*apt-get install attr/);
   });
 
   test('a user with passwordless sudo builds RUN steps through sudo; the store stays theirs; without sudo a clear message', async () => {

@@ -2,6 +2,7 @@
 // independent stages in parallel. Each stage starts from scratch, a registry image (the tag resolved once, the
 // platform picked from an index, no layer downloaded until a step needs the files) or an earlier stage, and each
 // instruction either changes the config (a history entry with empty_layer) or writes a layer into the store.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { existsSync } from 'node:fs';
 import { chmod as chmodFile, chown, cp, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
@@ -48,6 +49,8 @@ import { type MountSpec, parseMount, secretValue, throwawayCopy, writeSecretFile
 import type { SecretSource } from '../exec/mounts.js';
 
 const mkdirp = (p: string) => mkdir(p, { recursive: true });
+
+const haveXattrTools = () => spawnSync('sh', ['-c', 'command -v getfattr && command -v setfattr'], { stdio: 'ignore' }).status === 0;
 
 export interface BuildRequest {
   /** the context directory */
@@ -542,6 +545,9 @@ export class Builder {
     const runtime = findRuntime();
     if (!runtime) throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
     if (process.getuid?.() !== 0) throw new NeedsRootError();
+    // Opaque directories live in an xattr that only these tools read and write here; without them a layer
+    // would silently bring back what a step deleted.
+    if (!haveXattrTools()) throw new ExecError('RUN needs getfattr and setfattr to read and write overlayfs whiteouts: install them (apt-get install attr)');
     const store = this.req.store;
     const lowers = await this.snapshots(state);
     const lower = await state.fs(store, this.req.client);
