@@ -47216,6 +47216,33 @@ async function agentProxy(agent, owner) {
     };
 }
 
+;// CONCATENATED MODULE: ./lib/exec/mask.js
+// Secret values never reach the log: what a RUN step prints (and the last lines quoted when it fails) has every
+// secret the build has handed to a step replaced by ***, as GitHub Actions masks registered secrets. A multi-line
+// secret is masked line by line as well; values shorter than four characters are left alone (masking them would
+// garble the output and hide nothing).
+const minLength = 4;
+class SecretMask {
+    values = [];
+    add(secret) {
+        const text = secret.toString();
+        const candidates = [text, text.trim(), ...text.split(/\r?\n/).map((l) => l.trim())];
+        const next = new Set(this.values);
+        for (const c of candidates)
+            if (c.length >= minLength)
+                next.add(c);
+        // Longest first, so that a whole value is masked before a line of it.
+        this.values = [...next].sort((a, b) => b.length - a.length);
+    }
+    apply(line) {
+        let out = line;
+        for (const v of this.values)
+            if (out.includes(v))
+                out = out.split(v).join('***');
+        return out;
+    }
+}
+
 ;// CONCATENATED MODULE: ./lib/exec/mounts.js
 // RUN --mount, as BuildKit reads it (frontend/dockerfile/instructions/commands_runmount.go): type=bind (the
 // default; read-only unless rw, and then writes are discarded), cache (a directory kept in the store between
@@ -47346,6 +47373,7 @@ async function writeSecretFile(dir, id, data, mode) {
 
 
 
+
 const mkdirp = (p) => (0,promises_.mkdir)(p, { recursive: true });
 const haveXattrTools = () => (0,external_node_child_process_namespaceObject.spawnSync)('sh', ['-c', 'command -v getfattr && command -v setfattr'], { stdio: 'ignore' }).status === 0;
 const historyComment = 'buildkit.dockerfile.v0';
@@ -47428,6 +47456,8 @@ class Builder {
     /** whether read-only overlays can be mounted here (undefined: not tried yet) */
     overlaySources;
     sshAgents;
+    /** the values of the secrets handed to steps, masked in what the steps print */
+    mask = new SecretMask();
     constructor(req) {
         this.req = req;
         this.sshAgents = new SshAgents(req.ssh ?? new Map());
@@ -47881,10 +47911,10 @@ class Builder {
             const result = await runContainer(runtime, spec, scratch, (line) => {
                 const step = this.currentStep.get(ctx.index);
                 if (step)
-                    this.req.onOutput?.(step, line);
+                    this.req.onOutput?.(step, this.mask.apply(line));
             });
             if (result.exitCode !== 0) {
-                throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).join('\n')}` : ''}`);
+                throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => this.mask.apply(l)).join('\n')}` : ''}`);
             }
             const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
             const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
@@ -47934,6 +47964,8 @@ class Builder {
             }
             case 'secret': {
                 const data = await secretValue(this.req.secrets?.get(m.id));
+                if (data)
+                    this.mask.add(data);
                 if (!data) {
                     if (m.required)
                         throw new ExecError(`secret ${m.id} is required but was not given; pass --secret id=${m.id},src=FILE`);

@@ -170,6 +170,12 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     expect(JSON.stringify(config)).not.toContain('hunter2');
     expect(r.err + r.out).not.toContain('hunter2');
     expect(run('sh', ['-c', `tar -xOf ${tar} | gzip -dc 2>/dev/null | grep -c hunter2 || true`]).trim()).toBe('0');
+    // A step that prints the secret: the log shows *** in its output and in the failure's last lines.
+    const printed = await build('FROM {{BASE}}\nRUN --mount=type=secret,id=tok cat /run/secrets/tok && echo && exit 4\n', {}, ['--secret', `id=tok,src=${secretFile}`]);
+    expect(printed.r.code).toBe(1);
+    expect(printed.r.err).toMatch(/^#\d+ \*\*\*$/m);
+    expect(printed.r.err).toMatch(/exit code: 4\n\*\*\*/);
+    expect(printed.r.err).not.toContain('hunter2');
     const missing = await build('FROM {{BASE}}\nRUN --mount=type=secret,id=nope,required=true true\n');
     expect(missing.r.code).toBe(1);
     expect(missing.r.err).toMatch(/secret nope is required/);

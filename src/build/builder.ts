@@ -44,6 +44,7 @@ import { ExecError, mountOverlay, type OverlayMount } from '../exec/overlay.js';
 import { findRuntime, runContainer } from '../exec/runc.js';
 import { runSpec } from '../exec/spec.js';
 import { agentProxy, SshAgents } from '../exec/ssh.js';
+import { SecretMask } from '../exec/mask.js';
 import { cacheMountDir } from '../store/cache-mounts.js';
 import { type MountSpec, parseMount, secretValue, throwawayCopy, writeSecretFile } from '../exec/mounts.js';
 import type { SecretSource } from '../exec/mounts.js';
@@ -184,6 +185,8 @@ export class Builder {
   private overlaySources: boolean | undefined;
 
   private readonly sshAgents: SshAgents;
+  /** the values of the secrets handed to steps, masked in what the steps print */
+  private readonly mask = new SecretMask();
 
   constructor(private readonly req: BuildRequest) {
     this.sshAgents = new SshAgents(req.ssh ?? new Map());
@@ -605,10 +608,10 @@ export class Builder {
       const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host', mounts: extraMounts });
       const result = await runContainer(runtime, spec, scratch, (line) => {
         const step = this.currentStep.get(ctx.index);
-        if (step) this.req.onOutput?.(step, line);
+        if (step) this.req.onOutput?.(step, this.mask.apply(line));
       });
       if (result.exitCode !== 0) {
-        throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).join('\n')}` : ''}`);
+        throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => this.mask.apply(l)).join('\n')}` : ''}`);
       }
       const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
       const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
@@ -653,6 +656,7 @@ export class Builder {
       }
       case 'secret': {
         const data = await secretValue(this.req.secrets?.get(m.id));
+        if (data) this.mask.add(data);
         if (!data) {
           if (m.required) throw new ExecError(`secret ${m.id} is required but was not given; pass --secret id=${m.id},src=FILE`);
           return [];
