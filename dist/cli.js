@@ -44390,13 +44390,19 @@ async function inSharedUse(dir) {
 }
 /** Removes the cache directories no live step holds; answers how many and their bytes. */
 async function removeIdleCacheMounts(root, sizeOf) {
-    const out = { removed: 0, bytes: 0 };
+    const out = { removed: 0, bytes: 0, denied: 0 };
     for (const name of await (0,promises_.readdir)(root).catch(() => [])) {
         if (name.endsWith('.lock') || name.endsWith('.users'))
             continue;
         const dir = external_node_path_.join(root, name);
-        if (!(await (0,promises_.lstat)(dir).catch(() => undefined))?.isDirectory())
+        const st = await (0,promises_.lstat)(dir).catch(() => undefined);
+        if (!st?.isDirectory())
             continue;
+        // Made by a build that ran RUN through sudo: only root may take its lock and remove it.
+        if (process.getuid?.() !== 0 && st.uid === 0) {
+            out.denied++;
+            continue;
+        }
         const release = await acquireFileLock(`${dir}.lock`, { wait: false });
         if (!release)
             continue;
@@ -44435,7 +44441,8 @@ async function treeSize(p) {
     if (!st.isDirectory())
         return st.size;
     let n = 0;
-    for (const e of await (0,promises_.readdir)(p))
+    // A directory this process may not read (a root-owned snapshot, for a user) counts as its own entry only.
+    for (const e of await (0,promises_.readdir)(p).catch(() => []))
         n += await treeSize(external_node_path_.join(p, e));
     return n;
 }
@@ -44499,7 +44506,7 @@ async function oldestLiveLease(store) {
 }
 async function prune(store, options = {}) {
     return withFileLock(store.gcLock, async () => {
-        const report = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, removedImages: [], reclaimedBytes: 0 };
+        const report = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], reclaimedBytes: 0 };
         if (options.all) {
             for (const r of await store.listImages()) {
                 await store.removeImage(r.name);
@@ -44508,6 +44515,7 @@ async function prune(store, options = {}) {
             // As `docker builder prune --all`: the cache mounts go too, but none a running step holds.
             const caches = await removeIdleCacheMounts(external_node_path_.join(store.root, 'cache-mounts'), treeSize);
             report.removedCacheMounts = caches.removed;
+            report.leftForRoot += caches.denied;
             report.reclaimedBytes += caches.bytes;
         }
         const protectSince = options.all ? Number.POSITIVE_INFINITY : await oldestLiveLease(store);
@@ -44538,6 +44546,10 @@ async function prune(store, options = {}) {
                 const st = await (0,promises_.stat)(p).catch(() => undefined);
                 if (!st || st.mtimeMs >= protectSince)
                     continue;
+                if (await rootsOnly(p)) {
+                    report.leftForRoot++;
+                    continue;
+                }
                 report.reclaimedBytes += await treeSize(p);
                 await (0,promises_.rm)(p, { recursive: true, force: true });
                 report.removedSnapshots++;
@@ -44565,6 +44577,13 @@ async function prune(store, options = {}) {
         return report;
     });
 }
+/**
+ * Whether only root may remove this snapshot (a build that ran RUN through sudo left it with the image's owners)
+ * and this process is not root: it is left whole rather than half removed.
+ */
+async function rootsOnly(p) {
+    return process.getuid?.() !== 0 && (await (0,promises_.stat)(p).catch(() => undefined))?.uid === 0;
+}
 async function storeSize(store) {
     return (await treeSize(external_node_path_.join(store.root, 'blobs'))) + (await treeSize(external_node_path_.join(store.root, 'snapshots')));
 }
@@ -44577,6 +44596,10 @@ async function trim(store, keep, report, sweep) {
     for (const s of snaps.sort((a, b) => a.t - b.t)) {
         if (size <= keep)
             return;
+        if (await rootsOnly(s.p)) {
+            report.leftForRoot++;
+            continue;
+        }
         const n = await treeSize(s.p);
         await (0,promises_.rm)(s.p, { recursive: true, force: true });
         size -= n;
@@ -45648,6 +45671,8 @@ const pruneCmd = command('prune', 'Usage: hoist prune [--all] [--keep-storage SI
         for (const n of r.removedImages)
             io.out(`Untagged: ${familiarReference(parseReference(n))}\n`);
         io.out(`Deleted ${r.removedBlobs} blobs and ${r.removedSnapshots} snapshots${r.removedCacheMounts ? ` and ${r.removedCacheMounts} cache mounts` : ''}\nTotal reclaimed space: ${formatBytes(r.reclaimedBytes)}\n`);
+        if (r.leftForRoot)
+            io.err(`${r.leftForRoot} unpacked layers or cache mounts are owned by root (RUN ran through sudo) and were left: run sudo hoist prune with the same options to remove them\n`);
         return 0;
     });
 });
@@ -48103,7 +48128,7 @@ function canSudo() {
     return (0,external_node_child_process_namespaceObject.spawnSync)('sudo', ['-n', 'true'], { stdio: 'ignore' }).status === 0;
 }
 /** Runs this same hoist command under sudo; resolves its exit code. */
-async function rerunWithSudo(argv, ownedPaths) {
+async function rerunWithSudo(argv, ownedPaths, keepOwners = []) {
     const dir = (0,external_node_fs_namespaceObject.mkdtempSync)(external_node_path_.join((0,external_node_os_namespaceObject.tmpdir)(), 'hoist-sudo-'));
     const envFile = external_node_path_.join(dir, 'env.json');
     (0,external_node_fs_namespaceObject.writeFileSync)(envFile, JSON.stringify(process.env), { mode: 0o600 });
@@ -48127,8 +48152,13 @@ async function rerunWithSudo(argv, ownedPaths) {
         const uid = process.getuid?.();
         const gid = process.getgid?.();
         if (uid !== undefined && gid !== undefined) {
-            for (const p of ownedPaths)
-                (0,external_node_child_process_namespaceObject.spawnSync)('sudo', ['-n', 'chown', '-R', `${uid}:${gid}`, p], { stdio: 'ignore' });
+            // What keeps the image's own owners (unpacked snapshots, cache mounts: only root uses them) is left alone;
+            // handing those to the user would change the owners every later RUN step sees.
+            const prune = keepOwners.flatMap((k, i) => [...(i ? ['-o'] : []), '-path', k]);
+            for (const p of ownedPaths) {
+                const args = prune.length ? [p, '(', ...prune, ')', '-prune', '-o', '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+'] : [p, '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+'];
+                (0,external_node_child_process_namespaceObject.spawnSync)('sudo', ['-n', 'find', ...args], { stdio: 'ignore' });
+            }
         }
         return code;
     }
@@ -48464,7 +48494,7 @@ async function buildCommand(argv, io) {
         io.err('hoist: RUN needs root; running the build again with sudo\n');
         const store = external_node_path_.resolve(a.options.get('store')?.[0] ?? defaultStoreDir());
         const owned = [store, ...outputs.flatMap((o) => ('dest' in o && o.dest ? [external_node_path_.resolve(o.dest)] : [])), ...['metadata-file', 'iidfile'].flatMap((k) => a.options.get(k) ?? [])];
-        return rerunWithSudo(['build', ...argv, ...(a.options.has('store') ? [] : ['--store', store])], owned);
+        return rerunWithSudo(['build', ...argv, ...(a.options.has('store') ? [] : ['--store', store])], owned, [external_node_path_.join(store, 'snapshots'), external_node_path_.join(store, 'cache-mounts')]);
     }
 }
 async function buildWith(a, io, { tags, outputs, progressMode, sourceDateEpoch, context }) {

@@ -217,7 +217,8 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
       if (sudo) writeFileSync(`/etc/sudoers.d/${user}`, `${user} ALL=(ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
     }
     const dir = mkdtempSync(path.join(tmpdir(), 'hoist-sudo-ctx-'));
-    writeFileSync(path.join(dir, 'Dockerfile'), `FROM ${base}\nRUN echo via-sudo > /who\n`);
+    // The second RUN checks the owners its lower layers show: a second build reuses the snapshots of the first.
+    writeFileSync(path.join(dir, 'Dockerfile'), `FROM ${base}\nRUN echo via-sudo > /who\nRUN test "$(busybox stat -c %u /bin/busybox):$(busybox stat -c %u /who)" = 0:0\n`);
     run('chmod', ['-R', 'a+rX', dir]);
     const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli.js');
     const as = (user: string, store: string) => {
@@ -229,7 +230,14 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     const ok = as('hoistsudo', path.join(homes, 'sudo-store'));
     expect(ok).toMatch(/running the build again with sudo/);
     expect(ok).toMatch(/exit=0/);
-    expect(run('sh', ['-c', `find ${homes}/sudo-store ! -user hoistsudo | wc -l`]).trim()).toBe('0');
+    // The store is the user's again, except the unpacked layers and cache mounts: they keep the image's owners.
+    const s = `${homes}/sudo-store`;
+    expect(run('sh', ['-c', `find ${s} \\( -path ${s}/snapshots -o -path ${s}/cache-mounts \\) -prune -o ! -user hoistsudo -print | wc -l`]).trim()).toBe('0');
+    expect(run('sh', ['-c', `find ${s}/snapshots -mindepth 2 -user hoistsudo | wc -l`]).trim()).toBe('0');
+    expect(as('hoistsudo', s)).toMatch(/exit=0/);
+    // prune by the user empties what is theirs and says what only root can remove.
+    const pruned = run('sh', ['-c', `runuser -u hoistsudo -- ${process.execPath} ${cli} prune --all --store ${s} 2>&1; echo "exit=$?"`]);
+    expect(pruned).toMatch(/owned by root[\s\S]*sudo hoist prune[\s\S]*exit=0/);
     const no = as('hoistnosudo', path.join(homes, 'nosudo-store'));
     expect(no).toMatch(/RUN needs root[\s\S]*exit=1/);
 

@@ -74,7 +74,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     io.err('hoist: RUN needs root; running the build again with sudo\n');
     const store = path.resolve(a.options.get('store')?.[0] ?? defaultStoreDir());
     const owned = [store, ...outputs.flatMap((o) => ('dest' in o && o.dest ? [path.resolve(o.dest)] : [])), ...['metadata-file', 'iidfile'].flatMap((k) => a.options.get(k) ?? [])];
-    return rerunWithSudo(['build', ...argv, ...(a.options.has('store') ? [] : ['--store', store])], owned);
+    return rerunWithSudo(['build', ...argv, ...(a.options.has('store') ? [] : ['--store', store])], owned, [path.join(store, 'snapshots'), path.join(store, 'cache-mounts')]);
   }
 }
 

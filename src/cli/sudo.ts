@@ -14,7 +14,7 @@ export function canSudo(): boolean {
 }
 
 /** Runs this same hoist command under sudo; resolves its exit code. */
-export async function rerunWithSudo(argv: string[], ownedPaths: string[]): Promise<number> {
+export async function rerunWithSudo(argv: string[], ownedPaths: string[], keepOwners: string[] = []): Promise<number> {
   const dir = mkdtempSync(path.join(tmpdir(), 'hoist-sudo-'));
   const envFile = path.join(dir, 'env.json');
   writeFileSync(envFile, JSON.stringify(process.env), { mode: 0o600 });
@@ -38,7 +38,13 @@ export async function rerunWithSudo(argv: string[], ownedPaths: string[]): Promi
     const uid = process.getuid?.();
     const gid = process.getgid?.();
     if (uid !== undefined && gid !== undefined) {
-      for (const p of ownedPaths) spawnSync('sudo', ['-n', 'chown', '-R', `${uid}:${gid}`, p], { stdio: 'ignore' });
+      // What keeps the image's own owners (unpacked snapshots, cache mounts: only root uses them) is left alone;
+      // handing those to the user would change the owners every later RUN step sees.
+      const prune = keepOwners.flatMap((k, i) => [...(i ? ['-o'] : []), '-path', k]);
+      for (const p of ownedPaths) {
+        const args = prune.length ? [p, '(', ...prune, ')', '-prune', '-o', '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+'] : [p, '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+'];
+        spawnSync('sudo', ['-n', 'find', ...args], { stdio: 'ignore' });
+      }
     }
     return code;
   } finally {

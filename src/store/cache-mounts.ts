@@ -97,12 +97,18 @@ async function inSharedUse(dir: string): Promise<boolean> {
 }
 
 /** Removes the cache directories no live step holds; answers how many and their bytes. */
-export async function removeIdleCacheMounts(root: string, sizeOf: (p: string) => Promise<number>): Promise<{ removed: number; bytes: number }> {
-  const out = { removed: 0, bytes: 0 };
+export async function removeIdleCacheMounts(root: string, sizeOf: (p: string) => Promise<number>): Promise<{ removed: number; bytes: number; denied: number }> {
+  const out = { removed: 0, bytes: 0, denied: 0 };
   for (const name of await readdir(root).catch(() => [] as string[])) {
     if (name.endsWith('.lock') || name.endsWith('.users')) continue;
     const dir = path.join(root, name);
-    if (!(await lstat(dir).catch(() => undefined))?.isDirectory()) continue;
+    const st = await lstat(dir).catch(() => undefined);
+    if (!st?.isDirectory()) continue;
+    // Made by a build that ran RUN through sudo: only root may take its lock and remove it.
+    if (process.getuid?.() !== 0 && st.uid === 0) {
+      out.denied++;
+      continue;
+    }
     const release = await acquireFileLock(`${dir}.lock`, { wait: false });
     if (!release) continue;
     try {

@@ -25,6 +25,8 @@ export interface PruneReport {
   removedSnapshots: number;
   /** RUN --mount=type=cache directories (only with `all`) */
   removedCacheMounts: number;
+  /** snapshots and cache mounts left because only root may remove them (a build ran RUN through sudo) */
+  leftForRoot: number;
   removedImages: string[];
   reclaimedBytes: number;
 }
@@ -34,7 +36,8 @@ async function treeSize(p: string): Promise<number> {
   if (!st) return 0;
   if (!st.isDirectory()) return st.size;
   let n = 0;
-  for (const e of await readdir(p)) n += await treeSize(path.join(p, e));
+  // A directory this process may not read (a root-owned snapshot, for a user) counts as its own entry only.
+  for (const e of await readdir(p).catch(() => [] as string[])) n += await treeSize(path.join(p, e));
   return n;
 }
 
@@ -90,7 +93,7 @@ async function oldestLiveLease(store: Store): Promise<number> {
 
 export async function prune(store: Store, options: PruneOptions = {}): Promise<PruneReport> {
   return withFileLock(store.gcLock, async () => {
-    const report: PruneReport = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, removedImages: [], reclaimedBytes: 0 };
+    const report: PruneReport = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], reclaimedBytes: 0 };
     if (options.all) {
       for (const r of await store.listImages()) {
         await store.removeImage(r.name);
@@ -99,6 +102,7 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
       // As `docker builder prune --all`: the cache mounts go too, but none a running step holds.
       const caches = await removeIdleCacheMounts(path.join(store.root, 'cache-mounts'), treeSize);
       report.removedCacheMounts = caches.removed;
+      report.leftForRoot += caches.denied;
       report.reclaimedBytes += caches.bytes;
     }
     const protectSince = options.all ? Number.POSITIVE_INFINITY : await oldestLiveLease(store);
@@ -125,6 +129,10 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
         if (diffIDs.has(`sha256:${hex}`)) continue;
         const st = await stat(p).catch(() => undefined);
         if (!st || st.mtimeMs >= protectSince) continue;
+        if (await rootsOnly(p)) {
+          report.leftForRoot++;
+          continue;
+        }
         report.reclaimedBytes += await treeSize(p);
         await rm(p, { recursive: true, force: true });
         report.removedSnapshots++;
@@ -149,6 +157,14 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
   });
 }
 
+/**
+ * Whether only root may remove this snapshot (a build that ran RUN through sudo left it with the image's owners)
+ * and this process is not root: it is left whole rather than half removed.
+ */
+async function rootsOnly(p: string): Promise<boolean> {
+  return process.getuid?.() !== 0 && (await stat(p).catch(() => undefined))?.uid === 0;
+}
+
 export async function storeSize(store: Store): Promise<number> {
   return (await treeSize(path.join(store.root, 'blobs'))) + (await treeSize(path.join(store.root, 'snapshots')));
 }
@@ -160,6 +176,10 @@ async function trim(store: Store, keep: number, report: PruneReport, sweep: () =
   const snaps = await Promise.all((await readdir(snapDir)).map(async (h) => ({ p: path.join(snapDir, h), t: (await stat(path.join(snapDir, h))).mtimeMs })));
   for (const s of snaps.sort((a, b) => a.t - b.t)) {
     if (size <= keep) return;
+    if (await rootsOnly(s.p)) {
+      report.leftForRoot++;
+      continue;
+    }
     const n = await treeSize(s.p);
     await rm(s.p, { recursive: true, force: true });
     size -= n;
