@@ -1,4 +1,4 @@
-import { mkdtempSync, mkdirSync, readFileSync, readlinkSync, existsSync, lstatSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, readlinkSync, existsSync, lstatSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -154,5 +154,17 @@ const asRoot = process.getuid?.() === 0 && haveTool('setfattr') && haveTool('get
     expect(st.rdev).toBe(0);
     expect(run('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', path.join(root, 'o')])).toBe('y');
     expect(existsSync(path.join(root, 'o/.wh..wh..opq'))).toBe(false);
+  });
+
+  test('thousands of whiteouts all become devices; an entry of the same layer with a whited-out name stands', async () => {
+    const root = path.join(tmp(), 'snap');
+    const many = Array.from({ length: 3000 }, (_, i) => file(`d/.wh.name-with-some-length-${i}`, ''));
+    const layer = await writeTar([entry('d/', 'directory'), ...many, file('kept', 'mine'), file('.wh.kept', ''), file('.wh.first', ''), file('first', 'also mine')]);
+    const report = await extractLayer(Readable.from([layer]), root, { whiteouts: 'overlay' });
+    expect(report.skipped).toEqual([]);
+    const devices = readdirSync(path.join(root, 'd')).filter((n) => lstatSync(path.join(root, 'd', n)).isCharacterDevice());
+    expect(devices).toHaveLength(3000);
+    expect(readFileSync(path.join(root, 'kept'), 'utf8')).toBe('mine');
+    expect(readFileSync(path.join(root, 'first'), 'utf8')).toBe('also mine');
   });
 });
