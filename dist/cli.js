@@ -43324,13 +43324,15 @@ class ParallelGzip extends external_node_stream_.Transform {
     }
     /** Starts every full block, waiting for the oldest while as many as there are cores are under way. */
     async drainBlocks() {
-        while (this.pendingBytes >= gzipBlock) {
-            const all = Buffer.concat(this.pending);
-            const block = all.subarray(0, gzipBlock);
-            const rest = all.subarray(gzipBlock);
-            this.pending = rest.length ? [rest] : [];
-            this.pendingBytes = rest.length;
-            this.start(block, external_node_zlib_.constants.Z_SYNC_FLUSH);
+        if (this.pendingBytes < gzipBlock)
+            return;
+        // Joined once and cut without copying again (a big chunk would otherwise be copied once per block).
+        const all = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
+        const whole = all.length - (all.length % gzipBlock);
+        this.pending = whole < all.length ? [all.subarray(whole)] : [];
+        this.pendingBytes = all.length - whole;
+        for (let off = 0; off < whole; off += gzipBlock) {
+            this.start(all.subarray(off, off + gzipBlock), external_node_zlib_.constants.Z_SYNC_FLUSH);
             if (this.inFlight.length >= this.parallel)
                 this.emitOldest(await this.inFlight.shift());
         }
@@ -44863,7 +44865,7 @@ function removeAll(p) {
     (0,external_node_fs_namespaceObject.rmSync)(p, { recursive: true, force: true });
 }
 /**
- * 0/0 character devices at `paths` (inside `root`, parents already resolved there): one GNU tar run over an
+ * 0/0 character devices at `paths` (inside `root`, parents resolved there just before): one GNU tar run over an
  * archive of device entries (Node has no mknod), else mknod for each.
  */
 async function makeWhiteouts(root, paths) {
@@ -44964,11 +44966,14 @@ async function extractLayer(source, root, options) {
         else if (header.type !== 'hardlink')
             (0,external_node_fs_namespaceObject.utimesSync)(target, header.mtime, header.mtime);
     }
-    // Overlay whiteouts all at once (a tool run per whiteout cost milliseconds each, for thousands of them).
-    const devices = whiteouts.filter((w) => !(0,external_node_fs_namespaceObject.lstatSync)(w, { throwIfNoEntry: false }));
+    // Overlay whiteouts all at once (a tool run per whiteout cost milliseconds each, for thousands of them). Their
+    // paths are resolved inside the root again: a later entry of the layer may have made a parent a symlink, and
+    // the tools would follow it out of the root.
+    const again = (p) => resolveInRoot(root, external_node_path_.relative(root, p));
+    const devices = whiteouts.map(again).filter((w) => !(0,external_node_fs_namespaceObject.lstatSync)(w, { throwIfNoEntry: false }));
     if (!(await makeWhiteouts(root, devices)))
         report.skipped.push(`${devices.length} whiteouts (needs root)`);
-    if (!inBatches('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', '--'], opaqueDirs))
+    if (!inBatches('setfattr', ['-h', '-n', 'trusted.overlay.opaque', '-v', 'y', '--'], opaqueDirs.map(again)))
         report.skipped.push(`${opaqueDirs.length} opaque whiteouts (needs setfattr)`);
     // Directory times last: creating their children changed them.
     for (const [d, t] of dirTimes.reverse())
@@ -46817,18 +46822,26 @@ function resolveExecUser(spec, files) {
 
 // BuildKit keeps the /proc, /dev and /sys directories the runtime made; the bind-mounted files go.
 const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
-/** Directories of the upper dir that carry trusted.overlay.opaque=y. */
-function opaqueDirs(upper) {
-    const out = new Set();
-    const d = (0,external_node_child_process_namespaceObject.spawnSync)('getfattr', ['-R', '--absolute-names', '-m', '^trusted\\.overlay\\.opaque$', '-d', upper], { encoding: 'utf8' });
+/**
+ * The two xattrs the layer needs from the upper dir, in one walk: trusted.overlay.opaque=y (directories a step
+ * deleted and made again) and security.capability (what setcap wrote), by relative path.
+ */
+function upperXattrs(upper) {
+    const opaque = new Set();
+    const caps = new Map();
+    const d = (0,external_node_child_process_namespaceObject.spawnSync)('getfattr', ['-R', '-P', '--absolute-names', '-e', 'base64', '-m', '^(trusted\\.overlay\\.opaque|security\\.capability)$', '-d', upper], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
     let current;
     for (const line of (d.stdout ?? '').split('\n')) {
         if (line.startsWith('# file: '))
-            current = line.slice(8);
-        else if (current && /^trusted\.overlay\.opaque="y"$/.test(line.trim()))
-            out.add(external_node_path_.relative(upper, current));
+            current = external_node_path_.relative(upper, line.slice(8));
+        else if (current === undefined)
+            continue;
+        else if (line.startsWith('trusted.overlay.opaque=') && Buffer.from(line.slice(line.indexOf('=0s') + 3).trim(), 'base64').toString() === 'y')
+            opaque.add(current);
+        else if (line.startsWith('security.capability=0s'))
+            caps.set(current, Buffer.from(line.slice('security.capability=0s'.length).trim(), 'base64'));
     }
-    return out;
+    return { opaque, caps };
 }
 /**
  * The upper dir as layer entries. `mountTargets` (RUN --mount targets, absolute) and the directories made only to
@@ -46859,23 +46872,9 @@ async function upperDirEntries(upper, lower, mountTargets = []) {
             dropped.push(e.header.name);
     return { entries: result, dropped };
 }
-/** security.capability of the files in the upper dir (what setcap wrote), by relative path. */
-function capabilities(upper) {
-    const out = new Map();
-    const d = (0,external_node_child_process_namespaceObject.spawnSync)('getfattr', ['-R', '-P', '--absolute-names', '-e', 'base64', '-n', 'security.capability', upper], { encoding: 'utf8' });
-    let current;
-    for (const line of (d.stdout ?? '').split('\n')) {
-        if (line.startsWith('# file: '))
-            current = line.slice(8);
-        else if (current && line.startsWith('security.capability=0s'))
-            out.set(external_node_path_.relative(upper, current), Buffer.from(line.slice('security.capability=0s'.length).trim(), 'base64'));
-    }
-    return out;
-}
 async function walkUpper(upper, lower, dropped) {
     const entries = [];
-    const opaque = opaqueDirs(upper);
-    const caps = capabilities(upper);
+    const { opaque, caps } = upperXattrs(upper);
     const links = new Map();
     const visit = async (rel) => {
         const abs = external_node_path_.join(upper, rel);
@@ -47225,6 +47224,8 @@ class SshAgents {
                     removeSync(dir);
                 }) });
         }
+        if (!agent.pid)
+            removeSync(dir);
         if (failed)
             throw new ExecError(`--ssh ${id}: ${failed}`);
         const added = (0,external_node_child_process_namespaceObject.spawnSync)('ssh-add', paths, { env: { ...this.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -47788,7 +47789,10 @@ class Builder {
     async execUser(spec, fs, merged) {
         if (!spec || /^\d+:\d+$/.test(spec))
             return resolveExecUser(spec ?? '', {});
-        const read = async (f) => (fs.entries.get(fs.resolve(f, true))?.header.type === 'file' ? (0,promises_.readFile)(external_node_path_.join(merged, fs.resolve(f, true)), 'utf8') : undefined);
+        const read = async (f) => {
+            const resolved = fs.resolve(f, true);
+            return fs.entries.get(resolved)?.header.type === 'file' ? (0,promises_.readFile)(external_node_path_.join(merged, resolved), 'utf8') : undefined;
+        };
         return resolveExecUser(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
     }
     async copy(ins, ctx, source, scope) {
@@ -47926,7 +47930,9 @@ class Builder {
             const c = state.runtime;
             const owner = await this.execUser(c.User, lower, mount.merged);
             const cwd = c.WorkingDir || '/';
-            await mkdirp(external_node_path_.join(mount.merged, cwd));
+            // Made where the path leads inside the image (the index resolves its symlinks there): joined to the host
+            // path as it is, an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
+            await mkdirp(external_node_path_.join(mount.merged, lower.resolve(cwd, true)));
             const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e]));
             const argPrefix = [];
             for (const [k, v] of scope.args)
@@ -47941,10 +47947,10 @@ class Builder {
             // Proxy build args reach every RUN without an ARG, in both spellings, and stay out of the history
             // (dockerfile2llb proxyEnvFromBuildArgs, the executor's proxyEnvList).
             for (const [k, v] of this.req.buildArgs ?? []) {
-                const lower = k.toLowerCase();
-                if (!['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'].includes(lower))
+                const key = k.toLowerCase();
+                if (!['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'].includes(key))
                     continue;
-                for (const name of [lower.toUpperCase(), lower])
+                for (const name of [key.toUpperCase(), key])
                     if (!env.has(name))
                         env.set(name, `${name}=${v}`);
             }

@@ -191,6 +191,14 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     expect(content(tar, 'ends')).toBe('0\n119\n');
   }, 120_000);
 
+  test('a WORKDIR the step must make again is made inside the image even through an absolute symlink', async () => {
+    const outside = `/hoist-escape-${process.pid}`;
+    const { r, fs } = await build(`FROM {{BASE}}\nRUN ln -s ${outside} /esc\nWORKDIR /esc/w\nRUN rm -rf ${outside}\nRUN pwd > /seen\n`);
+    expect(r.code).toBe(0);
+    expect(existsSync(outside)).toBe(false);
+    expect(fs[`${outside.slice(1)}/w`]).toMatchObject({ type: 'directory' });
+  });
+
   test('a failing RUN names its line and exit code and leaves no mount or container', async () => {
     const { r } = await build('FROM {{BASE}}\nRUN echo about to fail && exit 3\n');
     expect(r.code).toBe(1);

@@ -38,6 +38,8 @@ describe('parallel gzip', () => {
     const a = await gzip(input, 4096);
     const b = await gzip(input, 1_000_003);
     expect(a.equals(b)).toBe(true);
+    const whole = await gzip(input, input.length);
+    expect(a.equals(whole)).toBe(true);
   });
 
   test('compressible data shrinks as much as with one zlib stream (blocks share their history)', async () => {

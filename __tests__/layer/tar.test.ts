@@ -156,6 +156,19 @@ const asRoot = process.getuid?.() === 0 && haveTool('setfattr') && haveTool('get
     expect(existsSync(path.join(root, 'o/.wh..wh..opq'))).toBe(false);
   });
 
+  test('a parent turned into a symlink later in the layer does not lead whiteouts out of the root', async () => {
+    const outside = tmp();
+    const root = path.join(tmp(), 'snap');
+    const layer = await writeTar([
+      entry('a/', 'directory'), file('a/.wh.x', ''), [{ name: 'a', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: outside }],
+      entry('b/', 'directory'), file('b/.wh..wh..opq', ''), [{ name: 'b', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: outside }],
+    ]);
+    await extractLayer(Readable.from([layer]), root, { whiteouts: 'overlay' });
+    expect(readdirSync(outside)).toEqual([]);
+    expect(run('sh', ['-c', `getfattr --absolute-names -n trusted.overlay.opaque ${outside} 2>&1 || true`])).not.toMatch(/opaque="y"/);
+    expect(lstatSync(path.join(root, outside, 'x')).isCharacterDevice()).toBe(true);
+  });
+
   test('thousands of whiteouts all become devices; an entry of the same layer with a whited-out name stands', async () => {
     const root = path.join(tmp(), 'snap');
     const many = Array.from({ length: 3000 }, (_, i) => file(`d/.wh.name-with-some-length-${i}`, ''));

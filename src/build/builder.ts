@@ -437,7 +437,10 @@ export class Builder {
    */
   private async execUser(spec: string | undefined, fs: FsIndex, merged: string): Promise<ExecUser> {
     if (!spec || /^\d+:\d+$/.test(spec)) return resolveExecUser(spec ?? '', {});
-    const read = async (f: string) => (fs.entries.get(fs.resolve(f, true))?.header.type === 'file' ? readFile(path.join(merged, fs.resolve(f, true)), 'utf8') : undefined);
+    const read = async (f: string) => {
+      const resolved = fs.resolve(f, true);
+      return fs.entries.get(resolved)?.header.type === 'file' ? readFile(path.join(merged, resolved), 'utf8') : undefined;
+    };
     return resolveExecUser(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
   }
 
@@ -562,7 +565,9 @@ export class Builder {
       const c = state.runtime;
       const owner = await this.execUser(c.User, lower, mount.merged);
       const cwd = c.WorkingDir || '/';
-      await mkdirp(path.join(mount.merged, cwd));
+      // Made where the path leads inside the image (the index resolves its symlinks there): joined to the host
+      // path as it is, an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
+      await mkdirp(path.join(mount.merged, lower.resolve(cwd, true)));
       const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e] as const));
       const argPrefix: string[] = [];
       for (const [k, v] of scope.args) if (v !== undefined && !env.has(k)) env.set(k, `${k}=${v}`);
@@ -573,9 +578,9 @@ export class Builder {
       // Proxy build args reach every RUN without an ARG, in both spellings, and stay out of the history
       // (dockerfile2llb proxyEnvFromBuildArgs, the executor's proxyEnvList).
       for (const [k, v] of this.req.buildArgs ?? []) {
-        const lower = k.toLowerCase();
-        if (!['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'].includes(lower)) continue;
-        for (const name of [lower.toUpperCase(), lower]) if (!env.has(name)) env.set(name, `${name}=${v}`);
+        const key = k.toLowerCase();
+        if (!['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'].includes(key)) continue;
+        for (const name of [key.toUpperCase(), key]) if (!env.has(name)) env.set(name, `${name}=${v}`);
       }
       const shell = c.Shell ?? ['/bin/sh', '-c'];
       let args = ins.command.prependShell ? [...shell, ins.command.args.join(' ')] : [...ins.command.args];

@@ -12,16 +12,22 @@ import type { LayerEntry } from '../layer/writer.js';
 // BuildKit keeps the /proc, /dev and /sys directories the runtime made; the bind-mounted files go.
 const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
 
-/** Directories of the upper dir that carry trusted.overlay.opaque=y. */
-function opaqueDirs(upper: string): Set<string> {
-  const out = new Set<string>();
-  const d = spawnSync('getfattr', ['-R', '--absolute-names', '-m', '^trusted\\.overlay\\.opaque$', '-d', upper], { encoding: 'utf8' });
+/**
+ * The two xattrs the layer needs from the upper dir, in one walk: trusted.overlay.opaque=y (directories a step
+ * deleted and made again) and security.capability (what setcap wrote), by relative path.
+ */
+function upperXattrs(upper: string): { opaque: Set<string>; caps: Map<string, Buffer> } {
+  const opaque = new Set<string>();
+  const caps = new Map<string, Buffer>();
+  const d = spawnSync('getfattr', ['-R', '-P', '--absolute-names', '-e', 'base64', '-m', '^(trusted\\.overlay\\.opaque|security\\.capability)$', '-d', upper], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   let current: string | undefined;
   for (const line of (d.stdout ?? '').split('\n')) {
-    if (line.startsWith('# file: ')) current = line.slice(8);
-    else if (current && /^trusted\.overlay\.opaque="y"$/.test(line.trim())) out.add(path.relative(upper, current));
+    if (line.startsWith('# file: ')) current = path.relative(upper, line.slice(8));
+    else if (current === undefined) continue;
+    else if (line.startsWith('trusted.overlay.opaque=') && Buffer.from(line.slice(line.indexOf('=0s') + 3).trim(), 'base64').toString() === 'y') opaque.add(current);
+    else if (line.startsWith('security.capability=0s')) caps.set(current, Buffer.from(line.slice('security.capability=0s'.length).trim(), 'base64'));
   }
-  return out;
+  return { opaque, caps };
 }
 
 /**
@@ -50,22 +56,9 @@ export async function upperDirEntries(upper: string, lower: FsIndex, mountTarget
   return { entries: result, dropped };
 }
 
-/** security.capability of the files in the upper dir (what setcap wrote), by relative path. */
-function capabilities(upper: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const d = spawnSync('getfattr', ['-R', '-P', '--absolute-names', '-e', 'base64', '-n', 'security.capability', upper], { encoding: 'utf8' });
-  let current: string | undefined;
-  for (const line of (d.stdout ?? '').split('\n')) {
-    if (line.startsWith('# file: ')) current = line.slice(8);
-    else if (current && line.startsWith('security.capability=0s')) out.set(path.relative(upper, current), Buffer.from(line.slice('security.capability=0s'.length).trim(), 'base64'));
-  }
-  return out;
-}
-
 async function walkUpper(upper: string, lower: FsIndex, dropped: string[]): Promise<LayerEntry[]> {
   const entries: LayerEntry[] = [];
-  const opaque = opaqueDirs(upper);
-  const caps = capabilities(upper);
+  const { opaque, caps } = upperXattrs(upper);
   const links = new Map<string, string>();
   const visit = async (rel: string) => {
     const abs = path.join(upper, rel);

@@ -68,6 +68,7 @@ export class SshAgents {
         removeSync(dir);
       }) });
     }
+    if (!agent.pid) removeSync(dir);
     if (failed) throw new ExecError(`--ssh ${id}: ${failed}`);
     const added = spawnSync('ssh-add', paths, { env: { ...this.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     if (added.status !== 0) throw new ExecError(`--ssh ${id}: ssh-add could not load ${paths.join(', ')}: ${(added.stderr || added.error?.message || '').trim()} (keys with a passphrase need an agent: --ssh ${id}=$SSH_AUTH_SOCK)`);

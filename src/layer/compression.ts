@@ -128,13 +128,14 @@ export class ParallelGzip extends Transform {
 
   /** Starts every full block, waiting for the oldest while as many as there are cores are under way. */
   private async drainBlocks(): Promise<void> {
-    while (this.pendingBytes >= gzipBlock) {
-      const all = Buffer.concat(this.pending);
-      const block = all.subarray(0, gzipBlock);
-      const rest = all.subarray(gzipBlock);
-      this.pending = rest.length ? [rest] : [];
-      this.pendingBytes = rest.length;
-      this.start(block, zlib.constants.Z_SYNC_FLUSH);
+    if (this.pendingBytes < gzipBlock) return;
+    // Joined once and cut without copying again (a big chunk would otherwise be copied once per block).
+    const all = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
+    const whole = all.length - (all.length % gzipBlock);
+    this.pending = whole < all.length ? [all.subarray(whole)] : [];
+    this.pendingBytes = all.length - whole;
+    for (let off = 0; off < whole; off += gzipBlock) {
+      this.start(all.subarray(off, off + gzipBlock), zlib.constants.Z_SYNC_FLUSH);
       if (this.inFlight.length >= this.parallel) this.emitOldest(await (this.inFlight.shift() as Promise<Buffer>));
     }
   }

@@ -81,7 +81,7 @@ function removeAll(p: string): void {
 }
 
 /**
- * 0/0 character devices at `paths` (inside `root`, parents already resolved there): one GNU tar run over an
+ * 0/0 character devices at `paths` (inside `root`, parents resolved there just before): one GNU tar run over an
  * archive of device entries (Node has no mknod), else mknod for each.
  */
 async function makeWhiteouts(root: string, paths: string[]): Promise<boolean> {
@@ -171,10 +171,13 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
     else if (header.type === 'symlink') quietly(() => lutimesSync(target, header.mtime, header.mtime));
     else if (header.type !== 'hardlink') utimesSync(target, header.mtime, header.mtime);
   }
-  // Overlay whiteouts all at once (a tool run per whiteout cost milliseconds each, for thousands of them).
-  const devices = whiteouts.filter((w) => !lstatSync(w, { throwIfNoEntry: false }));
+  // Overlay whiteouts all at once (a tool run per whiteout cost milliseconds each, for thousands of them). Their
+  // paths are resolved inside the root again: a later entry of the layer may have made a parent a symlink, and
+  // the tools would follow it out of the root.
+  const again = (p: string) => resolveInRoot(root, path.relative(root, p));
+  const devices = whiteouts.map(again).filter((w) => !lstatSync(w, { throwIfNoEntry: false }));
   if (!(await makeWhiteouts(root, devices))) report.skipped.push(`${devices.length} whiteouts (needs root)`);
-  if (!inBatches('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', '--'], opaqueDirs)) report.skipped.push(`${opaqueDirs.length} opaque whiteouts (needs setfattr)`);
+  if (!inBatches('setfattr', ['-h', '-n', 'trusted.overlay.opaque', '-v', 'y', '--'], opaqueDirs.map(again))) report.skipped.push(`${opaqueDirs.length} opaque whiteouts (needs setfattr)`);
   // Directory times last: creating their children changed them.
   for (const [d, t] of dirTimes.reverse()) quietly(() => utimesSync(d, t, t));
   return report;
