@@ -42466,17 +42466,43 @@ function readString(buf, off, len) {
     const end = buf.indexOf(0, off);
     return buf.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
 }
-function readNumber(buf, off, len) {
-    // GNU base-256 for values that do not fit in octal.
+/**
+ * A numeric header field: octal digits with leading spaces and a trailing space or NUL (as GNU tar reads them), or
+ * GNU's base-256 for values that do not fit. Anything else is an error, never NaN or a negative size.
+ */
+function readNumber(buf, off, len, field = 'number', entry) {
     if (buf[off] & 0x80) {
+        if (buf[off] === 0xff)
+            throw new TarError(`negative ${field} in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}`);
         let v = buf[off] & 0x7f;
         for (let i = 1; i < len; i++)
             v = v * 256 + buf[off + i];
+        if (!Number.isSafeInteger(v))
+            throw new TarError(`${field} too large in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}`);
         return v;
     }
-    const s = readString(buf, off, len).trim();
-    return s === '' ? 0 : parseInt(s, 8);
+    const s = readString(buf, off, len).replace(/^ +/, '').replace(/[ \0]+$/, '');
+    if (s === '')
+        return 0;
+    if (!/^[0-7]+$/.test(s))
+        throw new TarError(`invalid ${field} ${JSON.stringify(s)} in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}: the archive is corrupt`);
+    return parseInt(s, 8);
 }
+/** A PAX record's number: decimal, non-negative (mtime may have a fraction, and be negative), as GNU tar checks. */
+function paxNumber(value, key, entry, fractional = false) {
+    const s = value.toString('ascii');
+    const ok = fractional ? /^-?\d+(\.\d+)?$/.test(s) : /^\d+$/.test(s);
+    const n = Number(s);
+    if (!ok || !Number.isFinite(n) || (!fractional && !Number.isSafeInteger(n))) {
+        throw new TarError(`invalid PAX ${key}=${JSON.stringify(s.slice(0, 40))} for ${JSON.stringify(entry)}: the archive is corrupt`);
+    }
+    return n;
+}
+/**
+ * The most an extended header (PAX record set, GNU long name or link) may hold, and all of those before one entry
+ * together: GNU tar and Go's archive/tar stop at about a megabyte too. A name is never that long (PATH_MAX is 4 KiB).
+ */
+const maxExtendedHeader = 1 << 20;
 /** Whether a 512-byte block is a tar header with a valid checksum. */
 function checksumOk(h) {
     if (h.length < block)
@@ -42484,31 +42510,70 @@ function checksumOk(h) {
     let sum = 0;
     for (let i = 0; i < block; i++)
         sum += i >= 148 && i < 156 ? 32 : h[i];
-    return sum === readNumber(h, 148, 8);
+    let stored;
+    try {
+        stored = readNumber(h, 148, 8);
+    }
+    catch {
+        return false;
+    }
+    return sum === stored;
 }
 function parsePax(data) {
     const out = new Map();
     let i = 0;
     while (i < data.length) {
         const sp = data.indexOf(0x20, i);
-        if (sp < 0)
-            break;
-        const len = parseInt(data.toString('ascii', i, sp), 10);
-        if (!(len > 0) || i + len > data.length)
-            throw new TarError('malformed PAX header record');
+        const digits = sp < 0 ? '' : data.toString('ascii', i, sp);
+        const len = /^[0-9]{1,8}$/.test(digits) ? parseInt(digits, 10) : NaN;
+        // `LEN key=value\n`, LEN counting the whole record.
+        if (!(len > sp - i + 1) || i + len > data.length || data[i + len - 1] !== 0x0a)
+            throw new TarError('malformed PAX header record: the archive is corrupt');
         const rec = data.subarray(sp + 1, i + len - 1); // without the trailing newline
         const eq = rec.indexOf(0x3d);
-        if (eq > 0)
-            out.set(rec.toString('utf8', 0, eq), rec.subarray(eq + 1));
+        if (eq <= 0)
+            throw new TarError('malformed PAX header record (no key=value): the archive is corrupt');
+        out.set(rec.toString('utf8', 0, eq), rec.subarray(eq + 1));
         i += len;
     }
+    return out;
+}
+/**
+ * The bytes of `source` as they are, checked as a tar archive while they flow: the stream fails where the archive
+ * is corrupt or cut short (its end blocks are required), so that nothing broken is stored as a layer.
+ */
+function checkedTar(source) {
+    const out = new external_node_stream_.PassThrough();
+    const flowing = () => new Promise((resolve) => {
+        const done = () => {
+            out.off('drain', done);
+            out.off('close', done);
+            resolve();
+        };
+        out.once('drain', done);
+        out.once('close', done);
+    });
+    async function* tap() {
+        for await (const c of source) {
+            if (out.destroyed)
+                return;
+            if (!out.write(c))
+                await flowing();
+            yield c;
+        }
+    }
+    (async () => {
+        for await (const { body } of readTar(tap(), { requireEnd: true }))
+            body.resume();
+        out.end();
+    })().catch((e) => out.destroy(e));
     return out;
 }
 /**
  * Reads a tar stream entry by entry: `for await (const { header, body } of readTar(stream))`. Each body must be
  * read to its end (or `body.resume()`) before asking for the next entry.
  */
-async function* readTar(source) {
+async function* readTar(source, options = {}) {
     const it = source[Symbol.asyncIterator]();
     let buf = Buffer.alloc(0);
     let ended = false;
@@ -42536,11 +42601,15 @@ async function* readTar(source) {
     let globalPax = new Map();
     let longName;
     let longLink;
+    /** bytes of extended headers read since the last entry */
+    let extended = 0;
     for (;;) {
         if (!(await fill(block))) {
-            if (buf.length === 0)
-                return; // archives cut after the last entry are accepted, as GNU tar does
-            throw new TarError('unexpected end of tar archive');
+            // Go's archive/tar (and so containerd and BuildKit) takes an archive that ends after an entry without the
+            // end blocks; GNU tar calls it truncated, and so does this reader when asked to (a user's archive).
+            if (buf.length === 0 && !options.requireEnd)
+                return;
+            throw new TarError('unexpected end of tar archive: it is truncated');
         }
         const h = await take(block);
         if (h.every((b) => b === 0)) {
@@ -42554,46 +42623,67 @@ async function* readTar(source) {
         if (!checksumOk(h))
             throw new TarError('invalid tar header checksum: the archive is corrupt or not a tar');
         const flag = String.fromCharCode(h[156]);
-        let size = readNumber(h, 124, 12);
+        const headerName = readString(h, 0, 100);
+        let size = readNumber(h, 124, 12, 'size', headerName);
         const padded = (n) => Math.ceil(n / block) * block;
         if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
+            // Held in memory until the entry they describe: capped, one by one and together.
+            extended += size;
+            if (size > maxExtendedHeader || extended > maxExtendedHeader) {
+                throw new TarError(`${flag === 'L' || flag === 'K' ? 'a GNU long name' : 'PAX headers'} of ${extended} bytes, more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
+            }
             const data = (await take(padded(size))).subarray(0, size);
             if (flag === 'x')
                 pax = new Map([...pax, ...parsePax(data)]);
-            else if (flag === 'g')
+            else if (flag === 'g') {
                 globalPax = new Map([...globalPax, ...parsePax(data)]);
+                let held = 0;
+                for (const [k, v] of globalPax)
+                    held += k.length + v.length;
+                if (held > maxExtendedHeader)
+                    throw new TarError(`global PAX headers of more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
+            }
             else if (flag === 'L')
                 longName = readString(data, 0, data.length);
             else
                 longLink = readString(data, 0, data.length);
             continue;
         }
+        extended = 0;
         const all = new Map([...globalPax, ...pax]);
         const prefix = readString(h, 345, 155);
-        let name = readString(h, 0, 100);
+        let name = headerName;
         if (prefix && h.toString('ascii', 257, 262) === 'ustar')
             name = `${prefix}/${name}`;
         name = all.get('path')?.toString('utf8') ?? longName ?? name;
+        if (name.includes('\0'))
+            throw new TarError(`an entry name with a NUL byte (${JSON.stringify(name.slice(0, 100))}): the archive is corrupt`);
         const type = typeFlags[flag];
         if (!type)
             throw new TarError(`unsupported tar entry type ${JSON.stringify(flag)} for ${JSON.stringify(name)}`);
-        if (all.has('size'))
-            size = Number(all.get('size')?.toString());
+        const paxValue = (key, fallback, fractional = false) => {
+            const v = all.get(key);
+            return v === undefined ? fallback() : paxNumber(v, key, name, fractional);
+        };
+        size = paxValue('size', () => size);
         const header = {
             name,
             type,
-            mode: readNumber(h, 100, 8) & 0o7777,
-            uid: all.has('uid') ? Number(all.get('uid')?.toString()) : readNumber(h, 108, 8),
-            gid: all.has('gid') ? Number(all.get('gid')?.toString()) : readNumber(h, 116, 8),
+            mode: readNumber(h, 100, 8, 'mode', name) & 0o7777,
+            uid: paxValue('uid', () => readNumber(h, 108, 8, 'uid', name)),
+            gid: paxValue('gid', () => readNumber(h, 116, 8, 'gid', name)),
             size: type === 'file' ? size : 0,
-            mtime: all.has('mtime') ? Number(all.get('mtime')?.toString()) : readNumber(h, 136, 12),
+            mtime: paxValue('mtime', () => readNumber(h, 136, 12, 'mtime', name), true),
         };
         const link = all.get('linkpath')?.toString('utf8') ?? longLink ?? readString(h, 157, 100);
-        if (type === 'symlink' || type === 'hardlink')
+        if (type === 'symlink' || type === 'hardlink') {
+            if (link.includes('\0'))
+                throw new TarError(`the link target of ${JSON.stringify(name)} has a NUL byte: the archive is corrupt`);
             header.linkname = link;
+        }
         if (type === 'char' || type === 'block') {
-            header.devmajor = readNumber(h, 329, 8);
-            header.devminor = readNumber(h, 337, 8);
+            header.devmajor = readNumber(h, 329, 8, 'devmajor', name);
+            header.devminor = readNumber(h, 337, 8, 'devminor', name);
         }
         for (const [k, v] of all) {
             if (k.startsWith('SCHILY.xattr.'))
@@ -43215,14 +43305,28 @@ function detectCompression(head) {
 }
 function decompressor(c) {
     if (c === 'gzip')
-        return external_node_zlib_.createGunzip({ chunkSize: 256 * 1024 });
+        return described(external_node_zlib_.createGunzip({ chunkSize: 256 * 1024 }), 'gzip');
     if (c === 'zstd') {
         const z = external_node_zlib_namespaceObject;
         if (!z.createZstdDecompress)
             throw new CompressionError(`zstd layers need Node 22.15 or later (this is ${process.version})`);
-        return z.createZstdDecompress();
+        return described(z.createZstdDecompress(), 'zstd');
     }
     return new external_node_stream_.PassThrough();
+}
+/**
+ * zlib's own errors ("unexpected end of file", "incorrect header check", with an errno but no file) become
+ * CompressionErrors that say the data is truncated or corrupt: the error a stream's reader fails with is the
+ * one its _destroy passes on.
+ */
+function described(t, kind) {
+    const destroy = t._destroy.bind(t);
+    t._destroy = (err, callback) => {
+        const code = err?.code;
+        const zlibError = err && !(err instanceof CompressionError) && typeof code === 'string' && /^(Z_|ZSTD_)/.test(code);
+        destroy(zlibError ? new CompressionError(`the ${kind} data is ${code === 'Z_BUF_ERROR' ? 'truncated' : 'corrupt'} (${err.message})`) : err, callback);
+    };
+    return t;
 }
 function compressor(c, level) {
     if (c === 'gzip')
@@ -44423,12 +44527,159 @@ async function removeIdleCacheMounts(root, sizeOf) {
     return out;
 }
 
+;// CONCATENATED MODULE: ./lib/exec/leftovers.js
+// What a hoist process left behind when it was killed outright (SIGKILL, an OOM kill, a runner that vanished):
+// nothing of it could clean up, so the next `hoist prune` and the next build do. A leftover is known by the pid
+// in its name, and only a dead process's are touched: runtime containers (`hoist-PID-…`, killed and deleted),
+// mounts under its temp dirs in the store (unmounted, deepest first, before anything is removed), the temp dirs
+// themselves, its secret dirs on /dev/shm, the ssh-agents it started (with their keys), its ssh proxy sockets and
+// the environment file a build run again under sudo was handed.
+
+
+
+
+
+/** Where the secret files of a build's steps are kept (a tmpfs), named after the build's pid. */
+function secretDirPrefix(base) {
+    return external_node_path_.join(base, `hoist-secret-${process.pid}-`);
+}
+/** Where an ssh-agent started for a build keeps its socket (and its pid, for the cleaner). */
+function agentDirPrefix() {
+    return external_node_path_.join((0,external_node_os_namespaceObject.tmpdir)(), `hoist-agent-${process.pid}-`);
+}
+const deadPid = (name, prefix) => {
+    const m = new RegExp(`^${prefix}(\\d+)-`).exec(name);
+    if (!m)
+        return false;
+    const pid = Number(m[1]);
+    return pid !== process.pid && !processAlive(pid);
+};
+/** Mount points at or below `dir`, from /proc/self/mountinfo (octal escapes undone), deepest first. */
+function mountsBelow(dir) {
+    let info = '';
+    try {
+        info = (0,external_node_fs_namespaceObject.readFileSync)('/proc/self/mountinfo', 'utf8');
+    }
+    catch {
+        return [];
+    }
+    const out = [];
+    for (const line of info.split('\n')) {
+        const field = line.split(' ')[4];
+        if (!field)
+            continue;
+        const p = field.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+        if (p === dir || p.startsWith(`${dir}/`))
+            out.push(p);
+    }
+    return out.sort((a, b) => b.length - a.length);
+}
+function unmountAll(dir) {
+    let n = 0;
+    for (const m of mountsBelow(dir)) {
+        if ((0,external_node_child_process_namespaceObject.spawnSync)('umount', [m], { stdio: 'ignore' }).status === 0 || (0,external_node_child_process_namespaceObject.spawnSync)('umount', ['-l', m], { stdio: 'ignore' }).status === 0)
+            n++;
+    }
+    return n;
+}
+function quietRemove(p) {
+    try {
+        (0,external_node_fs_namespaceObject.rmSync)(p, { recursive: true, force: true });
+        return true;
+    }
+    catch {
+        return false; // not ours to remove (another user's), or busy: left for the next time
+    }
+}
+function entries(dir) {
+    try {
+        return (0,external_node_fs_namespaceObject.readdirSync)(dir);
+    }
+    catch {
+        return [];
+    }
+}
+/** Cleans what dead hoist processes left in the store at `storeRoot` and on this machine. */
+function cleanLeftovers(storeRoot) {
+    const report = { containers: 0, mounts: 0, tempDirs: 0, secrets: 0, agents: 0 };
+    for (const runtime of ['runc', 'crun']) {
+        const list = (0,external_node_child_process_namespaceObject.spawnSync)(runtime, ['list', '-q'], { encoding: 'utf8' });
+        if (list.status !== 0)
+            continue;
+        for (const id of list.stdout.split('\n').map((l) => l.trim())) {
+            if (!deadPid(id, 'hoist-'))
+                continue;
+            (0,external_node_child_process_namespaceObject.spawnSync)(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });
+            if ((0,external_node_child_process_namespaceObject.spawnSync)(runtime, ['delete', '--force', id], { stdio: 'ignore' }).status === 0)
+                report.containers++;
+        }
+    }
+    const tmp = external_node_path_.join(storeRoot, 'tmp');
+    for (const name of entries(tmp)) {
+        if (!deadPid(name, ''))
+            continue;
+        const p = external_node_path_.join(tmp, name);
+        report.mounts += unmountAll(p);
+        // Still mounted (the kernel refused even a lazy unmount): removing would reach into what is mounted there.
+        if (mountsBelow(p).length === 0 && quietRemove(p))
+            report.tempDirs++;
+    }
+    for (const name of entries('/dev/shm')) {
+        if (deadPid(name, 'hoist-secret-') && quietRemove(external_node_path_.join('/dev/shm', name)))
+            report.secrets++;
+    }
+    for (const name of entries((0,external_node_os_namespaceObject.tmpdir)())) {
+        // ssh proxy sockets, and the environment a build handed to itself under sudo (it may hold secrets)
+        if ((deadPid(name, 'hoist-ssh-') || deadPid(name, 'hoist-sudo-')) && quietRemove(external_node_path_.join((0,external_node_os_namespaceObject.tmpdir)(), name)))
+            report.tempDirs++;
+        if (!deadPid(name, 'hoist-agent-'))
+            continue;
+        const dir = external_node_path_.join((0,external_node_os_namespaceObject.tmpdir)(), name);
+        const pid = Number(leftovers_readText(external_node_path_.join(dir, 'agent.pid')).trim() || 'x');
+        // The agent holds the build's keys in memory: stopped, if it still runs and is the agent of this socket.
+        if (Number.isInteger(pid) && pid > 0 && readCmdline(pid).includes(external_node_path_.join(dir, 'agent.sock'))) {
+            try {
+                process.kill(pid, 'SIGTERM');
+            }
+            catch {
+                // gone meanwhile
+            }
+        }
+        if (quietRemove(dir))
+            report.agents++;
+    }
+    return report;
+}
+function leftovers_readText(file) {
+    try {
+        return (0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8');
+    }
+    catch {
+        return '';
+    }
+}
+function readCmdline(pid) {
+    return leftovers_readText(`/proc/${pid}/cmdline`).split('\0').join(' ');
+}
+/** The report in words ("2 mounts, 1 temp dir"), or '' when nothing was cleaned. */
+function describeLeftovers(r) {
+    const parts = [];
+    const add = (n, one, many) => n && parts.push(`${n} ${n === 1 ? one : many}`);
+    add(r.containers, 'container', 'containers');
+    add(r.mounts, 'mount', 'mounts');
+    add(r.tempDirs, 'temp dir', 'temp dirs');
+    add(r.secrets, 'secret dir', 'secret dirs');
+    add(r.agents, 'ssh-agent', 'ssh-agents');
+    return parts.join(', ');
+}
+
 ;// CONCATENATED MODULE: ./lib/store/gc.js
 // Garbage collection of the store (`hoist prune`). What an image record (or an extra root, such as a cache
 // record) reaches is kept: its index, manifests, config, layers and the snapshots of its diffIDs. The rest is
 // "dangling" and goes, except what a live hoist process may be writing right now (newer than the oldest lease).
 // `all` empties the store; `keepStorage` then trims least recently used first: snapshots (they can be unpacked
 // again), then whole images.
+
 
 
 
@@ -44520,7 +44771,9 @@ async function prune(store, options = {}) {
             report.leftForRoot += caches.denied;
             report.reclaimedBytes += caches.bytes;
         }
-        const protectSince = options.all ? Number.POSITIVE_INFINITY : await oldestLiveLease(store);
+        // `--all` too spares what a running build uses: it touched it after taking its lease (a snapshot under its
+        // overlay, a blob it is reading), so the oldest live lease keeps it.
+        const protectSince = await oldestLiveLease(store);
         const sweep = async () => {
             const records = await store.listImages();
             const roots = [...records.map((r) => r.target), ...(options.extraRoots ?? []).map((digest) => ({ digest }))];
@@ -44567,15 +44820,11 @@ async function prune(store, options = {}) {
                 report.reclaimedBytes += st.size;
             }
         };
+        // What killed builds left (their mounts first, then their temp dirs): prune could not remove them otherwise.
+        report.leftovers = cleanLeftovers(store.root);
         await sweep();
-        for (const f of await (0,promises_.readdir)(external_node_path_.join(store.root, 'tmp'))) {
-            const p = external_node_path_.join(store.root, 'tmp', f);
-            const pid = Number(f.split('-')[0]);
-            if (pid !== process.pid && !processAlive(pid))
-                await (0,promises_.rm)(p, { recursive: true, force: true });
-        }
         if (options.keepStorage !== undefined)
-            await trim(store, options.keepStorage, report, sweep);
+            await trim(store, options.keepStorage, protectSince, report, sweep);
         return report;
     });
 }
@@ -44589,7 +44838,7 @@ async function rootsOnly(p) {
 async function storeSize(store) {
     return (await treeSize(external_node_path_.join(store.root, 'blobs'))) + (await treeSize(external_node_path_.join(store.root, 'snapshots')));
 }
-async function trim(store, keep, report, sweep) {
+async function trim(store, keep, protectSince, report, sweep) {
     let size = await storeSize(store);
     if (size <= keep)
         return;
@@ -44598,6 +44847,8 @@ async function trim(store, keep, report, sweep) {
     for (const s of snaps.sort((a, b) => a.t - b.t)) {
         if (size <= keep)
             return;
+        if (s.t >= protectSince)
+            continue; // in use by a running build
         if (await rootsOnly(s.p)) {
             report.leftForRoot++;
             continue;
@@ -44652,7 +44903,21 @@ async function readAllLimited(body, limit, name) {
     }
     return Buffer.concat(chunks);
 }
+/** Errors of reading an archive, named by the archive (the entry alone does not say which file it was). */
+async function named(what, f) {
+    try {
+        return await f();
+    }
+    catch (e) {
+        if (e instanceof TarError || e instanceof CompressionError)
+            throw new LoadError(`${what}: ${e.message}`);
+        throw e;
+    }
+}
 async function loadArchive(store, input, what = 'archive') {
+    return named(what, () => loadFrom(store, input, what));
+}
+async function loadFrom(store, input, what) {
     const { stream } = await decompressed(input);
     const meta = new Map();
     /** every file that became a blob: path → descriptor basics */
@@ -44692,8 +44957,8 @@ async function loadArchive(store, input, what = 'archive') {
             throw new LoadError(`${what}: ${name} is not valid JSON: ${e.message}`);
         }
     };
-    const dockerEntries = json('manifest.json') ?? [];
-    const index = json('index.json');
+    const dockerEntries = dockerManifest(json('manifest.json'), what);
+    const index = ociIndex(json('index.json'), what);
     if (index?.manifests) {
         for (const d of index.manifests) {
             const parsed = parseManifest(await store.readBlob(d.digest), d.mediaType);
@@ -44752,6 +45017,45 @@ async function loadArchive(store, input, what = 'archive') {
     }
     return report;
 }
+const isStrings = (v) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+/** manifest.json of a docker save archive, checked: a list of {Config, RepoTags, Layers}. */
+function dockerManifest(doc, what) {
+    if (doc === undefined)
+        return [];
+    if (!Array.isArray(doc))
+        throw new LoadError(`${what}: manifest.json is not a list of images (docker save writes [{"Config": …, "RepoTags": […], "Layers": […]}])`);
+    return doc.map((e, i) => {
+        const entry = e;
+        if (typeof entry !== 'object' || entry === null)
+            throw new LoadError(`${what}: manifest.json entry ${i} is not an object`);
+        if (typeof entry.Config !== 'string')
+            throw new LoadError(`${what}: manifest.json entry ${i} has no Config file name`);
+        if (!isStrings(entry.Layers))
+            throw new LoadError(`${what}: manifest.json entry ${i} has no Layers list`);
+        if (entry.RepoTags !== undefined && entry.RepoTags !== null && !isStrings(entry.RepoTags))
+            throw new LoadError(`${what}: manifest.json entry ${i} has RepoTags that are not a list of names`);
+        return entry;
+    });
+}
+/** index.json of an OCI layout, checked: `manifests` a list of descriptors with a digest. */
+function ociIndex(doc, what) {
+    if (doc === undefined)
+        return undefined;
+    const index = doc;
+    if (typeof index !== 'object' || index === null || Array.isArray(index))
+        throw new LoadError(`${what}: index.json is not an OCI image index`);
+    if (index.manifests === undefined)
+        return {};
+    if (!Array.isArray(index.manifests))
+        throw new LoadError(`${what}: index.json's manifests is not a list`);
+    for (const [i, d] of index.manifests.entries()) {
+        const desc = d;
+        if (typeof desc !== 'object' || desc === null || typeof desc.digest !== 'string')
+            throw new LoadError(`${what}: index.json's manifests[${i}] is not a descriptor with a digest`);
+        parseDigest(desc.digest);
+    }
+    return index;
+}
 async function readHead(store, digest) {
     const fh = await (0,promises_.open)(store.blobPath(digest));
     try {
@@ -44769,11 +45073,13 @@ async function loadArchiveFile(store, file) {
 /** A root filesystem tar (plain, gzip or zstd) as a one-layer image named `name`. */
 async function importRootfs(store, input, name, options = {}) {
     const ref = parseReference(name);
-    const { head, stream } = await peek((await decompressed(input)).stream, 512);
+    const what = options.source ?? 'the input';
+    const { head, stream } = await named(what, async () => peek((await decompressed(input)).stream, 512));
     if (!checksumOk(head))
         throw new LoadError(`${options.source ?? 'the input'} is not a tar archive (plain, gzip or zstd)`);
     const diff = new DigestStream();
-    const layer = await store.writeBlob(chain(stream, diff, compressor('gzip')));
+    // Read as a tar on the way in: a corrupt or truncated archive fails here instead of becoming a broken layer.
+    const layer = await named(what, () => store.writeBlob(chain(checkedTar(stream), diff, compressor('gzip'))));
     const platform = options.platform ?? hostPlatform();
     const now = new Date().toISOString();
     const config = {
@@ -44798,20 +45104,18 @@ async function importRootfs(store, input, name, options = {}) {
     return store.putImage(formatReference(ref), { mediaType: MediaType.dockerManifest, digest: m.digest, size: bytes.length });
 }
 
-;// CONCATENATED MODULE: ./lib/layer/extract.js
-// Unpacks a layer tar into a directory without ever writing outside it: names are cleaned ("..", "/" and "./"
-// cannot climb out), and every parent directory is resolved inside the root the way a chroot would see it, so a
-// symlink in an earlier entry or layer (`etc -> /etc`, `x -> ../../..`) leads back into the root, never out.
-// Whiteouts either delete what they name (applying layers one over another into one tree) or become overlayfs
-// whiteouts (a snapshot used as a lower dir).
+;// CONCATENATED MODULE: ./lib/layer/rooted.js
+// Paths inside a root directory (a build context, an unpacked image, a layer being extracted, an output dir),
+// resolved the way a process chrooted there would resolve them: every component is looked at on its own, a symlink
+// among them is followed with the root as `/` (an absolute target starts again at the root, `..` stops at it), so
+// that `etc -> /etc`, `up -> ../../..` or a whiteout named `..` lead back into the root and never to the host.
+// The answer names no symlink except, when asked not to follow it, the last component: a host path built from it
+// can be opened, listed or removed without the kernel following anything the root's owner chose.
 
 
-
-
-
-
-const whiteoutPrefix = '.wh.';
-const opaqueWhiteout = '.wh..wh..opq';
+class RootedPathError extends Error {
+    name = 'RootedPathError';
+}
 /** `a/./b/../c` → `a/c`; leading `/` and any `..` that would climb above the root are dropped. */
 function cleanEntryName(name) {
     const out = [];
@@ -44825,42 +45129,86 @@ function cleanEntryName(name) {
     }
     return out.join('/');
 }
-/**
- * The host path of `name` inside `root`, resolving symlinks among its parents within the root (absolute targets
- * are relative to the root, `..` stops at it). The last component is not followed: it is what gets replaced.
- */
-function resolveInRoot(root, name) {
-    const pending = cleanEntryName(name).split('/').filter(Boolean);
-    const last = pending.pop();
+/** Linux gives up after 40 symlinks in one lookup (ELOOP); so does this. */
+const maxHops = 40;
+/** Resolves `name` inside `root` (see the top of this file); never throws for a missing path. */
+function resolveInside(root, name, options = {}) {
+    const pending = name.split('/').filter((p) => p !== '' && p !== '.');
     const done = [];
+    const answer = (stats, notDirectory) => {
+        const rel = [...done, ...pending.filter((p) => p !== '..')].join('/');
+        return { rel, abs: rel ? external_node_path_.join(root, rel) : root, ...(stats ? { stats } : {}), ...(notDirectory !== undefined ? { notDirectory } : {}) };
+    };
     let hops = 0;
+    let stats = (0,external_node_fs_namespaceObject.lstatSync)(root, { throwIfNoEntry: false });
     while (pending.length > 0) {
         const part = pending.shift();
-        if (part === '.' || part === '')
-            continue;
         if (part === '..') {
             done.pop();
+            stats = (0,external_node_fs_namespaceObject.lstatSync)(done.length ? external_node_path_.join(root, ...done) : root, { throwIfNoEntry: false });
             continue;
         }
-        const p = external_node_path_.join(root, ...done, part);
-        const st = (0,external_node_fs_namespaceObject.lstatSync)(p, { throwIfNoEntry: false });
-        if (!st) {
+        if (stats && !stats.isDirectory()) {
+            // `file/x`: nothing can be below a file (ENOTDIR), whatever follows.
+            pending.unshift(part);
+            return answer(undefined, done.join('/'));
+        }
+        const rel = [...done, part].join('/');
+        const st = stats ? (0,external_node_fs_namespaceObject.lstatSync)(external_node_path_.join(root, rel), { throwIfNoEntry: false }) : undefined;
+        if (!st || (options.visible && !options.visible(rel, st))) {
+            // Missing: nothing below it can be a symlink, so the rest is taken as written (lexically).
             done.push(part);
-            continue;
+            const rest = [...pending];
+            pending.length = 0;
+            for (const p of rest) {
+                if (p === '..')
+                    done.pop();
+                else
+                    done.push(p);
+            }
+            return answer();
         }
-        if (st.isSymbolicLink()) {
-            if (++hops > 255)
-                throw new TarError(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
-            const target = (0,external_node_fs_namespaceObject.readlinkSync)(p);
+        if (st.isSymbolicLink() && (pending.length > 0 || options.followLast)) {
+            if (++hops > maxHops)
+                throw new RootedPathError(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
+            const target = (0,external_node_fs_namespaceObject.readlinkSync)(external_node_path_.join(root, rel));
             if (target.startsWith('/'))
                 done.length = 0;
-            pending.unshift(...target.split('/').filter(Boolean));
+            pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+            stats = (0,external_node_fs_namespaceObject.lstatSync)(done.length ? external_node_path_.join(root, ...done) : root, { throwIfNoEntry: false });
             continue;
         }
         done.push(part);
+        stats = st;
     }
-    return last === undefined ? root : external_node_path_.join(root, ...done, last);
+    return answer(stats);
 }
+/**
+ * The host path of `name` inside `root` for writing it: symlinks among its parents resolved inside the root, the
+ * last component not followed (it is what gets replaced). Throws when a parent is a file.
+ */
+function resolveInRoot(root, name) {
+    const r = resolveInside(root, cleanEntryName(name));
+    if (r.notDirectory !== undefined)
+        throw new RootedPathError(`/${r.notDirectory} is not a directory`);
+    return r.abs;
+}
+
+;// CONCATENATED MODULE: ./lib/layer/extract.js
+// Unpacks a layer tar into a directory without ever writing outside it: names are cleaned ("..", "/" and "./"
+// cannot climb out), and every parent directory is resolved inside the root the way a chroot would see it, so a
+// symlink in an earlier entry or layer (`etc -> /etc`, `x -> ../../..`) leads back into the root, never out.
+// Whiteouts either delete what they name (applying layers one over another into one tree) or become overlayfs
+// whiteouts (a snapshot used as a lower dir).
+
+
+
+
+
+
+
+const whiteoutPrefix = '.wh.';
+const opaqueWhiteout = '.wh..wh..opq';
 function removeAll(p) {
     (0,external_node_fs_namespaceObject.rmSync)(p, { recursive: true, force: true });
 }
@@ -44918,67 +45266,129 @@ async function extractLayer(source, root, options) {
             body.resume();
             continue;
         }
-        const base = external_node_path_.posix.basename(name);
-        const target = resolveInRoot(root, name);
-        (0,external_node_fs_namespaceObject.mkdirSync)(external_node_path_.dirname(target), { recursive: true });
-        if (options.whiteouts !== 'none' && base === opaqueWhiteout) {
-            const dir = external_node_path_.dirname(target);
-            if (options.whiteouts === 'apply') {
-                // Everything the lower layers put in this directory is gone; this layer's own entries follow it.
-                for (const e of (0,external_node_fs_namespaceObject.readdirSync)(dir))
-                    removeAll(external_node_path_.join(dir, e));
-            }
-            else {
-                opaqueDirs.push(dir);
-            }
+        try {
+            await extractEntry(header, body, name, root, options, chown, report, { dirTimes, whiteouts, opaqueDirs });
+        }
+        catch (e) {
             body.resume();
-            continue;
+            throw entryError(header, e, root);
         }
-        if (options.whiteouts !== 'none' && base.startsWith(whiteoutPrefix)) {
-            const victim = external_node_path_.join(external_node_path_.dirname(target), base.slice(whiteoutPrefix.length));
-            // A whiteout hides what lower layers hold (OCI image spec, "Whiteouts"): applied, it removes it; in a
-            // snapshot (a fresh directory per layer) it becomes a 0/0 device, made at the end unless this same layer
-            // has an entry of that name, which stands.
-            if (options.whiteouts === 'apply')
-                removeAll(victim);
-            else
-                whiteouts.push(victim);
-            body.resume();
-            continue;
-        }
-        await place(header, body, target, root, report);
-        if (!(0,external_node_fs_namespaceObject.lstatSync)(target, { throwIfNoEntry: false }))
-            continue; // skipped above
-        if (header.type !== 'symlink') {
-            if (chown)
-                quietly(() => (0,external_node_fs_namespaceObject.lchownSync)(target, header.uid, header.gid));
-            if (header.type !== 'hardlink')
-                (0,external_node_fs_namespaceObject.chmodSync)(target, header.mode);
-        }
-        for (const [k, v] of Object.entries(header.xattrs ?? {})) {
-            if (!tool('setfattr', ['-h', '-n', k, '-v', `0s${v.toString('base64')}`, target]))
-                report.skipped.push(`xattr ${k} of ${name}`);
-        }
-        if (header.type === 'directory')
-            dirTimes.push([target, header.mtime]);
-        else if (header.type === 'symlink')
-            quietly(() => (0,external_node_fs_namespaceObject.lutimesSync)(target, header.mtime, header.mtime));
-        else if (header.type !== 'hardlink')
-            (0,external_node_fs_namespaceObject.utimesSync)(target, header.mtime, header.mtime);
     }
     // Overlay whiteouts all at once (a tool run per whiteout cost milliseconds each, for thousands of them). Their
     // paths are resolved inside the root again: a later entry of the layer may have made a parent a symlink, and
-    // the tools would follow it out of the root.
-    const again = (p) => resolveInRoot(root, external_node_path_.relative(root, p));
-    const devices = whiteouts.map(again).filter((w) => !(0,external_node_fs_namespaceObject.lstatSync)(w, { throwIfNoEntry: false }));
+    // the tools (and utimes) would follow it out of the root.
+    const devices = whiteouts.map((rel) => resolveInRoot(root, rel)).filter((w) => !(0,external_node_fs_namespaceObject.lstatSync)(w, { throwIfNoEntry: false }));
     if (!(await makeWhiteouts(root, devices)))
         report.skipped.push(`${devices.length} whiteouts (needs root)`);
-    if (!inBatches('setfattr', ['-h', '-n', 'trusted.overlay.opaque', '-v', 'y', '--'], opaqueDirs.map(again)))
+    if (!inBatches('setfattr', ['-h', '-n', 'trusted.overlay.opaque', '-v', 'y', '--'], opaqueDirs.map((rel) => resolveDir(root, rel))))
         report.skipped.push(`${opaqueDirs.length} opaque whiteouts (needs setfattr)`);
     // Directory times last: creating their children changed them.
-    for (const [d, t] of dirTimes.reverse())
-        quietly(() => (0,external_node_fs_namespaceObject.utimesSync)(d, t, t));
+    for (const [rel, t] of dirTimes.reverse()) {
+        const d = resolveDir(root, rel);
+        if ((0,external_node_fs_namespaceObject.lstatSync)(d, { throwIfNoEntry: false })?.isDirectory())
+            quietly(() => (0,external_node_fs_namespaceObject.utimesSync)(d, t, t));
+    }
     return report;
+}
+/** A directory's host path inside the root, the directory itself followed too when it is a symlink. */
+function resolveDir(root, rel) {
+    return resolveInside(root, rel, { followLast: true }).abs;
+}
+/** The name a whiteout hides, or undefined for an ordinary name; a name that is no file name is an error. */
+function whitedOut(base) {
+    if (!base.startsWith(whiteoutPrefix))
+        return undefined;
+    const hidden = base.slice(whiteoutPrefix.length);
+    // `.wh.` alone, `.wh..` and `.wh...` would name the directory itself or its parent.
+    if (hidden === '' || hidden === '.' || hidden === '..')
+        throw new EntryError(`invalid whiteout ${JSON.stringify(base)}: it names no file`);
+    return hidden;
+}
+async function extractEntry(header, body, name, root, options, chown, report, later) {
+    const base = external_node_path_.posix.basename(name);
+    const parent = external_node_path_.posix.dirname(name) === '.' ? '' : external_node_path_.posix.dirname(name);
+    if (options.whiteouts !== 'none' && base.startsWith(whiteoutPrefix)) {
+        body.resume();
+        if (base === opaqueWhiteout) {
+            const dir = resolveDir(root, parent);
+            (0,external_node_fs_namespaceObject.mkdirSync)(dir, { recursive: true });
+            // Everything the lower layers put in this directory is gone; this layer's own entries follow it.
+            if (options.whiteouts === 'apply')
+                for (const e of (0,external_node_fs_namespaceObject.readdirSync)(dir))
+                    removeAll(external_node_path_.join(dir, e));
+            else
+                later.opaqueDirs.push(parent);
+            return;
+        }
+        // Other `.wh..wh.` names are aufs bookkeeping (hard link dirs), not whiteouts: skipped, as containerd does.
+        if (base.startsWith(`${whiteoutPrefix}${whiteoutPrefix}`))
+            return;
+        const hidden = whitedOut(base);
+        const rel = parent ? `${parent}/${hidden}` : hidden;
+        // A whiteout hides what lower layers hold (OCI image spec, "Whiteouts"): applied, it removes it; in a
+        // snapshot (a fresh directory per layer) it becomes a 0/0 device, made at the end unless this same layer
+        // has an entry of that name, which stands.
+        const victim = resolveInRoot(root, rel);
+        (0,external_node_fs_namespaceObject.mkdirSync)(external_node_path_.dirname(victim), { recursive: true });
+        if (options.whiteouts === 'apply')
+            removeAll(victim);
+        else
+            later.whiteouts.push(rel);
+        return;
+    }
+    const target = resolveInRoot(root, name);
+    (0,external_node_fs_namespaceObject.mkdirSync)(external_node_path_.dirname(target), { recursive: true });
+    await place(header, body, target, root, report);
+    if (!(0,external_node_fs_namespaceObject.lstatSync)(target, { throwIfNoEntry: false }))
+        return; // skipped above
+    if (header.type !== 'symlink') {
+        if (chown)
+            quietly(() => (0,external_node_fs_namespaceObject.lchownSync)(target, header.uid, header.gid));
+        if (header.type !== 'hardlink')
+            (0,external_node_fs_namespaceObject.chmodSync)(target, header.mode);
+    }
+    else if (chown) {
+        // A symlink keeps its owner too (lchown does not follow it), as tar and BuildKit's unpacking keep it.
+        quietly(() => (0,external_node_fs_namespaceObject.lchownSync)(target, header.uid, header.gid));
+    }
+    for (const [k, v] of Object.entries(header.xattrs ?? {})) {
+        if (!tool('setfattr', ['-h', '-n', k, '-v', `0s${v.toString('base64')}`, target]))
+            report.skipped.push(`xattr ${k} of ${name}`);
+    }
+    if (header.type === 'directory')
+        later.dirTimes.push([name, header.mtime]);
+    else if (header.type === 'symlink')
+        quietly(() => (0,external_node_fs_namespaceObject.lutimesSync)(target, header.mtime, header.mtime));
+    else if (header.type !== 'hardlink')
+        (0,external_node_fs_namespaceObject.utimesSync)(target, header.mtime, header.mtime);
+}
+const errnoText = {
+    ENOTDIR: 'a parent is not a directory',
+    EEXIST: 'a file of that name is in the way',
+    EISDIR: 'a directory of that name is in the way',
+    ENAMETOOLONG: 'the name is too long',
+    ELOOP: 'too many levels of symbolic links',
+    ENOSPC: 'no space left on the device',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+};
+/** What an entry asks for that cannot be done (a whiteout of "..", a hard link to a directory). */
+class EntryError extends TarError {
+}
+/**
+ * What went wrong with one entry, named by the entry and never by a host path (the root is a temp dir). Errors of
+ * the archive's stream (truncated, corrupt) are the archive's, not the entry's, and pass as they are.
+ */
+function entryError(header, e, root) {
+    const code = e.code;
+    const ours = e instanceof EntryError || e instanceof RootedPathError || (code !== undefined && e.syscall !== undefined);
+    if (!ours)
+        return e;
+    const why = e instanceof TarError || e instanceof RootedPathError ? e.message : code && errnoText[code] ? errnoText[code] : e.message.split(root).join('');
+    const err = new TarError(`entry ${JSON.stringify(header.name)}: ${why}`);
+    if (code === 'ENOSPC')
+        err.code = code;
+    return err;
 }
 function quietly(f) {
     try {
@@ -45020,7 +45430,15 @@ async function place(header, body, target, root, report) {
             return;
         case 'hardlink': {
             body.resume();
-            (0,external_node_fs_namespaceObject.linkSync)(resolveInRoot(root, header.linkname ?? ''), target);
+            // A hard link names an earlier entry of the archive (inside the root, never followed through a last symlink).
+            const linked = cleanEntryName(header.linkname ?? '');
+            const from = linked === '' ? undefined : resolveInRoot(root, linked);
+            const st = from === undefined ? undefined : (0,external_node_fs_namespaceObject.lstatSync)(from, { throwIfNoEntry: false });
+            if (!from || !st)
+                throw new EntryError(`hard link to ${JSON.stringify(header.linkname ?? '')}, which is not in the archive before it`);
+            if (st.isDirectory())
+                throw new EntryError(`hard link to ${JSON.stringify(header.linkname)}, a directory`);
+            (0,external_node_fs_namespaceObject.linkSync)(from, target);
             return;
         }
         case 'fifo':
@@ -45038,6 +45456,46 @@ async function place(header, body, target, root, report) {
     }
 }
 
+;// CONCATENATED MODULE: ./lib/exec/cleanup.js
+// What must not outlive an interrupted build: runtime containers, overlay mounts, secret files, temp dirs. A
+// cancelled workflow sends SIGINT or SIGTERM and may follow with SIGKILL; the handler here undoes everything
+// registered, synchronously and newest first (a container before the mount under it, a mount before the
+// directory that holds it), then exits with 128 + the signal's number as a shell would report.
+
+
+const tasks = new Set();
+let installed = false;
+function onSignal(signal) {
+    for (const t of [...tasks].reverse()) {
+        try {
+            t();
+        }
+        catch {
+            // keep undoing the rest
+        }
+    }
+    tasks.clear();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+}
+/** Registers `task` to run if the process is interrupted; the answer unregisters it (call it once done). */
+function onInterrupt(task) {
+    if (!installed) {
+        installed = true;
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+    }
+    tasks.add(task);
+    return () => void tasks.delete(task);
+}
+/** Unmounts `dir` (lazily if it is busy). */
+function unmountSync(dir) {
+    if ((0,external_node_child_process_namespaceObject.spawnSync)('umount', [dir], { stdio: 'ignore' }).status !== 0)
+        (0,external_node_child_process_namespaceObject.spawnSync)('umount', ['-l', dir], { stdio: 'ignore' });
+}
+function removeSync(dir) {
+    (0,external_node_fs_namespaceObject.rmSync)(dir, { recursive: true, force: true });
+}
+
 ;// CONCATENATED MODULE: ./lib/store/store.js
 // The local content-addressed store (the embedded default: ~/.cache/hoist; `--store DIR` or HOIST_STORE):
 //   blobs/sha256/<hex>      every blob by digest, written atomically (temp file, fsync, rename) after verification
@@ -45048,6 +45506,8 @@ async function place(header, body, target, root, report) {
 //   tmp/                    partial writes
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
 // spares anything newer than the oldest live lease. Using a blob touches its mtime (least recently used first).
+
+
 
 
 
@@ -45112,17 +45572,42 @@ class Store {
         }
     }
     /**
+     * Whether the store holds this blob whole: present with the descriptor's size (a download cut short by a crash
+     * or a full disk has another). A blob of the right size that is still damaged fails its digest where it is read.
+     */
+    async hasIntactBlob(desc) {
+        const size = await this.hasBlob(desc.digest);
+        return size !== undefined && (desc.size === undefined || size === desc.size);
+    }
+    /** Whether the stored bytes of a blob still hash to its digest (read whole: for a blob suspected damaged). */
+    async blobIntact(digest) {
+        try {
+            for await (const _ of this.openBlob(digest))
+                void _;
+            return true;
+        }
+        catch {
+            return false;
+        }
+    }
+    async removeBlob(digest) {
+        await (0,promises_.rm)(this.blobPath(digest), { force: true });
+    }
+    /**
      * Writes a blob from a stream or bytes. With `expected` the content must hash to it (and have its size);
      * without, the digest is computed. Nothing is visible under the digest until it is complete and verified.
      */
     async writeBlob(source, expected) {
-        if (expected && (await this.hasBlob(expected.digest)) !== undefined) {
+        const held = expected ? await this.hasBlob(expected.digest) : undefined;
+        if (expected && held !== undefined && (expected.size === undefined || held === expected.size)) {
             if (source instanceof external_node_stream_.Readable)
                 source.destroy();
-            return { digest: expected.digest, size: (await this.hasBlob(expected.digest)) };
+            return { digest: expected.digest, size: held };
         }
         const tmp = this.tmpPath();
         const verify = new DigestStream(expected ? { digest: expected.digest, size: expected.size, where: `blob ${expected.digest}` } : undefined);
+        // An interrupted download leaves no partial blob behind.
+        const forget = onInterrupt(() => removeSync(tmp));
         try {
             const input = source instanceof external_node_stream_.Readable ? source : external_node_stream_.Readable.from([Buffer.from(source)]);
             await (0,external_node_stream_promises_namespaceObject.pipeline)(input, verify, (0,external_node_fs_namespaceObject.createWriteStream)(tmp, { mode: 0o644 }));
@@ -45135,6 +45620,9 @@ class Store {
         catch (e) {
             await (0,promises_.rm)(tmp, { force: true });
             throw e;
+        }
+        finally {
+            forget();
         }
     }
     /** A blob's content as a stream that fails at its end if the bytes on disk no longer match their digest. */
@@ -45251,6 +45739,8 @@ class Store {
             return { path: final };
         }
         const tmp = this.tmpPath();
+        // An interrupted unpacking leaves no partial snapshot behind.
+        const forget = onInterrupt(() => removeSync(tmp));
         try {
             const verify = new DigestStream({ digest: diffID, where: `layer ${diffID}` });
             const headers = [];
@@ -45267,7 +45757,13 @@ class Store {
         }
         catch (e) {
             await (0,promises_.rm)(tmp, { recursive: true, force: true });
+            // Which layer could not be unpacked: the entry alone does not say.
+            if (e instanceof TarError || e instanceof CompressionError)
+                e.message = `layer ${diffID}: ${e.message}`;
             throw e;
+        }
+        finally {
+            forget();
         }
     }
 }
@@ -45370,7 +45866,8 @@ async function pullImage(client, store, ref, options = {}) {
     };
     await visit(remote.root);
     await settleAll([...blobs.values()].map(async (d) => {
-        if ((await store.hasBlob(d.digest)) !== undefined)
+        // A blob of another size than the manifest says was cut short (a crash, a full disk): fetched again.
+        if (await store.hasIntactBlob(d))
             return;
         await fetchIntoStore(client, store, ref, d);
         report.fetchedBlobs++;
@@ -45475,6 +45972,7 @@ function table(head, rows) {
 ;// CONCATENATED MODULE: ./lib/cli/image-commands.js
 // The image verbs of the hoist command: pull, push, tag, copy, inspect, history, images, rmi, prune, login,
 // logout, save, load, import. Each is a thin layer over a library function.
+
 
 
 
@@ -45721,6 +46219,9 @@ const pruneCmd = command('prune', 'Usage: hoist prune [--all] [--keep-storage SI
         const r = await prune(ctx.store, { all: a.flags.has('all'), keepStorage: keep === undefined ? undefined : parseBytes(keep) });
         for (const n of r.removedImages)
             io.out(`Untagged: ${familiarReference(parseReference(n))}\n`);
+        const left = r.leftovers ? describeLeftovers(r.leftovers) : '';
+        if (left)
+            io.out(`Cleaned up after killed builds: ${left}\n`);
         io.out(`Deleted ${r.removedBlobs} blobs and ${r.removedSnapshots} snapshots${r.removedCacheMounts ? ` and ${r.removedCacheMounts} cache mounts` : ''}\nTotal reclaimed space: ${formatBytes(r.reclaimedBytes)}\n`);
         if (r.leftForRoot)
             io.err(`${r.leftForRoot} unpacked layers or cache mounts are owned by root (RUN ran through sudo) and were left: run sudo hoist prune with the same options to remove them\n`);
@@ -45880,6 +46381,7 @@ async function writeLayer(store, entries, options = {}) {
 
 
 
+
 class archive_ArchiveError extends Error {
     name = 'ArchiveError';
 }
@@ -45900,10 +46402,8 @@ function openArchive(file, kind) {
     const z = external_node_zlib_namespaceObject;
     if (kind === 'tar')
         return input;
-    if (kind === 'gzip')
-        return input.pipe(external_node_zlib_.createGunzip());
-    if (kind === 'zstd' && z.createZstdDecompress)
-        return input.pipe(z.createZstdDecompress());
+    if (kind === 'gzip' || (kind === 'zstd' && z.createZstdDecompress))
+        return chain(input, decompressor(kind));
     const tool = kind === 'bzip2' ? 'bzip2' : kind === 'xz' ? 'xz' : 'zstd';
     const child = (0,external_node_child_process_namespaceObject.spawn)(tool, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const out = new external_node_stream_.PassThrough();
@@ -46065,6 +46565,7 @@ function parseChmod(text) {
 
 
 
+
 class FsIndex {
     entries = new Map();
     /** the paths directly below each directory path (also one that has no entry of its own) */
@@ -46077,17 +46578,14 @@ class FsIndex {
             c.children.set(k, new Set(v));
         return c;
     }
-    /** Applies one layer (compressed or not) on top; answers its headers. */
-    async apply(blob, layer) {
+    /** The headers of one layer (compressed or not), read whole before any is applied: a layer that fails to read changes nothing. */
+    static async readHeaders(blob) {
         const { stream } = await decompressed(blob);
-        const pass = { opaque: [], added: new Set() };
         const headers = [];
         for await (const { header, body } of readTar(stream)) {
             body.resume();
             headers.push(header);
-            this.applyHeader(header, layer, pass);
         }
-        this.finish(pass);
         return headers;
     }
     /** Applies a layer from its headers, as the builder has them when it has just written the layer. */
@@ -46247,10 +46745,18 @@ const escapeClass = (c) => (/[\\\]\[^]/.test(c) ? '\\' + c : c);
 function hasWildcard(p) {
     return /[*?[]/.test(p);
 }
+/**
+ * A directory seen as a root: the build context through .dockerignore, or a stage's or image's filesystem (COPY
+ * --from, bind mounts). Every path is resolved inside it component by component (src/layer/rooted.ts): a symlink
+ * anywhere in a source path leads to the root's own files, never to the host's, as BuildKit resolves sources with
+ * the context (or the stage) as `/`.
+ */
 class BuildContext {
     dir;
     ignore;
     ignoreFile;
+    /** excluded directories and whether something below them is brought back by a `!` line */
+    holds = new Map();
     constructor(dir, ignore, 
     /** the ignore file that was read, for messages */
     ignoreFile) {
@@ -46263,8 +46769,9 @@ class BuildContext {
         const abs = external_node_path_.resolve(dir);
         const candidates = dockerfilePath ? dockerignoreCandidates(external_node_path_.resolve(dockerfilePath), abs) : [external_node_path_.join(abs, '.dockerignore')];
         for (const f of candidates) {
-            if ((0,external_node_fs_namespaceObject.existsSync)(f))
-                return new BuildContext(abs, IgnoreMatcher.fromText((0,external_node_fs_namespaceObject.readFileSync)(f, 'utf8')), f);
+            const text = readInside(abs, f);
+            if (text !== undefined)
+                return new BuildContext(abs, IgnoreMatcher.fromText(text), f);
         }
         return new BuildContext(abs, new IgnoreMatcher([]), undefined);
     }
@@ -46275,6 +46782,45 @@ class BuildContext {
     excluded(rel) {
         return rel !== '' && this.ignore.excludes(rel);
     }
+    /**
+     * Whether an existing path is in the context as BuildKit receives it: not excluded, or an excluded directory
+     * that holds something a `!` line brings back (it comes as the parent of what is re-included).
+     */
+    visible = (real, st) => {
+        if (!this.excluded(real))
+            return true;
+        return st.isDirectory() && this.ignore.hasExceptions && this.holdsIncluded(real);
+    };
+    holdsIncluded(real) {
+        let v = this.holds.get(real);
+        if (v === undefined) {
+            v = false;
+            for (const name of (0,external_node_fs_namespaceObject.readdirSync)(external_node_path_.join(this.dir, real))) {
+                const r = `${real}/${name}`;
+                if (!this.excluded(r) || ((0,external_node_fs_namespaceObject.lstatSync)(external_node_path_.join(this.dir, r)).isDirectory() && this.holdsIncluded(r))) {
+                    v = true;
+                    break;
+                }
+            }
+            this.holds.set(real, v);
+        }
+        return v;
+    }
+    /** The path inside the root, symlinks resolved there (the last one too when `follow`); undefined when absent. */
+    lookup(rel, follow) {
+        let r;
+        try {
+            r = resolveInside(this.dir, rel, { followLast: follow, visible: this.visible });
+        }
+        catch (e) {
+            if (e instanceof RootedPathError)
+                throw new ContextError(`${rel}: ${e.message}`);
+            throw e;
+        }
+        if (!r.stats)
+            return undefined;
+        return { rel, real: r.rel, abs: r.abs, stats: r.stats, ...(r.stats.isSymbolicLink() ? { linkname: (0,external_node_fs_namespaceObject.readlinkSync)(r.abs) } : {}) };
+    }
     /** A source as written in COPY/ADD → the context paths it names (several for a wildcard). */
     async resolve(source) {
         const cleaned = cleanPath(source.replace(/^\/+/, '') || '.');
@@ -46283,14 +46829,14 @@ class BuildContext {
         }
         const rel = cleaned === '.' ? '' : cleaned;
         if (!hasWildcard(rel)) {
-            const found = await this.at(rel, true);
+            const found = this.lookup(rel, true);
             if (!found)
                 throw new ContextError(`${source}: not found in the build context${this.excludedNote(rel)}`);
             return [found];
         }
         const parts = rel.split('/');
         let current = [''];
-        for (const [i, part] of parts.entries()) {
+        for (const part of parts) {
             const next = [];
             const re = hasWildcard(part) ? matchPattern(part) : undefined;
             for (const dir of current) {
@@ -46298,18 +46844,23 @@ class BuildContext {
                     next.push(dir ? `${dir}/${part}` : part);
                     continue;
                 }
-                const names = await (0,promises_.readdir)(external_node_path_.join(this.dir, dir)).catch(() => []);
-                for (const n of names.sort())
-                    if (re.test(n))
+                // The directory is listed where it is inside the root; what it lists must be in the context.
+                const d = this.lookup(dir, true);
+                if (!d?.stats.isDirectory())
+                    continue;
+                for (const n of (0,external_node_fs_namespaceObject.readdirSync)(d.abs).sort()) {
+                    if (!re.test(n))
+                        continue;
+                    const st = (0,external_node_fs_namespaceObject.lstatSync)(external_node_path_.join(d.abs, n), { throwIfNoEntry: false });
+                    if (st && this.visible(d.real ? `${d.real}/${n}` : n, st))
                         next.push(dir ? `${dir}/${n}` : n);
+                }
             }
-            current = next.filter((p) => !this.excluded(p) || (i < parts.length - 1 && this.ignore.hasExceptions));
+            current = next;
         }
         const out = [];
         for (const p of current) {
-            if (this.excluded(p))
-                continue;
-            const found = await this.at(p, true);
+            const found = this.lookup(p, true);
             if (found)
                 out.push(found);
         }
@@ -46320,50 +46871,42 @@ class BuildContext {
     excludedNote(rel) {
         return rel && this.excluded(rel) && this.ignoreFile ? ` (it is excluded by ${external_node_path_.relative(this.dir, this.ignoreFile) || this.ignoreFile})` : '';
     }
-    /** The path if it exists and is not excluded; a top-level symlink is followed inside the context. */
-    async at(rel, follow) {
-        if (this.excluded(rel))
-            return undefined;
-        const abs = external_node_path_.join(this.dir, rel);
-        let st = await (0,promises_.lstat)(abs).catch(() => undefined);
-        if (!st)
-            return undefined;
-        let target = abs;
-        for (let hops = 0; follow && st.isSymbolicLink(); hops++) {
-            if (hops > 40)
-                throw new ContextError(`${rel}: too many levels of symbolic links`);
-            const link = await (0,promises_.readlink)(target);
-            target = link.startsWith('/') ? external_node_path_.join(this.dir, link) : external_node_path_.resolve(external_node_path_.dirname(target), link);
-            if (!(target + '/').startsWith(this.dir + '/'))
-                throw new ContextError(`${rel}: a symlink to ${link}, outside the build context`);
-            st = await (0,promises_.lstat)(target).catch(() => undefined);
-            if (!st)
-                throw new ContextError(`${rel}: a symlink to ${link}, which does not exist in the build context`);
-        }
-        return { rel, abs: target, stats: st };
-    }
-    /** Everything below a context directory, in walk order, excluded paths left out (links are not followed). */
+    /** Everything below a context directory, in walk order, what the context lacks left out (links are not followed). */
     async walk(dir) {
         const out = [];
-        const visit = async (rel, abs) => {
-            for (const name of (await (0,promises_.readdir)(abs)).sort()) {
+        const visit = (rel, real, abs) => {
+            for (const name of (0,external_node_fs_namespaceObject.readdirSync)(abs).sort()) {
                 const r = rel ? `${rel}/${name}` : name;
+                const re = real ? `${real}/${name}` : name;
                 const a = external_node_path_.join(abs, name);
-                const st = await (0,promises_.lstat)(a);
-                const ex = this.excluded(r);
-                if (!ex)
-                    out.push({ rel: r, abs: a, stats: st, ...(st.isSymbolicLink() ? { linkname: await (0,promises_.readlink)(a) } : {}) });
-                if (st.isDirectory() && (!ex || this.ignore.hasExceptions))
-                    await visit(r, a);
+                const st = (0,external_node_fs_namespaceObject.lstatSync)(a);
+                if (!this.visible(re, st))
+                    continue;
+                out.push({ rel: r, real: re, abs: a, stats: st, ...(st.isSymbolicLink() ? { linkname: (0,external_node_fs_namespaceObject.readlinkSync)(a) } : {}) });
+                if (st.isDirectory())
+                    visit(r, re, a);
             }
         };
-        await visit(dir.rel, dir.abs);
+        visit(dir.rel, dir.real, dir.abs);
         return out;
     }
-    /** Does the context hold this file? (for messages) */
-    async has(rel) {
-        return (await (0,promises_.stat)(external_node_path_.join(this.dir, rel)).catch(() => undefined)) !== undefined;
+    /** A path as a mount source names it (no wildcards; the last symlink followed), or undefined when absent. */
+    find(source) {
+        const cleaned = cleanPath(source.replace(/^\/+/, '') || '.');
+        return this.lookup(cleaned === '.' ? '' : cleaned.replace(/^(\.\.\/)+/, '').replace(/^\.\.$/, ''), true);
     }
+}
+/**
+ * A file of the context (an ignore file, a Dockerfile) read where it is inside the context: a symlink there does
+ * not lead to a host file. A path outside the context is the user's own and read as it is.
+ */
+function readInside(contextDir, file) {
+    const abs = external_node_path_.resolve(file);
+    const rel = external_node_path_.relative(contextDir, abs);
+    if (rel.startsWith('..') || external_node_path_.isAbsolute(rel))
+        return (0,external_node_fs_namespaceObject.existsSync)(abs) ? (0,external_node_fs_namespaceObject.readFileSync)(abs, 'utf8') : undefined;
+    const r = resolveInside(contextDir, rel.split(external_node_path_.sep).join('/'), { followLast: true });
+    return r.stats?.isFile() ? (0,external_node_fs_namespaceObject.readFileSync)(r.abs, 'utf8') : undefined;
 }
 
 ;// CONCATENATED MODULE: ./lib/build/copy.js
@@ -46630,6 +47173,7 @@ function applyMetadata(state, ins, ctx) {
 
 
 
+
 class ImageState {
     config;
     layers;
@@ -46681,8 +47225,18 @@ class ImageState {
                 continue;
             }
             // Read once, checked against the diffID (the index is kept by it), and kept for the next build.
-            const { stream } = await decompressed(await openLayer(store, client, l));
-            const headers = await this.index.apply(chain(stream, new DigestStream({ digest: l.diffID, where: `layer ${l.diffID}` })), this.indexed);
+            const headers = await withLayer(store, client, l, async (open) => {
+                const { stream } = await decompressed(await open());
+                try {
+                    return await FsIndex.readHeaders(chain(stream, new DigestStream({ digest: l.diffID, where: `layer ${l.diffID}` })));
+                }
+                catch (e) {
+                    if (e instanceof TarError || e instanceof CompressionError)
+                        e.message = `layer ${l.diffID}: ${e.message}`;
+                    throw e;
+                }
+            });
+            this.index.applyHeaders(headers, this.indexed);
             await store.writeLayerIndex(l.diffID, headers);
         }
         return this.index;
@@ -46695,28 +47249,51 @@ async function readImageFile(state, store, client, file) {
     const e = fs.entries.get(resolved);
     if (!e || e.header.type !== 'file')
         return undefined;
-    const { stream } = await decompressed(await openLayer(store, client, state.layers[e.layer]));
-    for await (const { header, body } of readTar(stream)) {
-        if (cleanEntryName(header.name) !== resolved) {
-            body.resume();
-            continue;
+    return withLayer(store, client, state.layers[e.layer], async (open) => {
+        const { stream } = await decompressed(await open());
+        for await (const { header, body } of readTar(stream)) {
+            if (cleanEntryName(header.name) !== resolved) {
+                body.resume();
+                continue;
+            }
+            const chunks = [];
+            for await (const c of body)
+                chunks.push(c);
+            stream.destroy();
+            return Buffer.concat(chunks);
         }
-        const chunks = [];
-        for await (const c of body)
-            chunks.push(c);
-        stream.destroy();
-        return Buffer.concat(chunks);
-    }
-    return undefined;
+        return undefined;
+    });
 }
-/** A layer's blob from the store, fetched (and kept) from its origin first when the store lacks it. */
+/** A layer's blob from the store, fetched (and kept) from its origin first when the store lacks it or holds it cut short. */
 async function openLayer(store, client, l) {
-    if ((await store.hasBlob(l.descriptor.digest)) === undefined) {
-        if (!l.origin)
-            throw new Error(`layer ${l.descriptor.digest} is neither in the store nor in a registry`);
+    if (!(await store.hasIntactBlob(l.descriptor))) {
+        if (!l.origin) {
+            if ((await store.hasBlob(l.descriptor.digest)) === undefined)
+                throw new Error(`layer ${l.descriptor.digest} is neither in the store nor in a registry`);
+            throw new StoreError(`layer ${l.descriptor.digest} in the store ${store.root} is damaged (its size is not ${l.descriptor.size}) and no registry has it: run hoist prune and build again`);
+        }
+        await store.removeBlob(l.descriptor.digest);
         await fetchIntoStore(client, store, l.origin, l.descriptor);
     }
     return store.openBlob(l.descriptor.digest);
+}
+/**
+ * `use` over a layer's blob (opened when `use` asks: a snapshot already unpacked needs none). When reading fails and the stored blob turns out damaged (it no longer hashes to its
+ * digest: a disk error, a file changed by hand), it is fetched again from its origin and `use` runs once more,
+ * instead of the build failing on a store it can mend.
+ */
+async function withLayer(store, client, l, use) {
+    const open = () => openLayer(store, client, l);
+    try {
+        return await use(open);
+    }
+    catch (e) {
+        if (!l.origin || (await store.hasBlob(l.descriptor.digest)) === undefined || (await store.blobIntact(l.descriptor.digest)))
+            throw e;
+        await store.removeBlob(l.descriptor.digest);
+        return use(open);
+    }
 }
 
 ;// CONCATENATED MODULE: ./lib/build/users.js
@@ -46926,46 +47503,6 @@ async function walkUpper(upper, lower, dropped) {
     return entries;
 }
 
-;// CONCATENATED MODULE: ./lib/exec/cleanup.js
-// What must not outlive an interrupted build: runtime containers, overlay mounts, secret files, temp dirs. A
-// cancelled workflow sends SIGINT or SIGTERM and may follow with SIGKILL; the handler here undoes everything
-// registered, synchronously and newest first (a container before the mount under it, a mount before the
-// directory that holds it), then exits with 128 + the signal's number as a shell would report.
-
-
-const tasks = new Set();
-let installed = false;
-function onSignal(signal) {
-    for (const t of [...tasks].reverse()) {
-        try {
-            t();
-        }
-        catch {
-            // keep undoing the rest
-        }
-    }
-    tasks.clear();
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-}
-/** Registers `task` to run if the process is interrupted; the answer unregisters it (call it once done). */
-function onInterrupt(task) {
-    if (!installed) {
-        installed = true;
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
-    }
-    tasks.add(task);
-    return () => void tasks.delete(task);
-}
-/** Unmounts `dir` (lazily if it is busy). */
-function unmountSync(dir) {
-    if ((0,external_node_child_process_namespaceObject.spawnSync)('umount', [dir], { stdio: 'ignore' }).status !== 0)
-        (0,external_node_child_process_namespaceObject.spawnSync)('umount', ['-l', dir], { stdio: 'ignore' });
-}
-function removeSync(dir) {
-    (0,external_node_fs_namespaceObject.rmSync)(dir, { recursive: true, force: true });
-}
-
 ;// CONCATENATED MODULE: ./lib/exec/overlay.js
 // The copy-on-write root of a RUN step: the image's layers as read-only lower dirs (each an unpacked snapshot in
 // the store, top first), a fresh upper dir that receives every change, mounted with redirect_dir=off and
@@ -46974,8 +47511,24 @@ function removeSync(dir) {
 
 
 
+
 class ExecError extends Error {
     name = 'ExecError';
+}
+function uptime() {
+    try {
+        return Number((0,external_node_fs_namespaceObject.readFileSync)('/proc/uptime', 'utf8').split(' ')[0]);
+    }
+    catch {
+        return 0;
+    }
+}
+/** What overlayfs told the kernel log since `since` (seconds of uptime): why a mount was refused. */
+function kernelSays(since) {
+    const r = (0,external_node_child_process_namespaceObject.spawnSync)('dmesg', [], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const lines = (r.stdout ?? '').split('\n').filter((l) => /overlayfs:/.test(l) && Number(/^\[\s*([\d.]+)\]/.exec(l)?.[1] ?? 0) >= since - 1);
+    const last = lines.at(-1)?.replace(/^\[[^\]]*\]\s*/, '').trim();
+    return last ? `the kernel says: ${last}` : undefined;
 }
 /**
  * Mounts the layers (top first) at a new `merged` dir in `scratch`: read-write over a fresh upper dir, or with
@@ -47003,10 +47556,12 @@ async function mountOverlay(lowerDirs, scratch, options = {}) {
     const options_ = options.readOnly ? `lowerdir=${names}` : `lowerdir=${names},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
     if (options_.length > 4000)
         throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
+    const before = uptime();
     const r = (0,external_node_child_process_namespaceObject.spawnSync)('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { encoding: 'utf8', cwd: links });
     if (r.status !== 0) {
         await (0,promises_.rm)(dir, { recursive: true, force: true });
-        throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}; RUN needs root (or passwordless sudo) and overlayfs`);
+        const why = process.getuid?.() === 0 ? kernelSays(before) : 'RUN needs root (or passwordless sudo) and overlayfs';
+        throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}${why ? `; ${why}` : ''}`);
     }
     const forget = onInterrupt(() => {
         unmountSync(merged);
@@ -47160,6 +47715,7 @@ var external_node_net_ = __nccwpck_require__(7030);
 
 
 
+
 /** `--ssh default|ID[=SOCKET|KEY[,KEY…]]` → [id, paths]. */
 function parseSshFlag(text) {
     const eq = text.indexOf('=');
@@ -47202,7 +47758,7 @@ class SshAgents {
         for (const k of paths)
             if (!(0,external_node_fs_namespaceObject.statSync)(k, { throwIfNoEntry: false })?.isFile())
                 throw new ExecError(`--ssh ${id}: ${k} is neither an agent socket nor a key file`);
-        const dir = await (0,promises_.mkdtemp)(external_node_path_.join((0,external_node_os_namespaceObject.tmpdir)(), 'hoist-agent-'));
+        const dir = await (0,promises_.mkdtemp)(agentDirPrefix());
         const sock = external_node_path_.join(dir, 'agent.sock');
         const agent = (0,external_node_child_process_namespaceObject.spawn)('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
         const failed = await new Promise((resolve) => {
@@ -47219,6 +47775,8 @@ class SshAgents {
         });
         if (agent.pid) {
             const pid = agent.pid;
+            // For the cleaner of a build that is killed outright (leftovers.ts): the agent holds the keys.
+            (0,external_node_fs_namespaceObject.writeFileSync)(external_node_path_.join(dir, 'agent.pid'), String(pid));
             this.agents.push({ pid, dir, forget: onInterrupt(() => {
                     killQuietly(pid);
                     removeSync(dir);
@@ -47324,6 +47882,7 @@ class SecretMask {
 
 
 
+
 const bool = (v) => v === undefined || v === '' || v === 'true' || v === '1';
 function parseMount(text, workdir) {
     const f = new Map();
@@ -47371,14 +47930,24 @@ function parseMount(text, workdir) {
 }
 /** `--secret id=ID,src=FILE` / `id=ID,env=VAR` (and the short `id=ID` meaning env ID) as buildx reads them. */
 function parseSecretFlag(text) {
-    const f = new Map(splitCSV(text).map((p) => [p.slice(0, p.indexOf('=') < 0 ? p.length : p.indexOf('=')).trim(), p.includes('=') ? p.slice(p.indexOf('=') + 1) : '']));
+    const f = new Map();
+    for (const p of splitCSV(text)) {
+        const eq = p.indexOf('=');
+        const k = (eq < 0 ? p : p.slice(0, eq)).trim().toLowerCase();
+        if (!['type', 'id', 'src', 'source', 'env'].includes(k))
+            throw new ExecError(`--secret ${text}: unexpected key ${JSON.stringify(k)} (expected id=ID,src=FILE or id=ID,env=VAR)`);
+        f.set(k, eq < 0 ? '' : p.slice(eq + 1));
+    }
+    const type = f.get('type');
+    if (type !== undefined && type !== 'file' && type !== 'env')
+        throw new ExecError(`--secret ${text}: type must be file or env`);
     const id = f.get('id');
     if (!id)
         throw new ExecError(`--secret ${text}: needs id=`);
     const src = f.get('src') ?? f.get('source');
     if (src)
         return [id, { file: src }];
-    return [id, { env: f.get('env') ?? id }];
+    return [id, { env: f.get('env') || id }];
 }
 /** The bytes of a secret: from its file or its environment variable; undefined when absent. */
 async function secretValue(src, env = process.env) {
@@ -47389,10 +47958,20 @@ async function secretValue(src, env = process.env) {
     const v = src.env ? env[src.env] : undefined;
     return v === undefined ? undefined : Buffer.from(v);
 }
-/** A writable copy of a directory for `rw` bind mounts: what the step writes there is thrown away. */
+/**
+ * A copy of a file or directory with all it holds (device nodes, fifos, owners, times, xattrs), made by GNU cp -a
+ * (Node's fs.cp fails on device nodes): the throwaway source of a `rw` bind mount where overlayfs cannot stack,
+ * the first content of a cache mount `from=` a stage. `dest` is made, or filled when it is an empty directory.
+ */
+function copyTree(source, dest) {
+    const r = (0,external_node_child_process_namespaceObject.spawnSync)('cp', ['-a', '--no-target-directory', '--', source, dest], { encoding: 'utf8' });
+    if (r.status !== 0)
+        throw new ExecError(`cannot copy the mount source: ${(r.stderr || r.error?.message || '').trim()}`);
+}
+/** A writable copy of a mount source: what the step writes there is thrown away with `scratch`. */
 async function throwawayCopy(source, scratch) {
-    const dir = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'bind-'));
-    await (0,promises_.cp)(source, dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+    const dir = external_node_path_.join(await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'bind-')), 'copy');
+    copyTree(source, dir);
     return dir;
 }
 async function writeSecretFile(dir, id, data, mode) {
@@ -47407,6 +47986,8 @@ async function writeSecretFile(dir, id, data, mode) {
 // independent stages in parallel. Each stage starts from scratch, a registry image (the tag resolved once, the
 // platform picked from an index, no layer downloaded until a step needs the files) or an earlier stage, and each
 // instruction either changes the config (a history entry with empty_layer) or writes a layer into the store.
+
+
 
 
 
@@ -47534,13 +48115,17 @@ class Builder {
         this.req = req;
         this.sshAgents = new SshAgents(req.ssh ?? new Map());
         const file = req.dockerfile ?? external_node_path_.join(req.context, 'Dockerfile');
-        let text;
+        let text = req.dockerfileText;
         try {
-            text = (0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8');
+            // Inside the context, the Dockerfile is read where it is in the context: a symlink there cannot make hoist
+            // print a host file's lines in a parse error.
+            text ??= readInside(external_node_path_.resolve(req.context), file);
         }
         catch (e) {
-            throw new ContextError(`cannot read the Dockerfile ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+            throw new ContextError(`cannot read the Dockerfile ${file}: ${e.message}`);
         }
+        if (text === undefined)
+            throw new ContextError(`cannot read the Dockerfile ${file}: no such file in ${external_node_path_.relative(external_node_path_.resolve(req.context), external_node_path_.resolve(file)).startsWith('..') ? 'its directory' : 'the build context'}`);
         this.df = readDockerfile(text, file);
         try {
             this.plan = planBuild(this.df, { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform() });
@@ -47550,7 +48135,8 @@ class Builder {
                 throw e.withSource(file, text);
             throw e;
         }
-        this.context = BuildContext.open(req.context, file);
+        // A Dockerfile from standard input has no ignore file of its own beside it: the context's .dockerignore.
+        this.context = BuildContext.open(req.context, req.dockerfileText === undefined ? file : undefined);
     }
     async build() {
         try {
@@ -47727,7 +48313,7 @@ class Builder {
         catch (e) {
             if (e instanceof DockerfileError)
                 throw e;
-            if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError || e instanceof ExecError || e instanceof archive_ArchiveError)
+            if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError || e instanceof ExecError || e instanceof archive_ArchiveError || e instanceof TarError || e instanceof CompressionError || e instanceof RootedPathError)
                 throw stageError(x, e);
             throw e;
         }
@@ -47828,7 +48414,14 @@ class Builder {
                     if (kind) {
                         // A local archive is unpacked into the destination, like `tar -x` (owners and times from the archive).
                         const dir = await this.scratchDir();
-                        await extractLayer(openArchive(p.abs, kind), dir, { whiteouts: 'none' });
+                        try {
+                            await extractLayer(openArchive(p.abs, kind), dir, { whiteouts: 'none' });
+                        }
+                        catch (e) {
+                            if (e instanceof TarError || e instanceof CompressionError || e instanceof archive_ArchiveError)
+                                throw stageError(ins, new Error(`cannot unpack ${p.rel}: ${e.message}`));
+                            throw e;
+                        }
                         const unpacked = BuildContext.plain(dir);
                         const top = (await unpacked.resolve('.'))[0];
                         sources.push({ path: { ...top, rel: '' }, wildcard: true, keepOwner: true, children: await unpacked.walk(top) });
@@ -47910,6 +48503,13 @@ class Builder {
     /** RUN: the step's process in the OCI runtime over an overlay of the image; the upper dir is the new layer. */
     async run(ins, ctx, scope) {
         const state = ctx.state;
+        // As BuildKit's parser: any other mode is an error at the line, not the host's network (commands_runnetwork.go).
+        if (ins.network !== undefined && !['default', 'none', 'host'].includes(ins.network))
+            throw new ExecError(`unsupported network mode ${JSON.stringify(ins.network)}: RUN --network takes default, none or host`);
+        // security=insecure needs an entitlement BuildKit grants only on request (--allow security.insecure); hoist
+        // grants none, so it is refused rather than run sandboxed without saying so.
+        if (ins.security !== undefined && ins.security !== 'sandbox')
+            throw new ExecError(`RUN --security=${ins.security} is not allowed: hoist runs every step sandboxed (--security=sandbox)`);
         const runtime = findRuntime();
         if (!runtime)
             throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
@@ -48021,22 +48621,16 @@ class Builder {
             case 'tmpfs':
                 return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
             case 'bind': {
-                const root = m.from ? await this.mountSourceRoot(m.from, ins) : this.context.dir;
-                let source = external_node_path_.join(root, cleanPath(m.source.replace(/^\/+/, '') || '.'));
-                if (!(source + '/').startsWith(root + '/') && source !== root)
-                    throw new ExecError(`--mount source ${m.source} leaves its root`);
-                if (m.rw)
-                    source = await throwawayCopy(source, scratch);
-                return [{ destination: m.target, type: 'bind', source, options: ['rbind', m.rw ? 'rw' : 'ro'] }];
+                const source = await this.mountSource(m.from, m.source, ins);
+                if (!m.rw)
+                    return [{ destination: m.target, type: 'bind', source: source.abs, options: ['rbind', 'ro'] }];
+                return [{ destination: m.target, type: 'bind', source: await this.writableView(source, scratch, cleanup), options: ['rbind', 'rw'] }];
             }
             case 'cache': {
                 const dir = await cacheMountDir(external_node_path_.join(this.req.store.root, 'cache-mounts'), m, cleanup);
-                if (m.from) {
-                    // from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
-                    const root = await this.mountSourceRoot(m.from, ins);
-                    if ((await (0,promises_.readdir)(dir)).length === 0)
-                        await (0,promises_.cp)(external_node_path_.join(root, cleanPath(m.source.replace(/^\/+/, '') || '.')), dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
-                }
+                // from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
+                if (m.from && (await (0,promises_.readdir)(dir)).length === 0)
+                    copyTree((await this.mountSource(m.from, m.source, ins)).abs, dir);
                 return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
             }
             case 'secret': {
@@ -48053,7 +48647,7 @@ class Builder {
                 if (!m.target)
                     return [];
                 // Secrets stay on a tmpfs (/dev/shm) and are bound read-only: never in the upper dir, never in a layer.
-                const dir = await (0,promises_.mkdtemp)(external_node_path_.join((0,external_node_fs_namespaceObject.existsSync)('/dev/shm') ? '/dev/shm' : scratch, 'hoist-secret-'));
+                const dir = await (0,promises_.mkdtemp)(secretDirPrefix((0,external_node_fs_namespaceObject.existsSync)('/dev/shm') ? '/dev/shm' : scratch));
                 const forget = onInterrupt(() => removeSync(dir));
                 cleanup.push(async () => {
                     await (0,promises_.rm)(dir, { recursive: true, force: true });
@@ -48078,15 +48672,40 @@ class Builder {
             }
         }
     }
-    /** `from=` of a mount: a stage by name or index, else an image. */
-    async mountSourceRoot(from, at) {
-        const stages = this.plan.stages;
-        const byName = stages.findIndex((p) => p.stage.name === from.toLowerCase());
-        if (byName >= 0)
-            return this.stageRootfs(byName);
-        if (/^\d+$/.test(from) && Number(from) < stages.length)
-            return this.stageRootfs(Number(from));
-        return this.imageRootfs(from, at);
+    /**
+     * What a mount's `source` names in its `from` (a stage by name or index, else an image) or in the context,
+     * resolved inside that root: a symlink there (`link -> /etc`) leads to the root's own files, never the host's.
+     */
+    async mountSource(from, source, at) {
+        let root = this.context;
+        if (from !== undefined) {
+            const stages = this.plan.stages;
+            const byName = stages.findIndex((p) => p.stage.name === from.toLowerCase());
+            const index = byName >= 0 ? byName : /^\d+$/.test(from) && Number(from) < stages.length ? Number(from) : -1;
+            root = BuildContext.plain(index >= 0 ? await this.stageRootfs(index) : await this.imageRootfs(from, at));
+        }
+        const found = root.find(source);
+        if (!found)
+            throw new ExecError(`--mount source ${JSON.stringify(source)} not found in ${from === undefined ? 'the build context' : from}`);
+        return found;
+    }
+    /**
+     * What a `rw` bind mount shows: a directory under an overlay with a scratch upper dir (the step's writes land
+     * there and go with it; nothing is copied), a file or a tree overlayfs cannot stack on as a throwaway copy.
+     */
+    async writableView(source, scratch, cleanup) {
+        if (source.stats.isDirectory() && process.getuid?.() === 0) {
+            try {
+                const m = await mountOverlay([source.abs], scratch);
+                cleanup.push(() => m.release());
+                return m.merged;
+            }
+            catch (e) {
+                if (!(e instanceof ExecError))
+                    throw e;
+            }
+        }
+        return throwawayCopy(source.abs, scratch);
     }
     async scratchDir() {
         this.tmp ??= (0,promises_.mkdtemp)(external_node_path_.join(this.req.store.root, 'tmp', `${process.pid}-build-`)).then((dir) => {
@@ -48119,7 +48738,7 @@ class Builder {
         const store = this.req.store;
         const out = [];
         for (const l of state.layers) {
-            const snap = await store.snapshot(l.diffID, async () => (await decompressed(await openLayer(store, this.req.client, l))).stream, { whiteouts: 'overlay' });
+            const snap = await withLayer(store, this.req.client, l, (open) => store.snapshot(l.diffID, async () => (await decompressed(await open())).stream, { whiteouts: 'overlay' }));
             out.push(snap.path);
         }
         return out;
@@ -48144,8 +48763,7 @@ class Builder {
             }
         }
         for (const l of state.layers) {
-            const { stream } = await decompressed(await openLayer(this.req.store, this.req.client, l));
-            await extractLayer(stream, dir, { whiteouts: 'apply' });
+            await withLayer(this.req.store, this.req.client, l, async (open) => extractLayer((await decompressed(await open())).stream, dir, { whiteouts: 'apply' }));
         }
         return dir;
     }
@@ -48181,7 +48799,7 @@ function canSudo() {
 }
 /** Runs this same hoist command under sudo; resolves its exit code. */
 async function rerunWithSudo(argv, ownedPaths, keepOwners = []) {
-    const dir = (0,external_node_fs_namespaceObject.mkdtempSync)(external_node_path_.join((0,external_node_os_namespaceObject.tmpdir)(), 'hoist-sudo-'));
+    const dir = (0,external_node_fs_namespaceObject.mkdtempSync)(external_node_path_.join((0,external_node_os_namespaceObject.tmpdir)(), `hoist-sudo-${process.pid}-`));
     const envFile = external_node_path_.join(dir, 'env.json');
     (0,external_node_fs_namespaceObject.writeFileSync)(envFile, JSON.stringify(process.env), { mode: 0o600 });
     try {
@@ -48298,6 +48916,7 @@ async function loadIntoDocker(image, refs, env = process.env) {
 
 
 
+
 class OutputError extends Error {
     name = 'OutputError';
 }
@@ -48397,13 +49016,52 @@ async function exportImage(image, spec, tags, client) {
             const m = image.root;
             if (m.kind !== 'manifest')
                 throw new OutputError('type=local needs a single-platform image');
-            await (0,promises_.mkdir)(spec.dest, { recursive: true });
-            for (const l of m.manifest.layers) {
-                const { stream } = await decompressed(await image.openBlob(l));
-                await extractLayer(stream, spec.dest, { whiteouts: 'apply' });
-            }
+            await exportFilesystem(image, m.manifest.layers, spec.dest);
             return { files: [spec.dest] };
         }
+    }
+}
+/**
+ * The image's filesystem into `dest`. The layers are applied in a fresh directory inside it first, so that a
+ * whiteout (or an opaque directory) removes only what a lower layer of the image put there, never what `dest`
+ * held before; the result is then merged in, as BuildKit's local exporter merges: what the image has replaces
+ * what is there under the same name, the rest of `dest` stays.
+ */
+async function exportFilesystem(image, layers, dest) {
+    await (0,promises_.mkdir)(dest, { recursive: true });
+    const staging = await (0,promises_.mkdtemp)(external_node_path_.join(dest, '.hoist-export-'));
+    const forget = onInterrupt(() => removeSync(staging));
+    try {
+        for (const l of layers) {
+            const { stream } = await decompressed(await image.openBlob(l));
+            await extractLayer(stream, staging, { whiteouts: 'apply' });
+        }
+        mergeInto(staging, external_node_path_.resolve(dest));
+    }
+    finally {
+        await (0,promises_.rm)(staging, { recursive: true, force: true });
+        forget();
+    }
+}
+/** Moves what `from` holds into `to` (both real directories), directories merged, anything else replaced. */
+function mergeInto(from, to) {
+    for (const name of (0,external_node_fs_namespaceObject.readdirSync)(from)) {
+        const src = external_node_path_.join(from, name);
+        const dst = external_node_path_.join(to, name);
+        const st = (0,external_node_fs_namespaceObject.lstatSync)(src);
+        const there = (0,external_node_fs_namespaceObject.lstatSync)(dst, { throwIfNoEntry: false });
+        if (st.isDirectory() && there?.isDirectory()) {
+            mergeInto(src, dst);
+            // The image's directory, with its own mode, owner and times (merging changed them).
+            (0,external_node_fs_namespaceObject.chmodSync)(dst, st.mode & 0o7777);
+            if (process.getuid?.() === 0)
+                (0,external_node_fs_namespaceObject.lchownSync)(dst, st.uid, st.gid);
+            (0,external_node_fs_namespaceObject.utimesSync)(dst, st.atime, st.mtime);
+            continue;
+        }
+        if (there)
+            (0,external_node_fs_namespaceObject.rmSync)(dst, { recursive: true, force: true });
+        (0,external_node_fs_namespaceObject.renameSync)(src, dst);
     }
 }
 
@@ -48481,10 +49139,11 @@ function createProgress(mode, io) {
 
 
 
+
 const buildUsage = `Usage: hoist build [OPTIONS] CONTEXT
 
-Builds an image from a Dockerfile (without RUN, for now).
-  -f, --file FILE            the Dockerfile (default: CONTEXT/Dockerfile)
+Builds an image from a Dockerfile.
+  -f, --file FILE            the Dockerfile (default: CONTEXT/Dockerfile; - reads standard input)
   -t, --tag NAME[:TAG]       name the image (repeatable); recorded in the store
       --build-arg K=V        (repeatable)
       --target STAGE
@@ -48527,7 +49186,9 @@ async function buildCommand(argv, io) {
         throw new UsageError('usage: hoist build [OPTIONS] CONTEXT (see hoist build --help)');
     const context = a.positional[0];
     const tags = (a.options.get('tag') ?? []).map((t) => formatReference(parseReference(t)));
-    const outputs = (a.options.get('output') ?? []).map(parseOutput);
+    const outputs = (a.options.get('output') ?? []).map((o) => asUsage(() => parseOutput(o)));
+    const secrets = new Map((a.options.get('secret') ?? []).map((o) => asUsage(() => parseSecretFlag(o))));
+    const ssh = new Map((a.options.get('ssh') ?? []).map((o) => asUsage(() => parseSshFlag(o))));
     if (a.flags.has('push'))
         outputs.push({ type: 'registry' });
     if (a.flags.has('load'))
@@ -48535,33 +49196,53 @@ async function buildCommand(argv, io) {
     const progressMode = a.options.get('progress')?.[0] ?? 'auto';
     if (!['auto', 'plain', 'tty', 'quiet'].includes(progressMode))
         throw new UsageError(`--progress ${progressMode}: expected auto, plain, tty or quiet`);
+    // `-f -`: the Dockerfile from standard input, as docker build reads it (read once: a build run again under sudo
+    // gets the text through the environment file sudo.ts hands over, not from a standard input already consumed).
+    const stdinDockerfile = a.options.get('file')?.[0] === '-' ? (process.env[stdinDockerfileVar] ?? io.readStdin()) : undefined;
     const epochText = process.env.SOURCE_DATE_EPOCH;
     const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
     try {
-        return await buildWith(a, io, { tags, outputs, progressMode, sourceDateEpoch, context });
+        return await buildWith(a, io, { tags, outputs, secrets, ssh, progressMode, sourceDateEpoch, context, stdinDockerfile });
     }
     catch (e) {
         if (!(e instanceof NeedsRootError) || !canSudo())
             throw e;
         io.err('hoist: RUN needs root; running the build again with sudo\n');
+        if (stdinDockerfile !== undefined)
+            process.env[stdinDockerfileVar] = stdinDockerfile;
         const store = external_node_path_.resolve(a.options.get('store')?.[0] ?? defaultStoreDir());
         const owned = [store, ...outputs.flatMap((o) => ('dest' in o && o.dest ? [external_node_path_.resolve(o.dest)] : [])), ...['metadata-file', 'iidfile'].flatMap((k) => a.options.get(k) ?? [])];
         return rerunWithSudo(['build', ...argv, ...(a.options.has('store') ? [] : ['--store', store])], owned, [external_node_path_.join(store, 'snapshots'), external_node_path_.join(store, 'cache-mounts')]);
     }
 }
-async function buildWith(a, io, { tags, outputs, progressMode, sourceDateEpoch, context }) {
+/** A flag's value that does not parse is a usage error (exit 2), whichever module read it. */
+function asUsage(parse) {
+    try {
+        return parse();
+    }
+    catch (e) {
+        throw new UsageError(e.message);
+    }
+}
+const stdinDockerfileVar = 'HOIST_STDIN_DOCKERFILE';
+async function buildWith(a, io, { tags, outputs, secrets, ssh, progressMode, sourceDateEpoch, context, stdinDockerfile }) {
     return withImageContext(a, io, async ({ store, client }) => {
+        // A build killed outright earlier left mounts, containers or secrets nobody else will clean.
+        const left = describeLeftovers(cleanLeftovers(store.root));
+        if (left && progressMode !== 'quiet')
+            io.err(`cleaned up after killed builds: ${left}\n`);
         const progress = createProgress(progressMode, io);
         const result = await build({
             context,
             dockerfile: a.options.get('file')?.[0] ?? external_node_path_.join(context, 'Dockerfile'),
+            ...(stdinDockerfile !== undefined ? { dockerfileText: stdinDockerfile } : {}),
             buildArgs: keyValueOptions(a.options.get('build-arg') ?? []),
             target: a.options.get('target')?.[0],
             platform: platformOption(a),
             labels: keyValueOptions(a.options.get('label') ?? []),
             sourceDateEpoch,
-            secrets: new Map((a.options.get('secret') ?? []).map(parseSecretFlag)),
-            ssh: new Map((a.options.get('ssh') ?? []).map(parseSshFlag)),
+            secrets,
+            ssh,
             store,
             client,
             onStepStart: (st) => progress.start(st),

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { digestOf } from '../../src/image/digest.js';
 import { parseReference } from '../../src/image/reference.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { makeImage, type TestImage } from '../helpers/images.js';
+import { makeImage, seed } from '../helpers/images.js';
 import { hoist, hoistOk } from '../helpers/hoist.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, run } from '../helpers/tools.js';
@@ -15,12 +15,6 @@ import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
 
 const skopeoRaw = (ref: string) => run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
 const skopeoDigest = (ref: string) => digestOf(Buffer.from(skopeoRaw(ref)));
-
-async function seed(client: RegistryClient, refText: string, image: TestImage): Promise<void> {
-  const ref = parseReference(refText);
-  for (const b of [...image.layers, image.config]) await client.pushBlob(ref, b, () => Readable.from([b.bytes]));
-  await client.putManifest(ref, ref.tag as string, image.manifest.bytes, image.manifest.mediaType);
-}
 
 /** An index over an amd64 and an arm64 image, pushed by the library client. */
 async function seedIndex(client: RegistryClient, refText: string): Promise<{ index: string; children: string[] }> {

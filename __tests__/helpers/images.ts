@@ -7,6 +7,9 @@ import { gzipSync } from 'node:zlib';
 import { digestOf } from '../../src/image/digest.js';
 import type { ImageConfig, ImageManifest } from '../../src/image/manifest.js';
 import { MediaType } from '../../src/image/media-types.js';
+import { parseReference } from '../../src/image/reference.js';
+import type { RegistryClient } from '../../src/registry/client.js';
+import { Readable } from 'node:stream';
 import { hoistOk } from './hoist.js';
 import { run } from './tools.js';
 
@@ -45,9 +48,10 @@ export function layerTar(files: Record<string, string>): Buffer {
   }
 }
 
-export function makeImage(options: { files?: Record<string, string>[]; oci?: boolean; architecture?: string; variant?: string; cmd?: string[] } = {}): TestImage {
+/** An image of layers made from `files` (by GNU tar), or of the layer tars given as they are (`tars`). */
+export function makeImage(options: { files?: Record<string, string>[]; tars?: Buffer[]; oci?: boolean; architecture?: string; variant?: string; cmd?: string[] } = {}): TestImage {
   const oci = options.oci ?? false;
-  const tars = (options.files ?? [{ 'hello.txt': 'hello\n' }]).map(layerTar);
+  const tars = options.tars ?? (options.files ?? [{ 'hello.txt': 'hello\n' }]).map(layerTar);
   const diffIDs = tars.map((t) => digestOf(t));
   const layers = tars.map((t) => blob(oci ? MediaType.ociLayerGzip : MediaType.dockerLayerGzip, gzipSync(t)));
   const config: ImageConfig = {
@@ -67,6 +71,13 @@ export function makeImage(options: { files?: Record<string, string>[]; oci?: boo
     layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
   };
   return { config: configBlob, layers, diffIDs, manifest: blob(manifest.mediaType as string, Buffer.from(JSON.stringify(manifest))) };
+}
+
+/** Pushes a test image's blobs and then its manifest under `refText`'s tag, with the library's client. */
+export async function seed(client: RegistryClient, refText: string, image: TestImage): Promise<void> {
+  const ref = parseReference(refText);
+  for (const b of [...image.layers, image.config]) await client.pushBlob(ref, b, () => Readable.from([b.bytes]));
+  await client.putManifest(ref, ref.tag as string, image.manifest.bytes, image.manifest.mediaType);
 }
 
 /**

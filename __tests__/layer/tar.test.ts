@@ -2,7 +2,8 @@ import { mkdtempSync, mkdirSync, readdirSync, readFileSync, readlinkSync, exists
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { cleanEntryName, extractLayer } from '../../src/layer/extract.js';
+import { extractLayer } from '../../src/layer/extract.js';
+import { cleanEntryName } from '../../src/layer/rooted.js';
 import { readTar, TarError, type TarHeader, TarWriter } from '../../src/layer/tar.js';
 import { haveTool, run } from '../helpers/tools.js';
 

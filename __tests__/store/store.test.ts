@@ -1,6 +1,6 @@
 // The local store: atomic verified blobs, records, snapshots, garbage collection, and two processes at once.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,6 +126,10 @@ describe('Store', () => {
 
       const all = await prune(store, { all: true });
       expect(all.removedImages).toEqual(['docker.io/kept/image:1']);
+      // --all too spares what the live process made or used since its lease.
+      expect(await store.hasBlob(fresh.digest)).toBeDefined();
+      rmSync(path.join(store.root, 'leases', 'other-process'));
+      await prune(store, { all: true });
       expect(await storeSize(store)).toBe(0);
     } finally {
       await store.close();

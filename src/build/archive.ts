@@ -6,6 +6,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
+import { chain, decompressor } from '../layer/compression.js';
 import { checksumOk } from '../layer/tar.js';
 
 export type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
@@ -27,8 +28,7 @@ export function openArchive(file: string, kind: ArchiveKind): Readable {
   const input = createReadStream(file);
   const z = zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream };
   if (kind === 'tar') return input;
-  if (kind === 'gzip') return input.pipe(zlib.createGunzip());
-  if (kind === 'zstd' && z.createZstdDecompress) return input.pipe(z.createZstdDecompress()) as unknown as Readable;
+  if (kind === 'gzip' || (kind === 'zstd' && z.createZstdDecompress)) return chain(input, decompressor(kind));
   const tool = kind === 'bzip2' ? 'bzip2' : kind === 'xz' ? 'xz' : 'zstd';
   const child = spawn(tool, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const out = new PassThrough();

@@ -3,9 +3,8 @@
 // platform picked from an index, no layer downloaded until a step needs the files) or an earlier stage, and each
 // instruction either changes the config (a history entry with empty_layer) or writes a layer into the store.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { existsSync } from 'node:fs';
-import { chmod as chmodFile, chown, cp, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod as chmodFile, chown, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { cleanPath, IgnoreMatcher, parseDockerignore } from '../dockerfile/dockerignore.js';
@@ -22,7 +21,9 @@ import { MediaType } from '../image/media-types.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
 import { parseReference, type Reference } from '../image/reference.js';
 import type { ImageSource } from '../image/source.js';
-import { decompressed } from '../layer/compression.js';
+import { CompressionError, decompressed } from '../layer/compression.js';
+import { RootedPathError } from '../layer/rooted.js';
+import { TarError } from '../layer/tar.js';
 import { extractLayer } from '../layer/extract.js';
 import { writeLayer, type WrittenLayer } from '../layer/writer.js';
 import type { RegistryClient, Repo } from '../registry/client.js';
@@ -32,21 +33,22 @@ import { ArchiveError, archiveKind, openArchive } from './archive.js';
 import { download, isURL } from './http-source.js';
 import { type ChmodFn, parseChmod } from './chmod.js';
 import { FsIndex } from './fs-index.js';
-import { BuildContext, ContextError } from './context.js';
+import { BuildContext, ContextError, type ContextPath, readInside } from './context.js';
 import { CopyError, type CopySource, planCopy } from './copy.js';
 import type { Owner } from './users.js';
 import { applyMetadata, type MetadataContext } from './metadata.js';
-import { ImageState, type LayerRef, openLayer, readImageFile } from './state.js';
+import { ImageState, type LayerRef, openLayer, readImageFile, withLayer } from './state.js';
 import { type ExecUser, needsLookup, resolveExecUser, resolveOwner, UserError } from './users.js';
 import { upperDirEntries } from '../exec/diff.js';
 import { onInterrupt, removeSync } from '../exec/cleanup.js';
+import { secretDirPrefix } from '../exec/leftovers.js';
 import { ExecError, mountOverlay, type OverlayMount } from '../exec/overlay.js';
 import { findRuntime, runContainer } from '../exec/runc.js';
 import { runSpec } from '../exec/spec.js';
 import { agentProxy, SshAgents } from '../exec/ssh.js';
 import { SecretMask } from '../exec/mask.js';
 import { cacheMountDir } from '../store/cache-mounts.js';
-import { type MountSpec, parseMount, secretValue, throwawayCopy, writeSecretFile } from '../exec/mounts.js';
+import { copyTree, type MountSpec, parseMount, secretValue, throwawayCopy, writeSecretFile } from '../exec/mounts.js';
 import type { SecretSource } from '../exec/mounts.js';
 
 const mkdirp = (p: string) => mkdir(p, { recursive: true });
@@ -58,6 +60,8 @@ export interface BuildRequest {
   context: string;
   /** the Dockerfile (default: <context>/Dockerfile) */
   dockerfile?: string;
+  /** the Dockerfile's text, when it does not come from a file (`-f -`: standard input) */
+  dockerfileText?: string;
   buildArgs?: ReadonlyMap<string, string>;
   target?: string;
   platform?: Platform;
@@ -191,12 +195,15 @@ export class Builder {
   constructor(private readonly req: BuildRequest) {
     this.sshAgents = new SshAgents(req.ssh ?? new Map());
     const file = req.dockerfile ?? path.join(req.context, 'Dockerfile');
-    let text: string;
+    let text: string | undefined = req.dockerfileText;
     try {
-      text = readFileSync(file, 'utf8');
+      // Inside the context, the Dockerfile is read where it is in the context: a symlink there cannot make hoist
+      // print a host file's lines in a parse error.
+      text ??= readInside(path.resolve(req.context), file);
     } catch (e) {
-      throw new ContextError(`cannot read the Dockerfile ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+      throw new ContextError(`cannot read the Dockerfile ${file}: ${(e as Error).message}`);
     }
+    if (text === undefined) throw new ContextError(`cannot read the Dockerfile ${file}: no such file in ${path.relative(path.resolve(req.context), path.resolve(file)).startsWith('..') ? 'its directory' : 'the build context'}`);
     this.df = readDockerfile(text, file);
     try {
       this.plan = planBuild(this.df, { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform() });
@@ -204,7 +211,8 @@ export class Builder {
       if (e instanceof DockerfileError) throw e.withSource(file, text);
       throw e;
     }
-    this.context = BuildContext.open(req.context, file);
+    // A Dockerfile from standard input has no ignore file of its own beside it: the context's .dockerignore.
+    this.context = BuildContext.open(req.context, req.dockerfileText === undefined ? file : undefined);
   }
 
   async build(): Promise<BuildResult> {
@@ -376,7 +384,7 @@ export class Builder {
       await this.dispatchFiles(x, ctx, source, scope);
     } catch (e) {
       if (e instanceof DockerfileError) throw e;
-      if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError || e instanceof ExecError || e instanceof ArchiveError) throw stageError(x, e);
+      if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError || e instanceof ExecError || e instanceof ArchiveError || e instanceof TarError || e instanceof CompressionError || e instanceof RootedPathError) throw stageError(x, e);
       throw e;
     }
   }
@@ -475,7 +483,12 @@ export class Builder {
           if (kind) {
             // A local archive is unpacked into the destination, like `tar -x` (owners and times from the archive).
             const dir = await this.scratchDir();
-            await extractLayer(openArchive(p.abs, kind), dir, { whiteouts: 'none' });
+            try {
+              await extractLayer(openArchive(p.abs, kind), dir, { whiteouts: 'none' });
+            } catch (e) {
+              if (e instanceof TarError || e instanceof CompressionError || e instanceof ArchiveError) throw stageError(ins, new Error(`cannot unpack ${p.rel}: ${e.message}`));
+              throw e;
+            }
             const unpacked = BuildContext.plain(dir);
             const top = (await unpacked.resolve('.'))[0];
             sources.push({ path: { ...top, rel: '' }, wildcard: true, keepOwner: true, children: await unpacked.walk(top) });
@@ -548,6 +561,11 @@ export class Builder {
   /** RUN: the step's process in the OCI runtime over an overlay of the image; the upper dir is the new layer. */
   private async run(ins: Extract<Instruction, { kind: 'run' }>, ctx: { index: number; state: ImageState; time: number }, scope: StageScope): Promise<void> {
     const state = ctx.state;
+    // As BuildKit's parser: any other mode is an error at the line, not the host's network (commands_runnetwork.go).
+    if (ins.network !== undefined && !['default', 'none', 'host'].includes(ins.network)) throw new ExecError(`unsupported network mode ${JSON.stringify(ins.network)}: RUN --network takes default, none or host`);
+    // security=insecure needs an entitlement BuildKit grants only on request (--allow security.insecure); hoist
+    // grants none, so it is refused rather than run sandboxed without saying so.
+    if (ins.security !== undefined && ins.security !== 'sandbox') throw new ExecError(`RUN --security=${ins.security} is not allowed: hoist runs every step sandboxed (--security=sandbox)`);
     const runtime = findRuntime();
     if (!runtime) throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
     if (process.getuid?.() !== 0) throw new NeedsRootError();
@@ -644,19 +662,14 @@ export class Builder {
       case 'tmpfs':
         return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
       case 'bind': {
-        const root = m.from ? await this.mountSourceRoot(m.from, ins) : this.context.dir;
-        let source = path.join(root, cleanPath(m.source.replace(/^\/+/, '') || '.'));
-        if (!(source + '/').startsWith(root + '/') && source !== root) throw new ExecError(`--mount source ${m.source} leaves its root`);
-        if (m.rw) source = await throwawayCopy(source, scratch);
-        return [{ destination: m.target, type: 'bind', source, options: ['rbind', m.rw ? 'rw' : 'ro'] }];
+        const source = await this.mountSource(m.from, m.source, ins);
+        if (!m.rw) return [{ destination: m.target, type: 'bind', source: source.abs, options: ['rbind', 'ro'] }];
+        return [{ destination: m.target, type: 'bind', source: await this.writableView(source, scratch, cleanup), options: ['rbind', 'rw'] }];
       }
       case 'cache': {
         const dir = await cacheMountDir(path.join(this.req.store.root, 'cache-mounts'), m, cleanup);
-        if (m.from) {
-          // from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
-          const root = await this.mountSourceRoot(m.from, ins);
-          if ((await readdir(dir)).length === 0) await cp(path.join(root, cleanPath(m.source.replace(/^\/+/, '') || '.')), dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
-        }
+        // from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
+        if (m.from && (await readdir(dir)).length === 0) copyTree((await this.mountSource(m.from, m.source, ins)).abs, dir);
         return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
       }
       case 'secret': {
@@ -669,7 +682,7 @@ export class Builder {
         if (m.env) env.set(m.env, `${m.env}=${data.toString('utf8')}`);
         if (!m.target) return [];
         // Secrets stay on a tmpfs (/dev/shm) and are bound read-only: never in the upper dir, never in a layer.
-        const dir = await mkdtemp(path.join(existsSync('/dev/shm') ? '/dev/shm' : scratch, 'hoist-secret-'));
+        const dir = await mkdtemp(secretDirPrefix(existsSync('/dev/shm') ? '/dev/shm' : scratch));
         const forget = onInterrupt(() => removeSync(dir));
         cleanup.push(async () => {
           await rm(dir, { recursive: true, force: true });
@@ -693,13 +706,38 @@ export class Builder {
     }
   }
 
-  /** `from=` of a mount: a stage by name or index, else an image. */
-  private async mountSourceRoot(from: string, at: Instruction): Promise<string> {
-    const stages = this.plan.stages;
-    const byName = stages.findIndex((p) => p.stage.name === from.toLowerCase());
-    if (byName >= 0) return this.stageRootfs(byName);
-    if (/^\d+$/.test(from) && Number(from) < stages.length) return this.stageRootfs(Number(from));
-    return this.imageRootfs(from, at);
+  /**
+   * What a mount's `source` names in its `from` (a stage by name or index, else an image) or in the context,
+   * resolved inside that root: a symlink there (`link -> /etc`) leads to the root's own files, never the host's.
+   */
+  private async mountSource(from: string | undefined, source: string, at: Instruction): Promise<ContextPath> {
+    let root = this.context;
+    if (from !== undefined) {
+      const stages = this.plan.stages;
+      const byName = stages.findIndex((p) => p.stage.name === from.toLowerCase());
+      const index = byName >= 0 ? byName : /^\d+$/.test(from) && Number(from) < stages.length ? Number(from) : -1;
+      root = BuildContext.plain(index >= 0 ? await this.stageRootfs(index) : await this.imageRootfs(from, at));
+    }
+    const found = root.find(source);
+    if (!found) throw new ExecError(`--mount source ${JSON.stringify(source)} not found in ${from === undefined ? 'the build context' : from}`);
+    return found;
+  }
+
+  /**
+   * What a `rw` bind mount shows: a directory under an overlay with a scratch upper dir (the step's writes land
+   * there and go with it; nothing is copied), a file or a tree overlayfs cannot stack on as a throwaway copy.
+   */
+  private async writableView(source: ContextPath, scratch: string, cleanup: (() => Promise<void>)[]): Promise<string> {
+    if (source.stats.isDirectory() && process.getuid?.() === 0) {
+      try {
+        const m = await mountOverlay([source.abs], scratch);
+        cleanup.push(() => m.release());
+        return m.merged;
+      } catch (e) {
+        if (!(e instanceof ExecError)) throw e;
+      }
+    }
+    return throwawayCopy(source.abs, scratch);
   }
 
   private async scratchDir(): Promise<string> {
@@ -736,7 +774,7 @@ export class Builder {
     const store = this.req.store;
     const out: string[] = [];
     for (const l of state.layers) {
-      const snap = await store.snapshot(l.diffID, async () => (await decompressed(await openLayer(store, this.req.client, l))).stream, { whiteouts: 'overlay' });
+      const snap = await withLayer(store, this.req.client, l, (open) => store.snapshot(l.diffID, async () => (await decompressed(await open())).stream, { whiteouts: 'overlay' }));
       out.push(snap.path);
     }
     return out;
@@ -760,8 +798,7 @@ export class Builder {
       }
     }
     for (const l of state.layers) {
-      const { stream } = await decompressed(await openLayer(this.req.store, this.req.client, l));
-      await extractLayer(stream, dir, { whiteouts: 'apply' });
+      await withLayer(this.req.store, this.req.client, l, async (open) => extractLayer((await decompressed(await open())).stream, dir, { whiteouts: 'apply' }));
     }
     return dir;
   }

@@ -2,11 +2,11 @@
 // resolves them: paths are relative to the context root and may not leave it; wildcards follow Go's
 // filepath.Match (a `*` never crosses a `/`); excluded paths do not exist; a source that is itself a symlink is
 // followed (inside the context), links below a copied directory are copied as links.
-import { existsSync, readFileSync } from 'node:fs';
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { cleanPath, dockerignoreCandidates, IgnoreMatcher } from '../dockerfile/dockerignore.js';
 import type { Stats } from 'node:fs';
+import { resolveInside, RootedPathError } from '../layer/rooted.js';
 
 export class ContextError extends Error {
   override readonly name = 'ContextError';
@@ -49,8 +49,11 @@ export function hasWildcard(p: string): boolean {
 }
 
 export interface ContextPath {
-  /** slash-separated, relative to the context root ('' for the root itself) */
+  /** slash-separated, relative to the context root ('' for the root itself), as the source named it */
   rel: string;
+  /** where it is inside the context, symlinks resolved (what .dockerignore is matched against) */
+  real: string;
+  /** the host path of `real` */
   abs: string;
   /** lstat, or stat for a followed top-level symlink */
   stats: Stats;
@@ -58,7 +61,16 @@ export interface ContextPath {
   linkname?: string;
 }
 
+/**
+ * A directory seen as a root: the build context through .dockerignore, or a stage's or image's filesystem (COPY
+ * --from, bind mounts). Every path is resolved inside it component by component (src/layer/rooted.ts): a symlink
+ * anywhere in a source path leads to the root's own files, never to the host's, as BuildKit resolves sources with
+ * the context (or the stage) as `/`.
+ */
 export class BuildContext {
+  /** excluded directories and whether something below them is brought back by a `!` line */
+  private readonly holds = new Map<string, boolean>();
+
   private constructor(
     readonly dir: string,
     readonly ignore: IgnoreMatcher,
@@ -71,7 +83,8 @@ export class BuildContext {
     const abs = path.resolve(dir);
     const candidates = dockerfilePath ? dockerignoreCandidates(path.resolve(dockerfilePath), abs) : [path.join(abs, '.dockerignore')];
     for (const f of candidates) {
-      if (existsSync(f)) return new BuildContext(abs, IgnoreMatcher.fromText(readFileSync(f, 'utf8')), f);
+      const text = readInside(abs, f);
+      if (text !== undefined) return new BuildContext(abs, IgnoreMatcher.fromText(text), f);
     }
     return new BuildContext(abs, new IgnoreMatcher([]), undefined);
   }
@@ -85,6 +98,44 @@ export class BuildContext {
     return rel !== '' && this.ignore.excludes(rel);
   }
 
+  /**
+   * Whether an existing path is in the context as BuildKit receives it: not excluded, or an excluded directory
+   * that holds something a `!` line brings back (it comes as the parent of what is re-included).
+   */
+  private readonly visible = (real: string, st: Stats): boolean => {
+    if (!this.excluded(real)) return true;
+    return st.isDirectory() && this.ignore.hasExceptions && this.holdsIncluded(real);
+  };
+
+  private holdsIncluded(real: string): boolean {
+    let v = this.holds.get(real);
+    if (v === undefined) {
+      v = false;
+      for (const name of readdirSync(path.join(this.dir, real))) {
+        const r = `${real}/${name}`;
+        if (!this.excluded(r) || (lstatSync(path.join(this.dir, r)).isDirectory() && this.holdsIncluded(r))) {
+          v = true;
+          break;
+        }
+      }
+      this.holds.set(real, v);
+    }
+    return v;
+  }
+
+  /** The path inside the root, symlinks resolved there (the last one too when `follow`); undefined when absent. */
+  private lookup(rel: string, follow: boolean): ContextPath | undefined {
+    let r;
+    try {
+      r = resolveInside(this.dir, rel, { followLast: follow, visible: this.visible });
+    } catch (e) {
+      if (e instanceof RootedPathError) throw new ContextError(`${rel}: ${e.message}`);
+      throw e;
+    }
+    if (!r.stats) return undefined;
+    return { rel, real: r.rel, abs: r.abs, stats: r.stats, ...(r.stats.isSymbolicLink() ? { linkname: readlinkSync(r.abs) } : {}) };
+  }
+
   /** A source as written in COPY/ADD → the context paths it names (several for a wildcard). */
   async resolve(source: string): Promise<ContextPath[]> {
     const cleaned = cleanPath(source.replace(/^\/+/, '') || '.');
@@ -93,13 +144,13 @@ export class BuildContext {
     }
     const rel = cleaned === '.' ? '' : cleaned;
     if (!hasWildcard(rel)) {
-      const found = await this.at(rel, true);
+      const found = this.lookup(rel, true);
       if (!found) throw new ContextError(`${source}: not found in the build context${this.excludedNote(rel)}`);
       return [found];
     }
     const parts = rel.split('/');
     let current: string[] = [''];
-    for (const [i, part] of parts.entries()) {
+    for (const part of parts) {
       const next: string[] = [];
       const re = hasWildcard(part) ? matchPattern(part) : undefined;
       for (const dir of current) {
@@ -107,15 +158,20 @@ export class BuildContext {
           next.push(dir ? `${dir}/${part}` : part);
           continue;
         }
-        const names = await readdir(path.join(this.dir, dir)).catch(() => [] as string[]);
-        for (const n of names.sort()) if (re.test(n)) next.push(dir ? `${dir}/${n}` : n);
+        // The directory is listed where it is inside the root; what it lists must be in the context.
+        const d = this.lookup(dir, true);
+        if (!d?.stats.isDirectory()) continue;
+        for (const n of readdirSync(d.abs).sort()) {
+          if (!re.test(n)) continue;
+          const st = lstatSync(path.join(d.abs, n), { throwIfNoEntry: false });
+          if (st && this.visible(d.real ? `${d.real}/${n}` : n, st)) next.push(dir ? `${dir}/${n}` : n);
+        }
       }
-      current = next.filter((p) => !this.excluded(p) || (i < parts.length - 1 && this.ignore.hasExceptions));
+      current = next;
     }
     const out: ContextPath[] = [];
     for (const p of current) {
-      if (this.excluded(p)) continue;
-      const found = await this.at(p, true);
+      const found = this.lookup(p, true);
       if (found) out.push(found);
     }
     if (out.length === 0) throw new ContextError(`${source}: no source files were specified (nothing in the build context matches)`);
@@ -126,43 +182,39 @@ export class BuildContext {
     return rel && this.excluded(rel) && this.ignoreFile ? ` (it is excluded by ${path.relative(this.dir, this.ignoreFile) || this.ignoreFile})` : '';
   }
 
-  /** The path if it exists and is not excluded; a top-level symlink is followed inside the context. */
-  private async at(rel: string, follow: boolean): Promise<ContextPath | undefined> {
-    if (this.excluded(rel)) return undefined;
-    const abs = path.join(this.dir, rel);
-    let st = await lstat(abs).catch(() => undefined);
-    if (!st) return undefined;
-    let target = abs;
-    for (let hops = 0; follow && st.isSymbolicLink(); hops++) {
-      if (hops > 40) throw new ContextError(`${rel}: too many levels of symbolic links`);
-      const link = await readlink(target);
-      target = link.startsWith('/') ? path.join(this.dir, link) : path.resolve(path.dirname(target), link);
-      if (!(target + '/').startsWith(this.dir + '/')) throw new ContextError(`${rel}: a symlink to ${link}, outside the build context`);
-      st = await lstat(target).catch(() => undefined);
-      if (!st) throw new ContextError(`${rel}: a symlink to ${link}, which does not exist in the build context`);
-    }
-    return { rel, abs: target, stats: st };
-  }
-
-  /** Everything below a context directory, in walk order, excluded paths left out (links are not followed). */
+  /** Everything below a context directory, in walk order, what the context lacks left out (links are not followed). */
   async walk(dir: ContextPath): Promise<ContextPath[]> {
     const out: ContextPath[] = [];
-    const visit = async (rel: string, abs: string) => {
-      for (const name of (await readdir(abs)).sort()) {
+    const visit = (rel: string, real: string, abs: string) => {
+      for (const name of readdirSync(abs).sort()) {
         const r = rel ? `${rel}/${name}` : name;
+        const re = real ? `${real}/${name}` : name;
         const a = path.join(abs, name);
-        const st = await lstat(a);
-        const ex = this.excluded(r);
-        if (!ex) out.push({ rel: r, abs: a, stats: st, ...(st.isSymbolicLink() ? { linkname: await readlink(a) } : {}) });
-        if (st.isDirectory() && (!ex || this.ignore.hasExceptions)) await visit(r, a);
+        const st = lstatSync(a);
+        if (!this.visible(re, st)) continue;
+        out.push({ rel: r, real: re, abs: a, stats: st, ...(st.isSymbolicLink() ? { linkname: readlinkSync(a) } : {}) });
+        if (st.isDirectory()) visit(r, re, a);
       }
     };
-    await visit(dir.rel, dir.abs);
+    visit(dir.rel, dir.real, dir.abs);
     return out;
   }
 
-  /** Does the context hold this file? (for messages) */
-  async has(rel: string): Promise<boolean> {
-    return (await stat(path.join(this.dir, rel)).catch(() => undefined)) !== undefined;
+  /** A path as a mount source names it (no wildcards; the last symlink followed), or undefined when absent. */
+  find(source: string): ContextPath | undefined {
+    const cleaned = cleanPath(source.replace(/^\/+/, '') || '.');
+    return this.lookup(cleaned === '.' ? '' : cleaned.replace(/^(\.\.\/)+/, '').replace(/^\.\.$/, ''), true);
   }
+}
+
+/**
+ * A file of the context (an ignore file, a Dockerfile) read where it is inside the context: a symlink there does
+ * not lead to a host file. A path outside the context is the user's own and read as it is.
+ */
+export function readInside(contextDir: string, file: string): string | undefined {
+  const abs = path.resolve(file);
+  const rel = path.relative(contextDir, abs);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) return existsSync(abs) ? readFileSync(abs, 'utf8') : undefined;
+  const r = resolveInside(contextDir, rel.split(path.sep).join('/'), { followLast: true });
+  return r.stats?.isFile() ? readFileSync(r.abs, 'utf8') : undefined;
 }

@@ -3,7 +3,8 @@
 // (WORKDIR, COPY destinations) and reads single files (/etc/passwd for --chown names) from the layer that last
 // wrote them.
 import type { Readable } from 'node:stream';
-import { cleanEntryName, opaqueWhiteout, whiteoutPrefix } from '../layer/extract.js';
+import { opaqueWhiteout, whiteoutPrefix } from '../layer/extract.js';
+import { cleanEntryName } from '../layer/rooted.js';
 import { decompressed } from '../layer/compression.js';
 import { readTar, type TarHeader } from '../layer/tar.js';
 
@@ -30,17 +31,14 @@ export class FsIndex {
     return c;
   }
 
-  /** Applies one layer (compressed or not) on top; answers its headers. */
-  async apply(blob: Readable, layer: number): Promise<TarHeader[]> {
+  /** The headers of one layer (compressed or not), read whole before any is applied: a layer that fails to read changes nothing. */
+  static async readHeaders(blob: Readable): Promise<TarHeader[]> {
     const { stream } = await decompressed(blob);
-    const pass: LayerPass = { opaque: [], added: new Set() };
     const headers: TarHeader[] = [];
     for await (const { header, body } of readTar(stream)) {
       body.resume();
       headers.push(header);
-      this.applyHeader(header, layer, pass);
     }
-    this.finish(pass);
     return headers;
   }
 

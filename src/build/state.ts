@@ -3,11 +3,11 @@
 import type { Readable } from 'node:stream';
 import type { Descriptor, HistoryEntry, ImageConfig } from '../image/manifest.js';
 import type { RegistryClient, Repo } from '../registry/client.js';
-import type { Store } from '../store/store.js';
-import { chain, decompressed } from '../layer/compression.js';
+import { type Store, StoreError } from '../store/store.js';
+import { chain, CompressionError, decompressed } from '../layer/compression.js';
 import { DigestStream } from '../image/digest.js';
-import { cleanEntryName } from '../layer/extract.js';
-import { readTar, type TarHeader } from '../layer/tar.js';
+import { cleanEntryName } from '../layer/rooted.js';
+import { readTar, TarError, type TarHeader } from '../layer/tar.js';
 import { fetchIntoStore } from '../store/pull.js';
 import { FsIndex } from './fs-index.js';
 
@@ -74,8 +74,16 @@ export class ImageState {
         continue;
       }
       // Read once, checked against the diffID (the index is kept by it), and kept for the next build.
-      const { stream } = await decompressed(await openLayer(store, client, l));
-      const headers = await this.index.apply(chain(stream, new DigestStream({ digest: l.diffID, where: `layer ${l.diffID}` })), this.indexed);
+      const headers = await withLayer(store, client, l, async (open) => {
+        const { stream } = await decompressed(await open());
+        try {
+          return await FsIndex.readHeaders(chain(stream, new DigestStream({ digest: l.diffID, where: `layer ${l.diffID}` })));
+        } catch (e) {
+          if (e instanceof TarError || e instanceof CompressionError) e.message = `layer ${l.diffID}: ${e.message}`;
+          throw e;
+        }
+      });
+      this.index.applyHeaders(headers, this.indexed);
       await store.writeLayerIndex(l.diffID, headers);
     }
     return this.index;
@@ -88,25 +96,47 @@ export async function readImageFile(state: ImageState, store: Store, client: Reg
   const resolved = fs.resolve(file, true);
   const e = fs.entries.get(resolved);
   if (!e || e.header.type !== 'file') return undefined;
-  const { stream } = await decompressed(await openLayer(store, client, state.layers[e.layer]));
-  for await (const { header, body } of readTar(stream)) {
-    if (cleanEntryName(header.name) !== resolved) {
-      body.resume();
-      continue;
+  return withLayer(store, client, state.layers[e.layer], async (open) => {
+    const { stream } = await decompressed(await open());
+    for await (const { header, body } of readTar(stream)) {
+      if (cleanEntryName(header.name) !== resolved) {
+        body.resume();
+        continue;
+      }
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(c as Buffer);
+      stream.destroy();
+      return Buffer.concat(chunks);
     }
-    const chunks: Buffer[] = [];
-    for await (const c of body) chunks.push(c as Buffer);
-    stream.destroy();
-    return Buffer.concat(chunks);
-  }
-  return undefined;
+    return undefined;
+  });
 }
 
-/** A layer's blob from the store, fetched (and kept) from its origin first when the store lacks it. */
+/** A layer's blob from the store, fetched (and kept) from its origin first when the store lacks it or holds it cut short. */
 export async function openLayer(store: Store, client: RegistryClient, l: LayerRef): Promise<Readable> {
-  if ((await store.hasBlob(l.descriptor.digest)) === undefined) {
-    if (!l.origin) throw new Error(`layer ${l.descriptor.digest} is neither in the store nor in a registry`);
+  if (!(await store.hasIntactBlob(l.descriptor))) {
+    if (!l.origin) {
+      if ((await store.hasBlob(l.descriptor.digest)) === undefined) throw new Error(`layer ${l.descriptor.digest} is neither in the store nor in a registry`);
+      throw new StoreError(`layer ${l.descriptor.digest} in the store ${store.root} is damaged (its size is not ${l.descriptor.size}) and no registry has it: run hoist prune and build again`);
+    }
+    await store.removeBlob(l.descriptor.digest);
     await fetchIntoStore(client, store, l.origin, l.descriptor);
   }
   return store.openBlob(l.descriptor.digest);
+}
+
+/**
+ * `use` over a layer's blob (opened when `use` asks: a snapshot already unpacked needs none). When reading fails and the stored blob turns out damaged (it no longer hashes to its
+ * digest: a disk error, a file changed by hand), it is fetched again from its origin and `use` runs once more,
+ * instead of the build failing on a store it can mend.
+ */
+export async function withLayer<T>(store: Store, client: RegistryClient, l: LayerRef, use: (open: () => Promise<Readable>) => Promise<T>): Promise<T> {
+  const open = () => openLayer(store, client, l);
+  try {
+    return await use(open);
+  } catch (e) {
+    if (!l.origin || (await store.hasBlob(l.descriptor.digest)) === undefined || (await store.blobIntact(l.descriptor.digest))) throw e;
+    await store.removeBlob(l.descriptor.digest);
+    return use(open);
+  }
 }

@@ -5,8 +5,9 @@ import path from 'node:path';
 import { build, NeedsRootError } from '../build/builder.js';
 import { defaultStoreDir } from '../store/store.js';
 import { canSudo, rerunWithSudo } from './sudo.js';
-import { parseSecretFlag } from '../exec/mounts.js';
+import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
+import { cleanLeftovers, describeLeftovers } from '../exec/leftovers.js';
 import { exportImage, type OutputSpec, parseOutput } from '../export/outputs.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { parseArgv, keyValueOptions, type ParsedArgs, UsageError } from './argv.js';
@@ -16,8 +17,8 @@ import { createProgress, type ProgressMode } from './progress.js';
 
 export const buildUsage = `Usage: hoist build [OPTIONS] CONTEXT
 
-Builds an image from a Dockerfile (without RUN, for now).
-  -f, --file FILE            the Dockerfile (default: CONTEXT/Dockerfile)
+Builds an image from a Dockerfile.
+  -f, --file FILE            the Dockerfile (default: CONTEXT/Dockerfile; - reads standard input)
   -t, --tag NAME[:TAG]       name the image (repeatable); recorded in the store
       --build-arg K=V        (repeatable)
       --target STAGE
@@ -60,45 +61,69 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   if (a.positional.length !== 1) throw new UsageError('usage: hoist build [OPTIONS] CONTEXT (see hoist build --help)');
   const context = a.positional[0];
   const tags = (a.options.get('tag') ?? []).map((t) => formatReference(parseReference(t)));
-  const outputs: OutputSpec[] = (a.options.get('output') ?? []).map(parseOutput);
+  const outputs: OutputSpec[] = (a.options.get('output') ?? []).map((o) => asUsage(() => parseOutput(o)));
+  const secrets = new Map((a.options.get('secret') ?? []).map((o) => asUsage(() => parseSecretFlag(o))));
+  const ssh = new Map((a.options.get('ssh') ?? []).map((o) => asUsage(() => parseSshFlag(o))));
   if (a.flags.has('push')) outputs.push({ type: 'registry' });
   if (a.flags.has('load')) outputs.push({ type: 'docker' });
   const progressMode = a.options.get('progress')?.[0] ?? 'auto';
   if (!['auto', 'plain', 'tty', 'quiet'].includes(progressMode)) throw new UsageError(`--progress ${progressMode}: expected auto, plain, tty or quiet`);
+  // `-f -`: the Dockerfile from standard input, as docker build reads it (read once: a build run again under sudo
+  // gets the text through the environment file sudo.ts hands over, not from a standard input already consumed).
+  const stdinDockerfile = a.options.get('file')?.[0] === '-' ? (process.env[stdinDockerfileVar] ?? io.readStdin()) : undefined;
   const epochText = process.env.SOURCE_DATE_EPOCH;
   const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
   try {
-    return await buildWith(a, io, { tags, outputs, progressMode, sourceDateEpoch, context });
+    return await buildWith(a, io, { tags, outputs, secrets, ssh, progressMode, sourceDateEpoch, context, stdinDockerfile });
   } catch (e) {
     if (!(e instanceof NeedsRootError) || !canSudo()) throw e;
     io.err('hoist: RUN needs root; running the build again with sudo\n');
+    if (stdinDockerfile !== undefined) process.env[stdinDockerfileVar] = stdinDockerfile;
     const store = path.resolve(a.options.get('store')?.[0] ?? defaultStoreDir());
     const owned = [store, ...outputs.flatMap((o) => ('dest' in o && o.dest ? [path.resolve(o.dest)] : [])), ...['metadata-file', 'iidfile'].flatMap((k) => a.options.get(k) ?? [])];
     return rerunWithSudo(['build', ...argv, ...(a.options.has('store') ? [] : ['--store', store])], owned, [path.join(store, 'snapshots'), path.join(store, 'cache-mounts')]);
   }
 }
 
+/** A flag's value that does not parse is a usage error (exit 2), whichever module read it. */
+function asUsage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 interface BuildOptions {
   tags: string[];
   outputs: OutputSpec[];
+  secrets: Map<string, SecretSource>;
+  ssh: Map<string, string[]>;
   progressMode: string;
   sourceDateEpoch: number | undefined;
   context: string;
+  stdinDockerfile: string | undefined;
 }
 
-async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, progressMode, sourceDateEpoch, context }: BuildOptions): Promise<number> {
+const stdinDockerfileVar = 'HOIST_STDIN_DOCKERFILE';
+
+async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets, ssh, progressMode, sourceDateEpoch, context, stdinDockerfile }: BuildOptions): Promise<number> {
   return withImageContext(a, io, async ({ store, client }) => {
+    // A build killed outright earlier left mounts, containers or secrets nobody else will clean.
+    const left = describeLeftovers(cleanLeftovers(store.root));
+    if (left && progressMode !== 'quiet') io.err(`cleaned up after killed builds: ${left}\n`);
     const progress = createProgress(progressMode as ProgressMode, io);
     const result = await build({
       context,
       dockerfile: a.options.get('file')?.[0] ?? path.join(context, 'Dockerfile'),
+      ...(stdinDockerfile !== undefined ? { dockerfileText: stdinDockerfile } : {}),
       buildArgs: keyValueOptions(a.options.get('build-arg') ?? []),
       target: a.options.get('target')?.[0],
       platform: platformOption(a),
       labels: keyValueOptions(a.options.get('label') ?? []),
       sourceDateEpoch,
-      secrets: new Map((a.options.get('secret') ?? []).map(parseSecretFlag)),
-      ssh: new Map((a.options.get('ssh') ?? []).map(parseSshFlag)),
+      secrets,
+      ssh,
       store,
       client,
       onStepStart: (st) => progress.start(st),

@@ -14,6 +14,7 @@ import { eraseCredential, StaticCredentials, storeCredential } from '../registry
 import { RegistryClient } from '../registry/client.js';
 import { RemoteImage } from '../registry/source.js';
 import { prune } from '../store/gc.js';
+import { describeLeftovers } from '../exec/leftovers.js';
 import { importRootfs, loadArchive } from '../store/load.js';
 import { LocalImage } from '../store/local-image.js';
 import { pullImage } from '../store/pull.js';
@@ -256,6 +257,8 @@ const pruneCmd = command('prune', 'Usage: hoist prune [--all] [--keep-storage SI
   return withImageContext(a, io, async (ctx) => {
     const r = await prune(ctx.store, { all: a.flags.has('all'), keepStorage: keep === undefined ? undefined : parseBytes(keep) });
     for (const n of r.removedImages) io.out(`Untagged: ${familiarReference(parseReference(n))}\n`);
+    const left = r.leftovers ? describeLeftovers(r.leftovers) : '';
+    if (left) io.out(`Cleaned up after killed builds: ${left}\n`);
     io.out(`Deleted ${r.removedBlobs} blobs and ${r.removedSnapshots} snapshots${r.removedCacheMounts ? ` and ${r.removedCacheMounts} cache mounts` : ''}\nTotal reclaimed space: ${formatBytes(r.reclaimedBytes)}\n`);
     if (r.leftForRoot) io.err(`${r.leftForRoot} unpacked layers or cache mounts are owned by root (RUN ran through sudo) and were left: run sudo hoist prune with the same options to remove them\n`);
     return 0;

@@ -15,7 +15,7 @@ export function canSudo(): boolean {
 
 /** Runs this same hoist command under sudo; resolves its exit code. */
 export async function rerunWithSudo(argv: string[], ownedPaths: string[], keepOwners: string[] = []): Promise<number> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'hoist-sudo-'));
+  const dir = mkdtempSync(path.join(tmpdir(), `hoist-sudo-${process.pid}-`));
   const envFile = path.join(dir, 'env.json');
   writeFileSync(envFile, JSON.stringify(process.env), { mode: 0o600 });
   try {

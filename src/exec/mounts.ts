@@ -2,7 +2,8 @@
 // default; read-only unless rw, and then writes are discarded), cache (a directory kept in the store between
 // builds, by id), tmpfs, secret (a file on a tmpfs from --secret, never in a layer) and ssh (the agent socket).
 // Mount targets are left out of the layer: what is written there never reaches the image.
-import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { splitCSV } from '../dockerfile/plan.js';
 import { ExecError } from './overlay.js';
@@ -64,12 +65,20 @@ export function parseMount(text: string, workdir: string): MountSpec {
 
 /** `--secret id=ID,src=FILE` / `id=ID,env=VAR` (and the short `id=ID` meaning env ID) as buildx reads them. */
 export function parseSecretFlag(text: string): [string, SecretSource] {
-  const f = new Map(splitCSV(text).map((p) => [p.slice(0, p.indexOf('=') < 0 ? p.length : p.indexOf('=')).trim(), p.includes('=') ? p.slice(p.indexOf('=') + 1) : '']));
+  const f = new Map<string, string>();
+  for (const p of splitCSV(text)) {
+    const eq = p.indexOf('=');
+    const k = (eq < 0 ? p : p.slice(0, eq)).trim().toLowerCase();
+    if (!['type', 'id', 'src', 'source', 'env'].includes(k)) throw new ExecError(`--secret ${text}: unexpected key ${JSON.stringify(k)} (expected id=ID,src=FILE or id=ID,env=VAR)`);
+    f.set(k, eq < 0 ? '' : p.slice(eq + 1));
+  }
+  const type = f.get('type');
+  if (type !== undefined && type !== 'file' && type !== 'env') throw new ExecError(`--secret ${text}: type must be file or env`);
   const id = f.get('id');
   if (!id) throw new ExecError(`--secret ${text}: needs id=`);
   const src = f.get('src') ?? f.get('source');
   if (src) return [id, { file: src }];
-  return [id, { env: f.get('env') ?? id }];
+  return [id, { env: f.get('env') || id }];
 }
 
 /** The bytes of a secret: from its file or its environment variable; undefined when absent. */
@@ -80,10 +89,20 @@ export async function secretValue(src: SecretSource | undefined, env: NodeJS.Pro
   return v === undefined ? undefined : Buffer.from(v);
 }
 
-/** A writable copy of a directory for `rw` bind mounts: what the step writes there is thrown away. */
+/**
+ * A copy of a file or directory with all it holds (device nodes, fifos, owners, times, xattrs), made by GNU cp -a
+ * (Node's fs.cp fails on device nodes): the throwaway source of a `rw` bind mount where overlayfs cannot stack,
+ * the first content of a cache mount `from=` a stage. `dest` is made, or filled when it is an empty directory.
+ */
+export function copyTree(source: string, dest: string): void {
+  const r = spawnSync('cp', ['-a', '--no-target-directory', '--', source, dest], { encoding: 'utf8' });
+  if (r.status !== 0) throw new ExecError(`cannot copy the mount source: ${(r.stderr || r.error?.message || '').trim()}`);
+}
+
+/** A writable copy of a mount source: what the step writes there is thrown away with `scratch`. */
 export async function throwawayCopy(source: string, scratch: string): Promise<string> {
-  const dir = await mkdtemp(path.join(scratch, 'bind-'));
-  await cp(source, dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+  const dir = path.join(await mkdtemp(path.join(scratch, 'bind-')), 'copy');
+  copyTree(source, dir);
   return dir;
 }
 

@@ -2,12 +2,29 @@
 // the store, top first), a fresh upper dir that receives every change, mounted with redirect_dir=off and
 // index=off so that the upper dir is a plain diff (shared/research/builders.md §2, §6).
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { onInterrupt, removeSync, unmountSync } from './cleanup.js';
 
 export class ExecError extends Error {
   override readonly name = 'ExecError';
+}
+
+function uptime(): number {
+  try {
+    return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+  } catch {
+    return 0;
+  }
+}
+
+/** What overlayfs told the kernel log since `since` (seconds of uptime): why a mount was refused. */
+function kernelSays(since: number): string | undefined {
+  const r = spawnSync('dmesg', [], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const lines = (r.stdout ?? '').split('\n').filter((l) => /overlayfs:/.test(l) && Number(/^\[\s*([\d.]+)\]/.exec(l)?.[1] ?? 0) >= since - 1);
+  const last = lines.at(-1)?.replace(/^\[[^\]]*\]\s*/, '').trim();
+  return last ? `the kernel says: ${last}` : undefined;
 }
 
 export interface OverlayMount {
@@ -40,10 +57,12 @@ export async function mountOverlay(lowerDirs: readonly string[], scratch: string
   const names = lower.map((_, i) => i.toString(36)).join(':');
   const options_ = options.readOnly ? `lowerdir=${names}` : `lowerdir=${names},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
   if (options_.length > 4000) throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
+  const before = uptime();
   const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { encoding: 'utf8', cwd: links });
   if (r.status !== 0) {
     await rm(dir, { recursive: true, force: true });
-    throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}; RUN needs root (or passwordless sudo) and overlayfs`);
+    const why = process.getuid?.() === 0 ? kernelSays(before) : 'RUN needs root (or passwordless sudo) and overlayfs';
+    throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}${why ? `; ${why}` : ''}`);
   }
   const forget = onInterrupt(() => {
     unmountSync(merged);

@@ -3,13 +3,14 @@
 // keys). A step never sees the host's socket: it gets a socket of its own, owned and moded as its mount says,
 // whose connections are forwarded to the agent (BuildKit forwards them over its session the same way).
 import { spawn, spawnSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { splitCSV } from '../dockerfile/plan.js';
 import { onInterrupt, removeSync } from './cleanup.js';
+import { agentDirPrefix } from './leftovers.js';
 import { ExecError } from './overlay.js';
 
 /** `--ssh default|ID[=SOCKET|KEY[,KEY…]]` → [id, paths]. */
@@ -49,7 +50,7 @@ export class SshAgents {
     }
     if (paths.length === 1 && statSync(paths[0], { throwIfNoEntry: false })?.isSocket()) return paths[0];
     for (const k of paths) if (!statSync(k, { throwIfNoEntry: false })?.isFile()) throw new ExecError(`--ssh ${id}: ${k} is neither an agent socket nor a key file`);
-    const dir = await mkdtemp(path.join(tmpdir(), 'hoist-agent-'));
+    const dir = await mkdtemp(agentDirPrefix());
     const sock = path.join(dir, 'agent.sock');
     const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
     const failed = await new Promise<string | undefined>((resolve) => {
@@ -63,6 +64,8 @@ export class SshAgents {
     });
     if (agent.pid) {
       const pid = agent.pid;
+      // For the cleaner of a build that is killed outright (leftovers.ts): the agent holds the keys.
+      writeFileSync(path.join(dir, 'agent.pid'), String(pid));
       this.agents.push({ pid, dir, forget: onInterrupt(() => {
         killQuietly(pid);
         removeSync(dir);

@@ -1,8 +1,8 @@
 // Where a build's image goes (`--output`, buildx syntax: comma-separated key=value, `type=` first):
 // registry (every tag, or name=), docker (a `docker load` tar at dest=), oci (an OCI archive, or with tar=false an
 // OCI layout directory), local (the final filesystem in a directory). `--push` is type=registry.
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { chmodSync, createWriteStream, lchownSync, lstatSync, readdirSync, renameSync, rmSync, utimesSync } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +15,8 @@ import { saveImages } from './archive.js';
 import { loadIntoDocker } from './docker-load.js';
 import { pushImage, type PushReport } from './push.js';
 import { readTar } from '../layer/tar.js';
+import type { Descriptor } from '../image/manifest.js';
+import { onInterrupt, removeSync } from '../exec/cleanup.js';
 
 export type OutputSpec =
   | { type: 'registry'; names?: string[] }
@@ -122,13 +124,50 @@ export async function exportImage(image: ImageSource, spec: OutputSpec, tags: re
     case 'local': {
       const m = image.root;
       if (m.kind !== 'manifest') throw new OutputError('type=local needs a single-platform image');
-      await mkdir(spec.dest, { recursive: true });
-      for (const l of m.manifest.layers) {
-        const { stream } = await decompressed(await image.openBlob(l));
-        await extractLayer(stream, spec.dest, { whiteouts: 'apply' });
-      }
+      await exportFilesystem(image, m.manifest.layers, spec.dest);
       return { files: [spec.dest] };
     }
   }
 }
 
+/**
+ * The image's filesystem into `dest`. The layers are applied in a fresh directory inside it first, so that a
+ * whiteout (or an opaque directory) removes only what a lower layer of the image put there, never what `dest`
+ * held before; the result is then merged in, as BuildKit's local exporter merges: what the image has replaces
+ * what is there under the same name, the rest of `dest` stays.
+ */
+async function exportFilesystem(image: ImageSource, layers: readonly Descriptor[], dest: string): Promise<void> {
+  await mkdir(dest, { recursive: true });
+  const staging = await mkdtemp(path.join(dest, '.hoist-export-'));
+  const forget = onInterrupt(() => removeSync(staging));
+  try {
+    for (const l of layers) {
+      const { stream } = await decompressed(await image.openBlob(l));
+      await extractLayer(stream, staging, { whiteouts: 'apply' });
+    }
+    mergeInto(staging, path.resolve(dest));
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+    forget();
+  }
+}
+
+/** Moves what `from` holds into `to` (both real directories), directories merged, anything else replaced. */
+function mergeInto(from: string, to: string): void {
+  for (const name of readdirSync(from)) {
+    const src = path.join(from, name);
+    const dst = path.join(to, name);
+    const st = lstatSync(src);
+    const there = lstatSync(dst, { throwIfNoEntry: false });
+    if (st.isDirectory() && there?.isDirectory()) {
+      mergeInto(src, dst);
+      // The image's directory, with its own mode, owner and times (merging changed them).
+      chmodSync(dst, st.mode & 0o7777);
+      if (process.getuid?.() === 0) lchownSync(dst, st.uid, st.gid);
+      utimesSync(dst, st.atime, st.mtime);
+      continue;
+    }
+    if (there) rmSync(dst, { recursive: true, force: true });
+    renameSync(src, dst);
+  }
+}

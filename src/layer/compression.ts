@@ -19,13 +19,28 @@ export function detectCompression(head: Uint8Array): Compression {
 type ZstdZlib = { createZstdDecompress?: () => Transform; createZstdCompress?: () => Transform };
 
 export function decompressor(c: Compression): Transform {
-  if (c === 'gzip') return zlib.createGunzip({ chunkSize: 256 * 1024 });
+  if (c === 'gzip') return described(zlib.createGunzip({ chunkSize: 256 * 1024 }), 'gzip');
   if (c === 'zstd') {
     const z = zlib as unknown as ZstdZlib;
     if (!z.createZstdDecompress) throw new CompressionError(`zstd layers need Node 22.15 or later (this is ${process.version})`);
-    return z.createZstdDecompress();
+    return described(z.createZstdDecompress(), 'zstd');
   }
   return new PassThrough();
+}
+
+/**
+ * zlib's own errors ("unexpected end of file", "incorrect header check", with an errno but no file) become
+ * CompressionErrors that say the data is truncated or corrupt: the error a stream's reader fails with is the
+ * one its _destroy passes on.
+ */
+function described(t: Transform, kind: string): Transform {
+  const destroy = t._destroy.bind(t);
+  t._destroy = (err: Error | null, callback: (error?: Error | null) => void) => {
+    const code = (err as NodeJS.ErrnoException | null)?.code;
+    const zlibError = err && !(err instanceof CompressionError) && typeof code === 'string' && /^(Z_|ZSTD_)/.test(code);
+    destroy(zlibError ? new CompressionError(`the ${kind} data is ${code === 'Z_BUF_ERROR' ? 'truncated' : 'corrupt'} (${err.message})`) : err, callback);
+  };
+  return t;
 }
 
 export function compressor(c: Compression, level?: number): Transform {

@@ -4,10 +4,11 @@
 // Whiteouts either delete what they name (applying layers one over another into one tree) or become overlayfs
 // whiteouts (a snapshot used as a lower dir).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, createWriteStream, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { cleanEntryName, resolveInRoot, resolveInside, RootedPathError } from './rooted.js';
 import { readTar, TarError, type TarHeader, TarWriter } from './tar.js';
 
 export const whiteoutPrefix = '.wh.';
@@ -29,51 +30,6 @@ export interface ExtractReport {
   entries: number;
   /** what could not be made here (device nodes without root, xattrs without setfattr) */
   skipped: string[];
-}
-
-/** `a/./b/../c` → `a/c`; leading `/` and any `..` that would climb above the root are dropped. */
-export function cleanEntryName(name: string): string {
-  const out: string[] = [];
-  for (const part of name.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') out.pop();
-    else out.push(part);
-  }
-  return out.join('/');
-}
-
-/**
- * The host path of `name` inside `root`, resolving symlinks among its parents within the root (absolute targets
- * are relative to the root, `..` stops at it). The last component is not followed: it is what gets replaced.
- */
-export function resolveInRoot(root: string, name: string): string {
-  const pending = cleanEntryName(name).split('/').filter(Boolean);
-  const last = pending.pop();
-  const done: string[] = [];
-  let hops = 0;
-  while (pending.length > 0) {
-    const part = pending.shift() as string;
-    if (part === '.' || part === '') continue;
-    if (part === '..') {
-      done.pop();
-      continue;
-    }
-    const p = path.join(root, ...done, part);
-    const st = lstatSync(p, { throwIfNoEntry: false });
-    if (!st) {
-      done.push(part);
-      continue;
-    }
-    if (st.isSymbolicLink()) {
-      if (++hops > 255) throw new TarError(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
-      const target = readlinkSync(p);
-      if (target.startsWith('/')) done.length = 0;
-      pending.unshift(...target.split('/').filter(Boolean));
-      continue;
-    }
-    done.push(part);
-  }
-  return last === undefined ? root : path.join(root, ...done, last);
 }
 
 function removeAll(p: string): void {
@@ -134,53 +90,120 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
       body.resume();
       continue;
     }
-    const base = path.posix.basename(name);
-    const target = resolveInRoot(root, name);
-    mkdirSync(path.dirname(target), { recursive: true });
-    if (options.whiteouts !== 'none' && base === opaqueWhiteout) {
-      const dir = path.dirname(target);
-      if (options.whiteouts === 'apply') {
-        // Everything the lower layers put in this directory is gone; this layer's own entries follow it.
-        for (const e of readdirSync(dir)) removeAll(path.join(dir, e));
-      } else {
-        opaqueDirs.push(dir);
-      }
+    try {
+      await extractEntry(header, body, name, root, options, chown, report, { dirTimes, whiteouts, opaqueDirs });
+    } catch (e) {
       body.resume();
-      continue;
+      throw entryError(header, e, root);
     }
-    if (options.whiteouts !== 'none' && base.startsWith(whiteoutPrefix)) {
-      const victim = path.join(path.dirname(target), base.slice(whiteoutPrefix.length));
-      // A whiteout hides what lower layers hold (OCI image spec, "Whiteouts"): applied, it removes it; in a
-      // snapshot (a fresh directory per layer) it becomes a 0/0 device, made at the end unless this same layer
-      // has an entry of that name, which stands.
-      if (options.whiteouts === 'apply') removeAll(victim);
-      else whiteouts.push(victim);
-      body.resume();
-      continue;
-    }
-    await place(header, body, target, root, report);
-    if (!lstatSync(target, { throwIfNoEntry: false })) continue; // skipped above
-    if (header.type !== 'symlink') {
-      if (chown) quietly(() => lchownSync(target, header.uid, header.gid));
-      if (header.type !== 'hardlink') chmodSync(target, header.mode);
-    }
-    for (const [k, v] of Object.entries(header.xattrs ?? {})) {
-      if (!tool('setfattr', ['-h', '-n', k, '-v', `0s${v.toString('base64')}`, target])) report.skipped.push(`xattr ${k} of ${name}`);
-    }
-    if (header.type === 'directory') dirTimes.push([target, header.mtime]);
-    else if (header.type === 'symlink') quietly(() => lutimesSync(target, header.mtime, header.mtime));
-    else if (header.type !== 'hardlink') utimesSync(target, header.mtime, header.mtime);
   }
   // Overlay whiteouts all at once (a tool run per whiteout cost milliseconds each, for thousands of them). Their
   // paths are resolved inside the root again: a later entry of the layer may have made a parent a symlink, and
-  // the tools would follow it out of the root.
-  const again = (p: string) => resolveInRoot(root, path.relative(root, p));
-  const devices = whiteouts.map(again).filter((w) => !lstatSync(w, { throwIfNoEntry: false }));
+  // the tools (and utimes) would follow it out of the root.
+  const devices = whiteouts.map((rel) => resolveInRoot(root, rel)).filter((w) => !lstatSync(w, { throwIfNoEntry: false }));
   if (!(await makeWhiteouts(root, devices))) report.skipped.push(`${devices.length} whiteouts (needs root)`);
-  if (!inBatches('setfattr', ['-h', '-n', 'trusted.overlay.opaque', '-v', 'y', '--'], opaqueDirs.map(again))) report.skipped.push(`${opaqueDirs.length} opaque whiteouts (needs setfattr)`);
+  if (!inBatches('setfattr', ['-h', '-n', 'trusted.overlay.opaque', '-v', 'y', '--'], opaqueDirs.map((rel) => resolveDir(root, rel)))) report.skipped.push(`${opaqueDirs.length} opaque whiteouts (needs setfattr)`);
   // Directory times last: creating their children changed them.
-  for (const [d, t] of dirTimes.reverse()) quietly(() => utimesSync(d, t, t));
+  for (const [rel, t] of dirTimes.reverse()) {
+    const d = resolveDir(root, rel);
+    if (lstatSync(d, { throwIfNoEntry: false })?.isDirectory()) quietly(() => utimesSync(d, t, t));
+  }
   return report;
+}
+
+/** A directory's host path inside the root, the directory itself followed too when it is a symlink. */
+function resolveDir(root: string, rel: string): string {
+  return resolveInside(root, rel, { followLast: true }).abs;
+}
+
+interface Deferred {
+  /** directories (relative to the root) and their times, set when every entry is in */
+  dirTimes: [string, number][];
+  /** overlay whiteouts and opaque directories to make at the end (relative to the root) */
+  whiteouts: string[];
+  opaqueDirs: string[];
+}
+
+/** The name a whiteout hides, or undefined for an ordinary name; a name that is no file name is an error. */
+function whitedOut(base: string): string | undefined {
+  if (!base.startsWith(whiteoutPrefix)) return undefined;
+  const hidden = base.slice(whiteoutPrefix.length);
+  // `.wh.` alone, `.wh..` and `.wh...` would name the directory itself or its parent.
+  if (hidden === '' || hidden === '.' || hidden === '..') throw new EntryError(`invalid whiteout ${JSON.stringify(base)}: it names no file`);
+  return hidden;
+}
+
+async function extractEntry(header: TarHeader, body: AsyncIterable<Buffer> & { resume(): void }, name: string, root: string, options: ExtractOptions, chown: boolean, report: ExtractReport, later: Deferred): Promise<void> {
+  const base = path.posix.basename(name);
+  const parent = path.posix.dirname(name) === '.' ? '' : path.posix.dirname(name);
+  if (options.whiteouts !== 'none' && base.startsWith(whiteoutPrefix)) {
+    body.resume();
+    if (base === opaqueWhiteout) {
+      const dir = resolveDir(root, parent);
+      mkdirSync(dir, { recursive: true });
+      // Everything the lower layers put in this directory is gone; this layer's own entries follow it.
+      if (options.whiteouts === 'apply') for (const e of readdirSync(dir)) removeAll(path.join(dir, e));
+      else later.opaqueDirs.push(parent);
+      return;
+    }
+    // Other `.wh..wh.` names are aufs bookkeeping (hard link dirs), not whiteouts: skipped, as containerd does.
+    if (base.startsWith(`${whiteoutPrefix}${whiteoutPrefix}`)) return;
+    const hidden = whitedOut(base) as string;
+    const rel = parent ? `${parent}/${hidden}` : hidden;
+    // A whiteout hides what lower layers hold (OCI image spec, "Whiteouts"): applied, it removes it; in a
+    // snapshot (a fresh directory per layer) it becomes a 0/0 device, made at the end unless this same layer
+    // has an entry of that name, which stands.
+    const victim = resolveInRoot(root, rel);
+    mkdirSync(path.dirname(victim), { recursive: true });
+    if (options.whiteouts === 'apply') removeAll(victim);
+    else later.whiteouts.push(rel);
+    return;
+  }
+  const target = resolveInRoot(root, name);
+  mkdirSync(path.dirname(target), { recursive: true });
+  await place(header, body, target, root, report);
+  if (!lstatSync(target, { throwIfNoEntry: false })) return; // skipped above
+  if (header.type !== 'symlink') {
+    if (chown) quietly(() => lchownSync(target, header.uid, header.gid));
+    if (header.type !== 'hardlink') chmodSync(target, header.mode);
+  } else if (chown) {
+    // A symlink keeps its owner too (lchown does not follow it), as tar and BuildKit's unpacking keep it.
+    quietly(() => lchownSync(target, header.uid, header.gid));
+  }
+  for (const [k, v] of Object.entries(header.xattrs ?? {})) {
+    if (!tool('setfattr', ['-h', '-n', k, '-v', `0s${v.toString('base64')}`, target])) report.skipped.push(`xattr ${k} of ${name}`);
+  }
+  if (header.type === 'directory') later.dirTimes.push([name, header.mtime]);
+  else if (header.type === 'symlink') quietly(() => lutimesSync(target, header.mtime, header.mtime));
+  else if (header.type !== 'hardlink') utimesSync(target, header.mtime, header.mtime);
+}
+
+const errnoText: Record<string, string> = {
+  ENOTDIR: 'a parent is not a directory',
+  EEXIST: 'a file of that name is in the way',
+  EISDIR: 'a directory of that name is in the way',
+  ENAMETOOLONG: 'the name is too long',
+  ELOOP: 'too many levels of symbolic links',
+  ENOSPC: 'no space left on the device',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+};
+
+/** What an entry asks for that cannot be done (a whiteout of "..", a hard link to a directory). */
+class EntryError extends TarError {}
+
+/**
+ * What went wrong with one entry, named by the entry and never by a host path (the root is a temp dir). Errors of
+ * the archive's stream (truncated, corrupt) are the archive's, not the entry's, and pass as they are.
+ */
+function entryError(header: TarHeader, e: unknown, root: string): Error {
+  const code = (e as NodeJS.ErrnoException).code;
+  const ours = e instanceof EntryError || e instanceof RootedPathError || (code !== undefined && (e as NodeJS.ErrnoException).syscall !== undefined);
+  if (!ours) return e as Error;
+  const why = e instanceof TarError || e instanceof RootedPathError ? e.message : code && errnoText[code] ? errnoText[code] : (e as Error).message.split(root).join('');
+  const err = new TarError(`entry ${JSON.stringify(header.name)}: ${why}`);
+  if (code === 'ENOSPC') (err as NodeJS.ErrnoException).code = code;
+  return err;
 }
 
 function quietly(f: () => void): void {
@@ -219,7 +242,13 @@ async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume()
       return;
     case 'hardlink': {
       body.resume();
-      linkSync(resolveInRoot(root, header.linkname ?? ''), target);
+      // A hard link names an earlier entry of the archive (inside the root, never followed through a last symlink).
+      const linked = cleanEntryName(header.linkname ?? '');
+      const from = linked === '' ? undefined : resolveInRoot(root, linked);
+      const st = from === undefined ? undefined : lstatSync(from, { throwIfNoEntry: false });
+      if (!from || !st) throw new EntryError(`hard link to ${JSON.stringify(header.linkname ?? '')}, which is not in the archive before it`);
+      if (st.isDirectory()) throw new EntryError(`hard link to ${JSON.stringify(header.linkname)}, a directory`);
+      linkSync(from, target);
       return;
     }
     case 'fifo':

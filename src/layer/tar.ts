@@ -1,7 +1,7 @@
 // Tar archives, read and written as streams. The reader understands ustar, PAX extended headers (path, linkpath,
 // size, uid/gid, mtime, xattrs as SCHILY.xattr.*) and GNU long names; the writer emits PAX where ustar cannot hold
 // a value, with numeric owners and no user names (DESIGN: reproducible layer tars).
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
 
@@ -33,23 +33,53 @@ function readString(buf: Buffer, off: number, len: number): string {
   return buf.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
 }
 
-function readNumber(buf: Buffer, off: number, len: number): number {
-  // GNU base-256 for values that do not fit in octal.
+/**
+ * A numeric header field: octal digits with leading spaces and a trailing space or NUL (as GNU tar reads them), or
+ * GNU's base-256 for values that do not fit. Anything else is an error, never NaN or a negative size.
+ */
+function readNumber(buf: Buffer, off: number, len: number, field = 'number', entry?: string): number {
   if (buf[off] & 0x80) {
+    if (buf[off] === 0xff) throw new TarError(`negative ${field} in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}`);
     let v = buf[off] & 0x7f;
     for (let i = 1; i < len; i++) v = v * 256 + buf[off + i];
+    if (!Number.isSafeInteger(v)) throw new TarError(`${field} too large in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}`);
     return v;
   }
-  const s = readString(buf, off, len).trim();
-  return s === '' ? 0 : parseInt(s, 8);
+  const s = readString(buf, off, len).replace(/^ +/, '').replace(/[ \0]+$/, '');
+  if (s === '') return 0;
+  if (!/^[0-7]+$/.test(s)) throw new TarError(`invalid ${field} ${JSON.stringify(s)} in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}: the archive is corrupt`);
+  return parseInt(s, 8);
 }
+
+/** A PAX record's number: decimal, non-negative (mtime may have a fraction, and be negative), as GNU tar checks. */
+function paxNumber(value: Buffer, key: string, entry: string, fractional = false): number {
+  const s = value.toString('ascii');
+  const ok = fractional ? /^-?\d+(\.\d+)?$/.test(s) : /^\d+$/.test(s);
+  const n = Number(s);
+  if (!ok || !Number.isFinite(n) || (!fractional && !Number.isSafeInteger(n))) {
+    throw new TarError(`invalid PAX ${key}=${JSON.stringify(s.slice(0, 40))} for ${JSON.stringify(entry)}: the archive is corrupt`);
+  }
+  return n;
+}
+
+/**
+ * The most an extended header (PAX record set, GNU long name or link) may hold, and all of those before one entry
+ * together: GNU tar and Go's archive/tar stop at about a megabyte too. A name is never that long (PATH_MAX is 4 KiB).
+ */
+export const maxExtendedHeader = 1 << 20;
 
 /** Whether a 512-byte block is a tar header with a valid checksum. */
 export function checksumOk(h: Buffer): boolean {
   if (h.length < block) return false;
   let sum = 0;
   for (let i = 0; i < block; i++) sum += i >= 148 && i < 156 ? 32 : h[i];
-  return sum === readNumber(h, 148, 8);
+  let stored: number;
+  try {
+    stored = readNumber(h, 148, 8);
+  } catch {
+    return false;
+  }
+  return sum === stored;
 }
 
 function parsePax(data: Buffer): Map<string, Buffer> {
@@ -57,12 +87,14 @@ function parsePax(data: Buffer): Map<string, Buffer> {
   let i = 0;
   while (i < data.length) {
     const sp = data.indexOf(0x20, i);
-    if (sp < 0) break;
-    const len = parseInt(data.toString('ascii', i, sp), 10);
-    if (!(len > 0) || i + len > data.length) throw new TarError('malformed PAX header record');
+    const digits = sp < 0 ? '' : data.toString('ascii', i, sp);
+    const len = /^[0-9]{1,8}$/.test(digits) ? parseInt(digits, 10) : NaN;
+    // `LEN key=value\n`, LEN counting the whole record.
+    if (!(len > sp - i + 1) || i + len > data.length || data[i + len - 1] !== 0x0a) throw new TarError('malformed PAX header record: the archive is corrupt');
     const rec = data.subarray(sp + 1, i + len - 1); // without the trailing newline
     const eq = rec.indexOf(0x3d);
-    if (eq > 0) out.set(rec.toString('utf8', 0, eq), rec.subarray(eq + 1));
+    if (eq <= 0) throw new TarError('malformed PAX header record (no key=value): the archive is corrupt');
+    out.set(rec.toString('utf8', 0, eq), rec.subarray(eq + 1));
     i += len;
   }
   return out;
@@ -75,10 +107,39 @@ export interface TarEntry {
 }
 
 /**
+ * The bytes of `source` as they are, checked as a tar archive while they flow: the stream fails where the archive
+ * is corrupt or cut short (its end blocks are required), so that nothing broken is stored as a layer.
+ */
+export function checkedTar(source: AsyncIterable<Buffer | Uint8Array>): Readable {
+  const out = new PassThrough();
+  const flowing = () => new Promise<void>((resolve) => {
+    const done = () => {
+      out.off('drain', done);
+      out.off('close', done);
+      resolve();
+    };
+    out.once('drain', done);
+    out.once('close', done);
+  });
+  async function* tap(): AsyncGenerator<Buffer | Uint8Array> {
+    for await (const c of source) {
+      if (out.destroyed) return;
+      if (!out.write(c)) await flowing();
+      yield c;
+    }
+  }
+  (async () => {
+    for await (const { body } of readTar(tap(), { requireEnd: true })) body.resume();
+    out.end();
+  })().catch((e: Error) => out.destroy(e));
+  return out;
+}
+
+/**
  * Reads a tar stream entry by entry: `for await (const { header, body } of readTar(stream))`. Each body must be
  * read to its end (or `body.resume()`) before asking for the next entry.
  */
-export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): AsyncGenerator<TarEntry> {
+export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, options: { requireEnd?: boolean } = {}): AsyncGenerator<TarEntry> {
   const it = source[Symbol.asyncIterator]();
   let buf: Buffer = Buffer.alloc(0);
   let ended = false;
@@ -104,10 +165,14 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): Asyn
   let globalPax = new Map<string, Buffer>();
   let longName: string | undefined;
   let longLink: string | undefined;
+  /** bytes of extended headers read since the last entry */
+  let extended = 0;
   for (;;) {
     if (!(await fill(block))) {
-      if (buf.length === 0) return; // archives cut after the last entry are accepted, as GNU tar does
-      throw new TarError('unexpected end of tar archive');
+      // Go's archive/tar (and so containerd and BuildKit) takes an archive that ends after an entry without the
+      // end blocks; GNU tar calls it truncated, and so does this reader when asked to (a user's archive).
+      if (buf.length === 0 && !options.requireEnd) return;
+      throw new TarError('unexpected end of tar archive: it is truncated');
     }
     const h = await take(block);
     if (h.every((b) => b === 0)) {
@@ -119,38 +184,58 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): Asyn
     }
     if (!checksumOk(h)) throw new TarError('invalid tar header checksum: the archive is corrupt or not a tar');
     const flag = String.fromCharCode(h[156]);
-    let size = readNumber(h, 124, 12);
+    const headerName = readString(h, 0, 100);
+    let size = readNumber(h, 124, 12, 'size', headerName);
     const padded = (n: number) => Math.ceil(n / block) * block;
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
+      // Held in memory until the entry they describe: capped, one by one and together.
+      extended += size;
+      if (size > maxExtendedHeader || extended > maxExtendedHeader) {
+        throw new TarError(`${flag === 'L' || flag === 'K' ? 'a GNU long name' : 'PAX headers'} of ${extended} bytes, more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
+      }
       const data = (await take(padded(size))).subarray(0, size);
       if (flag === 'x') pax = new Map([...pax, ...parsePax(data)]);
-      else if (flag === 'g') globalPax = new Map([...globalPax, ...parsePax(data)]);
+      else if (flag === 'g') {
+        globalPax = new Map([...globalPax, ...parsePax(data)]);
+        let held = 0;
+        for (const [k, v] of globalPax) held += k.length + v.length;
+        if (held > maxExtendedHeader) throw new TarError(`global PAX headers of more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
+      }
       else if (flag === 'L') longName = readString(data, 0, data.length);
       else longLink = readString(data, 0, data.length);
       continue;
     }
+    extended = 0;
     const all = new Map([...globalPax, ...pax]);
     const prefix = readString(h, 345, 155);
-    let name = readString(h, 0, 100);
+    let name = headerName;
     if (prefix && h.toString('ascii', 257, 262) === 'ustar') name = `${prefix}/${name}`;
     name = all.get('path')?.toString('utf8') ?? longName ?? name;
+    if (name.includes('\0')) throw new TarError(`an entry name with a NUL byte (${JSON.stringify(name.slice(0, 100))}): the archive is corrupt`);
     const type = typeFlags[flag];
     if (!type) throw new TarError(`unsupported tar entry type ${JSON.stringify(flag)} for ${JSON.stringify(name)}`);
-    if (all.has('size')) size = Number(all.get('size')?.toString());
+    const paxValue = (key: string, fallback: () => number, fractional = false) => {
+      const v = all.get(key);
+      return v === undefined ? fallback() : paxNumber(v, key, name, fractional);
+    };
+    size = paxValue('size', () => size);
     const header: TarHeader = {
       name,
       type,
-      mode: readNumber(h, 100, 8) & 0o7777,
-      uid: all.has('uid') ? Number(all.get('uid')?.toString()) : readNumber(h, 108, 8),
-      gid: all.has('gid') ? Number(all.get('gid')?.toString()) : readNumber(h, 116, 8),
+      mode: readNumber(h, 100, 8, 'mode', name) & 0o7777,
+      uid: paxValue('uid', () => readNumber(h, 108, 8, 'uid', name)),
+      gid: paxValue('gid', () => readNumber(h, 116, 8, 'gid', name)),
       size: type === 'file' ? size : 0,
-      mtime: all.has('mtime') ? Number(all.get('mtime')?.toString()) : readNumber(h, 136, 12),
+      mtime: paxValue('mtime', () => readNumber(h, 136, 12, 'mtime', name), true),
     };
     const link = all.get('linkpath')?.toString('utf8') ?? longLink ?? readString(h, 157, 100);
-    if (type === 'symlink' || type === 'hardlink') header.linkname = link;
+    if (type === 'symlink' || type === 'hardlink') {
+      if (link.includes('\0')) throw new TarError(`the link target of ${JSON.stringify(name)} has a NUL byte: the archive is corrupt`);
+      header.linkname = link;
+    }
     if (type === 'char' || type === 'block') {
-      header.devmajor = readNumber(h, 329, 8);
-      header.devminor = readNumber(h, 337, 8);
+      header.devmajor = readNumber(h, 329, 8, 'devmajor', name);
+      header.devminor = readNumber(h, 337, 8, 'devminor', name);
     }
     for (const [k, v] of all) {
       if (k.startsWith('SCHILY.xattr.')) (header.xattrs ??= {})[k.slice(13)] = v;

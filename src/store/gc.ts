@@ -9,7 +9,8 @@ import { isDigest } from '../image/digest.js';
 import { parseImageConfig, parseManifest } from '../image/manifest.js';
 import { isConfigMediaType, isIndexMediaType, isManifestMediaType } from '../image/media-types.js';
 import { removeIdleCacheMounts } from './cache-mounts.js';
-import { ownerAlive, processAlive, withFileLock } from './lock.js';
+import { ownerAlive, withFileLock } from './lock.js';
+import { cleanLeftovers, type LeftoverReport } from '../exec/leftovers.js';
 import type { Store } from './store.js';
 
 export interface PruneOptions {
@@ -29,6 +30,8 @@ export interface PruneReport {
   leftForRoot: number;
   removedImages: string[];
   reclaimedBytes: number;
+  /** what killed builds had left: containers, mounts, temp dirs, secrets, agents */
+  leftovers?: LeftoverReport;
 }
 
 async function treeSize(p: string): Promise<number> {
@@ -105,7 +108,9 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
       report.leftForRoot += caches.denied;
       report.reclaimedBytes += caches.bytes;
     }
-    const protectSince = options.all ? Number.POSITIVE_INFINITY : await oldestLiveLease(store);
+    // `--all` too spares what a running build uses: it touched it after taking its lease (a snapshot under its
+    // overlay, a blob it is reading), so the oldest live lease keeps it.
+    const protectSince = await oldestLiveLease(store);
     const sweep = async () => {
       const records = await store.listImages();
       const roots = [...records.map((r) => r.target), ...(options.extraRoots ?? []).map((digest) => ({ digest }))];
@@ -146,13 +151,10 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
         report.reclaimedBytes += st.size;
       }
     };
+    // What killed builds left (their mounts first, then their temp dirs): prune could not remove them otherwise.
+    report.leftovers = cleanLeftovers(store.root);
     await sweep();
-    for (const f of await readdir(path.join(store.root, 'tmp'))) {
-      const p = path.join(store.root, 'tmp', f);
-      const pid = Number(f.split('-')[0]);
-      if (pid !== process.pid && !processAlive(pid)) await rm(p, { recursive: true, force: true });
-    }
-    if (options.keepStorage !== undefined) await trim(store, options.keepStorage, report, sweep);
+    if (options.keepStorage !== undefined) await trim(store, options.keepStorage, protectSince, report, sweep);
     return report;
   });
 }
@@ -169,13 +171,14 @@ export async function storeSize(store: Store): Promise<number> {
   return (await treeSize(path.join(store.root, 'blobs'))) + (await treeSize(path.join(store.root, 'snapshots')));
 }
 
-async function trim(store: Store, keep: number, report: PruneReport, sweep: () => Promise<void>): Promise<void> {
+async function trim(store: Store, keep: number, protectSince: number, report: PruneReport, sweep: () => Promise<void>): Promise<void> {
   let size = await storeSize(store);
   if (size <= keep) return;
   const snapDir = path.join(store.root, 'snapshots');
   const snaps = await Promise.all((await readdir(snapDir)).map(async (h) => ({ p: path.join(snapDir, h), t: (await stat(path.join(snapDir, h))).mtimeMs })));
   for (const s of snaps.sort((a, b) => a.t - b.t)) {
     if (size <= keep) return;
+    if (s.t >= protectSince) continue; // in use by a running build
     if (await rootsOnly(s.p)) {
       report.leftForRoot++;
       continue;

@@ -11,8 +11,8 @@ import { type Descriptor, type ImageConfig, type ImageManifest, manifestBytes, p
 import { MediaType } from '../image/media-types.js';
 import { hostPlatform, type Platform } from '../image/platform.js';
 import { formatReference, parseReference } from '../image/reference.js';
-import { chain, compressor, decompressed, detectCompression, peek } from '../layer/compression.js';
-import { checksumOk, readTar } from '../layer/tar.js';
+import { chain, CompressionError, compressor, decompressed, detectCompression, peek } from '../layer/compression.js';
+import { checkedTar, checksumOk, readTar, TarError } from '../layer/tar.js';
 import type { ImageRecord, Store } from './store.js';
 
 export class LoadError extends Error {
@@ -38,7 +38,21 @@ export interface LoadReport {
   unnamed: string[];
 }
 
+/** Errors of reading an archive, named by the archive (the entry alone does not say which file it was). */
+async function named<T>(what: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof TarError || e instanceof CompressionError) throw new LoadError(`${what}: ${e.message}`);
+    throw e;
+  }
+}
+
 export async function loadArchive(store: Store, input: Readable, what = 'archive'): Promise<LoadReport> {
+  return named(what, () => loadFrom(store, input, what));
+}
+
+async function loadFrom(store: Store, input: Readable, what: string): Promise<LoadReport> {
   const { stream } = await decompressed(input);
   const meta = new Map<string, Buffer>();
   /** every file that became a blob: path → descriptor basics */
@@ -73,8 +87,8 @@ export async function loadArchive(store: Store, input: Readable, what = 'archive
       throw new LoadError(`${what}: ${name} is not valid JSON: ${(e as Error).message}`);
     }
   };
-  const dockerEntries = json<{ Config: string; RepoTags?: string[] | null; Layers: string[] }[]>('manifest.json') ?? [];
-  const index = json<{ manifests?: Descriptor[] }>('index.json');
+  const dockerEntries = dockerManifest(json<unknown>('manifest.json'), what);
+  const index = ociIndex(json<unknown>('index.json'), what);
   if (index?.manifests) {
     for (const d of index.manifests) {
       const parsed = parseManifest(await store.readBlob(d.digest), d.mediaType);
@@ -126,6 +140,43 @@ export async function loadArchive(store: Store, input: Readable, what = 'archive
   return report;
 }
 
+interface DockerEntry {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
+
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** manifest.json of a docker save archive, checked: a list of {Config, RepoTags, Layers}. */
+function dockerManifest(doc: unknown, what: string): DockerEntry[] {
+  if (doc === undefined) return [];
+  if (!Array.isArray(doc)) throw new LoadError(`${what}: manifest.json is not a list of images (docker save writes [{"Config": …, "RepoTags": […], "Layers": […]}])`);
+  return doc.map((e: unknown, i) => {
+    const entry = e as Partial<DockerEntry> | null;
+    if (typeof entry !== 'object' || entry === null) throw new LoadError(`${what}: manifest.json entry ${i} is not an object`);
+    if (typeof entry.Config !== 'string') throw new LoadError(`${what}: manifest.json entry ${i} has no Config file name`);
+    if (!isStrings(entry.Layers)) throw new LoadError(`${what}: manifest.json entry ${i} has no Layers list`);
+    if (entry.RepoTags !== undefined && entry.RepoTags !== null && !isStrings(entry.RepoTags)) throw new LoadError(`${what}: manifest.json entry ${i} has RepoTags that are not a list of names`);
+    return entry as DockerEntry;
+  });
+}
+
+/** index.json of an OCI layout, checked: `manifests` a list of descriptors with a digest. */
+function ociIndex(doc: unknown, what: string): { manifests?: Descriptor[] } | undefined {
+  if (doc === undefined) return undefined;
+  const index = doc as { manifests?: unknown } | null;
+  if (typeof index !== 'object' || index === null || Array.isArray(index)) throw new LoadError(`${what}: index.json is not an OCI image index`);
+  if (index.manifests === undefined) return {};
+  if (!Array.isArray(index.manifests)) throw new LoadError(`${what}: index.json's manifests is not a list`);
+  for (const [i, d] of index.manifests.entries()) {
+    const desc = d as Partial<Descriptor> | null;
+    if (typeof desc !== 'object' || desc === null || typeof desc.digest !== 'string') throw new LoadError(`${what}: index.json's manifests[${i}] is not a descriptor with a digest`);
+    parseDigest(desc.digest);
+  }
+  return index as { manifests: Descriptor[] };
+}
+
 async function readHead(store: Store, digest: string): Promise<Buffer> {
   const fh = await open(store.blobPath(digest));
   try {
@@ -152,10 +203,12 @@ export interface ImportOptions {
 /** A root filesystem tar (plain, gzip or zstd) as a one-layer image named `name`. */
 export async function importRootfs(store: Store, input: Readable, name: string, options: ImportOptions = {}): Promise<ImageRecord> {
   const ref = parseReference(name);
-  const { head, stream } = await peek((await decompressed(input)).stream, 512);
+  const what = options.source ?? 'the input';
+  const { head, stream } = await named(what, async () => peek((await decompressed(input)).stream, 512));
   if (!checksumOk(head)) throw new LoadError(`${options.source ?? 'the input'} is not a tar archive (plain, gzip or zstd)`);
   const diff = new DigestStream();
-  const layer = await store.writeBlob(chain(stream, diff, compressor('gzip')));
+  // Read as a tar on the way in: a corrupt or truncated archive fails here instead of becoming a broken layer.
+  const layer = await named(what, () => store.writeBlob(chain(checkedTar(stream), diff, compressor('gzip'))));
   const platform = options.platform ?? hostPlatform();
   const now = new Date().toISOString();
   const config: ImageConfig = {

@@ -57,7 +57,8 @@ export async function pullImage(client: RegistryClient, store: Store, ref: Refer
   await visit(remote.root);
   await settleAll(
     [...blobs.values()].map(async (d) => {
-      if ((await store.hasBlob(d.digest)) !== undefined) return;
+      // A blob of another size than the manifest says was cut short (a crash, a full disk): fetched again.
+      if (await store.hasIntactBlob(d)) return;
       await fetchIntoStore(client, store, ref, d);
       report.fetchedBlobs++;
       report.fetchedBytes += d.size;

@@ -15,9 +15,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestStream, digestOf, parseDigest, verifyBytes } from '../image/digest.js';
 import type { Descriptor } from '../image/manifest.js';
-import { chain } from '../layer/compression.js';
+import { chain, CompressionError } from '../layer/compression.js';
 import { extractLayer, type ExtractReport } from '../layer/extract.js';
-import type { TarHeader } from '../layer/tar.js';
+import { TarError, type TarHeader } from '../layer/tar.js';
+import { onInterrupt, removeSync } from '../exec/cleanup.js';
 import { withFileLock } from './lock.js';
 
 export interface ImageRecord {
@@ -89,16 +90,42 @@ export class Store {
   }
 
   /**
+   * Whether the store holds this blob whole: present with the descriptor's size (a download cut short by a crash
+   * or a full disk has another). A blob of the right size that is still damaged fails its digest where it is read.
+   */
+  async hasIntactBlob(desc: { digest: string; size: number }): Promise<boolean> {
+    const size = await this.hasBlob(desc.digest);
+    return size !== undefined && (desc.size === undefined || size === desc.size);
+  }
+
+  /** Whether the stored bytes of a blob still hash to its digest (read whole: for a blob suspected damaged). */
+  async blobIntact(digest: string): Promise<boolean> {
+    try {
+      for await (const _ of this.openBlob(digest)) void _;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async removeBlob(digest: string): Promise<void> {
+    await rm(this.blobPath(digest), { force: true });
+  }
+
+  /**
    * Writes a blob from a stream or bytes. With `expected` the content must hash to it (and have its size);
    * without, the digest is computed. Nothing is visible under the digest until it is complete and verified.
    */
   async writeBlob(source: Readable | Uint8Array, expected?: { digest: string; size?: number }): Promise<{ digest: string; size: number }> {
-    if (expected && (await this.hasBlob(expected.digest)) !== undefined) {
+    const held = expected ? await this.hasBlob(expected.digest) : undefined;
+    if (expected && held !== undefined && (expected.size === undefined || held === expected.size)) {
       if (source instanceof Readable) source.destroy();
-      return { digest: expected.digest, size: (await this.hasBlob(expected.digest)) as number };
+      return { digest: expected.digest, size: held };
     }
     const tmp = this.tmpPath();
     const verify = new DigestStream(expected ? { digest: expected.digest, size: expected.size, where: `blob ${expected.digest}` } : undefined);
+    // An interrupted download leaves no partial blob behind.
+    const forget = onInterrupt(() => removeSync(tmp));
     try {
       const input = source instanceof Readable ? source : Readable.from([Buffer.from(source)]);
       await pipeline(input, verify, createWriteStream(tmp, { mode: 0o644 }));
@@ -110,6 +137,8 @@ export class Store {
     } catch (e) {
       await rm(tmp, { force: true });
       throw e;
+    } finally {
+      forget();
     }
   }
 
@@ -228,6 +257,8 @@ export class Store {
       return { path: final };
     }
     const tmp = this.tmpPath();
+    // An interrupted unpacking leaves no partial snapshot behind.
+    const forget = onInterrupt(() => removeSync(tmp));
     try {
       const verify = new DigestStream({ digest: diffID, where: `layer ${diffID}` });
       const headers: TarHeader[] = [];
@@ -241,7 +272,11 @@ export class Store {
       return { path: final, report };
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
+      // Which layer could not be unpacked: the entry alone does not say.
+      if (e instanceof TarError || e instanceof CompressionError) e.message = `layer ${diffID}: ${e.message}`;
       throw e;
+    } finally {
+      forget();
     }
   }
 }
