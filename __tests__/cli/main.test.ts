@@ -72,6 +72,28 @@ test('usage errors exit 2 and say what is wrong', async () => {
   expect(await hoist(['lint', '--platform', 'linux/', '-'], 'FROM x\n')).toMatchObject({ code: 2, err: expect.stringContaining('invalid platform') });
 });
 
+test('build: a value of --output, --secret or --ssh that does not parse is a usage error (exit 2)', async () => {
+  const ctx = mkdtempSync(path.join(os.tmpdir(), 'hoist-cli-build-'));
+  writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM scratch\n');
+  expect(await hoist(['build', '--output', 'type=weird', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('unknown type "weird"') });
+  expect(await hoist(['build', '--output', 'type=local', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('needs dest=PATH') });
+  expect(await hoist(['build', '--secret', 'foo=bar', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('unexpected key "foo"') });
+  expect(await hoist(['build', '--secret', 'src=/x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('needs id=') });
+  expect(await hoist(['build', '--ssh', '=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('needs an id') });
+});
+
+test('build -f - reads the Dockerfile from standard input, with the context\'s .dockerignore', async () => {
+  const ctx = mkdtempSync(path.join(os.tmpdir(), 'hoist-cli-stdin-'));
+  writeFileSync(path.join(ctx, 'a.txt'), 'a');
+  writeFileSync(path.join(ctx, 'b.txt'), 'b');
+  writeFileSync(path.join(ctx, '.dockerignore'), 'b.txt\n');
+  const store = path.join(ctx, '..', `${path.basename(ctx)}-store`);
+  const ok = await hoist(['build', '--store', store, '--progress', 'quiet', '-f', '-', ctx], 'FROM scratch\nCOPY a.txt /\n');
+  expect(ok).toMatchObject({ code: 0, out: expect.stringMatching(/^sha256:[0-9a-f]{64}\n$/) });
+  const ignored = await hoist(['build', '--store', store, '--progress', 'quiet', '-f', '-', ctx], 'FROM scratch\nCOPY b.txt /\n');
+  expect(ignored).toMatchObject({ code: 1, err: expect.stringMatching(/^error: Dockerfile:2: b\.txt: not found in the build context \(it is excluded by \.dockerignore\)/) });
+});
+
 test('version matches package.json', async () => {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
   expect(version).toBe(pkg.version);

@@ -1,10 +1,11 @@
 // A proxy in front of the real registry that injects the faults a real registry cannot be made to produce on
-// demand: 503s, 429s with Retry-After, a connection dropped in the middle of an upload body, a corrupted blob.
+// demand: 503s, 429s with Retry-After, a connection dropped in the middle of an upload body, a corrupted blob, a
+// download that trickles (to interrupt it midway).
 // Everything else is forwarded untouched (the Host header too, so the registry's Locations point at the proxy).
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Fault = '503' | '429' | '413' | 'reset-mid-body' | 'corrupt-body' | 'redirect';
+export type Fault = '503' | '429' | '413' | 'reset-mid-body' | 'corrupt-body' | 'redirect' | 'slow-body';
 
 export interface FaultRule {
   match: (req: IncomingMessage) => boolean;
@@ -28,7 +29,7 @@ export async function startFaultProxy(upstream: string, redirectTo?: RedirectTar
   const [uhost, uport] = upstream.split(':');
   const rules: FaultRule[] = [];
   const log: FaultProxy['log'] = [];
-  const forward = (req: IncomingMessage, res: ServerResponse, corrupt: boolean) => {
+  const forward = (req: IncomingMessage, res: ServerResponse, corrupt: boolean, slow = false) => {
     const up = request({ host: uhost, port: Number(uport), method: req.method, path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers);
       let flipped = !corrupt;
@@ -39,6 +40,11 @@ export async function startFaultProxy(upstream: string, redirectTo?: RedirectTar
           flipped = true;
         }
         res.write(c);
+        // About 1 MB/s: the upstream waits a little after every chunk.
+        if (slow) {
+          ur.pause();
+          setTimeout(() => ur.resume(), Math.ceil(c.length / 1000));
+        }
       });
       ur.on('end', () => res.end());
     });
@@ -77,6 +83,9 @@ export async function startFaultProxy(upstream: string, redirectTo?: RedirectTar
         return;
       case 'corrupt-body':
         forward(req, res, true);
+        return;
+      case 'slow-body':
+        forward(req, res, false, true);
         return;
     }
   });

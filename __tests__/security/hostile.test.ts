@@ -96,7 +96,7 @@ function contents(dir: string): string {
   const marker = `HOST-CANARY-${randomBytes(8).toString('hex')}`;
   let hostBefore: Record<string, string>;
   let busybox = '';
-  const tally = { runs: 0, archives: 0, contexts: 0, stages: 0, failedClearly: 0, built: 0, slowestMs: 0 };
+  const tally = { runs: 0, archives: 0, loads: 0, contexts: 0, stages: 0, failedClearly: 0, built: 0, slowestMs: 0 };
 
   beforeAll(async () => {
     mkdirSync(path.join(host, 'dir'), { recursive: true });
@@ -293,8 +293,37 @@ function contents(dir: string): string {
       expect(imported.code).toBe(1);
       expect(imported.err).toContain(file);
     }
-    await safely(`load ${a.name}`, withStore(['load', '-i', file]));
+    const loaded = await safely(`load ${a.name}`, withStore(['load', '-i', file]));
+    expect(loaded.code).toBe(1);
+    if (a.malformed) expect(loaded.err).toContain(file);
   }, 300_000);
+
+  // ---- archives for `hoist load` whose documents are wrong ----
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+  const configName = `blobs/sha256/${createHash('sha256').update(config).digest('hex')}`;
+  const loads: { name: string; files: Record<string, string | Buffer>; says: RegExp }[] = [
+    { name: 'manifest.json an object', files: { 'manifest.json': '{"Config":"c.json"}' }, says: /manifest\.json is not a list of images/ },
+    { name: 'a manifest.json entry without Layers', files: { 'manifest.json': '[{"Config":"c.json","RepoTags":["x:1"]}]' }, says: /manifest\.json entry 0 has no Layers list/ },
+    { name: 'a manifest.json entry that is no object', files: { 'manifest.json': '[7]' }, says: /entry 0 is not an object/ },
+    { name: 'RepoTags that are not names', files: { 'manifest.json': '[{"Config":"c.json","Layers":[],"RepoTags":"x"}]' }, says: /RepoTags that are not a list/ },
+    { name: 'a Config the archive lacks', files: { 'manifest.json': '[{"Config":"missing.json","Layers":[]}]' }, says: /names missing\.json, which is not in the archive/ },
+    { name: 'a layer the archive lacks', files: { 'manifest.json': `[{"Config":"${configName}","Layers":["nope/layer.tar"]}]`, [configName]: config }, says: /lists 0 diff_ids but manifest\.json 1 layers|names nope\/layer\.tar/ },
+    { name: 'manifest.json that is no JSON', files: { 'manifest.json': '[{' }, says: /manifest\.json is not valid JSON/ },
+    { name: 'index.json whose manifests is not a list', files: { 'index.json': '{"schemaVersion":2,"manifests":{}}' }, says: /index\.json's manifests is not a list/ },
+    { name: 'index.json an array', files: { 'index.json': '[]' }, says: /index\.json is not an OCI image index/ },
+    { name: 'an index.json manifest without a digest', files: { 'index.json': '{"manifests":[{"mediaType":"x"}]}' }, says: /manifests\[0\] is not a descriptor with a digest/ },
+    { name: 'an index.json manifest with a bad digest', files: { 'index.json': '{"manifests":[{"digest":"sha256:xyz"}]}' }, says: /digest/ },
+    { name: 'a blob whose content is not its name', files: { 'blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000': 'not that' }, says: /digest/ },
+  ];
+
+  test.each(loads.map((l) => [l.name, l] as const))('load: %s', async (_name, l) => {
+    const file = path.join(work, `load${n++}.tar`);
+    writeFileSync(file, rawTar(Object.entries(l.files).map(([name, body]) => f(name, body))));
+    const r = await safely(`load ${l.name}`, withStore(['load', '-i', file]));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(l.says);
+    tally.loads++;
+  });
 
   test('escape 1: a whiteout of .. in an ADDed archive cannot empty the parent of the output (the probe, step by step)', async () => {
     const ctx = context('FROM scratch\nADD x.tar /\n', { 'x.tar': rawTar([f('.wh...', '')]) });
@@ -398,7 +427,7 @@ function contents(dir: string): string {
   });
 
   test('the counts', () => {
-    const summary = `hostile input: ${tally.runs} runs (${tally.archives} archives, ${tally.contexts} contexts, ${tally.stages} stages/images): ${tally.built} built, ${tally.failedClearly} failed with a clear error, 0 hung, 0 stack traces, host and outputs unchanged; slowest run ${tally.slowestMs} ms`;
+    const summary = `hostile input: ${tally.runs} runs (${tally.archives} archives, ${tally.loads} load archives, ${tally.contexts} contexts, ${tally.stages} stages/images): ${tally.built} built, ${tally.failedClearly} failed with a clear error, 0 hung, 0 stack traces, host and outputs unchanged; slowest run ${tally.slowestMs} ms`;
     process.stderr.write(`${summary}\n`);
     expect(tally.archives).toBe(archives.length);
     expect(tally.runs).toBeGreaterThanOrEqual(archives.length * (canRun ? 5 : 4) + 3);
