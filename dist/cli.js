@@ -41321,6 +41321,8 @@ class StageScope {
     env;
     /** ARGs declared in this stage (undefined: declared without a value) */
     args = new Map();
+    /** ARG values of the base stage (see ScopeOptions.inheritedArgs) */
+    inheritedArgs;
     /** references to variables that were not set, for the UndefinedVar check */
     undefinedVars = [];
     options;
@@ -41329,6 +41331,19 @@ class StageScope {
         this.lex = new ShellLex(options.escapeToken);
         this.env = new Map(options.baseEnv ?? []);
         this.vars = new Map(this.env);
+        this.inheritedArgs = new Map(options.inheritedArgs ?? []);
+        // An ENV of the base stage wins over its ARG of the same name, as for the stage's own (see the builder's RUN).
+        for (const [k, v] of this.inheritedArgs)
+            if (!this.env.has(k))
+                this.vars.set(k, v);
+    }
+    /** The ARG values the stage's environment holds now, inherited ones included: what a stage FROM this one gets. */
+    argValues() {
+        const out = new Map(this.inheritedArgs);
+        for (const [k, v] of this.args)
+            if (v !== undefined)
+                out.set(k, v);
+        return out;
     }
     /** One word, expanded with the stage's variables; a DockerfileError at the instruction for a bad word. */
     expand(word, at) {
@@ -41770,8 +41785,11 @@ function lint(df, options = {}) {
 }
 function undefinedVars(plan, options, report) {
     const finalEnv = new Map();
+    /** each stage's ARG values, which a stage built FROM it sees too */
+    const finalArgs = new Map();
     for (const p of plan.stages) {
         let baseEnv;
+        const inheritedArgs = p.base.kind === 'stage' ? finalArgs.get(p.base.index) : undefined;
         if (p.base.kind === 'scratch')
             baseEnv = [['PATH', defaultPathEnv]];
         else if (p.base.kind === 'stage')
@@ -41784,7 +41802,7 @@ function undefinedVars(plan, options, report) {
             continue;
         }
         const scope = new StageScope({
-            escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv,
+            escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv, inheritedArgs,
         });
         const reported = new Set();
         for (const ins of p.stage.commands) {
@@ -41806,6 +41824,7 @@ function undefinedVars(plan, options, report) {
             }
         }
         finalEnv.set(p.stage.index, [...scope.env]);
+        finalArgs.set(p.stage.index, scope.argValues());
     }
 }
 /** `FILE:LINE: [Check] message`, one line per warning. */
@@ -46821,7 +46840,7 @@ class BuildContext {
             return undefined;
         return { rel, real: r.rel, abs: r.abs, stats: r.stats, ...(r.stats.isSymbolicLink() ? { linkname: (0,external_node_fs_namespaceObject.readlinkSync)(r.abs) } : {}) };
     }
-    /** A source as written in COPY/ADD → the context paths it names (several for a wildcard). */
+    /** A source as written in COPY/ADD → the context paths it names (several for a wildcard, maybe none). */
     async resolve(source) {
         const cleaned = cleanPath(source.replace(/^\/+/, '') || '.');
         if (cleaned === '..' || cleaned.startsWith('../')) {
@@ -46864,8 +46883,7 @@ class BuildContext {
             if (found)
                 out.push(found);
         }
-        if (out.length === 0)
-            throw new ContextError(`${source}: no source files were specified (nothing in the build context matches)`);
+        // A wildcard that matches nothing copies nothing, and the build goes on (BuildKit's AllowEmptyWildcard).
         return out;
     }
     excludedNote(rel) {
@@ -46910,10 +46928,12 @@ function readInside(contextDir, file) {
 }
 
 ;// CONCATENATED MODULE: ./lib/build/copy.js
-// COPY/ADD as layer entries. Destination rules as in BuildKit: relative destinations are under WORKDIR; a
-// trailing '/' (or several sources, or an existing directory) means "into this directory"; a directory source
-// copies its contents; missing parent directories are created (0755); a directory that exists in the image is
-// left as it is (its entry is not repeated, so its mode and owner stay the base's).
+// COPY/ADD as layer entries. Destination rules as BuildKit's copy applies them (fsutil copy.Copy, one source after
+// the other, each seeing what the ones before it made): relative destinations are under WORKDIR; a trailing '/'
+// makes the destination a directory; a file goes into the destination when that is a directory by then, else
+// it becomes the destination (so a wildcard with one match names the file, and with several the last one stays);
+// a directory source copies its contents; missing parent directories are created (0755); a directory that exists
+// in the image is left as it is (its entry is not repeated, so its mode and owner stay the base's).
 
 class CopyError extends Error {
     name = 'CopyError';
@@ -46926,9 +46946,6 @@ function destination(dest, workdir) {
 }
 function planCopy(sources, o) {
     const { abs: dest, intoDir: trailing } = destination(o.dest, o.workdir);
-    if (o.sourceArgs > 1 && !trailing) {
-        throw new CopyError(`When using COPY with more than one source file, the destination must be a directory and end with a / (got ${o.dest})`);
-    }
     const entries = new Map();
     const owner = o.owner ?? { uid: 0, gid: 0 };
     let keep = false;
@@ -46942,12 +46959,25 @@ function planCopy(sources, o) {
         mtime: Math.floor(p.stats.mtimeMs / 1000),
     });
     const put = (name, e) => entries.set(name.replace(/^\/+/, ''), e);
+    /** What is at an absolute path by now: what an earlier source of this copy put there, else the image's. */
+    const kind = (p) => {
+        const rel = o.fs.resolve(p, true);
+        const planned = entries.get(rel);
+        if (planned)
+            return planned.header.type === 'directory' ? 'directory' : 'other';
+        if (o.fs.isDirectory(rel))
+            return 'directory';
+        return o.fs.lookup(rel) ? 'other' : undefined;
+    };
     const ensureParents = (target) => {
         const parts = target.split('/').filter(Boolean);
         for (let i = 1; i < parts.length; i++) {
             const dir = parts.slice(0, i).join('/');
-            if (entries.has(dir))
+            if (entries.has(dir)) {
+                if (entries.get(dir)?.header.type !== 'directory')
+                    throw new CopyError(`cannot copy to /${target}: /${dir} is not a directory`);
                 continue;
+            }
             if (o.fs.isDirectory(dir)) {
                 // Parents that exist are repeated with their own attributes, as BuildKit's layers do: a layer unpacked on
                 // its own (an overlay lower dir) must not bring a default 0755 root directory over the base's.
@@ -46964,11 +46994,11 @@ function planCopy(sources, o) {
     const addOne = (p, target) => {
         const rel = target.replace(/^\/+/, '');
         if (p.stats.isDirectory()) {
-            if (rel === '' || o.fs.isDirectory(rel))
+            if (rel === '' || kind(target) === 'directory')
                 return;
-            // The directory an archive is unpacked into is made like any missing destination: 0755.
-            const made = keep ? { mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid } : {};
-            put(rel, { header: { ...header(rel, p, 'directory'), ...made, mtime: o.created } });
+            // The directory a directory source (or an archive) is copied into is made like any missing destination
+            // (fsutil's MkdirAll before the copy): 0755, owned by --chown or root, whatever the source directory is.
+            put(rel, { header: { ...header(rel, p, 'directory'), mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, mtime: o.created } });
         }
         else if (p.stats.isSymbolicLink()) {
             throw new CopyError(`internal: unresolved symlink ${p.rel}`);
@@ -46980,7 +47010,6 @@ function planCopy(sources, o) {
             throw new CopyError(`${p.rel}: only files, directories and symlinks can be copied (this is a ${p.stats.isFIFO() ? 'FIFO' : p.stats.isSocket() ? 'socket' : 'device'})`);
         }
     };
-    const multiple = sources.length > 1 || sources.some((s) => s.wildcard);
     for (const s of sources) {
         keep = s.keepOwner === true;
         const isDir = s.path.stats.isDirectory();
@@ -46989,7 +47018,7 @@ function planCopy(sources, o) {
             target = external_node_path_.posix.join(dest, s.parentsPath ?? s.path.rel);
         else if (isDir)
             target = dest;
-        else if (trailing || multiple || o.fs.isDirectory(dest))
+        else if (trailing || kind(dest) === 'directory')
             target = external_node_path_.posix.join(dest, external_node_path_.posix.basename(s.path.rel || s.path.abs));
         else
             target = dest;
@@ -46999,6 +47028,10 @@ function planCopy(sources, o) {
         // included (a file copied onto a symlink writes the file it points at; a directory copied onto a link to a
         // directory fills that directory).
         target = '/' + o.fs.resolve(target, true);
+        if (isDir && kind(target) === 'other')
+            throw new CopyError(`cannot copy to non-directory: ${target}`);
+        if (!isDir && kind(target) === 'directory')
+            throw new CopyError(`cannot replace the directory ${target} with a file`);
         ensureParents(target === '/' ? '' : target);
         addOne(s.path, target);
         for (const child of s.children ?? []) {
@@ -47297,9 +47330,9 @@ async function withLayer(store, client, l, use) {
 }
 
 ;// CONCATENATED MODULE: ./lib/build/users.js
-// User and group names as BuildKit resolves them for --chown, USER-owned WORKDIRs and (later) RUN: from the
-// image's own /etc/passwd and /etc/group. `user[:group]`: a number is taken as is; a numeric user without a
-// group gets gid = uid; a named user without a group gets its primary group from passwd.
+// User and group names as BuildKit resolves them for --chown, USER-owned WORKDIRs and RUN: from the image's own
+// /etc/passwd and /etc/group. `user[:group]`: a number is taken as is; a numeric user without a group gets
+// gid = uid; a named user without a group gets its primary group from passwd.
 class UserError extends Error {
     name = 'UserError';
 }
@@ -47325,37 +47358,40 @@ function needsLookup(spec) {
     const [user, group] = spec.split(':');
     return !isNumber(user) || (group !== undefined && group !== '' && !isNumber(group));
 }
+/**
+ * The owner a file operation gives (--chown, the directories WORKDIR makes under USER), as BuildKit's readUser
+ * (solver/llbsolver/file/user_linux.go) finds it: a number as is (a numeric user without a group gets gid = uid); a
+ * name from the image's passwd or group, and a name it does not have leaves the id at 0 instead of failing (only
+ * RUN refuses an unknown user, resolveExecUser).
+ */
 function resolveOwner(spec, files) {
     const colon = spec.indexOf(':');
     const user = colon < 0 ? spec : spec.slice(0, colon);
     const group = colon < 0 ? undefined : spec.slice(colon + 1);
     if (user === '')
         throw new UserError(`invalid user ${JSON.stringify(spec)}`);
-    let uid;
-    let primary;
+    const owner = { uid: 0, gid: 0 };
     if (isNumber(user)) {
-        uid = Number(user);
-        primary = uid;
+        owner.uid = Number(user);
+        owner.gid = owner.uid;
     }
     else {
         const e = parsePasswd(files.passwd ?? '').find((p) => p.name === user);
-        if (!e)
-            throw new UserError(`unable to find user ${user}: no matching entries in passwd file`);
-        uid = e.id;
-        primary = e.gid;
+        if (e) {
+            owner.uid = e.id;
+            owner.gid = e.gid ?? 0;
+        }
     }
-    let gid;
-    if (group === undefined || group === '')
-        gid = primary ?? uid;
-    else if (isNumber(group))
-        gid = Number(group);
-    else {
-        const g = parseGroup(files.group ?? '').find((p) => p.name === group);
-        if (!g)
-            throw new UserError(`unable to find group ${group}: no matching entries in group file`);
-        gid = g.id;
+    if (group !== undefined && group !== '') {
+        if (isNumber(group))
+            owner.gid = Number(group);
+        else {
+            const g = parseGroup(files.group ?? '').find((p) => p.name === group);
+            if (g)
+                owner.gid = g.id;
+        }
     }
-    return { uid, gid };
+    return owner;
 }
 /**
  * The user of a RUN step, as BuildKit resolves it (executor/oci/user.go GetUser: numeric `uid:gid` as is, else
@@ -48225,6 +48261,7 @@ class Builder {
             void this.stage(d).catch(() => undefined);
         let state;
         let time = 0;
+        let inheritedArgs = new Map();
         const base = planned.base;
         const fromStarted = Date.now();
         if (base.kind === 'scratch') {
@@ -48235,6 +48272,7 @@ class Builder {
             const r = await this.stage(base.index);
             state = r.state.clone();
             time = r.time;
+            inheritedArgs = r.argValues;
         }
         else {
             state = await this.baseImage(base.ref, platform, stage.from);
@@ -48249,7 +48287,7 @@ class Builder {
             const eq = e.indexOf('=');
             return (eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)]);
         });
-        const scope = new StageScope({ escapeToken: this.df.escapeToken, globalArgs: this.plan.globalArgs, buildArgs: this.plan.buildArgs, baseEnv: env });
+        const scope = new StageScope({ escapeToken: this.df.escapeToken, globalArgs: this.plan.globalArgs, buildArgs: this.plan.buildArgs, baseEnv: env, inheritedArgs });
         const meta = { cmdSet: false };
         const triggers = state.runtime.OnBuild ?? [];
         state.runtime.OnBuild = null;
@@ -48274,7 +48312,7 @@ class Builder {
             this.steps.push(report);
             this.req.onStep?.(report);
         }
-        return { state: ctx.state, time: ctx.time };
+        return { state: ctx.state, time: ctx.time, argValues: scope.argValues() };
     }
     /** A layer this build wrote, on top of `state` with its history entry; the index learns it from its headers. */
     async addWritten(state, layer, createdBy, time) {
@@ -48405,10 +48443,9 @@ class Builder {
                     catch (e) {
                         throw stageError(ins, e);
                     }
-                    sources.push({ path: (await BuildContext.plain(dir).resolve(external_node_path_.basename(file)))[0], wildcard: false });
+                    sources.push({ path: (await BuildContext.plain(dir).resolve(external_node_path_.basename(file)))[0] });
                     continue;
                 }
-                const wildcard = /[*?[]/.test(s);
                 for (const p of await from.resolve(s)) {
                     const kind = ins.kind === 'add' && !source && p.stats.isFile() ? await archiveKind(p.abs) : undefined;
                     if (kind) {
@@ -48424,12 +48461,14 @@ class Builder {
                         }
                         const unpacked = BuildContext.plain(dir);
                         const top = (await unpacked.resolve('.'))[0];
-                        sources.push({ path: { ...top, rel: '' }, wildcard: true, keepOwner: true, children: await unpacked.walk(top) });
+                        sources.push({ path: { ...top, rel: '' }, keepOwner: true, children: await unpacked.walk(top) });
                         continue;
                     }
                     const pivot = s.indexOf('/./');
                     const parentsPath = pivot >= 0 ? external_node_path_.posix.relative(cleanPath(s.slice(0, pivot).replace(/^\/+/, '') || '.').replace(/^\.$/, ''), p.rel) : undefined;
-                    sources.push({ path: p, wildcard, children: p.stats.isDirectory() ? await from.walk(p) : undefined, parentsPath });
+                    // A stage's or image's files keep their owners unless --chown says otherwise (BuildKit copies them with
+                    // their uid/gid); the context's become 0:0.
+                    sources.push({ path: p, keepOwner: source !== undefined && ins.chown === undefined, children: p.stats.isDirectory() ? await from.walk(p) : undefined, parentsPath });
                 }
             }
         }
@@ -48459,7 +48498,7 @@ class Builder {
                 await (0,promises_.writeFile)(file, data, { mode: 0o644 });
                 await (0,promises_.chmod)(file, 0o644);
                 await (0,promises_.utimes)(file, mtime, mtime);
-                sources.push({ path: (await inlineRoot.resolve(f.name))[0], wildcard: false });
+                sources.push({ path: (await inlineRoot.resolve(f.name))[0] });
             }
         }
         let newest = ctx.time;
@@ -48488,7 +48527,7 @@ class Builder {
         const target = ins.link ? new FsIndex() : await state.fs(this.req.store, this.req.client);
         let entries;
         try {
-            entries = planCopy(sources, { dest: ins.dest, workdir: state.runtime.WorkingDir ?? '/', sourceArgs: ins.sources.length + ins.inline.length, owner, chmod, created: this.req.sourceDateEpoch ?? ctx.time, fs: target, parents: ins.kind === 'copy' && ins.parents, exclude });
+            entries = planCopy(sources, { dest: ins.dest, workdir: state.runtime.WorkingDir ?? '/', owner, chmod, created: this.req.sourceDateEpoch ?? ctx.time, fs: target, parents: ins.kind === 'copy' && ins.parents, exclude });
         }
         catch (e) {
             if (e instanceof CopyError)
@@ -48535,6 +48574,9 @@ class Builder {
             await mkdirp(external_node_path_.join(mount.merged, lower.resolve(cwd, true)));
             const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e]));
             const argPrefix = [];
+            for (const [k, v] of scope.inheritedArgs)
+                if (!env.has(k))
+                    env.set(k, `${k}=${v}`);
             for (const [k, v] of scope.args)
                 if (v !== undefined && !env.has(k))
                     env.set(k, `${k}=${v}`);
@@ -48733,8 +48775,18 @@ class Builder {
         }
         return p;
     }
-    /** The unpacked snapshots of an image's layers, bottom first (unpacked once into the store). */
+    /**
+     * The unpacked snapshots of an image's layers, bottom first (unpacked once into the store). A layer that comes
+     * again higher up (RUN steps that change nothing alike, the same COPY twice, a base built that way) is one
+     * snapshot directory, and overlayfs refuses a directory twice among its lower dirs; its lower copy is left out,
+     * which shows the same tree: the upper copy applies again all that layer holds (its files, whiteouts and opaque
+     * directories) over whatever came between.
+     */
     async snapshots(state) {
+        const all = await this.snapshotDirs(state);
+        return all.filter((dir, i) => all.indexOf(dir, i + 1) < 0);
+    }
+    async snapshotDirs(state) {
         const store = this.req.store;
         const out = [];
         for (const l of state.layers) {

@@ -30691,6 +30691,8 @@ class StageScope {
     env;
     /** ARGs declared in this stage (undefined: declared without a value) */
     args = new Map();
+    /** ARG values of the base stage (see ScopeOptions.inheritedArgs) */
+    inheritedArgs;
     /** references to variables that were not set, for the UndefinedVar check */
     undefinedVars = [];
     options;
@@ -30699,6 +30701,19 @@ class StageScope {
         this.lex = new ShellLex(options.escapeToken);
         this.env = new Map(options.baseEnv ?? []);
         this.vars = new Map(this.env);
+        this.inheritedArgs = new Map(options.inheritedArgs ?? []);
+        // An ENV of the base stage wins over its ARG of the same name, as for the stage's own (see the builder's RUN).
+        for (const [k, v] of this.inheritedArgs)
+            if (!this.env.has(k))
+                this.vars.set(k, v);
+    }
+    /** The ARG values the stage's environment holds now, inherited ones included: what a stage FROM this one gets. */
+    argValues() {
+        const out = new Map(this.inheritedArgs);
+        for (const [k, v] of this.args)
+            if (v !== undefined)
+                out.set(k, v);
+        return out;
     }
     /** One word, expanded with the stage's variables; a DockerfileError at the instruction for a bad word. */
     expand(word, at) {
@@ -31140,8 +31155,11 @@ function lint(df, options = {}) {
 }
 function undefinedVars(plan, options, report) {
     const finalEnv = new Map();
+    /** each stage's ARG values, which a stage built FROM it sees too */
+    const finalArgs = new Map();
     for (const p of plan.stages) {
         let baseEnv;
+        const inheritedArgs = p.base.kind === 'stage' ? finalArgs.get(p.base.index) : undefined;
         if (p.base.kind === 'scratch')
             baseEnv = [['PATH', defaultPathEnv]];
         else if (p.base.kind === 'stage')
@@ -31154,7 +31172,7 @@ function undefinedVars(plan, options, report) {
             continue;
         }
         const scope = new StageScope({
-            escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv,
+            escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv, inheritedArgs,
         });
         const reported = new Set();
         for (const ins of p.stage.commands) {
@@ -31176,6 +31194,7 @@ function undefinedVars(plan, options, report) {
             }
         }
         finalEnv.set(p.stage.index, [...scope.env]);
+        finalArgs.set(p.stage.index, scope.argValues());
     }
 }
 /** `FILE:LINE: [Check] message`, one line per warning. */

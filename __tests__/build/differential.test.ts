@@ -1,7 +1,8 @@
 // hoist build against docker build (BuildKit of Debian's docker.io, dockerd started by the test) on the same
 // Dockerfiles and contexts: the flattened filesystems and the configs must be identical. The base image is
 // made here from Debian's busybox-static and pushed to a local docker-registry; both builders pull it from there.
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { hoist } from '../helpers/hoist.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -685,6 +686,139 @@ COPY ünï.txt /
 `,
     files: { 'a.txt': 'a', 'b.txt': 'b', 'with space.txt': 's', 'ünï.txt': 'u' },
   },
+  // Issue 11: where hoist differed from docker on Dockerfiles written outside the project (several adapted from
+  // buildah's conformance corpus, tests/conformance/testdata).
+  {
+    name: 'identical layers in one stack: RUN steps that change nothing, the same COPY twice, then RUN over them',
+    dockerfile: `FROM {{BASE}}
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+COPY a.txt /a.txt
+COPY a.txt /a.txt
+RUN cat /a.txt > /seen
+`,
+    files: { 'a.txt': 'a' },
+  },
+  {
+    name: 'identical layers in the base image: RUN over them',
+    dockerfile: `FROM {{BASE}}-dup
+RUN cat /d.txt /d.txt > /seen
+`,
+  },
+  {
+    name: 'a wildcard with one match and a destination without a slash names a file (COPY target/*.jar app.jar)',
+    dockerfile: `FROM scratch
+COPY target/*.jar app.jar
+COPY d/*.txt /dest
+COPY two/*.txt /last-wins
+COPY a.txt b.txt /both-onto-one
+`,
+    files: { 'target/app-1.0.jar': 'jar', 'd/one.txt': 'one', 'two/1.txt': 'first', 'two/2.txt': 'second', 'a.txt': 'a', 'b.txt': 'b' },
+  },
+  {
+    name: 'escaped wildcard characters (buildah copy-escape-glob): the lexer drops the escape, the pattern matches both, the last stays',
+    dockerfile: `FROM scratch
+WORKDIR /app
+COPY ./app/[[]xyz]/file.txt /app/
+COPY ./app/[[]xyz]/[[]abc]/file.txt /app2/
+COPY ./app/* /app3/
+COPY ./app/n\\?pe/file.txt /app4/file.txt
+COPY ./app/st\\*uv/file.txt /app5/file.txt
+`,
+    files: { 'app/[xyz]/file.txt': 'xyz', 'app/[xyz]/[abc]/file.txt': 'abc', 'app/n?pe/file.txt': 'question', 'app/nope/file.txt': 'nope', 'app/st*uv/file.txt': 'star', 'app/strauv/file.txt': 'strauv', 'app/jkl?/file.txt': 'jkl' },
+  },
+  {
+    name: 'a wildcard that matches nothing copies nothing, beside other sources and alone (an empty layer)',
+    dockerfile: `FROM scratch
+COPY missing* present.txt /d/
+COPY missing* /e/
+COPY present.txt /p
+`,
+    files: { 'present.txt': 'p' },
+  },
+  {
+    name: '.dockerignore: an excluded directory whose file a ! line brings back is in the context (buildah subdir-file)',
+    dockerfile: `FROM scratch
+ADD folder1 /f1
+COPY . /all/
+`,
+    files: { '.dockerignore': '**\n!folder1/file1\n', 'folder1/file1': 'one', 'folder1/file2': 'two', 'other.txt': 'o' },
+  },
+  {
+    name: '.dockerignore: nested alternations of excluded and re-included directories (buildah alternating)',
+    dockerfile: `FROM scratch
+COPY subdir /sub/
+ADD subdir/subdir1 /s1/
+COPY subdir/subdir1/subdir2/subdir3 /s3/
+COPY . /all/
+`,
+    files: {
+      '.dockerignore': '**\n!subdir\nsubdir/subdir1\n!subdir/subdir1/subdir2\nsubdir/subdir1/subdir2/subdir3\n!subdir/subdir1/subdir2/subdir3/subdir4\nsubdir/subdir1/subdir2/subdir3/subdir4/subdir5\n!subdir/subdir1/subdir2/subdir3/subdir4/subdir5/file\n',
+      'subdir/top.txt': 't', 'subdir/subdir1/one.txt': '1', 'subdir/subdir1/subdir2/two.txt': '2', 'subdir/subdir1/subdir2/subdir3/three.txt': '3',
+      'subdir/subdir1/subdir2/subdir3/subdir4/four.txt': '4', 'subdir/subdir1/subdir2/subdir3/subdir4/subdir5/five.txt': '5', 'subdir/subdir1/subdir2/subdir3/subdir4/subdir5/file': 'f',
+    },
+  },
+  {
+    name: 'COPY --from keeps the owners of a stage\'s files; COPY from the context makes them 0:0',
+    dockerfile: `FROM scratch AS owned
+ADD owned.tar.gz /owned/
+FROM {{BASE}} AS ran
+RUN mkdir /files && touch /files/f && chown -R 65:65 /files && chown 1000:1000 /files/f
+FROM scratch
+COPY --from=owned /owned /from-stage
+COPY --from=ran /files /from-run
+COPY --from=ran --chown=7:8 /files /chowned
+COPY mine.txt /from-context
+`,
+    files: { 'owned.tar.gz': { tarOf: { 'a.txt': 'a', 'sub/b.txt': 'b' } }, 'mine.txt': { content: 'mine', uid: 1234, gid: 4321 } },
+  },
+  {
+    name: 'WORKDIR and COPY --chown with a user and a group the image does not define fall back to 0 (BuildKit readUser)',
+    dockerfile: `FROM {{BASE}}
+USER docker:root
+WORKDIR /test
+USER ghost:app
+WORKDIR /test2
+USER root
+COPY --chown=ghost a.txt /f
+COPY --chown=ghost:app a.txt /g
+COPY --chown=app:ghosts a.txt /h
+`,
+    files: { 'a.txt': 'a' },
+  },
+  {
+    name: 'ADD of a local tar keeps the owners of its symlinks',
+    dockerfile: `FROM scratch
+ADD links.tar /
+`,
+    files: { 'links.tar': { tarOf: { 'target.txt': 't', 'link': { symlink: 'target.txt' }, 'dir/abs': { symlink: '/target.txt' } }, compress: undefined } },
+  },
+  {
+    name: 'a stage built FROM another stage sees its ARG values (not in its config, not in its RUN history unless declared)',
+    dockerfile: `FROM {{BASE}} AS a
+ARG X=1
+ARG Y=from-a
+ENV Y=env-wins
+FROM a
+COPY f$X /copied
+RUN echo "x=$X y=$Y" > /out
+ARG X
+RUN echo "x=$X" > /out2
+`,
+    files: { f1: 'f' },
+  },
+  {
+    name: 'RUN --mount=type=bind,rw from a stage with device nodes',
+    dockerfile: `FROM {{BASE}} AS devs
+RUN mkdir /devs && mknod /devs/null2 c 1 3 && mknod -m 600 /devs/ptmx2 c 5 2 && echo f > /devs/file
+FROM {{BASE}}
+RUN --mount=type=bind,from=devs,source=/devs,target=/m,rw stat -c '%F %t %T %a %n' /m/null2 /m/ptmx2 > /listing && echo changed > /m/file && rm /m/null2 && cat /m/file >> /listing
+`,
+    oldBuildkitStubs: ['m'],
+  },
   {
     name: '--target picks a stage; unneeded stages are not built',
     dockerfile: `FROM scratch AS wanted
@@ -721,6 +855,13 @@ require('node:http').createServer((req, res) => {
     http = `http://127.0.0.1:${port}`;
     base = `${reg.host}/base/busybox:1`;
     await pushBusyboxBase(base, store, work);
+    // A base whose stack holds one layer twice (the same COPY twice makes the same layer), for issue 11.
+    const dup = path.join(work, 'dup-base');
+    mkdirSync(dup);
+    writeFileSync(path.join(dup, 'd.txt'), 'duplicated\n');
+    writeFileSync(path.join(dup, 'Dockerfile'), `FROM ${base}\nCOPY d.txt /d.txt\nCOPY d.txt /d.txt\n`);
+    const pushed = await hoist(['build', '--store', store, '--progress', 'quiet', '-t', `${base}-dup`, '--push', dup]);
+    if (pushed.code !== 0) throw new Error(pushed.err);
   }, 120_000);
   afterAll(async () => {
     web?.kill();

@@ -40,4 +40,11 @@ describe('--chown and WORKDIR owners', () => {
     expect(resolveOwner('app', files)).toEqual({ uid: 1000, gid: 1001 });
     expect(resolveOwner('app:staff', files)).toEqual({ uid: 1000, gid: 50 });
   });
+  test('a name the image lacks leaves its id at 0, as BuildKit\'s readUser (docker: COPY --chown=ghost gives 0:0)', () => {
+    expect(resolveOwner('ghost', files)).toEqual({ uid: 0, gid: 0 });
+    expect(resolveOwner('ghost:staff', files)).toEqual({ uid: 0, gid: 50 });
+    expect(resolveOwner('app:ghosts', files)).toEqual({ uid: 1000, gid: 1001 });
+    expect(resolveOwner('docker:root', {})).toEqual({ uid: 0, gid: 0 });
+    expect(resolveOwner('1234:ghosts', files)).toEqual({ uid: 1234, gid: 1234 });
+  });
 });

@@ -199,6 +199,12 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     expect(fs[`${outside.slice(1)}/w`]).toMatchObject({ type: 'directory' });
   });
 
+  test('RUN as a user the image does not define fails, as docker\'s does (file operations fall back to 0:0 instead)', async () => {
+    const { r } = await build('FROM {{BASE}}\nUSER ghost\nWORKDIR /made-by-ghost\nRUN true\n');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/Dockerfile:4: unable to find user ghost: no matching entries in passwd file/);
+  });
+
   test('a failing RUN names its line and exit code and leaves no mount or container', async () => {
     const { r } = await build('FROM {{BASE}}\nRUN echo about to fail && exit 3\n');
     expect(r.code).toBe(1);

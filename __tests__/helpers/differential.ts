@@ -1,7 +1,7 @@
 // The differential harness: a case (Dockerfile, context, build args) built by `docker build` (BuildKit of
 // Debian's dockerd) and by hoist, compared by flattened filesystem and config (see flatten.ts), then loaded
 // (and, when the case says, run) in docker.
-import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Dockerd } from './dockerd.js';
@@ -11,11 +11,11 @@ import { run } from './tools.js';
 
 export type FileSpec =
   | string
-  | { content: string; mode?: number }
+  | { content: string; mode?: number; uid?: number; gid?: number }
   | { symlink: string }
   | { dir: true; mode?: number }
-  /** a tar made by GNU tar of these files (owned by 1234:5678), compressed with the given tool */
-  | { tarOf: Record<string, string>; compress?: 'gzip' | 'bzip2' | 'xz' | 'zstd' };
+  /** a tar made by GNU tar of these files and symlinks (owned by 1234:5678), compressed with the given tool */
+  | { tarOf: Record<string, string | { symlink: string }>; compress?: 'gzip' | 'bzip2' | 'xz' | 'zstd' };
 
 export interface Case {
   name: string;
@@ -67,7 +67,8 @@ export function writeContext(dir: string, c: Case, base: string, http: string): 
       const src = mkdtempSync(path.join(tmpdir(), 'hoist-tarof-'));
       for (const [n, text] of Object.entries(spec.tarOf)) {
         mkdirSync(path.dirname(path.join(src, n)), { recursive: true });
-        writeFileSync(path.join(src, n), text);
+        if (typeof text === 'string') writeFileSync(path.join(src, n), text);
+        else symlinkSync(text.symlink, path.join(src, n));
       }
       run('sh', ['-c', `find . -exec touch -h -d @${fixedTime - 1000} {} +`], { cwd: src });
       const flag = { gzip: '--gzip', bzip2: '--bzip2', xz: '--xz', zstd: '--zstd' }[spec.compress ?? 'gzip'];
@@ -79,6 +80,7 @@ export function writeContext(dir: string, c: Case, base: string, http: string): 
     } else {
       writeFileSync(p, spec.content);
       if (spec.mode !== undefined) chmodSync(p, spec.mode);
+      if (spec.uid !== undefined) chownSync(p, spec.uid, spec.gid ?? spec.uid);
     }
   }
   // Same mtimes for every file, so that both builders see (and must keep) the same ones.

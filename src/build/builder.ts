@@ -168,6 +168,11 @@ interface StageResult {
   state: ImageState;
   /** newest input time so far (seconds) */
   time: number;
+  /**
+   * the ARG values in the stage's environment at its end (its own and those it inherited): a stage built FROM it
+   * sees them too, as BuildKit's llb state carries them, though neither its config nor its RUN history shows them
+   */
+  argValues: Map<string, string>;
 }
 
 export class Builder {
@@ -299,6 +304,7 @@ export class Builder {
     for (const d of planned.deps) void this.stage(d).catch(() => undefined);
     let state: ImageState;
     let time = 0;
+    let inheritedArgs = new Map<string, string>();
     const base = planned.base;
     const fromStarted = Date.now();
     if (base.kind === 'scratch') {
@@ -308,6 +314,7 @@ export class Builder {
       const r = await this.stage(base.index);
       state = r.state.clone();
       time = r.time;
+      inheritedArgs = r.argValues;
     } else {
       state = await this.baseImage(base.ref, platform, stage.from);
       // An image without PATH gets the default one, as BuildKit gives it.
@@ -320,7 +327,7 @@ export class Builder {
       const eq = e.indexOf('=');
       return (eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)]) as [string, string];
     });
-    const scope = new StageScope({ escapeToken: this.df.escapeToken, globalArgs: this.plan.globalArgs, buildArgs: this.plan.buildArgs, baseEnv: env });
+    const scope = new StageScope({ escapeToken: this.df.escapeToken, globalArgs: this.plan.globalArgs, buildArgs: this.plan.buildArgs, baseEnv: env, inheritedArgs });
     const meta: MetadataContext = { cmdSet: false };
     const triggers = state.runtime.OnBuild ?? [];
     state.runtime.OnBuild = null;
@@ -345,7 +352,7 @@ export class Builder {
       this.steps.push(report);
       this.req.onStep?.(report);
     }
-    return { state: ctx.state, time: ctx.time };
+    return { state: ctx.state, time: ctx.time, argValues: scope.argValues() };
   }
 
   /** A layer this build wrote, on top of `state` with its history entry; the index learns it from its headers. */
@@ -474,10 +481,9 @@ export class Builder {
           } catch (e) {
             throw stageError(ins, e);
           }
-          sources.push({ path: (await BuildContext.plain(dir).resolve(path.basename(file)))[0], wildcard: false });
+          sources.push({ path: (await BuildContext.plain(dir).resolve(path.basename(file)))[0] });
           continue;
         }
-        const wildcard = /[*?[]/.test(s);
         for (const p of await from.resolve(s)) {
           const kind = ins.kind === 'add' && !source && p.stats.isFile() ? await archiveKind(p.abs) : undefined;
           if (kind) {
@@ -491,12 +497,14 @@ export class Builder {
             }
             const unpacked = BuildContext.plain(dir);
             const top = (await unpacked.resolve('.'))[0];
-            sources.push({ path: { ...top, rel: '' }, wildcard: true, keepOwner: true, children: await unpacked.walk(top) });
+            sources.push({ path: { ...top, rel: '' }, keepOwner: true, children: await unpacked.walk(top) });
             continue;
           }
           const pivot = s.indexOf('/./');
           const parentsPath = pivot >= 0 ? path.posix.relative(cleanPath(s.slice(0, pivot).replace(/^\/+/, '') || '.').replace(/^\.$/, ''), p.rel) : undefined;
-          sources.push({ path: p, wildcard, children: p.stats.isDirectory() ? await from.walk(p) : undefined, parentsPath });
+          // A stage's or image's files keep their owners unless --chown says otherwise (BuildKit copies them with
+          // their uid/gid); the context's become 0:0.
+          sources.push({ path: p, keepOwner: source !== undefined && ins.chown === undefined, children: p.stats.isDirectory() ? await from.walk(p) : undefined, parentsPath });
         }
       }
     } catch (e) {
@@ -523,7 +531,7 @@ export class Builder {
         await writeFile(file, data, { mode: 0o644 });
         await chmodFile(file, 0o644);
         await utimes(file, mtime, mtime);
-        sources.push({ path: (await inlineRoot.resolve(f.name))[0], wildcard: false });
+        sources.push({ path: (await inlineRoot.resolve(f.name))[0] });
       }
     }
     let newest = ctx.time;
@@ -547,7 +555,7 @@ export class Builder {
     const target = ins.link ? new FsIndex() : await state.fs(this.req.store, this.req.client);
     let entries;
     try {
-      entries = planCopy(sources, { dest: ins.dest, workdir: state.runtime.WorkingDir ?? '/', sourceArgs: ins.sources.length + ins.inline.length, owner, chmod, created: this.req.sourceDateEpoch ?? ctx.time, fs: target, parents: ins.kind === 'copy' && ins.parents, exclude });
+      entries = planCopy(sources, { dest: ins.dest, workdir: state.runtime.WorkingDir ?? '/', owner, chmod, created: this.req.sourceDateEpoch ?? ctx.time, fs: target, parents: ins.kind === 'copy' && ins.parents, exclude });
     } catch (e) {
       if (e instanceof CopyError) throw stageError(ins, e);
       throw e;
@@ -588,6 +596,7 @@ export class Builder {
       await mkdirp(path.join(mount.merged, lower.resolve(cwd, true)));
       const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e] as const));
       const argPrefix: string[] = [];
+      for (const [k, v] of scope.inheritedArgs) if (!env.has(k)) env.set(k, `${k}=${v}`);
       for (const [k, v] of scope.args) if (v !== undefined && !env.has(k)) env.set(k, `${k}=${v}`);
       // The history names every ARG in scope, valued from the step's environment (so an ENV of the same name
       // wins), an ARG without a value as `K=` (dockerfile2llb runCommandString).
@@ -769,8 +778,19 @@ export class Builder {
     return p;
   }
 
-  /** The unpacked snapshots of an image's layers, bottom first (unpacked once into the store). */
+  /**
+   * The unpacked snapshots of an image's layers, bottom first (unpacked once into the store). A layer that comes
+   * again higher up (RUN steps that change nothing alike, the same COPY twice, a base built that way) is one
+   * snapshot directory, and overlayfs refuses a directory twice among its lower dirs; its lower copy is left out,
+   * which shows the same tree: the upper copy applies again all that layer holds (its files, whiteouts and opaque
+   * directories) over whatever came between.
+   */
   private async snapshots(state: ImageState): Promise<string[]> {
+    const all = await this.snapshotDirs(state);
+    return all.filter((dir, i) => all.indexOf(dir, i + 1) < 0);
+  }
+
+  private async snapshotDirs(state: ImageState): Promise<string[]> {
     const store = this.req.store;
     const out: string[] = [];
     for (const l of state.layers) {

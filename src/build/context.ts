@@ -136,7 +136,7 @@ export class BuildContext {
     return { rel, real: r.rel, abs: r.abs, stats: r.stats, ...(r.stats.isSymbolicLink() ? { linkname: readlinkSync(r.abs) } : {}) };
   }
 
-  /** A source as written in COPY/ADD → the context paths it names (several for a wildcard). */
+  /** A source as written in COPY/ADD → the context paths it names (several for a wildcard, maybe none). */
   async resolve(source: string): Promise<ContextPath[]> {
     const cleaned = cleanPath(source.replace(/^\/+/, '') || '.');
     if (cleaned === '..' || cleaned.startsWith('../')) {
@@ -174,7 +174,7 @@ export class BuildContext {
       const found = this.lookup(p, true);
       if (found) out.push(found);
     }
-    if (out.length === 0) throw new ContextError(`${source}: no source files were specified (nothing in the build context matches)`);
+    // A wildcard that matches nothing copies nothing, and the build goes on (BuildKit's AllowEmptyWildcard).
     return out;
   }
 

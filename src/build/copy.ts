@@ -1,7 +1,9 @@
-// COPY/ADD as layer entries. Destination rules as in BuildKit: relative destinations are under WORKDIR; a
-// trailing '/' (or several sources, or an existing directory) means "into this directory"; a directory source
-// copies its contents; missing parent directories are created (0755); a directory that exists in the image is
-// left as it is (its entry is not repeated, so its mode and owner stay the base's).
+// COPY/ADD as layer entries. Destination rules as BuildKit's copy applies them (fsutil copy.Copy, one source after
+// the other, each seeing what the ones before it made): relative destinations are under WORKDIR; a trailing '/'
+// makes the destination a directory; a file goes into the destination when that is a directory by then, else
+// it becomes the destination (so a wildcard with one match names the file, and with several the last one stays);
+// a directory source copies its contents; missing parent directories are created (0755); a directory that exists
+// in the image is left as it is (its entry is not repeated, so its mode and owner stay the base's).
 import path from 'node:path';
 import type { TarHeader } from '../layer/tar.js';
 import type { LayerEntry } from '../layer/writer.js';
@@ -17,9 +19,10 @@ export interface CopySource {
   path: ContextPath;
   /** what is below a directory source, in walk order */
   children?: ContextPath[];
-  /** from a wildcard: always copied into the destination directory */
-  wildcard: boolean;
-  /** an unpacked archive: its entries keep the archive's owners, --chown or not (as BuildKit unpacks) */
+  /**
+   * its entries keep the owners they have: a stage's or image's files without --chown (COPY --from), and an
+   * unpacked archive's, --chown or not (as BuildKit unpacks)
+   */
   keepOwner?: boolean;
   /** --parents: the path kept under the destination (the part after a `/./` pivot) */
   parentsPath?: string;
@@ -28,8 +31,6 @@ export interface CopySource {
 export interface CopyPlanOptions {
   dest: string;
   workdir: string;
-  /** the number of source arguments as written */
-  sourceArgs: number;
   owner?: Owner;
   chmod?: ChmodFn;
   /** --parents: keep each source's path (below an optional `/./` pivot) under the destination */
@@ -54,9 +55,6 @@ export function destination(dest: string, workdir: string): { abs: string; intoD
 
 export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): LayerEntry[] {
   const { abs: dest, intoDir: trailing } = destination(o.dest, o.workdir);
-  if (o.sourceArgs > 1 && !trailing) {
-    throw new CopyError(`When using COPY with more than one source file, the destination must be a directory and end with a / (got ${o.dest})`);
-  }
   const entries = new Map<string, LayerEntry>();
   const owner = o.owner ?? { uid: 0, gid: 0 };
   let keep = false;
@@ -70,11 +68,22 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     mtime: Math.floor(p.stats.mtimeMs / 1000),
   });
   const put = (name: string, e: LayerEntry) => entries.set(name.replace(/^\/+/, ''), e);
+  /** What is at an absolute path by now: what an earlier source of this copy put there, else the image's. */
+  const kind = (p: string): 'directory' | 'other' | undefined => {
+    const rel = o.fs.resolve(p, true);
+    const planned = entries.get(rel);
+    if (planned) return planned.header.type === 'directory' ? 'directory' : 'other';
+    if (o.fs.isDirectory(rel)) return 'directory';
+    return o.fs.lookup(rel) ? 'other' : undefined;
+  };
   const ensureParents = (target: string) => {
     const parts = target.split('/').filter(Boolean);
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
-      if (entries.has(dir)) continue;
+      if (entries.has(dir)) {
+        if (entries.get(dir)?.header.type !== 'directory') throw new CopyError(`cannot copy to /${target}: /${dir} is not a directory`);
+        continue;
+      }
       if (o.fs.isDirectory(dir)) {
         // Parents that exist are repeated with their own attributes, as BuildKit's layers do: a layer unpacked on
         // its own (an overlay lower dir) must not bring a default 0755 root directory over the base's.
@@ -89,10 +98,10 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
   const addOne = (p: ContextPath, target: string) => {
     const rel = target.replace(/^\/+/, '');
     if (p.stats.isDirectory()) {
-      if (rel === '' || o.fs.isDirectory(rel)) return;
-      // The directory an archive is unpacked into is made like any missing destination: 0755.
-      const made = keep ? { mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid } : {};
-      put(rel, { header: { ...header(rel, p, 'directory'), ...made, mtime: o.created } });
+      if (rel === '' || kind(target) === 'directory') return;
+      // The directory a directory source (or an archive) is copied into is made like any missing destination
+      // (fsutil's MkdirAll before the copy): 0755, owned by --chown or root, whatever the source directory is.
+      put(rel, { header: { ...header(rel, p, 'directory'), mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, mtime: o.created } });
     } else if (p.stats.isSymbolicLink()) {
       throw new CopyError(`internal: unresolved symlink ${p.rel}`);
     } else if (p.stats.isFile()) {
@@ -101,20 +110,21 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
       throw new CopyError(`${p.rel}: only files, directories and symlinks can be copied (this is a ${p.stats.isFIFO() ? 'FIFO' : p.stats.isSocket() ? 'socket' : 'device'})`);
     }
   };
-  const multiple = sources.length > 1 || sources.some((s) => s.wildcard);
   for (const s of sources) {
     keep = s.keepOwner === true;
     const isDir = s.path.stats.isDirectory();
     let target: string;
     if (o.parents) target = path.posix.join(dest, s.parentsPath ?? s.path.rel);
     else if (isDir) target = dest;
-    else if (trailing || multiple || o.fs.isDirectory(dest)) target = path.posix.join(dest, path.posix.basename(s.path.rel || s.path.abs));
+    else if (trailing || kind(dest) === 'directory') target = path.posix.join(dest, path.posix.basename(s.path.rel || s.path.abs));
     else target = dest;
     if (!isDir && o.exclude?.excludes(path.posix.basename(s.path.rel))) continue;
     // The destination is reached the way BuildKit's copy reaches it: through symlinks of the image, the last one
     // included (a file copied onto a symlink writes the file it points at; a directory copied onto a link to a
     // directory fills that directory).
     target = '/' + o.fs.resolve(target, true);
+    if (isDir && kind(target) === 'other') throw new CopyError(`cannot copy to non-directory: ${target}`);
+    if (!isDir && kind(target) === 'directory') throw new CopyError(`cannot replace the directory ${target} with a file`);
     ensureParents(target === '/' ? '' : target);
     addOne(s.path, target);
     for (const child of s.children ?? []) {

@@ -1,6 +1,6 @@
-// User and group names as BuildKit resolves them for --chown, USER-owned WORKDIRs and (later) RUN: from the
-// image's own /etc/passwd and /etc/group. `user[:group]`: a number is taken as is; a numeric user without a
-// group gets gid = uid; a named user without a group gets its primary group from passwd.
+// User and group names as BuildKit resolves them for --chown, USER-owned WORKDIRs and RUN: from the image's own
+// /etc/passwd and /etc/group. `user[:group]`: a number is taken as is; a numeric user without a group gets
+// gid = uid; a named user without a group gets its primary group from passwd.
 
 export interface Owner {
   uid: number;
@@ -43,31 +43,36 @@ export function needsLookup(spec: string): boolean {
   return !isNumber(user) || (group !== undefined && group !== '' && !isNumber(group));
 }
 
+/**
+ * The owner a file operation gives (--chown, the directories WORKDIR makes under USER), as BuildKit's readUser
+ * (solver/llbsolver/file/user_linux.go) finds it: a number as is (a numeric user without a group gets gid = uid); a
+ * name from the image's passwd or group, and a name it does not have leaves the id at 0 instead of failing (only
+ * RUN refuses an unknown user, resolveExecUser).
+ */
 export function resolveOwner(spec: string, files: { passwd?: string; group?: string }): Owner {
   const colon = spec.indexOf(':');
   const user = colon < 0 ? spec : spec.slice(0, colon);
   const group = colon < 0 ? undefined : spec.slice(colon + 1);
   if (user === '') throw new UserError(`invalid user ${JSON.stringify(spec)}`);
-  let uid: number;
-  let primary: number | undefined;
+  const owner: Owner = { uid: 0, gid: 0 };
   if (isNumber(user)) {
-    uid = Number(user);
-    primary = uid;
+    owner.uid = Number(user);
+    owner.gid = owner.uid;
   } else {
     const e = parsePasswd(files.passwd ?? '').find((p) => p.name === user);
-    if (!e) throw new UserError(`unable to find user ${user}: no matching entries in passwd file`);
-    uid = e.id;
-    primary = e.gid;
+    if (e) {
+      owner.uid = e.id;
+      owner.gid = e.gid ?? 0;
+    }
   }
-  let gid: number;
-  if (group === undefined || group === '') gid = primary ?? uid;
-  else if (isNumber(group)) gid = Number(group);
-  else {
-    const g = parseGroup(files.group ?? '').find((p) => p.name === group);
-    if (!g) throw new UserError(`unable to find group ${group}: no matching entries in group file`);
-    gid = g.id;
+  if (group !== undefined && group !== '') {
+    if (isNumber(group)) owner.gid = Number(group);
+    else {
+      const g = parseGroup(files.group ?? '').find((p) => p.name === group);
+      if (g) owner.gid = g.id;
+    }
   }
-  return { uid, gid };
+  return owner;
 }
 
 export interface ExecUser extends Owner {

@@ -199,8 +199,11 @@ export function lint(df: Dockerfile, options: LintOptions = {}): LintResult {
 
 function undefinedVars(plan: BuildPlan, options: LintOptions, report: (c: CheckName, line: number, m: string) => void) {
   const finalEnv = new Map<number, [string, string][] | undefined>();
+  /** each stage's ARG values, which a stage built FROM it sees too */
+  const finalArgs = new Map<number, Map<string, string>>();
   for (const p of plan.stages) {
     let baseEnv: [string, string][] | undefined;
+    const inheritedArgs = p.base.kind === 'stage' ? finalArgs.get(p.base.index) : undefined;
     if (p.base.kind === 'scratch') baseEnv = [['PATH', defaultPathEnv]];
     else if (p.base.kind === 'stage') baseEnv = finalEnv.get(p.base.index);
     else baseEnv = options.baseEnv?.(p.base.ref);
@@ -210,7 +213,7 @@ function undefinedVars(plan: BuildPlan, options: LintOptions, report: (c: CheckN
       continue;
     }
     const scope = new StageScope({
-      escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv,
+      escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv, inheritedArgs,
     });
     const reported = new Set<string>();
     for (const ins of p.stage.commands) {
@@ -229,6 +232,7 @@ function undefinedVars(plan: BuildPlan, options: LintOptions, report: (c: CheckN
       }
     }
     finalEnv.set(p.stage.index, [...scope.env]);
+    finalArgs.set(p.stage.index, scope.argValues());
   }
 }
 

@@ -14,6 +14,8 @@ export interface ScopeOptions {
   buildArgs: ReadonlyMap<string, string>;
   /** the base image's (or base stage's) Env */
   baseEnv?: Iterable<[string, string]>;
+  /** the ARG values of the stage this one is built FROM: in its environment, not in its config or history */
+  inheritedArgs?: Iterable<[string, string]>;
 }
 
 export interface UndefinedVariable {
@@ -30,6 +32,8 @@ export class StageScope {
   readonly env: Map<string, string>;
   /** ARGs declared in this stage (undefined: declared without a value) */
   readonly args = new Map<string, string | undefined>();
+  /** ARG values of the base stage (see ScopeOptions.inheritedArgs) */
+  readonly inheritedArgs: Map<string, string>;
   /** references to variables that were not set, for the UndefinedVar check */
   readonly undefinedVars: UndefinedVariable[] = [];
   private readonly options: ScopeOptions;
@@ -39,6 +43,16 @@ export class StageScope {
     this.lex = new ShellLex(options.escapeToken);
     this.env = new Map(options.baseEnv ?? []);
     this.vars = new Map(this.env);
+    this.inheritedArgs = new Map(options.inheritedArgs ?? []);
+    // An ENV of the base stage wins over its ARG of the same name, as for the stage's own (see the builder's RUN).
+    for (const [k, v] of this.inheritedArgs) if (!this.env.has(k)) this.vars.set(k, v);
+  }
+
+  /** The ARG values the stage's environment holds now, inherited ones included: what a stage FROM this one gets. */
+  argValues(): Map<string, string> {
+    const out = new Map(this.inheritedArgs);
+    for (const [k, v] of this.args) if (v !== undefined) out.set(k, v);
+    return out;
   }
 
   /** One word, expanded with the stage's variables; a DockerfileError at the instruction for a bad word. */
