@@ -41575,7 +41575,7 @@ function parseDockerignore(text) {
         p = cleanPath(p);
         if (p.length > 1 && p.startsWith('/'))
             p = p.slice(1);
-        patterns.push({ pattern: p, exclusion, line, regexp: compile(p, line) });
+        patterns.push({ pattern: p, exclusion, line, regexp: compile(p, line), parts: [] });
     });
     return patterns;
 }
@@ -41589,6 +41589,28 @@ class IgnoreMatcher {
     }
     static fromText(text) {
         return new IgnoreMatcher(parseDockerignore(text));
+    }
+    /**
+     * Whether a `!` line could bring back something below the directory `dir`: one whose leading components match
+     * the directory's (or reach a `**`) and go on below it. A directory no exception can reach need not be walked
+     * to learn that it stays out (fsutil looks only where an exception points, too).
+     */
+    mayIncludeBelow(dir) {
+        const parts = cleanPath(dir.replace(/^\/+/, '')).split('/');
+        return this.patterns.some((p) => {
+            if (!p.exclusion)
+                return false;
+            const pp = p.pattern.split('/');
+            for (let i = 0; i < parts.length; i++) {
+                if (i >= pp.length)
+                    return false;
+                if (pp[i].startsWith('**'))
+                    return true;
+                if (!(p.parts[i] ??= compile(pp[i], p.line)).test(parts[i]))
+                    return false;
+            }
+            return pp.length > parts.length;
+        });
     }
     /** Whether a context path (slash-separated, relative) is excluded: it or a parent matches, last line wins. */
     excludes(path) {
@@ -46814,6 +46836,10 @@ class BuildContext {
         let v = this.holds.get(real);
         if (v === undefined) {
             v = false;
+            if (!this.ignore.mayIncludeBelow(real)) {
+                this.holds.set(real, v);
+                return v;
+            }
             for (const name of (0,external_node_fs_namespaceObject.readdirSync)(external_node_path_.join(this.dir, real))) {
                 const r = `${real}/${name}`;
                 if (!this.excluded(r) || ((0,external_node_fs_namespaceObject.lstatSync)(external_node_path_.join(this.dir, r)).isDirectory() && this.holdsIncluded(r))) {

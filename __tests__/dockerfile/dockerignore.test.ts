@@ -69,3 +69,16 @@ test('cleanPath is Go path.Clean', () => {
 test('<Dockerfile>.dockerignore beside the Dockerfile comes before the context one', () => {
   expect(dockerignoreCandidates('build/app.Dockerfile', 'ctx/')).toEqual(['build/app.Dockerfile.dockerignore', 'ctx/.dockerignore']);
 });
+
+test('an excluded directory is looked into only where a ! line could bring something back', () => {
+  const allow = m('**\n!src\n!docs/*.md\n!**/keep\nsubdir/a\n!subdir/a/b/c\n');
+  expect(allow.mayIncludeBelow('node_modules')).toBe(true); // !**/keep could match anywhere
+  const plain = m('**\n!src\n!docs/*.md\nsubdir/a\n!subdir/a/b/c\n');
+  expect(plain.mayIncludeBelow('node_modules')).toBe(false);
+  expect(plain.mayIncludeBelow('docs')).toBe(true);
+  expect(plain.mayIncludeBelow('docs/old')).toBe(false);
+  expect(plain.mayIncludeBelow('subdir/a')).toBe(true);
+  expect(plain.mayIncludeBelow('subdir/a/b')).toBe(true);
+  expect(plain.mayIncludeBelow('subdir/a/x')).toBe(false);
+  expect(m('a\n').mayIncludeBelow('a')).toBe(false);
+});

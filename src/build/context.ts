@@ -111,6 +111,10 @@ export class BuildContext {
     let v = this.holds.get(real);
     if (v === undefined) {
       v = false;
+      if (!this.ignore.mayIncludeBelow(real)) {
+        this.holds.set(real, v);
+        return v;
+      }
       for (const name of readdirSync(path.join(this.dir, real))) {
         const r = `${real}/${name}`;
         if (!this.excluded(r) || (lstatSync(path.join(this.dir, r)).isDirectory() && this.holdsIncluded(r))) {

@@ -10,6 +10,8 @@ export interface IgnorePattern {
   /** 1-based line in the ignore file */
   line: number;
   regexp: RegExp;
+  /** each component's own pattern, compiled when first needed (mayIncludeBelow) */
+  parts: RegExp[];
 }
 
 export class DockerignoreError extends Error {
@@ -120,7 +122,7 @@ export function parseDockerignore(text: string): IgnorePattern[] {
     }
     p = cleanPath(p);
     if (p.length > 1 && p.startsWith('/')) p = p.slice(1);
-    patterns.push({ pattern: p, exclusion, line, regexp: compile(p, line) });
+    patterns.push({ pattern: p, exclusion, line, regexp: compile(p, line), parts: [] });
   });
   return patterns;
 }
@@ -137,6 +139,25 @@ export class IgnoreMatcher {
 
   static fromText(text: string): IgnoreMatcher {
     return new IgnoreMatcher(parseDockerignore(text));
+  }
+
+  /**
+   * Whether a `!` line could bring back something below the directory `dir`: one whose leading components match
+   * the directory's (or reach a `**`) and go on below it. A directory no exception can reach need not be walked
+   * to learn that it stays out (fsutil looks only where an exception points, too).
+   */
+  mayIncludeBelow(dir: string): boolean {
+    const parts = cleanPath(dir.replace(/^\/+/, '')).split('/');
+    return this.patterns.some((p) => {
+      if (!p.exclusion) return false;
+      const pp = p.pattern.split('/');
+      for (let i = 0; i < parts.length; i++) {
+        if (i >= pp.length) return false;
+        if (pp[i].startsWith('**')) return true;
+        if (!(p.parts[i] ??= compile(pp[i], p.line)).test(parts[i])) return false;
+      }
+      return pp.length > parts.length;
+    });
   }
 
   /** Whether a context path (slash-separated, relative) is excluded: it or a parent matches, last line wins. */
