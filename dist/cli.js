@@ -48809,17 +48809,13 @@ class Builder {
      * directories) over whatever came between.
      */
     async snapshots(state) {
-        const all = await this.snapshotDirs(state);
-        return all.filter((dir, i) => all.indexOf(dir, i + 1) < 0);
-    }
-    async snapshotDirs(state) {
         const store = this.req.store;
         const out = [];
         for (const l of state.layers) {
             const snap = await withLayer(store, this.req.client, l, (open) => store.snapshot(l.diffID, async () => (await decompressed(await open())).stream, { whiteouts: 'overlay' }));
             out.push(snap.path);
         }
-        return out;
+        return out.filter((dir, i) => out.indexOf(dir, i + 1) < 0);
     }
     /**
      * An image's filesystem as a directory: as root, a read-only overlay of its snapshots (a stage's RUN layers are

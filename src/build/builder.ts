@@ -786,18 +786,13 @@ export class Builder {
    * directories) over whatever came between.
    */
   private async snapshots(state: ImageState): Promise<string[]> {
-    const all = await this.snapshotDirs(state);
-    return all.filter((dir, i) => all.indexOf(dir, i + 1) < 0);
-  }
-
-  private async snapshotDirs(state: ImageState): Promise<string[]> {
     const store = this.req.store;
     const out: string[] = [];
     for (const l of state.layers) {
       const snap = await withLayer(store, this.req.client, l, (open) => store.snapshot(l.diffID, async () => (await decompressed(await open())).stream, { whiteouts: 'overlay' }));
       out.push(snap.path);
     }
-    return out;
+    return out.filter((dir, i) => out.indexOf(dir, i + 1) < 0);
   }
 
   /**
