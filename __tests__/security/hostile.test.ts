@@ -8,6 +8,8 @@
 // files the output directory held before); nothing of the host directory reaches the output or the log; no error
 // names a path of the store's temp dirs. Real parts: Debian's docker-registry (base images), runc (RUN).
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -393,6 +395,22 @@ function contents(dir: string): string {
     }
     // The context is the user's checkout: a build never changes it (rw mounts write to a throwaway view).
     expect(fingerprint(ctx)).toEqual(before);
+  });
+
+  test('ADD of a URL whose name climbs (..%2f…) writes the download inside the build, named by its last component', async () => {
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('overwritten by a download\n'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const climbing = `${'..%2f'.repeat(12)}${encodeURIComponent(host.slice(1))}%2fvictim.txt`;
+      const out = outputDir();
+      const r = await safely('ADD climbing URL', withStore(['build', '--progress', 'plain', '-o', `type=local,dest=${out.dest}`, context(`FROM scratch\nADD http://127.0.0.1:${port}/x/${climbing} /downloaded/\n`)]));
+      expect(r.code).toBe(0);
+      out.check();
+      expect(readFileSync(path.join(out.dest, 'downloaded', 'victim.txt'), 'utf8')).toBe('overwritten by a download\n');
+    } finally {
+      server.close();
+    }
   });
 
   // ---- stages and images with absolute links ----

@@ -16,13 +16,19 @@ export function isURL(source: string): boolean {
   return /^https?:\/\//i.test(source);
 }
 
+/**
+ * The file name of a URL as BuildKit takes it (path.Base of the decoded path, else `__unnamed__`): decoded first, so
+ * that `..%2f..%2fetc` is the name `etc`, never a path that climbs out of the directory it is downloaded into.
+ */
 export function urlFileName(url: string): string {
+  let decoded: string;
   try {
-    const base = path.posix.basename(new URL(url).pathname);
-    return base && base !== '/' && base !== '.' ? decodeURIComponent(base) : '__unnamed__';
+    decoded = decodeURIComponent(new URL(url).pathname);
   } catch {
     return '__unnamed__';
   }
+  const base = path.posix.basename(decoded);
+  return base && base !== '/' && base !== '.' && base !== '..' && !base.includes('\0') ? base : '__unnamed__';
 }
 
 /** Downloads `url` into `dir`; returns the file's path. */
