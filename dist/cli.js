@@ -48440,14 +48440,14 @@ class Builder {
     }
     /**
      * The user a RUN step runs as (resolveExecUser): the image's passwd and group are read unless USER is
-     * `uid:gid`, from the step's mounted root (`merged`) at the paths the index resolves inside the image.
+     * `uid:gid`, from the step's mounted root (`merged`), each path resolved inside it (src/layer/rooted.ts).
      */
-    async execUser(spec, fs, merged) {
+    async execUser(spec, merged) {
         if (!spec || /^\d+:\d+$/.test(spec))
             return resolveExecUser(spec ?? '', {});
         const read = async (f) => {
-            const resolved = fs.resolve(f, true);
-            return fs.entries.get(resolved)?.header.type === 'file' ? (0,promises_.readFile)(external_node_path_.join(merged, resolved), 'utf8') : undefined;
+            const r = resolveInside(merged, f, { followLast: true });
+            return r.stats?.isFile() ? (0,promises_.readFile)(r.abs, 'utf8') : undefined;
         };
         return resolveExecUser(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
     }
@@ -48599,11 +48599,11 @@ class Builder {
         const cleanup = [];
         try {
             const c = state.runtime;
-            const owner = await this.execUser(c.User, lower, mount.merged);
+            const owner = await this.execUser(c.User, mount.merged);
             const cwd = c.WorkingDir || '/';
-            // Made where the path leads inside the image (the index resolves its symlinks there): joined to the host
-            // path as it is, an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
-            await mkdirp(external_node_path_.join(mount.merged, lower.resolve(cwd, true)));
+            // Made where the path leads inside the image (its symlinks resolved there): joined to the host path as it
+            // is, an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
+            await mkdirp(resolveInside(mount.merged, cwd, { followLast: true }).abs);
             const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e]));
             const argPrefix = [];
             for (const [k, v] of scope.inheritedArgs)

@@ -22,7 +22,7 @@ import { formatPlatform, hostPlatform, type Platform } from '../image/platform.j
 import { parseReference, type Reference } from '../image/reference.js';
 import type { ImageSource } from '../image/source.js';
 import { CompressionError, decompressed } from '../layer/compression.js';
-import { RootedPathError } from '../layer/rooted.js';
+import { resolveInside, RootedPathError } from '../layer/rooted.js';
 import { TarError } from '../layer/tar.js';
 import { extractLayer } from '../layer/extract.js';
 import { writeLayer, type WrittenLayer } from '../layer/writer.js';
@@ -448,13 +448,13 @@ export class Builder {
 
   /**
    * The user a RUN step runs as (resolveExecUser): the image's passwd and group are read unless USER is
-   * `uid:gid`, from the step's mounted root (`merged`) at the paths the index resolves inside the image.
+   * `uid:gid`, from the step's mounted root (`merged`), each path resolved inside it (src/layer/rooted.ts).
    */
-  private async execUser(spec: string | undefined, fs: FsIndex, merged: string): Promise<ExecUser> {
+  private async execUser(spec: string | undefined, merged: string): Promise<ExecUser> {
     if (!spec || /^\d+:\d+$/.test(spec)) return resolveExecUser(spec ?? '', {});
     const read = async (f: string) => {
-      const resolved = fs.resolve(f, true);
-      return fs.entries.get(resolved)?.header.type === 'file' ? readFile(path.join(merged, resolved), 'utf8') : undefined;
+      const r = resolveInside(merged, f, { followLast: true });
+      return r.stats?.isFile() ? readFile(r.abs, 'utf8') : undefined;
     };
     return resolveExecUser(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
   }
@@ -589,11 +589,11 @@ export class Builder {
     const cleanup: (() => Promise<void>)[] = [];
     try {
       const c = state.runtime;
-      const owner = await this.execUser(c.User, lower, mount.merged);
+      const owner = await this.execUser(c.User, mount.merged);
       const cwd = c.WorkingDir || '/';
-      // Made where the path leads inside the image (the index resolves its symlinks there): joined to the host
-      // path as it is, an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
-      await mkdirp(path.join(mount.merged, lower.resolve(cwd, true)));
+      // Made where the path leads inside the image (its symlinks resolved there): joined to the host path as it
+      // is, an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
+      await mkdirp(resolveInside(mount.merged, cwd, { followLast: true }).abs);
       const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e] as const));
       const argPrefix: string[] = [];
       for (const [k, v] of scope.inheritedArgs) if (!env.has(k)) env.set(k, `${k}=${v}`);
