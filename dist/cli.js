@@ -46412,7 +46412,7 @@ async function writeLayer(store, entries, options = {}) {
     return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers: sorted.map((e) => e.header) };
 }
 
-;// CONCATENATED MODULE: ./lib/build/archive.js
+;// CONCATENATED MODULE: ./lib/solver/archive.js
 // ADD of a local archive: a tar, plain or compressed with gzip, bzip2, xz or zstd (recognised by content, not by
 // name, as Docker does), is unpacked into the destination; any other file is copied as it is. bzip2 and xz (and
 // zstd where Node lacks it) are decompressed by the system's own tools.
@@ -46496,7 +46496,7 @@ async function archiveKind(file) {
     }
 }
 
-;// CONCATENATED MODULE: ./lib/build/http-source.js
+;// CONCATENATED MODULE: ./lib/solver/http-source.js
 // ADD from a URL, as BuildKit's HTTP source does it: the file is named after the URL's last path segment
 // (`__unnamed__` when there is none), written with mode 0600, its mtime from Last-Modified, never unpacked, and
 // checked against --checksum when one is given. Redirects are followed.
@@ -46548,7 +46548,7 @@ async function download(url, dir, options) {
     return file;
 }
 
-;// CONCATENATED MODULE: ./lib/build/chmod.js
+;// CONCATENATED MODULE: ./lib/solver/chmod.js
 // --chmod values: octal (0755, 644) or symbolic like chmod(1): `u+x`, `go-w`, `a=rX`, `u=rwx,g=rx,o=`, `+x`
 // (no who means all). X sets execute only on directories and on files that already have an execute bit.
 class ChmodError extends Error {
@@ -46608,7 +46608,7 @@ function parseChmod(text) {
     };
 }
 
-;// CONCATENATED MODULE: ./lib/build/fs-index.js
+;// CONCATENATED MODULE: ./lib/layer/fs-index.js
 
 
 
@@ -46740,7 +46740,7 @@ class FsIndex {
     }
 }
 
-;// CONCATENATED MODULE: ./lib/build/context.js
+;// CONCATENATED MODULE: ./lib/solver/context.js
 // The build context: a directory, seen through .dockerignore. COPY/ADD sources are resolved here as BuildKit
 // resolves them: paths are relative to the context root and may not leave it; wildcards follow Go's
 // filepath.Match (a `*` never crosses a `/`); excluded paths do not exist; a source that is itself a symlink is
@@ -46959,7 +46959,7 @@ function readInside(contextDir, file) {
     return r.stats?.isFile() ? (0,external_node_fs_namespaceObject.readFileSync)(r.abs, 'utf8') : undefined;
 }
 
-;// CONCATENATED MODULE: ./lib/build/copy.js
+;// CONCATENATED MODULE: ./lib/solver/copy.js
 // COPY/ADD as layer entries. Destination rules as BuildKit's copy applies them (fsutil copy.Copy, one source after
 // the other, each seeing what the ones before it made): relative destinations are under WORKDIR; a trailing '/'
 // makes the destination a directory; a file goes into the destination when that is a directory by then, else
@@ -47085,7 +47085,7 @@ function planCopy(sources, o) {
     return [...entries.values()];
 }
 
-;// CONCATENATED MODULE: ./lib/build/metadata.js
+;// CONCATENATED MODULE: ./lib/solver/metadata.js
 // The instructions that change only the image config, applied as BuildKit's dockerfile2llb applies them, with
 // the history `created_by` text BuildKit writes (Go's %q/%v formatting of slices and maps included).
 
@@ -47231,7 +47231,7 @@ function applyMetadata(state, ins, ctx) {
     }
 }
 
-;// CONCATENATED MODULE: ./lib/build/state.js
+;// CONCATENATED MODULE: ./lib/solver/state.js
 
 
 
@@ -47361,7 +47361,7 @@ async function withLayer(store, client, l, use) {
     }
 }
 
-;// CONCATENATED MODULE: ./lib/build/users.js
+;// CONCATENATED MODULE: ./lib/solver/users.js
 // User and group names as BuildKit resolves them for --chown, USER-owned WORKDIRs and RUN: from the image's own
 // /etc/passwd and /etc/group. `user[:group]`: a number is taken as is; a numeric user without a group gets
 // gid = uid; a named user without a group gets its primary group from passwd.
@@ -48049,7 +48049,7 @@ async function writeSecretFile(dir, id, data, mode) {
     return file;
 }
 
-;// CONCATENATED MODULE: ./lib/build/builder.js
+;// CONCATENATED MODULE: ./lib/solver/builder.js
 // The solver for Dockerfiles: the front end's plan (stages, the target, what each needs) executed stage by stage,
 // independent stages in parallel. Each stage starts from scratch, a registry image (the tag resolved once, the
 // platform picked from an index, no layer downloaded until a step needs the files) or an earlier stage, and each

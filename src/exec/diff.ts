@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { FsIndex } from '../build/fs-index.js';
+import type { FsIndex } from '../layer/fs-index.js';
 import type { TarHeader } from '../layer/tar.js';
 import type { LayerEntry } from '../layer/writer.js';
 

@@ -5,9 +5,14 @@
 import { createReadStream } from 'node:fs';
 import { DigestStream } from '../image/digest.js';
 import { type Compression, layerMediaType } from '../image/media-types.js';
-import type { Store } from '../store/store.js';
+import type { Readable } from 'node:stream';
 import { chain, compressor } from './compression.js';
 import { type TarHeader, TarWriter } from './tar.js';
+
+/** Where a written layer's compressed bytes go, verified and kept (the store). */
+export interface BlobSink {
+  writeBlob(source: Readable): Promise<{ digest: string; size: number }>;
+}
 
 export interface LayerEntry {
   header: TarHeader;
@@ -48,7 +53,7 @@ function normalise(e: LayerEntry, epoch: number | undefined): LayerEntry {
   return { ...e, header: { ...e.header, name, mtime } };
 }
 
-export async function writeLayer(store: Store, entries: readonly LayerEntry[], options: LayerOptions = {}): Promise<WrittenLayer> {
+export async function writeLayer(store: BlobSink, entries: readonly LayerEntry[], options: LayerOptions = {}): Promise<WrittenLayer> {
   const compression = options.compression ?? 'gzip';
   const sorted = entries.map((e) => normalise(e, options.sourceDateEpoch)).filter((e) => e.header.name !== '/' && e.header.name !== '');
   sorted.sort((a, b) => walkOrder(a.header.name, b.header.name));

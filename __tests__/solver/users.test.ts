@@ -1,7 +1,7 @@
 // How USER and --chown names become ids: --chown (resolveOwner, BuildKit's file ops) and the user of a RUN step
 // (resolveExecUser, runc's GetExecUser as BuildKit's executor calls it). The RUN rules were checked against
 // docker build (differential.test.ts, "supplementary groups" and "HOME" cases); these pin the edge cases.
-import { resolveExecUser, resolveOwner, UserError } from '../../src/build/users.js';
+import { resolveExecUser, resolveOwner, UserError } from '../../src/solver/users.js';
 
 const files = {
   passwd: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n# comment\nbroken:x:notanumber:1\nnobody:x:65534:65534::/:/bin/false\n',

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { TarHeader } from '../layer/tar.js';
 import type { LayerEntry } from '../layer/writer.js';
 import type { ContextPath } from './context.js';
-import type { FsIndex } from './fs-index.js';
+import type { FsIndex } from '../layer/fs-index.js';
 import type { IgnoreMatcher } from '../dockerfile/dockerignore.js';
 import type { ChmodFn } from './chmod.js';
 import type { Owner } from './users.js';

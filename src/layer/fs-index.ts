@@ -3,10 +3,10 @@
 // (WORKDIR, COPY destinations) and reads single files (/etc/passwd for --chown names) from the layer that last
 // wrote them.
 import type { Readable } from 'node:stream';
-import { opaqueWhiteout, whiteoutPrefix } from '../layer/extract.js';
-import { cleanEntryName } from '../layer/rooted.js';
-import { decompressed } from '../layer/compression.js';
-import { readTar, type TarHeader } from '../layer/tar.js';
+import { opaqueWhiteout, whiteoutPrefix } from './extract.js';
+import { cleanEntryName } from './rooted.js';
+import { decompressed } from './compression.js';
+import { readTar, type TarHeader } from './tar.js';
 
 export interface IndexedEntry {
   header: TarHeader;

@@ -32,7 +32,7 @@ import type { Store } from '../store/store.js';
 import { ArchiveError, archiveKind, openArchive } from './archive.js';
 import { download, isURL } from './http-source.js';
 import { type ChmodFn, parseChmod } from './chmod.js';
-import { FsIndex } from './fs-index.js';
+import { FsIndex } from '../layer/fs-index.js';
 import { BuildContext, ContextError, type ContextPath, readInside } from './context.js';
 import { CopyError, type CopySource, planCopy } from './copy.js';
 import type { Owner } from './users.js';

@@ -9,7 +9,7 @@ import { DigestStream } from '../image/digest.js';
 import { cleanEntryName } from '../layer/rooted.js';
 import { readTar, TarError, type TarHeader } from '../layer/tar.js';
 import { fetchIntoStore } from '../store/pull.js';
-import { FsIndex } from './fs-index.js';
+import { FsIndex } from '../layer/fs-index.js';
 
 export interface LayerRef {
   descriptor: Descriptor;
