@@ -41444,11 +41444,104 @@ class StageScope {
     }
 }
 
+;// CONCATENATED MODULE: ./lib/dockerfile/glob.js
+// Go's path/filepath.Match patterns, the one glob syntax of Dockerfiles: COPY/ADD source wildcards use it as Go
+// defines it, and .dockerignore (moby/patternmatcher) adds `**` for any number of directories. `*` and `?` never
+// match a `/`; a class `[abc]`, `[a-z]` or `[^…]` matches one character (any, `/` included, as in Go); `\` makes
+// the next character literal. There is no `[!…]`: Go takes `!` as a character like any other. A pattern Go calls
+// malformed (ErrBadPattern: an unclosed or empty class, a `-` or `]` where a character is due, a trailing `\`) is
+// an error, not a pattern that matches nothing.
+class GlobError extends Error {
+    name = 'GlobError';
+}
+const special = /[\\^$.*+?()[\]{}|/]/;
+const glob_escape = (c) => (special.test(c) ? `\\${c}` : c);
+const escapeInClass = (c) => (/[\\\]\[^-]/.test(c) ? `\\${c}` : c);
+/** The pattern as an anchored RegExp over a whole slash-separated path. */
+function globToRegExp(pattern, options = {}) {
+    const chars = Array.from(pattern);
+    const bad = (why) => new GlobError(`syntax error in pattern ${JSON.stringify(pattern)}: ${why}`);
+    let re = '^';
+    for (let i = 0; i < chars.length; i++) {
+        const c = chars[i];
+        if (c === '*') {
+            if (options.doubleStar && chars[i + 1] === '*') {
+                i++;
+                if (chars[i + 1] === '/')
+                    i++; // `**/` is the same as `**`
+                re += i + 1 >= chars.length ? '.*' : '(?:.*/)?';
+            }
+            else {
+                re += '[^/]*';
+            }
+        }
+        else if (c === '?') {
+            re += '[^/]';
+        }
+        else if (c === '\\') {
+            if (i + 1 >= chars.length)
+                throw bad('a trailing \\');
+            re += glob_escape(chars[++i]);
+        }
+        else if (c === '[') {
+            let j = i + 1;
+            let cls = '';
+            if (chars[j] === '^') {
+                cls = '^';
+                j++;
+            }
+            // One character of a range: escaped, or any but `-` and `]` (Go's getEsc).
+            const one = () => {
+                let ch = chars[j];
+                if (ch === undefined || ch === '-' || ch === ']')
+                    throw bad(ch === undefined ? 'an unclosed [' : `a ${ch} where a character is due`);
+                if (ch === '\\') {
+                    ch = chars[++j];
+                    if (ch === undefined)
+                        throw bad('an unclosed [');
+                }
+                j++;
+                return ch;
+            };
+            for (let ranges = 0;; ranges++) {
+                if (chars[j] === ']' && ranges > 0)
+                    break;
+                const lo = one();
+                let hi = lo;
+                if (chars[j] === '-') {
+                    j++;
+                    hi = one();
+                }
+                // Go compares code points; a range whose ends are reversed matches nothing.
+                if (lo.codePointAt(0) <= hi.codePointAt(0))
+                    cls += lo === hi ? escapeInClass(lo) : `${escapeInClass(lo)}-${escapeInClass(hi)}`;
+            }
+            re += cls === '^' ? '[^]' : cls === '' ? '[]' : `[${cls}]`;
+            i = j;
+        }
+        else {
+            re += glob_escape(c);
+        }
+    }
+    return new RegExp(`${re}$`, 'u');
+}
+/** Whether a path component or path holds a wildcard (`*`, `?` or `[` not escaped by `\`). */
+function hasWildcard(p) {
+    for (let i = 0; i < p.length; i++) {
+        if (p[i] === '\\')
+            i++;
+        else if (p[i] === '*' || p[i] === '?' || p[i] === '[')
+            return true;
+    }
+    return false;
+}
+
 ;// CONCATENATED MODULE: ./lib/dockerfile/dockerignore.js
-// .dockerignore with Docker's semantics (moby/patternmatcher): Go filepath.Match patterns on slash-separated
-// paths relative to the context, `**` for any number of directories, `!` exceptions where the last matching
-// line wins, `#` comment lines, patterns cleaned like Go's filepath.Clean, and a path excluded when it or any
-// of its parent directories matches.
+// .dockerignore with Docker's semantics (moby/patternmatcher): Go filepath.Match patterns (glob.ts) on
+// slash-separated paths relative to the context, `**` for any number of directories, `!` exceptions where the last
+// matching line wins, `#` comment lines, patterns cleaned like Go's filepath.Clean, and a path excluded when it or
+// any of its parent directories matches.
+
 class DockerignoreError extends Error {
     line;
     name = 'DockerignoreError';
@@ -41478,82 +41571,15 @@ function cleanPath(p) {
     const s = (rooted ? '/' : '') + out.join('/');
     return s === '' ? '.' : s;
 }
-function escapeRegExp(ch) {
-    return /[\\^$.*+?()[\]{}|/]/.test(ch) ? '\\' + ch : ch;
-}
-function escapeInClass(ch) {
-    return /[\\^\]\[-]/.test(ch) ? '\\' + ch : ch;
-}
-function compile(pattern, line) {
-    const chars = Array.from(pattern);
-    let re = '^';
-    for (let i = 0; i < chars.length; i++) {
-        const ch = chars[i];
-        if (ch === '*') {
-            if (chars[i + 1] === '*') {
-                i++;
-                if (chars[i + 1] === '/')
-                    i++; // **/ is the same as **
-                re += i + 1 >= chars.length ? '.*' : '(?:.*/)?';
-            }
-            else {
-                re += '[^/]*';
-            }
-        }
-        else if (ch === '?') {
-            re += '[^/]';
-        }
-        else if (ch === '\\') {
-            // the next character is literal; a trailing backslash is itself
-            if (i + 1 < chars.length)
-                re += escapeRegExp(chars[++i]);
-            else
-                re += '\\\\';
-        }
-        else if (ch === '[') {
-            // a character class as in filepath.Match: [abc], [a-z], [^a] or [!a]
-            let j = i + 1;
-            let cls = '';
-            if (chars[j] === '!' || chars[j] === '^') {
-                cls += '^';
-                j++;
-            }
-            let closed = false;
-            let first = true;
-            for (; j < chars.length; j++) {
-                const c = chars[j];
-                if (c === ']' && !first) {
-                    closed = true;
-                    break;
-                }
-                first = false;
-                if (c === '\\') {
-                    j++;
-                    if (j >= chars.length)
-                        break;
-                    cls += escapeInClass(chars[j]);
-                }
-                else if (c === '-' && cls !== '' && cls !== '^' && chars[j + 1] !== ']') {
-                    cls += '-';
-                }
-                else {
-                    cls += escapeInClass(c);
-                }
-            }
-            if (!closed || cls === '' || cls === '^')
-                throw new DockerignoreError(`syntax error in pattern: ${pattern}`, line);
-            re += '(?![/])[' + cls + ']';
-            i = j;
-        }
-        else {
-            re += escapeRegExp(ch);
-        }
-    }
+/** A pattern as moby/patternmatcher reads it: Go's filepath.Match plus `**`. */
+function compile(pattern, line, options = { doubleStar: true }) {
     try {
-        return new RegExp(re + '$', 'u');
+        return globToRegExp(pattern, options);
     }
-    catch {
-        throw new DockerignoreError(`syntax error in pattern: ${pattern}`, line);
+    catch (e) {
+        if (e instanceof GlobError)
+            throw new DockerignoreError(`syntax error in pattern: ${pattern}`, line);
+        throw e;
     }
 }
 /** Reads the text of a .dockerignore file into patterns. Throws DockerignoreError for a malformed line. */
@@ -41606,7 +41632,7 @@ class IgnoreMatcher {
                     return false;
                 if (pp[i].startsWith('**'))
                     return true;
-                if (!(p.parts[i] ??= compile(pp[i], p.line)).test(parts[i]))
+                if (!(p.parts[i] ??= compile(pp[i], p.line, {})).test(parts[i]))
                     return false;
             }
             return pp.length > parts.length;
@@ -41641,10 +41667,27 @@ function dockerignoreCandidates(dockerfilePath, contextDir) {
     return [`${dockerfilePath}.dockerignore`, `${trimmed === '' ? '.' : trimmed}/.dockerignore`];
 }
 
-;// CONCATENATED MODULE: ./lib/image/config-defaults.js
-// Values the builder puts into image configs when nothing else says otherwise.
+;// CONCATENATED MODULE: ./lib/image/env.js
+// An image's environment: the `KEY=value` list of its config, and the values the builder puts there when nothing
+// else says otherwise.
 /** The PATH of an image that sets none (BuildKit gives it to scratch images and RUN steps on Linux). */
 const defaultPathEnv = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** A config's Env list as a map, in order (a later entry of a name wins; an entry without `=` has value ''). */
+function parseEnv(list) {
+    const out = new Map();
+    for (const e of list ?? []) {
+        const eq = e.indexOf('=');
+        if (eq < 0)
+            out.set(e, '');
+        else
+            out.set(e.slice(0, eq), e.slice(eq + 1));
+    }
+    return out;
+}
+/** The map back into a config's Env list. */
+function formatEnv(env) {
+    return [...env].map(([k, v]) => `${k}=${v}`);
+}
 
 ;// CONCATENATED MODULE: ./lib/dockerfile/lint.js
 // Build checks in the spirit of BuildKit's (docs.docker.com/reference/build-checks): each a warning with the
@@ -42492,6 +42535,30 @@ function configPlatform(config) {
     return p;
 }
 
+;// CONCATENATED MODULE: ./lib/image/source.js
+
+
+/** An index without an image for the platform asked for. */
+class NoPlatformError extends Error {
+    name = 'NoPlatformError';
+}
+/**
+ * The single-platform manifest of an image: the root when it is one, else the index's entry for `platform` as
+ * docker picks it (nested indexes followed). `name` says which image in the error.
+ */
+async function platformManifest(source, platform, name) {
+    let m = source.root;
+    while (m.kind === 'index') {
+        const d = selectPlatform(m.index, platform);
+        if (!d) {
+            const offered = indexPlatforms(m.index).map(formatPlatform).join(', ') || 'none';
+            throw new NoPlatformError(`${name ?? m.digest} has no image for ${formatPlatform(platform)} (it offers: ${offered}); pass --platform`);
+        }
+        m = await source.manifest(d);
+    }
+    return m;
+}
+
 ;// CONCATENATED MODULE: ./lib/layer/tar.js
 // Tar archives, read and written as streams. The reader understands ustar, PAX extended headers (path, linkpath,
 // size, uid/gid, mtime, xattrs as SCHILY.xattr.*) and GNU long names; the writer emits PAX where ustar cannot hold
@@ -42915,14 +42982,14 @@ const blobPath = (digest) => {
     return `blobs/${algorithm}/${hex}`;
 };
 async function narrow(source, platform) {
-    let m = source.root;
-    while (m.kind === 'index') {
-        const d = selectPlatform(m.index, platform);
-        if (!d)
-            throw new ArchiveError(`no image for ${formatPlatform(platform)} in the index ${m.digest}`);
-        m = await source.manifest(d);
+    try {
+        return await platformManifest(source, platform);
     }
-    return m;
+    catch (e) {
+        if (e instanceof NoPlatformError)
+            throw new ArchiveError(e.message);
+        throw e;
+    }
 }
 async function saveImages(items, out, options = {}) {
     const platform = options.platform ?? hostPlatform();
@@ -43337,12 +43404,23 @@ var external_node_zlib_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(exte
 class CompressionError extends Error {
     name = 'CompressionError';
 }
-function detectCompression(head) {
-    if (head[0] === 0x1f && head[1] === 0x8b)
+/** What compressed a stream, by its magic bytes (the first 6 are enough); 'none' when nothing known did. */
+function sniffCompression(head) {
+    const starts = (...bytes) => bytes.every((b, i) => head[i] === b);
+    if (starts(0x1f, 0x8b))
         return 'gzip';
-    if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
+    if (starts(0x28, 0xb5, 0x2f, 0xfd))
         return 'zstd';
+    if (starts(0x42, 0x5a, 0x68))
+        return 'bzip2'; // "BZh"
+    if (starts(0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00))
+        return 'xz';
     return 'none';
+}
+/** A layer's compression: gzip, zstd or none (what OCI layers may use; bzip2 and xz are not layer formats). */
+function detectCompression(head) {
+    const c = sniffCompression(head);
+    return c === 'gzip' || c === 'zstd' ? c : 'none';
 }
 function decompressor(c) {
     if (c === 'gzip')
@@ -45814,6 +45892,7 @@ class Store {
 
 
 
+
 class LocalImage {
     store;
     record;
@@ -45859,14 +45938,14 @@ class LocalImage {
     }
     /** The single-platform manifest for `platform` (the host's by default); the root itself when it is one. */
     async platformManifest(platform = hostPlatform()) {
-        let m = this.root;
-        while (m.kind === 'index') {
-            const d = selectPlatform(m.index, platform);
-            if (!d)
-                throw new StoreError(`${this.record.name} has no image for ${platform.os}/${platform.architecture}${platform.variant ? '/' + platform.variant : ''}`);
-            m = await this.manifest(d);
+        try {
+            return await platformManifest(this, platform, this.record.name);
         }
-        return m;
+        catch (e) {
+            if (e instanceof NoPlatformError)
+                throw new StoreError(e.message);
+            throw e;
+        }
     }
 }
 
@@ -46031,6 +46110,7 @@ function table(head, rows) {
 
 
 
+
 function command(name, usage, spec, body) {
     return async (argv, io) => {
         const a = parseArgv(argv, { ...commonOptions, ...spec }, name);
@@ -46077,16 +46157,15 @@ async function configOf(source, m) {
         throw new Error('not a single-platform manifest');
     return { config: parseImageConfig(await source.readBlob(m.manifest.config)), descriptor: m.manifest.config };
 }
-async function platformManifest(source, a) {
-    let m = source.root;
-    const want = platformOption(a) ?? hostPlatform();
-    while (m.kind === 'index') {
-        const d = selectPlatform(m.index, want);
-        if (!d)
-            throw new UsageError(`no image for ${formatPlatform(want)}; it offers ${indexPlatforms(m.index).map(formatPlatform).join(', ')}`);
-        m = await source.manifest(d);
+async function platformManifestOf(source, a) {
+    try {
+        return await platformManifest(source, platformOption(a) ?? hostPlatform());
     }
-    return m;
+    catch (e) {
+        if (e instanceof NoPlatformError)
+            throw new UsageError(e.message);
+        throw e;
+    }
 }
 async function imageID(store, r) {
     const img = await LocalImage.open(store, r);
@@ -46164,7 +46243,7 @@ const inspect = command('inspect', 'Usage: hoist inspect [--raw] [--remote] [--p
     return withImageContext(a, io, async (ctx) => {
         const { source, local, name } = await openSource(ctx, text, a.flags.has('remote'));
         if (a.flags.has('raw')) {
-            const m = a.options.has('platform') ? await platformManifest(source, a) : source.root;
+            const m = a.options.has('platform') ? await platformManifestOf(source, a) : source.root;
             io.out(Buffer.from(m.bytes).toString('utf8') + '\n');
             return 0;
         }
@@ -46174,7 +46253,7 @@ const inspect = command('inspect', 'Usage: hoist inspect [--raw] [--remote] [--p
             out.Platforms = indexPlatforms(source.root.index).map(formatPlatform);
         }
         else {
-            const m = await platformManifest(source, a);
+            const m = await platformManifestOf(source, a);
             const { config, descriptor } = await configOf(source, m);
             if (m !== source.root)
                 out.PlatformDigest = m.digest;
@@ -46190,7 +46269,7 @@ const image_commands_history = command('history', 'Usage: hoist history [--platf
     const [text] = positional(a, 'history', 1, 1, 'REF');
     return withImageContext(a, io, async (ctx) => {
         const { source } = await openSource(ctx, text, a.flags.has('remote'));
-        const m = await platformManifest(source, a);
+        const m = await platformManifestOf(source, a);
         const { config } = await configOf(source, m);
         const layers = m.kind === 'manifest' ? [...m.manifest.layers] : [];
         const rows = (config.history ?? []).map((h) => {
@@ -46427,15 +46506,8 @@ class archive_ArchiveError extends Error {
     name = 'ArchiveError';
 }
 function compressionOf(head) {
-    if (head[0] === 0x1f && head[1] === 0x8b)
-        return 'gzip';
-    if (head.subarray(0, 3).toString('latin1') === 'BZh')
-        return 'bzip2';
-    if (head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])))
-        return 'xz';
-    if (head.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd])))
-        return 'zstd';
-    return undefined;
+    const c = sniffCompression(head);
+    return c === 'none' ? undefined : c;
 }
 /** A decompressing stream of the file (the file itself for a plain tar). */
 function openArchive(file, kind) {
@@ -46749,48 +46821,20 @@ class FsIndex {
 
 
 
+
 class ContextError extends Error {
     name = 'ContextError';
 }
-/** Go filepath.Match as a RegExp over one whole slash-separated path. */
+/** A COPY source component as Go's filepath.Match reads it. */
 function matchPattern(pattern) {
-    let re = '^';
-    const chars = Array.from(pattern);
-    for (let i = 0; i < chars.length; i++) {
-        const c = chars[i];
-        if (c === '*')
-            re += '[^/]*';
-        else if (c === '?')
-            re += '[^/]';
-        else if (c === '\\' && i + 1 < chars.length)
-            re += context_escape(chars[++i]);
-        else if (c === '[') {
-            let j = i + 1;
-            let cls = '';
-            if (chars[j] === '^') {
-                cls += '^';
-                j++;
-            }
-            while (j < chars.length && chars[j] !== ']') {
-                if (chars[j] === '\\' && j + 1 < chars.length)
-                    j++;
-                cls += chars[j] === '-' ? '-' : escapeClass(chars[j]);
-                j++;
-            }
-            if (j >= chars.length)
-                throw new ContextError(`syntax error in pattern ${JSON.stringify(pattern)}: unclosed [`);
-            re += `(?!/)[${cls}]`;
-            i = j;
-        }
-        else
-            re += context_escape(c);
+    try {
+        return globToRegExp(pattern);
     }
-    return new RegExp(re + '$', 'u');
-}
-const context_escape = (c) => (/[\\^$.*+?()[\]{}|/]/.test(c) ? '\\' + c : c);
-const escapeClass = (c) => (/[\\\]\[^]/.test(c) ? '\\' + c : c);
-function hasWildcard(p) {
-    return /[*?[]/.test(p);
+    catch (e) {
+        if (e instanceof GlobError)
+            throw new ContextError(e.message);
+        throw e;
+    }
 }
 /**
  * A directory seen as a root: the build context through .dockerignore, or a stage's or image's filesystem (COPY
@@ -46887,9 +46931,13 @@ class BuildContext {
         }
         const parts = rel.split('/');
         let current = [''];
+        // From the first component with a wildcard on, every component is a pattern (fsutil matches that whole rest
+        // with filepath.Match, so an escape there is read as one).
+        let patterns = false;
         for (const part of parts) {
             const next = [];
-            const re = hasWildcard(part) ? matchPattern(part) : undefined;
+            patterns ||= hasWildcard(part);
+            const re = patterns ? matchPattern(part) : undefined;
             for (const dir of current) {
                 if (!re) {
                     next.push(dir ? `${dir}/${part}` : part);
@@ -47090,6 +47138,7 @@ function planCopy(sources, o) {
 // the history `created_by` text BuildKit writes (Go's %q/%v formatting of slices and maps included).
 
 
+
 const defaultShell = ['/bin/sh', '-c'];
 /** Go `%q` of a []string: `["a" "b"]`. */
 const goQuotedList = (l) => `[${l.map(goQuote).join(' ')}]`;
@@ -47146,13 +47195,10 @@ function applyMetadata(state, ins, ctx) {
     const c = state.runtime;
     switch (ins.kind) {
         case 'env': {
-            const env = new Map((c.Env ?? []).map((e) => {
-                const eq = e.indexOf('=');
-                return eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)];
-            }));
+            const env = parseEnv(c.Env);
             for (const p of ins.pairs)
                 env.set(p.key, p.value);
-            c.Env = [...env].map(([k, v]) => `${k}=${v}`);
+            c.Env = formatEnv(env);
             return `ENV ${ins.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
         }
         case 'label':
@@ -48095,6 +48141,7 @@ async function writeSecretFile(dir, id, data, mode) {
 
 
 
+
 const mkdirp = (p) => (0,promises_.mkdir)(p, { recursive: true });
 const haveXattrTools = () => (0,external_node_child_process_namespaceObject.spawnSync)('sh', ['-c', 'command -v getfattr && command -v setfattr'], { stdio: 'ignore' }).status === 0;
 const historyComment = 'buildkit.dockerfile.v0';
@@ -48268,13 +48315,17 @@ class Builder {
                     throw stageError(at, e);
                 }
                 const remote = await RemoteImage.open(this.req.client, parsed);
-                let m = remote.root;
-                while (m.kind === 'index') {
-                    const d = selectPlatform(m.index, platform);
-                    if (!d)
-                        throw stageError(at, new Error(`${ref} has no image for ${formatPlatform(platform)}`));
-                    m = await remote.manifest(d);
+                let m;
+                try {
+                    m = await platformManifest(remote, platform, ref);
                 }
+                catch (e) {
+                    if (e instanceof NoPlatformError)
+                        throw stageError(at, e);
+                    throw e;
+                }
+                if (m.kind !== 'manifest')
+                    throw stageError(at, new Error(`${ref}: not an image manifest`));
                 const config = parseImageConfig(await remote.readBlob(m.manifest.config));
                 const origin = remote.origin;
                 const layers = m.manifest.layers.map((d, i) => ({ descriptor: d, diffID: config.rootfs.diff_ids[i], origin }));
@@ -48315,10 +48366,7 @@ class Builder {
             time = Number.isNaN(created) ? 0 : Math.floor(created / 1000);
         }
         delete state.config.created;
-        const env = (state.runtime.Env ?? []).map((e) => {
-            const eq = e.indexOf('=');
-            return (eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)]);
-        });
+        const env = parseEnv(state.runtime.Env);
         const scope = new StageScope({ escapeToken: this.df.escapeToken, globalArgs: this.plan.globalArgs, buildArgs: this.plan.buildArgs, baseEnv: env, inheritedArgs });
         const meta = { cmdSet: false };
         const triggers = state.runtime.OnBuild ?? [];
@@ -48604,7 +48652,7 @@ class Builder {
             // Made where the path leads inside the image (its symlinks resolved there): joined to the host path as it
             // is, an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
             await mkdirp(resolveInside(mount.merged, cwd, { followLast: true }).abs);
-            const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e]));
+            const env = new Map([...parseEnv(c.Env)].map(([k, v]) => [k, `${k}=${v}`]));
             const argPrefix = [];
             for (const [k, v] of scope.inheritedArgs)
                 if (!env.has(k))
@@ -49454,6 +49502,7 @@ const userErrors = new Set([
     'UserError',
     'ChmodError',
     'HttpSourceError',
+    'NoPlatformError',
 ]);
 async function run(argv, io = processIO) {
     const [name, ...rest] = argv;

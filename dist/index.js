@@ -28610,7 +28610,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 /* harmony export */ });
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3218);
-/* harmony import */ var _dockerfile_index_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3516);
+/* harmony import */ var _dockerfile_index_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3980);
 /* harmony import */ var _context_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6225);
 // The GitHub Action. This version reads and checks the Dockerfile: parse errors fail the step with an annotation
 // on the offending line, and every build check becomes a warning annotation. Building and pushing come with the
@@ -28656,7 +28656,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 3516:
+/***/ 3980:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -30815,10 +30815,11 @@ class StageScope {
 }
 
 ;// CONCATENATED MODULE: ./lib/dockerfile/dockerignore.js
-// .dockerignore with Docker's semantics (moby/patternmatcher): Go filepath.Match patterns on slash-separated
-// paths relative to the context, `**` for any number of directories, `!` exceptions where the last matching
-// line wins, `#` comment lines, patterns cleaned like Go's filepath.Clean, and a path excluded when it or any
-// of its parent directories matches.
+// .dockerignore with Docker's semantics (moby/patternmatcher): Go filepath.Match patterns (glob.ts) on
+// slash-separated paths relative to the context, `**` for any number of directories, `!` exceptions where the last
+// matching line wins, `#` comment lines, patterns cleaned like Go's filepath.Clean, and a path excluded when it or
+// any of its parent directories matches.
+
 class DockerignoreError extends Error {
     line;
     name = 'DockerignoreError';
@@ -30848,82 +30849,15 @@ function cleanPath(p) {
     const s = (rooted ? '/' : '') + out.join('/');
     return s === '' ? '.' : s;
 }
-function escapeRegExp(ch) {
-    return /[\\^$.*+?()[\]{}|/]/.test(ch) ? '\\' + ch : ch;
-}
-function escapeInClass(ch) {
-    return /[\\^\]\[-]/.test(ch) ? '\\' + ch : ch;
-}
-function compile(pattern, line) {
-    const chars = Array.from(pattern);
-    let re = '^';
-    for (let i = 0; i < chars.length; i++) {
-        const ch = chars[i];
-        if (ch === '*') {
-            if (chars[i + 1] === '*') {
-                i++;
-                if (chars[i + 1] === '/')
-                    i++; // **/ is the same as **
-                re += i + 1 >= chars.length ? '.*' : '(?:.*/)?';
-            }
-            else {
-                re += '[^/]*';
-            }
-        }
-        else if (ch === '?') {
-            re += '[^/]';
-        }
-        else if (ch === '\\') {
-            // the next character is literal; a trailing backslash is itself
-            if (i + 1 < chars.length)
-                re += escapeRegExp(chars[++i]);
-            else
-                re += '\\\\';
-        }
-        else if (ch === '[') {
-            // a character class as in filepath.Match: [abc], [a-z], [^a] or [!a]
-            let j = i + 1;
-            let cls = '';
-            if (chars[j] === '!' || chars[j] === '^') {
-                cls += '^';
-                j++;
-            }
-            let closed = false;
-            let first = true;
-            for (; j < chars.length; j++) {
-                const c = chars[j];
-                if (c === ']' && !first) {
-                    closed = true;
-                    break;
-                }
-                first = false;
-                if (c === '\\') {
-                    j++;
-                    if (j >= chars.length)
-                        break;
-                    cls += escapeInClass(chars[j]);
-                }
-                else if (c === '-' && cls !== '' && cls !== '^' && chars[j + 1] !== ']') {
-                    cls += '-';
-                }
-                else {
-                    cls += escapeInClass(c);
-                }
-            }
-            if (!closed || cls === '' || cls === '^')
-                throw new DockerignoreError(`syntax error in pattern: ${pattern}`, line);
-            re += '(?![/])[' + cls + ']';
-            i = j;
-        }
-        else {
-            re += escapeRegExp(ch);
-        }
-    }
+/** A pattern as moby/patternmatcher reads it: Go's filepath.Match plus `**`. */
+function compile(pattern, line, options = { doubleStar: true }) {
     try {
-        return new RegExp(re + '$', 'u');
+        return globToRegExp(pattern, options);
     }
-    catch {
-        throw new DockerignoreError(`syntax error in pattern: ${pattern}`, line);
+    catch (e) {
+        if (e instanceof GlobError)
+            throw new DockerignoreError(`syntax error in pattern: ${pattern}`, line);
+        throw e;
     }
 }
 /** Reads the text of a .dockerignore file into patterns. Throws DockerignoreError for a malformed line. */
@@ -30976,7 +30910,7 @@ class IgnoreMatcher {
                     return false;
                 if (pp[i].startsWith('**'))
                     return true;
-                if (!(p.parts[i] ??= compile(pp[i], p.line)).test(parts[i]))
+                if (!(p.parts[i] ??= compile(pp[i], p.line, {})).test(parts[i]))
                     return false;
             }
             return pp.length > parts.length;
@@ -31011,10 +30945,27 @@ function dockerignoreCandidates(dockerfilePath, contextDir) {
     return [`${dockerfilePath}.dockerignore`, `${trimmed === '' ? '.' : trimmed}/.dockerignore`];
 }
 
-;// CONCATENATED MODULE: ./lib/image/config-defaults.js
-// Values the builder puts into image configs when nothing else says otherwise.
+;// CONCATENATED MODULE: ./lib/image/env.js
+// An image's environment: the `KEY=value` list of its config, and the values the builder puts there when nothing
+// else says otherwise.
 /** The PATH of an image that sets none (BuildKit gives it to scratch images and RUN steps on Linux). */
 const defaultPathEnv = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** A config's Env list as a map, in order (a later entry of a name wins; an entry without `=` has value ''). */
+function parseEnv(list) {
+    const out = new Map();
+    for (const e of list ?? []) {
+        const eq = e.indexOf('=');
+        if (eq < 0)
+            out.set(e, '');
+        else
+            out.set(e.slice(0, eq), e.slice(eq + 1));
+    }
+    return out;
+}
+/** The map back into a config's Env list. */
+function formatEnv(env) {
+    return [...env].map(([k, v]) => `${k}=${v}`);
+}
 
 ;// CONCATENATED MODULE: ./lib/dockerfile/lint.js
 // Build checks in the spirit of BuildKit's (docs.docker.com/reference/build-checks): each a warning with the

@@ -33,14 +33,17 @@ test('** matches any number of directories', () => {
   expect(ig.excludes('b/z')).toBe(false);
 });
 
-test('? and character classes never match /', () => {
-  const ig = m('file?.txt\n[a-c]x\n[!0-9]y\n');
+test('? never matches /; classes are Go\'s: [^…] negates, and ! is a character like any other (patternmatcher)', () => {
+  const ig = m('file?.txt\n[a-c]x\n[!0-9]y\n[^0-9]z\n');
   expect(ig.excludes('file1.txt')).toBe(true);
   expect(ig.excludes('file/.txt')).toBe(false);
   expect(ig.excludes('bx')).toBe(true);
   expect(ig.excludes('dx')).toBe(false);
-  expect(ig.excludes('ay')).toBe(true);
-  expect(ig.excludes('1y')).toBe(false);
+  expect(ig.excludes('1y')).toBe(true);
+  expect(ig.excludes('!y')).toBe(true);
+  expect(ig.excludes('ay')).toBe(false);
+  expect(ig.excludes('az')).toBe(true);
+  expect(ig.excludes('1z')).toBe(false);
 });
 
 test('patterns are cleaned; escapes make characters literal', () => {

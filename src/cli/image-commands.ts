@@ -9,7 +9,7 @@ import type { Descriptor, ImageConfig, ParsedManifest } from '../image/manifest.
 import { indexPlatforms, parseImageConfig, selectPlatform } from '../image/manifest.js';
 import { formatPlatform, hostPlatform } from '../image/platform.js';
 import { familiarName, familiarReference, formatReference, parseReference, type Reference } from '../image/reference.js';
-import type { ImageSource } from '../image/source.js';
+import { type ImageSource, NoPlatformError, platformManifest } from '../image/source.js';
 import { eraseCredential, StaticCredentials, storeCredential } from '../registry/credentials.js';
 import { RegistryClient } from '../registry/client.js';
 import { RemoteImage } from '../registry/source.js';
@@ -72,15 +72,13 @@ async function configOf(source: ImageSource, m: ParsedManifest): Promise<{ confi
   return { config: parseImageConfig(await source.readBlob(m.manifest.config)), descriptor: m.manifest.config };
 }
 
-async function platformManifest(source: ImageSource, a: ParsedArgs): Promise<ParsedManifest> {
-  let m = source.root;
-  const want = platformOption(a) ?? hostPlatform();
-  while (m.kind === 'index') {
-    const d = selectPlatform(m.index, want);
-    if (!d) throw new UsageError(`no image for ${formatPlatform(want)}; it offers ${indexPlatforms(m.index).map(formatPlatform).join(', ')}`);
-    m = await source.manifest(d);
+async function platformManifestOf(source: ImageSource, a: ParsedArgs): Promise<ParsedManifest> {
+  try {
+    return await platformManifest(source, platformOption(a) ?? hostPlatform());
+  } catch (e) {
+    if (e instanceof NoPlatformError) throw new UsageError(e.message);
+    throw e;
   }
-  return m;
 }
 
 async function imageID(store: Store, r: ImageRecord): Promise<string> {
@@ -163,7 +161,7 @@ const inspect = command('inspect', 'Usage: hoist inspect [--raw] [--remote] [--p
   return withImageContext(a, io, async (ctx) => {
     const { source, local, name } = await openSource(ctx, text, a.flags.has('remote'));
     if (a.flags.has('raw')) {
-      const m = a.options.has('platform') ? await platformManifest(source, a) : source.root;
+      const m = a.options.has('platform') ? await platformManifestOf(source, a) : source.root;
       io.out(Buffer.from(m.bytes).toString('utf8') + '\n');
       return 0;
     }
@@ -172,7 +170,7 @@ const inspect = command('inspect', 'Usage: hoist inspect [--raw] [--remote] [--p
       out.Index = source.root.index;
       out.Platforms = indexPlatforms(source.root.index).map(formatPlatform);
     } else {
-      const m = await platformManifest(source, a);
+      const m = await platformManifestOf(source, a);
       const { config, descriptor } = await configOf(source, m);
       if (m !== source.root) out.PlatformDigest = m.digest;
       out.ImageID = descriptor.digest;
@@ -188,7 +186,7 @@ const history = command('history', 'Usage: hoist history [--platform P] REF\n\nS
   const [text] = positional(a, 'history', 1, 1, 'REF');
   return withImageContext(a, io, async (ctx) => {
     const { source } = await openSource(ctx, text, a.flags.has('remote'));
-    const m = await platformManifest(source, a);
+    const m = await platformManifestOf(source, a);
     const { config } = await configOf(source, m);
     const layers = m.kind === 'manifest' ? [...m.manifest.layers] : [];
     const rows = (config.history ?? []).map((h) => {

@@ -72,6 +72,7 @@ const userErrors = new Set([
   'UserError',
   'ChmodError',
   'HttpSourceError',
+  'NoPlatformError',
 ]);
 
 export async function run(argv: string[], io: CommandIO = processIO): Promise<number> {

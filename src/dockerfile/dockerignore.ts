@@ -1,7 +1,9 @@
-// .dockerignore with Docker's semantics (moby/patternmatcher): Go filepath.Match patterns on slash-separated
-// paths relative to the context, `**` for any number of directories, `!` exceptions where the last matching
-// line wins, `#` comment lines, patterns cleaned like Go's filepath.Clean, and a path excluded when it or any
-// of its parent directories matches.
+// .dockerignore with Docker's semantics (moby/patternmatcher): Go filepath.Match patterns (glob.ts) on
+// slash-separated paths relative to the context, `**` for any number of directories, `!` exceptions where the last
+// matching line wins, `#` comment lines, patterns cleaned like Go's filepath.Clean, and a path excluded when it or
+// any of its parent directories matches.
+
+import { GlobError, type GlobOptions, globToRegExp } from './glob.js';
 
 export interface IgnorePattern {
   /** the cleaned pattern, without `!` */
@@ -39,71 +41,13 @@ export function cleanPath(p: string): string {
   return s === '' ? '.' : s;
 }
 
-function escapeRegExp(ch: string): string {
-  return /[\\^$.*+?()[\]{}|/]/.test(ch) ? '\\' + ch : ch;
-}
-
-function escapeInClass(ch: string): string {
-  return /[\\^\]\[-]/.test(ch) ? '\\' + ch : ch;
-}
-
-function compile(pattern: string, line: number): RegExp {
-  const chars = Array.from(pattern);
-  let re = '^';
-  for (let i = 0; i < chars.length; i++) {
-    const ch = chars[i];
-    if (ch === '*') {
-      if (chars[i + 1] === '*') {
-        i++;
-        if (chars[i + 1] === '/') i++; // **/ is the same as **
-        re += i + 1 >= chars.length ? '.*' : '(?:.*/)?';
-      } else {
-        re += '[^/]*';
-      }
-    } else if (ch === '?') {
-      re += '[^/]';
-    } else if (ch === '\\') {
-      // the next character is literal; a trailing backslash is itself
-      if (i + 1 < chars.length) re += escapeRegExp(chars[++i]);
-      else re += '\\\\';
-    } else if (ch === '[') {
-      // a character class as in filepath.Match: [abc], [a-z], [^a] or [!a]
-      let j = i + 1;
-      let cls = '';
-      if (chars[j] === '!' || chars[j] === '^') {
-        cls += '^';
-        j++;
-      }
-      let closed = false;
-      let first = true;
-      for (; j < chars.length; j++) {
-        const c = chars[j];
-        if (c === ']' && !first) {
-          closed = true;
-          break;
-        }
-        first = false;
-        if (c === '\\') {
-          j++;
-          if (j >= chars.length) break;
-          cls += escapeInClass(chars[j]);
-        } else if (c === '-' && cls !== '' && cls !== '^' && chars[j + 1] !== ']') {
-          cls += '-';
-        } else {
-          cls += escapeInClass(c);
-        }
-      }
-      if (!closed || cls === '' || cls === '^') throw new DockerignoreError(`syntax error in pattern: ${pattern}`, line);
-      re += '(?![/])[' + cls + ']';
-      i = j;
-    } else {
-      re += escapeRegExp(ch);
-    }
-  }
+/** A pattern as moby/patternmatcher reads it: Go's filepath.Match plus `**`. */
+function compile(pattern: string, line: number, options: GlobOptions = { doubleStar: true }): RegExp {
   try {
-    return new RegExp(re + '$', 'u');
-  } catch {
-    throw new DockerignoreError(`syntax error in pattern: ${pattern}`, line);
+    return globToRegExp(pattern, options);
+  } catch (e) {
+    if (e instanceof GlobError) throw new DockerignoreError(`syntax error in pattern: ${pattern}`, line);
+    throw e;
   }
 }
 
@@ -154,7 +98,7 @@ export class IgnoreMatcher {
       for (let i = 0; i < parts.length; i++) {
         if (i >= pp.length) return false;
         if (pp[i].startsWith('**')) return true;
-        if (!(p.parts[i] ??= compile(pp[i], p.line)).test(parts[i])) return false;
+        if (!(p.parts[i] ??= compile(pp[i], p.line, {})).test(parts[i])) return false;
       }
       return pp.length > parts.length;
     });

@@ -1,6 +1,6 @@
 // Build checks in the spirit of BuildKit's (docs.docker.com/reference/build-checks): each a warning with the
 // Dockerfile line, named as BuildKit names it, switched off or made fatal by a `# check=skip=…;error=true` directive.
-import { defaultPathEnv } from '../image/config-defaults.js';
+import { defaultPathEnv } from '../image/env.js';
 import type { Dockerfile } from './dockerfile.js';
 import { DockerfileError } from './errors.js';
 import type { Instruction } from './instructions.js';

@@ -11,7 +11,7 @@ import { selectPlatform } from '../image/manifest.js';
 import { MediaType } from '../image/media-types.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
 import { defaultTag, familiarReference, formatReference, type Reference } from '../image/reference.js';
-import type { ImageSource } from '../image/source.js';
+import { type ImageSource, NoPlatformError, platformManifest } from '../image/source.js';
 import { type TarHeader, TarWriter } from '../layer/tar.js';
 
 export interface SaveItem {
@@ -30,13 +30,12 @@ const blobPath = (digest: string) => {
 };
 
 async function narrow(source: ImageSource, platform: Platform): Promise<ParsedManifest> {
-  let m = source.root;
-  while (m.kind === 'index') {
-    const d = selectPlatform(m.index, platform);
-    if (!d) throw new ArchiveError(`no image for ${formatPlatform(platform)} in the index ${m.digest}`);
-    m = await source.manifest(d);
+  try {
+    return await platformManifest(source, platform);
+  } catch (e) {
+    if (e instanceof NoPlatformError) throw new ArchiveError(e.message);
+    throw e;
   }
-  return m;
 }
 
 export async function saveImages(items: readonly SaveItem[], out: Writable, options: { platform?: Platform } = {}): Promise<void> {

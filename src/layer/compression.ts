@@ -10,10 +10,20 @@ export class CompressionError extends Error {
   override readonly name = 'CompressionError';
 }
 
-export function detectCompression(head: Uint8Array): Compression {
-  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+/** What compressed a stream, by its magic bytes (the first 6 are enough); 'none' when nothing known did. */
+export function sniffCompression(head: Uint8Array): Compression | 'bzip2' | 'xz' {
+  const starts = (...bytes: number[]) => bytes.every((b, i) => head[i] === b);
+  if (starts(0x1f, 0x8b)) return 'gzip';
+  if (starts(0x28, 0xb5, 0x2f, 0xfd)) return 'zstd';
+  if (starts(0x42, 0x5a, 0x68)) return 'bzip2'; // "BZh"
+  if (starts(0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00)) return 'xz';
   return 'none';
+}
+
+/** A layer's compression: gzip, zstd or none (what OCI layers may use; bzip2 and xz are not layer formats). */
+export function detectCompression(head: Uint8Array): Compression {
+  const c = sniffCompression(head);
+  return c === 'gzip' || c === 'zstd' ? c : 'none';
 }
 
 type ZstdZlib = { createZstdDecompress?: () => Transform; createZstdCompress?: () => Transform };

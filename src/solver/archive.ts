@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { chain, decompressor } from '../layer/compression.js';
+import { chain, decompressor, sniffCompression } from '../layer/compression.js';
 import { checksumOk } from '../layer/tar.js';
 
 export type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
@@ -16,11 +16,8 @@ export class ArchiveError extends Error {
 }
 
 function compressionOf(head: Buffer): Exclude<ArchiveKind, 'tar'> | undefined {
-  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
-  if (head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
-  if (head.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) return 'zstd';
-  return undefined;
+  const c = sniffCompression(head);
+  return c === 'none' ? undefined : c;
 }
 
 /** A decompressing stream of the file (the file itself for a plain tar). */

@@ -15,12 +15,12 @@ import { parseInstruction } from '../dockerfile/instructions.js';
 import { parse } from '../dockerfile/parser.js';
 import { type BuildPlan, planBuild } from '../dockerfile/plan.js';
 import { StageScope } from '../dockerfile/scope.js';
-import { defaultPathEnv } from '../image/config-defaults.js';
+import { defaultPathEnv, parseEnv } from '../image/env.js';
 import { type Descriptor, type ImageConfig, type ImageManifest, manifestBytes, type ParsedManifest, parseImageConfig, parseManifest, selectPlatform } from '../image/manifest.js';
 import { MediaType } from '../image/media-types.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
 import { parseReference, type Reference } from '../image/reference.js';
-import type { ImageSource } from '../image/source.js';
+import { type ImageSource, NoPlatformError, platformManifest } from '../image/source.js';
 import { CompressionError, decompressed } from '../layer/compression.js';
 import { resolveInside, RootedPathError } from '../layer/rooted.js';
 import { TarError } from '../layer/tar.js';
@@ -280,12 +280,14 @@ export class Builder {
           throw stageError(at, e);
         }
         const remote = await RemoteImage.open(this.req.client, parsed);
-        let m = remote.root;
-        while (m.kind === 'index') {
-          const d = selectPlatform(m.index, platform);
-          if (!d) throw stageError(at, new Error(`${ref} has no image for ${formatPlatform(platform)}`));
-          m = await remote.manifest(d);
+        let m: ParsedManifest;
+        try {
+          m = await platformManifest(remote, platform, ref);
+        } catch (e) {
+          if (e instanceof NoPlatformError) throw stageError(at, e);
+          throw e;
         }
+        if (m.kind !== 'manifest') throw stageError(at, new Error(`${ref}: not an image manifest`));
         const config = parseImageConfig(await remote.readBlob(m.manifest.config));
         const origin = remote.origin;
         const layers: LayerRef[] = m.manifest.layers.map((d, i) => ({ descriptor: d, diffID: config.rootfs.diff_ids[i], origin }));
@@ -323,10 +325,7 @@ export class Builder {
       time = Number.isNaN(created) ? 0 : Math.floor(created / 1000);
     }
     delete state.config.created;
-    const env = (state.runtime.Env ?? []).map((e) => {
-      const eq = e.indexOf('=');
-      return (eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)]) as [string, string];
-    });
+    const env = parseEnv(state.runtime.Env);
     const scope = new StageScope({ escapeToken: this.df.escapeToken, globalArgs: this.plan.globalArgs, buildArgs: this.plan.buildArgs, baseEnv: env, inheritedArgs });
     const meta: MetadataContext = { cmdSet: false };
     const triggers = state.runtime.OnBuild ?? [];
@@ -594,7 +593,7 @@ export class Builder {
       // Made where the path leads inside the image (its symlinks resolved there): joined to the host path as it
       // is, an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
       await mkdirp(resolveInside(mount.merged, cwd, { followLast: true }).abs);
-      const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e] as const));
+      const env = new Map([...parseEnv(c.Env)].map(([k, v]) => [k, `${k}=${v}`] as const));
       const argPrefix: string[] = [];
       for (const [k, v] of scope.inheritedArgs) if (!env.has(k)) env.set(k, `${k}=${v}`);
       for (const [k, v] of scope.args) if (v !== undefined && !env.has(k)) env.set(k, `${k}=${v}`);

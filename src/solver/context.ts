@@ -7,45 +7,20 @@ import path from 'node:path';
 import { cleanPath, dockerignoreCandidates, IgnoreMatcher } from '../dockerfile/dockerignore.js';
 import type { Stats } from 'node:fs';
 import { resolveInside, RootedPathError } from '../layer/rooted.js';
+import { GlobError, globToRegExp, hasWildcard } from '../dockerfile/glob.js';
 
 export class ContextError extends Error {
   override readonly name = 'ContextError';
 }
 
-/** Go filepath.Match as a RegExp over one whole slash-separated path. */
-export function matchPattern(pattern: string): RegExp {
-  let re = '^';
-  const chars = Array.from(pattern);
-  for (let i = 0; i < chars.length; i++) {
-    const c = chars[i];
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '\\' && i + 1 < chars.length) re += escape(chars[++i]);
-    else if (c === '[') {
-      let j = i + 1;
-      let cls = '';
-      if (chars[j] === '^') {
-        cls += '^';
-        j++;
-      }
-      while (j < chars.length && chars[j] !== ']') {
-        if (chars[j] === '\\' && j + 1 < chars.length) j++;
-        cls += chars[j] === '-' ? '-' : escapeClass(chars[j]);
-        j++;
-      }
-      if (j >= chars.length) throw new ContextError(`syntax error in pattern ${JSON.stringify(pattern)}: unclosed [`);
-      re += `(?!/)[${cls}]`;
-      i = j;
-    } else re += escape(c);
+/** A COPY source component as Go's filepath.Match reads it. */
+function matchPattern(pattern: string): RegExp {
+  try {
+    return globToRegExp(pattern);
+  } catch (e) {
+    if (e instanceof GlobError) throw new ContextError(e.message);
+    throw e;
   }
-  return new RegExp(re + '$', 'u');
-}
-
-const escape = (c: string) => (/[\\^$.*+?()[\]{}|/]/.test(c) ? '\\' + c : c);
-const escapeClass = (c: string) => (/[\\\]\[^]/.test(c) ? '\\' + c : c);
-
-export function hasWildcard(p: string): boolean {
-  return /[*?[]/.test(p);
 }
 
 export interface ContextPath {
@@ -154,9 +129,13 @@ export class BuildContext {
     }
     const parts = rel.split('/');
     let current: string[] = [''];
+    // From the first component with a wildcard on, every component is a pattern (fsutil matches that whole rest
+    // with filepath.Match, so an escape there is read as one).
+    let patterns = false;
     for (const part of parts) {
       const next: string[] = [];
-      const re = hasWildcard(part) ? matchPattern(part) : undefined;
+      patterns ||= hasWildcard(part);
+      const re = patterns ? matchPattern(part) : undefined;
       for (const dir of current) {
         if (!re) {
           next.push(dir ? `${dir}/${part}` : part);

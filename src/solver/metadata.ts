@@ -1,6 +1,7 @@
 // The instructions that change only the image config, applied as BuildKit's dockerfile2llb applies them, with
 // the history `created_by` text BuildKit writes (Go's %q/%v formatting of slices and maps included).
 import { goQuote } from '../dockerfile/chars.js';
+import { formatEnv, parseEnv } from '../image/env.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import type { Instruction } from '../dockerfile/instructions.js';
 import type { ImageState } from './state.js';
@@ -65,12 +66,9 @@ export function applyMetadata(state: ImageState, ins: Instruction, ctx: Metadata
   const c = state.runtime;
   switch (ins.kind) {
     case 'env': {
-      const env = new Map((c.Env ?? []).map((e) => {
-        const eq = e.indexOf('=');
-        return eq < 0 ? [e, ''] : [e.slice(0, eq), e.slice(eq + 1)];
-      }) as [string, string][]);
+      const env = parseEnv(c.Env);
       for (const p of ins.pairs) env.set(p.key, p.value);
-      c.Env = [...env].map(([k, v]) => `${k}=${v}`);
+      c.Env = formatEnv(env);
       return `ENV ${ins.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
     }
     case 'label':

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { type Descriptor, type ParsedManifest, parseManifest, selectPlatform } from '../image/manifest.js';
 import { hostPlatform, type Platform } from '../image/platform.js';
 import { parseReference, type Reference } from '../image/reference.js';
-import type { ImageSource } from '../image/source.js';
+import { type ImageSource, NoPlatformError, platformManifest } from '../image/source.js';
 import type { RegistryClient } from '../registry/client.js';
 import { type ImageRecord, type Store, StoreError } from './store.js';
 
@@ -55,12 +55,12 @@ export class LocalImage implements ImageSource {
 
   /** The single-platform manifest for `platform` (the host's by default); the root itself when it is one. */
   async platformManifest(platform: Platform = hostPlatform()): Promise<ParsedManifest> {
-    let m = this.root;
-    while (m.kind === 'index') {
-      const d = selectPlatform(m.index, platform);
-      if (!d) throw new StoreError(`${this.record.name} has no image for ${platform.os}/${platform.architecture}${platform.variant ? '/' + platform.variant : ''}`);
-      m = await this.manifest(d);
+    try {
+      return await platformManifest(this, platform, this.record.name);
+    } catch (e) {
+      if (e instanceof NoPlatformError) throw new StoreError(e.message);
+      throw e;
     }
-    return m;
   }
+
 }
