@@ -42051,6 +42051,9 @@ const domainRe = new RegExp(`^(?:${domainComponent}(?:\\.${domainComponent})*|\\
 const tagRe = /^[\w][\w.-]{0,127}$/;
 const anyCaseRe = new RegExp(`^${pathComponent.replace(/a-z/g, 'a-zA-Z')}(?:/${pathComponent.replace(/a-z/g, 'a-zA-Z')})*$`);
 const nameMax = 255;
+function formatRepository(r) {
+    return `${r.registry}/${r.repository}`;
+}
 function splitDomain(name) {
     const slash = name.indexOf('/');
     if (slash < 0)
@@ -44439,6 +44442,21 @@ function readableOf(bytes) {
 }
 
 ;// CONCATENATED MODULE: ./lib/registry/source.js
+
+/**
+ * A registry repository as a place a layer's bytes can be fetched from: each transfer within the client's limit
+ * on parallel transfers, retried on transient failures, verified by the sink.
+ */
+function registryBlobSource(client, repository) {
+    const repo = { registry: repository.registry, repository: repository.repository };
+    return {
+        name: `registry ${formatRepository(repo)}`,
+        repository: repo,
+        fetch: (desc, sink) => client.limiter.run(() => client.retrying(`blob ${desc.digest}`, async () => {
+            await sink.writeBlob(await client.openBlob(repo, desc), desc);
+        })),
+    };
+}
 class RemoteImage {
     client;
     ref;
@@ -44453,6 +44471,13 @@ class RemoteImage {
     }
     get origin() {
         return { registry: this.ref.registry, repository: this.ref.repository };
+    }
+    /** The layers of one of its manifests, lazy: fetched from this repository when read. */
+    layers(m, diffIDs) {
+        if (m.kind !== 'manifest')
+            throw new Error('layers of an index');
+        const source = registryBlobSource(this.client, this.origin);
+        return m.manifest.layers.map((descriptor, i) => ({ descriptor, diffID: diffIDs[i], sources: [source] }));
     }
     manifest(desc) {
         return this.client.getManifest(this.ref, desc.digest);
@@ -45713,6 +45738,60 @@ class Store {
         await (0,promises_.rm)(this.blobPath(digest), { force: true });
     }
     /**
+     * A blob as a verified stream, from the store: fetched from `sources` first (and kept: the store is their
+     * read-through cache) when the store lacks it or holds it cut short. The sources are tried in order; one that
+     * fails gives way to the next.
+     */
+    async openBlobFrom(desc, sources) {
+        await this.fetchMissing(desc, sources);
+        return this.openBlob(desc.digest);
+    }
+    /** Makes sure the store holds the blob whole, fetching it from `sources` when it does not (see openBlobFrom). */
+    async fetchMissing(desc, sources) {
+        if (await this.hasIntactBlob(desc))
+            return;
+        const held = await this.hasBlob(desc.digest);
+        if (sources.length === 0) {
+            if (held === undefined)
+                throw new StoreError(`blob ${desc.digest} is neither in the store nor anywhere it could be fetched from`);
+            throw new StoreError(`blob ${desc.digest} in the store ${this.root} is damaged (its size is not ${desc.size}) and no registry has it: run hoist prune and build again`);
+        }
+        if (held !== undefined)
+            await this.removeBlob(desc.digest);
+        let failure;
+        for (const source of sources) {
+            try {
+                await source.fetch(desc, this);
+                return;
+            }
+            catch (e) {
+                failure = e;
+            }
+        }
+        throw failure;
+    }
+    openLayer(layer) {
+        return this.openBlobFrom(layer.descriptor, layer.sources);
+    }
+    /**
+     * `use` over a layer's bytes (opened when `use` asks: a snapshot already unpacked needs none). When reading fails
+     * and the stored blob turns out damaged (it no longer hashes to its digest: a disk error, a file changed by hand),
+     * it is fetched again from the layer's sources and `use` runs once more, instead of failing on a store it can mend.
+     */
+    async useLayer(layer, use) {
+        const open = () => this.openLayer(layer);
+        try {
+            return await use(open);
+        }
+        catch (e) {
+            const digest = layer.descriptor.digest;
+            if (layer.sources.length === 0 || (await this.hasBlob(digest)) === undefined || (await this.blobIntact(digest)))
+                throw e;
+            await this.removeBlob(digest);
+            return use(open);
+        }
+    }
+    /**
      * Writes a blob from a stream or bytes. With `expected` the content must hash to it (and have its size);
      * without, the digest is computed. Nothing is visible under the digest until it is complete and verified.
      */
@@ -45893,6 +45972,7 @@ class Store {
 
 
 
+
 class LocalImage {
     store;
     record;
@@ -45918,23 +45998,22 @@ class LocalImage {
     async manifest(desc) {
         return parseManifest(await this.readBlob(desc), desc.mediaType);
     }
-    remote(desc) {
+    /** Where a blob the store lacks is fetched from: the repository the image came from. */
+    sources(desc) {
         if (!this.origin || !this.client) {
             throw new StoreError(`blob ${desc.digest} of ${this.record.name} is not in the store and the image has no registry to fetch it from; pull or build it again`);
         }
-        return this.origin;
+        return [registryBlobSource(this.client, this.origin)];
     }
     async openBlob(desc) {
-        if ((await this.store.hasBlob(desc.digest)) !== undefined)
-            return this.store.openBlob(desc.digest);
-        return this.client.openBlob(this.remote(desc), desc);
+        if (!(await this.store.hasIntactBlob(desc)))
+            await this.store.fetchMissing(desc, this.sources(desc));
+        return this.store.openBlob(desc.digest);
     }
     async readBlob(desc) {
-        if ((await this.store.hasBlob(desc.digest)) !== undefined)
-            return this.store.readBlob(desc.digest);
-        const bytes = await this.client.fetchBlob(this.remote(desc), desc);
-        await this.store.writeBlob(bytes, desc);
-        return bytes;
+        if (!(await this.store.hasIntactBlob(desc)))
+            await this.store.fetchMissing(desc, this.sources(desc));
+        return this.store.readBlob(desc.digest);
     }
     /** The single-platform manifest for `platform` (the host's by default); the root itself when it is one. */
     async platformManifest(platform = hostPlatform()) {
@@ -45956,12 +46035,9 @@ class LocalImage {
 
 
 
-/** One blob from a registry repository into the store: verified, retried, within the client's transfer limit. */
-async function fetchIntoStore(client, store, repo, desc) {
-    await client.limiter.run(() => client.retrying(`blob ${desc.digest}`, async () => store.writeBlob(await client.openBlob(repo, desc), desc)));
-}
 async function pullImage(client, store, ref, options = {}) {
     const remote = await RemoteImage.open(client, ref);
+    const source = registryBlobSource(client, ref);
     const report = { digest: remote.root.digest, manifests: [], fetchedBlobs: 0, fetchedBytes: 0 };
     const blobs = new Map();
     const keep = async (m) => {
@@ -45989,7 +46065,7 @@ async function pullImage(client, store, ref, options = {}) {
         // A blob of another size than the manifest says was cut short (a crash, a full disk): fetched again.
         if (await store.hasIntactBlob(d))
             return;
-        await fetchIntoStore(client, store, ref, d);
+        await source.fetch(d, store);
         report.fetchedBlobs++;
         report.fetchedBytes += d.size;
         options.log?.(`${d.digest.slice(7, 19)}: pulled (${d.size} bytes)`);
@@ -47283,8 +47359,6 @@ function applyMetadata(state, ins, ctx) {
 
 
 
-
-
 class ImageState {
     config;
     layers;
@@ -47336,7 +47410,7 @@ class ImageState {
                 continue;
             }
             // Read once, checked against the diffID (the index is kept by it), and kept for the next build.
-            const headers = await withLayer(store, client, l, async (open) => {
+            const headers = await store.useLayer(l, async (open) => {
                 const { stream } = await decompressed(await open());
                 try {
                     return await FsIndex.readHeaders(chain(stream, new DigestStream({ digest: l.diffID, where: `layer ${l.diffID}` })));
@@ -47360,7 +47434,7 @@ async function readImageFile(state, store, client, file) {
     const e = fs.entries.get(resolved);
     if (!e || e.header.type !== 'file')
         return undefined;
-    return withLayer(store, client, state.layers[e.layer], async (open) => {
+    return store.useLayer(state.layers[e.layer], async (open) => {
         const { stream } = await decompressed(await open());
         for await (const { header, body } of readTar(stream)) {
             if (cleanEntryName(header.name) !== resolved) {
@@ -47376,35 +47450,11 @@ async function readImageFile(state, store, client, file) {
         return undefined;
     });
 }
-/** A layer's blob from the store, fetched (and kept) from its origin first when the store lacks it or holds it cut short. */
-async function openLayer(store, client, l) {
-    if (!(await store.hasIntactBlob(l.descriptor))) {
-        if (!l.origin) {
-            if ((await store.hasBlob(l.descriptor.digest)) === undefined)
-                throw new Error(`layer ${l.descriptor.digest} is neither in the store nor in a registry`);
-            throw new StoreError(`layer ${l.descriptor.digest} in the store ${store.root} is damaged (its size is not ${l.descriptor.size}) and no registry has it: run hoist prune and build again`);
-        }
-        await store.removeBlob(l.descriptor.digest);
-        await fetchIntoStore(client, store, l.origin, l.descriptor);
-    }
-    return store.openBlob(l.descriptor.digest);
-}
-/**
- * `use` over a layer's blob (opened when `use` asks: a snapshot already unpacked needs none). When reading fails and the stored blob turns out damaged (it no longer hashes to its
- * digest: a disk error, a file changed by hand), it is fetched again from its origin and `use` runs once more,
- * instead of the build failing on a store it can mend.
- */
-async function withLayer(store, client, l, use) {
-    const open = () => openLayer(store, client, l);
-    try {
-        return await use(open);
-    }
-    catch (e) {
-        if (!l.origin || (await store.hasBlob(l.descriptor.digest)) === undefined || (await store.blobIntact(l.descriptor.digest)))
-            throw e;
-        await store.removeBlob(l.descriptor.digest);
-        return use(open);
-    }
+
+;// CONCATENATED MODULE: ./lib/layer/layer.js
+/** The registry repository a layer can be mounted from, if it has one. */
+function repositoryOf(layer) {
+    return layer.sources.find((s) => s.repository)?.repository;
 }
 
 ;// CONCATENATED MODULE: ./lib/solver/users.js
@@ -48142,6 +48192,7 @@ async function writeSecretFile(dir, id, data, mode) {
 
 
 
+
 const mkdirp = (p) => (0,promises_.mkdir)(p, { recursive: true });
 const haveXattrTools = () => (0,external_node_child_process_namespaceObject.spawnSync)('sh', ['-c', 'command -v getfattr && command -v setfattr'], { stdio: 'ignore' }).status === 0;
 const historyComment = 'buildkit.dockerfile.v0';
@@ -48158,13 +48209,11 @@ class BuiltImage {
     configBytes;
     layers;
     store;
-    client;
-    constructor(root, configBytes, layers, store, client) {
+    constructor(root, configBytes, layers, store) {
         this.root = root;
         this.configBytes = configBytes;
         this.layers = layers;
         this.store = store;
-        this.client = client;
     }
     async manifest() {
         return this.root;
@@ -48172,14 +48221,15 @@ class BuiltImage {
     async openBlob(desc) {
         const l = this.layers.find((x) => x.descriptor.digest === desc.digest);
         if (l)
-            return openLayer(this.store, this.client, l);
+            return this.store.openLayer(l);
         return this.store.openBlob(desc.digest);
     }
     async readBlob(desc) {
         return this.store.readBlob(desc.digest);
     }
     originOf(digest) {
-        return this.layers.find((l) => l.descriptor.digest === digest)?.origin;
+        const l = this.layers.find((x) => x.descriptor.digest === digest);
+        return l && repositoryOf(l);
     }
 }
 /** Config fields BuildKit's image struct knows; others of a base config (container_config, …) are not carried. */
@@ -48277,7 +48327,7 @@ class Builder {
             await this.req.store.writeBlob(bytes);
             const root = parseManifest(bytes, MediaType.dockerManifest);
             return {
-                image: new BuiltImage(root, configBytes, final.layers, this.req.store, this.req.client),
+                image: new BuiltImage(root, configBytes, final.layers, this.req.store),
                 digest: root.digest,
                 imageID: stored.digest,
                 platform: this.plan.targetPlatform,
@@ -48327,8 +48377,7 @@ class Builder {
                 if (m.kind !== 'manifest')
                     throw stageError(at, new Error(`${ref}: not an image manifest`));
                 const config = parseImageConfig(await remote.readBlob(m.manifest.config));
-                const origin = remote.origin;
-                const layers = m.manifest.layers.map((d, i) => ({ descriptor: d, diffID: config.rootfs.diff_ids[i], origin }));
+                const layers = remote.layers(m, config.rootfs.diff_ids);
                 return new ImageState(baseConfig(config), layers);
             })();
             this.images.set(key, p);
@@ -48397,7 +48446,7 @@ class Builder {
     /** A layer this build wrote, on top of `state` with its history entry; the index learns it from its headers. */
     async addWritten(state, layer, createdBy, time) {
         const descriptor = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
-        state.addLayer({ descriptor, diffID: layer.diffID }, { created: this.created(time), created_by: createdBy, comment: historyComment }, layer.headers);
+        state.addLayer({ descriptor, diffID: layer.diffID, sources: [] }, { created: this.created(time), created_by: createdBy, comment: historyComment }, layer.headers);
         await this.req.store.writeLayerIndex(layer.diffID, layer.headers);
     }
     created(t) {
@@ -48866,7 +48915,7 @@ class Builder {
         const store = this.req.store;
         const out = [];
         for (const l of state.layers) {
-            const snap = await withLayer(store, this.req.client, l, (open) => store.snapshot(l.diffID, async () => (await decompressed(await open())).stream, { whiteouts: 'overlay' }));
+            const snap = await store.useLayer(l, (open) => store.snapshot(l.diffID, async () => (await decompressed(await open())).stream, { whiteouts: 'overlay' }));
             out.push(snap.path);
         }
         return out.filter((dir, i) => out.indexOf(dir, i + 1) < 0);
@@ -48891,7 +48940,7 @@ class Builder {
             }
         }
         for (const l of state.layers) {
-            await withLayer(this.req.store, this.req.client, l, async (open) => extractLayer((await decompressed(await open())).stream, dir, { whiteouts: 'apply' }));
+            await this.req.store.useLayer(l, async (open) => extractLayer((await decompressed(await open())).stream, dir, { whiteouts: 'apply' }));
         }
         return dir;
     }

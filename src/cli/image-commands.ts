@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { saveImages, type SaveItem } from '../export/archive.js';
 import { pushImage, type PushReport } from '../export/push.js';
 import type { Descriptor, ImageConfig, ParsedManifest } from '../image/manifest.js';
-import { indexPlatforms, parseImageConfig, selectPlatform } from '../image/manifest.js';
+import { indexPlatforms, parseImageConfig } from '../image/manifest.js';
 import { formatPlatform, hostPlatform } from '../image/platform.js';
 import { familiarName, familiarReference, formatReference, parseReference, type Reference } from '../image/reference.js';
 import { type ImageSource, NoPlatformError, platformManifest } from '../image/source.js';

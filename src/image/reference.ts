@@ -37,6 +37,13 @@ export interface Reference {
   digest?: string;
 }
 
+/** A repository in a registry: where blobs live, what a push mounts from. */
+export type Repository = Pick<Reference, 'registry' | 'repository'>;
+
+export function formatRepository(r: Repository): string {
+  return `${r.registry}/${r.repository}`;
+}
+
 function splitDomain(name: string): [string, string] {
   const slash = name.indexOf('/');
   if (slash < 0) return [defaultRegistry, name];

@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import { type Descriptor, indexPlatforms, type ParsedManifest, selectPlatform } from './manifest.js';
 import { formatPlatform, type Platform } from './platform.js';
-import type { Reference } from './reference.js';
+import type { Repository } from './reference.js';
 
 export interface ImageSource {
   /** the manifest or index the source was opened at */
@@ -15,9 +15,9 @@ export interface ImageSource {
   /** a small blob (a config) whole and verified */
   readBlob(desc: Descriptor): Promise<Buffer>;
   /** the registry repository the blobs live in, when they do (a push to the same registry mounts from it) */
-  readonly origin?: Pick<Reference, 'registry' | 'repository'>;
+  readonly origin?: Repository;
   /** where one blob lives, for images whose blobs come from several places (a build on a base image) */
-  originOf?(digest: string): Pick<Reference, 'registry' | 'repository'> | undefined;
+  originOf?(digest: string): Repository | undefined;
 }
 
 /** An index without an image for the platform asked for. */

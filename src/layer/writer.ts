@@ -5,14 +5,9 @@
 import { createReadStream } from 'node:fs';
 import { DigestStream } from '../image/digest.js';
 import { type Compression, layerMediaType } from '../image/media-types.js';
-import type { Readable } from 'node:stream';
+import type { BlobSink } from './layer.js';
 import { chain, compressor } from './compression.js';
 import { type TarHeader, TarWriter } from './tar.js';
-
-/** Where a written layer's compressed bytes go, verified and kept (the store). */
-export interface BlobSink {
-  writeBlob(source: Readable): Promise<{ digest: string; size: number }>;
-}
 
 export interface LayerEntry {
   header: TarHeader;

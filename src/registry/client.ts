@@ -8,7 +8,7 @@ import type { Dispatcher } from 'undici';
 import { DigestMismatchError, DigestStream, digestOf, parseDigest } from '../image/digest.js';
 import { type Descriptor, type ParsedManifest, parseManifest } from '../image/manifest.js';
 import { manifestAccept } from '../image/media-types.js';
-import { type Reference, familiarReference, referenceTarget } from '../image/reference.js';
+import { type Reference, type Repository, familiarReference, referenceTarget } from '../image/reference.js';
 import { chain } from '../layer/compression.js';
 import { RegistryError } from './errors.js';
 import { Limiter } from './limit.js';
@@ -23,7 +23,7 @@ export interface RegistryClientOptions extends TransportOptions {
   chunkSize?: number;
 }
 
-export type Repo = Pick<Reference, 'registry' | 'repository'>;
+export type Repo = Repository;
 
 export interface ResolvedManifest {
   digest: string;

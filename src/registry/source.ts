@@ -1,9 +1,26 @@
 // An image in a registry repository as an ImageSource: documents fetched on demand, blobs streamed and verified.
 import type { Readable } from 'node:stream';
 import type { Descriptor, ParsedManifest } from '../image/manifest.js';
-import type { Reference } from '../image/reference.js';
+import { formatRepository, type Reference, type Repository } from '../image/reference.js';
 import type { ImageSource } from '../image/source.js';
+import type { BlobSink, BlobSource, Layer } from '../layer/layer.js';
 import type { RegistryClient } from './client.js';
+
+/**
+ * A registry repository as a place a layer's bytes can be fetched from: each transfer within the client's limit
+ * on parallel transfers, retried on transient failures, verified by the sink.
+ */
+export function registryBlobSource(client: RegistryClient, repository: Repository): BlobSource {
+  const repo = { registry: repository.registry, repository: repository.repository };
+  return {
+    name: `registry ${formatRepository(repo)}`,
+    repository: repo,
+    fetch: (desc, sink: BlobSink) =>
+      client.limiter.run(() => client.retrying(`blob ${desc.digest}`, async () => {
+        await sink.writeBlob(await client.openBlob(repo, desc), desc);
+      })),
+  };
+}
 
 export class RemoteImage implements ImageSource {
   private constructor(
@@ -16,8 +33,15 @@ export class RemoteImage implements ImageSource {
     return new RemoteImage(client, ref, await client.getManifest(ref));
   }
 
-  get origin(): Pick<Reference, 'registry' | 'repository'> {
+  get origin(): Repository {
     return { registry: this.ref.registry, repository: this.ref.repository };
+  }
+
+  /** The layers of one of its manifests, lazy: fetched from this repository when read. */
+  layers(m: ParsedManifest, diffIDs: readonly string[]): Layer[] {
+    if (m.kind !== 'manifest') throw new Error('layers of an index');
+    const source = registryBlobSource(this.client, this.origin);
+    return m.manifest.layers.map((descriptor, i) => ({ descriptor, diffID: diffIDs[i], sources: [source] }));
   }
 
   manifest(desc: Descriptor): Promise<ParsedManifest> {

@@ -16,7 +16,7 @@ import { parse } from '../dockerfile/parser.js';
 import { type BuildPlan, planBuild } from '../dockerfile/plan.js';
 import { StageScope } from '../dockerfile/scope.js';
 import { defaultPathEnv, parseEnv } from '../image/env.js';
-import { type Descriptor, type ImageConfig, type ImageManifest, manifestBytes, type ParsedManifest, parseImageConfig, parseManifest, selectPlatform } from '../image/manifest.js';
+import { type Descriptor, type ImageConfig, type ImageManifest, manifestBytes, type ParsedManifest, parseImageConfig, parseManifest } from '../image/manifest.js';
 import { MediaType } from '../image/media-types.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
 import { parseReference, type Reference } from '../image/reference.js';
@@ -37,7 +37,8 @@ import { BuildContext, ContextError, type ContextPath, readInside } from './cont
 import { CopyError, type CopySource, planCopy } from './copy.js';
 import type { Owner } from './users.js';
 import { applyMetadata, type MetadataContext } from './metadata.js';
-import { ImageState, type LayerRef, openLayer, readImageFile, withLayer } from './state.js';
+import { ImageState, readImageFile } from './state.js';
+import { type Layer, repositoryOf } from '../layer/layer.js';
 import { type ExecUser, needsLookup, resolveExecUser, resolveOwner, UserError } from './users.js';
 import { upperDirEntries } from '../exec/diff.js';
 import { onInterrupt, removeSync } from '../exec/cleanup.js';
@@ -125,23 +126,23 @@ export class BuiltImage implements ImageSource {
   constructor(
     readonly root: ParsedManifest,
     readonly configBytes: Buffer,
-    private readonly layers: LayerRef[],
+    private readonly layers: Layer[],
     private readonly store: Store,
-    private readonly client: RegistryClient,
   ) {}
   async manifest(): Promise<ParsedManifest> {
     return this.root;
   }
   async openBlob(desc: Descriptor): Promise<Readable> {
     const l = this.layers.find((x) => x.descriptor.digest === desc.digest);
-    if (l) return openLayer(this.store, this.client, l);
+    if (l) return this.store.openLayer(l);
     return this.store.openBlob(desc.digest);
   }
   async readBlob(desc: Descriptor): Promise<Buffer> {
     return this.store.readBlob(desc.digest);
   }
   originOf(digest: string): Repo | undefined {
-    return this.layers.find((l) => l.descriptor.digest === digest)?.origin;
+    const l = this.layers.find((x) => x.descriptor.digest === digest);
+    return l && repositoryOf(l);
   }
 }
 
@@ -244,7 +245,7 @@ export class Builder {
       await this.req.store.writeBlob(bytes);
       const root = parseManifest(bytes, MediaType.dockerManifest);
       return {
-        image: new BuiltImage(root, configBytes, final.layers, this.req.store, this.req.client),
+        image: new BuiltImage(root, configBytes, final.layers, this.req.store),
         digest: root.digest,
         imageID: stored.digest,
         platform: this.plan.targetPlatform,
@@ -289,8 +290,7 @@ export class Builder {
         }
         if (m.kind !== 'manifest') throw stageError(at, new Error(`${ref}: not an image manifest`));
         const config = parseImageConfig(await remote.readBlob(m.manifest.config));
-        const origin = remote.origin;
-        const layers: LayerRef[] = m.manifest.layers.map((d, i) => ({ descriptor: d, diffID: config.rootfs.diff_ids[i], origin }));
+        const layers = remote.layers(m, config.rootfs.diff_ids);
         return new ImageState(baseConfig(config), layers);
       })();
       this.images.set(key, p);
@@ -357,7 +357,7 @@ export class Builder {
   /** A layer this build wrote, on top of `state` with its history entry; the index learns it from its headers. */
   private async addWritten(state: ImageState, layer: WrittenLayer, createdBy: string, time: number): Promise<void> {
     const descriptor = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
-    state.addLayer({ descriptor, diffID: layer.diffID }, { created: this.created(time), created_by: createdBy, comment: historyComment }, layer.headers);
+    state.addLayer({ descriptor, diffID: layer.diffID, sources: [] }, { created: this.created(time), created_by: createdBy, comment: historyComment }, layer.headers);
     await this.req.store.writeLayerIndex(layer.diffID, layer.headers);
   }
 
@@ -788,7 +788,7 @@ export class Builder {
     const store = this.req.store;
     const out: string[] = [];
     for (const l of state.layers) {
-      const snap = await withLayer(store, this.req.client, l, (open) => store.snapshot(l.diffID, async () => (await decompressed(await open())).stream, { whiteouts: 'overlay' }));
+      const snap = await store.useLayer(l, (open) => store.snapshot(l.diffID, async () => (await decompressed(await open())).stream, { whiteouts: 'overlay' }));
       out.push(snap.path);
     }
     return out.filter((dir, i) => out.indexOf(dir, i + 1) < 0);
@@ -812,7 +812,7 @@ export class Builder {
       }
     }
     for (const l of state.layers) {
-      await withLayer(this.req.store, this.req.client, l, async (open) => extractLayer((await decompressed(await open())).stream, dir, { whiteouts: 'apply' }));
+      await this.req.store.useLayer(l, async (open) => extractLayer((await decompressed(await open())).stream, dir, { whiteouts: 'apply' }));
     }
     return dir;
   }

@@ -1,22 +1,14 @@
 // The image a stage is building, step by step: its config (kept with every field of the base), its layers (the
 // base's, lazily fetched, then our own, in the store) and what the filesystem holds (indexed on first need).
-import type { Readable } from 'node:stream';
-import type { Descriptor, HistoryEntry, ImageConfig } from '../image/manifest.js';
-import type { RegistryClient, Repo } from '../registry/client.js';
-import { type Store, StoreError } from '../store/store.js';
+import type { HistoryEntry, ImageConfig } from '../image/manifest.js';
+import type { RegistryClient } from '../registry/client.js';
+import type { Store } from '../store/store.js';
+import type { Layer } from '../layer/layer.js';
 import { chain, CompressionError, decompressed } from '../layer/compression.js';
 import { DigestStream } from '../image/digest.js';
 import { cleanEntryName } from '../layer/rooted.js';
 import { readTar, TarError, type TarHeader } from '../layer/tar.js';
-import { fetchIntoStore } from '../store/pull.js';
 import { FsIndex } from '../layer/fs-index.js';
-
-export interface LayerRef {
-  descriptor: Descriptor;
-  diffID: string;
-  /** where the blob can be fetched when the store lacks it */
-  origin?: Repo;
-}
 
 export class ImageState {
   private index: FsIndex | undefined;
@@ -25,7 +17,7 @@ export class ImageState {
 
   constructor(
     public config: ImageConfig,
-    public layers: LayerRef[],
+    public layers: Layer[],
   ) {}
 
   static scratch(config: ImageConfig): ImageState {
@@ -50,7 +42,7 @@ export class ImageState {
   }
 
   /** A layer on top; `headers` (what the builder just wrote) keep an index that is up to date without reading it. */
-  addLayer(layer: LayerRef, entry: HistoryEntry, headers?: Iterable<TarHeader>): void {
+  addLayer(layer: Layer, entry: HistoryEntry, headers?: Iterable<TarHeader>): void {
     if (headers && this.index && this.indexed === this.layers.length) {
       this.index.applyHeaders(headers, this.layers.length);
       this.indexed++;
@@ -74,7 +66,7 @@ export class ImageState {
         continue;
       }
       // Read once, checked against the diffID (the index is kept by it), and kept for the next build.
-      const headers = await withLayer(store, client, l, async (open) => {
+      const headers = await store.useLayer(l, async (open) => {
         const { stream } = await decompressed(await open());
         try {
           return await FsIndex.readHeaders(chain(stream, new DigestStream({ digest: l.diffID, where: `layer ${l.diffID}` })));
@@ -96,7 +88,7 @@ export async function readImageFile(state: ImageState, store: Store, client: Reg
   const resolved = fs.resolve(file, true);
   const e = fs.entries.get(resolved);
   if (!e || e.header.type !== 'file') return undefined;
-  return withLayer(store, client, state.layers[e.layer], async (open) => {
+  return store.useLayer(state.layers[e.layer], async (open) => {
     const { stream } = await decompressed(await open());
     for await (const { header, body } of readTar(stream)) {
       if (cleanEntryName(header.name) !== resolved) {
@@ -112,31 +104,3 @@ export async function readImageFile(state: ImageState, store: Store, client: Reg
   });
 }
 
-/** A layer's blob from the store, fetched (and kept) from its origin first when the store lacks it or holds it cut short. */
-export async function openLayer(store: Store, client: RegistryClient, l: LayerRef): Promise<Readable> {
-  if (!(await store.hasIntactBlob(l.descriptor))) {
-    if (!l.origin) {
-      if ((await store.hasBlob(l.descriptor.digest)) === undefined) throw new Error(`layer ${l.descriptor.digest} is neither in the store nor in a registry`);
-      throw new StoreError(`layer ${l.descriptor.digest} in the store ${store.root} is damaged (its size is not ${l.descriptor.size}) and no registry has it: run hoist prune and build again`);
-    }
-    await store.removeBlob(l.descriptor.digest);
-    await fetchIntoStore(client, store, l.origin, l.descriptor);
-  }
-  return store.openBlob(l.descriptor.digest);
-}
-
-/**
- * `use` over a layer's blob (opened when `use` asks: a snapshot already unpacked needs none). When reading fails and the stored blob turns out damaged (it no longer hashes to its
- * digest: a disk error, a file changed by hand), it is fetched again from its origin and `use` runs once more,
- * instead of the build failing on a store it can mend.
- */
-export async function withLayer<T>(store: Store, client: RegistryClient, l: LayerRef, use: (open: () => Promise<Readable>) => Promise<T>): Promise<T> {
-  const open = () => openLayer(store, client, l);
-  try {
-    return await use(open);
-  } catch (e) {
-    if (!l.origin || (await store.hasBlob(l.descriptor.digest)) === undefined || (await store.blobIntact(l.descriptor.digest))) throw e;
-    await store.removeBlob(l.descriptor.digest);
-    return use(open);
-  }
-}

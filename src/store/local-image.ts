@@ -1,15 +1,17 @@
 // An image of the store as an ImageSource. Layers are lazy: a blob the store does not hold (a build that never
-// needed its bytes) is read from the repository the image came from.
+// needed its bytes) is fetched into it from the repository the image came from when something reads it.
 import type { Readable } from 'node:stream';
-import { type Descriptor, type ParsedManifest, parseManifest, selectPlatform } from '../image/manifest.js';
+import { type Descriptor, type ParsedManifest, parseManifest } from '../image/manifest.js';
 import { hostPlatform, type Platform } from '../image/platform.js';
-import { parseReference, type Reference } from '../image/reference.js';
+import { parseReference, type Repository } from '../image/reference.js';
 import { type ImageSource, NoPlatformError, platformManifest } from '../image/source.js';
 import type { RegistryClient } from '../registry/client.js';
+import { registryBlobSource } from '../registry/source.js';
+import type { BlobSource } from '../layer/layer.js';
 import { type ImageRecord, type Store, StoreError } from './store.js';
 
 export class LocalImage implements ImageSource {
-  readonly origin?: Pick<Reference, 'registry' | 'repository'>;
+  readonly origin?: Repository;
 
   private constructor(
     private readonly store: Store,
@@ -34,23 +36,22 @@ export class LocalImage implements ImageSource {
     return parseManifest(await this.readBlob(desc), desc.mediaType);
   }
 
-  private remote(desc: Descriptor): Reference {
+  /** Where a blob the store lacks is fetched from: the repository the image came from. */
+  private sources(desc: Descriptor): BlobSource[] {
     if (!this.origin || !this.client) {
       throw new StoreError(`blob ${desc.digest} of ${this.record.name} is not in the store and the image has no registry to fetch it from; pull or build it again`);
     }
-    return this.origin as Reference;
+    return [registryBlobSource(this.client, this.origin)];
   }
 
   async openBlob(desc: Descriptor): Promise<Readable> {
-    if ((await this.store.hasBlob(desc.digest)) !== undefined) return this.store.openBlob(desc.digest);
-    return (this.client as RegistryClient).openBlob(this.remote(desc), desc);
+    if (!(await this.store.hasIntactBlob(desc))) await this.store.fetchMissing(desc, this.sources(desc));
+    return this.store.openBlob(desc.digest);
   }
 
   async readBlob(desc: Descriptor): Promise<Buffer> {
-    if ((await this.store.hasBlob(desc.digest)) !== undefined) return this.store.readBlob(desc.digest);
-    const bytes = await (this.client as RegistryClient).fetchBlob(this.remote(desc), desc);
-    await this.store.writeBlob(bytes, desc);
-    return bytes;
+    if (!(await this.store.hasIntactBlob(desc))) await this.store.fetchMissing(desc, this.sources(desc));
+    return this.store.readBlob(desc.digest);
   }
 
   /** The single-platform manifest for `platform` (the host's by default); the root itself when it is one. */

@@ -5,9 +5,9 @@ import type { Descriptor, ParsedManifest } from '../image/manifest.js';
 import { indexPlatforms, selectPlatform } from '../image/manifest.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
 import { formatReference, type Reference, repositoryName } from '../image/reference.js';
-import type { RegistryClient, Repo } from '../registry/client.js';
+import type { RegistryClient } from '../registry/client.js';
 import { settleAll } from '../registry/limit.js';
-import { RemoteImage } from '../registry/source.js';
+import { RemoteImage, registryBlobSource } from '../registry/source.js';
 import type { ImageRecord, Store } from './store.js';
 import { StoreError } from './store.js';
 
@@ -27,13 +27,9 @@ export interface PullReport {
   fetchedBytes: number;
 }
 
-/** One blob from a registry repository into the store: verified, retried, within the client's transfer limit. */
-export async function fetchIntoStore(client: RegistryClient, store: Store, repo: Repo, desc: Descriptor): Promise<void> {
-  await client.limiter.run(() => client.retrying(`blob ${desc.digest}`, async () => store.writeBlob(await client.openBlob(repo, desc), desc)));
-}
-
 export async function pullImage(client: RegistryClient, store: Store, ref: Reference, options: PullOptions = {}): Promise<PullReport> {
   const remote = await RemoteImage.open(client, ref);
+  const source = registryBlobSource(client, ref);
   const report: Omit<PullReport, 'record'> = { digest: remote.root.digest, manifests: [], fetchedBlobs: 0, fetchedBytes: 0 };
   const blobs = new Map<string, Descriptor>();
   const keep = async (m: ParsedManifest) => {
@@ -59,7 +55,7 @@ export async function pullImage(client: RegistryClient, store: Store, ref: Refer
     [...blobs.values()].map(async (d) => {
       // A blob of another size than the manifest says was cut short (a crash, a full disk): fetched again.
       if (await store.hasIntactBlob(d)) return;
-      await fetchIntoStore(client, store, ref, d);
+      await source.fetch(d, store);
       report.fetchedBlobs++;
       report.fetchedBytes += d.size;
       options.log?.(`${d.digest.slice(7, 19)}: pulled (${d.size} bytes)`);

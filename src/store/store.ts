@@ -15,6 +15,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestStream, digestOf, parseDigest, verifyBytes } from '../image/digest.js';
 import type { Descriptor } from '../image/manifest.js';
+import type { BlobSource, Layer } from '../layer/layer.js';
 import { chain, CompressionError } from '../layer/compression.js';
 import { extractLayer, type ExtractReport } from '../layer/extract.js';
 import { TarError, type TarHeader } from '../layer/tar.js';
@@ -110,6 +111,58 @@ export class Store {
 
   async removeBlob(digest: string): Promise<void> {
     await rm(this.blobPath(digest), { force: true });
+  }
+
+  /**
+   * A blob as a verified stream, from the store: fetched from `sources` first (and kept: the store is their
+   * read-through cache) when the store lacks it or holds it cut short. The sources are tried in order; one that
+   * fails gives way to the next.
+   */
+  async openBlobFrom(desc: Descriptor, sources: readonly BlobSource[]): Promise<Readable> {
+    await this.fetchMissing(desc, sources);
+    return this.openBlob(desc.digest);
+  }
+
+  /** Makes sure the store holds the blob whole, fetching it from `sources` when it does not (see openBlobFrom). */
+  async fetchMissing(desc: Descriptor, sources: readonly BlobSource[]): Promise<void> {
+    if (await this.hasIntactBlob(desc)) return;
+    const held = await this.hasBlob(desc.digest);
+    if (sources.length === 0) {
+      if (held === undefined) throw new StoreError(`blob ${desc.digest} is neither in the store nor anywhere it could be fetched from`);
+      throw new StoreError(`blob ${desc.digest} in the store ${this.root} is damaged (its size is not ${desc.size}) and no registry has it: run hoist prune and build again`);
+    }
+    if (held !== undefined) await this.removeBlob(desc.digest);
+    let failure: unknown;
+    for (const source of sources) {
+      try {
+        await source.fetch(desc, this);
+        return;
+      } catch (e) {
+        failure = e;
+      }
+    }
+    throw failure;
+  }
+
+  openLayer(layer: Layer): Promise<Readable> {
+    return this.openBlobFrom(layer.descriptor, layer.sources);
+  }
+
+  /**
+   * `use` over a layer's bytes (opened when `use` asks: a snapshot already unpacked needs none). When reading fails
+   * and the stored blob turns out damaged (it no longer hashes to its digest: a disk error, a file changed by hand),
+   * it is fetched again from the layer's sources and `use` runs once more, instead of failing on a store it can mend.
+   */
+  async useLayer<T>(layer: Layer, use: (open: () => Promise<Readable>) => Promise<T>): Promise<T> {
+    const open = () => this.openLayer(layer);
+    try {
+      return await use(open);
+    } catch (e) {
+      const digest = layer.descriptor.digest;
+      if (layer.sources.length === 0 || (await this.hasBlob(digest)) === undefined || (await this.blobIntact(digest))) throw e;
+      await this.removeBlob(digest);
+      return use(open);
+    }
   }
 
   /**
