@@ -41160,6 +41160,15 @@ function splitCSV(line) {
     out.push(field);
     return out;
 }
+/** What a `--from=`/`from=` value names: a stage by name, a stage by index, else an image. */
+function stageSourceOf(plan, value) {
+    const byName = plan.stages.findIndex((p) => p.stage.name !== undefined && p.stage.name === value.toLowerCase());
+    if (byName >= 0)
+        return { kind: 'stage', index: byName };
+    if (/^\d+$/.test(value) && Number(value) < plan.stages.length)
+        return { kind: 'stage', index: Number(value) };
+    return { kind: 'image', ref: value };
+}
 function planBuild(df, options = {}) {
     try {
         return plan(df, options);
@@ -46516,55 +46525,775 @@ const importCmd = command('import', 'Usage: hoist import [--platform P] FILE|- R
 });
 const imageCommands = { pull: image_commands_pull, push, copy, tag, inspect, history: image_commands_history, images: image_commands_images, rmi, prune: pruneCmd, login, logout, save, load, import: importCmd };
 
-;// CONCATENATED MODULE: ./lib/layer/writer.js
-// Writes a layer deterministically (DESIGN "layer tar"): PAX, relative names, directories with a trailing '/',
-// no root entry, entries in filepath.Walk order (a directory, then its contents), numeric uid/gid without user
-// names, mtimes kept but clamped to SOURCE_DATE_EPOCH when set. The tar is hashed (diffID) and compressed (digest)
-// in one streaming pass straight into the store.
-
-
-
-
-
-/** filepath.Walk order: compare path components, so `a/b` comes before `a-b`. */
-function walkOrder(a, b) {
-    const x = a.replace(/\/$/, '').split('/');
-    const y = b.replace(/\/$/, '').split('/');
-    for (let i = 0; i < Math.min(x.length, y.length); i++) {
-        if (x[i] !== y[i])
-            return x[i] < y[i] ? -1 : 1;
-    }
-    return x.length - y.length;
+;// CONCATENATED MODULE: ./lib/dockerfile/chmod.js
+// --chmod values: octal (0755, 644) or symbolic like chmod(1): `u+x`, `go-w`, `a=rX`, `u=rwx,g=rx,o=`, `+x`
+// (no who means all). X sets execute only on directories and on files that already have an execute bit.
+class ChmodError extends Error {
+    name = 'ChmodError';
 }
-function normalise(e, epoch) {
-    let name = e.header.name.replace(/^\/+/, '').replace(/\/+$/, '');
-    if (e.header.type === 'directory')
-        name += '/';
-    const mtime = Math.floor(epoch !== undefined ? Math.min(e.header.mtime, epoch) : e.header.mtime);
-    return { ...e, header: { ...e.header, name, mtime } };
-}
-async function writeLayer(store, entries, options = {}) {
-    const compression = options.compression ?? 'gzip';
-    const sorted = entries.map((e) => normalise(e, options.sourceDateEpoch)).filter((e) => e.header.name !== '/' && e.header.name !== '');
-    sorted.sort((a, b) => walkOrder(a.header.name, b.header.name));
-    for (let i = 1; i < sorted.length; i++) {
-        if (sorted[i].header.name === sorted[i - 1].header.name)
-            throw new Error(`layer has ${sorted[i].header.name} twice`);
+const whoBits = { u: 0o4700, g: 0o2070, o: 0o1007 };
+function parseChmod(text) {
+    if (/^\d+$/.test(text)) {
+        const n = /^[0-7]+$/.test(text) ? parseInt(text, 8) : Number.POSITIVE_INFINITY;
+        if (n > 0o7777)
+            throw new ChmodError(`invalid chmod parameter: '${text}'. it should be octal string and between 0 and 07777`);
+        return () => n;
     }
-    const tar = new TarWriter();
-    const diff = new DigestStream();
-    const stored = store.writeBlob(chain(tar.stream, diff, compressor(compression)));
-    const write = (async () => {
-        for (const e of sorted) {
-            const c = e.content;
-            const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : (0,external_node_fs_namespaceObject.createReadStream)(c.path);
-            await tar.entry(e.header, body);
+    const clauses = text.split(',').map((clause) => {
+        const m = clause.match(/^([ugoa]*)((?:[-+=][rwxXst]*)+)$/);
+        if (!m)
+            throw new ChmodError(`invalid chmod parameter: '${text}': expected octal (0755) or symbolic (u+x,go-w)`);
+        let who = m[1].replace(/a/g, 'ugo') || 'ugo';
+        who = [...new Set(who)].join('');
+        const ops = [...m[2].matchAll(/([-+=])([rwxXst]*)/g)].map((o) => ({ op: o[1], perms: o[2] }));
+        return { who, ops };
+    });
+    return (mode, isDir) => {
+        let out = mode & 0o7777;
+        for (const { who, ops } of clauses) {
+            let mask = 0;
+            for (const w of who)
+                mask |= whoBits[w];
+            for (const { op, perms } of ops) {
+                let bits = 0;
+                for (const p of perms) {
+                    if (p === 'r')
+                        bits |= 0o444;
+                    else if (p === 'w')
+                        bits |= 0o222;
+                    else if (p === 'x')
+                        bits |= 0o111;
+                    else if (p === 'X') {
+                        if (isDir || (out & 0o111) !== 0)
+                            bits |= 0o111;
+                    }
+                    else if (p === 's')
+                        bits |= 0o6000;
+                    else if (p === 't')
+                        bits |= 0o1000;
+                }
+                bits &= mask;
+                if (op === '+')
+                    out |= bits;
+                else if (op === '-')
+                    out &= ~bits;
+                else
+                    out = (out & ~(mask & 0o7777 & ~0o1000 | (who.includes('o') ? 0o1000 : 0))) | bits;
+            }
         }
-        await tar.finish();
-    })();
-    write.catch((err) => tar.stream.destroy(err));
-    const [blob] = await Promise.all([stored, write]);
-    return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers: sorted.map((e) => e.header) };
+        return out & 0o7777;
+    };
+}
+
+;// CONCATENATED MODULE: ./lib/dockerfile/metadata.js
+// The instructions that change only the image config, applied as BuildKit's dockerfile2llb applies them, with
+// the history `created_by` text BuildKit writes (Go's %q/%v formatting of slices and maps included).
+
+
+
+const defaultShell = ['/bin/sh', '-c'];
+/** Go `%q` of a []string: `["a" "b"]`. */
+const goQuotedList = (l) => `[${l.map(goQuote).join(' ')}]`;
+/** Go `%v` of a []string: `[a b]`. */
+const goList = (l) => `[${l.join(' ')}]`;
+function goDuration(ns) {
+    if (ns === 0)
+        return '0s';
+    const units = [[3600e9, 'h'], [60e9, 'm']];
+    let out = '';
+    let rest = ns;
+    for (const [n, u] of units) {
+        if (rest >= n) {
+            out += `${Math.floor(rest / n)}${u}`;
+            rest %= n;
+        }
+    }
+    if (ns < 1e9) {
+        if (ns % 1e6 === 0)
+            return `${ns / 1e6}ms`;
+        if (ns % 1e3 === 0)
+            return `${ns / 1e3}µs`;
+        return `${ns}ns`;
+    }
+    const secs = rest / 1e9;
+    return `${out}${Number.isInteger(secs) ? secs : secs.toFixed(9).replace(/0+$/, '')}s`;
+}
+/** EXPOSE words → `port/proto` keys, ranges spelled out (docker's nat.ParsePortSpecs). */
+function exposedPorts(words, at) {
+    const out = [];
+    for (const w of words) {
+        const m = w.match(/^(?:(?:\[[^\]]*\]|[^:]*):)?(?:[^:]*:)?(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i);
+        if (!m)
+            throw new DockerfileError(`invalid port ${JSON.stringify(w)}: expected PORT[-PORT][/tcp|udp|sctp]`, { line: at.line, endLine: at.endLine });
+        const start = Number(m[1]);
+        const end = m[2] ? Number(m[2]) : start;
+        if (end < start || end > 65535)
+            throw new DockerfileError(`invalid port range ${JSON.stringify(w)}`, { line: at.line, endLine: at.endLine });
+        for (let p = start; p <= end; p++)
+            out.push(`${p}/${(m[3] ?? 'tcp').toLowerCase()}`);
+    }
+    return out;
+}
+/** Go's %q of an int, which formats it as a quoted rune: 'A', '\x03', '\n'. */
+function goQuoteRune(n) {
+    const body = goQuote(String.fromCodePoint(n)).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'");
+    return `'${body}'`;
+}
+/**
+ * Applies a config-only instruction (already expanded) and returns its history text; undefined when the
+ * instruction is not one of these.
+ */
+function applyMetadata(config, ins, ctx) {
+    const c = (config.config ??= {});
+    switch (ins.kind) {
+        case 'env': {
+            const env = parseEnv(c.Env);
+            for (const p of ins.pairs)
+                env.set(p.key, p.value);
+            c.Env = formatEnv(env);
+            return `ENV ${ins.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
+        }
+        case 'label':
+            c.Labels = { ...c.Labels };
+            for (const p of ins.pairs)
+                c.Labels[p.key] = p.value;
+            return `LABEL ${ins.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
+        case 'user':
+            c.User = ins.user;
+            return `USER ${ins.user}`;
+        case 'expose': {
+            c.ExposedPorts = { ...c.ExposedPorts };
+            const ports = exposedPorts(ins.ports, ins);
+            for (const p of ports)
+                c.ExposedPorts[p] = {};
+            return `EXPOSE map[${[...new Set(ports)].sort().map((p) => `${p}:{}`).join(' ')}]`;
+        }
+        case 'volume':
+            c.Volumes = { ...c.Volumes };
+            for (const v of ins.volumes)
+                c.Volumes[v] = {};
+            return `VOLUME ${goList(ins.volumes)}`;
+        case 'stopsignal':
+            c.StopSignal = ins.signal;
+            return `STOPSIGNAL ${ins.signal}`;
+        case 'shell':
+            c.Shell = [...ins.shell];
+            return `SHELL ${goList(ins.shell)}`;
+        case 'cmd': {
+            const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
+            // An empty list is nil to BuildKit's JSON (omitempty): the key goes.
+            if (args.length)
+                c.Cmd = args;
+            else
+                delete c.Cmd;
+            // BuildKit sets it for every CMD, for compatibility with the Docker image spec.
+            c.ArgsEscaped = true;
+            ctx.cmdSet = true;
+            return `CMD ${goQuotedList(args)}`;
+        }
+        case 'entrypoint': {
+            const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
+            if (args.length)
+                c.Entrypoint = args;
+            else
+                delete c.Entrypoint;
+            if (!ctx.cmdSet)
+                delete c.Cmd;
+            return `ENTRYPOINT ${goQuotedList(args)}`;
+        }
+        case 'healthcheck': {
+            const h = { Test: [...ins.test] };
+            if (ins.interval)
+                h.Interval = ins.interval;
+            if (ins.timeout)
+                h.Timeout = ins.timeout;
+            if (ins.startPeriod)
+                h.StartPeriod = ins.startPeriod;
+            if (ins.startInterval)
+                h.StartInterval = ins.startInterval;
+            if (ins.retries)
+                h.Retries = ins.retries;
+            c.Healthcheck = h;
+            const retries = goQuoteRune(ins.retries);
+            return `HEALTHCHECK &{${goQuotedList(ins.test)} ${[ins.interval, ins.timeout, ins.startPeriod, ins.startInterval].map((d) => goQuote(goDuration(d))).join(' ')} ${retries}}`;
+        }
+        case 'onbuild':
+            // Recorded in the config; BuildKit writes no history entry for it.
+            c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
+            return '';
+        case 'maintainer':
+            config.author = ins.maintainer;
+            return `MAINTAINER ${ins.maintainer}`;
+        default:
+            return undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/dockerfile/mounts.js
+// RUN --mount, as BuildKit reads it (frontend/dockerfile/instructions/commands_runmount.go): type=bind (the
+// default; read-only unless rw, and then writes are discarded), cache (a directory kept in the store between
+// builds, by id), tmpfs, secret (a file on a tmpfs from --secret, never in a layer) and ssh (the agent socket).
+// Mount targets are left out of the layer: what is written there never reaches the image. Pure: the spec only.
+
+
+class MountError extends Error {
+    name = 'MountError';
+}
+const bool = (v) => v === undefined || v === '' || v === 'true' || v === '1';
+function parseMount(text, workdir) {
+    const f = new Map();
+    for (const field of splitCSV(text)) {
+        const eq = field.indexOf('=');
+        const k = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
+        f.set(k, eq < 0 ? '' : field.slice(eq + 1));
+    }
+    const type = f.get('type') ?? 'bind';
+    const rawTarget = f.get('target') ?? f.get('dst') ?? f.get('destination');
+    const abs = (t) => external_node_path_.posix.join('/', t.startsWith('/') ? '' : workdir, t);
+    const num = (k, d, base = 10) => (f.has(k) ? parseInt(f.get(k), base) : d);
+    switch (type) {
+        case 'bind':
+            if (!rawTarget)
+                throw new MountError(`--mount=${text}: a bind mount needs target=`);
+            return { type, target: abs(rawTarget), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), rw: f.has('rw') ? bool(f.get('rw')) : f.has('readwrite') ? bool(f.get('readwrite')) : false };
+        case 'cache': {
+            if (!rawTarget)
+                throw new MountError(`--mount=${text}: a cache mount needs target=`);
+            const sharing = (f.get('sharing') ?? 'shared');
+            if (!['shared', 'private', 'locked'].includes(sharing))
+                throw new MountError(`--mount=${text}: sharing must be shared, private or locked`);
+            return { type, target: abs(rawTarget), id: f.get('id') || abs(rawTarget), sharing, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), readonly: f.has('ro') || f.has('readonly'), ownerGiven: f.has('uid') || f.has('gid') || f.has('mode') };
+        }
+        case 'tmpfs':
+            if (!rawTarget)
+                throw new MountError(`--mount=${text}: a tmpfs mount needs target=`);
+            return { type, target: abs(rawTarget), size: f.has('size') ? Number(f.get('size')) : undefined };
+        case 'secret': {
+            const id = f.get('id') || (rawTarget ? external_node_path_.posix.basename(rawTarget) : '');
+            if (!id)
+                throw new MountError(`--mount=${text}: a secret mount needs id= or target=`);
+            const env = f.get('env');
+            const target = rawTarget ? abs(rawTarget) : env ? '' : `/run/secrets/${id}`;
+            return { type, target, id, required: bool(f.get('required') ?? 'false') && f.has('required'), mode: num('mode', 0o400, 8), uid: num('uid', 0), gid: num('gid', 0), env };
+        }
+        case 'ssh': {
+            const id = f.get('id') || 'default';
+            return { type, target: rawTarget ? abs(rawTarget) : '/run/buildkit/ssh_agent.0', id, required: f.has('required') && bool(f.get('required')), mode: num('mode', 0o600, 8), uid: num('uid', 0), gid: num('gid', 0) };
+        }
+        default:
+            throw new MountError(`--mount=${text}: unknown mount type ${JSON.stringify(type)} (bind, cache, tmpfs, secret, ssh)`);
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/dockerfile/translate.js
+// The Dockerfile side of a build, as BuildKit's dockerfile2llb is: the plan's stages turned into what each step does
+// (an op: copy, mkdir, exec; or a change of the config alone), with the config each stage ends with and the history
+// text of every step. It runs nothing and reads nothing: a base image's config comes through the resolver it is
+// given. Every word is expanded and every flag checked here, so a bad ${…} or a refused value fails at its line
+// before any step runs.
+
+
+
+
+
+
+
+
+
+
+/** An ADD/COPY source that is downloaded (http or https). */
+function isURL(source) {
+    return /^https?:\/\//i.test(source);
+}
+const historyComment = 'buildkit.dockerfile.v0';
+/** Config fields BuildKit's image struct knows; others of a base config (container_config, …) are not carried. */
+const configKeys = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'ArgsEscaped', 'Healthcheck', 'OnBuild', 'Shell'];
+/** A base image's config as a stage starts from it (BuildKit keeps only what its image struct knows). */
+function baseConfig(base) {
+    const runtime = {};
+    for (const k of configKeys)
+        if (base.config?.[k] !== undefined)
+            runtime[k] = base.config[k];
+    const out = { architecture: base.architecture, os: base.os, config: runtime, rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids] }, history: [...(base.history ?? [])] };
+    if (base.variant)
+        out.variant = base.variant;
+    if (base['os.version'])
+        out['os.version'] = base['os.version'];
+    if (base['os.features'])
+        out['os.features'] = base['os.features'];
+    if (base.author)
+        out.author = base.author;
+    return out;
+}
+const translate_proxyArgs = ['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'];
+function translate_at(ins, message, hint) {
+    return new DockerfileError(message, { line: ins.line, endLine: ins.endLine }, { hint });
+}
+/** Translates the stages the plan's target needs, each after those it is built from. */
+async function translate(plan, resolve) {
+    const stages = new Map();
+    // Base images are resolved all at once (as BuildKit resolves the metadata of every reachable stage's base).
+    const bases = new Map();
+    for (const i of plan.order) {
+        const p = plan.stages[i];
+        if (p.base.kind === 'image') {
+            const c = resolve(p.base.ref, p.platform ?? plan.targetPlatform, p.stage.from);
+            c.catch(() => undefined);
+            bases.set(i, c);
+        }
+    }
+    for (const i of plan.order)
+        stages.set(i, translateStage(plan, i, stages, await bases.get(i)));
+    return { plan, stages };
+}
+function translateStage(plan, index, done, imageConfig) {
+    const planned = plan.stages[index];
+    const stage = planned.stage;
+    const platform = planned.platform ?? plan.targetPlatform;
+    const base = planned.base;
+    let config;
+    let inheritedArgs = new Map();
+    if (base.kind === 'scratch') {
+        // BuildKit's empty image: the default PATH and WorkingDir "/".
+        config = { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), config: { Env: [`PATH=${defaultPathEnv}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+    }
+    else if (base.kind === 'stage') {
+        const parent = done.get(base.index);
+        config = structuredClone(parent.config);
+        inheritedArgs = parent.argValues;
+    }
+    else {
+        config = baseConfig(imageConfig);
+        // An image without PATH gets the default one, as BuildKit gives it.
+        const c = (config.config ??= {});
+        if (!parseEnv(c.Env).has('PATH'))
+            c.Env = [...(c.Env ?? []), `PATH=${defaultPathEnv}`];
+    }
+    const c = (config.config ??= {});
+    const scope = new StageScope({ escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv: parseEnv(c.Env), inheritedArgs });
+    const meta = { cmdSet: false };
+    // ONBUILD triggers of the base run first, then are gone from the config (BuildKit resets OnBuild).
+    const triggers = (c.OnBuild ?? []).map((t) => parseInstruction(parse(t + '\n', { file: `ONBUILD of ${stage.from.image}` }).nodes[0]));
+    c.OnBuild = null;
+    const steps = [];
+    for (const ins of [...triggers, ...stage.commands]) {
+        const step = translateStep(ins, { plan, scope, config, meta, source: planned.sources.get(ins) });
+        if (step)
+            steps.push({ at: ins, ...step });
+    }
+    return { index, name: stage.name, platform, base, from: stage.from, config, steps, argValues: scope.argValues() };
+}
+function translateStep(ins, x) {
+    const { scope, config, meta } = x;
+    if (ins.kind === 'arg') {
+        const args = scope.applyArg(ins);
+        return { createdBy: `ARG ${args.map((a) => (a.value === undefined ? a.key : `${a.key}=${a.value}`)).join(' ')}` };
+    }
+    if (ins.kind === 'env')
+        return { createdBy: applyMetadata(config, { ...ins, pairs: scope.applyEnv(ins) }, meta) };
+    const e = scope.expandInstruction(ins);
+    const history = applyMetadata(config, e, meta);
+    if (history === '')
+        return undefined; // ONBUILD: recorded in the config, no history entry
+    if (history !== undefined)
+        return { createdBy: history };
+    const c = (config.config ??= {});
+    switch (e.kind) {
+        case 'workdir': {
+            const wd = external_node_path_.posix.join('/', e.path.startsWith('/') ? '' : c.WorkingDir ?? '/', e.path);
+            c.WorkingDir = wd;
+            return { createdBy: `WORKDIR ${wd}`, op: { kind: 'mkdir', path: wd, ...(c.User ? { user: c.User } : {}) } };
+        }
+        case 'copy':
+        case 'add':
+            return translateCopy(e, x);
+        case 'run':
+            return translateRun(e, x);
+        case 'from':
+            return undefined;
+        default:
+            throw translate_at(e, `${e.keyword} is not supported here`);
+    }
+}
+function translateCopy(ins, x) {
+    const { scope, config } = x;
+    if (ins.kind !== 'add' && ins.sources.some(isURL))
+        throw translate_at(ins, 'source can\'t be a URL for COPY', 'use ADD for a URL');
+    if (ins.kind === 'add' && ins.checksum !== undefined && (ins.sources.length !== 1 || !isURL(ins.sources[0]))) {
+        throw translate_at(ins, '--checksum needs exactly one http(s) source');
+    }
+    if (ins.chmod !== undefined) {
+        try {
+            parseChmod(ins.chmod);
+        }
+        catch (e) {
+            if (e instanceof ChmodError)
+                throw translate_at(ins, e.message);
+            throw e;
+        }
+    }
+    // Heredoc sources (COPY <<EOF /dest): files named after their delimiter, variables expanded unless the delimiter
+    // was quoted.
+    const lex = scope.lex.with({ rawQuotes: true, rawEscapes: true });
+    const inline = ins.inline.map((f) => {
+        if (!f.expand)
+            return { name: f.name, data: f.data };
+        try {
+            return { name: f.name, data: lex.process(f.data, scope.vars).result };
+        }
+        catch (e) {
+            throw translate_at(ins, e.message);
+        }
+    });
+    const flags = [ins.kind === 'copy' && ins.parents ? '--parents' : '', ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
+    const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ...ins.inline.map((f) => `<<${f.name}`), ins.dest].join(' ')} # buildkit`;
+    const op = {
+        kind: 'copy',
+        add: ins.kind === 'add',
+        from: x.source ?? { kind: 'context' },
+        sources: ins.sources,
+        inline,
+        dest: ins.dest,
+        workdir: config.config?.WorkingDir ?? '/',
+        ...(ins.chown !== undefined ? { chown: ins.chown } : {}),
+        ...(ins.chmod !== undefined ? { chmod: ins.chmod } : {}),
+        link: ins.link,
+        parents: ins.kind === 'copy' && ins.parents,
+        exclude: ins.exclude.map((p) => scope.expand(p, ins)),
+        ...(ins.kind === 'add' && ins.checksum !== undefined ? { checksum: ins.checksum } : {}),
+    };
+    return { createdBy, op };
+}
+function translateRun(ins, x) {
+    const { scope, config } = x;
+    const c = config.config ?? {};
+    // As BuildKit's parser: any other mode is an error at the line, not the host's network (commands_runnetwork.go).
+    const network = ins.network ?? 'default';
+    if (network !== 'default' && network !== 'none' && network !== 'host')
+        throw translate_at(ins, `unsupported network mode ${JSON.stringify(network)}: RUN --network takes default, none or host`);
+    // security=insecure needs an entitlement BuildKit grants only on request (--allow security.insecure); hoist grants
+    // none, so it is refused rather than run sandboxed without saying so.
+    if (ins.security !== undefined && ins.security !== 'sandbox')
+        throw translate_at(ins, `RUN --security=${ins.security} is not allowed: hoist runs every step sandboxed (--security=sandbox)`);
+    const cwd = c.WorkingDir || '/';
+    const env = new Map([...parseEnv(c.Env)].map(([k, v]) => [k, `${k}=${v}`]));
+    for (const [k, v] of scope.inheritedArgs)
+        if (!env.has(k))
+            env.set(k, `${k}=${v}`);
+    for (const [k, v] of scope.args)
+        if (v !== undefined && !env.has(k))
+            env.set(k, `${k}=${v}`);
+    // The history names every ARG in scope, valued from the step's environment (so an ENV of the same name wins), an
+    // ARG without a value as `K=` (dockerfile2llb runCommandString).
+    const argPrefix = [...scope.args].map(([k, v]) => env.get(k) ?? `${k}=${v ?? ''}`);
+    if (!env.has('PATH'))
+        env.set('PATH', `PATH=${defaultPathEnv}`);
+    // Proxy build args reach every RUN without an ARG, in both spellings, and stay out of the history and the cache
+    // key (dockerfile2llb proxyEnvFromBuildArgs, the executor's proxyEnvList).
+    const proxyEnv = [];
+    for (const [k, v] of x.plan.buildArgs) {
+        const key = k.toLowerCase();
+        if (!translate_proxyArgs.includes(key))
+            continue;
+        for (const name of [key.toUpperCase(), key])
+            if (!env.has(name) && !proxyEnv.some((p) => p.startsWith(`${name}=`)))
+                proxyEnv.push(`${name}=${v}`);
+    }
+    const shell = c.Shell ?? defaultShell;
+    let args = ins.command.prependShell ? [...shell, ins.command.args.join(' ')] : [...ins.command.args];
+    let script;
+    // Heredocs, as dockerfile2llb dispatchRun treats them: a lone heredoc with #! is written to /dev/pipes and run; a
+    // lone heredoc without is the shell's script; anything else is handed to the shell whole.
+    const files = ins.command.files;
+    if (files.length > 0) {
+        const lone = ins.command.args.length === 1 && /^<<-?["']?[A-Za-z0-9_]+["']?$/.test(ins.command.args[0].trim());
+        if (lone && files[0].data.startsWith('#!')) {
+            script = { name: files[0].name, data: files[0].data };
+            args = [`/dev/pipes/${files[0].name}`];
+        }
+        else if (lone) {
+            args = [...shell, files[0].data];
+        }
+        else {
+            args = [...shell, files.reduce((full, f) => `${full}\n${f.data}${f.name}`, ins.command.args[0])];
+        }
+    }
+    let mounts;
+    try {
+        mounts = ins.mounts.map((t) => {
+            const spec = parseMount(t, cwd);
+            const from = (spec.type === 'bind' || spec.type === 'cache') && spec.from !== undefined ? stageSourceOf(x.plan, spec.from) : undefined;
+            return from ? { spec, from } : { spec };
+        });
+    }
+    catch (e) {
+        if (e instanceof MountError)
+            throw translate_at(ins, e.message);
+        throw e;
+    }
+    const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
+    return { createdBy, op: { kind: 'exec', args, env: [...env.values()], proxyEnv, cwd, ...(c.User ? { user: c.User } : {}), network, mounts, ...(script ? { script } : {}) } };
+}
+
+;// CONCATENATED MODULE: ./lib/exec/mask.js
+// Secret values never reach the log: what a RUN step prints (and the last lines quoted when it fails) has every
+// secret the build has handed to a step replaced by ***, as GitHub Actions masks registered secrets. A multi-line
+// secret is masked line by line as well; values shorter than four characters are left alone (masking them would
+// garble the output and hide nothing).
+const minLength = 4;
+class SecretMask {
+    values = [];
+    add(secret) {
+        const text = secret.toString();
+        const candidates = [text, text.trim(), ...text.split(/\r?\n/).map((l) => l.trim())];
+        const next = new Set(this.values);
+        for (const c of candidates)
+            if (c.length >= minLength)
+                next.add(c);
+        // Longest first, so that a whole value is masked before a line of it.
+        this.values = [...next].sort((a, b) => b.length - a.length);
+    }
+    apply(line) {
+        let out = line;
+        for (const v of this.values)
+            if (out.includes(v))
+                out = out.split(v).join('***');
+        return out;
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/exec/overlay.js
+// The copy-on-write root of a RUN step: the image's layers as read-only lower dirs (each an unpacked snapshot in
+// the store, top first), a fresh upper dir that receives every change, mounted with redirect_dir=off and
+// index=off so that the upper dir is a plain diff (shared/research/builders.md §2, §6).
+
+
+
+
+
+class ExecError extends Error {
+    name = 'ExecError';
+}
+function uptime() {
+    try {
+        return Number((0,external_node_fs_namespaceObject.readFileSync)('/proc/uptime', 'utf8').split(' ')[0]);
+    }
+    catch {
+        return 0;
+    }
+}
+/** What overlayfs told the kernel log since `since` (seconds of uptime): why a mount was refused. */
+function kernelSays(since) {
+    const r = (0,external_node_child_process_namespaceObject.spawnSync)('dmesg', [], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const lines = (r.stdout ?? '').split('\n').filter((l) => /overlayfs:/.test(l) && Number(/^\[\s*([\d.]+)\]/.exec(l)?.[1] ?? 0) >= since - 1);
+    const last = lines.at(-1)?.replace(/^\[[^\]]*\]\s*/, '').trim();
+    return last ? `the kernel says: ${last}` : undefined;
+}
+/**
+ * Mounts the layers (top first) at a new `merged` dir in `scratch`: read-write over a fresh upper dir, or with
+ * `readOnly` only the lower stack (for a stage's filesystem as the source of COPY --from and bind mounts).
+ */
+async function mountOverlay(lowerDirs, scratch, options = {}) {
+    // overlayfs stacks at most 500 lower dirs (OVL_MAX_STACK); the empty bottom one may be one more.
+    if (lowerDirs.length > 499)
+        throw new ExecError(`the image has ${lowerDirs.length} layers; overlayfs stacks at most 500, so RUN cannot run on it (squash the base image)`);
+    const dir = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'run-'));
+    const [upper, work, merged, empty] = ['upper', 'work', 'merged', 'empty'].map((d) => external_node_path_.join(dir, d));
+    for (const d of [upper, work, merged, empty])
+        await (0,promises_.mkdir)(d);
+    // overlayfs needs at least one lower dir (two without an upper dir); the empty one is the bottom of the stack.
+    const lower = [...lowerDirs].reverse();
+    if (lower.length === 0 || options.readOnly)
+        lower.push(empty);
+    // The mount options must fit in a page: the lower dirs are named by short links in a directory that mount runs
+    // in (resolved when mounting, as containerd does with relative paths), so that images of a hundred layers fit.
+    const links = external_node_path_.join(dir, 'l');
+    await (0,promises_.mkdir)(links);
+    for (const [i, d] of lower.entries())
+        await (0,promises_.symlink)(d, external_node_path_.join(links, i.toString(36)));
+    const names = lower.map((_, i) => i.toString(36)).join(':');
+    const options_ = options.readOnly ? `lowerdir=${names}` : `lowerdir=${names},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
+    if (options_.length > 4000)
+        throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
+    const before = uptime();
+    const r = (0,external_node_child_process_namespaceObject.spawnSync)('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { encoding: 'utf8', cwd: links });
+    if (r.status !== 0) {
+        await (0,promises_.rm)(dir, { recursive: true, force: true });
+        const why = process.getuid?.() === 0 ? kernelSays(before) : 'RUN needs root (or passwordless sudo) and overlayfs';
+        throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}${why ? `; ${why}` : ''}`);
+    }
+    const forget = onInterrupt(() => {
+        unmountSync(merged);
+        removeSync(dir);
+    });
+    let mounted = true;
+    let released = false;
+    const unmount = async () => {
+        if (!mounted)
+            return;
+        mounted = false;
+        unmountSync(merged);
+    };
+    return {
+        merged,
+        upper,
+        unmount,
+        async release() {
+            if (released)
+                return;
+            released = true;
+            await unmount();
+            await (0,promises_.rm)(dir, { recursive: true, force: true });
+            forget();
+        },
+    };
+}
+
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./lib/exec/ssh.js
+// SSH agent forwarding for RUN --mount=type=ssh, as buildx offers it: `--ssh default` (the agent of
+// SSH_AUTH_SOCK), `--ssh ID=SOCKET` or `--ssh ID=KEY[,KEY…]` (an ssh-agent started for the build holds the
+// keys). A step never sees the host's socket: it gets a socket of its own, owned and moded as its mount says,
+// whose connections are forwarded to the agent (BuildKit forwards them over its session the same way).
+
+
+
+
+
+
+
+
+
+
+/** `--ssh default|ID[=SOCKET|KEY[,KEY…]]` → [id, paths]. */
+function parseSshFlag(text) {
+    const eq = text.indexOf('=');
+    const id = (eq < 0 ? text : text.slice(0, eq)).trim();
+    if (!id)
+        throw new ExecError(`--ssh ${text}: needs an id (default, or ID=SOCKET|KEY)`);
+    return [id, eq < 0 ? [] : splitCSV(text.slice(eq + 1)).map((p) => p.trim()).filter(Boolean)];
+}
+class SshAgents {
+    specs;
+    env;
+    sockets = new Map();
+    agents = [];
+    constructor(specs, env = process.env) {
+        this.specs = specs;
+        this.env = env;
+    }
+    has(id) {
+        return this.specs.has(id);
+    }
+    /** The agent socket for `id`: given, SSH_AUTH_SOCK, or an agent started here with the given keys. */
+    socket(id) {
+        let p = this.sockets.get(id);
+        if (!p) {
+            p = this.resolve(id);
+            this.sockets.set(id, p);
+        }
+        return p;
+    }
+    async resolve(id) {
+        const paths = this.specs.get(id) ?? [];
+        if (paths.length === 0) {
+            const sock = this.env.SSH_AUTH_SOCK;
+            if (!sock)
+                throw new ExecError(`--ssh ${id}: SSH_AUTH_SOCK is not set; start an agent (eval $(ssh-agent); ssh-add) or pass --ssh ${id}=PATH`);
+            return sock;
+        }
+        if (paths.length === 1 && (0,external_node_fs_namespaceObject.statSync)(paths[0], { throwIfNoEntry: false })?.isSocket())
+            return paths[0];
+        for (const k of paths)
+            if (!(0,external_node_fs_namespaceObject.statSync)(k, { throwIfNoEntry: false })?.isFile())
+                throw new ExecError(`--ssh ${id}: ${k} is neither an agent socket nor a key file`);
+        const dir = await (0,promises_.mkdtemp)(agentDirPrefix());
+        const sock = external_node_path_.join(dir, 'agent.sock');
+        const agent = (0,external_node_child_process_namespaceObject.spawn)('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+        const failed = await new Promise((resolve) => {
+            agent.once('error', (e) => resolve(`cannot start ssh-agent (apt-get install openssh-client): ${e.message}`));
+            const poll = (n) => {
+                if ((0,external_node_fs_namespaceObject.statSync)(sock, { throwIfNoEntry: false })?.isSocket())
+                    resolve(undefined);
+                else if (agent.exitCode !== null || n > 100)
+                    resolve('ssh-agent did not start');
+                else
+                    setTimeout(() => poll(n + 1), 20);
+            };
+            poll(0);
+        });
+        if (agent.pid) {
+            const pid = agent.pid;
+            // For the cleaner of a build that is killed outright (leftovers.ts): the agent holds the keys.
+            (0,external_node_fs_namespaceObject.writeFileSync)(external_node_path_.join(dir, 'agent.pid'), String(pid));
+            this.agents.push({ pid, dir, forget: onInterrupt(() => {
+                    killQuietly(pid);
+                    removeSync(dir);
+                }) });
+        }
+        if (!agent.pid)
+            removeSync(dir);
+        if (failed)
+            throw new ExecError(`--ssh ${id}: ${failed}`);
+        const added = (0,external_node_child_process_namespaceObject.spawnSync)('ssh-add', paths, { env: { ...this.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+        if (added.status !== 0)
+            throw new ExecError(`--ssh ${id}: ssh-add could not load ${paths.join(', ')}: ${(added.stderr || added.error?.message || '').trim()} (keys with a passphrase need an agent: --ssh ${id}=$SSH_AUTH_SOCK)`);
+        return sock;
+    }
+    /** Stops the agents started for the build. */
+    async close() {
+        for (const a of this.agents.splice(0)) {
+            killQuietly(a.pid);
+            await (0,promises_.rm)(a.dir, { recursive: true, force: true });
+            a.forget();
+        }
+    }
+}
+function killQuietly(pid) {
+    try {
+        process.kill(pid, 'SIGTERM');
+    }
+    catch {
+        // already gone
+    }
+}
+/** A socket owned by uid:gid with `mode` that forwards every connection to the agent at `agent`. */
+async function agentProxy(agent, owner) {
+    // Socket paths are limited to 108 bytes: a short directory of its own, not the store's.
+    const dir = await (0,promises_.mkdtemp)(external_node_path_.join((0,external_node_os_namespaceObject.tmpdir)(), `hoist-ssh-${process.pid}-`));
+    const sock = external_node_path_.join(dir, 'agent.sock');
+    const open = new Set();
+    const server = external_node_net_.createServer((c) => {
+        const up = external_node_net_.connect(agent);
+        open.add(c).add(up);
+        const done = () => {
+            c.destroy();
+            up.destroy();
+            open.delete(c);
+            open.delete(up);
+        };
+        c.on('error', done).on('close', done);
+        up.on('error', done).on('close', done);
+        c.pipe(up).pipe(c);
+    });
+    await new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(sock, () => resolve());
+    });
+    const forget = onInterrupt(() => removeSync(dir));
+    await (0,promises_.chmod)(sock, owner.mode);
+    await (0,promises_.chown)(sock, owner.uid, owner.gid).catch(() => undefined);
+    return {
+        path: sock,
+        async close() {
+            for (const s of open)
+                s.destroy();
+            await new Promise((r) => server.close(() => r()));
+            await (0,promises_.rm)(dir, { recursive: true, force: true });
+            forget();
+        },
+    };
 }
 
 ;// CONCATENATED MODULE: ./lib/solver/archive.js
@@ -46641,250 +47370,6 @@ async function archiveKind(file) {
     }
     catch {
         return undefined;
-    }
-}
-
-;// CONCATENATED MODULE: ./lib/solver/http-source.js
-// ADD from a URL, as BuildKit's HTTP source does it: the file is named after the URL's last path segment
-// (`__unnamed__` when there is none), written with mode 0600, its mtime from Last-Modified, never unpacked, and
-// checked against --checksum when one is given. Redirects are followed.
-
-
-
-
-
-
-class HttpSourceError extends Error {
-    name = 'HttpSourceError';
-}
-function isURL(source) {
-    return /^https?:\/\//i.test(source);
-}
-/**
- * The file name of a URL as BuildKit takes it (path.Base of the decoded path, else `__unnamed__`): decoded first, so
- * that `..%2f..%2fetc` is the name `etc`, never a path that climbs out of the directory it is downloaded into.
- */
-function urlFileName(url) {
-    let decoded;
-    try {
-        decoded = decodeURIComponent(new URL(url).pathname);
-    }
-    catch {
-        return '__unnamed__';
-    }
-    const base = external_node_path_.posix.basename(decoded);
-    return base && base !== '/' && base !== '.' && base !== '..' && !base.includes('\0') ? base : '__unnamed__';
-}
-/** Downloads `url` into `dir`; returns the file's path. */
-async function download(url, dir, options) {
-    let res;
-    try {
-        res = await fetch(url, { redirect: 'follow', headers: { 'user-agent': 'hoist' } });
-    }
-    catch (e) {
-        throw new HttpSourceError(`failed to download ${url}: ${e.cause?.message ?? e.message}`);
-    }
-    if (!res.ok || !res.body)
-        throw new HttpSourceError(`failed to download ${url}: ${res.status} ${res.statusText}`);
-    const file = external_node_path_.join(dir, urlFileName(url));
-    const check = options.checksum ? new DigestStream({ digest: parseDigest(options.checksum).text, where: `ADD ${url} --checksum` }) : new DigestStream();
-    await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.fromWeb(res.body), check, (0,external_node_fs_namespaceObject.createWriteStream)(file));
-    await (0,promises_.chmod)(file, 0o600);
-    const lm = Date.parse(res.headers.get('last-modified') ?? '');
-    const t = Number.isNaN(lm) ? options.fallbackTime : Math.floor(lm / 1000);
-    await (0,promises_.utimes)(file, t, t);
-    return file;
-}
-
-;// CONCATENATED MODULE: ./lib/solver/chmod.js
-// --chmod values: octal (0755, 644) or symbolic like chmod(1): `u+x`, `go-w`, `a=rX`, `u=rwx,g=rx,o=`, `+x`
-// (no who means all). X sets execute only on directories and on files that already have an execute bit.
-class ChmodError extends Error {
-    name = 'ChmodError';
-}
-const whoBits = { u: 0o4700, g: 0o2070, o: 0o1007 };
-function parseChmod(text) {
-    if (/^\d+$/.test(text)) {
-        const n = /^[0-7]+$/.test(text) ? parseInt(text, 8) : Number.POSITIVE_INFINITY;
-        if (n > 0o7777)
-            throw new ChmodError(`invalid chmod parameter: '${text}'. it should be octal string and between 0 and 07777`);
-        return () => n;
-    }
-    const clauses = text.split(',').map((clause) => {
-        const m = clause.match(/^([ugoa]*)((?:[-+=][rwxXst]*)+)$/);
-        if (!m)
-            throw new ChmodError(`invalid chmod parameter: '${text}': expected octal (0755) or symbolic (u+x,go-w)`);
-        let who = m[1].replace(/a/g, 'ugo') || 'ugo';
-        who = [...new Set(who)].join('');
-        const ops = [...m[2].matchAll(/([-+=])([rwxXst]*)/g)].map((o) => ({ op: o[1], perms: o[2] }));
-        return { who, ops };
-    });
-    return (mode, isDir) => {
-        let out = mode & 0o7777;
-        for (const { who, ops } of clauses) {
-            let mask = 0;
-            for (const w of who)
-                mask |= whoBits[w];
-            for (const { op, perms } of ops) {
-                let bits = 0;
-                for (const p of perms) {
-                    if (p === 'r')
-                        bits |= 0o444;
-                    else if (p === 'w')
-                        bits |= 0o222;
-                    else if (p === 'x')
-                        bits |= 0o111;
-                    else if (p === 'X') {
-                        if (isDir || (out & 0o111) !== 0)
-                            bits |= 0o111;
-                    }
-                    else if (p === 's')
-                        bits |= 0o6000;
-                    else if (p === 't')
-                        bits |= 0o1000;
-                }
-                bits &= mask;
-                if (op === '+')
-                    out |= bits;
-                else if (op === '-')
-                    out &= ~bits;
-                else
-                    out = (out & ~(mask & 0o7777 & ~0o1000 | (who.includes('o') ? 0o1000 : 0))) | bits;
-            }
-        }
-        return out & 0o7777;
-    };
-}
-
-;// CONCATENATED MODULE: ./lib/layer/fs-index.js
-
-
-
-
-class FsIndex {
-    entries = new Map();
-    /** the paths directly below each directory path (also one that has no entry of its own) */
-    children = new Map();
-    clone() {
-        const c = new FsIndex();
-        for (const [k, v] of this.entries)
-            c.entries.set(k, v);
-        for (const [k, v] of this.children)
-            c.children.set(k, new Set(v));
-        return c;
-    }
-    /** The headers of one layer (compressed or not), read whole before any is applied: a layer that fails to read changes nothing. */
-    static async readHeaders(blob) {
-        const { stream } = await decompressed(blob);
-        const headers = [];
-        for await (const { header, body } of readTar(stream)) {
-            body.resume();
-            headers.push(header);
-        }
-        return headers;
-    }
-    /** Applies a layer from its headers, as the builder has them when it has just written the layer. */
-    applyHeaders(headers, layer) {
-        const pass = { opaque: [], added: new Set() };
-        for (const h of headers)
-            this.applyHeader(h, layer, pass);
-        this.finish(pass);
-    }
-    applyHeader(header, layer, pass) {
-        const name = cleanEntryName(header.name);
-        if (!name)
-            return;
-        const slash = name.lastIndexOf('/');
-        const dir = slash < 0 ? '' : name.slice(0, slash);
-        const base = name.slice(slash + 1);
-        if (base === opaqueWhiteout) {
-            pass.opaque.push(dir);
-            return;
-        }
-        if (base.startsWith(whiteoutPrefix)) {
-            this.remove(dir ? `${dir}/${base.slice(whiteoutPrefix.length)}` : base.slice(whiteoutPrefix.length));
-            return;
-        }
-        if (header.type !== 'directory' || this.entries.get(name)?.header.type !== 'directory')
-            this.remove(name);
-        this.set(name, { header: { ...header, name }, layer });
-        pass.added.add(name);
-    }
-    /** An opaque directory hides what lower layers had below it, whatever its position in the tar. */
-    finish({ opaque, added }) {
-        for (const dir of opaque) {
-            for (const p of this.below(dir))
-                if (!added.has(p))
-                    this.entries.delete(p);
-            for (const p of [...this.below(dir)].reverse()) {
-                if (!this.entries.has(p) && !this.children.get(p)?.size) {
-                    this.children.delete(p);
-                    this.unlink(p);
-                }
-            }
-        }
-    }
-    set(p, e) {
-        this.entries.set(p, e);
-        const slash = p.lastIndexOf('/');
-        const parent = slash < 0 ? '' : p.slice(0, slash);
-        let kids = this.children.get(parent);
-        if (!kids)
-            this.children.set(parent, (kids = new Set()));
-        kids.add(p);
-    }
-    /** Forgets `p` as a child of its parent. */
-    unlink(p) {
-        const slash = p.lastIndexOf('/');
-        this.children.get(slash < 0 ? '' : p.slice(0, slash))?.delete(p);
-    }
-    /** Every path below `dir`, deepest last. */
-    *below(dir) {
-        for (const c of [...(this.children.get(dir) ?? [])]) {
-            yield c;
-            yield* this.below(c);
-        }
-    }
-    /** Removes `p` and everything below it. */
-    remove(p) {
-        for (const c of [...this.below(p)]) {
-            this.entries.delete(c);
-            this.children.delete(c);
-        }
-        this.children.delete(p);
-        this.entries.delete(p);
-        this.unlink(p);
-    }
-    /** The entry at an absolute or relative path, following symlinks in its parents (not the last component). */
-    lookup(p) {
-        return this.entries.get(this.resolve(p));
-    }
-    /** The path with symlinked parents resolved inside the image (as extraction would), without the leading '/'. */
-    resolve(p, followLast = false) {
-        const pending = cleanEntryName(p).split('/').filter(Boolean);
-        const done = [];
-        let hops = 0;
-        while (pending.length > 0) {
-            const part = pending.shift();
-            if (part === '..') {
-                done.pop();
-                continue;
-            }
-            const here = [...done, part].join('/');
-            const e = this.entries.get(here);
-            if (e?.header.type === 'symlink' && (pending.length > 0 || followLast) && hops++ < 40) {
-                const target = e.header.linkname ?? '';
-                if (target.startsWith('/'))
-                    done.length = 0;
-                pending.unshift(...target.split('/').filter(Boolean));
-                continue;
-            }
-            done.push(part);
-        }
-        return done.join('/');
-    }
-    isDirectory(p) {
-        return this.entries.get(this.resolve(p, true))?.header.type === 'directory';
     }
 }
 
@@ -47083,7 +47568,7 @@ function readInside(contextDir, file) {
     return r.stats?.isFile() ? (0,external_node_fs_namespaceObject.readFileSync)(r.abs, 'utf8') : undefined;
 }
 
-;// CONCATENATED MODULE: ./lib/solver/copy.js
+;// CONCATENATED MODULE: ./lib/solver/copy-plan.js
 // COPY/ADD as layer entries. Destination rules as BuildKit's copy applies them (fsutil copy.Copy, one source after
 // the other, each seeing what the ones before it made): relative destinations are under WORKDIR; a trailing '/'
 // makes the destination a directory; a file goes into the destination when that is a directory by then, else
@@ -47209,148 +47694,288 @@ function planCopy(sources, o) {
     return [...entries.values()];
 }
 
-;// CONCATENATED MODULE: ./lib/solver/metadata.js
-// The instructions that change only the image config, applied as BuildKit's dockerfile2llb applies them, with
-// the history `created_by` text BuildKit writes (Go's %q/%v formatting of slices and maps included).
+;// CONCATENATED MODULE: ./lib/solver/http-source.js
+// ADD from a URL, as BuildKit's HTTP source does it: the file is named after the URL's last path segment
+// (`__unnamed__` when there is none), written with mode 0600, its mtime from Last-Modified, never unpacked, and
+// checked against --checksum when one is given. Redirects are followed.
 
 
 
-const defaultShell = ['/bin/sh', '-c'];
-/** Go `%q` of a []string: `["a" "b"]`. */
-const goQuotedList = (l) => `[${l.map(goQuote).join(' ')}]`;
-/** Go `%v` of a []string: `[a b]`. */
-const goList = (l) => `[${l.join(' ')}]`;
-function goDuration(ns) {
-    if (ns === 0)
-        return '0s';
-    const units = [[3600e9, 'h'], [60e9, 'm']];
-    let out = '';
-    let rest = ns;
-    for (const [n, u] of units) {
-        if (rest >= n) {
-            out += `${Math.floor(rest / n)}${u}`;
-            rest %= n;
-        }
-    }
-    if (ns < 1e9) {
-        if (ns % 1e6 === 0)
-            return `${ns / 1e6}ms`;
-        if (ns % 1e3 === 0)
-            return `${ns / 1e3}µs`;
-        return `${ns}ns`;
-    }
-    const secs = rest / 1e9;
-    return `${out}${Number.isInteger(secs) ? secs : secs.toFixed(9).replace(/0+$/, '')}s`;
+
+
+
+class HttpSourceError extends Error {
+    name = 'HttpSourceError';
 }
-/** EXPOSE words → `port/proto` keys, ranges spelled out (docker's nat.ParsePortSpecs). */
-function exposedPorts(words, at) {
-    const out = [];
-    for (const w of words) {
-        const m = w.match(/^(?:(?:\[[^\]]*\]|[^:]*):)?(?:[^:]*:)?(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i);
-        if (!m)
-            throw new DockerfileError(`invalid port ${JSON.stringify(w)}: expected PORT[-PORT][/tcp|udp|sctp]`, { line: at.line, endLine: at.endLine });
-        const start = Number(m[1]);
-        const end = m[2] ? Number(m[2]) : start;
-        if (end < start || end > 65535)
-            throw new DockerfileError(`invalid port range ${JSON.stringify(w)}`, { line: at.line, endLine: at.endLine });
-        for (let p = start; p <= end; p++)
-            out.push(`${p}/${(m[3] ?? 'tcp').toLowerCase()}`);
-    }
-    return out;
-}
-/** Go's %q of an int, which formats it as a quoted rune: 'A', '\x03', '\n'. */
-function goQuoteRune(n) {
-    const body = goQuote(String.fromCodePoint(n)).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'");
-    return `'${body}'`;
+function http_source_isURL(source) {
+    return /^https?:\/\//i.test(source);
 }
 /**
- * Applies a config-only instruction (already expanded) and returns its history text; undefined when the
- * instruction is not one of these.
+ * The file name of a URL as BuildKit takes it (path.Base of the decoded path, else `__unnamed__`): decoded first, so
+ * that `..%2f..%2fetc` is the name `etc`, never a path that climbs out of the directory it is downloaded into.
  */
-function applyMetadata(state, ins, ctx) {
-    const c = state.runtime;
-    switch (ins.kind) {
-        case 'env': {
-            const env = parseEnv(c.Env);
-            for (const p of ins.pairs)
-                env.set(p.key, p.value);
-            c.Env = formatEnv(env);
-            return `ENV ${ins.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
-        }
-        case 'label':
-            c.Labels = { ...c.Labels };
-            for (const p of ins.pairs)
-                c.Labels[p.key] = p.value;
-            return `LABEL ${ins.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
-        case 'user':
-            c.User = ins.user;
-            return `USER ${ins.user}`;
-        case 'expose': {
-            c.ExposedPorts = { ...c.ExposedPorts };
-            const ports = exposedPorts(ins.ports, ins);
-            for (const p of ports)
-                c.ExposedPorts[p] = {};
-            return `EXPOSE map[${[...new Set(ports)].sort().map((p) => `${p}:{}`).join(' ')}]`;
-        }
-        case 'volume':
-            c.Volumes = { ...c.Volumes };
-            for (const v of ins.volumes)
-                c.Volumes[v] = {};
-            return `VOLUME ${goList(ins.volumes)}`;
-        case 'stopsignal':
-            c.StopSignal = ins.signal;
-            return `STOPSIGNAL ${ins.signal}`;
-        case 'shell':
-            c.Shell = [...ins.shell];
-            return `SHELL ${goList(ins.shell)}`;
-        case 'cmd': {
-            const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
-            // An empty list is nil to BuildKit's JSON (omitempty): the key goes.
-            if (args.length)
-                c.Cmd = args;
-            else
-                delete c.Cmd;
-            // BuildKit sets it for every CMD, for compatibility with the Docker image spec.
-            c.ArgsEscaped = true;
-            ctx.cmdSet = true;
-            return `CMD ${goQuotedList(args)}`;
-        }
-        case 'entrypoint': {
-            const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
-            if (args.length)
-                c.Entrypoint = args;
-            else
-                delete c.Entrypoint;
-            if (!ctx.cmdSet)
-                delete c.Cmd;
-            return `ENTRYPOINT ${goQuotedList(args)}`;
-        }
-        case 'healthcheck': {
-            const h = { Test: [...ins.test] };
-            if (ins.interval)
-                h.Interval = ins.interval;
-            if (ins.timeout)
-                h.Timeout = ins.timeout;
-            if (ins.startPeriod)
-                h.StartPeriod = ins.startPeriod;
-            if (ins.startInterval)
-                h.StartInterval = ins.startInterval;
-            if (ins.retries)
-                h.Retries = ins.retries;
-            c.Healthcheck = h;
-            const retries = goQuoteRune(ins.retries);
-            return `HEALTHCHECK &{${goQuotedList(ins.test)} ${[ins.interval, ins.timeout, ins.startPeriod, ins.startInterval].map((d) => goQuote(goDuration(d))).join(' ')} ${retries}}`;
-        }
-        case 'onbuild':
-            // Recorded in the config; BuildKit writes no history entry for it.
-            c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
-            return '';
-        case 'maintainer':
-            state.config.author = ins.maintainer;
-            return `MAINTAINER ${ins.maintainer}`;
-        default:
-            return undefined;
+function urlFileName(url) {
+    let decoded;
+    try {
+        decoded = decodeURIComponent(new URL(url).pathname);
     }
+    catch {
+        return '__unnamed__';
+    }
+    const base = external_node_path_.posix.basename(decoded);
+    return base && base !== '/' && base !== '.' && base !== '..' && !base.includes('\0') ? base : '__unnamed__';
+}
+/** Downloads `url` into `dir`; returns the file's path. */
+async function download(url, dir, options) {
+    let res;
+    try {
+        res = await fetch(url, { redirect: 'follow', headers: { 'user-agent': 'hoist' } });
+    }
+    catch (e) {
+        throw new HttpSourceError(`failed to download ${url}: ${e.cause?.message ?? e.message}`);
+    }
+    if (!res.ok || !res.body)
+        throw new HttpSourceError(`failed to download ${url}: ${res.status} ${res.statusText}`);
+    const file = external_node_path_.join(dir, urlFileName(url));
+    const check = options.checksum ? new DigestStream({ digest: parseDigest(options.checksum).text, where: `ADD ${url} --checksum` }) : new DigestStream();
+    await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.fromWeb(res.body), check, (0,external_node_fs_namespaceObject.createWriteStream)(file));
+    await (0,promises_.chmod)(file, 0o600);
+    const lm = Date.parse(res.headers.get('last-modified') ?? '');
+    const t = Number.isNaN(lm) ? options.fallbackTime : Math.floor(lm / 1000);
+    await (0,promises_.utimes)(file, t, t);
+    return file;
+}
+
+;// CONCATENATED MODULE: ./lib/layer/layer.js
+/** The registry repository a layer can be mounted from, if it has one. */
+function repositoryOf(layer) {
+    return layer.sources.find((s) => s.repository)?.repository;
+}
+
+;// CONCATENATED MODULE: ./lib/solver/image.js
+
+class BuiltImage {
+    root;
+    configBytes;
+    layers;
+    store;
+    constructor(root, configBytes, layers, store) {
+        this.root = root;
+        this.configBytes = configBytes;
+        this.layers = layers;
+        this.store = store;
+    }
+    async manifest() {
+        return this.root;
+    }
+    async openBlob(desc) {
+        const l = this.layers.find((x) => x.descriptor.digest === desc.digest);
+        if (l)
+            return this.store.openLayer(l);
+        return this.store.openBlob(desc.digest);
+    }
+    async readBlob(desc) {
+        return this.store.readBlob(desc.digest);
+    }
+    originOf(digest) {
+        const l = this.layers.find((x) => x.descriptor.digest === digest);
+        return l && repositoryOf(l);
+    }
+}
+/** The config's keys in the order BuildKit's exporter writes them, so equal images serialise to equal bytes. */
+function orderedConfig(c) {
+    const order = ['architecture', 'author', 'config', 'created', 'history', 'os', 'os.version', 'os.features', 'rootfs', 'variant'];
+    const out = {};
+    for (const k of order)
+        if (c[k] !== undefined)
+            out[k] = c[k];
+    for (const k of Object.keys(c))
+        if (!(k in out))
+            out[k] = c[k];
+    return out;
+}
+
+;// CONCATENATED MODULE: ./lib/layer/fs-index.js
+
+
+
+
+class FsIndex {
+    entries = new Map();
+    /** the paths directly below each directory path (also one that has no entry of its own) */
+    children = new Map();
+    clone() {
+        const c = new FsIndex();
+        for (const [k, v] of this.entries)
+            c.entries.set(k, v);
+        for (const [k, v] of this.children)
+            c.children.set(k, new Set(v));
+        return c;
+    }
+    /** The headers of one layer (compressed or not), read whole before any is applied: a layer that fails to read changes nothing. */
+    static async readHeaders(blob) {
+        const { stream } = await decompressed(blob);
+        const headers = [];
+        for await (const { header, body } of readTar(stream)) {
+            body.resume();
+            headers.push(header);
+        }
+        return headers;
+    }
+    /** Applies a layer from its headers, as the builder has them when it has just written the layer. */
+    applyHeaders(headers, layer) {
+        const pass = { opaque: [], added: new Set() };
+        for (const h of headers)
+            this.applyHeader(h, layer, pass);
+        this.finish(pass);
+    }
+    applyHeader(header, layer, pass) {
+        const name = cleanEntryName(header.name);
+        if (!name)
+            return;
+        const slash = name.lastIndexOf('/');
+        const dir = slash < 0 ? '' : name.slice(0, slash);
+        const base = name.slice(slash + 1);
+        if (base === opaqueWhiteout) {
+            pass.opaque.push(dir);
+            return;
+        }
+        if (base.startsWith(whiteoutPrefix)) {
+            this.remove(dir ? `${dir}/${base.slice(whiteoutPrefix.length)}` : base.slice(whiteoutPrefix.length));
+            return;
+        }
+        if (header.type !== 'directory' || this.entries.get(name)?.header.type !== 'directory')
+            this.remove(name);
+        this.set(name, { header: { ...header, name }, layer });
+        pass.added.add(name);
+    }
+    /** An opaque directory hides what lower layers had below it, whatever its position in the tar. */
+    finish({ opaque, added }) {
+        for (const dir of opaque) {
+            for (const p of this.below(dir))
+                if (!added.has(p))
+                    this.entries.delete(p);
+            for (const p of [...this.below(dir)].reverse()) {
+                if (!this.entries.has(p) && !this.children.get(p)?.size) {
+                    this.children.delete(p);
+                    this.unlink(p);
+                }
+            }
+        }
+    }
+    set(p, e) {
+        this.entries.set(p, e);
+        const slash = p.lastIndexOf('/');
+        const parent = slash < 0 ? '' : p.slice(0, slash);
+        let kids = this.children.get(parent);
+        if (!kids)
+            this.children.set(parent, (kids = new Set()));
+        kids.add(p);
+    }
+    /** Forgets `p` as a child of its parent. */
+    unlink(p) {
+        const slash = p.lastIndexOf('/');
+        this.children.get(slash < 0 ? '' : p.slice(0, slash))?.delete(p);
+    }
+    /** Every path below `dir`, deepest last. */
+    *below(dir) {
+        for (const c of [...(this.children.get(dir) ?? [])]) {
+            yield c;
+            yield* this.below(c);
+        }
+    }
+    /** Removes `p` and everything below it. */
+    remove(p) {
+        for (const c of [...this.below(p)]) {
+            this.entries.delete(c);
+            this.children.delete(c);
+        }
+        this.children.delete(p);
+        this.entries.delete(p);
+        this.unlink(p);
+    }
+    /** The entry at an absolute or relative path, following symlinks in its parents (not the last component). */
+    lookup(p) {
+        return this.entries.get(this.resolve(p));
+    }
+    /** The path with symlinked parents resolved inside the image (as extraction would), without the leading '/'. */
+    resolve(p, followLast = false) {
+        const pending = cleanEntryName(p).split('/').filter(Boolean);
+        const done = [];
+        let hops = 0;
+        while (pending.length > 0) {
+            const part = pending.shift();
+            if (part === '..') {
+                done.pop();
+                continue;
+            }
+            const here = [...done, part].join('/');
+            const e = this.entries.get(here);
+            if (e?.header.type === 'symlink' && (pending.length > 0 || followLast) && hops++ < 40) {
+                const target = e.header.linkname ?? '';
+                if (target.startsWith('/'))
+                    done.length = 0;
+                pending.unshift(...target.split('/').filter(Boolean));
+                continue;
+            }
+            done.push(part);
+        }
+        return done.join('/');
+    }
+    isDirectory(p) {
+        return this.entries.get(this.resolve(p, true))?.header.type === 'directory';
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/layer/writer.js
+// Writes a layer deterministically (DESIGN "layer tar"): PAX, relative names, directories with a trailing '/',
+// no root entry, entries in filepath.Walk order (a directory, then its contents), numeric uid/gid without user
+// names, mtimes kept but clamped to SOURCE_DATE_EPOCH when set. The tar is hashed (diffID) and compressed (digest)
+// in one streaming pass straight into the store.
+
+
+
+
+
+/** filepath.Walk order: compare path components, so `a/b` comes before `a-b`. */
+function walkOrder(a, b) {
+    const x = a.replace(/\/$/, '').split('/');
+    const y = b.replace(/\/$/, '').split('/');
+    for (let i = 0; i < Math.min(x.length, y.length); i++) {
+        if (x[i] !== y[i])
+            return x[i] < y[i] ? -1 : 1;
+    }
+    return x.length - y.length;
+}
+function normalise(e, epoch) {
+    let name = e.header.name.replace(/^\/+/, '').replace(/\/+$/, '');
+    if (e.header.type === 'directory')
+        name += '/';
+    const mtime = Math.floor(epoch !== undefined ? Math.min(e.header.mtime, epoch) : e.header.mtime);
+    return { ...e, header: { ...e.header, name, mtime } };
+}
+async function writeLayer(store, entries, options = {}) {
+    const compression = options.compression ?? 'gzip';
+    const sorted = entries.map((e) => normalise(e, options.sourceDateEpoch)).filter((e) => e.header.name !== '/' && e.header.name !== '');
+    sorted.sort((a, b) => walkOrder(a.header.name, b.header.name));
+    for (let i = 1; i < sorted.length; i++) {
+        if (sorted[i].header.name === sorted[i - 1].header.name)
+            throw new Error(`layer has ${sorted[i].header.name} twice`);
+    }
+    const tar = new TarWriter();
+    const diff = new DigestStream();
+    const stored = store.writeBlob(chain(tar.stream, diff, compressor(compression)));
+    const write = (async () => {
+        for (const e of sorted) {
+            const c = e.content;
+            const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : (0,external_node_fs_namespaceObject.createReadStream)(c.path);
+            await tar.entry(e.header, body);
+        }
+        await tar.finish();
+    })();
+    write.catch((err) => tar.stream.destroy(err));
+    const [blob] = await Promise.all([stored, write]);
+    return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers: sorted.map((e) => e.header) };
 }
 
 ;// CONCATENATED MODULE: ./lib/solver/state.js
@@ -47360,31 +47985,23 @@ function applyMetadata(state, ins, ctx) {
 
 
 class ImageState {
-    config;
     layers;
+    history;
     index;
     /** how many of `layers` the index has applied; later layers are applied on the next fs() */
     indexed = 0;
-    constructor(config, layers) {
-        this.config = config;
+    constructor(layers, 
+    /** the image's history so far: the base's entries, then one per step */
+    history) {
         this.layers = layers;
-    }
-    static scratch(config) {
-        return new ImageState(config, []);
+        this.history = history;
     }
     clone() {
-        const s = new ImageState(structuredClone(this.config), [...this.layers]);
+        const s = new ImageState([...this.layers], [...this.history]);
         // The index is updated in place as layers are added, so a clone gets its own copy.
         s.index = this.index?.clone();
         s.indexed = this.indexed;
         return s;
-    }
-    get runtime() {
-        this.config.config ??= {};
-        return this.config.config;
-    }
-    history(entry) {
-        (this.config.history ??= []).push(entry);
     }
     /** A layer on top; `headers` (what the builder just wrote) keep an index that is up to date without reading it. */
     addLayer(layer, entry, headers) {
@@ -47393,14 +48010,13 @@ class ImageState {
             this.indexed++;
         }
         this.layers.push(layer);
-        this.config.rootfs.diff_ids.push(layer.diffID);
-        this.history(entry);
+        this.history.push(entry);
     }
     /**
      * The filesystem's index. The base's layers are fetched into the store and read the first time it is needed;
      * after that only the layers added since are applied.
      */
-    async fs(store, client) {
+    async fs(store) {
         this.index ??= new FsIndex();
         for (; this.indexed < this.layers.length; this.indexed++) {
             const l = this.layers[this.indexed];
@@ -47428,8 +48044,8 @@ class ImageState {
     }
 }
 /** A regular file's content from the image (symlinks followed inside it), or undefined when there is none. */
-async function readImageFile(state, store, client, file) {
-    const fs = await state.fs(store, client);
+async function readImageFile(state, store, file) {
+    const fs = await state.fs(store);
     const resolved = fs.resolve(file, true);
     const e = fs.entries.get(resolved);
     if (!e || e.header.type !== 'file')
@@ -47449,12 +48065,6 @@ async function readImageFile(state, store, client, file) {
         }
         return undefined;
     });
-}
-
-;// CONCATENATED MODULE: ./lib/layer/layer.js
-/** The registry repository a layer can be mounted from, if it has one. */
-function repositoryOf(layer) {
-    return layer.sources.find((s) => s.repository)?.repository;
 }
 
 ;// CONCATENATED MODULE: ./lib/solver/users.js
@@ -47551,6 +48161,115 @@ function resolveExecUser(spec, files) {
         additionalGids = parseGroup(files.group ?? '').filter((e) => e.members?.includes(found.name)).map((e) => e.id);
     }
     return { uid, gid, additionalGids };
+}
+
+;// CONCATENATED MODULE: ./lib/solver/ops/op.js
+/** An error of a step with a hint for the user (the solver prints it under the Dockerfile line). */
+function withHint(e, hint) {
+    e.hint = hint;
+    return e;
+}
+
+;// CONCATENATED MODULE: ./lib/solver/ops/copy.js
+// COPY and ADD: the sources (the context through .dockerignore, a stage's or image's filesystem, downloads, local
+// archives unpacked, heredocs) planned onto the image as BuildKit's copy places them (copy-plan.ts), written as a
+// layer.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+async function execCopy(op, x) {
+    const fromContext = op.from.kind === 'context';
+    const from = fromContext ? x.context : BuildContext.plain(await x.rootfs(op.from));
+    const sources = [];
+    try {
+        for (const s of op.sources) {
+            if (isURL(s)) {
+                const dir = await x.scratchDir();
+                const file = await download(s, dir, { checksum: op.checksum, fallbackTime: x.sourceDateEpoch ?? x.time });
+                sources.push({ path: (await BuildContext.plain(dir).resolve(external_node_path_.basename(file)))[0] });
+                continue;
+            }
+            for (const p of await from.resolve(s)) {
+                const kind = op.add && fromContext && p.stats.isFile() ? await archiveKind(p.abs) : undefined;
+                if (kind) {
+                    // A local archive is unpacked into the destination, like `tar -x` (owners and times from the archive).
+                    const dir = await x.scratchDir();
+                    try {
+                        await extractLayer(openArchive(p.abs, kind), dir, { whiteouts: 'none' });
+                    }
+                    catch (e) {
+                        if (e instanceof TarError || e instanceof CompressionError || e instanceof archive_ArchiveError)
+                            throw new archive_ArchiveError(`cannot unpack ${p.rel}: ${e.message}`);
+                        throw e;
+                    }
+                    const unpacked = BuildContext.plain(dir);
+                    const top = (await unpacked.resolve('.'))[0];
+                    sources.push({ path: { ...top, rel: '' }, keepOwner: true, children: await unpacked.walk(top) });
+                    continue;
+                }
+                const pivot = s.indexOf('/./');
+                const parentsPath = pivot >= 0 ? external_node_path_.posix.relative(cleanPath(s.slice(0, pivot).replace(/^\/+/, '') || '.').replace(/^\.$/, ''), p.rel) : undefined;
+                // A stage's or image's files keep their owners unless --chown says otherwise (BuildKit copies them with their
+                // uid/gid); the context's become 0:0.
+                sources.push({ path: p, keepOwner: !fromContext && op.chown === undefined, children: p.stats.isDirectory() ? await from.walk(p) : undefined, parentsPath });
+            }
+        }
+    }
+    catch (e) {
+        if (e instanceof ContextError && fromContext)
+            throw withHint(e, `the context is ${x.context.dir}`);
+        throw e;
+    }
+    if (op.inline.length > 0) {
+        // Heredoc sources: files named after their delimiter, 0644.
+        const dir = await x.scratchDir();
+        const inlineRoot = BuildContext.plain(dir);
+        const mtime = x.sourceDateEpoch ?? x.time;
+        for (const f of op.inline) {
+            const file = external_node_path_.join(dir, f.name);
+            await (0,promises_.writeFile)(file, f.data, { mode: 0o644 });
+            await (0,promises_.chmod)(file, 0o644);
+            await (0,promises_.utimes)(file, mtime, mtime);
+            sources.push({ path: (await inlineRoot.resolve(f.name))[0] });
+        }
+    }
+    // The stage's time is the newest of its inputs: the context's files count, another stage's do not.
+    let time = x.time;
+    if (fromContext)
+        for (const s of sources)
+            for (const p of [s.path, ...(s.children ?? [])])
+                time = Math.max(time, Math.floor(p.stats.mtimeMs / 1000));
+    const owner = op.chown === undefined ? undefined : await ownerOf(op.chown, x);
+    const chmod = op.chmod === undefined ? undefined : parseChmod(op.chmod);
+    const exclude = op.exclude.length ? new IgnoreMatcher(op.exclude.flatMap((p) => parseDockerignore(p))) : undefined;
+    // --link: the layer is made on an empty filesystem, as BuildKit makes it, so it does not depend on the base (and
+    // the base's layers need not be fetched). Otherwise the destination is looked up in the image.
+    const target = op.link ? new FsIndex() : await x.state.fs(x.store);
+    const entries = planCopy(sources, { dest: op.dest, workdir: op.workdir, owner, chmod, created: x.sourceDateEpoch ?? time, fs: target, parents: op.parents, exclude });
+    return { layer: await writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch }), time };
+}
+/** --chown (or USER for WORKDIR) as uid/gid: numbers as they are, names from the image's /etc/passwd and /etc/group. */
+async function ownerOf(spec, x) {
+    if (!spec)
+        return { uid: 0, gid: 0 };
+    if (!needsLookup(spec))
+        return resolveOwner(spec, {});
+    const read = async (f) => (await readImageFile(x.state, x.store, f))?.toString('utf8');
+    return resolveOwner(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
 }
 
 ;// CONCATENATED MODULE: ./lib/exec/diff.js
@@ -47667,91 +48386,65 @@ async function walkUpper(upper, lower, dropped) {
     return entries;
 }
 
-;// CONCATENATED MODULE: ./lib/exec/overlay.js
-// The copy-on-write root of a RUN step: the image's layers as read-only lower dirs (each an unpacked snapshot in
-// the store, top first), a fresh upper dir that receives every change, mounted with redirect_dir=off and
-// index=off so that the upper dir is a plain diff (shared/research/builders.md §2, §6).
+;// CONCATENATED MODULE: ./lib/exec/mounts.js
+// What RUN --mount kinds need at run time (the specs are parsed in src/dockerfile/mounts.ts): secret values from
+// --secret, secret files on a tmpfs, throwaway copies for rw binds and cache seeds.
 
 
 
 
 
-class ExecError extends Error {
-    name = 'ExecError';
-}
-function uptime() {
-    try {
-        return Number((0,external_node_fs_namespaceObject.readFileSync)('/proc/uptime', 'utf8').split(' ')[0]);
+/** `--secret id=ID,src=FILE` / `id=ID,env=VAR` (and the short `id=ID` meaning env ID) as buildx reads them. */
+function parseSecretFlag(text) {
+    const f = new Map();
+    for (const p of splitCSV(text)) {
+        const eq = p.indexOf('=');
+        const k = (eq < 0 ? p : p.slice(0, eq)).trim().toLowerCase();
+        if (!['type', 'id', 'src', 'source', 'env'].includes(k))
+            throw new ExecError(`--secret ${text}: unexpected key ${JSON.stringify(k)} (expected id=ID,src=FILE or id=ID,env=VAR)`);
+        f.set(k, eq < 0 ? '' : p.slice(eq + 1));
     }
-    catch {
-        return 0;
-    }
+    const type = f.get('type');
+    if (type !== undefined && type !== 'file' && type !== 'env')
+        throw new ExecError(`--secret ${text}: type must be file or env`);
+    const id = f.get('id');
+    if (!id)
+        throw new ExecError(`--secret ${text}: needs id=`);
+    const src = f.get('src') ?? f.get('source');
+    if (src)
+        return [id, { file: src }];
+    return [id, { env: f.get('env') || id }];
 }
-/** What overlayfs told the kernel log since `since` (seconds of uptime): why a mount was refused. */
-function kernelSays(since) {
-    const r = (0,external_node_child_process_namespaceObject.spawnSync)('dmesg', [], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-    const lines = (r.stdout ?? '').split('\n').filter((l) => /overlayfs:/.test(l) && Number(/^\[\s*([\d.]+)\]/.exec(l)?.[1] ?? 0) >= since - 1);
-    const last = lines.at(-1)?.replace(/^\[[^\]]*\]\s*/, '').trim();
-    return last ? `the kernel says: ${last}` : undefined;
+/** The bytes of a secret: from its file or its environment variable; undefined when absent. */
+async function secretValue(src, env = process.env) {
+    if (!src)
+        return undefined;
+    if (src.file)
+        return (0,promises_.readFile)(src.file).catch(() => undefined);
+    const v = src.env ? env[src.env] : undefined;
+    return v === undefined ? undefined : Buffer.from(v);
 }
 /**
- * Mounts the layers (top first) at a new `merged` dir in `scratch`: read-write over a fresh upper dir, or with
- * `readOnly` only the lower stack (for a stage's filesystem as the source of COPY --from and bind mounts).
+ * A copy of a file or directory with all it holds (device nodes, fifos, owners, times, xattrs), made by GNU cp -a
+ * (Node's fs.cp fails on device nodes): the throwaway source of a `rw` bind mount where overlayfs cannot stack,
+ * the first content of a cache mount `from=` a stage. `dest` is made, or filled when it is an empty directory.
  */
-async function mountOverlay(lowerDirs, scratch, options = {}) {
-    // overlayfs stacks at most 500 lower dirs (OVL_MAX_STACK); the empty bottom one may be one more.
-    if (lowerDirs.length > 499)
-        throw new ExecError(`the image has ${lowerDirs.length} layers; overlayfs stacks at most 500, so RUN cannot run on it (squash the base image)`);
-    const dir = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'run-'));
-    const [upper, work, merged, empty] = ['upper', 'work', 'merged', 'empty'].map((d) => external_node_path_.join(dir, d));
-    for (const d of [upper, work, merged, empty])
-        await (0,promises_.mkdir)(d);
-    // overlayfs needs at least one lower dir (two without an upper dir); the empty one is the bottom of the stack.
-    const lower = [...lowerDirs].reverse();
-    if (lower.length === 0 || options.readOnly)
-        lower.push(empty);
-    // The mount options must fit in a page: the lower dirs are named by short links in a directory that mount runs
-    // in (resolved when mounting, as containerd does with relative paths), so that images of a hundred layers fit.
-    const links = external_node_path_.join(dir, 'l');
-    await (0,promises_.mkdir)(links);
-    for (const [i, d] of lower.entries())
-        await (0,promises_.symlink)(d, external_node_path_.join(links, i.toString(36)));
-    const names = lower.map((_, i) => i.toString(36)).join(':');
-    const options_ = options.readOnly ? `lowerdir=${names}` : `lowerdir=${names},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
-    if (options_.length > 4000)
-        throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
-    const before = uptime();
-    const r = (0,external_node_child_process_namespaceObject.spawnSync)('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { encoding: 'utf8', cwd: links });
-    if (r.status !== 0) {
-        await (0,promises_.rm)(dir, { recursive: true, force: true });
-        const why = process.getuid?.() === 0 ? kernelSays(before) : 'RUN needs root (or passwordless sudo) and overlayfs';
-        throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}${why ? `; ${why}` : ''}`);
-    }
-    const forget = onInterrupt(() => {
-        unmountSync(merged);
-        removeSync(dir);
-    });
-    let mounted = true;
-    let released = false;
-    const unmount = async () => {
-        if (!mounted)
-            return;
-        mounted = false;
-        unmountSync(merged);
-    };
-    return {
-        merged,
-        upper,
-        unmount,
-        async release() {
-            if (released)
-                return;
-            released = true;
-            await unmount();
-            await (0,promises_.rm)(dir, { recursive: true, force: true });
-            forget();
-        },
-    };
+function copyTree(source, dest) {
+    const r = (0,external_node_child_process_namespaceObject.spawnSync)('cp', ['-a', '--no-target-directory', '--', source, dest], { encoding: 'utf8' });
+    if (r.status !== 0)
+        throw new ExecError(`cannot copy the mount source: ${(r.stderr || r.error?.message || '').trim()}`);
+}
+/** A writable copy of a mount source: what the step writes there is thrown away with `scratch`. */
+async function throwawayCopy(source, scratch) {
+    const dir = external_node_path_.join(await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'bind-')), 'copy');
+    copyTree(source, dir);
+    return dir;
+}
+async function writeSecretFile(dir, id, data, mode) {
+    await (0,promises_.mkdir)(dir, { recursive: true });
+    const file = external_node_path_.join(dir, id.replace(/[^A-Za-z0-9_.-]/g, '_'));
+    await (0,promises_.writeFile)(file, data, { mode });
+    return file;
 }
 
 ;// CONCATENATED MODULE: ./lib/exec/runc.js
@@ -47863,293 +48556,10 @@ function runSpec(o) {
     };
 }
 
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: ./lib/exec/ssh.js
-// SSH agent forwarding for RUN --mount=type=ssh, as buildx offers it: `--ssh default` (the agent of
-// SSH_AUTH_SOCK), `--ssh ID=SOCKET` or `--ssh ID=KEY[,KEY…]` (an ssh-agent started for the build holds the
-// keys). A step never sees the host's socket: it gets a socket of its own, owned and moded as its mount says,
-// whose connections are forwarded to the agent (BuildKit forwards them over its session the same way).
-
-
-
-
-
-
-
-
-
-
-/** `--ssh default|ID[=SOCKET|KEY[,KEY…]]` → [id, paths]. */
-function parseSshFlag(text) {
-    const eq = text.indexOf('=');
-    const id = (eq < 0 ? text : text.slice(0, eq)).trim();
-    if (!id)
-        throw new ExecError(`--ssh ${text}: needs an id (default, or ID=SOCKET|KEY)`);
-    return [id, eq < 0 ? [] : splitCSV(text.slice(eq + 1)).map((p) => p.trim()).filter(Boolean)];
-}
-class SshAgents {
-    specs;
-    env;
-    sockets = new Map();
-    agents = [];
-    constructor(specs, env = process.env) {
-        this.specs = specs;
-        this.env = env;
-    }
-    has(id) {
-        return this.specs.has(id);
-    }
-    /** The agent socket for `id`: given, SSH_AUTH_SOCK, or an agent started here with the given keys. */
-    socket(id) {
-        let p = this.sockets.get(id);
-        if (!p) {
-            p = this.resolve(id);
-            this.sockets.set(id, p);
-        }
-        return p;
-    }
-    async resolve(id) {
-        const paths = this.specs.get(id) ?? [];
-        if (paths.length === 0) {
-            const sock = this.env.SSH_AUTH_SOCK;
-            if (!sock)
-                throw new ExecError(`--ssh ${id}: SSH_AUTH_SOCK is not set; start an agent (eval $(ssh-agent); ssh-add) or pass --ssh ${id}=PATH`);
-            return sock;
-        }
-        if (paths.length === 1 && (0,external_node_fs_namespaceObject.statSync)(paths[0], { throwIfNoEntry: false })?.isSocket())
-            return paths[0];
-        for (const k of paths)
-            if (!(0,external_node_fs_namespaceObject.statSync)(k, { throwIfNoEntry: false })?.isFile())
-                throw new ExecError(`--ssh ${id}: ${k} is neither an agent socket nor a key file`);
-        const dir = await (0,promises_.mkdtemp)(agentDirPrefix());
-        const sock = external_node_path_.join(dir, 'agent.sock');
-        const agent = (0,external_node_child_process_namespaceObject.spawn)('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
-        const failed = await new Promise((resolve) => {
-            agent.once('error', (e) => resolve(`cannot start ssh-agent (apt-get install openssh-client): ${e.message}`));
-            const poll = (n) => {
-                if ((0,external_node_fs_namespaceObject.statSync)(sock, { throwIfNoEntry: false })?.isSocket())
-                    resolve(undefined);
-                else if (agent.exitCode !== null || n > 100)
-                    resolve('ssh-agent did not start');
-                else
-                    setTimeout(() => poll(n + 1), 20);
-            };
-            poll(0);
-        });
-        if (agent.pid) {
-            const pid = agent.pid;
-            // For the cleaner of a build that is killed outright (leftovers.ts): the agent holds the keys.
-            (0,external_node_fs_namespaceObject.writeFileSync)(external_node_path_.join(dir, 'agent.pid'), String(pid));
-            this.agents.push({ pid, dir, forget: onInterrupt(() => {
-                    killQuietly(pid);
-                    removeSync(dir);
-                }) });
-        }
-        if (!agent.pid)
-            removeSync(dir);
-        if (failed)
-            throw new ExecError(`--ssh ${id}: ${failed}`);
-        const added = (0,external_node_child_process_namespaceObject.spawnSync)('ssh-add', paths, { env: { ...this.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-        if (added.status !== 0)
-            throw new ExecError(`--ssh ${id}: ssh-add could not load ${paths.join(', ')}: ${(added.stderr || added.error?.message || '').trim()} (keys with a passphrase need an agent: --ssh ${id}=$SSH_AUTH_SOCK)`);
-        return sock;
-    }
-    /** Stops the agents started for the build. */
-    async close() {
-        for (const a of this.agents.splice(0)) {
-            killQuietly(a.pid);
-            await (0,promises_.rm)(a.dir, { recursive: true, force: true });
-            a.forget();
-        }
-    }
-}
-function killQuietly(pid) {
-    try {
-        process.kill(pid, 'SIGTERM');
-    }
-    catch {
-        // already gone
-    }
-}
-/** A socket owned by uid:gid with `mode` that forwards every connection to the agent at `agent`. */
-async function agentProxy(agent, owner) {
-    // Socket paths are limited to 108 bytes: a short directory of its own, not the store's.
-    const dir = await (0,promises_.mkdtemp)(external_node_path_.join((0,external_node_os_namespaceObject.tmpdir)(), `hoist-ssh-${process.pid}-`));
-    const sock = external_node_path_.join(dir, 'agent.sock');
-    const open = new Set();
-    const server = external_node_net_.createServer((c) => {
-        const up = external_node_net_.connect(agent);
-        open.add(c).add(up);
-        const done = () => {
-            c.destroy();
-            up.destroy();
-            open.delete(c);
-            open.delete(up);
-        };
-        c.on('error', done).on('close', done);
-        up.on('error', done).on('close', done);
-        c.pipe(up).pipe(c);
-    });
-    await new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(sock, () => resolve());
-    });
-    const forget = onInterrupt(() => removeSync(dir));
-    await (0,promises_.chmod)(sock, owner.mode);
-    await (0,promises_.chown)(sock, owner.uid, owner.gid).catch(() => undefined);
-    return {
-        path: sock,
-        async close() {
-            for (const s of open)
-                s.destroy();
-            await new Promise((r) => server.close(() => r()));
-            await (0,promises_.rm)(dir, { recursive: true, force: true });
-            forget();
-        },
-    };
-}
-
-;// CONCATENATED MODULE: ./lib/exec/mask.js
-// Secret values never reach the log: what a RUN step prints (and the last lines quoted when it fails) has every
-// secret the build has handed to a step replaced by ***, as GitHub Actions masks registered secrets. A multi-line
-// secret is masked line by line as well; values shorter than four characters are left alone (masking them would
-// garble the output and hide nothing).
-const minLength = 4;
-class SecretMask {
-    values = [];
-    add(secret) {
-        const text = secret.toString();
-        const candidates = [text, text.trim(), ...text.split(/\r?\n/).map((l) => l.trim())];
-        const next = new Set(this.values);
-        for (const c of candidates)
-            if (c.length >= minLength)
-                next.add(c);
-        // Longest first, so that a whole value is masked before a line of it.
-        this.values = [...next].sort((a, b) => b.length - a.length);
-    }
-    apply(line) {
-        let out = line;
-        for (const v of this.values)
-            if (out.includes(v))
-                out = out.split(v).join('***');
-        return out;
-    }
-}
-
-;// CONCATENATED MODULE: ./lib/exec/mounts.js
-// RUN --mount, as BuildKit reads it (frontend/dockerfile/instructions/commands_runmount.go): type=bind (the
-// default; read-only unless rw, and then writes are discarded), cache (a directory kept in the store between
-// builds, by id), tmpfs, secret (a file on a tmpfs from --secret, never in a layer) and ssh (the agent socket).
-// Mount targets are left out of the layer: what is written there never reaches the image.
-
-
-
-
-
-const bool = (v) => v === undefined || v === '' || v === 'true' || v === '1';
-function parseMount(text, workdir) {
-    const f = new Map();
-    for (const field of splitCSV(text)) {
-        const eq = field.indexOf('=');
-        const k = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
-        f.set(k, eq < 0 ? '' : field.slice(eq + 1));
-    }
-    const type = f.get('type') ?? 'bind';
-    const rawTarget = f.get('target') ?? f.get('dst') ?? f.get('destination');
-    const abs = (t) => external_node_path_.posix.join('/', t.startsWith('/') ? '' : workdir, t);
-    const num = (k, d, base = 10) => (f.has(k) ? parseInt(f.get(k), base) : d);
-    switch (type) {
-        case 'bind':
-            if (!rawTarget)
-                throw new ExecError(`--mount=${text}: a bind mount needs target=`);
-            return { type, target: abs(rawTarget), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), rw: f.has('rw') ? bool(f.get('rw')) : f.has('readwrite') ? bool(f.get('readwrite')) : false };
-        case 'cache': {
-            if (!rawTarget)
-                throw new ExecError(`--mount=${text}: a cache mount needs target=`);
-            const sharing = (f.get('sharing') ?? 'shared');
-            if (!['shared', 'private', 'locked'].includes(sharing))
-                throw new ExecError(`--mount=${text}: sharing must be shared, private or locked`);
-            return { type, target: abs(rawTarget), id: f.get('id') || abs(rawTarget), sharing, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), readonly: f.has('ro') || f.has('readonly'), ownerGiven: f.has('uid') || f.has('gid') || f.has('mode') };
-        }
-        case 'tmpfs':
-            if (!rawTarget)
-                throw new ExecError(`--mount=${text}: a tmpfs mount needs target=`);
-            return { type, target: abs(rawTarget), size: f.has('size') ? Number(f.get('size')) : undefined };
-        case 'secret': {
-            const id = f.get('id') || (rawTarget ? external_node_path_.posix.basename(rawTarget) : '');
-            if (!id)
-                throw new ExecError(`--mount=${text}: a secret mount needs id= or target=`);
-            const env = f.get('env');
-            const target = rawTarget ? abs(rawTarget) : env ? '' : `/run/secrets/${id}`;
-            return { type, target, id, required: bool(f.get('required') ?? 'false') && f.has('required'), mode: num('mode', 0o400, 8), uid: num('uid', 0), gid: num('gid', 0), env };
-        }
-        case 'ssh': {
-            const id = f.get('id') || 'default';
-            return { type, target: rawTarget ? abs(rawTarget) : '/run/buildkit/ssh_agent.0', id, required: f.has('required') && bool(f.get('required')), mode: num('mode', 0o600, 8), uid: num('uid', 0), gid: num('gid', 0) };
-        }
-        default:
-            throw new ExecError(`--mount=${text}: unknown mount type ${JSON.stringify(type)} (bind, cache, tmpfs, secret, ssh)`);
-    }
-}
-/** `--secret id=ID,src=FILE` / `id=ID,env=VAR` (and the short `id=ID` meaning env ID) as buildx reads them. */
-function parseSecretFlag(text) {
-    const f = new Map();
-    for (const p of splitCSV(text)) {
-        const eq = p.indexOf('=');
-        const k = (eq < 0 ? p : p.slice(0, eq)).trim().toLowerCase();
-        if (!['type', 'id', 'src', 'source', 'env'].includes(k))
-            throw new ExecError(`--secret ${text}: unexpected key ${JSON.stringify(k)} (expected id=ID,src=FILE or id=ID,env=VAR)`);
-        f.set(k, eq < 0 ? '' : p.slice(eq + 1));
-    }
-    const type = f.get('type');
-    if (type !== undefined && type !== 'file' && type !== 'env')
-        throw new ExecError(`--secret ${text}: type must be file or env`);
-    const id = f.get('id');
-    if (!id)
-        throw new ExecError(`--secret ${text}: needs id=`);
-    const src = f.get('src') ?? f.get('source');
-    if (src)
-        return [id, { file: src }];
-    return [id, { env: f.get('env') || id }];
-}
-/** The bytes of a secret: from its file or its environment variable; undefined when absent. */
-async function secretValue(src, env = process.env) {
-    if (!src)
-        return undefined;
-    if (src.file)
-        return (0,promises_.readFile)(src.file).catch(() => undefined);
-    const v = src.env ? env[src.env] : undefined;
-    return v === undefined ? undefined : Buffer.from(v);
-}
-/**
- * A copy of a file or directory with all it holds (device nodes, fifos, owners, times, xattrs), made by GNU cp -a
- * (Node's fs.cp fails on device nodes): the throwaway source of a `rw` bind mount where overlayfs cannot stack,
- * the first content of a cache mount `from=` a stage. `dest` is made, or filled when it is an empty directory.
- */
-function copyTree(source, dest) {
-    const r = (0,external_node_child_process_namespaceObject.spawnSync)('cp', ['-a', '--no-target-directory', '--', source, dest], { encoding: 'utf8' });
-    if (r.status !== 0)
-        throw new ExecError(`cannot copy the mount source: ${(r.stderr || r.error?.message || '').trim()}`);
-}
-/** A writable copy of a mount source: what the step writes there is thrown away with `scratch`. */
-async function throwawayCopy(source, scratch) {
-    const dir = external_node_path_.join(await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'bind-')), 'copy');
-    copyTree(source, dir);
-    return dir;
-}
-async function writeSecretFile(dir, id, data, mode) {
-    await (0,promises_.mkdir)(dir, { recursive: true });
-    const file = external_node_path_.join(dir, id.replace(/[^A-Za-z0-9_.-]/g, '_'));
-    await (0,promises_.writeFile)(file, data, { mode });
-    return file;
-}
-
-;// CONCATENATED MODULE: ./lib/solver/builder.js
-// The solver for Dockerfiles: the front end's plan (stages, the target, what each needs) executed stage by stage,
-// independent stages in parallel. Each stage starts from scratch, a registry image (the tag resolved once, the
-// platform picked from an index, no layer downloaded until a step needs the files) or an earlier stage, and each
-// instruction either changes the config (a history entry with empty_layer) or writes a layer into the store.
+;// CONCATENATED MODULE: ./lib/solver/ops/exec.js
+// RUN: the step's process in the OCI runtime over an overlay of the image's layers; the upper dir is the new
+// layer, and becomes that layer's snapshot (nothing is unpacked twice). Mounts: cache dirs in the store, secrets on
+// a tmpfs, binds of the context or of a stage's or image's filesystem, tmpfs, ssh agent sockets.
 
 
 
@@ -48167,35 +48577,6 @@ async function writeSecretFile(dir, id, data, mode) {
 
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-const mkdirp = (p) => (0,promises_.mkdir)(p, { recursive: true });
-const haveXattrTools = () => (0,external_node_child_process_namespaceObject.spawnSync)('sh', ['-c', 'command -v getfattr && command -v setfattr'], { stdio: 'ignore' }).status === 0;
-const historyComment = 'buildkit.dockerfile.v0';
 /** RUN reached without root: the command may run the build again under sudo. */
 class NeedsRootError extends Error {
     name = 'NeedsRootError';
@@ -48203,67 +48584,246 @@ class NeedsRootError extends Error {
         super('RUN needs root for its overlay mount and container: run hoist as root, or as a user with passwordless sudo');
     }
 }
-/** The built image as an ImageSource: our layers from the store, the base's from their registry. */
-class BuiltImage {
-    root;
-    configBytes;
-    layers;
-    store;
-    constructor(root, configBytes, layers, store) {
-        this.root = root;
-        this.configBytes = configBytes;
-        this.layers = layers;
-        this.store = store;
+const haveXattrTools = () => (0,external_node_child_process_namespaceObject.spawnSync)('sh', ['-c', 'command -v getfattr && command -v setfattr'], { stdio: 'ignore' }).status === 0;
+async function execRun(op, x) {
+    const runtime = findRuntime();
+    if (!runtime)
+        throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
+    if (process.getuid?.() !== 0)
+        throw new NeedsRootError();
+    // Opaque directories live in an xattr that only these tools read and write here; without them a layer would
+    // silently bring back what a step deleted.
+    if (!haveXattrTools())
+        throw new ExecError('RUN needs getfattr and setfattr to read and write overlayfs whiteouts: install them (apt-get install attr)');
+    const lowers = await x.snapshots(x.state);
+    const lower = await x.state.fs(x.store);
+    const scratch = await x.scratchDir();
+    const mount = await mountOverlay(lowers, scratch);
+    // What this step's mounts hold (cache locks, secret files, ssh proxies), undone when it ends.
+    const cleanup = [];
+    try {
+        const owner = await execUser(op.user, mount.merged);
+        // Made where the path leads inside the image (its symlinks resolved there): joined to the host path as it is,
+        // an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
+        await (0,promises_.mkdir)(resolveInside(mount.merged, op.cwd, { followLast: true }).abs, { recursive: true });
+        const env = new Map([...op.env, ...op.proxyEnv].map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e]));
+        const extraMounts = [];
+        const targets = [];
+        if (op.script) {
+            const pipes = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'pipes-'));
+            await (0,promises_.writeFile)(external_node_path_.join(pipes, op.script.name), op.script.data, { mode: 0o755 });
+            extraMounts.push({ destination: '/dev/pipes', type: 'bind', source: pipes, options: ['rbind', 'ro'] });
+        }
+        for (const m of op.mounts) {
+            targets.push(m.spec.target);
+            extraMounts.push(...(await runMount(m.spec, m.from, env, scratch, cleanup, x)));
+        }
+        const hosts = external_node_path_.join(scratch, `hosts-${x.stageIndex}`);
+        await (0,promises_.writeFile)(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+        const resolv = external_node_path_.join(scratch, `resolv-${x.stageIndex}`);
+        await (0,promises_.writeFile)(resolv, await (0,promises_.readFile)('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
+        const spec = runSpec({ root: mount.merged, args: op.args, env: [...env.values()], cwd: op.cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: op.network === 'none' ? 'none' : 'host', mounts: extraMounts });
+        const result = await runContainer(runtime, spec, scratch, (line) => x.output(x.mask.apply(line)));
+        if (result.exitCode !== 0) {
+            throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}`);
+        }
+        const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
+        if (entries.length === 0)
+            return { time: x.time };
+        const layer = await writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch });
+        // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes the
+        // layer's snapshot instead of unpacking the new layer again for the next step. Like BuildKit's snapshots, it
+        // keeps what only the exported tar drops (other xattrs; times before SOURCE_DATE_EPOCH).
+        await mount.unmount();
+        for (const d of dropped.sort().reverse())
+            await (0,promises_.rm)(external_node_path_.join(mount.upper, d), { recursive: true, force: true });
+        await x.store.adoptSnapshot(layer.diffID, mount.upper);
+        return { layer, time: x.time };
     }
-    async manifest() {
-        return this.root;
-    }
-    async openBlob(desc) {
-        const l = this.layers.find((x) => x.descriptor.digest === desc.digest);
-        if (l)
-            return this.store.openLayer(l);
-        return this.store.openBlob(desc.digest);
-    }
-    async readBlob(desc) {
-        return this.store.readBlob(desc.digest);
-    }
-    originOf(digest) {
-        const l = this.layers.find((x) => x.descriptor.digest === digest);
-        return l && repositoryOf(l);
+    finally {
+        await mount.release();
+        for (const undo of cleanup.reverse())
+            await undo();
     }
 }
-/** Config fields BuildKit's image struct knows; others of a base config (container_config, …) are not carried. */
-const configKeys = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'ArgsEscaped', 'Healthcheck', 'OnBuild', 'Shell'];
-function baseConfig(base) {
-    const runtime = {};
-    for (const k of configKeys)
-        if (base.config?.[k] !== undefined)
-            runtime[k] = base.config[k];
-    const out = { architecture: base.architecture, os: base.os, config: runtime, rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids] }, history: [...(base.history ?? [])] };
-    if (base.variant)
-        out.variant = base.variant;
-    if (base['os.version'])
-        out['os.version'] = base['os.version'];
-    if (base['os.features'])
-        out['os.features'] = base['os.features'];
-    if (base.author)
-        out.author = base.author;
-    if (base.created)
-        out.created = base.created;
-    return out;
+/**
+ * The user a RUN step runs as (resolveExecUser): the image's passwd and group are read unless USER is `uid:gid`,
+ * from the step's mounted root (`merged`), each path resolved inside it (src/layer/rooted.ts).
+ */
+async function execUser(spec, merged) {
+    if (!spec || /^\d+:\d+$/.test(spec))
+        return resolveExecUser(spec ?? '', {});
+    const read = async (f) => {
+        const r = resolveInside(merged, f, { followLast: true });
+        return r.stats?.isFile() ? (0,promises_.readFile)(r.abs, 'utf8') : undefined;
+    };
+    return resolveExecUser(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
 }
+/** The OCI mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
+async function runMount(m, from, env, scratch, cleanup, x) {
+    switch (m.type) {
+        case 'tmpfs':
+            return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
+        case 'bind': {
+            const source = await mountSource(from, m.from, m.source, x);
+            if (!m.rw)
+                return [{ destination: m.target, type: 'bind', source: source.abs, options: ['rbind', 'ro'] }];
+            return [{ destination: m.target, type: 'bind', source: await writableView(source, scratch, cleanup), options: ['rbind', 'rw'] }];
+        }
+        case 'cache': {
+            const dir = await cacheMountDir(external_node_path_.join(x.store.root, 'cache-mounts'), m, cleanup);
+            // from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
+            if (from && (await (0,promises_.readdir)(dir)).length === 0)
+                copyTree((await mountSource(from, m.from, m.source, x)).abs, dir);
+            return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
+        }
+        case 'secret': {
+            const data = await secretValue(x.secrets.get(m.id));
+            if (data)
+                x.mask.add(data);
+            if (!data) {
+                if (m.required)
+                    throw new ExecError(`secret ${m.id} is required but was not given; pass --secret id=${m.id},src=FILE`);
+                return [];
+            }
+            if (m.env)
+                env.set(m.env, `${m.env}=${data.toString('utf8')}`);
+            if (!m.target)
+                return [];
+            // Secrets stay on a tmpfs (/dev/shm) and are bound read-only: never in the upper dir, never in a layer.
+            const dir = await (0,promises_.mkdtemp)(secretDirPrefix((0,external_node_fs_namespaceObject.existsSync)('/dev/shm') ? '/dev/shm' : scratch));
+            const forget = onInterrupt(() => removeSync(dir));
+            cleanup.push(async () => {
+                await (0,promises_.rm)(dir, { recursive: true, force: true });
+                forget();
+            });
+            const file = await writeSecretFile(dir, m.id, data, m.mode);
+            await (0,promises_.chown)(file, m.uid, m.gid).catch(() => undefined);
+            return [{ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro'] }];
+        }
+        case 'ssh': {
+            // As BuildKit: an ssh mount needs `--ssh ID`; without it the mount is left out, or the step fails if required.
+            if (!x.ssh.has(m.id)) {
+                if (m.required)
+                    throw new ExecError(`RUN --mount=type=ssh,id=${m.id} is required: pass --ssh ${m.id} (the agent of SSH_AUTH_SOCK) or --ssh ${m.id}=SOCKET|KEY`);
+                return [];
+            }
+            const proxy = await agentProxy(await x.ssh.socket(m.id), m);
+            cleanup.push(() => proxy.close());
+            if (!env.has('SSH_AUTH_SOCK'))
+                env.set('SSH_AUTH_SOCK', `SSH_AUTH_SOCK=${m.target}`);
+            return [{ destination: m.target, type: 'bind', source: proxy.path, options: ['rbind', 'rw'] }];
+        }
+    }
+}
+/**
+ * What a mount's `source` names in its `from` (a stage or an image) or in the context, resolved inside that root:
+ * a symlink there (`link -> /etc`) leads to the root's own files, never the host's.
+ */
+async function mountSource(from, fromText, source, x) {
+    const root = from ? BuildContext.plain(await x.rootfs(from)) : x.context;
+    const found = root.find(source);
+    if (!found)
+        throw new ExecError(`--mount source ${JSON.stringify(source)} not found in ${from ? fromText : 'the build context'}`);
+    return found;
+}
+/**
+ * What a `rw` bind mount shows: a directory under an overlay with a scratch upper dir (the step's writes land there
+ * and go with it; nothing is copied), a file or a tree overlayfs cannot stack on as a throwaway copy.
+ */
+async function writableView(source, scratch, cleanup) {
+    if (source.stats.isDirectory() && process.getuid?.() === 0) {
+        try {
+            const m = await mountOverlay([source.abs], scratch);
+            cleanup.push(() => m.release());
+            return m.merged;
+        }
+        catch (e) {
+            if (!(e instanceof ExecError))
+                throw e;
+        }
+    }
+    return throwawayCopy(source.abs, scratch);
+}
+
+;// CONCATENATED MODULE: ./lib/solver/ops/mkdir.js
+
+
+async function execMkdir(op, x) {
+    const fs = await x.state.fs(x.store);
+    const parts = fs.resolve(op.path, true).split('/').filter(Boolean);
+    const owner = await ownerOf(op.user, x);
+    const entries = [];
+    for (let i = 1; i <= parts.length && !fs.isDirectory(parts.join('/')); i++) {
+        const dir = parts.slice(0, i).join('/');
+        if (fs.isDirectory(dir)) {
+            // Repeated with its own attributes (see planCopy): the layer must stand on its own as an overlay lower dir.
+            const existing = fs.lookup(dir);
+            if (i < parts.length && existing?.header.type === 'directory')
+                entries.push({ header: { ...existing.header, name: dir, size: 0 } });
+            continue;
+        }
+        entries.push({ header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: x.sourceDateEpoch ?? x.time } });
+    }
+    return { layer: await writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch }), time: x.time };
+}
+
+;// CONCATENATED MODULE: ./lib/solver/solver.js
+// The solver: a Dockerfile's translation (src/dockerfile/translate.ts) executed stage by stage, independent stages in
+// parallel. Each stage starts from scratch, a registry image (the tag resolved once, the platform picked from an
+// index, no layer downloaded until a step needs the files) or an earlier stage; one loop runs its steps, and each
+// step either changes the config alone (a history entry with empty_layer) or is an op whose result (a layer or
+// none, and its time) the loop applies to the stage's image.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Errors of the input that a step meets: printed at the step's Dockerfile line. */
+const stepErrors = [UserError, ContextError, CopyError, ExecError, archive_ArchiveError, TarError, CompressionError, RootedPathError, HttpSourceError, ChmodError, NoPlatformError, ReferenceError, DigestMismatchError, SizeMismatchError];
 function stageError(ins, e, hint) {
-    return new DockerfileError(e.message, { line: ins.line, endLine: ins.endLine }, { hint });
+    return new DockerfileError(e.message, { line: ins.line, endLine: ins.endLine }, { hint: hint ?? e.hint });
 }
-class Builder {
+class Solver {
     req;
     df;
     plan;
     context;
+    file;
     steps = [];
     stages = new Map();
     rootfsDirs = new Map();
     images = new Map();
+    translation;
     /** the build's temp dir in the store (made once, removed when the build ends or is interrupted) */
     tmp;
     forgetTmp;
@@ -48280,6 +48840,7 @@ class Builder {
         this.req = req;
         this.sshAgents = new SshAgents(req.ssh ?? new Map());
         const file = req.dockerfile ?? external_node_path_.join(req.context, 'Dockerfile');
+        this.file = file;
         let text = req.dockerfileText;
         try {
             // Inside the context, the Dockerfile is read where it is in the context: a symlink there cannot make hoist
@@ -48305,29 +48866,37 @@ class Builder {
     }
     async build() {
         try {
+            try {
+                this.translation = await translate(this.plan, async (ref, platform, at) => (await this.baseImage(ref, platform, at)).config);
+            }
+            catch (e) {
+                if (e instanceof DockerfileError)
+                    throw e.withSource(this.file, this.df.text);
+                throw e;
+            }
             const target = this.plan.target;
             const { state, time } = await this.stage(target);
-            const final = state.clone();
-            if (this.req.labels?.size) {
-                final.runtime.Labels = { ...final.runtime.Labels, ...Object.fromEntries(this.req.labels) };
-            }
-            const created = new Date((this.req.sourceDateEpoch ?? time) * 1000).toISOString();
-            final.config.created = created;
-            final.runtime.OnBuild ??= null;
-            const config = orderedConfig(final.config);
-            const configBytes = Buffer.from(JSON.stringify(config));
+            const config = structuredClone(this.stageOf(target).config);
+            const c = (config.config ??= {});
+            if (this.req.labels?.size)
+                c.Labels = { ...c.Labels, ...Object.fromEntries(this.req.labels) };
+            c.OnBuild ??= null;
+            config.created = new Date((this.req.sourceDateEpoch ?? time) * 1000).toISOString();
+            config.rootfs = { type: 'layers', diff_ids: state.layers.map((l) => l.diffID) };
+            config.history = state.history;
+            const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
             const stored = await this.req.store.writeBlob(configBytes);
             const manifest = {
                 schemaVersion: 2,
                 mediaType: MediaType.dockerManifest,
                 config: { mediaType: MediaType.dockerConfig, digest: stored.digest, size: stored.size },
-                layers: final.layers.map((l) => l.descriptor),
+                layers: state.layers.map((l) => l.descriptor),
             };
             const bytes = manifestBytes(manifest);
             await this.req.store.writeBlob(bytes);
             const root = parseManifest(bytes, MediaType.dockerManifest);
             return {
-                image: new BuiltImage(root, configBytes, final.layers, this.req.store),
+                image: new BuiltImage(root, configBytes, state.layers, this.req.store),
                 digest: root.digest,
                 imageID: stored.digest,
                 platform: this.plan.targetPlatform,
@@ -48344,6 +48913,12 @@ class Builder {
             this.forgetTmp?.();
         }
     }
+    stageOf(index) {
+        const s = this.translation?.stages.get(index);
+        if (!s)
+            throw new Error(`internal: stage ${index} was not translated`);
+        return s;
+    }
     stage(index) {
         let p = this.stages.get(index);
         if (!p) {
@@ -48352,7 +48927,8 @@ class Builder {
         }
         return p;
     }
-    async baseImage(ref, platform, at) {
+    /** A registry image for a platform: the tag resolved, the manifest picked, the config read; no layer fetched. */
+    baseImage(ref, platform, at) {
         const key = `${ref}|${formatPlatform(platform)}`;
         let p = this.images.get(key);
         if (!p) {
@@ -48362,7 +48938,7 @@ class Builder {
                     parsed = parseReference(ref);
                 }
                 catch (e) {
-                    throw stageError(at, e);
+                    throw at ? stageError(at, e) : e;
                 }
                 const remote = await RemoteImage.open(this.req.client, parsed);
                 let m;
@@ -48370,513 +48946,117 @@ class Builder {
                     m = await platformManifest(remote, platform, ref);
                 }
                 catch (e) {
-                    if (e instanceof NoPlatformError)
+                    if (e instanceof NoPlatformError && at)
                         throw stageError(at, e);
                     throw e;
                 }
                 if (m.kind !== 'manifest')
-                    throw stageError(at, new Error(`${ref}: not an image manifest`));
+                    throw new NoPlatformError(`${ref}: not an image manifest`);
                 const config = parseImageConfig(await remote.readBlob(m.manifest.config));
-                const layers = remote.layers(m, config.rootfs.diff_ids);
-                return new ImageState(baseConfig(config), layers);
+                return { config, layers: remote.layers(m, config.rootfs.diff_ids) };
             })();
             this.images.set(key, p);
         }
-        return (await p).clone();
+        return p;
     }
     async runStage(index) {
-        const planned = this.plan.stages[index];
-        const stage = planned.stage;
-        const platform = planned.platform ?? this.plan.targetPlatform;
+        const ts = this.stageOf(index);
         // The stages this one needs start now, in parallel with each other.
-        for (const d of planned.deps)
+        for (const d of this.plan.stages[index].deps)
             void this.stage(d).catch(() => undefined);
         let state;
         let time = 0;
-        let inheritedArgs = new Map();
-        const base = planned.base;
         const fromStarted = Date.now();
-        if (base.kind === 'scratch') {
-            // BuildKit's empty image: the default PATH and WorkingDir "/".
-            state = ImageState.scratch({ architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), config: { Env: [`PATH=${defaultPathEnv}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] });
+        if (ts.base.kind === 'scratch') {
+            state = new ImageState([], []);
         }
-        else if (base.kind === 'stage') {
-            const r = await this.stage(base.index);
+        else if (ts.base.kind === 'stage') {
+            const r = await this.stage(ts.base.index);
             state = r.state.clone();
             time = r.time;
-            inheritedArgs = r.argValues;
         }
         else {
-            state = await this.baseImage(base.ref, platform, stage.from);
-            // An image without PATH gets the default one, as BuildKit gives it.
-            if (!(state.runtime.Env ?? []).some((e) => e.startsWith('PATH=')))
-                state.runtime.Env = [...(state.runtime.Env ?? []), `PATH=${defaultPathEnv}`];
-            const created = Date.parse(state.config.created ?? '');
+            const b = await this.baseImage(ts.base.ref, ts.platform, ts.from);
+            state = new ImageState([...b.layers], [...(b.config.history ?? [])]);
+            const created = Date.parse(b.config.created ?? '');
             time = Number.isNaN(created) ? 0 : Math.floor(created / 1000);
         }
-        delete state.config.created;
-        const env = parseEnv(state.runtime.Env);
-        const scope = new StageScope({ escapeToken: this.df.escapeToken, globalArgs: this.plan.globalArgs, buildArgs: this.plan.buildArgs, baseEnv: env, inheritedArgs });
-        const meta = { cmdSet: false };
-        const triggers = state.runtime.OnBuild ?? [];
-        state.runtime.OnBuild = null;
-        const onbuild = triggers.map((t) => {
-            const parsed = parse(t + '\n', { file: `ONBUILD of ${stage.from.image}` });
-            return parseInstruction(parsed.nodes[0]);
-        });
-        const ctx = { index, state, time };
-        const all = [...onbuild, ...stage.commands];
-        const steps = all.length + 1;
-        const from = { stage: index, stageName: stage.name, instruction: stage.from.code, line: stage.from.line, position: 1, steps, cached: false, source: base.kind === 'image' ? 'registry' : null, seconds: (Date.now() - fromStarted) / 1000 };
+        const steps = ts.steps.length + 1;
+        const from = { stage: index, stageName: ts.name, instruction: ts.from.code, line: ts.from.line, position: 1, steps, cached: false, source: ts.base.kind === 'image' ? 'registry' : null, seconds: (Date.now() - fromStarted) / 1000 };
         this.req.onStepStart?.(from);
         this.steps.push(from);
         this.req.onStep?.(from);
-        for (const [i, ins] of all.entries()) {
+        for (const [i, step] of ts.steps.entries()) {
             const started = Date.now();
-            const start = { stage: index, stageName: stage.name, instruction: ins.code, line: ins.line, position: i + 2, steps };
+            const start = { stage: index, stageName: ts.name, instruction: step.at.code, line: step.at.line, position: i + 2, steps };
             this.currentStep.set(index, start);
             this.req.onStepStart?.(start);
-            await this.step(ins, scope, meta, ctx, planned.sources.get(ins));
+            time = await this.runStep(step, state, time, index);
             const report = { ...start, cached: false, source: null, seconds: (Date.now() - started) / 1000 };
             this.steps.push(report);
             this.req.onStep?.(report);
         }
-        return { state: ctx.state, time: ctx.time, argValues: scope.argValues() };
+        return { state, time };
     }
-    /** A layer this build wrote, on top of `state` with its history entry; the index learns it from its headers. */
-    async addWritten(state, layer, createdBy, time) {
-        const descriptor = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
-        state.addLayer({ descriptor, diffID: layer.diffID, sources: [] }, { created: this.created(time), created_by: createdBy, comment: historyComment }, layer.headers);
-        await this.req.store.writeLayerIndex(layer.diffID, layer.headers);
-    }
-    created(t) {
-        return new Date((this.req.sourceDateEpoch ?? t) * 1000).toISOString();
-    }
-    async step(ins, scope, meta, ctx, source) {
-        const state = ctx.state;
-        if (ins.kind === 'arg') {
-            const args = scope.applyArg(ins);
-            const text = args.map((a) => (a.value === undefined ? a.key : `${a.key}=${a.value}`)).join(' ');
-            state.history({ created: this.created(ctx.time), created_by: `ARG ${text}`, comment: historyComment, empty_layer: true });
-            return;
+    /** One step: its op run (if it has one) and its result applied to the stage's image; answers the new time. */
+    async runStep(step, state, time, stageIndex) {
+        const created = (t) => new Date((this.req.sourceDateEpoch ?? t) * 1000).toISOString();
+        if (!step.op) {
+            state.history.push({ created: created(time), created_by: step.createdBy, comment: historyComment, empty_layer: true });
+            return time;
         }
-        if (ins.kind === 'env') {
-            const pairs = scope.applyEnv(ins);
-            const text = applyMetadata(state, { ...ins, pairs }, meta);
-            state.history({ created: this.created(ctx.time), created_by: text, comment: historyComment, empty_layer: true });
-            return;
-        }
-        const x = scope.expandInstruction(ins);
-        const history = applyMetadata(state, x, meta);
-        if (history === '')
-            return;
-        if (history !== undefined) {
-            state.history({ created: this.created(ctx.time), created_by: history, comment: historyComment, empty_layer: true });
-            return;
-        }
+        let result;
         try {
-            await this.dispatchFiles(x, ctx, source, scope);
+            result = await this.exec(step.op, this.opContext(state, time, stageIndex));
         }
         catch (e) {
             if (e instanceof DockerfileError)
                 throw e;
-            if (e instanceof UserError || e instanceof ContextError || e instanceof CopyError || e instanceof ExecError || e instanceof archive_ArchiveError || e instanceof TarError || e instanceof CompressionError || e instanceof RootedPathError)
-                throw stageError(x, e);
+            if (stepErrors.some((k) => e instanceof k))
+                throw stageError(step.at, e);
             throw e;
         }
+        const entry = { created: created(result.time), created_by: step.createdBy, comment: historyComment };
+        if (!result.layer) {
+            state.history.push({ ...entry, empty_layer: true });
+            return result.time;
+        }
+        const l = result.layer;
+        state.addLayer({ descriptor: { mediaType: l.mediaType, digest: l.digest, size: l.size }, diffID: l.diffID, sources: [] }, entry, l.headers);
+        await this.req.store.writeLayerIndex(l.diffID, l.headers);
+        return result.time;
     }
-    async dispatchFiles(x, ctx, source, scope) {
-        switch (x.kind) {
-            case 'workdir':
-                return this.workdir(x.path, ctx);
+    exec(op, x) {
+        switch (op.kind) {
             case 'copy':
-            case 'add':
-                return this.copy(x, ctx, source, scope);
-            case 'run':
-                return this.run(x, ctx, scope);
-            case 'from':
-                return;
-            default:
-                throw stageError(x, new Error(`${x.keyword} is not supported here`));
+                return execCopy(op, x);
+            case 'mkdir':
+                return execMkdir(op, x);
+            case 'exec':
+                return execRun(op, x);
         }
     }
-    async workdir(p, ctx) {
-        const state = ctx.state;
-        const wd = external_node_path_.posix.join('/', p.startsWith('/') ? '' : state.runtime.WorkingDir ?? '/', p);
-        state.runtime.WorkingDir = wd;
-        const fs = await state.fs(this.req.store, this.req.client);
-        // Made where the path leads inside the image: symlinked parents (a merged /usr's /lib → usr/lib) are followed
-        // as BuildKit's mkdir follows them, never replaced by a directory.
-        const parts = fs.resolve(wd, true).split('/').filter(Boolean);
-        const owner = await this.owner(state.runtime.User, ctx.state);
-        const entries = [];
-        for (let i = 1; i <= parts.length && !fs.isDirectory(parts.join('/')); i++) {
-            const dir = parts.slice(0, i).join('/');
-            if (fs.isDirectory(dir)) {
-                // Repeated with its own attributes (see planCopy): the layer must stand on its own as an overlay lower dir.
-                const existing = fs.lookup(dir);
-                if (i < parts.length && existing?.header.type === 'directory')
-                    entries.push({ header: { ...existing.header, name: dir, size: 0 } });
-                continue;
-            }
-            entries.push({ header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: this.req.sourceDateEpoch ?? ctx.time } });
-        }
-        const createdBy = `WORKDIR ${wd}`;
-        // Always a layer, empty when the directory was there already: BuildKit's mkdir is a filesystem step.
-        const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-        await this.addWritten(state, layer, createdBy, ctx.time);
-    }
-    /** USER or --chown as uid/gid: numbers as they are, names from the image's /etc/passwd and /etc/group. */
-    async owner(spec, state) {
-        if (!spec)
-            return { uid: 0, gid: 0 };
-        if (!needsLookup(spec))
-            return resolveOwner(spec, {});
-        const read = async (f) => (await readImageFile(state, this.req.store, this.req.client, f))?.toString('utf8');
-        return resolveOwner(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
-    }
-    /**
-     * The user a RUN step runs as (resolveExecUser): the image's passwd and group are read unless USER is
-     * `uid:gid`, from the step's mounted root (`merged`), each path resolved inside it (src/layer/rooted.ts).
-     */
-    async execUser(spec, merged) {
-        if (!spec || /^\d+:\d+$/.test(spec))
-            return resolveExecUser(spec ?? '', {});
-        const read = async (f) => {
-            const r = resolveInside(merged, f, { followLast: true });
-            return r.stats?.isFile() ? (0,promises_.readFile)(r.abs, 'utf8') : undefined;
-        };
-        return resolveExecUser(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
-    }
-    async copy(ins, ctx, source, scope) {
-        const state = ctx.state;
-        let from = this.context;
-        if (source) {
-            const dir = source.kind === 'stage' ? await this.stageRootfs(source.index) : await this.imageRootfs(source.ref, ins);
-            from = BuildContext.plain(dir);
-        }
-        if (ins.kind !== 'add' && ins.sources.some(isURL))
-            throw stageError(ins, new Error('source can\'t be a URL for COPY'), 'use ADD for a URL');
-        if (ins.kind === 'add' && ins.checksum !== undefined && (ins.sources.length !== 1 || !isURL(ins.sources[0]))) {
-            throw stageError(ins, new Error('--checksum needs exactly one http(s) source'));
-        }
-        const sources = [];
-        try {
-            for (const s of ins.sources) {
-                if (isURL(s)) {
-                    const dir = await this.scratchDir();
-                    let file;
-                    try {
-                        file = await download(s, dir, { checksum: ins.kind === 'add' ? ins.checksum : undefined, fallbackTime: this.req.sourceDateEpoch ?? ctx.time });
-                    }
-                    catch (e) {
-                        throw stageError(ins, e);
-                    }
-                    sources.push({ path: (await BuildContext.plain(dir).resolve(external_node_path_.basename(file)))[0] });
-                    continue;
-                }
-                for (const p of await from.resolve(s)) {
-                    const kind = ins.kind === 'add' && !source && p.stats.isFile() ? await archiveKind(p.abs) : undefined;
-                    if (kind) {
-                        // A local archive is unpacked into the destination, like `tar -x` (owners and times from the archive).
-                        const dir = await this.scratchDir();
-                        try {
-                            await extractLayer(openArchive(p.abs, kind), dir, { whiteouts: 'none' });
-                        }
-                        catch (e) {
-                            if (e instanceof TarError || e instanceof CompressionError || e instanceof archive_ArchiveError)
-                                throw stageError(ins, new Error(`cannot unpack ${p.rel}: ${e.message}`));
-                            throw e;
-                        }
-                        const unpacked = BuildContext.plain(dir);
-                        const top = (await unpacked.resolve('.'))[0];
-                        sources.push({ path: { ...top, rel: '' }, keepOwner: true, children: await unpacked.walk(top) });
-                        continue;
-                    }
-                    const pivot = s.indexOf('/./');
-                    const parentsPath = pivot >= 0 ? external_node_path_.posix.relative(cleanPath(s.slice(0, pivot).replace(/^\/+/, '') || '.').replace(/^\.$/, ''), p.rel) : undefined;
-                    // A stage's or image's files keep their owners unless --chown says otherwise (BuildKit copies them with
-                    // their uid/gid); the context's become 0:0.
-                    sources.push({ path: p, keepOwner: source !== undefined && ins.chown === undefined, children: p.stats.isDirectory() ? await from.walk(p) : undefined, parentsPath });
-                }
-            }
-        }
-        catch (e) {
-            if (e instanceof ContextError)
-                throw stageError(ins, e, source ? undefined : `the context is ${this.context.dir}`);
-            throw e;
-        }
-        // Heredoc sources (COPY <<EOF /dest): files named after their delimiter, 0644, variables expanded unless the
-        // delimiter was quoted.
-        if (ins.inline.length > 0) {
-            const dir = await this.scratchDir();
-            const lex = scope.lex.with({ rawQuotes: true, rawEscapes: true });
-            const inlineRoot = BuildContext.plain(dir);
-            const mtime = this.req.sourceDateEpoch ?? ctx.time;
-            for (const f of ins.inline) {
-                let data = f.data;
-                if (f.expand) {
-                    try {
-                        data = lex.process(data, scope.vars).result;
-                    }
-                    catch (e) {
-                        throw stageError(ins, e);
-                    }
-                }
-                const file = external_node_path_.join(dir, f.name);
-                await (0,promises_.writeFile)(file, data, { mode: 0o644 });
-                await (0,promises_.chmod)(file, 0o644);
-                await (0,promises_.utimes)(file, mtime, mtime);
-                sources.push({ path: (await inlineRoot.resolve(f.name))[0] });
-            }
-        }
-        let newest = ctx.time;
-        for (const s of sources)
-            for (const p of [s.path, ...(s.children ?? [])])
-                newest = Math.max(newest, Math.floor(p.stats.mtimeMs / 1000));
-        if (!source)
-            ctx.time = newest;
-        let owner;
-        try {
-            owner = ins.chown ? await this.owner(ins.chown, state) : undefined;
-        }
-        catch (e) {
-            throw stageError(ins, e);
-        }
-        let chmod;
-        try {
-            chmod = ins.chmod === undefined ? undefined : parseChmod(ins.chmod);
-        }
-        catch (e) {
-            throw stageError(ins, e);
-        }
-        const exclude = ins.exclude.length ? new IgnoreMatcher(ins.exclude.flatMap((p) => parseDockerignore(scope.expand(p, ins)))) : undefined;
-        // --link: the layer is made on an empty filesystem, as BuildKit makes it, so it does not depend on the base
-        // (and the base's layers need not be fetched). Otherwise the destination is looked up in the image.
-        const target = ins.link ? new FsIndex() : await state.fs(this.req.store, this.req.client);
-        let entries;
-        try {
-            entries = planCopy(sources, { dest: ins.dest, workdir: state.runtime.WorkingDir ?? '/', owner, chmod, created: this.req.sourceDateEpoch ?? ctx.time, fs: target, parents: ins.kind === 'copy' && ins.parents, exclude });
-        }
-        catch (e) {
-            if (e instanceof CopyError)
-                throw stageError(ins, e);
-            throw e;
-        }
-        const layer = await writeLayer(this.req.store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-        const flags = [ins.kind === 'copy' && ins.parents ? '--parents' : '', ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
-        const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ...ins.inline.map((f) => `<<${f.name}`), ins.dest].join(' ')} # buildkit`;
-        await this.addWritten(state, layer, createdBy, ctx.time);
-    }
-    /** RUN: the step's process in the OCI runtime over an overlay of the image; the upper dir is the new layer. */
-    async run(ins, ctx, scope) {
-        const state = ctx.state;
-        // As BuildKit's parser: any other mode is an error at the line, not the host's network (commands_runnetwork.go).
-        if (ins.network !== undefined && !['default', 'none', 'host'].includes(ins.network))
-            throw new ExecError(`unsupported network mode ${JSON.stringify(ins.network)}: RUN --network takes default, none or host`);
-        // security=insecure needs an entitlement BuildKit grants only on request (--allow security.insecure); hoist
-        // grants none, so it is refused rather than run sandboxed without saying so.
-        if (ins.security !== undefined && ins.security !== 'sandbox')
-            throw new ExecError(`RUN --security=${ins.security} is not allowed: hoist runs every step sandboxed (--security=sandbox)`);
-        const runtime = findRuntime();
-        if (!runtime)
-            throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
-        if (process.getuid?.() !== 0)
-            throw new NeedsRootError();
-        // Opaque directories live in an xattr that only these tools read and write here; without them a layer
-        // would silently bring back what a step deleted.
-        if (!haveXattrTools())
-            throw new ExecError('RUN needs getfattr and setfattr to read and write overlayfs whiteouts: install them (apt-get install attr)');
-        const store = this.req.store;
-        const lowers = await this.snapshots(state);
-        const lower = await state.fs(store, this.req.client);
-        const scratch = await this.scratchDir();
-        const mount = await mountOverlay(lowers, scratch);
-        // What this step's mounts hold (cache locks, secret files, ssh proxies), undone when it ends.
-        const cleanup = [];
-        try {
-            const c = state.runtime;
-            const owner = await this.execUser(c.User, mount.merged);
-            const cwd = c.WorkingDir || '/';
-            // Made where the path leads inside the image (its symlinks resolved there): joined to the host path as it
-            // is, an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
-            await mkdirp(resolveInside(mount.merged, cwd, { followLast: true }).abs);
-            const env = new Map([...parseEnv(c.Env)].map(([k, v]) => [k, `${k}=${v}`]));
-            const argPrefix = [];
-            for (const [k, v] of scope.inheritedArgs)
-                if (!env.has(k))
-                    env.set(k, `${k}=${v}`);
-            for (const [k, v] of scope.args)
-                if (v !== undefined && !env.has(k))
-                    env.set(k, `${k}=${v}`);
-            // The history names every ARG in scope, valued from the step's environment (so an ENV of the same name
-            // wins), an ARG without a value as `K=` (dockerfile2llb runCommandString).
-            for (const [k, v] of scope.args)
-                argPrefix.push(env.get(k) ?? `${k}=${v ?? ''}`);
-            if (!env.has('PATH'))
-                env.set('PATH', `PATH=${defaultPathEnv}`);
-            // Proxy build args reach every RUN without an ARG, in both spellings, and stay out of the history
-            // (dockerfile2llb proxyEnvFromBuildArgs, the executor's proxyEnvList).
-            for (const [k, v] of this.req.buildArgs ?? []) {
-                const key = k.toLowerCase();
-                if (!['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'].includes(key))
-                    continue;
-                for (const name of [key.toUpperCase(), key])
-                    if (!env.has(name))
-                        env.set(name, `${name}=${v}`);
-            }
-            const shell = c.Shell ?? ['/bin/sh', '-c'];
-            let args = ins.command.prependShell ? [...shell, ins.command.args.join(' ')] : [...ins.command.args];
-            const extraMounts = [];
-            const targets = [];
-            // Heredocs, as dockerfile2llb dispatchRun treats them: a lone heredoc with #! is written to /dev/pipes and
-            // run; a lone heredoc without is the shell's script; anything else is handed to the shell whole.
-            const files = ins.command.files;
-            if (files.length > 0) {
-                const lone = ins.command.args.length === 1 && /^<<-?["']?[A-Za-z0-9_]+["']?$/.test(ins.command.args[0].trim());
-                if (lone && files[0].data.startsWith('#!')) {
-                    const pipes = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'pipes-'));
-                    await (0,promises_.writeFile)(external_node_path_.join(pipes, files[0].name), files[0].data, { mode: 0o755 });
-                    extraMounts.push({ destination: '/dev/pipes', type: 'bind', source: pipes, options: ['rbind', 'ro'] });
-                    args = [`/dev/pipes/${files[0].name}`];
-                }
-                else if (lone) {
-                    args = [...shell, files[0].data];
-                }
-                else {
-                    args = [...shell, files.reduce((full, f) => `${full}\n${f.data}${f.name}`, ins.command.args[0])];
-                }
-            }
-            for (const m of ins.mounts.map((t) => parseMount(t, cwd))) {
-                targets.push(m.target);
-                extraMounts.push(...(await this.runMount(m, env, scratch, ins, cleanup)));
-            }
-            const hosts = external_node_path_.join(scratch, `hosts-${ctx.index}`);
-            await (0,promises_.writeFile)(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
-            const resolv = external_node_path_.join(scratch, `resolv-${ctx.index}`);
-            await (0,promises_.writeFile)(resolv, await (0,promises_.readFile)('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
-            const spec = runSpec({ root: mount.merged, args, env: [...env.values()], cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: ins.network === 'none' ? 'none' : 'host', mounts: extraMounts });
-            const result = await runContainer(runtime, spec, scratch, (line) => {
-                const step = this.currentStep.get(ctx.index);
+    opContext(state, time, stageIndex) {
+        return {
+            store: this.req.store,
+            client: this.req.client,
+            sourceDateEpoch: this.req.sourceDateEpoch,
+            context: this.context,
+            state,
+            time,
+            stageIndex,
+            scratchDir: () => this.scratchDir(),
+            rootfs: (from) => this.rootfs(from),
+            snapshots: (s) => this.snapshots(s),
+            secrets: this.req.secrets ?? new Map(),
+            ssh: this.sshAgents,
+            mask: this.mask,
+            output: (line) => {
+                const step = this.currentStep.get(stageIndex);
                 if (step)
-                    this.req.onOutput?.(step, this.mask.apply(line));
-            });
-            if (result.exitCode !== 0) {
-                throw new ExecError(`process ${JSON.stringify(args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => this.mask.apply(l)).join('\n')}` : ''}`);
-            }
-            const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
-            const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
-            if (entries.length === 0) {
-                state.history({ created: this.created(ctx.time), created_by: createdBy, comment: historyComment, empty_layer: true });
-                return;
-            }
-            const layer = await writeLayer(store, entries, { sourceDateEpoch: this.req.sourceDateEpoch });
-            await this.addWritten(state, layer, createdBy, ctx.time);
-            // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes
-            // the layer's snapshot instead of unpacking the new layer again for the next step. Like BuildKit's
-            // snapshots, it keeps what only the exported tar drops (other xattrs; times before SOURCE_DATE_EPOCH).
-            await mount.unmount();
-            for (const d of dropped.sort().reverse())
-                await (0,promises_.rm)(external_node_path_.join(mount.upper, d), { recursive: true, force: true });
-            await store.adoptSnapshot(layer.diffID, mount.upper);
-        }
-        finally {
-            await mount.release();
-            for (const undo of cleanup.reverse())
-                await undo();
-        }
-    }
-    /** The OCI mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
-    async runMount(m, env, scratch, ins, cleanup) {
-        switch (m.type) {
-            case 'tmpfs':
-                return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
-            case 'bind': {
-                const source = await this.mountSource(m.from, m.source, ins);
-                if (!m.rw)
-                    return [{ destination: m.target, type: 'bind', source: source.abs, options: ['rbind', 'ro'] }];
-                return [{ destination: m.target, type: 'bind', source: await this.writableView(source, scratch, cleanup), options: ['rbind', 'rw'] }];
-            }
-            case 'cache': {
-                const dir = await cacheMountDir(external_node_path_.join(this.req.store.root, 'cache-mounts'), m, cleanup);
-                // from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
-                if (m.from && (await (0,promises_.readdir)(dir)).length === 0)
-                    copyTree((await this.mountSource(m.from, m.source, ins)).abs, dir);
-                return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
-            }
-            case 'secret': {
-                const data = await secretValue(this.req.secrets?.get(m.id));
-                if (data)
-                    this.mask.add(data);
-                if (!data) {
-                    if (m.required)
-                        throw new ExecError(`secret ${m.id} is required but was not given; pass --secret id=${m.id},src=FILE`);
-                    return [];
-                }
-                if (m.env)
-                    env.set(m.env, `${m.env}=${data.toString('utf8')}`);
-                if (!m.target)
-                    return [];
-                // Secrets stay on a tmpfs (/dev/shm) and are bound read-only: never in the upper dir, never in a layer.
-                const dir = await (0,promises_.mkdtemp)(secretDirPrefix((0,external_node_fs_namespaceObject.existsSync)('/dev/shm') ? '/dev/shm' : scratch));
-                const forget = onInterrupt(() => removeSync(dir));
-                cleanup.push(async () => {
-                    await (0,promises_.rm)(dir, { recursive: true, force: true });
-                    forget();
-                });
-                const file = await writeSecretFile(dir, m.id, data, m.mode);
-                await (0,promises_.chown)(file, m.uid, m.gid).catch(() => undefined);
-                return [{ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro'] }];
-            }
-            case 'ssh': {
-                // As BuildKit: an ssh mount needs `--ssh ID`; without it the mount is left out, or the step fails if required.
-                if (!this.sshAgents.has(m.id)) {
-                    if (m.required)
-                        throw new ExecError(`RUN --mount=type=ssh,id=${m.id} is required: pass --ssh ${m.id} (the agent of SSH_AUTH_SOCK) or --ssh ${m.id}=SOCKET|KEY`);
-                    return [];
-                }
-                const proxy = await agentProxy(await this.sshAgents.socket(m.id), m);
-                cleanup.push(() => proxy.close());
-                if (!env.has('SSH_AUTH_SOCK'))
-                    env.set('SSH_AUTH_SOCK', `SSH_AUTH_SOCK=${m.target}`);
-                return [{ destination: m.target, type: 'bind', source: proxy.path, options: ['rbind', 'rw'] }];
-            }
-        }
-    }
-    /**
-     * What a mount's `source` names in its `from` (a stage by name or index, else an image) or in the context,
-     * resolved inside that root: a symlink there (`link -> /etc`) leads to the root's own files, never the host's.
-     */
-    async mountSource(from, source, at) {
-        let root = this.context;
-        if (from !== undefined) {
-            const stages = this.plan.stages;
-            const byName = stages.findIndex((p) => p.stage.name === from.toLowerCase());
-            const index = byName >= 0 ? byName : /^\d+$/.test(from) && Number(from) < stages.length ? Number(from) : -1;
-            root = BuildContext.plain(index >= 0 ? await this.stageRootfs(index) : await this.imageRootfs(from, at));
-        }
-        const found = root.find(source);
-        if (!found)
-            throw new ExecError(`--mount source ${JSON.stringify(source)} not found in ${from === undefined ? 'the build context' : from}`);
-        return found;
-    }
-    /**
-     * What a `rw` bind mount shows: a directory under an overlay with a scratch upper dir (the step's writes land
-     * there and go with it; nothing is copied), a file or a tree overlayfs cannot stack on as a throwaway copy.
-     */
-    async writableView(source, scratch, cleanup) {
-        if (source.stats.isDirectory() && process.getuid?.() === 0) {
-            try {
-                const m = await mountOverlay([source.abs], scratch);
-                cleanup.push(() => m.release());
-                return m.merged;
-            }
-            catch (e) {
-                if (!(e instanceof ExecError))
-                    throw e;
-            }
-        }
-        return throwawayCopy(source.abs, scratch);
+                    this.req.onOutput?.(step, line);
+            },
+        };
     }
     async scratchDir() {
         this.tmp ??= (0,promises_.mkdtemp)(external_node_path_.join(this.req.store.root, 'tmp', `${process.pid}-build-`)).then((dir) => {
@@ -48885,21 +49065,17 @@ class Builder {
         });
         return (0,promises_.mkdtemp)(external_node_path_.join(await this.tmp, 'rootfs-'));
     }
-    /** A stage's filesystem unpacked (for COPY --from), once per build. */
-    stageRootfs(index) {
-        const key = `stage:${index}`;
+    /** A stage's or image's filesystem as a directory (for COPY --from and mounts), once per build. */
+    rootfs(from) {
+        const key = from.kind === 'stage' ? `stage:${from.index}` : `image:${from.ref}`;
         let p = this.rootfsDirs.get(key);
         if (!p) {
-            p = (async () => this.unpack((await this.stage(index)).state))();
-            this.rootfsDirs.set(key, p);
-        }
-        return p;
-    }
-    imageRootfs(ref, at) {
-        const key = `image:${ref}`;
-        let p = this.rootfsDirs.get(key);
-        if (!p) {
-            p = (async () => this.unpack(await this.baseImage(ref, this.plan.targetPlatform, at)))();
+            p = (async () => {
+                if (from.kind === 'stage')
+                    return this.unpack((await this.stage(from.index)).state);
+                const b = await this.baseImage(from.ref, this.plan.targetPlatform);
+                return this.unpack(new ImageState([...b.layers], []));
+            })();
             this.rootfsDirs.set(key, p);
         }
         return p;
@@ -48945,20 +49121,8 @@ class Builder {
         return dir;
     }
 }
-/** The config's keys in the order BuildKit's exporter writes them, so equal images serialise to equal bytes. */
-function orderedConfig(c) {
-    const order = ['architecture', 'author', 'config', 'created', 'history', 'os', 'os.version', 'os.features', 'rootfs', 'variant'];
-    const out = {};
-    for (const k of order)
-        if (c[k] !== undefined)
-            out[k] = c[k];
-    for (const k of Object.keys(c))
-        if (!(k in out))
-            out[k] = c[k];
-    return out;
-}
 async function build(req) {
-    return new Builder(req).build();
+    return new Solver(req).build();
 }
 
 ;// CONCATENATED MODULE: ./lib/cli/sudo.js

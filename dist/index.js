@@ -30530,6 +30530,15 @@ function splitCSV(line) {
     out.push(field);
     return out;
 }
+/** What a `--from=`/`from=` value names: a stage by name, a stage by index, else an image. */
+function stageSourceOf(plan, value) {
+    const byName = plan.stages.findIndex((p) => p.stage.name !== undefined && p.stage.name === value.toLowerCase());
+    if (byName >= 0)
+        return { kind: 'stage', index: byName };
+    if (/^\d+$/.test(value) && Number(value) < plan.stages.length)
+        return { kind: 'stage', index: Number(value) };
+    return { kind: 'image', ref: value };
+}
 function planBuild(df, options = {}) {
     try {
         return plan(df, options);

@@ -4,7 +4,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseChmod } from '../../src/solver/chmod.js';
+import { parseChmod } from '../../src/dockerfile/chmod.js';
 import { fsObject, readSaved } from '../helpers/flatten.js';
 import { hoist, hoistOk } from '../helpers/hoist.js';
 import { run } from '../helpers/tools.js';

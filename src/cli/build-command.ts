@@ -2,7 +2,7 @@
 // store under every -t name, then written to each output (--push, --output, --metadata-file, --iidfile).
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { build, NeedsRootError } from '../solver/builder.js';
+import { build, NeedsRootError } from '../solver/solver.js';
 import { defaultStoreDir } from '../store/store.js';
 import { canSudo, rerunWithSudo } from './sudo.js';
 import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';

@@ -1,7 +1,7 @@
 // Build progress as buildx shows it. plain (CI logs): `#N [stage k/n] INSTRUCTION` when a step starts, `#N TEXT`
 // for each line a RUN step prints, and `#N DONE 0.1s` (or `#N CACHED`) when it ends. tty: a line per finished step and a live status line at the
 // bottom, redrawn in place. quiet: nothing.
-import type { StepReport, StepStart } from '../solver/builder.js';
+import type { StepReport, StepStart } from '../solver/solver.js';
 import type { CommandIO } from './io.js';
 
 export type ProgressMode = 'auto' | 'plain' | 'tty' | 'quiet';

@@ -97,6 +97,14 @@ export function splitCSV(line: string): string[] {
   return out;
 }
 
+/** What a `--from=`/`from=` value names: a stage by name, a stage by index, else an image. */
+export function stageSourceOf(plan: Pick<BuildPlan, 'stages'>, value: string): StageSource {
+  const byName = plan.stages.findIndex((p) => p.stage.name !== undefined && p.stage.name === value.toLowerCase());
+  if (byName >= 0) return { kind: 'stage', index: byName };
+  if (/^\d+$/.test(value) && Number(value) < plan.stages.length) return { kind: 'stage', index: Number(value) };
+  return { kind: 'image', ref: value };
+}
+
 export function planBuild(df: Dockerfile, options: PlanOptions = {}): BuildPlan {
   try {
     return plan(df, options);

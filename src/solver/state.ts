@@ -1,7 +1,6 @@
-// The image a stage is building, step by step: its config (kept with every field of the base), its layers (the
-// base's, lazily fetched, then our own, in the store) and what the filesystem holds (indexed on first need).
-import type { HistoryEntry, ImageConfig } from '../image/manifest.js';
-import type { RegistryClient } from '../registry/client.js';
+// The image a stage is building, step by step: its layers (the base's, lazily fetched, then our own, in the store),
+// its history and what the filesystem holds (indexed on first need). The config is the translation's.
+import type { HistoryEntry } from '../image/manifest.js';
 import type { Store } from '../store/store.js';
 import type { Layer } from '../layer/layer.js';
 import { chain, CompressionError, decompressed } from '../layer/compression.js';
@@ -16,29 +15,17 @@ export class ImageState {
   private indexed = 0;
 
   constructor(
-    public config: ImageConfig,
     public layers: Layer[],
+    /** the image's history so far: the base's entries, then one per step */
+    public history: HistoryEntry[],
   ) {}
 
-  static scratch(config: ImageConfig): ImageState {
-    return new ImageState(config, []);
-  }
-
   clone(): ImageState {
-    const s = new ImageState(structuredClone(this.config), [...this.layers]);
+    const s = new ImageState([...this.layers], [...this.history]);
     // The index is updated in place as layers are added, so a clone gets its own copy.
     s.index = this.index?.clone();
     s.indexed = this.indexed;
     return s;
-  }
-
-  get runtime(): NonNullable<ImageConfig['config']> {
-    this.config.config ??= {};
-    return this.config.config;
-  }
-
-  history(entry: HistoryEntry): void {
-    (this.config.history ??= []).push(entry);
   }
 
   /** A layer on top; `headers` (what the builder just wrote) keep an index that is up to date without reading it. */
@@ -48,15 +35,14 @@ export class ImageState {
       this.indexed++;
     }
     this.layers.push(layer);
-    this.config.rootfs.diff_ids.push(layer.diffID);
-    this.history(entry);
+    this.history.push(entry);
   }
 
   /**
    * The filesystem's index. The base's layers are fetched into the store and read the first time it is needed;
    * after that only the layers added since are applied.
    */
-  async fs(store: Store, client: RegistryClient): Promise<FsIndex> {
+  async fs(store: Store): Promise<FsIndex> {
     this.index ??= new FsIndex();
     for (; this.indexed < this.layers.length; this.indexed++) {
       const l = this.layers[this.indexed];
@@ -83,8 +69,8 @@ export class ImageState {
 }
 
 /** A regular file's content from the image (symlinks followed inside it), or undefined when there is none. */
-export async function readImageFile(state: ImageState, store: Store, client: RegistryClient, file: string): Promise<Buffer | undefined> {
-  const fs = await state.fs(store, client);
+export async function readImageFile(state: ImageState, store: Store, file: string): Promise<Buffer | undefined> {
+  const fs = await state.fs(store);
   const resolved = fs.resolve(file, true);
   const e = fs.entries.get(resolved);
   if (!e || e.header.type !== 'file') return undefined;

@@ -1,10 +1,10 @@
 // The instructions that change only the image config, applied as BuildKit's dockerfile2llb applies them, with
 // the history `created_by` text BuildKit writes (Go's %q/%v formatting of slices and maps included).
-import { goQuote } from '../dockerfile/chars.js';
+import { goQuote } from './chars.js';
 import { formatEnv, parseEnv } from '../image/env.js';
-import { DockerfileError } from '../dockerfile/errors.js';
-import type { Instruction } from '../dockerfile/instructions.js';
-import type { ImageState } from './state.js';
+import { DockerfileError } from './errors.js';
+import type { Instruction } from './instructions.js';
+import type { ImageConfig } from '../image/manifest.js';
 
 export const defaultShell = ['/bin/sh', '-c'];
 
@@ -62,8 +62,8 @@ export interface MetadataContext {
  * Applies a config-only instruction (already expanded) and returns its history text; undefined when the
  * instruction is not one of these.
  */
-export function applyMetadata(state: ImageState, ins: Instruction, ctx: MetadataContext): string | undefined {
-  const c = state.runtime;
+export function applyMetadata(config: ImageConfig, ins: Instruction, ctx: MetadataContext): string | undefined {
+  const c = (config.config ??= {});
   switch (ins.kind) {
     case 'env': {
       const env = parseEnv(c.Env);
@@ -127,7 +127,7 @@ export function applyMetadata(state: ImageState, ins: Instruction, ctx: Metadata
       c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
       return '';
     case 'maintainer':
-      state.config.author = ins.maintainer;
+      config.author = ins.maintainer;
       return `MAINTAINER ${ins.maintainer}`;
     default:
       return undefined;

@@ -10,7 +10,7 @@ import type { LayerEntry } from '../layer/writer.js';
 import type { ContextPath } from './context.js';
 import type { FsIndex } from '../layer/fs-index.js';
 import type { IgnoreMatcher } from '../dockerfile/dockerignore.js';
-import type { ChmodFn } from './chmod.js';
+import type { ChmodFn } from '../dockerfile/chmod.js';
 import type { Owner } from './users.js';
 
 export type { Owner };

@@ -1,0 +1,60 @@
+// RUN --mount, as BuildKit reads it (frontend/dockerfile/instructions/commands_runmount.go): type=bind (the
+// default; read-only unless rw, and then writes are discarded), cache (a directory kept in the store between
+// builds, by id), tmpfs, secret (a file on a tmpfs from --secret, never in a layer) and ssh (the agent socket).
+// Mount targets are left out of the layer: what is written there never reaches the image. Pure: the spec only.
+import path from 'node:path';
+import { splitCSV } from './plan.js';
+
+export class MountError extends Error {
+  override readonly name = 'MountError';
+}
+
+export type MountSpec =
+  | { type: 'bind'; target: string; source: string; from?: string; rw: boolean }
+  | { type: 'cache'; target: string; id: string; sharing: 'shared' | 'private' | 'locked'; mode: number; uid: number; gid: number; source: string; from?: string; readonly: boolean; ownerGiven: boolean }
+  | { type: 'tmpfs'; target: string; size?: number }
+  | { type: 'secret'; target: string; id: string; required: boolean; mode: number; uid: number; gid: number; env?: string }
+  | { type: 'ssh'; target: string; id: string; required: boolean; mode: number; uid: number; gid: number };
+
+const bool = (v: string | undefined) => v === undefined || v === '' || v === 'true' || v === '1';
+
+export function parseMount(text: string, workdir: string): MountSpec {
+  const f = new Map<string, string>();
+  for (const field of splitCSV(text)) {
+    const eq = field.indexOf('=');
+    const k = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
+    f.set(k, eq < 0 ? '' : field.slice(eq + 1));
+  }
+  const type = f.get('type') ?? 'bind';
+  const rawTarget = f.get('target') ?? f.get('dst') ?? f.get('destination');
+  const abs = (t: string) => path.posix.join('/', t.startsWith('/') ? '' : workdir, t);
+  const num = (k: string, d: number, base = 10) => (f.has(k) ? parseInt(f.get(k) as string, base) : d);
+  switch (type) {
+    case 'bind':
+      if (!rawTarget) throw new MountError(`--mount=${text}: a bind mount needs target=`);
+      return { type, target: abs(rawTarget), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), rw: f.has('rw') ? bool(f.get('rw')) : f.has('readwrite') ? bool(f.get('readwrite')) : false };
+    case 'cache': {
+      if (!rawTarget) throw new MountError(`--mount=${text}: a cache mount needs target=`);
+      const sharing = (f.get('sharing') ?? 'shared') as 'shared' | 'private' | 'locked';
+      if (!['shared', 'private', 'locked'].includes(sharing)) throw new MountError(`--mount=${text}: sharing must be shared, private or locked`);
+      return { type, target: abs(rawTarget), id: f.get('id') || abs(rawTarget), sharing, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), readonly: f.has('ro') || f.has('readonly'), ownerGiven: f.has('uid') || f.has('gid') || f.has('mode') };
+    }
+    case 'tmpfs':
+      if (!rawTarget) throw new MountError(`--mount=${text}: a tmpfs mount needs target=`);
+      return { type, target: abs(rawTarget), size: f.has('size') ? Number(f.get('size')) : undefined };
+    case 'secret': {
+      const id = f.get('id') || (rawTarget ? path.posix.basename(rawTarget) : '');
+      if (!id) throw new MountError(`--mount=${text}: a secret mount needs id= or target=`);
+      const env = f.get('env');
+      const target = rawTarget ? abs(rawTarget) : env ? '' : `/run/secrets/${id}`;
+      return { type, target, id, required: bool(f.get('required') ?? 'false') && f.has('required'), mode: num('mode', 0o400, 8), uid: num('uid', 0), gid: num('gid', 0), env };
+    }
+    case 'ssh': {
+      const id = f.get('id') || 'default';
+      return { type, target: rawTarget ? abs(rawTarget) : '/run/buildkit/ssh_agent.0', id, required: f.has('required') && bool(f.get('required')), mode: num('mode', 0o600, 8), uid: num('uid', 0), gid: num('gid', 0) };
+    }
+    default:
+      throw new MountError(`--mount=${text}: unknown mount type ${JSON.stringify(type)} (bind, cache, tmpfs, secret, ssh)`);
+  }
+}
+

@@ -1,0 +1,180 @@
+// RUN: the step's process in the OCI runtime over an overlay of the image's layers; the upper dir is the new
+// layer, and becomes that layer's snapshot (nothing is unpacked twice). Mounts: cache dirs in the store, secrets on
+// a tmpfs, binds of the context or of a stage's or image's filesystem, tmpfs, ssh agent sockets.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { MountSpec } from '../../dockerfile/mounts.js';
+import type { StageSource } from '../../dockerfile/plan.js';
+import type { ExecOp } from '../../dockerfile/translate.js';
+import { onInterrupt, removeSync } from '../../exec/cleanup.js';
+import { upperDirEntries } from '../../exec/diff.js';
+import { secretDirPrefix } from '../../exec/leftovers.js';
+import { copyTree, secretValue, throwawayCopy, writeSecretFile } from '../../exec/mounts.js';
+import { ExecError, mountOverlay } from '../../exec/overlay.js';
+import { findRuntime, runContainer } from '../../exec/runc.js';
+import { runSpec } from '../../exec/spec.js';
+import { agentProxy } from '../../exec/ssh.js';
+import { resolveInside } from '../../layer/rooted.js';
+import { writeLayer } from '../../layer/writer.js';
+import { cacheMountDir } from '../../store/cache-mounts.js';
+import { BuildContext, type ContextPath } from '../context.js';
+import { type ExecUser, resolveExecUser } from '../users.js';
+import type { OpContext, OpResult } from './op.js';
+
+/** RUN reached without root: the command may run the build again under sudo. */
+export class NeedsRootError extends Error {
+  override readonly name = 'NeedsRootError';
+  constructor() {
+    super('RUN needs root for its overlay mount and container: run hoist as root, or as a user with passwordless sudo');
+  }
+}
+
+const haveXattrTools = () => spawnSync('sh', ['-c', 'command -v getfattr && command -v setfattr'], { stdio: 'ignore' }).status === 0;
+
+export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
+  const runtime = findRuntime();
+  if (!runtime) throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
+  if (process.getuid?.() !== 0) throw new NeedsRootError();
+  // Opaque directories live in an xattr that only these tools read and write here; without them a layer would
+  // silently bring back what a step deleted.
+  if (!haveXattrTools()) throw new ExecError('RUN needs getfattr and setfattr to read and write overlayfs whiteouts: install them (apt-get install attr)');
+  const lowers = await x.snapshots(x.state);
+  const lower = await x.state.fs(x.store);
+  const scratch = await x.scratchDir();
+  const mount = await mountOverlay(lowers, scratch);
+  // What this step's mounts hold (cache locks, secret files, ssh proxies), undone when it ends.
+  const cleanup: (() => Promise<void>)[] = [];
+  try {
+    const owner = await execUser(op.user, mount.merged);
+    // Made where the path leads inside the image (its symlinks resolved there): joined to the host path as it is,
+    // an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
+    await mkdir(resolveInside(mount.merged, op.cwd, { followLast: true }).abs, { recursive: true });
+    const env = new Map([...op.env, ...op.proxyEnv].map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e] as const));
+    const extraMounts: object[] = [];
+    const targets: string[] = [];
+    if (op.script) {
+      const pipes = await mkdtemp(path.join(scratch, 'pipes-'));
+      await writeFile(path.join(pipes, op.script.name), op.script.data, { mode: 0o755 });
+      extraMounts.push({ destination: '/dev/pipes', type: 'bind', source: pipes, options: ['rbind', 'ro'] });
+    }
+    for (const m of op.mounts) {
+      targets.push(m.spec.target);
+      extraMounts.push(...(await runMount(m.spec, m.from, env, scratch, cleanup, x)));
+    }
+    const hosts = path.join(scratch, `hosts-${x.stageIndex}`);
+    await writeFile(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+    const resolv = path.join(scratch, `resolv-${x.stageIndex}`);
+    await writeFile(resolv, await readFile('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
+    const spec = runSpec({ root: mount.merged, args: op.args, env: [...env.values()], cwd: op.cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: op.network === 'none' ? 'none' : 'host', mounts: extraMounts });
+    const result = await runContainer(runtime, spec, scratch, (line) => x.output(x.mask.apply(line)));
+    if (result.exitCode !== 0) {
+      throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}`);
+    }
+    const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
+    if (entries.length === 0) return { time: x.time };
+    const layer = await writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch });
+    // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes the
+    // layer's snapshot instead of unpacking the new layer again for the next step. Like BuildKit's snapshots, it
+    // keeps what only the exported tar drops (other xattrs; times before SOURCE_DATE_EPOCH).
+    await mount.unmount();
+    for (const d of dropped.sort().reverse()) await rm(path.join(mount.upper, d), { recursive: true, force: true });
+    await x.store.adoptSnapshot(layer.diffID, mount.upper);
+    return { layer, time: x.time };
+  } finally {
+    await mount.release();
+    for (const undo of cleanup.reverse()) await undo();
+  }
+}
+
+/**
+ * The user a RUN step runs as (resolveExecUser): the image's passwd and group are read unless USER is `uid:gid`,
+ * from the step's mounted root (`merged`), each path resolved inside it (src/layer/rooted.ts).
+ */
+async function execUser(spec: string | undefined, merged: string): Promise<ExecUser> {
+  if (!spec || /^\d+:\d+$/.test(spec)) return resolveExecUser(spec ?? '', {});
+  const read = async (f: string) => {
+    const r = resolveInside(merged, f, { followLast: true });
+    return r.stats?.isFile() ? readFile(r.abs, 'utf8') : undefined;
+  };
+  return resolveExecUser(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
+}
+
+/** The OCI mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
+async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<string, string>, scratch: string, cleanup: (() => Promise<void>)[], x: OpContext): Promise<object[]> {
+  switch (m.type) {
+    case 'tmpfs':
+      return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
+    case 'bind': {
+      const source = await mountSource(from, m.from, m.source, x);
+      if (!m.rw) return [{ destination: m.target, type: 'bind', source: source.abs, options: ['rbind', 'ro'] }];
+      return [{ destination: m.target, type: 'bind', source: await writableView(source, scratch, cleanup), options: ['rbind', 'rw'] }];
+    }
+    case 'cache': {
+      const dir = await cacheMountDir(path.join(x.store.root, 'cache-mounts'), m, cleanup);
+      // from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
+      if (from && (await readdir(dir)).length === 0) copyTree((await mountSource(from, m.from, m.source, x)).abs, dir);
+      return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
+    }
+    case 'secret': {
+      const data = await secretValue(x.secrets.get(m.id));
+      if (data) x.mask.add(data);
+      if (!data) {
+        if (m.required) throw new ExecError(`secret ${m.id} is required but was not given; pass --secret id=${m.id},src=FILE`);
+        return [];
+      }
+      if (m.env) env.set(m.env, `${m.env}=${data.toString('utf8')}`);
+      if (!m.target) return [];
+      // Secrets stay on a tmpfs (/dev/shm) and are bound read-only: never in the upper dir, never in a layer.
+      const dir = await mkdtemp(secretDirPrefix(existsSync('/dev/shm') ? '/dev/shm' : scratch));
+      const forget = onInterrupt(() => removeSync(dir));
+      cleanup.push(async () => {
+        await rm(dir, { recursive: true, force: true });
+        forget();
+      });
+      const file = await writeSecretFile(dir, m.id, data, m.mode);
+      await chown(file, m.uid, m.gid).catch(() => undefined);
+      return [{ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro'] }];
+    }
+    case 'ssh': {
+      // As BuildKit: an ssh mount needs `--ssh ID`; without it the mount is left out, or the step fails if required.
+      if (!x.ssh.has(m.id)) {
+        if (m.required) throw new ExecError(`RUN --mount=type=ssh,id=${m.id} is required: pass --ssh ${m.id} (the agent of SSH_AUTH_SOCK) or --ssh ${m.id}=SOCKET|KEY`);
+        return [];
+      }
+      const proxy = await agentProxy(await x.ssh.socket(m.id), m);
+      cleanup.push(() => proxy.close());
+      if (!env.has('SSH_AUTH_SOCK')) env.set('SSH_AUTH_SOCK', `SSH_AUTH_SOCK=${m.target}`);
+      return [{ destination: m.target, type: 'bind', source: proxy.path, options: ['rbind', 'rw'] }];
+    }
+  }
+}
+
+/**
+ * What a mount's `source` names in its `from` (a stage or an image) or in the context, resolved inside that root:
+ * a symlink there (`link -> /etc`) leads to the root's own files, never the host's.
+ */
+async function mountSource(from: StageSource | undefined, fromText: string | undefined, source: string, x: OpContext): Promise<ContextPath> {
+  const root = from ? BuildContext.plain(await x.rootfs(from)) : x.context;
+  const found = root.find(source);
+  if (!found) throw new ExecError(`--mount source ${JSON.stringify(source)} not found in ${from ? fromText : 'the build context'}`);
+  return found;
+}
+
+/**
+ * What a `rw` bind mount shows: a directory under an overlay with a scratch upper dir (the step's writes land there
+ * and go with it; nothing is copied), a file or a tree overlayfs cannot stack on as a throwaway copy.
+ */
+async function writableView(source: ContextPath, scratch: string, cleanup: (() => Promise<void>)[]): Promise<string> {
+  if (source.stats.isDirectory() && process.getuid?.() === 0) {
+    try {
+      const m = await mountOverlay([source.abs], scratch);
+      cleanup.push(() => m.release());
+      return m.merged;
+    } catch (e) {
+      if (!(e instanceof ExecError)) throw e;
+    }
+  }
+  return throwawayCopy(source.abs, scratch);
+}

@@ -1,0 +1,49 @@
+// What an op may use of the build while it runs (the solver provides it), and what it gives back. An op never
+// changes the stage's state itself: the solver applies its result (a layer or none, and the time it carries).
+import type { StageSource } from '../../dockerfile/plan.js';
+import type { WrittenLayer } from '../../layer/writer.js';
+import type { RegistryClient } from '../../registry/client.js';
+import type { Store } from '../../store/store.js';
+import type { BuildContext } from '../context.js';
+import type { ImageState } from '../state.js';
+import type { SecretSource } from '../../exec/mounts.js';
+import type { SshAgents } from '../../exec/ssh.js';
+import type { SecretMask } from '../../exec/mask.js';
+
+export interface OpContext {
+  readonly store: Store;
+  readonly client: RegistryClient;
+  /** seconds; clamps file times */
+  readonly sourceDateEpoch?: number;
+  readonly context: BuildContext;
+  /** the stage's image so far (its layers and filesystem index) */
+  readonly state: ImageState;
+  /** the stage's newest input time so far (seconds) */
+  readonly time: number;
+  readonly stageIndex: number;
+  /** a fresh directory in the build's temp dir (removed when the build ends) */
+  scratchDir(): Promise<string>;
+  /** a stage's or an image's filesystem as a read-only directory (COPY --from, mounts from=) */
+  rootfs(from: StageSource): Promise<string>;
+  /** the unpacked layers of an image state, bottom first, for an overlay */
+  snapshots(state: ImageState): Promise<string[]>;
+  readonly secrets: ReadonlyMap<string, SecretSource>;
+  readonly ssh: SshAgents;
+  /** secret values handed to steps, masked in what they print */
+  readonly mask: SecretMask;
+  /** a line the step printed */
+  output(line: string): void;
+}
+
+export interface OpResult {
+  /** the layer written; none: the step changed nothing (an empty_layer history entry) */
+  layer?: WrittenLayer;
+  /** the stage's newest input time after the step */
+  time: number;
+}
+
+/** An error of a step with a hint for the user (the solver prints it under the Dockerfile line). */
+export function withHint<E extends Error>(e: E, hint: string): E {
+  (e as E & { hint?: string }).hint = hint;
+  return e;
+}
