@@ -44826,12 +44826,32 @@ function describeLeftovers(r) {
     return parts.join(', ');
 }
 
+;// CONCATENATED MODULE: ./lib/cache/record.js
+// A cache record: a step's key and its result, as BuildKit's records carry a result and its createdAt. The config
+// and history are not in it: the translation replays them, so there is one source of truth for them.
+
+/** A record as stored or received, checked field by field; undefined when it is not one (never a half record). */
+function parseRecord(value) {
+    const r = value;
+    if (typeof r !== 'object' || r === null || typeof r.key !== 'string' || !isDigest(r.key) || typeof r.time !== 'number' || !Number.isFinite(r.time))
+        return undefined;
+    if (r.layer !== undefined) {
+        const l = r.layer;
+        if (typeof l !== 'object' || l === null || typeof l.mediaType !== 'string' || !isDigest(l.digest) || !isDigest(l.diffID) || !Number.isSafeInteger(l.size) || l.size < 0)
+            return undefined;
+        return { key: r.key, time: r.time, layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID } };
+    }
+    return { key: r.key, time: r.time };
+}
+
 ;// CONCATENATED MODULE: ./lib/store/gc.js
-// Garbage collection of the store (`hoist prune`). What an image record (or an extra root, such as a cache
-// record) reaches is kept: its index, manifests, config, layers and the snapshots of its diffIDs. The rest is
-// "dangling" and goes, except what a live hoist process may be writing right now (newer than the oldest lease).
+// Garbage collection of the store (`hoist prune`). The build cache (cache records) goes, as `docker builder prune`
+// removes it; what an image record reaches is kept: its index, manifests, config, layers and the snapshots of its
+// diffIDs. The rest is "dangling" and goes, except what a live hoist process may be using right now (newer than
+// the oldest lease: the records it used and what they name, the blobs and snapshots it touched).
 // `all` empties the store; `keepStorage` then trims least recently used first: snapshots (they can be unpacked
 // again), then whole images.
+
 
 
 
@@ -44912,7 +44932,7 @@ async function oldestLiveLease(store) {
 }
 async function prune(store, options = {}) {
     return withFileLock(store.gcLock, async () => {
-        const report = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], reclaimedBytes: 0 };
+        const report = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], removedRecords: 0, reclaimedBytes: 0 };
         if (options.all) {
             for (const r of await store.listImages()) {
                 await store.removeImage(r.name);
@@ -44927,10 +44947,28 @@ async function prune(store, options = {}) {
         // `--all` too spares what a running build uses: it touched it after taking its lease (a snapshot under its
         // overlay, a blob it is reading), so the oldest live lease keeps it.
         const protectSince = await oldestLiveLease(store);
+        // The build cache goes, as docker builder prune removes it: every record no running build used since it began.
+        const recordDir = external_node_path_.join(store.root, 'records');
+        for (const f of await (0,promises_.readdir)(recordDir).catch(() => [])) {
+            const p = external_node_path_.join(recordDir, f);
+            const st = await (0,promises_.stat)(p).catch(() => undefined);
+            if (!st || st.mtimeMs >= protectSince)
+                continue;
+            await (0,promises_.rm)(p, { force: true });
+            report.removedRecords++;
+            report.reclaimedBytes += st.size;
+        }
         const sweep = async () => {
             const records = await store.listImages();
             const roots = [...records.map((r) => r.target), ...(options.extraRoots ?? []).map((digest) => ({ digest }))];
             const { blobs, diffIDs } = await reachable(store, roots);
+            // What the records left (those of running builds) name stays: their layers and those layers' snapshots.
+            for (const r of await liveRecords(store)) {
+                if (!r.layer)
+                    continue;
+                blobs.add(r.layer.digest);
+                diffIDs.add(r.layer.diffID);
+            }
             for (const algorithm of ['sha256', 'sha512']) {
                 const dir = external_node_path_.join(store.root, 'blobs', algorithm);
                 for (const hex of await (0,promises_.readdir)(dir)) {
@@ -44980,6 +45018,21 @@ async function prune(store, options = {}) {
             await trim(store, options.keepStorage, protectSince, report, sweep);
         return report;
     });
+}
+async function liveRecords(store) {
+    const dir = external_node_path_.join(store.root, 'records');
+    const out = [];
+    for (const f of await (0,promises_.readdir)(dir).catch(() => [])) {
+        try {
+            const r = parseRecord(JSON.parse(await (0,promises_.readFile)(external_node_path_.join(dir, f), 'utf8')));
+            if (r)
+                out.push(r);
+        }
+        catch {
+            // being written, or damaged: it keeps nothing
+        }
+    }
+    return out;
 }
 /**
  * Whether only root may remove this snapshot (a build that ran RUN through sudo left it with the image's owners)
@@ -45630,13 +45683,36 @@ function onSignal(signal) {
     tasks.clear();
     process.exit(signal === 'SIGINT' ? 130 : 143);
 }
+/** Handles SIGINT and SIGTERM from now on: the hoist command does so from its start, so every interrupt exits 130/143. */
+function installInterruptHandler() {
+    if (installed)
+        return;
+    installed = true;
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+}
+/**
+ * Runs `f` with the interrupt handler set aside: for a process that hands the signals on itself and waits for
+ * what it handed them to (the build run again under sudo), instead of exiting at once.
+ */
+async function withoutInterruptHandler(f) {
+    const was = installed;
+    if (was) {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        installed = false;
+    }
+    try {
+        return await f();
+    }
+    finally {
+        if (was)
+            installInterruptHandler();
+    }
+}
 /** Registers `task` to run if the process is interrupted; the answer unregisters it (call it once done). */
 function onInterrupt(task) {
-    if (!installed) {
-        installed = true;
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
-    }
+    installInterruptHandler();
     tasks.add(task);
     return () => void tasks.delete(task);
 }
@@ -45655,10 +45731,12 @@ function removeSync(dir) {
 //   images/<sha256 of name> one record per image name: the name and the descriptor of its manifest or index
 //   snapshots/<diffID hex>/ unpacked layers for RUN, each complete before it is renamed into place
 //   indexes/<diffID hex>.json a layer's tar headers, so that a filesystem index is built without reading layers
+//   records/<key hex>.json  the build cache: a step's key and its result (src/cache/record.ts); mtime: last use
 //   leases/<pid>-<n>        which processes are using the store since when (garbage collection spares their work)
 //   tmp/                    partial writes
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
 // spares anything newer than the oldest live lease. Using a blob touches its mtime (least recently used first).
+
 
 
 
@@ -45684,13 +45762,15 @@ let tmpCounter = 0;
 class Store {
     root;
     leaseFile;
+    /** what this process fetched into the store from elsewhere (registries, caches) */
+    fetched = { blobs: 0, bytes: 0 };
     constructor(root) {
         this.root = root;
     }
     /** Opens (creating) a store and takes a lease on it until `close()`. */
     static async open(dir = defaultStoreDir()) {
         const s = new Store(external_node_path_.resolve(dir));
-        for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'indexes', 'leases', 'tmp'])
+        for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'indexes', 'records', 'leases', 'tmp'])
             await (0,promises_.mkdir)(external_node_path_.join(s.root, d), { recursive: true });
         s.leaseFile = external_node_path_.join(s.root, 'leases', `${process.pid}-${Date.now()}-${tmpCounter++}`);
         await withFileLock(s.gcLock, () => (0,promises_.writeFile)(s.leaseFile, String(process.pid)));
@@ -45771,6 +45851,8 @@ class Store {
         for (const source of sources) {
             try {
                 await source.fetch(desc, this);
+                this.fetched.blobs++;
+                this.fetched.bytes += desc.size;
                 return;
             }
             catch (e) {
@@ -45856,19 +45938,19 @@ class Store {
         verifyBytes(bytes, digest, `stored blob ${digest}`);
         return bytes;
     }
-    recordPath(name) {
+    imageRecordPath(name) {
         return external_node_path_.join(this.root, 'images', digest_digestOf(name).slice(7) + '.json');
     }
     async putImage(name, target, origin) {
         const record = { name, target, recorded: new Date().toISOString(), ...(origin ? { origin } : {}) };
         const tmp = this.tmpPath();
         await (0,promises_.writeFile)(tmp, JSON.stringify(record) + '\n');
-        await (0,promises_.rename)(tmp, this.recordPath(name));
+        await (0,promises_.rename)(tmp, this.imageRecordPath(name));
         return record;
     }
     async getImage(name) {
         try {
-            return JSON.parse(await (0,promises_.readFile)(this.recordPath(name), 'utf8'));
+            return JSON.parse(await (0,promises_.readFile)(this.imageRecordPath(name), 'utf8'));
         }
         catch (e) {
             if (e.code === 'ENOENT')
@@ -45877,7 +45959,7 @@ class Store {
         }
     }
     async removeImage(name) {
-        const p = this.recordPath(name);
+        const p = this.imageRecordPath(name);
         const had = await (0,promises_.stat)(p).then(() => true, () => false);
         await (0,promises_.rm)(p, { force: true });
         return had;
@@ -45895,6 +45977,33 @@ class Store {
             }
         }
         return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
+    cacheRecordPath(key) {
+        return external_node_path_.join(this.root, 'records', `${parseDigest(key).hex}.json`);
+    }
+    /** The cache record of a step's key, if the store has it (touched: it was just used). */
+    async readRecord(key) {
+        const p = this.cacheRecordPath(key);
+        const text = await (0,promises_.readFile)(p, 'utf8').catch(() => undefined);
+        if (text === undefined)
+            return undefined;
+        let record;
+        try {
+            record = parseRecord(JSON.parse(text));
+        }
+        catch {
+            record = undefined;
+        }
+        if (!record || record.key !== key)
+            return undefined; // damaged: as if absent, and replaced by the next write
+        const now = new Date();
+        await (0,promises_.utimes)(p, now, now).catch(() => undefined);
+        return record;
+    }
+    async writeRecord(record) {
+        const tmp = this.tmpPath();
+        await (0,promises_.writeFile)(tmp, JSON.stringify(record));
+        await (0,promises_.rename)(tmp, this.cacheRecordPath(record.key));
     }
     indexPath(diffID) {
         return external_node_path_.join(this.root, 'indexes', `${parseDigest(diffID).hex}.json`);
@@ -46427,7 +46536,7 @@ const pruneCmd = command('prune', 'Usage: hoist prune [--all] [--keep-storage SI
         const left = r.leftovers ? describeLeftovers(r.leftovers) : '';
         if (left)
             io.out(`Cleaned up after killed builds: ${left}\n`);
-        io.out(`Deleted ${r.removedBlobs} blobs and ${r.removedSnapshots} snapshots${r.removedCacheMounts ? ` and ${r.removedCacheMounts} cache mounts` : ''}\nTotal reclaimed space: ${formatBytes(r.reclaimedBytes)}\n`);
+        io.out(`Deleted ${r.removedRecords} cache records, ${r.removedBlobs} blobs and ${r.removedSnapshots} snapshots${r.removedCacheMounts ? ` and ${r.removedCacheMounts} cache mounts` : ''}\nTotal reclaimed space: ${formatBytes(r.reclaimedBytes)}\n`);
         if (r.leftForRoot)
             io.err(`${r.leftForRoot} unpacked layers or cache mounts are owned by root (RUN ran through sudo) and were left: run sudo hoist prune with the same options to remove them\n`);
         return 0;
@@ -47033,6 +47142,57 @@ function translateRun(ins, x) {
     }
     const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
     return { createdBy, op: { kind: 'exec', args, env: [...env.values()], proxyEnv, cwd, ...(c.User ? { user: c.User } : {}), network, mounts, ...(script ? { script } : {}) } };
+}
+/**
+ * What a step's cache key needs of its op: everything the op says, except what never changes its result (the
+ * proxy settings, as BuildKit leaves them out). What the op reads from elsewhere (a stage, an image, the context's
+ * files) is added by the solver, which knows their keys and contents.
+ */
+function describeOp(op) {
+    switch (op.kind) {
+        case 'copy':
+            return { ...op, from: op.from.kind };
+        case 'mkdir':
+            return op;
+        case 'exec': {
+            const { proxyEnv: _proxy, mounts, ...rest } = op;
+            return { ...rest, mounts: mounts.map((m) => m.spec) };
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/cache/keys.js
+// Cache keys (shared/DESIGN.md, "cache key"): what a step's result depends on, hashed. A key is the sha256 of the
+// canonical JSON (object keys sorted, no whitespace) of a description that names the scheme's version, the key
+// of what the step builds on, and the step's own description: so two different descriptions can never encode to
+// the same bytes (kaniko's collisions came from joining strings), and a change of scheme changes every key.
+
+/** Bumped whenever what goes into a key changes: an old record is then never taken for a hit. */
+const cacheKeyVersion = 'hoist.cache.v1';
+/** JSON with object keys sorted at every level and `undefined` members left out: one value, one encoding. */
+function canonicalJSON(value) {
+    if (value === null || typeof value !== 'object') {
+        if (typeof value === 'number' && !Number.isFinite(value))
+            throw new Error('canonicalJSON: not a finite number');
+        return JSON.stringify(value);
+    }
+    if (Array.isArray(value))
+        return `[${value.map((v) => (v === undefined ? 'null' : canonicalJSON(v))).join(',')}]`;
+    if (Buffer.isBuffer(value))
+        return JSON.stringify(value.toString('base64'));
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJSON(v)}`).join(',')}}`;
+}
+function digestOfDescription(description) {
+    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(canonicalJSON({ v: cacheKeyVersion, ...description })).digest('hex')}`;
+}
+/** The key a stage starts from: an empty filesystem, or an image by the manifest digest its tag resolved to. */
+function baseKey(base) {
+    return digestOfDescription({ base });
+}
+/** A step's key: the key it builds on and what the step is (its op's description, its inputs' keys or contents). */
+function stepKey(parent, step) {
+    return digestOfDescription({ parent, step });
 }
 
 ;// CONCATENATED MODULE: ./lib/exec/mask.js
@@ -48171,9 +48331,9 @@ function withHint(e, hint) {
 }
 
 ;// CONCATENATED MODULE: ./lib/solver/ops/copy.js
-// COPY and ADD: the sources (the context through .dockerignore, a stage's or image's filesystem, downloads, local
-// archives unpacked, heredocs) planned onto the image as BuildKit's copy places them (copy-plan.ts), written as a
-// layer.
+// COPY and ADD in two parts. The selection finds what the sources name (the context through .dockerignore, a stage's
+// or image's filesystem, downloads, heredoc files): what the step's cache key hashes. The copy then unpacks local
+// archives and plans all of it onto the image as BuildKit's copy places it (copy-plan.ts), written as a layer.
 
 
 
@@ -48191,7 +48351,9 @@ function withHint(e, hint) {
 
 
 
-async function execCopy(op, x) {
+
+
+async function selectCopy(op, x) {
     const fromContext = op.from.kind === 'context';
     const from = fromContext ? x.context : BuildContext.plain(await x.rootfs(op.from));
     const sources = [];
@@ -48204,21 +48366,9 @@ async function execCopy(op, x) {
                 continue;
             }
             for (const p of await from.resolve(s)) {
-                const kind = op.add && fromContext && p.stats.isFile() ? await archiveKind(p.abs) : undefined;
-                if (kind) {
-                    // A local archive is unpacked into the destination, like `tar -x` (owners and times from the archive).
-                    const dir = await x.scratchDir();
-                    try {
-                        await extractLayer(openArchive(p.abs, kind), dir, { whiteouts: 'none' });
-                    }
-                    catch (e) {
-                        if (e instanceof TarError || e instanceof CompressionError || e instanceof archive_ArchiveError)
-                            throw new archive_ArchiveError(`cannot unpack ${p.rel}: ${e.message}`);
-                        throw e;
-                    }
-                    const unpacked = BuildContext.plain(dir);
-                    const top = (await unpacked.resolve('.'))[0];
-                    sources.push({ path: { ...top, rel: '' }, keepOwner: true, children: await unpacked.walk(top) });
+                const archive = op.add && fromContext && p.stats.isFile() ? await archiveKind(p.abs) : undefined;
+                if (archive) {
+                    sources.push({ path: p, archive, keepOwner: true });
                     continue;
                 }
                 const pivot = s.indexOf('/./');
@@ -48247,12 +48397,58 @@ async function execCopy(op, x) {
             sources.push({ path: (await inlineRoot.resolve(f.name))[0] });
         }
     }
-    // The stage's time is the newest of its inputs: the context's files count, another stage's do not.
     let time = x.time;
     if (fromContext)
         for (const s of sources)
             for (const p of [s.path, ...(s.children ?? [])])
                 time = Math.max(time, Math.floor(p.stats.mtimeMs / 1000));
+    return { sources, time };
+}
+/**
+ * The content the selection copies, hashed as the cache key needs it: per path its name, type, mode, link target
+ * and content, owners where they are kept (a stage's files), never times (BuildKit's content hash leaves them out).
+ */
+async function digestSelection(selection) {
+    const h = (0,external_node_crypto_.createHash)('sha256');
+    const add = async (p, keepOwner) => {
+        const st = p.stats;
+        const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : st.isFile() ? 'file' : 'other';
+        h.update(JSON.stringify([p.rel, type, st.mode & 0o7777, keepOwner ? [st.uid, st.gid] : null, p.linkname ?? null, type === 'file' ? st.size : 0]));
+        h.update('\n');
+        if (type === 'file')
+            for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(p.abs))
+                h.update(chunk);
+    };
+    for (const s of selection.sources) {
+        h.update(JSON.stringify({ source: s.path.rel, archive: s.archive ?? null, parents: s.parentsPath ?? null }));
+        await add(s.path, s.keepOwner === true);
+        for (const c of s.children ?? [])
+            await add(c, s.keepOwner === true);
+    }
+    return `sha256:${h.digest('hex')}`;
+}
+async function execCopy(op, x, selected) {
+    const { sources: selection, time } = selected ?? (await selectCopy(op, x));
+    const sources = [];
+    for (const s of selection) {
+        if (!s.archive) {
+            sources.push(s);
+            continue;
+        }
+        // A local archive is unpacked into the destination, like `tar -x` (owners and times from the archive).
+        const dir = await x.scratchDir();
+        try {
+            await extractLayer(openArchive(s.path.abs, s.archive), dir, { whiteouts: 'none' });
+        }
+        catch (e) {
+            if (e instanceof TarError || e instanceof CompressionError || e instanceof archive_ArchiveError)
+                throw new archive_ArchiveError(`cannot unpack ${s.path.rel}: ${e.message}`);
+            throw e;
+        }
+        const unpacked = BuildContext.plain(dir);
+        const top = (await unpacked.resolve('.'))[0];
+        sources.push({ path: { ...top, rel: '' }, keepOwner: true, children: await unpacked.walk(top) });
+    }
     const owner = op.chown === undefined ? undefined : await ownerOf(op.chown, x);
     const chmod = op.chmod === undefined ? undefined : parseChmod(op.chmod);
     const exclude = op.exclude.length ? new IgnoreMatcher(op.exclude.flatMap((p) => parseDockerignore(p))) : undefined;
@@ -48808,6 +49004,7 @@ async function execMkdir(op, x) {
 
 
 
+
 /** Errors of the input that a step meets: printed at the step's Dockerfile line. */
 const stepErrors = [UserError, ContextError, CopyError, ExecError, archive_ArchiveError, TarError, CompressionError, RootedPathError, HttpSourceError, ChmodError, NoPlatformError, ReferenceError, DigestMismatchError, SizeMismatchError];
 function stageError(ins, e, hint) {
@@ -48836,6 +49033,7 @@ class Solver {
     sshAgents;
     /** the values of the secrets handed to steps, masked in what the steps print */
     mask = new SecretMask();
+    cache = { hits: 0, misses: 0, downloadedBytes: 0 };
     constructor(req) {
         this.req = req;
         this.sshAgents = new SshAgents(req.ssh ?? new Map());
@@ -48865,6 +49063,7 @@ class Solver {
         this.context = BuildContext.open(req.context, req.dockerfileText === undefined ? file : undefined);
     }
     async build() {
+        const fetchedBefore = this.req.store.fetched.bytes;
         try {
             try {
                 this.translation = await translate(this.plan, async (ref, platform, at) => (await this.baseImage(ref, platform, at)).config);
@@ -48902,6 +49101,7 @@ class Solver {
                 platform: this.plan.targetPlatform,
                 steps: this.steps,
                 unusedBuildArgs: this.plan.unusedBuildArgs,
+                cache: { ...this.cache, downloadedBytes: this.req.store.fetched.bytes - fetchedBefore },
             };
         }
         finally {
@@ -48953,7 +49153,7 @@ class Solver {
                 if (m.kind !== 'manifest')
                     throw new NoPlatformError(`${ref}: not an image manifest`);
                 const config = parseImageConfig(await remote.readBlob(m.manifest.config));
-                return { config, layers: remote.layers(m, config.rootfs.diff_ids) };
+                return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
             })();
             this.images.set(key, p);
         }
@@ -48964,22 +49164,20 @@ class Solver {
         // The stages this one needs start now, in parallel with each other.
         for (const d of this.plan.stages[index].deps)
             void this.stage(d).catch(() => undefined);
-        let state;
-        let time = 0;
         const fromStarted = Date.now();
+        const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
+        let run;
         if (ts.base.kind === 'scratch') {
-            state = new ImageState([], []);
+            run = { index, useCache: !noCache, state: new ImageState([], []), time: 0, key: baseKey({ kind: 'scratch', platform: formatPlatform(ts.platform) }) };
         }
         else if (ts.base.kind === 'stage') {
             const r = await this.stage(ts.base.index);
-            state = r.state.clone();
-            time = r.time;
+            run = { index, useCache: !noCache, state: r.state.clone(), time: r.time, key: r.key };
         }
         else {
             const b = await this.baseImage(ts.base.ref, ts.platform, ts.from);
-            state = new ImageState([...b.layers], [...(b.config.history ?? [])]);
             const created = Date.parse(b.config.created ?? '');
-            time = Number.isNaN(created) ? 0 : Math.floor(created / 1000);
+            run = { index, useCache: !noCache, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: baseKey({ kind: 'image', manifest: b.digest }) };
         }
         const steps = ts.steps.length + 1;
         const from = { stage: index, stageName: ts.name, instruction: ts.from.code, line: ts.from.line, position: 1, steps, cached: false, source: ts.base.kind === 'image' ? 'registry' : null, seconds: (Date.now() - fromStarted) / 1000 };
@@ -48991,45 +49189,128 @@ class Solver {
             const start = { stage: index, stageName: ts.name, instruction: step.at.code, line: step.at.line, position: i + 2, steps };
             this.currentStep.set(index, start);
             this.req.onStepStart?.(start);
-            time = await this.runStep(step, state, time, index);
-            const report = { ...start, cached: false, source: null, seconds: (Date.now() - started) / 1000 };
+            let hit;
+            try {
+                hit = await this.runStep(step, run);
+            }
+            catch (e) {
+                if (e instanceof DockerfileError)
+                    throw e;
+                if (stepErrors.some((k) => e instanceof k))
+                    throw stageError(step.at, e);
+                throw e;
+            }
+            const report = { ...start, cached: hit !== undefined, source: hit?.source ?? null, seconds: (Date.now() - started) / 1000 };
             this.steps.push(report);
             this.req.onStep?.(report);
         }
-        return { state, time };
+        return { state: run.state, time: run.time, key: run.key };
     }
-    /** One step: its op run (if it has one) and its result applied to the stage's image; answers the new time. */
-    async runStep(step, state, time, stageIndex) {
+    /**
+     * One step: a config change is a history entry; an op gets its key, is looked up in the caches, and is run only
+     * on a miss (its result then recorded under every key it has). The result is applied to the stage's image.
+     * Answers the cache hit, if it was one.
+     */
+    async runStep(step, run) {
         const created = (t) => new Date((this.req.sourceDateEpoch ?? t) * 1000).toISOString();
         if (!step.op) {
-            state.history.push({ created: created(time), created_by: step.createdBy, comment: historyComment, empty_layer: true });
-            return time;
+            run.state.history.push({ created: created(run.time), created_by: step.createdBy, comment: historyComment, empty_layer: true });
+            return undefined;
         }
-        let result;
-        try {
-            result = await this.exec(step.op, this.opContext(state, time, stageIndex));
+        const op = step.op;
+        const x = this.opContext(run.state, run.time, run.index);
+        const described = describeOp(op);
+        let selection;
+        // COPY --from: the key names the stage (or image) it reads; missing that, a second key names the content of the
+        // files it copies, so that a change elsewhere in that stage does not rerun the copy (as BuildKit's selectors).
+        let contentKey;
+        let key;
+        if (op.kind === 'copy' && op.from.kind === 'context') {
+            selection = await selectCopy(op, x);
+            key = stepKey(run.key, { op: described, content: await digestSelection(selection) });
         }
-        catch (e) {
-            if (e instanceof DockerfileError)
-                throw e;
-            if (stepErrors.some((k) => e instanceof k))
-                throw stageError(step.at, e);
-            throw e;
+        else if (op.kind === 'copy') {
+            key = stepKey(run.key, { op: described, from: await this.sourceKey(op.from) });
+            contentKey = async () => {
+                selection = await selectCopy(op, x);
+                return stepKey(run.key, { op: described, content: await digestSelection(selection) });
+            };
         }
-        const entry = { created: created(result.time), created_by: step.createdBy, comment: historyComment };
-        if (!result.layer) {
-            state.history.push({ ...entry, empty_layer: true });
-            return result.time;
+        else if (op.kind === 'exec') {
+            // A mount's input: the stage or image it reads, or the content of the context it binds; a secret by its id,
+            // a cache mount by its id: never a secret's value, never a cache's content.
+            const inputs = [];
+            for (const m of op.mounts)
+                inputs.push(m.from ? await this.sourceKey(m.from) : m.spec.type === 'bind' ? await this.contextDigest(m.spec.source) : null);
+            key = stepKey(run.key, { op: described, mounts: inputs });
         }
+        else {
+            key = stepKey(run.key, { op: described });
+        }
+        const keys = [key];
+        let hit = run.useCache ? await this.lookup(key) : undefined;
+        if (!hit && contentKey) {
+            keys.push(await contentKey());
+            if (run.useCache)
+                hit = await this.lookup(keys[1]);
+        }
+        run.key = key;
+        if (hit) {
+            this.cache.hits++;
+            const r = hit.record;
+            const entry = { created: created(r.time), created_by: step.createdBy, comment: historyComment };
+            if (r.layer) {
+                const { diffID, ...descriptor } = r.layer;
+                run.state.addLayer({ descriptor, diffID, sources: hit.blobs }, entry);
+            }
+            else {
+                run.state.history.push({ ...entry, empty_layer: true });
+            }
+            run.time = r.time;
+            return hit;
+        }
+        this.cache.misses++;
+        const result = await this.exec(op, x, selection);
         const l = result.layer;
-        state.addLayer({ descriptor: { mediaType: l.mediaType, digest: l.digest, size: l.size }, diffID: l.diffID, sources: [] }, entry, l.headers);
-        await this.req.store.writeLayerIndex(l.diffID, l.headers);
-        return result.time;
+        const entry = { created: created(result.time), created_by: step.createdBy, comment: historyComment };
+        if (l) {
+            run.state.addLayer({ descriptor: { mediaType: l.mediaType, digest: l.digest, size: l.size }, diffID: l.diffID, sources: [] }, entry, l.headers);
+            await this.req.store.writeLayerIndex(l.diffID, l.headers);
+        }
+        else {
+            run.state.history.push({ ...entry, empty_layer: true });
+        }
+        run.time = result.time;
+        for (const k of keys)
+            await this.req.store.writeRecord({ key: k, time: result.time, ...(l ? { layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID } } : {}) });
+        return undefined;
     }
-    exec(op, x) {
+    /** A step's result in the store's cache (its layer still there whole), else undefined. */
+    async lookup(key) {
+        const record = await this.req.store.readRecord(key);
+        if (!record)
+            return undefined;
+        if (record.layer && !(await this.req.store.hasIntactBlob(record.layer)))
+            return undefined;
+        return { record, source: 'local', blobs: [] };
+    }
+    /** The key of what a COPY --from or a mount's from= reads: a stage's filesystem, or an image's manifest. */
+    async sourceKey(from) {
+        if (from.kind === 'stage')
+            return (await this.stage(from.index)).key;
+        return baseKey({ kind: 'image', manifest: (await this.baseImage(from.ref, this.plan.targetPlatform)).digest });
+    }
+    /** The content of what a bind mount of the context shows (.dockerignore applied), hashed as COPY's sources are. */
+    async contextDigest(source) {
+        const found = this.context.find(source);
+        if (!found)
+            return 'missing';
+        return digestSelection({ sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }], time: 0 });
+    }
+    exec(op, x, selection) {
         switch (op.kind) {
             case 'copy':
-                return execCopy(op, x);
+                return execCopy(op, x, selection);
             case 'mkdir':
                 return execMkdir(op, x);
             case 'exec':
@@ -49134,6 +49415,7 @@ async function build(req) {
 
 
 
+
 const envFileFlag = '--hoist-env-file';
 function canSudo() {
     return (0,external_node_child_process_namespaceObject.spawnSync)('sudo', ['-n', 'true'], { stdio: 'ignore' }).status === 0;
@@ -49144,7 +49426,7 @@ async function rerunWithSudo(argv, ownedPaths, keepOwners = []) {
     const envFile = external_node_path_.join(dir, 'env.json');
     (0,external_node_fs_namespaceObject.writeFileSync)(envFile, JSON.stringify(process.env), { mode: 0o600 });
     try {
-        const code = await new Promise((resolve) => {
+        const code = await withoutInterruptHandler(() => new Promise((resolve) => {
             const child = (0,external_node_child_process_namespaceObject.spawn)('sudo', ['-n', process.execPath, process.argv[1], envFileFlag, envFile, ...argv], { stdio: 'inherit' });
             // A cancelled job signals this process: the build under sudo gets the signal too (sudo relays it) and
             // cleans up; this one waits for it instead of leaving it running.
@@ -49159,7 +49441,7 @@ async function rerunWithSudo(argv, ownedPaths, keepOwners = []) {
                 resolve(c ?? (signal === 'SIGINT' ? 130 : 143));
             });
             child.on('error', () => resolve(1));
-        });
+        }));
         const uid = process.getuid?.();
         const gid = process.getgid?.();
         if (uid !== undefined && gid !== undefined) {
@@ -49481,6 +49763,7 @@ function createProgress(mode, io) {
 
 
 
+
 const buildUsage = `Usage: hoist build [OPTIONS] CONTEXT
 
 Builds an image from a Dockerfile.
@@ -49497,7 +49780,9 @@ Builds an image from a Dockerfile.
       --iidfile FILE         write the image ID
       --secret id=ID,src=FILE|env=VAR   a secret for RUN --mount=type=secret (never stored in the image)
       --ssh default|ID[=SOCKET|KEY,…]   an SSH agent for RUN --mount=type=ssh (default: SSH_AUTH_SOCK)
-      --no-cache, --pull     accepted (there is no cache yet; base images are always resolved)
+      --no-cache             take no step from the cache (results are still recorded)
+      --no-cache-filter STAGE   the same for the steps of these stages (repeatable, or comma-separated)
+      --pull                 accepted: base image tags are resolved at every build
       --progress MODE        auto | plain | tty | quiet`;
 async function buildCommand(argv, io) {
     const a = parseArgv(argv, {
@@ -49514,6 +49799,7 @@ async function buildCommand(argv, io) {
         'metadata-file': { value: true },
         iidfile: { value: true },
         'no-cache': {},
+        'no-cache-filter': { value: true, repeat: true },
         pull: {},
         secret: { value: true, repeat: true },
         ssh: { value: true, repeat: true },
@@ -49584,6 +49870,8 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, progressMode, sou
             sourceDateEpoch,
             secrets,
             ssh,
+            noCache: a.flags.has('no-cache'),
+            noCacheFilter: (a.options.get('no-cache-filter') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
             store,
             client,
             onStepStart: (st) => progress.start(st),
@@ -49600,8 +49888,12 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, progressMode, sou
         const descriptor = { mediaType: result.image.root.mediaType, digest: result.digest, size: result.image.root.bytes.length };
         for (const t of tags)
             await store.putImage(t, descriptor);
+        const pushed = [];
+        const fetchedAtEnd = store.fetched.bytes;
         for (const o of outputs) {
             const r = await exportImage(result.image, o, tags, client);
+            if (r.pushed)
+                pushed.push(r.pushed);
             if (progressMode === 'quiet')
                 continue;
             if (r.pushed)
@@ -49611,6 +49903,11 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, progressMode, sou
             for (const l of r.loaded ?? [])
                 io.err(`docker: ${l}\n`);
         }
+        // The log's last line: what the cache gave and what moved over the network.
+        const c = result.cache;
+        const uploadedBytes = pushed.reduce((n, p) => n + p.uploadedBytes, 0);
+        if (progressMode !== 'quiet')
+            io.err(`cache: ${c.hits} of ${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes + store.fetched.bytes - fetchedAtEnd)} downloaded, ${formatBytes(uploadedBytes)} uploaded\n`);
         const iid = a.options.get('iidfile')?.[0];
         if (iid)
             await (0,promises_.writeFile)(iid, result.imageID);
@@ -49621,6 +49918,7 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, progressMode, sou
                 'containerimage.descriptor': descriptor,
                 'containerimage.digest': result.digest,
                 'hoist.steps': result.steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line, cached: st.cached, source: st.source, seconds: st.seconds })),
+                'hoist.cache': { hits: c.hits, misses: c.misses, downloadedBytes: c.downloadedBytes + store.fetched.bytes - fetchedAtEnd, uploadedBytes },
             };
             if (tags.length)
                 m['image.name'] = tags.join(',');
@@ -49756,6 +50054,8 @@ async function run(argv, io = processIO) {
 // Entry point of dist/cli.js (the `hoist` command).
 
 
+
+installInterruptHandler();
 run(adoptEnvFile(process.argv.slice(2))).then((code) => {
     process.exitCode = code;
 }, (e) => {

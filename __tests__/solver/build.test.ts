@@ -136,7 +136,7 @@ describe('hoist build', () => {
     expect(plain.err).toMatch(/#5 \[stage-0 5\/5\] CMD \["\/app\/run"\]\n#5 DONE/);
     const tty = await hoistOk(['build', '--progress', 'tty', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-pt-')), dir]);
     expect(tty.err).toMatch(/ => \[stage-0 2\/5\] COPY app\/ \/app\/ +\d+\.\ds\n/);
-    expect(tty.err).toMatch(/\[\+\] Building \d+\.\ds \(5\/5\) FINISHED\n$/);
+    expect(tty.err).toMatch(/\[\+\] Building \d+\.\ds \(5\/5\) FINISHED\ncache: .*\n$/);
   });
 
   test('errors point at the Dockerfile line and say what to do', async () => {

@@ -1,6 +1,9 @@
 // Entry point of dist/cli.js (the `hoist` command).
 import { run } from './main.js';
 import { adoptEnvFile } from './sudo.js';
+import { installInterruptHandler } from '../exec/cleanup.js';
+
+installInterruptHandler();
 
 run(adoptEnvFile(process.argv.slice(2))).then(
   (code) => {

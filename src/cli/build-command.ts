@@ -9,6 +9,8 @@ import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
 import { cleanLeftovers, describeLeftovers } from '../exec/leftovers.js';
 import { exportImage, type OutputSpec, parseOutput } from '../export/outputs.js';
+import type { PushReport } from '../export/push.js';
+import { formatBytes } from './format.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { parseArgv, keyValueOptions, type ParsedArgs, UsageError } from './argv.js';
 import { commonOptions, commonUsage, platformOption, withImageContext } from './image-context.js';
@@ -31,7 +33,9 @@ Builds an image from a Dockerfile.
       --iidfile FILE         write the image ID
       --secret id=ID,src=FILE|env=VAR   a secret for RUN --mount=type=secret (never stored in the image)
       --ssh default|ID[=SOCKET|KEY,…]   an SSH agent for RUN --mount=type=ssh (default: SSH_AUTH_SOCK)
-      --no-cache, --pull     accepted (there is no cache yet; base images are always resolved)
+      --no-cache             take no step from the cache (results are still recorded)
+      --no-cache-filter STAGE   the same for the steps of these stages (repeatable, or comma-separated)
+      --pull                 accepted: base image tags are resolved at every build
       --progress MODE        auto | plain | tty | quiet`;
 
 export async function buildCommand(argv: string[], io: CommandIO): Promise<number> {
@@ -49,6 +53,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     'metadata-file': { value: true },
     iidfile: { value: true },
     'no-cache': {},
+    'no-cache-filter': { value: true, repeat: true },
     pull: {},
     secret: { value: true, repeat: true },
     ssh: { value: true, repeat: true },
@@ -124,6 +129,8 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       sourceDateEpoch,
       secrets,
       ssh,
+      noCache: a.flags.has('no-cache'),
+      noCacheFilter: (a.options.get('no-cache-filter') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
       store,
       client,
       onStepStart: (st) => progress.start(st),
@@ -135,15 +142,23 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
     });
     progress.finish(true);
     if (progressMode !== 'quiet') for (const name of result.unusedBuildArgs) io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
+
     const descriptor = { mediaType: result.image.root.mediaType, digest: result.digest, size: result.image.root.bytes.length };
     for (const t of tags) await store.putImage(t, descriptor);
+    const pushed: PushReport[] = [];
+    const fetchedAtEnd = store.fetched.bytes;
     for (const o of outputs) {
       const r = await exportImage(result.image, o, tags, client);
+      if (r.pushed) pushed.push(r.pushed);
       if (progressMode === 'quiet') continue;
       if (r.pushed) io.err(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)\n`);
       for (const f of r.files) io.err(`wrote ${f}\n`);
       for (const l of r.loaded ?? []) io.err(`docker: ${l}\n`);
     }
+    // The log's last line: what the cache gave and what moved over the network.
+    const c = result.cache;
+    const uploadedBytes = pushed.reduce((n, p) => n + p.uploadedBytes, 0);
+    if (progressMode !== 'quiet') io.err(`cache: ${c.hits} of ${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes + store.fetched.bytes - fetchedAtEnd)} downloaded, ${formatBytes(uploadedBytes)} uploaded\n`);
     const iid = a.options.get('iidfile')?.[0];
     if (iid) await writeFile(iid, result.imageID);
     const meta = a.options.get('metadata-file')?.[0];
@@ -153,6 +168,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
         'containerimage.descriptor': descriptor,
         'containerimage.digest': result.digest,
         'hoist.steps': result.steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line, cached: st.cached, source: st.source, seconds: st.seconds })),
+        'hoist.cache': { hits: c.hits, misses: c.misses, downloadedBytes: c.downloadedBytes + store.fetched.bytes - fetchedAtEnd, uploadedBytes },
       };
       if (tags.length) m['image.name'] = tags.join(',');
       await writeFile(meta, JSON.stringify(m, null, 2) + '\n');

@@ -257,7 +257,7 @@ const pruneCmd = command('prune', 'Usage: hoist prune [--all] [--keep-storage SI
     for (const n of r.removedImages) io.out(`Untagged: ${familiarReference(parseReference(n))}\n`);
     const left = r.leftovers ? describeLeftovers(r.leftovers) : '';
     if (left) io.out(`Cleaned up after killed builds: ${left}\n`);
-    io.out(`Deleted ${r.removedBlobs} blobs and ${r.removedSnapshots} snapshots${r.removedCacheMounts ? ` and ${r.removedCacheMounts} cache mounts` : ''}\nTotal reclaimed space: ${formatBytes(r.reclaimedBytes)}\n`);
+    io.out(`Deleted ${r.removedRecords} cache records, ${r.removedBlobs} blobs and ${r.removedSnapshots} snapshots${r.removedCacheMounts ? ` and ${r.removedCacheMounts} cache mounts` : ''}\nTotal reclaimed space: ${formatBytes(r.reclaimedBytes)}\n`);
     if (r.leftForRoot) io.err(`${r.leftForRoot} unpacked layers or cache mounts are owned by root (RUN ran through sudo) and were left: run sudo hoist prune with the same options to remove them\n`);
     return 0;
   });

@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { withoutInterruptHandler } from '../exec/cleanup.js';
 
 export const envFileFlag = '--hoist-env-file';
 
@@ -19,7 +20,7 @@ export async function rerunWithSudo(argv: string[], ownedPaths: string[], keepOw
   const envFile = path.join(dir, 'env.json');
   writeFileSync(envFile, JSON.stringify(process.env), { mode: 0o600 });
   try {
-    const code = await new Promise<number>((resolve) => {
+    const code = await withoutInterruptHandler(() => new Promise<number>((resolve) => {
       const child = spawn('sudo', ['-n', process.execPath, process.argv[1], envFileFlag, envFile, ...argv], { stdio: 'inherit' });
       // A cancelled job signals this process: the build under sudo gets the signal too (sudo relays it) and
       // cleans up; this one waits for it instead of leaving it running.
@@ -34,7 +35,7 @@ export async function rerunWithSudo(argv: string[], ownedPaths: string[], keepOw
         resolve(c ?? (signal === 'SIGINT' ? 130 : 143));
       });
       child.on('error', () => resolve(1));
-    });
+    }));
     const uid = process.getuid?.();
     const gid = process.getgid?.();
     if (uid !== undefined && gid !== undefined) {

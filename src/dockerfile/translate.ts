@@ -318,3 +318,21 @@ function translateRun(ins: RunInstruction, x: StepContext): Omit<Step, 'at'> {
   const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
   return { createdBy, op: { kind: 'exec', args, env: [...env.values()], proxyEnv, cwd, ...(c.User ? { user: c.User } : {}), network, mounts, ...(script ? { script } : {}) } };
 }
+
+/**
+ * What a step's cache key needs of its op: everything the op says, except what never changes its result (the
+ * proxy settings, as BuildKit leaves them out). What the op reads from elsewhere (a stage, an image, the context's
+ * files) is added by the solver, which knows their keys and contents.
+ */
+export function describeOp(op: Op): object {
+  switch (op.kind) {
+    case 'copy':
+      return { ...op, from: op.from.kind };
+    case 'mkdir':
+      return op;
+    case 'exec': {
+      const { proxyEnv: _proxy, mounts, ...rest } = op;
+      return { ...rest, mounts: mounts.map((m) => m.spec) };
+    }
+  }
+}

@@ -21,13 +21,35 @@ function onSignal(signal: NodeJS.Signals): void {
   process.exit(signal === 'SIGINT' ? 130 : 143);
 }
 
+/** Handles SIGINT and SIGTERM from now on: the hoist command does so from its start, so every interrupt exits 130/143. */
+export function installInterruptHandler(): void {
+  if (installed) return;
+  installed = true;
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+/**
+ * Runs `f` with the interrupt handler set aside: for a process that hands the signals on itself and waits for
+ * what it handed them to (the build run again under sudo), instead of exiting at once.
+ */
+export async function withoutInterruptHandler<T>(f: () => Promise<T>): Promise<T> {
+  const was = installed;
+  if (was) {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    installed = false;
+  }
+  try {
+    return await f();
+  } finally {
+    if (was) installInterruptHandler();
+  }
+}
+
 /** Registers `task` to run if the process is interrupted; the answer unregisters it (call it once done). */
 export function onInterrupt(task: Task): () => void {
-  if (!installed) {
-    installed = true;
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  }
+  installInterruptHandler();
   tasks.add(task);
   return () => void tasks.delete(task);
 }

@@ -9,7 +9,9 @@ import { type Dockerfile, readDockerfile } from '../dockerfile/dockerfile.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import type { Instruction } from '../dockerfile/instructions.js';
 import { type BuildPlan, planBuild, type StageSource } from '../dockerfile/plan.js';
-import { historyComment, type Op, type Step, translate, type Translation } from '../dockerfile/translate.js';
+import { describeOp, historyComment, type Op, type Step, translate, type Translation } from '../dockerfile/translate.js';
+import { baseKey, stepKey } from '../cache/keys.js';
+import type { CacheRecord } from '../cache/record.js';
 import { ChmodError } from '../dockerfile/chmod.js';
 import { onInterrupt, removeSync } from '../exec/cleanup.js';
 import { SecretMask } from '../exec/mask.js';
@@ -24,7 +26,7 @@ import { parseReference, type Reference, ReferenceError as InvalidReferenceError
 import { NoPlatformError, platformManifest } from '../image/source.js';
 import { CompressionError, decompressed } from '../layer/compression.js';
 import { extractLayer } from '../layer/extract.js';
-import type { Layer } from '../layer/layer.js';
+import type { BlobSource, Layer } from '../layer/layer.js';
 import { RootedPathError } from '../layer/rooted.js';
 import { TarError } from '../layer/tar.js';
 import type { RegistryClient } from '../registry/client.js';
@@ -35,7 +37,7 @@ import { BuildContext, ContextError, readInside } from './context.js';
 import { CopyError } from './copy-plan.js';
 import { HttpSourceError } from './http-source.js';
 import { BuiltImage, orderedConfig } from './image.js';
-import { execCopy } from './ops/copy.js';
+import { type CopySelection, digestSelection, execCopy, selectCopy } from './ops/copy.js';
 import { execRun } from './ops/exec.js';
 import { execMkdir } from './ops/mkdir.js';
 import type { OpContext, OpResult } from './ops/op.js';
@@ -65,6 +67,10 @@ export interface BuildRequest {
   secrets?: ReadonlyMap<string, SecretSource>;
   /** --ssh: agent sockets or key files by id (none: SSH_AUTH_SOCK) */
   ssh?: ReadonlyMap<string, readonly string[]>;
+  /** --no-cache: no step is taken from a cache (their results are still recorded) */
+  noCache?: boolean;
+  /** --no-cache-filter: the stages (by name or index) whose steps are not taken from a cache */
+  noCacheFilter?: readonly string[];
   /** a line a RUN step printed */
   onOutput?: (step: StepStart, line: string) => void;
   /** progress events: a step starts, a step ends */
@@ -88,6 +94,14 @@ export interface StepReport extends StepStart {
   seconds: number;
 }
 
+export interface CacheSummary {
+  /** steps taken from a cache, and steps run */
+  hits: number;
+  misses: number;
+  /** layer bytes the build fetched (from registries and caches) */
+  downloadedBytes: number;
+}
+
 export interface BuildResult {
   image: BuiltImage;
   /** the manifest digest */
@@ -98,10 +112,12 @@ export interface BuildResult {
   steps: StepReport[];
   /** --build-arg names nothing used */
   unusedBuildArgs: string[];
+  cache: CacheSummary;
 }
 
-/** A base image as resolved once per build: its config and its (lazy) layers. */
+/** A base image as resolved once per build: its manifest digest (for the platform), config and (lazy) layers. */
 interface ResolvedImage {
+  digest: string;
   config: ImageConfig;
   layers: Layer[];
 }
@@ -110,6 +126,23 @@ interface StageResult {
   state: ImageState;
   /** newest input time so far (seconds) */
   time: number;
+  /** the cache key of the stage's filesystem: its base's, then each op's */
+  key: string;
+}
+
+/** A stage while its steps run. */
+interface StageRun extends StageResult {
+  index: number;
+  /** whether its steps may be taken from a cache (not under --no-cache or --no-cache-filter) */
+  useCache: boolean;
+}
+
+/** A step's result found in a cache, and where its layer's bytes are. */
+interface CacheHit {
+  record: CacheRecord;
+  /** where it was found: "local" for the store */
+  source: string;
+  blobs: BlobSource[];
 }
 
 /** Errors of the input that a step meets: printed at the step's Dockerfile line. */
@@ -141,6 +174,7 @@ export class Solver {
   private readonly sshAgents: SshAgents;
   /** the values of the secrets handed to steps, masked in what the steps print */
   private readonly mask = new SecretMask();
+  private readonly cache: CacheSummary = { hits: 0, misses: 0, downloadedBytes: 0 };
 
   constructor(private readonly req: BuildRequest) {
     this.sshAgents = new SshAgents(req.ssh ?? new Map());
@@ -167,6 +201,7 @@ export class Solver {
   }
 
   async build(): Promise<BuildResult> {
+    const fetchedBefore = this.req.store.fetched.bytes;
     try {
       try {
         this.translation = await translate(this.plan, async (ref, platform, at) => (await this.baseImage(ref, platform, at)).config);
@@ -201,6 +236,7 @@ export class Solver {
         platform: this.plan.targetPlatform,
         steps: this.steps,
         unusedBuildArgs: this.plan.unusedBuildArgs,
+        cache: { ...this.cache, downloadedBytes: this.req.store.fetched.bytes - fetchedBefore },
       };
     } finally {
       await this.sshAgents.close();
@@ -247,7 +283,7 @@ export class Solver {
         }
         if (m.kind !== 'manifest') throw new NoPlatformError(`${ref}: not an image manifest`);
         const config = parseImageConfig(await remote.readBlob(m.manifest.config));
-        return { config, layers: remote.layers(m, config.rootfs.diff_ids) };
+        return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
       })();
       this.images.set(key, p);
     }
@@ -258,20 +294,18 @@ export class Solver {
     const ts = this.stageOf(index);
     // The stages this one needs start now, in parallel with each other.
     for (const d of this.plan.stages[index].deps) void this.stage(d).catch(() => undefined);
-    let state: ImageState;
-    let time = 0;
     const fromStarted = Date.now();
+    const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
+    let run: StageRun;
     if (ts.base.kind === 'scratch') {
-      state = new ImageState([], []);
+      run = { index, useCache: !noCache, state: new ImageState([], []), time: 0, key: baseKey({ kind: 'scratch', platform: formatPlatform(ts.platform) }) };
     } else if (ts.base.kind === 'stage') {
       const r = await this.stage(ts.base.index);
-      state = r.state.clone();
-      time = r.time;
+      run = { index, useCache: !noCache, state: r.state.clone(), time: r.time, key: r.key };
     } else {
       const b = await this.baseImage(ts.base.ref, ts.platform, ts.from as Instruction);
-      state = new ImageState([...b.layers], [...(b.config.history ?? [])]);
       const created = Date.parse(b.config.created ?? '');
-      time = Number.isNaN(created) ? 0 : Math.floor(created / 1000);
+      run = { index, useCache: !noCache, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: baseKey({ kind: 'image', manifest: b.digest }) };
     }
     const steps = ts.steps.length + 1;
     const from: StepReport = { stage: index, stageName: ts.name, instruction: ts.from.code, line: ts.from.line, position: 1, steps, cached: false, source: ts.base.kind === 'image' ? 'registry' : null, seconds: (Date.now() - fromStarted) / 1000 };
@@ -283,44 +317,118 @@ export class Solver {
       const start: StepStart = { stage: index, stageName: ts.name, instruction: step.at.code, line: step.at.line, position: i + 2, steps };
       this.currentStep.set(index, start);
       this.req.onStepStart?.(start);
-      time = await this.runStep(step, state, time, index);
-      const report: StepReport = { ...start, cached: false, source: null, seconds: (Date.now() - started) / 1000 };
+      let hit: CacheHit | undefined;
+      try {
+        hit = await this.runStep(step, run);
+      } catch (e) {
+        if (e instanceof DockerfileError) throw e;
+        if (stepErrors.some((k) => e instanceof k)) throw stageError(step.at, e);
+        throw e;
+      }
+      const report: StepReport = { ...start, cached: hit !== undefined, source: hit?.source ?? null, seconds: (Date.now() - started) / 1000 };
       this.steps.push(report);
       this.req.onStep?.(report);
     }
-    return { state, time };
+    return { state: run.state, time: run.time, key: run.key };
   }
 
-  /** One step: its op run (if it has one) and its result applied to the stage's image; answers the new time. */
-  private async runStep(step: Step, state: ImageState, time: number, stageIndex: number): Promise<number> {
+  /**
+   * One step: a config change is a history entry; an op gets its key, is looked up in the caches, and is run only
+   * on a miss (its result then recorded under every key it has). The result is applied to the stage's image.
+   * Answers the cache hit, if it was one.
+   */
+  private async runStep(step: Step, run: StageRun): Promise<CacheHit | undefined> {
     const created = (t: number) => new Date((this.req.sourceDateEpoch ?? t) * 1000).toISOString();
     if (!step.op) {
-      state.history.push({ created: created(time), created_by: step.createdBy, comment: historyComment, empty_layer: true });
-      return time;
+      run.state.history.push({ created: created(run.time), created_by: step.createdBy, comment: historyComment, empty_layer: true });
+      return undefined;
     }
-    let result: OpResult;
-    try {
-      result = await this.exec(step.op, this.opContext(state, time, stageIndex));
-    } catch (e) {
-      if (e instanceof DockerfileError) throw e;
-      if (stepErrors.some((k) => e instanceof k)) throw stageError(step.at, e);
-      throw e;
+    const op = step.op;
+    const x = this.opContext(run.state, run.time, run.index);
+    const described = describeOp(op);
+    let selection: CopySelection | undefined;
+    // COPY --from: the key names the stage (or image) it reads; missing that, a second key names the content of the
+    // files it copies, so that a change elsewhere in that stage does not rerun the copy (as BuildKit's selectors).
+    let contentKey: (() => Promise<string>) | undefined;
+    let key: string;
+    if (op.kind === 'copy' && op.from.kind === 'context') {
+      selection = await selectCopy(op, x);
+      key = stepKey(run.key, { op: described, content: await digestSelection(selection) });
+    } else if (op.kind === 'copy') {
+      key = stepKey(run.key, { op: described, from: await this.sourceKey(op.from as StageSource) });
+      contentKey = async () => {
+        selection = await selectCopy(op, x);
+        return stepKey(run.key, { op: described, content: await digestSelection(selection) });
+      };
+    } else if (op.kind === 'exec') {
+      // A mount's input: the stage or image it reads, or the content of the context it binds; a secret by its id,
+      // a cache mount by its id: never a secret's value, never a cache's content.
+      const inputs = [];
+      for (const m of op.mounts) inputs.push(m.from ? await this.sourceKey(m.from) : m.spec.type === 'bind' ? await this.contextDigest(m.spec.source) : null);
+      key = stepKey(run.key, { op: described, mounts: inputs });
+    } else {
+      key = stepKey(run.key, { op: described });
     }
-    const entry = { created: created(result.time), created_by: step.createdBy, comment: historyComment };
-    if (!result.layer) {
-      state.history.push({ ...entry, empty_layer: true });
-      return result.time;
+    const keys = [key];
+    let hit = run.useCache ? await this.lookup(key) : undefined;
+    if (!hit && contentKey) {
+      keys.push(await contentKey());
+      if (run.useCache) hit = await this.lookup(keys[1]);
     }
+    run.key = key;
+    if (hit) {
+      this.cache.hits++;
+      const r = hit.record;
+      const entry = { created: created(r.time), created_by: step.createdBy, comment: historyComment };
+      if (r.layer) {
+        const { diffID, ...descriptor } = r.layer;
+        run.state.addLayer({ descriptor, diffID, sources: hit.blobs }, entry);
+      } else {
+        run.state.history.push({ ...entry, empty_layer: true });
+      }
+      run.time = r.time;
+      return hit;
+    }
+    this.cache.misses++;
+    const result = await this.exec(op, x, selection);
     const l = result.layer;
-    state.addLayer({ descriptor: { mediaType: l.mediaType, digest: l.digest, size: l.size }, diffID: l.diffID, sources: [] }, entry, l.headers);
-    await this.req.store.writeLayerIndex(l.diffID, l.headers);
-    return result.time;
+    const entry = { created: created(result.time), created_by: step.createdBy, comment: historyComment };
+    if (l) {
+      run.state.addLayer({ descriptor: { mediaType: l.mediaType, digest: l.digest, size: l.size }, diffID: l.diffID, sources: [] }, entry, l.headers);
+      await this.req.store.writeLayerIndex(l.diffID, l.headers);
+    } else {
+      run.state.history.push({ ...entry, empty_layer: true });
+    }
+    run.time = result.time;
+    for (const k of keys) await this.req.store.writeRecord({ key: k, time: result.time, ...(l ? { layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID } } : {}) });
+    return undefined;
   }
 
-  private exec(op: Op, x: OpContext): Promise<OpResult> {
+  /** A step's result in the store's cache (its layer still there whole), else undefined. */
+  private async lookup(key: string): Promise<CacheHit | undefined> {
+    const record = await this.req.store.readRecord(key);
+    if (!record) return undefined;
+    if (record.layer && !(await this.req.store.hasIntactBlob(record.layer))) return undefined;
+    return { record, source: 'local', blobs: [] };
+  }
+
+  /** The key of what a COPY --from or a mount's from= reads: a stage's filesystem, or an image's manifest. */
+  private async sourceKey(from: StageSource): Promise<string> {
+    if (from.kind === 'stage') return (await this.stage(from.index)).key;
+    return baseKey({ kind: 'image', manifest: (await this.baseImage(from.ref, this.plan.targetPlatform)).digest });
+  }
+
+  /** The content of what a bind mount of the context shows (.dockerignore applied), hashed as COPY's sources are. */
+  private async contextDigest(source: string): Promise<string> {
+    const found = this.context.find(source);
+    if (!found) return 'missing';
+    return digestSelection({ sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }], time: 0 });
+  }
+
+  private exec(op: Op, x: OpContext, selection?: CopySelection): Promise<OpResult> {
     switch (op.kind) {
       case 'copy':
-        return execCopy(op, x);
+        return execCopy(op, x, selection);
       case 'mkdir':
         return execMkdir(op, x);
       case 'exec':

@@ -1,6 +1,7 @@
-// Garbage collection of the store (`hoist prune`). What an image record (or an extra root, such as a cache
-// record) reaches is kept: its index, manifests, config, layers and the snapshots of its diffIDs. The rest is
-// "dangling" and goes, except what a live hoist process may be writing right now (newer than the oldest lease).
+// Garbage collection of the store (`hoist prune`). The build cache (cache records) goes, as `docker builder prune`
+// removes it; what an image record reaches is kept: its index, manifests, config, layers and the snapshots of its
+// diffIDs. The rest is "dangling" and goes, except what a live hoist process may be using right now (newer than
+// the oldest lease: the records it used and what they name, the blobs and snapshots it touched).
 // `all` empties the store; `keepStorage` then trims least recently used first: snapshots (they can be unpacked
 // again), then whole images.
 import { lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import { removeIdleCacheMounts } from './cache-mounts.js';
 import { ownerAlive, withFileLock } from './lock.js';
 import { cleanLeftovers, type LeftoverReport } from '../exec/leftovers.js';
 import type { Store } from './store.js';
+import { type CacheRecord, parseRecord } from '../cache/record.js';
 
 export interface PruneOptions {
   all?: boolean;
@@ -29,6 +31,8 @@ export interface PruneReport {
   /** snapshots and cache mounts left because only root may remove them (a build ran RUN through sudo) */
   leftForRoot: number;
   removedImages: string[];
+  /** cache records (the build cache) removed */
+  removedRecords: number;
   reclaimedBytes: number;
   /** what killed builds had left: containers, mounts, temp dirs, secrets, agents */
   leftovers?: LeftoverReport;
@@ -96,7 +100,7 @@ async function oldestLiveLease(store: Store): Promise<number> {
 
 export async function prune(store: Store, options: PruneOptions = {}): Promise<PruneReport> {
   return withFileLock(store.gcLock, async () => {
-    const report: PruneReport = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], reclaimedBytes: 0 };
+    const report: PruneReport = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], removedRecords: 0, reclaimedBytes: 0 };
     if (options.all) {
       for (const r of await store.listImages()) {
         await store.removeImage(r.name);
@@ -111,10 +115,26 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
     // `--all` too spares what a running build uses: it touched it after taking its lease (a snapshot under its
     // overlay, a blob it is reading), so the oldest live lease keeps it.
     const protectSince = await oldestLiveLease(store);
+    // The build cache goes, as docker builder prune removes it: every record no running build used since it began.
+    const recordDir = path.join(store.root, 'records');
+    for (const f of await readdir(recordDir).catch(() => [] as string[])) {
+      const p = path.join(recordDir, f);
+      const st = await stat(p).catch(() => undefined);
+      if (!st || st.mtimeMs >= protectSince) continue;
+      await rm(p, { force: true });
+      report.removedRecords++;
+      report.reclaimedBytes += st.size;
+    }
     const sweep = async () => {
       const records = await store.listImages();
       const roots = [...records.map((r) => r.target), ...(options.extraRoots ?? []).map((digest) => ({ digest }))];
       const { blobs, diffIDs } = await reachable(store, roots);
+      // What the records left (those of running builds) name stays: their layers and those layers' snapshots.
+      for (const r of await liveRecords(store)) {
+        if (!r.layer) continue;
+        blobs.add(r.layer.digest);
+        diffIDs.add(r.layer.diffID);
+      }
       for (const algorithm of ['sha256', 'sha512']) {
         const dir = path.join(store.root, 'blobs', algorithm);
         for (const hex of await readdir(dir)) {
@@ -157,6 +177,20 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
     if (options.keepStorage !== undefined) await trim(store, options.keepStorage, protectSince, report, sweep);
     return report;
   });
+}
+
+async function liveRecords(store: Store): Promise<CacheRecord[]> {
+  const dir = path.join(store.root, 'records');
+  const out: CacheRecord[] = [];
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    try {
+      const r = parseRecord(JSON.parse(await readFile(path.join(dir, f), 'utf8')));
+      if (r) out.push(r);
+    } catch {
+      // being written, or damaged: it keeps nothing
+    }
+  }
+  return out;
 }
 
 /**

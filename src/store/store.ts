@@ -3,6 +3,7 @@
 //   images/<sha256 of name> one record per image name: the name and the descriptor of its manifest or index
 //   snapshots/<diffID hex>/ unpacked layers for RUN, each complete before it is renamed into place
 //   indexes/<diffID hex>.json a layer's tar headers, so that a filesystem index is built without reading layers
+//   records/<key hex>.json  the build cache: a step's key and its result (src/cache/record.ts); mtime: last use
 //   leases/<pid>-<n>        which processes are using the store since when (garbage collection spares their work)
 //   tmp/                    partial writes
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
@@ -16,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { DigestStream, digestOf, parseDigest, verifyBytes } from '../image/digest.js';
 import type { Descriptor } from '../image/manifest.js';
 import type { BlobSource, Layer } from '../layer/layer.js';
+import { type CacheRecord, parseRecord } from '../cache/record.js';
 import { chain, CompressionError } from '../layer/compression.js';
 import { extractLayer, type ExtractReport } from '../layer/extract.js';
 import { TarError, type TarHeader } from '../layer/tar.js';
@@ -47,13 +49,15 @@ let tmpCounter = 0;
 
 export class Store {
   private leaseFile: string | undefined;
+  /** what this process fetched into the store from elsewhere (registries, caches) */
+  readonly fetched = { blobs: 0, bytes: 0 };
 
   private constructor(readonly root: string) {}
 
   /** Opens (creating) a store and takes a lease on it until `close()`. */
   static async open(dir = defaultStoreDir()): Promise<Store> {
     const s = new Store(path.resolve(dir));
-    for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'indexes', 'leases', 'tmp']) await mkdir(path.join(s.root, d), { recursive: true });
+    for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'indexes', 'records', 'leases', 'tmp']) await mkdir(path.join(s.root, d), { recursive: true });
     s.leaseFile = path.join(s.root, 'leases', `${process.pid}-${Date.now()}-${tmpCounter++}`);
     await withFileLock(s.gcLock, () => writeFile(s.leaseFile as string, String(process.pid)));
     return s;
@@ -136,6 +140,8 @@ export class Store {
     for (const source of sources) {
       try {
         await source.fetch(desc, this);
+        this.fetched.blobs++;
+        this.fetched.bytes += desc.size;
         return;
       } catch (e) {
         failure = e;
@@ -218,7 +224,7 @@ export class Store {
     return bytes;
   }
 
-  private recordPath(name: string): string {
+  private imageRecordPath(name: string): string {
     return path.join(this.root, 'images', digestOf(name).slice(7) + '.json');
   }
 
@@ -226,13 +232,13 @@ export class Store {
     const record: ImageRecord = { name, target, recorded: new Date().toISOString(), ...(origin ? { origin } : {}) };
     const tmp = this.tmpPath();
     await writeFile(tmp, JSON.stringify(record) + '\n');
-    await rename(tmp, this.recordPath(name));
+    await rename(tmp, this.imageRecordPath(name));
     return record;
   }
 
   async getImage(name: string): Promise<ImageRecord | undefined> {
     try {
-      return JSON.parse(await readFile(this.recordPath(name), 'utf8')) as ImageRecord;
+      return JSON.parse(await readFile(this.imageRecordPath(name), 'utf8')) as ImageRecord;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
@@ -240,7 +246,7 @@ export class Store {
   }
 
   async removeImage(name: string): Promise<boolean> {
-    const p = this.recordPath(name);
+    const p = this.imageRecordPath(name);
     const had = await stat(p).then(() => true, () => false);
     await rm(p, { force: true });
     return had;
@@ -257,6 +263,33 @@ export class Store {
       }
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  cacheRecordPath(key: string): string {
+    return path.join(this.root, 'records', `${parseDigest(key).hex}.json`);
+  }
+
+  /** The cache record of a step's key, if the store has it (touched: it was just used). */
+  async readRecord(key: string): Promise<CacheRecord | undefined> {
+    const p = this.cacheRecordPath(key);
+    const text = await readFile(p, 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    let record: CacheRecord | undefined;
+    try {
+      record = parseRecord(JSON.parse(text));
+    } catch {
+      record = undefined;
+    }
+    if (!record || record.key !== key) return undefined; // damaged: as if absent, and replaced by the next write
+    const now = new Date();
+    await utimes(p, now, now).catch(() => undefined);
+    return record;
+  }
+
+  async writeRecord(record: CacheRecord): Promise<void> {
+    const tmp = this.tmpPath();
+    await writeFile(tmp, JSON.stringify(record));
+    await rename(tmp, this.cacheRecordPath(record.key));
   }
 
   indexPath(diffID: string): string {

@@ -1,6 +1,8 @@
-// COPY and ADD: the sources (the context through .dockerignore, a stage's or image's filesystem, downloads, local
-// archives unpacked, heredocs) planned onto the image as BuildKit's copy places them (copy-plan.ts), written as a
-// layer.
+// COPY and ADD in two parts. The selection finds what the sources name (the context through .dockerignore, a stage's
+// or image's filesystem, downloads, heredoc files): what the step's cache key hashes. The copy then unpacks local
+// archives and plans all of it onto the image as BuildKit's copy places it (copy-plan.ts), written as a layer.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { chmod as chmodFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ChmodFn, parseChmod } from '../../dockerfile/chmod.js';
@@ -11,18 +13,29 @@ import { extractLayer } from '../../layer/extract.js';
 import { FsIndex } from '../../layer/fs-index.js';
 import { TarError } from '../../layer/tar.js';
 import { writeLayer } from '../../layer/writer.js';
-import { ArchiveError, archiveKind, openArchive } from '../archive.js';
-import { BuildContext, ContextError } from '../context.js';
+import { ArchiveError, type ArchiveKind, archiveKind, openArchive } from '../archive.js';
+import { BuildContext, ContextError, type ContextPath } from '../context.js';
 import { type CopySource, planCopy } from '../copy-plan.js';
 import { download } from '../http-source.js';
 import { readImageFile } from '../state.js';
 import { needsLookup, type Owner, resolveOwner } from '../users.js';
 import { type OpContext, type OpResult, withHint } from './op.js';
 
-export async function execCopy(op: CopyOp, x: OpContext): Promise<OpResult> {
+/** A source as selected: a path (with what is below a directory), or a local archive ADD unpacks. */
+interface Selected extends CopySource {
+  archive?: ArchiveKind;
+}
+
+export interface CopySelection {
+  sources: Selected[];
+  /** the stage's newest input time with these sources: the context's files count, another stage's do not */
+  time: number;
+}
+
+export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelection> {
   const fromContext = op.from.kind === 'context';
   const from = fromContext ? x.context : BuildContext.plain(await x.rootfs(op.from as Exclude<CopyOp['from'], { kind: 'context' }>));
-  const sources: CopySource[] = [];
+  const sources: Selected[] = [];
   try {
     for (const s of op.sources) {
       if (isURL(s)) {
@@ -32,19 +45,9 @@ export async function execCopy(op: CopyOp, x: OpContext): Promise<OpResult> {
         continue;
       }
       for (const p of await from.resolve(s)) {
-        const kind = op.add && fromContext && p.stats.isFile() ? await archiveKind(p.abs) : undefined;
-        if (kind) {
-          // A local archive is unpacked into the destination, like `tar -x` (owners and times from the archive).
-          const dir = await x.scratchDir();
-          try {
-            await extractLayer(openArchive(p.abs, kind), dir, { whiteouts: 'none' });
-          } catch (e) {
-            if (e instanceof TarError || e instanceof CompressionError || e instanceof ArchiveError) throw new ArchiveError(`cannot unpack ${p.rel}: ${e.message}`);
-            throw e;
-          }
-          const unpacked = BuildContext.plain(dir);
-          const top = (await unpacked.resolve('.'))[0];
-          sources.push({ path: { ...top, rel: '' }, keepOwner: true, children: await unpacked.walk(top) });
+        const archive = op.add && fromContext && p.stats.isFile() ? await archiveKind(p.abs) : undefined;
+        if (archive) {
+          sources.push({ path: p, archive, keepOwner: true });
           continue;
         }
         const pivot = s.indexOf('/./');
@@ -71,9 +74,52 @@ export async function execCopy(op: CopyOp, x: OpContext): Promise<OpResult> {
       sources.push({ path: (await inlineRoot.resolve(f.name))[0] });
     }
   }
-  // The stage's time is the newest of its inputs: the context's files count, another stage's do not.
   let time = x.time;
   if (fromContext) for (const s of sources) for (const p of [s.path, ...(s.children ?? [])]) time = Math.max(time, Math.floor(p.stats.mtimeMs / 1000));
+  return { sources, time };
+}
+
+/**
+ * The content the selection copies, hashed as the cache key needs it: per path its name, type, mode, link target
+ * and content, owners where they are kept (a stage's files), never times (BuildKit's content hash leaves them out).
+ */
+export async function digestSelection(selection: CopySelection): Promise<string> {
+  const h = createHash('sha256');
+  const add = async (p: ContextPath, keepOwner: boolean) => {
+    const st = p.stats;
+    const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : st.isFile() ? 'file' : 'other';
+    h.update(JSON.stringify([p.rel, type, st.mode & 0o7777, keepOwner ? [st.uid, st.gid] : null, p.linkname ?? null, type === 'file' ? st.size : 0]));
+    h.update('\n');
+    if (type === 'file') for await (const chunk of createReadStream(p.abs)) h.update(chunk as Buffer);
+  };
+  for (const s of selection.sources) {
+    h.update(JSON.stringify({ source: s.path.rel, archive: s.archive ?? null, parents: s.parentsPath ?? null }));
+    await add(s.path, s.keepOwner === true);
+    for (const c of s.children ?? []) await add(c, s.keepOwner === true);
+  }
+  return `sha256:${h.digest('hex')}`;
+}
+
+export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelection): Promise<OpResult> {
+  const { sources: selection, time } = selected ?? (await selectCopy(op, x));
+  const sources: CopySource[] = [];
+  for (const s of selection) {
+    if (!s.archive) {
+      sources.push(s);
+      continue;
+    }
+    // A local archive is unpacked into the destination, like `tar -x` (owners and times from the archive).
+    const dir = await x.scratchDir();
+    try {
+      await extractLayer(openArchive(s.path.abs, s.archive), dir, { whiteouts: 'none' });
+    } catch (e) {
+      if (e instanceof TarError || e instanceof CompressionError || e instanceof ArchiveError) throw new ArchiveError(`cannot unpack ${s.path.rel}: ${e.message}`);
+      throw e;
+    }
+    const unpacked = BuildContext.plain(dir);
+    const top = (await unpacked.resolve('.'))[0];
+    sources.push({ path: { ...top, rel: '' }, keepOwner: true, children: await unpacked.walk(top) });
+  }
   const owner = op.chown === undefined ? undefined : await ownerOf(op.chown, x);
   const chmod: ChmodFn | undefined = op.chmod === undefined ? undefined : parseChmod(op.chmod);
   const exclude = op.exclude.length ? new IgnoreMatcher(op.exclude.flatMap((p) => parseDockerignore(p))) : undefined;

@@ -1,0 +1,80 @@
+// The local store as the build cache: a second build of an unchanged context runs no step and gives the same
+// manifest digest; --no-cache and --no-cache-filter; the metadata file and the log say what was cached; prune
+// removes the records. Real parts: docker-registry (the base image), runc.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { hoist, hoistOk } from '../helpers/hoist.js';
+import { pushBusyboxBase } from '../helpers/images.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { describeWith } from '../helpers/tools.js';
+
+interface Meta {
+  'containerimage.digest': string;
+  'hoist.steps': { stage: string | number; instruction: string; cached: boolean; source: string | null }[];
+  'hoist.cache': { hits: number; misses: number; downloadedBytes: number; uploadedBytes: number };
+}
+
+(process.getuid?.() === 0 ? describeWith(['docker-registry', 'runc', 'busybox', 'getfattr']) : describe.skip)('the local build cache', () => {
+  let reg: TestRegistry;
+  const work = mkdtempSync(path.join(tmpdir(), 'hoist-cache-local-'));
+  const store = path.join(work, 'store');
+  const ctx = path.join(work, 'ctx');
+  beforeAll(async () => {
+    reg = await startRegistry('anonymous');
+    const base = `${reg.host}/base/busybox:1`;
+    await pushBusyboxBase(base, store, work);
+    mkdirSync(path.join(ctx, 'src'), { recursive: true });
+    writeFileSync(path.join(ctx, 'src', 'main.txt'), 'main\n');
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base} AS build
+WORKDIR /src
+COPY src/ ./
+RUN cat main.txt > /built.txt && date > /when.txt
+FROM ${base}
+COPY --from=build /built.txt /app/
+RUN echo ok > /ok
+`);
+  }, 60_000);
+  afterAll(async () => {
+    await reg?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  let n = 0;
+  async function build(extra: string[] = []): Promise<{ meta: Meta; err: string }> {
+    const meta = path.join(work, `meta${n++}.json`);
+    const r = await hoistOk(['build', '--store', store, '--progress', 'plain', '--metadata-file', meta, ...extra, ctx]);
+    return { meta: JSON.parse(readFileSync(meta, 'utf8')) as Meta, err: r.err };
+  }
+  const ops = (m: Meta) => m['hoist.steps'].filter((s) => /^(COPY|RUN|WORKDIR)/.test(s.instruction));
+
+  test('a second build of an unchanged context runs no step and gives the same manifest digest', async () => {
+    const first = await build();
+    expect(ops(first.meta).every((s) => !s.cached)).toBe(true);
+    expect(first.meta['hoist.cache']).toMatchObject({ hits: 0, misses: 5 });
+    const second = await build();
+    expect(ops(second.meta).every((s) => s.cached && s.source === 'local')).toBe(true);
+    expect(second.meta['hoist.cache']).toMatchObject({ hits: 5, misses: 0, downloadedBytes: 0 });
+    expect(second.meta['containerimage.digest']).toBe(first.meta['containerimage.digest']);
+    expect(second.err).toMatch(/#\d+ CACHED/);
+    expect(second.err.trim().split('\n').at(-1)).toBe('cache: 5 of 5 steps cached, 0B downloaded, 0B uploaded');
+  });
+
+  test('--no-cache runs every step; --no-cache-filter the steps of the stages it names', async () => {
+    const all = await build(['--no-cache']);
+    expect(ops(all.meta).every((s) => !s.cached)).toBe(true);
+    const filtered = await build(['--no-cache-filter', 'build']);
+    const byStage = (stage: string | number) => ops(filtered.meta).filter((s) => s.stage === stage);
+    expect(byStage('build').every((s) => !s.cached)).toBe(true);
+    // The last stage's COPY --from reads a build stage that ran again: its content is the same file, so it stays.
+    expect(byStage(1).every((s) => s.cached)).toBe(true);
+  });
+
+  test('hoist prune removes the records: the next build runs its steps again', async () => {
+    const pruned = await hoist(['prune', '--store', store]);
+    expect(pruned.code).toBe(0);
+    expect(pruned.out).toMatch(/Deleted [1-9]\d* cache records/);
+    const again = await build();
+    expect(ops(again.meta).every((s) => !s.cached)).toBe(true);
+  });
+});

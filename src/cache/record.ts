@@ -1,0 +1,23 @@
+// A cache record: a step's key and its result, as BuildKit's records carry a result and its createdAt. The config
+// and history are not in it: the translation replays them, so there is one source of truth for them.
+import { isDigest } from '../image/digest.js';
+
+export interface CacheRecord {
+  key: string;
+  /** the layer the step wrote; absent for a step that changed nothing */
+  layer?: { mediaType: string; digest: string; size: number; diffID: string };
+  /** the stage's newest input time after the step (seconds): the history's `created` comes from it */
+  time: number;
+}
+
+/** A record as stored or received, checked field by field; undefined when it is not one (never a half record). */
+export function parseRecord(value: unknown): CacheRecord | undefined {
+  const r = value as Partial<CacheRecord> | null;
+  if (typeof r !== 'object' || r === null || typeof r.key !== 'string' || !isDigest(r.key) || typeof r.time !== 'number' || !Number.isFinite(r.time)) return undefined;
+  if (r.layer !== undefined) {
+    const l = r.layer;
+    if (typeof l !== 'object' || l === null || typeof l.mediaType !== 'string' || !isDigest(l.digest) || !isDigest(l.diffID) || !Number.isSafeInteger(l.size) || l.size < 0) return undefined;
+    return { key: r.key, time: r.time, layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID } };
+  }
+  return { key: r.key, time: r.time };
+}
