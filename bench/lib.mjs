@@ -1,6 +1,6 @@
-// What the benchmarks share: a docker-registry of their own on a free port, and commands timed by GNU time.
+// What the benchmarks share: a docker-registry and a dockerd of their own, the Debian base, commands timed by GNU time.
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
@@ -33,4 +33,48 @@ export function measured(label, cmd, args, env = process.env) {
   if (r.status !== 0) throw new Error(`${label} failed: ${r.stderr.slice(-3000)}`);
   const [secs, kb] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
   return { label, secs, rssMiB: kb / 1024 };
+}
+
+export const aptClean = 'rm -rf /var/lib/apt/lists/* /var/log/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/cache/ldconfig/aux-cache';
+
+export function must(cmd, args, options = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...options });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}${r.stdout?.slice(0, 2000)}`);
+  return r.stdout;
+}
+
+/** A dockerd of its own under `work` (no bridge, no iptables); resolves once it answers. */
+export async function startDockerd(work) {
+  const sock = path.join(work, 'docker.sock');
+  const dockerd = spawn('dockerd', ['--data-root', path.join(work, 'docker'), '--exec-root', path.join(work, 'exec'), '--host', `unix://${sock}`, '--pidfile', path.join(work, 'pid'), '--iptables=false', '--ip6tables=false', '--bridge=none'], { stdio: 'ignore' });
+  const dockerEnv = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1', DOCKER_CONFIG: path.join(work, 'docker-config') };
+  const docker = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
+  for (let i = 0; spawnSync(docker, ['version'], { env: dockerEnv, stdio: 'ignore' }).status !== 0; i++) {
+    if (i > 600) throw new Error('dockerd did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { docker, dockerEnv, dockerd };
+}
+
+/** debootstrap's minbase bookworm (or HOIST_BENCH_ROOTFS, a ready rootfs tar) imported by hoist and pushed as `base`. */
+export async function pushDebianBase({ work, cli, store, base }) {
+  let rootfsTar = process.env.HOIST_BENCH_ROOTFS;
+  if (!rootfsTar) {
+    console.log('debootstrap --variant=minbase bookworm …');
+    must('debootstrap', ['--variant=minbase', 'bookworm', path.join(work, 'rootfs'), 'http://deb.debian.org/debian']);
+    rootfsTar = path.join(work, 'debian.tar');
+    must('tar', ['--numeric-owner', '--xattrs', '-C', path.join(work, 'rootfs'), '-cf', rootfsTar, '.']);
+    rmSync(path.join(work, 'rootfs'), { recursive: true, force: true });
+  }
+  must(process.execPath, [cli, 'import', rootfsTar, base, '--store', store]);
+  must(process.execPath, [cli, 'push', base, '--store', store]);
+}
+
+/** Stops the servers and removes `work`, with anything still mounted under it. */
+export async function stopAll(work, dockerd, registry) {
+  dockerd.kill('SIGTERM');
+  await new Promise((r) => dockerd.once('exit', r));
+  registry.child.kill();
+  spawnSync('sh', ['-c', `grep ' ${work}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l`]);
+  rmSync(work, { recursive: true, force: true });
 }

@@ -1,53 +1,24 @@
 // Benchmark: RUN-heavy Dockerfiles on a debootstrap Debian base, hoist build next to `docker build` (Debian's
 // dockerd, BuildKit) in the same run, on the same base from the same local registry. Both have the base pulled
-// before timing; docker builds with --no-cache (hoist has no layer cache yet). Each build runs twice and the
+// before timing; both build with --no-cache (`npm run bench:cache` measures the caches). Each build runs twice and the
 // faster is kept. Prints figures and ratios; asserts nothing. Needs root, docker-registry, dockerd, debootstrap,
 // runc and GNU time. Run with `npm run bench:run` (builds first). HOIST_BENCH_ROOTFS: a ready rootfs tar to
 // skip debootstrap.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { measured, startRegistry } from './lib.mjs';
+import { aptClean as clean, measured, must, pushDebianBase, startDockerd, startRegistry, stopAll } from './lib.mjs';
 
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-run-'));
 const cli = path.resolve('dist/cli.js');
-const clean = 'rm -rf /var/lib/apt/lists/* /var/log/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/cache/ldconfig/aux-cache';
-
-function must(cmd, args, options = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...options });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}${r.stdout?.slice(0, 2000)}`);
-  return r.stdout;
-}
-
-async function waitFor(check) {
-  for (let i = 0; i < 600; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('a server did not start');
-}
 
 const registry = await startRegistry(work, 'registry');
-const sock = path.join(work, 'docker.sock');
-const dockerd = spawn('dockerd', ['--data-root', path.join(work, 'docker'), '--exec-root', path.join(work, 'exec'), '--host', `unix://${sock}`, '--pidfile', path.join(work, 'pid'), '--iptables=false', '--ip6tables=false', '--bridge=none'], { stdio: 'ignore' });
-const dockerEnv = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1', DOCKER_CONFIG: path.join(work, 'docker-config') };
-const docker = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
-await waitFor(() => spawnSync(docker, ['version'], { env: dockerEnv, stdio: 'ignore' }).status === 0);
-
+const { docker, dockerEnv, dockerd } = await startDockerd(work);
 const store = path.join(work, 'store');
 const base = `${registry.host}/bench/debian:bookworm`;
 try {
-  let rootfsTar = process.env.HOIST_BENCH_ROOTFS;
-  if (!rootfsTar) {
-    console.log('debootstrap --variant=minbase bookworm …');
-    must('debootstrap', ['--variant=minbase', 'bookworm', path.join(work, 'rootfs'), 'http://deb.debian.org/debian']);
-    rootfsTar = path.join(work, 'debian.tar');
-    must('tar', ['--numeric-owner', '--xattrs', '-C', path.join(work, 'rootfs'), '-cf', rootfsTar, '.']);
-    rmSync(path.join(work, 'rootfs'), { recursive: true, force: true });
-  }
-  must(process.execPath, [cli, 'import', rootfsTar, base, '--store', store]);
-  must(process.execPath, [cli, 'push', base, '--store', store]);
+  await pushDebianBase({ work, cli, store, base });
   must(docker, ['pull', base], { env: dockerEnv });
 
   const cases = {
@@ -80,7 +51,7 @@ CMD ["hello"]
     for (const [f, text] of Object.entries(files)) writeFileSync(path.join(ctx, f), text);
     const best = (f) => [f(), f()].sort((a, b) => a.secs - b.secs)[0];
     const d = best(() => measured('docker build', docker, ['build', '-q', '--no-cache', '--network', 'host', '-t', 'bench:docker', ctx], dockerEnv));
-    const h = best(() => measured('hoist build', process.execPath, [cli, 'build', '--store', store, '--progress', 'quiet', '-t', 'bench:hoist', ctx], process.env));
+    const h = best(() => measured('hoist build', process.execPath, [cli, 'build', '--store', store, '--no-cache', '--progress', 'quiet', '-t', 'bench:hoist', ctx], process.env));
     // What CI does: build and push. docker compresses layers when it pushes; hoist has them compressed already.
     const tag = `${registry.host}/bench/out:${rows.length}`;
     const dp = best(() => {
@@ -89,7 +60,7 @@ CMD ["hello"]
       spawnSync(docker, ['rmi', tag], { env: dockerEnv, stdio: 'ignore' });
       return { secs: b.secs + p.secs };
     });
-    const hp = best(() => measured('hoist build --push', process.execPath, [cli, 'build', '--store', store, '--progress', 'quiet', '-t', `${tag}-hoist`, '--push', ctx], process.env));
+    const hp = best(() => measured('hoist build --push', process.execPath, [cli, 'build', '--store', store, '--no-cache', '--progress', 'quiet', '-t', `${tag}-hoist`, '--push', ctx], process.env));
     rows.push({ name, docker: d.secs, hoist: h.secs, hoistRss: h.rssMiB, dockerPush: dp.secs, hoistPush: hp.secs });
   }
   console.log('\nbuild only (docker keeps layers uncompressed; hoist writes them gzipped, ready to push)');
@@ -99,9 +70,5 @@ CMD ["hello"]
   console.log('case                                                     docker s   hoist s   hoist/docker');
   for (const r of rows) console.log(`${r.name.padEnd(56)} ${r.dockerPush.toFixed(2).padStart(8)} ${r.hoistPush.toFixed(2).padStart(9)} ${(r.hoistPush / r.dockerPush).toFixed(2).padStart(14)}`);
 } finally {
-  dockerd.kill('SIGTERM');
-  await new Promise((r) => dockerd.once('exit', r));
-  registry.child.kill();
-  spawnSync('sh', ['-c', `grep ' ${work}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l`]);
-  rmSync(work, { recursive: true, force: true });
+  await stopAll(work, dockerd, registry);
 }

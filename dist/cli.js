@@ -45762,7 +45762,7 @@ let tmpCounter = 0;
 class Store {
     root;
     leaseFile;
-    /** what this process fetched into the store from elsewhere (registries, caches) */
+    /** what this process downloaded into the store (from registries and remote caches; a local directory is no download) */
     fetched = { blobs: 0, bytes: 0 };
     constructor(root) {
         this.root = root;
@@ -45851,8 +45851,10 @@ class Store {
         for (const source of sources) {
             try {
                 await source.fetch(desc, this);
-                this.fetched.blobs++;
-                this.fetched.bytes += desc.size;
+                if (!source.local) {
+                    this.fetched.blobs++;
+                    this.fetched.bytes += desc.size;
+                }
                 return;
             }
             catch (e) {
@@ -47195,6 +47197,140 @@ function stepKey(parent, step) {
     return digestOfDescription({ parent, step });
 }
 
+;// CONCATENATED MODULE: ./lib/cache/backend.js
+// Caches beside the store (--cache-from / --cache-to, buildx's syntax): where records are looked up when the store
+// lacks them, and where this build's records go. A cache is never a reason for a build to fail: one that cannot be
+// read is a warning and the steps run; a blob it holds that does not match its digest makes its steps run again.
+
+/** A cache's blob that could not be had (unreachable, or its bytes do not match its digest). */
+class CacheBlobError extends Error {
+    digest;
+    name = 'CacheBlobError';
+    constructor(message, digest) {
+        super(message);
+        this.digest = digest;
+    }
+}
+/** A cache's blobs: any failure to fetch one is a CacheBlobError, which the solver answers by running the steps. */
+function cacheBlobSource(name, inner) {
+    return {
+        name,
+        cache: true,
+        ...(inner.repository ? { repository: inner.repository } : {}),
+        ...(inner.local ? { local: true } : {}),
+        async fetch(desc, sink) {
+            try {
+                await inner.fetch(desc, sink);
+            }
+            catch (e) {
+                throw new CacheBlobError(`cache ${name}: blob ${desc.digest}: ${e.message}`, desc.digest);
+            }
+        },
+    };
+}
+class CacheSpecError extends Error {
+    name = 'CacheSpecError';
+}
+function fields(text, flag) {
+    const f = new Map();
+    for (const part of splitCSV(text)) {
+        const eq = part.indexOf('=');
+        if (eq < 0)
+            throw new CacheSpecError(`${flag} ${text}: expected key=value fields (type=registry,ref=NAME)`);
+        f.set(part.slice(0, eq).trim().toLowerCase(), part.slice(eq + 1).trim());
+    }
+    return f;
+}
+const mode = (f, text, flag) => {
+    const m = f.get('mode') ?? 'min';
+    if (m !== 'min' && m !== 'max')
+        throw new CacheSpecError(`${flag} ${text}: mode must be min or max`);
+    return m;
+};
+/** `--cache-from`: `type=registry,ref=REF` (or a bare REF), `type=local,src=DIR`. */
+function parseCacheFrom(text) {
+    if (!text.includes('='))
+        return { type: 'registry', ref: text };
+    const f = fields(text, '--cache-from');
+    const type = f.get('type') ?? 'registry';
+    if (type === 'registry') {
+        const ref = f.get('ref');
+        if (!ref)
+            throw new CacheSpecError(`--cache-from ${text}: type=registry needs ref=NAME`);
+        return { type, ref };
+    }
+    if (type === 'local') {
+        const src = f.get('src');
+        if (!src)
+            throw new CacheSpecError(`--cache-from ${text}: type=local needs src=DIR`);
+        return { type, src };
+    }
+    throw new CacheSpecError(`--cache-from ${text}: unknown type ${JSON.stringify(type)} (registry, local)`);
+}
+/** `--cache-to`: `type=registry,ref=REF[,mode=max]`, `type=inline`, `type=local,dest=DIR[,mode=max]`. */
+function parseCacheTo(text) {
+    const f = fields(text, '--cache-to');
+    const type = f.get('type');
+    if (type === 'registry') {
+        const ref = f.get('ref');
+        if (!ref)
+            throw new CacheSpecError(`--cache-to ${text}: type=registry needs ref=NAME`);
+        return { type, ref, mode: mode(f, text, '--cache-to') };
+    }
+    if (type === 'inline')
+        return { type };
+    if (type === 'local') {
+        const dest = f.get('dest');
+        if (!dest)
+            throw new CacheSpecError(`--cache-to ${text}: type=local needs dest=DIR`);
+        return { type, dest, mode: mode(f, text, '--cache-to') };
+    }
+    throw new CacheSpecError(`--cache-to ${text}: unknown type ${JSON.stringify(type)} (registry, inline, local)`);
+}
+/** Records by key, for a CacheSource's lookup. */
+function recordsByKey(records) {
+    const map = new Map(records.map((r) => [r.key, r]));
+    return (key) => map.get(key);
+}
+
+;// CONCATENATED MODULE: ./lib/cache/format.js
+// How records travel outside the store. A cache is one OCI image manifest: its config a small JSON blob of hoist's
+// own media type holding the records, its layers the layers the records name. Not an index: registries that refuse
+// unusual indexes (ECR needed buildx's image-manifest=true for this) take a plain manifest. The same records can
+// also ride inline in a pushed image's config (as BuildKit's inline cache does), under `hoist.cache.v1`.
+
+
+
+
+const cacheConfigMediaType = 'application/vnd.hoist.cache.config.v1+json';
+/** The image config field that holds inline records. */
+const inlineCacheField = 'hoist.cache.v1';
+class CacheFormatError extends Error {
+    name = 'CacheFormatError';
+}
+/** The records as a cache manifest and its config; each layer once, in the order first named. */
+function encodeCache(records) {
+    const layers = new Map();
+    for (const r of records)
+        if (r.layer && !layers.has(r.layer.digest))
+            layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+    const config = Buffer.from(JSON.stringify({ version: 1, records }));
+    const manifest = {
+        schemaVersion: 2,
+        mediaType: MediaType.ociManifest,
+        config: { mediaType: cacheConfigMediaType, digest: digest_digestOf(config), size: config.length },
+        layers: [...layers.values()],
+    };
+    return { config, manifest: Buffer.from(manifestBytes(manifest)), layers: [...layers.values()] };
+}
+/** The records of a cache config (or of an image config's inline field); records that do not parse are left out. */
+function decodeRecords(value, where) {
+    const list = Array.isArray(value) ? value : value?.records;
+    if (!Array.isArray(list))
+        throw new CacheFormatError(`${where}: no cache records`);
+    return list.map(parseRecord).filter((r) => r !== undefined);
+}
+
 ;// CONCATENATED MODULE: ./lib/exec/mask.js
 // Secret values never reach the log: what a RUN step prints (and the last lines quoted when it fails) has every
 // secret the build has handed to a step replaced by ***, as GitHub Actions masks registered secrets. A multi-line
@@ -47885,7 +48021,10 @@ function urlFileName(url) {
     const base = external_node_path_.posix.basename(decoded);
     return base && base !== '/' && base !== '.' && base !== '..' && !base.includes('\0') ? base : '__unnamed__';
 }
-/** Downloads `url` into `dir`; returns the file's path. */
+/**
+ * Downloads `url` into `dir`; answers the file's path and whether the server said when it was modified (the file
+ * then has that time; else the caller gives it the build's).
+ */
 async function download(url, dir, options) {
     let res;
     try {
@@ -47901,9 +48040,9 @@ async function download(url, dir, options) {
     await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.fromWeb(res.body), check, (0,external_node_fs_namespaceObject.createWriteStream)(file));
     await (0,promises_.chmod)(file, 0o600);
     const lm = Date.parse(res.headers.get('last-modified') ?? '');
-    const t = Number.isNaN(lm) ? options.fallbackTime : Math.floor(lm / 1000);
-    await (0,promises_.utimes)(file, t, t);
-    return file;
+    if (!Number.isNaN(lm))
+        await (0,promises_.utimes)(file, Math.floor(lm / 1000), Math.floor(lm / 1000));
+    return { file, dated: !Number.isNaN(lm) };
 }
 
 ;// CONCATENATED MODULE: ./lib/layer/layer.js
@@ -48361,8 +48500,8 @@ async function selectCopy(op, x) {
         for (const s of op.sources) {
             if (isURL(s)) {
                 const dir = await x.scratchDir();
-                const file = await download(s, dir, { checksum: op.checksum, fallbackTime: x.sourceDateEpoch ?? x.time });
-                sources.push({ path: (await BuildContext.plain(dir).resolve(external_node_path_.basename(file)))[0] });
+                const { file, dated } = await download(s, dir, { checksum: op.checksum });
+                sources.push({ path: (await BuildContext.plain(dir).resolve(external_node_path_.basename(file)))[0], ...(dated ? {} : { undated: true }) });
                 continue;
             }
             for (const p of await from.resolve(s)) {
@@ -48384,25 +48523,13 @@ async function selectCopy(op, x) {
             throw withHint(e, `the context is ${x.context.dir}`);
         throw e;
     }
-    if (op.inline.length > 0) {
-        // Heredoc sources: files named after their delimiter, 0644.
-        const dir = await x.scratchDir();
-        const inlineRoot = BuildContext.plain(dir);
-        const mtime = x.sourceDateEpoch ?? x.time;
-        for (const f of op.inline) {
-            const file = external_node_path_.join(dir, f.name);
-            await (0,promises_.writeFile)(file, f.data, { mode: 0o644 });
-            await (0,promises_.chmod)(file, 0o644);
-            await (0,promises_.utimes)(file, mtime, mtime);
-            sources.push({ path: (await inlineRoot.resolve(f.name))[0] });
-        }
-    }
-    let time = x.time;
+    let newest = 0;
     if (fromContext)
         for (const s of sources)
-            for (const p of [s.path, ...(s.children ?? [])])
-                time = Math.max(time, Math.floor(p.stats.mtimeMs / 1000));
-    return { sources, time };
+            if (!s.undated)
+                for (const p of [s.path, ...(s.children ?? [])])
+                    newest = Math.max(newest, Math.floor(p.stats.mtimeMs / 1000));
+    return { sources, newest };
 }
 /**
  * The content the selection copies, hashed as the cache key needs it: per path its name, type, mode, link target
@@ -48428,9 +48555,16 @@ async function digestSelection(selection) {
     return `sha256:${h.digest('hex')}`;
 }
 async function execCopy(op, x, selected) {
-    const { sources: selection, time } = selected ?? (await selectCopy(op, x));
+    const selection = selected ?? (await selectCopy(op, x));
     const sources = [];
-    for (const s of selection) {
+    for (const s of selection.sources) {
+        if (s.undated) {
+            // A download without a Last-Modified has the build's time so far.
+            const t = x.sourceDateEpoch ?? x.time;
+            await (0,promises_.utimes)(s.path.abs, t, t);
+            sources.push({ ...s, path: { ...s.path, stats: await (0,promises_.lstat)(s.path.abs) } });
+            continue;
+        }
         if (!s.archive) {
             sources.push(s);
             continue;
@@ -48449,6 +48583,21 @@ async function execCopy(op, x, selected) {
         const top = (await unpacked.resolve('.'))[0];
         sources.push({ path: { ...top, rel: '' }, keepOwner: true, children: await unpacked.walk(top) });
     }
+    if (op.inline.length > 0) {
+        // Heredoc sources: files named after their delimiter, 0644, with the build's time so far.
+        const dir = await x.scratchDir();
+        const inlineRoot = BuildContext.plain(dir);
+        const mtime = x.sourceDateEpoch ?? x.time;
+        for (const f of op.inline) {
+            const file = external_node_path_.join(dir, f.name);
+            await (0,promises_.writeFile)(file, f.data, { mode: 0o644 });
+            await (0,promises_.chmod)(file, 0o644);
+            await (0,promises_.utimes)(file, mtime, mtime);
+            sources.push({ path: (await inlineRoot.resolve(f.name))[0] });
+        }
+    }
+    // The stage's time is the newest of its inputs: the context's files count, another stage's do not.
+    const time = Math.max(x.time, selection.newest);
     const owner = op.chown === undefined ? undefined : await ownerOf(op.chown, x);
     const chmod = op.chmod === undefined ? undefined : parseChmod(op.chmod);
     const exclude = op.exclude.length ? new IgnoreMatcher(op.exclude.flatMap((p) => parseDockerignore(p))) : undefined;
@@ -49005,19 +49154,35 @@ async function execMkdir(op, x) {
 
 
 
+
+
 /** Errors of the input that a step meets: printed at the step's Dockerfile line. */
 const stepErrors = [UserError, ContextError, CopyError, ExecError, archive_ArchiveError, TarError, CompressionError, RootedPathError, HttpSourceError, ChmodError, NoPlatformError, ReferenceError, DigestMismatchError, SizeMismatchError];
 function stageError(ins, e, hint) {
     return new DockerfileError(e.message, { line: ins.line, endLine: ins.endLine }, { hint: hint ?? e.hint });
 }
+/**
+ * A step's result applied to its stage: a history entry (`created` from the result's time, or SOURCE_DATE_EPOCH),
+ * the layer on top when there is one (an empty_layer entry when not), and the stage's time moved on.
+ */
+function applyResult(run, result, sourceDateEpoch) {
+    const entry = { created: new Date((sourceDateEpoch ?? result.time) * 1000).toISOString(), created_by: result.created_by, comment: historyComment };
+    if (result.layer)
+        run.state.addLayer(result.layer, entry, result.headers);
+    else
+        run.state.history.push({ ...entry, empty_layer: true });
+    run.time = result.time;
+}
 class Solver {
     req;
+    badBlobs;
     df;
     plan;
     context;
     file;
     steps = [];
     stages = new Map();
+    plans = new Map();
     rootfsDirs = new Map();
     images = new Map();
     translation;
@@ -49034,8 +49199,15 @@ class Solver {
     /** the values of the secrets handed to steps, masked in what the steps print */
     mask = new SecretMask();
     cache = { hits: 0, misses: 0, downloadedBytes: 0 };
-    constructor(req) {
+    /** every step's records, by the stage that made or used them; `primary`: by the step's first key */
+    used = [];
+    /** the layers steps gave, by digest (a cache's carry where their bytes are) */
+    layers = new Map();
+    constructor(req, 
+    /** layer digests a cache could not deliver in an earlier attempt: records naming them are no hits */
+    badBlobs = new Set()) {
         this.req = req;
+        this.badBlobs = badBlobs;
         this.sshAgents = new SshAgents(req.ssh ?? new Map());
         const file = req.dockerfile ?? external_node_path_.join(req.context, 'Dockerfile');
         this.file = file;
@@ -49083,6 +49255,14 @@ class Solver {
             config.created = new Date((this.req.sourceDateEpoch ?? time) * 1000).toISOString();
             config.rootfs = { type: 'layers', diff_ids: state.layers.map((l) => l.diffID) };
             config.history = state.history;
+            const records = this.records(target);
+            if (this.req.inlineCache)
+                config[inlineCacheField] = records.inline;
+            // Layers only a cache has, that an output will need whole: fetched now, so that a bad one is met while its
+            // steps can still run (build() runs them again).
+            for (const l of state.layers)
+                if (l.sources.some((src) => src.cache) && this.req.prefetch?.(l))
+                    await this.req.store.fetchMissing(l.descriptor, l.sources);
             const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
             const stored = await this.req.store.writeBlob(configBytes);
             const manifest = {
@@ -49102,6 +49282,7 @@ class Solver {
                 steps: this.steps,
                 unusedBuildArgs: this.plan.unusedBuildArgs,
                 cache: { ...this.cache, downloadedBytes: this.req.store.fetched.bytes - fetchedBefore },
+                records,
             };
         }
         finally {
@@ -49112,6 +49293,22 @@ class Solver {
                 await (0,promises_.rm)(await this.tmp, { recursive: true, force: true });
             this.forgetTmp?.();
         }
+    }
+    /** The records of this build: all, and those of the target and the stages it is built FROM. */
+    records(target) {
+        const finalStages = new Set();
+        for (let i = target; i !== undefined;) {
+            finalStages.add(i);
+            const b = this.stageOf(i).base;
+            i = b.kind === 'stage' ? b.index : undefined;
+        }
+        const unique = (list) => [...new Map(list.map((r) => [r.key, r])).values()];
+        return {
+            all: unique(this.used.map((u) => u.record)),
+            final: unique(this.used.filter((u) => finalStages.has(u.stage)).map((u) => u.record)),
+            inline: unique(this.used.filter((u) => u.primary && finalStages.has(u.stage)).map((u) => u.record)),
+            layer: (digest) => this.layers.get(digest),
+        };
     }
     stageOf(index) {
         const s = this.translation?.stages.get(index);
@@ -49159,39 +49356,114 @@ class Solver {
         }
         return p;
     }
+    /**
+     * A stage's keys, before anything of it runs: its base's key, then each op's, and what the caches hold for each
+     * (the lookups are cheap: a record file, an imported cache's table). Only keys of other stages are needed here,
+     * never their results: a COPY --from that is a hit does not run the stage it copies from.
+     */
+    planStage(index) {
+        let p = this.plans.get(index);
+        if (!p) {
+            p = this.makePlan(index);
+            this.plans.set(index, p);
+        }
+        return p;
+    }
+    async makePlan(index) {
+        const ts = this.stageOf(index);
+        const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
+        let key;
+        if (ts.base.kind === 'scratch')
+            key = baseKey({ kind: 'scratch', platform: formatPlatform(ts.platform) });
+        else if (ts.base.kind === 'stage')
+            key = (await this.planStage(ts.base.index)).key;
+        else
+            key = baseKey({ kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from)).digest });
+        const steps = [];
+        // The keys need a context to select the context's files in; nothing of the stage's image is read.
+        const x = this.opContext(new ImageState([], []), 0, index);
+        for (const step of ts.steps) {
+            const op = step.op;
+            if (!op) {
+                steps.push({ step });
+                continue;
+            }
+            try {
+                const described = describeOp(op);
+                const parent = key;
+                let selection;
+                if (op.kind === 'copy' && op.from.kind === 'context') {
+                    selection = await selectCopy(op, x);
+                    key = stepKey(key, { op: described, content: await digestSelection(selection) });
+                }
+                else if (op.kind === 'copy') {
+                    key = stepKey(key, { op: described, from: await this.sourceKey(op.from) });
+                }
+                else if (op.kind === 'exec') {
+                    // A mount's input: the stage or image it reads, or the content of the context it binds; a secret by its
+                    // id, a cache mount by its id: never a secret's value, never a cache's content.
+                    const inputs = [];
+                    for (const m of op.mounts)
+                        inputs.push(m.from ? await this.sourceKey(m.from) : m.spec.type === 'bind' ? await this.contextDigest(m.spec.source) : null);
+                    key = stepKey(key, { op: described, mounts: inputs });
+                }
+                else {
+                    key = stepKey(key, { op: described });
+                }
+                steps.push({ step, key, parent, hit: noCache ? undefined : await this.lookup(key), selection, noCache });
+            }
+            catch (e) {
+                if (e instanceof DockerfileError)
+                    throw e;
+                if (stepErrors.some((k) => e instanceof k))
+                    throw stageError(step.at, e);
+                throw e;
+            }
+        }
+        return { key, steps };
+    }
+    /** A stage's result: its steps' results in order, each from a cache or, failing that, run. */
     async runStage(index) {
         const ts = this.stageOf(index);
-        // The stages this one needs start now, in parallel with each other.
-        for (const d of this.plan.stages[index].deps)
-            void this.stage(d).catch(() => undefined);
+        const plan = await this.planStage(index);
+        // What the stage's misses read (stages for COPY --from and mounts) starts now, in parallel.
+        for (const p of plan.steps) {
+            if (!p.step.op || p.hit)
+                continue;
+            const op = p.step.op;
+            const froms = op.kind === 'copy' && op.from.kind !== 'context' ? [op.from] : op.kind === 'exec' ? op.mounts.flatMap((m) => (m.from ? [m.from] : [])) : [];
+            for (const f of froms)
+                if (f.kind === 'stage')
+                    void this.stage(f.index).catch(() => undefined);
+        }
         const fromStarted = Date.now();
-        const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
         let run;
         if (ts.base.kind === 'scratch') {
-            run = { index, useCache: !noCache, state: new ImageState([], []), time: 0, key: baseKey({ kind: 'scratch', platform: formatPlatform(ts.platform) }) };
+            run = { index, state: new ImageState([], []), time: 0, key: plan.key };
         }
         else if (ts.base.kind === 'stage') {
             const r = await this.stage(ts.base.index);
-            run = { index, useCache: !noCache, state: r.state.clone(), time: r.time, key: r.key };
+            run = { index, state: r.state.clone(), time: r.time, key: plan.key };
         }
         else {
             const b = await this.baseImage(ts.base.ref, ts.platform, ts.from);
             const created = Date.parse(b.config.created ?? '');
-            run = { index, useCache: !noCache, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: baseKey({ kind: 'image', manifest: b.digest }) };
+            run = { index, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: plan.key };
         }
         const steps = ts.steps.length + 1;
         const from = { stage: index, stageName: ts.name, instruction: ts.from.code, line: ts.from.line, position: 1, steps, cached: false, source: ts.base.kind === 'image' ? 'registry' : null, seconds: (Date.now() - fromStarted) / 1000 };
         this.req.onStepStart?.(from);
         this.steps.push(from);
         this.req.onStep?.(from);
-        for (const [i, step] of ts.steps.entries()) {
+        for (const [i, planned] of plan.steps.entries()) {
+            const step = planned.step;
             const started = Date.now();
             const start = { stage: index, stageName: ts.name, instruction: step.at.code, line: step.at.line, position: i + 2, steps };
             this.currentStep.set(index, start);
             this.req.onStepStart?.(start);
             let hit;
             try {
-                hit = await this.runStep(step, run);
+                hit = await this.runStep(planned, run);
             }
             catch (e) {
                 if (e instanceof DockerfileError)
@@ -49204,100 +49476,81 @@ class Solver {
             this.steps.push(report);
             this.req.onStep?.(report);
         }
-        return { state: run.state, time: run.time, key: run.key };
+        return { state: run.state, time: run.time, key: plan.key };
     }
     /**
-     * One step: a config change is a history entry; an op gets its key, is looked up in the caches, and is run only
-     * on a miss (its result then recorded under every key it has). The result is applied to the stage's image.
-     * Answers the cache hit, if it was one.
+     * One step: a config change is a history entry; an op's result comes from the cache hit its plan found, or from
+     * a second key (COPY --from: the content of the files it copies, so that a change elsewhere in that stage does
+     * not rerun the copy, as BuildKit's selectors), or from running it (then recorded under every key it has). The
+     * result is applied to the stage's image. Answers the cache hit, if it was one.
      */
-    async runStep(step, run) {
-        const created = (t) => new Date((this.req.sourceDateEpoch ?? t) * 1000).toISOString();
-        if (!step.op) {
-            run.state.history.push({ created: created(run.time), created_by: step.createdBy, comment: historyComment, empty_layer: true });
+    async runStep(planned, run) {
+        const { step } = planned;
+        if (!step.op || planned.key === undefined) {
+            applyResult(run, { created_by: step.createdBy, time: run.time }, this.req.sourceDateEpoch);
             return undefined;
         }
         const op = step.op;
         const x = this.opContext(run.state, run.time, run.index);
-        const described = describeOp(op);
-        let selection;
-        // COPY --from: the key names the stage (or image) it reads; missing that, a second key names the content of the
-        // files it copies, so that a change elsewhere in that stage does not rerun the copy (as BuildKit's selectors).
-        let contentKey;
-        let key;
-        if (op.kind === 'copy' && op.from.kind === 'context') {
+        const keys = [planned.key];
+        let hit = planned.hit;
+        let selection = planned.selection;
+        if (!hit && op.kind === 'copy' && op.from.kind !== 'context') {
             selection = await selectCopy(op, x);
-            key = stepKey(run.key, { op: described, content: await digestSelection(selection) });
-        }
-        else if (op.kind === 'copy') {
-            key = stepKey(run.key, { op: described, from: await this.sourceKey(op.from) });
-            contentKey = async () => {
-                selection = await selectCopy(op, x);
-                return stepKey(run.key, { op: described, content: await digestSelection(selection) });
-            };
-        }
-        else if (op.kind === 'exec') {
-            // A mount's input: the stage or image it reads, or the content of the context it binds; a secret by its id,
-            // a cache mount by its id: never a secret's value, never a cache's content.
-            const inputs = [];
-            for (const m of op.mounts)
-                inputs.push(m.from ? await this.sourceKey(m.from) : m.spec.type === 'bind' ? await this.contextDigest(m.spec.source) : null);
-            key = stepKey(run.key, { op: described, mounts: inputs });
-        }
-        else {
-            key = stepKey(run.key, { op: described });
-        }
-        const keys = [key];
-        let hit = run.useCache ? await this.lookup(key) : undefined;
-        if (!hit && contentKey) {
-            keys.push(await contentKey());
-            if (run.useCache)
+            keys.push(stepKey(planned.parent, { op: describeOp(op), content: await digestSelection(selection) }));
+            if (!planned.noCache)
                 hit = await this.lookup(keys[1]);
         }
-        run.key = key;
         if (hit) {
             this.cache.hits++;
             const r = hit.record;
-            const entry = { created: created(r.time), created_by: step.createdBy, comment: historyComment };
+            keys.forEach((k, i) => this.used.push({ stage: run.index, record: { ...r, key: k }, primary: i === 0 }));
+            let layer;
             if (r.layer) {
                 const { diffID, ...descriptor } = r.layer;
-                run.state.addLayer({ descriptor, diffID, sources: hit.blobs }, entry);
+                layer = this.layers.get(descriptor.digest) ?? { descriptor, diffID, sources: hit.blobs };
+                this.layers.set(descriptor.digest, layer);
             }
-            else {
-                run.state.history.push({ ...entry, empty_layer: true });
-            }
-            run.time = r.time;
+            applyResult(run, { created_by: step.createdBy, time: r.time, layer }, this.req.sourceDateEpoch);
             return hit;
         }
         this.cache.misses++;
         const result = await this.exec(op, x, selection);
         const l = result.layer;
-        const entry = { created: created(result.time), created_by: step.createdBy, comment: historyComment };
+        let layer;
         if (l) {
-            run.state.addLayer({ descriptor: { mediaType: l.mediaType, digest: l.digest, size: l.size }, diffID: l.diffID, sources: [] }, entry, l.headers);
+            layer = { descriptor: { mediaType: l.mediaType, digest: l.digest, size: l.size }, diffID: l.diffID, sources: [] };
+            this.layers.set(l.digest, layer);
             await this.req.store.writeLayerIndex(l.diffID, l.headers);
         }
-        else {
-            run.state.history.push({ ...entry, empty_layer: true });
+        applyResult(run, { created_by: step.createdBy, time: result.time, layer, headers: l?.headers }, this.req.sourceDateEpoch);
+        for (const [i, k] of keys.entries()) {
+            const record = { key: k, time: result.time, ...(l ? { layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID } } : {}) };
+            await this.req.store.writeRecord(record);
+            this.used.push({ stage: run.index, record, primary: i === 0 });
         }
-        run.time = result.time;
-        for (const k of keys)
-            await this.req.store.writeRecord({ key: k, time: result.time, ...(l ? { layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID } } : {}) });
         return undefined;
     }
-    /** A step's result in the store's cache (its layer still there whole), else undefined. */
+    /**
+     * A step's result: in the store's records (its layer still there whole), else in the caches of --cache-from, in
+     * their order. A record whose layer a cache could not deliver before is no hit.
+     */
     async lookup(key) {
         const record = await this.req.store.readRecord(key);
-        if (!record)
-            return undefined;
-        if (record.layer && !(await this.req.store.hasIntactBlob(record.layer)))
-            return undefined;
-        return { record, source: 'local', blobs: [] };
+        if (record && !(record.layer && this.badBlobs.has(record.layer.digest)) && (!record.layer || (await this.req.store.hasIntactBlob(record.layer)))) {
+            return { record, source: 'local', blobs: [] };
+        }
+        for (const c of this.req.cacheFrom ?? []) {
+            const r = c.lookup(key);
+            if (r && !(r.layer && this.badBlobs.has(r.layer.digest)))
+                return { record: r, source: c.kind, blobs: [c.blobs] };
+        }
+        return undefined;
     }
     /** The key of what a COPY --from or a mount's from= reads: a stage's filesystem, or an image's manifest. */
     async sourceKey(from) {
         if (from.kind === 'stage')
-            return (await this.stage(from.index)).key;
+            return (await this.planStage(from.index)).key;
         return baseKey({ kind: 'image', manifest: (await this.baseImage(from.ref, this.plan.targetPlatform)).digest });
     }
     /** The content of what a bind mount of the context shows (.dockerignore applied), hashed as COPY's sources are. */
@@ -49305,7 +49558,7 @@ class Solver {
         const found = this.context.find(source);
         if (!found)
             return 'missing';
-        return digestSelection({ sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }], time: 0 });
+        return digestSelection({ sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }], newest: 0 });
     }
     exec(op, x, selection) {
         switch (op.kind) {
@@ -49402,8 +49655,23 @@ class Solver {
         return dir;
     }
 }
+/**
+ * Builds. A blob a cache holds that turns out bad (unreachable, or its bytes not matching its digest) is a warning:
+ * the build runs again without the records that name it, so the steps that would have come from it run instead.
+ */
 async function build(req) {
-    return new Solver(req).build();
+    const bad = new Set();
+    for (;;) {
+        try {
+            return await new Solver(req, bad).build();
+        }
+        catch (e) {
+            if (!(e instanceof CacheBlobError) || bad.has(e.digest) || bad.size >= 10)
+                throw e;
+            bad.add(e.digest);
+            req.onWarning?.(`${e.message}; the steps it would have given run again`);
+        }
+    }
 }
 
 ;// CONCATENATED MODULE: ./lib/cli/sudo.js
@@ -49688,6 +49956,209 @@ function mergeInto(from, to) {
     }
 }
 
+;// CONCATENATED MODULE: ./lib/cache/local-dir.js
+// A cache in a directory, as an OCI image layout (`--cache-from type=local,src=DIR`, `--cache-to
+// type=local,dest=DIR`): index.json names the cache manifest (format.ts), blobs/ holds it, its config and the
+// layers. An export keeps only what this build's records name: the directory does not grow without bound, as
+// buildx's local cache does.
+
+
+
+
+
+
+
+
+
+const blobFile = (dir, digest) => {
+    const { algorithm, hex } = parseDigest(digest);
+    return external_node_path_.join(dir, 'blobs', algorithm, hex);
+};
+async function importLocalCache(dir) {
+    let index;
+    try {
+        index = JSON.parse(await (0,promises_.readFile)(external_node_path_.join(dir, 'index.json'), 'utf8'));
+    }
+    catch (e) {
+        throw new CacheFormatError(`${dir}: no cache here (${e.code === 'ENOENT' ? 'no index.json' : e.message})`);
+    }
+    const desc = index.manifests?.[0];
+    if (!desc)
+        throw new CacheFormatError(`${dir}: index.json names no cache manifest`);
+    const m = parseManifest(await (0,promises_.readFile)(blobFile(dir, desc.digest)), desc.mediaType);
+    if (m.kind !== 'manifest')
+        throw new CacheFormatError(`${dir}: not a cache manifest`);
+    const records = decodeRecords(JSON.parse(await (0,promises_.readFile)(blobFile(dir, m.manifest.config.digest), 'utf8')), dir);
+    const files = {
+        name: `local ${dir}`,
+        local: true,
+        fetch: async (d, sink) => {
+            await sink.writeBlob((0,external_node_fs_namespaceObject.createReadStream)(blobFile(dir, d.digest)), d);
+        },
+    };
+    const name = `local ${dir}`;
+    return { name, kind: 'local', lookup: recordsByKey(records), blobs: cacheBlobSource(name, files) };
+}
+async function exportLocalCache(dir, records, from) {
+    const encoded = encodeCache(records);
+    const manifest = parseManifest(encoded.manifest, MediaType.ociManifest);
+    await (0,promises_.mkdir)(external_node_path_.join(dir, 'blobs', 'sha256'), { recursive: true });
+    let writtenBytes = 0;
+    const write = async (digest, source) => {
+        const file = blobFile(dir, digest);
+        if (await (0,promises_.stat)(file).catch(() => undefined))
+            return;
+        const tmp = `${file}.tmp-${process.pid}`;
+        const s = await source();
+        if (Buffer.isBuffer(s))
+            await (0,promises_.writeFile)(tmp, s);
+        else
+            await (0,external_node_stream_promises_namespaceObject.pipeline)(s, (0,external_node_fs_namespaceObject.createWriteStream)(tmp));
+        await (0,promises_.rename)(tmp, file);
+        writtenBytes += (await (0,promises_.stat)(file)).size;
+    };
+    for (const l of encoded.layers) {
+        const layer = from.layer(l.digest) ?? { descriptor: l, diffID: '', sources: [] };
+        await write(l.digest, () => from.store.openLayer(layer));
+    }
+    await write(manifest.kind === 'manifest' ? manifest.manifest.config.digest : '', () => encoded.config);
+    await write(manifest.digest, () => encoded.manifest);
+    await (0,promises_.writeFile)(external_node_path_.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [{ mediaType: MediaType.ociManifest, digest: manifest.digest, size: encoded.manifest.length }] };
+    const tmpIndex = external_node_path_.join(dir, `index.json.tmp-${process.pid}`);
+    await (0,promises_.writeFile)(tmpIndex, JSON.stringify(index));
+    await (0,promises_.rename)(tmpIndex, external_node_path_.join(dir, 'index.json'));
+    // What an earlier export left that this one does not name goes.
+    const keep = new Set([manifest.digest, ...(manifest.kind === 'manifest' ? [manifest.manifest.config.digest] : []), ...encoded.layers.map((l) => l.digest)].map((d) => parseDigest(d).hex));
+    for (const f of await (0,promises_.readdir)(external_node_path_.join(dir, 'blobs', 'sha256')))
+        if (!keep.has(f))
+            await (0,promises_.rm)(external_node_path_.join(dir, 'blobs', 'sha256', f), { force: true });
+    return { writtenBytes };
+}
+
+;// CONCATENATED MODULE: ./lib/cache/registry.js
+// A cache in a registry repository: `--cache-from type=registry,ref=REF` reads a cache manifest (format.ts) or the
+// inline records of an image pushed with `--cache-to type=inline`; `--cache-to type=registry,ref=REF` pushes the
+// records as a cache manifest, its layers mounted from where they already are in that registry (the cache
+// repository itself, a base image's) and uploaded only when the registry has them nowhere.
+
+
+
+
+
+
+
+
+
+async function importRegistryCache(client, refText, platform) {
+    const ref = parseReference(refText);
+    const remote = await RemoteImage.open(client, ref);
+    const m = await platformManifest(remote, platform, refText);
+    if (m.kind !== 'manifest')
+        throw new CacheFormatError(`${refText}: not a cache manifest`);
+    const configBytes = await remote.readBlob(m.manifest.config);
+    let records;
+    let kind = 'registry';
+    if (m.manifest.config.mediaType === cacheConfigMediaType) {
+        records = decodeRecords(JSON.parse(configBytes.toString('utf8')), refText);
+    }
+    else {
+        // An image: its inline records, if it was pushed with them.
+        const inline = parseImageConfig(configBytes)[inlineCacheField];
+        if (inline === undefined)
+            throw new CacheFormatError(`${refText} is an image without cache records (push it with --cache-to type=inline, or export a cache with --cache-to type=registry)`);
+        records = decodeRecords(inline, refText);
+        kind = 'inline';
+    }
+    const name = `registry ${refText}`;
+    return { name, kind, lookup: recordsByKey(records), blobs: cacheBlobSource(name, registryBlobSource(client, ref)) };
+}
+/** The records (and config, manifest) as an ImageSource, so that the push is the image push (blobs, then manifest). */
+function cacheImage(records, from) {
+    const encoded = encodeCache(records);
+    const root = parseManifest(encoded.manifest, undefined);
+    const open = (desc) => {
+        const l = from.layer(desc.digest);
+        return from.store.openLayer(l ?? { descriptor: desc, diffID: '', sources: [] });
+    };
+    return {
+        root,
+        manifest: async () => root,
+        openBlob: async (desc) => (desc.mediaType === cacheConfigMediaType ? external_node_stream_.Readable.from([encoded.config]) : open(desc)),
+        readBlob: async (desc) => {
+            if (desc.mediaType === cacheConfigMediaType)
+                return encoded.config;
+            throw new Error(`the cache has no small blob ${desc.digest}`);
+        },
+        originOf: (digest) => {
+            const l = from.layer(digest);
+            return l && repositoryOf(l);
+        },
+    };
+}
+async function exportRegistryCache(client, refText, records, from) {
+    return pushImage(client, cacheImage(records, from), [parseReference(refText)]);
+}
+
+;// CONCATENATED MODULE: ./lib/cli/build-cache.js
+
+
+
+async function openCaches(specs, client, platform, warn) {
+    const out = [];
+    for (const s of specs) {
+        const name = s.type === 'registry' ? `registry ${s.ref}` : `local ${s.src}`;
+        try {
+            out.push(s.type === 'registry' ? await importRegistryCache(client, s.ref, platform) : await importLocalCache(s.src));
+        }
+        catch (e) {
+            warn(`cache ${name} cannot be read, building without it: ${e.message}`);
+        }
+    }
+    return out;
+}
+/**
+ * Which cache layers the build fetches before it ends: all, when an output or a cache export writes every layer;
+ * for pushes, those in a cache of another registry (a push to the same registry mounts them instead).
+ */
+function prefetchPolicy(outputs, tags, cacheTo) {
+    if (outputs.some((o) => o.type !== 'registry') || cacheTo.some((c) => c.type === 'local'))
+        return () => true;
+    const registries = new Set();
+    for (const o of outputs)
+        for (const n of (o.type === 'registry' ? o.names : undefined) ?? tags)
+            registries.add(parseReference(n).registry);
+    for (const c of cacheTo)
+        if (c.type === 'registry')
+            registries.add(parseReference(c.ref).registry);
+    return (layer) => !layer.sources.some((s) => s.repository && registries.has(s.repository.registry));
+}
+async function exportCaches(specs, result, client, store, warn, log) {
+    let uploaded = 0;
+    for (const s of specs) {
+        if (s.type === 'inline')
+            continue; // in the image's config already
+        const records = s.mode === 'max' ? result.records.all : result.records.final;
+        const layers = { store, layer: result.records.layer };
+        const name = s.type === 'registry' ? `registry ${s.ref}` : `local ${s.dest}`;
+        try {
+            if (s.type === 'registry') {
+                const r = await exportRegistryCache(client, s.ref, records, layers);
+                uploaded += r.uploadedBytes;
+                log(`cache exported to ${name}: ${records.length} records (${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there)`);
+            }
+            else {
+                const r = await exportLocalCache(s.dest, records, layers);
+                log(`cache exported to ${name}: ${records.length} records (${r.writtenBytes} bytes written)`);
+            }
+        }
+        catch (e) {
+            warn(`cache ${name} could not be written: ${e.message}`);
+        }
+    }
+    return uploaded;
+}
+
 ;// CONCATENATED MODULE: ./lib/cli/progress.js
 const key = (s) => `${s.stage}:${s.position}`;
 const label = (s) => `[${s.stageName ?? `stage-${s.stage}`} ${s.position}/${s.steps}] ${s.instruction.split('\n')[0]}`;
@@ -49764,6 +50235,9 @@ function createProgress(mode, io) {
 
 
 
+
+
+
 const buildUsage = `Usage: hoist build [OPTIONS] CONTEXT
 
 Builds an image from a Dockerfile.
@@ -49782,6 +50256,9 @@ Builds an image from a Dockerfile.
       --ssh default|ID[=SOCKET|KEY,…]   an SSH agent for RUN --mount=type=ssh (default: SSH_AUTH_SOCK)
       --no-cache             take no step from the cache (results are still recorded)
       --no-cache-filter STAGE   the same for the steps of these stages (repeatable, or comma-separated)
+      --cache-from SPEC      a cache to take steps from: type=registry,ref=REF (or REF) | type=local,src=DIR
+      --cache-to SPEC        where this build's records go: type=registry,ref=REF[,mode=min|max] | type=inline |
+                             type=local,dest=DIR[,mode=min|max]
       --pull                 accepted: base image tags are resolved at every build
       --progress MODE        auto | plain | tty | quiet`;
 async function buildCommand(argv, io) {
@@ -49800,6 +50277,8 @@ async function buildCommand(argv, io) {
         iidfile: { value: true },
         'no-cache': {},
         'no-cache-filter': { value: true, repeat: true },
+        'cache-from': { value: true, repeat: true },
+        'cache-to': { value: true, repeat: true },
         pull: {},
         secret: { value: true, repeat: true },
         ssh: { value: true, repeat: true },
@@ -49816,6 +50295,8 @@ async function buildCommand(argv, io) {
     const outputs = (a.options.get('output') ?? []).map((o) => asUsage(() => parseOutput(o)));
     const secrets = new Map((a.options.get('secret') ?? []).map((o) => asUsage(() => parseSecretFlag(o))));
     const ssh = new Map((a.options.get('ssh') ?? []).map((o) => asUsage(() => parseSshFlag(o))));
+    const cacheFrom = (a.options.get('cache-from') ?? []).map((o) => asUsage(() => parseCacheFrom(o)));
+    const cacheTo = (a.options.get('cache-to') ?? []).map((o) => asUsage(() => parseCacheTo(o)));
     if (a.flags.has('push'))
         outputs.push({ type: 'registry' });
     if (a.flags.has('load'))
@@ -49829,7 +50310,7 @@ async function buildCommand(argv, io) {
     const epochText = process.env.SOURCE_DATE_EPOCH;
     const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
     try {
-        return await buildWith(a, io, { tags, outputs, secrets, ssh, progressMode, sourceDateEpoch, context, stdinDockerfile });
+        return await buildWith(a, io, { tags, outputs, secrets, ssh, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile });
     }
     catch (e) {
         if (!(e instanceof NeedsRootError) || !canSudo())
@@ -49852,12 +50333,16 @@ function asUsage(parse) {
     }
 }
 const stdinDockerfileVar = 'HOIST_STDIN_DOCKERFILE';
-async function buildWith(a, io, { tags, outputs, secrets, ssh, progressMode, sourceDateEpoch, context, stdinDockerfile }) {
+async function buildWith(a, io, { tags, outputs, secrets, ssh, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile }) {
     return withImageContext(a, io, async ({ store, client }) => {
         // A build killed outright earlier left mounts, containers or secrets nobody else will clean.
         const left = describeLeftovers(cleanLeftovers(store.root));
         if (left && progressMode !== 'quiet')
             io.err(`cleaned up after killed builds: ${left}\n`);
+        const warn = (m) => io.err(`warning: ${m}\n`);
+        const log = (m) => progressMode !== 'quiet' && io.err(`${m}\n`);
+        const platform = platformOption(a) ?? hostPlatform();
+        const caches = await openCaches(cacheFrom, client, platform, warn);
         const progress = createProgress(progressMode, io);
         const result = await build({
             context,
@@ -49872,6 +50357,10 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, progressMode, sou
             ssh,
             noCache: a.flags.has('no-cache'),
             noCacheFilter: (a.options.get('no-cache-filter') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
+            cacheFrom: caches,
+            inlineCache: cacheTo.some((c) => c.type === 'inline'),
+            prefetch: prefetchPolicy(outputs, tags, cacheTo),
+            onWarning: warn,
             store,
             client,
             onStepStart: (st) => progress.start(st),
@@ -49903,9 +50392,10 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, progressMode, sou
             for (const l of r.loaded ?? [])
                 io.err(`docker: ${l}\n`);
         }
+        const cacheUploaded = await exportCaches(cacheTo, result, client, store, warn, (m) => void log(m));
         // The log's last line: what the cache gave and what moved over the network.
         const c = result.cache;
-        const uploadedBytes = pushed.reduce((n, p) => n + p.uploadedBytes, 0);
+        const uploadedBytes = pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded;
         if (progressMode !== 'quiet')
             io.err(`cache: ${c.hits} of ${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes + store.fetched.bytes - fetchedAtEnd)} downloaded, ${formatBytes(uploadedBytes)} uploaded\n`);
         const iid = a.options.get('iidfile')?.[0];

@@ -80,6 +80,10 @@ test('build: a value of --output, --secret or --ssh that does not parse is a usa
   expect(await hoist(['build', '--secret', 'foo=bar', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('unexpected key "foo"') });
   expect(await hoist(['build', '--secret', 'src=/x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('needs id=') });
   expect(await hoist(['build', '--ssh', '=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('needs an id') });
+  expect(await hoist(['build', '--cache-from', 'type=weird,ref=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('unknown type "weird" (registry, local)') });
+  expect(await hoist(['build', '--cache-to', 'type=registry', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('type=registry needs ref=NAME') });
+  expect(await hoist(['build', '--cache-to', 'type=local,dest=/x,mode=all', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('mode must be min or max') });
+  expect(await hoist(['build', '--cache-to', 'inline', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('expected key=value fields') });
 });
 
 test('build -f - reads the Dockerfile from standard input, with the context\'s .dockerignore', async () => {

@@ -11,6 +11,9 @@ import { cleanLeftovers, describeLeftovers } from '../exec/leftovers.js';
 import { exportImage, type OutputSpec, parseOutput } from '../export/outputs.js';
 import type { PushReport } from '../export/push.js';
 import { formatBytes } from './format.js';
+import { type CacheFromSpec, type CacheToSpec, parseCacheFrom, parseCacheTo } from '../cache/backend.js';
+import { exportCaches, openCaches, prefetchPolicy } from './build-cache.js';
+import { hostPlatform } from '../image/platform.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { parseArgv, keyValueOptions, type ParsedArgs, UsageError } from './argv.js';
 import { commonOptions, commonUsage, platformOption, withImageContext } from './image-context.js';
@@ -35,6 +38,9 @@ Builds an image from a Dockerfile.
       --ssh default|ID[=SOCKET|KEY,…]   an SSH agent for RUN --mount=type=ssh (default: SSH_AUTH_SOCK)
       --no-cache             take no step from the cache (results are still recorded)
       --no-cache-filter STAGE   the same for the steps of these stages (repeatable, or comma-separated)
+      --cache-from SPEC      a cache to take steps from: type=registry,ref=REF (or REF) | type=local,src=DIR
+      --cache-to SPEC        where this build's records go: type=registry,ref=REF[,mode=min|max] | type=inline |
+                             type=local,dest=DIR[,mode=min|max]
       --pull                 accepted: base image tags are resolved at every build
       --progress MODE        auto | plain | tty | quiet`;
 
@@ -54,6 +60,8 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     iidfile: { value: true },
     'no-cache': {},
     'no-cache-filter': { value: true, repeat: true },
+    'cache-from': { value: true, repeat: true },
+    'cache-to': { value: true, repeat: true },
     pull: {},
     secret: { value: true, repeat: true },
     ssh: { value: true, repeat: true },
@@ -69,6 +77,8 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   const outputs: OutputSpec[] = (a.options.get('output') ?? []).map((o) => asUsage(() => parseOutput(o)));
   const secrets = new Map((a.options.get('secret') ?? []).map((o) => asUsage(() => parseSecretFlag(o))));
   const ssh = new Map((a.options.get('ssh') ?? []).map((o) => asUsage(() => parseSshFlag(o))));
+  const cacheFrom = (a.options.get('cache-from') ?? []).map((o) => asUsage(() => parseCacheFrom(o)));
+  const cacheTo = (a.options.get('cache-to') ?? []).map((o) => asUsage(() => parseCacheTo(o)));
   if (a.flags.has('push')) outputs.push({ type: 'registry' });
   if (a.flags.has('load')) outputs.push({ type: 'docker' });
   const progressMode = a.options.get('progress')?.[0] ?? 'auto';
@@ -79,7 +89,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   const epochText = process.env.SOURCE_DATE_EPOCH;
   const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
   try {
-    return await buildWith(a, io, { tags, outputs, secrets, ssh, progressMode, sourceDateEpoch, context, stdinDockerfile });
+    return await buildWith(a, io, { tags, outputs, secrets, ssh, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile });
   } catch (e) {
     if (!(e instanceof NeedsRootError) || !canSudo()) throw e;
     io.err('hoist: RUN needs root; running the build again with sudo\n');
@@ -104,6 +114,8 @@ interface BuildOptions {
   outputs: OutputSpec[];
   secrets: Map<string, SecretSource>;
   ssh: Map<string, string[]>;
+  cacheFrom: CacheFromSpec[];
+  cacheTo: CacheToSpec[];
   progressMode: string;
   sourceDateEpoch: number | undefined;
   context: string;
@@ -112,11 +124,15 @@ interface BuildOptions {
 
 const stdinDockerfileVar = 'HOIST_STDIN_DOCKERFILE';
 
-async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets, ssh, progressMode, sourceDateEpoch, context, stdinDockerfile }: BuildOptions): Promise<number> {
+async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets, ssh, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile }: BuildOptions): Promise<number> {
   return withImageContext(a, io, async ({ store, client }) => {
     // A build killed outright earlier left mounts, containers or secrets nobody else will clean.
     const left = describeLeftovers(cleanLeftovers(store.root));
     if (left && progressMode !== 'quiet') io.err(`cleaned up after killed builds: ${left}\n`);
+    const warn = (m: string) => io.err(`warning: ${m}\n`);
+    const log = (m: string) => progressMode !== 'quiet' && io.err(`${m}\n`);
+    const platform = platformOption(a) ?? hostPlatform();
+    const caches = await openCaches(cacheFrom, client, platform, warn);
     const progress = createProgress(progressMode as ProgressMode, io);
     const result = await build({
       context,
@@ -131,6 +147,10 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       ssh,
       noCache: a.flags.has('no-cache'),
       noCacheFilter: (a.options.get('no-cache-filter') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
+      cacheFrom: caches,
+      inlineCache: cacheTo.some((c) => c.type === 'inline'),
+      prefetch: prefetchPolicy(outputs, tags, cacheTo),
+      onWarning: warn,
       store,
       client,
       onStepStart: (st) => progress.start(st),
@@ -155,9 +175,10 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       for (const f of r.files) io.err(`wrote ${f}\n`);
       for (const l of r.loaded ?? []) io.err(`docker: ${l}\n`);
     }
+    const cacheUploaded = await exportCaches(cacheTo, result, client, store, warn, (m) => void log(m));
     // The log's last line: what the cache gave and what moved over the network.
     const c = result.cache;
-    const uploadedBytes = pushed.reduce((n, p) => n + p.uploadedBytes, 0);
+    const uploadedBytes = pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded;
     if (progressMode !== 'quiet') io.err(`cache: ${c.hits} of ${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes + store.fetched.bytes - fetchedAtEnd)} downloaded, ${formatBytes(uploadedBytes)} uploaded\n`);
     const iid = a.options.get('iidfile')?.[0];
     if (iid) await writeFile(iid, result.imageID);

@@ -17,6 +17,10 @@ export interface BlobSource {
   readonly name: string;
   /** the registry repository it is, when it is one (a push to the same registry mounts from there) */
   readonly repository?: Repository;
+  /** a cache (--cache-from) rather than the image's own registry: its blobs may be wrong, and their steps rerun */
+  readonly cache?: boolean;
+  /** on this machine (a directory): fetching from it downloads nothing */
+  readonly local?: boolean;
   /** Streams the blob into `sink`, which verifies it; transient failures are retried as the source allows. */
   fetch(desc: Descriptor, sink: BlobSink): Promise<void>;
 }

@@ -31,8 +31,11 @@ export function urlFileName(url: string): string {
   return base && base !== '/' && base !== '.' && base !== '..' && !base.includes('\0') ? base : '__unnamed__';
 }
 
-/** Downloads `url` into `dir`; returns the file's path. */
-export async function download(url: string, dir: string, options: { checksum?: string; fallbackTime: number }): Promise<string> {
+/**
+ * Downloads `url` into `dir`; answers the file's path and whether the server said when it was modified (the file
+ * then has that time; else the caller gives it the build's).
+ */
+export async function download(url: string, dir: string, options: { checksum?: string }): Promise<{ file: string; dated: boolean }> {
   let res: Response;
   try {
     res = await fetch(url, { redirect: 'follow', headers: { 'user-agent': 'hoist' } });
@@ -45,7 +48,6 @@ export async function download(url: string, dir: string, options: { checksum?: s
   await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), check, createWriteStream(file));
   await chmod(file, 0o600);
   const lm = Date.parse(res.headers.get('last-modified') ?? '');
-  const t = Number.isNaN(lm) ? options.fallbackTime : Math.floor(lm / 1000);
-  await utimes(file, t, t);
-  return file;
+  if (!Number.isNaN(lm)) await utimes(file, Math.floor(lm / 1000), Math.floor(lm / 1000));
+  return { file, dated: !Number.isNaN(lm) };
 }

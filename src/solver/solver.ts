@@ -9,9 +9,11 @@ import { type Dockerfile, readDockerfile } from '../dockerfile/dockerfile.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import type { Instruction } from '../dockerfile/instructions.js';
 import { type BuildPlan, planBuild, type StageSource } from '../dockerfile/plan.js';
-import { describeOp, historyComment, type Op, type Step, translate, type Translation } from '../dockerfile/translate.js';
+import { describeOp, historyComment, type Op, type Step, translate, type TranslatedBase, type Translation } from '../dockerfile/translate.js';
 import { baseKey, stepKey } from '../cache/keys.js';
 import type { CacheRecord } from '../cache/record.js';
+import { CacheBlobError, type CacheSource } from '../cache/backend.js';
+import { inlineCacheField } from '../cache/format.js';
 import { ChmodError } from '../dockerfile/chmod.js';
 import { onInterrupt, removeSync } from '../exec/cleanup.js';
 import { SecretMask } from '../exec/mask.js';
@@ -28,7 +30,7 @@ import { CompressionError, decompressed } from '../layer/compression.js';
 import { extractLayer } from '../layer/extract.js';
 import type { BlobSource, Layer } from '../layer/layer.js';
 import { RootedPathError } from '../layer/rooted.js';
-import { TarError } from '../layer/tar.js';
+import { TarError, type TarHeader } from '../layer/tar.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RemoteImage } from '../registry/source.js';
 import type { Store } from '../store/store.js';
@@ -69,6 +71,17 @@ export interface BuildRequest {
   ssh?: ReadonlyMap<string, readonly string[]>;
   /** --no-cache: no step is taken from a cache (their results are still recorded) */
   noCache?: boolean;
+  /** --cache-from: caches to look in when the store lacks a step's record, in order */
+  cacheFrom?: readonly CacheSource[];
+  /** --cache-to type=inline: the final image's records ride in its config */
+  inlineCache?: boolean;
+  /**
+   * Which of the image's layers that only a cache holds must be fetched before the build ends (an output that
+   * writes every layer, a push to another registry): a bad cache blob is then found while its steps can still run.
+   */
+  prefetch?: (layer: Layer) => boolean;
+  /** a warning for the log (a cache that could not deliver) */
+  onWarning?: (message: string) => void;
   /** --no-cache-filter: the stages (by name or index) whose steps are not taken from a cache */
   noCacheFilter?: readonly string[];
   /** a line a RUN step printed */
@@ -102,6 +115,21 @@ export interface CacheSummary {
   downloadedBytes: number;
 }
 
+/** The records this build used or made, for --cache-to, and the layers they name. */
+export interface BuildRecords {
+  /** every step's records (mode=max) */
+  all: CacheRecord[];
+  /** those of the stages the final image is made of (mode=min) */
+  final: CacheRecord[];
+  /**
+   * those again, each step by its first key only (inline: the records are part of the image, so they must not
+   * depend on whether a COPY --from was found by its stage or by its content)
+   */
+  inline: CacheRecord[];
+  /** a layer named by a record, with where its bytes are */
+  layer(digest: string): Layer | undefined;
+}
+
 export interface BuildResult {
   image: BuiltImage;
   /** the manifest digest */
@@ -113,6 +141,7 @@ export interface BuildResult {
   /** --build-arg names nothing used */
   unusedBuildArgs: string[];
   cache: CacheSummary;
+  records: BuildRecords;
 }
 
 /** A base image as resolved once per build: its manifest digest (for the platform), config and (lazy) layers. */
@@ -133,8 +162,25 @@ interface StageResult {
 /** A stage while its steps run. */
 interface StageRun extends StageResult {
   index: number;
-  /** whether its steps may be taken from a cache (not under --no-cache or --no-cache-filter) */
-  useCache: boolean;
+}
+
+/** A step as planned: its key (an op's) and what the caches hold for it, found before the stage runs. */
+interface PlannedStep {
+  step: Step;
+  key?: string;
+  /** the key of what the step builds on */
+  parent?: string;
+  hit?: CacheHit;
+  /** COPY from the context: the sources its key hashed, copied when it runs */
+  selection?: CopySelection;
+  /** --no-cache or --no-cache-filter: no step of the stage comes from a cache */
+  noCache?: boolean;
+}
+
+interface StagePlan {
+  /** the stage's key: its last op's, or its base's */
+  key: string;
+  steps: PlannedStep[];
 }
 
 /** A step's result found in a cache, and where its layer's bytes are. */
@@ -152,6 +198,17 @@ function stageError(ins: Pick<Instruction, 'line' | 'endLine'>, e: unknown, hint
   return new DockerfileError((e as Error).message, { line: ins.line, endLine: ins.endLine }, { hint: hint ?? (e as { hint?: string }).hint });
 }
 
+/**
+ * A step's result applied to its stage: a history entry (`created` from the result's time, or SOURCE_DATE_EPOCH),
+ * the layer on top when there is one (an empty_layer entry when not), and the stage's time moved on.
+ */
+function applyResult(run: StageRun, result: { created_by: string; time: number; layer?: Layer; headers?: readonly TarHeader[] }, sourceDateEpoch: number | undefined): void {
+  const entry = { created: new Date((sourceDateEpoch ?? result.time) * 1000).toISOString(), created_by: result.created_by, comment: historyComment };
+  if (result.layer) run.state.addLayer(result.layer, entry, result.headers);
+  else run.state.history.push({ ...entry, empty_layer: true });
+  run.time = result.time;
+}
+
 export class Solver {
   private readonly df: Dockerfile;
   private readonly plan: BuildPlan;
@@ -159,6 +216,7 @@ export class Solver {
   private readonly file: string;
   private readonly steps: StepReport[] = [];
   private readonly stages = new Map<number, Promise<StageResult>>();
+  private readonly plans = new Map<number, Promise<StagePlan>>();
   private readonly rootfsDirs = new Map<string, Promise<string>>();
   private readonly images = new Map<string, Promise<ResolvedImage>>();
   private translation: Translation | undefined;
@@ -175,8 +233,16 @@ export class Solver {
   /** the values of the secrets handed to steps, masked in what the steps print */
   private readonly mask = new SecretMask();
   private readonly cache: CacheSummary = { hits: 0, misses: 0, downloadedBytes: 0 };
+  /** every step's records, by the stage that made or used them; `primary`: by the step's first key */
+  private readonly used: { stage: number; record: CacheRecord; primary: boolean }[] = [];
+  /** the layers steps gave, by digest (a cache's carry where their bytes are) */
+  private readonly layers = new Map<string, Layer>();
 
-  constructor(private readonly req: BuildRequest) {
+  constructor(
+    private readonly req: BuildRequest,
+    /** layer digests a cache could not deliver in an earlier attempt: records naming them are no hits */
+    private readonly badBlobs: ReadonlySet<string> = new Set(),
+  ) {
     this.sshAgents = new SshAgents(req.ssh ?? new Map());
     const file = req.dockerfile ?? path.join(req.context, 'Dockerfile');
     this.file = file;
@@ -218,6 +284,11 @@ export class Solver {
       config.created = new Date((this.req.sourceDateEpoch ?? time) * 1000).toISOString();
       config.rootfs = { type: 'layers', diff_ids: state.layers.map((l) => l.diffID) };
       config.history = state.history;
+      const records = this.records(target);
+      if (this.req.inlineCache) config[inlineCacheField] = records.inline;
+      // Layers only a cache has, that an output will need whole: fetched now, so that a bad one is met while its
+      // steps can still run (build() runs them again).
+      for (const l of state.layers) if (l.sources.some((src) => src.cache) && this.req.prefetch?.(l)) await this.req.store.fetchMissing(l.descriptor, l.sources);
       const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
       const stored = await this.req.store.writeBlob(configBytes);
       const manifest: ImageManifest = {
@@ -237,6 +308,7 @@ export class Solver {
         steps: this.steps,
         unusedBuildArgs: this.plan.unusedBuildArgs,
         cache: { ...this.cache, downloadedBytes: this.req.store.fetched.bytes - fetchedBefore },
+        records,
       };
     } finally {
       await this.sshAgents.close();
@@ -244,6 +316,23 @@ export class Solver {
       if (this.tmp) await rm(await this.tmp, { recursive: true, force: true });
       this.forgetTmp?.();
     }
+  }
+
+  /** The records of this build: all, and those of the target and the stages it is built FROM. */
+  private records(target: number): BuildRecords {
+    const finalStages = new Set<number>();
+    for (let i: number | undefined = target; i !== undefined;) {
+      finalStages.add(i);
+      const b: TranslatedBase = this.stageOf(i).base;
+      i = b.kind === 'stage' ? b.index : undefined;
+    }
+    const unique = (list: CacheRecord[]) => [...new Map(list.map((r) => [r.key, r])).values()];
+    return {
+      all: unique(this.used.map((u) => u.record)),
+      final: unique(this.used.filter((u) => finalStages.has(u.stage)).map((u) => u.record)),
+      inline: unique(this.used.filter((u) => u.primary && finalStages.has(u.stage)).map((u) => u.record)),
+      layer: (digest) => this.layers.get(digest),
+    };
   }
 
   private stageOf(index: number) {
@@ -290,36 +379,101 @@ export class Solver {
     return p;
   }
 
+  /**
+   * A stage's keys, before anything of it runs: its base's key, then each op's, and what the caches hold for each
+   * (the lookups are cheap: a record file, an imported cache's table). Only keys of other stages are needed here,
+   * never their results: a COPY --from that is a hit does not run the stage it copies from.
+   */
+  private planStage(index: number): Promise<StagePlan> {
+    let p = this.plans.get(index);
+    if (!p) {
+      p = this.makePlan(index);
+      this.plans.set(index, p);
+    }
+    return p;
+  }
+
+  private async makePlan(index: number): Promise<StagePlan> {
+    const ts = this.stageOf(index);
+    const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
+    let key: string;
+    if (ts.base.kind === 'scratch') key = baseKey({ kind: 'scratch', platform: formatPlatform(ts.platform) });
+    else if (ts.base.kind === 'stage') key = (await this.planStage(ts.base.index)).key;
+    else key = baseKey({ kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from as Instruction)).digest });
+    const steps: PlannedStep[] = [];
+    // The keys need a context to select the context's files in; nothing of the stage's image is read.
+    const x = this.opContext(new ImageState([], []), 0, index);
+    for (const step of ts.steps) {
+      const op = step.op;
+      if (!op) {
+        steps.push({ step });
+        continue;
+      }
+      try {
+        const described = describeOp(op);
+        const parent = key;
+        let selection: CopySelection | undefined;
+        if (op.kind === 'copy' && op.from.kind === 'context') {
+          selection = await selectCopy(op, x);
+          key = stepKey(key, { op: described, content: await digestSelection(selection) });
+        } else if (op.kind === 'copy') {
+          key = stepKey(key, { op: described, from: await this.sourceKey(op.from as StageSource) });
+        } else if (op.kind === 'exec') {
+          // A mount's input: the stage or image it reads, or the content of the context it binds; a secret by its
+          // id, a cache mount by its id: never a secret's value, never a cache's content.
+          const inputs = [];
+          for (const m of op.mounts) inputs.push(m.from ? await this.sourceKey(m.from) : m.spec.type === 'bind' ? await this.contextDigest(m.spec.source) : null);
+          key = stepKey(key, { op: described, mounts: inputs });
+        } else {
+          key = stepKey(key, { op: described });
+        }
+        steps.push({ step, key, parent, hit: noCache ? undefined : await this.lookup(key), selection, noCache });
+      } catch (e) {
+        if (e instanceof DockerfileError) throw e;
+        if (stepErrors.some((k) => e instanceof k)) throw stageError(step.at, e);
+        throw e;
+      }
+    }
+    return { key, steps };
+  }
+
+  /** A stage's result: its steps' results in order, each from a cache or, failing that, run. */
   private async runStage(index: number): Promise<StageResult> {
     const ts = this.stageOf(index);
-    // The stages this one needs start now, in parallel with each other.
-    for (const d of this.plan.stages[index].deps) void this.stage(d).catch(() => undefined);
+    const plan = await this.planStage(index);
+    // What the stage's misses read (stages for COPY --from and mounts) starts now, in parallel.
+    for (const p of plan.steps) {
+      if (!p.step.op || p.hit) continue;
+      const op = p.step.op;
+      const froms = op.kind === 'copy' && op.from.kind !== 'context' ? [op.from as StageSource] : op.kind === 'exec' ? op.mounts.flatMap((m) => (m.from ? [m.from] : [])) : [];
+      for (const f of froms) if (f.kind === 'stage') void this.stage(f.index).catch(() => undefined);
+    }
     const fromStarted = Date.now();
-    const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
     let run: StageRun;
     if (ts.base.kind === 'scratch') {
-      run = { index, useCache: !noCache, state: new ImageState([], []), time: 0, key: baseKey({ kind: 'scratch', platform: formatPlatform(ts.platform) }) };
+      run = { index, state: new ImageState([], []), time: 0, key: plan.key };
     } else if (ts.base.kind === 'stage') {
       const r = await this.stage(ts.base.index);
-      run = { index, useCache: !noCache, state: r.state.clone(), time: r.time, key: r.key };
+      run = { index, state: r.state.clone(), time: r.time, key: plan.key };
     } else {
       const b = await this.baseImage(ts.base.ref, ts.platform, ts.from as Instruction);
       const created = Date.parse(b.config.created ?? '');
-      run = { index, useCache: !noCache, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: baseKey({ kind: 'image', manifest: b.digest }) };
+      run = { index, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: plan.key };
     }
     const steps = ts.steps.length + 1;
     const from: StepReport = { stage: index, stageName: ts.name, instruction: ts.from.code, line: ts.from.line, position: 1, steps, cached: false, source: ts.base.kind === 'image' ? 'registry' : null, seconds: (Date.now() - fromStarted) / 1000 };
     this.req.onStepStart?.(from);
     this.steps.push(from);
     this.req.onStep?.(from);
-    for (const [i, step] of ts.steps.entries()) {
+    for (const [i, planned] of plan.steps.entries()) {
+      const step = planned.step;
       const started = Date.now();
       const start: StepStart = { stage: index, stageName: ts.name, instruction: step.at.code, line: step.at.line, position: i + 2, steps };
       this.currentStep.set(index, start);
       this.req.onStepStart?.(start);
       let hit: CacheHit | undefined;
       try {
-        hit = await this.runStep(step, run);
+        hit = await this.runStep(planned, run);
       } catch (e) {
         if (e instanceof DockerfileError) throw e;
         if (stepErrors.some((k) => e instanceof k)) throw stageError(step.at, e);
@@ -329,92 +483,81 @@ export class Solver {
       this.steps.push(report);
       this.req.onStep?.(report);
     }
-    return { state: run.state, time: run.time, key: run.key };
+    return { state: run.state, time: run.time, key: plan.key };
   }
 
   /**
-   * One step: a config change is a history entry; an op gets its key, is looked up in the caches, and is run only
-   * on a miss (its result then recorded under every key it has). The result is applied to the stage's image.
-   * Answers the cache hit, if it was one.
+   * One step: a config change is a history entry; an op's result comes from the cache hit its plan found, or from
+   * a second key (COPY --from: the content of the files it copies, so that a change elsewhere in that stage does
+   * not rerun the copy, as BuildKit's selectors), or from running it (then recorded under every key it has). The
+   * result is applied to the stage's image. Answers the cache hit, if it was one.
    */
-  private async runStep(step: Step, run: StageRun): Promise<CacheHit | undefined> {
-    const created = (t: number) => new Date((this.req.sourceDateEpoch ?? t) * 1000).toISOString();
-    if (!step.op) {
-      run.state.history.push({ created: created(run.time), created_by: step.createdBy, comment: historyComment, empty_layer: true });
+  private async runStep(planned: PlannedStep, run: StageRun): Promise<CacheHit | undefined> {
+    const { step } = planned;
+    if (!step.op || planned.key === undefined) {
+      applyResult(run, { created_by: step.createdBy, time: run.time }, this.req.sourceDateEpoch);
       return undefined;
     }
     const op = step.op;
     const x = this.opContext(run.state, run.time, run.index);
-    const described = describeOp(op);
-    let selection: CopySelection | undefined;
-    // COPY --from: the key names the stage (or image) it reads; missing that, a second key names the content of the
-    // files it copies, so that a change elsewhere in that stage does not rerun the copy (as BuildKit's selectors).
-    let contentKey: (() => Promise<string>) | undefined;
-    let key: string;
-    if (op.kind === 'copy' && op.from.kind === 'context') {
+    const keys = [planned.key];
+    let hit = planned.hit;
+    let selection = planned.selection;
+    if (!hit && op.kind === 'copy' && op.from.kind !== 'context') {
       selection = await selectCopy(op, x);
-      key = stepKey(run.key, { op: described, content: await digestSelection(selection) });
-    } else if (op.kind === 'copy') {
-      key = stepKey(run.key, { op: described, from: await this.sourceKey(op.from as StageSource) });
-      contentKey = async () => {
-        selection = await selectCopy(op, x);
-        return stepKey(run.key, { op: described, content: await digestSelection(selection) });
-      };
-    } else if (op.kind === 'exec') {
-      // A mount's input: the stage or image it reads, or the content of the context it binds; a secret by its id,
-      // a cache mount by its id: never a secret's value, never a cache's content.
-      const inputs = [];
-      for (const m of op.mounts) inputs.push(m.from ? await this.sourceKey(m.from) : m.spec.type === 'bind' ? await this.contextDigest(m.spec.source) : null);
-      key = stepKey(run.key, { op: described, mounts: inputs });
-    } else {
-      key = stepKey(run.key, { op: described });
+      keys.push(stepKey(planned.parent as string, { op: describeOp(op), content: await digestSelection(selection) }));
+      if (!planned.noCache) hit = await this.lookup(keys[1]);
     }
-    const keys = [key];
-    let hit = run.useCache ? await this.lookup(key) : undefined;
-    if (!hit && contentKey) {
-      keys.push(await contentKey());
-      if (run.useCache) hit = await this.lookup(keys[1]);
-    }
-    run.key = key;
     if (hit) {
       this.cache.hits++;
       const r = hit.record;
-      const entry = { created: created(r.time), created_by: step.createdBy, comment: historyComment };
+      keys.forEach((k, i) => this.used.push({ stage: run.index, record: { ...r, key: k }, primary: i === 0 }));
+      let layer: Layer | undefined;
       if (r.layer) {
         const { diffID, ...descriptor } = r.layer;
-        run.state.addLayer({ descriptor, diffID, sources: hit.blobs }, entry);
-      } else {
-        run.state.history.push({ ...entry, empty_layer: true });
+        layer = this.layers.get(descriptor.digest) ?? { descriptor, diffID, sources: hit.blobs };
+        this.layers.set(descriptor.digest, layer);
       }
-      run.time = r.time;
+      applyResult(run, { created_by: step.createdBy, time: r.time, layer }, this.req.sourceDateEpoch);
       return hit;
     }
     this.cache.misses++;
     const result = await this.exec(op, x, selection);
     const l = result.layer;
-    const entry = { created: created(result.time), created_by: step.createdBy, comment: historyComment };
+    let layer: Layer | undefined;
     if (l) {
-      run.state.addLayer({ descriptor: { mediaType: l.mediaType, digest: l.digest, size: l.size }, diffID: l.diffID, sources: [] }, entry, l.headers);
+      layer = { descriptor: { mediaType: l.mediaType, digest: l.digest, size: l.size }, diffID: l.diffID, sources: [] };
+      this.layers.set(l.digest, layer);
       await this.req.store.writeLayerIndex(l.diffID, l.headers);
-    } else {
-      run.state.history.push({ ...entry, empty_layer: true });
     }
-    run.time = result.time;
-    for (const k of keys) await this.req.store.writeRecord({ key: k, time: result.time, ...(l ? { layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID } } : {}) });
+    applyResult(run, { created_by: step.createdBy, time: result.time, layer, headers: l?.headers }, this.req.sourceDateEpoch);
+    for (const [i, k] of keys.entries()) {
+      const record: CacheRecord = { key: k, time: result.time, ...(l ? { layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID } } : {}) };
+      await this.req.store.writeRecord(record);
+      this.used.push({ stage: run.index, record, primary: i === 0 });
+    }
     return undefined;
   }
 
-  /** A step's result in the store's cache (its layer still there whole), else undefined. */
+  /**
+   * A step's result: in the store's records (its layer still there whole), else in the caches of --cache-from, in
+   * their order. A record whose layer a cache could not deliver before is no hit.
+   */
   private async lookup(key: string): Promise<CacheHit | undefined> {
     const record = await this.req.store.readRecord(key);
-    if (!record) return undefined;
-    if (record.layer && !(await this.req.store.hasIntactBlob(record.layer))) return undefined;
-    return { record, source: 'local', blobs: [] };
+    if (record && !(record.layer && this.badBlobs.has(record.layer.digest)) && (!record.layer || (await this.req.store.hasIntactBlob(record.layer)))) {
+      return { record, source: 'local', blobs: [] };
+    }
+    for (const c of this.req.cacheFrom ?? []) {
+      const r = c.lookup(key);
+      if (r && !(r.layer && this.badBlobs.has(r.layer.digest))) return { record: r, source: c.kind, blobs: [c.blobs] };
+    }
+    return undefined;
   }
 
   /** The key of what a COPY --from or a mount's from= reads: a stage's filesystem, or an image's manifest. */
   private async sourceKey(from: StageSource): Promise<string> {
-    if (from.kind === 'stage') return (await this.stage(from.index)).key;
+    if (from.kind === 'stage') return (await this.planStage(from.index)).key;
     return baseKey({ kind: 'image', manifest: (await this.baseImage(from.ref, this.plan.targetPlatform)).digest });
   }
 
@@ -422,7 +565,7 @@ export class Solver {
   private async contextDigest(source: string): Promise<string> {
     const found = this.context.find(source);
     if (!found) return 'missing';
-    return digestSelection({ sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }], time: 0 });
+    return digestSelection({ sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }], newest: 0 });
   }
 
   private exec(op: Op, x: OpContext, selection?: CopySelection): Promise<OpResult> {
@@ -522,6 +665,19 @@ export class Solver {
   }
 }
 
+/**
+ * Builds. A blob a cache holds that turns out bad (unreachable, or its bytes not matching its digest) is a warning:
+ * the build runs again without the records that name it, so the steps that would have come from it run instead.
+ */
 export async function build(req: BuildRequest): Promise<BuildResult> {
-  return new Solver(req).build();
+  const bad = new Set<string>();
+  for (;;) {
+    try {
+      return await new Solver(req, bad).build();
+    } catch (e) {
+      if (!(e instanceof CacheBlobError) || bad.has(e.digest) || bad.size >= 10) throw e;
+      bad.add(e.digest);
+      req.onWarning?.(`${e.message}; the steps it would have given run again`);
+    }
+  }
 }

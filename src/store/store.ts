@@ -49,7 +49,7 @@ let tmpCounter = 0;
 
 export class Store {
   private leaseFile: string | undefined;
-  /** what this process fetched into the store from elsewhere (registries, caches) */
+  /** what this process downloaded into the store (from registries and remote caches; a local directory is no download) */
   readonly fetched = { blobs: 0, bytes: 0 };
 
   private constructor(readonly root: string) {}
@@ -140,8 +140,10 @@ export class Store {
     for (const source of sources) {
       try {
         await source.fetch(desc, this);
-        this.fetched.blobs++;
-        this.fetched.bytes += desc.size;
+        if (!source.local) {
+          this.fetched.blobs++;
+          this.fetched.bytes += desc.size;
+        }
         return;
       } catch (e) {
         failure = e;

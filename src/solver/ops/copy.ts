@@ -3,7 +3,7 @@
 // archives and plans all of it onto the image as BuildKit's copy places it (copy-plan.ts), written as a layer.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod as chmodFile, utimes, writeFile } from 'node:fs/promises';
+import { chmod as chmodFile, lstat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ChmodFn, parseChmod } from '../../dockerfile/chmod.js';
 import { cleanPath, IgnoreMatcher, parseDockerignore } from '../../dockerfile/dockerignore.js';
@@ -24,12 +24,15 @@ import { type OpContext, type OpResult, withHint } from './op.js';
 /** A source as selected: a path (with what is below a directory), or a local archive ADD unpacks. */
 interface Selected extends CopySource {
   archive?: ArchiveKind;
+  /** a download the server gave no Last-Modified for: it gets the build's time when copied */
+  undated?: boolean;
 }
 
+/** What a COPY's sources name (heredoc files are not in it: they are written when the step runs, with its time). */
 export interface CopySelection {
   sources: Selected[];
-  /** the stage's newest input time with these sources: the context's files count, another stage's do not */
-  time: number;
+  /** the newest modification time of the context's files selected (another stage's do not count) */
+  newest: number;
 }
 
 export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelection> {
@@ -40,8 +43,8 @@ export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelectio
     for (const s of op.sources) {
       if (isURL(s)) {
         const dir = await x.scratchDir();
-        const file = await download(s, dir, { checksum: op.checksum, fallbackTime: x.sourceDateEpoch ?? x.time });
-        sources.push({ path: (await BuildContext.plain(dir).resolve(path.basename(file)))[0] });
+        const { file, dated } = await download(s, dir, { checksum: op.checksum });
+        sources.push({ path: (await BuildContext.plain(dir).resolve(path.basename(file)))[0], ...(dated ? {} : { undated: true }) });
         continue;
       }
       for (const p of await from.resolve(s)) {
@@ -61,22 +64,9 @@ export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelectio
     if (e instanceof ContextError && fromContext) throw withHint(e, `the context is ${x.context.dir}`);
     throw e;
   }
-  if (op.inline.length > 0) {
-    // Heredoc sources: files named after their delimiter, 0644.
-    const dir = await x.scratchDir();
-    const inlineRoot = BuildContext.plain(dir);
-    const mtime = x.sourceDateEpoch ?? x.time;
-    for (const f of op.inline) {
-      const file = path.join(dir, f.name);
-      await writeFile(file, f.data, { mode: 0o644 });
-      await chmodFile(file, 0o644);
-      await utimes(file, mtime, mtime);
-      sources.push({ path: (await inlineRoot.resolve(f.name))[0] });
-    }
-  }
-  let time = x.time;
-  if (fromContext) for (const s of sources) for (const p of [s.path, ...(s.children ?? [])]) time = Math.max(time, Math.floor(p.stats.mtimeMs / 1000));
-  return { sources, time };
+  let newest = 0;
+  if (fromContext) for (const s of sources) if (!s.undated) for (const p of [s.path, ...(s.children ?? [])]) newest = Math.max(newest, Math.floor(p.stats.mtimeMs / 1000));
+  return { sources, newest };
 }
 
 /**
@@ -101,9 +91,16 @@ export async function digestSelection(selection: CopySelection): Promise<string>
 }
 
 export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelection): Promise<OpResult> {
-  const { sources: selection, time } = selected ?? (await selectCopy(op, x));
+  const selection = selected ?? (await selectCopy(op, x));
   const sources: CopySource[] = [];
-  for (const s of selection) {
+  for (const s of selection.sources) {
+    if (s.undated) {
+      // A download without a Last-Modified has the build's time so far.
+      const t = x.sourceDateEpoch ?? x.time;
+      await utimes(s.path.abs, t, t);
+      sources.push({ ...s, path: { ...s.path, stats: await lstat(s.path.abs) } });
+      continue;
+    }
     if (!s.archive) {
       sources.push(s);
       continue;
@@ -120,6 +117,21 @@ export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelectio
     const top = (await unpacked.resolve('.'))[0];
     sources.push({ path: { ...top, rel: '' }, keepOwner: true, children: await unpacked.walk(top) });
   }
+  if (op.inline.length > 0) {
+    // Heredoc sources: files named after their delimiter, 0644, with the build's time so far.
+    const dir = await x.scratchDir();
+    const inlineRoot = BuildContext.plain(dir);
+    const mtime = x.sourceDateEpoch ?? x.time;
+    for (const f of op.inline) {
+      const file = path.join(dir, f.name);
+      await writeFile(file, f.data, { mode: 0o644 });
+      await chmodFile(file, 0o644);
+      await utimes(file, mtime, mtime);
+      sources.push({ path: (await inlineRoot.resolve(f.name))[0] });
+    }
+  }
+  // The stage's time is the newest of its inputs: the context's files count, another stage's do not.
+  const time = Math.max(x.time, selection.newest);
   const owner = op.chown === undefined ? undefined : await ownerOf(op.chown, x);
   const chmod: ChmodFn | undefined = op.chmod === undefined ? undefined : parseChmod(op.chmod);
   const exclude = op.exclude.length ? new IgnoreMatcher(op.exclude.flatMap((p) => parseDockerignore(p))) : undefined;

@@ -1,0 +1,129 @@
+// Caches beside the store, as CI uses them: a fresh runner's empty store with --cache-from the previous build's
+// cache (a registry cache manifest, inline records in the pushed image, a local directory). Every step is cached,
+// the manifest digest is the same and no layer blob is downloaded (counted at a proxy in front of the registry); a
+// one-file change reruns only the steps from that COPY on. A cache blob that does not match its digest, an
+// unreachable cache: warnings, and the steps run. Real parts: docker-registry (behind the fault proxy), runc.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
+import { hoist } from '../helpers/hoist.js';
+import { pushBusyboxBase } from '../helpers/images.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { describeWith } from '../helpers/tools.js';
+
+interface Meta {
+  'containerimage.digest': string;
+  'hoist.steps': { stage: string | number; instruction: string; cached: boolean; source: string | null }[];
+  'hoist.cache': { hits: number; misses: number; downloadedBytes: number; uploadedBytes: number };
+}
+
+(process.getuid?.() === 0 ? describeWith(['docker-registry', 'runc', 'busybox', 'getfattr']) : describe.skip)('remote caches', () => {
+  let reg: TestRegistry;
+  let proxy: FaultProxy;
+  const work = mkdtempSync(path.join(tmpdir(), 'hoist-cache-remote-'));
+  let base = '';
+  let n = 0;
+
+  beforeAll(async () => {
+    reg = await startRegistry('anonymous');
+    proxy = await startFaultProxy(reg.host);
+    await pushBusyboxBase(`${reg.host}/base/busybox:1`, path.join(work, 'base-store'), work);
+    base = `${proxy.host}/base/busybox:1`;
+  }, 60_000);
+  afterAll(async () => {
+    await proxy?.stop();
+    await reg?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  function context(files: Record<string, string> = {}): string {
+    const dir = path.join(work, `ctx${n++}`);
+    mkdirSync(path.join(dir, 'src'), { recursive: true });
+    const all = { 'src/a.txt': 'a\n', 'src/b.txt': 'b\n', 'app.txt': 'app\n', ...files };
+    for (const [k, v] of Object.entries(all)) writeFileSync(path.join(dir, k), v);
+    writeFileSync(path.join(dir, 'Dockerfile'), `FROM ${base} AS build
+COPY src/ /src/
+RUN cat /src/a.txt /src/b.txt > /built.txt
+FROM ${base}
+COPY app.txt /app/app.txt
+COPY --from=build /built.txt /app/
+RUN echo done > /app/done
+`);
+    return dir;
+  }
+
+  /** A build on an empty store of its own, as on a fresh runner. */
+  async function fresh(ctx: string, flags: string[]): Promise<{ meta: Meta; err: string; code: number }> {
+    const meta = path.join(work, `meta${n++}.json`);
+    const r = await hoist(['build', '--store', path.join(work, `store${n++}`), '--progress', 'plain', '--metadata-file', meta, ...flags, ctx]);
+    if (r.code !== 0) return { meta: {} as Meta, err: r.err, code: r.code };
+    return { meta: JSON.parse(readFileSync(meta, 'utf8')) as Meta, err: r.err, code: r.code };
+  }
+  const ops = (m: Meta) => m['hoist.steps'].filter((s) => /^(COPY|RUN)/.test(s.instruction));
+  const ran = (m: Meta) => ops(m).filter((s) => !s.cached).map((s) => `${s.stage} ${s.instruction}`);
+  /** GETs of layer blobs (not configs: those are the small blobs every build reads) seen by the proxy since `from`. */
+  const layerGets = (from: number, layers: readonly string[]) => proxy.log.slice(from).filter((l) => l.method === 'GET' && layers.some((d) => l.path.endsWith(`/blobs/${d}`)));
+  async function imageLayers(ref: string): Promise<string[]> {
+    const [, repo, tag] = /^[^/]+\/(.+):([^:]+)$/.exec(ref) as RegExpExecArray;
+    const res = await fetch(`http://${reg.host}/v2/${repo}/manifests/${tag}`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.manifest.v1+json' } });
+    const m = (await res.json()) as { layers: { digest: string }[] };
+    return m.layers.map((l) => l.digest);
+  }
+
+  test.each([
+    ['registry', (tag: string) => [`--cache-to`, `type=registry,ref=${proxy.host}/cache/app:${tag},mode=max`], (tag: string) => [`--cache-from`, `type=registry,ref=${proxy.host}/cache/app:${tag}`]],
+    ['inline', () => ['--cache-to', 'type=inline'], (tag: string) => ['--cache-from', `${proxy.host}/app:${tag}`, '--cache-to', 'type=inline']],
+    ['local', (tag: string) => ['--cache-to', `type=local,dest=${path.join(work, `local-${tag}`)},mode=max`], (tag: string) => ['--cache-from', `type=local,src=${path.join(work, `local-${tag}`)}`]],
+  ])('%s: an empty store with the previous build\'s cache runs no step, gives the same digest and downloads no layer', async (kind, to, from) => {
+    const ctx = context();
+    const tag = `${kind}-1`;
+    const first = await fresh(ctx, ['-t', `${proxy.host}/app:${tag}`, '--push', ...to(tag)]);
+    expect(first.err).not.toMatch(/warning/);
+    expect(first.code).toBe(0);
+    expect(ran(first.meta)).toHaveLength(5);
+    const layers = await imageLayers(`${reg.host}/app:${tag}`);
+    const before = proxy.log.length;
+    // Pushed to another repository of the same registry: the layers are mounted from where the cache has them.
+    const second = await fresh(ctx, ['-t', `${proxy.host}/elsewhere/app:${tag}`, '--push', ...from(tag)]);
+    expect(second.code).toBe(0);
+    expect(second.err).not.toMatch(/warning/);
+    expect(ran(second.meta)).toEqual([]);
+    expect(ops(second.meta).every((s) => s.source === (kind === 'inline' ? 'inline' : kind))).toBe(true);
+    expect(second.meta['containerimage.digest']).toBe(first.meta['containerimage.digest']);
+    expect(layerGets(before, layers)).toEqual([]);
+    expect(second.meta['hoist.cache'].downloadedBytes).toBe(0);
+    const pushed = /pushed .* \((\d+) blobs uploaded, (\d+) mounted/.exec(second.err);
+    // Only the config is new there (a local cache's layers are on this machine: they are uploaded).
+    if (kind !== 'local') expect(Number(pushed?.[1])).toBeLessThanOrEqual(1);
+    if (kind !== 'local') expect(Number(pushed?.[2])).toBeGreaterThanOrEqual(3);
+
+    // One file of the build stage changed: its COPY and what follows it run; the other stage's first COPY does not.
+    const changed = context({ 'src/a.txt': 'a, changed\n' });
+    const third = await fresh(changed, ['-t', `${proxy.host}/app:${tag}-changed`, '--push', ...from(tag)]);
+    expect(third.code).toBe(0);
+    expect(ran(third.meta).sort()).toEqual(['1 COPY --from=build /built.txt /app/', '1 RUN echo done > /app/done', 'build COPY src/ /src/', 'build RUN cat /src/a.txt /src/b.txt > /built.txt'].sort());
+    expect(ops(third.meta).find((s) => s.instruction.startsWith('COPY app.txt'))?.cached).toBe(true);
+  }, 120_000);
+
+  test('a cache blob that does not match its digest: a warning, and the step that gave it runs', async () => {
+    const ctx = context({ 'app.txt': 'app for corruption\n' });
+    const first = await fresh(ctx, ['--cache-to', `type=registry,ref=${proxy.host}/cache/app:corrupt,mode=max`]);
+    expect(first.code).toBe(0);
+    const cacheLayers = await imageLayers(`${reg.host}/cache/app:corrupt`);
+    // Every layer of the cache comes back corrupted once.
+    for (const d of cacheLayers) proxy.rules.push({ match: (req) => req.method === 'GET' && (req.url ?? '').endsWith(`/blobs/${d}`), fault: 'corrupt-body', times: 1 });
+    const second = await fresh(ctx, ['--cache-from', `type=registry,ref=${proxy.host}/cache/app:corrupt`, '-o', `type=docker,dest=${path.join(work, 'corrupt.tar')}`]);
+    expect(second.code).toBe(0);
+    expect(second.err).toMatch(/warning: cache registry .*cache\/app:corrupt: blob sha256:[0-9a-f]{64}: .*digest.*; the steps it would have given run again/);
+    expect(ran(second.meta).length).toBeGreaterThan(0);
+  }, 120_000);
+
+  test('a cache that cannot be read is a warning, and the build runs its steps', async () => {
+    const ctx = context({ 'app.txt': 'app without a cache\n' });
+    const r = await fresh(ctx, ['--cache-from', 'type=registry,ref=127.0.0.1:1/nothing/here:x', '--cache-from', `${proxy.host}/never/pushed:x`, '--cache-from', `type=local,src=${path.join(work, 'no-such-dir')}`]);
+    expect(r.code).toBe(0);
+    expect(r.err.match(/warning: cache .* cannot be read, building without it/g)).toHaveLength(3);
+    expect(ran(r.meta)).toHaveLength(5);
+  }, 60_000);
+});

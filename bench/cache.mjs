@@ -1,0 +1,119 @@
+// Benchmark: the layer cache in the CI situation. The two-stage Debian app of `bench:run` is built and pushed by a
+// runner that starts empty, with the previous build's cache in the local registry:
+// - hoist: an empty store, `--cache-from type=registry,ref=…:cache` (written by the previous build with mode=max),
+//   `--cache-to` a registry cache again and `--push`, as the Action runs it;
+// - docker: dockerd's images and build cache wiped (`docker system prune -af`, `docker builder prune -af`) as a
+//   fresh runner's would be, `docker build --cache-from` the previous image (built with BUILDKIT_INLINE_CACHE=1,
+//   the cache docker can keep without buildx), then `docker push`.
+// Scenarios: nothing changed, one source file changed, no cache at all. Each is run HOIST_BENCH_RUNS times (default
+// 3) per tool, alternating; prints the median with min–max, the ratio of medians, hoist's peak RSS and what hoist
+// reported as cached/downloaded/uploaded. Asserts nothing. Needs root, docker-registry, dockerd, debootstrap, runc
+// and GNU time. Run with `npm run bench:cache` (builds first). HOIST_BENCH_ROOTFS: a ready rootfs tar to skip
+// debootstrap.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { aptClean, measured, must, pushDebianBase, startDockerd, startRegistry, stopAll } from './lib.mjs';
+
+const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-cache-'));
+const cli = path.resolve('dist/cli.js');
+const runs = Number(process.env.HOIST_BENCH_RUNS ?? 3);
+
+const registry = await startRegistry(work, 'registry');
+const { docker, dockerEnv, dockerd } = await startDockerd(work);
+const base = `${registry.host}/bench/debian:bookworm`;
+const hoistRepo = `${registry.host}/bench/hoist-app`;
+const dockerRepo = `${registry.host}/bench/docker-app`;
+
+const dockerfile = `FROM ${base} AS build
+RUN apt-get update && apt-get install -y --no-install-recommends tcc libc6-dev && ${aptClean}
+WORKDIR /src
+COPY hello.c .
+RUN tcc -o /hello hello.c
+FROM ${base}
+COPY --from=build /hello /usr/local/bin/hello
+RUN useradd --system runner && ${aptClean}
+USER runner
+CMD ["hello"]
+`;
+function context(name, greeting) {
+  const dir = path.join(work, name);
+  mkdirSync(dir);
+  writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
+  writeFileSync(path.join(dir, 'hello.c'), `#include <stdio.h>\nint main(void) { puts("${greeting}"); return 0; }\n`);
+  return dir;
+}
+
+/** hoist on an empty store, as a fresh runner: build, export the cache, push. */
+function hoist(ctx, cacheFrom) {
+  const store = path.join(work, 'hoist-store');
+  rmSync(store, { recursive: true, force: true });
+  const meta = path.join(work, 'hoist-meta.json');
+  const args = [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta];
+  if (cacheFrom) args.push('--cache-from', `type=registry,ref=${cacheFrom}`);
+  args.push('--cache-to', `type=registry,ref=${hoistRepo}:cache-run,mode=max`, '-t', `${hoistRepo}:run`, '--push', ctx);
+  const m = measured('hoist build', process.execPath, args);
+  const c = JSON.parse(readFileSync(meta, 'utf8'))['hoist.cache'];
+  rmSync(store, { recursive: true, force: true });
+  return { ...m, cache: c };
+}
+
+/** docker on a wiped daemon, as a fresh runner: build with inline cache, push. */
+function dockerBuild(ctx, cacheFrom, tag = `${dockerRepo}:run`) {
+  must(docker, ['system', 'prune', '-af'], { env: dockerEnv });
+  must(docker, ['builder', 'prune', '-af'], { env: dockerEnv });
+  const args = ['build', '-q', '--network', 'host', '--build-arg', 'BUILDKIT_INLINE_CACHE=1', '-t', tag];
+  if (cacheFrom) args.push('--cache-from', cacheFrom);
+  const b = measured('docker build', docker, [...args, ctx], dockerEnv);
+  const p = measured('docker push', docker, ['push', '-q', tag], dockerEnv);
+  return { secs: b.secs + p.secs };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const spread = (xs) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+const mib = (n) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+
+try {
+  await pushDebianBase({ work, cli, store: path.join(work, 'seed-store'), base });
+  const same = context('ctx', 'hi');
+  const changed = context('ctx-changed', 'hello');
+
+  // The previous build of each: hoist's registry cache (mode=max) and docker's image with its inline cache.
+  console.log('the previous builds …');
+  const seed = path.join(work, 'seed-store');
+  must(process.execPath, [cli, 'build', '--store', seed, '--progress', 'quiet', '--cache-to', `type=registry,ref=${hoistRepo}:cache,mode=max`, '-t', `${hoistRepo}:prev`, '--push', same]);
+  dockerBuild(same, undefined, `${dockerRepo}:prev`);
+
+  const scenarios = [
+    ['nothing changed', same, true, 0.2],
+    ['one source file changed', changed, true, 0.5],
+    ['no cache', same, false, 1.0],
+  ];
+  const rows = [];
+  for (const [name, ctx, cached, goal] of scenarios) {
+    const h = [];
+    const d = [];
+    for (let i = 0; i < runs; i++) {
+      console.log(`${name}: run ${i + 1} of ${runs}`);
+      h.push(hoist(ctx, cached ? `${hoistRepo}:cache` : undefined));
+      d.push(dockerBuild(ctx, cached ? `${dockerRepo}:prev` : undefined));
+    }
+    rows.push({ name, goal, h, d });
+  }
+
+  console.log(`\nbuild and push on an empty runner, the previous build's cache in the registry; median (min–max) of ${runs} runs, seconds`);
+  console.log('scenario                   docker build+push      hoist build+push   hoist/docker  goal   hoist peak RSS   hoist cached  downloaded   uploaded');
+  for (const { name, goal, h, d } of rows) {
+    const hs = h.map((r) => r.secs);
+    const ratio = median(hs) / median(d.map((r) => r.secs));
+    const c = h[0].cache;
+    console.log(
+      `${name.padEnd(24)} ${spread(d.map((r) => r.secs)).padStart(19)} ${spread(hs).padStart(20)} ${ratio.toFixed(2).padStart(13)}  ≤${goal.toFixed(1)} ${`${Math.max(...h.map((r) => r.rssMiB)).toFixed(0)} MiB`.padStart(15)} ${`${c.hits}/${c.hits + c.misses}`.padStart(13)} ${mib(c.downloadedBytes).padStart(11)} ${mib(c.uploadedBytes).padStart(10)}`,
+    );
+  }
+  const v = spawnSync(docker, ['version', '--format', '{{.Server.Version}}'], { env: dockerEnv, encoding: 'utf8' }).stdout.trim();
+  console.log(`\ndocker ${v}; hoist ${JSON.parse(readFileSync('package.json', 'utf8')).version}; ${new Date().toISOString()}`);
+} finally {
+  await stopAll(work, dockerd, registry);
+}

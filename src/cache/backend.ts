@@ -1,0 +1,106 @@
+// Caches beside the store (--cache-from / --cache-to, buildx's syntax): where records are looked up when the store
+// lacks them, and where this build's records go. A cache is never a reason for a build to fail: one that cannot be
+// read is a warning and the steps run; a blob it holds that does not match its digest makes its steps run again.
+import { splitCSV } from '../dockerfile/plan.js';
+import type { BlobSource } from '../layer/layer.js';
+import type { CacheRecord } from './record.js';
+
+/** An imported cache: its records, and where the layers they name can be fetched. */
+export interface CacheSource {
+  /** for progress and warnings: `registry example.com/app:cache`, `local ./cache` */
+  readonly name: string;
+  /** what a step's result is in the progress and the metadata when found here */
+  readonly kind: 'registry' | 'inline' | 'local';
+  lookup(key: string): CacheRecord | undefined;
+  readonly blobs: BlobSource;
+}
+
+/** A cache's blob that could not be had (unreachable, or its bytes do not match its digest). */
+export class CacheBlobError extends Error {
+  override readonly name = 'CacheBlobError';
+  constructor(message: string, readonly digest: string) {
+    super(message);
+  }
+}
+
+/** A cache's blobs: any failure to fetch one is a CacheBlobError, which the solver answers by running the steps. */
+export function cacheBlobSource(name: string, inner: BlobSource): BlobSource {
+  return {
+    name,
+    cache: true,
+    ...(inner.repository ? { repository: inner.repository } : {}),
+    ...(inner.local ? { local: true } : {}),
+    async fetch(desc, sink) {
+      try {
+        await inner.fetch(desc, sink);
+      } catch (e) {
+        throw new CacheBlobError(`cache ${name}: blob ${desc.digest}: ${(e as Error).message}`, desc.digest);
+      }
+    },
+  };
+}
+
+export class CacheSpecError extends Error {
+  override readonly name = 'CacheSpecError';
+}
+
+export type CacheFromSpec = { type: 'registry'; ref: string } | { type: 'local'; src: string };
+export type CacheToSpec = { type: 'registry'; ref: string; mode: 'min' | 'max' } | { type: 'inline' } | { type: 'local'; dest: string; mode: 'min' | 'max' };
+
+function fields(text: string, flag: string): Map<string, string> {
+  const f = new Map<string, string>();
+  for (const part of splitCSV(text)) {
+    const eq = part.indexOf('=');
+    if (eq < 0) throw new CacheSpecError(`${flag} ${text}: expected key=value fields (type=registry,ref=NAME)`);
+    f.set(part.slice(0, eq).trim().toLowerCase(), part.slice(eq + 1).trim());
+  }
+  return f;
+}
+
+const mode = (f: Map<string, string>, text: string, flag: string): 'min' | 'max' => {
+  const m = f.get('mode') ?? 'min';
+  if (m !== 'min' && m !== 'max') throw new CacheSpecError(`${flag} ${text}: mode must be min or max`);
+  return m;
+};
+
+/** `--cache-from`: `type=registry,ref=REF` (or a bare REF), `type=local,src=DIR`. */
+export function parseCacheFrom(text: string): CacheFromSpec {
+  if (!text.includes('=')) return { type: 'registry', ref: text };
+  const f = fields(text, '--cache-from');
+  const type = f.get('type') ?? 'registry';
+  if (type === 'registry') {
+    const ref = f.get('ref');
+    if (!ref) throw new CacheSpecError(`--cache-from ${text}: type=registry needs ref=NAME`);
+    return { type, ref };
+  }
+  if (type === 'local') {
+    const src = f.get('src');
+    if (!src) throw new CacheSpecError(`--cache-from ${text}: type=local needs src=DIR`);
+    return { type, src };
+  }
+  throw new CacheSpecError(`--cache-from ${text}: unknown type ${JSON.stringify(type)} (registry, local)`);
+}
+
+/** `--cache-to`: `type=registry,ref=REF[,mode=max]`, `type=inline`, `type=local,dest=DIR[,mode=max]`. */
+export function parseCacheTo(text: string): CacheToSpec {
+  const f = fields(text, '--cache-to');
+  const type = f.get('type');
+  if (type === 'registry') {
+    const ref = f.get('ref');
+    if (!ref) throw new CacheSpecError(`--cache-to ${text}: type=registry needs ref=NAME`);
+    return { type, ref, mode: mode(f, text, '--cache-to') };
+  }
+  if (type === 'inline') return { type };
+  if (type === 'local') {
+    const dest = f.get('dest');
+    if (!dest) throw new CacheSpecError(`--cache-to ${text}: type=local needs dest=DIR`);
+    return { type, dest, mode: mode(f, text, '--cache-to') };
+  }
+  throw new CacheSpecError(`--cache-to ${text}: unknown type ${JSON.stringify(type)} (registry, inline, local)`);
+}
+
+/** Records by key, for a CacheSource's lookup. */
+export function recordsByKey(records: readonly CacheRecord[]): (key: string) => CacheRecord | undefined {
+  const map = new Map(records.map((r) => [r.key, r]));
+  return (key) => map.get(key);
+}

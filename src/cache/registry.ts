@@ -1,0 +1,71 @@
+// A cache in a registry repository: `--cache-from type=registry,ref=REF` reads a cache manifest (format.ts) or the
+// inline records of an image pushed with `--cache-to type=inline`; `--cache-to type=registry,ref=REF` pushes the
+// records as a cache manifest, its layers mounted from where they already are in that registry (the cache
+// repository itself, a base image's) and uploaded only when the registry has them nowhere.
+import { Readable } from 'node:stream';
+import { type Descriptor, parseImageConfig, parseManifest } from '../image/manifest.js';
+import type { Platform } from '../image/platform.js';
+import { parseReference, type Repository } from '../image/reference.js';
+import { type ImageSource, platformManifest } from '../image/source.js';
+import { type Layer, repositoryOf } from '../layer/layer.js';
+import { pushImage, type PushReport } from '../export/push.js';
+import type { RegistryClient } from '../registry/client.js';
+import { RemoteImage, registryBlobSource } from '../registry/source.js';
+import type { Store } from '../store/store.js';
+import { cacheBlobSource, type CacheSource, recordsByKey } from './backend.js';
+import { cacheConfigMediaType, CacheFormatError, decodeRecords, encodeCache, inlineCacheField } from './format.js';
+import type { CacheRecord } from './record.js';
+
+export async function importRegistryCache(client: RegistryClient, refText: string, platform: Platform): Promise<CacheSource> {
+  const ref = parseReference(refText);
+  const remote = await RemoteImage.open(client, ref);
+  const m = await platformManifest(remote, platform, refText);
+  if (m.kind !== 'manifest') throw new CacheFormatError(`${refText}: not a cache manifest`);
+  const configBytes = await remote.readBlob(m.manifest.config);
+  let records: CacheRecord[];
+  let kind: CacheSource['kind'] = 'registry';
+  if (m.manifest.config.mediaType === cacheConfigMediaType) {
+    records = decodeRecords(JSON.parse(configBytes.toString('utf8')), refText);
+  } else {
+    // An image: its inline records, if it was pushed with them.
+    const inline = parseImageConfig(configBytes)[inlineCacheField];
+    if (inline === undefined) throw new CacheFormatError(`${refText} is an image without cache records (push it with --cache-to type=inline, or export a cache with --cache-to type=registry)`);
+    records = decodeRecords(inline, refText);
+    kind = 'inline';
+  }
+  const name = `registry ${refText}`;
+  return { name, kind, lookup: recordsByKey(records), blobs: cacheBlobSource(name, registryBlobSource(client, ref)) };
+}
+
+/** What the cache export needs of a build: its store, and the layers its records name (with their sources). */
+export interface CacheLayers {
+  store: Store;
+  layer(digest: string): Layer | undefined;
+}
+
+/** The records (and config, manifest) as an ImageSource, so that the push is the image push (blobs, then manifest). */
+function cacheImage(records: readonly CacheRecord[], from: CacheLayers): ImageSource {
+  const encoded = encodeCache(records);
+  const root = parseManifest(encoded.manifest, undefined);
+  const open = (desc: Descriptor): Promise<Readable> => {
+    const l = from.layer(desc.digest);
+    return from.store.openLayer(l ?? { descriptor: desc, diffID: '', sources: [] });
+  };
+  return {
+    root,
+    manifest: async () => root,
+    openBlob: async (desc) => (desc.mediaType === cacheConfigMediaType ? Readable.from([encoded.config]) : open(desc)),
+    readBlob: async (desc) => {
+      if (desc.mediaType === cacheConfigMediaType) return encoded.config;
+      throw new Error(`the cache has no small blob ${desc.digest}`);
+    },
+    originOf: (digest: string): Repository | undefined => {
+      const l = from.layer(digest);
+      return l && repositoryOf(l);
+    },
+  };
+}
+
+export async function exportRegistryCache(client: RegistryClient, refText: string, records: readonly CacheRecord[], from: CacheLayers): Promise<PushReport> {
+  return pushImage(client, cacheImage(records, from), [parseReference(refText)]);
+}
