@@ -47188,9 +47188,12 @@ function canonicalJSON(value) {
 function digestOfDescription(description) {
     return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(canonicalJSON({ v: cacheKeyVersion, ...description })).digest('hex')}`;
 }
-/** The key a stage starts from: an empty filesystem, or an image by the manifest digest its tag resolved to. */
-function baseKey(base) {
-    return digestOfDescription({ base });
+/**
+ * The key a stage starts from: an empty filesystem, or an image by the manifest digest its tag resolved to; and
+ * SOURCE_DATE_EPOCH when set, which changes every layer's file times (a stage from a stage has it in its parent).
+ */
+function baseKey(base, sourceDateEpoch) {
+    return digestOfDescription({ base, sourceDateEpoch });
 }
 /** A step's key: the key it builds on and what the step is (its op's description, its inputs' keys or contents). */
 function stepKey(parent, step) {
@@ -49373,12 +49376,13 @@ class Solver {
         const ts = this.stageOf(index);
         const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
         let key;
+        const epoch = this.req.sourceDateEpoch;
         if (ts.base.kind === 'scratch')
-            key = baseKey({ kind: 'scratch', platform: formatPlatform(ts.platform) });
+            key = baseKey({ kind: 'scratch', platform: formatPlatform(ts.platform) }, epoch);
         else if (ts.base.kind === 'stage')
             key = (await this.planStage(ts.base.index)).key;
         else
-            key = baseKey({ kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from)).digest });
+            key = baseKey({ kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from)).digest }, epoch);
         const steps = [];
         // The keys need a context to select the context's files in; nothing of the stage's image is read.
         const x = this.opContext(new ImageState([], []), 0, index);
@@ -49974,7 +49978,11 @@ const blobFile = (dir, digest) => {
     const { algorithm, hex } = parseDigest(digest);
     return external_node_path_.join(dir, 'blobs', algorithm, hex);
 };
-async function importLocalCache(dir) {
+/** `type=local,src=DIR` / `dest=DIR`. */
+function localCache(dir) {
+    return { name: `local ${dir}`, load: () => local_dir_load(dir), save: (records, from) => local_dir_save(dir, records, from) };
+}
+async function local_dir_load(dir) {
     let index;
     try {
         index = JSON.parse(await (0,promises_.readFile)(external_node_path_.join(dir, 'index.json'), 'utf8'));
@@ -49999,7 +50007,7 @@ async function importLocalCache(dir) {
     const name = `local ${dir}`;
     return { name, kind: 'local', lookup: recordsByKey(records), blobs: cacheBlobSource(name, files) };
 }
-async function exportLocalCache(dir, records, from) {
+async function local_dir_save(dir, records, from) {
     const encoded = encodeCache(records);
     const manifest = parseManifest(encoded.manifest, MediaType.ociManifest);
     await (0,promises_.mkdir)(external_node_path_.join(dir, 'blobs', 'sha256'), { recursive: true });
@@ -50033,7 +50041,7 @@ async function exportLocalCache(dir, records, from) {
     for (const f of await (0,promises_.readdir)(external_node_path_.join(dir, 'blobs', 'sha256')))
         if (!keep.has(f))
             await (0,promises_.rm)(external_node_path_.join(dir, 'blobs', 'sha256', f), { force: true });
-    return { writtenBytes };
+    return { uploadedBytes: 0, summary: `${writtenBytes} bytes written` };
 }
 
 ;// CONCATENATED MODULE: ./lib/cache/registry.js
@@ -50050,7 +50058,18 @@ async function exportLocalCache(dir, records, from) {
 
 
 
-async function importRegistryCache(client, refText, platform) {
+/** `type=registry,ref=REF`: read with the manifest for `platform` (or the inline records of an image). */
+function registryCache(client, refText, platform) {
+    return {
+        name: `registry ${refText}`,
+        load: () => registry_load(client, refText, platform),
+        save: async (records, from) => {
+            const r = await pushImage(client, cacheImage(records, from), [parseReference(refText)]);
+            return { uploadedBytes: r.uploadedBytes, summary: `${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there` };
+        },
+    };
+}
+async function registry_load(client, refText, platform) {
     const ref = parseReference(refText);
     const remote = await RemoteImage.open(client, ref);
     const m = await platformManifest(remote, platform, refText);
@@ -50096,9 +50115,6 @@ function cacheImage(records, from) {
         },
     };
 }
-async function exportRegistryCache(client, refText, records, from) {
-    return pushImage(client, cacheImage(records, from), [parseReference(refText)]);
-}
 
 ;// CONCATENATED MODULE: ./lib/cli/build-cache.js
 
@@ -50107,12 +50123,12 @@ async function exportRegistryCache(client, refText, records, from) {
 async function openCaches(specs, client, platform, warn) {
     const out = [];
     for (const s of specs) {
-        const name = s.type === 'registry' ? `registry ${s.ref}` : `local ${s.src}`;
+        const backend = s.type === 'registry' ? registryCache(client, s.ref, platform) : localCache(s.src);
         try {
-            out.push(s.type === 'registry' ? await importRegistryCache(client, s.ref, platform) : await importLocalCache(s.src));
+            out.push(await backend.load());
         }
         catch (e) {
-            warn(`cache ${name} cannot be read, building without it: ${e.message}`);
+            warn(`cache ${backend.name} cannot be read, building without it: ${e.message}`);
         }
     }
     return out;
@@ -50133,27 +50149,20 @@ function prefetchPolicy(outputs, tags, cacheTo) {
             registries.add(parseReference(c.ref).registry);
     return (layer) => !layer.sources.some((s) => s.repository && registries.has(s.repository.registry));
 }
-async function exportCaches(specs, result, client, store, warn, log) {
+async function exportCaches(specs, result, client, platform, store, warn, log) {
     let uploaded = 0;
     for (const s of specs) {
         if (s.type === 'inline')
             continue; // in the image's config already
         const records = s.mode === 'max' ? result.records.all : result.records.final;
-        const layers = { store, layer: result.records.layer };
-        const name = s.type === 'registry' ? `registry ${s.ref}` : `local ${s.dest}`;
+        const backend = s.type === 'registry' ? registryCache(client, s.ref, platform) : localCache(s.dest);
         try {
-            if (s.type === 'registry') {
-                const r = await exportRegistryCache(client, s.ref, records, layers);
-                uploaded += r.uploadedBytes;
-                log(`cache exported to ${name}: ${records.length} records (${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there)`);
-            }
-            else {
-                const r = await exportLocalCache(s.dest, records, layers);
-                log(`cache exported to ${name}: ${records.length} records (${r.writtenBytes} bytes written)`);
-            }
+            const r = await backend.save(records, { store, layer: result.records.layer });
+            uploaded += r.uploadedBytes;
+            log(`cache exported to ${backend.name}: ${records.length} records (${r.summary})`);
         }
         catch (e) {
-            warn(`cache ${name} could not be written: ${e.message}`);
+            warn(`cache ${backend.name} could not be written: ${e.message}`);
         }
     }
     return uploaded;
@@ -50392,7 +50401,7 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, cacheFrom, cacheT
             for (const l of r.loaded ?? [])
                 io.err(`docker: ${l}\n`);
         }
-        const cacheUploaded = await exportCaches(cacheTo, result, client, store, warn, (m) => void log(m));
+        const cacheUploaded = await exportCaches(cacheTo, result, client, platform, store, warn, (m) => void log(m));
         // The log's last line: what the cache gave and what moved over the network.
         const c = result.cache;
         const uploadedBytes = pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded;

@@ -15,6 +15,7 @@ test('canonical JSON: object keys sorted at every level, undefined members left 
 test('golden keys (scheme ' + cacheKeyVersion + ')', () => {
   const scratch = baseKey({ kind: 'scratch', platform: 'linux/amd64' });
   expect(scratch).toBe('sha256:e8d252a3074f3f0fe91a80ab4f4b1fa15158781334eb73f666366ce017acb756');
+  expect(baseKey({ kind: 'scratch', platform: 'linux/amd64' }, 1000)).toBe('sha256:2bf3c03d3a7afb1200bc47405807ff37c52d10b97d065a3b8e8d63bc85451f54');
   expect(baseKey({ kind: 'image', manifest: `sha256:${'a'.repeat(64)}` })).toBe('sha256:e2cbef7b08f3fa10b44d2176175fa854fd04722a2b672f42c8c058c186f73a35');
   expect(stepKey(scratch, { op: { kind: 'mkdir', path: '/app' } })).toBe('sha256:eec96b4d2acba78c4191b28c267679a13a1f7b50f6dd05102e81d3d6c3f4a0c1');
 });

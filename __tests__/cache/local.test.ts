@@ -4,7 +4,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { hoist, hoistOk } from '../helpers/hoist.js';
+import { hoist, hoistOk, hoistWithEnv } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith } from '../helpers/tools.js';
@@ -70,6 +70,22 @@ RUN echo ok > /ok
     expect(byStage('build').every((s) => !s.cached)).toBe(true);
     // The last stage's COPY --from reads a build stage that ran again: its content is the same file, so it stays.
     expect(byStage(1).every((s) => s.cached)).toBe(true);
+  });
+
+  test('SOURCE_DATE_EPOCH is part of every key: a build with it reuses nothing built without it, and the same epoch again reuses all', async () => {
+    const epoch = async (value: string) => {
+      const meta = path.join(work, `meta${n++}.json`);
+      const r = await hoistWithEnv({ SOURCE_DATE_EPOCH: value }, ['build', '--store', store, '--progress', 'plain', '--metadata-file', meta, ctx]);
+      expect(r.code).toBe(0);
+      return JSON.parse(readFileSync(meta, 'utf8')) as Meta;
+    };
+    await build();
+    const first = await epoch('1000');
+    expect(ops(first).every((s) => !s.cached)).toBe(true);
+    const again = await epoch('1000');
+    expect(ops(again).every((s) => s.cached)).toBe(true);
+    expect(again['containerimage.digest']).toBe(first['containerimage.digest']);
+    expect(ops(await epoch('2000')).every((s) => !s.cached)).toBe(true);
   });
 
   test('hoist prune removes the records: the next build runs its steps again', async () => {

@@ -2,12 +2,35 @@
 // lacks them, and where this build's records go. A cache is never a reason for a build to fail: one that cannot be
 // read is a warning and the steps run; a blob it holds that does not match its digest makes its steps run again.
 import { splitCSV } from '../dockerfile/plan.js';
-import type { BlobSource } from '../layer/layer.js';
+import type { BlobSource, Layer } from '../layer/layer.js';
+import type { Store } from '../store/store.js';
 import type { CacheRecord } from './record.js';
 
-/** An imported cache: its records, and where the layers they name can be fetched. */
-export interface CacheSource {
+/**
+ * A cache backend (a registry repository, a directory, the Actions cache): `load` reads its records, for lookups,
+ * and where to fetch the layers they name; `save` writes a build's records and their layers.
+ */
+export interface CacheBackend {
   /** for progress and warnings: `registry example.com/app:cache`, `local ./cache` */
+  readonly name: string;
+  load(): Promise<CacheSource>;
+  save(records: readonly CacheRecord[], from: CacheLayers): Promise<CacheSaveReport>;
+}
+
+/** What a save needs of a build: its store, and the layers its records name (with their sources). */
+export interface CacheLayers {
+  store: Store;
+  layer(digest: string): Layer | undefined;
+}
+
+export interface CacheSaveReport {
+  uploadedBytes: number;
+  /** for the log: `3 blobs uploaded, 1 mounted, 2 already there` */
+  summary: string;
+}
+
+/** A loaded cache: its records, and where the layers they name can be fetched. */
+export interface CacheSource {
   readonly name: string;
   /** what a step's result is in the progress and the metadata when found here */
   readonly kind: 'registry' | 'inline' | 'local';

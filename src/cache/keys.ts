@@ -23,9 +23,12 @@ export function digestOfDescription(description: unknown): string {
   return `sha256:${createHash('sha256').update(canonicalJSON({ v: cacheKeyVersion, ...(description as object) })).digest('hex')}`;
 }
 
-/** The key a stage starts from: an empty filesystem, or an image by the manifest digest its tag resolved to. */
-export function baseKey(base: { kind: 'scratch'; platform: string } | { kind: 'image'; manifest: string }): string {
-  return digestOfDescription({ base });
+/**
+ * The key a stage starts from: an empty filesystem, or an image by the manifest digest its tag resolved to; and
+ * SOURCE_DATE_EPOCH when set, which changes every layer's file times (a stage from a stage has it in its parent).
+ */
+export function baseKey(base: { kind: 'scratch'; platform: string } | { kind: 'image'; manifest: string }, sourceDateEpoch?: number): string {
+  return digestOfDescription({ base, sourceDateEpoch });
 }
 
 /** A step's key: the key it builds on and what the step is (its op's description, its inputs' keys or contents). */

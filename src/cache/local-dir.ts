@@ -10,17 +10,21 @@ import { parseDigest } from '../image/digest.js';
 import { type Descriptor, parseManifest } from '../image/manifest.js';
 import { MediaType } from '../image/media-types.js';
 import type { BlobSource } from '../layer/layer.js';
-import { cacheBlobSource, type CacheSource, recordsByKey } from './backend.js';
+import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSaveReport, type CacheSource, recordsByKey } from './backend.js';
 import { CacheFormatError, decodeRecords, encodeCache } from './format.js';
 import type { CacheRecord } from './record.js';
-import type { CacheLayers } from './registry.js';
 
 const blobFile = (dir: string, digest: string) => {
   const { algorithm, hex } = parseDigest(digest);
   return path.join(dir, 'blobs', algorithm, hex);
 };
 
-export async function importLocalCache(dir: string): Promise<CacheSource> {
+/** `type=local,src=DIR` / `dest=DIR`. */
+export function localCache(dir: string): CacheBackend {
+  return { name: `local ${dir}`, load: () => load(dir), save: (records, from) => save(dir, records, from) };
+}
+
+async function load(dir: string): Promise<CacheSource> {
   let index: { manifests?: Descriptor[] };
   try {
     index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as { manifests?: Descriptor[] };
@@ -43,7 +47,7 @@ export async function importLocalCache(dir: string): Promise<CacheSource> {
   return { name, kind: 'local', lookup: recordsByKey(records), blobs: cacheBlobSource(name, files) };
 }
 
-export async function exportLocalCache(dir: string, records: readonly CacheRecord[], from: CacheLayers): Promise<{ writtenBytes: number }> {
+async function save(dir: string, records: readonly CacheRecord[], from: CacheLayers): Promise<CacheSaveReport> {
   const encoded = encodeCache(records);
   const manifest = parseManifest(encoded.manifest, MediaType.ociManifest);
   await mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
@@ -72,5 +76,5 @@ export async function exportLocalCache(dir: string, records: readonly CacheRecor
   // What an earlier export left that this one does not name goes.
   const keep = new Set([manifest.digest, ...(manifest.kind === 'manifest' ? [manifest.manifest.config.digest] : []), ...encoded.layers.map((l) => l.digest)].map((d) => parseDigest(d).hex));
   for (const f of await readdir(path.join(dir, 'blobs', 'sha256'))) if (!keep.has(f)) await rm(path.join(dir, 'blobs', 'sha256', f), { force: true });
-  return { writtenBytes };
+  return { uploadedBytes: 0, summary: `${writtenBytes} bytes written` };
 }

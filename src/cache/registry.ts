@@ -7,16 +7,27 @@ import { type Descriptor, parseImageConfig, parseManifest } from '../image/manif
 import type { Platform } from '../image/platform.js';
 import { parseReference, type Repository } from '../image/reference.js';
 import { type ImageSource, platformManifest } from '../image/source.js';
-import { type Layer, repositoryOf } from '../layer/layer.js';
-import { pushImage, type PushReport } from '../export/push.js';
+import { repositoryOf } from '../layer/layer.js';
+import { pushImage } from '../export/push.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RemoteImage, registryBlobSource } from '../registry/source.js';
-import type { Store } from '../store/store.js';
-import { cacheBlobSource, type CacheSource, recordsByKey } from './backend.js';
+import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSource, recordsByKey } from './backend.js';
 import { cacheConfigMediaType, CacheFormatError, decodeRecords, encodeCache, inlineCacheField } from './format.js';
 import type { CacheRecord } from './record.js';
 
-export async function importRegistryCache(client: RegistryClient, refText: string, platform: Platform): Promise<CacheSource> {
+/** `type=registry,ref=REF`: read with the manifest for `platform` (or the inline records of an image). */
+export function registryCache(client: RegistryClient, refText: string, platform: Platform): CacheBackend {
+  return {
+    name: `registry ${refText}`,
+    load: () => load(client, refText, platform),
+    save: async (records, from) => {
+      const r = await pushImage(client, cacheImage(records, from), [parseReference(refText)]);
+      return { uploadedBytes: r.uploadedBytes, summary: `${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there` };
+    },
+  };
+}
+
+async function load(client: RegistryClient, refText: string, platform: Platform): Promise<CacheSource> {
   const ref = parseReference(refText);
   const remote = await RemoteImage.open(client, ref);
   const m = await platformManifest(remote, platform, refText);
@@ -35,12 +46,6 @@ export async function importRegistryCache(client: RegistryClient, refText: strin
   }
   const name = `registry ${refText}`;
   return { name, kind, lookup: recordsByKey(records), blobs: cacheBlobSource(name, registryBlobSource(client, ref)) };
-}
-
-/** What the cache export needs of a build: its store, and the layers its records name (with their sources). */
-export interface CacheLayers {
-  store: Store;
-  layer(digest: string): Layer | undefined;
 }
 
 /** The records (and config, manifest) as an ImageSource, so that the push is the image push (blobs, then manifest). */
@@ -64,8 +69,4 @@ function cacheImage(records: readonly CacheRecord[], from: CacheLayers): ImageSo
       return l && repositoryOf(l);
     },
   };
-}
-
-export async function exportRegistryCache(client: RegistryClient, refText: string, records: readonly CacheRecord[], from: CacheLayers): Promise<PushReport> {
-  return pushImage(client, cacheImage(records, from), [parseReference(refText)]);
 }

@@ -1,9 +1,9 @@
 // --cache-from and --cache-to for `hoist build`: the caches opened before the build (one that cannot be read is a
 // warning), which cache layers the build must fetch before it ends, and the exports after it (a failed export is a
 // warning too: the build never fails because of a cache).
-import type { CacheFromSpec, CacheSource, CacheToSpec } from '../cache/backend.js';
-import { exportLocalCache, importLocalCache } from '../cache/local-dir.js';
-import { exportRegistryCache, importRegistryCache } from '../cache/registry.js';
+import type { CacheBackend, CacheFromSpec, CacheSource, CacheToSpec } from '../cache/backend.js';
+import { localCache } from '../cache/local-dir.js';
+import { registryCache } from '../cache/registry.js';
 import type { OutputSpec } from '../export/outputs.js';
 import type { Platform } from '../image/platform.js';
 import { parseReference } from '../image/reference.js';
@@ -15,11 +15,11 @@ import type { Store } from '../store/store.js';
 export async function openCaches(specs: readonly CacheFromSpec[], client: RegistryClient, platform: Platform, warn: (m: string) => void): Promise<CacheSource[]> {
   const out: CacheSource[] = [];
   for (const s of specs) {
-    const name = s.type === 'registry' ? `registry ${s.ref}` : `local ${s.src}`;
+    const backend = s.type === 'registry' ? registryCache(client, s.ref, platform) : localCache(s.src);
     try {
-      out.push(s.type === 'registry' ? await importRegistryCache(client, s.ref, platform) : await importLocalCache(s.src));
+      out.push(await backend.load());
     } catch (e) {
-      warn(`cache ${name} cannot be read, building without it: ${(e as Error).message}`);
+      warn(`cache ${backend.name} cannot be read, building without it: ${(e as Error).message}`);
     }
   }
   return out;
@@ -37,24 +37,18 @@ export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly st
   return (layer) => !layer.sources.some((s) => s.repository && registries.has(s.repository.registry));
 }
 
-export async function exportCaches(specs: readonly CacheToSpec[], result: BuildResult, client: RegistryClient, store: Store, warn: (m: string) => void, log: (m: string) => void): Promise<number> {
+export async function exportCaches(specs: readonly CacheToSpec[], result: BuildResult, client: RegistryClient, platform: Platform, store: Store, warn: (m: string) => void, log: (m: string) => void): Promise<number> {
   let uploaded = 0;
   for (const s of specs) {
     if (s.type === 'inline') continue; // in the image's config already
     const records = s.mode === 'max' ? result.records.all : result.records.final;
-    const layers = { store, layer: result.records.layer };
-    const name = s.type === 'registry' ? `registry ${s.ref}` : `local ${s.dest}`;
+    const backend: CacheBackend = s.type === 'registry' ? registryCache(client, s.ref, platform) : localCache(s.dest);
     try {
-      if (s.type === 'registry') {
-        const r = await exportRegistryCache(client, s.ref, records, layers);
-        uploaded += r.uploadedBytes;
-        log(`cache exported to ${name}: ${records.length} records (${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there)`);
-      } else {
-        const r = await exportLocalCache(s.dest, records, layers);
-        log(`cache exported to ${name}: ${records.length} records (${r.writtenBytes} bytes written)`);
-      }
+      const r = await backend.save(records, { store, layer: result.records.layer });
+      uploaded += r.uploadedBytes;
+      log(`cache exported to ${backend.name}: ${records.length} records (${r.summary})`);
     } catch (e) {
-      warn(`cache ${name} could not be written: ${(e as Error).message}`);
+      warn(`cache ${backend.name} could not be written: ${(e as Error).message}`);
     }
   }
   return uploaded;

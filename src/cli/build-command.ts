@@ -175,7 +175,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       for (const f of r.files) io.err(`wrote ${f}\n`);
       for (const l of r.loaded ?? []) io.err(`docker: ${l}\n`);
     }
-    const cacheUploaded = await exportCaches(cacheTo, result, client, store, warn, (m) => void log(m));
+    const cacheUploaded = await exportCaches(cacheTo, result, client, platform, store, warn, (m) => void log(m));
     // The log's last line: what the cache gave and what moved over the network.
     const c = result.cache;
     const uploadedBytes = pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded;

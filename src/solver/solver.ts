@@ -397,9 +397,10 @@ export class Solver {
     const ts = this.stageOf(index);
     const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
     let key: string;
-    if (ts.base.kind === 'scratch') key = baseKey({ kind: 'scratch', platform: formatPlatform(ts.platform) });
+    const epoch = this.req.sourceDateEpoch;
+    if (ts.base.kind === 'scratch') key = baseKey({ kind: 'scratch', platform: formatPlatform(ts.platform) }, epoch);
     else if (ts.base.kind === 'stage') key = (await this.planStage(ts.base.index)).key;
-    else key = baseKey({ kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from as Instruction)).digest });
+    else key = baseKey({ kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from as Instruction)).digest }, epoch);
     const steps: PlannedStep[] = [];
     // The keys need a context to select the context's files in; nothing of the stage's image is read.
     const x = this.opContext(new ImageState([], []), 0, index);
