@@ -45462,6 +45462,7 @@ async function extractLayer(source, root, options) {
     const dirTimes = [];
     const whiteouts = [];
     const opaqueDirs = [];
+    const dirs = new Map();
     // Metadata calls are synchronous: microseconds each, where a trip through the thread pool cost tens of
     // microseconds per call and ten or more calls per entry (a 200 MB base took seconds more to unpack).
     for await (const { header, body } of readTar(source)) {
@@ -45473,7 +45474,7 @@ async function extractLayer(source, root, options) {
             continue;
         }
         try {
-            await extractEntry(header, body, name, root, options, chown, report, { dirTimes, whiteouts, opaqueDirs });
+            await extractEntry(header, body, name, root, options, chown, report, { dirTimes, whiteouts, opaqueDirs, dirs });
         }
         catch (e) {
             body.resume();
@@ -45500,6 +45501,11 @@ async function extractLayer(source, root, options) {
 function resolveDir(root, rel) {
     return resolveInside(root, rel, { followLast: true }).abs;
 }
+/** Removes `p` (and all under it), forgetting the directories known to be real. */
+function removeKnown(p, later) {
+    later.dirs.clear();
+    removeAll(p);
+}
 /** The name a whiteout hides, or undefined for an ordinary name; a name that is no file name is an error. */
 function whitedOut(base) {
     if (!base.startsWith(whiteoutPrefix))
@@ -45521,7 +45527,7 @@ async function extractEntry(header, body, name, root, options, chown, report, la
             // Everything the lower layers put in this directory is gone; this layer's own entries follow it.
             if (options.whiteouts === 'apply')
                 for (const e of (0,external_node_fs_namespaceObject.readdirSync)(dir))
-                    removeAll(external_node_path_.join(dir, e));
+                    removeKnown(external_node_path_.join(dir, e), later);
             else
                 later.opaqueDirs.push(parent);
             return;
@@ -45537,16 +45543,21 @@ async function extractEntry(header, body, name, root, options, chown, report, la
         const victim = resolveInRoot(root, rel);
         (0,external_node_fs_namespaceObject.mkdirSync)(external_node_path_.dirname(victim), { recursive: true });
         if (options.whiteouts === 'apply')
-            removeAll(victim);
+            removeKnown(victim, later);
         else
             later.whiteouts.push(rel);
         return;
     }
-    const target = resolveInRoot(root, name);
-    (0,external_node_fs_namespaceObject.mkdirSync)(external_node_path_.dirname(target), { recursive: true });
-    await place(header, body, target, root, report);
-    if (!(0,external_node_fs_namespaceObject.lstatSync)(target, { throwIfNoEntry: false }))
-        return; // skipped above
+    const known = later.dirs.get(parent);
+    const target = known ? external_node_path_.join(known, base) : resolveInRoot(root, name);
+    if (!known) {
+        (0,external_node_fs_namespaceObject.mkdirSync)(external_node_path_.dirname(target), { recursive: true });
+        later.dirs.set(parent, external_node_path_.dirname(target));
+    }
+    if (!(await place(header, body, target, root, report, later)))
+        return; // skipped
+    if (header.type === 'directory')
+        later.dirs.set(name, target);
     if (header.type !== 'symlink') {
         if (chown)
             quietly(() => (0,external_node_fs_namespaceObject.lchownSync)(target, header.uid, header.gid));
@@ -45606,18 +45617,19 @@ function quietly(f) {
 }
 /** Files up to this size are read whole and written with one call; bigger ones are streamed. */
 const smallFile = 4 * 1024 * 1024;
-async function place(header, body, target, root, report) {
+/** Makes the entry at `target`; false when it could not be made here (a device without root) and was skipped. */
+async function place(header, body, target, root, report, later) {
     const existing = (0,external_node_fs_namespaceObject.lstatSync)(target, { throwIfNoEntry: false });
     if (header.type === 'directory') {
         if (existing && !existing.isDirectory())
-            removeAll(target);
+            removeKnown(target, later);
         if (!existing?.isDirectory())
             (0,external_node_fs_namespaceObject.mkdirSync)(target);
         body.resume();
-        return;
+        return true;
     }
     if (existing)
-        removeAll(target);
+        removeKnown(target, later);
     switch (header.type) {
         case 'file':
             if (header.size <= smallFile) {
@@ -45629,11 +45641,11 @@ async function place(header, body, target, root, report) {
             else {
                 await (0,external_node_stream_promises_namespaceObject.pipeline)(body, (0,external_node_fs_namespaceObject.createWriteStream)(target, { mode: 0o600 }));
             }
-            return;
+            return true;
         case 'symlink':
             body.resume();
             (0,external_node_fs_namespaceObject.symlinkSync)(header.linkname ?? '', target);
-            return;
+            return true;
         case 'hardlink': {
             body.resume();
             // A hard link names an earlier entry of the archive (inside the root, never followed through a last symlink).
@@ -45645,21 +45657,23 @@ async function place(header, body, target, root, report) {
             if (st.isDirectory())
                 throw new EntryError(`hard link to ${JSON.stringify(header.linkname)}, a directory`);
             (0,external_node_fs_namespaceObject.linkSync)(from, target);
-            return;
+            return true;
         }
         case 'fifo':
             body.resume();
-            if (!tool('mkfifo', ['-m', (header.mode & 0o777).toString(8), target]))
-                report.skipped.push(`fifo ${header.name}`);
-            return;
+            if (tool('mkfifo', ['-m', (header.mode & 0o777).toString(8), target]))
+                return true;
+            report.skipped.push(`fifo ${header.name}`);
+            return false;
         case 'char':
         case 'block':
             body.resume();
-            if (!tool('mknod', [target, header.type === 'char' ? 'c' : 'b', String(header.devmajor ?? 0), String(header.devminor ?? 0)])) {
-                report.skipped.push(`device ${header.name} (needs root)`);
-            }
-            return;
+            if (tool('mknod', [target, header.type === 'char' ? 'c' : 'b', String(header.devmajor ?? 0), String(header.devminor ?? 0)]))
+                return true;
+            report.skipped.push(`device ${header.name} (needs root)`);
+            return false;
     }
+    return false;
 }
 
 ;// CONCATENATED MODULE: ./lib/exec/cleanup.js
@@ -45736,6 +45750,7 @@ function removeSync(dir) {
 //   tmp/                    partial writes
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
 // spares anything newer than the oldest live lease. Using a blob touches its mtime (least recently used first).
+
 
 
 
@@ -45835,8 +45850,11 @@ class Store {
         await this.fetchMissing(desc, sources);
         return this.openBlob(desc.digest);
     }
-    /** Makes sure the store holds the blob whole, fetching it from `sources` when it does not (see openBlobFrom). */
-    async fetchMissing(desc, sources) {
+    /**
+     * Makes sure the store holds the blob whole, fetching it from `sources` when it does not (see openBlobFrom).
+     * `sink`: what the sources write into (the store, or a tee of it that also unpacks: snapshotLayer).
+     */
+    async fetchMissing(desc, sources, sink = this) {
         if (await this.hasIntactBlob(desc))
             return;
         const held = await this.hasBlob(desc.digest);
@@ -45850,7 +45868,7 @@ class Store {
         let failure;
         for (const source of sources) {
             try {
-                await source.fetch(desc, this);
+                await source.fetch(desc, sink);
                 if (!source.local) {
                     this.fetched.blobs++;
                     this.fetched.bytes += desc.size;
@@ -46012,6 +46030,8 @@ class Store {
     }
     /** The tar headers of the layer with this diffID, as recorded when it was first read or written. */
     async readLayerIndex(diffID) {
+        // A layer being unpacked writes its index when done: waiting for it spares reading the layer a second time.
+        await this.unpacking.get(diffID)?.catch(() => undefined);
         const text = await (0,promises_.readFile)(this.indexPath(diffID), 'utf8').catch(() => undefined);
         if (text === undefined)
             return undefined;
@@ -46047,31 +46067,106 @@ class Store {
     }
     /**
      * The unpacked layer with this diffID, extracted from `open()` (the uncompressed tar) when not there yet. The
-     * tar is verified against the diffID while it is unpacked; a snapshot appears only when complete.
+     * tar is verified against the diffID while it is unpacked; a snapshot appears only when complete. One layer is
+     * unpacked once at a time in this process: a second caller waits for the first.
      */
-    async snapshot(diffID, open, options = { whiteouts: 'overlay' }) {
-        const final = this.snapshotPath(diffID);
-        if (await (0,promises_.stat)(final).then(() => true, () => false)) {
-            const now = new Date();
-            await (0,promises_.utimes)(final, now, now).catch(() => undefined);
-            return { path: final };
-        }
+    snapshot(diffID, open, options = { whiteouts: 'overlay' }) {
+        return this.once(diffID, () => this.unpackNew(diffID, open, options));
+    }
+    /**
+     * The unpacked snapshot of a lazy layer. When the store lacks its blob, the download is unpacked as it arrives,
+     * in the same pass that stores the blob (one read of the bytes, the transfer overlapping the unpacking); the
+     * snapshot appears only when the blob's digest and the diffID both check.
+     */
+    snapshotLayer(layer, options = { whiteouts: 'overlay' }) {
+        const { diffID, descriptor } = layer;
+        const fromStore = () => this.useLayer(layer, (open) => this.unpackNew(diffID, async () => (await decompressed(await open())).stream, options));
+        return this.once(diffID, async () => {
+            if (layer.sources.length === 0 || (await this.hasIntactBlob(descriptor)))
+                return fromStore();
+            let done;
+            const sink = {
+                writeBlob: async (source, expected) => {
+                    // Each attempt (a source's retry, the next source) unpacks afresh.
+                    const tmp = this.tmpPath();
+                    const tar = new external_node_stream_.PassThrough();
+                    const tapped = new Tap(tar);
+                    // The failures reach the two promises below; these listeners only keep an error that comes before
+                    // either reader is attached (the blob write checks the store first) from being an unhandled event.
+                    tapped.on('error', () => undefined);
+                    tar.on('error', () => undefined);
+                    source.on('error', (e) => tapped.destroy(e));
+                    source.pipe(tapped);
+                    const unpacked = (async () => this.unpackTo(tmp, diffID, (await decompressed(tar)).stream, options))();
+                    const written = this.writeBlob(tapped, expected);
+                    try {
+                        const [blob, report] = await Promise.all([written, unpacked]);
+                        done = await this.commitSnapshot(tmp, diffID, report);
+                        return blob;
+                    }
+                    catch (e) {
+                        source.destroy();
+                        tapped.destroy();
+                        await Promise.allSettled([written, unpacked]);
+                        await (0,promises_.rm)(tmp, { recursive: true, force: true });
+                        throw e;
+                    }
+                },
+            };
+            try {
+                await this.fetchMissing(descriptor, layer.sources, sink);
+            }
+            catch (e) {
+                // Another user of the store may have stored the blob meanwhile (the write then stops short): unpack that.
+                if (!(await this.hasIntactBlob(descriptor)))
+                    throw e;
+            }
+            return done ?? fromStore();
+        });
+    }
+    unpacking = new Map();
+    /** layers unpacked at once: more overlaps downloads, decompression (in the thread pool) and disk waits */
+    unpackSlots = new Limiter(3);
+    /** `work` for a diffID, unless its snapshot is there already or this process is making it: then that one. */
+    once(diffID, work) {
+        const running = this.unpacking.get(diffID);
+        if (running)
+            return running;
+        const p = (async () => {
+            const final = this.snapshotPath(diffID);
+            if (await this.hasSnapshot(diffID)) {
+                const now = new Date();
+                await (0,promises_.utimes)(final, now, now).catch(() => undefined);
+                return { path: final };
+            }
+            return this.unpackSlots.run(work);
+        })().finally(() => this.unpacking.delete(diffID));
+        this.unpacking.set(diffID, p);
+        return p;
+    }
+    async unpackNew(diffID, open, options) {
         const tmp = this.tmpPath();
+        return this.commitSnapshot(tmp, diffID, await this.unpackTo(tmp, diffID, await open(), options));
+    }
+    async hasSnapshot(diffID) {
+        return (0,promises_.stat)(this.snapshotPath(diffID)).then(() => true, () => false);
+    }
+    /** Unpacks an uncompressed layer tar into `tmp`, verified against its diffID; keeps its index. */
+    async unpackTo(tmp, diffID, tar, options) {
+        if (await this.hasSnapshot(diffID)) {
+            tar.resume();
+            return undefined;
+        }
         // An interrupted unpacking leaves no partial snapshot behind.
         const forget = onInterrupt(() => removeSync(tmp));
         try {
             const verify = new DigestStream({ digest: diffID, where: `layer ${diffID}` });
             const headers = [];
-            const report = await extractLayer(chain(await open(), verify), tmp, { ...options, headers });
+            const report = await extractLayer(chain(tar, verify), tmp, { ...options, headers });
             // The same pass gives the layer's index: a build that unpacks a base need not read it again to index it.
             if (!(await (0,promises_.stat)(this.indexPath(diffID)).catch(() => undefined)))
                 await this.writeLayerIndex(diffID, headers);
-            await (0,promises_.rename)(tmp, final).catch(async (e) => {
-                if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST')
-                    throw e; // another process finished it first
-                await (0,promises_.rm)(tmp, { recursive: true, force: true });
-            });
-            return { path: final, report };
+            return report;
         }
         catch (e) {
             await (0,promises_.rm)(tmp, { recursive: true, force: true });
@@ -46083,6 +46178,51 @@ class Store {
         finally {
             forget();
         }
+    }
+    /** A complete unpacking in `tmp` becomes the snapshot (or goes, when another process finished it first). */
+    async commitSnapshot(tmp, diffID, report) {
+        const final = this.snapshotPath(diffID);
+        if (report === undefined)
+            return { path: final };
+        await (0,promises_.rename)(tmp, final).catch(async (e) => {
+            if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST')
+                throw e;
+            await (0,promises_.rm)(tmp, { recursive: true, force: true });
+        });
+        return { path: final, report };
+    }
+}
+/**
+ * A pass-through that hands every chunk to `copy` too, at the pace of the slower of the two (no unbounded
+ * buffering of a download the unpacking has not caught up with). Destroyed, it destroys the copy.
+ */
+class Tap extends external_node_stream_.Transform {
+    copy;
+    constructor(copy) {
+        super();
+        this.copy = copy;
+    }
+    _transform(chunk, _enc, cb) {
+        if (this.copy.destroyed || this.copy.write(chunk)) {
+            cb(null, chunk);
+            return;
+        }
+        const go = () => {
+            this.copy.off('drain', go);
+            this.copy.off('close', go);
+            cb(null, chunk);
+        };
+        this.copy.on('drain', go);
+        this.copy.on('close', go);
+    }
+    _flush(cb) {
+        this.copy.end();
+        cb();
+    }
+    _destroy(error, cb) {
+        if (!this.copy.writableFinished)
+            this.copy.destroy(error ?? undefined);
+        cb(error);
     }
 }
 
@@ -48256,6 +48396,8 @@ function normalise(e, epoch) {
     const mtime = Math.floor(epoch !== undefined ? Math.min(e.header.mtime, epoch) : e.header.mtime);
     return { ...e, header: { ...e.header, name, mtime } };
 }
+/** Files up to this size are read whole. */
+const writer_smallFile = 1 << 20;
 async function writeLayer(store, entries, options = {}) {
     const compression = options.compression ?? 'gzip';
     const sorted = entries.map((e) => normalise(e, options.sourceDateEpoch)).filter((e) => e.header.name !== '/' && e.header.name !== '');
@@ -48270,7 +48412,9 @@ async function writeLayer(store, entries, options = {}) {
     const write = (async () => {
         for (const e of sorted) {
             const c = e.content;
-            const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : (0,external_node_fs_namespaceObject.createReadStream)(c.path);
+            // A small file is read at once, on this thread: a read through the thread pool would queue behind the
+            // deflate of blocks already under way, and the compressor would wait for the tar it is fed.
+            const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : e.header.size <= writer_smallFile ? (0,external_node_fs_namespaceObject.readFileSync)(c.path) : (0,external_node_fs_namespaceObject.createReadStream)(c.path, { highWaterMark: 1 << 20 });
             await tar.entry(e.header, body);
         }
         await tar.finish();
@@ -49159,6 +49303,7 @@ async function execMkdir(op, x) {
 
 
 
+
 /** Errors of the input that a step meets: printed at the step's Dockerfile line. */
 const stepErrors = [UserError, ContextError, CopyError, ExecError, archive_ArchiveError, TarError, CompressionError, RootedPathError, HttpSourceError, ChmodError, NoPlatformError, ReferenceError, DigestMismatchError, SizeMismatchError];
 function stageError(ins, e, hint) {
@@ -49206,6 +49351,8 @@ class Solver {
     used = [];
     /** the layers steps gave, by digest (a cache's carry where their bytes are) */
     layers = new Map();
+    /** snapshots started ahead of the steps that need them (warm); waited for before the build returns */
+    warming = [];
     constructor(req, 
     /** layer digests a cache could not deliver in an earlier attempt: records naming them are no hits */
     badBlobs = new Set()) {
@@ -49289,6 +49436,7 @@ class Solver {
             };
         }
         finally {
+            await Promise.allSettled(this.warming);
             await this.sshAgents.close();
             for (const m of this.sourceMounts.splice(0))
                 await m.release();
@@ -49454,6 +49602,7 @@ class Solver {
             const created = Date.parse(b.config.created ?? '');
             run = { index, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: plan.key };
         }
+        this.warm(plan, run);
         const steps = ts.steps.length + 1;
         const from = { stage: index, stageName: ts.name, instruction: ts.from.code, line: ts.from.line, position: 1, steps, cached: false, source: ts.base.kind === 'image' ? 'registry' : null, seconds: (Date.now() - fromStarted) / 1000 };
         this.req.onStepStart?.(from);
@@ -49509,13 +49658,7 @@ class Solver {
             this.cache.hits++;
             const r = hit.record;
             keys.forEach((k, i) => this.used.push({ stage: run.index, record: { ...r, key: k }, primary: i === 0 }));
-            let layer;
-            if (r.layer) {
-                const { diffID, ...descriptor } = r.layer;
-                layer = this.layers.get(descriptor.digest) ?? { descriptor, diffID, sources: hit.blobs };
-                this.layers.set(descriptor.digest, layer);
-            }
-            applyResult(run, { created_by: step.createdBy, time: r.time, layer }, this.req.sourceDateEpoch);
+            applyResult(run, { created_by: step.createdBy, time: r.time, layer: this.hitLayer(hit) }, this.req.sourceDateEpoch);
             return hit;
         }
         this.cache.misses++;
@@ -49534,6 +49677,30 @@ class Solver {
             this.used.push({ stage: run.index, record, primary: i === 0 });
         }
         return undefined;
+    }
+    /** The layer a cache hit names, one object per digest (the sources of the record that named it first). */
+    hitLayer(hit) {
+        if (!hit.record.layer)
+            return undefined;
+        const { diffID, ...descriptor } = hit.record.layer;
+        const layer = this.layers.get(descriptor.digest) ?? { descriptor, diffID, sources: hit.blobs };
+        this.layers.set(descriptor.digest, layer);
+        return layer;
+    }
+    /**
+     * A stage with a RUN to run needs its layers below the first step to run unpacked: they start now (fetched and
+     * unpacked in one pass, several at once), while the stage waits for what it copies from, and its first COPY
+     * finds their index written by the unpacking instead of reading the layers once more.
+     */
+    warm(plan, run) {
+        // Only root runs steps (a user's build runs again through sudo): a user's unpacking would own the files.
+        if (process.getuid?.() !== 0 || !plan.steps.some((p) => p.step.op?.kind === 'exec' && !p.hit))
+            return;
+        const first = plan.steps.findIndex((p) => p.step.op && !p.hit);
+        const hits = plan.steps.slice(0, first).flatMap((p) => (p.hit ? [this.hitLayer(p.hit)] : []));
+        for (const l of [...run.state.layers, ...hits])
+            if (l)
+                this.warming.push(this.req.store.snapshotLayer(l).catch(() => undefined));
     }
     /**
      * A step's result: in the store's records (its layer still there whole), else in the caches of --cache-from, in
@@ -49627,11 +49794,7 @@ class Solver {
      */
     async snapshots(state) {
         const store = this.req.store;
-        const out = [];
-        for (const l of state.layers) {
-            const snap = await store.useLayer(l, (open) => store.snapshot(l.diffID, async () => (await decompressed(await open())).stream, { whiteouts: 'overlay' }));
-            out.push(snap.path);
-        }
+        const out = (await settleAll(state.layers.map((l) => store.snapshotLayer(l)))).map((snap) => snap.path);
         return out.filter((dir, i) => out.indexOf(dir, i + 1) < 0);
     }
     /**

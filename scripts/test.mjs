@@ -1,8 +1,9 @@
 // `npm test`: jest over __tests__ as ES modules, then one plain summary line ("tests: N passed, N failed, N skipped")
 // that CI and people can read at a glance.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { installTestDeps } from './test-deps.mjs';
 
@@ -14,7 +15,13 @@ const results = '.jest-results.json';
 rmSync(results, { force: true });
 const args = ['--experimental-vm-modules', '--no-warnings=ExperimentalWarning', jest, '--json', `--outputFile=${results}`,
   ...process.argv.slice(2)];
-const run = spawnSync(process.execPath, args, { stdio: 'inherit' });
+// The suite's temp dirs under one of its own, removed at the end: a test that fails midway leaves nothing in /tmp.
+// Open to all as /tmp is (the sudo tests run hoist as another user).
+const tmp = mkdtempSync(path.join(tmpdir(), 'hoist-tests-'));
+chmodSync(tmp, 0o1777);
+const run = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, TMPDIR: tmp } });
+spawnSync('sh', ['-c', `grep -o ' ${tmp}[^ ]*' /proc/mounts | sort -r | xargs -r umount -l`]);
+rmSync(tmp, { recursive: true, force: true });
 let code = run.status ?? 1;
 try {
   const r = JSON.parse(readFileSync(results, 'utf8'));

@@ -3,7 +3,7 @@
 // cleanup when the build is killed. Expectations are written here where Docker 20.10's BuildKit cannot serve
 // as the oracle (heredocs, --network).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -273,6 +273,7 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     expect(run('sh', ['-c', `grep ${store2} /proc/mounts || true`]).trim()).toBe('');
     expect(run('sh', ['-c', 'pgrep -f "[s]leep 97" || true']).trim()).toBe('');
     expect(run('sh', ['-c', `ls -A ${store2}/tmp`]).trim()).toBe('');
+    for (const d of [dir, cancelled, homes]) rmSync(d, { recursive: true, force: true });
   }, 90_000);
 
   test.each(['SIGTERM', 'SIGINT'] as const)('%s in the middle of a RUN, with a stage mounted for COPY --from: the build stops and leaves no mount, container or temp dir', async (signal) => {

@@ -1,11 +1,11 @@
 // A proxy in front of the real registry that injects the faults a real registry cannot be made to produce on
-// demand: 503s, 429s with Retry-After, a connection dropped in the middle of an upload body, a corrupted blob, a
-// download that trickles (to interrupt it midway).
+// demand: 503s, 429s with Retry-After, a connection dropped in the middle of an upload body or of a download, a
+// corrupted blob, a download that trickles (to interrupt it midway).
 // Everything else is forwarded untouched (the Host header too, so the registry's Locations point at the proxy).
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Fault = '503' | '429' | '413' | 'reset-mid-body' | 'corrupt-body' | 'redirect' | 'slow-body';
+export type Fault = '503' | '429' | '413' | 'reset-mid-body' | 'drop-mid-body' | 'corrupt-body' | 'redirect' | 'slow-body';
 
 export interface FaultRule {
   match: (req: IncomingMessage) => boolean;
@@ -29,11 +29,18 @@ export async function startFaultProxy(upstream: string, redirectTo?: RedirectTar
   const [uhost, uport] = upstream.split(':');
   const rules: FaultRule[] = [];
   const log: FaultProxy['log'] = [];
-  const forward = (req: IncomingMessage, res: ServerResponse, corrupt: boolean, slow = false) => {
+  const forward = (req: IncomingMessage, res: ServerResponse, corrupt: boolean, slow = false, drop = false) => {
     const up = request({ host: uhost, port: Number(uport), method: req.method, path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers);
       let flipped = !corrupt;
+      let sent = 0;
       ur.on('data', (c: Buffer) => {
+        // Half the body, then the connection is gone.
+        if (drop && (sent += c.length) > Number(ur.headers['content-length'] ?? 0) / 2) {
+          ur.destroy();
+          res.socket?.destroy();
+          return;
+        }
         if (!flipped && c.length > 0) {
           c = Buffer.from(c);
           c[0] ^= 0xff;
@@ -86,6 +93,9 @@ export async function startFaultProxy(upstream: string, redirectTo?: RedirectTar
         return;
       case 'slow-body':
         forward(req, res, false, true);
+        return;
+      case 'drop-mid-body':
+        forward(req, res, false, false, true);
         return;
     }
   });

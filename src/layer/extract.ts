@@ -80,6 +80,7 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
   const dirTimes: [string, number][] = [];
   const whiteouts: string[] = [];
   const opaqueDirs: string[] = [];
+  const dirs = new Map<string, string>();
   // Metadata calls are synchronous: microseconds each, where a trip through the thread pool cost tens of
   // microseconds per call and ten or more calls per entry (a 200 MB base took seconds more to unpack).
   for await (const { header, body } of readTar(source)) {
@@ -91,7 +92,7 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
       continue;
     }
     try {
-      await extractEntry(header, body, name, root, options, chown, report, { dirTimes, whiteouts, opaqueDirs });
+      await extractEntry(header, body, name, root, options, chown, report, { dirTimes, whiteouts, opaqueDirs, dirs });
     } catch (e) {
       body.resume();
       throw entryError(header, e, root);
@@ -122,6 +123,18 @@ interface Deferred {
   /** overlay whiteouts and opaque directories to make at the end (relative to the root) */
   whiteouts: string[];
   opaqueDirs: string[];
+  /**
+   * Directories of this extraction known to be real ones inside the root (entry name → host path), so that the
+   * entries in them are placed without resolving every parent again. Anything removed empties it: a directory
+   * replaced by a symlink must be resolved afresh.
+   */
+  dirs: Map<string, string>;
+}
+
+/** Removes `p` (and all under it), forgetting the directories known to be real. */
+function removeKnown(p: string, later: Deferred): void {
+  later.dirs.clear();
+  removeAll(p);
 }
 
 /** The name a whiteout hides, or undefined for an ordinary name; a name that is no file name is an error. */
@@ -142,7 +155,7 @@ async function extractEntry(header: TarHeader, body: AsyncIterable<Buffer> & { r
       const dir = resolveDir(root, parent);
       mkdirSync(dir, { recursive: true });
       // Everything the lower layers put in this directory is gone; this layer's own entries follow it.
-      if (options.whiteouts === 'apply') for (const e of readdirSync(dir)) removeAll(path.join(dir, e));
+      if (options.whiteouts === 'apply') for (const e of readdirSync(dir)) removeKnown(path.join(dir, e), later);
       else later.opaqueDirs.push(parent);
       return;
     }
@@ -155,14 +168,18 @@ async function extractEntry(header: TarHeader, body: AsyncIterable<Buffer> & { r
     // has an entry of that name, which stands.
     const victim = resolveInRoot(root, rel);
     mkdirSync(path.dirname(victim), { recursive: true });
-    if (options.whiteouts === 'apply') removeAll(victim);
+    if (options.whiteouts === 'apply') removeKnown(victim, later);
     else later.whiteouts.push(rel);
     return;
   }
-  const target = resolveInRoot(root, name);
-  mkdirSync(path.dirname(target), { recursive: true });
-  await place(header, body, target, root, report);
-  if (!lstatSync(target, { throwIfNoEntry: false })) return; // skipped above
+  const known = later.dirs.get(parent);
+  const target = known ? path.join(known, base) : resolveInRoot(root, name);
+  if (!known) {
+    mkdirSync(path.dirname(target), { recursive: true });
+    later.dirs.set(parent, path.dirname(target));
+  }
+  if (!(await place(header, body, target, root, report, later))) return; // skipped
+  if (header.type === 'directory') later.dirs.set(name, target);
   if (header.type !== 'symlink') {
     if (chown) quietly(() => lchownSync(target, header.uid, header.gid));
     if (header.type !== 'hardlink') chmodSync(target, header.mode);
@@ -217,15 +234,16 @@ function quietly(f: () => void): void {
 /** Files up to this size are read whole and written with one call; bigger ones are streamed. */
 const smallFile = 4 * 1024 * 1024;
 
-async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume(): void }, target: string, root: string, report: ExtractReport): Promise<void> {
+/** Makes the entry at `target`; false when it could not be made here (a device without root) and was skipped. */
+async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume(): void }, target: string, root: string, report: ExtractReport, later: Deferred): Promise<boolean> {
   const existing = lstatSync(target, { throwIfNoEntry: false });
   if (header.type === 'directory') {
-    if (existing && !existing.isDirectory()) removeAll(target);
+    if (existing && !existing.isDirectory()) removeKnown(target, later);
     if (!existing?.isDirectory()) mkdirSync(target);
     body.resume();
-    return;
+    return true;
   }
-  if (existing) removeAll(target);
+  if (existing) removeKnown(target, later);
   switch (header.type) {
     case 'file':
       if (header.size <= smallFile) {
@@ -235,11 +253,11 @@ async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume()
       } else {
         await pipeline(body, createWriteStream(target, { mode: 0o600 }));
       }
-      return;
+      return true;
     case 'symlink':
       body.resume();
       symlinkSync(header.linkname ?? '', target);
-      return;
+      return true;
     case 'hardlink': {
       body.resume();
       // A hard link names an earlier entry of the archive (inside the root, never followed through a last symlink).
@@ -249,18 +267,19 @@ async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume()
       if (!from || !st) throw new EntryError(`hard link to ${JSON.stringify(header.linkname ?? '')}, which is not in the archive before it`);
       if (st.isDirectory()) throw new EntryError(`hard link to ${JSON.stringify(header.linkname)}, a directory`);
       linkSync(from, target);
-      return;
+      return true;
     }
     case 'fifo':
       body.resume();
-      if (!tool('mkfifo', ['-m', (header.mode & 0o777).toString(8), target])) report.skipped.push(`fifo ${header.name}`);
-      return;
+      if (tool('mkfifo', ['-m', (header.mode & 0o777).toString(8), target])) return true;
+      report.skipped.push(`fifo ${header.name}`);
+      return false;
     case 'char':
     case 'block':
       body.resume();
-      if (!tool('mknod', [target, header.type === 'char' ? 'c' : 'b', String(header.devmajor ?? 0), String(header.devminor ?? 0)])) {
-        report.skipped.push(`device ${header.name} (needs root)`);
-      }
-      return;
+      if (tool('mknod', [target, header.type === 'char' ? 'c' : 'b', String(header.devmajor ?? 0), String(header.devminor ?? 0)])) return true;
+      report.skipped.push(`device ${header.name} (needs root)`);
+      return false;
   }
+  return false;
 }

@@ -2,7 +2,7 @@
 // no root entry, entries in filepath.Walk order (a directory, then its contents), numeric uid/gid without user
 // names, mtimes kept but clamped to SOURCE_DATE_EPOCH when set. The tar is hashed (diffID) and compressed (digest)
 // in one streaming pass straight into the store.
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { DigestStream } from '../image/digest.js';
 import { type Compression, layerMediaType } from '../image/media-types.js';
 import type { BlobSink } from './layer.js';
@@ -48,6 +48,9 @@ function normalise(e: LayerEntry, epoch: number | undefined): LayerEntry {
   return { ...e, header: { ...e.header, name, mtime } };
 }
 
+/** Files up to this size are read whole. */
+const smallFile = 1 << 20;
+
 export async function writeLayer(store: BlobSink, entries: readonly LayerEntry[], options: LayerOptions = {}): Promise<WrittenLayer> {
   const compression = options.compression ?? 'gzip';
   const sorted = entries.map((e) => normalise(e, options.sourceDateEpoch)).filter((e) => e.header.name !== '/' && e.header.name !== '');
@@ -61,7 +64,9 @@ export async function writeLayer(store: BlobSink, entries: readonly LayerEntry[]
   const write = (async () => {
     for (const e of sorted) {
       const c = e.content;
-      const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : createReadStream(c.path);
+      // A small file is read at once, on this thread: a read through the thread pool would queue behind the
+      // deflate of blocks already under way, and the compressor would wait for the tar it is fed.
+      const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : e.header.size <= smallFile ? readFileSync(c.path) : createReadStream(c.path, { highWaterMark: 1 << 20 });
       await tar.entry(e.header, body as Buffer | AsyncIterable<Buffer> | undefined);
     }
     await tar.finish();

@@ -32,6 +32,7 @@ import type { BlobSource, Layer } from '../layer/layer.js';
 import { RootedPathError } from '../layer/rooted.js';
 import { TarError, type TarHeader } from '../layer/tar.js';
 import type { RegistryClient } from '../registry/client.js';
+import { settleAll } from '../registry/limit.js';
 import { RemoteImage } from '../registry/source.js';
 import type { Store } from '../store/store.js';
 import { ArchiveError } from './archive.js';
@@ -237,6 +238,8 @@ export class Solver {
   private readonly used: { stage: number; record: CacheRecord; primary: boolean }[] = [];
   /** the layers steps gave, by digest (a cache's carry where their bytes are) */
   private readonly layers = new Map<string, Layer>();
+  /** snapshots started ahead of the steps that need them (warm); waited for before the build returns */
+  private readonly warming: Promise<unknown>[] = [];
 
   constructor(
     private readonly req: BuildRequest,
@@ -311,6 +314,7 @@ export class Solver {
         records,
       };
     } finally {
+      await Promise.allSettled(this.warming);
       await this.sshAgents.close();
       for (const m of this.sourceMounts.splice(0)) await m.release();
       if (this.tmp) await rm(await this.tmp, { recursive: true, force: true });
@@ -461,6 +465,7 @@ export class Solver {
       const created = Date.parse(b.config.created ?? '');
       run = { index, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: plan.key };
     }
+    this.warm(plan, run);
     const steps = ts.steps.length + 1;
     const from: StepReport = { stage: index, stageName: ts.name, instruction: ts.from.code, line: ts.from.line, position: 1, steps, cached: false, source: ts.base.kind === 'image' ? 'registry' : null, seconds: (Date.now() - fromStarted) / 1000 };
     this.req.onStepStart?.(from);
@@ -513,13 +518,7 @@ export class Solver {
       this.cache.hits++;
       const r = hit.record;
       keys.forEach((k, i) => this.used.push({ stage: run.index, record: { ...r, key: k }, primary: i === 0 }));
-      let layer: Layer | undefined;
-      if (r.layer) {
-        const { diffID, ...descriptor } = r.layer;
-        layer = this.layers.get(descriptor.digest) ?? { descriptor, diffID, sources: hit.blobs };
-        this.layers.set(descriptor.digest, layer);
-      }
-      applyResult(run, { created_by: step.createdBy, time: r.time, layer }, this.req.sourceDateEpoch);
+      applyResult(run, { created_by: step.createdBy, time: r.time, layer: this.hitLayer(hit) }, this.req.sourceDateEpoch);
       return hit;
     }
     this.cache.misses++;
@@ -538,6 +537,28 @@ export class Solver {
       this.used.push({ stage: run.index, record, primary: i === 0 });
     }
     return undefined;
+  }
+
+  /** The layer a cache hit names, one object per digest (the sources of the record that named it first). */
+  private hitLayer(hit: CacheHit): Layer | undefined {
+    if (!hit.record.layer) return undefined;
+    const { diffID, ...descriptor } = hit.record.layer;
+    const layer = this.layers.get(descriptor.digest) ?? { descriptor, diffID, sources: hit.blobs };
+    this.layers.set(descriptor.digest, layer);
+    return layer;
+  }
+
+  /**
+   * A stage with a RUN to run needs its layers below the first step to run unpacked: they start now (fetched and
+   * unpacked in one pass, several at once), while the stage waits for what it copies from, and its first COPY
+   * finds their index written by the unpacking instead of reading the layers once more.
+   */
+  private warm(plan: StagePlan, run: StageRun): void {
+    // Only root runs steps (a user's build runs again through sudo): a user's unpacking would own the files.
+    if (process.getuid?.() !== 0 || !plan.steps.some((p) => p.step.op?.kind === 'exec' && !p.hit)) return;
+    const first = plan.steps.findIndex((p) => p.step.op && !p.hit);
+    const hits = plan.steps.slice(0, first).flatMap((p) => (p.hit ? [this.hitLayer(p.hit)] : []));
+    for (const l of [...run.state.layers, ...hits]) if (l) this.warming.push(this.req.store.snapshotLayer(l).catch(() => undefined));
   }
 
   /**
@@ -634,11 +655,7 @@ export class Solver {
    */
   private async snapshots(state: ImageState): Promise<string[]> {
     const store = this.req.store;
-    const out: string[] = [];
-    for (const l of state.layers) {
-      const snap = await store.useLayer(l, (open) => store.snapshot(l.diffID, async () => (await decompressed(await open())).stream, { whiteouts: 'overlay' }));
-      out.push(snap.path);
-    }
+    const out = (await settleAll(state.layers.map((l) => store.snapshotLayer(l)))).map((snap) => snap.path);
     return out.filter((dir, i) => out.indexOf(dir, i + 1) < 0);
   }
 

@@ -12,16 +12,17 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestStream, digestOf, parseDigest, verifyBytes } from '../image/digest.js';
 import type { Descriptor } from '../image/manifest.js';
-import type { BlobSource, Layer } from '../layer/layer.js';
+import type { BlobSink, BlobSource, Layer } from '../layer/layer.js';
 import { type CacheRecord, parseRecord } from '../cache/record.js';
-import { chain, CompressionError } from '../layer/compression.js';
+import { chain, CompressionError, decompressed } from '../layer/compression.js';
 import { extractLayer, type ExtractReport } from '../layer/extract.js';
 import { TarError, type TarHeader } from '../layer/tar.js';
 import { onInterrupt, removeSync } from '../exec/cleanup.js';
+import { Limiter } from '../registry/limit.js';
 import { withFileLock } from './lock.js';
 
 export interface ImageRecord {
@@ -127,8 +128,11 @@ export class Store {
     return this.openBlob(desc.digest);
   }
 
-  /** Makes sure the store holds the blob whole, fetching it from `sources` when it does not (see openBlobFrom). */
-  async fetchMissing(desc: Descriptor, sources: readonly BlobSource[]): Promise<void> {
+  /**
+   * Makes sure the store holds the blob whole, fetching it from `sources` when it does not (see openBlobFrom).
+   * `sink`: what the sources write into (the store, or a tee of it that also unpacks: snapshotLayer).
+   */
+  async fetchMissing(desc: Descriptor, sources: readonly BlobSource[], sink: BlobSink = this): Promise<void> {
     if (await this.hasIntactBlob(desc)) return;
     const held = await this.hasBlob(desc.digest);
     if (sources.length === 0) {
@@ -139,7 +143,7 @@ export class Store {
     let failure: unknown;
     for (const source of sources) {
       try {
-        await source.fetch(desc, this);
+        await source.fetch(desc, sink);
         if (!source.local) {
           this.fetched.blobs++;
           this.fetched.bytes += desc.size;
@@ -300,6 +304,8 @@ export class Store {
 
   /** The tar headers of the layer with this diffID, as recorded when it was first read or written. */
   async readLayerIndex(diffID: string): Promise<TarHeader[] | undefined> {
+    // A layer being unpacked writes its index when done: waiting for it spares reading the layer a second time.
+    await this.unpacking.get(diffID)?.catch(() => undefined);
     const text = await readFile(this.indexPath(diffID), 'utf8').catch(() => undefined);
     if (text === undefined) return undefined;
     try {
@@ -335,29 +341,106 @@ export class Store {
 
   /**
    * The unpacked layer with this diffID, extracted from `open()` (the uncompressed tar) when not there yet. The
-   * tar is verified against the diffID while it is unpacked; a snapshot appears only when complete.
+   * tar is verified against the diffID while it is unpacked; a snapshot appears only when complete. One layer is
+   * unpacked once at a time in this process: a second caller waits for the first.
    */
-  async snapshot(diffID: string, open: () => Promise<Readable> | Readable, options: { whiteouts: 'apply' | 'overlay' } = { whiteouts: 'overlay' }): Promise<{ path: string; report?: ExtractReport }> {
-    const final = this.snapshotPath(diffID);
-    if (await stat(final).then(() => true, () => false)) {
-      const now = new Date();
-      await utimes(final, now, now).catch(() => undefined);
-      return { path: final };
-    }
+  snapshot(diffID: string, open: () => Promise<Readable> | Readable, options: SnapshotOptions = { whiteouts: 'overlay' }): Promise<Snapshot> {
+    return this.once(diffID, () => this.unpackNew(diffID, open, options));
+  }
+
+  /**
+   * The unpacked snapshot of a lazy layer. When the store lacks its blob, the download is unpacked as it arrives,
+   * in the same pass that stores the blob (one read of the bytes, the transfer overlapping the unpacking); the
+   * snapshot appears only when the blob's digest and the diffID both check.
+   */
+  snapshotLayer(layer: Layer, options: SnapshotOptions = { whiteouts: 'overlay' }): Promise<Snapshot> {
+    const { diffID, descriptor } = layer;
+    const fromStore = () => this.useLayer(layer, (open) => this.unpackNew(diffID, async () => (await decompressed(await open())).stream, options));
+    return this.once(diffID, async () => {
+      if (layer.sources.length === 0 || (await this.hasIntactBlob(descriptor))) return fromStore();
+      let done: Snapshot | undefined;
+      const sink: BlobSink = {
+        writeBlob: async (source, expected) => {
+          // Each attempt (a source's retry, the next source) unpacks afresh.
+          const tmp = this.tmpPath();
+          const tar = new PassThrough();
+          const tapped = new Tap(tar);
+          // The failures reach the two promises below; these listeners only keep an error that comes before
+          // either reader is attached (the blob write checks the store first) from being an unhandled event.
+          tapped.on('error', () => undefined);
+          tar.on('error', () => undefined);
+          source.on('error', (e) => tapped.destroy(e));
+          source.pipe(tapped);
+          const unpacked = (async () => this.unpackTo(tmp, diffID, (await decompressed(tar)).stream, options))();
+          const written = this.writeBlob(tapped, expected);
+          try {
+            const [blob, report] = await Promise.all([written, unpacked]);
+            done = await this.commitSnapshot(tmp, diffID, report);
+            return blob;
+          } catch (e) {
+            source.destroy();
+            tapped.destroy();
+            await Promise.allSettled([written, unpacked]);
+            await rm(tmp, { recursive: true, force: true });
+            throw e;
+          }
+        },
+      };
+      try {
+        await this.fetchMissing(descriptor, layer.sources, sink);
+      } catch (e) {
+        // Another user of the store may have stored the blob meanwhile (the write then stops short): unpack that.
+        if (!(await this.hasIntactBlob(descriptor))) throw e;
+      }
+      return done ?? fromStore();
+    });
+  }
+
+  private readonly unpacking = new Map<string, Promise<Snapshot>>();
+  /** layers unpacked at once: more overlaps downloads, decompression (in the thread pool) and disk waits */
+  private readonly unpackSlots = new Limiter(3);
+
+  /** `work` for a diffID, unless its snapshot is there already or this process is making it: then that one. */
+  private once(diffID: string, work: () => Promise<Snapshot>): Promise<Snapshot> {
+    const running = this.unpacking.get(diffID);
+    if (running) return running;
+    const p = (async () => {
+      const final = this.snapshotPath(diffID);
+      if (await this.hasSnapshot(diffID)) {
+        const now = new Date();
+        await utimes(final, now, now).catch(() => undefined);
+        return { path: final };
+      }
+      return this.unpackSlots.run(work);
+    })().finally(() => this.unpacking.delete(diffID));
+    this.unpacking.set(diffID, p);
+    return p;
+  }
+
+  private async unpackNew(diffID: string, open: () => Promise<Readable> | Readable, options: SnapshotOptions): Promise<Snapshot> {
     const tmp = this.tmpPath();
+    return this.commitSnapshot(tmp, diffID, await this.unpackTo(tmp, diffID, await open(), options));
+  }
+
+  private async hasSnapshot(diffID: string): Promise<boolean> {
+    return stat(this.snapshotPath(diffID)).then(() => true, () => false);
+  }
+
+  /** Unpacks an uncompressed layer tar into `tmp`, verified against its diffID; keeps its index. */
+  private async unpackTo(tmp: string, diffID: string, tar: Readable, options: SnapshotOptions): Promise<ExtractReport | undefined> {
+    if (await this.hasSnapshot(diffID)) {
+      tar.resume();
+      return undefined;
+    }
     // An interrupted unpacking leaves no partial snapshot behind.
     const forget = onInterrupt(() => removeSync(tmp));
     try {
       const verify = new DigestStream({ digest: diffID, where: `layer ${diffID}` });
       const headers: TarHeader[] = [];
-      const report = await extractLayer(chain(await open(), verify), tmp, { ...options, headers });
+      const report = await extractLayer(chain(tar, verify), tmp, { ...options, headers });
       // The same pass gives the layer's index: a build that unpacks a base need not read it again to index it.
       if (!(await stat(this.indexPath(diffID)).catch(() => undefined))) await this.writeLayerIndex(diffID, headers);
-      await rename(tmp, final).catch(async (e: NodeJS.ErrnoException) => {
-        if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e; // another process finished it first
-        await rm(tmp, { recursive: true, force: true });
-      });
-      return { path: final, report };
+      return report;
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
       // Which layer could not be unpacked: the entry alone does not say.
@@ -366,5 +449,60 @@ export class Store {
     } finally {
       forget();
     }
+  }
+
+  /** A complete unpacking in `tmp` becomes the snapshot (or goes, when another process finished it first). */
+  private async commitSnapshot(tmp: string, diffID: string, report: ExtractReport | undefined): Promise<Snapshot> {
+    const final = this.snapshotPath(diffID);
+    if (report === undefined) return { path: final };
+    await rename(tmp, final).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
+      await rm(tmp, { recursive: true, force: true });
+    });
+    return { path: final, report };
+  }
+}
+
+export interface SnapshotOptions {
+  whiteouts: 'apply' | 'overlay';
+}
+
+export interface Snapshot {
+  path: string;
+  /** what the unpacking skipped; absent when the snapshot was there already */
+  report?: ExtractReport;
+}
+
+/**
+ * A pass-through that hands every chunk to `copy` too, at the pace of the slower of the two (no unbounded
+ * buffering of a download the unpacking has not caught up with). Destroyed, it destroys the copy.
+ */
+class Tap extends Transform {
+  constructor(private readonly copy: PassThrough) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.copy.destroyed || this.copy.write(chunk)) {
+      cb(null, chunk);
+      return;
+    }
+    const go = () => {
+      this.copy.off('drain', go);
+      this.copy.off('close', go);
+      cb(null, chunk);
+    };
+    this.copy.on('drain', go);
+    this.copy.on('close', go);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.copy.end();
+    cb();
+  }
+
+  override _destroy(error: Error | null, cb: (error?: Error | null) => void): void {
+    if (!this.copy.writableFinished) this.copy.destroy(error ?? undefined);
+    cb(error);
   }
 }
