@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { aptClean, measured, must, pushDebianBase, startDockerd, startRegistry, stopAll } from './lib.mjs';
+import { measured, must, pushDebianBase, startDockerd, startRegistry, stopAll, twoStageApp } from './lib.mjs';
 
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-cache-'));
 const cli = path.resolve('dist/cli.js');
@@ -26,22 +26,10 @@ const base = `${registry.host}/bench/debian:bookworm`;
 const hoistRepo = `${registry.host}/bench/hoist-app`;
 const dockerRepo = `${registry.host}/bench/docker-app`;
 
-const dockerfile = `FROM ${base} AS build
-RUN apt-get update && apt-get install -y --no-install-recommends tcc libc6-dev && ${aptClean}
-WORKDIR /src
-COPY hello.c .
-RUN tcc -o /hello hello.c
-FROM ${base}
-COPY --from=build /hello /usr/local/bin/hello
-RUN useradd --system runner && ${aptClean}
-USER runner
-CMD ["hello"]
-`;
 function context(name, greeting) {
   const dir = path.join(work, name);
   mkdirSync(dir);
-  writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
-  writeFileSync(path.join(dir, 'hello.c'), `#include <stdio.h>\nint main(void) { puts("${greeting}"); return 0; }\n`);
+  for (const [f, text] of Object.entries(twoStageApp(base, greeting))) writeFileSync(path.join(dir, f), text);
   return dir;
 }
 

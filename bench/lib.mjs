@@ -78,3 +78,21 @@ export async function stopAll(work, dockerd, registry) {
   spawnSync('sh', ['-c', `grep ' ${work}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l`]);
   rmSync(work, { recursive: true, force: true });
 }
+
+/** The two-stage app both benchmarks build: apt-get install and a compile in one stage, the binary copied to another. */
+export function twoStageApp(base, greeting = 'hi') {
+  return {
+    Dockerfile: `FROM ${base} AS build
+RUN apt-get update && apt-get install -y --no-install-recommends tcc libc6-dev && ${aptClean}
+WORKDIR /src
+COPY hello.c .
+RUN tcc -o /hello hello.c
+FROM ${base}
+COPY --from=build /hello /usr/local/bin/hello
+RUN useradd --system runner && ${aptClean}
+USER runner
+CMD ["hello"]
+`,
+    'hello.c': `#include <stdio.h>\nint main(void) { puts("${greeting}"); return 0; }\n`,
+  };
+}

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { aptClean as clean, measured, must, pushDebianBase, startDockerd, startRegistry, stopAll } from './lib.mjs';
+import { aptClean as clean, measured, must, twoStageApp, pushDebianBase, startDockerd, startRegistry, stopAll } from './lib.mjs';
 
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-run-'));
 const cli = path.resolve('dist/cli.js');
@@ -22,20 +22,7 @@ try {
   must(docker, ['pull', base], { env: dockerEnv });
 
   const cases = {
-    'apt-get install + compile in one stage, copy to another': {
-      Dockerfile: `FROM ${base} AS build
-RUN apt-get update && apt-get install -y --no-install-recommends tcc libc6-dev && ${clean}
-WORKDIR /src
-COPY hello.c .
-RUN tcc -o /hello hello.c
-FROM ${base}
-COPY --from=build /hello /usr/local/bin/hello
-RUN useradd --system runner && ${clean}
-USER runner
-CMD ["hello"]
-`,
-      'hello.c': '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n',
-    },
+    'apt-get install + compile in one stage, copy to another': twoStageApp(base),
     'twelve small RUN steps': {
       Dockerfile: `FROM ${base}\n${Array.from({ length: 12 }, (_, i) => `RUN mkdir -p /steps && echo ${i} > /steps/${i} && ls /usr/bin | wc -l > /steps/count-${i}`).join('\n')}\n`,
     },

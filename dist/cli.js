@@ -45881,7 +45881,8 @@ class Store {
         }
         throw failure;
     }
-    openLayer(layer) {
+    async openLayer(layer) {
+        await layer.ready;
         return this.openBlobFrom(layer.descriptor, layer.sources);
     }
     /**
@@ -45895,8 +45896,10 @@ class Store {
             return await use(open);
         }
         catch (e) {
+            if (layer.sources.length === 0)
+                throw e;
             const digest = layer.descriptor.digest;
-            if (layer.sources.length === 0 || (await this.hasBlob(digest)) === undefined || (await this.blobIntact(digest)))
+            if ((await this.hasBlob(digest)) === undefined || (await this.blobIntact(digest)))
                 throw e;
             await this.removeBlob(digest);
             return use(open);
@@ -46079,10 +46082,11 @@ class Store {
      * snapshot appears only when the blob's digest and the diffID both check.
      */
     snapshotLayer(layer, options = { whiteouts: 'overlay' }) {
-        const { diffID, descriptor } = layer;
+        const { diffID } = layer;
         const fromStore = () => this.useLayer(layer, (open) => this.unpackNew(diffID, async () => (await decompressed(await open())).stream, options));
         return this.once(diffID, async () => {
-            if (layer.sources.length === 0 || (await this.hasIntactBlob(descriptor)))
+            await layer.ready;
+            if (layer.sources.length === 0 || (await this.hasIntactBlob(layer.descriptor)))
                 return fromStore();
             let done;
             const sink = {
@@ -46114,11 +46118,11 @@ class Store {
                 },
             };
             try {
-                await this.fetchMissing(descriptor, layer.sources, sink);
+                await this.fetchMissing(layer.descriptor, layer.sources, sink);
             }
             catch (e) {
                 // Another user of the store may have stored the blob meanwhile (the write then stops short): unpack that.
-                if (!(await this.hasIntactBlob(descriptor)))
+                if (!(await this.hasIntactBlob(layer.descriptor)))
                     throw e;
             }
             return done ?? fromStore();
@@ -47735,6 +47739,35 @@ async function agentProxy(agent, owner) {
     };
 }
 
+;// CONCATENATED MODULE: ./lib/layer/layer.js
+/** The registry repository a layer can be mounted from, if it has one. */
+function repositoryOf(layer) {
+    return layer.sources.find((s) => s.repository)?.repository;
+}
+/**
+ * A RUN step's layer while its blob is still being compressed (BuildKit compresses lazily too): its diffID, and
+ * its snapshot in the store, serve the steps after it at once; the descriptor is there once `ready` resolves, and
+ * reading it before is a bug (it throws). The store waits for `ready` before it opens the blob.
+ */
+class CompressingLayer {
+    diffID;
+    sources = [];
+    ready;
+    desc;
+    constructor(diffID, compressed) {
+        this.diffID = diffID;
+        this.ready = compressed.then((d) => {
+            this.desc = d;
+        });
+        this.ready.catch(() => undefined); // whoever needs the descriptor awaits `ready` and meets the failure
+    }
+    get descriptor() {
+        if (!this.desc)
+            throw new Error(`internal: layer ${this.diffID} is still being compressed`);
+        return this.desc;
+    }
+}
+
 ;// CONCATENATED MODULE: ./lib/solver/archive.js
 // ADD of a local archive: a tar, plain or compressed with gzip, bzip2, xz or zstd (recognised by content, not by
 // name, as Docker does), is unpacked into the destination; any other file is copied as it is. bzip2 and xz (and
@@ -48188,12 +48221,6 @@ async function download(url, dir, options) {
     return { file, dated: !Number.isNaN(lm) };
 }
 
-;// CONCATENATED MODULE: ./lib/layer/layer.js
-/** The registry repository a layer can be mounted from, if it has one. */
-function repositoryOf(layer) {
-    return layer.sources.find((s) => s.repository)?.repository;
-}
-
 ;// CONCATENATED MODULE: ./lib/solver/image.js
 
 class BuiltImage {
@@ -48379,6 +48406,8 @@ class FsIndex {
 
 
 
+
+
 /** filepath.Walk order: compare path components, so `a/b` comes before `a-b`. */
 function walkOrder(a, b) {
     const x = a.replace(/\/$/, '').split('/');
@@ -48398,17 +48427,18 @@ function normalise(e, epoch) {
 }
 /** Files up to this size are read whole. */
 const writer_smallFile = 1 << 20;
-async function writeLayer(store, entries, options = {}) {
-    const compression = options.compression ?? 'gzip';
+/** The entries normalised and in tar order; the same name twice is an error. */
+function ordered(entries, options) {
     const sorted = entries.map((e) => normalise(e, options.sourceDateEpoch)).filter((e) => e.header.name !== '/' && e.header.name !== '');
     sorted.sort((a, b) => walkOrder(a.header.name, b.header.name));
     for (let i = 1; i < sorted.length; i++) {
         if (sorted[i].header.name === sorted[i - 1].header.name)
             throw new Error(`layer has ${sorted[i].header.name} twice`);
     }
-    const tar = new TarWriter();
-    const diff = new DigestStream();
-    const stored = store.writeBlob(chain(tar.stream, diff, compressor(compression)));
+    return sorted;
+}
+/** Feeds the entries (already in order) to a tar writer; its stream fails with the first error. */
+function feed(tar, sorted) {
     const write = (async () => {
         for (const e of sorted) {
             const c = e.content;
@@ -48420,8 +48450,26 @@ async function writeLayer(store, entries, options = {}) {
         await tar.finish();
     })();
     write.catch((err) => tar.stream.destroy(err));
-    const [blob] = await Promise.all([stored, write]);
+    return write;
+}
+async function writeLayer(store, entries, options = {}) {
+    const compression = options.compression ?? 'gzip';
+    const sorted = ordered(entries, options);
+    const tar = new TarWriter();
+    // With the diffID known (hashLayer), the tar must come out the same: files changed since are caught here.
+    const diff = new DigestStream(options.diffID ? { digest: options.diffID, where: `layer ${options.diffID}` } : undefined);
+    const stored = store.writeBlob(chain(tar.stream, diff, compressor(compression)));
+    const [blob] = await Promise.all([stored, feed(tar, sorted)]);
     return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers: sorted.map((e) => e.header) };
+}
+/** The layer's diffID and headers, from its tar hashed without compressing it (a fraction of writeLayer's work). */
+async function hashLayer(entries, options = {}) {
+    const sorted = ordered(entries, options);
+    const tar = new TarWriter();
+    const diff = new DigestStream();
+    const hashed = (0,external_node_stream_promises_namespaceObject.pipeline)(tar.stream, diff, new external_node_stream_.Writable({ write: (_c, _e, cb) => cb() }));
+    await Promise.all([hashed, feed(tar, sorted)]);
+    return { diffID: diff.digest, headers: sorted.map((e) => e.header) };
 }
 
 ;// CONCATENATED MODULE: ./lib/solver/state.js
@@ -49122,15 +49170,22 @@ async function execRun(op, x) {
         const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
         if (entries.length === 0)
             return { time: x.time };
-        const layer = await writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch });
+        // The tar is hashed now (its diffID names the snapshot, its headers index it); compressing it is most of the
+        // work of writing a layer, and it goes on while the next steps run (as BuildKit compresses lazily).
+        const { diffID, headers } = await hashLayer(entries, { sourceDateEpoch: x.sourceDateEpoch });
         // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes the
         // layer's snapshot instead of unpacking the new layer again for the next step. Like BuildKit's snapshots, it
         // keeps what only the exported tar drops (other xattrs; times before SOURCE_DATE_EPOCH).
         await mount.unmount();
         for (const d of dropped.sort().reverse())
             await (0,promises_.rm)(external_node_path_.join(mount.upper, d), { recursive: true, force: true });
-        await x.store.adoptSnapshot(layer.diffID, mount.upper);
-        return { layer, time: x.time };
+        await x.store.adoptSnapshot(diffID, mount.upper);
+        // The blob is written from the snapshot (the same files, where the upper dir went), checked against the diffID.
+        const snapshot = x.store.snapshotPath(diffID);
+        const moved = entries.map((e) => (e.content && 'path' in e.content ? { ...e, content: { path: external_node_path_.join(snapshot, external_node_path_.relative(mount.upper, e.content.path)) } } : e));
+        const written = writeLayer(x.store, moved, { sourceDateEpoch: x.sourceDateEpoch, diffID });
+        written.catch(() => undefined); // the solver awaits it
+        return { layer: { diffID, headers, written }, time: x.time };
     }
     finally {
         await mount.release();
@@ -49304,6 +49359,7 @@ async function execMkdir(op, x) {
 
 
 
+
 /** Errors of the input that a step meets: printed at the step's Dockerfile line. */
 const stepErrors = [UserError, ContextError, CopyError, ExecError, archive_ArchiveError, TarError, CompressionError, RootedPathError, HttpSourceError, ChmodError, NoPlatformError, ReferenceError, DigestMismatchError, SizeMismatchError];
 function stageError(ins, e, hint) {
@@ -49353,6 +49409,8 @@ class Solver {
     layers = new Map();
     /** snapshots started ahead of the steps that need them (warm); waited for before the build returns */
     warming = [];
+    /** RUN layers being compressed, and their records: all in before the image is made */
+    background = [];
     constructor(req, 
     /** layer digests a cache could not deliver in an earlier attempt: records naming them are no hits */
     badBlobs = new Set()) {
@@ -49397,6 +49455,7 @@ class Solver {
             }
             const target = this.plan.target;
             const { state, time } = await this.stage(target);
+            await settleAll(this.background);
             const config = structuredClone(this.stageOf(target).config);
             const c = (config.config ??= {});
             if (this.req.labels?.size)
@@ -49436,7 +49495,7 @@ class Solver {
             };
         }
         finally {
-            await Promise.allSettled(this.warming);
+            await Promise.allSettled([...this.warming, ...this.background]);
             await this.sshAgents.close();
             for (const m of this.sourceMounts.splice(0))
                 await m.release();
@@ -49666,16 +49725,29 @@ class Solver {
         const l = result.layer;
         let layer;
         if (l) {
-            layer = { descriptor: { mediaType: l.mediaType, digest: l.digest, size: l.size }, diffID: l.diffID, sources: [] };
-            this.layers.set(l.digest, layer);
+            const descriptorOf = (w) => ({ mediaType: w.mediaType, digest: w.digest, size: w.size });
+            layer = 'written' in l ? new CompressingLayer(l.diffID, l.written.then(descriptorOf)) : { descriptor: descriptorOf(l), diffID: l.diffID, sources: [] };
             await this.req.store.writeLayerIndex(l.diffID, l.headers);
         }
         applyResult(run, { created_by: step.createdBy, time: result.time, layer, headers: l?.headers }, this.req.sourceDateEpoch);
-        for (const [i, k] of keys.entries()) {
-            const record = { key: k, time: result.time, ...(l ? { layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID } } : {}) };
-            await this.req.store.writeRecord(record);
-            this.used.push({ stage: run.index, record, primary: i === 0 });
-        }
+        // The records are written once the layer's blob is (in place now, so that their order does not depend on
+        // which compression finishes first).
+        const used = keys.map((k, i) => ({ stage: run.index, record: { key: k, time: result.time }, primary: i === 0 }));
+        this.used.push(...used);
+        const record = async () => {
+            await layer?.ready;
+            if (layer)
+                this.layers.set(layer.descriptor.digest, layer);
+            for (const u of used) {
+                if (layer)
+                    u.record = { ...u.record, layer: { ...layer.descriptor, diffID: layer.diffID } };
+                await this.req.store.writeRecord(u.record);
+            }
+        };
+        if (layer?.ready)
+            this.background.push(record());
+        else
+            await record();
         return undefined;
     }
     /** The layer a cache hit names, one object per digest (the sources of the record that named it first). */

@@ -4,16 +4,12 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { hoist, hoistOk, hoistWithEnv } from '../helpers/hoist.js';
+import { type BuildMetadata, hoist, hoistOk, hoistWithEnv } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith } from '../helpers/tools.js';
 
-interface Meta {
-  'containerimage.digest': string;
-  'hoist.steps': { stage: string | number; instruction: string; cached: boolean; source: string | null }[];
-  'hoist.cache': { hits: number; misses: number; downloadedBytes: number; uploadedBytes: number };
-}
+type Meta = BuildMetadata;
 
 (process.getuid?.() === 0 ? describeWith(['docker-registry', 'runc', 'busybox', 'getfattr']) : describe.skip)('the local build cache', () => {
   let reg: TestRegistry;

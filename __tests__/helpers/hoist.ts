@@ -42,3 +42,10 @@ export async function hoistWithEnv(env: Record<string, string>, argv: string[]):
     }
   }
 }
+
+/** What `hoist build --metadata-file` writes, as far as the cache tests read it. */
+export interface BuildMetadata {
+  'containerimage.digest': string;
+  'hoist.steps': { stage: string | number; instruction: string; cached: boolean; source: string | null }[];
+  'hoist.cache': { hits: number; misses: number; downloadedBytes: number; uploadedBytes: number };
+}

@@ -30,9 +30,37 @@ export interface Layer {
   readonly diffID: string;
   /** where the bytes can be fetched when the store lacks them, in the order to try; empty: only the store has them */
   readonly sources: readonly BlobSource[];
+  /** present while the blob is still being written (CompressingLayer): the descriptor is known once it resolves */
+  readonly ready?: Promise<void>;
 }
 
 /** The registry repository a layer can be mounted from, if it has one. */
 export function repositoryOf(layer: Layer): Repository | undefined {
   return layer.sources.find((s) => s.repository)?.repository;
+}
+
+/**
+ * A RUN step's layer while its blob is still being compressed (BuildKit compresses lazily too): its diffID, and
+ * its snapshot in the store, serve the steps after it at once; the descriptor is there once `ready` resolves, and
+ * reading it before is a bug (it throws). The store waits for `ready` before it opens the blob.
+ */
+export class CompressingLayer implements Layer {
+  readonly sources: readonly BlobSource[] = [];
+  readonly ready: Promise<void>;
+  private desc: Descriptor | undefined;
+
+  constructor(
+    readonly diffID: string,
+    compressed: Promise<Descriptor>,
+  ) {
+    this.ready = compressed.then((d) => {
+      this.desc = d;
+    });
+    this.ready.catch(() => undefined); // whoever needs the descriptor awaits `ready` and meets the failure
+  }
+
+  get descriptor(): Descriptor {
+    if (!this.desc) throw new Error(`internal: layer ${this.diffID} is still being compressed`);
+    return this.desc;
+  }
 }

@@ -3,6 +3,8 @@
 // names, mtimes kept but clamped to SOURCE_DATE_EPOCH when set. The tar is hashed (diffID) and compressed (digest)
 // in one streaming pass straight into the store.
 import { createReadStream, readFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { DigestStream } from '../image/digest.js';
 import { type Compression, layerMediaType } from '../image/media-types.js';
 import type { BlobSink } from './layer.js';
@@ -22,6 +24,13 @@ export interface WrittenLayer {
   diffID: string;
   /** the entries' headers as written (normalised, in tar order) */
   headers: TarHeader[];
+}
+
+/** A layer hashed (its diffID and headers known) whose compressed blob is still being written. */
+export interface LayerInProgress {
+  diffID: string;
+  headers: TarHeader[];
+  written: Promise<WrittenLayer>;
 }
 
 export interface LayerOptions {
@@ -51,16 +60,18 @@ function normalise(e: LayerEntry, epoch: number | undefined): LayerEntry {
 /** Files up to this size are read whole. */
 const smallFile = 1 << 20;
 
-export async function writeLayer(store: BlobSink, entries: readonly LayerEntry[], options: LayerOptions = {}): Promise<WrittenLayer> {
-  const compression = options.compression ?? 'gzip';
+/** The entries normalised and in tar order; the same name twice is an error. */
+function ordered(entries: readonly LayerEntry[], options: LayerOptions): LayerEntry[] {
   const sorted = entries.map((e) => normalise(e, options.sourceDateEpoch)).filter((e) => e.header.name !== '/' && e.header.name !== '');
   sorted.sort((a, b) => walkOrder(a.header.name, b.header.name));
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i].header.name === sorted[i - 1].header.name) throw new Error(`layer has ${sorted[i].header.name} twice`);
   }
-  const tar = new TarWriter();
-  const diff = new DigestStream();
-  const stored = store.writeBlob(chain(tar.stream, diff, compressor(compression)));
+  return sorted;
+}
+
+/** Feeds the entries (already in order) to a tar writer; its stream fails with the first error. */
+function feed(tar: TarWriter, sorted: readonly LayerEntry[]): Promise<void> {
   const write = (async () => {
     for (const e of sorted) {
       const c = e.content;
@@ -72,6 +83,26 @@ export async function writeLayer(store: BlobSink, entries: readonly LayerEntry[]
     await tar.finish();
   })();
   write.catch((err: Error) => tar.stream.destroy(err));
-  const [blob] = await Promise.all([stored, write]);
+  return write;
+}
+
+export async function writeLayer(store: BlobSink, entries: readonly LayerEntry[], options: LayerOptions & { diffID?: string } = {}): Promise<WrittenLayer> {
+  const compression = options.compression ?? 'gzip';
+  const sorted = ordered(entries, options);
+  const tar = new TarWriter();
+  // With the diffID known (hashLayer), the tar must come out the same: files changed since are caught here.
+  const diff = new DigestStream(options.diffID ? { digest: options.diffID, where: `layer ${options.diffID}` } : undefined);
+  const stored = store.writeBlob(chain(tar.stream, diff, compressor(compression)));
+  const [blob] = await Promise.all([stored, feed(tar, sorted)]);
   return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers: sorted.map((e) => e.header) };
+}
+
+/** The layer's diffID and headers, from its tar hashed without compressing it (a fraction of writeLayer's work). */
+export async function hashLayer(entries: readonly LayerEntry[], options: LayerOptions = {}): Promise<{ diffID: string; headers: TarHeader[] }> {
+  const sorted = ordered(entries, options);
+  const tar = new TarWriter();
+  const diff = new DigestStream();
+  const hashed = pipeline(tar.stream, diff, new Writable({ write: (_c, _e, cb) => cb() }));
+  await Promise.all([hashed, feed(tar, sorted)]);
+  return { diffID: diff.digest, headers: sorted.map((e) => e.header) };
 }

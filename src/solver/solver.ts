@@ -20,7 +20,7 @@ import { SecretMask } from '../exec/mask.js';
 import type { SecretSource } from '../exec/mounts.js';
 import { ExecError, mountOverlay, type OverlayMount } from '../exec/overlay.js';
 import { SshAgents } from '../exec/ssh.js';
-import { type ImageConfig, type ImageManifest, manifestBytes, parseImageConfig, parseManifest } from '../image/manifest.js';
+import { type Descriptor, type ImageConfig, type ImageManifest, manifestBytes, parseImageConfig, parseManifest } from '../image/manifest.js';
 import { DigestMismatchError, SizeMismatchError } from '../image/digest.js';
 import { MediaType } from '../image/media-types.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
@@ -28,7 +28,8 @@ import { parseReference, type Reference, ReferenceError as InvalidReferenceError
 import { NoPlatformError, platformManifest } from '../image/source.js';
 import { CompressionError, decompressed } from '../layer/compression.js';
 import { extractLayer } from '../layer/extract.js';
-import type { BlobSource, Layer } from '../layer/layer.js';
+import { type BlobSource, CompressingLayer, type Layer } from '../layer/layer.js';
+import type { WrittenLayer } from '../layer/writer.js';
 import { RootedPathError } from '../layer/rooted.js';
 import { TarError, type TarHeader } from '../layer/tar.js';
 import type { RegistryClient } from '../registry/client.js';
@@ -240,6 +241,8 @@ export class Solver {
   private readonly layers = new Map<string, Layer>();
   /** snapshots started ahead of the steps that need them (warm); waited for before the build returns */
   private readonly warming: Promise<unknown>[] = [];
+  /** RUN layers being compressed, and their records: all in before the image is made */
+  private readonly background: Promise<void>[] = [];
 
   constructor(
     private readonly req: BuildRequest,
@@ -280,6 +283,7 @@ export class Solver {
       }
       const target = this.plan.target;
       const { state, time } = await this.stage(target);
+      await settleAll(this.background);
       const config = structuredClone(this.stageOf(target).config);
       const c = (config.config ??= {});
       if (this.req.labels?.size) c.Labels = { ...c.Labels, ...Object.fromEntries(this.req.labels) };
@@ -314,7 +318,7 @@ export class Solver {
         records,
       };
     } finally {
-      await Promise.allSettled(this.warming);
+      await Promise.allSettled([...this.warming, ...this.background]);
       await this.sshAgents.close();
       for (const m of this.sourceMounts.splice(0)) await m.release();
       if (this.tmp) await rm(await this.tmp, { recursive: true, force: true });
@@ -526,16 +530,25 @@ export class Solver {
     const l = result.layer;
     let layer: Layer | undefined;
     if (l) {
-      layer = { descriptor: { mediaType: l.mediaType, digest: l.digest, size: l.size }, diffID: l.diffID, sources: [] };
-      this.layers.set(l.digest, layer);
+      const descriptorOf = (w: WrittenLayer): Descriptor => ({ mediaType: w.mediaType, digest: w.digest, size: w.size });
+      layer = 'written' in l ? new CompressingLayer(l.diffID, l.written.then(descriptorOf)) : { descriptor: descriptorOf(l), diffID: l.diffID, sources: [] };
       await this.req.store.writeLayerIndex(l.diffID, l.headers);
     }
     applyResult(run, { created_by: step.createdBy, time: result.time, layer, headers: l?.headers }, this.req.sourceDateEpoch);
-    for (const [i, k] of keys.entries()) {
-      const record: CacheRecord = { key: k, time: result.time, ...(l ? { layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID } } : {}) };
-      await this.req.store.writeRecord(record);
-      this.used.push({ stage: run.index, record, primary: i === 0 });
-    }
+    // The records are written once the layer's blob is (in place now, so that their order does not depend on
+    // which compression finishes first).
+    const used = keys.map((k, i) => ({ stage: run.index, record: { key: k, time: result.time } as CacheRecord, primary: i === 0 }));
+    this.used.push(...used);
+    const record = async () => {
+      await layer?.ready;
+      if (layer) this.layers.set(layer.descriptor.digest, layer);
+      for (const u of used) {
+        if (layer) u.record = { ...u.record, layer: { ...layer.descriptor, diffID: layer.diffID } } as CacheRecord;
+        await this.req.store.writeRecord(u.record);
+      }
+    };
+    if (layer?.ready) this.background.push(record());
+    else await record();
     return undefined;
   }
 

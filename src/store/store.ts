@@ -156,7 +156,8 @@ export class Store {
     throw failure;
   }
 
-  openLayer(layer: Layer): Promise<Readable> {
+  async openLayer(layer: Layer): Promise<Readable> {
+    await layer.ready;
     return this.openBlobFrom(layer.descriptor, layer.sources);
   }
 
@@ -170,8 +171,9 @@ export class Store {
     try {
       return await use(open);
     } catch (e) {
+      if (layer.sources.length === 0) throw e;
       const digest = layer.descriptor.digest;
-      if (layer.sources.length === 0 || (await this.hasBlob(digest)) === undefined || (await this.blobIntact(digest))) throw e;
+      if ((await this.hasBlob(digest)) === undefined || (await this.blobIntact(digest))) throw e;
       await this.removeBlob(digest);
       return use(open);
     }
@@ -354,10 +356,11 @@ export class Store {
    * snapshot appears only when the blob's digest and the diffID both check.
    */
   snapshotLayer(layer: Layer, options: SnapshotOptions = { whiteouts: 'overlay' }): Promise<Snapshot> {
-    const { diffID, descriptor } = layer;
+    const { diffID } = layer;
     const fromStore = () => this.useLayer(layer, (open) => this.unpackNew(diffID, async () => (await decompressed(await open())).stream, options));
     return this.once(diffID, async () => {
-      if (layer.sources.length === 0 || (await this.hasIntactBlob(descriptor))) return fromStore();
+      await layer.ready;
+      if (layer.sources.length === 0 || (await this.hasIntactBlob(layer.descriptor))) return fromStore();
       let done: Snapshot | undefined;
       const sink: BlobSink = {
         writeBlob: async (source, expected) => {
@@ -387,10 +390,10 @@ export class Store {
         },
       };
       try {
-        await this.fetchMissing(descriptor, layer.sources, sink);
+        await this.fetchMissing(layer.descriptor, layer.sources, sink);
       } catch (e) {
         // Another user of the store may have stored the blob meanwhile (the write then stops short): unpack that.
-        if (!(await this.hasIntactBlob(descriptor))) throw e;
+        if (!(await this.hasIntactBlob(layer.descriptor))) throw e;
       }
       return done ?? fromStore();
     });

@@ -17,7 +17,7 @@ import { findRuntime, runContainer } from '../../exec/runc.js';
 import { runSpec } from '../../exec/spec.js';
 import { agentProxy } from '../../exec/ssh.js';
 import { resolveInside } from '../../layer/rooted.js';
-import { writeLayer } from '../../layer/writer.js';
+import { hashLayer, writeLayer } from '../../layer/writer.js';
 import { cacheMountDir } from '../../store/cache-mounts.js';
 import { BuildContext, type ContextPath } from '../context.js';
 import { type ExecUser, resolveExecUser } from '../users.js';
@@ -74,14 +74,21 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
     }
     const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
     if (entries.length === 0) return { time: x.time };
-    const layer = await writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch });
+    // The tar is hashed now (its diffID names the snapshot, its headers index it); compressing it is most of the
+    // work of writing a layer, and it goes on while the next steps run (as BuildKit compresses lazily).
+    const { diffID, headers } = await hashLayer(entries, { sourceDateEpoch: x.sourceDateEpoch });
     // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes the
     // layer's snapshot instead of unpacking the new layer again for the next step. Like BuildKit's snapshots, it
     // keeps what only the exported tar drops (other xattrs; times before SOURCE_DATE_EPOCH).
     await mount.unmount();
     for (const d of dropped.sort().reverse()) await rm(path.join(mount.upper, d), { recursive: true, force: true });
-    await x.store.adoptSnapshot(layer.diffID, mount.upper);
-    return { layer, time: x.time };
+    await x.store.adoptSnapshot(diffID, mount.upper);
+    // The blob is written from the snapshot (the same files, where the upper dir went), checked against the diffID.
+    const snapshot = x.store.snapshotPath(diffID);
+    const moved = entries.map((e) => (e.content && 'path' in e.content ? { ...e, content: { path: path.join(snapshot, path.relative(mount.upper, e.content.path)) } } : e));
+    const written = writeLayer(x.store, moved, { sourceDateEpoch: x.sourceDateEpoch, diffID });
+    written.catch(() => undefined); // the solver awaits it
+    return { layer: { diffID, headers, written }, time: x.time };
   } finally {
     await mount.release();
     for (const undo of cleanup.reverse()) await undo();

@@ -1,7 +1,7 @@
 // What an op may use of the build while it runs (the solver provides it), and what it gives back. An op never
 // changes the stage's state itself: the solver applies its result (a layer or none, and the time it carries).
 import type { StageSource } from '../../dockerfile/plan.js';
-import type { WrittenLayer } from '../../layer/writer.js';
+import type { LayerInProgress, WrittenLayer } from '../../layer/writer.js';
 import type { RegistryClient } from '../../registry/client.js';
 import type { Store } from '../../store/store.js';
 import type { BuildContext } from '../context.js';
@@ -36,8 +36,11 @@ export interface OpContext {
 }
 
 export interface OpResult {
-  /** the layer written; none: the step changed nothing (an empty_layer history entry) */
-  layer?: WrittenLayer;
+  /**
+   * the layer written, or hashed with its blob still being written (a RUN's: compressed while the next steps run);
+   * none: the step changed nothing (an empty_layer history entry)
+   */
+  layer?: WrittenLayer | LayerInProgress;
   /** the stage's newest input time after the step */
   time: number;
 }
