@@ -6,7 +6,7 @@
 //   fresh runner's would be, `docker build --cache-from` the previous image (built with BUILDKIT_INLINE_CACHE=1,
 //   the cache docker can keep without buildx), then `docker push`.
 // Scenarios: nothing changed, one source file changed, no cache at all. Each is run HOIST_BENCH_RUNS times (default
-// 3) per tool, alternating; prints the median with min–max, the ratio of medians, hoist's peak RSS and what hoist
+// 3) per tool, alternating, each on a settled disk (settle() in lib.mjs: synced, caches dropped); prints the median with min–max, the ratio of medians, hoist's peak RSS and what hoist
 // reported as cached/downloaded/uploaded. Asserts nothing. Needs root, docker-registry, dockerd, debootstrap, runc
 // and GNU time. Run with `npm run bench:cache` (builds first). HOIST_BENCH_ROOTFS: a ready rootfs tar to skip
 // debootstrap.
@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { measured, must, pushDebianBase, startDockerd, startRegistry, stopAll, twoStageApp } from './lib.mjs';
+import { measured, must, pushDebianBase, settle, startDockerd, startRegistry, stopAll, twoStageApp } from './lib.mjs';
 
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-cache-'));
 const cli = path.resolve('dist/cli.js');
@@ -37,6 +37,7 @@ function context(name, greeting) {
 function hoist(ctx, cacheFrom) {
   const store = path.join(work, 'hoist-store');
   rmSync(store, { recursive: true, force: true });
+  settle();
   const meta = path.join(work, 'hoist-meta.json');
   const args = [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta];
   if (cacheFrom) args.push('--cache-from', `type=registry,ref=${cacheFrom}`);
@@ -51,6 +52,7 @@ function hoist(ctx, cacheFrom) {
 function dockerBuild(ctx, cacheFrom, tag = `${dockerRepo}:run`) {
   must(docker, ['system', 'prune', '-af'], { env: dockerEnv });
   must(docker, ['builder', 'prune', '-af'], { env: dockerEnv });
+  settle();
   const args = ['build', '-q', '--network', 'host', '--build-arg', 'BUILDKIT_INLINE_CACHE=1', '-t', tag];
   if (cacheFrom) args.push('--cache-from', cacheFrom);
   const b = measured('docker build', docker, [...args, ctx], dockerEnv);

@@ -37,6 +37,20 @@ export function measured(label, cmd, args, env = process.env) {
 
 export const aptClean = 'rm -rf /var/lib/apt/lists/* /var/log/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/cache/ldconfig/aux-cache';
 
+/**
+ * What a fresh runner's disk is like after the previous run's state is wiped: nothing deleted in the last moments,
+ * nothing in the page cache. On ext4, files created within ~30 s (dirty_expire) of deleting many others pay a scan
+ * over the recently deleted inodes on every creation (measured here: tar -x of the Debian base 0.7 s on a settled
+ * disk, 3.4 s right after removing a copy of it), which would make every benchmark measure its own clean-up.
+ * Needs root; without it the numbers carry that noise.
+ */
+export function settle() {
+  spawnSync('sync');
+  try {
+    writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+  } catch {}
+}
+
 export function must(cmd, args, options = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...options });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}${r.stdout?.slice(0, 2000)}`);

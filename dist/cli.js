@@ -45554,11 +45554,15 @@ async function extractEntry(header, body, name, root, options, chown, report, la
         (0,external_node_fs_namespaceObject.mkdirSync)(external_node_path_.dirname(target), { recursive: true });
         later.dirs.set(parent, external_node_path_.dirname(target));
     }
-    if (!(await place(header, body, target, root, report, later)))
+    const placed = await place(header, body, target, root, report, later, chown);
+    if (!placed)
         return; // skipped
     if (header.type === 'directory')
         later.dirs.set(name, target);
-    if (header.type !== 'symlink') {
+    if (placed === 'done') {
+        // owner, mode and times set through the descriptor
+    }
+    else if (header.type !== 'symlink') {
         if (chown)
             quietly(() => (0,external_node_fs_namespaceObject.lchownSync)(target, header.uid, header.gid));
         if (header.type !== 'hardlink')
@@ -45574,6 +45578,8 @@ async function extractEntry(header, body, name, root, options, chown, report, la
     }
     if (header.type === 'directory')
         later.dirTimes.push([name, header.mtime]);
+    else if (placed === 'done')
+        return;
     else if (header.type === 'symlink')
         quietly(() => (0,external_node_fs_namespaceObject.lutimesSync)(target, header.mtime, header.mtime));
     else if (header.type !== 'hardlink')
@@ -45617,37 +45623,79 @@ function quietly(f) {
 }
 /** Files up to this size are read whole and written with one call; bigger ones are streamed. */
 const smallFile = 4 * 1024 * 1024;
-/** Makes the entry at `target`; false when it could not be made here (a device without root) and was skipped. */
-async function place(header, body, target, root, report, later) {
-    const existing = (0,external_node_fs_namespaceObject.lstatSync)(target, { throwIfNoEntry: false });
+/**
+ * Makes `target` with `make`, which fails with EEXIST when something is there: that is removed and `make` tried
+ * once more. Creating first and looking only on a clash spares a stat per entry (a fresh snapshot has no clashes).
+ */
+function create(target, later, make) {
+    try {
+        make();
+    }
+    catch (e) {
+        if (e.code !== 'EEXIST')
+            throw e;
+        removeKnown(target, later);
+        make();
+    }
+}
+/**
+ * Makes the entry at `target`: 'done' when its owner, mode and times are set too (a small file, through its
+ * descriptor), true when the caller sets them, false when it could not be made here (a device without root).
+ */
+async function place(header, body, target, root, report, later, chown) {
     if (header.type === 'directory') {
-        if (existing && !existing.isDirectory())
-            removeKnown(target, later);
-        if (!existing?.isDirectory())
-            (0,external_node_fs_namespaceObject.mkdirSync)(target);
         body.resume();
+        try {
+            (0,external_node_fs_namespaceObject.mkdirSync)(target);
+        }
+        catch (e) {
+            if (e.code !== 'EEXIST')
+                throw e;
+            if ((0,external_node_fs_namespaceObject.lstatSync)(target).isDirectory())
+                return true; // kept, with what is in it
+            removeKnown(target, later);
+            (0,external_node_fs_namespaceObject.mkdirSync)(target);
+        }
         return true;
     }
-    if (existing)
-        removeKnown(target, later);
     switch (header.type) {
-        case 'file':
-            if (header.size <= smallFile) {
-                const chunks = [];
-                for await (const c of body)
-                    chunks.push(c);
-                (0,external_node_fs_namespaceObject.writeFileSync)(target, Buffer.concat(chunks), { mode: 0o600 });
+        case 'file': {
+            if (header.size > smallFile) {
+                if ((0,external_node_fs_namespaceObject.lstatSync)(target, { throwIfNoEntry: false }))
+                    removeKnown(target, later);
+                await (0,external_node_stream_promises_namespaceObject.pipeline)(body, (0,external_node_fs_namespaceObject.createWriteStream)(target, { mode: 0o600, flags: 'wx' }));
+                return true;
             }
-            else {
-                await (0,external_node_stream_promises_namespaceObject.pipeline)(body, (0,external_node_fs_namespaceObject.createWriteStream)(target, { mode: 0o600 }));
+            const chunks = [];
+            for await (const c of body)
+                chunks.push(c);
+            const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+            let fd = -1;
+            // O_EXCL: never through whatever is at the name (a symlink an earlier entry made is replaced, not followed).
+            create(target, later, () => {
+                fd = (0,external_node_fs_namespaceObject.openSync)(target, 'wx', 0o600);
+            });
+            try {
+                for (let off = 0; off < data.length;)
+                    off += (0,external_node_fs_namespaceObject.writeSync)(fd, data, off, data.length - off);
+                if (chown)
+                    quietly(() => (0,external_node_fs_namespaceObject.fchownSync)(fd, header.uid, header.gid));
+                (0,external_node_fs_namespaceObject.fchmodSync)(fd, header.mode);
+                (0,external_node_fs_namespaceObject.futimesSync)(fd, header.mtime, header.mtime);
             }
-            return true;
+            finally {
+                (0,external_node_fs_namespaceObject.closeSync)(fd);
+            }
+            return 'done';
+        }
         case 'symlink':
             body.resume();
-            (0,external_node_fs_namespaceObject.symlinkSync)(header.linkname ?? '', target);
+            create(target, later, () => (0,external_node_fs_namespaceObject.symlinkSync)(header.linkname ?? '', target));
             return true;
         case 'hardlink': {
             body.resume();
+            if ((0,external_node_fs_namespaceObject.lstatSync)(target, { throwIfNoEntry: false }))
+                removeKnown(target, later);
             // A hard link names an earlier entry of the archive (inside the root, never followed through a last symlink).
             const linked = cleanEntryName(header.linkname ?? '');
             const from = linked === '' ? undefined : resolveInRoot(root, linked);
@@ -45661,6 +45709,8 @@ async function place(header, body, target, root, report, later) {
         }
         case 'fifo':
             body.resume();
+            if ((0,external_node_fs_namespaceObject.lstatSync)(target, { throwIfNoEntry: false }))
+                removeKnown(target, later);
             if (tool('mkfifo', ['-m', (header.mode & 0o777).toString(8), target]))
                 return true;
             report.skipped.push(`fifo ${header.name}`);
@@ -45668,6 +45718,8 @@ async function place(header, body, target, root, report, later) {
         case 'char':
         case 'block':
             body.resume();
+            if ((0,external_node_fs_namespaceObject.lstatSync)(target, { throwIfNoEntry: false }))
+                removeKnown(target, later);
             if (tool('mknod', [target, header.type === 'char' ? 'c' : 'b', String(header.devmajor ?? 0), String(header.devminor ?? 0)]))
                 return true;
             report.skipped.push(`device ${header.name} (needs root)`);
@@ -45676,11 +45728,32 @@ async function place(header, body, target, root, report, later) {
     return false;
 }
 
+;// CONCATENATED MODULE: ./lib/exec/process.js
+// A helper program run without blocking the event loop (mount, umount, runc delete, getfattr, cp): while one step
+// waits for it, the layers being unpacked and compressed for other steps go on. spawnSync stays only where
+// nothing else may run (an interrupt's clean-up).
+
+function runProcess(cmd, args, options = {}) {
+    return new Promise((resolve) => {
+        const out = [];
+        const err = [];
+        const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+        child.stdout.on('data', (c) => out.push(c));
+        child.stderr.on('data', (c) => err.push(c));
+        let error;
+        child.on('error', (e) => {
+            error = e;
+        });
+        child.on('close', (status) => resolve({ status: error ? null : status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), error }));
+    });
+}
+
 ;// CONCATENATED MODULE: ./lib/exec/cleanup.js
 // What must not outlive an interrupted build: runtime containers, overlay mounts, secret files, temp dirs. A
 // cancelled workflow sends SIGINT or SIGTERM and may follow with SIGKILL; the handler here undoes everything
 // registered, synchronously and newest first (a container before the mount under it, a mount before the
 // directory that holds it), then exits with 128 + the signal's number as a shell would report.
+
 
 
 const tasks = new Set();
@@ -45734,6 +45807,11 @@ function onInterrupt(task) {
 function unmountSync(dir) {
     if ((0,external_node_child_process_namespaceObject.spawnSync)('umount', [dir], { stdio: 'ignore' }).status !== 0)
         (0,external_node_child_process_namespaceObject.spawnSync)('umount', ['-l', dir], { stdio: 'ignore' });
+}
+/** Unmounts `dir` (lazily if it is busy) without blocking the event loop. */
+async function unmountDir(dir) {
+    if ((await runProcess('umount', [dir])).status !== 0)
+        await runProcess('umount', ['-l', dir]);
 }
 function removeSync(dir) {
     (0,external_node_fs_namespaceObject.rmSync)(dir, { recursive: true, force: true });
@@ -47514,6 +47592,7 @@ class SecretMask {
 
 
 
+
 class ExecError extends Error {
     name = 'ExecError';
 }
@@ -47527,7 +47606,7 @@ function uptime() {
 }
 /** What overlayfs told the kernel log since `since` (seconds of uptime): why a mount was refused. */
 function kernelSays(since) {
-    const r = (0,external_node_child_process_namespaceObject.spawnSync)('dmesg', [], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const r = (0,external_node_child_process_namespaceObject.spawnSync)('dmesg', [], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }); // only when a mount failed
     const lines = (r.stdout ?? '').split('\n').filter((l) => /overlayfs:/.test(l) && Number(/^\[\s*([\d.]+)\]/.exec(l)?.[1] ?? 0) >= since - 1);
     const last = lines.at(-1)?.replace(/^\[[^\]]*\]\s*/, '').trim();
     return last ? `the kernel says: ${last}` : undefined;
@@ -47559,7 +47638,7 @@ async function mountOverlay(lowerDirs, scratch, options = {}) {
     if (options_.length > 4000)
         throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
     const before = uptime();
-    const r = (0,external_node_child_process_namespaceObject.spawnSync)('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { encoding: 'utf8', cwd: links });
+    const r = await runProcess('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { cwd: links });
     if (r.status !== 0) {
         await (0,promises_.rm)(dir, { recursive: true, force: true });
         const why = process.getuid?.() === 0 ? kernelSays(before) : 'RUN needs root (or passwordless sudo) and overlayfs';
@@ -47575,7 +47654,7 @@ async function mountOverlay(lowerDirs, scratch, options = {}) {
         if (!mounted)
             return;
         mounted = false;
-        unmountSync(merged);
+        await unmountDir(merged);
     };
     return {
         merged,
@@ -48826,10 +48905,10 @@ const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
  * The two xattrs the layer needs from the upper dir, in one walk: trusted.overlay.opaque=y (directories a step
  * deleted and made again) and security.capability (what setcap wrote), by relative path.
  */
-function upperXattrs(upper) {
+async function upperXattrs(upper) {
     const opaque = new Set();
     const caps = new Map();
-    const d = (0,external_node_child_process_namespaceObject.spawnSync)('getfattr', ['-R', '-P', '--absolute-names', '-e', 'base64', '-m', '^(trusted\\.overlay\\.opaque|security\\.capability)$', '-d', upper], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+    const d = await runProcess('getfattr', ['-R', '-P', '--absolute-names', '-e', 'base64', '-m', '^(trusted\\.overlay\\.opaque|security\\.capability)$', '-d', upper]);
     let current;
     for (const line of (d.stdout ?? '').split('\n')) {
         if (line.startsWith('# file: '))
@@ -48874,7 +48953,7 @@ async function upperDirEntries(upper, lower, mountTargets = []) {
 }
 async function walkUpper(upper, lower, dropped) {
     const entries = [];
-    const { opaque, caps } = upperXattrs(upper);
+    const { opaque, caps } = await upperXattrs(upper);
     const links = new Map();
     const visit = async (rel) => {
         const abs = external_node_path_.join(upper, rel);
@@ -48969,15 +49048,15 @@ async function secretValue(src, env = process.env) {
  * (Node's fs.cp fails on device nodes): the throwaway source of a `rw` bind mount where overlayfs cannot stack,
  * the first content of a cache mount `from=` a stage. `dest` is made, or filled when it is an empty directory.
  */
-function copyTree(source, dest) {
-    const r = (0,external_node_child_process_namespaceObject.spawnSync)('cp', ['-a', '--no-target-directory', '--', source, dest], { encoding: 'utf8' });
+async function copyTree(source, dest) {
+    const r = await runProcess('cp', ['-a', '--no-target-directory', '--', source, dest]);
     if (r.status !== 0)
         throw new ExecError(`cannot copy the mount source: ${(r.stderr || r.error?.message || '').trim()}`);
 }
 /** A writable copy of a mount source: what the step writes there is thrown away with `scratch`. */
 async function throwawayCopy(source, scratch) {
     const dir = external_node_path_.join(await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'bind-')), 'copy');
-    copyTree(source, dir);
+    await copyTree(source, dir);
     return dir;
 }
 async function writeSecretFile(dir, id, data, mode) {
@@ -48996,10 +49075,21 @@ async function writeSecretFile(dir, id, data, mode) {
 
 
 
+
+
+/** runc, else crun, as found on PATH (an executable file; a lookup, not a shell per step). */
 function findRuntime() {
-    for (const r of ['runc', 'crun'])
-        if ((0,external_node_child_process_namespaceObject.spawnSync)('sh', ['-c', `command -v ${r}`], { stdio: 'ignore' }).status === 0)
-            return r;
+    const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
+    for (const r of ['runc', 'crun']) {
+        for (const d of dirs) {
+            try {
+                (0,external_node_fs_namespaceObject.accessSync)(external_node_path_.join(d, r), external_node_fs_namespaceObject.constants.X_OK);
+                if ((0,external_node_fs_namespaceObject.statSync)(external_node_path_.join(d, r)).isFile())
+                    return r;
+            }
+            catch { }
+        }
+    }
     return undefined;
 }
 let counter = 0;
@@ -49044,7 +49134,7 @@ async function runContainer(runtime, spec, scratch, onOutput) {
     }
     finally {
         forget();
-        (0,external_node_child_process_namespaceObject.spawnSync)(runtime, ['delete', '--force', id], { stdio: 'ignore' });
+        await runProcess(runtime, ['delete', '--force', id]);
         await (0,promises_.rm)(bundle, { recursive: true, force: true });
     }
 }
@@ -49221,7 +49311,7 @@ async function runMount(m, from, env, scratch, cleanup, x) {
             const dir = await cacheMountDir(external_node_path_.join(x.store.root, 'cache-mounts'), m, cleanup);
             // from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
             if (from && (await (0,promises_.readdir)(dir)).length === 0)
-                copyTree((await mountSource(from, m.from, m.source, x)).abs, dir);
+                await copyTree((await mountSource(from, m.from, m.source, x)).abs, dir);
             return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
         }
         case 'secret': {

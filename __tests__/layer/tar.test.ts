@@ -142,6 +142,25 @@ describe('extractLayer never writes outside its root', () => {
     expect(st.mode & 0o7777).toBe(0o4755);
     expect(st.mtimeMs).toBe(1000_000);
   });
+
+  test('a later entry replaces whatever is at its name; a directory entry over a directory keeps what it holds', async () => {
+    const root = path.join(tmp(), 'r');
+    const layer = await writeTar([
+      file('a', 'file first'), entry('a/', 'directory', { mode: 0o700 }), file('a/in', 'kept'),
+      entry('b/', 'directory'), file('b/x', 'x'), file('b', 'a file now', { mode: 0o600, mtime: 2000, uid: 7, gid: 8 }),
+      file('c', 'c'), entry('c', 'symlink', { linkname: 'b' }),
+      entry('d/', 'directory'), file('d/y', 'y'), entry('d/', 'directory', { mode: 0o711 }),
+    ]);
+    await extractLayer(Readable.from([layer]), root, { whiteouts: 'overlay' });
+    expect(lstatSync(path.join(root, 'a')).mode & 0o777).toBe(0o700);
+    expect(readFileSync(path.join(root, 'a/in'), 'utf8')).toBe('kept');
+    const b = lstatSync(path.join(root, 'b'));
+    expect([b.isFile(), b.mode & 0o777, b.mtimeMs, readFileSync(path.join(root, 'b'), 'utf8')]).toEqual([true, 0o600, 2000_000, 'a file now']);
+    if (process.getuid?.() === 0) expect([b.uid, b.gid]).toEqual([7, 8]);
+    expect(readlinkSync(path.join(root, 'c'))).toBe('b');
+    expect(readdirSync(path.join(root, 'd'))).toEqual(['y']);
+    expect(lstatSync(path.join(root, 'd')).mode & 0o777).toBe(0o711);
+  });
 });
 
 const asRoot = process.getuid?.() === 0 && haveTool('setfattr') && haveTool('getfattr');

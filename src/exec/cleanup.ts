@@ -4,6 +4,7 @@
 // directory that holds it), then exits with 128 + the signal's number as a shell would report.
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { runProcess } from './process.js';
 
 type Task = () => void;
 const tasks = new Set<Task>();
@@ -57,6 +58,11 @@ export function onInterrupt(task: Task): () => void {
 /** Unmounts `dir` (lazily if it is busy). */
 export function unmountSync(dir: string): void {
   if (spawnSync('umount', [dir], { stdio: 'ignore' }).status !== 0) spawnSync('umount', ['-l', dir], { stdio: 'ignore' });
+}
+
+/** Unmounts `dir` (lazily if it is busy) without blocking the event loop. */
+export async function unmountDir(dir: string): Promise<void> {
+  if ((await runProcess('umount', [dir])).status !== 0) await runProcess('umount', ['-l', dir]);
 }
 
 export function removeSync(dir: string): void {

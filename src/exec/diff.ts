@@ -2,12 +2,12 @@
 // become OCI whiteouts (a 0/0 character device → `.wh.NAME`, only for paths that exist below; an opaque
 // directory → `.wh..wh..opq`); hard links within the layer stay hard links; the files the runtime made as mount
 // points for /etc/hosts and /etc/resolv.conf are left out when the image did not have them.
-import { spawnSync } from 'node:child_process';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { FsIndex } from '../layer/fs-index.js';
 import type { TarHeader } from '../layer/tar.js';
 import type { LayerEntry } from '../layer/writer.js';
+import { runProcess } from './process.js';
 
 // BuildKit keeps the /proc, /dev and /sys directories the runtime made; the bind-mounted files go.
 const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
@@ -16,10 +16,10 @@ const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
  * The two xattrs the layer needs from the upper dir, in one walk: trusted.overlay.opaque=y (directories a step
  * deleted and made again) and security.capability (what setcap wrote), by relative path.
  */
-function upperXattrs(upper: string): { opaque: Set<string>; caps: Map<string, Buffer> } {
+async function upperXattrs(upper: string): Promise<{ opaque: Set<string>; caps: Map<string, Buffer> }> {
   const opaque = new Set<string>();
   const caps = new Map<string, Buffer>();
-  const d = spawnSync('getfattr', ['-R', '-P', '--absolute-names', '-e', 'base64', '-m', '^(trusted\\.overlay\\.opaque|security\\.capability)$', '-d', upper], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  const d = await runProcess('getfattr', ['-R', '-P', '--absolute-names', '-e', 'base64', '-m', '^(trusted\\.overlay\\.opaque|security\\.capability)$', '-d', upper]);
   let current: string | undefined;
   for (const line of (d.stdout ?? '').split('\n')) {
     if (line.startsWith('# file: ')) current = path.relative(upper, line.slice(8));
@@ -58,7 +58,7 @@ export async function upperDirEntries(upper: string, lower: FsIndex, mountTarget
 
 async function walkUpper(upper: string, lower: FsIndex, dropped: string[]): Promise<LayerEntry[]> {
   const entries: LayerEntry[] = [];
-  const { opaque, caps } = upperXattrs(upper);
+  const { opaque, caps } = await upperXattrs(upper);
   const links = new Map<string, string>();
   const visit = async (rel: string) => {
     const abs = path.join(upper, rel);

@@ -1,10 +1,10 @@
 // What RUN --mount kinds need at run time (the specs are parsed in src/dockerfile/mounts.ts): secret values from
 // --secret, secret files on a tmpfs, throwaway copies for rw binds and cache seeds.
-import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { splitCSV } from '../dockerfile/plan.js';
 import { ExecError } from './overlay.js';
+import { runProcess } from './process.js';
 
 export interface SecretSource {
   /** a file's path or the value of an environment variable */
@@ -43,15 +43,15 @@ export async function secretValue(src: SecretSource | undefined, env: NodeJS.Pro
  * (Node's fs.cp fails on device nodes): the throwaway source of a `rw` bind mount where overlayfs cannot stack,
  * the first content of a cache mount `from=` a stage. `dest` is made, or filled when it is an empty directory.
  */
-export function copyTree(source: string, dest: string): void {
-  const r = spawnSync('cp', ['-a', '--no-target-directory', '--', source, dest], { encoding: 'utf8' });
+export async function copyTree(source: string, dest: string): Promise<void> {
+  const r = await runProcess('cp', ['-a', '--no-target-directory', '--', source, dest]);
   if (r.status !== 0) throw new ExecError(`cannot copy the mount source: ${(r.stderr || r.error?.message || '').trim()}`);
 }
 
 /** A writable copy of a mount source: what the step writes there is thrown away with `scratch`. */
 export async function throwawayCopy(source: string, scratch: string): Promise<string> {
   const dir = path.join(await mkdtemp(path.join(scratch, 'bind-')), 'copy');
-  copyTree(source, dir);
+  await copyTree(source, dir);
   return dir;
 }
 

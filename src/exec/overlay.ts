@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { onInterrupt, removeSync, unmountSync } from './cleanup.js';
+import { onInterrupt, removeSync, unmountDir, unmountSync } from './cleanup.js';
+import { runProcess } from './process.js';
 
 export class ExecError extends Error {
   override readonly name = 'ExecError';
@@ -21,7 +22,7 @@ function uptime(): number {
 
 /** What overlayfs told the kernel log since `since` (seconds of uptime): why a mount was refused. */
 function kernelSays(since: number): string | undefined {
-  const r = spawnSync('dmesg', [], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync('dmesg', [], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }); // only when a mount failed
   const lines = (r.stdout ?? '').split('\n').filter((l) => /overlayfs:/.test(l) && Number(/^\[\s*([\d.]+)\]/.exec(l)?.[1] ?? 0) >= since - 1);
   const last = lines.at(-1)?.replace(/^\[[^\]]*\]\s*/, '').trim();
   return last ? `the kernel says: ${last}` : undefined;
@@ -58,7 +59,7 @@ export async function mountOverlay(lowerDirs: readonly string[], scratch: string
   const options_ = options.readOnly ? `lowerdir=${names}` : `lowerdir=${names},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
   if (options_.length > 4000) throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
   const before = uptime();
-  const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { encoding: 'utf8', cwd: links });
+  const r = await runProcess('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { cwd: links });
   if (r.status !== 0) {
     await rm(dir, { recursive: true, force: true });
     const why = process.getuid?.() === 0 ? kernelSays(before) : 'RUN needs root (or passwordless sudo) and overlayfs';
@@ -73,7 +74,7 @@ export async function mountOverlay(lowerDirs: readonly string[], scratch: string
   const unmount = async () => {
     if (!mounted) return;
     mounted = false;
-    unmountSync(merged);
+    await unmountDir(merged);
   };
   return {
     merged,

@@ -4,7 +4,7 @@
 // Whiteouts either delete what they name (applying layers one over another into one tree) or become overlayfs
 // whiteouts (a snapshot used as a lower dir).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, createWriteStream, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, createWriteStream, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -178,9 +178,12 @@ async function extractEntry(header: TarHeader, body: AsyncIterable<Buffer> & { r
     mkdirSync(path.dirname(target), { recursive: true });
     later.dirs.set(parent, path.dirname(target));
   }
-  if (!(await place(header, body, target, root, report, later))) return; // skipped
+  const placed = await place(header, body, target, root, report, later, chown);
+  if (!placed) return; // skipped
   if (header.type === 'directory') later.dirs.set(name, target);
-  if (header.type !== 'symlink') {
+  if (placed === 'done') {
+    // owner, mode and times set through the descriptor
+  } else if (header.type !== 'symlink') {
     if (chown) quietly(() => lchownSync(target, header.uid, header.gid));
     if (header.type !== 'hardlink') chmodSync(target, header.mode);
   } else if (chown) {
@@ -191,6 +194,7 @@ async function extractEntry(header: TarHeader, body: AsyncIterable<Buffer> & { r
     if (!tool('setfattr', ['-h', '-n', k, '-v', `0s${v.toString('base64')}`, target])) report.skipped.push(`xattr ${k} of ${name}`);
   }
   if (header.type === 'directory') later.dirTimes.push([name, header.mtime]);
+  else if (placed === 'done') return;
   else if (header.type === 'symlink') quietly(() => lutimesSync(target, header.mtime, header.mtime));
   else if (header.type !== 'hardlink') utimesSync(target, header.mtime, header.mtime);
 }
@@ -234,32 +238,69 @@ function quietly(f: () => void): void {
 /** Files up to this size are read whole and written with one call; bigger ones are streamed. */
 const smallFile = 4 * 1024 * 1024;
 
-/** Makes the entry at `target`; false when it could not be made here (a device without root) and was skipped. */
-async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume(): void }, target: string, root: string, report: ExtractReport, later: Deferred): Promise<boolean> {
-  const existing = lstatSync(target, { throwIfNoEntry: false });
+/**
+ * Makes `target` with `make`, which fails with EEXIST when something is there: that is removed and `make` tried
+ * once more. Creating first and looking only on a clash spares a stat per entry (a fresh snapshot has no clashes).
+ */
+function create(target: string, later: Deferred, make: () => void): void {
+  try {
+    make();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    removeKnown(target, later);
+    make();
+  }
+}
+
+/**
+ * Makes the entry at `target`: 'done' when its owner, mode and times are set too (a small file, through its
+ * descriptor), true when the caller sets them, false when it could not be made here (a device without root).
+ */
+async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume(): void }, target: string, root: string, report: ExtractReport, later: Deferred, chown: boolean): Promise<boolean | 'done'> {
   if (header.type === 'directory') {
-    if (existing && !existing.isDirectory()) removeKnown(target, later);
-    if (!existing?.isDirectory()) mkdirSync(target);
     body.resume();
+    try {
+      mkdirSync(target);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if (lstatSync(target).isDirectory()) return true; // kept, with what is in it
+      removeKnown(target, later);
+      mkdirSync(target);
+    }
     return true;
   }
-  if (existing) removeKnown(target, later);
   switch (header.type) {
-    case 'file':
-      if (header.size <= smallFile) {
-        const chunks: Buffer[] = [];
-        for await (const c of body) chunks.push(c);
-        writeFileSync(target, Buffer.concat(chunks), { mode: 0o600 });
-      } else {
-        await pipeline(body, createWriteStream(target, { mode: 0o600 }));
+    case 'file': {
+      if (header.size > smallFile) {
+        if (lstatSync(target, { throwIfNoEntry: false })) removeKnown(target, later);
+        await pipeline(body, createWriteStream(target, { mode: 0o600, flags: 'wx' }));
+        return true;
       }
-      return true;
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(c);
+      const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+      let fd = -1;
+      // O_EXCL: never through whatever is at the name (a symlink an earlier entry made is replaced, not followed).
+      create(target, later, () => {
+        fd = openSync(target, 'wx', 0o600);
+      });
+      try {
+        for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+        if (chown) quietly(() => fchownSync(fd, header.uid, header.gid));
+        fchmodSync(fd, header.mode);
+        futimesSync(fd, header.mtime, header.mtime);
+      } finally {
+        closeSync(fd);
+      }
+      return 'done';
+    }
     case 'symlink':
       body.resume();
-      symlinkSync(header.linkname ?? '', target);
+      create(target, later, () => symlinkSync(header.linkname ?? '', target));
       return true;
     case 'hardlink': {
       body.resume();
+      if (lstatSync(target, { throwIfNoEntry: false })) removeKnown(target, later);
       // A hard link names an earlier entry of the archive (inside the root, never followed through a last symlink).
       const linked = cleanEntryName(header.linkname ?? '');
       const from = linked === '' ? undefined : resolveInRoot(root, linked);
@@ -271,12 +312,14 @@ async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume()
     }
     case 'fifo':
       body.resume();
+      if (lstatSync(target, { throwIfNoEntry: false })) removeKnown(target, later);
       if (tool('mkfifo', ['-m', (header.mode & 0o777).toString(8), target])) return true;
       report.skipped.push(`fifo ${header.name}`);
       return false;
     case 'char':
     case 'block':
       body.resume();
+      if (lstatSync(target, { throwIfNoEntry: false })) removeKnown(target, later);
       if (tool('mknod', [target, header.type === 'char' ? 'c' : 'b', String(header.devmajor ?? 0), String(header.devminor ?? 0)])) return true;
       report.skipped.push(`device ${header.name} (needs root)`);
       return false;

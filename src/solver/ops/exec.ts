@@ -121,7 +121,7 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
     case 'cache': {
       const dir = await cacheMountDir(path.join(x.store.root, 'cache-mounts'), m, cleanup);
       // from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
-      if (from && (await readdir(dir)).length === 0) copyTree((await mountSource(from, m.from, m.source, x)).abs, dir);
+      if (from && (await readdir(dir)).length === 0) await copyTree((await mountSource(from, m.from, m.source, x)).abs, dir);
       return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
     }
     case 'secret': {
