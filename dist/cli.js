@@ -43508,11 +43508,45 @@ async function peek(input, n) {
     }
     return { head: head.subarray(0, n), stream: external_node_stream_.Readable.from(all(), { objectMode: false }) };
 }
+/**
+ * Joins small chunks into ones of at least `size` bytes. zlib pays per call: an HTTP body arrives in 16–64 KiB
+ * pieces, and the 94 MB gzip of a Debian base took 1.6 s of CPU to inflate fed 16 KiB at a time, 0.56 s fed 1 MiB.
+ */
+class Coalesce extends external_node_stream_.Transform {
+    size;
+    parts = [];
+    bytes = 0;
+    constructor(size = 1 << 20) {
+        super();
+        this.size = size;
+    }
+    _transform(chunk, _enc, done) {
+        this.parts.push(chunk);
+        this.bytes += chunk.length;
+        if (this.bytes >= this.size)
+            this.release();
+        done();
+    }
+    _flush(done) {
+        if (this.bytes > 0)
+            this.release();
+        done();
+    }
+    release() {
+        this.push(this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.bytes));
+        this.parts = [];
+        this.bytes = 0;
+    }
+}
+/** `input` decompressed (as it was compressed: gzip, zstd or none), fed to the decompressor in big pieces. */
+function decompressing(input, c) {
+    return c === 'none' ? input : chain(input, new Coalesce(), decompressor(c));
+}
 /** The uncompressed bytes of a stream that may be gzip, zstd or plain, and which it was. */
 async function decompressed(input) {
     const { head, stream } = await peek(input, 4);
     const compression = detectCompression(head);
-    return { stream: chain(stream, decompressor(compression)), compression };
+    return { stream: decompressing(stream, compression), compression };
 }
 const deflateRaw = (0,external_node_util_.promisify)(external_node_zlib_.deflateRaw);
 const gzipBlock = 1 << 20;
@@ -46019,7 +46053,7 @@ class Store {
     openBlob(digest) {
         const p = this.blobPath(digest);
         const verify = new DigestStream({ digest, where: `stored blob ${digest} (${p})` });
-        const file = (0,external_node_fs_namespaceObject.createReadStream)(p);
+        const file = (0,external_node_fs_namespaceObject.createReadStream)(p, { highWaterMark: 1 << 20 });
         file.on('error', (e) => {
             if (e.code === 'ENOENT')
                 verify.destroy(new StoreError(`blob ${digest} is not in the store ${this.root}`));
@@ -47872,7 +47906,7 @@ function openArchive(file, kind) {
     if (kind === 'tar')
         return input;
     if (kind === 'gzip' || (kind === 'zstd' && z.createZstdDecompress))
-        return chain(input, decompressor(kind));
+        return decompressing(input, kind);
     const tool = kind === 'bzip2' ? 'bzip2' : kind === 'xz' ? 'xz' : 'zstd';
     const child = (0,external_node_child_process_namespaceObject.spawn)(tool, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const out = new external_node_stream_.PassThrough();

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
-import { chain, compressor, ParallelGzip } from '../../src/layer/compression.js';
+import { chain, Coalesce, compressor, decompressing, ParallelGzip } from '../../src/layer/compression.js';
 
 async function gzip(input: Buffer, piece = 65536): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -51,5 +51,33 @@ describe('parallel gzip', () => {
 
   test('compressor("gzip") is this writer', () => {
     expect(compressor('gzip')).toBeInstanceOf(ParallelGzip);
+  });
+});
+
+describe('decompressing', () => {
+  test('small pieces reach zlib joined into big ones, in order, and come out whole', async () => {
+    const input = text(3 * MiB + 99);
+    const z = await gzip(input);
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < z.length; i += 1000) pieces.push(z.subarray(i, i + 1000));
+    const sizes: number[] = [];
+    const joined: Buffer[] = [];
+    for await (const c of chain(Readable.from(pieces), new Coalesce())) {
+      sizes.push((c as Buffer).length);
+      joined.push(c as Buffer);
+    }
+    expect(Buffer.concat(joined).equals(z)).toBe(true);
+    expect(sizes.slice(0, -1).every((n) => n >= MiB)).toBe(true);
+    const out: Buffer[] = [];
+    for await (const c of decompressing(Readable.from(pieces), 'gzip')) out.push(c as Buffer);
+    expect(Buffer.concat(out).equals(input)).toBe(true);
+  });
+
+  test('cut gzip data is still a clear error', async () => {
+    const z = await gzip(text(MiB));
+    const read = async () => {
+      for await (const _ of decompressing(Readable.from([z.subarray(0, z.length - 100)]), 'gzip'));
+    };
+    await expect(read()).rejects.toThrow(/gzip data is truncated/);
   });
 });

@@ -99,11 +99,47 @@ export async function peek(input: Readable, n: number): Promise<{ head: Buffer; 
   return { head: head.subarray(0, n), stream: Readable.from(all(), { objectMode: false }) };
 }
 
+/**
+ * Joins small chunks into ones of at least `size` bytes. zlib pays per call: an HTTP body arrives in 16–64 KiB
+ * pieces, and the 94 MB gzip of a Debian base took 1.6 s of CPU to inflate fed 16 KiB at a time, 0.56 s fed 1 MiB.
+ */
+export class Coalesce extends Transform {
+  private parts: Buffer[] = [];
+  private bytes = 0;
+
+  constructor(private readonly size = 1 << 20) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.parts.push(chunk);
+    this.bytes += chunk.length;
+    if (this.bytes >= this.size) this.release();
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.bytes > 0) this.release();
+    done();
+  }
+
+  private release(): void {
+    this.push(this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.bytes));
+    this.parts = [];
+    this.bytes = 0;
+  }
+}
+
+/** `input` decompressed (as it was compressed: gzip, zstd or none), fed to the decompressor in big pieces. */
+export function decompressing(input: Readable, c: Compression): Readable {
+  return c === 'none' ? input : chain(input, new Coalesce(), decompressor(c));
+}
+
 /** The uncompressed bytes of a stream that may be gzip, zstd or plain, and which it was. */
 export async function decompressed(input: Readable): Promise<{ stream: Readable; compression: Compression }> {
   const { head, stream } = await peek(input, 4);
   const compression = detectCompression(head);
-  return { stream: chain(stream, decompressor(compression)), compression };
+  return { stream: decompressing(stream, compression), compression };
 }
 
 const deflateRaw = promisify<zlib.InputType, zlib.ZlibOptions, Buffer>(zlib.deflateRaw);

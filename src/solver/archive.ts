@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { chain, decompressor, sniffCompression } from '../layer/compression.js';
+import { decompressing, sniffCompression } from '../layer/compression.js';
 import { checksumOk } from '../layer/tar.js';
 
 export type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
@@ -25,7 +25,7 @@ export function openArchive(file: string, kind: ArchiveKind): Readable {
   const input = createReadStream(file);
   const z = zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream };
   if (kind === 'tar') return input;
-  if (kind === 'gzip' || (kind === 'zstd' && z.createZstdDecompress)) return chain(input, decompressor(kind));
+  if (kind === 'gzip' || (kind === 'zstd' && z.createZstdDecompress)) return decompressing(input, kind);
   const tool = kind === 'bzip2' ? 'bzip2' : kind === 'xz' ? 'xz' : 'zstd';
   const child = spawn(tool, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const out = new PassThrough();

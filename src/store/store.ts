@@ -213,7 +213,7 @@ export class Store {
   openBlob(digest: string): Readable {
     const p = this.blobPath(digest);
     const verify = new DigestStream({ digest, where: `stored blob ${digest} (${p})` });
-    const file = createReadStream(p);
+    const file = createReadStream(p, { highWaterMark: 1 << 20 });
     file.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOENT') verify.destroy(new StoreError(`blob ${digest} is not in the store ${this.root}`));
     });
