@@ -15,6 +15,7 @@ const packages = {
   sudo: 'sudo',
   debootstrap: 'debootstrap',
   'ssh-agent': 'openssh-client',
+  zstd: 'zstd', // @actions/cache compresses its entries with it (else gzip)
 };
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

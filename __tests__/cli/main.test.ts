@@ -80,7 +80,10 @@ test('build: a value of --output, --secret or --ssh that does not parse is a usa
   expect(await hoist(['build', '--secret', 'foo=bar', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('unexpected key "foo"') });
   expect(await hoist(['build', '--secret', 'src=/x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('needs id=') });
   expect(await hoist(['build', '--ssh', '=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('needs an id') });
-  expect(await hoist(['build', '--cache-from', 'type=weird,ref=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('unknown type "weird" (registry, local)') });
+  expect(await hoist(['build', '--cache-from', 'type=weird,ref=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('unknown type "weird" (registry, local, gha)') });
+  expect(await hoist(['build', '--cache-from', 'type=gha,scop=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('type=gha takes scope, url, token; not scop') });
+  expect(await hoist(['build', '--cache-to', 'type=gha,max-size=lots', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('max-size "lots" is not a size') });
+  expect(await hoist(['build', '--cache-to', 'type=gha,scope=', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('scope is empty') });
   expect(await hoist(['build', '--cache-to', 'type=registry', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('type=registry needs ref=NAME') });
   expect(await hoist(['build', '--cache-to', 'type=local,dest=/x,mode=all', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('mode must be min or max') });
   expect(await hoist(['build', '--cache-to', 'inline', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('expected key=value fields') });

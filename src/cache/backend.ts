@@ -33,7 +33,7 @@ export interface CacheSaveReport {
 export interface CacheSource {
   readonly name: string;
   /** what a step's result is in the progress and the metadata when found here */
-  readonly kind: 'registry' | 'inline' | 'local';
+  readonly kind: 'registry' | 'inline' | 'local' | 'gha';
   lookup(key: string): CacheRecord | undefined;
   readonly blobs: BlobSource;
 }
@@ -67,8 +67,20 @@ export class CacheSpecError extends Error {
   override readonly name = 'CacheSpecError';
 }
 
-export type CacheFromSpec = { type: 'registry'; ref: string } | { type: 'local'; src: string };
-export type CacheToSpec = { type: 'registry'; ref: string; mode: 'min' | 'max' } | { type: 'inline' } | { type: 'local'; dest: string; mode: 'min' | 'max' };
+/** `type=gha` attributes (buildx's, and max-size): the scope defaults to the image, platform and target. */
+export interface GhaSpec {
+  type: 'gha';
+  scope?: string;
+  url?: string;
+  token?: string;
+}
+
+export type CacheFromSpec = { type: 'registry'; ref: string } | { type: 'local'; src: string } | GhaSpec;
+export type CacheToSpec =
+  | { type: 'registry'; ref: string; mode: 'min' | 'max' }
+  | { type: 'inline' }
+  | { type: 'local'; dest: string; mode: 'min' | 'max' }
+  | (GhaSpec & { mode: 'min' | 'max'; maxSize?: number });
 
 function fields(text: string, flag: string): Map<string, string> {
   const f = new Map<string, string>();
@@ -86,7 +98,33 @@ const mode = (f: Map<string, string>, text: string, flag: string): 'min' | 'max'
   return m;
 };
 
-/** `--cache-from`: `type=registry,ref=REF` (or a bare REF), `type=local,src=DIR`. */
+/** The type=gha attributes both flags take; unknown ones are errors (a typo would silently change the scope). */
+function ghaSpec(f: Map<string, string>, text: string, flag: string, extra: readonly string[]): GhaSpec {
+  for (const k of f.keys()) {
+    if (!['type', 'scope', 'url', 'url_v2', 'token', ...extra].includes(k)) throw new CacheSpecError(`${flag} ${text}: type=gha takes scope, url, token${extra.length ? `, ${extra.join(', ')}` : ''}; not ${k}`);
+  }
+  const spec: GhaSpec = { type: 'gha' };
+  const scope = f.get('scope');
+  if (scope !== undefined) {
+    if (scope === '') throw new CacheSpecError(`${flag} ${text}: scope is empty`);
+    spec.scope = scope;
+  }
+  const url = f.get('url_v2') ?? f.get('url');
+  if (url) spec.url = url;
+  const token = f.get('token');
+  if (token) spec.token = token;
+  return spec;
+}
+
+/** `1g`, `500m`, `2048k`, `123` (bytes) */
+function byteSize(value: string, text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(value.trim());
+  if (!m) throw new CacheSpecError(`${flag} ${text}: max-size ${JSON.stringify(value)} is not a size (like 2g or 500m)`);
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  return Math.floor(Number(m[1]) * unit);
+}
+
+/** `--cache-from`: `type=registry,ref=REF` (or a bare REF), `type=local,src=DIR`, `type=gha[,scope=S]`. */
 export function parseCacheFrom(text: string): CacheFromSpec {
   if (!text.includes('=')) return { type: 'registry', ref: text };
   const f = fields(text, '--cache-from');
@@ -101,10 +139,14 @@ export function parseCacheFrom(text: string): CacheFromSpec {
     if (!src) throw new CacheSpecError(`--cache-from ${text}: type=local needs src=DIR`);
     return { type, src };
   }
-  throw new CacheSpecError(`--cache-from ${text}: unknown type ${JSON.stringify(type)} (registry, local)`);
+  if (type === 'gha') return ghaSpec(f, text, '--cache-from', []);
+  throw new CacheSpecError(`--cache-from ${text}: unknown type ${JSON.stringify(type)} (registry, local, gha)`);
 }
 
-/** `--cache-to`: `type=registry,ref=REF[,mode=max]`, `type=inline`, `type=local,dest=DIR[,mode=max]`. */
+/**
+ * `--cache-to`: `type=registry,ref=REF[,mode=max]`, `type=inline`, `type=local,dest=DIR[,mode=max]`,
+ * `type=gha[,scope=S][,mode=max][,max-size=SIZE]`.
+ */
 export function parseCacheTo(text: string): CacheToSpec {
   const f = fields(text, '--cache-to');
   const type = f.get('type');
@@ -119,7 +161,13 @@ export function parseCacheTo(text: string): CacheToSpec {
     if (!dest) throw new CacheSpecError(`--cache-to ${text}: type=local needs dest=DIR`);
     return { type, dest, mode: mode(f, text, '--cache-to') };
   }
-  throw new CacheSpecError(`--cache-to ${text}: unknown type ${JSON.stringify(type)} (registry, inline, local)`);
+  if (type === 'gha') {
+    const spec = { ...ghaSpec(f, text, '--cache-to', ['mode', 'ignore-error', 'max-size']), mode: mode(f, text, '--cache-to') };
+    const max = f.get('max-size');
+    // ignore-error: a cache is never a reason for a build to fail, so it is always so here.
+    return max === undefined ? spec : { ...spec, maxSize: byteSize(max, text, '--cache-to') };
+  }
+  throw new CacheSpecError(`--cache-to ${text}: unknown type ${JSON.stringify(type)} (registry, inline, local, gha)`);
 }
 
 /** Records by key, for a CacheSource's lookup. */

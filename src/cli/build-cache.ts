@@ -5,50 +5,94 @@ import type { CacheBackend, CacheFromSpec, CacheSource, CacheToSpec } from '../c
 import { localCache } from '../cache/local-dir.js';
 import { registryCache } from '../cache/registry.js';
 import type { OutputSpec } from '../export/outputs.js';
-import type { Platform } from '../image/platform.js';
-import { parseReference } from '../image/reference.js';
+import { formatPlatform, type Platform } from '../image/platform.js';
+import { formatRepository, parseReference, type Reference } from '../image/reference.js';
 import type { Layer } from '../layer/layer.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { BuildResult } from '../solver/solver.js';
 import type { Store } from '../store/store.js';
 
-export async function openCaches(specs: readonly CacheFromSpec[], client: RegistryClient, platform: Platform, warn: (m: string) => void): Promise<CacheSource[]> {
+/** What the caches of a build need to know of it: the registry client, and what a gha scope is named after. */
+export interface CacheContext {
+  client: RegistryClient;
+  platform: Platform;
+  tags: readonly string[];
+  target?: string;
+  /** what the backends of one build share (the gha index read once) */
+  build: Map<string, unknown>;
+}
+
+/** A gha scope by default: the image (its first tag's repository), the platform and the target. */
+export function defaultGhaScope(ctx: CacheContext): string {
+  const image = ctx.tags.length > 0 ? formatRepository(parseReference(ctx.tags[0])) : 'hoist';
+  return [image, formatPlatform(ctx.platform), ...(ctx.target ? [ctx.target] : [])].join('|');
+}
+
+async function backendFor(spec: CacheFromSpec | CacheToSpec, ctx: CacheContext): Promise<CacheBackend> {
+  switch (spec.type) {
+    case 'registry':
+      return registryCache(ctx.client, spec.ref, ctx.platform);
+    case 'local':
+      return localCache('src' in spec ? spec.src : spec.dest);
+    case 'gha': {
+      // Loaded only when used: it brings @actions/cache.
+      const { ghaCache } = await import(/* webpackMode: "eager" */ '../cache/gha.js');
+      const mode = 'mode' in spec ? spec.mode : 'min';
+      return ghaCache({ scope: spec.scope ?? defaultGhaScope(ctx), mode, ...('maxSize' in spec && spec.maxSize !== undefined ? { maxSize: spec.maxSize } : {}), ...(spec.url ? { url: spec.url } : {}), ...(spec.token ? { token: spec.token } : {}) }, ctx.build);
+    }
+    case 'inline':
+      throw new Error('internal: the inline cache has no backend');
+  }
+}
+
+export async function openCaches(specs: readonly CacheFromSpec[], ctx: CacheContext, warn: (m: string) => void): Promise<CacheSource[]> {
   const out: CacheSource[] = [];
   for (const s of specs) {
-    const backend = s.type === 'registry' ? registryCache(client, s.ref, platform) : localCache(s.src);
+    let name = `type=${s.type}`;
     try {
+      const backend = await backendFor(s, ctx);
+      name = backend.name;
       out.push(await backend.load());
     } catch (e) {
-      warn(`cache ${backend.name} cannot be read, building without it: ${(e as Error).message}`);
+      warn(`cache ${name} cannot be read, building without it: ${(e as Error).message}`);
     }
   }
   return out;
 }
 
 /**
- * Which cache layers the build fetches before it ends: all, when an output or a cache export writes every layer;
- * for pushes, those in a cache of another registry (a push to the same registry mounts them instead).
+ * Which cache layers the build fetches before it ends: all, when an output or a cache export writes every layer
+ * (or the image only goes to the store); for pushes, none that a push target's registry can mount (it holds the
+ * cache) or that every target repository holds already (the push skips it: a layer from the Actions cache that the
+ * registry has is never downloaded).
  */
-export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly string[], cacheTo: readonly CacheToSpec[]): (layer: Layer) => boolean {
-  if (outputs.some((o) => o.type !== 'registry') || cacheTo.some((c) => c.type === 'local')) return () => true;
-  const registries = new Set<string>();
-  for (const o of outputs) for (const n of (o.type === 'registry' ? o.names : undefined) ?? tags) registries.add(parseReference(n).registry);
-  for (const c of cacheTo) if (c.type === 'registry') registries.add(parseReference(c.ref).registry);
-  return (layer) => !layer.sources.some((s) => s.repository && registries.has(s.repository.registry));
+export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly string[], cacheTo: readonly CacheToSpec[], client: RegistryClient): (layer: Layer) => Promise<boolean> {
+  if (outputs.some((o) => o.type !== 'registry') || cacheTo.some((c) => c.type === 'local')) return async () => true;
+  const targets: Reference[] = [];
+  for (const o of outputs) for (const n of (o.type === 'registry' ? o.names : undefined) ?? tags) targets.push(parseReference(n));
+  for (const c of cacheTo) if (c.type === 'registry') targets.push(parseReference(c.ref));
+  if (targets.length === 0) return async () => true;
+  const registries = new Set(targets.map((t) => t.registry));
+  return async (layer) => {
+    if (layer.sources.some((s) => s.repository && registries.has(s.repository.registry))) return false;
+    for (const t of targets) if ((await client.blobExists(t, layer.descriptor.digest).catch(() => undefined)) === undefined) return true;
+    return false;
+  };
 }
 
-export async function exportCaches(specs: readonly CacheToSpec[], result: BuildResult, client: RegistryClient, platform: Platform, store: Store, warn: (m: string) => void, log: (m: string) => void): Promise<number> {
+export async function exportCaches(specs: readonly CacheToSpec[], result: BuildResult, ctx: CacheContext, store: Store, warn: (m: string) => void, log: (m: string) => void): Promise<number> {
   let uploaded = 0;
   for (const s of specs) {
     if (s.type === 'inline') continue; // in the image's config already
     const records = s.mode === 'max' ? result.records.all : result.records.final;
-    const backend: CacheBackend = s.type === 'registry' ? registryCache(client, s.ref, platform) : localCache(s.dest);
+    let backend: CacheBackend | undefined;
     try {
+      backend = await backendFor(s, ctx);
       const r = await backend.save(records, { store, layer: result.records.layer });
       uploaded += r.uploadedBytes;
       log(`cache exported to ${backend.name}: ${records.length} records (${r.summary})`);
     } catch (e) {
-      warn(`cache ${backend.name} could not be written: ${(e as Error).message}`);
+      warn(`cache ${backend?.name ?? `type=${s.type}`} could not be written: ${(e as Error).message}`);
     }
   }
   return uploaded;

@@ -132,7 +132,8 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
     const warn = (m: string) => io.err(`warning: ${m}\n`);
     const log = (m: string) => progressMode !== 'quiet' && io.err(`${m}\n`);
     const platform = platformOption(a) ?? hostPlatform();
-    const caches = await openCaches(cacheFrom, client, platform, warn);
+    const cacheContext = { client, platform, tags, target: a.options.get('target')?.[0], build: new Map<string, unknown>() };
+    const caches = await openCaches(cacheFrom, cacheContext, warn);
     const progress = createProgress(progressMode as ProgressMode, io);
     const result = await build({
       context,
@@ -149,7 +150,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       noCacheFilter: (a.options.get('no-cache-filter') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
       cacheFrom: caches,
       inlineCache: cacheTo.some((c) => c.type === 'inline'),
-      prefetch: prefetchPolicy(outputs, tags, cacheTo),
+      prefetch: prefetchPolicy(outputs, tags, cacheTo, client),
       onWarning: warn,
       store,
       client,
@@ -167,6 +168,10 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
     for (const t of tags) await store.putImage(t, descriptor);
     const pushed: PushReport[] = [];
     const fetchedAtEnd = store.fetched.bytes;
+    // The Actions cache is written while the image is pushed; a registry cache after it, so that it mounts the
+    // layers the push has just uploaded instead of uploading them again.
+    const exportTo = (specs: CacheToSpec[]) => exportCaches(specs, result, cacheContext, store, warn, (m) => void log(m));
+    const ghaExport = exportTo(cacheTo.filter((c) => c.type === 'gha'));
     for (const o of outputs) {
       const r = await exportImage(result.image, o, tags, client);
       if (r.pushed) pushed.push(r.pushed);
@@ -175,7 +180,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       for (const f of r.files) io.err(`wrote ${f}\n`);
       for (const l of r.loaded ?? []) io.err(`docker: ${l}\n`);
     }
-    const cacheUploaded = await exportCaches(cacheTo, result, client, platform, store, warn, (m) => void log(m));
+    const cacheUploaded = (await exportTo(cacheTo.filter((c) => c.type !== 'gha'))) + (await ghaExport);
     // The log's last line: what the cache gave and what moved over the network.
     const c = result.cache;
     const uploadedBytes = pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded;

