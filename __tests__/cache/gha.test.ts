@@ -10,7 +10,7 @@ import path from 'node:path';
 import { type ActionsCacheService, startActionsCacheService } from '../helpers/actions-cache.js';
 import { type BuildMetadata, hoistWithEnv } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith } from '../helpers/tools.js';
 
 type Meta = BuildMetadata;
@@ -92,6 +92,114 @@ RUN echo done > /app/done
     const fresh4 = 4; // COPY src, RUN (big), COPY --from, RUN echo
     expect(svc.counts.creates).toBeLessThanOrEqual(fresh4 + 1);
     expect(svc.counts.creates).toBe(4); // the two big layers, one pack of the two small ones, the index
+  }, 120_000);
+
+  const warningsOf = (err: string) => err.split('\n').filter((l) => l.startsWith('warning:'));
+  const noStack = (err: string) => expect(err).not.toMatch(/\n\s+at /);
+
+  test('a 429 or a 409 when creating: the build is green, one warning, and this build uploads nothing more', async () => {
+    for (const status of [429, 409] as const) {
+      svc.resetCounts();
+      svc.faults.create = { status, times: 1 };
+      const r = await fresh(context({ 'app.txt': `refused ${status}\n` }), [...gha(`refused-${status}`), '-t', `${reg.host}/app/refused:${status}`, '--push']);
+      expect(r.code).toBe(0);
+      noStack(r.err);
+      expect(warningsOf(r.err)).toEqual([expect.stringMatching(/cache gha scope refused-\d+ could not be written: the Actions cache refused an entry, so this build stopped uploading/)]);
+      expect(svc.counts.creates).toBe(0);
+      expect(svc.counts.refused).toBe(1);
+    }
+  }, 120_000);
+
+  test('a dropped connection, an unreachable service, no service at all: green, one warning each', async () => {
+    const ctx = context({ 'app.txt': 'faults\n' });
+    svc.faults.drop = { match: 'GetCacheEntryDownloadURL', times: 1 };
+    const dropped = await fresh(ctx, [...gha('faults'), '-t', `${reg.host}/app/faults:1`, '--push']);
+    expect(dropped.code).toBe(0);
+    noStack(dropped.err);
+    expect(warningsOf(dropped.err)).toEqual([expect.stringMatching(/cache gha scope faults cannot be read, building without it: /)]);
+
+    const closed = await freePort();
+    const unreachable = await fresh(ctx, [...gha('faults'), '-t', `${reg.host}/app/faults:2`, '--push'], { ACTIONS_RESULTS_URL: `http://127.0.0.1:${closed}/` });
+    expect(unreachable.code).toBe(0);
+    noStack(unreachable.err);
+    expect(warningsOf(unreachable.err)).toEqual([expect.stringMatching(/cache gha scope faults cannot be read, building without it: /)]);
+    expect(unreachable.err).toMatch(/cache exported to gha scope faults: \d+ records \(not written: the cache could not be read\)/);
+
+    const none = await fresh(ctx, ['--cache-to', 'type=gha,scope=faults', '-t', `${reg.host}/app/faults:3`, '--push'], { ACTIONS_RESULTS_URL: '', ACTIONS_RUNTIME_TOKEN: '' });
+    expect(none.code).toBe(0);
+    expect(warningsOf(none.err)).toEqual([expect.stringContaining('type=gha needs ACTIONS_RESULTS_URL and ACTIONS_RUNTIME_TOKEN')]);
+  }, 120_000);
+
+  test('an entry whose bytes do not match the layer digest is found out, and its step runs again', async () => {
+    const ctx = context({ 'app.txt': 'corrupt\n' });
+    const before = new Set(svc.entries().map((e) => e.key));
+    await fresh(ctx, gha('corrupt'));
+    const blobKeys = svc.entries().map((e) => e.key).filter((k) => k.startsWith('hoist-blob-') && !before.has(k));
+    // the build stage's RUN layer and the final image's COPY --from layer, 2 MB each
+    expect(blobKeys).toHaveLength(2);
+    // Well-formed entries for the same paths with other bytes, put in place of both blobs' (only the final image's
+    // is read: the build stage never runs).
+    const saved = Object.fromEntries(Object.keys(env()).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env());
+    try {
+      const cache = await import('@actions/cache');
+      for (const key of blobKeys) {
+        const hex = key.replace(/^hoist-blob-1-/, '');
+        const dir = path.join(tmpdir(), `hoist-gha-${process.getuid?.() ?? 0}`, 'blob', hex);
+        // the same size, one byte changed: only the digest can tell
+        expect(await cache.restoreCache([dir], key)).toBe(key);
+        const bytes = readFileSync(path.join(dir, 'blob'));
+        bytes[bytes.length >> 1] ^= 0xff;
+        writeFileSync(path.join(dir, 'blob'), bytes);
+        expect(await cache.saveCache([dir], `wrong-${hex}`)).toBeGreaterThan(0);
+        rmSync(dir, { recursive: true, force: true });
+        await svc.corrupt(key, await svc.bytesOf(`wrong-${hex}`));
+      }
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+
+    // No push: the image's layers all come into the store, the corrupt one too.
+    const r = await fresh(ctx, gha('corrupt'));
+    expect(r.code).toBe(0);
+    noStack(r.err);
+    // one warning for each corrupted entry: the final image's layer, then the build stage's that its step reads
+    const found = warningsOf(r.err);
+    expect(found).toHaveLength(2);
+    for (const key of blobKeys) expect(found.some((w) => w.includes(`sha256:${key.replace(/^hoist-blob-1-/, '')}`) && /content has digest sha256:[0-9a-f]{64}, expected/.test(w))).toBe(true);
+    expect(ran(r.meta).length).toBeGreaterThan(0);
+  }, 120_000);
+
+  test('matrix legs (two images, two platforms) keep their own scope: each second run is fully cached', async () => {
+    const legs = ['a', 'b'].flatMap((image) => ['linux/amd64', 'linux/arm64'].map((platform) => ({ image, platform })));
+    const ctxOf = new Map(['a', 'b'].map((image) => [image, context({ 'app.txt': `image ${image}\n` }, 'FROM scratch\nCOPY app.txt /app.txt\nCOPY src/ /src/\n')]));
+    const flags = (l: { image: string; platform: string }) => ['--platform', l.platform, '--cache-from', 'type=gha', '--cache-to', 'type=gha,mode=max', '-t', `${reg.host}/matrix/${l.image}:1`];
+    const indexesBefore = svc.entries().filter((e) => e.key.startsWith('hoist-index-')).length;
+    for (const l of legs) expect((await fresh(ctxOf.get(l.image) as string, flags(l))).code).toBe(0);
+    expect(svc.entries().filter((e) => e.key.startsWith('hoist-index-')).length).toBe(indexesBefore + 4);
+    svc.resetCounts();
+    for (const l of legs) {
+      const r = await fresh(ctxOf.get(l.image) as string, flags(l));
+      expect(r.code).toBe(0);
+      expect(ran(r.meta)).toEqual([]);
+    }
+    expect(svc.counts.creates).toBe(0);
+  }, 120_000);
+
+  test('ACTIONS_CACHE_MODE=read reads and writes nothing; write-only writes without reading', async () => {
+    const ctx = context({ 'app.txt': 'modes\n' });
+    svc.resetCounts();
+    const read = await fresh(ctx, gha('modes'), { ACTIONS_CACHE_MODE: 'read' });
+    expect(read.code).toBe(0);
+    expect(read.err).toMatch(/not written: ACTIONS_CACHE_MODE=read/);
+    expect(svc.counts.creates).toBe(0);
+    svc.resetCounts();
+    const writeOnly = await fresh(ctx, gha('modes'), { ACTIONS_CACHE_MODE: 'write-only' });
+    expect(writeOnly.code).toBe(0);
+    expect(svc.counts.creates).toBeGreaterThan(0);
+    expect(svc.counts.lookups).toBe(0);
+    expect(warningsOf(read.err + writeOnly.err)).toEqual([]);
   }, 120_000);
 });
 

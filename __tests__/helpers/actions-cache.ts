@@ -67,6 +67,8 @@ export interface ActionsCacheService {
   /** creations per minute before 429s (GitHub: 200 per repository) */
   ratePerMinute: number;
   entries(): CacheEntry[];
+  /** an entry's bytes (the archive @actions/cache uploaded) */
+  bytesOf(key: string): Promise<Buffer>;
   /** overwrites an entry's bytes in Azurite (a corrupted entry) */
   corrupt(key: string, bytes: Buffer): Promise<void>;
   resetCounts(): void;
@@ -140,6 +142,11 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
     defaultRef: options.defaultRef ?? 'refs/heads/main',
     ratePerMinute: 200,
     entries: () => entries.filter((e) => e.committed),
+    async bytesOf(key) {
+      const e = entries.find((x) => x.key === key && x.committed);
+      if (!e) throw new Error(`no entry ${key}`);
+      return blobs.getBlockBlobClient(e.blob).downloadToBuffer();
+    },
     async corrupt(key, bytes) {
       const e = entries.find((x) => x.key === key && x.committed);
       if (!e) throw new Error(`no entry ${key}`);
@@ -150,10 +157,12 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
       svc.counts = zero();
     },
     async stop() {
-      await new Promise((r) => server.close(r));
+      const closed = new Promise((r) => server.close(r));
       server.closeAllConnections();
-      azurite.child.kill();
-      await new Promise((r) => (azurite.child.exitCode !== null ? r(undefined) : azurite.child.once('exit', r)));
+      await closed;
+      const exited = new Promise((r) => (azurite.child.exitCode !== null ? r(undefined) : azurite.child.once('exit', r)));
+      azurite.child.kill('SIGKILL');
+      await exited;
     },
   };
 

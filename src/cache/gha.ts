@@ -110,6 +110,7 @@ let quietDepth = 0;
 let originalWrite: typeof process.stdout.write | undefined;
 let lastWarning = '';
 async function quiet<T>(f: () => Promise<T>): Promise<T> {
+  lastWarning = '';
   if (quietDepth++ === 0) {
     originalWrite = process.stdout.write.bind(process.stdout) as typeof process.stdout.write;
     process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
@@ -155,12 +156,24 @@ async function withEntryDir<T>(dir: string, f: () => Promise<T>): Promise<T> {
 /** Restores the entry `key` (or the newest with that prefix) to `dir`; its key, or undefined when there is none. */
 async function restore(cache: ActionsCache, dir: string, key: string, prefix = false): Promise<string | undefined> {
   await rm(dir, { recursive: true, force: true });
-  return quiet(() => cache.restoreCache([dir], key, prefix ? [key] : []));
+  return failed(await quiet(() => cache.restoreCache([dir], key, prefix ? [key] : [])));
 }
 
 async function exists(cache: ActionsCache, dir: string, key: string): Promise<boolean> {
-  const found = await quiet(() => cache.restoreCache([dir], key, [], { lookupOnly: true }));
-  return found === key;
+  return failed(await quiet(() => cache.restoreCache([dir], key, [], { lookupOnly: true }))) === key;
+}
+
+/**
+ * @actions/cache answers a miss and a failure (the service unreachable, a dropped connection, an archive that does
+ * not unpack) alike, with undefined, and says which it was only in its log: a failure becomes an error here.
+ */
+function failed(found: string | undefined): string | undefined {
+  if (found === undefined && lastWarning) {
+    const why = lastWarning;
+    lastWarning = '';
+    throw new Error(why);
+  }
+  return found;
 }
 
 /** Creations paced well under the service's 200 a minute: a burst, then one a second. */
@@ -213,19 +226,27 @@ export function ghaCache(options: GhaOptions, build: Map<string, unknown>): Cach
   const name = `gha scope ${options.scope}`;
   const indexes = ((build.get('gha.indexes') as Indexes | undefined) ?? new Map()) as Indexes;
   build.set('gha.indexes', indexes);
+  // A service that could not be read is not written either: one warning for the build, not one per direction.
+  const unreadable = `gha.unreadable.${options.scope}`;
   return {
     name,
     load: async () => {
-      const { read } = access(options);
-      if (!read) return { name, kind: 'gha', lookup: () => undefined, blobs: cacheBlobSource(name, { name, fetch: () => Promise.reject(new Error('ACTIONS_CACHE_MODE does not allow reading')) }) };
-      const cache = await actionsCache();
-      const root = await workDir();
-      const { index } = await indexOf(indexes, cache, root, options.scope);
-      return { name, kind: 'gha', lookup: recordsByKey(index.records), blobs: cacheBlobSource(name, blobSource(cache, root, index, name)) } satisfies CacheSource;
+      try {
+        const { read } = access(options);
+        if (!read) return { name, kind: 'gha', lookup: () => undefined, blobs: cacheBlobSource(name, { name, fetch: () => Promise.reject(new Error('ACTIONS_CACHE_MODE does not allow reading')) }) };
+        const cache = await actionsCache();
+        const root = await workDir();
+        const { index } = await indexOf(indexes, cache, root, options.scope);
+        return { name, kind: 'gha', lookup: recordsByKey(index.records), blobs: cacheBlobSource(name, blobSource(cache, root, index, name)) } satisfies CacheSource;
+      } catch (e) {
+        build.set(unreadable, (e as Error).message);
+        throw e;
+      }
     },
     save: async (records, from) => {
       const { write } = access(options);
       if (!write) return { uploadedBytes: 0, summary: `not written: ACTIONS_CACHE_MODE=${process.env.ACTIONS_CACHE_MODE}` };
+      if (build.has(unreadable)) return { uploadedBytes: 0, summary: 'not written: the cache could not be read' };
       const cache = await actionsCache();
       const root = await workDir();
       return save(indexes, cache, root, options, records, from);
@@ -294,7 +315,6 @@ async function save(indexes: Indexes, cache: ActionsCache, root: string, options
       try {
         await fill();
         await pacer.take();
-        lastWarning = '';
         const id = await quiet(() => cache.saveCache([dir], key));
         if (id === -1) {
           refused = lastWarning || 'the service refused the entry';
