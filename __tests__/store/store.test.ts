@@ -81,12 +81,12 @@ describe('Store', () => {
       const root = path.join(store.root, 'cache-mounts');
       const opts = (id: string, sharing: 'shared' | 'locked') => ({ id, sharing, mode: 0o755, uid: 0, gid: 0, source: '/', readonly: false, ownerGiven: false });
       const idleUndo: (() => Promise<void>)[] = [];
-      const idle = await cacheMountDir(root, opts('idle', 'shared'), idleUndo);
+      const idle = (await cacheMountDir(root, opts('idle', 'shared'), idleUndo)).dir;
       writeFileSync(path.join(idle, 'f'), 'cached');
       for (const u of idleUndo) await u();
       const held: (() => Promise<void>)[] = [];
-      const shared = await cacheMountDir(root, opts('in-use', 'shared'), held);
-      const locked = await cacheMountDir(root, opts('locked', 'locked'), held);
+      const shared = (await cacheMountDir(root, opts('in-use', 'shared'), held)).dir;
+      const locked = (await cacheMountDir(root, opts('locked', 'locked'), held)).dir;
       const report = await prune(store, { all: true });
       expect(report.removedCacheMounts).toBe(1);
       expect(existsSync(idle)).toBe(false);

@@ -4,6 +4,7 @@
 import { splitCSV } from '../dockerfile/plan.js';
 import type { BlobSource, Layer } from '../layer/layer.js';
 import type { Store } from '../store/store.js';
+import type { UsedCacheMount } from './mounts.js';
 import type { CacheRecord } from './record.js';
 
 /**
@@ -21,6 +22,8 @@ export interface CacheBackend {
 export interface CacheLayers {
   store: Store;
   layer(digest: string): Layer | undefined;
+  /** the cache mounts the build used (a backend that keeps them saves the changed ones) */
+  mounts?: readonly UsedCacheMount[];
 }
 
 export interface CacheSaveReport {
@@ -36,6 +39,8 @@ export interface CacheSource {
   readonly kind: 'registry' | 'inline' | 'local' | 'gha';
   lookup(key: string): CacheRecord | undefined;
   readonly blobs: BlobSource;
+  /** fills the new, empty cache-mount directory `dir` with the kept copy of cache `name`; false when none */
+  restoreMount?(name: string, dir: string): Promise<boolean>;
 }
 
 /** A cache's blob that could not be had (unreachable, or its bytes do not match its digest). */
@@ -80,7 +85,7 @@ export type CacheToSpec =
   | { type: 'registry'; ref: string; mode: 'min' | 'max' }
   | { type: 'inline' }
   | { type: 'local'; dest: string; mode: 'min' | 'max' }
-  | (GhaSpec & { mode: 'min' | 'max'; maxSize?: number });
+  | (GhaSpec & { mode: 'min' | 'max'; maxSize?: number; mountMaxSize?: number });
 
 function fields(text: string, flag: string): Map<string, string> {
   const f = new Map<string, string>();
@@ -162,10 +167,13 @@ export function parseCacheTo(text: string): CacheToSpec {
     return { type, dest, mode: mode(f, text, '--cache-to') };
   }
   if (type === 'gha') {
-    const spec = { ...ghaSpec(f, text, '--cache-to', ['mode', 'ignore-error', 'max-size']), mode: mode(f, text, '--cache-to') };
+    const spec: CacheToSpec = { ...ghaSpec(f, text, '--cache-to', ['mode', 'ignore-error', 'max-size', 'mount-max-size']), mode: mode(f, text, '--cache-to') };
     const max = f.get('max-size');
+    if (max !== undefined) spec.maxSize = byteSize(max, text, '--cache-to');
+    const mountMax = f.get('mount-max-size');
+    if (mountMax !== undefined) spec.mountMaxSize = byteSize(mountMax, text, '--cache-to');
     // ignore-error: a cache is never a reason for a build to fail, so it is always so here.
-    return max === undefined ? spec : { ...spec, maxSize: byteSize(max, text, '--cache-to') };
+    return spec;
   }
   throw new CacheSpecError(`--cache-to ${text}: unknown type ${JSON.stringify(type)} (registry, inline, local, gha)`);
 }

@@ -15,16 +15,18 @@
 // blob read back is checked against its digest by the store (a corrupt entry: the step runs again).
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseDigest } from '../image/digest.js';
 import type { Descriptor } from '../image/manifest.js';
 import type { BlobSource } from '../layer/layer.js';
+import { copyTree } from '../exec/mounts.js';
 import { acquireFileLock } from '../store/lock.js';
 import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSaveReport, type CacheSource, recordsByKey } from './backend.js';
 import { decodeRecords } from './format.js';
+import { treeDigest } from './mounts.js';
 import type { CacheRecord } from './record.js';
 
 type ActionsCache = typeof import('@actions/cache');
@@ -35,6 +37,8 @@ export interface GhaOptions {
   mode: 'min' | 'max';
   /** bytes of layers one build may upload (mode=max writes every step); undefined: no cap */
   maxSize?: number;
+  /** bytes a cache mount may hold to be saved (default 1 GiB) */
+  mountMaxSize?: number;
   /** ACTIONS_RESULTS_URL and ACTIONS_RUNTIME_TOKEN given as attributes (`url=`, `token=`), as buildx takes them */
   url?: string;
   token?: string;
@@ -53,13 +57,18 @@ const blobKey = (digest: string) => `hoist-blob-${scheme}-${parseDigest(digest).
 const packKey = (digests: readonly string[]) => `hoist-pack-${scheme}-${createHash('sha256').update([...digests].sort().join(',')).digest('hex')}`;
 const scopeHash = (scope: string) => createHash('sha256').update(scope).digest('hex').slice(0, 16);
 const indexPrefix = (scope: string) => `hoist-index-${scheme}-${scopeHash(scope)}-`;
+/** a cache mount's entries, by scope and the cache's name in the store (its id, hashed); the newest wins */
+const mountPrefix = (scope: string, name: string) => `hoist-mount-${scheme}-${scopeHash(scope)}-${name}-`;
+/** a cache mount bigger than this is not saved, unless mount-max-size says otherwise */
+const defaultMountMax = 1024 ** 3;
 
 /** The fixed directory of an entry's files (its version depends on this path): one per blob, pack, scope index. */
 function entryDir(root: string, key: string): string {
-  const [, kind, , rest] = /^hoist-(blob|pack|index)-(\d+)-(.*)$/.exec(key) ?? [];
+  const [, kind, , rest] = /^hoist-(blob|pack|index|mount)-(\d+)-(.*)$/.exec(key) ?? [];
   if (kind === 'blob') return path.join(root, 'blob', rest);
   if (kind === 'pack') return path.join(root, 'pack', rest);
   if (kind === 'index') return path.join(root, 'index', rest.slice(0, 16));
+  if (kind === 'mount') return path.join(root, 'mount', rest.slice(0, 16 + 1 + 32));
   throw new Error(`internal: not an entry key ${key}`);
 }
 
@@ -237,7 +246,13 @@ export function ghaCache(options: GhaOptions, build: Map<string, unknown>): Cach
         const cache = await actionsCache();
         const root = await workDir();
         const { index } = await indexOf(indexes, cache, root, options.scope);
-        return { name, kind: 'gha', lookup: recordsByKey(index.records), blobs: cacheBlobSource(name, blobSource(cache, root, index, name)) } satisfies CacheSource;
+        return {
+          name,
+          kind: 'gha',
+          lookup: recordsByKey(index.records),
+          blobs: cacheBlobSource(name, blobSource(cache, root, index, name)),
+          restoreMount: (mount, dir) => restoreMount(cache, root, options.scope, mount, dir),
+        } satisfies CacheSource;
       } catch (e) {
         build.set(unreadable, (e as Error).message);
         throw e;
@@ -252,6 +267,25 @@ export function ghaCache(options: GhaOptions, build: Map<string, unknown>): Cach
       return save(indexes, cache, root, options, records, from);
     },
   };
+}
+
+/** A kept cache mount into its new, empty directory in the store (moved there, or copied across filesystems). */
+async function restoreMount(cache: ActionsCache, root: string, scope: string, mount: string, dir: string): Promise<boolean> {
+  const prefix = mountPrefix(scope, mount);
+  const kept = entryDir(root, prefix);
+  return withEntryDir(kept, async () => {
+    if (!(await restore(cache, kept, prefix, true))) return false;
+    try {
+      await rm(dir, { recursive: true, force: true });
+      await rename(kept, dir).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EXDEV') throw e;
+        await copyTree(kept, dir);
+      });
+    } finally {
+      await rm(kept, { recursive: true, force: true });
+    }
+    return true;
+  });
 }
 
 /** The layers of the cache: each from its own entry, or from its pack (restored once, for all its blobs). */
@@ -384,7 +418,23 @@ async function save(indexes: Indexes, cache: ActionsCache, root: string, options
     index = wrote ? 'index written' : 'index not written';
     if (wrote) indexes.set(options.scope, Promise.resolve({ index: merged, text }));
   }
-  const notes = [`${created} entries created`, `${present} layers already there`, index];
+  // Cache mounts: those whose content changed since the build first mounted them, up to the size cap.
+  const mountNotes: string[] = [];
+  for (const m of from.mounts ?? []) {
+    const now = await treeDigest(m.dir);
+    if (now.digest === m.before) continue;
+    if (now.bytes > (options.mountMaxSize ?? defaultMountMax)) {
+      mountNotes.push(`cache mount ${m.id} not saved: ${now.bytes} bytes, more than mount-max-size`);
+      continue;
+    }
+    const prefix = mountPrefix(options.scope, m.name);
+    const dir = entryDir(root, prefix);
+    if (await create(dir, `${prefix}${Date.now().toString().padStart(15, '0')}`, now.bytes, async () => {
+      await rm(dir, { recursive: true, force: true });
+      await copyTree(m.dir, dir);
+    })) mountNotes.push(`cache mount ${m.id} saved`);
+  }
+  const notes = [`${created} entries created`, `${present} layers already there`, index, ...mountNotes];
   if (skipped.length) notes.push(`${skipped.length} layers over max-size not saved`);
   if (refused) throw new GhaRefusedError(`the Actions cache refused an entry, so this build stopped uploading (${notes.join(', ')}): ${refused}`);
   return { uploadedBytes, summary: notes.join(', ') };

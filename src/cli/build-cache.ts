@@ -38,7 +38,7 @@ async function backendFor(spec: CacheFromSpec | CacheToSpec, ctx: CacheContext):
       // Loaded only when used: it brings @actions/cache.
       const { ghaCache } = await import(/* webpackMode: "eager" */ '../cache/gha.js');
       const mode = 'mode' in spec ? spec.mode : 'min';
-      return ghaCache({ scope: spec.scope ?? defaultGhaScope(ctx), mode, ...('maxSize' in spec && spec.maxSize !== undefined ? { maxSize: spec.maxSize } : {}), ...(spec.url ? { url: spec.url } : {}), ...(spec.token ? { token: spec.token } : {}) }, ctx.build);
+      return ghaCache({ scope: spec.scope ?? defaultGhaScope(ctx), mode, ...('maxSize' in spec && spec.maxSize !== undefined ? { maxSize: spec.maxSize } : {}), ...('mountMaxSize' in spec && spec.mountMaxSize !== undefined ? { mountMaxSize: spec.mountMaxSize } : {}), ...(spec.url ? { url: spec.url } : {}), ...(spec.token ? { token: spec.token } : {}) }, ctx.build);
     }
     case 'inline':
       throw new Error('internal: the inline cache has no backend');
@@ -88,7 +88,7 @@ export async function exportCaches(specs: readonly CacheToSpec[], result: BuildR
     let backend: CacheBackend | undefined;
     try {
       backend = await backendFor(s, ctx);
-      const r = await backend.save(records, { store, layer: result.records.layer });
+      const r = await backend.save(records, { store, layer: result.records.layer, mounts: result.cacheMounts });
       uploaded += r.uploadedBytes;
       log(`cache exported to ${backend.name}: ${records.length} records (${r.summary})`);
     } catch (e) {

@@ -17,6 +17,7 @@ import { inlineCacheField } from '../cache/format.js';
 import { ChmodError } from '../dockerfile/chmod.js';
 import { onInterrupt, removeSync } from '../exec/cleanup.js';
 import { SecretMask } from '../exec/mask.js';
+import { treeDigest, type UsedCacheMount } from '../cache/mounts.js';
 import type { SecretSource } from '../exec/mounts.js';
 import { ExecError, mountOverlay, type OverlayMount } from '../exec/overlay.js';
 import { SshAgents } from '../exec/ssh.js';
@@ -77,6 +78,8 @@ export interface BuildRequest {
   cacheFrom?: readonly CacheSource[];
   /** --cache-to type=inline: the final image's records ride in its config */
   inlineCache?: boolean;
+  /** a cache export keeps cache mounts: note what each held when first mounted, to save the changed ones */
+  keepCacheMounts?: boolean;
   /**
    * Which of the image's layers that only a cache holds must be fetched before the build ends (an output that
    * writes every layer, a push to another registry): a bad cache blob is then found while its steps can still run.
@@ -143,6 +146,8 @@ export interface BuildResult {
   /** --build-arg names nothing used */
   unusedBuildArgs: string[];
   cache: CacheSummary;
+  /** the cache mounts the build used, when keepCacheMounts */
+  cacheMounts: UsedCacheMount[];
   records: BuildRecords;
 }
 
@@ -243,6 +248,8 @@ export class Solver {
   private readonly warming: Promise<unknown>[] = [];
   /** RUN layers being compressed, and their records: all in before the image is made */
   private readonly background: Promise<void>[] = [];
+  /** cache mounts by name, as first mounted (restored from a cache backend when new) */
+  private readonly mounts = new Map<string, Promise<UsedCacheMount | undefined>>();
 
   constructor(
     private readonly req: BuildRequest,
@@ -317,6 +324,7 @@ export class Solver {
         unusedBuildArgs: this.plan.unusedBuildArgs,
         cache: { ...this.cache, downloadedBytes: this.req.store.fetched.bytes - fetchedBefore },
         records,
+        cacheMounts: (await Promise.all(this.mounts.values())).filter((m): m is UsedCacheMount => m !== undefined),
       };
     } finally {
       await Promise.allSettled([...this.warming, ...this.background]);
@@ -651,7 +659,30 @@ export class Solver {
         const step = this.currentStep.get(stageIndex);
         if (step) this.req.onOutput?.(step, line);
       },
+      cacheMount: (m) => this.cacheMount(m),
     };
+  }
+
+  /** A cache mount's first use in this build: a new one restored from the first cache that has it; noted. */
+  private async cacheMount(m: { name: string; id: string; dir: string; created: boolean }): Promise<void> {
+    let p = this.mounts.get(m.name);
+    if (!p) {
+      p = (async () => {
+        if (m.created) {
+          for (const c of this.req.cacheFrom ?? []) {
+            if (!c.restoreMount) continue;
+            try {
+              if (await c.restoreMount(m.name, m.dir)) break;
+            } catch (e) {
+              this.req.onWarning?.(`cache ${c.name}: cache mount ${m.id} could not be restored, it starts empty: ${(e as Error).message}`);
+            }
+          }
+        }
+        return this.req.keepCacheMounts ? { name: m.name, id: m.id, dir: m.dir, before: (await treeDigest(m.dir)).digest } : undefined;
+      })();
+      this.mounts.set(m.name, p);
+    }
+    await p;
   }
 
   private async scratchDir(): Promise<string> {

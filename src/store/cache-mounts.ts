@@ -25,14 +25,15 @@ export interface CacheMountOptions {
  * private — a step that finds it in use gets another instance of the cache. A new cache directory gets the
  * mount's mode and owner. What to undo when the step ends is pushed onto `cleanup`.
  */
-export async function cacheMountDir(root: string, m: CacheMountOptions, cleanup: (() => Promise<void>)[]): Promise<string> {
+export async function cacheMountDir(root: string, m: CacheMountOptions, cleanup: (() => Promise<void>)[]): Promise<{ dir: string; name: string; created: boolean }> {
   await mkdir(root, { recursive: true });
   // BuildKit keys a cache by its id and the directory it starts from: a new directory made with the mount's
   // uid/gid/mode when one is given, or the from= source (solver/llbsolver/mounts: "cache-dir:" + id + ":" + ref).
   let key = m.id;
   if (m.from) key += `\0from=${m.from}:${m.source}`;
   else if (m.ownerGiven && !m.readonly) key += `\0owner=${m.uid}:${m.gid}:${m.mode.toString(8)}`;
-  let dir = path.join(root, createHash('sha256').update(key).digest('hex').slice(0, 32));
+  const name = createHash('sha256').update(key).digest('hex').slice(0, 32);
+  let dir = path.join(root, name);
   if (m.sharing === 'locked') {
     cleanup.push((await acquireFileLock(`${dir}.lock`)) as () => Promise<void>);
   } else if (m.sharing === 'private') {
@@ -70,12 +71,14 @@ export async function cacheMountDir(root: string, m: CacheMountOptions, cleanup:
       break;
     }
   }
+  let created = false;
   if (!(await stat(dir).catch(() => undefined))) {
     await mkdir(dir, { recursive: true });
     await chmod(dir, m.mode);
     await chown(dir, m.uid, m.gid).catch(() => undefined);
+    created = true;
   }
-  return dir;
+  return { dir, name, created };
 }
 
 let sharedUses = 0;

@@ -119,8 +119,9 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
       return [{ destination: m.target, type: 'bind', source: await writableView(source, scratch, cleanup), options: ['rbind', 'rw'] }];
     }
     case 'cache': {
-      const dir = await cacheMountDir(path.join(x.store.root, 'cache-mounts'), m, cleanup);
-      // from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
+      const { dir, name, created } = await cacheMountDir(path.join(x.store.root, 'cache-mounts'), m, cleanup);
+      // A new cache may come from an earlier CI run (a cache backend keeps cache mounts); from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
+      await x.cacheMount({ name, id: m.id, dir, created });
       if (from && (await readdir(dir)).length === 0) await copyTree((await mountSource(from, m.from, m.source, x)).abs, dir);
       return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
     }

@@ -33,6 +33,11 @@ export interface OpContext {
   readonly mask: SecretMask;
   /** a line the step printed */
   output(line: string): void;
+  /**
+   * A RUN is about to mount the cache directory `dir` (made just now when `created`): a new one is filled from a
+   * cache backend that keeps cache mounts, and the build notes what it held, to save it after the build if changed.
+   */
+  cacheMount(m: { name: string; id: string; dir: string; created: boolean }): Promise<void>;
 }
 
 export interface OpResult {
