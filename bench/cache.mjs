@@ -14,13 +14,17 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { measured, must, pushDebianBase, settle, startDockerd, startRegistry, stopAll, twoStageApp } from './lib.mjs';
+import { measured, must, pushDebianBase, settle, startActionsCache, startDockerd, startRegistry, stopAll, twoStageApp } from './lib.mjs';
 
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-cache-'));
 const cli = path.resolve('dist/cli.js');
 const runs = Number(process.env.HOIST_BENCH_RUNS ?? 3);
 
 const registry = await startRegistry(work, 'registry');
+const svc = await startActionsCache();
+const ghaEnv = { ...process.env, ...svc.env, RUNNER_TEMP: path.join(work, 'runner-temp'), GITHUB_WORKSPACE: path.join(work, 'workspace'), TMPDIR: path.join(work, 'tmp') };
+for (const d of ['runner-temp', 'workspace', 'tmp']) mkdirSync(path.join(work, d), { recursive: true });
+delete ghaEnv.GITHUB_SERVER_URL;
 const { docker, dockerEnv, dockerd } = await startDockerd(work);
 const base = `${registry.host}/bench/debian:bookworm`;
 const hoistRepo = `${registry.host}/bench/hoist-app`;
@@ -33,16 +37,23 @@ function context(name, greeting) {
   return dir;
 }
 
-/** hoist on an empty store, as a fresh runner: build, export the cache, push. */
-function hoist(ctx, cacheFrom) {
+/**
+ * hoist on an empty store, as a fresh runner: build, export the cache, push. `cacheFrom`: a registry cache ref, or
+ * 'gha' for the Actions cache (read and written, scope `gha`); `extra`: more flags.
+ */
+function hoist(ctx, cacheFrom, extra = [], scope = 'gha', writeScope = scope) {
   const store = path.join(work, 'hoist-store');
   rmSync(store, { recursive: true, force: true });
   settle();
   const meta = path.join(work, 'hoist-meta.json');
-  const args = [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta];
-  if (cacheFrom) args.push('--cache-from', `type=registry,ref=${cacheFrom}`);
-  args.push('--cache-to', `type=registry,ref=${hoistRepo}:cache-run,mode=max`, '-t', `${hoistRepo}:run`, '--push', ctx);
-  const m = measured('hoist build', process.execPath, args);
+  const args = [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta, ...extra];
+  if (cacheFrom === 'gha') args.push('--cache-from', `type=gha,scope=${scope}`, '--cache-to', `type=gha,scope=${writeScope},mode=max`);
+  else {
+    if (cacheFrom) args.push('--cache-from', `type=registry,ref=${cacheFrom}`);
+    args.push('--cache-to', `type=registry,ref=${hoistRepo}:cache-run,mode=max`);
+  }
+  args.push('-t', `${hoistRepo}:run`, '--push', ctx);
+  const m = measured('hoist build', process.execPath, args, cacheFrom === 'gha' ? ghaEnv : process.env);
   const c = JSON.parse(readFileSync(meta, 'utf8'))['hoist.cache'];
   rmSync(store, { recursive: true, force: true });
   return { ...m, cache: c };
@@ -92,6 +103,26 @@ try {
     rows.push({ name, goal, h, d });
   }
 
+  // The Actions cache (type=gha) in the same situations: the previous build's entries in a local Actions cache
+  // service (the tests' harness: the Twirp methods over Azurite), read and written through @actions/cache.
+  must(process.execPath, [cli, 'build', '--store', path.join(work, 'gha-seed-store'), '--progress', 'quiet', '--cache-to', 'type=gha,scope=gha,mode=max', '-t', `${hoistRepo}:gha-prev`, '--push', same], { env: ghaEnv });
+  for (const [name, ctx, cached, goal, d] of [
+    ['gha: nothing changed', same, true, 0.2, rows[0].d],
+    ['gha: one source file', changed, true, 0.5, rows[1].d],
+    ['gha: cold (empty cache)', same, false, 1.0, rows[2].d],
+  ]) {
+    const h = [];
+    for (let i = 0; i < runs; i++) {
+      console.log(`${name}: run ${i + 1} of ${runs}`);
+      // Each run reads the previous build's scope and writes a scope of its own, so that it finds the cache as the
+      // previous build left it (a run that wrote its records into the scope it reads would make the next one a
+      // rebuild with nothing changed). Cold: a scope with no index (the layers' entries, shared by all scopes, are
+      // new ones anyway: RUN steps give new files).
+      h.push(hoist(ctx, 'gha', [], cached ? 'gha' : `cold-${i}`, `${name.replace(/\W+/g, '-')}-${i}`));
+    }
+    rows.push({ name, goal, h, d });
+  }
+
   console.log(`\nbuild and push on an empty runner, the previous build's cache in the registry; median (min–max) of ${runs} runs, seconds`);
   console.log('scenario                   docker build+push      hoist build+push   hoist/docker  goal   hoist peak RSS   hoist cached  downloaded   uploaded');
   for (const { name, goal, h, d } of rows) {
@@ -102,8 +133,38 @@ try {
       `${name.padEnd(24)} ${spread(d.map((r) => r.secs)).padStart(19)} ${spread(hs).padStart(20)} ${ratio.toFixed(2).padStart(13)}  ≤${goal.toFixed(1)} ${`${Math.max(...h.map((r) => r.rssMiB)).toFixed(0)} MiB`.padStart(15)} ${`${c.hits}/${c.hits + c.misses}`.padStart(13)} ${mib(c.downloadedBytes).padStart(11)} ${mib(c.uploadedBytes).padStart(10)}`,
     );
   }
+
+  // A cache mount kept across runs: apt's package cache as a cache mount, the step rerun on a fresh runner (a
+  // build arg changes) with the Actions cache keeping the mount, and without it.
+  const mountCtx = path.join(work, 'ctx-mount');
+  mkdirSync(mountCtx);
+  writeFileSync(path.join(mountCtx, 'Dockerfile'), `FROM ${base}
+ARG RUN_ID
+RUN --mount=type=cache,target=/var/cache/apt/archives,sharing=locked echo "$RUN_ID" && rm -f /etc/apt/apt.conf.d/docker-clean && apt-get update && apt-get install -y --no-install-recommends tcc libc6-dev && rm -rf /var/lib/apt/lists/*
+`);
+  const mountRun = (i, keep) => {
+    const store = path.join(work, 'hoist-store');
+    rmSync(store, { recursive: true, force: true });
+    settle();
+    const flags = keep ? ['--cache-from', 'type=gha,scope=mounts', '--cache-to', 'type=gha,scope=mounts'] : [];
+    return measured('hoist build', process.execPath, [cli, 'build', '--store', store, '--progress', 'quiet', '--build-arg', `RUN_ID=${i}-${keep}`, ...flags, mountCtx], ghaEnv).secs;
+  };
+  mountRun('seed', true);
+  const withMount = [];
+  const without = [];
+  for (let i = 0; i < runs; i++) {
+    console.log(`cache mount: run ${i + 1} of ${runs}`);
+    withMount.push(mountRun(i, true));
+    without.push(mountRun(i, false));
+  }
+  console.log(`\nRUN --mount=type=cache,target=/var/cache/apt/archives (apt-get install tcc libc6-dev and what they need) rerun on an empty runner, seconds`);
+  console.log(`  the mount kept in the Actions cache  ${spread(withMount)}`);
+  console.log(`  no cache                            ${spread(without)}`);
+  console.log(`  time saved                          ${(median(without) - median(withMount)).toFixed(2)} s`);
+
   const v = spawnSync(docker, ['version', '--format', '{{.Server.Version}}'], { env: dockerEnv, encoding: 'utf8' }).stdout.trim();
   console.log(`\ndocker ${v}; hoist ${JSON.parse(readFileSync('package.json', 'utf8')).version}; ${new Date().toISOString()}`);
 } finally {
+  await svc.stop();
   await stopAll(work, dockerd, registry);
 }

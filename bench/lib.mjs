@@ -110,3 +110,33 @@ CMD ["hello"]
     'hello.c': `#include <stdio.h>\nint main(void) { puts("${greeting}"); return 0; }\n`,
   };
 }
+
+/**
+ * The tests' local Actions cache service (__tests__/helpers/actions-cache.ts: the Twirp methods over Azurite),
+ * compiled into bench/.build/ and run as a process of its own (the benchmark waits for its builds synchronously,
+ * and a service in its own event loop would stall them). Answers its environment and a stop().
+ */
+export async function startActionsCache() {
+  const out = path.resolve('bench/.build');
+  must(process.execPath, [path.resolve('node_modules/typescript/bin/tsc'), path.resolve('__tests__/helpers/actions-cache.ts'), '--outDir', out, '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--esModuleInterop', '--types', 'node,jest']);
+  const script = `const { startActionsCacheService } = await import(${JSON.stringify(path.join(out, 'actions-cache.js'))});
+const svc = await startActionsCacheService();
+console.log(JSON.stringify(svc.env));
+process.on('SIGTERM', async () => { await svc.stop(); process.exit(0); });`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const env = await new Promise((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', (d) => {
+      text += d;
+      if (text.includes('\n')) resolve(JSON.parse(text.split('\n')[0]));
+    });
+    child.once('exit', (code) => reject(new Error(`the Actions cache service exited (${code})`)));
+  });
+  return {
+    env,
+    stop: () => new Promise((r) => {
+      child.once('exit', r);
+      child.kill('SIGTERM');
+    }),
+  };
+}

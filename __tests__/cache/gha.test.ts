@@ -231,5 +231,24 @@ RUN --mount=type=cache,id=downloads,target=/cache sh -c 'test -f /cache/pkg || w
       server.close();
     }
   }, 120_000);
+
+  test('a branch run reads the default branch\'s entries and writes its own scope; max-size caps what a build uploads', async () => {
+    const ctx = context({ 'app.txt': 'branches\n' });
+    expect((await fresh(ctx, gha('branches'))).code).toBe(0);
+    svc.ref = 'refs/heads/feature';
+    try {
+      svc.resetCounts();
+      const onBranch = await fresh(ctx, gha('branches'));
+      expect(ran(onBranch.meta)).toEqual([]);
+      expect(svc.counts.creates).toBe(0);
+      const changed = await fresh(context({ 'app.txt': 'branches\n', 'src/a.txt': 'on the branch\n' }), [...gha('branches').slice(0, 2), '--cache-to', 'type=gha,scope=branches,mode=max,max-size=100k']);
+      expect(changed.code).toBe(0);
+      // the two new 2 MB layers are over the cap; the small ones and the index are written, on the branch
+      expect(changed.err).toMatch(/cache exported to gha scope branches: \d+ records \(\d+ entries created, \d+ layers already there, index written, 2 layers over max-size not saved\)/);
+      expect(svc.entries().filter((e) => e.scope === 'refs/heads/feature').length).toBe(svc.counts.creates);
+    } finally {
+      svc.ref = svc.defaultRef;
+    }
+  }, 120_000);
 });
 

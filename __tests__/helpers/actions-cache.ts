@@ -72,6 +72,8 @@ export interface ActionsCacheService {
   /** overwrites an entry's bytes in Azurite (a corrupted entry) */
   corrupt(key: string, bytes: Buffer): Promise<void>;
   resetCounts(): void;
+  /** forgets every entry (an empty cache) */
+  reset(): void;
   stop(): Promise<void>;
 }
 
@@ -154,6 +156,10 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
       e.size = bytes.length;
     },
     resetCounts() {
+      svc.counts = zero();
+    },
+    reset() {
+      entries.length = 0;
       svc.counts = zero();
     },
     async stop() {
