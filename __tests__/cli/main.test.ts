@@ -84,6 +84,9 @@ test('build: a value of --output, --secret or --ssh that does not parse is a usa
   expect(await hoist(['build', '--cache-from', 'type=gha,scop=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('type=gha takes scope, url, token; not scop') });
   expect(await hoist(['build', '--cache-to', 'type=gha,max-size=lots', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('max-size "lots" is not a size') });
   expect(await hoist(['build', '--cache-to', 'type=gha,scope=', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('scope is empty') });
+  const leaky = await hoist(['build', '--cache-to', 'type=gha,token=s3cr3t-token,mode=all', ctx]);
+  expect(leaky).toMatchObject({ code: 2, err: expect.stringContaining('type=gha,token=***,mode=all: mode must be min or max') });
+  expect(leaky.err).not.toContain('s3cr3t-token');
   expect(await hoist(['build', '--cache-to', 'type=registry', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('type=registry needs ref=NAME') });
   expect(await hoist(['build', '--cache-to', 'type=local,dest=/x,mode=all', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('mode must be min or max') });
   expect(await hoist(['build', '--cache-to', 'inline', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('expected key=value fields') });

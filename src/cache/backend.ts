@@ -130,7 +130,7 @@ function byteSize(value: string, text: string, flag: string): number {
 }
 
 /** `--cache-from`: `type=registry,ref=REF` (or a bare REF), `type=local,src=DIR`, `type=gha[,scope=S]`. */
-export function parseCacheFrom(text: string): CacheFromSpec {
+function parseCacheFromText(text: string): CacheFromSpec {
   if (!text.includes('=')) return { type: 'registry', ref: text };
   const f = fields(text, '--cache-from');
   const type = f.get('type') ?? 'registry';
@@ -152,7 +152,7 @@ export function parseCacheFrom(text: string): CacheFromSpec {
  * `--cache-to`: `type=registry,ref=REF[,mode=max]`, `type=inline`, `type=local,dest=DIR[,mode=max]`,
  * `type=gha[,scope=S][,mode=max][,max-size=SIZE]`.
  */
-export function parseCacheTo(text: string): CacheToSpec {
+function parseCacheToText(text: string): CacheToSpec {
   const f = fields(text, '--cache-to');
   const type = f.get('type');
   if (type === 'registry') {
@@ -177,6 +177,19 @@ export function parseCacheTo(text: string): CacheToSpec {
   }
   throw new CacheSpecError(`--cache-to ${text}: unknown type ${JSON.stringify(type)} (registry, inline, local, gha)`);
 }
+
+/** An error about a flag's value never shows a token= given in it. */
+function masked<T>(text: string, parse: (text: string) => T): T {
+  try {
+    return parse(text);
+  } catch (e) {
+    if (e instanceof CacheSpecError) e.message = e.message.split(text).join(text.replace(/((?:^|,)\s*token=)[^,]*/gi, '$1***'));
+    throw e;
+  }
+}
+
+export const parseCacheFrom = (text: string): CacheFromSpec => masked(text, parseCacheFromText);
+export const parseCacheTo = (text: string): CacheToSpec => masked(text, parseCacheToText);
 
 /** Records by key, for a CacheSource's lookup. */
 export function recordsByKey(records: readonly CacheRecord[]): (key: string) => CacheRecord | undefined {
