@@ -63,13 +63,13 @@ const mountPrefix = (scope: string, name: string) => `hoist-mount-${scheme}-${sc
 const defaultMountMax = 1024 ** 3;
 
 /** The fixed directory of an entry's files (its version depends on this path): one per blob, pack, scope index. */
-function entryDir(root: string, key: string): string {
-  const [, kind, , rest] = /^hoist-(blob|pack|index|mount)-(\d+)-(.*)$/.exec(key) ?? [];
-  if (kind === 'blob') return path.join(root, 'blob', rest);
-  if (kind === 'pack') return path.join(root, 'pack', rest);
-  if (kind === 'index') return path.join(root, 'index', rest.slice(0, 16));
-  if (kind === 'mount') return path.join(root, 'mount', rest.slice(0, 16 + 1 + 32));
-  throw new Error(`internal: not an entry key ${key}`);
+export function entryDir(root: string, key: string): string {
+  // Keys come back from the cache (an index names the entries of its layers): only hex goes into a path.
+  const [, kind, name] = /^hoist-(blob|pack|index|mount)-\d+-([0-9a-f]{64}$|[0-9a-f]{16}-(?:[0-9a-f]{32}-)?)/.exec(key) ?? [];
+  if ((kind === 'blob' || kind === 'pack') && name.length === 64) return path.join(root, kind, name);
+  if (kind === 'index' && name.length === 17) return path.join(root, 'index', name.slice(0, 16));
+  if (kind === 'mount' && name.length === 50) return path.join(root, 'mount', name.slice(0, 49));
+  throw new Error(`not an entry key of hoist: ${JSON.stringify(key)}`);
 }
 
 /** What the index of a scope holds: the records, and which entry holds each layer they name. */
@@ -84,11 +84,13 @@ function encodeIndex(index: GhaIndex): string {
   return JSON.stringify({ version: scheme, records: index.records, entries });
 }
 
-function decodeIndex(text: string, where: string): GhaIndex {
+export function decodeIndex(text: string, where: string): GhaIndex {
   const v = JSON.parse(text) as { version?: unknown; entries?: unknown };
   if (v.version !== scheme) throw new Error(`${where}: index of another version (${String(v.version)})`);
   const entries: Record<string, string> = {};
-  if (v.entries && typeof v.entries === 'object') for (const [d, k] of Object.entries(v.entries)) if (typeof k === 'string' && /^hoist-(blob|pack)-/.test(k)) entries[d] = k;
+  if (v.entries && typeof v.entries === 'object') {
+    for (const [d, k] of Object.entries(v.entries)) if (typeof k === 'string' && new RegExp(`^hoist-(blob|pack)-${scheme}-[0-9a-f]{64}$`).test(k)) entries[d] = k;
+  }
   return { records: decodeRecords(v, where), entries };
 }
 

@@ -32,3 +32,13 @@ export async function settleAll<T>(tasks: readonly Promise<T>[]): Promise<T[]> {
   if (failed) throw failed.reason;
   return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
+
+/** The one promise for `key` in `map`: made by `make` on the first ask, the same one after (a failure included). */
+export function sharedBy<K, V>(map: Map<K, Promise<V>>, key: K, make: () => Promise<V>): Promise<V> {
+  let p = map.get(key);
+  if (!p) {
+    p = make();
+    map.set(key, p);
+  }
+  return p;
+}

@@ -34,7 +34,7 @@ import type { WrittenLayer } from '../layer/writer.js';
 import { RootedPathError } from '../layer/rooted.js';
 import { TarError, type TarHeader } from '../layer/tar.js';
 import type { RegistryClient } from '../registry/client.js';
-import { settleAll } from '../registry/limit.js';
+import { settleAll, sharedBy } from '../registry/limit.js';
 import { RemoteImage } from '../registry/source.js';
 import type { Store } from '../store/store.js';
 import { ArchiveError } from './archive.js';
@@ -376,41 +376,30 @@ export class Solver {
   }
 
   private stage(index: number): Promise<StageResult> {
-    let p = this.stages.get(index);
-    if (!p) {
-      p = this.runStage(index);
-      this.stages.set(index, p);
-    }
-    return p;
+    return sharedBy(this.stages, index, () => this.runStage(index));
   }
 
   /** A registry image for a platform: the tag resolved, the manifest picked, the config read; no layer fetched. */
   private baseImage(ref: string, platform: Platform, at?: Instruction): Promise<ResolvedImage> {
-    const key = `${ref}|${formatPlatform(platform)}`;
-    let p = this.images.get(key);
-    if (!p) {
-      p = (async () => {
-        let parsed: Reference;
-        try {
-          parsed = parseReference(ref);
-        } catch (e) {
-          throw at ? stageError(at, e) : e;
-        }
-        const remote = await RemoteImage.open(this.req.client, parsed);
-        let m;
-        try {
-          m = await platformManifest(remote, platform, ref);
-        } catch (e) {
-          if (e instanceof NoPlatformError && at) throw stageError(at, e);
-          throw e;
-        }
-        if (m.kind !== 'manifest') throw new NoPlatformError(`${ref}: not an image manifest`);
-        const config = parseImageConfig(await remote.readBlob(m.manifest.config));
-        return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
-      })();
-      this.images.set(key, p);
-    }
-    return p;
+    return sharedBy(this.images, `${ref}|${formatPlatform(platform)}`, async () => {
+      let parsed: Reference;
+      try {
+        parsed = parseReference(ref);
+      } catch (e) {
+        throw at ? stageError(at, e) : e;
+      }
+      const remote = await RemoteImage.open(this.req.client, parsed);
+      let m;
+      try {
+        m = await platformManifest(remote, platform, ref);
+      } catch (e) {
+        if (e instanceof NoPlatformError && at) throw stageError(at, e);
+        throw e;
+      }
+      if (m.kind !== 'manifest') throw new NoPlatformError(`${ref}: not an image manifest`);
+      const config = parseImageConfig(await remote.readBlob(m.manifest.config));
+      return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
+    });
   }
 
   /**
@@ -419,12 +408,7 @@ export class Solver {
    * never their results: a COPY --from that is a hit does not run the stage it copies from.
    */
   private planStage(index: number): Promise<StagePlan> {
-    let p = this.plans.get(index);
-    if (!p) {
-      p = this.makePlan(index);
-      this.plans.set(index, p);
-    }
-    return p;
+    return sharedBy(this.plans, index, () => this.makePlan(index));
   }
 
   private async makePlan(index: number): Promise<StagePlan> {
@@ -665,24 +649,19 @@ export class Solver {
 
   /** A cache mount's first use in this build: a new one restored from the first cache that has it; noted. */
   private async cacheMount(m: { name: string; id: string; dir: string; created: boolean }): Promise<void> {
-    let p = this.mounts.get(m.name);
-    if (!p) {
-      p = (async () => {
-        if (m.created) {
-          for (const c of this.req.cacheFrom ?? []) {
-            if (!c.restoreMount) continue;
-            try {
-              if (await c.restoreMount(m.name, m.dir)) break;
-            } catch (e) {
-              this.req.onWarning?.(`cache ${c.name}: cache mount ${m.id} could not be restored, it starts empty: ${(e as Error).message}`);
-            }
+    await sharedBy(this.mounts, m.name, async () => {
+      if (m.created) {
+        for (const c of this.req.cacheFrom ?? []) {
+          if (!c.restoreMount) continue;
+          try {
+            if (await c.restoreMount(m.name, m.dir)) break;
+          } catch (e) {
+            this.req.onWarning?.(`cache ${c.name}: cache mount ${m.id} could not be restored, it starts empty: ${(e as Error).message}`);
           }
         }
-        return this.req.keepCacheMounts ? { name: m.name, id: m.id, dir: m.dir, before: (await treeDigest(m.dir)).digest } : undefined;
-      })();
-      this.mounts.set(m.name, p);
-    }
-    await p;
+      }
+      return this.req.keepCacheMounts ? { name: m.name, id: m.id, dir: m.dir, before: (await treeDigest(m.dir)).digest } : undefined;
+    });
   }
 
   private async scratchDir(): Promise<string> {
