@@ -109,7 +109,7 @@ function access(options: GhaOptions): { read: boolean; write: boolean } {
 
 let loaded: Promise<ActionsCache> | undefined;
 function actionsCache(): Promise<ActionsCache> {
-  loaded ??= import(/* webpackMode: "eager" */ '@actions/cache');
+  loaded ??= import('@actions/cache');
   return loaded;
 }
 
