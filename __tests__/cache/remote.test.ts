@@ -2,8 +2,10 @@
 // cache (a registry cache manifest, inline records in the pushed image, a local directory). Every step is cached,
 // the manifest digest is the same and no layer blob is downloaded (counted at a proxy in front of the registry); a
 // one-file change reruns only the steps from that COPY on. A cache blob that does not match its digest, an
-// unreachable cache: warnings, and the steps run. Real parts: docker-registry (behind the fault proxy), runc.
+// unreachable cache: warnings, and the steps run. RUN --mount=type=cache directories travel in registry and local
+// caches too: a fresh runner downloads nothing again. Real parts: docker-registry (behind the fault proxy), runc.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
@@ -33,12 +35,12 @@ type Meta = BuildMetadata;
     rmSync(work, { recursive: true, force: true });
   });
 
-  function context(files: Record<string, string> = {}): string {
+  function context(files: Record<string, string> = {}, dockerfile?: string): string {
     const dir = path.join(work, `ctx${n++}`);
     mkdirSync(path.join(dir, 'src'), { recursive: true });
     const all = { 'src/a.txt': 'a\n', 'src/b.txt': 'b\n', 'app.txt': 'app\n', ...files };
     for (const [k, v] of Object.entries(all)) writeFileSync(path.join(dir, k), v);
-    writeFileSync(path.join(dir, 'Dockerfile'), `FROM ${base} AS build
+    writeFileSync(path.join(dir, 'Dockerfile'), dockerfile ?? `FROM ${base} AS build
 COPY src/ /src/
 RUN cat /src/a.txt /src/b.txt > /built.txt
 FROM ${base}
@@ -122,4 +124,52 @@ RUN echo done > /app/done
     expect(r.err.match(/warning: cache .* cannot be read, building without it/g)).toHaveLength(3);
     expect(ran(r.meta)).toHaveLength(5);
   }, 60_000);
+
+  test.each([
+    ['registry', (tag: string) => `type=registry,ref=${proxy.host}/cache/mounts:${tag}`],
+    ['local', (tag: string) => `type=local,${'%'}=${path.join(work, `mounts-${tag}`)}`],
+  ])('%s: a cache mount is kept in the cache; a fresh runner downloads nothing again; an unchanged mount is carried by reference; a corrupt one starts empty', async (kind, spec) => {
+    let requests = 0;
+    const server = createServer((_req, res) => {
+      requests++;
+      res.end('package bytes\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const to = (tag: string) => ['--cache-to', `${spec(tag).replace('%', 'dest')},mode=max`];
+    const from = (tag: string) => ['--cache-from', spec(tag).replace('%', 'src')];
+    const dockerfile = `FROM ${base}
+COPY app.txt /app.txt
+RUN --mount=type=cache,id=downloads,target=/cache sh -c 'test -f /cache/pkg || wget -q -O /cache/pkg http://127.0.0.1:${port}/pkg; mkdir -p /cache/d && ln -sf pkg /cache/d/link; cp /cache/pkg /pkg'
+`;
+    try {
+      const first = await fresh(context({ 'app.txt': 'one\n' }, dockerfile), to('1'));
+      expect(first.code).toBe(0);
+      expect(requests).toBe(1);
+      expect(first.err).toMatch(/cache exported to .*: 2 records \(.*, cache mount downloads saved\)/);
+      // A changed input reruns the RUN on a fresh store: the cache comes back from the cache, nothing is downloaded;
+      // unchanged, it is written by reference to the blob that is there (not packed again).
+      const second = await fresh(context({ 'app.txt': 'two\n' }, dockerfile), [...from('1'), ...to('2')]);
+      expect(second.code).toBe(0);
+      expect(ran(second.meta)).toEqual([expect.stringMatching(/COPY app.txt/), expect.stringMatching(/RUN --mount=type=cache/)]);
+      expect(requests).toBe(1);
+      expect(second.err).not.toMatch(/warning/);
+      expect(second.err).not.toMatch(/cache mount downloads saved/);
+      // ...and the new cache holds it: a third fresh runner reading only that one downloads nothing either.
+      const third = await fresh(context({ 'app.txt': 'three\n' }, dockerfile), from('2'));
+      expect(third.code).toBe(0);
+      expect(requests).toBe(1);
+      if (kind === 'registry') {
+        // A mount blob that does not match its digest: a warning, the mount starts empty, the RUN downloads again.
+        const mountBlob = (await imageLayers(`${reg.host}/cache/mounts:2`)).at(-1) as string;
+        proxy.rules.push({ match: (req) => req.method === 'GET' && (req.url ?? '').endsWith(`/blobs/${mountBlob}`), fault: 'corrupt-body', times: 1 });
+        const fourth = await fresh(context({ 'app.txt': 'four\n' }, dockerfile), from('2'));
+        expect(fourth.code).toBe(0);
+        expect(fourth.err).toMatch(/warning: cache registry .*cache\/mounts:2: cache mount downloads could not be restored, it starts empty: .*digest/);
+        expect(requests).toBe(2);
+      }
+    } finally {
+      server.close();
+    }
+  }, 120_000);
 });

@@ -4,7 +4,7 @@
 import { splitCSV } from '../dockerfile/plan.js';
 import type { BlobSource, Layer } from '../layer/layer.js';
 import type { Store } from '../store/store.js';
-import type { UsedCacheMount } from './mounts.js';
+import type { MountBlob, MountsToSave, UsedCacheMount } from './mounts.js';
 import type { CacheRecord } from './record.js';
 
 /**
@@ -24,7 +24,12 @@ export interface CacheLayers {
   layer(digest: string): Layer | undefined;
   /** the cache mounts the build used (a backend that keeps them saves the changed ones) */
   mounts?: readonly UsedCacheMount[];
+  /** for a registry or local cache: the mounts' blobs (an unchanged one by reference), packed once per build */
+  keptMounts?(maxBytes: number): Promise<MountsToSave>;
 }
+
+/** a cache mount bigger than this is not saved, unless mount-max-size says otherwise */
+export const defaultMountMax = 1024 ** 3;
 
 export interface CacheSaveReport {
   uploadedBytes: number;
@@ -41,6 +46,8 @@ export interface CacheSource {
   readonly blobs: BlobSource;
   /** fills the new, empty cache-mount directory `dir` with the kept copy of cache `name`; false when none */
   restoreMount?(name: string, dir: string): Promise<boolean>;
+  /** the blob that holds cache mount `name` here (registry and local caches) */
+  mountBlob?(name: string): MountBlob | undefined;
 }
 
 /** A cache's blob that could not be had (unreachable, or its bytes do not match its digest). */
@@ -82,9 +89,9 @@ export interface GhaSpec {
 
 export type CacheFromSpec = { type: 'registry'; ref: string } | { type: 'local'; src: string } | GhaSpec;
 export type CacheToSpec =
-  | { type: 'registry'; ref: string; mode: 'min' | 'max' }
+  | { type: 'registry'; ref: string; mode: 'min' | 'max'; mountMaxSize?: number }
   | { type: 'inline' }
-  | { type: 'local'; dest: string; mode: 'min' | 'max' }
+  | { type: 'local'; dest: string; mode: 'min' | 'max'; mountMaxSize?: number }
   | (GhaSpec & { mode: 'min' | 'max'; maxSize?: number; mountMaxSize?: number });
 
 function fields(text: string, flag: string): Map<string, string> {
@@ -122,11 +129,17 @@ function ghaSpec(f: Map<string, string>, text: string, flag: string, extra: read
 }
 
 /** `1g`, `500m`, `2048k`, `123` (bytes) */
-function byteSize(value: string, text: string, flag: string): number {
+function byteSize(key: string, value: string, text: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(value.trim());
-  if (!m) throw new CacheSpecError(`${flag} ${text}: max-size ${JSON.stringify(value)} is not a size (like 2g or 500m)`);
+  if (!m) throw new CacheSpecError(`${flag} ${text}: ${key} ${JSON.stringify(value)} is not a size (like 2g or 500m)`);
   const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
   return Math.floor(Number(m[1]) * unit);
+}
+
+/** `mount-max-size=SIZE`: how big a cache mount may be to be saved */
+function mountMax(f: Map<string, string>, text: string): { mountMaxSize?: number } {
+  const v = f.get('mount-max-size');
+  return v === undefined ? {} : { mountMaxSize: byteSize('mount-max-size', v, text, '--cache-to') };
 }
 
 /** `--cache-from`: `type=registry,ref=REF` (or a bare REF), `type=local,src=DIR`, `type=gha[,scope=S]`. */
@@ -158,20 +171,18 @@ function parseCacheToText(text: string): CacheToSpec {
   if (type === 'registry') {
     const ref = f.get('ref');
     if (!ref) throw new CacheSpecError(`--cache-to ${text}: type=registry needs ref=NAME`);
-    return { type, ref, mode: mode(f, text, '--cache-to') };
+    return { type, ref, mode: mode(f, text, '--cache-to'), ...mountMax(f, text) };
   }
   if (type === 'inline') return { type };
   if (type === 'local') {
     const dest = f.get('dest');
     if (!dest) throw new CacheSpecError(`--cache-to ${text}: type=local needs dest=DIR`);
-    return { type, dest, mode: mode(f, text, '--cache-to') };
+    return { type, dest, mode: mode(f, text, '--cache-to'), ...mountMax(f, text) };
   }
   if (type === 'gha') {
-    const spec: CacheToSpec = { ...ghaSpec(f, text, '--cache-to', ['mode', 'ignore-error', 'max-size', 'mount-max-size']), mode: mode(f, text, '--cache-to') };
+    const spec: CacheToSpec = { ...ghaSpec(f, text, '--cache-to', ['mode', 'ignore-error', 'max-size', 'mount-max-size']), mode: mode(f, text, '--cache-to'), ...mountMax(f, text) };
     const max = f.get('max-size');
-    if (max !== undefined) spec.maxSize = byteSize(max, text, '--cache-to');
-    const mountMax = f.get('mount-max-size');
-    if (mountMax !== undefined) spec.mountMaxSize = byteSize(mountMax, text, '--cache-to');
+    if (max !== undefined) spec.maxSize = byteSize('max-size', max, text, '--cache-to');
     // ignore-error: a cache is never a reason for a build to fail, so it is always so here.
     return spec;
   }

@@ -1,11 +1,16 @@
 // How records travel outside the store. A cache is one OCI image manifest: its config a small JSON blob of hoist's
 // own media type holding the records, its layers the layers the records name. Not an index: registries that refuse
 // unusual indexes (ECR needed buildx's image-manifest=true for this) take a plain manifest. The same records can
-// also ride inline in a pushed image's config (as BuildKit's inline cache does), under `hoist.cache.v1`.
-import { digestOf } from '../image/digest.js';
+// also ride inline in a pushed image's config (as BuildKit's inline cache does), under `hoist.cache.v1`. A cache
+// manifest may also carry the build's cache mounts (mounts.ts): blobs after the layers, named in the config.
+import { digestOf, isDigest } from '../image/digest.js';
 import { type Descriptor, type ImageManifest, manifestBytes } from '../image/manifest.js';
 import { MediaType } from '../image/media-types.js';
+import type { MountBlob } from './mounts.js';
 import { type CacheRecord, parseRecord } from './record.js';
+
+/** the annotation on a cache-mount blob in a cache manifest: the mount's id, hashed (for people reading it) */
+const mountAnnotation = 'dev.hoist.cache-mount';
 
 export const cacheConfigMediaType = 'application/vnd.hoist.cache.config.v1+json';
 
@@ -23,11 +28,13 @@ export interface EncodedCache {
   layers: Descriptor[];
 }
 
-/** The records as a cache manifest and its config; each layer once, in the order first named. */
-export function encodeCache(records: readonly CacheRecord[]): EncodedCache {
+/** The records (and mounts) as a cache manifest and its config; each blob once, layers in the order first named. */
+export function encodeCache(records: readonly CacheRecord[], mounts: readonly MountBlob[] = []): EncodedCache {
   const layers = new Map<string, Descriptor>();
   for (const r of records) if (r.layer && !layers.has(r.layer.digest)) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
-  const config = Buffer.from(JSON.stringify({ version: 1, records }));
+  for (const m of mounts) if (!layers.has(m.descriptor.digest)) layers.set(m.descriptor.digest, { ...m.descriptor, annotations: { [mountAnnotation]: m.name } });
+  const mountList = mounts.map((m) => ({ name: m.name, content: m.content, mediaType: m.descriptor.mediaType, digest: m.descriptor.digest, size: m.descriptor.size }));
+  const config = Buffer.from(JSON.stringify(mountList.length > 0 ? { version: 1, records, mounts: mountList } : { version: 1, records }));
   const manifest: ImageManifest = {
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
@@ -42,4 +49,17 @@ export function decodeRecords(value: unknown, where: string): CacheRecord[] {
   const list = Array.isArray(value) ? value : (value as { version?: unknown; records?: unknown } | null)?.records;
   if (!Array.isArray(list)) throw new CacheFormatError(`${where}: no cache records`);
   return list.map(parseRecord).filter((r): r is CacheRecord => r !== undefined);
+}
+
+/** The cache mounts a cache config names; entries that do not parse are left out. */
+export function decodeMounts(value: unknown): MountBlob[] {
+  const list = (value as { mounts?: unknown } | null)?.mounts;
+  if (!Array.isArray(list)) return [];
+  const out: MountBlob[] = [];
+  for (const m of list as Partial<{ name: unknown; content: unknown; mediaType: unknown; digest: unknown; size: unknown }>[]) {
+    if (typeof m !== 'object' || m === null || typeof m.name !== 'string' || !/^[0-9a-f]{32}$/.test(m.name) || typeof m.content !== 'string' || !isDigest(m.content)) continue;
+    if (typeof m.mediaType !== 'string' || typeof m.digest !== 'string' || !isDigest(m.digest) || !Number.isSafeInteger(m.size) || (m.size as number) < 0) continue;
+    out.push({ name: m.name, content: m.content, descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.size as number } });
+  }
+  return out;
 }

@@ -24,7 +24,7 @@ import type { Descriptor } from '../image/manifest.js';
 import type { BlobSource } from '../layer/layer.js';
 import { copyTree } from '../exec/mounts.js';
 import { acquireFileLock } from '../store/lock.js';
-import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSaveReport, type CacheSource, recordsByKey } from './backend.js';
+import { type CacheBackend, cacheBlobSource, type CacheLayers, defaultMountMax, type CacheSaveReport, type CacheSource, recordsByKey } from './backend.js';
 import { decodeRecords } from './format.js';
 import { treeDigest } from './mounts.js';
 import type { CacheRecord } from './record.js';
@@ -59,8 +59,6 @@ const scopeHash = (scope: string) => createHash('sha256').update(scope).digest('
 const indexPrefix = (scope: string) => `hoist-index-${scheme}-${scopeHash(scope)}-`;
 /** a cache mount's entries, by scope and the cache's name in the store (its id, hashed); the newest wins */
 const mountPrefix = (scope: string, name: string) => `hoist-mount-${scheme}-${scopeHash(scope)}-${name}-`;
-/** a cache mount bigger than this is not saved, unless mount-max-size says otherwise */
-const defaultMountMax = 1024 ** 3;
 
 /** The fixed directory of an entry's files (its version depends on this path): one per blob, pack, scope index. */
 export function entryDir(root: string, key: string): string {

@@ -1,7 +1,7 @@
 // A cache in a directory, as an OCI image layout (`--cache-from type=local,src=DIR`, `--cache-to
 // type=local,dest=DIR`): index.json names the cache manifest (format.ts), blobs/ holds it, its config and the
 // layers. An export keeps only what this build's records name: the directory does not grow without bound, as
-// buildx's local cache does.
+// buildx's local cache does. The build's cache mounts are kept there too, as blobs the config names (mounts.ts).
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,7 +11,8 @@ import { type Descriptor, parseManifest } from '../image/manifest.js';
 import { MediaType } from '../image/media-types.js';
 import type { BlobSource } from '../layer/layer.js';
 import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSaveReport, type CacheSource, recordsByKey } from './backend.js';
-import { CacheFormatError, decodeRecords, encodeCache } from './format.js';
+import { CacheFormatError, decodeMounts, decodeRecords, encodeCache } from './format.js';
+import { mountsOf, mountsSource } from './registry.js';
 import type { CacheRecord } from './record.js';
 
 const blobFile = (dir: string, digest: string) => {
@@ -20,8 +21,8 @@ const blobFile = (dir: string, digest: string) => {
 };
 
 /** `type=local,src=DIR` / `dest=DIR`. */
-export function localCache(dir: string): CacheBackend {
-  return { name: `local ${dir}`, load: () => load(dir), save: (records, from) => save(dir, records, from) };
+export function localCache(dir: string, options: { mountMaxSize?: number } = {}): CacheBackend {
+  return { name: `local ${dir}`, load: () => load(dir), save: (records, from) => save(dir, records, from, options.mountMaxSize) };
 }
 
 async function load(dir: string): Promise<CacheSource> {
@@ -35,7 +36,8 @@ async function load(dir: string): Promise<CacheSource> {
   if (!desc) throw new CacheFormatError(`${dir}: index.json names no cache manifest`);
   const m = parseManifest(await readFile(blobFile(dir, desc.digest)), desc.mediaType);
   if (m.kind !== 'manifest') throw new CacheFormatError(`${dir}: not a cache manifest`);
-  const records = decodeRecords(JSON.parse(await readFile(blobFile(dir, m.manifest.config.digest), 'utf8')), dir);
+  const config: unknown = JSON.parse(await readFile(blobFile(dir, m.manifest.config.digest), 'utf8'));
+  const records = decodeRecords(config, dir);
   const files: BlobSource = {
     name: `local ${dir}`,
     local: true,
@@ -44,11 +46,13 @@ async function load(dir: string): Promise<CacheSource> {
     },
   };
   const name = `local ${dir}`;
-  return { name, kind: 'local', lookup: recordsByKey(records), blobs: cacheBlobSource(name, files) };
+  const blobs = cacheBlobSource(name, files);
+  return { name, kind: 'local', lookup: recordsByKey(records), blobs, ...mountsSource(decodeMounts(config), blobs) };
 }
 
-async function save(dir: string, records: readonly CacheRecord[], from: CacheLayers): Promise<CacheSaveReport> {
-  const encoded = encodeCache(records);
+async function save(dir: string, records: readonly CacheRecord[], from: CacheLayers, mountMaxSize: number | undefined): Promise<CacheSaveReport> {
+  const mounts = await mountsOf(from, mountMaxSize);
+  const encoded = encodeCache(records, mounts.blobs.map((m) => m.blob));
   const manifest = parseManifest(encoded.manifest, MediaType.ociManifest);
   await mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
   let writtenBytes = 0;
@@ -63,7 +67,7 @@ async function save(dir: string, records: readonly CacheRecord[], from: CacheLay
     writtenBytes += (await stat(file)).size;
   };
   for (const l of encoded.layers) {
-    const layer = from.layer(l.digest) ?? { descriptor: l, diffID: '', sources: [] };
+    const layer = from.layer(l.digest) ?? mounts.blobs.find((m) => m.blob.descriptor.digest === l.digest)?.layer ?? { descriptor: l, diffID: '', sources: [] };
     await write(l.digest, () => from.store.openLayer(layer));
   }
   await write(manifest.kind === 'manifest' ? manifest.manifest.config.digest : '', () => encoded.config);
@@ -76,5 +80,5 @@ async function save(dir: string, records: readonly CacheRecord[], from: CacheLay
   // What an earlier export left that this one does not name goes.
   const keep = new Set([manifest.digest, ...(manifest.kind === 'manifest' ? [manifest.manifest.config.digest] : []), ...encoded.layers.map((l) => l.digest)].map((d) => parseDigest(d).hex));
   for (const f of await readdir(path.join(dir, 'blobs', 'sha256'))) if (!keep.has(f)) await rm(path.join(dir, 'blobs', 'sha256', f), { force: true });
-  return { uploadedBytes: 0, summary: `${writtenBytes} bytes written` };
+  return { uploadedBytes: 0, summary: [`${writtenBytes} bytes written`, ...mounts.notes].join(', ') };
 }

@@ -1,10 +1,21 @@
 // RUN --mount=type=cache directories kept across CI runs: the ones a build used, what they held when the build
 // first mounted them, and a digest of a directory's content (names, types, modes, owners, link targets and file
-// bytes; never times, so that a rebuild that changed nothing in a cache does not save it again).
+// bytes; never times, so that a rebuild that changed nothing in a cache does not save it again). The Actions cache
+// keeps a mount as an entry of its own (gha.ts); a registry or local cache as a blob beside its layers: a gzip'd
+// tar of the directory, named in the cache's config with the digest of the content it holds, so that an unchanged
+// mount is carried over by reference and never packed or uploaded again.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readlink, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DigestStream } from '../image/digest.js';
+import type { Descriptor } from '../image/manifest.js';
+import { decompressed } from '../layer/compression.js';
+import { extractLayer } from '../layer/extract.js';
+import type { BlobSink, BlobSource, Layer } from '../layer/layer.js';
+import { type LayerEntry, writeLayer } from '../layer/writer.js';
 
 export interface UsedCacheMount {
   /** the cache's name in the store (its id, with from= or the owner it starts with, hashed) */
@@ -14,6 +25,22 @@ export interface UsedCacheMount {
   dir: string;
   /** the digest of its content when the build first mounted it */
   before: string;
+  /** the copies of this cache that the build's --cache-from caches hold (an unchanged one is saved by reference) */
+  kept?: readonly KeptMount[];
+}
+
+/** A cache mount as a registry or local cache holds it: a blob, and the digest of the content it unpacks to. */
+export interface MountBlob {
+  name: string;
+  /** treeDigest of the directory the blob holds */
+  content: string;
+  descriptor: Descriptor;
+}
+
+/** A cache's copy of a mount, and where its blob can be fetched. */
+export interface KeptMount {
+  blob: MountBlob;
+  source: BlobSource;
 }
 
 /** Where persisted cache mounts come from: restores `name` into the empty directory `dir`; false when none. */
@@ -21,27 +48,113 @@ export interface MountRestorer {
   restoreMount(name: string, dir: string): Promise<boolean>;
 }
 
+/** Calls `visit` for everything under `dir` (itself excluded), a directory before its contents, names sorted. */
+async function walkTree(dir: string, visit: (rel: string, abs: string, st: import('node:fs').Stats) => Promise<void>): Promise<void> {
+  const walk = async (rel: string): Promise<void> => {
+    for (const name of (await readdir(path.join(dir, rel))).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const p = path.join(dir, r);
+      const st = await lstat(p);
+      await visit(r, p, st);
+      if (st.isDirectory()) await walk(r);
+    }
+  };
+  await walk('');
+}
+
 /** The digest of everything under `dir` (itself excluded), and its bytes. */
 export async function treeDigest(dir: string): Promise<{ digest: string; bytes: number }> {
   const h = createHash('sha256');
   let bytes = 0;
-  const walk = async (rel: string): Promise<void> => {
-    const names = (await readdir(path.join(dir, rel))).sort();
-    for (const name of names) {
-      const r = rel ? `${rel}/${name}` : name;
-      const p = path.join(dir, r);
-      const st = await lstat(p);
-      const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
-      h.update(`${JSON.stringify(r)} ${type} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${type === 'f' ? st.size : 0}`);
-      if (type === 'l') h.update(` -> ${await readlink(p)}`);
-      if (type === 'f') {
-        bytes += st.size;
-        for await (const c of createReadStream(p, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
-      }
-      h.update('\n');
-      if (type === 'd') await walk(r);
+  await walkTree(dir, async (r, p, st) => {
+    const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
+    h.update(`${JSON.stringify(r)} ${type} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${type === 'f' ? st.size : 0}`);
+    if (type === 'l') h.update(` -> ${await readlink(p)}`);
+    if (type === 'f') {
+      bytes += st.size;
+      for await (const c of createReadStream(p, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
     }
-  };
-  await walk('');
+    h.update('\n');
+  });
   return { digest: `sha256:${h.digest('hex')}`, bytes };
+}
+
+/**
+ * The directory as a layer blob in `sink` (the store): directories, files (hard links kept), symbolic links and
+ * fifos, owners and modes as they are. Sockets and device nodes are not kept (a cache holds downloads).
+ */
+export async function packMount(sink: BlobSink, dir: string): Promise<Descriptor> {
+  const entries: LayerEntry[] = [];
+  const links = new Map<string, string>();
+  await walkTree(dir, async (name, p, st) => {
+    const base = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+    if (st.isDirectory()) entries.push({ header: { ...base, type: 'directory' } });
+    else if (st.isSymbolicLink()) entries.push({ header: { ...base, type: 'symlink', linkname: await readlink(p) } });
+    else if (st.isFIFO()) entries.push({ header: { ...base, type: 'fifo' } });
+    else if (st.isFile()) {
+      const first = st.nlink > 1 ? links.get(`${st.dev}:${st.ino}`) : undefined;
+      if (first) entries.push({ header: { ...base, type: 'hardlink', linkname: first } });
+      else {
+        if (st.nlink > 1) links.set(`${st.dev}:${st.ino}`, name);
+        entries.push({ header: { ...base, type: 'file', size: st.size }, content: { path: p } });
+      }
+    }
+  });
+  const w = await writeLayer(sink, entries, { oci: true });
+  return { mediaType: w.mediaType, digest: w.digest, size: w.size };
+}
+
+/**
+ * A kept mount's blob unpacked into the new, empty cache directory `dir`: fetched from its cache, checked against
+ * its digest as it streams, unpacked beside `dir` (every name resolved inside it: the blob may be hostile) and moved
+ * into place only when whole. A blob that fails leaves `dir` as it was.
+ */
+export async function restoreMountBlob(kept: KeptMount, dir: string): Promise<void> {
+  const tmp = `${dir}.restoring-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  try {
+    await kept.source.fetch(kept.blob.descriptor, {
+      writeBlob: async (source: Readable, expected) => {
+        const check = new DigestStream(expected ? { ...expected, where: `cache mount blob ${expected.digest}` } : undefined);
+        await pipeline(source, check, async (verified: AsyncIterable<Buffer>) => {
+          const { stream } = await decompressed(Readable.from(verified));
+          await extractLayer(stream, tmp, { whiteouts: 'none' });
+          for await (const _ of stream); // the rest (gzip's trailer): the digest covers every byte
+        });
+        return { digest: check.digest, size: check.size };
+      },
+    });
+    await rm(dir, { recursive: true, force: true });
+    await rename(tmp, dir);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** The mounts a registry or local cache saves: unchanged ones by reference to a cache's blob, new ones packed. */
+export interface MountsToSave {
+  blobs: { blob: MountBlob; layer: Layer }[];
+  notes: string[];
+}
+
+/** Which of the build's cache mounts a registry or local cache keeps, and the blobs for them (packed once per build). */
+export async function mountsToSave(sink: BlobSink, mounts: readonly UsedCacheMount[], maxBytes: number): Promise<MountsToSave> {
+  const out: MountsToSave = { blobs: [], notes: [] };
+  for (const m of mounts) {
+    const now = await treeDigest(m.dir);
+    if (now.bytes > maxBytes) {
+      out.notes.push(`cache mount ${m.id} not saved: ${now.bytes} bytes, more than mount-max-size`);
+      continue;
+    }
+    const kept = m.kept?.find((k) => k.blob.content === now.digest);
+    if (kept) {
+      out.blobs.push({ blob: kept.blob, layer: { descriptor: kept.blob.descriptor, diffID: '', sources: [kept.source] } });
+      continue;
+    }
+    const descriptor = await packMount(sink, m.dir);
+    out.blobs.push({ blob: { name: m.name, content: now.digest, descriptor }, layer: { descriptor, diffID: '', sources: [] } });
+    out.notes.push(`cache mount ${m.id} saved`);
+  }
+  return out;
 }

@@ -1,7 +1,8 @@
 // A cache in a registry repository: `--cache-from type=registry,ref=REF` reads a cache manifest (format.ts) or the
 // inline records of an image pushed with `--cache-to type=inline`; `--cache-to type=registry,ref=REF` pushes the
 // records as a cache manifest, its layers mounted from where they already are in that registry (the cache
-// repository itself, a base image's) and uploaded only when the registry has them nowhere.
+// repository itself, a base image's) and uploaded only when the registry has them nowhere. The build's cache mounts
+// ride along as blobs of the cache manifest (mounts.ts): restored into a new mount directory, saved when changed.
 import { Readable } from 'node:stream';
 import { type Descriptor, parseImageConfig, parseManifest } from '../image/manifest.js';
 import type { Platform } from '../image/platform.js';
@@ -11,18 +12,39 @@ import { repositoryOf } from '../layer/layer.js';
 import { pushImage } from '../export/push.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RemoteImage, registryBlobSource } from '../registry/source.js';
-import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSource, recordsByKey } from './backend.js';
-import { cacheConfigMediaType, CacheFormatError, decodeRecords, encodeCache, inlineCacheField } from './format.js';
+import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSource, defaultMountMax, recordsByKey } from './backend.js';
+import { cacheConfigMediaType, CacheFormatError, decodeMounts, decodeRecords, encodeCache, inlineCacheField } from './format.js';
+import { type MountBlob, type MountsToSave, restoreMountBlob } from './mounts.js';
 import type { CacheRecord } from './record.js';
 
 /** `type=registry,ref=REF`: read with the manifest for `platform` (or the inline records of an image). */
-export function registryCache(client: RegistryClient, refText: string, platform: Platform): CacheBackend {
+export function registryCache(client: RegistryClient, refText: string, platform: Platform, options: { mountMaxSize?: number } = {}): CacheBackend {
   return {
     name: `registry ${refText}`,
     load: () => load(client, refText, platform),
     save: async (records, from) => {
-      const r = await pushImage(client, cacheImage(records, from), [parseReference(refText)]);
-      return { uploadedBytes: r.uploadedBytes, summary: `${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there` };
+      const mounts = await mountsOf(from, options.mountMaxSize);
+      const r = await pushImage(client, cacheImage(records, from, mounts), [parseReference(refText)]);
+      return { uploadedBytes: r.uploadedBytes, summary: [`${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there`, ...mounts.notes].join(', ') };
+    },
+  };
+}
+
+/** The build's cache mounts for a registry or local cache to save (none when the build kept none). */
+export async function mountsOf(from: CacheLayers, maxBytes = defaultMountMax): Promise<MountsToSave> {
+  return from.keptMounts ? from.keptMounts(maxBytes) : { blobs: [], notes: [] };
+}
+
+/** What a registry or local cache source offers of its cache mounts. */
+export function mountsSource(mounts: readonly MountBlob[], blobs: CacheSource['blobs']): Pick<CacheSource, 'mountBlob' | 'restoreMount'> {
+  const byName = new Map(mounts.map((m) => [m.name, m]));
+  return {
+    mountBlob: (name) => byName.get(name),
+    restoreMount: async (name, dir) => {
+      const blob = byName.get(name);
+      if (!blob) return false;
+      await restoreMountBlob({ blob, source: blobs }, dir);
+      return true;
     },
   };
 }
@@ -34,9 +56,12 @@ async function load(client: RegistryClient, refText: string, platform: Platform)
   if (m.kind !== 'manifest') throw new CacheFormatError(`${refText}: not a cache manifest`);
   const configBytes = await remote.readBlob(m.manifest.config);
   let records: CacheRecord[];
+  let mounts: MountBlob[] = [];
   let kind: CacheSource['kind'] = 'registry';
   if (m.manifest.config.mediaType === cacheConfigMediaType) {
-    records = decodeRecords(JSON.parse(configBytes.toString('utf8')), refText);
+    const config: unknown = JSON.parse(configBytes.toString('utf8'));
+    records = decodeRecords(config, refText);
+    mounts = decodeMounts(config);
   } else {
     // An image: its inline records, if it was pushed with them.
     const inline = parseImageConfig(configBytes)[inlineCacheField];
@@ -45,17 +70,16 @@ async function load(client: RegistryClient, refText: string, platform: Platform)
     kind = 'inline';
   }
   const name = `registry ${refText}`;
-  return { name, kind, lookup: recordsByKey(records), blobs: cacheBlobSource(name, registryBlobSource(client, ref)) };
+  const blobs = cacheBlobSource(name, registryBlobSource(client, ref));
+  return { name, kind, lookup: recordsByKey(records), blobs, ...mountsSource(mounts, blobs) };
 }
 
 /** The records (and config, manifest) as an ImageSource, so that the push is the image push (blobs, then manifest). */
-function cacheImage(records: readonly CacheRecord[], from: CacheLayers): ImageSource {
-  const encoded = encodeCache(records);
+function cacheImage(records: readonly CacheRecord[], from: CacheLayers, mounts: MountsToSave): ImageSource {
+  const encoded = encodeCache(records, mounts.blobs.map((m) => m.blob));
   const root = parseManifest(encoded.manifest, undefined);
-  const open = (desc: Descriptor): Promise<Readable> => {
-    const l = from.layer(desc.digest);
-    return from.store.openLayer(l ?? { descriptor: desc, diffID: '', sources: [] });
-  };
+  const layerOf = (digest: string) => from.layer(digest) ?? mounts.blobs.find((m) => m.blob.descriptor.digest === digest)?.layer;
+  const open = (desc: Descriptor): Promise<Readable> => from.store.openLayer(layerOf(desc.digest) ?? { descriptor: desc, diffID: '', sources: [] });
   return {
     root,
     manifest: async () => root,
@@ -65,7 +89,7 @@ function cacheImage(records: readonly CacheRecord[], from: CacheLayers): ImageSo
       throw new Error(`the cache has no small blob ${desc.digest}`);
     },
     originOf: (digest: string): Repository | undefined => {
-      const l = from.layer(digest);
+      const l = layerOf(digest);
       return l && repositoryOf(l);
     },
   };

@@ -3,12 +3,14 @@
 // warning too: the build never fails because of a cache).
 import type { CacheBackend, CacheFromSpec, CacheSource, CacheToSpec } from '../cache/backend.js';
 import { localCache } from '../cache/local-dir.js';
+import { type MountsToSave, mountsToSave } from '../cache/mounts.js';
 import { registryCache } from '../cache/registry.js';
 import type { OutputSpec } from '../export/outputs.js';
 import { formatPlatform, type Platform } from '../image/platform.js';
 import { formatRepository, parseReference, type Reference } from '../image/reference.js';
 import type { Layer } from '../layer/layer.js';
 import type { RegistryClient } from '../registry/client.js';
+import { sharedBy } from '../registry/limit.js';
 import type { BuildResult } from '../solver/solver.js';
 import type { Store } from '../store/store.js';
 
@@ -31,9 +33,9 @@ export function defaultGhaScope(ctx: CacheContext): string {
 async function backendFor(spec: CacheFromSpec | CacheToSpec, ctx: CacheContext): Promise<CacheBackend> {
   switch (spec.type) {
     case 'registry':
-      return registryCache(ctx.client, spec.ref, ctx.platform);
+      return registryCache(ctx.client, spec.ref, ctx.platform, 'mountMaxSize' in spec ? { mountMaxSize: spec.mountMaxSize } : {});
     case 'local':
-      return localCache('src' in spec ? spec.src : spec.dest);
+      return localCache('src' in spec ? spec.src : spec.dest, 'mountMaxSize' in spec ? { mountMaxSize: spec.mountMaxSize } : {});
     case 'gha': {
       // Loaded only when used: it brings @actions/cache.
       const { ghaCache } = await import(/* webpackMode: "eager" */ '../cache/gha.js');
@@ -82,13 +84,16 @@ export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly st
 
 export async function exportCaches(specs: readonly CacheToSpec[], result: BuildResult, ctx: CacheContext, store: Store, warn: (m: string) => void, log: (m: string) => void): Promise<number> {
   let uploaded = 0;
+  // The mounts' blobs, packed once for every registry and local cache of the build (per size cap).
+  const packed = new Map<number, Promise<MountsToSave>>();
+  const keptMounts = (maxBytes: number) => sharedBy(packed, maxBytes, () => mountsToSave(store, result.cacheMounts, maxBytes));
   for (const s of specs) {
     if (s.type === 'inline') continue; // in the image's config already
     const records = s.mode === 'max' ? result.records.all : result.records.final;
     let backend: CacheBackend | undefined;
     try {
       backend = await backendFor(s, ctx);
-      const r = await backend.save(records, { store, layer: result.records.layer, mounts: result.cacheMounts });
+      const r = await backend.save(records, { store, layer: result.records.layer, mounts: result.cacheMounts, keptMounts });
       uploaded += r.uploadedBytes;
       log(`cache exported to ${backend.name}: ${records.length} records (${r.summary})`);
     } catch (e) {

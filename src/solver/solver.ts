@@ -660,7 +660,12 @@ export class Solver {
           }
         }
       }
-      return this.req.keepCacheMounts ? { name: m.name, id: m.id, dir: m.dir, before: (await treeDigest(m.dir)).digest } : undefined;
+      if (!this.req.keepCacheMounts) return undefined;
+      const kept = (this.req.cacheFrom ?? []).flatMap((c) => {
+        const blob = c.mountBlob?.(m.name);
+        return blob ? [{ blob, source: c.blobs }] : [];
+      });
+      return { name: m.name, id: m.id, dir: m.dir, before: (await treeDigest(m.dir)).digest, kept };
     });
   }
 
