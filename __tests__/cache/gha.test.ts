@@ -250,5 +250,20 @@ RUN --mount=type=cache,id=downloads,target=/cache sh -c 'test -f /cache/pkg || w
       svc.ref = svc.defaultRef;
     }
   }, 120_000);
-});
 
+  test('creations are paced: a burst of 20, then about one a second (a build creating 30 entries spans 10 s or more)', async () => {
+    // 29 layers over the pack limit (an entry each) and the index: unpaced, they are created in about 3 s here.
+    // Lower bounds only: a slow machine spreads them more.
+    const runs = Array.from({ length: 29 }, (_, i) => `RUN head -c 1100000 /dev/urandom > /f${i}`).join('\n');
+    const ctx = context({}, `FROM ${base}\n${runs}\n`);
+    const since = Date.now();
+    const r = await fresh(ctx, gha('paced'));
+    expect(r.code).toBe(0);
+    expect(warningsOf(r.err)).toEqual([]);
+    const times = svc.entries().filter((e) => e.created >= since).map((e) => e.created).sort((a, b) => a - b);
+    expect(times).toHaveLength(30);
+    // At most 20 + t creations in any t seconds from the first: the 30th is 10 s after the first (less the jitter
+    // of the requests' way to the service).
+    for (let i = 20; i < times.length; i++) expect(times[i] - times[0]).toBeGreaterThanOrEqual((i + 1 - 20) * 1000 - 500);
+  }, 180_000);
+});
