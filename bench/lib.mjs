@@ -140,3 +140,43 @@ process.on('SIGTERM', async () => { await svc.stop(); process.exit(0); });`;
     }),
   };
 }
+
+/**
+ * An HTTP proxy in a process of its own (the benchmarks block their event loop while a build runs) that makes the
+ * package source distant: `latencyMs` before each request is forwarded, the bodies at `bytesPerSecond` (one budget
+ * for all requests at once). apt takes it with `-o Acquire::http::Proxy=URL`.
+ */
+export async function startSlowProxy({ bytesPerSecond, latencyMs }) {
+  const script = `import http from 'node:http';
+const rate = ${Number(bytesPerSecond)}, latency = ${Number(latencyMs)};
+let free = Date.now();
+/** the time a chunk of n bytes may go, on one shared budget */
+const slot = (n) => { free = Math.max(free, Date.now()) + (n / rate) * 1000; return free; };
+const server = http.createServer((req, res) => setTimeout(() => {
+  const up = http.request(req.url, { method: req.method, headers: req.headers }, async (r) => {
+    res.writeHead(r.statusCode ?? 502, r.headers);
+    for await (const c of r) {
+      const wait = slot(c.length) - Date.now();
+      if (wait > 0) await new Promise((ok) => setTimeout(ok, wait));
+      if (!res.write(c)) await new Promise((ok) => res.once('drain', ok));
+    }
+    res.end();
+  });
+  up.on('error', () => { res.writeHead(502); res.end(); });
+  req.pipe(up);
+}, latency));
+server.listen(0, '127.0.0.1', () => console.log(server.address().port));
+process.on('SIGTERM', () => process.exit(0));`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.once('data', (d) => resolve(Number(String(d).trim())));
+    child.once('exit', (code) => reject(new Error(`the proxy exited (${code})`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () => new Promise((r) => {
+      child.once('exit', r);
+      child.kill('SIGTERM');
+    }),
+  };
+}
