@@ -23,6 +23,7 @@ import { parseDigest } from '../image/digest.js';
 import type { Descriptor } from '../image/manifest.js';
 import type { BlobSource } from '../layer/layer.js';
 import { copyTree } from '../exec/mounts.js';
+import { sharedBy } from '../registry/limit.js';
 import { acquireFileLock } from '../store/lock.js';
 import { type CacheBackend, cacheBlobSource, type CacheLayers, defaultMountMax, type CacheSaveReport, type CacheSource, recordsByKey } from './backend.js';
 import { decodeRecords } from './format.js';
@@ -140,6 +141,37 @@ async function quiet<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Errors that say nothing listens at the address (not a slow or failing service: @actions/cache judges those). */
+const unreachableCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * Fails at once when nothing answers at the cache service's address: @actions/cache retries a refused connection
+ * for about 10 s before it gives up, on every build of a runner without the service. Any HTTP answer counts as
+ * reachable; the proxy variables are honoured as @actions/cache honours them.
+ */
+function reachable(build: Map<string, unknown>): Promise<void> {
+  const url = process.env.ACTIONS_RESULTS_URL || process.env.ACTIONS_CACHE_URL;
+  if (!url) return Promise.resolve();
+  const probes = (build.get('gha.probes') as Map<string, Promise<void>> | undefined) ?? new Map<string, Promise<void>>();
+  build.set('gha.probes', probes);
+  return sharedBy(probes, url, () => probe(url));
+}
+
+async function probe(url: string): Promise<void> {
+  const { request, EnvHttpProxyAgent } = await import('undici');
+  const dispatcher = new EnvHttpProxyAgent();
+  try {
+    const r = await request(new URL(url).origin, { method: 'GET', dispatcher, signal: AbortSignal.timeout(15_000) });
+    await r.body.dump();
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+    const code = err.code && unreachableCodes.has(err.code) ? err.code : err.cause?.code && unreachableCodes.has(err.cause.code) ? err.cause.code : undefined;
+    if (code) throw new GhaUnavailableError(`the Actions cache service at ${new URL(url).origin} cannot be reached (${code})`);
+  } finally {
+    await dispatcher.close().catch(() => undefined);
+  }
+}
+
 /** Our directory for entries' files: made 0700, and refused unless it is a real directory of ours. */
 async function workDir(): Promise<string> {
   const dir = path.join(tmpdir(), `hoist-gha-${process.getuid?.() ?? 0}`);
@@ -243,6 +275,7 @@ export function ghaCache(options: GhaOptions, build: Map<string, unknown>): Cach
       try {
         const { read } = access(options);
         if (!read) return { name, kind: 'gha', lookup: () => undefined, blobs: cacheBlobSource(name, { name, fetch: () => Promise.reject(new Error('ACTIONS_CACHE_MODE does not allow reading')) }) };
+        await reachable(build);
         const cache = await actionsCache();
         const root = await workDir();
         const { index } = await indexOf(indexes, cache, root, options.scope);
@@ -262,6 +295,7 @@ export function ghaCache(options: GhaOptions, build: Map<string, unknown>): Cach
       const { write } = access(options);
       if (!write) return { uploadedBytes: 0, summary: `not written: ACTIONS_CACHE_MODE=${process.env.ACTIONS_CACHE_MODE}` };
       if (build.has(unreadable)) return { uploadedBytes: 0, summary: 'not written: the cache could not be read' };
+      await reachable(build);
       const cache = await actionsCache();
       const root = await workDir();
       return save(indexes, cache, root, options, records, from);
