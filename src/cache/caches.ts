@@ -1,10 +1,10 @@
-// --cache-from and --cache-to for `hoist build`: the caches opened before the build (one that cannot be read is a
+// --cache-from and --cache-to of a build (index.ts): the caches opened before the build (one that cannot be read is a
 // warning), which cache layers the build must fetch before it ends, and the exports after it (a failed export is a
 // warning too: the build never fails because of a cache).
-import type { CacheBackend, CacheFromSpec, CacheSource, CacheToSpec } from '../cache/backend.js';
-import { localCache } from '../cache/local-dir.js';
-import { type MountsToSave, mountsToSave } from '../cache/mounts.js';
-import { registryCache } from '../cache/registry.js';
+import type { CacheBackend, CacheFromSpec, CacheSource, CacheToSpec } from './backend.js';
+import { localCache } from './local-dir.js';
+import { type MountsToSave, mountsToSave } from './mounts.js';
+import { registryCache } from './registry.js';
 import type { OutputSpec } from '../export/outputs.js';
 import { formatPlatform, type Platform } from '../image/platform.js';
 import { formatRepository, parseReference, type Reference } from '../image/reference.js';
@@ -38,7 +38,7 @@ async function backendFor(spec: CacheFromSpec | CacheToSpec, ctx: CacheContext):
       return localCache('src' in spec ? spec.src : spec.dest, 'mountMaxSize' in spec ? { mountMaxSize: spec.mountMaxSize } : {});
     case 'gha': {
       // Loaded only when used: it brings @actions/cache.
-      const { ghaCache } = await import(/* webpackMode: "eager" */ '../cache/gha.js');
+      const { ghaCache } = await import(/* webpackMode: "eager" */ './gha.js');
       const mode = 'mode' in spec ? spec.mode : 'min';
       return ghaCache({ scope: spec.scope ?? defaultGhaScope(ctx), mode, ...('maxSize' in spec && spec.maxSize !== undefined ? { maxSize: spec.maxSize } : {}), ...('mountMaxSize' in spec && spec.mountMaxSize !== undefined ? { mountMaxSize: spec.mountMaxSize } : {}), ...(spec.url ? { url: spec.url } : {}), ...(spec.token ? { token: spec.token } : {}) }, ctx.build);
     }

@@ -2,18 +2,14 @@
 // store under every -t name, then written to each output (--push, --output, --metadata-file, --iidfile).
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { build, NeedsRootError } from '../solver/solver.js';
+import { build, NeedsRootError } from '../index.js';
 import { defaultStoreDir } from '../store/store.js';
 import { canSudo, rerunWithSudo } from './sudo.js';
 import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
-import { cleanLeftovers, describeLeftovers } from '../exec/leftovers.js';
-import { exportImage, type OutputSpec, parseOutput } from '../export/outputs.js';
-import type { PushReport } from '../export/push.js';
+import { type OutputSpec, parseOutput } from '../export/outputs.js';
 import { formatBytes } from './format.js';
 import { type CacheFromSpec, type CacheToSpec, parseCacheFrom, parseCacheTo } from '../cache/backend.js';
-import { exportCaches, openCaches, prefetchPolicy } from './build-cache.js';
-import { hostPlatform } from '../image/platform.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { parseArgv, keyValueOptions, type ParsedArgs, UsageError } from './argv.js';
 import { commonOptions, commonUsage, platformOption, withImageContext } from './image-context.js';
@@ -126,81 +122,53 @@ const stdinDockerfileVar = 'HOIST_STDIN_DOCKERFILE';
 
 async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets, ssh, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile }: BuildOptions): Promise<number> {
   return withImageContext(a, io, async ({ store, client }) => {
-    // A build killed outright earlier left mounts, containers or secrets nobody else will clean.
-    const left = describeLeftovers(cleanLeftovers(store.root));
-    if (left && progressMode !== 'quiet') io.err(`cleaned up after killed builds: ${left}\n`);
-    const warn = (m: string) => io.err(`warning: ${m}\n`);
-    const log = (m: string) => progressMode !== 'quiet' && io.err(`${m}\n`);
-    const platform = platformOption(a) ?? hostPlatform();
-    const cacheContext = { client, platform, tags, target: a.options.get('target')?.[0], build: new Map<string, unknown>() };
-    const caches = await openCaches(cacheFrom, cacheContext, warn);
+    const quiet = progressMode === 'quiet';
     const progress = createProgress(progressMode as ProgressMode, io);
-    const result = await build({
+    let finished = false;
+    const finish = (ok: boolean) => {
+      if (!finished) progress.finish(ok);
+      finished = true;
+    };
+    const outcome = await build({
       context,
       dockerfile: a.options.get('file')?.[0] ?? path.join(context, 'Dockerfile'),
       ...(stdinDockerfile !== undefined ? { dockerfileText: stdinDockerfile } : {}),
+      tags,
       buildArgs: keyValueOptions(a.options.get('build-arg') ?? []),
       target: a.options.get('target')?.[0],
       platform: platformOption(a),
       labels: keyValueOptions(a.options.get('label') ?? []),
+      outputs,
+      cacheFrom,
+      cacheTo,
       sourceDateEpoch,
       secrets,
       ssh,
       noCache: a.flags.has('no-cache'),
       noCacheFilter: (a.options.get('no-cache-filter') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
-      cacheFrom: caches,
-      inlineCache: cacheTo.some((c) => c.type === 'inline'),
-      keepCacheMounts: cacheTo.some((c) => c.type !== 'inline'),
-      prefetch: prefetchPolicy(outputs, tags, cacheTo, client),
-      onWarning: warn,
       store,
       client,
-      onStepStart: (st) => progress.start(st),
-      onOutput: (step, line) => progress.output(step, line),
-      onStep: (st) => progress.done(st),
+      events: {
+        warning: (m) => io.err(`warning: ${m}\n`),
+        log: (m) => void (quiet || io.err(`${m}\n`)),
+        stepStart: (st) => progress.start(st),
+        output: (step, line) => progress.output(step, line),
+        step: (st) => progress.done(st),
+        built: () => finish(true),
+      },
     }).catch((e: unknown) => {
-      progress.finish(false);
+      finish(false);
       throw e;
     });
-    progress.finish(true);
-    if (progressMode !== 'quiet') for (const name of result.unusedBuildArgs) io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
-
-    const descriptor = { mediaType: result.image.root.mediaType, digest: result.digest, size: result.image.root.bytes.length };
-    for (const t of tags) await store.putImage(t, descriptor);
-    const pushed: PushReport[] = [];
-    const fetchedAtEnd = store.fetched.bytes;
-    // The Actions cache is written while the image is pushed; a registry cache after it, so that it mounts the
-    // layers the push has just uploaded instead of uploading them again.
-    const exportTo = (specs: CacheToSpec[]) => exportCaches(specs, result, cacheContext, store, warn, (m) => void log(m));
-    const ghaExport = exportTo(cacheTo.filter((c) => c.type === 'gha'));
-    for (const o of outputs) {
-      const r = await exportImage(result.image, o, tags, client);
-      if (r.pushed) pushed.push(r.pushed);
-      if (progressMode === 'quiet') continue;
-      if (r.pushed) io.err(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)\n`);
-      for (const f of r.files) io.err(`wrote ${f}\n`);
-      for (const l of r.loaded ?? []) io.err(`docker: ${l}\n`);
-    }
-    const cacheUploaded = (await exportTo(cacheTo.filter((c) => c.type !== 'gha'))) + (await ghaExport);
+    if (!quiet) for (const name of outcome.unusedBuildArgs) io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
     // The log's last line: what the cache gave and what moved over the network.
-    const c = result.cache;
-    const uploadedBytes = pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded;
-    if (progressMode !== 'quiet') io.err(`cache: ${c.hits} of ${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes + store.fetched.bytes - fetchedAtEnd)} downloaded, ${formatBytes(uploadedBytes)} uploaded\n`);
+    const c = outcome.cache;
+    if (!quiet) io.err(`cache: ${c.hits} of ${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes)} downloaded, ${formatBytes(c.uploadedBytes)} uploaded\n`);
     const iid = a.options.get('iidfile')?.[0];
-    if (iid) await writeFile(iid, result.imageID);
+    if (iid) await writeFile(iid, outcome.imageID);
     const meta = a.options.get('metadata-file')?.[0];
-    if (meta) {
-      const m: Record<string, unknown> = {
-        'containerimage.config.digest': result.imageID,
-        'containerimage.descriptor': descriptor,
-        'containerimage.digest': result.digest,
-        'hoist.steps': result.steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line, cached: st.cached, source: st.source, seconds: st.seconds })),
-        'hoist.cache': { hits: c.hits, misses: c.misses, downloadedBytes: c.downloadedBytes + store.fetched.bytes - fetchedAtEnd, uploadedBytes },
-      };
-      if (tags.length) m['image.name'] = tags.join(',');
-      await writeFile(meta, JSON.stringify(m, null, 2) + '\n');
-    }
-    io.out(`${result.digest}\n`);
+    if (meta) await writeFile(meta, JSON.stringify(outcome.metadata, null, 2) + '\n');
+    io.out(`${outcome.digest}\n`);
     return 0;
   });
 }
