@@ -5,11 +5,11 @@
 // every failure of the service (429, 409, a dropped connection, a corrupted entry, no service at all) leaves the
 // build green with one warning. Real parts: docker-registry, runc, Azurite, @actions/cache.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type ActionsCacheService, startActionsCacheService } from '../helpers/actions-cache.js';
 import { type BuildMetadata, hoistWithEnv } from '../helpers/hoist.js';
+import { startPackageServer } from '../helpers/package-server.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith } from '../helpers/tools.js';
@@ -208,31 +208,25 @@ RUN echo done > /app/done
   }, 120_000);
 
   test('a cache mount is kept across runs: the second fresh runner downloads nothing; an unchanged mount is not saved again', async () => {
-    let requests = 0;
-    const server = createServer((_req, res) => {
-      requests++;
-      res.end('package bytes\n');
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as { port: number }).port;
+    const pkgs = await startPackageServer();
     try {
       const dockerfile = `FROM ${base}
 COPY app.txt /app.txt
-RUN --mount=type=cache,id=downloads,target=/cache sh -c 'test -f /cache/pkg || wget -q -O /cache/pkg http://127.0.0.1:${port}/pkg; cp /cache/pkg /pkg'
+RUN --mount=type=cache,id=downloads,target=/cache sh -c 'test -f /cache/pkg || wget -q -O /cache/pkg ${pkgs.url}/pkg; cp /cache/pkg /pkg'
 `;
       const first = await fresh(context({ 'app.txt': 'one\n' }, dockerfile), gha('mounts'));
       expect(first.code).toBe(0);
-      expect(requests).toBe(1);
+      expect(pkgs.requests).toBe(1);
       expect(first.err).toMatch(/cache mount downloads saved/);
       // A changed input reruns the RUN on a fresh store: the cache comes back, nothing is downloaded.
       const second = await fresh(context({ 'app.txt': 'two\n' }, dockerfile), gha('mounts'));
       expect(second.code).toBe(0);
       expect(ran(second.meta)).toEqual([expect.stringMatching(/COPY app.txt/), expect.stringMatching(/RUN --mount=type=cache/)]);
-      expect(requests).toBe(1);
+      expect(pkgs.requests).toBe(1);
       expect(second.err).not.toMatch(/cache mount downloads saved/);
       expect(warningsOf(first.err + second.err)).toEqual([]);
     } finally {
-      server.close();
+      await pkgs.stop();
     }
   }, 120_000);
 

@@ -10,8 +10,9 @@ import { type KeptMount, packMount, restoreMountBlob, treeDigest } from '../../s
 import { digestOf } from '../../src/image/digest.js';
 import type { Descriptor } from '../../src/image/manifest.js';
 import type { BlobSource } from '../../src/layer/layer.js';
-import { TarWriter } from '../../src/layer/tar.js';
+import type { TarHeader } from '../../src/layer/tar.js';
 import { Store } from '../../src/store/store.js';
+import { writeTar } from '../helpers/raw-tar.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-mounts-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -28,16 +29,7 @@ const keptOf = (bytes: Buffer, desc?: Descriptor): KeptMount => ({
   source: serving(bytes),
 });
 
-async function tarOf(entries: [Parameters<TarWriter['entry']>[0], Buffer?][]): Promise<Buffer> {
-  const w = new TarWriter();
-  const chunks: Buffer[] = [];
-  w.stream.on('data', (c: Buffer) => chunks.push(c));
-  const ended = new Promise((r) => w.stream.once('end', r));
-  for (const [h, body] of entries) await w.entry(h, body);
-  await w.finish();
-  await ended;
-  return gzipSync(Buffer.concat(chunks));
-}
+const tarOf = async (entries: [TarHeader, Buffer?][]): Promise<Buffer> => gzipSync(await writeTar(entries));
 
 test('a directory packed and unpacked again has the same content digest', async () => {
   const dir = path.join(work, 'src');

@@ -5,9 +5,9 @@
 // unreachable cache: warnings, and the steps run. RUN --mount=type=cache directories travel in registry and local
 // caches too: a fresh runner downloads nothing again. Real parts: docker-registry (behind the fault proxy), runc.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { startPackageServer } from '../helpers/package-server.js';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { type BuildMetadata, hoist } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
@@ -129,36 +129,30 @@ RUN echo done > /app/done
     ['registry', (tag: string) => `type=registry,ref=${proxy.host}/cache/mounts:${tag}`],
     ['local', (tag: string) => `type=local,${'%'}=${path.join(work, `mounts-${tag}`)}`],
   ])('%s: a cache mount is kept in the cache; a fresh runner downloads nothing again; an unchanged mount is carried by reference; a corrupt one starts empty', async (kind, spec) => {
-    let requests = 0;
-    const server = createServer((_req, res) => {
-      requests++;
-      res.end('package bytes\n');
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as { port: number }).port;
+    const pkgs = await startPackageServer();
     const to = (tag: string) => ['--cache-to', `${spec(tag).replace('%', 'dest')},mode=max`];
     const from = (tag: string) => ['--cache-from', spec(tag).replace('%', 'src')];
     const dockerfile = `FROM ${base}
 COPY app.txt /app.txt
-RUN --mount=type=cache,id=downloads,target=/cache sh -c 'test -f /cache/pkg || wget -q -O /cache/pkg http://127.0.0.1:${port}/pkg; mkdir -p /cache/d && ln -sf pkg /cache/d/link; cp /cache/pkg /pkg'
+RUN --mount=type=cache,id=downloads,target=/cache sh -c 'test -f /cache/pkg || wget -q -O /cache/pkg ${pkgs.url}/pkg; mkdir -p /cache/d && ln -sf pkg /cache/d/link; cp /cache/pkg /pkg'
 `;
     try {
       const first = await fresh(context({ 'app.txt': 'one\n' }, dockerfile), to('1'));
       expect(first.code).toBe(0);
-      expect(requests).toBe(1);
+      expect(pkgs.requests).toBe(1);
       expect(first.err).toMatch(/cache exported to .*: 2 records \(.*, cache mount downloads saved\)/);
       // A changed input reruns the RUN on a fresh store: the cache comes back from the cache, nothing is downloaded;
       // unchanged, it is written by reference to the blob that is there (not packed again).
       const second = await fresh(context({ 'app.txt': 'two\n' }, dockerfile), [...from('1'), ...to('2')]);
       expect(second.code).toBe(0);
       expect(ran(second.meta)).toEqual([expect.stringMatching(/COPY app.txt/), expect.stringMatching(/RUN --mount=type=cache/)]);
-      expect(requests).toBe(1);
+      expect(pkgs.requests).toBe(1);
       expect(second.err).not.toMatch(/warning/);
       expect(second.err).not.toMatch(/cache mount downloads saved/);
       // ...and the new cache holds it: a third fresh runner reading only that one downloads nothing either.
       const third = await fresh(context({ 'app.txt': 'three\n' }, dockerfile), from('2'));
       expect(third.code).toBe(0);
-      expect(requests).toBe(1);
+      expect(pkgs.requests).toBe(1);
       if (kind === 'registry') {
         // A mount blob that does not match its digest: a warning, the mount starts empty, the RUN downloads again.
         const mountBlob = (await imageLayers(`${reg.host}/cache/mounts:2`)).at(-1) as string;
@@ -166,10 +160,10 @@ RUN --mount=type=cache,id=downloads,target=/cache sh -c 'test -f /cache/pkg || w
         const fourth = await fresh(context({ 'app.txt': 'four\n' }, dockerfile), from('2'));
         expect(fourth.code).toBe(0);
         expect(fourth.err).toMatch(/warning: cache registry .*cache\/mounts:2: cache mount downloads could not be restored, it starts empty: .*digest/);
-        expect(requests).toBe(2);
+        expect(pkgs.requests).toBe(2);
       }
     } finally {
-      server.close();
+      await pkgs.stop();
     }
   }, 120_000);
 });

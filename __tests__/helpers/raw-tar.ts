@@ -1,5 +1,6 @@
 // Tar archives byte by byte, as an attacker writes them: any field any value (a size of "abc", a whiteout of
 // "..", a PAX record of megabytes), which no well-behaved writer (ours or GNU tar) would produce.
+import { type TarHeader, TarWriter } from '../../src/layer/tar.js';
 
 export interface RawEntry {
   name: string;
@@ -69,4 +70,16 @@ export function rawEntry(e: RawEntry): Buffer {
 /** A whole archive: the entries, then (unless `end` is false) the two zero blocks. */
 export function rawTar(entries: RawEntry[], options: { end?: boolean } = {}): Buffer {
   return Buffer.concat([...entries.map(rawEntry), options.end === false ? Buffer.alloc(0) : Buffer.alloc(1024)]);
+}
+
+/** A well-formed archive of `entries` from hoist's own TarWriter (uncompressed). */
+export async function writeTar(entries: [TarHeader, Buffer?][]): Promise<Buffer> {
+  const w = new TarWriter();
+  const out: Buffer[] = [];
+  w.stream.on('data', (c: Buffer) => out.push(c));
+  const done = new Promise((r) => w.stream.on('end', r));
+  for (const [h, b] of entries) await w.entry(h, b);
+  await w.finish();
+  await done;
+  return Buffer.concat(out);
 }

@@ -4,19 +4,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { extractLayer } from '../../src/layer/extract.js';
 import { cleanEntryName } from '../../src/layer/rooted.js';
-import { readTar, TarError, type TarHeader, TarWriter } from '../../src/layer/tar.js';
+import { readTar, TarError, type TarHeader } from '../../src/layer/tar.js';
 import { haveTool, run } from '../helpers/tools.js';
-
-async function writeTar(entries: [TarHeader, Buffer?][]): Promise<Buffer> {
-  const w = new TarWriter();
-  const out: Buffer[] = [];
-  w.stream.on('data', (c: Buffer) => out.push(c));
-  const done = new Promise((r) => w.stream.on('end', r));
-  for (const [h, b] of entries) await w.entry(h, b);
-  await w.finish();
-  await done;
-  return Buffer.concat(out);
-}
+import { writeTar } from '../helpers/raw-tar.js';
 
 const file = (name: string, content: string, extra: Partial<TarHeader> = {}): [TarHeader, Buffer] => [
   { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: Buffer.byteLength(content), mtime: 1700000000, ...extra },

@@ -3,39 +3,10 @@
 // quotes is one quote); empty lines are skipped. A "List" input keeps a line's fields together, joined by commas again; a
 // "List/CSV" input splits them (and a line of one field at its commas). Items are trimmed; empty ones dropped.
 // Pure: no @actions/* here, so that it is testable on its own.
+import { splitCSV } from '../dockerfile/plan.js';
 
-/** The fields of one CSV line, quotes removed. */
-export function csvFields(line: string): string[] {
-  const fields: string[] = [];
-  let field = '';
-  let quoted = false;
-  let atStart = true;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i];
-    if (quoted) {
-      if (ch === '"' && line[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else field += ch;
-      continue;
-    }
-    if (ch === '"' && atStart) {
-      quoted = true;
-      atStart = false;
-    } else if (ch === ',') {
-      fields.push(field);
-      field = '';
-      atStart = true;
-    } else {
-      // a quote anywhere else is an ordinary character (relaxQuotes), also after spaces: `a, "b,c"` is three fields
-      field += ch;
-      atStart = false;
-    }
-  }
-  fields.push(field);
-  return fields;
-}
+/** The fields of one CSV line, quotes removed (a quote opens a field only at its start, as in Dockerfile flags). */
+export const csvFields = splitCSV;
 
 /** A List (`comma: false`: one item per line) or List/CSV (`comma: true`) input's items. */
 export function inputList(text: string, options: { comma: boolean; comment?: string }): string[] {
