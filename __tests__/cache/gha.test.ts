@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type ActionsCacheService, startActionsCacheService } from '../helpers/actions-cache.js';
-import { type BuildMetadata, hoistWithEnv } from '../helpers/hoist.js';
+import { type BuildMetadata, hoistWithEnv, writeCacheContext } from '../helpers/hoist.js';
 import { startPackageServer } from '../helpers/package-server.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -40,11 +40,7 @@ type Meta = BuildMetadata;
   });
 
   function context(files: Record<string, string> = {}, dockerfile?: string): string {
-    const dir = path.join(work, `ctx${n++}`);
-    mkdirSync(path.join(dir, 'src'), { recursive: true });
-    const all = { 'src/a.txt': 'a\n', 'src/b.txt': 'b\n', 'app.txt': 'app\n', ...files };
-    for (const [k, v] of Object.entries(all)) writeFileSync(path.join(dir, k), v);
-    writeFileSync(path.join(dir, 'Dockerfile'), dockerfile ?? `FROM ${base} AS build
+    return writeCacheContext(path.join(work, `ctx${n++}`), files, dockerfile ?? `FROM ${base} AS build
 COPY src/ /src/
 RUN cat /src/a.txt /src/b.txt > /built.txt && head -c 2000000 /dev/urandom > /big.bin
 FROM ${base}
@@ -52,7 +48,6 @@ COPY app.txt /app/app.txt
 COPY --from=build /built.txt /big.bin /app/
 RUN echo done > /app/done
 `);
-    return dir;
   }
 
   /** A build on an empty store of its own, as on a fresh runner, with the job's environment. */

@@ -4,12 +4,12 @@
 // one-file change reruns only the steps from that COPY on. A cache blob that does not match its digest, an
 // unreachable cache: warnings, and the steps run. RUN --mount=type=cache directories travel in registry and local
 // caches too: a fresh runner downloads nothing again. Real parts: docker-registry (behind the fault proxy), runc.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startPackageServer } from '../helpers/package-server.js';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
-import { type BuildMetadata, hoist } from '../helpers/hoist.js';
+import { type BuildMetadata, hoist, writeCacheContext } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith } from '../helpers/tools.js';
@@ -36,11 +36,7 @@ type Meta = BuildMetadata;
   });
 
   function context(files: Record<string, string> = {}, dockerfile?: string): string {
-    const dir = path.join(work, `ctx${n++}`);
-    mkdirSync(path.join(dir, 'src'), { recursive: true });
-    const all = { 'src/a.txt': 'a\n', 'src/b.txt': 'b\n', 'app.txt': 'app\n', ...files };
-    for (const [k, v] of Object.entries(all)) writeFileSync(path.join(dir, k), v);
-    writeFileSync(path.join(dir, 'Dockerfile'), dockerfile ?? `FROM ${base} AS build
+    return writeCacheContext(path.join(work, `ctx${n++}`), files, dockerfile ?? `FROM ${base} AS build
 COPY src/ /src/
 RUN cat /src/a.txt /src/b.txt > /built.txt
 FROM ${base}
@@ -48,7 +44,6 @@ COPY app.txt /app/app.txt
 COPY --from=build /built.txt /app/
 RUN echo done > /app/done
 `);
-    return dir;
   }
 
   /** A build on an empty store of its own, as on a fresh runner. */

@@ -1,5 +1,6 @@
 // Runs the hoist command in-process with captured output, as a test's user would type it.
-import { createReadStream } from 'node:fs';
+import { createReadStream, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { run } from '../../src/cli/main.js';
 import type { CommandIO } from '../../src/cli/io.js';
 
@@ -48,4 +49,13 @@ export interface BuildMetadata {
   'containerimage.digest': string;
   'hoist.steps': { stage: string | number; instruction: string; cached: boolean; source: string | null }[];
   'hoist.cache': { hits: number; misses: number; downloadedBytes: number; uploadedBytes: number };
+}
+
+/** A cache test's context in `dir`: src/a.txt, src/b.txt and app.txt (unless `files` says otherwise) and the Dockerfile. */
+export function writeCacheContext(dir: string, files: Record<string, string>, dockerfile: string): string {
+  mkdirSync(path.join(dir, 'src'), { recursive: true });
+  const all = { 'src/a.txt': 'a\n', 'src/b.txt': 'b\n', 'app.txt': 'app\n', ...files };
+  for (const [k, v] of Object.entries(all)) writeFileSync(path.join(dir, k), v);
+  writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
+  return dir;
 }
