@@ -1,0 +1,353 @@
+// Tags, labels and annotations as docker/metadata-action makes them (its README's rules; read in its src/tag.ts,
+// flavor.ts and meta.ts at 906ecf0f), so that a workflow drops metadata-action and keeps its `tags:` lines:
+// - tag rules `type=schedule|semver|pep440|match|edge|ref|raw|sha` with their attributes and the global ones
+//   (enable, priority, prefix, suffix); a bare value is `type=raw`; rules apply by priority, the first value
+//   becomes the version and the others its partial tags;
+// - flavor `latest=auto|true|false`, `prefix=…[,onlatest=…]`, `suffix=…[,onlatest=…]`;
+// - expressions {{branch}} {{tag}} {{sha}} {{base_ref}} {{is_default_branch}} {{is_not_default_branch}} {{date}}
+//   {{commit_date}} in values, prefixes, suffixes, `enable=`, labels and annotations;
+// - image names lower-cased, tags sanitised ([^a-zA-Z0-9._-]+ → -, at most 128 characters), OCI labels.
+// Pure: the event comes in as a GitContext (action/github.ts reads it from the runner's environment).
+import { clean as pepClean, explain as pepExplain, major as pepMajor, minor as pepMinor, patch as pepPatch, valid as pepValid } from '@renovatebot/pep440';
+import semver from 'semver';
+import { csvFields } from './lists.js';
+import { dateHelper, renderTemplate, type TemplateValue } from './template.js';
+
+export class TagRuleError extends Error {
+  override readonly name = 'TagRuleError';
+}
+
+export interface GitContext {
+  eventName: string;
+  /** refs/heads/…, refs/tags/…, refs/pull/N/merge */
+  ref: string;
+  sha: string;
+  /** the repository's default branch (from the event payload or the API) */
+  defaultBranch?: string;
+  /** a tag push's base_ref, a pull request's base branch */
+  baseRef?: string;
+  commitDate: Date;
+  /** the run's time (labels' created, {{date}}) */
+  now: Date;
+  /** DOCKER_METADATA_SHORT_SHA_LENGTH (default 7) */
+  shortShaLength?: number;
+}
+
+export interface RepoInfo {
+  name?: string;
+  description?: string;
+  htmlUrl?: string;
+  license?: string;
+}
+
+type RuleType = 'schedule' | 'semver' | 'pep440' | 'match' | 'edge' | 'ref' | 'raw' | 'sha';
+const priorities: Record<RuleType, number> = { schedule: 1000, semver: 900, pep440: 900, match: 800, edge: 700, ref: 600, raw: 200, sha: 100 };
+
+export interface TagRule {
+  type: RuleType;
+  attrs: Record<string, string>;
+  text: string;
+}
+
+const has = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+
+/** One tag rule line: `type=…,attr=…`, or a bare value (type=raw). */
+export function parseTagRule(text: string): TagRule {
+  let type: RuleType | undefined;
+  const attrs: Record<string, string> = {};
+  for (const field of csvFields(text)) {
+    const eq = field.indexOf('=');
+    if (eq <= 0) {
+      attrs.value = field.trim();
+      continue;
+    }
+    const key = field.slice(0, eq).trim().toLowerCase();
+    const value = field.slice(eq + 1).trim();
+    if (key === 'type') {
+      if (!has(priorities, value)) throw new TagRuleError(`tag rule ${text}: unknown type ${JSON.stringify(value)} (schedule, semver, pep440, match, edge, ref, raw, sha)`);
+      type = value as RuleType;
+    } else attrs[key] = value;
+  }
+  type ??= 'raw';
+  const need = (k: string) => {
+    if (!has(attrs, k)) throw new TagRuleError(`tag rule ${text}: type=${type} needs ${k}=`);
+  };
+  switch (type) {
+    case 'schedule':
+      attrs.pattern ??= 'nightly';
+      break;
+    case 'semver':
+    case 'pep440':
+      need('pattern');
+      attrs.value ??= '';
+      break;
+    case 'match':
+      need('pattern');
+      attrs.group ??= '0';
+      if (!/^\d+$/.test(attrs.group)) throw new TagRuleError(`tag rule ${text}: group must be a number`);
+      attrs.value ??= '';
+      break;
+    case 'edge':
+      attrs.branch ??= '';
+      break;
+    case 'ref':
+      need('event');
+      if (!['branch', 'tag', 'pr'].includes(attrs.event)) throw new TagRuleError(`tag rule ${text}: event must be branch, tag or pr`);
+      if (attrs.event === 'pr' && !has(attrs, 'prefix')) attrs.prefix = 'pr-';
+      break;
+    case 'raw':
+      need('value');
+      break;
+    case 'sha':
+      if (!has(attrs, 'prefix')) attrs.prefix = 'sha-';
+      attrs.format ??= 'short';
+      if (!['short', 'long'].includes(attrs.format)) throw new TagRuleError(`tag rule ${text}: format must be short or long`);
+      break;
+  }
+  attrs.enable ??= 'true';
+  attrs.priority ??= String(priorities[type]);
+  if (!/^-?\d+$/.test(attrs.priority)) throw new TagRuleError(`tag rule ${text}: priority must be a number`);
+  return { type, attrs, text };
+}
+
+export interface Flavor {
+  latest: 'auto' | 'true' | 'false';
+  prefix: string;
+  prefixLatest: boolean;
+  suffix: string;
+  suffixLatest: boolean;
+}
+
+/** The flavor lines: `latest=auto|true|false`, `prefix=P[,onlatest=true]`, `suffix=S[,onlatest=true]`. */
+export function parseFlavor(lines: readonly string[]): Flavor {
+  const f: Flavor = { latest: 'auto', prefix: '', prefixLatest: false, suffix: '', suffixLatest: false };
+  for (const line of lines) {
+    let onlatestFor = '';
+    for (const field of csvFields(line)) {
+      const eq = field.indexOf('=');
+      if (eq < 0) throw new TagRuleError(`flavor ${line}: expected key=value`);
+      const key = field.slice(0, eq).trim().toLowerCase();
+      const value = field.slice(eq + 1).trim();
+      if (key === 'latest') {
+        if (!['auto', 'true', 'false'].includes(value)) throw new TagRuleError(`flavor ${line}: latest must be auto, true or false`);
+        f.latest = value as Flavor['latest'];
+      } else if (key === 'prefix' || key === 'suffix') {
+        f[key] = value;
+        onlatestFor = key;
+      } else if (key === 'onlatest') {
+        if (!['true', 'false'].includes(value)) throw new TagRuleError(`flavor ${line}: onlatest must be true or false`);
+        if (onlatestFor === 'prefix') f.prefixLatest = value === 'true';
+        if (onlatestFor === 'suffix') f.suffixLatest = value === 'true';
+      } else throw new TagRuleError(`flavor ${line}: unknown entry ${key} (latest, prefix, suffix, onlatest)`);
+    }
+  }
+  return f;
+}
+
+/** `images` lines: a name, or `name=NAME[,enable=true|false]`; names lower-cased. */
+export function parseImages(lines: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const line of lines) {
+    let name = '';
+    let enable = true;
+    for (const field of csvFields(line)) {
+      const eq = field.indexOf('=');
+      if (eq < 0) name = field.trim();
+      else if (field.slice(0, eq).trim().toLowerCase() === 'name') name = field.slice(eq + 1).trim();
+      else if (field.slice(0, eq).trim().toLowerCase() === 'enable') enable = field.slice(eq + 1).trim() === 'true';
+      else throw new TagRuleError(`images ${line}: unknown attribute ${field.slice(0, eq).trim()} (name, enable)`);
+    }
+    if (enable && name) out.push(name.toLowerCase());
+  }
+  return out;
+}
+
+export interface Meta {
+  /** the highest-priority tag value (org.opencontainers.image.version) */
+  version: string | undefined;
+  /** `image:tag` for every image (or bare tags without images) */
+  tags: string[];
+  labels: string[];
+  annotations: string[];
+  /** metadata-action's `json` output */
+  json: { tags: string[]; labels: Record<string, string>; annotations: string[] };
+}
+
+const sanitizeTag = (t: string) => t.replace(/[^a-zA-Z0-9._-]+/g, '-').slice(0, 128);
+
+export interface MetaInput {
+  images: readonly string[];
+  /** tag rule lines; empty: schedule, ref branch, ref tag, ref pr (metadata-action's defaults) */
+  tags: readonly string[];
+  flavor: readonly string[];
+  labels: readonly string[];
+  annotations: readonly string[];
+  /** annotation levels (`manifest`, `index`…) for the json output */
+  annotationLevels?: readonly string[];
+}
+
+/** metadata-action's result for `input` on the event `ctx` of repository `repo`. */
+export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, warn: (m: string) => void = () => undefined): Meta {
+  const flavor = parseFlavor(input.flavor);
+  const lines = input.tags.length > 0 ? input.tags : ['type=schedule', 'type=ref,event=branch', 'type=ref,event=tag', 'type=ref,event=pr'];
+  const rules = lines.map(parseTagRule).sort((a, b) => Number(b.attrs.priority) - Number(a.attrs.priority));
+  const isTag = ctx.ref.startsWith('refs/tags/');
+  const isBranch = ctx.ref.startsWith('refs/heads/');
+  const isPr = ctx.ref.startsWith('refs/pull/');
+  const tagName = ctx.ref.replace(/^refs\/tags\//, '');
+  const branch = ctx.ref.replace(/^refs\/heads\//, '');
+  const shortSha = (sha: string) => sha.slice(0, ctx.shortShaLength ?? 7);
+  const isDefault = () => {
+    if (!branch) return false;
+    if (ctx.defaultBranch !== undefined && ctx.defaultBranch === branch) return true;
+    return /create|discussion|issues|schedule/.test(ctx.eventName);
+  };
+  const globals: Record<string, TemplateValue> = {
+    branch: () => (isBranch ? branch : ''),
+    tag: () => (isTag ? tagName : ''),
+    sha: () => shortSha(ctx.sha),
+    base_ref: () => ctx.baseRef ?? '',
+    is_default_branch: () => String(isDefault()),
+    is_not_default_branch: () => String(!isDefault()),
+    date: dateHelper(ctx.now, 'date', 'tags'),
+    commit_date: dateHelper(ctx.commitDate, 'commit_date', 'tags'),
+  };
+  const exp = (text: string, where: string) => renderTemplate(text, globals, where);
+
+  let main: string | undefined;
+  const partial: string[] = [];
+  let latest: boolean | undefined;
+  const latestOf = (auto: boolean) => (flavor.latest === 'auto' ? auto : flavor.latest === 'true');
+  const affix = (val: string, rule: TagRule) => {
+    let v = val;
+    if (has(rule.attrs, 'prefix')) v = `${exp(rule.attrs.prefix, rule.text)}${v}`;
+    else if (flavor.prefix) v = `${exp(flavor.prefix, 'flavor')}${v}`;
+    if (has(rule.attrs, 'suffix')) v = `${v}${exp(rule.attrs.suffix, rule.text)}`;
+    else if (flavor.suffix) v = `${v}${exp(flavor.suffix, 'flavor')}`;
+    return v;
+  };
+  const add = (val: string, rule: TagRule, autoLatest: boolean) => {
+    if (val.length === 0) return;
+    const v = sanitizeTag(affix(val, rule));
+    if (main === undefined) main = v;
+    else if (v !== main && !partial.includes(v)) partial.push(v);
+    latest ??= latestOf(autoLatest);
+  };
+  const isRaw = (pattern: string) => /^\{\{\s*raw\s*\}\}$/.test(pattern);
+
+  for (const rule of rules) {
+    const enabled = exp(rule.attrs.enable, rule.text);
+    if (enabled !== 'true' && enabled !== 'false') throw new TagRuleError(`tag rule ${rule.text}: enable must be true or false, not ${JSON.stringify(enabled)}`);
+    if (enabled === 'false') continue;
+    const a = rule.attrs;
+    switch (rule.type) {
+      case 'schedule':
+        if (/schedule/.test(ctx.eventName)) add(exp(a.pattern, rule.text), rule, false);
+        break;
+      case 'semver': {
+        if (!isTag && !a.value) break;
+        const raw = a.value ? exp(a.value, rule.text) : tagName.replace(/\//g, '-');
+        if (!semver.valid(raw)) {
+          warn(`${raw} is not a valid semver (https://semver.org/)`);
+          break;
+        }
+        const v = semver.parse(raw, { loose: true }) as semver.SemVer;
+        const vars: Record<string, TemplateValue> = { version: v.version, major: v.major, minor: v.minor, patch: v.patch, raw: v.raw, prerelease: v.prerelease.join(','), build: v.build.join(',') };
+        // a pre-release gives only its version (or its raw form)
+        if (semver.prerelease(raw)) add(renderTemplate(isRaw(a.pattern) ? a.pattern : '{{version}}', vars, rule.text), rule, false);
+        else add(renderTemplate(a.pattern, vars, rule.text), rule, true);
+        break;
+      }
+      case 'pep440': {
+        if (!isTag && !a.value) break;
+        const raw = a.value ? exp(a.value, rule.text) : tagName.replace(/\//g, '-');
+        if (!pepValid(raw)) {
+          warn(`${raw} does not conform to PEP 440 (https://peps.python.org/pep-0440/)`);
+          break;
+        }
+        const x = pepExplain(raw);
+        const cleaned = pepClean(raw) ?? raw;
+        if (x?.is_prerelease || x?.is_postrelease || x?.is_devrelease) add(isRaw(a.pattern) ? raw : cleaned, rule, false);
+        else add(renderTemplate(a.pattern, { raw, version: cleaned, major: pepMajor(raw), minor: pepMinor(raw), patch: pepPatch(raw) }, rule.text), rule, true);
+        break;
+      }
+      case 'match': {
+        if (!isTag && !a.value) break;
+        const raw = a.value ? exp(a.value, rule.text) : tagName;
+        const re = /^\/(.+)\/(.*)$/.exec(a.pattern);
+        let m: RegExpMatchArray | null;
+        try {
+          m = raw.match(re ? new RegExp(re[1], re[2]) : new RegExp(a.pattern));
+        } catch (e) {
+          throw new TagRuleError(`tag rule ${rule.text}: pattern is not a regular expression: ${(e as Error).message}`);
+        }
+        if (!m) {
+          warn(`${a.pattern} does not match ${raw}`);
+          break;
+        }
+        const g = m[Number(a.group)];
+        if (g === undefined) {
+          warn(`group ${a.group} does not exist in ${a.pattern}`);
+          break;
+        }
+        add(g, rule, true);
+        break;
+      }
+      case 'edge':
+        if (isBranch && (a.branch || ctx.defaultBranch) === branch) add('edge', rule, false);
+        break;
+      case 'ref':
+        if (a.event === 'branch' && isBranch) add(branch, rule, false);
+        else if (a.event === 'tag' && isTag) add(tagName, rule, true);
+        else if (a.event === 'pr' && isPr) add(ctx.ref.replace(/^refs\/pull\//, '').replace(/\/merge$/, ''), rule, false);
+        break;
+      case 'raw':
+        add(exp(a.value, rule.text), rule, false);
+        break;
+      case 'sha':
+        if (ctx.sha) add(a.format === 'short' ? shortSha(ctx.sha) : ctx.sha, rule, false);
+        break;
+    }
+  }
+
+  const tags: string[] = [];
+  if (main !== undefined) {
+    const values = [main, ...partial];
+    if (latest) values.push(sanitizeTag(`${flavor.prefixLatest ? flavor.prefix : ''}latest${flavor.suffixLatest ? flavor.suffix : ''}`));
+    const images = input.images.length > 0 ? input.images : [''];
+    for (const image of images) for (const v of values) tags.push(image ? `${image}:${v}` : v);
+  }
+  const oci = (extra: readonly string[], where: string): string[] => {
+    const all = [
+      `org.opencontainers.image.title=${repo.name ?? ''}`,
+      `org.opencontainers.image.description=${repo.description ?? ''}`,
+      `org.opencontainers.image.url=${repo.htmlUrl ?? ''}`,
+      `org.opencontainers.image.source=${repo.htmlUrl ?? ''}`,
+      `org.opencontainers.image.version=${main ?? ''}`,
+      `org.opencontainers.image.created=${ctx.now.toISOString()}`,
+      `org.opencontainers.image.revision=${ctx.sha}`,
+      `org.opencontainers.image.licenses=${repo.license ?? ''}`,
+      ...extra.map((l) => exp(l, where)),
+    ];
+    const map = new Map<string, string>();
+    for (const l of all) {
+      const eq = l.indexOf('=');
+      if (eq > 0) map.set(l.slice(0, eq), l.slice(eq + 1));
+    }
+    return [...map].sort((x, y) => x[0].localeCompare(y[0])).map(([k, v]) => `${k}=${v}`);
+  };
+  const labels = oci(input.labels, 'labels');
+  const annotations = oci(input.annotations, 'annotations');
+  const levels = input.annotationLevels ?? ['manifest'];
+  return {
+    version: main,
+    tags,
+    labels,
+    annotations,
+    json: {
+      tags,
+      labels: Object.fromEntries(labels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])),
+      annotations: levels.flatMap((level) => annotations.map((a) => `${level}:${a}`)),
+    },
+  };
+}
