@@ -12,7 +12,7 @@ import { MediaType } from '../image/media-types.js';
 import type { BlobSource } from '../layer/layer.js';
 import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSaveReport, type CacheSource, recordsByKey } from './backend.js';
 import { CacheFormatError, decodeMounts, decodeRecords, encodeCache } from './format.js';
-import { mountsOf, mountsSource } from './registry.js';
+import { mountsOf, mountsSource } from './mounts.js';
 import type { CacheRecord } from './record.js';
 
 const blobFile = (dir: string, digest: string) => {

@@ -5,7 +5,7 @@
 // tar of the directory, named in the cache's config with the digest of the content it holds, so that an unchanged
 // mount is carried over by reference and never packed or uploaded again.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -15,6 +15,7 @@ import type { Descriptor } from '../image/manifest.js';
 import { decompressed } from '../layer/compression.js';
 import { extractLayer } from '../layer/extract.js';
 import type { BlobSink, BlobSource, Layer } from '../layer/layer.js';
+import { type CacheLayers, type CacheSource, defaultMountMax } from './backend.js';
 import { type LayerEntry, writeLayer } from '../layer/writer.js';
 
 export interface UsedCacheMount {
@@ -49,7 +50,7 @@ export interface MountRestorer {
 }
 
 /** Calls `visit` for everything under `dir` (itself excluded), a directory before its contents, names sorted. */
-async function walkTree(dir: string, visit: (rel: string, abs: string, st: import('node:fs').Stats) => Promise<void>): Promise<void> {
+async function walkTree(dir: string, visit: (rel: string, abs: string, st: Stats) => Promise<void>): Promise<void> {
   const walk = async (rel: string): Promise<void> => {
     for (const name of (await readdir(path.join(dir, rel))).sort()) {
       const r = rel ? `${rel}/${name}` : name;
@@ -157,4 +158,23 @@ export async function mountsToSave(sink: BlobSink, mounts: readonly UsedCacheMou
     out.notes.push(`cache mount ${m.id} saved`);
   }
   return out;
+}
+
+/** The build's cache mounts for a registry or local cache to save (none when the build kept none). */
+export async function mountsOf(from: CacheLayers, maxBytes = defaultMountMax): Promise<MountsToSave> {
+  return from.keptMounts ? from.keptMounts(maxBytes) : { blobs: [], notes: [] };
+}
+
+/** What a registry or local cache source offers of its cache mounts. */
+export function mountsSource(mounts: readonly MountBlob[], blobs: CacheSource['blobs']): Pick<CacheSource, 'mountBlob' | 'restoreMount'> {
+  const byName = new Map(mounts.map((m) => [m.name, m]));
+  return {
+    mountBlob: (name) => byName.get(name),
+    restoreMount: async (name, dir) => {
+      const blob = byName.get(name);
+      if (!blob) return false;
+      await restoreMountBlob({ blob, source: blobs }, dir);
+      return true;
+    },
+  };
 }

@@ -12,9 +12,9 @@ import { repositoryOf } from '../layer/layer.js';
 import { pushImage } from '../export/push.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RemoteImage, registryBlobSource } from '../registry/source.js';
-import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSource, defaultMountMax, recordsByKey } from './backend.js';
+import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSource, recordsByKey } from './backend.js';
 import { cacheConfigMediaType, CacheFormatError, decodeMounts, decodeRecords, encodeCache, inlineCacheField } from './format.js';
-import { type MountBlob, type MountsToSave, restoreMountBlob } from './mounts.js';
+import { type MountBlob, mountsOf, mountsSource, type MountsToSave } from './mounts.js';
 import type { CacheRecord } from './record.js';
 
 /** `type=registry,ref=REF`: read with the manifest for `platform` (or the inline records of an image). */
@@ -26,25 +26,6 @@ export function registryCache(client: RegistryClient, refText: string, platform:
       const mounts = await mountsOf(from, options.mountMaxSize);
       const r = await pushImage(client, cacheImage(records, from, mounts), [parseReference(refText)]);
       return { uploadedBytes: r.uploadedBytes, summary: [`${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there`, ...mounts.notes].join(', ') };
-    },
-  };
-}
-
-/** The build's cache mounts for a registry or local cache to save (none when the build kept none). */
-export async function mountsOf(from: CacheLayers, maxBytes = defaultMountMax): Promise<MountsToSave> {
-  return from.keptMounts ? from.keptMounts(maxBytes) : { blobs: [], notes: [] };
-}
-
-/** What a registry or local cache source offers of its cache mounts. */
-export function mountsSource(mounts: readonly MountBlob[], blobs: CacheSource['blobs']): Pick<CacheSource, 'mountBlob' | 'restoreMount'> {
-  const byName = new Map(mounts.map((m) => [m.name, m]));
-  return {
-    mountBlob: (name) => byName.get(name),
-    restoreMount: async (name, dir) => {
-      const blob = byName.get(name);
-      if (!blob) return false;
-      await restoreMountBlob({ blob, source: blobs }, dir);
-      return true;
     },
   };
 }
