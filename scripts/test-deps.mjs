@@ -12,6 +12,7 @@ const packages = {
   busybox: 'busybox-static',
   openssl: 'openssl',
   setfattr: 'attr',
+  python3: 'python3', // xattrs where the attr tools are missing, as on GitHub's ubuntu runners
   sudo: 'sudo',
   debootstrap: 'debootstrap',
   'ssh-agent': 'openssh-client',

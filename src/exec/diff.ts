@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { FsIndex } from '../layer/fs-index.js';
 import type { TarHeader } from '../layer/tar.js';
 import type { LayerEntry } from '../layer/writer.js';
-import { runProcess } from './process.js';
+import { readXattrTree } from '../layer/xattr.js';
 
 // BuildKit keeps the /proc, /dev and /sys directories the runtime made; the bind-mounted files go.
 const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
@@ -19,13 +19,10 @@ const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
 async function upperXattrs(upper: string): Promise<{ opaque: Set<string>; caps: Map<string, Buffer> }> {
   const opaque = new Set<string>();
   const caps = new Map<string, Buffer>();
-  const d = await runProcess('getfattr', ['-R', '-P', '--absolute-names', '-e', 'base64', '-m', '^(trusted\\.overlay\\.opaque|security\\.capability)$', '-d', upper]);
-  let current: string | undefined;
-  for (const line of (d.stdout ?? '').split('\n')) {
-    if (line.startsWith('# file: ')) current = path.relative(upper, line.slice(8));
-    else if (current === undefined) continue;
-    else if (line.startsWith('trusted.overlay.opaque=') && Buffer.from(line.slice(line.indexOf('=0s') + 3).trim(), 'base64').toString() === 'y') opaque.add(current);
-    else if (line.startsWith('security.capability=0s')) caps.set(current, Buffer.from(line.slice('security.capability=0s'.length).trim(), 'base64'));
+  for (const [rel, attrs] of await readXattrTree(upper, ['trusted.overlay.opaque', 'security.capability'])) {
+    if (attrs.get('trusted.overlay.opaque')?.toString() === 'y') opaque.add(rel);
+    const cap = attrs.get('security.capability');
+    if (cap) caps.set(rel, cap);
   }
   return { opaque, caps };
 }

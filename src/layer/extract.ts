@@ -10,6 +10,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { cleanEntryName, resolveInRoot, resolveInside, RootedPathError } from './rooted.js';
 import { readTar, TarError, type TarHeader, TarWriter } from './tar.js';
+import { writeXattrs, type XattrSet, xattrTool } from './xattr.js';
 
 export const whiteoutPrefix = '.wh.';
 export const opaqueWhiteout = '.wh..wh..opq';
@@ -28,7 +29,7 @@ export interface ExtractOptions {
 
 export interface ExtractReport {
   entries: number;
-  /** what could not be made here (device nodes without root, xattrs without setfattr) */
+  /** what could not be made here (device nodes without root, xattrs without python3 or setfattr) */
   skipped: string[];
 }
 
@@ -54,21 +55,6 @@ async function makeWhiteouts(root: string, paths: string[]): Promise<boolean> {
   return paths.every((p) => lstatSync(p, { throwIfNoEntry: false }) || tool('mknod', [p, 'c', '0', '0']));
 }
 
-/** Runs `program args… paths…` over all paths, as many per run as fit comfortably on a command line. */
-function inBatches(program: string, args: string[], paths: string[]): boolean {
-  let ok = true;
-  for (let i = 0; i < paths.length;) {
-    const batch: string[] = [];
-    let bytes = 0;
-    while (i < paths.length && (batch.length === 0 || bytes + paths[i].length < 64 * 1024)) {
-      bytes += paths[i].length + 1;
-      batch.push(paths[i++]);
-    }
-    ok = tool(program, [...args, ...batch]) && ok;
-  }
-  return ok;
-}
-
 function tool(program: string, args: string[]): boolean {
   return spawnSync(program, args, { stdio: 'ignore' }).status === 0;
 }
@@ -80,6 +66,7 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
   const dirTimes: [string, number][] = [];
   const whiteouts: string[] = [];
   const opaqueDirs: string[] = [];
+  const xattrs = new Map<string, Record<string, Buffer>>();
   const dirs = new Map<string, string>();
   // Metadata calls are synchronous: microseconds each, where a trip through the thread pool cost tens of
   // microseconds per call and ten or more calls per entry (a 200 MB base took seconds more to unpack).
@@ -92,7 +79,7 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
       continue;
     }
     try {
-      await extractEntry(header, body, name, root, options, chown, report, { dirTimes, whiteouts, opaqueDirs, dirs });
+      await extractEntry(header, body, name, root, options, chown, report, { dirTimes, whiteouts, opaqueDirs, dirs, xattrs });
     } catch (e) {
       body.resume();
       throw entryError(header, e, root);
@@ -103,7 +90,16 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
   // the tools (and utimes) would follow it out of the root.
   const devices = whiteouts.map((rel) => resolveInRoot(root, rel)).filter((w) => !lstatSync(w, { throwIfNoEntry: false }));
   if (!(await makeWhiteouts(root, devices))) report.skipped.push(`${devices.length} whiteouts (needs root)`);
-  if (!inBatches('setfattr', ['-h', '-n', 'trusted.overlay.opaque', '-v', 'y', '--'], opaqueDirs.map((rel) => resolveDir(root, rel)))) report.skipped.push(`${opaqueDirs.length} opaque whiteouts (needs setfattr)`);
+  // Xattrs all at once too (see exec/xattr.ts for the tools), the entries' own and the opaque directories'; a
+  // path a later entry removed is left out.
+  const own: XattrSet[] = [];
+  for (const [rel, attrs] of xattrs) {
+    const target = resolveInRoot(root, rel);
+    if (lstatSync(target, { throwIfNoEntry: false })) for (const [k, v] of Object.entries(attrs)) own.push({ path: target, name: k, value: v });
+  }
+  for (const x of writeXattrs(own)) report.skipped.push(`xattr ${x.name} of ${path.relative(root, x.path)}`);
+  const opaque = writeXattrs(opaqueDirs.map((rel) => ({ path: resolveDir(root, rel), name: 'trusted.overlay.opaque', value: Buffer.from('y') })));
+  if (opaque.length) report.skipped.push(`${opaque.length} opaque whiteouts (${xattrTool() ? 'needs root' : 'needs python3 or setfattr'})`);
   // Directory times last: creating their children changed them.
   for (const [rel, t] of dirTimes.reverse()) {
     const d = resolveDir(root, rel);
@@ -123,6 +119,8 @@ interface Deferred {
   /** overlay whiteouts and opaque directories to make at the end (relative to the root) */
   whiteouts: string[];
   opaqueDirs: string[];
+  /** each entry's own xattrs, set once every entry is in place */
+  xattrs: Map<string, Record<string, Buffer>>;
   /**
    * Directories of this extraction known to be real ones inside the root (entry name → host path), so that the
    * entries in them are placed without resolving every parent again. Anything removed empties it: a directory
@@ -190,9 +188,8 @@ async function extractEntry(header: TarHeader, body: AsyncIterable<Buffer> & { r
     // A symlink keeps its owner too (lchown does not follow it), as tar and BuildKit's unpacking keep it.
     quietly(() => lchownSync(target, header.uid, header.gid));
   }
-  for (const [k, v] of Object.entries(header.xattrs ?? {})) {
-    if (!tool('setfattr', ['-h', '-n', k, '-v', `0s${v.toString('base64')}`, target])) report.skipped.push(`xattr ${k} of ${name}`);
-  }
+  if (Object.keys(header.xattrs ?? {}).length) later.xattrs.set(name, header.xattrs!);
+  else later.xattrs.delete(name);
   if (header.type === 'directory') later.dirTimes.push([name, header.mtime]);
   else if (placed === 'done') return;
   else if (header.type === 'symlink') quietly(() => lutimesSync(target, header.mtime, header.mtime));

@@ -1,7 +1,6 @@
 // RUN: the step's process in the OCI runtime over an overlay of the image's layers; the upper dir is the new
 // layer, and becomes that layer's snapshot (nothing is unpacked twice). Mounts: cache dirs in the store, secrets on
 // a tmpfs, binds of the context or of a stage's or image's filesystem, tmpfs, ssh agent sockets.
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -17,6 +16,7 @@ import { findRuntime, runContainer } from '../../exec/runc.js';
 import { runSpec } from '../../exec/spec.js';
 import { agentProxy } from '../../exec/ssh.js';
 import { resolveInside } from '../../layer/rooted.js';
+import { xattrTool, xattrToolMissing } from '../../layer/xattr.js';
 import { hashLayer, writeLayer } from '../../layer/writer.js';
 import { cacheMountDir } from '../../store/cache-mounts.js';
 import { BuildContext, type ContextPath } from '../context.js';
@@ -31,15 +31,13 @@ export class NeedsRootError extends Error {
   }
 }
 
-const haveXattrTools = () => spawnSync('sh', ['-c', 'command -v getfattr && command -v setfattr'], { stdio: 'ignore' }).status === 0;
-
 export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
   const runtime = findRuntime();
   if (!runtime) throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
   if (process.getuid?.() !== 0) throw new NeedsRootError();
-  // Opaque directories live in an xattr that only these tools read and write here; without them a layer would
+  // Opaque directories live in an xattr that only python3 or the attr tools read and write here; without them a layer would
   // silently bring back what a step deleted.
-  if (!haveXattrTools()) throw new ExecError('RUN needs getfattr and setfattr to read and write overlayfs whiteouts: install them (apt-get install attr)');
+  if (!xattrTool()) throw new ExecError(xattrToolMissing);
   const lowers = await x.snapshots(x.state);
   const lower = await x.state.fs(x.store);
   const scratch = await x.scratchDir();

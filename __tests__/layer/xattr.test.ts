@@ -1,0 +1,48 @@
+// Both ways of reading and writing xattrs (layer/xattr.ts) give the same answers, with names no shell or dump
+// format would carry as they are.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { readXattrTree, writeXattrs, type XattrTool } from '../../src/layer/xattr.js';
+
+const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const tools: XattrTool[] = [...(have('python3') ? ['python3' as const] : []), ...(have('setfattr') ? ['attr' as const] : [])];
+
+describe.each(tools)('xattrs through %s', (tool) => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'hoist-xattr-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('written values are read back by relative path; a symlink is not followed; a missing path is reported', async () => {
+    const names = ['plain', 'with space', 'ünï', 'a=b'];
+    for (const n of names) writeFileSync(path.join(dir, n), '');
+    mkdirSync(path.join(dir, 'sub'));
+    writeFileSync(path.join(dir, 'sub', 'deep'), '');
+    symlinkSync('plain', path.join(dir, 'link'));
+    const sets = [
+      ...names.map((n, i) => ({ path: path.join(dir, n), name: 'user.hoist', value: Buffer.from([0, 255, i]) })),
+      { path: path.join(dir, 'sub'), name: 'user.hoist', value: Buffer.from('dir') },
+      { path: path.join(dir, 'sub', 'deep'), name: 'user.other', value: Buffer.from('x') },
+      { path: path.join(dir, 'sub', 'deep'), name: 'user.hoist', value: Buffer.from('deep') },
+    ];
+    expect(writeXattrs(sets, tool)).toEqual([]);
+    // user.* xattrs cannot be put on a symlink itself: refused, and its target is left alone.
+    const onLink = { path: path.join(dir, 'link'), name: 'user.hoist', value: Buffer.from('via link') };
+    const missing = { path: path.join(dir, 'gone'), name: 'user.hoist', value: Buffer.from('y') };
+    expect(writeXattrs([onLink, missing], tool)).toEqual([onLink, missing]);
+    const found = await readXattrTree(dir, ['user.hoist'], tool);
+    expect(Object.fromEntries([...found].map(([rel, a]) => [rel, a.get('user.hoist')?.toString('hex')]))).toEqual({
+      plain: '00ff00', 'with space': '00ff01', 'ünï': '00ff02', 'a=b': '00ff03', sub: Buffer.from('dir').toString('hex'), 'sub/deep': Buffer.from('deep').toString('hex'),
+    });
+    expect(found.get('sub/deep')?.has('user.other')).toBe(false);
+  });
+
+  test('an empty directory answers nothing; no tool is an error naming what to install', async () => {
+    expect((await readXattrTree(dir, ['user.hoist'], tool)).size).toBe(0);
+    await expect(readXattrTree(dir, ['user.hoist'], null)).rejects.toThrow(/python3, or getfattr and setfattr \(apt-get install attr\)/);
+    expect(writeXattrs([{ path: dir, name: 'user.hoist', value: Buffer.from('y') }], null)).toHaveLength(1);
+  });
+});
