@@ -192,8 +192,8 @@ function readOutputs(file: string): Record<string, string> {
 
   test('a pull request builds without pushing: pr-7, digest set from the local manifest, nothing in the registry', async () => {
     const image = `${reg.host}/acme/app`;
-    const r = ok(await step({ images: image }, events.pr));
-    expect(r.outputs.tags).toBe(`${image}:pr-7`);
+    const r = ok(await step({ images: image, tags: `${image}:candidate` }, events.pr));
+    expect(r.outputs.tags.split('\n')).toEqual([`${image}:candidate`, `${image}:pr-7`]); // tags and images: the union
     expect(r.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(spawnSync('skopeo', ['inspect', '--tls-verify=false', `docker://${image}:pr-7`]).status).not.toBe(0);
     expect(r.summary).toContain('(not pushed)');
@@ -216,6 +216,17 @@ function readOutputs(file: string): Record<string, string> {
     const denied = await step({ tags: tag, push: 'true', cache: 'off' }, events.branch);
     expect(denied.code).toBe(1);
     expect(denied.stdout).toMatch(/::error::.*(401|unauthorized|credentials)/i);
+    // What an earlier docker/login-action step wrote to the runner user's docker config is used.
+    const dockerDir = `/home/${user}/.docker`;
+    mkdirSync(dockerDir, { recursive: true });
+    writeFileSync(path.join(dockerDir, 'config.json'), JSON.stringify({ auths: { [secured.host]: { auth: Buffer.from(`${name}:${password}`).toString('base64') } } }));
+    run('chown', ['-R', user, dockerDir]);
+    try {
+      const viaConfig = ok(await step({ tags: `${secured.host}/team/app:from-config`, push: 'true', cache: 'off' }, events.branch));
+      expect(registryDigest(`${secured.host}/team/app:from-config`, `${name}:${password}`)).toBe(viaConfig.outputs.digest);
+    } finally {
+      rmSync(dockerDir, { recursive: true, force: true });
+    }
   }, 120_000);
 
   test('a Dockerfile error is an annotation at its line; a bad input names the input; findings are warnings at their lines', async () => {
@@ -230,12 +241,31 @@ function readOutputs(file: string): Record<string, string> {
     const lint = ok(await step({ context: 'broken', 'build-args': 'UNUSED=1' }, events.branch));
     expect(lint.stdout).toContain('::warning title=FromAsCasing,file=broken/Dockerfile,line=1::[FromAsCasing]');
     expect(lint.stdout).toContain('[UnusedBuildArg] Build argument "UNUSED" is not consumed by any ARG');
+    expect(lint.stdout).not.toMatch(/through sudo/); // no RUN: no root needed
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base}\nRUN echo about to fail && \\\n  exit 3\n`);
+    const failed = await step({ context: 'broken', cache: 'off' }, events.branch);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toMatch(/::error title=Dockerfile error,file=broken\/Dockerfile,line=2,endLine=3::.*exit code: 3/);
     const bad = await step({ push: 'maybe' }, events.branch);
     expect(bad.code).toBe(1);
     expect(bad.stdout).toMatch(/::error::input push: "maybe" is not a boolean/);
     expect(bad.stdout).not.toMatch(/\n\s+at /);
     const noTags = await step({ push: 'true' }, events.branch);
     expect(noTags.stdout).toMatch(/::error::push is true but there is nothing to push to/);
+  }, 120_000);
+
+  test('a base image\'s ONBUILD RUN, which the plan cannot see, still runs through sudo', async () => {
+    const parent = `${reg.host}/acme/onbuild:1`;
+    const ctx = path.join(workspace, 'onbuild');
+    mkdirSync(path.join(ctx, 'child'), { recursive: true });
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base}\nONBUILD RUN echo triggered > /triggered\n`);
+    writeFileSync(path.join(ctx, 'child', 'Dockerfile'), `FROM ${parent}\nCOPY Dockerfile /child.Dockerfile\n`);
+    run('chown', ['-R', user, ctx]);
+    const p = ok(await step({ context: 'onbuild', tags: parent, push: 'true', cache: 'off' }, events.branch));
+    expect(p.stdout).not.toMatch(/sudo/);
+    const child = ok(await step({ context: 'onbuild/child', tags: `${reg.host}/acme/onbuilt:1`, push: 'true', cache: 'off' }, events.branch));
+    expect(child.stdout).toMatch(/A step needs root: running the build again through sudo/);
+    expect(registryDigest(`${reg.host}/acme/onbuilt:1`)).toBe(child.outputs.digest);
   }, 120_000);
 
   test('a cancelled step stops the build under sudo and leaves no mount, container or process', async () => {

@@ -10,6 +10,10 @@ export interface LogSink {
   endGroup(): void;
 }
 
+/** Every output the Action sets; action.yml declares exactly these (a test keeps them equal). */
+export const outputNames = ['digest', 'imageid', 'metadata', 'tags', 'labels', 'annotations', 'image', 'version', 'cache-hits', 'json'] as const;
+export type OutputName = (typeof outputNames)[number];
+
 const stepName = (st: StepStart) => `[${st.stageName ?? `stage-${st.stage}`} ${st.position}/${st.steps}] ${st.instruction}`;
 
 /** The build's events as log lines, grouped per stage. */

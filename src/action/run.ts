@@ -16,7 +16,7 @@ import { readInside } from '../solver/context.js';
 import { gitContext, repoInfo } from './github.js';
 import { type ActionInputs, type InputName, InputError, readInputs } from './inputs.js';
 import { ActionCredentials } from './login.js';
-import { StageLog, summaryMarkdown } from './report.js';
+import { type OutputName, outputNames, StageLog, summaryMarkdown } from './report.js';
 import { computeMeta, type Meta } from './tags.js';
 
 /**
@@ -30,8 +30,9 @@ const warn = (m: string) => core.warning(m);
 
 export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   let workspace = env.GITHUB_WORKSPACE || process.cwd();
+  let inputs: ActionInputs | undefined;
   try {
-    const inputs = readInputs((n: InputName) => core.getInput(n));
+    inputs = readInputs((n: InputName) => core.getInput(n));
     for (const s of [inputs.password, inputs.githubToken, ...[...inputs.secrets.values()].map((v) => v.value)]) if (s) core.setSecret(s);
     workspace = path.resolve(workspace);
     const context = path.resolve(workspace, inputs.context);
@@ -41,7 +42,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     if (process.getuid?.() !== 0 && planRunsSteps(plan)) {
       if (!canSudo()) throw new NeedsRootError();
       core.info('The Dockerfile has RUN steps, which need root: running the build through sudo');
-      process.exitCode = await rerunWithSudo([], ownedPaths(inputs, workspace), storeKeepOwners());
+      process.exitCode = await rerunWithSudo([], ownedPaths(env, inputs, workspace), storeKeepOwners(env));
       return;
     }
     for (const m of inputs.notApplied) core.warning(m);
@@ -57,7 +58,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     const credentials = new ActionCredentials({ ...inputs, actor: github.context.actor }, env);
     if (credentials.loginRegistry) core.info(`Logging in to ${credentials.loginRegistry} as ${inputs.username}`);
     const client = new RegistryClient({ credentials });
-    const store = await Store.open(env.HOIST_STORE || defaultStoreDir());
+    const store = await Store.open(path.resolve(env.HOIST_STORE || defaultStoreDir()));
     const log = new StageLog(core);
     let outcome: BuildOutcome;
     try {
@@ -100,17 +101,25 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
       await core.summary.addRaw(summaryMarkdown(outcome, { pushed: outcome.pushed.length > 0 })).write();
     }
   } catch (e) {
+    // A base image's ONBUILD RUN is not in the plan: found only when the build reaches it, it needs sudo all the
+    // same (nothing was pushed yet: steps come before outputs).
+    if (e instanceof NeedsRootError && process.getuid?.() !== 0 && canSudo()) {
+      core.info('A step needs root: running the build again through sudo');
+      process.exitCode = await rerunWithSudo([], ownedPaths(env, inputs, workspace), storeKeepOwners(env));
+      return;
+    }
     fail(e, workspace);
   }
 }
 
 /** What the build under sudo writes that the runner user must own afterwards (the store, the outputs' files). */
-function ownedPaths(inputs: ActionInputs, workspace: string): string[] {
-  return [path.resolve(process.env.HOIST_STORE || defaultStoreDir()), ...inputs.outputs.flatMap((o) => ('dest' in o && o.dest ? [path.resolve(workspace, o.dest)] : []))];
+function ownedPaths(env: NodeJS.ProcessEnv, inputs?: ActionInputs, workspace = '.'): string[] {
+  return [path.resolve(env.HOIST_STORE || defaultStoreDir()), ...(inputs?.outputs ?? []).flatMap((o) => ('dest' in o && o.dest ? [path.resolve(workspace, o.dest)] : []))];
 }
 
-function storeKeepOwners(): string[] {
-  const store = path.resolve(process.env.HOIST_STORE || defaultStoreDir());
+/** In the store, what keeps the image's own owners (unpacked layers, cache mounts): left to root. */
+function storeKeepOwners(env: NodeJS.ProcessEnv): string[] {
+  const store = path.resolve(env.HOIST_STORE || defaultStoreDir());
   return [path.join(store, 'snapshots'), path.join(store, 'cache-mounts')];
 }
 
@@ -150,17 +159,19 @@ function cacheSpecs(inputs: ActionInputs, env: NodeJS.ProcessEnv): { from: Cache
 }
 
 function setOutputs(o: BuildOutcome, meta: Meta | undefined, labels: Map<string, string>, inputs: ActionInputs): void {
-  const labelLines = [...labels].map(([k, v]) => `${k}=${v}`);
-  core.setOutput('digest', o.digest);
-  core.setOutput('imageid', o.imageID);
-  core.setOutput('metadata', JSON.stringify(o.metadata));
-  core.setOutput('tags', o.tags.join('\n'));
-  core.setOutput('labels', labelLines.join('\n'));
-  core.setOutput('annotations', (meta?.annotations ?? inputs.annotations).join('\n'));
-  core.setOutput('image', o.tags.length ? `${formatRepository(parseReference(o.tags[0]))}@${o.digest}` : '');
-  core.setOutput('cache-hits', `${o.cache.hits}/${o.cache.hits + o.cache.misses}`);
-  core.setOutput('version', meta?.version ?? '');
-  core.setOutput('json', JSON.stringify(meta?.json ?? { tags: o.tags, labels: Object.fromEntries(labels), annotations: inputs.annotations }));
+  const values: Record<OutputName, string> = {
+    digest: o.digest,
+    imageid: o.imageID,
+    metadata: JSON.stringify(o.metadata),
+    tags: o.tags.join('\n'),
+    labels: [...labels].map(([k, v]) => `${k}=${v}`).join('\n'),
+    annotations: (meta?.annotations ?? inputs.annotations).join('\n'),
+    image: o.tags.length ? `${formatRepository(parseReference(o.tags[0]))}@${o.digest}` : '',
+    version: meta?.version ?? '',
+    'cache-hits': `${o.cache.hits}/${o.cache.hits + o.cache.misses}`,
+    json: JSON.stringify(meta?.json ?? { tags: o.tags, labels: Object.fromEntries(labels), annotations: inputs.annotations }),
+  };
+  for (const name of outputNames) core.setOutput(name, values[name]);
 }
 
 function fail(e: unknown, workspace: string): void {

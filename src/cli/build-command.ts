@@ -131,7 +131,8 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
     };
     const outcome = await build({
       context,
-      dockerfile: a.options.get('file')?.[0] ?? path.join(context, 'Dockerfile'),
+      // From standard input the Dockerfile is named `Dockerfile` in errors, as docker build names it.
+      dockerfile: stdinDockerfile !== undefined ? 'Dockerfile' : (a.options.get('file')?.[0] ?? path.join(context, 'Dockerfile')),
       ...(stdinDockerfile !== undefined ? { dockerfileText: stdinDockerfile } : {}),
       tags,
       buildArgs: keyValueOptions(a.options.get('build-arg') ?? []),

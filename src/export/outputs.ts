@@ -46,6 +46,9 @@ export function parseOutput(text: string): OutputSpec {
     if (!dest) throw new OutputError(`--output ${text}: type=${type} needs dest=PATH`);
     return dest;
   };
+  // BuildKit's push-by-digest pushes the manifest without a tag (for an index made later from the digests); hoist
+  // would push the names' tags instead, which is not what the user asked for.
+  if (fields.get('push-by-digest') === 'true') throw new OutputError(`--output ${text}: push-by-digest is not supported yet; push a tag per platform instead`);
   switch (type) {
     case 'registry':
       return { type, names };

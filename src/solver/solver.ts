@@ -291,7 +291,11 @@ export class Solver {
         throw e;
       }
       const target = this.plan.target;
-      const { state, time } = await this.stage(target);
+      const { state, time } = await this.stage(target).catch((e: unknown) => {
+        // A step's failure points into this Dockerfile: its name and lines, as parse errors have them.
+        if (e instanceof DockerfileError && e.source.length === 0) throw e.withSource(this.file, this.df.text);
+        throw e;
+      });
       await settleAll(this.background);
       const config = structuredClone(this.stageOf(target).config);
       const c = (config.config ??= {});

@@ -1,0 +1,121 @@
+// The Action's inputs as a step gives them (strings, as GitHub passes INPUT_* variables) → the typed request, and
+// the credentials the step uses: table tests, no runner needed.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { inputKinds, type InputName, readInputs } from '../../src/action/inputs.js';
+import { ActionCredentials } from '../../src/action/login.js';
+
+const read = (given: Partial<Record<InputName, string>>) => readInputs((n) => given[n] ?? '');
+
+describe('readInputs', () => {
+  test('nothing given: build-push-action\'s defaults (context ., no push, no load, cache auto)', () => {
+    const i = read({});
+    expect(i).toMatchObject({ context: '.', tags: [], images: [], push: false, load: false, cache: 'auto', outputs: [], cacheFrom: [], cacheTo: [], noCache: false, notApplied: [] });
+    expect(i.file).toBeUndefined();
+    expect(i.platform).toBeUndefined();
+  });
+
+  test('metadata-action\'s outputs wired in as they arrive: newline lists; tags also split at commas', () => {
+    const i = read({
+      tags: 'ghcr.io/acme/app:1.2.3\nghcr.io/acme/app:1.2,ghcr.io/acme/app:latest\n',
+      labels: 'org.opencontainers.image.title=app\norg.opencontainers.image.description=a, b and c\n',
+      'build-args': 'A=1\n"MSG=x,y"\nEMPTY=\n',
+    });
+    expect(i.tags).toEqual(['ghcr.io/acme/app:1.2.3', 'ghcr.io/acme/app:1.2', 'ghcr.io/acme/app:latest']);
+    expect(i.labels).toEqual(['org.opencontainers.image.title=app', 'org.opencontainers.image.description=a, b and c']);
+    expect([...i.buildArgs]).toEqual([['A', '1'], ['MSG', 'x,y'], ['EMPTY', '']]);
+  });
+
+  test('outputs, caches, secrets and ssh parsed as the CLI flags are', () => {
+    const i = read({
+      push: 'true',
+      load: 'False',
+      outputs: 'type=oci,dest=out.tar\ntype=image,name=r/app,push=true',
+      'cache-from': 'type=gha,scope=web\ntype=registry,ref=r/app:cache',
+      'cache-to': 'type=gha,mode=max,scope=web',
+      secrets: 'token=abc=def\n',
+      'secret-envs': 'npm=NPM_TOKEN,gh=GH',
+      'secret-files': 'cert=./ca.pem',
+      ssh: 'default',
+      'no-cache-filters': 'deps,build',
+      platforms: 'linux/arm64',
+    });
+    expect(i.push).toBe(true);
+    expect(i.load).toBe(false);
+    expect(i.outputs).toEqual([{ type: 'oci', dest: 'out.tar', tar: true, names: undefined }, { type: 'registry', names: ['r/app'] }]);
+    expect(i.cacheFrom.map((c) => c.type)).toEqual(['gha', 'registry']);
+    expect(i.cacheTo).toEqual([expect.objectContaining({ type: 'gha', mode: 'max', scope: 'web' })]);
+    expect(Object.fromEntries(i.secrets)).toEqual({ token: { value: 'abc=def' }, npm: { env: 'NPM_TOKEN' }, gh: { env: 'GH' }, cert: { file: './ca.pem' } });
+    expect([...i.ssh.keys()]).toEqual(['default']);
+    expect(i.noCacheFilters).toEqual(['deps', 'build']);
+    expect(i.platform).toMatchObject({ os: 'linux', architecture: 'arm64' });
+  });
+
+  test.each<[string, Partial<Record<InputName, string>>, RegExp]>([
+    ['a boolean that is not one', { push: 'yes' }, /^input push: "yes" is not a boolean/],
+    ['a build arg without =', { 'build-args': 'A=1\nNOVALUE' }, /^input build-args: "NOVALUE" is not KEY=VALUE/],
+    ['a label without =', { labels: 'x' }, /^input labels: "x" is not KEY=VALUE/],
+    ['two platforms', { platforms: 'linux/amd64,linux/arm64' }, /^input platforms: hoist builds one platform per step .*use a matrix/],
+    ['a platform that is none', { platforms: 'linux/amd64/v9/x' }, /^input platforms:/],
+    ['an unknown cache mode', { cache: 'on' }, /^input cache: "on" is not auto or off/],
+    ['an unknown cache type', { 'cache-from': 'type=s3,bucket=x' }, /^input cache-from: /],
+    ['an unknown output type', { outputs: 'type=tarball' }, /^input outputs: .*unknown type/],
+    ['push-by-digest (the multi-platform recipe)', { outputs: 'type=image,name=r/app,push-by-digest=true,name-canonical=true,push=true' }, /^input outputs: .*push-by-digest is not supported yet/],
+    ['a secret without id', { secrets: '=value' }, /^input secrets: "=value" is not ID=value/],
+    ['a secret env without a name', { 'secret-envs': 'X' }, /^input secret-envs: "X" is not ID=ENVNAME/],
+  ])('%s fails naming the input', (_name, given, message) => {
+    expect(() => read(given)).toThrow(message);
+  });
+
+  test('inputs this version does not apply are said, not silently dropped', () => {
+    const i = read({ 'build-contexts': 'alpine=docker-image://alpine:3', 'add-hosts': 'db:10.0.0.2', 'shm-size': '2g', network: 'none', annotations: 'index:a=b' });
+    expect(i.notApplied).toEqual([
+      expect.stringMatching(/^input build-contexts is not supported/),
+      expect.stringMatching(/^input add-hosts is not supported/),
+      expect.stringMatching(/^input shm-size is not supported/),
+      expect.stringMatching(/^input network: "none" is not supported/),
+      expect.stringMatching(/^input annotations: .* ignored/),
+    ]);
+    expect(read({ network: 'host' }).notApplied).toEqual([]);
+  });
+
+  test('every input kind is one lists.ts knows', () => {
+    for (const k of Object.values(inputKinds)) expect(['string', 'bool', 'list', 'csv']).toContain(k);
+  });
+});
+
+describe('ActionCredentials', () => {
+  let home: string;
+  beforeEach(() => {
+    home = mkdtempSync(path.join(tmpdir(), 'hoist-login-'));
+    mkdirSync(path.join(home, '.docker'));
+  });
+  afterEach(() => rmSync(home, { recursive: true, force: true }));
+  const env = () => ({ HOME: home, DOCKER_CONFIG: path.join(home, '.docker') });
+  const config = (auths: Record<string, string>) => writeFileSync(path.join(home, '.docker', 'config.json'), JSON.stringify({ auths: Object.fromEntries(Object.entries(auths).map(([k, v]) => [k, { auth: Buffer.from(v).toString('base64') }])) }));
+
+  test('the inputs log in to their registry (Docker Hub by default); others come from the docker config', async () => {
+    config({ 'quay.io': 'robot:fromconfig', 'https://index.docker.io/v1/': 'hub:fromconfig' });
+    const c = new ActionCredentials({ registry: 'registry.example.com:5000', username: 'u', password: 'p' }, env());
+    expect(await c.get('registry.example.com:5000')).toEqual({ username: 'u', password: 'p' });
+    expect(await c.get('quay.io')).toEqual({ username: 'robot', password: 'fromconfig' });
+    expect(await c.get('docker.io')).toEqual({ username: 'hub', password: 'fromconfig' });
+    const hub = new ActionCredentials({ username: 'me', password: 'tok' }, env());
+    expect(hub.loginRegistry).toBe('docker.io');
+    expect(await hub.get('docker.io')).toEqual({ username: 'me', password: 'tok' });
+  });
+
+  test('ghcr.io: an earlier login-action step\'s credentials first, else the github-token as the actor', async () => {
+    const token = new ActionCredentials({ githubToken: 'ghs_x', actor: 'octocat' }, env());
+    expect(await token.get('ghcr.io')).toEqual({ username: 'octocat', password: 'ghs_x' });
+    expect(await token.get('quay.io')).toBeUndefined();
+    config({ 'ghcr.io': 'bot:pat' });
+    expect(await token.get('ghcr.io')).toEqual({ username: 'bot', password: 'pat' });
+  });
+
+  test('a username without a password (or the reverse) is an error', () => {
+    expect(() => new ActionCredentials({ username: 'u' }, env())).toThrow(/username and password go together/);
+    expect(() => new ActionCredentials({ password: 'p' }, env())).toThrow(/username and password go together/);
+  });
+});
