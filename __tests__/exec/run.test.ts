@@ -64,12 +64,24 @@ EOF
 RUN cat <<EOF > /fed
 fed $((1 + 1))
 EOF
+RUN <<-EOF
+echo "
+\tbar" > /bar-run
+EOF
+RUN <<-EOF
+#!/bin/sh
+echo "
+\tbar" > /bar2-run
+EOF
 `);
     expect(r.err).toMatch(/DONE/);
     expect(r.code).toBe(0);
     expect(content(tar, 'one')).toBe('one\ntwo\n');
     expect(content(tar, 'shebang')).toBe('from /dev/pipes/EOF\n');
     expect(content(tar, 'fed')).toBe('fed 2\n');
+    // <<- strips leading tabs from a heredoc that is the script itself too (BuildKit's testHeredocIndent).
+    expect(content(tar, 'bar-run')).toBe('\nbar\n');
+    expect(content(tar, 'bar2-run')).toBe('\nbar\n');
     expect(fs['dev/pipes']).toBeUndefined();
   });
 

@@ -1,7 +1,7 @@
 // Features the BuildKit of Docker 20.10 (this machine's oracle) lacks: heredoc sources, --chmod (octal and
 // symbolic), --link, --parents, --exclude. Checked against expectations written here, from BuildKit's
 // documentation (frontend/dockerfile/docs/reference.md) and its dockerfile2llb behaviour.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseChmod } from '../../src/dockerfile/chmod.js';
@@ -63,6 +63,41 @@ two
     expect(fs['dir/RAW']).toMatchObject({ size: 11 });
     expect(fs['dir/two']).toMatchObject({ size: 7 });
     expect((config.history as { created_by: string }[]).map((h) => h.created_by)).toContain('COPY <<RAW <<two /dir/ # buildkit');
+  });
+
+  test('unquoted heredoc sources: quotes are characters (variables inside them expanded), backslash escapes processed', async () => {
+    // BuildKit's testHeredocVarSubstitution and testCopyHeredocSpecialSymbols (frontend/dockerfile/
+    // dockerfile_heredoc_test.go): dockerfile2llb expands heredoc sources with a lexer whose SkipProcessQuotes is set.
+    const dir = mkdtempSync(path.join(tmpdir(), 'hoist-new-'));
+    writeFileSync(path.join(dir, 'Dockerfile'), [
+      'FROM scratch', 'ARG name=world',
+      'COPY <<EOF /q1', "Hello '${name}'!", 'EOF',
+      'COPY <<EOF /q2', 'Hello "${name}"!', 'EOF',
+      "COPY <<'EOF' /qsingle1", "Hello '${name}'!", 'EOF',
+      'COPY <<"EOF" /qdouble2', 'Hello "${name}"!', 'EOF',
+      'COPY <<EOF /quotefile', '"quotes in file"', 'EOF',
+      'COPY <<EOF /slashfile1', '\\', 'EOF',
+      'COPY <<EOF /slashfile2', '\\\\', 'EOF',
+      'COPY <<EOF /slashfile3', '\\$', 'EOF',
+      'COPY <<"EOF" /rawslashfile2', '\\\\', 'EOF',
+      'COPY <<"EOF" /rawslashfile3', '\\$', 'EOF',
+      '',
+    ].join('\n'));
+    const out = path.join(dir, 'out');
+    await hoistOk(['build', '--progress', 'quiet', '--store', path.join(dir, 'store'), '-o', `type=local,dest=${out}`, dir]);
+    const read = (f: string) => readFileSync(path.join(out, f), 'utf8');
+    expect(Object.fromEntries(['q1', 'q2', 'qsingle1', 'qdouble2', 'quotefile', 'slashfile1', 'slashfile2', 'slashfile3', 'rawslashfile2', 'rawslashfile3'].map((f) => [f, read(f)]))).toEqual({
+      q1: "Hello 'world'!\n",
+      q2: 'Hello "world"!\n',
+      qsingle1: "Hello '${name}'!\n",
+      qdouble2: 'Hello "${name}"!\n',
+      quotefile: '"quotes in file"\n',
+      slashfile1: '\n',
+      slashfile2: '\\\n',
+      slashfile3: '$\n',
+      rawslashfile2: '\\\\\n',
+      rawslashfile3: '\\$\n',
+    });
   });
 
   test('--chmod applies to files and directories; --chown with it', async () => {

@@ -15,6 +15,8 @@ import { MountError, type MountSpec, parseMount } from './mounts.js';
 import { parse } from './parser.js';
 import { type BuildPlan, type StageSource, stageSourceOf } from './plan.js';
 import { StageScope } from './scope.js';
+import { ShellLex } from './shell-lex.js';
+import { chompHeredocContent } from './heredoc.js';
 
 /** An ADD/COPY source that is downloaded (http or https). */
 export function isURL(source: string): boolean {
@@ -231,9 +233,11 @@ function translateCopy(ins: Extract<Instruction, { kind: 'copy' | 'add' }>, x: S
       throw e;
     }
   }
-  // Heredoc sources (COPY <<EOF /dest): files named after their delimiter, variables expanded unless the delimiter
-  // was quoted.
-  const lex = scope.lex.with({ rawQuotes: true, rawEscapes: true });
+  // Heredoc sources (COPY <<EOF /dest): files named after their delimiter, expanded unless the delimiter was quoted
+  // as dockerfile2llb's ExpandRaw does it: a lexer with the backslash as escape whatever the escape directive says,
+  // quotes as ordinary characters (`'${name}'` is expanded), escapes processed (`\$` → `$`, `\\` → `\`);
+  // BuildKit's testHeredocVarSubstitution and testCopyHeredocSpecialSymbols.
+  const lex = new ShellLex('\\', { skipProcessQuotes: true });
   const inline = ins.inline.map((f) => {
     if (!f.expand) return { name: f.name, data: f.data };
     try {
@@ -295,11 +299,14 @@ function translateRun(ins: RunInstruction, x: StepContext): Omit<Step, 'at'> {
   const files = ins.command.files;
   if (files.length > 0) {
     const lone = ins.command.args.length === 1 && /^<<-?["']?[A-Za-z0-9_]+["']?$/.test(ins.command.args[0].trim());
-    if (lone && files[0].data.startsWith('#!')) {
-      script = { name: files[0].name, data: files[0].data };
+    // A lone heredoc is the script itself, so `<<-` strips its leading tabs here (BuildKit's testHeredocIndent);
+    // anywhere else the shell reads the `<<-` and strips them.
+    const data = files[0].chomp ? chompHeredocContent(files[0].data) : files[0].data;
+    if (lone && data.startsWith('#!')) {
+      script = { name: files[0].name, data };
       args = [`/dev/pipes/${files[0].name}`];
     } else if (lone) {
-      args = [...shell, files[0].data];
+      args = [...shell, data];
     } else {
       args = [...shell, files.reduce((full, f) => `${full}\n${f.data}${f.name}`, ins.command.args[0])];
     }
