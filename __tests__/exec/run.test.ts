@@ -95,6 +95,7 @@ EOF
   test('tmpfs, bind (read-only and rw) and cache mounts: their content never reaches the layer; the cache persists', async () => {
     const df = `FROM {{BASE}}
 RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && ls /scratch > /tmpfs-list
+RUN --mount=type=tmpfs,target=/sized,size=1m grep ' /sized ' /proc/mounts > /sized-mount
 RUN --mount=type=bind,source=data.txt,target=/mnt/data.txt cat /mnt/data.txt > /copied
 RUN --mount=type=bind,target=/ctx,rw echo changed > /ctx/data.txt && cat /ctx/data.txt > /rw-seen
 RUN --mount=type=cache,target=/cache,id=counter sh -c 'echo x >> /cache/count; wc -l < /cache/count > /count-now'
@@ -102,9 +103,10 @@ RUN --mount=type=cache,target=/cache,id=counter sh -c 'echo x >> /cache/count; w
     const first = await build(df, { 'data.txt': 'from the context\n' });
     expect(first.r.code).toBe(0);
     expect(content(first.tar, 'tmpfs-list')).toBe('t\n');
+    expect(content(first.tar, 'sized-mount')).toMatch(/^tmpfs \/sized tmpfs \S*\bsize=1024k\b/);
     expect(content(first.tar, 'copied')).toBe('from the context\n');
     expect(content(first.tar, 'rw-seen')).toBe('changed\n');
-    for (const p of ['scratch', 'mnt', 'mnt/data.txt', 'ctx', 'cache']) expect(first.fs[p]).toBeUndefined();
+    for (const p of ['scratch', 'sized', 'mnt', 'mnt/data.txt', 'ctx', 'cache']) expect(first.fs[p]).toBeUndefined();
     // --no-cache: the step runs again (its key is the same: a cache mount's content is never part of it).
     const second = await build(df, { 'data.txt': 'from the context\n' }, ['--no-cache']);
     expect(Number(content(second.tar, 'count-now').trim())).toBe(Number(content(first.tar, 'count-now').trim()) + 1);

@@ -4,6 +4,7 @@
 // Mount targets are left out of the layer: what is written there never reaches the image. Pure: the spec only.
 import path from 'node:path';
 import { splitCSV } from './plan.js';
+import { closest } from './suggest.js';
 
 export class MountError extends Error {
   override readonly name = 'MountError';
@@ -18,14 +19,31 @@ export type MountSpec =
 
 const bool = (v: string | undefined) => v === undefined || v === '' || v === 'true' || v === '1';
 
+// The keys BuildKit's parseMount knows (commands_runmount.go), and those only some types take.
+const mountKeys = ['type', 'from', 'source', 'src', 'target', 'dst', 'destination', 'readonly', 'ro', 'readwrite', 'rw', 'required', 'size', 'id', 'sharing', 'mode', 'uid', 'gid', 'env'];
+const keyTypes: Record<string, string[]> = { required: ['secret', 'ssh'], size: ['tmpfs'], env: ['secret'] };
+
+/** A size as docker's units.RAMInBytes reads it: `1024`, `64k`, `1.5m`, `2g`, `1GiB` (powers of 1024). */
+export function ramInBytes(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$/i.exec(text.trim());
+  if (!m) return undefined;
+  return Math.floor(Number(m[1]) * 1024 ** ' kmgtp'.indexOf(m[2].toLowerCase() || ' '));
+}
+
 export function parseMount(text: string, workdir: string): MountSpec {
   const f = new Map<string, string>();
   for (const field of splitCSV(text)) {
     const eq = field.indexOf('=');
     const k = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
+    if (!mountKeys.includes(k)) {
+      // BuildKit: "unexpected key 'typ' in 'typ=cache'" with its suggestion.
+      const near = closest(k, mountKeys);
+      throw new MountError(`--mount=${text}: unexpected key '${k}' in '${field}'${near ? ` (did you mean ${near}?)` : ''}`);
+    }
     f.set(k, eq < 0 ? '' : field.slice(eq + 1));
   }
   const type = f.get('type') ?? 'bind';
+  for (const [k, types] of Object.entries(keyTypes)) if (f.has(k) && !types.includes(type)) throw new MountError(`--mount=${text}: unexpected key '${k}' for mount type '${type}'`);
   const rawTarget = f.get('target') ?? f.get('dst') ?? f.get('destination');
   const abs = (t: string) => path.posix.join('/', t.startsWith('/') ? '' : workdir, t);
   const num = (k: string, d: number, base = 10) => (f.has(k) ? parseInt(f.get(k) as string, base) : d);
@@ -39,9 +57,12 @@ export function parseMount(text: string, workdir: string): MountSpec {
       if (!['shared', 'private', 'locked'].includes(sharing)) throw new MountError(`--mount=${text}: sharing must be shared, private or locked`);
       return { type, target: abs(rawTarget), id: f.get('id') || abs(rawTarget), sharing, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), readonly: f.has('ro') || f.has('readonly'), ownerGiven: f.has('uid') || f.has('gid') || f.has('mode') };
     }
-    case 'tmpfs':
+    case 'tmpfs': {
       if (!rawTarget) throw new MountError(`--mount=${text}: a tmpfs mount needs target=`);
-      return { type, target: abs(rawTarget), size: f.has('size') ? Number(f.get('size')) : undefined };
+      const size = f.has('size') ? ramInBytes(f.get('size') as string) : undefined;
+      if (f.has('size') && size === undefined) throw new MountError(`--mount=${text}: invalid value for size: ${f.get('size')}`);
+      return { type, target: abs(rawTarget), size };
+    }
     case 'secret': {
       const id = f.get('id') || (rawTarget ? path.posix.basename(rawTarget) : '');
       if (!id) throw new MountError(`--mount=${text}: a secret mount needs id= or target=`);
