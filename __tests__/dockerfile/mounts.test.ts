@@ -29,3 +29,10 @@ test('tmpfs size as units.RAMInBytes reads it', () => {
   expect(parseMount('type=tmpfs,target=/t,size=64m', '/')).toEqual({ type: 'tmpfs', target: '/t', size: 67108864 });
   expect(() => parseMount('type=tmpfs,target=/t,size=big', '/')).toThrow(new MountError('--mount=type=tmpfs,target=/t,size=big: invalid value for size: big'));
 });
+
+test("a cache mount's source names a directory inside the cache: one that climbs out is refused", () => {
+  expect(parseMount('type=cache,target=/c,source=sub/dir', '/')).toMatchObject({ source: 'sub/dir' });
+  expect(parseMount('type=cache,target=/c,source=a/../b', '/')).toMatchObject({ source: 'a/../b' });
+  expect(parseMount('type=cache,target=/c,source=..foo', '/')).toMatchObject({ source: '..foo' });
+  for (const bad of ['..', '../x', 'a/../../x', '/../x']) expect(() => parseMount(`type=cache,target=/c,source=${bad}`, '/')).toThrow(`source ${bad} leaves the cache; name a directory inside it`);
+});

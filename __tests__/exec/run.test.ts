@@ -112,6 +112,23 @@ RUN --mount=type=cache,target=/cache,id=counter sh -c 'echo x >> /cache/count; w
     expect(Number(content(second.tar, 'count-now').trim())).toBe(Number(content(first.tar, 'count-now').trim()) + 1);
   });
 
+  test('a cache mount with source=SUBDIR shows that directory of the cache (made when missing), resolved inside the cache', async () => {
+    // BuildKit dockerfile2llb convert_runmount.go: source on a cache mount is llb.SourcePath, a path in the cache.
+    const id = `subdir-${n}`;
+    const marker = `/etc/hoist-cache-escape-${n}`;
+    const { r, tar } = await build(`FROM {{BASE}}
+RUN --mount=type=cache,id=${id},target=/c,source=deep/er sh -c 'echo in-sub > /c/f'
+RUN --mount=type=cache,id=${id},target=/all sh -c 'cat /all/deep/er/f > /seen; ln -s /etc /all/link'
+RUN --mount=type=cache,id=${id},target=/l,source=link/${path.basename(marker)} sh -c 'echo x > /l/x'
+RUN --mount=type=cache,id=${id},target=/all sh -c 'ls /all/etc > /escaped'
+`);
+    expect(r.code).toBe(0);
+    expect(content(tar, 'seen')).toBe('in-sub\n');
+    // link -> /etc leads to the cache's own etc, never the host's.
+    expect(content(tar, 'escaped')).toBe(`${path.basename(marker)}\n`);
+    expect(existsSync(marker)).toBe(false);
+  });
+
   test('cache sharing: locked steps take turns; private steps in use at the same time get caches of their own', async () => {
     // Two stages run in parallel. Under sharing=private both meet in a shared rendezvous cache first, so they are
     // provably inside their steps at once, and each must see only its own log.

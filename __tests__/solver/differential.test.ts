@@ -181,6 +181,8 @@ ADD --chown=7:8 gz.tgz /owned/
       'not-a-tar.gz': 'just text, not gzip',
       'fake.tar': 'not a tar either',
     },
+    // Current BuildKit's unpack chowns what it unpacks to --chown (solver/llbsolver/file: TarOptions.ChownOpts).
+    currentBuildkit: { 'owned/g.txt': { uid: 7, gid: 8 } },
   },
   {
     name: 'ADD from URLs: named after the path, 0600, mtime from Last-Modified, never unpacked',

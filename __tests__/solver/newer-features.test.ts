@@ -1,7 +1,7 @@
 // Features the BuildKit of Docker 20.10 (this machine's oracle) lacks: heredoc sources, --chmod (octal and
 // symbolic), --link, --parents, --exclude. Checked against expectations written here, from BuildKit's
 // documentation (frontend/dockerfile/docs/reference.md) and its dockerfile2llb behaviour.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseChmod } from '../../src/dockerfile/chmod.js';
@@ -9,7 +9,7 @@ import { fsObject, readSaved } from '../helpers/flatten.js';
 import { hoist, hoistOk } from '../helpers/hoist.js';
 import { run } from '../helpers/tools.js';
 
-async function buildFs(dockerfile: string, files: Record<string, string> = {}, args: string[] = []) {
+async function buildFs(dockerfile: string, files: Record<string, string | Buffer> = {}, args: string[] = []) {
   const dir = mkdtempSync(path.join(tmpdir(), 'hoist-new-'));
   writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
   for (const [n, t] of Object.entries(files)) {
@@ -42,7 +42,9 @@ describe('symbolic and octal --chmod', () => {
   });
   test('invalid values are refused', () => {
     expect(() => parseChmod('99999')).toThrow(/between 0 and 07777/);
+    // BuildKit's testCopyInvalidChmod: "invalid chmod parameter: '64a'. it should be octal string and between 0 and 07777".
     expect(() => parseChmod('u+q')).toThrow(/octal.*symbolic/);
+    expect(() => parseChmod('64a')).toThrow("invalid chmod parameter: '64a'. it should be octal string and between 0 and 07777");
   });
 });
 
@@ -109,6 +111,76 @@ two
   test('--parents keeps the source path, below a /./ pivot', async () => {
     const { fs } = await buildFs('FROM scratch\nCOPY --parents a/b/c.txt x/./y/z.txt /dst/\nCOPY --parents src/*/m.go /go/\n', { 'a/b/c.txt': 'c', 'x/y/z.txt': 'z', 'src/p/m.go': 'p', 'src/q/m.go': 'q' });
     expect(Object.keys(fs).filter((k) => fs[k].type === 'file').sort()).toEqual(['dst/a/b/c.txt', 'dst/y/z.txt', 'go/src/p/m.go', 'go/src/q/m.go']);
+  });
+
+  test('--parents with ** in a source: an include pattern below the pivot, any number of directories deep', async () => {
+    // BuildKit's testCopyRelativeParents (doublewildcard, doubleinputs): dockerfile2llb convert_copy.go copies the
+    // pivot's contents through IncludePatterns, where ** spans directories and a matched directory comes whole.
+    const files = { 'a/three.txt': '3', 'a/x/two.txt': '2', 'a/b/c/one.txt': '1', 'a/b/no.md': 'n', 't/a/b/c/d/e/bay': 'y', 't/a/b2/c/d/e/bar': 'r', 't/a/b/c2/d/e/baz': 'z', 't/a/b/c2/d/e2/baz': 'z2', 't/a/b/c/d/foo': 'f' };
+    const { fs } = await buildFs(`FROM scratch
+COPY --parents a/**/*.txt /dst/
+COPY --parents t/a/b*/./c/**/e /double/
+COPY --parents t/a/b/c*/./d/**/baz t/a/b*/./c/**/bar /inputs/
+`, files);
+    const under = (d: string) => Object.keys(fs).filter((k) => k.startsWith(`${d}/`) && fs[k].type === 'file').sort();
+    expect(under('dst')).toEqual(['dst/a/b/c/one.txt', 'dst/a/three.txt', 'dst/a/x/two.txt']);
+    expect(under('double')).toEqual(['double/c/d/e/bar', 'double/c/d/e/bay']);
+    expect(under('inputs')).toEqual(['inputs/c/d/e/bar', 'inputs/d/e/baz', 'inputs/d/e2/baz']);
+  });
+
+  test('--chmod applies to the parent directories COPY makes', async () => {
+    // BuildKit's testCopyChmod: COPY --chmod=777 foo /parent/foo, then --chmod=770 foo /parent/sub/foo.
+    const { fs } = await buildFs('FROM scratch\nCOPY --chmod=777 foo /parent/foo\nCOPY --chmod=770 foo /parent/sub/foo\nCOPY foo /plain/dir/foo\n', { foo: 'f' });
+    expect([fs['parent'].mode, fs['parent/sub'].mode, fs['parent/sub/foo'].mode, fs['plain/dir'].mode]).toEqual(['777', '770', '770', '755']);
+  });
+
+  test("ADD --chown applies to the files of an unpacked local archive; without it they keep the archive's owners", async () => {
+    // Current BuildKit's solver/llbsolver/file unpack(): archive.TarOptions.ChownOpts from --chown.
+    const dir = mkdtempSync(path.join(tmpdir(), 'hoist-new-'));
+    run('sh', ['-c', 'mkdir -p src/d && echo f > src/d/f && tar -czf a.tgz --owner=1234 --group=5678 -C src d'], { cwd: dir });
+    const { fs } = await buildFs('FROM scratch\nADD --chown=7:8 a.tgz /owned/\nADD a.tgz /kept/\n', { 'a.tgz': readFileSync(path.join(dir, 'a.tgz')) });
+    expect([fs['owned'], fs['owned/d'], fs['owned/d/f']].map((e) => [e.uid, e.gid])).toEqual([[7, 8], [7, 8], [7, 8]]);
+    expect([fs['kept/d'], fs['kept/d/f']].map((e) => [e.uid, e.gid])).toEqual([[1234, 5678], [1234, 5678]]);
+  });
+
+  test('COPY and ADD into a symlink the image has (dangling, climbing, absolute) write where it leads, inside the image', async () => {
+    // BuildKit's testSymlinkDestination: ADD t.tar / (symlink -> ../tmp/symlink-target), COPY foo /symlink/; and
+    // unpack() resolves the destination with fs.RootPath in the image.
+    const dir = mkdtempSync(path.join(tmpdir(), 'hoist-new-'));
+    run('sh', ['-c', 'mkdir l && ln -s ../tmp/symlink-target l/symlink && ln -s /srv/target l/alink && tar -cf t.tar -C l symlink alink && mkdir -p s/d && echo x > s/d/x && tar -czf x.tgz -C s d'], { cwd: dir });
+    const ctx = { foo: 'content0', 't.tar': readFileSync(path.join(dir, 't.tar')), 'x.tgz': readFileSync(path.join(dir, 'x.tgz')) };
+    const { fs } = await buildFs('FROM scratch\nADD t.tar /\nCOPY foo /symlink/\nADD x.tgz /alink/\n', ctx);
+    expect(fs['tmp/symlink-target/foo']).toMatchObject({ type: 'file', size: 8 });
+    expect(fs['symlink']).toMatchObject({ type: 'symlink' });
+    expect(fs['srv/target/d/x']).toMatchObject({ type: 'file' });
+    expect(fs['alink']).toMatchObject({ type: 'symlink' });
+  });
+
+  test('COPY --from a stage follows its symlinks (absolute, relative, chained, under a wildcard) inside the stage', async () => {
+    // dockerfile2llb dispatchCopy: FollowSymlinks on every source; fsutil resolves them in the source's root.
+    const dir = mkdtempSync(path.join(tmpdir(), 'hoist-new-'));
+    run('sh', ['-c', 'mkdir -p l/deep && ln -s /real l/abs && ln -s ../real l/deep/up && ln -s abs l/chain && tar -cf links.tar -C l .'], { cwd: dir });
+    const { fs } = await buildFs(`FROM scratch AS st
+COPY real /real
+ADD links.tar /
+FROM scratch
+COPY --from=st /abs/f /w1
+COPY --from=st /deep/up/f /w2
+COPY --from=st /chain /w3
+COPY --from=st /ab* /w4/
+`, { 'real/f': 'r', 'links.tar': readFileSync(path.join(dir, 'links.tar')) });
+    expect(Object.keys(fs).filter((k) => fs[k].type === 'file').sort()).toEqual(['w1', 'w2', 'w3/f', 'w4/f']);
+  });
+
+  test('a unix socket in the context comes in as an empty file', async () => {
+    // BuildKit's testCopySocket: the context transfer sends a socket as an empty regular file.
+    const dir = mkdtempSync(path.join(tmpdir(), 'hoist-new-'));
+    writeFileSync(path.join(dir, 'Dockerfile'), 'FROM scratch\nCOPY . /\n');
+    run('python3', ['-c', 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])', path.join(dir, 'socket.sock')]);
+    const out = path.join(dir, 'out');
+    await hoistOk(['build', '--progress', 'quiet', '--store', path.join(dir, '.store'), '-o', `type=local,dest=${out}`, dir]);
+    const st = lstatSync(path.join(out, 'socket.sock'));
+    expect([st.isFile(), st.size]).toEqual([true, 0]);
   });
 
   test('--exclude leaves out matching paths below each source', async () => {

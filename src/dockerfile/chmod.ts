@@ -17,7 +17,7 @@ export function parseChmod(text: string): ChmodFn {
   }
   const clauses = text.split(',').map((clause) => {
     const m = clause.match(/^([ugoa]*)((?:[-+=][rwxXst]*)+)$/);
-    if (!m) throw new ChmodError(`invalid chmod parameter: '${text}': expected octal (0755) or symbolic (u+x,go-w)`);
+    if (!m) throw new ChmodError(`invalid chmod parameter: '${text}'. it should be octal string and between 0 and 07777, or symbolic as chmod takes it (u+x,go-w)`);
     let who = m[1].replace(/a/g, 'ugo') || 'ugo';
     who = [...new Set(who)].join('');
     const ops = [...m[2].matchAll(/([-+=])([rwxXst]*)/g)].map((o) => ({ op: o[1], perms: o[2] }));

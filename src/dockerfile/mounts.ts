@@ -53,9 +53,12 @@ export function parseMount(text: string, workdir: string): MountSpec {
       return { type, target: abs(rawTarget), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), rw: f.has('rw') ? bool(f.get('rw')) : f.has('readwrite') ? bool(f.get('readwrite')) : false };
     case 'cache': {
       if (!rawTarget) throw new MountError(`--mount=${text}: a cache mount needs target=`);
+      const source = f.get('source') ?? f.get('src');
+      const up = source === undefined ? '' : path.posix.normalize(source.replace(/^\/+/, '') || '.');
+      if (!f.has('from') && (up === '..' || up.startsWith('../'))) throw new MountError(`--mount=${text}: source ${source} leaves the cache; name a directory inside it`);
       const sharing = (f.get('sharing') ?? 'shared') as 'shared' | 'private' | 'locked';
       if (!['shared', 'private', 'locked'].includes(sharing)) throw new MountError(`--mount=${text}: sharing must be shared, private or locked`);
-      return { type, target: abs(rawTarget), id: f.get('id') || abs(rawTarget), sharing, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), readonly: f.has('ro') || f.has('readonly'), ownerGiven: f.has('uid') || f.has('gid') || f.has('mode') };
+      return { type, target: abs(rawTarget), id: f.get('id') || abs(rawTarget), sharing, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0), source: source ?? '/', from: f.get('from'), readonly: f.has('ro') || f.has('readonly'), ownerGiven: f.has('uid') || f.has('gid') || f.has('mode') };
     }
     case 'tmpfs': {
       if (!rawTarget) throw new MountError(`--mount=${text}: a tmpfs mount needs target=`);

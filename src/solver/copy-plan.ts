@@ -2,7 +2,8 @@
 // the other, each seeing what the ones before it made): relative destinations are under WORKDIR; a trailing '/'
 // makes the destination a directory; a file goes into the destination when that is a directory by then, else
 // it becomes the destination (so a wildcard with one match names the file, and with several the last one stays);
-// a directory source copies its contents; missing parent directories are created (0755); a directory that exists
+// a directory source copies its contents; missing parent directories are created (0755, or as --chmod says); a
+// directory that exists
 // in the image is left as it is (its entry is not repeated, so its mode and owner stay the base's).
 import path from 'node:path';
 import type { TarHeader } from '../layer/tar.js';
@@ -21,11 +22,16 @@ export interface CopySource {
   children?: ContextPath[];
   /**
    * its entries keep the owners they have: a stage's or image's files without --chown (COPY --from), and an
-   * unpacked archive's, --chown or not (as BuildKit unpacks)
+   * unpacked archive's without --chown (current BuildKit's unpack chowns to --chown; Docker 20.10's did not)
    */
   keepOwner?: boolean;
   /** --parents: the path kept under the destination (the part after a `/./` pivot) */
   parentsPath?: string;
+  /**
+   * a unix socket among these paths becomes an empty file: the context's, as BuildKit's context transfer sends a
+   * socket (testCopySocket); elsewhere a socket cannot be copied
+   */
+  socketsAsFiles?: boolean;
 }
 
 export interface CopyPlanOptions {
@@ -58,6 +64,7 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
   const entries = new Map<string, LayerEntry>();
   const owner = o.owner ?? { uid: 0, gid: 0 };
   let keep = false;
+  let socketsAsFiles = false;
   const header = (name: string, p: ContextPath, type: TarHeader['type']): TarHeader => ({
     name,
     type,
@@ -92,7 +99,8 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
         continue;
       }
       if (o.fs.lookup(dir) && !o.fs.isDirectory(dir)) throw new CopyError(`cannot copy to /${target}: /${dir} is not a directory in the image`);
-      put(dir, { header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: o.created } });
+      // --chmod applies to the parents the copy makes too (BuildKit's testCopyChmod: /parent/sub is 0770).
+      put(dir, { header: { name: dir, type: 'directory', mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: o.created } });
     }
   };
   const addOne = (p: ContextPath, target: string) => {
@@ -106,12 +114,15 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
       throw new CopyError(`internal: unresolved symlink ${p.rel}`);
     } else if (p.stats.isFile()) {
       put(rel, { header: header(rel, p, 'file'), content: { path: p.abs } });
+    } else if (p.stats.isSocket() && socketsAsFiles) {
+      put(rel, { header: { ...header(rel, p, 'file'), size: 0 }, content: { bytes: Buffer.alloc(0) } });
     } else {
       throw new CopyError(`${p.rel}: only files, directories and symlinks can be copied (this is a ${p.stats.isFIFO() ? 'FIFO' : p.stats.isSocket() ? 'socket' : 'device'})`);
     }
   };
   for (const s of sources) {
     keep = s.keepOwner === true;
+    socketsAsFiles = s.socketsAsFiles === true;
     const isDir = s.path.stats.isDirectory();
     let target: string;
     if (o.parents) target = path.posix.join(dest, s.parentsPath ?? s.path.rel);

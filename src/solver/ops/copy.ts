@@ -47,17 +47,22 @@ export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelectio
         sources.push({ path: (await BuildContext.plain(dir).resolve(path.basename(file)))[0], ...(dated ? {} : { undated: true }) });
         continue;
       }
+      if (op.parents && s.slice(s.indexOf('/./') + 1).includes('**')) {
+        sources.push(...(await selectParentsPattern(from, s, !fromContext && op.chown === undefined)).map((x) => ({ ...x, socketsAsFiles: fromContext })));
+        continue;
+      }
       for (const p of await from.resolve(s)) {
         const archive = op.add && fromContext && p.stats.isFile() ? await archiveKind(p.abs) : undefined;
         if (archive) {
-          sources.push({ path: p, archive, keepOwner: true });
+          // Unpacked files keep the archive's owners unless --chown is given (BuildKit's unpack: ChownOpts from it).
+          sources.push({ path: p, archive, keepOwner: op.chown === undefined });
           continue;
         }
         const pivot = s.indexOf('/./');
         const parentsPath = pivot >= 0 ? path.posix.relative(cleanPath(s.slice(0, pivot).replace(/^\/+/, '') || '.').replace(/^\.$/, ''), p.rel) : undefined;
         // A stage's or image's files keep their owners unless --chown says otherwise (BuildKit copies them with their
         // uid/gid); the context's become 0:0.
-        sources.push({ path: p, keepOwner: !fromContext && op.chown === undefined, children: p.stats.isDirectory() ? await from.walk(p) : undefined, parentsPath });
+        sources.push({ path: p, keepOwner: !fromContext && op.chown === undefined, children: p.stats.isDirectory() ? await from.walk(p) : undefined, parentsPath, socketsAsFiles: fromContext });
       }
     }
   } catch (e) {
@@ -67,6 +72,34 @@ export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelectio
   let newest = 0;
   if (fromContext) for (const s of sources) if (!s.undated) for (const p of [s.path, ...(s.children ?? [])]) newest = Math.max(newest, Math.floor(p.stats.mtimeMs / 1000));
   return { sources, newest };
+}
+
+/**
+ * `COPY --parents DIR/./PATTERN` where the pattern has `**`: BuildKit copies DIR's contents through an include
+ * pattern (dockerfile2llb convert_copy.go: IncludePatterns, matched as .dockerignore patterns are, where `**` is any
+ * number of directories), so each path below DIR that the pattern matches is copied with its path kept (a matched
+ * directory with all below it). Without a `/./` pivot DIR is the root. A pattern that matches nothing copies nothing.
+ */
+async function selectParentsPattern(from: BuildContext, source: string, keepOwner: boolean): Promise<Selected[]> {
+  const cut = source.indexOf('/./');
+  const matcher = new IgnoreMatcher(parseDockerignore(cleanPath((cut >= 0 ? source.slice(cut + 3) : source).replace(/^\/+/, ''))));
+  const out: Selected[] = [];
+  for (const root of await from.resolve(cut >= 0 ? source.slice(0, cut) || '/' : '/')) {
+    if (!root.stats.isDirectory()) continue;
+    const below = await from.walk(root);
+    const relBelow = (p: ContextPath) => (root.rel ? p.rel.slice(root.rel.length + 1) : p.rel);
+    let taken: string | undefined;
+    for (const p of below) {
+      const rel = relBelow(p);
+      if (taken !== undefined && rel.startsWith(`${taken}/`)) continue;
+      if (!matcher.excludes(rel)) continue;
+      const q = p.stats.isSymbolicLink() ? (await from.resolve(p.rel))[0] : p;
+      const isDir = q.stats.isDirectory();
+      if (isDir) taken = rel;
+      out.push({ path: q, keepOwner, parentsPath: rel, children: isDir ? (p === q ? below.filter((c) => c.rel.startsWith(`${p.rel}/`)) : await from.walk(q)) : undefined });
+    }
+  }
+  return out;
 }
 
 /**
@@ -115,7 +148,7 @@ export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelectio
     }
     const unpacked = BuildContext.plain(dir);
     const top = (await unpacked.resolve('.'))[0];
-    sources.push({ path: { ...top, rel: '' }, keepOwner: true, children: await unpacked.walk(top) });
+    sources.push({ path: { ...top, rel: '' }, keepOwner: s.keepOwner, children: await unpacked.walk(top) });
   }
   if (op.inline.length > 0) {
     // Heredoc sources: files named after their delimiter, 0644, with the build's time so far.

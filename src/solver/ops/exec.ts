@@ -15,7 +15,7 @@ import { ExecError, mountOverlay } from '../../exec/overlay.js';
 import { findRuntime, runContainer } from '../../exec/runc.js';
 import { runSpec } from '../../exec/spec.js';
 import { agentProxy } from '../../exec/ssh.js';
-import { resolveInside } from '../../layer/rooted.js';
+import { cleanEntryName, resolveInside } from '../../layer/rooted.js';
 import { xattrTool, xattrToolMissing } from '../../layer/xattr.js';
 import { hashLayer, writeLayer } from '../../layer/writer.js';
 import { cacheMountDir } from '../../store/cache-mounts.js';
@@ -121,7 +121,7 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
       // A new cache may come from an earlier CI run (a cache backend keeps cache mounts); from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
       await x.cacheMount({ name, id: m.id, dir, created });
       if (from && (await readdir(dir)).length === 0) await copyTree((await mountSource(from, m.from, m.source, x)).abs, dir);
-      return [{ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
+      return [{ destination: m.target, type: 'bind', source: from ? dir : await cacheSubdir(dir, m.source), options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
     }
     case 'secret': {
       const data = await secretValue(x.secrets.get(m.id));
@@ -155,6 +155,21 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
       return [{ destination: m.target, type: 'bind', source: proxy.path, options: ['rbind', 'rw'] }];
     }
   }
+}
+
+/**
+ * A cache mount's `source=SUBDIR` (without from=): that directory of the cache is what the step sees (BuildKit:
+ * llb.SourcePath on the cache mount, dockerfile2llb convert_runmount.go), resolved inside the cache (a symlink a
+ * step left there leads back into it) and made when the cache does not have it yet. With from=, `source` picks
+ * the directory of the stage or image the cache starts as, and the cache itself is mounted.
+ */
+async function cacheSubdir(dir: string, source: string): Promise<string> {
+  const name = cleanEntryName(source);
+  if (!name) return dir;
+  const sub = resolveInside(dir, name, { followLast: true });
+  if (sub.notDirectory !== undefined || (sub.stats && !sub.stats.isDirectory())) throw new ExecError(`--mount=type=cache,source=${source}: /${sub.notDirectory ?? sub.rel} in the cache is not a directory`);
+  await mkdir(sub.abs, { recursive: true });
+  return sub.abs;
 }
 
 /**
