@@ -25,7 +25,7 @@ test.each([
   ['FROM a AS 1x\n', 'invalid name for build stage'],
   ['FROM --plat=x a\n', 'unknown flag: plat'],
   ['RUN x\n', 'no build stage in current context'],
-  ['ARG A\n', 'has no FROM instruction'],
+  ['ARG A\n', 'dockerfile contains no stages to build'],
 ])('%j is rejected: %s', (text, message) => {
   expect(() => readDockerfile(text)).toThrow(message);
 });

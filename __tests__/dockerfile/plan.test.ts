@@ -65,8 +65,21 @@ describe('the stage graph', () => {
     } catch (x) {
       e = x as DockerfileError;
     }
-    expect(e?.detail).toBe('target stage "buld" could not be found');
-    expect(e?.hint).toBe('did you mean "build"?');
+    // BuildKit's suggest.WrapError: an edit distance under 3, appended to the message.
+    expect(e?.detail).toBe('target stage "buld" could not be found (did you mean build?)');
+    expect(() => plan(text, { target: 'biuld' })).toThrow('target stage "biuld" could not be found (did you mean build?)');
+    expect(() => plan(text, { target: 'production' })).toThrow(/target stage "production" could not be found$/);
+  });
+
+  test('COPY --from or a mount from= a stage defined later is an error, when the build runs that step', () => {
+    // moby/buildkit#4568 (dispatchState.dispatched): "cannot copy from stage %q, it needs to be defined before current stage %q".
+    const later = 'FROM scratch AS first\nCOPY --from=second / /\nFROM scratch AS second\nCOPY a /\n';
+    expect(() => plan(later, { target: 'first' })).toThrow(expect.objectContaining({ line: 2, detail: 'cannot copy from stage "second", it needs to be defined before current stage "first"' }));
+    expect(() => plan('FROM scratch\nCOPY --from=1 / /\nFROM scratch AS z\nCOPY a /\nFROM scratch\nCOPY --from=0 / /\n')).toThrow('cannot copy from stage "1", it needs to be defined before current stage "stage-0"');
+    // the target does not need the first stage: not checked, as BuildKit dispatches only what it builds
+    expect(() => plan(later)).not.toThrow();
+    expect(() => plan('FROM scratch AS a\nRUN --mount=type=bind,from=b,target=/mnt true\nFROM scratch AS b\n', { target: 'a' }))
+      .toThrow('cannot mount from stage "b" to "/mnt", stage needs to be defined before current command');
   });
 
   test('cycles are errors, even among stages the target does not need', () => {
@@ -75,7 +88,9 @@ describe('the stage graph', () => {
   });
 
   test('--from does not expand variables and says what to do instead', () => {
-    expect(() => plan('ARG S=x\nFROM a\nCOPY --from=$S / /\n')).toThrow('variable expansion is not supported for --from');
+    // BuildKit's testDockerfileCopyFromArgs wording; and commands_runmount.go's for a mount.
+    expect(() => plan('ARG S=x\nFROM a\nCOPY --from=$S / /\n')).toThrow('variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround');
+    expect(() => plan('ARG S=x\nFROM a\nRUN --mount=from=$S,target=/m true\n')).toThrow("'from' doesn't support variable expansion, define alias stage instead");
     expect(() => plan('FROM a\nCOPY --from=3 / /\n')).toThrow('invalid stage index 3');
     expect(() => plan('FROM a\n\nCOPY --from=${build / /\n')).toThrow(expect.objectContaining({ line: 3, detail: expect.stringContaining("missing '}'") }));
   });

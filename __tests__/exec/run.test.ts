@@ -238,9 +238,11 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
   });
 
   test('a failing RUN names its line and exit code and leaves no mount or container', async () => {
-    const { r } = await build('FROM {{BASE}}\nRUN echo about to fail && exit 3\n');
+    const { r } = await build('FROM {{BASE}}\nRUN echo about to fail \\\n  && exit 3\n');
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/Dockerfile:2[\s\S]*exit code: 3[\s\S]*about to fail/);
+    // Every line of the instruction, as BuildKit's source map shows it.
+    expect(r.err).toContain(' 2 | >>> RUN echo about to fail \\\n 3 | >>>   && exit 3\n');
     expect(run('sh', ['-c', `grep ${store} /proc/mounts || true`]).trim()).toBe('');
     expect(run('sh', ['-c', `runc list -q | grep '^hoist-${process.pid}-' || true`]).trim()).toBe('');
   });

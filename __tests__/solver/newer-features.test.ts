@@ -204,3 +204,40 @@ COPY --from=st /ab* /w4/
     expect(r.err).toMatch(/Dockerfile:2[\s\S]*invalid chmod parameter/);
   });
 });
+
+describe('errors in BuildKit\'s words, at the Dockerfile line', () => {
+  async function buildErr(dockerfile: string, files: Record<string, string> = {}, args: string[] = []) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hoist-err-'));
+    writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
+    for (const [n, t] of Object.entries(files)) writeFileSync(path.join(dir, n), t);
+    const r = await hoist(['build', '--progress', 'quiet', '--store', path.join(dir, '.store'), ...args, dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).not.toMatch(/internal error|\n\s+at /);
+    return r.err;
+  }
+
+  test('an unknown --mount key, and every line of a multi-line instruction shown', async () => {
+    // BuildKit instructions/commands_runmount.go parseMount: "unexpected key '%s' in '%s'", with suggest.WrapError.
+    const err = await buildErr('FROM scratch\nRUN --mount=typ=cache,target=/c \\\n  true\n');
+    expect(err).toMatch(/^error: \S*Dockerfile:2: --mount=typ=cache,target=\/c: unexpected key 'typ' in 'typ=cache' \(did you mean type\?\)\n/);
+    expect(err).toContain(' 2 | >>> RUN --mount=typ=cache,target=/c \\\n 3 | >>>   true\n');
+  });
+
+  test('a mount from= or COPY --from an image that cannot be had: failed to resolve source metadata, at its line', async () => {
+    const err = await buildErr('FROM scratch\nRUN --mount=from=127.0.0.1:9/nosuch,target=/x true\n');
+    expect(err).toMatch(/^error: \S*Dockerfile:2: 127\.0\.0\.1:9\/nosuch: failed to resolve source metadata for 127\.0\.0\.1:9\/nosuch:latest: .*ECONNREFUSED/);
+    expect(await buildErr('FROM 127.0.0.1:9/base\nCOPY a /\n', { a: 'a' })).toMatch(/^error: \S*Dockerfile:1: 127\.0\.0\.1:9\/base: failed to resolve source metadata for 127\.0\.0\.1:9\/base:latest/);
+  });
+
+  test('a required secret not given; a Dockerfile without stages; a misspelt --target', async () => {
+    expect(await buildErr('FROM scratch\nRUN --mount=type=secret,id=tok,required true\n')).toMatch(/^error: \S*Dockerfile:2: secret tok is required but was not given/);
+    // BuildKit's testEmptyStages: "dockerfile contains no stages to build".
+    expect(await buildErr('ARG foo=bar\n')).toMatch(/^error: \S*Dockerfile:1: dockerfile contains no stages to build/);
+    expect(await buildErr('FROM scratch AS build\nCOPY a /\nFROM scratch\nCOPY a /\n', { a: 'a' }, ['--target', 'biuld'])).toMatch(/target stage "biuld" could not be found \(did you mean build\?\)/);
+  });
+
+  test('an invalid .dockerignore pattern names the file and line; an invalid --exclude its COPY', async () => {
+    expect(await buildErr('FROM scratch\nCOPY . /\n', { '.dockerignore': 'ok\n[\n' })).toMatch(/^hoist build: \.dockerignore:2: syntax error in pattern: \[; fix or remove that line/);
+    expect(await buildErr('FROM scratch\nCOPY --exclude=[ a /\n', { a: 'a' })).toMatch(/^error: \S*Dockerfile:2: syntax error in pattern: \[/);
+  });
+});

@@ -62,7 +62,7 @@ function read(text: string, file: string): Dockerfile {
   }
   if (stages.length === 0) {
     const last = parsed.nodes[parsed.nodes.length - 1];
-    throw new DockerfileError('the Dockerfile has no FROM instruction', { line: last.endLine }, {
+    throw new DockerfileError('dockerfile contains no stages to build', { line: last.endLine }, {
       hint: 'start a stage with FROM IMAGE (or FROM scratch for an empty base)',
     });
   }

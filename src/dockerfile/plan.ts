@@ -74,6 +74,15 @@ export function mountFrom(spec: string): string | undefined {
   return undefined;
 }
 
+/** The target= (dst=, destination=) of a `--mount` spec, as written. */
+function mountTarget(spec: string): string {
+  for (const field of splitCSV(spec)) {
+    const eq = field.indexOf('=');
+    if (eq > 0 && ['target', 'dst', 'destination'].includes(field.slice(0, eq).trim().toLowerCase())) return field.slice(eq + 1);
+  }
+  return '';
+}
+
 /** Splits a CSV line as Go's encoding/csv does for one record (double quotes, "" for a quote). */
 export function splitCSV(line: string): string[] {
   const out: string[] = [];
@@ -160,7 +169,7 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
       undefinedInFrom: [...image.unmatched].filter((n) => !declared.has(n)) };
   });
 
-  // COPY --from and RUN --mount from= may name any stage (earlier or later), a stage index, or an image.
+  // COPY --from and RUN --mount from= name a stage, a stage index, or an image (a later stage is refused below).
   const source = (ins: Instruction, value: string, what: string): StageSource => {
     let expanded: string;
     try {
@@ -170,8 +179,10 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
       throw e;
     }
     if (expanded !== value) {
-      throw at(ins, `variable expansion is not supported for ${what}`,
-        'define a stage with FROM using an ARG from the global scope, and name that stage here');
+      // BuildKit's words (dockerfile2llb convert.go; instructions commands_runmount.go for a mount's from=).
+      const hint = 'ARG V=…  before the first FROM, then  FROM image:${V} AS name  and name that stage here';
+      if (what === '--from') throw at(ins, 'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', hint);
+      throw at(ins, "'from' doesn't support variable expansion, define alias stage instead", hint);
     }
     if (/^\d+$/.test(value)) {
       const index = Number(value);
@@ -188,7 +199,9 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
       if (ins.kind === 'run') {
         for (const m of ins.mounts) {
           const f = mountFrom(m);
-          if (f !== undefined && f !== '') src = source(ins, f, 'the from= of --mount');
+          if (f === undefined || f === '') continue;
+          src = source(ins, f, 'the from= of --mount');
+          if (src.kind === 'stage' && !p.deps.includes(src.index)) p.deps.push(src.index);
         }
       }
       if (!src) continue;
@@ -202,8 +215,9 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
     target = byName(options.target);
     if (target < 0) {
       const near = closest(options.target, df.stages.flatMap((s) => (s.name ? [s.name] : [])));
-      throw new DockerfileError(`target stage "${options.target}" could not be found`, { line: 1 }, {
-        hint: near ? `did you mean "${near}"?` : 'name a stage with FROM IMAGE AS NAME',
+      // BuildKit: suggest.WrapError appends "(did you mean NAME?)".
+      throw new DockerfileError(`target stage "${options.target}" could not be found${near ? ` (did you mean ${near}?)` : ''}`, { line: 1 }, {
+        hint: `the stages are named: ${df.stages.flatMap((s) => (s.name ? [s.name] : [])).join(', ') || 'none (name one with FROM IMAGE AS NAME)'}`,
       });
     }
   }
@@ -230,6 +244,24 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
       const saved = order.length;
       visit(i);
       order.length = saved;
+    }
+  }
+
+  // A stage the build runs may only read stages defined before it (BuildKit validates the order when it dispatches
+  // a COPY --from or a mount's from=, moby/buildkit#4568); a stage the target does not need is not checked.
+  for (const i of order) {
+    const name = df.stages[i].name ?? `stage-${i}`;
+    const notYet = (value: string) => {
+      const s = stageSourceOf({ stages }, value);
+      return s.kind === 'stage' && s.index >= i;
+    };
+    const hint = 'move the stage it reads above this one';
+    for (const ins of df.stages[i].commands) {
+      if (ins.kind === 'copy' && ins.from !== undefined && notYet(ins.from)) {
+        throw at(ins, `cannot copy from stage "${ins.from}", it needs to be defined before current stage "${name}"`, hint);
+      }
+      const m = ins.kind === 'run' ? ins.mounts.find((t) => notYet(mountFrom(t) || '')) : undefined;
+      if (m) throw at(ins, `cannot mount from stage "${mountFrom(m)}" to "${mountTarget(m)}", stage needs to be defined before current command`, hint);
     }
   }
 

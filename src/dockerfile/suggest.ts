@@ -14,19 +14,21 @@ function distance(a: string, b: string): number {
   return prev[b.length];
 }
 
-/** The closest candidate (case-insensitive), when it is close enough to be a likely typo. */
+/**
+ * The closest candidate (case-insensitive) as BuildKit's suggest.WrapError picks it (util/suggest/error.go): the
+ * first with an edit distance under 3, a closer one later replacing it; none when the word is itself a candidate.
+ */
 export function closest(word: string, candidates: Iterable<string>): string | undefined {
   const w = word.toLowerCase();
   let best: string | undefined;
-  let bestD = Infinity;
+  let bestD = 3;
   for (const c of candidates) {
     const d = distance(w, c.toLowerCase());
+    if (d === 0) return undefined;
     if (d < bestD) {
       best = c;
       bestD = d;
     }
   }
-  if (best === undefined) return undefined;
-  const limit = Math.max(1, Math.floor(Math.min(w.length, best.length) / 3));
-  return bestD <= limit ? best : undefined;
+  return best;
 }

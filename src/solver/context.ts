@@ -4,7 +4,7 @@
 // followed (inside the context), links below a copied directory are copied as links.
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { cleanPath, dockerignoreCandidates, IgnoreMatcher } from '../dockerfile/dockerignore.js';
+import { cleanPath, DockerignoreError, dockerignoreCandidates, IgnoreMatcher } from '../dockerfile/dockerignore.js';
 import type { Stats } from 'node:fs';
 import { resolveInside, RootedPathError } from '../layer/rooted.js';
 import { GlobError, globToRegExp, hasWildcard } from '../dockerfile/glob.js';
@@ -59,7 +59,14 @@ export class BuildContext {
     const candidates = dockerfilePath ? dockerignoreCandidates(path.resolve(dockerfilePath), abs) : [path.join(abs, '.dockerignore')];
     for (const f of candidates) {
       const text = readInside(abs, f);
-      if (text !== undefined) return new BuildContext(abs, IgnoreMatcher.fromText(text), f);
+      if (text === undefined) continue;
+      try {
+        return new BuildContext(abs, IgnoreMatcher.fromText(text), f);
+      } catch (e) {
+        if (!(e instanceof DockerignoreError)) throw e;
+        const name = path.relative(abs, f).startsWith('..') ? f : path.relative(abs, f);
+        throw new ContextError(`${name}:${e.line}: ${e.message}; fix or remove that line (patterns are read as Go's filepath.Match reads them, with ** for any directories)`);
+      }
     }
     return new BuildContext(abs, new IgnoreMatcher([]), undefined);
   }

@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type Dockerfile, readDockerfile } from '../dockerfile/dockerfile.js';
+import { DockerignoreError } from '../dockerfile/dockerignore.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import type { Instruction } from '../dockerfile/instructions.js';
 import { type BuildPlan, planBuild, type StageSource } from '../dockerfile/plan.js';
@@ -25,7 +26,9 @@ import { type Descriptor, type ImageConfig, type ImageManifest, manifestBytes, p
 import { DigestMismatchError, SizeMismatchError } from '../image/digest.js';
 import { MediaType } from '../image/media-types.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
-import { parseReference, type Reference, ReferenceError as InvalidReferenceError } from '../image/reference.js';
+import { formatReference, parseReference, type Reference, ReferenceError as InvalidReferenceError } from '../image/reference.js';
+import { CredentialError } from '../registry/credentials.js';
+import { RegistryConnectionError, RegistryError } from '../registry/errors.js';
 import { NoPlatformError, platformManifest } from '../image/source.js';
 import { CompressionError, decompressed } from '../layer/compression.js';
 import { extractLayer } from '../layer/extract.js';
@@ -201,7 +204,15 @@ interface CacheHit {
 }
 
 /** Errors of the input that a step meets: printed at the step's Dockerfile line. */
-const stepErrors = [UserError, ContextError, CopyError, ExecError, ArchiveError, TarError, CompressionError, RootedPathError, HttpSourceError, ChmodError, NoPlatformError, InvalidReferenceError, DigestMismatchError, SizeMismatchError];
+/** A base or --from image the registry would not give, said as BuildKit says it ("REF: failed to resolve source metadata for NAME: …"). */
+export class ImageSourceError extends Error {
+  override readonly name = 'ImageSourceError';
+  constructor(message: string, readonly hint?: string) {
+    super(message);
+  }
+}
+
+const stepErrors = [ImageSourceError, DockerignoreError, UserError, ContextError, CopyError, ExecError, ArchiveError, TarError, CompressionError, RootedPathError, HttpSourceError, ChmodError, NoPlatformError, InvalidReferenceError, DigestMismatchError, SizeMismatchError];
 
 function stageError(ins: Pick<Instruction, 'line' | 'endLine'>, e: unknown, hint?: string): DockerfileError {
   return new DockerfileError((e as Error).message, { line: ins.line, endLine: ins.endLine }, { hint: hint ?? (e as { hint?: string }).hint });
@@ -394,17 +405,20 @@ export class Solver {
       } catch (e) {
         throw at ? stageError(at, e) : e;
       }
-      const remote = await RemoteImage.open(this.req.client, parsed);
-      let m;
       try {
-        m = await platformManifest(remote, platform, ref);
+        const remote = await RemoteImage.open(this.req.client, parsed);
+        const m = await platformManifest(remote, platform, ref);
+        if (m.kind !== 'manifest') throw new NoPlatformError(`${ref}: not an image manifest`);
+        const config = parseImageConfig(await remote.readBlob(m.manifest.config));
+        return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
       } catch (e) {
-        if (e instanceof NoPlatformError && at) throw stageError(at, e);
-        throw e;
+        let err = e;
+        if (e instanceof RegistryError || e instanceof RegistryConnectionError || e instanceof CredentialError) {
+          err = new ImageSourceError(`${ref}: failed to resolve source metadata for ${formatReference(parsed)}: ${e.message}`, (e as { hint?: string }).hint);
+        }
+        if (at && (err instanceof NoPlatformError || err instanceof ImageSourceError)) throw stageError(at, err);
+        throw err;
       }
-      if (m.kind !== 'manifest') throw new NoPlatformError(`${ref}: not an image manifest`);
-      const config = parseImageConfig(await remote.readBlob(m.manifest.config));
-      return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
     });
   }
 
