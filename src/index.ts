@@ -102,6 +102,14 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
   const cacheTo = req.cacheTo ?? [];
   const platform = req.platform ?? hostPlatform();
   const cacheContext = { client, platform, tags: req.tags, target: req.target, build: new Map<string, unknown>() };
+  // SOURCE_DATE_EPOCH given as a build arg does what the environment variable does (BuildKit's dockerfile frontend
+  // reads build-arg:SOURCE_DATE_EPOCH; buildx turns the variable into that arg), and wins over it.
+  const epochArg = req.buildArgs?.get('SOURCE_DATE_EPOCH');
+  let sourceDateEpoch = req.sourceDateEpoch;
+  if (epochArg !== undefined && epochArg !== '') {
+    if (!/^\d+$/.test(epochArg)) throw new RangeError(`invalid SOURCE_DATE_EPOCH build arg ${JSON.stringify(epochArg)}: expected whole seconds since 1970-01-01 UTC`);
+    sourceDateEpoch = Number(epochArg);
+  }
   const caches = await openCaches(req.cacheFrom ?? [], cacheContext, warn);
   const result: BuildResult = await solve({
     context: req.context,
@@ -111,7 +119,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
     target: req.target,
     platform: req.platform,
     labels: req.labels ?? new Map(),
-    sourceDateEpoch: req.sourceDateEpoch,
+    sourceDateEpoch,
     secrets: req.secrets ?? new Map(),
     ssh: req.ssh ?? new Map(),
     noCache: req.noCache ?? false,

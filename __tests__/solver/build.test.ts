@@ -57,6 +57,22 @@ describe('hoist build', () => {
     expect(Number(run("stat", ["-c", "%Y", path.join(out, "app/run")]).trim())).toBe(1000);
   });
 
+  test('SOURCE_DATE_EPOCH as a build arg does what the variable does, and wins over it; a bad value is refused', async () => {
+    // BuildKit docs/build-repro.md: the SOURCE_DATE_EPOCH build arg (buildx passes the variable as that arg).
+    const dir = context(app);
+    const store = mkdtempSync(path.join(tmpdir(), 'hoist-s4-'));
+    process.env.SOURCE_DATE_EPOCH = '5';
+    try {
+      await hoistOk(['build', '--progress', 'quiet', '--store', store, '--build-arg', 'SOURCE_DATE_EPOCH=2000', '-t', 'sde:2', dir]);
+    } finally {
+      delete process.env.SOURCE_DATE_EPOCH;
+    }
+    const info = JSON.parse((await hoistOk(['inspect', 'sde:2', '--store', store])).out);
+    expect(info.Config.created).toBe('1970-01-01T00:33:20.000Z');
+    const bad = await hoist(['build', '--progress', 'quiet', '--store', store, '--build-arg', 'SOURCE_DATE_EPOCH=yesterday', dir]);
+    expect(bad).toMatchObject({ code: 2, err: expect.stringContaining('invalid SOURCE_DATE_EPOCH build arg "yesterday"') });
+  });
+
   test('outputs: OCI archive and layout read by skopeo, a local directory, metadata and iid files', async () => {
     const dir = context(app);
     const work = mkdtempSync(path.join(tmpdir(), 'hoist-out-'));

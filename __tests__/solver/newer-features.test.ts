@@ -205,6 +205,15 @@ COPY --from=st /ab* /w4/
   });
 });
 
+describe('built-in args', () => {
+  test('TARGETSTAGE, declared in a stage, is the name of the stage the build is for', async () => {
+    // BuildKit's testTargetStageNameArg: ARG TARGETSTAGE in a stage the target builds on.
+    const df = 'FROM scratch AS foo\nARG TARGETSTAGE\nLABEL stage=$TARGETSTAGE\nCOPY a /\nFROM foo AS bar\n';
+    expect((await buildFs(df, { a: 'a' })).config.config).toMatchObject({ Labels: { stage: 'bar' } });
+    expect((await buildFs(df, { a: 'a' }, ['--target', 'foo'])).config.config).toMatchObject({ Labels: { stage: 'foo' } });
+  });
+});
+
 describe('errors in BuildKit\'s words, at the Dockerfile line', () => {
   async function buildErr(dockerfile: string, files: Record<string, string> = {}, args: string[] = []) {
     const dir = mkdtempSync(path.join(tmpdir(), 'hoist-err-'));

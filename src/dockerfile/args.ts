@@ -9,6 +9,7 @@ export const proxyArgs: readonly string[] = [
 
 export const platformArgNames: readonly string[] = [
   'BUILDPLATFORM', 'BUILDOS', 'BUILDARCH', 'BUILDVARIANT', 'TARGETPLATFORM', 'TARGETOS', 'TARGETARCH', 'TARGETVARIANT',
+  'TARGETSTAGE',
 ];
 
 /** Names a --build-arg may carry without any ARG consuming it, and without a warning. */
@@ -17,7 +18,11 @@ export function isPredefinedArg(name: string): boolean {
     name === 'SOURCE_DATE_EPOCH';
 }
 
-export function platformArgs(build: Platform, target: Platform): Map<string, string> {
+/**
+ * The automatic args of the global scope (BuildKit's defaultArgs, dockerfile2llb convert.go): the platforms, and
+ * TARGETSTAGE, the name of the stage the build is for (--target, else the last stage's name, '' when it has none).
+ */
+export function platformArgs(build: Platform, target: Platform, targetStage = ''): Map<string, string> {
   return new Map([
     ['BUILDPLATFORM', formatPlatform(build)],
     ['BUILDOS', build.os],
@@ -27,5 +32,6 @@ export function platformArgs(build: Platform, target: Platform): Map<string, str
     ['TARGETOS', target.os],
     ['TARGETARCH', target.architecture],
     ['TARGETVARIANT', target.variant ?? ''],
+    ['TARGETSTAGE', targetStage],
   ]);
 }

@@ -130,7 +130,7 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
   const buildArgs = new Map(options.buildArgs instanceof Map ? options.buildArgs : Object.entries(options.buildArgs ?? {}));
 
   // The global scope: platform args, then each global ARG in order (a --build-arg wins over the default).
-  const globalArgs = platformArgs(buildPlatform, targetPlatform);
+  const globalArgs = platformArgs(buildPlatform, targetPlatform, options.target || (df.stages[df.stages.length - 1]?.name ?? ''));
   const declared = new Set<string>();
   for (const ins of df.globalArgs) {
     for (const a of ins.args) {
