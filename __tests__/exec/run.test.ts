@@ -237,6 +237,15 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     expect(r.err).toMatch(/Dockerfile:4: unable to find user ghost: no matching entries in passwd file/);
   });
 
+  test('without a USER, RUN runs as root with the groups the image lists root in', async () => {
+    // Current BuildKit's executor/oci/user.go GetUser: an empty user is looked up as "0" (Docker 20.10's was not).
+    const { r, tar } = await build('FROM {{BASE}}\nCOPY passwd group /etc/\nRUN id -G > /groups\n', {
+      passwd: 'root:x:0:0:root:/root:/bin/sh\n', group: 'root:x:0:\nwheel:x:10:root\ndisk:x:6:root,adm\nother:x:7:adm\n',
+    });
+    expect(r.code).toBe(0);
+    expect(content(tar, 'groups').trim().split(' ').sort()).toEqual(['0', '10', '6']);
+  });
+
   test('a failing RUN names its line and exit code and leaves no mount or container', async () => {
     const { r } = await build('FROM {{BASE}}\nRUN echo about to fail \\\n  && exit 3\n');
     expect(r.code).toBe(1);

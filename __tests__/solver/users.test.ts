@@ -27,6 +27,11 @@ describe('the user of a RUN step', () => {
     expect(resolveExecUser('5:6', {})).toEqual({ uid: 5, gid: 6, additionalGids: [] });
     expect(resolveExecUser('', {})).toEqual({ uid: 0, gid: 0, additionalGids: [] });
   });
+  test('no USER: root as the image has it, with the groups that list root (current BuildKit GetUser looks up "0")', () => {
+    const withRoot = { passwd: 'root:x:0:0:root:/root:/bin/sh\n', group: 'root:x:0:root\nwheel:x:10:root\ndisk:x:6:root,adm\nadm:x:4:adm\n' };
+    expect(resolveExecUser('', withRoot)).toEqual({ uid: 0, gid: 0, additionalGids: [0, 10, 6] });
+    expect(resolveExecUser('', { group: withRoot.group })).toEqual({ uid: 0, gid: 0, additionalGids: [] });
+  });
   test('unknown names are errors that say which file lacks them', () => {
     expect(() => resolveExecUser('ghost', files)).toThrow(new UserError('unable to find user ghost: no matching entries in passwd file'));
     expect(() => resolveExecUser('app:ghosts', files)).toThrow(/unable to find group ghosts: no matching entries in group file/);

@@ -87,7 +87,15 @@ export interface ExecUser extends Owner {
  * the user gets every group whose member list names it.
  */
 export function resolveExecUser(spec: string, files: { passwd?: string; group?: string }): ExecUser {
-  if (!spec) return { uid: 0, gid: 0, additionalGids: [] };
+  // No USER: as user 0 looked up like any other (root's primary group and the groups listing root, as current
+  // BuildKit's GetUser does), falling back to 0:0 without groups when the image's files do not say.
+  if (!spec) {
+    try {
+      return resolveExecUser('0', files);
+    } catch {
+      return { uid: 0, gid: 0, additionalGids: [] };
+    }
+  }
   const colon = spec.indexOf(':');
   const user = colon < 0 ? spec : spec.slice(0, colon);
   const group = colon < 0 ? '' : spec.slice(colon + 1);

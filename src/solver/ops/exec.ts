@@ -98,12 +98,12 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
  * from the step's mounted root (`merged`), each path resolved inside it (src/layer/rooted.ts).
  */
 async function execUser(spec: string | undefined, merged: string): Promise<ExecUser> {
-  if (!spec || /^\d+:\d+$/.test(spec)) return resolveExecUser(spec ?? '', {});
+  if (spec && /^\d+:\d+$/.test(spec)) return resolveExecUser(spec, {});
   const read = async (f: string) => {
     const r = resolveInside(merged, f, { followLast: true });
     return r.stats?.isFile() ? readFile(r.abs, 'utf8') : undefined;
   };
-  return resolveExecUser(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
+  return resolveExecUser(spec ?? '', { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
 }
 
 /** The OCI mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
