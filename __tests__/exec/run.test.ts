@@ -89,7 +89,8 @@ EOF
     const { r, tar } = await build('FROM {{BASE}}\nRUN --network=none ls /sys/class/net > /nets && echo visible-line\n');
     expect(r.code).toBe(0);
     expect(content(tar, 'nets')).toBe('lo\n');
-    expect(r.err).toMatch(/^#(\d+) \[stage-0 2\/2\] RUN --network=none[\s\S]*^#\1 visible-line$/m);
+    // One stage: BuildKit names no stage in the prefix (prefixCommand with stageName "").
+    expect(r.err).toMatch(/^#(\d+) \[2\/2\] RUN --network=none[\s\S]*^#\1 visible-line$/m);
   });
 
   test('tmpfs, bind (read-only and rw) and cache mounts: their content never reaches the layer; the cache persists', async () => {
@@ -208,6 +209,13 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     expect(printed.r.err).toMatch(/^#\d+ \*\*\*$/m);
     expect(printed.r.err).toMatch(/exit code: 4\n\*\*\*/);
     expect(printed.r.err).not.toContain('hunter2');
+    // As env=: the value in the step's environment; the step's name shows the variable as **** (BuildKit's
+    // withSecretEnvMask), other variables expanded as processCmdEnv expands them.
+    const asEnv = await build('FROM {{BASE}}\nENV WHO=me\nRUN --mount=type=secret,id=tok,env=TOKEN echo "$WHO $TOKEN" | wc -c > /len\n', {}, ['--secret', `id=tok,src=${secretFile}`]);
+    expect(asEnv.r.code).toBe(0);
+    expect(content(asEnv.tar, 'len').trim()).toBe('23');
+    expect(asEnv.r.err).toMatch(/^#\d+ \[2\/2\] RUN --mount=type=secret,id=tok,env=TOKEN echo me \*\*\*\* \| wc -c > \/len$/m);
+    expect(asEnv.r.err + JSON.stringify(asEnv.config)).not.toContain('hunter2');
     const missing = await build('FROM {{BASE}}\nRUN --mount=type=secret,id=nope,required=true true\n');
     expect(missing.r.code).toBe(1);
     expect(missing.r.err).toMatch(/secret nope is required/);

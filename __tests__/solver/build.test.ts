@@ -88,7 +88,7 @@ describe('hoist build', () => {
     expect(meta['image.name']).toBe('docker.io/example/app:1');
     expect(meta['containerimage.config.digest']).toBe(readFileSync(`${work}/iid`, 'utf8'));
     expect(meta['hoist.steps'].map((s: { instruction: string; line: number }) => [s.line, s.instruction])).toEqual([
-      [1, 'FROM scratch'], [2, 'COPY app/ /app/'], [3, 'WORKDIR /app'], [4, 'ENV MODE=prod'], [5, 'CMD ["/app/run"]'],
+      [2, 'COPY app/ /app/'], [3, 'WORKDIR /app'],
     ]);
     expect(readFileSync(`${work}/rootfs/app/run`, 'utf8')).toBe(app['app/run']);
     expect(existsSync(`${work}/rootfs/app/data/x.json`)).toBe(true);
@@ -148,11 +148,12 @@ describe('hoist build', () => {
   test('progress: numbered plain lines for CI, a live view on a terminal', async () => {
     const dir = context(app);
     const plain = await hoistOk(['build', '--progress', 'plain', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-pp-')), dir]);
-    expect(plain.err).toMatch(/^#1 \[stage-0 1\/5\] FROM scratch\n#1 DONE \d+\.\ds\n#2 \[stage-0 2\/5\] COPY app\/ \/app\/\n#2 DONE/);
-    expect(plain.err).toMatch(/#5 \[stage-0 5\/5\] CMD \["\/app\/run"\]\n#5 DONE/);
+    // Numbered as BuildKit numbers its vertices: FROM scratch, ENV and CMD have none, and one stage has no name.
+    expect(plain.err).toMatch(/^#1 \[1\/2\] COPY app\/ \/app\/\n#1 DONE \d+\.\ds\n#2 \[2\/2\] WORKDIR \/app\n#2 DONE \d+\.\ds\n/);
+    expect(plain.err).not.toMatch(/FROM|ENV|CMD/);
     const tty = await hoistOk(['build', '--progress', 'tty', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-pt-')), dir]);
-    expect(tty.err).toMatch(/ => \[stage-0 2\/5\] COPY app\/ \/app\/ +\d+\.\ds\n/);
-    expect(tty.err).toMatch(/\[\+\] Building \d+\.\ds \(5\/5\) FINISHED\ncache: .*\n$/);
+    expect(tty.err).toMatch(/ => \[1\/2\] COPY app\/ \/app\/ +\d+\.\ds\n/);
+    expect(tty.err).toMatch(/\[\+\] Building \d+\.\ds \(2\/2\) FINISHED\ncache: .*\n$/);
   });
 
   test('errors point at the Dockerfile line and say what to do', async () => {

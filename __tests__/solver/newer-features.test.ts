@@ -205,6 +205,20 @@ COPY --from=st /ab* /w4/
   });
 });
 
+describe('ONBUILD', () => {
+  test('a trigger\'s COPY --from copies from a stage of the Dockerfile it runs in, built for it though nothing else needs it', async () => {
+    // BuildKit >= 0.17 (moby/buildkit#5357, docker/buildx#2367): ONBUILD COPY --from names a stage where the trigger runs.
+    const df = 'FROM scratch AS helper\nCOPY real.txt /h.txt\nFROM scratch AS parent\nONBUILD COPY --from=helper /h.txt /from-helper.txt\nCOPY a /a\nFROM parent\n';
+    const { fs } = await buildFs(df, { 'real.txt': 'from helper', 'h.txt': 'from the context!', a: 'a' });
+    expect(fs['from-helper.txt']).toMatchObject({ type: 'file', size: 11 });
+    const dir = mkdtempSync(path.join(tmpdir(), 'hoist-onb-'));
+    writeFileSync(path.join(dir, 'Dockerfile'), 'FROM scratch AS parent\nONBUILD COPY --from=later /x /x\nFROM parent AS child\nFROM scratch AS later\nCOPY Dockerfile /x\n');
+    const r = await hoist(['build', '--progress', 'quiet', '--store', path.join(dir, '.store'), '--target', 'child', dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/ONBUILD COPY --from=later \/x \/x: cannot copy from stage "later", it needs to be defined before current stage "child"/);
+  });
+});
+
 describe('built-in args', () => {
   test('TARGETSTAGE, declared in a stage, is the name of the stage the build is for', async () => {
     // BuildKit's testTargetStageNameArg: ARG TARGETSTAGE in a stage the target builds on.

@@ -14,7 +14,7 @@ export interface LogSink {
 export const outputNames = ['digest', 'imageid', 'metadata', 'tags', 'labels', 'annotations', 'image', 'version', 'cache-hits', 'json'] as const;
 export type OutputName = (typeof outputNames)[number];
 
-const stepName = (st: StepStart) => `[${st.stageName ?? `stage-${st.stage}`} ${st.position}/${st.steps}] ${st.instruction}`;
+const stepName = (st: StepStart) => `${st.prefix}${st.instruction}`;
 
 /** The build's events as log lines, grouped per stage. */
 export class StageLog {

@@ -15,7 +15,7 @@ export interface Progress {
 }
 
 const key = (s: StepStart) => `${s.stage}:${s.position}`;
-const label = (s: StepStart) => `[${s.stageName ?? `stage-${s.stage}`} ${s.position}/${s.steps}] ${s.instruction.split('\n')[0]}`;
+const label = (s: StepStart) => `${s.prefix}${s.instruction.split('\n')[0]}`;
 
 export function createProgress(mode: ProgressMode, io: CommandIO): Progress {
   const effective = mode === 'auto' ? (io.errIsTTY ? 'tty' : 'plain') : mode;

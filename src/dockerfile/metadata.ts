@@ -82,7 +82,9 @@ export function applyMetadata(config: ImageConfig, ins: Instruction, ctx: Metada
       c.ExposedPorts = { ...c.ExposedPorts };
       const ports = exposedPorts(ins.ports, ins);
       for (const p of ports) c.ExposedPorts[p] = {};
-      return `EXPOSE map[${[...new Set(ports)].sort().map((p) => `${p}:{}`).join(' ')}]`;
+      // Current BuildKit's history text (testExportedHistory: "EXPOSE [1234/udp 2375/tcp 5000/tcp]"); Docker 20.10
+      // printed the map: "EXPOSE map[1234/udp:{} …]".
+      return `EXPOSE [${[...new Set(ports)].sort().join(' ')}]`;
     }
     case 'volume':
       c.Volumes = { ...c.Volumes };

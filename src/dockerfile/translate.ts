@@ -13,7 +13,7 @@ import { type Instruction, parseInstruction, type RunInstruction } from './instr
 import { applyMetadata, defaultShell, type MetadataContext } from './metadata.js';
 import { MountError, type MountSpec, parseMount } from './mounts.js';
 import { parse } from './parser.js';
-import { type BuildPlan, type StageSource, stageSourceOf } from './plan.js';
+import { type BuildPlan, mountFrom, type StageSource, stageSourceOf } from './plan.js';
 import { StageScope } from './scope.js';
 import { ShellLex } from './shell-lex.js';
 import { chompHeredocContent } from './heredoc.js';
@@ -79,6 +79,8 @@ export interface Step {
   createdBy: string;
   /** what the step does to the filesystem; none: it changes the config only (an empty_layer history entry) */
   op?: Op;
+  /** how progress names it, when not by its code: a RUN with its variables expanded, secrets' env as **** */
+  name?: string;
 }
 
 export type TranslatedBase = { kind: 'scratch' } | { kind: 'image'; ref: string } | { kind: 'stage'; index: number };
@@ -142,8 +144,46 @@ export async function translate(plan: BuildPlan, resolve: ImageConfigResolver): 
       bases.set(i, c);
     }
   }
-  for (const i of plan.order) stages.set(i, translateStage(plan, i, stages, await bases.get(i)));
+  // ONBUILD COPY --from / RUN --mount from= of a base's triggers name stages of this Dockerfile or images (BuildKit
+  // >= 0.17, moby/buildkit#5357): a stage a trigger reads is built too, though the plan did not need it. Every
+  // stage reads only stages before it, so ascending indices are an order that builds each after its inputs.
+  const order = new Set(plan.order);
+  const pending = [...plan.order];
+  const need = (j: number) => {
+    if (order.has(j)) return;
+    order.add(j);
+    pending.push(j);
+    const p = plan.stages[j];
+    if (p.base.kind === 'image') {
+      const c = resolve(p.base.ref, p.platform ?? plan.targetPlatform, p.stage.from);
+      c.catch(() => undefined);
+      bases.set(j, c);
+    }
+    for (const d of p.deps) need(d);
+  };
+  while (pending.length > 0) {
+    const i = pending.shift() as number;
+    const p = plan.stages[i];
+    // The triggers a stage starts with: its base image's, or the ONBUILD lines of the stage it is built on.
+    const texts = p.base.kind === 'image' ? ((await bases.get(i))?.config?.OnBuild ?? [])
+      : p.base.kind === 'stage' ? plan.stages[p.base.index].stage.commands.flatMap((c) => (c.kind === 'onbuild' ? [c.expression] : [])) : [];
+    for (const ins of onbuildTriggers({ config: { OnBuild: texts } } as ImageConfig, p.stage.from.image)) {
+      const froms = ins.kind === 'copy' && ins.from !== undefined ? [ins.from] : ins.kind === 'run' ? ins.mounts.map(mountFrom).filter((f): f is string => !!f) : [];
+      for (const f of froms) {
+        const src = stageSourceOf(plan, f);
+        if (src.kind !== 'stage') continue;
+        if (src.index >= i) throw at(p.stage.from, `ONBUILD ${ins.code}: cannot copy from stage "${f}", it needs to be defined before current stage "${p.stage.name ?? `stage-${i}`}"`);
+        need(src.index);
+      }
+    }
+  }
+  for (const i of [...order].sort((a, b) => a - b)) stages.set(i, translateStage(plan, i, stages, await bases.get(i)));
   return { plan, stages };
+}
+
+/** A base image's ONBUILD triggers as instructions (they run first in a stage built on it). */
+function onbuildTriggers(config: ImageConfig | undefined, image: string): Instruction[] {
+  return (config?.config?.OnBuild ?? []).map((t) => parseInstruction(parse(t + '\n', { file: `ONBUILD of ${image}` }).nodes[0]));
 }
 
 function translateStage(plan: BuildPlan, index: number, done: Map<number, TranslatedStage>, imageConfig: ImageConfig | undefined): TranslatedStage {
@@ -170,11 +210,13 @@ function translateStage(plan: BuildPlan, index: number, done: Map<number, Transl
   const scope = new StageScope({ escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv: parseEnv(c.Env), inheritedArgs });
   const meta: MetadataContext = { cmdSet: false };
   // ONBUILD triggers of the base run first, then are gone from the config (BuildKit resets OnBuild).
-  const triggers = (c.OnBuild ?? []).map((t) => parseInstruction(parse(t + '\n', { file: `ONBUILD of ${stage.from.image}` }).nodes[0]));
+  const triggers = onbuildTriggers(config, stage.from.image);
   c.OnBuild = null;
   const steps: Step[] = [];
   for (const ins of [...triggers, ...stage.commands]) {
-    const step = translateStep(ins, { plan, scope, config, meta, source: planned.sources.get(ins) });
+    // A trigger's COPY --from names a stage of this Dockerfile or an image, as the stage's own would.
+    const triggerFrom = triggers.includes(ins) && ins.kind === 'copy' && ins.from !== undefined ? stageSourceOf(plan, ins.from) : undefined;
+    const step = translateStep(ins, { plan, scope, config, meta, source: planned.sources.get(ins) ?? triggerFrom });
     if (step) steps.push({ at: ins, ...step });
   }
   return { index, name: stage.name, platform, base, from: stage.from, config, steps, argValues: scope.argValues() };
@@ -205,6 +247,9 @@ function translateStep(ins: Instruction, x: StepContext): Omit<Step, 'at'> | und
     case 'workdir': {
       const wd = path.posix.join('/', e.path.startsWith('/') ? '' : c.WorkingDir ?? '/', e.path);
       c.WorkingDir = wd;
+      // The root needs no mkdir: a config change alone, empty_layer (BuildKit's dispatchWorkdir: withLayer only when
+      // wd != "/"; testExportedHistory).
+      if (wd === '/') return { createdBy: 'WORKDIR /' };
       return { createdBy: `WORKDIR ${wd}`, op: { kind: 'mkdir', path: wd, ...(c.User ? { user: c.User } : {}) } };
     }
     case 'copy':
@@ -323,7 +368,24 @@ function translateRun(ins: RunInstruction, x: StepContext): Omit<Step, 'at'> {
     throw e;
   }
   const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
-  return { createdBy, op: { kind: 'exec', args, env: [...env.values()], proxyEnv, cwd, ...(c.User ? { user: c.User } : {}), network, mounts, ...(script ? { script } : {}) } };
+  return { createdBy, name: runName(ins, env, mounts, x.plan.dockerfile.escapeToken), op: { kind: 'exec', args, env: [...env.values()], proxyEnv, cwd, ...(c.User ? { user: c.User } : {}), network, mounts, ...(script ? { script } : {}) } };
+}
+
+/**
+ * A RUN's name in the progress, as dockerfile2llb names it (processCmdEnv over the instruction with the step's
+ * environment, where a secret given as env= reads `****`: withSecretEnvMask, convert_secrets.go), the keyword in
+ * capitals; the instruction as written when the expansion fails.
+ */
+function runName(ins: RunInstruction, env: ReadonlyMap<string, string>, mounts: ExecOp['mounts'], escape: string): string {
+  const values = new Map([...env.values()].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const));
+  for (const m of mounts) if (m.spec.type === 'secret' && m.spec.env) values.set(m.spec.env, '****');
+  let name = ins.code;
+  try {
+    name = new ShellLex(escape).processWord(ins.code, values);
+  } catch {
+    // as BuildKit: the text as it is
+  }
+  return name.replace(/^\S+/, (k) => k.toUpperCase());
 }
 
 /**

@@ -104,9 +104,14 @@ export interface StepStart {
   stageName?: string;
   instruction: string;
   line: number;
-  /** 1-based position in its stage, and the stage's number of steps (FROM included) */
+  /**
+   * 1-based position in its stage among the steps BuildKit numbers (FROM an image, ADD, COPY, RUN, WORKDIR), and
+   * their number
+   */
   position: number;
   steps: number;
+  /** the name's prefix as BuildKit's prefixCommand writes it: `[stage-1 2/3] `, `[ 2/12] ` in a one-stage build */
+  prefix: string;
 }
 
 export interface StepReport extends StepStart {
@@ -500,17 +505,32 @@ export class Solver {
       run = { index, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: plan.key };
     }
     this.warm(plan, run);
-    const steps = ts.steps.length + 1;
-    const from: StepReport = { stage: index, stageName: ts.name, instruction: ts.from.code, line: ts.from.line, position: 1, steps, cached: false, source: ts.base.kind === 'image' ? 'registry' : null, seconds: (Date.now() - fromStarted) / 1000 };
-    this.req.onStepStart?.(from);
-    this.steps.push(from);
-    this.req.onStep?.(from);
-    for (const [i, planned] of plan.steps.entries()) {
+    // Numbered as dockerfile2llb numbers its vertices (cmdTotal, prefixCommand): FROM only for an image (scratch and
+    // another stage have no vertex), then ADD, COPY, RUN and WORKDIR; config-only instructions are not shown.
+    const numbered = (st: Step) => ['add', 'copy', 'run', 'workdir'].includes(st.at.keyword.toLowerCase());
+    const steps = (ts.base.kind === 'image' ? 1 : 0) + ts.steps.filter(numbered).length;
+    // One stage and no image read by COPY --from or a mount: BuildKit names no stage (its states then number one).
+    const alone = this.plan.stages.length === 1 && ![...this.plan.stages[0].sources.values()].some((src) => src.kind === 'image');
+    const stageName = alone ? undefined : (ts.name ?? `stage-${index}`);
+    const prefix = (n: number) => `[${stageName ? `${stageName} ` : ''}${String(n).padStart(String(steps).length)}/${steps}] `;
+    let position = 0;
+    if (ts.base.kind === 'image') {
+      const from: StepReport = { stage: index, stageName: ts.name, instruction: ts.from.code, line: ts.from.line, position: ++position, steps, prefix: prefix(position), cached: false, source: 'registry', seconds: (Date.now() - fromStarted) / 1000 };
+      this.req.onStepStart?.(from);
+      this.steps.push(from);
+      this.req.onStep?.(from);
+    }
+    for (const planned of plan.steps) {
       const step = planned.step;
       const started = Date.now();
-      const start: StepStart = { stage: index, stageName: ts.name, instruction: step.at.code, line: step.at.line, position: i + 2, steps };
-      this.currentStep.set(index, start);
-      this.req.onStepStart?.(start);
+      // A config change is applied without being shown; WORKDIR / is numbered but has no vertex either.
+      const shown = numbered(step) && step.op !== undefined;
+      if (numbered(step)) position++;
+      const start: StepStart = { stage: index, stageName: ts.name, instruction: step.name ?? step.at.code, line: step.at.line, position, steps, prefix: prefix(position) };
+      if (shown) {
+        this.currentStep.set(index, start);
+        this.req.onStepStart?.(start);
+      }
       let hit: CacheHit | undefined;
       let diffID: string | undefined;
       try {
@@ -520,6 +540,7 @@ export class Solver {
         if (stepErrors.some((k) => e instanceof k)) throw stageError(step.at, e);
         throw e;
       }
+      if (!shown) continue;
       const report: StepReport = { ...start, cached: hit !== undefined, source: hit?.source ?? null, seconds: (Date.now() - started) / 1000, ...(diffID ? { diffID } : {}) };
       this.steps.push(report);
       this.req.onStep?.(report);

@@ -71,7 +71,9 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
       throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}`);
     }
     const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
-    if (entries.length === 0) return { time: x.time };
+    // A RUN that changes nothing still gets its (empty) layer, as current BuildKit's exporter keeps it
+    // (testExportedHistory: RUN ["ls"] is a diff ID with empty_layer false); Docker 20.10's dropped it.
+    if (entries.length === 0) return { layer: await writeLayer(x.store, [], { sourceDateEpoch: x.sourceDateEpoch }), time: x.time };
     // The tar is hashed now (its diffID names the snapshot, its headers index it); compressing it is most of the
     // work of writing a layer, and it goes on while the next steps run (as BuildKit compresses lazily).
     const { diffID, headers } = await hashLayer(entries, { sourceDateEpoch: x.sourceDateEpoch });
