@@ -36,3 +36,8 @@ test("a cache mount's source names a directory inside the cache: one that climbs
   expect(parseMount('type=cache,target=/c,source=..foo', '/')).toMatchObject({ source: '..foo' });
   for (const bad of ['..', '../x', 'a/../../x', '/../x']) expect(() => parseMount(`type=cache,target=/c,source=${bad}`, '/')).toThrow(`source ${bad} leaves the cache; name a directory inside it`);
 });
+
+test('the root cannot be a mount target (BuildKit: invalid mount target "/")', () => {
+  for (const spec of ['type=bind,target=/', 'type=cache,target=/', 'type=tmpfs,target=.', 'type=bind,target=/a/..']) expect(() => parseMount(spec, '/')).toThrow('invalid mount target "/"');
+  expect(parseMount('type=tmpfs,target=..', '/w/x')).toMatchObject({ target: '/w' });
+});

@@ -218,7 +218,7 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     expect(asEnv.r.err + JSON.stringify(asEnv.config)).not.toContain('hunter2');
     const missing = await build('FROM {{BASE}}\nRUN --mount=type=secret,id=nope,required=true true\n');
     expect(missing.r.code).toBe(1);
-    expect(missing.r.err).toMatch(/secret nope is required/);
+    expect(missing.r.err).toMatch(/secret nope: not found \(the mount is required\)/);
   });
 
   test('RUN over a hundred and twenty layers (more lower dirs than fit in mount options as full paths)', async () => {

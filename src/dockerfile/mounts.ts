@@ -45,7 +45,12 @@ export function parseMount(text: string, workdir: string): MountSpec {
   const type = f.get('type') ?? 'bind';
   for (const [k, types] of Object.entries(keyTypes)) if (f.has(k) && !types.includes(type)) throw new MountError(`--mount=${text}: unexpected key '${k}' for mount type '${type}'`);
   const rawTarget = f.get('target') ?? f.get('dst') ?? f.get('destination');
-  const abs = (t: string) => path.posix.join('/', t.startsWith('/') ? '' : workdir, t);
+  const abs = (t: string) => {
+    const target = path.posix.join('/', t.startsWith('/') ? '' : workdir, t);
+    // BuildKit's dispatchRunMounts: the root cannot be a mount target.
+    if (target === '/') throw new MountError(`--mount=${text}: invalid mount target "/"`);
+    return target;
+  };
   const num = (k: string, d: number, base = 10) => (f.has(k) ? parseInt(f.get(k) as string, base) : d);
   switch (type) {
     case 'bind':

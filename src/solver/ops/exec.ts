@@ -129,7 +129,8 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
       const data = await secretValue(x.secrets.get(m.id));
       if (data) x.mask.add(data);
       if (!data) {
-        if (m.required) throw new ExecError(`secret ${m.id} is required but was not given; pass --secret id=${m.id},src=FILE`);
+        // BuildKit's words ("secret ID: not found"), and what to pass.
+        if (m.required) throw new ExecError(`secret ${m.id}: not found (the mount is required): pass --secret id=${m.id},src=FILE or --secret id=${m.id},env=VARIABLE`);
         return [];
       }
       if (m.env) env.set(m.env, `${m.env}=${data.toString('utf8')}`);
