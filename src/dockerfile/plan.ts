@@ -65,23 +65,20 @@ function expandGlobal(lex: ShellLex, word: string, scope: Map<string, string>, i
   }
 }
 
-/** The `from=` of a --mount value (comma-separated key=value fields, quotes allowed). */
-export function mountFrom(spec: string): string | undefined {
+/** The value of the first of `keys` in a --mount value (comma-separated key=value fields, quotes allowed). */
+function mountField(spec: string, keys: readonly string[]): string | undefined {
   for (const field of splitCSV(spec)) {
     const eq = field.indexOf('=');
-    if (eq > 0 && field.slice(0, eq).trim().toLowerCase() === 'from') return field.slice(eq + 1);
+    if (eq > 0 && keys.includes(field.slice(0, eq).trim().toLowerCase())) return field.slice(eq + 1);
   }
   return undefined;
 }
 
-/** The target= (dst=, destination=) of a `--mount` spec, as written. */
-function mountTarget(spec: string): string {
-  for (const field of splitCSV(spec)) {
-    const eq = field.indexOf('=');
-    if (eq > 0 && ['target', 'dst', 'destination'].includes(field.slice(0, eq).trim().toLowerCase())) return field.slice(eq + 1);
-  }
-  return '';
-}
+/** The `from=` of a --mount value. */
+export const mountFrom = (spec: string): string | undefined => mountField(spec, ['from']);
+
+/** The target= (dst=, destination=) of a --mount value, as written. */
+const mountTarget = (spec: string): string => mountField(spec, ['target', 'dst', 'destination']) ?? '';
 
 /** Splits a CSV line as Go's encoding/csv does for one record (double quotes, "" for a quote). */
 export function splitCSV(line: string): string[] {
