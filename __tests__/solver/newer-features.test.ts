@@ -1,7 +1,7 @@
 // Features the BuildKit of Docker 20.10 (this machine's oracle) lacks: heredoc sources, --chmod (octal and
 // symbolic), --link, --parents, --exclude. Checked against expectations written here, from BuildKit's
 // documentation (frontend/dockerfile/docs/reference.md) and its dockerfile2llb behaviour.
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseChmod } from '../../src/dockerfile/chmod.js';
@@ -126,6 +126,14 @@ COPY --parents t/a/b/c*/./d/**/baz t/a/b*/./c/**/bar /inputs/
     expect(under('dst')).toEqual(['dst/a/b/c/one.txt', 'dst/a/three.txt', 'dst/a/x/two.txt']);
     expect(under('double')).toEqual(['double/c/d/e/bar', 'double/c/d/e/bay']);
     expect(under('inputs')).toEqual(['inputs/c/d/e/bar', 'inputs/d/e/baz', 'inputs/d/e2/baz']);
+  });
+
+  test('--parents with **: a symlink the pattern matches is copied as the link, not followed', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hoist-new-'));
+    run('sh', ['-c', 'mkdir -p a/b && echo t > a/b/t.txt && ln -s t.txt a/b/l.txt && ln -s /etc/passwd a/b/host.txt && printf "FROM scratch\\nCOPY --parents a/**/*.txt /d/\\n" > Dockerfile'], { cwd: dir });
+    const out = path.join(dir, 'out');
+    await hoistOk(['build', '--progress', 'quiet', '--store', path.join(dir, '.store'), '-o', `type=local,dest=${out}`, dir]);
+    expect([readlinkSync(path.join(out, 'd/a/b/l.txt')), readlinkSync(path.join(out, 'd/a/b/host.txt')), readFileSync(path.join(out, 'd/a/b/t.txt'), 'utf8')]).toEqual(['t.txt', '/etc/passwd', 't\n']);
   });
 
   test('--chmod applies to the parent directories COPY makes', async () => {

@@ -167,7 +167,7 @@ export async function translate(plan: BuildPlan, resolve: ImageConfigResolver): 
     // The triggers a stage starts with: its base image's, or the ONBUILD lines of the stage it is built on.
     const texts = p.base.kind === 'image' ? ((await bases.get(i))?.config?.OnBuild ?? [])
       : p.base.kind === 'stage' ? plan.stages[p.base.index].stage.commands.flatMap((c) => (c.kind === 'onbuild' ? [c.expression] : [])) : [];
-    for (const ins of onbuildTriggers({ config: { OnBuild: texts } } as ImageConfig, p.stage.from.image)) {
+    for (const ins of onbuildTriggers(texts, p.stage.from.image)) {
       const froms = ins.kind === 'copy' && ins.from !== undefined ? [ins.from] : ins.kind === 'run' ? ins.mounts.map(mountFrom).filter((f): f is string => !!f) : [];
       for (const f of froms) {
         const src = stageSourceOf(plan, f);
@@ -181,9 +181,9 @@ export async function translate(plan: BuildPlan, resolve: ImageConfigResolver): 
   return { plan, stages };
 }
 
-/** A base image's ONBUILD triggers as instructions (they run first in a stage built on it). */
-function onbuildTriggers(config: ImageConfig | undefined, image: string): Instruction[] {
-  return (config?.config?.OnBuild ?? []).map((t) => parseInstruction(parse(t + '\n', { file: `ONBUILD of ${image}` }).nodes[0]));
+/** ONBUILD triggers as instructions (they run first in a stage built on the image or stage that has them). */
+function onbuildTriggers(triggers: readonly string[], image: string): Instruction[] {
+  return triggers.map((t) => parseInstruction(parse(t + '\n', { file: `ONBUILD of ${image}` }).nodes[0]));
 }
 
 function translateStage(plan: BuildPlan, index: number, done: Map<number, TranslatedStage>, imageConfig: ImageConfig | undefined): TranslatedStage {
@@ -210,7 +210,7 @@ function translateStage(plan: BuildPlan, index: number, done: Map<number, Transl
   const scope = new StageScope({ escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv: parseEnv(c.Env), inheritedArgs });
   const meta: MetadataContext = { cmdSet: false };
   // ONBUILD triggers of the base run first, then are gone from the config (BuildKit resets OnBuild).
-  const triggers = onbuildTriggers(config, stage.from.image);
+  const triggers = onbuildTriggers(c.OnBuild ?? [], stage.from.image);
   c.OnBuild = null;
   const steps: Step[] = [];
   for (const ins of [...triggers, ...stage.commands]) {

@@ -3,8 +3,8 @@
 // makes the destination a directory; a file goes into the destination when that is a directory by then, else
 // it becomes the destination (so a wildcard with one match names the file, and with several the last one stays);
 // a directory source copies its contents; missing parent directories are created (0755, or as --chmod says); a
-// directory that exists
-// in the image is left as it is (its entry is not repeated, so its mode and owner stay the base's).
+// directory that exists in the image is left as it is (its entry is not repeated, so its mode and owner stay the
+// base's).
 import path from 'node:path';
 import type { TarHeader } from '../layer/tar.js';
 import type { LayerEntry } from '../layer/writer.js';
@@ -111,7 +111,8 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
       // (fsutil's MkdirAll before the copy): 0755, owned by --chown or root, whatever the source directory is.
       put(rel, { header: { ...header(rel, p, 'directory'), mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, mtime: o.created } });
     } else if (p.stats.isSymbolicLink()) {
-      throw new CopyError(`internal: unresolved symlink ${p.rel}`);
+      // A link a --parents pattern matched is copied as the link it is (BuildKit copies the pivot's contents).
+      put(rel, { header: { ...header(rel, p, 'symlink'), linkname: p.linkname ?? '' } });
     } else if (p.stats.isFile()) {
       put(rel, { header: header(rel, p, 'file'), content: { path: p.abs } });
     } else if (p.stats.isSocket() && socketsAsFiles) {

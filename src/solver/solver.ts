@@ -208,7 +208,6 @@ interface CacheHit {
   blobs: BlobSource[];
 }
 
-/** Errors of the input that a step meets: printed at the step's Dockerfile line. */
 /** A base or --from image the registry would not give, said as BuildKit says it ("REF: failed to resolve source metadata for NAME: …"). */
 export class ImageSourceError extends Error {
   override readonly name = 'ImageSourceError';
@@ -217,6 +216,7 @@ export class ImageSourceError extends Error {
   }
 }
 
+/** Errors of the input that a step meets: printed at the step's Dockerfile line. */
 const stepErrors = [ImageSourceError, DockerignoreError, UserError, ContextError, CopyError, ExecError, ArchiveError, TarError, CompressionError, RootedPathError, HttpSourceError, ChmodError, NoPlatformError, InvalidReferenceError, DigestMismatchError, SizeMismatchError];
 
 function stageError(ins: Pick<Instruction, 'line' | 'endLine'>, e: unknown, hint?: string): DockerfileError {

@@ -78,7 +78,8 @@ export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelectio
  * `COPY --parents DIR/./PATTERN` where the pattern has `**`: BuildKit copies DIR's contents through an include
  * pattern (dockerfile2llb convert_copy.go: IncludePatterns, matched as .dockerignore patterns are, where `**` is any
  * number of directories), so each path below DIR that the pattern matches is copied with its path kept (a matched
- * directory with all below it). Without a `/./` pivot DIR is the root. A pattern that matches nothing copies nothing.
+ * directory with all below it, a matched symlink as the link). Without a `/./` pivot DIR is the root. A pattern that
+ * matches nothing copies nothing.
  */
 async function selectParentsPattern(from: BuildContext, source: string, keepOwner: boolean): Promise<Selected[]> {
   const cut = source.indexOf('/./');
@@ -93,10 +94,10 @@ async function selectParentsPattern(from: BuildContext, source: string, keepOwne
       const rel = relBelow(p);
       if (taken !== undefined && rel.startsWith(`${taken}/`)) continue;
       if (!matcher.excludes(rel)) continue;
-      const q = p.stats.isSymbolicLink() ? (await from.resolve(p.rel))[0] : p;
-      const isDir = q.stats.isDirectory();
+      // A matched link is copied as a link, as what lies below the pivot is (walk never follows one).
+      const isDir = p.stats.isDirectory();
       if (isDir) taken = rel;
-      out.push({ path: q, keepOwner, parentsPath: rel, children: isDir ? (p === q ? below.filter((c) => c.rel.startsWith(`${p.rel}/`)) : await from.walk(q)) : undefined });
+      out.push({ path: p, keepOwner, parentsPath: rel, children: isDir ? below.filter((c) => c.rel.startsWith(`${p.rel}/`)) : undefined });
     }
   }
   return out;
