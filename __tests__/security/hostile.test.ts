@@ -11,69 +11,22 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { MediaType } from '../../src/image/media-types.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { blob, makeImage, pushBusyboxBase, seed, type TestImage } from '../helpers/images.js';
 import { type RawEntry, rawTar } from '../helpers/raw-tar.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { cli, fingerprint, hoistChild, type Run, runFault } from '../helpers/hostile.js';
 import { describeWith, haveTool } from '../helpers/tools.js';
 
-const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli.js');
 const asRoot = process.getuid?.() === 0;
 const canRun = asRoot && haveTool('runc') && haveTool('getfattr');
 /** Each run's limit: the slowest legitimate run here takes a second or two. */
 const limitMs = 60_000;
-
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-  hung: boolean;
-  ms: number;
-}
-
-function hoistChild(args: string[], input?: string): Promise<Run> {
-  return new Promise((resolve) => {
-    const started = Date.now();
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => void (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => void (err += d.toString()));
-    child.stdin.end(input ?? '');
-    let hung = false;
-    const timer = setTimeout(() => {
-      hung = true;
-      child.kill('SIGKILL');
-    }, limitMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err, hung, ms: Date.now() - started });
-    });
-  });
-}
-
-/** A tree summarised path by path (type, mode, size, content hash, link target, mtime), to see any change. */
-function fingerprint(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const visit = (rel: string) => {
-    const p = path.join(dir, rel);
-    const st = lstatSync(p, { throwIfNoEntry: false });
-    if (!st) return;
-    let what = `${st.mode.toString(8)}:${st.uid}:${st.gid}:${st.mtimeMs}`;
-    if (st.isFile()) what += `:${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
-    if (st.isSymbolicLink()) what += `:${readlinkSync(p)}`;
-    out[rel || '.'] = what;
-    if (st.isDirectory()) for (const n of readdirSync(p).sort()) visit(rel ? `${rel}/${n}` : n);
-  };
-  visit('');
-  return out;
-}
 
 /** Every file's content below `dir` (symlinks not followed), for looking for the host's marker. */
 function contents(dir: string): string {
@@ -142,14 +95,12 @@ function contents(dir: string): string {
 
   /** Runs hoist and asserts what holds for every run; answers the run for the case's own expectations. */
   async function safely(label: string, args: string[], input?: string): Promise<Run> {
-    const r = await hoistChild(args, input);
+    const r = await hoistChild(args, { input, limitMs });
     tally.runs++;
     tally.slowestMs = Math.max(tally.slowestMs, r.ms);
     const said = `${label}: hoist ${args.join(' ')} → ${r.code}\n${r.err}`;
-    if (r.hung) throw new Error(`${said}\nhung: killed after ${limitMs} ms`);
-    if (r.code !== 0 && r.code !== 1) throw new Error(`${said}\nexit code ${r.code}`);
-    if (/internal error|\n\s+at .+:\d+:\d+\)?/.test(r.err)) throw new Error(`${said}\na stack trace`);
-    if (r.code === 1 && r.err.trim() === '') throw new Error(`${said}\nfailed without a message`);
+    const fault = runFault(r);
+    if (fault) throw new Error(`${said}\n${fault}${r.hung ? ` (killed after ${limitMs} ms)` : ''}`);
     if (r.err.includes(path.join(store, 'tmp'))) throw new Error(`${said}\nnames a temp path of the store`);
     expect(`${r.out}${r.err}`).not.toContain(marker);
     expect(fingerprint(host)).toEqual(hostBefore);

@@ -41,7 +41,7 @@ function removeAll(p: string): void {
  * 0/0 character devices at `paths` (inside `root`, parents resolved there just before): one GNU tar run over an
  * archive of device entries (Node has no mknod), else mknod for each.
  */
-async function makeWhiteouts(root: string, paths: string[]): Promise<boolean> {
+export async function makeWhiteouts(root: string, paths: readonly string[]): Promise<boolean> {
   if (paths.length === 0) return true;
   const w = new TarWriter();
   const chunks: Buffer[] = [];

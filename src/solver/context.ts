@@ -190,6 +190,33 @@ export class BuildContext {
     return out;
   }
 
+  private readonly hiddenBelow = new Map<string, string[]>();
+
+  /**
+   * What is below a context directory on disk but not in the context (.dockerignore), relative to it: the topmost
+   * such entries (an excluded directory that holds something re-included is walked into instead). A bind mount of
+   * the context shows the directory with these whited out, as BuildKit binds the context it was sent.
+   */
+  hidden(dir: ContextPath): string[] {
+    if (this.ignore.patterns.length === 0) return [];
+    let out = this.hiddenBelow.get(dir.real);
+    if (out) return out;
+    out = [];
+    const found = out;
+    const visit = (rel: string, real: string, abs: string) => {
+      for (const name of readdirSync(abs).sort()) {
+        const r = rel ? `${rel}/${name}` : name;
+        const re = real ? `${real}/${name}` : name;
+        const st = lstatSync(path.join(abs, name));
+        if (!this.visible(re, st)) found.push(r);
+        else if (st.isDirectory()) visit(r, re, path.join(abs, name));
+      }
+    };
+    if (dir.stats.isDirectory()) visit('', dir.real, dir.abs);
+    this.hiddenBelow.set(dir.real, out);
+    return out;
+  }
+
   /** A path as a mount source names it (no wildcards; the last symlink followed), or undefined when absent. */
   find(source: string): ContextPath | undefined {
     const cleaned = cleanPath(source.replace(/^\/+/, '') || '.');

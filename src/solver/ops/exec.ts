@@ -2,7 +2,7 @@
 // layer, and becomes that layer's snapshot (nothing is unpacked twice). Mounts: cache dirs in the store, secrets on
 // a tmpfs, binds of the context or of a stage's or image's filesystem, tmpfs, ssh agent sockets.
 import { existsSync } from 'node:fs';
-import { chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { MountSpec } from '../../dockerfile/mounts.js';
 import type { StageSource } from '../../dockerfile/plan.js';
@@ -10,16 +10,17 @@ import type { ExecOp } from '../../dockerfile/translate.js';
 import { onInterrupt, removeSync } from '../../exec/cleanup.js';
 import { upperDirEntries } from '../../exec/diff.js';
 import { secretDirPrefix } from '../../exec/leftovers.js';
-import { copyTree, secretValue, throwawayCopy, writeSecretFile } from '../../exec/mounts.js';
+import { copyTree, secretValue, writeSecretFile } from '../../exec/mounts.js';
 import { ExecError, mountOverlay } from '../../exec/overlay.js';
 import { findRuntime, runContainer } from '../../exec/runc.js';
 import { runSpec } from '../../exec/spec.js';
 import { agentProxy } from '../../exec/ssh.js';
-import { cleanEntryName, resolveInside } from '../../layer/rooted.js';
+import { type Cleanup, removedSource, type Staged, stageInside, viewOf } from '../../exec/staging.js';
+import { cleanEntryName, resolveInside, RootedPathError } from '../../layer/rooted.js';
 import { xattrTool, xattrToolMissing } from '../../layer/xattr.js';
 import { hashLayer, writeLayer } from '../../layer/writer.js';
 import { cacheMountDir } from '../../store/cache-mounts.js';
-import { BuildContext, type ContextPath } from '../context.js';
+import { BuildContext } from '../context.js';
 import { type ExecUser, resolveExecUser } from '../users.js';
 import type { OpContext, OpResult } from './op.js';
 
@@ -68,6 +69,8 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
     const spec = runSpec({ root: mount.merged, args: op.args, env: [...env.values()], cwd: op.cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: op.network === 'none' ? 'none' : 'host', mounts: extraMounts });
     const result = await runContainer(runtime, spec, scratch, (line) => x.output(x.mask.apply(line)));
     if (result.exitCode !== 0) {
+      const removed = removedSource(extraMounts.map((m) => (m as { source: string }).source));
+      if (removed !== undefined) throw new ExecError(`a mount source, /${removed}, was removed by another step while this one started (a cache mount shared with a step that deletes it?); nothing of it was mounted`);
       throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}`);
     }
     const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
@@ -114,16 +117,16 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
     case 'tmpfs':
       return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
     case 'bind': {
-      const source = await mountSource(from, m.from, m.source, x);
-      if (!m.rw) return [{ destination: m.target, type: 'bind', source: source.abs, options: ['rbind', 'ro'] }];
-      return [{ destination: m.target, type: 'bind', source: await writableView(source, scratch, cleanup), options: ['rbind', 'rw'] }];
+      const { staged, hidden } = await stagedSource(from, m.from, m.source, scratch, cleanup, x);
+      return [{ destination: m.target, type: 'bind', source: await viewOf(staged, hidden, m.rw, scratch, cleanup), options: ['rbind', m.rw ? 'rw' : 'ro'] }];
     }
     case 'cache': {
       const { dir, name, created } = await cacheMountDir(path.join(x.store.root, 'cache-mounts'), m, cleanup);
       // A new cache may come from an earlier CI run (a cache backend keeps cache mounts); from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
       await x.cacheMount({ name, id: m.id, dir, created });
-      if (from && (await readdir(dir)).length === 0) await copyTree((await mountSource(from, m.from, m.source, x)).abs, dir);
-      return [{ destination: m.target, type: 'bind', source: from ? dir : await cacheSubdir(dir, m.source), options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
+      if (from && (await readdir(dir)).length === 0) await seedCache(dir, (await stagedSource(from, m.from, m.source, scratch, cleanup, x)).staged.path);
+      const staged = await cacheSubdir(dir, from ? '' : m.source, scratch, cleanup);
+      return [{ destination: m.target, type: 'bind', source: staged.path, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
     }
     case 'secret': {
       const data = await secretValue(x.secrets.get(m.id));
@@ -164,41 +167,55 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
  * A cache mount's `source=SUBDIR` (without from=): that directory of the cache is what the step sees (BuildKit:
  * llb.SourcePath on the cache mount, dockerfile2llb convert_runmount.go), resolved inside the cache (a symlink a
  * step left there leads back into it) and made when the cache does not have it yet. With from=, `source` picks
- * the directory of the stage or image the cache starts as, and the cache itself is mounted.
+ * the directory of the stage or image the cache starts as, and the cache itself is mounted. Other steps may be
+ * writing the cache meanwhile: what is mounted is what was resolved (exec/staging.ts).
  */
-async function cacheSubdir(dir: string, source: string): Promise<string> {
+async function cacheSubdir(dir: string, source: string, scratch: string, cleanup: Cleanup): Promise<Staged> {
   const name = cleanEntryName(source);
-  if (!name) return dir;
-  const sub = resolveInside(dir, name, { followLast: true });
-  if (sub.notDirectory !== undefined || (sub.stats && !sub.stats.isDirectory())) throw new ExecError(`--mount=type=cache,source=${source}: /${sub.notDirectory ?? sub.rel} in the cache is not a directory`);
-  await mkdir(sub.abs, { recursive: true });
-  return sub.abs;
-}
-
-/**
- * What a mount's `source` names in its `from` (a stage or an image) or in the context, resolved inside that root:
- * a symlink there (`link -> /etc`) leads to the root's own files, never the host's.
- */
-async function mountSource(from: StageSource | undefined, fromText: string | undefined, source: string, x: OpContext): Promise<ContextPath> {
-  const root = from ? BuildContext.plain(await x.rootfs(from)) : x.context;
-  const found = root.find(source);
-  if (!found) throw new ExecError(`--mount source ${JSON.stringify(source)} not found in ${from ? fromText : 'the build context'}`);
-  return found;
-}
-
-/**
- * What a `rw` bind mount shows: a directory under an overlay with a scratch upper dir (the step's writes land there
- * and go with it; nothing is copied), a file or a tree overlayfs cannot stack on as a throwaway copy.
- */
-async function writableView(source: ContextPath, scratch: string, cleanup: (() => Promise<void>)[]): Promise<string> {
-  if (source.stats.isDirectory() && process.getuid?.() === 0) {
-    try {
-      const m = await mountOverlay([source.abs], scratch);
-      cleanup.push(() => m.release());
-      return m.merged;
-    } catch (e) {
-      if (!(e instanceof ExecError)) throw e;
-    }
+  let staged: Staged;
+  try {
+    staged = await stageInside(dir, name, scratch, cleanup, { mkdir: 0o755 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new ExecError(`--mount=type=cache,source=${source}: ${(e as Error).message} in the cache`);
+    if (e instanceof RootedPathError) throw new ExecError(`--mount=type=cache,source=${source}: ${e.message}`);
+    throw e;
   }
-  return throwawayCopy(source.abs, scratch);
+  if (!staged.stats.isDirectory()) throw new ExecError(`--mount=type=cache,source=${source}: /${name} in the cache is not a directory`);
+  return staged;
+}
+
+let seeds = 0;
+
+/**
+ * A new (empty) cache's first content, copied from a stage or image: made beside the cache and moved in whole,
+ * never written into a directory a concurrent step could be planting links in.
+ */
+async function seedCache(dir: string, source: string): Promise<void> {
+  const tmp = `${dir}.seed-${process.pid}-${seeds++}`;
+  try {
+    await copyTree(source, tmp);
+    await rename(tmp, dir).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e; // another step filled it first
+    });
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * What a mount's `source` names in its `from` (a stage or an image) or in the context, resolved inside that root
+ * (a symlink there, `link -> /etc`, leads to the root's own files, never the host's) and staged, with what the
+ * context holds below it that .dockerignore leaves out.
+ */
+async function stagedSource(from: StageSource | undefined, fromText: string | undefined, source: string, scratch: string, cleanup: Cleanup, x: OpContext): Promise<{ staged: Staged; hidden: string[] }> {
+  const root = from ? BuildContext.plain(await x.rootfs(from)) : x.context;
+  const notFound = () => new ExecError(`--mount source ${JSON.stringify(source)} not found in ${from ? fromText : 'the build context'}`);
+  const found = root.find(source);
+  if (!found) throw notFound();
+  try {
+    return { staged: await stageInside(root.dir, found.real, scratch, cleanup), hidden: root.hidden(found) };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') throw notFound();
+    throw e;
+  }
 }

@@ -1,0 +1,164 @@
+// Paths inside a directory that something else may be changing while we look (a cache mount another step or build
+// writes into): resolved by file descriptors, not by path strings. Each component is opened on its own with
+// O_PATH|O_NOFOLLOW through the magic link of its parent's descriptor (/proc/self/fd/N/name), so the kernel follows
+// nothing the directory's writers chose, and what was reached stays what was reached: a name swapped for a symlink
+// after we looked cannot redirect an open, a mount or a read (BuildKit's CVE-2024-23651 is that race). A symlink
+// among the components is resolved inside the root, as rooted.ts resolves by path.
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { RootedPathError } from './rooted.js';
+
+/** O_PATH (Linux): a descriptor that names an inode without opening it for reading (no FIFO blocks, no access check). */
+export const O_PATH = 0o10000000;
+const pathFlags = O_PATH | constants.O_NOFOLLOW;
+const maxHops = 40;
+
+/** The magic-link path of `name` in the directory open as `dirFd`: resolved by the kernel from the descriptor. */
+export const fdPath = (fd: number, name?: string): string => (name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`);
+
+export interface Pinned {
+  /** an O_PATH descriptor of what was reached: close it when done */
+  fd: number;
+  /** where it was reached, relative to the root, '/'-separated ('' for the root) */
+  rel: string;
+  stats: Stats;
+}
+
+export interface PinOptions {
+  /** make each missing directory on the way (with this mode), as `mkdir -p` would, inside the root */
+  mkdir?: number;
+}
+
+/** Opens the root itself: a real directory, not followed when it is a symlink. */
+export function openRoot(root: string): number {
+  const fd = openSync(root, pathFlags | constants.O_DIRECTORY);
+  return fd;
+}
+
+/**
+ * Opens `name` inside the directory `root` (every component looked up under its parent's descriptor, symlinks
+ * resolved with the root as `/`, `..` stopping at it); the last component is followed too when it is a symlink.
+ * Throws ENOENT when something is missing (unless `mkdir` makes it), ENOTDIR when a component is not a directory.
+ */
+export function openInside(root: string, name: string, options: PinOptions = {}): Pinned {
+  const rootFd = openRoot(root);
+  // Each directory reached, root first; only the top one may be left open in the answer.
+  const stack: { fd: number; name: string }[] = [{ fd: rootFd, name: '' }];
+  const closeAll = (keep?: number) => {
+    for (const s of stack) if (s.fd !== keep) closeSync(s.fd);
+  };
+  const pending = name.split('/').filter((p) => p !== '' && p !== '.');
+  let hops = 0;
+  try {
+    while (pending.length > 0) {
+      const part = pending.shift() as string;
+      const top = stack[stack.length - 1];
+      if (part === '..') {
+        if (stack.length > 1) closeSync((stack.pop() as { fd: number }).fd);
+        continue;
+      }
+      let fd: number;
+      try {
+        fd = openSync(fdPath(top.fd, part), pathFlags);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || options.mkdir === undefined) throw e;
+        try {
+          mkdirSync(fdPath(top.fd, part), options.mkdir);
+        } catch (m) {
+          if ((m as NodeJS.ErrnoException).code !== 'EEXIST') throw m;
+        }
+        pending.unshift(part); // looked at again: something else may have been made there meanwhile
+        continue;
+      }
+      const st = fstatSync(fd);
+      if (st.isSymbolicLink()) {
+        closeSync(fd);
+        if (++hops > maxHops) throw new RootedPathError(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
+        let target: string;
+        try {
+          target = readlinkSync(fdPath(top.fd, part));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EINVAL' && (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          pending.unshift(part); // no longer a symlink: looked at again
+          continue;
+        }
+        if (target.startsWith('/')) while (stack.length > 1) closeSync((stack.pop() as { fd: number }).fd);
+        pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+        continue;
+      }
+      if (!st.isDirectory() && pending.some((p) => p !== '..')) {
+        closeSync(fd);
+        throw Object.assign(new Error(`/${[...stack.slice(1).map((s) => s.name), part].join('/')} is not a directory`), { code: 'ENOTDIR' });
+      }
+      stack.push({ fd, name: part });
+    }
+    const last = stack[stack.length - 1];
+    closeAll(last.fd);
+    return { fd: last.fd, rel: stack.slice(1).map((s) => s.name).join('/'), stats: fstatSync(last.fd) };
+  } catch (e) {
+    closeAll();
+    throw e;
+  }
+}
+
+export interface PinnedEntry {
+  /** relative to the walked directory, '/'-separated */
+  rel: string;
+  /** the entry's own metadata (lstat: a symlink is not followed) */
+  stats: Stats;
+  /** a path that reaches this very entry while the walk holds its parent open (for readlink or open) */
+  path: string;
+}
+
+/**
+ * Calls `visit` for everything under the directory `root` (itself excluded), a directory before its contents,
+ * names sorted. Each directory is held open while its entries are visited, so renames and symlinks swapped in
+ * above it cannot send the walk (or a read of `path`) outside: an entry that changes kind under the walk is
+ * taken as it is found when opened. `visit` answering false skips a directory's contents.
+ */
+export async function walkPinned(root: string, visit: (e: PinnedEntry) => Promise<boolean | void>): Promise<void> {
+  const walk = async (dirFd: number, rel: string): Promise<void> => {
+    for (const name of readdirSync(fdPath(dirFd)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      let fd: number;
+      try {
+        fd = openSync(fdPath(dirFd, name), pathFlags);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed meanwhile
+        throw e;
+      }
+      try {
+        const stats = fstatSync(fd);
+        const more = await visit({ rel: r, stats, path: stats.isSymbolicLink() ? fdPath(dirFd, name) : fdPath(fd) });
+        if (stats.isDirectory() && more !== false) await walk(fd, r);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  };
+  const fd = openRoot(root);
+  try {
+    await walk(fd, '');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens a regular file reached by `walkPinned` (its `path`) for reading: never blocks on a FIFO, never follows a
+ * symlink, and answers undefined when what is there is not the entry the walk saw (it was replaced meanwhile).
+ */
+export function openPinnedFile(entry: PinnedEntry): number | undefined {
+  let fd: number;
+  try {
+    // The walk's descriptor reopened for reading (its magic link is followed: it names the entry itself).
+    fd = openSync(entry.path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  const st = fstatSync(fd);
+  if (!st.isFile() || st.ino !== entry.stats.ino || st.dev !== entry.stats.dev) {
+    closeSync(fd);
+    return undefined;
+  }
+  return fd;
+}
