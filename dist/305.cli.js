@@ -25112,7 +25112,7 @@ const { ProgressEvent } = __webpack_require__(2981)
 const { getEncoding } = __webpack_require__(5207)
 const { serializeAMimeType, parseMIMEType } = __webpack_require__(980)
 const { types } = __webpack_require__(7975)
-const { StringDecoder } = __webpack_require__(5574)
+const { StringDecoder } = __webpack_require__(3193)
 const { btoa } = __webpack_require__(4573)
 
 /** @type {PropertyDescriptor} */
@@ -36424,7 +36424,7 @@ const Comparator = __webpack_require__(9379)
 const Range = __webpack_require__(6782)
 const satisfies = __webpack_require__(8011)
 const toComparators = __webpack_require__(4750)
-const maxSatisfying = __webpack_require__(7955)
+const maxSatisfying = __webpack_require__(5574)
 const minSatisfying = __webpack_require__(8595)
 const minVersion = __webpack_require__(1866)
 const validRange = __webpack_require__(4737)
@@ -37404,7 +37404,7 @@ module.exports = ltr
 
 /***/ }),
 
-/***/ 7955:
+/***/ 5574:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
@@ -40095,7 +40095,7 @@ function toPlatformPath(pth) {
 }
 //# sourceMappingURL=path-utils.js.map
 // EXTERNAL MODULE: external "string_decoder"
-var external_string_decoder_ = __webpack_require__(5574);
+var external_string_decoder_ = __webpack_require__(3193);
 // EXTERNAL MODULE: external "events"
 var external_events_ = __webpack_require__(4434);
 // EXTERNAL MODULE: external "child_process"

@@ -3,7 +3,7 @@
 // while the Actions cache is written, exports the other caches after the push (so that they mount what it uploaded),
 // and answers with what outputs, metadata files and summaries need. No argv here, no GitHub.
 import path from 'node:path';
-import { type CacheFromSpec, type CacheToSpec } from './cache/backend.js';
+import { type CacheFromSpec, type CacheToSpec, defaultMountMax } from './cache/backend.js';
 import { readDockerfile } from './dockerfile/dockerfile.js';
 import { planBuild } from './dockerfile/plan.js';
 import { exportCaches, openCaches, prefetchPolicy } from './cache/caches.js';
@@ -127,6 +127,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
     cacheFrom: caches,
     inlineCache: cacheTo.some((c) => c.type === 'inline'),
     keepCacheMounts: cacheTo.some((c) => c.type !== 'inline'),
+    mountMaxSize: Math.max(defaultMountMax, ...cacheTo.map((c) => ('mountMaxSize' in c ? (c.mountMaxSize ?? 0) : 0))),
     prefetch: prefetchPolicy(outputs, req.tags, cacheTo, client),
     onWarning: warn,
     store,

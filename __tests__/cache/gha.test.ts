@@ -108,7 +108,12 @@ RUN echo done > /app/done
 
   test('a dropped connection, an unreachable service, no service at all: green, one warning each', async () => {
     const ctx = context({ 'app.txt': 'faults\n' });
+    // One dropped connection is tried again; one that keeps dropping is a warning.
     svc.faults.drop = { match: 'GetCacheEntryDownloadURL', times: 1 };
+    const once = await fresh(ctx, [...gha('faults'), '-t', `${reg.host}/app/faults:0`, '--push']);
+    expect(once.code).toBe(0);
+    expect(warningsOf(once.err)).toEqual([]);
+    svc.faults.drop = { match: 'GetCacheEntryDownloadURL', times: 3 };
     const dropped = await fresh(ctx, [...gha('faults'), '-t', `${reg.host}/app/faults:1`, '--push']);
     expect(dropped.code).toBe(0);
     noStack(dropped.err);

@@ -45,7 +45,7 @@ test('a directory packed and unpacked again has the same content digest', async 
   const bytes = await store.readBlob(desc.digest);
   const target = path.join(work, 'restored');
   mkdirSync(target);
-  await restoreMountBlob(keptOf(bytes, desc), target);
+  await restoreMountBlob(keptOf(bytes, desc), target, 1 << 30);
   expect(await treeDigest(target)).toEqual(await treeDigest(dir));
   expect(statSync(path.join(target, 'hard')).ino).toBe(statSync(path.join(target, 'sub/a.bin')).ino);
   expect(readdirSync(work).filter((f) => f.includes('restoring'))).toEqual([]);
@@ -57,7 +57,7 @@ test('a blob that does not match its digest leaves the directory as it was', asy
   mkdirSync(target);
   writeFileSync(path.join(target, 'kept'), 'x');
   const wrong = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'1'.repeat(64)}`, size: bytes.length };
-  await expect(restoreMountBlob(keptOf(bytes, wrong), target)).rejects.toThrow(/digest/);
+  await expect(restoreMountBlob(keptOf(bytes, wrong), target, 1 << 30)).rejects.toThrow(/digest/);
   expect(readdirSync(target)).toEqual(['kept']);
   expect(readdirSync(work).filter((f) => f.includes('restoring'))).toEqual([]);
 });
@@ -74,7 +74,7 @@ test('a hostile blob cannot write outside the directory (.. names, a link to / a
     [{ name: 'up', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: '..' }],
     [{ name: 'up/through-dotdot', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 0 }, Buffer.from('z')],
   ]);
-  await restoreMountBlob(keptOf(bytes), target);
+  await restoreMountBlob(keptOf(bytes), target, 1 << 30);
   // all of it inside: the link to / is the directory itself, .. stops at it
   expect(readdirSync(target).sort()).toEqual(['escaped', 'root', 'through-dotdot', 'tmp', 'up']);
   expect(readdirSync(outside).sort()).toEqual(['cache']);

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
-import { chain, Coalesce, compressor, decompressing, ParallelGzip } from '../../src/layer/compression.js';
+import { chain, Coalesce, compressor, decompressing, ParallelGzip, zstdProgram } from '../../src/layer/compression.js';
 
 async function gzip(input: Buffer, piece = 65536): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -79,5 +79,25 @@ describe('decompressing', () => {
       for await (const _ of decompressing(Readable.from([z.subarray(0, z.length - 100)]), 'gzip'));
     };
     await expect(read()).rejects.toThrow(/gzip data is truncated/);
+  });
+});
+
+(spawnSync('sh', ['-c', 'command -v zstd']).status === 0 ? describe : describe.skip)('zstd through the zstd program (Node before 22.15 has none in zlib)', () => {
+  const zstd = (input: Buffer) => spawnSync('zstd', ['-q', '-c'], { input }).stdout;
+  const read = async (bytes: Buffer) => {
+    const out: Buffer[] = [];
+    for await (const c of chain(Readable.from([bytes]), zstdProgram())) out.push(c as Buffer);
+    return Buffer.concat(out);
+  };
+
+  test('reads back what zstd wrote, whole', async () => {
+    const input = text(3 * MiB + 5);
+    expect((await read(zstd(input))).equals(input)).toBe(true);
+  });
+
+  test('a truncated or corrupt stream is an error, never a short stream', async () => {
+    const z = zstd(randomBytes(MiB));
+    await expect(read(z.subarray(0, z.length - 100))).rejects.toThrow(/the zstd data is corrupt or truncated/);
+    await expect(read(Buffer.concat([z.subarray(0, 4), Buffer.alloc(1000, 7)]))).rejects.toThrow(/the zstd data is corrupt or truncated/);
   });
 });

@@ -4,12 +4,17 @@
 // a time limit; for each: it ends in time with 0 or 1 and no stack trace, and nothing outside its target changed (a
 // "host" directory the inputs point at) or reached its log. Real parts: Debian's docker-registry, runc, and the
 // Actions cache service (Azurite behind the Twirp methods, helpers/actions-cache.ts).
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { entryDir } from '../../src/cache/gha.js';
+import { type ActionsCacheService, startActionsCacheService } from '../helpers/actions-cache.js';
 import { fingerprint, hoistChild, type Run, runFault } from '../helpers/hostile.js';
 import { pushBusyboxBase } from '../helpers/images.js';
+import { type RawEntry, rawTar } from '../helpers/raw-tar.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, haveTool } from '../helpers/tools.js';
 
@@ -19,6 +24,7 @@ const applets = ['sh', 'echo', 'true', 'ls', 'cat', 'mkdir', 'rm', 'ln', 'sleep'
 
 (asRoot ? describeWith(['docker-registry', 'busybox']) : describe.skip)('hostile input on the cache side', () => {
   let reg: TestRegistry;
+  let svc: ActionsCacheService;
   const work = mkdtempSync(path.join(tmpdir(), 'hoist-cache-hostile-'));
   const store = path.join(work, 'store');
   /** the "host": files an attacker wants to read or change, named by absolute paths in the inputs */
@@ -34,11 +40,15 @@ const applets = ['sh', 'echo', 'true', 'ls', 'cat', 'mkdir', 'rm', 'ln', 'sleep'
     writeFileSync(path.join(host, 'victim.txt'), 'victim\n');
     writeFileSync(path.join(host, 'dir', 'inner.txt'), 'inner\n');
     hostBefore = fingerprint(host);
+    for (const d of ['runner-temp', 'workspace']) mkdirSync(path.join(work, d));
+    delete process.env.GITHUB_SERVER_URL;
     reg = await startRegistry('anonymous');
+    svc = await startActionsCacheService();
     busybox = `${reg.host}/base/busybox:1`;
     await pushBusyboxBase(busybox, store, work, applets);
   }, 120_000);
   afterAll(async () => {
+    await svc?.stop();
     await reg?.stop();
     rmSync(work, { recursive: true, force: true });
   });
@@ -70,6 +80,8 @@ const applets = ['sh', 'echo', 'true', 'ls', 'cat', 'mkdir', 'rm', 'ln', 'sleep'
     }
     return dir;
   }
+  const mkfifo = (p: string) => expect(spawnSync('mkfifo', [p]).status).toBe(0);
+  const warnings = (err: string) => err.split('\n').filter((l) => l.startsWith('warning:'));
   const build = (ctx: string, extra: string[] = []) => ['build', '--store', store, '--progress', 'plain', ...extra, ctx];
 
   // ---- 1. a cache mount's source= swapped for a link to / while another step mounts it ----
@@ -141,5 +153,142 @@ RUN --mount=type=bind,source=secret,target=/s sh -c 'ls -a /s; cat /s/other.txt 
     writeFileSync(path.join(ctx, 'secret', 'keep.txt'), 'kept, changed\n');
     const changed = await safely('bind, visible file changed', build(ctx));
     expect(changed.err).toContain('kept, changed');
+  }, 120_000);
+
+  // ---- 2. a tampered Actions cache entry ----
+  const climb = '../'.repeat(12);
+  const f = (name: string, body: string | Buffer = 'x', extra: Partial<RawEntry> = {}): RawEntry => ({ name, body, ...extra });
+  const ghaRoot = () => path.join(tmpdir(), `hoist-gha-${process.getuid?.() ?? 0}`);
+  const ghaEnv = () => ({ ...process.env, ...svc.env, RUNNER_TEMP: path.join(work, 'runner-temp'), GITHUB_WORKSPACE: path.join(work, 'workspace') });
+  let storeN = 0;
+  /** A build on an empty store of its own (a fresh runner) with the Actions cache. */
+  const ghaBuild = (label: string, ctx: string, flags: string[]) => safely(label, ['build', '--store', path.join(work, `gha-store${storeN++}`), '--progress', 'plain', ...flags, ctx], { env: ghaEnv() });
+  /** Replaces the bytes of the newest entry whose key starts with `prefix` with an archive of `members`. */
+  async function tamper(prefix: string, members: (dir: string) => RawEntry[]): Promise<void> {
+    const entry = svc.entries().filter((e) => e.key.startsWith(prefix)).sort((a, b) => b.created - a.created)[0];
+    expect(entry).toBeDefined();
+    await svc.corrupt(entry.key, gzipSync(rawTar(members(entryDir(ghaRoot(), entry.key)))));
+    tally.cacheEntries++;
+  }
+
+  test('poisoned Actions cache: entries whose archives write outside (../, absolute names) or hold what hoist never wrote are refused; nothing outside changes', async () => {
+    const ctx = context(`FROM ${busybox}\nCOPY a.txt /a.txt\nCOPY b.bin /b.bin\n`, { 'a.txt': 'a\n', 'b.bin': randomBytes(1_500_000) });
+    const gha = ['--cache-from', 'type=gha,scope=poison', '--cache-to', 'type=gha,scope=poison,mode=max'];
+    expect((await ghaBuild('gha: first', ctx, gha)).code).toBe(0);
+    const kinds: [string, (dir: string) => RawEntry[]][] = [
+      ['hoist-index-', (dir) => [f(`${dir}/index.json`, '{"version":1,"records":[],"entries":{}}'), f(`${climb}${host}/x-index.txt`, 'written'), f(`${host}/abs-index.txt`, 'written')]],
+      ['hoist-index-', (dir) => [f(`${dir}/index.json`, '{"version":1,"records":[],"entries":{}}'), f(`${dir}/../../../x.txt`), f(`${dir}/sub/x.txt`)]],
+      ['hoist-index-', (dir) => [{ name: `${dir}/index.json`, flag: '2', linkname: `${host}/secret.txt` }]],
+      ['hoist-index-', (dir) => [{ name: `${dir}/index.json`, flag: '1', linkname: `${host}/secret.txt` }]],
+      ['hoist-index-', (dir) => [{ name: `${dir}/index.json`, flag: '3' }]],
+    ];
+    for (const [prefix, members] of kinds) {
+      await tamper(prefix, members);
+      const r = await ghaBuild('gha: tampered index', ctx, gha);
+      expect(r.code).toBe(0);
+      expect(warnings(r.err)).toEqual([expect.stringMatching(/cache gha scope poison cannot be read, building without it: .*(which is not in its directory|which is not what hoist wrote there)/)]);
+    }
+    // A refused index is written again by the build that refused it: the next fresh runner finds every step.
+    const healed = await ghaBuild('gha: healed', ctx, gha);
+    expect(healed.code).toBe(0);
+    expect(warnings(healed.err)).toEqual([]);
+    expect(healed.err.match(/^#\d+ CACHED$/gm)).toHaveLength(2);
+    // The blobs' entries: a layer's and the pack of small ones, each with a member that climbs out.
+    for (const prefix of ['hoist-blob-', 'hoist-pack-']) {
+      await tamper(prefix, (dir) => [f(`${climb}${host}/x-blob.txt`, 'written'), f(`${dir}/blob`, 'x')]);
+    }
+    const r = await ghaBuild('gha: tampered blobs', ctx, gha.slice(0, 2));
+    expect(r.code).toBe(0);
+    expect(warnings(r.err).join('\n')).toMatch(/which is not in its directory; the steps it would have given run again/);
+  }, 240_000);
+
+  (canRun ? test : test.skip)('poisoned Actions cache: a cache mount entry with hard links to host files, setuid files and device nodes', async () => {
+    const dockerfile = (tag: string) => `FROM ${busybox}\nRUN --mount=type=cache,id=poisoned,target=/cm sh -c 'echo ${tag}; ls -ln /cm; cat /cm/hl 2>&1; echo owned > /cm/hl 2>/dev/null; touch /cm/made-${tag}; true'\n`;
+    const gha = ['--cache-from', 'type=gha,scope=mounts', '--cache-to', 'type=gha,scope=mounts,mode=max'];
+    expect((await ghaBuild('gha mount: first', context(dockerfile('first')), gha)).code).toBe(0);
+    const packed = (entries: RawEntry[]) => gzipSync(rawTar(entries));
+    // A hard link to a host file: the whole mount refused, the cache starts empty.
+    await tamper('hoist-mount-', (dir) => [f(`${dir}/mount`, packed([{ name: 'hl', flag: '1', linkname: `${host}/secret.txt` }]))]);
+    tally.mountContent++;
+    const linked = await ghaBuild('gha mount: hard link out', context(dockerfile('second')), gha);
+    expect(linked.code).toBe(0);
+    expect(warnings(linked.err)).toEqual([expect.stringMatching(/cache mount poisoned could not be restored, it starts empty: .*hard link to ".*secret\.txt", which is not in the archive/)]);
+    // Setuid and setgid bits dropped, device nodes left out; files and fifos kept.
+    await tamper('hoist-mount-', (dir) => [f(`${dir}/mount`, packed([f('suid', '#!/bin/sh\n', { mode: '0004755\0' }), f('sgid', 'x', { mode: '0002755\0' }), { name: 'null2', flag: '3', mode: '0000666\0' }, { name: 'fifo', flag: '6', mode: '0000644\0' }, f('plain', 'plain\n')]))]);
+    tally.mountContent++;
+    const odd = await ghaBuild('gha mount: setuid and devices', context(dockerfile('third')), gha);
+    expect(odd.code).toBe(0);
+    expect(warnings(odd.err)).toEqual([]);
+    expect(odd.err).toMatch(/-rwxr-xr-x .* suid/);
+    expect(odd.err).toMatch(/-rwxr-xr-x .* sgid/);
+    expect(odd.err).toMatch(/prw-r--r-- .* fifo/);
+    expect(odd.err).toMatch(/plain/);
+    expect(odd.err).not.toMatch(/null2/);
+    // The entry's own archive: `mount` as a link, or beside another file, is no entry of hoist's.
+    for (const [i, members] of [(dir: string) => [{ name: `${dir}/mount`, flag: '2', linkname: '/etc/passwd' }], (dir: string) => [f(`${dir}/mount`, packed([f('a')])), f(`${dir}/other`)]].entries()) {
+      await tamper('hoist-mount-', members);
+      const r = await ghaBuild('gha mount: not a file of ours', context(dockerfile(`fourth${i}`)), gha);
+      expect(r.code).toBe(0);
+      expect(warnings(r.err)).toEqual([expect.stringMatching(/cache mount poisoned could not be restored, it starts empty: .*which is not what hoist wrote there/)]);
+    }
+  }, 240_000);
+
+  // ---- 3, 6, 7. local cache directories with links, FIFOs and what is not JSON ----
+  test('a local cache dest whose layout paths are links (to host directories and files) is not written through: a warning, the host unchanged', async () => {
+    const ctx = context(`FROM ${busybox}\nCOPY a.txt /a.txt\n`, { 'a.txt': 'local\n' });
+    const cases: [string, (dest: string) => void][] = [
+      ['blobs/sha256 a link to a host directory', (dest) => { mkdirSync(path.join(dest, 'blobs'), { recursive: true }); symlinkSync(path.join(host, 'dir'), path.join(dest, 'blobs', 'sha256')); }],
+      ['blobs a link to the host directory', (dest) => symlinkSync(host, path.join(dest, 'blobs'))],
+      ['oci-layout a link to a host file', (dest) => symlinkSync(path.join(host, 'victim.txt'), path.join(dest, 'oci-layout'))],
+      ['index.json a link to a host file', (dest) => symlinkSync(path.join(host, 'victim.txt'), path.join(dest, 'index.json'))],
+      ['dest itself a link to a host directory', (dest) => { rmSync(dest, { recursive: true }); symlinkSync(path.join(host, 'dir'), dest); }],
+    ];
+    for (const [name, plant] of cases) {
+      const dest = path.join(work, `local-dest${n++}`);
+      mkdirSync(dest);
+      plant(dest);
+      const r = await safely(`local dest: ${name}`, build(ctx, ['--cache-to', `type=local,dest=${dest}`]));
+      tally.cacheDirs++;
+      expect(r.code).toBe(0);
+      expect(warnings(r.err)).toEqual([expect.stringMatching(/could not be written: .*(is a symbolic link|not a directory).*hoist writes no cache through links/)]);
+    }
+    // An export removes only what the earlier export of its own (by its index.json) wrote: another file stays.
+    const dest = path.join(work, `local-dest${n++}`);
+    const stranger = path.join(dest, 'blobs', 'sha256', 'f'.repeat(64));
+    mkdirSync(path.dirname(stranger), { recursive: true });
+    writeFileSync(stranger, 'not ours');
+    expect((await safely('local dest: first export', build(ctx, ['--cache-to', `type=local,dest=${dest}`]))).code).toBe(0);
+    const firstBlobs = readdirSync(path.dirname(stranger));
+    writeFileSync(path.join(ctx, 'a.txt'), 'changed\n');
+    expect((await safely('local dest: second export', build(ctx, ['--cache-to', `type=local,dest=${dest}`]))).code).toBe(0);
+    expect(readFileSync(stranger, 'utf8')).toBe('not ours');
+    const secondBlobs = readdirSync(path.dirname(stranger));
+    expect(secondBlobs.length).toBe(firstBlobs.length); // the first export's layer, manifest and config replaced by the second's
+  }, 120_000);
+
+  test('a local cache src whose files are links to host files, FIFOs or not JSON: a warning that quotes nothing of them, no hang', async () => {
+    const ctx = context(`FROM ${busybox}\nCOPY a.txt /a.txt\n`, { 'a.txt': 'local src\n' });
+    const good = path.join(work, 'local-good');
+    expect((await safely('local src: export', build(ctx, ['--cache-to', `type=local,dest=${good}`]))).code).toBe(0);
+    const manifestOf = (dir: string) => path.join(dir, 'blobs', 'sha256', (JSON.parse(readFileSync(path.join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] }).manifests[0].digest.slice(7));
+    const cases: [string, (src: string) => void, RegExp][] = [
+      ['index.json a link to a host file', (src) => { rmSync(path.join(src, 'index.json')); symlinkSync(path.join(host, 'secret.txt'), path.join(src, 'index.json')); }, /index\.json is a symbolic link/],
+      ['index.json a FIFO', (src) => { rmSync(path.join(src, 'index.json')); mkfifo(path.join(src, 'index.json')); }, /index\.json is not a regular file/],
+      ['the manifest a link to a host file', (src) => { const m = manifestOf(src); rmSync(m); symlinkSync(path.join(host, 'secret.txt'), m); }, /is a symbolic link/],
+      ['the manifest a FIFO', (src) => { const m = manifestOf(src); rmSync(m); mkfifo(m); }, /is not a regular file/],
+      ['blobs a link to a host directory', (src) => { rmSync(path.join(src, 'blobs'), { recursive: true }); symlinkSync(host, path.join(src, 'blobs')); }, /blobs.* is a symbolic link/],
+      ['index.json that is not JSON', (src) => writeFileSync(path.join(src, 'index.json'), `TOPSECRET-${marker}`), /index\.json is not valid JSON/],
+      ['the manifest that is not JSON', (src) => writeFileSync(manifestOf(src), `TOPSECRET-${marker}`), /manifest is not valid JSON/],
+    ];
+    for (const [name, plant, says] of cases) {
+      const src = path.join(work, `local-src${n++}`);
+      spawnSync('cp', ['-a', good, src]);
+      plant(src);
+      const r = await safely(`local src: ${name}`, build(ctx, ['--cache-from', `type=local,src=${src}`]), { limitMs: 30_000 });
+      tally.cacheDirs++;
+      expect(r.code).toBe(0);
+      expect(warnings(r.err)).toEqual([expect.stringMatching(says)]);
+      expect(r.err).not.toContain('TOPSECRET');
+    }
   }, 120_000);
 });

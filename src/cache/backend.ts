@@ -44,8 +44,8 @@ export interface CacheSource {
   readonly kind: 'registry' | 'inline' | 'local' | 'gha';
   lookup(key: string): CacheRecord | undefined;
   readonly blobs: BlobSource;
-  /** fills the new, empty cache-mount directory `dir` with the kept copy of cache `name`; false when none */
-  restoreMount?(name: string, dir: string): Promise<boolean>;
+  /** fills the new, empty cache-mount directory `dir` with the kept copy of cache `name` (at most `maxBytes`); false when none */
+  restoreMount?(name: string, dir: string, maxBytes: number): Promise<boolean>;
   /** the blob that holds cache mount `name` here (registry and local caches) */
   mountBlob?(name: string): MountBlob | undefined;
 }

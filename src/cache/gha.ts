@@ -11,23 +11,27 @@
 //   refusal (a 429, `cache write denied`, the quota: @actions/cache answers -1 for all of them) stops this build's
 //   uploads, said once; ACTIONS_CACHE_MODE (read, write-only, none) is honoured.
 // @actions/cache archives paths and keys an entry's version on the path strings, so each entry has a fixed path
-// under one directory of ours (<tmpdir>/hoist-gha-<uid>, 0700 and checked to be ours), the same on every run. A
-// blob read back is checked against its digest by the store (a corrupt entry: the step runs again).
+// under one directory of ours (<tmpdir>/hoist-gha-<uid>, 0700 and checked to be ours), the same on every run. The
+// library only saves: entries are read by hoist itself (gha-read.ts), which takes from an archive nothing but the
+// regular files of ours that the entry should hold, each within its size. A blob read back is checked against its
+// digest by the store (a corrupt entry: the step runs again); a cache mount is one packed file, unpacked as the
+// registry cache unpacks its mount blobs (cache/mounts.ts: inside the mount, no devices, no setuid bits).
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseDigest } from '../image/digest.js';
 import type { Descriptor } from '../image/manifest.js';
 import type { BlobSource } from '../layer/layer.js';
-import { copyTree } from '../exec/mounts.js';
 import { sharedBy } from '../registry/limit.js';
 import { acquireFileLock } from '../store/lock.js';
 import { type CacheBackend, cacheBlobSource, type CacheLayers, defaultMountMax, type CacheSaveReport, type CacheSource, recordsByKey } from './backend.js';
-import { decodeRecords } from './format.js';
-import { treeDigest } from './mounts.js';
+import { decodeRecords, parseJSON } from './format.js';
+import { EntryArchiveError, findEntry, memberText, readEntry } from './gha-read.js';
+import { overMax, packMount, treeDigest, unpackMount } from './mounts.js';
 import type { CacheRecord } from './record.js';
 
 type ActionsCache = typeof import('@actions/cache');
@@ -59,7 +63,8 @@ const packKey = (digests: readonly string[]) => `hoist-pack-${scheme}-${createHa
 const scopeHash = (scope: string) => createHash('sha256').update(scope).digest('hex').slice(0, 16);
 const indexPrefix = (scope: string) => `hoist-index-${scheme}-${scopeHash(scope)}-`;
 /** a cache mount's entries, by scope and the cache's name in the store (its id, hashed); the newest wins */
-const mountPrefix = (scope: string, name: string) => `hoist-mount-${scheme}-${scopeHash(scope)}-${name}-`;
+// 2: the mount packed into one file (1 was the directory itself, which only @actions/cache's tar could restore).
+const mountPrefix = (scope: string, name: string) => `hoist-mount-2-${scopeHash(scope)}-${name}-`;
 
 /** The fixed directory of an entry's files (its version depends on this path): one per blob, pack, scope index. */
 export function entryDir(root: string, key: string): string {
@@ -84,8 +89,9 @@ function encodeIndex(index: GhaIndex): string {
 }
 
 export function decodeIndex(text: string, where: string): GhaIndex {
-  const v = JSON.parse(text) as { version?: unknown; entries?: unknown };
-  if (v.version !== scheme) throw new Error(`${where}: index of another version (${String(v.version)})`);
+  const v = parseJSON(text, `${where}: index.json`) as { version?: unknown; entries?: unknown } | null;
+  if (!v || typeof v !== 'object') throw new Error(`${where}: index.json is not an index`);
+  if (v.version !== scheme) throw new Error(`${where}: index of another version (${String(v.version).slice(0, 20)})`);
   const entries: Record<string, string> = {};
   if (v.entries && typeof v.entries === 'object') {
     for (const [d, k] of Object.entries(v.entries)) if (typeof k === 'string' && new RegExp(`^hoist-(blob|pack)-${scheme}-[0-9a-f]{64}$`).test(k)) entries[d] = k;
@@ -114,31 +120,32 @@ function actionsCache(): Promise<ActionsCache> {
 
 /**
  * @actions/cache reports through @actions/core on stdout (`Cache saved with key …`, `::warning::Failed to save …`):
- * while it runs, those lines are kept from the command's output; the last warning is kept for ours.
+ * what it writes while it runs is kept from the command's output (its last warning kept for ours), and only that.
+ * Its writes are told from everyone else's by their async context: a step's output, the push's lines, written
+ * meanwhile from elsewhere, go out as they are (stdout swapped for the call's whole duration lost them).
  */
-let quietDepth = 0;
-let originalWrite: typeof process.stdout.write | undefined;
-let lastWarning = '';
-async function quiet<T>(f: () => Promise<T>): Promise<T> {
-  lastWarning = '';
-  if (quietDepth++ === 0) {
-    originalWrite = process.stdout.write.bind(process.stdout) as typeof process.stdout.write;
+const library = new AsyncLocalStorage<{ warning: string }>();
+let filtering = false;
+async function quiet<T>(f: () => Promise<T>): Promise<{ value: T; warning: string }> {
+  if (!filtering) {
+    filtering = true;
+    const write = process.stdout.write.bind(process.stdout) as (...args: unknown[]) => boolean;
     process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      const call = library.getStore();
+      if (!call) return write(chunk, ...rest);
       const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
       for (const line of text.split('\n')) {
         const m = /^::(warning|error)[^:]*::(.*)$/.exec(line);
-        if (m) lastWarning = m[2];
+        if (m) call.warning = m[2];
       }
       const cb = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
       cb?.();
       return true;
     }) as typeof process.stdout.write;
   }
-  try {
-    return await f();
-  } finally {
-    if (--quietDepth === 0 && originalWrite) process.stdout.write = originalWrite;
-  }
+  const call = { warning: '' };
+  const value = await library.run(call, f);
+  return { value, warning: call.warning };
 }
 
 /** Errors that say nothing listens at the address (not a slow or failing service: @actions/cache judges those). */
@@ -194,27 +201,43 @@ async function withEntryDir<T>(dir: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Restores the entry `key` (or the newest with that prefix) to `dir`; its key, or undefined when there is none. */
-async function restore(cache: ActionsCache, dir: string, key: string, prefix = false): Promise<string | undefined> {
-  await rm(dir, { recursive: true, force: true });
-  return failed(await quiet(() => cache.restoreCache([dir], key, prefix ? [key] : [])));
+/** What one entry may hold: its files' names, and the most bytes of each and of the whole archive. */
+interface EntryShape {
+  names: RegExp;
+  maxFile: number;
+  maxArchive: number;
 }
 
-async function exists(cache: ActionsCache, dir: string, key: string): Promise<boolean> {
-  return failed(await quiet(() => cache.restoreCache([dir], key, [], { lookupOnly: true }))) === key;
-}
+const indexShape: EntryShape = { names: /^index\.json$/, maxFile: 64 << 20, maxArchive: 64 << 20 };
+/** a pack: small blobs, by their hex digests */
+const packShape: EntryShape = { names: /^[0-9a-f]{64}$/, maxFile: packLimit, maxArchive: 1 << 30 };
+const blobShape = (size: number): EntryShape => ({ names: /^blob$/, maxFile: size, maxArchive: size + (size >> 6) + (1 << 20) });
+const mountShape = (maxBytes: number): EntryShape => ({ names: /^mount$/, maxFile: maxBytes + (maxBytes >> 4) + (1 << 20), maxArchive: maxBytes + (maxBytes >> 4) + (2 << 20) });
 
 /**
- * @actions/cache answers a miss and a failure (the service unreachable, a dropped connection, an archive that does
- * not unpack) alike, with undefined, and says which it was only in its log: a failure becomes an error here.
+ * Restores the entry `key` (or the newest with that prefix) into `dir`, made afresh: only the regular files `shape`
+ * names, written there by name; its key, or undefined when there is none. Anything else in the archive (another
+ * path, a link, a device, a file too big) refuses the whole entry.
  */
-function failed(found: string | undefined): string | undefined {
-  if (found === undefined && lastWarning) {
-    const why = lastWarning;
-    lastWarning = '';
-    throw new Error(why);
-  }
-  return found;
+async function restore(dir: string, key: string, shape: EntryShape, prefix = false): Promise<string | undefined> {
+  await rm(dir, { recursive: true, force: true });
+  const hit = await findEntry(dir, key, prefix);
+  if (!hit) return undefined;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  let files = 0;
+  await readEntry(hit, dir, shape.maxArchive, async (m) => {
+    const bad = m.header.type !== 'file' ? `${m.header.type} ${memberText(m)}` : !shape.names.test(m.name) ? memberText(m) : m.header.size > shape.maxFile ? `${memberText(m)} of ${m.header.size} bytes` : ++files > 100_000 ? 'too many files' : undefined;
+    if (bad) {
+      m.body.resume();
+      throw new EntryArchiveError(`entry ${hit.key} holds ${bad}, which is not what hoist wrote there`);
+    }
+    await pipeline(m.body, createWriteStream(path.join(dir, m.name), { flags: 'wx', mode: 0o600 }));
+  });
+  return hit.key;
+}
+
+async function exists(dir: string, key: string): Promise<boolean> {
+  return (await findEntry(dir, key))?.key === key;
 }
 
 /** Creations paced well under the service's 200 a minute: a burst, then one a second. */
@@ -236,23 +259,38 @@ class Pacer {
   }
 }
 
-type Indexes = Map<string, Promise<{ index: GhaIndex; text?: string }>>;
+type Indexes = Map<string, Promise<{ index: GhaIndex; text?: string; bad?: string }>>;
 
-async function readIndex(cache: ActionsCache, root: string, scope: string): Promise<{ index: GhaIndex; text?: string }> {
+/** The scope's index entry was there but is no index of hoist's: a warning, and the next save writes a good one. */
+class BadIndexError extends Error {
+  override readonly name = 'BadIndexError';
+}
+
+async function readIndex(root: string, scope: string): Promise<{ index: GhaIndex; text?: string; bad?: string }> {
   const dir = entryDir(root, indexPrefix(scope));
   return withEntryDir(dir, async () => {
-    const key = await restore(cache, dir, indexPrefix(scope), true);
-    if (!key) return { index: { records: [], entries: {} } };
-    const text = await readFile(path.join(dir, 'index.json'), 'utf8');
-    await rm(dir, { recursive: true, force: true });
-    return { index: decodeIndex(text, `Actions cache entry ${key}`), text };
+    try {
+      const key = await restore(dir, indexPrefix(scope), indexShape, true);
+      if (!key) return { index: { records: [], entries: {} } };
+      const text = await readFile(path.join(dir, 'index.json'), 'utf8');
+      try {
+        return { index: decodeIndex(text, `Actions cache entry ${key}`), text };
+      } catch (e) {
+        throw new BadIndexError((e as Error).message);
+      }
+    } catch (e) {
+      if (!(e instanceof EntryArchiveError) && !(e instanceof BadIndexError)) throw e;
+      return { index: { records: [], entries: {} }, bad: (e as Error).message };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 }
 
-function indexOf(indexes: Indexes, cache: ActionsCache, root: string, scope: string): Promise<{ index: GhaIndex; text?: string }> {
+function indexOf(indexes: Indexes, root: string, scope: string): Promise<{ index: GhaIndex; text?: string; bad?: string }> {
   let p = indexes.get(scope);
   if (!p) {
-    p = readIndex(cache, root, scope);
+    p = readIndex(root, scope);
     indexes.set(scope, p);
     p.catch(() => indexes.delete(scope));
   }
@@ -276,18 +314,19 @@ export function ghaCache(options: GhaOptions, build: Map<string, unknown>): Cach
         const { read } = access(options);
         if (!read) return { name, kind: 'gha', lookup: () => undefined, blobs: cacheBlobSource(name, { name, fetch: () => Promise.reject(new Error('ACTIONS_CACHE_MODE does not allow reading')) }) };
         await reachable(build);
-        const cache = await actionsCache();
         const root = await workDir();
-        const { index } = await indexOf(indexes, cache, root, options.scope);
+        const { index, bad } = await indexOf(indexes, root, options.scope);
+        // Refused, it is read as empty (a warning) and this build's save writes a good one over it.
+        if (bad) throw new BadIndexError(bad);
         return {
           name,
           kind: 'gha',
           lookup: recordsByKey(index.records),
-          blobs: cacheBlobSource(name, blobSource(cache, root, index, name)),
-          restoreMount: (mount, dir) => restoreMount(cache, root, options.scope, mount, dir),
+          blobs: cacheBlobSource(name, blobSource(root, index, name)),
+          restoreMount: (mount, dir, maxBytes) => restoreMount(root, options.scope, mount, dir, maxBytes),
         } satisfies CacheSource;
       } catch (e) {
-        build.set(unreadable, (e as Error).message);
+        if (!(e instanceof BadIndexError)) build.set(unreadable, (e as Error).message);
         throw e;
       }
     },
@@ -303,34 +342,30 @@ export function ghaCache(options: GhaOptions, build: Map<string, unknown>): Cach
   };
 }
 
-/** A kept cache mount into its new, empty directory in the store (moved there, or copied across filesystems). */
-async function restoreMount(cache: ActionsCache, root: string, scope: string, mount: string, dir: string): Promise<boolean> {
+/** A kept cache mount (its packed file) unpacked into its new, empty directory in the store. */
+async function restoreMount(root: string, scope: string, mount: string, dir: string, maxBytes: number): Promise<boolean> {
   const prefix = mountPrefix(scope, mount);
   const kept = entryDir(root, prefix);
   return withEntryDir(kept, async () => {
-    if (!(await restore(cache, kept, prefix, true))) return false;
     try {
-      await rm(dir, { recursive: true, force: true });
-      await rename(kept, dir).catch(async (e: NodeJS.ErrnoException) => {
-        if (e.code !== 'EXDEV') throw e;
-        await copyTree(kept, dir);
-      });
+      if (!(await restore(kept, prefix, mountShape(maxBytes), true))) return false;
+      await unpackMount(createReadStream(path.join(kept, 'mount')), dir, maxBytes);
+      return true;
     } finally {
       await rm(kept, { recursive: true, force: true });
     }
-    return true;
   });
 }
 
 /** The layers of the cache: each from its own entry, or from its pack (restored once, for all its blobs). */
-function blobSource(cache: ActionsCache, root: string, index: GhaIndex, name: string): BlobSource {
+function blobSource(root: string, index: GhaIndex, name: string): BlobSource {
   const packs = new Map<string, Promise<string>>();
   const restorePack = (key: string): Promise<string> => {
     let p = packs.get(key);
     if (!p) {
       const dir = entryDir(root, key);
       p = withEntryDir(dir, async () => {
-        if ((await restore(cache, dir, key)) !== key) throw new Error(`entry ${key} is not in the Actions cache (evicted?)`);
+        if ((await restore(dir, key, packShape)) !== key) throw new Error(`entry ${key} is not in the Actions cache (evicted?)`);
         return dir;
       });
       packs.set(key, p);
@@ -350,7 +385,7 @@ function blobSource(cache: ActionsCache, root: string, index: GhaIndex, name: st
       }
       const dir = entryDir(root, key);
       await withEntryDir(dir, async () => {
-        if ((await restore(cache, dir, key)) !== key) throw new Error(`entry ${key} is not in the Actions cache (evicted?)`);
+        if ((await restore(dir, key, blobShape(desc.size))) !== key) throw new Error(`entry ${key} is not in the Actions cache (evicted?)`);
         try {
           await sink.writeBlob(createReadStream(path.join(dir, 'blob')), desc);
         } finally {
@@ -362,7 +397,7 @@ function blobSource(cache: ActionsCache, root: string, index: GhaIndex, name: st
 }
 
 async function save(indexes: Indexes, cache: ActionsCache, root: string, options: GhaOptions, records: readonly CacheRecord[], from: CacheLayers): Promise<CacheSaveReport> {
-  const { index: previous, text: previousText } = await indexOf(indexes, cache, root, options.scope);
+  const { index: previous, text: previousText } = await indexOf(indexes, root, options.scope);
   const layers = new Map<string, Descriptor>();
   for (const r of records) if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
   const pacer = new Pacer();
@@ -383,9 +418,9 @@ async function save(indexes: Indexes, cache: ActionsCache, root: string, options
       try {
         await fill();
         await pacer.take();
-        const id = await quiet(() => cache.saveCache([dir], key));
+        const { value: id, warning } = await quiet(() => cache.saveCache([dir], key));
         if (id === -1) {
-          refused = lastWarning || 'the service refused the entry';
+          refused = warning || 'the service refused the entry';
           return false;
         }
         created++;
@@ -406,7 +441,7 @@ async function save(indexes: Indexes, cache: ActionsCache, root: string, options
   for (const desc of layers.values()) {
     const known = previous.entries[desc.digest];
     if (desc.size <= packLimit) {
-      if (known && (await exists(cache, entryDir(root, known), known))) {
+      if (known && (await exists(entryDir(root, known), known))) {
         entries[desc.digest] = known;
         present++;
       } else small.push(desc);
@@ -414,7 +449,7 @@ async function save(indexes: Indexes, cache: ActionsCache, root: string, options
     }
     const own = blobKey(desc.digest);
     const dir = entryDir(root, own);
-    if (await exists(cache, dir, own)) {
+    if (await exists(dir, own)) {
       entries[desc.digest] = own;
       present++;
     } else if (!fits(desc.size)) skipped.push(desc.digest);
@@ -426,7 +461,7 @@ async function save(indexes: Indexes, cache: ActionsCache, root: string, options
   else if (small.length > 0) {
     const key = packKey(small.map((d) => d.digest));
     const dir = entryDir(root, key);
-    const there = await exists(cache, dir, key);
+    const there = await exists(dir, key);
     if (there || (await create(dir, key, total, async () => {
       for (const d of small) await writeLayer(d, path.join(dir, parseDigest(d.digest).hex));
     }))) {
@@ -452,20 +487,22 @@ async function save(indexes: Indexes, cache: ActionsCache, root: string, options
     index = wrote ? 'index written' : 'index not written';
     if (wrote) indexes.set(options.scope, Promise.resolve({ index: merged, text }));
   }
-  // Cache mounts: those whose content changed since the build first mounted them, up to the size cap.
+  // Cache mounts: those whose content changed since the build first mounted them, up to the size cap; each an
+  // entry of one file, the mount packed as the registry cache packs it.
   const mountNotes: string[] = [];
+  const mountMax = options.mountMaxSize ?? defaultMountMax;
   for (const m of from.mounts ?? []) {
-    const now = await treeDigest(m.dir);
-    if (now.digest === m.before) continue;
-    if (now.bytes > (options.mountMaxSize ?? defaultMountMax)) {
-      mountNotes.push(`cache mount ${m.id} not saved: ${now.bytes} bytes, more than mount-max-size`);
+    const now = await treeDigest(m.dir, mountMax);
+    if (now.digest === undefined) {
+      mountNotes.push(overMax(m.id, mountMax));
       continue;
     }
+    if (now.digest === m.before) continue;
     const prefix = mountPrefix(options.scope, m.name);
     const dir = entryDir(root, prefix);
     if (await create(dir, `${prefix}${Date.now().toString().padStart(15, '0')}`, now.bytes, async () => {
-      await rm(dir, { recursive: true, force: true });
-      await copyTree(m.dir, dir);
+      const packed = await packMount(from.store, m.dir);
+      await pipeline(await from.store.openLayer({ descriptor: packed, diffID: '', sources: [] }), createWriteStream(path.join(dir, 'mount'), { mode: 0o600 }));
     })) mountNotes.push(`cache mount ${m.id} saved`);
   }
   const notes = [`${created} entries created`, `${present} layers already there`, index, ...mountNotes];

@@ -13,7 +13,7 @@ import { pushImage } from '../export/push.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RemoteImage, registryBlobSource } from '../registry/source.js';
 import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSource, recordsByKey } from './backend.js';
-import { cacheConfigMediaType, CacheFormatError, decodeMounts, decodeRecords, encodeCache, inlineCacheField } from './format.js';
+import { cacheConfigMediaType, CacheFormatError, decodeMounts, decodeRecords, encodeCache, inlineCacheField, parseJSON } from './format.js';
 import { type MountBlob, mountsOf, mountsSource, type MountsToSave } from './mounts.js';
 import type { CacheRecord } from './record.js';
 
@@ -40,7 +40,7 @@ async function load(client: RegistryClient, refText: string, platform: Platform)
   let mounts: MountBlob[] = [];
   let kind: CacheSource['kind'] = 'registry';
   if (m.manifest.config.mediaType === cacheConfigMediaType) {
-    const config: unknown = JSON.parse(configBytes.toString('utf8'));
+    const config = parseJSON(configBytes.toString('utf8'), `${refText}: the cache config`);
     records = decodeRecords(config, refText);
     mounts = decodeMounts(config);
   } else {

@@ -118,8 +118,9 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): ParsedMa
   let value: Record<string, unknown>;
   try {
     value = JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new ManifestError(`manifest is not valid JSON: ${(e as Error).message}`);
+  } catch {
+    // JSON.parse's message quotes the text: not in an error (it may be any file's first bytes).
+    throw new ManifestError('manifest is not valid JSON');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ManifestError('manifest is not a JSON object');
   const ct = contentType?.split(';')[0].trim().toLowerCase();
@@ -154,8 +155,8 @@ export function parseImageConfig(bytes: Uint8Array): ImageConfig {
   let value: ImageConfig;
   try {
     value = JSON.parse(Buffer.from(bytes).toString('utf8')) as ImageConfig;
-  } catch (e) {
-    throw new ManifestError(`image config is not valid JSON: ${(e as Error).message}`);
+  } catch {
+    throw new ManifestError('image config is not valid JSON');
   }
   if (typeof value !== 'object' || value === null) throw new ManifestError('image config is not a JSON object');
   if (!value.rootfs || !Array.isArray(value.rootfs.diff_ids)) throw new ManifestError('image config has no rootfs.diff_ids');

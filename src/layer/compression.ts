@@ -1,7 +1,8 @@
 // Compression of layer streams, recognised by magic bytes (gzip 1f 8b, zstd 28 b5 2f fd) so that a tar is
 // read the same whether it was stored compressed or not.
 import { availableParallelism } from 'node:os';
-import { PassThrough, pipeline as pipelineCb, Readable, Transform, type TransformCallback } from 'node:stream';
+import { spawn } from 'node:child_process';
+import { Duplex, PassThrough, pipeline as pipelineCb, Readable, Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import type { Compression } from '../image/media-types.js';
@@ -28,14 +29,38 @@ export function detectCompression(head: Uint8Array): Compression {
 
 type ZstdZlib = { createZstdDecompress?: () => Transform; createZstdCompress?: () => Transform };
 
-export function decompressor(c: Compression): Transform {
+export function decompressor(c: Compression): Duplex {
   if (c === 'gzip') return described(zlib.createGunzip({ chunkSize: 256 * 1024 }), 'gzip');
   if (c === 'zstd') {
     const z = zlib as unknown as ZstdZlib;
-    if (!z.createZstdDecompress) throw new CompressionError(`zstd layers need Node 22.15 or later (this is ${process.version})`);
-    return described(z.createZstdDecompress(), 'zstd');
+    return z.createZstdDecompress ? described(z.createZstdDecompress(), 'zstd') : zstdProgram();
   }
   return new PassThrough();
+}
+
+/**
+ * zstd where Node's zlib has none (before 22.15): the zstd program, as @actions/cache itself uses it. Its output
+ * ends only once it has exited well; a failure is the stream's error, never a short stream taken as whole.
+ */
+export function zstdProgram(): Duplex {
+  const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const out = new PassThrough();
+  let said = '';
+  child.stderr.on('data', (d: Buffer) => void (said = (said + d.toString()).slice(-500)));
+  child.stdout.pipe(out, { end: false });
+  child.stdin.on('error', () => undefined); // zstd stopped reading: its exit says why
+  const d = Duplex.from({ writable: child.stdin, readable: out });
+  child.on('error', (e) => d.destroy(new CompressionError(`zstd data needs Node 22.15 or later, or the zstd program (${e.message})`)));
+  child.on('close', (code) => {
+    if (code === 0) out.end();
+    else out.destroy(new CompressionError(`the zstd data is corrupt or truncated (${said.trim() || `zstd exited with ${code}`})`));
+  });
+  const destroy = d._destroy.bind(d);
+  d._destroy = (err, callback) => {
+    if (child.exitCode === null) child.kill();
+    destroy(err, callback);
+  };
+  return d;
 }
 
 /**
@@ -67,7 +92,7 @@ export function compressor(c: Compression, level?: number): Transform {
  * `a.pipe(b).pipe(c)…` with pipeline's error handling: an error anywhere destroys every stream, and the last one
  * (what the caller reads) fails with it. No stream is left emitting an error nobody listens to.
  */
-export function chain(first: Readable, ...rest: Transform[]): Readable {
+export function chain(first: Readable, ...rest: Duplex[]): Readable {
   if (rest.length === 0) return first;
   return pipelineCb([first, ...rest], () => undefined) as unknown as Readable;
 }

@@ -25,6 +25,13 @@ export interface ExtractOptions {
   chown?: boolean;
   /** receives every header read (the layer's index, kept by the store from the same pass) */
   headers?: TarHeader[];
+  /**
+   * A cache mount's content, which any earlier build (or whoever could write the cache) chose: no device nodes, no
+   * setuid or setgid bits, no xattrs (file capabilities among them)
+   */
+  cacheContent?: boolean;
+  /** the most bytes of file content to write; more is an error */
+  maxBytes?: number;
 }
 
 export interface ExtractReport {
@@ -70,9 +77,15 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
   const dirs = new Map<string, string>();
   // Metadata calls are synchronous: microseconds each, where a trip through the thread pool cost tens of
   // microseconds per call and ten or more calls per entry (a 200 MB base took seconds more to unpack).
-  for await (const { header, body } of readTar(source)) {
+  let bytes = 0;
+  for await (const { header: read, body } of readTar(source)) {
     report.entries++;
-    options.headers?.push(header);
+    options.headers?.push(read);
+    const header = options.cacheContent ? { ...read, mode: read.mode & ~0o6000, xattrs: {} } : read;
+    if (header.type === 'file' && options.maxBytes !== undefined && (bytes += header.size) > options.maxBytes) {
+      body.resume();
+      throw new TarError(`more than the ${options.maxBytes} bytes of content allowed (at ${JSON.stringify(header.name.slice(0, 200))})`);
+    }
     const name = cleanEntryName(header.name);
     if (name === '') {
       body.resume();
@@ -176,7 +189,7 @@ async function extractEntry(header: TarHeader, body: AsyncIterable<Buffer> & { r
     mkdirSync(path.dirname(target), { recursive: true });
     later.dirs.set(parent, path.dirname(target));
   }
-  const placed = await place(header, body, target, root, report, later, chown);
+  const placed = await place(header, body, target, root, report, later, chown, options.cacheContent);
   if (!placed) return; // skipped
   if (header.type === 'directory') later.dirs.set(name, target);
   if (placed === 'done') {
@@ -253,7 +266,7 @@ function create(target: string, later: Deferred, make: () => void): void {
  * Makes the entry at `target`: 'done' when its owner, mode and times are set too (a small file, through its
  * descriptor), true when the caller sets them, false when it could not be made here (a device without root).
  */
-async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume(): void }, target: string, root: string, report: ExtractReport, later: Deferred, chown: boolean): Promise<boolean | 'done'> {
+async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume(): void }, target: string, root: string, report: ExtractReport, later: Deferred, chown: boolean, cacheContent = false): Promise<boolean | 'done'> {
   if (header.type === 'directory') {
     body.resume();
     try {
@@ -316,6 +329,10 @@ async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume()
     case 'char':
     case 'block':
       body.resume();
+      if (cacheContent) {
+        report.skipped.push(`device ${header.name} (a cache holds no devices)`);
+        return false;
+      }
       if (lstatSync(target, { throwIfNoEntry: false })) removeKnown(target, later);
       if (tool('mknod', [target, header.type === 'char' ? 'c' : 'b', String(header.devmajor ?? 0), String(header.devminor ?? 0)])) return true;
       report.skipped.push(`device ${header.name} (needs root)`);

@@ -4,7 +4,7 @@
 // nothing the directory's writers chose, and what was reached stays what was reached: a name swapped for a symlink
 // after we looked cannot redirect an open, a mount or a read (BuildKit's CVE-2024-23651 is that race). A symlink
 // among the components is resolved inside the root, as rooted.ts resolves by path.
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { RootedPathError } from './rooted.js';
 
 /** O_PATH (Linux): a descriptor that names an inode without opening it for reading (no FIFO blocks, no access check). */
@@ -26,6 +26,8 @@ export interface Pinned {
 export interface PinOptions {
   /** make each missing directory on the way (with this mode), as `mkdir -p` would, inside the root */
   mkdir?: number;
+  /** a symlink anywhere on the way is an error (ELOOP), not followed inside the root */
+  noSymlinks?: boolean;
 }
 
 /** Opens the root itself: a real directory, not followed when it is a symlink. */
@@ -72,6 +74,7 @@ export function openInside(root: string, name: string, options: PinOptions = {})
       const st = fstatSync(fd);
       if (st.isSymbolicLink()) {
         closeSync(fd);
+        if (options.noSymlinks) throw Object.assign(new Error(`/${[...stack.slice(1).map((s) => s.name), part].join('/')} is a symbolic link`), { code: 'ELOOP' });
         if (++hops > maxHops) throw new RootedPathError(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
         let target: string;
         try {
@@ -161,4 +164,53 @@ export function openPinnedFile(entry: PinnedEntry): number | undefined {
     return undefined;
   }
   return fd;
+}
+
+/**
+ * Opens for reading the regular file `rel` inside `root`, resolved by descriptors, when it is still the inode a walk
+ * saw (`expected`); throws when something else is there now.
+ */
+export function openFileInside(root: string, rel: string, expected: Stats): number {
+  const pinned = openInside(root, rel);
+  try {
+    const fd = openPinnedFile({ rel, stats: expected, path: fdPath(pinned.fd) });
+    if (fd === undefined) throw new Error(`/${rel} changed while it was being read`);
+    return fd;
+  } finally {
+    closeSync(pinned.fd);
+  }
+}
+
+/**
+ * A regular file `rel` inside `root`, opened for reading with no symlink anywhere on the way and without blocking
+ * (a FIFO or a device there is an error, never a read that waits forever).
+ */
+export function openRegularFile(root: string, rel: string): { fd: number; size: number } {
+  const pinned = openInside(root, rel, { noSymlinks: true });
+  try {
+    if (!pinned.stats.isFile()) throw Object.assign(new Error(`/${pinned.rel} is not a regular file`), { code: 'EFTYPE' });
+    const fd = openPinnedFile({ rel, stats: pinned.stats, path: fdPath(pinned.fd) });
+    if (fd === undefined) throw new Error(`/${rel} changed while it was being opened`);
+    return { fd, size: pinned.stats.size };
+  } finally {
+    closeSync(pinned.fd);
+  }
+}
+
+/** The bytes of a regular file `rel` inside `root` (see openRegularFile), at most `max` of them. */
+export function readRegularFile(root: string, rel: string, max: number): Buffer {
+  const { fd, size } = openRegularFile(root, rel);
+  try {
+    if (size > max) throw Object.assign(new Error(`/${rel} is ${size} bytes, more than the ${max} expected`), { code: 'EFBIG' });
+    const buf = Buffer.alloc(size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, buf, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return buf.subarray(0, off);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -13,8 +13,8 @@ import { type TarHeader, TarWriter } from './tar.js';
 
 export interface LayerEntry {
   header: TarHeader;
-  /** a regular file's bytes: a path on disk (streamed) or bytes in memory */
-  content?: { path: string } | { bytes: Buffer };
+  /** a regular file's bytes: a path on disk (streamed), bytes in memory, or what `open` answers when written */
+  content?: { path: string } | { bytes: Buffer } | { open(): Buffer | AsyncIterable<Buffer> };
 }
 
 export interface WrittenLayer {
@@ -77,7 +77,7 @@ function feed(tar: TarWriter, sorted: readonly LayerEntry[]): Promise<void> {
       const c = e.content;
       // A small file is read at once, on this thread: a read through the thread pool would queue behind the
       // deflate of blocks already under way, and the compressor would wait for the tar it is fed.
-      const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : e.header.size <= smallFile ? readFileSync(c.path) : createReadStream(c.path, { highWaterMark: 1 << 20 });
+      const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : 'open' in c ? c.open() : e.header.size <= smallFile ? readFileSync(c.path) : createReadStream(c.path, { highWaterMark: 1 << 20 });
       await tar.entry(e.header, body as Buffer | AsyncIterable<Buffer> | undefined);
     }
     await tar.finish();

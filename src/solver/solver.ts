@@ -13,7 +13,7 @@ import { type BuildPlan, planBuild, type StageSource } from '../dockerfile/plan.
 import { describeOp, historyComment, type Op, type Step, translate, type TranslatedBase, type Translation } from '../dockerfile/translate.js';
 import { baseKey, stepKey } from '../cache/keys.js';
 import type { CacheRecord } from '../cache/record.js';
-import { CacheBlobError, type CacheSource } from '../cache/backend.js';
+import { CacheBlobError, type CacheSource, defaultMountMax } from '../cache/backend.js';
 import { inlineCacheField } from '../cache/format.js';
 import { ChmodError } from '../dockerfile/chmod.js';
 import { onInterrupt, removeSync } from '../exec/cleanup.js';
@@ -83,6 +83,8 @@ export interface BuildRequest {
   inlineCache?: boolean;
   /** a cache export keeps cache mounts: note what each held when first mounted, to save the changed ones */
   keepCacheMounts?: boolean;
+  /** the most bytes a kept cache mount holds (the largest mount-max-size of the build's caches) */
+  mountMaxSize?: number;
   /**
    * Which of the image's layers that only a cache holds must be fetched before the build ends (an output that
    * writes every layer, a push to another registry): a bad cache blob is then found while its steps can still run.
@@ -697,7 +699,7 @@ export class Solver {
         for (const c of this.req.cacheFrom ?? []) {
           if (!c.restoreMount) continue;
           try {
-            if (await c.restoreMount(m.name, m.dir)) break;
+            if (await c.restoreMount(m.name, m.dir, this.req.mountMaxSize ?? defaultMountMax)) break;
           } catch (e) {
             this.req.onWarning?.(`cache ${c.name}: cache mount ${m.id} could not be restored, it starts empty: ${(e as Error).message}`);
           }
@@ -708,7 +710,7 @@ export class Solver {
         const blob = c.mountBlob?.(m.name);
         return blob ? [{ blob, source: c.blobs }] : [];
       });
-      return { name: m.name, id: m.id, dir: m.dir, before: (await treeDigest(m.dir)).digest, kept };
+      return { name: m.name, id: m.id, dir: m.dir, before: (await treeDigest(m.dir, this.req.mountMaxSize ?? defaultMountMax)).digest, kept };
     });
   }
 
