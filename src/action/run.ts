@@ -16,6 +16,7 @@ import { readInside } from '../solver/context.js';
 import { gitContext, repoInfo } from './github.js';
 import { type ActionInputs, type InputName, InputError, readInputs } from './inputs.js';
 import { ActionCredentials } from './login.js';
+import { CommandGuard } from './commands.js';
 import { type OutputName, outputNames, StageLog, summaryMarkdown } from './report.js';
 import { computeMeta, type Meta } from './tags.js';
 
@@ -26,7 +27,9 @@ import { computeMeta, type Meta } from './tags.js';
  */
 export const defaultTagRules = ['type=schedule', 'type=ref,event=branch', 'type=ref,event=pr', 'type=semver,pattern={{version}}', 'type=semver,pattern={{major}}.{{minor}}', 'type=semver,pattern={{major}}'];
 
-const warn = (m: string) => core.warning(m);
+/** What the build prints goes out with workflow commands stopped; hoist's own commands with them on (commands.ts). */
+const guard = new CommandGuard();
+const warn = (m: string) => guard.command(() => core.warning(m));
 
 export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   let workspace = env.GITHUB_WORKSPACE || process.cwd();
@@ -45,7 +48,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
       process.exitCode = await rerunWithSudo([], ownedPaths(env, inputs, workspace), storeKeepOwners(env));
       return;
     }
-    for (const m of inputs.notApplied) core.warning(m);
+    for (const m of inputs.notApplied) warn(m);
     checkDockerfile(context, dockerfile, inputs, workspace);
 
     const meta = inputs.images.length ? await metadata(inputs) : undefined;
@@ -59,7 +62,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     if (credentials.loginRegistry) core.info(`Logging in to ${credentials.loginRegistry} as ${inputs.username}`);
     const client = new RegistryClient({ credentials });
     const store = await Store.open(path.resolve(env.HOIST_STORE || defaultStoreDir()));
-    const log = new StageLog(core);
+    const log = new StageLog({ info: (l) => guard.info(l), startGroup: (n) => guard.command(() => core.startGroup(n)), endGroup: () => guard.command(() => core.endGroup()) });
     let outcome: BuildOutcome;
     try {
       outcome = await build({
@@ -82,21 +85,22 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
         client,
         events: {
           warning: warn,
-          log: (m) => core.info(m),
+          log: (m) => guard.info(m),
           stepStart: (st) => log.start(st),
           output: (st, line) => log.output(st, line),
           step: (st) => log.done(st),
           built: () => log.close(),
         },
       }).finally(() => log.close());
-      for (const w of client.warnings()) core.warning(`registry: ${w}`);
+      for (const w of client.warnings()) warn(`registry: ${w}`);
     } finally {
       await store.close();
       await client.close();
     }
     setOutputs(outcome, meta, labels, inputs);
     const c = outcome.cache;
-    core.info(`cache: ${c.hits} of ${c.hits + c.misses} steps cached; digest ${outcome.digest}`);
+    guard.info(`cache: ${c.hits} of ${c.hits + c.misses} steps cached; digest ${outcome.digest}`);
+    guard.resume();
     if (env.GITHUB_STEP_SUMMARY && env.DOCKER_BUILD_SUMMARY !== 'false') {
       await core.summary.addRaw(summaryMarkdown(outcome, { pushed: outcome.pushed.length > 0 })).write();
     }
@@ -104,6 +108,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     // A base image's ONBUILD RUN is not in the plan: found only when the build reaches it, it needs sudo all the
     // same (nothing was pushed yet: steps come before outputs).
     if (e instanceof NeedsRootError && process.getuid?.() !== 0 && canSudo()) {
+      guard.resume(); // the build under sudo prints with a guard of its own
       core.info('A step needs root: running the build again through sudo');
       process.exitCode = await rerunWithSudo([], ownedPaths(env, inputs, workspace), storeKeepOwners(env));
       return;
@@ -136,7 +141,7 @@ function checkDockerfile(context: string, dockerfile: string, inputs: ActionInpu
   const text = readInside(context, dockerfile);
   if (text === undefined) return; // the build says so
   const result = lint(readDockerfile(text, dockerfile), { buildArgs: inputs.buildArgs, target: inputs.target });
-  for (const w of result.warnings) core.warning(`[${w.check}] ${w.message}`, { file: path.relative(workspace, w.file), startLine: w.line, title: w.check });
+  for (const w of result.warnings) guard.command(() => core.warning(`[${w.check}] ${w.message}`, { file: path.relative(workspace, w.file), startLine: w.line, title: w.check }));
   if (result.failOnWarnings && result.warnings.length > 0) throw new Error('build checks failed (the Dockerfile\'s check directive sets error=true)');
 }
 
@@ -171,10 +176,13 @@ function setOutputs(o: BuildOutcome, meta: Meta | undefined, labels: Map<string,
     'cache-hits': `${o.cache.hits}/${o.cache.hits + o.cache.misses}`,
     json: JSON.stringify(meta?.json ?? { tags: o.tags, labels: Object.fromEntries(labels), annotations: inputs.annotations }),
   };
-  for (const name of outputNames) core.setOutput(name, values[name]);
+  guard.command(() => {
+    for (const name of outputNames) core.setOutput(name, values[name]);
+  });
 }
 
 function fail(e: unknown, workspace: string): void {
+  guard.resume();
   if (isDockerfileError(e)) {
     core.error(e.detail + (e.hint ? ` (hint: ${e.hint})` : ''), { file: path.relative(workspace, e.file), startLine: e.line, endLine: e.endLine, title: 'Dockerfile error' });
     core.setFailed(e.format());

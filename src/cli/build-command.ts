@@ -89,6 +89,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   } catch (e) {
     if (!(e instanceof NeedsRootError) || !canSudo()) throw e;
     io.err('hoist: RUN needs root; running the build again with sudo\n');
+    io.resumeCommands?.(); // the build under sudo guards its own output
     if (stdinDockerfile !== undefined) process.env[stdinDockerfileVar] = stdinDockerfile;
     const store = path.resolve(a.options.get('store')?.[0] ?? defaultStoreDir());
     const owned = [store, ...outputs.flatMap((o) => ('dest' in o && o.dest ? [path.resolve(o.dest)] : [])), ...['metadata-file', 'iidfile'].flatMap((k) => a.options.get(k) ?? [])];

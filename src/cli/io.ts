@@ -12,6 +12,8 @@ export interface CommandIO {
   stdoutStream?: () => Writable;
   /** whether err() goes to a terminal (progress then redraws a live view) */
   errIsTTY?: boolean;
+  /** in a GitHub Actions step: workflow commands on again (before another process writes to the same log) */
+  resumeCommands?: () => void;
 }
 
 export const processIO: CommandIO = {

@@ -1,4 +1,5 @@
 // The `hoist` command: argv to a subcommand, errors to messages a person can act on, and an exit code.
+import { CommandGuard } from '../action/commands.js';
 import { DockerfileError } from '../dockerfile/index.js';
 import { PlatformError } from '../image/platform.js';
 import { ReferenceError } from '../image/reference.js';
@@ -75,7 +76,22 @@ const userErrors = new Set([
   'NoPlatformError',
 ]);
 
+/**
+ * The hoist command. In a GitHub Actions step everything it prints on stderr (a RUN step's output, the Dockerfile's
+ * text, errors quoting either) goes out with workflow commands stopped (action/commands.ts): a pull request's
+ * Dockerfile cannot issue `::add-mask::`, `::error::` or `##[…]` through hoist's log.
+ */
 export async function run(argv: string[], io: CommandIO = processIO): Promise<number> {
+  if (process.env.GITHUB_ACTIONS !== 'true') return runCommand(argv, io);
+  const guard = new CommandGuard((t) => io.err(t));
+  try {
+    return await runCommand(argv, { ...io, err: (t) => guard.info(t.endsWith('\n') ? t.slice(0, -1) : t), resumeCommands: () => guard.resume() });
+  } finally {
+    guard.resume();
+  }
+}
+
+async function runCommand(argv: string[], io: CommandIO): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     io.out(usage);
