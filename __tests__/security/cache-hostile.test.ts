@@ -6,6 +6,8 @@
 // Actions cache service (Azurite behind the Twirp methods, helpers/actions-cache.ts).
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -309,4 +311,68 @@ RUN --mount=type=bind,source=secret,target=/s sh -c 'ls -a /s; cat /s/other.txt 
     }
     expect(failing.err).toMatch(/did not complete successfully/);
   }, 120_000);
+
+  // ---- 8. a cache mount too big to keep ----
+  (canRun ? test : test.skip)('a cache mount holding a 200 GiB sparse file is not hashed or packed: its size is looked at first, and the log says it was not saved', async () => {
+    const ctx = context(`FROM ${busybox}\nARG N=1\nRUN --mount=type=cache,id=sparse,target=/cm sh -c 'truncate -s 200G /cm/huge; echo $N'\n`);
+    const store = path.join(work, 'sparse-store');
+    const flags = ['--cache-to', `type=local,dest=${path.join(work, 'sparse-cache')}`, '--cache-to', 'type=gha,scope=sparse,mode=max'];
+    for (const n of ['1', '2']) {
+      // The second build finds the cache as the first left it: mounting it costs no hashing either.
+      const r = await safely(`sparse ${n}`, ['build', '--store', store, '--progress', 'plain', '--build-arg', `N=${n}`, ...flags, ctx], { env: ghaEnv(), limitMs: 60_000 });
+      tally.mountContent++;
+      expect(r.code).toBe(0);
+      expect(r.err.match(/cache mount sparse not saved: its files hold more than mount-max-size \(1073741824 bytes\)/g)).toHaveLength(2);
+    }
+  }, 180_000);
+
+  // ---- 9. a hostile registry's endless bodies ----
+  test('registry bodies: an endless token response, error body or manifest is read only up to a bound and is a registry error', async () => {
+    let tokenAuth = false;
+    const chunk = Buffer.alloc(64 * 1024, 'A');
+    const endless = (res: ServerResponse, status: number, headers: Record<string, string>, start = '') => {
+      res.writeHead(status, headers);
+      res.write(start);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+      };
+      res.on('drain', pump);
+      pump();
+    };
+    const server = createServer((req, res) => {
+      const url = req.url ?? '';
+      if (url.startsWith('/token')) return endless(res, 200, { 'content-type': 'application/json' }, '{"token":"');
+      if (tokenAuth && url.startsWith('/v2')) return void res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${req.headers.host}/token",service="evil"` }).end();
+      if (url === '/v2/' || url === '/v2') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      if (url.startsWith('/v2/') && url.includes('/manifests/')) {
+        const repo = url.split('/')[2];
+        if (req.method === 'HEAD') return void res.writeHead(repo === 'endless' ? 200 : 404, { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json', 'docker-content-digest': `sha256:${'0'.repeat(64)}` }).end();
+        if (repo === 'endless') return endless(res, 200, { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' }, '{"schemaVersion":2,"x":"');
+        if (repo === 'err500') return endless(res, 500, { 'content-type': 'application/json' }, '{"errors":[{"code":"X","message":"');
+        return endless(res, 404, { 'content-type': 'application/json' }, '{"errors":[{"code":"MANIFEST_UNKNOWN","message":"');
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const cases: [string, string, boolean, RegExp][] = [
+        ['an endless token response', 'app', true, /token response from http:\/\/127\.0\.0\.1:\d+: 200 \(it is larger than 1048576 bytes, which no token is\)/],
+        ['an endless 404 error body', 'missing', false, /manifest .*missing:1: 404 \{"errors":\[\{"code":"MANIFEST_UNKNOWN","message":"A{100,200} \(not found/],
+        ['an endless 500 error body, retried', 'err500', false, /manifest .*err500:1: 500 \{"errors":\[\{"code":"X","message":"A{100,200}/],
+        ['an endless manifest', 'endless', false, /manifest .*endless.*: 200 \(it is larger than 8388608 bytes, more than hoist reads of one\)/],
+      ];
+      for (const [name, repo, token, says] of cases) {
+        tokenAuth = token;
+        const r = await safely(`registry: ${name}`, build(context(`FROM ${host}/${repo}:1\n`)), { limitMs: 90_000 });
+        tally.registryBodies++;
+        expect(r.code).toBe(1);
+        expect(r.err).toMatch(says);
+        expect(r.err.length).toBeLessThan(20_000);
+      }
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  }, 400_000);
 });

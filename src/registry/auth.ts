@@ -6,6 +6,7 @@ import { request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { type Challenge, parseChallenges } from './challenge.js';
 import type { Credential, CredentialSource } from './credentials.js';
+import { maxErrorBody, readBounded } from './body.js';
 import { RegistryError, parseErrorBody } from './errors.js';
 
 interface Token {
@@ -157,7 +158,9 @@ export class Authenticator {
       }
       res = await request(realm, { method: 'GET', dispatcher: this.dispatcher, headers });
     }
-    const text = await res.body.text();
+    const { bytes, cut } = await readBounded(res.body, res.statusCode === 200 ? maxTokenResponse : maxErrorBody);
+    const text = bytes.toString('utf8');
+    if (res.statusCode === 200 && cut) throw new RegistryError({ status: 200, registry: this.registry, what: `token response from ${realm.origin}`, hint: `it is larger than ${maxTokenResponse} bytes, which no token is` });
     if (res.statusCode !== 200) {
       const hint =
         res.statusCode === 401 || res.statusCode === 403
@@ -180,6 +183,9 @@ export class Authenticator {
     this.token = { value, scopes: new Set(scopeList.flatMap(splitScope)), expiresAt: Date.now() + lifetime * 1000 };
   }
 }
+
+/** a token response is a few KiB (a JWT, its lifetime); Docker Hub's are under 8 KiB */
+const maxTokenResponse = 1024 * 1024;
 
 function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;

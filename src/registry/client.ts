@@ -13,6 +13,7 @@ import { chain } from '../layer/compression.js';
 import { RegistryError } from './errors.js';
 import { Limiter } from './limit.js';
 import { type RegistryResponse, RegistryTransport, type TransportOptions, backoffMs, createAgents, defaultRetry, header, isTransient, restartError } from './transport.js';
+import { readBounded } from './body.js';
 
 export interface RegistryClientOptions extends TransportOptions {
   /** parallel blob transfers across the client (default 4) */
@@ -38,18 +39,10 @@ const pushPull = (r: Repo) => `repository:${r.repository}:pull,push`;
 
 const maxManifestBytes = 8 * 1024 * 1024;
 
-async function readLimited(body: Readable, limit: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body) {
-    n += (c as Buffer).length;
-    if (n > limit) {
-      body.destroy();
-      throw new Error(`${what} is larger than ${limit} bytes`);
-    }
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
+async function readLimited(body: Readable, limit: number, what: string, registry: string): Promise<Buffer> {
+  const { bytes, cut } = await readBounded(body, limit);
+  if (cut) throw new RegistryError({ status: 200, registry, what, hint: `it is larger than ${limit} bytes, more than hoist reads of one` });
+  return bytes;
 }
 
 export class RegistryClient {
@@ -119,7 +112,7 @@ export class RegistryClient {
       pull: true,
       retry: true,
     });
-    const bytes = await readLimited(res.body, maxManifestBytes, what);
+    const bytes = await readLimited(res.body, maxManifestBytes, what, ref.registry);
     if (target.includes(':')) {
       const actual = digestOf(bytes, parseDigest(target).algorithm);
       if (actual !== target) throw new DigestMismatchError(target, actual, what);
@@ -181,7 +174,7 @@ export class RegistryClient {
 
   /** A small blob (a config) read whole and verified, with retries. */
   async fetchBlob(ref: Repo, desc: Pick<Descriptor, 'digest' | 'size'>, limit = 64 * 1024 * 1024): Promise<Buffer> {
-    return this.retrying(`blob ${desc.digest}`, async () => readLimited(await this.openBlob(ref, desc), limit, `blob ${desc.digest}`));
+    return this.retrying(`blob ${desc.digest}`, async () => readLimited(await this.openBlob(ref, desc), limit, `blob ${desc.digest}`, ref.registry));
   }
 
   /** Streams a blob to `sink`, retried from the start on transient failures (the sink is reopened). */
@@ -367,7 +360,13 @@ export class RegistryClient {
     let path: string | undefined = `/v2/${ref.repository}/tags/list`;
     while (path) {
       const res: RegistryResponse = await this.transport(ref.registry).send({ method: 'GET', path, scopes: [pull(ref)], what: `tags of ${familiarReference(ref)}`, pull: true, retry: true });
-      const body = JSON.parse(await res.body.text()) as { tags?: string[] | null };
+      let body: { tags?: string[] | null };
+      try {
+        body = JSON.parse((await readLimited(res.body, maxManifestBytes, `tags of ${familiarReference(ref)}`, ref.registry)).toString('utf8')) as typeof body;
+      } catch (e) {
+        if (e instanceof RegistryError) throw e;
+        throw new RegistryError({ status: 200, registry: ref.registry, what: `tags of ${familiarReference(ref)}`, hint: 'the answer is not JSON' });
+      }
       tags.push(...(body.tags ?? []));
       const link = header(res, 'link');
       const next = link?.match(/<([^>]+)>\s*;\s*rel="?next"?/);

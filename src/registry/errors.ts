@@ -61,7 +61,8 @@ export function parseErrorBody(text: string): RegistryErrorDetail[] {
     if (Array.isArray(v.errors)) {
       return v.errors
         .filter((e): e is Record<string, unknown> => typeof e === 'object' && e !== null)
-        .map((e) => ({ code: String(e.code ?? ''), message: typeof e.message === 'string' ? e.message : undefined, detail: e.detail }));
+        .slice(0, 10)
+        .map((e) => ({ code: String(e.code ?? '').slice(0, 100), message: typeof e.message === 'string' ? e.message.slice(0, 500) : undefined, detail: e.detail }));
     }
   } catch {
     // not JSON

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher, request } from 'undici';
 import { Authenticator } from './auth.js';
 import type { CredentialSource } from './credentials.js';
+import { maxErrorBody, readBounded } from './body.js';
 import { RegistryConnectionError, RegistryError, parseErrorBody } from './errors.js';
 
 export interface RetryPolicy {
@@ -229,7 +230,7 @@ export class RegistryTransport {
       }
       const ok = res.statusCode >= 200 && res.statusCode < 300;
       if (!ok && !(req.accept ?? []).includes(res.statusCode)) {
-        const text = method === 'HEAD' ? '' : await res.body.text().catch(() => '');
+        const text = method === 'HEAD' ? '' : await readBounded(res.body, maxErrorBody).then((r) => r.bytes.toString('utf8'), () => '');
         if (method === 'HEAD') await res.body.dump();
         const err = new RegistryError({ status: res.statusCode, errors: parseErrorBody(text), registry: this.registry, what: `${req.method} ${req.what}` });
         const ra = retryAfterMs(header(res, 'retry-after'));
