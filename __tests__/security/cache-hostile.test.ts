@@ -5,13 +5,16 @@
 // "host" directory the inputs point at) or reached its log. Real parts: Debian's docker-registry, runc, and the
 // Actions cache service (Azurite behind the Twirp methods, helpers/actions-cache.ts).
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { parseReference } from '../../src/image/reference.js';
+import { RegistryClient } from '../../src/registry/client.js';
 import { entryDir } from '../../src/cache/gha.js';
 import { type ActionsCacheService, startActionsCacheService } from '../helpers/actions-cache.js';
 import { fingerprint, hoistChild, type Run, runFault } from '../helpers/hostile.js';
@@ -375,4 +378,65 @@ RUN --mount=type=bind,source=secret,target=/s sh -c 'ls -a /s; cat /s/other.txt 
       server.close();
     }
   }, 400_000);
+
+  // ---- 10. registry cache records that lie ----
+  test('registry cache records that lie (a diffID, a zstd media type on gzip, a size of 1, an absurd time) never reach a pushed image; the steps run again', async () => {
+    const other = await startRegistry('anonymous');
+    const client = new RegistryClient();
+    try {
+      const ctx = context(`FROM ${busybox}\nCOPY a.txt /a.txt\nCOPY b.bin /b.bin\n`, { 'a.txt': 'lies\n', 'b.bin': randomBytes(300_000) });
+      const cacheRef = `${reg.host}/cache/lie`;
+      expect((await safely('lies: the cache', build(ctx, ['--cache-to', `type=registry,ref=${cacheRef}:true,mode=max`]))).code).toBe(0);
+      const truth = await client.getManifest(parseReference(`${cacheRef}:true`));
+      if (truth.kind !== 'manifest') throw new Error('not a manifest');
+      const config = JSON.parse((await client.fetchBlob(parseReference(cacheRef), truth.manifest.config)).toString()) as { records: { layer?: { mediaType: string; digest: string; size: number; diffID: string }; time: number }[] };
+      const lies: [string, (r: (typeof config.records)[number]) => void, boolean][] = [
+        ['diffid', (r) => void (r.layer!.diffID = `sha256:${'1'.repeat(64)}`), true],
+        ['zstd', (r) => void (r.layer!.mediaType = 'application/vnd.oci.image.layer.v1.tar+zstd'), true],
+        ['size', (r) => void (r.layer!.size = 1), true],
+        ['time', (r) => void (r.time = 1e308), false],
+      ];
+      for (const [name, lie, warned] of lies) {
+        const told = structuredClone(config);
+        for (const r of told.records) if (r.layer) lie(r);
+        const bytes = Buffer.from(JSON.stringify(told));
+        const desc = { mediaType: truth.manifest.config.mediaType, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: bytes.length };
+        await client.pushBlob(parseReference(cacheRef), desc, () => Readable.from([bytes]));
+        const manifest = Buffer.from(JSON.stringify({ ...JSON.parse(truth.bytes.toString()), config: desc }));
+        await client.putManifest(parseReference(cacheRef), name, manifest, 'application/vnd.oci.image.manifest.v1+json');
+        tally.cacheEntries++;
+        // Pushed to another registry (every layer read, and checked as it arrives) and to the cache's own (named
+        // by reference, checked where it is held).
+        for (const target of [`${other.host}/app/lie:${name}`, `${reg.host}/app/lie:${name}`]) {
+          const r = await safely(`lies: ${name} → ${target}`, ['build', '--store', path.join(work, `lie-store${n++}`), '--progress', 'plain', '--cache-from', `type=registry,ref=${cacheRef}:${name}`, '-t', target, '--push', ctx]);
+          expect(r.code).toBe(0);
+          const said = warnings(r.err);
+          if (warned && !(name === 'diffid' && target.startsWith(reg.host))) expect(said.join('\n')).toMatch(/the steps it would have given run again/);
+          else expect(said).toEqual([]);
+          // A layer the push names by reference (the cache's registry mounts it) is never read: its size and
+          // compression are checked where it is held, its diffID is the record's, as BuildKit takes its cache's.
+          if (name === 'diffid' && target.startsWith(reg.host)) continue;
+          await expectConsistent(client, target);
+        }
+      }
+    } finally {
+      await client.close();
+      await other.stop();
+    }
+  }, 300_000);
+
+  /** A pushed image whose manifest and config agree with its layers: sizes, compression, and diff_ids. */
+  async function expectConsistent(client: RegistryClient, refText: string): Promise<void> {
+    const ref = parseReference(refText);
+    const m = await client.getManifest(ref);
+    if (m.kind !== 'manifest') throw new Error('not a manifest');
+    const cfg = JSON.parse((await client.fetchBlob(ref, m.manifest.config)).toString()) as { rootfs: { diff_ids: string[] } };
+    expect(cfg.rootfs.diff_ids).toHaveLength(m.manifest.layers.length);
+    for (const [i, l] of m.manifest.layers.entries()) {
+      const blob = await client.fetchBlob(ref, l, 1 << 30);
+      expect(blob.length).toBe(l.size);
+      expect(l.mediaType).toMatch(/gzip/);
+      expect(`sha256:${createHash('sha256').update(gunzipSync(blob)).digest('hex')}`).toBe(cfg.rootfs.diff_ids[i]);
+    }
+  }
 });

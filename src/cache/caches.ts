@@ -1,12 +1,14 @@
 // --cache-from and --cache-to of a build (index.ts): the caches opened before the build (one that cannot be read is a
 // warning), which cache layers the build must fetch before it ends, and the exports after it (a failed export is a
 // warning too: the build never fails because of a cache).
-import type { CacheBackend, CacheFromSpec, CacheSource, CacheToSpec } from './backend.js';
+import { type CacheBackend, CacheBlobError, type CacheFromSpec, type CacheSource, type CacheToSpec } from './backend.js';
 import { localCache } from './local-dir.js';
 import { type MountsToSave, mountsToSave } from './mounts.js';
 import { registryCache } from './registry.js';
 import type { OutputSpec } from '../export/outputs.js';
+import { layerCompression } from '../image/media-types.js';
 import { formatPlatform, type Platform } from '../image/platform.js';
+import { detectCompression } from '../layer/compression.js';
 import { formatRepository, parseReference, type Reference } from '../image/reference.js';
 import type { Layer } from '../layer/layer.js';
 import type { RegistryClient } from '../registry/client.js';
@@ -66,7 +68,9 @@ export async function openCaches(specs: readonly CacheFromSpec[], ctx: CacheCont
  * Which cache layers the build fetches before it ends: all, when an output or a cache export writes every layer
  * (or the image only goes to the store); for pushes, none that a push target's registry can mount (it holds the
  * cache) or that every target repository holds already (the push skips it: a layer from the Actions cache that the
- * registry has is never downloaded).
+ * registry has is never downloaded). A layer fetched is checked as it arrives (digest, compression, diffID); one
+ * pushed by reference is checked where it is held (the size the registry has, its first bytes' compression): a
+ * cache record that lies about either is a CacheBlobError, and the steps it would have given run again.
  */
 export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly string[], cacheTo: readonly CacheToSpec[], client: RegistryClient): (layer: Layer) => Promise<boolean> {
   if (outputs.some((o) => o.type !== 'registry') || cacheTo.some((c) => c.type === 'local')) return async () => true;
@@ -76,10 +80,38 @@ export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly st
   if (targets.length === 0) return async () => true;
   const registries = new Set(targets.map((t) => t.registry));
   return async (layer) => {
-    if (layer.sources.some((s) => s.repository && registries.has(s.repository.registry))) return false;
-    for (const t of targets) if ((await client.blobExists(t, layer.descriptor.digest).catch(() => undefined)) === undefined) return true;
+    const mountable = layer.sources.find((s) => s.repository && registries.has(s.repository.registry))?.repository;
+    let held: { repo: Reference | NonNullable<typeof mountable>; size: number } | undefined;
+    if (mountable) {
+      const size = await client.blobExists(mountable, layer.descriptor.digest).catch(() => undefined);
+      if (size === undefined) return true;
+      held = { repo: mountable, size };
+    } else {
+      for (const t of targets) {
+        const size = await client.blobExists(t, layer.descriptor.digest).catch(() => undefined);
+        if (size === undefined) return true;
+        held ??= { repo: t, size };
+      }
+    }
+    if (!held) return false;
+    try {
+      await checkHeld(client, layer, held.repo, held.size);
+    } catch (e) {
+      if (e instanceof CacheBlobError) throw e;
+      return true; // its first bytes could not be had: fetched (and checked) instead
+    }
     return false;
   };
+}
+
+/** A cache layer that the push will name without reading it, checked against what the registry holds. */
+async function checkHeld(client: RegistryClient, layer: Layer, repo: Parameters<RegistryClient['blobPrefix']>[0], size: number): Promise<void> {
+  const d = layer.descriptor;
+  const where = `${repo.registry}/${repo.repository}`;
+  if (size !== d.size) throw new CacheBlobError(`the cache's record of layer ${d.digest} says ${d.size} bytes, ${where} holds ${size}`, d.digest);
+  const said = layerCompression(d.mediaType);
+  const found = detectCompression(await client.blobPrefix(repo, d.digest, 6));
+  if (said !== found) throw new CacheBlobError(`the cache's record of layer ${d.digest} says ${d.mediaType}, but ${where} holds it ${found === 'none' ? 'uncompressed' : `${found}-compressed`}`, d.digest);
 }
 
 export async function exportCaches(specs: readonly CacheToSpec[], result: BuildResult, ctx: CacheContext, store: Store, warn: (m: string) => void, log: (m: string) => void): Promise<number> {

@@ -44,7 +44,6 @@ export function encodeCache(records: readonly CacheRecord[], mounts: readonly Mo
   return { config, manifest: Buffer.from(manifestBytes(manifest)), layers: [...layers.values()] };
 }
 
-/** The records of a cache config (or of an image config's inline field); records that do not parse are left out. */
 /**
  * JSON.parse for what a cache holds: its error never quotes the text (whose first bytes could be anything, a host
  * file's among them, had something led the read there), only says where it was.
@@ -57,6 +56,7 @@ export function parseJSON(text: string, where: string): unknown {
   }
 }
 
+/** The records of a cache config (or of an image config's inline field); records that do not parse are left out. */
 export function decodeRecords(value: unknown, where: string): CacheRecord[] {
   const list = Array.isArray(value) ? value : (value as { version?: unknown; records?: unknown } | null)?.records;
   if (!Array.isArray(list)) throw new CacheFormatError(`${where}: no cache records`);

@@ -1,6 +1,7 @@
 // A cache record: a step's key and its result, as BuildKit's records carry a result and its createdAt. The config
 // and history are not in it: the translation replays them, so there is one source of truth for them.
 import { isDigest } from '../image/digest.js';
+import { layerCompression } from '../image/media-types.js';
 
 export interface CacheRecord {
   key: string;
@@ -10,13 +11,16 @@ export interface CacheRecord {
   time: number;
 }
 
+const maxTime = 253402300799;
+
 /** A record as stored or received, checked field by field; undefined when it is not one (never a half record). */
 export function parseRecord(value: unknown): CacheRecord | undefined {
   const r = value as Partial<CacheRecord> | null;
-  if (typeof r !== 'object' || r === null || typeof r.key !== 'string' || !isDigest(r.key) || typeof r.time !== 'number' || !Number.isFinite(r.time)) return undefined;
+  // A time a date can hold (up to 9999-12-31): one that cannot be written as `created` would fail the build.
+  if (typeof r !== 'object' || r === null || typeof r.key !== 'string' || !isDigest(r.key) || typeof r.time !== 'number' || !Number.isFinite(r.time) || r.time < 0 || r.time > maxTime) return undefined;
   if (r.layer !== undefined) {
     const l = r.layer;
-    if (typeof l !== 'object' || l === null || typeof l.mediaType !== 'string' || !isDigest(l.digest) || !isDigest(l.diffID) || !Number.isSafeInteger(l.size) || l.size < 0) return undefined;
+    if (typeof l !== 'object' || l === null || typeof l.mediaType !== 'string' || layerCompression(l.mediaType) === undefined || !isDigest(l.digest) || !isDigest(l.diffID) || !Number.isSafeInteger(l.size) || l.size < 0) return undefined;
     return { key: r.key, time: r.time, layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID } };
   }
   return { key: r.key, time: r.time };

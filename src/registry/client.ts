@@ -155,6 +155,20 @@ export class RegistryClient {
     return Number.isFinite(n) ? n : 0;
   }
 
+  /** The first `n` bytes of a blob (a ranged GET; a registry that ignores Range is read only that far). */
+  async blobPrefix(ref: Repo, digest: string, n: number): Promise<Buffer> {
+    const res = await this.transport(ref.registry).send({
+      method: 'GET',
+      path: `/v2/${ref.repository}/blobs/${digest}`,
+      headers: { range: `bytes=0-${n - 1}` },
+      scopes: [pull(ref)],
+      what: `blob ${digest} of ${familiarReference(ref)}`,
+      pull: true,
+      retry: true,
+    });
+    return (await readBounded(res.body, n)).bytes;
+  }
+
   /**
    * A blob's bytes as a stream that fails at its end unless they hash to the descriptor's digest and size.
    * Consumers must read to the end before trusting what they read.

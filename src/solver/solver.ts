@@ -327,7 +327,9 @@ export class Solver {
       if (this.req.inlineCache) config[inlineCacheField] = records.inline;
       // Layers only a cache has, that an output will need whole: fetched now, so that a bad one is met while its
       // steps can still run (build() runs them again).
-      for (const l of state.layers) if (l.sources.some((src) => src.cache) && (await this.req.prefetch?.(l))) await this.req.store.fetchMissing(l.descriptor, l.sources);
+      await settleAll(state.layers.map(async (l) => {
+        if (l.sources.some((src) => src.cache) && (await this.req.prefetch?.(l))) await this.req.store.fetchLayerChecked(l);
+      }));
       const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
       const stored = await this.req.store.writeBlob(configBytes);
       const manifest: ImageManifest = {

@@ -12,10 +12,11 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Readable, Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestStream, digestOf, parseDigest, verifyBytes } from '../image/digest.js';
 import type { Descriptor } from '../image/manifest.js';
+import { layerCompression } from '../image/media-types.js';
 import type { BlobSink, BlobSource, Layer } from '../layer/layer.js';
 import { type CacheRecord, parseRecord } from '../cache/record.js';
 import { chain, CompressionError, decompressed } from '../layer/compression.js';
@@ -362,33 +363,19 @@ export class Store {
       await layer.ready;
       if (layer.sources.length === 0 || (await this.hasIntactBlob(layer.descriptor))) return fromStore();
       let done: Snapshot | undefined;
-      const sink: BlobSink = {
-        writeBlob: async (source, expected) => {
-          // Each attempt (a source's retry, the next source) unpacks afresh.
-          const tmp = this.tmpPath();
-          const tar = new PassThrough();
-          const tapped = new Tap(tar);
-          // The failures reach the two promises below; these listeners only keep an error that comes before
-          // either reader is attached (the blob write checks the store first) from being an unhandled event.
-          tapped.on('error', () => undefined);
-          tar.on('error', () => undefined);
-          source.on('error', (e) => tapped.destroy(e));
-          source.pipe(tapped);
-          const unpacked = (async () => this.unpackTo(tmp, diffID, (await decompressed(tar)).stream, options))();
-          const written = this.writeBlob(tapped, expected);
-          try {
-            const [blob, report] = await Promise.all([written, unpacked]);
+      const sink = this.teeSink(layer, async (tar) => {
+        // Each attempt (a source's retry, the next source) unpacks afresh.
+        const tmp = this.tmpPath();
+        try {
+          const report = await this.unpackTo(tmp, diffID, tar, options);
+          return async () => {
             done = await this.commitSnapshot(tmp, diffID, report);
-            return blob;
-          } catch (e) {
-            source.destroy();
-            tapped.destroy();
-            await Promise.allSettled([written, unpacked]);
-            await rm(tmp, { recursive: true, force: true });
-            throw e;
-          }
-        },
-      };
+          };
+        } catch (e) {
+          await rm(tmp, { recursive: true, force: true });
+          throw e;
+        }
+      });
       try {
         await this.fetchMissing(layer.descriptor, layer.sources, sink);
       } catch (e) {
@@ -397,6 +384,63 @@ export class Store {
       }
       return done ?? fromStore();
     });
+  }
+
+  /**
+   * A sink for a lazy layer's download that stores the blob (checked against its digest) and, in the same pass,
+   * hands its uncompressed tar to `use`, after checking that it is compressed as the layer's media type says: the
+   * blob is kept only when both succeed, and then what `use` answered runs. A cache's record can lie about a layer's
+   * compression and diffID as well as its bytes; `use` checks the diffID.
+   */
+  private teeSink(layer: Layer, use: (tar: Readable) => Promise<() => Promise<void>>): BlobSink {
+    return {
+      writeBlob: async (source, expected) => {
+        const tar = new PassThrough();
+        const tapped = new Tap(tar);
+        // The failures reach the two promises below; these listeners only keep an error that comes before
+        // either reader is attached (the blob write checks the store first) from being an unhandled event.
+        tapped.on('error', () => undefined);
+        tar.on('error', () => undefined);
+        source.on('error', (e) => tapped.destroy(e));
+        source.pipe(tapped);
+        const used = (async () => {
+          const { stream, compression } = await decompressed(tar);
+          const said = layerCompression(layer.descriptor.mediaType);
+          if (said !== undefined && said !== compression) {
+            stream.destroy();
+            throw new StoreError(`layer ${layer.descriptor.digest} is ${compression === 'none' ? 'not compressed' : `${compression}-compressed`}, but its media type ${layer.descriptor.mediaType} says ${said}`);
+          }
+          return use(stream);
+        })();
+        const written = this.writeBlob(tapped, expected);
+        try {
+          const [blob, then] = await Promise.all([written, used]);
+          await then();
+          return blob;
+        } catch (e) {
+          source.destroy();
+          tapped.destroy();
+          const [blob] = await Promise.allSettled([written, used]);
+          // The bytes hashed to their digest but are not the layer the record says: not kept under it.
+          if (blob.status === 'fulfilled' && expected) await this.removeBlob(expected.digest);
+          throw e;
+        }
+      },
+    };
+  }
+
+  /**
+   * A lazy layer's blob fetched into the store from its sources (when the store lacks it), checked as it arrives
+   * against its digest, its media type's compression and its diffID.
+   */
+  async fetchLayerChecked(layer: Layer): Promise<void> {
+    await layer.ready;
+    if (await this.hasIntactBlob(layer.descriptor)) return;
+    const sink = this.teeSink(layer, async (tar) => {
+      await pipeline(tar, new DigestStream({ digest: layer.diffID, where: `the uncompressed layer ${layer.descriptor.digest} (its diffID)` }), new Writable({ write: (_c, _e, cb) => cb() }));
+      return async () => undefined;
+    });
+    await this.fetchMissing(layer.descriptor, layer.sources, sink);
   }
 
   private readonly unpacking = new Map<string, Promise<Snapshot>>();
