@@ -439,4 +439,32 @@ RUN --mount=type=bind,source=secret,target=/s sh -c 'ls -a /s; cat /s/other.txt 
       expect(`sha256:${createHash('sha256').update(gunzipSync(blob)).digest('hex')}`).toBe(cfg.rootfs.diff_ids[i]);
     }
   }
+
+  // ---- 12. file names that are not UTF-8 ----
+  (canRun ? test : test.skip)('a context file whose name is not UTF-8 is copied, seen by RUN and written out with its own bytes; RUN can make one', async () => {
+    const ctx = context(`FROM ${busybox}\nCOPY . /app/\nRUN cat "/app/$(echo -e 'caf\\0351.txt')" && touch "/app/$(echo -e 'made\\0377')"\n`);
+    const latin1 = Buffer.from('caf\xe9.txt', 'latin1');
+    writeFileSync(Buffer.concat([Buffer.from(`${ctx}/`), latin1]), 'latin-1 named\n');
+    mkdirSync(Buffer.concat([Buffer.from(`${ctx}/d`), Buffer.from([0xff])]));
+    writeFileSync(Buffer.concat([Buffer.from(`${ctx}/d`), Buffer.from([0xff, 0x2f, 0x78])]), 'x\n');
+    const out = path.join(work, 'names-out');
+    const r = await safely('names', build(ctx, ['-o', `type=local,dest=${out}`]));
+    expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
+    expect(r.err).toContain('latin-1 named');
+    const names = readdirSync(Buffer.from(`${out}/app`), { encoding: 'buffer' }).map((b) => b.toString('hex')).sort();
+    expect(names).toEqual(expect.arrayContaining([latin1.toString('hex'), Buffer.from('made\xff', 'latin1').toString('hex'), Buffer.from('d\xff', 'latin1').toString('hex')]));
+    expect(readFileSync(Buffer.concat([Buffer.from(`${out}/app/d`), Buffer.from([0xff, 0x2f, 0x78])]), 'utf8')).toBe('x\n');
+    // The key sees the same bytes each time: a rebuild is cached.
+    const again = await safely('names, again', build(ctx));
+    expect(again.err.match(/^#\d+ CACHED$/gm)).toHaveLength(2);
+  }, 120_000);
+
+  test('the counts', () => {
+    const summary = `hostile input on the cache side: ${tally.runs} runs (${tally.raceTries} race tries, ${tally.cacheEntries} tampered cache entries and records, ${tally.cacheDirs} cache directories, ${tally.mountContent} cache-mount contents, ${tally.registryBodies} registry bodies, ${tally.logLines} log lines read as the runner reads them): ${tally.built} built, ${tally.failedClearly} failed with a clear error, 0 hung, 0 stack traces, 0 escapes (host unchanged)`;
+    process.stderr.write(`${summary}\n`);
+    expect(tally.built + tally.failedClearly).toBe(tally.runs);
+    if (canRun) expect(tally.raceTries).toBe(40);
+    expect(tally.registryBodies).toBe(4);
+    expect(tally.cacheDirs).toBe(12);
+  });
 });

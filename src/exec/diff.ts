@@ -2,9 +2,10 @@
 // become OCI whiteouts (a 0/0 character device → `.wh.NAME`, only for paths that exist below; an opaque
 // directory → `.wh..wh..opq`); hard links within the layer stay hard links; the files the runtime made as mount
 // points for /etc/hosts and /etc/resolv.conf are left out when the image did not have them.
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FsIndex } from '../layer/fs-index.js';
+import { fsPath, readdirNames, readlinkName } from '../layer/names.js';
 import type { TarHeader } from '../layer/tar.js';
 import type { LayerEntry } from '../layer/writer.js';
 import { readXattrTree } from '../layer/xattr.js';
@@ -59,10 +60,10 @@ async function walkUpper(upper: string, lower: FsIndex, dropped: string[]): Prom
   const links = new Map<string, string>();
   const visit = async (rel: string) => {
     const abs = path.join(upper, rel);
-    for (const name of (await readdir(abs)).sort()) {
+    for (const name of readdirNames(abs).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const p = path.join(upper, r);
-      const st = await lstat(p);
+      const st = await lstat(fsPath(p));
       if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? (await readdir(p)).length === 0 : st.size === 0)) {
         dropped.push(r);
         continue;
@@ -77,7 +78,7 @@ async function walkUpper(upper: string, lower: FsIndex, dropped: string[]): Prom
         if (opaque.has(r) && lower.lookup(r)) entries.push({ header: { ...base, name: `${r}/.wh..wh..opq`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0 } });
         await visit(r);
       } else if (st.isSymbolicLink()) {
-        entries.push({ header: { ...base, type: 'symlink', linkname: await readlink(p) } });
+        entries.push({ header: { ...base, type: 'symlink', linkname: readlinkName(p) } });
       } else if (st.isFile()) {
         const key = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? links.get(key) : undefined;

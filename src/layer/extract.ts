@@ -4,10 +4,11 @@
 // Whiteouts either delete what they name (applying layers one over another into one tree) or become overlayfs
 // whiteouts (a snapshot used as a lower dir).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, createWriteStream, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, createWriteStream, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { fsPath, readdirNames } from './names.js';
 import { cleanEntryName, resolveInRoot, resolveInside, RootedPathError } from './rooted.js';
 import { readTar, TarError, type TarHeader, TarWriter } from './tar.js';
 import { writeXattrs, type XattrSet, xattrTool } from './xattr.js';
@@ -41,7 +42,7 @@ export interface ExtractReport {
 }
 
 function removeAll(p: string): void {
-  rmSync(p, { recursive: true, force: true });
+  rmSync(fsPath(p), { recursive: true, force: true });
 }
 
 /**
@@ -59,7 +60,7 @@ export async function makeWhiteouts(root: string, paths: readonly string[]): Pro
   await ended;
   const r = spawnSync('tar', ['-x', '--numeric-owner', '--no-overwrite-dir', '-C', root, '-f', '-'], { input: Buffer.concat(chunks), stdio: ['pipe', 'ignore', 'ignore'] });
   if (r.status === 0) return true;
-  return paths.every((p) => lstatSync(p, { throwIfNoEntry: false }) || tool('mknod', [p, 'c', '0', '0']));
+  return paths.every((p) => lstatSync(fsPath(p), { throwIfNoEntry: false }) || tool('mknod', [p, 'c', '0', '0']));
 }
 
 function tool(program: string, args: string[]): boolean {
@@ -101,14 +102,14 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
   // Overlay whiteouts all at once (a tool run per whiteout cost milliseconds each, for thousands of them). Their
   // paths are resolved inside the root again: a later entry of the layer may have made a parent a symlink, and
   // the tools (and utimes) would follow it out of the root.
-  const devices = whiteouts.map((rel) => resolveInRoot(root, rel)).filter((w) => !lstatSync(w, { throwIfNoEntry: false }));
+  const devices = whiteouts.map((rel) => resolveInRoot(root, rel)).filter((w) => !lstatSync(fsPath(w), { throwIfNoEntry: false }));
   if (!(await makeWhiteouts(root, devices))) report.skipped.push(`${devices.length} whiteouts (needs root)`);
   // Xattrs all at once too (see exec/xattr.ts for the tools), the entries' own and the opaque directories'; a
   // path a later entry removed is left out.
   const own: XattrSet[] = [];
   for (const [rel, attrs] of xattrs) {
     const target = resolveInRoot(root, rel);
-    if (lstatSync(target, { throwIfNoEntry: false })) for (const [k, v] of Object.entries(attrs)) own.push({ path: target, name: k, value: v });
+    if (lstatSync(fsPath(target), { throwIfNoEntry: false })) for (const [k, v] of Object.entries(attrs)) own.push({ path: target, name: k, value: v });
   }
   for (const x of writeXattrs(own)) report.skipped.push(`xattr ${x.name} of ${path.relative(root, x.path)}`);
   const opaque = writeXattrs(opaqueDirs.map((rel) => ({ path: resolveDir(root, rel), name: 'trusted.overlay.opaque', value: Buffer.from('y') })));
@@ -116,7 +117,7 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
   // Directory times last: creating their children changed them.
   for (const [rel, t] of dirTimes.reverse()) {
     const d = resolveDir(root, rel);
-    if (lstatSync(d, { throwIfNoEntry: false })?.isDirectory()) quietly(() => utimesSync(d, t, t));
+    if (lstatSync(fsPath(d), { throwIfNoEntry: false })?.isDirectory()) quietly(() => utimesSync(fsPath(d), t, t));
   }
   return report;
 }
@@ -164,9 +165,9 @@ async function extractEntry(header: TarHeader, body: AsyncIterable<Buffer> & { r
     body.resume();
     if (base === opaqueWhiteout) {
       const dir = resolveDir(root, parent);
-      mkdirSync(dir, { recursive: true });
+      mkdirSync(fsPath(dir), { recursive: true });
       // Everything the lower layers put in this directory is gone; this layer's own entries follow it.
-      if (options.whiteouts === 'apply') for (const e of readdirSync(dir)) removeKnown(path.join(dir, e), later);
+      if (options.whiteouts === 'apply') for (const e of readdirNames(dir)) removeKnown(path.join(dir, e), later);
       else later.opaqueDirs.push(parent);
       return;
     }
@@ -178,7 +179,7 @@ async function extractEntry(header: TarHeader, body: AsyncIterable<Buffer> & { r
     // snapshot (a fresh directory per layer) it becomes a 0/0 device, made at the end unless this same layer
     // has an entry of that name, which stands.
     const victim = resolveInRoot(root, rel);
-    mkdirSync(path.dirname(victim), { recursive: true });
+    mkdirSync(fsPath(path.dirname(victim)), { recursive: true });
     if (options.whiteouts === 'apply') removeKnown(victim, later);
     else later.whiteouts.push(rel);
     return;
@@ -186,7 +187,7 @@ async function extractEntry(header: TarHeader, body: AsyncIterable<Buffer> & { r
   const known = later.dirs.get(parent);
   const target = known ? path.join(known, base) : resolveInRoot(root, name);
   if (!known) {
-    mkdirSync(path.dirname(target), { recursive: true });
+    mkdirSync(fsPath(path.dirname(target)), { recursive: true });
     later.dirs.set(parent, path.dirname(target));
   }
   const placed = await place(header, body, target, root, report, later, chown, options.cacheContent);
@@ -195,18 +196,18 @@ async function extractEntry(header: TarHeader, body: AsyncIterable<Buffer> & { r
   if (placed === 'done') {
     // owner, mode and times set through the descriptor
   } else if (header.type !== 'symlink') {
-    if (chown) quietly(() => lchownSync(target, header.uid, header.gid));
-    if (header.type !== 'hardlink') chmodSync(target, header.mode);
+    if (chown) quietly(() => lchownSync(fsPath(target), header.uid, header.gid));
+    if (header.type !== 'hardlink') chmodSync(fsPath(target), header.mode);
   } else if (chown) {
     // A symlink keeps its owner too (lchown does not follow it), as tar and BuildKit's unpacking keep it.
-    quietly(() => lchownSync(target, header.uid, header.gid));
+    quietly(() => lchownSync(fsPath(target), header.uid, header.gid));
   }
   if (Object.keys(header.xattrs ?? {}).length) later.xattrs.set(name, header.xattrs!);
   else later.xattrs.delete(name);
   if (header.type === 'directory') later.dirTimes.push([name, header.mtime]);
   else if (placed === 'done') return;
-  else if (header.type === 'symlink') quietly(() => lutimesSync(target, header.mtime, header.mtime));
-  else if (header.type !== 'hardlink') utimesSync(target, header.mtime, header.mtime);
+  else if (header.type === 'symlink') quietly(() => lutimesSync(fsPath(target), header.mtime, header.mtime));
+  else if (header.type !== 'hardlink') utimesSync(fsPath(target), header.mtime, header.mtime);
 }
 
 const errnoText: Record<string, string> = {
@@ -270,20 +271,20 @@ async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume()
   if (header.type === 'directory') {
     body.resume();
     try {
-      mkdirSync(target);
+      mkdirSync(fsPath(target));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      if (lstatSync(target).isDirectory()) return true; // kept, with what is in it
+      if (lstatSync(fsPath(target)).isDirectory()) return true; // kept, with what is in it
       removeKnown(target, later);
-      mkdirSync(target);
+      mkdirSync(fsPath(target));
     }
     return true;
   }
   switch (header.type) {
     case 'file': {
       if (header.size > smallFile) {
-        if (lstatSync(target, { throwIfNoEntry: false })) removeKnown(target, later);
-        await pipeline(body, createWriteStream(target, { mode: 0o600, flags: 'wx' }));
+        if (lstatSync(fsPath(target), { throwIfNoEntry: false })) removeKnown(target, later);
+        await pipeline(body, createWriteStream(fsPath(target), { mode: 0o600, flags: 'wx' }));
         return true;
       }
       const chunks: Buffer[] = [];
@@ -292,7 +293,7 @@ async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume()
       let fd = -1;
       // O_EXCL: never through whatever is at the name (a symlink an earlier entry made is replaced, not followed).
       create(target, later, () => {
-        fd = openSync(target, 'wx', 0o600);
+        fd = openSync(fsPath(target), 'wx', 0o600);
       });
       try {
         for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
@@ -306,23 +307,23 @@ async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume()
     }
     case 'symlink':
       body.resume();
-      create(target, later, () => symlinkSync(header.linkname ?? '', target));
+      create(target, later, () => symlinkSync(fsPath(header.linkname ?? ''), fsPath(target)));
       return true;
     case 'hardlink': {
       body.resume();
-      if (lstatSync(target, { throwIfNoEntry: false })) removeKnown(target, later);
+      if (lstatSync(fsPath(target), { throwIfNoEntry: false })) removeKnown(target, later);
       // A hard link names an earlier entry of the archive (inside the root, never followed through a last symlink).
       const linked = cleanEntryName(header.linkname ?? '');
       const from = linked === '' ? undefined : resolveInRoot(root, linked);
-      const st = from === undefined ? undefined : lstatSync(from, { throwIfNoEntry: false });
+      const st = from === undefined ? undefined : lstatSync(fsPath(from), { throwIfNoEntry: false });
       if (!from || !st) throw new EntryError(`hard link to ${JSON.stringify(header.linkname ?? '')}, which is not in the archive before it`);
       if (st.isDirectory()) throw new EntryError(`hard link to ${JSON.stringify(header.linkname)}, a directory`);
-      linkSync(from, target);
+      linkSync(fsPath(from), fsPath(target));
       return true;
     }
     case 'fifo':
       body.resume();
-      if (lstatSync(target, { throwIfNoEntry: false })) removeKnown(target, later);
+      if (lstatSync(fsPath(target), { throwIfNoEntry: false })) removeKnown(target, later);
       if (tool('mkfifo', ['-m', (header.mode & 0o777).toString(8), target])) return true;
       report.skipped.push(`fifo ${header.name}`);
       return false;
@@ -333,7 +334,7 @@ async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume()
         report.skipped.push(`device ${header.name} (a cache holds no devices)`);
         return false;
       }
-      if (lstatSync(target, { throwIfNoEntry: false })) removeKnown(target, later);
+      if (lstatSync(fsPath(target), { throwIfNoEntry: false })) removeKnown(target, later);
       if (tool('mknod', [target, header.type === 'char' ? 'c' : 'b', String(header.devmajor ?? 0), String(header.devminor ?? 0)])) return true;
       report.skipped.push(`device ${header.name} (needs root)`);
       return false;

@@ -4,7 +4,8 @@
 // that `etc -> /etc`, `up -> ../../..` or a whiteout named `..` lead back into the root and never to the host.
 // The answer names no symlink except, when asked not to follow it, the last component: a host path built from it
 // can be opened, listed or removed without the kernel following anything the root's owner chose.
-import { lstatSync, readlinkSync, type Stats } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
+import { fsPath, readlinkName } from './names.js';
 import path from 'node:path';
 
 export class RootedPathError extends Error {
@@ -55,12 +56,12 @@ export function resolveInside(root: string, name: string, options: ResolveOption
     return { rel, abs: rel ? path.join(root, rel) : root, ...(stats ? { stats } : {}), ...(notDirectory !== undefined ? { notDirectory } : {}) };
   };
   let hops = 0;
-  let stats: Stats | undefined = lstatSync(root, { throwIfNoEntry: false });
+  let stats: Stats | undefined = lstatSync(fsPath(root), { throwIfNoEntry: false });
   while (pending.length > 0) {
     const part = pending.shift() as string;
     if (part === '..') {
       done.pop();
-      stats = lstatSync(done.length ? path.join(root, ...done) : root, { throwIfNoEntry: false });
+      stats = lstatSync(fsPath(done.length ? path.join(root, ...done) : root), { throwIfNoEntry: false });
       continue;
     }
     if (stats && !stats.isDirectory()) {
@@ -69,7 +70,7 @@ export function resolveInside(root: string, name: string, options: ResolveOption
       return answer(undefined, done.join('/'));
     }
     const rel = [...done, part].join('/');
-    const st = stats ? lstatSync(path.join(root, rel), { throwIfNoEntry: false }) : undefined;
+    const st = stats ? lstatSync(fsPath(path.join(root, rel)), { throwIfNoEntry: false }) : undefined;
     if (!st || (options.visible && !options.visible(rel, st))) {
       // Missing: nothing below it can be a symlink, so the rest is taken as written (lexically).
       done.push(part);
@@ -83,10 +84,10 @@ export function resolveInside(root: string, name: string, options: ResolveOption
     }
     if (st.isSymbolicLink() && (pending.length > 0 || options.followLast)) {
       if (++hops > maxHops) throw new RootedPathError(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
-      const target = readlinkSync(path.join(root, rel));
+      const target = readlinkName(path.join(root, rel));
       if (target.startsWith('/')) done.length = 0;
       pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
-      stats = lstatSync(done.length ? path.join(root, ...done) : root, { throwIfNoEntry: false });
+      stats = lstatSync(fsPath(done.length ? path.join(root, ...done) : root), { throwIfNoEntry: false });
       continue;
     }
     done.push(part);

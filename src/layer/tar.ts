@@ -2,6 +2,7 @@
 // size, uid/gid, mtime, xattrs as SCHILY.xattr.*) and GNU long names; the writer emits PAX where ustar cannot hold
 // a value, with numeric owners and no user names (DESIGN: reproducible layer tars).
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { nameFromBytes, nameToBytes } from './names.js';
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
 
@@ -28,9 +29,10 @@ const block = 512;
 const typeFlags: Record<string, EntryType> = { '0': 'file', '\0': 'file', '7': 'file', '5': 'directory', '2': 'symlink', '1': 'hardlink', '3': 'char', '4': 'block', '6': 'fifo' };
 const flagOf: Record<EntryType, string> = { file: '0', directory: '5', symlink: '2', hardlink: '1', char: '3', block: '4', fifo: '6' };
 
+/** A NUL-terminated field; a name's bytes that are not UTF-8 are kept (layer/names.ts), not replaced. */
 function readString(buf: Buffer, off: number, len: number): string {
   const end = buf.indexOf(0, off);
-  return buf.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
+  return nameFromBytes(buf.subarray(off, end < 0 || end > off + len ? off + len : end));
 }
 
 /**
@@ -210,7 +212,8 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, optio
     const prefix = readString(h, 345, 155);
     let name = headerName;
     if (prefix && h.toString('ascii', 257, 262) === 'ustar') name = `${prefix}/${name}`;
-    name = all.get('path')?.toString('utf8') ?? longName ?? name;
+    const paxPath = all.get('path');
+    name = paxPath !== undefined ? nameFromBytes(paxPath) : (longName ?? name);
     if (name.includes('\0')) throw new TarError(`an entry name with a NUL byte (${JSON.stringify(name.slice(0, 100))}): the archive is corrupt`);
     const type = typeFlags[flag];
     if (!type) throw new TarError(`unsupported tar entry type ${JSON.stringify(flag)} for ${JSON.stringify(name)}`);
@@ -228,7 +231,8 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, optio
       size: type === 'file' ? size : 0,
       mtime: paxValue('mtime', () => readNumber(h, 136, 12, 'mtime', name), true),
     };
-    const link = all.get('linkpath')?.toString('utf8') ?? longLink ?? readString(h, 157, 100);
+    const paxLink = all.get('linkpath');
+    const link = paxLink !== undefined ? nameFromBytes(paxLink) : (longLink ?? readString(h, 157, 100));
     if (type === 'symlink' || type === 'hardlink') {
       if (link.includes('\0')) throw new TarError(`the link target of ${JSON.stringify(name)} has a NUL byte: the archive is corrupt`);
       header.linkname = link;
@@ -331,8 +335,9 @@ export function encodeHeader(h: TarHeader): Buffer {
   const size = h.type === 'file' ? h.size : 0;
   const link = h.linkname ?? '';
   const ascii = (s: string) => /^[\x20-\x7e]*$/.test(s);
-  if (Buffer.byteLength(h.name) > 100 || !ascii(h.name)) records.push(paxRecord('path', h.name));
-  if (Buffer.byteLength(link) > 100 || !ascii(link)) records.push(paxRecord('linkpath', link));
+  // A name that is not UTF-8 goes as its own bytes (layer/names.ts), as Go's archive/tar writes BuildKit's.
+  if (Buffer.byteLength(h.name) > 100 || !ascii(h.name)) records.push(paxRecord('path', nameToBytes(h.name)));
+  if (Buffer.byteLength(link) > 100 || !ascii(link)) records.push(paxRecord('linkpath', nameToBytes(link)));
   if (size > 0o77777777777) records.push(paxRecord('size', String(size)));
   if (h.uid > 0o7777777) records.push(paxRecord('uid', String(h.uid)));
   if (h.gid > 0o7777777) records.push(paxRecord('gid', String(h.gid)));

@@ -9,6 +9,7 @@ import { DigestStream } from '../image/digest.js';
 import { type Compression, layerMediaType } from '../image/media-types.js';
 import type { BlobSink } from './layer.js';
 import { chain, compressor } from './compression.js';
+import { fsPath } from './names.js';
 import { type TarHeader, TarWriter } from './tar.js';
 
 export interface LayerEntry {
@@ -77,7 +78,7 @@ function feed(tar: TarWriter, sorted: readonly LayerEntry[]): Promise<void> {
       const c = e.content;
       // A small file is read at once, on this thread: a read through the thread pool would queue behind the
       // deflate of blocks already under way, and the compressor would wait for the tar it is fed.
-      const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : 'open' in c ? c.open() : e.header.size <= smallFile ? readFileSync(c.path) : createReadStream(c.path, { highWaterMark: 1 << 20 });
+      const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : 'open' in c ? c.open() : e.header.size <= smallFile ? readFileSync(fsPath(c.path)) : createReadStream(fsPath(c.path), { highWaterMark: 1 << 20 });
       await tar.entry(e.header, body as Buffer | AsyncIterable<Buffer> | undefined);
     }
     await tar.finish();

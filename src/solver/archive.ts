@@ -7,6 +7,7 @@ import { open } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { decompressing, sniffCompression } from '../layer/compression.js';
+import { fsPath } from '../layer/names.js';
 import { checksumOk } from '../layer/tar.js';
 
 export type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
@@ -22,7 +23,7 @@ function compressionOf(head: Buffer): Exclude<ArchiveKind, 'tar'> | undefined {
 
 /** A decompressing stream of the file (the file itself for a plain tar). */
 export function openArchive(file: string, kind: ArchiveKind): Readable {
-  const input = createReadStream(file);
+  const input = createReadStream(fsPath(file));
   const z = zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream };
   if (kind === 'tar') return input;
   if (kind === 'gzip' || (kind === 'zstd' && z.createZstdDecompress)) return decompressing(input, kind);
@@ -56,7 +57,7 @@ async function firstBytes(s: Readable, n: number): Promise<Buffer> {
 
 /** What kind of archive a file is, or undefined when it is not one ADD unpacks. */
 export async function archiveKind(file: string): Promise<ArchiveKind | undefined> {
-  const fh = await open(file);
+  const fh = await open(fsPath(file));
   let head: Buffer;
   try {
     head = Buffer.alloc(512);

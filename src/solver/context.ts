@@ -2,10 +2,11 @@
 // resolves them: paths are relative to the context root and may not leave it; wildcards follow Go's
 // filepath.Match (a `*` never crosses a `/`); excluded paths do not exist; a source that is itself a symlink is
 // followed (inside the context), links below a copied directory are copied as links.
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { cleanPath, DockerignoreError, dockerignoreCandidates, IgnoreMatcher } from '../dockerfile/dockerignore.js';
 import type { Stats } from 'node:fs';
+import { fsPath, readdirNames, readlinkName } from '../layer/names.js';
 import { resolveInside, RootedPathError } from '../layer/rooted.js';
 import { GlobError, globToRegExp, hasWildcard } from '../dockerfile/glob.js';
 
@@ -97,9 +98,9 @@ export class BuildContext {
         this.holds.set(real, v);
         return v;
       }
-      for (const name of readdirSync(path.join(this.dir, real))) {
+      for (const name of readdirNames(path.join(this.dir, real))) {
         const r = `${real}/${name}`;
-        if (!this.excluded(r) || (lstatSync(path.join(this.dir, r)).isDirectory() && this.holdsIncluded(r))) {
+        if (!this.excluded(r) || (lstatSync(fsPath(path.join(this.dir, r))).isDirectory() && this.holdsIncluded(r))) {
           v = true;
           break;
         }
@@ -119,7 +120,7 @@ export class BuildContext {
       throw e;
     }
     if (!r.stats) return undefined;
-    return { rel, real: r.rel, abs: r.abs, stats: r.stats, ...(r.stats.isSymbolicLink() ? { linkname: readlinkSync(r.abs) } : {}) };
+    return { rel, real: r.rel, abs: r.abs, stats: r.stats, ...(r.stats.isSymbolicLink() ? { linkname: readlinkName(r.abs) } : {}) };
   }
 
   /** A source as written in COPY/ADD → the context paths it names (several for a wildcard, maybe none). */
@@ -151,9 +152,9 @@ export class BuildContext {
         // The directory is listed where it is inside the root; what it lists must be in the context.
         const d = this.lookup(dir, true);
         if (!d?.stats.isDirectory()) continue;
-        for (const n of readdirSync(d.abs).sort()) {
+        for (const n of readdirNames(d.abs).sort()) {
           if (!re.test(n)) continue;
-          const st = lstatSync(path.join(d.abs, n), { throwIfNoEntry: false });
+          const st = lstatSync(fsPath(path.join(d.abs, n)), { throwIfNoEntry: false });
           if (st && this.visible(d.real ? `${d.real}/${n}` : n, st)) next.push(dir ? `${dir}/${n}` : n);
         }
       }
@@ -176,13 +177,13 @@ export class BuildContext {
   async walk(dir: ContextPath): Promise<ContextPath[]> {
     const out: ContextPath[] = [];
     const visit = (rel: string, real: string, abs: string) => {
-      for (const name of readdirSync(abs).sort()) {
+      for (const name of readdirNames(abs).sort()) {
         const r = rel ? `${rel}/${name}` : name;
         const re = real ? `${real}/${name}` : name;
         const a = path.join(abs, name);
-        const st = lstatSync(a);
+        const st = lstatSync(fsPath(a));
         if (!this.visible(re, st)) continue;
-        out.push({ rel: r, real: re, abs: a, stats: st, ...(st.isSymbolicLink() ? { linkname: readlinkSync(a) } : {}) });
+        out.push({ rel: r, real: re, abs: a, stats: st, ...(st.isSymbolicLink() ? { linkname: readlinkName(a) } : {}) });
         if (st.isDirectory()) visit(r, re, a);
       }
     };
@@ -204,10 +205,10 @@ export class BuildContext {
     out = [];
     const found = out;
     const visit = (rel: string, real: string, abs: string) => {
-      for (const name of readdirSync(abs).sort()) {
+      for (const name of readdirNames(abs).sort()) {
         const r = rel ? `${rel}/${name}` : name;
         const re = real ? `${real}/${name}` : name;
-        const st = lstatSync(path.join(abs, name));
+        const st = lstatSync(fsPath(path.join(abs, name)));
         if (!this.visible(re, st)) found.push(r);
         else if (st.isDirectory()) visit(r, re, path.join(abs, name));
       }

@@ -3,6 +3,7 @@
 // archives and plans all of it onto the image as BuildKit's copy places it (copy-plan.ts), written as a layer.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { fsPath } from '../../layer/names.js';
 import { chmod as chmodFile, lstat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ChmodFn, parseChmod } from '../../dockerfile/chmod.js';
@@ -114,7 +115,7 @@ export async function digestSelection(selection: CopySelection): Promise<string>
     const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : st.isFile() ? 'file' : 'other';
     h.update(JSON.stringify([p.rel, type, st.mode & 0o7777, keepOwner ? [st.uid, st.gid] : null, p.linkname ?? null, type === 'file' ? st.size : 0]));
     h.update('\n');
-    if (type === 'file') for await (const chunk of createReadStream(p.abs)) h.update(chunk as Buffer);
+    if (type === 'file') for await (const chunk of createReadStream(fsPath(p.abs))) h.update(chunk as Buffer);
   };
   for (const s of selection.sources) {
     h.update(JSON.stringify({ source: s.path.rel, archive: s.archive ?? null, parents: s.parentsPath ?? null }));
@@ -131,8 +132,8 @@ export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelectio
     if (s.undated) {
       // A download without a Last-Modified has the build's time so far.
       const t = x.sourceDateEpoch ?? x.time;
-      await utimes(s.path.abs, t, t);
-      sources.push({ ...s, path: { ...s.path, stats: await lstat(s.path.abs) } });
+      await utimes(fsPath(s.path.abs), t, t);
+      sources.push({ ...s, path: { ...s.path, stats: await lstat(fsPath(s.path.abs)) } });
       continue;
     }
     if (!s.archive) {
