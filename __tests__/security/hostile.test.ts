@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -20,7 +20,7 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { blob, makeImage, pushBusyboxBase, seed, type TestImage } from '../helpers/images.js';
 import { type RawEntry, rawTar } from '../helpers/raw-tar.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { cli, fingerprint, hoistChild, type Run, runFault } from '../helpers/hostile.js';
+import { cli, type ContextFiles, fingerprint, hoistChild, makeHost, type Run, runFault, writeFiles } from '../helpers/hostile.js';
 import { describeWith, haveTool } from '../helpers/tools.js';
 
 const asRoot = process.getuid?.() === 0;
@@ -46,21 +46,11 @@ function contents(dir: string): string {
   let client: RegistryClient;
   const work = mkdtempSync(path.join(tmpdir(), 'hoist-hostile-'));
   const store = path.join(work, 'store');
-  /** the "host": files an attacker wants to read or destroy, named by absolute paths in the inputs */
-  const host = path.join(work, 'host');
-  const marker = `HOST-CANARY-${randomBytes(8).toString('hex')}`;
-  let hostBefore: Record<string, string>;
+  const { host, marker, before: hostBefore } = makeHost(work, { 'ignore-all': '*\n', 'Dockerfile.evil': 'FROM scratch\nCOPPY {{MARKER}} /\n' });
   let busybox = '';
   const tally = { runs: 0, archives: 0, loads: 0, contexts: 0, stages: 0, failedClearly: 0, built: 0, slowestMs: 0 };
 
   beforeAll(async () => {
-    mkdirSync(path.join(host, 'dir'), { recursive: true });
-    writeFileSync(path.join(host, 'secret.txt'), `${marker}\n`);
-    writeFileSync(path.join(host, 'victim.txt'), 'victim\n');
-    writeFileSync(path.join(host, 'dir', 'inner.txt'), 'inner\n');
-    writeFileSync(path.join(host, 'ignore-all'), '*\n');
-    writeFileSync(path.join(host, 'Dockerfile.evil'), `FROM scratch\nCOPPY ${marker} /\n`);
-    hostBefore = fingerprint(host);
     reg = await startRegistry('anonymous');
     client = new RegistryClient();
     busybox = `${reg.host}/base/busybox:1`;
@@ -112,18 +102,9 @@ function contents(dir: string): string {
   const withStore = (args: string[]) => [args[0], '--store', store, ...args.slice(1)];
 
   let ctxN = 0;
-  function context(dockerfile: string, files: Record<string, string | { symlink: string } | Buffer> = {}): string {
-    const dir = path.join(work, `ctx${ctxN++}`);
-    mkdirSync(dir, { recursive: true });
-    if (!('Dockerfile' in files)) writeFileSync(path.join(dir, 'Dockerfile'), dockerfile.replaceAll('{{BUSYBOX}}', busybox).replaceAll('{{HOST}}', host));
-    writeFileSync(path.join(dir, 'marker.txt'), 'an ordinary file\n');
-    for (const [name, spec] of Object.entries(files)) {
-      const p = path.join(dir, name);
-      mkdirSync(path.dirname(p), { recursive: true });
-      if (typeof spec === 'object' && !Buffer.isBuffer(spec)) symlinkSync(spec.symlink, p);
-      else writeFileSync(p, spec);
-    }
-    return dir;
+  function context(dockerfile: string, files: ContextFiles = {}): string {
+    const own: ContextFiles = 'Dockerfile' in files ? {} : { Dockerfile: dockerfile.replaceAll('{{BUSYBOX}}', busybox).replaceAll('{{HOST}}', host) };
+    return writeFiles(path.join(work, `ctx${ctxN++}`), { ...own, 'marker.txt': 'an ordinary file\n', ...files });
   }
 
   async function build(label: string, ctx: string, extra: string[] = []): Promise<Run> {
