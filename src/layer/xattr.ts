@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { runProcess } from '../exec/process.js';
+import { nameFromBytes, nameToBytes } from './names.js';
 
 export type XattrTool = 'python3' | 'attr';
 
@@ -75,7 +76,7 @@ export async function readXattrTree(root: string, names: readonly string[], tool
     for (const line of r.stdout.split('\n')) {
       if (!line) continue;
       const [p, n, v] = line.split(' ').map((x) => Buffer.from(x, 'base64'));
-      add(p.toString(), n.toString(), v);
+      add(nameFromBytes(p), n.toString(), v);
     }
   } else if (tool === 'attr') {
     const escaped = names.map((n) => n.replace(/[.^$]/g, (c) => `\\${c}`));
@@ -96,7 +97,7 @@ export async function readXattrTree(root: string, names: readonly string[], tool
 export function writeXattrs(items: readonly XattrSet[], tool: XattrTool | null = xattrTool() ?? null): XattrSet[] {
   if (items.length === 0) return [];
   if (tool === 'python3') {
-    const input = items.map((x) => `${b64(x.path)} ${b64(x.name)} ${b64(x.value)}\n`).join('');
+    const input = items.map((x) => `${b64(nameToBytes(x.path))} ${b64(x.name)} ${b64(x.value)}\n`).join('');
     const r = spawnSync('python3', ['-c', writeScript], { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     if (r.status !== 0) return [...items];
     return r.stdout.split('\n').filter(Boolean).map((i) => items[Number(i)]);
