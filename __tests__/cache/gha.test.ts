@@ -265,4 +265,23 @@ RUN --mount=type=cache,id=downloads,target=/cache sh -c 'test -f /cache/pkg || w
     // of the requests' way to the service).
     for (let i = 20; i < times.length; i++) expect(times[i] - times[0]).toBeGreaterThanOrEqual((i + 1 - 20) * 1000 - 500);
   }, 180_000);
+
+  test('a rerun with nothing changed leaves the cache as good as it found it (the next change reruns what it would have)', async () => {
+    const dockerfile = `FROM ${base} AS build
+COPY src/ /src/
+RUN mkdir -p /opt/vendor /out && echo vendored > /opt/vendor/lib && cat /src/a.txt /src/b.txt > /out/app
+FROM ${base}
+COPY --from=build /opt/vendor /opt/vendor
+COPY --from=build /out /app
+`;
+    const same = context({}, dockerfile);
+    const changed = context({ 'src/a.txt': 'a, changed\n' }, dockerfile);
+    expect((await fresh(same, gha('rerun-direct'))).code).toBe(0);
+    const direct = await fresh(changed, gha('rerun-direct'));
+    expect((await fresh(same, gha('rerun'))).code).toBe(0);
+    expect(ran((await fresh(same, gha('rerun'))).meta)).toEqual([]);
+    const after = await fresh(changed, gha('rerun'));
+    expect(ran(direct.meta)).toEqual(['build COPY src/ /src/', expect.stringMatching(/^build RUN mkdir/), '1 COPY --from=build /out /app']);
+    expect(ran(after.meta)).toEqual(ran(direct.meta));
+  }, 120_000);
 });

@@ -162,4 +162,30 @@ RUN --mount=type=cache,id=downloads,target=/cache sh -c 'test -f /cache/pkg || w
       await pkgs.stop();
     }
   }, 120_000);
+
+  test.each(['registry', 'local'])('%s: a rerun with nothing changed leaves the cache as good as it found it (the next change reruns what it would have)', async (kind) => {
+    const dockerfile = `FROM ${base} AS build
+COPY src/ /src/
+RUN mkdir -p /opt/vendor /out && echo vendored > /opt/vendor/lib && cat /src/a.txt /src/b.txt > /out/app
+FROM ${base}
+COPY --from=build /opt/vendor /opt/vendor
+COPY --from=build /out /app
+`;
+    const spec = (name: string) => (kind === 'registry' ? `type=registry,ref=${proxy.host}/cache/rerun:${name}` : `type=local,src=${path.join(work, `rerun-${name}`)}`);
+    const to = (name: string) => (kind === 'registry' ? `type=registry,ref=${proxy.host}/cache/rerun:${name},mode=max` : `type=local,dest=${path.join(work, `rerun-${name}`)},mode=max`);
+    const cached = (name: string) => ['--cache-from', spec(name), '--cache-to', to(name)];
+    const same = context({}, dockerfile);
+    const changed = context({ 'src/a.txt': 'a, changed\n' }, dockerfile);
+    // build, then the change
+    expect((await fresh(same, cached('direct'))).code).toBe(0);
+    const direct = await fresh(changed, cached('direct'));
+    // build, a rerun with nothing changed, then the same change
+    expect((await fresh(same, cached('rerun'))).code).toBe(0);
+    const rerun = await fresh(same, cached('rerun'));
+    expect(ran(rerun.meta)).toEqual([]);
+    const after = await fresh(changed, cached('rerun'));
+    // docker reruns the changed COPY, the RUN after it and the COPY --from whose files changed
+    expect(ran(direct.meta)).toEqual(['build COPY src/ /src/', expect.stringMatching(/^build RUN mkdir/), '1 COPY --from=build /out /app']);
+    expect(ran(after.meta)).toEqual(ran(direct.meta));
+  }, 120_000);
 });

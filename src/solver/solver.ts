@@ -373,9 +373,20 @@ export class Solver {
       for (const s of plan?.steps ?? []) {
         if (!s.hit || s.key === undefined) continue;
         this.hitLayer(s.hit);
-        this.used.push({ stage: index, record: { ...s.hit.record, key: s.key }, primary: true });
+        this.useRecords(index, s.hit.record, [s.key]);
       }
     }
+  }
+
+  /**
+   * A step found in a cache is this build's under each of its keys, and under the keys its record says the step
+   * also has (a COPY --from found by its stage key keeps its content key: the export of a rerun with nothing
+   * changed then serves the next change as the first build's did). The first key's record names the others.
+   */
+  private useRecords(stage: number, found: CacheRecord, keys: readonly string[]): void {
+    const { also: _also, ...result } = found;
+    const all = [...new Set([...keys, ...(found.also ?? [])])];
+    all.forEach((k, i) => this.used.push({ stage, record: { ...result, key: k, ...(i === 0 && all.length > 1 ? { also: all.slice(1) } : {}) }, primary: i === 0 }));
   }
 
   /** The records of this build: all, and those of the target and the stages it is built FROM. */
@@ -390,7 +401,8 @@ export class Solver {
     return {
       all: unique(this.used.map((u) => u.record)),
       final: unique(this.used.filter((u) => finalStages.has(u.stage)).map((u) => u.record)),
-      inline: unique(this.used.filter((u) => u.primary && finalStages.has(u.stage)).map((u) => u.record)),
+      // (without the other keys: what rides in the image never depends on which key found a step)
+      inline: unique(this.used.filter((u) => u.primary && finalStages.has(u.stage)).map(({ record: { also: _also, ...r } }) => r)),
       layer: (digest) => this.layers.get(digest),
     };
   }
@@ -577,7 +589,7 @@ export class Solver {
     if (hit) {
       this.cache.hits++;
       const r = hit.record;
-      keys.forEach((k, i) => this.used.push({ stage: run.index, record: { ...r, key: k }, primary: i === 0 }));
+      this.useRecords(run.index, r, keys);
       const layer = this.hitLayer(hit);
       applyResult(run, { created_by: step.createdBy, time: r.time, layer }, this.req.sourceDateEpoch);
       return { hit, diffID: layer?.diffID };
@@ -594,7 +606,7 @@ export class Solver {
     applyResult(run, { created_by: step.createdBy, time: result.time, layer, headers: l?.headers }, this.req.sourceDateEpoch);
     // The records are written once the layer's blob is (in place now, so that their order does not depend on
     // which compression finishes first).
-    const used = keys.map((k, i) => ({ stage: run.index, record: { key: k, time: result.time } as CacheRecord, primary: i === 0 }));
+    const used = keys.map((k, i) => ({ stage: run.index, record: { key: k, time: result.time, ...(i === 0 && keys.length > 1 ? { also: keys.slice(1) } : {}) } as CacheRecord, primary: i === 0 }));
     this.used.push(...used);
     const record = async () => {
       await layer?.ready;
