@@ -362,4 +362,16 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     expect(run('sh', ['-c', `runc list -q | grep '^hoist-${child.pid}-' || true`]).trim()).toBe('');
     expect(run('sh', ['-c', `ls -A ${store}/tmp`]).trim()).toBe('');
   }, 60_000);
+
+  test('one stage fails while another runs: the other is stopped and its mounts undone first; the failure is the error, at its line', async () => {
+    for (let i = 0; i < 3; i++) {
+      const { r } = await build('FROM {{BASE}} AS a\nRUN sleep 3 && echo a > /a\nFROM {{BASE}}\nRUN nosuchcommand\nCOPY --from=a /a /a\n', {}, ['--no-cache']);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/Dockerfile:4: process "\/bin\/sh -c nosuchcommand" did not complete successfully: exit code: 127/);
+      expect(r.err).not.toMatch(/EBUSY|can't create \/a/);
+      // nothing of the build is left mounted or running
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(path.join(store, 'tmp'));
+      expect(spawnSync('runc', ['list', '-q'], { encoding: 'utf8' }).stdout).not.toMatch(new RegExp(`^hoist-${process.pid}-`, 'm'));
+    }
+  }, 120_000);
 });

@@ -31,7 +31,8 @@ export interface RunResult {
 
 let counter = 0;
 
-export async function runContainer(runtime: string, spec: object, scratch: string, onOutput: (line: string) => void): Promise<RunResult> {
+/** `signal`: aborted, the container is killed (the build stops: another step failed); the run then ends as killed. */
+export async function runContainer(runtime: string, spec: object, scratch: string, onOutput: (line: string) => void, signal?: AbortSignal): Promise<RunResult> {
   const bundle = await mkdtemp(path.join(scratch, 'bundle-'));
   const id = `hoist-${process.pid}-${Date.now()}-${counter++}`;
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
@@ -43,7 +44,10 @@ export async function runContainer(runtime: string, spec: object, scratch: strin
     removeSync(bundle);
   });
   try {
+    if (signal?.aborted) return { exitCode: 137, tail: [] };
     const child = spawn(runtime, ['run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const kill = () => void runProcess(runtime, ['kill', id, 'KILL']);
+    signal?.addEventListener('abort', kill, { once: true });
     const lines = (chunk: Buffer, carry: { rest: string }) => {
       const text = carry.rest + chunk.toString();
       const parts = text.split('\n');
@@ -60,8 +64,8 @@ export async function runContainer(runtime: string, spec: object, scratch: strin
     child.stderr.on('data', (c: Buffer) => lines(c, err));
     const exitCode = await new Promise<number>((resolve, reject) => {
       child.on('error', (e) => reject(new ExecError(`cannot start ${runtime}: ${e.message}`)));
-      child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-    });
+      child.on('close', (code, sig) => resolve(code ?? (sig ? 128 : 1)));
+    }).finally(() => signal?.removeEventListener('abort', kill));
     for (const c of [out, err]) if (c.rest) {
       onOutput(c.rest);
       tail.push(c.rest);

@@ -46,7 +46,7 @@ import { CopyError } from './copy-plan.js';
 import { HttpSourceError } from './http-source.js';
 import { BuiltImage, orderedConfig } from './image.js';
 import { type CopySelection, digestSelection, execCopy, selectCopy } from './ops/copy.js';
-import { execRun } from './ops/exec.js';
+import { BuildStopped, execRun } from './ops/exec.js';
 import { execMkdir } from './ops/mkdir.js';
 import type { OpContext, OpResult } from './ops/op.js';
 import { ImageState } from './state.js';
@@ -260,6 +260,9 @@ export class Solver {
   /** the values of the secrets handed to steps, masked in what the steps print */
   private readonly mask = new SecretMask();
   private readonly cache: CacheSummary = { hits: 0, misses: 0, downloadedBytes: 0 };
+  /** aborted at the build's first failure: running steps are killed, no new one starts */
+  private readonly stopping = new AbortController();
+  private firstFailure: unknown;
   /** every step's records, by the stage that made or used them; `primary`: by the step's first key */
   private readonly used: { stage: number; record: CacheRecord; primary: boolean }[] = [];
   /** the layers steps gave, by digest (a cache's carry where their bytes are) */
@@ -352,11 +355,19 @@ export class Solver {
         records,
         cacheMounts: (await Promise.all(this.mounts.values())).filter((m): m is UsedCacheMount => m !== undefined),
       };
+    } catch (e) {
+      // The first failure is the build's error: the other steps are stopped (their processes killed, their
+      // mounts undone as each step ends) before anything they use is taken away.
+      this.stopping.abort();
+      const first = this.firstFailure ?? e;
+      if (first instanceof DockerfileError && first.source.length === 0) throw first.withSource(this.file, this.df.text);
+      throw first;
     } finally {
-      await Promise.allSettled([...this.warming, ...this.background]);
-      await this.sshAgents.close();
-      for (const m of this.sourceMounts.splice(0)) await m.release();
-      if (this.tmp) await rm(await this.tmp, { recursive: true, force: true });
+      await Promise.allSettled([...this.stages.values(), ...this.warming, ...this.background]);
+      // Clean-up never replaces the build's outcome (a mount that will not go is left to the next build's sweep).
+      await this.sshAgents.close().catch(() => undefined);
+      for (const m of this.sourceMounts.splice(0)) await m.release().catch(() => undefined);
+      if (this.tmp) await rm(await this.tmp, { recursive: true, force: true }).catch(() => undefined);
       this.forgetTmp?.();
     }
   }
@@ -414,7 +425,16 @@ export class Solver {
   }
 
   private stage(index: number): Promise<StageResult> {
-    return sharedBy(this.stages, index, () => this.runStage(index));
+    return sharedBy(this.stages, index, () =>
+      this.runStage(index).catch((e: unknown) => {
+        // The first step to fail stops the rest, wherever they are; its error is the build's.
+        if (!(e instanceof BuildStopped) && !this.stopping.signal.aborted) {
+          this.firstFailure = e;
+          this.stopping.abort();
+        }
+        throw e;
+      }),
+    );
   }
 
   /** A registry image for a platform: the tag resolved, the manifest picked, the config read; no layer fetched. */
@@ -537,6 +557,7 @@ export class Solver {
       this.req.onStep?.(from);
     }
     for (const planned of plan.steps) {
+      if (this.stopping.signal.aborted) throw new BuildStopped();
       const step = planned.step;
       const started = Date.now();
       // A config change is applied without being shown; WORKDIR / is numbered but has no vertex either.
@@ -703,6 +724,7 @@ export class Solver {
         if (step) this.req.onOutput?.(step, line);
       },
       cacheMount: (m) => this.cacheMount(m),
+      signal: this.stopping.signal,
     };
   }
 

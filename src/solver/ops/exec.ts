@@ -24,6 +24,14 @@ import { BuildContext } from '../context.js';
 import { type ExecUser, resolveExecUser } from '../users.js';
 import type { OpContext, OpResult } from './op.js';
 
+/** A step stopped because another one failed (that failure is the build's error). */
+export class BuildStopped extends Error {
+  override readonly name = 'BuildStopped';
+  constructor() {
+    super('stopped: another step failed');
+  }
+}
+
 /** RUN reached without root: the command may run the build again under sudo. */
 export class NeedsRootError extends Error {
   override readonly name = 'NeedsRootError';
@@ -67,7 +75,8 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
     const resolv = path.join(scratch, `resolv-${x.stageIndex}`);
     await writeFile(resolv, await readFile('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
     const spec = runSpec({ root: mount.merged, args: op.args, env: [...env.values()], cwd: op.cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: op.network === 'none' ? 'none' : 'host', mounts: extraMounts });
-    const result = await runContainer(runtime, spec, scratch, (line) => x.output(x.mask.apply(line)));
+    const result = await runContainer(runtime, spec, scratch, (line) => x.output(x.mask.apply(line)), x.signal);
+    if (x.signal.aborted) throw new BuildStopped();
     if (result.exitCode !== 0) {
       const removed = removedSource(extraMounts.map((m) => (m as { source: string }).source));
       if (removed !== undefined) throw new ExecError(`a mount source, /${removed}, was removed by another step while this one started (a cache mount shared with a step that deletes it?); nothing of it was mounted`);

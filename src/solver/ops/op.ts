@@ -38,6 +38,8 @@ export interface OpContext {
    * cache backend that keeps cache mounts, and the build notes what it held, to save it after the build if changed.
    */
   cacheMount(m: { name: string; id: string; dir: string; created: boolean }): Promise<void>;
+  /** aborted when another step of the build failed: a running process is killed, nothing new starts */
+  readonly signal: AbortSignal;
 }
 
 export interface OpResult {
