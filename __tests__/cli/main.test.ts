@@ -104,6 +104,17 @@ test('build -f - reads the Dockerfile from standard input, with the context\'s .
   expect(ignored).toMatchObject({ code: 1, err: expect.stringMatching(/^error: Dockerfile:2: b\.txt: not found in the build context \(it is excluded by \.dockerignore\)/) });
 });
 
+test('build -q / --quiet: no progress, only the image digest (as docker buildx build -q)', async () => {
+  const ctx = mkdtempSync(path.join(os.tmpdir(), 'hoist-cli-quiet-'));
+  writeFileSync(path.join(ctx, 'a.txt'), 'a');
+  writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY a.txt /\n');
+  const store = path.join(ctx, '..', `${path.basename(ctx)}-store`);
+  for (const flag of ['-q', '--quiet']) {
+    const r = await hoist(['build', '--store', store, flag, ctx]);
+    expect(r).toEqual({ code: 0, out: expect.stringMatching(/^sha256:[0-9a-f]{64}\n$/), err: '' });
+  }
+});
+
 test('version matches package.json', async () => {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
   expect(version).toBe(pkg.version);

@@ -23,7 +23,7 @@ test('FROM with platform and a stage name (lower-cased)', () => {
 test.each([
   ['FROM a b\n', 'FROM requires either one or three arguments'],
   ['FROM a AS 1x\n', 'invalid name for build stage'],
-  ['FROM --plat=x a\n', 'unknown flag: plat'],
+  ['FROM --plat=x a\n', 'unknown flag: --plat'],
   ['RUN x\n', 'no build stage in current context'],
   ['ARG A\n', 'dockerfile contains no stages to build'],
 ])('%j is rejected: %s', (text, message) => {
@@ -56,9 +56,9 @@ test.each([
   ['COPY a\n', 'requires at least two arguments'],
   ['COPY a <<EOF\nx\nEOF\n', 'cannot accept a heredoc as a destination'],
   ['COPY --link=maybe a b\n', 'expecting boolean value for flag link'],
-  ['COPY --from a b\n', 'missing a value on flag: from'],
+  ['COPY --from a b\n', 'missing a value on flag: --from'],
   ['COPY --from=a --from=b a b\n', 'duplicate flag specified: from'],
-  ['COPY --form=a a b\n', 'unknown flag: form'],
+  ['COPY --form=a a b\n', 'unknown flag: --form'],
   ['WORKDIR\n', 'WORKDIR requires exactly one argument'],
   ['USER\n', 'USER requires exactly one argument'],
   ['SHELL sh -c\n', 'SHELL requires the arguments to be in JSON form'],
@@ -78,6 +78,13 @@ test.each([
   const e = error(body);
   expect(e.message).toContain(message);
   expect(e.line).toBe(2);
+});
+
+test('an unknown flag says so as BuildKit does, with its suggestion', () => {
+  const flag = error('RUN --mont=type=cache,target=/c true\n');
+  expect(flag.detail).toBe('unknown flag: --mont');
+  expect(flag.hint).toBe('did you mean mount?');
+  expect(error('COPY --exclude a b\n').detail).toBe('missing a value on flag: --exclude');
 });
 
 test('unknown instructions suggest the closest one', () => {

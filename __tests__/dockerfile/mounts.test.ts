@@ -41,3 +41,8 @@ test('the root cannot be a mount target (BuildKit: invalid mount target "/")', (
   for (const spec of ['type=bind,target=/', 'type=cache,target=/', 'type=tmpfs,target=.', 'type=bind,target=/a/..']) expect(() => parseMount(spec, '/')).toThrow('invalid mount target "/"');
   expect(parseMount('type=tmpfs,target=..', '/w/x')).toMatchObject({ target: '/w' });
 });
+
+test('an unknown mount type in BuildKit\'s words, with its suggestion', () => {
+  expect(() => parseMount('type=tmp,target=/t', '/')).toThrow(/unsupported mount type "tmp" \(did you mean tmpfs\?\)$/);
+  expect(() => parseMount('type=volume,target=/t', '/')).toThrow(/unsupported mount type "volume" \(bind, cache, tmpfs, secret, ssh\)$/);
+});

@@ -20,13 +20,13 @@ describe('global ARGs and FROM', () => {
     expect(p.globalArgs.get('TARGETVARIANT')).toBe('');
   });
 
-  test('TARGETSTAGE is the target stage\'s name: --target, else the last stage\'s name ("" when unnamed)', () => {
+  test('TARGETSTAGE is the target stage\'s name: --target, else the last stage\'s name ("default" when unnamed)', () => {
     // BuildKit's defaultArgs (dockerfile2llb convert.go) and its testTargetStageNameArg.
     const text = 'ARG WHICH=$TARGETSTAGE\nFROM scratch AS Foo\nFROM scratch AS bar\n';
     expect(plan(text).globalArgs.get('TARGETSTAGE')).toBe('bar');
     expect(plan(text).globalArgs.get('WHICH')).toBe('bar');
     expect(plan(text, { target: 'foo' }).globalArgs.get('TARGETSTAGE')).toBe('foo');
-    expect(plan('FROM scratch AS a\nFROM scratch\n').globalArgs.get('TARGETSTAGE')).toBe('');
+    expect(plan('FROM scratch AS a\nFROM scratch\n').globalArgs.get('TARGETSTAGE')).toBe('default');
   });
 
   test('an empty base name is an error at the FROM line; a bad platform too', () => {

@@ -38,7 +38,8 @@ Builds an image from a Dockerfile.
       --cache-to SPEC        where this build's records go: type=registry,ref=REF[,mode=min|max] | type=inline |
                              type=local,dest=DIR[,mode=min|max]
       --pull                 accepted: base image tags are resolved at every build
-      --progress MODE        auto | plain | tty | quiet`;
+      --progress MODE        auto | plain | tty | quiet
+  -q, --quiet                no progress: only the image digest is printed (as docker buildx build -q)`;
 
 export async function buildCommand(argv: string[], io: CommandIO): Promise<number> {
   const a = parseArgv(argv, {
@@ -62,6 +63,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     secret: { value: true, repeat: true },
     ssh: { value: true, repeat: true },
     progress: { value: true },
+    quiet: { short: 'q' },
   }, 'build');
   if (a.flags.has('help')) {
     io.out(`${buildUsage}\n\n${commonUsage}\n`);
@@ -77,7 +79,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   const cacheTo = (a.options.get('cache-to') ?? []).map((o) => asUsage(() => parseCacheTo(o)));
   if (a.flags.has('push')) outputs.push({ type: 'registry' });
   if (a.flags.has('load')) outputs.push({ type: 'docker' });
-  const progressMode = a.options.get('progress')?.[0] ?? 'auto';
+  const progressMode = a.flags.has('quiet') ? 'quiet' : (a.options.get('progress')?.[0] ?? 'auto');
   if (!['auto', 'plain', 'tty', 'quiet'].includes(progressMode)) throw new UsageError(`--progress ${progressMode}: expected auto, plain, tty or quiet`);
   // `-f -`: the Dockerfile from standard input, as docker build reads it (read once: a build run again under sudo
   // gets the text through the environment file sudo.ts hands over, not from a standard input already consumed).

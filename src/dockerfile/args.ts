@@ -20,7 +20,7 @@ export function isPredefinedArg(name: string): boolean {
 
 /**
  * The automatic args of the global scope (BuildKit's defaultArgs, dockerfile2llb convert.go): the platforms, and
- * TARGETSTAGE, the name of the stage the build is for (--target, else the last stage's name, '' when it has none).
+ * TARGETSTAGE, the name of the stage the build is for (--target, else the last stage's name, `default` when it has none).
  */
 export function platformArgs(build: Platform, target: Platform, targetStage = ''): Map<string, string> {
   return new Map([

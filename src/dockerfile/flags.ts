@@ -28,20 +28,21 @@ export class FlagSet {
       if (!kind) {
         const near = closest(name, this.kinds.keys());
         const known = [...this.kinds.keys()].map((k) => '--' + k).join(', ');
-        throw new LineSyntaxError(`unknown flag: ${name}`, near ? `did you mean --${near}?` :
+        // The flag as written, `--` and all (BuildKit ≥ 0.17, moby/buildkit#5369), and suggest.WrapError's hint.
+        throw new LineSyntaxError(`unknown flag: --${name}`, near ? `did you mean ${near}?` :
           known ? `${this.instruction} takes ${known}` : `${this.instruction} takes no flags`);
       }
       if (this.used.includes(name) && kind !== 'list') throw new LineSyntaxError(`duplicate flag specified: ${name}`);
       this.used.push(name);
       if (kind === 'bool') {
-        if (value === '') throw new LineSyntaxError(`missing a value on flag: ${name}`);
+        if (value === '') throw new LineSyntaxError(`missing a value on flag: --${name}`);
         const v = (value ?? 'true').toLowerCase();
         if (v !== 'true' && v !== 'false') {
           throw new LineSyntaxError(`expecting boolean value for flag ${name}, not: ${value}`, `write --${name} or --${name}=false`);
         }
         this.bools.set(name, v === 'true');
       } else {
-        if (value === undefined) throw new LineSyntaxError(`missing a value on flag: ${name}`, `write --${name}=VALUE`);
+        if (value === undefined) throw new LineSyntaxError(`missing a value on flag: --${name}`, `write --${name}=VALUE`);
         if (kind === 'string') this.strings.set(name, value);
         else this.lists.set(name, [...(this.lists.get(name) ?? []), value]);
       }

@@ -30,6 +30,8 @@ export function ramInBytes(text: string): number | undefined {
   return Math.floor(Number(m[1]) * 1024 ** ' kmgtp'.indexOf(m[2].toLowerCase() || ' '));
 }
 
+const mountTypes = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
+
 export function parseMount(text: string, workdir: string): MountSpec {
   const f = new Map<string, string>();
   for (const field of splitCSV(text)) {
@@ -83,7 +85,8 @@ export function parseMount(text: string, workdir: string): MountSpec {
       return { type, target: rawTarget ? abs(rawTarget) : '/run/buildkit/ssh_agent.0', id, required: f.has('required') && bool(f.get('required')), mode: num('mode', 0o600, 8), uid: num('uid', 0), gid: num('gid', 0) };
     }
     default:
-      throw new MountError(`--mount=${text}: unknown mount type ${JSON.stringify(type)} (bind, cache, tmpfs, secret, ssh)`);
+      // BuildKit's words, with suggest.WrapError's suggestion.
+      throw new MountError(`--mount=${text}: unsupported mount type ${JSON.stringify(type)}${closest(type, mountTypes) ? ` (did you mean ${closest(type, mountTypes)}?)` : ' (bind, cache, tmpfs, secret, ssh)'}`);
   }
 }
 

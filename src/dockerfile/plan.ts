@@ -127,7 +127,8 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
   const buildArgs = new Map(options.buildArgs instanceof Map ? options.buildArgs : Object.entries(options.buildArgs ?? {}));
 
   // The global scope: platform args, then each global ARG in order (a --build-arg wins over the default).
-  const globalArgs = platformArgs(buildPlatform, targetPlatform, options.target || (df.stages[df.stages.length - 1]?.name ?? ''));
+  // Without --target, the last stage by its name, or "default" when it has none (BuildKit's testTargetStageNameArg).
+  const globalArgs = platformArgs(buildPlatform, targetPlatform, options.target || (df.stages[df.stages.length - 1]?.name ?? 'default'));
   const declared = new Set<string>();
   for (const ins of df.globalArgs) {
     for (const a of ins.args) {
