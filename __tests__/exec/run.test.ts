@@ -28,14 +28,14 @@ const asRoot = process.getuid?.() === 0;
   afterAll(async () => reg?.stop());
 
   let n = 0;
-  function writeContext(dockerfile: string, files: Record<string, string> = {}): string {
+  function writeContext(dockerfile: string, files: Record<string, string | Buffer> = {}): string {
     const dir = path.join(work, `ctx${n++}`);
     mkdirSync(dir);
     writeFileSync(path.join(dir, 'Dockerfile'), dockerfile.replaceAll('{{BASE}}', base));
     for (const [k, v] of Object.entries(files)) writeFileSync(path.join(dir, k), v);
     return dir;
   }
-  async function build(dockerfile: string, files: Record<string, string> = {}, args: string[] = []) {
+  async function build(dockerfile: string, files: Record<string, string | Buffer> = {}, args: string[] = []) {
     const dir = writeContext(dockerfile, files);
     const tar = path.join(work, `out${n}.tar`);
     const r = await hoist(['build', '--progress', 'plain', '--store', store, ...args, '-o', `type=docker,dest=${tar}`, dir]);
@@ -374,4 +374,12 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
       expect(spawnSync('runc', ['list', '-q'], { encoding: 'utf8' }).stdout).not.toMatch(new RegExp(`^hoist-${process.pid}-`, 'm'));
     }
   }, 120_000);
+
+  test('a RUN on an image without /etc leaves no /etc: the mount points it needed go, their parents too (moby/buildkit#3307)', async () => {
+    const busybox = readFileSync(run('sh', ['-c', 'command -v busybox']).trim());
+    const { r, fs } = await build('FROM scratch\nCOPY --chmod=755 busybox /busybox\nRUN ["/busybox", "true"]\nRUN --mount=type=tmpfs,target=/made/for/mount ["/busybox", "true"]\n', { busybox });
+    expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
+    // (the runtime's own /dev, /proc and /sys stay, as BuildKit's stub cleaner leaves them: executor/stubs.go)
+    expect(Object.keys(fs).filter((p) => !p.startsWith('busybox')).sort()).toEqual(['dev', 'proc', 'sys']);
+  }, 60_000);
 });

@@ -36,8 +36,11 @@ async function upperXattrs(upper: string): Promise<{ opaque: Set<string>; caps: 
 export async function upperDirEntries(upper: string, lower: FsIndex, mountTargets: readonly string[] = []): Promise<{ entries: LayerEntry[]; dropped: string[] }> {
   const dropped: string[] = [];
   const entries = await walkUpper(upper, lower, dropped);
+  // What the step's mounts needed made (BuildKit ≥ 0.11 removes them, moby/buildkit#3307): the mount points the
+  // image lacked, /etc/hosts and /etc/resolv.conf among them, and the directories made only to hold them.
+  const targets = [...mountTargets, ...mountPoints.map((m) => `/${m}`)];
   const stubs = new Set<string>();
-  for (const t of mountTargets) {
+  for (const t of targets) {
     const parts = t.split('/').filter(Boolean);
     for (let i = parts.length; i >= 1; i--) {
       const p = parts.slice(0, i).join('/');
@@ -46,9 +49,12 @@ export async function upperDirEntries(upper: string, lower: FsIndex, mountTarget
     }
   }
   if (stubs.size === 0) return { entries, dropped };
-  const kept = entries.filter((e) => !stubs.has(e.header.name) && ![...stubs].some((s) => e.header.name.startsWith(`${s}/`) && mountTargets.includes(`/${s}`)));
-  // A directory made for a mount stays only if something else was written below it.
-  const result = kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) || kept.some((o) => o.header.name.startsWith(`${e.header.name}/`)));
+  const below = (name: string, dir: string) => name.startsWith(`${dir}/`);
+  const made = targets.map((t) => t.split('/').filter(Boolean).join('/')).filter((t) => stubs.has(t));
+  // A mount target and what is under it go (the mount's content never reaches the layer); a directory made for a
+  // target stays only if the step wrote something else below it.
+  const kept = entries.filter((e) => !(stubs.has(e.header.name) && e.header.type !== 'directory') && !made.some((t) => e.header.name === t || below(e.header.name, t)));
+  const result = kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) || kept.some((o) => below(o.header.name, e.header.name) && !(o.header.type === 'directory' && stubs.has(o.header.name))));
   const keptNames = new Set(result.map((e) => e.header.name));
   for (const e of entries) if (!keptNames.has(e.header.name)) dropped.push(e.header.name);
   return { entries: result, dropped };
