@@ -254,6 +254,23 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     expect(content(tar, 'groups').trim().split(' ').sort()).toEqual(['0', '10', '6']);
   });
 
+  test('id as BuildKit\'s testUserAdditionalGids has it: the primary group is among the groups (CVE-2023-25173)', async () => {
+    // busybox's own passwd and group (root in wheel only), and its test's four cases
+    const { r } = await build(`FROM {{BASE}}\nCOPY passwd group /etc/\nSHELL ["/bin/sh", "-euxc"]
+RUN test "$(id)" = "uid=0(root) gid=0(root) groups=0(root),10(wheel)"
+USER 1234
+RUN test "$(id)" = "uid=1234 gid=0(root) groups=0(root)"
+USER 1234:1234
+RUN test "$(id)" = "uid=1234 gid=1234 groups=1234"
+USER daemon
+RUN test "$(id)" = "uid=1(daemon) gid=1(daemon) groups=1(daemon)"
+`, {
+      passwd: 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n',
+      group: 'root:x:0:\ndaemon:x:1:\nbin:x:2:\nsys:x:3:\nadm:x:4:\ntty:x:5:\ndisk:x:6:\nwheel:x:10:root\nusers:x:100:\nnogroup:x:65534:\n',
+    });
+    expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
+  });
+
   test('a failing RUN names its line and exit code and leaves no mount or container', async () => {
     const { r } = await build('FROM {{BASE}}\nRUN echo about to fail \\\n  && exit 3\n');
     expect(r.code).toBe(1);

@@ -10,27 +10,27 @@ const files = {
 
 describe('the user of a RUN step', () => {
   test('a name: its uid, its primary group from passwd, and every group that lists it', () => {
-    expect(resolveExecUser('app', files)).toEqual({ uid: 1000, gid: 1001, additionalGids: [50, 51] });
+    expect(resolveExecUser('app', files)).toEqual({ uid: 1000, gid: 1001, additionalGids: [1001, 50, 51] });
   });
   test('a number found in passwd is that entry, with its groups', () => {
-    expect(resolveExecUser('1000', files)).toEqual({ uid: 1000, gid: 1001, additionalGids: [50, 51] });
+    expect(resolveExecUser('1000', files)).toEqual({ uid: 1000, gid: 1001, additionalGids: [1001, 50, 51] });
   });
-  test('a number not in passwd runs with gid 0 and no groups', () => {
-    expect(resolveExecUser('4242', files)).toEqual({ uid: 4242, gid: 0, additionalGids: [] });
+  test('a number not in passwd runs with gid 0 and no other group', () => {
+    expect(resolveExecUser('4242', files)).toEqual({ uid: 4242, gid: 0, additionalGids: [0] });
   });
-  test('an explicit group replaces the primary one and drops the supplementary ones', () => {
-    expect(resolveExecUser('app:staff', files)).toEqual({ uid: 1000, gid: 50, additionalGids: [] });
-    expect(resolveExecUser('app:777', files)).toEqual({ uid: 1000, gid: 777, additionalGids: [] });
-    expect(resolveExecUser('nobody:50', files)).toEqual({ uid: 65534, gid: 50, additionalGids: [] });
+  test('an explicit group replaces the primary one and drops the other supplementary ones (the primary is always listed: CVE-2023-25173)', () => {
+    expect(resolveExecUser('app:staff', files)).toEqual({ uid: 1000, gid: 50, additionalGids: [50] });
+    expect(resolveExecUser('app:777', files)).toEqual({ uid: 1000, gid: 777, additionalGids: [777] });
+    expect(resolveExecUser('nobody:50', files)).toEqual({ uid: 65534, gid: 50, additionalGids: [50] });
   });
   test('uid:gid in numbers needs no files at all', () => {
-    expect(resolveExecUser('5:6', {})).toEqual({ uid: 5, gid: 6, additionalGids: [] });
-    expect(resolveExecUser('', {})).toEqual({ uid: 0, gid: 0, additionalGids: [] });
+    expect(resolveExecUser('5:6', {})).toEqual({ uid: 5, gid: 6, additionalGids: [6] });
+    expect(resolveExecUser('', {})).toEqual({ uid: 0, gid: 0, additionalGids: [0] });
   });
   test('no USER: root as the image has it, with the groups that list root (current BuildKit GetUser looks up "0")', () => {
     const withRoot = { passwd: 'root:x:0:0:root:/root:/bin/sh\n', group: 'root:x:0:root\nwheel:x:10:root\ndisk:x:6:root,adm\nadm:x:4:adm\n' };
     expect(resolveExecUser('', withRoot)).toEqual({ uid: 0, gid: 0, additionalGids: [0, 10, 6] });
-    expect(resolveExecUser('', { group: withRoot.group })).toEqual({ uid: 0, gid: 0, additionalGids: [] });
+    expect(resolveExecUser('', { group: withRoot.group })).toEqual({ uid: 0, gid: 0, additionalGids: [0] });
   });
   test('unknown names are errors that say which file lacks them', () => {
     expect(() => resolveExecUser('ghost', files)).toThrow(new UserError('unable to find user ghost: no matching entries in passwd file'));

@@ -76,9 +76,14 @@ export function resolveOwner(spec: string, files: { passwd?: string; group?: str
 }
 
 export interface ExecUser extends Owner {
-  /** supplementary groups: those that list the user as a member, when USER names no group */
+  /**
+   * supplementary groups: the primary group first (CVE-2023-25173: containerd and BuildKit list it, so a process
+   * never keeps groups it was not given), then those that list the user as a member when USER names no group
+   */
   additionalGids: number[];
 }
+
+const withPrimary = (u: Owner & { additionalGids: number[] }): ExecUser => ({ ...u, additionalGids: [u.gid, ...u.additionalGids.filter((g) => g !== u.gid)] });
 
 /**
  * The user of a RUN step, as BuildKit resolves it (executor/oci/user.go GetUser: numeric `uid:gid` as is, else
@@ -93,13 +98,13 @@ export function resolveExecUser(spec: string, files: { passwd?: string; group?: 
     try {
       return resolveExecUser('0', files);
     } catch {
-      return { uid: 0, gid: 0, additionalGids: [] };
+      return { uid: 0, gid: 0, additionalGids: [0] };
     }
   }
   const colon = spec.indexOf(':');
   const user = colon < 0 ? spec : spec.slice(0, colon);
   const group = colon < 0 ? '' : spec.slice(colon + 1);
-  if (isNumber(user) && isNumber(group)) return { uid: Number(user), gid: Number(group), additionalGids: [] };
+  if (isNumber(user) && isNumber(group)) return withPrimary({ uid: Number(user), gid: Number(group), additionalGids: [] });
   const found = parsePasswd(files.passwd ?? '').find((p) => (isNumber(user) ? p.id === Number(user) : p.name === user));
   if (!found && !isNumber(user)) throw new UserError(`unable to find user ${user}: no matching entries in passwd file`);
   const uid = found ? found.id : Number(user);
@@ -112,5 +117,5 @@ export function resolveExecUser(spec: string, files: { passwd?: string; group?: 
   } else if (found) {
     additionalGids = parseGroup(files.group ?? '').filter((e) => e.members?.includes(found.name)).map((e) => e.id);
   }
-  return { uid, gid, additionalGids };
+  return withPrimary({ uid, gid, additionalGids });
 }
