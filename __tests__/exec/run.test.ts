@@ -214,7 +214,10 @@ RUN --mount=type=ssh,id=other,target=/agent test -e /agent || echo skipped > /ot
     const asEnv = await build('FROM {{BASE}}\nENV WHO=me\nRUN --mount=type=secret,id=tok,env=TOKEN echo "$WHO $TOKEN" | wc -c > /len\n', {}, ['--secret', `id=tok,src=${secretFile}`]);
     expect(asEnv.r.code).toBe(0);
     expect(content(asEnv.tar, 'len').trim()).toBe('23');
-    expect(asEnv.r.err).toMatch(/^#\d+ \[2\/2\] RUN --mount=type=secret,id=tok,env=TOKEN echo me \*\*\*\* \| wc -c > \/len$/m);
+    expect(asEnv.r.err).toMatch(/^#\d+ \[2\/2\] RUN --mount=type=secret,id=tok,env=TOKEN echo "me \*\*\*\*" \| wc -c > \/len$/m);
+    // Quotes as written, variables expanded, an unset one left as it is (dispatchRun: RawQuotes, SkipUnsetEnv)
+    const named = await build(`FROM {{BASE}}\nARG V=base\nRUN echo "$V" '$V' $UNSET > /n\n`);
+    expect(named.r.err).toMatch(/^#\d+ \[2\/2\] RUN echo "base" '\$V' \$UNSET > \/n$/m);
     expect(asEnv.r.err + JSON.stringify(asEnv.config)).not.toContain('hunter2');
     const missing = await build('FROM {{BASE}}\nRUN --mount=type=secret,id=nope,required=true true\n');
     expect(missing.r.code).toBe(1);

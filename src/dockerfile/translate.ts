@@ -373,15 +373,17 @@ function translateRun(ins: RunInstruction, x: StepContext): Omit<Step, 'at'> {
 
 /**
  * A RUN's name in the progress, as dockerfile2llb names it (processCmdEnv over the instruction with the step's
- * environment, where a secret given as env= reads `****`: withSecretEnvMask, convert_secrets.go), the keyword in
- * capitals; the instruction as written when the expansion fails.
+ * environment, where a secret given as env= reads `****`: withSecretEnvMask, convert_secrets.go; its lexer keeps
+ * quotes and leaves unset variables as written), the keyword in capitals; the instruction as written when the
+ * expansion fails.
  */
 function runName(ins: RunInstruction, env: ReadonlyMap<string, string>, mounts: ExecOp['mounts'], escape: string): string {
   const values = new Map([...env.values()].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const));
   for (const m of mounts) if (m.spec.type === 'secret' && m.spec.env) values.set(m.spec.env, '****');
   let name = ins.code;
   try {
-    name = new ShellLex(escape).processWord(ins.code, values);
+    // As dispatchRun's copy of the lexer: quotes kept, unset variables left as written.
+    name = new ShellLex(escape, { rawQuotes: true, skipUnsetEnv: true }).processWord(ins.code, values);
   } catch {
     // as BuildKit: the text as it is
   }
