@@ -26,9 +26,11 @@ export interface SavedImage {
   config: Record<string, unknown>;
   fs: Map<string, FlatEntry>;
   layers: number;
+  /** the text of each small file (up to 4 KiB), for a test that must read one */
+  texts: Map<string, string>;
 }
 
-async function applyLayer(fs: Map<string, FlatEntry>, bytes: Buffer): Promise<void> {
+async function applyLayer(fs: Map<string, FlatEntry>, bytes: Buffer, texts: Map<string, string>): Promise<void> {
   const { stream } = await decompressed(Readable.from([bytes]));
   const opaque: string[] = [];
   const added = new Set<string>();
@@ -51,6 +53,7 @@ async function applyLayer(fs: Map<string, FlatEntry>, bytes: Buffer): Promise<vo
     const e: FlatEntry = { type: header.type, mode: (header.mode & 0o7777).toString(8), uid: header.uid, gid: header.gid, size: header.size };
     if (header.linkname) e.link = header.linkname;
     if (header.type === 'file') e.sha256 = createHash('sha256').update(Buffer.concat(chunks)).digest('hex');
+    if (header.type === 'file' && header.size <= 4096) texts.set(name, Buffer.concat(chunks).toString('utf8'));
     if (header.type !== 'directory') e.mtime = Math.floor(header.mtime);
     if (header.xattrs) e.xattrs = Object.fromEntries(Object.entries(header.xattrs).map(([k, v]) => [k, v.toString('base64')]));
     if (header.type !== 'directory' || fs.get(name)?.type !== 'directory') for (const k of [...fs.keys()]) if (k.startsWith(name + '/')) fs.delete(k);
@@ -66,8 +69,9 @@ export async function readSaved(tarFile: string, workDir: string): Promise<Saved
   const [entry] = JSON.parse(readFileSync(path.join(workDir, 'manifest.json'), 'utf8')) as { Config: string; Layers: string[] }[];
   const config = JSON.parse(readFileSync(path.join(workDir, entry.Config), 'utf8')) as Record<string, unknown>;
   const fs = new Map<string, FlatEntry>();
-  for (const l of entry.Layers) await applyLayer(fs, readFileSync(path.join(workDir, l)));
-  return { config, fs, layers: entry.Layers.length };
+  const texts = new Map<string, string>();
+  for (const l of entry.Layers) await applyLayer(fs, readFileSync(path.join(workDir, l)), texts);
+  return { config, fs, layers: entry.Layers.length, texts };
 }
 
 /** The config without what differs between any two builds (times, layer digests). */

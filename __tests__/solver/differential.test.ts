@@ -391,6 +391,7 @@ RUN id > /out/numbers
 USER root
 RUN id > /out/root
 `,
+    idOutputs: ['out/app', 'out/numbers', 'out/root'],
   },
   {
     name: 'RUN: WORKDIR, ENV, ARG and SHELL as the step sees them',
@@ -493,6 +494,7 @@ RUN id > /shared/who && touch /shared/mine
 USER root
 RUN rm -rf /root /usr/local
 `,
+    idOutputs: ['shared/who'],
   },
   {
     name: 'RUN: supplementary groups from /etc/group; a numeric USER found in passwd and one that is not',
@@ -509,6 +511,7 @@ RUN id > /out/unknown-number
 USER nobody:50
 RUN id > /out/numeric-group
 `,
+    idOutputs: ['out/by-name', 'out/by-number', 'out/explicit-group', 'out/unknown-number', 'out/numeric-group'],
   },
   {
     name: 'RUN: HOME from passwd, from an ENV, and / for a user without an entry',

@@ -272,3 +272,24 @@ describe('errors in BuildKit\'s words, at the Dockerfile line', () => {
     expect(await buildErr('FROM scratch\nCOPY --exclude=[ a /\n', { a: 'a' })).toMatch(/^error: \S*Dockerfile:2: syntax error in pattern: \[/);
   });
 });
+
+describe('ADD of a local archive into an image with absolute symlinks', () => {
+  test('its entries land where the image\'s links lead (var/run -> /run), the link stays; a directory the archive names replaces a link as tar -x does', async () => {
+    const { rawTar } = await import('../helpers/raw-tar.js');
+    const base = rawTar([{ name: 'run/', flag: '5', mode: '0000755\0' }, { name: 'var/', flag: '5', mode: '0000755\0' }, { name: 'var/run', flag: '2', linkname: '/run', mode: '0000777\0' }, { name: 'var/lock', flag: '2', linkname: '/run/lock', mode: '0000777\0' }]);
+    const payload = rawTar([
+      { name: 'var/run/act/actions/broad/.git/HEAD', body: 'ref: main\n', mode: '0000644\0' },
+      { name: 'var/run/act/actions/broad/.git/ORIG_HEAD', flag: '1', linkname: 'var/run/act/actions/broad/.git/HEAD' },
+      { name: 'var/lock/', flag: '5', mode: '0000755\0' },
+      { name: 'var/lock/held', body: 'x', mode: '0000644\0' },
+    ]);
+    const { fs } = await buildFs('FROM scratch AS base\nADD base.tar /\nFROM base\nADD payload.tar /\n', { 'base.tar': base, 'payload.tar': payload });
+    expect(fs['var/run']).toMatchObject({ type: 'symlink', link: '/run' });
+    expect(fs['run/act/actions/broad/.git/HEAD']).toMatchObject({ type: 'file' });
+    expect(fs['run/act/actions/broad/.git/ORIG_HEAD']).toBeDefined();
+    expect(Object.keys(fs).filter((p) => p.startsWith('var/run/'))).toEqual([]);
+    // (docker's untar removes what is in the way of a directory entry that is not a directory)
+    expect(fs['var/lock']).toMatchObject({ type: 'directory' });
+    expect(fs['var/lock/held']).toMatchObject({ type: 'file' });
+  });
+});

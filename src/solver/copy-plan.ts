@@ -28,6 +28,14 @@ export interface CopySource {
   /** --parents: the path kept under the destination (the part after a `/./` pivot) */
   parentsPath?: string;
   /**
+   * an archive ADD unpacks: its entries land where their paths lead in the image, through the image's symlinks
+   * (BuildKit unpacks into the destination with the image as its root: `var/run/x` over `var/run -> /run` writes
+   * /run/x, and the link stays)
+   */
+  unpacked?: boolean;
+  /** for an unpacked archive: the names its entries have (a directory it made only as a parent has no entry) */
+  archived?: ReadonlySet<string>;
+  /**
    * a unix socket among these paths becomes an empty file: the context's, as BuildKit's context transfer sends a
    * socket (testCopySocket); elsewhere a socket cannot be copied
    */
@@ -142,11 +150,16 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     for (const child of s.children ?? []) {
       const relBelow = s.path.rel ? child.rel.slice(s.path.rel.length + 1) : child.rel;
       if (o.exclude?.excludes(relBelow)) continue;
-      const t = path.posix.join(target, relBelow).replace(/^\/+/, '');
+      let t = path.posix.join(target, relBelow).replace(/^\/+/, '');
+      // An unpacked entry's parents resolved in the image (what this copy put at a parent stands as it is).
+      const parent = path.posix.dirname(t);
+      if (s.unpacked && parent !== '.' && !entries.has(parent)) t = path.posix.join(o.fs.resolve(`/${parent}`, true), path.posix.basename(t)).replace(/^\/+/, '');
       ensureParents(t);
       if (child.stats.isSymbolicLink()) {
         put(t, { header: { ...header(t, child, 'symlink'), linkname: child.linkname ?? '' } });
       } else if (child.stats.isDirectory()) {
+        // A parent the archive does not name is made only where the image lacks it (ensureParents), as tar -x does.
+        if (s.archived && !s.archived.has(relBelow)) continue;
         put(t, { header: header(t, child, 'directory') });
       } else addOne(child, t);
     }

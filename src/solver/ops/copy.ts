@@ -3,7 +3,6 @@
 // archives and plans all of it onto the image as BuildKit's copy places it (copy-plan.ts), written as a layer.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { fsPath } from '../../layer/names.js';
 import { chmod as chmodFile, lstat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ChmodFn, parseChmod } from '../../dockerfile/chmod.js';
@@ -12,7 +11,9 @@ import { type CopyOp, isURL } from '../../dockerfile/translate.js';
 import { CompressionError } from '../../layer/compression.js';
 import { extractLayer } from '../../layer/extract.js';
 import { FsIndex } from '../../layer/fs-index.js';
-import { TarError } from '../../layer/tar.js';
+import { fsPath } from '../../layer/names.js';
+import { TarError, type TarHeader } from '../../layer/tar.js';
+import { cleanEntryName } from '../../layer/rooted.js';
 import { writeLayer } from '../../layer/writer.js';
 import { ArchiveError, type ArchiveKind, archiveKind, openArchive } from '../archive.js';
 import { BuildContext, ContextError, type ContextPath } from '../context.js';
@@ -142,15 +143,17 @@ export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelectio
     }
     // A local archive is unpacked into the destination, like `tar -x` (owners and times from the archive).
     const dir = await x.scratchDir();
+    const headers: TarHeader[] = [];
     try {
-      await extractLayer(openArchive(s.path.abs, s.archive), dir, { whiteouts: 'none' });
+      await extractLayer(openArchive(s.path.abs, s.archive), dir, { whiteouts: 'none', headers });
     } catch (e) {
       if (e instanceof TarError || e instanceof CompressionError || e instanceof ArchiveError) throw new ArchiveError(`cannot unpack ${s.path.rel}: ${e.message}`);
       throw e;
     }
     const unpacked = BuildContext.plain(dir);
     const top = (await unpacked.resolve('.'))[0];
-    sources.push({ path: { ...top, rel: '' }, keepOwner: s.keepOwner, children: await unpacked.walk(top) });
+    const archived = new Set(headers.map((h) => cleanEntryName(h.name)).filter(Boolean));
+    sources.push({ path: { ...top, rel: '' }, keepOwner: s.keepOwner, children: await unpacked.walk(top), unpacked: true, archived });
   }
   if (op.inline.length > 0) {
     // Heredoc sources: files named after their delimiter, 0644, with the build's time so far.
