@@ -293,3 +293,43 @@ describe('ADD of a local archive into an image with absolute symlinks', () => {
     expect(fs['var/lock/held']).toMatchObject({ type: 'file' });
   });
 });
+
+describe('COPY --from --parents when sources are missing (BuildKit\'s testCopyParentsMissingDirectory)', () => {
+  const baseTar = async () => {
+    const { rawTar } = await import('../helpers/raw-tar.js');
+    const d = (name: string) => ({ name, flag: '5', mode: '0000755\0' });
+    return rawTar([d('test/'), d('test/a/'), d('test/a/b/'), d('test/a/b/c/'), d('test/a/b/c/d/'), d('test/a/b/c/d/e/'), { name: 'test/a/b/c/d/foo', body: '' }, { name: 'test/a/b/c/d/e/bay', body: '' }]);
+  };
+  const build = async (copy: string) => buildFs(`FROM scratch AS base\nADD base.tar /\nFROM scratch\n${copy}\n`, { 'base.tar': await baseTar() });
+  const under = (fs: Record<string, unknown>, dir: string) => Object.keys(fs).filter((p) => p === dir || p.startsWith(`${dir}/`)).sort();
+
+  test('normal and with a pivot', async () => {
+    const normal = (await build('COPY --from=base --parents /test/a/b/c/d /out/')).fs;
+    expect(normal['out/test/a/b/c/d/e/bay']).toMatchObject({ type: 'file' });
+    expect(normal['out/e']).toBeUndefined();
+    expect(normal['out/a']).toBeUndefined();
+    const pivot = (await build('COPY --from=base --parents /test/a/b/./c/d /out/')).fs;
+    expect(pivot['out/c/d/e']).toMatchObject({ type: 'directory' });
+    expect(pivot['out/c/d/foo']).toMatchObject({ type: 'file' });
+    expect(pivot['out/a']).toBeUndefined();
+    expect(pivot['out/e']).toBeUndefined();
+  });
+
+  test('a named file that is not there fails in BuildKit\'s words', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hoist-new-'));
+    writeFileSync(path.join(dir, 'Dockerfile'), 'FROM scratch AS base\nADD base.tar /\nFROM scratch\nCOPY --from=base --parents /test/nonexistent-file /out/\n');
+    writeFileSync(path.join(dir, 'base.tar'), await baseTar());
+    const r = await hoist(['build', '--progress', 'quiet', '--store', path.join(dir, 'store'), dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/failed to calculate checksum of ref .*: "\/test\/nonexistent-file": not found/);
+  });
+
+  test.each([
+    ['a wildcard before the pivot that matches nothing', 'COPY --from=base --parents /test/a/b2*/c /out/'],
+    ['a wildcard after the pivot that matches nothing', 'COPY --from=base --parents /test/a/b/./c2* /out/'],
+  ])('%s: /out and nothing below it', async (_name, copy) => {
+    const { fs } = await build(copy);
+    expect(fs.out).toMatchObject({ type: 'directory' });
+    expect(under(fs, 'out')).toEqual(['out']);
+  });
+});

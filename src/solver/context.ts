@@ -52,6 +52,8 @@ export class BuildContext {
     readonly ignore: IgnoreMatcher,
     /** the ignore file that was read, for messages */
     readonly ignoreFile: string | undefined,
+    /** a stage's or image's filesystem: what its missing sources are named after in errors */
+    readonly ref?: string,
   ) {}
 
   /** The context directory with `<Dockerfile>.dockerignore` or `.dockerignore` applied (the first that exists). */
@@ -72,9 +74,9 @@ export class BuildContext {
     return new BuildContext(abs, new IgnoreMatcher([]), undefined);
   }
 
-  /** A directory without any ignore file (another stage's or image's filesystem, for COPY --from). */
-  static plain(dir: string): BuildContext {
-    return new BuildContext(path.resolve(dir), new IgnoreMatcher([]), undefined);
+  /** A directory without any ignore file (another stage's or image's filesystem, for COPY --from: `ref` names it). */
+  static plain(dir: string, ref?: string): BuildContext {
+    return new BuildContext(path.resolve(dir), new IgnoreMatcher([]), undefined, ref);
   }
 
   excluded(rel: string): boolean {
@@ -132,6 +134,8 @@ export class BuildContext {
     const rel = cleaned === '.' ? '' : cleaned;
     if (!hasWildcard(rel)) {
       const found = this.lookup(rel, true);
+      // A stage's or image's file in BuildKit's words (its cache key is where a missing source shows).
+      if (!found && this.ref !== undefined) throw new ContextError(`failed to calculate checksum of ref ${this.ref}: ${JSON.stringify(`/${rel}`)}: not found`);
       if (!found) throw new ContextError(`${source}: not found in the build context${this.excludedNote(rel)}`);
       return [found];
     }

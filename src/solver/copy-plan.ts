@@ -129,6 +129,15 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
       throw new CopyError(`${p.rel}: only files, directories and symlinks can be copied (this is a ${p.stats.isFIFO() ? 'FIFO' : p.stats.isSocket() ? 'socket' : 'device'})`);
     }
   };
+  // --parents copies from its pivot with include patterns, a directory copy: the destination is made even when
+  // nothing matches (BuildKit's testCopyParentsMissingDirectory: /out, and nothing below it).
+  if (o.parents) {
+    const d = '/' + o.fs.resolve(dest, true);
+    if (d !== '/' && kind(d) === undefined) {
+      ensureParents(d.slice(1));
+      put(d, { header: { name: d.slice(1), type: 'directory', mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: o.created } });
+    }
+  }
   for (const s of sources) {
     keep = s.keepOwner === true;
     socketsAsFiles = s.socketsAsFiles === true;

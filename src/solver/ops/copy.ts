@@ -39,7 +39,8 @@ export interface CopySelection {
 
 export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelection> {
   const fromContext = op.from.kind === 'context';
-  const from = fromContext ? x.context : BuildContext.plain(await x.rootfs(op.from as Exclude<CopyOp['from'], { kind: 'context' }>));
+  const source = op.from as Exclude<CopyOp['from'], { kind: 'context' }>;
+  const from = fromContext ? x.context : BuildContext.plain(await x.rootfs(source), source.kind === 'image' ? source.ref : `stage-${source.index}`);
   const sources: Selected[] = [];
   try {
     for (const s of op.sources) {
