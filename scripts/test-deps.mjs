@@ -2,6 +2,9 @@
 // Debian's packages when `npm test` runs as root and one is missing. Without root they are left alone and the
 // tests that need them say so and skip.
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const packages = {
   'docker-registry': 'docker-registry',
@@ -33,4 +36,36 @@ export function installTestDeps() {
   const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
   const install = update.status === 0 && spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env });
   if (!install || install.status !== 0) console.log('NOTICE: apt-get could not install the test dependencies; the tests that need them are skipped');
+}
+
+/**
+ * Current BuildKit as the differential suite's judge: docker 26.1 (BuildKit 0.13, buildx 0.13, containerd 1.7) from
+ * Debian 13's packages, unpacked into a directory of the suite's own (nothing installed system-wide; this Debian's
+ * runc and libc serve). __tests__/helpers/dockerd.ts starts it on private sockets; where it could not be fetched,
+ * the suite judges with the system's docker (20.10) and says so.
+ */
+export const docker26Dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', '.cache', 'hoist-docker26');
+
+export function fetchDocker26() {
+  const root = path.join(docker26Dir, 'root');
+  if (existsSync(path.join(root, 'usr', 'sbin', 'dockerd'))) return;
+  if (process.platform !== 'linux' || process.getuid?.() !== 0 || !have('apt-get') || !have('dpkg-deb')) {
+    console.log('NOTICE: not root with apt-get: the differential suite judges with the system\'s docker (20.10)');
+    return;
+  }
+  const debs = path.join(docker26Dir, 'debs');
+  const lists = path.join(docker26Dir, 'lists');
+  rmSync(docker26Dir, { recursive: true, force: true });
+  mkdirSync(path.join(lists, 'partial'), { recursive: true });
+  mkdirSync(debs, { recursive: true });
+  const sources = path.join(docker26Dir, 'trixie.sources');
+  writeFileSync(sources, 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n');
+  const apt = ['-o', `Dir::Etc::sourcelist=${sources}`, '-o', 'Dir::Etc::sourceparts=-', '-o', `Dir::State::Lists=${lists}`, '-o', 'APT::Get::List-Cleanup=0'];
+  console.log('fetching docker 26 (BuildKit 0.13) from Debian 13\'s packages for the differential suite');
+  const ok = spawnSync('apt-get', [...apt, 'update', '-qq'], { stdio: 'inherit' }).status === 0
+    && spawnSync('apt-get', [...apt, 'download', 'docker.io', 'docker-buildx', 'docker-cli', 'containerd'], { cwd: debs, stdio: ['ignore', 'ignore', 'inherit'] }).status === 0;
+  if (ok) for (const d of readdirSync(debs).filter((f) => f.endsWith('.deb'))) spawnSync('dpkg-deb', ['-x', path.join(debs, d), root], { stdio: 'inherit' });
+  rmSync(debs, { recursive: true, force: true });
+  rmSync(lists, { recursive: true, force: true });
+  if (!existsSync(path.join(root, 'usr', 'sbin', 'dockerd'))) console.log('NOTICE: docker 26 could not be fetched: the differential suite judges with the system\'s docker (20.10)');
 }

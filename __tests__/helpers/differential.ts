@@ -21,6 +21,8 @@ export type FileSpec =
 export interface Case {
   name: string;
   dockerfile: string;
+  /** a feature Docker 20.10's BuildKit lacks: compared only when the reference is docker 26 (BuildKit 0.13) */
+  current?: boolean;
   files?: Record<string, FileSpec>;
   buildArgs?: Record<string, string>;
   target?: string;
@@ -131,6 +133,10 @@ export interface DifferentialEnv {
 /** Builds one case with docker and with hoist and expects the same image. */
 export async function compareWithDocker(env: DifferentialEnv, c: Case, i: number | string): Promise<void> {
   const { d, work, store, base, http } = env;
+  if (c.current && d.major < 26) {
+    process.stderr.write(`NOTICE: "${c.name}" needs docker 26 as the reference; skipped\n`);
+    return;
+  }
     const dir = path.join(work, `case${i}`);
     writeContext(dir, c, base, http);
     const args = Object.entries(c.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
@@ -158,6 +164,9 @@ export async function compareWithDocker(env: DifferentialEnv, c: Case, i: number
     const want = await readSaved(theirTar, path.join(work, `case${i}-d`));
     const got = await readSaved(ourTar, path.join(work, `case${i}-h`));
     c.currentBuildkitConfig?.(want.config as Parameters<NonNullable<Case['currentBuildkitConfig']>>[0]);
+    // Docker 20.10's BuildKit writes "OnBuild": null; current BuildKit leaves it out.
+    const wantConfig = want.config.config as Record<string, unknown> | undefined;
+    if (wantConfig && wantConfig.OnBuild === null) delete wantConfig.OnBuild;
     expect(normaliseHistory(comparableConfig(got.config))).toEqual(normaliseHistory(comparableConfig(want.config)));
     for (const stub of c.oldBuildkitStubs ?? []) want.fs.delete(stub);
     for (const [p, attrs] of Object.entries(c.currentBuildkit ?? {})) {
@@ -170,6 +179,14 @@ export async function compareWithDocker(env: DifferentialEnv, c: Case, i: number
       if (!e || text === undefined) continue;
       const now = withPrimaryGroup(text);
       want.fs.set(p, { ...e, size: Buffer.byteLength(now), sha256: createHash('sha256').update(now).digest('hex') });
+    }
+    // docker 26's containerd image store diffs a layer by walking both trees (containerd's walking differ), which
+    // writes a new hard link to an unchanged lower file as a copy of it; BuildKit's overlay differ (buildkitd's own
+    // snapshotter: the docker-container driver build-push-action sets up) writes the link, as hoist does.
+    for (const [p, e] of got.fs) {
+      const w = want.fs.get(p);
+      const target = e.type === 'hardlink' && e.link ? got.fs.get(e.link) : undefined;
+      if (w?.type === 'file' && target?.type === 'file' && target.sha256 === w.sha256 && e.mode === w.mode && e.uid === w.uid && e.gid === w.gid) want.fs.set(p, e);
     }
     expect(withoutBuildTimes(fsObject(got.fs))).toEqual(withoutBuildTimes(fsObject(want.fs)));
     // And docker itself takes ours.

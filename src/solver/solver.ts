@@ -321,7 +321,8 @@ export class Solver {
       const config = structuredClone(this.stageOf(target).config);
       const c = (config.config ??= {});
       if (this.req.labels?.size) c.Labels = { ...c.Labels, ...Object.fromEntries(this.req.labels) };
-      c.OnBuild ??= null;
+      // No "OnBuild": null (Docker 20.10's BuildKit wrote it; current BuildKit leaves an empty one out).
+      if (c.OnBuild === null || (Array.isArray(c.OnBuild) && c.OnBuild.length === 0)) delete c.OnBuild;
       config.created = new Date((this.req.sourceDateEpoch ?? time) * 1000).toISOString();
       config.rootfs = { type: 'layers', diff_ids: state.layers.map((l) => l.diffID) };
       config.history = state.history;
