@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startPackageServer } from '../helpers/package-server.js';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
-import { type BuildMetadata, hoist, writeCacheContext } from '../helpers/hoist.js';
+import { type BuildMetadata, hoist, rerunSequence, writeCacheContext } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith } from '../helpers/tools.js';
@@ -164,26 +164,12 @@ RUN --mount=type=cache,id=downloads,target=/cache sh -c 'test -f /cache/pkg || w
   }, 120_000);
 
   test.each(['registry', 'local'])('%s: a rerun with nothing changed leaves the cache as good as it found it (the next change reruns what it would have)', async (kind) => {
-    const dockerfile = `FROM ${base} AS build
-COPY src/ /src/
-RUN mkdir -p /opt/vendor /out && echo vendored > /opt/vendor/lib && cat /src/a.txt /src/b.txt > /out/app
-FROM ${base}
-COPY --from=build /opt/vendor /opt/vendor
-COPY --from=build /out /app
-`;
-    const spec = (name: string) => (kind === 'registry' ? `type=registry,ref=${proxy.host}/cache/rerun:${name}` : `type=local,src=${path.join(work, `rerun-${name}`)}`);
-    const to = (name: string) => (kind === 'registry' ? `type=registry,ref=${proxy.host}/cache/rerun:${name},mode=max` : `type=local,dest=${path.join(work, `rerun-${name}`)},mode=max`);
-    const cached = (name: string) => ['--cache-from', spec(name), '--cache-to', to(name)];
-    const same = context({}, dockerfile);
-    const changed = context({ 'src/a.txt': 'a, changed\n' }, dockerfile);
-    // build, then the change
-    expect((await fresh(same, cached('direct'))).code).toBe(0);
-    const direct = await fresh(changed, cached('direct'));
-    // build, a rerun with nothing changed, then the same change
-    expect((await fresh(same, cached('rerun'))).code).toBe(0);
-    const rerun = await fresh(same, cached('rerun'));
+    const cached = (name: string) => kind === 'registry'
+      ? ['--cache-from', `type=registry,ref=${proxy.host}/cache/rerun:${name}`, '--cache-to', `type=registry,ref=${proxy.host}/cache/rerun:${name},mode=max`]
+      : ['--cache-from', `type=local,src=${path.join(work, `rerun-${name}`)}`, '--cache-to', `type=local,dest=${path.join(work, `rerun-${name}`)},mode=max`];
+    const { first, direct, rerun, after } = await rerunSequence(base, context, (ctx, name) => fresh(ctx, cached(name)));
+    expect(first.code).toBe(0);
     expect(ran(rerun.meta)).toEqual([]);
-    const after = await fresh(changed, cached('rerun'));
     // docker reruns the changed COPY, the RUN after it and the COPY --from whose files changed
     expect(ran(direct.meta)).toEqual(['build COPY src/ /src/', expect.stringMatching(/^build RUN mkdir/), '1 COPY --from=build /out /app']);
     expect(ran(after.meta)).toEqual(ran(direct.meta));

@@ -59,3 +59,27 @@ export function writeCacheContext(dir: string, files: Record<string, string>, do
   writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
   return dir;
 }
+
+/**
+ * A CI rerun against a cache, as the cache tests try it with a two-stage app (a `build` stage whose RUN makes
+ * /opt/vendor and /out, a final stage copying both from it): build then a one-file change (`direct`), and build, a
+ * rerun with nothing changed (`rerun`), then the same change (`after`). `build(ctx, cache)` builds on a fresh
+ * store with the cache named `cache` as both --cache-from and --cache-to.
+ */
+export async function rerunSequence(base: string, context: (files: Record<string, string>, dockerfile: string) => string, build: (ctx: string, cache: string) => Promise<{ meta: BuildMetadata; code: number }>) {
+  const dockerfile = `FROM ${base} AS build
+COPY src/ /src/
+RUN mkdir -p /opt/vendor /out && echo vendored > /opt/vendor/lib && cat /src/a.txt /src/b.txt > /out/app
+FROM ${base}
+COPY --from=build /opt/vendor /opt/vendor
+COPY --from=build /out /app
+`;
+  const same = context({}, dockerfile);
+  const changed = context({ 'src/a.txt': 'a, changed\n' }, dockerfile);
+  const first = await build(same, 'direct');
+  const direct = await build(changed, 'direct');
+  await build(same, 'rerun');
+  const rerun = await build(same, 'rerun');
+  const after = await build(changed, 'rerun');
+  return { first, direct, rerun, after };
+}
