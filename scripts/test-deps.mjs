@@ -20,6 +20,7 @@ const packages = {
   debootstrap: 'debootstrap',
   'ssh-agent': 'openssh-client',
   zstd: 'zstd', // @actions/cache compresses its entries with it (else gzip)
+  'qemu-aarch64-static': 'qemu-user-static', // RUN for linux/arm64 under emulation
 };
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -68,4 +69,30 @@ export function fetchDocker26() {
   rmSync(debs, { recursive: true, force: true });
   rmSync(lists, { recursive: true, force: true });
   if (!existsSync(path.join(root, 'usr', 'sbin', 'dockerd'))) console.log('NOTICE: docker 26 could not be fetched: the differential suite judges with the system\'s docker (20.10)');
+}
+
+/**
+ * An arm64 busybox (Debian's busybox-static for arm64, from bookworm's own lists fetched into a directory of the
+ * suite's) for the multi-platform tests' arm64 base image; its RUN steps run under qemu-user-static.
+ */
+export const arm64Dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', '.cache', 'hoist-arm64');
+
+export function fetchArm64Busybox() {
+  const busybox = path.join(arm64Dir, 'root', 'bin', 'busybox');
+  if (existsSync(busybox)) return;
+  if (process.platform !== 'linux' || process.getuid?.() !== 0 || !have('apt-get') || !have('dpkg-deb')) return;
+  const debs = path.join(arm64Dir, 'debs');
+  const lists = path.join(arm64Dir, 'lists');
+  rmSync(arm64Dir, { recursive: true, force: true });
+  mkdirSync(path.join(lists, 'partial'), { recursive: true });
+  mkdirSync(debs, { recursive: true });
+  const sources = path.join(arm64Dir, 'bookworm.sources');
+  writeFileSync(sources, 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n');
+  const apt = ['-o', `Dir::Etc::sourcelist=${sources}`, '-o', 'Dir::Etc::sourceparts=-', '-o', `Dir::State::Lists=${lists}`, '-o', 'APT::Architecture=arm64', '-o', 'APT::Architectures=arm64'];
+  const ok = spawnSync('apt-get', [...apt, 'update', '-qq'], { stdio: 'inherit' }).status === 0
+    && spawnSync('apt-get', [...apt, 'download', 'busybox-static'], { cwd: debs, stdio: ['ignore', 'ignore', 'ignore'] }).status === 0;
+  if (ok) for (const d of readdirSync(debs).filter((f) => f.endsWith('.deb'))) spawnSync('dpkg-deb', ['-x', path.join(debs, d), path.join(arm64Dir, 'root')], { stdio: 'inherit' });
+  rmSync(debs, { recursive: true, force: true });
+  rmSync(lists, { recursive: true, force: true });
+  if (!existsSync(busybox)) console.log('NOTICE: the arm64 busybox could not be fetched: the emulated RUN tests are skipped');
 }

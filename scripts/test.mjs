@@ -5,10 +5,11 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fetchDocker26, installTestDeps } from './test-deps.mjs';
+import { fetchArm64Busybox, fetchDocker26, installTestDeps } from './test-deps.mjs';
 
 installTestDeps();
 fetchDocker26();
+fetchArm64Busybox();
 
 const require = createRequire(import.meta.url);
 const jest = path.join(path.dirname(require.resolve('jest/package.json')), 'bin', 'jest.js');

@@ -6,15 +6,18 @@ import path from 'node:path';
 import { type CacheFromSpec, type CacheToSpec, defaultMountMax } from './cache/backend.js';
 import { readDockerfile } from './dockerfile/dockerfile.js';
 import { planBuild } from './dockerfile/plan.js';
-import { exportCaches, openCaches, prefetchPolicy } from './cache/caches.js';
+import { type CacheContext, exportCaches, openCaches, prefetchPolicy } from './cache/caches.js';
+import type { CacheRecord } from './cache/record.js';
 import { cleanLeftovers, describeLeftovers } from './exec/leftovers.js';
 import type { SecretSource } from './exec/mounts.js';
-import { exportImage, type OutputSpec } from './export/outputs.js';
+import { exportImage, OutputError, type OutputSpec } from './export/outputs.js';
 import type { PushReport } from './export/push.js';
 import type { Descriptor, ImageConfig } from './image/manifest.js';
-import { hostPlatform, type Platform } from './image/platform.js';
+import { formatPlatform, hostPlatform, type Platform, samePlatform } from './image/platform.js';
+import type { ImageSource } from './image/source.js';
 import type { RegistryClient } from './registry/client.js';
 import { readInside } from './solver/context.js';
+import { IndexImage } from './solver/image.js';
 import { build as solve, type BuildResult, type StepReport, type StepStart } from './solver/solver.js';
 import type { Store } from './store/store.js';
 
@@ -39,6 +42,10 @@ export interface BuildRequest {
   target?: string;
   /** default: the host's */
   platform?: Platform;
+  /** several platforms in one build: an image each, pushed as one index (one of them: as `platform`) */
+  platforms?: readonly Platform[];
+  /** a foreign platform's RUN may register Debian's qemu-user-static with binfmt_misc (root) */
+  emulate?: boolean;
   labels?: ReadonlyMap<string, string>;
   outputs?: readonly OutputSpec[];
   cacheFrom?: readonly CacheFromSpec[];
@@ -75,7 +82,10 @@ export interface BuildOutcome {
   imageID: string;
   descriptor: Descriptor;
   tags: readonly string[];
+  /** the first platform's */
   platform: Platform;
+  /** every platform built, in order */
+  platforms: Platform[];
   pushed: PushReport[];
   /** files the outputs wrote */
   files: string[];
@@ -100,8 +110,13 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
   if (left) log(`cleaned up after killed builds: ${left}`);
   const outputs = req.outputs ?? [];
   const cacheTo = req.cacheTo ?? [];
-  const platform = req.platform ?? hostPlatform();
-  const cacheContext = { client, platform, tags: req.tags, target: req.target, build: new Map<string, unknown>() };
+  const platforms = uniquePlatforms(req.platforms?.length ? req.platforms : [req.platform ?? hostPlatform()]);
+  const several = platforms.length > 1;
+  if (several) {
+    // As buildx's exporters: a docker archive holds one platform; an OCI archive of an index is not written yet.
+    const one = outputs.find((o) => o.type === 'docker' || o.type === 'oci');
+    if (one) throw new OutputError(`--output type=${one.type} holds one platform; with several (${platforms.map(formatPlatform).join(', ')}) push them (type=registry) or write their filesystems (type=local), or build one --platform at a time`);
+  }
   // SOURCE_DATE_EPOCH given as a build arg does what the environment variable does (BuildKit's dockerfile frontend
   // reads build-arg:SOURCE_DATE_EPOCH; buildx turns the variable into that arg), and wins over it.
   const epochArg = req.buildArgs?.get('SOURCE_DATE_EPOCH');
@@ -110,71 +125,126 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
     if (!/^\d+$/.test(epochArg)) throw new RangeError(`invalid SOURCE_DATE_EPOCH build arg ${JSON.stringify(epochArg)}: expected whole seconds since 1970-01-01 UTC`);
     sourceDateEpoch = Number(epochArg);
   }
-  const caches = await openCaches(req.cacheFrom ?? [], cacheContext, warn);
-  const result: BuildResult = await solve({
-    context: req.context,
-    ...(req.dockerfile !== undefined ? { dockerfile: req.dockerfile } : {}),
-    ...(req.dockerfileText !== undefined ? { dockerfileText: req.dockerfileText } : {}),
-    buildArgs: req.buildArgs ?? new Map(),
-    target: req.target,
-    platform: req.platform,
-    labels: req.labels ?? new Map(),
-    sourceDateEpoch,
-    secrets: req.secrets ?? new Map(),
-    ssh: req.ssh ?? new Map(),
-    noCache: req.noCache ?? false,
-    noCacheFilter: req.noCacheFilter ?? [],
-    cacheFrom: caches,
-    inlineCache: cacheTo.some((c) => c.type === 'inline'),
-    keepCacheMounts: cacheTo.some((c) => c.type !== 'inline'),
-    mountMaxSize: Math.max(defaultMountMax, ...cacheTo.map((c) => ('mountMaxSize' in c ? (c.mountMaxSize ?? 0) : 0))),
-    prefetch: prefetchPolicy(outputs, req.tags, cacheTo, client),
-    onWarning: warn,
-    store,
-    client,
-    onStepStart: (st) => events.stepStart?.(st),
-    onOutput: (step, line) => events.output?.(step, line),
-    onStep: (st) => events.step?.(st),
-  });
+  // One solve per platform, one after the other: stages whose result cannot differ (FROM --platform=$BUILDPLATFORM,
+  // nothing of the target platform in them) have the same keys, so the second finds them in the store.
+  const builds = new Map<string, unknown>();
+  const solved: Solved[] = [];
+  for (const platform of platforms) {
+    const cacheContext = { client, platform, tags: req.tags, target: req.target, build: builds };
+    const caches = await openCaches(req.cacheFrom ?? [], cacheContext, warn);
+    const result: BuildResult = await solve({
+      context: req.context,
+      ...(req.dockerfile !== undefined ? { dockerfile: req.dockerfile } : {}),
+      ...(req.dockerfileText !== undefined ? { dockerfileText: req.dockerfileText } : {}),
+      buildArgs: req.buildArgs ?? new Map(),
+      target: req.target,
+      platform: several || req.platform || req.platforms?.length ? platform : undefined,
+      platformPrefix: several,
+      emulate: req.emulate,
+      labels: req.labels ?? new Map(),
+      sourceDateEpoch,
+      secrets: req.secrets ?? new Map(),
+      ssh: req.ssh ?? new Map(),
+      noCache: req.noCache ?? false,
+      noCacheFilter: req.noCacheFilter ?? [],
+      cacheFrom: caches,
+      inlineCache: cacheTo.some((c) => c.type === 'inline'),
+      keepCacheMounts: cacheTo.some((c) => c.type !== 'inline'),
+      mountMaxSize: Math.max(defaultMountMax, ...cacheTo.map((c) => ('mountMaxSize' in c ? (c.mountMaxSize ?? 0) : 0))),
+      prefetch: prefetchPolicy(outputs, req.tags, cacheTo, client),
+      onWarning: warn,
+      store,
+      client,
+      onStepStart: (st) => events.stepStart?.(st),
+      onOutput: (step, line) => events.output?.(step, line),
+      onStep: (st) => events.step?.(st),
+    });
+    solved.push({ platform: result.platform, result, cacheContext });
+  }
   events.built?.();
 
-  const descriptor = { mediaType: result.image.root.mediaType, digest: result.digest, size: result.image.root.bytes.length };
+  const image: ImageSource = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform })), store) : solved[0].result.image;
+  const root = image.root;
+  const descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.bytes.length };
   for (const t of req.tags) await store.putImage(t, descriptor);
   const pushed: PushReport[] = [];
   const files: string[] = [];
   const fetchedAtEnd = store.fetched.bytes;
-  // The Actions cache is written while the image is pushed; a registry cache after it, so that it mounts the
-  // layers the push has just uploaded instead of uploading them again.
-  const exportTo = (specs: CacheToSpec[]) => exportCaches(specs, result, cacheContext, store, warn, log);
-  const ghaExport = exportTo(cacheTo.filter((c) => c.type === 'gha'));
+  // The Actions cache is written while the image is pushed (each platform to its scope); a registry or local cache
+  // after it, so that it mounts the layers the push has just uploaded instead of uploading them again (every
+  // platform's records in one cache manifest, as BuildKit exports them).
+  const ghaSpecs = cacheTo.filter((c) => c.type === 'gha');
+  const ghaExport = Promise.all(solved.map((x) => exportCaches(ghaSpecs, x.result, x.cacheContext, store, warn, log))).then((n) => n.reduce((a, b) => a + b, 0));
   ghaExport.catch(() => undefined); // awaited below; an output's failure must not leave it unhandled
   for (const o of outputs) {
-    const r = await exportImage(result.image, o, req.tags, client);
-    if (r.pushed) {
-      pushed.push(r.pushed);
-      log(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)`);
+    const targets = o.type === 'local' && several ? solved.map((x) => ({ spec: { ...o, dest: path.join(o.dest, formatPlatform(x.platform).replaceAll('/', '_')) }, image: x.result.image as ImageSource })) : [{ spec: o, image }];
+    for (const t of targets) {
+      const r = await exportImage(t.image, t.spec, req.tags, client);
+      if (r.pushed) {
+        pushed.push(r.pushed);
+        log(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)`);
+      }
+      for (const f of r.files) log(`wrote ${f}`);
+      files.push(...r.files);
+      for (const l of r.loaded ?? []) log(`docker: ${l}`);
     }
-    for (const f of r.files) log(`wrote ${f}`);
-    files.push(...r.files);
-    for (const l of r.loaded ?? []) log(`docker: ${l}`);
   }
-  const cacheUploaded = (await exportTo(cacheTo.filter((c) => c.type !== 'gha'))) + (await ghaExport);
-  const c = result.cache;
-  const cache = { hits: c.hits, misses: c.misses, downloadedBytes: c.downloadedBytes + store.fetched.bytes - fetchedAtEnd, uploadedBytes: pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded };
+  const others = cacheTo.filter((c) => c.type !== 'gha');
+  const cacheUploaded = (await exportCaches(others, several ? mergedResult(solved.map((x) => x.result)) : solved[0].result, solved[0].cacheContext, store, warn, log)) + (await ghaExport);
+  const cache = { hits: 0, misses: 0, downloadedBytes: store.fetched.bytes - fetchedAtEnd, uploadedBytes: pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded };
+  for (const x of solved) {
+    cache.hits += x.result.cache.hits;
+    cache.misses += x.result.cache.misses;
+    cache.downloadedBytes += x.result.cache.downloadedBytes;
+  }
+  const first = solved[0].result;
+  const steps = solved.flatMap((x) => x.result.steps);
   const metadata: Record<string, unknown> = {
-    'containerimage.config.digest': result.imageID,
+    'containerimage.config.digest': several ? undefined : first.imageID,
     'containerimage.descriptor': descriptor,
-    'containerimage.digest': result.digest,
-    'hoist.steps': result.steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line, cached: st.cached, source: st.source, seconds: st.seconds })),
+    'containerimage.digest': root.digest,
+    'hoist.steps': steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line, cached: st.cached, source: st.source, seconds: st.seconds })),
     'hoist.cache': cache,
   };
+  if (several) delete metadata['containerimage.config.digest'];
   if (req.tags.length) metadata['image.name'] = req.tags.join(',');
-  const root = result.image.root;
-  const manifestLayers = root.kind === 'manifest' ? root.manifest.layers : [];
-  const diffIDs = (JSON.parse(result.image.configBytes.toString('utf8')) as ImageConfig).rootfs?.diff_ids ?? [];
-  const layers = manifestLayers.map((l, i) => ({ diffID: diffIDs[i], digest: l.digest, size: l.size }));
-  const size = layers.reduce((n, l) => n + l.size, root.kind === 'manifest' ? root.manifest.config.size : 0);
-  return { digest: result.digest, imageID: result.imageID, descriptor, tags: req.tags, platform: result.platform, pushed, files, steps: result.steps, cache, unusedBuildArgs: result.unusedBuildArgs, metadata, layers, size };
+  const layers: BuildOutcome['layers'] = [];
+  let size = 0;
+  for (const x of solved) {
+    const m = x.result.image.root;
+    const manifestLayers = m.kind === 'manifest' ? m.manifest.layers : [];
+    const diffIDs = (JSON.parse(x.result.image.configBytes.toString('utf8')) as ImageConfig).rootfs?.diff_ids ?? [];
+    layers.push(...manifestLayers.map((l, i) => ({ diffID: diffIDs[i], digest: l.digest, size: l.size })));
+    size += manifestLayers.reduce((n, l) => n + l.size, m.kind === 'manifest' ? m.manifest.config.size : 0);
+  }
+  return { digest: root.digest, imageID: several ? root.digest : first.imageID, descriptor, tags: req.tags, platform: first.platform, platforms: solved.map((x) => x.platform), pushed, files, steps, cache, unusedBuildArgs: first.unusedBuildArgs, metadata, layers, size };
+}
+
+interface Solved {
+  platform: Platform;
+  result: BuildResult;
+  cacheContext: CacheContext;
+}
+
+function uniquePlatforms(list: readonly Platform[]): Platform[] {
+  const out: Platform[] = [];
+  for (const p of list) if (!out.some((o) => samePlatform(o, p))) out.push(p);
+  return out;
+}
+
+/** Several platforms' records as one build's, for a cache that holds them all (a registry or local cache). */
+function mergedResult(results: readonly BuildResult[]): BuildResult {
+  const unique = (list: CacheRecord[]) => [...new Map(list.map((r) => [r.key, r])).values()];
+  return {
+    ...results[0],
+    cacheMounts: results.flatMap((r) => r.cacheMounts),
+    records: {
+      all: unique(results.flatMap((r) => r.records.all)),
+      final: unique(results.flatMap((r) => r.records.final)),
+      inline: unique(results.flatMap((r) => r.records.inline)),
+      layer: (digest) => results.map((r) => r.records.layer(digest)).find((l) => l !== undefined),
+    },
+  };
 }
 
 /**

@@ -3,12 +3,13 @@
 import { chmodSync, mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { digestOf } from '../../src/image/digest.js';
 import type { ImageConfig, ImageManifest } from '../../src/image/manifest.js';
 import { MediaType } from '../../src/image/media-types.js';
 import { parseReference } from '../../src/image/reference.js';
-import type { RegistryClient } from '../../src/registry/client.js';
+import { RegistryClient } from '../../src/registry/client.js';
 import { Readable } from 'node:stream';
 import { hoistOk } from './hoist.js';
 import { run } from './tools.js';
@@ -84,17 +85,43 @@ export async function seed(client: RegistryClient, refText: string, image: TestI
  * A busybox base image from Debian's busybox-static (applets as symlinks, passwd/group with `app` = 1000,
  * /tmp sticky), imported with hoist into `store` and pushed as `ref`.
  */
-export async function pushBusyboxBase(ref: string, store: string, work: string, applets = ['sh', 'echo', 'true', 'wget', 'ls', 'pwd', 'id', 'cat', 'mkdir', 'rm', 'chmod', 'ln', 'sleep', 'wc', 'touch', 'mkfifo', 'mv', 'chown', 'grep', 'test', 'sed', 'env']): Promise<void> {
-  const rootfs = path.join(work, 'base-rootfs');
+export async function pushBusyboxBase(ref: string, store: string, work: string, applets = ['sh', 'echo', 'true', 'wget', 'ls', 'pwd', 'id', 'cat', 'mkdir', 'rm', 'chmod', 'ln', 'sleep', 'wc', 'touch', 'mkfifo', 'mv', 'chown', 'grep', 'test', 'sed', 'env'], options: { busybox?: string; platform?: string } = {}): Promise<void> {
+  const rootfs = mkdtempSync(path.join(work, 'base-rootfs-'));
   for (const dir of ['bin', 'etc', 'tmp', 'usr/local/bin', 'root']) mkdirSync(path.join(rootfs, dir), { recursive: true });
-  writeFileSync(path.join(rootfs, 'bin/busybox'), readFileSync(run('sh', ['-c', 'command -v busybox']).trim()));
+  writeFileSync(path.join(rootfs, 'bin/busybox'), readFileSync(options.busybox ?? run('sh', ['-c', 'command -v busybox']).trim()));
   chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
   for (const l of applets) symlinkSync('busybox', path.join(rootfs, 'bin', l));
   writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
   writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\napp:x:1000:\nnogroup:x:65534:\n');
   chmodSync(path.join(rootfs, 'tmp'), 0o1777);
   chmodSync(path.join(rootfs, 'root'), 0o700);
-  run('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', path.join(work, 'base.tar'), '.']);
-  await hoistOk(['import', path.join(work, 'base.tar'), ref, '--store', store]);
+  const tar = `${rootfs}.tar`;
+  run('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', tar, '.']);
+  await hoistOk(['import', ...(options.platform ? ['--platform', options.platform] : []), tar, ref, '--store', store]);
   await hoistOk(['push', ref, '--store', store]);
+}
+
+/** Where the test set-up put Debian's arm64 busybox (scripts/test-deps.mjs), when it could. */
+export const arm64Busybox = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', '.cache', 'hoist-arm64', 'root', 'bin', 'busybox');
+
+/**
+ * A busybox base for linux/amd64 and linux/arm64 under one tag (a Docker manifest list), each platform's image
+ * also under `REF-amd64` / `REF-arm64`.
+ */
+export async function pushBusyboxIndex(ref: string, store: string, work: string, applets?: string[]): Promise<void> {
+  await pushBusyboxBase(`${ref}-amd64`, store, work, applets, { platform: 'linux/amd64' });
+  await pushBusyboxBase(`${ref}-arm64`, store, work, applets, { platform: 'linux/arm64', busybox: arm64Busybox });
+  const client = new RegistryClient();
+  try {
+    const target = parseReference(ref);
+    const manifests = [];
+    for (const [arch, r] of [['amd64', `${ref}-amd64`], ['arm64', `${ref}-arm64`]] as const) {
+      const m = await client.getManifest(parseReference(r));
+      manifests.push({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: { architecture: arch, os: 'linux' } });
+    }
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json', manifests }));
+    await client.putManifest(target, target.tag as string, index, 'application/vnd.docker.distribution.manifest.list.v2+json');
+  } finally {
+    await client.close();
+  }
 }

@@ -12,7 +12,8 @@ import { formatBytes } from './format.js';
 import { type CacheFromSpec, type CacheToSpec, parseCacheFrom, parseCacheTo } from '../cache/backend.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { parseArgv, keyValueOptions, type ParsedArgs, UsageError } from './argv.js';
-import { commonOptions, commonUsage, platformOption, withImageContext } from './image-context.js';
+import { parsePlatform } from '../image/platform.js';
+import { commonOptions, commonUsage, withImageContext } from './image-context.js';
 import type { CommandIO } from './io.js';
 import { createProgress, type ProgressMode } from './progress.js';
 
@@ -23,7 +24,8 @@ Builds an image from a Dockerfile.
   -t, --tag NAME[:TAG]       name the image (repeatable); recorded in the store
       --build-arg K=V        (repeatable)
       --target STAGE
-      --platform OS/ARCH
+      --platform OS/ARCH[,…]  one platform, or several: an image each, pushed as one index
+      --emulate              RUN for another architecture: register Debian's qemu-user-static with binfmt_misc
       --label K=V            add a label to the image (repeatable)
       --push                 push every -t name (same as --output type=registry)
       --load                 load into the Docker daemon at DOCKER_HOST (same as --output type=docker)
@@ -48,7 +50,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     tag: { value: true, repeat: true, short: 't' },
     'build-arg': { value: true, repeat: true },
     target: { value: true },
-    platform: { value: true },
+    platform: { value: true, repeat: true },
     label: { value: true, repeat: true },
     push: {},
     load: {},
@@ -64,6 +66,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     ssh: { value: true, repeat: true },
     progress: { value: true },
     quiet: { short: 'q' },
+    emulate: {},
   }, 'build');
   if (a.flags.has('help')) {
     io.out(`${buildUsage}\n\n${commonUsage}\n`);
@@ -140,7 +143,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       tags,
       buildArgs: keyValueOptions(a.options.get('build-arg') ?? []),
       target: a.options.get('target')?.[0],
-      platform: platformOption(a),
+      platforms: (a.options.get('platform') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean).map((v) => asUsage(() => parsePlatform(v))),
       labels: keyValueOptions(a.options.get('label') ?? []),
       outputs,
       cacheFrom,
@@ -149,6 +152,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       secrets,
       ssh,
       noCache: a.flags.has('no-cache'),
+      emulate: a.flags.has('emulate'),
       noCacheFilter: (a.options.get('no-cache-filter') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
       store,
       client,

@@ -1,7 +1,9 @@
 // The image a build made, as an ImageSource: its layers come from the store, and those the store lacks (a base's
 // the build never needed) from where they can be fetched.
 import type { Readable } from 'node:stream';
-import type { Descriptor, ImageConfig, ParsedManifest } from '../image/manifest.js';
+import { type Descriptor, type ImageConfig, type ImageIndex, manifestBytes, parseManifest, type ParsedManifest } from '../image/manifest.js';
+import { MediaType } from '../image/media-types.js';
+import type { Platform } from '../image/platform.js';
 import type { Repository } from '../image/reference.js';
 import type { ImageSource } from '../image/source.js';
 import { type Layer, repositoryOf } from '../layer/layer.js';
@@ -42,4 +44,52 @@ export function orderedConfig(c: ImageConfig): ImageConfig {
   for (const k of order) if (c[k] !== undefined) out[k] = c[k];
   for (const k of Object.keys(c)) if (!(k in out)) out[k] = c[k];
   return out as ImageConfig;
+}
+
+/**
+ * Several platforms' images as one: a Docker manifest list (buildx's default media types) naming each platform's
+ * manifest. Its blobs are its children's.
+ */
+export class IndexImage implements ImageSource {
+  constructor(
+    readonly root: ParsedManifest,
+    private readonly children: readonly ImageSource[],
+  ) {}
+
+  static async of(images: readonly { image: ImageSource; platform: Platform }[], store: Store): Promise<IndexImage> {
+    const index: ImageIndex = {
+      schemaVersion: 2,
+      mediaType: MediaType.dockerManifestList,
+      manifests: images.map(({ image, platform }) => ({ mediaType: image.root.mediaType, digest: image.root.digest, size: image.root.bytes.length, platform: { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}) } })),
+    };
+    const bytes = manifestBytes(index);
+    await store.writeBlob(Buffer.from(bytes));
+    return new IndexImage(parseManifest(bytes, MediaType.dockerManifestList), images.map((i) => i.image));
+  }
+
+  /** the child that holds a blob or is the manifest of this digest */
+  private childOf(digest: string): ImageSource {
+    for (const c of this.children) {
+      if (c.root.digest === digest) return c;
+      const m = c.root;
+      if (m.kind === 'manifest' && (m.manifest.config.digest === digest || m.manifest.layers.some((l) => l.digest === digest))) return c;
+    }
+    throw new Error(`internal: no image of this index holds ${digest}`);
+  }
+
+  async manifest(desc: Descriptor): Promise<ParsedManifest> {
+    return this.childOf(desc.digest).root;
+  }
+
+  openBlob(desc: Descriptor): Promise<Readable> {
+    return this.childOf(desc.digest).openBlob(desc);
+  }
+
+  readBlob(desc: Descriptor): Promise<Buffer> {
+    return this.childOf(desc.digest).readBlob(desc);
+  }
+
+  originOf(digest: string): Repository | undefined {
+    return this.childOf(digest).originOf?.(digest);
+  }
 }

@@ -65,6 +65,10 @@ export interface BuildRequest {
   buildArgs?: ReadonlyMap<string, string>;
   target?: string;
   platform?: Platform;
+  /** one of several platforms built together: step names say their platform (as BuildKit's do then) */
+  platformPrefix?: boolean;
+  /** a foreign platform's RUN may register Debian's qemu-user-static with binfmt_misc (--emulate) */
+  emulate?: boolean;
   /** --label: added to the final image */
   labels?: ReadonlyMap<string, string>;
   /** seconds; clamps file times and sets every `created` */
@@ -549,7 +553,12 @@ export class Solver {
     // One stage and no image read by COPY --from or a mount: BuildKit names no stage (its states then number one).
     const alone = this.plan.stages.length === 1 && ![...this.plan.stages[0].sources.values()].some((src) => src.kind === 'image');
     const stageName = alone ? undefined : (ts.name ?? `stage-${index}`);
-    const prefix = (n: number) => `[${stageName ? `${stageName} ` : ''}${String(n).padStart(String(steps).length)}/${steps}] `;
+    // Several platforms in one build: each step names its stage's platform, and the target's when that differs
+    // (prefixCommand with prefixPlatform, formatTargetPlatform: `[linux/amd64->arm64 build 2/3]`).
+    const target = this.plan.targetPlatform;
+    const arrow = ts.platform.os !== target.os ? `->${formatPlatform(target)}` : ts.platform.architecture !== target.architecture || (ts.platform.variant ?? '') !== (target.variant ?? '') ? `->${target.variant ? `${target.architecture}/${target.variant}` : target.architecture}` : '';
+    const platformPart = this.req.platformPrefix ? `${formatPlatform(ts.platform)}${arrow} ` : '';
+    const prefix = (n: number) => `[${platformPart}${stageName ? `${stageName} ` : ''}${String(n).padStart(String(steps).length)}/${steps}] `;
     let position = 0;
     if (ts.base.kind === 'image') {
       const from: StepReport = { stage: index, stageName: ts.name, instruction: ts.from.code, line: ts.from.line, position: ++position, steps, prefix: prefix(position), cached: false, source: 'registry', seconds: (Date.now() - fromStarted) / 1000 };
@@ -726,6 +735,8 @@ export class Solver {
       },
       cacheMount: (m) => this.cacheMount(m),
       signal: this.stopping.signal,
+      platform: this.stageOf(stageIndex).platform,
+      emulate: this.req.emulate === true,
     };
   }
 

@@ -11,7 +11,9 @@ import { onInterrupt, removeSync } from '../../exec/cleanup.js';
 import { upperDirEntries } from '../../exec/diff.js';
 import { secretDirPrefix } from '../../exec/leftovers.js';
 import { copyTree, secretValue, writeSecretFile } from '../../exec/mounts.js';
+import { ensureEmulation } from '../../exec/emulation.js';
 import { ExecError, mountOverlay } from '../../exec/overlay.js';
+import { formatPlatform } from '../../image/platform.js';
 import { findRuntime, runContainer } from '../../exec/runc.js';
 import { runSpec } from '../../exec/spec.js';
 import { agentProxy } from '../../exec/ssh.js';
@@ -47,6 +49,9 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
   // Opaque directories live in an xattr that only python3 or the attr tools read and write here; without them a layer would
   // silently bring back what a step deleted.
   if (!xattrTool()) throw new ExecError(xattrToolMissing);
+  // Another platform's binaries run through binfmt_misc's emulator (said in the step's log).
+  const emulator = await ensureEmulation(x.platform, x.emulate);
+  if (emulator && !x.signal.aborted) x.output(`(${formatPlatform(x.platform)} emulated through ${emulator})`);
   const lowers = await x.snapshots(x.state);
   const lower = await x.state.fs(x.store);
   const scratch = await x.scratchDir();

@@ -10,6 +10,8 @@ import type { SecretSource } from '../../exec/mounts.js';
 import type { SshAgents } from '../../exec/ssh.js';
 import type { SecretMask } from '../../exec/mask.js';
 
+import type { Platform } from '../../image/platform.js';
+
 export interface OpContext {
   readonly store: Store;
   readonly client: RegistryClient;
@@ -40,6 +42,10 @@ export interface OpContext {
   cacheMount(m: { name: string; id: string; dir: string; created: boolean }): Promise<void>;
   /** aborted when another step of the build failed: a running process is killed, nothing new starts */
   readonly signal: AbortSignal;
+  /** the stage's platform (what its RUN steps run as: natively, or emulated) */
+  readonly platform: Platform;
+  /** register an emulator for a foreign platform's RUN when none is (--emulate) */
+  readonly emulate: boolean;
 }
 
 export interface OpResult {

@@ -1,0 +1,74 @@
+// Several platforms in one build, as release workflows build linux/amd64 and linux/arm64: one solve per platform,
+// the base image's manifest for each, TARGET* args per platform, one index pushed; a foreign platform's RUN under
+// binfmt_misc emulation (Debian's qemu-user-static, registered by hoist with --emulate), and a clear error at the
+// line when there is none. Real parts: docker-registry, runc, qemu-user-static, skopeo.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { hoist } from '../helpers/hoist.js';
+import { arm64Busybox, pushBusyboxIndex } from '../helpers/images.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { describeWith, run } from '../helpers/tools.js';
+
+const canEmulate = process.getuid?.() === 0 && existsSync(arm64Busybox) && existsSync('/usr/lib/binfmt.d/qemu-aarch64.conf');
+if (!canEmulate) process.stderr.write('NOTICE: no arm64 busybox or qemu-user-static: the multi-platform tests are skipped\n');
+
+(canEmulate ? describeWith(['docker-registry', 'runc', 'busybox', 'skopeo']) : describe.skip)('several platforms in one build', () => {
+  let reg: TestRegistry;
+  const work = mkdtempSync(path.join(tmpdir(), 'hoist-platforms-'));
+  const store = path.join(work, 'store');
+  let base = '';
+  let n = 0;
+  beforeAll(async () => {
+    reg = await startRegistry('anonymous');
+    base = `${reg.host}/base/busybox:multi`;
+    await pushBusyboxIndex(base, store, work, ['sh', 'echo', 'uname', 'cat', 'test', 'true']);
+  }, 120_000);
+  afterAll(async () => {
+    await reg?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  const context = (dockerfile: string, files: Record<string, string> = {}) => {
+    const dir = path.join(work, `ctx${n++}`);
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
+    for (const [k, v] of Object.entries(files)) writeFileSync(path.join(dir, k), v);
+    return dir;
+  };
+  const registered = '/proc/sys/fs/binfmt_misc/qemu-aarch64';
+
+  test('a foreign RUN without an emulator is a clear error at its line, saying how to get one', async () => {
+    if (existsSync(registered)) writeFileSync(registered, '-1'); // as a machine that never had it
+    const r = await hoist(['build', '--store', store, '--progress', 'plain', '--platform', 'linux/arm64', context(`FROM ${base}\nRUN uname -m\n`)]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/Dockerfile:2: RUN for linux\/arm64 needs emulation on this linux\/amd64 machine, and binfmt_misc has no qemu-aarch64 handler.*pass --emulate/);
+  }, 60_000);
+
+  test('--platform linux/amd64,linux/arm64: one index with both, each built as its platform, arm64 RUN under emulation', async () => {
+    const tag = `${reg.host}/app/multi:1`;
+    const out = path.join(work, 'out');
+    const ctx = context(`FROM ${base}\nARG TARGETPLATFORM\nARG BUILDPLATFORM\nRUN uname -m > /arch && echo "$TARGETPLATFORM from $BUILDPLATFORM" > /target\nCOPY a.txt /a.txt\n`, { 'a.txt': 'same for both\n' });
+    const r = await hoist(['build', '--store', store, '--progress', 'plain', '--platform', 'linux/amd64,linux/arm64', '--emulate', '-t', tag, '--push', '-o', `type=local,dest=${out}`, ctx]);
+    expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
+    // BuildKit's step names with several platforms; the emulated step says through what
+    expect(r.err).toMatch(/\[linux\/arm64 2\/3\] RUN uname -m/);
+    expect(r.err).toMatch(/\(linux\/arm64 emulated through \/usr\/libexec\/qemu-binfmt\/aarch64-binfmt-P\)/);
+    const index = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${tag}`])) as { mediaType: string; manifests: { digest: string; platform: { architecture: string; os: string } }[] };
+    expect(index.mediaType).toBe('application/vnd.docker.distribution.manifest.list.v2+json');
+    expect(index.manifests.map((m) => `${m.platform.os}/${m.platform.architecture}`)).toEqual(['linux/amd64', 'linux/arm64']);
+    for (const [arch, uname] of [['amd64', 'x86_64'], ['arm64', 'aarch64']]) {
+      const config = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', '--override-arch', arch, '--config', `docker://${tag}`])) as { architecture: string };
+      expect(config.architecture).toBe(arch);
+      expect(readFileSync(path.join(out, `linux_${arch}`, 'arch'), 'utf8')).toBe(`${uname}\n`);
+      expect(readFileSync(path.join(out, `linux_${arch}`, 'target'), 'utf8')).toBe(`linux/${arch} from linux/amd64\n`);
+      expect(readFileSync(path.join(out, `linux_${arch}`, 'a.txt'), 'utf8')).toBe('same for both\n');
+    }
+  }, 180_000);
+
+  test('with several platforms, a docker archive is refused before anything is built', async () => {
+    const r = await hoist(['build', '--store', store, '--platform', 'linux/amd64,linux/arm64', '-o', `type=docker,dest=${path.join(work, 'x.tar')}`, context(`FROM ${base}\n`)]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/--output type=docker holds one platform; with several \(linux\/amd64, linux\/arm64\)/);
+  });
+});
