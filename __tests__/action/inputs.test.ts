@@ -56,16 +56,25 @@ describe('readInputs', () => {
     ['a boolean that is not one', { push: 'yes' }, /^input push: "yes" is not a boolean/],
     ['a build arg without =', { 'build-args': 'A=1\nNOVALUE' }, /^input build-args: "NOVALUE" is not KEY=VALUE/],
     ['a label without =', { labels: 'x' }, /^input labels: "x" is not KEY=VALUE/],
-    ['two platforms', { platforms: 'linux/amd64,linux/arm64' }, /^input platforms: hoist builds one platform per step .*use a matrix/],
     ['a platform that is none', { platforms: 'linux/amd64/v9/x' }, /^input platforms:/],
     ['an unknown cache mode', { cache: 'on' }, /^input cache: "on" is not auto or off/],
     ['an unknown cache type', { 'cache-from': 'type=s3,bucket=x' }, /^input cache-from: /],
     ['an unknown output type', { outputs: 'type=tarball' }, /^input outputs: .*unknown type/],
-    ['push-by-digest (the multi-platform recipe)', { outputs: 'type=image,name=r/app,push-by-digest=true,name-canonical=true,push=true' }, /^input outputs: .*push-by-digest is not supported yet/],
     ['a secret without id', { secrets: '=value' }, /^input secrets: "=value" is not ID=value/],
     ['a secret env without a name', { 'secret-envs': 'X' }, /^input secret-envs: "X" is not ID=ENVNAME/],
   ])('%s fails naming the input', (_name, given, message) => {
     expect(() => read(given)).toThrow(message);
+  });
+
+  test('several platforms, emulation, push by digest and the merge inputs of the matrix recipe', () => {
+    const i = read({ platforms: 'linux/amd64,linux/arm64', emulate: 'true', outputs: 'type=image,name=r/app,push-by-digest=true,name-canonical=true,push=true' });
+    expect(i.platforms.map((p) => p.architecture)).toEqual(['amd64', 'arm64']);
+    expect(i.platform).toBeUndefined();
+    expect(i.emulate).toBe(true);
+    expect(i.outputs).toEqual([{ type: 'registry', names: ['r/app'], byDigest: true }]);
+    const m = read({ merge: 'r/app@sha256:' + 'a'.repeat(64) + '\nr/app@sha256:' + 'b'.repeat(64), 'merge-digests-dir': '/tmp/digests' });
+    expect(m.merge).toHaveLength(2);
+    expect(m.mergeDigestsDir).toBe('/tmp/digests');
   });
 
   test('inputs this version does not apply are said, not silently dropped', () => {

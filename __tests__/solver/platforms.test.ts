@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { hoist } from '../helpers/hoist.js';
+import { hoistChild } from '../helpers/hostile.js';
 import { arm64Busybox, pushBusyboxIndex } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, run } from '../helpers/tools.js';
@@ -71,4 +72,33 @@ if (!canEmulate) process.stderr.write('NOTICE: no arm64 busybox or qemu-user-sta
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/--output type=docker holds one platform; with several \(linux\/amd64, linux\/arm64\)/);
   });
+
+  test('matrix legs: each platform pushed by digest in a process of its own, then hoist merge writes one index of both (blobs found or mounted, none uploaded)', async () => {
+    const repo = `${reg.host}/app/legs`;
+    const ctx = context(`FROM ${base}\nRUN uname -m > /arch\n`);
+    const digests: string[] = [];
+    for (const platform of ['linux/amd64', 'linux/arm64']) {
+      const meta = path.join(work, `meta${n++}.json`);
+      const r = await hoistChild(['build', '--store', path.join(work, `leg-store${n++}`), '--progress', 'plain', '--platform', platform, '--emulate', '--output', `type=image,name=${repo},push-by-digest=true,name-canonical=true,push=true`, '--metadata-file', meta, ctx]);
+      expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
+      expect(r.err).toMatch(new RegExp(`^pushed ${repo}@sha256:[0-9a-f]{64} `, 'm'));
+      digests.push((JSON.parse(readFileSync(meta, 'utf8')) as Record<string, string>)['containerimage.digest']);
+    }
+    // by digest: no tag in the repository yet
+    const listed = await fetch(`http://${reg.host}/v2/app/legs/tags/list`);
+    expect(listed.status === 404 || ((await listed.json()) as { tags: string[] | null }).tags === null).toBe(true);
+    const merged = await hoistChild(['merge', '-t', `${repo}:1.0`, '-t', `${reg.host}/app/released:latest`, ...digests.map((d) => `${repo}@${d}`)]);
+    expect(`${merged.code}\n${merged.err}`).toBe(`0\n${merged.err}`);
+    expect(merged.err).toMatch(/merging linux\/amd64, linux\/arm64/);
+    expect(merged.out).toMatch(/blobs: 0 uploaded, \d+ mounted, \d+ already there/);
+    for (const tag of [`${repo}:1.0`, `${reg.host}/app/released:latest`]) {
+      const index = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${tag}`])) as { manifests: { digest: string; platform: { architecture: string } }[] };
+      expect(index.manifests.map((m) => [m.platform.architecture, m.digest])).toEqual([['amd64', digests[0]], ['arm64', digests[1]]]);
+    }
+    // a source that is not there, and no tag to push to: clear errors
+    expect((await hoistChild(['merge', `${repo}@sha256:${'0'.repeat(64)}`])).err).toMatch(/usage: hoist merge -t NAME\[:TAG\] SOURCE/);
+    const missing = await hoistChild(['merge', '-t', `${repo}:x`, `${repo}@sha256:${'0'.repeat(64)}`]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/manifest .*legs@sha256:0{64}.*: 404/);
+  }, 240_000);
 });

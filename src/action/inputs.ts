@@ -27,6 +27,7 @@ export const inputKinds = {
   'build-contexts': 'list',
   target: 'string',
   platforms: 'csv',
+  emulate: 'bool',
   push: 'bool',
   load: 'bool',
   outputs: 'list',
@@ -47,6 +48,8 @@ export const inputKinds = {
   username: 'string',
   password: 'string',
   'github-token': 'string',
+  merge: 'list',
+  'merge-digests-dir': 'string',
 } as const;
 
 export type InputName = keyof typeof inputKinds;
@@ -64,7 +67,15 @@ export interface ActionInputs {
   annotations: string[];
   buildArgs: Map<string, string>;
   target?: string;
+  /** one platform: the one asked for (absent: the runner's) */
   platform?: Platform;
+  /** several platforms: an image each, pushed as one index */
+  platforms: Platform[];
+  /** register qemu-user-static with binfmt_misc for a foreign platform's RUN */
+  emulate: boolean;
+  /** merge mode: no build, one index of these images (REPO@sha256:…), or of the digests files in mergeDigestsDir name */
+  merge: string[];
+  mergeDigestsDir?: string;
   push: boolean;
   load: boolean;
   outputs: OutputSpec[];
@@ -112,9 +123,8 @@ export function readInputs(get: (name: InputName) => string): ActionInputs {
 
   const buildArgs = new Map(list('build-args').map((a) => keyValue(a, 'build-args')));
   for (const l of list('labels')) keyValue(l, 'labels');
-  const platforms = list('platforms');
-  if (platforms.length > 1) throw new InputError(`input platforms: hoist builds one platform per step (${platforms.join(', ')} given); use a matrix with one platform each`);
-  const platform = platforms.length ? parsed('platforms', platforms[0], () => parsePlatform(platforms[0])) : undefined;
+  const platforms = list('platforms').map((p) => parsed('platforms', p, () => parsePlatform(p)));
+  const platform = platforms.length === 1 ? platforms[0] : undefined;
 
   const cache = text('cache') || 'auto';
   if (cache !== 'auto' && cache !== 'off') throw new InputError(`input cache: "${cache}" is not auto or off`);
@@ -153,6 +163,10 @@ export function readInputs(get: (name: InputName) => string): ActionInputs {
     buildArgs,
     ...(text('target') ? { target: text('target') } : {}),
     ...(platform ? { platform } : {}),
+    platforms,
+    emulate: bool('emulate'),
+    merge: list('merge'),
+    ...(text('merge-digests-dir') ? { mergeDigestsDir: text('merge-digests-dir') } : {}),
     push: bool('push'),
     load: bool('load'),
     outputs: list('outputs').map((o) => parsed('outputs', o, () => parseOutput(o))),

@@ -1,6 +1,7 @@
 // The Action: inputs → (through sudo when the plan has RUN and the runner user is not root) tags, labels and
 // credentials → one engine build → outputs, job summary, annotations. The only module with the runner's I/O;
 // everything it decides is in the pure modules beside it (inputs, tags, login, report).
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import * as core from '@actions/core';
 import * as github from '@actions/github';
@@ -8,6 +9,9 @@ import { type CacheFromSpec, type CacheToSpec, parseCacheFrom, parseCacheTo } fr
 import { isDockerfileError, lint, readDockerfile } from '../dockerfile/index.js';
 import { canSudo, rerunWithSudo } from '../exec/sudo.js';
 import type { OutputSpec } from '../export/outputs.js';
+import { mergedIndex } from '../export/merge.js';
+import { pushImage } from '../export/push.js';
+import { formatPlatform } from '../image/platform.js';
 import { formatReference, formatRepository, parseReference } from '../image/reference.js';
 import { build, type BuildOutcome, NeedsRootError, planRunsSteps } from '../index.js';
 import { RegistryClient } from '../registry/client.js';
@@ -38,6 +42,11 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     inputs = readInputs((n: InputName) => core.getInput(n));
     for (const s of [inputs.password, inputs.githubToken, ...[...inputs.secrets.values()].map((v) => v.value)]) if (s) core.setSecret(s);
     workspace = path.resolve(workspace);
+    // The matrix recipe's last job: no build, one index of what the legs pushed by digest.
+    if (inputs.merge.length || inputs.mergeDigestsDir) {
+      await merge(inputs, env, workspace);
+      return;
+    }
     const context = path.resolve(workspace, inputs.context);
     const dockerfile = inputs.file ? path.resolve(workspace, inputs.file) : path.join(context, 'Dockerfile');
     const plan = { context, dockerfile, buildArgs: inputs.buildArgs, target: inputs.target, platform: inputs.platform };
@@ -72,6 +81,8 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
         buildArgs: inputs.buildArgs,
         target: inputs.target,
         platform: inputs.platform,
+        ...(inputs.platforms.length > 1 ? { platforms: inputs.platforms } : {}),
+        emulate: inputs.emulate,
         labels,
         outputs,
         cacheFrom: caches.from,
@@ -163,7 +174,50 @@ function cacheSpecs(inputs: ActionInputs, env: NodeJS.ProcessEnv): { from: Cache
   return { from: [parseCacheFrom('type=gha')], to: [parseCacheTo('type=gha,mode=max')] };
 }
 
-function setOutputs(o: BuildOutcome, meta: Meta | undefined, labels: Map<string, string>, inputs: ActionInputs): void {
+/**
+ * `merge`: the images named (REPO@sha256:…), and those the digest files in `merge-digests-dir` name (files called
+ * after the hex of each leg's digest, in the repository of `images` or of the first tag: the docker docs' matrix
+ * example), pushed as one index under the tags (the tag rules apply to it as to a build).
+ */
+async function merge(inputs: ActionInputs, env: NodeJS.ProcessEnv, workspace: string): Promise<void> {
+  const meta = inputs.images.length ? await metadata(inputs) : undefined;
+  const tags = [...new Set([...inputs.tags, ...(meta?.tags ?? [])].map((t) => normalTag(t)))];
+  if (tags.length === 0) throw new InputError('merge: nothing to push the index to: give the tags input, or images (with tag-rules that match this event)');
+  const sources = [...inputs.merge];
+  if (inputs.mergeDigestsDir) {
+    const dir = path.resolve(workspace, inputs.mergeDigestsDir);
+    const repo = formatRepository(parseReference(inputs.images.length ? (inputs.images[0].split(',')[0].replace(/^name=/, '')) : tags[0]));
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch (e) {
+      throw new InputError(`input merge-digests-dir: cannot read ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    for (const n of names.sort()) {
+      const hex = n.replace(/^sha256[:_-]/, '');
+      if (!/^[0-9a-f]{64}$/.test(hex)) throw new InputError(`input merge-digests-dir: ${n} in ${dir} is not a digest (a file named after a leg's digest, hex)`);
+      sources.push(`${repo}@sha256:${hex}`);
+    }
+  }
+  if (sources.length === 0) throw new InputError('merge: no images to merge (merge lists none, merge-digests-dir holds none)');
+  const credentials = new ActionCredentials({ ...inputs, actor: github.context.actor }, env);
+  const client = new RegistryClient({ credentials });
+  try {
+    const { image, platforms } = await mergedIndex(client, sources.map((s) => parseReference(s)));
+    guard.info(`merging ${sources.length} images (${platforms.map(formatPlatform).join(', ')}) into ${tags.join(', ')}`);
+    const pushed = await pushImage(client, image, tags.map((t) => parseReference(t)));
+    guard.info(`pushed ${pushed.references.join(', ')} (${pushed.blobs.uploaded} blobs uploaded, ${pushed.blobs.mounted} mounted, ${pushed.blobs.exists} already there)`);
+    const labels = new Map<string, string>();
+    const descriptor = { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size };
+    setOutputs({ digest: pushed.digest, imageID: pushed.digest, tags, metadata: { 'containerimage.digest': pushed.digest, 'containerimage.descriptor': descriptor, 'image.name': tags.join(',') }, cache: { hits: 0, misses: 0, downloadedBytes: 0, uploadedBytes: pushed.uploadedBytes } }, meta, labels, inputs);
+    guard.resume();
+  } finally {
+    for (const w of client.warnings()) warn(`registry: ${w}`);
+    await client.close();
+  }
+}
+
+function setOutputs(o: Pick<BuildOutcome, 'digest' | 'imageID' | 'metadata' | 'tags' | 'cache'>, meta: Meta | undefined, labels: Map<string, string>, inputs: ActionInputs): void {
   const values: Record<OutputName, string> = {
     digest: o.digest,
     imageid: o.imageID,

@@ -20,6 +20,7 @@ import { LocalImage } from '../store/local-image.js';
 import { pullImage } from '../store/pull.js';
 import type { ImageRecord, Store } from '../store/store.js';
 import { parseArgv, type OptionSpec, type ParsedArgs, UsageError } from './argv.js';
+import { mergedIndex } from '../export/merge.js';
 import { commonOptions, commonUsage, type ImageContext, platformOption, withImageContext } from './image-context.js';
 import type { CommandIO } from './io.js';
 import { formatBytes, parseBytes, relativeTime, table } from './format.js';
@@ -347,5 +348,22 @@ const importCmd = command('import', 'Usage: hoist import [--platform P] FILE|- R
   });
 });
 
-export const imageCommands: Record<string, Command> = { pull, push, copy, tag, inspect, history, images, rmi, prune: pruneCmd, login, logout, save, load, import: importCmd };
+const merge = command('merge', `Usage: hoist merge -t NAME[:TAG] [-t NAME[:TAG]…] SOURCE…
+
+Writes one index of images already in registries under every -t name, as docker buildx imagetools create: each
+SOURCE is a platform's image (REPO@sha256:…, as a matrix leg pushes it by digest) or an index. Blobs are found where
+they are or mounted from the sources' repositories (copied only to another registry); nothing is tagged before all
+of it is in place. Prints the names written and the index's digest.`, { tag: { value: true, repeat: true, short: 't' } }, async (a, io) => {
+  const sources = positional(a, 'merge', 1, 256, '-t NAME[:TAG] SOURCE...').map((s) => parseReference(s));
+  const tags = a.options.get('tag') ?? [];
+  if (tags.length === 0) throw new UsageError('usage: hoist merge -t NAME[:TAG] SOURCE... (the names the index is pushed as)');
+  return withImageContext(a, io, async (ctx) => {
+    const { image, platforms } = await mergedIndex(ctx.client, sources);
+    io.err(`merging ${platforms.map(formatPlatform).join(', ')}\n`);
+    pushSummary(io, await pushImage(ctx.client, image, tags.map((t) => parseReference(t)), { log: (l) => io.err(l + '\n') }));
+    return 0;
+  }, { store: false });
+});
+
+export const imageCommands: Record<string, Command> = { pull, push, copy, tag, merge, inspect, history, images, rmi, prune: pruneCmd, login, logout, save, load, import: importCmd };
 

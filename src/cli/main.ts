@@ -25,6 +25,7 @@ Images (the store: ~/.cache/hoist, or --store / $HOIST_STORE):
   push     upload an image of the store to a registry
   tag      give an image more names in its registry (no upload)
   copy     copy an image (every platform) from registry to registry
+  merge    one index of images already pushed (matrix legs pushed by digest), under tags
   inspect  print an image's manifest and config
   history  show the steps an image was made of
   images   list the images in the store
@@ -68,6 +69,7 @@ const userErrors = new Set([
   'CompressionError',
   'ContextError',
   'CopyError',
+  'MergeError',
   'OutputError',
   'DockerLoadError',
   'UserError',

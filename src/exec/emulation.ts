@@ -37,13 +37,20 @@ export function registeredEmulator(p: Platform): string | undefined {
 
 /**
  * Registers the handler Debian's qemu-user-static ships for the platform (/usr/lib/binfmt.d/qemu-<name>.conf, with
- * the F flag), mounting binfmt_misc first when it is not: what setup-qemu-action does, without a container. Root
- * only. True when the platform can then be emulated.
+ * the F flag; the package installed with apt-get first when it is missing), mounting binfmt_misc first when it is
+ * not: what setup-qemu-action does, without a container. Root only. True when the platform can then be emulated.
  */
 export async function registerEmulator(p: Platform): Promise<boolean> {
   const name = qemuNames[p.architecture];
   const conf = `/usr/lib/binfmt.d/qemu-${name}.conf`;
-  if (!name || process.getuid?.() !== 0 || !existsSync(conf)) return false;
+  if (!name || process.getuid?.() !== 0) return false;
+  // Not installed (a GitHub-hosted runner): Debian's or Ubuntu's package, as an apt-get user would install it.
+  if (!existsSync(conf) && existsSync('/usr/bin/apt-get')) {
+    const install = ['install', '-y', '-qq', '--no-install-recommends', 'qemu-user-static'];
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    if ((await runProcess('apt-get', install, { env })).status !== 0 && (await runProcess('apt-get', ['update', '-qq'], { env })).status === 0) await runProcess('apt-get', install, { env });
+  }
+  if (!existsSync(conf)) return false;
   if (!existsSync(`${binfmt}/register`)) await runProcess('mount', ['-t', 'binfmt_misc', 'binfmt_misc', binfmt]);
   if (!existsSync(`${binfmt}/qemu-${name}`)) {
     try {

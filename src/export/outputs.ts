@@ -19,7 +19,8 @@ import type { Descriptor } from '../image/manifest.js';
 import { onInterrupt, removeSync } from '../exec/cleanup.js';
 
 export type OutputSpec =
-  | { type: 'registry'; names?: string[] }
+  /** byDigest: the manifest (or index) pushed without a tag, its digest reported (buildx's push-by-digest) */
+  | { type: 'registry'; names?: string[]; byDigest?: boolean }
   | { type: 'docker'; dest?: string; names?: string[] }
   | { type: 'oci'; dest: string; tar: boolean; names?: string[] }
   | { type: 'local'; dest: string };
@@ -46,14 +47,14 @@ export function parseOutput(text: string): OutputSpec {
     if (!dest) throw new OutputError(`--output ${text}: type=${type} needs dest=PATH`);
     return dest;
   };
-  // BuildKit's push-by-digest pushes the manifest without a tag (for an index made later from the digests); hoist
-  // would push the names' tags instead, which is not what the user asked for.
-  if (fields.get('push-by-digest') === 'true') throw new OutputError(`--output ${text}: push-by-digest is not supported yet; push a tag per platform instead`);
+  // push-by-digest: the manifest goes to the names' repositories without a tag, for an index made later from the
+  // digests (hoist merge); name-canonical is how buildx spells the names it then reports, which hoist always does.
+  const byDigest = fields.get('push-by-digest') === 'true' ? { byDigest: true } : {};
   switch (type) {
     case 'registry':
-      return { type, names };
+      return { type, names, ...byDigest };
     case 'image':
-      if (fields.get('push') === 'true') return { type: 'registry', names };
+      if (fields.get('push') === 'true') return { type: 'registry', names, ...byDigest };
       throw new OutputError(`--output ${text}: type=image without push=true only loads into a daemon's image store; use --load or type=docker`);
     case 'docker':
       return dest ? { type, dest, names } : { type, names };
@@ -90,8 +91,10 @@ export async function exportImage(image: ImageSource, spec: OutputSpec, tags: re
   const refs = (names?: string[]): Reference[] => (names ?? tags).map((t) => parseReference(t));
   switch (spec.type) {
     case 'registry': {
-      const targets = refs(spec.names);
-      if (targets.length === 0) throw new OutputError('pushing needs a name: pass -t NAME[:TAG] (or --output type=registry,name=…)');
+      const named = refs(spec.names);
+      if (named.length === 0) throw new OutputError('pushing needs a name: pass -t NAME[:TAG] (or --output type=registry,name=…)');
+      // By digest: each repository once, no tag.
+      const targets = spec.byDigest ? [...new Map(named.map((r) => [`${r.registry}/${r.repository}`, { registry: r.registry, repository: r.repository } as Reference])).values()] : named;
       return { pushed: await pushImage(client, image, targets), files: [] };
     }
     case 'docker': {
