@@ -101,4 +101,18 @@ if (!canEmulate) process.stderr.write('NOTICE: no arm64 busybox or qemu-user-sta
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/manifest .*legs@sha256:0{64}.*: 404/);
   }, 240_000);
+
+  test('a stage FROM --platform=$BUILDPLATFORM that reads nothing of the target is built once for both platforms', async () => {
+    const ctx = context(`FROM --platform=$BUILDPLATFORM ${base} AS build\nCOPY a.txt /a.txt\nRUN cat /a.txt /a.txt > /built\nFROM ${base}\nARG TARGETARCH\nCOPY --from=build /built /built\nRUN uname -m > /arch\n`, { 'a.txt': 'a\n' });
+    const meta = path.join(work, `meta${n++}.json`);
+    const r = await hoist(['build', '--store', path.join(work, `once-store${n++}`), '--progress', 'plain', '--platform', 'linux/amd64,linux/arm64', '--emulate', '--metadata-file', meta, ctx]);
+    expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
+    const steps = (JSON.parse(readFileSync(meta, 'utf8')) as { 'hoist.steps': { stage: string | number; instruction: string; cached: boolean }[] })['hoist.steps'];
+    const ranBuild = steps.filter((st) => st.stage === 'build' && /^(COPY|RUN)/.test(st.instruction) && !st.cached);
+    // run for the first platform only; the second found them in the store
+    expect(ranBuild.map((st) => st.instruction)).toEqual(['COPY a.txt /a.txt', 'RUN cat /a.txt /a.txt > /built']);
+    // the final stage ran for each (its RUN twice: amd64 and, emulated, arm64)
+    expect(steps.filter((st) => st.instruction === 'RUN uname -m > /arch' && !st.cached)).toHaveLength(2);
+    expect(r.err).toMatch(/\[linux\/amd64->arm64 build 2\/3\] COPY a\.txt/);
+  }, 180_000);
 });
