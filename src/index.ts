@@ -203,7 +203,8 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
     'containerimage.config.digest': several ? undefined : first.imageID,
     'containerimage.descriptor': descriptor,
     'containerimage.digest': root.digest,
-    'hoist.steps': steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line, cached: st.cached, source: st.source, seconds: st.seconds })),
+    // with several platforms, each step names the platform it was built for
+    'hoist.steps': solved.flatMap((x) => x.result.steps.map((st) => ({ ...(several ? { platform: formatPlatform(x.platform) } : {}), stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line, cached: st.cached, source: st.source, seconds: st.seconds }))),
     'hoist.cache': cache,
   };
   if (several) delete metadata['containerimage.config.digest'];

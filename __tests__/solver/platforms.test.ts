@@ -102,17 +102,40 @@ if (!canEmulate) process.stderr.write('NOTICE: no arm64 busybox or qemu-user-sta
     expect(missing.err).toMatch(/manifest .*legs@sha256:0{64}.*: 404/);
   }, 240_000);
 
-  test('a stage FROM --platform=$BUILDPLATFORM that reads nothing of the target is built once for both platforms', async () => {
-    const ctx = context(`FROM --platform=$BUILDPLATFORM ${base} AS build\nCOPY a.txt /a.txt\nRUN cat /a.txt /a.txt > /built\nFROM ${base}\nARG TARGETARCH\nCOPY --from=build /built /built\nRUN uname -m > /arch\n`, { 'a.txt': 'a\n' });
+  test('a stage FROM --platform=$BUILDPLATFORM, and a stage FROM scratch that only copies, are built once for both platforms', async () => {
+    const ctx = context(
+      `FROM --platform=$BUILDPLATFORM ${base} AS build\nCOPY a.txt /a.txt\nRUN cat /a.txt /a.txt > /built\n` +
+        `FROM scratch AS assets\nCOPY a.txt /assets/a.txt\n` +
+        `FROM ${base}\nARG TARGETARCH\nCOPY --from=build /built /built\nCOPY --from=assets /assets /assets\nRUN uname -m > /arch\n`,
+      { 'a.txt': 'a\n' },
+    );
     const meta = path.join(work, `meta${n++}.json`);
     const r = await hoist(['build', '--store', path.join(work, `once-store${n++}`), '--progress', 'plain', '--platform', 'linux/amd64,linux/arm64', '--emulate', '--metadata-file', meta, ctx]);
     expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
-    const steps = (JSON.parse(readFileSync(meta, 'utf8')) as { 'hoist.steps': { stage: string | number; instruction: string; cached: boolean }[] })['hoist.steps'];
-    const ranBuild = steps.filter((st) => st.stage === 'build' && /^(COPY|RUN)/.test(st.instruction) && !st.cached);
+    const steps = (JSON.parse(readFileSync(meta, 'utf8')) as { 'hoist.steps': { platform: string; stage: string | number; instruction: string; cached: boolean }[] })['hoist.steps'];
+    const ran = (stage: string) => steps.filter((st) => st.stage === stage && /^(COPY|RUN)/.test(st.instruction) && !st.cached).map((st) => st.instruction);
     // run for the first platform only; the second found them in the store
-    expect(ranBuild.map((st) => st.instruction)).toEqual(['COPY a.txt /a.txt', 'RUN cat /a.txt /a.txt > /built']);
+    expect(ran('build')).toEqual(['COPY a.txt /a.txt', 'RUN cat /a.txt /a.txt > /built']);
+    expect(ran('assets')).toEqual(['COPY a.txt /assets/a.txt']);
+    expect(steps.filter((st) => st.stage === 'assets').map((st) => `${st.platform} ${st.cached}`)).toEqual(['linux/amd64 false', 'linux/arm64 true']);
     // the final stage ran for each (its RUN twice: amd64 and, emulated, arm64)
     expect(steps.filter((st) => st.instruction === 'RUN uname -m > /arch' && !st.cached)).toHaveLength(2);
     expect(r.err).toMatch(/\[linux\/amd64->arm64 build 2\/3\] COPY a\.txt/);
+  }, 180_000);
+
+  test('a RUN in a stage FROM scratch runs for each platform (its key names the platform)', async () => {
+    // a static busybox copied from the context: the same files on both platforms, until the RUN
+    const ctx = context('FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sh", "-c", "/bin/busybox uname -m > /m"]\n');
+    writeFileSync(path.join(ctx, 'busybox'), readFileSync(arm64Busybox), { mode: 0o755 });
+    const meta = path.join(work, `meta${n++}.json`);
+    const dest = path.join(work, `out${n++}`);
+    const r = await hoist(['build', '--store', path.join(work, `scratch-store${n++}`), '--progress', 'plain', '--platform', 'linux/arm64,linux/amd64', '--emulate', '--metadata-file', meta, '--output', `type=local,dest=${dest}`, ctx]);
+    expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
+    const steps = (JSON.parse(readFileSync(meta, 'utf8')) as { 'hoist.steps': { instruction: string; cached: boolean }[] })['hoist.steps'];
+    expect(steps.filter((st) => st.instruction.startsWith('COPY')).map((st) => st.cached)).toEqual([false, true]);
+    expect(steps.filter((st) => st.instruction.startsWith('RUN')).map((st) => st.cached)).toEqual([false, false]);
+    // an arm64 binary: emulated in both (the kernel's binfmt handler runs it whatever the stage's platform)
+    expect(readFileSync(path.join(dest, 'linux_arm64', 'm'), 'utf8')).toBe('aarch64\n');
+    expect(readFileSync(path.join(dest, 'linux_amd64', 'm'), 'utf8')).toBe('aarch64\n');
   }, 180_000);
 });

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 
 /** Bumped whenever what goes into a key changes: an old record is then never taken for a hit. */
-export const cacheKeyVersion = 'hoist.cache.v1';
+export const cacheKeyVersion = 'hoist.cache.v2';
 
 /** JSON with object keys sorted at every level and `undefined` members left out: one value, one encoding. */
 export function canonicalJSON(value: unknown): string {
@@ -26,8 +26,10 @@ export function digestOfDescription(description: unknown): string {
 /**
  * The key a stage starts from: an empty filesystem, or an image by the manifest digest its tag resolved to; and
  * SOURCE_DATE_EPOCH when set, which changes every layer's file times (a stage from a stage has it in its parent).
+ * An empty filesystem is the same for every platform (v2; v1 named the platform here): a stage FROM scratch that
+ * only copies files is built once for all the platforms of a build, and a RUN names its platform in its own key.
  */
-export function baseKey(base: { kind: 'scratch'; platform: string } | { kind: 'image'; manifest: string }, sourceDateEpoch?: number): string {
+export function baseKey(base: { kind: 'scratch' } | { kind: 'image'; manifest: string }, sourceDateEpoch?: number): string {
   return digestOfDescription({ base, sourceDateEpoch });
 }
 

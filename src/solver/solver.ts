@@ -482,7 +482,7 @@ export class Solver {
     const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
     let key: string;
     const epoch = this.req.sourceDateEpoch;
-    if (ts.base.kind === 'scratch') key = baseKey({ kind: 'scratch', platform: formatPlatform(ts.platform) }, epoch);
+    if (ts.base.kind === 'scratch') key = baseKey({ kind: 'scratch' }, epoch);
     else if (ts.base.kind === 'stage') key = (await this.planStage(ts.base.index)).key;
     else key = baseKey({ kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from as Instruction)).digest }, epoch);
     const steps: PlannedStep[] = [];
@@ -508,7 +508,9 @@ export class Solver {
           // id, a cache mount by its id: never a secret's value, never a cache's content.
           const inputs = [];
           for (const m of op.mounts) inputs.push(m.from ? await this.sourceKey(m.from) : m.spec.type === 'bind' ? await this.contextDigest(m.spec.source) : null);
-          key = stepKey(key, { op: described, mounts: inputs });
+          // The platform it runs as: the same files give another result under another architecture (a stage FROM
+          // scratch has the same key on every platform until its first RUN).
+          key = stepKey(key, { op: described, mounts: inputs, platform: formatPlatform(ts.platform) });
         } else {
           key = stepKey(key, { op: described });
         }
