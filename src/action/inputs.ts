@@ -29,6 +29,7 @@ export const inputKinds = {
   platforms: 'csv',
   emulate: 'bool',
   push: 'bool',
+  'push-by-digest': 'bool',
   load: 'bool',
   outputs: 'list',
   cache: 'string',
@@ -77,6 +78,8 @@ export interface ActionInputs {
   merge: string[];
   mergeDigestsDir?: string;
   push: boolean;
+  /** push to the repositories of the tags (or of images) without a tag, the digest as the output: a matrix leg */
+  pushByDigest: boolean;
   load: boolean;
   outputs: OutputSpec[];
   cache: 'auto' | 'off';
@@ -168,6 +171,7 @@ export function readInputs(get: (name: InputName) => string): ActionInputs {
     merge: list('merge'),
     ...(text('merge-digests-dir') ? { mergeDigestsDir: text('merge-digests-dir') } : {}),
     push: bool('push'),
+    pushByDigest: bool('push-by-digest'),
     load: bool('load'),
     outputs: list('outputs').map((o) => parsed('outputs', o, () => parseOutput(o))),
     cache,

@@ -63,8 +63,10 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     const meta = inputs.images.length ? await metadata(inputs) : undefined;
     const tags = [...new Set([...inputs.tags, ...(meta?.tags ?? [])].map((t) => normalTag(t)))];
     const labels = new Map((meta ? meta.labels : inputs.labels).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
-    const outputs: OutputSpec[] = [...inputs.outputs, ...(inputs.push ? [{ type: 'registry' as const }] : []), ...(inputs.load ? [{ type: 'docker' as const }] : [])];
-    if (inputs.push && tags.length === 0) throw new InputError('push is true but there is nothing to push to: give the tags input, or images (with tag-rules that match this event)');
+    // push-by-digest is the push (with push: true too, once, untagged), to the repositories of the tags
+    const push = inputs.pushByDigest ? [{ type: 'registry' as const, byDigest: true }] : inputs.push ? [{ type: 'registry' as const }] : [];
+    const outputs: OutputSpec[] = [...inputs.outputs, ...push, ...(inputs.load ? [{ type: 'docker' as const }] : [])];
+    if (push.length && tags.length === 0) throw new InputError(`${inputs.pushByDigest ? 'push-by-digest' : 'push'} is true but there is nothing to push to: give the tags input, or images (with tag-rules that match this event)`);
     const caches = cacheSpecs(inputs, env);
 
     const credentials = new ActionCredentials({ ...inputs, actor: github.context.actor }, env);
@@ -174,6 +176,11 @@ function cacheSpecs(inputs: ActionInputs, env: NodeJS.ProcessEnv): { from: Cache
   return { from: [parseCacheFrom('type=gha')], to: [parseCacheTo('type=gha,mode=max')] };
 }
 
+/** An images line's repository (metadata-action's `ghcr.io/o/app` or `name=ghcr.io/o/app,enable=…`). */
+function imageName(line: string): string {
+  return line.split(',')[0].trim().replace(/^name=/, '');
+}
+
 /**
  * `merge`: the images named (REPO@sha256:…), and those the digest files in `merge-digests-dir` name (files called
  * after the hex of each leg's digest, in the repository of `images` or of the first tag: the docker docs' matrix
@@ -186,7 +193,7 @@ async function merge(inputs: ActionInputs, env: NodeJS.ProcessEnv, workspace: st
   const sources = [...inputs.merge];
   if (inputs.mergeDigestsDir) {
     const dir = path.resolve(workspace, inputs.mergeDigestsDir);
-    const repo = formatRepository(parseReference(inputs.images.length ? (inputs.images[0].split(',')[0].replace(/^name=/, '')) : tags[0]));
+    const repo = formatRepository(parseReference(inputs.images.length ? imageName(inputs.images[0]) : tags[0]));
     let names: string[];
     try {
       names = readdirSync(dir);

@@ -28,6 +28,8 @@ Builds an image from a Dockerfile.
       --emulate              RUN for another architecture: register Debian's qemu-user-static with binfmt_misc
       --label K=V            add a label to the image (repeatable)
       --push                 push every -t name (same as --output type=registry)
+      --push-by-digest       push to each -t name's repository without a tag and print the digest (a matrix
+                             leg's push, joined later by hoist merge; same as --output type=registry,push-by-digest=true)
       --load                 load into the Docker daemon at DOCKER_HOST (same as --output type=docker)
   -o, --output SPEC          type=registry | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false] | type=local,dest=DIR
       --metadata-file FILE   write buildx's metadata JSON (digests, names, hoist.steps)
@@ -53,6 +55,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     platform: { value: true, repeat: true },
     label: { value: true, repeat: true },
     push: {},
+    'push-by-digest': {},
     load: {},
     output: { value: true, repeat: true, short: 'o' },
     'metadata-file': { value: true },
@@ -80,7 +83,9 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   const ssh = new Map((a.options.get('ssh') ?? []).map((o) => asUsage(() => parseSshFlag(o))));
   const cacheFrom = (a.options.get('cache-from') ?? []).map((o) => asUsage(() => parseCacheFrom(o)));
   const cacheTo = (a.options.get('cache-to') ?? []).map((o) => asUsage(() => parseCacheTo(o)));
-  if (a.flags.has('push')) outputs.push({ type: 'registry' });
+  // --push-by-digest is the push: with --push too, the image is still pushed once, untagged
+  if (a.flags.has('push-by-digest')) outputs.push({ type: 'registry', byDigest: true });
+  else if (a.flags.has('push')) outputs.push({ type: 'registry' });
   if (a.flags.has('load')) outputs.push({ type: 'docker' });
   const progressMode = a.flags.has('quiet') ? 'quiet' : (a.options.get('progress')?.[0] ?? 'auto');
   if (!['auto', 'plain', 'tty', 'quiet'].includes(progressMode)) throw new UsageError(`--progress ${progressMode}: expected auto, plain, tty or quiet`);
