@@ -2,6 +2,8 @@
 // Dockerfile build on a store and a registry client, records the image under its tags, writes it to each output
 // while the Actions cache is written, exports the other caches after the push (so that they mount what it uploaded),
 // and answers with what outputs, metadata files and summaries need. No argv here, no GitHub.
+import { chooseExecutor } from './exec/choose.js';
+import type { Executor, Isolation } from './exec/executor.js';
 import path from 'node:path';
 import { type CacheFromSpec, type CacheToSpec, defaultMountMax } from './cache/backend.js';
 import { readDockerfile } from './dockerfile/dockerfile.js';
@@ -46,6 +48,8 @@ export interface BuildRequest {
   platforms?: readonly Platform[];
   /** a foreign platform's RUN may register Debian's qemu-user-static with binfmt_misc (root) */
   emulate?: boolean;
+  /** how RUN steps run: auto (runc where this machine may mount, else proot, else chroot), runc, proot, chroot */
+  isolation?: Isolation;
   labels?: ReadonlyMap<string, string>;
   outputs?: readonly OutputSpec[];
   cacheFrom?: readonly CacheFromSpec[];
@@ -129,37 +133,51 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
   // nothing of the target platform in them) have the same keys, so the second finds them in the store.
   const builds = new Map<string, unknown>();
   const solved: Solved[] = [];
-  for (const platform of platforms) {
-    const cacheContext = { client, platform, tags: req.tags, target: req.target, build: builds };
-    const caches = await openCaches(req.cacheFrom ?? [], cacheContext, warn);
-    const result: BuildResult = await solve({
-      context: req.context,
-      ...(req.dockerfile !== undefined ? { dockerfile: req.dockerfile } : {}),
-      ...(req.dockerfileText !== undefined ? { dockerfileText: req.dockerfileText } : {}),
-      buildArgs: req.buildArgs ?? new Map(),
-      target: req.target,
-      platform: several || req.platform || req.platforms?.length ? platform : undefined,
-      platformPrefix: several,
-      emulate: req.emulate,
-      labels: req.labels ?? new Map(),
-      sourceDateEpoch,
-      secrets: req.secrets ?? new Map(),
-      ssh: req.ssh ?? new Map(),
-      noCache: req.noCache ?? false,
-      noCacheFilter: req.noCacheFilter ?? [],
-      cacheFrom: caches,
-      inlineCache: cacheTo.some((c) => c.type === 'inline'),
-      keepCacheMounts: cacheTo.some((c) => c.type !== 'inline'),
-      mountMaxSize: Math.max(defaultMountMax, ...cacheTo.map((c) => ('mountMaxSize' in c ? (c.mountMaxSize ?? 0) : 0))),
-      prefetch: prefetchPolicy(outputs, req.tags, cacheTo, client),
-      onWarning: warn,
-      store,
-      client,
-      onStepStart: (st) => events.stepStart?.(st),
-      onOutput: (step, line) => events.output?.(step, line),
-      onStep: (st) => events.step?.(st),
+  // The executor of RUN steps, chosen once for every platform's solve (and said in the log when it is not runc).
+  let executorChosen: Promise<Executor> | undefined;
+  const executor = () => {
+    executorChosen ??= chooseExecutor(store, req.isolation ?? 'auto').then((ex) => {
+      if (ex.notice) log(ex.notice);
+      return ex;
     });
-    solved.push({ platform: result.platform, result, cacheContext });
+    return executorChosen;
+  };
+  try {
+    for (const platform of platforms) {
+      const cacheContext = { client, platform, tags: req.tags, target: req.target, build: builds };
+      const caches = await openCaches(req.cacheFrom ?? [], cacheContext, warn);
+      const result: BuildResult = await solve({
+        context: req.context,
+        ...(req.dockerfile !== undefined ? { dockerfile: req.dockerfile } : {}),
+        ...(req.dockerfileText !== undefined ? { dockerfileText: req.dockerfileText } : {}),
+        buildArgs: req.buildArgs ?? new Map(),
+        target: req.target,
+        platform: several || req.platform || req.platforms?.length ? platform : undefined,
+        platformPrefix: several,
+        emulate: req.emulate,
+        executor,
+        labels: req.labels ?? new Map(),
+        sourceDateEpoch,
+        secrets: req.secrets ?? new Map(),
+        ssh: req.ssh ?? new Map(),
+        noCache: req.noCache ?? false,
+        noCacheFilter: req.noCacheFilter ?? [],
+        cacheFrom: caches,
+        inlineCache: cacheTo.some((c) => c.type === 'inline'),
+        keepCacheMounts: cacheTo.some((c) => c.type !== 'inline'),
+        mountMaxSize: Math.max(defaultMountMax, ...cacheTo.map((c) => ('mountMaxSize' in c ? (c.mountMaxSize ?? 0) : 0))),
+        prefetch: prefetchPolicy(outputs, req.tags, cacheTo, client),
+        onWarning: warn,
+        store,
+        client,
+        onStepStart: (st) => events.stepStart?.(st),
+        onOutput: (step, line) => events.output?.(step, line),
+        onStep: (st) => events.step?.(st),
+      });
+      solved.push({ platform: result.platform, result, cacheContext });
+    }
+  } finally {
+    if (executorChosen) await (await executorChosen.catch(() => undefined))?.close().catch(() => undefined);
   }
   events.built?.();
 

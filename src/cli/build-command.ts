@@ -1,5 +1,6 @@
 // `hoist build [OPTIONS] CONTEXT`: docker buildx build's flags where they exist. The image is recorded in the
 // store under every -t name, then written to each output (--push, --output, --metadata-file, --iidfile).
+import { type Isolation, isolations } from '../exec/executor.js';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build, NeedsRootError } from '../index.js';
@@ -26,6 +27,8 @@ Builds an image from a Dockerfile.
       --target STAGE
       --platform OS/ARCH[,…]  one platform, or several: an image each, pushed as one index
       --emulate              RUN for another architecture: register Debian's qemu-user-static with binfmt_misc
+      --isolation MODE       how RUN runs: auto (runc over overlayfs where this machine may mount, else proot,
+                             else chroot: a job in a container without privileges) | runc | proot | chroot
       --label K=V            add a label to the image (repeatable)
       --push                 push every -t name (same as --output type=registry)
       --push-by-digest       push to each -t name's repository without a tag and print the digest (a matrix
@@ -70,6 +73,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     progress: { value: true },
     quiet: { short: 'q' },
     emulate: {},
+    isolation: { value: true },
   }, 'build');
   if (a.flags.has('help')) {
     io.out(`${buildUsage}\n\n${commonUsage}\n`);
@@ -158,6 +162,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       ssh,
       noCache: a.flags.has('no-cache'),
       emulate: a.flags.has('emulate'),
+      isolation: isolationOption(a.options.get('isolation')?.[0] ?? process.env.HOIST_ISOLATION),
       noCacheFilter: (a.options.get('no-cache-filter') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
       store,
       client,
@@ -184,4 +189,11 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
     io.out(`${outcome.digest}\n`);
     return 0;
   });
+}
+
+/** --isolation (or HOIST_ISOLATION): one of auto, runc, proot, chroot. */
+export function isolationOption(value: string | undefined): Isolation {
+  if (value === undefined || value === '') return 'auto';
+  if (!(isolations as readonly string[]).includes(value)) throw new UsageError(`--isolation ${value}: expected ${isolations.join(', ')}`);
+  return value as Isolation;
 }

@@ -36,6 +36,16 @@ async function upperXattrs(upper: string): Promise<{ opaque: Set<string>; caps: 
 export async function upperDirEntries(upper: string, lower: FsIndex, mountTargets: readonly string[] = []): Promise<{ entries: LayerEntry[]; dropped: string[] }> {
   const dropped: string[] = [];
   const entries = await walkUpper(upper, lower, dropped);
+  const kept = withoutMountStubs(entries, lower, mountTargets);
+  return { entries: kept.entries, dropped: [...dropped, ...kept.dropped] };
+}
+
+/**
+ * A step's layer entries less what its mounts needed made: `targets` (RUN --mount targets, absolute; /etc/hosts and
+ * /etc/resolv.conf are always ones) and the directories made only to hold them, when the image did not have them.
+ */
+export function withoutMountStubs(entries: LayerEntry[], lower: FsIndex, mountTargets: readonly string[]): { entries: LayerEntry[]; dropped: string[] } {
+  const dropped: string[] = [];
   // What the step's mounts needed made (BuildKit ≥ 0.11 removes them, moby/buildkit#3307): the mount points the
   // image lacked, /etc/hosts and /etc/resolv.conf among them, and the directories made only to hold them.
   const targets = [...mountTargets, ...mountPoints.map((m) => `/${m}`)];

@@ -6,6 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
 import { ExecError } from './overlay.js';
 import { runProcess } from './process.js';
+import { onPath } from './proot.js';
 
 /** qemu's name for an architecture (binfmt_misc's handler is qemu-<name>) */
 const qemuNames: Record<string, string> = { amd64: 'x86_64', arm64: 'aarch64', arm: 'arm', '386': 'i386', ppc64le: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', mips64le: 'mips64el', loong64: 'loongarch64' };
@@ -16,6 +17,12 @@ const binfmt = '/proc/sys/fs/binfmt_misc';
 export function runsNatively(p: Platform, host: Platform = hostPlatform()): boolean {
   if (p.os !== host.os) return false;
   return p.architecture === host.architecture || (p.architecture === '386' && host.architecture === 'amd64');
+}
+
+/** qemu-user's own program for the platform (qemu-aarch64-static, qemu-aarch64) on PATH: proot's -q runs a step under it. */
+export function qemuUserProgram(p: Platform): string | undefined {
+  const name = qemuNames[p.architecture];
+  return name ? (onPath(`qemu-${name}-static`) ?? onPath(`qemu-${name}`)) : undefined;
 }
 
 /** The interpreter binfmt_misc runs the platform's binaries with, when one is registered, enabled and fixed (F). */

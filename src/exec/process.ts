@@ -25,3 +25,34 @@ export function runProcess(cmd: string, args: readonly string[], options: { cwd?
     child.on('close', (status) => resolve({ status: error ? null : status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), error }));
   });
 }
+
+/**
+ * A child's stdout and stderr, line by line, to `onOutput`; the last 20 lines kept for an error message. `done()`
+ * hands on what is left after the last newline (call it once the child has closed its streams).
+ */
+export function streamLines(child: { stdout: NodeJS.ReadableStream | null; stderr: NodeJS.ReadableStream | null }, onOutput: (line: string) => void): { tail: string[]; done(): void } {
+  const tail: string[] = [];
+  const emit = (l: string) => {
+    onOutput(l);
+    tail.push(l);
+    if (tail.length > 20) tail.shift();
+  };
+  const carries = [child.stdout, child.stderr].map((s) => {
+    const carry = { rest: '' };
+    s?.on('data', (chunk: Buffer) => {
+      const parts = (carry.rest + chunk.toString()).split('\n');
+      carry.rest = parts.pop() ?? '';
+      for (const l of parts) emit(l);
+    });
+    return carry;
+  });
+  return {
+    tail,
+    done() {
+      for (const c of carries) if (c.rest) {
+        emit(c.rest);
+        c.rest = '';
+      }
+    },
+  };
+}

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { onInterrupt, removeSync } from './cleanup.js';
 import { ExecError } from './overlay.js';
-import { runProcess } from './process.js';
+import { runProcess, streamLines } from './process.js';
 
 /** runc, else crun, as found on PATH (an executable file; a lookup, not a shell per step). */
 export function findRuntime(): string | undefined {
@@ -36,7 +36,6 @@ export async function runContainer(runtime: string, spec: object, scratch: strin
   const bundle = await mkdtemp(path.join(scratch, 'bundle-'));
   const id = `hoist-${process.pid}-${Date.now()}-${counter++}`;
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
-  const tail: string[] = [];
   // Interrupted: the container is killed and deleted, its bundle removed.
   const forget = onInterrupt(() => {
     spawnSync(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });
@@ -48,29 +47,13 @@ export async function runContainer(runtime: string, spec: object, scratch: strin
     const child = spawn(runtime, ['run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
     const kill = () => void runProcess(runtime, ['kill', id, 'KILL']);
     signal?.addEventListener('abort', kill, { once: true });
-    const lines = (chunk: Buffer, carry: { rest: string }) => {
-      const text = carry.rest + chunk.toString();
-      const parts = text.split('\n');
-      carry.rest = parts.pop() ?? '';
-      for (const l of parts) {
-        onOutput(l);
-        tail.push(l);
-        if (tail.length > 20) tail.shift();
-      }
-    };
-    const out = { rest: '' };
-    const err = { rest: '' };
-    child.stdout.on('data', (c: Buffer) => lines(c, out));
-    child.stderr.on('data', (c: Buffer) => lines(c, err));
+    const lines = streamLines(child, onOutput);
     const exitCode = await new Promise<number>((resolve, reject) => {
       child.on('error', (e) => reject(new ExecError(`cannot start ${runtime}: ${e.message}`)));
       child.on('close', (code, sig) => resolve(code ?? (sig ? 128 : 1)));
     }).finally(() => signal?.removeEventListener('abort', kill));
-    for (const c of [out, err]) if (c.rest) {
-      onOutput(c.rest);
-      tail.push(c.rest);
-    }
-    return { exitCode, tail };
+    lines.done();
+    return { exitCode, tail: lines.tail };
   } finally {
     forget();
     await runProcess(runtime, ['delete', '--force', id]);

@@ -2,7 +2,8 @@
 // no root entry, entries in filepath.Walk order (a directory, then its contents), numeric uid/gid without user
 // names, mtimes kept but clamped to SOURCE_DATE_EPOCH when set. The tar is hashed (diffID) and compressed (digest)
 // in one streaming pass straight into the store.
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestStream } from '../image/digest.js';
@@ -106,4 +107,28 @@ export async function hashLayer(entries: readonly LayerEntry[], options: LayerOp
   const hashed = pipeline(tar.stream, diff, new Writable({ write: (_c, _e, cb) => cb() }));
   await Promise.all([hashed, feed(tar, sorted)]);
   return { diffID: diff.digest, headers: sorted.map((e) => e.header) };
+}
+
+/**
+ * The layer's tar written whole to `tmp` (hashed on the way: its diffID and headers known when this returns), then
+ * compressed into the store from that file while the build goes on: the files it was made of may change as soon as
+ * this returns (a no-mount step's root, where the next step runs).
+ */
+export async function spoolLayer(store: BlobSink, entries: readonly LayerEntry[], tmp: string, options: LayerOptions = {}): Promise<LayerInProgress> {
+  const compression = options.compression ?? 'gzip';
+  const sorted = ordered(entries, options);
+  const tar = new TarWriter();
+  const diff = new DigestStream();
+  await Promise.all([pipeline(tar.stream, diff, createWriteStream(tmp, { mode: 0o600 })), feed(tar, sorted)]);
+  const headers = sorted.map((e) => e.header);
+  const written = (async (): Promise<WrittenLayer> => {
+    try {
+      const blob = await store.writeBlob(chain(createReadStream(tmp), compressor(compression)));
+      return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  })();
+  written.catch(() => undefined); // the caller awaits it
+  return { diffID: diff.digest, headers, written };
 }

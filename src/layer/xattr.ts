@@ -49,6 +49,21 @@ for d, dirs, files in os.walk(root):
         look(os.path.join(d, f))
 `;
 
+// The same for the paths given on stdin (one base64 path a line), none of them walked into.
+const readListScript = String.raw`
+import os, sys, base64
+b = lambda v: base64.b64encode(v).decode()
+names = [n.encode() for n in sys.argv[1:]]
+for line in sys.stdin:
+    p = base64.b64decode(line.strip())
+    for n in names:
+        try:
+            v = os.getxattr(p, n, follow_symlinks=False)
+        except OSError:
+            continue
+        sys.stdout.write(b(p) + ' ' + b(n) + ' ' + b(v) + '\n')
+`;
+
 // Reads base64(path) base64(name) base64(value) lines from stdin; prints the index of each that failed.
 const writeScript = String.raw`
 import os, sys, base64
@@ -61,6 +76,17 @@ for i, line in enumerate(sys.stdin):
 `;
 
 const b64 = (v: string | Buffer) => Buffer.from(v).toString('base64');
+
+const namePattern = (names: readonly string[]) => names.map((n) => n.replace(/[.^$]/g, (c) => `\\${c}`));
+
+/** getfattr -d -e base64's dump: `# file: PATH` then NAME=0sBASE64 lines. */
+function readGetfattr(dump: string, add: (file: string, name: string, value: Buffer) => void): void {
+  let current: string | undefined;
+  for (const line of dump.split('\n')) {
+    if (line.startsWith('# file: ')) current = line.slice(8);
+    else if (current !== undefined && line.includes('=0s')) add(current, line.slice(0, line.indexOf('=')), Buffer.from(line.slice(line.indexOf('=0s') + 3).trim(), 'base64'));
+  }
+}
 
 /** The attributes `names` of everything under `root` (the root included), by path relative to it. */
 export async function readXattrTree(root: string, names: readonly string[], tool: XattrTool | null = xattrTool() ?? null): Promise<Map<string, Map<string, Buffer>>> {
@@ -79,16 +105,41 @@ export async function readXattrTree(root: string, names: readonly string[], tool
       add(nameFromBytes(p), n.toString(), v);
     }
   } else if (tool === 'attr') {
-    const escaped = names.map((n) => n.replace(/[.^$]/g, (c) => `\\${c}`));
+    const escaped = namePattern(names);
     const r = await runProcess('getfattr', ['-R', '-P', '-h', '--absolute-names', '-e', 'base64', '-m', `^(${escaped.join('|')})$`, '-d', root]);
-    let current: string | undefined;
-    for (const line of r.stdout.split('\n')) {
-      if (line.startsWith('# file: ')) current = line.slice(8);
-      else if (current === undefined || !line.includes('=0s')) continue;
-      else add(current, line.slice(0, line.indexOf('=')), Buffer.from(line.slice(line.indexOf('=0s') + 3).trim(), 'base64'));
-    }
+    readGetfattr(r.stdout, add);
   } else {
     throw new Error(xattrToolMissing);
+  }
+  return found;
+}
+
+/** The attributes `names` of each of `paths` (absolute; none followed if a symlink), by path. */
+export async function readXattrsOf(paths: readonly string[], names: readonly string[], tool: XattrTool | null = xattrTool() ?? null): Promise<Map<string, Map<string, Buffer>>> {
+  const found = new Map<string, Map<string, Buffer>>();
+  if (paths.length === 0) return found;
+  const add = (p: string, name: string, value: Buffer) => {
+    if (!found.has(p)) found.set(p, new Map());
+    found.get(p)!.set(name, value);
+  };
+  if (tool === 'python3') {
+    const input = paths.map((p) => `${b64(nameToBytes(p))}\n`).join('');
+    const r = spawnSync('python3', ['-c', readListScript, ...names], { input, maxBuffer: 256 * 1024 * 1024 });
+    if (r.status !== 0) throw new Error(`reading xattrs: ${r.error?.message ?? r.stderr.toString().trim()}`);
+    for (const line of r.stdout.toString().split('\n')) {
+      if (!line) continue;
+      const [p, n, v] = line.split(' ').map((x) => Buffer.from(x, 'base64'));
+      add(nameFromBytes(p), n.toString(), v);
+    }
+    return found;
+  }
+  if (tool !== 'attr') throw new Error(xattrToolMissing);
+  const escaped = namePattern(names);
+  for (let i = 0; i < paths.length; ) {
+    const batch: string[] = [];
+    for (let bytes = 0; i < paths.length && (batch.length === 0 || bytes + paths[i].length < 64 * 1024); bytes += paths[i++].length + 1) batch.push(paths[i]);
+    const r = await runProcess('getfattr', ['-P', '-h', '--absolute-names', '-e', 'base64', '-m', `^(${escaped.join('|')})$`, '-d', '--', ...batch]);
+    readGetfattr(r.stdout, add);
   }
   return found;
 }

@@ -20,7 +20,10 @@ import { onInterrupt, removeSync } from '../exec/cleanup.js';
 import { SecretMask } from '../exec/mask.js';
 import { treeDigest, type UsedCacheMount } from '../cache/mounts.js';
 import type { SecretSource } from '../exec/mounts.js';
-import { ExecError, mountOverlay, type OverlayMount } from '../exec/overlay.js';
+import { ExecError } from '../exec/overlay.js';
+import { chooseExecutor } from '../exec/choose.js';
+import type { Executor, Isolation } from '../exec/executor.js';
+import { extractState } from '../exec/unpack.js';
 import { SshAgents } from '../exec/ssh.js';
 import { type Descriptor, type ImageConfig, type ImageManifest, manifestBytes, parseImageConfig, parseManifest } from '../image/manifest.js';
 import { DigestMismatchError, SizeMismatchError } from '../image/digest.js';
@@ -30,8 +33,7 @@ import { formatReference, parseReference, type Reference, ReferenceError as Inva
 import { CredentialError } from '../registry/credentials.js';
 import { RegistryConnectionError, RegistryError } from '../registry/errors.js';
 import { NoPlatformError, platformManifest } from '../image/source.js';
-import { CompressionError, decompressed } from '../layer/compression.js';
-import { extractLayer } from '../layer/extract.js';
+import { CompressionError } from '../layer/compression.js';
 import { type BlobSource, CompressingLayer, type Layer } from '../layer/layer.js';
 import type { WrittenLayer } from '../layer/writer.js';
 import { RootedPathError } from '../layer/rooted.js';
@@ -96,6 +98,12 @@ export interface BuildRequest {
   prefetch?: (layer: Layer) => boolean | Promise<boolean>;
   /** a warning for the log (a cache that could not deliver) */
   onWarning?: (message: string) => void;
+  /** how RUN steps run (exec/executor.ts): auto picks runc where this machine may mount, else proot or chroot */
+  isolation?: Isolation;
+  /** the executor of several solves of one build (several platforms): chosen once; else this solve chooses its own */
+  executor?: () => Promise<Executor>;
+  /** a line for the log (which executor runs RUN, when not runc) */
+  onLog?: (message: string) => void;
   /** --no-cache-filter: the stages (by name or index) whose steps are not taken from a cache */
   noCacheFilter?: readonly string[];
   /** a line a RUN step printed */
@@ -254,12 +262,12 @@ export class Solver {
   /** the build's temp dir in the store (made once, removed when the build ends or is interrupted) */
   private tmp: Promise<string> | undefined;
   private forgetTmp: (() => void) | undefined;
-  /** read-only overlays of stages and images (COPY --from, bind mounts), released when the build ends */
-  private readonly sourceMounts: OverlayMount[] = [];
+  /** read-only views of stages and images (COPY --from, bind mounts): undone when the build ends */
+  private readonly views: (() => Promise<void>)[] = [];
+  /** this solve's own executor, when the request brings none */
+  private ownExecutor: Promise<Executor> | undefined;
   /** the step each stage is at (RUN output is shown under it) */
   private readonly currentStep = new Map<number, StepStart>();
-  /** whether read-only overlays can be mounted here (undefined: not tried yet) */
-  private overlaySources: boolean | undefined;
   private readonly sshAgents: SshAgents;
   /** the values of the secrets handed to steps, masked in what the steps print */
   private readonly mask = new SecretMask();
@@ -371,7 +379,8 @@ export class Solver {
       await Promise.allSettled([...this.stages.values(), ...this.warming, ...this.background]);
       // Clean-up never replaces the build's outcome (a mount that will not go is left to the next build's sweep).
       await this.sshAgents.close().catch(() => undefined);
-      for (const m of this.sourceMounts.splice(0)) await m.release().catch(() => undefined);
+      for (const release of this.views.splice(0)) await release().catch(() => undefined);
+      if (this.ownExecutor) await (await this.ownExecutor.catch(() => undefined))?.close().catch(() => undefined);
       if (this.tmp) await rm(await this.tmp, { recursive: true, force: true }).catch(() => undefined);
       this.forgetTmp?.();
     }
@@ -673,7 +682,18 @@ export class Solver {
     if (process.getuid?.() !== 0 || !plan.steps.some((p) => p.step.op?.kind === 'exec' && !p.hit)) return;
     const first = plan.steps.findIndex((p) => p.step.op && !p.hit);
     const hits = plan.steps.slice(0, first).flatMap((p) => (p.hit ? [this.hitLayer(p.hit)] : []));
-    for (const l of [...run.state.layers, ...hits]) if (l) this.warming.push(this.req.store.snapshotLayer(l).catch(() => undefined));
+    const layers = [...run.state.layers, ...hits].filter((l): l is Layer => l !== undefined);
+    this.warming.push(this.executor().then((ex) => Promise.all(ex.warm(layers))).catch(() => undefined));
+  }
+
+  /** The build's executor: the request's, or one chosen now for this solve (said in the log when not runc). */
+  private executor(): Promise<Executor> {
+    if (this.req.executor) return this.req.executor();
+    this.ownExecutor ??= chooseExecutor(this.req.store, this.req.isolation ?? 'auto').then((ex) => {
+      if (ex.notice) this.req.onLog?.(ex.notice);
+      return ex;
+    });
+    return this.ownExecutor;
   }
 
   /**
@@ -727,7 +747,7 @@ export class Solver {
       stageIndex,
       scratchDir: () => this.scratchDir(),
       rootfs: (from) => this.rootfs(from),
-      snapshots: (s) => this.snapshots(s),
+      executor: () => this.executor(),
       secrets: this.req.secrets ?? new Map(),
       ssh: this.sshAgents,
       mask: this.mask,
@@ -788,38 +808,19 @@ export class Solver {
   }
 
   /**
-   * The unpacked snapshots of an image's layers, bottom first (unpacked once into the store). A layer that comes
-   * again higher up (RUN steps that change nothing alike, the same COPY twice, a base built that way) is one
-   * snapshot directory, and overlayfs refuses a directory twice among its lower dirs; its lower copy is left out,
-   * which shows the same tree: the upper copy applies again all that layer holds (its files, whiteouts and opaque
-   * directories) over whatever came between.
-   */
-  private async snapshots(state: ImageState): Promise<string[]> {
-    const store = this.req.store;
-    const out = (await settleAll(state.layers.map((l) => store.snapshotLayer(l)))).map((snap) => snap.path);
-    return out.filter((dir, i) => out.indexOf(dir, i + 1) < 0);
-  }
-
-  /**
-   * An image's filesystem as a directory: as root, a read-only overlay of its snapshots (a stage's RUN layers are
-   * there already); otherwise, or where overlayfs cannot be mounted, every layer unpacked into a temp dir.
+   * An image's filesystem as a directory: as root, what the executor makes of it (a read-only overlay of the
+   * snapshots, or the layers unpacked); otherwise every layer unpacked into a temp dir.
    */
   private async unpack(state: ImageState): Promise<string> {
     const dir = await this.scratchDir();
-    if (process.getuid?.() === 0 && state.layers.length > 0 && this.overlaySources !== false) {
-      try {
-        const m = await mountOverlay(await this.snapshots(state), dir, { readOnly: true });
-        this.sourceMounts.push(m);
-        this.overlaySources = true;
-        return m.merged;
-      } catch (e) {
-        if (!(e instanceof ExecError)) throw e;
-        this.overlaySources = false;
-      }
+    // (An executor that cannot be had here fails the build at its first RUN, not at a COPY --from.)
+    const executor = process.getuid?.() === 0 && state.layers.length > 0 ? await this.executor().catch(() => undefined) : undefined;
+    if (executor) {
+      const view = await executor.view(state, dir);
+      if (view.release) this.views.push(view.release);
+      return view.path;
     }
-    for (const l of state.layers) {
-      await this.req.store.useLayer(l, async (open) => extractLayer((await decompressed(await open())).stream, dir, { whiteouts: 'apply' }));
-    }
+    await extractState(this.req.store, state.layers, dir);
     return dir;
   }
 }

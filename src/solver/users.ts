@@ -27,6 +27,18 @@ export function parsePasswd(text: string): Entry[] {
   });
 }
 
+/**
+ * The HOME runc gives a process whose environment has none (libcontainer's setupUser): the home directory of the
+ * passwd entry with its uid, else `/`.
+ */
+export function homeOf(uid: number, passwd: string | undefined): string {
+  for (const line of (passwd ?? '').split('\n')) {
+    const f = line.split(':');
+    if (f.length >= 6 && !line.startsWith('#') && /^\d+$/.test(f[2]) && Number(f[2]) === uid) return f[5] || '/';
+  }
+  return '/';
+}
+
 export function parseGroup(text: string): Entry[] {
   return text.split('\n').flatMap((line) => {
     const f = line.split(':');

@@ -1,6 +1,6 @@
-// RUN: the step's process in the OCI runtime over an overlay of the image's layers; the upper dir is the new
-// layer, and becomes that layer's snapshot (nothing is unpacked twice). Mounts: cache dirs in the store, secrets on
-// a tmpfs, binds of the context or of a stage's or image's filesystem, tmpfs, ssh agent sockets.
+// RUN: the step's process in the build's executor (exec/executor.ts: runc over an overlay of the image's layers, or
+// proot/chroot in a plain directory where nothing may be mounted), its layer what it changed. Mounts: cache dirs in
+// the store, secrets on a tmpfs, binds of the context or of a stage's or image's filesystem, tmpfs, ssh agent sockets.
 import { existsSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,19 +8,14 @@ import type { MountSpec } from '../../dockerfile/mounts.js';
 import type { StageSource } from '../../dockerfile/plan.js';
 import type { ExecOp } from '../../dockerfile/translate.js';
 import { onInterrupt, removeSync } from '../../exec/cleanup.js';
-import { upperDirEntries } from '../../exec/diff.js';
+import type { Executor, ProcessSpec, StepMount } from '../../exec/executor.js';
 import { secretDirPrefix } from '../../exec/leftovers.js';
 import { copyTree, secretValue, writeSecretFile } from '../../exec/mounts.js';
-import { ensureEmulation } from '../../exec/emulation.js';
-import { ExecError, mountOverlay } from '../../exec/overlay.js';
+import { ExecError } from '../../exec/overlay.js';
 import { formatPlatform } from '../../image/platform.js';
-import { findRuntime, runContainer } from '../../exec/runc.js';
-import { runSpec } from '../../exec/spec.js';
 import { agentProxy } from '../../exec/ssh.js';
-import { type Cleanup, removedSource, type Staged, stageInside, viewOf } from '../../exec/staging.js';
+import type { Cleanup, Staged } from '../../exec/staging.js';
 import { cleanEntryName, resolveInside, RootedPathError } from '../../layer/rooted.js';
-import { xattrTool, xattrToolMissing } from '../../layer/xattr.js';
-import { hashLayer, writeLayer } from '../../layer/writer.js';
 import { cacheMountDir } from '../../store/cache-mounts.js';
 import { BuildContext } from '../context.js';
 import { type ExecUser, resolveExecUser } from '../users.js';
@@ -43,71 +38,47 @@ export class NeedsRootError extends Error {
 }
 
 export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
-  const runtime = findRuntime();
-  if (!runtime) throw new ExecError('RUN needs an OCI runtime: install runc (apt-get install runc) or crun');
   if (process.getuid?.() !== 0) throw new NeedsRootError();
-  // Opaque directories live in an xattr that only python3 or the attr tools read and write here; without them a layer would
-  // silently bring back what a step deleted.
-  if (!xattrTool()) throw new ExecError(xattrToolMissing);
-  // Another platform's binaries run through binfmt_misc's emulator (said in the step's log).
-  const emulator = await ensureEmulation(x.platform, x.emulate);
+  const executor = await x.executor();
+  // Another platform's binaries run emulated (said in the step's log).
+  const emulator = await executor.emulation(x.platform, x.emulate);
   if (emulator && !x.signal.aborted) x.output(`(${formatPlatform(x.platform)} emulated through ${emulator})`);
-  const lowers = await x.snapshots(x.state);
   const lower = await x.state.fs(x.store);
   const scratch = await x.scratchDir();
-  const mount = await mountOverlay(lowers, scratch);
+  const root = await executor.root(x.state, x.stageIndex, scratch);
   // What this step's mounts hold (cache locks, secret files, ssh proxies), undone when it ends.
   const cleanup: (() => Promise<void>)[] = [];
   try {
-    const owner = await execUser(op.user, mount.merged);
+    const owner = await execUser(op.user, root.path);
     // Made where the path leads inside the image (its symlinks resolved there): joined to the host path as it is,
     // an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
-    await mkdir(resolveInside(mount.merged, op.cwd, { followLast: true }).abs, { recursive: true });
+    await mkdir(resolveInside(root.path, op.cwd, { followLast: true }).abs, { recursive: true });
     const env = new Map([...op.env, ...op.proxyEnv].map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e] as const));
-    const extraMounts: object[] = [];
+    const mounts: StepMount[] = [];
     const targets: string[] = [];
     if (op.script) {
       const pipes = await mkdtemp(path.join(scratch, 'pipes-'));
       await writeFile(path.join(pipes, op.script.name), op.script.data, { mode: 0o755 });
-      extraMounts.push({ destination: '/dev/pipes', type: 'bind', source: pipes, options: ['rbind', 'ro'] });
+      mounts.push({ destination: '/dev/pipes', type: 'bind', source: pipes, readonly: true });
+      targets.push('/dev/pipes');
     }
     for (const m of op.mounts) {
       targets.push(m.spec.target);
-      extraMounts.push(...(await runMount(m.spec, m.from, env, scratch, cleanup, x)));
+      mounts.push(...(await runMount(m.spec, m.from, env, scratch, cleanup, x, executor)));
     }
     const hosts = path.join(scratch, `hosts-${x.stageIndex}`);
     await writeFile(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
     const resolv = path.join(scratch, `resolv-${x.stageIndex}`);
     await writeFile(resolv, await readFile('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
-    const spec = runSpec({ root: mount.merged, args: op.args, env: [...env.values()], cwd: op.cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids, hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: op.network === 'none' ? 'none' : 'host', mounts: extraMounts });
-    const result = await runContainer(runtime, spec, scratch, (line) => x.output(x.mask.apply(line)), x.signal);
+    const spec: ProcessSpec = { args: op.args, env: [...env.values()], cwd: op.cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids ?? [], hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: op.network === 'none' ? 'none' : 'host', mounts, ...(emulator ? { emulator } : {}) };
+    const result = await root.run(spec, (line) => x.output(x.mask.apply(line)), x.signal);
     if (x.signal.aborted) throw new BuildStopped();
     if (result.exitCode !== 0) {
-      const removed = removedSource(extraMounts.map((m) => (m as { source: string }).source));
-      if (removed !== undefined) throw new ExecError(`a mount source, /${removed}, was removed by another step while this one started (a cache mount shared with a step that deletes it?); nothing of it was mounted`);
       throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}`);
     }
-    const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
-    // A RUN that changes nothing still gets its (empty) layer, as current BuildKit's exporter keeps it
-    // (testExportedHistory: RUN ["ls"] is a diff ID with empty_layer false); Docker 20.10's dropped it.
-    if (entries.length === 0) return { layer: await writeLayer(x.store, [], { sourceDateEpoch: x.sourceDateEpoch }), time: x.time };
-    // The tar is hashed now (its diffID names the snapshot, its headers index it); compressing it is most of the
-    // work of writing a layer, and it goes on while the next steps run (as BuildKit compresses lazily).
-    const { diffID, headers } = await hashLayer(entries, { sourceDateEpoch: x.sourceDateEpoch });
-    // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes the
-    // layer's snapshot instead of unpacking the new layer again for the next step. Like BuildKit's snapshots, it
-    // keeps what only the exported tar drops (other xattrs; times before SOURCE_DATE_EPOCH).
-    await mount.unmount();
-    for (const d of dropped.sort().reverse()) await rm(path.join(mount.upper, d), { recursive: true, force: true });
-    await x.store.adoptSnapshot(diffID, mount.upper);
-    // The blob is written from the snapshot (the same files, where the upper dir went), checked against the diffID.
-    const snapshot = x.store.snapshotPath(diffID);
-    const moved = entries.map((e) => (e.content && 'path' in e.content ? { ...e, content: { path: path.join(snapshot, path.relative(mount.upper, e.content.path)) } } : e));
-    const written = writeLayer(x.store, moved, { sourceDateEpoch: x.sourceDateEpoch, diffID });
-    written.catch(() => undefined); // the solver awaits it
-    return { layer: { diffID, headers, written }, time: x.time };
+    return { layer: await root.layer(lower, targets, { sourceDateEpoch: x.sourceDateEpoch }), time: x.time };
   } finally {
-    await mount.release();
+    await root.release();
     for (const undo of cleanup.reverse()) await undo();
   }
 }
@@ -125,22 +96,22 @@ async function execUser(spec: string | undefined, merged: string): Promise<ExecU
   return resolveExecUser(spec ?? '', { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
 }
 
-/** The OCI mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
-async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<string, string>, scratch: string, cleanup: (() => Promise<void>)[], x: OpContext): Promise<object[]> {
+/** The mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
+async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<string, string>, scratch: string, cleanup: (() => Promise<void>)[], x: OpContext, executor: Executor): Promise<StepMount[]> {
   switch (m.type) {
     case 'tmpfs':
-      return [{ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }];
+      return [{ destination: m.target, type: 'tmpfs', ...(m.size ? { size: String(m.size) } : {}) }];
     case 'bind': {
-      const { staged, hidden } = await stagedSource(from, m.from, m.source, scratch, cleanup, x);
-      return [{ destination: m.target, type: 'bind', source: await viewOf(staged, hidden, m.rw, scratch, cleanup), options: ['rbind', m.rw ? 'rw' : 'ro'] }];
+      const { staged, hidden } = await stagedSource(from, m.from, m.source, scratch, cleanup, x, executor);
+      return [{ destination: m.target, type: 'bind', source: await executor.viewOf(staged, hidden, m.rw, scratch, cleanup), readonly: !m.rw }];
     }
     case 'cache': {
       const { dir, name, created } = await cacheMountDir(path.join(x.store.root, 'cache-mounts'), m, cleanup);
       // A new cache may come from an earlier CI run (a cache backend keeps cache mounts); from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
       await x.cacheMount({ name, id: m.id, dir, created });
-      if (from && (await readdir(dir)).length === 0) await seedCache(dir, (await stagedSource(from, m.from, m.source, scratch, cleanup, x)).staged.path);
-      const staged = await cacheSubdir(dir, from ? '' : m.source, scratch, cleanup);
-      return [{ destination: m.target, type: 'bind', source: staged.path, options: ['rbind', m.readonly ? 'ro' : 'rw'] }];
+      if (from && (await readdir(dir)).length === 0) await seedCache(dir, (await stagedSource(from, m.from, m.source, scratch, cleanup, x, executor)).staged.path);
+      const staged = await cacheSubdir(dir, from ? '' : m.source, scratch, cleanup, executor);
+      return [{ destination: m.target, type: 'bind', source: staged.path, readonly: m.readonly, persistent: true }];
     }
     case 'secret': {
       const data = await secretValue(x.secrets.get(m.id));
@@ -161,7 +132,7 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
       });
       const file = await writeSecretFile(dir, m.id, data, m.mode);
       await chown(file, m.uid, m.gid).catch(() => undefined);
-      return [{ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro'] }];
+      return [{ destination: m.target, type: 'bind', source: file, readonly: true }];
     }
     case 'ssh': {
       // As BuildKit: an ssh mount needs `--ssh ID`; without it the mount is left out, or the step fails if required.
@@ -172,7 +143,7 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
       const proxy = await agentProxy(await x.ssh.socket(m.id), m);
       cleanup.push(() => proxy.close());
       if (!env.has('SSH_AUTH_SOCK')) env.set('SSH_AUTH_SOCK', `SSH_AUTH_SOCK=${m.target}`);
-      return [{ destination: m.target, type: 'bind', source: proxy.path, options: ['rbind', 'rw'] }];
+      return [{ destination: m.target, type: 'bind', source: proxy.path }];
     }
   }
 }
@@ -184,11 +155,11 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
  * the directory of the stage or image the cache starts as, and the cache itself is mounted. Other steps may be
  * writing the cache meanwhile: what is mounted is what was resolved (exec/staging.ts).
  */
-async function cacheSubdir(dir: string, source: string, scratch: string, cleanup: Cleanup): Promise<Staged> {
+async function cacheSubdir(dir: string, source: string, scratch: string, cleanup: Cleanup, executor: Executor): Promise<Staged> {
   const name = cleanEntryName(source);
   let staged: Staged;
   try {
-    staged = await stageInside(dir, name, scratch, cleanup, { mkdir: 0o755 });
+    staged = await executor.stage(dir, name, scratch, cleanup, { mkdir: 0o755 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new ExecError(`--mount=type=cache,source=${source}: ${(e as Error).message} in the cache`);
     if (e instanceof RootedPathError) throw new ExecError(`--mount=type=cache,source=${source}: ${e.message}`);
@@ -221,13 +192,13 @@ async function seedCache(dir: string, source: string): Promise<void> {
  * (a symlink there, `link -> /etc`, leads to the root's own files, never the host's) and staged, with what the
  * context holds below it that .dockerignore leaves out.
  */
-async function stagedSource(from: StageSource | undefined, fromText: string | undefined, source: string, scratch: string, cleanup: Cleanup, x: OpContext): Promise<{ staged: Staged; hidden: string[] }> {
+async function stagedSource(from: StageSource | undefined, fromText: string | undefined, source: string, scratch: string, cleanup: Cleanup, x: OpContext, executor: Executor): Promise<{ staged: Staged; hidden: string[] }> {
   const root = from ? BuildContext.plain(await x.rootfs(from)) : x.context;
   const notFound = () => new ExecError(`--mount source ${JSON.stringify(source)} not found in ${from ? fromText : 'the build context'}`);
   const found = root.find(source);
   if (!found) throw notFound();
   try {
-    return { staged: await stageInside(root.dir, found.real, scratch, cleanup), hidden: root.hidden(found) };
+    return { staged: await executor.stage(root.dir, found.real, scratch, cleanup), hidden: root.hidden(found) };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') throw notFound();
     throw e;

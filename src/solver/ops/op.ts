@@ -11,6 +11,7 @@ import type { SshAgents } from '../../exec/ssh.js';
 import type { SecretMask } from '../../exec/mask.js';
 
 import type { Platform } from '../../image/platform.js';
+import type { Executor } from '../../exec/executor.js';
 
 export interface OpContext {
   readonly store: Store;
@@ -27,8 +28,8 @@ export interface OpContext {
   scratchDir(): Promise<string>;
   /** a stage's or an image's filesystem as a read-only directory (COPY --from, mounts from=) */
   rootfs(from: StageSource): Promise<string>;
-  /** the unpacked layers of an image state, bottom first, for an overlay */
-  snapshots(state: ImageState): Promise<string[]>;
+  /** the build's executor of RUN steps (chosen at its first use) */
+  executor(): Promise<Executor>;
   readonly secrets: ReadonlyMap<string, SecretSource>;
   readonly ssh: SshAgents;
   /** secret values handed to steps, masked in what they print */

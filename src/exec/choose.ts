@@ -1,0 +1,29 @@
+// The executor of a build, chosen once (executor.ts): runc over overlayfs where this machine may mount, else proot
+// (or chroot) in a plain directory; or the one --isolation names.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Store } from '../store/store.js';
+import { directoryExecutor } from './directory-executor.js';
+import { type Executor, type Isolation, overlayRefused } from './executor.js';
+import { ExecError } from './overlay.js';
+import { OverlayExecutor } from './overlay-executor.js';
+import { findRuntime } from './runc.js';
+
+const noRuntime = 'RUN needs an OCI runtime: install runc (apt-get install runc) or crun';
+
+export async function chooseExecutor(store: Store, isolation: Isolation): Promise<Executor> {
+  if (isolation === 'proot' || isolation === 'chroot') return directoryExecutor(store, isolation, `--isolation ${isolation}`);
+  const runtime = findRuntime();
+  if (isolation === 'runc') {
+    if (!runtime) throw new ExecError(noRuntime);
+    return new OverlayExecutor(store, runtime);
+  }
+  const probes = path.join(store.root, 'tmp');
+  await mkdir(probes, { recursive: true });
+  const refused = await overlayRefused(probes);
+  if (!refused) {
+    if (!runtime) throw new ExecError(`${noRuntime} (or pass --isolation proot)`);
+    return new OverlayExecutor(store, runtime);
+  }
+  return directoryExecutor(store, 'auto', `this machine may not mount: ${refused}`);
+}

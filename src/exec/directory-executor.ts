@@ -1,0 +1,309 @@
+// RUN where nothing may be mounted (a CI job in a container without privileges: GitLab's docker and Kubernetes
+// executors, Tekton/Argo/Jenkins pods): each stage's root is a real directory, its layers unpacked into it once and
+// the layers of later steps applied on top (one directory per stage: unpacking the image again for every step costs
+// seconds each, measured in BENCHMARKS.md). A step is entered through proot (ptrace; /proc, /dev, /sys, /etc/hosts,
+// /etc/resolv.conf and the step's mounts bound in) or, without proot, chroot (no /proc, no mounts but the
+// heredoc's script). The layer is what changed in the directory: indexed before, compared after (tree-diff.ts).
+// The container is the boundary here: a step runs as the job's root, beside it (README, Security).
+import { spawn } from 'node:child_process';
+import { closeSync, lstatSync, readFileSync } from 'node:fs';
+import { chmod, copyFile, lchown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { FsIndex } from '../layer/fs-index.js';
+import type { Layer } from '../layer/layer.js';
+import { formatPlatform, type Platform } from '../image/platform.js';
+import { ensureEmulation, qemuUserProgram, runsNatively } from './emulation.js';
+import { openInside, type PinOptions } from '../layer/pinned.js';
+import { resolveInside } from '../layer/rooted.js';
+import { spoolLayer, writeLayer } from '../layer/writer.js';
+import type { ImageState } from '../solver/state.js';
+import { homeOf } from '../solver/users.js';
+import type { Store } from '../store/store.js';
+import { onInterrupt, removeSync } from './cleanup.js';
+import { withoutMountStubs } from './diff.js';
+import { type Executor, IsolationError, type ProcessSpec, type StepLayer, type StepMount, type StepRoot } from './executor.js';
+import { copyTree } from './mounts.js';
+import { ExecError } from './overlay.js';
+import { killAll, chrooted, onPath, prootLoader, reportingShell, tracees } from './proot.js';
+import { streamLines } from './process.js';
+import type { RunResult } from './runc.js';
+import type { Cleanup, Staged } from './staging.js';
+import { diffTree, indexTree, type TreeIndex } from './tree-diff.js';
+import { extractState } from './unpack.js';
+
+/** A stage's root directory: the layers applied to it so far (by diffID), and its index when up to date. */
+interface StageDir {
+  dir: string;
+  applied: string[];
+  index?: TreeIndex;
+}
+
+/** Whether every directory from `/` down to `dir` may be searched by any user (a step's user reaches it by path under proot). */
+export function searchableByAll(dir: string): boolean {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    const st = lstatSync(d, { throwIfNoEntry: false });
+    if (st && (!st.isDirectory() || (st.mode & 0o001) === 0)) return false;
+    if (d === '/') return true;
+  }
+}
+
+export class DirectoryExecutor implements Executor {
+  private readonly dirs = new Map<number, StageDir>();
+  private readonly made: string[] = [];
+  private readonly forget: (() => void)[] = [];
+  private area: Promise<string> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    readonly name: 'proot' | 'chroot',
+    /** the proot or chroot program */
+    private readonly program: string,
+    readonly notice: string,
+  ) {}
+
+  /**
+   * Where the stages' roots and the steps' files live: beside the store, or in the temp dir when a user other than
+   * root could not reach the store by path (a step under USER reaches its root through proot by its path).
+   */
+  private workArea(): Promise<string> {
+    this.area ??= (async () => {
+      const parent = searchableByAll(this.store.root) ? path.join(this.store.root, 'tmp') : tmpdir();
+      const dir = await mkdtemp(path.join(parent, `${process.pid}-run-`));
+      await chmod(dir, 0o711);
+      this.made.push(dir);
+      this.forget.push(onInterrupt(() => removeSync(dir)));
+      return dir;
+    })();
+    return this.area;
+  }
+
+  /** proot runs a foreign platform's programs under qemu-user itself (-q); chroot needs binfmt_misc's handler. */
+  async emulation(platform: Platform, register: boolean): Promise<string | undefined> {
+    if (this.name === 'chroot' || runsNatively(platform)) return ensureEmulation(platform, register);
+    const qemu = qemuUserProgram(platform);
+    if (!qemu) throw new ExecError(`RUN for ${formatPlatform(platform)} through proot needs qemu-user's program for it on PATH: install qemu-user-static (apt-get install qemu-user-static)`);
+    return qemu;
+  }
+
+  warm(): Promise<unknown>[] {
+    return [];
+  }
+
+  async view(state: ImageState, dir: string): Promise<{ path: string }> {
+    // A stage whose steps ran here and are done is that directory already (nothing runs in it any more).
+    const ids = state.layers.map((l) => l.diffID).join();
+    for (const sd of this.dirs.values()) if (sd.index && sd.applied.join() === ids) return { path: sd.dir };
+    await extractState(this.store, state.layers, dir);
+    return { path: dir };
+  }
+
+  async stage(root: string, rel: string, _scratch: string, _cleanup: Cleanup, options: PinOptions = {}): Promise<Staged> {
+    const pinned = openInside(root, rel, options);
+    closeSync(pinned.fd);
+    return { path: path.join(root, pinned.rel), stats: pinned.stats };
+  }
+
+  /** proot binds cannot be read-only: a step is always given a copy, which it may change as it likes. */
+  async viewOf(source: Staged, hidden: readonly string[]): Promise<string> {
+    const dir = await mkdtemp(path.join(await this.workArea(), 'bind-'));
+    await chmod(dir, 0o711);
+    const copy = path.join(dir, 'copy');
+    await copyTree(source.path, copy);
+    if (source.stats.isDirectory()) for (const h of hidden) await rm(path.join(copy, h), { recursive: true, force: true });
+    return copy;
+  }
+
+  async root(state: ImageState, stage: number, scratch: string): Promise<StepRoot> {
+    const ids = state.layers.map((l) => l.diffID);
+    let sd = this.dirs.get(stage);
+    if (!sd || sd.applied.length > ids.length || sd.applied.some((d, i) => ids[i] !== d)) {
+      if (sd) await rm(sd.dir, { recursive: true, force: true });
+      const dir = await mkdtemp(path.join(await this.workArea(), 'root-'));
+      await chmod(dir, 0o755);
+      sd = { dir, applied: [] };
+      this.dirs.set(stage, sd);
+    }
+    const stageDir = sd;
+    const rest: Layer[] = state.layers.slice(stageDir.applied.length);
+    if (rest.length > 0) {
+      await extractState(this.store, rest, stageDir.dir);
+      stageDir.applied.push(...rest.map((l) => l.diffID));
+      stageDir.index = undefined;
+    }
+    const before = (stageDir.index ??= indexTree(stageDir.dir));
+    stageDir.index = undefined; // the step changes the directory: indexed again unless its layer says how
+    // What runc makes for every step: /proc, /dev and /sys (kept in the layer, as BuildKit keeps them), the files
+    // /etc/hosts and /etc/resolv.conf are bound onto (left out when the image had none).
+    for (const d of ['proc', 'dev', 'sys']) await makeInside(stageDir.dir, d, 'dir');
+    for (const f of ['etc/hosts', 'etc/resolv.conf']) await makeInside(stageDir.dir, f, 'file');
+    const store = this.store;
+    let done = false;
+    return {
+      path: stageDir.dir,
+      run: async (spec, onOutput, signal) => {
+        const area = await this.workArea();
+        // The step may run as another user, who reaches what is bound in by its path: the step's files go where
+        // that user may look.
+        const own = await mkdtemp(path.join(area, 'step-'));
+        await chmod(own, 0o711);
+        try {
+          return await this.enter(stageDir.dir, spec, own, onOutput, signal);
+        } finally {
+          await rm(own, { recursive: true, force: true });
+        }
+      },
+      async layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number }): Promise<StepLayer> {
+        const { entries, after } = await diffTree(stageDir.dir, before);
+        const kept = withoutMountStubs(entries, lower, targets);
+        for (const d of kept.dropped.sort().reverse()) await rm(path.join(stageDir.dir, d), { recursive: true, force: true });
+        const layer = kept.entries.length === 0 ? await writeLayer(store, [], options) : await spoolLayer(store, kept.entries, store.tmpPath(), options);
+        stageDir.applied.push(layer.diffID);
+        if (kept.dropped.length === 0) stageDir.index = after;
+        done = true;
+        return layer;
+      },
+      release: async () => {
+        // A step that failed (or was stopped) left the directory as it was then: not the stage's any more.
+        if (done) return;
+        this.dirs.delete(stage);
+        await rm(stageDir.dir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  /** Runs the step's process in `root`: its files (hosts, resolv.conf, mount sources) readable from `own`. */
+  private async enter(root: string, spec: ProcessSpec, own: string, onOutput: (line: string) => void, signal: AbortSignal): Promise<RunResult> {
+    if (signal.aborted) return { exitCode: 137, tail: [] };
+    const hosts = path.join(own, 'hosts');
+    const resolv = path.join(own, 'resolv.conf');
+    await copyFile(spec.hostsFile, hosts);
+    await copyFile(spec.resolvConf, resolv);
+    for (const f of [hosts, resolv]) await chmod(f, 0o644);
+    if (spec.network === 'none') onOutput(`(--network=none cannot be honoured by ${this.name}: without namespaces the step has the container's network)`);
+    const nonRoot = spec.uid !== 0 || spec.gid !== 0;
+    const mounts = await this.mountSources(root, spec.mounts, own, nonRoot);
+    const hasShell = (() => {
+      try {
+        return resolveInside(root, '/bin/sh', { followLast: true }).stats?.isFile() === true;
+      } catch {
+        return false;
+      }
+    })();
+    // Run by a shell line that reports the command's status on fd 3 (proot.ts); without a shell in the image, the
+    // command itself (its status is then proot's or chroot's).
+    const command = hasShell ? ['/bin/sh', '-c', `cd "$1" 2>/dev/null; shift; ${reportingShell}`, 'sh', spec.cwd, ...spec.args] : spec.args;
+    let argv: string[];
+    const env: NodeJS.ProcessEnv = Object.fromEntries(spec.env.map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+    // runc sets HOME from the image's passwd when the step's environment has none; so must this.
+    if (env.HOME === undefined) {
+      const passwd = (() => {
+        try {
+          const r = resolveInside(root, '/etc/passwd', { followLast: true });
+          return r.stats?.isFile() && r.stats.size < 16 * 1024 * 1024 ? readFileSync(r.abs, 'utf8') : undefined;
+        } catch {
+          return undefined;
+        }
+      })();
+      env.HOME = homeOf(spec.uid, passwd);
+    }
+    if (this.name === 'proot') {
+      const loader = prootLoader(this.program);
+      if (loader) env.PROOT_LOADER = loader;
+      argv = [this.program, '-v', '-1', '-r', root, '-w', spec.cwd, '-b', '/proc', '-b', '/dev', '-b', '/sys', '-b', `${hosts}:/etc/hosts`, '-b', `${resolv}:/etc/resolv.conf`];
+      for (const m of mounts) argv.push('-b', `${m.source}:${m.destination}`);
+      if (spec.emulator) argv.push('-q', spec.emulator);
+      argv.push(...command);
+    } else {
+      if (mounts.length > 0) throw new ExecError('RUN --mount needs proot where RUN cannot mount (chroot binds nothing into the step): install proot (apt-get install proot)');
+      argv = [this.program, root, ...command];
+    }
+    // The step's user and groups (the primary group among them, as runc gives them): the whole of proot or chroot
+    // runs as them, set by setpriv, so that what the step makes is theirs.
+    const setpriv = onPath('setpriv');
+    if (setpriv) argv = [setpriv, '--reuid', String(spec.uid), '--regid', String(spec.gid), ...(spec.additionalGids.length ? ['--groups', spec.additionalGids.join(',')] : ['--clear-groups']), '--', ...argv];
+    else if (nonRoot || spec.additionalGids.some((g) => g !== 0)) throw new ExecError(`RUN as ${spec.uid}:${spec.gid} needs setpriv (util-linux) where RUN cannot mount`);
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env });
+    const leftovers = () => (this.name === 'proot' ? (child.pid ? tracees(child.pid) : []) : chrooted(root));
+    const stopAll = () => {
+      killAll(leftovers());
+      child.kill('SIGKILL');
+    };
+    const forget = onInterrupt(stopAll);
+    signal.addEventListener('abort', stopAll, { once: true });
+    const lines = streamLines(child, onOutput);
+    let reported: number | undefined;
+    (child.stdio[3] as NodeJS.ReadableStream | null)?.on('data', (c: Buffer) => {
+      const n = parseInt(c.toString().trim(), 10);
+      if (Number.isInteger(n)) reported = n;
+      // The step's first process ended: what it left running is killed, as runc ends a container with its first process.
+      setImmediate(() => killAll(leftovers()));
+    });
+    try {
+      const code = await new Promise<number>((resolve, reject) => {
+        child.on('error', (e) => reject(new ExecError(`cannot start ${this.name}: ${e.message}`)));
+        child.on('close', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
+      });
+      lines.done();
+      if (signal.aborted) return { exitCode: 137, tail: lines.tail };
+      return { exitCode: reported ?? code, tail: lines.tail };
+    } finally {
+      signal.removeEventListener('abort', stopAll);
+      forget();
+    }
+  }
+
+  /**
+   * Each mount's source where the step's user can reach it by path, and its target made in the root (as runc makes
+   * mount points; the layer leaves them out when the image had none): a cache directory as it is; for a step run
+   * as another user, a file or directory of hoist's that such a user could not reach is copied into the step's own
+   * directory (removed with it).
+   */
+  private async mountSources(root: string, mounts: readonly StepMount[], own: string, nonRoot: boolean): Promise<{ source: string; destination: string }[]> {
+    const out: { source: string; destination: string }[] = [];
+    for (const [i, m] of mounts.entries()) {
+      let source = m.source ?? '';
+      if (m.type === 'tmpfs') {
+        source = path.join(own, `tmpfs-${i}`);
+        await mkdir(source);
+        await chmod(source, 0o1777);
+      } else if (nonRoot && !searchableByAll(path.dirname(source))) {
+        if (m.persistent) throw new ExecError(`a cache mount of a step run as another user must be reachable by that user, and hoist's store ${this.store.root} is not (a directory above it may not be searched by others): pass --store in a directory others may enter`);
+        if (lstatSync(source).isSocket()) throw new ExecError(`an ssh mount of a step run as another user needs the agent's socket where that user may reach it; run the step as root or pass --store in a directory others may enter`);
+        const copy = path.join(own, `mount-${i}`);
+        await copyTree(source, copy);
+        source = copy;
+      }
+      await makeInside(root, m.destination, lstatSync(source).isDirectory() ? 'dir' : 'file');
+      out.push({ source, destination: m.destination });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    for (const f of this.forget.splice(0)) f();
+    for (const d of this.made.splice(0)) await rm(d, { recursive: true, force: true }).catch(() => undefined);
+    this.dirs.clear();
+  }
+}
+
+/** Makes `rel` inside `root` (symlinks on the way resolved there) when nothing is there: a directory or an empty file. */
+async function makeInside(root: string, rel: string, kind: 'dir' | 'file'): Promise<void> {
+  const r = resolveInside(root, rel, { followLast: true });
+  if (r.stats) return;
+  await mkdir(path.dirname(r.abs), { recursive: true });
+  if (kind === 'dir') await mkdir(r.abs, { mode: 0o755 });
+  else await writeFile(r.abs, '', { mode: 0o755 });
+  await lchown(r.abs, 0, 0).catch(() => undefined);
+}
+
+/** The no-mount executor this machine has: proot, else chroot; `why` says why RUN cannot mount. */
+export function directoryExecutor(store: Store, which: 'proot' | 'chroot' | 'auto', why: string): DirectoryExecutor {
+  const proot = which === 'chroot' ? undefined : onPath('proot');
+  if (proot) return new DirectoryExecutor(store, 'proot', proot, `RUN runs through proot (${why}): the container is the boundary between a step and this job`);
+  if (which === 'proot') throw new IsolationError('--isolation proot: proot is not installed (apt-get install proot)');
+  const chroot = onPath('chroot');
+  if (!chroot) throw new IsolationError(`RUN cannot run here: ${why}, and neither proot nor chroot is installed (apt-get install proot)`);
+  return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : '; proot is not installed'}): a step has no /proc and RUN --mount is refused; install proot for both`);
+}
+

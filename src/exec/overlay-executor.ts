@@ -1,0 +1,118 @@
+// RUN in the OCI runtime over an overlay (the executor where mounts are allowed): the image's layers are unpacked
+// once into the store (snapshots, overlay whiteouts), stacked read-only under a fresh upper dir; the upper dir is
+// the step's layer, and becomes that layer's snapshot (nothing is unpacked twice).
+import path from 'node:path';
+import { rm } from 'node:fs/promises';
+import type { FsIndex } from '../layer/fs-index.js';
+import type { Layer } from '../layer/layer.js';
+import type { Platform } from '../image/platform.js';
+import { ensureEmulation } from './emulation.js';
+import { hashLayer, writeLayer } from '../layer/writer.js';
+import { xattrTool, xattrToolMissing } from '../layer/xattr.js';
+import { settleAll } from '../registry/limit.js';
+import type { ImageState } from '../solver/state.js';
+import type { Store } from '../store/store.js';
+import { upperDirEntries } from './diff.js';
+import type { Executor, ProcessSpec, StepLayer, StepRoot } from './executor.js';
+import { ExecError, mountOverlay } from './overlay.js';
+import { runContainer } from './runc.js';
+import { runSpec } from './spec.js';
+import { removedSource, stageInside, viewOf } from './staging.js';
+import { extractState } from './unpack.js';
+
+export class OverlayExecutor implements Executor {
+  readonly name = 'runc';
+  /** whether read-only overlays can be mounted here (undefined: not tried yet) */
+  private overlayViews: boolean | undefined;
+  readonly stage = stageInside;
+  readonly viewOf = viewOf;
+
+  constructor(
+    private readonly store: Store,
+    /** runc or crun */
+    private readonly runtime: string,
+  ) {}
+
+  emulation(platform: Platform, register: boolean): Promise<string | undefined> {
+    return ensureEmulation(platform, register);
+  }
+
+  warm(layers: readonly Layer[]): Promise<unknown>[] {
+    return layers.map((l) => this.store.snapshotLayer(l).catch(() => undefined));
+  }
+
+  /**
+   * The unpacked snapshots of an image's layers, bottom first. A layer that comes again higher up (RUN steps that
+   * change nothing alike, the same COPY twice) is one snapshot directory, and overlayfs refuses a directory twice
+   * among its lower dirs; its lower copy is left out, which shows the same tree: the upper copy applies again all
+   * that layer holds (its files, whiteouts and opaque directories) over whatever came between.
+   */
+  private async snapshots(state: ImageState): Promise<string[]> {
+    const out = (await settleAll(state.layers.map((l) => this.store.snapshotLayer(l)))).map((snap) => snap.path);
+    return out.filter((dir, i) => out.indexOf(dir, i + 1) < 0);
+  }
+
+  /** A read-only overlay of the snapshots; where overlayfs cannot be mounted, every layer unpacked into `dir`. */
+  async view(state: ImageState, dir: string): Promise<{ path: string; release?: () => Promise<void> }> {
+    if (state.layers.length > 0 && this.overlayViews !== false) {
+      try {
+        const m = await mountOverlay(await this.snapshots(state), dir, { readOnly: true });
+        this.overlayViews = true;
+        return { path: m.merged, release: () => m.release() };
+      } catch (e) {
+        if (!(e instanceof ExecError)) throw e;
+        this.overlayViews = false;
+      }
+    }
+    await extractState(this.store, state.layers, dir);
+    return { path: dir };
+  }
+
+  async root(state: ImageState, _stage: number, scratch: string): Promise<StepRoot> {
+    // Opaque directories live in an xattr that only python3 or the attr tools read and write here; without them a
+    // layer would silently bring back what a step deleted.
+    if (!xattrTool()) throw new ExecError(xattrToolMissing);
+    const mount = await mountOverlay(await this.snapshots(state), scratch);
+    const store = this.store;
+    return {
+      path: mount.merged,
+      run: async (spec: ProcessSpec, onOutput, signal) => {
+        const mounts = spec.mounts.map((m) =>
+          m.type === 'tmpfs'
+            ? { destination: m.destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }
+            : { destination: m.destination, type: 'bind', source: m.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] },
+        );
+        const result = await runContainer(this.runtime, runSpec({ ...spec, root: mount.merged, mounts }), scratch, onOutput, signal);
+        if (result.exitCode !== 0 && !signal.aborted) {
+          const removed = removedSource(spec.mounts.flatMap((m) => (m.source ? [m.source] : [])));
+          if (removed !== undefined) throw new ExecError(`a mount source, /${removed}, was removed by another step while this one started (a cache mount shared with a step that deletes it?); nothing of it was mounted`);
+        }
+        return result;
+      },
+      async layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number }): Promise<StepLayer> {
+        const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
+        // A RUN that changes nothing still gets its (empty) layer, as current BuildKit's exporter keeps it
+        // (testExportedHistory: RUN ["ls"] is a diff ID with empty_layer false); Docker 20.10's dropped it.
+        if (entries.length === 0) return writeLayer(store, [], options);
+        // The tar is hashed now (its diffID names the snapshot, its headers index it); compressing it is most of the
+        // work of writing a layer, and it goes on while the next steps run (as BuildKit compresses lazily).
+        const { diffID, headers } = await hashLayer(entries, options);
+        // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes
+        // the layer's snapshot. Like BuildKit's snapshots, it keeps what only the exported tar drops (other xattrs;
+        // times before SOURCE_DATE_EPOCH).
+        await mount.unmount();
+        for (const d of dropped.sort().reverse()) await rm(path.join(mount.upper, d), { recursive: true, force: true });
+        await store.adoptSnapshot(diffID, mount.upper);
+        // The blob is written from the snapshot (the same files, where the upper dir went), checked against the diffID.
+        const snapshot = store.snapshotPath(diffID);
+        const moved = entries.map((e) => (e.content && 'path' in e.content ? { ...e, content: { path: path.join(snapshot, path.relative(mount.upper, e.content.path)) } } : e));
+        const written = writeLayer(store, moved, { ...options, diffID });
+        written.catch(() => undefined); // the solver awaits it
+        return { diffID, headers, written };
+      },
+      release: () => mount.release(),
+    };
+  }
+
+  async close(): Promise<void> {}
+}

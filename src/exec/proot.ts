@@ -1,0 +1,88 @@
+// proot (Debian's package): enters a root directory without privileges by tracing the step's processes with
+// ptrace and rewriting the paths of their system calls, so /proc, /dev, /sys and a step's mounts are "bound" in
+// where mount(2) is refused. Two things of proot need handling:
+// - it runs every program through a loader it writes to /tmp readable by its own user only (u+rx): a process of the
+//   step that changes user (apt-get's _apt sandbox, su, setpriv) could then exec nothing ("Permission denied"). A
+//   copy of the loader readable by all, named by PROOT_LOADER, serves every user.
+// - it waits for every process it traces and exits with the status of the last one: a daemon left behind would
+//   hold the build, and the step's own status would be lost. The step is started by a shell line that reports its
+//   status on a pipe of its own (fd 3, closed for the command); then what is left is killed, as runc kills a
+//   container when its first process ends.
+import { spawnSync } from 'node:child_process';
+import { accessSync, chmodSync, constants, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { onInterrupt, removeSync } from './cleanup.js';
+
+/** A program on PATH (an executable file), or undefined. */
+export function onPath(name: string): string | undefined {
+  const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
+  for (const d of dirs) {
+    const p = path.join(d, name);
+    try {
+      accessSync(p, constants.X_OK);
+      if (statSync(p).isFile()) return p;
+    } catch {}
+  }
+  return undefined;
+}
+
+let loader: { path?: string } | undefined;
+
+/**
+ * proot's loader, copied once per process into a directory of its own that every user may read (removed when the
+ * process ends). Undefined when it cannot be had: then steps that change user cannot exec (said by the caller).
+ */
+export function prootLoader(proot: string): string | undefined {
+  if (loader) return loader.path;
+  loader = {};
+  // The loader is what proot maps first into every program it starts: the shell's own map names it.
+  const script = 'while read -r a b c d e f; do case "$f" in */prooted-*) exec cat "$f";; esac; done < /proc/self/maps; exit 1';
+  const r = spawnSync(proot, ['-v', '-1', '-r', '/', '/bin/sh', '-c', script], { maxBuffer: 16 * 1024 * 1024, env: { PATH: process.env.PATH } });
+  if (r.status !== 0 || !r.stdout || r.stdout.length < 64 || r.stdout.subarray(0, 4).toString('latin1') !== '\x7fELF') return undefined;
+  const dir = mkdtempSync(path.join(tmpdir(), 'hoist-proot-'));
+  chmodSync(dir, 0o755);
+  const file = path.join(dir, 'loader');
+  writeFileSync(file, r.stdout, { mode: 0o755 });
+  chmodSync(file, 0o755);
+  onInterrupt(() => removeSync(dir));
+  process.once('exit', () => removeSync(dir));
+  loader.path = file;
+  return file;
+}
+
+/** The shell line that runs the step's command ("$@") and reports its status on fd 3, with proot's variable gone. */
+export const reportingShell = 'unset PROOT_LOADER; "$@" 3>&-; echo $? >&3';
+
+/** Pids of the processes proot `tracer` traces (TracerPid in their status). */
+export function tracees(tracer: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const m = /\nTracerPid:\s*(\d+)/.exec(readFileSync(`/proc/${name}/status`, 'utf8'));
+      if (m && Number(m[1]) === tracer) out.push(Number(name));
+    } catch {}
+  }
+  return out;
+}
+
+/** Pids of the processes whose root directory is `root` (a chroot's). */
+export function chrooted(root: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readlinkSync(`/proc/${name}/root`) === root) out.push(Number(name));
+    } catch {}
+  }
+  return out;
+}
+
+export function killAll(pids: readonly number[]): void {
+  for (const p of pids) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {}
+  }
+}
