@@ -25,7 +25,7 @@ import { withoutMountStubs } from './diff.js';
 import { type Executor, IsolationError, type ProcessSpec, type StepLayer, type StepMount, type StepRoot } from './executor.js';
 import { copyTree } from './mounts.js';
 import { ExecError } from './overlay.js';
-import { killAll, chrooted, onPath, prootLoader, reportingShell, tracees } from './proot.js';
+import { chrooted, killAll, onPath, prootLoader, reportingShell, seccompShim, tracees } from './proot.js';
 import { streamLines } from './process.js';
 import type { RunResult } from './runc.js';
 import type { Cleanup, Staged } from './staging.js';
@@ -60,6 +60,8 @@ export class DirectoryExecutor implements Executor {
     /** the proot or chroot program */
     private readonly program: string,
     readonly notice: string,
+    /** python3, which proot needs for its seccomp filter (proot.ts) */
+    private readonly python?: string,
   ) {}
 
   /**
@@ -192,7 +194,7 @@ export class DirectoryExecutor implements Executor {
     })();
     // Run by a shell line that reports the command's status on fd 3 (proot.ts); without a shell in the image, the
     // command itself (its status is then proot's or chroot's).
-    const command = hasShell ? ['/bin/sh', '-c', `cd "$1" 2>/dev/null; shift; ${reportingShell}`, 'sh', spec.cwd, ...spec.args] : spec.args;
+    const command = hasShell ? ['/bin/sh', '-c', `cd -P "$1" 2>/dev/null; shift; ${reportingShell}`, 'sh', spec.cwd, ...spec.args] : spec.args;
     let argv: string[];
     const env: NodeJS.ProcessEnv = Object.fromEntries(spec.env.map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
     // runc sets HOME from the image's passwd when the step's environment has none; so must this.
@@ -214,6 +216,7 @@ export class DirectoryExecutor implements Executor {
       for (const m of mounts) argv.push('-b', `${m.source}:${m.destination}`);
       if (spec.emulator) argv.push('-q', spec.emulator);
       argv.push(...command);
+      argv = [this.python as string, '-c', seccompShim, ...argv];
     } else {
       if (mounts.length > 0) throw new ExecError('RUN --mount needs proot where RUN cannot mount (chroot binds nothing into the step): install proot (apt-get install proot)');
       argv = [this.program, root, ...command];
@@ -300,10 +303,11 @@ async function makeInside(root: string, rel: string, kind: 'dir' | 'file'): Prom
 /** The no-mount executor this machine has: proot, else chroot; `why` says why RUN cannot mount. */
 export function directoryExecutor(store: Store, which: 'proot' | 'chroot' | 'auto', why: string): DirectoryExecutor {
   const proot = which === 'chroot' ? undefined : onPath('proot');
-  if (proot) return new DirectoryExecutor(store, 'proot', proot, `RUN runs through proot (${why}): the container is the boundary between a step and this job`);
-  if (which === 'proot') throw new IsolationError('--isolation proot: proot is not installed (apt-get install proot)');
+  const python = onPath('python3');
+  if (proot && python) return new DirectoryExecutor(store, 'proot', proot, `RUN runs through proot (${why}): the container is the boundary between a step and this job`, python);
+  const lacking = !proot ? 'proot is not installed' : 'proot needs python3 for the system calls it does not translate';
+  if (which === 'proot') throw new IsolationError(`--isolation proot: ${lacking} (apt-get install proot python3)`);
   const chroot = onPath('chroot');
-  if (!chroot) throw new IsolationError(`RUN cannot run here: ${why}, and neither proot nor chroot is installed (apt-get install proot)`);
-  return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : '; proot is not installed'}): a step has no /proc and RUN --mount is refused; install proot for both`);
+  if (!chroot) throw new IsolationError(`RUN cannot run here: ${why}, and neither proot (with python3) nor chroot is installed (apt-get install proot python3)`);
+  return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc and RUN --mount is refused; install proot and python3 for both`);
 }
-

@@ -51,6 +51,34 @@ export function prootLoader(proot: string): string | undefined {
   return file;
 }
 
+/**
+ * Debian's proot (5.1, built in 2015, in bookworm and trixie alike) does not know the system calls newer than it:
+ * statx (what coreutils' stat, ls and cp use), faccessat2 (test -x in bash), openat2. It lets them through with the
+ * step's path untranslated, so they would look at this machine's files instead of the image's. This python3 line
+ * installs a seccomp filter (no new privileges, which ptrace denies a traced process anyway) that answers ENOSYS
+ * for them, so the C library falls back to the calls proot translates (fstatat, faccessat), then runs its
+ * arguments: proot under it, and the step under proot, inherit the filter.
+ */
+export const seccompShim = String.raw`
+import ctypes, os, platform, struct, sys
+arch = platform.machine()
+known = {'x86_64': (0xC000003E, [332, 439, 437]), 'aarch64': (0xC00000B7, [291, 439, 437])}
+if arch in known:
+    audit, calls = known[arch]
+    ins = [(0x20, 0, 0, 4), (0x15, 1, 0, audit), (0x06, 0, 0, 0x7fff0000), (0x20, 0, 0, 0)]
+    ins += [(0x15, len(calls) - i, 0, c) for i, c in enumerate(calls)]
+    ins += [(0x06, 0, 0, 0x7fff0000), (0x06, 0, 0, 0x00050000 | 38)]
+    prog = ctypes.create_string_buffer(b''.join(struct.pack('HBBI', *x) for x in ins))
+    class Fprog(ctypes.Structure):
+        _fields_ = [('len', ctypes.c_ushort), ('filter', ctypes.c_void_p)]
+    fprog = Fprog(len(ins), ctypes.addressof(prog))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:
+        sys.stderr.write('hoist: cannot install the seccomp filter proot needs: %s\n' % os.strerror(ctypes.get_errno()))
+        sys.exit(125)
+os.execv(sys.argv[1], sys.argv[1:])
+`;
+
 /** The shell line that runs the step's command ("$@") and reports its status on fd 3, with proot's variable gone. */
 export const reportingShell = 'unset PROOT_LOADER; "$@" 3>&-; echo $? >&3';
 
