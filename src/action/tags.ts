@@ -162,6 +162,13 @@ export function parseImages(lines: readonly string[]): string[] {
   return out;
 }
 
+/**
+ * With only `images` given: a tag push v1.2.3 → 1.2.3, 1.2, 1 (and latest, flavor latest=auto); a branch push → the
+ * branch; a pull request → pr-N; a scheduled run → nightly. metadata-action's own default keeps the tag as it is
+ * (v1.2.3) instead of the semver set; give `tag-rules` for that.
+ */
+export const defaultTagRules = ['type=schedule', 'type=ref,event=branch', 'type=ref,event=pr', 'type=semver,pattern={{version}}', 'type=semver,pattern={{major}}.{{minor}}', 'type=semver,pattern={{major}}'];
+
 export interface Meta {
   /** the highest-priority tag value (org.opencontainers.image.version) */
   version: string | undefined;

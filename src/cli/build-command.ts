@@ -1,5 +1,9 @@
 // `hoist build [OPTIONS] CONTEXT`: docker buildx build's flags where they exist. The image is recorded in the
 // store under every -t name, then written to each output (--push, --output, --metadata-file, --iidfile).
+import { ActionCredentials } from '../action/login.js';
+import { computeMeta, defaultTagRules, type Meta } from '../action/tags.js';
+import type { CredentialSource } from '../registry/credentials.js';
+import { dotenvReport, gitlabJob } from './gitlab.js';
 import { type Isolation, isolations } from '../exec/executor.js';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -35,6 +39,13 @@ Builds an image from a Dockerfile.
                              leg's push, joined later by hoist merge; same as --output type=registry,push-by-digest=true)
       --load                 load into the Docker daemon at DOCKER_HOST (same as --output type=docker)
   -o, --output SPEC          type=registry | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false] | type=local,dest=DIR
+      --images IMAGE[,…]     name the image by tag rules (metadata-action's, as the Action's images input): needs a
+                             CI's facts (GitLab CI); in a GitLab job the default is $CI_REGISTRY_IMAGE when no -t
+      --tag-rule RULE        a tag rule for --images (repeatable; default: branch, pr, semver {{version}},
+                             {{major}}.{{minor}}, {{major}}, schedule)
+      --flavor LINE          metadata-action's flavor (repeatable: latest=auto|true|false, prefix=, suffix=)
+      --dotenv FILE          write HOIST_DIGEST, HOIST_IMAGE_ID, HOIST_TAGS, HOIST_VERSION for later jobs (in a GitLab
+                             job: $CI_PROJECT_DIR/hoist.env unless given)
       --metadata-file FILE   write buildx's metadata JSON (digests, names, hoist.steps)
       --iidfile FILE         write the image ID
       --secret id=ID,src=FILE|env=VAR   a secret for RUN --mount=type=secret (never stored in the image)
@@ -62,6 +73,10 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     load: {},
     output: { value: true, repeat: true, short: 'o' },
     'metadata-file': { value: true },
+    images: { value: true, repeat: true },
+    'tag-rule': { value: true, repeat: true },
+    flavor: { value: true, repeat: true },
+    dotenv: { value: true },
     iidfile: { value: true },
     'no-cache': {},
     'no-cache-filter': { value: true, repeat: true },
@@ -81,12 +96,27 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   }
   if (a.positional.length !== 1) throw new UsageError('usage: hoist build [OPTIONS] CONTEXT (see hoist build --help)');
   const context = a.positional[0];
+  const job = gitlabJob();
   const tags = (a.options.get('tag') ?? []).map((t) => formatReference(parseReference(t)));
+  // Tag rules (the Action's): the images given, or in a GitLab job without -t the project's own image.
+  const images = (a.options.get('images') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  if (images.length === 0 && tags.length === 0 && job?.image) images.push(job.image);
+  let meta: Meta | undefined;
+  if (images.length > 0) {
+    if (!job) throw new UsageError('--images names the image by tag rules, which need the CI\'s facts (a GitLab job: GITLAB_CI and its variables); outside CI give -t NAME:TAG');
+    meta = asUsage(() => computeMeta({ images, tags: a.options.get('tag-rule') ?? defaultTagRules, flavor: a.options.get('flavor') ?? [], labels: [], annotations: [] }, job.git, job.repo, (m) => io.err(`warning: ${m}\n`)));
+    tags.push(...meta.tags.map((t) => formatReference(parseReference(t))).filter((t) => !tags.includes(t)));
+  }
   const outputs: OutputSpec[] = (a.options.get('output') ?? []).map((o) => asUsage(() => parseOutput(o)));
   const secrets = new Map((a.options.get('secret') ?? []).map((o) => asUsage(() => parseSecretFlag(o))));
   const ssh = new Map((a.options.get('ssh') ?? []).map((o) => asUsage(() => parseSshFlag(o))));
   const cacheFrom = (a.options.get('cache-from') ?? []).map((o) => asUsage(() => parseCacheFrom(o)));
   const cacheTo = (a.options.get('cache-to') ?? []).map((o) => asUsage(() => parseCacheTo(o)));
+  // In a GitLab job the cache defaults to the project's registry, every stage kept (mode=max).
+  if (job?.image && cacheFrom.length === 0 && cacheTo.length === 0) {
+    cacheFrom.push(parseCacheFrom(`type=registry,ref=${job.image}/cache`));
+    cacheTo.push(parseCacheTo(`type=registry,ref=${job.image}/cache,mode=max`));
+  }
   // --push-by-digest is the push: with --push too, the image is still pushed once, untagged
   if (a.flags.has('push-by-digest')) outputs.push({ type: 'registry', byDigest: true });
   else if (a.flags.has('push')) outputs.push({ type: 'registry' });
@@ -99,7 +129,8 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   const epochText = process.env.SOURCE_DATE_EPOCH;
   const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
   try {
-    return await buildWith(a, io, { tags, outputs, secrets, ssh, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile });
+    const dotenv = a.options.get('dotenv')?.[0] ?? (job ? path.join(job.projectDir, 'hoist.env') : undefined);
+    return await buildWith(a, io, { tags, outputs, secrets, ssh, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile, meta, dotenv, credentials: job?.login ? new ActionCredentials(job.login) : undefined });
   } catch (e) {
     if (!(e instanceof NeedsRootError) || !canSudo()) throw e;
     io.err('hoist: RUN needs root; running the build again with sudo\n');
@@ -131,11 +162,16 @@ interface BuildOptions {
   sourceDateEpoch: number | undefined;
   context: string;
   stdinDockerfile: string | undefined;
+  /** what the tag rules gave (--images): its OCI labels go on the image, its version into the report */
+  meta?: Meta;
+  dotenv?: string;
+  /** the CI job's registry login (in memory), before the docker config */
+  credentials?: CredentialSource;
 }
 
 const stdinDockerfileVar = 'HOIST_STDIN_DOCKERFILE';
 
-async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets, ssh, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile }: BuildOptions): Promise<number> {
+async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets, ssh, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile, meta, dotenv, credentials }: BuildOptions): Promise<number> {
   return withImageContext(a, io, async ({ store, client }) => {
     const quiet = progressMode === 'quiet';
     const progress = createProgress(progressMode as ProgressMode, io);
@@ -153,7 +189,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       buildArgs: keyValueOptions(a.options.get('build-arg') ?? []),
       target: a.options.get('target')?.[0],
       platforms: (a.options.get('platform') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean).map((v) => asUsage(() => parsePlatform(v))),
-      labels: keyValueOptions(a.options.get('label') ?? []),
+      labels: new Map([...(meta?.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const), ...keyValueOptions(a.options.get('label') ?? [])]),
       outputs,
       cacheFrom,
       cacheTo,
@@ -184,11 +220,12 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
     if (!quiet) io.err(`cache: ${c.hits} of ${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes)} downloaded, ${formatBytes(c.uploadedBytes)} uploaded\n`);
     const iid = a.options.get('iidfile')?.[0];
     if (iid) await writeFile(iid, outcome.imageID);
-    const meta = a.options.get('metadata-file')?.[0];
-    if (meta) await writeFile(meta, JSON.stringify(outcome.metadata, null, 2) + '\n');
+    const metaFile = a.options.get('metadata-file')?.[0];
+    if (metaFile) await writeFile(metaFile, JSON.stringify(outcome.metadata, null, 2) + '\n');
+    if (dotenv) await writeFile(dotenv, dotenvReport({ digest: outcome.digest, imageID: outcome.imageID, tags, ...(meta?.version ? { version: meta.version } : {}) }));
     io.out(`${outcome.digest}\n`);
     return 0;
-  });
+  }, { ...(credentials ? { credentials } : {}) });
 }
 
 /** --isolation (or HOIST_ISOLATION): one of auto, runc, proot, chroot. */

@@ -2,7 +2,7 @@
 // (--store, --insecure-registry, --registry-mirror, --debug) and closed when the command ends.
 import { parsePlatform, type Platform } from '../image/platform.js';
 import { RegistryClient } from '../registry/client.js';
-import { DockerCredentials } from '../registry/credentials.js';
+import { type CredentialSource, DockerCredentials } from '../registry/credentials.js';
 import { defaultStoreDir, Store } from '../store/store.js';
 import type { OptionSpec, ParsedArgs } from './argv.js';
 import type { CommandIO } from './io.js';
@@ -31,9 +31,9 @@ export function platformOption(a: ParsedArgs): Platform | undefined {
   return p === undefined ? undefined : parsePlatform(p);
 }
 
-export async function withImageContext<T>(a: ParsedArgs, io: CommandIO, task: (ctx: ImageContext) => Promise<T>, options: { store?: boolean } = {}): Promise<T> {
+export async function withImageContext<T>(a: ParsedArgs, io: CommandIO, task: (ctx: ImageContext) => Promise<T>, options: { store?: boolean; credentials?: CredentialSource } = {}): Promise<T> {
   const client = new RegistryClient({
-    credentials: new DockerCredentials(),
+    credentials: options.credentials ?? new DockerCredentials(),
     insecureRegistries: a.options.get('insecure-registry') ?? [],
     mirrors: a.options.get('registry-mirror') ?? [],
     debug: a.flags.has('debug') ? (line) => io.err(`debug: ${line}\n`) : undefined,

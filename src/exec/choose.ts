@@ -25,5 +25,5 @@ export async function chooseExecutor(store: Store, isolation: Isolation): Promis
     if (!runtime) throw new ExecError(`${noRuntime} (or pass --isolation proot)`);
     return new OverlayExecutor(store, runtime);
   }
-  return directoryExecutor(store, 'auto', `this machine may not mount: ${refused}`);
+  return directoryExecutor(store, 'auto', `this machine may not mount: ${refused.split('\n')[0].replace(/\.$/, '')}`);
 }

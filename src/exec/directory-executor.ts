@@ -25,7 +25,7 @@ import { withoutMountStubs } from './diff.js';
 import { type Executor, IsolationError, type ProcessSpec, type StepLayer, type StepMount, type StepRoot } from './executor.js';
 import { copyTree } from './mounts.js';
 import { ExecError } from './overlay.js';
-import { chrooted, killAll, onPath, prootLoader, reportingShell, seccompShim, tracees } from './proot.js';
+import { chrooted, killAll, mayTraceOthers, onPath, prootLoader, reportingShell, seccompShim, tracees } from './proot.js';
 import { streamLines } from './process.js';
 import type { RunResult } from './runc.js';
 import type { Cleanup, Staged } from './staging.js';
@@ -212,7 +212,10 @@ export class DirectoryExecutor implements Executor {
     if (this.name === 'proot') {
       const loader = prootLoader(this.program);
       if (loader) env.PROOT_LOADER = loader;
-      argv = [this.program, '-v', '-1', '-r', root, '-w', spec.cwd, '-b', '/proc', '-b', '/dev', '-b', '/sys', '-b', `${hosts}:/etc/hosts`, '-b', `${resolv}:/etc/resolv.conf`];
+      // Without CAP_SYS_PTRACE a root step runs as proot's emulated root (-0): a switch of user inside the step is
+      // then emulated too (the step goes on as real root), where a real one would leave proot unable to exec.
+      const fakeRoot = spec.uid === 0 && !mayTraceOthers() ? ['-0'] : [];
+      argv = [this.program, ...fakeRoot, '-v', '-1', '-r', root, '-w', spec.cwd, '-b', '/proc', '-b', '/dev', '-b', '/sys', '-b', `${hosts}:/etc/hosts`, '-b', `${resolv}:/etc/resolv.conf`];
       for (const m of mounts) argv.push('-b', `${m.source}:${m.destination}`);
       if (spec.emulator) argv.push('-q', spec.emulator);
       argv.push(...command);

@@ -82,6 +82,20 @@ os.execv(sys.argv[1], sys.argv[1:])
 /** The shell line that runs the step's command ("$@") and reports its status on fd 3, with proot's variable gone. */
 export const reportingShell = 'unset PROOT_LOADER; "$@" 3>&-; echo $? >&3';
 
+/**
+ * Whether this process may trace processes of other users (CAP_SYS_PTRACE, bit 19 of CapEff). A container's root
+ * usually may not (docker's and Kubernetes' default capabilities leave it out): then proot cannot follow a step's
+ * process that switches user itself (apt-get's _apt sandbox, su), whose memory it must rewrite at each exec.
+ */
+export function mayTraceOthers(): boolean {
+  try {
+    const m = /\nCapEff:\s*([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m !== null && (BigInt(`0x${m[1]}`) & (1n << 19n)) !== 0n;
+  } catch {
+    return false;
+  }
+}
+
 /** Pids of the processes proot `tracer` traces (TracerPid in their status). */
 export function tracees(tracer: number): number[] {
   const out: number[] = [];
