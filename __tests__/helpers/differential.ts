@@ -128,6 +128,8 @@ export interface DifferentialEnv {
   store: string;
   base: string;
   http: string;
+  /** --isolation for hoist's RUN steps (default: auto, which is runc here) */
+  isolation?: 'proot' | 'chroot';
   /** how hoist is run (default: here, as a child): e.g. inside a container without privileges */
   hoist?: (argv: string[]) => Promise<{ code: number; err: string }>;
 }
@@ -157,7 +159,7 @@ export async function compareWithDocker(env: DifferentialEnv, c: Case, i: number
     expect(d.docker(['save', '-o', theirTar, `case${i}:docker`]).status).toBe(0);
 
     const ourTar = path.join(work, `case${i}-hoist.tar`);
-    const ours = await (env.hoist ?? hoist)(['build', '--store', store, '--progress', 'quiet', '-t', `case${i}:hoist`, ...args, '-o', `type=docker,dest=${ourTar}`, dir]);
+    const ours = await (env.hoist ?? hoist)(['build', '--store', store, ...(env.isolation ? ['--isolation', env.isolation] : []), '--progress', 'quiet', '-t', `case${i}:hoist`, ...args, '-o', `type=docker,dest=${ourTar}`, dir]);
     expect(ours.err).toBe('');
     expect(ours.code).toBe(0);
 

@@ -11,7 +11,7 @@ import { type Case, compareWithDocker } from '../helpers/differential.js';
 import { type Dockerd, startDockerd } from '../helpers/dockerd.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { describeWith } from '../helpers/tools.js';
+import { describeWith, haveTool } from '../helpers/tools.js';
 
 // docker save (20.10) cannot export an image without layers, so every case copies at least one file.
 const cases: Case[] = [
@@ -921,5 +921,13 @@ require('node:http').createServer((req, res) => {
 
   test.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
     await compareWithDocker({ d, work, store, base, http }, c, i);
+  }, 60_000);
+
+  // The RUN cases again with RUN in a plain directory through proot, the executor where a CI job's container may
+  // not mount (exec/directory-executor.ts): the images are docker's all the same. Not the hostname case: without
+  // namespaces a step cannot have a hostname of its own (README, Where RUN cannot mount).
+  const runCases = cases.flatMap((c, i) => (/^RUN\b/m.test(c.dockerfile) && !c.name.includes('hostname') ? [[c.name, c, i] as const] : []));
+  (haveTool('proot') ? test.each(runCases) : test.skip.each(runCases))('RUN through proot: %s', async (_name, c, i) => {
+    await compareWithDocker({ d, work, store, base, http, isolation: 'proot' }, c, `proot${i}`);
   }, 60_000);
 });
