@@ -930,4 +930,10 @@ require('node:http').createServer((req, res) => {
   (haveTool('proot') ? test.each(runCases) : test.skip.each(runCases))('RUN through proot: %s', async (_name, c, i) => {
     await compareWithDocker({ d, work, store, base, http, isolation: 'proot' }, c, `proot${i}`);
   }, 60_000);
+  // And through chroot (no proot here): mounts are copied in and out, /dev has its nodes; not the cases that need
+  // what a chroot cannot give a step (/proc, an ssh agent's socket).
+  const chrootCases = runCases.filter(([, c]) => !/\/proc|type=ssh/.test(c.dockerfile));
+  test.each(chrootCases)('RUN through chroot: %s', async (_name, c, i) => {
+    await compareWithDocker({ d, work, store, base, http, isolation: 'chroot' }, c, `chroot${i}`);
+  }, 60_000);
 });

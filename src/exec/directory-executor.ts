@@ -5,9 +5,9 @@
 // /etc/resolv.conf and the step's mounts bound in) or, without proot, chroot (no /proc, no mounts but the
 // heredoc's script). The layer is what changed in the directory: indexed before, compared after (tree-diff.ts).
 // The container is the boundary here: a step runs as the job's root, beside it (README, Security).
-import { spawn } from 'node:child_process';
-import { closeSync, lstatSync, readFileSync } from 'node:fs';
-import { chmod, copyFile, lchown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { chmod, copyFile, lchown, lutimes, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FsIndex } from '../layer/fs-index.js';
@@ -135,10 +135,11 @@ export class DirectoryExecutor implements Executor {
     }
     const before = (stageDir.index ??= indexTree(stageDir.dir));
     stageDir.index = undefined; // the step changes the directory: indexed again unless its layer says how
+    const placement = new Placement(stageDir.dir);
     // What runc makes for every step: /proc, /dev and /sys (kept in the layer, as BuildKit keeps them), the files
     // /etc/hosts and /etc/resolv.conf are bound onto (left out when the image had none).
-    for (const d of ['proc', 'dev', 'sys']) await makeInside(stageDir.dir, d, 'dir');
-    for (const f of ['etc/hosts', 'etc/resolv.conf']) await makeInside(stageDir.dir, f, 'file');
+    for (const d of ['proc', 'dev', 'sys']) await placement.make(d, 'dir', false);
+    for (const f of ['etc/hosts', 'etc/resolv.conf']) await placement.make(f, 'file');
     const store = this.store;
     let done = false;
     return {
@@ -150,18 +151,26 @@ export class DirectoryExecutor implements Executor {
         const own = await mkdtemp(path.join(area, 'step-'));
         await chmod(own, 0o711);
         try {
-          return await this.enter(stageDir.dir, spec, own, onOutput, signal);
+          return await this.enter(stageDir.dir, spec, own, placement, onOutput, signal);
         } finally {
           await rm(own, { recursive: true, force: true });
         }
       },
       async layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number }): Promise<StepLayer> {
-        const { entries, after } = await diffTree(stageDir.dir, before);
-        const kept = withoutMountStubs(entries, lower, targets);
-        for (const d of kept.dropped.sort().reverse()) await rm(path.join(stageDir.dir, d), { recursive: true, force: true });
+        await placement.takeOut();
+        let { entries, after } = await diffTree(stageDir.dir, before);
+        let kept = withoutMountStubs(entries, lower, targets);
+        // The mount points made for the step go (as BuildKit's stubs), and the directories they were made in get
+        // their times back (moby/buildkit#3148): read again, those directories compared without their inode times.
+        if (kept.dropped.length > 0 || placement.parents.size > 0) {
+          for (const d of kept.dropped.sort().reverse()) await rm(path.join(stageDir.dir, d), { recursive: true, force: true });
+          await placement.restoreTimes();
+          ({ entries, after } = await diffTree(stageDir.dir, before, new Set(placement.parents.keys())));
+          kept = withoutMountStubs(entries, lower, targets);
+        }
         const layer = kept.entries.length === 0 ? await writeLayer(store, [], options) : await spoolLayer(store, kept.entries, store.tmpPath(), options);
         stageDir.applied.push(layer.diffID);
-        if (kept.dropped.length === 0) stageDir.index = after;
+        if (kept.dropped.length === 0 && placement.parents.size === 0) stageDir.index = after;
         done = true;
         return layer;
       },
@@ -175,7 +184,7 @@ export class DirectoryExecutor implements Executor {
   }
 
   /** Runs the step's process in `root`: its files (hosts, resolv.conf, mount sources) readable from `own`. */
-  private async enter(root: string, spec: ProcessSpec, own: string, onOutput: (line: string) => void, signal: AbortSignal): Promise<RunResult> {
+  private async enter(root: string, spec: ProcessSpec, own: string, placement: Placement, onOutput: (line: string) => void, signal: AbortSignal): Promise<RunResult> {
     if (signal.aborted) return { exitCode: 137, tail: [] };
     const hosts = path.join(own, 'hosts');
     const resolv = path.join(own, 'resolv.conf');
@@ -184,7 +193,7 @@ export class DirectoryExecutor implements Executor {
     for (const f of [hosts, resolv]) await chmod(f, 0o644);
     if (spec.network === 'none') onOutput(`(--network=none cannot be honoured by ${this.name}: without namespaces the step has the container's network)`);
     const nonRoot = spec.uid !== 0 || spec.gid !== 0;
-    const mounts = await this.mountSources(root, spec.mounts, own, nonRoot);
+    const mounts = await this.mountSources(root, spec.mounts, own, nonRoot, placement);
     const hasShell = (() => {
       try {
         return resolveInside(root, '/bin/sh', { followLast: true }).stats?.isFile() === true;
@@ -221,14 +230,20 @@ export class DirectoryExecutor implements Executor {
       argv.push(...command);
       argv = [this.python as string, '-c', seccompShim, ...argv];
     } else {
-      if (mounts.length > 0) throw new ExecError('RUN --mount needs proot where RUN cannot mount (chroot binds nothing into the step): install proot (apt-get install proot)');
-      argv = [this.program, root, ...command];
+      // chroot binds nothing: each mount's content is put where the step sees it and taken out after it.
+      for (const m of mounts) await placement.place(m);
+      await placement.devices();
+      // chroot(2) needs root: the step's user and groups are set after it, by chroot itself.
+      const groups = spec.additionalGids.length ? spec.additionalGids : [spec.gid];
+      argv = [this.program, `--userspec=${spec.uid}:${spec.gid}`, `--groups=${groups.join(',')}`, root, ...command];
     }
-    // The step's user and groups (the primary group among them, as runc gives them): the whole of proot or chroot
-    // runs as them, set by setpriv, so that what the step makes is theirs.
-    const setpriv = onPath('setpriv');
-    if (setpriv) argv = [setpriv, '--reuid', String(spec.uid), '--regid', String(spec.gid), ...(spec.additionalGids.length ? ['--groups', spec.additionalGids.join(',')] : ['--clear-groups']), '--', ...argv];
-    else if (nonRoot || spec.additionalGids.some((g) => g !== 0)) throw new ExecError(`RUN as ${spec.uid}:${spec.gid} needs setpriv (util-linux) where RUN cannot mount`);
+    // proot: the step's user and groups (the primary group among them, as runc gives them) for the whole of proot,
+    // set by setpriv, so that what the step makes is theirs (chroot sets them itself, above).
+    if (this.name === 'proot') {
+      const setpriv = onPath('setpriv');
+      if (setpriv) argv = [setpriv, '--reuid', String(spec.uid), '--regid', String(spec.gid), ...(spec.additionalGids.length ? ['--groups', spec.additionalGids.join(',')] : ['--clear-groups']), '--', ...argv];
+      else if (nonRoot || spec.additionalGids.some((g) => g !== 0)) throw new ExecError(`RUN as ${spec.uid}:${spec.gid} needs setpriv (util-linux) where RUN cannot mount`);
+    }
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env });
     const leftovers = () => (this.name === 'proot' ? (child.pid ? tracees(child.pid) : []) : chrooted(root));
     const stopAll = () => {
@@ -265,8 +280,8 @@ export class DirectoryExecutor implements Executor {
    * as another user, a file or directory of hoist's that such a user could not reach is copied into the step's own
    * directory (removed with it).
    */
-  private async mountSources(root: string, mounts: readonly StepMount[], own: string, nonRoot: boolean): Promise<{ source: string; destination: string }[]> {
-    const out: { source: string; destination: string }[] = [];
+  private async mountSources(root: string, mounts: readonly StepMount[], own: string, nonRoot: boolean, placement: Placement): Promise<PlacedMount[]> {
+    const out: PlacedMount[] = [];
     for (const [i, m] of mounts.entries()) {
       let source = m.source ?? '';
       if (m.type === 'tmpfs') {
@@ -280,8 +295,10 @@ export class DirectoryExecutor implements Executor {
         await copyTree(source, copy);
         source = copy;
       }
-      await makeInside(root, m.destination, lstatSync(source).isDirectory() ? 'dir' : 'file');
-      out.push({ source, destination: m.destination });
+      const st = lstatSync(source);
+      if (this.name === 'chroot' && st.isSocket()) throw new ExecError(`RUN --mount=type=ssh needs proot where RUN cannot mount (chroot cannot bind the agent's socket into the step): install proot`);
+      if (this.name === 'proot') await placement.make(m.destination, st.isDirectory() ? 'dir' : 'file');
+      out.push({ source, destination: m.destination, ...(m.persistent ? { persistent: true } : {}) });
     }
     return out;
   }
@@ -293,14 +310,104 @@ export class DirectoryExecutor implements Executor {
   }
 }
 
-/** Makes `rel` inside `root` (symlinks on the way resolved there) when nothing is there: a directory or an empty file. */
-async function makeInside(root: string, rel: string, kind: 'dir' | 'file'): Promise<void> {
-  const r = resolveInside(root, rel, { followLast: true });
-  if (r.stats) return;
-  await mkdir(path.dirname(r.abs), { recursive: true });
-  if (kind === 'dir') await mkdir(r.abs, { mode: 0o755 });
-  else await writeFile(r.abs, '', { mode: 0o755 });
-  await lchown(r.abs, 0, 0).catch(() => undefined);
+interface PlacedMount {
+  source: string;
+  destination: string;
+  persistent?: boolean;
+}
+
+/** The device nodes runc's /dev gives a step, made for a chroot (CAP_MKNOD is in a container's default set). */
+const devices: [string, number, number][] = [['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0]];
+
+/**
+ * What hoist puts into a stage's root for one step — mount points (as runc makes them), and for chroot the mounts'
+ * content and /dev's nodes — and takes out again before the step's layer is read, with the times of the
+ * directories it touched (rel → mtime before).
+ */
+class Placement {
+  readonly parents = new Map<string, number>();
+  private readonly placed: { abs: string; made: boolean; cache?: string; was?: { mode: number; uid: number; gid: number } }[] = [];
+
+  constructor(private readonly root: string) {}
+
+  /** Notes the times of the directory `abs` (inside the root) before something is made or removed in it. */
+  private note(abs: string): void {
+    const rel = path.relative(this.root, abs);
+    if (this.parents.has(rel)) return;
+    const st = lstatSync(abs, { throwIfNoEntry: false });
+    if (st?.isDirectory()) this.parents.set(rel, st.mtimeMs / 1000);
+  }
+
+  /** Makes `rel` (symlinks on the way resolved inside the root) when nothing is there; true when it did. */
+  async make(rel: string, kind: 'dir' | 'file', restore = true): Promise<{ abs: string; made: boolean }> {
+    const r = resolveInside(this.root, rel, { followLast: true });
+    if (r.stats) return { abs: r.abs, made: false };
+    let existing = path.dirname(r.abs);
+    while (existing !== this.root && !lstatSync(existing, { throwIfNoEntry: false })) existing = path.dirname(existing);
+    if (restore) this.note(existing);
+    await mkdir(path.dirname(r.abs), { recursive: true });
+    if (kind === 'dir') await mkdir(r.abs, { mode: 0o755 });
+    else await writeFile(r.abs, '', { mode: 0o755 });
+    await lchown(r.abs, 0, 0).catch(() => undefined);
+    return { abs: r.abs, made: true };
+  }
+
+  /** chroot: the mount's content copied to where the step sees it (over nothing, or an empty directory). */
+  async place(m: PlacedMount): Promise<void> {
+    const isDir = lstatSync(m.source).isDirectory();
+    const target = await this.make(m.destination, isDir ? 'dir' : 'file');
+    const st = lstatSync(target.abs);
+    if (!target.made && !(isDir && st.isDirectory() && readdirSync(target.abs).length === 0)) throw new ExecError(`chroot cannot show the mount at ${m.destination} over what the image has there: install proot (apt-get install proot python3)`);
+    this.note(target.abs);
+    let was: { mode: number; uid: number; gid: number } | undefined;
+    if (isDir) {
+      // The directory shows as the mount's own (a new cache's mode and owner), as a bind would show it.
+      const src = lstatSync(m.source);
+      if (!target.made) was = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+      await chmod(target.abs, src.mode & 0o7777);
+      await lchown(target.abs, src.uid, src.gid);
+      for (const name of readdirSync(m.source)) await copyTree(path.join(m.source, name), path.join(target.abs, name));
+    } else await copyTree(m.source, target.abs);
+    this.placed.push({ abs: target.abs, made: target.made, ...(m.persistent ? { cache: m.source } : {}), ...(was ? { was } : {}) });
+  }
+
+  /** chroot: /dev's usual nodes, where the image has none. */
+  async devices(): Promise<void> {
+    const dev = path.join(this.root, 'dev');
+    if (!lstatSync(dev, { throwIfNoEntry: false })?.isDirectory()) return;
+    for (const [name, major, minor] of devices) {
+      const abs = path.join(dev, name);
+      if (lstatSync(abs, { throwIfNoEntry: false })) continue;
+      this.note(dev);
+      const r = spawnSync('mknod', ['-m', '666', abs, 'c', String(major), String(minor)], { stdio: 'ignore' });
+      if (r.status === 0) this.placed.push({ abs, made: true });
+    }
+  }
+
+  /** What place() and devices() put in goes; a cache's content is copied back to the cache first. */
+  async takeOut(): Promise<void> {
+    for (const p of this.placed.splice(0).reverse()) {
+      if (p.cache) {
+        for (const name of readdirSync(p.cache)) await rm(path.join(p.cache, name), { recursive: true, force: true });
+        for (const name of readdirSync(p.abs)) await copyTree(path.join(p.abs, name), path.join(p.cache, name));
+      }
+      if (p.made) await rm(p.abs, { recursive: true, force: true });
+      else for (const name of readdirSync(p.abs)) await rm(path.join(p.abs, name), { recursive: true, force: true });
+      if (p.was) {
+        await chmod(p.abs, p.was.mode);
+        await lchown(p.abs, p.was.uid, p.was.gid);
+      }
+    }
+  }
+
+  /** The directories noted get their modification times back. */
+  async restoreTimes(): Promise<void> {
+    for (const [rel, mtime] of this.parents) {
+      const abs = path.join(this.root, rel);
+      const st = lstatSync(abs, { throwIfNoEntry: false });
+      if (st?.isDirectory()) await lutimes(abs, st.atimeMs / 1000, mtime);
+    }
+  }
 }
 
 /** The no-mount executor this machine has: proot, else chroot; `why` says why RUN cannot mount. */
@@ -312,5 +419,5 @@ export function directoryExecutor(store: Store, which: 'proot' | 'chroot' | 'aut
   if (which === 'proot') throw new IsolationError(`--isolation proot: ${lacking} (apt-get install proot python3)`);
   const chroot = onPath('chroot');
   if (!chroot) throw new IsolationError(`RUN cannot run here: ${why}, and neither proot (with python3) nor chroot is installed (apt-get install proot python3)`);
-  return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc and RUN --mount is refused; install proot and python3 for both`);
+  return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those`);
 }

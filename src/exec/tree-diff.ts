@@ -72,9 +72,13 @@ export function indexTree(root: string): TreeIndex {
   return { entries, children };
 }
 
-/** Whether an entry changed in a way a layer shows (`loose`: its inode and ctime are ours, its other attributes tell). */
+/**
+ * Whether an entry changed in a way a layer shows. `loose`: hoist changed its inode times and set its mtime back
+ * (to the microsecond a float can carry): its other attributes and its mtime in whole seconds, as a layer has it, tell.
+ */
 function changed(a: TreeEntry, b: TreeEntry, loose: boolean): boolean {
-  if (a.kind !== b.kind || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || a.mtimeNs !== b.mtimeNs || a.rdev !== b.rdev) return true;
+  const mtimeDiffers = loose ? a.mtimeNs / 1_000_000_000n !== b.mtimeNs / 1_000_000_000n : a.mtimeNs !== b.mtimeNs;
+  if (a.kind !== b.kind || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || mtimeDiffers || a.rdev !== b.rdev) return true;
   if (a.kind !== 'dir' && a.size !== b.size) return true;
   return !loose && (a.ctimeNs !== b.ctimeNs || a.ino !== b.ino || a.dev !== b.dev);
 }
