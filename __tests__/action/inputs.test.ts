@@ -58,6 +58,7 @@ describe('readInputs', () => {
     ['a label without =', { labels: 'x' }, /^input labels: "x" is not KEY=VALUE/],
     ['a platform that is none', { platforms: 'linux/amd64/v9/x' }, /^input platforms:/],
     ['an unknown cache mode', { cache: 'on' }, /^input cache: "on" is not auto or off/],
+    ['an unknown isolation', { isolation: 'vm' }, /^input isolation: "vm" is not one of auto, runc, proot, chroot/],
     ['an unknown cache type', { 'cache-from': 'type=s3,bucket=x' }, /^input cache-from: /],
     ['an unknown output type', { outputs: 'type=tarball' }, /^input outputs: .*unknown type/],
     ['a secret without id', { secrets: '=value' }, /^input secrets: "=value" is not ID=value/],
@@ -74,6 +75,8 @@ describe('readInputs', () => {
     expect(i.outputs).toEqual([{ type: 'registry', names: ['r/app'], byDigest: true }]);
     expect(i.pushByDigest).toBe(false);
     expect(read({ 'push-by-digest': 'true' }).pushByDigest).toBe(true);
+    expect(i.isolation).toBe('auto');
+    expect(read({ isolation: 'proot' }).isolation).toBe('proot');
     const m = read({ merge: 'r/app@sha256:' + 'a'.repeat(64) + '\nr/app@sha256:' + 'b'.repeat(64), 'merge-digests-dir': '/tmp/digests' });
     expect(m.merge).toHaveLength(2);
     expect(m.mergeDigestsDir).toBe('/tmp/digests');

@@ -80,6 +80,8 @@ test('build: a value of --output, --secret or --ssh that does not parse is a usa
   expect(await hoist(['build', '--secret', 'foo=bar', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('unexpected key "foo"') });
   expect(await hoist(['build', '--secret', 'src=/x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('needs id=') });
   expect(await hoist(['build', '--ssh', '=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('needs an id') });
+  expect(await hoist(['build', '--isolation', 'vm', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('--isolation vm: expected auto, runc, proot, chroot') });
+  expect(await hoist(['build', '--images', 'r/app', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('--images names the image by tag rules, which need the CI\'s facts') });
   expect(await hoist(['build', '--cache-from', 'type=weird,ref=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('unknown type "weird" (registry, local, gha)') });
   expect(await hoist(['build', '--cache-from', 'type=gha,scop=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('type=gha takes scope, url, token; not scop') });
   expect(await hoist(['build', '--cache-to', 'type=gha,max-size=lots', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('max-size "lots" is not a size') });

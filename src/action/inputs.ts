@@ -2,6 +2,7 @@
 // line; List/CSV: commas split too; see lists.ts), metadata-action's tagging inputs, login-action's, and `cache`.
 // Every value is checked here, so that a bad one fails the step before anything is fetched, naming the input.
 // Pure: inputs come through `get` (core.getInput on a runner, a table in tests).
+import { type Isolation, isolations } from '../exec/executor.js';
 import { type CacheFromSpec, type CacheToSpec, parseCacheFrom, parseCacheTo } from '../cache/backend.js';
 import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
@@ -28,6 +29,7 @@ export const inputKinds = {
   target: 'string',
   platforms: 'csv',
   emulate: 'bool',
+  isolation: 'string',
   push: 'bool',
   'push-by-digest': 'bool',
   load: 'bool',
@@ -74,6 +76,8 @@ export interface ActionInputs {
   platforms: Platform[];
   /** register qemu-user-static with binfmt_misc for a foreign platform's RUN */
   emulate: boolean;
+  /** how RUN steps run (auto: runc where the runner may mount, else proot, else chroot) */
+  isolation: Isolation;
   /** merge mode: no build, one index of these images (REPO@sha256:…), or of the digests files in mergeDigestsDir name */
   merge: string[];
   mergeDigestsDir?: string;
@@ -168,6 +172,7 @@ export function readInputs(get: (name: InputName) => string): ActionInputs {
     ...(platform ? { platform } : {}),
     platforms,
     emulate: bool('emulate'),
+    isolation: isolationInput(text('isolation')),
     merge: list('merge'),
     ...(text('merge-digests-dir') ? { mergeDigestsDir: text('merge-digests-dir') } : {}),
     push: bool('push'),
@@ -187,4 +192,10 @@ export function readInputs(get: (name: InputName) => string): ActionInputs {
     ...(text('github-token') ? { githubToken: text('github-token') } : {}),
     notApplied,
   };
+}
+
+function isolationInput(value: string | undefined): Isolation {
+  if (!value) return 'auto';
+  if (!(isolations as readonly string[]).includes(value)) throw new InputError(`input isolation: ${JSON.stringify(value)} is not one of ${isolations.join(', ')}`);
+  return value as Isolation;
 }

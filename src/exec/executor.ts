@@ -17,6 +17,7 @@ import type { PinOptions } from '../layer/pinned.js';
 import type { LayerInProgress, WrittenLayer } from '../layer/writer.js';
 import type { ImageState } from '../solver/state.js';
 import type { Store } from '../store/store.js';
+import { ExecError } from './overlay.js';
 import type { RunResult } from './runc.js';
 import type { Cleanup, Staged } from './staging.js';
 
@@ -91,10 +92,8 @@ export interface Executor {
   close(): Promise<void>;
 }
 
-/** Thrown when the isolation asked for cannot work here. */
-export class IsolationError extends Error {
-  override readonly name = 'IsolationError';
-}
+/** Thrown when the isolation asked for cannot work here (said at the first RUN's line). */
+export class IsolationError extends ExecError {}
 
 /**
  * Whether an overlay can be mounted here (and so runc given namespaces): one tried in a scratch directory. A job in a
