@@ -180,3 +180,16 @@ process.on('SIGTERM', () => process.exit(0));`;
     }),
   };
 }
+
+/** The RUN-heavy cases of bench:run and bench:isolation: the two-stage app, twelve small steps, 200 MiB written. */
+export function runHeavyCases(base) {
+  return {
+    'apt-get install + compile in one stage, copy to another': twoStageApp(base),
+    'twelve small RUN steps': {
+      Dockerfile: `FROM ${base}\n${Array.from({ length: 12 }, (_, i) => `RUN mkdir -p /steps && echo ${i} > /steps/${i} && ls /usr/bin | wc -l > /steps/count-${i}`).join('\n')}\n`,
+    },
+    'a RUN that writes 200 MiB in 2000 files': {
+      Dockerfile: `FROM ${base}\nRUN mkdir /data && for i in $(seq 1 2000); do head -c 104857 /dev/urandom > /data/f$i; done\nRUN rm -rf /data/f1*\n`,
+    },
+  };
+}

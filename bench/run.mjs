@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { aptClean as clean, measured, must, twoStageApp, pushDebianBase, startDockerd, startRegistry, stopAll } from './lib.mjs';
+import { measured, must, pushDebianBase, startDockerd, startRegistry, stopAll, runHeavyCases } from './lib.mjs';
 
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-run-'));
 const cli = path.resolve('dist/cli.js');
@@ -21,15 +21,7 @@ try {
   await pushDebianBase({ work, cli, store, base });
   must(docker, ['pull', base], { env: dockerEnv });
 
-  const cases = {
-    'apt-get install + compile in one stage, copy to another': twoStageApp(base),
-    'twelve small RUN steps': {
-      Dockerfile: `FROM ${base}\n${Array.from({ length: 12 }, (_, i) => `RUN mkdir -p /steps && echo ${i} > /steps/${i} && ls /usr/bin | wc -l > /steps/count-${i}`).join('\n')}\n`,
-    },
-    'a RUN that writes 200 MiB in 2000 files': {
-      Dockerfile: `FROM ${base}\nRUN mkdir /data && for i in $(seq 1 2000); do head -c 104857 /dev/urandom > /data/f$i; done\nRUN rm -rf /data/f1*\n`,
-    },
-  };
+  const cases = runHeavyCases(base);
 
   const rows = [];
   for (const [name, files] of Object.entries(cases)) {

@@ -157,20 +157,18 @@ export class DirectoryExecutor implements Executor {
         }
       },
       async layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number }): Promise<StepLayer> {
+        // What hoist put in goes first: the mounts' content (chroot), the mount points made for the step that it
+        // left empty (as BuildKit removes its stubs), and the directories they were made in get their times back
+        // (moby/buildkit#3148), compared without their inode times.
         await placement.takeOut();
-        let { entries, after } = await diffTree(stageDir.dir, before);
-        let kept = withoutMountStubs(entries, lower, targets);
-        // The mount points made for the step go (as BuildKit's stubs), and the directories they were made in get
-        // their times back (moby/buildkit#3148): read again, those directories compared without their inode times.
-        if (kept.dropped.length > 0 || placement.parents.size > 0) {
-          for (const d of kept.dropped.sort().reverse()) await rm(path.join(stageDir.dir, d), { recursive: true, force: true });
-          await placement.restoreTimes();
-          ({ entries, after } = await diffTree(stageDir.dir, before, new Set(placement.parents.keys())));
-          kept = withoutMountStubs(entries, lower, targets);
-        }
+        await placement.removeStubs();
+        await placement.restoreTimes();
+        const { entries, after } = await diffTree(stageDir.dir, before, new Set(placement.parents.keys()));
+        const kept = withoutMountStubs(entries, lower, targets);
+        for (const d of kept.dropped.sort().reverse()) await rm(path.join(stageDir.dir, d), { recursive: true, force: true });
         const layer = kept.entries.length === 0 ? await writeLayer(store, [], options) : await spoolLayer(store, kept.entries, store.tmpPath(), options);
         stageDir.applied.push(layer.diffID);
-        if (kept.dropped.length === 0 && placement.parents.size === 0) stageDir.index = after;
+        if (kept.dropped.length === 0) stageDir.index = after;
         done = true;
         return layer;
       },
@@ -326,6 +324,8 @@ const devices: [string, number, number][] = [['null', 1, 3], ['zero', 1, 5], ['f
  */
 class Placement {
   readonly parents = new Map<string, number>();
+  /** what make() made, outermost first: a mount point and the directories made to hold it */
+  private readonly made: { abs: string; restore: boolean }[] = [];
   private readonly placed: { abs: string; made: boolean; cache?: string; was?: { mode: number; uid: number; gid: number } }[] = [];
 
   constructor(private readonly root: string) {}
@@ -345,6 +345,10 @@ class Placement {
     let existing = path.dirname(r.abs);
     while (existing !== this.root && !lstatSync(existing, { throwIfNoEntry: false })) existing = path.dirname(existing);
     if (restore) this.note(existing);
+    const missing: string[] = [];
+    for (let d = path.dirname(r.abs); d !== existing; d = path.dirname(d)) missing.unshift(d);
+    for (const d of missing) this.made.push({ abs: d, restore });
+    this.made.push({ abs: r.abs, restore });
     await mkdir(path.dirname(r.abs), { recursive: true });
     if (kind === 'dir') await mkdir(r.abs, { mode: 0o755 });
     else await writeFile(r.abs, '', { mode: 0o755 });
@@ -397,6 +401,18 @@ class Placement {
         await chmod(p.abs, p.was.mode);
         await lchown(p.abs, p.was.uid, p.was.gid);
       }
+    }
+  }
+
+  /**
+   * The mount points make() made (not /proc, /dev, /sys: runc's stay) go when the step left them empty, innermost
+   * first, with the directories made only to hold them; a directory the step wrote something into stays.
+   */
+  async removeStubs(): Promise<void> {
+    for (const m of this.made.splice(0).reverse()) {
+      if (!m.restore) continue;
+      const st = lstatSync(m.abs, { throwIfNoEntry: false });
+      if (st?.isDirectory() ? readdirSync(m.abs).length === 0 : st?.isFile() && st.size === 0) await rm(m.abs, { recursive: true, force: true });
     }
   }
 

@@ -4,7 +4,7 @@
 // images ship python3 but not the attr package — runner-images toolset-2404.json lists `acl`, not `attr`), or
 // getfattr/setfattr from the attr package (Debian and Ubuntu: apt-get install attr). Python is asked first: it
 // takes every name as bytes (base64 both ways), where getfattr's dump format escapes names in its own way.
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { runProcess } from '../exec/process.js';
 import { nameFromBytes, nameToBytes } from './names.js';
@@ -30,12 +30,13 @@ export function xattrTool(): XattrTool | undefined {
 
 export const xattrToolMissing = 'RUN needs python3, or getfattr and setfattr (apt-get install attr), to read and write overlayfs whiteouts';
 
-// One line a file and attribute: base64(path) base64(name) base64(value). Only the names asked for are read.
+// One line a file and attribute: base64(path) base64(name) base64(value). Only the names asked for are read: of
+// everything under the root (`tree ROOT NAME…`), or of the paths on stdin, one base64 path a line (`list NAME…`).
 const readScript = String.raw`
 import os, sys, base64
 b = lambda v: base64.b64encode(v).decode()
-root = os.fsencode(sys.argv[1])
-names = [n.encode() for n in sys.argv[2:]]
+mode = sys.argv[1]
+names = [n.encode() for n in sys.argv[(3 if mode == 'tree' else 2):]]
 def look(p):
     for n in names:
         try:
@@ -43,25 +44,21 @@ def look(p):
         except OSError:
             continue
         sys.stdout.write(b(p) + ' ' + b(n) + ' ' + b(v) + '\n')
-look(root)
-for d, dirs, files in os.walk(root):
-    for f in dirs + files:
-        look(os.path.join(d, f))
-`;
-
-// The same for the paths given on stdin (one base64 path a line), none of them walked into.
-const readListScript = String.raw`
-import os, sys, base64
-b = lambda v: base64.b64encode(v).decode()
-names = [n.encode() for n in sys.argv[1:]]
-for line in sys.stdin:
-    p = base64.b64decode(line.strip())
-    for n in names:
-        try:
-            v = os.getxattr(p, n, follow_symlinks=False)
-        except OSError:
-            continue
-        sys.stdout.write(b(p) + ' ' + b(n) + ' ' + b(v) + '\n')
+if mode == 'tree':
+    root = os.fsencode(sys.argv[2])
+    look(root)
+    for d, dirs, files in os.walk(root):
+        for f in dirs + files:
+            look(os.path.join(d, f))
+else:
+    # A batch of paths, then an empty line: the batch's answers, then an empty line (the reader stays for the next).
+    for line in sys.stdin:
+        line = line.strip()
+        if line:
+            look(base64.b64decode(line))
+        else:
+            sys.stdout.write('\n')
+            sys.stdout.flush()
 `;
 
 // Reads base64(path) base64(name) base64(value) lines from stdin; prints the index of each that failed.
@@ -97,7 +94,7 @@ export async function readXattrTree(root: string, names: readonly string[], tool
     found.get(rel)!.set(name, value);
   };
   if (tool === 'python3') {
-    const r = await runProcess('python3', ['-c', readScript, root, ...names]);
+    const r = await runProcess('python3', ['-c', readScript, 'tree', root, ...names]);
     if (r.status !== 0) throw new Error(`reading xattrs under ${root}: ${r.error?.message ?? r.stderr.trim()}`);
     for (const line of r.stdout.split('\n')) {
       if (!line) continue;
@@ -114,7 +111,11 @@ export async function readXattrTree(root: string, names: readonly string[], tool
   return found;
 }
 
-/** The attributes `names` of each of `paths` (absolute; none followed if a symlink), by path. */
+/**
+ * The attributes `names` of each of `paths` (absolute; none followed if a symlink), by path. With python3, one
+ * process per set of names serves every call (a step of the no-mount executor asks once; a python3 start is
+ * 100 ms here), ended when this process ends.
+ */
 export async function readXattrsOf(paths: readonly string[], names: readonly string[], tool: XattrTool | null = xattrTool() ?? null): Promise<Map<string, Map<string, Buffer>>> {
   const found = new Map<string, Map<string, Buffer>>();
   if (paths.length === 0) return found;
@@ -123,11 +124,7 @@ export async function readXattrsOf(paths: readonly string[], names: readonly str
     found.get(p)!.set(name, value);
   };
   if (tool === 'python3') {
-    const input = paths.map((p) => `${b64(nameToBytes(p))}\n`).join('');
-    const r = spawnSync('python3', ['-c', readListScript, ...names], { input, maxBuffer: 256 * 1024 * 1024 });
-    if (r.status !== 0) throw new Error(`reading xattrs: ${r.error?.message ?? r.stderr.toString().trim()}`);
-    for (const line of r.stdout.toString().split('\n')) {
-      if (!line) continue;
+    for (const line of await listReader(names).ask(paths)) {
       const [p, n, v] = line.split(' ').map((x) => Buffer.from(x, 'base64'));
       add(nameFromBytes(p), n.toString(), v);
     }
@@ -142,6 +139,61 @@ export async function readXattrsOf(paths: readonly string[], names: readonly str
     readGetfattr(r.stdout, add);
   }
   return found;
+}
+
+/** A python3 process answering batches of paths (readScript's list mode), one batch at a time. */
+class ListReader {
+  private readonly child: ChildProcess;
+  private queue: Promise<unknown> = Promise.resolve();
+  private buffered = '';
+  private waiting: ((lines: string[] | Error) => void) | undefined;
+
+  constructor(names: readonly string[]) {
+    this.child = spawn('python3', ['-c', readScript, 'list', ...names], { stdio: ['pipe', 'pipe', 'ignore'] });
+    this.child.unref();
+    (this.child.stdin as unknown as { unref?: () => void }).unref?.();
+    (this.child.stdout as unknown as { unref?: () => void }).unref?.();
+    this.child.stdout?.on('data', (c: Buffer) => {
+      this.buffered += c.toString();
+      const end = this.buffered.indexOf('\n\n') >= 0 ? this.buffered.indexOf('\n\n') + 1 : this.buffered === '\n' ? 0 : -1;
+      if (end < 0 || !this.waiting) return;
+      const lines = this.buffered.slice(0, end).split('\n').filter(Boolean);
+      this.buffered = this.buffered.slice(end + 1);
+      const w = this.waiting;
+      this.waiting = undefined;
+      w(lines);
+    });
+    const fail = (e: Error) => {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w?.(e);
+    };
+    this.child.on('error', fail);
+    this.child.on('exit', () => fail(new Error('reading xattrs: python3 ended')));
+  }
+
+  ask(paths: readonly string[]): Promise<string[]> {
+    const run = this.queue.then(
+      () =>
+        new Promise<string[]>((resolve, reject) => {
+          this.waiting = (r) => (r instanceof Error ? reject(r) : resolve(r));
+          this.child.stdin?.write(paths.map((p) => `${b64(nameToBytes(p))}\n`).join('') + '\n');
+        }),
+    );
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+const readers = new Map<string, ListReader>();
+function listReader(names: readonly string[]): ListReader {
+  const key = names.join('\0');
+  let r = readers.get(key);
+  if (!r) {
+    r = new ListReader(names);
+    readers.set(key, r);
+  }
+  return r;
 }
 
 /** Sets each attribute without following a last symlink; answers the ones that could not be set. */
