@@ -566,6 +566,18 @@ RUN mkdir -p /usr/local/bin && echo x > /usr/local/bin/x && echo 'root:x:0:0:roo
 `,
   },
   {
+    name: 'RUN: the whole environment a step gets, and a script run from it (nothing of the executor\'s own)',
+    dockerfile: `FROM {{BASE}}
+ENV GREETING=hello
+COPY --chmod=755 show /usr/local/bin/show
+RUN env | sort > /env-shell && show > /env-script
+USER 1000
+WORKDIR /tmp
+RUN env | sort > /tmp/env-user
+`,
+    files: { show: '#!/bin/sh\nenv | sort\n' },
+  },
+  {
     name: 'RUN: PATH from ENV finds a tool that COPY added',
     dockerfile: `FROM {{BASE}}
 ENV PATH=/opt/tools:$PATH

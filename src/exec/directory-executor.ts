@@ -201,9 +201,11 @@ export class DirectoryExecutor implements Executor {
     })();
     // Run by a shell line that reports the command's status on fd 3 (proot.ts); without a shell in the image, the
     // command itself (its status is then proot's or chroot's).
-    const command = hasShell ? ['/bin/sh', '-c', `cd -P "$1" 2>/dev/null; shift; ${reportingShell}`, 'sh', spec.cwd, ...spec.args] : spec.args;
     let argv: string[];
     const env: NodeJS.ProcessEnv = Object.fromEntries(spec.env.map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+    const keep = new Set(Object.keys(env));
+    if (env.SHLVL !== undefined) env.HOIST_SHLVL = env.SHLVL;
+    const command = hasShell ? ['/bin/sh', '-c', reportingShell(keep), 'sh', spec.cwd, ...spec.args] : spec.args;
     // runc sets HOME from the image's passwd when the step's environment has none; so must this.
     if (env.HOME === undefined) {
       const passwd = (() => {
@@ -226,11 +228,12 @@ export class DirectoryExecutor implements Executor {
       for (const m of mounts) argv.push('-b', `${m.source}:${m.destination}`);
       if (spec.emulator) argv.push('-q', spec.emulator);
       argv.push(...command);
-      argv = [this.python as string, '-c', seccompShim, ...argv];
     } else {
       // chroot binds nothing: each mount's content is put where the step sees it and taken out after it.
       for (const m of mounts) await placement.place(m);
       await placement.devices();
+      await placement.placeFile('etc/hosts', readFileSync(hosts));
+      await placement.placeFile('etc/resolv.conf', readFileSync(resolv));
       // chroot(2) needs root: the step's user and groups are set after it, by chroot itself.
       const groups = spec.additionalGids.length ? spec.additionalGids : [spec.gid];
       argv = [this.program, `--userspec=${spec.uid}:${spec.gid}`, `--groups=${groups.join(',')}`, root, ...command];
@@ -241,6 +244,12 @@ export class DirectoryExecutor implements Executor {
       const setpriv = onPath('setpriv');
       if (setpriv) argv = [setpriv, '--reuid', String(spec.uid), '--regid', String(spec.gid), ...(spec.additionalGids.length ? ['--groups', spec.additionalGids.join(',')] : ['--clear-groups']), '--', ...argv];
       else if (nonRoot || spec.additionalGids.some((g) => g !== 0)) throw new ExecError(`RUN as ${spec.uid}:${spec.gid} needs setpriv (util-linux) where RUN cannot mount`);
+      // The seccomp filter first, while still root (python3 may be somewhere the step's user cannot reach); it hands
+      // the step's environment on as it is.
+      argv = [this.python as string, '-c', seccompShim, ...argv];
+      const stepEnv = Buffer.from(JSON.stringify(env)).toString('base64');
+      for (const k of Object.keys(env)) delete env[k];
+      env.HOIST_STEP_ENV = stepEnv;
     }
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env });
     const leftovers = () => (this.name === 'proot' ? (child.pid ? tracees(child.pid) : []) : chrooted(root));
@@ -326,16 +335,31 @@ class Placement {
   readonly parents = new Map<string, number>();
   /** what make() made, outermost first: a mount point and the directories made to hold it */
   private readonly made: { abs: string; restore: boolean }[] = [];
-  private readonly placed: { abs: string; made: boolean; cache?: string; was?: { mode: number; uid: number; gid: number } }[] = [];
+  private readonly placed: { abs: string; made: boolean; cache?: string; was?: { mode: number; uid: number; gid: number }; content?: Buffer }[] = [];
 
   constructor(private readonly root: string) {}
 
-  /** Notes the times of the directory `abs` (inside the root) before something is made or removed in it. */
+  /** Notes the modification time of `abs` (inside the root) before hoist changes it or something in it. */
   private note(abs: string): void {
     const rel = path.relative(this.root, abs);
     if (this.parents.has(rel)) return;
     const st = lstatSync(abs, { throwIfNoEntry: false });
-    if (st?.isDirectory()) this.parents.set(rel, st.mtimeMs / 1000);
+    if (st && !st.isSymbolicLink()) this.parents.set(rel, st.mtimeMs / 1000);
+  }
+
+  /** chroot: `rel` holds `content` for the step (the image's own file written back after it). */
+  async placeFile(rel: string, content: Buffer): Promise<void> {
+    const r = resolveInside(this.root, rel, { followLast: true });
+    if (r.stats && !r.stats.isFile()) return;
+    if (r.stats) {
+      this.note(r.abs);
+      this.placed.push({ abs: r.abs, made: false, content: readFileSync(r.abs) });
+      await writeFile(r.abs, content);
+      return;
+    }
+    const made = await this.make(rel, 'file');
+    await writeFile(made.abs, content);
+    this.placed.push({ abs: made.abs, made: true });
   }
 
   /** Makes `rel` (symlinks on the way resolved inside the root) when nothing is there; true when it did. */
@@ -396,6 +420,7 @@ class Placement {
         for (const name of readdirSync(p.abs)) await copyTree(path.join(p.abs, name), path.join(p.cache, name));
       }
       if (p.made) await rm(p.abs, { recursive: true, force: true });
+      else if (p.content) await writeFile(p.abs, p.content);
       else for (const name of readdirSync(p.abs)) await rm(path.join(p.abs, name), { recursive: true, force: true });
       if (p.was) {
         await chmod(p.abs, p.was.mode);
@@ -421,7 +446,7 @@ class Placement {
     for (const [rel, mtime] of this.parents) {
       const abs = path.join(this.root, rel);
       const st = lstatSync(abs, { throwIfNoEntry: false });
-      if (st?.isDirectory()) await lutimes(abs, st.atimeMs / 1000, mtime);
+      if (st && !st.isSymbolicLink()) await lutimes(abs, st.atimeMs / 1000, mtime);
     }
   }
 }
@@ -429,11 +454,19 @@ class Placement {
 /** The no-mount executor this machine has: proot, else chroot; `why` says why RUN cannot mount. */
 export function directoryExecutor(store: Store, which: 'proot' | 'chroot' | 'auto', why: string): DirectoryExecutor {
   const proot = which === 'chroot' ? undefined : onPath('proot');
-  const python = onPath('python3');
+  const python = realPython();
   if (proot && python) return new DirectoryExecutor(store, 'proot', proot, `RUN runs through proot (${why}): the container is the boundary between a step and this job`, python);
   const lacking = !proot ? 'proot is not installed' : 'proot needs python3 for the system calls it does not translate';
   if (which === 'proot') throw new IsolationError(`--isolation proot: ${lacking} (apt-get install proot python3)`);
   const chroot = onPath('chroot');
   if (!chroot) throw new IsolationError(`RUN cannot run here: ${why}, and neither proot (with python3) nor chroot is installed (apt-get install proot python3)`);
   return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those`);
+}
+
+/** python3's own program (not a wrapper such as pyenv's shim, which would need the caller's PATH and HOME). */
+function realPython(): string | undefined {
+  if (!onPath('python3')) return undefined;
+  const r = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' });
+  const exe = r.status === 0 ? r.stdout.trim() : '';
+  return exe.startsWith('/') ? exe : onPath('python3');
 }

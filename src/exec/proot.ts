@@ -57,10 +57,13 @@ export function prootLoader(proot: string): string | undefined {
  * step's path untranslated, so they would look at this machine's files instead of the image's. This python3 line
  * installs a seccomp filter (no new privileges, which ptrace denies a traced process anyway) that answers ENOSYS
  * for them, so the C library falls back to the calls proot translates (fstatat, faccessat), then runs its
- * arguments: proot under it, and the step under proot, inherit the filter.
+ * arguments: proot under it, and the step under proot, inherit the filter (and not python's ignored SIGPIPE).
  */
 export const seccompShim = String.raw`
-import ctypes, os, platform, struct, sys
+import ctypes, os, platform, signal, struct, sys
+# python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec: the step gets them back.
+for name in ('SIGPIPE', 'SIGXFSZ'):
+    signal.signal(getattr(signal, name), signal.SIG_DFL)
 arch = platform.machine()
 known = {'x86_64': (0xC000003E, [332, 439, 437]), 'aarch64': (0xC00000B7, [291, 439, 437])}
 if arch in known:
@@ -76,11 +79,22 @@ if arch in known:
     if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:
         sys.stderr.write('hoist: cannot install the seccomp filter proot needs: %s\n' % os.strerror(ctypes.get_errno()))
         sys.exit(125)
-os.execv(sys.argv[1], sys.argv[1:])
+# The step's environment exactly (python3 may be a wrapper that adds to its own, as pyenv's shims do).
+import base64, json
+env = json.loads(base64.b64decode(os.environ.get('HOIST_STEP_ENV', 'e30=')))
+os.execve(sys.argv[1], sys.argv[1:], env)
 `;
 
-/** The shell line that runs the step's command ("$@") and reports its status on fd 3, with proot's variable gone. */
-export const reportingShell = 'unset PROOT_LOADER; "$@" 3>&-; echo $? >&3';
+/**
+ * The shell line that enters the step's directory ($1, followed physically, as runc's chdir), then runs the step's
+ * command ("$@") and reports its status on fd 3. What this shell itself set (PWD, OLDPWD, SHLVL) and proot's
+ * variable are gone from what the command gets, unless the step's environment has them (`keep`).
+ */
+export function reportingShell(keep: ReadonlySet<string>): string {
+  const reset = ['PWD', 'OLDPWD', 'SHLVL', 'PROOT_LOADER'].filter((v) => !keep.has(v));
+  const shlvl = keep.has('SHLVL') ? 'export SHLVL="$HOIST_SHLVL"; unset HOIST_SHLVL; ' : '';
+  return `cd -P "$1" 2>/dev/null; shift; ${shlvl}unset ${reset.join(' ')}; "$@" 3>&-; echo $? >&3`;
+}
 
 /**
  * Whether this process may trace processes of other users (CAP_SYS_PTRACE, bit 19 of CapEff). A container's root

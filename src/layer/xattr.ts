@@ -150,9 +150,8 @@ class ListReader {
 
   constructor(names: readonly string[]) {
     this.child = spawn('python3', ['-c', readScript, 'list', ...names], { stdio: ['pipe', 'pipe', 'ignore'] });
-    this.child.unref();
-    (this.child.stdin as unknown as { unref?: () => void }).unref?.();
-    (this.child.stdout as unknown as { unref?: () => void }).unref?.();
+    // Idle, it does not keep this process alive; asked, it does (until it answers).
+    this.hold(false);
     this.child.stdout?.on('data', (c: Buffer) => {
       this.buffered += c.toString();
       const end = this.buffered.indexOf('\n\n') >= 0 ? this.buffered.indexOf('\n\n') + 1 : this.buffered === '\n' ? 0 : -1;
@@ -161,6 +160,7 @@ class ListReader {
       this.buffered = this.buffered.slice(end + 1);
       const w = this.waiting;
       this.waiting = undefined;
+      this.hold(false);
       w(lines);
     });
     const fail = (e: Error) => {
@@ -172,11 +172,16 @@ class ListReader {
     this.child.on('exit', () => fail(new Error('reading xattrs: python3 ended')));
   }
 
+  private hold(on: boolean): void {
+    for (const h of [this.child, this.child.stdin, this.child.stdout] as unknown as { ref?: () => void; unref?: () => void }[]) (on ? h?.ref : h?.unref)?.call(h);
+  }
+
   ask(paths: readonly string[]): Promise<string[]> {
     const run = this.queue.then(
       () =>
         new Promise<string[]>((resolve, reject) => {
           this.waiting = (r) => (r instanceof Error ? reject(r) : resolve(r));
+          this.hold(true);
           this.child.stdin?.write(paths.map((p) => `${b64(nameToBytes(p))}\n`).join('') + '\n');
         }),
     );
