@@ -9,19 +9,14 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { measured, must, pushDebianBase, settle, startDockerd, startRegistry, stopAll, runHeavyCases } from './lib.mjs';
+import { measured, runHeavyCases, settle, startDebianBench, stopAll } from './lib.mjs';
 
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-isolation-'));
 const cli = path.resolve('dist/cli.js');
 const runs = Number(process.env.HOIST_BENCH_RUNS || 2);
 
-const registry = await startRegistry(work, 'registry');
-const { docker, dockerEnv, dockerd } = await startDockerd(work);
-const store = path.join(work, 'store');
-const base = `${registry.host}/bench/debian:bookworm`;
+const { registry, docker, dockerEnv, dockerd, store, base } = await startDebianBench(work, cli);
 try {
-  await pushDebianBase({ work, cli, store, base });
-  must(docker, ['pull', base], { env: dockerEnv });
   const cases = runHeavyCases(base);
   const best = (f) => {
     const all = [];

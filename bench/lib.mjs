@@ -193,3 +193,17 @@ export function runHeavyCases(base) {
     },
   };
 }
+
+/**
+ * What bench:run and bench:isolation start with: a registry and a dockerd in `work`, the Debian base imported by hoist,
+ * pushed, and pulled by docker. Stop them with stopAll(work, dockerd, registry).
+ */
+export async function startDebianBench(work, cli) {
+  const registry = await startRegistry(work, 'registry');
+  const { docker, dockerEnv, dockerd } = await startDockerd(work);
+  const store = path.join(work, 'store');
+  const base = `${registry.host}/bench/debian:bookworm`;
+  await pushDebianBase({ work, cli, store, base });
+  must(docker, ['pull', base], { env: dockerEnv });
+  return { registry, docker, dockerEnv, dockerd, store, base };
+}

@@ -8,18 +8,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { measured, must, pushDebianBase, startDockerd, startRegistry, stopAll, runHeavyCases } from './lib.mjs';
+import { measured, runHeavyCases, startDebianBench, stopAll } from './lib.mjs';
 
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-run-'));
 const cli = path.resolve('dist/cli.js');
 
-const registry = await startRegistry(work, 'registry');
-const { docker, dockerEnv, dockerd } = await startDockerd(work);
-const store = path.join(work, 'store');
-const base = `${registry.host}/bench/debian:bookworm`;
+const { registry, docker, dockerEnv, dockerd, store, base } = await startDebianBench(work, cli);
 try {
-  await pushDebianBase({ work, cli, store, base });
-  must(docker, ['pull', base], { env: dockerEnv });
 
   const cases = runHeavyCases(base);
 

@@ -12,6 +12,7 @@ import { debianTar } from '../helpers/debian.js';
 import { compareWithDocker } from '../helpers/differential.js';
 import { type Dockerd, startDockerd } from '../helpers/dockerd.js';
 import { hoistOk } from '../helpers/hoist.js';
+import { pushBusyboxBase } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, run } from '../helpers/tools.js';
 
@@ -26,6 +27,7 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
   const work = mkdtempSync(path.join(tmpdir(), 'hoist-unpriv-'));
   const store = path.join(work, 'store');
   let base = '';
+  let busybox = '';
   let executor = '';
 
   /** hoist in the executor image: `docker run` without --privileged, the work directory at the same path. */
@@ -41,6 +43,8 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
     base = `${reg.host}/base/debian:bookworm`;
     await hoistOk(['import', debianTar(), base, '--store', store]);
     await hoistOk(['push', base, '--store', store]);
+    busybox = `${reg.host}/base/busybox:1`;
+    await pushBusyboxBase(busybox, store, work, ['sh', 'echo', 'cat', 'mkdir', 'rm', 'ln', 'ls', 'touch', 'mv', 'chmod', 'chown', 'id', 'wc', 'mknod', 'mkfifo', 'stat', 'env', 'sort', 'pwd']);
     // A Node.js base as the official node image would be: Debian with Node's own binary.
     const nodeCtx = path.join(work, 'node-ctx');
     mkdirSync(nodeCtx);
@@ -73,6 +77,26 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
     expect(r.err.match(/RUN runs through proot \(this machine may not mount: [^)]*\)/g)).toHaveLength(1);
     expect(r.err).not.toMatch(/\bat .*\.js:\d+/); // no stack trace
   }, 300_000);
+
+  test('equals docker build on a busybox base: files changed and deleted, a directory replaced, hard links, a fifo, owners, a heredoc and the mounts', async () => {
+    await compareWithDocker({ d, work, store: '/var/cache/hoist', base: busybox, http: '', hoist: async (argv) => inContainer(argv) }, {
+      name: 'busybox',
+      dockerfile: `FROM {{BASE}}
+RUN mkdir -p /a/b /gone/deep && echo one > /a/b/f && echo keep > /a/k && touch /gone/deep/x && ln /a/b/f /a/hard && mkfifo /a/fifo
+RUN rm -rf /gone && rm /a/k && echo two >> /a/b/f && mv /a/b /a/c && mkdir /a/b && chown 1000:1000 /a/c && chmod 750 /a/c
+RUN <<SCRIPT
+echo "from a heredoc in $(pwd)" > /heredoc
+env | sort > /env
+SCRIPT
+RUN --mount=type=tmpfs,target=/scratch --mount=type=bind,source=data.txt,target=/mnt/data.txt --mount=type=cache,target=/cache echo t > /scratch/t && cat /mnt/data.txt > /copied && echo c >> /cache/c && ls /scratch > /listed
+USER app
+RUN id > /tmp/id && touch /tmp/mine
+`,
+      files: { 'data.txt': 'from the context\n' },
+      idOutputs: ['tmp/id'],
+      current: true,
+    }, 'unprivbb');
+  }, 600_000);
 
   // apt-get (whose downloads run as _apt), useradd and USER, file capabilities, and the multi-stage app the
   // benchmarks build (tcc in one stage, the binary run as a system user in another).
