@@ -83,7 +83,7 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
       name: 'busybox',
       dockerfile: `FROM {{BASE}}
 RUN mkdir -p /a/b /gone/deep && echo one > /a/b/f && echo keep > /a/k && touch /gone/deep/x && ln /a/b/f /a/hard && mkfifo /a/fifo
-RUN rm -rf /gone && rm /a/k && echo two >> /a/b/f && mv /a/b /a/c && mkdir /a/b && chown 1000:1000 /a/c && chmod 750 /a/c
+RUN rm -rf /gone && rm /a/k && echo two >> /a/b/g && mv /a/b /a/c && mkdir /a/b && chown 1000:1000 /a/c && chmod 750 /a/c
 RUN <<SCRIPT
 echo "from a heredoc in $(pwd)" > /heredoc
 env | sort > /env
