@@ -99,10 +99,14 @@ RUN id > /tmp/id && touch /tmp/mine
   }, 600_000);
 
   // apt-get (whose downloads run as _apt), useradd and USER, file capabilities, and the multi-stage app the
-  // benchmarks build (tcc in one stage, the binary run as a system user in another).
+  // benchmarks build (tcc in one stage, the binary run as a system user in another), each also pushed.
   const picked = [0, 1, 2, 4].map((i) => debianCases[i]);
-  test.each(picked.map((c, i) => [c.name, c, i] as const))('equals docker build: %s', async (_name, c, i) => {
-    await compareWithDocker({ d, work, store: '/var/cache/hoist', base, http: '', hoist: async (argv) => inContainer(argv) }, c, `unpriv${i}`);
+  test.each(picked.map((c, i) => [c.name, c, i] as const))('equals docker build, and is pushed: %s', async (_name, c, i) => {
+    // The same build writes the archive compared with docker's and pushes to the registry.
+    const pushed = `${reg.host}/unpriv/case${i}:1`;
+    await compareWithDocker({ d, work, store: '/var/cache/hoist', base, http: '', hoist: async (argv) => inContainer([argv[0], '-o', `type=image,name=${pushed},push=true`, ...argv.slice(1)]) }, c, `unpriv${i}`);
+    const manifest = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${pushed}`]));
+    expect(manifest.layers.length).toBeGreaterThan(1);
   }, 600_000);
 
   /** What GitLab sets for a job of project group/project (docs.gitlab.com/ci/variables/predefined_variables). */

@@ -116,7 +116,7 @@ export class DirectoryExecutor implements Executor {
     return copy;
   }
 
-  async root(state: ImageState, stage: number, scratch: string): Promise<StepRoot> {
+  async root(state: ImageState, stage: number): Promise<StepRoot> {
     const ids = state.layers.map((l) => l.diffID);
     let sd = this.dirs.get(stage);
     if (!sd || sd.applied.length > ids.length || sd.applied.some((d, i) => ids[i] !== d)) {
