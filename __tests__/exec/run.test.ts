@@ -395,6 +395,23 @@ RUN test "$(id)" = "uid=1(daemon) gid=1(daemon) groups=1(daemon)"
     }
   }, 120_000);
 
+  test('through chroot, a step that swaps its mount target and /etc/resolv.conf for links out leaves the host alone when hoist takes them out', async () => {
+    // Without a mount, chroot's mounts are copied in and out: what hoist removes, writes back and touches after the
+    // step is checked to be what it made, with no link on the way (a step can swap a directory for a link to a
+    // host path meanwhile).
+    const victim = mkdtempSync(path.join(work, 'victim-'));
+    writeFileSync(path.join(victim, 'keep.txt'), 'host file\n');
+    const hostFile = path.join(work, `host-resolv-${n}`);
+    writeFileSync(hostFile, 'host resolv\n');
+    const { r } = await build(`FROM {{BASE}}
+RUN echo 'nameserver 127.0.0.1' > /etc/resolv.conf
+RUN --mount=type=tmpfs,target=/tmp rm -rf /tmp && ln -s ${victim} /tmp && rm /etc/resolv.conf && ln -s ${hostFile} /etc/resolv.conf
+`, {}, ['--isolation', 'chroot']);
+    expect(r.code).toBe(0);
+    expect(readFileSync(path.join(victim, 'keep.txt'), 'utf8')).toBe('host file\n');
+    expect(readFileSync(hostFile, 'utf8')).toBe('host resolv\n');
+  });
+
   test('a RUN on an image without /etc leaves no /etc: the mount points it needed go, their parents too (moby/buildkit#3307)', async () => {
     const busybox = readFileSync(run('sh', ['-c', 'command -v busybox']).trim());
     const { r, fs } = await build('FROM scratch\nCOPY --chmod=755 busybox /busybox\nRUN ["/busybox", "true"]\nRUN --mount=type=tmpfs,target=/made/for/mount ["/busybox", "true"]\n', { busybox });

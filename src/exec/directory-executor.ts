@@ -2,8 +2,9 @@
 // executors, Tekton/Argo/Jenkins pods): each stage's root is a real directory, its layers unpacked into it once and
 // the layers of later steps applied on top (one directory per stage: unpacking the image again for every step costs
 // seconds each, measured in BENCHMARKS.md). A step is entered through proot (ptrace; /proc, /dev, /sys, /etc/hosts,
-// /etc/resolv.conf and the step's mounts bound in) or, without proot, chroot (no /proc, no mounts but the
-// heredoc's script). The layer is what changed in the directory: indexed before, compared after (tree-diff.ts).
+// /etc/resolv.conf and the step's mounts bound in) or, without proot, chroot (no /proc or /sys; the mounts' content,
+// hosts and resolv.conf copied in before the step and out after it). The layer is what changed in the directory:
+// indexed before, compared after (tree-diff.ts).
 // The container is the boundary here: a step runs as the job's root, beside it (README, Security).
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
@@ -25,8 +26,8 @@ import { withoutMountStubs } from './diff.js';
 import { type Executor, IsolationError, type ProcessSpec, type StepLayer, type StepMount, type StepRoot } from './executor.js';
 import { copyTree } from './mounts.js';
 import { ExecError } from './overlay.js';
-import { chrooted, killAll, mayTraceOthers, onPath, prootLoader, reportingShell, seccompShim, tracees } from './proot.js';
-import { streamLines } from './process.js';
+import { chrooted, killAll, mayTraceOthers, prootLoader, reportingShell, seccompShim, tracees } from './proot.js';
+import { onPath, streamLines } from './process.js';
 import type { RunResult } from './runc.js';
 import type { Cleanup, Staged } from './staging.js';
 import { diffTree, indexTree, type TreeIndex } from './tree-diff.js';
@@ -192,13 +193,7 @@ export class DirectoryExecutor implements Executor {
     if (spec.network === 'none') onOutput(`(--network=none cannot be honoured by ${this.name}: without namespaces the step has the container's network)`);
     const nonRoot = spec.uid !== 0 || spec.gid !== 0;
     const mounts = await this.mountSources(root, spec.mounts, own, nonRoot, placement);
-    const hasShell = (() => {
-      try {
-        return resolveInside(root, '/bin/sh', { followLast: true }).stats?.isFile() === true;
-      } catch {
-        return false;
-      }
-    })();
+    const hasShell = fileInside(root, '/bin/sh') !== undefined;
     // Run by a shell line that reports the command's status on fd 3 (proot.ts); without a shell in the image, the
     // command itself (its status is then proot's or chroot's).
     let argv: string[];
@@ -208,15 +203,8 @@ export class DirectoryExecutor implements Executor {
     const command = hasShell ? ['/bin/sh', '-c', reportingShell(keep), 'sh', spec.cwd, ...spec.args] : spec.args;
     // runc sets HOME from the image's passwd when the step's environment has none; so must this.
     if (env.HOME === undefined) {
-      const passwd = (() => {
-        try {
-          const r = resolveInside(root, '/etc/passwd', { followLast: true });
-          return r.stats?.isFile() && r.stats.size < 16 * 1024 * 1024 ? readFileSync(r.abs, 'utf8') : undefined;
-        } catch {
-          return undefined;
-        }
-      })();
-      env.HOME = homeOf(spec.uid, passwd);
+      const passwd = fileInside(root, '/etc/passwd');
+      env.HOME = homeOf(spec.uid, passwd && passwd.size < 16 * 1024 * 1024 ? readFileSync(passwd.abs, 'utf8') : undefined);
     }
     if (this.name === 'proot') {
       const loader = prootLoader(this.program);
@@ -339,6 +327,16 @@ class Placement {
 
   constructor(private readonly root: string) {}
 
+  /**
+   * `abs` when it is still where it was made, with no symlink on the way there from the root (the step may have
+   * swapped a directory on it for a link out): only then does hoist write, remove or touch it after the step.
+   */
+  private still(abs: string): string | undefined {
+    const rel = path.relative(this.root, abs);
+    const r = resolveInside(this.root, rel);
+    return r.abs === abs && r.stats && !r.stats.isSymbolicLink() ? abs : undefined;
+  }
+
   /** Notes the modification time of `abs` (inside the root) before hoist changes it or something in it. */
   private note(abs: string): void {
     const rel = path.relative(this.root, abs);
@@ -415,12 +413,15 @@ class Placement {
   /** What place() and devices() put in goes; a cache's content is copied back to the cache first. */
   async takeOut(): Promise<void> {
     for (const p of this.placed.splice(0).reverse()) {
-      if (p.cache) {
+      if (!this.still(p.abs)) continue;
+      if (p.cache && lstatSync(p.abs).isDirectory()) {
         for (const name of readdirSync(p.cache)) await rm(path.join(p.cache, name), { recursive: true, force: true });
         for (const name of readdirSync(p.abs)) await copyTree(path.join(p.abs, name), path.join(p.cache, name));
       }
       if (p.made) await rm(p.abs, { recursive: true, force: true });
-      else if (p.content) await writeFile(p.abs, p.content);
+      else if (p.content) {
+        if (lstatSync(p.abs).isFile()) await writeFile(p.abs, p.content);
+      }
       else for (const name of readdirSync(p.abs)) await rm(path.join(p.abs, name), { recursive: true, force: true });
       if (p.was) {
         await chmod(p.abs, p.was.mode);
@@ -435,8 +436,8 @@ class Placement {
    */
   async removeStubs(): Promise<void> {
     for (const m of this.made.splice(0).reverse()) {
-      if (!m.restore) continue;
-      const st = lstatSync(m.abs, { throwIfNoEntry: false });
+      if (!m.restore || !this.still(m.abs)) continue;
+      const st = lstatSync(m.abs);
       if (st?.isDirectory() ? readdirSync(m.abs).length === 0 : st?.isFile() && st.size === 0) await rm(m.abs, { recursive: true, force: true });
     }
   }
@@ -444,9 +445,8 @@ class Placement {
   /** The directories noted get their modification times back. */
   async restoreTimes(): Promise<void> {
     for (const [rel, mtime] of this.parents) {
-      const abs = path.join(this.root, rel);
-      const st = lstatSync(abs, { throwIfNoEntry: false });
-      if (st && !st.isSymbolicLink()) await lutimes(abs, st.atimeMs / 1000, mtime);
+      const abs = this.still(path.join(this.root, rel));
+      if (abs) await lutimes(abs, lstatSync(abs).atimeMs / 1000, mtime);
     }
   }
 }
@@ -469,4 +469,14 @@ function realPython(): string | undefined {
   const r = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' });
   const exe = r.status === 0 ? r.stdout.trim() : '';
   return exe.startsWith('/') ? exe : onPath('python3');
+}
+
+/** A regular file at `p` inside `root` (symlinks resolved inside it), or undefined. */
+function fileInside(root: string, p: string): { abs: string; size: number } | undefined {
+  try {
+    const r = resolveInside(root, p, { followLast: true });
+    return r.stats?.isFile() ? { abs: r.abs, size: r.stats.size } : undefined;
+  } catch {
+    return undefined;
+  }
 }

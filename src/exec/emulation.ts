@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
 import { ExecError } from './overlay.js';
 import { runProcess } from './process.js';
-import { onPath } from './proot.js';
+import { onPath } from './process.js';
 
 /** qemu's name for an architecture (binfmt_misc's handler is qemu-<name>) */
 const qemuNames: Record<string, string> = { amd64: 'x86_64', arm64: 'aarch64', arm: 'arm', '386': 'i386', ppc64le: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', mips64le: 'mips64el', loong64: 'loongarch64' };

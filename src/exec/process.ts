@@ -2,6 +2,8 @@
 // waits for it, the layers being unpacked and compressed for other steps go on. spawnSync stays only where
 // nothing else may run (an interrupt's clean-up).
 import { spawn } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import path from 'node:path';
 
 export interface ProcessResult {
   status: number | null;
@@ -55,4 +57,17 @@ export function streamLines(child: { stdout: NodeJS.ReadableStream | null; stder
       }
     },
   };
+}
+
+/** A program on PATH (an executable file), or undefined: a lookup, not a shell. */
+export function onPath(name: string): string | undefined {
+  const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
+  for (const d of dirs) {
+    const p = path.join(d, name);
+    try {
+      accessSync(p, constants.X_OK);
+      if (statSync(p).isFile()) return p;
+    } catch {}
+  }
+  return undefined;
 }

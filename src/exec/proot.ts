@@ -9,23 +9,10 @@
 //   status on a pipe of its own (fd 3, closed for the command); then what is left is killed, as runc kills a
 //   container when its first process ends.
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, constants, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { onInterrupt, removeSync } from './cleanup.js';
-
-/** A program on PATH (an executable file), or undefined. */
-export function onPath(name: string): string | undefined {
-  const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
-  for (const d of dirs) {
-    const p = path.join(d, name);
-    try {
-      accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {}
-  }
-  return undefined;
-}
 
 let loader: { path?: string } | undefined;
 

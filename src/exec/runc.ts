@@ -2,25 +2,15 @@
 // container named after the build and step, output streamed line by line, and the container deleted whatever
 // happens (also when the build is interrupted).
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { onInterrupt, removeSync } from './cleanup.js';
 import { ExecError } from './overlay.js';
-import { runProcess, streamLines } from './process.js';
+import { onPath, runProcess, streamLines } from './process.js';
 
-/** runc, else crun, as found on PATH (an executable file; a lookup, not a shell per step). */
+/** runc, else crun, as found on PATH. */
 export function findRuntime(): string | undefined {
-  const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
-  for (const r of ['runc', 'crun']) {
-    for (const d of dirs) {
-      try {
-        accessSync(path.join(d, r), constants.X_OK);
-        if (statSync(path.join(d, r)).isFile()) return r;
-      } catch {}
-    }
-  }
-  return undefined;
+  return ['runc', 'crun'].find((r) => onPath(r) !== undefined);
 }
 
 export interface RunResult {
