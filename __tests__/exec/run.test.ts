@@ -412,6 +412,26 @@ RUN --mount=type=tmpfs,target=/tmp rm -rf /tmp && ln -s ${victim} /tmp && rm /et
     expect(readFileSync(hostFile, 'utf8')).toBe('host resolv\n');
   });
 
+  test.each(['chroot', 'proot'])('through %s, stages from one base are unpacked ahead, one after another, each into its own directory', async (isolation) => {
+    // The stages' directories are unpacked while earlier stages run (DirectoryExecutor.warm): each still sees only
+    // its own steps, and the last one what it copied.
+    const { r, fs, tar } = await build(`FROM {{BASE}} AS a
+RUN echo a > /a-made && sleep 1
+FROM {{BASE}} AS b
+RUN test ! -e /a-made && echo b > /b-made
+FROM b AS c
+RUN test -e /b-made && test ! -e /a-made && echo c > /c-made
+FROM {{BASE}}
+COPY --from=a /a-made /copied/
+COPY --from=c /b-made /c-made /copied/
+RUN test ! -e /a-made && test ! -e /b-made && cat /copied/a-made /copied/b-made /copied/c-made > /all
+`, {}, ['--isolation', isolation, '--no-cache']);
+    expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
+    expect(content(tar, 'all')).toBe('a\nb\nc\n');
+    expect(Object.keys(fs).filter((p) => /made$/.test(p)).sort()).toEqual(['copied/a-made', 'copied/b-made', 'copied/c-made']);
+    expect(run('sh', ['-c', `ls -A ${store}/tmp`]).trim()).toBe('');
+  }, 60_000);
+
   test('a RUN on an image without /etc leaves no /etc: the mount points it needed go, their parents too (moby/buildkit#3307)', async () => {
     const busybox = readFileSync(run('sh', ['-c', 'command -v busybox']).trim());
     const { r, fs } = await build('FROM scratch\nCOPY --chmod=755 busybox /busybox\nRUN ["/busybox", "true"]\nRUN --mount=type=tmpfs,target=/made/for/mount ["/busybox", "true"]\n', { busybox });

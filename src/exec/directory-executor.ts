@@ -1,7 +1,7 @@
 // RUN where nothing may be mounted (a CI job in a container without privileges: GitLab's docker and Kubernetes
-// executors, Tekton/Argo/Jenkins pods): each stage's root is a real directory, its layers unpacked into it once and
-// the layers of later steps applied on top (one directory per stage: unpacking the image again for every step costs
-// seconds each, measured in BENCHMARKS.md). A step is entered through proot (ptrace; /proc, /dev, /sys, /etc/hosts,
+// executors, Tekton/Argo/Jenkins pods): each stage's root is a real directory, its layers unpacked into it once (ahead,
+// while earlier stages run) and the layers of later steps applied on top (one directory per stage: unpacking the image
+// again for every step costs seconds each, measured in BENCHMARKS.md). A step is entered through proot (ptrace; /proc, /dev, /sys, /etc/hosts,
 // /etc/resolv.conf and the step's mounts bound in) or, without proot, chroot (no /proc or /sys; the mounts' content,
 // hosts and resolv.conf copied in before the step and out after it). The layer is what changed in the directory:
 // indexed before, compared after (tree-diff.ts).
@@ -38,6 +38,8 @@ interface StageDir {
   dir: string;
   applied: string[];
   index?: TreeIndex;
+  /** the unpacking that warm() started; the directory is the stage's once it ends */
+  ready?: Promise<void>;
 }
 
 /** Whether every directory from `/` down to `dir` may be searched by any user (a step's user reaches it by path under proot). */
@@ -54,6 +56,8 @@ export class DirectoryExecutor implements Executor {
   private readonly made: string[] = [];
   private readonly forget: (() => void)[] = [];
   private area: Promise<string> | undefined;
+  private readonly unpacking: { stage: number; run: () => Promise<void>; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private unpackingNow = false;
 
   constructor(
     private readonly store: Store,
@@ -89,8 +93,57 @@ export class DirectoryExecutor implements Executor {
     return qemu;
   }
 
-  warm(): Promise<unknown>[] {
-    return [];
+  /**
+   * A stage with a RUN to run starts unpacking its image into its directory now, while other stages run (the second
+   * stage of a build from the same base is unpacked during the first one's steps, not after them).
+   */
+  warm(layers: readonly Layer[], stage: number): Promise<unknown>[] {
+    const ids = layers.map((l) => l.diffID);
+    const had = this.dirs.get(stage);
+    if (had && (had.ready || (had.applied.length <= ids.length && had.applied.every((d, i) => ids[i] === d)))) return [];
+    const sd: StageDir = { dir: '', applied: [] };
+    sd.ready = new Promise<void>((resolve, reject) => {
+      // One unpacking at a time (each keeps this process's one thread busy: two at once finish no sooner than one
+      // after the other), the one a step waits for first (root() moves it ahead).
+      this.unpacking.push({
+        stage,
+        run: async () => {
+          if (had) await rm(had.dir, { recursive: true, force: true });
+          sd.dir = await this.stageDir();
+          await extractState(this.store, layers, sd.dir);
+          sd.applied.push(...ids);
+        },
+        resolve,
+        reject,
+      });
+      // The first comes after the warm() calls of this moment: the earliest stage first (later ones copy from it).
+      setImmediate(() => void this.nextUnpacking());
+    });
+    this.dirs.set(stage, sd);
+    return [sd.ready];
+  }
+
+  private async nextUnpacking(): Promise<void> {
+    if (this.unpackingNow) return;
+    if (this.unpacking.length === 0) return;
+    const first = this.unpacking.reduce((a, j, i) => (j.stage < this.unpacking[a].stage ? i : a), 0);
+    const [job] = this.unpacking.splice(first, 1);
+    this.unpackingNow = true;
+    try {
+      await job.run();
+      job.resolve();
+    } catch (e) {
+      job.reject(e);
+    } finally {
+      this.unpackingNow = false;
+      void this.nextUnpacking();
+    }
+  }
+
+  private async stageDir(): Promise<string> {
+    const dir = await mkdtemp(path.join(await this.workArea(), 'root-'));
+    await chmod(dir, 0o755);
+    return dir;
   }
 
   async view(state: ImageState, dir: string): Promise<{ path: string }> {
@@ -120,11 +173,18 @@ export class DirectoryExecutor implements Executor {
   async root(state: ImageState, stage: number): Promise<StepRoot> {
     const ids = state.layers.map((l) => l.diffID);
     let sd = this.dirs.get(stage);
+    if (sd?.ready) {
+      const warmed = sd;
+      const queued = this.unpacking.findIndex((j) => j.stage === stage);
+      if (queued > 0) this.unpacking.unshift(...this.unpacking.splice(queued, 1));
+      // An unpacking that failed is done again below, where its error is the step's.
+      const ok = await warmed.ready!.then(() => true, () => false);
+      warmed.ready = undefined;
+      if (!ok) warmed.applied = ['(failed)'];
+    }
     if (!sd || sd.applied.length > ids.length || sd.applied.some((d, i) => ids[i] !== d)) {
-      if (sd) await rm(sd.dir, { recursive: true, force: true });
-      const dir = await mkdtemp(path.join(await this.workArea(), 'root-'));
-      await chmod(dir, 0o755);
-      sd = { dir, applied: [] };
+      if (sd?.dir) await rm(sd.dir, { recursive: true, force: true });
+      sd = { dir: await this.stageDir(), applied: [] };
       this.dirs.set(stage, sd);
     }
     const stageDir = sd;
@@ -299,6 +359,9 @@ export class DirectoryExecutor implements Executor {
   }
 
   async close(): Promise<void> {
+    // Unpackings not started are not wanted any more (the build ended, maybe with a failure); one under way ends first.
+    for (const job of this.unpacking.splice(0)) job.reject(new ExecError('the build ended before this stage ran'));
+    await Promise.allSettled([...this.dirs.values()].map((sd) => sd.ready));
     for (const f of this.forget.splice(0)) f();
     for (const d of this.made.splice(0)) await rm(d, { recursive: true, force: true }).catch(() => undefined);
     this.dirs.clear();

@@ -79,8 +79,8 @@ export interface Executor {
    * binfmt_misc handler): answers the emulator, said in the step's log, or throws what to do.
    */
   emulation(platform: Platform, register: boolean): Promise<string | undefined>;
-  /** a stage with a RUN to run is about to need these layers: start unpacking them (answers what to wait for) */
-  warm(layers: readonly Layer[]): Promise<unknown>[];
+  /** a stage (numbered as root() numbers it) with a RUN to run is about to need these layers: start unpacking them (answers what to wait for) */
+  warm(layers: readonly Layer[], stage: number): Promise<unknown>[];
   /** an image's filesystem as a read-only directory in `dir` (COPY --from, mounts from=), and how to undo it */
   view(state: ImageState, dir: string): Promise<{ path: string; release?: () => Promise<void> }>;
   /** `rel` resolved inside `root` (never through the host), fixed as it is now for a mount's source */

@@ -683,7 +683,7 @@ export class Solver {
     const first = plan.steps.findIndex((p) => p.step.op && !p.hit);
     const hits = plan.steps.slice(0, first).flatMap((p) => (p.hit ? [this.hitLayer(p.hit)] : []));
     const layers = [...run.state.layers, ...hits].filter((l): l is Layer => l !== undefined);
-    this.warming.push(this.executor().then((ex) => Promise.all(ex.warm(layers))).catch(() => undefined));
+    this.warming.push(this.executor().then((ex) => Promise.all(ex.warm(layers, run.index))).catch(() => undefined));
   }
 
   /** The build's executor: the request's, or one chosen now for this solve (said in the log when not runc). */
