@@ -2,6 +2,7 @@
 // Dockerfile build on a store and a registry client, records the image under its tags, writes it to each output
 // while the Actions cache is written, exports the other caches after the push (so that they mount what it uploaded),
 // and answers with what outputs, metadata files and summaries need. No argv here, no GitHub.
+import { randomBytes } from 'node:crypto';
 import { chooseExecutor } from './exec/choose.js';
 import type { Executor, Isolation } from './exec/executor.js';
 import path from 'node:path';
@@ -218,6 +219,8 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
   const first = solved[0].result;
   const steps = solved.flatMap((x) => x.result.steps);
   const metadata: Record<string, unknown> = {
+    // buildx names each build builder/node/ref (workflows read it for build records); this one is hoist's own
+    'buildx.build.ref': `hoist/hoist0/${buildRef()}`,
     'containerimage.config.digest': several ? undefined : first.imageID,
     'containerimage.descriptor': descriptor,
     'containerimage.digest': root.digest,
@@ -277,4 +280,10 @@ export function planRunsSteps(req: Pick<BuildRequest, 'context' | 'dockerfile' |
   if (text === undefined) return false; // the build itself says the Dockerfile is missing
   const plan = planBuild(readDockerfile(text, file), { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform() });
   return plan.order.some((i) => plan.stages[i].stage.commands.some((ins) => ins.kind === 'run'));
+}
+
+/** A build's reference, as buildx's identity.NewID makes them: 25 characters of [a-z0-9]. */
+function buildRef(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  return [...randomBytes(25)].map((b) => alphabet[b % alphabet.length]).join('');
 }

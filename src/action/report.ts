@@ -11,7 +11,7 @@ export interface LogSink {
 }
 
 /** Every output the Action sets; action.yml declares exactly these (a test keeps them equal). */
-export const outputNames = ['digest', 'imageid', 'metadata', 'tags', 'labels', 'annotations', 'image', 'version', 'cache-hits', 'json'] as const;
+export const outputNames = ['digest', 'imageid', 'metadata', 'tags', 'tag-names', 'labels', 'annotations', 'image', 'version', 'cache-hits', 'json'] as const;
 export type OutputName = (typeof outputNames)[number];
 
 const stepName = (st: StepStart) => `${st.prefix}${st.instruction}`;

@@ -33,7 +33,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   let workspace = env.GITHUB_WORKSPACE || process.cwd();
   let inputs: ActionInputs | undefined;
   try {
-    inputs = readInputs((n: InputName) => core.getInput(n));
+    inputs = readInputs((n: InputName, untrimmed?: boolean) => core.getInput(n, { trimWhitespace: !untrimmed }));
     for (const s of [inputs.password, inputs.githubToken, ...[...inputs.secrets.values()].map((v) => v.value)]) if (s) core.setSecret(s);
     workspace = path.resolve(workspace);
     // The matrix recipe's last job: no build, one index of what the legs pushed by digest.
@@ -220,20 +220,28 @@ async function merge(inputs: ActionInputs, env: NodeJS.ProcessEnv, workspace: st
 }
 
 function setOutputs(o: Pick<BuildOutcome, 'digest' | 'imageID' | 'metadata' | 'tags' | 'cache'>, meta: Meta | undefined, labels: Map<string, string>, inputs: ActionInputs): void {
+  // Tags as written (metadata-action's spelling: user/app:1, not docker.io/user/app:1); annotations at the levels
+  // DOCKER_METADATA_ANNOTATIONS_LEVELS names (metadata-action's variable; manifest by default).
+  const written = [...new Set([...inputs.tags, ...(meta?.tags ?? [])])];
+  const levels = (process.env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest').split(',');
   const values: Record<OutputName, string> = {
     digest: o.digest,
     imageid: o.imageID,
     metadata: JSON.stringify(o.metadata),
-    tags: o.tags.join('\n'),
+    tags: written.join('\n'),
+    'tag-names': (meta?.json['tag-names'] ?? []).join('\n'),
     labels: [...labels].map(([k, v]) => `${k}=${v}`).join('\n'),
-    annotations: (meta?.annotations ?? inputs.annotations).join('\n'),
+    annotations: (meta ? meta.annotationsAt(levels) : inputs.annotations).join('\n'),
     image: o.tags.length ? `${formatRepository(parseReference(o.tags[0]))}@${o.digest}` : '',
     version: meta?.version ?? '',
     'cache-hits': `${o.cache.hits}/${o.cache.hits + o.cache.misses}`,
-    json: JSON.stringify(meta?.json ?? { tags: o.tags, labels: Object.fromEntries(labels), annotations: inputs.annotations }),
+    json: JSON.stringify(meta ? { ...meta.json, annotations: meta.annotationsAt(levels) } : { tags: written, 'tag-names': [], labels: Object.fromEntries(labels), annotations: inputs.annotations }),
   };
+  // metadata-action also sets its outputs as DOCKER_METADATA_OUTPUT_* variables for later steps (unless told not to)
+  const exportMeta = meta !== undefined && !/^(false|0)$/i.test(process.env.DOCKER_METADATA_SET_OUTPUT_ENV ?? '');
   guard.command(() => {
     for (const name of outputNames) core.setOutput(name, values[name]);
+    if (exportMeta) for (const name of ['version', 'tags', 'tag-names', 'labels', 'annotations', 'json'] as const) core.exportVariable(`DOCKER_METADATA_OUTPUT_${name.replace(/\W/g, '_').toUpperCase()}`, values[name]);
   });
 }
 

@@ -1,12 +1,15 @@
 // Tags, labels and annotations as docker/metadata-action makes them (its README's rules; read in its src/tag.ts,
-// flavor.ts and meta.ts at 906ecf0f), so that a workflow drops metadata-action and keeps its `tags:` lines:
+// flavor.ts, image.ts and meta.ts at dc80280, whose test tables run as __tests__/action/metadata-action.test.ts), so
+// that a workflow drops metadata-action and keeps its `tags:` lines:
 // - tag rules `type=schedule|semver|pep440|match|edge|ref|raw|sha` with their attributes and the global ones
 //   (enable, priority, prefix, suffix); a bare value is `type=raw`; rules apply by priority, the first value
-//   becomes the version and the others its partial tags;
+//   becomes the version and the others its partial tags; semver and pep440 take `match=` (a regexp whose first group
+//   is the version);
 // - flavor `latest=auto|true|false`, `prefix=…[,onlatest=…]`, `suffix=…[,onlatest=…]`;
 // - expressions {{branch}} {{tag}} {{sha}} {{base_ref}} {{is_default_branch}} {{is_not_default_branch}} {{date}}
 //   {{commit_date}} in values, prefixes, suffixes, `enable=`, labels and annotations;
-// - image names lower-cased, tags sanitised ([^a-zA-Z0-9._-]+ → -, at most 128 characters), OCI labels.
+// - `images` lines (`name=…,enable=…`, or the old one-line `a,b`), names lower-cased; tags sanitised
+//   ([^a-zA-Z0-9._-]+ → -, at most 128 characters); the OCI labels and annotations.
 // Pure: the event comes in as a GitContext (action/github.ts reads it from the runner's environment).
 import { clean as pepClean, explain as pepExplain, major as pepMajor, minor as pepMinor, patch as pepPatch, valid as pepValid } from '@renovatebot/pep440';
 import semver from 'semver';
@@ -22,10 +25,12 @@ export interface GitContext {
   /** refs/heads/…, refs/tags/…, refs/pull/N/merge */
   ref: string;
   sha: string;
-  /** the repository's default branch (from the event payload or the API) */
+  /** the default branch the event's payload names ({{is_default_branch}}) */
   defaultBranch?: string;
-  /** a tag push's base_ref, a pull request's base branch */
-  baseRef?: string;
+  /** a push's `base_ref` (refs/heads/…): {{base_ref}} on a tag */
+  pushBaseRef?: string;
+  /** a pull request's base branch: {{base_ref}} on a pull request */
+  prBaseRef?: string;
   commitDate: Date;
   /** the run's time (labels' created, {{date}}) */
   now: Date;
@@ -38,6 +43,8 @@ export interface RepoInfo {
   description?: string;
   htmlUrl?: string;
   license?: string;
+  /** the repository's default branch: type=edge's branch */
+  defaultBranch?: string;
 }
 
 type RuleType = 'schedule' | 'semver' | 'pep440' | 'match' | 'edge' | 'ref' | 'raw' | 'sha';
@@ -80,6 +87,7 @@ export function parseTagRule(text: string): TagRule {
     case 'pep440':
       need('pattern');
       attrs.value ??= '';
+      attrs.match ??= '';
       break;
     case 'match':
       need('pattern');
@@ -110,6 +118,17 @@ export function parseTagRule(text: string): TagRule {
   return { type, attrs, text };
 }
 
+/** Tag rule lines (metadata-action's four defaults when there are none), highest priority first (stable). */
+export function sortedTagRules(lines: readonly string[]): TagRule[] {
+  const all = (lines.length > 0 ? lines : ['type=schedule', 'type=ref,event=branch', 'type=ref,event=tag', 'type=ref,event=pr']).map(parseTagRule);
+  return all.sort((a, b) => Number(b.attrs.priority) - Number(a.attrs.priority));
+}
+
+/** Whether a pattern is `{{raw}}` alone (a pre-release keeps its raw form then, not the version's). */
+export function isRawStatement(pattern: string): boolean {
+  return /^\{\{\{?\s*raw(\s[^{}]*)?\}?\}\}$/.test(pattern);
+}
+
 export interface Flavor {
   latest: 'auto' | 'true' | 'false';
   prefix: string;
@@ -124,10 +143,11 @@ export function parseFlavor(lines: readonly string[]): Flavor {
   for (const line of lines) {
     let onlatestFor = '';
     for (const field of csvFields(line)) {
-      const eq = field.indexOf('=');
-      if (eq < 0) throw new TagRuleError(`flavor ${line}: expected key=value`);
-      const key = field.slice(0, eq).trim().toLowerCase();
-      const value = field.slice(eq + 1).trim();
+      // key=value, the value up to a next `=` (metadata-action splits the field at every `=`)
+      const parts = field.split('=').map((x) => x.trim());
+      if (parts.length === 1) throw new TagRuleError(`flavor ${line}: expected key=value`);
+      const key = parts[0].toLowerCase();
+      const value = parts[1];
       if (key === 'latest') {
         if (!['auto', 'true', 'false'].includes(value)) throw new TagRuleError(`flavor ${line}: latest must be auto, true or false`);
         f.latest = value as Flavor['latest'];
@@ -144,22 +164,41 @@ export function parseFlavor(lines: readonly string[]): Flavor {
   return f;
 }
 
-/** `images` lines: a name, or `name=NAME[,enable=true|false]`; names lower-cased. */
-export function parseImages(lines: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const line of lines) {
-    let name = '';
-    let enable = true;
-    for (const field of csvFields(line)) {
-      const eq = field.indexOf('=');
-      if (eq < 0) name = field.trim();
-      else if (field.slice(0, eq).trim().toLowerCase() === 'name') name = field.slice(eq + 1).trim();
-      else if (field.slice(0, eq).trim().toLowerCase() === 'enable') enable = field.slice(eq + 1).trim() === 'true';
-      else throw new TagRuleError(`images ${line}: unknown attribute ${field.slice(0, eq).trim()} (name, enable)`);
-    }
-    if (enable && name) out.push(name.toLowerCase());
+export interface ImageName {
+  name: string;
+  enable: boolean;
+}
+
+/**
+ * `images` lines as metadata-action reads them (its src/image.ts): each a name, or `name=NAME[,enable=true|false]`;
+ * one line of bare names separated by commas is the old form, several names. An empty name, an unknown attribute
+ * or an `enable` other than true/false fails.
+ */
+export function parseImages(lines: readonly string[]): ImageName[] {
+  const fieldsOf = (line: string) => csvFields(line).map((f) => f.split('=').map((x) => x.trim()));
+  if (lines.length === 1 && fieldsOf(lines[0]).every((parts) => parts.length === 1)) {
+    return fieldsOf(lines[0]).map(([name]) => ({ name, enable: true }));
   }
-  return out;
+  return lines.map((line) => {
+    const image: ImageName = { name: '', enable: true };
+    let named = false;
+    for (const [key, value] of fieldsOf(line)) {
+      if (value === undefined) {
+        if (named) throw new TagRuleError(`images ${line}: two names in one line (one image per line, or name=NAME)`);
+        image.name = key;
+        named = true;
+      } else if (key.toLowerCase() === 'name') {
+        if (named) throw new TagRuleError(`images ${line}: two names in one line (one image per line, or name=NAME)`);
+        image.name = value;
+        named = true;
+      } else if (key.toLowerCase() === 'enable') {
+        if (value !== 'true' && value !== 'false') throw new TagRuleError(`images ${line}: enable must be true or false, not ${JSON.stringify(value)}`);
+        image.enable = value === 'true';
+      } else throw new TagRuleError(`images ${line}: unknown attribute ${JSON.stringify(key)} (name, enable)`);
+    }
+    if (image.name === '') throw new TagRuleError(`images ${line}: the image name is empty`);
+    return image;
+  });
 }
 
 /**
@@ -172,17 +211,26 @@ export const defaultTagRules = ['type=schedule', 'type=ref,event=branch', 'type=
 export interface Meta {
   /** the highest-priority tag value (org.opencontainers.image.version) */
   version: string | undefined;
+  /** metadata-action's version: the main tag, the others, and whether `latest` is added */
+  versionInfo: { main: string | undefined; partial: string[]; latest: boolean };
+  /** the enabled images, lower-cased */
+  images: string[];
   /** `image:tag` for every image (or bare tags without images) */
   tags: string[];
   labels: string[];
   annotations: string[];
+  /** the annotations prefixed with each level (`manifest:…`, `index:…`) */
+  annotationsAt(levels: readonly string[]): string[];
   /** metadata-action's `json` output */
-  json: { tags: string[]; labels: Record<string, string>; annotations: string[] };
+  json: { tags: string[]; 'tag-names': string[]; labels: Record<string, string>; annotations: string[] };
 }
 
+// metadata-action replaces what a tag may not hold and keeps the length; a registry refuses more than 128 characters,
+// so hoist cuts there (where metadata-action's tag would fail at the push).
 const sanitizeTag = (t: string) => t.replace(/[^a-zA-Z0-9._-]+/g, '-').slice(0, 128);
 
 export interface MetaInput {
+  /** `images` lines (parseImages) */
   images: readonly string[];
   /** tag rule lines; empty: schedule, ref branch, ref tag, ref pr (metadata-action's defaults) */
   tags: readonly string[];
@@ -193,11 +241,11 @@ export interface MetaInput {
   annotationLevels?: readonly string[];
 }
 
-/** metadata-action's result for `input` on the event `ctx` of repository `repo`. */
+/** metadata-action's result for `input` on the event `ctx` of repository `repo` (its src/meta.ts). */
 export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, warn: (m: string) => void = () => undefined): Meta {
   const flavor = parseFlavor(input.flavor);
-  const lines = input.tags.length > 0 ? input.tags : ['type=schedule', 'type=ref,event=branch', 'type=ref,event=tag', 'type=ref,event=pr'];
-  const rules = lines.map(parseTagRule).sort((a, b) => Number(b.attrs.priority) - Number(a.attrs.priority));
+  const images = parseImages(input.images).flatMap((i) => (i.enable ? [i.name.toLowerCase()] : []));
+  const rules = sortedTagRules(input.tags);
   const isTag = ctx.ref.startsWith('refs/tags/');
   const isBranch = ctx.ref.startsWith('refs/heads/');
   const isPr = ctx.ref.startsWith('refs/pull/');
@@ -207,13 +255,15 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
   const isDefault = () => {
     if (!branch) return false;
     if (ctx.defaultBranch !== undefined && ctx.defaultBranch === branch) return true;
+    // these events always run for the default branch's last commit
     return /create|discussion|issues|schedule/.test(ctx.eventName);
   };
   const globals: Record<string, TemplateValue> = {
     branch: () => (isBranch ? branch : ''),
     tag: () => (isTag ? tagName : ''),
     sha: () => shortSha(ctx.sha),
-    base_ref: () => ctx.baseRef ?? '',
+    // a tag push's base_ref names the branch (refs/heads/ taken off); a pull request's, its base branch
+    base_ref: () => (isTag && ctx.pushBaseRef !== undefined ? ctx.pushBaseRef.replace(/^refs\/heads\//, '') : isPr && ctx.prBaseRef !== undefined ? ctx.prBaseRef : ''),
     is_default_branch: () => String(isDefault()),
     is_not_default_branch: () => String(!isDefault()),
     date: dateHelper(ctx.now, 'date', 'tags'),
@@ -235,12 +285,21 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
   };
   const add = (val: string, rule: TagRule, autoLatest: boolean) => {
     if (val.length === 0) return;
-    const v = sanitizeTag(affix(val, rule));
+    const v = sanitizeTag(val);
     if (main === undefined) main = v;
     else if (v !== main && !partial.includes(v)) partial.push(v);
     latest ??= latestOf(autoLatest);
   };
-  const isRaw = (pattern: string) => /^\{\{\s*raw\s*\}\}$/.test(pattern);
+  /** semver's and pep440's version: `value=` or the tag, narrowed by `match=` (its first group), `/` as `-` */
+  const versionOf = (rule: TagRule): string => {
+    let raw = rule.attrs.value ? exp(rule.attrs.value, rule.text) : tagName;
+    if (rule.attrs.match) {
+      const m = raw.match(regexp(rule.attrs.match, rule));
+      if (!m) warn(`${rule.attrs.match} does not match ${raw}`);
+      else raw = m[1] ?? '';
+    }
+    return raw.replace(/\//g, '-');
+  };
 
   for (const rule of rules) {
     const enabled = exp(rule.attrs.enable, rule.text);
@@ -249,11 +308,11 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
     const a = rule.attrs;
     switch (rule.type) {
       case 'schedule':
-        if (/schedule/.test(ctx.eventName)) add(exp(a.pattern, rule.text), rule, false);
+        if (/schedule/.test(ctx.eventName)) add(affix(exp(a.pattern, rule.text), rule), rule, false);
         break;
       case 'semver': {
         if (!isTag && !a.value) break;
-        const raw = a.value ? exp(a.value, rule.text) : tagName.replace(/\//g, '-');
+        const raw = versionOf(rule);
         if (!semver.valid(raw)) {
           warn(`${raw} is not a valid semver (https://semver.org/)`);
           break;
@@ -261,33 +320,28 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
         const v = semver.parse(raw, { loose: true }) as semver.SemVer;
         const vars: Record<string, TemplateValue> = { version: v.version, major: v.major, minor: v.minor, patch: v.patch, raw: v.raw, prerelease: v.prerelease.join(','), build: v.build.join(',') };
         // a pre-release gives only its version (or its raw form)
-        if (semver.prerelease(raw)) add(renderTemplate(isRaw(a.pattern) ? a.pattern : '{{version}}', vars, rule.text), rule, false);
-        else add(renderTemplate(a.pattern, vars, rule.text), rule, true);
+        if (semver.prerelease(raw)) add(affix(renderTemplate(isRawStatement(a.pattern) ? a.pattern : '{{version}}', vars, rule.text), rule), rule, false);
+        else add(affix(renderTemplate(a.pattern, vars, rule.text), rule), rule, true);
         break;
       }
       case 'pep440': {
         if (!isTag && !a.value) break;
-        const raw = a.value ? exp(a.value, rule.text) : tagName.replace(/\//g, '-');
+        const raw = versionOf(rule);
         if (!pepValid(raw)) {
           warn(`${raw} does not conform to PEP 440 (https://peps.python.org/pep-0440/)`);
           break;
         }
         const x = pepExplain(raw);
         const cleaned = pepClean(raw) ?? raw;
-        if (x?.is_prerelease || x?.is_postrelease || x?.is_devrelease) add(isRaw(a.pattern) ? raw : cleaned, rule, false);
-        else add(renderTemplate(a.pattern, { raw, version: cleaned, major: pepMajor(raw), minor: pepMinor(raw), patch: pepPatch(raw) }, rule.text), rule, true);
+        if (x?.is_prerelease || x?.is_postrelease || x?.is_devrelease) add(affix(isRawStatement(a.pattern) ? raw : cleaned, rule), rule, false);
+        else add(affix(renderTemplate(a.pattern, { raw, version: cleaned, major: pepMajor(raw), minor: pepMinor(raw), patch: pepPatch(raw) }, rule.text), rule), rule, true);
         break;
       }
       case 'match': {
         if (!isTag && !a.value) break;
         const raw = a.value ? exp(a.value, rule.text) : tagName;
         const re = /^\/(.+)\/(.*)$/.exec(a.pattern);
-        let m: RegExpMatchArray | null;
-        try {
-          m = raw.match(re ? new RegExp(re[1], re[2]) : new RegExp(a.pattern));
-        } catch (e) {
-          throw new TagRuleError(`tag rule ${rule.text}: pattern is not a regular expression: ${(e as Error).message}`);
-        }
+        const m = raw.match(re ? regexp(re[1], rule, re[2]) : regexp(a.pattern, rule));
         if (!m) {
           warn(`${a.pattern} does not match ${raw}`);
           break;
@@ -297,33 +351,32 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
           warn(`group ${a.group} does not exist in ${a.pattern}`);
           break;
         }
-        add(g, rule, true);
+        add(affix(g, rule), rule, true);
         break;
       }
       case 'edge':
-        if (isBranch && (a.branch || ctx.defaultBranch) === branch) add('edge', rule, false);
+        if (isBranch && (a.branch || repo.defaultBranch) === branch) add(affix('edge', rule), rule, false);
         break;
       case 'ref':
-        if (a.event === 'branch' && isBranch) add(branch, rule, false);
-        else if (a.event === 'tag' && isTag) add(tagName, rule, true);
-        else if (a.event === 'pr' && isPr) add(ctx.ref.replace(/^refs\/pull\//, '').replace(/\/merge$/, ''), rule, false);
+        if (a.event === 'branch' && isBranch) add(affix(branch, rule), rule, false);
+        else if (a.event === 'tag' && isTag) add(affix(tagName, rule), rule, true);
+        else if (a.event === 'pr' && isPr) add(affix(ctx.ref.replace(/^refs\/pull\//, '').replace(/\/merge$/, ''), rule), rule, false);
         break;
       case 'raw':
-        add(exp(a.value, rule.text), rule, false);
+        add(affix(exp(a.value, rule.text), rule), rule, false);
         break;
       case 'sha':
-        if (ctx.sha) add(a.format === 'short' ? shortSha(ctx.sha) : ctx.sha, rule, false);
+        if (ctx.sha) add(affix(a.format === 'short' ? shortSha(ctx.sha) : ctx.sha, rule), rule, false);
         break;
     }
   }
 
-  const tags: string[] = [];
+  const tagNames: string[] = [];
   if (main !== undefined) {
-    const values = [main, ...partial];
-    if (latest) values.push(sanitizeTag(`${flavor.prefixLatest ? flavor.prefix : ''}latest${flavor.suffixLatest ? flavor.suffix : ''}`));
-    const images = input.images.length > 0 ? input.images : [''];
-    for (const image of images) for (const v of values) tags.push(image ? `${image}:${v}` : v);
+    tagNames.push(main, ...partial);
+    if (latest) tagNames.push(sanitizeTag(`${flavor.prefixLatest ? flavor.prefix : ''}latest${flavor.suffixLatest ? flavor.suffix : ''}`));
   }
+  const tags = images.length > 0 ? images.flatMap((image) => tagNames.map((v) => `${image}:${v}`)) : [...tagNames];
   const oci = (extra: readonly string[], where: string): string[] => {
     const all = [
       `org.opencontainers.image.title=${repo.name ?? ''}`,
@@ -336,25 +389,38 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
       `org.opencontainers.image.licenses=${repo.license ?? ''}`,
       ...extra.map((l) => exp(l, where)),
     ];
+    // key=value, the last one of a key wins; a line without `=` is dropped
     const map = new Map<string, string>();
     for (const l of all) {
       const eq = l.indexOf('=');
-      if (eq > 0) map.set(l.slice(0, eq), l.slice(eq + 1));
+      if (eq >= 0) map.set(l.slice(0, eq), l.slice(eq + 1));
     }
     return [...map].sort((x, y) => x[0].localeCompare(y[0])).map(([k, v]) => `${k}=${v}`);
   };
   const labels = oci(input.labels, 'labels');
   const annotations = oci(input.annotations, 'annotations');
-  const levels = input.annotationLevels ?? ['manifest'];
+  const annotationsAt = (levels: readonly string[]) => levels.flatMap((level) => annotations.map((x) => `${level}:${x}`));
   return {
     version: main,
+    versionInfo: { main, partial, latest: latest ?? false },
+    images,
     tags,
     labels,
     annotations,
+    annotationsAt,
     json: {
       tags,
+      'tag-names': tagNames,
       labels: Object.fromEntries(labels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])),
-      annotations: levels.flatMap((level) => annotations.map((a) => `${level}:${a}`)),
+      annotations: annotationsAt(input.annotationLevels ?? ['manifest']),
     },
   };
+}
+
+function regexp(source: string, rule: TagRule, flags?: string): RegExp {
+  try {
+    return new RegExp(source, flags);
+  } catch (e) {
+    throw new TagRuleError(`tag rule ${rule.text}: ${JSON.stringify(source)} is not a regular expression: ${(e as Error).message}`);
+  }
 }

@@ -3,7 +3,7 @@
 // arguments and hash), its output HTML-escaped as Handlebars escapes `{{…}}`; and the moment.js date formats its
 // `date`/`commit_date` helpers take (`{{date 'YYYYMMDD-HHmm' tz='Asia/Tokyo'}}`). Pure.
 
-export type TemplateValue = string | number | undefined | ((args: string[], hash: Record<string, string>) => string);
+export type TemplateValue = string | number | undefined | ((args: (string | number | boolean | undefined)[], hash: Record<string, string>) => string);
 
 export class TemplateError extends Error {
   override readonly name = 'TemplateError';
@@ -38,10 +38,10 @@ export function renderTemplate(text: string, context: Record<string, TemplateVal
     let out: string;
     if (typeof value === 'function') {
       const hash: Record<string, string> = {};
-      const args: string[] = [];
+      const args: (string | number | boolean | undefined)[] = [];
       for (const w of rest) {
         if (w.key) hash[w.key] = w.word;
-        else args.push(w.word);
+        else args.push(w.quoted ? w.word : literalOrLookup(w.word, context));
       }
       out = value(args, hash);
     } else {
@@ -50,6 +50,18 @@ export function renderTemplate(text: string, context: Record<string, TemplateVal
     }
     return out.replace(/[&<>"'`=]/g, (c) => escapes[c]);
   });
+}
+
+/**
+ * An unquoted argument as Handlebars reads it: a number, true, false, null or undefined literally, else a name looked up
+ * in the context (`{{commit_date YYYY-MM-DD}}` passes nothing: the helper's default format applies).
+ */
+function literalOrLookup(word: string, context: Record<string, TemplateValue>): string | number | boolean | undefined {
+  if (/^-?\d+(\.\d+)?$/.test(word)) return Number(word);
+  if (word === 'true' || word === 'false') return word === 'true';
+  if (word === 'null' || word === 'undefined') return undefined;
+  const v = Object.prototype.hasOwnProperty.call(context, word) ? context[word] : undefined;
+  return typeof v === 'function' ? undefined : v;
 }
 
 /** The date and time parts of `date` in time zone `tz` (an IANA name). */
@@ -107,6 +119,10 @@ export function formatDate(date: Date, format: string, tz: string, where: string
 export function dateHelper(date: Date, name: string, where: string): TemplateValue {
   return (args, hash) => {
     for (const k of Object.keys(hash)) if (k !== 'tz') throw new TemplateError(`${where}: unknown ${k} attribute of ${name}`);
-    return formatDate(date, args[0] ?? 'YYYY-MM-DDTHH:mm:ssZ', hash.tz ?? 'UTC', where);
+    const tz = hash.tz ?? 'UTC';
+    const format = args[0];
+    if (format !== undefined && typeof format !== 'string') return String(format);
+    // moment's format() without a format: its UTC form (…ss[Z]) at offset zero, else …ssZ (+09:00)
+    return formatDate(date, format ?? (zoned(date, tz, where).offset === 0 ? 'YYYY-MM-DDTHH:mm:ss[Z]' : 'YYYY-MM-DDTHH:mm:ssZ'), tz, where);
   };
 }

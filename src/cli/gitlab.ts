@@ -39,7 +39,7 @@ export function gitlabJob(env: NodeJS.ProcessEnv = process.env, now = new Date()
     ref,
     sha,
     ...(env.CI_DEFAULT_BRANCH ? { defaultBranch: env.CI_DEFAULT_BRANCH } : {}),
-    ...(baseRef ? { baseRef } : {}),
+    ...(baseRef ? { prBaseRef: baseRef } : {}),
     commitDate: Number.isNaN(committed.getTime()) ? now : committed,
     now,
     ...(Number.isInteger(shortSha) && shortSha > 0 ? { shortShaLength: shortSha } : {}),
@@ -48,6 +48,7 @@ export function gitlabJob(env: NodeJS.ProcessEnv = process.env, now = new Date()
     ...(env.CI_PROJECT_NAME ? { name: env.CI_PROJECT_NAME } : {}),
     ...(env.CI_PROJECT_DESCRIPTION ? { description: env.CI_PROJECT_DESCRIPTION } : {}),
     ...(env.CI_PROJECT_URL ? { htmlUrl: env.CI_PROJECT_URL } : {}),
+    ...(env.CI_DEFAULT_BRANCH ? { defaultBranch: env.CI_DEFAULT_BRANCH } : {}),
   };
   const registry = env.CI_REGISTRY;
   const login: LoginInputs | undefined = !registry
