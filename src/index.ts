@@ -3,6 +3,7 @@
 // while the Actions cache is written, exports the other caches after the push (so that they mount what it uploaded),
 // and answers with what outputs, metadata files and summaries need. No argv here, no GitHub.
 import { randomBytes } from 'node:crypto';
+import type { RunSandbox } from './exec/sandbox.js';
 import { chooseExecutor } from './exec/choose.js';
 import type { Executor, Isolation } from './exec/executor.js';
 import path from 'node:path';
@@ -49,6 +50,8 @@ export interface BuildRequest {
   platforms?: readonly Platform[];
   /** a foreign platform's RUN may register Debian's qemu-user-static with binfmt_misc (root) */
   emulate?: boolean;
+  /** what every RUN gets: extra hosts, the network, /dev/shm's size, limits */
+  sandbox?: RunSandbox;
   /** how RUN steps run: auto (runc where this machine may mount, else proot, else chroot), runc, proot, chroot */
   isolation?: Isolation;
   labels?: ReadonlyMap<string, string>;
@@ -156,6 +159,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
         platform: several || req.platform || req.platforms?.length ? platform : undefined,
         platformPrefix: several,
         emulate: req.emulate,
+        ...(req.sandbox ? { sandbox: req.sandbox } : {}),
         executor,
         labels: req.labels ?? new Map(),
         sourceDateEpoch,

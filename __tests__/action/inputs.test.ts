@@ -54,15 +54,13 @@ describe('readInputs', () => {
 
   test.each<[string, Partial<Record<InputName, string>>, RegExp]>([
     ['a boolean that is not one', { push: 'yes' }, /^input push: "yes" is not a boolean/],
-    ['a build arg without =', { 'build-args': 'A=1\nNOVALUE' }, /^input build-args: "NOVALUE" is not KEY=VALUE/],
-    ['a label without =', { labels: 'x' }, /^input labels: "x" is not KEY=VALUE/],
+    ['a build arg without a key', { 'build-args': 'A=1\n=x' }, /^input build-args: "=x" has an empty key/],
+    ['a label without a key', { labels: '=x' }, /^input labels: "=x" has an empty key/],
     ['a platform that is none', { platforms: 'linux/amd64/v9/x' }, /^input platforms:/],
     ['an unknown cache mode', { cache: 'on' }, /^input cache: "on" is not auto or off/],
     ['an unknown isolation', { isolation: 'vm' }, /^input isolation: "vm" is not one of auto, runc, proot, chroot/],
     ['an unknown cache type', { 'cache-from': 'type=s3,bucket=x' }, /^input cache-from: /],
     ['an unknown output type', { outputs: 'type=tarball' }, /^input outputs: .*unknown type/],
-    ['a secret without id', { secrets: '=value' }, /^input secrets: "=value" is not ID=value/],
-    ['a secret env without a name', { 'secret-envs': 'X' }, /^input secret-envs: "X" is not ID=ENVNAME/],
   ])('%s fails naming the input', (_name, given, message) => {
     expect(() => read(given)).toThrow(message);
   });
@@ -83,15 +81,38 @@ describe('readInputs', () => {
   });
 
   test('inputs this version does not apply are said, not silently dropped', () => {
-    const i = read({ 'build-contexts': 'alpine=docker-image://alpine:3', 'add-hosts': 'db:10.0.0.2', 'shm-size': '2g', network: 'none', annotations: 'index:a=b' });
+    const i = read({ 'build-contexts': 'alpine=docker-image://alpine:3', annotations: 'index:a=b', builder: 'builder-1' });
     expect(i.notApplied).toEqual([
       expect.stringMatching(/^input build-contexts is not supported/),
-      expect.stringMatching(/^input add-hosts is not supported/),
-      expect.stringMatching(/^input shm-size is not supported/),
-      expect.stringMatching(/^input network: "none" is not supported/),
       expect.stringMatching(/^input annotations: .* ignored/),
+      expect.stringMatching(/^input builder: "builder-1" names a buildx builder/),
     ]);
-    expect(read({ network: 'host' }).notApplied).toEqual([]);
+  });
+
+  test('add-hosts, network, shm-size and ulimit: what every RUN gets; bad values fail naming the input', () => {
+    const i = read({ 'add-hosts': 'docker:10.180.0.1\nfoo:10.0.0.1', network: 'none', 'shm-size': '2g', ulimit: 'nofile=1024:1024\nnproc=3' });
+    expect(i.sandbox).toEqual({
+      addHosts: [{ host: 'docker', ip: '10.180.0.1' }, { host: 'foo', ip: '10.0.0.1' }],
+      network: 'none',
+      shmSize: 2 * 1024 ** 3,
+      ulimits: [{ name: 'nofile', soft: 1024, hard: 1024 }, { name: 'nproc', soft: 3, hard: 3 }],
+    });
+    expect(read({ network: 'host' }).sandbox).toEqual({ network: 'host' });
+    expect(read({}).sandbox).toEqual({});
+    expect(() => read({ 'add-hosts': 'docker' })).toThrow('input add-hosts: add-host "docker": expected HOST:IP');
+    expect(() => read({ network: 'bridge' })).toThrow('input network: network "bridge": RUN takes default, host or none');
+    expect(() => read({ 'shm-size': 'big' })).toThrow('input shm-size: shm-size "big"');
+    expect(() => read({ ulimit: 'nofile=2:1' })).toThrow('input ulimit: ulimit "nofile=2:1": the soft limit 2 is above the hard limit 1');
+  });
+
+  test('what hoist does not make is refused, saying what to write instead; off values are accepted', () => {
+    for (const off of [{ provenance: 'false' }, { sbom: 'false' }, { attests: 'type=sbom,disabled=true' }, { call: 'build' }, { allow: 'network.host' }, { provenance: '' }]) expect(() => read(off)).not.toThrow();
+    expect(() => read({ provenance: 'mode=max' })).toThrow('input provenance: "mode=max": this version of hoist makes no provenance attestation (the image is pushed without one); set provenance: false, or leave it out');
+    expect(() => read({ sbom: 'true' })).toThrow('input sbom: "true": this version of hoist makes no SBOM attestation');
+    expect(() => read({ attests: 'type=provenance,mode=min' })).toThrow('input attests: "type=provenance,mode=min": this version of hoist makes no attestations');
+    expect(() => read({ 'cgroup-parent': 'foo' })).toThrow('input cgroup-parent:');
+    expect(() => read({ call: 'check' })).toThrow('input call: "check": hoist only builds');
+    expect(() => read({ allow: 'security.insecure' })).toThrow('input allow: "security.insecure": RUN --security=insecure is not supported by hoist');
   });
 
   test('every input kind is one lists.ts knows', () => {

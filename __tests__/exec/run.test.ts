@@ -432,6 +432,41 @@ RUN test ! -e /a-made && test ! -e /b-made && cat /copied/a-made /copied/b-made 
     expect(run('sh', ['-c', `ls -A ${store}/tmp`]).trim()).toBe('');
   }, 60_000);
 
+  test.each(['runc', 'proot', 'chroot'])('through %s, the build\'s --add-host, --ulimit, --shm-size and --network reach every RUN, and are part of its cache key', async (isolation) => {
+    const dockerfile = `FROM {{BASE}}
+RUN grep -v '^#' /etc/hosts > /hosts && ulimit -n > /nofile && (df -k /dev/shm | tail -1 | awk '{print $2}') > /shm
+`;
+    const args = ['--isolation', isolation, '--add-host', 'docker:10.180.0.1', '--add-host', 'foo=10.0.0.1', '--ulimit', 'nofile=512:1024', '--shm-size', '128m', '--network', 'none'];
+    const { r, tar } = await build(dockerfile, {}, [...args, '--no-cache']);
+    expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
+    expect(content(tar, 'hosts')).toBe('127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n10.180.0.1\tdocker\n10.0.0.1\tfoo\n');
+    expect(content(tar, 'nofile').trim()).toBe('512');
+    if (isolation === 'runc') expect(content(tar, 'shm').trim()).toBe(String(128 * 1024));
+    else expect(r.err).toContain(`shm-size cannot be honoured by ${isolation}`);
+    // the same build again: every step from the store; another host: the RUN again
+    const again = await build(dockerfile, {}, args);
+    expect(again.r.err).toMatch(/#\d+ CACHED/);
+    const other = await build(dockerfile, {}, [...args.slice(0, 2), '--add-host', 'docker:10.180.0.2']);
+    expect(other.r.code).toBe(0);
+    expect(content(other.tar, 'hosts')).toContain('10.180.0.2\tdocker\n');
+  }, 120_000);
+
+  test('bad --add-host, --ulimit, --shm-size and --network values fail before the build, naming the flag', async () => {
+    for (const [flag, value, message] of [
+      ['--add-host', 'nohost', 'add-host "nohost": expected HOST:IP (or HOST=IP)'],
+      ['--add-host', 'h:not-an-ip', 'is not an IP address'],
+      ['--ulimit', 'files=1', 'unknown limit files'],
+      ['--ulimit', 'nofile=10:5', 'the soft limit 10 is above the hard limit 5'],
+      ['--shm-size', 'lots', 'shm-size "lots": expected a size such as 64m or 2g'],
+      ['--network', 'bridge', 'network "bridge": RUN takes default, host or none'],
+    ]) {
+      const { r } = await build('FROM {{BASE}}\nRUN true\n', {}, [flag, value]);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(message);
+      expect(r.err).not.toMatch(/\n\s+at /);
+    }
+  });
+
   test('a RUN on an image without /etc leaves no /etc: the mount points it needed go, their parents too (moby/buildkit#3307)', async () => {
     const busybox = readFileSync(run('sh', ['-c', 'command -v busybox']).trim());
     const { r, fs } = await build('FROM scratch\nCOPY --chmod=755 busybox /busybox\nRUN ["/busybox", "true"]\nRUN --mount=type=tmpfs,target=/made/for/mount ["/busybox", "true"]\n', { busybox });

@@ -9,6 +9,7 @@ import { parseSshFlag } from '../exec/ssh.js';
 import { type OutputSpec, parseOutput } from '../export/outputs.js';
 import { parsePlatform, type Platform } from '../image/platform.js';
 import { getList, inputBool } from './lists.js';
+import { parseAddHost, parseNetwork, parseShmSize, parseUlimit, type RunSandbox } from '../exec/sandbox.js';
 
 export class InputError extends Error {
   override readonly name = 'InputError';
@@ -47,6 +48,14 @@ export const inputKinds = {
   network: 'string',
   'shm-size': 'string',
   'add-hosts': 'csv',
+  ulimit: 'list',
+  provenance: 'string',
+  sbom: 'string',
+  attests: 'list',
+  'cgroup-parent': 'string',
+  call: 'string',
+  allow: 'csv',
+  builder: 'string',
   registry: 'string',
   username: 'string',
   password: 'string',
@@ -107,6 +116,8 @@ export interface ActionInputs {
   noCacheFilters: string[];
   secrets: Map<string, SecretSource>;
   ssh: Map<string, string[]>;
+  /** what every RUN gets: add-hosts, network, shm-size, ulimit */
+  sandbox: RunSandbox;
   registry?: string;
   username?: string;
   password?: string;
@@ -115,11 +126,17 @@ export interface ActionInputs {
   notApplied: string[];
 }
 
-/** `KEY=value` of a List input's item; `what` names it in the error. */
-function keyValue(item: string, input: string, what = 'KEY=VALUE'): [string, string] {
+/**
+ * `KEY=value` of a List input's item as buildx reads its flags (listToMap): a key alone is a build arg's value from
+ * the environment (left out when unset) or a label's empty value; an empty key is an error.
+ */
+function keyValue(item: string, input: string, fromEnv?: NodeJS.ProcessEnv): [string, string] | undefined {
   const eq = item.indexOf('=');
-  if (eq <= 0) throw new InputError(`input ${input}: "${item}" is not ${what}`);
-  return [item.slice(0, eq).trim(), item.slice(eq + 1)];
+  const key = (eq < 0 ? item : item.slice(0, eq)).trim();
+  if (key === '') throw new InputError(`input ${input}: "${item}" has an empty key (KEY=VALUE)`);
+  if (eq >= 0) return [key, item.slice(eq + 1)];
+  if (!fromEnv) return [key, ''];
+  return fromEnv[key] === undefined ? undefined : [key, fromEnv[key] as string];
 }
 
 function parsed<T>(input: string, item: string, parse: () => T): T {
@@ -131,7 +148,7 @@ function parsed<T>(input: string, item: string, parse: () => T): T {
 }
 
 /** `get` answers an input as core.getInput does: trimmed, unless `untrimmed` asks for it as given. */
-export function readInputs(get: (name: InputName, untrimmed?: boolean) => string): ActionInputs {
+export function readInputs(get: (name: InputName, untrimmed?: boolean) => string, env: NodeJS.ProcessEnv = process.env): ActionInputs {
   const text = (n: InputName) => get(n).trim();
   const list = (n: InputName) => {
     const o = listOptions[n] ?? {};
@@ -150,8 +167,11 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
   };
   const notApplied: string[] = [];
 
-  const buildArgs = new Map(list('build-args').map((a) => keyValue(a, 'build-args')));
-  for (const l of list('labels')) keyValue(l, 'labels');
+  const buildArgs = new Map(list('build-args').flatMap((a) => {
+    const kv = keyValue(a, 'build-args', env);
+    return kv ? [kv] : [];
+  }));
+  const labels = list('labels').map((l) => (keyValue(l, 'labels') as [string, string]).join('='));
   const platforms = list('platforms').map((p) => parsed('platforms', p, () => parsePlatform(p)));
   const platform = platforms.length === 1 ? platforms[0] : undefined;
 
@@ -159,35 +179,35 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
   if (cache !== 'auto' && cache !== 'off') throw new InputError(`input cache: "${cache}" is not auto or off`);
   bool('pull'); // base images are resolved at every build: pull is always true in effect
 
+  // As build-push-action: an item that is not ID=VALUE (both non-empty; the id up to the first `=`) is skipped with
+  // a warning (which never repeats the item: it may be a secret's value).
   const secrets = new Map<string, SecretSource>();
-  for (const s of list('secrets')) {
-    const [id, value] = keyValue(s, 'secrets', 'ID=value');
-    secrets.set(id, { value });
-  }
-  for (const s of list('secret-envs')) {
-    const [id, env] = keyValue(s, 'secret-envs', 'ID=ENVNAME');
-    secrets.set(id, { env });
-  }
-  for (const s of list('secret-files')) {
-    const [id, file] = keyValue(s, 'secret-files', 'ID=path');
-    secrets.set(id, parsed('secret-files', s, () => parseSecretFlag(`id=${id},src=${file}`))[1]);
-  }
+  const secretItems = (n: 'secrets' | 'secret-envs' | 'secret-files', what: string) =>
+    list(n).flatMap((s, i) => {
+      const eq = s.indexOf('=');
+      if (eq > 0 && eq < s.length - 1) return [[s.slice(0, eq), s.slice(eq + 1)] as const];
+      notApplied.push(`input ${n}: item ${i + 1} is not ID=${what} (skipped)`);
+      return [];
+    });
+  for (const [id, value] of secretItems('secrets', 'VALUE')) secrets.set(id, { value });
+  for (const [id, env] of secretItems('secret-envs', 'ENVNAME')) secrets.set(id, { env });
+  for (const [id, file] of secretItems('secret-files', 'PATH')) secrets.set(id, parsed('secret-files', `${id}=${file}`, () => parseSecretFlag(`id=${id},src=${file}`))[1]);
 
-  for (const n of ['build-contexts', 'add-hosts'] as const) if (list(n).length) notApplied.push(`input ${n} is not supported by this version of hoist and is ignored`);
-  const shm = text('shm-size');
-  if (shm) notApplied.push('input shm-size is not supported by this version of hoist and is ignored (RUN gets the runtime\'s default /dev/shm)');
-  const network = text('network');
-  if (network && network !== 'default' && network !== 'host') notApplied.push(`input network: "${network}" is not supported by this version of hoist and is ignored (RUN uses the host's network unless a step says --network=none)`);
+  if (list('build-contexts').length) notApplied.push('input build-contexts is not supported by this version of hoist and is ignored');
   if (list('annotations').length) notApplied.push('input annotations: this version of hoist writes no manifest annotations; they are ignored');
+  if (text('builder')) notApplied.push(`input builder: ${JSON.stringify(text('builder'))} names a buildx builder; hoist builds itself and does not use it`);
+  const sandbox = sandboxOf(list, text);
+  refuseUnsupported(list, text);
 
   return {
-    context: text('context') || '.',
+    // build-push-action's {{defaultContext}} is the event's Git context; hoist's is the checkout (the workspace)
+    context: text('context').replace(/^\{\{\s*defaultContext\s*\}\}(:|$)/, (_m, colon: string) => (colon ? '' : '.')) || '.',
     ...(text('file') ? { file: text('file') } : {}),
     tags: list('tags'),
     images: list('images'),
     tagRules: list('tag-rules'),
     flavor: list('flavor'),
-    labels: list('labels'),
+    labels,
     annotations: list('annotations'),
     buildArgs,
     ...(text('target') ? { target: text('target') } : {}),
@@ -208,12 +228,50 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
     noCacheFilters: list('no-cache-filters'),
     secrets,
     ssh: new Map(list('ssh').map((s) => parsed('ssh', s, () => parseSshFlag(s)))),
+    sandbox,
     ...(text('registry') ? { registry: text('registry') } : {}),
     ...(text('username') ? { username: text('username') } : {}),
     ...(get('password') ? { password: get('password') } : {}),
     ...(text('github-token') ? { githubToken: text('github-token') } : {}),
     notApplied,
   };
+}
+
+/** add-hosts, network, shm-size and ulimit: what every RUN gets. */
+function sandboxOf(list: (n: InputName) => string[], text: (n: InputName) => string): RunSandbox {
+  const checked = <T>(input: InputName, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      throw new InputError(`input ${input}: ${(e as Error).message}`);
+    }
+  };
+  const addHosts = list('add-hosts').map((h) => checked('add-hosts', () => parseAddHost(h)));
+  const network = checked('network', () => parseNetwork(text('network')));
+  const shm = text('shm-size');
+  const ulimits = list('ulimit').map((u) => checked('ulimit', () => parseUlimit(u)));
+  return { ...(addHosts.length ? { addHosts } : {}), ...(network && network !== 'default' ? { network } : {}), ...(shm ? { shmSize: checked('shm-size', () => parseShmSize(shm)) } : {}), ...(ulimits.length ? { ulimits } : {}) };
+}
+
+/**
+ * build-push-action's inputs that would change what is built or attached and that hoist does not do yet: refused,
+ * saying what to write instead, rather than a different image than the workflow asks for.
+ */
+function refuseUnsupported(list: (n: InputName) => string[], text: (n: InputName) => string): void {
+  const off = (v: string) => v === '' || /^(false|0)$/i.test(v) || /^disabled=true$/i.test(v);
+  for (const n of ['provenance', 'sbom'] as const) {
+    if (!off(text(n))) throw new InputError(`input ${n}: ${JSON.stringify(text(n))}: this version of hoist makes no ${n === 'sbom' ? 'SBOM' : 'provenance'} attestation (the image is pushed without one); set ${n}: false, or leave it out`);
+  }
+  for (const a of list('attests')) {
+    if (!/(^|,)\s*disabled=true\s*(,|$)/i.test(a)) throw new InputError(`input attests: ${JSON.stringify(a)}: this version of hoist makes no attestations; leave attests out`);
+  }
+  if (text('cgroup-parent')) throw new InputError('input cgroup-parent: hoist runs RUN steps in its own runtime, not under a cgroup you name; leave cgroup-parent out');
+  const call = text('call');
+  if (call && call !== 'build') throw new InputError(`input call: ${JSON.stringify(call)}: hoist only builds (call: build); it runs the Dockerfile's build checks before every build, as warnings at their lines`);
+  for (const e of list('allow')) {
+    if (e === 'network.host') continue; // RUN --network=host needs no entitlement here
+    throw new InputError(`input allow: ${JSON.stringify(e)}: ${e === 'security.insecure' ? 'RUN --security=insecure is not supported by hoist' : 'unknown entitlement (network.host, security.insecure)'}`);
+  }
 }
 
 function isolationInput(value: string | undefined): Isolation {

@@ -79,6 +79,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
         platform: inputs.platform,
         ...(inputs.platforms.length > 1 ? { platforms: inputs.platforms } : {}),
         emulate: inputs.emulate,
+        sandbox: inputs.sandbox,
         isolation: inputs.isolation,
         labels,
         outputs,

@@ -12,6 +12,7 @@ import { defaultStoreDir } from '../store/store.js';
 import { canSudo, rerunWithSudo } from '../exec/sudo.js';
 import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
+import { parseAddHost, parseNetwork, parseShmSize, parseUlimit, type RunSandbox } from '../exec/sandbox.js';
 import { type OutputSpec, parseOutput } from '../export/outputs.js';
 import { formatBytes } from './format.js';
 import { type CacheFromSpec, type CacheToSpec, parseCacheFrom, parseCacheTo } from '../cache/backend.js';
@@ -34,6 +35,10 @@ Builds an image from a Dockerfile.
       --isolation MODE       how RUN runs: auto (runc over overlayfs where this machine may mount, else proot,
                              else chroot: a job in a container without privileges) | runc | proot | chroot
       --label K=V            add a label to the image (repeatable)
+      --add-host HOST:IP     an /etc/hosts entry for every RUN (repeatable)
+      --network MODE         every RUN's network: default (the host's) | host | none (RUN --network decides for its step)
+      --shm-size SIZE        every RUN's /dev/shm size (e.g. 2g; default 64m)
+      --ulimit NAME=SOFT[:HARD]   a limit for every RUN, e.g. nofile=1024:2048 (repeatable)
       --push                 push every -t name (same as --output type=registry)
       --push-by-digest       push to each -t name's repository without a tag and print the digest (a matrix
                              leg's push, joined later by hoist merge; same as --output type=registry,push-by-digest=true)
@@ -89,6 +94,10 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     quiet: { short: 'q' },
     emulate: {},
     isolation: { value: true },
+    'add-host': { value: true, repeat: true },
+    network: { value: true },
+    'shm-size': { value: true },
+    ulimit: { value: true, repeat: true },
   }, 'build');
   if (a.flags.has('help')) {
     io.out(`${buildUsage}\n\n${commonUsage}\n`);
@@ -108,6 +117,14 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     tags.push(...meta.tags.map((t) => formatReference(parseReference(t))).filter((t) => !tags.includes(t)));
   }
   const outputs: OutputSpec[] = (a.options.get('output') ?? []).map((o) => asUsage(() => parseOutput(o)));
+  const network = asUsage(() => parseNetwork(a.options.get('network')?.at(-1) ?? ''));
+  const shm = a.options.get('shm-size')?.at(-1);
+  const sandbox: RunSandbox = {
+    addHosts: (a.options.get('add-host') ?? []).map((h) => asUsage(() => parseAddHost(h))),
+    ...(network !== 'default' ? { network } : {}),
+    ...(shm ? { shmSize: asUsage(() => parseShmSize(shm)) } : {}),
+    ulimits: (a.options.get('ulimit') ?? []).map((u) => asUsage(() => parseUlimit(u))),
+  };
   const secrets = new Map((a.options.get('secret') ?? []).map((o) => asUsage(() => parseSecretFlag(o))));
   const ssh = new Map((a.options.get('ssh') ?? []).map((o) => asUsage(() => parseSshFlag(o))));
   const cacheFrom = (a.options.get('cache-from') ?? []).map((o) => asUsage(() => parseCacheFrom(o)));
@@ -130,7 +147,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
   try {
     const dotenv = a.options.get('dotenv')?.[0] ?? (job ? path.join(job.projectDir, 'hoist.env') : undefined);
-    return await buildWith(a, io, { tags, outputs, secrets, ssh, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile, meta, dotenv, credentials: job?.login ? new ActionCredentials(job.login) : undefined });
+    return await buildWith(a, io, { tags, outputs, secrets, ssh, sandbox, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile, meta, dotenv, credentials: job?.login ? new ActionCredentials(job.login) : undefined });
   } catch (e) {
     if (!(e instanceof NeedsRootError) || !canSudo()) throw e;
     io.err('hoist: RUN needs root; running the build again with sudo\n');
@@ -156,6 +173,7 @@ interface BuildOptions {
   outputs: OutputSpec[];
   secrets: Map<string, SecretSource>;
   ssh: Map<string, string[]>;
+  sandbox: RunSandbox;
   cacheFrom: CacheFromSpec[];
   cacheTo: CacheToSpec[];
   progressMode: string;
@@ -171,7 +189,7 @@ interface BuildOptions {
 
 const stdinDockerfileVar = 'HOIST_STDIN_DOCKERFILE';
 
-async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets, ssh, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile, meta, dotenv, credentials }: BuildOptions): Promise<number> {
+async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets, ssh, sandbox, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile, meta, dotenv, credentials }: BuildOptions): Promise<number> {
   return withImageContext(a, io, async ({ store, client }) => {
     const quiet = progressMode === 'quiet';
     const progress = createProgress(progressMode as ProgressMode, io);
@@ -198,6 +216,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       ssh,
       noCache: a.flags.has('no-cache'),
       emulate: a.flags.has('emulate'),
+      sandbox,
       isolation: isolationOption(a.options.get('isolation')?.[0] ?? process.env.HOIST_ISOLATION),
       noCacheFilter: (a.options.get('no-cache-filter') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
       store,

@@ -251,6 +251,7 @@ export class DirectoryExecutor implements Executor {
     await copyFile(spec.resolvConf, resolv);
     for (const f of [hosts, resolv]) await chmod(f, 0o644);
     if (spec.network === 'none') onOutput(`(--network=none cannot be honoured by ${this.name}: without namespaces the step has the container's network)`);
+    if (spec.shmSize) onOutput(`(shm-size cannot be honoured by ${this.name}: without a mount the step has the container's /dev/shm)`);
     const nonRoot = spec.uid !== 0 || spec.gid !== 0;
     const mounts = await this.mountSources(root, spec.mounts, own, nonRoot, placement);
     const hasShell = fileInside(root, '/bin/sh') !== undefined;
@@ -298,6 +299,14 @@ export class DirectoryExecutor implements Executor {
       const stepEnv = Buffer.from(JSON.stringify(env)).toString('base64');
       for (const k of Object.keys(env)) delete env[k];
       env.HOIST_STEP_ENV = stepEnv;
+    }
+    // The build's limits (--ulimit) on the whole of it, set by util-linux's prlimit (raising a hard limit needs
+    // CAP_SYS_RESOURCE, which a container's root often lacks: prlimit then fails the step, saying so).
+    if (spec.ulimits?.length) {
+      const prlimit = onPath('prlimit');
+      if (!prlimit) throw new ExecError(`ulimit where RUN cannot mount needs prlimit (util-linux) on PATH`);
+      const value = (n: number) => (n < 0 ? 'unlimited' : String(n));
+      argv = [prlimit, ...spec.ulimits.map((u) => `--${u.name}=${value(u.soft)}:${value(u.hard)}`), '--', ...argv];
     }
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env });
     const leftovers = () => (this.name === 'proot' ? (child.pid ? tracees(child.pid) : []) : chrooted(root));

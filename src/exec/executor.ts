@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FsIndex } from '../layer/fs-index.js';
+import type { Ulimit } from './sandbox.js';
 import type { Layer } from '../layer/layer.js';
 import type { Platform } from '../image/platform.js';
 import type { PinOptions } from '../layer/pinned.js';
@@ -49,6 +50,10 @@ export interface ProcessSpec {
   resolvConf: string;
   network: 'host' | 'none';
   mounts: StepMount[];
+  /** /dev/shm's size in bytes (64 MiB unless set) */
+  shmSize?: number;
+  /** resource limits (the build's --ulimit) */
+  ulimits?: Ulimit[];
   /** the emulator emulation() answered, for a foreign platform */
   emulator?: string;
 }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { onInterrupt, removeSync } from './cleanup.js';
 import { ExecError } from './overlay.js';
 import { onPath, runProcess, streamLines } from './process.js';
+import { specJSON } from './spec.js';
 
 /** runc, else crun, as found on PATH. */
 export function findRuntime(): string | undefined {
@@ -25,7 +26,7 @@ let counter = 0;
 export async function runContainer(runtime: string, spec: object, scratch: string, onOutput: (line: string) => void, signal?: AbortSignal): Promise<RunResult> {
   const bundle = await mkdtemp(path.join(scratch, 'bundle-'));
   const id = `hoist-${process.pid}-${Date.now()}-${counter++}`;
-  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
+  await writeFile(path.join(bundle, 'config.json'), specJSON(spec));
   // Interrupted: the container is killed and deleted, its bundle removed.
   const forget = onInterrupt(() => {
     spawnSync(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });

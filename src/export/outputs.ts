@@ -11,6 +11,7 @@ import { extractLayer } from '../layer/extract.js';
 import { parseReference, type Reference } from '../image/reference.js';
 import type { ImageSource } from '../image/source.js';
 import type { RegistryClient } from '../registry/client.js';
+import { splitCSV } from '../dockerfile/plan.js';
 import { saveImages } from './archive.js';
 import { loadIntoDocker } from './docker-load.js';
 import { pushImage, type PushReport } from './push.js';
@@ -29,9 +30,10 @@ export class OutputError extends Error {
   override readonly name = 'OutputError';
 }
 
+/** An --output value as buildx reads it: CSV fields (a quoted field keeps its commas: "name=a,b" is two names). */
 export function parseOutput(text: string): OutputSpec {
   const fields = new Map<string, string>();
-  for (const part of text.split(',')) {
+  for (const part of splitCSV(text)) {
     const eq = part.indexOf('=');
     if (eq < 0) {
       if (fields.size === 0 && part) fields.set('type', part === '-' ? 'tar' : 'local');

@@ -12,6 +12,7 @@ import type { Instruction } from '../dockerfile/instructions.js';
 import { type BuildPlan, planBuild, type StageSource } from '../dockerfile/plan.js';
 import { describeOp, historyComment, type Op, type Step, translate, type TranslatedBase, type Translation } from '../dockerfile/translate.js';
 import { baseKey, stepKey } from '../cache/keys.js';
+import { type RunSandbox, sandboxKey } from '../exec/sandbox.js';
 import type { CacheRecord } from '../cache/record.js';
 import { CacheBlobError, type CacheSource, defaultMountMax } from '../cache/backend.js';
 import { inlineCacheField } from '../cache/format.js';
@@ -71,6 +72,8 @@ export interface BuildRequest {
   platformPrefix?: boolean;
   /** a foreign platform's RUN may register Debian's qemu-user-static with binfmt_misc (--emulate) */
   emulate?: boolean;
+  /** what every RUN gets: extra hosts, the network, /dev/shm's size, limits (--add-host, --network, --shm-size, --ulimit) */
+  sandbox?: RunSandbox;
   /** --label: added to the final image */
   labels?: ReadonlyMap<string, string>;
   /** seconds; clamps file times and sets every `created` */
@@ -519,7 +522,8 @@ export class Solver {
           for (const m of op.mounts) inputs.push(m.from ? await this.sourceKey(m.from) : m.spec.type === 'bind' ? await this.contextDigest(m.spec.source) : null);
           // The platform it runs as: the same files give another result under another architecture (a stage FROM
           // scratch has the same key on every platform until its first RUN).
-          key = stepKey(key, { op: described, mounts: inputs, platform: formatPlatform(ts.platform) });
+          const sandbox = sandboxKey(this.req.sandbox);
+          key = stepKey(key, { op: described, mounts: inputs, platform: formatPlatform(ts.platform), ...(sandbox ? { sandbox } : {}) });
         } else {
           key = stepKey(key, { op: described });
         }
@@ -759,6 +763,7 @@ export class Solver {
       signal: this.stopping.signal,
       platform: this.stageOf(stageIndex).platform,
       emulate: this.req.emulate === true,
+      sandbox: this.req.sandbox ?? {},
     };
   }
 

@@ -67,10 +67,11 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
       mounts.push(...(await runMount(m.spec, m.from, env, scratch, cleanup, x, executor)));
     }
     const hosts = path.join(scratch, `hosts-${x.stageIndex}`);
-    await writeFile(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+    // BuildKit's generated hosts file, the build's extra hosts after it (--add-host)
+    await writeFile(hosts, `127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${(x.sandbox.addHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join('')}`);
     const resolv = path.join(scratch, `resolv-${x.stageIndex}`);
     await writeFile(resolv, await readFile('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
-    const spec: ProcessSpec = { args: op.args, env: [...env.values()], cwd: op.cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids ?? [], hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: op.network === 'none' ? 'none' : 'host', mounts, ...(emulator ? { emulator } : {}) };
+    const spec: ProcessSpec = { args: op.args, env: [...env.values()], cwd: op.cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids ?? [], hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: stepNetwork(op.network, x.sandbox.network), mounts, ...(x.sandbox.shmSize ? { shmSize: x.sandbox.shmSize } : {}), ...(x.sandbox.ulimits?.length ? { ulimits: x.sandbox.ulimits } : {}), ...(emulator ? { emulator } : {}) };
     const result = await root.run(spec, (line) => x.output(x.mask.apply(line)), x.signal);
     if (x.signal.aborted) throw new BuildStopped();
     if (result.exitCode !== 0) {
@@ -81,6 +82,11 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
     await root.release();
     for (const undo of cleanup.reverse()) await undo();
   }
+}
+
+/** RUN --network, or the build's network where the step says default; hoist's default is the host's network. */
+function stepNetwork(step: 'default' | 'none' | 'host', build: 'default' | 'none' | 'host' | undefined): 'host' | 'none' {
+  return (step === 'default' ? (build ?? 'default') : step) === 'none' ? 'none' : 'host';
 }
 
 /**

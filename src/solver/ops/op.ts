@@ -13,6 +13,8 @@ import type { SecretMask } from '../../exec/mask.js';
 import type { Platform } from '../../image/platform.js';
 import type { Executor } from '../../exec/executor.js';
 
+import type { RunSandbox } from '../../exec/sandbox.js';
+
 export interface OpContext {
   readonly store: Store;
   readonly client: RegistryClient;
@@ -47,6 +49,8 @@ export interface OpContext {
   readonly platform: Platform;
   /** register an emulator for a foreign platform's RUN when none is (--emulate) */
   readonly emulate: boolean;
+  /** what every RUN gets (--add-host, --network, --shm-size, --ulimit) */
+  readonly sandbox: RunSandbox;
 }
 
 export interface OpResult {
