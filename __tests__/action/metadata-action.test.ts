@@ -1,11 +1,13 @@
 // docker/metadata-action's own test tables, run against hoist's tag engine: every row of its meta, tag, flavor, image
 // and input tests at the commit named in data/metadata-action.json (the rows and the fixture fields they read are
 // facts, kept there as data), with its tests' fixed clock (2020-01-10T00:30:00Z) and its mocked repository API answer.
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as github from '@actions/github';
-import { gitContext, repoFromApi } from '../../src/action/github.js';
+import { commitTime, gitContext, repoFromApi } from '../../src/action/github.js';
 import { inputList } from '../../src/action/lists.js';
 import { computeMeta, isRawStatement, type MetaInput, parseFlavor, parseImages, parseTagRule, sortedTagRules } from '../../src/action/tags.js';
 
@@ -132,4 +134,28 @@ test('the event as metadata-action reads it: commit date, pull_request_target, a
   expect(of('event_pull_request.env', { DOCKER_METADATA_PR_HEAD_SHA: 'true' }).sha).toBe('3370e228f2209994d57af4427fe64e71bb79ac96');
   expect(of('event_push_dev.env', { DOCKER_METADATA_PR_HEAD_SHA: 'true' }).sha).toBe('860c1904a1ce19322e91ac35af1ab07466440c37');
   expect(() => of('event_push_dev.env', { DOCKER_METADATA_SHORT_SHA_LENGTH: 'seven' })).toThrow('DOCKER_METADATA_SHORT_SHA_LENGTH is not a number: "seven"');
+});
+
+test('created: the commit\'s time when set (hoist\'s default), else the run\'s; the commit time from the checkout\'s git', async () => {
+  const base = metaOf('event_push_dev.env', { images: ['user/app'] });
+  expect(base.labels).toContain('org.opencontainers.image.created=2020-01-10T00:30:00.000Z');
+  const e = data.events['event_push_dev.env'];
+  const ctx = { eventName: 'push', ref: e.env.GITHUB_REF, sha: e.env.GITHUB_SHA, payload: e.payload, repo: { owner: 'o', repo: 'r' } } as unknown as typeof github.context;
+  const g = gitContext(ctx, e.env, now);
+  expect(g.commitDateFrom).toBe('event');
+  const m = computeMeta({ images: ['user/app'], tags: [], flavor: [], labels: [], annotations: [] }, { ...g, created: g.commitDate }, repo.info);
+  expect(m.labels).toContain('org.opencontainers.image.created=2022-04-19T09:27:24.000Z');
+  // no API token: the checkout's git answers
+  const dir = mkdtempSync(path.join(tmpdir(), 'hoist-git-'));
+  try {
+    const git = (...args: string[]) => execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8', env: { ...process.env, GIT_COMMITTER_DATE: '2021-05-06T07:08:09Z', GIT_AUTHOR_DATE: '2021-05-06T07:08:09Z', GIT_AUTHOR_NAME: 'a', GIT_AUTHOR_EMAIL: 'a@b', GIT_COMMITTER_NAME: 'a', GIT_COMMITTER_EMAIL: 'a@b' } });
+    git('init', '-q');
+    git('commit', '-q', '--allow-empty', '-m', 'x');
+    const sha = git('rev-parse', 'HEAD').trim();
+    const t = await commitTime(ctx, sha, undefined, dir);
+    expect(t).toEqual({ date: new Date('2021-05-06T07:08:09Z'), from: 'git' });
+    expect(await commitTime(ctx, 'f'.repeat(40), undefined, dir)).toMatchObject({ why: expect.stringContaining(`git in ${dir}`) });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

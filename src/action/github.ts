@@ -3,6 +3,7 @@
 // from the payload's `repository` (push, pull_request, release and most events carry it), else from the REST API
 // with the github-token, as metadata-action does (a failure there is a warning: the labels it would fill are left
 // out). The commit date is the head commit's (push), else the run's time.
+import { spawnSync } from 'node:child_process';
 import * as github from '@actions/github';
 import { type GitContext, type RepoInfo, TagRuleError } from './tags.js';
 
@@ -36,6 +37,7 @@ export function gitContext(ctx: Context, env: NodeJS.ProcessEnv = process.env, n
   if (/true/i.test(env.DOCKER_METADATA_PR_HEAD_SHA ?? '') && /pull_request/.test(ctx.eventName) && p.pull_request?.head?.sha !== undefined) sha = p.pull_request.head.sha;
   const stamp = p.commits?.find((c) => c.id === sha)?.timestamp ?? (p.head_commit?.id === sha ? p.head_commit?.timestamp : undefined);
   const commitDate = stamp ? new Date(stamp) : now;
+  const known = stamp !== undefined && !Number.isNaN(commitDate.getTime());
   let shortShaLength: number | undefined;
   if (env.DOCKER_METADATA_SHORT_SHA_LENGTH) {
     shortShaLength = Number(env.DOCKER_METADATA_SHORT_SHA_LENGTH);
@@ -48,10 +50,36 @@ export function gitContext(ctx: Context, env: NodeJS.ProcessEnv = process.env, n
     ...(p.repository?.default_branch ? { defaultBranch: p.repository.default_branch } : {}),
     ...(typeof p.base_ref === 'string' ? { pushBaseRef: p.base_ref } : {}),
     ...(p.pull_request?.base?.ref !== undefined ? { prBaseRef: p.pull_request.base.ref } : {}),
-    commitDate: Number.isNaN(commitDate.getTime()) ? now : commitDate,
+    commitDate: known ? commitDate : now,
+    ...(known ? { commitDateFrom: 'event' as const } : {}),
     now,
     ...(shortShaLength !== undefined ? { shortShaLength } : {}),
   };
+}
+
+/**
+ * The commit's time where the event does not say it (metadata-action asks the API; hoist then the checkout's git):
+ * the committer date of `sha`, or undefined with why.
+ */
+export async function commitTime(ctx: Context, sha: string, token: string | undefined, workspace: string): Promise<{ date: Date; from: 'api' | 'git' } | { why: string }> {
+  const why: string[] = [];
+  if (token && sha) {
+    try {
+      const { data } = await github.getOctokit(token, { baseUrl: ctx.apiUrl, request: { retries: 0 } }).rest.repos.getCommit({ ...ctx.repo, ref: sha, request: { signal: AbortSignal.timeout(10_000) } });
+      const date = new Date(data.commit.committer?.date ?? '');
+      if (!Number.isNaN(date.getTime())) return { date, from: 'api' };
+      why.push('the API gave no committer date');
+    } catch (e) {
+      why.push(`the API: ${(e as Error).message}`);
+    }
+  }
+  if (sha && /^[0-9a-f]{7,64}$/.test(sha)) {
+    const r = spawnSync('git', ['-C', workspace, 'log', '-1', '--format=%cI', sha], { encoding: 'utf8', timeout: 10_000 });
+    const date = new Date(r.stdout?.trim() ?? '');
+    if (r.status === 0 && !Number.isNaN(date.getTime())) return { date, from: 'git' };
+    why.push(`git in ${workspace}: ${(r.stderr || r.error?.message || 'no such commit').trim().split('\n')[0]}`);
+  }
+  return { why: why.join('; ') || 'no commit' };
 }
 
 function fromRepository(r: PayloadRepository): RepoInfo {

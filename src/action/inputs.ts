@@ -56,6 +56,7 @@ export const inputKinds = {
   call: 'string',
   allow: 'csv',
   builder: 'string',
+  created: 'string',
   registry: 'string',
   username: 'string',
   password: 'string',
@@ -118,6 +119,8 @@ export interface ActionInputs {
   ssh: Map<string, string[]>;
   /** what every RUN gets: add-hosts, network, shm-size, ulimit */
   sandbox: RunSandbox;
+  /** org.opencontainers.image.created: the commit's time (default) or the run's */
+  created: 'commit' | 'now';
   registry?: string;
   username?: string;
   password?: string;
@@ -229,6 +232,7 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
     secrets,
     ssh: new Map(list('ssh').map((s) => parsed('ssh', s, () => parseSshFlag(s)))),
     sandbox,
+    created: createdInput(text('created')),
     ...(text('registry') ? { registry: text('registry') } : {}),
     ...(text('username') ? { username: text('username') } : {}),
     ...(get('password') ? { password: get('password') } : {}),
@@ -272,6 +276,12 @@ function refuseUnsupported(list: (n: InputName) => string[], text: (n: InputName
     if (e === 'network.host') continue; // RUN --network=host needs no entitlement here
     throw new InputError(`input allow: ${JSON.stringify(e)}: ${e === 'security.insecure' ? 'RUN --security=insecure is not supported by hoist' : 'unknown entitlement (network.host, security.insecure)'}`);
   }
+}
+
+function createdInput(value: string): 'commit' | 'now' {
+  if (value === '' || value === 'commit') return 'commit';
+  if (value === 'now') return 'now';
+  throw new InputError(`input created: ${JSON.stringify(value)} is not commit or now`);
 }
 
 function isolationInput(value: string | undefined): Isolation {

@@ -17,7 +17,7 @@ import { build, type BuildOutcome, NeedsRootError, planRunsSteps } from '../inde
 import { RegistryClient } from '../registry/client.js';
 import { defaultStoreDir, Store } from '../store/store.js';
 import { readInside } from '../solver/context.js';
-import { gitContext, repoInfo } from './github.js';
+import { commitTime, gitContext, repoInfo } from './github.js';
 import { type ActionInputs, type InputName, InputError, readInputs } from './inputs.js';
 import { ActionCredentials } from './login.js';
 import { CommandGuard } from './commands.js';
@@ -54,7 +54,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     for (const m of inputs.notApplied) warn(m);
     checkDockerfile(context, dockerfile, inputs, workspace);
 
-    const meta = inputs.images.length ? await metadata(inputs) : undefined;
+    const meta = inputs.images.length ? await metadata(inputs, workspace) : undefined;
     const tags = [...new Set([...inputs.tags, ...(meta?.tags ?? [])].map((t) => normalTag(t)))];
     const labels = new Map((meta ? meta.labels : inputs.labels).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
     // push-by-digest is the push (with push: true too, once, untagged), to the repositories of the tags
@@ -154,11 +154,26 @@ function checkDockerfile(context: string, dockerfile: string, inputs: ActionInpu
   if (result.failOnWarnings && result.warnings.length > 0) throw new Error('build checks failed (the Dockerfile\'s check directive sets error=true)');
 }
 
-async function metadata(inputs: ActionInputs): Promise<Meta> {
+/**
+ * The tag rules' result for this event. org.opencontainers.image.created is the commit's time (the event's, else the
+ * API's, else the checkout's git), so that the same commit built again gives the same image (metadata-action stamps
+ * the run's time: every rerun a new digest); `created: now` keeps the run's time.
+ */
+async function metadata(inputs: ActionInputs, workspace: string): Promise<Meta> {
   const ctx = github.context;
   const repo = await repoInfo(ctx, inputs.githubToken, warn);
   const git = gitContext(ctx);
-  git.defaultBranch ??= repo.defaultBranch;
+  if (!git.commitDateFrom) {
+    const t = await commitTime(ctx, git.sha, inputs.githubToken, workspace);
+    if ('date' in t) {
+      git.commitDate = t.date;
+      git.commitDateFrom = t.from;
+    } else if (inputs.created === 'commit') guard.info(`created: the commit's time is not known (${t.why}); org.opencontainers.image.created is the run's time`);
+  }
+  if (inputs.created === 'commit' && git.commitDateFrom) {
+    git.created = git.commitDate;
+    guard.info(`created: org.opencontainers.image.created is the commit's time, ${git.commitDate.toISOString()} (from the ${git.commitDateFrom}), so that a rebuild of this commit gives the same image (created: now for the run's time)`);
+  }
   return computeMeta({ images: inputs.images, tags: inputs.tagRules.length ? inputs.tagRules : defaultTagRules, flavor: inputs.flavor, labels: inputs.labels, annotations: inputs.annotations }, git, repo.info, warn);
 }
 
@@ -183,7 +198,7 @@ function imageName(line: string): string {
  * example), pushed as one index under the tags (the tag rules apply to it as to a build).
  */
 async function merge(inputs: ActionInputs, env: NodeJS.ProcessEnv, workspace: string): Promise<void> {
-  const meta = inputs.images.length ? await metadata(inputs) : undefined;
+  const meta = inputs.images.length ? await metadata(inputs, workspace) : undefined;
   const tags = [...new Set([...inputs.tags, ...(meta?.tags ?? [])].map((t) => normalTag(t)))];
   if (tags.length === 0) throw new InputError('merge: nothing to push the index to: give the tags input, or images (with tag-rules that match this event)');
   const sources = [...inputs.merge];

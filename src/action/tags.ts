@@ -32,8 +32,12 @@ export interface GitContext {
   /** a pull request's base branch: {{base_ref}} on a pull request */
   prBaseRef?: string;
   commitDate: Date;
-  /** the run's time (labels' created, {{date}}) */
+  /** where commitDate came from; absent: nothing said, it is the run's time */
+  commitDateFrom?: 'event' | 'api' | 'git' | 'ci';
+  /** the run's time ({{date}}) */
   now: Date;
+  /** org.opencontainers.image.created (the run's time unless set: hoist sets the commit's, README) */
+  created?: Date;
   /** DOCKER_METADATA_SHORT_SHA_LENGTH (default 7) */
   shortShaLength?: number;
 }
@@ -384,7 +388,7 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
       `org.opencontainers.image.url=${repo.htmlUrl ?? ''}`,
       `org.opencontainers.image.source=${repo.htmlUrl ?? ''}`,
       `org.opencontainers.image.version=${main ?? ''}`,
-      `org.opencontainers.image.created=${ctx.now.toISOString()}`,
+      `org.opencontainers.image.created=${(ctx.created ?? ctx.now).toISOString()}`,
       `org.opencontainers.image.revision=${ctx.sha}`,
       `org.opencontainers.image.licenses=${repo.license ?? ''}`,
       ...extra.map((l) => exp(l, where)),

@@ -41,6 +41,8 @@ export function gitlabJob(env: NodeJS.ProcessEnv = process.env, now = new Date()
     ...(env.CI_DEFAULT_BRANCH ? { defaultBranch: env.CI_DEFAULT_BRANCH } : {}),
     ...(baseRef ? { prBaseRef: baseRef } : {}),
     commitDate: Number.isNaN(committed.getTime()) ? now : committed,
+    // the image's created label is the commit's time: a pipeline run again for the same commit makes the same image
+    ...(Number.isNaN(committed.getTime()) || !env.CI_COMMIT_TIMESTAMP ? {} : { commitDateFrom: 'ci' as const, created: committed }),
     now,
     ...(Number.isInteger(shortSha) && shortSha > 0 ? { shortShaLength: shortSha } : {}),
   };
