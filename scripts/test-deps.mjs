@@ -22,6 +22,7 @@ const packages = {
   zstd: 'zstd', // @actions/cache compresses its entries with it (else gzip)
   'qemu-aarch64-static': 'qemu-user-static', // RUN for linux/arm64 under emulation
   proot: 'proot', // RUN where nothing may be mounted (the differential suite's proot cases)
+  tinyproxy: 'tinyproxy', // HTTP_PROXY honoured by the registry client and ADD <url>
 };
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

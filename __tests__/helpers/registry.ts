@@ -40,7 +40,7 @@ async function waitUntilUp(url: string, child: ChildProcess, log: () => string):
   throw new Error(`docker-registry did not come up at ${url}: ${log()}`);
 }
 
-export async function startRegistry(mode: TestRegistry['mode'] = 'anonymous', options: { users?: Record<string, string>; tokenGrant?: Parameters<typeof startTokenServer>[0]['grant']; tokenExpiresIn?: number } = {}): Promise<TestRegistry> {
+export async function startRegistry(mode: TestRegistry['mode'] = 'anonymous', options: { users?: Record<string, string>; tokenGrant?: Parameters<typeof startTokenServer>[0]['grant']; tokenExpiresIn?: number; /** the address it listens on (127.0.0.1; 0.0.0.0 to be reached by another address too) */ listen?: string } = {}): Promise<TestRegistry> {
   const dir = mkdtempSync(path.join(tmpdir(), 'hoist-registry-'));
   const port = await freePort();
   const users = options.users ?? (mode === 'anonymous' ? {} : { alice: 'wonder-land-42' });
@@ -57,7 +57,7 @@ export async function startRegistry(mode: TestRegistry['mode'] = 'anonymous', op
   const config = path.join(dir, 'config.yml');
   writeFileSync(
     config,
-    `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${auth}`,
+    `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: ${options.listen ?? '127.0.0.1'}:${port}\n${auth}`,
   );
   const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -44,8 +44,8 @@ function serviceVersion(): 'v1' | 'v2' {
 const maxAnswer = 1 << 20;
 
 async function dispatcher() {
-  const { EnvHttpProxyAgent } = await import('undici');
-  return new EnvHttpProxyAgent();
+  const { httpDispatcher } = await import('../registry/proxy.js');
+  return httpDispatcher();
 }
 
 /** One call to the service, tried again on a 5xx or a dropped connection (as the library does, with less waiting). */

@@ -165,8 +165,9 @@ function reachable(build: Map<string, unknown>): Promise<void> {
 }
 
 async function probe(url: string): Promise<void> {
-  const { request, EnvHttpProxyAgent } = await import('undici');
-  const dispatcher = new EnvHttpProxyAgent();
+  const { request } = await import('undici');
+  const { httpDispatcher } = await import('../registry/proxy.js');
+  const dispatcher = httpDispatcher();
   try {
     const r = await request(new URL(url).origin, { method: 'GET', dispatcher, signal: AbortSignal.timeout(15_000) });
     await r.body.dump();

@@ -36,8 +36,25 @@ export class RegistryConnectionError extends Error {
     what: string,
     override readonly cause: unknown,
   ) {
-    super(`${what}: cannot reach ${registry}: ${(cause as Error)?.message ?? String(cause)}`);
+    super(`${what}: cannot reach ${registry}${proxyNote(registry)}: ${(cause as Error)?.message ?? String(cause)}`);
   }
+}
+
+/** Where a connection went: through the environment's proxy, unless NO_PROXY or loopback kept it direct. */
+function proxyNote(registry: string): string {
+  const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
+  const proxy = process.env.https_proxy || process.env.HTTPS_PROXY || process.env.http_proxy || process.env.HTTP_PROXY;
+  if (!proxy || ['localhost', '127.0.0.1', '::1'].includes(host)) return '';
+  const no = (process.env.no_proxy ?? process.env.NO_PROXY ?? '').split(/[,\s]+/).filter(Boolean);
+  if (no.some((n) => n === '*' || host === n.replace(/^\.|:\d+$/g, '') || host.endsWith(`.${n.replace(/^\.|:\d+$/g, '')}`))) return '';
+  let shown = proxy;
+  try {
+    const u = new URL(proxy);
+    u.username = '';
+    u.password = '';
+    shown = u.toString().replace(/\/$/, '');
+  } catch {}
+  return ` through the proxy ${shown} (HTTPS_PROXY/HTTP_PROXY; NO_PROXY to go around it)`;
 }
 
 function hintFor(status: number, code: string, registry: string): string | undefined {

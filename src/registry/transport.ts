@@ -2,7 +2,8 @@
 // 401, redirects followed by hand so credentials never reach another host, and bounded retries with backoff
 // and jitter on 5xx, 429 (Retry-After honoured) and dropped connections.
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher, request } from 'undici';
+import { type Dispatcher, request } from 'undici';
+import { httpDispatcher } from './proxy.js';
 import { Authenticator } from './auth.js';
 import type { CredentialSource } from './credentials.js';
 import { maxErrorBody, readBounded } from './body.js';
@@ -244,7 +245,7 @@ export class RegistryTransport {
 
 export function createAgents(connections = 16): { secure: Dispatcher; insecure: Dispatcher } {
   return {
-    secure: new Agent({ connections, keepAliveTimeout: 10_000 }),
-    insecure: new Agent({ connections, keepAliveTimeout: 10_000, connect: { rejectUnauthorized: false } }),
+    secure: httpDispatcher({ connections, keepAliveTimeout: 10_000 }),
+    insecure: httpDispatcher({ connections, keepAliveTimeout: 10_000, insecure: true }),
   };
 }

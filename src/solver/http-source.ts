@@ -6,7 +6,9 @@ import { chmod, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { fetch } from 'undici';
 import { DigestStream, parseDigest } from '../image/digest.js';
+import { httpDispatcher } from '../registry/proxy.js';
 
 export class HttpSourceError extends Error {
   override readonly name = 'HttpSourceError';
@@ -36,18 +38,24 @@ export function urlFileName(url: string): string {
  * then has that time; else the caller gives it the build's).
  */
 export async function download(url: string, dir: string, options: { checksum?: string }): Promise<{ file: string; dated: boolean }> {
-  let res: Response;
+  // the environment's proxy (registry/proxy.ts), for this download alone
+  const dispatcher = httpDispatcher();
   try {
-    res = await fetch(url, { redirect: 'follow', headers: { 'user-agent': 'hoist' } });
-  } catch (e) {
-    throw new HttpSourceError(`failed to download ${url}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`);
+    let res: Awaited<ReturnType<typeof fetch>>;
+    try {
+      res = await fetch(url, { redirect: 'follow', headers: { 'user-agent': 'hoist' }, dispatcher });
+    } catch (e) {
+      throw new HttpSourceError(`failed to download ${url}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`);
+    }
+    if (!res.ok || !res.body) throw new HttpSourceError(`failed to download ${url}: ${res.status} ${res.statusText}`);
+    const file = path.join(dir, urlFileName(url));
+    const check = options.checksum ? new DigestStream({ digest: parseDigest(options.checksum).text, where: `ADD ${url} --checksum` }) : new DigestStream();
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), check, createWriteStream(file));
+    await chmod(file, 0o600);
+    const lm = Date.parse(res.headers.get('last-modified') ?? '');
+    if (!Number.isNaN(lm)) await utimes(file, Math.floor(lm / 1000), Math.floor(lm / 1000));
+    return { file, dated: !Number.isNaN(lm) };
+  } finally {
+    await dispatcher.destroy().catch(() => undefined);
   }
-  if (!res.ok || !res.body) throw new HttpSourceError(`failed to download ${url}: ${res.status} ${res.statusText}`);
-  const file = path.join(dir, urlFileName(url));
-  const check = options.checksum ? new DigestStream({ digest: parseDigest(options.checksum).text, where: `ADD ${url} --checksum` }) : new DigestStream();
-  await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), check, createWriteStream(file));
-  await chmod(file, 0o600);
-  const lm = Date.parse(res.headers.get('last-modified') ?? '');
-  if (!Number.isNaN(lm)) await utimes(file, Math.floor(lm / 1000), Math.floor(lm / 1000));
-  return { file, dated: !Number.isNaN(lm) };
 }
