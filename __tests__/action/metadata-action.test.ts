@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as github from '@actions/github';
-import { commitTime, gitContext, repoFromApi } from '../../src/action/github.js';
+import { commitTime, gitContext, repoFromApi, repoInfo } from '../../src/action/github.js';
 import { inputList } from '../../src/action/lists.js';
 import { computeMeta, isRawStatement, type MetaInput, parseFlavor, parseImages, parseTagRule, sortedTagRules } from '../../src/action/tags.js';
 
@@ -158,4 +158,12 @@ test('created: the commit\'s time when set (hoist\'s default), else the run\'s; 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('GitHub Enterprise Server: the repository\'s page and source label from GITHUB_SERVER_URL when the event has no repository', async () => {
+  const ctx = { eventName: 'workflow_dispatch', ref: 'refs/heads/main', sha: 'a'.repeat(40), payload: {}, repo: { owner: 'corp', repo: 'app' }, serverUrl: 'https://github.example.com', apiUrl: 'https://github.example.com/api/v3' } as unknown as typeof github.context;
+  const { info } = await repoInfo(ctx, undefined, () => undefined);
+  expect(info).toEqual({ name: 'app', htmlUrl: 'https://github.example.com/corp/app' });
+  const m = computeMeta({ images: ['r/app'], tags: [], flavor: [], labels: [], annotations: [] }, gitContext(ctx, {}, now), info);
+  expect(m.labels).toContain('org.opencontainers.image.source=https://github.example.com/corp/app');
 });

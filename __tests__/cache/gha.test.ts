@@ -266,6 +266,49 @@ RUN --mount=type=cache,id=downloads,target=/cache sh -c 'test -f /cache/pkg || w
     for (let i = 20; i < times.length; i++) expect(times[i] - times[0]).toBeGreaterThanOrEqual((i + 1 - 20) * 1000 - 500);
   }, 180_000);
 
+  // GitHub Enterprise Server (and a runner without ACTIONS_CACHE_SERVICE_V2) speaks the legacy v1 protocol.
+  test.each([
+    ['ACTIONS_CACHE_URL without ACTIONS_CACHE_SERVICE_V2', () => svc.envV1],
+    ['GHES (GITHUB_SERVER_URL not github.com: v1 even with ACTIONS_CACHE_SERVICE_V2)', () => ({ ...svc.envV1, ACTIONS_CACHE_SERVICE_V2: 'true', GITHUB_SERVER_URL: 'https://github.example.com' })],
+  ])('the v1 protocol, %s: a fresh runner reads the previous run (all cached, same digest), a refused reservation is one warning, a cache mount is kept', async (_name, v1env) => {
+    const scope = `v1-${n}`;
+    const ctx = context({ 'app.txt': `${scope}\n` });
+    const tag = `${reg.host}/app/${scope}:1`;
+    svc.resetCounts();
+    const first = await fresh(ctx, [...gha(scope), '-t', tag, '--push'], v1env());
+    expect(`${first.code}\n${first.err}`).toBe(`0\n${first.err}`);
+    expect(warningsOf(first.err)).toEqual([]);
+    expect(svc.counts.creates).toBe(4);
+    expect(svc.counts.uploadedBytes).toBeGreaterThan(4_000_000);
+    expect(svc.counts.v1Calls).toBeGreaterThan(0);
+    expect(svc.counts.v2Calls).toBe(0);
+    svc.resetCounts();
+    const second = await fresh(ctx, [...gha(scope), '-t', tag, '--push'], v1env());
+    expect(ran(second.meta)).toEqual([]);
+    expect(ops(second.meta).every((s) => s.source === 'gha')).toBe(true);
+    expect(second.meta['containerimage.digest']).toBe(first.meta['containerimage.digest']);
+    expect(svc.counts.downloads).toBe(1);
+    expect(svc.counts.creates).toBe(0);
+    // a reservation refused (409: another job is writing it): green, one warning
+    svc.faults.create = { status: 409, times: 1 };
+    const refused = await fresh(context({ 'app.txt': `${scope} refused\n` }), gha(`${scope}-refused`), v1env());
+    expect(refused.code).toBe(0);
+    noStack(refused.err);
+    expect(warningsOf(refused.err)).toEqual([expect.stringMatching(/cache gha scope v1-\d+-refused could not be written: /)]);
+    svc.faults.create = undefined;
+    // a cache mount comes back on another fresh runner
+    const pkgs = await startPackageServer();
+    try {
+      const dockerfile = `FROM ${base}\nCOPY app.txt /app.txt\nRUN --mount=type=cache,id=${scope},target=/cache sh -c 'test -f /cache/pkg || wget -q -O /cache/pkg ${pkgs.url}/pkg; cp /cache/pkg /pkg'\n`;
+      expect((await fresh(context({ 'app.txt': 'one\n' }, dockerfile), gha(`${scope}-mounts`), v1env())).code).toBe(0);
+      const again = await fresh(context({ 'app.txt': 'two\n' }, dockerfile), gha(`${scope}-mounts`), v1env());
+      expect(again.code).toBe(0);
+      expect(pkgs.requests).toBe(1);
+    } finally {
+      await pkgs.stop();
+    }
+  }, 180_000);
+
   test('a rerun with nothing changed leaves the cache as good as it found it (the next change reruns what it would have)', async () => {
     const { first, direct, rerun, after } = await rerunSequence(base, context, (ctx, name) => fresh(ctx, gha(`rerun-${name}`)));
     expect(first.code).toBe(0);

@@ -7,6 +7,11 @@
 // and version in the same scope is a 409 already_exists); a run writes to its own ref's scope and reads its own
 // ref's, then the default branch's (exact key, then prefix newest first, for the key and then each restore key);
 // a read-only token gets `cache write denied`; creations over `ratePerMinute` get a 429 with Retry-After.
+//
+// The legacy v1 protocol (GHES, and @actions/cache without ACTIONS_CACHE_SERVICE_V2: research/actions-cache.md §1.7)
+// is served beside it, on the same entries: `GET _apis/artifactcache/cache?keys=&version=` (200 with an
+// archiveLocation, 204 on a miss), `POST caches` (reserve: {cacheId}), `PATCH caches/{id}` (a Content-Range chunk),
+// `POST caches/{id}` ({size}: committed, the chunks put together into the entry's blob). envV1 selects it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -43,6 +48,9 @@ export interface CacheCounts {
   downloads: number;
   downloadedBytes: number;
   uploadedBytes: number;
+  /** calls of each protocol's routes (Twirp: v2; _apis/artifactcache: v1) */
+  v2Calls: number;
+  v1Calls: number;
 }
 
 export interface CacheFaults {
@@ -59,6 +67,8 @@ export interface ActionsCacheService {
   url: string;
   /** the environment a job step sees (plus RUNNER_TEMP, GITHUB_WORKSPACE of the caller's choosing) */
   env: Record<string, string>;
+  /** the same for the v1 protocol (ACTIONS_CACHE_URL, no ACTIONS_CACHE_SERVICE_V2) */
+  envV1: Record<string, string>;
   counts: CacheCounts;
   faults: CacheFaults;
   /** the ref the "run" belongs to (its write scope); the default branch is always readable */
@@ -128,7 +138,7 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
   const entries: CacheEntry[] = [];
   const creations: number[] = [];
   let nextId = 1;
-  const zero = (): CacheCounts => ({ creates: 0, refused: 0, lookups: 0, hits: 0, downloads: 0, downloadedBytes: 0, uploadedBytes: 0 });
+  const zero = (): CacheCounts => ({ creates: 0, refused: 0, lookups: 0, hits: 0, downloads: 0, downloadedBytes: 0, uploadedBytes: 0, v2Calls: 0, v1Calls: 0 });
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/`;
   const sas = (blob: string, permissions: string) =>
@@ -138,6 +148,7 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
   const svc: ActionsCacheService = {
     url,
     env: { ACTIONS_CACHE_SERVICE_V2: 'true', ACTIONS_RESULTS_URL: url, ACTIONS_RUNTIME_TOKEN: 'test-token', NO_PROXY: '127.0.0.1,localhost' },
+    envV1: { ACTIONS_CACHE_SERVICE_V2: '', ACTIONS_RESULTS_URL: '', ACTIONS_CACHE_URL: url, ACTIONS_RUNTIME_TOKEN: 'test-token', NO_PROXY: '127.0.0.1,localhost' },
     counts: zero(),
     faults: {},
     ref: options.ref ?? 'refs/heads/main',
@@ -190,27 +201,16 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
     const key = String(b.key ?? '');
     const version = String(b.version ?? '');
     if (method === 'CreateCacheEntry') {
-      const fault = svc.faults.create;
-      if (fault && fault.times > 0) {
-        fault.times--;
-        svc.counts.refused++;
-        if (fault.status === 429) return json(res, 429, { code: 'resource_exhausted', msg: 'rate limit exceeded' }, { 'retry-after': '60' });
-        return json(res, 409, { code: 'already_exists', msg: 'cache entry with the same key, version, and scope already exists' });
-      }
       if (svc.faults.readOnly) {
         svc.counts.refused++;
         return json(res, 200, { ok: false, message: 'cache write denied: the token may only read' });
       }
+      const refused = refusal(key, version);
+      if (refused) {
+        svc.counts.refused++;
+        return json(res, refused.status, { code: refused.code, msg: refused.msg }, refused.retryAfter ? { 'retry-after': '60' } : {});
+      }
       const now = Date.now();
-      while (creations.length > 0 && creations[0] < now - 60_000) creations.shift();
-      if (creations.length >= svc.ratePerMinute) {
-        svc.counts.refused++;
-        return json(res, 429, { code: 'resource_exhausted', msg: 'too many cache entries created' }, { 'retry-after': '60' });
-      }
-      if (entries.some((e) => e.key === key && e.version === version && e.scope === svc.ref)) {
-        svc.counts.refused++;
-        return json(res, 409, { code: 'already_exists', msg: 'cache entry with the same key, version, and scope already exists' });
-      }
       creations.push(now);
       const id = nextId++;
       entries.push({ id, key, version, scope: svc.ref, blob: `entry-${id}`, size: 0, created: now, committed: false });
@@ -235,6 +235,84 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
       return json(res, 200, { ok: true, signed_download_url: signed(e.blob, 'r'), matched_key: e.key });
     }
     return json(res, 404, { code: 'bad_route', msg: `no method ${method}` });
+  }
+
+  /** A creation refused by a fault, the rate or an entry already there: the status and message, else undefined. */
+  function refusal(key: string, version: string): { status: number; code: string; msg: string; retryAfter?: boolean } | undefined {
+    const fault = svc.faults.create;
+    if (fault && fault.times > 0) {
+      fault.times--;
+      return fault.status === 429 ? { status: 429, code: 'resource_exhausted', msg: 'rate limit exceeded', retryAfter: true } : { status: 409, code: 'already_exists', msg: 'cache entry with the same key, version, and scope already exists' };
+    }
+    const now = Date.now();
+    while (creations.length > 0 && creations[0] < now - 60_000) creations.shift();
+    if (creations.length >= svc.ratePerMinute) return { status: 429, code: 'resource_exhausted', msg: 'too many cache entries created', retryAfter: true };
+    if (entries.some((e) => e.key === key && e.version === version && e.scope === svc.ref)) return { status: 409, code: 'already_exists', msg: 'cache entry with the same key, version, and scope already exists' };
+    return undefined;
+  }
+
+  const chunks = new Map<number, { start: number; data: Buffer }[]>();
+  /** The v1 routes under /_apis/artifactcache/. */
+  async function v1(route: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!/^Bearer .+/.test(req.headers.authorization ?? '')) return json(res, 401, { message: 'no token' });
+    const u = new URL(route, 'http://x/');
+    if (req.method === 'GET' && u.pathname === '/cache') {
+      svc.counts.lookups++;
+      const [key, ...restore] = (u.searchParams.get('keys') ?? '').split(',');
+      const e = find(key, restore, u.searchParams.get('version') ?? '');
+      if (!e) {
+        res.writeHead(204).end();
+        return;
+      }
+      svc.counts.hits++;
+      return json(res, 200, { cacheKey: e.key, scope: e.scope, creationTime: new Date(e.created).toISOString(), archiveLocation: signed(e.blob, 'r') });
+    }
+    if (req.method === 'POST' && u.pathname === '/caches') {
+      const b = JSON.parse((await body(req)).toString() || '{}') as { key?: string; version?: string };
+      const key = String(b.key ?? '');
+      const version = String(b.version ?? '');
+      if (svc.faults.readOnly) {
+        svc.counts.refused++;
+        return json(res, 403, { message: 'cache write denied: the token may only read' });
+      }
+      const refused = refusal(key, version);
+      if (refused) {
+        svc.counts.refused++;
+        return json(res, refused.status, { message: refused.msg, typeKey: refused.status === 409 ? 'ArtifactCacheEntryAlreadyExistsException' : 'RequestBlockedException' }, refused.retryAfter ? { 'retry-after': '60' } : {});
+      }
+      creations.push(Date.now());
+      const id = nextId++;
+      entries.push({ id, key, version, scope: svc.ref, blob: `entry-${id}`, size: 0, created: Date.now(), committed: false });
+      chunks.set(id, []);
+      svc.counts.creates++;
+      return json(res, 201, { cacheId: id });
+    }
+    const m = /^\/caches\/(\d+)$/.exec(u.pathname);
+    const e = m ? entries.find((x) => x.id === Number(m[1]) && !x.committed) : undefined;
+    if (!m || !e) return json(res, 404, { message: `no route ${req.method} ${route}` });
+    if (req.method === 'PATCH') {
+      const range = /^bytes (\d+)-(\d+)\/\*$/.exec(req.headers['content-range'] ?? '');
+      const data = await body(req);
+      if (!range || Number(range[2]) - Number(range[1]) + 1 !== data.length) return json(res, 400, { message: 'bad Content-Range' });
+      svc.counts.uploadedBytes += data.length;
+      chunks.get(e.id)?.push({ start: Number(range[1]), data });
+      res.writeHead(204).end();
+      return;
+    }
+    if (req.method === 'POST') {
+      const b = JSON.parse((await body(req)).toString() || '{}') as { size?: number };
+      const parts = (chunks.get(e.id) ?? []).sort((x, y) => x.start - y.start);
+      const whole = Buffer.concat(parts.map((p) => p.data));
+      if (whole.length !== Number(b.size) || parts.some((p, i) => p.start !== parts.slice(0, i).reduce((n, q) => n + q.data.length, 0))) return json(res, 400, { message: 'size does not match the upload' });
+      await blobs.getBlockBlobClient(e.blob).upload(whole, whole.length);
+      chunks.delete(e.id);
+      e.size = whole.length;
+      e.committed = true;
+      e.created = Date.now();
+      res.writeHead(204).end();
+      return;
+    }
+    return json(res, 405, { message: `${req.method} ${route}` });
   }
 
   /** Blob requests go to Azurite as they are; the answers come back as they are, counted. */
@@ -262,7 +340,11 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
       return;
     }
     if (req.url?.startsWith(service) && req.method === 'POST') {
+      svc.counts.v2Calls++;
       twirp(req.url.slice(service.length), req, res).catch((e: Error) => json(res, 500, { code: 'internal', msg: e.message }));
+    } else if (req.url?.startsWith('/_apis/artifactcache/')) {
+      svc.counts.v1Calls++;
+      v1(req.url.slice('/_apis/artifactcache'.length), req, res).catch((e: Error) => json(res, 500, { message: e.message }));
     } else if (req.url?.startsWith(`/${account}/`)) forward(req, res);
     else json(res, 404, { code: 'bad_route', msg: req.url });
   });
