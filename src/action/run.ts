@@ -19,6 +19,7 @@ import { defaultStoreDir, Store } from '../store/store.js';
 import { readInside } from '../solver/context.js';
 import { commitTime, gitContext, repoInfo } from './github.js';
 import { type ActionInputs, type InputName, InputError, readInputs } from './inputs.js';
+import { parseAnnotation } from '../image/annotations.js';
 import { ActionCredentials } from './login.js';
 import { CommandGuard } from './commands.js';
 import { type OutputName, outputNames, StageLog, summaryMarkdown } from './report.js';
@@ -57,6 +58,15 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     const meta = inputs.images.length ? await metadata(inputs, workspace) : undefined;
     const tags = [...new Set([...inputs.tags, ...(meta?.tags ?? [])].map((t) => normalTag(t)))];
     const labels = new Map((meta ? meta.labels : inputs.labels).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
+    // The annotations input as build-push-action's (--annotation); with images, metadata-action's annotations (the OCI
+    // ones and these lines) at the levels DOCKER_METADATA_ANNOTATIONS_LEVELS names, as its labels go on the image.
+    const annotations = (meta ? meta.annotationsAt(annotationLevels()) : inputs.annotations).map((a) => {
+      try {
+        return parseAnnotation(a);
+      } catch (e) {
+        throw new InputError(`input annotations: ${(e as Error).message}`);
+      }
+    });
     // push-by-digest is the push (with push: true too, once, untagged), to the repositories of the tags
     const push = inputs.pushByDigest ? [{ type: 'registry' as const, byDigest: true }] : inputs.push ? [{ type: 'registry' as const }] : [];
     const outputs: OutputSpec[] = [...inputs.outputs, ...push, ...(inputs.load ? [{ type: 'docker' as const }] : [])];
@@ -82,6 +92,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
         sandbox: inputs.sandbox,
         isolation: inputs.isolation,
         labels,
+        annotations,
         outputs,
         cacheFrom: caches.from,
         cacheTo: caches.to,
@@ -235,11 +246,16 @@ async function merge(inputs: ActionInputs, env: NodeJS.ProcessEnv, workspace: st
   }
 }
 
+/** metadata-action's annotation levels (DOCKER_METADATA_ANNOTATIONS_LEVELS: manifest by default). */
+function annotationLevels(): string[] {
+  return (process.env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest').split(',').map((l) => l.trim()).filter(Boolean);
+}
+
 function setOutputs(o: Pick<BuildOutcome, 'digest' | 'imageID' | 'metadata' | 'tags' | 'cache'>, meta: Meta | undefined, labels: Map<string, string>, inputs: ActionInputs): void {
   // Tags as written (metadata-action's spelling: user/app:1, not docker.io/user/app:1); annotations at the levels
   // DOCKER_METADATA_ANNOTATIONS_LEVELS names (metadata-action's variable; manifest by default).
   const written = [...new Set([...inputs.tags, ...(meta?.tags ?? [])])];
-  const levels = (process.env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest').split(',');
+  const levels = annotationLevels();
   const values: Record<OutputName, string> = {
     digest: o.digest,
     imageid: o.imageID,

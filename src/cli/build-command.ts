@@ -12,6 +12,7 @@ import { defaultStoreDir } from '../store/store.js';
 import { canSudo, rerunWithSudo } from '../exec/sudo.js';
 import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
+import { parseAnnotation } from '../image/annotations.js';
 import { parseAddHost, parseNetwork, parseShmSize, parseUlimit, type RunSandbox } from '../exec/sandbox.js';
 import { type OutputSpec, parseOutput } from '../export/outputs.js';
 import { formatBytes } from './format.js';
@@ -35,6 +36,8 @@ Builds an image from a Dockerfile.
       --isolation MODE       how RUN runs: auto (runc over overlayfs where this machine may mount, else proot,
                              else chroot: a job in a container without privileges) | runc | proot | chroot
       --label K=V            add a label to the image (repeatable)
+      --annotation [TYPE[,TYPE][[PLATFORM]]:]K=V   an annotation on the manifest (default), manifest-descriptor,
+                             index or index-descriptor (repeatable; with --images, the tag rules' OCI annotations too)
       --add-host HOST:IP     an /etc/hosts entry for every RUN (repeatable)
       --network MODE         every RUN's network: default (the host's) | host | none (RUN --network decides for its step)
       --shm-size SIZE        every RUN's /dev/shm size (e.g. 2g; default 64m)
@@ -95,6 +98,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     emulate: {},
     isolation: { value: true },
     'add-host': { value: true, repeat: true },
+    annotation: { value: true, repeat: true },
     network: { value: true },
     'shm-size': { value: true },
     ulimit: { value: true, repeat: true },
@@ -208,6 +212,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       target: a.options.get('target')?.[0],
       platforms: (a.options.get('platform') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean).map((v) => asUsage(() => parsePlatform(v))),
       labels: new Map([...(meta?.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const), ...keyValueOptions(a.options.get('label') ?? [])]),
+      annotations: [...(meta?.annotationsAt((process.env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest').split(',')) ?? []), ...(a.options.get('annotation') ?? [])].map((t) => asUsage(() => parseAnnotation(t))),
       outputs,
       cacheFrom,
       cacheTo,

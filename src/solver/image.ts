@@ -56,11 +56,12 @@ export class IndexImage implements ImageSource {
     private readonly children: readonly ImageSource[],
   ) {}
 
-  static async of(images: readonly { image: ImageSource; platform: Platform }[], store: Store): Promise<IndexImage> {
+  static async of(images: readonly { image: ImageSource; platform: Platform; annotations?: Record<string, string> }[], store: Store, annotations?: Record<string, string>): Promise<IndexImage> {
     const index: ImageIndex = {
       schemaVersion: 2,
       mediaType: MediaType.dockerManifestList,
-      manifests: images.map(({ image, platform }) => ({ mediaType: image.root.mediaType, digest: image.root.digest, size: image.root.bytes.length, platform: { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}) } })),
+      manifests: images.map(({ image, platform, annotations: a }) => ({ mediaType: image.root.mediaType, digest: image.root.digest, size: image.root.bytes.length, ...(a ? { annotations: a } : {}), platform: { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}) } })),
+      ...(annotations ? { annotations } : {}),
     };
     const bytes = manifestBytes(index);
     await store.writeBlob(Buffer.from(bytes));

@@ -76,6 +76,8 @@ export interface BuildRequest {
   sandbox?: RunSandbox;
   /** --label: added to the final image */
   labels?: ReadonlyMap<string, string>;
+  /** the manifest's annotations (--annotation manifest:…) */
+  annotations?: Readonly<Record<string, string>>;
   /** seconds; clamps file times and sets every `created` */
   sourceDateEpoch?: number;
   store: Store;
@@ -356,6 +358,7 @@ export class Solver {
         mediaType: MediaType.dockerManifest,
         config: { mediaType: MediaType.dockerConfig, digest: stored.digest, size: stored.size },
         layers: state.layers.map((l) => l.descriptor),
+        ...(this.req.annotations ? { annotations: { ...this.req.annotations } } : {}),
       };
       const bytes = manifestBytes(manifest);
       await this.req.store.writeBlob(bytes);
