@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RunSandbox } from './exec/sandbox.js';
 import { type Annotation, annotationsFor } from './image/annotations.js';
+import type { NamedContext } from './dockerfile/plan.js';
 import { chooseExecutor } from './exec/choose.js';
 import type { Executor, Isolation } from './exec/executor.js';
 import path from 'node:path';
@@ -56,6 +57,8 @@ export interface BuildRequest {
   /** how RUN steps run: auto (runc where this machine may mount, else proot, else chroot), runc, proot, chroot */
   isolation?: Isolation;
   labels?: ReadonlyMap<string, string>;
+  /** --build-context NAME=…, parsed (solver/named-contexts.ts) */
+  namedContexts?: ReadonlyMap<string, NamedContext>;
   /** annotations on the manifests and the index (--annotation) */
   annotations?: readonly Annotation[];
   outputs?: readonly OutputSpec[];
@@ -165,6 +168,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
         ...(req.sandbox ? { sandbox: req.sandbox } : {}),
         executor,
         labels: req.labels ?? new Map(),
+        ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}),
         ...(annotationsFor(req.annotations ?? [], 'manifest', platform) ? { annotations: annotationsFor(req.annotations ?? [], 'manifest', platform) } : {}),
         sourceDateEpoch,
         secrets: req.secrets ?? new Map(),
@@ -283,11 +287,11 @@ function mergedResult(results: readonly BuildResult[]): BuildResult {
  * plan before anything is fetched: an adapter that is not root decides up front to run the build through sudo. A
  * base image's ONBUILD RUN is not in the plan: such a build still stops with NeedsRootError.
  */
-export function planRunsSteps(req: Pick<BuildRequest, 'context' | 'dockerfile' | 'dockerfileText' | 'buildArgs' | 'target' | 'platform'>): boolean {
+export function planRunsSteps(req: Pick<BuildRequest, 'context' | 'dockerfile' | 'dockerfileText' | 'buildArgs' | 'target' | 'platform' | 'namedContexts'>): boolean {
   const file = req.dockerfile ?? path.join(req.context, 'Dockerfile');
   const text = req.dockerfileText ?? readInside(path.resolve(req.context), file);
   if (text === undefined) return false; // the build itself says the Dockerfile is missing
-  const plan = planBuild(readDockerfile(text, file), { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform() });
+  const plan = planBuild(readDockerfile(text, file), { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform(), ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}) });
   return plan.order.some((i) => plan.stages[i].stage.commands.some((ins) => ins.kind === 'run'));
 }
 

@@ -2,7 +2,7 @@
 // Debian's dockerd) and by hoist, compared by flattened filesystem and config (see flatten.ts), then loaded
 // (and, when the case says, run) in docker.
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Dockerd } from './dockerd.js';
@@ -50,6 +50,10 @@ export interface Case {
   secrets?: Record<string, string>;
   /** --ssh flags for both builders ({{WORK}}: the work directory; SSH_AUTH_SOCK is the caller's) */
   ssh?: string[];
+  /** --build-context NAME=DIR for both builders: each a directory of these files */
+  namedDirs?: Record<string, Record<string, FileSpec>>;
+  /** --build-context NAME=docker-image://REF for both builders ({{BASE}}: the base image) */
+  namedImages?: Record<string, string>;
 }
 
 export const fixedTime = 1_700_000_000;
@@ -151,6 +155,13 @@ export async function compareWithDocker(env: DifferentialEnv, c: Case, i: number
       args.push('--secret', `id=${id},src=${file}`);
     }
     for (const s of c.ssh ?? []) args.push('--ssh', s.replaceAll('{{WORK}}', work));
+    for (const [name, files] of Object.entries(c.namedDirs ?? {})) {
+      const named = path.join(work, `case${i}-named-${name}`);
+      writeContext(named, { name, dockerfile: '', files }, base, http);
+      rmSync(path.join(named, 'Dockerfile'));
+      args.push('--build-context', `${name}=${named}`);
+    }
+    for (const [name, ref] of Object.entries(c.namedImages ?? {})) args.push('--build-context', `${name}=docker-image://${ref.replaceAll('{{BASE}}', base)}`);
 
     // dockerd runs here without a bridge (no iptables in the sandbox), so RUN steps use the host's network.
     const theirs = d.docker(['build', '-q', '--network', 'host', '-t', `case${i}:docker`, ...args, dir], undefined, { DOCKER_BUILDKIT: '1' });

@@ -890,6 +890,20 @@ ADD --chmod=640 a.txt /added.txt
     // them 0755. Master's tests decide: set on docker's side.
     currentBuildkit: { priv: { mode: '700' } },
   },
+  {
+    name: 'current BuildKit: named build contexts, a directory for COPY --from and a mount, an image for FROM',
+    current: true,
+    dockerfile: `FROM base AS b
+RUN echo from-base > /b
+FROM {{BASE}}
+COPY --from=src /sub /copied
+COPY --from=src top.txt /
+RUN --mount=from=src,target=/m cat /m/top.txt /m/sub/a.txt > /mounted
+COPY --from=b /b /b
+`,
+    namedDirs: { src: { 'top.txt': 'top\n', 'sub/a.txt': 'a\n', 'sub/deeper/c.txt': 'c\n' } },
+    namedImages: { base: '{{BASE}}' },
+  },
 
 ];
 

@@ -119,6 +119,8 @@ export interface ActionInputs {
   ssh: Map<string, string[]>;
   /** what every RUN gets: add-hosts, network, shm-size, ulimit */
   sandbox: RunSandbox;
+  /** build-contexts: NAME=docker-image://REF or NAME=DIR (relative to the workspace), unparsed */
+  buildContexts: string[];
   /** org.opencontainers.image.created: the commit's time (default) or the run's */
   created: 'commit' | 'now';
   registry?: string;
@@ -196,7 +198,6 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
   for (const [id, env] of secretItems('secret-envs', 'ENVNAME')) secrets.set(id, { env });
   for (const [id, file] of secretItems('secret-files', 'PATH')) secrets.set(id, parsed('secret-files', `${id}=${file}`, () => parseSecretFlag(`id=${id},src=${file}`))[1]);
 
-  if (list('build-contexts').length) notApplied.push('input build-contexts is not supported by this version of hoist and is ignored');
   if (text('builder')) notApplied.push(`input builder: ${JSON.stringify(text('builder'))} names a buildx builder; hoist builds itself and does not use it`);
   const sandbox = sandboxOf(list, text);
   refuseUnsupported(list, text);
@@ -231,6 +232,7 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
     secrets,
     ssh: new Map(list('ssh').map((s) => parsed('ssh', s, () => parseSshFlag(s)))),
     sandbox,
+    buildContexts: list('build-contexts'),
     created: createdInput(text('created')),
     ...(text('registry') ? { registry: text('registry') } : {}),
     ...(text('username') ? { username: text('username') } : {}),

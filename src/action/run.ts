@@ -20,6 +20,7 @@ import { readInside } from '../solver/context.js';
 import { commitTime, gitContext, repoInfo } from './github.js';
 import { type ActionInputs, type InputName, InputError, readInputs } from './inputs.js';
 import { parseAnnotation } from '../image/annotations.js';
+import { parseBuildContext } from '../solver/named-contexts.js';
 import { ActionCredentials } from './login.js';
 import { CommandGuard } from './commands.js';
 import { type OutputName, outputNames, StageLog, summaryMarkdown } from './report.js';
@@ -44,7 +45,15 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     }
     const context = path.resolve(workspace, inputs.context);
     const dockerfile = inputs.file ? path.resolve(workspace, inputs.file) : path.join(context, 'Dockerfile');
-    const plan = { context, dockerfile, buildArgs: inputs.buildArgs, target: inputs.target, platform: inputs.platform };
+    // named contexts: a directory is relative to the workspace; {{defaultContext}} is the workspace (build-push-action's)
+    const namedContexts = new Map(inputs.buildContexts.map((c) => {
+      try {
+        return parseBuildContext(c.replace(/=\{\{\s*defaultContext\s*\}\}(?::(.*))?$/, (_m, sub?: string) => `=${sub || '.'}`), workspace);
+      } catch (e) {
+        throw new InputError(`input build-contexts: ${(e as Error).message}`);
+      }
+    }));
+    const plan = { context, dockerfile, buildArgs: inputs.buildArgs, target: inputs.target, platform: inputs.platform, namedContexts };
     // RUN needs root: decided from the plan before anything is fetched, so that the build runs once.
     if (process.getuid?.() !== 0 && planRunsSteps(plan)) {
       if (!canSudo()) throw new NeedsRootError();
@@ -87,6 +96,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
         buildArgs: inputs.buildArgs,
         target: inputs.target,
         platform: inputs.platform,
+        namedContexts,
         ...(inputs.platforms.length > 1 ? { platforms: inputs.platforms } : {}),
         emulate: inputs.emulate,
         sandbox: inputs.sandbox,

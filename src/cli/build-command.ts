@@ -13,6 +13,7 @@ import { canSudo, rerunWithSudo } from '../exec/sudo.js';
 import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
 import { parseAnnotation } from '../image/annotations.js';
+import { parseBuildContext } from '../solver/named-contexts.js';
 import { parseAddHost, parseNetwork, parseShmSize, parseUlimit, type RunSandbox } from '../exec/sandbox.js';
 import { type OutputSpec, parseOutput } from '../export/outputs.js';
 import { formatBytes } from './format.js';
@@ -38,6 +39,8 @@ Builds an image from a Dockerfile.
       --label K=V            add a label to the image (repeatable)
       --annotation [TYPE[,TYPE][[PLATFORM]]:]K=V   an annotation on the manifest (default), manifest-descriptor,
                              index or index-descriptor (repeatable; with --images, the tag rules' OCI annotations too)
+      --build-context NAME=VALUE   what FROM NAME, COPY --from=NAME and from=NAME read: docker-image://REF or a
+                             directory (repeatable)
       --add-host HOST:IP     an /etc/hosts entry for every RUN (repeatable)
       --network MODE         every RUN's network: default (the host's) | host | none (RUN --network decides for its step)
       --shm-size SIZE        every RUN's /dev/shm size (e.g. 2g; default 64m)
@@ -98,6 +101,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     emulate: {},
     isolation: { value: true },
     'add-host': { value: true, repeat: true },
+    'build-context': { value: true, repeat: true },
     annotation: { value: true, repeat: true },
     network: { value: true },
     'shm-size': { value: true },
@@ -212,6 +216,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       target: a.options.get('target')?.[0],
       platforms: (a.options.get('platform') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean).map((v) => asUsage(() => parsePlatform(v))),
       labels: new Map([...(meta?.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const), ...keyValueOptions(a.options.get('label') ?? [])]),
+      namedContexts: new Map((a.options.get('build-context') ?? []).map((c) => asUsage(() => parseBuildContext(c)))),
       annotations: [...(meta?.annotationsAt((process.env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest').split(',')) ?? []), ...(a.options.get('annotation') ?? [])].map((t) => asUsage(() => parseAnnotation(t))),
       outputs,
       cacheFrom,

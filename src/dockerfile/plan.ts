@@ -17,12 +17,33 @@ export interface PlanOptions {
   buildPlatform?: Platform;
   /** default: the build platform */
   targetPlatform?: Platform;
+  /** --build-context NAME=…: an image or a directory that FROM NAME, COPY --from=NAME and from=NAME read instead */
+  namedContexts?: ReadonlyMap<string, NamedContext>;
+}
+
+/** A named context: another image (docker-image://REF) or a local directory (read as the build context is). */
+export type NamedContext = { kind: 'image'; ref: string } | { kind: 'local'; dir: string };
+
+/**
+ * The name a named context answers to for an image reference, as BuildKit looks it up (its familiar form without
+ * `:latest`: `docker.io/library/alpine:latest` is `alpine`), or the name as written.
+ */
+export function namedContextKey(name: string): string {
+  let n = name.trim();
+  n = n.replace(/^docker\.io\/library\/(?=[^/]+$)/, '').replace(/^(?:index\.)?docker\.io\//, '');
+  if (!n.includes('@')) n = n.replace(/:latest$/, '');
+  return n;
+}
+
+function namedContext(named: ReadonlyMap<string, NamedContext> | undefined, name: string): NamedContext | undefined {
+  if (!named?.size) return undefined;
+  return named.get(name) ?? named.get(namedContextKey(name));
 }
 
 export type StageBase = { kind: 'scratch' } | { kind: 'image'; ref: string } | { kind: 'stage'; index: number };
 
 /** Something a stage needs from elsewhere: COPY --from or RUN --mount from=. */
-export type StageSource = { kind: 'stage'; index: number } | { kind: 'image'; ref: string };
+export type StageSource = { kind: 'stage'; index: number } | { kind: 'image'; ref: string } | { kind: 'local'; name: string };
 
 export interface PlannedStage {
   stage: Stage;
@@ -50,6 +71,7 @@ export interface BuildPlan {
   order: number[];
   /** --build-arg names that no ARG of the global scope or of a needed stage declares */
   unusedBuildArgs: string[];
+  namedContexts?: ReadonlyMap<string, NamedContext>;
 }
 
 function at(ins: Instruction, message: string, hint?: string): DockerfileError {
@@ -103,12 +125,18 @@ export function splitCSV(line: string): string[] {
   return out;
 }
 
-/** What a `--from=`/`from=` value names: a stage by name, a stage by index, else an image. */
-export function stageSourceOf(plan: Pick<BuildPlan, 'stages'>, value: string): StageSource {
+/** What a `--from=`/`from=` value names: a stage by name, a stage by index, a named context, else an image. */
+export function stageSourceOf(plan: Pick<BuildPlan, 'stages' | 'namedContexts'>, value: string): StageSource {
   const byName = plan.stages.findIndex((p) => p.stage.name !== undefined && p.stage.name === value.toLowerCase());
   if (byName >= 0) return { kind: 'stage', index: byName };
   if (/^\d+$/.test(value) && Number(value) < plan.stages.length) return { kind: 'stage', index: Number(value) };
-  return { kind: 'image', ref: value };
+  return fromNamed(plan.namedContexts, value) ?? { kind: 'image', ref: value };
+}
+
+function fromNamed(named: ReadonlyMap<string, NamedContext> | undefined, value: string): StageSource | undefined {
+  const c = namedContext(named, value);
+  if (!c) return undefined;
+  return c.kind === 'image' ? { kind: 'image', ref: c.ref } : { kind: 'local', name: named?.has(value) ? value : namedContextKey(value) };
 }
 
 export function planBuild(df: Dockerfile, options: PlanOptions = {}): BuildPlan {
@@ -161,8 +189,10 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
       }
     }
     const prior = byName(image.result, stage.index);
+    const named = prior >= 0 || image.result === 'scratch' ? undefined : namedContext(options.namedContexts, image.result);
+    if (named?.kind === 'local') throw at(from, `FROM ${image.result}: the build context ${image.result} is a directory; FROM a directory is not supported yet`, 'give it as docker-image://REF, or COPY --from from it');
     const base: StageBase = prior >= 0 ? { kind: 'stage', index: prior }
-      : image.result === 'scratch' ? { kind: 'scratch' } : { kind: 'image', ref: image.result };
+      : image.result === 'scratch' ? { kind: 'scratch' } : { kind: 'image', ref: named?.kind === 'image' ? named.ref : image.result };
     return { stage, base, platform, sources: new Map(), deps: base.kind === 'stage' ? [base.index] : [],
       undefinedInFrom: [...image.unmatched].filter((n) => !declared.has(n)) };
   });
@@ -188,7 +218,7 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
       return { kind: 'stage', index };
     }
     const i = byName(value);
-    return i >= 0 ? { kind: 'stage', index: i } : { kind: 'image', ref: value };
+    return i >= 0 ? { kind: 'stage', index: i } : (fromNamed(options.namedContexts, value) ?? { kind: 'image', ref: value });
   };
   for (const p of stages) {
     for (const ins of p.stage.commands) {
@@ -269,5 +299,5 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
   }
   const unusedBuildArgs = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isPredefinedArg(k)).sort();
 
-  return { dockerfile: df, buildPlatform, targetPlatform, globalArgs, buildArgs, stages, target, order, unusedBuildArgs };
+  return { dockerfile: df, buildPlatform, targetPlatform, globalArgs, buildArgs, stages, target, order, unusedBuildArgs, ...(options.namedContexts?.size ? { namedContexts: options.namedContexts } : {}) };
 }

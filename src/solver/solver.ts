@@ -9,7 +9,7 @@ import { type Dockerfile, readDockerfile } from '../dockerfile/dockerfile.js';
 import { DockerignoreError } from '../dockerfile/dockerignore.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import type { Instruction } from '../dockerfile/instructions.js';
-import { type BuildPlan, planBuild, type StageSource } from '../dockerfile/plan.js';
+import { type BuildPlan, type NamedContext, planBuild, type StageSource } from '../dockerfile/plan.js';
 import { describeOp, historyComment, type Op, type Step, translate, type TranslatedBase, type Translation } from '../dockerfile/translate.js';
 import { baseKey, stepKey } from '../cache/keys.js';
 import { type RunSandbox, sandboxKey } from '../exec/sandbox.js';
@@ -76,6 +76,8 @@ export interface BuildRequest {
   sandbox?: RunSandbox;
   /** --label: added to the final image */
   labels?: ReadonlyMap<string, string>;
+  /** --build-context NAME=…: images and directories that FROM, COPY --from and from= read by that name */
+  namedContexts?: ReadonlyMap<string, NamedContext>;
   /** the manifest's annotations (--annotation manifest:…) */
   annotations?: Readonly<Record<string, string>>;
   /** seconds; clamps file times and sets every `created` */
@@ -310,7 +312,7 @@ export class Solver {
     if (text === undefined) throw new ContextError(`cannot read the Dockerfile ${file}: no such file in ${path.relative(path.resolve(req.context), path.resolve(file)).startsWith('..') ? 'its directory' : 'the build context'}`);
     this.df = readDockerfile(text, file);
     try {
-      this.plan = planBuild(this.df, { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform() });
+      this.plan = planBuild(this.df, { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform(), ...(req.namedContexts ? { namedContexts: req.namedContexts } : {}) });
     } catch (e) {
       if (e instanceof DockerfileError) throw e.withSource(file, text);
       throw e;
@@ -513,7 +515,7 @@ export class Solver {
         const described = describeOp(op);
         const parent = key;
         let selection: CopySelection | undefined;
-        if (op.kind === 'copy' && op.from.kind === 'context') {
+        if (op.kind === 'copy' && (op.from.kind === 'context' || op.from.kind === 'local')) {
           selection = await selectCopy(op, x);
           key = stepKey(key, { op: described, content: await digestSelection(selection) });
         } else if (op.kind === 'copy') {
@@ -630,7 +632,7 @@ export class Solver {
     const keys = [planned.key];
     let hit = planned.hit;
     let selection = planned.selection;
-    if (!hit && op.kind === 'copy' && op.from.kind !== 'context') {
+    if (!hit && op.kind === 'copy' && op.from.kind !== 'context' && op.from.kind !== 'local') {
       selection = await selectCopy(op, x);
       keys.push(stepKey(planned.parent as string, { op: describeOp(op), content: await digestSelection(selection) }));
       if (!planned.noCache) hit = await this.lookup(keys[1]);
@@ -722,6 +724,12 @@ export class Solver {
   /** The key of what a COPY --from or a mount's from= reads: a stage's filesystem, or an image's manifest. */
   private async sourceKey(from: StageSource): Promise<string> {
     if (from.kind === 'stage') return (await this.planStage(from.index)).key;
+    if (from.kind === 'local') {
+      // a named directory: all it holds, hashed as COPY's sources are
+      const c = this.namedContext(from.name);
+      const found = c.find('.');
+      return found ? digestSelection({ sources: [{ path: found, children: await c.walk(found) }], newest: 0 }) : 'missing';
+    }
     return baseKey({ kind: 'image', manifest: (await this.baseImage(from.ref, this.plan.targetPlatform)).digest });
   }
 
@@ -754,6 +762,7 @@ export class Solver {
       stageIndex,
       scratchDir: () => this.scratchDir(),
       rootfs: (from) => this.rootfs(from),
+      namedContext: (name) => this.namedContext(name),
       executor: () => this.executor(),
       secrets: this.req.secrets ?? new Map(),
       ssh: this.sshAgents,
@@ -800,8 +809,16 @@ export class Solver {
     return mkdtemp(path.join(await this.tmp, 'rootfs-'));
   }
 
+  /** A named directory context (--build-context NAME=DIR), read as a build context is, with no ignore file. */
+  private namedContext(name: string): BuildContext {
+    const c = this.req.namedContexts?.get(name);
+    if (c?.kind !== 'local') throw new ContextError(`no build context named ${name}`);
+    return BuildContext.plain(c.dir, name);
+  }
+
   /** A stage's or image's filesystem as a directory (for COPY --from and mounts), once per build. */
   private rootfs(from: StageSource): Promise<string> {
+    if (from.kind === 'local') return Promise.resolve(this.namedContext(from.name).dir);
     const key = from.kind === 'stage' ? `stage:${from.index}` : `image:${from.ref}`;
     let p = this.rootfsDirs.get(key);
     if (!p) {

@@ -38,9 +38,10 @@ export interface CopySelection {
 }
 
 export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelection> {
-  const fromContext = op.from.kind === 'context';
-  const source = op.from as Exclude<CopyOp['from'], { kind: 'context' }>;
-  const from = fromContext ? x.context : BuildContext.plain(await x.rootfs(source), source.kind === 'image' ? source.ref : `stage-${source.index}`);
+  // a named directory context (--build-context) is read as the build context is: owners 0:0, its files' times count
+  const fromContext = op.from.kind === 'context' || op.from.kind === 'local';
+  const source = op.from;
+  const from = source.kind === 'context' ? x.context : source.kind === 'local' ? x.namedContext(source.name) : BuildContext.plain(await x.rootfs(source), source.kind === 'image' ? source.ref : `stage-${source.index}`);
   const sources: Selected[] = [];
   try {
     for (const s of op.sources) {
@@ -69,7 +70,7 @@ export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelectio
       }
     }
   } catch (e) {
-    if (e instanceof ContextError && fromContext) throw withHint(e, `the context is ${x.context.dir}`);
+    if (e instanceof ContextError && fromContext) throw withHint(e, `the context is ${from.dir}`);
     throw e;
   }
   let newest = 0;

@@ -199,7 +199,7 @@ async function seedCache(dir: string, source: string): Promise<void> {
  * context holds below it that .dockerignore leaves out.
  */
 async function stagedSource(from: StageSource | undefined, fromText: string | undefined, source: string, scratch: string, cleanup: Cleanup, x: OpContext, executor: Executor): Promise<{ staged: Staged; hidden: string[] }> {
-  const root = from ? BuildContext.plain(await x.rootfs(from)) : x.context;
+  const root = from?.kind === 'local' ? x.namedContext(from.name) : from ? BuildContext.plain(await x.rootfs(from)) : x.context;
   const notFound = () => new ExecError(`--mount source ${JSON.stringify(source)} not found in ${from ? fromText : 'the build context'}`);
   const found = root.find(source);
   if (!found) throw notFound();

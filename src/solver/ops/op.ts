@@ -30,6 +30,8 @@ export interface OpContext {
   scratchDir(): Promise<string>;
   /** a stage's or an image's filesystem as a read-only directory (COPY --from, mounts from=) */
   rootfs(from: StageSource): Promise<string>;
+  /** a named directory context (--build-context NAME=DIR) */
+  namedContext(name: string): BuildContext;
   /** the build's executor of RUN steps (chosen at its first use) */
   executor(): Promise<Executor>;
   readonly secrets: ReadonlyMap<string, SecretSource>;
