@@ -4,6 +4,8 @@
 // and answers with what outputs, metadata files and summaries need. No argv here, no GitHub.
 import { randomBytes } from 'node:crypto';
 import type { RunSandbox } from './exec/sandbox.js';
+import { attestProvenance, type ProvenanceOptions } from './export/provenance.js';
+import { MediaType } from './image/media-types.js';
 import { type Annotation, annotationsFor } from './image/annotations.js';
 import type { NamedContext } from './dockerfile/plan.js';
 import { chooseExecutor } from './exec/choose.js';
@@ -59,6 +61,8 @@ export interface BuildRequest {
   labels?: ReadonlyMap<string, string>;
   /** --build-context NAME=…, parsed (solver/named-contexts.ts) */
   namedContexts?: ReadonlyMap<string, NamedContext>;
+  /** a SLSA provenance attestation on pushed images (--provenance; none unless asked) */
+  provenance?: ProvenanceOptions;
   /** annotations on the manifests and the index (--annotation) */
   annotations?: readonly Annotation[];
   outputs?: readonly OutputSpec[];
@@ -116,6 +120,7 @@ export interface BuildOutcome {
 
 export async function build(req: BuildRequest): Promise<BuildOutcome> {
   const { store, client } = req;
+  const startedOn = new Date();
   const events = req.events ?? {};
   const warn = (m: string) => events.warning?.(m);
   const log = (m: string) => events.log?.(m);
@@ -195,7 +200,10 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
   events.built?.();
 
   // an index's own annotations and those of its descriptors (left out with one platform: there is no index)
-  const image: ImageSource = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index')) : solved[0].result.image;
+  const plain: ImageSource = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index')) : solved[0].result.image;
+  // With provenance, what is pushed (and recorded under the tags) is an OCI index of the images and their
+  // attestations; the other outputs (a docker or OCI archive, a directory) get the image alone.
+  const image = req.provenance ? await provenanceIndex(req, solved, startedOn, store) : plain;
   const root = image.root;
   const descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.bytes.length };
   for (const t of req.tags) await store.putImage(t, descriptor);
@@ -211,7 +219,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
   for (const o of outputs) {
     const targets = o.type === 'local' && several ? solved.map((x) => ({ spec: { ...o, dest: path.join(o.dest, formatPlatform(x.platform).replaceAll('/', '_')) }, image: x.result.image as ImageSource })) : [{ spec: o, image }];
     for (const t of targets) {
-      const r = await exportImage(t.image, t.spec, req.tags, client);
+      const r = await exportImage(t.spec.type === 'registry' || t.image !== image ? t.image : plain, t.spec, req.tags, client);
       if (r.pushed) {
         pushed.push(r.pushed);
         log(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)`);
@@ -293,6 +301,41 @@ export function planRunsSteps(req: Pick<BuildRequest, 'context' | 'dockerfile' |
   if (text === undefined) return false; // the build itself says the Dockerfile is missing
   const plan = planBuild(readDockerfile(text, file), { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform(), ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}) });
   return plan.order.some((i) => plan.stages[i].stage.commands.some((ins) => ins.kind === 'run'));
+}
+
+/** The images and their provenance attestations as one OCI index (export/provenance.ts). */
+async function provenanceIndex(req: BuildRequest, solved: readonly { result: BuildResult; platform: Platform }[], startedOn: Date, store: Store): Promise<ImageSource> {
+  const steps = solved.flatMap((x) => x.result.steps);
+  const attested = await attestProvenance(
+    solved.map((x) => ({ image: x.result.image, platform: x.platform })),
+    req.tags,
+    {
+      dockerfile: req.dockerfileText !== undefined ? 'Dockerfile' : path.relative(path.resolve(req.context), path.resolve(req.dockerfile ?? path.join(req.context, 'Dockerfile'))),
+      ...(req.target ? { target: req.target } : {}),
+      buildArgs: req.buildArgs ?? new Map(),
+      labels: req.labels ?? new Map(),
+      secrets: [...(req.secrets?.keys() ?? [])],
+      ssh: [...(req.ssh?.keys() ?? [])],
+      materials: [...new Map(solved.flatMap((x) => x.result.materials).map((m) => [`${m.ref}|${m.platform}`, m])).values()],
+      hermetic: !steps.some((st) => /^RUN\b/.test(st.instruction) && !/--network=none/.test(st.instruction)),
+      steps: steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line })),
+      startedOn,
+      finishedOn: new Date(),
+      hostPlatform: hostPlatform(),
+    },
+    req.provenance as ProvenanceOptions,
+    store,
+  );
+  const unknown = { architecture: 'unknown', os: 'unknown' };
+  return IndexImage.of(
+    [
+      ...attested.entries.map((e) => ({ image: e.image, platform: e.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', e.platform) })),
+      ...attested.entries.map((e) => ({ image: e.attestation, platform: unknown, annotations: { 'vnd.docker.reference.digest': e.image.root.digest, 'vnd.docker.reference.type': 'attestation-manifest' } })),
+    ],
+    store,
+    annotationsFor(req.annotations ?? [], 'index'),
+    MediaType.ociIndex,
+  );
 }
 
 /** A build's reference, as buildx's identity.NewID makes them: 25 characters of [a-z0-9]. */

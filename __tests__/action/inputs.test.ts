@@ -104,11 +104,15 @@ describe('readInputs', () => {
     expect(() => read({ ulimit: 'nofile=2:1' })).toThrow('input ulimit: ulimit "nofile=2:1": the soft limit 2 is above the hard limit 1');
   });
 
-  test('what hoist does not make is refused, saying what to write instead; off values are accepted', () => {
-    for (const off of [{ provenance: 'false' }, { sbom: 'false' }, { attests: 'type=sbom,disabled=true' }, { call: 'build' }, { allow: 'network.host' }, { provenance: '' }]) expect(() => read(off)).not.toThrow();
-    expect(() => read({ provenance: 'mode=max' })).toThrow('input provenance: "mode=max": this version of hoist makes no provenance attestation (the image is pushed without one); set provenance: false, or leave it out');
+  test('what hoist does not make is refused, saying what to write instead; provenance is read as build-push-action reads it', () => {
+    for (const off of [{ provenance: 'false' }, { sbom: 'false' }, { attests: 'type=sbom,disabled=true' }, { call: 'build' }, { allow: 'network.host' }, { provenance: '' }]) expect(read(off).provenance).toBeUndefined();
+    expect(read({ provenance: 'mode=max' }).provenance).toEqual({ mode: 'max' });
+    expect(read({ provenance: 'true' }).provenance).toEqual({ mode: 'min' });
+    expect(read({ attests: 'type=provenance,mode=max' }).provenance).toEqual({ mode: 'max' });
+    expect(read({ attests: 'type=provenance,mode=min', provenance: 'mode=max' }).provenance).toEqual({ mode: 'max' });
+    expect(() => read({ provenance: 'mode=full' })).toThrow('input provenance: provenance "mode=full"');
     expect(() => read({ sbom: 'true' })).toThrow('input sbom: "true": this version of hoist makes no SBOM attestation');
-    expect(() => read({ attests: 'type=provenance,mode=min' })).toThrow('input attests: "type=provenance,mode=min": this version of hoist makes no attestations');
+    expect(() => read({ attests: 'type=sbom' })).toThrow('input attests: "type=sbom": this version of hoist makes provenance attestations only');
     expect(() => read({ 'cgroup-parent': 'foo' })).toThrow('input cgroup-parent:');
     expect(() => read({ call: 'check' })).toThrow('input call: "check": hoist only builds');
     expect(() => read({ allow: 'security.insecure' })).toThrow('input allow: "security.insecure": RUN --security=insecure is not supported by hoist');

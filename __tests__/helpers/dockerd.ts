@@ -22,6 +22,13 @@ function docker26(): string | undefined {
   return existsSync(path.join(root, 'usr', 'sbin', 'dockerd')) ? root : undefined;
 }
 
+/** docker 26's buildx plugin (0.13), when the test set-up unpacked it: a reader of what hoist pushes. */
+export function buildx26(): string | undefined {
+  const root = docker26();
+  const bin = root && path.join(root, 'usr', 'libexec', 'docker', 'cli-plugins', 'docker-buildx');
+  return bin && existsSync(bin) ? bin : undefined;
+}
+
 let announced = false;
 
 export async function startDockerd(options: { insecureRegistries?: string[] } = {}): Promise<Dockerd> {

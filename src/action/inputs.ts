@@ -9,6 +9,7 @@ import { parseSshFlag } from '../exec/ssh.js';
 import { type OutputSpec, parseOutput } from '../export/outputs.js';
 import { parsePlatform, type Platform } from '../image/platform.js';
 import { getList, inputBool } from './lists.js';
+import { parseProvenance, type ProvenanceOptions } from '../export/provenance.js';
 import { parseAddHost, parseNetwork, parseShmSize, parseUlimit, type RunSandbox } from '../exec/sandbox.js';
 
 export class InputError extends Error {
@@ -123,6 +124,8 @@ export interface ActionInputs {
   buildContexts: string[];
   /** org.opencontainers.image.created: the commit's time (default) or the run's */
   created: 'commit' | 'now';
+  /** a provenance attestation (the provenance input, else attests' type=provenance): none unless asked */
+  provenance?: ProvenanceOptions;
   registry?: string;
   username?: string;
   password?: string;
@@ -234,6 +237,7 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
     sandbox,
     buildContexts: list('build-contexts'),
     created: createdInput(text('created')),
+    ...provenanceInput(text('provenance'), list('attests')),
     ...(text('registry') ? { registry: text('registry') } : {}),
     ...(text('username') ? { username: text('username') } : {}),
     ...(get('password') ? { password: get('password') } : {}),
@@ -264,11 +268,10 @@ function sandboxOf(list: (n: InputName) => string[], text: (n: InputName) => str
  */
 function refuseUnsupported(list: (n: InputName) => string[], text: (n: InputName) => string): void {
   const off = (v: string) => v === '' || /^(false|0)$/i.test(v) || /^disabled=true$/i.test(v);
-  for (const n of ['provenance', 'sbom'] as const) {
-    if (!off(text(n))) throw new InputError(`input ${n}: ${JSON.stringify(text(n))}: this version of hoist makes no ${n === 'sbom' ? 'SBOM' : 'provenance'} attestation (the image is pushed without one); set ${n}: false, or leave it out`);
-  }
+  if (!off(text('sbom'))) throw new InputError(`input sbom: ${JSON.stringify(text('sbom'))}: this version of hoist makes no SBOM attestation (the image is pushed without one); set sbom: false, or leave it out`);
   for (const a of list('attests')) {
-    if (!/(^|,)\s*disabled=true\s*(,|$)/i.test(a)) throw new InputError(`input attests: ${JSON.stringify(a)}: this version of hoist makes no attestations; leave attests out`);
+    if (/(^|,)\s*type=provenance\s*(,|$)/.test(a) || /(^|,)\s*disabled=true\s*(,|$)/i.test(a)) continue;
+    throw new InputError(`input attests: ${JSON.stringify(a)}: this version of hoist makes provenance attestations only (type=provenance,…); leave the others out`);
   }
   if (text('cgroup-parent')) throw new InputError('input cgroup-parent: hoist runs RUN steps in its own runtime, not under a cgroup you name; leave cgroup-parent out');
   const call = text('call');
@@ -276,6 +279,17 @@ function refuseUnsupported(list: (n: InputName) => string[], text: (n: InputName
   for (const e of list('allow')) {
     if (e === 'network.host') continue; // RUN --network=host needs no entitlement here
     throw new InputError(`input allow: ${JSON.stringify(e)}: ${e === 'security.insecure' ? 'RUN --security=insecure is not supported by hoist' : 'unknown entitlement (network.host, security.insecure)'}`);
+  }
+}
+
+/** provenance, else an attests item of type=provenance (build-push-action: the provenance input wins). */
+function provenanceInput(provenance: string, attests: readonly string[]): { provenance?: ProvenanceOptions } {
+  const given = provenance || attests.find((a) => /(^|,)\s*type=provenance\s*(,|$)/.test(a)) || '';
+  try {
+    const p = parseProvenance(given);
+    return p ? { provenance: p } : {};
+  } catch (e) {
+    throw new InputError(`input ${provenance ? 'provenance' : 'attests'}: ${(e as Error).message}`);
   }
 }
 

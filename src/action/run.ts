@@ -103,6 +103,8 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
         isolation: inputs.isolation,
         labels,
         annotations,
+        // build-push-action's builder id: the workflow run's page
+        ...(inputs.provenance ? { provenance: { ...inputs.provenance, builderId: inputs.provenance.builderId ?? `${env.GITHUB_SERVER_URL || 'https://github.com'}/${env.GITHUB_REPOSITORY ?? ''}/actions/runs/${env.GITHUB_RUN_ID ?? ''}/attempts/${env.GITHUB_RUN_ATTEMPT || '1'}` } } : {}),
         outputs,
         cacheFrom: caches.from,
         cacheTo: caches.to,

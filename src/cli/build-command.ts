@@ -13,6 +13,7 @@ import { canSudo, rerunWithSudo } from '../exec/sudo.js';
 import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
 import { parseAnnotation } from '../image/annotations.js';
+import { parseProvenance, type ProvenanceOptions } from '../export/provenance.js';
 import { parseBuildContext } from '../solver/named-contexts.js';
 import { parseAddHost, parseNetwork, parseShmSize, parseUlimit, type RunSandbox } from '../exec/sandbox.js';
 import { type OutputSpec, parseOutput } from '../export/outputs.js';
@@ -41,6 +42,8 @@ Builds an image from a Dockerfile.
                              index or index-descriptor (repeatable; with --images, the tag rules' OCI annotations too)
       --build-context NAME=VALUE   what FROM NAME, COPY --from=NAME and from=NAME read: docker-image://REF or a
                              directory (repeatable)
+      --provenance VALUE     a SLSA provenance attestation on the pushed image: true | mode=min|max[,builder-id=URL]
+                             (also --attest type=provenance,…); none unless asked
       --add-host HOST:IP     an /etc/hosts entry for every RUN (repeatable)
       --network MODE         every RUN's network: default (the host's) | host | none (RUN --network decides for its step)
       --shm-size SIZE        every RUN's /dev/shm size (e.g. 2g; default 64m)
@@ -102,6 +105,8 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     isolation: { value: true },
     'add-host': { value: true, repeat: true },
     'build-context': { value: true, repeat: true },
+    provenance: { value: true },
+    attest: { value: true, repeat: true },
     annotation: { value: true, repeat: true },
     network: { value: true },
     'shm-size': { value: true },
@@ -167,6 +172,14 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   }
 }
 
+/** --provenance, else --attest type=provenance,… (another --attest type is refused: not made yet). */
+function provenanceOption(a: ParsedArgs): { provenance?: ProvenanceOptions } {
+  for (const t of a.options.get('attest') ?? []) if (!/(^|,)type=provenance(,|$)/.test(t)) throw new UsageError(`--attest ${t}: this version of hoist makes provenance attestations only (type=provenance,…)`);
+  const given = a.options.get('provenance')?.at(-1) ?? a.options.get('attest')?.at(-1) ?? '';
+  const p = asUsage(() => parseProvenance(given));
+  return p ? { provenance: p } : {};
+}
+
 /** A flag's value that does not parse is a usage error (exit 2), whichever module read it. */
 function asUsage<T>(parse: () => T): T {
   try {
@@ -216,6 +229,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       target: a.options.get('target')?.[0],
       platforms: (a.options.get('platform') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean).map((v) => asUsage(() => parsePlatform(v))),
       labels: new Map([...(meta?.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const), ...keyValueOptions(a.options.get('label') ?? [])]),
+      ...provenanceOption(a),
       namedContexts: new Map((a.options.get('build-context') ?? []).map((c) => asUsage(() => parseBuildContext(c)))),
       annotations: [...(meta?.annotationsAt((process.env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest').split(',')) ?? []), ...(a.options.get('annotation') ?? [])].map((t) => asUsage(() => parseAnnotation(t))),
       outputs,

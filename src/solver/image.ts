@@ -56,16 +56,16 @@ export class IndexImage implements ImageSource {
     private readonly children: readonly ImageSource[],
   ) {}
 
-  static async of(images: readonly { image: ImageSource; platform: Platform; annotations?: Record<string, string> }[], store: Store, annotations?: Record<string, string>): Promise<IndexImage> {
+  static async of(images: readonly { image: ImageSource; platform: Platform; annotations?: Record<string, string> }[], store: Store, annotations?: Record<string, string>, mediaType: string = MediaType.dockerManifestList): Promise<IndexImage> {
     const index: ImageIndex = {
       schemaVersion: 2,
-      mediaType: MediaType.dockerManifestList,
+      mediaType,
       manifests: images.map(({ image, platform, annotations: a }) => ({ mediaType: image.root.mediaType, digest: image.root.digest, size: image.root.bytes.length, ...(a ? { annotations: a } : {}), platform: { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}) } })),
       ...(annotations ? { annotations } : {}),
     };
     const bytes = manifestBytes(index);
     await store.writeBlob(Buffer.from(bytes));
-    return new IndexImage(parseManifest(bytes, MediaType.dockerManifestList), images.map((i) => i.image));
+    return new IndexImage(parseManifest(bytes, mediaType), images.map((i) => i.image));
   }
 
   /** the child that holds a blob or is the manifest of this digest */

@@ -180,6 +180,8 @@ export interface BuildResult {
   /** the cache mounts the build used, when keepCacheMounts */
   cacheMounts: UsedCacheMount[];
   records: BuildRecords;
+  /** the images the build read (FROM, COPY --from, mounts), as resolved: a provenance attestation's materials */
+  materials: { ref: string; platform: string; digest: string }[];
 }
 
 /** A base image as resolved once per build: its manifest digest (for the platform), config and (lazy) layers. */
@@ -374,6 +376,7 @@ export class Solver {
         unusedBuildArgs: this.plan.unusedBuildArgs,
         cache: { ...this.cache, downloadedBytes: this.req.store.fetched.bytes - fetchedBefore },
         records,
+        materials: await this.materials(),
         cacheMounts: (await Promise.all(this.mounts.values())).filter((m): m is UsedCacheMount => m !== undefined),
       };
     } catch (e) {
@@ -460,6 +463,16 @@ export class Solver {
   }
 
   /** A registry image for a platform: the tag resolved, the manifest picked, the config read; no layer fetched. */
+  private async materials(): Promise<BuildResult['materials']> {
+    const out: BuildResult['materials'] = [];
+    for (const [key, p] of this.images) {
+      const r = await p.catch(() => undefined);
+      const bar = key.lastIndexOf('|');
+      if (r) out.push({ ref: key.slice(0, bar), platform: key.slice(bar + 1), digest: r.digest });
+    }
+    return out;
+  }
+
   private baseImage(ref: string, platform: Platform, at?: Instruction): Promise<ResolvedImage> {
     return sharedBy(this.images, `${ref}|${formatPlatform(platform)}`, async () => {
       let parsed: Reference;

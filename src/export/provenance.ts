@@ -1,0 +1,210 @@
+// SLSA provenance attestations, as BuildKit attaches them to a pushed image (moby/buildkit docs/attestations:
+// attestation-storage.md, slsa-definitions.md): the image becomes an OCI index holding each platform's image (its
+// manifest in OCI media types) and, after them, one attestation manifest per platform (platform unknown/unknown,
+// annotated vnd.docker.reference.type=attestation-manifest and vnd.docker.reference.digest=<the image's manifest>),
+// whose one layer is an in-toto statement (application/vnd.in-toto+json) with a SLSA v0.2 provenance predicate:
+// builder id, buildType https://mobyproject.org/buildkit@v1, the images read as materials (purls with digests), the
+// invocation (the Dockerfile, frontend dockerfile.v0, args: target, and with mode=max the build args and labels, the
+// secrets' and ssh ids — never a value), the build machine's platform, the times, completeness and hermeticity.
+// What differs from BuildKit: mode=max's buildConfig holds hoist's steps (instruction, stage, line), not BuildKit's
+// LLB definition, and ADD <url> downloads are not among the materials.
+import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { parseDigest } from '../image/digest.js';
+import { type Descriptor, type ImageManifest, manifestBytes, parseManifest, type ParsedManifest } from '../image/manifest.js';
+import { MediaType } from '../image/media-types.js';
+import { formatPlatform, type Platform } from '../image/platform.js';
+import { parseReference } from '../image/reference.js';
+import type { ImageSource } from '../image/source.js';
+import type { Store } from '../store/store.js';
+
+export interface ProvenanceOptions {
+  mode: 'min' | 'max';
+  /** builder.id: the build's URL (build-push-action gives the workflow run's) */
+  builderId?: string;
+}
+
+export class ProvenanceError extends Error {
+  override readonly name = 'ProvenanceError';
+}
+
+/**
+ * A provenance setting as buildx and build-push-action take it: empty, `false`, `0` or `disabled=true` is none;
+ * `true`/`1` is mode=min; else `mode=min|max`, `builder-id=URL`, `disabled=true|false`, comma-separated.
+ */
+export function parseProvenance(text: string): ProvenanceOptions | undefined {
+  const t = text.trim();
+  if (t === '' || /^(false|0)$/i.test(t)) return undefined;
+  if (/^(true|1)$/i.test(t)) return { mode: 'min' };
+  const o: ProvenanceOptions = { mode: 'min' };
+  for (const field of t.split(',')) {
+    const eq = field.indexOf('=');
+    const k = (eq < 0 ? field : field.slice(0, eq)).trim();
+    const v = eq < 0 ? '' : field.slice(eq + 1).trim();
+    if (k === 'type' && v === 'provenance') continue;
+    if (k === 'mode' && (v === 'min' || v === 'max')) o.mode = v;
+    else if (k === 'builder-id' && v) o.builderId = v;
+    else if (k === 'disabled' && /^(true|false)$/i.test(v)) {
+      if (/^true$/i.test(v)) return undefined;
+    } else if (k === 'inline-only' || k === 'version' || k === 'reproducible') continue;
+    else throw new ProvenanceError(`provenance ${JSON.stringify(text)}: ${JSON.stringify(field)} is not mode=min|max, builder-id=URL or disabled=true|false`);
+  }
+  return o;
+}
+
+/** A package URL for an image reference as BuildKit writes them (pkg:docker/NAMESPACE/NAME@VERSION?platform=…). */
+export function imagePurl(ref: string, platform: string): string {
+  const r = parseReference(ref);
+  let repo = r.registry === 'docker.io' ? r.repository.replace(/^library\//, '') : `${r.registry}/${r.repository}`;
+  repo = repo.split('/').map((seg) => encodeURIComponent(seg)).join('/');
+  const version = r.digest ?? r.tag ?? 'latest';
+  return `pkg:docker/${repo}@${encodeURIComponent(version).replace(/%3A/g, ':')}?platform=${encodeURIComponent(platform)}`;
+}
+
+/** What a provenance statement says of the build (the same for every platform but its subject). */
+export interface BuildFacts {
+  /** the Dockerfile's path in the context, as given */
+  dockerfile: string;
+  target?: string;
+  buildArgs: ReadonlyMap<string, string>;
+  labels: ReadonlyMap<string, string>;
+  secrets: readonly string[];
+  ssh: readonly string[];
+  /** the images read, as resolved */
+  materials: readonly { ref: string; platform: string; digest: string }[];
+  /** whether no step could reach the network (no RUN without --network=none) */
+  hermetic: boolean;
+  steps: readonly { stage: number | string; instruction: string; line: number }[];
+  startedOn: Date;
+  finishedOn: Date;
+  hostPlatform: Platform;
+}
+
+function statement(subjects: { name: string; digest: string }[], facts: BuildFacts, o: ProvenanceOptions, invocationID: string): object {
+  const args: Record<string, string> = {};
+  if (facts.target) args.target = facts.target;
+  if (o.mode === 'max') {
+    for (const [k, v] of facts.buildArgs) args[`build-arg:${k}`] = v;
+    for (const [k, v] of facts.labels) args[`label:${k}`] = v;
+  }
+  return {
+    _type: 'https://in-toto.io/Statement/v0.1',
+    predicateType: 'https://slsa.dev/provenance/v0.2',
+    subject: subjects.map((s) => ({ name: s.name, digest: { sha256: parseDigest(s.digest).hex } })),
+    predicate: {
+      builder: { id: o.builderId ?? '' },
+      buildType: 'https://mobyproject.org/buildkit@v1',
+      materials: facts.materials.map((m) => ({ uri: imagePurl(m.ref, m.platform), digest: { sha256: parseDigest(m.digest).hex } })),
+      invocation: {
+        configSource: { entryPoint: facts.dockerfile },
+        parameters: {
+          frontend: 'dockerfile.v0',
+          args,
+          locals: [{ name: 'context' }, { name: 'dockerfile' }],
+          ...(o.mode === 'max' ? { secrets: facts.secrets.map((id) => ({ id, optional: true })), ssh: facts.ssh.map((id) => ({ id })) } : {}),
+        },
+        environment: { platform: formatPlatform(facts.hostPlatform) },
+      },
+      ...(o.mode === 'max' ? { buildConfig: { 'hoist.steps': facts.steps.map((s) => ({ stage: s.stage, instruction: s.instruction, line: s.line })) } } : {}),
+      metadata: {
+        buildInvocationID: invocationID,
+        buildStartedOn: facts.startedOn.toISOString(),
+        buildFinishedOn: facts.finishedOn.toISOString(),
+        completeness: { parameters: o.mode === 'max', environment: true, materials: false },
+        reproducible: false,
+        'https://mobyproject.org/buildkit@v1#hermetic': facts.hermetic,
+      },
+    },
+  };
+}
+
+const ociTypes: Record<string, string> = {
+  [MediaType.dockerManifest]: MediaType.ociManifest,
+  [MediaType.dockerConfig]: MediaType.ociConfig,
+  [MediaType.dockerLayerGzip]: MediaType.ociLayerGzip,
+  [MediaType.dockerLayer]: MediaType.ociLayer,
+};
+
+/** An image whose manifest is written again in OCI media types (the same config and layers, the same bytes). */
+class OciTyped implements ImageSource {
+  constructor(
+    readonly root: ParsedManifest,
+    private readonly inner: ImageSource,
+  ) {}
+  async manifest(): Promise<ParsedManifest> {
+    return this.root;
+  }
+  openBlob(desc: Descriptor): Promise<Readable> {
+    return this.inner.openBlob(desc);
+  }
+  readBlob(desc: Descriptor): Promise<Buffer> {
+    return this.inner.readBlob(desc);
+  }
+  originOf(digest: string) {
+    return this.inner.originOf?.(digest);
+  }
+}
+
+/** Blobs the store holds (an attestation's config and statement). */
+class StoredImage implements ImageSource {
+  constructor(
+    readonly root: ParsedManifest,
+    private readonly store: Store,
+  ) {}
+  async manifest(): Promise<ParsedManifest> {
+    return this.root;
+  }
+  async openBlob(desc: Descriptor): Promise<Readable> {
+    return this.store.openBlob(desc.digest);
+  }
+  async readBlob(desc: Descriptor): Promise<Buffer> {
+    return this.store.readBlob(desc.digest);
+  }
+}
+
+async function ociTyped(image: ImageSource, store: Store): Promise<ImageSource> {
+  if (image.root.kind !== 'manifest') throw new ProvenanceError('internal: provenance is attached to image manifests');
+  const m = image.root.manifest;
+  const retyped: ImageManifest = {
+    ...m,
+    mediaType: MediaType.ociManifest,
+    config: { ...m.config, mediaType: ociTypes[m.config.mediaType] ?? m.config.mediaType },
+    layers: m.layers.map((l) => ({ ...l, mediaType: ociTypes[l.mediaType] ?? l.mediaType })),
+  };
+  const bytes = manifestBytes(retyped);
+  await store.writeBlob(bytes);
+  return new OciTyped(parseManifest(bytes, MediaType.ociManifest), image);
+}
+
+export interface Attested {
+  /** each platform's image, in OCI media types, and its attestation manifest */
+  entries: { image: ImageSource; platform: Platform; attestation: ImageSource }[];
+}
+
+/**
+ * Each platform's image in OCI media types and its provenance attestation manifest (for an OCI index: the images,
+ * then the attestations, each described as unknown/unknown with the image it refers to).
+ */
+export async function attestProvenance(images: readonly { image: ImageSource; platform: Platform }[], names: readonly string[], facts: BuildFacts, o: ProvenanceOptions, store: Store): Promise<Attested> {
+  const invocationID = [...randomBytes(25)].map((b) => 'abcdefghijklmnopqrstuvwxyz0123456789'[b % 36]).join('');
+  const entries: Attested['entries'] = [];
+  for (const { image, platform } of images) {
+    const typed = await ociTyped(image, store);
+    const p = formatPlatform(platform);
+    const subjects = (names.length ? names.map((n) => imagePurl(n, p)) : ['_']).map((name) => ({ name, digest: typed.root.digest }));
+    const body = Buffer.from(JSON.stringify(statement(subjects, { ...facts, materials: facts.materials.filter((m) => m.platform === p || facts.materials.every((x) => x.platform !== p)) }, o, invocationID)));
+    const layer = await store.writeBlob(body);
+    const config = Buffer.from(JSON.stringify({ architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: [layer.digest] } }));
+    const cfg = await store.writeBlob(config);
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: MediaType.ociConfig, digest: cfg.digest, size: cfg.size },
+      layers: [{ mediaType: 'application/vnd.in-toto+json', digest: layer.digest, size: layer.size, annotations: { 'in-toto.io/predicate-type': 'https://slsa.dev/provenance/v0.2' } }],
+    };
+    const bytes = manifestBytes(manifest);
+    await store.writeBlob(bytes);
+    entries.push({ image: typed, platform, attestation: new StoredImage(parseManifest(bytes, MediaType.ociManifest), store) });
+  }
+  return { entries };
+}
