@@ -4,7 +4,8 @@
 // and answers with what outputs, metadata files and summaries need. No argv here, no GitHub.
 import { randomBytes } from 'node:crypto';
 import type { RunSandbox } from './exec/sandbox.js';
-import { attestProvenance, type ProvenanceOptions } from './export/provenance.js';
+import { attestImages, type BuildFacts, type ProvenanceOptions } from './export/provenance.js';
+import { spdxDocument } from './export/sbom.js';
 import { MediaType } from './image/media-types.js';
 import { type Annotation, annotationsFor } from './image/annotations.js';
 import type { NamedContext } from './dockerfile/plan.js';
@@ -63,6 +64,8 @@ export interface BuildRequest {
   namedContexts?: ReadonlyMap<string, NamedContext>;
   /** a SLSA provenance attestation on pushed images (--provenance; none unless asked) */
   provenance?: ProvenanceOptions;
+  /** an SBOM attestation (SPDX, from the image's package databases) on pushed images (--sbom) */
+  sbom?: boolean;
   /** annotations on the manifests and the index (--annotation) */
   annotations?: readonly Annotation[];
   outputs?: readonly OutputSpec[];
@@ -174,6 +177,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
         executor,
         labels: req.labels ?? new Map(),
         ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}),
+        ...(req.sbom ? { sbom: true } : {}),
         ...(annotationsFor(req.annotations ?? [], 'manifest', platform) ? { annotations: annotationsFor(req.annotations ?? [], 'manifest', platform) } : {}),
         sourceDateEpoch,
         secrets: req.secrets ?? new Map(),
@@ -203,7 +207,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
   const plain: ImageSource = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index')) : solved[0].result.image;
   // With provenance, what is pushed (and recorded under the tags) is an OCI index of the images and their
   // attestations; the other outputs (a docker or OCI archive, a directory) get the image alone.
-  const image = req.provenance ? await provenanceIndex(req, solved, startedOn, store) : plain;
+  const image = req.provenance || req.sbom ? await attestedIndex(req, solved, startedOn, store) : plain;
   const root = image.root;
   const descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.bytes.length };
   for (const t of req.tags) await store.putImage(t, descriptor);
@@ -303,27 +307,31 @@ export function planRunsSteps(req: Pick<BuildRequest, 'context' | 'dockerfile' |
   return plan.order.some((i) => plan.stages[i].stage.commands.some((ins) => ins.kind === 'run'));
 }
 
-/** The images and their provenance attestations as one OCI index (export/provenance.ts). */
-async function provenanceIndex(req: BuildRequest, solved: readonly { result: BuildResult; platform: Platform }[], startedOn: Date, store: Store): Promise<ImageSource> {
+/** The images and their attestations (provenance, SBOM) as one OCI index (export/provenance.ts, export/sbom.ts). */
+async function attestedIndex(req: BuildRequest, solved: readonly { result: BuildResult; platform: Platform }[], startedOn: Date, store: Store): Promise<ImageSource> {
   const steps = solved.flatMap((x) => x.result.steps);
-  const attested = await attestProvenance(
+  const facts: BuildFacts = {
+    dockerfile: req.dockerfileText !== undefined ? 'Dockerfile' : path.relative(path.resolve(req.context), path.resolve(req.dockerfile ?? path.join(req.context, 'Dockerfile'))),
+    ...(req.target ? { target: req.target } : {}),
+    buildArgs: req.buildArgs ?? new Map(),
+    labels: req.labels ?? new Map(),
+    secrets: [...(req.secrets?.keys() ?? [])],
+    ssh: [...(req.ssh?.keys() ?? [])],
+    materials: [...new Map(solved.flatMap((x) => x.result.materials).map((m) => [`${m.ref}|${m.platform}`, m])).values()],
+    hermetic: !steps.some((st) => /^RUN\b/.test(st.instruction) && !/--network=none/.test(st.instruction)),
+    steps: steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line })),
+    startedOn,
+    finishedOn: new Date(),
+    hostPlatform: hostPlatform(),
+  };
+  const sbomOf = (platform: Platform) => {
+    const s = solved.find((x) => formatPlatform(x.platform) === formatPlatform(platform))?.result.sbom;
+    return spdxDocument(s?.packages ?? [], { name: req.tags[0] ?? 'image', created: facts.finishedOn, os: s?.os ?? {}, notes: s?.notes ?? [] });
+  };
+  const attested = await attestImages(
     solved.map((x) => ({ image: x.result.image, platform: x.platform })),
     req.tags,
-    {
-      dockerfile: req.dockerfileText !== undefined ? 'Dockerfile' : path.relative(path.resolve(req.context), path.resolve(req.dockerfile ?? path.join(req.context, 'Dockerfile'))),
-      ...(req.target ? { target: req.target } : {}),
-      buildArgs: req.buildArgs ?? new Map(),
-      labels: req.labels ?? new Map(),
-      secrets: [...(req.secrets?.keys() ?? [])],
-      ssh: [...(req.ssh?.keys() ?? [])],
-      materials: [...new Map(solved.flatMap((x) => x.result.materials).map((m) => [`${m.ref}|${m.platform}`, m])).values()],
-      hermetic: !steps.some((st) => /^RUN\b/.test(st.instruction) && !/--network=none/.test(st.instruction)),
-      steps: steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line })),
-      startedOn,
-      finishedOn: new Date(),
-      hostPlatform: hostPlatform(),
-    },
-    req.provenance as ProvenanceOptions,
+    { ...(req.provenance ? { provenance: { facts, options: req.provenance } } : {}), ...(req.sbom ? { sbom: sbomOf } : {}) },
     store,
   );
   const unknown = { architecture: 'unknown', os: 'unknown' };

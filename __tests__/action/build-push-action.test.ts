@@ -26,14 +26,13 @@ const rows = (JSON.parse(readFileSync(path.join(here, 'data', 'build-push-action
 
 /** Inputs hoist refuses (it would not build what they ask for), by the message's start. */
 const refused: Record<string, (value: string) => boolean> = {
-  sbom: (v) => v !== '' && v !== 'false',
-  attests: (v) => v !== '' && !v.includes('type=provenance'),
+  attests: (v) => v !== '' && !/type=(provenance|sbom)/.test(v),
   'cgroup-parent': (v) => v !== '',
 };
 
 /** The argv's flags as what they set, keeping only what hoist has to read the same way. */
 function fromArgv(argv: string[]) {
-  const out = { provenance: undefined as string | undefined, buildArgs: [] as string[], labels: [] as string[], tags: [] as string[], outputs: [] as string[], platforms: [] as string[], secrets: [] as string[], addHosts: [] as string[], ulimits: [] as string[], annotations: [] as string[], shmSize: undefined as string | undefined, network: undefined as string | undefined, file: undefined as string | undefined, push: false, load: false };
+  const out = { sbom: false, provenance: undefined as string | undefined, buildArgs: [] as string[], labels: [] as string[], tags: [] as string[], outputs: [] as string[], platforms: [] as string[], secrets: [] as string[], addHosts: [] as string[], ulimits: [] as string[], annotations: [] as string[], shmSize: undefined as string | undefined, network: undefined as string | undefined, file: undefined as string | undefined, push: false, load: false };
   for (let i = 1; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[i + 1];
@@ -53,7 +52,10 @@ function fromArgv(argv: string[]) {
       case '--push': out.push = true; continue;
       case '--load': out.load = true; continue;
       // the default attestation (inline-only, which build-push-action adds by itself) is not hoist's default
-      case '--attest': if (/^type=provenance,/.test(value) && !/inline-only=true|disabled=true/.test(value)) out.provenance = /mode=max/.test(value) ? 'max' : 'min'; break;
+      case '--attest':
+        if (/^type=provenance,/.test(value) && !/inline-only=true|disabled=true/.test(value)) out.provenance = /mode=max/.test(value) ? 'max' : 'min';
+        if (/^type=sbom,/.test(value) && !/disabled=true/.test(value)) out.sbom = true;
+        break;
       case '--iidfile': case '--metadata-file': case '--builder': case '--cgroup-parent': break;
       default:
         if (i === argv.length - 1) continue; // the context
@@ -68,6 +70,7 @@ function fromArgv(argv: string[]) {
 function asArgv(i: ActionInputs) {
   const secrets = [...i.secrets].map(([id, s]) => ('env' in s && s.env ? `id=${id},env=${s.env}` : 'file' in s && s.file ? `id=${id},src=${s.file}` : `id=${id}`));
   return {
+    sbom: i.sbom,
     provenance: i.provenance?.mode,
     buildArgs: [...i.buildArgs].map(([k, v]) => `${k}=${v}`),
     labels: i.labels,
@@ -98,7 +101,7 @@ test.each(rows.map((r) => [r.n, r] as const))('row %i is read as build-push-acti
   // build-push-action drops annotations (with a warning) for a buildx older than 0.12, as the row's buildx is
   if (semver.lt(r.buildx, '0.12.0')) ours.annotations = [];
   // and attestations for one older than 0.10
-  if (semver.lt(r.buildx, '0.10.0')) ours.provenance = undefined;
+  if (semver.lt(r.buildx, '0.10.0')) Object.assign(ours, { provenance: undefined, sbom: false });
   const theirs = fromArgv(r.argv);
   expect(ours).toEqual({
     ...theirs,

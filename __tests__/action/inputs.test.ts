@@ -111,8 +111,11 @@ describe('readInputs', () => {
     expect(read({ attests: 'type=provenance,mode=max' }).provenance).toEqual({ mode: 'max' });
     expect(read({ attests: 'type=provenance,mode=min', provenance: 'mode=max' }).provenance).toEqual({ mode: 'max' });
     expect(() => read({ provenance: 'mode=full' })).toThrow('input provenance: provenance "mode=full"');
-    expect(() => read({ sbom: 'true' })).toThrow('input sbom: "true": this version of hoist makes no SBOM attestation');
-    expect(() => read({ attests: 'type=sbom' })).toThrow('input attests: "type=sbom": this version of hoist makes provenance attestations only');
+    expect(read({ sbom: 'true' }).sbom).toBe(true);
+    expect(read({ attests: 'type=sbom' }).sbom).toBe(true);
+    expect(read({}).sbom).toBe(false);
+    expect(() => read({ sbom: 'generator=image' })).toThrow('input sbom: sbom "generator=image": generator= names');
+    expect(() => read({ attests: 'type=spdx' })).toThrow('input attests: "type=spdx": hoist makes type=provenance and type=sbom attestations');
     expect(() => read({ 'cgroup-parent': 'foo' })).toThrow('input cgroup-parent:');
     expect(() => read({ call: 'check' })).toThrow('input call: "check": hoist only builds');
     expect(() => read({ allow: 'security.insecure' })).toThrow('input allow: "security.insecure": RUN --security=insecure is not supported by hoist');

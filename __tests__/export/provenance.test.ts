@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { imagePurl, parseProvenance } from '../../src/export/provenance.js';
+import { osRelease, parseApkInstalled, parseDpkgStatus, parseSbom } from '../../src/export/sbom.js';
 import { hoist } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -96,6 +97,30 @@ describeWith(['docker-registry', 'skopeo', 'busybox'])('a pushed image with its 
     }
   });
 
+  test('--sbom with provenance: one attestation manifest, the SPDX statement first; the packages dpkg lists, as buildx reads them', async () => {
+    const ctx = path.join(work, `ctx-${n++}`);
+    mkdirSync(ctx);
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base}\nCOPY status /var/lib/dpkg/status\nCOPY os-release /etc/os-release\n`);
+    writeFileSync(path.join(ctx, 'status'), 'Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc\nVersion: 2.36-9\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1\n');
+    writeFileSync(path.join(ctx, 'os-release'), 'ID=debian\nVERSION_ID="12"\n');
+    const ref = `${reg.host}/prov/sbom:1`;
+    const r = await hoist(['build', '--store', path.join(work, 'store'), '--sbom', 'true', '--attest', 'type=provenance,mode=min', '-t', ref, '--push', ctx]);
+    expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
+    const att = raw<Index>(ref).manifests[1];
+    const layers = raw<Manifest>(`${reg.host}/prov/sbom@${att.digest}`).layers;
+    expect(layers.map((l) => l.annotations?.['in-toto.io/predicate-type'])).toEqual(['https://spdx.dev/Document', 'https://slsa.dev/provenance/v0.2']);
+    const spdx = (await blob('prov/sbom', layers[0].digest)) as { predicate: { spdxVersion: string; packages: { name: string; versionInfo: string; externalRefs: { referenceLocator: string }[] }[] } };
+    expect(spdx.predicate.spdxVersion).toBe('SPDX-2.3');
+    expect(spdx.predicate.packages.map((p) => [p.name, p.versionInfo, p.externalRefs[0].referenceLocator])).toEqual([['libc6', '2.36-9', 'pkg:deb/debian/libc6@2.36-9?arch=amd64&upstream=glibc&distro=debian-12']]);
+    const buildx = buildx26();
+    if (buildx) {
+      const home = mkdtempSync(path.join(work, 'home-'));
+      const seen = spawnSync(buildx, ['imagetools', 'inspect', ref, '--format', '{{json .SBOM.SPDX}}'], { encoding: 'utf8', env: { ...process.env, HOME: home } });
+      expect(seen.stderr).toBe('');
+      expect(JSON.parse(seen.stdout)).toMatchObject({ spdxVersion: 'SPDX-2.3', packages: [{ name: 'libc6' }] });
+    }
+  });
+
   test('mode=min leaves the build args out; no --provenance (or false) pushes the plain manifest', async () => {
     const ref = `${reg.host}/prov/min:1`;
     const r = await hoist(['build', '--store', path.join(work, 'store'), '--provenance', 'true', '--build-arg', 'GREETING=hi', '-t', ref, '--push', context()]);
@@ -112,4 +137,15 @@ describeWith(['docker-registry', 'skopeo', 'busybox'])('a pushed image with its 
       expect(raw<{ mediaType: string }>(plain).mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
     }
   });
+});
+
+test('the package databases an SBOM reads: dpkg status (installed only), apk installed, os-release', () => {
+  const dpkg = 'Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc\nVersion: 2.36-9+deb12u4\nDescription: GNU C Library\n multi-line\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1.0\n\nPackage: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n';
+  expect(parseDpkgStatus(dpkg)).toEqual([{ type: 'deb', name: 'libc6', version: '2.36-9+deb12u4', arch: 'amd64', source: 'glibc' }, { type: 'deb', name: 'tzdata', version: '2024a-0+deb12u1', arch: 'all' }]);
+  const apk = 'C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nL:MIT\no:musl\n\nC:Q1def=\nP:busybox\nV:1.36.1-r5\nA:x86_64\nL:GPL-2.0-only\n';
+  expect(parseApkInstalled(apk)).toEqual([{ type: 'apk', name: 'musl', version: '1.2.4-r2', arch: 'x86_64', license: 'MIT', source: 'musl' }, { type: 'apk', name: 'busybox', version: '1.36.1-r5', arch: 'x86_64', license: 'GPL-2.0-only' }]);
+  expect(osRelease('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n')).toEqual({ id: 'debian', versionId: '12' });
+  expect(parseSbom('true')).toBe(true);
+  expect(parseSbom('disabled=true')).toBe(false);
+  expect(() => parseSbom('generator=docker/scout-sbom-indexer:1')).toThrow('generator= names BuildKit\'s scanner image');
 });

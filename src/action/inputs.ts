@@ -10,6 +10,7 @@ import { type OutputSpec, parseOutput } from '../export/outputs.js';
 import { parsePlatform, type Platform } from '../image/platform.js';
 import { getList, inputBool } from './lists.js';
 import { parseProvenance, type ProvenanceOptions } from '../export/provenance.js';
+import { parseSbom } from '../export/sbom.js';
 import { parseAddHost, parseNetwork, parseShmSize, parseUlimit, type RunSandbox } from '../exec/sandbox.js';
 
 export class InputError extends Error {
@@ -126,6 +127,8 @@ export interface ActionInputs {
   created: 'commit' | 'now';
   /** a provenance attestation (the provenance input, else attests' type=provenance): none unless asked */
   provenance?: ProvenanceOptions;
+  /** an SBOM attestation (the sbom input, else attests' type=sbom) */
+  sbom: boolean;
   registry?: string;
   username?: string;
   password?: string;
@@ -238,6 +241,7 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
     buildContexts: list('build-contexts'),
     created: createdInput(text('created')),
     ...provenanceInput(text('provenance'), list('attests')),
+    sbom: sbomInput(text('sbom'), list('attests')),
     ...(text('registry') ? { registry: text('registry') } : {}),
     ...(text('username') ? { username: text('username') } : {}),
     ...(get('password') ? { password: get('password') } : {}),
@@ -267,11 +271,9 @@ function sandboxOf(list: (n: InputName) => string[], text: (n: InputName) => str
  * saying what to write instead, rather than a different image than the workflow asks for.
  */
 function refuseUnsupported(list: (n: InputName) => string[], text: (n: InputName) => string): void {
-  const off = (v: string) => v === '' || /^(false|0)$/i.test(v) || /^disabled=true$/i.test(v);
-  if (!off(text('sbom'))) throw new InputError(`input sbom: ${JSON.stringify(text('sbom'))}: this version of hoist makes no SBOM attestation (the image is pushed without one); set sbom: false, or leave it out`);
   for (const a of list('attests')) {
-    if (/(^|,)\s*type=provenance\s*(,|$)/.test(a) || /(^|,)\s*disabled=true\s*(,|$)/i.test(a)) continue;
-    throw new InputError(`input attests: ${JSON.stringify(a)}: this version of hoist makes provenance attestations only (type=provenance,…); leave the others out`);
+    if (/(^|,)\s*type=(provenance|sbom)\s*(,|$)/.test(a) || /(^|,)\s*disabled=true\s*(,|$)/i.test(a)) continue;
+    throw new InputError(`input attests: ${JSON.stringify(a)}: hoist makes type=provenance and type=sbom attestations; leave the others out`);
   }
   if (text('cgroup-parent')) throw new InputError('input cgroup-parent: hoist runs RUN steps in its own runtime, not under a cgroup you name; leave cgroup-parent out');
   const call = text('call');
@@ -290,6 +292,16 @@ function provenanceInput(provenance: string, attests: readonly string[]): { prov
     return p ? { provenance: p } : {};
   } catch (e) {
     throw new InputError(`input ${provenance ? 'provenance' : 'attests'}: ${(e as Error).message}`);
+  }
+}
+
+/** sbom, else an attests item of type=sbom. */
+function sbomInput(sbom: string, attests: readonly string[]): boolean {
+  const given = sbom || attests.find((a) => /(^|,)\s*type=sbom\s*(,|$)/.test(a)) || '';
+  try {
+    return parseSbom(given);
+  } catch (e) {
+    throw new InputError(`input ${sbom ? 'sbom' : 'attests'}: ${(e as Error).message}`);
   }
 }
 

@@ -105,6 +105,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
         annotations,
         // build-push-action's builder id: the workflow run's page
         ...(inputs.provenance ? { provenance: { ...inputs.provenance, builderId: inputs.provenance.builderId ?? `${env.GITHUB_SERVER_URL || 'https://github.com'}/${env.GITHUB_REPOSITORY ?? ''}/actions/runs/${env.GITHUB_RUN_ID ?? ''}/attempts/${env.GITHUB_RUN_ATTEMPT || '1'}` } } : {}),
+        ...(inputs.sbom ? { sbom: true } : {}),
         outputs,
         cacheFrom: caches.from,
         cacheTo: caches.to,

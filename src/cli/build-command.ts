@@ -14,6 +14,7 @@ import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
 import { parseAnnotation } from '../image/annotations.js';
 import { parseProvenance, type ProvenanceOptions } from '../export/provenance.js';
+import { parseSbom } from '../export/sbom.js';
 import { parseBuildContext } from '../solver/named-contexts.js';
 import { parseAddHost, parseNetwork, parseShmSize, parseUlimit, type RunSandbox } from '../exec/sandbox.js';
 import { type OutputSpec, parseOutput } from '../export/outputs.js';
@@ -44,6 +45,8 @@ Builds an image from a Dockerfile.
                              directory (repeatable)
       --provenance VALUE     a SLSA provenance attestation on the pushed image: true | mode=min|max[,builder-id=URL]
                              (also --attest type=provenance,…); none unless asked
+      --sbom true            an SBOM attestation (SPDX, the packages dpkg and apk list) on the pushed image
+                             (also --attest type=sbom)
       --add-host HOST:IP     an /etc/hosts entry for every RUN (repeatable)
       --network MODE         every RUN's network: default (the host's) | host | none (RUN --network decides for its step)
       --shm-size SIZE        every RUN's /dev/shm size (e.g. 2g; default 64m)
@@ -107,6 +110,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     'build-context': { value: true, repeat: true },
     provenance: { value: true },
     attest: { value: true, repeat: true },
+    sbom: { value: true },
     annotation: { value: true, repeat: true },
     network: { value: true },
     'shm-size': { value: true },
@@ -172,12 +176,14 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   }
 }
 
-/** --provenance, else --attest type=provenance,… (another --attest type is refused: not made yet). */
-function provenanceOption(a: ParsedArgs): { provenance?: ProvenanceOptions } {
-  for (const t of a.options.get('attest') ?? []) if (!/(^|,)type=provenance(,|$)/.test(t)) throw new UsageError(`--attest ${t}: this version of hoist makes provenance attestations only (type=provenance,…)`);
-  const given = a.options.get('provenance')?.at(-1) ?? a.options.get('attest')?.at(-1) ?? '';
-  const p = asUsage(() => parseProvenance(given));
-  return p ? { provenance: p } : {};
+/** --provenance and --sbom, else --attest type=provenance,… / type=sbom (another --attest type is refused). */
+function provenanceOption(a: ParsedArgs): { provenance?: ProvenanceOptions; sbom?: boolean } {
+  const attests = a.options.get('attest') ?? [];
+  for (const t of attests) if (!/(^|,)type=(provenance|sbom)(,|$)/.test(t)) throw new UsageError(`--attest ${t}: hoist makes type=provenance and type=sbom attestations`);
+  const of = (type: string) => attests.filter((t) => new RegExp(`(^|,)type=${type}(,|$)`).test(t)).at(-1);
+  const p = asUsage(() => parseProvenance(a.options.get('provenance')?.at(-1) ?? of('provenance') ?? ''));
+  const sbom = asUsage(() => parseSbom(a.options.get('sbom')?.at(-1) ?? of('sbom') ?? ''));
+  return { ...(p ? { provenance: p } : {}), ...(sbom ? { sbom } : {}) };
 }
 
 /** A flag's value that does not parse is a usage error (exit 2), whichever module read it. */

@@ -1,4 +1,4 @@
-// SLSA provenance attestations, as BuildKit attaches them to a pushed image (moby/buildkit docs/attestations:
+// SLSA provenance (and SBOM: export/sbom.ts) attestations, as BuildKit attaches them to a pushed image (moby/buildkit docs/attestations:
 // attestation-storage.md, slsa-definitions.md): the image becomes an OCI index holding each platform's image (its
 // manifest in OCI media types) and, after them, one attestation manifest per platform (platform unknown/unknown,
 // annotated vnd.docker.reference.type=attestation-manifest and vnd.docker.reference.digest=<the image's manifest>),
@@ -181,27 +181,40 @@ export interface Attested {
   entries: { image: ImageSource; platform: Platform; attestation: ImageSource }[];
 }
 
+/** What to attach: a provenance statement (the build's facts, the mode), an SBOM document per platform. */
+export interface AttestationParts {
+  provenance?: { facts: BuildFacts; options: ProvenanceOptions };
+  sbom?: (platform: Platform) => object;
+}
+
 /**
- * Each platform's image in OCI media types and its provenance attestation manifest (for an OCI index: the images,
- * then the attestations, each described as unknown/unknown with the image it refers to).
+ * Each platform's image in OCI media types and its attestation manifest (for an OCI index: the images, then the
+ * attestations, each described as unknown/unknown with the image it refers to): the SBOM's statement first, then
+ * the provenance's, as BuildKit orders them.
  */
-export async function attestProvenance(images: readonly { image: ImageSource; platform: Platform }[], names: readonly string[], facts: BuildFacts, o: ProvenanceOptions, store: Store): Promise<Attested> {
+export async function attestImages(images: readonly { image: ImageSource; platform: Platform }[], names: readonly string[], parts: AttestationParts, store: Store): Promise<Attested> {
   const invocationID = [...randomBytes(25)].map((b) => 'abcdefghijklmnopqrstuvwxyz0123456789'[b % 36]).join('');
   const entries: Attested['entries'] = [];
   for (const { image, platform } of images) {
     const typed = await ociTyped(image, store);
     const p = formatPlatform(platform);
     const subjects = (names.length ? names.map((n) => imagePurl(n, p)) : ['_']).map((name) => ({ name, digest: typed.root.digest }));
-    const body = Buffer.from(JSON.stringify(statement(subjects, { ...facts, materials: facts.materials.filter((m) => m.platform === p || facts.materials.every((x) => x.platform !== p)) }, o, invocationID)));
-    const layer = await store.writeBlob(body);
-    const config = Buffer.from(JSON.stringify({ architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: [layer.digest] } }));
+    const statements: { predicateType: string; body: object }[] = [];
+    if (parts.sbom) {
+      statements.push({ predicateType: 'https://spdx.dev/Document', body: { _type: 'https://in-toto.io/Statement/v0.1', predicateType: 'https://spdx.dev/Document', subject: subjects.map((s) => ({ name: s.name, digest: { sha256: parseDigest(s.digest).hex } })), predicate: parts.sbom(platform) } });
+    }
+    if (parts.provenance) {
+      const { facts, options } = parts.provenance;
+      statements.push({ predicateType: 'https://slsa.dev/provenance/v0.2', body: statement(subjects, { ...facts, materials: facts.materials.filter((m) => m.platform === p || facts.materials.every((x) => x.platform !== p)) }, options, invocationID) });
+    }
+    const layers: Descriptor[] = [];
+    for (const st of statements) {
+      const written = await store.writeBlob(Buffer.from(JSON.stringify(st.body)));
+      layers.push({ mediaType: 'application/vnd.in-toto+json', digest: written.digest, size: written.size, annotations: { 'in-toto.io/predicate-type': st.predicateType } });
+    }
+    const config = Buffer.from(JSON.stringify({ architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }));
     const cfg = await store.writeBlob(config);
-    const manifest: ImageManifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      config: { mediaType: MediaType.ociConfig, digest: cfg.digest, size: cfg.size },
-      layers: [{ mediaType: 'application/vnd.in-toto+json', digest: layer.digest, size: layer.size, annotations: { 'in-toto.io/predicate-type': 'https://slsa.dev/provenance/v0.2' } }],
-    };
+    const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: MediaType.ociConfig, digest: cfg.digest, size: cfg.size }, layers };
     const bytes = manifestBytes(manifest);
     await store.writeBlob(bytes);
     entries.push({ image: typed, platform, attestation: new StoredImage(parseManifest(bytes, MediaType.ociManifest), store) });

@@ -12,6 +12,7 @@ import type { Instruction } from '../dockerfile/instructions.js';
 import { type BuildPlan, type NamedContext, planBuild, type StageSource } from '../dockerfile/plan.js';
 import { describeOp, historyComment, type Op, type Step, translate, type TranslatedBase, type Translation } from '../dockerfile/translate.js';
 import { baseKey, stepKey } from '../cache/keys.js';
+import { osRelease, parseApkInstalled, parseDpkgStatus, type SbomPackage } from '../export/sbom.js';
 import { type RunSandbox, sandboxKey } from '../exec/sandbox.js';
 import type { CacheRecord } from '../cache/record.js';
 import { CacheBlobError, type CacheSource, defaultMountMax } from '../cache/backend.js';
@@ -52,7 +53,7 @@ import { type CopySelection, digestSelection, execCopy, selectCopy } from './ops
 import { BuildStopped, execRun } from './ops/exec.js';
 import { execMkdir } from './ops/mkdir.js';
 import type { OpContext, OpResult } from './ops/op.js';
-import { ImageState } from './state.js';
+import { ImageState, readImageFile } from './state.js';
 import { UserError } from './users.js';
 
 export { NeedsRootError } from './ops/exec.js';
@@ -78,6 +79,8 @@ export interface BuildRequest {
   labels?: ReadonlyMap<string, string>;
   /** --build-context NAME=…: images and directories that FROM, COPY --from and from= read by that name */
   namedContexts?: ReadonlyMap<string, NamedContext>;
+  /** read the image's package databases for an SBOM attestation (--sbom) */
+  sbom?: boolean;
   /** the manifest's annotations (--annotation manifest:…) */
   annotations?: Readonly<Record<string, string>>;
   /** seconds; clamps file times and sets every `created` */
@@ -182,6 +185,8 @@ export interface BuildResult {
   records: BuildRecords;
   /** the images the build read (FROM, COPY --from, mounts), as resolved: a provenance attestation's materials */
   materials: { ref: string; platform: string; digest: string }[];
+  /** what the image's package databases list, when asked (--sbom) */
+  sbom?: { packages: SbomPackage[]; os: { id?: string; versionId?: string }; notes: string[] };
 }
 
 /** A base image as resolved once per build: its manifest digest (for the platform), config and (lazy) layers. */
@@ -377,6 +382,7 @@ export class Solver {
         cache: { ...this.cache, downloadedBytes: this.req.store.fetched.bytes - fetchedBefore },
         records,
         materials: await this.materials(),
+        ...(this.req.sbom ? { sbom: await imagePackages(state, this.req.store) } : {}),
         cacheMounts: (await Promise.all(this.mounts.values())).filter((m): m is UsedCacheMount => m !== undefined),
       };
     } catch (e) {
@@ -878,4 +884,22 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
       req.onWarning?.(`${e.message}; the steps it would have given run again`);
     }
   }
+}
+
+/** The packages the image's dpkg and apk databases list, its OS release, and what was not read (an SBOM's content). */
+async function imagePackages(state: ImageState, store: Store): Promise<NonNullable<BuildResult['sbom']>> {
+  const text = async (f: string) => (await readImageFile(state, store, f))?.toString('utf8');
+  const fs = await state.fs(store);
+  const packages: SbomPackage[] = [];
+  const notes: string[] = [];
+  const status = await text('/var/lib/dpkg/status');
+  if (status) packages.push(...parseDpkgStatus(status));
+  // distroless images: one file per package in status.d
+  for (const [p, e] of fs.entries) {
+    if (e.header.type === 'file' && /^\/?var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p) && !p.endsWith('.md5sums')) packages.push(...parseDpkgStatus((await text(`/${p.replace(/^\//, '')}`)) ?? ''));
+  }
+  const apk = await text('/lib/apk/db/installed');
+  if (apk) packages.push(...parseApkInstalled(apk));
+  if ([...fs.entries.keys()].some((p) => /^\/?var\/lib\/rpm\//.test(p) || /^\/?usr\/lib\/sysimage\/rpm\//.test(p))) notes.push('this image has an rpm database, whose packages are not listed');
+  return { packages, os: osRelease((await text('/etc/os-release')) ?? (await text('/usr/lib/os-release'))), notes };
 }
