@@ -121,6 +121,24 @@ describeWith(['docker-registry', 'skopeo', 'busybox'])('a pushed image with its 
     }
   });
 
+  test('legs pushed by digest with their provenance merge into one index: the images, then their attestations', async () => {
+    const ctx = path.join(work, `ctx-${n++}`);
+    mkdirSync(ctx);
+    writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY a /a\n');
+    writeFileSync(path.join(ctx, 'a'), 'a\n');
+    const legs: string[] = [];
+    for (const platform of ['linux/amd64', 'linux/arm64']) {
+      const r = await hoist(['build', '--store', path.join(work, 'store'), '--platform', platform, '--provenance', 'true', '-t', `${reg.host}/prov/legs`, '--push-by-digest', '-q', ctx]);
+      expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
+      legs.push(`${reg.host}/prov/legs@${r.out.trim()}`);
+    }
+    const m = await hoist(['merge', '--store', path.join(work, 'store'), '-t', `${reg.host}/prov/legs:merged`, ...legs]);
+    expect(`${m.code}\n${m.err}`).toBe(`0\n${m.err}`);
+    const index = raw<Index>(`${reg.host}/prov/legs:merged`);
+    expect(index.manifests.map((d) => `${d.platform.os}/${d.platform.architecture}`)).toEqual(['linux/amd64', 'linux/arm64', 'unknown/unknown', 'unknown/unknown']);
+    expect(index.manifests.slice(2).map((d) => d.annotations?.['vnd.docker.reference.digest'])).toEqual(index.manifests.slice(0, 2).map((d) => d.digest));
+  });
+
   test('mode=min leaves the build args out; no --provenance (or false) pushes the plain manifest', async () => {
     const ref = `${reg.host}/prov/min:1`;
     const r = await hoist(['build', '--store', path.join(work, 'store'), '--provenance', 'true', '--build-arg', 'GREETING=hi', '-t', ref, '--push', context()]);

@@ -125,7 +125,7 @@ export interface ActionInputs {
   buildContexts: string[];
   /** org.opencontainers.image.created: the commit's time (default) or the run's */
   created: 'commit' | 'now';
-  /** a provenance attestation (the provenance input, else attests' type=provenance): none unless asked */
+  /** a provenance attestation (the provenance input, else attests' type=provenance) */
   provenance?: ProvenanceOptions;
   /** an SBOM attestation (the sbom input, else attests' type=sbom) */
   sbom: boolean;

@@ -21,6 +21,7 @@ import { commitTime, gitContext, repoInfo } from './github.js';
 import { type ActionInputs, type InputName, InputError, readInputs } from './inputs.js';
 import { parseAnnotation } from '../image/annotations.js';
 import { parseBuildContext } from '../solver/named-contexts.js';
+import type { ProvenanceOptions } from '../export/provenance.js';
 import { ActionCredentials } from './login.js';
 import { CommandGuard } from './commands.js';
 import { type OutputName, outputNames, StageLog, summaryMarkdown } from './report.js';
@@ -103,8 +104,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
         isolation: inputs.isolation,
         labels,
         annotations,
-        // build-push-action's builder id: the workflow run's page
-        ...(inputs.provenance ? { provenance: { ...inputs.provenance, builderId: inputs.provenance.builderId ?? `${env.GITHUB_SERVER_URL || 'https://github.com'}/${env.GITHUB_REPOSITORY ?? ''}/actions/runs/${env.GITHUB_RUN_ID ?? ''}/attempts/${env.GITHUB_RUN_ATTEMPT || '1'}` } } : {}),
+        ...provenanceOf(inputs, env),
         ...(inputs.sbom ? { sbom: true } : {}),
         outputs,
         cacheFrom: caches.from,
@@ -257,6 +257,17 @@ async function merge(inputs: ActionInputs, env: NodeJS.ProcessEnv, workspace: st
     for (const w of client.warnings()) warn(`registry: ${w}`);
     await client.close();
   }
+}
+
+/**
+ * The provenance the inputs ask for; none unless asked (build-push-action attaches mode=min to what it pushes by
+ * default; hoist does not, so that the same commit built again gives the same digest: an attestation records the
+ * build's times). The builder id is the workflow run's page.
+ */
+function provenanceOf(inputs: ActionInputs, env: NodeJS.ProcessEnv): { provenance?: ProvenanceOptions } {
+  const p = inputs.provenance;
+  if (!p) return {};
+  return { provenance: { ...p, builderId: p.builderId ?? `${env.GITHUB_SERVER_URL || 'https://github.com'}/${env.GITHUB_REPOSITORY ?? ''}/actions/runs/${env.GITHUB_RUN_ID ?? ''}/attempts/${env.GITHUB_RUN_ATTEMPT || '1'}` } };
 }
 
 /** metadata-action's annotation levels (DOCKER_METADATA_ANNOTATIONS_LEVELS: manifest by default). */

@@ -40,7 +40,11 @@ export async function mergedIndex(client: RegistryClient, sources: readonly Refe
     }
     for (const e of found) if (!entries.some((x) => x.descriptor.digest === e.descriptor.digest)) entries.push(e);
   }
-  const key = (d: Descriptor) => (d.platform ? formatPlatform(d.platform as Platform) : undefined);
+  // A leg's attestation manifests (BuildKit's: unknown/unknown, naming the image they attest) come along, after the
+  // images, as buildx imagetools create keeps them; they are not platforms.
+  const attestation = (d: Descriptor) => d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
+  entries.sort((a, b) => Number(attestation(a.descriptor)) - Number(attestation(b.descriptor)));
+  const key = (d: Descriptor) => (d.platform && !attestation(d) ? formatPlatform(d.platform as Platform) : undefined);
   const seen = new Map<string, Descriptor>();
   for (const e of entries) {
     const k = key(e.descriptor);
@@ -54,7 +58,7 @@ export async function mergedIndex(client: RegistryClient, sources: readonly Refe
   const index: ImageIndex = { schemaVersion: 2, mediaType, manifests: entries.map((e) => e.descriptor) };
   const bytes = manifestBytes(index);
   const root = parseManifest(bytes, mediaType);
-  return { image: new MergedImage(root, entries), platforms: entries.flatMap((e) => (e.descriptor.platform ? [e.descriptor.platform as Platform] : [])) };
+  return { image: new MergedImage(root, entries), platforms: entries.flatMap((e) => (e.descriptor.platform && !attestation(e.descriptor) ? [e.descriptor.platform as Platform] : [])) };
 }
 
 class MergedImage implements ImageSource {
