@@ -5,6 +5,10 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { writeLayer } from '../../src/layer/writer.js';
+import { imagePackages } from '../../src/solver/solver.js';
+import { ImageState } from '../../src/solver/state.js';
+import { Store } from '../../src/store/store.js';
 import path from 'node:path';
 import { imagePurl, parseProvenance } from '../../src/export/provenance.js';
 import { osRelease, parseApkInstalled, parseDpkgStatus, parseSbom } from '../../src/export/sbom.js';
@@ -166,4 +170,25 @@ test('the package databases an SBOM reads: dpkg status (installed only), apk ins
   expect(parseSbom('true')).toBe(true);
   expect(parseSbom('disabled=true')).toBe(false);
   expect(() => parseSbom('generator=docker/scout-sbom-indexer:1')).toThrow('generator= names BuildKit\'s scanner image');
+});
+
+test('an SBOM reads the package databases from the layers, and not one larger than the cap', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hoist-sbom-'));
+  const store = await Store.open(path.join(dir, 'store'));
+  try {
+    const h = { mode: 0o644, uid: 0, gid: 0, mtime: 1000 };
+    const status = Buffer.from('Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.2.13\n');
+    const apk = Buffer.from(`P:musl\nV:1.2.4-r2\nA:x86_64\n${'x'.repeat(4000)}\n`);
+    const written = await writeLayer(store, [
+      { header: { ...h, name: 'var/lib/dpkg/status.d/zlib1g', type: 'file', size: status.length }, content: { bytes: status } },
+      { header: { ...h, name: 'lib/apk/db/installed', type: 'file', size: apk.length }, content: { bytes: apk } },
+    ]);
+    const state = new ImageState([{ descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID, sources: [] }], []);
+    const found = await imagePackages(state, store, 1024);
+    expect(found.packages).toEqual([{ type: 'deb', name: 'zlib1g', version: '1:1.2.13', arch: 'amd64' }]);
+    expect(found.notes).toEqual([expect.stringMatching(/^\/lib\/apk\/db\/installed \(\d+ bytes\) was not read: over 1024 bytes$/)]);
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -887,11 +887,19 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
 }
 
 /** The packages the image's dpkg and apk databases list, its OS release, and what was not read (an SBOM's content). */
-async function imagePackages(state: ImageState, store: Store): Promise<NonNullable<BuildResult['sbom']>> {
-  const text = async (f: string) => (await readImageFile(state, store, f))?.toString('utf8');
+export async function imagePackages(state: ImageState, store: Store, maxBytes = 64 * 1024 * 1024): Promise<NonNullable<BuildResult['sbom']>> {
   const fs = await state.fs(store);
   const packages: SbomPackage[] = [];
   const notes: string[] = [];
+  // An image's database is the image's to write: one larger than any real one is not read whole into memory.
+  const text = async (f: string) => {
+    const e = fs.entries.get(fs.resolve(f, true));
+    if (e && e.header.size > maxBytes) {
+      notes.push(`${f} (${e.header.size} bytes) was not read: over ${maxBytes} bytes`);
+      return undefined;
+    }
+    return (await readImageFile(state, store, f))?.toString('utf8');
+  };
   const status = await text('/var/lib/dpkg/status');
   if (status) packages.push(...parseDpkgStatus(status));
   // distroless images: one file per package in status.d
