@@ -2,9 +2,8 @@
 // Dockerfile build on a store and a registry client, records the image under its tags, writes it to each output
 // while the Actions cache is written, exports the other caches after the push (so that they mount what it uploaded),
 // and answers with what outputs, metadata files and summaries need. No argv here, no GitHub.
-import { randomBytes } from 'node:crypto';
 import type { RunSandbox } from './exec/sandbox.js';
-import { attestImages, type BuildFacts, type ProvenanceOptions } from './export/provenance.js';
+import { attestImages, type BuildFacts, newBuildID, type ProvenanceOptions } from './export/provenance.js';
 import { spdxDocument } from './export/sbom.js';
 import { MediaType } from './image/media-types.js';
 import { type Annotation, annotationsFor } from './image/annotations.js';
@@ -124,6 +123,7 @@ export interface BuildOutcome {
 export async function build(req: BuildRequest): Promise<BuildOutcome> {
   const { store, client } = req;
   const startedOn = new Date();
+  const buildID = newBuildID();
   const events = req.events ?? {};
   const warn = (m: string) => events.warning?.(m);
   const log = (m: string) => events.log?.(m);
@@ -178,7 +178,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
         labels: req.labels ?? new Map(),
         ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}),
         ...(req.sbom ? { sbom: true } : {}),
-        ...(annotationsFor(req.annotations ?? [], 'manifest', platform) ? { annotations: annotationsFor(req.annotations ?? [], 'manifest', platform) } : {}),
+        annotations: annotationsFor(req.annotations ?? [], 'manifest', platform),
         sourceDateEpoch,
         secrets: req.secrets ?? new Map(),
         ssh: req.ssh ?? new Map(),
@@ -207,7 +207,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
   const plain: ImageSource = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index')) : solved[0].result.image;
   // With provenance, what is pushed (and recorded under the tags) is an OCI index of the images and their
   // attestations; the other outputs (a docker or OCI archive, a directory) get the image alone.
-  const image = req.provenance || req.sbom ? await attestedIndex(req, solved, startedOn, store) : plain;
+  const image = req.provenance || req.sbom ? await attestedIndex(req, solved, { startedOn, buildID }, store) : plain;
   const root = image.root;
   const descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.bytes.length };
   for (const t of req.tags) await store.putImage(t, descriptor);
@@ -245,7 +245,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
   const steps = solved.flatMap((x) => x.result.steps);
   const metadata: Record<string, unknown> = {
     // buildx names each build builder/node/ref (workflows read it for build records); this one is hoist's own
-    'buildx.build.ref': `hoist/hoist0/${buildRef()}`,
+    'buildx.build.ref': `hoist/hoist0/${buildID}`,
     'containerimage.config.digest': several ? undefined : first.imageID,
     'containerimage.descriptor': descriptor,
     'containerimage.digest': root.digest,
@@ -308,8 +308,12 @@ export function planRunsSteps(req: Pick<BuildRequest, 'context' | 'dockerfile' |
 }
 
 /** The images and their attestations (provenance, SBOM) as one OCI index (export/provenance.ts, export/sbom.ts). */
-async function attestedIndex(req: BuildRequest, solved: readonly { result: BuildResult; platform: Platform }[], startedOn: Date, store: Store): Promise<ImageSource> {
+async function attestedIndex(req: BuildRequest, solved: readonly { result: BuildResult; platform: Platform }[], build: { startedOn: Date; buildID: string }, store: Store): Promise<ImageSource> {
   const steps = solved.flatMap((x) => x.result.steps);
+  const networkOf = (instruction: string) => {
+    const own = /--network=(none|host|default)\b/.exec(instruction)?.[1];
+    return own && own !== 'default' ? own : (req.sandbox?.network ?? 'default');
+  };
   const facts: BuildFacts = {
     dockerfile: req.dockerfileText !== undefined ? 'Dockerfile' : path.relative(path.resolve(req.context), path.resolve(req.dockerfile ?? path.join(req.context, 'Dockerfile'))),
     ...(req.target ? { target: req.target } : {}),
@@ -318,11 +322,13 @@ async function attestedIndex(req: BuildRequest, solved: readonly { result: Build
     secrets: [...(req.secrets?.keys() ?? [])],
     ssh: [...(req.ssh?.keys() ?? [])],
     materials: [...new Map(solved.flatMap((x) => x.result.materials).map((m) => [`${m.ref}|${m.platform}`, m])).values()],
-    hermetic: !steps.some((st) => /^RUN\b/.test(st.instruction) && !/--network=none/.test(st.instruction)),
+    // no RUN could reach the network: each ran with --network=none, its own or the build's
+    hermetic: !steps.some((st) => /^RUN\b/.test(st.instruction) && networkOf(st.instruction) !== 'none'),
     steps: steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line })),
-    startedOn,
+    startedOn: build.startedOn,
     finishedOn: new Date(),
     hostPlatform: hostPlatform(),
+    invocationID: build.buildID,
   };
   const sbomOf = (platform: Platform) => {
     const s = solved.find((x) => formatPlatform(x.platform) === formatPlatform(platform))?.result.sbom;
@@ -344,10 +350,4 @@ async function attestedIndex(req: BuildRequest, solved: readonly { result: Build
     annotationsFor(req.annotations ?? [], 'index'),
     MediaType.ociIndex,
   );
-}
-
-/** A build's reference, as buildx's identity.NewID makes them: 25 characters of [a-z0-9]. */
-function buildRef(): string {
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  return [...randomBytes(25)].map((b) => alphabet[b % alphabet.length]).join('');
 }

@@ -1,6 +1,6 @@
 // Input lists read as docker/build-push-action reads them (actions-toolkit's Util.getInputList over csv-parse with
 // relaxQuotes, relaxColumnCount, skipEmptyLines): the README's "List" (newline) and "List/CSV" (comma too) types.
-import { csvFields, getList, inputBool, inputList } from '../../src/action/lists.js';
+import { csvFields, getList, inputBool } from '../../src/action/lists.js';
 
 describe('csvFields', () => {
   test.each([
@@ -15,7 +15,7 @@ describe('csvFields', () => {
   ])('%j', (line, fields) => expect(csvFields(line)).toEqual(fields));
 });
 
-describe('inputList', () => {
+describe('getList: List and List/CSV inputs', () => {
   test.each([
     // List (build-args, labels, secrets, outputs, cache-from, cache-to, annotations): one item per line
     ['List: lines', 'A=1\nB=2\n', false, ['A=1', 'B=2']],
@@ -30,12 +30,12 @@ describe('inputList', () => {
     ['CSV: a quoted field beside others keeps its comma', '"a,b",c', true, ['a,b', 'c']],
     ['CSV: empty items dropped', 'a,,b,', true, ['a', 'b']],
     ['empty input', '', true, []],
-  ])('%s', (_name, text, comma, items) => expect(inputList(text, { comma })).toEqual(items));
+  ])('%s', (_name, text, comma, items) => expect(getList(text, { ignoreComma: !comma })).toEqual(items));
 
   test('a comment prefix drops a record that starts with it (metadata-action: comment #, no infix comments)', () => {
-    expect(inputList('# the cache\ntype=gha\nkeep=a#b\n', { comma: false, comment: '#' })).toEqual(['type=gha', 'keep=a#b']);
+    expect(getList('# the cache\ntype=gha\nkeep=a#b\n', { ignoreComma: true, comment: '#' })).toEqual(['type=gha', 'keep=a#b']);
     // csv-parse keeps the spaces before it in the field: an indented # line is an item
-    expect(inputList('  # off\n', { comma: false, comment: '#' })).toEqual(['# off']);
+    expect(getList('  # off\n', { ignoreComma: true, comment: '#' })).toEqual(['# off']);
   });
 });
 

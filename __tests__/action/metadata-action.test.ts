@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as github from '@actions/github';
 import { commitTime, gitContext, repoFromApi, repoInfo } from '../../src/action/github.js';
-import { inputList } from '../../src/action/lists.js';
+import { getList } from '../../src/action/lists.js';
 import { computeMeta, isRawStatement, type MetaInput, parseFlavor, parseImages, parseTagRule, sortedTagRules } from '../../src/action/tags.js';
 
 interface Inputs {
@@ -115,7 +115,7 @@ test.each(data.images.map((r) => [JSON.stringify(r.inputs), r] as const))('image
 
 test.each(data.inputs.map((r) => [r.n, r] as const))('list inputs as metadata-action reads them: %i', (_n, r) => {
   for (const k of ['images', 'tags', 'flavor', 'labels', 'annotations'] as const) {
-    expect(inputList(r.inputs[k] ?? '', { comma: false, comment: '#' })).toEqual(r.expected[k]);
+    expect(getList(r.inputs[k] ?? '', { ignoreComma: true, comment: '#' })).toEqual(r.expected[k]);
   }
 });
 

@@ -9,8 +9,7 @@ import { parseSshFlag } from '../exec/ssh.js';
 import { type OutputSpec, parseOutput } from '../export/outputs.js';
 import { parsePlatform, type Platform } from '../image/platform.js';
 import { getList, inputBool } from './lists.js';
-import { parseProvenance, type ProvenanceOptions } from '../export/provenance.js';
-import { parseSbom } from '../export/sbom.js';
+import { type ProvenanceOptions, requestedAttestations } from '../export/provenance.js';
 import { parseAddHost, parseNetwork, parseShmSize, parseUlimit, type RunSandbox } from '../exec/sandbox.js';
 
 export class InputError extends Error {
@@ -209,8 +208,7 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
   refuseUnsupported(list, text);
 
   return {
-    // build-push-action's {{defaultContext}} is the event's Git context; hoist's is the checkout (the workspace)
-    context: text('context').replace(/^\{\{\s*defaultContext\s*\}\}(:|$)/, (_m, colon: string) => (colon ? '' : '.')) || '.',
+    context: defaultContext(text('context')) || '.',
     ...(text('file') ? { file: text('file') } : {}),
     tags: list('tags'),
     images: list('images'),
@@ -238,10 +236,9 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
     secrets,
     ssh: new Map(list('ssh').map((s) => parsed('ssh', s, () => parseSshFlag(s)))),
     sandbox,
-    buildContexts: list('build-contexts'),
+    buildContexts: list('build-contexts').map((c) => (c.includes('=') ? `${c.slice(0, c.indexOf('='))}=${defaultContext(c.slice(c.indexOf('=') + 1))}` : c)),
     created: createdInput(text('created')),
-    ...provenanceInput(text('provenance'), list('attests')),
-    sbom: sbomInput(text('sbom'), list('attests')),
+    ...attestationInputs(text, list),
     ...(text('registry') ? { registry: text('registry') } : {}),
     ...(text('username') ? { username: text('username') } : {}),
     ...(get('password') ? { password: get('password') } : {}),
@@ -271,10 +268,6 @@ function sandboxOf(list: (n: InputName) => string[], text: (n: InputName) => str
  * saying what to write instead, rather than a different image than the workflow asks for.
  */
 function refuseUnsupported(list: (n: InputName) => string[], text: (n: InputName) => string): void {
-  for (const a of list('attests')) {
-    if (/(^|,)\s*type=(provenance|sbom)\s*(,|$)/.test(a) || /(^|,)\s*disabled=true\s*(,|$)/i.test(a)) continue;
-    throw new InputError(`input attests: ${JSON.stringify(a)}: hoist makes type=provenance and type=sbom attestations; leave the others out`);
-  }
   if (text('cgroup-parent')) throw new InputError('input cgroup-parent: hoist runs RUN steps in its own runtime, not under a cgroup you name; leave cgroup-parent out');
   const call = text('call');
   if (call && call !== 'build') throw new InputError(`input call: ${JSON.stringify(call)}: hoist only builds (call: build); it runs the Dockerfile's build checks before every build, as warnings at their lines`);
@@ -284,25 +277,21 @@ function refuseUnsupported(list: (n: InputName) => string[], text: (n: InputName
   }
 }
 
-/** provenance, else an attests item of type=provenance (build-push-action: the provenance input wins). */
-function provenanceInput(provenance: string, attests: readonly string[]): { provenance?: ProvenanceOptions } {
-  const given = provenance || attests.find((a) => /(^|,)\s*type=provenance\s*(,|$)/.test(a)) || '';
+/** provenance, sbom and attests as build-push-action reads them (export/provenance.ts requestedAttestations). */
+function attestationInputs(text: (n: InputName) => string, list: (n: InputName) => string[]): { provenance?: ProvenanceOptions; sbom: boolean } {
   try {
-    const p = parseProvenance(given);
-    return p ? { provenance: p } : {};
+    return requestedAttestations({ provenance: text('provenance'), sbom: text('sbom'), attests: list('attests') }, { provenance: 'input provenance', sbom: 'input sbom', attests: 'input attests' });
   } catch (e) {
-    throw new InputError(`input ${provenance ? 'provenance' : 'attests'}: ${(e as Error).message}`);
+    throw new InputError((e as Error).message);
   }
 }
 
-/** sbom, else an attests item of type=sbom. */
-function sbomInput(sbom: string, attests: readonly string[]): boolean {
-  const given = sbom || attests.find((a) => /(^|,)\s*type=sbom\s*(,|$)/.test(a)) || '';
-  try {
-    return parseSbom(given);
-  } catch (e) {
-    throw new InputError(`input ${sbom ? 'sbom' : 'attests'}: ${(e as Error).message}`);
-  }
+/**
+ * build-push-action's {{defaultContext}} is the event's Git context; hoist's is the checkout (the workspace):
+ * `{{defaultContext}}` is `.`, `{{defaultContext}}:sub` is `sub`.
+ */
+function defaultContext(value: string): string {
+  return value.replace(/^\{\{\s*defaultContext\s*\}\}(?::|$)/, (m) => (m.endsWith(':') ? '' : '.'));
 }
 
 function createdInput(value: string): 'commit' | 'now' {

@@ -88,11 +88,6 @@ export function getList(text: string, options: ListOptions): string[] {
   return out.filter((s) => s !== '').map((s) => (options.trim === false ? s : s.trim())).filter((s) => s !== '');
 }
 
-/** inputList's older spelling: `comma: true` is a List/CSV input. */
-export function inputList(text: string, options: { comma: boolean; comment?: string }): string[] {
-  return getList(text, { ignoreComma: !options.comma, ...(options.comment ? { comment: options.comment } : {}) });
-}
-
 /** A boolean input as @actions/core's getBooleanInput reads it (YAML 1.2 core schema), or the default when empty. */
 export function inputBool(name: string, text: string, fallback: boolean): boolean {
   const t = text.trim();

@@ -25,7 +25,7 @@ import type { ProvenanceOptions } from '../export/provenance.js';
 import { ActionCredentials } from './login.js';
 import { CommandGuard } from './commands.js';
 import { type OutputName, outputNames, StageLog, summaryMarkdown } from './report.js';
-import { computeMeta, defaultTagRules, type Meta } from './tags.js';
+import { annotationLevels, computeMeta, defaultTagRules, type Meta } from './tags.js';
 
 
 /** What the build prints goes out with workflow commands stopped; hoist's own commands with them on (commands.ts). */
@@ -46,10 +46,10 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     }
     const context = path.resolve(workspace, inputs.context);
     const dockerfile = inputs.file ? path.resolve(workspace, inputs.file) : path.join(context, 'Dockerfile');
-    // named contexts: a directory is relative to the workspace; {{defaultContext}} is the workspace (build-push-action's)
+    // named contexts: a directory is relative to the workspace
     const namedContexts = new Map(inputs.buildContexts.map((c) => {
       try {
-        return parseBuildContext(c.replace(/=\{\{\s*defaultContext\s*\}\}(?::(.*))?$/, (_m, sub?: string) => `=${sub || '.'}`), workspace);
+        return parseBuildContext(c, workspace);
       } catch (e) {
         throw new InputError(`input build-contexts: ${(e as Error).message}`);
       }
@@ -211,11 +211,6 @@ function cacheSpecs(inputs: ActionInputs, env: NodeJS.ProcessEnv): { from: Cache
   return { from: [parseCacheFrom('type=gha')], to: [parseCacheTo('type=gha,mode=max')] };
 }
 
-/** An images line's repository (metadata-action's `ghcr.io/o/app` or `name=ghcr.io/o/app,enable=…`). */
-function imageName(line: string): string {
-  return line.split(',')[0].trim().replace(/^name=/, '');
-}
-
 /**
  * `merge`: the images named (REPO@sha256:…), and those the digest files in `merge-digests-dir` name (files called
  * after the hex of each leg's digest, in the repository of `images` or of the first tag: the docker docs' matrix
@@ -228,7 +223,7 @@ async function merge(inputs: ActionInputs, env: NodeJS.ProcessEnv, workspace: st
   const sources = [...inputs.merge];
   if (inputs.mergeDigestsDir) {
     const dir = path.resolve(workspace, inputs.mergeDigestsDir);
-    const repo = formatRepository(parseReference(inputs.images.length ? imageName(inputs.images[0]) : tags[0]));
+    const repo = formatRepository(parseReference(meta?.images[0] ?? tags[0]));
     let names: string[];
     try {
       names = readdirSync(dir);
@@ -268,11 +263,6 @@ function provenanceOf(inputs: ActionInputs, env: NodeJS.ProcessEnv): { provenanc
   const p = inputs.provenance;
   if (!p) return {};
   return { provenance: { ...p, builderId: p.builderId ?? `${env.GITHUB_SERVER_URL || 'https://github.com'}/${env.GITHUB_REPOSITORY ?? ''}/actions/runs/${env.GITHUB_RUN_ID ?? ''}/attempts/${env.GITHUB_RUN_ATTEMPT || '1'}` } };
-}
-
-/** metadata-action's annotation levels (DOCKER_METADATA_ANNOTATIONS_LEVELS: manifest by default). */
-function annotationLevels(): string[] {
-  return (process.env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest').split(',').map((l) => l.trim()).filter(Boolean);
 }
 
 function setOutputs(o: Pick<BuildOutcome, 'digest' | 'imageID' | 'metadata' | 'tags' | 'cache'>, meta: Meta | undefined, labels: Map<string, string>, inputs: ActionInputs): void {

@@ -233,6 +233,11 @@ export interface Meta {
 // so hoist cuts there (where metadata-action's tag would fail at the push).
 const sanitizeTag = (t: string) => t.replace(/[^a-zA-Z0-9._-]+/g, '-').slice(0, 128);
 
+/** metadata-action's annotation levels: DOCKER_METADATA_ANNOTATIONS_LEVELS (comma-separated), manifest by default. */
+export function annotationLevels(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest').split(',').map((l) => l.trim()).filter(Boolean);
+}
+
 export interface MetaInput {
   /** `images` lines (parseImages) */
   images: readonly string[];

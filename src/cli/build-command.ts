@@ -1,7 +1,7 @@
 // `hoist build [OPTIONS] CONTEXT`: docker buildx build's flags where they exist. The image is recorded in the
 // store under every -t name, then written to each output (--push, --output, --metadata-file, --iidfile).
 import { ActionCredentials } from '../action/login.js';
-import { computeMeta, defaultTagRules, type Meta } from '../action/tags.js';
+import { annotationLevels, computeMeta, defaultTagRules, type Meta } from '../action/tags.js';
 import type { CredentialSource } from '../registry/credentials.js';
 import { dotenvReport, gitlabJob } from './gitlab.js';
 import { type Isolation, isolations } from '../exec/executor.js';
@@ -13,8 +13,7 @@ import { canSudo, rerunWithSudo } from '../exec/sudo.js';
 import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
 import { parseAnnotation } from '../image/annotations.js';
-import { parseProvenance, type ProvenanceOptions } from '../export/provenance.js';
-import { parseSbom } from '../export/sbom.js';
+import { type ProvenanceOptions, requestedAttestations } from '../export/provenance.js';
 import { parseBuildContext } from '../solver/named-contexts.js';
 import { parseAddHost, parseNetwork, parseShmSize, parseUlimit, type RunSandbox } from '../exec/sandbox.js';
 import { type OutputSpec, parseOutput } from '../export/outputs.js';
@@ -176,14 +175,10 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   }
 }
 
-/** --provenance and --sbom, else --attest type=provenance,… / type=sbom (another --attest type is refused). */
+/** --provenance, --sbom and --attest as buildx reads them (export/provenance.ts requestedAttestations). */
 function provenanceOption(a: ParsedArgs): { provenance?: ProvenanceOptions; sbom?: boolean } {
-  const attests = a.options.get('attest') ?? [];
-  for (const t of attests) if (!/(^|,)type=(provenance|sbom)(,|$)/.test(t)) throw new UsageError(`--attest ${t}: hoist makes type=provenance and type=sbom attestations`);
-  const of = (type: string) => attests.filter((t) => new RegExp(`(^|,)type=${type}(,|$)`).test(t)).at(-1);
-  const p = asUsage(() => parseProvenance(a.options.get('provenance')?.at(-1) ?? of('provenance') ?? ''));
-  const sbom = asUsage(() => parseSbom(a.options.get('sbom')?.at(-1) ?? of('sbom') ?? ''));
-  return { ...(p ? { provenance: p } : {}), ...(sbom ? { sbom } : {}) };
+  const { provenance, sbom } = asUsage(() => requestedAttestations({ provenance: a.options.get('provenance')?.at(-1) ?? '', sbom: a.options.get('sbom')?.at(-1) ?? '', attests: a.options.get('attest') ?? [] }, { provenance: '--provenance', sbom: '--sbom', attests: '--attest' }));
+  return { ...(provenance ? { provenance } : {}), ...(sbom ? { sbom } : {}) };
 }
 
 /** A flag's value that does not parse is a usage error (exit 2), whichever module read it. */
@@ -237,7 +232,7 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       labels: new Map([...(meta?.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const), ...keyValueOptions(a.options.get('label') ?? [])]),
       ...provenanceOption(a),
       namedContexts: new Map((a.options.get('build-context') ?? []).map((c) => asUsage(() => parseBuildContext(c)))),
-      annotations: [...(meta?.annotationsAt((process.env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest').split(',')) ?? []), ...(a.options.get('annotation') ?? [])].map((t) => asUsage(() => parseAnnotation(t))),
+      annotations: [...(meta?.annotationsAt(annotationLevels()) ?? []), ...(a.options.get('annotation') ?? [])].map((t) => asUsage(() => parseAnnotation(t))),
       outputs,
       cacheFrom,
       cacheTo,

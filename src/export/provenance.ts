@@ -17,6 +17,7 @@ import { formatPlatform, type Platform } from '../image/platform.js';
 import { parseReference } from '../image/reference.js';
 import type { ImageSource } from '../image/source.js';
 import type { Store } from '../store/store.js';
+import { parseSbom } from './sbom.js';
 
 export interface ProvenanceOptions {
   mode: 'min' | 'max';
@@ -52,6 +53,30 @@ export function parseProvenance(text: string): ProvenanceOptions | undefined {
   return o;
 }
 
+/**
+ * What provenance/sbom settings and attest items ask for, as buildx reads --provenance, --sbom and --attest: the
+ * settings win over an attest item of their type; an attest item of another type is refused (`where` names what to
+ * fix in the error: the input or the flag).
+ */
+export function requestedAttestations(given: { provenance: string; sbom: string; attests: readonly string[] }, where: { provenance: string; sbom: string; attests: string }): { provenance?: ProvenanceOptions; sbom: boolean } {
+  const typeOf = (a: string) => /(?:^|,)\s*type=([a-z-]+)\s*(?:,|$)/.exec(a)?.[1];
+  for (const a of given.attests) {
+    if (typeOf(a) === 'provenance' || typeOf(a) === 'sbom' || /(?:^|,)\s*disabled=true\s*(?:,|$)/i.test(a)) continue;
+    throw new ProvenanceError(`${where.attests}: ${JSON.stringify(a)}: hoist makes type=provenance and type=sbom attestations; leave the others out`);
+  }
+  const item = (type: string) => given.attests.filter((a) => typeOf(a) === type).at(-1) ?? '';
+  const read = <T>(what: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      throw new ProvenanceError(`${what}: ${(e as Error).message}`);
+    }
+  };
+  const provenance = read(given.provenance ? where.provenance : where.attests, () => parseProvenance(given.provenance || item('provenance')));
+  const sbom = read(given.sbom ? where.sbom : where.attests, () => parseSbom(given.sbom || item('sbom')));
+  return { ...(provenance ? { provenance } : {}), sbom };
+}
+
 /** A package URL for an image reference as BuildKit writes them (pkg:docker/NAMESPACE/NAME@VERSION?platform=…). */
 export function imagePurl(ref: string, platform: string): string {
   const r = parseReference(ref);
@@ -78,9 +103,17 @@ export interface BuildFacts {
   startedOn: Date;
   finishedOn: Date;
   hostPlatform: Platform;
+  /** the build's reference (buildx.build.ref's last part): buildInvocationID, shared by every platform */
+  invocationID: string;
 }
 
-function statement(subjects: { name: string; digest: string }[], facts: BuildFacts, o: ProvenanceOptions, invocationID: string): object {
+/** An identifier as buildx's identity.NewID makes them: 25 characters of [a-z0-9]. */
+export function newBuildID(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  return [...randomBytes(25)].map((b) => alphabet[b % alphabet.length]).join('');
+}
+
+function statement(subjects: { name: string; digest: string }[], facts: BuildFacts, o: ProvenanceOptions): object {
   const args: Record<string, string> = {};
   if (facts.target) args.target = facts.target;
   if (o.mode === 'max') {
@@ -107,7 +140,7 @@ function statement(subjects: { name: string; digest: string }[], facts: BuildFac
       },
       ...(o.mode === 'max' ? { buildConfig: { 'hoist.steps': facts.steps.map((s) => ({ stage: s.stage, instruction: s.instruction, line: s.line })) } } : {}),
       metadata: {
-        buildInvocationID: invocationID,
+        buildInvocationID: facts.invocationID,
         buildStartedOn: facts.startedOn.toISOString(),
         buildFinishedOn: facts.finishedOn.toISOString(),
         completeness: { parameters: o.mode === 'max', environment: true, materials: false },
@@ -125,42 +158,31 @@ const ociTypes: Record<string, string> = {
   [MediaType.dockerLayer]: MediaType.ociLayer,
 };
 
-/** An image whose manifest is written again in OCI media types (the same config and layers, the same bytes). */
-class OciTyped implements ImageSource {
+/** A manifest of ours whose blobs come from elsewhere: the built image's (its manifest retyped), or the store's. */
+class Manifested implements ImageSource {
   constructor(
     readonly root: ParsedManifest,
-    private readonly inner: ImageSource,
+    private readonly blobs: Pick<ImageSource, 'openBlob' | 'readBlob' | 'originOf'>,
   ) {}
   async manifest(): Promise<ParsedManifest> {
     return this.root;
   }
   openBlob(desc: Descriptor): Promise<Readable> {
-    return this.inner.openBlob(desc);
+    return this.blobs.openBlob(desc);
   }
   readBlob(desc: Descriptor): Promise<Buffer> {
-    return this.inner.readBlob(desc);
+    return this.blobs.readBlob(desc);
   }
   originOf(digest: string) {
-    return this.inner.originOf?.(digest);
+    return this.blobs.originOf?.(digest);
   }
 }
 
-/** Blobs the store holds (an attestation's config and statement). */
-class StoredImage implements ImageSource {
-  constructor(
-    readonly root: ParsedManifest,
-    private readonly store: Store,
-  ) {}
-  async manifest(): Promise<ParsedManifest> {
-    return this.root;
-  }
-  async openBlob(desc: Descriptor): Promise<Readable> {
-    return this.store.openBlob(desc.digest);
-  }
-  async readBlob(desc: Descriptor): Promise<Buffer> {
-    return this.store.readBlob(desc.digest);
-  }
-}
+/** The store's blobs (an attestation's config and statements). */
+const storeBlobs = (store: Store): Pick<ImageSource, 'openBlob' | 'readBlob'> => ({
+  openBlob: async (desc) => store.openBlob(desc.digest),
+  readBlob: (desc) => store.readBlob(desc.digest),
+});
 
 async function ociTyped(image: ImageSource, store: Store): Promise<ImageSource> {
   if (image.root.kind !== 'manifest') throw new ProvenanceError('internal: provenance is attached to image manifests');
@@ -173,7 +195,7 @@ async function ociTyped(image: ImageSource, store: Store): Promise<ImageSource> 
   };
   const bytes = manifestBytes(retyped);
   await store.writeBlob(bytes);
-  return new OciTyped(parseManifest(bytes, MediaType.ociManifest), image);
+  return new Manifested(parseManifest(bytes, MediaType.ociManifest), image);
 }
 
 export interface Attested {
@@ -193,7 +215,6 @@ export interface AttestationParts {
  * the provenance's, as BuildKit orders them.
  */
 export async function attestImages(images: readonly { image: ImageSource; platform: Platform }[], names: readonly string[], parts: AttestationParts, store: Store): Promise<Attested> {
-  const invocationID = [...randomBytes(25)].map((b) => 'abcdefghijklmnopqrstuvwxyz0123456789'[b % 36]).join('');
   const entries: Attested['entries'] = [];
   for (const { image, platform } of images) {
     const typed = await ociTyped(image, store);
@@ -205,7 +226,7 @@ export async function attestImages(images: readonly { image: ImageSource; platfo
     }
     if (parts.provenance) {
       const { facts, options } = parts.provenance;
-      statements.push({ predicateType: 'https://slsa.dev/provenance/v0.2', body: statement(subjects, { ...facts, materials: facts.materials.filter((m) => m.platform === p || facts.materials.every((x) => x.platform !== p)) }, options, invocationID) });
+      statements.push({ predicateType: 'https://slsa.dev/provenance/v0.2', body: statement(subjects, { ...facts, materials: facts.materials.filter((m) => m.platform === p || facts.materials.every((x) => x.platform !== p)) }, options) });
     }
     const layers: Descriptor[] = [];
     for (const st of statements) {
@@ -217,7 +238,7 @@ export async function attestImages(images: readonly { image: ImageSource; platfo
     const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: MediaType.ociConfig, digest: cfg.digest, size: cfg.size }, layers };
     const bytes = manifestBytes(manifest);
     await store.writeBlob(bytes);
-    entries.push({ image: typed, platform, attestation: new StoredImage(parseManifest(bytes, MediaType.ociManifest), store) });
+    entries.push({ image: typed, platform, attestation: new Manifested(parseManifest(bytes, MediaType.ociManifest), storeBlobs(store)) });
   }
   return { entries };
 }

@@ -53,7 +53,7 @@ import { type CopySelection, digestSelection, execCopy, selectCopy } from './ops
 import { BuildStopped, execRun } from './ops/exec.js';
 import { execMkdir } from './ops/mkdir.js';
 import type { OpContext, OpResult } from './ops/op.js';
-import { ImageState, readImageFile } from './state.js';
+import { ImageState, readImageFiles } from './state.js';
 import { UserError } from './users.js';
 
 export { NeedsRootError } from './ops/exec.js';
@@ -780,8 +780,7 @@ export class Solver {
       time,
       stageIndex,
       scratchDir: () => this.scratchDir(),
-      rootfs: (from) => this.rootfs(from),
-      namedContext: (name) => this.namedContext(name),
+      sourceFiles: (from) => this.sourceFiles(from),
       executor: () => this.executor(),
       secrets: this.req.secrets ?? new Map(),
       ssh: this.sshAgents,
@@ -835,9 +834,14 @@ export class Solver {
     return BuildContext.plain(c.dir, name);
   }
 
+  /** What COPY --from and mounts read (OpContext.sourceFiles): a named directory, or a stage's or image's filesystem. */
+  private async sourceFiles(from: StageSource): Promise<BuildContext> {
+    if (from.kind === 'local') return this.namedContext(from.name);
+    return BuildContext.plain(await this.rootfs(from), from.kind === 'image' ? from.ref : `stage-${from.index}`);
+  }
+
   /** A stage's or image's filesystem as a directory (for COPY --from and mounts), once per build. */
-  private rootfs(from: StageSource): Promise<string> {
-    if (from.kind === 'local') return Promise.resolve(this.namedContext(from.name).dir);
+  private rootfs(from: Exclude<StageSource, { kind: 'local' }>): Promise<string> {
     const key = from.kind === 'stage' ? `stage:${from.index}` : `image:${from.ref}`;
     let p = this.rootfsDirs.get(key);
     if (!p) {
@@ -889,25 +893,18 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
 /** The packages the image's dpkg and apk databases list, its OS release, and what was not read (an SBOM's content). */
 export async function imagePackages(state: ImageState, store: Store, maxBytes = 64 * 1024 * 1024): Promise<NonNullable<BuildResult['sbom']>> {
   const fs = await state.fs(store);
-  const packages: SbomPackage[] = [];
   const notes: string[] = [];
-  // An image's database is the image's to write: one larger than any real one is not read whole into memory.
-  const text = async (f: string) => {
-    const e = fs.entries.get(fs.resolve(f, true));
-    if (e && e.header.size > maxBytes) {
-      notes.push(`${f} (${e.header.size} bytes) was not read: over ${maxBytes} bytes`);
-      return undefined;
-    }
-    return (await readImageFile(state, store, f))?.toString('utf8');
-  };
-  const status = await text('/var/lib/dpkg/status');
-  if (status) packages.push(...parseDpkgStatus(status));
   // distroless images: one file per package in status.d
-  for (const [p, e] of fs.entries) {
-    if (e.header.type === 'file' && /^\/?var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p) && !p.endsWith('.md5sums')) packages.push(...parseDpkgStatus((await text(`/${p.replace(/^\//, '')}`)) ?? ''));
+  const statusD = [...fs.entries].filter(([p, e]) => e.header.type === 'file' && /^\/?var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p) && !p.endsWith('.md5sums')).map(([p]) => `/${p.replace(/^\//, '')}`);
+  const files = ['/var/lib/dpkg/status', ...statusD, '/lib/apk/db/installed', '/etc/os-release', '/usr/lib/os-release'];
+  // An image's database is the image's to write: one larger than any real one is not read whole into memory.
+  for (const f of files) {
+    const e = fs.entries.get(fs.resolve(f, true));
+    if (e && e.header.size > maxBytes) notes.push(`${f} (${e.header.size} bytes) was not read: over ${maxBytes} bytes`);
   }
-  const apk = await text('/lib/apk/db/installed');
-  if (apk) packages.push(...parseApkInstalled(apk));
-  if ([...fs.entries.keys()].some((p) => /^\/?var\/lib\/rpm\//.test(p) || /^\/?usr\/lib\/sysimage\/rpm\//.test(p))) notes.push('this image has an rpm database, whose packages are not listed');
-  return { packages, os: osRelease((await text('/etc/os-release')) ?? (await text('/usr/lib/os-release'))), notes };
+  const read = await readImageFiles(state, store, files, maxBytes);
+  const text = (f: string) => read.get(f)?.toString('utf8');
+  const packages: SbomPackage[] = [...parseDpkgStatus(text('/var/lib/dpkg/status') ?? ''), ...statusD.flatMap((f) => parseDpkgStatus(text(f) ?? '')), ...parseApkInstalled(text('/lib/apk/db/installed') ?? '')];
+  if ([...fs.entries.keys()].some((p) => /^\/?(var\/lib\/rpm|usr\/lib\/sysimage\/rpm)\//.test(p))) notes.push('this image has an rpm database, whose packages are not listed');
+  return { packages, os: osRelease(text('/etc/os-release') ?? text('/usr/lib/os-release')), notes };
 }

@@ -68,25 +68,42 @@ export class ImageState {
   }
 }
 
-/** A regular file's content from the image (symlinks followed inside it), or undefined when there is none. */
-export async function readImageFile(state: ImageState, store: Store, file: string): Promise<Buffer | undefined> {
+/**
+ * Regular files' contents from the image (symlinks followed inside it), each layer read once for all the files it
+ * holds; a file that is missing, not a regular file, or larger than `maxBytes` is not in the answer.
+ */
+export async function readImageFiles(state: ImageState, store: Store, files: readonly string[], maxBytes = Number.POSITIVE_INFINITY): Promise<Map<string, Buffer>> {
   const fs = await state.fs(store);
-  const resolved = fs.resolve(file, true);
-  const e = fs.entries.get(resolved);
-  if (!e || e.header.type !== 'file') return undefined;
-  return store.useLayer(state.layers[e.layer], async (open) => {
-    const { stream } = await decompressed(await open());
-    for await (const { header, body } of readTar(stream)) {
-      if (cleanEntryName(header.name) !== resolved) {
-        body.resume();
-        continue;
+  // layer → path in the layer → the names asked for that lead to it
+  const wanted = new Map<number, Map<string, string[]>>();
+  for (const f of files) {
+    const resolved = fs.resolve(f, true);
+    const e = fs.entries.get(resolved);
+    if (!e || e.header.type !== 'file' || e.header.size > maxBytes) continue;
+    const names = wanted.get(e.layer) ?? new Map<string, string[]>();
+    wanted.set(e.layer, names);
+    names.set(resolved, [...(names.get(resolved) ?? []), f]);
+  }
+  const out = new Map<string, Buffer>();
+  for (const [layer, names] of wanted) {
+    await store.useLayer(state.layers[layer], async (open) => {
+      const { stream } = await decompressed(await open());
+      let left = names.size;
+      for await (const { header, body } of readTar(stream)) {
+        const asked = names.get(cleanEntryName(header.name));
+        if (!asked || asked.some((f) => out.has(f))) {
+          body.resume();
+          continue;
+        }
+        const chunks: Buffer[] = [];
+        for await (const c of body) chunks.push(c as Buffer);
+        for (const f of asked) out.set(f, Buffer.concat(chunks));
+        if (--left === 0) {
+          stream.destroy();
+          return;
+        }
       }
-      const chunks: Buffer[] = [];
-      for await (const c of body) chunks.push(c as Buffer);
-      stream.destroy();
-      return Buffer.concat(chunks);
-    }
-    return undefined;
-  });
+    });
+  }
+  return out;
 }
-

@@ -19,7 +19,7 @@ import { ArchiveError, type ArchiveKind, archiveKind, openArchive } from '../arc
 import { BuildContext, ContextError, type ContextPath } from '../context.js';
 import { type CopySource, planCopy } from '../copy-plan.js';
 import { download } from '../http-source.js';
-import { readImageFile } from '../state.js';
+import { readImageFiles } from '../state.js';
 import { needsLookup, type Owner, resolveOwner } from '../users.js';
 import { type OpContext, type OpResult, withHint } from './op.js';
 
@@ -40,8 +40,7 @@ export interface CopySelection {
 export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelection> {
   // a named directory context (--build-context) is read as the build context is: owners 0:0, its files' times count
   const fromContext = op.from.kind === 'context' || op.from.kind === 'local';
-  const source = op.from;
-  const from = source.kind === 'context' ? x.context : source.kind === 'local' ? x.namedContext(source.name) : BuildContext.plain(await x.rootfs(source), source.kind === 'image' ? source.ref : `stage-${source.index}`);
+  const from = op.from.kind === 'context' ? x.context : await x.sourceFiles(op.from);
   const sources: Selected[] = [];
   try {
     for (const s of op.sources) {
@@ -186,6 +185,6 @@ export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelectio
 export async function ownerOf(spec: string | undefined, x: Pick<OpContext, 'state' | 'store'>): Promise<Owner> {
   if (!spec) return { uid: 0, gid: 0 };
   if (!needsLookup(spec)) return resolveOwner(spec, {});
-  const read = async (f: string) => (await readImageFile(x.state, x.store, f))?.toString('utf8');
-  return resolveOwner(spec, { passwd: await read('/etc/passwd'), group: await read('/etc/group') });
+  const files = await readImageFiles(x.state, x.store, ['/etc/passwd', '/etc/group']);
+  return resolveOwner(spec, { passwd: files.get('/etc/passwd')?.toString('utf8'), group: files.get('/etc/group')?.toString('utf8') });
 }

@@ -17,7 +17,6 @@ import { agentProxy } from '../../exec/ssh.js';
 import type { Cleanup, Staged } from '../../exec/staging.js';
 import { cleanEntryName, resolveInside, RootedPathError } from '../../layer/rooted.js';
 import { cacheMountDir } from '../../store/cache-mounts.js';
-import { BuildContext } from '../context.js';
 import { type ExecUser, resolveExecUser } from '../users.js';
 import type { OpContext, OpResult } from './op.js';
 
@@ -199,7 +198,7 @@ async function seedCache(dir: string, source: string): Promise<void> {
  * context holds below it that .dockerignore leaves out.
  */
 async function stagedSource(from: StageSource | undefined, fromText: string | undefined, source: string, scratch: string, cleanup: Cleanup, x: OpContext, executor: Executor): Promise<{ staged: Staged; hidden: string[] }> {
-  const root = from?.kind === 'local' ? x.namedContext(from.name) : from ? BuildContext.plain(await x.rootfs(from)) : x.context;
+  const root = from ? await x.sourceFiles(from) : x.context;
   const notFound = () => new ExecError(`--mount source ${JSON.stringify(source)} not found in ${from ? fromText : 'the build context'}`);
   const found = root.find(source);
   if (!found) throw notFound();

@@ -28,10 +28,11 @@ export interface OpContext {
   readonly stageIndex: number;
   /** a fresh directory in the build's temp dir (removed when the build ends) */
   scratchDir(): Promise<string>;
-  /** a stage's or an image's filesystem as a read-only directory (COPY --from, mounts from=) */
-  rootfs(from: StageSource): Promise<string>;
-  /** a named directory context (--build-context NAME=DIR) */
-  namedContext(name: string): BuildContext;
+  /**
+   * What COPY --from and a mount's from= read: a stage's or an image's filesystem (a read-only directory), or a named
+   * directory context (--build-context NAME=DIR), each with paths resolved inside it
+   */
+  sourceFiles(from: StageSource): Promise<BuildContext>;
   /** the build's executor of RUN steps (chosen at its first use) */
   executor(): Promise<Executor>;
   readonly secrets: ReadonlyMap<string, SecretSource>;
