@@ -21,7 +21,9 @@ const args = ['--experimental-vm-modules', '--no-warnings=ExperimentalWarning', 
 // Open to all as /tmp is (the sudo tests run hoist as another user).
 const tmp = mkdtempSync(path.join(tmpdir(), 'hoist-tests-'));
 chmodSync(tmp, 0o1777);
-const run = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, TMPDIR: tmp } });
+// HOIST_TEST_SHARED: what test files may share within the run (docker's images of the differential cases);
+// HOIST_TEST_STARTED: the run's start, from which a file a step wrote counts as new.
+const run = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, TMPDIR: tmp, HOIST_TEST_SHARED: tmp, HOIST_TEST_STARTED: String(Date.now()) } });
 spawnSync('sh', ['-c', `grep -o ' ${tmp}[^ ]*' /proc/mounts | sort -r | xargs -r umount -l`]);
 rmSync(tmp, { recursive: true, force: true });
 let code = run.status ?? 1;

@@ -28,6 +28,7 @@ import { readInside } from './solver/context.js';
 import { IndexImage } from './solver/image.js';
 import { build as solve, type BuildResult, type StepReport, type StepStart } from './solver/solver.js';
 import type { Store } from './store/store.js';
+import { formatProfile, Profile, timed, withProfile } from './profile.js';
 
 export type { CacheFromSpec, CacheToSpec } from './cache/backend.js';
 export { parseCacheFrom, parseCacheTo } from './cache/backend.js';
@@ -67,6 +68,8 @@ export interface BuildRequest {
   sbom?: boolean;
   /** annotations on the manifests and the index (--annotation) */
   annotations?: readonly Annotation[];
+  /** where the time went, by phase and step, said in the log (--debug; HOIST_PROFILE=1 does it too) */
+  profile?: boolean;
   outputs?: readonly OutputSpec[];
   cacheFrom?: readonly CacheFromSpec[];
   cacheTo?: readonly CacheToSpec[];
@@ -120,7 +123,18 @@ export interface BuildOutcome {
   size: number;
 }
 
-export async function build(req: BuildRequest): Promise<BuildOutcome> {
+export function build(req: BuildRequest): Promise<BuildOutcome> {
+  const profile = new Profile();
+  return withProfile(profile, async () => {
+    const outcome = await buildProfiled(req);
+    const report = profile.report();
+    outcome.metadata['hoist.profile'] = report;
+    if (req.profile || /^(1|true)$/i.test(process.env.HOIST_PROFILE ?? '')) for (const line of formatProfile(report)) req.events?.log?.(line);
+    return outcome;
+  });
+}
+
+async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
   const { store, client } = req;
   const startedOn = new Date();
   const buildID = newBuildID();
@@ -163,7 +177,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
   try {
     for (const platform of platforms) {
       const cacheContext = { client, platform, tags: req.tags, target: req.target, build: builds };
-      const caches = await openCaches(req.cacheFrom ?? [], cacheContext, warn);
+      const caches = await timed('cache-import', () => openCaches(req.cacheFrom ?? [], cacheContext, warn));
       const result: BuildResult = await solve({
         context: req.context,
         ...(req.dockerfile !== undefined ? { dockerfile: req.dockerfile } : {}),
@@ -218,12 +232,12 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
   // after it, so that it mounts the layers the push has just uploaded instead of uploading them again (every
   // platform's records in one cache manifest, as BuildKit exports them).
   const ghaSpecs = cacheTo.filter((c) => c.type === 'gha');
-  const ghaExport = Promise.all(solved.map((x) => exportCaches(ghaSpecs, x.result, x.cacheContext, store, warn, log))).then((n) => n.reduce((a, b) => a + b, 0));
+  const ghaExport = Promise.all(solved.map((x) => timed('cache-export', () => exportCaches(ghaSpecs, x.result, x.cacheContext, store, warn, log)))).then((n) => n.reduce((a, b) => a + b, 0));
   ghaExport.catch(() => undefined); // awaited below; an output's failure must not leave it unhandled
   for (const o of outputs) {
     const targets = o.type === 'local' && several ? solved.map((x) => ({ spec: { ...o, dest: path.join(o.dest, formatPlatform(x.platform).replaceAll('/', '_')) }, image: x.result.image as ImageSource })) : [{ spec: o, image }];
     for (const t of targets) {
-      const r = await exportImage(t.spec.type === 'registry' || t.image !== image ? t.image : plain, t.spec, req.tags, client);
+      const r = await timed('export', () => exportImage(t.spec.type === 'registry' || t.image !== image ? t.image : plain, t.spec, req.tags, client));
       if (r.pushed) {
         pushed.push(r.pushed);
         log(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)`);
@@ -234,7 +248,7 @@ export async function build(req: BuildRequest): Promise<BuildOutcome> {
     }
   }
   const others = cacheTo.filter((c) => c.type !== 'gha');
-  const cacheUploaded = (await exportCaches(others, several ? mergedResult(solved.map((x) => x.result)) : solved[0].result, solved[0].cacheContext, store, warn, log)) + (await ghaExport);
+  const cacheUploaded = (await timed('cache-export', () => exportCaches(others, several ? mergedResult(solved.map((x) => x.result)) : solved[0].result, solved[0].cacheContext, store, warn, log))) + (await ghaExport);
   const cache = { hits: 0, misses: 0, downloadedBytes: store.fetched.bytes - fetchedAtEnd, uploadedBytes: pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded };
   for (const x of solved) {
     cache.hits += x.result.cache.hits;

@@ -37,12 +37,36 @@ RUN echo ok > /ok
   });
 
   let n = 0;
-  async function build(extra: string[] = []): Promise<{ meta: Meta; err: string }> {
+  async function build(extra: string[] = [], at = store): Promise<{ meta: Meta; err: string }> {
     const meta = path.join(work, `meta${n++}.json`);
-    const r = await hoistOk(['build', '--store', store, '--progress', 'plain', '--metadata-file', meta, ...extra, ctx]);
+    const r = await hoistOk(['build', '--store', at, '--progress', 'plain', '--metadata-file', meta, ...extra, ctx]);
     return { meta: JSON.parse(readFileSync(meta, 'utf8')) as Meta, err: r.err };
   }
   const ops = (m: Meta) => m['hoist.steps'].filter((s) => /^(COPY|RUN|WORKDIR)/.test(s.instruction));
+
+  test('where the time went: hoist.profile in the metadata file, by phase and by step; --debug says it in the log', async () => {
+    type Profile = { seconds: number; phases: { phase: string; seconds: number; spans: number; bytes?: number }[]; steps: { step: string; phases: Record<string, number> }[] };
+    const fresh = path.join(work, 'profile-store');
+    const first = await build(['--debug'], fresh);
+    const p = (first.meta as unknown as { 'hoist.profile': Profile })['hoist.profile'];
+    const phase = (name: string) => p.phases.find((x) => x.phase === name);
+    // an empty store: the base is pulled (download and unpacking in one pass), the steps run and make layers
+    for (const name of ['start', 'resolve', 'pull', 'context', 'run', 'layer', 'compress']) expect(phase(name)?.seconds).toBeGreaterThan(0);
+    expect(phase('pull')?.bytes).toBeGreaterThan(100_000);
+    expect(phase('run')?.spans).toBe(2);
+    expect(p.seconds).toBeGreaterThanOrEqual(Math.max(...p.phases.map((x) => x.seconds)) - 0.01);
+    const runStep = p.steps.find((s) => s.step.includes('RUN cat main.txt'));
+    expect(runStep?.phases.run).toBeGreaterThan(0);
+    expect(runStep?.phases.layer).toBeGreaterThan(0);
+    expect(first.err).toMatch(/^profile: [\d.]+ s in all; phases/m);
+    expect(first.err).toMatch(/^profile:   run +[\d.]+ s +2×$/m);
+    // all cached: nothing runs, nothing is pulled; without --debug the log says nothing of it
+    const second = await build([], fresh);
+    const q = (second.meta as unknown as { 'hoist.profile': Profile })['hoist.profile'];
+    expect(q.phases.map((x) => x.phase)).not.toContain('run');
+    expect(q.phases.map((x) => x.phase)).not.toContain('pull');
+    expect(second.err).not.toMatch(/^profile:/m);
+  });
 
   test('a second build of an unchanged context runs no step and gives the same manifest digest', async () => {
     const first = await build();

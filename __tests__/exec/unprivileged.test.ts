@@ -31,10 +31,19 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
   let executor = '';
 
   /** hoist in the executor image: `docker run` without --privileged, the work directory at the same path. */
-  const inContainer = (argv: string[], options: { env?: Record<string, string>; entrypoint?: string; cwd?: string; volumes?: string[] } = {}) => {
+  type RunOptions = { env?: Record<string, string>; entrypoint?: string; cwd?: string; volumes?: string[] };
+  const runArgs = (argv: string[], options: RunOptions) => {
     const env = Object.entries(options.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
     const volumes = (options.volumes ?? []).flatMap((v) => ['-v', v]);
-    const r = d.docker(['run', '--rm', '--network', 'host', '-v', `${work}:${work}`, ...volumes, ...env, ...(options.cwd ? ['-w', options.cwd] : []), ...(options.entrypoint ? ['--entrypoint', options.entrypoint] : []), executor, ...argv]);
+    return ['run', '--rm', '--network', 'host', '-v', `${work}:${work}`, ...volumes, ...env, ...(options.cwd ? ['-w', options.cwd] : []), ...(options.entrypoint ? ['--entrypoint', options.entrypoint] : []), executor, ...argv];
+  };
+  const inContainer = (argv: string[], options: RunOptions = {}) => {
+    const r = d.docker(runArgs(argv, options));
+    return { code: r.status ?? 1, out: r.stdout, err: r.stderr };
+  };
+  /** the same, while the reference docker builds beside it */
+  const inContainerAsync = async (argv: string[]) => {
+    const r = await d.dockerAsync(runArgs(argv, {}));
     return { code: r.status ?? 1, out: r.stdout, err: r.stderr };
   };
 
@@ -79,7 +88,7 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
   }, 300_000);
 
   test('equals docker build on a busybox base: files changed and deleted, a directory replaced, hard links, a fifo, owners, a heredoc and the mounts', async () => {
-    await compareWithDocker({ d, work, store: '/var/cache/hoist', base: busybox, http: '', hoist: async (argv) => inContainer(argv) }, {
+    await compareWithDocker({ d, work, store: '/var/cache/hoist', base: busybox, http: '', hoist: inContainerAsync }, {
       name: 'busybox',
       dockerfile: `FROM {{BASE}}
 RUN mkdir -p /a/b /gone/deep && echo one > /a/b/f && echo keep > /a/k && touch /gone/deep/x && ln /a/b/f /a/hard && mkfifo /a/fifo
@@ -98,13 +107,13 @@ RUN id > /tmp/id && touch /tmp/mine
     }, 'unprivbb');
   }, 600_000);
 
-  // apt-get (whose downloads run as _apt), useradd and USER, file capabilities, and the multi-stage app the
+  // apt-get (whose downloads run as _apt) and a file capability set by setcap, and the multi-stage app the
   // benchmarks build (tcc in one stage, the binary run as a system user in another), each also pushed.
-  const picked = [0, 1, 2, 4].map((i) => debianCases[i]);
+  const picked = [debianCases[0], debianCases.find((c) => c.name.startsWith('multi-stage')) as (typeof debianCases)[number]];
   test.each(picked.map((c, i) => [c.name, c, i] as const))('equals docker build, and is pushed: %s', async (_name, c, i) => {
     // The same build writes the archive compared with docker's and pushes to the registry.
     const pushed = `${reg.host}/unpriv/case${i}:1`;
-    await compareWithDocker({ d, work, store: '/var/cache/hoist', base, http: '', hoist: async (argv) => inContainer([argv[0], '-o', `type=image,name=${pushed},push=true`, ...argv.slice(1)]) }, c, `unpriv${i}`);
+    await compareWithDocker({ d, work, store: '/var/cache/hoist', base, http: '', hoist: (argv) => inContainerAsync([argv[0], '-o', `type=image,name=${pushed},push=true`, ...argv.slice(1)]) }, c, `unpriv${i}`);
     const manifest = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${pushed}`]));
     expect(manifest.layers.length).toBeGreaterThan(1);
   }, 600_000);

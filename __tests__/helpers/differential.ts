@@ -2,7 +2,7 @@
 // Debian's dockerd) and by hoist, compared by flattened filesystem and config (see flatten.ts), then loaded
 // (and, when the case says, run) in docker.
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Dockerd } from './dockerd.js';
@@ -109,7 +109,8 @@ export function writeContext(dir: string, c: Case, base: string, http: string): 
   utimesSync(dir, fixedTime, fixedTime);
 }
 
-export const testStarted = Math.floor(Date.now() / 1000) - 60;
+/** (the suite's start when scripts/test.mjs runs it: a reference docker built in another test file is as new) */
+export const testStarted = Math.floor(Number(process.env.HOIST_TEST_STARTED ?? Date.now()) / 1000) - 60;
 
 /** busybox id's output with the primary group among the groups (the kernel keeps them sorted by number). */
 export function withPrimaryGroup(text: string): string {
@@ -138,6 +139,66 @@ export interface DifferentialEnv {
   hoist?: (argv: string[]) => Promise<{ code: number; err: string }>;
 }
 
+/**
+ * Where docker's images of the cases are kept for this run: beside every test file's under scripts/test.mjs
+ * (HOIST_TEST_SHARED, removed with the run), else this process's own.
+ */
+let ownReferences: string | undefined;
+function referenceDir(): string {
+  const shared = process.env.HOIST_TEST_SHARED;
+  if (shared) {
+    const dir = path.join(shared, 'docker-references');
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+  ownReferences ??= mkdtempSync(path.join(tmpdir(), 'hoist-docker-references-'));
+  return ownReferences;
+}
+
+/** The files of a context as both builders read them (not its Dockerfile): names, kinds, modes, owners, times, bytes. */
+function treeText(dir: string, rel = ''): string {
+  return readdirSync(path.join(dir, rel)).sort().map((name) => {
+    const p = path.join(rel, name);
+    if (p === 'Dockerfile') return '';
+    const st = lstatSync(path.join(dir, p));
+    const head = `${p} ${st.mode} ${st.uid}:${st.gid} ${st.mtimeMs}`;
+    if (st.isSymbolicLink()) return `${head} -> ${readlinkSync(path.join(dir, p))}\n`;
+    if (st.isDirectory()) return `${head}/\n${treeText(dir, p)}`;
+    return `${head} ${createHash('sha256').update(readFileSync(path.join(dir, p))).digest('hex')}\n`;
+  }).join('');
+}
+
+/** The base's manifest digest, which decides what FROM gives docker wherever the base is served from. */
+const baseDigests = new Map<string, Promise<string>>();
+function baseDigest(base: string): Promise<string> {
+  let p = baseDigests.get(base);
+  if (!p) {
+    const m = /^([^/]+)\/(.+):([^:/]+)$/.exec(base);
+    p = m ? fetch(`http://${m[1]}/v2/${m[2]}/manifests/${m[3]}`, { method: 'HEAD', headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json' } }).then((r) => r.headers.get('docker-content-digest') ?? base) : Promise.resolve(base);
+    baseDigests.set(base, p);
+  }
+  return p;
+}
+
+/**
+ * What decides docker's image of a case: the docker, the base's digest (its name too when the Dockerfile uses it
+ * beyond FROM), the web server's address when it is used (an ADD's URL is in the history), the context's files and
+ * every flag the case gives.
+ */
+async function referenceKey(env: DifferentialEnv, c: Case, dir: string): Promise<string> {
+  const beyondFrom = c.dockerfile.replace(/^FROM \{\{BASE\}\}/gm, '').includes('{{BASE}}');
+  const key = {
+    major: env.d.major,
+    base: await baseDigest(env.base),
+    baseName: beyondFrom ? env.base : '',
+    http: c.dockerfile.includes('{{HTTP}}') ? env.http : '',
+    dockerfile: c.dockerfile,
+    tree: treeText(dir),
+    flags: [c.buildArgs, c.target, c.secrets, (c.ssh ?? []).map((s) => s.replaceAll('{{WORK}}', env.work)), c.namedDirs, c.namedImages],
+  };
+  return createHash('sha256').update(JSON.stringify(key)).digest('hex');
+}
+
 /** Builds one case with docker and with hoist and expects the same image. */
 export async function compareWithDocker(env: DifferentialEnv, c: Case, i: number | string): Promise<void> {
   const { d, work, store, base, http } = env;
@@ -163,14 +224,30 @@ export async function compareWithDocker(env: DifferentialEnv, c: Case, i: number
     }
     for (const [name, ref] of Object.entries(c.namedImages ?? {})) args.push('--build-context', `${name}=docker-image://${ref.replaceAll('{{BASE}}', base)}`);
 
-    // dockerd runs here without a bridge (no iptables in the sandbox), so RUN steps use the host's network.
-    const theirs = d.docker(['build', '-q', '--network', 'host', '-t', `case${i}:docker`, ...args, dir], undefined, { DOCKER_BUILDKIT: '1' });
-    expect(theirs.stderr).toBe('');
+    // The two builds run side by side (each waits on its own processes and downloads much of the time); docker's is
+    // taken from an earlier build of the same case where there is one (the proot and chroot rounds, a Debian case
+    // again in unprivileged.test.ts). dockerd runs here without a bridge (no iptables in the sandbox), so RUN steps
+    // use the host's network.
     const theirTar = path.join(work, `case${i}-docker.tar`);
-    expect(d.docker(['save', '-o', theirTar, `case${i}:docker`]).status).toBe(0);
-
+    const reference = (async () => {
+      const kept = path.join(referenceDir(), `${await referenceKey(env, c, dir)}.tar`);
+      if (existsSync(kept)) {
+        copyFileSync(kept, theirTar);
+        return { stderr: '', saved: 0 };
+      }
+      const built = await d.dockerAsync(['build', '-q', '--network', 'host', '-t', `case${i}:docker`, ...args, dir], { DOCKER_BUILDKIT: '1' });
+      const saved = built.status === 0 ? await d.dockerAsync(['save', '-o', theirTar, `case${i}:docker`]) : undefined;
+      if (built.stderr === '' && saved?.status === 0) {
+        copyFileSync(theirTar, `${kept}.${process.pid}`);
+        renameSync(`${kept}.${process.pid}`, kept);
+      }
+      return { stderr: built.stderr, saved: saved?.status };
+    })();
     const ourTar = path.join(work, `case${i}-hoist.tar`);
     const ours = await (env.hoist ?? hoist)(['build', '--store', store, ...(env.isolation ? ['--isolation', env.isolation] : []), '--progress', 'quiet', '-t', `case${i}:hoist`, ...args, '-o', `type=docker,dest=${ourTar}`, dir]);
+    const theirs = await reference;
+    expect(theirs.stderr).toBe('');
+    expect(theirs.saved).toBe(0);
     expect(ours.err).toBe('');
     expect(ours.code).toBe(0);
 

@@ -12,6 +12,8 @@ export interface Dockerd {
   /** the server's major version: 26 (current BuildKit) or 20 (Docker 20.10's) */
   major: number;
   docker(args: string[], input?: Buffer | string, env?: NodeJS.ProcessEnv): { status: number | null; stdout: string; stderr: string };
+  /** the same, without blocking: what runs beside it (hoist's build of the same case) goes on meanwhile */
+  dockerAsync(args: string[], env?: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }>;
   stop(): Promise<void>;
 }
 
@@ -75,6 +77,16 @@ export async function startDockerd(options: { insecureRegistries?: string[] } = 
     const r = spawnSync(client, a, { input, env: { ...envNow(), ...extra, DOCKER_HOST: host, DOCKER_CONFIG: path.join(dir, 'config') }, maxBuffer: 256 * 1024 * 1024 });
     return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   };
+  const dockerAsync = (a: string[], extra: NodeJS.ProcessEnv = {}) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const c = spawn(client, a, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...envNow(), ...extra, DOCKER_HOST: host, DOCKER_CONFIG: path.join(dir, 'config') } });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      c.stdout?.on('data', (b: Buffer) => out.push(b));
+      c.stderr?.on('data', (b: Buffer) => err.push(b));
+      c.on('error', reject);
+      c.on('close', (status) => resolve({ status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    });
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`dockerd exited: ${log}`);
     if (existsSync(sock) && docker(['version']).status === 0) break;
@@ -85,6 +97,7 @@ export async function startDockerd(options: { insecureRegistries?: string[] } = 
     host,
     major: d26 ? 26 : 20,
     docker,
+    dockerAsync,
     async stop() {
       for (const c of children) {
         c.kill('SIGTERM');

@@ -30,10 +30,14 @@ export interface SavedImage {
   texts: Map<string, string>;
 }
 
-async function applyLayer(fs: Map<string, FlatEntry>, bytes: Buffer, texts: Map<string, string>): Promise<void> {
+/** What one layer does to the tree, in order: parsed once per process for each layer's bytes (the bases' layers
+ * are in every image a test file compares). */
+type LayerOp = { opaque: string } | { whiteout: string } | { name: string; entry: FlatEntry; text?: string };
+const parsedLayers = new Map<string, Promise<LayerOp[]>>();
+
+async function parseLayer(bytes: Buffer): Promise<LayerOp[]> {
   const { stream } = await decompressed(Readable.from([bytes]));
-  const opaque: string[] = [];
-  const added = new Set<string>();
+  const ops: LayerOp[] = [];
   for await (const { header, body } of readTar(stream)) {
     const name = header.name.replace(/^\.?\//, '').replace(/\/$/, '');
     const base = path.posix.basename(name);
@@ -41,24 +45,50 @@ async function applyLayer(fs: Map<string, FlatEntry>, bytes: Buffer, texts: Map<
     const chunks: Buffer[] = [];
     for await (const c of body) chunks.push(c as Buffer);
     if (base === '.wh..wh..opq') {
-      opaque.push(dir === '.' ? '' : dir);
+      ops.push({ opaque: dir === '.' ? '' : dir });
       continue;
     }
     if (base.startsWith('.wh.')) {
-      const victim = path.posix.join(dir, base.slice(4));
-      for (const k of [...fs.keys()]) if (k === victim || k.startsWith(victim + '/')) fs.delete(k);
+      ops.push({ whiteout: path.posix.join(dir, base.slice(4)) });
       continue;
     }
     if (!name) continue;
     const e: FlatEntry = { type: header.type, mode: (header.mode & 0o7777).toString(8), uid: header.uid, gid: header.gid, size: header.size };
     if (header.linkname) e.link = header.linkname;
     if (header.type === 'file') e.sha256 = createHash('sha256').update(Buffer.concat(chunks)).digest('hex');
-    if (header.type === 'file' && header.size <= 4096) texts.set(name, Buffer.concat(chunks).toString('utf8'));
     if (header.type !== 'directory') e.mtime = Math.floor(header.mtime);
     if (header.xattrs) e.xattrs = Object.fromEntries(Object.entries(header.xattrs).map(([k, v]) => [k, v.toString('base64')]));
-    if (header.type !== 'directory' || fs.get(name)?.type !== 'directory') for (const k of [...fs.keys()]) if (k.startsWith(name + '/')) fs.delete(k);
-    fs.set(name, e);
-    added.add(name);
+    ops.push({ name, entry: e, text: header.type === 'file' && header.size <= 4096 ? Buffer.concat(chunks).toString('utf8') : undefined });
+  }
+  return ops;
+}
+
+async function applyLayer(fs: Map<string, FlatEntry>, bytes: Buffer, texts: Map<string, string>): Promise<void> {
+  const id = createHash('sha256').update(bytes).digest('hex');
+  let parsed = parsedLayers.get(id);
+  if (!parsed) {
+    parsed = parseLayer(bytes);
+    parsedLayers.set(id, parsed);
+  }
+  const opaque: string[] = [];
+  const added = new Set<string>();
+  const under = (dir: string) => {
+    for (const k of [...fs.keys()]) if (k.startsWith(dir + '/')) fs.delete(k);
+  };
+  for (const op of await parsed) {
+    if ('opaque' in op) opaque.push(op.opaque);
+    else if ('whiteout' in op) {
+      fs.delete(op.whiteout);
+      under(op.whiteout);
+    } else {
+      const before = fs.get(op.name);
+      // what was under a directory goes when something else takes its name (a tar has no children of a name
+      // it has not had as a directory)
+      if (before?.type === 'directory' && op.entry.type !== 'directory') under(op.name);
+      fs.set(op.name, { ...op.entry });
+      if (op.text !== undefined) texts.set(op.name, op.text);
+      added.add(op.name);
+    }
   }
   for (const d of opaque) for (const k of [...fs.keys()]) if (k.startsWith(d ? d + '/' : '') && !added.has(k)) fs.delete(k);
 }

@@ -93,6 +93,8 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
       outcome = await build({
         context,
         dockerfile,
+        // a re-run with debug logging on (RUNNER_DEBUG) says where the time went
+        profile: process.env.RUNNER_DEBUG === '1',
         tags,
         buildArgs: inputs.buildArgs,
         target: inputs.target,

@@ -55,6 +55,7 @@ import { execMkdir } from './ops/mkdir.js';
 import type { OpContext, OpResult } from './ops/op.js';
 import { ImageState, readImageFiles } from './state.js';
 import { UserError } from './users.js';
+import { inStep, timed } from '../profile.js';
 
 export { NeedsRootError } from './ops/exec.js';
 export { BuiltImage } from './image.js';
@@ -480,7 +481,7 @@ export class Solver {
   }
 
   private baseImage(ref: string, platform: Platform, at?: Instruction): Promise<ResolvedImage> {
-    return sharedBy(this.images, `${ref}|${formatPlatform(platform)}`, async () => {
+    return sharedBy(this.images, `${ref}|${formatPlatform(platform)}`, () => timed('resolve', async () => {
       let parsed: Reference;
       try {
         parsed = parseReference(ref);
@@ -501,7 +502,7 @@ export class Solver {
         if (at && (err instanceof NoPlatformError || err instanceof ImageSourceError)) throw stageError(at, err);
         throw err;
       }
-    });
+    }));
   }
 
   /**
@@ -535,8 +536,12 @@ export class Solver {
         const parent = key;
         let selection: CopySelection | undefined;
         if (op.kind === 'copy' && (op.from.kind === 'context' || op.from.kind === 'local')) {
-          selection = await selectCopy(op, x);
-          key = stepKey(key, { op: described, content: await digestSelection(selection) });
+          const [picked, content] = await timed('context', async () => {
+            const s = await selectCopy(op, x);
+            return [s, await digestSelection(s)] as const;
+          });
+          selection = picked;
+          key = stepKey(key, { op: described, content });
         } else if (op.kind === 'copy') {
           key = stepKey(key, { op: described, from: await this.sourceKey(op.from as StageSource) });
         } else if (op.kind === 'exec') {
@@ -620,7 +625,7 @@ export class Solver {
       let hit: CacheHit | undefined;
       let diffID: string | undefined;
       try {
-        ({ hit, diffID } = await this.runStep(planned, run));
+        ({ hit, diffID } = await inStep(`${start.prefix}${start.instruction}`.slice(0, 80), () => this.runStep(planned, run)));
       } catch (e) {
         if (e instanceof DockerfileError) throw e;
         if (stepErrors.some((k) => e instanceof k)) throw stageError(step.at, e);
@@ -670,7 +675,7 @@ export class Solver {
     let layer: Layer | undefined;
     if (l) {
       const descriptorOf = (w: WrittenLayer): Descriptor => ({ mediaType: w.mediaType, digest: w.digest, size: w.size });
-      layer = 'written' in l ? new CompressingLayer(l.diffID, l.written.then(descriptorOf)) : { descriptor: descriptorOf(l), diffID: l.diffID, sources: [] };
+      layer = 'written' in l ? new CompressingLayer(l.diffID, timed('compress', () => l.written, (w) => w.size).then(descriptorOf)) : { descriptor: descriptorOf(l), diffID: l.diffID, sources: [] };
       await this.req.store.writeLayerIndex(l.diffID, l.headers);
     }
     applyResult(run, { created_by: step.createdBy, time: result.time, layer, headers: l?.headers }, this.req.sourceDateEpoch);
@@ -753,7 +758,11 @@ export class Solver {
   }
 
   /** The content of what a bind mount of the context shows (.dockerignore applied), hashed as COPY's sources are. */
-  private async contextDigest(source: string): Promise<string> {
+  private contextDigest(source: string): Promise<string> {
+    return timed('context', () => this.contextDigestOf(source));
+  }
+
+  private async contextDigestOf(source: string): Promise<string> {
     const found = this.context.find(source);
     if (!found) return 'missing';
     return digestSelection({ sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }], newest: 0 });

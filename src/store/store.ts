@@ -25,6 +25,7 @@ import { TarError, type TarHeader } from '../layer/tar.js';
 import { onInterrupt, removeSync } from '../exec/cleanup.js';
 import { Limiter } from '../registry/limit.js';
 import { withFileLock } from './lock.js';
+import { timed } from '../profile.js';
 
 export interface ImageRecord {
   /** the full normalised reference (`docker.io/library/ubuntu:latest`, or `name@sha256:…` for digest-only) */
@@ -358,32 +359,38 @@ export class Store {
    */
   snapshotLayer(layer: Layer, options: SnapshotOptions = { whiteouts: 'overlay' }): Promise<Snapshot> {
     const { diffID } = layer;
-    const fromStore = () => this.useLayer(layer, (open) => this.unpackNew(diffID, async () => (await decompressed(await open())).stream, options));
+    const fromStore = () => timed('unpack', () => this.useLayer(layer, (open) => this.unpackNew(diffID, async () => (await decompressed(await open())).stream, options)), () => layer.descriptor.size);
     return this.once(diffID, async () => {
       await layer.ready;
       if (layer.sources.length === 0 || (await this.hasIntactBlob(layer.descriptor))) return fromStore();
-      let done: Snapshot | undefined;
-      const sink = this.teeSink(layer, async (tar) => {
-        // Each attempt (a source's retry, the next source) unpacks afresh.
-        const tmp = this.tmpPath();
-        try {
-          const report = await this.unpackTo(tmp, diffID, tar, options);
-          return async () => {
-            done = await this.commitSnapshot(tmp, diffID, report);
-          };
-        } catch (e) {
-          await rm(tmp, { recursive: true, force: true });
-          throw e;
-        }
-      });
-      try {
-        await this.fetchMissing(layer.descriptor, layer.sources, sink);
-      } catch (e) {
-        // Another user of the store may have stored the blob meanwhile (the write then stops short): unpack that.
-        if (!(await this.hasIntactBlob(layer.descriptor))) throw e;
-      }
-      return done ?? fromStore();
+      return timed('pull', () => this.pullSnapshot(layer, options, fromStore), () => layer.descriptor.size);
     });
+  }
+
+  /** A lazy layer downloaded and unpacked in one pass (or, when another process stored it meanwhile, unpacked). */
+  private async pullSnapshot(layer: Layer, options: SnapshotOptions, fromStore: () => Promise<Snapshot>): Promise<Snapshot> {
+    const { diffID } = layer;
+    let done: Snapshot | undefined;
+    const sink = this.teeSink(layer, async (tar) => {
+      // Each attempt (a source's retry, the next source) unpacks afresh.
+      const tmp = this.tmpPath();
+      try {
+        const report = await this.unpackTo(tmp, diffID, tar, options);
+        return async () => {
+          done = await this.commitSnapshot(tmp, diffID, report);
+        };
+      } catch (e) {
+        await rm(tmp, { recursive: true, force: true });
+        throw e;
+      }
+    });
+    try {
+      await this.fetchMissing(layer.descriptor, layer.sources, sink);
+    } catch (e) {
+      // Another user of the store may have stored the blob meanwhile (the write then stops short): unpack that.
+      if (!(await this.hasIntactBlob(layer.descriptor))) throw e;
+    }
+    return done ?? fromStore();
   }
 
   /**

@@ -19,6 +19,7 @@ import { cleanEntryName, resolveInside, RootedPathError } from '../../layer/root
 import { cacheMountDir } from '../../store/cache-mounts.js';
 import { type ExecUser, resolveExecUser } from '../users.js';
 import type { OpContext, OpResult } from './op.js';
+import { timed } from '../../profile.js';
 
 /** A step stopped because another one failed (that failure is the build's error). */
 export class BuildStopped extends Error {
@@ -71,12 +72,12 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
     const resolv = path.join(scratch, `resolv-${x.stageIndex}`);
     await writeFile(resolv, await readFile('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
     const spec: ProcessSpec = { args: op.args, env: [...env.values()], cwd: op.cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids ?? [], hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: stepNetwork(op.network, x.sandbox.network), mounts, ...(x.sandbox.shmSize ? { shmSize: x.sandbox.shmSize } : {}), ...(x.sandbox.ulimits?.length ? { ulimits: x.sandbox.ulimits } : {}), ...(emulator ? { emulator } : {}) };
-    const result = await root.run(spec, (line) => x.output(x.mask.apply(line)), x.signal);
+    const result = await timed('run', () => root.run(spec, (line) => x.output(x.mask.apply(line)), x.signal));
     if (x.signal.aborted) throw new BuildStopped();
     if (result.exitCode !== 0) {
       throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}`);
     }
-    return { layer: await root.layer(lower, targets, { sourceDateEpoch: x.sourceDateEpoch }), time: x.time };
+    return { layer: await timed('layer', () => root.layer(lower, targets, { sourceDateEpoch: x.sourceDateEpoch })), time: x.time };
   } finally {
     await root.release();
     for (const undo of cleanup.reverse()) await undo();
