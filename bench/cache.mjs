@@ -1,143 +1,100 @@
-// Benchmark: the layer cache in the CI situation. The two-stage Debian app of `bench:run` is built and pushed by a
-// runner that starts empty, with the previous build's cache in the local registry:
-// - hoist: an empty store, `--cache-from type=registry,ref=…:cache` (written by the previous build with mode=max),
-//   `--cache-to` a registry cache again and `--push`, as the Action runs it;
-// - docker: dockerd's images and build cache wiped (`docker system prune -af`, `docker builder prune -af`) as a
-//   fresh runner's would be, `docker build --cache-from` the previous image (built with BUILDKIT_INLINE_CACHE=1,
-//   the cache docker can keep without buildx), then `docker push`.
-// Scenarios: nothing changed, one source file changed, no cache at all. Each is run HOIST_BENCH_RUNS times (default
-// 3) per tool, alternating, each on a settled disk (settle() in lib.mjs: synced, caches dropped); prints the median with min–max, the ratio of medians, hoist's peak RSS and what hoist
-// reported as cached/downloaded/uploaded. Asserts nothing. Needs root, docker-registry, dockerd, debootstrap, runc
-// and GNU time. Run with `npm run bench:cache` (builds first). HOIST_BENCH_ROOTFS: a ready rootfs tar to skip
-// debootstrap. HOIST_BENCH_ONLY=mounts: only the cache-mount case.
+// Benchmark: the CI scenarios (issue 27). The app of lib.mjs's ciApp (two stages on a Debian base: a RUN writing 200
+// vendor files of 100 kB, 300 source files copied and tarred by a second RUN, both copied into the final stage) is
+// built and pushed to one local registry by docker 20.10 (BuildKit 0.8, inline cache), docker 26.1 (BuildKit 0.13
+// through buildx, --provenance=false, a registry cache with mode=max) and hoist (a registry cache with mode=max;
+// and the Actions cache, type=gha, through the tests' local service), each from empty state as a fresh runner
+// (hoist: an empty store; docker: `system prune -af` and `builder prune -af`; the disk settled: see settle()):
+// - local rebuild, nothing changed: right after the build without cache, on the state it left (`-t` only, no push);
+// - fresh runner, nothing changed; one source file changed; no cache (build and push).
+// Then the floor: each phase done on the same data by the fastest tools here (curl, pigz -d or zcat, sha256sum,
+// tar -x, tar -c | gzip -1, curl uploads), beside hoist's own profile of its median run (--metadata-file's
+// hoist.profile). Prints medians (min–max) of HOIST_BENCH_RUNS rounds (default 3) and the ratios to the best docker.
+// Asserts nothing. Needs root, docker-registry, dockerd, runc, GNU time, and docker 26 unpacked by the test set-up.
+// `npm run bench:cache` (builds first). HOIST_BENCH_ROOTFS: a ready rootfs tar to skip debootstrap.
+// HOIST_BENCH_ONLY=mounts: only the cache-mount case; =scenarios: only the scenarios.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { aptClean, measured, must, pushDebianBase, settle, startActionsCache, startDockerd, startRegistry, startSlowProxy, stopAll, twoStageApp } from './lib.mjs';
+import { aptClean, measured, must, pushDebianBase, settle, startActionsCache, startDockerd, startDockerd26, startRegistry, startSlowProxy, stopAll } from './lib.mjs';
+import { hoistPhases, measureFloor, median, runScenarios, spread } from './scenarios.mjs';
 
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-cache-'));
 const cli = path.resolve('dist/cli.js');
 const runs = Number(process.env.HOIST_BENCH_RUNS ?? 3);
+const only = process.env.HOIST_BENCH_ONLY;
 
 const registry = await startRegistry(work, 'registry');
 const svc = await startActionsCache();
 const ghaEnv = { ...process.env, ...svc.env, RUNNER_TEMP: path.join(work, 'runner-temp'), GITHUB_WORKSPACE: path.join(work, 'workspace'), TMPDIR: path.join(work, 'tmp') };
-for (const d of ['runner-temp', 'workspace', 'tmp']) mkdirSync(path.join(work, d), { recursive: true });
+for (const d of ['runner-temp', 'workspace', 'tmp', 'd26']) mkdirSync(path.join(work, d), { recursive: true });
 delete ghaEnv.GITHUB_SERVER_URL;
 const { docker, dockerEnv, dockerd } = await startDockerd(work);
+const d26 = only === 'mounts' ? undefined : await startDockerd26(path.join(work, 'd26'));
 const base = `${registry.host}/bench/debian:bookworm`;
 const hoistRepo = `${registry.host}/bench/hoist-app`;
-const dockerRepo = `${registry.host}/bench/docker-app`;
-
-function context(name, greeting) {
-  const dir = path.join(work, name);
-  mkdirSync(dir);
-  for (const [f, text] of Object.entries(twoStageApp(base, greeting))) writeFileSync(path.join(dir, f), text);
-  return dir;
-}
-
-/**
- * hoist on an empty store, as a fresh runner: build, export the cache, push. `cacheFrom`: a registry cache ref, or
- * 'gha' for the Actions cache (read and written, scope `gha`); `extra`: more flags.
- */
-function hoist(ctx, cacheFrom, extra = [], scope = 'gha', writeScope = scope) {
-  const store = path.join(work, 'hoist-store');
-  rmSync(store, { recursive: true, force: true });
-  settle();
-  const meta = path.join(work, 'hoist-meta.json');
-  const args = [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta, ...extra];
-  if (cacheFrom === 'gha') args.push('--cache-from', `type=gha,scope=${scope}`, '--cache-to', `type=gha,scope=${writeScope},mode=max`);
-  else {
-    if (cacheFrom) args.push('--cache-from', `type=registry,ref=${cacheFrom}`);
-    args.push('--cache-to', `type=registry,ref=${hoistRepo}:cache-run,mode=max`);
-  }
-  args.push('-t', `${hoistRepo}:run`, '--push', ctx);
-  const m = measured('hoist build', process.execPath, args, cacheFrom === 'gha' ? ghaEnv : process.env);
-  const c = JSON.parse(readFileSync(meta, 'utf8'))['hoist.cache'];
-  rmSync(store, { recursive: true, force: true });
-  return { ...m, cache: c };
-}
-
-/** docker on a wiped daemon, as a fresh runner: build with inline cache, push. */
-function dockerBuild(ctx, cacheFrom, tag = `${dockerRepo}:run`) {
-  must(docker, ['system', 'prune', '-af'], { env: dockerEnv });
-  must(docker, ['builder', 'prune', '-af'], { env: dockerEnv });
-  settle();
-  const args = ['build', '-q', '--network', 'host', '--build-arg', 'BUILDKIT_INLINE_CACHE=1', '-t', tag];
-  if (cacheFrom) args.push('--cache-from', cacheFrom);
-  const b = measured('docker build', docker, [...args, ctx], dockerEnv);
-  const p = measured('docker push', docker, ['push', '-q', tag], dockerEnv);
-  return { secs: b.secs + p.secs };
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const spread = (xs) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+class Done extends Error {}
 const mib = (n) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
 try {
   await pushDebianBase({ work, cli, store: path.join(work, 'seed-store'), base });
-  if (process.env.HOIST_BENCH_ONLY !== 'mounts') {
-    const same = context('ctx', 'hi');
-    const changed = context('ctx-changed', 'hello');
-
-    // The previous build of each: hoist's registry cache (mode=max) and docker's image with its inline cache.
-    console.log('the previous builds …');
-    const seed = path.join(work, 'seed-store');
-    must(process.execPath, [cli, 'build', '--store', seed, '--progress', 'quiet', '--cache-to', `type=registry,ref=${hoistRepo}:cache,mode=max`, '-t', `${hoistRepo}:prev`, '--push', same]);
-    dockerBuild(same, undefined, `${dockerRepo}:prev`);
-
-    const scenarios = [
-      ['nothing changed', same, true, 0.2],
-      ['one source file changed', changed, true, 0.5],
-      ['no cache', same, false, 1.0],
+  if (only !== 'mounts') {
+    const d20 = { docker, dockerEnv: { ...dockerEnv, DOCKER_BUILDKIT: '1' } };
+    const { results, repos, ctx } = runScenarios({ work, cli, registry, base, d20, d26, ghaEnv, rounds: runs });
+    console.log('the floor …');
+    const floor = measureFloor({ work, registry, repos, ctx, base, rounds: runs });
+    const f = (k) => floor[k].secs;
+    const floorOf = {
+      local: f('start') + f('context'),
+      nothing: f('start') + f('resolve'),
+      one: f('start') + f('resolve') + f('pull (one file)') + f('context') + f('run (one file)') + f('layers (one file)') + f('push (one file)'),
+      cold: f('start') + f('resolve') + f('pull (cold)') + f('context') + f('run (cold)') + f('layers (cold)') + f('push (cold)'),
+    };
+    const rows = [
+      ['local rebuild, nothing changed', 'local', 'hoist', 0.8],
+      ['fresh runner, nothing changed', 'nothing', 'hoist', 0.1],
+      ['fresh runner, one file changed', 'one', 'hoist', 0.5],
+      ['no cache', 'cold', 'hoist', 0.7],
+      ['gha: fresh, nothing changed', 'nothing', 'hoistGha', 0.1],
+      ['gha: fresh, one file changed', 'one', 'hoistGha', 0.5],
+      ['gha: no cache', 'cold', 'hoistGha', 0.7],
     ];
-    const rows = [];
-    for (const [name, ctx, cached, goal] of scenarios) {
-      const h = [];
-      const d = [];
-      for (let i = 0; i < runs; i++) {
-        console.log(`${name}: run ${i + 1} of ${runs}`);
-        h.push(hoist(ctx, cached ? `${hoistRepo}:cache` : undefined));
-        d.push(dockerBuild(ctx, cached ? `${dockerRepo}:prev` : undefined));
-      }
-      rows.push({ name, goal, h, d });
-    }
-
-    // The Actions cache (type=gha) in the same situations: the previous build's entries in a local Actions cache
-    // service (the tests' harness: the Twirp methods over Azurite), read and written through @actions/cache.
-    must(process.execPath, [cli, 'build', '--store', path.join(work, 'gha-seed-store'), '--progress', 'quiet', '--cache-to', 'type=gha,scope=gha,mode=max', '-t', `${hoistRepo}:gha-prev`, '--push', same], { env: ghaEnv });
-    for (const [name, ctx, cached, goal, d] of [
-      ['gha: nothing changed', same, true, 0.2, rows[0].d],
-      ['gha: one source file', changed, true, 0.5, rows[1].d],
-      ['gha: cold (empty cache)', same, false, 1.0, rows[2].d],
-    ]) {
-      const h = [];
-      for (let i = 0; i < runs; i++) {
-        console.log(`${name}: run ${i + 1} of ${runs}`);
-        // Each run reads the previous build's scope and the others write a scope of their own, so that each finds the cache as the
-        // previous build left it (a run that wrote its records into the scope it reads would make the next one a
-        // rebuild with nothing changed). Cold: a scope with no index (the layers' entries, shared by all scopes, are
-        // new ones anyway: RUN steps give new files).
-        // Nothing changed writes where it reads (and so writes nothing), as a CI rerun does.
-        const writeScope = name === 'gha: nothing changed' ? 'gha' : `${name.replace(/\W+/g, '-')}-${i}`;
-        h.push(hoist(ctx, 'gha', [], cached ? 'gha' : `cold-${i}`, writeScope));
-      }
-      rows.push({ name, goal, h, d });
-    }
-
-    console.log(`\nbuild and push on an empty runner, the previous build's cache in the registry; median (min–max) of ${runs} runs, seconds`);
-    console.log('scenario                   docker build+push      hoist build+push   hoist/docker  goal   hoist peak RSS   hoist cached  downloaded   uploaded');
-    for (const { name, goal, h, d } of rows) {
-      const hs = h.map((r) => r.secs);
-      const ratio = median(hs) / median(d.map((r) => r.secs));
+    console.log(`\nbuild (and push, but the local rebuild) from empty state; median (min–max) of ${runs} rounds, seconds; ratio: hoist / the faster docker`);
+    console.log(`${'scenario'.padEnd(31)} ${'docker 20.10'.padStart(18)} ${'docker 26.1'.padStart(18)} ${'hoist'.padStart(18)}  ratio  goal  floor  hoist RSS  cached  downloaded  uploaded`);
+    for (const [name, kind, tool, goal] of rows) {
+      const secs = (t) => results[kind][t].map((r) => r.secs);
+      const best = Math.min(median(secs('docker20')), median(secs('docker26')));
+      const h = results[kind][tool];
       const c = h[0].cache;
-      console.log(
-        `${name.padEnd(24)} ${spread(d.map((r) => r.secs)).padStart(19)} ${spread(hs).padStart(20)} ${ratio.toFixed(2).padStart(13)}  ≤${goal.toFixed(1)} ${`${Math.max(...h.map((r) => r.rssMiB)).toFixed(0)} MiB`.padStart(15)} ${`${c.hits}/${c.hits + c.misses}`.padStart(13)} ${mib(c.downloadedBytes).padStart(11)} ${mib(c.uploadedBytes).padStart(10)}`,
-      );
+      console.log(`${name.padEnd(31)} ${spread(secs('docker20')).padStart(18)} ${spread(secs('docker26')).padStart(18)} ${spread(secs(tool)).padStart(18)} ${(median(secs(tool)) / best).toFixed(2).padStart(6)} ≤${goal.toFixed(1)} ${floorOf[kind].toFixed(2).padStart(6)} ${`${Math.max(...h.map((r) => r.rssMiB)).toFixed(0)} MiB`.padStart(10)} ${`${c.hits}/${c.hits + c.misses}`.padStart(7)} ${mib(c.downloadedBytes).padStart(11)} ${mib(c.uploadedBytes).padStart(9)}`);
     }
-
+    console.log('\nwhere the time goes: hoist\'s phases in its median run (wall seconds; phases overlap) and the floor of each (median)');
+    const one = hoistPhases(results.one.hoist);
+    const cold = hoistPhases(results.cold.hoist);
+    const pairs = [
+      ['start', 'start', 'start'],
+      ['resolve', 'resolve', 'resolve'],
+      ['cache-import', undefined, undefined],
+      ['pull', 'pull (one file)', 'pull (cold)'],
+      ['unpack', undefined, undefined],
+      ['context', 'context', 'context'],
+      ['run', 'run (one file)', 'run (cold)'],
+      ['layer', 'layers (one file)', 'layers (cold)'],
+      ['compress', undefined, undefined],
+      ['export', 'push (one file)', 'push (cold)'],
+      ['cache-export', undefined, undefined],
+    ];
+    const cell = (x) => (x === undefined ? '' : x.toFixed(2)).padStart(9);
+    console.log(`${'phase'.padEnd(13)} ${'one file'.padStart(9)} ${'floor'.padStart(9)} ${'no cache'.padStart(9)} ${'floor'.padStart(9)}  the floor's command`);
+    for (const [phase, fo, fc] of pairs) {
+      console.log(`${phase.padEnd(13)} ${cell(one.phases[phase])} ${cell(fo && f(fo))} ${cell(cold.phases[phase])} ${cell(fc && f(fc))}  ${fo ? floor[fo].cmd : fc ? floor[fc].cmd : ''}${fc && fc !== fo && floor[fc].cmd !== floor[fo]?.cmd ? ` / ${floor[fc].cmd}` : ''}`);
+    }
+    console.log(`${'all'.padEnd(13)} ${cell(one.secs)} ${cell(floorOf.one)} ${cell(cold.secs)} ${cell(floorOf.cold)}  (hoist: the wall time of the command; floor: the phases' sum)`);
+    const v26 = spawnSync(d26.docker, ['version', '--format', '{{.Server.Version}}'], { env: d26.dockerEnv, encoding: 'utf8' }).stdout.trim();
+    const bx = spawnSync(d26.docker, ['buildx', 'version'], { env: d26.dockerEnv, encoding: 'utf8' }).stdout.trim();
+    console.log(`docker 26: ${v26}, ${bx}`);
   }
+  if (only === 'scenarios') throw new Done();
 
   // A cache mount kept across runs: apt's downloaded packages as a cache mount, the step rerun on a fresh runner (a
   // build arg changes) and the image pushed, with the mount kept in the Actions cache, in a registry cache, and not
@@ -184,7 +141,10 @@ RUN --mount=type=cache,target=/var/cache/apt/archives,sharing=locked echo "$RUN_
 
   const v = spawnSync(docker, ['version', '--format', '{{.Server.Version}}'], { env: dockerEnv, encoding: 'utf8' }).stdout.trim();
   console.log(`\ndocker ${v}; hoist ${JSON.parse(readFileSync('package.json', 'utf8')).version}; ${new Date().toISOString()}`);
+} catch (e) {
+  if (!(e instanceof Done)) throw e;
 } finally {
   await svc.stop();
+  await d26?.stop();
   await stopAll(work, dockerd, registry);
 }

@@ -1,6 +1,6 @@
 // What the benchmarks share: a docker-registry and a dockerd of their own, the Debian base, commands timed by GNU time.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
@@ -206,4 +206,76 @@ export async function startDebianBench(work, cli) {
   await pushDebianBase({ work, cli, store, base });
   must(docker, ['pull', base], { env: dockerEnv });
   return { registry, docker, dockerEnv, dockerd, store, base };
+}
+
+/** docker 26 as the test set-up unpacked it (scripts/test-deps.mjs: Debian 13's docker.io, buildx, containerd). */
+export const docker26Root = path.resolve('node_modules/.cache/hoist-docker26/root');
+
+/**
+ * docker 26.1 (BuildKit 0.13, buildx 0.13) under `work`, with its own containerd and the containerd image store (so
+ * that `--cache-to type=registry` works with the docker driver, as a runner's docker does); no bridge, no iptables.
+ * Fetch it first with `node -e "import('./scripts/test-deps.mjs').then((m) => m.fetchDocker26())"` (the test
+ * command does). Answers { docker, dockerEnv, stop }.
+ */
+export async function startDockerd26(work) {
+  const bin = path.join(docker26Root, 'usr', 'bin');
+  const sbin = path.join(docker26Root, 'usr', 'sbin');
+  if (!existsSync(path.join(sbin, 'dockerd'))) throw new Error(`docker 26 is not unpacked in ${docker26Root}: run the tests once, or scripts/test-deps.mjs fetchDocker26()`);
+  mkdirSync(path.join(work, 'config', 'cli-plugins'), { recursive: true });
+  const plugin = path.join(work, 'config', 'cli-plugins', 'docker-buildx');
+  if (!existsSync(plugin)) symlinkSync(path.join(docker26Root, 'usr', 'libexec', 'docker', 'cli-plugins', 'docker-buildx'), plugin);
+  const env = { ...process.env, PATH: `${bin}:${sbin}:${process.env.PATH}` };
+  const ctdSock = path.join(work, 'containerd.sock');
+  writeFileSync(path.join(work, 'containerd.toml'), `version = 2\nroot = "${work}/ctd-root"\nstate = "${work}/ctd-state"\n[grpc]\n  address = "${ctdSock}"\n[ttrpc]\n  address = "${ctdSock}.ttrpc"\n`);
+  const ctd = spawn(path.join(bin, 'containerd'), ['--config', path.join(work, 'containerd.toml')], { stdio: 'ignore', env });
+  for (let i = 0; !existsSync(ctdSock); i++) {
+    if (i > 300) throw new Error('containerd 1.7 did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  writeFileSync(path.join(work, 'daemon.json'), JSON.stringify({ features: { 'containerd-snapshotter': true } }));
+  const sock = path.join(work, 'docker.sock');
+  const dockerd = spawn(path.join(sbin, 'dockerd'), ['--data-root', path.join(work, 'data'), '--exec-root', path.join(work, 'exec'), '--host', `unix://${sock}`, '--pidfile', path.join(work, 'pid'), '--iptables=false', '--ip6tables=false', '--bridge=none', '--containerd', ctdSock, '--config-file', path.join(work, 'daemon.json')], { stdio: 'ignore', env });
+  const dockerEnv = { ...env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: path.join(work, 'config') };
+  const docker = path.join(bin, 'docker');
+  for (let i = 0; spawnSync(docker, ['version'], { env: dockerEnv, stdio: 'ignore' }).status !== 0; i++) {
+    if (i > 600) throw new Error('dockerd 26 did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    docker,
+    dockerEnv,
+    async stop() {
+      for (const c of [dockerd, ctd]) {
+        c.kill('SIGTERM');
+        await new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)));
+      }
+      spawnSync('sh', ['-c', `grep ' ${work}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l`]);
+    },
+  };
+}
+
+/**
+ * The app of the CI scenarios (issue 27): two stages on the Debian base; the first writes 200 vendor files of
+ * 100 kB in a RUN, then copies 300 source files and tars them in a second RUN; the final stage copies both out.
+ * Files of the context: the Dockerfile and src/ (`round` changes one source file).
+ */
+export function ciApp(base, round = 0) {
+  const files = {
+    Dockerfile: `FROM ${base} AS build
+RUN mkdir -p /vendor && for i in $(seq 1 200); do head -c 102400 /dev/urandom > /vendor/lib$i.so; done
+WORKDIR /src
+COPY src/ ./
+RUN tar -czf /app.tgz -C /src . && ls /src | wc -l > /count
+FROM ${base}
+COPY --from=build /vendor /opt/vendor
+COPY --from=build /app.tgz /count /opt/app/
+CMD ["ls", "/opt/app"]
+`,
+  };
+  for (let i = 0; i < 300; i++) {
+    const name = `src/module${String(i).padStart(3, '0')}.js`;
+    const body = Array.from({ length: 40 }, (_, j) => `export const value${j} = ${i * 100 + j}; // module ${i}, line ${j}`).join('\n');
+    files[name] = `${i === 0 ? `// round ${round}\n` : ''}${body}\n`;
+  }
+  return files;
 }

@@ -589,7 +589,8 @@ export class Solver {
       const created = Date.parse(b.config.created ?? '');
       run = { index, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: plan.key };
     }
-    this.warm(plan, run);
+    // (the unpacking registered before any step reads the layers' index, which then waits for it)
+    await this.warm(plan, run);
     // Numbered as dockerfile2llb numbers its vertices (cmdTotal, prefixCommand): FROM only for an image (scratch and
     // another stage have no vertex), then ADD, COPY, RUN and WORKDIR; config-only instructions are not shown.
     const numbered = (st: Step) => ['add', 'copy', 'run', 'workdir'].includes(st.at.keyword.toLowerCase());
@@ -710,13 +711,14 @@ export class Solver {
    * unpacked in one pass, several at once), while the stage waits for what it copies from, and its first COPY
    * finds their index written by the unpacking instead of reading the layers once more.
    */
-  private warm(plan: StagePlan, run: StageRun): void {
+  private async warm(plan: StagePlan, run: StageRun): Promise<void> {
     // Only root runs steps (a user's build runs again through sudo): a user's unpacking would own the files.
     if (process.getuid?.() !== 0 || !plan.steps.some((p) => p.step.op?.kind === 'exec' && !p.hit)) return;
     const first = plan.steps.findIndex((p) => p.step.op && !p.hit);
     const hits = plan.steps.slice(0, first).flatMap((p) => (p.hit ? [this.hitLayer(p.hit)] : []));
     const layers = [...run.state.layers, ...hits].filter((l): l is Layer => l !== undefined);
-    this.warming.push(this.executor().then((ex) => Promise.all(ex.warm(layers, run.index))).catch(() => undefined));
+    const executor = await this.executor().catch(() => undefined);
+    if (executor) this.warming.push(Promise.all(executor.warm(layers, run.index)).catch(() => undefined));
   }
 
   /** The build's executor: the request's, or one chosen now for this solve (said in the log when not runc). */

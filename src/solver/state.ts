@@ -46,7 +46,8 @@ export class ImageState {
     this.index ??= new FsIndex();
     for (; this.indexed < this.layers.length; this.indexed++) {
       const l = this.layers[this.indexed];
-      const known = await store.readLayerIndex(l.diffID);
+      // A layer being unpacked (a stage's RUN warms its layers) gets its index from that pass: not read twice.
+      const known = (await store.readLayerIndex(l.diffID)) ?? (await store.unpacked(l.diffID).then(() => store.readLayerIndex(l.diffID)));
       if (known) {
         this.index.applyHeaders(known, this.indexed);
         continue;

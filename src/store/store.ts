@@ -451,6 +451,11 @@ export class Store {
   }
 
   private readonly unpacking = new Map<string, Promise<Snapshot>>();
+
+  /** Waits for the unpacking of this layer that is under way, if there is one (its outcome is not this caller's). */
+  async unpacked(diffID: string): Promise<void> {
+    await this.unpacking.get(diffID)?.catch(() => undefined);
+  }
   /** layers unpacked at once: more overlaps downloads, decompression (in the thread pool) and disk waits */
   private readonly unpackSlots = new Limiter(3);
 

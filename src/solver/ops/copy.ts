@@ -3,7 +3,7 @@
 // archives and plans all of it onto the image as BuildKit's copy places it (copy-plan.ts), written as a layer.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod as chmodFile, lstat, utimes, writeFile } from 'node:fs/promises';
+import { chmod as chmodFile, lstat, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ChmodFn, parseChmod } from '../../dockerfile/chmod.js';
 import { cleanPath, IgnoreMatcher, parseDockerignore } from '../../dockerfile/dockerignore.js';
@@ -113,20 +113,47 @@ async function selectParentsPattern(from: BuildContext, source: string, keepOwne
  */
 export async function digestSelection(selection: CopySelection): Promise<string> {
   const h = createHash('sha256');
-  const add = async (p: ContextPath, keepOwner: boolean) => {
+  // What is hashed, in order: each source's line, then each path's line and a file's bytes. Small files are read
+  // ahead, a window of them at once (one at a time, each read waits on the disk or the thread pool: 300 source
+  // files took 0.2 s), and hashed in order; a big one is streamed when its turn comes.
+  const items: { text: string; file?: string; size: number }[] = [];
+  const add = (p: ContextPath, keepOwner: boolean) => {
     const st = p.stats;
     const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : st.isFile() ? 'file' : 'other';
-    h.update(JSON.stringify([p.rel, type, st.mode & 0o7777, keepOwner ? [st.uid, st.gid] : null, p.linkname ?? null, type === 'file' ? st.size : 0]));
-    h.update('\n');
-    if (type === 'file') for await (const chunk of createReadStream(fsPath(p.abs))) h.update(chunk as Buffer);
+    items.push({ text: `${JSON.stringify([p.rel, type, st.mode & 0o7777, keepOwner ? [st.uid, st.gid] : null, p.linkname ?? null, type === 'file' ? st.size : 0])}\n`, ...(type === 'file' ? { file: p.abs } : {}), size: st.size });
   };
   for (const s of selection.sources) {
-    h.update(JSON.stringify({ source: s.path.rel, archive: s.archive ?? null, parents: s.parentsPath ?? null }));
-    await add(s.path, s.keepOwner === true);
-    for (const c of s.children ?? []) await add(c, s.keepOwner === true);
+    items.push({ text: JSON.stringify({ source: s.path.rel, archive: s.archive ?? null, parents: s.parentsPath ?? null }), size: 0 });
+    add(s.path, s.keepOwner === true);
+    for (const c of s.children ?? []) add(c, s.keepOwner === true);
+  }
+  const small = (i: number) => items[i].file !== undefined && items[i].size <= readAheadLimit;
+  const ahead = new Map<number, Promise<Buffer>>();
+  let next = 0;
+  const fill = (from: number) => {
+    for (next = Math.max(next, from); next < items.length && ahead.size < readAheadWindow; next++) {
+      if (!small(next)) continue;
+      const read = readFile(fsPath(items[next].file as string));
+      read.catch(() => undefined); // awaited in its turn
+      ahead.set(next, read);
+    }
+  };
+  for (let i = 0; i < items.length; i++) {
+    fill(i + 1);
+    const item = items[i];
+    h.update(item.text);
+    if (item.file === undefined) continue;
+    const read = ahead.get(i);
+    ahead.delete(i);
+    if (read) h.update(await read);
+    else for await (const chunk of createReadStream(fsPath(item.file))) h.update(chunk as Buffer);
   }
   return `sha256:${h.digest('hex')}`;
 }
+
+/** files read whole ahead of their turn when hashing a selection: up to this size, this many at once */
+const readAheadLimit = 1 << 20;
+const readAheadWindow = 32;
 
 export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelection): Promise<OpResult> {
   const selection = selected ?? (await selectCopy(op, x));
