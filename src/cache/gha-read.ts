@@ -50,7 +50,7 @@ async function dispatcher() {
 
 /** One call to the service, tried again on a 5xx or a dropped connection (as the library does, with less waiting). */
 async function call(url: string, init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string }): Promise<{ status: number; body: string }> {
-  const { request } = await import('undici');
+  const { request } = await import('../registry/undici.js');
   const agent = await dispatcher();
   try {
     for (let attempt = 1; ; attempt++) {
@@ -169,7 +169,7 @@ export interface Member {
  * itself is skipped); a member elsewhere fails the whole entry. `maxBytes` caps the download.
  */
 export async function readEntry(hit: EntryHit, dir: string, maxBytes: number, take: (m: Member) => Promise<void>): Promise<void> {
-  const { request } = await import('undici');
+  const { request } = await import('../registry/undici.js');
   const agent = await dispatcher();
   try {
     const r = await request(hit.url, { method: 'GET', dispatcher: agent, headersTimeout: 60_000, bodyTimeout: 120_000 });

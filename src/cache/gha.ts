@@ -165,7 +165,7 @@ function reachable(build: Map<string, unknown>): Promise<void> {
 }
 
 async function probe(url: string): Promise<void> {
-  const { request } = await import('undici');
+  const { request } = await import('../registry/undici.js');
   const { httpDispatcher } = await import('../registry/proxy.js');
   const dispatcher = httpDispatcher();
   try {

@@ -1,7 +1,7 @@
 // `--load` / `type=docker` without dest: the image goes straight into a running Docker daemon, as `docker load`
 // sends it — a `hoist save` tar streamed to POST /images/load over DOCKER_HOST (unix socket by default, or tcp).
 import { PassThrough } from 'node:stream';
-import { Client } from 'undici';
+import { Client } from '../registry/undici.js';
 import type { Reference } from '../image/reference.js';
 import type { ImageSource } from '../image/source.js';
 import { saveImages } from './archive.js';

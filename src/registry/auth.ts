@@ -2,8 +2,7 @@
 // flow (distribution docs spec/auth/token.md, oauth.md). A token is reused until shortly before it expires and
 // covers the union of the scopes asked so far, so a push that mounts from another repository asks once for
 // `repository:dst:pull,push repository:src:pull`. Tokens and passwords live only in this object's fields.
-import { request } from 'undici';
-import type { Dispatcher } from 'undici';
+import { type Dispatcher, request } from './undici.js';
 import { type Challenge, parseChallenges } from './challenge.js';
 import type { Credential, CredentialSource } from './credentials.js';
 import { maxErrorBody, readBounded } from './body.js';

@@ -4,7 +4,7 @@
 // manifests only after their blobs.
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Dispatcher } from 'undici';
+import type { Dispatcher } from './undici.js';
 import { DigestMismatchError, DigestStream, digestOf, parseDigest } from '../image/digest.js';
 import { type Descriptor, type ParsedManifest, parseManifest } from '../image/manifest.js';
 import { manifestAccept } from '../image/media-types.js';

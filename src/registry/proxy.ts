@@ -3,7 +3,7 @@
 // EnvHttpProxyAgent reads them, with what docker's Go client and @actions/http-client add: loopback (localhost,
 // 127.0.0.1, ::1) is never proxied. Plain-HTTP origins go to the proxy as absolute-URI requests (no CONNECT, which
 // proxies often allow to port 443 only); HTTPS ones through a CONNECT tunnel.
-import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
+import { Agent, type Dispatcher, EnvHttpProxyAgent } from './undici.js';
 
 export interface DispatcherOptions {
   connections?: number;

@@ -2,7 +2,7 @@
 // 401, redirects followed by hand so credentials never reach another host, and bounded retries with backoff
 // and jitter on 5xx, 429 (Retry-After honoured) and dropped connections.
 import type { Readable } from 'node:stream';
-import { type Dispatcher, request } from 'undici';
+import { type Dispatcher, request } from './undici.js';
 import { httpDispatcher } from './proxy.js';
 import { Authenticator } from './auth.js';
 import type { CredentialSource } from './credentials.js';

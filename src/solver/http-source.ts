@@ -6,7 +6,6 @@ import { chmod, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fetch } from 'undici';
 import { DigestStream, parseDigest } from '../image/digest.js';
 import { httpDispatcher } from '../registry/proxy.js';
 
@@ -43,6 +42,8 @@ export async function download(url: string, dir: string, options: { checksum?: s
   try {
     let res: Awaited<ReturnType<typeof fetch>>;
     try {
+      // undici's fetch, loaded when a download is asked for (src/registry/undici.ts)
+      const { fetch } = await import('undici');
       res = await fetch(url, { redirect: 'follow', headers: { 'user-agent': 'hoist' }, dispatcher });
     } catch (e) {
       throw new HttpSourceError(`failed to download ${url}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`);
