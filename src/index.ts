@@ -177,7 +177,9 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
   try {
     for (const platform of platforms) {
       const cacheContext = { client, platform, tags: req.tags, target: req.target, build: builds };
-      const caches = await timed('cache-import', () => openCaches(req.cacheFrom ?? [], cacheContext, warn));
+      // The caches' manifests are read while the solve resolves the bases; its first lookup waits for them.
+      const caches = timed('cache-import', () => openCaches(req.cacheFrom ?? [], cacheContext, warn));
+      caches.catch(() => undefined); // the solve meets the failure at its first lookup
       const result: BuildResult = await solve({
         context: req.context,
         ...(req.dockerfile !== undefined ? { dockerfile: req.dockerfile } : {}),

@@ -51,7 +51,9 @@ RUN echo ok > /ok
     const p = (first.meta as unknown as { 'hoist.profile': Profile })['hoist.profile'];
     const phase = (name: string) => p.phases.find((x) => x.phase === name);
     // an empty store: the base is pulled (download and unpacking in one pass), the steps run and make layers
-    for (const name of ['start', 'resolve', 'pull', 'context', 'run', 'layer', 'compress']) expect(phase(name)?.seconds).toBeGreaterThan(0);
+    for (const name of ['start', 'resolve', 'pull', 'run']) expect(phase(name)?.seconds).toBeGreaterThan(0);
+    // (a few small files: these may take less than the millisecond the report rounds to)
+    for (const name of ['context', 'layer', 'compress']) expect(phase(name)?.seconds).toBeGreaterThanOrEqual(0);
     expect(phase('pull')?.bytes).toBeGreaterThan(100_000);
     expect(phase('run')?.spans).toBe(2);
     expect(p.seconds).toBeGreaterThanOrEqual(Math.max(...p.phases.map((x) => x.seconds)) - 0.01);

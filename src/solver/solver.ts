@@ -95,7 +95,8 @@ export interface BuildRequest {
   /** --no-cache: no step is taken from a cache (their results are still recorded) */
   noCache?: boolean;
   /** --cache-from: caches to look in when the store lacks a step's record, in order */
-  cacheFrom?: readonly CacheSource[];
+  /** (a promise: the caches are read while the bases resolve; the first lookup waits for them) */
+  cacheFrom?: readonly CacheSource[] | Promise<readonly CacheSource[]>;
   /** --cache-to type=inline: the final image's records ride in its config */
   inlineCache?: boolean;
   /** a cache export keeps cache mounts: note what each held when first mounted, to save the changed ones */
@@ -735,12 +736,16 @@ export class Solver {
    * A step's result: in the store's records (its layer still there whole), else in the caches of --cache-from, in
    * their order. A record whose layer a cache could not deliver before is no hit.
    */
+  private async cacheSources(): Promise<readonly CacheSource[]> {
+    return (await this.req.cacheFrom) ?? [];
+  }
+
   private async lookup(key: string): Promise<CacheHit | undefined> {
     const record = await this.req.store.readRecord(key);
     if (record && !(record.layer && this.badBlobs.has(record.layer.digest)) && (!record.layer || (await this.req.store.hasIntactBlob(record.layer)))) {
       return { record, source: 'local', blobs: [] };
     }
-    for (const c of this.req.cacheFrom ?? []) {
+    for (const c of await this.cacheSources()) {
       const r = c.lookup(key);
       if (r && !(r.layer && this.badBlobs.has(r.layer.digest))) return { record: r, source: c.kind, blobs: [c.blobs] };
     }
@@ -812,7 +817,7 @@ export class Solver {
   private async cacheMount(m: { name: string; id: string; dir: string; created: boolean }): Promise<void> {
     await sharedBy(this.mounts, m.name, async () => {
       if (m.created) {
-        for (const c of this.req.cacheFrom ?? []) {
+        for (const c of await this.cacheSources()) {
           if (!c.restoreMount) continue;
           try {
             if (await c.restoreMount(m.name, m.dir, this.req.mountMaxSize ?? defaultMountMax)) break;
@@ -822,7 +827,7 @@ export class Solver {
         }
       }
       if (!this.req.keepCacheMounts) return undefined;
-      const kept = (this.req.cacheFrom ?? []).flatMap((c) => {
+      const kept = (await this.cacheSources()).flatMap((c) => {
         const blob = c.mountBlob?.(m.name);
         return blob ? [{ blob, source: c.blobs }] : [];
       });
