@@ -188,6 +188,8 @@ function baseDigest(base: string): Promise<string> {
 async function referenceKey(env: DifferentialEnv, c: Case, dir: string): Promise<string> {
   const beyondFrom = c.dockerfile.replace(/^FROM \{\{BASE\}\}/gm, '').includes('{{BASE}}');
   const key = {
+    // a step's output may hold the day (useradd's /etc/shadow: days since 1970): an image of another day is not reused
+    day: Math.floor(Date.now() / 86_400_000),
     major: env.d.major,
     base: await baseDigest(env.base),
     baseName: beyondFrom ? env.base : '',
