@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 
 /** Bumped whenever what goes into a key changes: an old record is then never taken for a hit. */
-export const cacheKeyVersion = 'hoist.cache.v2';
+export const cacheKeyVersion = 'hoist.cache.v3';
 
 /** JSON with object keys sorted at every level and `undefined` members left out: one value, one encoding. */
 export function canonicalJSON(value: unknown): string {

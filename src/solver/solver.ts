@@ -56,6 +56,7 @@ import type { OpContext, OpResult } from './ops/op.js';
 import { ImageState, readImageFiles } from './state.js';
 import { UserError } from './users.js';
 import { inStep, timed } from '../profile.js';
+import { FileDigests } from '../store/file-digests.js';
 
 export { NeedsRootError } from './ops/exec.js';
 export { BuiltImage } from './image.js';
@@ -277,6 +278,7 @@ export class Solver {
   private translation: Translation | undefined;
   /** the build's temp dir in the store (made once, removed when the build ends or is interrupted) */
   private tmp: Promise<string> | undefined;
+  private digests: Promise<FileDigests> | undefined;
   private forgetTmp: (() => void) | undefined;
   /** read-only views of stages and images (COPY --from, bind mounts): undone when the build ends */
   private readonly views: (() => Promise<void>)[] = [];
@@ -398,6 +400,7 @@ export class Solver {
       await Promise.allSettled([...this.stages.values(), ...this.warming, ...this.background]);
       // Clean-up never replaces the build's outcome (a mount that will not go is left to the next build's sweep).
       await this.sshAgents.close().catch(() => undefined);
+      await (await this.digests)?.save().catch(() => undefined);
       for (const release of this.views.splice(0)) await release().catch(() => undefined);
       if (this.ownExecutor) await (await this.ownExecutor.catch(() => undefined))?.close().catch(() => undefined);
       if (this.tmp) await rm(await this.tmp, { recursive: true, force: true }).catch(() => undefined);
@@ -539,7 +542,7 @@ export class Solver {
         if (op.kind === 'copy' && (op.from.kind === 'context' || op.from.kind === 'local')) {
           const [picked, content] = await timed('context', async () => {
             const s = await selectCopy(op, x);
-            return [s, await digestSelection(s)] as const;
+            return [s, await digestSelection(s, await this.fileDigests())] as const;
           });
           selection = picked;
           key = stepKey(key, { op: described, content });
@@ -759,9 +762,14 @@ export class Solver {
       // a named directory: all it holds, hashed as COPY's sources are
       const c = this.namedContext(from.name);
       const found = c.find('.');
-      return found ? digestSelection({ sources: [{ path: found, children: await c.walk(found) }], newest: 0 }) : 'missing';
+      return found ? digestSelection({ sources: [{ path: found, children: await c.walk(found) }], newest: 0 }, await this.fileDigests()) : 'missing';
     }
     return baseKey({ kind: 'image', manifest: (await this.baseImage(from.ref, this.plan.targetPlatform)).digest });
+  }
+
+  /** The digests of context files hashed before, by their stat (loaded from the store when first needed). */
+  private fileDigests(): Promise<FileDigests> {
+    return (this.digests ??= FileDigests.load(this.req.store.root));
   }
 
   /** The content of what a bind mount of the context shows (.dockerignore applied), hashed as COPY's sources are. */
@@ -772,7 +780,7 @@ export class Solver {
   private async contextDigestOf(source: string): Promise<string> {
     const found = this.context.find(source);
     if (!found) return 'missing';
-    return digestSelection({ sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }], newest: 0 });
+    return digestSelection({ sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }], newest: 0 }, await this.fileDigests());
   }
 
   private exec(op: Op, x: OpContext, selection?: CopySelection): Promise<OpResult> {

@@ -2,7 +2,7 @@
 // or image's filesystem, downloads, heredoc files): what the step's cache key hashes. The copy then unpacks local
 // archives and plans all of it onto the image as BuildKit's copy places it (copy-plan.ts), written as a layer.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { chmod as chmodFile, lstat, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ChmodFn, parseChmod } from '../../dockerfile/chmod.js';
@@ -23,6 +23,7 @@ import { readImageFiles } from '../state.js';
 import { needsLookup, type Owner, resolveOwner } from '../users.js';
 import { type OpContext, type OpResult, withHint } from './op.js';
 import { timed } from '../../profile.js';
+import type { FileDigests } from '../../store/file-digests.js';
 
 /** A source as selected: a path (with what is below a directory), or a local archive ADD unpacks. */
 interface Selected extends CopySource {
@@ -109,25 +110,29 @@ async function selectParentsPattern(from: BuildContext, source: string, keepOwne
 
 /**
  * The content the selection copies, hashed as the cache key needs it: per path its name, type, mode, link target
- * and content, owners where they are kept (a stage's files), never times (BuildKit's content hash leaves them out).
+ * and a file's sha256, owners where they are kept (a stage's files), never times (BuildKit's content hash leaves
+ * them out). With `digests` (the context's, src/store/file-digests.ts), a file whose stat has not changed since it
+ * was hashed is not read again.
  */
-export async function digestSelection(selection: CopySelection): Promise<string> {
+export async function digestSelection(selection: CopySelection, digests?: FileDigests): Promise<string> {
   const h = createHash('sha256');
-  // What is hashed, in order: each source's line, then each path's line and a file's bytes. Small files are read
+  const readAt = Date.now();
+  // What is hashed, in order: each source's line, then each path's line and a file's digest. Small files are read
   // ahead, a window of them at once (one at a time, each read waits on the disk or the thread pool: 300 source
   // files took 0.2 s), and hashed in order; a big one is streamed when its turn comes.
-  const items: { text: string; file?: string; size: number }[] = [];
+  const items: { text: string; file?: string; stats?: Stats; known?: string; size: number }[] = [];
   const add = (p: ContextPath, keepOwner: boolean) => {
     const st = p.stats;
     const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : st.isFile() ? 'file' : 'other';
-    items.push({ text: `${JSON.stringify([p.rel, type, st.mode & 0o7777, keepOwner ? [st.uid, st.gid] : null, p.linkname ?? null, type === 'file' ? st.size : 0])}\n`, ...(type === 'file' ? { file: p.abs } : {}), size: st.size });
+    const text = `${JSON.stringify([p.rel, type, st.mode & 0o7777, keepOwner ? [st.uid, st.gid] : null, p.linkname ?? null, type === 'file' ? st.size : 0])}\n`;
+    items.push({ text, size: st.size, ...(type === 'file' ? { file: p.abs, stats: st, known: digests?.get(st) } : {}) });
   };
   for (const s of selection.sources) {
     items.push({ text: JSON.stringify({ source: s.path.rel, archive: s.archive ?? null, parents: s.parentsPath ?? null }), size: 0 });
     add(s.path, s.keepOwner === true);
     for (const c of s.children ?? []) add(c, s.keepOwner === true);
   }
-  const small = (i: number) => items[i].file !== undefined && items[i].size <= readAheadLimit;
+  const small = (i: number) => items[i].file !== undefined && items[i].known === undefined && items[i].size <= readAheadLimit;
   const ahead = new Map<number, Promise<Buffer>>();
   let next = 0;
   const fill = (from: number) => {
@@ -143,10 +148,18 @@ export async function digestSelection(selection: CopySelection): Promise<string>
     const item = items[i];
     h.update(item.text);
     if (item.file === undefined) continue;
+    if (item.known !== undefined) {
+      h.update(Buffer.from(item.known, 'hex'));
+      continue;
+    }
+    const fh = createHash('sha256');
     const read = ahead.get(i);
     ahead.delete(i);
-    if (read) h.update(await read);
-    else for await (const chunk of createReadStream(fsPath(item.file))) h.update(chunk as Buffer);
+    if (read) fh.update(await read);
+    else for await (const chunk of createReadStream(fsPath(item.file))) fh.update(chunk as Buffer);
+    const sum = fh.digest();
+    h.update(sum);
+    digests?.set(item.stats as Stats, sum.toString('hex'), readAt);
   }
   return `sha256:${h.digest('hex')}`;
 }
