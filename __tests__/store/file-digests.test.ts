@@ -80,6 +80,17 @@ describe('FileDigests', () => {
     expect(run('ls', ['-A', store]).trim()).toBe('file-digests.json');
   });
 
+  test('a file swapped for a FIFO or a link after the walk is refused when read, never waited on or followed', async () => {
+    const dir = makeContext({ a: 'aaaa', b: 'bbbb' });
+    const c = BuildContext.open(dir);
+    const top = c.find('.');
+    if (!top) throw new Error('no context');
+    const children = await c.walk(top);
+    run('sh', ['-c', 'rm a b && mkfifo a && ln -s /etc/passwd b'], { cwd: dir });
+    await expect(digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === 'a') }], newest: 0 })).rejects.toThrow(/no longer a regular file/);
+    await expect(digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === 'b') }], newest: 0 })).rejects.toThrow(/ELOOP|symbolic link/);
+  });
+
   test('builds: a rebuild takes the remembered digests (a planted one misses the cache); a changed file is copied', async () => {
     const dir = makeContext({ Dockerfile: 'FROM scratch\nCOPY src/ /src/\n', 'src/one': 'one\n', 'src/two': 'two\n' });
     const store = mkdtempSync(path.join(tmpdir(), 'hoist-fd-store-'));

@@ -1,8 +1,8 @@
 // COPY and ADD in two parts. The selection finds what the sources name (the context through .dockerignore, a stage's
 // or image's filesystem, downloads, heredoc files): what the step's cache key hashes. The copy then unpacks local
 // archives and plans all of it onto the image as BuildKit's copy places it (copy-plan.ts), written as a layer.
-import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
+import { closeSync, constants, createReadStream, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { chmod as chmodFile, lstat, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ChmodFn, parseChmod } from '../../dockerfile/chmod.js';
@@ -117,9 +117,10 @@ async function selectParentsPattern(from: BuildContext, source: string, keepOwne
 export async function digestSelection(selection: CopySelection, digests?: FileDigests): Promise<string> {
   const h = createHash('sha256');
   const readAt = Date.now();
-  // What is hashed, in order: each source's line, then each path's line and a file's digest. Small files are read
-  // ahead, a window of them at once (one at a time, each read waits on the disk or the thread pool: 300 source
-  // files took 0.2 s), and hashed in order; a big one is streamed when its turn comes.
+  // What is hashed, in order: each source's line, then each path's line and a file's digest. A small file is read
+  // on the spot (open, read, close: what a checkout just wrote is in the page cache, and a read through the thread
+  // pool costs more than the read itself: 300 source files 30 ms against 5 ms); files up to 1 MiB are read ahead, a
+  // window of them at once, and hashed in order; a big one is streamed when its turn comes.
   const items: { text: string; file?: string; stats?: Stats; known?: string; size: number }[] = [];
   const add = (p: ContextPath, keepOwner: boolean) => {
     const st = p.stats;
@@ -132,7 +133,7 @@ export async function digestSelection(selection: CopySelection, digests?: FileDi
     add(s.path, s.keepOwner === true);
     for (const c of s.children ?? []) add(c, s.keepOwner === true);
   }
-  const small = (i: number) => items[i].file !== undefined && items[i].known === undefined && items[i].size <= readAheadLimit;
+  const small = (i: number) => items[i].file !== undefined && items[i].known === undefined && items[i].size > readNowLimit && items[i].size <= readAheadLimit;
   const ahead = new Map<number, Promise<Buffer>>();
   let next = 0;
   const fill = (from: number) => {
@@ -156,6 +157,7 @@ export async function digestSelection(selection: CopySelection, digests?: FileDi
     const read = ahead.get(i);
     ahead.delete(i);
     if (read) fh.update(await read);
+    else if (item.size <= readNowLimit) readNow(item.file, fh);
     else for await (const chunk of createReadStream(fsPath(item.file))) fh.update(chunk as Buffer);
     const sum = fh.digest();
     h.update(sum);
@@ -167,6 +169,23 @@ export async function digestSelection(selection: CopySelection, digests?: FileDi
 /** files read whole ahead of their turn when hashing a selection: up to this size, this many at once */
 const readAheadLimit = 1 << 20;
 const readAheadWindow = 32;
+/** files read on the main thread when their turn comes: up to this size (what they hold now, read to its end) */
+const readNowLimit = 64 << 10;
+const readNowBuffer = Buffer.allocUnsafe(readNowLimit);
+
+/**
+ * Reads a small file into the hash: a regular file, as the walk saw it there (not through a link, and never waiting
+ * on a FIFO put in its place).
+ */
+function readNow(file: string, into: Hash): void {
+  const fd = openSync(fsPath(file), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw new ContextError(`${file} is no longer a regular file`);
+    for (let n; (n = readSync(fd, readNowBuffer, 0, readNowBuffer.length, null)) > 0; ) into.update(readNowBuffer.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelection): Promise<OpResult> {
   const selection = selected ?? (await selectCopy(op, x));
