@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { aptClean, measured, must, pushDebianBase, settle, startActionsCache, startDockerd, startDockerd26, startRegistry, startSlowProxy, stopAll } from './lib.mjs';
+import { aptClean, hoistNodeVersion, measured, must, pushDebianBase, settle, startActionsCache, startDockerd, startDockerd26, startRegistry, startSlowProxy, stopAll } from './lib.mjs';
 import { hoistPhases, measureFloor, median, runScenarios, spread } from './scenarios.mjs';
 
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-cache-'));
@@ -93,6 +93,7 @@ try {
     const v26 = spawnSync(d26.docker, ['version', '--format', '{{.Server.Version}}'], { env: d26.dockerEnv, encoding: 'utf8' }).stdout.trim();
     const bx = spawnSync(d26.docker, ['buildx', 'version'], { env: d26.dockerEnv, encoding: 'utf8' }).stdout.trim();
     console.log(`docker 26: ${v26}, ${bx}`);
+    console.log(`hoist on node ${hoistNodeVersion} (dist/cli.js; its compile cache emptied for every run from empty state)`);
   }
   if (only === 'scenarios') throw new Done();
 

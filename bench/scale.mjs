@@ -8,7 +8,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { measured, must, settle, startDockerd, stopAll, startRegistry } from './lib.mjs';
+import { compileCacheEnv, hoistNode, hoistNodeVersion, measured, must, settle, startDockerd, stopAll, startRegistry } from './lib.mjs';
 import { median } from './scenarios.mjs';
 
 const files = Number(process.env.HOIST_BENCH_FILES ?? 20_000);
@@ -39,7 +39,8 @@ try {
       rmSync(store, { recursive: true, force: true });
       settle();
     }
-    const m = measured('hoist build', process.execPath, [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta, '-t', 'scale:hoist', ctx]);
+    const env = compileCacheEnv(process.env, path.join(work, 'compile-cache'), cold);
+    const m = measured('hoist build', hoistNode, [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta, '-t', 'scale:hoist', ctx], env);
     const profile = JSON.parse(readFileSync(meta, 'utf8'))['hoist.profile'];
     return { ...m, context: profile.phases.find((p) => p.phase === 'context')?.seconds ?? 0 };
   };
@@ -60,6 +61,7 @@ try {
     rows.dockerWarm.push(dockerBuild(false));
   }
   const s = (r) => median(r.map((x) => x.secs));
+  console.log(`hoist on node ${hoistNodeVersion}`);
   console.log(`\none COPY of ${files} files (${(bytes / 1e9).toFixed(2)} GB); median of ${runs}, seconds`);
   console.log(`cold (empty state):            docker ${s(rows.dockerCold).toFixed(2)}  hoist ${s(rows.hoistCold).toFixed(2)}  ratio ${(s(rows.hoistCold) / s(rows.dockerCold)).toFixed(2)}  hoist peak RSS ${Math.max(...rows.hoistCold.map((r) => r.rssMiB)).toFixed(0)} MiB`);
   const ctxSecs = median(rows.hoistWarm.map((r) => r.context));

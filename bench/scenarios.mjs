@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ciApp, measured, must, settle } from './lib.mjs';
+import { ciApp, compileCacheEnv, hoistNode, measured, must, settle } from './lib.mjs';
 
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 export const spread = (xs) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
@@ -54,7 +54,9 @@ function builders({ work, cli, registry, ctx, d20, d26, ghaEnv }) {
           cold: ['--cache-to', `type=registry,ref=${h}:cache-cold,mode=max`, '-t', `${h}:cold`, '--push'],
         };
     flags.nothing = flags.one;
-    const m = measured('hoist build', process.execPath, [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta, ...flags[kind], ctx], gha ? ghaEnv : process.env);
+    // from empty state: no compile cache either; the local rebuild: the one its build without cache left
+    const env = compileCacheEnv(gha ? ghaEnv : process.env, path.join(work, 'hoist-compile-cache'), kind !== 'local');
+    const m = measured('hoist build', hoistNode, [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta, ...flags[kind], ctx], env);
     const md = JSON.parse(readFileSync(meta, 'utf8'));
     return { ...m, profile: md['hoist.profile'], cache: md['hoist.cache'] };
   };
@@ -141,7 +143,7 @@ export function measureFloor({ work, registry, repos, ctx, base, rounds }) {
   const vendor = manifest.layers.find((l) => !baseLayers.includes(l.digest) && l.size > 10 << 20)?.digest;
   const pull = (digests) => `set -o pipefail; ${digests.map((d, i) => `(mkdir -p ${dir}/l${i} && curl -sf ${reg}/v2/${repoPath}/blobs/${d} | ${inflate} | tee >(sha256sum > /dev/null) | tar -x -C ${dir}/l${i}) &`).join(' ')} wait`;
   const phases = {
-    start: { cmd: 'node -e 0', script: `${process.execPath} -e 0` },
+    start: { cmd: 'node -e 0', script: `${hoistNode} -e 0` },
     resolve: { cmd: 'curl of the manifests and configs (base, cache)', script: `curl -sf ${accept} ${reg}/v2/${baseManifest.path}/manifests/${base.split(':').pop()} > /dev/null && curl -sf ${reg}/v2/${baseManifest.path}/blobs/${baseManifest.m.config.digest} > /dev/null && curl -sf ${accept} ${reg}/v2/${repoPath}/manifests/cache > /dev/null` },
     'pull (one file)': { cmd: `curl | ${inflate} | tee >(sha256sum) | tar -x, the base and the vendor layer at once`, script: pull([...baseLayers, vendor]) },
     'pull (cold)': { cmd: `curl | ${inflate} | tee >(sha256sum) | tar -x, the base`, script: pull(baseLayers) },

@@ -88080,7 +88080,10 @@ function agentDirPrefix() {
     return external_node_path_.join((0,external_node_os_.tmpdir)(), `hoist-agent-${process.pid}-`);
 }
 const deadPid = (name, prefix) => {
-    const m = new RegExp(`^${prefix}(\\d+)-`).exec(name);
+    // (a busy /tmp holds thousands of names: most are dismissed by their first characters)
+    if (!name.startsWith(prefix))
+        return false;
+    const m = /^(\d+)-/.exec(name.slice(prefix.length));
     if (!m)
         return false;
     const pid = Number(m[1]);

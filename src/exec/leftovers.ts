@@ -29,7 +29,9 @@ export function agentDirPrefix(): string {
 }
 
 const deadPid = (name: string, prefix: string): boolean => {
-  const m = new RegExp(`^${prefix}(\\d+)-`).exec(name);
+  // (a busy /tmp holds thousands of names: most are dismissed by their first characters)
+  if (!name.startsWith(prefix)) return false;
+  const m = /^(\d+)-/.exec(name.slice(prefix.length));
   if (!m) return false;
   const pid = Number(m[1]);
   return pid !== process.pid && !processAlive(pid);
