@@ -23934,7 +23934,7 @@ var node_zlib__WEBPACK_IMPORTED_MODULE_4___namespace_cache;
 /* harmony export */   wU: () => (/* binding */ decompressing),
 /* harmony export */   z$: () => (/* binding */ CompressionError)
 /* harmony export */ });
-/* unused harmony exports decompressor, zstdProgram, Coalesce, ParallelGzip */
+/* unused harmony exports decompressor, zstdProgram, Coalesce, incompressible, ParallelGzip */
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8161);
 /* harmony import */ var node_child_process__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1421);
 /* harmony import */ var node_stream__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7075);
@@ -24107,6 +24107,24 @@ async function decompressed(input) {
     const compression = detectCompression(head);
     return { stream: decompressing(stream, compression), compression };
 }
+/**
+ * Whether a block's bytes look random: the Shannon entropy of their byte frequencies (every fourth byte counted) at
+ * 7.99 bits a byte or more. deflate gains under 0.2 % on such a block at any level — short of exact repeats within
+ * its 32 KiB window, which a byte count cannot see (the rare price: such a block is stored, not shrunk).
+ */
+function incompressible(block) {
+    if (block.length < 65536)
+        return false;
+    const counts = new Uint32Array(256);
+    let n = 0;
+    for (let i = 0; i < block.length; i += 4, n++)
+        counts[block[i]]++;
+    let bits = 0;
+    for (const c of counts)
+        if (c > 0)
+            bits -= (c / n) * Math.log2(c / n);
+    return bits >= 7.99;
+}
 const deflateRaw = (0,node_util__WEBPACK_IMPORTED_MODULE_3__.promisify)(node_zlib__WEBPACK_IMPORTED_MODULE_4__.deflateRaw);
 const gzipBlock = 1 << 20;
 const window = 32 * 1024;
@@ -24168,7 +24186,11 @@ class ParallelGzip extends node_stream__WEBPACK_IMPORTED_MODULE_2__.Transform {
     start(block, flush) {
         this.crc = node_zlib__WEBPACK_IMPORTED_MODULE_4__.crc32(block, this.crc);
         this.size += block.length;
-        const options = { level: this.level, finishFlush: flush };
+        // A block that deflate cannot shrink (random bytes, what is already compressed: archives, images, packed
+        // binaries) is stored as it is: deflate's search through it costs 22 ms a MiB here and wins nothing, storing
+        // costs 2 ms. Decided by the block's bytes alone, so the same input still gives the same output.
+        const level = this.level !== 0 && incompressible(block) ? 0 : this.level;
+        const options = { level, finishFlush: flush };
         if (this.tail.length > 0)
             options.dictionary = this.tail;
         const promise = deflateRaw(block, options);
@@ -29526,6 +29548,108 @@ class RemoteImage {
     }
 }
 
+;// CONCATENATED MODULE: ./lib/store/file-digests.js
+// The digests of the context's files, remembered by what their stat says (BuildKit's contenthash keeps the same
+// kind of cache, fed by the changes fsutil reports). A rebuild over an unchanged context then lstat()s its files
+// (walking the context does that already) and reads none of them again: 20,000 files / 1 GB were 2 s of reading and
+// hashing a rebuild.
+//
+// A remembered digest is taken only for the same file (device and inode) with the same size, modification time
+// and change time. The change time is the kernel's: every write, truncate, rename onto, chmod or utimes moves it,
+// and no caller can set it back, so a file whose content changed never matches. What the kernel cannot tell apart
+// is two writes within one tick of its clock (a few ms): a digest is remembered only for a file whose change time
+// is two seconds older than the moment it was read (git's "racily clean" index entries, the same cure), so a write
+// after the read always has a later change time than the one remembered.
+//
+// The file lives in the store, this machine's own (never exported to a cache, where a pull request could write
+// it); a damaged or foreign file is ignored whole (the files are read again). Two builds saving at once: the last
+// one's entries are kept (written to a temporary file and renamed, never half written).
+
+
+
+const file_digests_version = 1;
+/** a file is remembered only when its last change is this much older than its read */
+const racyMs = 2000;
+/** past this many entries, only those of the last build are kept */
+const maxEntries = 200_000;
+class FileDigests {
+    file;
+    known;
+    used = new Map();
+    dirty = false;
+    constructor(file, known) {
+        this.file = file;
+        this.known = known;
+    }
+    static fileIn(storeRoot) {
+        return external_node_path_.join(storeRoot, 'file-digests.json');
+    }
+    /** The digests remembered in a store (none when the file is missing, damaged or of another version). */
+    static async load(storeRoot) {
+        const file = FileDigests.fileIn(storeRoot);
+        return new FileDigests(file, file_digests_parse(await (0,promises_.readFile)(file, 'utf8').catch(() => '')));
+    }
+    /** The remembered sha256 (hex) of the file these stats are of, if it is still the file that was hashed. */
+    get(stats) {
+        const id = idOf(stats);
+        const e = this.known.get(id);
+        if (!e || e[0] !== stats.size || e[1] !== stats.mtimeMs || e[2] !== stats.ctimeMs)
+            return undefined;
+        this.used.set(id, e);
+        return e[3];
+    }
+    /** Remembers a file's digest, read at `readAt` (ms) with these stats taken before the read. */
+    set(stats, hex, readAt) {
+        if (!stats.isFile() || stats.ctimeMs > readAt - racyMs || stats.mtimeMs > readAt - racyMs)
+            return;
+        const id = idOf(stats);
+        const e = [stats.size, stats.mtimeMs, stats.ctimeMs, hex];
+        this.known.set(id, e);
+        this.used.set(id, e);
+        this.dirty = true;
+    }
+    /** Writes what changed (whole: a temporary file renamed over the old one). */
+    async save() {
+        if (!this.dirty)
+            return;
+        const keep = this.known.size > maxEntries ? this.used : this.known;
+        const tmp = `${this.file}.${process.pid}-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}`;
+        try {
+            await (0,promises_.writeFile)(tmp, JSON.stringify({ version: file_digests_version, entries: Object.fromEntries(keep) }));
+            await (0,promises_.rename)(tmp, this.file);
+            this.dirty = false;
+        }
+        finally {
+            await (0,promises_.rm)(tmp, { force: true }).catch(() => undefined);
+        }
+    }
+}
+const idOf = (st) => `${st.dev}:${st.ino}`;
+function file_digests_parse(text) {
+    const out = new Map();
+    if (!text)
+        return out;
+    let v;
+    try {
+        v = JSON.parse(text);
+    }
+    catch {
+        return out;
+    }
+    if (typeof v !== 'object' || v === null || v.version !== file_digests_version)
+        return out;
+    const entries = v.entries;
+    if (typeof entries !== 'object' || entries === null)
+        return out;
+    for (const [id, e] of Object.entries(entries)) {
+        const ok = /^\d+:\d+$/.test(id) && Array.isArray(e) && e.length === 4 && e.slice(0, 3).every((n) => typeof n === 'number' && Number.isFinite(n)) && typeof e[3] === 'string' && /^[0-9a-f]{64}$/.test(e[3]);
+        if (!ok)
+            return new Map(); // a damaged file is not trusted in part
+        out.set(id, e);
+    }
+    return out;
+}
+
 // EXTERNAL MODULE: ./lib/store/lock.js
 var lock = __nccwpck_require__(414);
 ;// CONCATENATED MODULE: ./lib/store/cache-mounts.js
@@ -29823,6 +29947,7 @@ var cache_record = __nccwpck_require__(6449);
 
 
 
+
 async function treeSize(p) {
     const st = await (0,promises_.lstat)(p).catch(() => undefined);
     if (!st)
@@ -29906,6 +30031,8 @@ async function prune(store, options = {}) {
             report.removedCacheMounts = caches.removed;
             report.leftForRoot += caches.denied;
             report.reclaimedBytes += caches.bytes;
+            // and the context files' digests (file-digests.ts): the next build reads its files again
+            await (0,promises_.rm)(FileDigests.fileIn(store.root), { force: true });
         }
         // `--all` too spares what a running build uses: it touched it after taking its lease (a snapshot under its
         // overlay, a blob it is reading), so the oldest live lease keeps it.
@@ -37518,108 +37645,6 @@ async function execMkdir(op, x) {
         entries.push({ header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: x.sourceDateEpoch ?? x.time } });
     }
     return { layer: await (0,writer/* writeLayer */.By)(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch }), time: x.time };
-}
-
-;// CONCATENATED MODULE: ./lib/store/file-digests.js
-// The digests of the context's files, remembered by what their stat says (BuildKit's contenthash keeps the same
-// kind of cache, fed by the changes fsutil reports). A rebuild over an unchanged context then lstat()s its files
-// (walking the context does that already) and reads none of them again: 20,000 files / 1 GB were 2 s of reading and
-// hashing a rebuild.
-//
-// A remembered digest is taken only for the same file (device and inode) with the same size, modification time
-// and change time. The change time is the kernel's: every write, truncate, rename onto, chmod or utimes moves it,
-// and no caller can set it back, so a file whose content changed never matches. What the kernel cannot tell apart
-// is two writes within one tick of its clock (a few ms): a digest is remembered only for a file whose change time
-// is two seconds older than the moment it was read (git's "racily clean" index entries, the same cure), so a write
-// after the read always has a later change time than the one remembered.
-//
-// The file lives in the store, this machine's own (never exported to a cache, where a pull request could write
-// it); a damaged or foreign file is ignored whole (the files are read again). Two builds saving at once: the last
-// one's entries are kept (written to a temporary file and renamed, never half written).
-
-
-
-const file_digests_version = 1;
-/** a file is remembered only when its last change is this much older than its read */
-const racyMs = 2000;
-/** past this many entries, only those of the last build are kept */
-const maxEntries = 200_000;
-class FileDigests {
-    file;
-    known;
-    used = new Map();
-    dirty = false;
-    constructor(file, known) {
-        this.file = file;
-        this.known = known;
-    }
-    static fileIn(storeRoot) {
-        return external_node_path_.join(storeRoot, 'file-digests.json');
-    }
-    /** The digests remembered in a store (none when the file is missing, damaged or of another version). */
-    static async load(storeRoot) {
-        const file = FileDigests.fileIn(storeRoot);
-        return new FileDigests(file, file_digests_parse(await (0,promises_.readFile)(file, 'utf8').catch(() => '')));
-    }
-    /** The remembered sha256 (hex) of the file these stats are of, if it is still the file that was hashed. */
-    get(stats) {
-        const id = idOf(stats);
-        const e = this.known.get(id);
-        if (!e || e[0] !== stats.size || e[1] !== stats.mtimeMs || e[2] !== stats.ctimeMs)
-            return undefined;
-        this.used.set(id, e);
-        return e[3];
-    }
-    /** Remembers a file's digest, read at `readAt` (ms) with these stats taken before the read. */
-    set(stats, hex, readAt) {
-        if (!stats.isFile() || stats.ctimeMs > readAt - racyMs || stats.mtimeMs > readAt - racyMs)
-            return;
-        const id = idOf(stats);
-        const e = [stats.size, stats.mtimeMs, stats.ctimeMs, hex];
-        this.known.set(id, e);
-        this.used.set(id, e);
-        this.dirty = true;
-    }
-    /** Writes what changed (whole: a temporary file renamed over the old one). */
-    async save() {
-        if (!this.dirty)
-            return;
-        const keep = this.known.size > maxEntries ? this.used : this.known;
-        const tmp = `${this.file}.${process.pid}-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}`;
-        try {
-            await (0,promises_.writeFile)(tmp, JSON.stringify({ version: file_digests_version, entries: Object.fromEntries(keep) }));
-            await (0,promises_.rename)(tmp, this.file);
-            this.dirty = false;
-        }
-        finally {
-            await (0,promises_.rm)(tmp, { force: true }).catch(() => undefined);
-        }
-    }
-}
-const idOf = (st) => `${st.dev}:${st.ino}`;
-function file_digests_parse(text) {
-    const out = new Map();
-    if (!text)
-        return out;
-    let v;
-    try {
-        v = JSON.parse(text);
-    }
-    catch {
-        return out;
-    }
-    if (typeof v !== 'object' || v === null || v.version !== file_digests_version)
-        return out;
-    const entries = v.entries;
-    if (typeof entries !== 'object' || entries === null)
-        return out;
-    for (const [id, e] of Object.entries(entries)) {
-        const ok = /^\d+:\d+$/.test(id) && Array.isArray(e) && e.length === 4 && e.slice(0, 3).every((n) => typeof n === 'number' && Number.isFinite(n)) && typeof e[3] === 'string' && /^[0-9a-f]{64}$/.test(e[3]);
-        if (!ok)
-            return new Map(); // a damaged file is not trusted in part
-        out.set(id, e);
-    }
-    return out;
 }
 
 ;// CONCATENATED MODULE: ./lib/solver/solver.js

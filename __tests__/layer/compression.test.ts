@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
-import { chain, Coalesce, compressor, decompressing, ParallelGzip, zstdProgram } from '../../src/layer/compression.js';
+import { chain, Coalesce, compressor, decompressing, incompressible, ParallelGzip, zstdProgram } from '../../src/layer/compression.js';
 
 async function gzip(input: Buffer, piece = 65536): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -47,6 +47,26 @@ describe('parallel gzip', () => {
     const ours = await gzip(input);
     const single = spawnSync('gzip', ['-6', '-c'], { input, maxBuffer: 64 * MiB }).stdout;
     expect(ours.length).toBeLessThan(single.length * 1.05);
+  });
+
+  test('blocks of random bytes are stored, not deflated; text beside them is still shrunk, and all reads back', async () => {
+    expect(incompressible(randomBytes(MiB))).toBe(true);
+    expect(incompressible(text(MiB))).toBe(false);
+    expect(incompressible(Buffer.alloc(MiB))).toBe(false);
+    expect(incompressible(randomBytes(1000))).toBe(false); // too short to tell
+    // bytes of a few values only (a bitmap, say): low entropy though spread out
+    expect(incompressible(Buffer.from(Array.from({ length: MiB }, (_, i) => (i * 7919) % 16)))).toBe(false);
+    const random = randomBytes(2 * MiB + 100_000);
+    const input = Buffer.concat([text(MiB + 500), random, text(MiB)]);
+    const z = await gzip(input);
+    expect(gunzipSync(z).equals(input)).toBe(true);
+    expect(spawnSync('gzip', ['-dc'], { input: z, maxBuffer: 64 * MiB }).stdout.equals(input)).toBe(true);
+    expect(z.length).toBeLessThan(random.length + 200_000); // the 2 MiB of text shrank
+    expect((await gzip(input)).equals(z)).toBe(true);
+    // random blocks come out as level 0 writes them: stored
+    const stored: Buffer[] = [];
+    for await (const c of chain(Readable.from([random]), new ParallelGzip(0))) stored.push(c as Buffer);
+    expect((await gzip(random)).equals(Buffer.concat(stored))).toBe(true);
   });
 
   test('compressor("gzip") is this writer', () => {

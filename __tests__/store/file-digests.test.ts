@@ -123,5 +123,9 @@ describe('FileDigests', () => {
     expect(changed.digest).not.toBe(first.digest);
     const other = await hoistOk(['build', '--progress', 'quiet', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-fd-store-')), dir]);
     expect(changed.digest).toBe(other.out.trim());
+    // prune --all forgets them too
+    expect(readFileSync(FileDigests.fileIn(store), 'utf8')).toContain('"version":1');
+    await hoistOk(['prune', '--all', '--store', store]);
+    expect(() => readFileSync(FileDigests.fileIn(store))).toThrow();
   });
 });

@@ -5,6 +5,7 @@
 // `all` empties the store; `keepStorage` then trims least recently used first: snapshots (they can be unpacked
 // again), then whole images.
 import { lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { FileDigests } from './file-digests.js';
 import path from 'node:path';
 import { isDigest } from '../image/digest.js';
 import { parseImageConfig, parseManifest } from '../image/manifest.js';
@@ -111,6 +112,8 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
       report.removedCacheMounts = caches.removed;
       report.leftForRoot += caches.denied;
       report.reclaimedBytes += caches.bytes;
+      // and the context files' digests (file-digests.ts): the next build reads its files again
+      await rm(FileDigests.fileIn(store.root), { force: true });
     }
     // `--all` too spares what a running build uses: it touched it after taking its lease (a snapshot under its
     // overlay, a blob it is reading), so the oldest live lease keeps it.
