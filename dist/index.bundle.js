@@ -78347,7 +78347,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 
 (0,_exec_cleanup_js__WEBPACK_IMPORTED_MODULE_0__/* .installInterruptHandler */ .VW)();
 (0,_exec_sudo_js__WEBPACK_IMPORTED_MODULE_1__/* .adoptEnvFile */ .WJ)(process.argv.slice(2));
-const { run } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 99793));
+const { run } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 61898));
 await run();
 
 __webpack_async_result__();
@@ -78355,7 +78355,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 99793:
+/***/ 61898:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -87869,17 +87869,30 @@ function registryCache(client, refText, platform, options = {}) {
         load: () => registry_load(client, refText, platform),
         save: async (records, from) => {
             const mounts = await (0,cache_mounts/* mountsOf */.cS)(from, options.mountMaxSize);
-            const r = await pushImage(client, cacheImage(records, from, mounts), [parseReference(refText)]);
+            const image = cacheImage(records, from, mounts);
+            // The very manifest this build read from the same ref: the registry holds it and every blob it names.
+            if (loadedManifests.get(client)?.get(refKey(refText)) === image.root.digest)
+                return { uploadedBytes: 0, summary: 'unchanged: the registry holds this cache already' };
+            const r = await pushImage(client, image, [parseReference(refText)]);
             return { uploadedBytes: r.uploadedBytes, summary: [`${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there`, ...mounts.notes].join(', ') };
         },
     };
 }
+/** the digest of the cache manifest each ref was read at, by client (a save of the same one is skipped) */
+const loadedManifests = new WeakMap();
+const refKey = (refText) => formatReference(parseReference(refText));
 async function registry_load(client, refText, platform) {
     const ref = parseReference(refText);
     const remote = await RemoteImage.open(client, ref);
     const m = await platformManifest(remote, platform, refText);
     if (m.kind !== 'manifest')
         throw new cache_format/* CacheFormatError */.KS(`${refText}: not a cache manifest`);
+    // (only the ref's own manifest: a platform's manifest under an index is not what the tag names)
+    if (m.digest === remote.root.digest) {
+        if (!loadedManifests.has(client))
+            loadedManifests.set(client, new Map());
+        loadedManifests.get(client)?.set(refKey(refText), m.digest);
+    }
     const configBytes = await remote.readBlob(m.manifest.config);
     let records;
     let mounts = [];
@@ -89495,45 +89508,8 @@ function describeOp(op) {
     }
 }
 
-;// CONCATENATED MODULE: ./lib/cache/keys.js
-// Cache keys (shared/DESIGN.md, "cache key"): what a step's result depends on, hashed. A key is the sha256 of the
-// canonical JSON (object keys sorted, no whitespace) of a description that names the scheme's version, the key
-// of what the step builds on, and the step's own description: so two different descriptions can never encode to
-// the same bytes (kaniko's collisions came from joining strings), and a change of scheme changes every key.
-
-/** Bumped whenever what goes into a key changes: an old record is then never taken for a hit. */
-const cacheKeyVersion = 'hoist.cache.v3';
-/** JSON with object keys sorted at every level and `undefined` members left out: one value, one encoding. */
-function canonicalJSON(value) {
-    if (value === null || typeof value !== 'object') {
-        if (typeof value === 'number' && !Number.isFinite(value))
-            throw new Error('canonicalJSON: not a finite number');
-        return JSON.stringify(value);
-    }
-    if (Array.isArray(value))
-        return `[${value.map((v) => (v === undefined ? 'null' : canonicalJSON(v))).join(',')}]`;
-    if (Buffer.isBuffer(value))
-        return JSON.stringify(value.toString('base64'));
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJSON(v)}`).join(',')}}`;
-}
-function digestOfDescription(description) {
-    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(canonicalJSON({ v: cacheKeyVersion, ...description })).digest('hex')}`;
-}
-/**
- * The key a stage starts from: an empty filesystem, or an image by the manifest digest its tag resolved to; and
- * SOURCE_DATE_EPOCH when set, which changes every layer's file times (a stage from a stage has it in its parent).
- * An empty filesystem is the same for every platform (v2; v1 named the platform here): a stage FROM scratch that
- * only copies files is built once for all the platforms of a build, and a RUN names its platform in its own key.
- */
-function baseKey(base, sourceDateEpoch) {
-    return digestOfDescription({ base, sourceDateEpoch });
-}
-/** A step's key: the key it builds on and what the step is (its op's description, its inputs' keys or contents). */
-function stepKey(parent, step) {
-    return digestOfDescription({ parent, step });
-}
-
+// EXTERNAL MODULE: ./lib/cache/keys.js
+var cache_keys = __nccwpck_require__(25084);
 ;// CONCATENATED MODULE: ./lib/exec/mask.js
 // Secret values never reach the log: what a RUN step prints (and the last lines quoted when it fails) has every
 // secret the build has handed to a step replaced by ***, as GitHub Actions masks registered secrets. A multi-line
@@ -91771,11 +91747,11 @@ class Solver {
         let key;
         const epoch = this.req.sourceDateEpoch;
         if (ts.base.kind === 'scratch')
-            key = baseKey({ kind: 'scratch' }, epoch);
+            key = (0,cache_keys/* baseKey */.H_)({ kind: 'scratch' }, epoch);
         else if (ts.base.kind === 'stage')
             key = (await this.planStage(ts.base.index)).key;
         else
-            key = baseKey({ kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from)).digest }, epoch);
+            key = (0,cache_keys/* baseKey */.H_)({ kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from)).digest }, epoch);
         const steps = [];
         // The keys need a context to select the context's files in; nothing of the stage's image is read.
         const x = this.opContext(new ImageState([], []), 0, index);
@@ -91795,10 +91771,10 @@ class Solver {
                         return [s, await digestSelection(s, await this.fileDigests())];
                     });
                     selection = picked;
-                    key = stepKey(key, { op: described, content });
+                    key = (0,cache_keys/* stepKey */.Ug)(key, { op: described, content });
                 }
                 else if (op.kind === 'copy') {
-                    key = stepKey(key, { op: described, from: await this.sourceKey(op.from) });
+                    key = (0,cache_keys/* stepKey */.Ug)(key, { op: described, from: await this.sourceKey(op.from) });
                 }
                 else if (op.kind === 'exec') {
                     // A mount's input: the stage or image it reads, or the content of the context it binds; a secret by its
@@ -91809,10 +91785,10 @@ class Solver {
                     // The platform it runs as: the same files give another result under another architecture (a stage FROM
                     // scratch has the same key on every platform until its first RUN).
                     const sandbox = sandboxKey(this.req.sandbox);
-                    key = stepKey(key, { op: described, mounts: inputs, platform: (0,image_platform/* formatPlatform */.Bq)(ts.platform), ...(sandbox ? { sandbox } : {}) });
+                    key = (0,cache_keys/* stepKey */.Ug)(key, { op: described, mounts: inputs, platform: (0,image_platform/* formatPlatform */.Bq)(ts.platform), ...(sandbox ? { sandbox } : {}) });
                 }
                 else {
-                    key = stepKey(key, { op: described });
+                    key = (0,cache_keys/* stepKey */.Ug)(key, { op: described });
                 }
                 steps.push({ step, key, parent, hit: noCache ? undefined : await this.lookup(key), selection, noCache });
             }
@@ -91929,7 +91905,7 @@ class Solver {
         let selection = planned.selection;
         if (!hit && op.kind === 'copy' && op.from.kind !== 'context' && op.from.kind !== 'local') {
             selection = await selectCopy(op, x);
-            keys.push(stepKey(planned.parent, { op: describeOp(op), content: await digestSelection(selection) }));
+            keys.push((0,cache_keys/* stepKey */.Ug)(planned.parent, { op: describeOp(op), content: await digestSelection(selection) }));
             if (!planned.noCache)
                 hit = await this.lookup(keys[1]);
         }
@@ -92036,7 +92012,7 @@ class Solver {
             const found = c.find('.');
             return found ? digestSelection({ sources: [{ path: found, children: await c.walk(found) }], newest: 0 }, await this.fileDigests()) : 'missing';
         }
-        return baseKey({ kind: 'image', manifest: (await this.baseImage(from.ref, this.plan.targetPlatform)).digest });
+        return (0,cache_keys/* baseKey */.H_)({ kind: 'image', manifest: (await this.baseImage(from.ref, this.plan.targetPlatform)).digest });
     }
     /** The digests of context files hashed before, by their stat (loaded from the store when first needed). */
     fileDigests() {
@@ -95572,11 +95548,13 @@ function recordsByKey(records) {
 /* harmony import */ var _image_manifest_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(64252);
 /* harmony import */ var _image_media_types_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(64857);
 /* harmony import */ var _record_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(86449);
+/* harmony import */ var _keys_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(25084);
 // How records travel outside the store. A cache is one OCI image manifest: its config a small JSON blob of hoist's
 // own media type holding the records, its layers the layers the records name. Not an index: registries that refuse
 // unusual indexes (ECR needed buildx's image-manifest=true for this) take a plain manifest. The same records can
 // also ride inline in a pushed image's config (as BuildKit's inline cache does), under `hoist.cache.v1`. A cache
 // manifest may also carry the build's cache mounts (mounts.ts): blobs after the layers, named in the config.
+
 
 
 
@@ -95589,9 +95567,14 @@ const inlineCacheField = 'hoist.cache.v1';
 class CacheFormatError extends Error {
     name = 'CacheFormatError';
 }
-/** The records (and mounts) as a cache manifest and its config; each blob once, layers in the order first named. */
+/**
+ * The records (and mounts) as a cache manifest and its config; each blob once, layers in the order first named.
+ * The records go in the order of their keys, each written canonically (keys.ts): the same records are the same
+ * bytes whatever order a build met them in, so that a build that changed nothing exports the manifest it read.
+ */
 function encodeCache(records, mounts = []) {
     const layers = new Map();
+    records = [...records].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     for (const r of records)
         if (r.layer && !layers.has(r.layer.digest))
             layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
@@ -95599,7 +95582,8 @@ function encodeCache(records, mounts = []) {
         if (!layers.has(m.descriptor.digest))
             layers.set(m.descriptor.digest, { ...m.descriptor, annotations: { [mountAnnotation]: m.name } });
     const mountList = mounts.map((m) => ({ name: m.name, content: m.content, mediaType: m.descriptor.mediaType, digest: m.descriptor.digest, size: m.descriptor.size }));
-    const config = Buffer.from(JSON.stringify(mountList.length > 0 ? { version: 1, records, mounts: mountList } : { version: 1, records }));
+    const recordsJSON = `[${records.map((r) => (0,_keys_js__WEBPACK_IMPORTED_MODULE_4__/* .canonicalJSON */ .xB)(r)).join(',')}]`;
+    const config = Buffer.from(`{"version":1,"records":${recordsJSON}${mountList.length > 0 ? `,"mounts":${JSON.stringify(mountList)}` : ''}}`);
     const manifest = {
         schemaVersion: 2,
         mediaType: _image_media_types_js__WEBPACK_IMPORTED_MODULE_2__/* .MediaType */ .zu.ociManifest,
@@ -96411,6 +96395,57 @@ async function save(indexes, cache, root, options, records, from) {
 }
 class GhaRefusedError extends Error {
     name = 'GhaRefusedError';
+}
+
+
+/***/ }),
+
+/***/ 25084:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   H_: () => (/* binding */ baseKey),
+/* harmony export */   Ug: () => (/* binding */ stepKey),
+/* harmony export */   xB: () => (/* binding */ canonicalJSON)
+/* harmony export */ });
+/* unused harmony exports cacheKeyVersion, digestOfDescription */
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(77598);
+// Cache keys (shared/DESIGN.md, "cache key"): what a step's result depends on, hashed. A key is the sha256 of the
+// canonical JSON (object keys sorted, no whitespace) of a description that names the scheme's version, the key
+// of what the step builds on, and the step's own description: so two different descriptions can never encode to
+// the same bytes (kaniko's collisions came from joining strings), and a change of scheme changes every key.
+
+/** Bumped whenever what goes into a key changes: an old record is then never taken for a hit. */
+const cacheKeyVersion = 'hoist.cache.v3';
+/** JSON with object keys sorted at every level and `undefined` members left out: one value, one encoding. */
+function canonicalJSON(value) {
+    if (value === null || typeof value !== 'object') {
+        if (typeof value === 'number' && !Number.isFinite(value))
+            throw new Error('canonicalJSON: not a finite number');
+        return JSON.stringify(value);
+    }
+    if (Array.isArray(value))
+        return `[${value.map((v) => (v === undefined ? 'null' : canonicalJSON(v))).join(',')}]`;
+    if (Buffer.isBuffer(value))
+        return JSON.stringify(value.toString('base64'));
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJSON(v)}`).join(',')}}`;
+}
+function digestOfDescription(description) {
+    return `sha256:${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(canonicalJSON({ v: cacheKeyVersion, ...description })).digest('hex')}`;
+}
+/**
+ * The key a stage starts from: an empty filesystem, or an image by the manifest digest its tag resolved to; and
+ * SOURCE_DATE_EPOCH when set, which changes every layer's file times (a stage from a stage has it in its parent).
+ * An empty filesystem is the same for every platform (v2; v1 named the platform here): a stage FROM scratch that
+ * only copies files is built once for all the platforms of a build, and a RUN names its platform in its own key.
+ */
+function baseKey(base, sourceDateEpoch) {
+    return digestOfDescription({ base, sourceDateEpoch });
+}
+/** A step's key: the key it builds on and what the step is (its op's description, its inputs' keys or contents). */
+function stepKey(parent, step) {
+    return digestOfDescription({ parent, step });
 }
 
 

@@ -103,6 +103,18 @@ RUN echo done > /app/done
     expect(gets.filter((g, i) => gets.indexOf(g) !== i)).toEqual([]);
     expect(ran(third.meta).sort()).toEqual(['1 COPY --from=build /built.txt /app/', '1 RUN echo done > /app/done', 'build COPY src/ /src/', 'build RUN cat /src/a.txt /src/b.txt > /built.txt'].sort());
     expect(ops(third.meta).find((s) => s.instruction.startsWith('COPY app.txt'))?.cached).toBe(true);
+    if (kind !== 'registry') return;
+    // Read from and written to the same ref with nothing changed: the cache manifest the build would push is the one
+    // it read, so nothing is sent (no blob, no manifest); with a change it is pushed.
+    const beforeSame = proxy.log.length;
+    const same = await fresh(ctx, ['-t', `${proxy.host}/app:${tag}`, '--push', ...from(tag), ...to(tag)]);
+    expect(same.code).toBe(0);
+    expect(same.err).toMatch(/unchanged: the registry holds this cache already/);
+    expect(proxy.log.slice(beforeSame).filter((l) => l.method !== 'GET' && l.method !== 'HEAD' && l.path.includes('/cache/app/'))).toEqual([]);
+    const again = await fresh(changed, ['-t', `${proxy.host}/app:${tag}`, '--push', ...from(tag), ...to(tag)]);
+    expect(again.code).toBe(0);
+    expect(again.err).not.toMatch(/unchanged: the registry holds/);
+    expect(again.err).toMatch(/cache exported to registry .*cache\/app.*blobs uploaded/);
   }, 120_000);
 
   test('a cache blob that does not match its digest: a warning, and the step that gave it runs', async () => {

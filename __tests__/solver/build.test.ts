@@ -1,24 +1,17 @@
 // hoist build end to end: reproducibility, outputs (registry read back by skopeo, OCI archive and layout, local
 // directory), the metadata and iid files, and errors that point at the Dockerfile line.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { digestOf } from '../../src/image/digest.js';
+import { makeContext } from '../helpers/context.js';
 import { hoist, hoistOk, hoistWithEnv } from '../helpers/hoist.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, run } from '../helpers/tools.js';
 
-function context(files: Record<string, string>): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'hoist-ctx-'));
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
-    writeFileSync(path.join(dir, name), text);
-  }
-  run('sh', ['-c', 'find . -exec touch -h -d @1700000000 {} +'], { cwd: dir });
-  return dir;
-}
+const context = (files: Record<string, string>) => makeContext(files);
 
 const app = {
   Dockerfile: 'FROM scratch\nCOPY app/ /app/\nWORKDIR /app\nENV MODE=prod\nCMD ["/app/run"]\n',

@@ -1,25 +1,16 @@
 // The context files' digests remembered by their stat (src/store/file-digests.ts): a rebuild over an unchanged
 // context reads none of its files, and no change of content goes unseen — not one that keeps the size and puts the
 // modification time back, not one made within the kernel clock's tick of the last (the racy window).
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BuildContext } from '../../src/solver/context.js';
 import { digestSelection } from '../../src/solver/ops/copy.js';
 import { FileDigests, racyMs } from '../../src/store/file-digests.js';
+import { makeContext as context } from '../helpers/context.js';
 import { hoistOk } from '../helpers/hoist.js';
 import { run } from '../helpers/tools.js';
-
-function makeContext(files: Record<string, string>): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'hoist-fd-ctx-'));
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
-    writeFileSync(path.join(dir, name), text);
-  }
-  run('sh', ['-c', 'find . -exec touch -h -d @1700000000 {} +'], { cwd: dir });
-  return dir;
-}
 
 async function contentOf(dir: string, digests?: FileDigests): Promise<string> {
   const c = BuildContext.open(dir);
@@ -34,7 +25,7 @@ const later = () => Date.now() + racyMs + 1000;
 describe('FileDigests', () => {
   test('a file hashed is remembered by its stat; a write that keeps size and mtime is still seen (its ctime moved)', async () => {
     const store = mkdtempSync(path.join(tmpdir(), 'hoist-fd-store-'));
-    const dir = makeContext({ a: 'aaaa', 'sub/b': 'bbbb' });
+    const dir = context({ a: 'aaaa', 'sub/b': 'bbbb' });
     const fresh = await contentOf(dir);
     const d = await FileDigests.load(store);
     expect(await contentOf(dir, d)).toBe(fresh); // the same key with or without the cache
@@ -64,7 +55,7 @@ describe('FileDigests', () => {
 
   test('a damaged or foreign file is ignored whole; saving leaves no temporary file', async () => {
     const store = mkdtempSync(path.join(tmpdir(), 'hoist-fd-store-'));
-    const dir = makeContext({ a: 'x' });
+    const dir = context({ a: 'x' });
     const st = statSync(path.join(dir, 'a'));
     const id = `${st.dev}:${st.ino}`;
     const good = [st.size, st.mtimeMs, st.ctimeMs, 'e'.repeat(64)];
@@ -81,7 +72,7 @@ describe('FileDigests', () => {
   });
 
   test('a file swapped for a FIFO or a link after the walk is refused when read, never waited on or followed', async () => {
-    const dir = makeContext({ a: 'aaaa', b: 'bbbb' });
+    const dir = context({ a: 'aaaa', b: 'bbbb' });
     const c = BuildContext.open(dir);
     const top = c.find('.');
     if (!top) throw new Error('no context');
@@ -92,7 +83,7 @@ describe('FileDigests', () => {
   });
 
   test('builds: a rebuild takes the remembered digests (a planted one misses the cache); a changed file is copied', async () => {
-    const dir = makeContext({ Dockerfile: 'FROM scratch\nCOPY src/ /src/\n', 'src/one': 'one\n', 'src/two': 'two\n' });
+    const dir = context({ Dockerfile: 'FROM scratch\nCOPY src/ /src/\n', 'src/one': 'one\n', 'src/two': 'two\n' });
     const store = mkdtempSync(path.join(tmpdir(), 'hoist-fd-store-'));
     const work = mkdtempSync(path.join(tmpdir(), 'hoist-fd-work-'));
     await sleep(racyMs + 100); // past the racy window of the files just made

@@ -8,6 +8,7 @@ import { type Descriptor, type ImageManifest, manifestBytes } from '../image/man
 import { MediaType } from '../image/media-types.js';
 import type { MountBlob } from './mounts.js';
 import { type CacheRecord, parseRecord } from './record.js';
+import { canonicalJSON } from './keys.js';
 
 /** the annotation on a cache-mount blob in a cache manifest: the mount's id, hashed (for people reading it) */
 const mountAnnotation = 'dev.hoist.cache-mount';
@@ -28,13 +29,19 @@ export interface EncodedCache {
   layers: Descriptor[];
 }
 
-/** The records (and mounts) as a cache manifest and its config; each blob once, layers in the order first named. */
+/**
+ * The records (and mounts) as a cache manifest and its config; each blob once, layers in the order first named.
+ * The records go in the order of their keys, each written canonically (keys.ts): the same records are the same
+ * bytes whatever order a build met them in, so that a build that changed nothing exports the manifest it read.
+ */
 export function encodeCache(records: readonly CacheRecord[], mounts: readonly MountBlob[] = []): EncodedCache {
   const layers = new Map<string, Descriptor>();
+  records = [...records].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (const r of records) if (r.layer && !layers.has(r.layer.digest)) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
   for (const m of mounts) if (!layers.has(m.descriptor.digest)) layers.set(m.descriptor.digest, { ...m.descriptor, annotations: { [mountAnnotation]: m.name } });
   const mountList = mounts.map((m) => ({ name: m.name, content: m.content, mediaType: m.descriptor.mediaType, digest: m.descriptor.digest, size: m.descriptor.size }));
-  const config = Buffer.from(JSON.stringify(mountList.length > 0 ? { version: 1, records, mounts: mountList } : { version: 1, records }));
+  const recordsJSON = `[${records.map((r) => canonicalJSON(r)).join(',')}]`;
+  const config = Buffer.from(`{"version":1,"records":${recordsJSON}${mountList.length > 0 ? `,"mounts":${JSON.stringify(mountList)}` : ''}}`);
   const manifest: ImageManifest = {
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { type Descriptor, parseImageConfig, parseManifest } from '../image/manifest.js';
 import type { Platform } from '../image/platform.js';
-import { parseReference, type Repository } from '../image/reference.js';
+import { formatReference, parseReference, type Repository } from '../image/reference.js';
 import { type ImageSource, platformManifest } from '../image/source.js';
 import { repositoryOf } from '../layer/layer.js';
 import { pushImage } from '../export/push.js';
@@ -24,17 +24,29 @@ export function registryCache(client: RegistryClient, refText: string, platform:
     load: () => load(client, refText, platform),
     save: async (records, from) => {
       const mounts = await mountsOf(from, options.mountMaxSize);
-      const r = await pushImage(client, cacheImage(records, from, mounts), [parseReference(refText)]);
+      const image = cacheImage(records, from, mounts);
+      // The very manifest this build read from the same ref: the registry holds it and every blob it names.
+      if (loadedManifests.get(client)?.get(refKey(refText)) === image.root.digest) return { uploadedBytes: 0, summary: 'unchanged: the registry holds this cache already' };
+      const r = await pushImage(client, image, [parseReference(refText)]);
       return { uploadedBytes: r.uploadedBytes, summary: [`${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there`, ...mounts.notes].join(', ') };
     },
   };
 }
+
+/** the digest of the cache manifest each ref was read at, by client (a save of the same one is skipped) */
+const loadedManifests = new WeakMap<RegistryClient, Map<string, string>>();
+const refKey = (refText: string) => formatReference(parseReference(refText));
 
 async function load(client: RegistryClient, refText: string, platform: Platform): Promise<CacheSource> {
   const ref = parseReference(refText);
   const remote = await RemoteImage.open(client, ref);
   const m = await platformManifest(remote, platform, refText);
   if (m.kind !== 'manifest') throw new CacheFormatError(`${refText}: not a cache manifest`);
+  // (only the ref's own manifest: a platform's manifest under an index is not what the tag names)
+  if (m.digest === remote.root.digest) {
+    if (!loadedManifests.has(client)) loadedManifests.set(client, new Map());
+    loadedManifests.get(client)?.set(refKey(refText), m.digest);
+  }
   const configBytes = await remote.readBlob(m.manifest.config);
   let records: CacheRecord[];
   let mounts: MountBlob[] = [];
