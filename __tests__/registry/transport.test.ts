@@ -1,3 +1,7 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { RegistryClient } from '../../src/registry/client.js';
+import { parseReference } from '../../src/image/reference.js';
 import { backoffMs, isInsecureHost, isTransient, retryAfterMs } from '../../src/registry/transport.js';
 import { RegistryError } from '../../src/registry/errors.js';
 import { formatBytes, parseBytes, relativeTime } from '../../src/cli/format.js';
@@ -12,6 +16,31 @@ test('plain HTTP only for loopback and hosts named insecure', () => {
   expect(isInsecureHost('localhost.evil.com')).toBe(false);
   expect(isInsecureHost('reg.internal:5000', ['reg.internal:5000'])).toBe(true);
   expect(isInsecureHost('reg.internal:5000', ['reg.internal'])).toBe(true);
+});
+
+test('a loopback registry is probed over TLS once, however many requests start together; then plain HTTP', async () => {
+  let tlsAttempts = 0;
+  let heads = 0;
+  const server = createServer((req, res) => {
+    heads++;
+    res.writeHead(200, { 'docker-content-digest': `sha256:${'a'.repeat(64)}`, 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': '2' }).end();
+  });
+  server.on('clientError', (_e, socket) => {
+    tlsAttempts++; // a TLS ClientHello is no HTTP request
+    socket.destroy();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const client = new RegistryClient({ retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 } });
+  try {
+    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const resolved = await Promise.all(['a:1', 'b:2', 'c:3'].map((r) => client.resolve(parseReference(`${host}/${r}`))));
+    expect(resolved.map((r) => r.digest)).toEqual(Array(3).fill(`sha256:${'a'.repeat(64)}`));
+    expect(tlsAttempts).toBe(1);
+    expect(heads).toBe(3);
+  } finally {
+    await client.close();
+    server.close();
+  }
 });
 
 test('Retry-After in seconds or as a date; backoff grows, jitters and is capped', () => {

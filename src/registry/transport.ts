@@ -118,18 +118,25 @@ class Endpoint {
     if (scheme !== 'probe') this.base = `${scheme}://${host}`;
   }
 
-  /** Insecure hosts are tried over TLS first (without verification) and over plain HTTP when TLS fails, as Docker does. */
+  /**
+   * Insecure hosts are tried over TLS first (without verification) and over plain HTTP when TLS fails, as Docker does;
+   * once, however many requests wait for the answer (a base's resolve and a cache's load start together).
+   */
   async baseURL(): Promise<string> {
     if (this.base) return this.base;
-    try {
-      const res = await request(`https://${this.host}/v2/`, { method: 'GET', dispatcher: this.dispatcher, headersTimeout: 10_000 });
-      await res.body.dump();
-      this.base = `https://${this.host}`;
-    } catch {
-      this.base = `http://${this.host}`;
-    }
+    this.probing ??= (async () => {
+      try {
+        const res = await request(`https://${this.host}/v2/`, { method: 'GET', dispatcher: this.dispatcher, headersTimeout: 10_000 });
+        await res.body.dump();
+        return `https://${this.host}`;
+      } catch {
+        return `http://${this.host}`;
+      }
+    })();
+    this.base = await this.probing;
     return this.base;
   }
+  private probing: Promise<string> | undefined;
 }
 
 /** All traffic to one registry (as named in references: `docker.io`, `127.0.0.1:5000`). */
