@@ -25,7 +25,10 @@ const runs = Number(process.env.HOIST_BENCH_RUNS ?? 3);
 const only = process.env.HOIST_BENCH_ONLY;
 
 const registry = await startRegistry(work, 'registry');
-const svc = await startActionsCache();
+const svc = await startActionsCache().catch((e) => {
+  registry.child.kill(); // nothing left running when the run cannot start
+  throw e;
+});
 const ghaEnv = { ...process.env, ...svc.env, RUNNER_TEMP: path.join(work, 'runner-temp'), GITHUB_WORKSPACE: path.join(work, 'workspace'), TMPDIR: path.join(work, 'tmp') };
 for (const d of ['runner-temp', 'workspace', 'tmp', 'd26']) mkdirSync(path.join(work, d), { recursive: true });
 delete ghaEnv.GITHUB_SERVER_URL;

@@ -105,7 +105,8 @@ async function startAzurite(): Promise<{ port: number; child: ChildProcess }> {
   const child = spawn(nodeForAzurite(), [main, '--inMemoryPersistence', '--blobHost', '127.0.0.1', '--blobPort', String(port), '--skipApiVersionCheck', '--loose', '--silent'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  for (let i = 0; i < 300; i++) {
+  // Up to 30 s: a loaded machine (a benchmark's docker builds just before) has taken more than 15.
+  for (const until = Date.now() + 30_000; Date.now() < until; ) {
     if (child.exitCode !== null) throw new Error(`azurite exited with ${child.exitCode}: ${err}`);
     try {
       await fetch(`http://127.0.0.1:${port}/${account}?comp=list`);
@@ -114,7 +115,8 @@ async function startAzurite(): Promise<{ port: number; child: ChildProcess }> {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  throw new Error(`azurite did not start: ${err}`);
+  child.kill('SIGKILL'); // not left running after the failure
+  throw new Error(`azurite did not start within 30 s: ${err}`);
 }
 
 async function body(req: IncomingMessage): Promise<Buffer> {
