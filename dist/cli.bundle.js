@@ -35095,9 +35095,8 @@ async function registry_load(client, refText, platform) {
         throw new format/* CacheFormatError */.KS(`${refText}: not a cache manifest`);
     // (only the ref's own manifest: a platform's manifest under an index is not what the tag names)
     if (m.digest === remote.root.digest) {
-        if (!loadedManifests.has(client))
-            loadedManifests.set(client, new Map());
-        loadedManifests.get(client)?.set(refKey(refText), m.digest);
+        const loaded = loadedManifests.get(client) ?? new Map();
+        loadedManifests.set(client, loaded.set(refKey(refText), m.digest));
     }
     const configBytes = await remote.readBlob(m.manifest.config);
     let records;
@@ -37329,7 +37328,7 @@ async function digestSelection(selection, digests) {
         for (next = Math.max(next, from); next < items.length && ahead.size < readAheadWindow; next++) {
             if (!small(next))
                 continue;
-            const read = (0,promises_.readFile)((0,layer_names/* fsPath */.Jk)(items[next].file));
+            const read = readRegular(items[next].file);
             read.catch(() => undefined); // awaited in its turn
             ahead.set(next, read);
         }
@@ -37352,8 +37351,7 @@ async function digestSelection(selection, digests) {
         else if (item.size <= readNowLimit)
             readNow(item.file, fh);
         else
-            for await (const chunk of (0,external_node_fs_.createReadStream)((0,layer_names/* fsPath */.Jk)(item.file)))
-                fh.update(chunk);
+            await streamRegular(item.file, fh);
         const sum = fh.digest();
         h.update(sum);
         digests?.set(item.stats, sum.toString('hex'), readAt);
@@ -37366,21 +37364,55 @@ const readAheadWindow = 32;
 /** files read on the main thread when their turn comes: up to this size (what they hold now, read to its end) */
 const readNowLimit = 64 << 10;
 const readNowBuffer = Buffer.allocUnsafe(readNowLimit);
-/**
- * Reads a small file into the hash: a regular file, as the walk saw it there (not through a link, and never waiting
- * on a FIFO put in its place).
- */
+// Every file is opened as the walk saw it: a regular file at that path, not through a link put there since (the last
+// component is not followed; the walk resolved the rest inside the root), and never waited on as a FIFO would be.
+const regularFlags = external_node_fs_.constants.O_RDONLY | external_node_fs_.constants.O_NOFOLLOW | external_node_fs_.constants.O_NONBLOCK;
+/** What a file that changed kind after the walk is: a clear error, not an errno. */
+function changedKind(file, e) {
+    if (e !== undefined && e.code !== 'ELOOP')
+        return e;
+    const now = e === undefined ? 'is no longer a regular file' : 'is now a symbolic link';
+    return new ContextError(`${file} ${now}: it changed while the build read the context; build again once nothing is writing to it`);
+}
+/** Reads a small file into the hash, on the main thread. */
 function readNow(file, into) {
-    const fd = (0,external_node_fs_.openSync)((0,layer_names/* fsPath */.Jk)(file), external_node_fs_.constants.O_RDONLY | external_node_fs_.constants.O_NOFOLLOW | external_node_fs_.constants.O_NONBLOCK);
+    let fd;
+    try {
+        fd = (0,external_node_fs_.openSync)((0,layer_names/* fsPath */.Jk)(file), regularFlags);
+    }
+    catch (e) {
+        throw changedKind(file, e);
+    }
     try {
         if (!(0,external_node_fs_.fstatSync)(fd).isFile())
-            throw new ContextError(`${file} is no longer a regular file`);
+            throw changedKind(file);
         for (let n; (n = (0,external_node_fs_.readSync)(fd, readNowBuffer, 0, readNowBuffer.length, null)) > 0;)
             into.update(readNowBuffer.subarray(0, n));
     }
     finally {
         (0,external_node_fs_.closeSync)(fd);
     }
+}
+/** The file opened as a regular file (else the error why not), for `use`. */
+async function withRegular(file, use) {
+    const fh = await (0,promises_.open)((0,layer_names/* fsPath */.Jk)(file), regularFlags).catch((e) => {
+        throw changedKind(file, e);
+    });
+    try {
+        if (!(await fh.stat()).isFile())
+            throw changedKind(file);
+        return await use(fh);
+    }
+    finally {
+        await fh.close();
+    }
+}
+const readRegular = (file) => withRegular(file, (fh) => fh.readFile());
+function streamRegular(file, into) {
+    return withRegular(file, async (fh) => {
+        for await (const chunk of fh.createReadStream({ autoClose: false }))
+            into.update(chunk);
+    });
 }
 async function execCopy(op, x, selected) {
     const selection = selected ?? (await selectCopy(op, x));
@@ -38282,9 +38314,6 @@ class Solver {
      * A step's result: in the store's records (its layer still there whole), else in the caches of --cache-from, in
      * their order. A record whose layer a cache could not deliver before is no hit.
      */
-    async cacheSources() {
-        return (await this.req.cacheFrom) ?? [];
-    }
     async lookup(key) {
         const record = await this.req.store.readRecord(key);
         if (record && !(record.layer && this.badBlobs.has(record.layer.digest)) && (!record.layer || (await this.req.store.hasIntactBlob(record.layer)))) {
@@ -38296,6 +38325,10 @@ class Solver {
                 return { record: r, source: c.kind, blobs: [c.blobs] };
         }
         return undefined;
+    }
+    /** The caches of --cache-from, once read (they are read while the bases resolve). */
+    async cacheSources() {
+        return (await this.req.cacheFrom) ?? [];
     }
     /** The key of what a COPY --from or a mount's from= reads: a stage's filesystem, or an image's manifest. */
     async sourceKey(from) {

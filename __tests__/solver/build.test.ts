@@ -6,12 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { digestOf } from '../../src/image/digest.js';
-import { makeContext } from '../helpers/context.js';
+import { makeContext as context } from '../helpers/context.js';
 import { hoist, hoistOk, hoistWithEnv } from '../helpers/hoist.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, run } from '../helpers/tools.js';
-
-const context = (files: Record<string, string>) => makeContext(files);
 
 const app = {
   Dockerfile: 'FROM scratch\nCOPY app/ /app/\nWORKDIR /app\nENV MODE=prod\nCMD ["/app/run"]\n',

@@ -72,12 +72,15 @@ describe('FileDigests', () => {
   });
 
   test('a file swapped for a FIFO or a link after the walk is refused when read, never waited on or followed', async () => {
-    const dir = context({ a: 'aaaa', b: 'bbbb' });
+    const dir = context({ a: 'aaaa', b: 'bbbb', mid: 'm'.repeat(200_000), big: 'g'.repeat(3 << 20), fifo: 'f'.repeat(200_000) });
     const c = BuildContext.open(dir);
     const top = c.find('.');
     if (!top) throw new Error('no context');
     const children = await c.walk(top);
-    run('sh', ['-c', 'rm a b && mkfifo a && ln -s /etc/passwd b'], { cwd: dir });
+    run('sh', ['-c', 'rm a b mid big fifo && mkfifo a fifo && ln -s /etc/passwd b && ln -s /etc/passwd mid && ln -s /etc/passwd big'], { cwd: dir });
+    // files read ahead (up to 1 MiB) and streamed (bigger) are opened the same way
+    for (const name of ['mid', 'big']) await expect(digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === name) }], newest: 0 })).rejects.toThrow(/is now a symbolic link: it changed while the build read the context/);
+    await expect(digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === 'fifo') }], newest: 0 })).rejects.toThrow(/no longer a regular file/);
     await expect(digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === 'a') }], newest: 0 })).rejects.toThrow(/no longer a regular file/);
     await expect(digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === 'b') }], newest: 0 })).rejects.toThrow(/ELOOP|symbolic link/);
   });

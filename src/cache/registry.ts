@@ -44,8 +44,8 @@ async function load(client: RegistryClient, refText: string, platform: Platform)
   if (m.kind !== 'manifest') throw new CacheFormatError(`${refText}: not a cache manifest`);
   // (only the ref's own manifest: a platform's manifest under an index is not what the tag names)
   if (m.digest === remote.root.digest) {
-    if (!loadedManifests.has(client)) loadedManifests.set(client, new Map());
-    loadedManifests.get(client)?.set(refKey(refText), m.digest);
+    const loaded = loadedManifests.get(client) ?? new Map<string, string>();
+    loadedManifests.set(client, loaded.set(refKey(refText), m.digest));
   }
   const configBytes = await remote.readBlob(m.manifest.config);
   let records: CacheRecord[];

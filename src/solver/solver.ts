@@ -739,10 +739,6 @@ export class Solver {
    * A step's result: in the store's records (its layer still there whole), else in the caches of --cache-from, in
    * their order. A record whose layer a cache could not deliver before is no hit.
    */
-  private async cacheSources(): Promise<readonly CacheSource[]> {
-    return (await this.req.cacheFrom) ?? [];
-  }
-
   private async lookup(key: string): Promise<CacheHit | undefined> {
     const record = await this.req.store.readRecord(key);
     if (record && !(record.layer && this.badBlobs.has(record.layer.digest)) && (!record.layer || (await this.req.store.hasIntactBlob(record.layer)))) {
@@ -753,6 +749,11 @@ export class Solver {
       if (r && !(r.layer && this.badBlobs.has(r.layer.digest))) return { record: r, source: c.kind, blobs: [c.blobs] };
     }
     return undefined;
+  }
+
+  /** The caches of --cache-from, once read (they are read while the bases resolve). */
+  private async cacheSources(): Promise<readonly CacheSource[]> {
+    return (await this.req.cacheFrom) ?? [];
   }
 
   /** The key of what a COPY --from or a mount's from= reads: a stage's filesystem, or an image's manifest. */

@@ -2,8 +2,8 @@
 // or image's filesystem, downloads, heredoc files): what the step's cache key hashes. The copy then unpacks local
 // archives and plans all of it onto the image as BuildKit's copy places it (copy-plan.ts), written as a layer.
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, constants, createReadStream, fstatSync, openSync, readSync, type Stats } from 'node:fs';
-import { chmod as chmodFile, lstat, readFile, utimes, writeFile } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { chmod as chmodFile, type FileHandle, lstat, open, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ChmodFn, parseChmod } from '../../dockerfile/chmod.js';
 import { cleanPath, IgnoreMatcher, parseDockerignore } from '../../dockerfile/dockerignore.js';
@@ -139,7 +139,7 @@ export async function digestSelection(selection: CopySelection, digests?: FileDi
   const fill = (from: number) => {
     for (next = Math.max(next, from); next < items.length && ahead.size < readAheadWindow; next++) {
       if (!small(next)) continue;
-      const read = readFile(fsPath(items[next].file as string));
+      const read = readRegular(items[next].file as string);
       read.catch(() => undefined); // awaited in its turn
       ahead.set(next, read);
     }
@@ -158,7 +158,7 @@ export async function digestSelection(selection: CopySelection, digests?: FileDi
     ahead.delete(i);
     if (read) fh.update(await read);
     else if (item.size <= readNowLimit) readNow(item.file, fh);
-    else for await (const chunk of createReadStream(fsPath(item.file))) fh.update(chunk as Buffer);
+    else await streamRegular(item.file, fh);
     const sum = fh.digest();
     h.update(sum);
     digests?.set(item.stats as Stats, sum.toString('hex'), readAt);
@@ -173,18 +173,52 @@ const readAheadWindow = 32;
 const readNowLimit = 64 << 10;
 const readNowBuffer = Buffer.allocUnsafe(readNowLimit);
 
-/**
- * Reads a small file into the hash: a regular file, as the walk saw it there (not through a link, and never waiting
- * on a FIFO put in its place).
- */
+// Every file is opened as the walk saw it: a regular file at that path, not through a link put there since (the last
+// component is not followed; the walk resolved the rest inside the root), and never waited on as a FIFO would be.
+const regularFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** What a file that changed kind after the walk is: a clear error, not an errno. */
+function changedKind(file: string, e?: unknown): Error {
+  if (e !== undefined && (e as NodeJS.ErrnoException).code !== 'ELOOP') return e as Error;
+  const now = e === undefined ? 'is no longer a regular file' : 'is now a symbolic link';
+  return new ContextError(`${file} ${now}: it changed while the build read the context; build again once nothing is writing to it`);
+}
+
+/** Reads a small file into the hash, on the main thread. */
 function readNow(file: string, into: Hash): void {
-  const fd = openSync(fsPath(file), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  let fd: number;
   try {
-    if (!fstatSync(fd).isFile()) throw new ContextError(`${file} is no longer a regular file`);
+    fd = openSync(fsPath(file), regularFlags);
+  } catch (e) {
+    throw changedKind(file, e);
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw changedKind(file);
     for (let n; (n = readSync(fd, readNowBuffer, 0, readNowBuffer.length, null)) > 0; ) into.update(readNowBuffer.subarray(0, n));
   } finally {
     closeSync(fd);
   }
+}
+
+/** The file opened as a regular file (else the error why not), for `use`. */
+async function withRegular<T>(file: string, use: (fh: FileHandle) => Promise<T>): Promise<T> {
+  const fh = await open(fsPath(file), regularFlags).catch((e: unknown) => {
+    throw changedKind(file, e);
+  });
+  try {
+    if (!(await fh.stat()).isFile()) throw changedKind(file);
+    return await use(fh);
+  } finally {
+    await fh.close();
+  }
+}
+
+const readRegular = (file: string): Promise<Buffer> => withRegular(file, (fh) => fh.readFile());
+
+function streamRegular(file: string, into: Hash): Promise<void> {
+  return withRegular(file, async (fh) => {
+    for await (const chunk of fh.createReadStream({ autoClose: false })) into.update(chunk as Buffer);
+  });
 }
 
 export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelection): Promise<OpResult> {
