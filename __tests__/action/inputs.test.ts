@@ -43,7 +43,7 @@ describe('readInputs', () => {
     });
     expect(i.push).toBe(true);
     expect(i.load).toBe(false);
-    expect(i.outputs).toEqual([{ type: 'oci', dest: 'out.tar', tar: true, names: undefined }, { type: 'registry', names: ['r/app'] }]);
+    expect(i.outputs).toEqual([{ type: 'oci', dest: 'out.tar', tar: true, names: undefined, ociMediaTypes: true }, { type: 'registry', names: ['r/app'] }]);
     expect(i.cacheFrom.map((c) => c.type)).toEqual(['gha', 'registry']);
     expect(i.cacheTo).toEqual([expect.objectContaining({ type: 'gha', mode: 'max', scope: 'web' })]);
     expect(Object.fromEntries(i.secrets)).toEqual({ token: { value: 'abc=def' }, npm: { env: 'NPM_TOKEN' }, gh: { env: 'GH' }, cert: { file: './ca.pem' } });

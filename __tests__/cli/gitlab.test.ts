@@ -16,7 +16,7 @@ test('outside GitLab CI there is no job', () => {
 });
 
 test.each([
-  ['a tag pipeline: the semver set and latest', { CI_COMMIT_TAG: 'v2.4.1', CI_COMMIT_REF_NAME: 'v2.4.1' }, ['2.4.1', '2.4', '2', 'latest']],
+  ['a tag pipeline: the tag as it is, and latest (metadata-action\'s default)', { CI_COMMIT_TAG: 'v2.4.1', CI_COMMIT_REF_NAME: 'v2.4.1' }, ['v2.4.1', 'latest']],
   ['a pipeline of the default branch: the branch', { CI_COMMIT_BRANCH: 'main', CI_COMMIT_REF_NAME: 'main' }, ['main']],
   ['a feature branch', { CI_COMMIT_BRANCH: 'feature/x', CI_COMMIT_REF_NAME: 'feature/x' }, ['feature-x']],
   ['a merge request pipeline: pr-IID', { CI_MERGE_REQUEST_IID: '42', CI_MERGE_REQUEST_TARGET_BRANCH_NAME: 'main', CI_COMMIT_REF_NAME: 'feature/x' }, ['pr-42']],

@@ -135,7 +135,7 @@ RUN id > /tmp/id && touch /tmp/mine
   });
   const skopeoTags = (repo: string) => JSON.parse(run('skopeo', ['list-tags', '--tls-verify=false', '--creds', `alice:${ciReg.users.alice}`, `docker://${ciReg.host}/${repo}`])).Tags.sort();
 
-  test('the README\'s GitLab job: a tag pipeline pushes the semver tags to $CI_REGISTRY_IMAGE with the job\'s credentials, caches in the project\'s registry and reports; a merge request builds from that cache', () => {
+  test('the README\'s GitLab job: a tag pipeline pushes the tag (and latest) to $CI_REGISTRY_IMAGE with the job\'s credentials, caches in the project\'s registry and reports; a merge request builds from that cache', () => {
     const projectDir = path.join(work, 'gitlab-project');
     mkdirSync(projectDir);
     writeFileSync(path.join(projectDir, 'Dockerfile'), `FROM ${base}\nRUN echo built-by-the-job > /built\nCOPY app.txt /app.txt\nCMD ["cat", "/app.txt"]\n`);
@@ -144,14 +144,14 @@ RUN id > /tmp/id && touch /tmp/mine
     const tagged = inContainer(['build', '--push', '.'], { cwd: projectDir, env: gitlabEnv(projectDir, { CI_COMMIT_TAG: 'v1.2.3', CI_COMMIT_REF_NAME: 'v1.2.3' }) });
     expect(tagged.err).not.toMatch(ciReg.users.alice);
     expect(tagged.code).toBe(0);
-    expect(skopeoTags('group/project')).toEqual(['1', '1.2', '1.2.3', 'latest']);
+    expect(skopeoTags('group/project')).toEqual(['latest', 'v1.2.3']);
     expect(skopeoTags('group/project/cache')).toEqual(['latest']);
     const report = readFileSync(path.join(projectDir, 'hoist.env'), 'utf8');
     expect(report).toMatch(/^HOIST_DIGEST=sha256:[0-9a-f]{64}$/m);
-    expect(report).toContain(`HOIST_TAGS=${['1.2.3', '1.2', '1', 'latest'].map((t) => `${ciReg.host}/group/project:${t}`).join(',')}\n`);
-    expect(report).toContain('HOIST_VERSION=1.2.3\n');
-    const config = JSON.parse(run('skopeo', ['inspect', '--config', '--tls-verify=false', '--creds', `alice:${ciReg.users.alice}`, `docker://${ciReg.host}/group/project:1.2.3`]));
-    expect(config.config.Labels['org.opencontainers.image.version']).toBe('1.2.3');
+    expect(report).toContain(`HOIST_TAGS=${['v1.2.3', 'latest'].map((t) => `${ciReg.host}/group/project:${t}`).join(',')}\n`);
+    expect(report).toContain('HOIST_VERSION=v1.2.3\n');
+    const config = JSON.parse(run('skopeo', ['inspect', '--config', '--tls-verify=false', '--creds', `alice:${ciReg.users.alice}`, `docker://${ciReg.host}/group/project:v1.2.3`]));
+    expect(config.config.Labels['org.opencontainers.image.version']).toBe('v1.2.3');
     expect(config.config.Labels['org.opencontainers.image.source']).toBe('https://gitlab.example.com/group/project');
     // A merge request pipeline: built (not pushed) as pr-7, its RUN step taken from the project's registry cache.
     rmSync(path.join(projectDir, 'hoist.env'));
@@ -159,7 +159,7 @@ RUN id > /tmp/id && touch /tmp/mine
     expect(mr.code).toBe(0);
     expect(mr.err).toMatch(/cache: 2 of 2 steps cached/);
     expect(readFileSync(path.join(projectDir, 'hoist.env'), 'utf8')).toContain(`HOIST_TAGS=${ciReg.host}/group/project:pr-7\n`);
-    expect(skopeoTags('group/project')).toEqual(['1', '1.2', '1.2.3', 'latest']);
+    expect(skopeoTags('group/project')).toEqual(['latest', 'v1.2.3']);
   }, 600_000);
 
   test('RUN shares the container: a secret\'s file exists only while its step runs, and while a step runs no file in the container holds the registry credentials', () => {

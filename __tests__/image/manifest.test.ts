@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestMismatchError, DigestStream, digestOf, SizeMismatchError } from '../../src/image/digest.js';
-import { MediaType } from '../../src/image/media-types.js';
-import { chainIDs, type Descriptor, type ImageIndex, manifestBytes, ManifestError, parseManifest, selectPlatform } from '../../src/image/manifest.js';
+import { indexMediaTypeFor, manifestIsOci, MediaType } from '../../src/image/media-types.js';
+import { chainIDs, type Descriptor, type ImageIndex, type ImageManifest, inFamily, manifestBytes, ManifestError, parseManifest, selectPlatform } from '../../src/image/manifest.js';
 import type { Platform } from '../../src/image/platform.js';
 
 const d = (n: number) => 'sha256:' + n.toString(16).padStart(64, '0');
@@ -53,6 +53,35 @@ describe('manifests', () => {
   test('chain IDs', () => {
     const [a, b] = [d(1), d(2)];
     expect(chainIDs([a, b])).toEqual([a, digestOf(`${a} ${b}`)]);
+  });
+});
+
+describe('media type families', () => {
+  const manifest = (layers: string[]): ImageManifest => ({ schemaVersion: 2, mediaType: MediaType.dockerManifest, config: { mediaType: MediaType.dockerConfig, digest: d(1), size: 1 }, layers: layers.map((mediaType, i) => ({ mediaType, digest: d(i + 2), size: 1 })) });
+
+  test('an OCI base\'s gzip layer under a Docker manifest is named as Docker\'s, same digest and size', () => {
+    const m = manifest([MediaType.ociLayerGzip, MediaType.dockerLayerGzip]);
+    expect(manifestIsOci(m.layers.map((l) => l.mediaType))).toBe(false);
+    const docker = inFamily(m, false);
+    expect(docker.mediaType).toBe(MediaType.dockerManifest);
+    expect(docker.layers).toEqual([{ mediaType: MediaType.dockerLayerGzip, digest: d(2), size: 1 }, { mediaType: MediaType.dockerLayerGzip, digest: d(3), size: 1 }]);
+    const oci = inFamily(m, true);
+    expect([oci.mediaType, oci.config.mediaType, ...oci.layers.map((l) => l.mediaType)]).toEqual([MediaType.ociManifest, MediaType.ociConfig, MediaType.ociLayerGzip, MediaType.ociLayerGzip]);
+  });
+
+  test('a zstd layer (or one neither family names) makes the manifest OCI; uncompressed and foreign layers have both names', () => {
+    expect(manifestIsOci([MediaType.dockerLayerGzip, MediaType.ociLayerZstd])).toBe(true);
+    expect(manifestIsOci(['application/vnd.example.layer'])).toBe(true);
+    expect(manifestIsOci([MediaType.ociLayer, MediaType.dockerForeignLayerGzip, MediaType.ociNondistributableLayerGzip])).toBe(false);
+    expect(manifestIsOci([MediaType.dockerLayer], true)).toBe(true);
+    const m = inFamily(manifest([MediaType.ociLayerZstd, MediaType.dockerLayerGzip, MediaType.dockerForeignLayerGzip]), true);
+    expect(m.layers.map((l) => l.mediaType)).toEqual([MediaType.ociLayerZstd, MediaType.ociLayerGzip, MediaType.ociNondistributableLayerGzip]);
+  });
+
+  test('an index is Docker\'s list only over Docker manifests', () => {
+    expect(indexMediaTypeFor([MediaType.dockerManifest, MediaType.dockerManifest])).toBe(MediaType.dockerManifestList);
+    expect(indexMediaTypeFor([MediaType.dockerManifest, MediaType.ociManifest])).toBe(MediaType.ociIndex);
+    expect(indexMediaTypeFor([MediaType.dockerManifest], true)).toBe(MediaType.ociIndex);
   });
 });
 

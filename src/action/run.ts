@@ -8,7 +8,7 @@ import * as github from '@actions/github';
 import { type CacheFromSpec, type CacheToSpec, parseCacheFrom, parseCacheTo } from '../cache/backend.js';
 import { isDockerfileError, lint, readDockerfile } from '../dockerfile/index.js';
 import { canSudo, rerunWithSudo } from '../exec/sudo.js';
-import type { OutputSpec } from '../export/outputs.js';
+import { type OutputSpec, withPushAndLoad } from '../export/outputs.js';
 import { mergedIndex } from '../export/merge.js';
 import { pushImage } from '../export/push.js';
 import { formatPlatform } from '../image/platform.js';
@@ -77,10 +77,11 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
         throw new InputError(`input annotations: ${(e as Error).message}`);
       }
     });
-    // push-by-digest is the push (with push: true too, once, untagged), to the repositories of the tags
-    const push = inputs.pushByDigest ? [{ type: 'registry' as const, byDigest: true }] : inputs.push ? [{ type: 'registry' as const }] : [];
-    const outputs: OutputSpec[] = [...inputs.outputs, ...push, ...(inputs.load ? [{ type: 'docker' as const }] : [])];
-    if (push.length && tags.length === 0) throw new InputError(`${inputs.pushByDigest ? 'push-by-digest' : 'push'} is true but there is nothing to push to: give the tags input, or images (with tag-rules that match this event)`);
+    // push makes the outputs' first image output push (buildx's --push), or is one; push-by-digest is the push (with
+    // push: true too, once, untagged), to the repositories of the tags or of the output's names
+    const outputs: OutputSpec[] = withPushAndLoad(inputs.outputs, inputs);
+    const unnamed = outputs.find((o) => o.type === 'registry' && !o.names?.length);
+    if (unnamed && tags.length === 0) throw new InputError(`${inputs.pushByDigest ? 'push-by-digest' : 'push'} is true but there is nothing to push to: give the tags input, or images (with tag-rules that match this event), or name=… in outputs`);
     const caches = cacheSpecs(inputs, env);
 
     const credentials = new ActionCredentials({ ...inputs, actor: github.context.actor }, env);

@@ -210,7 +210,12 @@ export function parseImages(lines: readonly string[]): ImageName[] {
  * branch; a pull request → pr-N; a scheduled run → nightly. metadata-action's own default keeps the tag as it is
  * (v1.2.3) instead of the semver set; give `tag-rules` for that.
  */
-export const defaultTagRules = ['type=schedule', 'type=ref,event=branch', 'type=ref,event=pr', 'type=semver,pattern={{version}}', 'type=semver,pattern={{major}}.{{minor}}', 'type=semver,pattern={{major}}'];
+/**
+ * metadata-action's tags when none are given (its context.ts): a Git tag names the image as it is (`v1.2.3`, and
+ * `latest` by flavor), not as semver parts — a workflow moving from metadata-action keeps its tags. The semver set is
+ * the README's example of tag-rules.
+ */
+export const defaultTagRules = ['type=schedule', 'type=ref,event=branch', 'type=ref,event=tag', 'type=ref,event=pr'];
 
 export interface Meta {
   /** the highest-priority tag value (org.opencontainers.image.version) */

@@ -4,7 +4,7 @@
 // also ride inline in a pushed image's config (as BuildKit's inline cache does), under `hoist.cache.v1`. A cache
 // manifest may also carry the build's cache mounts (mounts.ts): blobs after the layers, named in the config.
 import { digestOf, isDigest } from '../image/digest.js';
-import { type Descriptor, type ImageManifest, manifestBytes } from '../image/manifest.js';
+import { type Descriptor, type ImageManifest, inFamily, manifestBytes } from '../image/manifest.js';
 import { MediaType } from '../image/media-types.js';
 import type { MountBlob } from './mounts.js';
 import { type CacheRecord, parseRecord } from './record.js';
@@ -42,13 +42,14 @@ export function encodeCache(records: readonly CacheRecord[], mounts: readonly Mo
   const mountList = mounts.map((m) => ({ name: m.name, content: m.content, mediaType: m.descriptor.mediaType, digest: m.descriptor.digest, size: m.descriptor.size }));
   const recordsJSON = `[${records.map((r) => canonicalJSON(r)).join(',')}]`;
   const config = Buffer.from(`{"version":1,"records":${recordsJSON}${mountList.length > 0 ? `,"mounts":${JSON.stringify(mountList)}` : ''}}`);
-  const manifest: ImageManifest = {
+  // An OCI manifest names its layers by OCI types (the records keep the type each layer was built with).
+  const manifest: ImageManifest = inFamily({
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
     config: { mediaType: cacheConfigMediaType, digest: digestOf(config), size: config.length },
     layers: [...layers.values()],
-  };
-  return { config, manifest: Buffer.from(manifestBytes(manifest)), layers: [...layers.values()] };
+  }, true);
+  return { config, manifest: Buffer.from(manifestBytes(manifest)), layers: manifest.layers };
 }
 
 /**

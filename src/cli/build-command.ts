@@ -16,7 +16,7 @@ import { parseAnnotation } from '../image/annotations.js';
 import { type ProvenanceOptions, requestedAttestations } from '../export/provenance.js';
 import { parseBuildContext } from '../solver/named-contexts.js';
 import { parseAddHost, parseNetwork, parseShmSize, parseUlimit, type RunSandbox } from '../exec/sandbox.js';
-import { type OutputSpec, parseOutput } from '../export/outputs.js';
+import { type OutputSpec, parseOutput, withPushAndLoad } from '../export/outputs.js';
 import { formatBytes } from './format.js';
 import { type CacheFromSpec, type CacheToSpec, parseCacheFrom, parseCacheTo } from '../cache/backend.js';
 import { formatReference, parseReference } from '../image/reference.js';
@@ -132,7 +132,8 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     meta = asUsage(() => computeMeta({ images, tags: a.options.get('tag-rule') ?? defaultTagRules, flavor: a.options.get('flavor') ?? [], labels: [], annotations: [] }, job.git, job.repo, (m) => io.err(`warning: ${m}\n`)));
     tags.push(...meta.tags.map((t) => formatReference(parseReference(t))).filter((t) => !tags.includes(t)));
   }
-  const outputs: OutputSpec[] = (a.options.get('output') ?? []).map((o) => asUsage(() => parseOutput(o)));
+  // --push-by-digest is the push: with --push too, the image is still pushed once, untagged
+  const outputs: OutputSpec[] = withPushAndLoad((a.options.get('output') ?? []).map((o) => asUsage(() => parseOutput(o))), { push: a.flags.has('push'), pushByDigest: a.flags.has('push-by-digest'), load: a.flags.has('load') });
   const network = asUsage(() => parseNetwork(a.options.get('network')?.at(-1) ?? ''));
   const shm = a.options.get('shm-size')?.at(-1);
   const sandbox: RunSandbox = {
@@ -150,10 +151,6 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     cacheFrom.push(parseCacheFrom(`type=registry,ref=${job.image}/cache`));
     cacheTo.push(parseCacheTo(`type=registry,ref=${job.image}/cache,mode=max`));
   }
-  // --push-by-digest is the push: with --push too, the image is still pushed once, untagged
-  if (a.flags.has('push-by-digest')) outputs.push({ type: 'registry', byDigest: true });
-  else if (a.flags.has('push')) outputs.push({ type: 'registry' });
-  if (a.flags.has('load')) outputs.push({ type: 'docker' });
   const progressMode = a.flags.has('quiet') ? 'quiet' : (a.options.get('progress')?.[0] ?? 'auto');
   if (!['auto', 'plain', 'tty', 'quiet'].includes(progressMode)) throw new UsageError(`--progress ${progressMode}: expected auto, plain, tty or quiet`);
   // `-f -`: the Dockerfile from standard input, as docker build reads it (read once: a build run again under sudo

@@ -21,9 +21,11 @@ import { onInterrupt, removeSync } from '../exec/cleanup.js';
 
 export type OutputSpec =
   /** byDigest: the manifest (or index) pushed without a tag, its digest reported (buildx's push-by-digest) */
-  | { type: 'registry'; names?: string[]; byDigest?: boolean }
-  | { type: 'docker'; dest?: string; names?: string[] }
-  | { type: 'oci'; dest: string; tar: boolean; names?: string[] }
+  | { type: 'registry'; names?: string[]; byDigest?: boolean; ociMediaTypes?: boolean }
+  /** buildx's type=image without push=true: built and its digest reported, nothing sent anywhere */
+  | { type: 'image'; names?: string[]; byDigest?: boolean; ociMediaTypes?: boolean }
+  | { type: 'docker'; dest?: string; names?: string[]; ociMediaTypes?: boolean }
+  | { type: 'oci'; dest: string; tar: boolean; names?: string[]; ociMediaTypes?: boolean }
   | { type: 'local'; dest: string };
 
 export class OutputError extends Error {
@@ -49,24 +51,56 @@ export function parseOutput(text: string): OutputSpec {
     if (!dest) throw new OutputError(`--output ${text}: type=${type} needs dest=PATH`);
     return dest;
   };
+  const flag = (key: string): boolean | undefined => {
+    const v = fields.get(key);
+    if (v === undefined) return undefined;
+    if (/^(true|1)$/i.test(v)) return true;
+    if (/^(false|0)$/i.test(v)) return false;
+    throw new OutputError(`--output ${text}: ${key}=${v} is not true or false`);
+  };
   // push-by-digest: the manifest goes to the names' repositories without a tag, for an index made later from the
   // digests (hoist merge); name-canonical is how buildx spells the names it then reports, which hoist always does.
-  const byDigest = fields.get('push-by-digest') === 'true' ? { byDigest: true } : {};
+  const byDigest = flag('push-by-digest') ? { byDigest: true } : {};
+  // oci-mediatypes: an OCI manifest (and index) instead of Docker's; BuildKit's oci exporter defaults to it.
+  const oci = flag('oci-mediatypes');
+  const mediaTypes = (dflt: boolean) => ((oci ?? dflt) ? { ociMediaTypes: true } : {});
   switch (type) {
     case 'registry':
-      return { type, names, ...byDigest };
+      return { type, names, ...byDigest, ...mediaTypes(false) };
     case 'image':
-      if (fields.get('push') === 'true') return { type: 'registry', names, ...byDigest };
-      throw new OutputError(`--output ${text}: type=image without push=true only loads into a daemon's image store; use --load or type=docker`);
+      // push=false (or none): BuildKit builds and exports to its own store, which hoist's build already is.
+      return { type: flag('push') ? 'registry' : 'image', names, ...byDigest, ...mediaTypes(false) };
     case 'docker':
-      return dest ? { type, dest, names } : { type, names };
+      return { type, ...(dest ? { dest } : {}), names, ...mediaTypes(false) };
     case 'oci':
-      return { type, dest: need(), tar: fields.get('tar') !== 'false', names };
+      return { type, dest: need(), tar: flag('tar') !== false, names, ...mediaTypes(true) };
     case 'local':
       return { type, dest: need() };
     default:
-      throw new OutputError(`--output ${text}: unknown type ${JSON.stringify(type)} (registry, docker, oci, local)`);
+      throw new OutputError(`--output ${text}: unknown type ${JSON.stringify(type)} (registry, image, docker, oci, local)`);
   }
+}
+
+/**
+ * --push and --load over the outputs given, as buildx applies them: --push makes the first image output push (with
+ * none, one is added: buildx refuses --push beside another kind of output, hoist writes both), --load adds a docker
+ * output unless one is there. hoist's --push-by-digest is a push without a tag.
+ */
+export function withPushAndLoad(outputs: readonly OutputSpec[], options: { push?: boolean; pushByDigest?: boolean; load?: boolean }): OutputSpec[] {
+  const out = [...outputs];
+  if (options.push || options.pushByDigest) {
+    const byDigest = options.pushByDigest ? { byDigest: true } : {};
+    const i = out.findIndex((o) => o.type === 'image' || o.type === 'registry');
+    if (i < 0) out.push({ type: 'registry', ...byDigest });
+    else out[i] = { ...(out[i] as Extract<OutputSpec, { type: 'image' | 'registry' }>), type: 'registry', ...byDigest };
+  }
+  if (options.load && !out.some((o) => o.type === 'docker')) out.push({ type: 'docker' });
+  return out;
+}
+
+/** Whether the image is built as an OCI manifest: an output asked for OCI media types. */
+export function wantsOciMediaTypes(outputs: readonly OutputSpec[]): boolean {
+  return outputs.some((o) => 'ociMediaTypes' in o && o.ociMediaTypes === true);
 }
 
 export interface ExportReport {
@@ -99,6 +133,9 @@ export async function exportImage(image: ImageSource, spec: OutputSpec, tags: re
       const targets = spec.byDigest ? [...new Map(named.map((r) => [`${r.registry}/${r.repository}`, { registry: r.registry, repository: r.repository } as Reference])).values()] : named;
       return { pushed: await pushImage(client, image, targets), files: [] };
     }
+    case 'image':
+      // nothing leaves the build: its digest is the report
+      return { files: [] };
     case 'docker': {
       if (spec.dest === undefined) return { files: [], loaded: await loadIntoDocker(image, refs(spec.names)) };
       const dest = spec.dest;

@@ -11,7 +11,7 @@
 import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { parseDigest } from '../image/digest.js';
-import { type Descriptor, type ImageManifest, manifestBytes, parseManifest, type ParsedManifest } from '../image/manifest.js';
+import { type Descriptor, type ImageManifest, inFamily, manifestBytes, parseManifest, type ParsedManifest } from '../image/manifest.js';
 import { MediaType } from '../image/media-types.js';
 import { formatPlatform, type Platform } from '../image/platform.js';
 import { parseReference } from '../image/reference.js';
@@ -151,13 +151,6 @@ function statement(subjects: { name: string; digest: string }[], facts: BuildFac
   };
 }
 
-const ociTypes: Record<string, string> = {
-  [MediaType.dockerManifest]: MediaType.ociManifest,
-  [MediaType.dockerConfig]: MediaType.ociConfig,
-  [MediaType.dockerLayerGzip]: MediaType.ociLayerGzip,
-  [MediaType.dockerLayer]: MediaType.ociLayer,
-};
-
 /** A manifest of ours whose blobs come from elsewhere: the built image's (its manifest retyped), or the store's. */
 class Manifested implements ImageSource {
   constructor(
@@ -187,13 +180,7 @@ const storeBlobs = (store: Store): Pick<ImageSource, 'openBlob' | 'readBlob'> =>
 async function ociTyped(image: ImageSource, store: Store): Promise<ImageSource> {
   if (image.root.kind !== 'manifest') throw new ProvenanceError('internal: provenance is attached to image manifests');
   const m = image.root.manifest;
-  const retyped: ImageManifest = {
-    ...m,
-    mediaType: MediaType.ociManifest,
-    config: { ...m.config, mediaType: ociTypes[m.config.mediaType] ?? m.config.mediaType },
-    layers: m.layers.map((l) => ({ ...l, mediaType: ociTypes[l.mediaType] ?? l.mediaType })),
-  };
-  const bytes = manifestBytes(retyped);
+  const bytes = manifestBytes(inFamily(m, true));
   await store.writeBlob(bytes);
   return new Manifested(parseManifest(bytes, MediaType.ociManifest), image);
 }

@@ -1,7 +1,7 @@
 // Manifests, indexes and image configs. Values keep every field they were read with (unknown fields
 // round-trip), and a manifest travels with its exact bytes: its digest is the hash of those bytes.
 import { digestOf, parseDigest } from './digest.js';
-import { isIndexMediaType, isManifestMediaType, MediaType } from './media-types.js';
+import { convertMediaType, isIndexMediaType, isManifestMediaType, MediaType } from './media-types.js';
 import { formatPlatform, type Platform, parsePlatform, samePlatform } from './platform.js';
 
 export interface Descriptor {
@@ -144,6 +144,20 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): ParsedMa
     return { kind: 'manifest', mediaType, manifest: value as unknown as ImageManifest, bytes, digest };
   }
   throw new ManifestError(`unsupported manifest media type ${JSON.stringify(mediaType)}`);
+}
+
+/**
+ * The manifest in one family's media types, its config's and layers' too: the same blobs under names that agree
+ * (skopeo, podman, buildah and CRI-O refuse a Docker manifest that lists an OCI layer type; docker and containerd
+ * let it pass). A type the family has no name for stays as it is: manifestIsOci says when OCI is the only choice.
+ */
+export function inFamily(m: ImageManifest, oci: boolean): ImageManifest {
+  return {
+    ...m,
+    mediaType: oci ? MediaType.ociManifest : MediaType.dockerManifest,
+    config: { ...m.config, mediaType: convertMediaType(m.config.mediaType, oci) },
+    layers: m.layers.map((l) => ({ ...l, mediaType: convertMediaType(l.mediaType, oci) })),
+  };
 }
 
 /** Serialises a manifest or index once; these bytes are what gets hashed, stored and pushed. */

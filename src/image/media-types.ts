@@ -75,10 +75,35 @@ export function familyOf(manifestMediaType: string): 'docker' | 'oci' {
   return manifestMediaType === MediaType.dockerManifest || manifestMediaType === MediaType.dockerManifestList ? 'docker' : 'oci';
 }
 
-/** Converts a layer's media type to the other family (same bytes, gzip is gzip). */
-export function convertLayerMediaType(mt: string, toOci: boolean): string {
-  const c = layerCompression(mt);
-  if (c === undefined) return mt;
-  if (mt === MediaType.dockerForeignLayerGzip || mt.includes('nondistributable')) return mt;
-  return layerMediaType(toOci || c === 'zstd', c);
+const toOci: Record<string, string> = {
+  [MediaType.dockerManifest]: MediaType.ociManifest,
+  [MediaType.dockerManifestList]: MediaType.ociIndex,
+  [MediaType.dockerConfig]: MediaType.ociConfig,
+  [MediaType.dockerLayerGzip]: MediaType.ociLayerGzip,
+  [MediaType.dockerLayer]: MediaType.ociLayer,
+  [MediaType.dockerForeignLayerGzip]: MediaType.ociNondistributableLayerGzip,
+};
+const toDocker: Record<string, string> = Object.fromEntries(Object.entries(toOci).map(([d, o]) => [o, d]));
+
+/**
+ * A media type (manifest, index, config or layer) in the other family: the same bytes under the other family's
+ * name. A type the family has no name for (zstd in Docker's, or one that is neither's) is answered unchanged.
+ */
+export function convertMediaType(mt: string, oci: boolean): string {
+  return (oci ? toOci[mt] : toDocker[mt]) ?? mt;
+}
+
+/**
+ * Whether a manifest over layers of these types must be OCI: a layer Docker's schema 2 has no type for (zstd, which
+ * skopeo, podman and CRI-O refuse under a Docker manifest, and anything that is neither family's) cannot sit in a
+ * Docker manifest; with these layers, `oci` asks for OCI (oci-mediatypes=true), otherwise Docker's, as buildx's
+ * default. The layers' bytes never change: a gzip layer is the same blob under either family's type.
+ */
+export function manifestIsOci(layerTypes: readonly string[], oci = false): boolean {
+  return oci || layerTypes.some((mt) => !(mt in toOci) && !(mt in toDocker));
+}
+
+/** An index over manifests of these types: Docker's list only when every one is a Docker manifest. */
+export function indexMediaTypeFor(manifestTypes: readonly string[], oci = false): string {
+  return !oci && manifestTypes.every((mt) => mt === MediaType.dockerManifest) ? MediaType.dockerManifestList : MediaType.ociIndex;
 }

@@ -2,7 +2,7 @@
 // the build never needed) from where they can be fetched.
 import type { Readable } from 'node:stream';
 import { type Descriptor, type ImageConfig, type ImageIndex, manifestBytes, parseManifest, type ParsedManifest } from '../image/manifest.js';
-import { MediaType } from '../image/media-types.js';
+import { indexMediaTypeFor } from '../image/media-types.js';
 import type { Platform } from '../image/platform.js';
 import type { Repository } from '../image/reference.js';
 import type { ImageSource } from '../image/source.js';
@@ -48,7 +48,7 @@ export function orderedConfig(c: ImageConfig): ImageConfig {
 
 /**
  * Several platforms' images as one: a Docker manifest list (buildx's default media types) naming each platform's
- * manifest. Its blobs are its children's.
+ * manifest when they are all Docker manifests, else an OCI index. Its blobs are its children's.
  */
 export class IndexImage implements ImageSource {
   constructor(
@@ -56,7 +56,8 @@ export class IndexImage implements ImageSource {
     private readonly children: readonly ImageSource[],
   ) {}
 
-  static async of(images: readonly { image: ImageSource; platform: Platform; annotations?: Record<string, string> }[], store: Store, annotations?: Record<string, string>, mediaType: string = MediaType.dockerManifestList): Promise<IndexImage> {
+  static async of(images: readonly { image: ImageSource; platform: Platform; annotations?: Record<string, string> }[], store: Store, annotations?: Record<string, string>, oci = false): Promise<IndexImage> {
+    const mediaType = indexMediaTypeFor(images.map(({ image }) => image.root.mediaType), oci);
     const index: ImageIndex = {
       schemaVersion: 2,
       mediaType,

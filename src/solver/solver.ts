@@ -27,9 +27,9 @@ import { chooseExecutor } from '../exec/choose.js';
 import type { Executor, Isolation } from '../exec/executor.js';
 import { extractState } from '../exec/unpack.js';
 import { SshAgents } from '../exec/ssh.js';
-import { type Descriptor, type ImageConfig, type ImageManifest, manifestBytes, parseImageConfig, parseManifest } from '../image/manifest.js';
+import { type Descriptor, type ImageConfig, type ImageManifest, inFamily, manifestBytes, parseImageConfig, parseManifest } from '../image/manifest.js';
 import { DigestMismatchError, SizeMismatchError } from '../image/digest.js';
-import { MediaType } from '../image/media-types.js';
+import { manifestIsOci, MediaType } from '../image/media-types.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
 import { formatReference, parseReference, type Reference, ReferenceError as InvalidReferenceError } from '../image/reference.js';
 import { CredentialError } from '../registry/credentials.js';
@@ -85,6 +85,8 @@ export interface BuildRequest {
   sbom?: boolean;
   /** the manifest's annotations (--annotation manifest:…) */
   annotations?: Readonly<Record<string, string>>;
+  /** an OCI manifest (oci-mediatypes=true); otherwise Docker's, unless a layer (zstd) has no Docker type */
+  ociMediaTypes?: boolean;
   /** seconds; clamps file times and sets every `created` */
   sourceDateEpoch?: number;
   store: Store;
@@ -366,16 +368,20 @@ export class Solver {
       }));
       const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
       const stored = await this.req.store.writeBlob(configBytes);
-      const manifest: ImageManifest = {
+      // The base's layers keep their bytes; their media types follow the manifest's family (an OCI base's gzip
+      // layer is Docker's gzip layer under a Docker manifest; a zstd layer makes the manifest OCI).
+      const layers = state.layers.map((l) => l.descriptor);
+      const oci = manifestIsOci(layers.map((l) => l.mediaType), this.req.ociMediaTypes);
+      const manifest: ImageManifest = inFamily({
         schemaVersion: 2,
         mediaType: MediaType.dockerManifest,
         config: { mediaType: MediaType.dockerConfig, digest: stored.digest, size: stored.size },
-        layers: state.layers.map((l) => l.descriptor),
+        layers,
         ...(this.req.annotations ? { annotations: { ...this.req.annotations } } : {}),
-      };
+      }, oci);
       const bytes = manifestBytes(manifest);
       await this.req.store.writeBlob(bytes);
-      const root = parseManifest(bytes, MediaType.dockerManifest);
+      const root = parseManifest(bytes);
       return {
         image: new BuiltImage(root, configBytes, state.layers, this.req.store),
         digest: root.digest,

@@ -7,8 +7,8 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { DigestStream, parseDigest } from '../image/digest.js';
-import { type Descriptor, type ImageConfig, type ImageManifest, manifestBytes, parseImageConfig, parseManifest } from '../image/manifest.js';
-import { MediaType } from '../image/media-types.js';
+import { type Descriptor, type ImageConfig, type ImageManifest, inFamily, manifestBytes, parseImageConfig, parseManifest } from '../image/manifest.js';
+import { manifestIsOci, MediaType } from '../image/media-types.js';
 import { hostPlatform, type Platform } from '../image/platform.js';
 import { formatReference, parseReference } from '../image/reference.js';
 import { chain, CompressionError, compressor, decompressed, detectCompression, peek } from '../layer/compression.js';
@@ -124,13 +124,8 @@ async function loadFrom(store: Store, input: Readable, what: string): Promise<Lo
       }
       layers.push({ mediaType: c === 'gzip' ? MediaType.dockerLayerGzip : c === 'zstd' ? MediaType.ociLayerZstd : MediaType.dockerLayer, digest: f.digest, size: f.size });
     }
-    const oci = layers.some((l) => l.mediaType === MediaType.ociLayerZstd);
-    const manifest: ImageManifest = {
-      schemaVersion: 2,
-      mediaType: oci ? MediaType.ociManifest : MediaType.dockerManifest,
-      config: { mediaType: oci ? MediaType.ociConfig : MediaType.dockerConfig, digest: config.digest, size: config.size },
-      layers,
-    };
+    // a zstd layer makes the manifest OCI, every layer then named by OCI's types
+    const manifest = inFamily({ schemaVersion: 2, config: { mediaType: MediaType.dockerConfig, digest: config.digest, size: config.size }, layers }, manifestIsOci(layers.map((l) => l.mediaType)));
     const bytes = manifestBytes(manifest);
     const stored = await store.writeBlob(bytes);
     const names = (e.RepoTags ?? []).map((t) => formatReference(parseReference(t)));
