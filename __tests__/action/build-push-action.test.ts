@@ -1,8 +1,8 @@
 // docker/build-push-action's own getArgs table (its __tests__/context.test.ts at the commit named in
 // data/build-push-action.json: the inputs of each row and the buildx argv it makes from them), read by hoist's
 // readInputs: every list is split as build-push-action splits it (quotes, lines, commas) and every value lands where
-// buildx's flag would put it. What belongs to buildx alone (--iidfile, --metadata-file, --builder, the default
-// provenance attestation, the Git context's GIT_AUTH_TOKEN) is not hoist's; inputs hoist refuses (attestations,
+// buildx's flag would put it, the context too (the event's Git context by default, its token as GIT_AUTH_TOKEN.<host>).
+// What belongs to buildx alone (--iidfile, --metadata-file, --builder, the default provenance attestation) is not hoist's; inputs hoist refuses (attestations,
 // cgroup-parent) must fail naming themselves, and the rest of their row is read without them.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import semver from 'semver';
 import { type ActionInputs, type InputName, readInputs } from '../../src/action/inputs.js';
 import { parseAddHost, parseShmSize, parseUlimit } from '../../src/exec/sandbox.js';
 import { parseOutput } from '../../src/export/outputs.js';
+import { parseGitContext } from '../../src/solver/git-context.js';
 import { formatPlatform } from '../../src/image/platform.js';
 
 interface Row {
@@ -30,9 +31,15 @@ const refused: Record<string, (value: string) => boolean> = {
   'cgroup-parent': (v) => v !== '',
 };
 
+/** A Git context by what it names (remote, ref, directory): buildx before 0.29 spells `?ref=` as `#`. */
+function gitForm(context: string) {
+  const g = parseGitContext(context);
+  return g ? { remote: g.remote, ref: g.ref, subdir: g.subdir } : context;
+}
+
 /** The argv's flags as what they set, keeping only what hoist has to read the same way. */
 function fromArgv(argv: string[]) {
-  const out = { sbom: false, provenance: undefined as string | undefined, buildArgs: [] as string[], labels: [] as string[], tags: [] as string[], outputs: [] as string[], platforms: [] as string[], secrets: [] as string[], addHosts: [] as string[], ulimits: [] as string[], annotations: [] as string[], shmSize: undefined as string | undefined, network: undefined as string | undefined, file: undefined as string | undefined, push: false, load: false };
+  const out = { context: gitForm(argv[argv.length - 1]), sbom: false, provenance: undefined as string | undefined, buildArgs: [] as string[], labels: [] as string[], tags: [] as string[], outputs: [] as string[], platforms: [] as string[], secrets: [] as string[], addHosts: [] as string[], ulimits: [] as string[], annotations: [] as string[], shmSize: undefined as string | undefined, network: undefined as string | undefined, file: undefined as string | undefined, push: false, load: false };
   for (let i = 1; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[i + 1];
@@ -42,7 +49,7 @@ function fromArgv(argv: string[]) {
       case '--tag': out.tags.push(value); break;
       case '--output': out.outputs.push(value); break;
       case '--platform': out.platforms.push(...value.split(',')); break;
-      case '--secret': if (!/^id=GIT_AUTH_TOKEN\./.test(value)) out.secrets.push(value.replace(/,src=<secret-file>$/, '')); break;
+      case '--secret': out.secrets.push(value.replace(/,src=<secret-file>$/, '')); break;
       case '--add-host': out.addHosts.push(value); break;
       case '--ulimit': out.ulimits.push(value); break;
       case '--annotation': out.annotations.push(value); break;
@@ -70,6 +77,7 @@ function fromArgv(argv: string[]) {
 function asArgv(i: ActionInputs) {
   const secrets = [...i.secrets].map(([id, s]) => ('env' in s && s.env ? `id=${id},env=${s.env}` : 'file' in s && s.file ? `id=${id},src=${s.file}` : `id=${id}`));
   return {
+    context: gitForm(i.context),
     sbom: i.sbom,
     provenance: i.provenance?.mode,
     buildArgs: [...i.buildArgs].map(([k, v]) => `${k}=${v}`),
@@ -97,6 +105,8 @@ test.each(rows.map((r) => [r.n, r] as const))('row %i is read as build-push-acti
     expect(() => readInputs((n: InputName) => given[n] ?? '', env)).toThrow(`input ${name}: `);
     delete given[name];
   }
+  // the workflow run the table's rows were made in (build-push-action's test fixture: no commit id)
+  Object.assign(env, { GITHUB_REPOSITORY: 'docker/build-push-action', GITHUB_REF: 'refs/heads/master', ...env });
   const ours = asArgv(readInputs((n: InputName) => given[n] ?? '', env));
   // build-push-action drops annotations (with a warning) for a buildx older than 0.12, as the row's buildx is
   if (semver.lt(r.buildx, '0.12.0')) ours.annotations = [];

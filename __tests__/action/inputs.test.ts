@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { inputKinds, type InputName, readInputs } from '../../src/action/inputs.js';
+import { eventGitContext, inputKinds, type InputName, readInputs } from '../../src/action/inputs.js';
 import { ActionCredentials } from '../../src/action/login.js';
 
 const read = (given: Partial<Record<InputName, string>>) => readInputs((n) => given[n] ?? '');
@@ -158,5 +158,34 @@ describe('ActionCredentials', () => {
   test('a username without a password (or the reverse) is an error', () => {
     expect(() => new ActionCredentials({ username: 'u' }, env())).toThrow(/username and password go together/);
     expect(() => new ActionCredentials({ password: 'p' }, env())).toThrow(/username and password go together/);
+  });
+});
+
+describe('the default context: the event\'s Git context, as build-push-action makes it', () => {
+  const sha = '860c1904a1ce19322e91ac35af1ab07466440c37';
+  const run = { GITHUB_REPOSITORY: 'acme/app', GITHUB_SHA: sha };
+  test.each([
+    ['a branch push: the commit itself', { GITHUB_REF: 'refs/heads/main' }, `https://github.com/acme/app.git#${sha}`],
+    ['a pull request: its merge ref', { GITHUB_REF: 'refs/pull/7/merge' }, 'https://github.com/acme/app.git#refs/pull/7/merge'],
+    ['a pull request with DOCKER_DEFAULT_GIT_CONTEXT_PR_HEAD_REF: its head', { GITHUB_REF: 'refs/pull/7/merge', DOCKER_DEFAULT_GIT_CONTEXT_PR_HEAD_REF: 'true' }, 'https://github.com/acme/app.git#refs/pull/7/head'],
+    ['GitHub Enterprise Server, the query form', { GITHUB_REF: 'refs/tags/v1', GITHUB_SERVER_URL: 'https://ghe.example.com/', BUILDX_SEND_GIT_QUERY_AS_INPUT: 'true' }, `https://ghe.example.com/acme/app.git?ref=${sha}`],
+  ])('%s', (_name, env, want) => {
+    expect(eventGitContext({ ...run, ...env })).toBe(want);
+  });
+
+  test('context omitted or {{defaultContext}}[:dir] is that context, with github-token as GIT_AUTH_TOKEN.<host>; `.` is the checkout; outside a workflow, the checkout', () => {
+    const env = { ...run, GITHUB_REF: 'refs/heads/main' };
+    const read = (inputs: Record<string, string>, e: NodeJS.ProcessEnv = env) => readInputs((n: InputName) => inputs[n] ?? '', e);
+    const omitted = read({ 'github-token': 'ghs_x' });
+    expect(omitted.context).toBe(`https://github.com/acme/app.git#${sha}`);
+    expect(Object.fromEntries(omitted.secrets)).toEqual({ 'GIT_AUTH_TOKEN.github.com': { value: 'ghs_x' } });
+    expect(read({ context: '{{defaultContext}}:docker' }).context).toBe(`https://github.com/acme/app.git#${sha}:docker`);
+    expect(read({ context: '{{defaultContext}}:docker' }, { ...env, BUILDX_SEND_GIT_QUERY_AS_INPUT: '1' }).context).toBe(`https://github.com/acme/app.git?ref=${sha}&subdir=docker`);
+    // a GIT_AUTH_TOKEN the workflow gives wins; the checkout gets no token
+    expect([...read({ 'github-token': 'ghs_x', secrets: 'GIT_AUTH_TOKEN=mine' }).secrets.keys()]).toEqual(['GIT_AUTH_TOKEN']);
+    const checkout = read({ 'github-token': 'ghs_x', context: '.' });
+    expect([checkout.context, checkout.secrets.size]).toEqual(['.', 0]);
+    expect(read({ context: '{{defaultContext}}:sub' }, {}).context).toBe('sub');
+    expect(read({}, {}).context).toBe('.');
   });
 });

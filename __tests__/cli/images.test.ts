@@ -111,7 +111,14 @@ describeWith(['docker-registry', 'skopeo', 'umoci'])('image verbs between real r
     await seed(client, `${a.host}/inspect/me:1`, img);
     const remote = JSON.parse((await h(['inspect', `${a.host}/inspect/me:1`])).out);
     expect(remote).toMatchObject({ Local: false, Digest: img.manifest.digest, ImageID: img.config.digest });
-    expect((await h(['inspect', '--raw', `${a.host}/inspect/me:1`])).out.trim()).toBe(img.manifest.bytes.toString());
+    // --raw is the registry's bytes and nothing more: their sha256 is the digest
+    const raw = (await h(['inspect', '--raw', `${a.host}/inspect/me:1`])).out;
+    expect(raw).toBe(img.manifest.bytes.toString());
+    expect(digestOf(Buffer.from(raw))).toBe(img.manifest.digest);
+    // the common options may come before the command, as docker's do
+    const before = await hoistOk(['--store', store, 'inspect', '--raw', `${a.host}/inspect/me:1`]);
+    expect(before.out).toBe(raw);
+    expect((await hoistOk([`--store=${store}`, '--debug', 'images'])).code).toBe(0);
     await h(['pull', `${a.host}/inspect/me:1`]);
     const local = JSON.parse((await h(['inspect', `${a.host}/inspect/me:1`])).out);
     expect(local).toMatchObject({ Local: true, ImageID: img.config.digest });

@@ -10,7 +10,7 @@ import { imagePackages } from '../../src/solver/solver.js';
 import { ImageState } from '../../src/solver/state.js';
 import { Store } from '../../src/store/store.js';
 import path from 'node:path';
-import { imagePurl, parseProvenance } from '../../src/export/provenance.js';
+import { hoistBuildType, imagePurl, parseProvenance } from '../../src/export/provenance.js';
 import { osRelease, parseApkInstalled, parseDpkgStatus, parseSbom } from '../../src/export/sbom.js';
 import { hoist } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
@@ -82,7 +82,7 @@ describeWith(['docker-registry', 'skopeo', 'busybox'])('a pushed image with its 
     const baseDigest = run('skopeo', ['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${base}`]).trim();
     expect(statement.predicate).toMatchObject({
       builder: { id: 'https://ci.example/run/7' },
-      buildType: 'https://mobyproject.org/buildkit@v1',
+      buildType: hoistBuildType,
       materials: [{ uri: imagePurl(base, 'linux/amd64'), digest: { sha256: baseDigest.slice(7) } }],
       invocation: { configSource: { entryPoint: 'Dockerfile' }, parameters: { frontend: 'dockerfile.v0', args: { 'build-arg:GREETING': 'hi' }, secrets: [{ id: 'tok', optional: true }] } },
       metadata: { completeness: { parameters: true, environment: true, materials: false }, 'https://mobyproject.org/buildkit@v1#hermetic': true },
@@ -97,7 +97,7 @@ describeWith(['docker-registry', 'skopeo', 'busybox'])('a pushed image with its 
       const home = mkdtempSync(path.join(work, 'home-'));
       const seen = spawnSync(buildx, ['imagetools', 'inspect', ref, '--format', '{{json .Provenance.SLSA}}'], { encoding: 'utf8', env: { ...process.env, HOME: home } });
       expect(seen.stderr).toBe('');
-      expect(JSON.parse(seen.stdout)).toMatchObject({ buildType: 'https://mobyproject.org/buildkit@v1', builder: { id: 'https://ci.example/run/7' }, invocation: { parameters: { frontend: 'dockerfile.v0' } } });
+      expect(JSON.parse(seen.stdout)).toMatchObject({ buildType: hoistBuildType, builder: { id: 'https://ci.example/run/7' }, invocation: { parameters: { frontend: 'dockerfile.v0' } } });
     }
   });
 

@@ -1,15 +1,14 @@
 // Base images made the way registries serve them today, by docker 26.1's buildx (BuildKit 0.13): an OCI index of
 // linux/amd64 and linux/arm64 OCI manifests with BuildKit's attestation manifests (a provenance statement each),
-// gzip layers (`oci`) or zstd layers (`zstd`). Each holds a busybox (Debian's busybox-static for each architecture,
-// applets as symlinks, passwd/group with `app` = 1000, /tmp sticky), as pushBusyboxBase's. Made once per test run
+// gzip layers (`oci`) or zstd layers (`zstd`). Each holds a busybox for its architecture (images.ts busyboxRootfs). Made once per test run
 // as OCI layouts under HOIST_TEST_SHARED (the first test file that asks builds them, the others wait for it), and
 // copied into a test's registry byte for byte by skopeo (`--all --preserve-digests`): the manifests a test reads are
 // buildx's own.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildx26, startDockerd } from './dockerd.js';
-import { arm64Busybox } from './images.js';
+import { arm64Busybox, busyboxRootfs } from './images.js';
 import { haveTool, run } from './tools.js';
 
 export type BuildxBase = 'oci' | 'zstd';
@@ -23,24 +22,13 @@ export function canMakeBuildxBases(): boolean {
   return ok;
 }
 
-function rootfs(dir: string, busybox: string): void {
-  for (const d of ['bin', 'etc', 'tmp', 'root']) mkdirSync(path.join(dir, d), { recursive: true });
-  writeFileSync(path.join(dir, 'bin/busybox'), readFileSync(busybox));
-  chmodSync(path.join(dir, 'bin/busybox'), 0o755);
-  for (const l of applets) symlinkSync('busybox', path.join(dir, 'bin', l));
-  writeFileSync(path.join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n');
-  writeFileSync(path.join(dir, 'etc/group'), 'root:x:0:\napp:x:1000:\n');
-  chmodSync(path.join(dir, 'tmp'), 0o1777);
-  chmodSync(path.join(dir, 'root'), 0o700);
-}
-
 async function make(into: string): Promise<void> {
   const work = mkdtempSync(path.join(tmpdir(), 'hoist-buildx-bases-'));
   const dockerd = await startDockerd();
   try {
     const ctx = path.join(work, 'ctx');
-    rootfs(path.join(ctx, 'rootfs-amd64'), run('sh', ['-c', 'command -v busybox']).trim());
-    rootfs(path.join(ctx, 'rootfs-arm64'), arm64Busybox);
+    busyboxRootfs(path.join(ctx, 'rootfs-amd64'), applets);
+    busyboxRootfs(path.join(ctx, 'rootfs-arm64'), applets, arm64Busybox);
     writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\nENV PATH=/bin\nCMD ["/bin/sh"]\n');
     const outputs: Record<BuildxBase, string> = { oci: 'oci-mediatypes=true,compression=gzip', zstd: 'oci-mediatypes=true,compression=zstd,force-compression=true' };
     for (const [name, options] of Object.entries(outputs)) {

@@ -2,7 +2,7 @@
 // Debian's dockerd) and by hoist, compared by flattened filesystem and config (see flatten.ts), then loaded
 // (and, when the case says, run) in docker.
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Dockerd } from './dockerd.js';
@@ -14,9 +14,12 @@ export type FileSpec =
   | string
   | { content: string; mode?: number; uid?: number; gid?: number }
   | { symlink: string }
-  | { dir: true; mode?: number }
+  /** a hard link to another of the context's files (named before it) */
+  | { hardlink: string }
+  /** mtime: seconds, set after every other file's (which are fixedTime) */
+  | { dir: true; mode?: number; mtime?: number }
   /** a tar made by GNU tar of these files and symlinks (owned by 1234:5678), compressed with the given tool */
-  | { tarOf: Record<string, string | { symlink: string }>; compress?: 'gzip' | 'bzip2' | 'xz' | 'zstd' };
+  | { tarOf: Record<string, string | { symlink: string } | { hardlink: string }>; compress?: 'gzip' | 'bzip2' | 'xz' | 'zstd' };
 
 export interface Case {
   name: string;
@@ -84,11 +87,13 @@ export function writeContext(dir: string, c: Case, base: string, http: string): 
     mkdirSync(path.dirname(p), { recursive: true });
     if (typeof spec === 'string') writeFileSync(p, spec);
     else if ('symlink' in spec) symlinkSync(spec.symlink, p);
+    else if ('hardlink' in spec) linkSync(path.join(dir, spec.hardlink), p);
     else if ('tarOf' in spec) {
       const src = mkdtempSync(path.join(tmpdir(), 'hoist-tarof-'));
       for (const [n, text] of Object.entries(spec.tarOf)) {
         mkdirSync(path.dirname(path.join(src, n)), { recursive: true });
         if (typeof text === 'string') writeFileSync(path.join(src, n), text);
+        else if ('hardlink' in text) linkSync(path.join(src, text.hardlink), path.join(src, n));
         else symlinkSync(text.symlink, path.join(src, n));
       }
       run('sh', ['-c', `find . -exec touch -h -d @${fixedTime - 1000} {} +`], { cwd: src });
@@ -106,6 +111,7 @@ export function writeContext(dir: string, c: Case, base: string, http: string): 
   }
   // Same mtimes for every file, so that both builders see (and must keep) the same ones.
   run('sh', ['-c', `find . -not -type l -exec touch -h -d @${fixedTime} {} +`], { cwd: dir });
+  for (const [name, spec] of Object.entries(c.files ?? {})) if (typeof spec === 'object' && 'dir' in spec && spec.mtime !== undefined) utimesSync(path.join(dir, name), spec.mtime, spec.mtime);
   utimesSync(dir, fixedTime, fixedTime);
 }
 
@@ -124,6 +130,24 @@ export function withPrimaryGroup(text: string): string {
 /** Files a RUN step wrote carry the time of that build, which differs between any two builds: not compared. */
 export function withoutBuildTimes(fs: Record<string, FlatEntry>): Record<string, FlatEntry> {
   return Object.fromEntries(Object.entries(fs).map(([k, e]) => [k, e.mtime !== undefined && e.mtime >= testStarted ? { ...e, mtime: undefined } : e]));
+}
+
+/**
+ * Two trees as the comparison reads them: no build's time (withoutBuildTimes), and a directory's time only where
+ * neither side's is a build's. A directory a step makes has the time of that build in BuildKit (WORKDIR, a COPY's
+ * missing parents) where hoist gives the newest input's, to be reproducible; one whose time comes from the inputs
+ * (a directory copied from the context or a stage) must have the same on both sides.
+ */
+export function comparableTrees(got: Map<string, FlatEntry>, want: Map<string, FlatEntry>): [Record<string, FlatEntry>, Record<string, FlatEntry>] {
+  const g = withoutBuildTimes(fsObject(got));
+  const w = withoutBuildTimes(fsObject(want));
+  for (const [k, e] of Object.entries(g)) {
+    const other = w[k];
+    if (e.type !== 'directory' || other?.type !== 'directory' || (e.mtime !== undefined && other.mtime !== undefined)) continue;
+    g[k] = { ...e, mtime: undefined };
+    w[k] = { ...other, mtime: undefined };
+  }
+  return [g, w];
 }
 
 
@@ -282,7 +306,8 @@ export async function compareWithDocker(env: DifferentialEnv, c: Case, i: number
       const target = e.type === 'hardlink' && e.link ? got.fs.get(e.link) : undefined;
       if (w?.type === 'file' && target?.type === 'file' && target.sha256 === w.sha256 && e.mode === w.mode && e.uid === w.uid && e.gid === w.gid) want.fs.set(p, e);
     }
-    expect(withoutBuildTimes(fsObject(got.fs))).toEqual(withoutBuildTimes(fsObject(want.fs)));
+    const [gotTree, wantTree] = comparableTrees(got.fs, want.fs);
+    expect(gotTree).toEqual(wantTree);
     // And docker itself takes ours.
     const loaded = d.docker(['load', '-i', ourTar]);
     expect(loaded.stderr).toBe('');

@@ -1,6 +1,6 @@
 // An image's filesystem as one tree, for comparing two builders (the buildah conformance approach): every
 // layer of a `docker save` / `hoist save` tar applied in order, whiteouts included, each path summarised as
-// type, mode, owner, size, link target, content hash and (for non-directories) mtime.
+// type, mode, owner, size, link target, content hash and mtime.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -56,7 +56,7 @@ async function parseLayer(bytes: Buffer): Promise<LayerOp[]> {
     const e: FlatEntry = { type: header.type, mode: (header.mode & 0o7777).toString(8), uid: header.uid, gid: header.gid, size: header.size };
     if (header.linkname) e.link = header.linkname;
     if (header.type === 'file') e.sha256 = createHash('sha256').update(Buffer.concat(chunks)).digest('hex');
-    if (header.type !== 'directory') e.mtime = Math.floor(header.mtime);
+    e.mtime = Math.floor(header.mtime);
     if (header.xattrs) e.xattrs = Object.fromEntries(Object.entries(header.xattrs).map(([k, v]) => [k, v.toString('base64')]));
     ops.push({ name, entry: e, text: header.type === 'file' && header.size <= 4096 ? Buffer.concat(chunks).toString('utf8') : undefined });
   }

@@ -3,6 +3,7 @@ import { createReadStream, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../../src/cli/main.js';
 import type { CommandIO } from '../../src/cli/io.js';
+import { readBack } from './readback.js';
 
 export interface HoistResult {
   code: number;
@@ -20,7 +21,37 @@ export async function hoist(argv: string[], options: { stdin?: string; stdinFile
     ...(options.stdinFile ? { stdinStream: () => createReadStream(options.stdinFile as string) } : {}),
   };
   const code = await run(argv, io);
+  if (code === 0 && argv[0] === 'build') readBackPushed(argv, out);
   return { code, out, err };
+}
+
+/**
+ * What a build pushed, read back by skopeo (readback.ts) whatever the test checks itself: every pushed manifest of
+ * the suite goes through an independent reader, each platform of an index copied. A registry that wants
+ * credentials skopeo has not got, or a proxy a test has stopped, is not the manifest's fault: only those are let be.
+ */
+function readBackPushed(argv: readonly string[], out: string): void {
+  const values = (flag: string, short?: string) => argv.flatMap((a, i) => (a === flag || a === short ? [argv[i + 1]] : a.startsWith(`${flag}=`) ? [a.slice(flag.length + 1)] : []));
+  const tags = values('--tag', '-t');
+  const digest = /sha256:[0-9a-f]{64}\s*$/.exec(out)?.[0].trim();
+  const refs: string[] = [];
+  const byDigest = (name: string) => digest && refs.push(`${name.replace(/[:@][^/]*$/, '')}@${digest}`);
+  if (argv.includes('--push-by-digest')) tags.forEach(byDigest);
+  else if (argv.includes('--push')) refs.push(...tags);
+  for (const o of values('--output', '-o')) {
+    if (!/(^|,)(type=registry|push=true)(,|$)/.test(o)) continue;
+    const names = /(?:^|,)"?name=([^",]+)/.exec(o)?.[1].split(',') ?? tags;
+    if (/push-by-digest=true/.test(o)) names.forEach(byDigest);
+    else refs.push(...names);
+  }
+  for (const ref of refs) {
+    try {
+      readBack(ref);
+    } catch (e) {
+      if (/unauthorized|authentication required|denied|connection refused|no such host|EOF|timeout/i.test((e as Error).message)) continue;
+      throw e;
+    }
+  }
 }
 
 /** The same, failing the test with the output when the exit code is not 0. */

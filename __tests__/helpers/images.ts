@@ -81,20 +81,28 @@ export async function seed(client: RegistryClient, refText: string, image: TestI
   await client.putManifest(ref, ref.tag as string, image.manifest.bytes, image.manifest.mediaType);
 }
 
+/** The default applets of the suite's busybox bases. */
+export const busyboxApplets = ['sh', 'echo', 'true', 'wget', 'ls', 'pwd', 'id', 'cat', 'mkdir', 'rm', 'chmod', 'ln', 'sleep', 'wc', 'touch', 'mkfifo', 'mv', 'chown', 'grep', 'test', 'sed', 'env'];
+
 /**
- * A busybox base image from Debian's busybox-static (applets as symlinks, passwd/group with `app` = 1000,
- * /tmp sticky), imported with hoist into `store` and pushed as `ref`.
+ * A busybox root filesystem in `rootfs` from Debian's busybox-static (the host's, or `busybox`): applets as symlinks,
+ * passwd/group with `app` = 1000, /tmp sticky.
  */
-export async function pushBusyboxBase(ref: string, store: string, work: string, applets = ['sh', 'echo', 'true', 'wget', 'ls', 'pwd', 'id', 'cat', 'mkdir', 'rm', 'chmod', 'ln', 'sleep', 'wc', 'touch', 'mkfifo', 'mv', 'chown', 'grep', 'test', 'sed', 'env'], options: { busybox?: string; platform?: string } = {}): Promise<void> {
-  const rootfs = mkdtempSync(path.join(work, 'base-rootfs-'));
+export function busyboxRootfs(rootfs: string, applets: readonly string[] = busyboxApplets, busybox?: string): void {
   for (const dir of ['bin', 'etc', 'tmp', 'usr/local/bin', 'root']) mkdirSync(path.join(rootfs, dir), { recursive: true });
-  writeFileSync(path.join(rootfs, 'bin/busybox'), readFileSync(options.busybox ?? run('sh', ['-c', 'command -v busybox']).trim()));
+  writeFileSync(path.join(rootfs, 'bin/busybox'), readFileSync(busybox ?? run('sh', ['-c', 'command -v busybox']).trim()));
   chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
   for (const l of applets) symlinkSync('busybox', path.join(rootfs, 'bin', l));
   writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
   writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\napp:x:1000:\nnogroup:x:65534:\n');
   chmodSync(path.join(rootfs, 'tmp'), 0o1777);
   chmodSync(path.join(rootfs, 'root'), 0o700);
+}
+
+/** A busybox base image (busyboxRootfs), imported with hoist into `store` and pushed as `ref`. */
+export async function pushBusyboxBase(ref: string, store: string, work: string, applets = busyboxApplets, options: { busybox?: string; platform?: string } = {}): Promise<void> {
+  const rootfs = mkdtempSync(path.join(work, 'base-rootfs-'));
+  busyboxRootfs(rootfs, applets, options.busybox);
   const tar = `${rootfs}.tar`;
   run('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', tar, '.']);
   await hoistOk(['import', ...(options.platform ? ['--platform', options.platform] : []), tar, ref, '--store', store]);

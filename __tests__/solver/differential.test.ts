@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
-import { type Case, compareWithDocker } from '../helpers/differential.js';
+import { type Case, compareWithDocker, fixedTime } from '../helpers/differential.js';
 import { type Dockerd, startDockerd } from '../helpers/dockerd.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -83,6 +83,19 @@ COPY --from={{BASE}} /etc/passwd /passwd.copy
 COPY --from=files /sub/*.txt /globbed/
 `,
     files: { 'a.txt': 'a', 'sub/1.txt': '1', 'sub/2.txt': '2', 'sub/n/3.txt': '3' },
+  },
+  {
+    name: 'a directory copied to a new destination takes its source\'s time (COPY src/ ./src/, from a stage, deeper); a parent made for it and WORKDIR are the build\'s',
+    dockerfile: `FROM {{BASE}} AS stage
+COPY src /staged
+FROM {{BASE}}
+WORKDIR /app
+COPY src/ ./src/
+COPY src/sub /subcopy
+COPY --from=stage /staged /fromstage
+COPY src /deep/new/place
+`,
+    files: { src: { dir: true, mtime: fixedTime - 5000 }, 'src/a.txt': 'a', 'src/sub': { dir: true, mtime: fixedTime - 7000 }, 'src/sub/b.txt': 'b' },
   },
   {
     name: 'ARG in FROM, build args, ARG defaults and ENV expansion in COPY',
@@ -183,6 +196,24 @@ ADD --chown=7:8 gz.tgz /owned/
     },
     // Current BuildKit's unpack chowns what it unpacks to --chown (solver/llbsolver/file: TarOptions.ChownOpts).
     currentBuildkit: { 'owned/g.txt': { uid: 7, gid: 8 } },
+  },
+  {
+    name: 'hard links stay links: in the context, from a stage, and in an archive unpacked through the image\'s absolute symlink',
+    dockerfile: `FROM scratch AS stage
+COPY linked /linked
+FROM scratch
+ADD layout.tar /
+ADD repo.tar /work/
+COPY linked /linked
+COPY --from=stage /linked /fromstage
+`,
+    files: {
+      'linked/f': 'one file, two names\n',
+      'linked/g': { hardlink: 'linked/f' },
+      'layout.tar': { tarOf: { 'real/.keep': '', work: { symlink: '/real' } } },
+      // BuildKit's testDockerfileAddArchiveThroughAbsoluteSymlink: .git/HEAD.link is .git/HEAD under /real
+      'repo.tar': { tarOf: { '.git/HEAD': 'ref: refs/heads/main\n', '.git/HEAD.link': { hardlink: '.git/HEAD' } } },
+    },
   },
   {
     name: 'ADD from URLs: named after the path, 0600, mtime from Last-Modified, never unpacked',

@@ -207,8 +207,17 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
   const sandbox = sandboxOf(list, text);
   refuseUnsupported(list, text);
 
+  // The context: build-push-action's default, the event's Git context (fetched at the event's commit, with the
+  // github-token as GIT_AUTH_TOKEN.<host> unless a GIT_AUTH_TOKEN secret is given); `.` is the checkout.
+  const gitDefault = eventGitContext(env);
+  const context = withDefaultContext(text('context'), gitDefault) || gitDefault || '.';
+  const token = text('github-token');
+  if (token && gitDefault && context.startsWith(gitDefault.replace(/[#?].*$/, '')) && ![...secrets.keys()].some((id) => id === 'GIT_AUTH_TOKEN' || id.startsWith('GIT_AUTH_TOKEN.'))) {
+    secrets.set(`GIT_AUTH_TOKEN.${new URL(gitDefault).host}`, { value: token });
+  }
+
   return {
-    context: defaultContext(text('context')) || '.',
+    context,
     ...(text('file') ? { file: text('file') } : {}),
     tags: list('tags'),
     images: list('images'),
@@ -236,7 +245,8 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
     secrets,
     ssh: new Map(list('ssh').map((s) => parsed('ssh', s, () => parseSshFlag(s)))),
     sandbox,
-    buildContexts: list('build-contexts').map((c) => (c.includes('=') ? `${c.slice(0, c.indexOf('='))}=${defaultContext(c.slice(c.indexOf('=') + 1))}` : c)),
+    // (a named context is an image or a directory: {{defaultContext}} there is the checkout)
+    buildContexts: list('build-contexts').map((c) => (c.includes('=') ? `${c.slice(0, c.indexOf('='))}=${withDefaultContext(c.slice(c.indexOf('=') + 1), undefined)}` : c)),
     created: createdInput(text('created')),
     ...attestationInputs(text, list),
     ...(text('registry') ? { registry: text('registry') } : {}),
@@ -287,11 +297,34 @@ function attestationInputs(text: (n: InputName) => string, list: (n: InputName) 
 }
 
 /**
- * build-push-action's {{defaultContext}} is the event's Git context; hoist's is the checkout (the workspace):
- * `{{defaultContext}}` is `.`, `{{defaultContext}}:sub` is `sub`.
+ * build-push-action's default context: the event's Git context, as @docker/actions-toolkit's Context.gitContext()
+ * makes it (parseGitRef: a branch name made a full ref, then the commit itself unless it is a pull request's ref,
+ * whose merge ref becomes its head with DOCKER_DEFAULT_GIT_CONTEXT_PR_HEAD_REF=true); `?ref=` instead of `#` with
+ * BUILDX_SEND_GIT_QUERY_AS_INPUT, as current buildx sends it. Undefined outside a workflow (no repository).
  */
-function defaultContext(value: string): string {
-  return value.replace(/^\{\{\s*defaultContext\s*\}\}(?::|$)/, (m) => (m.endsWith(':') ? '' : '.'));
+export function eventGitContext(env: NodeJS.ProcessEnv): string | undefined {
+  const repo = env.GITHUB_REPOSITORY;
+  if (!repo) return undefined;
+  const server = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+  const sha = env.GITHUB_SHA ?? '';
+  let ref = env.GITHUB_REF ?? '';
+  if (sha && ref && !ref.startsWith('refs/')) ref = `refs/heads/${ref}`;
+  if (sha && !ref.startsWith('refs/pull/')) ref = sha;
+  else if (ref.startsWith('refs/pull/') && env.DOCKER_DEFAULT_GIT_CONTEXT_PR_HEAD_REF === 'true') ref = ref.replace(/\/merge$/, '/head');
+  return /^(1|true)$/i.test(env.BUILDX_SEND_GIT_QUERY_AS_INPUT ?? '') ? `${server}/${repo}.git?ref=${ref}` : `${server}/${repo}.git#${ref}`;
+}
+
+/**
+ * `{{defaultContext}}` is the event's Git context, `{{defaultContext}}:sub` the directory `sub` of it (in the URL's
+ * own form: `#ref:sub`, or `&subdir=sub` with the query form); outside a workflow, the checkout (`.` and `sub`).
+ */
+function withDefaultContext(value: string, git: string | undefined): string {
+  const m = /^\{\{\s*defaultContext\s*\}\}(?::(.*))?$/.exec(value);
+  if (!m) return value;
+  const sub = m[1];
+  if (!git) return sub || '.';
+  if (!sub) return git;
+  return git.includes('?') ? `${git}&subdir=${encodeURIComponent(sub)}` : `${git}:${sub}`;
 }
 
 function createdInput(value: string): 'commit' | 'now' {

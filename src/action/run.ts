@@ -9,6 +9,7 @@ import { type CacheFromSpec, type CacheToSpec, parseCacheFrom, parseCacheTo } fr
 import { isDockerfileError, lint, readDockerfile } from '../dockerfile/index.js';
 import { canSudo, rerunWithSudo } from '../exec/sudo.js';
 import { type OutputSpec, withPushAndLoad } from '../export/outputs.js';
+import { parseGitContext } from '../solver/git-context.js';
 import { mergedIndex } from '../export/merge.js';
 import { pushImage } from '../export/push.js';
 import { formatPlatform } from '../image/platform.js';
@@ -44,8 +45,10 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
       await merge(inputs, env, workspace);
       return;
     }
-    const context = path.resolve(workspace, inputs.context);
-    const dockerfile = inputs.file ? path.resolve(workspace, inputs.file) : path.join(context, 'Dockerfile');
+    // A Git context (the default: the event's) is fetched by the build; its Dockerfile is read inside it.
+    const fromGit = parseGitContext(inputs.context) !== undefined;
+    const context = fromGit ? inputs.context : path.resolve(workspace, inputs.context);
+    const dockerfile = fromGit ? inputs.file : inputs.file ? path.resolve(workspace, inputs.file) : path.join(context, 'Dockerfile');
     // named contexts: a directory is relative to the workspace
     const namedContexts = new Map(inputs.buildContexts.map((c) => {
       try {
@@ -55,15 +58,16 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
       }
     }));
     const plan = { context, dockerfile, buildArgs: inputs.buildArgs, target: inputs.target, platform: inputs.platform, namedContexts };
-    // RUN needs root: decided from the plan before anything is fetched, so that the build runs once.
-    if (process.getuid?.() !== 0 && planRunsSteps(plan)) {
+    // RUN needs root: decided from the plan before anything is fetched, so that the build runs once (a Git context's
+    // Dockerfile is not here to read: its build runs through sudo where there is sudo).
+    if (process.getuid?.() !== 0 && (fromGit ? canSudo() : planRunsSteps(plan))) {
       if (!canSudo()) throw new NeedsRootError();
       core.info('The Dockerfile has RUN steps, which need root: running the build through sudo');
       process.exitCode = await rerunWithSudo([], ownedPaths(env, inputs, workspace), storeKeepOwners(env));
       return;
     }
     for (const m of inputs.notApplied) warn(m);
-    checkDockerfile(context, dockerfile, inputs, workspace);
+    if (!fromGit && dockerfile !== undefined) checkDockerfile(context, dockerfile, inputs, workspace);
 
     const meta = inputs.images.length ? await metadata(inputs, workspace) : undefined;
     const tags = [...new Set([...inputs.tags, ...(meta?.tags ?? [])].map((t) => normalTag(t)))];
@@ -93,7 +97,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     try {
       outcome = await build({
         context,
-        dockerfile,
+        ...(dockerfile !== undefined ? { dockerfile } : {}),
         // a re-run with debug logging on (RUNNER_DEBUG) says where the time went
         profile: process.env.RUNNER_DEBUG === '1',
         tags,

@@ -17,6 +17,7 @@ import { type ProvenanceOptions, requestedAttestations } from '../export/provena
 import { parseBuildContext } from '../solver/named-contexts.js';
 import { parseAddHost, parseNetwork, parseShmSize, parseUlimit, type RunSandbox } from '../exec/sandbox.js';
 import { type OutputSpec, parseOutput, withPushAndLoad } from '../export/outputs.js';
+import { parseGitContext } from '../solver/git-context.js';
 import { formatBytes } from './format.js';
 import { type CacheFromSpec, type CacheToSpec, parseCacheFrom, parseCacheTo } from '../cache/backend.js';
 import { formatReference, parseReference } from '../image/reference.js';
@@ -208,6 +209,8 @@ interface BuildOptions {
 
 const stdinDockerfileVar = 'HOIST_STDIN_DOCKERFILE';
 
+const fileOption = (a: ParsedArgs): { dockerfile?: string } => (a.options.has('file') ? { dockerfile: a.options.get('file')?.[0] as string } : {});
+
 async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets, ssh, sandbox, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile, meta, dotenv, credentials }: BuildOptions): Promise<number> {
   return withImageContext(a, io, async ({ store, client }) => {
     const quiet = progressMode === 'quiet';
@@ -220,7 +223,8 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
     const outcome = await build({
       context,
       // From standard input the Dockerfile is named `Dockerfile` in errors, as docker build names it.
-      dockerfile: stdinDockerfile !== undefined ? 'Dockerfile' : (a.options.get('file')?.[0] ?? path.join(context, 'Dockerfile')),
+      // (a Git context's Dockerfile is read inside it: -f relative to its directory, Dockerfile by default)
+      ...(stdinDockerfile !== undefined ? { dockerfile: 'Dockerfile' } : parseGitContext(context) ? fileOption(a) : { dockerfile: a.options.get('file')?.[0] ?? path.join(context, 'Dockerfile') }),
       ...(stdinDockerfile !== undefined ? { dockerfileText: stdinDockerfile } : {}),
       tags,
       buildArgs: keyValueOptions(a.options.get('build-arg') ?? []),

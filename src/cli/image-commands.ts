@@ -163,7 +163,8 @@ const inspect = command('inspect', 'Usage: hoist inspect [--raw] [--remote] [--p
     const { source, local, name } = await openSource(ctx, text, a.flags.has('remote'));
     if (a.flags.has('raw')) {
       const m = a.options.has('platform') ? await platformManifestOf(source, a) : source.root;
-      io.out(Buffer.from(m.bytes).toString('utf8') + '\n');
+      // the bytes as the registry holds them, nothing added: `| sha256sum` is the digest
+      io.out(Buffer.from(m.bytes).toString('utf8'));
       return 0;
     }
     const out: Record<string, unknown> = { Name: name, Local: local, Digest: source.root.digest, MediaType: source.root.mediaType };

@@ -76,6 +76,8 @@ const userErrors = new Set([
   'ChmodError',
   'HttpSourceError',
   'NoPlatformError',
+  'ToolMissingError',
+  'GitContextError',
 ]);
 
 /**
@@ -93,8 +95,24 @@ export async function run(argv: string[], io: CommandIO = processIO): Promise<nu
   }
 }
 
+/** The common options (README: Common options), which may also come before the command, as docker's do. */
+const commonOptions: Record<string, boolean> = { store: true, 'insecure-registry': true, 'registry-mirror': true, debug: false };
+
+/** `hoist --store DIR pull REF` read as `hoist pull --store DIR REF`. */
+function commandFirst(argv: readonly string[]): string[] {
+  const before: string[] = [];
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const m = /^--([a-z-]+)(=.*)?$/.exec(argv[i]);
+    if (!m || !(m[1] in commonOptions)) break;
+    before.push(argv[i]);
+    if (commonOptions[m[1]] && m[2] === undefined && i + 1 < argv.length) before.push(argv[++i]);
+  }
+  return i < argv.length ? [argv[i], ...before, ...argv.slice(i + 1)] : [...before];
+}
+
 async function runCommand(argv: string[], io: CommandIO): Promise<number> {
-  const [name, ...rest] = argv;
+  const [name, ...rest] = commandFirst(argv);
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     io.out(usage);
     return name === undefined ? 2 : 0;

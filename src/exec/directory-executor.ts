@@ -17,6 +17,7 @@ import { formatPlatform, type Platform } from '../image/platform.js';
 import { ensureEmulation, qemuUserProgram, runsNatively } from './emulation.js';
 import { openInside, type PinOptions } from '../layer/pinned.js';
 import { resolveInside } from '../layer/rooted.js';
+import { xattrTool } from '../layer/xattr.js';
 import { spoolLayer, writeLayer } from '../layer/writer.js';
 import type { ImageState } from '../solver/state.js';
 import { homeOf } from '../solver/users.js';
@@ -532,7 +533,10 @@ export function directoryExecutor(store: Store, which: 'proot' | 'chroot' | 'aut
   if (which === 'proot') throw new IsolationError(`--isolation proot: ${lacking} (apt-get install proot python3)`);
   const chroot = onPath('chroot');
   if (!chroot) throw new IsolationError(`RUN cannot run here: ${why}, and neither proot (with python3) nor chroot is installed (apt-get install proot python3)`);
-  return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those`);
+  // chroot needs nothing but node and coreutils; without python3 or the attr tools, file capabilities a step sets
+  // (setcap) cannot be read, and the notice says so.
+  const caps = xattrTool() ? '' : '; file capabilities a step sets (setcap) are not kept without python3 or the attr tools';
+  return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those${caps}`);
 }
 
 /** python3's own program (not a wrapper such as pyenv's shim, which would need the caller's PATH and HOME). */

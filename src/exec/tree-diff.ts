@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { TarHeader } from '../layer/tar.js';
 import type { LayerEntry } from '../layer/writer.js';
 import { fsPath, readdirNames, readlinkName } from '../layer/names.js';
-import { readXattrsOf } from '../layer/xattr.js';
+import { readXattrsOf, xattrTool } from '../layer/xattr.js';
 import { opaqueWhiteout, whiteoutPrefix } from '../layer/extract.js';
 
 type Kind = 'dir' | 'file' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
@@ -151,8 +151,9 @@ export async function diffTree(root: string, before: TreeIndex, touched: Readonl
   for (const rel of [...emitted.keys(), ...whiteouts]) {
     for (let d = path.posix.dirname(rel); d !== '.' && !emitted.has(d); d = path.posix.dirname(d)) emitted.set(d, header(d, after.entries.get(d) as TreeEntry));
   }
-  // File capabilities (setcap), the one xattr a layer carries, read only for the files the layer holds.
-  const caps = await readXattrsOf(files.map((f) => path.join(root, f)), ['security.capability']);
+  // File capabilities (setcap), the one xattr a layer carries, read only for the files the layer holds (without
+  // python3 or the attr tools, none: the executor said so when it was chosen).
+  const caps = xattrTool() ? await readXattrsOf(files.map((f) => path.join(root, f)), ['security.capability']) : new Map<string, Map<string, Buffer>>();
   for (const f of files) {
     const cap = caps.get(path.join(root, f))?.get('security.capability');
     const entry = emitted.get(f);

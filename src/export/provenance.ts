@@ -3,7 +3,7 @@
 // manifest in OCI media types) and, after them, one attestation manifest per platform (platform unknown/unknown,
 // annotated vnd.docker.reference.type=attestation-manifest and vnd.docker.reference.digest=<the image's manifest>),
 // whose one layer is an in-toto statement (application/vnd.in-toto+json) with a SLSA v0.2 provenance predicate:
-// builder id, buildType https://mobyproject.org/buildkit@v1, the images read as materials (purls with digests), the
+// builder id, buildType hoist's own (hoistBuildType: the steps and parameters are hoist's, not BuildKit's LLB), the images read as materials (purls with digests), the
 // invocation (the Dockerfile, frontend dockerfile.v0, args: target, and with mode=max the build args and labels, the
 // secrets' and ssh ids — never a value), the build machine's platform, the times, completeness and hermeticity.
 // What differs from BuildKit: mode=max's buildConfig holds hoist's steps (instruction, stage, line), not BuildKit's
@@ -113,6 +113,12 @@ export function newBuildID(): string {
   return [...randomBytes(25)].map((b) => alphabet[b % alphabet.length]).join('');
 }
 
+/**
+ * The build type: hoist's, not BuildKit's (`https://mobyproject.org/buildkit@v1` names BuildKit's LLB solve, which
+ * this is not); a URN, since hoist has no page that would describe the type.
+ */
+export const hoistBuildType = 'urn:hoist:buildtype:dockerfile:v1';
+
 function statement(subjects: { name: string; digest: string }[], facts: BuildFacts, o: ProvenanceOptions): object {
   const args: Record<string, string> = {};
   if (facts.target) args.target = facts.target;
@@ -126,7 +132,7 @@ function statement(subjects: { name: string; digest: string }[], facts: BuildFac
     subject: subjects.map((s) => ({ name: s.name, digest: { sha256: parseDigest(s.digest).hex } })),
     predicate: {
       builder: { id: o.builderId ?? '' },
-      buildType: 'https://mobyproject.org/buildkit@v1',
+      buildType: hoistBuildType,
       materials: facts.materials.map((m) => ({ uri: imagePurl(m.ref, m.platform), digest: { sha256: parseDigest(m.digest).hex } })),
       invocation: {
         configSource: { entryPoint: facts.dockerfile },

@@ -32,6 +32,11 @@ export function xattrTool(): XattrTool | undefined {
 
 export const xattrToolMissing = 'RUN needs python3, or getfattr and setfattr (apt-get install attr), to read and write overlayfs whiteouts';
 
+/** A tool the machine lacks: what to install, said in one line (a user's error, not hoist's). */
+export class ToolMissingError extends Error {
+  override readonly name = 'ToolMissingError';
+}
+
 // One line a file and attribute: base64(path) base64(name) base64(value). Only the names asked for are read: of
 // everything under the root (`tree ROOT NAME…`), or of the paths on stdin, one base64 path a line (`list NAME…`).
 const readScript = String.raw`
@@ -108,7 +113,7 @@ export async function readXattrTree(root: string, names: readonly string[], tool
     const r = await runProcess('getfattr', ['-R', '-P', '-h', '--absolute-names', '-e', 'base64', '-m', `^(${escaped.join('|')})$`, '-d', root]);
     readGetfattr(r.stdout, add);
   } else {
-    throw new Error(xattrToolMissing);
+    throw new ToolMissingError(xattrToolMissing);
   }
   return found;
 }
@@ -132,7 +137,7 @@ export async function readXattrsOf(paths: readonly string[], names: readonly str
     }
     return found;
   }
-  if (tool !== 'attr') throw new Error(xattrToolMissing);
+  if (tool !== 'attr') throw new ToolMissingError(xattrToolMissing);
   const escaped = namePattern(names);
   for (let i = 0; i < paths.length; ) {
     const batch: string[] = [];

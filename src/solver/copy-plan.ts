@@ -7,7 +7,7 @@
 // base's).
 import path from 'node:path';
 import type { TarHeader } from '../layer/tar.js';
-import type { LayerEntry } from '../layer/writer.js';
+import { type LayerEntry, walkOrder } from '../layer/writer.js';
 import type { ContextPath } from './context.js';
 import type { FsIndex } from '../layer/fs-index.js';
 import type { IgnoreMatcher } from '../dockerfile/dockerignore.js';
@@ -83,6 +83,13 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     mtime: Math.floor(p.stats.mtimeMs / 1000),
   });
   const put = (name: string, e: LayerEntry) => entries.set(name.replace(/^\/+/, ''), e);
+  /** the names each file of several links is copied to, by its inode: hard links stay links within a copy */
+  const linked = new Map<string, { name: string; abs: string }[]>();
+  const noteLinks = (name: string, p: ContextPath) => {
+    if (p.stats.nlink < 2) return;
+    const key = `${p.stats.dev}:${p.stats.ino}`;
+    linked.set(key, [...(linked.get(key) ?? []), { name: name.replace(/^\/+/, ''), abs: p.abs }]);
+  };
   /** What is at an absolute path by now: what an earlier source of this copy put there, else the image's. */
   const kind = (p: string): 'directory' | 'other' | undefined => {
     const rel = o.fs.resolve(p, true);
@@ -111,18 +118,22 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
       put(dir, { header: { name: dir, type: 'directory', mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: o.created } });
     }
   };
-  const addOne = (p: ContextPath, target: string) => {
+  const addOne = (p: ContextPath, target: string, ownTime = false) => {
     const rel = target.replace(/^\/+/, '');
     if (p.stats.isDirectory()) {
       if (rel === '' || kind(target) === 'directory') return;
       // The directory a directory source (or an archive) is copied into is made like any missing destination
-      // (fsutil's MkdirAll before the copy): 0755, owned by --chown or root, whatever the source directory is.
-      put(rel, { header: { ...header(rel, p, 'directory'), mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, mtime: o.created } });
+      // (fsutil's MkdirAll before the copy): 0755, owned by --chown or root, whatever the source directory is. A
+      // directory source gives it its modification time (fsutil's copyDirectory copies the source's times onto a
+      // directory it creates: BuildKit 0.13 gives `COPY src/ ./src/`'s ./src the time of src); an archive's, or the
+      // context root's, is the copy's.
+      put(rel, { header: { ...header(rel, p, 'directory'), mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, mtime: ownTime ? Math.floor(p.stats.mtimeMs / 1000) : o.created } });
     } else if (p.stats.isSymbolicLink()) {
       // A link a --parents pattern matched is copied as the link it is (BuildKit copies the pivot's contents).
       put(rel, { header: { ...header(rel, p, 'symlink'), linkname: p.linkname ?? '' } });
     } else if (p.stats.isFile()) {
       put(rel, { header: header(rel, p, 'file'), content: { path: p.abs } });
+      noteLinks(rel, p);
     } else if (p.stats.isSocket() && socketsAsFiles) {
       put(rel, { header: { ...header(rel, p, 'file'), size: 0 }, content: { bytes: Buffer.alloc(0) } });
     } else {
@@ -155,7 +166,8 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     if (isDir && kind(target) === 'other') throw new CopyError(`cannot copy to non-directory: ${target}`);
     if (!isDir && kind(target) === 'directory') throw new CopyError(`cannot replace the directory ${target} with a file`);
     ensureParents(target === '/' ? '' : target);
-    addOne(s.path, target);
+    // (the context's root itself is received anew by BuildKit, its time the build's: hoist's is the copy's)
+    addOne(s.path, target, !s.unpacked && !s.archived && s.path.rel !== '');
     for (const child of s.children ?? []) {
       const relBelow = s.path.rel ? child.rel.slice(s.path.rel.length + 1) : child.rel;
       if (o.exclude?.excludes(relBelow)) continue;
@@ -171,6 +183,21 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
         if (s.archived && !s.archived.has(relBelow)) continue;
         put(t, { header: header(t, child, 'directory') });
       } else addOne(child, t);
+    }
+  }
+  // Names of one file copied together are hard links to the first in the layer's order (BuildKit's copy keeps the
+  // links of the context, of a stage and of an unpacked archive, wherever the image's symlinks led each name).
+  for (const copies of linked.values()) {
+    // (a name a later source wrote another file to is not this file's any more)
+    const still = [...new Set(copies.filter((c) => {
+      const e = entries.get(c.name);
+      return e?.header.type === 'file' && e.content !== undefined && 'path' in e.content && e.content.path === c.abs;
+    }).map((c) => c.name))];
+    if (still.length < 2) continue;
+    still.sort(walkOrder);
+    for (const n of still.slice(1)) {
+      const e = entries.get(n) as LayerEntry;
+      entries.set(n, { header: { ...e.header, type: 'hardlink', size: 0, linkname: still[0] } });
     }
   }
   return [...entries.values()];
