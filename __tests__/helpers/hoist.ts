@@ -21,17 +21,23 @@ export async function hoist(argv: string[], options: { stdin?: string; stdinFile
     ...(options.stdinFile ? { stdinStream: () => createReadStream(options.stdinFile as string) } : {}),
   };
   const code = await run(argv, io);
-  if (code === 0 && argv[0] === 'build') readBackBuild(argv, out);
+  if (code === 0) readBackPushed(pushedBy(argv, out));
   return { code, out, err };
 }
 
 /**
- * What a build pushed, read back by skopeo (readback.ts) whatever the test checks itself: every pushed manifest of
- * the suite goes through an independent reader, each platform of an index copied.
+ * What a command pushed (a build, `hoist push`, `hoist merge`), read back by skopeo (readback.ts) whatever the test
+ * checks itself: every manifest the suite pushes goes through an independent reader, each platform of an index copied.
  */
-function readBackBuild(argv: readonly string[], out: string): void {
+function pushedBy(argv: readonly string[], out: string): string[] {
   const values = (flag: string, short?: string) => argv.flatMap((a, i) => (a === flag || a === short ? [argv[i + 1]] : a.startsWith(`${flag}=`) ? [a.slice(flag.length + 1)] : []));
   const tags = values('--tag', '-t');
+  if (argv[0] === 'merge') return tags;
+  if (argv[0] === 'push') {
+    const positional = argv.slice(1).filter((a, i, all) => !a.startsWith('-') && !['--store', '--insecure-registry', '--registry-mirror', '--platform'].includes(all[i - 1]));
+    return positional.slice(-1);
+  }
+  if (argv[0] !== 'build') return [];
   const digest = /sha256:[0-9a-f]{64}\s*$/.exec(out)?.[0].trim();
   const refs: string[] = [];
   const byDigest = (name: string) => digest && refs.push(`${name.replace(/[:@][^/]*$/, '')}@${digest}`);
@@ -43,7 +49,7 @@ function readBackBuild(argv: readonly string[], out: string): void {
     if (/push-by-digest=true/.test(o)) names.forEach(byDigest);
     else refs.push(...names);
   }
-  readBackPushed(refs);
+  return refs;
 }
 
 /** The same, failing the test with the output when the exit code is not 0. */
