@@ -30880,6 +30880,10 @@ class Store {
                 source.destroy();
             return { digest: expected.digest, size: held };
         }
+        // A stream destroyed while the store was asked (a download given up: its layer refused by a reader of the same
+        // bytes) has nothing more to give, and a pipeline over it would wait forever.
+        if (source instanceof external_node_stream_.Readable && source.destroyed)
+            throw new StoreError(`${expected ? `blob ${expected.digest}: ` : ''}the download was stopped before it was written`);
         const tmp = this.tmpPath();
         const verify = new image_digest/* DigestStream */.vl(expected ? { digest: expected.digest, size: expected.size, where: `blob ${expected.digest}` } : undefined);
         // An interrupted download leaves no partial blob behind.
@@ -37399,6 +37403,7 @@ class FsIndex {
 
 
 
+
 class ImageState {
     layers;
     history;
@@ -37450,6 +37455,11 @@ class ImageState {
                 catch (e) {
                     if (e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)
                         e.message = `layer ${l.diffID}: ${e.message}`;
+                    // A cache's record can lie about a layer's diffID, or name bytes that are no tar: not the build's fault,
+                    // the steps that layer would have given run again (solver.ts build).
+                    if (l.sources.some((src) => src.cache) && (e instanceof image_digest/* DigestMismatchError */.h || e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)) {
+                        throw new backend/* CacheBlobError */.ei(`the cache's record of layer ${l.descriptor.digest} does not match its content (${e.message})`, l.descriptor.digest);
+                    }
                     throw e;
                 }
             });
@@ -39728,13 +39738,35 @@ async function runCommand(argv, io) {
     }
 }
 
+;// CONCATENATED MODULE: ./lib/exec/unsettled.js
+// A process must never end 0 with its work undone. Node exits when nothing is left to wait for, even while a promise
+// is pending that nothing can settle any more (a stream nobody will end, a lock nobody will release): the command's
+// work then simply stops, and the exit code is whatever was set last (0). This turns that case into a loud failure.
+/**
+ * When Node is about to exit with `work` still pending, says so through `say` and sets the exit code to 70: something
+ * hoist waited for could never happen, so what came after it (a push, an output) was not done.
+ */
+function failIfUnsettled(work, say) {
+    let settled = false;
+    work.then(() => (settled = true), () => (settled = true));
+    process.once('beforeExit', () => {
+        if (settled)
+            return;
+        say('internal error (please report it): hoist stopped with its work unfinished: something it was waiting for can no longer happen, so nothing after it (pushes, outputs, reports) was done');
+        process.exitCode = 70;
+    });
+}
+
 ;// CONCATENATED MODULE: ./lib/cli/bin.js
 // Entry point of dist/cli.js (the `hoist` command).
 
 
 
+
 installInterruptHandler();
-run(adoptEnvFile(process.argv.slice(2))).then((code) => {
+const work = run(adoptEnvFile(process.argv.slice(2)));
+failIfUnsettled(work, (line) => process.stderr.write(`hoist: ${line}\n`));
+work.then((code) => {
     process.exitCode = code;
 }, (e) => {
     process.stderr.write(`hoist: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -78340,15 +78340,20 @@ function explain(version) {
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _exec_cleanup_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(57501);
 /* harmony import */ var _exec_sudo_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70580);
+/* harmony import */ var _exec_unsettled_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(74201);
 // Entry point of dist/index.js (the Action). A build run again through sudo (run.ts: the plan has RUN and the
 // runner user is not root) starts here too, with the step's environment handed over in a file: adopted before
 // run.ts is loaded, since @actions/github reads its context from the environment when it is first imported.
 
 
+
 (0,_exec_cleanup_js__WEBPACK_IMPORTED_MODULE_0__/* .installInterruptHandler */ .VW)();
 (0,_exec_sudo_js__WEBPACK_IMPORTED_MODULE_1__/* .adoptEnvFile */ .WJ)(process.argv.slice(2));
 const { run } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 68175));
-await run();
+const work = run();
+// (an unsettled top-level await would end the step with Node's own exit code 13 and a bare warning)
+(0,_exec_unsettled_js__WEBPACK_IMPORTED_MODULE_2__/* .failIfUnsettled */ .G)(work, (line) => process.stdout.write(`::error::${line}\n`));
+await work;
 
 __webpack_async_result__();
 } catch(e) { __webpack_async_result__(e); } }, 1);
@@ -90710,6 +90715,7 @@ class FsIndex {
 
 
 
+
 class ImageState {
     layers;
     history;
@@ -90761,6 +90767,11 @@ class ImageState {
                 catch (e) {
                     if (e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)
                         e.message = `layer ${l.diffID}: ${e.message}`;
+                    // A cache's record can lie about a layer's diffID, or name bytes that are no tar: not the build's fault,
+                    // the steps that layer would have given run again (solver.ts build).
+                    if (l.sources.some((src) => src.cache) && (e instanceof image_digest/* DigestMismatchError */.h || e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)) {
+                        throw new backend/* CacheBlobError */.ei(`the cache's record of layer ${l.descriptor.digest} does not match its content (${e.message})`, l.descriptor.digest);
+                    }
                     throw e;
                 }
             });
@@ -93816,6 +93827,10 @@ class Store {
                 source.destroy();
             return { digest: expected.digest, size: held };
         }
+        // A stream destroyed while the store was asked (a download given up: its layer refused by a reader of the same
+        // bytes) has nothing more to give, and a pipeline over it would wait forever.
+        if (source instanceof external_node_stream_.Readable && source.destroyed)
+            throw new StoreError(`${expected ? `blob ${expected.digest}: ` : ''}the download was stopped before it was written`);
         const tmp = this.tmpPath();
         const verify = new image_digest/* DigestStream */.vl(expected ? { digest: expected.digest, size: expected.size, where: `blob ${expected.digest}` } : undefined);
         // An interrupted download leaves no partial blob behind.
@@ -98380,6 +98395,33 @@ function adoptEnvFile(argv) {
     for (const [k, v] of Object.entries(env))
         process.env[k] = v;
     return argv.slice(2);
+}
+
+
+/***/ }),
+
+/***/ 74201:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   G: () => (/* binding */ failIfUnsettled)
+/* harmony export */ });
+// A process must never end 0 with its work undone. Node exits when nothing is left to wait for, even while a promise
+// is pending that nothing can settle any more (a stream nobody will end, a lock nobody will release): the command's
+// work then simply stops, and the exit code is whatever was set last (0). This turns that case into a loud failure.
+/**
+ * When Node is about to exit with `work` still pending, says so through `say` and sets the exit code to 70: something
+ * hoist waited for could never happen, so what came after it (a push, an output) was not done.
+ */
+function failIfUnsettled(work, say) {
+    let settled = false;
+    work.then(() => (settled = true), () => (settled = true));
+    process.once('beforeExit', () => {
+        if (settled)
+            return;
+        say('internal error (please report it): hoist stopped with its work unfinished: something it was waiting for can no longer happen, so nothing after it (pushes, outputs, reports) was done');
+        process.exitCode = 70;
+    });
 }
 
 

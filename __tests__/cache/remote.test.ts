@@ -49,7 +49,8 @@ RUN echo done > /app/done
   /** A build on an empty store of its own, as on a fresh runner. */
   async function fresh(ctx: string, flags: string[]): Promise<{ meta: Meta; err: string; code: number }> {
     const meta = path.join(work, `meta${n++}.json`);
-    const r = await hoist(['build', '--store', path.join(work, `store${n++}`), '--progress', 'plain', '--metadata-file', meta, ...flags, ctx]);
+    // (what was pushed is read back from the registry itself: the proxy counts only what hoist asked for)
+    const r = await hoist(['build', '--store', path.join(work, `store${n++}`), '--progress', 'plain', '--metadata-file', meta, ...flags, ctx], { readBack: (ref) => ref.replace(proxy.host, reg.host) });
     if (r.code !== 0) return { meta: {} as Meta, err: r.err, code: r.code };
     return { meta: JSON.parse(readFileSync(meta, 'utf8')) as Meta, err: r.err, code: r.code };
   }

@@ -78,7 +78,7 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
     rmSync(work, { recursive: true, force: true });
   });
 
-  test('the executor image: mount is refused in it, so RUN says once that it runs through proot, and runs', () => {
+  test('the executor image: mount is refused in it, so RUN says once that it runs through proot, and runs', async () => {
     const mount = inContainer(['-c', 'mkdir -p /m && mount -t tmpfs tmpfs /m'], { entrypoint: 'sh' });
     expect(mount.code).not.toBe(0);
     const ctx = path.join(work, 'notice');
@@ -87,11 +87,11 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
     const r = inContainer(['build', '--progress', 'plain', '-t', `${reg.host}/app/notice:1`, '--push', ctx]);
     expect(r.code).toBe(0);
     expect(r.err.match(/RUN runs through proot \(this machine may not mount: [^)]*\)/g)).toHaveLength(1);
-    readBack(`${reg.host}/app/notice:1`);
+    await readBack(`${reg.host}/app/notice:1`);
     expect(r.err).not.toMatch(/\bat .*\.js:\d+/); // no stack trace
   }, 300_000);
 
-  test('a plain container (Debian and node: no proot, python3 or attr tools): RUN runs through chroot, the notice says what is lost; what an executor lacks is said in one line before anything is fetched', () => {
+  test('a plain container (Debian and node: no proot, python3 or attr tools): RUN runs through chroot, the notice says what is lost; what an executor lacks is said in one line before anything is fetched', async () => {
     const pulled = d.docker(['pull', '-q', nodeBase]);
     expect(pulled.status).toBe(0);
     const ctx = path.join(work, 'plain');
@@ -105,7 +105,7 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
     const r = plain(['build', '--progress', 'plain', '-t', tag, '--push', ctx]);
     expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
     expect(r.err).toMatch(/RUN runs through chroot \(this machine may not mount: .*proot is not installed\).*file capabilities a step sets \(setcap\) are not kept without python3 or the attr tools/);
-    expect(readBack(tag).raw.layers?.length).toBe(3);
+    expect((await readBack(tag)).raw.layers?.length).toBe(3);
     // proot asked for where it is not installed: one line saying what to install, before the base is looked up
     // (the base does not exist: an error about it would mean the build started)
     const missing = `${reg.host}/base/never-pushed:1`;
@@ -142,7 +142,7 @@ RUN id > /tmp/id && touch /tmp/mine
     // The same build writes the archive compared with docker's and pushes to the registry.
     const pushed = `${reg.host}/unpriv/case${i}:1`;
     await compareWithDocker({ d, work, store: '/var/cache/hoist', base, http: '', hoist: (argv) => inContainerAsync([argv[0], '-o', `type=image,name=${pushed},push=true`, ...argv.slice(1)]) }, c, `unpriv${i}`);
-    expect(readBack(pushed).raw.layers?.length).toBeGreaterThan(1);
+    expect((await readBack(pushed)).raw.layers?.length).toBeGreaterThan(1);
   }, 600_000);
 
   /** What GitLab sets for a job of project group/project (docs.gitlab.com/ci/variables/predefined_variables). */
@@ -162,7 +162,7 @@ RUN id > /tmp/id && touch /tmp/mine
   });
   const skopeoTags = (repo: string) => JSON.parse(run('skopeo', ['list-tags', '--tls-verify=false', '--creds', `alice:${ciReg.users.alice}`, `docker://${ciReg.host}/${repo}`])).Tags.sort();
 
-  test('the README\'s GitLab job: a tag pipeline pushes the tag (and latest) to $CI_REGISTRY_IMAGE with the job\'s credentials, caches in the project\'s registry and reports; a merge request builds from that cache', () => {
+  test('the README\'s GitLab job: a tag pipeline pushes the tag (and latest) to $CI_REGISTRY_IMAGE with the job\'s credentials, caches in the project\'s registry and reports; a merge request builds from that cache', async () => {
     const projectDir = path.join(work, 'gitlab-project');
     mkdirSync(projectDir);
     writeFileSync(path.join(projectDir, 'Dockerfile'), `FROM ${base}\nRUN echo built-by-the-job > /built\nCOPY app.txt /app.txt\nCMD ["cat", "/app.txt"]\n`);
@@ -172,7 +172,7 @@ RUN id > /tmp/id && touch /tmp/mine
     expect(tagged.err).not.toMatch(ciReg.users.alice);
     expect(tagged.code).toBe(0);
     expect(skopeoTags('group/project')).toEqual(['latest', 'v1.2.3']);
-    readBack(`${ciReg.host}/group/project:v1.2.3`, { creds: `alice:${ciReg.users.alice}` });
+    await readBack(`${ciReg.host}/group/project:v1.2.3`, { creds: `alice:${ciReg.users.alice}` });
     expect(skopeoTags('group/project/cache')).toEqual(['latest']);
     const report = readFileSync(path.join(projectDir, 'hoist.env'), 'utf8');
     expect(report).toMatch(/^HOIST_DIGEST=sha256:[0-9a-f]{64}$/m);

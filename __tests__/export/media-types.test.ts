@@ -29,7 +29,7 @@ const canEmulate = existsSync('/usr/lib/binfmt.d/qemu-aarch64.conf');
     for (const b of ['oci', 'zstd'] as const) {
       bases[b] = `${reg.host}/base/${b}:1`;
       await pushBuildxBase(b, bases[b]);
-      const back = readBack(bases[b]);
+      const back = await readBack(bases[b]);
       baseImages[b] = Object.fromEntries(back.images.map((i) => [i.platform as string, i.manifest]));
     }
   }, 600_000);
@@ -51,9 +51,9 @@ const canEmulate = existsSync('/usr/lib/binfmt.d/qemu-aarch64.conf');
     return r;
   };
 
-  test('the bases are what registries serve today: OCI indexes with attestation manifests, gzip and zstd layers', () => {
+  test('the bases are what registries serve today: OCI indexes with attestation manifests, gzip and zstd layers', async () => {
     for (const b of ['oci', 'zstd'] as const) {
-      const back = readBack(bases[b]);
+      const back = await readBack(bases[b]);
       expect(back.raw.mediaType).toBe(ociTypes.index);
       expect(back.attestations.length).toBe(2);
       expect(Object.keys(baseImages[b]).sort()).toEqual(['linux/amd64', 'linux/arm64']);
@@ -65,7 +65,7 @@ const canEmulate = existsSync('/usr/lib/binfmt.d/qemu-aarch64.conf');
   test('an OCI gzip base: a Docker manifest naming the base layer by Docker\'s type, same digest; skopeo copies it', async () => {
     const tag = `${reg.host}/out/on-oci:1`;
     const r = await build(['-t', tag, '--push'], `FROM ${bases.oci}\nRUN echo ran > /ran\nCOPY a.txt /a.txt\n`);
-    const back = readBack(tag);
+    const back = await readBack(tag);
     expect(back.raw.mediaType).toBe(dockerTypes.manifest);
     expect(back.raw.layers?.map((l) => l.mediaType)).toEqual([dockerTypes.gzip, dockerTypes.gzip, dockerTypes.gzip]);
     expect(back.raw.layers?.[0].digest).toBe(baseImages.oci['linux/amd64'].layers?.[0].digest);
@@ -75,7 +75,7 @@ const canEmulate = existsSync('/usr/lib/binfmt.d/qemu-aarch64.conf');
   test('a zstd base: the manifest is OCI (the zstd layer kept as it is, hoist\'s own layers OCI gzip); RUN reads the zstd layer', async () => {
     const tag = `${reg.host}/out/on-zstd:1`;
     await build(['-t', tag, '--push'], `FROM ${bases.zstd}\nRUN test -x /bin/busybox && echo ran > /ran\nCOPY a.txt /a.txt\n`);
-    const back = readBack(tag);
+    const back = await readBack(tag);
     expect(back.raw.mediaType).toBe(ociTypes.manifest);
     expect(back.raw.config?.mediaType).toBe(ociTypes.config);
     expect(back.raw.layers?.map((l) => l.mediaType)).toEqual([ociTypes.zstd, ociTypes.gzip, ociTypes.gzip]);
@@ -86,7 +86,7 @@ const canEmulate = existsSync('/usr/lib/binfmt.d/qemu-aarch64.conf');
     const tag = `${reg.host}/out/asked-oci:1`;
     const layout = path.join(work, 'layout');
     await build(['--output', `type=image,name=${tag},push=true,oci-mediatypes=true`, '-o', `type=oci,dest=${layout},tar=false`], `FROM ${bases.oci}\nCOPY a.txt /a.txt\n`);
-    const back = readBack(tag);
+    const back = await readBack(tag);
     expect(back.raw.mediaType).toBe(ociTypes.manifest);
     expect(back.raw.layers?.map((l) => l.mediaType)).toEqual([ociTypes.gzip, ociTypes.gzip]);
     const index = JSON.parse(readFileSync(path.join(layout, 'index.json'), 'utf8')) as RawManifest;
@@ -101,11 +101,11 @@ const canEmulate = existsSync('/usr/lib/binfmt.d/qemu-aarch64.conf');
     const tag = `${reg.host}/out/attested:1`;
     const cache = `${reg.host}/out/cache:buildcache`;
     await build(['-t', tag, '--push', '--provenance', 'mode=min', '--cache-to', `type=registry,ref=${cache},mode=max`], `FROM ${bases.oci}\nRUN echo cached > /c\n`);
-    const back = readBack(tag);
+    const back = await readBack(tag);
     expect(back.raw.mediaType).toBe(ociTypes.index);
     expect(back.images.map((i) => i.manifest.mediaType)).toEqual([ociTypes.manifest]);
     expect(back.attestations.length).toBe(1);
-    const cached = readBack(cache);
+    const cached = await readBack(cache);
     expect(cached.raw.mediaType).toBe(ociTypes.manifest);
     expect(cached.raw.layers?.every((l) => l.mediaType === ociTypes.gzip)).toBe(true);
   }, 120_000);
@@ -114,7 +114,7 @@ const canEmulate = existsSync('/usr/lib/binfmt.d/qemu-aarch64.conf');
     for (const b of ['oci', 'zstd'] as const) {
       const tag = `${reg.host}/out/multi-${b}:1`;
       await build(['--platform', 'linux/amd64,linux/arm64', '--emulate', '-t', tag, '--push'], `FROM ${bases[b]}\nRUN uname -m > /arch\n`);
-      const back = readBack(tag);
+      const back = await readBack(tag);
       expect(back.images.map((i) => i.platform)).toEqual(['linux/amd64', 'linux/arm64']);
       const want = b === 'oci' ? dockerTypes.manifest : ociTypes.manifest;
       expect(back.images.map((i) => i.manifest.mediaType)).toEqual([want, want]);
@@ -133,7 +133,7 @@ const canEmulate = existsSync('/usr/lib/binfmt.d/qemu-aarch64.conf');
     const arm64 = await leg(bases.zstd, 'linux/arm64');
     const r = await hoist(['merge', '--store', path.join(work, 'store'), '-t', `${repo}:1`, `${repo}@${amd64}`, `${repo}@${arm64}`]);
     expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
-    const back = readBack(`${repo}:1`);
+    const back = await readBack(`${repo}:1`);
     expect(back.raw.mediaType).toBe(ociTypes.index);
     expect(back.images.map((i) => [i.platform, i.manifest.mediaType])).toEqual([['linux/amd64', dockerTypes.manifest], ['linux/arm64', ociTypes.manifest]]);
   }, 180_000);
@@ -154,7 +154,7 @@ const canEmulate = existsSync('/usr/lib/binfmt.d/qemu-aarch64.conf');
       expect(`${r.status}\n${r.stderr.slice(-2000)}`).toBe(`0\n${r.stderr.slice(-2000)}`);
       const ours = `${reg.host}/out/hoist:1`;
       await build(['-t', ours, '--push'], dockerfile);
-      const [a, b] = [readBack(theirs).raw, readBack(ours).raw];
+      const [a, b] = [(await readBack(theirs)).raw, (await readBack(ours)).raw];
       expect(b.mediaType).toBe(a.mediaType);
       expect(b.layers?.map((l) => l.mediaType)).toEqual(a.layers?.map((l) => l.mediaType));
       expect(b.layers?.[0].digest).toBe(a.layers?.[0].digest);

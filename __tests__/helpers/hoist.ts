@@ -11,7 +11,11 @@ export interface HoistResult {
   err: string;
 }
 
-export async function hoist(argv: string[], options: { stdin?: string; stdinFile?: string } = {}): Promise<HoistResult> {
+/**
+ * `readBack: (ref) => ref'` reads what was pushed back at another address (a test that counts the requests a proxy
+ * sees has skopeo go to the registry itself); `readBack: false` leaves it to the test.
+ */
+export async function hoist(argv: string[], options: { stdin?: string; stdinFile?: string; readBack?: false | ((ref: string) => string) } = {}): Promise<HoistResult> {
   let out = '';
   let err = '';
   const io: CommandIO = {
@@ -21,7 +25,7 @@ export async function hoist(argv: string[], options: { stdin?: string; stdinFile
     ...(options.stdinFile ? { stdinStream: () => createReadStream(options.stdinFile as string) } : {}),
   };
   const code = await run(argv, io);
-  if (code === 0) readBackPushed(pushedBy(argv, out));
+  if (code === 0 && options.readBack !== false) await readBackPushed(pushedBy(argv, out).map(options.readBack ?? ((r) => r)));
   return { code, out, err };
 }
 

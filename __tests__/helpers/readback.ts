@@ -3,10 +3,26 @@
 // index's entries one by one) is copied whole into a `dir:` (skopeo parses the manifest strictly — a Docker
 // manifest listing an OCI layer type is refused — and checks every blob's digest); and each manifest is checked to
 // name its config and layers in its own family's media types.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { run } from './tools.js';
+
+/**
+ * skopeo without blocking this process: a test's registry may sit behind a server of the test's own process (a fault
+ * proxy, a token server), which must go on answering while skopeo asks it.
+ */
+function skopeo(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('skopeo', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out).toString()) : reject(new Error(`skopeo ${args.join(' ')} exited ${code}: ${Buffer.concat(err).toString()}`))));
+  });
+}
 
 const docker = {
   manifest: 'application/vnd.docker.distribution.manifest.v2+json',
@@ -57,14 +73,14 @@ function repositoryOf(ref: string): string {
   return colon > slash ? name.slice(0, colon) : name;
 }
 
-function inspectRaw(ref: string, creds?: string): RawManifest {
-  return JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', ...(creds ? ['--creds', creds] : []), `docker://${ref}`])) as RawManifest;
+async function inspectRaw(ref: string, creds?: string): Promise<RawManifest> {
+  return JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', ...(creds ? ['--creds', creds] : []), `docker://${ref}`])) as RawManifest;
 }
 
-function copied(ref: string, creds?: string): void {
+async function copied(ref: string, creds?: string): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'hoist-readback-'));
   try {
-    run('skopeo', ['copy', '-q', '--src-tls-verify=false', ...(creds ? ['--src-creds', creds] : []), `docker://${ref}`, `dir:${dir}`]);
+    await skopeo(['copy', '-q', '--src-tls-verify=false', ...(creds ? ['--src-creds', creds] : []), `docker://${ref}`, `dir:${dir}`]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -74,8 +90,8 @@ function copied(ref: string, creds?: string): void {
  * Reads `ref` back with skopeo, every platform's image copied; throws when skopeo refuses one or a manifest mixes
  * media types (the test fails with skopeo's own words).
  */
-export function readBack(ref: string, options: { creds?: string } = {}): ReadBack {
-  const raw = inspectRaw(ref, options.creds);
+export async function readBack(ref: string, options: { creds?: string } = {}): Promise<ReadBack> {
+  const raw = await inspectRaw(ref, options.creds);
   const out: ReadBack = { raw, images: [], attestations: [] };
   const check = (m: RawManifest, what: string) => {
     const mixed = mixedMediaTypes(m);
@@ -83,20 +99,20 @@ export function readBack(ref: string, options: { creds?: string } = {}): ReadBac
   };
   check(raw, ref);
   if (!raw.manifests) {
-    copied(ref, options.creds);
+    await copied(ref, options.creds);
     out.images.push({ digest: '', manifest: raw });
     return out;
   }
   const repo = repositoryOf(ref);
   for (const d of raw.manifests) {
     const at = `${repo}@${d.digest}`;
-    const m = inspectRaw(at, options.creds);
+    const m = await inspectRaw(at, options.creds);
     check(m, at);
     if (d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' || d.platform?.os === 'unknown') {
       out.attestations.push(m);
       continue;
     }
-    copied(at, options.creds);
+    await copied(at, options.creds);
     const p = d.platform;
     out.images.push({ platform: p && `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`, digest: d.digest, manifest: m });
   }
@@ -107,10 +123,10 @@ export function readBack(ref: string, options: { creds?: string } = {}): ReadBac
  * readBack for a test that pushed as a side matter: a registry that wants credentials skopeo has not got, or a
  * proxy the test has stopped, is not the manifest's fault and is let be; anything else skopeo says fails the test.
  */
-export function readBackPushed(refs: readonly string[]): void {
+export async function readBackPushed(refs: readonly string[]): Promise<void> {
   for (const ref of refs) {
     try {
-      readBack(ref);
+      await readBack(ref);
     } catch (e) {
       if (/unauthorized|authentication required|denied|connection refused|no such host|EOF|timeout/i.test((e as Error).message)) continue;
       throw e;

@@ -93,7 +93,7 @@ describeWith(['git', 'docker-registry', 'busybox', 'skopeo'])('building from a G
       const tag = `${reg.host}/git/app:${n++}`;
       const r = await hoistWithEnv(tokenEnv, ['build', '--store', path.join(work, `fresh${n}`), '--progress', 'plain', '--secret', `id=${secretId},env=HOIST_TEST_GIT_TOKEN`, '-t', tag, '--push', context]);
       expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
-      readBack(tag);
+      await readBack(tag);
       digests.push(r.out.trim());
     }
     expect(new Set(digests).size).toBe(1);

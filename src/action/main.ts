@@ -3,8 +3,12 @@
 // run.ts is loaded, since @actions/github reads its context from the environment when it is first imported.
 import { installInterruptHandler } from '../exec/cleanup.js';
 import { adoptEnvFile } from '../exec/sudo.js';
+import { failIfUnsettled } from '../exec/unsettled.js';
 
 installInterruptHandler();
 adoptEnvFile(process.argv.slice(2));
 const { run } = await import(/* webpackMode: "eager" */ './run.js');
-await run();
+const work = run();
+// (an unsettled top-level await would end the step with Node's own exit code 13 and a bare warning)
+failIfUnsettled(work, (line) => process.stdout.write(`::error::${line}\n`));
+await work;

@@ -2,10 +2,13 @@
 import { run } from './main.js';
 import { adoptEnvFile } from '../exec/sudo.js';
 import { installInterruptHandler } from '../exec/cleanup.js';
+import { failIfUnsettled } from '../exec/unsettled.js';
 
 installInterruptHandler();
 
-run(adoptEnvFile(process.argv.slice(2))).then(
+const work = run(adoptEnvFile(process.argv.slice(2)));
+failIfUnsettled(work, (line) => process.stderr.write(`hoist: ${line}\n`));
+work.then(
   (code) => {
     process.exitCode = code;
   },

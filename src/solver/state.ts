@@ -4,7 +4,8 @@ import type { HistoryEntry } from '../image/manifest.js';
 import type { Store } from '../store/store.js';
 import type { Layer } from '../layer/layer.js';
 import { chain, CompressionError, decompressed } from '../layer/compression.js';
-import { DigestStream } from '../image/digest.js';
+import { DigestMismatchError, DigestStream } from '../image/digest.js';
+import { CacheBlobError } from '../cache/backend.js';
 import { cleanEntryName } from '../layer/rooted.js';
 import { readTar, TarError, type TarHeader } from '../layer/tar.js';
 import { FsIndex } from '../layer/fs-index.js';
@@ -59,6 +60,11 @@ export class ImageState {
           return await FsIndex.readHeaders(chain(stream, new DigestStream({ digest: l.diffID, where: `layer ${l.diffID}` })));
         } catch (e) {
           if (e instanceof TarError || e instanceof CompressionError) e.message = `layer ${l.diffID}: ${e.message}`;
+          // A cache's record can lie about a layer's diffID, or name bytes that are no tar: not the build's fault,
+          // the steps that layer would have given run again (solver.ts build).
+          if (l.sources.some((src) => src.cache) && (e instanceof DigestMismatchError || e instanceof TarError || e instanceof CompressionError)) {
+            throw new CacheBlobError(`the cache's record of layer ${l.descriptor.digest} does not match its content (${e.message})`, l.descriptor.digest);
+          }
           throw e;
         }
       });

@@ -191,6 +191,9 @@ export class Store {
       if (source instanceof Readable) source.destroy();
       return { digest: expected.digest, size: held };
     }
+    // A stream destroyed while the store was asked (a download given up: its layer refused by a reader of the same
+    // bytes) has nothing more to give, and a pipeline over it would wait forever.
+    if (source instanceof Readable && source.destroyed) throw new StoreError(`${expected ? `blob ${expected.digest}: ` : ''}the download was stopped before it was written`);
     const tmp = this.tmpPath();
     const verify = new DigestStream(expected ? { digest: expected.digest, size: expected.size, where: `blob ${expected.digest}` } : undefined);
     // An interrupted download leaves no partial blob behind.
