@@ -85874,8 +85874,13 @@ async function mergedIndex(client, sources) {
         const root = remote.root;
         const found = [];
         if (root.kind === 'index') {
-            for (const d of root.index.manifests)
-                found.push({ descriptor: d, manifest: await remote.manifest(d), from: remote });
+            for (const d of root.index.manifests) {
+                const manifest = await remote.manifest(d);
+                // (an index among an index's entries has no blobs of its own to find: its images are what to join)
+                if (manifest.kind === 'index')
+                    throw new MergeError(`${familiarReference(ref)}: its entry ${d.digest} is itself an index; name the images it lists (or that index) instead`);
+                found.push({ descriptor: d, manifest, from: remote });
+            }
         }
         else {
             const config = (0,image_manifest/* parseImageConfig */.FB)(await remote.readBlob(root.manifest.config));
@@ -95433,8 +95438,13 @@ class StageLog {
         this.open = undefined;
     }
 }
-const cell = (s) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-const code = (s) => `<code>${s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')}</code>`;
+/**
+ * Text from the build (a Dockerfile's instructions, tags) in a summary cell: HTML-escaped, and every character that
+ * Markdown or GitHub's autolinks read as syntax written as a numeric reference, so a Dockerfile cannot put a link, an
+ * image (a tracking pixel), emphasis or a table cell into the job's summary: it shows as the text it is.
+ */
+const markdownSyntax = /[\\`*_{}[\]()#+!|~:@]/g;
+const code = (s) => `<code>${s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(markdownSyntax, (c) => `&#${c.charCodeAt(0)};`).replace(/\bwww\./gi, (m) => `${m.slice(0, 3)}&#46;`).replace(/\r?\n/g, ' ')}</code>`;
 function summaryMarkdown(outcome, options) {
     const sizes = new Map(outcome.layers.map((l) => [l.diffID, l.size]));
     const c = outcome.cache;
@@ -95450,7 +95460,7 @@ function summaryMarkdown(outcome, options) {
     for (const st of outcome.steps) {
         const size = st.diffID !== undefined ? sizes.get(st.diffID) : undefined;
         const result = st.position === 1 ? (st.source ?? '') : st.cached ? `cached${st.source ? ` (${st.source})` : ''}` : 'ran';
-        lines.push(`| ${code(cell(stepName(st)))} | ${result} | ${st.seconds.toFixed(1)}s | ${size !== undefined ? formatBytes(size) : ''} |`);
+        lines.push(`| ${code(stepName(st))} | ${result} | ${st.seconds.toFixed(1)}s | ${size !== undefined ? formatBytes(size) : ''} |`);
     }
     return lines.join('\n') + '\n';
 }
@@ -98673,16 +98683,35 @@ function isAttestation(d) {
     return (d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' ||
         (d.platform?.os === 'unknown' && d.platform?.architecture === 'unknown'));
 }
-/** The platforms an index offers, attestations left out. */
+/**
+ * An entry's platform, when it is one that can be read (strings of the allowed characters): an index may hold an
+ * absurd entry beside good ones, and the good ones must still be found.
+ */
+function readablePlatform(d) {
+    const p = d.platform;
+    if (!p || typeof p.os !== 'string' || typeof p.architecture !== 'string' || (p.variant !== undefined && typeof p.variant !== 'string'))
+        return undefined;
+    const text = (0,_platform_js__WEBPACK_IMPORTED_MODULE_2__/* .formatPlatform */ .Bq)(p);
+    if (/\s/.test(text))
+        return undefined;
+    try {
+        (0,_platform_js__WEBPACK_IMPORTED_MODULE_2__/* .parsePlatform */ .FL)(text);
+        return p;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The platforms an index offers, attestations (and entries whose platform cannot be read) left out. */
 function indexPlatforms(index) {
-    return index.manifests.filter((d) => d.platform && !isAttestation(d)).map((d) => d.platform);
+    return index.manifests.filter((d) => !isAttestation(d)).flatMap((d) => readablePlatform(d) ?? []);
 }
 /**
  * The index entry for a platform. An exact match (after normalisation) wins; a requested variant-less platform
  * takes the best variant on offer (arm64 matches arm64/v8; arm/v7 runs on arm/v8). Attestations are never picked.
  */
 function selectPlatform(index, want) {
-    const candidates = index.manifests.filter((d) => !isAttestation(d) && d.platform !== undefined);
+    const candidates = index.manifests.filter((d) => !isAttestation(d) && readablePlatform(d) !== undefined);
     const exact = candidates.find((d) => (0,_platform_js__WEBPACK_IMPORTED_MODULE_2__/* .samePlatform */ .my)(d.platform, want));
     if (exact)
         return exact;
@@ -99311,7 +99340,7 @@ async function extractLayer(source, root, options) {
         options.headers?.push(read);
         const header = options.cacheContent ? { ...read, mode: read.mode & ~0o6000, xattrs: {} } : read;
         if (header.type === 'file' && options.maxBytes !== undefined && (bytes += header.size) > options.maxBytes) {
-            body.resume();
+            body.destroy();
             throw new _tar_js__WEBPACK_IMPORTED_MODULE_7__/* .TarError */ .mt(`more than the ${options.maxBytes} bytes of content allowed (at ${JSON.stringify(header.name.slice(0, 200))})`);
         }
         const name = (0,_rooted_js__WEBPACK_IMPORTED_MODULE_6__/* .cleanEntryName */ .pG)(header.name);
@@ -100296,8 +100325,10 @@ async function* readTar(source, options = {}) {
                 wanted = true;
                 return;
             }
+            // (a body nobody listens to is one its reader let go: it drains it, or gave up; the archive's end, if that is
+            // what failed, is met again by the next header's read: an 'error' here would be an unhandled event)
             inflight = pull()
-                .catch((e) => void body.destroy(e))
+                .catch((e) => void body.destroy(body.listenerCount('error') > 0 ? e : undefined))
                 .finally(() => {
                 inflight = undefined;
                 if (wanted && !body.destroyed && !body.readableEnded) {
@@ -100873,7 +100904,7 @@ function sharedBy(map, key, make) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   httpDispatcher: () => (/* binding */ httpDispatcher)
 /* harmony export */ });
-/* unused harmony export proxyConfigured */
+/* unused harmony exports proxyConfigured, ProxyError */
 /* harmony import */ var _undici_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(75659);
 // The HTTP(S) proxy of the environment, for every connection hoist makes (registries, their token servers, ADD
 // <url>, the Actions cache probe): HTTPS_PROXY / HTTP_PROXY (either case) and NO_PROXY, as undici's
@@ -100885,6 +100916,30 @@ function sharedBy(map, key, make) {
 function proxyConfigured(env = process.env) {
     return Boolean(env.https_proxy || env.HTTPS_PROXY || env.http_proxy || env.HTTP_PROXY);
 }
+class ProxyError extends Error {
+    name = 'ProxyError';
+}
+/**
+ * A proxy variable's value as a URL: `host:port` means http://host:port, as curl and Go's http package read it;
+ * anything else that is not an http(s) URL is an error naming the variable (never its value: it may hold a password).
+ */
+function proxyURL(name, value) {
+    if (!value)
+        return undefined;
+    const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`;
+    let url;
+    try {
+        url = new URL(text);
+    }
+    catch {
+        throw new ProxyError(`${name} is not a proxy URL (expected http://[user:password@]host:port): fix or unset it`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+        throw new ProxyError(`${name} names a ${url.protocol.slice(0, -1)} proxy; only http:// and https:// proxies are supported: fix or unset it`);
+    if (!url.hostname)
+        throw new ProxyError(`${name} has no host (expected http://[user:password@]host:port): fix or unset it`);
+    return url.href;
+}
 function httpDispatcher(options = {}, env = process.env) {
     const base = {
         ...(options.connections ? { connections: options.connections } : {}),
@@ -100894,9 +100949,13 @@ function httpDispatcher(options = {}, env = process.env) {
     if (!proxyConfigured(env))
         return new _undici_js__WEBPACK_IMPORTED_MODULE_0__/* .Agent */ .g6(base);
     const noProxy = [env.no_proxy ?? env.NO_PROXY, 'localhost', '127.0.0.1', '[::1]'].filter(Boolean).join(',');
+    const httpProxy = proxyURL(env.http_proxy ? 'http_proxy' : 'HTTP_PROXY', env.http_proxy || env.HTTP_PROXY);
+    const httpsProxy = proxyURL(env.https_proxy ? 'https_proxy' : 'HTTPS_PROXY', env.https_proxy || env.HTTPS_PROXY);
     return new _undici_js__WEBPACK_IMPORTED_MODULE_0__/* .EnvHttpProxyAgent */ .J2({
         ...base,
         noProxy,
+        ...(httpProxy ? { httpProxy } : {}),
+        ...(httpsProxy ? { httpsProxy } : {}),
         // undici's option, which its EnvHttpProxyAgent hands to each ProxyAgent
         ...{ proxyTunnel: false },
         ...(options.insecure ? { requestTls: { rejectUnauthorized: false } } : {}),

@@ -6,6 +6,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { parseReference } from '../../src/image/reference.js';
+import { RegistryClient } from '../../src/registry/client.js';
 import { canMakeBuildxBases, pushBuildxBase } from '../helpers/buildx-bases.js';
 import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
 import { hoist } from '../helpers/hoist.js';
@@ -137,6 +139,21 @@ const canEmulate = existsSync('/usr/lib/binfmt.d/qemu-aarch64.conf');
     expect(back.raw.mediaType).toBe(ociTypes.index);
     expect(back.images.map((i) => [i.platform, i.manifest.mediaType])).toEqual([['linux/amd64', dockerTypes.manifest], ['linux/arm64', ociTypes.manifest]]);
   }, 180_000);
+
+  test('an index whose entry is an index cannot be merged: said clearly, nothing pushed', async () => {
+    const client = new RegistryClient();
+    try {
+      const inner = await client.getManifest(parseReference(bases.oci));
+      const nested = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: ociTypes.index, manifests: [{ mediaType: inner.mediaType, digest: inner.digest, size: inner.bytes.length }] }));
+      await client.putManifest(parseReference(bases.oci), 'nested', nested, ociTypes.index);
+    } finally {
+      await client.close();
+    }
+    const r = await hoist(['merge', '--store', path.join(work, 'store'), '-t', `${reg.host}/out/nested:1`, `${reg.host}/base/oci:nested`]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/hoist merge: .*base\/oci:nested: its entry sha256:[0-9a-f]{64} is itself an index; name the images it lists \(or that index\) instead/);
+    expect(r.err).not.toMatch(/internal/);
+  });
 
   describe('next to docker 26.1\'s buildx', () => {
     let dockerd: Dockerd;

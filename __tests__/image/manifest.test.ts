@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestMismatchError, DigestStream, digestOf, SizeMismatchError } from '../../src/image/digest.js';
 import { indexMediaTypeFor, manifestIsOci, MediaType } from '../../src/image/media-types.js';
-import { chainIDs, type Descriptor, type ImageIndex, type ImageManifest, inFamily, manifestBytes, ManifestError, parseManifest, selectPlatform } from '../../src/image/manifest.js';
+import { chainIDs, type Descriptor, type ImageIndex, type ImageManifest, indexPlatforms, inFamily, manifestBytes, ManifestError, parseManifest, selectPlatform } from '../../src/image/manifest.js';
 import type { Platform } from '../../src/image/platform.js';
 
 const d = (n: number) => 'sha256:' + n.toString(16).padStart(64, '0');
@@ -48,6 +48,13 @@ describe('manifests', () => {
     expect(selectPlatform(index, { os: 'linux', architecture: 'arm', variant: 'v6' })?.digest).toBe(d(3));
     expect(selectPlatform(index, { os: 'linux', architecture: 's390x' })).toBeUndefined();
     expect(selectPlatform({ schemaVersion: 2, manifests: [index.manifests[0]] }, { os: 'unknown', architecture: 'unknown' })).toBeUndefined();
+  });
+
+  test('an absurd entry beside good ones is passed over, not fatal', () => {
+    const absurd = [{ os: 'linux', architecture: 'amd64/../../x' }, { os: 42, architecture: null }, { os: '', architecture: '' }, { os: 'linux', architecture: 'x'.repeat(10) + '\n' }] as unknown as Platform[];
+    const index: ImageIndex = { schemaVersion: 2, manifests: [...absurd.map((p, i) => entry(p, 20 + i)), entry({ os: 'linux', architecture: 'amd64' }, 1)] };
+    expect(selectPlatform(index, { os: 'linux', architecture: 'amd64' })?.digest).toBe(d(1));
+    expect(indexPlatforms(index)).toEqual([{ os: 'linux', architecture: 'amd64' }]);
   });
 
   test('chain IDs', () => {

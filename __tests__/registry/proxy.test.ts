@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
+import { httpDispatcher } from '../../src/registry/proxy.js';
 import { hoistWithEnv } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -88,4 +89,15 @@ if (!outward) process.stderr.write('NOTICE: no address other than loopback here:
     expect(r.err).not.toMatch(/\n\s+at /);
     expect(Date.now() - started).toBeLessThan(60_000);
   }, 120_000);
+
+  test('a proxy variable that is no proxy URL is a clear error naming it, never its value; host:port is http://host:port', async () => {
+    for (const [value, says] of [['http://user:s3cret@[bad', /^hoist build: HTTPS_PROXY is not a proxy URL \(expected http:\/\/\[user:password@\]host:port\): fix or unset it$/m], ['socks5://user:s3cret@127.0.0.1:1080', /^hoist build: HTTPS_PROXY names a socks5 proxy; only http:\/\/ and https:\/\/ proxies are supported: fix or unset it$/m]] as const) {
+      const r = await build({ HTTPS_PROXY: value }, 'bad-proxy');
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(says);
+      expect(r.err).not.toContain('s3cret');
+      expect(r.err).not.toMatch(/internal error|\n\s+at /);
+    }
+    expect(() => httpDispatcher({}, { HTTP_PROXY: '127.0.0.1:3128' })).not.toThrow();
+  }, 60_000);
 });

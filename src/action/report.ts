@@ -49,8 +49,13 @@ export class StageLog {
   }
 }
 
-const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-const code = (s: string) => `<code>${s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')}</code>`;
+/**
+ * Text from the build (a Dockerfile's instructions, tags) in a summary cell: HTML-escaped, and every character that
+ * Markdown or GitHub's autolinks read as syntax written as a numeric reference, so a Dockerfile cannot put a link, an
+ * image (a tracking pixel), emphasis or a table cell into the job's summary: it shows as the text it is.
+ */
+const markdownSyntax = /[\\`*_{}[\]()#+!|~:@]/g;
+const code = (s: string) => `<code>${s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(markdownSyntax, (c) => `&#${c.charCodeAt(0)};`).replace(/\bwww\./gi, (m) => `${m.slice(0, 3)}&#46;`).replace(/\r?\n/g, ' ')}</code>`;
 
 export function summaryMarkdown(outcome: BuildOutcome, options: { pushed: boolean }): string {
   const sizes = new Map(outcome.layers.map((l) => [l.diffID, l.size]));
@@ -67,7 +72,7 @@ export function summaryMarkdown(outcome: BuildOutcome, options: { pushed: boolea
   for (const st of outcome.steps) {
     const size = st.diffID !== undefined ? sizes.get(st.diffID) : undefined;
     const result = st.position === 1 ? (st.source ?? '') : st.cached ? `cached${st.source ? ` (${st.source})` : ''}` : 'ran';
-    lines.push(`| ${code(cell(stepName(st)))} | ${result} | ${st.seconds.toFixed(1)}s | ${size !== undefined ? formatBytes(size) : ''} |`);
+    lines.push(`| ${code(stepName(st))} | ${result} | ${st.seconds.toFixed(1)}s | ${size !== undefined ? formatBytes(size) : ''} |`);
   }
   return lines.join('\n') + '\n';
 }

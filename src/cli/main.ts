@@ -78,6 +78,7 @@ const userErrors = new Set([
   'NoPlatformError',
   'ToolMissingError',
   'GitContextError',
+  'ProxyError',
 ]);
 
 /**

@@ -31,7 +31,12 @@ export async function mergedIndex(client: RegistryClient, sources: readonly Refe
     const root = remote.root;
     const found: Entry[] = [];
     if (root.kind === 'index') {
-      for (const d of root.index.manifests) found.push({ descriptor: d, manifest: await remote.manifest(d), from: remote });
+      for (const d of root.index.manifests) {
+        const manifest = await remote.manifest(d);
+        // (an index among an index's entries has no blobs of its own to find: its images are what to join)
+        if (manifest.kind === 'index') throw new MergeError(`${familiarReference(ref)}: its entry ${d.digest} is itself an index; name the images it lists (or that index) instead`);
+        found.push({ descriptor: d, manifest, from: remote });
+      }
     } else {
       const config = parseImageConfig(await remote.readBlob(root.manifest.config));
       if (!config.architecture || !config.os) throw new MergeError(`${familiarReference(ref)}: its config names no platform (architecture and os)`);

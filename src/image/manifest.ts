@@ -185,9 +185,26 @@ export function isAttestation(d: Descriptor): boolean {
   );
 }
 
-/** The platforms an index offers, attestations left out. */
+/**
+ * An entry's platform, when it is one that can be read (strings of the allowed characters): an index may hold an
+ * absurd entry beside good ones, and the good ones must still be found.
+ */
+function readablePlatform(d: Descriptor): Platform | undefined {
+  const p = d.platform as Partial<Platform> | undefined;
+  if (!p || typeof p.os !== 'string' || typeof p.architecture !== 'string' || (p.variant !== undefined && typeof p.variant !== 'string')) return undefined;
+  const text = formatPlatform(p as Platform);
+  if (/\s/.test(text)) return undefined;
+  try {
+    parsePlatform(text);
+    return p as Platform;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The platforms an index offers, attestations (and entries whose platform cannot be read) left out. */
 export function indexPlatforms(index: ImageIndex): Platform[] {
-  return index.manifests.filter((d) => d.platform && !isAttestation(d)).map((d) => d.platform as Platform);
+  return index.manifests.filter((d) => !isAttestation(d)).flatMap((d) => readablePlatform(d) ?? []);
 }
 
 /**
@@ -195,7 +212,7 @@ export function indexPlatforms(index: ImageIndex): Platform[] {
  * takes the best variant on offer (arm64 matches arm64/v8; arm/v7 runs on arm/v8). Attestations are never picked.
  */
 export function selectPlatform(index: ImageIndex, want: Platform): Descriptor | undefined {
-  const candidates = index.manifests.filter((d) => !isAttestation(d) && d.platform !== undefined);
+  const candidates = index.manifests.filter((d) => !isAttestation(d) && readablePlatform(d) !== undefined);
   const exact = candidates.find((d) => samePlatform(d.platform as Platform, want));
   if (exact) return exact;
   const w = parsePlatform(formatPlatform(want));

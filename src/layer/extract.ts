@@ -84,7 +84,7 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
     options.headers?.push(read);
     const header = options.cacheContent ? { ...read, mode: read.mode & ~0o6000, xattrs: {} } : read;
     if (header.type === 'file' && options.maxBytes !== undefined && (bytes += header.size) > options.maxBytes) {
-      body.resume();
+      body.destroy();
       throw new TarError(`more than the ${options.maxBytes} bytes of content allowed (at ${JSON.stringify(header.name.slice(0, 200))})`);
     }
     const name = cleanEntryName(header.name);

@@ -271,8 +271,10 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, optio
         wanted = true;
         return;
       }
+      // (a body nobody listens to is one its reader let go: it drains it, or gave up; the archive's end, if that is
+      // what failed, is met again by the next header's read: an 'error' here would be an unhandled event)
       inflight = pull()
-        .catch((e: Error) => void body.destroy(e))
+        .catch((e: Error) => void body.destroy(body.listenerCount('error') > 0 ? e : undefined))
         .finally(() => {
           inflight = undefined;
           if (wanted && !body.destroyed && !body.readableEnded) {
