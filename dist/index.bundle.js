@@ -87446,7 +87446,14 @@ class DirectoryExecutor {
             // Without CAP_SYS_PTRACE a root step runs as proot's emulated root (-0): a switch of user inside the step is
             // then emulated too (the step goes on as real root), where a real one would leave proot unable to exec.
             const fakeRoot = spec.uid === 0 && !mayTraceOthers() ? ['-0'] : [];
-            argv = [this.program, ...fakeRoot, '-v', '-1', '-r', root, '-w', spec.cwd, '-b', '/proc', '-b', '/dev', '-b', '/sys', '-b', `${hosts}:/etc/hosts`, '-b', `${resolv}:/etc/resolv.conf`];
+            // The step's /dev is its own: the nodes it needs made in the stage's /dev (as for chroot), never the machine's
+            // bound in (a bind is a path translation: a root step's `rm -rf /dev` would delete the machine's nodes). /sys
+            // is not bound (proot binds cannot be read-only, as runc's is).
+            await placement.devices();
+            argv = [this.program, ...fakeRoot, '-v', '-1', '-r', root, '-w', spec.cwd, '-b', '/proc', '-b', `${hosts}:/etc/hosts`, '-b', `${resolv}:/etc/resolv.conf`];
+            for (const [name] of devices)
+                if (!(0,external_node_fs_.lstatSync)(external_node_path_.join(root, 'dev', name), { throwIfNoEntry: false }))
+                    argv.push('-b', `/dev/${name}`);
             for (const m of mounts)
                 argv.push('-b', `${m.source}:${m.destination}`);
             if (spec.emulator)
@@ -87568,6 +87575,8 @@ class DirectoryExecutor {
 }
 /** The device nodes runc's /dev gives a step, made for a chroot (CAP_MKNOD is in a container's default set). */
 const devices = [['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0]];
+/** runc's /dev links (a target) and /dev/shm (a directory), made for a step where the image has none */
+const devLinks = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2'], ['shm', undefined]];
 /**
  * What hoist puts into a stage's root for one step — mount points (as runc makes them), and for chroot the mounts'
  * content and /dev's nodes — and takes out again before the step's layer is read, with the times of the
@@ -87676,10 +87685,29 @@ class Placement {
             if (r.status === 0)
                 this.placed.push({ abs, made: true });
         }
+        // What runc's /dev has beside the nodes: the descriptors' links and a /dev/shm of the step's own.
+        for (const [name, target] of devLinks) {
+            const abs = external_node_path_.join(dev, name);
+            if ((0,external_node_fs_.lstatSync)(abs, { throwIfNoEntry: false }))
+                continue;
+            this.note(dev);
+            if (target)
+                await (0,promises_.symlink)(target, abs);
+            else
+                await (0,promises_.mkdir)(abs, { mode: 0o1777 }).then(() => (0,promises_.chmod)(abs, 0o1777));
+            this.placed.push({ abs, made: true, ...(target ? { link: target } : {}) });
+        }
     }
     /** What place() and devices() put in goes; a cache's content is copied back to the cache first. */
     async takeOut() {
         for (const p of this.placed.splice(0).reverse()) {
+            if (p.link !== undefined) {
+                // a link hoist made goes when it is still that link, in the directory it was made in
+                const st = this.still(external_node_path_.dirname(p.abs)) ? (0,external_node_fs_.lstatSync)(p.abs, { throwIfNoEntry: false }) : undefined;
+                if (st?.isSymbolicLink() && (0,external_node_fs_.readlinkSync)(p.abs) === p.link)
+                    await (0,promises_.rm)(p.abs, { force: true });
+                continue;
+            }
             if (!this.still(p.abs))
                 continue;
             if (p.cache && (0,external_node_fs_.lstatSync)(p.abs).isDirectory()) {
@@ -88182,16 +88210,20 @@ class OverlayExecutor {
 
 const noRuntime = 'RUN needs an OCI runtime: install runc (apt-get install runc) or crun';
 async function chooseExecutor(store, isolation) {
-    if (isolation === 'proot' || isolation === 'chroot')
-        return directoryExecutor(store, isolation, `--isolation ${isolation}`);
+    const probes = external_node_path_.join(store.root, 'tmp');
+    await (0,promises_.mkdir)(probes, { recursive: true });
+    if (isolation === 'proot' || isolation === 'chroot') {
+        // Where the overlay could be mounted, this is a machine (not a container without privileges): proot and chroot
+        // are no boundary, and a root step reaches what the machine's root reaches (its /proc, its files by path).
+        const onMachine = process.getuid?.() === 0 && !(await overlayRefused(probes));
+        return directoryExecutor(store, isolation, `--isolation ${isolation}${onMachine ? '; WARNING: this machine may mount, so it is no container: a step runs as its root beside it, with its /proc — build untrusted Dockerfiles with --isolation runc here' : ''}`);
+    }
     const runtime = findRuntime();
     if (isolation === 'runc') {
         if (!runtime)
             throw new ExecError(noRuntime);
         return overlayExecutor(store, runtime);
     }
-    const probes = external_node_path_.join(store.root, 'tmp');
-    await (0,promises_.mkdir)(probes, { recursive: true });
     const refused = await overlayRefused(probes);
     if (!refused) {
         if (!runtime)

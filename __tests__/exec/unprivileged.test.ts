@@ -89,6 +89,15 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
     expect(r.err.match(/RUN runs through proot \(this machine may not mount: [^)]*\)/g)).toHaveLength(1);
     await readBack(`${reg.host}/app/notice:1`);
     expect(r.err).not.toMatch(/\bat .*\.js:\d+/); // no stack trace
+    // A root step that removes /dev (and writes /sys) through proot or chroot reaches the step's own nodes only:
+    // the container's /dev is whole after it (issue 34: the machine's nodes were bound in, and deleted).
+    for (const isolation of ['proot', 'chroot']) {
+      const wipe = path.join(work, `wipe-${isolation}`);
+      mkdirSync(wipe);
+      writeFileSync(path.join(wipe, 'Dockerfile'), `FROM ${busybox}\nRUN rm -rf /dev/* /dev/.[!.]* 2>/dev/null; echo 1 > /sys/kernel/hoist 2>/dev/null; ls -A /dev | wc -l > /left\n`);
+      const w = inContainer(['-c', `hoist build -q --isolation ${isolation} ${wipe} && test -c /dev/null && test -c /dev/zero && test -c /dev/urandom && echo DEV-INTACT`], { entrypoint: 'sh' });
+      expect(`${w.code}\n${w.out}\n${w.err}`).toMatch(/^0\n(sha256:[0-9a-f]{64}\n)?DEV-INTACT\n/);
+    }
   }, 300_000);
 
   test('a plain container (Debian and node: no proot, python3 or attr tools): RUN runs through chroot, the notice says what is lost; what an executor lacks is said in one line before anything is fetched', async () => {
@@ -199,18 +208,21 @@ RUN id > /tmp/id && touch /tmp/mine
     writeFileSync(canary, `the job's own copy: ${password}\n`);
     // The step holds still while the job's shell searches the container's files (all but /proc, /sys and the work
     // directory) for the password and for the base64 user:password a docker config would hold.
+    // (the step and the job meet in a cache mount, which lives in the job's store: the step's /dev/shm is its own)
     writeFileSync(path.join(projectDir, 'Dockerfile'), `FROM ${base}
-RUN --mount=type=secret,id=tok test "$(cat /run/secrets/tok)" = the-secret-value && touch /dev/shm/step-running && i=0 && while [ -e /dev/shm/step-running ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; ls /dev/shm > /shm-during
-RUN ls /dev/shm > /shm-after
+RUN --mount=type=secret,id=tok --mount=type=cache,id=signal,target=/signal test "$(cat /run/secrets/tok)" = the-secret-value && touch /signal/step-running && i=0 && while [ -e /signal/step-running ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; ls -A /dev/shm > /shm-step
 `);
     const out = path.join(work, 'creds-out');
     const search = `grep -rlsF -e "$CI_REGISTRY_PASSWORD" -e "$(printf 'alice:%s' "$CI_REGISTRY_PASSWORD" | base64)" / --exclude-dir=proc --exclude-dir=sys --exclude-dir=${path.basename(work)}`;
+    const running = 'find /var/cache/hoist -name step-running 2>/dev/null';
     const script = `hoist build --secret id=tok,env=TOKEN --push -o type=local,dest=${out} . > ${work}/creds-log 2>&1 & b=$!
-i=0; while [ ! -e /dev/shm/step-running ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
+i=0; while [ -z "$(${running})" ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
 ${search} > ${work}/found-during
-rm -f /dev/shm/step-running
+ls /dev/shm > ${work}/shm-during
+${running} -exec rm -f {} +
 wait $b; echo $? > ${work}/creds-status
 ${search} > ${work}/found-after
+ls /dev/shm > ${work}/shm-after
 `;
     const r = inContainer(['-c', script], {
       entrypoint: 'sh',
@@ -225,7 +237,9 @@ ${search} > ${work}/found-after
     expect(skopeoTags('group/project')).toContain('main');
     expect(readFileSync(path.join(work, 'found-during'), 'utf8')).toBe('/etc/hoist-canary\n');
     expect(readFileSync(path.join(work, 'found-after'), 'utf8')).toBe('/etc/hoist-canary\n');
-    expect(readFileSync(path.join(out, 'shm-during'), 'utf8')).toMatch(/^hoist-secret-/m);
-    expect(readFileSync(path.join(out, 'shm-after'), 'utf8')).not.toMatch(/hoist-secret/);
+    // the secret's file is on the job's /dev/shm while its step runs, gone after; the step's own /dev/shm is empty
+    expect(readFileSync(path.join(work, 'shm-during'), 'utf8')).toMatch(/^hoist-secret-/m);
+    expect(readFileSync(path.join(work, 'shm-after'), 'utf8')).not.toMatch(/hoist-secret/);
+    expect(readFileSync(path.join(out, 'shm-step'), 'utf8')).toBe('');
   }, 600_000);
 });

@@ -13,14 +13,19 @@ import { xattrTool, xattrToolMissing } from '../layer/xattr.js';
 const noRuntime = 'RUN needs an OCI runtime: install runc (apt-get install runc) or crun';
 
 export async function chooseExecutor(store: Store, isolation: Isolation): Promise<Executor> {
-  if (isolation === 'proot' || isolation === 'chroot') return directoryExecutor(store, isolation, `--isolation ${isolation}`);
+  const probes = path.join(store.root, 'tmp');
+  await mkdir(probes, { recursive: true });
+  if (isolation === 'proot' || isolation === 'chroot') {
+    // Where the overlay could be mounted, this is a machine (not a container without privileges): proot and chroot
+    // are no boundary, and a root step reaches what the machine's root reaches (its /proc, its files by path).
+    const onMachine = process.getuid?.() === 0 && !(await overlayRefused(probes));
+    return directoryExecutor(store, isolation, `--isolation ${isolation}${onMachine ? '; WARNING: this machine may mount, so it is no container: a step runs as its root beside it, with its /proc — build untrusted Dockerfiles with --isolation runc here' : ''}`);
+  }
   const runtime = findRuntime();
   if (isolation === 'runc') {
     if (!runtime) throw new ExecError(noRuntime);
     return overlayExecutor(store, runtime);
   }
-  const probes = path.join(store.root, 'tmp');
-  await mkdir(probes, { recursive: true });
   const refused = await overlayRefused(probes);
   if (!refused) {
     if (!runtime) throw new ExecError(`${noRuntime} (or pass --isolation proot)`);

@@ -7,8 +7,8 @@
 // indexed before, compared after (tree-diff.ts).
 // The container is the boundary here: a step runs as the job's root, beside it (README, Security).
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, copyFile, lchown, lutimes, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { closeSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmod, copyFile, lchown, lutimes, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FsIndex } from '../layer/fs-index.js';
@@ -274,7 +274,12 @@ export class DirectoryExecutor implements Executor {
       // Without CAP_SYS_PTRACE a root step runs as proot's emulated root (-0): a switch of user inside the step is
       // then emulated too (the step goes on as real root), where a real one would leave proot unable to exec.
       const fakeRoot = spec.uid === 0 && !mayTraceOthers() ? ['-0'] : [];
-      argv = [this.program, ...fakeRoot, '-v', '-1', '-r', root, '-w', spec.cwd, '-b', '/proc', '-b', '/dev', '-b', '/sys', '-b', `${hosts}:/etc/hosts`, '-b', `${resolv}:/etc/resolv.conf`];
+      // The step's /dev is its own: the nodes it needs made in the stage's /dev (as for chroot), never the machine's
+      // bound in (a bind is a path translation: a root step's `rm -rf /dev` would delete the machine's nodes). /sys
+      // is not bound (proot binds cannot be read-only, as runc's is).
+      await placement.devices();
+      argv = [this.program, ...fakeRoot, '-v', '-1', '-r', root, '-w', spec.cwd, '-b', '/proc', '-b', `${hosts}:/etc/hosts`, '-b', `${resolv}:/etc/resolv.conf`];
+      for (const [name] of devices) if (!lstatSync(path.join(root, 'dev', name), { throwIfNoEntry: false })) argv.push('-b', `/dev/${name}`);
       for (const m of mounts) argv.push('-b', `${m.source}:${m.destination}`);
       if (spec.emulator) argv.push('-q', spec.emulator);
       argv.push(...command);
@@ -386,6 +391,8 @@ interface PlacedMount {
 
 /** The device nodes runc's /dev gives a step, made for a chroot (CAP_MKNOD is in a container's default set). */
 const devices: [string, number, number][] = [['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0]];
+/** runc's /dev links (a target) and /dev/shm (a directory), made for a step where the image has none */
+const devLinks: [string, string | undefined][] = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2'], ['shm', undefined]];
 
 /**
  * What hoist puts into a stage's root for one step — mount points (as runc makes them), and for chroot the mounts'
@@ -396,7 +403,7 @@ class Placement {
   readonly parents = new Map<string, number>();
   /** what make() made, outermost first: a mount point and the directories made to hold it */
   private readonly made: { abs: string; restore: boolean }[] = [];
-  private readonly placed: { abs: string; made: boolean; cache?: string; was?: { mode: number; uid: number; gid: number }; content?: Buffer }[] = [];
+  private readonly placed: { abs: string; made: boolean; cache?: string; was?: { mode: number; uid: number; gid: number }; content?: Buffer; link?: string }[] = [];
 
   constructor(private readonly root: string) {}
 
@@ -481,11 +488,26 @@ class Placement {
       const r = spawnSync('mknod', ['-m', '666', abs, 'c', String(major), String(minor)], { stdio: 'ignore' });
       if (r.status === 0) this.placed.push({ abs, made: true });
     }
+    // What runc's /dev has beside the nodes: the descriptors' links and a /dev/shm of the step's own.
+    for (const [name, target] of devLinks) {
+      const abs = path.join(dev, name);
+      if (lstatSync(abs, { throwIfNoEntry: false })) continue;
+      this.note(dev);
+      if (target) await symlink(target, abs);
+      else await mkdir(abs, { mode: 0o1777 }).then(() => chmod(abs, 0o1777));
+      this.placed.push({ abs, made: true, ...(target ? { link: target } : {}) });
+    }
   }
 
   /** What place() and devices() put in goes; a cache's content is copied back to the cache first. */
   async takeOut(): Promise<void> {
     for (const p of this.placed.splice(0).reverse()) {
+      if (p.link !== undefined) {
+        // a link hoist made goes when it is still that link, in the directory it was made in
+        const st = this.still(path.dirname(p.abs)) ? lstatSync(p.abs, { throwIfNoEntry: false }) : undefined;
+        if (st?.isSymbolicLink() && readlinkSync(p.abs) === p.link) await rm(p.abs, { force: true });
+        continue;
+      }
       if (!this.still(p.abs)) continue;
       if (p.cache && lstatSync(p.abs).isDirectory()) {
         for (const name of readdirSync(p.cache)) await rm(path.join(p.cache, name), { recursive: true, force: true });
