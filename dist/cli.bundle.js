@@ -34862,6 +34862,10 @@ class OverlayExecutor {
     runtime) {
         this.store = store;
         this.runtime = runtime;
+        // Opaque directories live in an xattr that only python3 or the attr tools read and write here; without them a
+        // layer would silently bring back what a step deleted. Said when the executor is chosen, before any work.
+        if (!(0,xattr/* xattrTool */.qL)())
+            throw new ExecError(xattr/* xattrToolMissing */.cm);
     }
     emulation(platform, register) {
         return ensureEmulation(platform, register);
@@ -34897,10 +34901,6 @@ class OverlayExecutor {
         return { path: dir };
     }
     async root(state, _stage, scratch) {
-        // Opaque directories live in an xattr that only python3 or the attr tools read and write here; without them a
-        // layer would silently bring back what a step deleted.
-        if (!(0,xattr/* xattrTool */.qL)())
-            throw new ExecError(xattr/* xattrToolMissing */.cm);
         const mount = await mountOverlay(await this.snapshots(state), scratch);
         const store = this.store;
         return {
@@ -34956,7 +34956,6 @@ class OverlayExecutor {
 
 
 
-
 const noRuntime = 'RUN needs an OCI runtime: install runc (apt-get install runc) or crun';
 async function chooseExecutor(store, isolation) {
     const probes = external_node_path_.join(store.root, 'tmp');
@@ -34971,22 +34970,15 @@ async function chooseExecutor(store, isolation) {
     if (isolation === 'runc') {
         if (!runtime)
             throw new ExecError(noRuntime);
-        return overlayExecutor(store, runtime);
+        return new OverlayExecutor(store, runtime);
     }
     const refused = await overlayRefused(probes);
     if (!refused) {
         if (!runtime)
             throw new ExecError(`${noRuntime} (or pass --isolation proot)`);
-        return overlayExecutor(store, runtime);
+        return new OverlayExecutor(store, runtime);
     }
     return directoryExecutor(store, 'auto', `this machine may not mount: ${refused.split('\n')[0].replace(/\.$/, '')}`);
-}
-/** runc over overlayfs, once what it needs beside the runtime is known to be there. */
-function overlayExecutor(store, runtime) {
-    // Opaque directories live in an xattr that only python3 or the attr tools read and write here.
-    if (!(0,xattr/* xattrTool */.qL)())
-        throw new ExecError(xattr/* xattrToolMissing */.cm);
-    return new OverlayExecutor(store, runtime);
 }
 
 ;// CONCATENATED MODULE: ./lib/solver/git-context.js
@@ -35000,7 +34992,6 @@ function overlayExecutor(store, runtime) {
 // time). A token (GIT_AUTH_TOKEN, or GIT_AUTH_TOKEN.<host>, as BuildKit takes it) goes to git as an HTTP header
 // through the environment of the git processes alone: never in an argument, a file, the URL or a log line.
 // Transports that read the machine (file://, ext::) are refused, the repository's own submodules included.
-
 
 
 
@@ -35055,12 +35046,19 @@ function parseGitContext(text) {
             throw new GitContextError(`Git context ${redact(text)}: unknown query parameter ${JSON.stringify(k)} (ref, subdir, keep-git-dir, submodules)`);
         else if (v && !/^[0-9a-f]{7,64}$/i.test(v))
             throw new GitContextError(`Git context ${redact(text)}: ${k}=${v} is not a commit`);
-        else if (v)
+        else if (v) {
+            out.checksum = v.toLowerCase();
             out.ref ??= v;
+        }
     }
     if (out.ref !== undefined && (out.ref.startsWith('-') || /[\s\0~^:\\]|\.\.|@\{/.test(out.ref)))
         throw new GitContextError(`Git context ${redact(text)}: ${JSON.stringify(out.ref)} is not a ref or commit`);
-    out.host = scp ? scp[1] : new URL(url.replace(/^git\+ssh:/i, 'ssh:')).host;
+    try {
+        out.host = scp ? scp[1] : new URL(url.replace(/^git\+ssh:/i, 'ssh:')).host;
+    }
+    catch {
+        throw new GitContextError(`Git context ${redact(text)}: not a URL git can fetch`);
+    }
     return out;
 }
 /** A URL for messages: any user:password in it left out. */
@@ -35077,11 +35075,11 @@ async function fetchGitContext(ctx, into, options = {}) {
         throw new xattr/* ToolMissingError */.hc('a Git context needs git on PATH: install git (apt-get install git)');
     await (0,promises_.mkdir)(into, { recursive: true });
     const env = gitEnvironment(ctx, options.token);
-    const run = (args) => runGit(git, args, into, env, options.signal);
+    const run = (args) => (0,exec_process/* runProcess */.R3)(git, args, { cwd: into, env });
     const must = async (args, what) => {
         const r = await run(args);
         if (r.status !== 0)
-            throw new GitContextError(`Git context ${redact(ctx.remote)}: ${what}: ${lastLines(r.stderr)}`);
+            throw new GitContextError(`Git context ${redact(ctx.remote)}: ${what}: ${lastLines(r.error?.message ?? r.stderr)}`);
         return r;
     };
     await must(['init', '-q'], 'git init failed');
@@ -35103,6 +35101,8 @@ async function fetchGitContext(ctx, into, options = {}) {
     if (ctx.submodules)
         await must(['submodule', 'update', '-q', '--init', '--recursive', '--depth=1'], 'its submodules could not be fetched');
     const commit = (await must(['rev-parse', 'HEAD'], 'git rev-parse failed')).stdout.trim();
+    if (ctx.checksum && !commit.startsWith(ctx.checksum))
+        throw new GitContextError(`Git context ${redact(ctx.remote)}: ${ref ?? 'HEAD'} is commit ${commit}, not the ${ctx.checksum} the URL asks for`);
     const commitTime = Number((await must(['log', '-1', '--format=%ct', 'HEAD'], 'git log failed')).stdout.trim());
     if (!(ctx.keepGitDir ?? options.keepGitDir)) {
         await (0,promises_.rm)(external_node_path_.join(into, '.git'), { recursive: true, force: true });
@@ -35155,17 +35155,6 @@ function gitEnvironment(ctx, token) {
         GIT_CONFIG_COUNT: String(config.length),
         ...Object.fromEntries(config.flatMap(([k, v], i) => [[`GIT_CONFIG_KEY_${i}`, k], [`GIT_CONFIG_VALUE_${i}`, v]])),
     };
-}
-function runGit(git, args, cwd, env, signal) {
-    return new Promise((resolve) => {
-        const child = (0,external_node_child_process_.spawn)(git, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], signal });
-        const out = [];
-        const err = [];
-        child.stdout.on('data', (c) => out.push(c));
-        child.stderr.on('data', (c) => err.push(c));
-        child.on('error', (e) => err.push(Buffer.from(e.message)));
-        child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-    });
 }
 /** git's last words, without anything that could be a credential in a URL. */
 function lastLines(stderr) {

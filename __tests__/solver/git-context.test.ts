@@ -33,6 +33,8 @@ describe('Git context URLs, as BuildKit reads them', () => {
     for (const t of ['.', 'docker', '/abs/dir', 'https://example.com/context.tar.gz', 'C:\\x', 'host:path']) expect(parseGitContext(t)).toBeUndefined();
     expect(() => parseGitContext('https://example.com/r.git#--upload-pack=x')).toThrow(/"--upload-pack=x" is not a ref or commit/);
     expect(() => parseGitContext('https://example.com/r.git?ref=a..b')).toThrow(/is not a ref or commit/);
+    expect(() => parseGitContext('https://[bad.git')).toThrow('Git context https://[bad.git: not a URL git can fetch');
+    expect(parseGitContext('https://example.com/r.git?ref=main&checksum=ABC1234')).toMatchObject({ ref: 'main', checksum: 'abc1234' });
     expect(() => parseGitContext('https://u:secret@example.com/r.git?bogus=1')).toThrow('Git context https://example.com/r.git?bogus=1: unknown query parameter "bogus" (ref, subdir, keep-git-dir, submodules)');
   });
 });
@@ -121,6 +123,8 @@ describeWith(['git', 'docker-registry', 'busybox', 'skopeo'])('building from a G
     expect(denied.err).toMatch(new RegExp(`hoist build: Git context ${srv.url}/acme/app.git: could not fetch main: .*`));
     const noRef = await build(`${srv.url}/acme/app.git#no-such-branch`, withToken, tokenEnv);
     expect(noRef.err).toMatch(/could not fetch no-such-branch: .*couldn't find remote ref no-such-branch/);
+    const sum = await build(`${srv.url}/acme/app.git?ref=main&checksum=0000000`, withToken, tokenEnv);
+    expect(sum.err).toContain(`Git context ${srv.url}/acme/app.git: main is commit ${commit}, not the 0000000 the URL asks for`);
     const out = await build(`${srv.url}/acme/app.git#main:escape`, withToken, tokenEnv);
     expect(out.code).toBe(1);
     expect(out.err).toMatch(/Git context .*: "escape" is not a directory of main/);
@@ -138,7 +142,7 @@ describeWith(['git', 'docker-registry', 'busybox', 'skopeo'])('building from a G
     } finally {
       rmSync(noGit, { recursive: true, force: true });
     }
-    for (const r of [denied, noRef, out, sneaky]) expect(r.err).not.toMatch(/\n\s+at /);
+    for (const r of [denied, noRef, sum, out, sneaky]) expect(r.err).not.toMatch(/\n\s+at /);
     expect(Date.now() - started).toBeLessThan(60_000);
   }, 120_000);
 

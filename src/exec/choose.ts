@@ -8,7 +8,6 @@ import { type Executor, type Isolation, overlayRefused } from './executor.js';
 import { ExecError } from './overlay.js';
 import { OverlayExecutor } from './overlay-executor.js';
 import { findRuntime } from './runc.js';
-import { xattrTool, xattrToolMissing } from '../layer/xattr.js';
 
 const noRuntime = 'RUN needs an OCI runtime: install runc (apt-get install runc) or crun';
 
@@ -24,19 +23,12 @@ export async function chooseExecutor(store: Store, isolation: Isolation): Promis
   const runtime = findRuntime();
   if (isolation === 'runc') {
     if (!runtime) throw new ExecError(noRuntime);
-    return overlayExecutor(store, runtime);
+    return new OverlayExecutor(store, runtime);
   }
   const refused = await overlayRefused(probes);
   if (!refused) {
     if (!runtime) throw new ExecError(`${noRuntime} (or pass --isolation proot)`);
-    return overlayExecutor(store, runtime);
+    return new OverlayExecutor(store, runtime);
   }
   return directoryExecutor(store, 'auto', `this machine may not mount: ${refused.split('\n')[0].replace(/\.$/, '')}`);
-}
-
-/** runc over overlayfs, once what it needs beside the runtime is known to be there. */
-function overlayExecutor(store: Store, runtime: string): OverlayExecutor {
-  // Opaque directories live in an xattr that only python3 or the attr tools read and write here.
-  if (!xattrTool()) throw new ExecError(xattrToolMissing);
-  return new OverlayExecutor(store, runtime);
 }

@@ -31,7 +31,11 @@ export class OverlayExecutor implements Executor {
     private readonly store: Store,
     /** runc or crun */
     private readonly runtime: string,
-  ) {}
+  ) {
+    // Opaque directories live in an xattr that only python3 or the attr tools read and write here; without them a
+    // layer would silently bring back what a step deleted. Said when the executor is chosen, before any work.
+    if (!xattrTool()) throw new ExecError(xattrToolMissing);
+  }
 
   emulation(platform: Platform, register: boolean): Promise<string | undefined> {
     return ensureEmulation(platform, register);
@@ -69,9 +73,6 @@ export class OverlayExecutor implements Executor {
   }
 
   async root(state: ImageState, _stage: number, scratch: string): Promise<StepRoot> {
-    // Opaque directories live in an xattr that only python3 or the attr tools read and write here; without them a
-    // layer would silently bring back what a step deleted.
-    if (!xattrTool()) throw new ExecError(xattrToolMissing);
     const mount = await mountOverlay(await this.snapshots(state), scratch);
     const store = this.store;
     return {

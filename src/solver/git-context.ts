@@ -8,13 +8,12 @@
 // time). A token (GIT_AUTH_TOKEN, or GIT_AUTH_TOKEN.<host>, as BuildKit takes it) goes to git as an HTTP header
 // through the environment of the git processes alone: never in an argument, a file, the URL or a log line.
 // Transports that read the machine (file://, ext::) are refused, the repository's own submodules included.
-import { spawn } from 'node:child_process';
 import { lstatSync, readdirSync } from 'node:fs';
 import { lutimes, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { resolveInside } from '../layer/rooted.js';
 import { ToolMissingError } from '../layer/xattr.js';
-import { onPath } from '../exec/process.js';
+import { onPath, type ProcessResult, runProcess } from '../exec/process.js';
 
 export interface GitContext {
   /** what git fetches from (the URL without the fragment or query) */
@@ -25,6 +24,8 @@ export interface GitContext {
   subdir?: string;
   keepGitDir?: boolean;
   submodules: boolean;
+  /** `checksum=` / `commit=`: the commit the ref must resolve to (a prefix of its id) */
+  checksum?: string;
   /** the host a GIT_AUTH_TOKEN.<host> secret is for */
   host: string;
 }
@@ -68,10 +69,17 @@ export function parseGitContext(text: string): GitContext | undefined {
     else if (k === 'submodules') out.submodules = !/^(0|false)$/i.test(v);
     else if (k !== 'checksum' && k !== 'commit') throw new GitContextError(`Git context ${redact(text)}: unknown query parameter ${JSON.stringify(k)} (ref, subdir, keep-git-dir, submodules)`);
     else if (v && !/^[0-9a-f]{7,64}$/i.test(v)) throw new GitContextError(`Git context ${redact(text)}: ${k}=${v} is not a commit`);
-    else if (v) out.ref ??= v;
+    else if (v) {
+      out.checksum = v.toLowerCase();
+      out.ref ??= v;
+    }
   }
   if (out.ref !== undefined && (out.ref.startsWith('-') || /[\s\0~^:\\]|\.\.|@\{/.test(out.ref))) throw new GitContextError(`Git context ${redact(text)}: ${JSON.stringify(out.ref)} is not a ref or commit`);
-  out.host = scp ? scp[1] : new URL(url.replace(/^git\+ssh:/i, 'ssh:')).host;
+  try {
+    out.host = scp ? scp[1] : new URL(url.replace(/^git\+ssh:/i, 'ssh:')).host;
+  } catch {
+    throw new GitContextError(`Git context ${redact(text)}: not a URL git can fetch`);
+  }
   return out;
 }
 
@@ -90,25 +98,19 @@ export interface FetchedGitContext {
   commitTime: number;
 }
 
-interface GitRun {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /**
  * Fetches the context into `into` (made; the caller removes it). `keepGitDir` is the build arg's; the URL's own
  * keep-git-dir wins.
  */
-export async function fetchGitContext(ctx: GitContext, into: string, options: { token?: string; keepGitDir?: boolean; signal?: AbortSignal } = {}): Promise<FetchedGitContext> {
+export async function fetchGitContext(ctx: GitContext, into: string, options: { token?: string; keepGitDir?: boolean } = {}): Promise<FetchedGitContext> {
   const git = onPath('git');
   if (!git) throw new ToolMissingError('a Git context needs git on PATH: install git (apt-get install git)');
   await mkdir(into, { recursive: true });
   const env = gitEnvironment(ctx, options.token);
-  const run = (args: string[]): Promise<GitRun> => runGit(git, args, into, env, options.signal);
-  const must = async (args: string[], what: string): Promise<GitRun> => {
+  const run = (args: string[]): Promise<ProcessResult> => runProcess(git, args, { cwd: into, env });
+  const must = async (args: string[], what: string): Promise<ProcessResult> => {
     const r = await run(args);
-    if (r.status !== 0) throw new GitContextError(`Git context ${redact(ctx.remote)}: ${what}: ${lastLines(r.stderr)}`);
+    if (r.status !== 0) throw new GitContextError(`Git context ${redact(ctx.remote)}: ${what}: ${lastLines(r.error?.message ?? r.stderr)}`);
     return r;
   };
   await must(['init', '-q'], 'git init failed');
@@ -127,6 +129,7 @@ export async function fetchGitContext(ctx: GitContext, into: string, options: { 
   }
   if (ctx.submodules) await must(['submodule', 'update', '-q', '--init', '--recursive', '--depth=1'], 'its submodules could not be fetched');
   const commit = (await must(['rev-parse', 'HEAD'], 'git rev-parse failed')).stdout.trim();
+  if (ctx.checksum && !commit.startsWith(ctx.checksum)) throw new GitContextError(`Git context ${redact(ctx.remote)}: ${ref ?? 'HEAD'} is commit ${commit}, not the ${ctx.checksum} the URL asks for`);
   const commitTime = Number((await must(['log', '-1', '--format=%ct', 'HEAD'], 'git log failed')).stdout.trim());
   if (!(ctx.keepGitDir ?? options.keepGitDir)) {
     await rm(path.join(into, '.git'), { recursive: true, force: true });
@@ -178,18 +181,6 @@ function gitEnvironment(ctx: GitContext, token: string | undefined): NodeJS.Proc
     GIT_CONFIG_COUNT: String(config.length),
     ...Object.fromEntries(config.flatMap(([k, v], i) => [[`GIT_CONFIG_KEY_${i}`, k], [`GIT_CONFIG_VALUE_${i}`, v]])),
   };
-}
-
-function runGit(git: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<GitRun> {
-  return new Promise((resolve) => {
-    const child = spawn(git, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], signal });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', (e) => err.push(Buffer.from(e.message)));
-    child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-  });
 }
 
 /** git's last words, without anything that could be a credential in a URL. */
