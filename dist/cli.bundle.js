@@ -24775,24 +24775,34 @@ function readlinkName(p) {
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ap: () => (/* binding */ pinParent),
 /* harmony export */   Dq: () => (/* binding */ openFileInside),
+/* harmony export */   IU: () => (/* binding */ statAt),
 /* harmony export */   R8: () => (/* binding */ openRoot),
 /* harmony export */   SU: () => (/* binding */ fdPath),
 /* harmony export */   TF: () => (/* binding */ openPinnedFile),
+/* harmony export */   Wq: () => (/* binding */ removeAt),
 /* harmony export */   X$: () => (/* binding */ openInside),
 /* harmony export */   XF: () => (/* binding */ readRegularFile),
+/* harmony export */   XU: () => (/* binding */ pinExact),
 /* harmony export */   ZU: () => (/* binding */ openRegularFile),
-/* harmony export */   cU: () => (/* binding */ walkPinned)
+/* harmony export */   _8: () => (/* binding */ openAt),
+/* harmony export */   cU: () => (/* binding */ walkPinned),
+/* harmony export */   dM: () => (/* binding */ removeTree),
+/* harmony export */   rO: () => (/* binding */ emptyAt),
+/* harmony export */   zw: () => (/* binding */ fdPathFor)
 /* harmony export */ });
 /* unused harmony export O_PATH */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var _rooted_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6824);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var _rooted_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6824);
 // Paths inside a directory that something else may be changing while we look (a cache mount another step or build
 // writes into): resolved by file descriptors, not by path strings. Each component is opened on its own with
 // O_PATH|O_NOFOLLOW through the magic link of its parent's descriptor (/proc/self/fd/N/name), so the kernel follows
 // nothing the directory's writers chose, and what was reached stays what was reached: a name swapped for a symlink
 // after we looked cannot redirect an open, a mount or a read (BuildKit's CVE-2024-23651 is that race). A symlink
 // among the components is resolved inside the root, as rooted.ts resolves by path.
+
 
 
 /** O_PATH (Linux): a descriptor that names an inode without opening it for reading (no FIFO blocks, no access check). */
@@ -24854,7 +24864,7 @@ function openInside(root, name, options = {}) {
                 if (options.noSymlinks)
                     throw Object.assign(new Error(`/${[...stack.slice(1).map((s) => s.name), part].join('/')} is a symbolic link`), { code: 'ELOOP' });
                 if (++hops > maxHops)
-                    throw new _rooted_js__WEBPACK_IMPORTED_MODULE_1__/* .RootedPathError */ .Tc(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
+                    throw new _rooted_js__WEBPACK_IMPORTED_MODULE_2__/* .RootedPathError */ .Tc(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
                 let target;
                 try {
                     target = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readlinkSync)(fdPath(top.fd, part));
@@ -24993,6 +25003,133 @@ function readRegularFile(root, rel, max) {
             off += n;
         }
         return buf.subarray(0, off);
+    }
+    finally {
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
+    }
+}
+/** A descriptor's magic-link path for another process (a `cp` run on it): /proc/self would be that process's own. */
+const fdPathFor = (fd, name) => (name === undefined ? `/proc/${process.pid}/fd/${fd}` : `/proc/${process.pid}/fd/${fd}/${name}`);
+/** The entry `name` of the directory open as `dirFd`, not followed (undefined when nothing is there). */
+function statAt(dirFd, name) {
+    try {
+        return (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.lstatSync)(fdPath(dirFd, name));
+    }
+    catch (e) {
+        if (e.code === 'ENOENT')
+            return undefined;
+        throw e;
+    }
+}
+/** Opens the entry `name` of the directory open as `dirFd` as an O_PATH descriptor, never following it. */
+function openAt(dirFd, name) {
+    return (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(fdPath(dirFd, name), pathFlags);
+}
+const quiet = (e) => ['ENOENT', 'ENOTDIR', 'ELOOP'].includes(e.code ?? '');
+/**
+ * The directory that holds `rel` inside `root` (its own directory reached with no symlink on the way), open as an
+ * O_PATH descriptor, and `rel`'s last name; undefined when a directory on the way is missing, a symlink or not a
+ * directory. What is then done to `name` through `fdPath(fd, name)` is done in that directory, wherever its path
+ * leads by then.
+ */
+function pinParent(root, rel) {
+    const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+    const name = parts.pop();
+    if (name === undefined || name === '..' || parts.includes('..'))
+        throw new _rooted_js__WEBPACK_IMPORTED_MODULE_2__/* .RootedPathError */ .Tc(`${JSON.stringify(rel)} names no entry inside its root`);
+    let pinned;
+    try {
+        pinned = openInside(root, parts.join('/'), { noSymlinks: true });
+    }
+    catch (e) {
+        if (quiet(e))
+            return undefined;
+        throw e;
+    }
+    if (!pinned.stats.isDirectory()) {
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(pinned.fd);
+        return undefined;
+    }
+    return { fd: pinned.fd, name };
+}
+/** `rel` inside `root` itself, open as an O_PATH descriptor with no symlink anywhere (the last name included), or undefined. */
+function pinExact(root, rel) {
+    try {
+        return openInside(root, rel, { noSymlinks: true });
+    }
+    catch (e) {
+        if (quiet(e))
+            return undefined;
+        throw e;
+    }
+}
+/** Removes what the directory open as `fd` holds, each directory in it emptied through a descriptor of its own. */
+function emptyAt(fd) {
+    for (const name of (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readdirSync)(fdPath(fd)))
+        removeAt(fd, name);
+}
+/**
+ * Removes the entry `name` of the directory open as `dirFd` with all it holds, never following a symlink: a
+ * directory is opened (O_NOFOLLOW) and emptied through its descriptor, so a name swapped for a link meanwhile
+ * leads nowhere but to that link. Nothing there is no error.
+ */
+function removeAt(dirFd, name, again = 3) {
+    if (again < 0)
+        throw Object.assign(new Error(`${name} keeps changing while it is being removed`), { code: 'EBUSY' });
+    const st = statAt(dirFd, name);
+    if (!st)
+        return;
+    if (!st.isDirectory()) {
+        try {
+            (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.unlinkSync)(fdPath(dirFd, name));
+        }
+        catch (e) {
+            if (e.code === 'EISDIR')
+                return removeAt(dirFd, name, again - 1); // a directory now: again
+            if (e.code !== 'ENOENT')
+                throw e;
+        }
+        return;
+    }
+    let fd;
+    try {
+        fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(fdPath(dirFd, name), pathFlags | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_DIRECTORY);
+    }
+    catch (e) {
+        if (quiet(e))
+            return removeAt(dirFd, name, again - 1); // gone, or no longer a directory: looked at again
+        throw e;
+    }
+    try {
+        emptyAt(fd);
+    }
+    finally {
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
+    }
+    try {
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmdirSync)(fdPath(dirFd, name));
+    }
+    catch (e) {
+        if (e.code === 'ENOTDIR' || e.code === 'ENOTEMPTY')
+            return removeAt(dirFd, name, again - 1);
+        if (e.code !== 'ENOENT')
+            throw e;
+    }
+}
+/** Removes `dir` and all it holds by descriptors (see removeAt); `dir` itself is reached by its path, as ours. */
+function removeTree(dir) {
+    const parent = node_path__WEBPACK_IMPORTED_MODULE_1__.dirname(node_path__WEBPACK_IMPORTED_MODULE_1__.resolve(dir));
+    let fd;
+    try {
+        fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(parent, pathFlags | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_DIRECTORY);
+    }
+    catch (e) {
+        if (e.code === 'ENOENT')
+            return;
+        throw e;
+    }
+    try {
+        removeAt(fd, node_path__WEBPACK_IMPORTED_MODULE_1__.basename(node_path__WEBPACK_IMPORTED_MODULE_1__.resolve(dir)));
     }
     finally {
         (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
@@ -30757,6 +30894,7 @@ function formatProfile(r) {
 //   snapshots/<diffID hex>/ unpacked layers for RUN, each complete before it is renamed into place
 //   indexes/<diffID hex>.json a layer's tar headers, so that a filesystem index is built without reading layers
 //   records/<key hex>.json  the build cache: a step's key and its result (src/cache/record.ts); mtime: last use
+//   verified/<blob hex>     the diffID hoist itself found the blob to decompress to (a cache's record may lie about it)
 //   leases/<pid>-<n>        which processes are using the store since when (garbage collection spares their work)
 //   tmp/                    partial writes
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
@@ -31045,6 +31183,27 @@ class Store {
         await (0,promises_.writeFile)(tmp, JSON.stringify(record));
         await (0,promises_.rename)(tmp, this.cacheRecordPath(record.key));
     }
+    verifiedPath(digest) {
+        return /^sha256:[0-9a-f]{64}$/.test(digest) ? external_node_path_.join(this.root, 'verified', digest.slice(7)) : undefined;
+    }
+    /**
+     * Notes that the blob `digest` decompresses to the tar `diffID`: hoist wrote the layer itself, or read it whole
+     * and checked both. A layer a cache names is pushed by reference (never read) only once its pair is noted here.
+     */
+    async noteVerified(digest, diffID) {
+        const p = this.verifiedPath(digest);
+        if (!p || !/^sha256:[0-9a-f]{64}$/.test(diffID) || (await this.isVerified(digest, diffID)))
+            return;
+        await (0,promises_.mkdir)(external_node_path_.dirname(p), { recursive: true });
+        const tmp = this.tmpPath();
+        await (0,promises_.writeFile)(tmp, diffID);
+        await (0,promises_.rename)(tmp, p);
+    }
+    /** Whether hoist has found the blob `digest` to decompress to `diffID` (noteVerified). */
+    async isVerified(digest, diffID) {
+        const p = this.verifiedPath(digest);
+        return p !== undefined && (await (0,promises_.readFile)(p, 'utf8').catch(() => undefined)) === diffID;
+    }
     indexPath(diffID) {
         return external_node_path_.join(this.root, 'indexes', `${(0,image_digest/* parseDigest */.m)(diffID).hex}.json`);
     }
@@ -31100,7 +31259,11 @@ class Store {
      */
     snapshotLayer(layer, options = { whiteouts: 'overlay' }) {
         const { diffID } = layer;
-        const fromStore = () => timed('unpack', () => this.useLayer(layer, (open) => this.unpackNew(diffID, async () => (await (0,layer_compression/* decompressed */.ji)(await open())).stream, options)), () => layer.descriptor.size);
+        const fromStore = () => timed('unpack', () => this.useLayer(layer, async (open) => {
+            const snapshot = await this.unpackNew(diffID, async () => (await (0,layer_compression/* decompressed */.ji)(await open())).stream, options);
+            await this.noteVerified(layer.descriptor.digest, diffID);
+            return snapshot;
+        }), () => layer.descriptor.size);
         return this.once(diffID, async () => {
             await layer.ready;
             if (layer.sources.length === 0 || (await this.hasIntactBlob(layer.descriptor)))
@@ -31166,6 +31329,7 @@ class Store {
                 try {
                     const [blob, then] = await Promise.all([written, used]);
                     await then();
+                    await this.noteVerified(layer.descriptor.digest, layer.diffID);
                     return blob;
                 }
                 catch (e) {
@@ -31186,13 +31350,29 @@ class Store {
      */
     async fetchLayerChecked(layer) {
         await layer.ready;
-        if (await this.hasIntactBlob(layer.descriptor))
+        if (await this.hasIntactBlob(layer.descriptor)) {
+            // held already (another image's layer, an earlier build): its diffID checked here, not taken from the record
+            if (!(await this.isVerified(layer.descriptor.digest, layer.diffID)))
+                await this.checkDiffID(layer);
             return;
+        }
         const sink = this.teeSink(layer, async (tar) => {
             await (0,external_node_stream_promises_.pipeline)(tar, new image_digest/* DigestStream */.vl({ digest: layer.diffID, where: `the uncompressed layer ${layer.descriptor.digest} (its diffID)` }), new external_node_stream_.Writable({ write: (_c, _e, cb) => cb() }));
             return async () => undefined;
         });
         await this.fetchMissing(layer.descriptor, layer.sources, sink);
+    }
+    /** The blob of `layer` in the store read whole: compressed as its media type says, and decompressing to its diffID. */
+    async checkDiffID(layer) {
+        const d = layer.descriptor;
+        const { stream, compression } = await (0,layer_compression/* decompressed */.ji)(this.openBlob(d.digest));
+        const said = (0,media_types/* layerCompression */.AH)(d.mediaType);
+        if (said !== undefined && said !== compression) {
+            stream.destroy();
+            throw new StoreError(`layer ${d.digest} is ${compression === 'none' ? 'not compressed' : `${compression}-compressed`}, but its media type ${d.mediaType} says ${said}`);
+        }
+        await (0,external_node_stream_promises_.pipeline)(stream, new image_digest/* DigestStream */.vl({ digest: layer.diffID, where: `the uncompressed layer ${d.digest} (its diffID)` }), new external_node_stream_.Writable({ write: (_c, _e, cb) => cb() }));
+        await this.noteVerified(d.digest, layer.diffID);
     }
     unpacking = new Map();
     /** Waits for the unpacking of this layer that is under way, if there is one (its outcome is not this caller's). */
@@ -33625,7 +33805,10 @@ async function writeSecretFile(dir, id, data, mode) {
 // - it waits for every process it traces and exits with the status of the last one: a daemon left behind would
 //   hold the build, and the step's own status would be lost. The step is started by a shell line that reports its
 //   status on a pipe of its own (fd 3, closed for the command); then what is left is killed, as runc kills a
-//   container when its first process ends.
+//   container when its first process ends (by the warden, warden.ts, which also sets the seccomp filter proot needs:
+//   Debian's proot, from 2015, lets statx, faccessat2 and openat2 through untranslated).
+
+
 
 
 
@@ -33656,39 +33839,6 @@ function prootLoader(proot) {
     return file;
 }
 /**
- * Debian's proot (5.1, built in 2015, in bookworm and trixie alike) does not know the system calls newer than it:
- * statx (what coreutils' stat, ls and cp use), faccessat2 (test -x in bash), openat2. It lets them through with the
- * step's path untranslated, so they would look at this machine's files instead of the image's. This python3 line
- * installs a seccomp filter (no new privileges, which ptrace denies a traced process anyway) that answers ENOSYS
- * for them, so the C library falls back to the calls proot translates (fstatat, faccessat), then runs its
- * arguments: proot under it, and the step under proot, inherit the filter (and not python's ignored SIGPIPE).
- */
-const seccompShim = String.raw `
-import ctypes, os, platform, signal, struct, sys
-# python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec: the step gets them back.
-for name in ('SIGPIPE', 'SIGXFSZ'):
-    signal.signal(getattr(signal, name), signal.SIG_DFL)
-arch = platform.machine()
-known = {'x86_64': (0xC000003E, [332, 439, 437]), 'aarch64': (0xC00000B7, [291, 439, 437])}
-if arch in known:
-    audit, calls = known[arch]
-    ins = [(0x20, 0, 0, 4), (0x15, 1, 0, audit), (0x06, 0, 0, 0x7fff0000), (0x20, 0, 0, 0)]
-    ins += [(0x15, len(calls) - i, 0, c) for i, c in enumerate(calls)]
-    ins += [(0x06, 0, 0, 0x7fff0000), (0x06, 0, 0, 0x00050000 | 38)]
-    prog = ctypes.create_string_buffer(b''.join(struct.pack('HBBI', *x) for x in ins))
-    class Fprog(ctypes.Structure):
-        _fields_ = [('len', ctypes.c_ushort), ('filter', ctypes.c_void_p)]
-    fprog = Fprog(len(ins), ctypes.addressof(prog))
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:
-        sys.stderr.write('hoist: cannot install the seccomp filter proot needs: %s\n' % os.strerror(ctypes.get_errno()))
-        sys.exit(125)
-# The step's environment exactly (python3 may be a wrapper that adds to its own, as pyenv's shims do).
-import base64, json
-env = json.loads(base64.b64decode(os.environ.get('HOIST_STEP_ENV', 'e30=')))
-os.execve(sys.argv[1], sys.argv[1:], env)
-`;
-/**
  * The shell line that enters the step's directory ($1, followed physically, as runc's chdir), then runs the step's
  * command ("$@") and reports its status on fd 3. What this shell itself set (PWD, OLDPWD, SHLVL) and proot's
  * variable are gone from what the command gets, unless the step's environment has them (`keep`).
@@ -33712,19 +33862,23 @@ function mayTraceOthers() {
         return false;
     }
 }
-/** Pids of the processes proot `tracer` traces (TracerPid in their status). */
-function tracees(tracer) {
-    const out = [];
+/** Pids of every process below `ancestor` (by their parents' pids in /proc). */
+function descendantsOf(ancestor) {
+    const kids = new Map();
     for (const name of (0,external_node_fs_.readdirSync)('/proc')) {
         if (!/^\d+$/.test(name))
             continue;
         try {
-            const m = /\nTracerPid:\s*(\d+)/.exec((0,external_node_fs_.readFileSync)(`/proc/${name}/status`, 'utf8'));
-            if (m && Number(m[1]) === tracer)
-                out.push(Number(name));
+            const stat = (0,external_node_fs_.readFileSync)(`/proc/${name}/stat`, 'latin1');
+            const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+            kids.set(ppid, [...(kids.get(ppid) ?? []), Number(name)]);
         }
         catch { }
     }
+    const out = [];
+    for (const todo = [ancestor]; todo.length > 0;)
+        for (const k of kids.get(todo.pop()) ?? [])
+            out.push(k), todo.push(k);
     return out;
 }
 /** Pids of the processes whose root directory is `root` (a chroot's). */
@@ -33748,6 +33902,195 @@ function killAll(pids) {
         }
         catch { }
     }
+}
+/**
+ * Ends what `find` finds of a step (without the warden, warden.ts): a step run as another user than hoist's and
+ * root is first stopped whole — kill(-1, SIGSTOP) sent as that user by node under setpriv, which no fork slips
+ * past — so that one look finds all of it; then, and otherwise, looks and kills until a look finds nothing.
+ */
+async function endStep(find, user) {
+    const setpriv = user.uid > 0 && user.uid !== process.getuid?.() ? (0,exec_process/* onPath */.L)('setpriv') : undefined;
+    if (setpriv) {
+        const all = (sig) => (0,exec_process/* runProcess */.R3)(setpriv, ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', '--', process.execPath, '-e', `process.kill(-1, '${sig}')`]);
+        if ((await all('SIGSTOP')).status === 0) {
+            killAll(find());
+            await all('SIGCONT');
+        }
+    }
+    await endAll(find);
+}
+/**
+ * Kills what `find` finds until a look finds nothing: a process forked between a look and the kills is found by the
+ * next look (its parent, killed, forks no more). A process that would not end in 10 s is an error: what the step
+ * touched is not taken out while something of it may still run.
+ */
+async function endAll(find) {
+    for (const until = Date.now() + 10_000;;) {
+        const pids = find();
+        if (pids.length === 0)
+            return;
+        if (Date.now() > until)
+            throw new ExecError(`processes of the step would not end (pids ${pids.slice(0, 8).join(' ')}): what it left in the stage is not touched`);
+        killAll(pids);
+        await new Promise((r) => setTimeout(r, 2));
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/exec/warden.js
+// Every process of a step ends before hoist touches what the step could have touched (issue 34). Where RUN cannot
+// mount there is no PID namespace to end with the step (runc's), and one look at /proc for what is left misses the
+// newest child of a process that forks in a loop; that child then raced hoist's cleanup of the stage's directory.
+//
+// The warden is a python3 process between hoist and the step (proot, or chroot): a child subreaper
+// (PR_SET_CHILD_SUBREAPER), so whatever the step leaves — an orphan, a daemon that forked twice, a tracee proot let go
+// when the step killed it — is its descendant until it ends. It starts the step (with proot's seccomp filter when
+// asked, proot.ts), and when the step's first process has ended (hoist sends SIGTERM on its report, or the child it
+// started exits) it kills its descendants and waits, again and again, until it has no child at all: only then does
+// it exit, so its exit means that nothing of the step runs any more. Looks and kills alone can be outrun by a chain of
+// processes each forking the next (a look takes longer than a fork): a step run as another user than hoist's is
+// first stopped whole, by kill(-1, SIGSTOP) sent as that user (atomic against fork), so that one look finds all of it
+// (that user's other processes, on a machine that has some, are stopped for that moment too, then continued). It runs as hoist's user (root for a step run
+// as another user, which may then not signal it), and ends with hoist (PR_SET_PDEATHSIG).
+//
+// Without python3 (chroot only): a PID namespace where one may be made (unshare --pid --kill-child: the step's shell
+// is its init, and the kernel ends the rest with it), else repeated looks at /proc until one finds nothing.
+
+
+/** The warden's program (python3 -c): argv is `1|0` (seccomp filter or not), then the step's argv. */
+const wardenProgram = String.raw `
+import base64, ctypes, json, os, platform, signal, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+    sys.stderr.write('hoist: cannot keep the step\'s processes (PR_SET_CHILD_SUBREAPER): %s\n' % os.strerror(ctypes.get_errno()))
+    sys.exit(125)
+libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: hoist gone, the step goes
+if str(os.getppid()) != os.environ.get('HOIST_PARENT'):
+    sys.exit(125)
+seccomp = sys.argv[1] == '1'
+argv = sys.argv[2:]
+env = json.loads(base64.b64decode(os.environ.get('HOIST_STEP_ENV', 'e30=')))
+
+class End(Exception):
+    pass
+def end(*_):
+    raise End()
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+signal.signal(signal.SIGTERM, end)
+child = os.fork()
+if child == 0:
+    try:
+        # python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec: the step gets them back.
+        for name in ('SIGPIPE', 'SIGXFSZ', 'SIGTERM'):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        if seccomp:
+            # Calls Debian's proot (2015) lets through untranslated (statx, faccessat2, openat2) answer ENOSYS:
+            # the C library then falls back to the ones it translates.
+            known = {'x86_64': (0xC000003E, [332, 439, 437]), 'aarch64': (0xC00000B7, [291, 439, 437])}
+            arch = platform.machine()
+            if arch in known:
+                audit, calls = known[arch]
+                ins = [(0x20, 0, 0, 4), (0x15, 1, 0, audit), (0x06, 0, 0, 0x7fff0000), (0x20, 0, 0, 0)]
+                ins += [(0x15, len(calls) - i, 0, c) for i, c in enumerate(calls)]
+                ins += [(0x06, 0, 0, 0x7fff0000), (0x06, 0, 0, 0x00050000 | 38)]
+                prog = ctypes.create_string_buffer(b''.join(struct.pack('HBBI', *x) for x in ins))
+                class Fprog(ctypes.Structure):
+                    _fields_ = [('len', ctypes.c_ushort), ('filter', ctypes.c_void_p)]
+                fprog = Fprog(len(ins), ctypes.addressof(prog))
+                if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:
+                    sys.stderr.write('hoist: cannot install the seccomp filter proot needs: %s\n' % os.strerror(ctypes.get_errno()))
+                    os._exit(125)
+        os.execve(argv[0], argv, env)
+    except BaseException as e:
+        sys.stderr.write('hoist: cannot start %s: %s\n' % (argv[0], e))
+        os._exit(127)
+
+def descendants():
+    kids = {}
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % name, 'rb') as f:
+                ppid = int(f.read().rsplit(b')', 1)[1].split()[1])
+        except Exception:
+            continue
+        kids.setdefault(ppid, []).append(int(name))
+    out, todo = [], [os.getpid()]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+def as_user(uid, sig):
+    """kill(-1, sig) as the step's user: every process of that user at once (the kernel lets no fork slip past it)"""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, sig)
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    return os.waitpid(pid, 0)[1] == 0
+
+status = None
+try:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    while True:
+        pid, st = os.waitpid(-1, 0)
+        if pid == child:
+            status = st
+            break
+except (End, ChildProcessError):
+    pass
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+# Everything below this process is killed, and what it leaves (reparented here) too, until nothing is left.
+# A step run as another user than this one's: all that user's processes are stopped at once (none can fork while
+# they are looked at), the step's among them killed, the others let go on. Otherwise, and for what remains: the step's
+# processes killed as found, found again, until none is left.
+uid = int(os.environ.get('HOIST_STEP_UID', '-1'))
+if uid > 0 and uid != os.getuid() and as_user(uid, signal.SIGSTOP):
+    for p in descendants():
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    as_user(uid, signal.SIGCONT)
+while True:
+    for p in descendants():
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        pid, st = os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+    if pid == child and status is None:
+        status = st
+if status is None:
+    os._exit(137)
+os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+`;
+/** argv and environment that run `argv` with `env` under the warden (`python` is python3's own program). */
+function underWarden(python, argv, env, options) {
+    return {
+        argv: [python, '-c', wardenProgram, options.seccomp ? '1' : '0', ...argv],
+        // python3 may be a wrapper that adds to its own environment (pyenv's shims): the step's goes through encoded.
+        env: { HOIST_STEP_ENV: Buffer.from(JSON.stringify(env)).toString('base64'), HOIST_PARENT: String(process.pid), HOIST_STEP_UID: String(options.uid) },
+    };
+}
+let pidNamespaces;
+/** unshare's program when this process may make a PID namespace (root with CAP_SYS_ADMIN, not in a plain container). */
+function pidNamespaceProgram() {
+    const unshare = (0,exec_process/* onPath */.L)('unshare');
+    if (!unshare)
+        return undefined;
+    pidNamespaces ??= (0,external_node_child_process_.spawnSync)(unshare, ['--pid', '--fork', '--kill-child', 'true'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+    return pidNamespaces ? unshare : undefined;
 }
 
 ;// CONCATENATED MODULE: ./lib/exec/tree-diff.js
@@ -33940,6 +34283,7 @@ async function extractState(store, layers, dir) {
 
 
 
+
 /** Whether every directory from `/` down to `dir` may be searched by any user (a step's user reaches it by path under proot). */
 function searchableByAll(dir) {
     for (let d = external_node_path_.resolve(dir);; d = external_node_path_.dirname(d)) {
@@ -33965,7 +34309,7 @@ class DirectoryExecutor {
     constructor(store, name, 
     /** the proot or chroot program */
     program, notice, 
-    /** python3, which proot needs for its seccomp filter (proot.ts) */
+    /** python3's program, the warden of the steps (warden.ts): proot needs it (its seccomp filter is set there) */
     python) {
         this.store = store;
         this.name = name;
@@ -34014,7 +34358,7 @@ class DirectoryExecutor {
                 stage,
                 run: async () => {
                     if (had)
-                        await (0,promises_.rm)(had.dir, { recursive: true, force: true });
+                        (0,layer_pinned/* removeTree */.dM)(had.dir);
                     sd.dir = await this.stageDir();
                     await extractState(this.store, layers, sd.dir);
                     sd.applied.push(...ids);
@@ -34094,7 +34438,7 @@ class DirectoryExecutor {
         }
         if (!sd || sd.applied.length > ids.length || sd.applied.some((d, i) => ids[i] !== d)) {
             if (sd?.dir)
-                await (0,promises_.rm)(sd.dir, { recursive: true, force: true });
+                (0,layer_pinned/* removeTree */.dM)(sd.dir);
             sd = { dir: await this.stageDir(), applied: [] };
             this.dirs.set(stage, sd);
         }
@@ -34128,7 +34472,7 @@ class DirectoryExecutor {
                     return await this.enter(stageDir.dir, spec, own, placement, onOutput, signal);
                 }
                 finally {
-                    await (0,promises_.rm)(own, { recursive: true, force: true });
+                    (0,layer_pinned/* removeTree */.dM)(own);
                 }
             },
             async layer(lower, targets, options) {
@@ -34140,8 +34484,17 @@ class DirectoryExecutor {
                 await placement.restoreTimes();
                 const { entries, after } = await diffTree(stageDir.dir, before, new Set(placement.parents.keys()));
                 const kept = withoutMountStubs(entries, lower, targets);
-                for (const d of kept.dropped.sort().reverse())
-                    await (0,promises_.rm)(external_node_path_.join(stageDir.dir, d), { recursive: true, force: true });
+                for (const d of kept.dropped.sort().reverse()) {
+                    const at = (0,layer_pinned/* pinParent */.Ap)(stageDir.dir, d);
+                    if (!at)
+                        continue;
+                    try {
+                        (0,layer_pinned/* removeAt */.Wq)(at.fd, at.name);
+                    }
+                    finally {
+                        (0,external_node_fs_.closeSync)(at.fd);
+                    }
+                }
                 const layer = kept.entries.length === 0 ? await (0,writer/* writeLayer */.By)(store, [], options) : await (0,writer/* spoolLayer */.pi)(store, kept.entries, store.tmpPath(), options);
                 stageDir.applied.push(layer.diffID);
                 if (kept.dropped.length === 0)
@@ -34154,7 +34507,7 @@ class DirectoryExecutor {
                 if (done)
                     return;
                 this.dirs.delete(stage);
-                await (0,promises_.rm)(stageDir.dir, { recursive: true, force: true });
+                (0,layer_pinned/* removeTree */.dM)(stageDir.dir);
             },
         };
     }
@@ -34178,7 +34531,7 @@ class DirectoryExecutor {
         // Run by a shell line that reports the command's status on fd 3 (proot.ts); without a shell in the image, the
         // command itself (its status is then proot's or chroot's).
         let argv;
-        const env = Object.fromEntries(spec.env.map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+        let env = Object.fromEntries(spec.env.map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
         const keep = new Set(Object.keys(env));
         if (env.SHLVL !== undefined)
             env.HOIST_SHLVL = env.SHLVL;
@@ -34228,13 +34581,17 @@ class DirectoryExecutor {
                 argv = [setpriv, '--reuid', String(spec.uid), '--regid', String(spec.gid), ...(spec.additionalGids.length ? ['--groups', spec.additionalGids.join(',')] : ['--clear-groups']), '--', ...argv];
             else if (nonRoot || spec.additionalGids.some((g) => g !== 0))
                 throw new ExecError(`RUN as ${spec.uid}:${spec.gid} needs setpriv (util-linux) where RUN cannot mount`);
-            // The seccomp filter first, while still root (python3 may be somewhere the step's user cannot reach); it hands
-            // the step's environment on as it is.
-            argv = [this.python, '-c', seccompShim, ...argv];
-            const stepEnv = Buffer.from(JSON.stringify(env)).toString('base64');
-            for (const k of Object.keys(env))
-                delete env[k];
-            env.HOIST_STEP_ENV = stepEnv;
+        }
+        // Every process of the step ends before anything of it is taken out (warden.ts): under the warden (python3, run
+        // as hoist's user: proot's seccomp filter is set there, while still root), else in a PID namespace of its own
+        // where one may be made, else by looking at /proc until nothing of it is left.
+        const warden = this.python !== undefined;
+        if (warden)
+            ({ argv, env } = underWarden(this.python, argv, env, { seccomp: this.name === 'proot', uid: spec.uid }));
+        else {
+            const unshare = pidNamespaceProgram();
+            if (unshare)
+                argv = [unshare, '--pid', '--fork', '--kill-child', '--', ...argv];
         }
         // The build's limits (--ulimit) on the whole of it, set by util-linux's prlimit (raising a hard limit needs
         // CAP_SYS_RESOURCE, which a container's root often lacks: prlimit then fails the step, saying so).
@@ -34246,10 +34603,16 @@ class DirectoryExecutor {
             argv = [prlimit, ...spec.ulimits.map((u) => `--${u.name}=${value(u.soft)}:${value(u.hard)}`), '--', ...argv];
         }
         const child = (0,external_node_child_process_.spawn)(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env });
-        const leftovers = () => (this.name === 'proot' ? (child.pid ? tracees(child.pid) : []) : chrooted(root));
+        // What is left of the step: the warden's descendants, or (chroot) what has the stage's directory as its root.
+        const leftovers = () => (warden ? (child.pid ? descendantsOf(child.pid) : []) : chrooted(root));
+        // The warden ends the step itself (and exits when nothing of it is left); hoist's own looks are for an exit of
+        // hoist (the warden then goes too, PR_SET_PDEATHSIG).
+        const endNow = () => (warden ? child.kill('SIGTERM') : killAll(leftovers()));
         const stopAll = () => {
+            endNow();
             killAll(leftovers());
-            child.kill('SIGKILL');
+            if (!warden)
+                child.kill('SIGKILL');
         };
         const forget = onInterrupt(stopAll);
         signal.addEventListener('abort', stopAll, { once: true });
@@ -34259,8 +34622,8 @@ class DirectoryExecutor {
             const n = parseInt(c.toString().trim(), 10);
             if (Number.isInteger(n))
                 reported = n;
-            // The step's first process ended: what it left running is killed, as runc ends a container with its first process.
-            setImmediate(() => killAll(leftovers()));
+            // The step's first process ended: what it left running is ended, as runc ends a container with its first process.
+            setImmediate(endNow);
         });
         try {
             const code = await new Promise((resolve, reject) => {
@@ -34268,6 +34631,10 @@ class DirectoryExecutor {
                 child.on('close', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
             });
             lines.done();
+            // The warden exits when nothing of the step is left; without it, the step's processes are looked for until a
+            // look finds nothing (a chroot's by their root, which a step run as another user cannot change).
+            if (this.name === 'chroot')
+                await (warden ? endAll(() => chrooted(root)) : endStep(() => chrooted(root), spec));
             if (signal.aborted)
                 return { exitCode: 137, tail: lines.tail };
             return { exitCode: reported ?? code, tail: lines.tail };
@@ -34317,8 +34684,12 @@ class DirectoryExecutor {
         await Promise.allSettled([...this.dirs.values()].map((sd) => sd.ready));
         for (const f of this.forget.splice(0))
             f();
-        for (const d of this.made.splice(0))
-            await (0,promises_.rm)(d, { recursive: true, force: true }).catch(() => undefined);
+        for (const d of this.made.splice(0)) {
+            try {
+                (0,layer_pinned/* removeTree */.dM)(d);
+            }
+            catch { }
+        }
         this.dirs.clear();
     }
 }
@@ -34329,29 +34700,25 @@ const devLinks = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdou
 /**
  * What hoist puts into a stage's root for one step — mount points (as runc makes them), and for chroot the mounts'
  * content and /dev's nodes — and takes out again before the step's layer is read, with the times of the
- * directories it touched (rel → mtime before).
+ * directories it touched (rel → mtime before). Before the step things are made by path (nothing of the step runs
+ * yet); after it, everything is reached by descriptors, no symlink on the way followed (pinned.ts): the step may
+ * have swapped a directory hoist made for a link to one of the machine's.
  */
 class Placement {
     root;
     parents = new Map();
-    /** what make() made, outermost first: a mount point and the directories made to hold it */
+    /** what make() made, outermost first: a mount point and the directories made to hold it (relative to the root) */
     made = [];
     placed = [];
     constructor(root) {
         this.root = root;
     }
-    /**
-     * `abs` when it is still where it was made, with no symlink on the way there from the root (the step may have
-     * swapped a directory on it for a link out): only then does hoist write, remove or touch it after the step.
-     */
-    still(abs) {
-        const rel = external_node_path_.relative(this.root, abs);
-        const r = (0,rooted/* resolveInside */.LI)(this.root, rel);
-        return r.abs === abs && r.stats && !r.stats.isSymbolicLink() ? abs : undefined;
+    relOf(abs) {
+        return external_node_path_.relative(this.root, abs);
     }
     /** Notes the modification time of `abs` (inside the root) before hoist changes it or something in it. */
     note(abs) {
-        const rel = external_node_path_.relative(this.root, abs);
+        const rel = this.relOf(abs);
         if (this.parents.has(rel))
             return;
         const st = (0,external_node_fs_.lstatSync)(abs, { throwIfNoEntry: false });
@@ -34365,13 +34732,13 @@ class Placement {
             return;
         if (r.stats) {
             this.note(r.abs);
-            this.placed.push({ abs: r.abs, made: false, content: (0,external_node_fs_.readFileSync)(r.abs) });
+            this.placed.push({ rel: this.relOf(r.abs), made: false, content: (0,external_node_fs_.readFileSync)(r.abs) });
             await (0,promises_.writeFile)(r.abs, content);
             return;
         }
         const made = await this.make(rel, 'file');
         await (0,promises_.writeFile)(made.abs, content);
-        this.placed.push({ abs: made.abs, made: true });
+        this.placed.push({ rel: this.relOf(made.abs), made: true });
     }
     /** Makes `rel` (symlinks on the way resolved inside the root) when nothing is there; true when it did. */
     async make(rel, kind, restore = true) {
@@ -34387,8 +34754,8 @@ class Placement {
         for (let d = external_node_path_.dirname(r.abs); d !== existing; d = external_node_path_.dirname(d))
             missing.unshift(d);
         for (const d of missing)
-            this.made.push({ abs: d, restore });
-        this.made.push({ abs: r.abs, restore });
+            this.made.push({ rel: this.relOf(d), restore });
+        this.made.push({ rel: this.relOf(r.abs), restore });
         await (0,promises_.mkdir)(external_node_path_.dirname(r.abs), { recursive: true });
         if (kind === 'dir')
             await (0,promises_.mkdir)(r.abs, { mode: 0o755 });
@@ -34418,7 +34785,7 @@ class Placement {
         }
         else
             await copyTree(m.source, target.abs);
-        this.placed.push({ abs: target.abs, made: target.made, ...(m.persistent ? { cache: m.source } : {}), ...(was ? { was } : {}) });
+        this.placed.push({ rel: this.relOf(target.abs), made: target.made, ...(m.persistent ? { cache: m.source } : {}), ...(was ? { was } : {}) });
     }
     /** chroot: /dev's usual nodes, where the image has none. */
     async devices() {
@@ -34432,7 +34799,7 @@ class Placement {
             this.note(dev);
             const r = (0,external_node_child_process_.spawnSync)('mknod', ['-m', '666', abs, 'c', String(major), String(minor)], { stdio: 'ignore' });
             if (r.status === 0)
-                this.placed.push({ abs, made: true });
+                this.placed.push({ rel: `dev/${name}`, made: true });
         }
         // What runc's /dev has beside the nodes: the descriptors' links and a /dev/shm of the step's own.
         for (const [name, target] of devLinks) {
@@ -34444,40 +34811,65 @@ class Placement {
                 await (0,promises_.symlink)(target, abs);
             else
                 await (0,promises_.mkdir)(abs, { mode: 0o1777 }).then(() => (0,promises_.chmod)(abs, 0o1777));
-            this.placed.push({ abs, made: true, ...(target ? { link: target } : {}) });
+            this.placed.push({ rel: `dev/${name}`, made: true, ...(target ? { link: target } : {}) });
+        }
+    }
+    /**
+     * `rel`'s directory pinned (no symlink on the way) and what is there now (not followed), for `act`; nothing is
+     * done when the way there is not what hoist made.
+     */
+    async at(rel, act) {
+        const at = (0,layer_pinned/* pinParent */.Ap)(this.root, rel);
+        if (!at)
+            return;
+        try {
+            const st = (0,layer_pinned/* statAt */.IU)(at.fd, at.name);
+            if (st)
+                await act(at.fd, at.name, st);
+        }
+        finally {
+            (0,external_node_fs_.closeSync)(at.fd);
         }
     }
     /** What place() and devices() put in goes; a cache's content is copied back to the cache first. */
     async takeOut() {
         for (const p of this.placed.splice(0).reverse()) {
-            if (p.link !== undefined) {
-                // a link hoist made goes when it is still that link, in the directory it was made in
-                const st = this.still(external_node_path_.dirname(p.abs)) ? (0,external_node_fs_.lstatSync)(p.abs, { throwIfNoEntry: false }) : undefined;
-                if (st?.isSymbolicLink() && (0,external_node_fs_.readlinkSync)(p.abs) === p.link)
-                    await (0,promises_.rm)(p.abs, { force: true });
-                continue;
-            }
-            if (!this.still(p.abs))
-                continue;
-            if (p.cache && (0,external_node_fs_.lstatSync)(p.abs).isDirectory()) {
-                for (const name of (0,external_node_fs_.readdirSync)(p.cache))
-                    await (0,promises_.rm)(external_node_path_.join(p.cache, name), { recursive: true, force: true });
-                for (const name of (0,external_node_fs_.readdirSync)(p.abs))
-                    await copyTree(external_node_path_.join(p.abs, name), external_node_path_.join(p.cache, name));
-            }
-            if (p.made)
-                await (0,promises_.rm)(p.abs, { recursive: true, force: true });
-            else if (p.content) {
-                if ((0,external_node_fs_.lstatSync)(p.abs).isFile())
-                    await (0,promises_.writeFile)(p.abs, p.content);
-            }
-            else
-                for (const name of (0,external_node_fs_.readdirSync)(p.abs))
-                    await (0,promises_.rm)(external_node_path_.join(p.abs, name), { recursive: true, force: true });
-            if (p.was) {
-                await (0,promises_.chmod)(p.abs, p.was.mode);
-                await (0,promises_.lchown)(p.abs, p.was.uid, p.was.gid);
-            }
+            await this.at(p.rel, async (dirFd, name, seen) => {
+                // a link hoist made goes when it is still that link
+                if (p.link !== undefined) {
+                    if (seen.isSymbolicLink() && (0,external_node_fs_.readlinkSync)((0,layer_pinned/* fdPath */.SU)(dirFd, name)) === p.link)
+                        (0,external_node_fs_.unlinkSync)((0,layer_pinned/* fdPath */.SU)(dirFd, name));
+                    return;
+                }
+                if (seen.isSymbolicLink())
+                    return;
+                const fd = (0,layer_pinned/* openAt */._8)(dirFd, name);
+                try {
+                    const st = (0,external_node_fs_.fstatSync)(fd);
+                    if (p.cache && st.isDirectory()) {
+                        // the cache (hoist's, out of the step's reach) gets what the step left, copied from the pinned directory
+                        for (const n of (0,external_node_fs_.readdirSync)(p.cache))
+                            (0,layer_pinned/* removeTree */.dM)(external_node_path_.join(p.cache, n));
+                        for (const n of (0,external_node_fs_.readdirSync)((0,layer_pinned/* fdPath */.SU)(fd)))
+                            await copyTree((0,layer_pinned/* fdPathFor */.zw)(fd, n), external_node_path_.join(p.cache, n));
+                    }
+                    if (p.made)
+                        (0,layer_pinned/* removeAt */.Wq)(dirFd, name);
+                    else if (p.content) {
+                        if (st.isFile())
+                            (0,external_node_fs_.writeFileSync)((0,layer_pinned/* fdPath */.SU)(fd), p.content);
+                    }
+                    else if (st.isDirectory())
+                        (0,layer_pinned/* emptyAt */.rO)(fd);
+                    if (p.was && !p.made) {
+                        (0,external_node_fs_.chmodSync)((0,layer_pinned/* fdPath */.SU)(fd), p.was.mode);
+                        (0,external_node_fs_.chownSync)((0,layer_pinned/* fdPath */.SU)(fd), p.was.uid, p.was.gid);
+                    }
+                }
+                finally {
+                    (0,external_node_fs_.closeSync)(fd);
+                }
+            });
         }
     }
     /**
@@ -34486,19 +34878,36 @@ class Placement {
      */
     async removeStubs() {
         for (const m of this.made.splice(0).reverse()) {
-            if (!m.restore || !this.still(m.abs))
+            if (!m.restore)
                 continue;
-            const st = (0,external_node_fs_.lstatSync)(m.abs);
-            if (st?.isDirectory() ? (0,external_node_fs_.readdirSync)(m.abs).length === 0 : st?.isFile() && st.size === 0)
-                await (0,promises_.rm)(m.abs, { recursive: true, force: true });
+            await this.at(m.rel, (dirFd, name, st) => {
+                if (st.isFile() && st.size === 0)
+                    (0,external_node_fs_.unlinkSync)((0,layer_pinned/* fdPath */.SU)(dirFd, name));
+                if (!st.isDirectory())
+                    return;
+                const fd = (0,layer_pinned/* openAt */._8)(dirFd, name);
+                try {
+                    if ((0,external_node_fs_.readdirSync)((0,layer_pinned/* fdPath */.SU)(fd)).length === 0)
+                        (0,external_node_fs_.rmdirSync)((0,layer_pinned/* fdPath */.SU)(dirFd, name));
+                }
+                finally {
+                    (0,external_node_fs_.closeSync)(fd);
+                }
+            });
         }
     }
     /** The directories noted get their modification times back. */
     async restoreTimes() {
         for (const [rel, mtime] of this.parents) {
-            const abs = this.still(external_node_path_.join(this.root, rel));
-            if (abs)
-                await (0,promises_.lutimes)(abs, (0,external_node_fs_.lstatSync)(abs).atimeMs / 1000, mtime);
+            const pinned = (0,layer_pinned/* pinExact */.XU)(this.root, rel);
+            if (!pinned)
+                continue;
+            try {
+                (0,external_node_fs_.utimesSync)((0,layer_pinned/* fdPath */.SU)(pinned.fd), pinned.stats.atimeMs / 1000, mtime);
+            }
+            finally {
+                (0,external_node_fs_.closeSync)(pinned.fd);
+            }
         }
     }
 }
@@ -34517,7 +34926,8 @@ function directoryExecutor(store, which, why) {
     // chroot needs nothing but node and coreutils; without python3 or the attr tools, file capabilities a step sets
     // (setcap) cannot be read, and the notice says so.
     const caps = (0,xattr/* xattrTool */.qL)() ? '' : '; file capabilities a step sets (setcap) are not kept without python3 or the attr tools';
-    return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those${caps}`);
+    // python3, where there is one, is the warden of chroot's steps too (warden.ts).
+    return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those${caps}`, python);
 }
 /** python3's own program (not a wrapper such as pyenv's shim, which would need the caller's PATH and HOME). */
 function realPython() {
@@ -35521,7 +35931,8 @@ async function openCaches(specs, ctx, warn) {
  * Which cache layers the build fetches before it ends: all, when an output or a cache export writes every layer
  * (or the image only goes to the store); for pushes, none that a push target's registry can mount (it holds the
  * cache) or that every target repository holds already (the push skips it: a layer from the Actions cache that the
- * registry has is never downloaded). A layer fetched is checked as it arrives (digest, compression, diffID); one
+ * registry has is never downloaded: its diffID is then the record's, as BuildKit takes its cache's — fetching it to
+ * check would cost a fresh runner every cache layer's download). A layer fetched is checked as it arrives (digest, compression, diffID); one
  * pushed by reference is checked where it is held (the size the registry has, its first bytes' compression): a
  * cache record that lies about either is a CacheBlobError, and the steps it would have given run again.
  */
@@ -37540,6 +37951,7 @@ class ImageState {
             });
             this.index.applyHeaders(headers, this.indexed);
             await store.writeLayerIndex(l.diffID, headers);
+            await store.noteVerified(l.descriptor.digest, l.diffID);
         }
         return this.index;
     }
@@ -38177,6 +38589,7 @@ async function execMkdir(op, x) {
 
 
 
+
 /** A base or --from image the registry would not give, said as BuildKit says it ("REF: failed to resolve source metadata for NAME: …"). */
 class ImageSourceError extends Error {
     hint;
@@ -38310,8 +38723,14 @@ class Solver {
             // Layers only a cache has, that an output will need whole: fetched now, so that a bad one is met while its
             // steps can still run (build() runs them again).
             await (0,limit/* settleAll */.j3)(state.layers.map(async (l) => {
-                if (l.sources.some((src) => src.cache) && (await this.req.prefetch?.(l)))
-                    await this.req.store.fetchLayerChecked(l);
+                if (!l.sources.some((src) => src.cache) || !(await this.req.prefetch?.(l)))
+                    return;
+                await this.req.store.fetchLayerChecked(l).catch((e) => {
+                    // a record that lies about its blob (its diffID, its compression, no tar) is the cache's fault: steps run again
+                    if (e instanceof image_digest/* DigestMismatchError */.h || e instanceof StoreError || e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)
+                        throw new backend/* CacheBlobError */.ei(`the cache's record of layer ${l.descriptor.digest} does not match its content (${e.message})`, l.descriptor.digest);
+                    throw e;
+                });
             }));
             const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
             const stored = await this.req.store.writeBlob(configBytes);
@@ -38656,7 +39075,9 @@ class Solver {
         let layer;
         if (l) {
             const descriptorOf = (w) => ({ mediaType: w.mediaType, digest: w.digest, size: w.size });
-            layer = 'written' in l ? new CompressingLayer(l.diffID, timed('compress', () => l.written, (w) => w.size).then(descriptorOf)) : { descriptor: descriptorOf(l), diffID: l.diffID, sources: [] };
+            // (hoist made the layer: its digest and diffID are a pair it knows to be true, store.ts noteVerified)
+            const noted = async (w) => (await this.req.store.noteVerified(w.digest, w.diffID), w);
+            layer = 'written' in l ? new CompressingLayer(l.diffID, timed('compress', () => l.written.then(noted), (w) => w.size).then(descriptorOf)) : { descriptor: descriptorOf(await noted(l)), diffID: l.diffID, sources: [] };
             await this.req.store.writeLayerIndex(l.diffID, l.headers);
         }
         applyResult(run, { created_by: step.createdBy, time: result.time, layer, headers: l?.headers }, this.req.sourceDateEpoch);

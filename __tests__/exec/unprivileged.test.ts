@@ -13,6 +13,7 @@ import { compareWithDocker } from '../helpers/differential.js';
 import { type Dockerd, startDockerd } from '../helpers/dockerd.js';
 import { hoistOk } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
+import { raceApplets, raceDockerfile } from '../helpers/race.js';
 import { readBack } from '../helpers/readback.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, run } from '../helpers/tools.js';
@@ -123,6 +124,33 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
     expect(proot.code).toBe(1);
     expect(proot.err.trim()).toBe('hoist build: --isolation proot: proot is not installed (apt-get install proot python3)');
   }, 300_000);
+
+  test('a step run as another user that races the cleanup (issue 34): through proot and chroot, with python3 (the warden) and without, the container\'s directory untouched and nothing of the step left', async () => {
+    const raceBase = `${reg.host}/base/busybox:race`;
+    await pushBusyboxBase(raceBase, store, work, raceApplets);
+    const ctx = path.join(work, 'race');
+    mkdirSync(ctx);
+    writeFileSync(path.join(ctx, 'Dockerfile'), raceDockerfile(raceBase, '/canary'));
+    const tries = 5;
+    // Each try: hoist's status, the canary's modes and content, and how often a process of the step's user was
+    // seen in the second after the build.
+    const script = (hoistCommand: string, isolation: string) => `mkdir -p /canary/c && echo keep > /canary/c/keep && chmod 700 /canary /canary/c
+i=0; while [ $i -lt ${tries} ]; do i=$((i+1))
+  ${hoistCommand} build -q --no-cache --isolation ${isolation} --store /var/cache/hoist-race ${ctx} >/dev/null 2>${work}/race-$i.err; code=$?
+  seen=0; j=0; while [ $j -lt 20 ]; do for f in /proc/[0-9]*/status; do grep -qs "^Uid:[[:space:]]*4321[[:space:]]" $f && seen=$((seen+1)); done; sleep 0.05; j=$((j+1)); done
+  echo "$code $(stat -c %a /canary) $(stat -c %a /canary/c) $(ls /canary/c | tr '\\n' ,) $seen"
+done`;
+    const expected = (code: string) => new RegExp(`^(${code} 700 700 keep, 0\n){${tries}}$`);
+    for (const isolation of ['proot', 'chroot']) {
+      const r = inContainer(['-c', script('hoist', isolation)], { entrypoint: 'sh' });
+      // (the step's chain kills proot, and the step with it when that comes before the step's report: exit 1)
+      expect(`${r.out}${r.err}`).toMatch(expected(isolation === 'proot' ? '[01]' : '0'));
+    }
+    // Debian and node only: chroot without python3 (no warden), the step's user stopped whole by setpriv
+    expect(d.docker(['pull', '-q', nodeBase]).status).toBe(0);
+    const plain = d.docker(['run', '--rm', '--network', 'host', '-v', `${work}:${work}`, '-v', `${project}:${project}:ro`, '--entrypoint', 'sh', nodeBase, '-c', script(`node ${path.join(project, 'dist', 'cli.js')}`, 'chroot')]);
+    expect(`${plain.stdout}${plain.stderr}`).toMatch(expected('0'));
+  }, 600_000);
 
   test('equals docker build on a busybox base: files changed and deleted, a directory replaced, hard links, a fifo, owners, a heredoc and the mounts', async () => {
     await compareWithDocker({ d, work, store: '/var/cache/hoist', base: busybox, http: '', hoist: inContainerAsync }, {

@@ -68,7 +68,8 @@ export async function openCaches(specs: readonly CacheFromSpec[], ctx: CacheCont
  * Which cache layers the build fetches before it ends: all, when an output or a cache export writes every layer
  * (or the image only goes to the store); for pushes, none that a push target's registry can mount (it holds the
  * cache) or that every target repository holds already (the push skips it: a layer from the Actions cache that the
- * registry has is never downloaded). A layer fetched is checked as it arrives (digest, compression, diffID); one
+ * registry has is never downloaded: its diffID is then the record's, as BuildKit takes its cache's — fetching it to
+ * check would cost a fresh runner every cache layer's download). A layer fetched is checked as it arrives (digest, compression, diffID); one
  * pushed by reference is checked where it is held (the size the registry has, its first bytes' compression): a
  * cache record that lies about either is a CacheBlobError, and the steps it would have given run again.
  */

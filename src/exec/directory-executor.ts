@@ -7,15 +7,15 @@
 // indexed before, compared after (tree-diff.ts).
 // The container is the boundary here: a step runs as the job's root, beside it (README, Security).
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { chmod, copyFile, lchown, lutimes, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmodSync, chownSync, closeSync, fstatSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmdirSync, type Stats, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmod, copyFile, lchown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FsIndex } from '../layer/fs-index.js';
 import type { Layer } from '../layer/layer.js';
 import { formatPlatform, type Platform } from '../image/platform.js';
 import { ensureEmulation, qemuUserProgram, runsNatively } from './emulation.js';
-import { openInside, type PinOptions } from '../layer/pinned.js';
+import { emptyAt, fdPath, fdPathFor, openAt, openInside, pinExact, pinParent, type PinOptions, removeAt, removeTree, statAt } from '../layer/pinned.js';
 import { resolveInside } from '../layer/rooted.js';
 import { xattrTool } from '../layer/xattr.js';
 import { spoolLayer, writeLayer } from '../layer/writer.js';
@@ -27,7 +27,8 @@ import { withoutMountStubs } from './diff.js';
 import { type Executor, IsolationError, type ProcessSpec, type StepLayer, type StepMount, type StepRoot } from './executor.js';
 import { copyTree } from './mounts.js';
 import { ExecError } from './overlay.js';
-import { chrooted, killAll, mayTraceOthers, prootLoader, reportingShell, seccompShim, tracees } from './proot.js';
+import { chrooted, descendantsOf, endAll, endStep, killAll, mayTraceOthers, prootLoader, reportingShell } from './proot.js';
+import { pidNamespaceProgram, underWarden } from './warden.js';
 import { onPath, streamLines } from './process.js';
 import type { RunResult } from './runc.js';
 import type { Cleanup, Staged } from './staging.js';
@@ -66,7 +67,7 @@ export class DirectoryExecutor implements Executor {
     /** the proot or chroot program */
     private readonly program: string,
     readonly notice: string,
-    /** python3, which proot needs for its seccomp filter (proot.ts) */
+    /** python3's program, the warden of the steps (warden.ts): proot needs it (its seccomp filter is set there) */
     private readonly python?: string,
   ) {}
 
@@ -109,7 +110,7 @@ export class DirectoryExecutor implements Executor {
       this.unpacking.push({
         stage,
         run: async () => {
-          if (had) await rm(had.dir, { recursive: true, force: true });
+          if (had) removeTree(had.dir);
           sd.dir = await this.stageDir();
           await extractState(this.store, layers, sd.dir);
           sd.applied.push(...ids);
@@ -184,7 +185,7 @@ export class DirectoryExecutor implements Executor {
       if (!ok) warmed.applied = ['(failed)'];
     }
     if (!sd || sd.applied.length > ids.length || sd.applied.some((d, i) => ids[i] !== d)) {
-      if (sd?.dir) await rm(sd.dir, { recursive: true, force: true });
+      if (sd?.dir) removeTree(sd.dir);
       sd = { dir: await this.stageDir(), applied: [] };
       this.dirs.set(stage, sd);
     }
@@ -215,7 +216,7 @@ export class DirectoryExecutor implements Executor {
         try {
           return await this.enter(stageDir.dir, spec, own, placement, onOutput, signal);
         } finally {
-          await rm(own, { recursive: true, force: true });
+          removeTree(own);
         }
       },
       async layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number }): Promise<StepLayer> {
@@ -227,7 +228,15 @@ export class DirectoryExecutor implements Executor {
         await placement.restoreTimes();
         const { entries, after } = await diffTree(stageDir.dir, before, new Set(placement.parents.keys()));
         const kept = withoutMountStubs(entries, lower, targets);
-        for (const d of kept.dropped.sort().reverse()) await rm(path.join(stageDir.dir, d), { recursive: true, force: true });
+        for (const d of kept.dropped.sort().reverse()) {
+          const at = pinParent(stageDir.dir, d);
+          if (!at) continue;
+          try {
+            removeAt(at.fd, at.name);
+          } finally {
+            closeSync(at.fd);
+          }
+        }
         const layer = kept.entries.length === 0 ? await writeLayer(store, [], options) : await spoolLayer(store, kept.entries, store.tmpPath(), options);
         stageDir.applied.push(layer.diffID);
         if (kept.dropped.length === 0) stageDir.index = after;
@@ -238,7 +247,7 @@ export class DirectoryExecutor implements Executor {
         // A step that failed (or was stopped) left the directory as it was then: not the stage's any more.
         if (done) return;
         this.dirs.delete(stage);
-        await rm(stageDir.dir, { recursive: true, force: true });
+        removeTree(stageDir.dir);
       },
     };
   }
@@ -259,7 +268,7 @@ export class DirectoryExecutor implements Executor {
     // Run by a shell line that reports the command's status on fd 3 (proot.ts); without a shell in the image, the
     // command itself (its status is then proot's or chroot's).
     let argv: string[];
-    const env: NodeJS.ProcessEnv = Object.fromEntries(spec.env.map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+    let env: NodeJS.ProcessEnv = Object.fromEntries(spec.env.map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
     const keep = new Set(Object.keys(env));
     if (env.SHLVL !== undefined) env.HOIST_SHLVL = env.SHLVL;
     const command = hasShell ? ['/bin/sh', '-c', reportingShell(keep), 'sh', spec.cwd, ...spec.args] : spec.args;
@@ -299,12 +308,15 @@ export class DirectoryExecutor implements Executor {
       const setpriv = onPath('setpriv');
       if (setpriv) argv = [setpriv, '--reuid', String(spec.uid), '--regid', String(spec.gid), ...(spec.additionalGids.length ? ['--groups', spec.additionalGids.join(',')] : ['--clear-groups']), '--', ...argv];
       else if (nonRoot || spec.additionalGids.some((g) => g !== 0)) throw new ExecError(`RUN as ${spec.uid}:${spec.gid} needs setpriv (util-linux) where RUN cannot mount`);
-      // The seccomp filter first, while still root (python3 may be somewhere the step's user cannot reach); it hands
-      // the step's environment on as it is.
-      argv = [this.python as string, '-c', seccompShim, ...argv];
-      const stepEnv = Buffer.from(JSON.stringify(env)).toString('base64');
-      for (const k of Object.keys(env)) delete env[k];
-      env.HOIST_STEP_ENV = stepEnv;
+    }
+    // Every process of the step ends before anything of it is taken out (warden.ts): under the warden (python3, run
+    // as hoist's user: proot's seccomp filter is set there, while still root), else in a PID namespace of its own
+    // where one may be made, else by looking at /proc until nothing of it is left.
+    const warden = this.python !== undefined;
+    if (warden) ({ argv, env } = underWarden(this.python as string, argv, env, { seccomp: this.name === 'proot', uid: spec.uid }));
+    else {
+      const unshare = pidNamespaceProgram();
+      if (unshare) argv = [unshare, '--pid', '--fork', '--kill-child', '--', ...argv];
     }
     // The build's limits (--ulimit) on the whole of it, set by util-linux's prlimit (raising a hard limit needs
     // CAP_SYS_RESOURCE, which a container's root often lacks: prlimit then fails the step, saying so).
@@ -315,10 +327,15 @@ export class DirectoryExecutor implements Executor {
       argv = [prlimit, ...spec.ulimits.map((u) => `--${u.name}=${value(u.soft)}:${value(u.hard)}`), '--', ...argv];
     }
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env });
-    const leftovers = () => (this.name === 'proot' ? (child.pid ? tracees(child.pid) : []) : chrooted(root));
+    // What is left of the step: the warden's descendants, or (chroot) what has the stage's directory as its root.
+    const leftovers = () => (warden ? (child.pid ? descendantsOf(child.pid) : []) : chrooted(root));
+    // The warden ends the step itself (and exits when nothing of it is left); hoist's own looks are for an exit of
+    // hoist (the warden then goes too, PR_SET_PDEATHSIG).
+    const endNow = () => (warden ? child.kill('SIGTERM') : killAll(leftovers()));
     const stopAll = () => {
+      endNow();
       killAll(leftovers());
-      child.kill('SIGKILL');
+      if (!warden) child.kill('SIGKILL');
     };
     const forget = onInterrupt(stopAll);
     signal.addEventListener('abort', stopAll, { once: true });
@@ -327,8 +344,8 @@ export class DirectoryExecutor implements Executor {
     (child.stdio[3] as NodeJS.ReadableStream | null)?.on('data', (c: Buffer) => {
       const n = parseInt(c.toString().trim(), 10);
       if (Number.isInteger(n)) reported = n;
-      // The step's first process ended: what it left running is killed, as runc ends a container with its first process.
-      setImmediate(() => killAll(leftovers()));
+      // The step's first process ended: what it left running is ended, as runc ends a container with its first process.
+      setImmediate(endNow);
     });
     try {
       const code = await new Promise<number>((resolve, reject) => {
@@ -336,6 +353,9 @@ export class DirectoryExecutor implements Executor {
         child.on('close', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
       });
       lines.done();
+      // The warden exits when nothing of the step is left; without it, the step's processes are looked for until a
+      // look finds nothing (a chroot's by their root, which a step run as another user cannot change).
+      if (this.name === 'chroot') await (warden ? endAll(() => chrooted(root)) : endStep(() => chrooted(root), spec));
       if (signal.aborted) return { exitCode: 137, tail: lines.tail };
       return { exitCode: reported ?? code, tail: lines.tail };
     } finally {
@@ -378,7 +398,11 @@ export class DirectoryExecutor implements Executor {
     for (const job of this.unpacking.splice(0)) job.reject(new ExecError('the build ended before this stage ran'));
     await Promise.allSettled([...this.dirs.values()].map((sd) => sd.ready));
     for (const f of this.forget.splice(0)) f();
-    for (const d of this.made.splice(0)) await rm(d, { recursive: true, force: true }).catch(() => undefined);
+    for (const d of this.made.splice(0)) {
+      try {
+        removeTree(d);
+      } catch {}
+    }
     this.dirs.clear();
   }
 }
@@ -397,29 +421,25 @@ const devLinks: [string, string | undefined][] = [['fd', '/proc/self/fd'], ['std
 /**
  * What hoist puts into a stage's root for one step — mount points (as runc makes them), and for chroot the mounts'
  * content and /dev's nodes — and takes out again before the step's layer is read, with the times of the
- * directories it touched (rel → mtime before).
+ * directories it touched (rel → mtime before). Before the step things are made by path (nothing of the step runs
+ * yet); after it, everything is reached by descriptors, no symlink on the way followed (pinned.ts): the step may
+ * have swapped a directory hoist made for a link to one of the machine's.
  */
 class Placement {
   readonly parents = new Map<string, number>();
-  /** what make() made, outermost first: a mount point and the directories made to hold it */
-  private readonly made: { abs: string; restore: boolean }[] = [];
-  private readonly placed: { abs: string; made: boolean; cache?: string; was?: { mode: number; uid: number; gid: number }; content?: Buffer; link?: string }[] = [];
+  /** what make() made, outermost first: a mount point and the directories made to hold it (relative to the root) */
+  private readonly made: { rel: string; restore: boolean }[] = [];
+  private readonly placed: { rel: string; made: boolean; cache?: string; was?: { mode: number; uid: number; gid: number }; content?: Buffer; link?: string }[] = [];
 
   constructor(private readonly root: string) {}
 
-  /**
-   * `abs` when it is still where it was made, with no symlink on the way there from the root (the step may have
-   * swapped a directory on it for a link out): only then does hoist write, remove or touch it after the step.
-   */
-  private still(abs: string): string | undefined {
-    const rel = path.relative(this.root, abs);
-    const r = resolveInside(this.root, rel);
-    return r.abs === abs && r.stats && !r.stats.isSymbolicLink() ? abs : undefined;
+  private relOf(abs: string): string {
+    return path.relative(this.root, abs);
   }
 
   /** Notes the modification time of `abs` (inside the root) before hoist changes it or something in it. */
   private note(abs: string): void {
-    const rel = path.relative(this.root, abs);
+    const rel = this.relOf(abs);
     if (this.parents.has(rel)) return;
     const st = lstatSync(abs, { throwIfNoEntry: false });
     if (st && !st.isSymbolicLink()) this.parents.set(rel, st.mtimeMs / 1000);
@@ -431,13 +451,13 @@ class Placement {
     if (r.stats && !r.stats.isFile()) return;
     if (r.stats) {
       this.note(r.abs);
-      this.placed.push({ abs: r.abs, made: false, content: readFileSync(r.abs) });
+      this.placed.push({ rel: this.relOf(r.abs), made: false, content: readFileSync(r.abs) });
       await writeFile(r.abs, content);
       return;
     }
     const made = await this.make(rel, 'file');
     await writeFile(made.abs, content);
-    this.placed.push({ abs: made.abs, made: true });
+    this.placed.push({ rel: this.relOf(made.abs), made: true });
   }
 
   /** Makes `rel` (symlinks on the way resolved inside the root) when nothing is there; true when it did. */
@@ -449,8 +469,8 @@ class Placement {
     if (restore) this.note(existing);
     const missing: string[] = [];
     for (let d = path.dirname(r.abs); d !== existing; d = path.dirname(d)) missing.unshift(d);
-    for (const d of missing) this.made.push({ abs: d, restore });
-    this.made.push({ abs: r.abs, restore });
+    for (const d of missing) this.made.push({ rel: this.relOf(d), restore });
+    this.made.push({ rel: this.relOf(r.abs), restore });
     await mkdir(path.dirname(r.abs), { recursive: true });
     if (kind === 'dir') await mkdir(r.abs, { mode: 0o755 });
     else await writeFile(r.abs, '', { mode: 0o755 });
@@ -474,7 +494,7 @@ class Placement {
       await lchown(target.abs, src.uid, src.gid);
       for (const name of readdirSync(m.source)) await copyTree(path.join(m.source, name), path.join(target.abs, name));
     } else await copyTree(m.source, target.abs);
-    this.placed.push({ abs: target.abs, made: target.made, ...(m.persistent ? { cache: m.source } : {}), ...(was ? { was } : {}) });
+    this.placed.push({ rel: this.relOf(target.abs), made: target.made, ...(m.persistent ? { cache: m.source } : {}), ...(was ? { was } : {}) });
   }
 
   /** chroot: /dev's usual nodes, where the image has none. */
@@ -486,7 +506,7 @@ class Placement {
       if (lstatSync(abs, { throwIfNoEntry: false })) continue;
       this.note(dev);
       const r = spawnSync('mknod', ['-m', '666', abs, 'c', String(major), String(minor)], { stdio: 'ignore' });
-      if (r.status === 0) this.placed.push({ abs, made: true });
+      if (r.status === 0) this.placed.push({ rel: `dev/${name}`, made: true });
     }
     // What runc's /dev has beside the nodes: the descriptors' links and a /dev/shm of the step's own.
     for (const [name, target] of devLinks) {
@@ -495,33 +515,55 @@ class Placement {
       this.note(dev);
       if (target) await symlink(target, abs);
       else await mkdir(abs, { mode: 0o1777 }).then(() => chmod(abs, 0o1777));
-      this.placed.push({ abs, made: true, ...(target ? { link: target } : {}) });
+      this.placed.push({ rel: `dev/${name}`, made: true, ...(target ? { link: target } : {}) });
+    }
+  }
+
+  /**
+   * `rel`'s directory pinned (no symlink on the way) and what is there now (not followed), for `act`; nothing is
+   * done when the way there is not what hoist made.
+   */
+  private async at(rel: string, act: (dirFd: number, name: string, st: Stats) => Promise<void> | void): Promise<void> {
+    const at = pinParent(this.root, rel);
+    if (!at) return;
+    try {
+      const st = statAt(at.fd, at.name);
+      if (st) await act(at.fd, at.name, st);
+    } finally {
+      closeSync(at.fd);
     }
   }
 
   /** What place() and devices() put in goes; a cache's content is copied back to the cache first. */
   async takeOut(): Promise<void> {
     for (const p of this.placed.splice(0).reverse()) {
-      if (p.link !== undefined) {
-        // a link hoist made goes when it is still that link, in the directory it was made in
-        const st = this.still(path.dirname(p.abs)) ? lstatSync(p.abs, { throwIfNoEntry: false }) : undefined;
-        if (st?.isSymbolicLink() && readlinkSync(p.abs) === p.link) await rm(p.abs, { force: true });
-        continue;
-      }
-      if (!this.still(p.abs)) continue;
-      if (p.cache && lstatSync(p.abs).isDirectory()) {
-        for (const name of readdirSync(p.cache)) await rm(path.join(p.cache, name), { recursive: true, force: true });
-        for (const name of readdirSync(p.abs)) await copyTree(path.join(p.abs, name), path.join(p.cache, name));
-      }
-      if (p.made) await rm(p.abs, { recursive: true, force: true });
-      else if (p.content) {
-        if (lstatSync(p.abs).isFile()) await writeFile(p.abs, p.content);
-      }
-      else for (const name of readdirSync(p.abs)) await rm(path.join(p.abs, name), { recursive: true, force: true });
-      if (p.was) {
-        await chmod(p.abs, p.was.mode);
-        await lchown(p.abs, p.was.uid, p.was.gid);
-      }
+      await this.at(p.rel, async (dirFd, name, seen) => {
+        // a link hoist made goes when it is still that link
+        if (p.link !== undefined) {
+          if (seen.isSymbolicLink() && readlinkSync(fdPath(dirFd, name)) === p.link) unlinkSync(fdPath(dirFd, name));
+          return;
+        }
+        if (seen.isSymbolicLink()) return;
+        const fd = openAt(dirFd, name);
+        try {
+          const st = fstatSync(fd);
+          if (p.cache && st.isDirectory()) {
+            // the cache (hoist's, out of the step's reach) gets what the step left, copied from the pinned directory
+            for (const n of readdirSync(p.cache)) removeTree(path.join(p.cache, n));
+            for (const n of readdirSync(fdPath(fd))) await copyTree(fdPathFor(fd, n), path.join(p.cache, n));
+          }
+          if (p.made) removeAt(dirFd, name);
+          else if (p.content) {
+            if (st.isFile()) writeFileSync(fdPath(fd), p.content);
+          } else if (st.isDirectory()) emptyAt(fd);
+          if (p.was && !p.made) {
+            chmodSync(fdPath(fd), p.was.mode);
+            chownSync(fdPath(fd), p.was.uid, p.was.gid);
+          }
+        } finally {
+          closeSync(fd);
+        }
+      });
     }
   }
 
@@ -531,17 +573,30 @@ class Placement {
    */
   async removeStubs(): Promise<void> {
     for (const m of this.made.splice(0).reverse()) {
-      if (!m.restore || !this.still(m.abs)) continue;
-      const st = lstatSync(m.abs);
-      if (st?.isDirectory() ? readdirSync(m.abs).length === 0 : st?.isFile() && st.size === 0) await rm(m.abs, { recursive: true, force: true });
+      if (!m.restore) continue;
+      await this.at(m.rel, (dirFd, name, st) => {
+        if (st.isFile() && st.size === 0) unlinkSync(fdPath(dirFd, name));
+        if (!st.isDirectory()) return;
+        const fd = openAt(dirFd, name);
+        try {
+          if (readdirSync(fdPath(fd)).length === 0) rmdirSync(fdPath(dirFd, name));
+        } finally {
+          closeSync(fd);
+        }
+      });
     }
   }
 
   /** The directories noted get their modification times back. */
   async restoreTimes(): Promise<void> {
     for (const [rel, mtime] of this.parents) {
-      const abs = this.still(path.join(this.root, rel));
-      if (abs) await lutimes(abs, lstatSync(abs).atimeMs / 1000, mtime);
+      const pinned = pinExact(this.root, rel);
+      if (!pinned) continue;
+      try {
+        utimesSync(fdPath(pinned.fd), pinned.stats.atimeMs / 1000, mtime);
+      } finally {
+        closeSync(pinned.fd);
+      }
     }
   }
 }
@@ -558,7 +613,8 @@ export function directoryExecutor(store: Store, which: 'proot' | 'chroot' | 'aut
   // chroot needs nothing but node and coreutils; without python3 or the attr tools, file capabilities a step sets
   // (setcap) cannot be read, and the notice says so.
   const caps = xattrTool() ? '' : '; file capabilities a step sets (setcap) are not kept without python3 or the attr tools';
-  return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those${caps}`);
+  // python3, where there is one, is the warden of chroot's steps too (warden.ts).
+  return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those${caps}`, python);
 }
 
 /** python3's own program (not a wrapper such as pyenv's shim, which would need the caller's PATH and HOME). */

@@ -7,12 +7,15 @@
 // - it waits for every process it traces and exits with the status of the last one: a daemon left behind would
 //   hold the build, and the step's own status would be lost. The step is started by a shell line that reports its
 //   status on a pipe of its own (fd 3, closed for the command); then what is left is killed, as runc kills a
-//   container when its first process ends.
+//   container when its first process ends (by the warden, warden.ts, which also sets the seccomp filter proot needs:
+//   Debian's proot, from 2015, lets statx, faccessat2 and openat2 through untranslated).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { onInterrupt, removeSync } from './cleanup.js';
+import { ExecError } from './overlay.js';
+import { onPath, runProcess } from './process.js';
 
 let loader: { path?: string } | undefined;
 
@@ -39,40 +42,6 @@ export function prootLoader(proot: string): string | undefined {
 }
 
 /**
- * Debian's proot (5.1, built in 2015, in bookworm and trixie alike) does not know the system calls newer than it:
- * statx (what coreutils' stat, ls and cp use), faccessat2 (test -x in bash), openat2. It lets them through with the
- * step's path untranslated, so they would look at this machine's files instead of the image's. This python3 line
- * installs a seccomp filter (no new privileges, which ptrace denies a traced process anyway) that answers ENOSYS
- * for them, so the C library falls back to the calls proot translates (fstatat, faccessat), then runs its
- * arguments: proot under it, and the step under proot, inherit the filter (and not python's ignored SIGPIPE).
- */
-export const seccompShim = String.raw`
-import ctypes, os, platform, signal, struct, sys
-# python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec: the step gets them back.
-for name in ('SIGPIPE', 'SIGXFSZ'):
-    signal.signal(getattr(signal, name), signal.SIG_DFL)
-arch = platform.machine()
-known = {'x86_64': (0xC000003E, [332, 439, 437]), 'aarch64': (0xC00000B7, [291, 439, 437])}
-if arch in known:
-    audit, calls = known[arch]
-    ins = [(0x20, 0, 0, 4), (0x15, 1, 0, audit), (0x06, 0, 0, 0x7fff0000), (0x20, 0, 0, 0)]
-    ins += [(0x15, len(calls) - i, 0, c) for i, c in enumerate(calls)]
-    ins += [(0x06, 0, 0, 0x7fff0000), (0x06, 0, 0, 0x00050000 | 38)]
-    prog = ctypes.create_string_buffer(b''.join(struct.pack('HBBI', *x) for x in ins))
-    class Fprog(ctypes.Structure):
-        _fields_ = [('len', ctypes.c_ushort), ('filter', ctypes.c_void_p)]
-    fprog = Fprog(len(ins), ctypes.addressof(prog))
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:
-        sys.stderr.write('hoist: cannot install the seccomp filter proot needs: %s\n' % os.strerror(ctypes.get_errno()))
-        sys.exit(125)
-# The step's environment exactly (python3 may be a wrapper that adds to its own, as pyenv's shims do).
-import base64, json
-env = json.loads(base64.b64decode(os.environ.get('HOIST_STEP_ENV', 'e30=')))
-os.execve(sys.argv[1], sys.argv[1:], env)
-`;
-
-/**
  * The shell line that enters the step's directory ($1, followed physically, as runc's chdir), then runs the step's
  * command ("$@") and reports its status on fd 3. What this shell itself set (PWD, OLDPWD, SHLVL) and proot's
  * variable are gone from what the command gets, unless the step's environment has them (`keep`).
@@ -97,16 +66,19 @@ export function mayTraceOthers(): boolean {
   }
 }
 
-/** Pids of the processes proot `tracer` traces (TracerPid in their status). */
-export function tracees(tracer: number): number[] {
-  const out: number[] = [];
+/** Pids of every process below `ancestor` (by their parents' pids in /proc). */
+export function descendantsOf(ancestor: number): number[] {
+  const kids = new Map<number, number[]>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const m = /\nTracerPid:\s*(\d+)/.exec(readFileSync(`/proc/${name}/status`, 'utf8'));
-      if (m && Number(m[1]) === tracer) out.push(Number(name));
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(name)]);
     } catch {}
   }
+  const out: number[] = [];
+  for (const todo = [ancestor]; todo.length > 0; ) for (const k of kids.get(todo.pop() as number) ?? []) out.push(k), todo.push(k);
   return out;
 }
 
@@ -127,5 +99,37 @@ export function killAll(pids: readonly number[]): void {
     try {
       process.kill(p, 'SIGKILL');
     } catch {}
+  }
+}
+
+/**
+ * Ends what `find` finds of a step (without the warden, warden.ts): a step run as another user than hoist's and
+ * root is first stopped whole — kill(-1, SIGSTOP) sent as that user by node under setpriv, which no fork slips
+ * past — so that one look finds all of it; then, and otherwise, looks and kills until a look finds nothing.
+ */
+export async function endStep(find: () => number[], user: { uid: number; gid: number }): Promise<void> {
+  const setpriv = user.uid > 0 && user.uid !== process.getuid?.() ? onPath('setpriv') : undefined;
+  if (setpriv) {
+    const all = (sig: string) => runProcess(setpriv, ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', '--', process.execPath, '-e', `process.kill(-1, '${sig}')`]);
+    if ((await all('SIGSTOP')).status === 0) {
+      killAll(find());
+      await all('SIGCONT');
+    }
+  }
+  await endAll(find);
+}
+
+/**
+ * Kills what `find` finds until a look finds nothing: a process forked between a look and the kills is found by the
+ * next look (its parent, killed, forks no more). A process that would not end in 10 s is an error: what the step
+ * touched is not taken out while something of it may still run.
+ */
+export async function endAll(find: () => number[]): Promise<void> {
+  for (const until = Date.now() + 10_000; ; ) {
+    const pids = find();
+    if (pids.length === 0) return;
+    if (Date.now() > until) throw new ExecError(`processes of the step would not end (pids ${pids.slice(0, 8).join(' ')}): what it left in the stage is not touched`);
+    killAll(pids);
+    await new Promise((r) => setTimeout(r, 2));
   }
 }

@@ -4,7 +4,8 @@
 // nothing the directory's writers chose, and what was reached stays what was reached: a name swapped for a symlink
 // after we looked cannot redirect an open, a mount or a read (BuildKit's CVE-2024-23651 is that race). A symlink
 // among the components is resolved inside the root, as rooted.ts resolves by path.
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, rmdirSync, type Stats, unlinkSync } from 'node:fs';
+import path from 'node:path';
 import { RootedPathError } from './rooted.js';
 
 /** O_PATH (Linux): a descriptor that names an inode without opening it for reading (no FIFO blocks, no access check). */
@@ -210,6 +211,120 @@ export function readRegularFile(root: string, rel: string, max: number): Buffer 
       off += n;
     }
     return buf.subarray(0, off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A descriptor's magic-link path for another process (a `cp` run on it): /proc/self would be that process's own. */
+export const fdPathFor = (fd: number, name?: string): string => (name === undefined ? `/proc/${process.pid}/fd/${fd}` : `/proc/${process.pid}/fd/${fd}/${name}`);
+
+/** The entry `name` of the directory open as `dirFd`, not followed (undefined when nothing is there). */
+export function statAt(dirFd: number, name: string): Stats | undefined {
+  try {
+    return lstatSync(fdPath(dirFd, name));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** Opens the entry `name` of the directory open as `dirFd` as an O_PATH descriptor, never following it. */
+export function openAt(dirFd: number, name: string): number {
+  return openSync(fdPath(dirFd, name), pathFlags);
+}
+
+const quiet = (e: unknown): boolean => ['ENOENT', 'ENOTDIR', 'ELOOP'].includes((e as NodeJS.ErrnoException).code ?? '');
+
+/**
+ * The directory that holds `rel` inside `root` (its own directory reached with no symlink on the way), open as an
+ * O_PATH descriptor, and `rel`'s last name; undefined when a directory on the way is missing, a symlink or not a
+ * directory. What is then done to `name` through `fdPath(fd, name)` is done in that directory, wherever its path
+ * leads by then.
+ */
+export function pinParent(root: string, rel: string): { fd: number; name: string } | undefined {
+  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+  const name = parts.pop();
+  if (name === undefined || name === '..' || parts.includes('..')) throw new RootedPathError(`${JSON.stringify(rel)} names no entry inside its root`);
+  let pinned: Pinned;
+  try {
+    pinned = openInside(root, parts.join('/'), { noSymlinks: true });
+  } catch (e) {
+    if (quiet(e)) return undefined;
+    throw e;
+  }
+  if (!pinned.stats.isDirectory()) {
+    closeSync(pinned.fd);
+    return undefined;
+  }
+  return { fd: pinned.fd, name };
+}
+
+/** `rel` inside `root` itself, open as an O_PATH descriptor with no symlink anywhere (the last name included), or undefined. */
+export function pinExact(root: string, rel: string): Pinned | undefined {
+  try {
+    return openInside(root, rel, { noSymlinks: true });
+  } catch (e) {
+    if (quiet(e)) return undefined;
+    throw e;
+  }
+}
+
+/** Removes what the directory open as `fd` holds, each directory in it emptied through a descriptor of its own. */
+export function emptyAt(fd: number): void {
+  for (const name of readdirSync(fdPath(fd))) removeAt(fd, name);
+}
+
+/**
+ * Removes the entry `name` of the directory open as `dirFd` with all it holds, never following a symlink: a
+ * directory is opened (O_NOFOLLOW) and emptied through its descriptor, so a name swapped for a link meanwhile
+ * leads nowhere but to that link. Nothing there is no error.
+ */
+export function removeAt(dirFd: number, name: string, again = 3): void {
+  if (again < 0) throw Object.assign(new Error(`${name} keeps changing while it is being removed`), { code: 'EBUSY' });
+  const st = statAt(dirFd, name);
+  if (!st) return;
+  if (!st.isDirectory()) {
+    try {
+      unlinkSync(fdPath(dirFd, name));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EISDIR') return removeAt(dirFd, name, again - 1); // a directory now: again
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    return;
+  }
+  let fd: number;
+  try {
+    fd = openSync(fdPath(dirFd, name), pathFlags | constants.O_DIRECTORY);
+  } catch (e) {
+    if (quiet(e)) return removeAt(dirFd, name, again - 1); // gone, or no longer a directory: looked at again
+    throw e;
+  }
+  try {
+    emptyAt(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    rmdirSync(fdPath(dirFd, name));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR' || (e as NodeJS.ErrnoException).code === 'ENOTEMPTY') return removeAt(dirFd, name, again - 1);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
+/** Removes `dir` and all it holds by descriptors (see removeAt); `dir` itself is reached by its path, as ours. */
+export function removeTree(dir: string): void {
+  const parent = path.dirname(path.resolve(dir));
+  let fd: number;
+  try {
+    fd = openSync(parent, pathFlags | constants.O_DIRECTORY);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  try {
+    removeAt(fd, path.basename(path.resolve(dir)));
   } finally {
     closeSync(fd);
   }

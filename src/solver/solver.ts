@@ -43,7 +43,7 @@ import { TarError, type TarHeader } from '../layer/tar.js';
 import type { RegistryClient } from '../registry/client.js';
 import { settleAll, sharedBy } from '../registry/limit.js';
 import { RemoteImage } from '../registry/source.js';
-import type { Store } from '../store/store.js';
+import { type Store, StoreError } from '../store/store.js';
 import { ArchiveError } from './archive.js';
 import { BuildContext, ContextError, readInside } from './context.js';
 import { CopyError } from './copy-plan.js';
@@ -364,7 +364,12 @@ export class Solver {
       // Layers only a cache has, that an output will need whole: fetched now, so that a bad one is met while its
       // steps can still run (build() runs them again).
       await settleAll(state.layers.map(async (l) => {
-        if (l.sources.some((src) => src.cache) && (await this.req.prefetch?.(l))) await this.req.store.fetchLayerChecked(l);
+        if (!l.sources.some((src) => src.cache) || !(await this.req.prefetch?.(l))) return;
+        await this.req.store.fetchLayerChecked(l).catch((e: unknown) => {
+          // a record that lies about its blob (its diffID, its compression, no tar) is the cache's fault: steps run again
+          if (e instanceof DigestMismatchError || e instanceof StoreError || e instanceof TarError || e instanceof CompressionError) throw new CacheBlobError(`the cache's record of layer ${l.descriptor.digest} does not match its content (${(e as Error).message})`, l.descriptor.digest);
+          throw e;
+        });
       }));
       const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
       const stored = await this.req.store.writeBlob(configBytes);
@@ -686,7 +691,9 @@ export class Solver {
     let layer: Layer | undefined;
     if (l) {
       const descriptorOf = (w: WrittenLayer): Descriptor => ({ mediaType: w.mediaType, digest: w.digest, size: w.size });
-      layer = 'written' in l ? new CompressingLayer(l.diffID, timed('compress', () => l.written, (w) => w.size).then(descriptorOf)) : { descriptor: descriptorOf(l), diffID: l.diffID, sources: [] };
+      // (hoist made the layer: its digest and diffID are a pair it knows to be true, store.ts noteVerified)
+      const noted = async (w: WrittenLayer) => (await this.req.store.noteVerified(w.digest, w.diffID), w);
+      layer = 'written' in l ? new CompressingLayer(l.diffID, timed('compress', () => l.written.then(noted), (w) => w.size).then(descriptorOf)) : { descriptor: descriptorOf(await noted(l)), diffID: l.diffID, sources: [] };
       await this.req.store.writeLayerIndex(l.diffID, l.headers);
     }
     applyResult(run, { created_by: step.createdBy, time: result.time, layer, headers: l?.headers }, this.req.sourceDateEpoch);

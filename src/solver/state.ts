@@ -70,6 +70,7 @@ export class ImageState {
       });
       this.index.applyHeaders(headers, this.indexed);
       await store.writeLayerIndex(l.diffID, headers);
+      await store.noteVerified(l.descriptor.digest, l.diffID);
     }
     return this.index;
   }

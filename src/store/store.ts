@@ -4,6 +4,7 @@
 //   snapshots/<diffID hex>/ unpacked layers for RUN, each complete before it is renamed into place
 //   indexes/<diffID hex>.json a layer's tar headers, so that a filesystem index is built without reading layers
 //   records/<key hex>.json  the build cache: a step's key and its result (src/cache/record.ts); mtime: last use
+//   verified/<blob hex>     the diffID hoist itself found the blob to decompress to (a cache's record may lie about it)
 //   leases/<pid>-<n>        which processes are using the store since when (garbage collection spares their work)
 //   tmp/                    partial writes
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
@@ -305,6 +306,29 @@ export class Store {
     await rename(tmp, this.cacheRecordPath(record.key));
   }
 
+  private verifiedPath(digest: string): string | undefined {
+    return /^sha256:[0-9a-f]{64}$/.test(digest) ? path.join(this.root, 'verified', digest.slice(7)) : undefined;
+  }
+
+  /**
+   * Notes that the blob `digest` decompresses to the tar `diffID`: hoist wrote the layer itself, or read it whole
+   * and checked both. A layer a cache names is pushed by reference (never read) only once its pair is noted here.
+   */
+  async noteVerified(digest: string, diffID: string): Promise<void> {
+    const p = this.verifiedPath(digest);
+    if (!p || !/^sha256:[0-9a-f]{64}$/.test(diffID) || (await this.isVerified(digest, diffID))) return;
+    await mkdir(path.dirname(p), { recursive: true });
+    const tmp = this.tmpPath();
+    await writeFile(tmp, diffID);
+    await rename(tmp, p);
+  }
+
+  /** Whether hoist has found the blob `digest` to decompress to `diffID` (noteVerified). */
+  async isVerified(digest: string, diffID: string): Promise<boolean> {
+    const p = this.verifiedPath(digest);
+    return p !== undefined && (await readFile(p, 'utf8').catch(() => undefined)) === diffID;
+  }
+
   indexPath(diffID: string): string {
     return path.join(this.root, 'indexes', `${parseDigest(diffID).hex}.json`);
   }
@@ -362,7 +386,11 @@ export class Store {
    */
   snapshotLayer(layer: Layer, options: SnapshotOptions = { whiteouts: 'overlay' }): Promise<Snapshot> {
     const { diffID } = layer;
-    const fromStore = () => timed('unpack', () => this.useLayer(layer, (open) => this.unpackNew(diffID, async () => (await decompressed(await open())).stream, options)), () => layer.descriptor.size);
+    const fromStore = () => timed('unpack', () => this.useLayer(layer, async (open) => {
+      const snapshot = await this.unpackNew(diffID, async () => (await decompressed(await open())).stream, options);
+      await this.noteVerified(layer.descriptor.digest, diffID);
+      return snapshot;
+    }), () => layer.descriptor.size);
     return this.once(diffID, async () => {
       await layer.ready;
       if (layer.sources.length === 0 || (await this.hasIntactBlob(layer.descriptor))) return fromStore();
@@ -426,6 +454,7 @@ export class Store {
         try {
           const [blob, then] = await Promise.all([written, used]);
           await then();
+          await this.noteVerified(layer.descriptor.digest, layer.diffID);
           return blob;
         } catch (e) {
           source.destroy();
@@ -445,12 +474,29 @@ export class Store {
    */
   async fetchLayerChecked(layer: Layer): Promise<void> {
     await layer.ready;
-    if (await this.hasIntactBlob(layer.descriptor)) return;
+    if (await this.hasIntactBlob(layer.descriptor)) {
+      // held already (another image's layer, an earlier build): its diffID checked here, not taken from the record
+      if (!(await this.isVerified(layer.descriptor.digest, layer.diffID))) await this.checkDiffID(layer);
+      return;
+    }
     const sink = this.teeSink(layer, async (tar) => {
       await pipeline(tar, new DigestStream({ digest: layer.diffID, where: `the uncompressed layer ${layer.descriptor.digest} (its diffID)` }), new Writable({ write: (_c, _e, cb) => cb() }));
       return async () => undefined;
     });
     await this.fetchMissing(layer.descriptor, layer.sources, sink);
+  }
+
+  /** The blob of `layer` in the store read whole: compressed as its media type says, and decompressing to its diffID. */
+  private async checkDiffID(layer: Layer): Promise<void> {
+    const d = layer.descriptor;
+    const { stream, compression } = await decompressed(this.openBlob(d.digest));
+    const said = layerCompression(d.mediaType);
+    if (said !== undefined && said !== compression) {
+      stream.destroy();
+      throw new StoreError(`layer ${d.digest} is ${compression === 'none' ? 'not compressed' : `${compression}-compressed`}, but its media type ${d.mediaType} says ${said}`);
+    }
+    await pipeline(stream, new DigestStream({ digest: layer.diffID, where: `the uncompressed layer ${d.digest} (its diffID)` }), new Writable({ write: (_c, _e, cb) => cb() }));
+    await this.noteVerified(d.digest, layer.diffID);
   }
 
   private readonly unpacking = new Map<string, Promise<Snapshot>>();

@@ -1,0 +1,77 @@
+// A step run as another user through chroot or proot must not make hoist (root) act on the machine's files after it
+// (issue 34). The step leaves a chain of processes behind — each forks the next, swaps a directory hoist made for the
+// step's cache mount for a symlink to a directory of the machine and back, and ends — and under proot the first of
+// them kills proot (it runs as the step's user), which lets its tracees go. Before: one scan of /proc after the
+// step missed the newest of the chain, which then won hoist's check-then-act on the mount's directory (a directory
+// of the machine emptied or chmodded, or a file of it read into the cache); 5 of 12 builds on the host. Now every
+// process of the step ends before anything is taken out, and what is taken out is reached by descriptors.
+// Real parts: docker-registry, chroot, proot, python3, busybox; `TRIES` builds of each.
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { hoist } from '../helpers/hoist.js';
+import { pushBusyboxBase } from '../helpers/images.js';
+import { raceApplets, raceDockerfile } from '../helpers/race.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { describeWith } from '../helpers/tools.js';
+
+const TRIES = Number(process.env.HOIST_RACE_TRIES ?? 8);
+
+/** How many times, looking every 20 ms for `ms`, a process of user `uid` was seen (the chain's are short-lived). */
+async function processesOf(uid: number, ms: number): Promise<number> {
+  let seen = 0;
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        if (new RegExp(`\\nUid:\\s+${uid}\\s`).test(readFileSync(`/proc/${name}/status`, 'utf8'))) seen++;
+      } catch {}
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return seen;
+}
+
+(process.getuid?.() === 0 ? describeWith(['docker-registry', 'proot', 'python3', 'busybox']) : describe.skip)('a step that races hoist\'s cleanup where RUN cannot mount', () => {
+  let reg: TestRegistry;
+  // (the store where the step's user may reach its cache by path: not under the suite's 0700 temp dir)
+  const work = mkdtempSync('/var/tmp/hoist-race-');
+  chmodSync(work, 0o711);
+  let base = '';
+  beforeAll(async () => {
+    reg = await startRegistry('anonymous');
+    base = `${reg.host}/base/busybox:1`;
+    await pushBusyboxBase(base, path.join(work, 'seed'), work, raceApplets);
+  }, 60_000);
+  afterAll(async () => {
+    await reg?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test.each(['chroot', 'proot'])(`%s: ${TRIES} builds, the machine's directory untouched and no process of the step left`, async (isolation) => {
+    // The canary: root's, 0700, with a directory `c` (the mount's name) holding a file.
+    const canary = path.join(work, `canary-${isolation}`);
+    mkdirSync(path.join(canary, 'c'), { recursive: true });
+    writeFileSync(path.join(canary, 'c', 'keep'), 'the machine\'s\n');
+    chmodSync(canary, 0o700);
+    chmodSync(path.join(canary, 'c'), 0o700);
+    const ctx = path.join(work, `ctx-${isolation}`);
+    mkdirSync(ctx);
+    writeFileSync(path.join(ctx, 'Dockerfile'), raceDockerfile(base, canary));
+    const harmed: string[] = [];
+    for (let i = 0; i < TRIES; i++) {
+      const r = await hoist(['build', '--store', path.join(work, `store-${isolation}`), '--progress', 'plain', '--no-cache', '--isolation', isolation, ctx], { readBack: false });
+      const state = `${(statSync(canary).mode & 0o7777).toString(8)} ${(statSync(path.join(canary, 'c')).mode & 0o7777).toString(8)} ${readdirSync(path.join(canary, 'c')).join(',')}`;
+      if (state !== '700 700 keep') harmed.push(`try ${i + 1}: ${state} (exit ${r.code})`);
+      // nothing of the step runs on once hoist is done with it
+      const left = await processesOf(4321, 1000);
+      if (left > 0) {
+        harmed.push(`try ${i + 1}: processes of the step's user seen after the build: ${left}`);
+        await new Promise((r) => setTimeout(r, 4000));
+      }
+      // (under proot the chain kills proot, and the step with it: killed, as under runc when its init is)
+      if (isolation === 'chroot') expect(`${r.code}\n${r.err}`).toMatch(/^0\n[^]*\n#3 ran\n/);
+      else expect(`${r.code}\n${r.err}`).toMatch(/^1\n[^]*did not complete successfully: exit code: 137/);
+    }
+    expect(harmed).toEqual([]);
+  }, 60_000 + TRIES * 30_000);
+});
