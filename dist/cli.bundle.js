@@ -35931,25 +35931,46 @@ async function openCaches(specs, ctx, warn) {
  * Which cache layers the build fetches before it ends: all, when an output or a cache export writes every layer
  * (or the image only goes to the store); for pushes, none that a push target's registry can mount (it holds the
  * cache) or that every target repository holds already (the push skips it: a layer from the Actions cache that the
- * registry has is never downloaded: its diffID is then the record's, as BuildKit takes its cache's — fetching it to
- * check would cost a fresh runner every cache layer's download). A layer fetched is checked as it arrives (digest, compression, diffID); one
- * pushed by reference is checked where it is held (the size the registry has, its first bytes' compression): a
- * cache record that lies about either is a CacheBlobError, and the steps it would have given run again.
+ * registry has is never downloaded) — provided its diffID can be trusted without reading it. A layer fetched is
+ * checked as it arrives (digest, compression, diffID); one pushed by reference is checked where it is held (the size
+ * the registry has, its first bytes' compression): a cache record that lies about either is a CacheBlobError, and the
+ * steps it would have given run again.
+ *
+ * The diffID of a layer pushed by reference is the record's, and the image's config says it: a record that lies
+ * about it made `--push` publish an image docker refuses ("layers from manifest don't match image configuration").
+ * It is taken only when hoist has verified that (digest, diffID) pair itself (store.ts noteVerified: a layer it
+ * wrote, downloaded or unpacked), or when every target repository already publishes the very manifest being built
+ * (`image`, its digest: its config names those diffIDs, and only a writer of the target itself could have put it
+ * there — a fresh runner rebuilding what was pushed downloads nothing). Otherwise the layer is fetched and checked: a
+ * fresh runner pushing a cached image somewhere new downloads each such layer once.
  */
-function prefetchPolicy(outputs, tags, cacheTo, client) {
+function prefetchPolicy(outputs, tags, cacheTo, client, store) {
     if (outputs.some((o) => o.type !== 'registry') || cacheTo.some((c) => c.type === 'local'))
         return async () => true;
-    const targets = [];
+    const images = [];
     for (const o of outputs)
         for (const n of (o.type === 'registry' ? o.names : undefined) ?? tags)
-            targets.push(parseReference(n));
+            images.push(parseReference(n));
+    const targets = [...images];
     for (const c of cacheTo)
         if (c.type === 'registry')
             targets.push(parseReference(c.ref));
     if (targets.length === 0)
         return async () => true;
     const registries = new Set(targets.map((t) => t.registry));
-    return async (layer) => {
+    const published = new Map();
+    const publishedEverywhere = (image) => {
+        let p = published.get(image);
+        if (!p) {
+            const there = (r) => client.resolve({ registry: r.registry, repository: r.repository, digest: image }).then((m) => m.digest === image, () => false);
+            p = images.length === 0 ? Promise.resolve(false) : Promise.all(images.map(there)).then((all) => all.every(Boolean));
+            published.set(image, p);
+        }
+        return p;
+    };
+    return async (layer, image) => {
+        if (!(await store.isVerified(layer.descriptor.digest, layer.diffID)) && !(await publishedEverywhere(image)))
+            return true;
         const mountable = layer.sources.find((s) => s.repository && registries.has(s.repository.registry))?.repository;
         let held;
         if (mountable) {
@@ -38720,10 +38741,26 @@ class Solver {
             const records = this.records(target);
             if (this.req.inlineCache)
                 config[format/* inlineCacheField */.w8] = records.inline;
-            // Layers only a cache has, that an output will need whole: fetched now, so that a bad one is met while its
-            // steps can still run (build() runs them again).
+            const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
+            const configDigest = (0,image_digest/* digestOf */.ol)(configBytes);
+            // The base's layers keep their bytes; their media types follow the manifest's family (an OCI base's gzip
+            // layer is Docker's gzip layer under a Docker manifest; a zstd layer makes the manifest OCI).
+            const layers = state.layers.map((l) => l.descriptor);
+            const oci = (0,media_types/* manifestIsOci */.rn)(layers.map((l) => l.mediaType), this.req.ociMediaTypes);
+            const manifest = (0,image_manifest/* inFamily */.WD)({
+                schemaVersion: 2,
+                mediaType: media_types/* MediaType */.zu.dockerManifest,
+                config: { mediaType: media_types/* MediaType */.zu.dockerConfig, digest: configDigest, size: configBytes.length },
+                layers,
+                ...(this.req.annotations ? { annotations: { ...this.req.annotations } } : {}),
+            }, oci);
+            const bytes = (0,image_manifest/* manifestBytes */.T8)(manifest);
+            // Layers only a cache has, that an output will need whole (or whose diffID the push cannot take on the
+            // record's word, caches.ts prefetchPolicy): fetched now, so that a bad one is met while its steps can still
+            // run (build() runs them again).
+            const image = (0,image_digest/* digestOf */.ol)(bytes);
             await (0,limit/* settleAll */.j3)(state.layers.map(async (l) => {
-                if (!l.sources.some((src) => src.cache) || !(await this.req.prefetch?.(l)))
+                if (!l.sources.some((src) => src.cache) || !(await this.req.prefetch?.(l, image)))
                     return;
                 await this.req.store.fetchLayerChecked(l).catch((e) => {
                     // a record that lies about its blob (its diffID, its compression, no tar) is the cache's fault: steps run again
@@ -38732,26 +38769,13 @@ class Solver {
                     throw e;
                 });
             }));
-            const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
-            const stored = await this.req.store.writeBlob(configBytes);
-            // The base's layers keep their bytes; their media types follow the manifest's family (an OCI base's gzip
-            // layer is Docker's gzip layer under a Docker manifest; a zstd layer makes the manifest OCI).
-            const layers = state.layers.map((l) => l.descriptor);
-            const oci = (0,media_types/* manifestIsOci */.rn)(layers.map((l) => l.mediaType), this.req.ociMediaTypes);
-            const manifest = (0,image_manifest/* inFamily */.WD)({
-                schemaVersion: 2,
-                mediaType: media_types/* MediaType */.zu.dockerManifest,
-                config: { mediaType: media_types/* MediaType */.zu.dockerConfig, digest: stored.digest, size: stored.size },
-                layers,
-                ...(this.req.annotations ? { annotations: { ...this.req.annotations } } : {}),
-            }, oci);
-            const bytes = (0,image_manifest/* manifestBytes */.T8)(manifest);
+            await this.req.store.writeBlob(configBytes);
             await this.req.store.writeBlob(bytes);
             const root = (0,image_manifest/* parseManifest */.Ng)(bytes);
             return {
                 image: new BuiltImage(root, configBytes, state.layers, this.req.store),
                 digest: root.digest,
-                imageID: stored.digest,
+                imageID: configDigest,
                 platform: this.plan.targetPlatform,
                 steps: this.steps,
                 unusedBuildArgs: this.plan.unusedBuildArgs,
@@ -39453,7 +39477,7 @@ async function buildProfiled(req) {
                 inlineCache: cacheTo.some((c) => c.type === 'inline'),
                 keepCacheMounts: cacheTo.some((c) => c.type !== 'inline'),
                 mountMaxSize: Math.max(backend/* defaultMountMax */.Fz, ...cacheTo.map((c) => ('mountMaxSize' in c ? (c.mountMaxSize ?? 0) : 0))),
-                prefetch: prefetchPolicy(outputs, req.tags, cacheTo, client),
+                prefetch: prefetchPolicy(outputs, req.tags, cacheTo, client, store),
                 onWarning: warn,
                 store,
                 client,

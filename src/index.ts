@@ -212,7 +212,7 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
         inlineCache: cacheTo.some((c) => c.type === 'inline'),
         keepCacheMounts: cacheTo.some((c) => c.type !== 'inline'),
         mountMaxSize: Math.max(defaultMountMax, ...cacheTo.map((c) => ('mountMaxSize' in c ? (c.mountMaxSize ?? 0) : 0))),
-        prefetch: prefetchPolicy(outputs, req.tags, cacheTo, client),
+        prefetch: prefetchPolicy(outputs, req.tags, cacheTo, client, store),
         onWarning: warn,
         store,
         client,

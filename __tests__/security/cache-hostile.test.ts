@@ -409,11 +409,11 @@ RUN --mount=type=bind,source=secret,target=/s sh -c 'ls -a /s; cat /s/other.txt 
           expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
           expect(JSON.parse(readFileSync(meta, 'utf8'))['containerimage.digest']).toMatch(/^sha256:/);
           const said = warnings(r.err);
-          if (warned && !(name === 'diffid' && target.startsWith(reg.host))) expect(`${target}\n${said.join('\n')}\n${r.err}`).toMatch(/the steps it would have given run again/);
+          if (warned) expect(`${target}\n${said.join('\n')}\n${r.err}`).toMatch(/the steps it would have given run again/);
           else expect(said).toEqual([]);
-          // A layer the push names by reference (the cache's registry mounts it) is never read: its size and
-          // compression are checked where it is held, its diffID is the record's, as BuildKit takes its cache's.
-          if (name === 'diffid' && target.startsWith(reg.host)) continue;
+          // A layer the push would name by reference (the cache's registry mounts it) is read first when the store has
+          // not verified its (digest, diffID) pair and the target does not publish this manifest already: the
+          // record's diffID is not taken on its word (issue 34: docker refused what was pushed).
           await expectConsistent(client, target);
         }
       }

@@ -68,19 +68,39 @@ export async function openCaches(specs: readonly CacheFromSpec[], ctx: CacheCont
  * Which cache layers the build fetches before it ends: all, when an output or a cache export writes every layer
  * (or the image only goes to the store); for pushes, none that a push target's registry can mount (it holds the
  * cache) or that every target repository holds already (the push skips it: a layer from the Actions cache that the
- * registry has is never downloaded: its diffID is then the record's, as BuildKit takes its cache's — fetching it to
- * check would cost a fresh runner every cache layer's download). A layer fetched is checked as it arrives (digest, compression, diffID); one
- * pushed by reference is checked where it is held (the size the registry has, its first bytes' compression): a
- * cache record that lies about either is a CacheBlobError, and the steps it would have given run again.
+ * registry has is never downloaded) — provided its diffID can be trusted without reading it. A layer fetched is
+ * checked as it arrives (digest, compression, diffID); one pushed by reference is checked where it is held (the size
+ * the registry has, its first bytes' compression): a cache record that lies about either is a CacheBlobError, and the
+ * steps it would have given run again.
+ *
+ * The diffID of a layer pushed by reference is the record's, and the image's config says it: a record that lies
+ * about it made `--push` publish an image docker refuses ("layers from manifest don't match image configuration").
+ * It is taken only when hoist has verified that (digest, diffID) pair itself (store.ts noteVerified: a layer it
+ * wrote, downloaded or unpacked), or when every target repository already publishes the very manifest being built
+ * (`image`, its digest: its config names those diffIDs, and only a writer of the target itself could have put it
+ * there — a fresh runner rebuilding what was pushed downloads nothing). Otherwise the layer is fetched and checked: a
+ * fresh runner pushing a cached image somewhere new downloads each such layer once.
  */
-export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly string[], cacheTo: readonly CacheToSpec[], client: RegistryClient): (layer: Layer) => Promise<boolean> {
+export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly string[], cacheTo: readonly CacheToSpec[], client: RegistryClient, store: Store): (layer: Layer, image: string) => Promise<boolean> {
   if (outputs.some((o) => o.type !== 'registry') || cacheTo.some((c) => c.type === 'local')) return async () => true;
-  const targets: Reference[] = [];
-  for (const o of outputs) for (const n of (o.type === 'registry' ? o.names : undefined) ?? tags) targets.push(parseReference(n));
+  const images: Reference[] = [];
+  for (const o of outputs) for (const n of (o.type === 'registry' ? o.names : undefined) ?? tags) images.push(parseReference(n));
+  const targets = [...images];
   for (const c of cacheTo) if (c.type === 'registry') targets.push(parseReference(c.ref));
   if (targets.length === 0) return async () => true;
   const registries = new Set(targets.map((t) => t.registry));
-  return async (layer) => {
+  const published = new Map<string, Promise<boolean>>();
+  const publishedEverywhere = (image: string) => {
+    let p = published.get(image);
+    if (!p) {
+      const there = (r: Reference) => client.resolve({ registry: r.registry, repository: r.repository, digest: image }).then((m) => m.digest === image, () => false);
+      p = images.length === 0 ? Promise.resolve(false) : Promise.all(images.map(there)).then((all) => all.every(Boolean));
+      published.set(image, p);
+    }
+    return p;
+  };
+  return async (layer, image) => {
+    if (!(await store.isVerified(layer.descriptor.digest, layer.diffID)) && !(await publishedEverywhere(image))) return true;
     const mountable = layer.sources.find((s) => s.repository && registries.has(s.repository.registry))?.repository;
     let held: { repo: Reference | NonNullable<typeof mountable>; size: number } | undefined;
     if (mountable) {

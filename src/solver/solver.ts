@@ -28,7 +28,7 @@ import type { Executor, Isolation } from '../exec/executor.js';
 import { extractState } from '../exec/unpack.js';
 import { SshAgents } from '../exec/ssh.js';
 import { type Descriptor, type ImageConfig, type ImageManifest, inFamily, manifestBytes, parseImageConfig, parseManifest } from '../image/manifest.js';
-import { DigestMismatchError, SizeMismatchError } from '../image/digest.js';
+import { DigestMismatchError, digestOf, SizeMismatchError } from '../image/digest.js';
 import { manifestIsOci, MediaType } from '../image/media-types.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
 import { formatReference, parseReference, type Reference, ReferenceError as InvalidReferenceError } from '../image/reference.js';
@@ -108,9 +108,11 @@ export interface BuildRequest {
   mountMaxSize?: number;
   /**
    * Which of the image's layers that only a cache holds must be fetched before the build ends (an output that
-   * writes every layer, a push to another registry): a bad cache blob is then found while its steps can still run.
+   * writes every layer, a push to another registry, a layer pushed by reference whose diffID hoist has not verified
+   * and that `image` — the digest of the manifest being built — does not already publish): a bad cache blob is then
+   * found while its steps can still run.
    */
-  prefetch?: (layer: Layer) => boolean | Promise<boolean>;
+  prefetch?: (layer: Layer, image: string) => boolean | Promise<boolean>;
   /** a warning for the log (a cache that could not deliver) */
   onWarning?: (message: string) => void;
   /** how RUN steps run (exec/executor.ts): auto picks runc where this machine may mount, else proot or chroot */
@@ -361,18 +363,8 @@ export class Solver {
       await this.keepUnrunStages();
       const records = this.records(target);
       if (this.req.inlineCache) config[inlineCacheField] = records.inline;
-      // Layers only a cache has, that an output will need whole: fetched now, so that a bad one is met while its
-      // steps can still run (build() runs them again).
-      await settleAll(state.layers.map(async (l) => {
-        if (!l.sources.some((src) => src.cache) || !(await this.req.prefetch?.(l))) return;
-        await this.req.store.fetchLayerChecked(l).catch((e: unknown) => {
-          // a record that lies about its blob (its diffID, its compression, no tar) is the cache's fault: steps run again
-          if (e instanceof DigestMismatchError || e instanceof StoreError || e instanceof TarError || e instanceof CompressionError) throw new CacheBlobError(`the cache's record of layer ${l.descriptor.digest} does not match its content (${(e as Error).message})`, l.descriptor.digest);
-          throw e;
-        });
-      }));
       const configBytes = Buffer.from(JSON.stringify(orderedConfig(config)));
-      const stored = await this.req.store.writeBlob(configBytes);
+      const configDigest = digestOf(configBytes);
       // The base's layers keep their bytes; their media types follow the manifest's family (an OCI base's gzip
       // layer is Docker's gzip layer under a Docker manifest; a zstd layer makes the manifest OCI).
       const layers = state.layers.map((l) => l.descriptor);
@@ -380,17 +372,30 @@ export class Solver {
       const manifest: ImageManifest = inFamily({
         schemaVersion: 2,
         mediaType: MediaType.dockerManifest,
-        config: { mediaType: MediaType.dockerConfig, digest: stored.digest, size: stored.size },
+        config: { mediaType: MediaType.dockerConfig, digest: configDigest, size: configBytes.length },
         layers,
         ...(this.req.annotations ? { annotations: { ...this.req.annotations } } : {}),
       }, oci);
       const bytes = manifestBytes(manifest);
+      // Layers only a cache has, that an output will need whole (or whose diffID the push cannot take on the
+      // record's word, caches.ts prefetchPolicy): fetched now, so that a bad one is met while its steps can still
+      // run (build() runs them again).
+      const image = digestOf(bytes);
+      await settleAll(state.layers.map(async (l) => {
+        if (!l.sources.some((src) => src.cache) || !(await this.req.prefetch?.(l, image))) return;
+        await this.req.store.fetchLayerChecked(l).catch((e: unknown) => {
+          // a record that lies about its blob (its diffID, its compression, no tar) is the cache's fault: steps run again
+          if (e instanceof DigestMismatchError || e instanceof StoreError || e instanceof TarError || e instanceof CompressionError) throw new CacheBlobError(`the cache's record of layer ${l.descriptor.digest} does not match its content (${(e as Error).message})`, l.descriptor.digest);
+          throw e;
+        });
+      }));
+      await this.req.store.writeBlob(configBytes);
       await this.req.store.writeBlob(bytes);
       const root = parseManifest(bytes);
       return {
         image: new BuiltImage(root, configBytes, state.layers, this.req.store),
         digest: root.digest,
-        imageID: stored.digest,
+        imageID: configDigest,
         platform: this.plan.targetPlatform,
         steps: this.steps,
         unusedBuildArgs: this.plan.unusedBuildArgs,
