@@ -29856,6 +29856,10 @@ class RemoteImage {
 // is two seconds older than the moment it was read (git's "racily clean" index entries, the same cure), so a write
 // after the read always has a later change time than the one remembered.
 //
+// What the kernel does not move either: a write through a shared memory map may leave both times as they were
+// (tmpfs does, until the map is synced); a build whose context is written that way passes --no-cache, which reads
+// every file again (README, "What a rebuild trusts").
+//
 // The file lives in the store, this machine's own (never exported to a cache, where a pull request could write
 // it); a damaged or foreign file is ignored whole (the files are read again). Two builds saving at once: the last
 // one's entries are kept (written to a temporary file and renamed, never half written).
@@ -29879,10 +29883,13 @@ class FileDigests {
     static fileIn(storeRoot) {
         return external_node_path_.join(storeRoot, 'file-digests.json');
     }
-    /** The digests remembered in a store (none when the file is missing, damaged or of another version). */
-    static async load(storeRoot) {
+    /**
+     * The digests remembered in a store (none when the file is missing, damaged or of another version); with `reread`
+     * (--no-cache) none is taken and every file is read again, and what is read then is remembered afresh.
+     */
+    static async load(storeRoot, options = {}) {
         const file = FileDigests.fileIn(storeRoot);
-        return new FileDigests(file, file_digests_parse(await (0,promises_.readFile)(file, 'utf8').catch(() => '')));
+        return new FileDigests(file, options.reread ? new Map() : file_digests_parse(await (0,promises_.readFile)(file, 'utf8').catch(() => '')));
     }
     /** The remembered sha256 (hex) of the file these stats are of, if it is still the file that was hashed. */
     get(stats) {
@@ -30013,13 +30020,21 @@ async function cacheMountDir(root, m, cleanup) {
         }
     }
     let created = false;
-    if (!(await (0,promises_.stat)(dir).catch(() => undefined))) {
+    // What a step left where the cache directory was — a symlink (a proot step that renamed its bound cache away
+    // leaves one), a file — is no cache: removed (never followed) and the cache starts empty, with a warning.
+    const found = await (0,promises_.lstat)(dir).catch(() => undefined);
+    let dropped;
+    if (found && !found.isDirectory()) {
+        dropped = found.isSymbolicLink() ? 'a symbolic link' : found.isFile() ? 'a file' : 'not a directory';
+        await (0,promises_.rm)(dir, { force: true });
+    }
+    if (dropped || !found) {
         await (0,promises_.mkdir)(dir, { recursive: true });
         await (0,promises_.chmod)(dir, m.mode);
         await (0,promises_.chown)(dir, m.uid, m.gid).catch(() => undefined);
         created = true;
     }
-    return { dir, name, created };
+    return { dir, name, created, ...(dropped ? { dropped: `the cache mount ${JSON.stringify(m.id)} was ${dropped} in the store (a step moved it away): dropped, it starts empty` } : {}) };
 }
 let sharedUses = 0;
 /** Whether a live step holds this cache directory alone (sharing=private or locked: its lock file). */
@@ -30046,8 +30061,14 @@ async function removeIdleCacheMounts(root, sizeOf) {
             continue;
         const dir = external_node_path_.join(root, name);
         const st = await (0,promises_.lstat)(dir).catch(() => undefined);
-        if (!st?.isDirectory())
+        if (!st)
             continue;
+        if (!st.isDirectory()) {
+            // no cache: what a step left in its place (a symlink, never followed)
+            await (0,promises_.rm)(dir, { force: true });
+            out.removed++;
+            continue;
+        }
         // Made by a build that ran RUN through sudo: only root may take its lock and remove it.
         if (process.getuid?.() !== 0 && st.uid === 0) {
             out.denied++;
@@ -33024,57 +33045,81 @@ async function overlayRefused(scratch) {
 // does not cover, and says in the document's comment: rpm databases (Fedora, RHEL: a SQLite or Berkeley DB file),
 // language packages (npm, pip, Go modules…) and files no package manager installed.
 
-/** Stanzas of a Debian control-style file (blank-line separated `Key: value`, continuation lines kept with the key). */
-function stanzas(text) {
-    const out = [];
+/** How many packages an SBOM lists at most: real images have a few thousand; an image's database is its own to write. */
+const maxSbomPackages = 50_000;
+/**
+ * Stanzas of a Debian control-style file (blank-line separated `Key: value`, continuation lines kept with the key),
+ * only the `keys` asked for kept, read line by line without splitting the whole text; `visit` answering false stops.
+ */
+function eachStanza(text, keys, visit) {
     let cur = new Map();
     let last = '';
-    for (const line of text.split('\n')) {
+    let seen = false;
+    for (let at = 0; at <= text.length;) {
+        let end = text.indexOf('\n', at);
+        if (end < 0)
+            end = text.length;
+        const line = text.slice(at, end);
+        at = end + 1;
         if (line.trim() === '') {
-            if (cur.size)
-                out.push(cur);
+            if (seen && !visit(cur))
+                return;
             cur = new Map();
+            seen = false;
+            last = '';
+            if (end === text.length)
+                break;
             continue;
         }
-        if (/^\s/.test(line) && last) {
-            cur.set(last, `${cur.get(last)}\n${line.trim()}`);
+        seen = true;
+        if (/^\s/.test(line)) {
+            if (last && keys.has(last))
+                cur.set(last, `${cur.get(last)}\n${line.trim()}`);
             continue;
         }
         const colon = line.indexOf(':');
         if (colon <= 0)
             continue;
         last = line.slice(0, colon).trim();
-        cur.set(last, line.slice(colon + 1).trim());
+        if (keys.has(last))
+            cur.set(last, line.slice(colon + 1).trim());
     }
-    if (cur.size)
-        out.push(cur);
-    return out;
+    if (seen)
+        visit(cur);
 }
-/** dpkg's status (or a status.d entry): the packages installed (Status ending in `installed`). */
-function parseDpkgStatus(text) {
-    return stanzas(text).flatMap((s) => {
+const dpkgKeys = new Set(['Package', 'Version', 'Status', 'Source', 'Architecture']);
+/** dpkg's status (or a status.d entry): the packages installed (Status ending in `installed`), at most `limit` of them. */
+function parseDpkgStatus(text, limit = maxSbomPackages) {
+    const out = [];
+    if (limit <= 0)
+        return out;
+    eachStanza(text, dpkgKeys, (s) => {
         const name = s.get('Package');
         const version = s.get('Version');
         const status = s.get('Status');
         if (!name || !version || (status !== undefined && !/\binstalled$/.test(status)))
-            return [];
+            return true;
         const source = s.get('Source')?.split(' ')[0];
-        return [{ type: 'deb', name, version, ...(s.get('Architecture') ? { arch: s.get('Architecture') } : {}), ...(source ? { source } : {}) }];
+        out.push({ type: 'deb', name, version, ...(s.get('Architecture') ? { arch: s.get('Architecture') } : {}), ...(source ? { source } : {}) });
+        return out.length < limit;
     });
+    return out;
 }
-/** apk's installed database: records of `X:value` lines (P name, V version, A arch, L license, o origin). */
-function parseApkInstalled(text) {
-    return text.split(/\n\s*\n/).flatMap((rec) => {
-        const f = new Map();
-        for (const line of rec.split('\n'))
-            if (line.length > 2 && line[1] === ':' && !f.has(line[0]))
-                f.set(line[0], line.slice(2));
+const apkKeys = new Set(['P', 'V', 'A', 'L', 'o']);
+/** apk's installed database: records of `X:value` lines (P name, V version, A arch, L license, o origin), at most `limit`. */
+function parseApkInstalled(text, limit = maxSbomPackages) {
+    const out = [];
+    if (limit <= 0)
+        return out;
+    eachStanza(text, apkKeys, (f) => {
         const name = f.get('P');
         const version = f.get('V');
         if (!name || !version)
-            return [];
-        return [{ type: 'apk', name, version, ...(f.get('A') ? { arch: f.get('A') } : {}), ...(f.get('L') ? { license: f.get('L') } : {}), ...(f.get('o') ? { source: f.get('o') } : {}) }];
+            return true;
+        out.push({ type: 'apk', name, version, ...(f.get('A') ? { arch: f.get('A') } : {}), ...(f.get('L') ? { license: f.get('L') } : {}), ...(f.get('o') ? { source: f.get('o') } : {}) });
+        return out.length < limit;
     });
+    return out;
 }
 /** /etc/os-release's ID and VERSION_ID. */
 function osRelease(text) {
@@ -38423,7 +38468,9 @@ async function runMount(m, from, env, scratch, cleanup, x, executor) {
             return [{ destination: m.target, type: 'bind', source: await executor.viewOf(staged, hidden, m.rw, scratch, cleanup), readonly: !m.rw }];
         }
         case 'cache': {
-            const { dir, name, created } = await cacheMountDir(external_node_path_.join(x.store.root, 'cache-mounts'), m, cleanup);
+            const { dir, name, created, dropped } = await cacheMountDir(external_node_path_.join(x.store.root, 'cache-mounts'), m, cleanup);
+            if (dropped)
+                x.warn(dropped);
             // A new cache may come from an earlier CI run (a cache backend keeps cache mounts); from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
             await x.cacheMount({ name, id: m.id, dir, created });
             if (from && (await (0,promises_.readdir)(dir)).length === 0)
@@ -39195,7 +39242,7 @@ class Solver {
     }
     /** The digests of context files hashed before, by their stat (loaded from the store when first needed). */
     fileDigests() {
-        return (this.digests ??= FileDigests.load(this.req.store.root));
+        return (this.digests ??= FileDigests.load(this.req.store.root, { reread: this.req.noCache }));
     }
     /** The content of what a bind mount of the context shows (.dockerignore applied), hashed as COPY's sources are. */
     contextDigest(source) {
@@ -39238,6 +39285,7 @@ class Solver {
                     this.req.onOutput?.(step, line);
             },
             cacheMount: (m) => this.cacheMount(m),
+            warn: (message) => this.req.onWarning?.(message),
             signal: this.stopping.signal,
             platform: this.stageOf(stageIndex).platform,
             emulate: this.req.emulate === true,
@@ -39345,7 +39393,8 @@ async function imagePackages(state, store, maxBytes = 64 * 1024 * 1024) {
     const fs = await state.fs(store);
     const notes = [];
     // distroless images: one file per package in status.d
-    const statusD = [...fs.entries].filter(([p, e]) => e.header.type === 'file' && /^\/?var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p) && !p.endsWith('.md5sums')).map(([p]) => `/${p.replace(/^\//, '')}`);
+    const allStatusD = [...fs.entries].filter(([p, e]) => e.header.type === 'file' && /^\/?var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p) && !p.endsWith('.md5sums')).map(([p]) => `/${p.replace(/^\//, '')}`);
+    const statusD = allStatusD.slice(0, maxSbomPackages);
     const files = ['/var/lib/dpkg/status', ...statusD, '/lib/apk/db/installed', '/etc/os-release', '/usr/lib/os-release'];
     // An image's database is the image's to write: one larger than any real one is not read whole into memory.
     for (const f of files) {
@@ -39355,7 +39404,19 @@ async function imagePackages(state, store, maxBytes = 64 * 1024 * 1024) {
     }
     const read = await readImageFiles(state, store, files, maxBytes);
     const text = (f) => read.get(f)?.toString('utf8');
-    const packages = [...parseDpkgStatus(text('/var/lib/dpkg/status') ?? ''), ...statusD.flatMap((f) => parseDpkgStatus(text(f) ?? '')), ...parseApkInstalled(text('/lib/apk/db/installed') ?? '')];
+    // An image's database is also the image's to fill: an SBOM lists at most maxSbomPackages packages, and says so.
+    const packages = [];
+    const room = () => maxSbomPackages - packages.length;
+    packages.push(...parseDpkgStatus(text('/var/lib/dpkg/status') ?? '', room() + 1));
+    for (const f of statusD)
+        if (room() >= 0)
+            packages.push(...parseDpkgStatus(text(f) ?? '', room() + 1));
+    if (room() >= 0)
+        packages.push(...parseApkInstalled(text('/lib/apk/db/installed') ?? '', room() + 1));
+    if (packages.length > maxSbomPackages || allStatusD.length > statusD.length) {
+        packages.length = Math.min(packages.length, maxSbomPackages);
+        notes.push(`the image lists more than ${maxSbomPackages} packages: the first ${packages.length} are in this SBOM`);
+    }
     if ([...fs.entries.keys()].some((p) => /^\/?(var\/lib\/rpm|usr\/lib\/sysimage\/rpm)\//.test(p)))
         notes.push('this image has an rpm database, whose packages are not listed');
     return { packages, os: osRelease(text('/etc/os-release') ?? text('/usr/lib/os-release')), notes };

@@ -74,4 +74,26 @@ async function processesOf(uid: number, ms: number): Promise<number> {
     }
     expect(harmed).toEqual([]);
   }, 60_000 + TRIES * 30_000);
+
+  test.each(['proot', 'chroot'])('%s: a step that moves its cache mount away and leaves a link to a host directory in its place: the next build drops it with a warning, never binds the link', async (isolation) => {
+    const ctx = path.join(work, `moved-${isolation}`);
+    mkdirSync(ctx);
+    // a directory of the machine's that a later step must never see through the cache
+    const hostDir = path.join(work, `host-${isolation}`);
+    mkdirSync(hostDir);
+    writeFileSync(path.join(hostDir, 'host-secret'), 'the machine\'s\n');
+    const store = path.join(work, `store-moved-${isolation}`);
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base}\nRUN --mount=type=cache,id=moved,target=/cache echo x > /cache/x && mv /cache /moved-away && ln -s ${hostDir} /cache; echo moved\n`);
+    const first = await hoist(['build', '--store', store, '--progress', 'plain', '--isolation', isolation, ctx], { readBack: false });
+    expect(`${first.code}\n${first.err}`).toMatch(/^0\n/);
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base}\nRUN --mount=type=cache,id=moved,target=/cache echo y > /cache/y && echo /cache/*\n`);
+    const second = await hoist(['build', '--store', store, '--progress', 'plain', '--isolation', isolation, ctx], { readBack: false });
+    expect(`${second.code}\n${second.err}`).toMatch(/^0\n/);
+    expect(second.err).toMatch(/\n#2 \/cache\/y\n/);
+    expect(readdirSync(hostDir)).toEqual(['host-secret']);
+    if (isolation === 'proot') expect(second.err).toMatch(/^warning: the cache mount "moved" was a symbolic link in the store \(a step moved it away\): dropped, it starts empty$/m);
+    // whatever the first step left where the cache was is dropped with a warning (or was never broken: chroot copies)
+    const cacheDirs = readdirSync(path.join(store, 'cache-mounts')).filter((n) => !/\.(lock|users)$/.test(n));
+    for (const n of cacheDirs) expect(statSync(path.join(store, 'cache-mounts', n)).isDirectory()).toBe(true);
+  }, 120_000);
 });

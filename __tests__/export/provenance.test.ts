@@ -11,7 +11,7 @@ import { ImageState } from '../../src/solver/state.js';
 import { Store } from '../../src/store/store.js';
 import path from 'node:path';
 import { hoistBuildType, imagePurl, parseProvenance } from '../../src/export/provenance.js';
-import { osRelease, parseApkInstalled, parseDpkgStatus, parseSbom } from '../../src/export/sbom.js';
+import { maxSbomPackages, osRelease, parseApkInstalled, parseDpkgStatus, parseSbom } from '../../src/export/sbom.js';
 import { hoist } from '../helpers/hoist.js';
 import { pushBusyboxBase } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -187,6 +187,28 @@ test('an SBOM reads the package databases from the layers, and not one larger th
     const found = await imagePackages(state, store, 1024);
     expect(found.packages).toEqual([{ type: 'deb', name: 'zlib1g', version: '1:1.2.13', arch: 'amd64' }]);
     expect(found.notes).toEqual([expect.stringMatching(/^\/lib\/apk\/db\/installed \(\d+ bytes\) was not read: over 1024 bytes$/)]);
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an image that lists more packages than an SBOM takes (issue 34: a million made a 484 MB attestation): the first 50000, and a note', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hoist-sbom-many-'));
+  const store = await Store.open(path.join(dir, 'store'));
+  try {
+    const h = { mode: 0o644, uid: 0, gid: 0, mtime: 1000 };
+    const many = 120_000;
+    const status = Buffer.from(Array.from({ length: many }, (_, i) => `Package: p${i}\nStatus: install ok installed\nVersion: 1.${i}\nDescription: filler\n long text\n`).join('\n'));
+    const written = await writeLayer(store, [{ header: { ...h, name: 'var/lib/dpkg/status', type: 'file', size: status.length }, content: { bytes: status } }]);
+    const state = new ImageState([{ descriptor: { mediaType: written.mediaType, digest: written.digest, size: written.size }, diffID: written.diffID, sources: [] }], []);
+    const found = await imagePackages(state, store);
+    expect(found.packages).toHaveLength(maxSbomPackages);
+    expect(found.packages.at(-1)).toEqual({ type: 'deb', name: `p${maxSbomPackages - 1}`, version: `1.${maxSbomPackages - 1}` });
+    expect(found.notes).toEqual([`the image lists more than ${maxSbomPackages} packages: the first ${maxSbomPackages} are in this SBOM`]);
+    // the parsers stop at their limit (a stanza's continuation lines and keys an SBOM does not use are not kept)
+    expect(parseDpkgStatus(status.toString(), 3).map((p) => p.name)).toEqual(['p0', 'p1', 'p2']);
+    expect(parseApkInstalled('P:a\nV:1\n\nP:b\nV:2\n\nP:c\nV:3\n', 2).map((p) => p.name)).toEqual(['a', 'b']);
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });

@@ -107,6 +107,11 @@ describe('FileDigests', () => {
     saved.entries[`${one.dev}:${one.ino}`][3] = '0'.repeat(64);
     writeFileSync(FileDigests.fileIn(store), JSON.stringify(saved));
     expect(await build('planted')).toEqual({ digest: first.digest, cache: expect.objectContaining({ hits: 0, misses: 1 }) });
+    // --no-cache trusts no remembered digest (a context written through a shared memory map may keep its times,
+    // README "What a rebuild trusts"): the file is read again, and its true digest remembered in place of the plant.
+    const meta = path.join(work, 'reread.json');
+    await hoistOk(['build', '--progress', 'quiet', '--no-cache', '--store', store, '--metadata-file', meta, dir]);
+    expect(JSON.parse(readFileSync(FileDigests.fileIn(store), 'utf8')).entries[`${one.dev}:${one.ino}`][3]).toBe(JSON.parse(kept).entries[`${one.dev}:${one.ino}`][3]);
     writeFileSync(FileDigests.fileIn(store), kept);
     expect((await build('restored')).cache).toMatchObject({ hits: 1, misses: 0 });
     // src/two changed, same size, mtime put back: a miss, and the new content is in the image

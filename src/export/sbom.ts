@@ -14,52 +14,75 @@ export interface SbomPackage {
   license?: string;
 }
 
-/** Stanzas of a Debian control-style file (blank-line separated `Key: value`, continuation lines kept with the key). */
-function stanzas(text: string): Map<string, string>[] {
-  const out: Map<string, string>[] = [];
+/** How many packages an SBOM lists at most: real images have a few thousand; an image's database is its own to write. */
+export const maxSbomPackages = 50_000;
+
+/**
+ * Stanzas of a Debian control-style file (blank-line separated `Key: value`, continuation lines kept with the key),
+ * only the `keys` asked for kept, read line by line without splitting the whole text; `visit` answering false stops.
+ */
+function eachStanza(text: string, keys: ReadonlySet<string>, visit: (s: Map<string, string>) => boolean): void {
   let cur = new Map<string, string>();
   let last = '';
-  for (const line of text.split('\n')) {
+  let seen = false;
+  for (let at = 0; at <= text.length; ) {
+    let end = text.indexOf('\n', at);
+    if (end < 0) end = text.length;
+    const line = text.slice(at, end);
+    at = end + 1;
     if (line.trim() === '') {
-      if (cur.size) out.push(cur);
+      if (seen && !visit(cur)) return;
       cur = new Map();
+      seen = false;
+      last = '';
+      if (end === text.length) break;
       continue;
     }
-    if (/^\s/.test(line) && last) {
-      cur.set(last, `${cur.get(last)}\n${line.trim()}`);
+    seen = true;
+    if (/^\s/.test(line)) {
+      if (last && keys.has(last)) cur.set(last, `${cur.get(last)}\n${line.trim()}`);
       continue;
     }
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
     last = line.slice(0, colon).trim();
-    cur.set(last, line.slice(colon + 1).trim());
+    if (keys.has(last)) cur.set(last, line.slice(colon + 1).trim());
   }
-  if (cur.size) out.push(cur);
-  return out;
+  if (seen) visit(cur);
 }
 
-/** dpkg's status (or a status.d entry): the packages installed (Status ending in `installed`). */
-export function parseDpkgStatus(text: string): SbomPackage[] {
-  return stanzas(text).flatMap((s) => {
+const dpkgKeys = new Set(['Package', 'Version', 'Status', 'Source', 'Architecture']);
+
+/** dpkg's status (or a status.d entry): the packages installed (Status ending in `installed`), at most `limit` of them. */
+export function parseDpkgStatus(text: string, limit = maxSbomPackages): SbomPackage[] {
+  const out: SbomPackage[] = [];
+  if (limit <= 0) return out;
+  eachStanza(text, dpkgKeys, (s) => {
     const name = s.get('Package');
     const version = s.get('Version');
     const status = s.get('Status');
-    if (!name || !version || (status !== undefined && !/\binstalled$/.test(status))) return [];
+    if (!name || !version || (status !== undefined && !/\binstalled$/.test(status))) return true;
     const source = s.get('Source')?.split(' ')[0];
-    return [{ type: 'deb' as const, name, version, ...(s.get('Architecture') ? { arch: s.get('Architecture') } : {}), ...(source ? { source } : {}) }];
+    out.push({ type: 'deb' as const, name, version, ...(s.get('Architecture') ? { arch: s.get('Architecture') } : {}), ...(source ? { source } : {}) });
+    return out.length < limit;
   });
+  return out;
 }
 
-/** apk's installed database: records of `X:value` lines (P name, V version, A arch, L license, o origin). */
-export function parseApkInstalled(text: string): SbomPackage[] {
-  return text.split(/\n\s*\n/).flatMap((rec) => {
-    const f = new Map<string, string>();
-    for (const line of rec.split('\n')) if (line.length > 2 && line[1] === ':' && !f.has(line[0])) f.set(line[0], line.slice(2));
+const apkKeys = new Set(['P', 'V', 'A', 'L', 'o']);
+
+/** apk's installed database: records of `X:value` lines (P name, V version, A arch, L license, o origin), at most `limit`. */
+export function parseApkInstalled(text: string, limit = maxSbomPackages): SbomPackage[] {
+  const out: SbomPackage[] = [];
+  if (limit <= 0) return out;
+  eachStanza(text, apkKeys, (f) => {
     const name = f.get('P');
     const version = f.get('V');
-    if (!name || !version) return [];
-    return [{ type: 'apk' as const, name, version, ...(f.get('A') ? { arch: f.get('A') } : {}), ...(f.get('L') ? { license: f.get('L') } : {}), ...(f.get('o') ? { source: f.get('o') } : {}) }];
+    if (!name || !version) return true;
+    out.push({ type: 'apk' as const, name, version, ...(f.get('A') ? { arch: f.get('A') } : {}), ...(f.get('L') ? { license: f.get('L') } : {}), ...(f.get('o') ? { source: f.get('o') } : {}) });
+    return out.length < limit;
   });
+  return out;
 }
 
 /** /etc/os-release's ID and VERSION_ID. */

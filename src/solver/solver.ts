@@ -12,7 +12,7 @@ import type { Instruction } from '../dockerfile/instructions.js';
 import { type BuildPlan, type NamedContext, planBuild, type StageSource } from '../dockerfile/plan.js';
 import { describeOp, historyComment, type Op, type Step, translate, type TranslatedBase, type Translation } from '../dockerfile/translate.js';
 import { baseKey, stepKey } from '../cache/keys.js';
-import { osRelease, parseApkInstalled, parseDpkgStatus, type SbomPackage } from '../export/sbom.js';
+import { maxSbomPackages, osRelease, parseApkInstalled, parseDpkgStatus, type SbomPackage } from '../export/sbom.js';
 import { type RunSandbox, sandboxKey } from '../exec/sandbox.js';
 import type { CacheRecord } from '../cache/record.js';
 import { CacheBlobError, type CacheSource, defaultMountMax } from '../cache/backend.js';
@@ -788,7 +788,7 @@ export class Solver {
 
   /** The digests of context files hashed before, by their stat (loaded from the store when first needed). */
   private fileDigests(): Promise<FileDigests> {
-    return (this.digests ??= FileDigests.load(this.req.store.root));
+    return (this.digests ??= FileDigests.load(this.req.store.root, { reread: this.req.noCache }));
   }
 
   /** The content of what a bind mount of the context shows (.dockerignore applied), hashed as COPY's sources are. */
@@ -833,6 +833,7 @@ export class Solver {
         if (step) this.req.onOutput?.(step, line);
       },
       cacheMount: (m) => this.cacheMount(m),
+      warn: (message) => this.req.onWarning?.(message),
       signal: this.stopping.signal,
       platform: this.stageOf(stageIndex).platform,
       emulate: this.req.emulate === true,
@@ -938,7 +939,8 @@ export async function imagePackages(state: ImageState, store: Store, maxBytes = 
   const fs = await state.fs(store);
   const notes: string[] = [];
   // distroless images: one file per package in status.d
-  const statusD = [...fs.entries].filter(([p, e]) => e.header.type === 'file' && /^\/?var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p) && !p.endsWith('.md5sums')).map(([p]) => `/${p.replace(/^\//, '')}`);
+  const allStatusD = [...fs.entries].filter(([p, e]) => e.header.type === 'file' && /^\/?var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p) && !p.endsWith('.md5sums')).map(([p]) => `/${p.replace(/^\//, '')}`);
+  const statusD = allStatusD.slice(0, maxSbomPackages);
   const files = ['/var/lib/dpkg/status', ...statusD, '/lib/apk/db/installed', '/etc/os-release', '/usr/lib/os-release'];
   // An image's database is the image's to write: one larger than any real one is not read whole into memory.
   for (const f of files) {
@@ -947,7 +949,16 @@ export async function imagePackages(state: ImageState, store: Store, maxBytes = 
   }
   const read = await readImageFiles(state, store, files, maxBytes);
   const text = (f: string) => read.get(f)?.toString('utf8');
-  const packages: SbomPackage[] = [...parseDpkgStatus(text('/var/lib/dpkg/status') ?? ''), ...statusD.flatMap((f) => parseDpkgStatus(text(f) ?? '')), ...parseApkInstalled(text('/lib/apk/db/installed') ?? '')];
+  // An image's database is also the image's to fill: an SBOM lists at most maxSbomPackages packages, and says so.
+  const packages: SbomPackage[] = [];
+  const room = () => maxSbomPackages - packages.length;
+  packages.push(...parseDpkgStatus(text('/var/lib/dpkg/status') ?? '', room() + 1));
+  for (const f of statusD) if (room() >= 0) packages.push(...parseDpkgStatus(text(f) ?? '', room() + 1));
+  if (room() >= 0) packages.push(...parseApkInstalled(text('/lib/apk/db/installed') ?? '', room() + 1));
+  if (packages.length > maxSbomPackages || allStatusD.length > statusD.length) {
+    packages.length = Math.min(packages.length, maxSbomPackages);
+    notes.push(`the image lists more than ${maxSbomPackages} packages: the first ${packages.length} are in this SBOM`);
+  }
   if ([...fs.entries.keys()].some((p) => /^\/?(var\/lib\/rpm|usr\/lib\/sysimage\/rpm)\//.test(p))) notes.push('this image has an rpm database, whose packages are not listed');
   return { packages, os: osRelease(text('/etc/os-release') ?? text('/usr/lib/os-release')), notes };
 }

@@ -25,7 +25,7 @@ export interface CacheMountOptions {
  * private — a step that finds it in use gets another instance of the cache. A new cache directory gets the
  * mount's mode and owner. What to undo when the step ends is pushed onto `cleanup`.
  */
-export async function cacheMountDir(root: string, m: CacheMountOptions, cleanup: (() => Promise<void>)[]): Promise<{ dir: string; name: string; created: boolean }> {
+export async function cacheMountDir(root: string, m: CacheMountOptions, cleanup: (() => Promise<void>)[]): Promise<{ dir: string; name: string; created: boolean; dropped?: string }> {
   await mkdir(root, { recursive: true });
   // BuildKit keys a cache by its id and the directory it starts from: a new directory made with the mount's
   // uid/gid/mode when one is given, or the from= source (solver/llbsolver/mounts: "cache-dir:" + id + ":" + ref).
@@ -72,13 +72,21 @@ export async function cacheMountDir(root: string, m: CacheMountOptions, cleanup:
     }
   }
   let created = false;
-  if (!(await stat(dir).catch(() => undefined))) {
+  // What a step left where the cache directory was — a symlink (a proot step that renamed its bound cache away
+  // leaves one), a file — is no cache: removed (never followed) and the cache starts empty, with a warning.
+  const found = await lstat(dir).catch(() => undefined);
+  let dropped: string | undefined;
+  if (found && !found.isDirectory()) {
+    dropped = found.isSymbolicLink() ? 'a symbolic link' : found.isFile() ? 'a file' : 'not a directory';
+    await rm(dir, { force: true });
+  }
+  if (dropped || !found) {
     await mkdir(dir, { recursive: true });
     await chmod(dir, m.mode);
     await chown(dir, m.uid, m.gid).catch(() => undefined);
     created = true;
   }
-  return { dir, name, created };
+  return { dir, name, created, ...(dropped ? { dropped: `the cache mount ${JSON.stringify(m.id)} was ${dropped} in the store (a step moved it away): dropped, it starts empty` } : {}) };
 }
 
 let sharedUses = 0;
@@ -106,7 +114,13 @@ export async function removeIdleCacheMounts(root: string, sizeOf: (p: string) =>
     if (name.endsWith('.lock') || name.endsWith('.users')) continue;
     const dir = path.join(root, name);
     const st = await lstat(dir).catch(() => undefined);
-    if (!st?.isDirectory()) continue;
+    if (!st) continue;
+    if (!st.isDirectory()) {
+      // no cache: what a step left in its place (a symlink, never followed)
+      await rm(dir, { force: true });
+      out.removed++;
+      continue;
+    }
     // Made by a build that ran RUN through sudo: only root may take its lock and remove it.
     if (process.getuid?.() !== 0 && st.uid === 0) {
       out.denied++;

@@ -10,6 +10,10 @@
 // is two seconds older than the moment it was read (git's "racily clean" index entries, the same cure), so a write
 // after the read always has a later change time than the one remembered.
 //
+// What the kernel does not move either: a write through a shared memory map may leave both times as they were
+// (tmpfs does, until the map is synced); a build whose context is written that way passes --no-cache, which reads
+// every file again (README, "What a rebuild trusts").
+//
 // The file lives in the store, this machine's own (never exported to a cache, where a pull request could write
 // it); a damaged or foreign file is ignored whole (the files are read again). Two builds saving at once: the last
 // one's entries are kept (written to a temporary file and renamed, never half written).
@@ -40,10 +44,13 @@ export class FileDigests {
     return path.join(storeRoot, 'file-digests.json');
   }
 
-  /** The digests remembered in a store (none when the file is missing, damaged or of another version). */
-  static async load(storeRoot: string): Promise<FileDigests> {
+  /**
+   * The digests remembered in a store (none when the file is missing, damaged or of another version); with `reread`
+   * (--no-cache) none is taken and every file is read again, and what is read then is remembered afresh.
+   */
+  static async load(storeRoot: string, options: { reread?: boolean } = {}): Promise<FileDigests> {
     const file = FileDigests.fileIn(storeRoot);
-    return new FileDigests(file, parse(await readFile(file, 'utf8').catch(() => '')));
+    return new FileDigests(file, options.reread ? new Map() : parse(await readFile(file, 'utf8').catch(() => '')));
   }
 
   /** The remembered sha256 (hex) of the file these stats are of, if it is still the file that was hashed. */

@@ -112,7 +112,8 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
       return [{ destination: m.target, type: 'bind', source: await executor.viewOf(staged, hidden, m.rw, scratch, cleanup), readonly: !m.rw }];
     }
     case 'cache': {
-      const { dir, name, created } = await cacheMountDir(path.join(x.store.root, 'cache-mounts'), m, cleanup);
+      const { dir, name, created, dropped } = await cacheMountDir(path.join(x.store.root, 'cache-mounts'), m, cleanup);
+      if (dropped) x.warn(dropped);
       // A new cache may come from an earlier CI run (a cache backend keeps cache mounts); from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
       await x.cacheMount({ name, id: m.id, dir, created });
       if (from && (await readdir(dir)).length === 0) await seedCache(dir, (await stagedSource(from, m.from, m.source, scratch, cleanup, x, executor)).staged.path);

@@ -41,6 +41,8 @@ export interface OpContext {
   readonly mask: SecretMask;
   /** a line the step printed */
   output(line: string): void;
+  /** a warning for the build's log (something of the store dropped, not the step's fault) */
+  warn(message: string): void;
   /**
    * A RUN is about to mount the cache directory `dir` (made just now when `created`): a new one is filled from a
    * cache backend that keeps cache mounts, and the build notes what it held, to save it after the build if changed.
