@@ -87576,17 +87576,8 @@ class DirectoryExecutor {
                 await placement.restoreTimes();
                 const { entries, after } = await diffTree(stageDir.dir, before, new Set(placement.parents.keys()));
                 const kept = withoutMountStubs(entries, lower, targets);
-                for (const d of kept.dropped.sort().reverse()) {
-                    const at = (0,layer_pinned/* pinParent */.Ap)(stageDir.dir, d);
-                    if (!at)
-                        continue;
-                    try {
-                        (0,layer_pinned/* removeAt */.Wq)(at.fd, at.name);
-                    }
-                    finally {
-                        (0,external_node_fs_.closeSync)(at.fd);
-                    }
-                }
+                for (const d of kept.dropped.sort().reverse())
+                    (0,layer_pinned/* removeInside */.pi)(stageDir.dir, d);
                 const layer = kept.entries.length === 0 ? await (0,writer/* writeLayer */.By)(store, [], options) : await (0,writer/* spoolLayer */.pi)(store, kept.entries, store.tmpPath(), options);
                 stageDir.applied.push(layer.diffID);
                 if (kept.dropped.length === 0)
@@ -88432,8 +88423,9 @@ class OverlayExecutor {
                 // the layer's snapshot. Like BuildKit's snapshots, it keeps what only the exported tar drops (other xattrs;
                 // times before SOURCE_DATE_EPOCH).
                 await mount.unmount();
+                // (the mount stubs the layer leaves out, removed through descriptors: nothing on the way is followed)
                 for (const d of dropped.sort().reverse())
-                    await (0,promises_.rm)(external_node_path_.join(mount.upper, d), { recursive: true, force: true });
+                    (0,layer_pinned/* removeInside */.pi)(mount.upper, d);
                 await store.adoptSnapshot(diffID, mount.upper);
                 // The blob is written from the snapshot (the same files, where the upper dir went), checked against the diffID.
                 const snapshot = store.snapshotPath(diffID);
@@ -100115,6 +100107,7 @@ function readlinkName(p) {
 /* harmony export */   _8: () => (/* binding */ openAt),
 /* harmony export */   cU: () => (/* binding */ walkPinned),
 /* harmony export */   dM: () => (/* binding */ removeTree),
+/* harmony export */   pi: () => (/* binding */ removeInside),
 /* harmony export */   rO: () => (/* binding */ emptyAt),
 /* harmony export */   zw: () => (/* binding */ fdPathFor)
 /* harmony export */ });
@@ -100440,6 +100433,18 @@ function removeAt(dirFd, name, again = 3) {
             return removeAt(dirFd, name, again - 1);
         if (e.code !== 'ENOENT')
             throw e;
+    }
+}
+/** Removes `rel` inside `root` with all it holds, by descriptors; nothing when the way there has a symlink on it. */
+function removeInside(root, rel) {
+    const at = pinParent(root, rel);
+    if (!at)
+        return;
+    try {
+        removeAt(at.fd, at.name);
+    }
+    finally {
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(at.fd);
     }
 }
 /** Removes `dir` and all it holds by descriptors (see removeAt); `dir` itself is reached by its path, as ours. */

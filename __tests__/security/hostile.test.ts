@@ -41,6 +41,15 @@ function contents(dir: string): string {
   return all;
 }
 
+/**
+ * The cases whose steps run, again through the executors where nothing may be mounted (proot where it is installed,
+ * chroot): the host stays unchanged through each (issue 34). None of them writes /dev, /proc or /sys.
+ */
+function withIsolations<T extends { name: string; needsRun?: boolean }>(cases: readonly T[]): (T & { isolation?: 'proot' | 'chroot' })[] {
+  const others = [...(haveTool('proot') && haveTool('python3') ? (['proot'] as const) : []), 'chroot' as const];
+  return [...cases, ...cases.filter((c) => c.needsRun).flatMap((c) => others.map((isolation) => ({ ...c, name: `${c.name} (through ${isolation})`, isolation })))];
+}
+
 (asRoot ? describeWith(['docker-registry', 'busybox']) : describe.skip)('hostile input', () => {
   let reg: TestRegistry;
   let client: RegistryClient;
@@ -313,12 +322,12 @@ function contents(dir: string): string {
     { name: 'a rw bind mount of a link to a context directory', dockerfile: 'FROM {{BUSYBOX}}\nRUN --mount=type=bind,source=l,target=/m,rw sh -c "cat /m/f; echo changed > /m/f; rm -rf /m/sub"\n', files: { 'real/f': 'ok', 'real/sub/g': 'g', l: { symlink: 'real' } }, needsRun: true },
   ];
 
-  test.each(contexts.map((c) => [c.name, c] as const))('context: %s', async (_name, c) => {
+  test.each(withIsolations(contexts).map((c) => [c.name, c] as const))('context: %s', async (_name, c) => {
     if (c.needsRun && !canRun) return;
     tally.contexts++;
     const ctx = context(c.dockerfile, c.files);
     const before = fingerprint(ctx);
-    const r = await build(c.name, ctx);
+    const r = await build(c.name, ctx, c.isolation ? ['--isolation', c.isolation] : []);
     if (c.fails) {
       expect(r.code).toBe(1);
       expect(r.err).toMatch(c.fails);
@@ -363,11 +372,11 @@ function contents(dir: string): string {
     { name: 'RUN in a WORKDIR under a stage link', dockerfile: 'FROM {{BUSYBOX}}\nRUN ln -s {{HOST}} /w\nWORKDIR /w/new/deeper\nRUN touch made-here\n', needsRun: true },
   ];
 
-  test.each(stages.map((c) => [c.name, c] as const))('stage or image: %s', async (_name, c) => {
+  test.each(withIsolations(stages).map((c) => [c.name, c] as const))('stage or image: %s', async (_name, c) => {
     if (c.needsRun && !canRun) return;
     tally.stages++;
     const dockerfile = c.dockerfile.replaceAll('{{LINKIMAGE}}', c.dockerfile.includes('{{LINKIMAGE}}') ? await linkImage() : '');
-    const r = await build(c.name, context(dockerfile, { 'link.tar': rawTar([s('data', host)]) }));
+    const r = await build(c.name, context(dockerfile, { 'link.tar': rawTar([s('data', host)]) }), c.isolation ? ['--isolation', c.isolation] : []);
     if (c.fails) {
       expect(r.code).toBe(1);
       expect(r.err).toMatch(c.fails);

@@ -15,7 +15,7 @@ import type { FsIndex } from '../layer/fs-index.js';
 import type { Layer } from '../layer/layer.js';
 import { formatPlatform, type Platform } from '../image/platform.js';
 import { ensureEmulation, qemuUserProgram, runsNatively } from './emulation.js';
-import { emptyAt, fdPath, fdPathFor, openAt, openInside, pinExact, pinParent, type PinOptions, removeAt, removeTree, statAt } from '../layer/pinned.js';
+import { emptyAt, fdPath, fdPathFor, openAt, openInside, pinExact, pinParent, type PinOptions, removeAt, removeInside, removeTree, statAt } from '../layer/pinned.js';
 import { resolveInside } from '../layer/rooted.js';
 import { xattrTool } from '../layer/xattr.js';
 import { spoolLayer, writeLayer } from '../layer/writer.js';
@@ -228,15 +228,7 @@ export class DirectoryExecutor implements Executor {
         await placement.restoreTimes();
         const { entries, after } = await diffTree(stageDir.dir, before, new Set(placement.parents.keys()));
         const kept = withoutMountStubs(entries, lower, targets);
-        for (const d of kept.dropped.sort().reverse()) {
-          const at = pinParent(stageDir.dir, d);
-          if (!at) continue;
-          try {
-            removeAt(at.fd, at.name);
-          } finally {
-            closeSync(at.fd);
-          }
-        }
+        for (const d of kept.dropped.sort().reverse()) removeInside(stageDir.dir, d);
         const layer = kept.entries.length === 0 ? await writeLayer(store, [], options) : await spoolLayer(store, kept.entries, store.tmpPath(), options);
         stageDir.applied.push(layer.diffID);
         if (kept.dropped.length === 0) stageDir.index = after;

@@ -2,8 +2,8 @@
 // once into the store (snapshots, overlay whiteouts), stacked read-only under a fresh upper dir; the upper dir is
 // the step's layer, and becomes that layer's snapshot (nothing is unpacked twice).
 import path from 'node:path';
-import { rm } from 'node:fs/promises';
 import type { FsIndex } from '../layer/fs-index.js';
+import { removeInside } from '../layer/pinned.js';
 import type { Layer } from '../layer/layer.js';
 import type { Platform } from '../image/platform.js';
 import { ensureEmulation } from './emulation.js';
@@ -102,7 +102,8 @@ export class OverlayExecutor implements Executor {
         // the layer's snapshot. Like BuildKit's snapshots, it keeps what only the exported tar drops (other xattrs;
         // times before SOURCE_DATE_EPOCH).
         await mount.unmount();
-        for (const d of dropped.sort().reverse()) await rm(path.join(mount.upper, d), { recursive: true, force: true });
+        // (the mount stubs the layer leaves out, removed through descriptors: nothing on the way is followed)
+        for (const d of dropped.sort().reverse()) removeInside(mount.upper, d);
         await store.adoptSnapshot(diffID, mount.upper);
         // The blob is written from the snapshot (the same files, where the upper dir went), checked against the diffID.
         const snapshot = store.snapshotPath(diffID);

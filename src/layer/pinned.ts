@@ -313,6 +313,17 @@ export function removeAt(dirFd: number, name: string, again = 3): void {
   }
 }
 
+/** Removes `rel` inside `root` with all it holds, by descriptors; nothing when the way there has a symlink on it. */
+export function removeInside(root: string, rel: string): void {
+  const at = pinParent(root, rel);
+  if (!at) return;
+  try {
+    removeAt(at.fd, at.name);
+  } finally {
+    closeSync(at.fd);
+  }
+}
+
 /** Removes `dir` and all it holds by descriptors (see removeAt); `dir` itself is reached by its path, as ours. */
 export function removeTree(dir: string): void {
   const parent = path.dirname(path.resolve(dir));
