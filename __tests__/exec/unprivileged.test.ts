@@ -3,7 +3,7 @@
 // itself from a Debian base with Node's own binary, pushed to a local registry and run by the reference docker;
 // in it mount(2) and namespaces are refused, so RUN goes through proot, and the images must still equal
 // docker build's.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -150,6 +150,42 @@ done`;
     expect(d.docker(['pull', '-q', nodeBase]).status).toBe(0);
     const plain = d.docker(['run', '--rm', '--network', 'host', '-v', `${work}:${work}`, '-v', `${project}:${project}:ro`, '--entrypoint', 'sh', nodeBase, '-c', script(`node ${path.join(project, 'dist', 'cli.js')}`, 'chroot')]);
     expect(`${plain.stdout}${plain.stderr}`).toMatch(expected('0'));
+  }, 600_000);
+
+  test('the hostile cases whose steps run, in the container through proot and chroot: links to a directory of the container never reach it, and it is unchanged', async () => {
+    // (the hostile suite's escapes 3 and 4 and their kin, security/hostile.test.ts, with the container's /hostdir)
+    const cases: [string, string, Record<string, string>][] = [
+      ['bind', `FROM ${busybox}\nRUN --mount=type=bind,source=etcdir,target=/m cat /m/secret.txt\n`, { etcdir: '/hostdir' }],
+      ['bind-rw', `FROM ${busybox}\nRUN --mount=type=bind,source=etcdir,target=/m,rw sh -c "cat /m/secret.txt; rm -rf /m/*"\n`, { etcdir: '/hostdir' }],
+      ['copy-from', `FROM ${busybox} AS evil\nRUN ln -s /hostdir /data\nFROM scratch\nCOPY --from=evil /data/secret.txt /x\n`, {}],
+      ['bind-from', `FROM ${busybox} AS evil\nRUN ln -s /hostdir /data\nFROM ${busybox}\nRUN --mount=type=bind,from=evil,source=/data/secret.txt,target=/s cat /s\n`, {}],
+      ['cache-from', `FROM ${busybox} AS evil\nRUN ln -s /hostdir /data\nFROM ${busybox}\nRUN --mount=type=cache,id=evil,from=evil,source=/data,target=/c cat /c/secret.txt\n`, {}],
+      ['workdir', `FROM ${busybox}\nRUN ln -s /hostdir /w\nWORKDIR /w/new/deeper\nRUN touch made-here && rm -f /w/secret.txt\n`, {}],
+    ];
+    const root = path.join(work, 'hostile');
+    for (const [name, dockerfile, links] of cases) {
+      mkdirSync(path.join(root, name), { recursive: true });
+      writeFileSync(path.join(root, name, 'Dockerfile'), dockerfile);
+      for (const [link, target] of Object.entries(links)) symlinkSync(target, path.join(root, name, link));
+    }
+    // Each build: its status, whether it said what was not found, whether the secret reached its log; then the
+    // container's directory as it is after them all.
+    const script = `mkdir -p /hostdir && echo the-container-secret > /hostdir/secret.txt && chmod 700 /hostdir
+for iso in proot chroot; do for c in ${cases.map(([n]) => n).join(' ')}; do
+  hoist build --progress plain --no-cache --isolation $iso ${root}/$c >/dev/null 2>${root}/$iso-$c.err; code=$?
+  echo "$iso $c $code $(grep -c 'not found' ${root}/$iso-$c.err) $(grep -c the-container-secret ${root}/$iso-$c.err)"
+done; done
+find /hostdir | sort | tr '\\n' ' '; stat -c %a /hostdir; cat /hostdir/secret.txt`;
+    const r = inContainer(['-c', script], { entrypoint: 'sh' });
+    const lines = r.out.trim().split('\n');
+    for (const iso of ['proot', 'chroot']) {
+      for (const [name] of cases) {
+        const line = lines.find((l) => l.startsWith(`${iso} ${name} `));
+        if (name === 'workdir') expect(line).toBe(`${iso} ${name} 0 0 0`);
+        else expect(line).toMatch(new RegExp(`^${iso} ${name} 1 [1-9]\\d* 0$`));
+      }
+    }
+    expect(r.out).toMatch(/\n\/hostdir \/hostdir\/secret\.txt 700\nthe-container-secret\n?$/);
   }, 600_000);
 
   test('equals docker build on a busybox base: files changed and deleted, a directory replaced, hard links, a fifo, owners, a heredoc and the mounts', async () => {
