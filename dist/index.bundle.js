@@ -87587,6 +87587,7 @@ class DirectoryExecutor {
             },
             release: async () => {
                 // A step that failed (or was stopped) left the directory as it was then: not the stage's any more.
+                placement.close();
                 if (done)
                     return;
                 this.dirs.delete(stage);
@@ -87648,7 +87649,7 @@ class DirectoryExecutor {
         else {
             // chroot binds nothing: each mount's content is put where the step sees it and taken out after it.
             for (const m of mounts)
-                await placement.place(m);
+                await placement.place(m, this.store.root);
             await placement.devices();
             await placement.placeFile('etc/hosts', (0,external_node_fs_.readFileSync)(hosts));
             await placement.placeFile('etc/resolv.conf', (0,external_node_fs_.readFileSync)(resolv));
@@ -87751,7 +87752,10 @@ class DirectoryExecutor {
                 await copyTree(source, copy);
                 source = copy;
             }
-            const st = (0,external_node_fs_.lstatSync)(source);
+            const st = (0,external_node_fs_.lstatSync)(source, { throwIfNoEntry: false });
+            // (a cache's directory that a step sharing the cache removed since it was staged: said as the runc executor says it)
+            if (!st)
+                throw new ExecError(`a mount source, ${m.destination}'s, was removed by another step while this one started (a cache mount shared with a step that deletes it?); nothing of it was mounted`);
             if (this.name === 'chroot' && st.isSocket())
                 throw new ExecError(`RUN --mount=type=ssh needs proot where RUN cannot mount (chroot cannot bind the agent's socket into the step): install proot`);
             if (this.name === 'proot')
@@ -87847,9 +87851,38 @@ class Placement {
         await (0,promises_.lchown)(r.abs, 0, 0).catch(() => undefined);
         return { abs: r.abs, made: true };
     }
-    /** chroot: the mount's content copied to where the step sees it (over nothing, or an empty directory). */
-    async place(m) {
-        const isDir = (0,external_node_fs_.lstatSync)(m.source).isDirectory();
+    /**
+     * chroot: the mount's content copied to where the step sees it (over nothing, or an empty directory). A cache's
+     * directory (in the store, which a concurrent step sharing the cache writes into) is pinned first — reached from
+     * the store with no symlink on the way — and copied from and back to through that descriptor: a `source=`
+     * swapped for a link to / meanwhile copies nothing of the machine in, and nothing of the step out onto it.
+     */
+    async place(m, storeRoot) {
+        let cache;
+        let source = m.source;
+        const rel = external_node_path_.relative(storeRoot, m.source);
+        if (m.persistent && !rel.startsWith('..') && !external_node_path_.isAbsolute(rel)) {
+            const pinned = (0,layer_pinned/* pinExact */.XU)(storeRoot, rel);
+            if (!pinned?.stats.isDirectory()) {
+                if (pinned)
+                    (0,external_node_fs_.closeSync)(pinned.fd);
+                throw new ExecError(`the cache mount at ${m.destination} was replaced by another step while this one started (its directory is no longer one): run the build again`);
+            }
+            cache = pinned.fd;
+            source = (0,layer_pinned/* fdPathFor */.zw)(cache);
+        }
+        try {
+            await this.placeFrom(m, source, cache);
+        }
+        catch (e) {
+            if (cache !== undefined)
+                (0,external_node_fs_.closeSync)(cache);
+            throw e;
+        }
+    }
+    async placeFrom(m, source, cache) {
+        // (a pinned cache's source is its descriptor's magic link: followed to the directory itself)
+        const isDir = (cache !== undefined ? (0,external_node_fs_.statSync)(source) : (0,external_node_fs_.lstatSync)(source)).isDirectory();
         const target = await this.make(m.destination, isDir ? 'dir' : 'file');
         const st = (0,external_node_fs_.lstatSync)(target.abs);
         if (!target.made && !(isDir && st.isDirectory() && (0,external_node_fs_.readdirSync)(target.abs).length === 0))
@@ -87858,17 +87891,28 @@ class Placement {
         let was;
         if (isDir) {
             // The directory shows as the mount's own (a new cache's mode and owner), as a bind would show it.
-            const src = (0,external_node_fs_.lstatSync)(m.source);
+            const src = (0,external_node_fs_.statSync)(source);
             if (!target.made)
                 was = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
             await (0,promises_.chmod)(target.abs, src.mode & 0o7777);
             await (0,promises_.lchown)(target.abs, src.uid, src.gid);
-            for (const name of (0,external_node_fs_.readdirSync)(m.source))
-                await copyTree(external_node_path_.join(m.source, name), external_node_path_.join(target.abs, name));
+            for (const name of (0,external_node_fs_.readdirSync)(source)) {
+                try {
+                    await copyTree(`${source}/${name}`, external_node_path_.join(target.abs, name));
+                }
+                catch (e) {
+                    // a shared cache that a concurrent step changes as it is copied: an entry gone meanwhile is passed over
+                    if (cache !== undefined && !(0,layer_pinned/* statAt */.IU)(cache, name))
+                        continue;
+                    if (cache !== undefined)
+                        throw new ExecError(`the cache mount at ${m.destination} changed while it was copied in (a step sharing it writes there: ${JSON.stringify(name)} could not be copied); run the build again`);
+                    throw e;
+                }
+            }
         }
         else
-            await copyTree(m.source, target.abs);
-        this.placed.push({ rel: this.relOf(target.abs), made: target.made, ...(m.persistent ? { cache: m.source } : {}), ...(was ? { was } : {}) });
+            await copyTree(source, target.abs);
+        this.placed.push({ rel: this.relOf(target.abs), made: target.made, ...(cache !== undefined ? { cache } : {}), ...(was ? { was } : {}) });
     }
     /** chroot: /dev's usual nodes, where the image has none. */
     async devices() {
@@ -87916,7 +87960,28 @@ class Placement {
     }
     /** What place() and devices() put in goes; a cache's content is copied back to the cache first. */
     async takeOut() {
+        try {
+            await this.takeOutAll();
+        }
+        finally {
+            this.close();
+        }
+    }
+    /** The caches' descriptors let go (after takeOut, or for a step that failed: its cache is not written back). */
+    close() {
+        for (const p of this.placed)
+            if (p.cache !== undefined)
+                (0,external_node_fs_.closeSync)(p.cache);
+        for (const p of this.taken)
+            if (p.cache !== undefined)
+                (0,external_node_fs_.closeSync)(p.cache);
+        this.placed.length = 0;
+        this.taken.length = 0;
+    }
+    taken = [];
+    async takeOutAll() {
         for (const p of this.placed.splice(0).reverse()) {
+            this.taken.push(p);
             await this.at(p.rel, async (dirFd, name, seen) => {
                 // a link hoist made goes when it is still that link
                 if (p.link !== undefined) {
@@ -87929,12 +87994,14 @@ class Placement {
                 const fd = (0,layer_pinned/* openAt */._8)(dirFd, name);
                 try {
                     const st = (0,external_node_fs_.fstatSync)(fd);
-                    if (p.cache && st.isDirectory()) {
-                        // the cache (hoist's, out of the step's reach) gets what the step left, copied from the pinned directory
-                        for (const n of (0,external_node_fs_.readdirSync)(p.cache))
-                            (0,layer_pinned/* removeTree */.dM)(external_node_path_.join(p.cache, n));
-                        for (const n of (0,external_node_fs_.readdirSync)((0,layer_pinned/* fdPath */.SU)(fd)))
-                            await copyTree((0,layer_pinned/* fdPathFor */.zw)(fd, n), external_node_path_.join(p.cache, n));
+                    if (p.cache !== undefined && st.isDirectory()) {
+                        // the cache (pinned when placed) gets what the step left, copied from the pinned directory in the stage
+                        (0,layer_pinned/* emptyAt */.rO)(p.cache);
+                        for (const n of (0,external_node_fs_.readdirSync)((0,layer_pinned/* fdPath */.SU)(fd))) {
+                            // (a step sharing the cache that writes the same name meanwhile keeps its own, as between two writers of a
+                            // shared cache: a cache is never why a step fails)
+                            await copyTree((0,layer_pinned/* fdPathFor */.zw)(fd, n), (0,layer_pinned/* fdPathFor */.zw)(p.cache, n)).catch(() => undefined);
+                        }
                     }
                     if (p.made)
                         (0,layer_pinned/* removeAt */.Wq)(dirFd, name);

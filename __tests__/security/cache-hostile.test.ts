@@ -84,16 +84,18 @@ const applets = ['sh', 'echo', 'true', 'ls', 'cat', 'mkdir', 'rm', 'ln', 'sleep'
       expect(dir).toBeDefined();
       // Builds on the same store, one after another, each mounting the cache's `sub` while the attacker swaps it.
       for (let i = 0; i < tries; i++) {
-        const v = await safely(`victim ${i}`, build(context(`FROM ${busybox}\nRUN --mount=type=cache,id=race,sharing=shared,source=sub,target=/s sh -c 'cat /s${host}/secret.txt 2>/dev/null; ls /s/; echo try ${i}'\n`), ['--no-cache']));
+        // (one victim in four through chroot, which copies the cache's directory in and back out: pinned, issue 34)
+        const through = i % 4 === 3 ? ['--isolation', 'chroot'] : [];
+        const v = await safely(`victim ${i}`, build(context(`FROM ${busybox}\nRUN --mount=type=cache,id=race,sharing=shared,source=sub,target=/s sh -c 'cat /s${host}/secret.txt 2>/dev/null; ls /s/; echo try ${i}'\n`), ['--no-cache', ...through]));
         tally.raceTries++;
         // The attacker may remove `sub` between the moment it is staged and the runtime's mount: the step then
         // fails, saying so. Otherwise it shows the cache's own `sub` (or, through `sub -> /`, the cache itself).
         if (v.code === 0) mounted++;
-        else expect(v.err).toMatch(/a mount source, \/sub, was removed by another step while this one started/);
+        else expect(v.err).toMatch(/a mount source, (\/sub|\/s's), was removed by another step while this one started|the cache mount at \/s (was replaced by another step while this one started|changed while it was copied in)/);
         if (v.code === 0) expect(v.err).toContain(`try ${i}`);
         // The host's / holds bin, etc, proc…; the cache only what the attacker makes there (started, sub). (Not
         // in runc's own error when the source went away: its message names the mount's /proc/self/fd path.)
-        expect(v.err.replace(/^.*runc run failed: .*$/gm, '')).not.toMatch(/\b(proc|etc|var|usr)\b/);
+        expect(v.err.replace(/^.*runc run failed: .*$/gm, '').replace(/^RUN runs through chroot .*$/m, '')).not.toMatch(/\b(proc|etc|var|usr)\b/);
       }
     } finally {
       if (dir) writeFileSync(path.join(dir, 'stop'), '');

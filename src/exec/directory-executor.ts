@@ -7,7 +7,7 @@
 // indexed before, compared after (tree-diff.ts).
 // The container is the boundary here: a step runs as the job's root, beside it (README, Security).
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, fstatSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmdirSync, type Stats, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, fstatSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync, type Stats, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { chmod, copyFile, lchown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -237,6 +237,7 @@ export class DirectoryExecutor implements Executor {
       },
       release: async () => {
         // A step that failed (or was stopped) left the directory as it was then: not the stage's any more.
+        placement.close();
         if (done) return;
         this.dirs.delete(stage);
         removeTree(stageDir.dir);
@@ -286,7 +287,7 @@ export class DirectoryExecutor implements Executor {
       argv.push(...command);
     } else {
       // chroot binds nothing: each mount's content is put where the step sees it and taken out after it.
-      for (const m of mounts) await placement.place(m);
+      for (const m of mounts) await placement.place(m, this.store.root);
       await placement.devices();
       await placement.placeFile('etc/hosts', readFileSync(hosts));
       await placement.placeFile('etc/resolv.conf', readFileSync(resolv));
@@ -377,7 +378,9 @@ export class DirectoryExecutor implements Executor {
         await copyTree(source, copy);
         source = copy;
       }
-      const st = lstatSync(source);
+      const st = lstatSync(source, { throwIfNoEntry: false });
+      // (a cache's directory that a step sharing the cache removed since it was staged: said as the runc executor says it)
+      if (!st) throw new ExecError(`a mount source, ${m.destination}'s, was removed by another step while this one started (a cache mount shared with a step that deletes it?); nothing of it was mounted`);
       if (this.name === 'chroot' && st.isSocket()) throw new ExecError(`RUN --mount=type=ssh needs proot where RUN cannot mount (chroot cannot bind the agent's socket into the step): install proot`);
       if (this.name === 'proot') await placement.make(m.destination, st.isDirectory() ? 'dir' : 'file');
       out.push({ source, destination: m.destination, ...(m.persistent ? { persistent: true } : {}) });
@@ -421,7 +424,7 @@ class Placement {
   readonly parents = new Map<string, number>();
   /** what make() made, outermost first: a mount point and the directories made to hold it (relative to the root) */
   private readonly made: { rel: string; restore: boolean }[] = [];
-  private readonly placed: { rel: string; made: boolean; cache?: string; was?: { mode: number; uid: number; gid: number }; content?: Buffer; link?: string }[] = [];
+  private readonly placed: { rel: string; made: boolean; cache?: number; was?: { mode: number; uid: number; gid: number }; content?: Buffer; link?: string }[] = [];
 
   constructor(private readonly root: string) {}
 
@@ -470,9 +473,36 @@ class Placement {
     return { abs: r.abs, made: true };
   }
 
-  /** chroot: the mount's content copied to where the step sees it (over nothing, or an empty directory). */
-  async place(m: PlacedMount): Promise<void> {
-    const isDir = lstatSync(m.source).isDirectory();
+  /**
+   * chroot: the mount's content copied to where the step sees it (over nothing, or an empty directory). A cache's
+   * directory (in the store, which a concurrent step sharing the cache writes into) is pinned first — reached from
+   * the store with no symlink on the way — and copied from and back to through that descriptor: a `source=`
+   * swapped for a link to / meanwhile copies nothing of the machine in, and nothing of the step out onto it.
+   */
+  async place(m: PlacedMount, storeRoot: string): Promise<void> {
+    let cache: number | undefined;
+    let source = m.source;
+    const rel = path.relative(storeRoot, m.source);
+    if (m.persistent && !rel.startsWith('..') && !path.isAbsolute(rel)) {
+      const pinned = pinExact(storeRoot, rel);
+      if (!pinned?.stats.isDirectory()) {
+        if (pinned) closeSync(pinned.fd);
+        throw new ExecError(`the cache mount at ${m.destination} was replaced by another step while this one started (its directory is no longer one): run the build again`);
+      }
+      cache = pinned.fd;
+      source = fdPathFor(cache);
+    }
+    try {
+      await this.placeFrom(m, source, cache);
+    } catch (e) {
+      if (cache !== undefined) closeSync(cache);
+      throw e;
+    }
+  }
+
+  private async placeFrom(m: PlacedMount, source: string, cache: number | undefined): Promise<void> {
+    // (a pinned cache's source is its descriptor's magic link: followed to the directory itself)
+    const isDir = (cache !== undefined ? statSync(source) : lstatSync(source)).isDirectory();
     const target = await this.make(m.destination, isDir ? 'dir' : 'file');
     const st = lstatSync(target.abs);
     if (!target.made && !(isDir && st.isDirectory() && readdirSync(target.abs).length === 0)) throw new ExecError(`chroot cannot show the mount at ${m.destination} over what the image has there: install proot (apt-get install proot python3)`);
@@ -480,13 +510,22 @@ class Placement {
     let was: { mode: number; uid: number; gid: number } | undefined;
     if (isDir) {
       // The directory shows as the mount's own (a new cache's mode and owner), as a bind would show it.
-      const src = lstatSync(m.source);
+      const src = statSync(source);
       if (!target.made) was = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
       await chmod(target.abs, src.mode & 0o7777);
       await lchown(target.abs, src.uid, src.gid);
-      for (const name of readdirSync(m.source)) await copyTree(path.join(m.source, name), path.join(target.abs, name));
-    } else await copyTree(m.source, target.abs);
-    this.placed.push({ rel: this.relOf(target.abs), made: target.made, ...(m.persistent ? { cache: m.source } : {}), ...(was ? { was } : {}) });
+      for (const name of readdirSync(source)) {
+        try {
+          await copyTree(`${source}/${name}`, path.join(target.abs, name));
+        } catch (e) {
+          // a shared cache that a concurrent step changes as it is copied: an entry gone meanwhile is passed over
+          if (cache !== undefined && !statAt(cache, name)) continue;
+          if (cache !== undefined) throw new ExecError(`the cache mount at ${m.destination} changed while it was copied in (a step sharing it writes there: ${JSON.stringify(name)} could not be copied); run the build again`);
+          throw e;
+        }
+      }
+    } else await copyTree(source, target.abs);
+    this.placed.push({ rel: this.relOf(target.abs), made: target.made, ...(cache !== undefined ? { cache } : {}), ...(was ? { was } : {}) });
   }
 
   /** chroot: /dev's usual nodes, where the image has none. */
@@ -528,7 +567,26 @@ class Placement {
 
   /** What place() and devices() put in goes; a cache's content is copied back to the cache first. */
   async takeOut(): Promise<void> {
+    try {
+      await this.takeOutAll();
+    } finally {
+      this.close();
+    }
+  }
+
+  /** The caches' descriptors let go (after takeOut, or for a step that failed: its cache is not written back). */
+  close(): void {
+    for (const p of this.placed) if (p.cache !== undefined) closeSync(p.cache);
+    for (const p of this.taken) if (p.cache !== undefined) closeSync(p.cache);
+    this.placed.length = 0;
+    this.taken.length = 0;
+  }
+
+  private readonly taken: { cache?: number }[] = [];
+
+  private async takeOutAll(): Promise<void> {
     for (const p of this.placed.splice(0).reverse()) {
+      this.taken.push(p);
       await this.at(p.rel, async (dirFd, name, seen) => {
         // a link hoist made goes when it is still that link
         if (p.link !== undefined) {
@@ -539,10 +597,14 @@ class Placement {
         const fd = openAt(dirFd, name);
         try {
           const st = fstatSync(fd);
-          if (p.cache && st.isDirectory()) {
-            // the cache (hoist's, out of the step's reach) gets what the step left, copied from the pinned directory
-            for (const n of readdirSync(p.cache)) removeTree(path.join(p.cache, n));
-            for (const n of readdirSync(fdPath(fd))) await copyTree(fdPathFor(fd, n), path.join(p.cache, n));
+          if (p.cache !== undefined && st.isDirectory()) {
+            // the cache (pinned when placed) gets what the step left, copied from the pinned directory in the stage
+            emptyAt(p.cache);
+            for (const n of readdirSync(fdPath(fd))) {
+              // (a step sharing the cache that writes the same name meanwhile keeps its own, as between two writers of a
+              // shared cache: a cache is never why a step fails)
+              await copyTree(fdPathFor(fd, n), fdPathFor(p.cache, n)).catch(() => undefined);
+            }
           }
           if (p.made) removeAt(dirFd, name);
           else if (p.content) {
