@@ -33971,11 +33971,33 @@ async function endStep(find, user) {
     if (setpriv) {
         const all = (sig) => (0,exec_process/* runProcess */.R3)(setpriv, ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', '--', process.execPath, '-e', `process.kill(-1, '${sig}')`]);
         if ((await all('SIGSTOP')).status === 0) {
-            killAll(find());
+            killAll([...find(), ...unattributable(user.uid)]);
             await all('SIGCONT');
         }
     }
     await endAll(find);
+}
+/**
+ * Processes of `uid` whose root directory this process may not read (a container's root lacks CAP_SYS_PTRACE, which
+ * reading another user's /proc/PID/root takes): they cannot be told apart from the step's, so while that user is
+ * stopped they are taken for the step's.
+ */
+function unattributable(uid) {
+    const out = [];
+    for (const name of (0,external_node_fs_.readdirSync)('/proc')) {
+        if (!/^\d+$/.test(name))
+            continue;
+        try {
+            if (!new RegExp(`\\nUid:\\s+${uid}\\s`).test((0,external_node_fs_.readFileSync)(`/proc/${name}/status`, 'utf8')))
+                continue;
+            (0,external_node_fs_.readlinkSync)(`/proc/${name}/root`);
+        }
+        catch (e) {
+            if (e.code === 'EACCES' || e.code === 'EPERM')
+                out.push(Number(name));
+        }
+    }
+    return out;
 }
 /**
  * Kills what `find` finds until a look finds nothing: a process forked between a look and the kills is found by the

@@ -112,11 +112,30 @@ export async function endStep(find: () => number[], user: { uid: number; gid: nu
   if (setpriv) {
     const all = (sig: string) => runProcess(setpriv, ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', '--', process.execPath, '-e', `process.kill(-1, '${sig}')`]);
     if ((await all('SIGSTOP')).status === 0) {
-      killAll(find());
+      killAll([...find(), ...unattributable(user.uid)]);
       await all('SIGCONT');
     }
   }
   await endAll(find);
+}
+
+/**
+ * Processes of `uid` whose root directory this process may not read (a container's root lacks CAP_SYS_PTRACE, which
+ * reading another user's /proc/PID/root takes): they cannot be told apart from the step's, so while that user is
+ * stopped they are taken for the step's.
+ */
+function unattributable(uid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (!new RegExp(`\\nUid:\\s+${uid}\\s`).test(readFileSync(`/proc/${name}/status`, 'utf8'))) continue;
+      readlinkSync(`/proc/${name}/root`);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EACCES' || (e as NodeJS.ErrnoException).code === 'EPERM') out.push(Number(name));
+    }
+  }
+  return out;
 }
 
 /**
