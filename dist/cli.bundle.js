@@ -31350,15 +31350,7 @@ class Store {
                 tar.on('error', () => undefined);
                 source.on('error', (e) => tapped.destroy(e));
                 source.pipe(tapped);
-                const used = (async () => {
-                    const { stream, compression } = await (0,layer_compression/* decompressed */.ji)(tar);
-                    const said = (0,media_types/* layerCompression */.AH)(layer.descriptor.mediaType);
-                    if (said !== undefined && said !== compression) {
-                        stream.destroy();
-                        throw new StoreError(`layer ${layer.descriptor.digest} is ${compression === 'none' ? 'not compressed' : `${compression}-compressed`}, but its media type ${layer.descriptor.mediaType} says ${said}`);
-                    }
-                    return use(stream);
-                })();
+                const used = layerTar(layer, tar).then(use);
                 const written = this.writeBlob(tapped, expected);
                 try {
                     const [blob, then] = await Promise.all([written, used]);
@@ -31386,27 +31378,17 @@ class Store {
         await layer.ready;
         if (await this.hasIntactBlob(layer.descriptor)) {
             // held already (another image's layer, an earlier build): its diffID checked here, not taken from the record
-            if (!(await this.isVerified(layer.descriptor.digest, layer.diffID)))
-                await this.checkDiffID(layer);
+            if (await this.isVerified(layer.descriptor.digest, layer.diffID))
+                return;
+            await checkDiffID(layer, await layerTar(layer, this.openBlob(layer.descriptor.digest)));
+            await this.noteVerified(layer.descriptor.digest, layer.diffID);
             return;
         }
         const sink = this.teeSink(layer, async (tar) => {
-            await (0,external_node_stream_promises_.pipeline)(tar, new image_digest/* DigestStream */.vl({ digest: layer.diffID, where: `the uncompressed layer ${layer.descriptor.digest} (its diffID)` }), new external_node_stream_.Writable({ write: (_c, _e, cb) => cb() }));
+            await checkDiffID(layer, tar);
             return async () => undefined;
         });
         await this.fetchMissing(layer.descriptor, layer.sources, sink);
-    }
-    /** The blob of `layer` in the store read whole: compressed as its media type says, and decompressing to its diffID. */
-    async checkDiffID(layer) {
-        const d = layer.descriptor;
-        const { stream, compression } = await (0,layer_compression/* decompressed */.ji)(this.openBlob(d.digest));
-        const said = (0,media_types/* layerCompression */.AH)(d.mediaType);
-        if (said !== undefined && said !== compression) {
-            stream.destroy();
-            throw new StoreError(`layer ${d.digest} is ${compression === 'none' ? 'not compressed' : `${compression}-compressed`}, but its media type ${d.mediaType} says ${said}`);
-        }
-        await (0,external_node_stream_promises_.pipeline)(stream, new image_digest/* DigestStream */.vl({ digest: layer.diffID, where: `the uncompressed layer ${d.digest} (its diffID)` }), new external_node_stream_.Writable({ write: (_c, _e, cb) => cb() }));
-        await this.noteVerified(d.digest, layer.diffID);
     }
     unpacking = new Map();
     /** Waits for the unpacking of this layer that is under way, if there is one (its outcome is not this caller's). */
@@ -31512,6 +31494,20 @@ class Tap extends external_node_stream_.Transform {
             this.copy.destroy(error ?? undefined);
         cb(error);
     }
+}
+/** A layer's blob decompressed, after checking that it is compressed as its media type says. */
+async function layerTar(layer, blob) {
+    const { stream, compression } = await (0,layer_compression/* decompressed */.ji)(blob);
+    const said = (0,media_types/* layerCompression */.AH)(layer.descriptor.mediaType);
+    if (said !== undefined && said !== compression) {
+        stream.destroy();
+        throw new StoreError(`layer ${layer.descriptor.digest} is ${compression === 'none' ? 'not compressed' : `${compression}-compressed`}, but its media type ${layer.descriptor.mediaType} says ${said}`);
+    }
+    return stream;
+}
+/** Reads a layer's tar to its end, checked against its diffID. */
+async function checkDiffID(layer, tar) {
+    await (0,external_node_stream_promises_.pipeline)(tar, new image_digest/* DigestStream */.vl({ digest: layer.diffID, where: `the uncompressed layer ${layer.descriptor.digest} (its diffID)` }), new external_node_stream_.Writable({ write: (_c, _e, cb) => cb() }));
 }
 
 ;// CONCATENATED MODULE: ./lib/store/local-image.js
@@ -33929,7 +33925,11 @@ function descendantsOf(ancestor) {
         try {
             const stat = (0,external_node_fs_.readFileSync)(`/proc/${name}/stat`, 'latin1');
             const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-            kids.set(ppid, [...(kids.get(ppid) ?? []), Number(name)]);
+            const siblings = kids.get(ppid);
+            if (siblings)
+                siblings.push(Number(name));
+            else
+                kids.set(ppid, [Number(name)]);
         }
         catch { }
     }
@@ -34029,11 +34029,13 @@ async function endAll(find) {
 // it exit, so its exit means that nothing of the step runs any more. Looks and kills alone can be outrun by a chain of
 // processes each forking the next (a look takes longer than a fork): a step run as another user than hoist's is
 // first stopped whole, by kill(-1, SIGSTOP) sent as that user (atomic against fork), so that one look finds all of it
-// (that user's other processes, on a machine that has some, are stopped for that moment too, then continued). It runs as hoist's user (root for a step run
-// as another user, which may then not signal it), and ends with hoist (PR_SET_PDEATHSIG).
+// (that user's other processes, on a machine that has some, are stopped for that moment too, then continued). It
+// runs as hoist's user (root for a step run as another user, which may then not signal it), and ends with hoist
+// (PR_SET_PDEATHSIG).
 //
 // Without python3 (chroot only): a PID namespace where one may be made (unshare --pid --kill-child: the step's shell
-// is its init, and the kernel ends the rest with it), else repeated looks at /proc until one finds nothing.
+// is its init, and the kernel ends the rest with it), else the same stop of the step's user through setpriv, then
+// looks at /proc until one finds nothing (proot.ts endStep).
 
 
 /** The warden's program (python3 -c): argv is `1|0` (seccomp filter or not), then the step's argv. */
@@ -34703,10 +34705,9 @@ class DirectoryExecutor {
                 child.on('close', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
             });
             lines.done();
-            // The warden exits when nothing of the step is left; without it, the step's processes are looked for until a
-            // look finds nothing (a chroot's by their root, which a step run as another user cannot change).
-            if (this.name === 'chroot')
-                await (warden ? endAll(() => chrooted(root)) : endStep(() => chrooted(root), spec));
+            // The warden exits when nothing of the step is left; without it (chroot), the step's processes are ended here.
+            if (!warden)
+                await endStep(() => chrooted(root), spec);
             if (signal.aborted)
                 return { exitCode: 137, tail: lines.tail };
             return { exitCode: reported ?? code, tail: lines.tail };
@@ -34870,7 +34871,8 @@ class Placement {
     }
     async placeFrom(m, source, cache) {
         // (a pinned cache's source is its descriptor's magic link: followed to the directory itself)
-        const isDir = (cache !== undefined ? (0,external_node_fs_.statSync)(source) : (0,external_node_fs_.lstatSync)(source)).isDirectory();
+        const src = cache !== undefined ? (0,external_node_fs_.statSync)(source) : (0,external_node_fs_.lstatSync)(source);
+        const isDir = src.isDirectory();
         const target = await this.make(m.destination, isDir ? 'dir' : 'file');
         const st = (0,external_node_fs_.lstatSync)(target.abs);
         if (!target.made && !(isDir && st.isDirectory() && (0,external_node_fs_.readdirSync)(target.abs).length === 0))
@@ -34879,7 +34881,6 @@ class Placement {
         let was;
         if (isDir) {
             // The directory shows as the mount's own (a new cache's mode and owner), as a bind would show it.
-            const src = (0,external_node_fs_.statSync)(source);
             if (!target.made)
                 was = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
             await (0,promises_.chmod)(target.abs, src.mode & 0o7777);
@@ -34949,7 +34950,8 @@ class Placement {
     /** What place() and devices() put in goes; a cache's content is copied back to the cache first. */
     async takeOut() {
         try {
-            await this.takeOutAll();
+            for (const p of [...this.placed].reverse())
+                await this.takeOutOne(p);
         }
         finally {
             this.close();
@@ -34957,58 +34959,49 @@ class Placement {
     }
     /** The caches' descriptors let go (after takeOut, or for a step that failed: its cache is not written back). */
     close() {
-        for (const p of this.placed)
+        for (const p of this.placed.splice(0))
             if (p.cache !== undefined)
                 (0,external_node_fs_.closeSync)(p.cache);
-        for (const p of this.taken)
-            if (p.cache !== undefined)
-                (0,external_node_fs_.closeSync)(p.cache);
-        this.placed.length = 0;
-        this.taken.length = 0;
     }
-    taken = [];
-    async takeOutAll() {
-        for (const p of this.placed.splice(0).reverse()) {
-            this.taken.push(p);
-            await this.at(p.rel, async (dirFd, name, seen) => {
-                // a link hoist made goes when it is still that link
-                if (p.link !== undefined) {
-                    if (seen.isSymbolicLink() && (0,external_node_fs_.readlinkSync)((0,layer_pinned/* fdPath */.SU)(dirFd, name)) === p.link)
-                        (0,external_node_fs_.unlinkSync)((0,layer_pinned/* fdPath */.SU)(dirFd, name));
-                    return;
-                }
-                if (seen.isSymbolicLink())
-                    return;
-                const fd = (0,layer_pinned/* openAt */._8)(dirFd, name);
-                try {
-                    const st = (0,external_node_fs_.fstatSync)(fd);
-                    if (p.cache !== undefined && st.isDirectory()) {
-                        // the cache (pinned when placed) gets what the step left, copied from the pinned directory in the stage
-                        (0,layer_pinned/* emptyAt */.rO)(p.cache);
-                        for (const n of (0,external_node_fs_.readdirSync)((0,layer_pinned/* fdPath */.SU)(fd))) {
-                            // (a step sharing the cache that writes the same name meanwhile keeps its own, as between two writers of a
-                            // shared cache: a cache is never why a step fails)
-                            await copyTree((0,layer_pinned/* fdPathFor */.zw)(fd, n), (0,layer_pinned/* fdPathFor */.zw)(p.cache, n)).catch(() => undefined);
-                        }
-                    }
-                    if (p.made)
-                        (0,layer_pinned/* removeAt */.Wq)(dirFd, name);
-                    else if (p.content) {
-                        if (st.isFile())
-                            (0,external_node_fs_.writeFileSync)((0,layer_pinned/* fdPath */.SU)(fd), p.content);
-                    }
-                    else if (st.isDirectory())
-                        (0,layer_pinned/* emptyAt */.rO)(fd);
-                    if (p.was && !p.made) {
-                        (0,external_node_fs_.chmodSync)((0,layer_pinned/* fdPath */.SU)(fd), p.was.mode);
-                        (0,external_node_fs_.chownSync)((0,layer_pinned/* fdPath */.SU)(fd), p.was.uid, p.was.gid);
+    async takeOutOne(p) {
+        await this.at(p.rel, async (dirFd, name, seen) => {
+            // a link hoist made goes when it is still that link
+            if (p.link !== undefined) {
+                if (seen.isSymbolicLink() && (0,external_node_fs_.readlinkSync)((0,layer_pinned/* fdPath */.SU)(dirFd, name)) === p.link)
+                    (0,external_node_fs_.unlinkSync)((0,layer_pinned/* fdPath */.SU)(dirFd, name));
+                return;
+            }
+            if (seen.isSymbolicLink())
+                return;
+            const fd = (0,layer_pinned/* openAt */._8)(dirFd, name);
+            try {
+                const st = (0,external_node_fs_.fstatSync)(fd);
+                if (p.cache !== undefined && st.isDirectory()) {
+                    // the cache (pinned when placed) gets what the step left, copied from the pinned directory in the stage
+                    (0,layer_pinned/* emptyAt */.rO)(p.cache);
+                    for (const n of (0,external_node_fs_.readdirSync)((0,layer_pinned/* fdPath */.SU)(fd))) {
+                        // (a step sharing the cache that writes the same name meanwhile keeps its own, as between two writers of a
+                        // shared cache: a cache is never why a step fails)
+                        await copyTree((0,layer_pinned/* fdPathFor */.zw)(fd, n), (0,layer_pinned/* fdPathFor */.zw)(p.cache, n)).catch(() => undefined);
                     }
                 }
-                finally {
-                    (0,external_node_fs_.closeSync)(fd);
+                if (p.made)
+                    (0,layer_pinned/* removeAt */.Wq)(dirFd, name);
+                else if (p.content) {
+                    if (st.isFile())
+                        (0,external_node_fs_.writeFileSync)((0,layer_pinned/* fdPath */.SU)(fd), p.content);
                 }
-            });
-        }
+                else if (st.isDirectory())
+                    (0,layer_pinned/* emptyAt */.rO)(fd);
+                if (p.was) {
+                    (0,external_node_fs_.chmodSync)((0,layer_pinned/* fdPath */.SU)(fd), p.was.mode);
+                    (0,external_node_fs_.chownSync)((0,layer_pinned/* fdPath */.SU)(fd), p.was.uid, p.was.gid);
+                }
+            }
+            finally {
+                (0,external_node_fs_.closeSync)(fd);
+            }
+        });
     }
     /**
      * The mount points make() made (not /proc, /dev, /sys: runc's stay) go when the step left them empty, innermost

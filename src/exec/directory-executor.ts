@@ -27,7 +27,7 @@ import { withoutMountStubs } from './diff.js';
 import { type Executor, IsolationError, type ProcessSpec, type StepLayer, type StepMount, type StepRoot } from './executor.js';
 import { copyTree } from './mounts.js';
 import { ExecError } from './overlay.js';
-import { chrooted, descendantsOf, endAll, endStep, killAll, mayTraceOthers, prootLoader, reportingShell } from './proot.js';
+import { chrooted, descendantsOf, endStep, killAll, mayTraceOthers, prootLoader, reportingShell } from './proot.js';
 import { pidNamespaceProgram, underWarden } from './warden.js';
 import { onPath, streamLines } from './process.js';
 import type { RunResult } from './runc.js';
@@ -346,9 +346,8 @@ export class DirectoryExecutor implements Executor {
         child.on('close', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
       });
       lines.done();
-      // The warden exits when nothing of the step is left; without it, the step's processes are looked for until a
-      // look finds nothing (a chroot's by their root, which a step run as another user cannot change).
-      if (this.name === 'chroot') await (warden ? endAll(() => chrooted(root)) : endStep(() => chrooted(root), spec));
+      // The warden exits when nothing of the step is left; without it (chroot), the step's processes are ended here.
+      if (!warden) await endStep(() => chrooted(root), spec);
       if (signal.aborted) return { exitCode: 137, tail: lines.tail };
       return { exitCode: reported ?? code, tail: lines.tail };
     } finally {
@@ -502,7 +501,8 @@ class Placement {
 
   private async placeFrom(m: PlacedMount, source: string, cache: number | undefined): Promise<void> {
     // (a pinned cache's source is its descriptor's magic link: followed to the directory itself)
-    const isDir = (cache !== undefined ? statSync(source) : lstatSync(source)).isDirectory();
+    const src = cache !== undefined ? statSync(source) : lstatSync(source);
+    const isDir = src.isDirectory();
     const target = await this.make(m.destination, isDir ? 'dir' : 'file');
     const st = lstatSync(target.abs);
     if (!target.made && !(isDir && st.isDirectory() && readdirSync(target.abs).length === 0)) throw new ExecError(`chroot cannot show the mount at ${m.destination} over what the image has there: install proot (apt-get install proot python3)`);
@@ -510,7 +510,6 @@ class Placement {
     let was: { mode: number; uid: number; gid: number } | undefined;
     if (isDir) {
       // The directory shows as the mount's own (a new cache's mode and owner), as a bind would show it.
-      const src = statSync(source);
       if (!target.made) was = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
       await chmod(target.abs, src.mode & 0o7777);
       await lchown(target.abs, src.uid, src.gid);
@@ -568,7 +567,7 @@ class Placement {
   /** What place() and devices() put in goes; a cache's content is copied back to the cache first. */
   async takeOut(): Promise<void> {
     try {
-      await this.takeOutAll();
+      for (const p of [...this.placed].reverse()) await this.takeOutOne(p);
     } finally {
       this.close();
     }
@@ -576,49 +575,41 @@ class Placement {
 
   /** The caches' descriptors let go (after takeOut, or for a step that failed: its cache is not written back). */
   close(): void {
-    for (const p of this.placed) if (p.cache !== undefined) closeSync(p.cache);
-    for (const p of this.taken) if (p.cache !== undefined) closeSync(p.cache);
-    this.placed.length = 0;
-    this.taken.length = 0;
+    for (const p of this.placed.splice(0)) if (p.cache !== undefined) closeSync(p.cache);
   }
 
-  private readonly taken: { cache?: number }[] = [];
-
-  private async takeOutAll(): Promise<void> {
-    for (const p of this.placed.splice(0).reverse()) {
-      this.taken.push(p);
-      await this.at(p.rel, async (dirFd, name, seen) => {
-        // a link hoist made goes when it is still that link
-        if (p.link !== undefined) {
-          if (seen.isSymbolicLink() && readlinkSync(fdPath(dirFd, name)) === p.link) unlinkSync(fdPath(dirFd, name));
-          return;
-        }
-        if (seen.isSymbolicLink()) return;
-        const fd = openAt(dirFd, name);
-        try {
-          const st = fstatSync(fd);
-          if (p.cache !== undefined && st.isDirectory()) {
-            // the cache (pinned when placed) gets what the step left, copied from the pinned directory in the stage
-            emptyAt(p.cache);
-            for (const n of readdirSync(fdPath(fd))) {
-              // (a step sharing the cache that writes the same name meanwhile keeps its own, as between two writers of a
-              // shared cache: a cache is never why a step fails)
-              await copyTree(fdPathFor(fd, n), fdPathFor(p.cache, n)).catch(() => undefined);
-            }
+  private async takeOutOne(p: Placement['placed'][number]): Promise<void> {
+    await this.at(p.rel, async (dirFd, name, seen) => {
+      // a link hoist made goes when it is still that link
+      if (p.link !== undefined) {
+        if (seen.isSymbolicLink() && readlinkSync(fdPath(dirFd, name)) === p.link) unlinkSync(fdPath(dirFd, name));
+        return;
+      }
+      if (seen.isSymbolicLink()) return;
+      const fd = openAt(dirFd, name);
+      try {
+        const st = fstatSync(fd);
+        if (p.cache !== undefined && st.isDirectory()) {
+          // the cache (pinned when placed) gets what the step left, copied from the pinned directory in the stage
+          emptyAt(p.cache);
+          for (const n of readdirSync(fdPath(fd))) {
+            // (a step sharing the cache that writes the same name meanwhile keeps its own, as between two writers of a
+            // shared cache: a cache is never why a step fails)
+            await copyTree(fdPathFor(fd, n), fdPathFor(p.cache, n)).catch(() => undefined);
           }
-          if (p.made) removeAt(dirFd, name);
-          else if (p.content) {
-            if (st.isFile()) writeFileSync(fdPath(fd), p.content);
-          } else if (st.isDirectory()) emptyAt(fd);
-          if (p.was && !p.made) {
-            chmodSync(fdPath(fd), p.was.mode);
-            chownSync(fdPath(fd), p.was.uid, p.was.gid);
-          }
-        } finally {
-          closeSync(fd);
         }
-      });
-    }
+        if (p.made) removeAt(dirFd, name);
+        else if (p.content) {
+          if (st.isFile()) writeFileSync(fdPath(fd), p.content);
+        } else if (st.isDirectory()) emptyAt(fd);
+        if (p.was) {
+          chmodSync(fdPath(fd), p.was.mode);
+          chownSync(fdPath(fd), p.was.uid, p.was.gid);
+        }
+      } finally {
+        closeSync(fd);
+      }
+    });
   }
 
   /**

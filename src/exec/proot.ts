@@ -74,7 +74,9 @@ export function descendantsOf(ancestor: number): number[] {
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(name)]);
+      const siblings = kids.get(ppid);
+      if (siblings) siblings.push(Number(name));
+      else kids.set(ppid, [Number(name)]);
     } catch {}
   }
   const out: number[] = [];

@@ -10,11 +10,13 @@
 // it exit, so its exit means that nothing of the step runs any more. Looks and kills alone can be outrun by a chain of
 // processes each forking the next (a look takes longer than a fork): a step run as another user than hoist's is
 // first stopped whole, by kill(-1, SIGSTOP) sent as that user (atomic against fork), so that one look finds all of it
-// (that user's other processes, on a machine that has some, are stopped for that moment too, then continued). It runs as hoist's user (root for a step run
-// as another user, which may then not signal it), and ends with hoist (PR_SET_PDEATHSIG).
+// (that user's other processes, on a machine that has some, are stopped for that moment too, then continued). It
+// runs as hoist's user (root for a step run as another user, which may then not signal it), and ends with hoist
+// (PR_SET_PDEATHSIG).
 //
 // Without python3 (chroot only): a PID namespace where one may be made (unshare --pid --kill-child: the step's shell
-// is its init, and the kernel ends the rest with it), else repeated looks at /proc until one finds nothing.
+// is its init, and the kernel ends the rest with it), else the same stop of the step's user through setpriv, then
+// looks at /proc until one finds nothing (proot.ts endStep).
 import { spawnSync } from 'node:child_process';
 import { onPath } from './process.js';
 

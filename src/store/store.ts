@@ -441,15 +441,7 @@ export class Store {
         tar.on('error', () => undefined);
         source.on('error', (e) => tapped.destroy(e));
         source.pipe(tapped);
-        const used = (async () => {
-          const { stream, compression } = await decompressed(tar);
-          const said = layerCompression(layer.descriptor.mediaType);
-          if (said !== undefined && said !== compression) {
-            stream.destroy();
-            throw new StoreError(`layer ${layer.descriptor.digest} is ${compression === 'none' ? 'not compressed' : `${compression}-compressed`}, but its media type ${layer.descriptor.mediaType} says ${said}`);
-          }
-          return use(stream);
-        })();
+        const used = layerTar(layer, tar).then(use);
         const written = this.writeBlob(tapped, expected);
         try {
           const [blob, then] = await Promise.all([written, used]);
@@ -476,27 +468,16 @@ export class Store {
     await layer.ready;
     if (await this.hasIntactBlob(layer.descriptor)) {
       // held already (another image's layer, an earlier build): its diffID checked here, not taken from the record
-      if (!(await this.isVerified(layer.descriptor.digest, layer.diffID))) await this.checkDiffID(layer);
+      if (await this.isVerified(layer.descriptor.digest, layer.diffID)) return;
+      await checkDiffID(layer, await layerTar(layer, this.openBlob(layer.descriptor.digest)));
+      await this.noteVerified(layer.descriptor.digest, layer.diffID);
       return;
     }
     const sink = this.teeSink(layer, async (tar) => {
-      await pipeline(tar, new DigestStream({ digest: layer.diffID, where: `the uncompressed layer ${layer.descriptor.digest} (its diffID)` }), new Writable({ write: (_c, _e, cb) => cb() }));
+      await checkDiffID(layer, tar);
       return async () => undefined;
     });
     await this.fetchMissing(layer.descriptor, layer.sources, sink);
-  }
-
-  /** The blob of `layer` in the store read whole: compressed as its media type says, and decompressing to its diffID. */
-  private async checkDiffID(layer: Layer): Promise<void> {
-    const d = layer.descriptor;
-    const { stream, compression } = await decompressed(this.openBlob(d.digest));
-    const said = layerCompression(d.mediaType);
-    if (said !== undefined && said !== compression) {
-      stream.destroy();
-      throw new StoreError(`layer ${d.digest} is ${compression === 'none' ? 'not compressed' : `${compression}-compressed`}, but its media type ${d.mediaType} says ${said}`);
-    }
-    await pipeline(stream, new DigestStream({ digest: layer.diffID, where: `the uncompressed layer ${d.digest} (its diffID)` }), new Writable({ write: (_c, _e, cb) => cb() }));
-    await this.noteVerified(d.digest, layer.diffID);
   }
 
   private readonly unpacking = new Map<string, Promise<Snapshot>>();
@@ -613,4 +594,20 @@ class Tap extends Transform {
     if (!this.copy.writableFinished) this.copy.destroy(error ?? undefined);
     cb(error);
   }
+}
+
+/** A layer's blob decompressed, after checking that it is compressed as its media type says. */
+async function layerTar(layer: Layer, blob: Readable): Promise<Readable> {
+  const { stream, compression } = await decompressed(blob);
+  const said = layerCompression(layer.descriptor.mediaType);
+  if (said !== undefined && said !== compression) {
+    stream.destroy();
+    throw new StoreError(`layer ${layer.descriptor.digest} is ${compression === 'none' ? 'not compressed' : `${compression}-compressed`}, but its media type ${layer.descriptor.mediaType} says ${said}`);
+  }
+  return stream;
+}
+
+/** Reads a layer's tar to its end, checked against its diffID. */
+async function checkDiffID(layer: Layer, tar: Readable): Promise<void> {
+  await pipeline(tar, new DigestStream({ digest: layer.diffID, where: `the uncompressed layer ${layer.descriptor.digest} (its diffID)` }), new Writable({ write: (_c, _e, cb) => cb() }));
 }
