@@ -141,12 +141,15 @@ export function measureFloor({ work, registry, repos, ctx, base, rounds }) {
   const baseLayers = baseManifest.m.layers.map((l) => l.digest);
   // the final image's /opt/vendor layer: the same 200 files the build stage's RUN wrote
   const vendor = manifest.layers.find((l) => !baseLayers.includes(l.digest) && l.size > 10 << 20)?.digest;
-  const pull = (digests) => `set -o pipefail; ${digests.map((d, i) => `(mkdir -p ${dir}/l${i} && curl -sf ${reg}/v2/${repoPath}/blobs/${d} | ${inflate} | tee >(sha256sum > /dev/null) | tar -x -C ${dir}/l${i}) &`).join(' ')} wait`;
+  // RUN's lowers are a layer's tar and its EROFS index (src/layer/erofs.ts): the floor writes each tar as it inflates
+  // and hashes it (the index is metadata, ~1% of the bytes, made from the headers in the same pass); it was `tar -x`
+  // until the design changed.
+  const pull = (digests) => `set -o pipefail; mkdir -p ${dir}; ${digests.map((d, i) => `(curl -sf ${reg}/v2/${repoPath}/blobs/${d} | ${inflate} | tee >(sha256sum > /dev/null) > ${dir}/l${i}.tar) &`).join(' ')} wait`;
   const phases = {
     start: { cmd: 'node -e 0', script: `${hoistNode} -e 0` },
     resolve: { cmd: 'curl of the manifests and configs (base, cache)', script: `curl -sf ${accept} ${reg}/v2/${baseManifest.path}/manifests/${base.split(':').pop()} > /dev/null && curl -sf ${reg}/v2/${baseManifest.path}/blobs/${baseManifest.m.config.digest} > /dev/null && curl -sf ${accept} ${reg}/v2/${repoPath}/manifests/cache > /dev/null` },
-    'pull (one file)': { cmd: `curl | ${inflate} | tee >(sha256sum) | tar -x, the base and the vendor layer at once`, script: pull([...baseLayers, vendor]) },
-    'pull (cold)': { cmd: `curl | ${inflate} | tee >(sha256sum) | tar -x, the base`, script: pull(baseLayers) },
+    'pull (one file)': { cmd: `curl | ${inflate} | tee >(sha256sum) > layer.tar, the base and the vendor layer at once`, script: pull([...baseLayers, vendor]) },
+    'pull (cold)': { cmd: `curl | ${inflate} | tee >(sha256sum) > layer.tar, the base`, script: pull(baseLayers) },
     context: { cmd: 'tar -c src | sha256sum', script: `tar -cf - -C ${ctx} src | sha256sum > /dev/null` },
     'run (one file)': { cmd: 'the tar RUN on the host: tar -czf', script: `tar -czf ${dir}/app.tgz -C ${ctx}/src . && ls ${ctx}/src | wc -l > ${dir}/count` },
     'run (cold)': { cmd: 'both RUNs on the host (200 × head -c 100k /dev/urandom; tar -czf)', script: `mkdir -p ${dir}/vendor && for i in $(seq 1 200); do head -c 102400 /dev/urandom > ${dir}/vendor/lib$i.so; done && tar -czf ${dir}/app.tgz -C ${ctx}/src . && ls ${ctx}/src | wc -l > ${dir}/count` },

@@ -19927,69 +19927,6 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2613:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("assert");
-
-/***/ }),
-
-/***/ 181:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("buffer");
-
-/***/ }),
-
-/***/ 5317:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("child_process");
-
-/***/ }),
-
-/***/ 6982:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("crypto");
-
-/***/ }),
-
-/***/ 4434:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("events");
-
-/***/ }),
-
-/***/ 9896:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs");
-
-/***/ }),
-
-/***/ 8611:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("http");
-
-/***/ }),
-
-/***/ 5692:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("https");
-
-/***/ }),
-
-/***/ 9278:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("net");
-
-/***/ }),
-
 /***/ 4589:
 /***/ ((module) => {
 
@@ -20081,20 +20018,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http2")
 
 /***/ }),
 
-/***/ 4708:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
-
-/***/ }),
-
-/***/ 8995:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
-
-/***/ }),
-
 /***/ 7030:
 /***/ ((module) => {
 
@@ -20120,13 +20043,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:perf_hooks");
-
-/***/ }),
-
-/***/ 1708:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:process");
 
 /***/ }),
 
@@ -20204,69 +20120,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:worker_
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
-
-/***/ }),
-
-/***/ 857:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
-
-/***/ }),
-
-/***/ 6928:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("path");
-
-/***/ }),
-
-/***/ 2203:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("stream");
-
-/***/ }),
-
-/***/ 5574:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("string_decoder");
-
-/***/ }),
-
-/***/ 3557:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
-
-/***/ }),
-
-/***/ 4756:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("tls");
-
-/***/ }),
-
-/***/ 2018:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("tty");
-
-/***/ }),
-
-/***/ 7016:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("url");
-
-/***/ }),
-
-/***/ 9023:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
@@ -21321,7 +21174,7 @@ function decodeMounts(value) {
 
 /***/ }),
 
-/***/ 3861:
+/***/ 1448:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -21330,10 +21183,8 @@ __nccwpck_require__.d(__webpack_exports__, {
   ghaCache: () => (/* binding */ ghaCache)
 });
 
-// UNUSED EXPORTS: GhaRefusedError, GhaUnavailableError, decodeIndex, entryDir
+// UNUSED EXPORTS: GhaRefusedError, GhaUnavailableError, decodeIndex, packTable, readPackTable
 
-// EXTERNAL MODULE: external "node:async_hooks"
-var external_node_async_hooks_ = __nccwpck_require__(6698);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "node:fs"
@@ -21344,56 +21195,37 @@ var promises_ = __nccwpck_require__(1455);
 var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
 // EXTERNAL MODULE: external "node:stream/promises"
 var external_node_stream_promises_ = __nccwpck_require__(6466);
 // EXTERNAL MODULE: ./lib/image/digest.js
 var image_digest = __nccwpck_require__(7241);
 // EXTERNAL MODULE: ./lib/registry/limit.js
 var limit = __nccwpck_require__(1328);
-// EXTERNAL MODULE: ./lib/store/lock.js
-var lock = __nccwpck_require__(414);
 // EXTERNAL MODULE: ./lib/cache/backend.js
 var backend = __nccwpck_require__(6438);
 // EXTERNAL MODULE: ./lib/cache/format.js
 var format = __nccwpck_require__(5631);
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(7075);
-// EXTERNAL MODULE: ./lib/layer/compression.js
-var compression = __nccwpck_require__(5847);
-// EXTERNAL MODULE: ./lib/layer/rooted.js
-var rooted = __nccwpck_require__(6824);
-// EXTERNAL MODULE: ./lib/layer/tar.js
-var tar = __nccwpck_require__(6430);
-;// CONCATENATED MODULE: ./lib/cache/gha-read.js
-// The read side of the Actions cache, spoken by hoist itself: @actions/cache restores an entry with
-// `tar -xf … -P`, which honours absolute and `../` member names, hard links out of the archive, device nodes and
-// setuid bits, so a tampered entry (anyone with a job's cache token can write one, and every branch reads the
-// default branch's) would write anywhere as root. Here the entry is looked up with the service's own calls
-// (../shared/research/actions-cache.md §1.2, §1.5, §1.7: the same key, restore keys and version as the library
-// computes, so entries it saved are found), its archive streamed, decompressed and read by hoist's tar reader, and
-// each member taken only when it maps into the entry's own directory; what is in it is the caller's to check.
+;// CONCATENATED MODULE: ./lib/cache/gha-service.js
+// The Actions cache service, spoken by hoist itself: entries are bytes as they are (a layer blob, an index's JSON, a
+// packed cache mount), never a tar + zstd archive of a directory (what @actions/cache makes of every entry). A layer
+// is compressed and content-addressed already; BuildKit's own gha backend stores raw blobs too. And an archive
+// restored with @actions/cache's `tar -xf … -P` honours absolute and `../` member names, links and devices: a
+// tampered entry (anyone with a job's cache token can write one) could write anywhere.
+//
+// The two protocols, as ../shared/research/actions-cache.md §1 has them:
+//   v2 (github.com: ACTIONS_CACHE_SERVICE_V2 and ACTIONS_RESULTS_URL): Twirp `CreateCacheEntry{key,version}` → a
+//      signed URL that speaks Azure Blob's Put Blob (one request up to 64 MiB here) or Put Block + Put Block List
+//      (32 MiB blocks, 4 at once); then `FinalizeCacheEntryUpload{key,version,size_bytes}`. A lookup is
+//      `GetCacheEntryDownloadURL{key,restore_keys,version}`; the download a plain GET of the signed URL.
+//   v1 (GHES, ACTIONS_CACHE_URL): `POST _apis/artifactcache/caches` {key,version,cacheSize} → cacheId, `PATCH
+//      caches/{id}` with Content-Range chunks, `POST caches/{id}` {size}; lookup `GET cache?keys=&version=`.
+// An entry's version is ours alone (the service only matches it): entries of @actions/cache are never ours.
 
 
-
-
-
-
-let gha_read_compression;
-/** As @actions/cache decides it: zstd when the zstd program answers, else gzip (part of every entry's version). */
-function compressionMethod() {
-    gha_read_compression ??= ((0,external_node_child_process_.spawnSync)('zstd', ['--quiet', '--version'], { encoding: 'utf8' }).stdout ?? '').trim() ? 'zstd-without-long' : 'gzip';
-    return gha_read_compression;
-}
-/** An entry's version, as @actions/cache computes it from the paths it archived (one directory of ours here). */
-function entryVersion(dir) {
-    const parts = [dir, compressionMethod()];
-    if (process.platform === 'win32')
-        parts.push('windows-only');
-    parts.push('1.0');
-    return (0,external_node_crypto_.createHash)('sha256').update(parts.join('|')).digest('hex');
-}
+/** The version of every entry hoist writes (the service matches it; a new encoding of entries gets a new one). */
+const entryVersion = (0,external_node_crypto_.createHash)('sha256').update('hoist raw entries 2').digest('hex');
 /** As @actions/cache picks the service: the legacy one on GHES or without ACTIONS_CACHE_SERVICE_V2. */
 function serviceVersion() {
     const host = new URL(process.env.GITHUB_SERVER_URL || 'https://github.com').hostname.trimEnd().toUpperCase();
@@ -21402,22 +21234,30 @@ function serviceVersion() {
 }
 /** A service's answer is small; one that is not is no answer. */
 const maxAnswer = 1 << 20;
+/** bytes sent in one request: Put Blob up to this, else blocks (v2) or chunks (v1) of `chunk` */
+const singleShot = 64 << 20;
+const chunk = 32 << 20;
+const parallelChunks = 4;
 async function dispatcher() {
     const { httpDispatcher } = await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 8727));
     return httpDispatcher();
 }
-/** One call to the service, tried again on a 5xx or a dropped connection (as the library does, with less waiting). */
+/**
+ * One request, tried again on a 5xx or a dropped connection (three times in all, a second apart, then two): a body
+ * is made afresh for each attempt.
+ */
 async function call(url, init) {
     const { request } = await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 5659));
     const agent = await dispatcher();
     try {
         for (let attempt = 1;; attempt++) {
             try {
-                const r = await request(url, { ...init, dispatcher: agent, headersTimeout: 30_000, bodyTimeout: 30_000 });
-                let body = '';
+                const body = typeof init.body === 'function' ? init.body() : init.body;
+                const r = await request(url, { method: init.method, headers: init.headers, ...(body !== undefined ? { body } : {}), dispatcher: agent, headersTimeout: 60_000, bodyTimeout: 60_000 });
+                let text = '';
                 for await (const c of r.body) {
-                    body += c.toString();
-                    if (body.length > maxAnswer) {
+                    text += c.toString();
+                    if (text.length > maxAnswer) {
                         r.body.destroy();
                         throw new Error(`the cache service's answer is over ${maxAnswer} bytes`);
                     }
@@ -21426,11 +21266,11 @@ async function call(url, init) {
                     await new Promise((res) => setTimeout(res, 1000 * attempt));
                     continue;
                 }
-                return { status: r.statusCode, body };
+                return { status: r.statusCode, body: text, headers: r.headers };
             }
             catch (e) {
                 const code = e.code ?? '';
-                if (attempt >= 3 || !/ECONNRESET|UND_ERR_SOCKET|EPIPE|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT/.test(code))
+                if (attempt >= 3 || !/ECONNRESET|UND_ERR_SOCKET|EPIPE|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT|UND_ERR_REQ_CONTENT_LENGTH_MISMATCH/.test(code))
                     throw e;
                 await new Promise((res) => setTimeout(res, 1000 * attempt));
             }
@@ -21449,7 +21289,7 @@ function parseAnswer(body, what) {
     catch { }
     throw new Error(`the cache service's answer to ${what} is not a JSON object`);
 }
-/** Twirp's error text, or the status (a service's error body is never quoted whole). */
+/** Twirp's (or v1's) error text, or the status (a service's error body is never quoted whole). */
 function failure(status, body, what) {
     let msg = '';
     try {
@@ -21459,21 +21299,25 @@ function failure(status, body, what) {
     catch { }
     return new Error(`the cache service answered ${what} with ${status}${msg ? `: ${msg}` : ''}`);
 }
+/** The service refused to create an entry (a 429, a token that may only read, the quota): no more uploads. */
+class GhaRefusedError extends Error {
+    name = 'GhaRefusedError';
+}
+const token = () => process.env.ACTIONS_RUNTIME_TOKEN ?? '';
+const twirp = (method) => new URL(`/twirp/github.actions.results.api.v1.CacheService/${method}`, process.env.ACTIONS_RESULTS_URL ?? '').href;
+const v1Base = () => `${process.env.ACTIONS_CACHE_URL || process.env.ACTIONS_RESULTS_URL || ''}_apis/artifactcache/`;
+const v1Headers = () => ({ accept: 'application/json;api-version=6.0-preview.1', authorization: `Bearer ${token()}` });
 /**
- * Looks up the entry `key` (or, with `prefix`, the newest whose key starts with it) saved from `dir`; undefined
- * when there is none. The service also looks in the default branch's entries.
+ * Looks up the entry `key` (or, with `prefix`, the newest whose key starts with it); undefined when there is none.
+ * The service also looks in the default branch's entries.
  */
-async function findEntry(dir, key, prefix = false) {
+async function findEntry(key, prefix = false) {
     // As @actions/cache 6.3 honours ACTIONS_CACHE_MODE: none and write-only read nothing (no request at all).
     const mode = (process.env.ACTIONS_CACHE_MODE ?? '').trim().toLowerCase();
     if (mode === 'none' || mode === 'write-only')
         return undefined;
-    const token = process.env.ACTIONS_RUNTIME_TOKEN ?? '';
-    const version = entryVersion(dir);
     if (serviceVersion() === 'v2') {
-        const base = process.env.ACTIONS_RESULTS_URL ?? '';
-        const url = new URL('/twirp/github.actions.results.api.v1.CacheService/GetCacheEntryDownloadURL', base).href;
-        const r = await call(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ key, restore_keys: prefix ? [key] : [], version }) });
+        const r = await call(twirp('GetCacheEntryDownloadURL'), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token()}` }, body: JSON.stringify({ key, restore_keys: prefix ? [key] : [], version: entryVersion }) });
         if (r.status !== 200)
             throw failure(r.status, r.body, 'a lookup');
         const a = parseAnswer(r.body, 'a lookup');
@@ -21485,9 +21329,7 @@ async function findEntry(dir, key, prefix = false) {
             throw new Error('the cache service answered a lookup without a key or an address');
         return { key: found, url: where };
     }
-    const base = process.env.ACTIONS_CACHE_URL || process.env.ACTIONS_RESULTS_URL || '';
-    const url = `${base}_apis/artifactcache/cache?keys=${encodeURIComponent(key)}&version=${version}`;
-    const r = await call(url, { method: 'GET', headers: { accept: 'application/json;api-version=6.0-preview.1', authorization: `Bearer ${token}` } });
+    const r = await call(`${v1Base()}cache?keys=${encodeURIComponent(key)}&version=${entryVersion}`, { method: 'GET', headers: v1Headers() });
     if (r.status === 204)
         return undefined;
     if (r.status !== 200)
@@ -21499,103 +21341,175 @@ async function findEntry(dir, key, prefix = false) {
         throw new Error('the cache service answered a lookup without a key or an address');
     return { key: found, url: where };
 }
-/** Why an entry's archive was refused: said once as a warning, and the entry counts as missing. */
-class EntryArchiveError extends Error {
-    name = 'EntryArchiveError';
+/** Why an entry's bytes were refused: said once as a warning, and the entry counts as missing. */
+class EntryBytesError extends Error {
+    name = 'EntryBytesError';
 }
-/**
- * The name a member of an entry's archive has inside the entry's directory `dir`, or undefined when it is not in it.
- * @actions/cache names members relative to the workspace of the run that saved them (`../../tmp/hoist-gha-0/…`,
- * or absolute), so a member is in `dir` when what follows its leading `..`s is a tail of `dir`'s path followed by
- * its name inside; `''` is the directory itself.
- */
-function memberName(dir, name) {
-    const own = dir.split('/').filter((p) => p !== '');
-    const parts = name.split('/').filter((p) => p !== '' && p !== '.');
-    while (parts[0] === '..')
-        parts.shift();
-    for (let from = 0; from < own.length; from++) {
-        const tail = own.slice(from);
-        if (tail.length > parts.length || !tail.every((p, i) => parts[i] === p))
-            continue;
-        const rest = parts.slice(tail.length);
-        if (rest.includes('..'))
-            return undefined;
-        return rest.join('/');
-    }
-    return undefined;
-}
-/**
- * Downloads the entry's archive and hands each member inside the entry's directory `dir` to `take` (the directory
- * itself is skipped); a member elsewhere fails the whole entry. `maxBytes` caps the download.
- */
-async function readEntry(hit, dir, maxBytes, take) {
+/** An entry's bytes as they arrive, failing beyond `maxBytes` or short of the length the server announced. */
+async function downloadEntry(hit, maxBytes) {
     const { request } = await Promise.resolve(/* import() */).then(__nccwpck_require__.bind(__nccwpck_require__, 5659));
     const agent = await dispatcher();
+    let r;
     try {
-        const r = await request(hit.url, { method: 'GET', dispatcher: agent, headersTimeout: 60_000, bodyTimeout: 120_000 });
-        if (r.statusCode !== 200) {
-            r.body.destroy();
-            throw new Error(`the entry's archive answered ${r.statusCode}`);
-        }
-        const length = Number(r.headers['content-length'] ?? -1);
-        if (length > maxBytes) {
-            r.body.destroy();
-            throw new EntryArchiveError(`entry ${hit.key} is ${length} bytes, more than the ${maxBytes} expected of it`);
-        }
+        r = await request(hit.url, { method: 'GET', dispatcher: agent, headersTimeout: 60_000, bodyTimeout: 120_000 });
+    }
+    catch (e) {
+        await agent.close().catch(() => undefined);
+        throw e;
+    }
+    const body = r.body;
+    if (r.statusCode !== 200) {
+        body.destroy();
+        await agent.close().catch(() => undefined);
+        throw new Error(`the entry's download answered ${r.statusCode}`);
+    }
+    const length = Number(r.headers['content-length'] ?? -1);
+    if (length > maxBytes) {
+        body.destroy();
+        await agent.close().catch(() => undefined);
+        throw new EntryBytesError(`entry ${hit.key} is ${length} bytes, more than the ${maxBytes} expected of it`);
+    }
+    return external_node_stream_.Readable.from((async function* () {
         let got = 0;
-        const capped = external_node_stream_.Readable.from((async function* () {
-            for await (const c of r.body) {
+        try {
+            for await (const c of body) {
                 got += c.length;
                 if (got > maxBytes)
-                    throw new EntryArchiveError(`entry ${hit.key} is more than the ${maxBytes} bytes expected of it`);
+                    throw new EntryBytesError(`entry ${hit.key} is more than the ${maxBytes} bytes expected of it`);
                 yield c;
             }
             if (length >= 0 && got !== length)
-                throw new Error(`the entry's archive ended after ${got} of ${length} bytes`);
-        })());
-        const { stream } = await (0,compression/* decompressed */.ji)(capped);
-        for await (const { header, body } of (0,tar/* readTar */.sB)(stream)) {
-            const name = memberName(dir, header.name);
-            if (name === undefined) {
-                body.resume();
-                throw new EntryArchiveError(`entry ${hit.key} holds ${JSON.stringify(header.name.slice(0, 200))}, which is not in its directory`);
-            }
-            if (name === '' && header.type === 'directory') {
-                body.resume();
-                continue;
-            }
-            await take({ name, header, body });
+                throw new Error(`the entry's download ended after ${got} of ${length} bytes`);
         }
-    }
-    finally {
-        await agent.close().catch(() => undefined);
-    }
+        finally {
+            body.destroy();
+            await agent.close().catch(() => undefined);
+        }
+    })());
 }
-/** A member's name as written, for an error (never a host path: it is the archive's text). */
-const memberText = (m) => JSON.stringify((0,rooted/* cleanEntryName */.pG)(m.name).slice(0, 200));
+/**
+ * Creates the entry `key` of `size` bytes, read from `open(start, end)` (inclusive; a range may be asked for again
+ * on a retry). Answers false when the entry exists already (another job wrote it meanwhile); throws GhaRefusedError
+ * when the service refuses creations.
+ */
+async function createEntry(key, size, open) {
+    return serviceVersion() === 'v2' ? createV2(key, size, open) : createV1(key, size, open);
+}
+function refusal(status, body) {
+    const e = failure(status, body, 'a new entry');
+    if (status === 409 || /already.exists/i.test(e.message))
+        return 'exists';
+    if (status === 429 || status === 403 || /write denied|rate|quota|exhausted/i.test(e.message))
+        return new GhaRefusedError(e.message.replace(/^the cache service answered a new entry with /, ''));
+    return e;
+}
+async function createV2(key, size, open) {
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${token()}` };
+    const r = await call(twirp('CreateCacheEntry'), { method: 'POST', headers, body: JSON.stringify({ key, version: entryVersion }) });
+    const a = r.status === 200 ? parseAnswer(r.body, 'a new entry') : undefined;
+    if (!a?.ok) {
+        const why = refusal(r.status === 200 ? 403 : r.status, r.status === 200 ? JSON.stringify({ msg: String(a?.message ?? 'refused') }) : r.body);
+        if (why === 'exists')
+            return false;
+        throw why;
+    }
+    const url = String(a.signed_upload_url ?? a.signedUploadUrl ?? '');
+    if (!url)
+        throw new Error('the cache service answered a new entry without an address');
+    const azure = { 'x-ms-version': '2020-04-08' };
+    const sep = url.includes('?') ? '&' : '?';
+    if (size <= singleShot) {
+        const put = await call(url, { method: 'PUT', headers: { ...azure, 'x-ms-blob-type': 'BlockBlob', 'content-length': String(size) }, body: () => (size === 0 ? external_node_stream_.Readable.from([]) : open(0, size - 1)) });
+        if (put.status !== 201)
+            throw failure(put.status, put.body, "an entry's bytes");
+    }
+    else {
+        // Block ids all of one length (Azure's rule), base64 of a fixed-width name.
+        const ids = [];
+        const parts = ranges(size);
+        await inParallel(parts, async ([start, end], i) => {
+            const id = Buffer.from(`hoist-block-${String(i).padStart(8, '0')}`).toString('base64');
+            ids[i] = id;
+            const put = await call(`${url}${sep}comp=block&blockid=${encodeURIComponent(id)}`, { method: 'PUT', headers: { ...azure, 'content-length': String(end - start + 1) }, body: () => open(start, end) });
+            if (put.status !== 201)
+                throw failure(put.status, put.body, "an entry's block");
+        });
+        const list = `<?xml version="1.0" encoding="utf-8"?><BlockList>${ids.map((id) => `<Latest>${id}</Latest>`).join('')}</BlockList>`;
+        const put = await call(`${url}${sep}comp=blocklist`, { method: 'PUT', headers: { ...azure, 'content-type': 'application/xml' }, body: list });
+        if (put.status !== 201)
+            throw failure(put.status, put.body, "an entry's block list");
+    }
+    const done = await call(twirp('FinalizeCacheEntryUpload'), { method: 'POST', headers, body: JSON.stringify({ key, version: entryVersion, size_bytes: String(size) }) });
+    if (done.status !== 200 || !parseAnswer(done.body, 'a finished entry').ok)
+        throw failure(done.status, done.body, 'a finished entry');
+    return true;
+}
+async function createV1(key, size, open) {
+    const json = { ...v1Headers(), 'content-type': 'application/json' };
+    const r = await call(`${v1Base()}caches`, { method: 'POST', headers: json, body: JSON.stringify({ key, version: entryVersion, cacheSize: size }) });
+    if (r.status !== 201 && r.status !== 200) {
+        const why = refusal(r.status, r.body);
+        if (why === 'exists')
+            return false;
+        throw why;
+    }
+    const id = Number(parseAnswer(r.body, 'a new entry').cacheId);
+    if (!Number.isSafeInteger(id))
+        throw new Error('the cache service answered a new entry without its id');
+    await inParallel(ranges(size), async ([start, end]) => {
+        const put = await call(`${v1Base()}caches/${id}`, { method: 'PATCH', headers: { ...v1Headers(), 'content-type': 'application/octet-stream', 'content-range': `bytes ${start}-${end}/*`, 'content-length': String(end - start + 1) }, body: () => open(start, end) });
+        if (put.status !== 204 && put.status !== 200)
+            throw failure(put.status, put.body, "an entry's bytes");
+    });
+    const done = await call(`${v1Base()}caches/${id}`, { method: 'POST', headers: json, body: JSON.stringify({ size }) });
+    if (done.status !== 204 && done.status !== 200)
+        throw failure(done.status, done.body, 'a finished entry');
+    return true;
+}
+/** [start, end] (inclusive) of each chunk of `size` bytes. */
+function ranges(size) {
+    const out = [];
+    for (let start = 0; start < size; start += chunk)
+        out.push([start, Math.min(size, start + chunk) - 1]);
+    return out;
+}
+async function inParallel(items, f) {
+    let next = 0;
+    const failures = [];
+    const worker = async () => {
+        while (next < items.length && failures.length === 0) {
+            const i = next++;
+            await f(items[i], i).catch((e) => void failures.push(e));
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(parallelChunks, items.length) }, worker));
+    if (failures.length)
+        throw failures[0];
+}
+/** A name for a temp file of this process (a pack being read). */
+const tempName = () => `hoist-gha-${process.pid}-${randomUUID()}`;
 
 // EXTERNAL MODULE: ./lib/cache/mounts.js
 var mounts = __nccwpck_require__(4650);
 ;// CONCATENATED MODULE: ./lib/cache/gha.js
-// The GitHub Actions cache as a layer cache (`--cache-from/--cache-to type=gha`), through @actions/cache itself,
-// loaded only when a build uses it. The service keeps entries immutable, evicts the least recently used beyond a
-// repository's 10 GB and takes at most 200 creations a minute (../shared/research/actions-cache.md §3), so:
-// - a layer blob is an entry of its own, keyed by its digest (`hoist-blob-1-<hex>`): shared by every scope, branch
-//   and build, written once; a build's small blobs go together in one entry (`hoist-pack-1-<hash of digests>`);
+// The GitHub Actions cache as a layer cache (`--cache-from/--cache-to type=gha`), spoken by hoist itself
+// (gha-service.ts: each entry's bytes as they are, no tar + zstd of a directory). The service keeps entries
+// immutable, evicts the least recently used beyond a repository's 10 GB and takes at most 200 creations a minute
+// (../shared/research/actions-cache.md §3), so:
+// - a layer blob is an entry of its own, keyed by its digest (`hoist-blob-2-<hex>`): shared by every scope, branch
+//   and build, written once; a build's small blobs go together in one entry (`hoist-pack-2-<hash of digests>`: a
+//   line of JSON naming each blob and its size, then the blobs one after another);
 // - a scope (by default the image, platform and target: matrix legs never overwrite each other) has an index
-//   (`hoist-index-1-<scope hash>-<time>`): the records and the entry holding each layer, found by prefix (the
+//   (`hoist-index-2-<scope hash>-<time>`, JSON): the records and the entry holding each layer, found by prefix (the
 //   newest; GitHub also looks in the default branch's). It is written only when it differs from the one read: a
 //   rebuild with nothing changed creates no entry, one with k new layers at most k + 1;
-// - every entry is looked up before it is written; creations are paced (a burst, then one a second), and the first
-//   refusal (a 429, `cache write denied`, the quota: @actions/cache answers -1 for all of them) stops this build's
-//   uploads, said once; ACTIONS_CACHE_MODE (read, write-only, none) is honoured.
-// @actions/cache archives paths and keys an entry's version on the path strings, so each entry has a fixed path
-// under one directory of ours (<tmpdir>/hoist-gha-<uid>, 0700 and checked to be ours), the same on every run. The
-// library only saves: entries are read by hoist itself (gha-read.ts), which takes from an archive nothing but the
-// regular files of ours that the entry should hold, each within its size. A blob read back is checked against its
-// digest by the store (a corrupt entry: the step runs again); a cache mount is one packed file, unpacked as the
-// registry cache unpacks its mount blobs (cache/mounts.ts: inside the mount, no devices, no setuid bits).
+// - a kept cache mount is one entry (`hoist-mount-3-…`): the mount packed as the registry cache packs it;
+// - every entry is looked up before it is written; creations are paced (a burst, then one a second), up to four
+//   at once, and the first refusal (a 429, `cache write denied`, the quota) stops this build's uploads, said once;
+//   ACTIONS_CACHE_MODE (read, write-only, none) is honoured.
+// What comes back is input: a blob is checked against its digest by the store (a corrupt entry: the step runs
+// again), a pack's table and an index are parsed with bounds, a mount is unpacked as the registry cache unpacks its
+// mount blobs (cache/mounts.ts: inside the mount, no devices, no setuid bits).
 
 
 
@@ -21613,49 +21527,74 @@ var mounts = __nccwpck_require__(4650);
 class GhaUnavailableError extends Error {
     name = 'GhaUnavailableError';
 }
-const scheme = 1;
+// 2: entries are the bytes themselves (1 were @actions/cache's archives of a directory).
+const scheme = 2;
 /** records an index carries at most (this build's, then those of earlier ones) */
 const maxIndexRecords = 2000;
+/** an index's most bytes */
+const maxIndexBytes = 64 << 20;
 /** blobs up to this size travel packed together */
 const packLimit = 1 << 20;
+/** a pack's table: its most bytes and blobs */
+const maxPackTable = 8 << 20;
+const maxPackBlobs = 100_000;
 const blobKey = (digest) => `hoist-blob-${scheme}-${(0,image_digest/* parseDigest */.m)(digest).hex}`;
 const packKey = (digests) => `hoist-pack-${scheme}-${(0,external_node_crypto_.createHash)('sha256').update([...digests].sort().join(',')).digest('hex')}`;
 const scopeHash = (scope) => (0,external_node_crypto_.createHash)('sha256').update(scope).digest('hex').slice(0, 16);
 const indexPrefix = (scope) => `hoist-index-${scheme}-${scopeHash(scope)}-`;
 /** a cache mount's entries, by scope and the cache's name in the store (its id, hashed); the newest wins */
-// 2: the mount packed into one file (1 was the directory itself, which only @actions/cache's tar could restore).
-const mountPrefix = (scope, name) => `hoist-mount-2-${scopeHash(scope)}-${name}-`;
-/** The fixed directory of an entry's files (its version depends on this path): one per blob, pack, scope index. */
-function entryDir(root, key) {
-    // Keys come back from the cache (an index names the entries of its layers): only hex goes into a path.
-    const [, kind, name] = /^hoist-(blob|pack|index|mount)-\d+-([0-9a-f]{64}$|[0-9a-f]{16}-(?:[0-9a-f]{32}-)?)/.exec(key) ?? [];
-    if ((kind === 'blob' || kind === 'pack') && name.length === 64)
-        return external_node_path_.join(root, kind, name);
-    if (kind === 'index' && name.length === 17)
-        return external_node_path_.join(root, 'index', name.slice(0, 16));
-    if (kind === 'mount' && name.length === 50)
-        return external_node_path_.join(root, 'mount', name.slice(0, 49));
-    throw new Error(`not an entry key of hoist: ${JSON.stringify(key)}`);
-}
+// 3: the packed mount as it is (2 was that file in @actions/cache's archive; 1 the directory itself).
+const mountPrefix = (scope, name) => `hoist-mount-3-${scopeHash(scope)}-${name}-`;
+const entryKeyPattern = new RegExp(`^hoist-(blob|pack)-${scheme}-[0-9a-f]{64}$`);
 function encodeIndex(index) {
     const entries = Object.fromEntries(Object.entries(index.entries).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     return JSON.stringify({ version: scheme, records: index.records, entries });
 }
 function decodeIndex(text, where) {
-    const v = (0,format/* parseJSON */.Ol)(text, `${where}: index.json`);
-    if (!v || typeof v !== 'object')
-        throw new Error(`${where}: index.json is not an index`);
+    const v = (0,format/* parseJSON */.Ol)(text, `${where}: the index`);
+    if (!v || typeof v !== 'object' || Array.isArray(v))
+        throw new Error(`${where}: not an index`);
     if (v.version !== scheme)
         throw new Error(`${where}: index of another version (${String(v.version).slice(0, 20)})`);
     const entries = {};
     if (v.entries && typeof v.entries === 'object') {
         for (const [d, k] of Object.entries(v.entries))
-            if (typeof k === 'string' && new RegExp(`^hoist-(blob|pack)-${scheme}-[0-9a-f]{64}$`).test(k))
+            if (typeof k === 'string' && entryKeyPattern.test(k) && /^sha256:[0-9a-f]{64}$/.test(d))
                 entries[d] = k;
     }
     return { records: (0,format/* decodeRecords */.bs)(v, where), entries };
 }
-/** The environment @actions/cache needs, and what ACTIONS_CACHE_MODE allows. */
+/** A pack's bytes: a line of JSON, `[[digest, size], …]`, then the blobs in that order. */
+function packTable(blobs) {
+    return Buffer.from(`${JSON.stringify(blobs.map((d) => [d.digest, d.size]))}\n`);
+}
+/** Where each blob of a pack is, from its table (read with bounds: a pack is input). */
+function readPackTable(head, total, where) {
+    const nl = head.indexOf(0x0a);
+    if (nl < 0)
+        throw new EntryBytesError(`${where}: not a pack of hoist's (no table within ${maxPackTable} bytes)`);
+    let table;
+    try {
+        table = JSON.parse(head.subarray(0, nl).toString('utf8'));
+    }
+    catch {
+        table = undefined;
+    }
+    if (!Array.isArray(table) || table.length > maxPackBlobs)
+        throw new EntryBytesError(`${where}: not a pack of hoist's (its table)`);
+    const out = new Map();
+    let at = nl + 1;
+    for (const row of table) {
+        if (!Array.isArray(row) || typeof row[0] !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(row[0]) || !Number.isSafeInteger(row[1]) || row[1] < 0)
+            throw new EntryBytesError(`${where}: not a pack of hoist's (a row of its table)`);
+        out.set(row[0], { start: at, size: row[1] });
+        at += row[1];
+    }
+    if (at !== total)
+        throw new EntryBytesError(`${where}: its table says ${at} bytes, the entry has ${total}`);
+    return out;
+}
+/** The environment the service needs, and what ACTIONS_CACHE_MODE allows. */
 function access(options) {
     if (options.url)
         process.env.ACTIONS_RESULTS_URL = options.url;
@@ -21666,52 +21605,15 @@ function access(options) {
     }
     if (!process.env.ACTIONS_RUNTIME_TOKEN)
         throw new GhaUnavailableError('type=gha needs ACTIONS_RUNTIME_TOKEN (GitHub sets it for actions; pass token= otherwise)');
-    // @actions/cache 6.3: none, read, write, write-only; anything else allows both.
+    // As @actions/cache 6.3: none, read, write, write-only; anything else allows both.
     const mode = process.env.ACTIONS_CACHE_MODE ?? '';
     return { read: mode !== 'none' && mode !== 'write-only', write: mode !== 'none' && mode !== 'read' };
 }
-let loaded;
-function actionsCache() {
-    loaded ??= __nccwpck_require__.e(/* import() */ 305).then(__nccwpck_require__.bind(__nccwpck_require__, 4305));
-    return loaded;
-}
-/**
- * @actions/cache reports through @actions/core on stdout (`Cache saved with key …`, `::warning::Failed to save …`):
- * what it writes while it runs is kept from the command's output (its last warning kept for ours), and only that.
- * Its writes are told from everyone else's by their async context: a step's output, the push's lines, written
- * meanwhile from elsewhere, go out as they are (stdout swapped for the call's whole duration lost them).
- */
-const library = new external_node_async_hooks_.AsyncLocalStorage();
-let filtering = false;
-async function quiet(f) {
-    if (!filtering) {
-        filtering = true;
-        const write = process.stdout.write.bind(process.stdout);
-        process.stdout.write = ((chunk, ...rest) => {
-            const call = library.getStore();
-            if (!call)
-                return write(chunk, ...rest);
-            const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-            for (const line of text.split('\n')) {
-                const m = /^::(warning|error)[^:]*::(.*)$/.exec(line);
-                if (m)
-                    call.warning = m[2];
-            }
-            const cb = rest.find((r) => typeof r === 'function');
-            cb?.();
-            return true;
-        });
-    }
-    const call = { warning: '' };
-    const value = await library.run(call, f);
-    return { value, warning: call.warning };
-}
-/** Errors that say nothing listens at the address (not a slow or failing service: @actions/cache judges those). */
+/** Errors that say nothing listens at the address (not a slow or failing service: the calls retry those). */
 const unreachableCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 /**
- * Fails at once when nothing answers at the cache service's address: @actions/cache retries a refused connection
- * for about 10 s before it gives up, on every build of a runner without the service. Any HTTP answer counts as
- * reachable; the proxy variables are honoured as @actions/cache honours them.
+ * Fails at once when nothing answers at the cache service's address: a runner without the service learns it from one request. Any HTTP answer counts as
+ * reachable; the proxy variables are honoured.
  */
 function reachable(build) {
     const url = process.env.ACTIONS_RESULTS_URL || process.env.ACTIONS_CACHE_URL;
@@ -21739,57 +21641,6 @@ async function probe(url) {
         await dispatcher.close().catch(() => undefined);
     }
 }
-/** Our directory for entries' files: made 0700, and refused unless it is a real directory of ours. */
-async function workDir() {
-    const dir = external_node_path_.join((0,external_node_os_.tmpdir)(), `hoist-gha-${process.getuid?.() ?? 0}`);
-    await (0,promises_.mkdir)(dir, { recursive: true, mode: 0o700 });
-    const st = await (0,promises_.lstat)(dir);
-    if (!st.isDirectory() || (process.getuid && st.uid !== process.getuid()) || (st.mode & 0o077) !== 0) {
-        throw new GhaUnavailableError(`${dir} is not a private directory of this user; remove it`);
-    }
-    return dir;
-}
-/** Runs `f` with the entry's directory locked against other hoist processes on this machine. */
-async function withEntryDir(dir, f) {
-    await (0,promises_.mkdir)(external_node_path_.dirname(dir), { recursive: true, mode: 0o700 });
-    const release = await (0,lock/* acquireFileLock */.AM)(`${dir}.lock`);
-    try {
-        return await f();
-    }
-    finally {
-        await release?.();
-    }
-}
-const indexShape = { names: /^index\.json$/, maxFile: 64 << 20, maxArchive: 64 << 20 };
-/** a pack: small blobs, by their hex digests */
-const packShape = { names: /^[0-9a-f]{64}$/, maxFile: packLimit, maxArchive: 1 << 30 };
-const blobShape = (size) => ({ names: /^blob$/, maxFile: size, maxArchive: size + (size >> 6) + (1 << 20) });
-const mountShape = (maxBytes) => ({ names: /^mount$/, maxFile: maxBytes + (maxBytes >> 4) + (1 << 20), maxArchive: maxBytes + (maxBytes >> 4) + (2 << 20) });
-/**
- * Restores the entry `key` (or the newest with that prefix) into `dir`, made afresh: only the regular files `shape`
- * names, written there by name; its key, or undefined when there is none. Anything else in the archive (another
- * path, a link, a device, a file too big) refuses the whole entry.
- */
-async function restore(dir, key, shape, prefix = false) {
-    await (0,promises_.rm)(dir, { recursive: true, force: true });
-    const hit = await findEntry(dir, key, prefix);
-    if (!hit)
-        return undefined;
-    await (0,promises_.mkdir)(dir, { recursive: true, mode: 0o700 });
-    let files = 0;
-    await readEntry(hit, dir, shape.maxArchive, async (m) => {
-        const bad = m.header.type !== 'file' ? `${m.header.type} ${memberText(m)}` : !shape.names.test(m.name) ? memberText(m) : m.header.size > shape.maxFile ? `${memberText(m)} of ${m.header.size} bytes` : ++files > 100_000 ? 'too many files' : undefined;
-        if (bad) {
-            m.body.resume();
-            throw new EntryArchiveError(`entry ${hit.key} holds ${bad}, which is not what hoist wrote there`);
-        }
-        await (0,external_node_stream_promises_.pipeline)(m.body, (0,external_node_fs_.createWriteStream)(external_node_path_.join(dir, m.name), { flags: 'wx', mode: 0o600 }));
-    });
-    return hit.key;
-}
-async function exists(dir, key) {
-    return (await findEntry(dir, key))?.key === key;
-}
 /** Creations paced well under the service's 200 a minute: a burst, then one a second. */
 class Pacer {
     tokens = 20;
@@ -21811,35 +21662,35 @@ class Pacer {
 class BadIndexError extends Error {
     name = 'BadIndexError';
 }
-async function readIndex(root, scope) {
-    const dir = entryDir(root, indexPrefix(scope));
-    return withEntryDir(dir, async () => {
+async function readAll(stream) {
+    const chunks = [];
+    for await (const c of stream)
+        chunks.push(c);
+    return Buffer.concat(chunks);
+}
+async function readIndex(scope) {
+    const hit = await findEntry(indexPrefix(scope), true);
+    if (!hit)
+        return { index: { records: [], entries: {} } };
+    try {
+        const text = (await readAll(await downloadEntry(hit, maxIndexBytes))).toString('utf8');
         try {
-            const key = await restore(dir, indexPrefix(scope), indexShape, true);
-            if (!key)
-                return { index: { records: [], entries: {} } };
-            const text = await (0,promises_.readFile)(external_node_path_.join(dir, 'index.json'), 'utf8');
-            try {
-                return { index: decodeIndex(text, `Actions cache entry ${key}`), text };
-            }
-            catch (e) {
-                throw new BadIndexError(e.message);
-            }
+            return { index: decodeIndex(text, `Actions cache entry ${hit.key}`), text };
         }
         catch (e) {
-            if (!(e instanceof EntryArchiveError) && !(e instanceof BadIndexError))
-                throw e;
-            return { index: { records: [], entries: {} }, bad: e.message };
+            throw new BadIndexError(e.message);
         }
-        finally {
-            await (0,promises_.rm)(dir, { recursive: true, force: true });
-        }
-    });
+    }
+    catch (e) {
+        if (!(e instanceof EntryBytesError) && !(e instanceof BadIndexError))
+            throw e;
+        return { index: { records: [], entries: {} }, bad: e.message };
+    }
 }
-function indexOf(indexes, root, scope) {
+function indexOf(indexes, scope) {
     let p = indexes.get(scope);
     if (!p) {
-        p = readIndex(root, scope);
+        p = readIndex(scope);
         indexes.set(scope, p);
         p.catch(() => indexes.delete(scope));
     }
@@ -21863,8 +21714,7 @@ function ghaCache(options, build) {
                 if (!read)
                     return { name, kind: 'gha', lookup: () => undefined, blobs: (0,backend/* cacheBlobSource */.TK)(name, { name, fetch: () => Promise.reject(new Error('ACTIONS_CACHE_MODE does not allow reading')) }) };
                 await reachable(build);
-                const root = await workDir();
-                const { index, bad } = await indexOf(indexes, root, options.scope);
+                const { index, bad } = await indexOf(indexes, options.scope);
                 // Refused, it is read as empty (a warning) and this build's save writes a good one over it.
                 if (bad)
                     throw new BadIndexError(bad);
@@ -21872,8 +21722,8 @@ function ghaCache(options, build) {
                     name,
                     kind: 'gha',
                     lookup: (0,backend/* recordsByKey */.Rz)(index.records),
-                    blobs: (0,backend/* cacheBlobSource */.TK)(name, blobSource(root, index, name)),
-                    restoreMount: (mount, dir, maxBytes) => restoreMount(root, options.scope, mount, dir, maxBytes),
+                    blobs: (0,backend/* cacheBlobSource */.TK)(name, blobSource(index, name)),
+                    restoreMount: (mount, dir, maxBytes) => restoreMount(options.scope, mount, dir, maxBytes),
                 };
             }
             catch (e) {
@@ -21889,147 +21739,156 @@ function ghaCache(options, build) {
             if (build.has(unreadable))
                 return { uploadedBytes: 0, summary: 'not written: the cache could not be read' };
             await reachable(build);
-            const cache = await actionsCache();
-            const root = await workDir();
-            return save(indexes, cache, root, options, records, from);
+            return save(indexes, options, records, from);
         },
     };
 }
-/** A kept cache mount (its packed file) unpacked into its new, empty directory in the store. */
-async function restoreMount(root, scope, mount, dir, maxBytes) {
-    const prefix = mountPrefix(scope, mount);
-    const kept = entryDir(root, prefix);
-    return withEntryDir(kept, async () => {
+/** A kept cache mount (its packed file) unpacked, as it arrives, into its new, empty directory in the store. */
+async function restoreMount(scope, mount, dir, maxBytes) {
+    const hit = await findEntry(mountPrefix(scope, mount), true);
+    if (!hit)
+        return false;
+    await (0,mounts/* unpackMount */.yI)(await downloadEntry(hit, maxBytes + (maxBytes >> 4) + (2 << 20)), dir, maxBytes);
+    return true;
+}
+/** The layers of the cache: each streamed from its own entry into the store, or from its pack (fetched once). */
+function blobSource(index, name) {
+    const packs = new Map();
+    const fetchPack = (key) => (0,limit/* sharedBy */.Tb)(packs, key, async () => {
+        const hit = await findEntry(key);
+        if (hit?.key !== key)
+            throw new Error(`entry ${key} is not in the Actions cache (evicted?)`);
+        // (a private temp file, gone when the process ends: the pack's blobs are read from it as the build asks)
+        const dir = await (0,promises_.mkdtemp)(external_node_path_.join((0,external_node_os_.tmpdir)(), 'hoist-gha-pack-'));
+        process.once('exit', () => (0,external_node_fs_.rmSync)(dir, { recursive: true, force: true }));
+        const file = external_node_path_.join(dir, 'pack');
+        await (0,external_node_stream_promises_.pipeline)(await downloadEntry(hit, 1 << 30), (0,external_node_fs_.createWriteStream)(file, { mode: 0o600 }));
+        const fh = await (0,promises_.open)(file, 'r');
         try {
-            if (!(await restore(kept, prefix, mountShape(maxBytes), true)))
-                return false;
-            await (0,mounts/* unpackMount */.yI)((0,external_node_fs_.createReadStream)(external_node_path_.join(kept, 'mount')), dir, maxBytes);
-            return true;
+            const { size } = await fh.stat();
+            const head = Buffer.alloc(Math.min(size, maxPackTable));
+            await fh.read(head, 0, head.length, 0);
+            return { file, table: readPackTable(head, size, `Actions cache entry ${key}`) };
         }
         finally {
-            await (0,promises_.rm)(kept, { recursive: true, force: true });
+            await fh.close();
         }
     });
-}
-/** The layers of the cache: each from its own entry, or from its pack (restored once, for all its blobs). */
-function blobSource(root, index, name) {
-    const packs = new Map();
-    const restorePack = (key) => {
-        let p = packs.get(key);
-        if (!p) {
-            const dir = entryDir(root, key);
-            p = withEntryDir(dir, async () => {
-                if ((await restore(dir, key, packShape)) !== key)
-                    throw new Error(`entry ${key} is not in the Actions cache (evicted?)`);
-                return dir;
-            });
-            packs.set(key, p);
-            p.catch(() => packs.delete(key));
-        }
-        return p;
-    };
     return {
         name,
         async fetch(desc, sink) {
-            const { hex } = (0,image_digest/* parseDigest */.m)(desc.digest);
             const key = index.entries[desc.digest] ?? blobKey(desc.digest);
             if (key.startsWith('hoist-pack-')) {
-                const dir = await restorePack(key);
-                await sink.writeBlob((0,external_node_fs_.createReadStream)(external_node_path_.join(dir, hex)), desc);
+                const { file, table } = await fetchPack(key);
+                const at = table.get(desc.digest);
+                if (!at)
+                    throw new Error(`entry ${key} does not hold ${desc.digest}`);
+                await sink.writeBlob((0,external_node_fs_.createReadStream)(file, { start: at.start, end: at.start + at.size - 1 }), desc);
                 return;
             }
-            const dir = entryDir(root, key);
-            await withEntryDir(dir, async () => {
-                if ((await restore(dir, key, blobShape(desc.size))) !== key)
-                    throw new Error(`entry ${key} is not in the Actions cache (evicted?)`);
-                try {
-                    await sink.writeBlob((0,external_node_fs_.createReadStream)(external_node_path_.join(dir, 'blob')), desc);
-                }
-                finally {
-                    await (0,promises_.rm)(dir, { recursive: true, force: true });
-                }
-            });
+            const hit = await findEntry(key);
+            if (hit?.key !== key)
+                throw new Error(`entry ${key} is not in the Actions cache (evicted?)`);
+            // Streamed into the store, checked against its digest as it arrives: nothing of it kept otherwise.
+            await sink.writeBlob(await downloadEntry(hit, desc.size), desc);
         },
     };
 }
-async function save(indexes, cache, root, options, records, from) {
-    const { index: previous, text: previousText } = await indexOf(indexes, root, options.scope);
+async function exists(key) {
+    return (await findEntry(key))?.key === key;
+}
+async function save(indexes, options, records, from) {
+    const { index: previous, text: previousText } = await indexOf(indexes, options.scope);
     const layers = new Map();
     for (const r of records)
         if (r.layer)
             layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
     const pacer = new Pacer();
+    const uploads = new limit/* Limiter */.jG(4);
     const entries = {};
     let created = 0;
     let present = 0;
     let uploadedBytes = 0;
+    /** bytes this build has set out to upload (uploads run at once: max-size counts them when they start) */
+    let planned = 0;
     let refused;
     const skipped = [];
-    const fits = (size) => options.maxSize === undefined || uploadedBytes + size <= options.maxSize;
-    /** Creates one entry from the files `fill` writes into its directory; false once the service refuses. */
-    const create = async (dir, key, bytes, fill) => {
+    const fits = (size) => {
+        if (options.maxSize !== undefined && planned + size > options.maxSize)
+            return false;
+        planned += size;
+        return true;
+    };
+    /** Creates one entry; true when it is there now (made, or made by another job meanwhile), false once refused. */
+    const create = (key, size, open) => uploads.run(async () => {
         if (refused)
             return false;
-        return withEntryDir(dir, async () => {
-            await (0,promises_.rm)(dir, { recursive: true, force: true });
-            await (0,promises_.mkdir)(dir, { recursive: true, mode: 0o700 });
-            try {
-                await fill();
-                await pacer.take();
-                const { value: id, warning } = await quiet(() => cache.saveCache([dir], key));
-                if (id === -1) {
-                    refused = warning || 'the service refused the entry';
-                    return false;
-                }
+        await pacer.take();
+        try {
+            if (await createEntry(key, size, open)) {
                 created++;
-                uploadedBytes += bytes;
-                return true;
+                uploadedBytes += size;
             }
-            finally {
-                await (0,promises_.rm)(dir, { recursive: true, force: true });
-            }
-        });
-    };
-    const writeLayer = async (desc, file) => {
+            else
+                present++;
+            return true;
+        }
+        catch (e) {
+            if (!(e instanceof GhaRefusedError))
+                throw e;
+            refused ??= e.message;
+            return false;
+        }
+    });
+    /** A layer's blob in the store (fetched there when a lazy layer's is not), and its file. */
+    const blobFile = async (desc) => {
         const layer = from.layer(desc.digest) ?? { descriptor: desc, diffID: '', sources: [] };
-        await (0,external_node_stream_promises_.pipeline)(await from.store.openLayer(layer), (0,external_node_fs_.createWriteStream)(file, { mode: 0o600 }));
+        await layer.ready;
+        await from.store.fetchMissing(desc, layer.sources);
+        return from.store.blobPath(desc.digest);
     };
     // Big blobs: an entry each, unless one is there already (written by any build, any scope).
     const small = [];
-    for (const desc of layers.values()) {
+    await Promise.all([...layers.values()].map(async (desc) => {
         const known = previous.entries[desc.digest];
         if (desc.size <= packLimit) {
-            if (known && (await exists(entryDir(root, known), known))) {
+            if (known && (await exists(known))) {
                 entries[desc.digest] = known;
                 present++;
             }
             else
                 small.push(desc);
-            continue;
+            return;
         }
         const own = blobKey(desc.digest);
-        const dir = entryDir(root, own);
-        if (await exists(dir, own)) {
+        if (await exists(own)) {
             entries[desc.digest] = own;
             present++;
         }
         else if (!fits(desc.size))
             skipped.push(desc.digest);
-        else if (await create(dir, own, desc.size, () => writeLayer(desc, external_node_path_.join(dir, 'blob'))))
-            entries[desc.digest] = own;
-    }
+        else {
+            const file = await blobFile(desc);
+            if (await create(own, desc.size, (start, end) => (0,external_node_fs_.createReadStream)(file, { start, end })))
+                entries[desc.digest] = own;
+        }
+    }));
     // Small blobs not stored yet: one pack for all of them.
+    small.sort((a, b) => (a.digest < b.digest ? -1 : 1));
     const total = small.reduce((n, d) => n + d.size, 0);
     if (small.length > 0 && !fits(total))
         skipped.push(...small.map((d) => d.digest));
     else if (small.length > 0) {
         const key = packKey(small.map((d) => d.digest));
-        const dir = entryDir(root, key);
-        const there = await exists(dir, key);
-        if (there || (await create(dir, key, total, async () => {
-            for (const d of small)
-                await writeLayer(d, external_node_path_.join(dir, (0,image_digest/* parseDigest */.m)(d.digest).hex));
-        }))) {
+        const there = await exists(key);
+        let made = there;
+        if (!there) {
+            const table = packTable(small);
+            const parts = [table, ...(await Promise.all(small.map(async (d) => (await readAll((0,external_node_fs_.createReadStream)(await blobFile(d)))))))];
+            const bytes = Buffer.concat(parts);
+            made = await create(key, bytes.length, (start, end) => readableOf(bytes.subarray(start, end + 1)));
+        }
+        if (made) {
             for (const d of small)
                 entries[d.digest] = key;
             if (there)
@@ -22050,12 +21909,11 @@ async function save(indexes, cache, root, options, records, from) {
         for (const d of Object.keys(merged.entries))
             if (!merged.records.some((r) => r.layer?.digest === d))
                 delete merged.entries[d];
-        const text = encodeIndex(merged);
-        const dir = entryDir(root, indexPrefix(options.scope));
-        const wrote = await create(dir, `${indexPrefix(options.scope)}${Date.now().toString().padStart(15, '0')}`, 0, () => (0,promises_.writeFile)(external_node_path_.join(dir, 'index.json'), text));
+        const text = Buffer.from(encodeIndex(merged));
+        const wrote = await create(`${indexPrefix(options.scope)}${Date.now().toString().padStart(15, '0')}`, text.length, (start, end) => readableOf(text.subarray(start, end + 1)));
         index = wrote ? 'index written' : 'index not written';
         if (wrote)
-            indexes.set(options.scope, Promise.resolve({ index: merged, text }));
+            indexes.set(options.scope, Promise.resolve({ index: merged, text: text.toString() }));
     }
     // Cache mounts: those whose content changed since the build first mounted them, up to the size cap; each an
     // entry of one file, the mount packed as the registry cache packs it.
@@ -22069,12 +21927,9 @@ async function save(indexes, cache, root, options, records, from) {
         }
         if (now.digest === m.before)
             continue;
-        const prefix = mountPrefix(options.scope, m.name);
-        const dir = entryDir(root, prefix);
-        if (await create(dir, `${prefix}${Date.now().toString().padStart(15, '0')}`, now.bytes, async () => {
-            const packed = await (0,mounts/* packMount */.zv)(from.store, m.dir);
-            await (0,external_node_stream_promises_.pipeline)(await from.store.openLayer({ descriptor: packed, diffID: '', sources: [] }), (0,external_node_fs_.createWriteStream)(external_node_path_.join(dir, 'mount'), { mode: 0o600 }));
-        }))
+        const packed = await (0,mounts/* packMount */.zv)(from.store, m.dir);
+        const file = from.store.blobPath(packed.digest);
+        if (await create(`${mountPrefix(options.scope, m.name)}${Date.now().toString().padStart(15, '0')}`, packed.size, (start, end) => (0,external_node_fs_.createReadStream)(file, { start, end })))
             mountNotes.push(`cache mount ${m.id} saved`);
     }
     const notes = [`${created} entries created`, `${present} layers already there`, index, ...mountNotes];
@@ -22084,8 +21939,9 @@ async function save(indexes, cache, root, options, records, from) {
         throw new GhaRefusedError(`the Actions cache refused an entry, so this build stopped uploading (${notes.join(', ')}): ${refused}`);
     return { uploadedBytes, summary: notes.join(', ') };
 }
-class GhaRefusedError extends Error {
-    name = 'GhaRefusedError';
+function readableOf(bytes) {
+    // (a fresh stream for every attempt of an upload)
+    return external_node_stream_.Readable.from([bytes]);
 }
 
 
@@ -24094,7 +23950,7 @@ function decompressor(c) {
     return new node_stream__WEBPACK_IMPORTED_MODULE_2__.PassThrough();
 }
 /**
- * zstd where Node's zlib has none (before 22.15): the zstd program, as @actions/cache itself uses it. Its output
+ * zstd where Node's zlib has none (before 22.15): the zstd program. Its output
  * ends only once it has exited well; a failure is the stream's error, never a short stream taken as whole.
  */
 function zstdProgram() {
@@ -25397,6 +25253,8 @@ async function* readTar(source, options = {}) {
     const it = source[Symbol.asyncIterator]();
     let buf = Buffer.alloc(0);
     let ended = false;
+    /** bytes taken from the source so far (those in `buf` included) */
+    let received = 0;
     const fill = async (n) => {
         while (buf.length < n && !ended) {
             const r = await it.next();
@@ -25405,6 +25263,7 @@ async function* readTar(source, options = {}) {
             else {
                 const v = r.value;
                 const b = Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+                received += b.length;
                 buf = buf.length === 0 ? b : Buffer.concat([buf, b]);
             }
         }
@@ -25553,7 +25412,7 @@ async function* readTar(source, options = {}) {
             });
         };
         const body = new node_stream__WEBPACK_IMPORTED_MODULE_0__.Readable({ read: start });
-        yield { header, body };
+        yield { header, body, offset: received - buf.length };
         // Whatever the consumer left unread is skipped.
         while (inflight)
             await inflight;
@@ -26212,78 +26071,6 @@ function request(url, options) {
 }
 
 
-/***/ }),
-
-/***/ 414:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   AM: () => (/* binding */ acquireFileLock),
-/* harmony export */   FN: () => (/* binding */ processAlive),
-/* harmony export */   Ux: () => (/* binding */ withFileLock),
-/* harmony export */   Zs: () => (/* binding */ ownerAlive)
-/* harmony export */ });
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1455);
-// Locks between hoist processes sharing one store, on lock files (Node has no flock): a lock file holds its
-// owner's pid; a lock whose owner is gone is stale and taken over.
-
-function processAlive(pid) {
-    try {
-        process.kill(pid, 0);
-        return true;
-    }
-    catch (e) {
-        return e.code === 'EPERM';
-    }
-}
-/** Whether the process that wrote this pid file still runs. */
-async function ownerAlive(file) {
-    const pid = Number((await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readFile)(file, 'utf8').catch(() => '')).trim());
-    return Number.isInteger(pid) && pid > 0 && (pid === process.pid || processAlive(pid));
-}
-/**
- * Takes `file` as an exclusive lock: waits (polling) while another holder is alive, unless `wait` is false, and
- * then answers undefined at once. The answer releases the lock.
- */
-async function acquireFileLock(file, options = {}) {
-    const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
-    for (;;) {
-        try {
-            const fh = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.open)(file, 'wx', 0o644);
-            await fh.writeFile(String(process.pid));
-            await fh.close();
-            return () => (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(file, { force: true });
-        }
-        catch (e) {
-            if (e.code !== 'EEXIST')
-                throw e;
-            // A file still empty was just made and its pid is on the way: not stale unless it stays empty.
-            const st = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.stat)(file).catch(() => undefined);
-            const fresh = st !== undefined && st.size === 0 && Date.now() - st.mtimeMs < 5000;
-            if (st && !fresh && !(await ownerAlive(file))) {
-                await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(file, { force: true });
-                continue;
-            }
-            if (options.wait === false)
-                return undefined;
-            if (Date.now() > deadline)
-                throw new Error(`${file} is held by another hoist process; remove it if no hoist runs`);
-            await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
-        }
-    }
-}
-/** Holds `file` exclusively while `task` runs; waits (polling) while another live process holds it. */
-async function withFileLock(file, task, options = {}) {
-    const release = (await acquireFileLock(file, options));
-    try {
-        return await task();
-    }
-    finally {
-        await release();
-    }
-}
-
-
 /***/ })
 
 /******/ });
@@ -26308,7 +26095,7 @@ async function withFileLock(file, task, options = {}) {
 /******/ 	// Execute the module function
 /******/ 	var threw = true;
 /******/ 	try {
-/******/ 		__webpack_modules__[moduleId].call(module.exports, module, module.exports, __nccwpck_require__);
+/******/ 		__webpack_modules__[moduleId](module, module.exports, __nccwpck_require__);
 /******/ 		threw = false;
 /******/ 	} finally {
 /******/ 		if(threw) delete __webpack_module_cache__[moduleId];
@@ -29965,8 +29752,66 @@ function file_digests_parse(text) {
     return out;
 }
 
-// EXTERNAL MODULE: ./lib/store/lock.js
-var lock = __nccwpck_require__(414);
+;// CONCATENATED MODULE: ./lib/store/lock.js
+// Locks between hoist processes sharing one store, on lock files (Node has no flock): a lock file holds its
+// owner's pid; a lock whose owner is gone is stale and taken over.
+
+function processAlive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch (e) {
+        return e.code === 'EPERM';
+    }
+}
+/** Whether the process that wrote this pid file still runs. */
+async function ownerAlive(file) {
+    const pid = Number((await (0,promises_.readFile)(file, 'utf8').catch(() => '')).trim());
+    return Number.isInteger(pid) && pid > 0 && (pid === process.pid || processAlive(pid));
+}
+/**
+ * Takes `file` as an exclusive lock: waits (polling) while another holder is alive, unless `wait` is false, and
+ * then answers undefined at once. The answer releases the lock.
+ */
+async function acquireFileLock(file, options = {}) {
+    const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
+    for (;;) {
+        try {
+            const fh = await (0,promises_.open)(file, 'wx', 0o644);
+            await fh.writeFile(String(process.pid));
+            await fh.close();
+            return () => (0,promises_.rm)(file, { force: true });
+        }
+        catch (e) {
+            if (e.code !== 'EEXIST')
+                throw e;
+            // A file still empty was just made and its pid is on the way: not stale unless it stays empty.
+            const st = await (0,promises_.stat)(file).catch(() => undefined);
+            const fresh = st !== undefined && st.size === 0 && Date.now() - st.mtimeMs < 5000;
+            if (st && !fresh && !(await ownerAlive(file))) {
+                await (0,promises_.rm)(file, { force: true });
+                continue;
+            }
+            if (options.wait === false)
+                return undefined;
+            if (Date.now() > deadline)
+                throw new Error(`${file} is held by another hoist process; remove it if no hoist runs`);
+            await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
+        }
+    }
+}
+/** Holds `file` exclusively while `task` runs; waits (polling) while another live process holds it. */
+async function withFileLock(file, task, options = {}) {
+    const release = (await acquireFileLock(file, options));
+    try {
+        return await task();
+    }
+    finally {
+        await release();
+    }
+}
+
 ;// CONCATENATED MODULE: ./lib/store/cache-mounts.js
 // The directories of RUN --mount=type=cache in the store (cache-mounts/), kept between builds, and who holds them:
 // a lock file for a step that holds one alone (sharing=locked or private), marker files for shared users. Prune
@@ -29993,12 +29838,12 @@ async function cacheMountDir(root, m, cleanup) {
     const name = (0,external_node_crypto_.createHash)('sha256').update(key).digest('hex').slice(0, 32);
     let dir = external_node_path_.join(root, name);
     if (m.sharing === 'locked') {
-        cleanup.push((await (0,lock/* acquireFileLock */.AM)(`${dir}.lock`)));
+        cleanup.push((await acquireFileLock(`${dir}.lock`)));
     }
     else if (m.sharing === 'private') {
         for (let i = 0;; i++) {
             const candidate = i === 0 ? dir : `${dir}-${i}`;
-            const release = await (0,lock/* acquireFileLock */.AM)(`${candidate}.lock`, { wait: false });
+            const release = await acquireFileLock(`${candidate}.lock`, { wait: false });
             if (!release)
                 continue;
             if (await inSharedUse(candidate)) {
@@ -30052,7 +29897,7 @@ async function cacheMountDir(root, m, cleanup) {
 let sharedUses = 0;
 /** Whether a live step holds this cache directory alone (sharing=private or locked: its lock file). */
 async function heldAlone(dir) {
-    return (await (0,promises_.stat)(`${dir}.lock`).catch(() => undefined)) !== undefined && (await (0,lock/* ownerAlive */.Zs)(`${dir}.lock`));
+    return (await (0,promises_.stat)(`${dir}.lock`).catch(() => undefined)) !== undefined && (await ownerAlive(`${dir}.lock`));
 }
 /** Whether a live step holds this cache directory with sharing=shared. */
 async function inSharedUse(dir) {
@@ -30060,7 +29905,7 @@ async function inSharedUse(dir) {
     for (const f of await (0,promises_.readdir)(marks).catch(() => [])) {
         if (f.startsWith('.'))
             continue; // still being written
-        if (await (0,lock/* ownerAlive */.Zs)(external_node_path_.join(marks, f)))
+        if (await ownerAlive(external_node_path_.join(marks, f)))
             return true;
         await (0,promises_.rm)(external_node_path_.join(marks, f), { force: true }); // left by a process that is gone
     }
@@ -30087,7 +29932,7 @@ async function removeIdleCacheMounts(root, sizeOf) {
             out.denied++;
             continue;
         }
-        const release = await (0,lock/* acquireFileLock */.AM)(`${dir}.lock`, { wait: false });
+        const release = await acquireFileLock(`${dir}.lock`, { wait: false });
         if (!release)
             continue;
         try {
@@ -30133,7 +29978,7 @@ const deadPid = (name, prefix) => {
     if (!m)
         return false;
     const pid = Number(m[1]);
-    return pid !== process.pid && !(0,lock/* processAlive */.FN)(pid);
+    return pid !== process.pid && !processAlive(pid);
 };
 /** Mount points at or below `dir`, from /proc/self/mountinfo (octal escapes undone), deepest first. */
 function mountsBelow(dir) {
@@ -30263,10 +30108,10 @@ var cache_record = __nccwpck_require__(6449);
 ;// CONCATENATED MODULE: ./lib/store/gc.js
 // Garbage collection of the store (`hoist prune`). The build cache (cache records) goes, as `docker builder prune`
 // removes it; what an image record reaches is kept: its index, manifests, config, layers and the snapshots of its
-// diffIDs. The rest is "dangling" and goes, except what a live hoist process may be using right now (newer than
-// the oldest lease: the records it used and what they name, the blobs and snapshots it touched).
-// `all` empties the store; `keepStorage` then trims least recently used first: snapshots (they can be unpacked
-// again), then whole images.
+// diffIDs (unpacked directories, or a tar with its EROFS index). The rest is "dangling" and goes, except what a live
+// hoist process may be using right now (newer than the oldest lease: the records it used and what they name, the
+// blobs and snapshots it touched). `all` empties the store; `keepStorage` then trims least recently used first:
+// snapshots (they can be made again from the blobs), then whole images.
 
 
 
@@ -30340,7 +30185,7 @@ async function oldestLiveLease(store) {
         // This process's own leases do not hold back its own prune: it knows what it is doing.
         if ((await (0,promises_.readFile)(p, 'utf8').catch(() => '')).trim() === String(process.pid))
             continue;
-        if (await (0,lock/* ownerAlive */.Zs)(p))
+        if (await ownerAlive(p))
             oldest = Math.min(oldest, (await (0,promises_.stat)(p).catch(() => undefined))?.mtimeMs ?? oldest);
         else
             await (0,promises_.rm)(p, { force: true });
@@ -30348,7 +30193,7 @@ async function oldestLiveLease(store) {
     return oldest;
 }
 async function prune(store, options = {}) {
-    return (0,lock/* withFileLock */.Ux)(store.gcLock, async () => {
+    return withFileLock(store.gcLock, async () => {
         const report = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], removedRecords: 0, reclaimedBytes: 0 };
         if (options.all) {
             for (const r of await store.listImages()) {
@@ -30403,20 +30248,14 @@ async function prune(store, options = {}) {
                     report.reclaimedBytes += st.size;
                 }
             }
-            const snapDir = external_node_path_.join(store.root, 'snapshots');
-            for (const hex of await (0,promises_.readdir)(snapDir)) {
-                const p = external_node_path_.join(snapDir, hex);
-                if (diffIDs.has(`sha256:${hex}`))
+            for (const snap of await snapshots(store)) {
+                if (diffIDs.has(`sha256:${snap.hex}`) || snap.t >= protectSince)
                     continue;
-                const st = await (0,promises_.stat)(p).catch(() => undefined);
-                if (!st || st.mtimeMs >= protectSince)
-                    continue;
-                if (await rootsOnly(p)) {
+                if (await rootsOnly(snap.paths[0])) {
                     report.leftForRoot++;
                     continue;
                 }
-                report.reclaimedBytes += await treeSize(p);
-                await (0,promises_.rm)(p, { recursive: true, force: true });
+                report.reclaimedBytes += await removeSnapshot(snap);
                 report.removedSnapshots++;
             }
             const indexDir = external_node_path_.join(store.root, 'indexes');
@@ -30461,25 +30300,56 @@ async function rootsOnly(p) {
     return process.getuid?.() !== 0 && (await (0,promises_.stat)(p).catch(() => undefined))?.uid === 0;
 }
 async function storeSize(store) {
-    return (await treeSize(external_node_path_.join(store.root, 'blobs'))) + (await treeSize(external_node_path_.join(store.root, 'snapshots')));
+    let n = 0;
+    for (const d of ['blobs', 'snapshots', 'lowers'])
+        n += await treeSize(external_node_path_.join(store.root, d));
+    return n;
+}
+async function snapshots(store) {
+    const out = [];
+    const snapDir = external_node_path_.join(store.root, 'snapshots');
+    for (const hex of await (0,promises_.readdir)(snapDir).catch(() => [])) {
+        const st = await (0,promises_.stat)(external_node_path_.join(snapDir, hex)).catch(() => undefined);
+        if (st)
+            out.push({ hex, paths: [external_node_path_.join(snapDir, hex)], t: st.mtimeMs });
+    }
+    const pairs = new Map();
+    const lowerDir = external_node_path_.join(store.root, 'lowers');
+    for (const f of await (0,promises_.readdir)(lowerDir).catch(() => [])) {
+        const hex = f.replace(/\.(tar|erofs)$/, '');
+        const st = await (0,promises_.stat)(external_node_path_.join(lowerDir, f)).catch(() => undefined);
+        if (!st)
+            continue;
+        const entry = pairs.get(hex) ?? { hex, paths: [], t: 0 };
+        // The index is what a build touches when it mounts the pair; the index first, so that no index outlives its tar.
+        entry.paths[f.endsWith('.erofs') ? 'unshift' : 'push'](external_node_path_.join(lowerDir, f));
+        entry.t = Math.max(entry.t, st.mtimeMs);
+        pairs.set(hex, entry);
+    }
+    return [...out, ...pairs.values()];
+}
+async function removeSnapshot(snap) {
+    let n = 0;
+    for (const p of snap.paths) {
+        n += await treeSize(p);
+        await (0,promises_.rm)(p, { recursive: true, force: true });
+    }
+    return n;
 }
 async function trim(store, keep, protectSince, report, sweep) {
     let size = await storeSize(store);
     if (size <= keep)
         return;
-    const snapDir = external_node_path_.join(store.root, 'snapshots');
-    const snaps = await Promise.all((await (0,promises_.readdir)(snapDir)).map(async (h) => ({ p: external_node_path_.join(snapDir, h), t: (await (0,promises_.stat)(external_node_path_.join(snapDir, h))).mtimeMs })));
-    for (const s of snaps.sort((a, b) => a.t - b.t)) {
+    for (const snap of (await snapshots(store)).sort((a, b) => a.t - b.t)) {
         if (size <= keep)
             return;
-        if (s.t >= protectSince)
+        if (snap.t >= protectSince)
             continue; // in use by a running build
-        if (await rootsOnly(s.p)) {
+        if (await rootsOnly(snap.paths[0])) {
             report.leftForRoot++;
             continue;
         }
-        const n = await treeSize(s.p);
-        await (0,promises_.rm)(s.p, { recursive: true, force: true });
+        const n = await removeSnapshot(snap);
         size -= n;
         report.reclaimedBytes += n;
         report.removedSnapshots++;
@@ -30726,6 +30596,511 @@ async function importRootfs(store, input, name, options = {}) {
 
 // EXTERNAL MODULE: ./lib/layer/extract.js
 var extract = __nccwpck_require__(3656);
+// EXTERNAL MODULE: ./lib/layer/names.js
+var layer_names = __nccwpck_require__(893);
+// EXTERNAL MODULE: ./lib/layer/rooted.js
+var rooted = __nccwpck_require__(6824);
+;// CONCATENATED MODULE: ./lib/layer/erofs.js
+// An EROFS tar index: the metadata of a layer's uncompressed tar as an EROFS image whose regular files point into
+// the tar itself (a second device), so that mounting the index with the tar gives the layer's tree without writing
+// a file of it. Written from the format the kernel documents (Documentation/filesystems/erofs.rst; the on-disk
+// structures in erofs_fs.h), the same kind of image as erofs-utils' `mkfs.erofs --tar=i` makes:
+//
+//   block size 512 (tar data starts on 512-byte boundaries, so a file's bytes are a run of the tar's blocks)
+//   [0, 1024)      nothing
+//   [1024, 1152)   the superblock; [1152, 1280) the device table: one slot, the tar
+//   block 3 on     the inodes (nids counted from block 2, so that none is 0: readdir drops an entry of inode 0) (64-byte "extended" form: 32-bit owners, 64-bit size and time), each followed by its
+//                  xattrs and its chunk index or inline data, 32-byte aligned; the root's first (its nid is 16 bits)
+//   after them     the blocks of directories and symlinks too big to sit inline
+//
+// The tree is what extractLayer's 'overlay' mode makes of the same tar in an empty directory (names cleaned, parents
+// resolved inside the layer the way a chroot would see them, later entries replacing earlier ones, whiteouts as 0/0
+// character devices and opaque directories as trusted.overlay.opaque), because the two kinds of lowers must show a
+// step the same files. A regular file is one chunk: an 8-byte index naming the tar's block where its bytes start, so
+// the kernel reads nothing outside the tar (each offset is checked against the tar's size here).
+
+
+
+
+const blockBits = 9;
+const blockSize = 1 << blockBits;
+const superOffset = 1024;
+/** nids count 32-byte slots from here (the superblock's block: no inode can have nid 0, which readdir hides) */
+const metaBlock = 2;
+/** where the inodes start: the root's nid is then 16 */
+const inodesStart = 3 * 512;
+const deviceSlotOffset = 1152;
+const inodeSize = 64;
+const direntSize = 12;
+const magic = 0xe0f5e1e2;
+const incompatChunkedFile = 0x4;
+const incompatDeviceTable = 0x8;
+const layoutFlatPlain = 0;
+const layoutFlatInline = 2;
+const layoutChunkBased = 4;
+const chunkFormatIndexes = 0x20;
+const erofs_nameMax = 255;
+const pathMax = 4095;
+const maxHops = 40;
+class ErofsIndexError extends layer_tar/* TarError */.mt {
+}
+const fileTypes = { file: 1, directory: 2, char: 3, block: 4, fifo: 5, symlink: 7 };
+const modeTypes = { file: 0o100000, directory: 0o040000, char: 0o020000, block: 0o060000, fifo: 0o010000, symlink: 0o120000 };
+function directory(mtime, mode = 0o755) {
+    return { kind: 'directory', mode, uid: 0, gid: 0, mtime, xattrs: new Map(), children: new Map() };
+}
+/** The EROFS xattr name index and the name after its prefix; undefined for a namespace EROFS cannot hold. */
+function xattrName(name) {
+    if (name === 'system.posix_acl_access')
+        return [2, ''];
+    if (name === 'system.posix_acl_default')
+        return [3, ''];
+    for (const [prefix, index] of [['user.', 1], ['trusted.', 4], ['security.', 6]]) {
+        if (name.startsWith(prefix) && name.length > prefix.length)
+            return [index, name.slice(prefix.length)];
+    }
+    return undefined;
+}
+/**
+ * Builds the index of one layer from its tar headers in order (`add`, with where each file's bytes start in the
+ * tar), then `finish` with the tar's size gives the image.
+ */
+class ErofsIndexBuilder {
+    now;
+    root;
+    opaque = [];
+    whiteouts = [];
+    /** what EROFS cannot hold and the directory unpack would not have made either (xattrs of other namespaces) */
+    skipped = [];
+    entries = 0;
+    constructor(now = Math.floor(Date.now() / 1000)) {
+        this.now = now;
+        this.root = directory(now);
+    }
+    add(header, offset) {
+        this.entries++;
+        const name = (0,rooted/* cleanEntryName */.pG)(header.name);
+        if (name === '')
+            return;
+        try {
+            this.place(header, name, offset);
+        }
+        catch (e) {
+            if (e instanceof layer_tar/* TarError */.mt)
+                throw new ErofsIndexError(`entry ${JSON.stringify(header.name)}: ${e.message}`);
+            throw e;
+        }
+    }
+    place(header, name, offset) {
+        const slash = name.lastIndexOf('/');
+        const base = name.slice(slash + 1);
+        const parent = slash < 0 ? '' : name.slice(0, slash);
+        if (base.startsWith(extract/* whiteoutPrefix */.q$)) {
+            if (base === extract/* opaqueWhiteout */.Pf) {
+                this.makeDirs(this.resolve(parent, true));
+                this.opaque.push(parent);
+                return;
+            }
+            if (base.startsWith(`${extract/* whiteoutPrefix */.q$}${extract/* whiteoutPrefix */.q$}`))
+                return; // aufs bookkeeping, as extractLayer skips it
+            const hidden = base.slice(extract/* whiteoutPrefix */.q$.length);
+            if (hidden === '' || hidden === '.' || hidden === '..')
+                throw new layer_tar/* TarError */.mt(`invalid whiteout ${JSON.stringify(base)}: it names no file`);
+            const rel = parent ? `${parent}/${hidden}` : hidden;
+            this.makeDirs(this.resolve(rel, false).slice(0, -1));
+            this.whiteouts.push(rel);
+            return;
+        }
+        checkName(base);
+        const path = this.resolve(name, false);
+        const dir = this.makeDirs(path.slice(0, -1));
+        const last = path[path.length - 1];
+        const children = dir.children;
+        const existing = children.get(last);
+        const meta = { mode: header.mode & 0o7777, uid: header.uid, gid: header.gid, mtime: header.mtime, xattrs: this.xattrsOf(header) };
+        switch (header.type) {
+            case 'directory':
+                if (existing?.kind === 'directory')
+                    Object.assign(existing, meta);
+                else
+                    children.set(last, { kind: 'directory', ...meta, children: new Map() });
+                return;
+            case 'file':
+                if (offset % blockSize !== 0)
+                    throw new layer_tar/* TarError */.mt(`its data starts at ${offset}, not on a tar block`);
+                children.set(last, { kind: 'file', ...meta, size: header.size, offset });
+                return;
+            case 'symlink': {
+                const target = header.linkname ?? '';
+                if (Buffer.byteLength(target) > pathMax)
+                    throw new layer_tar/* TarError */.mt('the link target is too long');
+                children.set(last, { kind: 'symlink', ...meta, mode: 0o777, target });
+                return;
+            }
+            case 'hardlink': {
+                children.delete(last);
+                const linked = (0,rooted/* cleanEntryName */.pG)(header.linkname ?? '');
+                const from = linked === '' ? undefined : this.lookup(this.resolve(linked, false));
+                if (!from)
+                    throw new layer_tar/* TarError */.mt(`hard link to ${JSON.stringify(header.linkname ?? '')}, which is not in the archive before it`);
+                if (from.kind === 'directory')
+                    throw new layer_tar/* TarError */.mt(`hard link to ${JSON.stringify(header.linkname)}, a directory`);
+                // One inode under two names: the link's owner is the inode's (tar's lchown), its mode and times are not.
+                from.uid = header.uid;
+                from.gid = header.gid;
+                if (header.xattrs && Object.keys(header.xattrs).length)
+                    from.xattrs = meta.xattrs;
+                children.set(last, from);
+                return;
+            }
+            case 'char':
+            case 'block':
+                children.set(last, { kind: header.type, ...meta, devmajor: header.devmajor ?? 0, devminor: header.devminor ?? 0 });
+                return;
+            case 'fifo':
+                children.set(last, { kind: 'fifo', ...meta });
+                return;
+        }
+    }
+    xattrsOf(header) {
+        const out = new Map();
+        for (const [k, v] of Object.entries(header.xattrs ?? {})) {
+            if (xattrName(k))
+                out.set(k, v);
+            else
+                this.skipped.push(`xattr ${k} of ${header.name}`);
+        }
+        return out;
+    }
+    /**
+     * The names from the root to `name`, symlinks among its parents (and the last one with `followLast`) followed
+     * inside the layer as rooted.ts's resolveInside does on disk; what is missing is taken as written.
+     */
+    resolve(name, followLast) {
+        const pending = name.split('/').filter((p) => p !== '' && p !== '.');
+        const done = [];
+        const nodes = [this.root];
+        let hops = 0;
+        while (pending.length > 0) {
+            const part = pending.shift();
+            if (part === '..') {
+                if (done.length) {
+                    done.pop();
+                    nodes.pop();
+                }
+                continue;
+            }
+            const here = nodes[nodes.length - 1];
+            if (here.kind !== 'directory')
+                throw new layer_tar/* TarError */.mt(`/${done.join('/')} is not a directory`);
+            const next = here.children?.get(part);
+            if (!next) {
+                done.push(part);
+                for (const p of pending) {
+                    if (p === '..')
+                        done.pop();
+                    else
+                        done.push(p);
+                }
+                return done;
+            }
+            if (next.kind === 'symlink' && (pending.length > 0 || followLast)) {
+                if (++hops > maxHops)
+                    throw new layer_tar/* TarError */.mt(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
+                const target = next.target ?? '';
+                if (target.startsWith('/')) {
+                    done.length = 0;
+                    nodes.length = 1;
+                }
+                pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+                continue;
+            }
+            done.push(part);
+            nodes.push(next);
+        }
+        return done;
+    }
+    lookup(path) {
+        let node = this.root;
+        for (const p of path)
+            node = node?.children?.get(p);
+        return node;
+    }
+    /** The directory at `path` (real names, no symlinks), made with its missing parents as `mkdir -p` makes them. */
+    makeDirs(path) {
+        let node = this.root;
+        for (const [i, p] of path.entries()) {
+            const children = node.children;
+            let next = children.get(p);
+            if (!next) {
+                checkName(p);
+                next = directory(this.now);
+                children.set(p, next);
+            }
+            else if (next.kind !== 'directory') {
+                throw new layer_tar/* TarError */.mt(`/${path.slice(0, i + 1).join('/')} is not a directory`);
+            }
+            node = next;
+        }
+        return node;
+    }
+    /** The image, for a tar of `tarSize` bytes. */
+    finish(tarSize) {
+        // Whiteouts and opaque directories last, resolved again, as extractLayer makes them: an entry of the same name
+        // in this layer stands.
+        for (const rel of this.whiteouts) {
+            const path = this.resolve(rel, false);
+            const dir = this.makeDirs(path.slice(0, -1));
+            if (dir.children?.has(path[path.length - 1]))
+                continue;
+            dir.children?.set(path[path.length - 1], { kind: 'char', mode: 0, uid: 0, gid: 0, mtime: 0, xattrs: new Map(), devmajor: 0, devminor: 0 });
+            // A directory that holds whiteouts is marked as overlayfs marks a copied-up one, so that a mount where it is
+            // the only layer with this directory still hides them from a listing (kernel commit b79e05aaa166).
+            dir.xattrs.set('trusted.overlay.origin', Buffer.alloc(0));
+        }
+        for (const rel of this.opaque) {
+            const node = this.lookup(this.resolve(rel, true));
+            if (node?.kind === 'directory')
+                node.xattrs.set('trusted.overlay.opaque', Buffer.from('y'));
+        }
+        const blocks = Math.ceil(tarSize / blockSize);
+        if (blocks > 0xffffffff)
+            throw new ErofsIndexError(`a layer of ${tarSize} bytes is more than an EROFS index can address`);
+        return new ImageWriter(this.root, tarSize, this.now).write();
+    }
+}
+function checkName(name) {
+    if ((0,layer_names/* nameToBytes */.CD)(name).length > erofs_nameMax)
+        throw new layer_tar/* TarError */.mt('the name is too long');
+}
+class ImageWriter {
+    root;
+    tarSize;
+    now;
+    laid = new Map();
+    order = [];
+    parents = new Map();
+    constructor(root, tarSize, now) {
+        this.root = root;
+        this.tarSize = tarSize;
+        this.now = now;
+    }
+    write() {
+        // Every inode once (hard links share one), parents before children; the root first.
+        const queue = [this.root];
+        this.parents.set(this.root, this.root);
+        const seen = new Set([this.root]);
+        const nodes = [];
+        while (queue.length) {
+            const n = queue.shift();
+            nodes.push(n);
+            for (const c of n.children?.values() ?? []) {
+                if (seen.has(c))
+                    continue;
+                seen.add(c);
+                if (c.kind === 'directory')
+                    this.parents.set(c, n);
+                queue.push(c);
+            }
+        }
+        const nlink = new Map();
+        for (const n of nodes) {
+            if (n.kind !== 'directory')
+                continue;
+            let subdirs = 0;
+            for (const c of n.children?.values() ?? []) {
+                if (c.kind === 'directory')
+                    subdirs++;
+                else
+                    nlink.set(c, (nlink.get(c) ?? 0) + 1);
+            }
+            nlink.set(n, 2 + subdirs);
+        }
+        // Sizes first: a directory's bytes depend on its names only (every nid is 8 bytes), so the inodes can be laid
+        // out before any nid is known.
+        let at = inodesStart;
+        for (const [i, node] of nodes.entries()) {
+            const xattrs = encodeXattrs(node.xattrs);
+            const data = node.kind === 'directory' ? Buffer.alloc(dirSize(node)) : node.kind === 'symlink' ? (0,layer_names/* nameToBytes */.CD)(node.target ?? '') : undefined;
+            let layout = node.kind === 'file' && (node.size ?? 0) > 0 ? layoutChunkBased : layoutFlatPlain;
+            let extra = layout === layoutChunkBased ? align(inodeSize + xattrs.length, 8) - inodeSize - xattrs.length + 8 : 0;
+            if (data && data.length > 0 && inodeSize + xattrs.length + data.length <= blockSize) {
+                layout = layoutFlatInline;
+                extra = data.length;
+            }
+            const total = inodeSize + xattrs.length + extra;
+            // Nothing of an inode crosses a block where it need not (inline data must not).
+            if (total <= blockSize && (at % blockSize) + total > blockSize)
+                at = align(at, blockSize);
+            if (i === 0 && at !== inodesStart)
+                throw new Error('the root inode is not first');
+            const laid = { node, nid: (at - metaBlock * blockSize) / 32, at, xattrs, layout, ...(data ? { data } : {}), ino: i + 1 };
+            this.laid.set(node, laid);
+            this.order.push(laid);
+            at = align(at + total, 32);
+        }
+        let block = Math.ceil(at / blockSize);
+        for (const l of this.order) {
+            if (l.layout !== layoutFlatPlain || !l.data || l.data.length === 0)
+                continue;
+            l.dataBlock = block;
+            block += Math.ceil(l.data.length / blockSize);
+        }
+        const image = Buffer.alloc(block * blockSize);
+        for (const l of this.order) {
+            if (l.node.kind === 'directory')
+                this.fillDir(l);
+            this.writeInode(image, l, nlink.get(l.node) ?? 1);
+        }
+        this.writeSuper(image, block, nodes.length);
+        return image;
+    }
+    fillDir(l) {
+        const node = l.node;
+        const data = l.data;
+        const parent = this.parents.get(node);
+        const entries = [[Buffer.from('.'), node], [Buffer.from('..'), parent]];
+        for (const [name, child] of node.children ?? [])
+            entries.push([(0,layer_names/* nameToBytes */.CD)(name), child]);
+        entries.sort((a, b) => Buffer.compare(a[0], b[0]));
+        let pos = 0;
+        for (const group of dirBlocks(entries)) {
+            let nameAt = group.length * direntSize;
+            for (const [j, [name, child]] of group.entries()) {
+                const d = pos + j * direntSize;
+                data.writeBigUInt64LE(BigInt(this.laid.get(child).nid), d);
+                data.writeUInt16LE(nameAt, d + 8);
+                data.writeUInt8(fileTypes[child.kind], d + 10);
+                name.copy(data, pos + nameAt);
+                nameAt += name.length;
+            }
+            pos += blockSize;
+        }
+    }
+    writeInode(image, l, nlink) {
+        const n = l.node;
+        const at = l.at;
+        const size = n.kind === 'file' ? (n.size ?? 0) : (l.data?.length ?? 0);
+        image.writeUInt16LE(1 | (l.layout << 1), at);
+        image.writeUInt16LE(l.xattrs.length ? 1 + (l.xattrs.length - 12) / 4 : 0, at + 2);
+        image.writeUInt16LE(modeTypes[n.kind] | (n.mode & 0o7777), at + 4);
+        image.writeBigUInt64LE(BigInt(size), at + 8);
+        if (n.kind === 'char' || n.kind === 'block') {
+            const major = n.devmajor ?? 0;
+            const minor = n.devminor ?? 0;
+            image.writeUInt32LE(((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0, at + 16);
+        }
+        else if (l.layout === layoutChunkBased) {
+            image.writeUInt16LE(chunkFormatIndexes | chunkBitsFor(size), at + 16);
+        }
+        else if (l.dataBlock !== undefined) {
+            image.writeUInt32LE(l.dataBlock, at + 16);
+        }
+        image.writeUInt32LE(l.ino, at + 20);
+        image.writeUInt32LE(n.uid >>> 0, at + 24);
+        image.writeUInt32LE(n.gid >>> 0, at + 28);
+        const seconds = Math.floor(n.mtime);
+        image.writeBigInt64LE(BigInt(seconds), at + 32);
+        image.writeUInt32LE(Math.min(999_999_999, Math.round((n.mtime - seconds) * 1e9)), at + 40);
+        image.writeUInt32LE(nlink, at + 44);
+        l.xattrs.copy(image, at + inodeSize);
+        const after = at + inodeSize + l.xattrs.length;
+        if (l.layout === layoutChunkBased) {
+            const start = n.offset ?? 0;
+            if (start % blockSize !== 0 || start + size > this.tarSize)
+                throw new ErofsIndexError(`a file's bytes [${start}, ${start + size}) lie outside the tar of ${this.tarSize} bytes`);
+            const index = align(after, 8);
+            image.writeUInt16LE(0, index); // startblk_hi
+            image.writeUInt16LE(1, index + 2); // device 1: the tar
+            image.writeUInt32LE(start / blockSize, index + 4);
+        }
+        else if (l.layout === layoutFlatInline) {
+            l.data.copy(image, after);
+        }
+        else if (l.dataBlock !== undefined) {
+            l.data.copy(image, l.dataBlock * blockSize);
+        }
+    }
+    writeSuper(image, blocks, inodes) {
+        const s = superOffset;
+        image.writeUInt32LE(magic, s);
+        image.writeUInt8(blockBits, s + 12);
+        image.writeUInt16LE((inodesStart - metaBlock * blockSize) / 32, s + 14); // the root's nid
+        image.writeBigUInt64LE(BigInt(inodes), s + 16);
+        image.writeBigUInt64LE(BigInt(this.now), s + 24);
+        image.writeUInt32LE(blocks, s + 36);
+        image.writeUInt32LE(metaBlock, s + 40);
+        image.writeUInt32LE(incompatChunkedFile | incompatDeviceTable, s + 80);
+        image.writeUInt16LE(1, s + 86); // extra devices
+        image.writeUInt16LE(deviceSlotOffset / 128, s + 88);
+        image.write('tar', deviceSlotOffset, 'ascii'); // the slot's tag (the device itself is named when mounting)
+        image.writeUInt32LE(Math.ceil(this.tarSize / blockSize), deviceSlotOffset + 64);
+    }
+}
+function align(n, to) {
+    return Math.ceil(n / to) * to;
+}
+/** chunk size = block size << bits: one chunk holds the whole file (its bytes are one run of the tar). */
+function chunkBitsFor(size) {
+    let bits = 0;
+    while (blockSize * 2 ** bits < size)
+        bits++;
+    if (bits > 0x1f)
+        throw new ErofsIndexError(`a file of ${size} bytes is more than one chunk can hold`);
+    return bits;
+}
+/** Directory entries in blocks: each block holds whole entries (12 bytes each, then their names). */
+function dirBlocks(entries) {
+    const out = [];
+    let current = [];
+    let used = 0;
+    for (const e of entries) {
+        const need = direntSize + e[0].length;
+        if (used + need > blockSize) {
+            out.push(current);
+            current = [];
+            used = 0;
+        }
+        current.push(e);
+        used += need;
+    }
+    if (current.length)
+        out.push(current);
+    return out;
+}
+function dirSize(node) {
+    const entries = [[Buffer.from('.'), node], [Buffer.from('..'), node]];
+    for (const [name, child] of node.children ?? [])
+        entries.push([(0,layer_names/* nameToBytes */.CD)(name), child]);
+    entries.sort((a, b) => Buffer.compare(a[0], b[0]));
+    const blocks = dirBlocks(entries);
+    const last = blocks[blocks.length - 1];
+    return (blocks.length - 1) * blockSize + last.reduce((n, e) => n + direntSize + e[0].length, 0);
+}
+/** Inline xattrs: a 12-byte header, then each entry (4 bytes, its name after the prefix, its value) 4-aligned. */
+function encodeXattrs(xattrs) {
+    if (xattrs.size === 0)
+        return Buffer.alloc(0);
+    const parts = [Buffer.alloc(12)];
+    for (const [k, value] of [...xattrs].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+        const [index, rest] = xattrName(k);
+        const name = Buffer.from(rest, 'utf8');
+        if (name.length > 255 || value.length > 0xffff)
+            throw new ErofsIndexError(`the xattr ${k} is too long for an EROFS index`);
+        const entry = Buffer.alloc(align(4 + name.length + value.length, 4));
+        entry.writeUInt8(name.length, 0);
+        entry.writeUInt8(index, 1);
+        entry.writeUInt16LE(value.length, 2);
+        name.copy(entry, 4);
+        value.copy(entry, 4 + name.length);
+        parts.push(entry);
+    }
+    const out = Buffer.concat(parts);
+    if ((out.length - 12) / 4 + 1 > 0xffff)
+        throw new ErofsIndexError('too many xattrs for an EROFS index');
+    return out;
+}
+
 // EXTERNAL MODULE: ./lib/exec/process.js
 var exec_process = __nccwpck_require__(9132);
 ;// CONCATENATED MODULE: ./lib/exec/cleanup.js
@@ -30926,6 +31301,8 @@ function formatProfile(r) {
 //   blobs/sha256/<hex>      every blob by digest, written atomically (temp file, fsync, rename) after verification
 //   images/<sha256 of name> one record per image name: the name and the descriptor of its manifest or index
 //   snapshots/<diffID hex>/ unpacked layers for RUN, each complete before it is renamed into place
+//   lowers/<diffID hex>.tar a layer's uncompressed tar, and .erofs its EROFS index (layer/erofs.ts): RUN's lower
+//                           where EROFS can be mounted, written in the pass that checks the layer; the index last
 //   indexes/<diffID hex>.json a layer's tar headers, so that a filesystem index is built without reading layers
 //   records/<key hex>.json  the build cache: a step's key and its result (src/cache/record.ts); mtime: last use
 //   verified/<blob hex>     the diffID hoist itself found the blob to decompress to (a cache's record may lie about it)
@@ -30933,6 +31310,7 @@ function formatProfile(r) {
 //   tmp/                    partial writes
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
 // spares anything newer than the oldest live lease. Using a blob touches its mtime (least recently used first).
+
 
 
 
@@ -30970,10 +31348,10 @@ class Store {
     /** Opens (creating) a store and takes a lease on it until `close()`. */
     static async open(dir = defaultStoreDir()) {
         const s = new Store(external_node_path_.resolve(dir));
-        for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'indexes', 'records', 'leases', 'tmp'])
+        for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'lowers', 'indexes', 'records', 'leases', 'tmp'])
             await (0,promises_.mkdir)(external_node_path_.join(s.root, d), { recursive: true });
         s.leaseFile = external_node_path_.join(s.root, 'leases', `${process.pid}-${Date.now()}-${tmpCounter++}`);
-        await (0,lock/* withFileLock */.Ux)(s.gcLock, () => (0,promises_.writeFile)(s.leaseFile, String(process.pid)));
+        await withFileLock(s.gcLock, () => (0,promises_.writeFile)(s.leaseFile, String(process.pid)));
         return s;
     }
     async close() {
@@ -31293,45 +31671,136 @@ class Store {
      */
     snapshotLayer(layer, options = { whiteouts: 'overlay' }) {
         const { diffID } = layer;
-        const fromStore = () => timed('unpack', () => this.useLayer(layer, async (open) => {
-            const snapshot = await this.unpackNew(diffID, async () => (await (0,layer_compression/* decompressed */.ji)(await open())).stream, options);
-            await this.noteVerified(layer.descriptor.digest, diffID);
-            return snapshot;
-        }), () => layer.descriptor.size);
-        return this.once(diffID, async () => {
-            await layer.ready;
-            if (layer.sources.length === 0 || (await this.hasIntactBlob(layer.descriptor)))
-                return fromStore();
-            return timed('pull', () => this.pullSnapshot(layer, options, fromStore), () => layer.descriptor.size);
-        });
-    }
-    /** A lazy layer downloaded and unpacked in one pass (or, when another process stored it meanwhile, unpacked). */
-    async pullSnapshot(layer, options, fromStore) {
-        const { diffID } = layer;
-        let done;
-        const sink = this.teeSink(layer, async (tar) => {
-            // Each attempt (a source's retry, the next source) unpacks afresh.
+        return this.once(diffID, () => this.fromLayer(layer, async (tar) => {
             const tmp = this.tmpPath();
             try {
                 const report = await this.unpackTo(tmp, diffID, tar, options);
-                return async () => {
-                    done = await this.commitSnapshot(tmp, diffID, report);
-                };
+                return () => this.commitSnapshot(tmp, diffID, report);
             }
             catch (e) {
                 await (0,promises_.rm)(tmp, { recursive: true, force: true });
                 throw e;
             }
-        });
+        }));
+    }
+    /** Where a layer's tar and its EROFS index are kept. */
+    lowerPaths(diffID) {
+        const base = external_node_path_.join(this.root, 'lowers', (0,image_digest/* parseDigest */.m)(diffID).hex);
+        return { tar: `${base}.tar`, index: `${base}.erofs` };
+    }
+    /**
+     * A lazy layer as RUN's lower where EROFS indexes can be mounted: its snapshot directory when there is one (the
+     * upper dir of the RUN step that made it), else its uncompressed tar and EROFS index, written when missing in the
+     * pass that checks the layer (and, when the store lacks the blob, downloads it), never an unpacked file.
+     */
+    lowerLayer(layer) {
+        const { diffID } = layer;
+        const running = this.indexing.get(diffID);
+        if (running)
+            return running;
+        const p = (async () => {
+            if (this.unpacking.has(diffID) || (await this.hasSnapshot(diffID)))
+                return this.snapshotLayer(layer);
+            const lower = this.lowerPaths(diffID);
+            if (await (0,promises_.stat)(lower.index).then(() => true, () => false)) {
+                const now = new Date();
+                await (0,promises_.utimes)(lower.index, now, now).catch(() => undefined);
+                return lower;
+            }
+            return this.unpackSlots.run(() => this.fromLayer(layer, (tar) => this.indexTo(diffID, tar)));
+        })().finally(() => this.indexing.delete(diffID));
+        this.indexing.set(diffID, p);
+        return p;
+    }
+    indexing = new Map();
+    /**
+     * What `make` makes of a lazy layer's uncompressed tar (it answers how to commit it once the tar checked), from
+     * the stored blob, or from the download in the same pass that stores it.
+     */
+    async fromLayer(layer, make) {
+        const fromStore = () => timed('unpack', () => this.useLayer(layer, async (open) => {
+            const commit = await make((await (0,layer_compression/* decompressed */.ji)(await open())).stream);
+            const made = await commit();
+            await this.noteVerified(layer.descriptor.digest, layer.diffID);
+            return made;
+        }), () => layer.descriptor.size);
+        await layer.ready;
+        if (layer.sources.length === 0 || (await this.hasIntactBlob(layer.descriptor)))
+            return fromStore();
+        return timed('pull', async () => {
+            let done;
+            // Each attempt (a source's retry, the next source) makes it afresh.
+            const sink = this.teeSink(layer, async (tar) => {
+                const commit = await make(tar);
+                return async () => {
+                    done = { made: await commit() };
+                };
+            });
+            try {
+                await this.fetchMissing(layer.descriptor, layer.sources, sink);
+            }
+            catch (e) {
+                // Another user of the store may have stored the blob meanwhile (the write then stops short): made from that.
+                if (!(await this.hasIntactBlob(layer.descriptor)))
+                    throw e;
+            }
+            return done ? done.made : fromStore();
+        }, () => layer.descriptor.size);
+    }
+    /**
+     * Writes a layer's uncompressed tar (verified against its diffID) and, from the same pass, its EROFS index and
+     * its headers' index; answers how to move them into place.
+     */
+    async indexTo(diffID, tar) {
+        const tmp = { tar: this.tmpPath(), index: this.tmpPath() };
+        const drop = () => {
+            removeSync(tmp.tar);
+            removeSync(tmp.index);
+        };
+        const forget = onInterrupt(drop);
         try {
-            await this.fetchMissing(layer.descriptor, layer.sources, sink);
+            const verified = (0,layer_compression/* chain */.cy)(tar, new image_digest/* DigestStream */.vl({ digest: diffID, where: `layer ${diffID}` }));
+            const out = (0,external_node_fs_.createWriteStream)(tmp.tar, { mode: 0o644 });
+            const failed = new Promise((_, reject) => out.once('error', reject));
+            failed.catch(() => undefined);
+            let size = 0;
+            async function* written() {
+                for await (const chunk of verified) {
+                    size += chunk.length;
+                    if (!out.write(chunk))
+                        await Promise.race([new Promise((r) => out.once('drain', () => r())), failed]);
+                    yield chunk;
+                }
+            }
+            const builder = new ErofsIndexBuilder();
+            const headers = [];
+            for await (const { header, body, offset } of (0,layer_tar/* readTar */.sB)(written())) {
+                body.resume();
+                headers.push(header);
+                builder.add(header, offset);
+            }
+            out.end();
+            await Promise.race([new Promise((r) => out.once('finish', () => r())), failed]);
+            await (0,promises_.writeFile)(tmp.index, builder.finish(size));
+            if (!(await (0,promises_.stat)(this.indexPath(diffID)).catch(() => undefined)))
+                await this.writeLayerIndex(diffID, headers);
+            return async () => {
+                const final = this.lowerPaths(diffID);
+                // The tar first: an index is there only with its tar.
+                await (0,promises_.rename)(tmp.tar, final.tar);
+                await (0,promises_.rename)(tmp.index, final.index);
+                return final;
+            };
         }
         catch (e) {
-            // Another user of the store may have stored the blob meanwhile (the write then stops short): unpack that.
-            if (!(await this.hasIntactBlob(layer.descriptor)))
-                throw e;
+            drop();
+            if (e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)
+                e.message = `layer ${diffID}: ${e.message}`;
+            throw e;
         }
-        return done ?? fromStore();
+        finally {
+            forget();
+        }
     }
     /**
      * A sink for a lazy layer's download that stores the blob (checked against its digest) and, in the same pass,
@@ -33536,8 +34005,6 @@ async function ensureEmulation(platform, register) {
 
 // EXTERNAL MODULE: ./lib/layer/pinned.js
 var layer_pinned = __nccwpck_require__(8583);
-// EXTERNAL MODULE: ./lib/layer/rooted.js
-var rooted = __nccwpck_require__(6824);
 // EXTERNAL MODULE: ./lib/layer/xattr.js
 var xattr = __nccwpck_require__(2914);
 // EXTERNAL MODULE: ./lib/layer/writer.js
@@ -33659,8 +34126,6 @@ function resolveExecUser(spec, files) {
     return withPrimary({ uid, gid, additionalGids });
 }
 
-// EXTERNAL MODULE: ./lib/layer/names.js
-var layer_names = __nccwpck_require__(893);
 ;// CONCATENATED MODULE: ./lib/exec/diff.js
 // The layer of a RUN step: the overlay upper dir, walked (never the whole root), in walk order. Overlay whiteouts
 // become OCI whiteouts (a 0/0 character device → `.wh.NAME`, only for paths that exist below; an opaque
@@ -35079,6 +35544,160 @@ function fileInside(root, p) {
     }
 }
 
+;// CONCATENATED MODULE: ./lib/exec/erofs-mount.js
+// RUN's lowers as EROFS tar indexes (layer/erofs.ts) mounted read-only, each with its tar as the index's second
+// device: a base layer becomes a lower in milliseconds, where unpacking it created thousands of files.
+//
+// How they are mounted is chosen once per process, by mounting an index of an empty tar:
+//   file  the index and its tar as files (Linux 6.12's file-backed EROFS mounts): no loop device at all. mount(8)
+//         would set up a loop device for a file by itself, so mount(2) is called from python3 (ctypes), many at once.
+//   loop  the tar on a read-only loop device (`losetup -r`) and the index through mount's own `-o loop`; both are
+//         detached as soon as the mount holds them (the kernel frees them when it unmounts).
+//   none  no EROFS in the kernel, no loop devices, no root: the layers are unpacked into directories as before.
+// HOIST_LOWERS=directories|erofs|erofs-loop forces a kind (the tests run both).
+// Every mount is under a directory of the store's tmp/ named by this process's pid: what a killed build leaves is
+// unmounted by the next build's sweep (leftovers.ts), like its overlays.
+
+
+
+
+
+/** mount(2) and umount2(2) for a list of paths, from python3: one process for every mount of a step's lowers. */
+const helper = `
+import ctypes, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+for item in json.loads(sys.argv[1]):
+    if item[0] == 'mount':
+        r = libc.mount(item[1].encode(), item[3].encode(), b'erofs', 1, ('device=' + item[2]).encode())
+    else:
+        r = libc.umount2(item[1].encode(), 0)
+        if r != 0 and ctypes.get_errno() == 16:
+            r = libc.umount2(item[1].encode(), 2)
+    out.append('' if r == 0 else os.strerror(ctypes.get_errno()))
+print(json.dumps(out))
+`;
+async function python(items) {
+    const r = await (0,exec_process/* runProcess */.R3)('python3', ['-c', helper, JSON.stringify(items)]);
+    if (r.status !== 0)
+        throw new Error(`python3: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').at(-1)}`);
+    return JSON.parse(r.stdout);
+}
+/** Mounts of EROFS indexes made by one executor, all undone by `close()` (or by a signal's clean-up). */
+class ErofsMounts {
+    mode;
+    dir;
+    mounted = [];
+    counter = 0;
+    forget;
+    constructor(mode, 
+    /** a directory of the store's tmp/ named by this process's pid */
+    dir) {
+        this.mode = mode;
+        this.dir = dir;
+    }
+    /** Mounts each index with its tar at a new directory; answers the directories, in order. */
+    async mount(list) {
+        if (list.length === 0)
+            return [];
+        await (0,promises_.mkdir)(this.dir, { recursive: true });
+        this.forget ??= onInterrupt(() => {
+            for (const m of this.mounted.splice(0).reverse())
+                unmountSync(m);
+            removeSync(this.dir);
+        });
+        const targets = list.map(() => external_node_path_.join(this.dir, String(this.counter++)));
+        for (const t of targets)
+            await (0,promises_.mkdir)(t);
+        if (this.mode === 'file') {
+            const errors = await python(list.map((l, i) => ['mount', l.index, l.tar, targets[i]]));
+            for (const [i, e] of errors.entries())
+                if (!e)
+                    this.mounted.push(targets[i]);
+            const failed = errors.findIndex((e) => e !== '');
+            if (failed >= 0)
+                throw new Error(`cannot mount the EROFS index ${list[failed].index}: ${errors[failed]}`);
+            return targets;
+        }
+        for (const [i, l] of list.entries())
+            await this.mountLoop(l, targets[i]);
+        return targets;
+    }
+    async mountLoop(l, target) {
+        const loop = await (0,exec_process/* runProcess */.R3)('losetup', ['--show', '-f', '-r', l.tar]);
+        const device = loop.stdout.trim();
+        if (loop.status !== 0 || !device.startsWith('/dev/'))
+            throw new Error(`cannot attach ${l.tar} to a loop device: ${(loop.stderr || loop.error?.message || '').trim()}`);
+        try {
+            const r = await (0,exec_process/* runProcess */.R3)('mount', ['-t', 'erofs', '-o', `ro,loop,device=${device}`, l.index, target]);
+            if (r.status !== 0)
+                throw new Error(`cannot mount the EROFS index ${l.index}: ${(r.stderr || r.error?.message || '').trim()}`);
+            this.mounted.push(target);
+        }
+        finally {
+            // Detached now: while the mount holds it, the kernel only marks it to go when the mount goes.
+            await (0,exec_process/* runProcess */.R3)('losetup', ['-d', device]);
+        }
+    }
+    /** Unmounts everything this set mounted and removes its directory. */
+    async close() {
+        const all = this.mounted.splice(0).reverse();
+        if (all.length && this.mode === 'file') {
+            const errors = await python(all.map((m) => ['umount', m])).catch(() => all.map(() => 'python3 failed'));
+            for (const [i, e] of errors.entries())
+                if (e)
+                    unmountSync(all[i]);
+        }
+        else {
+            for (const m of all)
+                unmountSync(m);
+        }
+        this.forget?.();
+        this.forget = undefined;
+        await (0,promises_.rm)(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+}
+let chosen;
+/** How EROFS indexes are mounted here (see the top of this file); tried once per process, in `scratch`. */
+function erofsChoice(scratch, env = process.env) {
+    chosen ??= choose(scratch, env.HOIST_LOWERS);
+    return chosen;
+}
+async function choose(scratch, forced) {
+    if (forced === 'directories')
+        return { why: 'HOIST_LOWERS=directories' };
+    if (process.getuid?.() !== 0)
+        return { why: 'EROFS indexes are mounted as root only' };
+    const modes = forced === 'erofs-loop' ? ['loop'] : forced === 'erofs' ? ['file', 'loop'] : ['file', 'loop'];
+    const dir = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, `${process.pid}-erofs-probe-`));
+    const why = [];
+    try {
+        const lower = { tar: external_node_path_.join(dir, 'empty.tar'), index: external_node_path_.join(dir, 'empty.erofs') };
+        await (0,promises_.writeFile)(lower.tar, Buffer.alloc(1024));
+        await (0,promises_.writeFile)(lower.index, new ErofsIndexBuilder().finish(1024));
+        for (const mode of modes) {
+            const probe = new ErofsMounts(mode, external_node_path_.join(dir, mode));
+            try {
+                await probe.mount([lower]);
+                return { mode };
+            }
+            catch (e) {
+                why.push(`${mode === 'file' ? 'file-backed' : 'on loop devices'}: ${e.message.replace(lower.index, 'a test index')}`);
+            }
+            finally {
+                await probe.close();
+            }
+        }
+    }
+    finally {
+        await (0,promises_.rm)(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+    const answer = { why: `EROFS indexes cannot be mounted here (${why.join('; ')})` };
+    if (forced)
+        throw new Error(`HOIST_LOWERS=${forced}: ${answer.why}`);
+    return answer;
+}
+
 ;// CONCATENATED MODULE: ./lib/exec/sandbox.js
 // What a build sets for every RUN step, as `docker buildx build` flags and build-push-action inputs set it: extra
 // /etc/hosts entries (--add-host), the network mode (--network), the size of /dev/shm (--shm-size) and resource
@@ -35375,9 +35994,11 @@ async function viewOf(source, hidden, writable, scratch, cleanup) {
 }
 
 ;// CONCATENATED MODULE: ./lib/exec/overlay-executor.js
-// RUN in the OCI runtime over an overlay (the executor where mounts are allowed): the image's layers are unpacked
-// once into the store (snapshots, overlay whiteouts), stacked read-only under a fresh upper dir; the upper dir is
-// the step's layer, and becomes that layer's snapshot (nothing is unpacked twice).
+// RUN in the OCI runtime over an overlay (the executor where mounts are allowed): the image's layers, each an EROFS
+// index of its tar mounted read-only (erofs-mount.ts; where that cannot be, unpacked once into the store as a
+// snapshot directory with overlay whiteouts), stacked under a fresh upper dir; the upper dir is the step's layer,
+// and becomes that layer's snapshot (nothing is unpacked twice).
+
 
 
 
@@ -35411,17 +36032,59 @@ class OverlayExecutor {
     emulation(platform, register) {
         return ensureEmulation(platform, register);
     }
+    /** How the lowers are kept: said once in the log when they are unpacked directories (prepare()). */
+    notice;
+    lowerKind = {};
+    erofs;
+    /** the mount of each layer's index (by diffID), for as long as the executor lives */
+    mountedIndexes = new Map();
+    /** Chooses the lowers' kind (EROFS indexes where they can be mounted) once, before the first step. */
+    async prepare(scratch) {
+        this.lowerKind = await erofsChoice(scratch);
+        if (this.lowerKind.mode)
+            this.erofs = new ErofsMounts(this.lowerKind.mode, external_node_path_.join(scratch, `${process.pid}-erofs-${Date.now()}`));
+        else
+            this.notice = `RUN's base layers are unpacked into directories: ${this.lowerKind.why}`;
+        return this;
+    }
+    lower(l) {
+        return this.erofs ? this.store.lowerLayer(l) : this.store.snapshotLayer(l);
+    }
     warm(layers) {
-        return layers.map((l) => this.store.snapshotLayer(l).catch(() => undefined));
+        return layers.map((l) => this.lower(l).catch(() => undefined));
     }
     /**
-     * The unpacked snapshots of an image's layers, bottom first. A layer that comes again higher up (RUN steps that
-     * change nothing alike, the same COPY twice) is one snapshot directory, and overlayfs refuses a directory twice
-     * among its lower dirs; its lower copy is left out, which shows the same tree: the upper copy applies again all
-     * that layer holds (its files, whiteouts and opaque directories) over whatever came between.
+     * The lower dirs of an image's layers, bottom first: each layer's EROFS index mounted (once per build), or its
+     * snapshot directory. A layer that comes again higher up (RUN steps that change nothing alike, the same COPY twice)
+     * is one directory, and overlayfs refuses a directory twice among its lower dirs; its lower copy is left out,
+     * which shows the same tree: the upper copy applies again all that layer holds (its files, whiteouts and opaque
+     * directories) over whatever came between.
      */
     async snapshots(state) {
-        const out = (await (0,limit/* settleAll */.j3)(state.layers.map((l) => this.store.snapshotLayer(l)))).map((snap) => snap.path);
+        const lowers = await (0,limit/* settleAll */.j3)(state.layers.map((l) => this.lower(l)));
+        const fresh = [];
+        const paths = lowers.map((lower, i) => {
+            if ('path' in lower)
+                return Promise.resolve(lower.path);
+            const { diffID } = state.layers[i];
+            let known = this.mountedIndexes.get(diffID);
+            if (!known) {
+                known = new Promise((resolve, reject) => fresh.push({ diffID, lower, done: (p) => p.then(resolve, reject) }));
+                known.catch(() => undefined);
+                this.mountedIndexes.set(diffID, known);
+            }
+            return known;
+        });
+        if (fresh.length) {
+            const mounting = this.erofs.mount(fresh.map((f) => f.lower));
+            mounting.catch(() => {
+                for (const f of fresh)
+                    this.mountedIndexes.delete(f.diffID);
+            });
+            for (const [i, f] of fresh.entries())
+                f.done(mounting.then((dirs) => dirs[i]));
+        }
+        const out = await (0,limit/* settleAll */.j3)(paths);
         return out.filter((dir, i) => out.indexOf(dir, i + 1) < 0);
     }
     /** A read-only overlay of the snapshots; where overlayfs cannot be mounted, every layer unpacked into `dir`. */
@@ -35485,7 +36148,10 @@ class OverlayExecutor {
             release: () => mount.release(),
         };
     }
-    async close() { }
+    async close() {
+        this.mountedIndexes.clear();
+        await this.erofs?.close();
+    }
 }
 
 ;// CONCATENATED MODULE: ./lib/exec/choose.js
@@ -35512,13 +36178,13 @@ async function chooseExecutor(store, isolation) {
     if (isolation === 'runc') {
         if (!runtime)
             throw new ExecError(noRuntime);
-        return new OverlayExecutor(store, runtime);
+        return new OverlayExecutor(store, runtime).prepare(probes);
     }
     const refused = await overlayRefused(probes);
     if (!refused) {
         if (!runtime)
             throw new ExecError(`${noRuntime} (or pass --isolation proot)`);
-        return new OverlayExecutor(store, runtime);
+        return new OverlayExecutor(store, runtime).prepare(probes);
     }
     return directoryExecutor(store, 'auto', `this machine may not mount: ${refused.split('\n')[0].replace(/\.$/, '')}`);
 }
@@ -36035,8 +36701,8 @@ async function backendFor(spec, ctx) {
         case 'local':
             return localCache('src' in spec ? spec.src : spec.dest, 'mountMaxSize' in spec ? { mountMaxSize: spec.mountMaxSize } : {});
         case 'gha': {
-            // Loaded only when used: it brings @actions/cache.
-            const { ghaCache } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 3861));
+            // Loaded only when used.
+            const { ghaCache } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 1448));
             const mode = 'mode' in spec ? spec.mode : 'min';
             return ghaCache({ scope: spec.scope ?? defaultGhaScope(ctx), mode, ...('maxSize' in spec && spec.maxSize !== undefined ? { maxSize: spec.maxSize } : {}), ...('mountMaxSize' in spec && spec.mountMaxSize !== undefined ? { mountMaxSize: spec.mountMaxSize } : {}), ...(spec.url ? { url: spec.url } : {}), ...(spec.token ? { token: spec.token } : {}) }, ctx.build);
         }

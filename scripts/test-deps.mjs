@@ -19,7 +19,7 @@ const packages = {
   sudo: 'sudo',
   debootstrap: 'debootstrap',
   'ssh-agent': 'openssh-client',
-  zstd: 'zstd', // @actions/cache compresses its entries with it (else gzip)
+  zstd: 'zstd', // zstd layers where Node's zlib has none (before 22.15)
   'qemu-aarch64-static': 'qemu-user-static', // RUN for linux/arm64 under emulation
   proot: 'proot', // RUN where nothing may be mounted (the differential suite's proot cases)
   tinyproxy: 'tinyproxy', // HTTP_PROXY honoured by the registry client and ADD <url>

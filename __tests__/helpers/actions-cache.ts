@@ -1,5 +1,5 @@
 // A local GitHub Actions cache service (v2) for the tests, as ../shared/research/actions-cache.md describes it:
-// the three Twirp methods @actions/cache calls, in front of Azurite (the Azure Blob emulator, from npm) that holds
+// the three Twirp methods the cache's clients call (@actions/cache, hoist), in front of Azurite (the Azure Blob emulator, from npm) that holds
 // the entries. The blob traffic goes through this server too (the signed URLs point here and are forwarded to
 // Azurite unchanged, SAS and all), so that the tests can count downloads and drop a connection.
 //
@@ -77,7 +77,7 @@ export interface ActionsCacheService {
   /** creations per minute before 429s (GitHub: 200 per repository) */
   ratePerMinute: number;
   entries(): CacheEntry[];
-  /** an entry's bytes (the archive @actions/cache uploaded) */
+  /** an entry's bytes */
   bytesOf(key: string): Promise<Buffer>;
   /** overwrites an entry's bytes in Azurite (a corrupted entry) */
   corrupt(key: string, bytes: Buffer): Promise<void>;

@@ -93,8 +93,8 @@ function withIsolations<T extends { name: string; needsRun?: boolean }>(cases: r
   }
 
   /** Runs hoist and asserts what holds for every run; answers the run for the case's own expectations. */
-  async function safely(label: string, args: string[], input?: string): Promise<Run> {
-    const r = await hoistChild(args, { input, limitMs });
+  async function safely(label: string, args: string[], input?: string, env?: NodeJS.ProcessEnv): Promise<Run> {
+    const r = await hoistChild(args, { input, limitMs, ...(env ? { env: { ...process.env, ...env } } : {}) });
     tally.runs++;
     tally.slowestMs = Math.max(tally.slowestMs, r.ms);
     const said = `${label}: hoist ${args.join(' ')} → ${r.code}\n${r.err}`;
@@ -116,9 +116,9 @@ function withIsolations<T extends { name: string; needsRun?: boolean }>(cases: r
     return writeFiles(path.join(work, `ctx${ctxN++}`), { ...own, 'marker.txt': 'an ordinary file\n', ...files });
   }
 
-  async function build(label: string, ctx: string, extra: string[] = []): Promise<Run> {
+  async function build(label: string, ctx: string, extra: string[] = [], env?: NodeJS.ProcessEnv): Promise<Run> {
     const out = outputDir();
-    const r = await safely(label, withStore(['build', '--progress', 'plain', ...extra, '-o', `type=local,dest=${out.dest}`, ctx]));
+    const r = await safely(label, withStore(['build', '--progress', 'plain', ...extra, '-o', `type=local,dest=${out.dest}`, ctx]), undefined, env);
     out.check();
     return r;
   }
@@ -223,10 +223,13 @@ function withIsolations<T extends { name: string; needsRun?: boolean }>(cases: r
       expect(based.code).toBe(1);
       expect(based.err).toMatch(a.layerFails ?? (a.addFails as RegExp));
     }
-    // ... and unpacked as overlay snapshots under a RUN mount.
+    // ... and a lower under a RUN mount: an EROFS index of its tar where the kernel mounts one, and unpacked into a
+    // snapshot directory (HOIST_LOWERS=directories, as where it cannot).
     if (canRun) {
-      const ran = await build(`RUN over ${a.name}`, context(`FROM {{BUSYBOX}}\nRUN --mount=type=bind,from=${image},target=/h sh -c 'ls -laR /h; cat /h/* /h/*/* 2>/dev/null; true'\n`));
-      if (a.layerFails ?? a.addFails) expect(ran.code).toBe(1);
+      for (const lowers of [undefined, 'directories']) {
+        const ran = await build(`RUN over ${a.name}${lowers ? ` (${lowers})` : ''}`, context(`FROM {{BUSYBOX}}\nRUN --mount=type=bind,from=${image},target=/h sh -c 'ls -laR /h; cat /h/* /h/*/* 2>/dev/null; true'\n`), [], lowers ? { HOIST_LOWERS: lowers } : undefined);
+        if (a.layerFails ?? a.addFails) expect(ran.code).toBe(1);
+      }
     }
     // `hoist import` takes it as a root filesystem; `hoist load` reads it as an archive of images.
     const file = path.join(work, `archive${hostileN}.tar`);

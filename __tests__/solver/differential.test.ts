@@ -2,7 +2,7 @@
 // Dockerfiles and contexts: the flattened filesystems and the configs must be identical. The base image is
 // made here from Debian's busybox-static and pushed to a local docker-registry; both builders pull it from there.
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { hoist } from '../helpers/hoist.js';
+import { hoist, hoistWithEnv } from '../helpers/hoist.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -982,15 +982,21 @@ require('node:http').createServer((req, res) => {
 
   // The RUN cases again with RUN in a plain directory through proot, the executor where a CI job's container may
   // not mount (exec/directory-executor.ts): the images are docker's all the same. Not the hostname case: without
-  // namespaces a step cannot have a hostname of its own (README, Where RUN cannot mount).
+  // namespaces a step cannot have a hostname of its own (README, Where RUN cannot mount). Each round has a store of
+  // its own: on the first round's store every step would be a cache hit, and nothing would run through proot.
   const runCases = cases.flatMap((c, i) => (/^RUN\b/m.test(c.dockerfile) && !c.name.includes('hostname') ? [[c.name, c, i] as const] : []));
   (haveTool('proot') ? test.each(runCases) : test.skip.each(runCases))('RUN through proot: %s', async (_name, c, i) => {
-    await compareWithDocker({ d, work, store, base, http, isolation: 'proot' }, c, `proot${i}`);
+    await compareWithDocker({ d, work, store: `${store}-proot`, base, http, isolation: 'proot' }, c, `proot${i}`);
   }, 60_000);
   // And through chroot (no proot here): mounts are copied in and out, /dev has its nodes; not the cases that need
   // what a chroot cannot give a step (/proc, an ssh agent's socket).
   const chrootCases = runCases.filter(([, c]) => !/\/proc|type=ssh/.test(c.dockerfile));
   test.each(chrootCases)('RUN through chroot: %s', async (_name, c, i) => {
-    await compareWithDocker({ d, work, store, base, http, isolation: 'chroot' }, c, `chroot${i}`);
+    await compareWithDocker({ d, work, store: `${store}-chroot`, base, http, isolation: 'chroot' }, c, `chroot${i}`);
+  }, 60_000);
+  // And through runc over lowers unpacked into directories, as where EROFS cannot be mounted (the first round's are
+  // EROFS indexes here).
+  test.each(runCases)('RUN over unpacked lowers: %s', async (_name, c, i) => {
+    await compareWithDocker({ d, work, store: `${store}-directories`, base, http, hoist: (argv) => hoistWithEnv({ HOIST_LOWERS: 'directories' }, argv) }, c, `dirs${i}`);
   }, 60_000);
 });

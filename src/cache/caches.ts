@@ -39,7 +39,7 @@ async function backendFor(spec: CacheFromSpec | CacheToSpec, ctx: CacheContext):
     case 'local':
       return localCache('src' in spec ? spec.src : spec.dest, 'mountMaxSize' in spec ? { mountMaxSize: spec.mountMaxSize } : {});
     case 'gha': {
-      // Loaded only when used: it brings @actions/cache.
+      // Loaded only when used.
       const { ghaCache } = await import(/* webpackMode: "eager" */ './gha.js');
       const mode = 'mode' in spec ? spec.mode : 'min';
       return ghaCache({ scope: spec.scope ?? defaultGhaScope(ctx), mode, ...('maxSize' in spec && spec.maxSize !== undefined ? { maxSize: spec.maxSize } : {}), ...('mountMaxSize' in spec && spec.mountMaxSize !== undefined ? { mountMaxSize: spec.mountMaxSize } : {}), ...(spec.url ? { url: spec.url } : {}), ...(spec.token ? { token: spec.token } : {}) }, ctx.build);

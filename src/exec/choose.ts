@@ -23,12 +23,12 @@ export async function chooseExecutor(store: Store, isolation: Isolation): Promis
   const runtime = findRuntime();
   if (isolation === 'runc') {
     if (!runtime) throw new ExecError(noRuntime);
-    return new OverlayExecutor(store, runtime);
+    return new OverlayExecutor(store, runtime).prepare(probes);
   }
   const refused = await overlayRefused(probes);
   if (!refused) {
     if (!runtime) throw new ExecError(`${noRuntime} (or pass --isolation proot)`);
-    return new OverlayExecutor(store, runtime);
+    return new OverlayExecutor(store, runtime).prepare(probes);
   }
   return directoryExecutor(store, 'auto', `this machine may not mount: ${refused.split('\n')[0].replace(/\.$/, '')}`);
 }

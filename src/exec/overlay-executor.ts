@@ -1,6 +1,7 @@
-// RUN in the OCI runtime over an overlay (the executor where mounts are allowed): the image's layers are unpacked
-// once into the store (snapshots, overlay whiteouts), stacked read-only under a fresh upper dir; the upper dir is
-// the step's layer, and becomes that layer's snapshot (nothing is unpacked twice).
+// RUN in the OCI runtime over an overlay (the executor where mounts are allowed): the image's layers, each an EROFS
+// index of its tar mounted read-only (erofs-mount.ts; where that cannot be, unpacked once into the store as a
+// snapshot directory with overlay whiteouts), stacked under a fresh upper dir; the upper dir is the step's layer,
+// and becomes that layer's snapshot (nothing is unpacked twice).
 import path from 'node:path';
 import type { FsIndex } from '../layer/fs-index.js';
 import { removeInside } from '../layer/pinned.js';
@@ -11,9 +12,10 @@ import { hashLayer, writeLayer } from '../layer/writer.js';
 import { xattrTool, xattrToolMissing } from '../layer/xattr.js';
 import { settleAll } from '../registry/limit.js';
 import type { ImageState } from '../solver/state.js';
-import type { Store } from '../store/store.js';
+import type { ErofsLower, Snapshot, Store } from '../store/store.js';
 import { upperDirEntries } from './diff.js';
 import type { Executor, ProcessSpec, StepLayer, StepRoot } from './executor.js';
+import { type ErofsChoice, erofsChoice, ErofsMounts } from './erofs-mount.js';
 import { ExecError, mountOverlay } from './overlay.js';
 import { runContainer } from './runc.js';
 import { runSpec } from './spec.js';
@@ -41,18 +43,58 @@ export class OverlayExecutor implements Executor {
     return ensureEmulation(platform, register);
   }
 
+  /** How the lowers are kept: said once in the log when they are unpacked directories (prepare()). */
+  notice?: string;
+  private lowerKind: ErofsChoice = {};
+  private erofs: ErofsMounts | undefined;
+  /** the mount of each layer's index (by diffID), for as long as the executor lives */
+  private readonly mountedIndexes = new Map<string, Promise<string>>();
+
+  /** Chooses the lowers' kind (EROFS indexes where they can be mounted) once, before the first step. */
+  async prepare(scratch: string): Promise<this> {
+    this.lowerKind = await erofsChoice(scratch);
+    if (this.lowerKind.mode) this.erofs = new ErofsMounts(this.lowerKind.mode, path.join(scratch, `${process.pid}-erofs-${Date.now()}`));
+    else this.notice = `RUN's base layers are unpacked into directories: ${this.lowerKind.why}`;
+    return this;
+  }
+
+  private lower(l: Layer): Promise<Snapshot | ErofsLower> {
+    return this.erofs ? this.store.lowerLayer(l) : this.store.snapshotLayer(l);
+  }
+
   warm(layers: readonly Layer[]): Promise<unknown>[] {
-    return layers.map((l) => this.store.snapshotLayer(l).catch(() => undefined));
+    return layers.map((l) => this.lower(l).catch(() => undefined));
   }
 
   /**
-   * The unpacked snapshots of an image's layers, bottom first. A layer that comes again higher up (RUN steps that
-   * change nothing alike, the same COPY twice) is one snapshot directory, and overlayfs refuses a directory twice
-   * among its lower dirs; its lower copy is left out, which shows the same tree: the upper copy applies again all
-   * that layer holds (its files, whiteouts and opaque directories) over whatever came between.
+   * The lower dirs of an image's layers, bottom first: each layer's EROFS index mounted (once per build), or its
+   * snapshot directory. A layer that comes again higher up (RUN steps that change nothing alike, the same COPY twice)
+   * is one directory, and overlayfs refuses a directory twice among its lower dirs; its lower copy is left out,
+   * which shows the same tree: the upper copy applies again all that layer holds (its files, whiteouts and opaque
+   * directories) over whatever came between.
    */
   private async snapshots(state: ImageState): Promise<string[]> {
-    const out = (await settleAll(state.layers.map((l) => this.store.snapshotLayer(l)))).map((snap) => snap.path);
+    const lowers = await settleAll(state.layers.map((l) => this.lower(l)));
+    const fresh: { diffID: string; lower: ErofsLower; done: (p: Promise<string>) => void }[] = [];
+    const paths = lowers.map((lower, i) => {
+      if ('path' in lower) return Promise.resolve(lower.path);
+      const { diffID } = state.layers[i];
+      let known = this.mountedIndexes.get(diffID);
+      if (!known) {
+        known = new Promise<string>((resolve, reject) => fresh.push({ diffID, lower, done: (p) => p.then(resolve, reject) }));
+        known.catch(() => undefined);
+        this.mountedIndexes.set(diffID, known);
+      }
+      return known;
+    });
+    if (fresh.length) {
+      const mounting = (this.erofs as ErofsMounts).mount(fresh.map((f) => f.lower));
+      mounting.catch(() => {
+        for (const f of fresh) this.mountedIndexes.delete(f.diffID);
+      });
+      for (const [i, f] of fresh.entries()) f.done(mounting.then((dirs) => dirs[i]));
+    }
+    const out = await settleAll(paths);
     return out.filter((dir, i) => out.indexOf(dir, i + 1) < 0);
   }
 
@@ -116,5 +158,8 @@ export class OverlayExecutor implements Executor {
     };
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.mountedIndexes.clear();
+    await this.erofs?.close();
+  }
 }

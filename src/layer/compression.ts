@@ -39,7 +39,7 @@ export function decompressor(c: Compression): Duplex {
 }
 
 /**
- * zstd where Node's zlib has none (before 22.15): the zstd program, as @actions/cache itself uses it. Its output
+ * zstd where Node's zlib has none (before 22.15): the zstd program. Its output
  * ends only once it has exited well; a failure is the stream's error, never a short stream taken as whole.
  */
 export function zstdProgram(): Duplex {

@@ -106,6 +106,8 @@ export interface TarEntry {
   header: TarHeader;
   /** the entry's content; must be consumed (or resumed) before the next entry arrives */
   body: Readable;
+  /** where the content starts in the archive (bytes from its start: a multiple of 512) */
+  offset: number;
 }
 
 /**
@@ -145,6 +147,8 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, optio
   const it = source[Symbol.asyncIterator]();
   let buf: Buffer = Buffer.alloc(0);
   let ended = false;
+  /** bytes taken from the source so far (those in `buf` included) */
+  let received = 0;
   const fill = async (n: number): Promise<boolean> => {
     while (buf.length < n && !ended) {
       const r = await it.next();
@@ -152,6 +156,7 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, optio
       else {
         const v = r.value;
         const b = Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+        received += b.length;
         buf = buf.length === 0 ? b : Buffer.concat([buf, b]);
       }
     }
@@ -284,7 +289,7 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, optio
         });
     };
     const body: Readable = new Readable({ read: start });
-    yield { header, body };
+    yield { header, body, offset: received - buf.length };
     // Whatever the consumer left unread is skipped.
     while (inflight) await inflight;
     if (!body.destroyed) body.destroy();

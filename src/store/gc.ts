@@ -1,9 +1,9 @@
 // Garbage collection of the store (`hoist prune`). The build cache (cache records) goes, as `docker builder prune`
 // removes it; what an image record reaches is kept: its index, manifests, config, layers and the snapshots of its
-// diffIDs. The rest is "dangling" and goes, except what a live hoist process may be using right now (newer than
-// the oldest lease: the records it used and what they name, the blobs and snapshots it touched).
-// `all` empties the store; `keepStorage` then trims least recently used first: snapshots (they can be unpacked
-// again), then whole images.
+// diffIDs (unpacked directories, or a tar with its EROFS index). The rest is "dangling" and goes, except what a live
+// hoist process may be using right now (newer than the oldest lease: the records it used and what they name, the
+// blobs and snapshots it touched). `all` empties the store; `keepStorage` then trims least recently used first:
+// snapshots (they can be made again from the blobs), then whole images.
 import { lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { FileDigests } from './file-digests.js';
 import path from 'node:path';
@@ -151,18 +151,13 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
           report.reclaimedBytes += st.size;
         }
       }
-      const snapDir = path.join(store.root, 'snapshots');
-      for (const hex of await readdir(snapDir)) {
-        const p = path.join(snapDir, hex);
-        if (diffIDs.has(`sha256:${hex}`)) continue;
-        const st = await stat(p).catch(() => undefined);
-        if (!st || st.mtimeMs >= protectSince) continue;
-        if (await rootsOnly(p)) {
+      for (const snap of await snapshots(store)) {
+        if (diffIDs.has(`sha256:${snap.hex}`) || snap.t >= protectSince) continue;
+        if (await rootsOnly(snap.paths[0])) {
           report.leftForRoot++;
           continue;
         }
-        report.reclaimedBytes += await treeSize(p);
-        await rm(p, { recursive: true, force: true });
+        report.reclaimedBytes += await removeSnapshot(snap);
         report.removedSnapshots++;
       }
       const indexDir = path.join(store.root, 'indexes');
@@ -205,23 +200,61 @@ async function rootsOnly(p: string): Promise<boolean> {
 }
 
 export async function storeSize(store: Store): Promise<number> {
-  return (await treeSize(path.join(store.root, 'blobs'))) + (await treeSize(path.join(store.root, 'snapshots')));
+  let n = 0;
+  for (const d of ['blobs', 'snapshots', 'lowers']) n += await treeSize(path.join(store.root, d));
+  return n;
+}
+
+/** A layer made usable by RUN: its unpacked directory, or its tar and EROFS index (one entry, the pair). */
+interface SnapshotEntry {
+  hex: string;
+  paths: string[];
+  /** last used */
+  t: number;
+}
+
+async function snapshots(store: Store): Promise<SnapshotEntry[]> {
+  const out: SnapshotEntry[] = [];
+  const snapDir = path.join(store.root, 'snapshots');
+  for (const hex of await readdir(snapDir).catch(() => [] as string[])) {
+    const st = await stat(path.join(snapDir, hex)).catch(() => undefined);
+    if (st) out.push({ hex, paths: [path.join(snapDir, hex)], t: st.mtimeMs });
+  }
+  const pairs = new Map<string, SnapshotEntry>();
+  const lowerDir = path.join(store.root, 'lowers');
+  for (const f of await readdir(lowerDir).catch(() => [] as string[])) {
+    const hex = f.replace(/\.(tar|erofs)$/, '');
+    const st = await stat(path.join(lowerDir, f)).catch(() => undefined);
+    if (!st) continue;
+    const entry = pairs.get(hex) ?? { hex, paths: [], t: 0 };
+    // The index is what a build touches when it mounts the pair; the index first, so that no index outlives its tar.
+    entry.paths[f.endsWith('.erofs') ? 'unshift' : 'push'](path.join(lowerDir, f));
+    entry.t = Math.max(entry.t, st.mtimeMs);
+    pairs.set(hex, entry);
+  }
+  return [...out, ...pairs.values()];
+}
+
+async function removeSnapshot(snap: SnapshotEntry): Promise<number> {
+  let n = 0;
+  for (const p of snap.paths) {
+    n += await treeSize(p);
+    await rm(p, { recursive: true, force: true });
+  }
+  return n;
 }
 
 async function trim(store: Store, keep: number, protectSince: number, report: PruneReport, sweep: () => Promise<void>): Promise<void> {
   let size = await storeSize(store);
   if (size <= keep) return;
-  const snapDir = path.join(store.root, 'snapshots');
-  const snaps = await Promise.all((await readdir(snapDir)).map(async (h) => ({ p: path.join(snapDir, h), t: (await stat(path.join(snapDir, h))).mtimeMs })));
-  for (const s of snaps.sort((a, b) => a.t - b.t)) {
+  for (const snap of (await snapshots(store)).sort((a, b) => a.t - b.t)) {
     if (size <= keep) return;
-    if (s.t >= protectSince) continue; // in use by a running build
-    if (await rootsOnly(s.p)) {
+    if (snap.t >= protectSince) continue; // in use by a running build
+    if (await rootsOnly(snap.paths[0])) {
       report.leftForRoot++;
       continue;
     }
-    const n = await treeSize(s.p);
-    await rm(s.p, { recursive: true, force: true });
+    const n = await removeSnapshot(snap);
     size -= n;
     report.reclaimedBytes += n;
     report.removedSnapshots++;

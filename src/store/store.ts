@@ -2,6 +2,8 @@
 //   blobs/sha256/<hex>      every blob by digest, written atomically (temp file, fsync, rename) after verification
 //   images/<sha256 of name> one record per image name: the name and the descriptor of its manifest or index
 //   snapshots/<diffID hex>/ unpacked layers for RUN, each complete before it is renamed into place
+//   lowers/<diffID hex>.tar a layer's uncompressed tar, and .erofs its EROFS index (layer/erofs.ts): RUN's lower
+//                           where EROFS can be mounted, written in the pass that checks the layer; the index last
 //   indexes/<diffID hex>.json a layer's tar headers, so that a filesystem index is built without reading layers
 //   records/<key hex>.json  the build cache: a step's key and its result (src/cache/record.ts); mtime: last use
 //   verified/<blob hex>     the diffID hoist itself found the blob to decompress to (a cache's record may lie about it)
@@ -22,7 +24,8 @@ import type { BlobSink, BlobSource, Layer } from '../layer/layer.js';
 import { type CacheRecord, parseRecord } from '../cache/record.js';
 import { chain, CompressionError, decompressed } from '../layer/compression.js';
 import { extractLayer, type ExtractReport } from '../layer/extract.js';
-import { TarError, type TarHeader } from '../layer/tar.js';
+import { ErofsIndexBuilder } from '../layer/erofs.js';
+import { readTar, TarError, type TarHeader } from '../layer/tar.js';
 import { onInterrupt, removeSync } from '../exec/cleanup.js';
 import { Limiter } from '../registry/limit.js';
 import { withFileLock } from './lock.js';
@@ -61,7 +64,7 @@ export class Store {
   /** Opens (creating) a store and takes a lease on it until `close()`. */
   static async open(dir = defaultStoreDir()): Promise<Store> {
     const s = new Store(path.resolve(dir));
-    for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'indexes', 'records', 'leases', 'tmp']) await mkdir(path.join(s.root, d), { recursive: true });
+    for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'lowers', 'indexes', 'records', 'leases', 'tmp']) await mkdir(path.join(s.root, d), { recursive: true });
     s.leaseFile = path.join(s.root, 'leases', `${process.pid}-${Date.now()}-${tmpCounter++}`);
     await withFileLock(s.gcLock, () => writeFile(s.leaseFile as string, String(process.pid)));
     return s;
@@ -386,42 +389,130 @@ export class Store {
    */
   snapshotLayer(layer: Layer, options: SnapshotOptions = { whiteouts: 'overlay' }): Promise<Snapshot> {
     const { diffID } = layer;
-    const fromStore = () => timed('unpack', () => this.useLayer(layer, async (open) => {
-      const snapshot = await this.unpackNew(diffID, async () => (await decompressed(await open())).stream, options);
-      await this.noteVerified(layer.descriptor.digest, diffID);
-      return snapshot;
-    }), () => layer.descriptor.size);
-    return this.once(diffID, async () => {
-      await layer.ready;
-      if (layer.sources.length === 0 || (await this.hasIntactBlob(layer.descriptor))) return fromStore();
-      return timed('pull', () => this.pullSnapshot(layer, options, fromStore), () => layer.descriptor.size);
-    });
-  }
-
-  /** A lazy layer downloaded and unpacked in one pass (or, when another process stored it meanwhile, unpacked). */
-  private async pullSnapshot(layer: Layer, options: SnapshotOptions, fromStore: () => Promise<Snapshot>): Promise<Snapshot> {
-    const { diffID } = layer;
-    let done: Snapshot | undefined;
-    const sink = this.teeSink(layer, async (tar) => {
-      // Each attempt (a source's retry, the next source) unpacks afresh.
+    return this.once(diffID, () => this.fromLayer(layer, async (tar) => {
       const tmp = this.tmpPath();
       try {
         const report = await this.unpackTo(tmp, diffID, tar, options);
-        return async () => {
-          done = await this.commitSnapshot(tmp, diffID, report);
-        };
+        return () => this.commitSnapshot(tmp, diffID, report);
       } catch (e) {
         await rm(tmp, { recursive: true, force: true });
         throw e;
       }
-    });
+    }));
+  }
+
+  /** Where a layer's tar and its EROFS index are kept. */
+  lowerPaths(diffID: string): ErofsLower {
+    const base = path.join(this.root, 'lowers', parseDigest(diffID).hex);
+    return { tar: `${base}.tar`, index: `${base}.erofs` };
+  }
+
+  /**
+   * A lazy layer as RUN's lower where EROFS indexes can be mounted: its snapshot directory when there is one (the
+   * upper dir of the RUN step that made it), else its uncompressed tar and EROFS index, written when missing in the
+   * pass that checks the layer (and, when the store lacks the blob, downloads it), never an unpacked file.
+   */
+  lowerLayer(layer: Layer): Promise<Snapshot | ErofsLower> {
+    const { diffID } = layer;
+    const running = this.indexing.get(diffID);
+    if (running) return running;
+    const p = (async (): Promise<Snapshot | ErofsLower> => {
+      if (this.unpacking.has(diffID) || (await this.hasSnapshot(diffID))) return this.snapshotLayer(layer);
+      const lower = this.lowerPaths(diffID);
+      if (await stat(lower.index).then(() => true, () => false)) {
+        const now = new Date();
+        await utimes(lower.index, now, now).catch(() => undefined);
+        return lower;
+      }
+      return this.unpackSlots.run(() => this.fromLayer(layer, (tar) => this.indexTo(diffID, tar)));
+    })().finally(() => this.indexing.delete(diffID));
+    this.indexing.set(diffID, p);
+    return p;
+  }
+
+  private readonly indexing = new Map<string, Promise<Snapshot | ErofsLower>>();
+
+  /**
+   * What `make` makes of a lazy layer's uncompressed tar (it answers how to commit it once the tar checked), from
+   * the stored blob, or from the download in the same pass that stores it.
+   */
+  private async fromLayer<T>(layer: Layer, make: (tar: Readable) => Promise<() => Promise<T>>): Promise<T> {
+    const fromStore = () => timed('unpack', () => this.useLayer(layer, async (open) => {
+      const commit = await make((await decompressed(await open())).stream);
+      const made = await commit();
+      await this.noteVerified(layer.descriptor.digest, layer.diffID);
+      return made;
+    }), () => layer.descriptor.size);
+    await layer.ready;
+    if (layer.sources.length === 0 || (await this.hasIntactBlob(layer.descriptor))) return fromStore();
+    return timed('pull', async () => {
+      let done: { made: T } | undefined;
+      // Each attempt (a source's retry, the next source) makes it afresh.
+      const sink = this.teeSink(layer, async (tar) => {
+        const commit = await make(tar);
+        return async () => {
+          done = { made: await commit() };
+        };
+      });
+      try {
+        await this.fetchMissing(layer.descriptor, layer.sources, sink);
+      } catch (e) {
+        // Another user of the store may have stored the blob meanwhile (the write then stops short): made from that.
+        if (!(await this.hasIntactBlob(layer.descriptor))) throw e;
+      }
+      return done ? done.made : fromStore();
+    }, () => layer.descriptor.size);
+  }
+
+  /**
+   * Writes a layer's uncompressed tar (verified against its diffID) and, from the same pass, its EROFS index and
+   * its headers' index; answers how to move them into place.
+   */
+  private async indexTo(diffID: string, tar: Readable): Promise<() => Promise<ErofsLower>> {
+    const tmp = { tar: this.tmpPath(), index: this.tmpPath() };
+    const drop = () => {
+      removeSync(tmp.tar);
+      removeSync(tmp.index);
+    };
+    const forget = onInterrupt(drop);
     try {
-      await this.fetchMissing(layer.descriptor, layer.sources, sink);
+      const verified = chain(tar, new DigestStream({ digest: diffID, where: `layer ${diffID}` }));
+      const out = createWriteStream(tmp.tar, { mode: 0o644 });
+      const failed = new Promise<never>((_, reject) => out.once('error', reject));
+      failed.catch(() => undefined);
+      let size = 0;
+      async function* written(): AsyncGenerator<Buffer> {
+        for await (const chunk of verified as AsyncIterable<Buffer>) {
+          size += chunk.length;
+          if (!out.write(chunk)) await Promise.race([new Promise<void>((r) => out.once('drain', () => r())), failed]);
+          yield chunk;
+        }
+      }
+      const builder = new ErofsIndexBuilder();
+      const headers: TarHeader[] = [];
+      for await (const { header, body, offset } of readTar(written())) {
+        body.resume();
+        headers.push(header);
+        builder.add(header, offset);
+      }
+      out.end();
+      await Promise.race([new Promise<void>((r) => out.once('finish', () => r())), failed]);
+      await writeFile(tmp.index, builder.finish(size));
+      if (!(await stat(this.indexPath(diffID)).catch(() => undefined))) await this.writeLayerIndex(diffID, headers);
+      return async () => {
+        const final = this.lowerPaths(diffID);
+        // The tar first: an index is there only with its tar.
+        await rename(tmp.tar, final.tar);
+        await rename(tmp.index, final.index);
+        return final;
+      };
     } catch (e) {
-      // Another user of the store may have stored the blob meanwhile (the write then stops short): unpack that.
-      if (!(await this.hasIntactBlob(layer.descriptor))) throw e;
+      drop();
+      if (e instanceof TarError || e instanceof CompressionError) e.message = `layer ${diffID}: ${e.message}`;
+      throw e;
+    } finally {
+      forget();
     }
-    return done ?? fromStore();
   }
 
   /**
@@ -554,6 +645,12 @@ export class Store {
 
 export interface SnapshotOptions {
   whiteouts: 'apply' | 'overlay';
+}
+
+/** A layer's uncompressed tar and its EROFS index, mounted together as one of RUN's lowers. */
+export interface ErofsLower {
+  tar: string;
+  index: string;
 }
 
 export interface Snapshot {
