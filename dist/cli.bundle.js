@@ -29610,6 +29610,13 @@ function registryBlobSource(client, repository) {
         })),
     };
 }
+/** The layers of an image manifest of `origin`, lazy: fetched from that repository when read. */
+function registryLayers(client, origin, m, diffIDs) {
+    if (m.kind !== 'manifest')
+        throw new Error('layers of an index');
+    const source = registryBlobSource(client, origin);
+    return m.manifest.layers.map((descriptor, i) => ({ descriptor, diffID: diffIDs[i], sources: [source] }));
+}
 class RemoteImage {
     client;
     ref;
@@ -29627,10 +29634,7 @@ class RemoteImage {
     }
     /** The layers of one of its manifests, lazy: fetched from this repository when read. */
     layers(m, diffIDs) {
-        if (m.kind !== 'manifest')
-            throw new Error('layers of an index');
-        const source = registryBlobSource(this.client, this.origin);
-        return m.manifest.layers.map((descriptor, i) => ({ descriptor, diffID: diffIDs[i], sources: [source] }));
+        return registryLayers(this.client, this.origin, m, diffIDs);
     }
     manifest(desc) {
         return this.client.getManifest(this.ref, desc.digest);
@@ -31306,6 +31310,8 @@ function formatProfile(r) {
 //   indexes/<diffID hex>.json a layer's tar headers, so that a filesystem index is built without reading layers
 //   records/<key hex>.json  the build cache: a step's key and its result (src/cache/record.ts); mtime: last use
 //   verified/<blob hex>     the diffID hoist itself found the blob to decompress to (a cache's record may lie about it)
+//   resolved/<hash>.json    the manifest a base (name and platform) last resolved to here, and when (its manifest and
+//                           config are blobs): a local rebuild within a minute does not ask the registry again
 //   leases/<pid>-<n>        which processes are using the store since when (garbage collection spares their work)
 //   tmp/                    partial writes
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
@@ -31616,13 +31622,39 @@ class Store {
         const p = this.verifiedPath(digest);
         return p !== undefined && (await (0,promises_.readFile)(p, 'utf8').catch(() => undefined)) === diffID;
     }
+    resolvedPath(name) {
+        return external_node_path_.join(this.root, 'resolved', `${(0,image_digest/* digestOf */.ol)(name).slice(7)}.json`);
+    }
+    /** Notes what the base `name` (a reference and a platform) resolved to: its manifest's and its config's bytes. */
+    async noteResolved(name, manifest, config) {
+        await this.writeBlob(manifest.bytes, { digest: manifest.digest, size: manifest.bytes.length });
+        await this.writeBlob(config.bytes, { digest: config.digest, size: config.bytes.length });
+        await (0,promises_.mkdir)(external_node_path_.join(this.root, 'resolved'), { recursive: true });
+        const tmp = this.tmpPath();
+        await (0,promises_.writeFile)(tmp, JSON.stringify({ name, digest: manifest.digest, mediaType: manifest.mediaType, at: Date.now() }));
+        await (0,promises_.rename)(tmp, this.resolvedPath(name));
+    }
+    /** What the base `name` resolved to here within the last `maxAgeMs`, if anything. */
+    async recentlyResolved(name, maxAgeMs) {
+        try {
+            const r = JSON.parse(await (0,promises_.readFile)(this.resolvedPath(name), 'utf8'));
+            const age = Date.now() - Number(r.at);
+            if (r.name !== name || typeof r.digest !== 'string' || typeof r.mediaType !== 'string' || !(age >= 0 && age <= maxAgeMs))
+                return undefined;
+            return { digest: r.digest, mediaType: r.mediaType };
+        }
+        catch {
+            return undefined;
+        }
+    }
     indexPath(diffID) {
         return external_node_path_.join(this.root, 'indexes', `${(0,image_digest/* parseDigest */.m)(diffID).hex}.json`);
     }
     /** The tar headers of the layer with this diffID, as recorded when it was first read or written. */
     async readLayerIndex(diffID) {
-        // A layer being unpacked writes its index when done: waiting for it spares reading the layer a second time.
-        await this.unpacking.get(diffID)?.catch(() => undefined);
+        // A layer being unpacked (or indexed for EROFS) writes its headers' index when done: waiting for it spares
+        // reading the layer a second time.
+        await this.unpacked(diffID);
         const text = await (0,promises_.readFile)(this.indexPath(diffID), 'utf8').catch(() => undefined);
         if (text === undefined)
             return undefined;
@@ -31863,6 +31895,7 @@ class Store {
     /** Waits for the unpacking of this layer that is under way, if there is one (its outcome is not this caller's). */
     async unpacked(diffID) {
         await this.unpacking.get(diffID)?.catch(() => undefined);
+        await this.indexing.get(diffID)?.catch(() => undefined);
     }
     /** layers unpacked at once: more overlaps downloads, decompression (in the thread pool) and disk waits */
     unpackSlots = new limit/* Limiter */.jG(3);
@@ -35548,40 +35581,156 @@ function fileInside(root, p) {
 // RUN's lowers as EROFS tar indexes (layer/erofs.ts) mounted read-only, each with its tar as the index's second
 // device: a base layer becomes a lower in milliseconds, where unpacking it created thousands of files.
 //
-// How they are mounted is chosen once per process, by mounting an index of an empty tar:
+// How they are mounted is judged once per process from the kernel (erofsChoice), and confirmed by the first mount:
 //   file  the index and its tar as files (Linux 6.12's file-backed EROFS mounts): no loop device at all. mount(8)
-//         would set up a loop device for a file by itself, so mount(2) is called from python3 (ctypes), many at once.
+//         would set up a loop device for a file by itself, so mount(2) is called from python3 (ctypes): one helper
+//         process for the build (MountHelper), many mounts a request.
 //   loop  the tar on a read-only loop device (`losetup -r`) and the index through mount's own `-o loop`; both are
 //         detached as soon as the mount holds them (the kernel frees them when it unmounts).
-//   none  no EROFS in the kernel, no loop devices, no root: the layers are unpacked into directories as before.
-// HOIST_LOWERS=directories|erofs|erofs-loop forces a kind (the tests run both).
+//   none  no EROFS in the kernel, no root, or the first mount refused either way (ErofsUnavailableError): the
+//         layers are unpacked into directories as before, said once in the log.
+// Nothing is mounted to find this out: a probe cost a python3 start and two mounts on every build's way.
+// HOIST_LOWERS=directories|erofs|erofs-loop forces a kind (the tests run both; a forced kind never falls back).
 // Every mount is under a directory of the store's tmp/ named by this process's pid: what a killed build leaves is
-// unmounted by the next build's sweep (leftovers.ts), like its overlays.
+// unmounted by its helper as hoist's end of the pipe closes, else by the next build's sweep (leftovers.ts).
 
 
 
 
 
-/** mount(2) and umount2(2) for a list of paths, from python3: one process for every mount of a step's lowers. */
+
+
+/**
+ * mount(2) and umount2(2) from python3 (ctypes): one process for the whole build, started while the base downloads,
+ * asked one line of JSON at a time. When hoist goes (its end of the pipe closes: an exit, a SIGKILL), it detaches
+ * whatever it mounted that is still mounted, so that a killed build leaves no index mounted.
+ */
 const helper = `
-import ctypes, json, os, sys
+import ctypes, json, os, signal, sys
+signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 libc = ctypes.CDLL(None, use_errno=True)
-out = []
-for item in json.loads(sys.argv[1]):
-    if item[0] == 'mount':
-        r = libc.mount(item[1].encode(), item[3].encode(), b'erofs', 1, ('device=' + item[2]).encode())
-    else:
-        r = libc.umount2(item[1].encode(), 0)
-        if r != 0 and ctypes.get_errno() == 16:
-            r = libc.umount2(item[1].encode(), 2)
-    out.append('' if r == 0 else os.strerror(ctypes.get_errno()))
-print(json.dumps(out))
+mine = []
+def loop(path):
+    # LOOP_CTL_GET_FREE, then LOOP_CONFIGURE (Linux 5.8) read-only and autoclear: the device goes with its last user.
+    import fcntl, struct
+    backing = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        control = os.open('/dev/loop-control', os.O_RDWR | os.O_CLOEXEC)
+        try:
+            for _ in range(20):
+                n = fcntl.ioctl(control, 0x4C82)
+                dev = os.open('/dev/loop%d' % n, os.O_RDONLY | os.O_CLOEXEC)
+                config = bytearray(304)
+                struct.pack_into('=I', config, 0, backing)
+                struct.pack_into('=I', config, 60, 1 | 4)
+                try:
+                    fcntl.ioctl(dev, 0x4C0A, bytes(config))
+                    return dev, '/dev/loop%d' % n
+                except OSError as err:
+                    os.close(dev)
+                    if err.errno != 16:
+                        raise
+            raise OSError(16, 'no free loop device')
+        finally:
+            os.close(control)
+    finally:
+        os.close(backing)
+def serve():
+    for line in sys.stdin:
+        out = []
+        for item in json.loads(line):
+            if item[0] == 'mount':
+                r = libc.mount(item[1].encode(), item[3].encode(), b'erofs', 1, ('device=' + item[2]).encode())
+                e = ctypes.get_errno()
+                if r == 0:
+                    mine.append(item[3])
+            elif item[0] == 'mount-loop':
+                held = []
+                try:
+                    meta, meta_dev = loop(item[1])
+                    held.append(meta)
+                    tar, tar_dev = loop(item[2])
+                    held.append(tar)
+                    r = libc.mount(meta_dev.encode(), item[3].encode(), b'erofs', 1, ('device=' + tar_dev).encode())
+                    e = ctypes.get_errno()
+                    if r == 0:
+                        mine.append(item[3])
+                except OSError as err:
+                    r, e = -1, err.errno or 5
+                for fd in held:
+                    os.close(fd)
+            else:
+                r = libc.umount2(item[1].encode(), 0)
+                e = ctypes.get_errno()
+                if r != 0 and e == 16:
+                    r = libc.umount2(item[1].encode(), 2)
+                    e = ctypes.get_errno()
+                if r == 0 and item[1] in mine:
+                    mine.remove(item[1])
+            out.append('' if r == 0 else os.strerror(e))
+        sys.stdout.write(json.dumps(out) + '\\n')
+        sys.stdout.flush()
+try:
+    serve()
+except Exception:
+    pass
+finally:
+    for m in reversed(mine):
+        libc.umount2(m.encode(), 2)
 `;
-async function python(items) {
-    const r = await (0,exec_process/* runProcess */.R3)('python3', ['-c', helper, JSON.stringify(items)]);
-    if (r.status !== 0)
-        throw new Error(`python3: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').at(-1)}`);
-    return JSON.parse(r.stdout);
+class MountHelper {
+    child;
+    waiting = [];
+    buffered = '';
+    failure;
+    constructor() {
+        this.child = (0,external_node_child_process_.spawn)('python3', ['-c', helper], { stdio: ['pipe', 'pipe', 'pipe'] });
+        const fail = (e) => {
+            this.failure ??= e;
+            for (const w of this.waiting.splice(0))
+                w.reject(this.failure);
+        };
+        this.child.on('error', (e) => fail(new Error(`python3: ${e.message}`)));
+        let stderr = '';
+        this.child.stderr.on('data', (d) => void (stderr = (stderr + d.toString()).slice(-2000)));
+        this.child.on('exit', (code) => fail(new Error(`python3 exited (${code}): ${stderr.trim().split('\n').at(-1) ?? ''}`)));
+        this.child.stdin.on('error', () => undefined);
+        this.child.stdout.on('data', (d) => {
+            this.buffered += d.toString();
+            for (let nl = this.buffered.indexOf('\n'); nl >= 0; nl = this.buffered.indexOf('\n')) {
+                const line = this.buffered.slice(0, nl);
+                this.buffered = this.buffered.slice(nl + 1);
+                this.waiting.shift()?.resolve(JSON.parse(line));
+                this.idle();
+            }
+        });
+        this.idle();
+    }
+    /** Kept from holding hoist open while nothing is asked of it. */
+    idle() {
+        if (this.waiting.length > 0)
+            return;
+        this.child.unref();
+        this.child.stdout.unref?.();
+        this.child.stderr.unref?.();
+        this.child.stdin.unref?.();
+    }
+    ask(items) {
+        if (this.failure)
+            return Promise.reject(this.failure);
+        this.child.ref();
+        this.child.stdout.ref?.();
+        return new Promise((resolve, reject) => {
+            this.waiting.push({ resolve, reject });
+            this.child.stdin.write(`${JSON.stringify(items)}\n`);
+        });
+    }
+}
+let mountHelper;
+const python = (items) => (mountHelper ??= new MountHelper()).ask(items);
+/** No index could be mounted here, either way (the executor unpacks the layers instead, unless a kind was forced). */
+class ErofsUnavailableError extends Error {
+    name = 'ErofsUnavailableError';
 }
 /** Mounts of EROFS indexes made by one executor, all undone by `close()` (or by a signal's clean-up). */
 class ErofsMounts {
@@ -35590,13 +35739,20 @@ class ErofsMounts {
     mounted = [];
     counter = 0;
     forget;
+    /** why file-backed mounts were given up for loop devices, if they were */
+    refusedFileBacked;
+    /** the python3 helper mounts (and sets up loop devices); else mount(8) and losetup */
+    viaHelper = onPath('python3');
     constructor(mode, 
     /** a directory of the store's tmp/ named by this process's pid */
     dir) {
         this.mode = mode;
         this.dir = dir;
     }
-    /** Mounts each index with its tar at a new directory; answers the directories, in order. */
+    /**
+     * Mounts each index with its tar at a new directory; answers the directories, in order. File-backed mounts the
+     * kernel refuses (older than 6.12, or built without them) turn this set to loop devices for good.
+     */
     async mount(list) {
         if (list.length === 0)
             return [];
@@ -35609,29 +35765,58 @@ class ErofsMounts {
         const targets = list.map(() => external_node_path_.join(this.dir, String(this.counter++)));
         for (const t of targets)
             await (0,promises_.mkdir)(t);
+        let from = 0;
         if (this.mode === 'file') {
-            const errors = await python(list.map((l, i) => ['mount', l.index, l.tar, targets[i]]));
+            const errors = await python(list.map((l, i) => ['mount', l.index, l.tar, targets[i]])).catch((e) => list.map(() => e.message));
             for (const [i, e] of errors.entries())
                 if (!e)
                     this.mounted.push(targets[i]);
-            const failed = errors.findIndex((e) => e !== '');
-            if (failed >= 0)
-                throw new Error(`cannot mount the EROFS index ${list[failed].index}: ${errors[failed]}`);
-            return targets;
+            from = errors.findIndex((e) => e !== '');
+            if (from < 0)
+                return targets;
+            if (this.mounted.length > 0)
+                throw new Error(`cannot mount the EROFS index ${list[from].index}: ${errors[from]}`);
+            this.refusedFileBacked = errors[from];
+            this.mode = 'loop';
+            from = 0;
         }
-        for (const [i, l] of list.entries())
-            await this.mountLoop(l, targets[i]);
+        if (this.viaHelper) {
+            // Loop devices set up by the helper itself (ioctls): a millisecond a layer, where losetup and mount cost three
+            // processes; without python3, those.
+            const errors = await python(list.slice(from).map((l, i) => ['mount-loop', l.index, l.tar, targets[from + i]])).catch((e) => list.slice(from).map(() => e.message));
+            for (const [i, e] of errors.entries())
+                if (!e)
+                    this.mounted.push(targets[from + i]);
+            const failed = errors.findIndex((e) => e !== '');
+            if (failed < 0)
+                return targets;
+            const why = `cannot mount the EROFS index ${list[from + failed].index} on loop devices: ${errors[failed]}`;
+            if (this.mounted.length === 0)
+                throw new ErofsUnavailableError(`EROFS indexes cannot be mounted here (${this.refusedFileBacked ? `file-backed: ${this.refusedFileBacked}; ` : ''}on loop devices: ${errors[failed]})`);
+            throw new Error(why);
+        }
+        for (let i = from; i < list.length; i++) {
+            try {
+                await this.mountLoop(list[i], targets[i]);
+            }
+            catch (e) {
+                // Nothing mounted yet, either way: this machine cannot mount indexes at all.
+                if (this.mounted.length === 0)
+                    throw new ErofsUnavailableError(`EROFS indexes cannot be mounted here (${this.refusedFileBacked ? `file-backed: ${this.refusedFileBacked}; ` : ''}on loop devices: ${e.message})`);
+                throw e;
+            }
+        }
         return targets;
     }
     async mountLoop(l, target) {
         const loop = await (0,exec_process/* runProcess */.R3)('losetup', ['--show', '-f', '-r', l.tar]);
         const device = loop.stdout.trim();
         if (loop.status !== 0 || !device.startsWith('/dev/'))
-            throw new Error(`cannot attach ${l.tar} to a loop device: ${(loop.stderr || loop.error?.message || '').trim()}`);
+            throw new Error(`cannot attach ${l.tar} to a loop device: ${(loop.stderr || loop.error?.message || '').trim().split('\n')[0]}`);
         try {
             const r = await (0,exec_process/* runProcess */.R3)('mount', ['-t', 'erofs', '-o', `ro,loop,device=${device}`, l.index, target]);
             if (r.status !== 0)
-                throw new Error(`cannot mount the EROFS index ${l.index}: ${(r.stderr || r.error?.message || '').trim()}`);
+                throw new Error(`cannot mount the EROFS index ${l.index}: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`);
             this.mounted.push(target);
         }
         finally {
@@ -35642,7 +35827,7 @@ class ErofsMounts {
     /** Unmounts everything this set mounted and removes its directory. */
     async close() {
         const all = this.mounted.splice(0).reverse();
-        if (all.length && this.mode === 'file') {
+        if (all.length && this.viaHelper) {
             const errors = await python(all.map((m) => ['umount', m])).catch(() => all.map(() => 'python3 failed'));
             for (const [i, e] of errors.entries())
                 if (e)
@@ -35657,45 +35842,57 @@ class ErofsMounts {
         await (0,promises_.rm)(this.dir, { recursive: true, force: true }).catch(() => undefined);
     }
 }
+/** The kernel's release as numbers (6.12.5-foo → [6, 12]). */
+function kernelRelease() {
+    const m = /^(\d+)\.(\d+)/.exec((0,external_node_os_.release)());
+    return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+/** Whether this kernel has EROFS: registered already, or built as a module mount(2) will load. */
+function erofsInKernel() {
+    const read = (f) => {
+        try {
+            return (0,external_node_fs_.readFileSync)(f, 'utf8');
+        }
+        catch {
+            return '';
+        }
+    };
+    if (/\terofs$/m.test(read('/proc/filesystems')) || (0,external_node_fs_.existsSync)('/sys/fs/erofs'))
+        return true;
+    const modules = `/lib/modules/${(0,external_node_os_.release)()}`;
+    return /\/erofs\.ko/.test(read(`${modules}/modules.dep`)) || /\/erofs\.ko/.test(read(`${modules}/modules.builtin`));
+}
+function onPath(program) {
+    return (process.env.PATH ?? '').split(':').some((d) => d !== '' && (0,external_node_fs_.existsSync)(external_node_path_.join(d, program)));
+}
 let chosen;
-/** How EROFS indexes are mounted here (see the top of this file); tried once per process, in `scratch`. */
-function erofsChoice(scratch, env = process.env) {
-    chosen ??= choose(scratch, env.HOIST_LOWERS);
+/**
+ * How EROFS indexes are to be mounted here, judged without mounting anything (see the top of this file): file-backed
+ * on Linux 6.12 and later with python3, else on loop devices; none without root or without EROFS in the kernel. The
+ * first real mount confirms it (ErofsMounts falls back from file-backed to loop devices, and the executor from
+ * indexes to directories, saying so); a forced kind that cannot be is an error.
+ */
+function erofsChoice(env = process.env) {
+    chosen ??= guess(env.HOIST_LOWERS);
     return chosen;
 }
-async function choose(scratch, forced) {
+function guess(forced) {
+    if (forced !== undefined && !['directories', 'erofs', 'erofs-loop'].includes(forced))
+        throw new Error(`HOIST_LOWERS=${forced}: expected directories, erofs or erofs-loop`);
     if (forced === 'directories')
         return { why: 'HOIST_LOWERS=directories' };
-    if (process.getuid?.() !== 0)
-        return { why: 'EROFS indexes are mounted as root only' };
-    const modes = forced === 'erofs-loop' ? ['loop'] : forced === 'erofs' ? ['file', 'loop'] : ['file', 'loop'];
-    const dir = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, `${process.pid}-erofs-probe-`));
-    const why = [];
-    try {
-        const lower = { tar: external_node_path_.join(dir, 'empty.tar'), index: external_node_path_.join(dir, 'empty.erofs') };
-        await (0,promises_.writeFile)(lower.tar, Buffer.alloc(1024));
-        await (0,promises_.writeFile)(lower.index, new ErofsIndexBuilder().finish(1024));
-        for (const mode of modes) {
-            const probe = new ErofsMounts(mode, external_node_path_.join(dir, mode));
-            try {
-                await probe.mount([lower]);
-                return { mode };
-            }
-            catch (e) {
-                why.push(`${mode === 'file' ? 'file-backed' : 'on loop devices'}: ${e.message.replace(lower.index, 'a test index')}`);
-            }
-            finally {
-                await probe.close();
-            }
-        }
-    }
-    finally {
-        await (0,promises_.rm)(dir, { recursive: true, force: true }).catch(() => undefined);
-    }
-    const answer = { why: `EROFS indexes cannot be mounted here (${why.join('; ')})` };
-    if (forced)
-        throw new Error(`HOIST_LOWERS=${forced}: ${answer.why}`);
-    return answer;
+    const cannot = process.getuid?.() !== 0 ? 'EROFS indexes are mounted as root only' : !erofsInKernel() ? `this kernel (${(0,external_node_os_.release)()}) has no EROFS` : undefined;
+    if (cannot && forced)
+        throw new Error(`HOIST_LOWERS=${forced}: ${cannot}`);
+    if (cannot)
+        return { why: cannot };
+    const [major, minor] = kernelRelease();
+    const fileBacked = (major > 6 || (major === 6 && minor >= 12)) && onPath('python3');
+    return { mode: forced === 'erofs-loop' || !fileBacked ? 'loop' : 'file', ...(forced ? { forced } : {}) };
+}
+/** Starts the mount helper ahead (python3 takes tens of milliseconds to start): while the layers download. */
+function prestartHelper() {
+    mountHelper ??= new MountHelper();
 }
 
 ;// CONCATENATED MODULE: ./lib/exec/sandbox.js
@@ -36032,25 +36229,30 @@ class OverlayExecutor {
     emulation(platform, register) {
         return ensureEmulation(platform, register);
     }
-    /** How the lowers are kept: said once in the log when they are unpacked directories (prepare()). */
-    notice;
-    lowerKind = {};
+    /** RUN's lowers as EROFS indexes (erofs-mount.ts), or undefined: unpacked directories */
     erofs;
+    /** a kind HOIST_LOWERS forced: no falling back from it */
+    forced;
+    log;
     /** the mount of each layer's index (by diffID), for as long as the executor lives */
     mountedIndexes = new Map();
-    /** Chooses the lowers' kind (EROFS indexes where they can be mounted) once, before the first step. */
-    async prepare(scratch) {
-        this.lowerKind = await erofsChoice(scratch);
-        if (this.lowerKind.mode)
-            this.erofs = new ErofsMounts(this.lowerKind.mode, external_node_path_.join(scratch, `${process.pid}-erofs-${Date.now()}`));
+    /** Chooses the lowers' kind (EROFS indexes where they can be mounted), once, from what the kernel has. */
+    prepare(scratch, log) {
+        const choice = erofsChoice();
+        this.log = log;
+        this.forced = choice.forced;
+        if (choice.mode)
+            this.erofs = new ErofsMounts(choice.mode, external_node_path_.join(scratch, `${process.pid}-erofs-${Date.now()}`));
         else
-            this.notice = `RUN's base layers are unpacked into directories: ${this.lowerKind.why}`;
+            log?.(`RUN's base layers are unpacked into directories: ${choice.why}`);
         return this;
     }
     lower(l) {
         return this.erofs ? this.store.lowerLayer(l) : this.store.snapshotLayer(l);
     }
     warm(layers) {
+        if (this.erofs?.mode === 'file')
+            prestartHelper();
         return layers.map((l) => this.lower(l).catch(() => undefined));
     }
     /**
@@ -36061,6 +36263,25 @@ class OverlayExecutor {
      * directories) over whatever came between.
      */
     async snapshots(state) {
+        try {
+            return await this.lowerDirs(state);
+        }
+        catch (e) {
+            if (!(e instanceof ErofsUnavailableError) || this.forced)
+                throw e;
+            // Confirmed by the first mount: no index can be mounted here. The layers are unpacked from now on (a step of
+            // another stage may have found it out first).
+            const gone = this.erofs;
+            if (gone) {
+                this.log?.(`RUN's base layers are unpacked into directories: ${e.message}`);
+                this.erofs = undefined;
+                this.mountedIndexes.clear();
+                await gone.close();
+            }
+            return this.lowerDirs(state);
+        }
+    }
+    async lowerDirs(state) {
         const lowers = await (0,limit/* settleAll */.j3)(state.layers.map((l) => this.lower(l)));
         const fresh = [];
         const paths = lowers.map((lower, i) => {
@@ -36165,7 +36386,8 @@ class OverlayExecutor {
 
 
 const noRuntime = 'RUN needs an OCI runtime: install runc (apt-get install runc) or crun';
-async function chooseExecutor(store, isolation) {
+/** `log`: where a later word about the executor goes (that RUN's lowers are unpacked directories here). */
+async function chooseExecutor(store, isolation, log) {
     const probes = external_node_path_.join(store.root, 'tmp');
     await (0,promises_.mkdir)(probes, { recursive: true });
     if (isolation === 'proot' || isolation === 'chroot') {
@@ -36178,13 +36400,13 @@ async function chooseExecutor(store, isolation) {
     if (isolation === 'runc') {
         if (!runtime)
             throw new ExecError(noRuntime);
-        return new OverlayExecutor(store, runtime).prepare(probes);
+        return new OverlayExecutor(store, runtime).prepare(probes, log);
     }
     const refused = await overlayRefused(probes);
     if (!refused) {
         if (!runtime)
             throw new ExecError(`${noRuntime} (or pass --isolation proot)`);
-        return new OverlayExecutor(store, runtime).prepare(probes);
+        return new OverlayExecutor(store, runtime).prepare(probes, log);
     }
     return directoryExecutor(store, 'auto', `this machine may not mount: ${refused.split('\n')[0].replace(/\.$/, '')}`);
 }
@@ -39690,12 +39912,28 @@ class Solver {
             catch (e) {
                 throw at ? stageError(at, e) : e;
             }
+            const name = `${formatReference(parsed)}|${(0,image_platform/* formatPlatform */.Bq)(platform)}`;
+            const store = this.req.store;
+            if (this.req.reuseResolved) {
+                const recent = await store.recentlyResolved(name, this.req.reuseResolved);
+                const known = recent && (await (async () => {
+                    const m = (0,image_manifest/* parseManifest */.Ng)(await store.readBlob(recent.digest), recent.mediaType);
+                    if (m.kind !== 'manifest')
+                        return undefined;
+                    const config = (0,image_manifest/* parseImageConfig */.FB)(await store.readBlob(m.manifest.config.digest));
+                    return { digest: m.digest, config, layers: registryLayers(this.req.client, { registry: parsed.registry, repository: parsed.repository }, m, config.rootfs.diff_ids) };
+                })().catch(() => undefined));
+                if (known)
+                    return known;
+            }
             try {
                 const remote = await RemoteImage.open(this.req.client, parsed);
                 const m = await platformManifest(remote, platform, ref);
                 if (m.kind !== 'manifest')
                     throw new NoPlatformError(`${ref}: not an image manifest`);
-                const config = (0,image_manifest/* parseImageConfig */.FB)(await remote.readBlob(m.manifest.config));
+                const configBytes = await remote.readBlob(m.manifest.config);
+                const config = (0,image_manifest/* parseImageConfig */.FB)(configBytes);
+                await store.noteResolved(name, m, { digest: m.manifest.config.digest, bytes: configBytes }).catch(() => undefined);
                 return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
             }
             catch (e) {
@@ -39954,7 +40192,7 @@ class Solver {
     executor() {
         if (this.req.executor)
             return this.req.executor();
-        this.ownExecutor ??= chooseExecutor(this.req.store, this.req.isolation ?? 'auto').then((ex) => {
+        this.ownExecutor ??= chooseExecutor(this.req.store, this.req.isolation ?? 'auto', (line) => this.req.onLog?.(line)).then((ex) => {
             if (ex.notice)
                 this.req.onLog?.(ex.notice);
             return ex;
@@ -40212,6 +40450,12 @@ function lib_build(req) {
         return outcome;
     });
 }
+/** How long a base this store resolved is taken as it was, on a developer's machine (a rebuild asks no registry). */
+const reuseResolvedFor = 60_000;
+/** A CI job (where a base pushed a moment ago by another job must be seen): every base is resolved at every build. */
+function inCI(env) {
+    return ['CI', 'GITHUB_ACTIONS', 'GITLAB_CI', 'BUILDKITE', 'JENKINS_URL', 'TF_BUILD', 'HOIST_ALWAYS_RESOLVE'].some((k) => env[k] !== undefined && env[k] !== '' && env[k] !== 'false');
+}
 async function buildProfiled(req) {
     const { store, client } = req;
     const startedOn = new Date();
@@ -40249,7 +40493,7 @@ async function buildProfiled(req) {
     // The executor of RUN steps, chosen once for every platform's solve (and said in the log when it is not runc).
     let executorChosen;
     const executor = () => {
-        executorChosen ??= chooseExecutor(store, req.isolation ?? 'auto').then((ex) => {
+        executorChosen ??= chooseExecutor(store, req.isolation ?? 'auto', log).then((ex) => {
             if (ex.notice)
                 log(ex.notice);
             return ex;
@@ -40283,6 +40527,7 @@ async function buildProfiled(req) {
                 annotations: annotationsFor(req.annotations ?? [], 'manifest', platform),
                 ociMediaTypes: wantsOciMediaTypes(outputs),
                 sourceDateEpoch,
+                ...(inCI(process.env) ? {} : { reuseResolved: reuseResolvedFor }),
                 secrets: req.secrets ?? new Map(),
                 ssh: req.ssh ?? new Map(),
                 noCache: req.noCache ?? false,

@@ -88679,6 +88679,13 @@ function registryBlobSource(client, repository) {
         })),
     };
 }
+/** The layers of an image manifest of `origin`, lazy: fetched from that repository when read. */
+function registryLayers(client, origin, m, diffIDs) {
+    if (m.kind !== 'manifest')
+        throw new Error('layers of an index');
+    const source = registryBlobSource(client, origin);
+    return m.manifest.layers.map((descriptor, i) => ({ descriptor, diffID: diffIDs[i], sources: [source] }));
+}
 class RemoteImage {
     client;
     ref;
@@ -88696,10 +88703,7 @@ class RemoteImage {
     }
     /** The layers of one of its manifests, lazy: fetched from this repository when read. */
     layers(m, diffIDs) {
-        if (m.kind !== 'manifest')
-            throw new Error('layers of an index');
-        const source = registryBlobSource(this.client, this.origin);
-        return m.manifest.layers.map((descriptor, i) => ({ descriptor, diffID: diffIDs[i], sources: [source] }));
+        return registryLayers(this.client, this.origin, m, diffIDs);
     }
     manifest(desc) {
         return this.client.getManifest(this.ref, desc.digest);
@@ -90979,545 +90983,160 @@ function fileInside(root, p) {
     }
 }
 
-;// CONCATENATED MODULE: ./lib/layer/erofs.js
-// An EROFS tar index: the metadata of a layer's uncompressed tar as an EROFS image whose regular files point into
-// the tar itself (a second device), so that mounting the index with the tar gives the layer's tree without writing
-// a file of it. Written from the format the kernel documents (Documentation/filesystems/erofs.rst; the on-disk
-// structures in erofs_fs.h), the same kind of image as erofs-utils' `mkfs.erofs --tar=i` makes:
-//
-//   block size 512 (tar data starts on 512-byte boundaries, so a file's bytes are a run of the tar's blocks)
-//   [0, 1024)      nothing
-//   [1024, 1152)   the superblock; [1152, 1280) the device table: one slot, the tar
-//   block 3 on     the inodes (nids counted from block 2, so that none is 0: readdir drops an entry of inode 0) (64-byte "extended" form: 32-bit owners, 64-bit size and time), each followed by its
-//                  xattrs and its chunk index or inline data, 32-byte aligned; the root's first (its nid is 16 bits)
-//   after them     the blocks of directories and symlinks too big to sit inline
-//
-// The tree is what extractLayer's 'overlay' mode makes of the same tar in an empty directory (names cleaned, parents
-// resolved inside the layer the way a chroot would see them, later entries replacing earlier ones, whiteouts as 0/0
-// character devices and opaque directories as trusted.overlay.opaque), because the two kinds of lowers must show a
-// step the same files. A regular file is one chunk: an 8-byte index naming the tar's block where its bytes start, so
-// the kernel reads nothing outside the tar (each offset is checked against the tar's size here).
-
-
-
-
-const blockBits = 9;
-const blockSize = 1 << blockBits;
-const superOffset = 1024;
-/** nids count 32-byte slots from here (the superblock's block: no inode can have nid 0, which readdir hides) */
-const metaBlock = 2;
-/** where the inodes start: the root's nid is then 16 */
-const inodesStart = 3 * 512;
-const deviceSlotOffset = 1152;
-const inodeSize = 64;
-const direntSize = 12;
-const magic = 0xe0f5e1e2;
-const incompatChunkedFile = 0x4;
-const incompatDeviceTable = 0x8;
-const layoutFlatPlain = 0;
-const layoutFlatInline = 2;
-const layoutChunkBased = 4;
-const chunkFormatIndexes = 0x20;
-const erofs_nameMax = 255;
-const pathMax = 4095;
-const maxHops = 40;
-class ErofsIndexError extends layer_tar/* TarError */.mt {
-}
-const fileTypes = { file: 1, directory: 2, char: 3, block: 4, fifo: 5, symlink: 7 };
-const modeTypes = { file: 0o100000, directory: 0o040000, char: 0o020000, block: 0o060000, fifo: 0o010000, symlink: 0o120000 };
-function directory(mtime, mode = 0o755) {
-    return { kind: 'directory', mode, uid: 0, gid: 0, mtime, xattrs: new Map(), children: new Map() };
-}
-/** The EROFS xattr name index and the name after its prefix; undefined for a namespace EROFS cannot hold. */
-function xattrName(name) {
-    if (name === 'system.posix_acl_access')
-        return [2, ''];
-    if (name === 'system.posix_acl_default')
-        return [3, ''];
-    for (const [prefix, index] of [['user.', 1], ['trusted.', 4], ['security.', 6]]) {
-        if (name.startsWith(prefix) && name.length > prefix.length)
-            return [index, name.slice(prefix.length)];
-    }
-    return undefined;
-}
-/**
- * Builds the index of one layer from its tar headers in order (`add`, with where each file's bytes start in the
- * tar), then `finish` with the tar's size gives the image.
- */
-class ErofsIndexBuilder {
-    now;
-    root;
-    opaque = [];
-    whiteouts = [];
-    /** what EROFS cannot hold and the directory unpack would not have made either (xattrs of other namespaces) */
-    skipped = [];
-    entries = 0;
-    constructor(now = Math.floor(Date.now() / 1000)) {
-        this.now = now;
-        this.root = directory(now);
-    }
-    add(header, offset) {
-        this.entries++;
-        const name = (0,rooted/* cleanEntryName */.pG)(header.name);
-        if (name === '')
-            return;
-        try {
-            this.place(header, name, offset);
-        }
-        catch (e) {
-            if (e instanceof layer_tar/* TarError */.mt)
-                throw new ErofsIndexError(`entry ${JSON.stringify(header.name)}: ${e.message}`);
-            throw e;
-        }
-    }
-    place(header, name, offset) {
-        const slash = name.lastIndexOf('/');
-        const base = name.slice(slash + 1);
-        const parent = slash < 0 ? '' : name.slice(0, slash);
-        if (base.startsWith(extract/* whiteoutPrefix */.q$)) {
-            if (base === extract/* opaqueWhiteout */.Pf) {
-                this.makeDirs(this.resolve(parent, true));
-                this.opaque.push(parent);
-                return;
-            }
-            if (base.startsWith(`${extract/* whiteoutPrefix */.q$}${extract/* whiteoutPrefix */.q$}`))
-                return; // aufs bookkeeping, as extractLayer skips it
-            const hidden = base.slice(extract/* whiteoutPrefix */.q$.length);
-            if (hidden === '' || hidden === '.' || hidden === '..')
-                throw new layer_tar/* TarError */.mt(`invalid whiteout ${JSON.stringify(base)}: it names no file`);
-            const rel = parent ? `${parent}/${hidden}` : hidden;
-            this.makeDirs(this.resolve(rel, false).slice(0, -1));
-            this.whiteouts.push(rel);
-            return;
-        }
-        checkName(base);
-        const path = this.resolve(name, false);
-        const dir = this.makeDirs(path.slice(0, -1));
-        const last = path[path.length - 1];
-        const children = dir.children;
-        const existing = children.get(last);
-        const meta = { mode: header.mode & 0o7777, uid: header.uid, gid: header.gid, mtime: header.mtime, xattrs: this.xattrsOf(header) };
-        switch (header.type) {
-            case 'directory':
-                if (existing?.kind === 'directory')
-                    Object.assign(existing, meta);
-                else
-                    children.set(last, { kind: 'directory', ...meta, children: new Map() });
-                return;
-            case 'file':
-                if (offset % blockSize !== 0)
-                    throw new layer_tar/* TarError */.mt(`its data starts at ${offset}, not on a tar block`);
-                children.set(last, { kind: 'file', ...meta, size: header.size, offset });
-                return;
-            case 'symlink': {
-                const target = header.linkname ?? '';
-                if (Buffer.byteLength(target) > pathMax)
-                    throw new layer_tar/* TarError */.mt('the link target is too long');
-                children.set(last, { kind: 'symlink', ...meta, mode: 0o777, target });
-                return;
-            }
-            case 'hardlink': {
-                children.delete(last);
-                const linked = (0,rooted/* cleanEntryName */.pG)(header.linkname ?? '');
-                const from = linked === '' ? undefined : this.lookup(this.resolve(linked, false));
-                if (!from)
-                    throw new layer_tar/* TarError */.mt(`hard link to ${JSON.stringify(header.linkname ?? '')}, which is not in the archive before it`);
-                if (from.kind === 'directory')
-                    throw new layer_tar/* TarError */.mt(`hard link to ${JSON.stringify(header.linkname)}, a directory`);
-                // One inode under two names: the link's owner is the inode's (tar's lchown), its mode and times are not.
-                from.uid = header.uid;
-                from.gid = header.gid;
-                if (header.xattrs && Object.keys(header.xattrs).length)
-                    from.xattrs = meta.xattrs;
-                children.set(last, from);
-                return;
-            }
-            case 'char':
-            case 'block':
-                children.set(last, { kind: header.type, ...meta, devmajor: header.devmajor ?? 0, devminor: header.devminor ?? 0 });
-                return;
-            case 'fifo':
-                children.set(last, { kind: 'fifo', ...meta });
-                return;
-        }
-    }
-    xattrsOf(header) {
-        const out = new Map();
-        for (const [k, v] of Object.entries(header.xattrs ?? {})) {
-            if (xattrName(k))
-                out.set(k, v);
-            else
-                this.skipped.push(`xattr ${k} of ${header.name}`);
-        }
-        return out;
-    }
-    /**
-     * The names from the root to `name`, symlinks among its parents (and the last one with `followLast`) followed
-     * inside the layer as rooted.ts's resolveInside does on disk; what is missing is taken as written.
-     */
-    resolve(name, followLast) {
-        const pending = name.split('/').filter((p) => p !== '' && p !== '.');
-        const done = [];
-        const nodes = [this.root];
-        let hops = 0;
-        while (pending.length > 0) {
-            const part = pending.shift();
-            if (part === '..') {
-                if (done.length) {
-                    done.pop();
-                    nodes.pop();
-                }
-                continue;
-            }
-            const here = nodes[nodes.length - 1];
-            if (here.kind !== 'directory')
-                throw new layer_tar/* TarError */.mt(`/${done.join('/')} is not a directory`);
-            const next = here.children?.get(part);
-            if (!next) {
-                done.push(part);
-                for (const p of pending) {
-                    if (p === '..')
-                        done.pop();
-                    else
-                        done.push(p);
-                }
-                return done;
-            }
-            if (next.kind === 'symlink' && (pending.length > 0 || followLast)) {
-                if (++hops > maxHops)
-                    throw new layer_tar/* TarError */.mt(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
-                const target = next.target ?? '';
-                if (target.startsWith('/')) {
-                    done.length = 0;
-                    nodes.length = 1;
-                }
-                pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
-                continue;
-            }
-            done.push(part);
-            nodes.push(next);
-        }
-        return done;
-    }
-    lookup(path) {
-        let node = this.root;
-        for (const p of path)
-            node = node?.children?.get(p);
-        return node;
-    }
-    /** The directory at `path` (real names, no symlinks), made with its missing parents as `mkdir -p` makes them. */
-    makeDirs(path) {
-        let node = this.root;
-        for (const [i, p] of path.entries()) {
-            const children = node.children;
-            let next = children.get(p);
-            if (!next) {
-                checkName(p);
-                next = directory(this.now);
-                children.set(p, next);
-            }
-            else if (next.kind !== 'directory') {
-                throw new layer_tar/* TarError */.mt(`/${path.slice(0, i + 1).join('/')} is not a directory`);
-            }
-            node = next;
-        }
-        return node;
-    }
-    /** The image, for a tar of `tarSize` bytes. */
-    finish(tarSize) {
-        // Whiteouts and opaque directories last, resolved again, as extractLayer makes them: an entry of the same name
-        // in this layer stands.
-        for (const rel of this.whiteouts) {
-            const path = this.resolve(rel, false);
-            const dir = this.makeDirs(path.slice(0, -1));
-            if (dir.children?.has(path[path.length - 1]))
-                continue;
-            dir.children?.set(path[path.length - 1], { kind: 'char', mode: 0, uid: 0, gid: 0, mtime: 0, xattrs: new Map(), devmajor: 0, devminor: 0 });
-            // A directory that holds whiteouts is marked as overlayfs marks a copied-up one, so that a mount where it is
-            // the only layer with this directory still hides them from a listing (kernel commit b79e05aaa166).
-            dir.xattrs.set('trusted.overlay.origin', Buffer.alloc(0));
-        }
-        for (const rel of this.opaque) {
-            const node = this.lookup(this.resolve(rel, true));
-            if (node?.kind === 'directory')
-                node.xattrs.set('trusted.overlay.opaque', Buffer.from('y'));
-        }
-        const blocks = Math.ceil(tarSize / blockSize);
-        if (blocks > 0xffffffff)
-            throw new ErofsIndexError(`a layer of ${tarSize} bytes is more than an EROFS index can address`);
-        return new ImageWriter(this.root, tarSize, this.now).write();
-    }
-}
-function checkName(name) {
-    if ((0,layer_names/* nameToBytes */.CD)(name).length > erofs_nameMax)
-        throw new layer_tar/* TarError */.mt('the name is too long');
-}
-class ImageWriter {
-    root;
-    tarSize;
-    now;
-    laid = new Map();
-    order = [];
-    parents = new Map();
-    constructor(root, tarSize, now) {
-        this.root = root;
-        this.tarSize = tarSize;
-        this.now = now;
-    }
-    write() {
-        // Every inode once (hard links share one), parents before children; the root first.
-        const queue = [this.root];
-        this.parents.set(this.root, this.root);
-        const seen = new Set([this.root]);
-        const nodes = [];
-        while (queue.length) {
-            const n = queue.shift();
-            nodes.push(n);
-            for (const c of n.children?.values() ?? []) {
-                if (seen.has(c))
-                    continue;
-                seen.add(c);
-                if (c.kind === 'directory')
-                    this.parents.set(c, n);
-                queue.push(c);
-            }
-        }
-        const nlink = new Map();
-        for (const n of nodes) {
-            if (n.kind !== 'directory')
-                continue;
-            let subdirs = 0;
-            for (const c of n.children?.values() ?? []) {
-                if (c.kind === 'directory')
-                    subdirs++;
-                else
-                    nlink.set(c, (nlink.get(c) ?? 0) + 1);
-            }
-            nlink.set(n, 2 + subdirs);
-        }
-        // Sizes first: a directory's bytes depend on its names only (every nid is 8 bytes), so the inodes can be laid
-        // out before any nid is known.
-        let at = inodesStart;
-        for (const [i, node] of nodes.entries()) {
-            const xattrs = encodeXattrs(node.xattrs);
-            const data = node.kind === 'directory' ? Buffer.alloc(dirSize(node)) : node.kind === 'symlink' ? (0,layer_names/* nameToBytes */.CD)(node.target ?? '') : undefined;
-            let layout = node.kind === 'file' && (node.size ?? 0) > 0 ? layoutChunkBased : layoutFlatPlain;
-            let extra = layout === layoutChunkBased ? align(inodeSize + xattrs.length, 8) - inodeSize - xattrs.length + 8 : 0;
-            if (data && data.length > 0 && inodeSize + xattrs.length + data.length <= blockSize) {
-                layout = layoutFlatInline;
-                extra = data.length;
-            }
-            const total = inodeSize + xattrs.length + extra;
-            // Nothing of an inode crosses a block where it need not (inline data must not).
-            if (total <= blockSize && (at % blockSize) + total > blockSize)
-                at = align(at, blockSize);
-            if (i === 0 && at !== inodesStart)
-                throw new Error('the root inode is not first');
-            const laid = { node, nid: (at - metaBlock * blockSize) / 32, at, xattrs, layout, ...(data ? { data } : {}), ino: i + 1 };
-            this.laid.set(node, laid);
-            this.order.push(laid);
-            at = align(at + total, 32);
-        }
-        let block = Math.ceil(at / blockSize);
-        for (const l of this.order) {
-            if (l.layout !== layoutFlatPlain || !l.data || l.data.length === 0)
-                continue;
-            l.dataBlock = block;
-            block += Math.ceil(l.data.length / blockSize);
-        }
-        const image = Buffer.alloc(block * blockSize);
-        for (const l of this.order) {
-            if (l.node.kind === 'directory')
-                this.fillDir(l);
-            this.writeInode(image, l, nlink.get(l.node) ?? 1);
-        }
-        this.writeSuper(image, block, nodes.length);
-        return image;
-    }
-    fillDir(l) {
-        const node = l.node;
-        const data = l.data;
-        const parent = this.parents.get(node);
-        const entries = [[Buffer.from('.'), node], [Buffer.from('..'), parent]];
-        for (const [name, child] of node.children ?? [])
-            entries.push([(0,layer_names/* nameToBytes */.CD)(name), child]);
-        entries.sort((a, b) => Buffer.compare(a[0], b[0]));
-        let pos = 0;
-        for (const group of dirBlocks(entries)) {
-            let nameAt = group.length * direntSize;
-            for (const [j, [name, child]] of group.entries()) {
-                const d = pos + j * direntSize;
-                data.writeBigUInt64LE(BigInt(this.laid.get(child).nid), d);
-                data.writeUInt16LE(nameAt, d + 8);
-                data.writeUInt8(fileTypes[child.kind], d + 10);
-                name.copy(data, pos + nameAt);
-                nameAt += name.length;
-            }
-            pos += blockSize;
-        }
-    }
-    writeInode(image, l, nlink) {
-        const n = l.node;
-        const at = l.at;
-        const size = n.kind === 'file' ? (n.size ?? 0) : (l.data?.length ?? 0);
-        image.writeUInt16LE(1 | (l.layout << 1), at);
-        image.writeUInt16LE(l.xattrs.length ? 1 + (l.xattrs.length - 12) / 4 : 0, at + 2);
-        image.writeUInt16LE(modeTypes[n.kind] | (n.mode & 0o7777), at + 4);
-        image.writeBigUInt64LE(BigInt(size), at + 8);
-        if (n.kind === 'char' || n.kind === 'block') {
-            const major = n.devmajor ?? 0;
-            const minor = n.devminor ?? 0;
-            image.writeUInt32LE(((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0, at + 16);
-        }
-        else if (l.layout === layoutChunkBased) {
-            image.writeUInt16LE(chunkFormatIndexes | chunkBitsFor(size), at + 16);
-        }
-        else if (l.dataBlock !== undefined) {
-            image.writeUInt32LE(l.dataBlock, at + 16);
-        }
-        image.writeUInt32LE(l.ino, at + 20);
-        image.writeUInt32LE(n.uid >>> 0, at + 24);
-        image.writeUInt32LE(n.gid >>> 0, at + 28);
-        const seconds = Math.floor(n.mtime);
-        image.writeBigInt64LE(BigInt(seconds), at + 32);
-        image.writeUInt32LE(Math.min(999_999_999, Math.round((n.mtime - seconds) * 1e9)), at + 40);
-        image.writeUInt32LE(nlink, at + 44);
-        l.xattrs.copy(image, at + inodeSize);
-        const after = at + inodeSize + l.xattrs.length;
-        if (l.layout === layoutChunkBased) {
-            const start = n.offset ?? 0;
-            if (start % blockSize !== 0 || start + size > this.tarSize)
-                throw new ErofsIndexError(`a file's bytes [${start}, ${start + size}) lie outside the tar of ${this.tarSize} bytes`);
-            const index = align(after, 8);
-            image.writeUInt16LE(0, index); // startblk_hi
-            image.writeUInt16LE(1, index + 2); // device 1: the tar
-            image.writeUInt32LE(start / blockSize, index + 4);
-        }
-        else if (l.layout === layoutFlatInline) {
-            l.data.copy(image, after);
-        }
-        else if (l.dataBlock !== undefined) {
-            l.data.copy(image, l.dataBlock * blockSize);
-        }
-    }
-    writeSuper(image, blocks, inodes) {
-        const s = superOffset;
-        image.writeUInt32LE(magic, s);
-        image.writeUInt8(blockBits, s + 12);
-        image.writeUInt16LE((inodesStart - metaBlock * blockSize) / 32, s + 14); // the root's nid
-        image.writeBigUInt64LE(BigInt(inodes), s + 16);
-        image.writeBigUInt64LE(BigInt(this.now), s + 24);
-        image.writeUInt32LE(blocks, s + 36);
-        image.writeUInt32LE(metaBlock, s + 40);
-        image.writeUInt32LE(incompatChunkedFile | incompatDeviceTable, s + 80);
-        image.writeUInt16LE(1, s + 86); // extra devices
-        image.writeUInt16LE(deviceSlotOffset / 128, s + 88);
-        image.write('tar', deviceSlotOffset, 'ascii'); // the slot's tag (the device itself is named when mounting)
-        image.writeUInt32LE(Math.ceil(this.tarSize / blockSize), deviceSlotOffset + 64);
-    }
-}
-function align(n, to) {
-    return Math.ceil(n / to) * to;
-}
-/** chunk size = block size << bits: one chunk holds the whole file (its bytes are one run of the tar). */
-function chunkBitsFor(size) {
-    let bits = 0;
-    while (blockSize * 2 ** bits < size)
-        bits++;
-    if (bits > 0x1f)
-        throw new ErofsIndexError(`a file of ${size} bytes is more than one chunk can hold`);
-    return bits;
-}
-/** Directory entries in blocks: each block holds whole entries (12 bytes each, then their names). */
-function dirBlocks(entries) {
-    const out = [];
-    let current = [];
-    let used = 0;
-    for (const e of entries) {
-        const need = direntSize + e[0].length;
-        if (used + need > blockSize) {
-            out.push(current);
-            current = [];
-            used = 0;
-        }
-        current.push(e);
-        used += need;
-    }
-    if (current.length)
-        out.push(current);
-    return out;
-}
-function dirSize(node) {
-    const entries = [[Buffer.from('.'), node], [Buffer.from('..'), node]];
-    for (const [name, child] of node.children ?? [])
-        entries.push([(0,layer_names/* nameToBytes */.CD)(name), child]);
-    entries.sort((a, b) => Buffer.compare(a[0], b[0]));
-    const blocks = dirBlocks(entries);
-    const last = blocks[blocks.length - 1];
-    return (blocks.length - 1) * blockSize + last.reduce((n, e) => n + direntSize + e[0].length, 0);
-}
-/** Inline xattrs: a 12-byte header, then each entry (4 bytes, its name after the prefix, its value) 4-aligned. */
-function encodeXattrs(xattrs) {
-    if (xattrs.size === 0)
-        return Buffer.alloc(0);
-    const parts = [Buffer.alloc(12)];
-    for (const [k, value] of [...xattrs].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
-        const [index, rest] = xattrName(k);
-        const name = Buffer.from(rest, 'utf8');
-        if (name.length > 255 || value.length > 0xffff)
-            throw new ErofsIndexError(`the xattr ${k} is too long for an EROFS index`);
-        const entry = Buffer.alloc(align(4 + name.length + value.length, 4));
-        entry.writeUInt8(name.length, 0);
-        entry.writeUInt8(index, 1);
-        entry.writeUInt16LE(value.length, 2);
-        name.copy(entry, 4);
-        value.copy(entry, 4 + name.length);
-        parts.push(entry);
-    }
-    const out = Buffer.concat(parts);
-    if ((out.length - 12) / 4 + 1 > 0xffff)
-        throw new ErofsIndexError('too many xattrs for an EROFS index');
-    return out;
-}
-
 ;// CONCATENATED MODULE: ./lib/exec/erofs-mount.js
 // RUN's lowers as EROFS tar indexes (layer/erofs.ts) mounted read-only, each with its tar as the index's second
 // device: a base layer becomes a lower in milliseconds, where unpacking it created thousands of files.
 //
-// How they are mounted is chosen once per process, by mounting an index of an empty tar:
+// How they are mounted is judged once per process from the kernel (erofsChoice), and confirmed by the first mount:
 //   file  the index and its tar as files (Linux 6.12's file-backed EROFS mounts): no loop device at all. mount(8)
-//         would set up a loop device for a file by itself, so mount(2) is called from python3 (ctypes), many at once.
+//         would set up a loop device for a file by itself, so mount(2) is called from python3 (ctypes): one helper
+//         process for the build (MountHelper), many mounts a request.
 //   loop  the tar on a read-only loop device (`losetup -r`) and the index through mount's own `-o loop`; both are
 //         detached as soon as the mount holds them (the kernel frees them when it unmounts).
-//   none  no EROFS in the kernel, no loop devices, no root: the layers are unpacked into directories as before.
-// HOIST_LOWERS=directories|erofs|erofs-loop forces a kind (the tests run both).
+//   none  no EROFS in the kernel, no root, or the first mount refused either way (ErofsUnavailableError): the
+//         layers are unpacked into directories as before, said once in the log.
+// Nothing is mounted to find this out: a probe cost a python3 start and two mounts on every build's way.
+// HOIST_LOWERS=directories|erofs|erofs-loop forces a kind (the tests run both; a forced kind never falls back).
 // Every mount is under a directory of the store's tmp/ named by this process's pid: what a killed build leaves is
-// unmounted by the next build's sweep (leftovers.ts), like its overlays.
+// unmounted by its helper as hoist's end of the pipe closes, else by the next build's sweep (leftovers.ts).
 
 
 
 
 
-/** mount(2) and umount2(2) for a list of paths, from python3: one process for every mount of a step's lowers. */
+
+
+/**
+ * mount(2) and umount2(2) from python3 (ctypes): one process for the whole build, started while the base downloads,
+ * asked one line of JSON at a time. When hoist goes (its end of the pipe closes: an exit, a SIGKILL), it detaches
+ * whatever it mounted that is still mounted, so that a killed build leaves no index mounted.
+ */
 const helper = `
-import ctypes, json, os, sys
+import ctypes, json, os, signal, sys
+signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 libc = ctypes.CDLL(None, use_errno=True)
-out = []
-for item in json.loads(sys.argv[1]):
-    if item[0] == 'mount':
-        r = libc.mount(item[1].encode(), item[3].encode(), b'erofs', 1, ('device=' + item[2]).encode())
-    else:
-        r = libc.umount2(item[1].encode(), 0)
-        if r != 0 and ctypes.get_errno() == 16:
-            r = libc.umount2(item[1].encode(), 2)
-    out.append('' if r == 0 else os.strerror(ctypes.get_errno()))
-print(json.dumps(out))
+mine = []
+def loop(path):
+    # LOOP_CTL_GET_FREE, then LOOP_CONFIGURE (Linux 5.8) read-only and autoclear: the device goes with its last user.
+    import fcntl, struct
+    backing = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        control = os.open('/dev/loop-control', os.O_RDWR | os.O_CLOEXEC)
+        try:
+            for _ in range(20):
+                n = fcntl.ioctl(control, 0x4C82)
+                dev = os.open('/dev/loop%d' % n, os.O_RDONLY | os.O_CLOEXEC)
+                config = bytearray(304)
+                struct.pack_into('=I', config, 0, backing)
+                struct.pack_into('=I', config, 60, 1 | 4)
+                try:
+                    fcntl.ioctl(dev, 0x4C0A, bytes(config))
+                    return dev, '/dev/loop%d' % n
+                except OSError as err:
+                    os.close(dev)
+                    if err.errno != 16:
+                        raise
+            raise OSError(16, 'no free loop device')
+        finally:
+            os.close(control)
+    finally:
+        os.close(backing)
+def serve():
+    for line in sys.stdin:
+        out = []
+        for item in json.loads(line):
+            if item[0] == 'mount':
+                r = libc.mount(item[1].encode(), item[3].encode(), b'erofs', 1, ('device=' + item[2]).encode())
+                e = ctypes.get_errno()
+                if r == 0:
+                    mine.append(item[3])
+            elif item[0] == 'mount-loop':
+                held = []
+                try:
+                    meta, meta_dev = loop(item[1])
+                    held.append(meta)
+                    tar, tar_dev = loop(item[2])
+                    held.append(tar)
+                    r = libc.mount(meta_dev.encode(), item[3].encode(), b'erofs', 1, ('device=' + tar_dev).encode())
+                    e = ctypes.get_errno()
+                    if r == 0:
+                        mine.append(item[3])
+                except OSError as err:
+                    r, e = -1, err.errno or 5
+                for fd in held:
+                    os.close(fd)
+            else:
+                r = libc.umount2(item[1].encode(), 0)
+                e = ctypes.get_errno()
+                if r != 0 and e == 16:
+                    r = libc.umount2(item[1].encode(), 2)
+                    e = ctypes.get_errno()
+                if r == 0 and item[1] in mine:
+                    mine.remove(item[1])
+            out.append('' if r == 0 else os.strerror(e))
+        sys.stdout.write(json.dumps(out) + '\\n')
+        sys.stdout.flush()
+try:
+    serve()
+except Exception:
+    pass
+finally:
+    for m in reversed(mine):
+        libc.umount2(m.encode(), 2)
 `;
-async function python(items) {
-    const r = await (0,exec_process/* runProcess */.R3)('python3', ['-c', helper, JSON.stringify(items)]);
-    if (r.status !== 0)
-        throw new Error(`python3: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').at(-1)}`);
-    return JSON.parse(r.stdout);
+class MountHelper {
+    child;
+    waiting = [];
+    buffered = '';
+    failure;
+    constructor() {
+        this.child = (0,external_node_child_process_.spawn)('python3', ['-c', helper], { stdio: ['pipe', 'pipe', 'pipe'] });
+        const fail = (e) => {
+            this.failure ??= e;
+            for (const w of this.waiting.splice(0))
+                w.reject(this.failure);
+        };
+        this.child.on('error', (e) => fail(new Error(`python3: ${e.message}`)));
+        let stderr = '';
+        this.child.stderr.on('data', (d) => void (stderr = (stderr + d.toString()).slice(-2000)));
+        this.child.on('exit', (code) => fail(new Error(`python3 exited (${code}): ${stderr.trim().split('\n').at(-1) ?? ''}`)));
+        this.child.stdin.on('error', () => undefined);
+        this.child.stdout.on('data', (d) => {
+            this.buffered += d.toString();
+            for (let nl = this.buffered.indexOf('\n'); nl >= 0; nl = this.buffered.indexOf('\n')) {
+                const line = this.buffered.slice(0, nl);
+                this.buffered = this.buffered.slice(nl + 1);
+                this.waiting.shift()?.resolve(JSON.parse(line));
+                this.idle();
+            }
+        });
+        this.idle();
+    }
+    /** Kept from holding hoist open while nothing is asked of it. */
+    idle() {
+        if (this.waiting.length > 0)
+            return;
+        this.child.unref();
+        this.child.stdout.unref?.();
+        this.child.stderr.unref?.();
+        this.child.stdin.unref?.();
+    }
+    ask(items) {
+        if (this.failure)
+            return Promise.reject(this.failure);
+        this.child.ref();
+        this.child.stdout.ref?.();
+        return new Promise((resolve, reject) => {
+            this.waiting.push({ resolve, reject });
+            this.child.stdin.write(`${JSON.stringify(items)}\n`);
+        });
+    }
+}
+let mountHelper;
+const python = (items) => (mountHelper ??= new MountHelper()).ask(items);
+/** No index could be mounted here, either way (the executor unpacks the layers instead, unless a kind was forced). */
+class ErofsUnavailableError extends Error {
+    name = 'ErofsUnavailableError';
 }
 /** Mounts of EROFS indexes made by one executor, all undone by `close()` (or by a signal's clean-up). */
 class ErofsMounts {
@@ -91526,13 +91145,20 @@ class ErofsMounts {
     mounted = [];
     counter = 0;
     forget;
+    /** why file-backed mounts were given up for loop devices, if they were */
+    refusedFileBacked;
+    /** the python3 helper mounts (and sets up loop devices); else mount(8) and losetup */
+    viaHelper = onPath('python3');
     constructor(mode, 
     /** a directory of the store's tmp/ named by this process's pid */
     dir) {
         this.mode = mode;
         this.dir = dir;
     }
-    /** Mounts each index with its tar at a new directory; answers the directories, in order. */
+    /**
+     * Mounts each index with its tar at a new directory; answers the directories, in order. File-backed mounts the
+     * kernel refuses (older than 6.12, or built without them) turn this set to loop devices for good.
+     */
     async mount(list) {
         if (list.length === 0)
             return [];
@@ -91545,29 +91171,58 @@ class ErofsMounts {
         const targets = list.map(() => external_node_path_.join(this.dir, String(this.counter++)));
         for (const t of targets)
             await (0,promises_.mkdir)(t);
+        let from = 0;
         if (this.mode === 'file') {
-            const errors = await python(list.map((l, i) => ['mount', l.index, l.tar, targets[i]]));
+            const errors = await python(list.map((l, i) => ['mount', l.index, l.tar, targets[i]])).catch((e) => list.map(() => e.message));
             for (const [i, e] of errors.entries())
                 if (!e)
                     this.mounted.push(targets[i]);
-            const failed = errors.findIndex((e) => e !== '');
-            if (failed >= 0)
-                throw new Error(`cannot mount the EROFS index ${list[failed].index}: ${errors[failed]}`);
-            return targets;
+            from = errors.findIndex((e) => e !== '');
+            if (from < 0)
+                return targets;
+            if (this.mounted.length > 0)
+                throw new Error(`cannot mount the EROFS index ${list[from].index}: ${errors[from]}`);
+            this.refusedFileBacked = errors[from];
+            this.mode = 'loop';
+            from = 0;
         }
-        for (const [i, l] of list.entries())
-            await this.mountLoop(l, targets[i]);
+        if (this.viaHelper) {
+            // Loop devices set up by the helper itself (ioctls): a millisecond a layer, where losetup and mount cost three
+            // processes; without python3, those.
+            const errors = await python(list.slice(from).map((l, i) => ['mount-loop', l.index, l.tar, targets[from + i]])).catch((e) => list.slice(from).map(() => e.message));
+            for (const [i, e] of errors.entries())
+                if (!e)
+                    this.mounted.push(targets[from + i]);
+            const failed = errors.findIndex((e) => e !== '');
+            if (failed < 0)
+                return targets;
+            const why = `cannot mount the EROFS index ${list[from + failed].index} on loop devices: ${errors[failed]}`;
+            if (this.mounted.length === 0)
+                throw new ErofsUnavailableError(`EROFS indexes cannot be mounted here (${this.refusedFileBacked ? `file-backed: ${this.refusedFileBacked}; ` : ''}on loop devices: ${errors[failed]})`);
+            throw new Error(why);
+        }
+        for (let i = from; i < list.length; i++) {
+            try {
+                await this.mountLoop(list[i], targets[i]);
+            }
+            catch (e) {
+                // Nothing mounted yet, either way: this machine cannot mount indexes at all.
+                if (this.mounted.length === 0)
+                    throw new ErofsUnavailableError(`EROFS indexes cannot be mounted here (${this.refusedFileBacked ? `file-backed: ${this.refusedFileBacked}; ` : ''}on loop devices: ${e.message})`);
+                throw e;
+            }
+        }
         return targets;
     }
     async mountLoop(l, target) {
         const loop = await (0,exec_process/* runProcess */.R3)('losetup', ['--show', '-f', '-r', l.tar]);
         const device = loop.stdout.trim();
         if (loop.status !== 0 || !device.startsWith('/dev/'))
-            throw new Error(`cannot attach ${l.tar} to a loop device: ${(loop.stderr || loop.error?.message || '').trim()}`);
+            throw new Error(`cannot attach ${l.tar} to a loop device: ${(loop.stderr || loop.error?.message || '').trim().split('\n')[0]}`);
         try {
             const r = await (0,exec_process/* runProcess */.R3)('mount', ['-t', 'erofs', '-o', `ro,loop,device=${device}`, l.index, target]);
             if (r.status !== 0)
-                throw new Error(`cannot mount the EROFS index ${l.index}: ${(r.stderr || r.error?.message || '').trim()}`);
+                throw new Error(`cannot mount the EROFS index ${l.index}: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`);
             this.mounted.push(target);
         }
         finally {
@@ -91578,7 +91233,7 @@ class ErofsMounts {
     /** Unmounts everything this set mounted and removes its directory. */
     async close() {
         const all = this.mounted.splice(0).reverse();
-        if (all.length && this.mode === 'file') {
+        if (all.length && this.viaHelper) {
             const errors = await python(all.map((m) => ['umount', m])).catch(() => all.map(() => 'python3 failed'));
             for (const [i, e] of errors.entries())
                 if (e)
@@ -91593,45 +91248,57 @@ class ErofsMounts {
         await (0,promises_.rm)(this.dir, { recursive: true, force: true }).catch(() => undefined);
     }
 }
+/** The kernel's release as numbers (6.12.5-foo → [6, 12]). */
+function kernelRelease() {
+    const m = /^(\d+)\.(\d+)/.exec((0,external_node_os_.release)());
+    return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+/** Whether this kernel has EROFS: registered already, or built as a module mount(2) will load. */
+function erofsInKernel() {
+    const read = (f) => {
+        try {
+            return (0,external_node_fs_.readFileSync)(f, 'utf8');
+        }
+        catch {
+            return '';
+        }
+    };
+    if (/\terofs$/m.test(read('/proc/filesystems')) || (0,external_node_fs_.existsSync)('/sys/fs/erofs'))
+        return true;
+    const modules = `/lib/modules/${(0,external_node_os_.release)()}`;
+    return /\/erofs\.ko/.test(read(`${modules}/modules.dep`)) || /\/erofs\.ko/.test(read(`${modules}/modules.builtin`));
+}
+function onPath(program) {
+    return (process.env.PATH ?? '').split(':').some((d) => d !== '' && (0,external_node_fs_.existsSync)(external_node_path_.join(d, program)));
+}
 let chosen;
-/** How EROFS indexes are mounted here (see the top of this file); tried once per process, in `scratch`. */
-function erofsChoice(scratch, env = process.env) {
-    chosen ??= choose(scratch, env.HOIST_LOWERS);
+/**
+ * How EROFS indexes are to be mounted here, judged without mounting anything (see the top of this file): file-backed
+ * on Linux 6.12 and later with python3, else on loop devices; none without root or without EROFS in the kernel. The
+ * first real mount confirms it (ErofsMounts falls back from file-backed to loop devices, and the executor from
+ * indexes to directories, saying so); a forced kind that cannot be is an error.
+ */
+function erofsChoice(env = process.env) {
+    chosen ??= guess(env.HOIST_LOWERS);
     return chosen;
 }
-async function choose(scratch, forced) {
+function guess(forced) {
+    if (forced !== undefined && !['directories', 'erofs', 'erofs-loop'].includes(forced))
+        throw new Error(`HOIST_LOWERS=${forced}: expected directories, erofs or erofs-loop`);
     if (forced === 'directories')
         return { why: 'HOIST_LOWERS=directories' };
-    if (process.getuid?.() !== 0)
-        return { why: 'EROFS indexes are mounted as root only' };
-    const modes = forced === 'erofs-loop' ? ['loop'] : forced === 'erofs' ? ['file', 'loop'] : ['file', 'loop'];
-    const dir = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, `${process.pid}-erofs-probe-`));
-    const why = [];
-    try {
-        const lower = { tar: external_node_path_.join(dir, 'empty.tar'), index: external_node_path_.join(dir, 'empty.erofs') };
-        await (0,promises_.writeFile)(lower.tar, Buffer.alloc(1024));
-        await (0,promises_.writeFile)(lower.index, new ErofsIndexBuilder().finish(1024));
-        for (const mode of modes) {
-            const probe = new ErofsMounts(mode, external_node_path_.join(dir, mode));
-            try {
-                await probe.mount([lower]);
-                return { mode };
-            }
-            catch (e) {
-                why.push(`${mode === 'file' ? 'file-backed' : 'on loop devices'}: ${e.message.replace(lower.index, 'a test index')}`);
-            }
-            finally {
-                await probe.close();
-            }
-        }
-    }
-    finally {
-        await (0,promises_.rm)(dir, { recursive: true, force: true }).catch(() => undefined);
-    }
-    const answer = { why: `EROFS indexes cannot be mounted here (${why.join('; ')})` };
-    if (forced)
-        throw new Error(`HOIST_LOWERS=${forced}: ${answer.why}`);
-    return answer;
+    const cannot = process.getuid?.() !== 0 ? 'EROFS indexes are mounted as root only' : !erofsInKernel() ? `this kernel (${(0,external_node_os_.release)()}) has no EROFS` : undefined;
+    if (cannot && forced)
+        throw new Error(`HOIST_LOWERS=${forced}: ${cannot}`);
+    if (cannot)
+        return { why: cannot };
+    const [major, minor] = kernelRelease();
+    const fileBacked = (major > 6 || (major === 6 && minor >= 12)) && onPath('python3');
+    return { mode: forced === 'erofs-loop' || !fileBacked ? 'loop' : 'file', ...(forced ? { forced } : {}) };
+}
+/** Starts the mount helper ahead (python3 takes tens of milliseconds to start): while the layers download. */
+function prestartHelper() {
+    mountHelper ??= new MountHelper();
 }
 
 ;// CONCATENATED MODULE: ./lib/exec/sandbox.js
@@ -91968,25 +91635,30 @@ class OverlayExecutor {
     emulation(platform, register) {
         return ensureEmulation(platform, register);
     }
-    /** How the lowers are kept: said once in the log when they are unpacked directories (prepare()). */
-    notice;
-    lowerKind = {};
+    /** RUN's lowers as EROFS indexes (erofs-mount.ts), or undefined: unpacked directories */
     erofs;
+    /** a kind HOIST_LOWERS forced: no falling back from it */
+    forced;
+    log;
     /** the mount of each layer's index (by diffID), for as long as the executor lives */
     mountedIndexes = new Map();
-    /** Chooses the lowers' kind (EROFS indexes where they can be mounted) once, before the first step. */
-    async prepare(scratch) {
-        this.lowerKind = await erofsChoice(scratch);
-        if (this.lowerKind.mode)
-            this.erofs = new ErofsMounts(this.lowerKind.mode, external_node_path_.join(scratch, `${process.pid}-erofs-${Date.now()}`));
+    /** Chooses the lowers' kind (EROFS indexes where they can be mounted), once, from what the kernel has. */
+    prepare(scratch, log) {
+        const choice = erofsChoice();
+        this.log = log;
+        this.forced = choice.forced;
+        if (choice.mode)
+            this.erofs = new ErofsMounts(choice.mode, external_node_path_.join(scratch, `${process.pid}-erofs-${Date.now()}`));
         else
-            this.notice = `RUN's base layers are unpacked into directories: ${this.lowerKind.why}`;
+            log?.(`RUN's base layers are unpacked into directories: ${choice.why}`);
         return this;
     }
     lower(l) {
         return this.erofs ? this.store.lowerLayer(l) : this.store.snapshotLayer(l);
     }
     warm(layers) {
+        if (this.erofs?.mode === 'file')
+            prestartHelper();
         return layers.map((l) => this.lower(l).catch(() => undefined));
     }
     /**
@@ -91997,6 +91669,25 @@ class OverlayExecutor {
      * directories) over whatever came between.
      */
     async snapshots(state) {
+        try {
+            return await this.lowerDirs(state);
+        }
+        catch (e) {
+            if (!(e instanceof ErofsUnavailableError) || this.forced)
+                throw e;
+            // Confirmed by the first mount: no index can be mounted here. The layers are unpacked from now on (a step of
+            // another stage may have found it out first).
+            const gone = this.erofs;
+            if (gone) {
+                this.log?.(`RUN's base layers are unpacked into directories: ${e.message}`);
+                this.erofs = undefined;
+                this.mountedIndexes.clear();
+                await gone.close();
+            }
+            return this.lowerDirs(state);
+        }
+    }
+    async lowerDirs(state) {
         const lowers = await (0,limit/* settleAll */.j3)(state.layers.map((l) => this.lower(l)));
         const fresh = [];
         const paths = lowers.map((lower, i) => {
@@ -92101,7 +91792,8 @@ class OverlayExecutor {
 
 
 const noRuntime = 'RUN needs an OCI runtime: install runc (apt-get install runc) or crun';
-async function chooseExecutor(store, isolation) {
+/** `log`: where a later word about the executor goes (that RUN's lowers are unpacked directories here). */
+async function chooseExecutor(store, isolation, log) {
     const probes = external_node_path_.join(store.root, 'tmp');
     await (0,promises_.mkdir)(probes, { recursive: true });
     if (isolation === 'proot' || isolation === 'chroot') {
@@ -92114,13 +91806,13 @@ async function chooseExecutor(store, isolation) {
     if (isolation === 'runc') {
         if (!runtime)
             throw new ExecError(noRuntime);
-        return new OverlayExecutor(store, runtime).prepare(probes);
+        return new OverlayExecutor(store, runtime).prepare(probes, log);
     }
     const refused = await overlayRefused(probes);
     if (!refused) {
         if (!runtime)
             throw new ExecError(`${noRuntime} (or pass --isolation proot)`);
-        return new OverlayExecutor(store, runtime).prepare(probes);
+        return new OverlayExecutor(store, runtime).prepare(probes, log);
     }
     return directoryExecutor(store, 'auto', `this machine may not mount: ${refused.split('\n')[0].replace(/\.$/, '')}`);
 }
@@ -94253,6 +93945,507 @@ function parseErrorBody(text) {
 
 // EXTERNAL MODULE: ./lib/cache/record.js
 var cache_record = __nccwpck_require__(6449);
+;// CONCATENATED MODULE: ./lib/layer/erofs.js
+// An EROFS tar index: the metadata of a layer's uncompressed tar as an EROFS image whose regular files point into
+// the tar itself (a second device), so that mounting the index with the tar gives the layer's tree without writing
+// a file of it. Written from the format the kernel documents (Documentation/filesystems/erofs.rst; the on-disk
+// structures in erofs_fs.h), the same kind of image as erofs-utils' `mkfs.erofs --tar=i` makes:
+//
+//   block size 512 (tar data starts on 512-byte boundaries, so a file's bytes are a run of the tar's blocks)
+//   [0, 1024)      nothing
+//   [1024, 1152)   the superblock; [1152, 1280) the device table: one slot, the tar
+//   block 3 on     the inodes (nids counted from block 2, so that none is 0: readdir drops an entry of inode 0) (64-byte "extended" form: 32-bit owners, 64-bit size and time), each followed by its
+//                  xattrs and its chunk index or inline data, 32-byte aligned; the root's first (its nid is 16 bits)
+//   after them     the blocks of directories and symlinks too big to sit inline
+//
+// The tree is what extractLayer's 'overlay' mode makes of the same tar in an empty directory (names cleaned, parents
+// resolved inside the layer the way a chroot would see them, later entries replacing earlier ones, whiteouts as 0/0
+// character devices and opaque directories as trusted.overlay.opaque), because the two kinds of lowers must show a
+// step the same files. A regular file is one chunk: an 8-byte index naming the tar's block where its bytes start, so
+// the kernel reads nothing outside the tar (each offset is checked against the tar's size here).
+
+
+
+
+const blockBits = 9;
+const blockSize = 1 << blockBits;
+const superOffset = 1024;
+/** nids count 32-byte slots from here (the superblock's block: no inode can have nid 0, which readdir hides) */
+const metaBlock = 2;
+/** where the inodes start: the root's nid is then 16 */
+const inodesStart = 3 * 512;
+const deviceSlotOffset = 1152;
+const inodeSize = 64;
+const direntSize = 12;
+const magic = 0xe0f5e1e2;
+const incompatChunkedFile = 0x4;
+const incompatDeviceTable = 0x8;
+const layoutFlatPlain = 0;
+const layoutFlatInline = 2;
+const layoutChunkBased = 4;
+const chunkFormatIndexes = 0x20;
+const erofs_nameMax = 255;
+const pathMax = 4095;
+const maxHops = 40;
+class ErofsIndexError extends layer_tar/* TarError */.mt {
+}
+const fileTypes = { file: 1, directory: 2, char: 3, block: 4, fifo: 5, symlink: 7 };
+const modeTypes = { file: 0o100000, directory: 0o040000, char: 0o020000, block: 0o060000, fifo: 0o010000, symlink: 0o120000 };
+function directory(mtime, mode = 0o755) {
+    return { kind: 'directory', mode, uid: 0, gid: 0, mtime, xattrs: new Map(), children: new Map() };
+}
+/** The EROFS xattr name index and the name after its prefix; undefined for a namespace EROFS cannot hold. */
+function xattrName(name) {
+    if (name === 'system.posix_acl_access')
+        return [2, ''];
+    if (name === 'system.posix_acl_default')
+        return [3, ''];
+    for (const [prefix, index] of [['user.', 1], ['trusted.', 4], ['security.', 6]]) {
+        if (name.startsWith(prefix) && name.length > prefix.length)
+            return [index, name.slice(prefix.length)];
+    }
+    return undefined;
+}
+/**
+ * Builds the index of one layer from its tar headers in order (`add`, with where each file's bytes start in the
+ * tar), then `finish` with the tar's size gives the image.
+ */
+class ErofsIndexBuilder {
+    now;
+    root;
+    opaque = [];
+    whiteouts = [];
+    /** what EROFS cannot hold and the directory unpack would not have made either (xattrs of other namespaces) */
+    skipped = [];
+    entries = 0;
+    constructor(now = Math.floor(Date.now() / 1000)) {
+        this.now = now;
+        this.root = directory(now);
+    }
+    add(header, offset) {
+        this.entries++;
+        const name = (0,rooted/* cleanEntryName */.pG)(header.name);
+        if (name === '')
+            return;
+        try {
+            this.place(header, name, offset);
+        }
+        catch (e) {
+            if (e instanceof layer_tar/* TarError */.mt)
+                throw new ErofsIndexError(`entry ${JSON.stringify(header.name)}: ${e.message}`);
+            throw e;
+        }
+    }
+    place(header, name, offset) {
+        const slash = name.lastIndexOf('/');
+        const base = name.slice(slash + 1);
+        const parent = slash < 0 ? '' : name.slice(0, slash);
+        if (base.startsWith(extract/* whiteoutPrefix */.q$)) {
+            if (base === extract/* opaqueWhiteout */.Pf) {
+                this.makeDirs(this.resolve(parent, true));
+                this.opaque.push(parent);
+                return;
+            }
+            if (base.startsWith(`${extract/* whiteoutPrefix */.q$}${extract/* whiteoutPrefix */.q$}`))
+                return; // aufs bookkeeping, as extractLayer skips it
+            const hidden = base.slice(extract/* whiteoutPrefix */.q$.length);
+            if (hidden === '' || hidden === '.' || hidden === '..')
+                throw new layer_tar/* TarError */.mt(`invalid whiteout ${JSON.stringify(base)}: it names no file`);
+            const rel = parent ? `${parent}/${hidden}` : hidden;
+            this.makeDirs(this.resolve(rel, false).slice(0, -1));
+            this.whiteouts.push(rel);
+            return;
+        }
+        checkName(base);
+        const path = this.resolve(name, false);
+        const dir = this.makeDirs(path.slice(0, -1));
+        const last = path[path.length - 1];
+        const children = dir.children;
+        const existing = children.get(last);
+        const meta = { mode: header.mode & 0o7777, uid: header.uid, gid: header.gid, mtime: header.mtime, xattrs: this.xattrsOf(header) };
+        switch (header.type) {
+            case 'directory':
+                if (existing?.kind === 'directory')
+                    Object.assign(existing, meta);
+                else
+                    children.set(last, { kind: 'directory', ...meta, children: new Map() });
+                return;
+            case 'file':
+                if (offset % blockSize !== 0)
+                    throw new layer_tar/* TarError */.mt(`its data starts at ${offset}, not on a tar block`);
+                children.set(last, { kind: 'file', ...meta, size: header.size, offset });
+                return;
+            case 'symlink': {
+                const target = header.linkname ?? '';
+                if (Buffer.byteLength(target) > pathMax)
+                    throw new layer_tar/* TarError */.mt('the link target is too long');
+                children.set(last, { kind: 'symlink', ...meta, mode: 0o777, target });
+                return;
+            }
+            case 'hardlink': {
+                children.delete(last);
+                const linked = (0,rooted/* cleanEntryName */.pG)(header.linkname ?? '');
+                const from = linked === '' ? undefined : this.lookup(this.resolve(linked, false));
+                if (!from)
+                    throw new layer_tar/* TarError */.mt(`hard link to ${JSON.stringify(header.linkname ?? '')}, which is not in the archive before it`);
+                if (from.kind === 'directory')
+                    throw new layer_tar/* TarError */.mt(`hard link to ${JSON.stringify(header.linkname)}, a directory`);
+                // One inode under two names: the link's owner is the inode's (tar's lchown), its mode and times are not.
+                from.uid = header.uid;
+                from.gid = header.gid;
+                if (header.xattrs && Object.keys(header.xattrs).length)
+                    from.xattrs = meta.xattrs;
+                children.set(last, from);
+                return;
+            }
+            case 'char':
+            case 'block':
+                children.set(last, { kind: header.type, ...meta, devmajor: header.devmajor ?? 0, devminor: header.devminor ?? 0 });
+                return;
+            case 'fifo':
+                children.set(last, { kind: 'fifo', ...meta });
+                return;
+        }
+    }
+    xattrsOf(header) {
+        const out = new Map();
+        for (const [k, v] of Object.entries(header.xattrs ?? {})) {
+            if (xattrName(k))
+                out.set(k, v);
+            else
+                this.skipped.push(`xattr ${k} of ${header.name}`);
+        }
+        return out;
+    }
+    /**
+     * The names from the root to `name`, symlinks among its parents (and the last one with `followLast`) followed
+     * inside the layer as rooted.ts's resolveInside does on disk; what is missing is taken as written.
+     */
+    resolve(name, followLast) {
+        const pending = name.split('/').filter((p) => p !== '' && p !== '.');
+        const done = [];
+        const nodes = [this.root];
+        let hops = 0;
+        while (pending.length > 0) {
+            const part = pending.shift();
+            if (part === '..') {
+                if (done.length) {
+                    done.pop();
+                    nodes.pop();
+                }
+                continue;
+            }
+            const here = nodes[nodes.length - 1];
+            if (here.kind !== 'directory')
+                throw new layer_tar/* TarError */.mt(`/${done.join('/')} is not a directory`);
+            const next = here.children?.get(part);
+            if (!next) {
+                done.push(part);
+                for (const p of pending) {
+                    if (p === '..')
+                        done.pop();
+                    else
+                        done.push(p);
+                }
+                return done;
+            }
+            if (next.kind === 'symlink' && (pending.length > 0 || followLast)) {
+                if (++hops > maxHops)
+                    throw new layer_tar/* TarError */.mt(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
+                const target = next.target ?? '';
+                if (target.startsWith('/')) {
+                    done.length = 0;
+                    nodes.length = 1;
+                }
+                pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+                continue;
+            }
+            done.push(part);
+            nodes.push(next);
+        }
+        return done;
+    }
+    lookup(path) {
+        let node = this.root;
+        for (const p of path)
+            node = node?.children?.get(p);
+        return node;
+    }
+    /** The directory at `path` (real names, no symlinks), made with its missing parents as `mkdir -p` makes them. */
+    makeDirs(path) {
+        let node = this.root;
+        for (const [i, p] of path.entries()) {
+            const children = node.children;
+            let next = children.get(p);
+            if (!next) {
+                checkName(p);
+                next = directory(this.now);
+                children.set(p, next);
+            }
+            else if (next.kind !== 'directory') {
+                throw new layer_tar/* TarError */.mt(`/${path.slice(0, i + 1).join('/')} is not a directory`);
+            }
+            node = next;
+        }
+        return node;
+    }
+    /** The image, for a tar of `tarSize` bytes. */
+    finish(tarSize) {
+        // Whiteouts and opaque directories last, resolved again, as extractLayer makes them: an entry of the same name
+        // in this layer stands.
+        for (const rel of this.whiteouts) {
+            const path = this.resolve(rel, false);
+            const dir = this.makeDirs(path.slice(0, -1));
+            if (dir.children?.has(path[path.length - 1]))
+                continue;
+            dir.children?.set(path[path.length - 1], { kind: 'char', mode: 0, uid: 0, gid: 0, mtime: 0, xattrs: new Map(), devmajor: 0, devminor: 0 });
+            // A directory that holds whiteouts is marked as overlayfs marks a copied-up one, so that a mount where it is
+            // the only layer with this directory still hides them from a listing (kernel commit b79e05aaa166).
+            dir.xattrs.set('trusted.overlay.origin', Buffer.alloc(0));
+        }
+        for (const rel of this.opaque) {
+            const node = this.lookup(this.resolve(rel, true));
+            if (node?.kind === 'directory')
+                node.xattrs.set('trusted.overlay.opaque', Buffer.from('y'));
+        }
+        const blocks = Math.ceil(tarSize / blockSize);
+        if (blocks > 0xffffffff)
+            throw new ErofsIndexError(`a layer of ${tarSize} bytes is more than an EROFS index can address`);
+        return new ImageWriter(this.root, tarSize, this.now).write();
+    }
+}
+function checkName(name) {
+    if ((0,layer_names/* nameToBytes */.CD)(name).length > erofs_nameMax)
+        throw new layer_tar/* TarError */.mt('the name is too long');
+}
+class ImageWriter {
+    root;
+    tarSize;
+    now;
+    laid = new Map();
+    order = [];
+    parents = new Map();
+    constructor(root, tarSize, now) {
+        this.root = root;
+        this.tarSize = tarSize;
+        this.now = now;
+    }
+    write() {
+        // Every inode once (hard links share one), parents before children; the root first.
+        const queue = [this.root];
+        this.parents.set(this.root, this.root);
+        const seen = new Set([this.root]);
+        const nodes = [];
+        while (queue.length) {
+            const n = queue.shift();
+            nodes.push(n);
+            for (const c of n.children?.values() ?? []) {
+                if (seen.has(c))
+                    continue;
+                seen.add(c);
+                if (c.kind === 'directory')
+                    this.parents.set(c, n);
+                queue.push(c);
+            }
+        }
+        const nlink = new Map();
+        for (const n of nodes) {
+            if (n.kind !== 'directory')
+                continue;
+            let subdirs = 0;
+            for (const c of n.children?.values() ?? []) {
+                if (c.kind === 'directory')
+                    subdirs++;
+                else
+                    nlink.set(c, (nlink.get(c) ?? 0) + 1);
+            }
+            nlink.set(n, 2 + subdirs);
+        }
+        // Sizes first: a directory's bytes depend on its names only (every nid is 8 bytes), so the inodes can be laid
+        // out before any nid is known.
+        let at = inodesStart;
+        for (const [i, node] of nodes.entries()) {
+            const xattrs = encodeXattrs(node.xattrs);
+            const data = node.kind === 'directory' ? Buffer.alloc(dirSize(node)) : node.kind === 'symlink' ? (0,layer_names/* nameToBytes */.CD)(node.target ?? '') : undefined;
+            let layout = node.kind === 'file' && (node.size ?? 0) > 0 ? layoutChunkBased : layoutFlatPlain;
+            let extra = layout === layoutChunkBased ? align(inodeSize + xattrs.length, 8) - inodeSize - xattrs.length + 8 : 0;
+            if (data && data.length > 0 && inodeSize + xattrs.length + data.length <= blockSize) {
+                layout = layoutFlatInline;
+                extra = data.length;
+            }
+            const total = inodeSize + xattrs.length + extra;
+            // Nothing of an inode crosses a block where it need not (inline data must not).
+            if (total <= blockSize && (at % blockSize) + total > blockSize)
+                at = align(at, blockSize);
+            if (i === 0 && at !== inodesStart)
+                throw new Error('the root inode is not first');
+            const laid = { node, nid: (at - metaBlock * blockSize) / 32, at, xattrs, layout, ...(data ? { data } : {}), ino: i + 1 };
+            this.laid.set(node, laid);
+            this.order.push(laid);
+            at = align(at + total, 32);
+        }
+        let block = Math.ceil(at / blockSize);
+        for (const l of this.order) {
+            if (l.layout !== layoutFlatPlain || !l.data || l.data.length === 0)
+                continue;
+            l.dataBlock = block;
+            block += Math.ceil(l.data.length / blockSize);
+        }
+        const image = Buffer.alloc(block * blockSize);
+        for (const l of this.order) {
+            if (l.node.kind === 'directory')
+                this.fillDir(l);
+            this.writeInode(image, l, nlink.get(l.node) ?? 1);
+        }
+        this.writeSuper(image, block, nodes.length);
+        return image;
+    }
+    fillDir(l) {
+        const node = l.node;
+        const data = l.data;
+        const parent = this.parents.get(node);
+        const entries = [[Buffer.from('.'), node], [Buffer.from('..'), parent]];
+        for (const [name, child] of node.children ?? [])
+            entries.push([(0,layer_names/* nameToBytes */.CD)(name), child]);
+        entries.sort((a, b) => Buffer.compare(a[0], b[0]));
+        let pos = 0;
+        for (const group of dirBlocks(entries)) {
+            let nameAt = group.length * direntSize;
+            for (const [j, [name, child]] of group.entries()) {
+                const d = pos + j * direntSize;
+                data.writeBigUInt64LE(BigInt(this.laid.get(child).nid), d);
+                data.writeUInt16LE(nameAt, d + 8);
+                data.writeUInt8(fileTypes[child.kind], d + 10);
+                name.copy(data, pos + nameAt);
+                nameAt += name.length;
+            }
+            pos += blockSize;
+        }
+    }
+    writeInode(image, l, nlink) {
+        const n = l.node;
+        const at = l.at;
+        const size = n.kind === 'file' ? (n.size ?? 0) : (l.data?.length ?? 0);
+        image.writeUInt16LE(1 | (l.layout << 1), at);
+        image.writeUInt16LE(l.xattrs.length ? 1 + (l.xattrs.length - 12) / 4 : 0, at + 2);
+        image.writeUInt16LE(modeTypes[n.kind] | (n.mode & 0o7777), at + 4);
+        image.writeBigUInt64LE(BigInt(size), at + 8);
+        if (n.kind === 'char' || n.kind === 'block') {
+            const major = n.devmajor ?? 0;
+            const minor = n.devminor ?? 0;
+            image.writeUInt32LE(((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0, at + 16);
+        }
+        else if (l.layout === layoutChunkBased) {
+            image.writeUInt16LE(chunkFormatIndexes | chunkBitsFor(size), at + 16);
+        }
+        else if (l.dataBlock !== undefined) {
+            image.writeUInt32LE(l.dataBlock, at + 16);
+        }
+        image.writeUInt32LE(l.ino, at + 20);
+        image.writeUInt32LE(n.uid >>> 0, at + 24);
+        image.writeUInt32LE(n.gid >>> 0, at + 28);
+        const seconds = Math.floor(n.mtime);
+        image.writeBigInt64LE(BigInt(seconds), at + 32);
+        image.writeUInt32LE(Math.min(999_999_999, Math.round((n.mtime - seconds) * 1e9)), at + 40);
+        image.writeUInt32LE(nlink, at + 44);
+        l.xattrs.copy(image, at + inodeSize);
+        const after = at + inodeSize + l.xattrs.length;
+        if (l.layout === layoutChunkBased) {
+            const start = n.offset ?? 0;
+            if (start % blockSize !== 0 || start + size > this.tarSize)
+                throw new ErofsIndexError(`a file's bytes [${start}, ${start + size}) lie outside the tar of ${this.tarSize} bytes`);
+            const index = align(after, 8);
+            image.writeUInt16LE(0, index); // startblk_hi
+            image.writeUInt16LE(1, index + 2); // device 1: the tar
+            image.writeUInt32LE(start / blockSize, index + 4);
+        }
+        else if (l.layout === layoutFlatInline) {
+            l.data.copy(image, after);
+        }
+        else if (l.dataBlock !== undefined) {
+            l.data.copy(image, l.dataBlock * blockSize);
+        }
+    }
+    writeSuper(image, blocks, inodes) {
+        const s = superOffset;
+        image.writeUInt32LE(magic, s);
+        image.writeUInt8(blockBits, s + 12);
+        image.writeUInt16LE((inodesStart - metaBlock * blockSize) / 32, s + 14); // the root's nid
+        image.writeBigUInt64LE(BigInt(inodes), s + 16);
+        image.writeBigUInt64LE(BigInt(this.now), s + 24);
+        image.writeUInt32LE(blocks, s + 36);
+        image.writeUInt32LE(metaBlock, s + 40);
+        image.writeUInt32LE(incompatChunkedFile | incompatDeviceTable, s + 80);
+        image.writeUInt16LE(1, s + 86); // extra devices
+        image.writeUInt16LE(deviceSlotOffset / 128, s + 88);
+        image.write('tar', deviceSlotOffset, 'ascii'); // the slot's tag (the device itself is named when mounting)
+        image.writeUInt32LE(Math.ceil(this.tarSize / blockSize), deviceSlotOffset + 64);
+    }
+}
+function align(n, to) {
+    return Math.ceil(n / to) * to;
+}
+/** chunk size = block size << bits: one chunk holds the whole file (its bytes are one run of the tar). */
+function chunkBitsFor(size) {
+    let bits = 0;
+    while (blockSize * 2 ** bits < size)
+        bits++;
+    if (bits > 0x1f)
+        throw new ErofsIndexError(`a file of ${size} bytes is more than one chunk can hold`);
+    return bits;
+}
+/** Directory entries in blocks: each block holds whole entries (12 bytes each, then their names). */
+function dirBlocks(entries) {
+    const out = [];
+    let current = [];
+    let used = 0;
+    for (const e of entries) {
+        const need = direntSize + e[0].length;
+        if (used + need > blockSize) {
+            out.push(current);
+            current = [];
+            used = 0;
+        }
+        current.push(e);
+        used += need;
+    }
+    if (current.length)
+        out.push(current);
+    return out;
+}
+function dirSize(node) {
+    const entries = [[Buffer.from('.'), node], [Buffer.from('..'), node]];
+    for (const [name, child] of node.children ?? [])
+        entries.push([(0,layer_names/* nameToBytes */.CD)(name), child]);
+    entries.sort((a, b) => Buffer.compare(a[0], b[0]));
+    const blocks = dirBlocks(entries);
+    const last = blocks[blocks.length - 1];
+    return (blocks.length - 1) * blockSize + last.reduce((n, e) => n + direntSize + e[0].length, 0);
+}
+/** Inline xattrs: a 12-byte header, then each entry (4 bytes, its name after the prefix, its value) 4-aligned. */
+function encodeXattrs(xattrs) {
+    if (xattrs.size === 0)
+        return Buffer.alloc(0);
+    const parts = [Buffer.alloc(12)];
+    for (const [k, value] of [...xattrs].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+        const [index, rest] = xattrName(k);
+        const name = Buffer.from(rest, 'utf8');
+        if (name.length > 255 || value.length > 0xffff)
+            throw new ErofsIndexError(`the xattr ${k} is too long for an EROFS index`);
+        const entry = Buffer.alloc(align(4 + name.length + value.length, 4));
+        entry.writeUInt8(name.length, 0);
+        entry.writeUInt8(index, 1);
+        entry.writeUInt16LE(value.length, 2);
+        name.copy(entry, 4);
+        value.copy(entry, 4 + name.length);
+        parts.push(entry);
+    }
+    const out = Buffer.concat(parts);
+    if ((out.length - 12) / 4 + 1 > 0xffff)
+        throw new ErofsIndexError('too many xattrs for an EROFS index');
+    return out;
+}
+
 // EXTERNAL MODULE: external "node:async_hooks"
 var external_node_async_hooks_ = __nccwpck_require__(6698);
 // EXTERNAL MODULE: external "node:perf_hooks"
@@ -94387,6 +94580,8 @@ function formatProfile(r) {
 //   indexes/<diffID hex>.json a layer's tar headers, so that a filesystem index is built without reading layers
 //   records/<key hex>.json  the build cache: a step's key and its result (src/cache/record.ts); mtime: last use
 //   verified/<blob hex>     the diffID hoist itself found the blob to decompress to (a cache's record may lie about it)
+//   resolved/<hash>.json    the manifest a base (name and platform) last resolved to here, and when (its manifest and
+//                           config are blobs): a local rebuild within a minute does not ask the registry again
 //   leases/<pid>-<n>        which processes are using the store since when (garbage collection spares their work)
 //   tmp/                    partial writes
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
@@ -94697,13 +94892,39 @@ class Store {
         const p = this.verifiedPath(digest);
         return p !== undefined && (await (0,promises_.readFile)(p, 'utf8').catch(() => undefined)) === diffID;
     }
+    resolvedPath(name) {
+        return external_node_path_.join(this.root, 'resolved', `${(0,image_digest/* digestOf */.ol)(name).slice(7)}.json`);
+    }
+    /** Notes what the base `name` (a reference and a platform) resolved to: its manifest's and its config's bytes. */
+    async noteResolved(name, manifest, config) {
+        await this.writeBlob(manifest.bytes, { digest: manifest.digest, size: manifest.bytes.length });
+        await this.writeBlob(config.bytes, { digest: config.digest, size: config.bytes.length });
+        await (0,promises_.mkdir)(external_node_path_.join(this.root, 'resolved'), { recursive: true });
+        const tmp = this.tmpPath();
+        await (0,promises_.writeFile)(tmp, JSON.stringify({ name, digest: manifest.digest, mediaType: manifest.mediaType, at: Date.now() }));
+        await (0,promises_.rename)(tmp, this.resolvedPath(name));
+    }
+    /** What the base `name` resolved to here within the last `maxAgeMs`, if anything. */
+    async recentlyResolved(name, maxAgeMs) {
+        try {
+            const r = JSON.parse(await (0,promises_.readFile)(this.resolvedPath(name), 'utf8'));
+            const age = Date.now() - Number(r.at);
+            if (r.name !== name || typeof r.digest !== 'string' || typeof r.mediaType !== 'string' || !(age >= 0 && age <= maxAgeMs))
+                return undefined;
+            return { digest: r.digest, mediaType: r.mediaType };
+        }
+        catch {
+            return undefined;
+        }
+    }
     indexPath(diffID) {
         return external_node_path_.join(this.root, 'indexes', `${(0,image_digest/* parseDigest */.m)(diffID).hex}.json`);
     }
     /** The tar headers of the layer with this diffID, as recorded when it was first read or written. */
     async readLayerIndex(diffID) {
-        // A layer being unpacked writes its index when done: waiting for it spares reading the layer a second time.
-        await this.unpacking.get(diffID)?.catch(() => undefined);
+        // A layer being unpacked (or indexed for EROFS) writes its headers' index when done: waiting for it spares
+        // reading the layer a second time.
+        await this.unpacked(diffID);
         const text = await (0,promises_.readFile)(this.indexPath(diffID), 'utf8').catch(() => undefined);
         if (text === undefined)
             return undefined;
@@ -94944,6 +95165,7 @@ class Store {
     /** Waits for the unpacking of this layer that is under way, if there is one (its outcome is not this caller's). */
     async unpacked(diffID) {
         await this.unpacking.get(diffID)?.catch(() => undefined);
+        await this.indexing.get(diffID)?.catch(() => undefined);
     }
     /** layers unpacked at once: more overlaps downloads, decompression (in the thread pool) and disk waits */
     unpackSlots = new limit/* Limiter */.jG(3);
@@ -96755,12 +96977,28 @@ class Solver {
             catch (e) {
                 throw at ? stageError(at, e) : e;
             }
+            const name = `${formatReference(parsed)}|${(0,image_platform/* formatPlatform */.Bq)(platform)}`;
+            const store = this.req.store;
+            if (this.req.reuseResolved) {
+                const recent = await store.recentlyResolved(name, this.req.reuseResolved);
+                const known = recent && (await (async () => {
+                    const m = (0,image_manifest/* parseManifest */.Ng)(await store.readBlob(recent.digest), recent.mediaType);
+                    if (m.kind !== 'manifest')
+                        return undefined;
+                    const config = (0,image_manifest/* parseImageConfig */.FB)(await store.readBlob(m.manifest.config.digest));
+                    return { digest: m.digest, config, layers: registryLayers(this.req.client, { registry: parsed.registry, repository: parsed.repository }, m, config.rootfs.diff_ids) };
+                })().catch(() => undefined));
+                if (known)
+                    return known;
+            }
             try {
                 const remote = await RemoteImage.open(this.req.client, parsed);
                 const m = await platformManifest(remote, platform, ref);
                 if (m.kind !== 'manifest')
                     throw new NoPlatformError(`${ref}: not an image manifest`);
-                const config = (0,image_manifest/* parseImageConfig */.FB)(await remote.readBlob(m.manifest.config));
+                const configBytes = await remote.readBlob(m.manifest.config);
+                const config = (0,image_manifest/* parseImageConfig */.FB)(configBytes);
+                await store.noteResolved(name, m, { digest: m.manifest.config.digest, bytes: configBytes }).catch(() => undefined);
                 return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
             }
             catch (e) {
@@ -97019,7 +97257,7 @@ class Solver {
     executor() {
         if (this.req.executor)
             return this.req.executor();
-        this.ownExecutor ??= chooseExecutor(this.req.store, this.req.isolation ?? 'auto').then((ex) => {
+        this.ownExecutor ??= chooseExecutor(this.req.store, this.req.isolation ?? 'auto', (line) => this.req.onLog?.(line)).then((ex) => {
             if (ex.notice)
                 this.req.onLog?.(ex.notice);
             return ex;
@@ -97277,6 +97515,12 @@ function lib_build(req) {
         return outcome;
     });
 }
+/** How long a base this store resolved is taken as it was, on a developer's machine (a rebuild asks no registry). */
+const reuseResolvedFor = 60_000;
+/** A CI job (where a base pushed a moment ago by another job must be seen): every base is resolved at every build. */
+function inCI(env) {
+    return ['CI', 'GITHUB_ACTIONS', 'GITLAB_CI', 'BUILDKITE', 'JENKINS_URL', 'TF_BUILD', 'HOIST_ALWAYS_RESOLVE'].some((k) => env[k] !== undefined && env[k] !== '' && env[k] !== 'false');
+}
 async function buildProfiled(req) {
     const { store, client } = req;
     const startedOn = new Date();
@@ -97314,7 +97558,7 @@ async function buildProfiled(req) {
     // The executor of RUN steps, chosen once for every platform's solve (and said in the log when it is not runc).
     let executorChosen;
     const executor = () => {
-        executorChosen ??= chooseExecutor(store, req.isolation ?? 'auto').then((ex) => {
+        executorChosen ??= chooseExecutor(store, req.isolation ?? 'auto', log).then((ex) => {
             if (ex.notice)
                 log(ex.notice);
             return ex;
@@ -97348,6 +97592,7 @@ async function buildProfiled(req) {
                 annotations: annotationsFor(req.annotations ?? [], 'manifest', platform),
                 ociMediaTypes: wantsOciMediaTypes(outputs),
                 sourceDateEpoch,
+                ...(inCI(process.env) ? {} : { reuseResolved: reuseResolvedFor }),
                 secrets: req.secrets ?? new Map(),
                 ssh: req.ssh ?? new Map(),
                 noCache: req.noCache ?? false,

@@ -138,6 +138,14 @@ export function build(req: BuildRequest): Promise<BuildOutcome> {
   });
 }
 
+/** How long a base this store resolved is taken as it was, on a developer's machine (a rebuild asks no registry). */
+const reuseResolvedFor = 60_000;
+
+/** A CI job (where a base pushed a moment ago by another job must be seen): every base is resolved at every build. */
+function inCI(env: NodeJS.ProcessEnv): boolean {
+  return ['CI', 'GITHUB_ACTIONS', 'GITLAB_CI', 'BUILDKITE', 'JENKINS_URL', 'TF_BUILD', 'HOIST_ALWAYS_RESOLVE'].some((k) => env[k] !== undefined && env[k] !== '' && env[k] !== 'false');
+}
+
 async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
   const { store, client } = req;
   const startedOn = new Date();
@@ -172,7 +180,7 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
   // The executor of RUN steps, chosen once for every platform's solve (and said in the log when it is not runc).
   let executorChosen: Promise<Executor> | undefined;
   const executor = () => {
-    executorChosen ??= chooseExecutor(store, req.isolation ?? 'auto').then((ex) => {
+    executorChosen ??= chooseExecutor(store, req.isolation ?? 'auto', log).then((ex) => {
       if (ex.notice) log(ex.notice);
       return ex;
     });
@@ -204,6 +212,7 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
         annotations: annotationsFor(req.annotations ?? [], 'manifest', platform),
         ociMediaTypes: wantsOciMediaTypes(outputs),
         sourceDateEpoch,
+        ...(inCI(process.env) ? {} : { reuseResolved: reuseResolvedFor }),
         secrets: req.secrets ?? new Map(),
         ssh: req.ssh ?? new Map(),
         noCache: req.noCache ?? false,

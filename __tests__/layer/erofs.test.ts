@@ -11,10 +11,10 @@ import { ErofsIndexBuilder, ErofsIndexError } from '../../src/layer/erofs.js';
 import { extractLayer } from '../../src/layer/extract.js';
 import { readTar, TarError } from '../../src/layer/tar.js';
 import { cleanEntryName } from '../../src/layer/rooted.js';
-import { ErofsMounts, type ErofsMode } from '../../src/exec/erofs-mount.js';
+import { ErofsMounts, type ErofsMode, ErofsUnavailableError } from '../../src/exec/erofs-mount.js';
 import { debianTar } from '../helpers/debian.js';
 import { type RawEntry, rawTar } from '../helpers/raw-tar.js';
-import { haveTool, run } from '../helpers/tools.js';
+import { haveTool, pathWithout, run } from '../helpers/tools.js';
 
 const asRoot = process.getuid?.() === 0;
 const erofsHere = asRoot && haveTool('python3') && spawnSync('sh', ['-c', 'grep -qw erofs /proc/filesystems || modprobe erofs']).status === 0;
@@ -91,7 +91,8 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
   });
 
   /** The tar unpacked by extractLayer and mounted as an index (each way): the trees must be the same. */
-  async function same(tarBytes: Buffer | string, modes: ErofsMode[] = ['file', 'loop']): Promise<Record<string, Record<string, unknown>>> {
+  /** 'loop (losetup)': loop devices set up by losetup and mount(8), as where python3 is missing */
+  async function same(tarBytes: Buffer | string, modes: (ErofsMode | 'loop (losetup)')[] = ['file', 'loop']): Promise<Record<string, Record<string, unknown>>> {
     const dir = path.join(work, String(n++));
     mkdirSync(dir);
     const tar = typeof tarBytes === 'string' ? tarBytes : path.join(dir, 'layer.tar');
@@ -102,7 +103,10 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
     writeFileSync(path.join(dir, 'index.erofs'), index);
     const expected = comparable(tree(unpacked), named);
     for (const mode of modes) {
-      const m = new ErofsMounts(mode, path.join(dir, `mnt-${mode}`));
+      const savedPath = process.env.PATH;
+      if (mode === 'loop (losetup)') process.env.PATH = pathWithout(['python3']);
+      const m = new ErofsMounts(mode === 'file' ? 'file' : 'loop', path.join(dir, `mnt-${mode.replace(/\W+/g, '-')}`));
+      process.env.PATH = savedPath;
       mounts.push(m);
       const [mounted] = await m.mount([{ tar, index: path.join(dir, 'index.erofs') }]);
       const got = comparable(tree(mounted), named);
@@ -150,7 +154,7 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
     for (let i = 0; i < 300; i++) writeFileSync(path.join(src, 'a', `many-${i}-${'y'.repeat(i % 40)}`), String(i));
     const tar = path.join(work, 'gnu.tar');
     run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '--format=posix', '-C', src, '-cf', tar, '.']);
-    const t = await same(tar);
+    const t = await same(tar, ['file', 'loop', 'loop (losetup)']);
     expect(t['a/b'].uid).toBe(1234);
     expect(t['abs-link'].uid).toBe(4000000);
     expect(t['blk'].rdev).toEqual([7, 300]);
@@ -231,6 +235,20 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
       expect(built).toBeInstanceOf(ErofsIndexError);
       expect(built?.message).toMatch(/^entry "/);
     }
+  });
+
+  test('an index the kernel refuses file-backed is tried on loop devices, and refused there too, is ErofsUnavailableError naming both', async () => {
+    const dir = path.join(work, 'refused');
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'bad.erofs'), Buffer.alloc(4096, 0x5a));
+    writeFileSync(path.join(dir, 'x.tar'), Buffer.alloc(1024));
+    const m = new ErofsMounts('file', path.join(dir, 'mnt'));
+    mounts.push(m);
+    const e = await m.mount([{ tar: path.join(dir, 'x.tar'), index: path.join(dir, 'bad.erofs') }]).then(() => undefined, (err: Error) => err);
+    expect(e).toBeInstanceOf(ErofsUnavailableError);
+    expect(e?.message).toMatch(/EROFS indexes cannot be mounted here \(file-backed: .+; on loop devices: .+\)/);
+    expect(m.mode).toBe('loop');
+    expect(spawnSync('sh', ['-c', `grep -c ' ${dir}' /proc/mounts; losetup -j ${path.join(dir, 'x.tar')} | wc -l`], { encoding: 'utf8' }).stdout.split('\n').slice(0, 2)).toEqual(['0', '0']);
   });
 
   test('a file\'s bytes must lie inside the tar: an index is never made that points the kernel past it', () => {

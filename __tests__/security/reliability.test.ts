@@ -22,8 +22,8 @@ const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..
 const asRoot = process.getuid?.() === 0;
 
 /** The hoist command as a child; `until` resolves once its standard error matches. */
-function start(args: string[]): { child: ChildProcess; err: () => string; until: (re: RegExp) => Promise<void>; done: Promise<number | null> } {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(args: string[], env?: NodeJS.ProcessEnv): { child: ChildProcess; err: () => string; until: (re: RegExp) => Promise<void>; done: Promise<number | null> } {
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let err = '';
   let out = '';
   child.stderr?.on('data', (d: Buffer) => void (err += d.toString()));
@@ -104,22 +104,22 @@ const mountsUnder = (dir: string) => sh(`grep -F ' ${dir}' /proc/mounts || true`
     }
   }, 60_000);
 
-  test('an interrupt while a base layer unpacks leaves no partial snapshot', async () => {
-    const many: RawEntry[] = Array.from({ length: 20_000 }, (_, i) => ({ name: `d${i % 100}/f${i}`, body: 'x'.repeat(100) }));
+  test.each([['an EROFS index and its tar', undefined], ['a snapshot directory', 'directories']] as const)('an interrupt while a base layer is made a lower (%s) leaves nothing partial', async (_kind, lowers) => {
+    const many: RawEntry[] = Array.from({ length: 20_000 }, (_, i) => ({ name: `d${i % 100}/f${i}`, body: 'x'.repeat(1000) }));
     const img = makeImage({ tars: [rawTar(many)] });
-    const ref = `${reg.host}/big/unpack:1`;
+    const ref = `${reg.host}/big/unpack-${lowers ?? 'erofs'}:1`;
     await seed(client, ref, img);
-    const s = path.join(work, 'unpack-store');
-    const h = start(['build', '--progress', 'plain', '--store', s, context(`FROM {{BASE}}\nRUN --mount=type=bind,from=${ref},target=/m ls /m\n`)]);
-    // Under way: a snapshot being unpacked is a directory in tmp beside the build's own.
-    for (let i = 0; i < 2000; i++) {
-      if (existsSync(path.join(s, 'tmp')) && readdirSync(path.join(s, 'tmp'), { withFileTypes: true }).some((e) => e.isDirectory() && !e.name.includes('-build-') && readdirSync(path.join(s, 'tmp', e.name)).length > 20)) break;
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    const s = path.join(work, `unpack-store-${lowers ?? 'erofs'}`);
+    const h = start(['build', '--progress', 'plain', '--store', s, context(`FROM {{BASE}}\nRUN --mount=type=bind,from=${ref},target=/m ls /m\n`)], lowers ? { HOIST_LOWERS: lowers } : undefined);
+    // Under way: a snapshot being unpacked is a directory in tmp beside the build's own; a tar being written, a file.
+    const tmp = path.join(s, 'tmp');
+    const underWay = () => existsSync(tmp) && readdirSync(tmp, { withFileTypes: true }).some((e) => (lowers ? e.isDirectory() && !e.name.includes('-build-') && readdirSync(path.join(tmp, e.name)).length > 20 : e.isFile() && statSync(path.join(tmp, e.name)).size > 100_000));
+    for (let i = 0; i < 2000 && !underWay(); i++) await new Promise((r) => setTimeout(r, 2));
     h.child.kill('SIGINT');
     expect(await h.done).toBe(130);
-    expect(readdirSync(path.join(s, 'tmp'))).toEqual([]);
+    expect(readdirSync(tmp)).toEqual([]);
     expect(existsSync(path.join(s, 'snapshots', img.diffIDs[0].slice(7)))).toBe(false);
+    expect(readdirSync(path.join(s, 'lowers'))).toEqual([]);
     expect(mountsUnder(s)).toBe('');
   }, 60_000);
 
@@ -140,7 +140,7 @@ const mountsUnder = (dir: string) => sh(`grep -F ' ${dir}' /proc/mounts || true`
       expect(readdirSync('/dev/shm').filter((e) => e.startsWith(`hoist-secret-${pid}-`))).toHaveLength(1);
       const r = spawnSync(process.execPath, [cli, ...(next === 'prune' ? ['prune', '--store', s] : ['build', '--progress', 'plain', '--store', s, context('FROM scratch\nCOPY Dockerfile /\n')])], { encoding: 'utf8' });
       expect(r.status).toBe(0);
-      expect(next === 'prune' ? r.stdout : r.stderr).toMatch(/leaned up after killed builds: 1 container, [2-9] mounts, 1 temp dir, 1 secret dir/);
+      expect(next === 'prune' ? r.stdout : r.stderr).toMatch(/leaned up after killed builds: 1 container, [2-9] mounts, [1-3] temp dirs?, 1 secret dir/);
       expect(mountsUnder(s)).toBe('');
       expect(sh(`runc list -q | grep '^hoist-${pid}-' || true`)).toBe('');
       expect(readdirSync('/dev/shm').filter((e) => e.startsWith(`hoist-secret-${pid}-`))).toEqual([]);

@@ -213,6 +213,38 @@ describeWith(['docker-registry', 'skopeo'])('hoist build --push', () => {
     expect(raw.layers).toHaveLength(2);
   });
 
+  test('a developer\'s rebuild within a minute takes the base as it resolved it; in CI every build resolves it', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'hoist-reuse-'));
+    const own = await startRegistry('anonymous');
+    let stopped = false;
+    try {
+      const rootfs = context({ 'etc/os-release': 'NAME=reused\n' });
+      run('tar', ['-C', rootfs, '-cf', path.join(work, 'base.tar'), '.']);
+      const base = `${own.host}/reuse/base:1`;
+      await hoistOk(['import', path.join(work, 'base.tar'), base, '--store', path.join(work, 'base-store')]);
+      await hoistOk(['push', base, '--store', path.join(work, 'base-store')]);
+      const dir = context({ Dockerfile: `FROM ${base}\nCOPY app.txt /srv/\n`, 'app.txt': 'app' });
+      const store = path.join(work, 'store');
+      const local = { CI: '', GITHUB_ACTIONS: '', GITLAB_CI: '', HOIST_ALWAYS_RESOLVE: '' };
+      const first = await hoistWithEnv(local, ['build', '--progress', 'quiet', '--store', store, dir]);
+      expect(first.code).toBe(0);
+      await own.stop();
+      stopped = true;
+      // The registry gone: the rebuild does not ask it, and builds the same image.
+      const again = await hoistWithEnv(local, ['build', '--progress', 'quiet', '--store', store, dir]);
+      expect(`${again.code} ${again.err}`).toBe('0 ');
+      expect(again.out).toBe(first.out);
+      // In CI (or with HOIST_ALWAYS_RESOLVE) the base is resolved: the registry is asked, and is not there.
+      for (const ci of [{ CI: 'true' }, { HOIST_ALWAYS_RESOLVE: '1' }]) {
+        const resolved = await hoistWithEnv({ ...local, ...ci }, ['build', '--progress', 'quiet', '--store', store, dir]);
+        expect(resolved.code).toBe(1);
+        expect(resolved.err).toMatch(/failed to resolve source metadata/);
+      }
+    } finally {
+      if (!stopped) await own.stop();
+    }
+  }, 90_000);
+
   test('--push without -t is a clear error', async () => {
     const r = await hoist(['build', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-p-')), '--push', context(app)]);
     expect(r.code).toBe(1);

@@ -11,7 +11,8 @@ import { findRuntime } from './runc.js';
 
 const noRuntime = 'RUN needs an OCI runtime: install runc (apt-get install runc) or crun';
 
-export async function chooseExecutor(store: Store, isolation: Isolation): Promise<Executor> {
+/** `log`: where a later word about the executor goes (that RUN's lowers are unpacked directories here). */
+export async function chooseExecutor(store: Store, isolation: Isolation, log?: (line: string) => void): Promise<Executor> {
   const probes = path.join(store.root, 'tmp');
   await mkdir(probes, { recursive: true });
   if (isolation === 'proot' || isolation === 'chroot') {
@@ -23,12 +24,12 @@ export async function chooseExecutor(store: Store, isolation: Isolation): Promis
   const runtime = findRuntime();
   if (isolation === 'runc') {
     if (!runtime) throw new ExecError(noRuntime);
-    return new OverlayExecutor(store, runtime).prepare(probes);
+    return new OverlayExecutor(store, runtime).prepare(probes, log);
   }
   const refused = await overlayRefused(probes);
   if (!refused) {
     if (!runtime) throw new ExecError(`${noRuntime} (or pass --isolation proot)`);
-    return new OverlayExecutor(store, runtime).prepare(probes);
+    return new OverlayExecutor(store, runtime).prepare(probes, log);
   }
   return directoryExecutor(store, 'auto', `this machine may not mount: ${refused.split('\n')[0].replace(/\.$/, '')}`);
 }

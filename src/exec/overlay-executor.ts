@@ -15,7 +15,7 @@ import type { ImageState } from '../solver/state.js';
 import type { ErofsLower, Snapshot, Store } from '../store/store.js';
 import { upperDirEntries } from './diff.js';
 import type { Executor, ProcessSpec, StepLayer, StepRoot } from './executor.js';
-import { type ErofsChoice, erofsChoice, ErofsMounts } from './erofs-mount.js';
+import { erofsChoice, ErofsMounts, ErofsUnavailableError, prestartHelper } from './erofs-mount.js';
 import { ExecError, mountOverlay } from './overlay.js';
 import { runContainer } from './runc.js';
 import { runSpec } from './spec.js';
@@ -43,18 +43,21 @@ export class OverlayExecutor implements Executor {
     return ensureEmulation(platform, register);
   }
 
-  /** How the lowers are kept: said once in the log when they are unpacked directories (prepare()). */
-  notice?: string;
-  private lowerKind: ErofsChoice = {};
+  /** RUN's lowers as EROFS indexes (erofs-mount.ts), or undefined: unpacked directories */
   private erofs: ErofsMounts | undefined;
+  /** a kind HOIST_LOWERS forced: no falling back from it */
+  private forced: string | undefined;
+  private log: ((line: string) => void) | undefined;
   /** the mount of each layer's index (by diffID), for as long as the executor lives */
   private readonly mountedIndexes = new Map<string, Promise<string>>();
 
-  /** Chooses the lowers' kind (EROFS indexes where they can be mounted) once, before the first step. */
-  async prepare(scratch: string): Promise<this> {
-    this.lowerKind = await erofsChoice(scratch);
-    if (this.lowerKind.mode) this.erofs = new ErofsMounts(this.lowerKind.mode, path.join(scratch, `${process.pid}-erofs-${Date.now()}`));
-    else this.notice = `RUN's base layers are unpacked into directories: ${this.lowerKind.why}`;
+  /** Chooses the lowers' kind (EROFS indexes where they can be mounted), once, from what the kernel has. */
+  prepare(scratch: string, log?: (line: string) => void): this {
+    const choice = erofsChoice();
+    this.log = log;
+    this.forced = choice.forced;
+    if (choice.mode) this.erofs = new ErofsMounts(choice.mode, path.join(scratch, `${process.pid}-erofs-${Date.now()}`));
+    else log?.(`RUN's base layers are unpacked into directories: ${choice.why}`);
     return this;
   }
 
@@ -63,6 +66,7 @@ export class OverlayExecutor implements Executor {
   }
 
   warm(layers: readonly Layer[]): Promise<unknown>[] {
+    if (this.erofs?.mode === 'file') prestartHelper();
     return layers.map((l) => this.lower(l).catch(() => undefined));
   }
 
@@ -74,6 +78,24 @@ export class OverlayExecutor implements Executor {
    * directories) over whatever came between.
    */
   private async snapshots(state: ImageState): Promise<string[]> {
+    try {
+      return await this.lowerDirs(state);
+    } catch (e) {
+      if (!(e instanceof ErofsUnavailableError) || this.forced) throw e;
+      // Confirmed by the first mount: no index can be mounted here. The layers are unpacked from now on (a step of
+      // another stage may have found it out first).
+      const gone = this.erofs;
+      if (gone) {
+        this.log?.(`RUN's base layers are unpacked into directories: ${e.message}`);
+        this.erofs = undefined;
+        this.mountedIndexes.clear();
+        await gone.close();
+      }
+      return this.lowerDirs(state);
+    }
+  }
+
+  private async lowerDirs(state: ImageState): Promise<string[]> {
     const lowers = await settleAll(state.layers.map((l) => this.lower(l)));
     const fresh: { diffID: string; lower: ErofsLower; done: (p: Promise<string>) => void }[] = [];
     const paths = lowers.map((lower, i) => {

@@ -22,6 +22,13 @@ export function registryBlobSource(client: RegistryClient, repository: Repositor
   };
 }
 
+/** The layers of an image manifest of `origin`, lazy: fetched from that repository when read. */
+export function registryLayers(client: RegistryClient, origin: Repository, m: ParsedManifest, diffIDs: readonly string[]): Layer[] {
+  if (m.kind !== 'manifest') throw new Error('layers of an index');
+  const source = registryBlobSource(client, origin);
+  return m.manifest.layers.map((descriptor, i) => ({ descriptor, diffID: diffIDs[i], sources: [source] }));
+}
+
 export class RemoteImage implements ImageSource {
   private constructor(
     private readonly client: RegistryClient,
@@ -39,9 +46,7 @@ export class RemoteImage implements ImageSource {
 
   /** The layers of one of its manifests, lazy: fetched from this repository when read. */
   layers(m: ParsedManifest, diffIDs: readonly string[]): Layer[] {
-    if (m.kind !== 'manifest') throw new Error('layers of an index');
-    const source = registryBlobSource(this.client, this.origin);
-    return m.manifest.layers.map((descriptor, i) => ({ descriptor, diffID: diffIDs[i], sources: [source] }));
+    return registryLayers(this.client, this.origin, m, diffIDs);
   }
 
   manifest(desc: Descriptor): Promise<ParsedManifest> {

@@ -42,7 +42,7 @@ import { RootedPathError } from '../layer/rooted.js';
 import { TarError, type TarHeader } from '../layer/tar.js';
 import type { RegistryClient } from '../registry/client.js';
 import { settleAll, sharedBy } from '../registry/limit.js';
-import { RemoteImage } from '../registry/source.js';
+import { RemoteImage, registryLayers } from '../registry/source.js';
 import { type Store, StoreError } from '../store/store.js';
 import { ArchiveError } from './archive.js';
 import { BuildContext, ContextError, readInside } from './context.js';
@@ -121,6 +121,11 @@ export interface BuildRequest {
   executor?: () => Promise<Executor>;
   /** a line for the log (which executor runs RUN, when not runc) */
   onLog?: (message: string) => void;
+  /**
+   * A base this store resolved within this many milliseconds is taken as it was, without asking the registry (a
+   * developer's rebuild; never in CI, where a base pushed a moment ago must be seen)
+   */
+  reuseResolved?: number;
   /** --no-cache-filter: the stages (by name or index) whose steps are not taken from a cache */
   noCacheFilter?: readonly string[];
   /** a line a RUN step printed */
@@ -508,11 +513,25 @@ export class Solver {
       } catch (e) {
         throw at ? stageError(at, e) : e;
       }
+      const name = `${formatReference(parsed)}|${formatPlatform(platform)}`;
+      const store = this.req.store;
+      if (this.req.reuseResolved) {
+        const recent = await store.recentlyResolved(name, this.req.reuseResolved);
+        const known = recent && (await (async () => {
+          const m = parseManifest(await store.readBlob(recent.digest), recent.mediaType);
+          if (m.kind !== 'manifest') return undefined;
+          const config = parseImageConfig(await store.readBlob(m.manifest.config.digest));
+          return { digest: m.digest, config, layers: registryLayers(this.req.client, { registry: parsed.registry, repository: parsed.repository }, m, config.rootfs.diff_ids) };
+        })().catch(() => undefined));
+        if (known) return known;
+      }
       try {
         const remote = await RemoteImage.open(this.req.client, parsed);
         const m = await platformManifest(remote, platform, ref);
         if (m.kind !== 'manifest') throw new NoPlatformError(`${ref}: not an image manifest`);
-        const config = parseImageConfig(await remote.readBlob(m.manifest.config));
+        const configBytes = await remote.readBlob(m.manifest.config);
+        const config = parseImageConfig(configBytes);
+        await store.noteResolved(name, m, { digest: m.manifest.config.digest, bytes: configBytes }).catch(() => undefined);
         return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
       } catch (e) {
         let err = e;
@@ -746,7 +765,7 @@ export class Solver {
   /** The build's executor: the request's, or one chosen now for this solve (said in the log when not runc). */
   private executor(): Promise<Executor> {
     if (this.req.executor) return this.req.executor();
-    this.ownExecutor ??= chooseExecutor(this.req.store, this.req.isolation ?? 'auto').then((ex) => {
+    this.ownExecutor ??= chooseExecutor(this.req.store, this.req.isolation ?? 'auto', (line) => this.req.onLog?.(line)).then((ex) => {
       if (ex.notice) this.req.onLog?.(ex.notice);
       return ex;
     });

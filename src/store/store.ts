@@ -7,6 +7,8 @@
 //   indexes/<diffID hex>.json a layer's tar headers, so that a filesystem index is built without reading layers
 //   records/<key hex>.json  the build cache: a step's key and its result (src/cache/record.ts); mtime: last use
 //   verified/<blob hex>     the diffID hoist itself found the blob to decompress to (a cache's record may lie about it)
+//   resolved/<hash>.json    the manifest a base (name and platform) last resolved to here, and when (its manifest and
+//                           config are blobs): a local rebuild within a minute does not ask the registry again
 //   leases/<pid>-<n>        which processes are using the store since when (garbage collection spares their work)
 //   tmp/                    partial writes
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
@@ -332,14 +334,41 @@ export class Store {
     return p !== undefined && (await readFile(p, 'utf8').catch(() => undefined)) === diffID;
   }
 
+  private resolvedPath(name: string): string {
+    return path.join(this.root, 'resolved', `${digestOf(name).slice(7)}.json`);
+  }
+
+  /** Notes what the base `name` (a reference and a platform) resolved to: its manifest's and its config's bytes. */
+  async noteResolved(name: string, manifest: { digest: string; mediaType: string; bytes: Uint8Array }, config: { digest: string; bytes: Uint8Array }): Promise<void> {
+    await this.writeBlob(manifest.bytes, { digest: manifest.digest, size: manifest.bytes.length });
+    await this.writeBlob(config.bytes, { digest: config.digest, size: config.bytes.length });
+    await mkdir(path.join(this.root, 'resolved'), { recursive: true });
+    const tmp = this.tmpPath();
+    await writeFile(tmp, JSON.stringify({ name, digest: manifest.digest, mediaType: manifest.mediaType, at: Date.now() }));
+    await rename(tmp, this.resolvedPath(name));
+  }
+
+  /** What the base `name` resolved to here within the last `maxAgeMs`, if anything. */
+  async recentlyResolved(name: string, maxAgeMs: number): Promise<{ digest: string; mediaType: string } | undefined> {
+    try {
+      const r = JSON.parse(await readFile(this.resolvedPath(name), 'utf8')) as { name?: unknown; digest?: unknown; mediaType?: unknown; at?: unknown };
+      const age = Date.now() - Number(r.at);
+      if (r.name !== name || typeof r.digest !== 'string' || typeof r.mediaType !== 'string' || !(age >= 0 && age <= maxAgeMs)) return undefined;
+      return { digest: r.digest, mediaType: r.mediaType };
+    } catch {
+      return undefined;
+    }
+  }
+
   indexPath(diffID: string): string {
     return path.join(this.root, 'indexes', `${parseDigest(diffID).hex}.json`);
   }
 
   /** The tar headers of the layer with this diffID, as recorded when it was first read or written. */
   async readLayerIndex(diffID: string): Promise<TarHeader[] | undefined> {
-    // A layer being unpacked writes its index when done: waiting for it spares reading the layer a second time.
-    await this.unpacking.get(diffID)?.catch(() => undefined);
+    // A layer being unpacked (or indexed for EROFS) writes its headers' index when done: waiting for it spares
+    // reading the layer a second time.
+    await this.unpacked(diffID);
     const text = await readFile(this.indexPath(diffID), 'utf8').catch(() => undefined);
     if (text === undefined) return undefined;
     try {
@@ -576,6 +605,7 @@ export class Store {
   /** Waits for the unpacking of this layer that is under way, if there is one (its outcome is not this caller's). */
   async unpacked(diffID: string): Promise<void> {
     await this.unpacking.get(diffID)?.catch(() => undefined);
+    await this.indexing.get(diffID)?.catch(() => undefined);
   }
   /** layers unpacked at once: more overlaps downloads, decompression (in the thread pool) and disk waits */
   private readonly unpackSlots = new Limiter(3);
