@@ -22,8 +22,9 @@ const args = ['--experimental-vm-modules', '--no-warnings=ExperimentalWarning', 
 const tmp = mkdtempSync(path.join(tmpdir(), 'hoist-tests-'));
 chmodSync(tmp, 0o1777);
 // HOIST_TEST_SHARED: what test files may share within the run (docker's images of the differential cases);
-// HOIST_TEST_STARTED: the run's start, from which a file a step wrote counts as new.
-const run = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, TMPDIR: tmp, HOIST_TEST_SHARED: tmp, HOIST_TEST_STARTED: String(Date.now()) } });
+// HOIST_TEST_STARTED: the run's start, from which a file a step wrote counts as new; HOIST_ALWAYS_RESOLVE: the tests
+// push new images under old tags and build on them at once, as CI does (a developer's rebuild would reuse a base).
+const run = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, TMPDIR: tmp, HOIST_TEST_SHARED: tmp, HOIST_TEST_STARTED: String(Date.now()), HOIST_ALWAYS_RESOLVE: '1' } });
 spawnSync('sh', ['-c', `grep -o ' ${tmp}[^ ]*' /proc/mounts | sort -r | xargs -r umount -l`]);
 rmSync(tmp, { recursive: true, force: true });
 let code = run.status ?? 1;
