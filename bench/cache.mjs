@@ -88,6 +88,8 @@ try {
       ['cache-export', undefined, undefined],
     ];
     const cell = (x) => (x === undefined ? '' : x.toFixed(2)).padStart(9);
+    const local = hoistPhases(results.local.hoist);
+    console.log(`local rebuild: ${Object.entries(local.phases).map(([p, s]) => `${p} ${s.toFixed(3)}`).join(', ')} (all ${local.secs.toFixed(2)} s)`);
     console.log(`${'phase'.padEnd(13)} ${'one file'.padStart(9)} ${'floor'.padStart(9)} ${'no cache'.padStart(9)} ${'floor'.padStart(9)}  the floor's command`);
     for (const [phase, fo, fc] of pairs) {
       console.log(`${phase.padEnd(13)} ${cell(one.phases[phase])} ${cell(fo && f(fo))} ${cell(cold.phases[phase])} ${cell(fc && f(fc))}  ${fo ? floor[fo].cmd : fc ? floor[fc].cmd : ''}${fc && fc !== fo && floor[fc].cmd !== floor[fo]?.cmd ? ` / ${floor[fc].cmd}` : ''}`);

@@ -531,7 +531,7 @@ export class Solver {
         if (m.kind !== 'manifest') throw new NoPlatformError(`${ref}: not an image manifest`);
         const configBytes = await remote.readBlob(m.manifest.config);
         const config = parseImageConfig(configBytes);
-        await store.noteResolved(name, m, { digest: m.manifest.config.digest, bytes: configBytes }).catch(() => undefined);
+        if (this.req.reuseResolved) await store.noteResolved(name, m, { digest: m.manifest.config.digest, bytes: configBytes }).catch(() => undefined);
         return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
       } catch (e) {
         let err = e;

@@ -191,7 +191,7 @@ export class Store {
    * Writes a blob from a stream or bytes. With `expected` the content must hash to it (and have its size);
    * without, the digest is computed. Nothing is visible under the digest until it is complete and verified.
    */
-  async writeBlob(source: Readable | Uint8Array, expected?: { digest: string; size?: number }): Promise<{ digest: string; size: number }> {
+  async writeBlob(source: Readable | Uint8Array, expected?: { digest: string; size?: number }, options: { sync?: boolean } = {}): Promise<{ digest: string; size: number }> {
     const held = expected ? await this.hasBlob(expected.digest) : undefined;
     if (expected && held !== undefined && (expected.size === undefined || held === expected.size)) {
       if (source instanceof Readable) source.destroy();
@@ -207,9 +207,11 @@ export class Store {
     try {
       const input = source instanceof Readable ? source : Readable.from([Buffer.from(source)]);
       await pipeline(input, verify, createWriteStream(tmp, { mode: 0o644 }));
-      const fh = await open(tmp, 'r+');
-      await fh.sync();
-      await fh.close();
+      if (options.sync !== false) {
+        const fh = await open(tmp, 'r+');
+        await fh.sync();
+        await fh.close();
+      }
       await rename(tmp, this.blobPath(verify.digest));
       return { digest: verify.digest, size: verify.size };
     } catch (e) {
@@ -340,8 +342,9 @@ export class Store {
 
   /** Notes what the base `name` (a reference and a platform) resolved to: its manifest's and its config's bytes. */
   async noteResolved(name: string, manifest: { digest: string; mediaType: string; bytes: Uint8Array }, config: { digest: string; bytes: Uint8Array }): Promise<void> {
-    await this.writeBlob(manifest.bytes, { digest: manifest.digest, size: manifest.bytes.length });
-    await this.writeBlob(config.bytes, { digest: config.digest, size: config.bytes.length });
+    // (not synced: a manifest or config lost to a crash is one that does not hash to its name, and is resolved again)
+    await this.writeBlob(manifest.bytes, { digest: manifest.digest, size: manifest.bytes.length }, { sync: false });
+    await this.writeBlob(config.bytes, { digest: config.digest, size: config.bytes.length }, { sync: false });
     await mkdir(path.join(this.root, 'resolved'), { recursive: true });
     const tmp = this.tmpPath();
     await writeFile(tmp, JSON.stringify({ name, digest: manifest.digest, mediaType: manifest.mediaType, at: Date.now() }));
