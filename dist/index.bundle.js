@@ -89670,7 +89670,8 @@ class IsolationError extends ExecError {
  * container without privileges is refused (mount: permission denied); the answer is why, or undefined when it works.
  */
 async function overlayRefused(scratch) {
-    const dir = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, 'probe-'));
+    // (named by this process: what an interrupted probe leaves is swept as a killed build's)
+    const dir = await (0,promises_.mkdtemp)(external_node_path_.join(scratch, `${process.pid}-probe-`));
     try {
         for (const d of ['l', 'u', 'w', 'm'])
             await (0,promises_.mkdir)(external_node_path_.join(dir, d));
@@ -91793,6 +91794,7 @@ class OverlayExecutor {
 
 
 
+
 const noRuntime = 'RUN needs an OCI runtime: install runc (apt-get install runc) or crun';
 /** `log`: where a later word about the executor goes (that RUN's lowers are unpacked directories here). */
 async function chooseExecutor(store, isolation, log) {
@@ -91810,13 +91812,39 @@ async function chooseExecutor(store, isolation, log) {
             throw new ExecError(noRuntime);
         return new OverlayExecutor(store, runtime).prepare(probes, log);
     }
-    const refused = await overlayRefused(probes);
+    const refused = (await overlayKnownHere(store)) ? undefined : await overlayRefused(probes);
+    if (!refused)
+        await noteOverlayHere(store);
     if (!refused) {
         if (!runtime)
             throw new ExecError(`${noRuntime} (or pass --isolation proot)`);
         return new OverlayExecutor(store, runtime).prepare(probes, log);
     }
     return directoryExecutor(store, 'auto', `this machine may not mount: ${refused.split('\n')[0].replace(/\.$/, '')}`);
+}
+/**
+ * This machine, this boot, this user and these namespaces: where an overlay was mounted once, it can be again (a
+ * container without privileges has namespaces of its own, a store shared with it is told apart). The probe costs
+ * two mounts and a namespace, 20–30 ms, on every build with a RUN; a developer's rebuild pays it once a boot.
+ */
+function overlayKey() {
+    try {
+        return [(0,external_node_fs_.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim(), process.getuid?.(), (0,external_node_fs_.readlinkSync)('/proc/self/ns/mnt'), (0,external_node_fs_.readlinkSync)('/proc/self/ns/user')].join(' ');
+    }
+    catch {
+        return undefined;
+    }
+}
+async function overlayKnownHere(store) {
+    const key = overlayKey();
+    return key !== undefined && (await (0,promises_.readFile)(external_node_path_.join(store.root, 'overlay-here'), 'utf8').catch(() => '')) === key;
+}
+async function noteOverlayHere(store) {
+    const key = overlayKey();
+    if (key === undefined)
+        return;
+    const tmp = store.tmpPath();
+    await (0,promises_.writeFile)(tmp, key).then(() => (0,promises_.rename)(tmp, external_node_path_.join(store.root, 'overlay-here'))).catch(() => undefined);
 }
 
 // EXTERNAL MODULE: ./lib/cache/format.js

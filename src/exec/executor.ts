@@ -105,7 +105,8 @@ export class IsolationError extends ExecError {}
  * container without privileges is refused (mount: permission denied); the answer is why, or undefined when it works.
  */
 export async function overlayRefused(scratch: string): Promise<string | undefined> {
-  const dir = await mkdtemp(path.join(scratch, 'probe-'));
+  // (named by this process: what an interrupted probe leaves is swept as a killed build's)
+  const dir = await mkdtemp(path.join(scratch, `${process.pid}-probe-`));
   try {
     for (const d of ['l', 'u', 'w', 'm']) await mkdir(path.join(dir, d));
     await writeFile(path.join(dir, 'l', 'f'), '');
