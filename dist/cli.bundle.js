@@ -31793,9 +31793,9 @@ class Store {
             removeSync(tmp.index);
         };
         const forget = onInterrupt(drop);
+        const out = (0,external_node_fs_.createWriteStream)(tmp.tar, { mode: 0o644 });
         try {
             const verified = (0,layer_compression/* chain */.cy)(tar, new image_digest/* DigestStream */.vl({ digest: diffID, where: `layer ${diffID}` }));
-            const out = (0,external_node_fs_.createWriteStream)(tmp.tar, { mode: 0o644 });
             const failed = new Promise((_, reject) => out.once('error', reject));
             failed.catch(() => undefined);
             let size = 0;
@@ -31828,6 +31828,8 @@ class Store {
             };
         }
         catch (e) {
+            out.destroy();
+            tar.destroy();
             drop();
             if (e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)
                 e.message = `layer ${diffID}: ${e.message}`;

@@ -95093,9 +95093,9 @@ class Store {
             (0,exec_cleanup/* removeSync */.EC)(tmp.index);
         };
         const forget = (0,exec_cleanup/* onInterrupt */.nA)(drop);
+        const out = (0,external_node_fs_.createWriteStream)(tmp.tar, { mode: 0o644 });
         try {
             const verified = (0,layer_compression/* chain */.cy)(tar, new image_digest/* DigestStream */.vl({ digest: diffID, where: `layer ${diffID}` }));
-            const out = (0,external_node_fs_.createWriteStream)(tmp.tar, { mode: 0o644 });
             const failed = new Promise((_, reject) => out.once('error', reject));
             failed.catch(() => undefined);
             let size = 0;
@@ -95128,6 +95128,8 @@ class Store {
             };
         }
         catch (e) {
+            out.destroy();
+            tar.destroy();
             drop();
             if (e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)
                 e.message = `layer ${diffID}: ${e.message}`;

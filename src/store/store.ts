@@ -507,9 +507,9 @@ export class Store {
       removeSync(tmp.index);
     };
     const forget = onInterrupt(drop);
+    const out = createWriteStream(tmp.tar, { mode: 0o644 });
     try {
       const verified = chain(tar, new DigestStream({ digest: diffID, where: `layer ${diffID}` }));
-      const out = createWriteStream(tmp.tar, { mode: 0o644 });
       const failed = new Promise<never>((_, reject) => out.once('error', reject));
       failed.catch(() => undefined);
       let size = 0;
@@ -539,6 +539,8 @@ export class Store {
         return final;
       };
     } catch (e) {
+      out.destroy();
+      tar.destroy();
       drop();
       if (e instanceof TarError || e instanceof CompressionError) e.message = `layer ${diffID}: ${e.message}`;
       throw e;
