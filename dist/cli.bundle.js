@@ -30925,7 +30925,8 @@ class ImageWriter {
         let at = inodesStart;
         for (const [i, node] of nodes.entries()) {
             const xattrs = encodeXattrs(node.xattrs);
-            const data = node.kind === 'directory' ? Buffer.alloc(dirSize(node)) : node.kind === 'symlink' ? (0,layer_names/* nameToBytes */.CD)(node.target ?? '') : undefined;
+            const blocks = node.kind === 'directory' ? dirBlocks(this.direntsOf(node)) : undefined;
+            const data = blocks ? Buffer.alloc(dirSize(blocks)) : node.kind === 'symlink' ? (0,layer_names/* nameToBytes */.CD)(node.target ?? '') : undefined;
             let layout = node.kind === 'file' && (node.size ?? 0) > 0 ? layoutChunkBased : layoutFlatPlain;
             let extra = layout === layoutChunkBased ? align(inodeSize + xattrs.length, 8) - inodeSize - xattrs.length + 8 : 0;
             if (data && data.length > 0 && inodeSize + xattrs.length + data.length <= blockSize) {
@@ -30938,7 +30939,7 @@ class ImageWriter {
                 at = align(at, blockSize);
             if (i === 0 && at !== inodesStart)
                 throw new Error('the root inode is not first');
-            const laid = { node, nid: (at - metaBlock * blockSize) / 32, at, xattrs, layout, ...(data ? { data } : {}), ino: i + 1 };
+            const laid = { node, nid: (at - metaBlock * blockSize) / 32, at, xattrs, layout, ...(data ? { data } : {}), ...(blocks ? { blocks } : {}), ino: i + 1 };
             this.laid.set(node, laid);
             this.order.push(laid);
             at = align(at + total, 32);
@@ -30959,16 +30960,18 @@ class ImageWriter {
         this.writeSuper(image, block, nodes.length);
         return image;
     }
-    fillDir(l) {
-        const node = l.node;
-        const data = l.data;
-        const parent = this.parents.get(node);
-        const entries = [[Buffer.from('.'), node], [Buffer.from('..'), parent]];
+    /** A directory's entries, `.` and `..` among them, in the order lookups binary-search (bytewise). */
+    direntsOf(node) {
+        const entries = [[Buffer.from('.'), node], [Buffer.from('..'), this.parents.get(node)]];
         for (const [name, child] of node.children ?? [])
             entries.push([(0,layer_names/* nameToBytes */.CD)(name), child]);
-        entries.sort((a, b) => Buffer.compare(a[0], b[0]));
+        return entries.sort((a, b) => Buffer.compare(a[0], b[0]));
+    }
+    /** Writes a directory's blocks (sized and grouped when it was laid out) now that every nid is known. */
+    fillDir(l) {
+        const data = l.data;
         let pos = 0;
-        for (const group of dirBlocks(entries)) {
+        for (const group of l.blocks ?? []) {
             let nameAt = group.length * direntSize;
             for (const [j, [name, child]] of group.entries()) {
                 const d = pos + j * direntSize;
@@ -31072,12 +31075,8 @@ function dirBlocks(entries) {
         out.push(current);
     return out;
 }
-function dirSize(node) {
-    const entries = [[Buffer.from('.'), node], [Buffer.from('..'), node]];
-    for (const [name, child] of node.children ?? [])
-        entries.push([(0,layer_names/* nameToBytes */.CD)(name), child]);
-    entries.sort((a, b) => Buffer.compare(a[0], b[0]));
-    const blocks = dirBlocks(entries);
+/** A directory's bytes: whole blocks, then what its last block holds. */
+function dirSize(blocks) {
     const last = blocks[blocks.length - 1];
     return (blocks.length - 1) * blockSize + last.reduce((n, e) => n + direntSize + e[0].length, 0);
 }

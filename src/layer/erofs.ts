@@ -285,6 +285,8 @@ interface Laid {
   layout: number;
   /** a directory's or symlink's bytes */
   data?: Buffer;
+  /** a directory's entries, grouped by the block each goes in */
+  blocks?: [Buffer, Node][][];
   /** where FLAT_PLAIN data starts (a block number) */
   dataBlock?: number;
   ino: number;
@@ -332,7 +334,8 @@ class ImageWriter {
     let at = inodesStart;
     for (const [i, node] of nodes.entries()) {
       const xattrs = encodeXattrs(node.xattrs);
-      const data = node.kind === 'directory' ? Buffer.alloc(dirSize(node)) : node.kind === 'symlink' ? nameToBytes(node.target ?? '') : undefined;
+      const blocks = node.kind === 'directory' ? dirBlocks(this.direntsOf(node)) : undefined;
+      const data = blocks ? Buffer.alloc(dirSize(blocks)) : node.kind === 'symlink' ? nameToBytes(node.target ?? '') : undefined;
       let layout = node.kind === 'file' && (node.size ?? 0) > 0 ? layoutChunkBased : layoutFlatPlain;
       let extra = layout === layoutChunkBased ? align(inodeSize + xattrs.length, 8) - inodeSize - xattrs.length + 8 : 0;
       if (data && data.length > 0 && inodeSize + xattrs.length + data.length <= blockSize) {
@@ -343,7 +346,7 @@ class ImageWriter {
       // Nothing of an inode crosses a block where it need not (inline data must not).
       if (total <= blockSize && (at % blockSize) + total > blockSize) at = align(at, blockSize);
       if (i === 0 && at !== inodesStart) throw new Error('the root inode is not first');
-      const laid: Laid = { node, nid: (at - metaBlock * blockSize) / 32, at, xattrs, layout, ...(data ? { data } : {}), ino: i + 1 };
+      const laid: Laid = { node, nid: (at - metaBlock * blockSize) / 32, at, xattrs, layout, ...(data ? { data } : {}), ...(blocks ? { blocks } : {}), ino: i + 1 };
       this.laid.set(node, laid);
       this.order.push(laid);
       at = align(at + total, 32);
@@ -363,15 +366,18 @@ class ImageWriter {
     return image;
   }
 
-  private fillDir(l: Laid): void {
-    const node = l.node;
-    const data = l.data as Buffer;
-    const parent = this.parents.get(node) as Node;
-    const entries: [Buffer, Node][] = [[Buffer.from('.'), node], [Buffer.from('..'), parent]];
+  /** A directory's entries, `.` and `..` among them, in the order lookups binary-search (bytewise). */
+  private direntsOf(node: Node): [Buffer, Node][] {
+    const entries: [Buffer, Node][] = [[Buffer.from('.'), node], [Buffer.from('..'), this.parents.get(node) as Node]];
     for (const [name, child] of node.children ?? []) entries.push([nameToBytes(name), child]);
-    entries.sort((a, b) => Buffer.compare(a[0], b[0]));
+    return entries.sort((a, b) => Buffer.compare(a[0], b[0]));
+  }
+
+  /** Writes a directory's blocks (sized and grouped when it was laid out) now that every nid is known. */
+  private fillDir(l: Laid): void {
+    const data = l.data as Buffer;
     let pos = 0;
-    for (const group of dirBlocks(entries)) {
+    for (const group of l.blocks ?? []) {
       let nameAt = group.length * direntSize;
       for (const [j, [name, child]] of group.entries()) {
         const d = pos + j * direntSize;
@@ -473,11 +479,8 @@ function dirBlocks(entries: [Buffer, Node][]): [Buffer, Node][][] {
   return out;
 }
 
-function dirSize(node: Node): number {
-  const entries: [Buffer, Node][] = [[Buffer.from('.'), node], [Buffer.from('..'), node]];
-  for (const [name, child] of node.children ?? []) entries.push([nameToBytes(name), child]);
-  entries.sort((a, b) => Buffer.compare(a[0], b[0]));
-  const blocks = dirBlocks(entries);
+/** A directory's bytes: whole blocks, then what its last block holds. */
+function dirSize(blocks: [Buffer, Node][][]): number {
   const last = blocks[blocks.length - 1];
   return (blocks.length - 1) * blockSize + last.reduce((n, e) => n + direntSize + e[0].length, 0);
 }
