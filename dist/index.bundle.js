@@ -90026,16 +90026,36 @@ def as_user(uid, sig):
     return os.waitpid(pid, 0)[1] == 0
 
 status = None
+def ended_itself(st):
+    # The step's first process (proot) was ended by a signal this process did not send: under proot, the step killed
+    # its tracer (and what it runs goes on untranslated until killed below). Said on fd 3, where the step's shell
+    # reports its status, so that the step fails whatever that shell reports after (as runc's does when its init is
+    # killed).
+    global status
+    status = st
+    if seccomp and os.WIFSIGNALED(st):
+        try:
+            os.write(3, b'T%d\n' % os.WTERMSIG(st))
+        except OSError:
+            pass
 try:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     while True:
         pid, st = os.waitpid(-1, 0)
         if pid == child:
-            status = st
+            ended_itself(st)
             break
 except (End, ChildProcessError):
     pass
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if status is None:
+    # (hoist's SIGTERM, sent on the shell's report, can come before the wait above saw the child end)
+    try:
+        pid, st = os.waitpid(child, os.WNOHANG)
+        if pid == child:
+            ended_itself(st)
+    except ChildProcessError:
+        pass
 # Everything below this process is killed, and what it leaves (reparented here) too, until nothing is left.
 # A step run as another user than this one's: all that user's processes are stopped at once (none can fork while
 # they are looked at), the step's among them killed, the others let go on. Otherwise, and for what remains: the step's
@@ -90598,11 +90618,21 @@ class DirectoryExecutor {
         const forget = (0,exec_cleanup/* onInterrupt */.nA)(stopAll);
         signal.addEventListener('abort', stopAll, { once: true });
         const lines = (0,exec_process/* streamLines */.Mn)(child, onOutput);
+        // fd 3: the shell's report of the command's status (a number), and the warden's word that the step killed its
+        // tracer (`T<signal>`, warden.ts), which fails the step whatever the shell reported after it.
         let reported;
+        let tracerKilled;
+        let report = '';
         child.stdio[3]?.on('data', (c) => {
-            const n = parseInt(c.toString().trim(), 10);
-            if (Number.isInteger(n))
-                reported = n;
+            report = (report + c.toString('latin1')).slice(-64);
+            for (let nl = report.indexOf('\n'); nl >= 0; nl = report.indexOf('\n')) {
+                const line = report.slice(0, nl).trim();
+                report = report.slice(nl + 1);
+                if (/^T\d+$/.test(line))
+                    tracerKilled = Number(line.slice(1));
+                else if (/^\d+$/.test(line))
+                    reported = Number(line);
+            }
             // The step's first process ended: what it left running is ended, as runc ends a container with its first process.
             setImmediate(endNow);
         });
@@ -90617,7 +90647,7 @@ class DirectoryExecutor {
                 await endStep(() => chrooted(root), spec);
             if (signal.aborted)
                 return { exitCode: 137, tail: lines.tail };
-            return { exitCode: reported ?? code, tail: lines.tail };
+            return { exitCode: tracerKilled !== undefined ? 128 + tracerKilled : (reported ?? code), tail: lines.tail };
         }
         finally {
             signal.removeEventListener('abort', stopAll);

@@ -96,4 +96,16 @@ async function processesOf(uid: number, ms: number): Promise<number> {
     const cacheDirs = readdirSync(path.join(store, 'cache-mounts')).filter((n) => !/\.(lock|users)$/.test(n));
     for (const n of cacheDirs) expect(statSync(path.join(store, 'cache-mounts', n)).isDirectory()).toBe(true);
   }, 120_000);
+
+  test('proot: a step that kills its tracer fails (exit 137) though its shell goes on and reports 0', async () => {
+    // Before: the shell, let go by the dead proot, reported 0 before the warden had ended it, and the step "passed"
+    // (1 in 8 builds of the race above on a loaded machine).
+    const ctx = path.join(work, 'tracer-killed');
+    mkdirSync(ctx);
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base}\nUSER 4321:4321\nRUN t=$(sed -n 's/^TracerPid:[[:space:]]*//p' /proc/self/status); kill -9 "$t"; echo went on\n`);
+    for (let i = 0; i < 4; i++) {
+      const r = await hoist(['build', '--store', path.join(work, 'store-tracer'), '--progress', 'plain', '--no-cache', '--isolation', 'proot', ctx], { readBack: false });
+      expect(`${r.code}\n${r.err}`).toMatch(/^1\n[^]*did not complete successfully: exit code: 137/);
+    }
+  }, 120_000);
 });

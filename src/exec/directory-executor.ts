@@ -333,10 +333,19 @@ export class DirectoryExecutor implements Executor {
     const forget = onInterrupt(stopAll);
     signal.addEventListener('abort', stopAll, { once: true });
     const lines = streamLines(child, onOutput);
+    // fd 3: the shell's report of the command's status (a number), and the warden's word that the step killed its
+    // tracer (`T<signal>`, warden.ts), which fails the step whatever the shell reported after it.
     let reported: number | undefined;
+    let tracerKilled: number | undefined;
+    let report = '';
     (child.stdio[3] as NodeJS.ReadableStream | null)?.on('data', (c: Buffer) => {
-      const n = parseInt(c.toString().trim(), 10);
-      if (Number.isInteger(n)) reported = n;
+      report = (report + c.toString('latin1')).slice(-64);
+      for (let nl = report.indexOf('\n'); nl >= 0; nl = report.indexOf('\n')) {
+        const line = report.slice(0, nl).trim();
+        report = report.slice(nl + 1);
+        if (/^T\d+$/.test(line)) tracerKilled = Number(line.slice(1));
+        else if (/^\d+$/.test(line)) reported = Number(line);
+      }
       // The step's first process ended: what it left running is ended, as runc ends a container with its first process.
       setImmediate(endNow);
     });
@@ -349,7 +358,7 @@ export class DirectoryExecutor implements Executor {
       // The warden exits when nothing of the step is left; without it (chroot), the step's processes are ended here.
       if (!warden) await endStep(() => chrooted(root), spec);
       if (signal.aborted) return { exitCode: 137, tail: lines.tail };
-      return { exitCode: reported ?? code, tail: lines.tail };
+      return { exitCode: tracerKilled !== undefined ? 128 + tracerKilled : (reported ?? code), tail: lines.tail };
     } finally {
       signal.removeEventListener('abort', stopAll);
       forget();

@@ -101,16 +101,36 @@ def as_user(uid, sig):
     return os.waitpid(pid, 0)[1] == 0
 
 status = None
+def ended_itself(st):
+    # The step's first process (proot) was ended by a signal this process did not send: under proot, the step killed
+    # its tracer (and what it runs goes on untranslated until killed below). Said on fd 3, where the step's shell
+    # reports its status, so that the step fails whatever that shell reports after (as runc's does when its init is
+    # killed).
+    global status
+    status = st
+    if seccomp and os.WIFSIGNALED(st):
+        try:
+            os.write(3, b'T%d\n' % os.WTERMSIG(st))
+        except OSError:
+            pass
 try:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     while True:
         pid, st = os.waitpid(-1, 0)
         if pid == child:
-            status = st
+            ended_itself(st)
             break
 except (End, ChildProcessError):
     pass
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if status is None:
+    # (hoist's SIGTERM, sent on the shell's report, can come before the wait above saw the child end)
+    try:
+        pid, st = os.waitpid(child, os.WNOHANG)
+        if pid == child:
+            ended_itself(st)
+    except ChildProcessError:
+        pass
 # Everything below this process is killed, and what it leaves (reparented here) too, until nothing is left.
 # A step run as another user than this one's: all that user's processes are stopped at once (none can fork while
 # they are looked at), the step's among them killed, the others let go on. Otherwise, and for what remains: the step's
