@@ -94987,6 +94987,9 @@ class Store {
         // A layer being unpacked (or indexed for EROFS) writes its headers' index when done: waiting for it spares
         // reading the layer a second time.
         await this.unpacked(diffID);
+        const kept = this.headersKept.get(diffID);
+        if (kept)
+            return kept;
         const text = await (0,promises_.readFile)(this.indexPath(diffID), 'utf8').catch(() => undefined);
         if (text === undefined)
             return undefined;
@@ -95000,7 +95003,56 @@ class Store {
             return undefined; // a damaged index is read from the layer again
         }
     }
+    /**
+     * The headers of the layers this process read or wrote, as they were: a later step's index of the base needs
+     * no second read of its file (the Debian base's: 40 ms of JSON). Nothing changes a header once read.
+     */
+    headersKept = new Map();
+    /** Keeps a layer's headers in memory, and as its index where the store has none yet. */
+    async keepLayerIndex(diffID, headers) {
+        this.headersKept.set(diffID, headers);
+        if (!(await (0,promises_.stat)(this.indexPath(diffID)).catch(() => undefined)))
+            await this.writeLayerIndex(diffID, headers);
+    }
+    /**
+     * The tar headers of a lazy layer: its index when there is one, else read from its blob, checked against its
+     * diffID and kept as its index — in the same pass that downloads and stores the blob when the store lacks it (one
+     * read of the bytes: a layer a cache gave, whose tree a later step needs, cost a download, a write and two reads).
+     */
+    layerHeaders(layer) {
+        const { diffID } = layer;
+        const running = this.readingHeaders.get(diffID);
+        if (running)
+            return running;
+        const p = this.readHeadersOf(layer).finally(() => this.readingHeaders.delete(diffID));
+        this.readingHeaders.set(diffID, p);
+        return p;
+    }
+    readingHeaders = new Map();
+    async readHeadersOf(layer) {
+        const { diffID } = layer;
+        const known = await this.readLayerIndex(diffID);
+        if (known)
+            return known;
+        return this.fromLayer(layer, async (tar) => {
+            const headers = [];
+            try {
+                await (0,layer_tar/* scanTar */.tZ)((0,layer_compression/* chain */.cy)(tar, new image_digest/* DigestStream */.vl({ digest: diffID, where: `layer ${diffID}` })), (h) => void headers.push(h));
+            }
+            catch (e) {
+                tar.destroy();
+                if (e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)
+                    e.message = `layer ${diffID}: ${e.message}`;
+                throw e;
+            }
+            return async () => {
+                await this.keepLayerIndex(diffID, headers);
+                return headers;
+            };
+        });
+    }
     async writeLayerIndex(diffID, headers) {
+        this.headersKept.set(diffID, headers);
         const doc = { version: 1, headers: headers.map((h) => (h.xattrs ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, v.toString('base64')])) } : h)) };
         const tmp = this.tmpPath();
         await (0,promises_.writeFile)(tmp, JSON.stringify(doc));
@@ -95138,16 +95190,14 @@ class Store {
             }
             const builder = new ErofsIndexBuilder();
             const headers = [];
-            for await (const { header, body, offset } of (0,layer_tar/* readTar */.sB)(written())) {
-                body.resume();
+            await (0,layer_tar/* scanTar */.tZ)(written(), (header, offset) => {
                 headers.push(header);
                 builder.add(header, offset);
-            }
+            });
             out.end();
             await Promise.race([new Promise((r) => out.once('finish', () => r())), failed]);
             await (0,promises_.writeFile)(tmp.index, builder.finish(size));
-            if (!(await (0,promises_.stat)(this.indexPath(diffID)).catch(() => undefined)))
-                await this.writeLayerIndex(diffID, headers);
+            await this.keepLayerIndex(diffID, headers);
             return async () => {
                 const final = this.lowerPaths(diffID);
                 // The tar first: an index is there only with its tar.
@@ -95184,7 +95234,7 @@ class Store {
                 tapped.on('error', () => undefined);
                 tar.on('error', () => undefined);
                 source.on('error', (e) => tapped.destroy(e));
-                source.pipe(tapped);
+                source.pipe(new layer_compression/* Coalesce */.Or()).pipe(tapped);
                 const used = layerTar(layer, tar).then(use);
                 const written = this.writeBlob(tapped, expected);
                 try {
@@ -95270,8 +95320,7 @@ class Store {
             const headers = [];
             const report = await (0,extract/* extractLayer */.tP)((0,layer_compression/* chain */.cy)(tar, verify), tmp, { ...options, headers });
             // The same pass gives the layer's index: a build that unpacks a base need not read it again to index it.
-            if (!(await (0,promises_.stat)(this.indexPath(diffID)).catch(() => undefined)))
-                await this.writeLayerIndex(diffID, headers);
+            await this.keepLayerIndex(diffID, headers);
             return report;
         }
         catch (e) {
@@ -95695,10 +95744,7 @@ class FsIndex {
     static async readHeaders(blob) {
         const { stream } = await (0,layer_compression/* decompressed */.ji)(blob);
         const headers = [];
-        for await (const { header, body } of (0,layer_tar/* readTar */.sB)(stream)) {
-            body.resume();
-            headers.push(header);
-        }
+        await (0,layer_tar/* scanTar */.tZ)(stream, (header) => void headers.push(header));
         return headers;
     }
     /** Applies a layer from its headers, as the builder has them when it has just written the layer. */
@@ -95849,32 +95895,17 @@ class ImageState {
         this.index ??= new FsIndex();
         for (; this.indexed < this.layers.length; this.indexed++) {
             const l = this.layers[this.indexed];
-            // A layer being unpacked (a stage's RUN warms its layers) gets its index from that pass: not read twice.
-            const known = (await store.readLayerIndex(l.diffID)) ?? (await store.unpacked(l.diffID).then(() => store.readLayerIndex(l.diffID)));
-            if (known) {
-                this.index.applyHeaders(known, this.indexed);
-                continue;
-            }
-            // Read once, checked against the diffID (the index is kept by it), and kept for the next build.
-            const headers = await store.useLayer(l, async (open) => {
-                const { stream } = await (0,layer_compression/* decompressed */.ji)(await open());
-                try {
-                    return await FsIndex.readHeaders((0,layer_compression/* chain */.cy)(stream, new image_digest/* DigestStream */.vl({ digest: l.diffID, where: `layer ${l.diffID}` })));
+            // Its index, from the pass that unpacked or indexed it (a stage's RUN warms its layers), or read once from the
+            // layer, checked against the diffID, and kept for the next build.
+            const headers = await store.layerHeaders(l).catch((e) => {
+                // A cache's record can lie about a layer's diffID, or name bytes that are no tar: not the build's fault,
+                // the steps that layer would have given run again (solver.ts build).
+                if (l.sources.some((src) => src.cache) && (e instanceof image_digest/* DigestMismatchError */.h || e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)) {
+                    throw new backend/* CacheBlobError */.ei(`the cache's record of layer ${l.descriptor.digest} does not match its content (${e.message})`, l.descriptor.digest);
                 }
-                catch (e) {
-                    if (e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)
-                        e.message = `layer ${l.diffID}: ${e.message}`;
-                    // A cache's record can lie about a layer's diffID, or name bytes that are no tar: not the build's fault,
-                    // the steps that layer would have given run again (solver.ts build).
-                    if (l.sources.some((src) => src.cache) && (e instanceof image_digest/* DigestMismatchError */.h || e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)) {
-                        throw new backend/* CacheBlobError */.ei(`the cache's record of layer ${l.descriptor.digest} does not match its content (${e.message})`, l.descriptor.digest);
-                    }
-                    throw e;
-                }
+                throw e;
             });
             this.index.applyHeaders(headers, this.indexed);
-            await store.writeLayerIndex(l.diffID, headers);
-            await store.noteVerified(l.descriptor.digest, l.diffID);
         }
         return this.index;
     }
@@ -103473,13 +103504,14 @@ var node_zlib__WEBPACK_IMPORTED_MODULE_4___namespace_cache;
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Hs: () => (/* binding */ sniffCompression),
 /* harmony export */   IR: () => (/* binding */ detectCompression),
+/* harmony export */   Or: () => (/* binding */ Coalesce),
 /* harmony export */   cy: () => (/* binding */ chain),
 /* harmony export */   e: () => (/* binding */ compressor),
 /* harmony export */   ji: () => (/* binding */ decompressed),
 /* harmony export */   wU: () => (/* binding */ decompressing),
 /* harmony export */   z$: () => (/* binding */ CompressionError)
 /* harmony export */ });
-/* unused harmony exports decompressor, zstdProgram, peek, Coalesce, incompressible, ParallelGzip */
+/* unused harmony exports decompressor, zstdProgram, peek, incompressible, ParallelGzip */
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8161);
 /* harmony import */ var node_child_process__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1421);
 /* harmony import */ var node_stream__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7075);
@@ -104693,7 +104725,8 @@ function resolveInRoot(root, name) {
 /* harmony export */   eu: () => (/* binding */ checksumOk),
 /* harmony export */   mt: () => (/* binding */ TarError),
 /* harmony export */   rW: () => (/* binding */ TarWriter),
-/* harmony export */   sB: () => (/* binding */ readTar)
+/* harmony export */   sB: () => (/* binding */ readTar),
+/* harmony export */   tZ: () => (/* binding */ scanTar)
 /* harmony export */ });
 /* unused harmony exports maxExtendedHeader, checkedTar, encodeHeader, pad, tarEnd */
 /* harmony import */ var node_stream__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7075);
@@ -104811,103 +104844,47 @@ function checkedTar(source) {
         }
     }
     (async () => {
-        for await (const { body } of readTar(tap(), { requireEnd: true }))
-            body.resume();
+        await scanTar(tap(), () => undefined, { requireEnd: true });
         out.end();
     })().catch((e) => out.destroy(e));
     return out;
 }
+const padded = (n) => Math.ceil(n / block) * block;
 /**
- * Reads a tar stream entry by entry: `for await (const { header, body } of readTar(stream))`. Each body must be
- * read to its end (or `body.resume()`) before asking for the next entry.
+ * The meaning of a tar's header blocks in order: ustar fields, PAX records (local and global) and GNU long names
+ * carried to the entry they describe. Shared by the streaming reader (readTar) and the header scan (scanTar).
  */
-async function* readTar(source, options = {}) {
-    const it = source[Symbol.asyncIterator]();
-    let buf = Buffer.alloc(0);
-    let ended = false;
-    /** bytes taken from the source so far (those in `buf` included) */
-    let received = 0;
-    const fill = async (n) => {
-        while (buf.length < n && !ended) {
-            const r = await it.next();
-            if (r.done)
-                ended = true;
-            else {
-                const v = r.value;
-                const b = Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-                received += b.length;
-                buf = buf.length === 0 ? b : Buffer.concat([buf, b]);
-            }
-        }
-        return buf.length >= n;
-    };
-    const take = async (n) => {
-        if (!(await fill(n)))
-            throw new TarError('unexpected end of tar archive');
-        const out = buf.subarray(0, n);
-        buf = buf.subarray(n);
-        return out;
-    };
-    let pax = new Map();
-    let globalPax = new Map();
-    let longName;
-    let longLink;
+class HeaderDecoder {
+    pax = new Map();
+    globalPax = new Map();
+    longName;
+    longLink;
     /** bytes of extended headers read since the last entry */
-    let extended = 0;
-    for (;;) {
-        if (!(await fill(block))) {
-            // Go's archive/tar (and so containerd and BuildKit) takes an archive that ends after an entry without the
-            // end blocks; GNU tar calls it truncated, and so does this reader when asked to (a user's archive).
-            if (buf.length === 0 && !options.requireEnd)
-                return;
-            throw new TarError('unexpected end of tar archive: it is truncated');
-        }
-        const h = await take(block);
-        if (h.every((b) => b === 0)) {
-            // The end. What follows (a second zero block, record padding) is read too, so that a stream that verifies
-            // its digest at its end gets to check it.
-            buf = Buffer.alloc(0);
-            while (!(await it.next()).done)
-                ;
-            return;
-        }
+    extended = 0;
+    decode(h) {
+        if (isZeroBlock(h))
+            return { kind: 'end' };
         if (!checksumOk(h))
             throw new TarError('invalid tar header checksum: the archive is corrupt or not a tar');
         const flag = String.fromCharCode(h[156]);
         const headerName = readString(h, 0, 100);
         let size = readNumber(h, 124, 12, 'size', headerName);
-        const padded = (n) => Math.ceil(n / block) * block;
         if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
             // Held in memory until the entry they describe: capped, one by one and together.
-            extended += size;
-            if (size > maxExtendedHeader || extended > maxExtendedHeader) {
-                throw new TarError(`${flag === 'L' || flag === 'K' ? 'a GNU long name' : 'PAX headers'} of ${extended} bytes, more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
+            this.extended += size;
+            if (size > maxExtendedHeader || this.extended > maxExtendedHeader) {
+                throw new TarError(`${flag === 'L' || flag === 'K' ? 'a GNU long name' : 'PAX headers'} of ${this.extended} bytes, more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
             }
-            const data = (await take(padded(size))).subarray(0, size);
-            if (flag === 'x')
-                pax = new Map([...pax, ...parsePax(data)]);
-            else if (flag === 'g') {
-                globalPax = new Map([...globalPax, ...parsePax(data)]);
-                let held = 0;
-                for (const [k, v] of globalPax)
-                    held += k.length + v.length;
-                if (held > maxExtendedHeader)
-                    throw new TarError(`global PAX headers of more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
-            }
-            else if (flag === 'L')
-                longName = readString(data, 0, data.length);
-            else
-                longLink = readString(data, 0, data.length);
-            continue;
+            return { kind: 'extended', flag, size };
         }
-        extended = 0;
-        const all = new Map([...globalPax, ...pax]);
+        this.extended = 0;
+        const all = this.globalPax.size === 0 ? this.pax : new Map([...this.globalPax, ...this.pax]);
         const prefix = readString(h, 345, 155);
         let name = headerName;
         if (prefix && h.toString('ascii', 257, 262) === 'ustar')
             name = `${prefix}/${name}`;
         const paxPath = all.get('path');
-        name = paxPath !== undefined ? (0,_names_js__WEBPACK_IMPORTED_MODULE_1__/* .nameFromBytes */ .Dj)(paxPath) : (longName ?? name);
+        name = paxPath !== undefined ? (0,_names_js__WEBPACK_IMPORTED_MODULE_1__/* .nameFromBytes */ .Dj)(paxPath) : (this.longName ?? name);
         if (name.includes('\0'))
             throw new TarError(`an entry name with a NUL byte (${JSON.stringify(name.slice(0, 100))}): the archive is corrupt`);
         const type = typeFlags[flag];
@@ -104928,7 +104905,7 @@ async function* readTar(source, options = {}) {
             mtime: paxValue('mtime', () => readNumber(h, 136, 12, 'mtime', name), true),
         };
         const paxLink = all.get('linkpath');
-        const link = paxLink !== undefined ? (0,_names_js__WEBPACK_IMPORTED_MODULE_1__/* .nameFromBytes */ .Dj)(paxLink) : (longLink ?? readString(h, 157, 100));
+        const link = paxLink !== undefined ? (0,_names_js__WEBPACK_IMPORTED_MODULE_1__/* .nameFromBytes */ .Dj)(paxLink) : (this.longLink ?? readString(h, 157, 100));
         if (type === 'symlink' || type === 'hardlink') {
             if (link.includes('\0'))
                 throw new TarError(`the link target of ${JSON.stringify(name)} has a NUL byte: the archive is corrupt`);
@@ -104942,10 +104919,92 @@ async function* readTar(source, options = {}) {
             if (k.startsWith('SCHILY.xattr.'))
                 (header.xattrs ??= {})[k.slice(13)] = v;
         }
-        pax = new Map();
-        longName = longLink = undefined;
+        if (this.pax.size > 0)
+            this.pax = new Map();
+        this.longName = this.longLink = undefined;
+        return { kind: 'entry', header, body: header.size };
+    }
+    /** The data of an extended header `decode` announced. */
+    extendedData(flag, data) {
+        if (flag === 'x')
+            this.pax = new Map([...this.pax, ...parsePax(data)]);
+        else if (flag === 'g') {
+            this.globalPax = new Map([...this.globalPax, ...parsePax(data)]);
+            let held = 0;
+            for (const [k, v] of this.globalPax)
+                held += k.length + v.length;
+            if (held > maxExtendedHeader)
+                throw new TarError(`global PAX headers of more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
+        }
+        else if (flag === 'L')
+            this.longName = readString(data, 0, data.length);
+        else
+            this.longLink = readString(data, 0, data.length);
+    }
+}
+function isZeroBlock(h) {
+    for (let i = 0; i < block; i++)
+        if (h[i] !== 0)
+            return false;
+    return true;
+}
+const asBuffer = (v) => (Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+/**
+ * Reads a tar stream entry by entry: `for await (const { header, body } of readTar(stream))`. Each body must be
+ * read to its end (or `body.resume()`) before asking for the next entry. (A reader of headers only: scanTar.)
+ */
+async function* readTar(source, options = {}) {
+    const it = source[Symbol.asyncIterator]();
+    let buf = Buffer.alloc(0);
+    let ended = false;
+    /** bytes taken from the source so far (those in `buf` included) */
+    let received = 0;
+    const fill = async (n) => {
+        while (buf.length < n && !ended) {
+            const r = await it.next();
+            if (r.done)
+                ended = true;
+            else {
+                const b = asBuffer(r.value);
+                received += b.length;
+                buf = buf.length === 0 ? b : Buffer.concat([buf, b]);
+            }
+        }
+        return buf.length >= n;
+    };
+    const take = async (n) => {
+        if (!(await fill(n)))
+            throw new TarError('unexpected end of tar archive');
+        const out = buf.subarray(0, n);
+        buf = buf.subarray(n);
+        return out;
+    };
+    const decoder = new HeaderDecoder();
+    for (;;) {
+        if (!(await fill(block))) {
+            // Go's archive/tar (and so containerd and BuildKit) takes an archive that ends after an entry without the
+            // end blocks; GNU tar calls it truncated, and so does this reader when asked to (a user's archive).
+            if (buf.length === 0 && !options.requireEnd)
+                return;
+            throw new TarError('unexpected end of tar archive: it is truncated');
+        }
+        const d = decoder.decode(await take(block));
+        if (d.kind === 'end') {
+            // The end. What follows (a second zero block, record padding) is read too, so that a stream that verifies
+            // its digest at its end gets to check it.
+            buf = Buffer.alloc(0);
+            while (!(await it.next()).done)
+                ;
+            return;
+        }
+        if (d.kind === 'extended') {
+            decoder.extendedData(d.flag, (await take(padded(d.size))).subarray(0, d.size));
+            continue;
+        }
+        const { header } = d;
+        const name = header.name;
         // The body: exactly `size` bytes (hard links and directories carry none), pulled only as fast as it is read.
-        let remaining = type === 'file' ? size : 0;
+        let remaining = d.body;
         let inflight;
         let wanted = false;
         const pull = async () => {
@@ -104997,10 +105056,97 @@ async function* readTar(source, options = {}) {
             buf = buf.subarray(n);
             remaining -= n;
         }
-        const pad = padded(header.type === 'file' ? size : 0) - (header.type === 'file' ? size : 0);
+        const pad = padded(d.body) - d.body;
         if (pad)
             await take(pad);
     }
+}
+/**
+ * The headers of a tar stream, each with where its content starts, handed to `onEntry` as they are read: readTar's
+ * reading (the same checks, the same errors) without a stream for each body, which is skipped by counting. For a
+ * reader that needs no content (an index of the layer), several times cheaper: 6,800 entries of a Debian base cost
+ * ~0.4 s of the main thread through readTar.
+ */
+async function scanTar(source, onEntry, options = {}) {
+    const decoder = new HeaderDecoder();
+    /** bytes consumed so far */
+    let pos = 0;
+    /** what is being gathered: a header block, or an extended header's data (padded) */
+    let want = { kind: 'header' };
+    let parts = [];
+    let have = 0;
+    /** an entry's content still to skip, then its padding */
+    let body = 0;
+    let pad = 0;
+    let inside = '';
+    let ended = false;
+    for await (const v of source) {
+        if (ended)
+            continue; // what follows the end blocks is read to the end (a digest checked at the end sees it)
+        const c = asBuffer(v);
+        let i = 0;
+        while (i < c.length) {
+            if (body > 0 || pad > 0) {
+                const k = Math.min(body > 0 ? body : pad, c.length - i);
+                if (body > 0)
+                    body -= k;
+                else
+                    pad -= k;
+                i += k;
+                pos += k;
+                continue;
+            }
+            const need = want.kind === 'header' ? block : padded(want.size);
+            let piece;
+            const k = have === 0 && c.length - i >= need ? need : Math.min(need - have, c.length - i);
+            if (k === need)
+                piece = c.subarray(i, i + need);
+            else {
+                parts.push(c.subarray(i, i + k));
+                have += k;
+                if (have < need) {
+                    i += k;
+                    pos += k;
+                    break;
+                }
+                piece = Buffer.concat(parts, have);
+                parts = [];
+                have = 0;
+            }
+            i += k;
+            pos += k;
+            if (want.kind === 'extended') {
+                decoder.extendedData(want.flag, piece.subarray(0, want.size));
+                want = { kind: 'header' };
+                continue;
+            }
+            const d = decoder.decode(piece);
+            if (d.kind === 'end') {
+                ended = true;
+                break;
+            }
+            if (d.kind === 'extended') {
+                if (d.size > 0)
+                    want = { kind: 'extended', flag: d.flag, size: d.size };
+                else
+                    decoder.extendedData(d.flag, Buffer.alloc(0));
+                continue;
+            }
+            onEntry(d.header, pos);
+            body = d.body;
+            pad = padded(d.body) - d.body;
+            inside = d.header.name;
+        }
+    }
+    if (ended)
+        return;
+    if (body > 0)
+        throw new TarError(`unexpected end of tar archive inside ${JSON.stringify(inside)}`);
+    if (pad > 0 || want.kind === 'extended')
+        throw new TarError('unexpected end of tar archive');
+    if (have === 0 && !options.requireEnd)
+        return;
+    throw new TarError('unexpected end of tar archive: it is truncated');
 }
 function octal(value, len) {
     return value.toString(8).padStart(len - 1, '0') + '\0';

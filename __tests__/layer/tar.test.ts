@@ -4,9 +4,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { extractLayer } from '../../src/layer/extract.js';
 import { cleanEntryName } from '../../src/layer/rooted.js';
-import { readTar, TarError, type TarHeader } from '../../src/layer/tar.js';
+import { readTar, scanTar, TarError, type TarHeader } from '../../src/layer/tar.js';
 import { haveTool, run } from '../helpers/tools.js';
-import { writeTar } from '../helpers/raw-tar.js';
+import { rawTar, writeTar } from '../helpers/raw-tar.js';
 
 const file = (name: string, content: string, extra: Partial<TarHeader> = {}): [TarHeader, Buffer] => [
   { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: Buffer.byteLength(content), mtime: 1700000000, ...extra },
@@ -66,6 +66,69 @@ describe('tar writer and reader', () => {
     bad[10] ^= 0xff;
     await expect(listTar(bad)).rejects.toThrow(/checksum/);
     await expect(listTar(bytes.subarray(0, 600))).rejects.toThrow(TarError);
+  });
+
+  test('scanTar reads what readTar reads — the same headers at the same offsets, the same error — however the bytes are cut', async () => {
+    // What readTar makes of an archive (its bodies skipped), and what scanTar does, fed in `pieces`.
+    type Seen = { entries: [TarHeader, number][]; error?: string };
+    const pieces = (bytes: Buffer, sizes: number[]) => {
+      const out: Buffer[] = [];
+      for (let i = 0, k = 0; i < bytes.length; k++) out.push(bytes.subarray(i, (i += sizes[k % sizes.length])));
+      return out;
+    };
+    const byReadTar = async (chunks: Buffer[], requireEnd: boolean): Promise<Seen> => {
+      const seen: Seen = { entries: [] };
+      try {
+        for await (const { header, body, offset } of readTar(Readable.from(chunks), { requireEnd })) {
+          body.resume();
+          seen.entries.push([header, offset]);
+        }
+      } catch (e) {
+        seen.error = (e as Error).message;
+      }
+      return seen;
+    };
+    const byScan = async (chunks: Buffer[], requireEnd: boolean): Promise<Seen> => {
+      const seen: Seen = { entries: [] };
+      await scanTar(Readable.from(chunks), (h, o) => void seen.entries.push([h, o]), { requireEnd }).catch((e: Error) => {
+        expect(e).toBeInstanceOf(TarError);
+        seen.error = e.message;
+      });
+      return seen;
+    };
+    const ours = await writeTar([
+      entry('dir/', 'directory'),
+      file('dir/a.txt', 'a'.repeat(1500), { uid: 3000000 }),
+      file('deep/'.repeat(40) + 'long.txt', 'long'),
+      entry('dir/link', 'symlink', { linkname: '../' + 'x'.repeat(120) }),
+      file('cap', '', { xattrs: { 'security.capability': Buffer.from([1, 0, 0, 2]) } }),
+      file('z', 'z'.repeat(512)),
+    ]);
+    const dir = tmp();
+    mkdirSync(path.join(dir, 'src'));
+    writeFileSync(path.join(dir, 'src', 'n'.repeat(150)), 'gnu');
+    run('tar', ['--format=gnu', '-C', path.join(dir, 'src'), '-cf', path.join(dir, 'gnu.tar'), '.']);
+    const crafted = rawTar([
+      { name: 'g', flag: 'g', body: Buffer.from('19 comment=global\n') },
+      { name: 'p', pax: { path: 'from-pax', mtime: '1700000000.5' }, body: 'x' },
+      { name: 'empty-pax', pax: {} },
+      { name: 'bad-size', size: 'abc\0' },
+    ]);
+    for (const archive of [ours, readFileSync(path.join(dir, 'gnu.tar')), crafted]) {
+      // every cut (the whole archive among them), fed whole, in 1-byte pieces near the cut and in uneven pieces
+      const cuts = [...new Set([archive.length, ...Array.from({ length: Math.ceil(archive.length / 97) }, (_, i) => i * 97), 511, 512, 513, 1023, 1024, 1025])].filter((n) => n <= archive.length);
+      for (const cut of cuts) {
+        const bytes = archive.subarray(0, cut);
+        for (const sizes of [[bytes.length || 1], [1], [7, 500, 513], [1024, 3]]) {
+          if (sizes[0] === 1 && bytes.length > 3000) continue;
+          for (const requireEnd of [false, true]) {
+            const chunks = pieces(bytes, sizes);
+            const [want, got] = [await byReadTar(chunks, requireEnd), await byScan(chunks, requireEnd)];
+            expect({ cut, sizes, requireEnd, ...got }).toEqual({ cut, sizes, requireEnd, ...want });
+          }
+        }
+      }
+    }
   });
 
   test('unread bodies are skipped', async () => {

@@ -14,6 +14,7 @@ import type { Layer } from '../../src/layer/layer.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { registryBlobSource } from '../../src/registry/source.js';
 import { Store } from '../../src/store/store.js';
+import { readTar } from '../../src/layer/tar.js';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { layerTar } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -29,6 +30,7 @@ describeWith(['docker-registry'])('unpacking a layer as it downloads', () => {
   const files: Record<string, string> = { 'etc/hostname': 'streamed\n', 'usr/share/big.txt': big.toString() };
   for (let i = 0; i < 200; i++) files[`usr/lib/f${i}.txt`] = `file ${i}\n`;
   const tar = layerTar(files);
+  const layerTarNames: string[] = [];
   const gz = gzipSync(tar);
   const desc: Descriptor = { mediaType: MediaType.ociLayerGzip, digest: digestOf(gz), size: gz.length };
   const layerVia = (host: string): Layer => ({ descriptor: desc, diffID: digestOf(tar), sources: [registryBlobSource(client, { registry: host, repository: 'test/layer' })] });
@@ -37,6 +39,10 @@ describeWith(['docker-registry'])('unpacking a layer as it downloads', () => {
   const blobGets = () => proxy.log.filter((l) => l.method === 'GET' && l.path.includes(desc.digest));
 
   beforeAll(async () => {
+    for await (const { header, body } of readTar(Readable.from([tar]))) {
+      body.resume();
+      layerTarNames.push(header.name);
+    }
     reg = await startRegistry('anonymous');
     proxy = await startFaultProxy(reg.host);
     await client.pushBlob({ registry: reg.host, repository: 'test/layer' }, desc, () => Readable.from([gz]));
@@ -100,6 +106,42 @@ describeWith(['docker-registry'])('unpacking a layer as it downloads', () => {
       expect(readFileSync(path.join((await store.snapshotLayer(layer)).path, 'etc/hostname'), 'utf8')).toBe('streamed\n');
     } finally {
       await store.close();
+    }
+  });
+
+  test('a layer\'s headers (Store.layerHeaders): one download stores the blob and gives the index, callers at once share it; a lying diffID or a corrupt download keeps nothing', async () => {
+    const store = await freshStore();
+    try {
+      const layer = layerVia(proxy.host);
+      const [a, b] = await Promise.all([store.layerHeaders(layer), store.layerHeaders(layer)]);
+      expect(b).toBe(a);
+      expect(a.map((h) => h.name)).toEqual(layerTarNames);
+      expect(blobGets()).toHaveLength(1);
+      expect(await store.blobIntact(desc.digest)).toBe(true);
+      expect(readdirSync(path.join(store.root, 'tmp'))).toEqual([]);
+      // kept on disk: another opening of the store reads the index, not the layer
+      const again = await Store.open(store.root);
+      try {
+        expect((await again.layerHeaders(layer)).map((h) => h.name)).toEqual(layerTarNames);
+      } finally {
+        await again.close();
+      }
+      expect(blobGets()).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
+    for (const fault of ['corrupt-body', 'diffID'] as const) {
+      const bad = await freshStore();
+      try {
+        if (fault === 'corrupt-body') proxy.rules.push({ match: (req) => req.method === 'GET' && (req.url ?? '').includes(desc.digest), fault, times: 1 });
+        const layer = fault === 'diffID' ? { ...layerVia(proxy.host), diffID: digestOf('something else') } : layerVia(proxy.host);
+        await expect(bad.layerHeaders(layer)).rejects.toThrow(fault === 'diffID' ? DigestMismatchError : /digest|gzip|tar|layer/i);
+        expect(await bad.readLayerIndex(layer.diffID)).toBeUndefined();
+        expect(await bad.hasBlob(desc.digest)).toBeUndefined();
+        expect(readdirSync(path.join(bad.root, 'tmp'))).toEqual([]);
+      } finally {
+        await bad.close();
+      }
     }
   });
 

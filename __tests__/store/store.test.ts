@@ -63,9 +63,17 @@ describe('Store', () => {
       const diffID = digestOf('some layer');
       expect(await store.readLayerIndex(diffID)).toBeUndefined();
       await store.writeLayerIndex(diffID, headers);
-      expect(await store.readLayerIndex(diffID)).toEqual(headers);
-      writeFileSync(store.indexPath(diffID), '{"version":1,"headers":[');
-      expect(await store.readLayerIndex(diffID)).toBeUndefined();
+      // kept in memory by the process that wrote them, and on disk for the next (another opening of the store)
+      expect(await store.readLayerIndex(diffID)).toBe(headers);
+      for (const damage of [false, true]) {
+        if (damage) writeFileSync(store.indexPath(diffID), '{"version":1,"headers":[');
+        const next = await Store.open(store.root);
+        try {
+          expect(await next.readLayerIndex(diffID)).toEqual(damage ? undefined : headers);
+        } finally {
+          await next.close();
+        }
+      }
       await store.writeLayerIndex(diffID, headers);
       old(store.indexPath(diffID));
       await prune(store);

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { opaqueWhiteout, whiteoutPrefix } from './extract.js';
 import { cleanEntryName } from './rooted.js';
 import { decompressed } from './compression.js';
-import { readTar, type TarHeader } from './tar.js';
+import { scanTar, type TarHeader } from './tar.js';
 
 export interface IndexedEntry {
   header: TarHeader;
@@ -35,10 +35,7 @@ export class FsIndex {
   static async readHeaders(blob: Readable): Promise<TarHeader[]> {
     const { stream } = await decompressed(blob);
     const headers: TarHeader[] = [];
-    for await (const { header, body } of readTar(stream)) {
-      body.resume();
-      headers.push(header);
-    }
+    await scanTar(stream, (header) => void headers.push(header));
     return headers;
   }
 

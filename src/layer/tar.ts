@@ -133,92 +133,54 @@ export function checkedTar(source: AsyncIterable<Buffer | Uint8Array>): Readable
     }
   }
   (async () => {
-    for await (const { body } of readTar(tap(), { requireEnd: true })) body.resume();
+    await scanTar(tap(), () => undefined, { requireEnd: true });
     out.end();
   })().catch((e: Error) => out.destroy(e));
   return out;
 }
 
+/** What one header block says, read with the extended headers before it (HeaderDecoder). */
+type Decoded =
+  | { kind: 'end' }
+  | { kind: 'extended'; flag: string; size: number }
+  /** `body`: the bytes of content that follow the header (a file's size; none for the other types) */
+  | { kind: 'entry'; header: TarHeader; body: number };
+
+const padded = (n: number) => Math.ceil(n / block) * block;
+
 /**
- * Reads a tar stream entry by entry: `for await (const { header, body } of readTar(stream))`. Each body must be
- * read to its end (or `body.resume()`) before asking for the next entry.
+ * The meaning of a tar's header blocks in order: ustar fields, PAX records (local and global) and GNU long names
+ * carried to the entry they describe. Shared by the streaming reader (readTar) and the header scan (scanTar).
  */
-export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, options: { requireEnd?: boolean } = {}): AsyncGenerator<TarEntry> {
-  const it = source[Symbol.asyncIterator]();
-  let buf: Buffer = Buffer.alloc(0);
-  let ended = false;
-  /** bytes taken from the source so far (those in `buf` included) */
-  let received = 0;
-  const fill = async (n: number): Promise<boolean> => {
-    while (buf.length < n && !ended) {
-      const r = await it.next();
-      if (r.done) ended = true;
-      else {
-        const v = r.value;
-        const b = Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-        received += b.length;
-        buf = buf.length === 0 ? b : Buffer.concat([buf, b]);
-      }
-    }
-    return buf.length >= n;
-  };
-  const take = async (n: number): Promise<Buffer> => {
-    if (!(await fill(n))) throw new TarError('unexpected end of tar archive');
-    const out = buf.subarray(0, n);
-    buf = buf.subarray(n);
-    return out;
-  };
-  let pax = new Map<string, Buffer>();
-  let globalPax = new Map<string, Buffer>();
-  let longName: string | undefined;
-  let longLink: string | undefined;
+class HeaderDecoder {
+  private pax = new Map<string, Buffer>();
+  private globalPax = new Map<string, Buffer>();
+  private longName: string | undefined;
+  private longLink: string | undefined;
   /** bytes of extended headers read since the last entry */
-  let extended = 0;
-  for (;;) {
-    if (!(await fill(block))) {
-      // Go's archive/tar (and so containerd and BuildKit) takes an archive that ends after an entry without the
-      // end blocks; GNU tar calls it truncated, and so does this reader when asked to (a user's archive).
-      if (buf.length === 0 && !options.requireEnd) return;
-      throw new TarError('unexpected end of tar archive: it is truncated');
-    }
-    const h = await take(block);
-    if (h.every((b) => b === 0)) {
-      // The end. What follows (a second zero block, record padding) is read too, so that a stream that verifies
-      // its digest at its end gets to check it.
-      buf = Buffer.alloc(0);
-      while (!(await it.next()).done);
-      return;
-    }
+  private extended = 0;
+
+  decode(h: Buffer): Decoded {
+    if (isZeroBlock(h)) return { kind: 'end' };
     if (!checksumOk(h)) throw new TarError('invalid tar header checksum: the archive is corrupt or not a tar');
     const flag = String.fromCharCode(h[156]);
     const headerName = readString(h, 0, 100);
     let size = readNumber(h, 124, 12, 'size', headerName);
-    const padded = (n: number) => Math.ceil(n / block) * block;
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
       // Held in memory until the entry they describe: capped, one by one and together.
-      extended += size;
-      if (size > maxExtendedHeader || extended > maxExtendedHeader) {
-        throw new TarError(`${flag === 'L' || flag === 'K' ? 'a GNU long name' : 'PAX headers'} of ${extended} bytes, more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
+      this.extended += size;
+      if (size > maxExtendedHeader || this.extended > maxExtendedHeader) {
+        throw new TarError(`${flag === 'L' || flag === 'K' ? 'a GNU long name' : 'PAX headers'} of ${this.extended} bytes, more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
       }
-      const data = (await take(padded(size))).subarray(0, size);
-      if (flag === 'x') pax = new Map([...pax, ...parsePax(data)]);
-      else if (flag === 'g') {
-        globalPax = new Map([...globalPax, ...parsePax(data)]);
-        let held = 0;
-        for (const [k, v] of globalPax) held += k.length + v.length;
-        if (held > maxExtendedHeader) throw new TarError(`global PAX headers of more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
-      }
-      else if (flag === 'L') longName = readString(data, 0, data.length);
-      else longLink = readString(data, 0, data.length);
-      continue;
+      return { kind: 'extended', flag, size };
     }
-    extended = 0;
-    const all = new Map([...globalPax, ...pax]);
+    this.extended = 0;
+    const all = this.globalPax.size === 0 ? this.pax : new Map([...this.globalPax, ...this.pax]);
     const prefix = readString(h, 345, 155);
     let name = headerName;
     if (prefix && h.toString('ascii', 257, 262) === 'ustar') name = `${prefix}/${name}`;
     const paxPath = all.get('path');
-    name = paxPath !== undefined ? nameFromBytes(paxPath) : (longName ?? name);
+    name = paxPath !== undefined ? nameFromBytes(paxPath) : (this.longName ?? name);
     if (name.includes('\0')) throw new TarError(`an entry name with a NUL byte (${JSON.stringify(name.slice(0, 100))}): the archive is corrupt`);
     const type = typeFlags[flag];
     if (!type) throw new TarError(`unsupported tar entry type ${JSON.stringify(flag)} for ${JSON.stringify(name)}`);
@@ -237,7 +199,7 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, optio
       mtime: paxValue('mtime', () => readNumber(h, 136, 12, 'mtime', name), true),
     };
     const paxLink = all.get('linkpath');
-    const link = paxLink !== undefined ? nameFromBytes(paxLink) : (longLink ?? readString(h, 157, 100));
+    const link = paxLink !== undefined ? nameFromBytes(paxLink) : (this.longLink ?? readString(h, 157, 100));
     if (type === 'symlink' || type === 'hardlink') {
       if (link.includes('\0')) throw new TarError(`the link target of ${JSON.stringify(name)} has a NUL byte: the archive is corrupt`);
       header.linkname = link;
@@ -249,10 +211,84 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, optio
     for (const [k, v] of all) {
       if (k.startsWith('SCHILY.xattr.')) (header.xattrs ??= {})[k.slice(13)] = v;
     }
-    pax = new Map();
-    longName = longLink = undefined;
+    if (this.pax.size > 0) this.pax = new Map();
+    this.longName = this.longLink = undefined;
+    return { kind: 'entry', header, body: header.size };
+  }
+
+  /** The data of an extended header `decode` announced. */
+  extendedData(flag: string, data: Buffer): void {
+    if (flag === 'x') this.pax = new Map([...this.pax, ...parsePax(data)]);
+    else if (flag === 'g') {
+      this.globalPax = new Map([...this.globalPax, ...parsePax(data)]);
+      let held = 0;
+      for (const [k, v] of this.globalPax) held += k.length + v.length;
+      if (held > maxExtendedHeader) throw new TarError(`global PAX headers of more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
+    }
+    else if (flag === 'L') this.longName = readString(data, 0, data.length);
+    else this.longLink = readString(data, 0, data.length);
+  }
+}
+
+function isZeroBlock(h: Buffer): boolean {
+  for (let i = 0; i < block; i++) if (h[i] !== 0) return false;
+  return true;
+}
+
+const asBuffer = (v: Buffer | Uint8Array): Buffer => (Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+
+/**
+ * Reads a tar stream entry by entry: `for await (const { header, body } of readTar(stream))`. Each body must be
+ * read to its end (or `body.resume()`) before asking for the next entry. (A reader of headers only: scanTar.)
+ */
+export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, options: { requireEnd?: boolean } = {}): AsyncGenerator<TarEntry> {
+  const it = source[Symbol.asyncIterator]();
+  let buf: Buffer = Buffer.alloc(0);
+  let ended = false;
+  /** bytes taken from the source so far (those in `buf` included) */
+  let received = 0;
+  const fill = async (n: number): Promise<boolean> => {
+    while (buf.length < n && !ended) {
+      const r = await it.next();
+      if (r.done) ended = true;
+      else {
+        const b = asBuffer(r.value);
+        received += b.length;
+        buf = buf.length === 0 ? b : Buffer.concat([buf, b]);
+      }
+    }
+    return buf.length >= n;
+  };
+  const take = async (n: number): Promise<Buffer> => {
+    if (!(await fill(n))) throw new TarError('unexpected end of tar archive');
+    const out = buf.subarray(0, n);
+    buf = buf.subarray(n);
+    return out;
+  };
+  const decoder = new HeaderDecoder();
+  for (;;) {
+    if (!(await fill(block))) {
+      // Go's archive/tar (and so containerd and BuildKit) takes an archive that ends after an entry without the
+      // end blocks; GNU tar calls it truncated, and so does this reader when asked to (a user's archive).
+      if (buf.length === 0 && !options.requireEnd) return;
+      throw new TarError('unexpected end of tar archive: it is truncated');
+    }
+    const d = decoder.decode(await take(block));
+    if (d.kind === 'end') {
+      // The end. What follows (a second zero block, record padding) is read too, so that a stream that verifies
+      // its digest at its end gets to check it.
+      buf = Buffer.alloc(0);
+      while (!(await it.next()).done);
+      return;
+    }
+    if (d.kind === 'extended') {
+      decoder.extendedData(d.flag, (await take(padded(d.size))).subarray(0, d.size));
+      continue;
+    }
+    const { header } = d;
+    const name = header.name;
     // The body: exactly `size` bytes (hard links and directories carry none), pulled only as fast as it is read.
-    let remaining = type === 'file' ? size : 0;
+    let remaining = d.body;
     let inflight: Promise<void> | undefined;
     let wanted = false;
     const pull = async () => {
@@ -299,9 +335,87 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, optio
       buf = buf.subarray(n);
       remaining -= n;
     }
-    const pad = padded(header.type === 'file' ? size : 0) - (header.type === 'file' ? size : 0);
+    const pad = padded(d.body) - d.body;
     if (pad) await take(pad);
   }
+}
+
+/**
+ * The headers of a tar stream, each with where its content starts, handed to `onEntry` as they are read: readTar's
+ * reading (the same checks, the same errors) without a stream for each body, which is skipped by counting. For a
+ * reader that needs no content (an index of the layer), several times cheaper: 6,800 entries of a Debian base cost
+ * ~0.4 s of the main thread through readTar.
+ */
+export async function scanTar(source: AsyncIterable<Buffer | Uint8Array>, onEntry: (header: TarHeader, offset: number) => void, options: { requireEnd?: boolean } = {}): Promise<void> {
+  const decoder = new HeaderDecoder();
+  /** bytes consumed so far */
+  let pos = 0;
+  /** what is being gathered: a header block, or an extended header's data (padded) */
+  let want: { kind: 'header' } | { kind: 'extended'; flag: string; size: number } = { kind: 'header' };
+  let parts: Buffer[] = [];
+  let have = 0;
+  /** an entry's content still to skip, then its padding */
+  let body = 0;
+  let pad = 0;
+  let inside = '';
+  let ended = false;
+  for await (const v of source) {
+    if (ended) continue; // what follows the end blocks is read to the end (a digest checked at the end sees it)
+    const c = asBuffer(v);
+    let i = 0;
+    while (i < c.length) {
+      if (body > 0 || pad > 0) {
+        const k = Math.min(body > 0 ? body : pad, c.length - i);
+        if (body > 0) body -= k;
+        else pad -= k;
+        i += k;
+        pos += k;
+        continue;
+      }
+      const need = want.kind === 'header' ? block : padded(want.size);
+      let piece: Buffer;
+      const k = have === 0 && c.length - i >= need ? need : Math.min(need - have, c.length - i);
+      if (k === need) piece = c.subarray(i, i + need);
+      else {
+        parts.push(c.subarray(i, i + k));
+        have += k;
+        if (have < need) {
+          i += k;
+          pos += k;
+          break;
+        }
+        piece = Buffer.concat(parts, have);
+        parts = [];
+        have = 0;
+      }
+      i += k;
+      pos += k;
+      if (want.kind === 'extended') {
+        decoder.extendedData(want.flag, piece.subarray(0, want.size));
+        want = { kind: 'header' };
+        continue;
+      }
+      const d = decoder.decode(piece);
+      if (d.kind === 'end') {
+        ended = true;
+        break;
+      }
+      if (d.kind === 'extended') {
+        if (d.size > 0) want = { kind: 'extended', flag: d.flag, size: d.size };
+        else decoder.extendedData(d.flag, Buffer.alloc(0));
+        continue;
+      }
+      onEntry(d.header, pos);
+      body = d.body;
+      pad = padded(d.body) - d.body;
+      inside = d.header.name;
+    }
+  }
+  if (ended) return;
+  if (body > 0) throw new TarError(`unexpected end of tar archive inside ${JSON.stringify(inside)}`);
+  if (pad > 0 || want.kind === 'extended') throw new TarError('unexpected end of tar archive');
+  if (have === 0 && !options.requireEnd) return;
+  throw new TarError('unexpected end of tar archive: it is truncated');
 }
 
 function octal(value: number, len: number): string {

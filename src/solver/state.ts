@@ -3,8 +3,8 @@
 import type { HistoryEntry } from '../image/manifest.js';
 import type { Store } from '../store/store.js';
 import type { Layer } from '../layer/layer.js';
-import { chain, CompressionError, decompressed } from '../layer/compression.js';
-import { DigestMismatchError, DigestStream } from '../image/digest.js';
+import { CompressionError, decompressed } from '../layer/compression.js';
+import { DigestMismatchError } from '../image/digest.js';
 import { CacheBlobError } from '../cache/backend.js';
 import { cleanEntryName } from '../layer/rooted.js';
 import { readTar, TarError, type TarHeader } from '../layer/tar.js';
@@ -47,30 +47,17 @@ export class ImageState {
     this.index ??= new FsIndex();
     for (; this.indexed < this.layers.length; this.indexed++) {
       const l = this.layers[this.indexed];
-      // A layer being unpacked (a stage's RUN warms its layers) gets its index from that pass: not read twice.
-      const known = (await store.readLayerIndex(l.diffID)) ?? (await store.unpacked(l.diffID).then(() => store.readLayerIndex(l.diffID)));
-      if (known) {
-        this.index.applyHeaders(known, this.indexed);
-        continue;
-      }
-      // Read once, checked against the diffID (the index is kept by it), and kept for the next build.
-      const headers = await store.useLayer(l, async (open) => {
-        const { stream } = await decompressed(await open());
-        try {
-          return await FsIndex.readHeaders(chain(stream, new DigestStream({ digest: l.diffID, where: `layer ${l.diffID}` })));
-        } catch (e) {
-          if (e instanceof TarError || e instanceof CompressionError) e.message = `layer ${l.diffID}: ${e.message}`;
-          // A cache's record can lie about a layer's diffID, or name bytes that are no tar: not the build's fault,
-          // the steps that layer would have given run again (solver.ts build).
-          if (l.sources.some((src) => src.cache) && (e instanceof DigestMismatchError || e instanceof TarError || e instanceof CompressionError)) {
-            throw new CacheBlobError(`the cache's record of layer ${l.descriptor.digest} does not match its content (${e.message})`, l.descriptor.digest);
-          }
-          throw e;
+      // Its index, from the pass that unpacked or indexed it (a stage's RUN warms its layers), or read once from the
+      // layer, checked against the diffID, and kept for the next build.
+      const headers = await store.layerHeaders(l).catch((e: unknown) => {
+        // A cache's record can lie about a layer's diffID, or name bytes that are no tar: not the build's fault,
+        // the steps that layer would have given run again (solver.ts build).
+        if (l.sources.some((src) => src.cache) && (e instanceof DigestMismatchError || e instanceof TarError || e instanceof CompressionError)) {
+          throw new CacheBlobError(`the cache's record of layer ${l.descriptor.digest} does not match its content (${e.message})`, l.descriptor.digest);
         }
+        throw e;
       });
       this.index.applyHeaders(headers, this.indexed);
-      await store.writeLayerIndex(l.diffID, headers);
-      await store.noteVerified(l.descriptor.digest, l.diffID);
     }
     return this.index;
   }
