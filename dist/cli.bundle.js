@@ -25811,7 +25811,7 @@ let found;
 /** The tool this machine has, or undefined; looked up once per process. */
 function xattrTool() {
     if (found === undefined) {
-        const has = (cmd) => (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawnSync)('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+        const has = (cmd) => (0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .onPath */ .L)(cmd) !== undefined;
         // The attr tools first where both are there: a getfattr run costs 4 ms, a python3 start 100–200 ms (every RUN
         // step reads its upper dir's whiteouts and capabilities once).
         found = has('getfattr') && has('setfattr') ? 'attr' : has('python3') ? 'python3' : null;
@@ -31396,7 +31396,11 @@ async function timed(phase, f, bytes) {
     const start = external_node_perf_hooks_.performance.now();
     let value;
     try {
+        if (process.env.TRACE)
+            console.error(`T ${(start / 1000).toFixed(3)} > ${phase} ${c.step ?? ''}`);
         value = await f();
+        if (process.env.TRACE)
+            console.error(`T ${(external_node_perf_hooks_.performance.now() / 1000).toFixed(3)} < ${phase} ${c.step ?? ''}`);
         return value;
     }
     finally {
@@ -33705,11 +33709,12 @@ async function overlayRefused(scratch) {
         await (0,promises_.writeFile)(external_node_path_.join(dir, 'l', 'f'), '');
         // Read-only (two lower dirs, no upper dir): unmounting an overlay with an upper dir syncs the file system it is on,
         // which right after a build that wrote a base's tar waited 0.4 s for its writeback on every next build.
-        const r = (0,external_node_child_process_.spawnSync)('mount', ['-t', 'overlay', 'overlay', '-r', '-o', `lowerdir=${dir}/l:${dir}/u`, `${dir}/m`], { encoding: 'utf8' });
+        // (run as children, not synchronously: the build resolves its bases meanwhile)
+        const r = await (0,exec_process/* runProcess */.R3)('mount', ['-t', 'overlay', 'overlay', '-r', '-o', `lowerdir=${dir}/l:${dir}/u`, `${dir}/m`]);
         if (r.status !== 0)
             return (r.stderr || r.error?.message || `mount exited ${r.status}`).trim().replace(`${dir}/m`, 'a test mount');
-        (0,external_node_child_process_.spawnSync)('umount', [`${dir}/m`]);
-        const u = (0,external_node_child_process_.spawnSync)('unshare', ['--mount', '--pid', '--fork', 'true'], { encoding: 'utf8' });
+        await (0,exec_process/* runProcess */.R3)('umount', [`${dir}/m`]);
+        const u = await (0,exec_process/* runProcess */.R3)('unshare', ['--mount', '--pid', '--fork', 'true']);
         if (u.error === undefined && u.status !== 0)
             return (u.stderr || 'unshare: namespaces refused').trim();
         return undefined;
@@ -37217,47 +37222,43 @@ function prefetchPolicy(outputs, tags, cacheTo, client, store) {
         return p;
     };
     return async (layer, image) => {
-        if (!(await store.isVerified(layer.descriptor.digest, layer.diffID)) && !(await publishedEverywhere(image)))
-            return true;
+        const digest = layer.descriptor.digest;
+        // What is asked is asked at once (one round trip, not three): whether the store checked the layer itself, whether
+        // the image is published already, and what the registry holds of the layer (its size, its first bytes).
+        const verified = store.isVerified(digest, layer.diffID);
         const mountable = layer.sources.find((s) => s.repository && registries.has(s.repository.registry))?.repository;
-        let held;
-        if (mountable) {
-            const size = await client.blobExists(mountable, layer.descriptor.digest).catch(() => undefined);
-            if (size === undefined)
-                return true;
-            held = { repo: mountable, size };
-        }
-        else {
-            for (const t of targets) {
-                const size = await client.blobExists(t, layer.descriptor.digest).catch(() => undefined);
-                if (size === undefined)
-                    return true;
-                held ??= { repo: t, size };
-            }
-        }
-        if (!held)
+        const asked = mountable ? [mountable] : targets;
+        const sizes = asked.map((r) => client.blobExists(r, digest).catch(() => undefined));
+        const prefix = asked.length ? client.blobPrefix(asked[0], digest, 6).catch(() => undefined) : Promise.resolve(undefined);
+        prefix.catch(() => undefined);
+        if (!(await verified) && !(await publishedEverywhere(image)))
+            return true;
+        // Held by every target (or the repository it mounts from): pushed by name, without its bytes.
+        const held = await Promise.all(sizes);
+        if (held.some((size) => size === undefined))
+            return true;
+        if (asked.length === 0)
             return false;
-        try {
-            await checkHeld(client, layer, held.repo, held.size);
-        }
-        catch (e) {
-            if (e instanceof backend/* CacheBlobError */.ei)
-                throw e;
-            return true; // its first bytes could not be had: fetched (and checked) instead
-        }
-        return false;
+        // (its first bytes could not be had: fetched, and checked, instead)
+        return !checkHeld(layer, asked[0], held[0], await prefix);
     };
 }
-/** A cache layer that the push will name without reading it, checked against what the registry holds. */
-async function checkHeld(client, layer, repo, size) {
+/**
+ * A cache layer that the push will name without reading it, checked against what the registry holds: its size, and
+ * its first bytes' compression (`prefix`; when they could not be had, the layer is fetched and checked instead).
+ */
+function checkHeld(layer, repo, size, prefix) {
     const d = layer.descriptor;
     const where = `${repo.registry}/${repo.repository}`;
     if (size !== d.size)
         throw new backend/* CacheBlobError */.ei(`the cache's record of layer ${d.digest} says ${d.size} bytes, ${where} holds ${size}`, d.digest);
+    if (prefix === undefined)
+        return false;
     const said = (0,media_types/* layerCompression */.AH)(d.mediaType);
-    const found = (0,layer_compression/* detectCompression */.IR)(await client.blobPrefix(repo, d.digest, 6));
+    const found = (0,layer_compression/* detectCompression */.IR)(prefix);
     if (said !== found)
         throw new backend/* CacheBlobError */.ei(`the cache's record of layer ${d.digest} says ${d.mediaType}, but ${where} holds it ${found === 'none' ? 'uncompressed' : `${found}-compressed`}`, d.digest);
+    return true;
 }
 async function exportCaches(specs, result, ctx, store, warn, log) {
     let uploaded = 0;
@@ -39398,7 +39399,14 @@ async function digestSelection(selection, digests) {
             ahead.set(next, read);
         }
     };
+    // Reads on the spot hold the main thread: every few milliseconds the rest of the build (the bases' resolution,
+    // which this runs beside) gets its turn.
+    let held = performance.now();
     for (let i = 0; i < items.length; i++) {
+        if (performance.now() - held > 4) {
+            await new Promise((r) => setImmediate(r));
+            held = performance.now();
+        }
         fill(i + 1);
         const item = items[i];
         h.update(item.text);
@@ -39943,6 +39951,8 @@ class Solver {
     async build() {
         const fetchedBefore = this.req.store.fetched.bytes;
         try {
+            const early = this.hashContextEarly().catch(() => undefined);
+            this.background.push(early);
             try {
                 this.translation = await translate(this.plan, async (ref, platform, at) => (await this.baseImage(ref, platform, at)).config);
             }
@@ -40169,6 +40179,27 @@ class Solver {
     async makePlan(index) {
         const ts = this.stageOf(index);
         const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
+        // The stages this one reads are planned meanwhile: their bases resolve, and their context files are hashed,
+        // while this one's base resolves (what fails is met when its key is needed, in its turn).
+        for (const step of ts.steps) {
+            const op = step.op;
+            const froms = op?.kind === 'copy' ? [op.from] : op?.kind === 'exec' ? op.mounts.flatMap((m) => (m.from ? [m.from] : [])) : [];
+            for (const f of froms)
+                if (f.kind === 'stage')
+                    this.planStage(f.index).catch(() => undefined);
+        }
+        // The keys need a context to select the context's files in; nothing of the stage's image is read. The files a
+        // COPY takes from the context are selected and hashed while the base resolves (each error met in its turn).
+        const x = this.opContext(new ImageState([], []), 0, index);
+        const contents = new Map();
+        for (const step of ts.steps) {
+            const op = step.op;
+            if (op?.kind !== 'copy' || (op.from.kind !== 'context' && op.from.kind !== 'local'))
+                continue;
+            const p = this.contextContent(op, x);
+            p.catch(() => undefined);
+            contents.set(step, p);
+        }
         let key;
         const epoch = this.req.sourceDateEpoch;
         if (ts.base.kind === 'scratch')
@@ -40178,8 +40209,6 @@ class Solver {
         else
             key = (0,cache_keys/* baseKey */.H_)({ kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from)).digest }, epoch);
         const steps = [];
-        // The keys need a context to select the context's files in; nothing of the stage's image is read.
-        const x = this.opContext(new ImageState([], []), 0, index);
         for (const step of ts.steps) {
             const op = step.op;
             if (!op) {
@@ -40190,11 +40219,9 @@ class Solver {
                 const described = describeOp(op);
                 const parent = key;
                 let selection;
-                if (op.kind === 'copy' && (op.from.kind === 'context' || op.from.kind === 'local')) {
-                    const [picked, content] = await timed('context', async () => {
-                        const s = await selectCopy(op, x);
-                        return [s, await digestSelection(s, await this.fileDigests())];
-                    });
+                const hashing = contents.get(step);
+                if (hashing) {
+                    const [picked, content] = await hashing;
                     selection = picked;
                     key = (0,cache_keys/* stepKey */.Ug)(key, { op: described, content });
                 }
@@ -40227,6 +40254,38 @@ class Solver {
         }
         return { key, steps };
     }
+    /**
+     * The files a COPY takes from the context (or a named directory context) and their content's digest, once per
+     * build for the same sources: what selectCopy and digestSelection read of the op, and nothing else, is the key.
+     */
+    contextContent(op, x) {
+        const key = JSON.stringify([op.from, op.sources, op.add, op.parents, op.chown !== undefined, op.checksum ?? null]);
+        return (0,limit/* sharedBy */.Tb)(this.contents, key, () => timed('context', async () => {
+            const s = await selectCopy(op, x);
+            return [s, await digestSelection(s, await this.fileDigests())];
+        }));
+    }
+    contents = new Map();
+    /**
+     * The context's files hashed while the bases resolve: the Dockerfile translated as if every base had an empty
+     * config gives the COPY instructions that name no variable (their sources are then what the real translation
+     * gives), and their content is computed for the plan's keys to find (contextContent). A guess that turns out
+     * different is work thrown away, never a wrong key: the real keys come from the real translation.
+     */
+    async hashContextEarly() {
+        const guess = await translate(this.plan, async (_ref, platform) => ({ architecture: platform.architecture, os: platform.os, rootfs: { type: 'layers', diff_ids: [] } }));
+        for (const [index, ts] of guess.stages) {
+            if (this.stopping.signal.aborted)
+                return;
+            const x = this.opContext(new ImageState([], []), 0, index, ts.platform);
+            for (const step of ts.steps) {
+                const op = step.op;
+                if (op?.kind !== 'copy' || op.from.kind !== 'context' || step.at.code.includes('$') || op.sources.some(isURL))
+                    continue;
+                await this.contextContent(op, x).catch(() => undefined);
+            }
+        }
+    }
     /** A stage's result: its steps' results in order, each from a cache or, failing that, run. */
     async runStage(index) {
         const ts = this.stageOf(index);
@@ -40255,6 +40314,9 @@ class Solver {
             const created = Date.parse(b.config.created ?? '');
             run = { index, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: plan.key };
         }
+        // Nothing of the stage's layers comes before the machine is known to run its RUN steps (index.ts).
+        if (plan.steps.some((p) => p.step.op && !p.hit))
+            await this.req.executorReady?.();
         // (the unpacking registered before any step reads the layers' index, which then waits for it)
         await this.warm(plan, run);
         // Numbered as dockerfile2llb numbers its vertices (cmdTotal, prefixCommand): FROM only for an image (scratch and
@@ -40466,7 +40528,7 @@ class Solver {
                 return execRun(op, x);
         }
     }
-    opContext(state, time, stageIndex) {
+    opContext(state, time, stageIndex, platform = this.stageOf(stageIndex).platform) {
         return {
             store: this.req.store,
             client: this.req.client,
@@ -40489,7 +40551,7 @@ class Solver {
             cacheMount: (m) => this.cacheMount(m),
             warn: (message) => this.req.onWarning?.(message),
             signal: this.stopping.signal,
-            platform: this.stageOf(stageIndex).platform,
+            platform,
             emulate: this.req.emulate === true,
             sandbox: this.req.sandbox ?? {},
         };
@@ -40711,11 +40773,12 @@ async function buildProfiled(req) {
         });
         return executorChosen;
     };
+    // What RUN needs (a runtime and the xattr tools, proot and python3, or chroot) is checked before any layer is
+    // fetched: a machine that lacks it says what to install before it downloads the base, not at the first RUN. The
+    // check (an overlay mounted, a namespace made: ~45 ms) is made when a stage has a step to run, before its layers
+    // come (solver.ts runStage): a build that a cache answers whole makes none.
+    const runs = process.getuid?.() === 0 && runsSteps(req) ? executor : undefined;
     try {
-        // What RUN needs (a runtime and the xattr tools, proot and python3, or chroot) is checked before anything is
-        // fetched: a machine that lacks it says what to install before it downloads the base, not at the first RUN.
-        if (process.getuid?.() === 0 && runsSteps(req))
-            await executor();
         for (const platform of platforms) {
             const cacheContext = { client, platform, tags: req.tags, target: req.target, build: builds };
             // The caches' manifests are read while the solve resolves the bases; its first lookup waits for them.
@@ -40732,6 +40795,7 @@ async function buildProfiled(req) {
                 emulate: req.emulate,
                 ...(req.sandbox ? { sandbox: req.sandbox } : {}),
                 executor,
+                ...(runs ? { executorReady: runs } : {}),
                 labels: req.labels ?? new Map(),
                 ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}),
                 ...(req.sbom ? { sbom: true } : {}),
@@ -40757,6 +40821,11 @@ async function buildProfiled(req) {
             });
             solved.push({ platform: result.platform, result, cacheContext });
         }
+    }
+    catch (e) {
+        // (a base that cannot be resolved, on a machine that cannot RUN, is told what to install first)
+        await runs?.();
+        throw e;
     }
     finally {
         if (executorChosen)

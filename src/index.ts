@@ -186,10 +186,12 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
     });
     return executorChosen;
   };
+  // What RUN needs (a runtime and the xattr tools, proot and python3, or chroot) is checked before any layer is
+  // fetched: a machine that lacks it says what to install before it downloads the base, not at the first RUN. The
+  // check (an overlay mounted, a namespace made: ~45 ms) is made when a stage has a step to run, before its layers
+  // come (solver.ts runStage): a build that a cache answers whole makes none.
+  const runs = process.getuid?.() === 0 && runsSteps(req) ? executor : undefined;
   try {
-    // What RUN needs (a runtime and the xattr tools, proot and python3, or chroot) is checked before anything is
-    // fetched: a machine that lacks it says what to install before it downloads the base, not at the first RUN.
-    if (process.getuid?.() === 0 && runsSteps(req)) await executor();
     for (const platform of platforms) {
       const cacheContext = { client, platform, tags: req.tags, target: req.target, build: builds };
       // The caches' manifests are read while the solve resolves the bases; its first lookup waits for them.
@@ -206,6 +208,7 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
         emulate: req.emulate,
         ...(req.sandbox ? { sandbox: req.sandbox } : {}),
         executor,
+        ...(runs ? { executorReady: runs } : {}),
         labels: req.labels ?? new Map(),
         ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}),
         ...(req.sbom ? { sbom: true } : {}),
@@ -231,6 +234,10 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
       });
       solved.push({ platform: result.platform, result, cacheContext });
     }
+  } catch (e) {
+    // (a base that cannot be resolved, on a machine that cannot RUN, is told what to install first)
+    await runs?.();
+    throw e;
   } finally {
     if (executorChosen) await (await executorChosen.catch(() => undefined))?.close().catch(() => undefined);
   }

@@ -3,7 +3,7 @@
 // cleanup when the build is killed. Expectations are written here where Docker 20.10's BuildKit cannot serve
 // as the oracle (heredocs, --network).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -310,6 +310,19 @@ RUN test "$(id)" = "uid=1(daemon) gid=1(daemon) groups=1(daemon)"
     const r = hoistWithPath(neither, ['build', '--store', store, '--progress', 'quiet', writeContext(`FROM ${reg.host}/never/pushed:1\nRUN true\n`)]);
     expect(r.status).toBe(1);
     expect(r.stderr).toBe('hoist build: RUN needs python3, or getfattr and setfattr (apt-get install attr), to read and write overlayfs whiteouts\n');
+    // A build whose RUN steps all come from the store runs none: it needs nothing of them (the check is made when a
+    // stage has a step to run). One with a step to run says what to install before its base's layers come.
+    const cached = writeContext('FROM {{BASE}}\nRUN echo cached > /c\n');
+    const cachedStore = path.join(work, 'cached-neither');
+    expect(hoistWithPath(noAttr, ['build', '--store', cachedStore, '--progress', 'quiet', cached]).status).toBe(0);
+    const rebuilt = hoistWithPath(neither, ['build', '--store', cachedStore, '--progress', 'plain', cached]);
+    expect(`${rebuilt.status}\n${rebuilt.stderr}`).toMatch(/^0\n[^]*#2 CACHED/);
+    const fresh = hoistWithPath(neither, ['build', '--store', path.join(work, 'fresh-neither'), '--progress', 'quiet', cached]);
+    expect(fresh.status).toBe(1);
+    expect(fresh.stderr).toMatch(/RUN needs python3, or getfattr and setfattr/);
+    // (its manifest and config only: no layer)
+    const blobs = path.join(work, 'fresh-neither', 'blobs', 'sha256');
+    expect((existsSync(blobs) ? readdirSync(blobs) : []).filter((b) => statSync(path.join(blobs, b)).size > 64 * 1024)).toEqual([]);
     rmSync(noAttr, { recursive: true });
     rmSync(neither, { recursive: true });
   }, 60_000);

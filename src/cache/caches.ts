@@ -100,39 +100,38 @@ export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly st
     return p;
   };
   return async (layer, image) => {
-    if (!(await store.isVerified(layer.descriptor.digest, layer.diffID)) && !(await publishedEverywhere(image))) return true;
+    const digest = layer.descriptor.digest;
+    // What is asked is asked at once (one round trip, not three): whether the store checked the layer itself, whether
+    // the image is published already, and what the registry holds of the layer (its size, its first bytes).
+    const verified = store.isVerified(digest, layer.diffID);
     const mountable = layer.sources.find((s) => s.repository && registries.has(s.repository.registry))?.repository;
-    let held: { repo: Reference | NonNullable<typeof mountable>; size: number } | undefined;
-    if (mountable) {
-      const size = await client.blobExists(mountable, layer.descriptor.digest).catch(() => undefined);
-      if (size === undefined) return true;
-      held = { repo: mountable, size };
-    } else {
-      for (const t of targets) {
-        const size = await client.blobExists(t, layer.descriptor.digest).catch(() => undefined);
-        if (size === undefined) return true;
-        held ??= { repo: t, size };
-      }
-    }
-    if (!held) return false;
-    try {
-      await checkHeld(client, layer, held.repo, held.size);
-    } catch (e) {
-      if (e instanceof CacheBlobError) throw e;
-      return true; // its first bytes could not be had: fetched (and checked) instead
-    }
-    return false;
+    const asked = mountable ? [mountable] : targets;
+    const sizes = asked.map((r) => client.blobExists(r, digest).catch(() => undefined));
+    const prefix = asked.length ? client.blobPrefix(asked[0], digest, 6).catch(() => undefined) : Promise.resolve(undefined);
+    prefix.catch(() => undefined);
+    if (!(await verified) && !(await publishedEverywhere(image))) return true;
+    // Held by every target (or the repository it mounts from): pushed by name, without its bytes.
+    const held = await Promise.all(sizes);
+    if (held.some((size) => size === undefined)) return true;
+    if (asked.length === 0) return false;
+    // (its first bytes could not be had: fetched, and checked, instead)
+    return !checkHeld(layer, asked[0], held[0] as number, await prefix);
   };
 }
 
-/** A cache layer that the push will name without reading it, checked against what the registry holds. */
-async function checkHeld(client: RegistryClient, layer: Layer, repo: Parameters<RegistryClient['blobPrefix']>[0], size: number): Promise<void> {
+/**
+ * A cache layer that the push will name without reading it, checked against what the registry holds: its size, and
+ * its first bytes' compression (`prefix`; when they could not be had, the layer is fetched and checked instead).
+ */
+function checkHeld(layer: Layer, repo: Reference | NonNullable<Layer['sources'][number]['repository']>, size: number, prefix: Buffer | undefined): boolean {
   const d = layer.descriptor;
   const where = `${repo.registry}/${repo.repository}`;
   if (size !== d.size) throw new CacheBlobError(`the cache's record of layer ${d.digest} says ${d.size} bytes, ${where} holds ${size}`, d.digest);
+  if (prefix === undefined) return false;
   const said = layerCompression(d.mediaType);
-  const found = detectCompression(await client.blobPrefix(repo, d.digest, 6));
+  const found = detectCompression(prefix);
   if (said !== found) throw new CacheBlobError(`the cache's record of layer ${d.digest} says ${d.mediaType}, but ${where} holds it ${found === 'none' ? 'uncompressed' : `${found}-compressed`}`, d.digest);
+  return true;
 }
 
 export async function exportCaches(specs: readonly CacheToSpec[], result: BuildResult, ctx: CacheContext, store: Store, warn: (m: string) => void, log: (m: string) => void): Promise<number> {

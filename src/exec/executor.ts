@@ -7,7 +7,7 @@
 //   and Kubernetes executors), each stage's root is a real directory the layers are unpacked into; a step is
 //   entered through proot (ptrace: /proc, /dev, /sys and the mounts bound in without privileges) or chroot, and
 //   the layer is what a walk after the step finds changed since the walk before it (tree-diff.ts).
-import { spawnSync } from 'node:child_process';
+import { runProcess } from './process.js';
 import { mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FsIndex } from '../layer/fs-index.js';
@@ -112,10 +112,11 @@ export async function overlayRefused(scratch: string): Promise<string | undefine
     await writeFile(path.join(dir, 'l', 'f'), '');
     // Read-only (two lower dirs, no upper dir): unmounting an overlay with an upper dir syncs the file system it is on,
     // which right after a build that wrote a base's tar waited 0.4 s for its writeback on every next build.
-    const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-r', '-o', `lowerdir=${dir}/l:${dir}/u`, `${dir}/m`], { encoding: 'utf8' });
+    // (run as children, not synchronously: the build resolves its bases meanwhile)
+    const r = await runProcess('mount', ['-t', 'overlay', 'overlay', '-r', '-o', `lowerdir=${dir}/l:${dir}/u`, `${dir}/m`]);
     if (r.status !== 0) return (r.stderr || r.error?.message || `mount exited ${r.status}`).trim().replace(`${dir}/m`, 'a test mount');
-    spawnSync('umount', [`${dir}/m`]);
-    const u = spawnSync('unshare', ['--mount', '--pid', '--fork', 'true'], { encoding: 'utf8' });
+    await runProcess('umount', [`${dir}/m`]);
+    const u = await runProcess('unshare', ['--mount', '--pid', '--fork', 'true']);
     if (u.error === undefined && u.status !== 0) return (u.stderr || 'unshare: namespaces refused').trim();
     return undefined;
   } finally {

@@ -6,7 +6,7 @@
 // takes every name as bytes (base64 both ways), where getfattr's dump format escapes names in its own way.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { runProcess } from '../exec/process.js';
+import { onPath, runProcess } from '../exec/process.js';
 import { nameFromBytes, nameToBytes } from './names.js';
 
 export type XattrTool = 'python3' | 'attr';
@@ -22,7 +22,7 @@ let found: XattrTool | null | undefined;
 /** The tool this machine has, or undefined; looked up once per process. */
 export function xattrTool(): XattrTool | undefined {
   if (found === undefined) {
-    const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+    const has = (cmd: string) => onPath(cmd) !== undefined;
     // The attr tools first where both are there: a getfattr run costs 4 ms, a python3 start 100–200 ms (every RUN
     // step reads its upper dir's whiteouts and capabilities once).
     found = has('getfattr') && has('setfattr') ? 'attr' : has('python3') ? 'python3' : null;

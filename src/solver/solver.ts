@@ -10,7 +10,7 @@ import { DockerignoreError } from '../dockerfile/dockerignore.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import type { Instruction } from '../dockerfile/instructions.js';
 import { type BuildPlan, type NamedContext, planBuild, type StageSource } from '../dockerfile/plan.js';
-import { describeOp, historyComment, type Op, type Step, translate, type TranslatedBase, type Translation } from '../dockerfile/translate.js';
+import { type CopyOp, describeOp, historyComment, isURL, type Op, type Step, translate, type TranslatedBase, type Translation } from '../dockerfile/translate.js';
 import { baseKey, stepKey } from '../cache/keys.js';
 import { maxSbomPackages, osRelease, parseApkInstalled, parseDpkgStatus, type SbomPackage } from '../export/sbom.js';
 import { type RunSandbox, sandboxKey } from '../exec/sandbox.js';
@@ -119,6 +119,8 @@ export interface BuildRequest {
   isolation?: Isolation;
   /** the executor of several solves of one build (several platforms): chosen once; else this solve chooses its own */
   executor?: () => Promise<Executor>;
+  /** settles when the machine is known to run RUN steps (rejects with what it lacks): no stage with a step to run fetches a layer before */
+  executorReady?: () => Promise<unknown>;
   /** a line for the log (which executor runs RUN, when not runc) */
   onLog?: (message: string) => void;
   /**
@@ -344,6 +346,8 @@ export class Solver {
   async build(): Promise<BuildResult> {
     const fetchedBefore = this.req.store.fetched.bytes;
     try {
+      const early = this.hashContextEarly().catch(() => undefined);
+      this.background.push(early);
       try {
         this.translation = await translate(this.plan, async (ref, platform, at) => (await this.baseImage(ref, platform, at)).config);
       } catch (e) {
@@ -556,14 +560,30 @@ export class Solver {
   private async makePlan(index: number): Promise<StagePlan> {
     const ts = this.stageOf(index);
     const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
+    // The stages this one reads are planned meanwhile: their bases resolve, and their context files are hashed,
+    // while this one's base resolves (what fails is met when its key is needed, in its turn).
+    for (const step of ts.steps) {
+      const op = step.op;
+      const froms = op?.kind === 'copy' ? [op.from] : op?.kind === 'exec' ? op.mounts.flatMap((m) => (m.from ? [m.from] : [])) : [];
+      for (const f of froms) if (f.kind === 'stage') this.planStage(f.index).catch(() => undefined);
+    }
+    // The keys need a context to select the context's files in; nothing of the stage's image is read. The files a
+    // COPY takes from the context are selected and hashed while the base resolves (each error met in its turn).
+    const x = this.opContext(new ImageState([], []), 0, index);
+    const contents = new Map<Step, Promise<readonly [CopySelection, string]>>();
+    for (const step of ts.steps) {
+      const op = step.op;
+      if (op?.kind !== 'copy' || (op.from.kind !== 'context' && op.from.kind !== 'local')) continue;
+      const p = this.contextContent(op, x);
+      p.catch(() => undefined);
+      contents.set(step, p);
+    }
     let key: string;
     const epoch = this.req.sourceDateEpoch;
     if (ts.base.kind === 'scratch') key = baseKey({ kind: 'scratch' }, epoch);
     else if (ts.base.kind === 'stage') key = (await this.planStage(ts.base.index)).key;
     else key = baseKey({ kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from as Instruction)).digest }, epoch);
     const steps: PlannedStep[] = [];
-    // The keys need a context to select the context's files in; nothing of the stage's image is read.
-    const x = this.opContext(new ImageState([], []), 0, index);
     for (const step of ts.steps) {
       const op = step.op;
       if (!op) {
@@ -574,11 +594,9 @@ export class Solver {
         const described = describeOp(op);
         const parent = key;
         let selection: CopySelection | undefined;
-        if (op.kind === 'copy' && (op.from.kind === 'context' || op.from.kind === 'local')) {
-          const [picked, content] = await timed('context', async () => {
-            const s = await selectCopy(op, x);
-            return [s, await digestSelection(s, await this.fileDigests())] as const;
-          });
+        const hashing = contents.get(step);
+        if (hashing) {
+          const [picked, content] = await hashing;
           selection = picked;
           key = stepKey(key, { op: described, content });
         } else if (op.kind === 'copy') {
@@ -605,6 +623,39 @@ export class Solver {
     return { key, steps };
   }
 
+  /**
+   * The files a COPY takes from the context (or a named directory context) and their content's digest, once per
+   * build for the same sources: what selectCopy and digestSelection read of the op, and nothing else, is the key.
+   */
+  private contextContent(op: CopyOp, x: OpContext): Promise<readonly [CopySelection, string]> {
+    const key = JSON.stringify([op.from, op.sources, op.add, op.parents, op.chown !== undefined, op.checksum ?? null]);
+    return sharedBy(this.contents, key, () => timed('context', async () => {
+      const s = await selectCopy(op, x);
+      return [s, await digestSelection(s, await this.fileDigests())] as const;
+    }));
+  }
+
+  private readonly contents = new Map<string, Promise<readonly [CopySelection, string]>>();
+
+  /**
+   * The context's files hashed while the bases resolve: the Dockerfile translated as if every base had an empty
+   * config gives the COPY instructions that name no variable (their sources are then what the real translation
+   * gives), and their content is computed for the plan's keys to find (contextContent). A guess that turns out
+   * different is work thrown away, never a wrong key: the real keys come from the real translation.
+   */
+  private async hashContextEarly(): Promise<void> {
+    const guess = await translate(this.plan, async (_ref, platform) => ({ architecture: platform.architecture, os: platform.os, rootfs: { type: 'layers', diff_ids: [] } }));
+    for (const [index, ts] of guess.stages) {
+      if (this.stopping.signal.aborted) return;
+      const x = this.opContext(new ImageState([], []), 0, index, ts.platform);
+      for (const step of ts.steps) {
+        const op = step.op;
+        if (op?.kind !== 'copy' || op.from.kind !== 'context' || step.at.code.includes('$') || op.sources.some(isURL)) continue;
+        await this.contextContent(op, x).catch(() => undefined);
+      }
+    }
+  }
+
   /** A stage's result: its steps' results in order, each from a cache or, failing that, run. */
   private async runStage(index: number): Promise<StageResult> {
     const ts = this.stageOf(index);
@@ -628,6 +679,8 @@ export class Solver {
       const created = Date.parse(b.config.created ?? '');
       run = { index, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: plan.key };
     }
+    // Nothing of the stage's layers comes before the machine is known to run its RUN steps (index.ts).
+    if (plan.steps.some((p) => p.step.op && !p.hit)) await this.req.executorReady?.();
     // (the unpacking registered before any step reads the layers' index, which then waits for it)
     await this.warm(plan, run);
     // Numbered as dockerfile2llb numbers its vertices (cmdTotal, prefixCommand): FROM only for an image (scratch and
@@ -832,7 +885,7 @@ export class Solver {
     }
   }
 
-  private opContext(state: ImageState, time: number, stageIndex: number): OpContext {
+  private opContext(state: ImageState, time: number, stageIndex: number, platform: Platform = this.stageOf(stageIndex).platform): OpContext {
     return {
       store: this.req.store,
       client: this.req.client,
@@ -854,7 +907,7 @@ export class Solver {
       cacheMount: (m) => this.cacheMount(m),
       warn: (message) => this.req.onWarning?.(message),
       signal: this.stopping.signal,
-      platform: this.stageOf(stageIndex).platform,
+      platform,
       emulate: this.req.emulate === true,
       sandbox: this.req.sandbox ?? {},
     };

@@ -144,7 +144,14 @@ export async function digestSelection(selection: CopySelection, digests?: FileDi
       ahead.set(next, read);
     }
   };
+  // Reads on the spot hold the main thread: every few milliseconds the rest of the build (the bases' resolution,
+  // which this runs beside) gets its turn.
+  let held = performance.now();
   for (let i = 0; i < items.length; i++) {
+    if (performance.now() - held > 4) {
+      await new Promise((r) => setImmediate(r));
+      held = performance.now();
+    }
     fill(i + 1);
     const item = items[i];
     h.update(item.text);
