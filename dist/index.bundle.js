@@ -94608,11 +94608,7 @@ async function timed(phase, f, bytes) {
     const start = external_node_perf_hooks_.performance.now();
     let value;
     try {
-        if (process.env.TRACE)
-            console.error(`T ${(start / 1000).toFixed(3)} > ${phase} ${c.step ?? ''}`);
         value = await f();
-        if (process.env.TRACE)
-            console.error(`T ${(external_node_perf_hooks_.performance.now() / 1000).toFixed(3)} < ${phase} ${c.step ?? ''}`);
         return value;
     }
     finally {

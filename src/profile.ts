@@ -121,9 +121,7 @@ export async function timed<T>(phase: Phase, f: () => Promise<T>, bytes?: (value
   const start = performance.now();
   let value: T | undefined;
   try {
-    if (process.env.TRACE) console.error(`T ${(start / 1000).toFixed(3)} > ${phase} ${c.step ?? ''}`);
     value = await f();
-    if (process.env.TRACE) console.error(`T ${(performance.now() / 1000).toFixed(3)} < ${phase} ${c.step ?? ''}`);
     return value;
   } finally {
     c.profile.add(phase, c.step, start, performance.now(), value !== undefined && bytes ? bytes(value) : 0);
