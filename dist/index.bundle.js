@@ -89209,10 +89209,353 @@ function annotationsFor(all, type, platform) {
 var external_node_child_process_ = __nccwpck_require__(1421);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(8161);
+;// CONCATENATED MODULE: ./lib/exec/erofs-mount.js
+// RUN's lowers as EROFS tar indexes (layer/erofs.ts) mounted read-only, each with its tar as the index's second
+// device: a base layer becomes a lower in milliseconds, where unpacking it created thousands of files.
+//
+// How they are mounted is judged once per process from the kernel (erofsChoice), and confirmed by the first mount:
+//   file  the index and its tar as files (Linux 6.12's file-backed EROFS mounts): no loop device at all. mount(8)
+//         would set up a loop device for a file by itself, so mount(2) is called from python3 (ctypes): one helper
+//         process for the build (MountHelper), many mounts a request.
+//   loop  the tar on a read-only loop device (`losetup -r`) and the index through mount's own `-o loop`; both are
+//         detached as soon as the mount holds them (the kernel frees them when it unmounts).
+//   none  no EROFS in the kernel, no root, or the first mount refused either way (ErofsUnavailableError): the
+//         layers are unpacked into directories as before, said once in the log.
+// Nothing is mounted to find this out: a probe cost a python3 start and two mounts on every build's way.
+// HOIST_LOWERS=directories|erofs|erofs-loop forces a kind (the tests run both; a forced kind never falls back).
+// Every mount is under a directory of the store's tmp/ named by this process's pid: what a killed build leaves is
+// unmounted by its helper as hoist's end of the pipe closes, else by the next build's sweep (leftovers.ts).
+
+
+
+
+
+
+
+/**
+ * mount(2) and umount2(2) from python3 (ctypes): one process for the whole build, started while the base downloads,
+ * asked one line of JSON at a time. When hoist goes (its end of the pipe closes: an exit, a SIGKILL), it detaches
+ * whatever it mounted that is still mounted, so that a killed build leaves no index mounted.
+ */
+const helper = `
+import ctypes, json, os, signal, sys
+signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+libc = ctypes.CDLL(None, use_errno=True)
+mine = []
+def loop(path):
+    # LOOP_CTL_GET_FREE, then LOOP_CONFIGURE (Linux 5.8) read-only and autoclear: the device goes with its last user.
+    import fcntl, struct
+    backing = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        control = os.open('/dev/loop-control', os.O_RDWR | os.O_CLOEXEC)
+        try:
+            for _ in range(20):
+                n = fcntl.ioctl(control, 0x4C82)
+                dev = os.open('/dev/loop%d' % n, os.O_RDONLY | os.O_CLOEXEC)
+                config = bytearray(304)
+                struct.pack_into('=I', config, 0, backing)
+                struct.pack_into('=I', config, 60, 1 | 4)
+                try:
+                    fcntl.ioctl(dev, 0x4C0A, bytes(config))
+                    return dev, '/dev/loop%d' % n
+                except OSError as err:
+                    os.close(dev)
+                    if err.errno != 16:
+                        raise
+            raise OSError(16, 'no free loop device')
+        finally:
+            os.close(control)
+    finally:
+        os.close(backing)
+def serve():
+    for line in sys.stdin:
+        out = []
+        for item in json.loads(line):
+            if item[0] == 'mount':
+                r = libc.mount(item[1].encode(), item[3].encode(), b'erofs', 1, ('device=' + item[2]).encode())
+                e = ctypes.get_errno()
+                if r == 0:
+                    mine.append(item[3])
+            elif item[0] == 'mount-loop':
+                held = []
+                try:
+                    meta, meta_dev = loop(item[1])
+                    held.append(meta)
+                    tar, tar_dev = loop(item[2])
+                    held.append(tar)
+                    r = libc.mount(meta_dev.encode(), item[3].encode(), b'erofs', 1, ('device=' + tar_dev).encode())
+                    e = ctypes.get_errno()
+                    if r == 0:
+                        mine.append(item[3])
+                except OSError as err:
+                    r, e = -1, err.errno or 5
+                for fd in held:
+                    os.close(fd)
+            elif item[0] == 'overlay':
+                # (the lower dirs named relative to item[1], as mount(8) run there resolves them)
+                os.chdir(item[1])
+                try:
+                    r = libc.mount(b'overlay', item[3].encode(), b'overlay', 1 if item[4] == 'ro' else 0, item[2].encode())
+                    e = ctypes.get_errno()
+                finally:
+                    os.chdir('/')
+                if r == 0:
+                    mine.append(item[3])
+            else:
+                r = libc.umount2(item[1].encode(), 0)
+                e = ctypes.get_errno()
+                if r != 0 and e == 16:
+                    r = libc.umount2(item[1].encode(), 2)
+                    e = ctypes.get_errno()
+                if r == 0 and item[1] in mine:
+                    mine.remove(item[1])
+            out.append('' if r == 0 else os.strerror(e))
+        sys.stdout.write(json.dumps(out) + '\\n')
+        sys.stdout.flush()
+try:
+    serve()
+except Exception:
+    pass
+finally:
+    for m in reversed(mine):
+        libc.umount2(m.encode(), 2)
+`;
+class MountHelper {
+    child;
+    waiting = [];
+    buffered = '';
+    failure;
+    constructor() {
+        this.child = (0,external_node_child_process_.spawn)('python3', ['-c', helper], { stdio: ['pipe', 'pipe', 'pipe'] });
+        const fail = (e) => {
+            this.failure ??= e;
+            for (const w of this.waiting.splice(0))
+                w.reject(this.failure);
+        };
+        this.child.on('error', (e) => fail(new Error(`python3: ${e.message}`)));
+        let stderr = '';
+        this.child.stderr.on('data', (d) => void (stderr = (stderr + d.toString()).slice(-2000)));
+        this.child.on('exit', (code) => fail(new Error(`python3 exited (${code}): ${stderr.trim().split('\n').at(-1) ?? ''}`)));
+        this.child.stdin.on('error', () => undefined);
+        this.child.stdout.on('data', (d) => {
+            this.buffered += d.toString();
+            for (let nl = this.buffered.indexOf('\n'); nl >= 0; nl = this.buffered.indexOf('\n')) {
+                const line = this.buffered.slice(0, nl);
+                this.buffered = this.buffered.slice(nl + 1);
+                this.waiting.shift()?.resolve(JSON.parse(line));
+                this.idle();
+            }
+        });
+        this.idle();
+    }
+    /** Kept from holding hoist open while nothing is asked of it. */
+    idle() {
+        if (this.waiting.length > 0)
+            return;
+        this.child.unref();
+        this.child.stdout.unref?.();
+        this.child.stderr.unref?.();
+        this.child.stdin.unref?.();
+    }
+    ask(items) {
+        if (this.failure)
+            return Promise.reject(this.failure);
+        this.child.ref();
+        this.child.stdout.ref?.();
+        return new Promise((resolve, reject) => {
+            this.waiting.push({ resolve, reject });
+            this.child.stdin.write(`${JSON.stringify(items)}\n`);
+        });
+    }
+}
+let mountHelper;
+const python = (items) => (mountHelper ??= new MountHelper()).ask(items);
+/**
+ * A RUN step's overlay mounted by the build's mount helper instead of a mount(8) process a step (and unmounted by it:
+ * umount2, detached when busy): '' when done, else the kernel's reason. Undefined where there is no python3, or the
+ * helper could not be asked: then mount(8). `cwd`: where the lower dirs' relative names in `options` are resolved.
+ */
+async function helperMountOverlay(cwd, options, target, readOnly) {
+    if (!(0,exec_process/* onPath */.L)('python3'))
+        return undefined;
+    const said = (await python([['overlay', cwd, options, target, readOnly ? 'ro' : 'rw']]).catch(() => undefined))?.[0];
+    return said ? `mount: ${said}` : said;
+}
+/** `target` unmounted by the mount helper (detached when busy): whether it could. */
+async function helperUnmount(target) {
+    if (!(0,exec_process/* onPath */.L)('python3'))
+        return false;
+    return (await python([['umount', target]]).catch(() => ['?']))[0] === '';
+}
+/** No index could be mounted here, either way (the executor unpacks the layers instead, unless a kind was forced). */
+class ErofsUnavailableError extends Error {
+    name = 'ErofsUnavailableError';
+}
+/** Mounts of EROFS indexes made by one executor, all undone by `close()` (or by a signal's clean-up). */
+class ErofsMounts {
+    mode;
+    dir;
+    mounted = [];
+    counter = 0;
+    forget;
+    /** why file-backed mounts were given up for loop devices, if they were */
+    refusedFileBacked;
+    /** the python3 helper mounts (and sets up loop devices); else mount(8) and losetup */
+    viaHelper = (0,exec_process/* onPath */.L)('python3') !== undefined;
+    constructor(mode, 
+    /** a directory of the store's tmp/ named by this process's pid */
+    dir) {
+        this.mode = mode;
+        this.dir = dir;
+    }
+    /**
+     * Mounts each index with its tar at a new directory; answers the directories, in order. File-backed mounts the
+     * kernel refuses (older than 6.12, or built without them) turn this set to loop devices for good.
+     */
+    async mount(list) {
+        if (list.length === 0)
+            return [];
+        await (0,promises_.mkdir)(this.dir, { recursive: true });
+        this.forget ??= (0,exec_cleanup/* onInterrupt */.nA)(() => {
+            for (const m of this.mounted.splice(0).reverse())
+                (0,exec_cleanup/* unmountSync */.aw)(m);
+            (0,exec_cleanup/* removeSync */.EC)(this.dir);
+        });
+        const targets = list.map(() => external_node_path_.join(this.dir, String(this.counter++)));
+        for (const t of targets)
+            await (0,promises_.mkdir)(t);
+        let from = 0;
+        if (this.mode === 'file') {
+            const errors = await python(list.map((l, i) => ['mount', l.index, l.tar, targets[i]])).catch((e) => list.map(() => e.message));
+            for (const [i, e] of errors.entries())
+                if (!e)
+                    this.mounted.push(targets[i]);
+            from = errors.findIndex((e) => e !== '');
+            if (from < 0)
+                return targets;
+            if (this.mounted.length > 0)
+                throw new Error(`cannot mount the EROFS index ${list[from].index}: ${errors[from]}`);
+            this.refusedFileBacked = errors[from];
+            this.mode = 'loop';
+            from = 0;
+        }
+        if (this.viaHelper) {
+            // Loop devices set up by the helper itself (ioctls): a millisecond a layer, where losetup and mount cost three
+            // processes; without python3, those.
+            const errors = await python(list.slice(from).map((l, i) => ['mount-loop', l.index, l.tar, targets[from + i]])).catch((e) => list.slice(from).map(() => e.message));
+            for (const [i, e] of errors.entries())
+                if (!e)
+                    this.mounted.push(targets[from + i]);
+            const failed = errors.findIndex((e) => e !== '');
+            if (failed < 0)
+                return targets;
+            const why = `cannot mount the EROFS index ${list[from + failed].index} on loop devices: ${errors[failed]}`;
+            if (this.mounted.length === 0)
+                throw new ErofsUnavailableError(`EROFS indexes cannot be mounted here (${this.refusedFileBacked ? `file-backed: ${this.refusedFileBacked}; ` : ''}on loop devices: ${errors[failed]})`);
+            throw new Error(why);
+        }
+        for (let i = from; i < list.length; i++) {
+            try {
+                await this.mountLoop(list[i], targets[i]);
+            }
+            catch (e) {
+                // Nothing mounted yet, either way: this machine cannot mount indexes at all.
+                if (this.mounted.length === 0)
+                    throw new ErofsUnavailableError(`EROFS indexes cannot be mounted here (${this.refusedFileBacked ? `file-backed: ${this.refusedFileBacked}; ` : ''}on loop devices: ${e.message})`);
+                throw e;
+            }
+        }
+        return targets;
+    }
+    async mountLoop(l, target) {
+        const loop = await (0,exec_process/* runProcess */.R3)('losetup', ['--show', '-f', '-r', l.tar]);
+        const device = loop.stdout.trim();
+        if (loop.status !== 0 || !device.startsWith('/dev/'))
+            throw new Error(`cannot attach ${l.tar} to a loop device: ${(loop.stderr || loop.error?.message || '').trim().split('\n')[0]}`);
+        try {
+            const r = await (0,exec_process/* runProcess */.R3)('mount', ['-t', 'erofs', '-o', `ro,loop,device=${device}`, l.index, target]);
+            if (r.status !== 0)
+                throw new Error(`cannot mount the EROFS index ${l.index}: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`);
+            this.mounted.push(target);
+        }
+        finally {
+            // Detached now: while the mount holds it, the kernel only marks it to go when the mount goes.
+            await (0,exec_process/* runProcess */.R3)('losetup', ['-d', device]);
+        }
+    }
+    /** Unmounts everything this set mounted and removes its directory. */
+    async close() {
+        const all = this.mounted.splice(0).reverse();
+        if (all.length && this.viaHelper) {
+            const errors = await python(all.map((m) => ['umount', m])).catch(() => all.map(() => 'python3 failed'));
+            for (const [i, e] of errors.entries())
+                if (e)
+                    (0,exec_cleanup/* unmountSync */.aw)(all[i]);
+        }
+        else {
+            for (const m of all)
+                (0,exec_cleanup/* unmountSync */.aw)(m);
+        }
+        this.forget?.();
+        this.forget = undefined;
+        await (0,promises_.rm)(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+}
+/** The kernel's release as numbers (6.12.5-foo → [6, 12]). */
+function kernelRelease() {
+    const m = /^(\d+)\.(\d+)/.exec((0,external_node_os_.release)());
+    return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+/** Whether this kernel has EROFS: registered already, or built as a module mount(2) will load. */
+function erofsInKernel() {
+    const read = (f) => {
+        try {
+            return (0,external_node_fs_.readFileSync)(f, 'utf8');
+        }
+        catch {
+            return '';
+        }
+    };
+    if (/\terofs$/m.test(read('/proc/filesystems')) || (0,external_node_fs_.existsSync)('/sys/fs/erofs'))
+        return true;
+    const modules = `/lib/modules/${(0,external_node_os_.release)()}`;
+    return /\/erofs\.ko/.test(read(`${modules}/modules.dep`)) || /\/erofs\.ko/.test(read(`${modules}/modules.builtin`));
+}
+let chosen;
+/**
+ * How EROFS indexes are to be mounted here, judged without mounting anything (see the top of this file): file-backed
+ * on Linux 6.12 and later with python3, else on loop devices; none without root or without EROFS in the kernel. The
+ * first real mount confirms it (ErofsMounts falls back from file-backed to loop devices, and the executor from
+ * indexes to directories, saying so); a forced kind that cannot be is an error.
+ */
+function erofsChoice(env = process.env) {
+    chosen ??= guess(env.HOIST_LOWERS);
+    return chosen;
+}
+function guess(forced) {
+    if (forced !== undefined && !['directories', 'erofs', 'erofs-loop'].includes(forced))
+        throw new Error(`HOIST_LOWERS=${forced}: expected directories, erofs or erofs-loop`);
+    if (forced === 'directories')
+        return { why: 'HOIST_LOWERS=directories' };
+    const cannot = process.getuid?.() !== 0 ? 'EROFS indexes are mounted as root only' : !erofsInKernel() ? `this kernel (${(0,external_node_os_.release)()}) has no EROFS` : undefined;
+    if (cannot && forced)
+        throw new Error(`HOIST_LOWERS=${forced}: ${cannot}`);
+    if (cannot)
+        return { why: cannot };
+    const [major, minor] = kernelRelease();
+    const fileBacked = (major > 6 || (major === 6 && minor >= 12)) && (0,exec_process/* onPath */.L)('python3') !== undefined;
+    return { mode: forced === 'erofs-loop' || !fileBacked ? 'loop' : 'file', ...(forced ? { forced } : {}) };
+}
+/** Starts the mount helper ahead (python3 takes tens of milliseconds to start): while the layers download. */
+function prestartHelper() {
+    mountHelper ??= new MountHelper();
+}
+
 ;// CONCATENATED MODULE: ./lib/exec/overlay.js
 // The copy-on-write root of a RUN step: the image's layers as read-only lower dirs (each an unpacked snapshot in
 // the store, top first), a fresh upper dir that receives every change, mounted with redirect_dir=off and
 // index=off so that the upper dir is a plain diff (shared/research/builders.md §2, §6).
+
 
 
 
@@ -89271,15 +89614,23 @@ async function mountOverlay(lowerDirs, scratch, options = {}) {
     if (options_.length > 4000)
         throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
     const before = uptime();
-    let r = await (0,exec_process/* runProcess */.R3)('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { cwd: links });
-    if (r.status !== 0 && options_ !== base) {
+    // By the build's mount helper (erofs-mount.ts: one python3 process, no process a mount), else by mount(8).
+    const mount = async (opts) => {
+        const said = await helperMountOverlay(links, opts, merged, options.readOnly === true);
+        if (said !== undefined)
+            return said;
+        const r = await (0,exec_process/* runProcess */.R3)('mount', ['-t', 'overlay', 'overlay', '-o', opts, ...(options.readOnly ? ['-r'] : []), merged], { cwd: links });
+        return r.status === 0 ? '' : r.stderr.trim() || r.error?.message || `mount exited ${r.status}`;
+    };
+    let failed = await mount(options_);
+    if (failed && options_ !== base) {
         volatileRefused = true;
-        r = await (0,exec_process/* runProcess */.R3)('mount', ['-t', 'overlay', 'overlay', '-o', base, merged], { cwd: links });
+        failed = await mount(base);
     }
-    if (r.status !== 0) {
+    if (failed) {
         await (0,promises_.rm)(dir, { recursive: true, force: true });
         const why = process.getuid?.() === 0 ? kernelSays(before) : 'RUN needs root (or passwordless sudo) and overlayfs';
-        throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}${why ? `; ${why}` : ''}`);
+        throw new ExecError(`cannot mount the overlay for RUN: ${failed}${why ? `; ${why}` : ''}`);
     }
     const forget = (0,exec_cleanup/* onInterrupt */.nA)(() => {
         (0,exec_cleanup/* unmountSync */.aw)(merged);
@@ -89291,7 +89642,8 @@ async function mountOverlay(lowerDirs, scratch, options = {}) {
         if (!mounted)
             return;
         mounted = false;
-        await (0,exec_cleanup/* unmountDir */.sk)(merged);
+        if (!(await helperUnmount(merged)))
+            await (0,exec_cleanup/* unmountDir */.sk)(merged);
     };
     return {
         merged,
@@ -91017,324 +91369,6 @@ function fileInside(root, p) {
     }
 }
 
-;// CONCATENATED MODULE: ./lib/exec/erofs-mount.js
-// RUN's lowers as EROFS tar indexes (layer/erofs.ts) mounted read-only, each with its tar as the index's second
-// device: a base layer becomes a lower in milliseconds, where unpacking it created thousands of files.
-//
-// How they are mounted is judged once per process from the kernel (erofsChoice), and confirmed by the first mount:
-//   file  the index and its tar as files (Linux 6.12's file-backed EROFS mounts): no loop device at all. mount(8)
-//         would set up a loop device for a file by itself, so mount(2) is called from python3 (ctypes): one helper
-//         process for the build (MountHelper), many mounts a request.
-//   loop  the tar on a read-only loop device (`losetup -r`) and the index through mount's own `-o loop`; both are
-//         detached as soon as the mount holds them (the kernel frees them when it unmounts).
-//   none  no EROFS in the kernel, no root, or the first mount refused either way (ErofsUnavailableError): the
-//         layers are unpacked into directories as before, said once in the log.
-// Nothing is mounted to find this out: a probe cost a python3 start and two mounts on every build's way.
-// HOIST_LOWERS=directories|erofs|erofs-loop forces a kind (the tests run both; a forced kind never falls back).
-// Every mount is under a directory of the store's tmp/ named by this process's pid: what a killed build leaves is
-// unmounted by its helper as hoist's end of the pipe closes, else by the next build's sweep (leftovers.ts).
-
-
-
-
-
-
-
-/**
- * mount(2) and umount2(2) from python3 (ctypes): one process for the whole build, started while the base downloads,
- * asked one line of JSON at a time. When hoist goes (its end of the pipe closes: an exit, a SIGKILL), it detaches
- * whatever it mounted that is still mounted, so that a killed build leaves no index mounted.
- */
-const helper = `
-import ctypes, json, os, signal, sys
-signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-libc = ctypes.CDLL(None, use_errno=True)
-mine = []
-def loop(path):
-    # LOOP_CTL_GET_FREE, then LOOP_CONFIGURE (Linux 5.8) read-only and autoclear: the device goes with its last user.
-    import fcntl, struct
-    backing = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        control = os.open('/dev/loop-control', os.O_RDWR | os.O_CLOEXEC)
-        try:
-            for _ in range(20):
-                n = fcntl.ioctl(control, 0x4C82)
-                dev = os.open('/dev/loop%d' % n, os.O_RDONLY | os.O_CLOEXEC)
-                config = bytearray(304)
-                struct.pack_into('=I', config, 0, backing)
-                struct.pack_into('=I', config, 60, 1 | 4)
-                try:
-                    fcntl.ioctl(dev, 0x4C0A, bytes(config))
-                    return dev, '/dev/loop%d' % n
-                except OSError as err:
-                    os.close(dev)
-                    if err.errno != 16:
-                        raise
-            raise OSError(16, 'no free loop device')
-        finally:
-            os.close(control)
-    finally:
-        os.close(backing)
-def serve():
-    for line in sys.stdin:
-        out = []
-        for item in json.loads(line):
-            if item[0] == 'mount':
-                r = libc.mount(item[1].encode(), item[3].encode(), b'erofs', 1, ('device=' + item[2]).encode())
-                e = ctypes.get_errno()
-                if r == 0:
-                    mine.append(item[3])
-            elif item[0] == 'mount-loop':
-                held = []
-                try:
-                    meta, meta_dev = loop(item[1])
-                    held.append(meta)
-                    tar, tar_dev = loop(item[2])
-                    held.append(tar)
-                    r = libc.mount(meta_dev.encode(), item[3].encode(), b'erofs', 1, ('device=' + tar_dev).encode())
-                    e = ctypes.get_errno()
-                    if r == 0:
-                        mine.append(item[3])
-                except OSError as err:
-                    r, e = -1, err.errno or 5
-                for fd in held:
-                    os.close(fd)
-            else:
-                r = libc.umount2(item[1].encode(), 0)
-                e = ctypes.get_errno()
-                if r != 0 and e == 16:
-                    r = libc.umount2(item[1].encode(), 2)
-                    e = ctypes.get_errno()
-                if r == 0 and item[1] in mine:
-                    mine.remove(item[1])
-            out.append('' if r == 0 else os.strerror(e))
-        sys.stdout.write(json.dumps(out) + '\\n')
-        sys.stdout.flush()
-try:
-    serve()
-except Exception:
-    pass
-finally:
-    for m in reversed(mine):
-        libc.umount2(m.encode(), 2)
-`;
-class MountHelper {
-    child;
-    waiting = [];
-    buffered = '';
-    failure;
-    constructor() {
-        this.child = (0,external_node_child_process_.spawn)('python3', ['-c', helper], { stdio: ['pipe', 'pipe', 'pipe'] });
-        const fail = (e) => {
-            this.failure ??= e;
-            for (const w of this.waiting.splice(0))
-                w.reject(this.failure);
-        };
-        this.child.on('error', (e) => fail(new Error(`python3: ${e.message}`)));
-        let stderr = '';
-        this.child.stderr.on('data', (d) => void (stderr = (stderr + d.toString()).slice(-2000)));
-        this.child.on('exit', (code) => fail(new Error(`python3 exited (${code}): ${stderr.trim().split('\n').at(-1) ?? ''}`)));
-        this.child.stdin.on('error', () => undefined);
-        this.child.stdout.on('data', (d) => {
-            this.buffered += d.toString();
-            for (let nl = this.buffered.indexOf('\n'); nl >= 0; nl = this.buffered.indexOf('\n')) {
-                const line = this.buffered.slice(0, nl);
-                this.buffered = this.buffered.slice(nl + 1);
-                this.waiting.shift()?.resolve(JSON.parse(line));
-                this.idle();
-            }
-        });
-        this.idle();
-    }
-    /** Kept from holding hoist open while nothing is asked of it. */
-    idle() {
-        if (this.waiting.length > 0)
-            return;
-        this.child.unref();
-        this.child.stdout.unref?.();
-        this.child.stderr.unref?.();
-        this.child.stdin.unref?.();
-    }
-    ask(items) {
-        if (this.failure)
-            return Promise.reject(this.failure);
-        this.child.ref();
-        this.child.stdout.ref?.();
-        return new Promise((resolve, reject) => {
-            this.waiting.push({ resolve, reject });
-            this.child.stdin.write(`${JSON.stringify(items)}\n`);
-        });
-    }
-}
-let mountHelper;
-const python = (items) => (mountHelper ??= new MountHelper()).ask(items);
-/** No index could be mounted here, either way (the executor unpacks the layers instead, unless a kind was forced). */
-class ErofsUnavailableError extends Error {
-    name = 'ErofsUnavailableError';
-}
-/** Mounts of EROFS indexes made by one executor, all undone by `close()` (or by a signal's clean-up). */
-class ErofsMounts {
-    mode;
-    dir;
-    mounted = [];
-    counter = 0;
-    forget;
-    /** why file-backed mounts were given up for loop devices, if they were */
-    refusedFileBacked;
-    /** the python3 helper mounts (and sets up loop devices); else mount(8) and losetup */
-    viaHelper = onPath('python3');
-    constructor(mode, 
-    /** a directory of the store's tmp/ named by this process's pid */
-    dir) {
-        this.mode = mode;
-        this.dir = dir;
-    }
-    /**
-     * Mounts each index with its tar at a new directory; answers the directories, in order. File-backed mounts the
-     * kernel refuses (older than 6.12, or built without them) turn this set to loop devices for good.
-     */
-    async mount(list) {
-        if (list.length === 0)
-            return [];
-        await (0,promises_.mkdir)(this.dir, { recursive: true });
-        this.forget ??= (0,exec_cleanup/* onInterrupt */.nA)(() => {
-            for (const m of this.mounted.splice(0).reverse())
-                (0,exec_cleanup/* unmountSync */.aw)(m);
-            (0,exec_cleanup/* removeSync */.EC)(this.dir);
-        });
-        const targets = list.map(() => external_node_path_.join(this.dir, String(this.counter++)));
-        for (const t of targets)
-            await (0,promises_.mkdir)(t);
-        let from = 0;
-        if (this.mode === 'file') {
-            const errors = await python(list.map((l, i) => ['mount', l.index, l.tar, targets[i]])).catch((e) => list.map(() => e.message));
-            for (const [i, e] of errors.entries())
-                if (!e)
-                    this.mounted.push(targets[i]);
-            from = errors.findIndex((e) => e !== '');
-            if (from < 0)
-                return targets;
-            if (this.mounted.length > 0)
-                throw new Error(`cannot mount the EROFS index ${list[from].index}: ${errors[from]}`);
-            this.refusedFileBacked = errors[from];
-            this.mode = 'loop';
-            from = 0;
-        }
-        if (this.viaHelper) {
-            // Loop devices set up by the helper itself (ioctls): a millisecond a layer, where losetup and mount cost three
-            // processes; without python3, those.
-            const errors = await python(list.slice(from).map((l, i) => ['mount-loop', l.index, l.tar, targets[from + i]])).catch((e) => list.slice(from).map(() => e.message));
-            for (const [i, e] of errors.entries())
-                if (!e)
-                    this.mounted.push(targets[from + i]);
-            const failed = errors.findIndex((e) => e !== '');
-            if (failed < 0)
-                return targets;
-            const why = `cannot mount the EROFS index ${list[from + failed].index} on loop devices: ${errors[failed]}`;
-            if (this.mounted.length === 0)
-                throw new ErofsUnavailableError(`EROFS indexes cannot be mounted here (${this.refusedFileBacked ? `file-backed: ${this.refusedFileBacked}; ` : ''}on loop devices: ${errors[failed]})`);
-            throw new Error(why);
-        }
-        for (let i = from; i < list.length; i++) {
-            try {
-                await this.mountLoop(list[i], targets[i]);
-            }
-            catch (e) {
-                // Nothing mounted yet, either way: this machine cannot mount indexes at all.
-                if (this.mounted.length === 0)
-                    throw new ErofsUnavailableError(`EROFS indexes cannot be mounted here (${this.refusedFileBacked ? `file-backed: ${this.refusedFileBacked}; ` : ''}on loop devices: ${e.message})`);
-                throw e;
-            }
-        }
-        return targets;
-    }
-    async mountLoop(l, target) {
-        const loop = await (0,exec_process/* runProcess */.R3)('losetup', ['--show', '-f', '-r', l.tar]);
-        const device = loop.stdout.trim();
-        if (loop.status !== 0 || !device.startsWith('/dev/'))
-            throw new Error(`cannot attach ${l.tar} to a loop device: ${(loop.stderr || loop.error?.message || '').trim().split('\n')[0]}`);
-        try {
-            const r = await (0,exec_process/* runProcess */.R3)('mount', ['-t', 'erofs', '-o', `ro,loop,device=${device}`, l.index, target]);
-            if (r.status !== 0)
-                throw new Error(`cannot mount the EROFS index ${l.index}: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`);
-            this.mounted.push(target);
-        }
-        finally {
-            // Detached now: while the mount holds it, the kernel only marks it to go when the mount goes.
-            await (0,exec_process/* runProcess */.R3)('losetup', ['-d', device]);
-        }
-    }
-    /** Unmounts everything this set mounted and removes its directory. */
-    async close() {
-        const all = this.mounted.splice(0).reverse();
-        if (all.length && this.viaHelper) {
-            const errors = await python(all.map((m) => ['umount', m])).catch(() => all.map(() => 'python3 failed'));
-            for (const [i, e] of errors.entries())
-                if (e)
-                    (0,exec_cleanup/* unmountSync */.aw)(all[i]);
-        }
-        else {
-            for (const m of all)
-                (0,exec_cleanup/* unmountSync */.aw)(m);
-        }
-        this.forget?.();
-        this.forget = undefined;
-        await (0,promises_.rm)(this.dir, { recursive: true, force: true }).catch(() => undefined);
-    }
-}
-/** The kernel's release as numbers (6.12.5-foo → [6, 12]). */
-function kernelRelease() {
-    const m = /^(\d+)\.(\d+)/.exec((0,external_node_os_.release)());
-    return m ? [Number(m[1]), Number(m[2])] : [0, 0];
-}
-/** Whether this kernel has EROFS: registered already, or built as a module mount(2) will load. */
-function erofsInKernel() {
-    const read = (f) => {
-        try {
-            return (0,external_node_fs_.readFileSync)(f, 'utf8');
-        }
-        catch {
-            return '';
-        }
-    };
-    if (/\terofs$/m.test(read('/proc/filesystems')) || (0,external_node_fs_.existsSync)('/sys/fs/erofs'))
-        return true;
-    const modules = `/lib/modules/${(0,external_node_os_.release)()}`;
-    return /\/erofs\.ko/.test(read(`${modules}/modules.dep`)) || /\/erofs\.ko/.test(read(`${modules}/modules.builtin`));
-}
-function onPath(program) {
-    return (process.env.PATH ?? '').split(':').some((d) => d !== '' && (0,external_node_fs_.existsSync)(external_node_path_.join(d, program)));
-}
-let chosen;
-/**
- * How EROFS indexes are to be mounted here, judged without mounting anything (see the top of this file): file-backed
- * on Linux 6.12 and later with python3, else on loop devices; none without root or without EROFS in the kernel. The
- * first real mount confirms it (ErofsMounts falls back from file-backed to loop devices, and the executor from
- * indexes to directories, saying so); a forced kind that cannot be is an error.
- */
-function erofsChoice(env = process.env) {
-    chosen ??= guess(env.HOIST_LOWERS);
-    return chosen;
-}
-function guess(forced) {
-    if (forced !== undefined && !['directories', 'erofs', 'erofs-loop'].includes(forced))
-        throw new Error(`HOIST_LOWERS=${forced}: expected directories, erofs or erofs-loop`);
-    if (forced === 'directories')
-        return { why: 'HOIST_LOWERS=directories' };
-    const cannot = process.getuid?.() !== 0 ? 'EROFS indexes are mounted as root only' : !erofsInKernel() ? `this kernel (${(0,external_node_os_.release)()}) has no EROFS` : undefined;
-    if (cannot && forced)
-        throw new Error(`HOIST_LOWERS=${forced}: ${cannot}`);
-    if (cannot)
-        return { why: cannot };
-    const [major, minor] = kernelRelease();
-    const fileBacked = (major > 6 || (major === 6 && minor >= 12)) && onPath('python3');
-    return { mode: forced === 'erofs-loop' || !fileBacked ? 'loop' : 'file', ...(forced ? { forced } : {}) };
-}
-/** Starts the mount helper ahead (python3 takes tens of milliseconds to start): while the layers download. */
-function prestartHelper() {
-    mountHelper ??= new MountHelper();
-}
-
 ;// CONCATENATED MODULE: ./lib/exec/sandbox.js
 // What a build sets for every RUN step, as `docker buildx build` flags and build-push-action inputs set it: extra
 // /etc/hosts entries (--add-host), the network mode (--network), the size of /dev/shm (--shm-size) and resource
@@ -91473,6 +91507,7 @@ function runSpec(o) {
 
 
 
+
 /** runc, else crun, as found on PATH. */
 function findRuntime() {
     return ['runc', 'crun'].find((r) => (0,exec_process/* onPath */.L)(r) !== undefined);
@@ -91505,7 +91540,10 @@ async function runContainer(runtime, spec, scratch, onOutput, signal) {
     }
     finally {
         forget();
-        await (0,exec_process/* runProcess */.R3)(runtime, ['delete', '--force', id]);
+        // `run` deletes its container when the container's process ends (runc's and crun's state under /run/<name>);
+        // one still there (the runtime itself killed) is deleted here, one of a dead hoist by the next build's sweep.
+        if ((0,external_node_fs_.existsSync)(external_node_path_.join('/run', external_node_path_.basename(runtime), id)))
+            await (0,exec_process/* runProcess */.R3)(runtime, ['delete', '--force', id]);
         await (0,promises_.rm)(bundle, { recursive: true, force: true });
     }
 }

@@ -19,7 +19,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { release } from 'node:os';
 import path from 'node:path';
 import { onInterrupt, removeSync, unmountSync } from './cleanup.js';
-import { runProcess } from './process.js';
+import { onPath, runProcess } from './process.js';
 
 export type ErofsMode = 'file' | 'loop';
 
@@ -88,6 +88,16 @@ def serve():
                     r, e = -1, err.errno or 5
                 for fd in held:
                     os.close(fd)
+            elif item[0] == 'overlay':
+                # (the lower dirs named relative to item[1], as mount(8) run there resolves them)
+                os.chdir(item[1])
+                try:
+                    r = libc.mount(b'overlay', item[3].encode(), b'overlay', 1 if item[4] == 'ro' else 0, item[2].encode())
+                    e = ctypes.get_errno()
+                finally:
+                    os.chdir('/')
+                if r == 0:
+                    mine.append(item[3])
             else:
                 r = libc.umount2(item[1].encode(), 0)
                 e = ctypes.get_errno()
@@ -160,6 +170,23 @@ class MountHelper {
 let mountHelper: MountHelper | undefined;
 const python = (items: string[][]): Promise<string[]> => (mountHelper ??= new MountHelper()).ask(items);
 
+/**
+ * A RUN step's overlay mounted by the build's mount helper instead of a mount(8) process a step (and unmounted by it:
+ * umount2, detached when busy): '' when done, else the kernel's reason. Undefined where there is no python3, or the
+ * helper could not be asked: then mount(8). `cwd`: where the lower dirs' relative names in `options` are resolved.
+ */
+export async function helperMountOverlay(cwd: string, options: string, target: string, readOnly: boolean): Promise<string | undefined> {
+  if (!onPath('python3')) return undefined;
+  const said = (await python([['overlay', cwd, options, target, readOnly ? 'ro' : 'rw']]).catch(() => undefined))?.[0];
+  return said ? `mount: ${said}` : said;
+}
+
+/** `target` unmounted by the mount helper (detached when busy): whether it could. */
+export async function helperUnmount(target: string): Promise<boolean> {
+  if (!onPath('python3')) return false;
+  return (await python([['umount', target]]).catch(() => ['?']))[0] === '';
+}
+
 /** No index could be mounted here, either way (the executor unpacks the layers instead, unless a kind was forced). */
 export class ErofsUnavailableError extends Error {
   override readonly name = 'ErofsUnavailableError';
@@ -179,7 +206,7 @@ export class ErofsMounts {
   /** why file-backed mounts were given up for loop devices, if they were */
   refusedFileBacked: string | undefined;
   /** the python3 helper mounts (and sets up loop devices); else mount(8) and losetup */
-  private readonly viaHelper = onPath('python3');
+  private readonly viaHelper = onPath('python3') !== undefined;
 
   constructor(
     public mode: ErofsMode,
@@ -283,10 +310,6 @@ function erofsInKernel(): boolean {
   return /\/erofs\.ko/.test(read(`${modules}/modules.dep`)) || /\/erofs\.ko/.test(read(`${modules}/modules.builtin`));
 }
 
-function onPath(program: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(path.join(d, program)));
-}
-
 let chosen: ErofsChoice | undefined;
 
 /**
@@ -307,7 +330,7 @@ function guess(forced: string | undefined): ErofsChoice & { forced?: string } {
   if (cannot && forced) throw new Error(`HOIST_LOWERS=${forced}: ${cannot}`);
   if (cannot) return { why: cannot };
   const [major, minor] = kernelRelease();
-  const fileBacked = (major > 6 || (major === 6 && minor >= 12)) && onPath('python3');
+  const fileBacked = (major > 6 || (major === 6 && minor >= 12)) && onPath('python3') !== undefined;
   return { mode: forced === 'erofs-loop' || !fileBacked ? 'loop' : 'file', ...(forced ? { forced } : {}) };
 }
 

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { onInterrupt, removeSync, unmountDir, unmountSync } from './cleanup.js';
+import { helperMountOverlay, helperUnmount } from './erofs-mount.js';
 import { runProcess } from './process.js';
 
 export class ExecError extends Error {
@@ -67,15 +68,22 @@ export async function mountOverlay(lowerDirs: readonly string[], scratch: string
   const options_ = options.readOnly || volatileRefused ? base : `${base},volatile`;
   if (options_.length > 4000) throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
   const before = uptime();
-  let r = await runProcess('mount', ['-t', 'overlay', 'overlay', '-o', options_, ...(options.readOnly ? ['-r'] : []), merged], { cwd: links });
-  if (r.status !== 0 && options_ !== base) {
+  // By the build's mount helper (erofs-mount.ts: one python3 process, no process a mount), else by mount(8).
+  const mount = async (opts: string): Promise<string> => {
+    const said = await helperMountOverlay(links, opts, merged, options.readOnly === true);
+    if (said !== undefined) return said;
+    const r = await runProcess('mount', ['-t', 'overlay', 'overlay', '-o', opts, ...(options.readOnly ? ['-r'] : []), merged], { cwd: links });
+    return r.status === 0 ? '' : r.stderr.trim() || r.error?.message || `mount exited ${r.status}`;
+  };
+  let failed = await mount(options_);
+  if (failed && options_ !== base) {
     volatileRefused = true;
-    r = await runProcess('mount', ['-t', 'overlay', 'overlay', '-o', base, merged], { cwd: links });
+    failed = await mount(base);
   }
-  if (r.status !== 0) {
+  if (failed) {
     await rm(dir, { recursive: true, force: true });
     const why = process.getuid?.() === 0 ? kernelSays(before) : 'RUN needs root (or passwordless sudo) and overlayfs';
-    throw new ExecError(`cannot mount the overlay for RUN: ${r.stderr.trim() || r.error?.message}${why ? `; ${why}` : ''}`);
+    throw new ExecError(`cannot mount the overlay for RUN: ${failed}${why ? `; ${why}` : ''}`);
   }
   const forget = onInterrupt(() => {
     unmountSync(merged);
@@ -86,7 +94,7 @@ export async function mountOverlay(lowerDirs: readonly string[], scratch: string
   const unmount = async () => {
     if (!mounted) return;
     mounted = false;
-    await unmountDir(merged);
+    if (!(await helperUnmount(merged))) await unmountDir(merged);
   };
   return {
     merged,

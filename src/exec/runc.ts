@@ -2,6 +2,7 @@
 // container named after the build and step, output streamed line by line, and the container deleted whatever
 // happens (also when the build is interrupted).
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { onInterrupt, removeSync } from './cleanup.js';
@@ -47,7 +48,9 @@ export async function runContainer(runtime: string, spec: object, scratch: strin
     return { exitCode, tail: lines.tail };
   } finally {
     forget();
-    await runProcess(runtime, ['delete', '--force', id]);
+    // `run` deletes its container when the container's process ends (runc's and crun's state under /run/<name>);
+    // one still there (the runtime itself killed) is deleted here, one of a dead hoist by the next build's sweep.
+    if (existsSync(path.join('/run', path.basename(runtime), id))) await runProcess(runtime, ['delete', '--force', id]);
     await rm(bundle, { recursive: true, force: true });
   }
 }
