@@ -31485,6 +31485,25 @@ class Store {
     tmpPath() {
         return external_node_path_.join(this.root, 'tmp', `${process.pid}-${Date.now()}-${tmpCounter++}`);
     }
+    /**
+     * A small file of the store (a record, a note, an index) written whole: into tmp, then renamed into place. An
+     * interrupt on the way leaves nothing in tmp, and never a part of the file in place.
+     */
+    async writeWhole(file, data) {
+        const tmp = this.tmpPath();
+        const forget = onInterrupt(() => removeSync(tmp));
+        try {
+            await (0,promises_.writeFile)(tmp, data);
+            await (0,promises_.rename)(tmp, file);
+        }
+        catch (e) {
+            await (0,promises_.rm)(tmp, { force: true });
+            throw e;
+        }
+        finally {
+            forget();
+        }
+    }
     blobPath(digest) {
         const { algorithm, hex } = (0,image_digest/* parseDigest */.m)(digest);
         return external_node_path_.join(this.root, 'blobs', algorithm, hex);
@@ -31655,9 +31674,7 @@ class Store {
     }
     async putImage(name, target, origin) {
         const record = { name, target, recorded: new Date().toISOString(), ...(origin ? { origin } : {}) };
-        const tmp = this.tmpPath();
-        await (0,promises_.writeFile)(tmp, JSON.stringify(record) + '\n');
-        await (0,promises_.rename)(tmp, this.imageRecordPath(name));
+        await this.writeWhole(this.imageRecordPath(name), JSON.stringify(record) + '\n');
         return record;
     }
     async getImage(name) {
@@ -31713,9 +31730,7 @@ class Store {
         return record;
     }
     async writeRecord(record) {
-        const tmp = this.tmpPath();
-        await (0,promises_.writeFile)(tmp, JSON.stringify(record));
-        await (0,promises_.rename)(tmp, this.cacheRecordPath(record.key));
+        await this.writeWhole(this.cacheRecordPath(record.key), JSON.stringify(record));
     }
     verifiedPath(digest) {
         return /^sha256:[0-9a-f]{64}$/.test(digest) ? external_node_path_.join(this.root, 'verified', digest.slice(7)) : undefined;
@@ -31729,9 +31744,7 @@ class Store {
         if (!p || !/^sha256:[0-9a-f]{64}$/.test(diffID) || (await this.isVerified(digest, diffID)))
             return;
         await (0,promises_.mkdir)(external_node_path_.dirname(p), { recursive: true });
-        const tmp = this.tmpPath();
-        await (0,promises_.writeFile)(tmp, diffID);
-        await (0,promises_.rename)(tmp, p);
+        await this.writeWhole(p, diffID);
     }
     /** Whether hoist has found the blob `digest` to decompress to `diffID` (noteVerified). */
     async isVerified(digest, diffID) {
@@ -31747,9 +31760,7 @@ class Store {
         await this.writeBlob(manifest.bytes, { digest: manifest.digest, size: manifest.bytes.length }, { sync: false });
         await this.writeBlob(config.bytes, { digest: config.digest, size: config.bytes.length }, { sync: false });
         await (0,promises_.mkdir)(external_node_path_.join(this.root, 'resolved'), { recursive: true });
-        const tmp = this.tmpPath();
-        await (0,promises_.writeFile)(tmp, JSON.stringify({ name, digest: manifest.digest, mediaType: manifest.mediaType, at: Date.now() }));
-        await (0,promises_.rename)(tmp, this.resolvedPath(name));
+        await this.writeWhole(this.resolvedPath(name), JSON.stringify({ name, digest: manifest.digest, mediaType: manifest.mediaType, at: Date.now() }));
     }
     /** What the base `name` resolved to here within the last `maxAgeMs`, if anything. */
     async recentlyResolved(name, maxAgeMs) {
@@ -31839,9 +31850,7 @@ class Store {
     async writeLayerIndex(diffID, headers) {
         this.headersKept.set(diffID, headers);
         const doc = { version: 1, headers: headers.map((h) => (h.xattrs ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, v.toString('base64')])) } : h)) };
-        const tmp = this.tmpPath();
-        await (0,promises_.writeFile)(tmp, JSON.stringify(doc));
-        await (0,promises_.rename)(tmp, this.indexPath(diffID));
+        await this.writeWhole(this.indexPath(diffID), JSON.stringify(doc));
     }
     snapshotPath(diffID) {
         return external_node_path_.join(this.root, 'snapshots', (0,image_digest/* parseDigest */.m)(diffID).hex);
@@ -36674,8 +36683,7 @@ async function noteOverlayHere(store) {
     const key = overlayKey();
     if (key === undefined)
         return;
-    const tmp = store.tmpPath();
-    await (0,promises_.writeFile)(tmp, key).then(() => (0,promises_.rename)(tmp, external_node_path_.join(store.root, 'overlay-here'))).catch(() => undefined);
+    await store.writeWhole(external_node_path_.join(store.root, 'overlay-here'), key).catch(() => undefined);
 }
 
 ;// CONCATENATED MODULE: ./lib/solver/git-context.js

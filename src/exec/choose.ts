@@ -1,7 +1,7 @@
 // The executor of a build, chosen once (executor.ts): runc over overlayfs where this machine may mount, else proot
 // (or chroot) in a plain directory; or the one --isolation names.
 import { readlinkSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Store } from '../store/store.js';
 import { directoryExecutor } from './directory-executor.js';
@@ -57,6 +57,5 @@ async function overlayKnownHere(store: Store): Promise<boolean> {
 async function noteOverlayHere(store: Store): Promise<void> {
   const key = overlayKey();
   if (key === undefined) return;
-  const tmp = store.tmpPath();
-  await writeFile(tmp, key).then(() => rename(tmp, path.join(store.root, 'overlay-here'))).catch(() => undefined);
+  await store.writeWhole(path.join(store.root, 'overlay-here'), key).catch(() => undefined);
 }

@@ -85,6 +85,24 @@ export class Store {
     return path.join(this.root, 'tmp', `${process.pid}-${Date.now()}-${tmpCounter++}`);
   }
 
+  /**
+   * A small file of the store (a record, a note, an index) written whole: into tmp, then renamed into place. An
+   * interrupt on the way leaves nothing in tmp, and never a part of the file in place.
+   */
+  async writeWhole(file: string, data: string): Promise<void> {
+    const tmp = this.tmpPath();
+    const forget = onInterrupt(() => removeSync(tmp));
+    try {
+      await writeFile(tmp, data);
+      await rename(tmp, file);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    } finally {
+      forget();
+    }
+  }
+
   blobPath(digest: string): string {
     const { algorithm, hex } = parseDigest(digest);
     return path.join(this.root, 'blobs', algorithm, hex);
@@ -251,9 +269,7 @@ export class Store {
 
   async putImage(name: string, target: Descriptor, origin?: string): Promise<ImageRecord> {
     const record: ImageRecord = { name, target, recorded: new Date().toISOString(), ...(origin ? { origin } : {}) };
-    const tmp = this.tmpPath();
-    await writeFile(tmp, JSON.stringify(record) + '\n');
-    await rename(tmp, this.imageRecordPath(name));
+    await this.writeWhole(this.imageRecordPath(name), JSON.stringify(record) + '\n');
     return record;
   }
 
@@ -308,9 +324,7 @@ export class Store {
   }
 
   async writeRecord(record: CacheRecord): Promise<void> {
-    const tmp = this.tmpPath();
-    await writeFile(tmp, JSON.stringify(record));
-    await rename(tmp, this.cacheRecordPath(record.key));
+    await this.writeWhole(this.cacheRecordPath(record.key), JSON.stringify(record));
   }
 
   private verifiedPath(digest: string): string | undefined {
@@ -325,9 +339,7 @@ export class Store {
     const p = this.verifiedPath(digest);
     if (!p || !/^sha256:[0-9a-f]{64}$/.test(diffID) || (await this.isVerified(digest, diffID))) return;
     await mkdir(path.dirname(p), { recursive: true });
-    const tmp = this.tmpPath();
-    await writeFile(tmp, diffID);
-    await rename(tmp, p);
+    await this.writeWhole(p, diffID);
   }
 
   /** Whether hoist has found the blob `digest` to decompress to `diffID` (noteVerified). */
@@ -346,9 +358,7 @@ export class Store {
     await this.writeBlob(manifest.bytes, { digest: manifest.digest, size: manifest.bytes.length }, { sync: false });
     await this.writeBlob(config.bytes, { digest: config.digest, size: config.bytes.length }, { sync: false });
     await mkdir(path.join(this.root, 'resolved'), { recursive: true });
-    const tmp = this.tmpPath();
-    await writeFile(tmp, JSON.stringify({ name, digest: manifest.digest, mediaType: manifest.mediaType, at: Date.now() }));
-    await rename(tmp, this.resolvedPath(name));
+    await this.writeWhole(this.resolvedPath(name), JSON.stringify({ name, digest: manifest.digest, mediaType: manifest.mediaType, at: Date.now() }));
   }
 
   /** What the base `name` resolved to here within the last `maxAgeMs`, if anything. */
@@ -436,9 +446,7 @@ export class Store {
   async writeLayerIndex(diffID: string, headers: readonly TarHeader[]): Promise<void> {
     this.headersKept.set(diffID, headers);
     const doc = { version: 1, headers: headers.map((h) => (h.xattrs ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, v.toString('base64')])) } : h)) };
-    const tmp = this.tmpPath();
-    await writeFile(tmp, JSON.stringify(doc));
-    await rename(tmp, this.indexPath(diffID));
+    await this.writeWhole(this.indexPath(diffID), JSON.stringify(doc));
   }
 
   snapshotPath(diffID: string): string {
