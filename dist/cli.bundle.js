@@ -37272,7 +37272,6 @@ function prefetchPolicy(outputs, tags, cacheTo, client, store) {
         const asked = mountable ? [mountable] : targets;
         const sizes = asked.map((r) => client.blobExists(r, digest).catch(() => undefined));
         const prefix = asked.length ? client.blobPrefix(asked[0], digest, 6).catch(() => undefined) : Promise.resolve(undefined);
-        prefix.catch(() => undefined);
         if (!(await verified) && !(await publishedEverywhere(image)))
             return true;
         // Held by every target (or the repository it mounts from): pushed by name, without its bytes.

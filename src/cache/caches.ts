@@ -108,7 +108,6 @@ export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly st
     const asked = mountable ? [mountable] : targets;
     const sizes = asked.map((r) => client.blobExists(r, digest).catch(() => undefined));
     const prefix = asked.length ? client.blobPrefix(asked[0], digest, 6).catch(() => undefined) : Promise.resolve(undefined);
-    prefix.catch(() => undefined);
     if (!(await verified) && !(await publishedEverywhere(image))) return true;
     // Held by every target (or the repository it mounts from): pushed by name, without its bytes.
     const held = await Promise.all(sizes);
