@@ -1,6 +1,6 @@
 // What the benchmarks share: a docker-registry and a dockerd of their own, the Debian base, commands timed by GNU time.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
@@ -100,6 +100,22 @@ export async function pushDebianBase({ work, cli, store, base }) {
     rmSync(path.join(work, 'rootfs'), { recursive: true, force: true });
   }
   must(process.execPath, [cli, 'import', rootfsTar, base, '--store', store]);
+  must(process.execPath, [cli, 'push', base, '--store', store]);
+}
+
+/**
+ * A busybox base: Debian's busybox-static and the applets a step needs as links to it, imported by hoist and
+ * pushed as `base`.
+ */
+export async function pushBusyboxBase({ work, cli, store, base }) {
+  const root = path.join(work, 'busybox-rootfs');
+  mkdirSync(path.join(root, 'bin'), { recursive: true });
+  mkdirSync(path.join(root, 'tmp'));
+  copyFileSync(spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim() || '/bin/busybox', path.join(root, 'bin', 'busybox'));
+  chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
+  for (const a of ['sh', 'true', 'echo', 'ls', 'mkdir', 'cat', 'head', 'rm', 'seq', 'wc']) symlinkSync('busybox', path.join(root, 'bin', a));
+  must('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', root, '-cf', `${root}.tar`, '.']);
+  must(process.execPath, [cli, 'import', `${root}.tar`, base, '--store', store]);
   must(process.execPath, [cli, 'push', base, '--store', store]);
 }
 

@@ -23276,6 +23276,7 @@ function closest(word, candidates) {
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   KO: () => (/* binding */ python3),
 /* harmony export */   L: () => (/* binding */ onPath),
 /* harmony export */   Mn: () => (/* binding */ streamLines),
 /* harmony export */   R3: () => (/* binding */ runProcess)
@@ -23350,6 +23351,63 @@ function onPath(name) {
         catch { }
     }
     return undefined;
+}
+const pythons = new Map();
+/**
+ * The python3 that hoist's helpers run (mounts, xattrs, the warden), or undefined where PATH has none: the first
+ * python3 on PATH that is a program itself, else the program the first one runs. A shim in front of the real one
+ * (pyenv's or asdf's: a shell script of a dozen processes) costs ~0.4 s a start on this machine, and every build
+ * starts a helper; which python3 runs them does not matter to hoist (ctypes and os.getxattr are in all of them).
+ * Looked up once per PATH.
+ */
+function python3() {
+    const key = process.env.PATH ?? '';
+    if (pythons.has(key))
+        return pythons.get(key);
+    let found;
+    const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
+    for (const d of dirs) {
+        const p = node_path__WEBPACK_IMPORTED_MODULE_2__.join(d, 'python3');
+        try {
+            (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.accessSync)(p, node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.X_OK);
+            if (!(0,node_fs__WEBPACK_IMPORTED_MODULE_1__.statSync)(p).isFile())
+                continue;
+            if (isProgram(p)) {
+                found = p;
+                break;
+            }
+            if (found === undefined)
+                found = p; // a script: kept unless a program comes later on PATH
+        }
+        catch { }
+    }
+    if (found !== undefined && !found.startsWith('/'))
+        found = node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(found);
+    if (found !== undefined && !isProgram(found)) {
+        // Only scripts on PATH: the program the first one runs (one start of the shim, for the whole process).
+        const r = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawnSync)(found, ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8', timeout: 30_000 });
+        const exe = r.status === 0 ? r.stdout.trim() : '';
+        if (exe.startsWith('/'))
+            found = exe;
+    }
+    pythons.set(key, found);
+    return found;
+}
+function isProgram(p) {
+    try {
+        const fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.openSync)(p, 'r');
+        try {
+            const head = Buffer.alloc(4);
+            (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readSync)(fd, head, 0, 4, 0);
+            return head.toString('latin1') === '\x7fELF';
+        }
+        finally {
+            (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.closeSync)(fd);
+        }
+    }
+    catch {
+        return false;
+    }
 }
 
 
@@ -25789,6 +25847,7 @@ async function spoolLayer(store, entries, tmp, options = {}) {
 /* harmony export */   I5: () => (/* binding */ readXattrTree),
 /* harmony export */   Uf: () => (/* binding */ writeXattrs),
 /* harmony export */   cm: () => (/* binding */ xattrToolMissing),
+/* harmony export */   g7: () => (/* binding */ treeOf),
 /* harmony export */   hc: () => (/* binding */ ToolMissingError),
 /* harmony export */   k3: () => (/* binding */ readXattrsOf),
 /* harmony export */   qL: () => (/* binding */ xattrTool)
@@ -25814,7 +25873,7 @@ function xattrTool() {
         const has = (cmd) => (0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .onPath */ .L)(cmd) !== undefined;
         // The attr tools first where both are there: a getfattr run costs 4 ms, a python3 start 100–200 ms (every RUN
         // step reads its upper dir's whiteouts and capabilities once).
-        found = has('getfattr') && has('setfattr') ? 'attr' : has('python3') ? 'python3' : null;
+        found = has('getfattr') && has('setfattr') ? 'attr' : (0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .python3 */ .KO)() !== undefined ? 'python3' : null;
     }
     return found ?? undefined;
 }
@@ -25875,8 +25934,25 @@ function readGetfattr(dump, add) {
             add(current, line.slice(0, line.indexOf('=')), Buffer.from(line.slice(line.indexOf('=0s') + 3).trim(), 'base64'));
     }
 }
+/** [absolute path, name, value] triples (as python3 reads them: bytes) by path relative to `root`. */
+function treeOf(root, triples) {
+    const found = new Map();
+    for (const [p, n, v] of triples) {
+        const rel = node_path__WEBPACK_IMPORTED_MODULE_1__.relative(root, (0,_names_js__WEBPACK_IMPORTED_MODULE_3__/* .nameFromBytes */ .Dj)(p));
+        if (!found.has(rel))
+            found.set(rel, new Map());
+        found.get(rel).set(n.toString(), v);
+    }
+    return found;
+}
 /** The attributes `names` of everything under `root` (the root included), by path relative to it. */
 async function readXattrTree(root, names, tool = xattrTool() ?? null) {
+    if (tool === 'python3') {
+        const r = await (0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .runProcess */ .R3)((0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .python3 */ .KO)() ?? 'python3', ['-c', readScript, 'tree', root, ...names]);
+        if (r.status !== 0)
+            throw new Error(`reading xattrs under ${root}: ${r.error?.message ?? r.stderr.trim()}`);
+        return treeOf(root, r.stdout.split('\n').filter(Boolean).map((line) => line.split(' ').map((x) => Buffer.from(x, 'base64'))));
+    }
     const found = new Map();
     const add = (abs, name, value) => {
         const rel = node_path__WEBPACK_IMPORTED_MODULE_1__.relative(root, abs);
@@ -25884,18 +25960,7 @@ async function readXattrTree(root, names, tool = xattrTool() ?? null) {
             found.set(rel, new Map());
         found.get(rel).set(name, value);
     };
-    if (tool === 'python3') {
-        const r = await (0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .runProcess */ .R3)('python3', ['-c', readScript, 'tree', root, ...names]);
-        if (r.status !== 0)
-            throw new Error(`reading xattrs under ${root}: ${r.error?.message ?? r.stderr.trim()}`);
-        for (const line of r.stdout.split('\n')) {
-            if (!line)
-                continue;
-            const [p, n, v] = line.split(' ').map((x) => Buffer.from(x, 'base64'));
-            add((0,_names_js__WEBPACK_IMPORTED_MODULE_3__/* .nameFromBytes */ .Dj)(p), n.toString(), v);
-        }
-    }
-    else if (tool === 'attr') {
+    if (tool === 'attr') {
         const escaped = namePattern(names);
         const r = await (0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .runProcess */ .R3)('getfattr', ['-R', '-P', '-h', '--absolute-names', '-e', 'base64', '-m', `^(${escaped.join('|')})$`, '-d', root]);
         readGetfattr(r.stdout, add);
@@ -25945,7 +26010,7 @@ class ListReader {
     buffered = '';
     waiting;
     constructor(names) {
-        this.child = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawn)('python3', ['-c', readScript, 'list', ...names], { stdio: ['pipe', 'pipe', 'ignore'] });
+        this.child = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawn)((0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .python3 */ .KO)() ?? 'python3', ['-c', readScript, 'list', ...names], { stdio: ['pipe', 'pipe', 'ignore'] });
         // Idle, it does not keep this process alive; asked, it does (until it answers).
         this.hold(false);
         this.child.stdout?.on('data', (c) => {
@@ -25998,7 +26063,7 @@ function writeXattrs(items, tool = xattrTool() ?? null) {
         return [];
     if (tool === 'python3') {
         const input = items.map((x) => `${b64((0,_names_js__WEBPACK_IMPORTED_MODULE_3__/* .nameToBytes */ .CD)(x.path))} ${b64(x.name)} ${b64(x.value)}\n`).join('');
-        const r = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawnSync)('python3', ['-c', writeScript], { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+        const r = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawnSync)((0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .python3 */ .KO)() ?? 'python3', ['-c', writeScript], { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
         if (r.status !== 0)
             return [...items];
         return r.stdout.split('\n').filter(Boolean).map((i) => items[Number(i)]);
@@ -33613,7 +33678,7 @@ function dotenvReport(r) {
  * whatever it mounted that is still mounted, so that a killed build leaves no index mounted.
  */
 const helper = `
-import ctypes, json, os, signal, sys
+import base64, ctypes, json, os, signal, sys
 signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 libc = ctypes.CDLL(None, use_errno=True)
 mine = []
@@ -33676,6 +33741,27 @@ def serve():
                     os.chdir('/')
                 if r == 0:
                     mine.append(item[3])
+            elif item[0] == 'xattrs':
+                # [path, name, value] (base64) of the names item[2:] on everything under item[1], the root included
+                names = [n.encode() for n in item[2:]]
+                found = []
+                def look(p):
+                    for n in names:
+                        try:
+                            v = os.getxattr(p, n, follow_symlinks=False)
+                        except OSError:
+                            continue
+                        found.append([base64.b64encode(x).decode() for x in (p, n, v)])
+                try:
+                    root = os.fsencode(item[1])
+                    look(root)
+                    for d, dirs, files in os.walk(root):
+                        for f in dirs + files:
+                            look(os.path.join(d, f))
+                    out.append(found)
+                except Exception as err:
+                    out.append(str(err) or 'failed')
+                continue
             else:
                 r = libc.umount2(item[1].encode(), 0)
                 e = ctypes.get_errno()
@@ -33701,7 +33787,7 @@ class MountHelper {
     buffered = '';
     failure;
     constructor() {
-        this.child = (0,external_node_child_process_.spawn)('python3', ['-c', helper], { stdio: ['pipe', 'pipe', 'pipe'] });
+        this.child = (0,external_node_child_process_.spawn)((0,exec_process/* python3 */.KO)() ?? 'python3', ['-c', helper], { stdio: ['pipe', 'pipe', 'pipe'] });
         const fail = (e) => {
             this.failure ??= e;
             for (const w of this.waiting.splice(0))
@@ -33751,14 +33837,27 @@ const python = (items) => (mountHelper ??= new MountHelper()).ask(items);
  * helper could not be asked: then mount(8). `cwd`: where the lower dirs' relative names in `options` are resolved.
  */
 async function helperMountOverlay(cwd, options, target, readOnly) {
-    if (!(0,exec_process/* onPath */.L)('python3'))
+    if (!(0,exec_process/* python3 */.KO)())
         return undefined;
     const said = (await python([['overlay', cwd, options, target, readOnly ? 'ro' : 'rw']]).catch(() => undefined))?.[0];
     return said ? `mount: ${said}` : said;
 }
+/**
+ * The attributes `names` of everything under `root` (the root included), read by the build's mount helper (no
+ * process a step: a getfattr run is ~4 ms): [path, name, value] each, or undefined where there is no python3 or the
+ * helper could not be asked (then layer/xattr.ts's tools).
+ */
+async function helperXattrTree(root, names) {
+    if (!(0,exec_process/* python3 */.KO)())
+        return undefined;
+    const said = (await python([['xattrs', root, ...names]]).catch(() => undefined))?.[0];
+    if (!Array.isArray(said))
+        return undefined;
+    return said.map((t) => t.map((x) => Buffer.from(x, 'base64')));
+}
 /** `target` unmounted by the mount helper (detached when busy): whether it could. */
 async function helperUnmount(target) {
-    if (!(0,exec_process/* onPath */.L)('python3'))
+    if (!(0,exec_process/* python3 */.KO)())
         return false;
     return (await python([['umount', target]]).catch(() => ['?']))[0] === '';
 }
@@ -33776,7 +33875,7 @@ class ErofsMounts {
     /** why file-backed mounts were given up for loop devices, if they were */
     refusedFileBacked;
     /** the python3 helper mounts (and sets up loop devices); else mount(8) and losetup */
-    viaHelper = (0,exec_process/* onPath */.L)('python3') !== undefined;
+    viaHelper = (0,exec_process/* python3 */.KO)() !== undefined;
     constructor(mode, 
     /** a directory of the store's tmp/ named by this process's pid */
     dir) {
@@ -33918,7 +34017,7 @@ function guess(forced) {
     if (cannot)
         return { why: cannot };
     const [major, minor] = kernelRelease();
-    const fileBacked = (major > 6 || (major === 6 && minor >= 12)) && (0,exec_process/* onPath */.L)('python3') !== undefined;
+    const fileBacked = (major > 6 || (major === 6 && minor >= 12)) && (0,exec_process/* python3 */.KO)() !== undefined;
     return { mode: forced === 'erofs-loop' || !fileBacked ? 'loop' : 'file', ...(forced ? { forced } : {}) };
 }
 /** Starts the mount helper ahead (python3 takes tens of milliseconds to start): while the layers download. */
@@ -34701,6 +34800,7 @@ function resolveExecUser(spec, files) {
 
 
 
+
 // BuildKit keeps the /proc, /dev and /sys directories the runtime made; the bind-mounted files go.
 const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
 /**
@@ -34710,7 +34810,10 @@ const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
 async function upperXattrs(upper) {
     const opaque = new Set();
     const caps = new Map();
-    for (const [rel, attrs] of await (0,xattr/* readXattrTree */.I5)(upper, ['trusted.overlay.opaque', 'security.capability'])) {
+    const names = ['trusted.overlay.opaque', 'security.capability'];
+    const byHelper = await helperXattrTree(upper, names);
+    const tree = byHelper ? (0,xattr/* treeOf */.g7)(upper, byHelper) : await (0,xattr/* readXattrTree */.I5)(upper, names);
+    for (const [rel, attrs] of tree) {
         if (attrs.get('trusted.overlay.opaque')?.toString() === 'y')
             opaque.add(rel);
         const cap = attrs.get('security.capability');
@@ -36106,7 +36209,7 @@ class Placement {
 /** The no-mount executor this machine has: proot, else chroot; `why` says why RUN cannot mount. */
 function directoryExecutor(store, which, why) {
     const proot = which === 'chroot' ? undefined : (0,exec_process/* onPath */.L)('proot');
-    const python = realPython();
+    const python = (0,exec_process/* python3 */.KO)();
     if (proot && python)
         return new DirectoryExecutor(store, 'proot', proot, `RUN runs through proot (${why}): the container is the boundary between a step and this job`, python);
     const lacking = !proot ? 'proot is not installed' : 'proot needs python3 for the system calls it does not translate';
@@ -36120,14 +36223,6 @@ function directoryExecutor(store, which, why) {
     const caps = (0,xattr/* xattrTool */.qL)() ? '' : '; file capabilities a step sets (setcap) are not kept without python3 or the attr tools';
     // python3, where there is one, is the warden of chroot's steps too (warden.ts).
     return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those${caps}`, python);
-}
-/** python3's own program (not a wrapper such as pyenv's shim, which would need the caller's PATH and HOME). */
-function realPython() {
-    if (!(0,exec_process/* onPath */.L)('python3'))
-        return undefined;
-    const r = (0,external_node_child_process_.spawnSync)('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' });
-    const exe = r.status === 0 ? r.stdout.trim() : '';
-    return exe.startsWith('/') ? exe : (0,exec_process/* onPath */.L)('python3');
 }
 /** A regular file at `p` inside `root` (symlinks resolved inside it), or undefined. */
 function fileInside(root, p) {

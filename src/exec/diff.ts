@@ -8,7 +8,8 @@ import type { FsIndex } from '../layer/fs-index.js';
 import { fsPath, readdirNames, readlinkName } from '../layer/names.js';
 import type { TarHeader } from '../layer/tar.js';
 import type { LayerEntry } from '../layer/writer.js';
-import { readXattrTree } from '../layer/xattr.js';
+import { readXattrTree, treeOf } from '../layer/xattr.js';
+import { helperXattrTree } from './erofs-mount.js';
 
 // BuildKit keeps the /proc, /dev and /sys directories the runtime made; the bind-mounted files go.
 const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
@@ -20,7 +21,10 @@ const mountPoints = ['etc/hosts', 'etc/resolv.conf'];
 async function upperXattrs(upper: string): Promise<{ opaque: Set<string>; caps: Map<string, Buffer> }> {
   const opaque = new Set<string>();
   const caps = new Map<string, Buffer>();
-  for (const [rel, attrs] of await readXattrTree(upper, ['trusted.overlay.opaque', 'security.capability'])) {
+  const names = ['trusted.overlay.opaque', 'security.capability'];
+  const byHelper = await helperXattrTree(upper, names);
+  const tree = byHelper ? treeOf(upper, byHelper) : await readXattrTree(upper, names);
+  for (const [rel, attrs] of tree) {
     if (attrs.get('trusted.overlay.opaque')?.toString() === 'y') opaque.add(rel);
     const cap = attrs.get('security.capability');
     if (cap) caps.set(rel, cap);

@@ -29,7 +29,7 @@ import { copyTree } from './mounts.js';
 import { ExecError } from './overlay.js';
 import { chrooted, descendantsOf, endStep, killAll, mayTraceOthers, prootLoader, reportingShell } from './proot.js';
 import { pidNamespaceProgram, underWarden } from './warden.js';
-import { onPath, streamLines } from './process.js';
+import { onPath, python3, streamLines } from './process.js';
 import type { RunResult } from './runc.js';
 import type { Cleanup, Staged } from './staging.js';
 import { diffTree, indexTree, type TreeIndex } from './tree-diff.js';
@@ -658,7 +658,7 @@ class Placement {
 /** The no-mount executor this machine has: proot, else chroot; `why` says why RUN cannot mount. */
 export function directoryExecutor(store: Store, which: 'proot' | 'chroot' | 'auto', why: string): DirectoryExecutor {
   const proot = which === 'chroot' ? undefined : onPath('proot');
-  const python = realPython();
+  const python = python3();
   if (proot && python) return new DirectoryExecutor(store, 'proot', proot, `RUN runs through proot (${why}): the container is the boundary between a step and this job`, python);
   const lacking = !proot ? 'proot is not installed' : 'proot needs python3 for the system calls it does not translate';
   if (which === 'proot') throw new IsolationError(`--isolation proot: ${lacking} (apt-get install proot python3)`);
@@ -669,14 +669,6 @@ export function directoryExecutor(store: Store, which: 'proot' | 'chroot' | 'aut
   const caps = xattrTool() ? '' : '; file capabilities a step sets (setcap) are not kept without python3 or the attr tools';
   // python3, where there is one, is the warden of chroot's steps too (warden.ts).
   return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those${caps}`, python);
-}
-
-/** python3's own program (not a wrapper such as pyenv's shim, which would need the caller's PATH and HOME). */
-function realPython(): string | undefined {
-  if (!onPath('python3')) return undefined;
-  const r = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' });
-  const exe = r.status === 0 ? r.stdout.trim() : '';
-  return exe.startsWith('/') ? exe : onPath('python3');
 }
 
 /** A regular file at `p` inside `root` (symlinks resolved inside it), or undefined. */

@@ -19,7 +19,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { release } from 'node:os';
 import path from 'node:path';
 import { onInterrupt, removeSync, unmountSync } from './cleanup.js';
-import { onPath, runProcess } from './process.js';
+import { python3, runProcess } from './process.js';
 
 export type ErofsMode = 'file' | 'loop';
 
@@ -35,7 +35,7 @@ export interface ErofsChoice {
  * whatever it mounted that is still mounted, so that a killed build leaves no index mounted.
  */
 const helper = `
-import ctypes, json, os, signal, sys
+import base64, ctypes, json, os, signal, sys
 signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 libc = ctypes.CDLL(None, use_errno=True)
 mine = []
@@ -98,6 +98,27 @@ def serve():
                     os.chdir('/')
                 if r == 0:
                     mine.append(item[3])
+            elif item[0] == 'xattrs':
+                # [path, name, value] (base64) of the names item[2:] on everything under item[1], the root included
+                names = [n.encode() for n in item[2:]]
+                found = []
+                def look(p):
+                    for n in names:
+                        try:
+                            v = os.getxattr(p, n, follow_symlinks=False)
+                        except OSError:
+                            continue
+                        found.append([base64.b64encode(x).decode() for x in (p, n, v)])
+                try:
+                    root = os.fsencode(item[1])
+                    look(root)
+                    for d, dirs, files in os.walk(root):
+                        for f in dirs + files:
+                            look(os.path.join(d, f))
+                    out.append(found)
+                except Exception as err:
+                    out.append(str(err) or 'failed')
+                continue
             else:
                 r = libc.umount2(item[1].encode(), 0)
                 e = ctypes.get_errno()
@@ -125,7 +146,7 @@ class MountHelper {
   private failure: Error | undefined;
 
   constructor() {
-    this.child = spawn('python3', ['-c', helper], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(python3() ?? 'python3', ['-c', helper], { stdio: ['pipe', 'pipe', 'pipe'] });
     const fail = (e: Error) => {
       this.failure ??= e;
       for (const w of this.waiting.splice(0)) w.reject(this.failure);
@@ -176,14 +197,26 @@ const python = (items: string[][]): Promise<string[]> => (mountHelper ??= new Mo
  * helper could not be asked: then mount(8). `cwd`: where the lower dirs' relative names in `options` are resolved.
  */
 export async function helperMountOverlay(cwd: string, options: string, target: string, readOnly: boolean): Promise<string | undefined> {
-  if (!onPath('python3')) return undefined;
+  if (!python3()) return undefined;
   const said = (await python([['overlay', cwd, options, target, readOnly ? 'ro' : 'rw']]).catch(() => undefined))?.[0];
   return said ? `mount: ${said}` : said;
 }
 
+/**
+ * The attributes `names` of everything under `root` (the root included), read by the build's mount helper (no
+ * process a step: a getfattr run is ~4 ms): [path, name, value] each, or undefined where there is no python3 or the
+ * helper could not be asked (then layer/xattr.ts's tools).
+ */
+export async function helperXattrTree(root: string, names: readonly string[]): Promise<Buffer[][] | undefined> {
+  if (!python3()) return undefined;
+  const said = (await python([['xattrs', root, ...names]]).catch(() => undefined))?.[0] as unknown;
+  if (!Array.isArray(said)) return undefined;
+  return said.map((t: string[]) => t.map((x) => Buffer.from(x, 'base64')));
+}
+
 /** `target` unmounted by the mount helper (detached when busy): whether it could. */
 export async function helperUnmount(target: string): Promise<boolean> {
-  if (!onPath('python3')) return false;
+  if (!python3()) return false;
   return (await python([['umount', target]]).catch(() => ['?']))[0] === '';
 }
 
@@ -206,7 +239,7 @@ export class ErofsMounts {
   /** why file-backed mounts were given up for loop devices, if they were */
   refusedFileBacked: string | undefined;
   /** the python3 helper mounts (and sets up loop devices); else mount(8) and losetup */
-  private readonly viaHelper = onPath('python3') !== undefined;
+  private readonly viaHelper = python3() !== undefined;
 
   constructor(
     public mode: ErofsMode,
@@ -330,7 +363,7 @@ function guess(forced: string | undefined): ErofsChoice & { forced?: string } {
   if (cannot && forced) throw new Error(`HOIST_LOWERS=${forced}: ${cannot}`);
   if (cannot) return { why: cannot };
   const [major, minor] = kernelRelease();
-  const fileBacked = (major > 6 || (major === 6 && minor >= 12)) && onPath('python3') !== undefined;
+  const fileBacked = (major > 6 || (major === 6 && minor >= 12)) && python3() !== undefined;
   return { mode: forced === 'erofs-loop' || !fileBacked ? 'loop' : 'file', ...(forced ? { forced } : {}) };
 }
 

@@ -1,8 +1,8 @@
 // A helper program run without blocking the event loop (mount, umount, runc delete, getfattr, cp): while one step
 // waits for it, the layers being unpacked and compressed for other steps go on. spawnSync stays only where
 // nothing else may run (an interrupt's clean-up).
-import { spawn } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { accessSync, closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 export interface ProcessResult {
@@ -70,4 +70,56 @@ export function onPath(name: string): string | undefined {
     } catch {}
   }
   return undefined;
+}
+
+const pythons = new Map<string, string | undefined>();
+
+/**
+ * The python3 that hoist's helpers run (mounts, xattrs, the warden), or undefined where PATH has none: the first
+ * python3 on PATH that is a program itself, else the program the first one runs. A shim in front of the real one
+ * (pyenv's or asdf's: a shell script of a dozen processes) costs ~0.4 s a start on this machine, and every build
+ * starts a helper; which python3 runs them does not matter to hoist (ctypes and os.getxattr are in all of them).
+ * Looked up once per PATH.
+ */
+export function python3(): string | undefined {
+  const key = process.env.PATH ?? '';
+  if (pythons.has(key)) return pythons.get(key);
+  let found: string | undefined;
+  const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
+  for (const d of dirs) {
+    const p = path.join(d, 'python3');
+    try {
+      accessSync(p, constants.X_OK);
+      if (!statSync(p).isFile()) continue;
+      if (isProgram(p)) {
+        found = p;
+        break;
+      }
+      if (found === undefined) found = p; // a script: kept unless a program comes later on PATH
+    } catch {}
+  }
+  if (found !== undefined && !found.startsWith('/')) found = path.resolve(found);
+  if (found !== undefined && !isProgram(found)) {
+    // Only scripts on PATH: the program the first one runs (one start of the shim, for the whole process).
+    const r = spawnSync(found, ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8', timeout: 30_000 });
+    const exe = r.status === 0 ? r.stdout.trim() : '';
+    if (exe.startsWith('/')) found = exe;
+  }
+  pythons.set(key, found);
+  return found;
+}
+
+function isProgram(p: string): boolean {
+  try {
+    const fd = openSync(p, 'r');
+    try {
+      const head = Buffer.alloc(4);
+      readSync(fd, head, 0, 4, 0);
+      return head.toString('latin1') === '\x7fELF';
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
 }

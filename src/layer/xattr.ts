@@ -6,7 +6,7 @@
 // takes every name as bytes (base64 both ways), where getfattr's dump format escapes names in its own way.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { onPath, runProcess } from '../exec/process.js';
+import { onPath, python3, runProcess } from '../exec/process.js';
 import { nameFromBytes, nameToBytes } from './names.js';
 
 export type XattrTool = 'python3' | 'attr';
@@ -25,7 +25,7 @@ export function xattrTool(): XattrTool | undefined {
     const has = (cmd: string) => onPath(cmd) !== undefined;
     // The attr tools first where both are there: a getfattr run costs 4 ms, a python3 start 100–200 ms (every RUN
     // step reads its upper dir's whiteouts and capabilities once).
-    found = has('getfattr') && has('setfattr') ? 'attr' : has('python3') ? 'python3' : null;
+    found = has('getfattr') && has('setfattr') ? 'attr' : python3() !== undefined ? 'python3' : null;
   }
   return found ?? undefined;
 }
@@ -92,23 +92,31 @@ function readGetfattr(dump: string, add: (file: string, name: string, value: Buf
   }
 }
 
+/** [absolute path, name, value] triples (as python3 reads them: bytes) by path relative to `root`. */
+export function treeOf(root: string, triples: readonly Buffer[][]): Map<string, Map<string, Buffer>> {
+  const found = new Map<string, Map<string, Buffer>>();
+  for (const [p, n, v] of triples) {
+    const rel = path.relative(root, nameFromBytes(p));
+    if (!found.has(rel)) found.set(rel, new Map());
+    found.get(rel)!.set(n.toString(), v);
+  }
+  return found;
+}
+
 /** The attributes `names` of everything under `root` (the root included), by path relative to it. */
 export async function readXattrTree(root: string, names: readonly string[], tool: XattrTool | null = xattrTool() ?? null): Promise<Map<string, Map<string, Buffer>>> {
+  if (tool === 'python3') {
+    const r = await runProcess(python3() ?? 'python3', ['-c', readScript, 'tree', root, ...names]);
+    if (r.status !== 0) throw new Error(`reading xattrs under ${root}: ${r.error?.message ?? r.stderr.trim()}`);
+    return treeOf(root, r.stdout.split('\n').filter(Boolean).map((line) => line.split(' ').map((x) => Buffer.from(x, 'base64'))));
+  }
   const found = new Map<string, Map<string, Buffer>>();
   const add = (abs: string, name: string, value: Buffer) => {
     const rel = path.relative(root, abs);
     if (!found.has(rel)) found.set(rel, new Map());
     found.get(rel)!.set(name, value);
   };
-  if (tool === 'python3') {
-    const r = await runProcess('python3', ['-c', readScript, 'tree', root, ...names]);
-    if (r.status !== 0) throw new Error(`reading xattrs under ${root}: ${r.error?.message ?? r.stderr.trim()}`);
-    for (const line of r.stdout.split('\n')) {
-      if (!line) continue;
-      const [p, n, v] = line.split(' ').map((x) => Buffer.from(x, 'base64'));
-      add(nameFromBytes(p), n.toString(), v);
-    }
-  } else if (tool === 'attr') {
+  if (tool === 'attr') {
     const escaped = namePattern(names);
     const r = await runProcess('getfattr', ['-R', '-P', '-h', '--absolute-names', '-e', 'base64', '-m', `^(${escaped.join('|')})$`, '-d', root]);
     readGetfattr(r.stdout, add);
@@ -156,7 +164,7 @@ class ListReader {
   private waiting: ((lines: string[] | Error) => void) | undefined;
 
   constructor(names: readonly string[]) {
-    this.child = spawn('python3', ['-c', readScript, 'list', ...names], { stdio: ['pipe', 'pipe', 'ignore'] });
+    this.child = spawn(python3() ?? 'python3', ['-c', readScript, 'list', ...names], { stdio: ['pipe', 'pipe', 'ignore'] });
     // Idle, it does not keep this process alive; asked, it does (until it answers).
     this.hold(false);
     this.child.stdout?.on('data', (c: Buffer) => {
@@ -213,7 +221,7 @@ export function writeXattrs(items: readonly XattrSet[], tool: XattrTool | null =
   if (items.length === 0) return [];
   if (tool === 'python3') {
     const input = items.map((x) => `${b64(nameToBytes(x.path))} ${b64(x.name)} ${b64(x.value)}\n`).join('');
-    const r = spawnSync('python3', ['-c', writeScript], { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const r = spawnSync(python3() ?? 'python3', ['-c', writeScript], { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     if (r.status !== 0) return [...items];
     return r.stdout.split('\n').filter(Boolean).map((i) => items[Number(i)]);
   }
