@@ -222,6 +222,7 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
         noCacheFilter: req.noCacheFilter ?? [],
         cacheFrom: caches,
         inlineCache: cacheTo.some((c) => c.type === 'inline'),
+        cacheEveryStage: cacheTo.some((c) => 'mode' in c && c.mode === 'max'),
         keepCacheMounts: cacheTo.some((c) => c.type !== 'inline'),
         mountMaxSize: Math.max(defaultMountMax, ...cacheTo.map((c) => ('mountMaxSize' in c ? (c.mountMaxSize ?? 0) : 0))),
         prefetch: prefetchPolicy(outputs, req.tags, cacheTo, client, store),

@@ -1,10 +1,13 @@
 // hoist build end to end: reproducibility, outputs (registry read back by skopeo, OCI archive and layout, local
 // directory), the metadata and iid files, and errors that point at the Dockerfile line.
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
+import { compressor } from '../../src/layer/compression.js';
 import { digestOf } from '../../src/image/digest.js';
 import { makeContext as context } from '../helpers/context.js';
 import { hoist, hoistOk, hoistWithEnv } from '../helpers/hoist.js';
@@ -24,6 +27,39 @@ describe('hoist build', () => {
     const b = await hoistOk(['build', '--progress', 'quiet', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-s2-')), dir]);
     expect(a.out).toMatch(/^sha256:[0-9a-f]{64}\n$/);
     expect(b.out).toBe(a.out);
+  });
+
+  test('a stage no image holds has its layers compressed at deflate level 1; the image\'s, and every stage under a mode=max cache export, at the default', async () => {
+    // text that deflate shrinks differently at levels 1 and 6
+    const words = Array.from({ length: 40000 }, (_, i) => ['build', 'layer', 'stage', 'cache', 'image', 'blob'][(i * 7919) % 6] + ((i * 104729) % 997));
+    const dir = context({
+      Dockerfile: 'FROM scratch AS build\nCOPY data.txt /built.txt\nFROM scratch\nCOPY --from=build /built.txt /copied.txt\nCOPY other.txt /other.txt\n',
+      'data.txt': words.join(' '),
+      'other.txt': words.reverse().join(' '),
+    });
+    const levels = async (store: string) => {
+      const out: Record<string, number> = {};
+      for (const f of readdirSync(path.join(store, 'records'))) {
+        const layer = JSON.parse(readFileSync(path.join(store, 'records', f), 'utf8')).layer as { digest: string } | undefined;
+        if (!layer) continue;
+        const blob = readFileSync(path.join(store, 'blobs', 'sha256', layer.digest.slice(7)));
+        const tar = gunzipSync(blob);
+        const name = tar.subarray(0, 100).toString().replace(/\0.*$/s, '');
+        const again = async (level?: number) => digestOf(Buffer.concat(await Readable.from([tar]).pipe(compressor('gzip', level)).toArray()));
+        out[name] = layer.digest === (await again(1)) ? 1 : layer.digest === (await again()) ? 6 : -1;
+      }
+      return out;
+    };
+    const store = mkdtempSync(path.join(tmpdir(), 'hoist-level-'));
+    await hoistOk(['build', '--progress', 'quiet', '--store', store, dir]);
+    expect(await levels(store)).toEqual({ 'built.txt': 1, 'copied.txt': 6, 'other.txt': 6 });
+    const max = mkdtempSync(path.join(tmpdir(), 'hoist-level-max-'));
+    await hoistOk(['build', '--progress', 'quiet', '--store', max, '--cache-to', `type=local,dest=${path.join(max, 'cache')},mode=max`, dir]);
+    expect(await levels(max)).toEqual({ 'built.txt': 6, 'copied.txt': 6, 'other.txt': 6 });
+    // the target named: the builder stage is the image
+    const target = mkdtempSync(path.join(tmpdir(), 'hoist-level-target-'));
+    await hoistOk(['build', '--progress', 'quiet', '--store', target, '--target', 'build', dir]);
+    expect(await levels(target)).toEqual({ 'built.txt': 6 });
   });
 
   test('SOURCE_DATE_EPOCH sets created and clamps file times', async () => {

@@ -219,7 +219,7 @@ export class DirectoryExecutor implements Executor {
           removeTree(own);
         }
       },
-      async layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number }): Promise<StepLayer> {
+      async layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number; level?: number }): Promise<StepLayer> {
         // What hoist put in goes first: the mounts' content (chroot), the mount points made for the step that it
         // left empty (as BuildKit removes its stubs), and the directories they were made in get their times back
         // (moby/buildkit#3148), compared without their inode times.

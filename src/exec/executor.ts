@@ -70,7 +70,7 @@ export interface StepRoot {
    * The layer of what the step changed. `lower`: the image before the step; `targets`: its mount points (what was
    * made only to hold them is left out, as BuildKit removes its mount stubs).
    */
-  layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number }): Promise<StepLayer>;
+  layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number; level?: number }): Promise<StepLayer>;
   /** undoes everything the root needed (after layer(), or when the step failed) */
   release(): Promise<void>;
 }

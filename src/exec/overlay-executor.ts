@@ -154,7 +154,7 @@ export class OverlayExecutor implements Executor {
         }
         return result;
       },
-      async layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number }): Promise<StepLayer> {
+      async layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number; level?: number }): Promise<StepLayer> {
         const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
         // A RUN that changes nothing still gets its (empty) layer, as current BuildKit's exporter keeps it
         // (testExportedHistory: RUN ["ls"] is a diff ID with empty_layer false); Docker 20.10's dropped it.

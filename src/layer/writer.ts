@@ -40,6 +40,11 @@ export interface LayerOptions {
   oci?: boolean;
   /** seconds; newer mtimes are clamped to it */
   sourceDateEpoch?: number;
+  /**
+   * gzip's deflate level (default 6, as BuildKit's and docker's push use): 1 for a layer no image of the build
+   * publishes and no cache exports (solver.ts layerLevel), which only this store keeps.
+   */
+  level?: number;
 }
 
 /** filepath.Walk order: compare path components, so `a/b` comes before `a-b`. */
@@ -94,7 +99,7 @@ export async function writeLayer(store: BlobSink, entries: readonly LayerEntry[]
   const tar = new TarWriter();
   // With the diffID known (hashLayer), the tar must come out the same: files changed since are caught here.
   const diff = new DigestStream(options.diffID ? { digest: options.diffID, where: `layer ${options.diffID}` } : undefined);
-  const stored = store.writeBlob(chain(tar.stream, diff, compressor(compression)));
+  const stored = store.writeBlob(chain(tar.stream, diff, compressor(compression, options.level)));
   const [blob] = await Promise.all([stored, feed(tar, sorted)]);
   return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers: sorted.map((e) => e.header) };
 }
@@ -123,7 +128,7 @@ export async function spoolLayer(store: BlobSink, entries: readonly LayerEntry[]
   const headers = sorted.map((e) => e.header);
   const written = (async (): Promise<WrittenLayer> => {
     try {
-      const blob = await store.writeBlob(chain(createReadStream(tmp), compressor(compression)));
+      const blob = await store.writeBlob(chain(createReadStream(tmp), compressor(compression, options.level)));
       return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers };
     } finally {
       await rm(tmp, { force: true });

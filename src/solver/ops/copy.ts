@@ -279,7 +279,7 @@ export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelectio
   // the base's layers need not be fetched). Otherwise the destination is looked up in the image.
   const target = op.link ? new FsIndex() : await x.state.fs(x.store);
   const entries = planCopy(sources, { dest: op.dest, workdir: op.workdir, owner, chmod, created: x.sourceDateEpoch ?? time, fs: target, parents: op.parents, exclude });
-  return { layer: await timed('layer', () => writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch })), time };
+  return { layer: await timed('layer', () => writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel })), time };
 }
 
 /** --chown (or USER for WORKDIR) as uid/gid: numbers as they are, names from the image's /etc/passwd and /etc/group. */

@@ -77,7 +77,7 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
     if (result.exitCode !== 0) {
       throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}`);
     }
-    return { layer: await timed('layer', () => root.layer(lower, targets, { sourceDateEpoch: x.sourceDateEpoch })), time: x.time };
+    return { layer: await timed('layer', () => root.layer(lower, targets, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel })), time: x.time };
   } finally {
     await root.release();
     for (const undo of cleanup.reverse()) await undo();

@@ -22,5 +22,5 @@ export async function execMkdir(op: MkdirOp, x: OpContext): Promise<OpResult> {
     }
     entries.push({ header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: x.sourceDateEpoch ?? x.time } });
   }
-  return { layer: await writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch }), time: x.time };
+  return { layer: await writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel }), time: x.time };
 }

@@ -20,6 +20,8 @@ export interface OpContext {
   readonly client: RegistryClient;
   /** seconds; clamps file times */
   readonly sourceDateEpoch?: number;
+  /** the deflate level of this stage's layers (layer/writer.ts LayerOptions.level); undefined: gzip's default */
+  readonly layerLevel?: number;
   readonly context: BuildContext;
   /** the stage's image so far (its layers and filesystem index) */
   readonly state: ImageState;
