@@ -89232,6 +89232,7 @@ var external_node_os_ = __nccwpck_require__(8161);
 
 
 
+
 /**
  * mount(2) and umount2(2) from python3 (ctypes): one process for the whole build, started while the base downloads,
  * asked one line of JSON at a time. When hoist goes (its end of the pipe closes: an exit, a SIGKILL), it detaches
@@ -89239,6 +89240,7 @@ var external_node_os_ = __nccwpck_require__(8161);
  */
 const helper = `
 import base64, ctypes, json, os, signal, sys
+${xattr/* pythonXattrs */.fI}
 signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 libc = ctypes.CDLL(None, use_errno=True)
 mine = []
@@ -89305,19 +89307,8 @@ def serve():
                 # [path, name, value] (base64) of the names item[2:] on everything under item[1], the root included
                 names = [n.encode() for n in item[2:]]
                 found = []
-                def look(p):
-                    for n in names:
-                        try:
-                            v = os.getxattr(p, n, follow_symlinks=False)
-                        except OSError:
-                            continue
-                        found.append([base64.b64encode(x).decode() for x in (p, n, v)])
                 try:
-                    root = os.fsencode(item[1])
-                    look(root)
-                    for d, dirs, files in os.walk(root):
-                        for f in dirs + files:
-                            look(os.path.join(d, f))
+                    xattr_walk(os.fsencode(item[1]), names, lambda p, n, v: found.append([base64.b64encode(x).decode() for x in (p, n, v)]))
                     out.append(found)
                 except Exception as err:
                     out.append(str(err) or 'failed')
@@ -105610,6 +105601,7 @@ async function spoolLayer(store, entries, tmp, options = {}) {
 /* harmony export */   I5: () => (/* binding */ readXattrTree),
 /* harmony export */   Uf: () => (/* binding */ writeXattrs),
 /* harmony export */   cm: () => (/* binding */ xattrToolMissing),
+/* harmony export */   fI: () => (/* binding */ pythonXattrs),
 /* harmony export */   g7: () => (/* binding */ treeOf),
 /* harmony export */   hc: () => (/* binding */ ToolMissingError),
 /* harmony export */   k3: () => (/* binding */ readXattrsOf),
@@ -105645,32 +105637,42 @@ const xattrToolMissing = 'RUN needs python3, or getfattr and setfattr (apt-get i
 class ToolMissingError extends Error {
     name = 'ToolMissingError';
 }
-// One line a file and attribute: base64(path) base64(name) base64(value). Only the names asked for are read: of
-// everything under the root (`tree ROOT NAME…`), or of the paths on stdin, one base64 path a line (`list NAME…`).
-const readScript = String.raw `
-import os, sys, base64
-b = lambda v: base64.b64encode(v).decode()
-mode = sys.argv[1]
-names = [n.encode() for n in sys.argv[(3 if mode == 'tree' else 2):]]
-def look(p):
+/**
+ * Python: xattr_look(path, names, emit) and xattr_walk(root, names, emit) call emit(path, name, value) for each of
+ * `names` (bytes) that a path (no last symlink followed), or the root and everything under it, has. Shared by the
+ * read script below and the build's mount helper (exec/erofs-mount.ts).
+ */
+const pythonXattrs = String.raw `
+def xattr_look(p, names, emit):
     for n in names:
         try:
             v = os.getxattr(p, n, follow_symlinks=False)
         except OSError:
             continue
-        sys.stdout.write(b(p) + ' ' + b(n) + ' ' + b(v) + '\n')
-if mode == 'tree':
-    root = os.fsencode(sys.argv[2])
-    look(root)
+        emit(p, n, v)
+def xattr_walk(root, names, emit):
+    xattr_look(root, names, emit)
     for d, dirs, files in os.walk(root):
         for f in dirs + files:
-            look(os.path.join(d, f))
+            xattr_look(os.path.join(d, f), names, emit)
+`;
+// One line a file and attribute: base64(path) base64(name) base64(value). Only the names asked for are read: of
+// everything under the root (`tree ROOT NAME…`), or of the paths on stdin, one base64 path a line (`list NAME…`).
+const readScript = String.raw `
+import os, sys, base64
+${pythonXattrs}
+b = lambda v: base64.b64encode(v).decode()
+mode = sys.argv[1]
+names = [n.encode() for n in sys.argv[(3 if mode == 'tree' else 2):]]
+emit = lambda p, n, v: sys.stdout.write(b(p) + ' ' + b(n) + ' ' + b(v) + '\n')
+if mode == 'tree':
+    xattr_walk(os.fsencode(sys.argv[2]), names, emit)
 else:
     # A batch of paths, then an empty line: the batch's answers, then an empty line (the reader stays for the next).
     for line in sys.stdin:
         line = line.strip()
         if line:
-            look(base64.b64decode(line))
+            xattr_look(base64.b64decode(line), names, emit)
         else:
             sys.stdout.write('\n')
             sys.stdout.flush()

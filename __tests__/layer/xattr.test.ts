@@ -16,8 +16,8 @@ describe.each(tools)('xattrs through %s', (tool) => {
     dir = mkdtempSync(path.join(tmpdir(), 'hoist-xattr-'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-  test('written values are read back by relative path; a symlink is not followed; a missing path is reported', async () => {
+  /** files with names no shell or dump format carries as they are, a directory, a symlink; their xattrs */
+  const populate = () => {
     const names = ['plain', 'with space', 'ünï', 'a=b'];
     for (const n of names) writeFileSync(path.join(dir, n), '');
     mkdirSync(path.join(dir, 'sub'));
@@ -30,6 +30,10 @@ describe.each(tools)('xattrs through %s', (tool) => {
       { path: path.join(dir, 'sub', 'deep'), name: 'user.hoist', value: Buffer.from('deep') },
     ];
     expect(writeXattrs(sets, tool)).toEqual([]);
+  };
+
+  test('written values are read back by relative path; a symlink is not followed; a missing path is reported', async () => {
+    populate();
     // user.* xattrs cannot be put on a symlink itself: refused, and its target is left alone.
     const onLink = { path: path.join(dir, 'link'), name: 'user.hoist', value: Buffer.from('via link') };
     const missing = { path: path.join(dir, 'gone'), name: 'user.hoist', value: Buffer.from('y') };
@@ -42,18 +46,8 @@ describe.each(tools)('xattrs through %s', (tool) => {
   });
 
   test('the build\'s mount helper (one python3 for the build) reads what the tool reads', async () => {
-    const names = ['plain', 'with space', 'ünï'];
-    for (const n of names) writeFileSync(path.join(dir, n), '');
-    mkdirSync(path.join(dir, 'sub'));
-    writeFileSync(path.join(dir, 'sub', 'deep'), '');
-    symlinkSync('plain', path.join(dir, 'link'));
-    const sets = [
-      ...names.map((n, i) => ({ path: path.join(dir, n), name: 'user.hoist', value: Buffer.from([0, 255, i]) })),
-      { path: dir, name: 'user.other', value: Buffer.from('root') },
-      { path: path.join(dir, 'sub'), name: 'user.other', value: Buffer.from('dir') },
-      { path: path.join(dir, 'sub', 'deep'), name: 'user.hoist', value: Buffer.from('deep') },
-    ];
-    expect(writeXattrs(sets, tool)).toEqual([]);
+    populate();
+    expect(writeXattrs([{ path: dir, name: 'user.other', value: Buffer.from('root') }], tool)).toEqual([]);
     const asked = ['user.hoist', 'user.other'];
     const flat = (m: Map<string, Map<string, Buffer>>) => Object.fromEntries([...m].map(([rel, a]) => [rel, Object.fromEntries([...a].map(([k, v]) => [k, v.toString('hex')]))]));
     const byHelper = await helperXattrTree(dir, asked);
@@ -62,7 +56,7 @@ describe.each(tools)('xattrs through %s', (tool) => {
     expect(flat(treeOf(dir, byHelper!))['']).toEqual({ 'user.other': Buffer.from('root').toString('hex') });
     // a root that is not there: nothing found (as the tools say), and the helper still serves
     expect(await helperXattrTree(path.join(dir, 'gone'), asked)).toEqual([]);
-    expect((await helperXattrTree(path.join(dir, 'sub'), asked))?.length).toBe(2);
+    expect((await helperXattrTree(path.join(dir, 'sub'), asked))?.length).toBe(3);
   });
 
   test('an empty directory answers nothing; no tool is an error naming what to install', async () => {

@@ -19,6 +19,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { release } from 'node:os';
 import path from 'node:path';
 import { onInterrupt, removeSync, unmountSync } from './cleanup.js';
+import { pythonXattrs } from '../layer/xattr.js';
 import { python3, runProcess } from './process.js';
 
 export type ErofsMode = 'file' | 'loop';
@@ -36,6 +37,7 @@ export interface ErofsChoice {
  */
 const helper = `
 import base64, ctypes, json, os, signal, sys
+${pythonXattrs}
 signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 libc = ctypes.CDLL(None, use_errno=True)
 mine = []
@@ -102,19 +104,8 @@ def serve():
                 # [path, name, value] (base64) of the names item[2:] on everything under item[1], the root included
                 names = [n.encode() for n in item[2:]]
                 found = []
-                def look(p):
-                    for n in names:
-                        try:
-                            v = os.getxattr(p, n, follow_symlinks=False)
-                        except OSError:
-                            continue
-                        found.append([base64.b64encode(x).decode() for x in (p, n, v)])
                 try:
-                    root = os.fsencode(item[1])
-                    look(root)
-                    for d, dirs, files in os.walk(root):
-                        for f in dirs + files:
-                            look(os.path.join(d, f))
+                    xattr_walk(os.fsencode(item[1]), names, lambda p, n, v: found.append([base64.b64encode(x).decode() for x in (p, n, v)]))
                     out.append(found)
                 except Exception as err:
                     out.append(str(err) or 'failed')

@@ -37,32 +37,43 @@ export class ToolMissingError extends Error {
   override readonly name = 'ToolMissingError';
 }
 
-// One line a file and attribute: base64(path) base64(name) base64(value). Only the names asked for are read: of
-// everything under the root (`tree ROOT NAME…`), or of the paths on stdin, one base64 path a line (`list NAME…`).
-const readScript = String.raw`
-import os, sys, base64
-b = lambda v: base64.b64encode(v).decode()
-mode = sys.argv[1]
-names = [n.encode() for n in sys.argv[(3 if mode == 'tree' else 2):]]
-def look(p):
+/**
+ * Python: xattr_look(path, names, emit) and xattr_walk(root, names, emit) call emit(path, name, value) for each of
+ * `names` (bytes) that a path (no last symlink followed), or the root and everything under it, has. Shared by the
+ * read script below and the build's mount helper (exec/erofs-mount.ts).
+ */
+export const pythonXattrs = String.raw`
+def xattr_look(p, names, emit):
     for n in names:
         try:
             v = os.getxattr(p, n, follow_symlinks=False)
         except OSError:
             continue
-        sys.stdout.write(b(p) + ' ' + b(n) + ' ' + b(v) + '\n')
-if mode == 'tree':
-    root = os.fsencode(sys.argv[2])
-    look(root)
+        emit(p, n, v)
+def xattr_walk(root, names, emit):
+    xattr_look(root, names, emit)
     for d, dirs, files in os.walk(root):
         for f in dirs + files:
-            look(os.path.join(d, f))
+            xattr_look(os.path.join(d, f), names, emit)
+`;
+
+// One line a file and attribute: base64(path) base64(name) base64(value). Only the names asked for are read: of
+// everything under the root (`tree ROOT NAME…`), or of the paths on stdin, one base64 path a line (`list NAME…`).
+const readScript = String.raw`
+import os, sys, base64
+${pythonXattrs}
+b = lambda v: base64.b64encode(v).decode()
+mode = sys.argv[1]
+names = [n.encode() for n in sys.argv[(3 if mode == 'tree' else 2):]]
+emit = lambda p, n, v: sys.stdout.write(b(p) + ' ' + b(n) + ' ' + b(v) + '\n')
+if mode == 'tree':
+    xattr_walk(os.fsencode(sys.argv[2]), names, emit)
 else:
     # A batch of paths, then an empty line: the batch's answers, then an empty line (the reader stays for the next).
     for line in sys.stdin:
         line = line.strip()
         if line:
-            look(base64.b64decode(line))
+            xattr_look(base64.b64decode(line), names, emit)
         else:
             sys.stdout.write('\n')
             sys.stdout.flush()
