@@ -89571,9 +89571,13 @@ function guess(forced) {
     const fileBacked = (major > 6 || (major === 6 && minor >= 12)) && (0,exec_process/* python3 */.KO)() !== undefined;
     return { mode: forced === 'erofs-loop' || !fileBacked ? 'loop' : 'file', ...(forced ? { forced } : {}) };
 }
-/** Starts the mount helper ahead (python3 takes tens of milliseconds to start): while the layers download. */
+/**
+ * Starts the mount helper ahead (python3 takes tens of milliseconds to start, ~0.1 s from a cold disk): while the
+ * executor is chosen and the layers download. Only as root with python3, where it may be asked to mount.
+ */
 function prestartHelper() {
-    mountHelper ??= new MountHelper();
+    if (process.getuid?.() === 0 && (0,exec_process/* python3 */.KO)())
+        mountHelper ??= new MountHelper();
 }
 
 ;// CONCATENATED MODULE: ./lib/exec/overlay.js
@@ -91750,8 +91754,7 @@ class OverlayExecutor {
         return this.erofs ? this.store.lowerLayer(l) : this.store.snapshotLayer(l);
     }
     warm(layers) {
-        if (this.erofs?.mode === 'file')
-            prestartHelper();
+        prestartHelper();
         return layers.map((l) => this.lower(l).catch(() => undefined));
     }
     /**
@@ -91885,6 +91888,7 @@ class OverlayExecutor {
 
 
 
+
 const noRuntime = 'RUN needs an OCI runtime: install runc (apt-get install runc) or crun';
 /** `log`: where a later word about the executor goes (that RUN's lowers are unpacked directories here). */
 async function chooseExecutor(store, isolation, log) {
@@ -91896,14 +91900,17 @@ async function chooseExecutor(store, isolation, log) {
         const onMachine = process.getuid?.() === 0 && !(await overlayRefused(probes));
         return directoryExecutor(store, isolation, `--isolation ${isolation}${onMachine ? '; WARNING: this machine may mount, so it is no container: a step runs as its root beside it, with its /proc — build untrusted Dockerfiles with --isolation runc here' : ''}`);
     }
+    // The overlay executor's mounts go through the mount helper: started while the overlay is probed.
+    prestartHelper();
     const runtime = findRuntime();
     if (isolation === 'runc') {
         if (!runtime)
             throw new ExecError(noRuntime);
         return new OverlayExecutor(store, runtime).prepare(probes, log);
     }
-    const refused = (await overlayKnownHere(store)) ? undefined : await overlayRefused(probes);
-    if (!refused)
+    const known = await overlayKnownHere(store);
+    const refused = known ? undefined : await overlayRefused(probes);
+    if (!refused && !known)
         await noteOverlayHere(store);
     if (!refused) {
         if (!runtime)

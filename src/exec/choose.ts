@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Store } from '../store/store.js';
 import { directoryExecutor } from './directory-executor.js';
 import { type Executor, type Isolation, overlayRefused } from './executor.js';
+import { prestartHelper } from './erofs-mount.js';
 import { ExecError } from './overlay.js';
 import { OverlayExecutor } from './overlay-executor.js';
 import { findRuntime } from './runc.js';
@@ -22,13 +23,16 @@ export async function chooseExecutor(store: Store, isolation: Isolation, log?: (
     const onMachine = process.getuid?.() === 0 && !(await overlayRefused(probes));
     return directoryExecutor(store, isolation, `--isolation ${isolation}${onMachine ? '; WARNING: this machine may mount, so it is no container: a step runs as its root beside it, with its /proc — build untrusted Dockerfiles with --isolation runc here' : ''}`);
   }
+  // The overlay executor's mounts go through the mount helper: started while the overlay is probed.
+  prestartHelper();
   const runtime = findRuntime();
   if (isolation === 'runc') {
     if (!runtime) throw new ExecError(noRuntime);
     return new OverlayExecutor(store, runtime).prepare(probes, log);
   }
-  const refused = (await overlayKnownHere(store)) ? undefined : await overlayRefused(probes);
-  if (!refused) await noteOverlayHere(store);
+  const known = await overlayKnownHere(store);
+  const refused = known ? undefined : await overlayRefused(probes);
+  if (!refused && !known) await noteOverlayHere(store);
   if (!refused) {
     if (!runtime) throw new ExecError(`${noRuntime} (or pass --isolation proot)`);
     return new OverlayExecutor(store, runtime).prepare(probes, log);

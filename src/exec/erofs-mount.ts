@@ -358,7 +358,10 @@ function guess(forced: string | undefined): ErofsChoice & { forced?: string } {
   return { mode: forced === 'erofs-loop' || !fileBacked ? 'loop' : 'file', ...(forced ? { forced } : {}) };
 }
 
-/** Starts the mount helper ahead (python3 takes tens of milliseconds to start): while the layers download. */
+/**
+ * Starts the mount helper ahead (python3 takes tens of milliseconds to start, ~0.1 s from a cold disk): while the
+ * executor is chosen and the layers download. Only as root with python3, where it may be asked to mount.
+ */
 export function prestartHelper(): void {
-  mountHelper ??= new MountHelper();
+  if (process.getuid?.() === 0 && python3()) mountHelper ??= new MountHelper();
 }

@@ -66,7 +66,7 @@ export class OverlayExecutor implements Executor {
   }
 
   warm(layers: readonly Layer[]): Promise<unknown>[] {
-    if (this.erofs?.mode === 'file') prestartHelper();
+    prestartHelper();
     return layers.map((l) => this.lower(l).catch(() => undefined));
   }
 
