@@ -29,37 +29,51 @@ describe('hoist build', () => {
     expect(b.out).toBe(a.out);
   });
 
-  test('a stage no image holds has its layers compressed at deflate level 1; the image\'s, and every stage under a mode=max cache export, at the default', async () => {
-    // text that deflate shrinks differently at levels 1 and 6
+  test('a stage no image holds keeps its layers in stored deflate blocks; the image\'s, every stage under a mode=max cache export, and a kept layer a later build publishes are compressed', async () => {
+    // text that deflate shrinks
     const words = Array.from({ length: 40000 }, (_, i) => ['build', 'layer', 'stage', 'cache', 'image', 'blob'][(i * 7919) % 6] + ((i * 104729) % 997));
     const dir = context({
       Dockerfile: 'FROM scratch AS build\nCOPY data.txt /built.txt\nFROM scratch\nCOPY --from=build /built.txt /copied.txt\nCOPY other.txt /other.txt\n',
       'data.txt': words.join(' '),
       'other.txt': words.reverse().join(' '),
     });
-    const levels = async (store: string) => {
-      const out: Record<string, number> = {};
+    /** the deflate level of a blob (0 or 6: hoist's gzip of its tar at that level gives its bytes), by the tar's first name */
+    const levelOf = async (blob: Buffer) => {
+      const tar = gunzipSync(blob);
+      const again = async (level?: number) => digestOf(Buffer.concat(await Readable.from([tar]).pipe(compressor('gzip', level)).toArray()));
+      return [tar.subarray(0, 100).toString().replace(/\0.*$/s, ''), digestOf(blob) === (await again(0)) ? 0 : digestOf(blob) === (await again()) ? 6 : -1] as const;
+    };
+    const recorded = async (store: string) => {
+      const out: Record<string, string> = {};
       for (const f of readdirSync(path.join(store, 'records'))) {
-        const layer = JSON.parse(readFileSync(path.join(store, 'records', f), 'utf8')).layer as { digest: string } | undefined;
+        const layer = JSON.parse(readFileSync(path.join(store, 'records', f), 'utf8')).layer as { digest: string; stored?: boolean } | undefined;
         if (!layer) continue;
-        const blob = readFileSync(path.join(store, 'blobs', 'sha256', layer.digest.slice(7)));
-        const tar = gunzipSync(blob);
-        const name = tar.subarray(0, 100).toString().replace(/\0.*$/s, '');
-        const again = async (level?: number) => digestOf(Buffer.concat(await Readable.from([tar]).pipe(compressor('gzip', level)).toArray()));
-        out[name] = layer.digest === (await again(1)) ? 1 : layer.digest === (await again()) ? 6 : -1;
+        const [name, level] = await levelOf(readFileSync(path.join(store, 'blobs', 'sha256', layer.digest.slice(7))));
+        out[name] = `${level}${layer.stored ? ' stored' : ''}`;
       }
       return out;
     };
     const store = mkdtempSync(path.join(tmpdir(), 'hoist-level-'));
     await hoistOk(['build', '--progress', 'quiet', '--store', store, dir]);
-    expect(await levels(store)).toEqual({ 'built.txt': 1, 'copied.txt': 6, 'other.txt': 6 });
+    expect(await recorded(store)).toEqual({ 'built.txt': '0 stored', 'copied.txt': '6', 'other.txt': '6' });
+    // a later build on the same store whose image is the builder stage: taken from the cache, compressed for the
+    // image, and its record names the compressed blob from then on
+    const out = mkdtempSync(path.join(tmpdir(), 'hoist-level-out-'));
+    const later = await hoistOk(['build', '--progress', 'plain', '--store', store, '--target', 'build', '-o', `type=oci,dest=${out}/image.tar`, dir]);
+    expect(later.err).toMatch(/CACHED/);
+    run('tar', ['-xf', `${out}/image.tar`, '-C', out]);
+    const index = JSON.parse(readFileSync(path.join(out, 'index.json'), 'utf8'));
+    const manifest = JSON.parse(readFileSync(path.join(out, 'blobs', 'sha256', index.manifests[0].digest.slice(7)), 'utf8'));
+    expect(manifest.layers).toHaveLength(1);
+    expect(await levelOf(readFileSync(path.join(out, 'blobs', 'sha256', manifest.layers[0].digest.slice(7))))).toEqual(['built.txt', 6]);
+    expect(await recorded(store)).toEqual({ 'built.txt': '6', 'copied.txt': '6', 'other.txt': '6' });
+    // a cache export of every stage compresses them all, and what it exports carries no `stored`
     const max = mkdtempSync(path.join(tmpdir(), 'hoist-level-max-'));
     await hoistOk(['build', '--progress', 'quiet', '--store', max, '--cache-to', `type=local,dest=${path.join(max, 'cache')},mode=max`, dir]);
-    expect(await levels(max)).toEqual({ 'built.txt': 6, 'copied.txt': 6, 'other.txt': 6 });
-    // the target named: the builder stage is the image
-    const target = mkdtempSync(path.join(tmpdir(), 'hoist-level-target-'));
-    await hoistOk(['build', '--progress', 'quiet', '--store', target, '--target', 'build', dir]);
-    expect(await levels(target)).toEqual({ 'built.txt': 6 });
+    expect(await recorded(max)).toEqual({ 'built.txt': '6', 'copied.txt': '6', 'other.txt': '6' });
+    const exported = readdirSync(path.join(max, 'cache'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    expect(exported.length).toBeGreaterThan(3);
+    expect(exported.filter((e) => readFileSync(path.join(e.parentPath, e.name)).includes('"stored"'))).toEqual([]);
   });
 
   test('SOURCE_DATE_EPOCH sets created and clamps file times', async () => {

@@ -5,8 +5,12 @@ import { layerCompression } from '../image/media-types.js';
 
 export interface CacheRecord {
   key: string;
-  /** the layer the step wrote; absent for a step that changed nothing */
-  layer?: { mediaType: string; digest: string; size: number; diffID: string };
+  /**
+   * the layer the step wrote; absent for a step that changed nothing. `stored`: its blob holds the tar in stored
+   * deflate blocks (a stage no image of its build held: layer/writer.ts LayerOptions.level), compressed again
+   * before any image or cache publishes it; only the store's own records carry it
+   */
+  layer?: { mediaType: string; digest: string; size: number; diffID: string; stored?: true };
   /** the stage's newest input time after the step (seconds): the history's `created` comes from it */
   time: number;
   /**
@@ -28,7 +32,7 @@ export function parseRecord(value: unknown): CacheRecord | undefined {
   if (r.layer !== undefined) {
     const l = r.layer;
     if (typeof l !== 'object' || l === null || typeof l.mediaType !== 'string' || layerCompression(l.mediaType) === undefined || !isDigest(l.digest) || !isDigest(l.diffID) || !Number.isSafeInteger(l.size) || l.size < 0) return undefined;
-    return { key: r.key, time: r.time, layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID }, ...extra };
+    return { key: r.key, time: r.time, layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID, ...(l.stored === true ? { stored: true as const } : {}) }, ...extra };
   }
   return { key: r.key, time: r.time, ...extra };
 }

@@ -4,12 +4,12 @@
 // in one streaming pass straight into the store.
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { Writable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestStream } from '../image/digest.js';
 import { type Compression, layerMediaType } from '../image/media-types.js';
 import type { BlobSink } from './layer.js';
-import { chain, compressor } from './compression.js';
+import { chain, compressor, decompressor } from './compression.js';
 import { fsPath } from './names.js';
 import { type TarHeader, TarWriter } from './tar.js';
 
@@ -41,8 +41,9 @@ export interface LayerOptions {
   /** seconds; newer mtimes are clamped to it */
   sourceDateEpoch?: number;
   /**
-   * gzip's deflate level (default 6, as BuildKit's and docker's push use): 1 for a layer no image of the build
-   * publishes and no cache exports (solver.ts layerLevel), which only this store keeps.
+   * gzip's deflate level (default 6, as BuildKit's and docker's push use): 0 for a layer no image of the build
+   * publishes and no cache exports (solver.ts layerLevel), which only this store keeps: its tar in stored deflate
+   * blocks, compressed again (compressAgain) if a later build publishes it.
    */
   level?: number;
 }
@@ -102,6 +103,14 @@ export async function writeLayer(store: BlobSink, entries: readonly LayerEntry[]
   const stored = store.writeBlob(chain(tar.stream, diff, compressor(compression, options.level)));
   const [blob] = await Promise.all([stored, feed(tar, sorted)]);
   return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers: sorted.map((e) => e.header) };
+}
+
+/**
+ * A gzip layer blob (`blob`, its bytes) compressed again at the default level, its tar checked against `diffID` on
+ * the way: a layer kept in stored deflate blocks (LayerOptions.level 0) that an image or a cache now publishes.
+ */
+export async function compressAgain(store: BlobSink, blob: Readable, diffID: string): Promise<{ digest: string; size: number }> {
+  return store.writeBlob(chain(blob, decompressor('gzip'), new DigestStream({ digest: diffID, where: `layer ${diffID}` }), compressor('gzip')));
 }
 
 /** The layer's diffID and headers, from its tar hashed without compressing it (a fraction of writeLayer's work). */
