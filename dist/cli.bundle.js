@@ -25827,6 +25827,11 @@ async function hashLayer(entries, options = {}) {
  * this returns (a no-mount step's root, where the next step runs).
  */
 async function spoolLayer(store, entries, tmp, options = {}) {
+    if (options.level === 0) {
+        // kept in stored blocks: written into the store as it is hashed, with no compression left for later
+        const w = await writeLayer(store, entries, options);
+        return { diffID: w.diffID, headers: w.headers, written: Promise.resolve(w) };
+    }
     const compression = options.compression ?? 'gzip';
     const sorted = ordered(entries, options);
     const tar = new _tar_js__WEBPACK_IMPORTED_MODULE_8__/* .TarWriter */ .rW();
@@ -34890,8 +34895,9 @@ async function walkUpper(upper, lower, dropped) {
         for (const name of (0,layer_names/* readdirNames */.wX)(abs).sort()) {
             const r = rel ? `${rel}/${name}` : name;
             const p = external_node_path_.join(upper, r);
-            const st = await (0,promises_.lstat)((0,layer_names/* fsPath */.Jk)(p));
-            if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? (await (0,promises_.readdir)(p)).length === 0 : st.size === 0)) {
+            // (synchronous: an lstat through the thread pool costs ~60 µs of round trip, 0.1 s for 2000 files)
+            const st = (0,external_node_fs_.lstatSync)((0,layer_names/* fsPath */.Jk)(p));
+            if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? (0,external_node_fs_.readdirSync)(p).length === 0 : st.size === 0)) {
                 dropped.push(r);
                 continue;
             }
@@ -36706,6 +36712,16 @@ class OverlayExecutor {
                 // (testExportedHistory: RUN ["ls"] is a diff ID with empty_layer false); Docker 20.10's dropped it.
                 if (entries.length === 0)
                     return (0,writer/* writeLayer */.By)(store, [], options);
+                if (options.level === 0) {
+                    // Kept as a tar in stored blocks (a stage no image holds): nothing to compress while the next steps run,
+                    // so the tar is hashed and stored in one pass, not read and hashed twice.
+                    const w = await (0,writer/* writeLayer */.By)(store, entries, options);
+                    await mount.unmount();
+                    for (const d of dropped.sort().reverse())
+                        (0,layer_pinned/* removeInside */.pi)(mount.upper, d);
+                    await store.adoptSnapshot(w.diffID, mount.upper);
+                    return w;
+                }
                 // The tar is hashed now (its diffID names the snapshot, its headers index it); compressing it is most of the
                 // work of writing a layer, and it goes on while the next steps run (as BuildKit compresses lazily).
                 const { diffID, headers } = await (0,writer/* hashLayer */.UG)(entries, options);

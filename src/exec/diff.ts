@@ -2,7 +2,7 @@
 // become OCI whiteouts (a 0/0 character device → `.wh.NAME`, only for paths that exist below; an opaque
 // directory → `.wh..wh..opq`); hard links within the layer stay hard links; the files the runtime made as mount
 // points for /etc/hosts and /etc/resolv.conf are left out when the image did not have them.
-import { lstat, readdir } from 'node:fs/promises';
+import { lstatSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { FsIndex } from '../layer/fs-index.js';
 import { fsPath, readdirNames, readlinkName } from '../layer/names.js';
@@ -83,8 +83,9 @@ async function walkUpper(upper: string, lower: FsIndex, dropped: string[]): Prom
     for (const name of readdirNames(abs).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const p = path.join(upper, r);
-      const st = await lstat(fsPath(p));
-      if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? (await readdir(p)).length === 0 : st.size === 0)) {
+      // (synchronous: an lstat through the thread pool costs ~60 µs of round trip, 0.1 s for 2000 files)
+      const st = lstatSync(fsPath(p));
+      if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? readdirSync(p).length === 0 : st.size === 0)) {
         dropped.push(r);
         continue;
       }

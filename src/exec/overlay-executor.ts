@@ -159,6 +159,15 @@ export class OverlayExecutor implements Executor {
         // A RUN that changes nothing still gets its (empty) layer, as current BuildKit's exporter keeps it
         // (testExportedHistory: RUN ["ls"] is a diff ID with empty_layer false); Docker 20.10's dropped it.
         if (entries.length === 0) return writeLayer(store, [], options);
+        if (options.level === 0) {
+          // Kept as a tar in stored blocks (a stage no image holds): nothing to compress while the next steps run,
+          // so the tar is hashed and stored in one pass, not read and hashed twice.
+          const w = await writeLayer(store, entries, options);
+          await mount.unmount();
+          for (const d of dropped.sort().reverse()) removeInside(mount.upper, d);
+          await store.adoptSnapshot(w.diffID, mount.upper);
+          return w;
+        }
         // The tar is hashed now (its diffID names the snapshot, its headers index it); compressing it is most of the
         // work of writing a layer, and it goes on while the next steps run (as BuildKit compresses lazily).
         const { diffID, headers } = await hashLayer(entries, options);

@@ -129,6 +129,11 @@ export async function hashLayer(entries: readonly LayerEntry[], options: LayerOp
  * this returns (a no-mount step's root, where the next step runs).
  */
 export async function spoolLayer(store: BlobSink, entries: readonly LayerEntry[], tmp: string, options: LayerOptions = {}): Promise<LayerInProgress> {
+  if (options.level === 0) {
+    // kept in stored blocks: written into the store as it is hashed, with no compression left for later
+    const w = await writeLayer(store, entries, options);
+    return { diffID: w.diffID, headers: w.headers, written: Promise.resolve(w) };
+  }
   const compression = options.compression ?? 'gzip';
   const sorted = ordered(entries, options);
   const tar = new TarWriter();
