@@ -29449,6 +29449,8 @@ function createAgents(connections = 16) {
 const pull = (r) => `repository:${r.repository}:pull`;
 const pushPull = (r) => `repository:${r.repository}:pull,push`;
 const maxManifestBytes = 8 * 1024 * 1024;
+/** the most bytes of a blob pushed under the small blobs' limit (RegistryClient.smallLimiter) */
+const smallBlob = 256 * 1024;
 async function readLimited(body, limit, what, registry) {
     const { bytes, cut } = await readBounded(body, limit);
     if (cut)
@@ -29460,6 +29462,12 @@ class RegistryClient {
     transports = new Map();
     agents;
     limiter;
+    /**
+     * Blobs of up to `smallBlob` bytes (a config, a RUN step's layer of a few files): pushed 16 at once, beside the
+     * big ones' limit. Each is three short requests (HEAD, POST, PUT) that a transfer limit only lines up: fourteen
+     * of them took four rounds, 0.15–0.2 s of a twelve-step build's push to a local registry.
+     */
+    smallLimiter = new limit/* Limiter */.jG(16);
     constructor(options = {}) {
         this.options = options;
         this.agents = createAgents();
@@ -29620,7 +29628,7 @@ class RegistryClient {
      * has it, else an upload of `open()`. A transient failure starts the upload again from the beginning.
      */
     async pushBlob(ref, desc, open, mountFrom = []) {
-        return this.limiter.run(() => this.retrying(`upload of ${desc.digest}`, async () => {
+        return (desc.size <= smallBlob ? this.smallLimiter : this.limiter).run(() => this.retrying(`upload of ${desc.digest}`, async () => {
             if ((await this.blobExists(ref, desc.digest)) !== undefined)
                 return 'exists';
             let location;

@@ -1,5 +1,7 @@
 // The registry client against Debian's docker-registry (distribution 2.8) started on 127.0.0.1 in its three auth
 // modes, with the test token server for token auth.
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { digestOf, DigestMismatchError } from '../../src/image/digest.js';
 import { parseReference } from '../../src/image/reference.js';
@@ -51,6 +53,42 @@ describeWith(['docker-registry'])('registry client, anonymous registry', () => {
     const layer = await readAll(await client.openBlob(ref, image.layers[0]));
     expect(layer).toEqual(image.layers[0].bytes);
     expect(await client.listTags(ref)).toEqual(['v1']);
+  });
+
+  test('small blobs are pushed up to 16 at once, big ones 4 at once', async () => {
+    // a proxy in front of the registry that holds each request 40 ms and counts the uploads under way
+    let inFlight = 0;
+    let most = 0;
+    const [uhost, uport] = reg.host.split(':');
+    const proxy = createServer((req, res) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      setTimeout(() => {
+        const up = request({ host: uhost, port: Number(uport), method: req.method, path: req.url, headers: req.headers }, (ur) => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          ur.pipe(res).on('finish', () => inFlight--);
+        });
+        req.pipe(up);
+      }, 40);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const c = new RegistryClient({ retry: fast });
+    try {
+      const push = async (blobs: Buffer[]) => {
+        most = 0;
+        const ref = parseReference(`${host}/test/limits:1`);
+        const results = await Promise.all(blobs.map((b) => c.pushBlob(ref, { digest: digestOf(b), size: b.length }, () => Readable.from([b]))));
+        expect(results.every((r) => r === 'uploaded')).toBe(true);
+        return most;
+      };
+      const tag = `${Date.now()}-${Math.random()}`;
+      expect(await push(Array.from({ length: 12 }, (_, i) => Buffer.from(`small blob ${i} ${tag}`)))).toBe(12);
+      expect(await push(Array.from({ length: 8 }, (_, i) => Buffer.alloc(256 * 1024 + 1, `big blob ${i} ${tag}`)))).toBe(4);
+    } finally {
+      await c.close();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   test('a blob already there is not uploaded again; another repository mounts it', async () => {

@@ -38,6 +38,8 @@ const pull = (r: Repo) => `repository:${r.repository}:pull`;
 const pushPull = (r: Repo) => `repository:${r.repository}:pull,push`;
 
 const maxManifestBytes = 8 * 1024 * 1024;
+/** the most bytes of a blob pushed under the small blobs' limit (RegistryClient.smallLimiter) */
+const smallBlob = 256 * 1024;
 
 async function readLimited(body: Readable, limit: number, what: string, registry: string): Promise<Buffer> {
   const { bytes, cut } = await readBounded(body, limit);
@@ -49,6 +51,12 @@ export class RegistryClient {
   private readonly transports = new Map<string, RegistryTransport>();
   private readonly agents: { secure: Dispatcher; insecure: Dispatcher };
   readonly limiter: Limiter;
+  /**
+   * Blobs of up to `smallBlob` bytes (a config, a RUN step's layer of a few files): pushed 16 at once, beside the
+   * big ones' limit. Each is three short requests (HEAD, POST, PUT) that a transfer limit only lines up: fourteen
+   * of them took four rounds, 0.15–0.2 s of a twelve-step build's push to a local registry.
+   */
+  private readonly smallLimiter = new Limiter(16);
 
   constructor(readonly options: RegistryClientOptions = {}) {
     this.agents = createAgents();
@@ -219,7 +227,7 @@ export class RegistryClient {
    * has it, else an upload of `open()`. A transient failure starts the upload again from the beginning.
    */
   async pushBlob(ref: Repo, desc: Pick<Descriptor, 'digest' | 'size'>, open: () => Readable | Promise<Readable>, mountFrom: readonly Repo[] = []): Promise<BlobPushResult> {
-    return this.limiter.run(() =>
+    return (desc.size <= smallBlob ? this.smallLimiter : this.limiter).run(() =>
       this.retrying(`upload of ${desc.digest}`, async () => {
         if ((await this.blobExists(ref, desc.digest)) !== undefined) return 'exists';
         let location: URL | undefined;
