@@ -29860,6 +29860,242 @@ class RemoteImage {
     }
 }
 
+// EXTERNAL MODULE: ./lib/cache/record.js
+var cache_record = __nccwpck_require__(6449);
+;// CONCATENATED MODULE: ./lib/store/lock.js
+// Locks between hoist processes sharing one store, on lock files (Node has no flock): a lock file holds its
+// owner's pid; a lock whose owner is gone is stale and taken over.
+
+function processAlive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch (e) {
+        return e.code === 'EPERM';
+    }
+}
+/** Whether the process that wrote this pid file still runs. */
+async function ownerAlive(file) {
+    const pid = Number((await (0,promises_.readFile)(file, 'utf8').catch(() => '')).trim());
+    return Number.isInteger(pid) && pid > 0 && (pid === process.pid || processAlive(pid));
+}
+/**
+ * Takes `file` as an exclusive lock: waits (polling) while another holder is alive, unless `wait` is false, and
+ * then answers undefined at once. The answer releases the lock.
+ */
+async function acquireFileLock(file, options = {}) {
+    const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
+    for (;;) {
+        try {
+            const fh = await (0,promises_.open)(file, 'wx', 0o644);
+            await fh.writeFile(String(process.pid));
+            await fh.close();
+            return () => (0,promises_.rm)(file, { force: true });
+        }
+        catch (e) {
+            if (e.code !== 'EEXIST')
+                throw e;
+            // A file still empty was just made and its pid is on the way: not stale unless it stays empty.
+            const st = await (0,promises_.stat)(file).catch(() => undefined);
+            const fresh = st !== undefined && st.size === 0 && Date.now() - st.mtimeMs < 5000;
+            if (st && !fresh && !(await ownerAlive(file))) {
+                await (0,promises_.rm)(file, { force: true });
+                continue;
+            }
+            if (options.wait === false)
+                return undefined;
+            if (Date.now() > deadline)
+                throw new Error(`${file} is held by another hoist process; remove it if no hoist runs`);
+            await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
+        }
+    }
+}
+/** Holds `file` exclusively while `task` runs; waits (polling) while another live process holds it. */
+async function withFileLock(file, task, options = {}) {
+    const release = (await acquireFileLock(file, options));
+    try {
+        return await task();
+    }
+    finally {
+        await release();
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/exec/leftovers.js
+// What a hoist process left behind when it was killed outright (SIGKILL, an OOM kill, a runner that vanished):
+// nothing of it could clean up, so the next `hoist prune` and the next build do. A leftover is known by the pid
+// in its name, and only a dead process's are touched: runtime containers (`hoist-PID-…`, killed and deleted),
+// mounts under its temp dirs in the store (unmounted, deepest first, before anything is removed), the temp dirs
+// themselves, its secret dirs on /dev/shm, the ssh-agents it started (with their keys), its ssh proxy sockets and
+// the environment file a build run again under sudo was handed.
+
+
+
+
+
+/** Where the secret files of a build's steps are kept (a tmpfs), named after the build's pid. */
+function secretDirPrefix(base) {
+    return external_node_path_.join(base, `hoist-secret-${process.pid}-`);
+}
+/** Where an ssh-agent started for a build keeps its socket (and its pid, for the cleaner). */
+function agentDirPrefix() {
+    return external_node_path_.join((0,external_node_os_.tmpdir)(), `hoist-agent-${process.pid}-`);
+}
+const deadPid = (name, prefix) => {
+    // (a busy /tmp holds thousands of names: most are dismissed by their first characters)
+    if (!name.startsWith(prefix))
+        return false;
+    const m = /^(\d+)-/.exec(name.slice(prefix.length));
+    if (!m)
+        return false;
+    const pid = Number(m[1]);
+    return pid !== process.pid && !processAlive(pid);
+};
+/** Mount points at or below `dir`, from /proc/self/mountinfo (octal escapes undone), deepest first. */
+function mountsBelow(dir) {
+    let info = '';
+    try {
+        info = (0,external_node_fs_.readFileSync)('/proc/self/mountinfo', 'utf8');
+    }
+    catch {
+        return [];
+    }
+    const out = [];
+    for (const line of info.split('\n')) {
+        const field = line.split(' ')[4];
+        if (!field)
+            continue;
+        const p = field.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+        if (p === dir || p.startsWith(`${dir}/`))
+            out.push(p);
+    }
+    return out.sort((a, b) => b.length - a.length);
+}
+function unmountAll(dir) {
+    let n = 0;
+    for (const m of mountsBelow(dir)) {
+        if ((0,external_node_child_process_.spawnSync)('umount', [m], { stdio: 'ignore' }).status === 0 || (0,external_node_child_process_.spawnSync)('umount', ['-l', m], { stdio: 'ignore' }).status === 0)
+            n++;
+    }
+    return n;
+}
+function quietRemove(p) {
+    try {
+        (0,external_node_fs_.rmSync)(p, { recursive: true, force: true });
+        return true;
+    }
+    catch {
+        return false; // not ours to remove (another user's), or busy: left for the next time
+    }
+}
+function entries(dir) {
+    try {
+        return (0,external_node_fs_.readdirSync)(dir);
+    }
+    catch {
+        return [];
+    }
+}
+/** What dead hoist processes left in the store at `storeRoot` and on this machine, counted and left as it is. */
+function findLeftovers(storeRoot) {
+    return sweepLeftovers(storeRoot, false);
+}
+/** Cleans what dead hoist processes left in the store at `storeRoot` and on this machine. */
+function cleanLeftovers(storeRoot) {
+    return sweepLeftovers(storeRoot, true);
+}
+function sweepLeftovers(storeRoot, clean) {
+    const report = { containers: 0, mounts: 0, tempDirs: 0, secrets: 0, agents: 0 };
+    for (const runtime of ['runc', 'crun']) {
+        // Its state directory (runc's and crun's default --root as root: /run/<runtime>) shows whether any container of
+        // ours is there at all: only then is the runtime asked (a process started per build costs 10–25 ms).
+        if (process.getuid?.() === 0 && !entries(`/run/${runtime}`).some((id) => id.startsWith('hoist-')))
+            continue;
+        const list = (0,external_node_child_process_.spawnSync)(runtime, ['list', '-q'], { encoding: 'utf8' });
+        if (list.status !== 0)
+            continue;
+        for (const id of list.stdout.split('\n').map((l) => l.trim())) {
+            if (!deadPid(id, 'hoist-'))
+                continue;
+            if (!clean) {
+                report.containers++;
+                continue;
+            }
+            (0,external_node_child_process_.spawnSync)(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });
+            if ((0,external_node_child_process_.spawnSync)(runtime, ['delete', '--force', id], { stdio: 'ignore' }).status === 0)
+                report.containers++;
+        }
+    }
+    const remove = (p) => !clean || quietRemove(p);
+    const tmp = external_node_path_.join(storeRoot, 'tmp');
+    for (const name of entries(tmp)) {
+        if (!deadPid(name, ''))
+            continue;
+        const p = external_node_path_.join(tmp, name);
+        if (!clean) {
+            report.mounts += mountsBelow(p).length;
+            report.tempDirs++;
+            continue;
+        }
+        report.mounts += unmountAll(p);
+        // Still mounted (the kernel refused even a lazy unmount): removing would reach into what is mounted there.
+        if (mountsBelow(p).length === 0 && quietRemove(p))
+            report.tempDirs++;
+    }
+    for (const name of entries('/dev/shm')) {
+        if (deadPid(name, 'hoist-secret-') && remove(external_node_path_.join('/dev/shm', name)))
+            report.secrets++;
+    }
+    for (const name of entries((0,external_node_os_.tmpdir)())) {
+        // ssh proxy sockets, and the environment a build handed to itself under sudo (it may hold secrets)
+        if ((deadPid(name, 'hoist-ssh-') || deadPid(name, 'hoist-sudo-')) && remove(external_node_path_.join((0,external_node_os_.tmpdir)(), name)))
+            report.tempDirs++;
+        if (!deadPid(name, 'hoist-agent-'))
+            continue;
+        const dir = external_node_path_.join((0,external_node_os_.tmpdir)(), name);
+        if (!clean) {
+            report.agents++;
+            continue;
+        }
+        const pid = Number(leftovers_readText(external_node_path_.join(dir, 'agent.pid')).trim() || 'x');
+        // The agent holds the build's keys in memory: stopped, if it still runs and is the agent of this socket.
+        if (Number.isInteger(pid) && pid > 0 && readCmdline(pid).includes(external_node_path_.join(dir, 'agent.sock'))) {
+            try {
+                process.kill(pid, 'SIGTERM');
+            }
+            catch {
+                // gone meanwhile
+            }
+        }
+        if (quietRemove(dir))
+            report.agents++;
+    }
+    return report;
+}
+function leftovers_readText(file) {
+    try {
+        return (0,external_node_fs_.readFileSync)(file, 'utf8');
+    }
+    catch {
+        return '';
+    }
+}
+function readCmdline(pid) {
+    return leftovers_readText(`/proc/${pid}/cmdline`).split('\0').join(' ');
+}
+/** The report in words ("2 mounts, 1 temp dir"), or '' when nothing was cleaned. */
+function describeLeftovers(r) {
+    const parts = [];
+    const add = (n, one, many) => n && parts.push(`${n} ${n === 1 ? one : many}`);
+    add(r.containers, 'container', 'containers');
+    add(r.mounts, 'mount', 'mounts');
+    add(r.tempDirs, 'temp dir', 'temp dirs');
+    add(r.secrets, 'secret dir', 'secret dirs');
+    add(r.agents, 'ssh-agent', 'ssh-agents');
+    return parts.join(', ');
+}
+
 ;// CONCATENATED MODULE: ./lib/store/file-digests.js
 // The digests of the context's files, remembered by what their stat says (BuildKit's contenthash keeps the same
 // kind of cache, fed by the changes fsutil reports). A rebuild over an unchanged context then lstat()s its files
@@ -29967,66 +30203,6 @@ function file_digests_parse(text) {
         out.set(id, e);
     }
     return out;
-}
-
-;// CONCATENATED MODULE: ./lib/store/lock.js
-// Locks between hoist processes sharing one store, on lock files (Node has no flock): a lock file holds its
-// owner's pid; a lock whose owner is gone is stale and taken over.
-
-function processAlive(pid) {
-    try {
-        process.kill(pid, 0);
-        return true;
-    }
-    catch (e) {
-        return e.code === 'EPERM';
-    }
-}
-/** Whether the process that wrote this pid file still runs. */
-async function ownerAlive(file) {
-    const pid = Number((await (0,promises_.readFile)(file, 'utf8').catch(() => '')).trim());
-    return Number.isInteger(pid) && pid > 0 && (pid === process.pid || processAlive(pid));
-}
-/**
- * Takes `file` as an exclusive lock: waits (polling) while another holder is alive, unless `wait` is false, and
- * then answers undefined at once. The answer releases the lock.
- */
-async function acquireFileLock(file, options = {}) {
-    const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
-    for (;;) {
-        try {
-            const fh = await (0,promises_.open)(file, 'wx', 0o644);
-            await fh.writeFile(String(process.pid));
-            await fh.close();
-            return () => (0,promises_.rm)(file, { force: true });
-        }
-        catch (e) {
-            if (e.code !== 'EEXIST')
-                throw e;
-            // A file still empty was just made and its pid is on the way: not stale unless it stays empty.
-            const st = await (0,promises_.stat)(file).catch(() => undefined);
-            const fresh = st !== undefined && st.size === 0 && Date.now() - st.mtimeMs < 5000;
-            if (st && !fresh && !(await ownerAlive(file))) {
-                await (0,promises_.rm)(file, { force: true });
-                continue;
-            }
-            if (options.wait === false)
-                return undefined;
-            if (Date.now() > deadline)
-                throw new Error(`${file} is held by another hoist process; remove it if no hoist runs`);
-            await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
-        }
-    }
-}
-/** Holds `file` exclusively while `task` runs; waits (polling) while another live process holds it. */
-async function withFileLock(file, task, options = {}) {
-    const release = (await acquireFileLock(file, options));
-    try {
-        return await task();
-    }
-    finally {
-        await release();
-    }
 }
 
 ;// CONCATENATED MODULE: ./lib/store/cache-mounts.js
@@ -30167,161 +30343,6 @@ async function removeIdleCacheMounts(root, sizeOf) {
     return out;
 }
 
-;// CONCATENATED MODULE: ./lib/exec/leftovers.js
-// What a hoist process left behind when it was killed outright (SIGKILL, an OOM kill, a runner that vanished):
-// nothing of it could clean up, so the next `hoist prune` and the next build do. A leftover is known by the pid
-// in its name, and only a dead process's are touched: runtime containers (`hoist-PID-…`, killed and deleted),
-// mounts under its temp dirs in the store (unmounted, deepest first, before anything is removed), the temp dirs
-// themselves, its secret dirs on /dev/shm, the ssh-agents it started (with their keys), its ssh proxy sockets and
-// the environment file a build run again under sudo was handed.
-
-
-
-
-
-/** Where the secret files of a build's steps are kept (a tmpfs), named after the build's pid. */
-function secretDirPrefix(base) {
-    return external_node_path_.join(base, `hoist-secret-${process.pid}-`);
-}
-/** Where an ssh-agent started for a build keeps its socket (and its pid, for the cleaner). */
-function agentDirPrefix() {
-    return external_node_path_.join((0,external_node_os_.tmpdir)(), `hoist-agent-${process.pid}-`);
-}
-const deadPid = (name, prefix) => {
-    // (a busy /tmp holds thousands of names: most are dismissed by their first characters)
-    if (!name.startsWith(prefix))
-        return false;
-    const m = /^(\d+)-/.exec(name.slice(prefix.length));
-    if (!m)
-        return false;
-    const pid = Number(m[1]);
-    return pid !== process.pid && !processAlive(pid);
-};
-/** Mount points at or below `dir`, from /proc/self/mountinfo (octal escapes undone), deepest first. */
-function mountsBelow(dir) {
-    let info = '';
-    try {
-        info = (0,external_node_fs_.readFileSync)('/proc/self/mountinfo', 'utf8');
-    }
-    catch {
-        return [];
-    }
-    const out = [];
-    for (const line of info.split('\n')) {
-        const field = line.split(' ')[4];
-        if (!field)
-            continue;
-        const p = field.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-        if (p === dir || p.startsWith(`${dir}/`))
-            out.push(p);
-    }
-    return out.sort((a, b) => b.length - a.length);
-}
-function unmountAll(dir) {
-    let n = 0;
-    for (const m of mountsBelow(dir)) {
-        if ((0,external_node_child_process_.spawnSync)('umount', [m], { stdio: 'ignore' }).status === 0 || (0,external_node_child_process_.spawnSync)('umount', ['-l', m], { stdio: 'ignore' }).status === 0)
-            n++;
-    }
-    return n;
-}
-function quietRemove(p) {
-    try {
-        (0,external_node_fs_.rmSync)(p, { recursive: true, force: true });
-        return true;
-    }
-    catch {
-        return false; // not ours to remove (another user's), or busy: left for the next time
-    }
-}
-function entries(dir) {
-    try {
-        return (0,external_node_fs_.readdirSync)(dir);
-    }
-    catch {
-        return [];
-    }
-}
-/** Cleans what dead hoist processes left in the store at `storeRoot` and on this machine. */
-function cleanLeftovers(storeRoot) {
-    const report = { containers: 0, mounts: 0, tempDirs: 0, secrets: 0, agents: 0 };
-    for (const runtime of ['runc', 'crun']) {
-        // Its state directory (runc's and crun's default --root as root: /run/<runtime>) shows whether any container of
-        // ours is there at all: only then is the runtime asked (a process started per build costs 10–25 ms).
-        if (process.getuid?.() === 0 && !entries(`/run/${runtime}`).some((id) => id.startsWith('hoist-')))
-            continue;
-        const list = (0,external_node_child_process_.spawnSync)(runtime, ['list', '-q'], { encoding: 'utf8' });
-        if (list.status !== 0)
-            continue;
-        for (const id of list.stdout.split('\n').map((l) => l.trim())) {
-            if (!deadPid(id, 'hoist-'))
-                continue;
-            (0,external_node_child_process_.spawnSync)(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });
-            if ((0,external_node_child_process_.spawnSync)(runtime, ['delete', '--force', id], { stdio: 'ignore' }).status === 0)
-                report.containers++;
-        }
-    }
-    const tmp = external_node_path_.join(storeRoot, 'tmp');
-    for (const name of entries(tmp)) {
-        if (!deadPid(name, ''))
-            continue;
-        const p = external_node_path_.join(tmp, name);
-        report.mounts += unmountAll(p);
-        // Still mounted (the kernel refused even a lazy unmount): removing would reach into what is mounted there.
-        if (mountsBelow(p).length === 0 && quietRemove(p))
-            report.tempDirs++;
-    }
-    for (const name of entries('/dev/shm')) {
-        if (deadPid(name, 'hoist-secret-') && quietRemove(external_node_path_.join('/dev/shm', name)))
-            report.secrets++;
-    }
-    for (const name of entries((0,external_node_os_.tmpdir)())) {
-        // ssh proxy sockets, and the environment a build handed to itself under sudo (it may hold secrets)
-        if ((deadPid(name, 'hoist-ssh-') || deadPid(name, 'hoist-sudo-')) && quietRemove(external_node_path_.join((0,external_node_os_.tmpdir)(), name)))
-            report.tempDirs++;
-        if (!deadPid(name, 'hoist-agent-'))
-            continue;
-        const dir = external_node_path_.join((0,external_node_os_.tmpdir)(), name);
-        const pid = Number(leftovers_readText(external_node_path_.join(dir, 'agent.pid')).trim() || 'x');
-        // The agent holds the build's keys in memory: stopped, if it still runs and is the agent of this socket.
-        if (Number.isInteger(pid) && pid > 0 && readCmdline(pid).includes(external_node_path_.join(dir, 'agent.sock'))) {
-            try {
-                process.kill(pid, 'SIGTERM');
-            }
-            catch {
-                // gone meanwhile
-            }
-        }
-        if (quietRemove(dir))
-            report.agents++;
-    }
-    return report;
-}
-function leftovers_readText(file) {
-    try {
-        return (0,external_node_fs_.readFileSync)(file, 'utf8');
-    }
-    catch {
-        return '';
-    }
-}
-function readCmdline(pid) {
-    return leftovers_readText(`/proc/${pid}/cmdline`).split('\0').join(' ');
-}
-/** The report in words ("2 mounts, 1 temp dir"), or '' when nothing was cleaned. */
-function describeLeftovers(r) {
-    const parts = [];
-    const add = (n, one, many) => n && parts.push(`${n} ${n === 1 ? one : many}`);
-    add(r.containers, 'container', 'containers');
-    add(r.mounts, 'mount', 'mounts');
-    add(r.tempDirs, 'temp dir', 'temp dirs');
-    add(r.secrets, 'secret dir', 'secret dirs');
-    add(r.agents, 'ssh-agent', 'ssh-agents');
-    return parts.join(', ');
-}
-
-// EXTERNAL MODULE: ./lib/cache/record.js
-var cache_record = __nccwpck_require__(6449);
 ;// CONCATENATED MODULE: ./lib/store/gc.js
 // Garbage collection of the store (`hoist prune`). The build cache (cache records) goes, as `docker builder prune`
 // removes it; what an image record reaches is kept: its index, manifests, config, layers and the snapshots of its
@@ -30394,7 +30415,11 @@ async function reachable(store, roots) {
     }
     return { blobs, diffIDs };
 }
-async function oldestLiveLease(store) {
+/**
+ * When the oldest live lease was taken (what is newer may be a running build's work). `removeDead`: the leases of
+ * dead processes are removed on the way (under the gc lock).
+ */
+async function oldestLiveLease(store, removeDead = true) {
     let oldest = Number.POSITIVE_INFINITY;
     const dir = external_node_path_.join(store.root, 'leases');
     for (const f of await (0,promises_.readdir)(dir)) {
@@ -30404,7 +30429,7 @@ async function oldestLiveLease(store) {
             continue;
         if (await ownerAlive(p))
             oldest = Math.min(oldest, (await (0,promises_.stat)(p).catch(() => undefined))?.mtimeMs ?? oldest);
-        else
+        else if (removeDead)
             await (0,promises_.rm)(p, { force: true });
     }
     return oldest;
@@ -30583,6 +30608,182 @@ async function trim(store, keep, protectSince, report, sweep) {
         await sweep();
         size -= report.reclaimedBytes - before;
     }
+}
+
+;// CONCATENATED MODULE: ./lib/store/check.js
+// `hoist store check` (fsck): every object of the store checked against what names it, and what dead hoist processes
+// left. A blob must hash to its name; an image record must parse and name a manifest or index the store holds, whose
+// manifests (those held) name a config the store holds; a cache record must parse and its layer be held; a lower's tar must hash to its
+// diffID and have its EROFS index beside it (and no index without its tar); a layer index must parse as headers; a
+// verified note must name a diffID. Left by a killed build: temp dirs, mounts and runtime containers of dead pids.
+// `repair` removes what is broken (the next build fetches or makes it again) and cleans what was left, under the
+// store's gc lock (as `hoist prune`), sparing whatever a running build wrote since the oldest live lease.
+// Not checked here: layer blobs a manifest names but the store lacks (a base's layers are fetched when a build needs
+// them: absent is normal), and whether a snapshot directory's files are its layer's (it has no digest of its own).
+
+
+
+
+
+
+
+
+
+
+
+/** e2fsck's exit codes, which scripts already know: nothing wrong, all repaired, something left broken. */
+const checkExit = { clean: 0, repaired: 1, broken: 4 };
+function checkExitCode(r, repair) {
+    const left = r.problems.some((p) => !p.repaired) || (!repair && r.leftovers !== '');
+    if (left)
+        return checkExit.broken;
+    return r.problems.length > 0 || (repair && r.leftovers !== '') ? checkExit.repaired : checkExit.clean;
+}
+const hexName = /^[0-9a-f]{64}$/;
+async function checkStore(store, options = {}) {
+    const run = () => check(store, options.repair === true);
+    return options.repair ? withFileLock(store.gcLock, run) : run();
+}
+async function check(store, repair) {
+    const report = { checked: { blobs: 0, images: 0, records: 0, lowers: 0, indexes: 0, notes: 0 }, problems: [], leftovers: '', busy: 0 };
+    // What a running build may be writing right now (a lower's tar before its index) is newer than the oldest live
+    // lease: not judged, and never removed.
+    const since = await oldestLiveLease(store, repair);
+    const problem = async (abs, what) => {
+        const st = await (0,promises_.stat)(abs).catch(() => undefined);
+        if (st && st.mtimeMs >= since) {
+            report.busy++;
+            return;
+        }
+        // (not removable by this user: a root-owned snapshot, a read-only store; said as left broken)
+        const repaired = repair && (await (0,promises_.rm)(abs, { recursive: true, force: true }).then(() => true, () => false));
+        report.problems.push({ path: external_node_path_.relative(store.root, abs), what, repaired });
+    };
+    const list = (dir) => (0,promises_.readdir)(external_node_path_.join(store.root, dir)).catch(() => []);
+    const blobs = new Set();
+    for (const algorithm of ['sha256', 'sha512']) {
+        for (const name of await list(external_node_path_.join('blobs', algorithm))) {
+            const abs = external_node_path_.join(store.root, 'blobs', algorithm, name);
+            const digest = `${algorithm}:${name}`;
+            report.checked.blobs++;
+            if (!(0,image_digest/* isDigest */.Bc)(digest)) {
+                await problem(abs, 'a blob whose name is no digest');
+                continue;
+            }
+            if (await hashesTo(abs, digest))
+                blobs.add(digest);
+            else
+                await problem(abs, `its bytes do not hash to ${digest}`);
+        }
+    }
+    for (const name of await list('images')) {
+        const abs = external_node_path_.join(store.root, 'images', name);
+        report.checked.images++;
+        let target;
+        let imageName = '';
+        try {
+            const r = JSON.parse(await (0,promises_.readFile)(abs, 'utf8'));
+            if (typeof r.name === 'string' && typeof r.target?.digest === 'string' && (0,image_digest/* isDigest */.Bc)(r.target.digest) && typeof r.target.mediaType === 'string') {
+                target = { digest: r.target.digest, mediaType: r.target.mediaType };
+                imageName = r.name;
+            }
+        }
+        catch {
+            // not JSON
+        }
+        if (!target) {
+            await problem(abs, 'an image record that is not one');
+            continue;
+        }
+        const missing = await missingDocuments(store, target, blobs);
+        if (missing)
+            await problem(abs, `image ${imageName}: ${missing}`);
+    }
+    for (const name of await list('records')) {
+        const abs = external_node_path_.join(store.root, 'records', name);
+        report.checked.records++;
+        const r = await (0,promises_.readFile)(abs, 'utf8').then((t) => (0,cache_record/* parseRecord */.H)(JSON.parse(t))).catch(() => undefined);
+        if (!r || `${r.key.slice(7)}.json` !== name)
+            await problem(abs, 'a cache record that is not one, or not under its key');
+        // (the store's records are of layers this store made: one whose blob is gone or damaged would be a step taken
+        // from the cache with nothing to show for it)
+        else if (r.layer && !blobs.has(r.layer.digest))
+            await problem(abs, `a cache record of the layer ${r.layer.digest}, which the store lacks whole`);
+    }
+    const lowers = new Map();
+    for (const f of await list('lowers')) {
+        const m = /^([0-9a-f]{64})\.(tar|erofs)$/.exec(f);
+        if (!m)
+            continue; // a partial write goes through tmp/: nothing else is made here
+        lowers.set(m[1], (lowers.get(m[1]) ?? new Set()).add(m[2]));
+    }
+    for (const [hex, kinds] of lowers) {
+        report.checked.lowers++;
+        const tar = external_node_path_.join(store.root, 'lowers', `${hex}.tar`);
+        if (!kinds.has('tar')) {
+            await problem(external_node_path_.join(store.root, 'lowers', `${hex}.erofs`), 'an EROFS index without its tar');
+            continue;
+        }
+        if (!(await hashesTo(tar, `sha256:${hex}`))) {
+            await problem(external_node_path_.join(store.root, 'lowers', `${hex}.erofs`), 'the index of a tar that does not hash to its diffID');
+            await problem(tar, `a lower's tar that does not hash to sha256:${hex}`);
+        }
+        else if (!kinds.has('erofs')) {
+            await problem(tar, 'a lower\'s tar without its EROFS index');
+        }
+    }
+    for (const f of await list('indexes')) {
+        const abs = external_node_path_.join(store.root, 'indexes', f);
+        report.checked.indexes++;
+        const ok = hexName.test(f.replace(/\.json$/, '')) && (await (0,promises_.readFile)(abs, 'utf8').then((t) => {
+            const doc = JSON.parse(t);
+            return doc.version === 1 && Array.isArray(doc.headers);
+        }).catch(() => false));
+        if (!ok)
+            await problem(abs, 'a layer index that is not one');
+    }
+    for (const f of await list('verified')) {
+        const abs = external_node_path_.join(store.root, 'verified', f);
+        report.checked.notes++;
+        const ok = hexName.test(f) && (0,image_digest/* isDigest */.Bc)((await (0,promises_.readFile)(abs, 'utf8').catch(() => '')).trim());
+        if (!ok)
+            await problem(abs, 'a verified note that names no diffID');
+    }
+    const left = repair ? cleanLeftovers(store.root) : findLeftovers(store.root);
+    report.leftovers = describeLeftovers(left);
+    return report;
+}
+/** Whether the file's bytes hash to `digest` (read whole, in a stream). */
+function hashesTo(file, digest) {
+    return (0,external_node_stream_promises_.pipeline)((0,external_node_fs_.createReadStream)(file), new image_digest/* DigestStream */.vl({ digest }), async (s) => {
+        for await (const _ of s)
+            void _;
+    }).then(() => true, () => false);
+}
+/** What of an image's documents the store lacks (its manifest or index, a held manifest's config), or undefined. */
+async function missingDocuments(store, target, blobs) {
+    if (!blobs.has(target.digest))
+        return `its ${(0,media_types/* isIndexMediaType */.$$)(target.mediaType) ? 'index' : 'manifest'} ${target.digest} is missing or damaged`;
+    const queue = [target];
+    while (queue.length > 0) {
+        const d = queue.pop();
+        if (!(0,media_types/* isIndexMediaType */.$$)(d.mediaType) && !(0,media_types/* isManifestMediaType */.CM)(d.mediaType))
+            continue;
+        if (!blobs.has(d.digest))
+            continue; // another platform's manifest, not pulled: fetched when asked for
+        let m;
+        try {
+            m = (0,image_manifest/* parseManifest */.Ng)(await store.readBlob(d.digest), d.mediaType);
+        }
+        catch (e) {
+            return `${d.digest} is no ${(0,media_types/* isIndexMediaType */.$$)(d.mediaType) ? 'index' : 'manifest'} (${e.message})`;
+        }
+        if (m.kind === 'index')
+            queue.push(...m.index.manifests);
+        else if ((0,media_types/* isConfigMediaType */.$v)(m.manifest.config.mediaType) && !blobs.has(m.manifest.config.digest))
+            return `the config ${m.manifest.config.digest} of ${d.digest} is missing or damaged`;
+    }
+    return undefined;
 }
 
 ;// CONCATENATED MODULE: ./lib/store/load.js
@@ -32600,6 +32801,7 @@ function table(head, rows) {
 
 
 
+
 function command(name, usage, spec, body) {
     return async (argv, io) => {
         const a = parseArgv(argv, { ...commonOptions, ...spec }, name);
@@ -32838,6 +33040,32 @@ const pruneCmd = command('prune', 'Usage: hoist prune [--all] [--keep-storage SI
         return 0;
     });
 });
+const storeCmd = command('store', `Usage: hoist store check [--repair]
+
+Checks every object of the store: each blob re-hashed against its name, each image record's manifest (or index) and
+config present and whole, each cache record, layer index and note readable, each lower's tar hashed against its
+diffID beside its EROFS index; and what killed builds left (temp dirs, mounts, runtime containers). --repair removes
+what is broken (the next build fetches or makes it again) and cleans up after killed builds.
+Exit status (as e2fsck's): 0 nothing wrong, 1 something was wrong and all of it repaired, 4 something is left broken
+(found without --repair), 2 the command could not run. What a build still running wrote since it began is not judged.`, { repair: {} }, async (a, io) => {
+    const [sub] = positional(a, 'store', 1, 1, 'check [--repair]');
+    if (sub !== 'check')
+        throw new UsageError(`hoist store ${sub}: unknown; usage: hoist store check [--repair]`);
+    const repair = a.flags.has('repair');
+    return withImageContext(a, io, async (ctx) => {
+        const r = await checkStore(ctx.store, { repair });
+        for (const p of r.problems)
+            io.out(`${p.repaired ? 'removed' : 'broken'}: ${p.path}: ${p.what}\n`);
+        if (r.leftovers)
+            io.out(repair ? `cleaned up after killed builds: ${r.leftovers}\n` : `left by killed builds: ${r.leftovers} (hoist store check --repair cleans them up)\n`);
+        const c = r.checked;
+        const broken = r.problems.filter((p) => !p.repaired).length;
+        if (r.busy)
+            io.out(`${r.busy} objects newer than a running build's start were not judged (its work in progress)\n`);
+        io.out(`checked ${c.blobs} blobs, ${c.images} image records, ${c.records} cache records, ${c.lowers} lowers, ${c.indexes} layer indexes, ${c.notes} notes: ${r.problems.length === 0 ? 'nothing broken' : `${r.problems.length - broken} removed, ${broken} broken`}\n`);
+        return checkExitCode(r, repair);
+    });
+});
 const login = command('login', 'Usage: hoist login [REGISTRY] -u USER --password-stdin\n\nChecks the credentials with the registry and stores them as docker login does.', { username: { value: true, short: 'u' }, 'password-stdin': {}, password: { value: true, short: 'p' } }, async (a, io) => {
     const [registry = 'docker.io'] = positional(a, 'login', 0, 1, '[REGISTRY] -u USER --password-stdin');
     const username = a.options.get('username')?.[0];
@@ -32945,7 +33173,7 @@ of it is in place. Prints the names written and the index's digest.`, { tag: { v
         return 0;
     }, { store: false });
 });
-const imageCommands = { pull: image_commands_pull, push, copy, tag, merge, inspect, history: image_commands_history, images: image_commands_images, rmi, prune: pruneCmd, login, logout, save, load, import: importCmd };
+const imageCommands = { pull: image_commands_pull, push, copy, tag, merge, inspect, history: image_commands_history, images: image_commands_images, rmi, prune: pruneCmd, store: storeCmd, login, logout, save, load, import: importCmd };
 
 ;// CONCATENATED MODULE: ./lib/action/login.js
 // Registry credentials in the Action: the `registry`/`username`/`password` inputs (login-action's, in memory only:
@@ -41717,6 +41945,7 @@ Images (the store: ~/.cache/hoist, or --store / $HOIST_STORE):
   images   list the images in the store
   rmi      remove images from the store
   prune    remove what no image uses (--all: everything)
+  store    check the store (store check [--repair]: blobs against their digests, records, lowers, leftovers)
   save     write images to a tar for docker load / OCI tools
   load     read images from such a tar
   import   make an image of a root filesystem tarball

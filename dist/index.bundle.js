@@ -92530,8 +92530,15 @@ function entries(dir) {
         return [];
     }
 }
+/** What dead hoist processes left in the store at `storeRoot` and on this machine, counted and left as it is. */
+function findLeftovers(storeRoot) {
+    return sweepLeftovers(storeRoot, false);
+}
 /** Cleans what dead hoist processes left in the store at `storeRoot` and on this machine. */
 function cleanLeftovers(storeRoot) {
+    return sweepLeftovers(storeRoot, true);
+}
+function sweepLeftovers(storeRoot, clean) {
     const report = { containers: 0, mounts: 0, tempDirs: 0, secrets: 0, agents: 0 };
     for (const runtime of ['runc', 'crun']) {
         // Its state directory (runc's and crun's default --root as root: /run/<runtime>) shows whether any container of
@@ -92544,32 +92551,46 @@ function cleanLeftovers(storeRoot) {
         for (const id of list.stdout.split('\n').map((l) => l.trim())) {
             if (!deadPid(id, 'hoist-'))
                 continue;
+            if (!clean) {
+                report.containers++;
+                continue;
+            }
             (0,external_node_child_process_.spawnSync)(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });
             if ((0,external_node_child_process_.spawnSync)(runtime, ['delete', '--force', id], { stdio: 'ignore' }).status === 0)
                 report.containers++;
         }
     }
+    const remove = (p) => !clean || quietRemove(p);
     const tmp = external_node_path_.join(storeRoot, 'tmp');
     for (const name of entries(tmp)) {
         if (!deadPid(name, ''))
             continue;
         const p = external_node_path_.join(tmp, name);
+        if (!clean) {
+            report.mounts += mountsBelow(p).length;
+            report.tempDirs++;
+            continue;
+        }
         report.mounts += unmountAll(p);
         // Still mounted (the kernel refused even a lazy unmount): removing would reach into what is mounted there.
         if (mountsBelow(p).length === 0 && quietRemove(p))
             report.tempDirs++;
     }
     for (const name of entries('/dev/shm')) {
-        if (deadPid(name, 'hoist-secret-') && quietRemove(external_node_path_.join('/dev/shm', name)))
+        if (deadPid(name, 'hoist-secret-') && remove(external_node_path_.join('/dev/shm', name)))
             report.secrets++;
     }
     for (const name of entries((0,external_node_os_.tmpdir)())) {
         // ssh proxy sockets, and the environment a build handed to itself under sudo (it may hold secrets)
-        if ((deadPid(name, 'hoist-ssh-') || deadPid(name, 'hoist-sudo-')) && quietRemove(external_node_path_.join((0,external_node_os_.tmpdir)(), name)))
+        if ((deadPid(name, 'hoist-ssh-') || deadPid(name, 'hoist-sudo-')) && remove(external_node_path_.join((0,external_node_os_.tmpdir)(), name)))
             report.tempDirs++;
         if (!deadPid(name, 'hoist-agent-'))
             continue;
         const dir = external_node_path_.join((0,external_node_os_.tmpdir)(), name);
+        if (!clean) {
+            report.agents++;
+            continue;
+        }
         const pid = Number(readText(external_node_path_.join(dir, 'agent.pid')).trim() || 'x');
         // The agent holds the build's keys in memory: stopped, if it still runs and is the agent of this socket.
         if (Number.isInteger(pid) && pid > 0 && readCmdline(pid).includes(external_node_path_.join(dir, 'agent.sock'))) {

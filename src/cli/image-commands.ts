@@ -13,6 +13,7 @@ import { type ImageSource, NoPlatformError, platformManifest } from '../image/so
 import { eraseCredential, StaticCredentials, storeCredential } from '../registry/credentials.js';
 import { RegistryClient } from '../registry/client.js';
 import { RemoteImage } from '../registry/source.js';
+import { checkExitCode, checkStore } from '../store/check.js';
 import { prune } from '../store/gc.js';
 import { describeLeftovers } from '../exec/leftovers.js';
 import { importRootfs, loadArchive } from '../store/load.js';
@@ -265,6 +266,29 @@ const pruneCmd = command('prune', 'Usage: hoist prune [--all] [--keep-storage SI
   });
 });
 
+const storeCmd = command('store', `Usage: hoist store check [--repair]
+
+Checks every object of the store: each blob re-hashed against its name, each image record's manifest (or index) and
+config present and whole, each cache record, layer index and note readable, each lower's tar hashed against its
+diffID beside its EROFS index; and what killed builds left (temp dirs, mounts, runtime containers). --repair removes
+what is broken (the next build fetches or makes it again) and cleans up after killed builds.
+Exit status (as e2fsck's): 0 nothing wrong, 1 something was wrong and all of it repaired, 4 something is left broken
+(found without --repair), 2 the command could not run. What a build still running wrote since it began is not judged.`, { repair: {} }, async (a, io) => {
+  const [sub] = positional(a, 'store', 1, 1, 'check [--repair]');
+  if (sub !== 'check') throw new UsageError(`hoist store ${sub}: unknown; usage: hoist store check [--repair]`);
+  const repair = a.flags.has('repair');
+  return withImageContext(a, io, async (ctx) => {
+    const r = await checkStore(ctx.store, { repair });
+    for (const p of r.problems) io.out(`${p.repaired ? 'removed' : 'broken'}: ${p.path}: ${p.what}\n`);
+    if (r.leftovers) io.out(repair ? `cleaned up after killed builds: ${r.leftovers}\n` : `left by killed builds: ${r.leftovers} (hoist store check --repair cleans them up)\n`);
+    const c = r.checked;
+    const broken = r.problems.filter((p) => !p.repaired).length;
+    if (r.busy) io.out(`${r.busy} objects newer than a running build's start were not judged (its work in progress)\n`);
+    io.out(`checked ${c.blobs} blobs, ${c.images} image records, ${c.records} cache records, ${c.lowers} lowers, ${c.indexes} layer indexes, ${c.notes} notes: ${r.problems.length === 0 ? 'nothing broken' : `${r.problems.length - broken} removed, ${broken} broken`}\n`);
+    return checkExitCode(r, repair);
+  });
+});
+
 const login = command('login', 'Usage: hoist login [REGISTRY] -u USER --password-stdin\n\nChecks the credentials with the registry and stores them as docker login does.', { username: { value: true, short: 'u' }, 'password-stdin': {}, password: { value: true, short: 'p' } }, async (a, io) => {
   const [registry = 'docker.io'] = positional(a, 'login', 0, 1, '[REGISTRY] -u USER --password-stdin');
   const username = a.options.get('username')?.[0];
@@ -366,5 +390,5 @@ of it is in place. Prints the names written and the index's digest.`, { tag: { v
   }, { store: false });
 });
 
-export const imageCommands: Record<string, Command> = { pull, push, copy, tag, merge, inspect, history, images, rmi, prune: pruneCmd, login, logout, save, load, import: importCmd };
+export const imageCommands: Record<string, Command> = { pull, push, copy, tag, merge, inspect, history, images, rmi, prune: pruneCmd, store: storeCmd, login, logout, save, load, import: importCmd };
 

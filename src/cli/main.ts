@@ -31,6 +31,7 @@ Images (the store: ~/.cache/hoist, or --store / $HOIST_STORE):
   images   list the images in the store
   rmi      remove images from the store
   prune    remove what no image uses (--all: everything)
+  store    check the store (store check [--repair]: blobs against their digests, records, lowers, leftovers)
   save     write images to a tar for docker load / OCI tools
   load     read images from such a tar
   import   make an image of a root filesystem tarball

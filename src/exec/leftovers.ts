@@ -80,8 +80,17 @@ function entries(dir: string): string[] {
   }
 }
 
+/** What dead hoist processes left in the store at `storeRoot` and on this machine, counted and left as it is. */
+export function findLeftovers(storeRoot: string): LeftoverReport {
+  return sweepLeftovers(storeRoot, false);
+}
+
 /** Cleans what dead hoist processes left in the store at `storeRoot` and on this machine. */
 export function cleanLeftovers(storeRoot: string): LeftoverReport {
+  return sweepLeftovers(storeRoot, true);
+}
+
+function sweepLeftovers(storeRoot: string, clean: boolean): LeftoverReport {
   const report: LeftoverReport = { containers: 0, mounts: 0, tempDirs: 0, secrets: 0, agents: 0 };
   for (const runtime of ['runc', 'crun']) {
     // Its state directory (runc's and crun's default --root as root: /run/<runtime>) shows whether any container of
@@ -91,26 +100,40 @@ export function cleanLeftovers(storeRoot: string): LeftoverReport {
     if (list.status !== 0) continue;
     for (const id of list.stdout.split('\n').map((l) => l.trim())) {
       if (!deadPid(id, 'hoist-')) continue;
+      if (!clean) {
+        report.containers++;
+        continue;
+      }
       spawnSync(runtime, ['kill', id, 'KILL'], { stdio: 'ignore' });
       if (spawnSync(runtime, ['delete', '--force', id], { stdio: 'ignore' }).status === 0) report.containers++;
     }
   }
+  const remove = (p: string) => !clean || quietRemove(p);
   const tmp = path.join(storeRoot, 'tmp');
   for (const name of entries(tmp)) {
     if (!deadPid(name, '')) continue;
     const p = path.join(tmp, name);
+    if (!clean) {
+      report.mounts += mountsBelow(p).length;
+      report.tempDirs++;
+      continue;
+    }
     report.mounts += unmountAll(p);
     // Still mounted (the kernel refused even a lazy unmount): removing would reach into what is mounted there.
     if (mountsBelow(p).length === 0 && quietRemove(p)) report.tempDirs++;
   }
   for (const name of entries('/dev/shm')) {
-    if (deadPid(name, 'hoist-secret-') && quietRemove(path.join('/dev/shm', name))) report.secrets++;
+    if (deadPid(name, 'hoist-secret-') && remove(path.join('/dev/shm', name))) report.secrets++;
   }
   for (const name of entries(tmpdir())) {
     // ssh proxy sockets, and the environment a build handed to itself under sudo (it may hold secrets)
-    if ((deadPid(name, 'hoist-ssh-') || deadPid(name, 'hoist-sudo-')) && quietRemove(path.join(tmpdir(), name))) report.tempDirs++;
+    if ((deadPid(name, 'hoist-ssh-') || deadPid(name, 'hoist-sudo-')) && remove(path.join(tmpdir(), name))) report.tempDirs++;
     if (!deadPid(name, 'hoist-agent-')) continue;
     const dir = path.join(tmpdir(), name);
+    if (!clean) {
+      report.agents++;
+      continue;
+    }
     const pid = Number(readText(path.join(dir, 'agent.pid')).trim() || 'x');
     // The agent holds the build's keys in memory: stopped, if it still runs and is the agent of this socket.
     if (Number.isInteger(pid) && pid > 0 && readCmdline(pid).includes(path.join(dir, 'agent.sock'))) {

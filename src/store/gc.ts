@@ -86,7 +86,11 @@ async function reachable(store: Store, roots: Iterable<{ digest: string; mediaTy
   return { blobs, diffIDs };
 }
 
-async function oldestLiveLease(store: Store): Promise<number> {
+/**
+ * When the oldest live lease was taken (what is newer may be a running build's work). `removeDead`: the leases of
+ * dead processes are removed on the way (under the gc lock).
+ */
+export async function oldestLiveLease(store: Store, removeDead = true): Promise<number> {
   let oldest = Number.POSITIVE_INFINITY;
   const dir = path.join(store.root, 'leases');
   for (const f of await readdir(dir)) {
@@ -94,7 +98,7 @@ async function oldestLiveLease(store: Store): Promise<number> {
     // This process's own leases do not hold back its own prune: it knows what it is doing.
     if ((await readFile(p, 'utf8').catch(() => '')).trim() === String(process.pid)) continue;
     if (await ownerAlive(p)) oldest = Math.min(oldest, (await stat(p).catch(() => undefined))?.mtimeMs ?? oldest);
-    else await rm(p, { force: true });
+    else if (removeDead) await rm(p, { force: true });
   }
   return oldest;
 }
