@@ -30725,7 +30725,8 @@ async function check(store, repair) {
             continue;
         }
         if (!(await hashesTo(tar, `sha256:${hex}`))) {
-            await problem(external_node_path_.join(store.root, 'lowers', `${hex}.erofs`), 'the index of a tar that does not hash to its diffID');
+            if (kinds.has('erofs'))
+                await problem(external_node_path_.join(store.root, 'lowers', `${hex}.erofs`), 'the index of a tar that does not hash to its diffID');
             await problem(tar, `a lower's tar that does not hash to sha256:${hex}`);
         }
         else if (!kinds.has('erofs')) {
@@ -31913,7 +31914,10 @@ class Store {
     async writeBlob(source, expected, options = {}) {
         const held = expected ? await this.hasBlob(expected.digest) : undefined;
         if (expected && held !== undefined && (expected.size === undefined || held === expected.size)) {
-            if (source instanceof external_node_stream_.Readable)
+            // `drainWhenHeld`: the stream feeds another reader too (teeSink): read to its end for it, not cut short.
+            if (source instanceof external_node_stream_.Readable && options.drainWhenHeld)
+                await (0,external_node_stream_promises_.pipeline)(source, new external_node_stream_.Writable({ write: (_c, _e, cb) => cb() }));
+            else if (source instanceof external_node_stream_.Readable)
                 source.destroy();
             return { digest: expected.digest, size: held };
         }
@@ -32329,7 +32333,9 @@ class Store {
                 source.on('error', (e) => tapped.destroy(e));
                 source.pipe(new layer_compression/* Coalesce */.Or()).pipe(tapped);
                 const used = layerTar(layer, tar).then(use);
-                const written = this.writeBlob(tapped, expected);
+                // Another reader of the same layer may store the blob while this download is on its way (two steps
+                // needing the base at once): the tar still reads to its end (a destroyed tee was a premature close).
+                const written = this.writeBlob(tapped, expected, { drainWhenHeld: true });
                 try {
                     const [blob, then] = await Promise.all([written, used]);
                     await then();

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { DigestMismatchError, digestOf } from '../../src/image/digest.js';
 import { MediaType } from '../../src/image/media-types.js';
@@ -32,6 +32,28 @@ describe('Store', () => {
       // A blob changed on disk is caught when read.
       writeFileSync(store.blobPath(digestOf(data)), 'tampered');
       await expect(store.readBlob(digestOf(data))).rejects.toThrow(DigestMismatchError);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a blob already held: a stream that feeds another reader too (a layer\'s tar while it downloads) is read to its end, any other is dropped', async () => {
+    const store = await Store.open(tmp());
+    try {
+      const parts = Array.from({ length: 64 }, (_, i) => Buffer.alloc(64 * 1024, i));
+      const data = Buffer.concat(parts);
+      const desc = { digest: digestOf(data), size: data.length };
+      await store.writeBlob(data);
+      // what passes through the stream is what the other reader would see
+      const through = (seen: Buffer[]) => Readable.from(parts).pipe(new Transform({ transform: (c, _e, cb) => cb(null, (seen.push(c), c)) }));
+      const fed: Buffer[] = [];
+      expect(await store.writeBlob(through(fed), desc, { drainWhenHeld: true })).toEqual(desc);
+      expect(Buffer.concat(fed).equals(data)).toBe(true);
+      const dropped: Buffer[] = [];
+      const stream = through(dropped);
+      expect(await store.writeBlob(stream, desc)).toEqual(desc);
+      expect(stream.destroyed).toBe(true);
+      expect(Buffer.concat(dropped).length).toBeLessThan(data.length);
     } finally {
       await store.close();
     }

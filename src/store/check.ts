@@ -131,7 +131,7 @@ async function check(store: Store, repair: boolean): Promise<CheckReport> {
       continue;
     }
     if (!(await hashesTo(tar, `sha256:${hex}`))) {
-      await problem(path.join(store.root, 'lowers', `${hex}.erofs`), 'the index of a tar that does not hash to its diffID');
+      if (kinds.has('erofs')) await problem(path.join(store.root, 'lowers', `${hex}.erofs`), 'the index of a tar that does not hash to its diffID');
       await problem(tar, `a lower's tar that does not hash to sha256:${hex}`);
     } else if (!kinds.has('erofs')) {
       await problem(tar, 'a lower\'s tar without its EROFS index');

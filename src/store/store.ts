@@ -209,10 +209,12 @@ export class Store {
    * Writes a blob from a stream or bytes. With `expected` the content must hash to it (and have its size);
    * without, the digest is computed. Nothing is visible under the digest until it is complete and verified.
    */
-  async writeBlob(source: Readable | Uint8Array, expected?: { digest: string; size?: number }, options: { sync?: boolean } = {}): Promise<{ digest: string; size: number }> {
+  async writeBlob(source: Readable | Uint8Array, expected?: { digest: string; size?: number }, options: { sync?: boolean; drainWhenHeld?: boolean } = {}): Promise<{ digest: string; size: number }> {
     const held = expected ? await this.hasBlob(expected.digest) : undefined;
     if (expected && held !== undefined && (expected.size === undefined || held === expected.size)) {
-      if (source instanceof Readable) source.destroy();
+      // `drainWhenHeld`: the stream feeds another reader too (teeSink): read to its end for it, not cut short.
+      if (source instanceof Readable && options.drainWhenHeld) await pipeline(source, new Writable({ write: (_c, _e, cb) => cb() }));
+      else if (source instanceof Readable) source.destroy();
       return { digest: expected.digest, size: held };
     }
     // A stream destroyed while the store was asked (a download given up: its layer refused by a reader of the same
@@ -625,7 +627,9 @@ export class Store {
         source.on('error', (e) => tapped.destroy(e));
         source.pipe(new Coalesce()).pipe(tapped);
         const used = layerTar(layer, tar).then(use);
-        const written = this.writeBlob(tapped, expected);
+        // Another reader of the same layer may store the blob while this download is on its way (two steps
+        // needing the base at once): the tar still reads to its end (a destroyed tee was a premature close).
+        const written = this.writeBlob(tapped, expected, { drainWhenHeld: true });
         try {
           const [blob, then] = await Promise.all([written, used]);
           await then();
