@@ -91851,19 +91851,12 @@ class OverlayExecutor {
                 // (testExportedHistory: RUN ["ls"] is a diff ID with empty_layer false); Docker 20.10's dropped it.
                 if (entries.length === 0)
                     return (0,writer/* writeLayer */.By)(store, [], options);
-                if (options.level === 0) {
-                    // Kept as a tar in stored blocks (a stage no image holds): nothing to compress while the next steps run,
-                    // so the tar is hashed and stored in one pass, not read and hashed twice.
-                    const w = await (0,writer/* writeLayer */.By)(store, entries, options);
-                    await mount.unmount();
-                    for (const d of dropped.sort().reverse())
-                        (0,layer_pinned/* removeInside */.pi)(mount.upper, d);
-                    await store.adoptSnapshot(w.diffID, mount.upper);
-                    return w;
-                }
-                // The tar is hashed now (its diffID names the snapshot, its headers index it); compressing it is most of the
-                // work of writing a layer, and it goes on while the next steps run (as BuildKit compresses lazily).
-                const { diffID, headers } = await (0,writer/* hashLayer */.UG)(entries, options);
+                // Kept as a tar in stored blocks (a stage no image holds: level 0), nothing is left to compress: the tar is
+                // hashed and stored in one pass. Else the tar is hashed now (its diffID names the snapshot, its headers index
+                // it); compressing it is most of the work of writing a layer, and it goes on while the next steps run (as
+                // BuildKit compresses lazily).
+                const stored = options.level === 0 ? await (0,writer/* writeLayer */.By)(store, entries, options) : undefined;
+                const { diffID, headers } = stored ?? (await (0,writer/* hashLayer */.UG)(entries, options));
                 // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes
                 // the layer's snapshot. Like BuildKit's snapshots, it keeps what only the exported tar drops (other xattrs;
                 // times before SOURCE_DATE_EPOCH).
@@ -91872,6 +91865,8 @@ class OverlayExecutor {
                 for (const d of dropped.sort().reverse())
                     (0,layer_pinned/* removeInside */.pi)(mount.upper, d);
                 await store.adoptSnapshot(diffID, mount.upper);
+                if (stored)
+                    return stored;
                 // The blob is written from the snapshot (the same files, where the upper dir went), checked against the diffID.
                 const snapshot = store.snapshotPath(diffID);
                 const moved = entries.map((e) => (e.content && 'path' in e.content ? { ...e, content: { path: external_node_path_.join(snapshot, external_node_path_.relative(mount.upper, e.content.path)) } } : e));
@@ -103077,17 +103072,21 @@ function streamLines(child, onOutput) {
 }
 /** A program on PATH (an executable file), or undefined: a lookup, not a shell. */
 function onPath(name) {
+    return allOnPath(name)[0];
+}
+/** Every executable file of that name on PATH, in PATH's order. */
+function allOnPath(name) {
     const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
-    for (const d of dirs) {
+    return dirs.flatMap((d) => {
         const p = node_path__WEBPACK_IMPORTED_MODULE_2__.join(d, name);
         try {
             (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.accessSync)(p, node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.X_OK);
-            if ((0,node_fs__WEBPACK_IMPORTED_MODULE_1__.statSync)(p).isFile())
-                return p;
+            return (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.statSync)(p).isFile() ? [p] : [];
         }
-        catch { }
-    }
-    return undefined;
+        catch {
+            return [];
+        }
+    });
 }
 const pythons = new Map();
 /**
@@ -103101,31 +103100,13 @@ function python3() {
     const key = process.env.PATH ?? '';
     if (pythons.has(key))
         return pythons.get(key);
-    let found;
-    const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
-    for (const d of dirs) {
-        const p = node_path__WEBPACK_IMPORTED_MODULE_2__.join(d, 'python3');
-        try {
-            (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.accessSync)(p, node_fs__WEBPACK_IMPORTED_MODULE_1__.constants.X_OK);
-            if (!(0,node_fs__WEBPACK_IMPORTED_MODULE_1__.statSync)(p).isFile())
-                continue;
-            if (isProgram(p)) {
-                found = p;
-                break;
-            }
-            if (found === undefined)
-                found = p; // a script: kept unless a program comes later on PATH
-        }
-        catch { }
-    }
-    if (found !== undefined && !found.startsWith('/'))
-        found = node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(found);
-    if (found !== undefined && !isProgram(found)) {
+    const all = allOnPath('python3').map((p) => node_path__WEBPACK_IMPORTED_MODULE_2__.resolve(p));
+    let found = all.find(isProgram);
+    if (found === undefined && all.length > 0) {
         // Only scripts on PATH: the program the first one runs (one start of the shim, for the whole process).
-        const r = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawnSync)(found, ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8', timeout: 30_000 });
+        const r = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawnSync)(all[0], ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8', timeout: 30_000 });
         const exe = r.status === 0 ? r.stdout.trim() : '';
-        if (exe.startsWith('/'))
-            found = exe;
+        found = exe.startsWith('/') ? exe : all[0];
     }
     pythons.set(key, found);
     return found;

@@ -159,18 +159,12 @@ export class OverlayExecutor implements Executor {
         // A RUN that changes nothing still gets its (empty) layer, as current BuildKit's exporter keeps it
         // (testExportedHistory: RUN ["ls"] is a diff ID with empty_layer false); Docker 20.10's dropped it.
         if (entries.length === 0) return writeLayer(store, [], options);
-        if (options.level === 0) {
-          // Kept as a tar in stored blocks (a stage no image holds): nothing to compress while the next steps run,
-          // so the tar is hashed and stored in one pass, not read and hashed twice.
-          const w = await writeLayer(store, entries, options);
-          await mount.unmount();
-          for (const d of dropped.sort().reverse()) removeInside(mount.upper, d);
-          await store.adoptSnapshot(w.diffID, mount.upper);
-          return w;
-        }
-        // The tar is hashed now (its diffID names the snapshot, its headers index it); compressing it is most of the
-        // work of writing a layer, and it goes on while the next steps run (as BuildKit compresses lazily).
-        const { diffID, headers } = await hashLayer(entries, options);
+        // Kept as a tar in stored blocks (a stage no image holds: level 0), nothing is left to compress: the tar is
+        // hashed and stored in one pass. Else the tar is hashed now (its diffID names the snapshot, its headers index
+        // it); compressing it is most of the work of writing a layer, and it goes on while the next steps run (as
+        // BuildKit compresses lazily).
+        const stored = options.level === 0 ? await writeLayer(store, entries, options) : undefined;
+        const { diffID, headers } = stored ?? (await hashLayer(entries, options));
         // The upper dir, less what the layer leaves out, is already this layer unpacked in overlay form: it becomes
         // the layer's snapshot. Like BuildKit's snapshots, it keeps what only the exported tar drops (other xattrs;
         // times before SOURCE_DATE_EPOCH).
@@ -178,6 +172,7 @@ export class OverlayExecutor implements Executor {
         // (the mount stubs the layer leaves out, removed through descriptors: nothing on the way is followed)
         for (const d of dropped.sort().reverse()) removeInside(mount.upper, d);
         await store.adoptSnapshot(diffID, mount.upper);
+        if (stored) return stored;
         // The blob is written from the snapshot (the same files, where the upper dir went), checked against the diffID.
         const snapshot = store.snapshotPath(diffID);
         const moved = entries.map((e) => (e.content && 'path' in e.content ? { ...e, content: { path: path.join(snapshot, path.relative(mount.upper, e.content.path)) } } : e));

@@ -61,15 +61,21 @@ export function streamLines(child: { stdout: NodeJS.ReadableStream | null; stder
 
 /** A program on PATH (an executable file), or undefined: a lookup, not a shell. */
 export function onPath(name: string): string | undefined {
+  return allOnPath(name)[0];
+}
+
+/** Every executable file of that name on PATH, in PATH's order. */
+function allOnPath(name: string): string[] {
   const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
-  for (const d of dirs) {
+  return dirs.flatMap((d) => {
     const p = path.join(d, name);
     try {
       accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {}
-  }
-  return undefined;
+      return statSync(p).isFile() ? [p] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 const pythons = new Map<string, string | undefined>();
@@ -84,26 +90,13 @@ const pythons = new Map<string, string | undefined>();
 export function python3(): string | undefined {
   const key = process.env.PATH ?? '';
   if (pythons.has(key)) return pythons.get(key);
-  let found: string | undefined;
-  const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
-  for (const d of dirs) {
-    const p = path.join(d, 'python3');
-    try {
-      accessSync(p, constants.X_OK);
-      if (!statSync(p).isFile()) continue;
-      if (isProgram(p)) {
-        found = p;
-        break;
-      }
-      if (found === undefined) found = p; // a script: kept unless a program comes later on PATH
-    } catch {}
-  }
-  if (found !== undefined && !found.startsWith('/')) found = path.resolve(found);
-  if (found !== undefined && !isProgram(found)) {
+  const all = allOnPath('python3').map((p) => path.resolve(p));
+  let found = all.find(isProgram);
+  if (found === undefined && all.length > 0) {
     // Only scripts on PATH: the program the first one runs (one start of the shim, for the whole process).
-    const r = spawnSync(found, ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(all[0], ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8', timeout: 30_000 });
     const exe = r.status === 0 ? r.stdout.trim() : '';
-    if (exe.startsWith('/')) found = exe;
+    found = exe.startsWith('/') ? exe : all[0];
   }
   pythons.set(key, found);
   return found;

@@ -80,7 +80,7 @@ async function check(store: Store, repair: boolean): Promise<CheckReport> {
         await problem(abs, 'a blob whose name is no digest');
         continue;
       }
-      if (await hashesTo(abs, digest)) blobs.add(digest);
+      if (await store.blobIntact(digest)) blobs.add(digest);
       else await problem(abs, `its bytes do not hash to ${digest}`);
     }
   }
