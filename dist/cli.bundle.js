@@ -30335,7 +30335,9 @@ async function removeIdleCacheMounts(root, sizeOf) {
 // diffIDs (unpacked directories, or a tar with its EROFS index). The rest is "dangling" and goes, except what a live
 // hoist process may be using right now (newer than the oldest lease: the records it used and what they name, the
 // blobs and snapshots it touched). `all` empties the store; `keepStorage` then trims least recently used first:
-// snapshots (they can be made again from the blobs), then whole images.
+// snapshots (they can be made again from the blobs), then cache records, then whole images — the order the
+// collection after every build (collect.ts) trims in, without `prune`'s emptying of the build cache.
+
 
 
 
@@ -30420,9 +30422,15 @@ async function oldestLiveLease(store, removeDead = true) {
     }
     return oldest;
 }
+/** Trims the store to `keep` bytes (least recently used first), sparing what a running build uses; the gc lock held. */
+async function trimStore(store, keep) {
+    const report = emptyReport();
+    await trim(store, keep, await oldestLiveLease(store), report);
+    return report;
+}
 async function prune(store, options = {}) {
     return withFileLock(store.gcLock, async () => {
-        const report = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], removedRecords: 0, reclaimedBytes: 0 };
+        const report = emptyReport();
         if (options.all) {
             for (const r of await store.listImages()) {
                 await store.removeImage(r.name);
@@ -30440,70 +30448,94 @@ async function prune(store, options = {}) {
         // overlay, a blob it is reading), so the oldest live lease keeps it.
         const protectSince = await oldestLiveLease(store);
         // The build cache goes, as docker builder prune removes it: every record no running build used since it began.
-        const recordDir = external_node_path_.join(store.root, 'records');
-        for (const f of await (0,promises_.readdir)(recordDir).catch(() => [])) {
-            const p = external_node_path_.join(recordDir, f);
+        for (const r of await listRecords(store)) {
+            if (r.t >= protectSince)
+                continue;
+            await (0,promises_.rm)(r.path, { force: true });
+            report.removedRecords++;
+            report.reclaimedBytes += r.bytes;
+        }
+        // What killed builds left (their mounts first, then their temp dirs): prune could not remove them otherwise.
+        report.leftovers = cleanLeftovers(store.root);
+        await sweep(store, protectSince, report, options.extraRoots);
+        if (options.keepStorage !== undefined)
+            await trim(store, options.keepStorage, protectSince, report, options.extraRoots);
+        return report;
+    });
+}
+function emptyReport() {
+    return { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], removedRecords: 0, reclaimedBytes: 0 };
+}
+/**
+ * Mark and sweep: what image records (and `extraRoots`, and the cache records left) reach stays; blobs, snapshots
+ * and layer indexes nothing reaches go, unless touched since `protectSince` (a running build's work).
+ */
+async function sweep(store, protectSince, report, extraRoots = []) {
+    const records = await store.listImages();
+    const roots = [...records.map((r) => r.target), ...extraRoots.map((digest) => ({ digest }))];
+    const { blobs, diffIDs } = await reachable(store, roots);
+    // What the records left (those of running builds) name stays: their layers and those layers' snapshots.
+    for (const r of await liveRecords(store)) {
+        if (!r.layer)
+            continue;
+        blobs.add(r.layer.digest);
+        diffIDs.add(r.layer.diffID);
+    }
+    for (const algorithm of ['sha256', 'sha512']) {
+        const dir = external_node_path_.join(store.root, 'blobs', algorithm);
+        for (const hex of await (0,promises_.readdir)(dir)) {
+            const digest = `${algorithm}:${hex}`;
+            const p = external_node_path_.join(dir, hex);
+            if ((0,image_digest/* isDigest */.Bc)(digest) && blobs.has(digest))
+                continue;
             const st = await (0,promises_.stat)(p).catch(() => undefined);
             if (!st || st.mtimeMs >= protectSince)
                 continue;
             await (0,promises_.rm)(p, { force: true });
-            report.removedRecords++;
+            report.removedBlobs++;
             report.reclaimedBytes += st.size;
         }
-        const sweep = async () => {
-            const records = await store.listImages();
-            const roots = [...records.map((r) => r.target), ...(options.extraRoots ?? []).map((digest) => ({ digest }))];
-            const { blobs, diffIDs } = await reachable(store, roots);
-            // What the records left (those of running builds) name stays: their layers and those layers' snapshots.
-            for (const r of await liveRecords(store)) {
-                if (!r.layer)
-                    continue;
-                blobs.add(r.layer.digest);
-                diffIDs.add(r.layer.diffID);
-            }
-            for (const algorithm of ['sha256', 'sha512']) {
-                const dir = external_node_path_.join(store.root, 'blobs', algorithm);
-                for (const hex of await (0,promises_.readdir)(dir)) {
-                    const digest = `${algorithm}:${hex}`;
-                    const p = external_node_path_.join(dir, hex);
-                    if ((0,image_digest/* isDigest */.Bc)(digest) && blobs.has(digest))
-                        continue;
-                    const st = await (0,promises_.stat)(p).catch(() => undefined);
-                    if (!st || st.mtimeMs >= protectSince)
-                        continue;
-                    await (0,promises_.rm)(p, { force: true });
-                    report.removedBlobs++;
-                    report.reclaimedBytes += st.size;
-                }
-            }
-            for (const snap of await snapshots(store)) {
-                if (diffIDs.has(`sha256:${snap.hex}`) || snap.t >= protectSince)
-                    continue;
-                if (await rootsOnly(snap.paths[0])) {
-                    report.leftForRoot++;
-                    continue;
-                }
-                report.reclaimedBytes += await removeSnapshot(snap);
-                report.removedSnapshots++;
-            }
-            const indexDir = external_node_path_.join(store.root, 'indexes');
-            for (const f of await (0,promises_.readdir)(indexDir).catch(() => [])) {
-                if (diffIDs.has(`sha256:${f.replace(/\.json$/, '')}`))
-                    continue;
-                const st = await (0,promises_.stat)(external_node_path_.join(indexDir, f)).catch(() => undefined);
-                if (!st || st.mtimeMs >= protectSince)
-                    continue;
-                await (0,promises_.rm)(external_node_path_.join(indexDir, f), { force: true });
-                report.reclaimedBytes += st.size;
-            }
-        };
-        // What killed builds left (their mounts first, then their temp dirs): prune could not remove them otherwise.
-        report.leftovers = cleanLeftovers(store.root);
-        await sweep();
-        if (options.keepStorage !== undefined)
-            await trim(store, options.keepStorage, protectSince, report, sweep);
-        return report;
-    });
+    }
+    for (const snap of await snapshots(store)) {
+        if (diffIDs.has(`sha256:${snap.hex}`) || snap.t >= protectSince)
+            continue;
+        if (await rootsOnly(snap.paths[0])) {
+            report.leftForRoot++;
+            continue;
+        }
+        report.reclaimedBytes += await removeSnapshot(snap);
+        report.removedSnapshots++;
+    }
+    const indexDir = external_node_path_.join(store.root, 'indexes');
+    for (const f of await (0,promises_.readdir)(indexDir).catch(() => [])) {
+        if (diffIDs.has(`sha256:${f.replace(/\.json$/, '')}`))
+            continue;
+        const st = await (0,promises_.stat)(external_node_path_.join(indexDir, f)).catch(() => undefined);
+        if (!st || st.mtimeMs >= protectSince)
+            continue;
+        await (0,promises_.rm)(external_node_path_.join(indexDir, f), { force: true });
+        report.reclaimedBytes += st.size;
+    }
+}
+/** The cache records, least recently used first. */
+async function listRecords(store) {
+    const dir = external_node_path_.join(store.root, 'records');
+    const out = [];
+    for (const f of await (0,promises_.readdir)(dir).catch(() => [])) {
+        const p = external_node_path_.join(dir, f);
+        const st = await (0,promises_.stat)(p).catch(() => undefined);
+        if (!st)
+            continue;
+        let layerBytes = 0;
+        try {
+            layerBytes = (0,cache_record/* parseRecord */.H)(JSON.parse(await (0,promises_.readFile)(p, 'utf8')))?.layer?.size ?? 0;
+        }
+        catch {
+            // damaged: its own bytes only
+        }
+        out.push({ path: p, t: st.mtimeMs, bytes: st.size, layerBytes });
+    }
+    return out.sort((a, b) => a.t - b.t);
 }
 async function liveRecords(store) {
     const dir = external_node_path_.join(store.root, 'records');
@@ -30527,48 +30559,96 @@ async function liveRecords(store) {
 async function rootsOnly(p) {
     return process.getuid?.() !== 0 && (await (0,promises_.stat)(p).catch(() => undefined))?.uid === 0;
 }
+/**
+ * The bytes the store holds (apparent sizes): its blobs, lowers, cache records and layer indexes (flat directories:
+ * one lstat a file), and its unpacked snapshots, each walked once and its size kept in `sizes.json` (a snapshot
+ * never changes once in place): a collection after every build must not walk the base's thousands of files.
+ */
 async function storeSize(store) {
-    let n = 0;
-    for (const d of ['blobs', 'snapshots', 'lowers'])
-        n += await treeSize(external_node_path_.join(store.root, d));
-    return n;
+    return (await measure(store)).total;
 }
+async function measure(store) {
+    let total = 0;
+    for (const d of ['blobs/sha256', 'blobs/sha512', 'records', 'indexes']) {
+        const dir = external_node_path_.join(store.root, d);
+        for (const f of await (0,promises_.readdir)(dir).catch(() => []))
+            total += lstatOrUndefined(external_node_path_.join(dir, f))?.size ?? 0;
+    }
+    const snaps = await snapshots(store);
+    for (const s of snaps)
+        total += s.bytes;
+    return { total, snapshots: snaps };
+}
+function lstatOrUndefined(p) {
+    try {
+        return (0,external_node_fs_.lstatSync)(p);
+    }
+    catch {
+        return undefined;
+    }
+}
+const sizesFile = (store) => external_node_path_.join(store.root, 'sizes.json');
+/** The snapshots and lowers, with their sizes (a directory's kept in sizes.json once walked). */
 async function snapshots(store) {
     const out = [];
+    let known = {};
+    try {
+        const doc = JSON.parse(await (0,promises_.readFile)(sizesFile(store), 'utf8'));
+        if (typeof doc === 'object' && doc !== null && !Array.isArray(doc))
+            known = doc;
+    }
+    catch {
+        // none yet, or damaged: walked again
+    }
+    const sizes = {};
+    let walked = false;
     const snapDir = external_node_path_.join(store.root, 'snapshots');
     for (const hex of await (0,promises_.readdir)(snapDir).catch(() => [])) {
-        const st = await (0,promises_.stat)(external_node_path_.join(snapDir, hex)).catch(() => undefined);
-        if (st)
-            out.push({ hex, paths: [external_node_path_.join(snapDir, hex)], t: st.mtimeMs });
+        const st = lstatOrUndefined(external_node_path_.join(snapDir, hex));
+        if (!st)
+            continue;
+        let bytes = known[hex];
+        if (!(Number.isSafeInteger(bytes) && bytes >= 0)) {
+            bytes = await treeSize(external_node_path_.join(snapDir, hex));
+            walked = true;
+        }
+        sizes[hex] = bytes;
+        out.push({ hex, paths: [external_node_path_.join(snapDir, hex)], t: st.mtimeMs, bytes });
     }
+    if (walked || Object.keys(known).length !== Object.keys(sizes).length)
+        await store.writeWhole(sizesFile(store), JSON.stringify(sizes)).catch(() => undefined);
     const pairs = new Map();
     const lowerDir = external_node_path_.join(store.root, 'lowers');
     for (const f of await (0,promises_.readdir)(lowerDir).catch(() => [])) {
         const hex = f.replace(/\.(tar|erofs)$/, '');
-        const st = await (0,promises_.stat)(external_node_path_.join(lowerDir, f)).catch(() => undefined);
+        const st = lstatOrUndefined(external_node_path_.join(lowerDir, f));
         if (!st)
             continue;
-        const entry = pairs.get(hex) ?? { hex, paths: [], t: 0 };
+        const entry = pairs.get(hex) ?? { hex, paths: [], t: 0, bytes: 0 };
         // The index is what a build touches when it mounts the pair; the index first, so that no index outlives its tar.
         entry.paths[f.endsWith('.erofs') ? 'unshift' : 'push'](external_node_path_.join(lowerDir, f));
         entry.t = Math.max(entry.t, st.mtimeMs);
+        entry.bytes += st.size;
         pairs.set(hex, entry);
     }
     return [...out, ...pairs.values()];
 }
 async function removeSnapshot(snap) {
-    let n = 0;
-    for (const p of snap.paths) {
-        n += await treeSize(p);
+    for (const p of snap.paths)
         await (0,promises_.rm)(p, { recursive: true, force: true });
-    }
-    return n;
+    return snap.bytes;
 }
-async function trim(store, keep, protectSince, report, sweep) {
-    let size = await storeSize(store);
+/**
+ * Trims the store down to `keep` bytes, least recently used first, as BuildKit's collector does: snapshots and
+ * lowers (made again from their blobs), then cache records with the layers only they held, then whole images (an
+ * image record and what only it reached). What a running build used since `protectSince` stays.
+ */
+async function trim(store, keep, protectSince, report, extraRoots) {
+    const usage = await measure(store);
+    let size = usage.total;
     if (size <= keep)
         return;
-    for (const snap of (await snapshots(store)).sort((a, b) => a.t - b.t)) {
+    for (const snap of usage.snapshots.sort((a, b) => a.t - b.t)) {
         if (size <= keep)
             return;
         if (snap.t >= protectSince)
@@ -30577,22 +30657,47 @@ async function trim(store, keep, protectSince, report, sweep) {
             report.leftForRoot++;
             continue;
         }
-        const n = await removeSnapshot(snap);
-        size -= n;
-        report.reclaimedBytes += n;
+        size -= await removeSnapshot(snap);
+        report.reclaimedBytes += snap.bytes;
         report.removedSnapshots++;
     }
-    // Whole images, the one whose manifest was used longest ago first.
+    const again = async () => {
+        await sweep(store, protectSince, report, extraRoots);
+        size = await storeSize(store);
+    };
+    // Cache records, the one used longest ago first, in runs that should free enough (their layers' sizes; a layer an
+    // image holds too stays): then a sweep, and the store measured again.
+    let expected = 0;
+    let pending = 0;
+    for (const r of await listRecords(store)) {
+        if (r.t >= protectSince)
+            continue;
+        await (0,promises_.rm)(r.path, { force: true });
+        report.removedRecords++;
+        report.reclaimedBytes += r.bytes;
+        expected += r.bytes + r.layerBytes;
+        pending++;
+        if (size - expected <= keep) {
+            await again();
+            expected = 0;
+            pending = 0;
+            if (size <= keep)
+                return;
+        }
+    }
+    if (pending > 0)
+        await again();
+    // Whole images, the one whose manifest was used longest ago first; none a running build used since it began.
     const records = await store.listImages();
     const used = await Promise.all(records.map(async (r) => ({ r, t: (await (0,promises_.stat)(store.blobPath(r.target.digest)).catch(() => undefined))?.mtimeMs ?? 0 })));
-    for (const { r } of used.sort((a, b) => a.t - b.t)) {
+    for (const { r, t } of used.sort((a, b) => a.t - b.t)) {
         if (size <= keep)
             return;
+        if (t >= protectSince)
+            continue;
         await store.removeImage(r.name);
         report.removedImages.push(r.name);
-        const before = report.reclaimedBytes;
-        await sweep();
-        size -= report.reclaimedBytes - before;
+        await again();
     }
 }
 
@@ -41452,6 +41557,96 @@ async function attestedIndex(req, solved, build, store) {
     ], store, annotationsFor(req.annotations ?? [], 'index'), true);
 }
 
+;// CONCATENATED MODULE: ./lib/store/collect.js
+// The collection after every build (issue 37): when the store holds more than its limit, it is trimmed least
+// recently used first (gc.ts trim: snapshots and lowers, then cache records, then images) down to the limit, as
+// BuildKit's default policy keeps its cache under keepStorage. The limit: --store-max / HOIST_STORE_MAX, in bytes
+// (`10GB`, `512MiB`) or a share of the file system holding the store (`15%`); by default 10% of it and at least
+// 2 GB (BuildKit's default keeps 10% of the disk, 2 GB where the disk's size is unknown: docker/docs
+// content/manuals/build/cache/garbage-collection.md; the floor is issue 37's, so that a small disk still keeps a
+// base and its cache); `0` turns the collection off. One collection at a
+// time: a build that finds the gc lock taken (another build's collection, a `hoist prune`) leaves it to that one.
+
+
+
+
+const defaultShare = 0.1;
+const defaultFloor = 2_000_000_000;
+class StoreLimitError extends Error {
+    name = 'StoreLimitError';
+}
+/** The store's limit in bytes from the option's text (undefined: the default); 0 is off. */
+async function storeLimit(text, root) {
+    const fsBytes = async () => {
+        const s = await (0,promises_.statfs)(root);
+        return s.blocks * s.bsize;
+    };
+    const t = text?.trim();
+    if (t === undefined || t === '')
+        return Math.max(defaultFloor, Math.floor((await fsBytes()) * defaultShare));
+    const share = /^(\d+(?:\.\d+)?)\s*%$/.exec(t);
+    if (share) {
+        const n = Number(share[1]);
+        if (!(n > 0 && n <= 100))
+            throw new StoreLimitError(`store limit ${JSON.stringify(text)}: a share must be above 0% and at most 100%`);
+        return Math.floor(((await fsBytes()) * n) / 100);
+    }
+    try {
+        return parseBytes(t);
+    }
+    catch {
+        throw new StoreLimitError(`store limit ${JSON.stringify(text)}: expected a size (10GB, 512MiB, 1000000), a share of the disk (15%), or 0 for no limit`);
+    }
+}
+/**
+ * Trims the store when it holds more than `limit` bytes; undefined when it did not (under the limit, the limit off,
+ * or another process collecting). Cheap when under the limit: flat directories listed, snapshot sizes kept.
+ */
+async function collect(store, limit) {
+    if (!(limit > 0))
+        return undefined;
+    const t0 = performance.now();
+    const release = await acquireFileLock(store.gcLock, { wait: false });
+    if (!release)
+        return undefined;
+    try {
+        const before = await storeSize(store);
+        if (before <= limit)
+            return undefined;
+        const report = await trimStore(store, limit);
+        return { limit, before, after: await storeSize(store), ms: performance.now() - t0, report };
+    }
+    finally {
+        await release();
+    }
+}
+/**
+ * The store trimmed to its limit after a build, whatever its outcome; a collection that fails is said, never the
+ * build's failure.
+ */
+async function collectAfter(store, limit, say) {
+    try {
+        const c = await collect(store, limit);
+        if (c)
+            say(describeCollection(c));
+    }
+    catch (e) {
+        say(`store: the collection after the build failed: ${e.message}`);
+    }
+}
+/** The collection's one log line. */
+function describeCollection(c, format = formatBytes) {
+    const r = c.report;
+    const what = [
+        r.removedSnapshots && `${r.removedSnapshots} unpacked layers`,
+        r.removedRecords && `${r.removedRecords} cache records`,
+        r.removedBlobs && `${r.removedBlobs} blobs`,
+        r.removedImages.length && `${r.removedImages.length} images`,
+    ].filter(Boolean);
+    const still = c.after > c.limit ? `; still ${format(c.after)}: the rest is in use by running builds or by root` : '';
+    return `store: over its limit of ${format(c.limit)} (${format(c.before)}): freed ${format(c.before - c.after)} in ${(c.ms / 1000).toFixed(1)} s${what.length ? ` (${what.join(', ')})` : ''}${still}`;
+}
+
 ;// CONCATENATED MODULE: ./lib/exec/sudo.js
 // RUN needs root (an overlay mount and a container). A user with passwordless sudo — GitHub-hosted runners run
 // jobs that way — gets the whole build again under `sudo -n`, with the same store and environment; afterwards the
@@ -41642,6 +41837,7 @@ function createProgress(mode, io) {
 
 
 
+
 const buildUsage = `Usage: hoist build [OPTIONS] CONTEXT
 
 Builds an image from a Dockerfile.
@@ -41689,7 +41885,9 @@ Builds an image from a Dockerfile.
                              type=local,dest=DIR[,mode=min|max]
       --pull                 accepted: base image tags are resolved at every build
       --progress MODE        auto | plain | tty | quiet
-  -q, --quiet                no progress: only the image digest is printed (as docker buildx build -q)`;
+  -q, --quiet                no progress: only the image digest is printed (as docker buildx build -q)
+      --store-max SIZE       after the build, trim the store to SIZE, least recently used first: 10GB, 512MiB, 15%
+                             of its disk, or 0 for never (default: $HOIST_STORE_MAX, else 10% of the disk, at least 2 GB)`;
 async function buildCommand(argv, io) {
     const a = parseArgv(argv, {
         ...commonOptions,
@@ -41720,6 +41918,7 @@ async function buildCommand(argv, io) {
         quiet: { short: 'q' },
         emulate: {},
         isolation: { value: true },
+        'store-max': { value: true },
         'add-host': { value: true, repeat: true },
         'build-context': { value: true, repeat: true },
         provenance: { value: true },
@@ -41819,6 +42018,9 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, sandbox, cacheFro
                 progress.finish(ok);
             finished = true;
         };
+        const limit = await storeLimit(a.options.get('store-max')?.[0] ?? process.env.HOIST_STORE_MAX, store.root).catch((e) => {
+            throw e instanceof StoreLimitError ? new UsageError(`--store-max: ${e.message}`) : e;
+        });
         const outcome = await lib_build({
             context,
             // From standard input the Dockerfile is named `Dockerfile` in errors, as docker build names it.
@@ -41855,10 +42057,12 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, sandbox, cacheFro
                 step: (st) => progress.done(st),
                 built: () => finish(true),
             },
-        }).catch((e) => {
+        })
+            .catch((e) => {
             finish(false);
             throw e;
-        });
+        })
+            .finally(() => collectAfter(store, limit, (line) => void (quiet || io.err(`${line}\n`))));
         if (!quiet)
             for (const name of outcome.unusedBuildArgs)
                 io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);

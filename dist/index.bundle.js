@@ -78272,7 +78272,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 
 (0,_exec_cleanup_js__WEBPACK_IMPORTED_MODULE_0__/* .installInterruptHandler */ .VW)();
 (0,_exec_sudo_js__WEBPACK_IMPORTED_MODULE_1__/* .adoptEnvFile */ .WJ)(process.argv.slice(2));
-const { run } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 6305));
+const { run } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 4643));
 const work = run();
 // (an unsettled top-level await would end the step with Node's own exit code 13 and a bare warning)
 (0,_exec_unsettled_js__WEBPACK_IMPORTED_MODULE_2__/* .failIfUnsettled */ .G)(work, (line) => process.stdout.write(`::error::${line}\n`));
@@ -78283,7 +78283,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 6305:
+/***/ 4643:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -92440,7 +92440,7 @@ async function lock_acquireFileLock(file, options = {}) {
     }
 }
 /** Holds `file` exclusively while `task` runs; waits (polling) while another live process holds it. */
-async function withFileLock(file, task, options = {}) {
+async function lock_withFileLock(file, task, options = {}) {
     const release = (await lock_acquireFileLock(file, options));
     try {
         return await task();
@@ -92530,7 +92530,7 @@ function findLeftovers(storeRoot) {
     return sweepLeftovers(storeRoot, false);
 }
 /** Cleans what dead hoist processes left in the store at `storeRoot` and on this machine. */
-function cleanLeftovers(storeRoot) {
+function leftovers_cleanLeftovers(storeRoot) {
     return sweepLeftovers(storeRoot, true);
 }
 function sweepLeftovers(storeRoot, clean) {
@@ -94774,7 +94774,7 @@ class Store {
         for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'lowers', 'indexes', 'records', 'leases', 'tmp'])
             await (0,promises_.mkdir)(external_node_path_.join(s.root, d), { recursive: true });
         s.leaseFile = external_node_path_.join(s.root, 'leases', `${process.pid}-${Date.now()}-${tmpCounter++}`);
-        await withFileLock(s.gcLock, () => (0,promises_.writeFile)(s.leaseFile, String(process.pid)));
+        await lock_withFileLock(s.gcLock, () => (0,promises_.writeFile)(s.leaseFile, String(process.pid)));
         return s;
     }
     async close() {
@@ -96456,7 +96456,7 @@ async function inSharedUse(dir) {
     return false;
 }
 /** Removes the cache directories no live step holds; answers how many and their bytes. */
-async function removeIdleCacheMounts(root, sizeOf) {
+async function cache_mounts_removeIdleCacheMounts(root, sizeOf) {
     const out = { removed: 0, bytes: 0, denied: 0 };
     for (const name of await readdir(root).catch(() => [])) {
         if (name.endsWith('.lock') || name.endsWith('.users'))
@@ -96766,7 +96766,7 @@ const version = 1;
 const racyMs = 2000;
 /** past this many entries, only those of the last build are kept */
 const maxEntries = 200_000;
-class FileDigests {
+class file_digests_FileDigests {
     file;
     known;
     used = new Map();
@@ -96783,8 +96783,8 @@ class FileDigests {
      * (--no-cache) none is taken and every file is read again, and what is read then is remembered afresh.
      */
     static async load(storeRoot, options = {}) {
-        const file = FileDigests.fileIn(storeRoot);
-        return new FileDigests(file, options.reread ? new Map() : file_digests_parse(await (0,promises_.readFile)(file, 'utf8').catch(() => '')));
+        const file = file_digests_FileDigests.fileIn(storeRoot);
+        return new file_digests_FileDigests(file, options.reread ? new Map() : file_digests_parse(await (0,promises_.readFile)(file, 'utf8').catch(() => '')));
     }
     /** The remembered sha256 (hex) of the file these stats are of, if it is still the file that was hashed. */
     get(stats) {
@@ -97610,7 +97610,7 @@ class Solver {
     }
     /** The digests of context files hashed before, by their stat (loaded from the store when first needed). */
     fileDigests() {
-        return (this.digests ??= FileDigests.load(this.req.store.root, { reread: this.req.noCache }));
+        return (this.digests ??= file_digests_FileDigests.load(this.req.store.root, { reread: this.req.noCache }));
     }
     /** The content of what a bind mount of the context shows (.dockerignore applied), hashed as COPY's sources are. */
     contextDigest(source) {
@@ -97842,7 +97842,7 @@ async function buildProfiled(req) {
     const warn = (m) => events.warning?.(m);
     const log = (m) => events.log?.(m);
     // A build killed outright earlier left mounts, containers or secrets nobody else will clean.
-    const left = describeLeftovers(cleanLeftovers(store.root));
+    const left = describeLeftovers(leftovers_cleanLeftovers(store.root));
     if (left)
         log(`cleaned up after killed builds: ${left}`);
     const outputs = req.outputs ?? [];
@@ -98955,6 +98955,515 @@ class RegistryClient {
 }
 function readableOf(bytes) {
     return Readable.from([Buffer.from(bytes)]);
+}
+
+;// CONCATENATED MODULE: ./lib/cli/format.js
+// How the image commands print sizes, times and tables (as the docker CLI does: 12.3MB, "2 hours ago").
+function formatBytes(n) {
+    const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+    let v = n;
+    let i = 0;
+    while (v >= 1000 && i < units.length - 1) {
+        v /= 1000;
+        i++;
+    }
+    return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)}${units[i]}`;
+}
+/** `10GB`, `512MiB`, `100m`, `1.5g`, plain bytes. */
+function parseBytes(text) {
+    const m = text.trim().match(/^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?$/i);
+    if (!m)
+        throw new RangeError(`invalid size ${JSON.stringify(text)}: expected e.g. 10GB, 512MiB or 1000000`);
+    const power = ['', 'k', 'm', 'g', 't'].indexOf(m[2].toLowerCase());
+    const base = m[3] || m[2] === m[2].toLowerCase() ? 1024 : 1000;
+    return Math.round(Number(m[1]) * base ** power);
+}
+function relativeTime(iso, now = Date.now()) {
+    const t = Date.parse(iso);
+    if (Number.isNaN(t))
+        return iso;
+    const s = Math.max(0, Math.round((now - t) / 1000));
+    const ago = (n, unit) => `${n} ${unit}${n === 1 ? '' : 's'} ago`;
+    if (s < 60)
+        return s < 2 ? 'Less than a second ago' : ago(s, 'second');
+    if (s < 3600)
+        return ago(Math.round(s / 60), 'minute');
+    if (s < 86400 * 2)
+        return ago(Math.round(s / 3600), 'hour');
+    if (s < 86400 * 14)
+        return ago(Math.round(s / 86400), 'day');
+    if (s < 86400 * 60)
+        return ago(Math.round(s / 604800), 'week');
+    if (s < 86400 * 730)
+        return ago(Math.round(s / 2592000), 'month');
+    return ago(Math.round(s / 31536000), 'year');
+}
+function table(head, rows) {
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const line = (r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3))).join('').trimEnd() + '\n';
+    return line(head) + rows.map(line).join('');
+}
+
+;// CONCATENATED MODULE: ./lib/store/gc.js
+// Garbage collection of the store (`hoist prune`). The build cache (cache records) goes, as `docker builder prune`
+// removes it; what an image record reaches is kept: its index, manifests, config, layers and the snapshots of its
+// diffIDs (unpacked directories, or a tar with its EROFS index). The rest is "dangling" and goes, except what a live
+// hoist process may be using right now (newer than the oldest lease: the records it used and what they name, the
+// blobs and snapshots it touched). `all` empties the store; `keepStorage` then trims least recently used first:
+// snapshots (they can be made again from the blobs), then cache records, then whole images — the order the
+// collection after every build (collect.ts) trims in, without `prune`'s emptying of the build cache.
+
+
+
+
+
+
+
+
+
+
+
+async function treeSize(p) {
+    const st = await (0,promises_.lstat)(p).catch(() => undefined);
+    if (!st)
+        return 0;
+    if (!st.isDirectory())
+        return st.size;
+    let n = 0;
+    // A directory this process may not read (a root-owned snapshot, for a user) counts as its own entry only.
+    for (const e of await (0,promises_.readdir)(p).catch(() => []))
+        n += await treeSize(external_node_path_.join(p, e));
+    return n;
+}
+/** Blobs and diffIDs reachable from `roots`; blobs that are absent (lazy layers) are simply not followed. */
+async function reachable(store, roots) {
+    const blobs = new Set();
+    const diffIDs = new Set();
+    const queue = [...roots];
+    while (queue.length > 0) {
+        const d = queue.pop();
+        if (blobs.has(d.digest))
+            continue;
+        blobs.add(d.digest);
+        const mt = d.mediaType;
+        const known = (0,media_types/* isIndexMediaType */.$$)(mt) || (0,media_types/* isManifestMediaType */.CM)(mt) || (0,media_types/* isConfigMediaType */.$v)(mt);
+        if (mt !== undefined && !known)
+            continue; // a layer
+        let bytes;
+        try {
+            bytes = await (0,promises_.readFile)(store.blobPath(d.digest));
+        }
+        catch {
+            continue;
+        }
+        if ((0,media_types/* isConfigMediaType */.$v)(mt)) {
+            try {
+                (0,image_manifest/* parseImageConfig */.FB)(bytes).rootfs.diff_ids.forEach((x) => diffIDs.add(x));
+            }
+            catch {
+                // not a config after all
+            }
+            continue;
+        }
+        try {
+            const m = (0,image_manifest/* parseManifest */.Ng)(bytes, mt);
+            if (m.kind === 'index')
+                queue.push(...m.index.manifests);
+            else
+                queue.push(m.manifest.config, ...m.manifest.layers);
+        }
+        catch {
+            // an unknown document kept as is
+        }
+    }
+    return { blobs, diffIDs };
+}
+/**
+ * When the oldest live lease was taken (what is newer may be a running build's work). `removeDead`: the leases of
+ * dead processes are removed on the way (under the gc lock).
+ */
+async function oldestLiveLease(store, removeDead = true) {
+    let oldest = Number.POSITIVE_INFINITY;
+    const dir = external_node_path_.join(store.root, 'leases');
+    for (const f of await (0,promises_.readdir)(dir)) {
+        const p = external_node_path_.join(dir, f);
+        // This process's own leases do not hold back its own prune: it knows what it is doing.
+        if ((await (0,promises_.readFile)(p, 'utf8').catch(() => '')).trim() === String(process.pid))
+            continue;
+        if (await ownerAlive(p))
+            oldest = Math.min(oldest, (await (0,promises_.stat)(p).catch(() => undefined))?.mtimeMs ?? oldest);
+        else if (removeDead)
+            await (0,promises_.rm)(p, { force: true });
+    }
+    return oldest;
+}
+/** Trims the store to `keep` bytes (least recently used first), sparing what a running build uses; the gc lock held. */
+async function trimStore(store, keep) {
+    const report = emptyReport();
+    await trim(store, keep, await oldestLiveLease(store), report);
+    return report;
+}
+async function prune(store, options = {}) {
+    return withFileLock(store.gcLock, async () => {
+        const report = emptyReport();
+        if (options.all) {
+            for (const r of await store.listImages()) {
+                await store.removeImage(r.name);
+                report.removedImages.push(r.name);
+            }
+            // As `docker builder prune --all`: the cache mounts go too, but none a running step holds.
+            const caches = await removeIdleCacheMounts(path.join(store.root, 'cache-mounts'), treeSize);
+            report.removedCacheMounts = caches.removed;
+            report.leftForRoot += caches.denied;
+            report.reclaimedBytes += caches.bytes;
+            // and the context files' digests (file-digests.ts): the next build reads its files again
+            await rm(FileDigests.fileIn(store.root), { force: true });
+        }
+        // `--all` too spares what a running build uses: it touched it after taking its lease (a snapshot under its
+        // overlay, a blob it is reading), so the oldest live lease keeps it.
+        const protectSince = await oldestLiveLease(store);
+        // The build cache goes, as docker builder prune removes it: every record no running build used since it began.
+        for (const r of await listRecords(store)) {
+            if (r.t >= protectSince)
+                continue;
+            await rm(r.path, { force: true });
+            report.removedRecords++;
+            report.reclaimedBytes += r.bytes;
+        }
+        // What killed builds left (their mounts first, then their temp dirs): prune could not remove them otherwise.
+        report.leftovers = cleanLeftovers(store.root);
+        await sweep(store, protectSince, report, options.extraRoots);
+        if (options.keepStorage !== undefined)
+            await trim(store, options.keepStorage, protectSince, report, options.extraRoots);
+        return report;
+    });
+}
+function emptyReport() {
+    return { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], removedRecords: 0, reclaimedBytes: 0 };
+}
+/**
+ * Mark and sweep: what image records (and `extraRoots`, and the cache records left) reach stays; blobs, snapshots
+ * and layer indexes nothing reaches go, unless touched since `protectSince` (a running build's work).
+ */
+async function sweep(store, protectSince, report, extraRoots = []) {
+    const records = await store.listImages();
+    const roots = [...records.map((r) => r.target), ...extraRoots.map((digest) => ({ digest }))];
+    const { blobs, diffIDs } = await reachable(store, roots);
+    // What the records left (those of running builds) name stays: their layers and those layers' snapshots.
+    for (const r of await liveRecords(store)) {
+        if (!r.layer)
+            continue;
+        blobs.add(r.layer.digest);
+        diffIDs.add(r.layer.diffID);
+    }
+    for (const algorithm of ['sha256', 'sha512']) {
+        const dir = external_node_path_.join(store.root, 'blobs', algorithm);
+        for (const hex of await (0,promises_.readdir)(dir)) {
+            const digest = `${algorithm}:${hex}`;
+            const p = external_node_path_.join(dir, hex);
+            if ((0,image_digest/* isDigest */.Bc)(digest) && blobs.has(digest))
+                continue;
+            const st = await (0,promises_.stat)(p).catch(() => undefined);
+            if (!st || st.mtimeMs >= protectSince)
+                continue;
+            await (0,promises_.rm)(p, { force: true });
+            report.removedBlobs++;
+            report.reclaimedBytes += st.size;
+        }
+    }
+    for (const snap of await snapshots(store)) {
+        if (diffIDs.has(`sha256:${snap.hex}`) || snap.t >= protectSince)
+            continue;
+        if (await rootsOnly(snap.paths[0])) {
+            report.leftForRoot++;
+            continue;
+        }
+        report.reclaimedBytes += await removeSnapshot(snap);
+        report.removedSnapshots++;
+    }
+    const indexDir = external_node_path_.join(store.root, 'indexes');
+    for (const f of await (0,promises_.readdir)(indexDir).catch(() => [])) {
+        if (diffIDs.has(`sha256:${f.replace(/\.json$/, '')}`))
+            continue;
+        const st = await (0,promises_.stat)(external_node_path_.join(indexDir, f)).catch(() => undefined);
+        if (!st || st.mtimeMs >= protectSince)
+            continue;
+        await (0,promises_.rm)(external_node_path_.join(indexDir, f), { force: true });
+        report.reclaimedBytes += st.size;
+    }
+}
+/** The cache records, least recently used first. */
+async function listRecords(store) {
+    const dir = external_node_path_.join(store.root, 'records');
+    const out = [];
+    for (const f of await (0,promises_.readdir)(dir).catch(() => [])) {
+        const p = external_node_path_.join(dir, f);
+        const st = await (0,promises_.stat)(p).catch(() => undefined);
+        if (!st)
+            continue;
+        let layerBytes = 0;
+        try {
+            layerBytes = (0,cache_record/* parseRecord */.H)(JSON.parse(await (0,promises_.readFile)(p, 'utf8')))?.layer?.size ?? 0;
+        }
+        catch {
+            // damaged: its own bytes only
+        }
+        out.push({ path: p, t: st.mtimeMs, bytes: st.size, layerBytes });
+    }
+    return out.sort((a, b) => a.t - b.t);
+}
+async function liveRecords(store) {
+    const dir = external_node_path_.join(store.root, 'records');
+    const out = [];
+    for (const f of await (0,promises_.readdir)(dir).catch(() => [])) {
+        try {
+            const r = (0,cache_record/* parseRecord */.H)(JSON.parse(await (0,promises_.readFile)(external_node_path_.join(dir, f), 'utf8')));
+            if (r)
+                out.push(r);
+        }
+        catch {
+            // being written, or damaged: it keeps nothing
+        }
+    }
+    return out;
+}
+/**
+ * Whether only root may remove this snapshot (a build that ran RUN through sudo left it with the image's owners)
+ * and this process is not root: it is left whole rather than half removed.
+ */
+async function rootsOnly(p) {
+    return process.getuid?.() !== 0 && (await (0,promises_.stat)(p).catch(() => undefined))?.uid === 0;
+}
+/**
+ * The bytes the store holds (apparent sizes): its blobs, lowers, cache records and layer indexes (flat directories:
+ * one lstat a file), and its unpacked snapshots, each walked once and its size kept in `sizes.json` (a snapshot
+ * never changes once in place): a collection after every build must not walk the base's thousands of files.
+ */
+async function storeSize(store) {
+    return (await measure(store)).total;
+}
+async function measure(store) {
+    let total = 0;
+    for (const d of ['blobs/sha256', 'blobs/sha512', 'records', 'indexes']) {
+        const dir = external_node_path_.join(store.root, d);
+        for (const f of await (0,promises_.readdir)(dir).catch(() => []))
+            total += lstatOrUndefined(external_node_path_.join(dir, f))?.size ?? 0;
+    }
+    const snaps = await snapshots(store);
+    for (const s of snaps)
+        total += s.bytes;
+    return { total, snapshots: snaps };
+}
+function lstatOrUndefined(p) {
+    try {
+        return (0,external_node_fs_.lstatSync)(p);
+    }
+    catch {
+        return undefined;
+    }
+}
+const sizesFile = (store) => external_node_path_.join(store.root, 'sizes.json');
+/** The snapshots and lowers, with their sizes (a directory's kept in sizes.json once walked). */
+async function snapshots(store) {
+    const out = [];
+    let known = {};
+    try {
+        const doc = JSON.parse(await (0,promises_.readFile)(sizesFile(store), 'utf8'));
+        if (typeof doc === 'object' && doc !== null && !Array.isArray(doc))
+            known = doc;
+    }
+    catch {
+        // none yet, or damaged: walked again
+    }
+    const sizes = {};
+    let walked = false;
+    const snapDir = external_node_path_.join(store.root, 'snapshots');
+    for (const hex of await (0,promises_.readdir)(snapDir).catch(() => [])) {
+        const st = lstatOrUndefined(external_node_path_.join(snapDir, hex));
+        if (!st)
+            continue;
+        let bytes = known[hex];
+        if (!(Number.isSafeInteger(bytes) && bytes >= 0)) {
+            bytes = await treeSize(external_node_path_.join(snapDir, hex));
+            walked = true;
+        }
+        sizes[hex] = bytes;
+        out.push({ hex, paths: [external_node_path_.join(snapDir, hex)], t: st.mtimeMs, bytes });
+    }
+    if (walked || Object.keys(known).length !== Object.keys(sizes).length)
+        await store.writeWhole(sizesFile(store), JSON.stringify(sizes)).catch(() => undefined);
+    const pairs = new Map();
+    const lowerDir = external_node_path_.join(store.root, 'lowers');
+    for (const f of await (0,promises_.readdir)(lowerDir).catch(() => [])) {
+        const hex = f.replace(/\.(tar|erofs)$/, '');
+        const st = lstatOrUndefined(external_node_path_.join(lowerDir, f));
+        if (!st)
+            continue;
+        const entry = pairs.get(hex) ?? { hex, paths: [], t: 0, bytes: 0 };
+        // The index is what a build touches when it mounts the pair; the index first, so that no index outlives its tar.
+        entry.paths[f.endsWith('.erofs') ? 'unshift' : 'push'](external_node_path_.join(lowerDir, f));
+        entry.t = Math.max(entry.t, st.mtimeMs);
+        entry.bytes += st.size;
+        pairs.set(hex, entry);
+    }
+    return [...out, ...pairs.values()];
+}
+async function removeSnapshot(snap) {
+    for (const p of snap.paths)
+        await (0,promises_.rm)(p, { recursive: true, force: true });
+    return snap.bytes;
+}
+/**
+ * Trims the store down to `keep` bytes, least recently used first, as BuildKit's collector does: snapshots and
+ * lowers (made again from their blobs), then cache records with the layers only they held, then whole images (an
+ * image record and what only it reached). What a running build used since `protectSince` stays.
+ */
+async function trim(store, keep, protectSince, report, extraRoots) {
+    const usage = await measure(store);
+    let size = usage.total;
+    if (size <= keep)
+        return;
+    for (const snap of usage.snapshots.sort((a, b) => a.t - b.t)) {
+        if (size <= keep)
+            return;
+        if (snap.t >= protectSince)
+            continue; // in use by a running build
+        if (await rootsOnly(snap.paths[0])) {
+            report.leftForRoot++;
+            continue;
+        }
+        size -= await removeSnapshot(snap);
+        report.reclaimedBytes += snap.bytes;
+        report.removedSnapshots++;
+    }
+    const again = async () => {
+        await sweep(store, protectSince, report, extraRoots);
+        size = await storeSize(store);
+    };
+    // Cache records, the one used longest ago first, in runs that should free enough (their layers' sizes; a layer an
+    // image holds too stays): then a sweep, and the store measured again.
+    let expected = 0;
+    let pending = 0;
+    for (const r of await listRecords(store)) {
+        if (r.t >= protectSince)
+            continue;
+        await (0,promises_.rm)(r.path, { force: true });
+        report.removedRecords++;
+        report.reclaimedBytes += r.bytes;
+        expected += r.bytes + r.layerBytes;
+        pending++;
+        if (size - expected <= keep) {
+            await again();
+            expected = 0;
+            pending = 0;
+            if (size <= keep)
+                return;
+        }
+    }
+    if (pending > 0)
+        await again();
+    // Whole images, the one whose manifest was used longest ago first; none a running build used since it began.
+    const records = await store.listImages();
+    const used = await Promise.all(records.map(async (r) => ({ r, t: (await (0,promises_.stat)(store.blobPath(r.target.digest)).catch(() => undefined))?.mtimeMs ?? 0 })));
+    for (const { r, t } of used.sort((a, b) => a.t - b.t)) {
+        if (size <= keep)
+            return;
+        if (t >= protectSince)
+            continue;
+        await store.removeImage(r.name);
+        report.removedImages.push(r.name);
+        await again();
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/store/collect.js
+// The collection after every build (issue 37): when the store holds more than its limit, it is trimmed least
+// recently used first (gc.ts trim: snapshots and lowers, then cache records, then images) down to the limit, as
+// BuildKit's default policy keeps its cache under keepStorage. The limit: --store-max / HOIST_STORE_MAX, in bytes
+// (`10GB`, `512MiB`) or a share of the file system holding the store (`15%`); by default 10% of it and at least
+// 2 GB (BuildKit's default keeps 10% of the disk, 2 GB where the disk's size is unknown: docker/docs
+// content/manuals/build/cache/garbage-collection.md; the floor is issue 37's, so that a small disk still keeps a
+// base and its cache); `0` turns the collection off. One collection at a
+// time: a build that finds the gc lock taken (another build's collection, a `hoist prune`) leaves it to that one.
+
+
+
+
+const defaultShare = 0.1;
+const defaultFloor = 2_000_000_000;
+class StoreLimitError extends Error {
+    name = 'StoreLimitError';
+}
+/** The store's limit in bytes from the option's text (undefined: the default); 0 is off. */
+async function storeLimit(text, root) {
+    const fsBytes = async () => {
+        const s = await (0,promises_.statfs)(root);
+        return s.blocks * s.bsize;
+    };
+    const t = text?.trim();
+    if (t === undefined || t === '')
+        return Math.max(defaultFloor, Math.floor((await fsBytes()) * defaultShare));
+    const share = /^(\d+(?:\.\d+)?)\s*%$/.exec(t);
+    if (share) {
+        const n = Number(share[1]);
+        if (!(n > 0 && n <= 100))
+            throw new StoreLimitError(`store limit ${JSON.stringify(text)}: a share must be above 0% and at most 100%`);
+        return Math.floor(((await fsBytes()) * n) / 100);
+    }
+    try {
+        return parseBytes(t);
+    }
+    catch {
+        throw new StoreLimitError(`store limit ${JSON.stringify(text)}: expected a size (10GB, 512MiB, 1000000), a share of the disk (15%), or 0 for no limit`);
+    }
+}
+/**
+ * Trims the store when it holds more than `limit` bytes; undefined when it did not (under the limit, the limit off,
+ * or another process collecting). Cheap when under the limit: flat directories listed, snapshot sizes kept.
+ */
+async function collect(store, limit) {
+    if (!(limit > 0))
+        return undefined;
+    const t0 = performance.now();
+    const release = await lock_acquireFileLock(store.gcLock, { wait: false });
+    if (!release)
+        return undefined;
+    try {
+        const before = await storeSize(store);
+        if (before <= limit)
+            return undefined;
+        const report = await trimStore(store, limit);
+        return { limit, before, after: await storeSize(store), ms: performance.now() - t0, report };
+    }
+    finally {
+        await release();
+    }
+}
+/**
+ * The store trimmed to its limit after a build, whatever its outcome; a collection that fails is said, never the
+ * build's failure.
+ */
+async function collectAfter(store, limit, say) {
+    try {
+        const c = await collect(store, limit);
+        if (c)
+            say(describeCollection(c));
+    }
+    catch (e) {
+        say(`store: the collection after the build failed: ${e.message}`);
+    }
+}
+/** The collection's one log line. */
+function describeCollection(c, format = formatBytes) {
+    const r = c.report;
+    const what = [
+        r.removedSnapshots && `${r.removedSnapshots} unpacked layers`,
+        r.removedRecords && `${r.removedRecords} cache records`,
+        r.removedBlobs && `${r.removedBlobs} blobs`,
+        r.removedImages.length && `${r.removedImages.length} images`,
+    ].filter(Boolean);
+    const still = c.after > c.limit ? `; still ${format(c.after)}: the rest is in use by running builds or by root` : '';
+    return `store: over its limit of ${format(c.limit)} (${format(c.before)}): freed ${format(c.before - c.after)} in ${(c.ms / 1000).toFixed(1)} s${what.length ? ` (${what.join(', ')})` : ''}${still}`;
 }
 
 // EXTERNAL MODULE: ./node_modules/@renovatebot/pep440/index.js
@@ -100108,53 +100617,6 @@ class CommandGuard {
     }
 }
 
-;// CONCATENATED MODULE: ./lib/cli/format.js
-// How the image commands print sizes, times and tables (as the docker CLI does: 12.3MB, "2 hours ago").
-function formatBytes(n) {
-    const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-    let v = n;
-    let i = 0;
-    while (v >= 1000 && i < units.length - 1) {
-        v /= 1000;
-        i++;
-    }
-    return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)}${units[i]}`;
-}
-/** `10GB`, `512MiB`, `100m`, `1.5g`, plain bytes. */
-function parseBytes(text) {
-    const m = text.trim().match(/^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?$/i);
-    if (!m)
-        throw new RangeError(`invalid size ${JSON.stringify(text)}: expected e.g. 10GB, 512MiB or 1000000`);
-    const power = ['', 'k', 'm', 'g', 't'].indexOf(m[2].toLowerCase());
-    const base = m[3] || m[2] === m[2].toLowerCase() ? 1024 : 1000;
-    return Math.round(Number(m[1]) * base ** power);
-}
-function relativeTime(iso, now = Date.now()) {
-    const t = Date.parse(iso);
-    if (Number.isNaN(t))
-        return iso;
-    const s = Math.max(0, Math.round((now - t) / 1000));
-    const ago = (n, unit) => `${n} ${unit}${n === 1 ? '' : 's'} ago`;
-    if (s < 60)
-        return s < 2 ? 'Less than a second ago' : ago(s, 'second');
-    if (s < 3600)
-        return ago(Math.round(s / 60), 'minute');
-    if (s < 86400 * 2)
-        return ago(Math.round(s / 3600), 'hour');
-    if (s < 86400 * 14)
-        return ago(Math.round(s / 86400), 'day');
-    if (s < 86400 * 60)
-        return ago(Math.round(s / 604800), 'week');
-    if (s < 86400 * 730)
-        return ago(Math.round(s / 2592000), 'month');
-    return ago(Math.round(s / 31536000), 'year');
-}
-function table(head, rows) {
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-    const line = (r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3))).join('').trimEnd() + '\n';
-    return line(head) + rows.map(line).join('');
-}
-
 ;// CONCATENATED MODULE: ./lib/action/report.js
 
 /** Every output the Action sets; action.yml declares exactly these (a test keeps them equal). */
@@ -100223,6 +100685,7 @@ function summaryMarkdown(outcome, options) {
 // The Action: inputs → (through sudo when the plan has RUN and the runner user is not root) tags, labels and
 // credentials → one engine build → outputs, job summary, annotations. The only module with the runner's I/O;
 // everything it decides is in the pure modules beside it (inputs, tags, login, report).
+
 
 
 
@@ -100317,6 +100780,10 @@ async function run(env = process.env) {
             info(`Logging in to ${credentials.loginRegistry} as ${inputs.username}`);
         const client = new RegistryClient({ credentials });
         const store = await Store.open(external_node_path_.resolve(env.HOIST_STORE || defaultStoreDir()));
+        const limit = await storeLimit(env.HOIST_STORE_MAX, store.root).catch(async (e) => {
+            await store.close();
+            throw e instanceof StoreLimitError ? new InputError(`HOIST_STORE_MAX: ${e.message}`) : e;
+        });
         const log = new StageLog({ info: (l) => guard.info(l), startGroup: (n) => guard.command(() => startGroup(n)), endGroup: () => guard.command(() => endGroup()) });
         let outcome;
         try {
@@ -100361,6 +100828,8 @@ async function run(env = process.env) {
                 warn(`registry: ${w}`);
         }
         finally {
+            // a self-hosted runner's store stays under its limit (HOIST_STORE_MAX; a hosted runner's starts empty)
+            await collectAfter(store, limit, (l) => guard.info(l));
             await store.close();
             await client.close();
         }
@@ -103563,6 +104032,7 @@ function configPlatform(config) {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   $$: () => (/* binding */ isIndexMediaType),
+/* harmony export */   $v: () => (/* binding */ isConfigMediaType),
 /* harmony export */   AH: () => (/* binding */ layerCompression),
 /* harmony export */   CM: () => (/* binding */ isManifestMediaType),
 /* harmony export */   K: () => (/* binding */ manifestAccept),
@@ -103572,7 +104042,7 @@ function configPlatform(config) {
 /* harmony export */   sG: () => (/* binding */ layerMediaType),
 /* harmony export */   zu: () => (/* binding */ MediaType)
 /* harmony export */ });
-/* unused harmony exports isConfigMediaType, familyOf */
+/* unused harmony export familyOf */
 // Media types of Docker v2 schema 2 and OCI (shared/research/registry.md §4.2).
 const MediaType = {
     dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',

@@ -16,6 +16,7 @@ import { formatPlatform } from '../image/platform.js';
 import { formatReference, formatRepository, parseReference } from '../image/reference.js';
 import { build, type BuildOutcome, NeedsRootError, planRunsSteps } from '../index.js';
 import { RegistryClient } from '../registry/client.js';
+import { collectAfter, StoreLimitError, storeLimit } from '../store/collect.js';
 import { defaultStoreDir, Store } from '../store/store.js';
 import { readInside } from '../solver/context.js';
 import { commitTime, gitContext, repoInfo } from './github.js';
@@ -92,6 +93,10 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     if (credentials.loginRegistry) core.info(`Logging in to ${credentials.loginRegistry} as ${inputs.username}`);
     const client = new RegistryClient({ credentials });
     const store = await Store.open(path.resolve(env.HOIST_STORE || defaultStoreDir()));
+    const limit = await storeLimit(env.HOIST_STORE_MAX, store.root).catch(async (e: unknown) => {
+      await store.close();
+      throw e instanceof StoreLimitError ? new InputError(`HOIST_STORE_MAX: ${e.message}`) : e;
+    });
     const log = new StageLog({ info: (l) => guard.info(l), startGroup: (n) => guard.command(() => core.startGroup(n)), endGroup: () => guard.command(() => core.endGroup()) });
     let outcome: BuildOutcome;
     try {
@@ -134,6 +139,8 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
       }).finally(() => log.close());
       for (const w of client.warnings()) warn(`registry: ${w}`);
     } finally {
+      // a self-hosted runner's store stays under its limit (HOIST_STORE_MAX; a hosted runner's starts empty)
+      await collectAfter(store, limit, (l) => guard.info(l));
       await store.close();
       await client.close();
     }

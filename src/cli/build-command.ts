@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build, NeedsRootError } from '../index.js';
 import { defaultStoreDir } from '../store/store.js';
+import { collectAfter, StoreLimitError, storeLimit } from '../store/collect.js';
 import { canSudo, rerunWithSudo } from '../exec/sudo.js';
 import { parseSecretFlag, type SecretSource } from '../exec/mounts.js';
 import { parseSshFlag } from '../exec/ssh.js';
@@ -74,7 +75,9 @@ Builds an image from a Dockerfile.
                              type=local,dest=DIR[,mode=min|max]
       --pull                 accepted: base image tags are resolved at every build
       --progress MODE        auto | plain | tty | quiet
-  -q, --quiet                no progress: only the image digest is printed (as docker buildx build -q)`;
+  -q, --quiet                no progress: only the image digest is printed (as docker buildx build -q)
+      --store-max SIZE       after the build, trim the store to SIZE, least recently used first: 10GB, 512MiB, 15%
+                             of its disk, or 0 for never (default: $HOIST_STORE_MAX, else 10% of the disk, at least 2 GB)`;
 
 export async function buildCommand(argv: string[], io: CommandIO): Promise<number> {
   const a = parseArgv(argv, {
@@ -106,6 +109,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     quiet: { short: 'q' },
     emulate: {},
     isolation: { value: true },
+    'store-max': { value: true },
     'add-host': { value: true, repeat: true },
     'build-context': { value: true, repeat: true },
     provenance: { value: true },
@@ -220,6 +224,9 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       if (!finished) progress.finish(ok);
       finished = true;
     };
+    const limit = await storeLimit(a.options.get('store-max')?.[0] ?? process.env.HOIST_STORE_MAX, store.root).catch((e: unknown) => {
+      throw e instanceof StoreLimitError ? new UsageError(`--store-max: ${e.message}`) : e;
+    });
     const outcome = await build({
       context,
       // From standard input the Dockerfile is named `Dockerfile` in errors, as docker build names it.
@@ -256,10 +263,12 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
         step: (st) => progress.done(st),
         built: () => finish(true),
       },
-    }).catch((e: unknown) => {
-      finish(false);
-      throw e;
-    });
+    })
+      .catch((e: unknown) => {
+        finish(false);
+        throw e;
+      })
+      .finally(() => collectAfter(store, limit, (line) => void (quiet || io.err(`${line}\n`))));
     if (!quiet) for (const name of outcome.unusedBuildArgs) io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
     // The log's last line: what the cache gave and what moved over the network.
     const c = outcome.cache;

@@ -3,7 +3,9 @@
 // diffIDs (unpacked directories, or a tar with its EROFS index). The rest is "dangling" and goes, except what a live
 // hoist process may be using right now (newer than the oldest lease: the records it used and what they name, the
 // blobs and snapshots it touched). `all` empties the store; `keepStorage` then trims least recently used first:
-// snapshots (they can be made again from the blobs), then whole images.
+// snapshots (they can be made again from the blobs), then cache records, then whole images — the order the
+// collection after every build (collect.ts) trims in, without `prune`'s emptying of the build cache.
+import { lstatSync, type Stats } from 'node:fs';
 import { lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { FileDigests } from './file-digests.js';
 import path from 'node:path';
@@ -103,9 +105,16 @@ export async function oldestLiveLease(store: Store, removeDead = true): Promise<
   return oldest;
 }
 
+/** Trims the store to `keep` bytes (least recently used first), sparing what a running build uses; the gc lock held. */
+export async function trimStore(store: Store, keep: number): Promise<PruneReport> {
+  const report = emptyReport();
+  await trim(store, keep, await oldestLiveLease(store), report);
+  return report;
+}
+
 export async function prune(store: Store, options: PruneOptions = {}): Promise<PruneReport> {
   return withFileLock(store.gcLock, async () => {
-    const report: PruneReport = { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], removedRecords: 0, reclaimedBytes: 0 };
+    const report = emptyReport();
     if (options.all) {
       for (const r of await store.listImages()) {
         await store.removeImage(r.name);
@@ -123,62 +132,97 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
     // overlay, a blob it is reading), so the oldest live lease keeps it.
     const protectSince = await oldestLiveLease(store);
     // The build cache goes, as docker builder prune removes it: every record no running build used since it began.
-    const recordDir = path.join(store.root, 'records');
-    for (const f of await readdir(recordDir).catch(() => [] as string[])) {
-      const p = path.join(recordDir, f);
+    for (const r of await listRecords(store)) {
+      if (r.t >= protectSince) continue;
+      await rm(r.path, { force: true });
+      report.removedRecords++;
+      report.reclaimedBytes += r.bytes;
+    }
+    // What killed builds left (their mounts first, then their temp dirs): prune could not remove them otherwise.
+    report.leftovers = cleanLeftovers(store.root);
+    await sweep(store, protectSince, report, options.extraRoots);
+    if (options.keepStorage !== undefined) await trim(store, options.keepStorage, protectSince, report, options.extraRoots);
+    return report;
+  });
+}
+
+function emptyReport(): PruneReport {
+  return { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], removedRecords: 0, reclaimedBytes: 0 };
+}
+
+/**
+ * Mark and sweep: what image records (and `extraRoots`, and the cache records left) reach stays; blobs, snapshots
+ * and layer indexes nothing reaches go, unless touched since `protectSince` (a running build's work).
+ */
+async function sweep(store: Store, protectSince: number, report: PruneReport, extraRoots: readonly string[] = []): Promise<void> {
+  const records = await store.listImages();
+  const roots = [...records.map((r) => r.target), ...extraRoots.map((digest) => ({ digest }))];
+  const { blobs, diffIDs } = await reachable(store, roots);
+  // What the records left (those of running builds) name stays: their layers and those layers' snapshots.
+  for (const r of await liveRecords(store)) {
+    if (!r.layer) continue;
+    blobs.add(r.layer.digest);
+    diffIDs.add(r.layer.diffID);
+  }
+  for (const algorithm of ['sha256', 'sha512']) {
+    const dir = path.join(store.root, 'blobs', algorithm);
+    for (const hex of await readdir(dir)) {
+      const digest = `${algorithm}:${hex}`;
+      const p = path.join(dir, hex);
+      if (isDigest(digest) && blobs.has(digest)) continue;
       const st = await stat(p).catch(() => undefined);
       if (!st || st.mtimeMs >= protectSince) continue;
       await rm(p, { force: true });
-      report.removedRecords++;
+      report.removedBlobs++;
       report.reclaimedBytes += st.size;
     }
-    const sweep = async () => {
-      const records = await store.listImages();
-      const roots = [...records.map((r) => r.target), ...(options.extraRoots ?? []).map((digest) => ({ digest }))];
-      const { blobs, diffIDs } = await reachable(store, roots);
-      // What the records left (those of running builds) name stays: their layers and those layers' snapshots.
-      for (const r of await liveRecords(store)) {
-        if (!r.layer) continue;
-        blobs.add(r.layer.digest);
-        diffIDs.add(r.layer.diffID);
-      }
-      for (const algorithm of ['sha256', 'sha512']) {
-        const dir = path.join(store.root, 'blobs', algorithm);
-        for (const hex of await readdir(dir)) {
-          const digest = `${algorithm}:${hex}`;
-          const p = path.join(dir, hex);
-          if (isDigest(digest) && blobs.has(digest)) continue;
-          const st = await stat(p).catch(() => undefined);
-          if (!st || st.mtimeMs >= protectSince) continue;
-          await rm(p, { force: true });
-          report.removedBlobs++;
-          report.reclaimedBytes += st.size;
-        }
-      }
-      for (const snap of await snapshots(store)) {
-        if (diffIDs.has(`sha256:${snap.hex}`) || snap.t >= protectSince) continue;
-        if (await rootsOnly(snap.paths[0])) {
-          report.leftForRoot++;
-          continue;
-        }
-        report.reclaimedBytes += await removeSnapshot(snap);
-        report.removedSnapshots++;
-      }
-      const indexDir = path.join(store.root, 'indexes');
-      for (const f of await readdir(indexDir).catch(() => [])) {
-        if (diffIDs.has(`sha256:${f.replace(/\.json$/, '')}`)) continue;
-        const st = await stat(path.join(indexDir, f)).catch(() => undefined);
-        if (!st || st.mtimeMs >= protectSince) continue;
-        await rm(path.join(indexDir, f), { force: true });
-        report.reclaimedBytes += st.size;
-      }
-    };
-    // What killed builds left (their mounts first, then their temp dirs): prune could not remove them otherwise.
-    report.leftovers = cleanLeftovers(store.root);
-    await sweep();
-    if (options.keepStorage !== undefined) await trim(store, options.keepStorage, protectSince, report, sweep);
-    return report;
-  });
+  }
+  for (const snap of await snapshots(store)) {
+    if (diffIDs.has(`sha256:${snap.hex}`) || snap.t >= protectSince) continue;
+    if (await rootsOnly(snap.paths[0])) {
+      report.leftForRoot++;
+      continue;
+    }
+    report.reclaimedBytes += await removeSnapshot(snap);
+    report.removedSnapshots++;
+  }
+  const indexDir = path.join(store.root, 'indexes');
+  for (const f of await readdir(indexDir).catch(() => [])) {
+    if (diffIDs.has(`sha256:${f.replace(/\.json$/, '')}`)) continue;
+    const st = await stat(path.join(indexDir, f)).catch(() => undefined);
+    if (!st || st.mtimeMs >= protectSince) continue;
+    await rm(path.join(indexDir, f), { force: true });
+    report.reclaimedBytes += st.size;
+  }
+}
+
+interface RecordEntry {
+  path: string;
+  /** last used */
+  t: number;
+  /** the record's own bytes */
+  bytes: number;
+  /** its layer's, which may go with it */
+  layerBytes: number;
+}
+
+/** The cache records, least recently used first. */
+async function listRecords(store: Store): Promise<RecordEntry[]> {
+  const dir = path.join(store.root, 'records');
+  const out: RecordEntry[] = [];
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    const p = path.join(dir, f);
+    const st = await stat(p).catch(() => undefined);
+    if (!st) continue;
+    let layerBytes = 0;
+    try {
+      layerBytes = parseRecord(JSON.parse(await readFile(p, 'utf8')))?.layer?.size ?? 0;
+    } catch {
+      // damaged: its own bytes only
+    }
+    out.push({ path: p, t: st.mtimeMs, bytes: st.size, layerBytes });
+  }
+  return out.sort((a, b) => a.t - b.t);
 }
 
 async function liveRecords(store: Store): Promise<CacheRecord[]> {
@@ -203,10 +247,37 @@ async function rootsOnly(p: string): Promise<boolean> {
   return process.getuid?.() !== 0 && (await stat(p).catch(() => undefined))?.uid === 0;
 }
 
+/**
+ * The bytes the store holds (apparent sizes): its blobs, lowers, cache records and layer indexes (flat directories:
+ * one lstat a file), and its unpacked snapshots, each walked once and its size kept in `sizes.json` (a snapshot
+ * never changes once in place): a collection after every build must not walk the base's thousands of files.
+ */
 export async function storeSize(store: Store): Promise<number> {
-  let n = 0;
-  for (const d of ['blobs', 'snapshots', 'lowers']) n += await treeSize(path.join(store.root, d));
-  return n;
+  return (await measure(store)).total;
+}
+
+interface Usage {
+  total: number;
+  snapshots: SnapshotEntry[];
+}
+
+async function measure(store: Store): Promise<Usage> {
+  let total = 0;
+  for (const d of ['blobs/sha256', 'blobs/sha512', 'records', 'indexes']) {
+    const dir = path.join(store.root, d);
+    for (const f of await readdir(dir).catch(() => [] as string[])) total += lstatOrUndefined(path.join(dir, f))?.size ?? 0;
+  }
+  const snaps = await snapshots(store);
+  for (const s of snaps) total += s.bytes;
+  return { total, snapshots: snaps };
+}
+
+function lstatOrUndefined(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch {
+    return undefined;
+  }
 }
 
 /** A layer made usable by RUN: its unpacked directory, or its tar and EROFS index (one entry, the pair). */
@@ -215,63 +286,108 @@ interface SnapshotEntry {
   paths: string[];
   /** last used */
   t: number;
+  bytes: number;
 }
 
+const sizesFile = (store: Store) => path.join(store.root, 'sizes.json');
+
+/** The snapshots and lowers, with their sizes (a directory's kept in sizes.json once walked). */
 async function snapshots(store: Store): Promise<SnapshotEntry[]> {
   const out: SnapshotEntry[] = [];
+  let known: Record<string, number> = {};
+  try {
+    const doc = JSON.parse(await readFile(sizesFile(store), 'utf8')) as unknown;
+    if (typeof doc === 'object' && doc !== null && !Array.isArray(doc)) known = doc as Record<string, number>;
+  } catch {
+    // none yet, or damaged: walked again
+  }
+  const sizes: Record<string, number> = {};
+  let walked = false;
   const snapDir = path.join(store.root, 'snapshots');
   for (const hex of await readdir(snapDir).catch(() => [] as string[])) {
-    const st = await stat(path.join(snapDir, hex)).catch(() => undefined);
-    if (st) out.push({ hex, paths: [path.join(snapDir, hex)], t: st.mtimeMs });
+    const st = lstatOrUndefined(path.join(snapDir, hex));
+    if (!st) continue;
+    let bytes = known[hex];
+    if (!(Number.isSafeInteger(bytes) && bytes >= 0)) {
+      bytes = await treeSize(path.join(snapDir, hex));
+      walked = true;
+    }
+    sizes[hex] = bytes;
+    out.push({ hex, paths: [path.join(snapDir, hex)], t: st.mtimeMs, bytes });
   }
+  if (walked || Object.keys(known).length !== Object.keys(sizes).length) await store.writeWhole(sizesFile(store), JSON.stringify(sizes)).catch(() => undefined);
   const pairs = new Map<string, SnapshotEntry>();
   const lowerDir = path.join(store.root, 'lowers');
   for (const f of await readdir(lowerDir).catch(() => [] as string[])) {
     const hex = f.replace(/\.(tar|erofs)$/, '');
-    const st = await stat(path.join(lowerDir, f)).catch(() => undefined);
+    const st = lstatOrUndefined(path.join(lowerDir, f));
     if (!st) continue;
-    const entry = pairs.get(hex) ?? { hex, paths: [], t: 0 };
+    const entry = pairs.get(hex) ?? { hex, paths: [], t: 0, bytes: 0 };
     // The index is what a build touches when it mounts the pair; the index first, so that no index outlives its tar.
     entry.paths[f.endsWith('.erofs') ? 'unshift' : 'push'](path.join(lowerDir, f));
     entry.t = Math.max(entry.t, st.mtimeMs);
+    entry.bytes += st.size;
     pairs.set(hex, entry);
   }
   return [...out, ...pairs.values()];
 }
 
 async function removeSnapshot(snap: SnapshotEntry): Promise<number> {
-  let n = 0;
-  for (const p of snap.paths) {
-    n += await treeSize(p);
-    await rm(p, { recursive: true, force: true });
-  }
-  return n;
+  for (const p of snap.paths) await rm(p, { recursive: true, force: true });
+  return snap.bytes;
 }
 
-async function trim(store: Store, keep: number, protectSince: number, report: PruneReport, sweep: () => Promise<void>): Promise<void> {
-  let size = await storeSize(store);
+/**
+ * Trims the store down to `keep` bytes, least recently used first, as BuildKit's collector does: snapshots and
+ * lowers (made again from their blobs), then cache records with the layers only they held, then whole images (an
+ * image record and what only it reached). What a running build used since `protectSince` stays.
+ */
+async function trim(store: Store, keep: number, protectSince: number, report: PruneReport, extraRoots?: readonly string[]): Promise<void> {
+  const usage = await measure(store);
+  let size = usage.total;
   if (size <= keep) return;
-  for (const snap of (await snapshots(store)).sort((a, b) => a.t - b.t)) {
+  for (const snap of usage.snapshots.sort((a, b) => a.t - b.t)) {
     if (size <= keep) return;
     if (snap.t >= protectSince) continue; // in use by a running build
     if (await rootsOnly(snap.paths[0])) {
       report.leftForRoot++;
       continue;
     }
-    const n = await removeSnapshot(snap);
-    size -= n;
-    report.reclaimedBytes += n;
+    size -= await removeSnapshot(snap);
+    report.reclaimedBytes += snap.bytes;
     report.removedSnapshots++;
   }
-  // Whole images, the one whose manifest was used longest ago first.
+  const again = async () => {
+    await sweep(store, protectSince, report, extraRoots);
+    size = await storeSize(store);
+  };
+  // Cache records, the one used longest ago first, in runs that should free enough (their layers' sizes; a layer an
+  // image holds too stays): then a sweep, and the store measured again.
+  let expected = 0;
+  let pending = 0;
+  for (const r of await listRecords(store)) {
+    if (r.t >= protectSince) continue;
+    await rm(r.path, { force: true });
+    report.removedRecords++;
+    report.reclaimedBytes += r.bytes;
+    expected += r.bytes + r.layerBytes;
+    pending++;
+    if (size - expected <= keep) {
+      await again();
+      expected = 0;
+      pending = 0;
+      if (size <= keep) return;
+    }
+  }
+  if (pending > 0) await again();
+  // Whole images, the one whose manifest was used longest ago first; none a running build used since it began.
   const records = await store.listImages();
   const used = await Promise.all(records.map(async (r) => ({ r, t: (await stat(store.blobPath(r.target.digest)).catch(() => undefined))?.mtimeMs ?? 0 })));
-  for (const { r } of used.sort((a, b) => a.t - b.t)) {
+  for (const { r, t } of used.sort((a, b) => a.t - b.t)) {
     if (size <= keep) return;
+    if (t >= protectSince) continue;
     await store.removeImage(r.name);
     report.removedImages.push(r.name);
-    const before = report.reclaimedBytes;
-    await sweep();
-    size -= report.reclaimedBytes - before;
+    await again();
   }
 }
