@@ -34536,6 +34536,57 @@ async function overlayRefused(scratch) {
     }
 }
 
+;// CONCATENATED MODULE: ./lib/store/disk.js
+// A full disk under the store (issue 37): the build's error says so, names the store and what to do, whichever
+// write met it — a blob, an unpacked layer, a RUN step's own files in its upper directory (the step only sees EIO
+// or ENOSPC and says what it says: the store's free space, measured while the step's files are still there, tells).
+
+
+
+class StoreFullError extends Error {
+    name = 'StoreFullError';
+}
+/** Bytes this process may still write on the disk holding `dir` (root may write into ext4's reserved blocks). */
+async function freeBytes(dir) {
+    try {
+        const s = await (0,promises_.statfs)(dir);
+        return (process.getuid?.() === 0 ? s.bfree : s.bavail) * s.bsize;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The free space on the store's disk when it is all but gone (under 1% of the disk, at least 1 MiB, at most 64 MiB). */
+async function storeDiskFull(root) {
+    try {
+        const s = await (0,promises_.statfs)(root);
+        const free = (process.getuid?.() === 0 ? s.bfree : s.bavail) * s.bsize;
+        const floor = Math.max(2 ** 20, Math.min(64 * 2 ** 20, (s.blocks * s.bsize) / 100));
+        return free < floor ? free : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** What to do about it, after the error itself. `now`: the free space measured after the build's own temp files went. */
+function storeFullAdvice(root, free, now = false) {
+    return `the disk holding hoist's store ${root} ${now ? 'ran out of space' : 'is full'}${free === undefined ? '' : ` (${formatBytes(free)} free${now ? ' now that the build\'s temporary files are gone' : ''})`}: free space with \`hoist prune\` (the build cache) or \`hoist prune --all\` (everything), keep the store smaller with --store-max SIZE / HOIST_STORE_MAX (it is trimmed after every build), or move it to a larger disk with --store DIR / HOIST_STORE`;
+}
+const noSpace = (e) => ['ENOSPC', 'EDQUOT'].includes(e?.code ?? '');
+/**
+ * A write that met a full disk becomes a StoreFullError that says what to do; a write outside the store (an output
+ * file) is named as such. Anything else is left as it is.
+ */
+async function explainNoSpace(e, root) {
+    if (!noSpace(e) || e instanceof StoreFullError)
+        return e;
+    const where = e.path;
+    const message = e.message;
+    if (where !== undefined && external_node_path_.relative(root, external_node_path_.resolve(where)).startsWith('..'))
+        return new StoreFullError(`${message}: no space left on the disk holding ${where}`);
+    return new StoreFullError(`${message}\n${storeFullAdvice(root, await freeBytes(root), true)}`);
+}
+
 ;// CONCATENATED MODULE: ./lib/export/sbom.js
 // An SBOM of the image as an SPDX 2.3 document (BuildKit attaches one with --sbom, made by its syft scanner): the
 // packages the image's package databases list — dpkg's status file and distroless status.d entries (Debian, Ubuntu),
@@ -40067,6 +40118,7 @@ async function ownerOf(spec, x) {
 
 
 
+
 /** A step stopped because another one failed (that failure is the build's error). */
 class BuildStopped extends Error {
     name = 'BuildStopped';
@@ -40122,7 +40174,9 @@ async function execRun(op, x) {
         if (x.signal.aborted)
             throw new BuildStopped();
         if (result.exitCode !== 0) {
-            throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}`);
+            // A step that met a full store (its files are in the store's disk) says only what its program said.
+            const full = await storeDiskFull(x.store.root);
+            throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}${full === undefined ? '' : `\n${storeFullAdvice(x.store.root, full)}`}`);
         }
         return { layer: await timed('layer', () => root.layer(lower, targets, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel })), time: x.time };
     }
@@ -41239,6 +41293,11 @@ async function imagePackages(state, store, maxBytes = 64 * 1024 * 1024) {
 }
 
 ;// CONCATENATED MODULE: ./lib/index.js
+// The engine surface both adapters call, the hoist command (cli/) and the Action (action/): build(request) runs a
+// Dockerfile build on a store and a registry client, records the image under its tags, writes it to each output
+// while the Actions cache is written, exports the other caches after the push (so that they mount what it uploaded),
+// and answers with what outputs, metadata files and summaries need. No argv here, no GitHub.
+
 
 
 
@@ -41266,7 +41325,9 @@ async function imagePackages(state, store, maxBytes = 64 * 1024 * 1024) {
 function lib_build(req) {
     const profile = new Profile();
     return withProfile(profile, async () => {
-        const outcome = await onContext(req, buildProfiled);
+        const outcome = await onContext(req, buildProfiled).catch(async (e) => {
+            throw await explainNoSpace(e, req.store.root);
+        });
         const report = profile.report();
         outcome.metadata['hoist.profile'] = report;
         if (req.profile || /^(1|true)$/i.test(process.env.HOIST_PROFILE ?? ''))
@@ -41565,7 +41626,7 @@ async function attestedIndex(req, solved, build, store) {
 // 2 GB (BuildKit's default keeps 10% of the disk, 2 GB where the disk's size is unknown: docker/docs
 // content/manuals/build/cache/garbage-collection.md; the floor is issue 37's, so that a small disk still keeps a
 // base and its cache); `0` turns the collection off. One collection at a
-// time: a build that finds the gc lock taken (another build's collection, a `hoist prune`) leaves it to that one.
+// time, under the gc lock; a build that finds it held waits up to a minute, then leaves the work to the next build.
 
 
 
@@ -41606,7 +41667,9 @@ async function collect(store, limit) {
     if (!(limit > 0))
         return undefined;
     const t0 = performance.now();
-    const release = await acquireFileLock(store.gcLock, { wait: false });
+    // Another collection (or a prune) running: this one waits for it, briefly, and then measures what it left (the
+    // last of several builds that end together must not skip the trim the others could not do while it ran).
+    const release = await acquireFileLock(store.gcLock, { timeoutMs: 60_000 }).catch(() => undefined);
     if (!release)
         return undefined;
     try {
@@ -42164,6 +42227,7 @@ const userErrors = new Set([
     'SizeMismatchError',
     'ManifestError',
     'StoreError',
+    'StoreFullError',
     'LoadError',
     'ArchiveError',
     'ExecError',

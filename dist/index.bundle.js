@@ -78272,7 +78272,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 
 (0,_exec_cleanup_js__WEBPACK_IMPORTED_MODULE_0__/* .installInterruptHandler */ .VW)();
 (0,_exec_sudo_js__WEBPACK_IMPORTED_MODULE_1__/* .adoptEnvFile */ .WJ)(process.argv.slice(2));
-const { run } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 4643));
+const { run } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 689));
 const work = run();
 // (an unsettled top-level await would end the step with Node's own exit code 13 and a bare warning)
 (0,_exec_unsettled_js__WEBPACK_IMPORTED_MODULE_2__/* .failIfUnsettled */ .G)(work, (line) => process.stdout.write(`::error::${line}\n`));
@@ -78283,7 +78283,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 4643:
+/***/ 689:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -88807,6 +88807,104 @@ class MergedImage {
     }
 }
 
+;// CONCATENATED MODULE: ./lib/cli/format.js
+// How the image commands print sizes, times and tables (as the docker CLI does: 12.3MB, "2 hours ago").
+function formatBytes(n) {
+    const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+    let v = n;
+    let i = 0;
+    while (v >= 1000 && i < units.length - 1) {
+        v /= 1000;
+        i++;
+    }
+    return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)}${units[i]}`;
+}
+/** `10GB`, `512MiB`, `100m`, `1.5g`, plain bytes. */
+function parseBytes(text) {
+    const m = text.trim().match(/^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?$/i);
+    if (!m)
+        throw new RangeError(`invalid size ${JSON.stringify(text)}: expected e.g. 10GB, 512MiB or 1000000`);
+    const power = ['', 'k', 'm', 'g', 't'].indexOf(m[2].toLowerCase());
+    const base = m[3] || m[2] === m[2].toLowerCase() ? 1024 : 1000;
+    return Math.round(Number(m[1]) * base ** power);
+}
+function relativeTime(iso, now = Date.now()) {
+    const t = Date.parse(iso);
+    if (Number.isNaN(t))
+        return iso;
+    const s = Math.max(0, Math.round((now - t) / 1000));
+    const ago = (n, unit) => `${n} ${unit}${n === 1 ? '' : 's'} ago`;
+    if (s < 60)
+        return s < 2 ? 'Less than a second ago' : ago(s, 'second');
+    if (s < 3600)
+        return ago(Math.round(s / 60), 'minute');
+    if (s < 86400 * 2)
+        return ago(Math.round(s / 3600), 'hour');
+    if (s < 86400 * 14)
+        return ago(Math.round(s / 86400), 'day');
+    if (s < 86400 * 60)
+        return ago(Math.round(s / 604800), 'week');
+    if (s < 86400 * 730)
+        return ago(Math.round(s / 2592000), 'month');
+    return ago(Math.round(s / 31536000), 'year');
+}
+function table(head, rows) {
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const line = (r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3))).join('').trimEnd() + '\n';
+    return line(head) + rows.map(line).join('');
+}
+
+;// CONCATENATED MODULE: ./lib/store/disk.js
+// A full disk under the store (issue 37): the build's error says so, names the store and what to do, whichever
+// write met it — a blob, an unpacked layer, a RUN step's own files in its upper directory (the step only sees EIO
+// or ENOSPC and says what it says: the store's free space, measured while the step's files are still there, tells).
+
+
+
+class StoreFullError extends Error {
+    name = 'StoreFullError';
+}
+/** Bytes this process may still write on the disk holding `dir` (root may write into ext4's reserved blocks). */
+async function freeBytes(dir) {
+    try {
+        const s = await (0,promises_.statfs)(dir);
+        return (process.getuid?.() === 0 ? s.bfree : s.bavail) * s.bsize;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The free space on the store's disk when it is all but gone (under 1% of the disk, at least 1 MiB, at most 64 MiB). */
+async function storeDiskFull(root) {
+    try {
+        const s = await (0,promises_.statfs)(root);
+        const free = (process.getuid?.() === 0 ? s.bfree : s.bavail) * s.bsize;
+        const floor = Math.max(2 ** 20, Math.min(64 * 2 ** 20, (s.blocks * s.bsize) / 100));
+        return free < floor ? free : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** What to do about it, after the error itself. `now`: the free space measured after the build's own temp files went. */
+function storeFullAdvice(root, free, now = false) {
+    return `the disk holding hoist's store ${root} ${now ? 'ran out of space' : 'is full'}${free === undefined ? '' : ` (${formatBytes(free)} free${now ? ' now that the build\'s temporary files are gone' : ''})`}: free space with \`hoist prune\` (the build cache) or \`hoist prune --all\` (everything), keep the store smaller with --store-max SIZE / HOIST_STORE_MAX (it is trimmed after every build), or move it to a larger disk with --store DIR / HOIST_STORE`;
+}
+const noSpace = (e) => ['ENOSPC', 'EDQUOT'].includes(e?.code ?? '');
+/**
+ * A write that met a full disk becomes a StoreFullError that says what to do; a write outside the store (an output
+ * file) is named as such. Anything else is left as it is.
+ */
+async function explainNoSpace(e, root) {
+    if (!noSpace(e) || e instanceof StoreFullError)
+        return e;
+    const where = e.path;
+    const message = e.message;
+    if (where !== undefined && external_node_path_.relative(root, external_node_path_.resolve(where)).startsWith('..'))
+        return new StoreFullError(`${message}: no space left on the disk holding ${where}`);
+    return new StoreFullError(`${message}\n${storeFullAdvice(root, await freeBytes(root), true)}`);
+}
+
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: ./lib/export/sbom.js
@@ -96511,6 +96609,7 @@ async function cache_mounts_removeIdleCacheMounts(root, sizeOf) {
 
 
 
+
 /** A step stopped because another one failed (that failure is the build's error). */
 class BuildStopped extends Error {
     name = 'BuildStopped';
@@ -96566,7 +96665,9 @@ async function execRun(op, x) {
         if (x.signal.aborted)
             throw new BuildStopped();
         if (result.exitCode !== 0) {
-            throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}`);
+            // A step that met a full store (its files are in the store's disk) says only what its program said.
+            const full = await storeDiskFull(x.store.root);
+            throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}${full === undefined ? '' : `\n${storeFullAdvice(x.store.root, full)}`}`);
         }
         return { layer: await timed('layer', () => root.layer(lower, targets, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel })), time: x.time };
     }
@@ -97792,6 +97893,11 @@ async function imagePackages(state, store, maxBytes = 64 * 1024 * 1024) {
 }
 
 ;// CONCATENATED MODULE: ./lib/index.js
+// The engine surface both adapters call, the hoist command (cli/) and the Action (action/): build(request) runs a
+// Dockerfile build on a store and a registry client, records the image under its tags, writes it to each output
+// while the Actions cache is written, exports the other caches after the push (so that they mount what it uploaded),
+// and answers with what outputs, metadata files and summaries need. No argv here, no GitHub.
+
 
 
 
@@ -97819,7 +97925,9 @@ async function imagePackages(state, store, maxBytes = 64 * 1024 * 1024) {
 function lib_build(req) {
     const profile = new Profile();
     return withProfile(profile, async () => {
-        const outcome = await onContext(req, buildProfiled);
+        const outcome = await onContext(req, buildProfiled).catch(async (e) => {
+            throw await explainNoSpace(e, req.store.root);
+        });
         const report = profile.report();
         outcome.metadata['hoist.profile'] = report;
         if (req.profile || /^(1|true)$/i.test(process.env.HOIST_PROFILE ?? ''))
@@ -98957,53 +99065,6 @@ function readableOf(bytes) {
     return Readable.from([Buffer.from(bytes)]);
 }
 
-;// CONCATENATED MODULE: ./lib/cli/format.js
-// How the image commands print sizes, times and tables (as the docker CLI does: 12.3MB, "2 hours ago").
-function formatBytes(n) {
-    const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-    let v = n;
-    let i = 0;
-    while (v >= 1000 && i < units.length - 1) {
-        v /= 1000;
-        i++;
-    }
-    return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)}${units[i]}`;
-}
-/** `10GB`, `512MiB`, `100m`, `1.5g`, plain bytes. */
-function parseBytes(text) {
-    const m = text.trim().match(/^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?$/i);
-    if (!m)
-        throw new RangeError(`invalid size ${JSON.stringify(text)}: expected e.g. 10GB, 512MiB or 1000000`);
-    const power = ['', 'k', 'm', 'g', 't'].indexOf(m[2].toLowerCase());
-    const base = m[3] || m[2] === m[2].toLowerCase() ? 1024 : 1000;
-    return Math.round(Number(m[1]) * base ** power);
-}
-function relativeTime(iso, now = Date.now()) {
-    const t = Date.parse(iso);
-    if (Number.isNaN(t))
-        return iso;
-    const s = Math.max(0, Math.round((now - t) / 1000));
-    const ago = (n, unit) => `${n} ${unit}${n === 1 ? '' : 's'} ago`;
-    if (s < 60)
-        return s < 2 ? 'Less than a second ago' : ago(s, 'second');
-    if (s < 3600)
-        return ago(Math.round(s / 60), 'minute');
-    if (s < 86400 * 2)
-        return ago(Math.round(s / 3600), 'hour');
-    if (s < 86400 * 14)
-        return ago(Math.round(s / 86400), 'day');
-    if (s < 86400 * 60)
-        return ago(Math.round(s / 604800), 'week');
-    if (s < 86400 * 730)
-        return ago(Math.round(s / 2592000), 'month');
-    return ago(Math.round(s / 31536000), 'year');
-}
-function table(head, rows) {
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-    const line = (r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3))).join('').trimEnd() + '\n';
-    return line(head) + rows.map(line).join('');
-}
-
 ;// CONCATENATED MODULE: ./lib/store/gc.js
 // Garbage collection of the store (`hoist prune`). The build cache (cache records) goes, as `docker builder prune`
 // removes it; what an image record reaches is kept: its index, manifests, config, layers and the snapshots of its
@@ -99384,7 +99445,7 @@ async function trim(store, keep, protectSince, report, extraRoots) {
 // 2 GB (BuildKit's default keeps 10% of the disk, 2 GB where the disk's size is unknown: docker/docs
 // content/manuals/build/cache/garbage-collection.md; the floor is issue 37's, so that a small disk still keeps a
 // base and its cache); `0` turns the collection off. One collection at a
-// time: a build that finds the gc lock taken (another build's collection, a `hoist prune`) leaves it to that one.
+// time, under the gc lock; a build that finds it held waits up to a minute, then leaves the work to the next build.
 
 
 
@@ -99425,7 +99486,9 @@ async function collect(store, limit) {
     if (!(limit > 0))
         return undefined;
     const t0 = performance.now();
-    const release = await lock_acquireFileLock(store.gcLock, { wait: false });
+    // Another collection (or a prune) running: this one waits for it, briefly, and then measures what it left (the
+    // last of several builds that end together must not skip the trim the others could not do while it ran).
+    const release = await lock_acquireFileLock(store.gcLock, { timeoutMs: 60_000 }).catch(() => undefined);
     if (!release)
         return undefined;
     try {

@@ -2,6 +2,7 @@
 // Dockerfile build on a store and a registry client, records the image under its tags, writes it to each output
 // while the Actions cache is written, exports the other caches after the push (so that they mount what it uploaded),
 // and answers with what outputs, metadata files and summaries need. No argv here, no GitHub.
+import { explainNoSpace } from './store/disk.js';
 import type { RunSandbox } from './exec/sandbox.js';
 import { attestImages, type BuildFacts, newBuildID, type ProvenanceOptions } from './export/provenance.js';
 import { spdxDocument } from './export/sbom.js';
@@ -130,7 +131,9 @@ export interface BuildOutcome {
 export function build(req: BuildRequest): Promise<BuildOutcome> {
   const profile = new Profile();
   return withProfile(profile, async () => {
-    const outcome = await onContext(req, buildProfiled);
+    const outcome = await onContext(req, buildProfiled).catch(async (e: unknown) => {
+      throw await explainNoSpace(e, req.store.root);
+    });
     const report = profile.report();
     outcome.metadata['hoist.profile'] = report;
     if (req.profile || /^(1|true)$/i.test(process.env.HOIST_PROFILE ?? '')) for (const line of formatProfile(report)) req.events?.log?.(line);

@@ -16,6 +16,12 @@ export interface TestRegistry {
   users: Record<string, string>;
   token?: TokenServer;
   stop(): Promise<void>;
+  /** where it keeps what is pushed (docker/registry/v2/…) */
+  storage: string;
+  /** killed outright (SIGKILL), its storage kept */
+  crash(): Promise<void>;
+  /** served again at the same address from the same storage */
+  restart(): Promise<void>;
 }
 
 export async function freePort(): Promise<number> {
@@ -59,26 +65,38 @@ export async function startRegistry(mode: TestRegistry['mode'] = 'anonymous', op
     config,
     `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: ${options.listen ?? '127.0.0.1'}:${port}\n${auth}`,
   );
-  const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitUntilUp(url, child, () => stderr);
-  } catch (e) {
-    child.kill('SIGKILL');
-    await token?.stop();
-    throw e;
-  }
+  const serve = async (): Promise<ChildProcess> => {
+    const c = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    c.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    try {
+      await waitUntilUp(url, c, () => stderr);
+    } catch (e) {
+      c.kill('SIGKILL');
+      await token?.stop();
+      throw e;
+    }
+    return c;
+  };
+  let child = await serve();
   return {
+    async crash() {
+      child.kill('SIGKILL');
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
+    },
+    async restart() {
+      child = await serve();
+    },
     host: `127.0.0.1:${port}`,
+    storage: path.join(dir, 'data'),
     url,
     mode,
     users,
     token,
     async stop() {
       child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
       await token?.stop();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -61,6 +61,7 @@ const userErrors = new Set([
   'SizeMismatchError',
   'ManifestError',
   'StoreError',
+  'StoreFullError',
   'LoadError',
   'ArchiveError',
   'ExecError',

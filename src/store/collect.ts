@@ -5,7 +5,7 @@
 // 2 GB (BuildKit's default keeps 10% of the disk, 2 GB where the disk's size is unknown: docker/docs
 // content/manuals/build/cache/garbage-collection.md; the floor is issue 37's, so that a small disk still keeps a
 // base and its cache); `0` turns the collection off. One collection at a
-// time: a build that finds the gc lock taken (another build's collection, a `hoist prune`) leaves it to that one.
+// time, under the gc lock; a build that finds it held waits up to a minute, then leaves the work to the next build.
 import { statfs } from 'node:fs/promises';
 import { formatBytes, parseBytes } from '../cli/format.js';
 import { trimStore, storeSize, type PruneReport } from './gc.js';
@@ -55,7 +55,9 @@ export interface Collection {
 export async function collect(store: Store, limit: number): Promise<Collection | undefined> {
   if (!(limit > 0)) return undefined;
   const t0 = performance.now();
-  const release = await acquireFileLock(store.gcLock, { wait: false });
+  // Another collection (or a prune) running: this one waits for it, briefly, and then measures what it left (the
+  // last of several builds that end together must not skip the trim the others could not do while it ran).
+  const release = await acquireFileLock(store.gcLock, { timeoutMs: 60_000 }).catch(() => undefined);
   if (!release) return undefined;
   try {
     const before = await storeSize(store);

@@ -20,6 +20,7 @@ import { cacheMountDir } from '../../store/cache-mounts.js';
 import { type ExecUser, resolveExecUser } from '../users.js';
 import type { OpContext, OpResult } from './op.js';
 import { timed } from '../../profile.js';
+import { storeDiskFull, storeFullAdvice } from '../../store/disk.js';
 
 /** A step stopped because another one failed (that failure is the build's error). */
 export class BuildStopped extends Error {
@@ -75,7 +76,9 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
     const result = await timed('run', () => root.run(spec, (line) => x.output(x.mask.apply(line)), x.signal));
     if (x.signal.aborted) throw new BuildStopped();
     if (result.exitCode !== 0) {
-      throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}`);
+      // A step that met a full store (its files are in the store's disk) says only what its program said.
+      const full = await storeDiskFull(x.store.root);
+      throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}${full === undefined ? '' : `\n${storeFullAdvice(x.store.root, full)}`}`);
     }
     return { layer: await timed('layer', () => root.layer(lower, targets, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel })), time: x.time };
   } finally {
