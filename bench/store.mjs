@@ -103,7 +103,8 @@ try {
           const caching = i % 2 === 0 ? ['--cache-from', `${registry.host}/load/cache`, '--cache-to', `type=registry,ref=${registry.host}/load/cache,mode=max`] : ['--cache-from', 'type=gha,scope=load', '--cache-to', 'type=gha,scope=load,mode=max'];
           return hoist(['build', '--store', store, '--store-max', String(limit), '--progress', 'plain', '-t', `${repo}:${round % 3}`, '--push', ...caching, ctx], { env: ghaEnv }).then((r) => ({ r, repo }));
         });
-        await new Promise((r) => setTimeout(r, Math.random() * 3000));
+        // (a random moment of the round: within the time the last round's builds took)
+        await new Promise((r) => setTimeout(r, Math.random() * (times.length ? median(times) : 1) * 1000));
         const pruned = await hoist(['prune', '--store', store]);
         if (pruned.code !== 0) failures.push(`prune: ${pruned.err.slice(-300)}`);
         for (const { r, repo } of await Promise.all(builds)) {
@@ -143,7 +144,8 @@ try {
     };
     must(hoistNode, [cli, 'prune', '--all', '--store', store]);
     const whole = (await hoist(args(0))).secs;
-    console.log(`\n## faults: ${runs} kills (SIGKILL) at random moments; the whole build takes ${whole.toFixed(1)} s`);
+    const pruneSecs = (await hoist(['prune', '--all', '--store', store])).secs;
+    console.log(`\n## faults: ${runs} kills (SIGKILL) at random moments; the whole build takes ${whole.toFixed(1)} s, a prune --all after it ${pruneSecs.toFixed(2)} s`);
     const phases = {};
     let nextFailed = 0;
     let broken = 0;
@@ -158,7 +160,7 @@ try {
         // a prune killed: a store full of a build's work first
         const b = await hoist(args(1000 + i));
         if (b.code === 0) reported.push(`${registry.host}/faults/app:${1000 + i}`);
-        const p = await hoist(['prune', '--all', '--store', store], { killAfterMs: 50 + Math.random() * 250 });
+        const p = await hoist(['prune', '--all', '--store', store], { killAfterMs: (0.3 + Math.random() * 0.7) * pruneSecs * 1000 });
         phase = p.killed ? 'prune' : 'prune (had finished)';
       } else {
         const b = await hoist(args(i), { killAfterMs: Math.random() * whole * 1000 });

@@ -88182,7 +88182,106 @@ async function loadIntoDocker(image, refs, env = process.env) {
 
 // EXTERNAL MODULE: ./lib/registry/limit.js
 var limit = __nccwpck_require__(1328);
+;// CONCATENATED MODULE: ./lib/registry/errors.js
+// Typed registry errors. They carry the registry's own error code (distribution-spec "Error Codes") and a
+// message a person can act on. Nothing here ever holds a credential: requests are described by method and
+// URL path only.
+class RegistryError extends Error {
+    name = 'RegistryError';
+    status;
+    /** the first error code of the registry's JSON body (`MANIFEST_UNKNOWN`, `DENIED`, …), or '' */
+    code;
+    errors;
+    registry;
+    constructor(options) {
+        const errors = options.errors ?? [];
+        const code = errors[0]?.code ?? '';
+        const said = errors.map((e) => [e.code, e.message].filter(Boolean).join(': ') + detailText(e.detail)).join('; ');
+        const hint = options.hint ?? hintFor(options.status, code, options.registry);
+        super(`${options.what}: ${options.status}${said ? ` ${said}` : ''}${hint ? ` (${hint})` : ''}`);
+        this.status = options.status;
+        this.code = code;
+        this.errors = errors;
+        this.registry = options.registry;
+    }
+}
+/**
+ * What the registry said in a text detail (distribution names there the blob a manifest names that it lacks), kept
+ * short; a detail that is an object (a manifest's tag, restating the request) is left out.
+ */
+function detailText(detail) {
+    if (typeof detail !== 'string' || detail === '')
+        return '';
+    return ` (${detail.length > 200 ? `${detail.slice(0, 200)}…` : detail})`;
+}
+/** A connection-level failure (refused, reset, TLS) after the retries ran out. */
+class RegistryConnectionError extends Error {
+    registry;
+    cause;
+    name = 'RegistryConnectionError';
+    constructor(registry, what, cause) {
+        super(`${what}: cannot reach ${registry}${proxyNote(registry)}: ${cause?.message ?? String(cause)}`);
+        this.registry = registry;
+        this.cause = cause;
+    }
+}
+/** Where a connection went: through the environment's proxy, unless NO_PROXY or loopback kept it direct. */
+function proxyNote(registry) {
+    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
+    const proxy = process.env.https_proxy || process.env.HTTPS_PROXY || process.env.http_proxy || process.env.HTTP_PROXY;
+    if (!proxy || ['localhost', '127.0.0.1', '::1'].includes(host))
+        return '';
+    const no = (process.env.no_proxy ?? process.env.NO_PROXY ?? '').split(/[,\s]+/).filter(Boolean);
+    if (no.some((n) => n === '*' || host === n.replace(/^\.|:\d+$/g, '') || host.endsWith(`.${n.replace(/^\.|:\d+$/g, '')}`)))
+        return '';
+    let shown = proxy;
+    try {
+        const u = new URL(proxy);
+        u.username = '';
+        u.password = '';
+        shown = u.toString().replace(/\/$/, '');
+    }
+    catch { }
+    return ` through the proxy ${shown} (HTTPS_PROXY/HTTP_PROXY; NO_PROXY to go around it)`;
+}
+function hintFor(status, code, registry) {
+    if (code === 'DENIED' || status === 403) {
+        return registry === 'ghcr.io'
+            ? 'denied: check the token has packages:write and that the package grants this repository access'
+            : 'denied: the credentials lack permission for this repository';
+    }
+    if (status === 401 || code === 'UNAUTHORIZED')
+        return `authentication required: run "hoist login ${registry}" or pass a username and password`;
+    if (code === 'NAME_UNKNOWN')
+        return 'the repository does not exist in this registry; some registries (ECR) need it created before a push';
+    if (code === 'MANIFEST_UNKNOWN' || code === 'BLOB_UNKNOWN' || status === 404)
+        return 'not found: check the name, tag and digest';
+    if (code === 'TOOMANYREQUESTS' || status === 429)
+        return 'rate limited: authenticate, or wait and retry';
+    if (code === 'MANIFEST_BLOB_UNKNOWN')
+        return 'the registry lacks a blob the manifest refers to';
+    return undefined;
+}
+/** Reads a registry error body (JSON `{"errors":[…]}` or anything else) without failing. */
+function parseErrorBody(text) {
+    try {
+        const v = JSON.parse(text);
+        if (Array.isArray(v.errors)) {
+            return v.errors
+                .filter((e) => typeof e === 'object' && e !== null)
+                .slice(0, 10)
+                .map((e) => ({ code: String(e.code ?? '').slice(0, 100), message: typeof e.message === 'string' ? e.message.slice(0, 500) : undefined, detail: e.detail }));
+        }
+    }
+    catch {
+        // not JSON
+    }
+    const t = text.trim().slice(0, 200);
+    return t ? [{ code: '', message: t }] : [];
+}
+
 ;// CONCATENATED MODULE: ./lib/export/push.js
+
 
 
 function sameRepo(a, b) {
@@ -88225,25 +88324,46 @@ async function pushImage(client, source, destinations, options = {}) {
                 blobs.set(d.digest, d);
             }
         }
-        await (0,limit/* settleAll */.j3)([...blobs.values()].map(async (d) => {
+        const pushBlobs = (again = false) => (0,limit/* settleAll */.j3)([...blobs.values()].map(async (d) => {
             const origin = source.originOf?.(d.digest) ?? source.origin;
             const mountFrom = origin && !sameRepo(origin, repo) ? [origin] : [];
             const result = await client.pushBlob(repo, d, () => source.openBlob(d), mountFrom);
+            if (again && result === 'exists')
+                return;
             report.blobs[result]++;
             if (result === 'uploaded')
                 report.uploadedBytes += d.size;
             options.log?.(`${d.digest.slice(7, 19)}: ${result === 'exists' ? 'already there' : result}`);
         }));
+        await pushBlobs();
+        // A registry may not see a blob it has just taken (distribution's filesystem driver rewrites a repository's link
+        // to a blob in place, so a manifest put while another push of the same blob commits finds it empty; an
+        // eventually consistent backend): the manifest is refused with MANIFEST_BLOB_UNKNOWN. Then the blobs are made
+        // present again (asked for, pushed where missing) and the manifest put once more, twice at most.
+        const put = async (target, m) => {
+            for (let attempt = 0;; attempt++) {
+                try {
+                    return await client.putManifest(repo, target, m.bytes, m.mediaType);
+                }
+                catch (e) {
+                    if (attempt >= 2 || !(e instanceof RegistryError) || !e.errors.some((x) => x.code === 'MANIFEST_BLOB_UNKNOWN' || x.code === 'BLOB_UNKNOWN'))
+                        throw e;
+                    options.log?.(`${familiarReference({ registry: repo.registry, repository: repo.repository })}: the registry did not find a blob the manifest names; pushing the blobs again`);
+                    await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
+                    await pushBlobs(true);
+                }
+            }
+        };
         for (const m of manifests)
             if (m !== root)
-                await client.putManifest(repo, m.digest, m.bytes, m.mediaType);
+                await put(m.digest, m);
         const tagged = refs.filter((r) => r.tag !== undefined);
         if (tagged.length === 0) {
-            await client.putManifest(repo, root.digest, root.bytes, root.mediaType);
+            await put(root.digest, root);
             report.references.push(familiarReference({ ...repo, digest: root.digest }));
         }
         for (const r of tagged) {
-            await client.putManifest(repo, r.tag, root.bytes, root.mediaType);
+            await put(r.tag, root);
             report.references.push(familiarReference({ ...repo, tag: r.tag }));
         }
     }
@@ -94100,95 +94220,6 @@ async function eraseCredential(registry, env = process.env) {
     return erased;
 }
 
-;// CONCATENATED MODULE: ./lib/registry/errors.js
-// Typed registry errors. They carry the registry's own error code (distribution-spec "Error Codes") and a
-// message a person can act on. Nothing here ever holds a credential: requests are described by method and
-// URL path only.
-class RegistryError extends Error {
-    name = 'RegistryError';
-    status;
-    /** the first error code of the registry's JSON body (`MANIFEST_UNKNOWN`, `DENIED`, …), or '' */
-    code;
-    errors;
-    registry;
-    constructor(options) {
-        const errors = options.errors ?? [];
-        const code = errors[0]?.code ?? '';
-        const said = errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
-        const hint = options.hint ?? hintFor(options.status, code, options.registry);
-        super(`${options.what}: ${options.status}${said ? ` ${said}` : ''}${hint ? ` (${hint})` : ''}`);
-        this.status = options.status;
-        this.code = code;
-        this.errors = errors;
-        this.registry = options.registry;
-    }
-}
-/** A connection-level failure (refused, reset, TLS) after the retries ran out. */
-class RegistryConnectionError extends Error {
-    registry;
-    cause;
-    name = 'RegistryConnectionError';
-    constructor(registry, what, cause) {
-        super(`${what}: cannot reach ${registry}${proxyNote(registry)}: ${cause?.message ?? String(cause)}`);
-        this.registry = registry;
-        this.cause = cause;
-    }
-}
-/** Where a connection went: through the environment's proxy, unless NO_PROXY or loopback kept it direct. */
-function proxyNote(registry) {
-    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
-    const proxy = process.env.https_proxy || process.env.HTTPS_PROXY || process.env.http_proxy || process.env.HTTP_PROXY;
-    if (!proxy || ['localhost', '127.0.0.1', '::1'].includes(host))
-        return '';
-    const no = (process.env.no_proxy ?? process.env.NO_PROXY ?? '').split(/[,\s]+/).filter(Boolean);
-    if (no.some((n) => n === '*' || host === n.replace(/^\.|:\d+$/g, '') || host.endsWith(`.${n.replace(/^\.|:\d+$/g, '')}`)))
-        return '';
-    let shown = proxy;
-    try {
-        const u = new URL(proxy);
-        u.username = '';
-        u.password = '';
-        shown = u.toString().replace(/\/$/, '');
-    }
-    catch { }
-    return ` through the proxy ${shown} (HTTPS_PROXY/HTTP_PROXY; NO_PROXY to go around it)`;
-}
-function hintFor(status, code, registry) {
-    if (code === 'DENIED' || status === 403) {
-        return registry === 'ghcr.io'
-            ? 'denied: check the token has packages:write and that the package grants this repository access'
-            : 'denied: the credentials lack permission for this repository';
-    }
-    if (status === 401 || code === 'UNAUTHORIZED')
-        return `authentication required: run "hoist login ${registry}" or pass a username and password`;
-    if (code === 'NAME_UNKNOWN')
-        return 'the repository does not exist in this registry; some registries (ECR) need it created before a push';
-    if (code === 'MANIFEST_UNKNOWN' || code === 'BLOB_UNKNOWN' || status === 404)
-        return 'not found: check the name, tag and digest';
-    if (code === 'TOOMANYREQUESTS' || status === 429)
-        return 'rate limited: authenticate, or wait and retry';
-    if (code === 'MANIFEST_BLOB_UNKNOWN')
-        return 'the registry lacks a blob the manifest refers to';
-    return undefined;
-}
-/** Reads a registry error body (JSON `{"errors":[…]}` or anything else) without failing. */
-function parseErrorBody(text) {
-    try {
-        const v = JSON.parse(text);
-        if (Array.isArray(v.errors)) {
-            return v.errors
-                .filter((e) => typeof e === 'object' && e !== null)
-                .slice(0, 10)
-                .map((e) => ({ code: String(e.code ?? '').slice(0, 100), message: typeof e.message === 'string' ? e.message.slice(0, 500) : undefined, detail: e.detail }));
-        }
-    }
-    catch {
-        // not JSON
-    }
-    const t = text.trim().slice(0, 200);
-    return t ? [{ code: '', message: t }] : [];
-}
-
 // EXTERNAL MODULE: ./lib/cache/record.js
 var cache_record = __nccwpck_require__(6449);
 ;// CONCATENATED MODULE: ./lib/layer/erofs.js
@@ -94829,8 +94860,16 @@ function formatProfile(r) {
 //                           config are blobs): a local rebuild within a minute does not ask the registry again
 //   leases/<pid>-<n>        which processes are using the store since when (garbage collection spares their work)
 //   tmp/                    partial writes
+//   sizes.json              the bytes of each unpacked snapshot, walked once (store/gc.ts measure)
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
 // spares anything newer than the oldest live lease. Using a blob touches its mtime (least recently used first).
+// What survives a kill -9: everything renamed into place (nothing is named before it is whole). What survives a power
+// loss — the one fsync rule: a file a build takes as whole without reading it through a check is on the disk before
+// it is named. Blobs are fsynced (one whose size is right is taken as present); a lower's tar and EROFS index are (the
+// kernel mounts them unread). Records, layer indexes and notes need not be: each is parsed when read, and one a crash
+// cut short reads as absent. The one exception, a directory of files: an unpacked snapshot is not synced (a fsync a
+// file would cost more than the unpacking; docker's overlay2 and containerd's overlayfs snapshotter do not either):
+// `hoist store check` holds each to its layer index's files and sizes, and --repair removes one a crash cut short.
 
 
 
@@ -95033,11 +95072,8 @@ class Store {
         try {
             const input = source instanceof external_node_stream_.Readable ? source : external_node_stream_.Readable.from([Buffer.from(source)]);
             await (0,external_node_stream_promises_.pipeline)(input, verify, (0,external_node_fs_.createWriteStream)(tmp, { mode: 0o644 }));
-            if (options.sync !== false) {
-                const fh = await (0,promises_.open)(tmp, 'r+');
-                await fh.sync();
-                await fh.close();
-            }
+            if (options.sync !== false)
+                await syncFile(tmp);
             await (0,promises_.rename)(tmp, this.blobPath(verify.digest));
             return { digest: verify.digest, size: verify.size };
         }
@@ -95395,6 +95431,9 @@ class Store {
             out.end();
             await Promise.race([new Promise((r) => out.once('finish', () => r())), failed]);
             await (0,promises_.writeFile)(tmp.index, builder.finish(size));
+            // The kernel reads the pair as it is, unchecked: both on the disk before they are named (the fsync rule above).
+            await syncFile(tmp.tar);
+            await syncFile(tmp.index);
             await this.keepLayerIndex(diffID, headers);
             return async () => {
                 const final = this.lowerPaths(diffID);
@@ -95545,6 +95584,16 @@ class Store {
             await (0,promises_.rm)(tmp, { recursive: true, force: true });
         });
         return { path: final, report };
+    }
+}
+/** A file's bytes on the disk (fsync). */
+async function syncFile(file) {
+    const fh = await (0,promises_.open)(file, 'r+');
+    try {
+        await fh.sync();
+    }
+    finally {
+        await fh.close();
     }
 }
 /**

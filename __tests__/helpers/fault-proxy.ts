@@ -1,11 +1,11 @@
 // A proxy in front of the real registry that injects the faults a real registry cannot be made to produce on
 // demand: 503s, 429s with Retry-After, a connection dropped in the middle of an upload body or of a download, a
-// corrupted blob, a download that trickles (to interrupt it midway).
+// corrupted blob, a download that trickles (to interrupt it midway), a manifest refused for a blob unknown.
 // Everything else is forwarded untouched (the Host header too, so the registry's Locations point at the proxy).
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Fault = '503' | '429' | '413' | 'reset-mid-body' | 'drop-mid-body' | 'corrupt-body' | 'redirect' | 'slow-body';
+export type Fault = '503' | '429' | '413' | 'blob-unknown' | 'reset-mid-body' | 'drop-mid-body' | 'corrupt-body' | 'redirect' | 'slow-body';
 
 export interface FaultRule {
   match: (req: IncomingMessage) => boolean;
@@ -79,6 +79,13 @@ export async function startFaultProxy(upstream: string, redirectTo?: RedirectTar
         req.resume();
         res.writeHead(413, { 'content-type': 'application/json' });
         res.end('{"errors":[{"code":"SIZE_INVALID","message":"injected: request entity too large"}]}');
+        return;
+      case 'blob-unknown':
+        // what distribution answers a manifest put that names a blob whose link it found empty (another push of the
+        // same blob rewriting it): the race is the registry's, and cannot be had on demand
+        req.resume();
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(`{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:${'0'.repeat(64)}"}]}`);
         return;
       case 'redirect':
         req.resume();

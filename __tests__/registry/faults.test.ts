@@ -1,11 +1,15 @@
 // Transient registry failures are retried and the push completes; corrupt data is caught. The faults come from a
 // proxy in front of Debian's docker-registry (the real part), as a real registry will not fail on demand.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { DigestMismatchError } from '../../src/image/digest.js';
 import { parseReference } from '../../src/image/reference.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
-import { makeImage } from '../helpers/images.js';
+import { layerTar, makeImage } from '../helpers/images.js';
+import { hoist } from '../helpers/hoist.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith } from '../helpers/tools.js';
 import { createServer, type Server } from 'node:http';
@@ -73,6 +77,35 @@ describeWith(['docker-registry'])('retries through a fault-injecting proxy', () 
     expect(await push('faults/g', image)).toBe(image.manifest.digest);
     expect(proxy.log.some((l) => l.method === 'PATCH' && l.path.includes('/faults/g/'))).toBe(true);
     expect(await client.blobExists(parseReference(`${reg.host}/faults/g`), image.layers[0].digest)).toBe(image.layers[0].size);
+  });
+
+  test('a manifest refused for a blob the registry did not see (its own race) is put again once the blobs are there again', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'hoist-faults-'));
+    try {
+      const ref = `${proxy.host}/faults/h:1`;
+      const tar = path.join(work, 'rootfs.tar');
+      writeFileSync(tar, layerTar({ h: 'pushed twice' }));
+      const store = path.join(work, 'store');
+      expect((await hoist(['import', tar, ref, '--store', store])).code).toBe(0);
+      proxy.log.length = 0;
+      proxy.rules.push({ match: (r) => r.method === 'PUT' && r.url!.includes('/faults/h/manifests/'), fault: 'blob-unknown', times: 1 });
+      const pushed = await hoist(['push', ref, '--store', store], { readBack: (r) => r.replace(proxy.host, reg.host) });
+      expect(pushed.err).toContain(`${ref.replace(':1', '')}: the registry did not find a blob the manifest names; pushing the blobs again`);
+      expect(pushed.code).toBe(0);
+      const puts = proxy.log.filter((l) => l.method === 'PUT' && l.path.includes('/manifests/'));
+      expect(puts.map((l) => l.fault)).toEqual(['blob-unknown', undefined]);
+      // between the two, each blob asked for again
+      const between = proxy.log.slice(proxy.log.indexOf(puts[0]), proxy.log.indexOf(puts[1]));
+      expect(between.filter((l) => l.method === 'HEAD' && l.path.includes('/blobs/'))).toHaveLength(2);
+      // refused every time: the registry's words, with the blob it named
+      proxy.rules.push({ match: (r) => r.method === 'PUT' && r.url!.includes('/faults/h/manifests/'), fault: 'blob-unknown', times: 3 });
+      const refused = await hoist(['push', ref, '--store', store], { readBack: false });
+      expect(refused.code).toBe(1);
+      expect(refused.err).toContain(`400 DIGEST_INVALID: provided digest did not match uploaded content; MANIFEST_BLOB_UNKNOWN: blob unknown to registry (sha256:${'0'.repeat(64)})`);
+    } finally {
+      proxy.rules.length = 0;
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   test('retries are bounded: a registry that keeps failing gives a clear error', async () => {

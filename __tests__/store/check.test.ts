@@ -2,12 +2,16 @@
 // the e2fsck exit codes (0 clean, 1 all repaired, 4 left broken); --repair removes it, after which the store checks
 // clean and the same build succeeds; what a killed build left (a temp dir, a mount in it) is found and cleaned.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { makeContext as context } from '../helpers/context.js';
 import { hoist, hoistOk } from '../helpers/hoist.js';
 import { run } from '../helpers/tools.js';
+import { layerTar } from '../helpers/images.js';
+import { digestOf } from '../../src/image/digest.js';
+import { Store } from '../../src/store/store.js';
 
 const app = {
   Dockerfile: 'FROM scratch AS build\nCOPY a.txt /a.txt\nFROM scratch\nCOPY --from=build /a.txt /b.txt\nCOPY c.txt /c.txt\n',
@@ -25,7 +29,7 @@ describe('hoist store check', () => {
     const built = await hoistOk(['build', '--progress', 'quiet', '--store', store, '-t', 'checked:1', dir]);
     const clean = await hoist(['store', 'check', '--store', store]);
     expect(clean.code).toBe(0);
-    expect(clean.out).toMatch(/^checked \d+ blobs, 1 image records, \d+ cache records, \d+ lowers, \d+ layer indexes, \d+ notes: nothing broken\n$/);
+    expect(clean.out).toMatch(/^checked \d+ blobs, 1 image records, \d+ cache records, \d+ lowers, \d+ layer indexes, \d+ unpacked layers, \d+ notes: nothing broken\n$/);
 
     // A layer blob with a byte changed, a record cut short, a note that names nothing, an index without its tar, a
     // lower whose tar is not its diffID, and an image whose manifest is gone.
@@ -78,6 +82,30 @@ describe('hoist store check', () => {
     // the same build: what was removed is made again, and the image is the same
     expect((await hoistOk(['build', '--progress', 'quiet', '--store', store, '-t', 'checked:1', dir])).out).toBe(built.out);
     expect((await hoist(['store', 'check', '--store', store])).code).toBe(0);
+  });
+
+  test('an unpacked layer whose files are not its layer\'s sizes (a power loss after it was named) is broken, and repaired', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'hoist-check-'));
+    const store = await Store.open(root);
+    const tar = layerTar({ 'etc/config': 'a setting\n'.repeat(100), 'bin/tool': '#!/bin/sh\necho tool\n', 'empty/.wh.gone': '' });
+    const diffID = digestOf(tar);
+    let snap: string;
+    try {
+      snap = (await store.snapshot(diffID, () => Readable.from([tar]), { whiteouts: 'overlay' })).path;
+    } finally {
+      await store.close();
+    }
+    expect((await hoist(['store', 'check', '--store', root])).out).toMatch(/ 1 unpacked layers, .*nothing broken\n$/);
+    truncateSync(path.join(snap, 'etc/config'), 0);
+    const found = await hoist(['store', 'check', '--store', root]);
+    expect(found.code).toBe(4);
+    expect(found.out).toContain(`broken: snapshots/${diffID.slice(7)}: an unpacked layer that is not its layer's: etc/config has 0 bytes, its layer 1000\n`);
+    rmSync(path.join(snap, 'bin/tool'));
+    writeFileSync(path.join(snap, 'etc/config'), 'a setting\n'.repeat(100));
+    expect((await hoist(['store', 'check', '--store', root])).out).toContain(`an unpacked layer that is not its layer's: bin/tool is missing\n`);
+    expect((await hoist(['store', 'check', '--repair', '--store', root])).code).toBe(1);
+    expect(existsSync(snap)).toBe(false);
+    expect((await hoist(['store', 'check', '--store', root])).code).toBe(0);
   });
 
   test('what a killed build left is found (4) and cleaned (1): its temp dir, and a mount in it when root', async () => {

@@ -284,7 +284,7 @@ Exit status (as e2fsck's): 0 nothing wrong, 1 something was wrong and all of it 
     const c = r.checked;
     const broken = r.problems.filter((p) => !p.repaired).length;
     if (r.busy) io.out(`${r.busy} objects newer than a running build's start were not judged (its work in progress)\n`);
-    io.out(`checked ${c.blobs} blobs, ${c.images} image records, ${c.records} cache records, ${c.lowers} lowers, ${c.indexes} layer indexes, ${c.notes} notes: ${r.problems.length === 0 ? 'nothing broken' : `${r.problems.length - broken} removed, ${broken} broken`}\n`);
+    io.out(`checked ${c.blobs} blobs, ${c.images} image records, ${c.records} cache records, ${c.lowers} lowers, ${c.indexes} layer indexes, ${c.snapshots} unpacked layers, ${c.notes} notes: ${r.problems.length === 0 ? 'nothing broken' : `${r.problems.length - broken} removed, ${broken} broken`}\n`);
     return checkExitCode(r, repair);
   });
 });

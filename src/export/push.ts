@@ -7,6 +7,7 @@ import { familiarReference, type Reference } from '../image/reference.js';
 import type { ImageSource } from '../image/source.js';
 import type { BlobPushResult, Repo, RegistryClient } from '../registry/client.js';
 import { settleAll } from '../registry/limit.js';
+import { RegistryError } from '../registry/errors.js';
 
 export interface PushReport {
   /** the root manifest or index digest */
@@ -64,24 +65,43 @@ export async function pushImage(client: RegistryClient, source: ImageSource, des
         blobs.set(d.digest, d);
       }
     }
-    await settleAll(
-      [...blobs.values()].map(async (d) => {
-        const origin = source.originOf?.(d.digest) ?? source.origin;
-        const mountFrom = origin && !sameRepo(origin, repo) ? [origin] : [];
-        const result = await client.pushBlob(repo, d, () => source.openBlob(d), mountFrom);
-        report.blobs[result]++;
-        if (result === 'uploaded') report.uploadedBytes += d.size;
-        options.log?.(`${d.digest.slice(7, 19)}: ${result === 'exists' ? 'already there' : result}`);
-      }),
-    );
-    for (const m of manifests) if (m !== root) await client.putManifest(repo, m.digest, m.bytes, m.mediaType);
+    const pushBlobs = (again = false) =>
+      settleAll(
+        [...blobs.values()].map(async (d) => {
+          const origin = source.originOf?.(d.digest) ?? source.origin;
+          const mountFrom = origin && !sameRepo(origin, repo) ? [origin] : [];
+          const result = await client.pushBlob(repo, d, () => source.openBlob(d), mountFrom);
+          if (again && result === 'exists') return;
+          report.blobs[result]++;
+          if (result === 'uploaded') report.uploadedBytes += d.size;
+          options.log?.(`${d.digest.slice(7, 19)}: ${result === 'exists' ? 'already there' : result}`);
+        }),
+      );
+    await pushBlobs();
+    // A registry may not see a blob it has just taken (distribution's filesystem driver rewrites a repository's link
+    // to a blob in place, so a manifest put while another push of the same blob commits finds it empty; an
+    // eventually consistent backend): the manifest is refused with MANIFEST_BLOB_UNKNOWN. Then the blobs are made
+    // present again (asked for, pushed where missing) and the manifest put once more, twice at most.
+    const put = async (target: string, m: ParsedManifest) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await client.putManifest(repo, target, m.bytes, m.mediaType);
+        } catch (e) {
+          if (attempt >= 2 || !(e instanceof RegistryError) || !e.errors.some((x) => x.code === 'MANIFEST_BLOB_UNKNOWN' || x.code === 'BLOB_UNKNOWN')) throw e;
+          options.log?.(`${familiarReference({ registry: repo.registry, repository: repo.repository })}: the registry did not find a blob the manifest names; pushing the blobs again`);
+          await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
+          await pushBlobs(true);
+        }
+      }
+    };
+    for (const m of manifests) if (m !== root) await put(m.digest, m);
     const tagged = refs.filter((r) => r.tag !== undefined);
     if (tagged.length === 0) {
-      await client.putManifest(repo, root.digest, root.bytes, root.mediaType);
+      await put(root.digest, root);
       report.references.push(familiarReference({ ...repo, digest: root.digest }));
     }
     for (const r of tagged) {
-      await client.putManifest(repo, r.tag as string, root.bytes, root.mediaType);
+      await put(r.tag as string, root);
       report.references.push(familiarReference({ ...repo, tag: r.tag }));
     }
   }

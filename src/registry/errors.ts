@@ -18,7 +18,7 @@ export class RegistryError extends Error {
   constructor(options: { status: number; errors?: RegistryErrorDetail[]; registry: string; what: string; hint?: string }) {
     const errors = options.errors ?? [];
     const code = errors[0]?.code ?? '';
-    const said = errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
+    const said = errors.map((e) => [e.code, e.message].filter(Boolean).join(': ') + detailText(e.detail)).join('; ');
     const hint = options.hint ?? hintFor(options.status, code, options.registry);
     super(`${options.what}: ${options.status}${said ? ` ${said}` : ''}${hint ? ` (${hint})` : ''}`);
     this.status = options.status;
@@ -26,6 +26,15 @@ export class RegistryError extends Error {
     this.errors = errors;
     this.registry = options.registry;
   }
+}
+
+/**
+ * What the registry said in a text detail (distribution names there the blob a manifest names that it lacks), kept
+ * short; a detail that is an object (a manifest's tag, restating the request) is left out.
+ */
+function detailText(detail: unknown): string {
+  if (typeof detail !== 'string' || detail === '') return '';
+  return ` (${detail.length > 200 ? `${detail.slice(0, 200)}…` : detail})`;
 }
 
 /** A connection-level failure (refused, reset, TLS) after the retries ran out. */

@@ -5,10 +5,11 @@
 // verified note must name a diffID. Left by a killed build: temp dirs, mounts and runtime containers of dead pids.
 // `repair` removes what is broken (the next build fetches or makes it again) and cleans what was left, under the
 // store's gc lock (as `hoist prune`), sparing whatever a running build wrote since the oldest live lease.
-// Not checked here: layer blobs a manifest names but the store lacks (a base's layers are fetched when a build needs
-// them: absent is normal), and whether a snapshot directory's files are its layer's (it has no digest of its own).
+// An unpacked layer (a snapshot directory) has no digest of its own: its regular files are held to its layer index's
+// names and sizes. Not checked here: layer blobs a manifest names but the store lacks (a base's layers are fetched
+// when a build needs them: absent is normal).
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseRecord } from '../cache/record.js';
@@ -19,6 +20,7 @@ import { cleanLeftovers, findLeftovers, describeLeftovers } from '../exec/leftov
 import { oldestLiveLease } from './gc.js';
 import { withFileLock } from './lock.js';
 import type { Store } from './store.js';
+import type { TarHeader } from '../layer/tar.js';
 
 export interface CheckProblem {
   /** the store's path of what is broken, relative to its root */
@@ -29,7 +31,7 @@ export interface CheckProblem {
 }
 
 export interface CheckReport {
-  checked: { blobs: number; images: number; records: number; lowers: number; indexes: number; notes: number };
+  checked: { blobs: number; images: number; records: number; lowers: number; indexes: number; notes: number; snapshots: number };
   problems: CheckProblem[];
   /** what dead processes left, in words ('' when nothing); cleaned with `repair` */
   leftovers: string;
@@ -54,7 +56,7 @@ export async function checkStore(store: Store, options: { repair?: boolean } = {
 }
 
 async function check(store: Store, repair: boolean): Promise<CheckReport> {
-  const report: CheckReport = { checked: { blobs: 0, images: 0, records: 0, lowers: 0, indexes: 0, notes: 0 }, problems: [], leftovers: '', busy: 0 };
+  const report: CheckReport = { checked: { blobs: 0, images: 0, records: 0, lowers: 0, indexes: 0, notes: 0, snapshots: 0 }, problems: [], leftovers: '', busy: 0 };
   // What a running build may be writing right now (a lower's tar before its index) is newer than the oldest live
   // lease: not judged, and never removed.
   const since = await oldestLiveLease(store, repair);
@@ -148,6 +150,18 @@ async function check(store: Store, repair: boolean): Promise<CheckReport> {
     if (!ok) await problem(abs, 'a layer index that is not one');
   }
 
+  // An unpacked layer has no digest of its own, but its layer index says what it holds: a regular file of another
+  // size (cut short by a power loss: snapshots are not synced file by file) or missing makes it broken.
+  for (const hex of await list('snapshots')) {
+    const abs = path.join(store.root, 'snapshots', hex);
+    if (!hexName.test(hex)) continue;
+    const headers = await readFile(path.join(store.root, 'indexes', `${hex}.json`), 'utf8').then((t) => (JSON.parse(t) as { headers?: TarHeader[] }).headers).catch(() => undefined);
+    if (!Array.isArray(headers)) continue; // no index: nothing to hold it to
+    report.checked.snapshots++;
+    const wrong = await snapshotMismatch(abs, headers);
+    if (wrong) await problem(abs, `an unpacked layer that is not its layer's: ${wrong}`);
+  }
+
   for (const f of await list('verified')) {
     const abs = path.join(store.root, 'verified', f);
     report.checked.notes++;
@@ -158,6 +172,37 @@ async function check(store: Store, repair: boolean): Promise<CheckReport> {
   const left = repair ? cleanLeftovers(store.root) : findLeftovers(store.root);
   report.leftovers = describeLeftovers(left);
   return report;
+}
+
+/**
+ * How an unpacked layer differs from its headers (undefined: it does not): each regular file the layer ends with is
+ * there with its size. Walked without following a symbolic link (the directory's own entries, lstat).
+ */
+async function snapshotMismatch(dir: string, headers: readonly TarHeader[]): Promise<string | undefined> {
+  const want = new Map<string, number>();
+  for (const h of headers) {
+    const name = h.name.replace(/^(\.\/|\/)+/, '').replace(/\/+$/, '');
+    if (h.type === 'file') want.set(name, h.size);
+    else want.delete(name);
+  }
+  const have = new Map<string, number>();
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of await readdir(path.join(dir, rel), { withFileTypes: true }).catch(() => [])) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(r);
+      else if (e.isFile()) have.set(r, (await lstat(path.join(dir, r)).catch(() => undefined))?.size ?? -1);
+    }
+  };
+  await walk('');
+  for (const [name, size] of want) {
+    if (path.basename(name).startsWith('.wh.')) continue; // a whiteout: applied, or an overlay's device
+    const got = have.get(name);
+    // (a name that is not plain text may be spelt otherwise on disk: only its size is held to)
+    if (got === undefined) {
+      if (/^[\x20-\x7e]+$/.test(name)) return `${name} is missing`;
+    } else if (got !== size) return `${name} has ${got} bytes, its layer ${size}`;
+  }
+  return undefined;
 }
 
 /** Whether the file's bytes hash to `digest` (read whole, in a stream). */

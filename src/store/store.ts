@@ -11,8 +11,16 @@
 //                           config are blobs): a local rebuild within a minute does not ask the registry again
 //   leases/<pid>-<n>        which processes are using the store since when (garbage collection spares their work)
 //   tmp/                    partial writes
+//   sizes.json              the bytes of each unpacked snapshot, walked once (store/gc.ts measure)
 // Two processes may share a store: writes are atomic renames of verified content, and `prune` holds gc.lock and
 // spares anything newer than the oldest live lease. Using a blob touches its mtime (least recently used first).
+// What survives a kill -9: everything renamed into place (nothing is named before it is whole). What survives a power
+// loss — the one fsync rule: a file a build takes as whole without reading it through a check is on the disk before
+// it is named. Blobs are fsynced (one whose size is right is taken as present); a lower's tar and EROFS index are (the
+// kernel mounts them unread). Records, layer indexes and notes need not be: each is parsed when read, and one a crash
+// cut short reads as absent. The one exception, a directory of files: an unpacked snapshot is not synced (a fsync a
+// file would cost more than the unpacking; docker's overlay2 and containerd's overlayfs snapshotter do not either):
+// `hoist store check` holds each to its layer index's files and sizes, and --repair removes one a crash cut short.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -227,11 +235,7 @@ export class Store {
     try {
       const input = source instanceof Readable ? source : Readable.from([Buffer.from(source)]);
       await pipeline(input, verify, createWriteStream(tmp, { mode: 0o644 }));
-      if (options.sync !== false) {
-        const fh = await open(tmp, 'r+');
-        await fh.sync();
-        await fh.close();
-      }
+      if (options.sync !== false) await syncFile(tmp);
       await rename(tmp, this.blobPath(verify.digest));
       return { digest: verify.digest, size: verify.size };
     } catch (e) {
@@ -590,6 +594,9 @@ export class Store {
       out.end();
       await Promise.race([new Promise<void>((r) => out.once('finish', () => r())), failed]);
       await writeFile(tmp.index, builder.finish(size));
+      // The kernel reads the pair as it is, unchecked: both on the disk before they are named (the fsync rule above).
+      await syncFile(tmp.tar);
+      await syncFile(tmp.index);
       await this.keepLayerIndex(diffID, headers);
       return async () => {
         const final = this.lowerPaths(diffID);
@@ -737,6 +744,16 @@ export class Store {
       await rm(tmp, { recursive: true, force: true });
     });
     return { path: final, report };
+  }
+}
+
+/** A file's bytes on the disk (fsync). */
+async function syncFile(file: string): Promise<void> {
+  const fh = await open(file, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
