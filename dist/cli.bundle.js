@@ -30591,24 +30591,77 @@ async function rootsOnly(p) {
     return process.getuid?.() !== 0 && (await (0,promises_.stat)(p).catch(() => undefined))?.uid === 0;
 }
 /**
- * The bytes the store holds (apparent sizes): its blobs, lowers, cache records and layer indexes (flat directories:
- * one lstat a file), and its unpacked snapshots, each walked once and its size kept in `sizes.json` (a snapshot
- * never changes once in place): a collection after every build must not walk the base's thousands of files.
+ * The bytes the store holds (apparent sizes of files): its blobs, lowers, cache records and layer indexes (flat
+ * directories: one lstat a file), and its unpacked snapshots, each walked once (a snapshot never changes once in
+ * place). Kept in `sizes.json`: each snapshot's bytes, and each directory's total with the directory's mtime, which
+ * any entry added or removed moves — a collection after a build that added nothing lists no directory (the git index's
+ * rule for a racy time: a total taken within a second of its directory's change is taken again next time).
  */
 async function storeSize(store) {
-    return (await measure(store)).total;
-}
-async function measure(store) {
+    const kept = await readSizes(store);
+    let changed = false;
     let total = 0;
-    for (const d of ['blobs/sha256', 'blobs/sha512', 'records', 'indexes']) {
+    for (const d of measuredDirs) {
         const dir = external_node_path_.join(store.root, d);
-        for (const f of await (0,promises_.readdir)(dir).catch(() => []))
-            total += lstatOrUndefined(external_node_path_.join(dir, f))?.size ?? 0;
+        const st = lstatOrUndefined(dir);
+        if (!st)
+            continue;
+        const c = kept.dirs[d];
+        if (c && c.mtimeMs === st.mtimeMs && c.at - c.mtimeMs > 1000) {
+            total += c.bytes;
+            continue;
+        }
+        const at = Date.now();
+        let bytes = 0;
+        if (d === 'snapshots') {
+            const sizes = await snapshotSizes(store, kept);
+            for (const n of sizes.values())
+                bytes += n;
+        }
+        else {
+            for (const f of await (0,promises_.readdir)(dir).catch(() => []))
+                bytes += lstatOrUndefined(external_node_path_.join(dir, f))?.size ?? 0;
+        }
+        kept.dirs[d] = { mtimeMs: st.mtimeMs, at, bytes };
+        changed = true;
+        total += bytes;
     }
-    const snaps = await snapshots(store);
-    for (const s of snaps)
-        total += s.bytes;
-    return { total, snapshots: snaps };
+    if (changed)
+        await writeSizes(store, kept);
+    return total;
+}
+const measuredDirs = ['blobs/sha256', 'blobs/sha512', 'records', 'indexes', 'lowers', 'snapshots'];
+const sizesFile = (store) => external_node_path_.join(store.root, 'sizes.json');
+async function readSizes(store) {
+    try {
+        const doc = JSON.parse(await (0,promises_.readFile)(sizesFile(store), 'utf8'));
+        if (doc.version === 2 && typeof doc.snapshots === 'object' && doc.snapshots !== null && typeof doc.dirs === 'object' && doc.dirs !== null)
+            return doc;
+    }
+    catch {
+        // none yet, or damaged: measured again
+    }
+    return { version: 2, snapshots: {}, dirs: {} };
+}
+async function writeSizes(store, sizes) {
+    await store.writeWhole(sizesFile(store), JSON.stringify(sizes)).catch(() => undefined);
+}
+/** Each snapshot's bytes (walking those not known yet); `kept.snapshots` left holding exactly the snapshots there. */
+async function snapshotSizes(store, kept) {
+    const out = new Map();
+    const snapDir = external_node_path_.join(store.root, 'snapshots');
+    const sizes = {};
+    for (const hex of await (0,promises_.readdir)(snapDir).catch(() => [])) {
+        if (!lstatOrUndefined(external_node_path_.join(snapDir, hex)))
+            continue;
+        let bytes = kept.snapshots[hex];
+        if (!(Number.isSafeInteger(bytes) && bytes >= 0))
+            bytes = await treeSize(external_node_path_.join(snapDir, hex));
+        sizes[hex] = bytes;
+        out.set(hex, bytes);
+    }
+    kept.snapshots = sizes;
+    return out;
 }
 function lstatOrUndefined(p) {
     try {
@@ -30618,36 +30671,19 @@ function lstatOrUndefined(p) {
         return undefined;
     }
 }
-const sizesFile = (store) => external_node_path_.join(store.root, 'sizes.json');
-/** The snapshots and lowers, with their sizes (a directory's kept in sizes.json once walked). */
+/** The snapshots and lowers, with their sizes and when each was last used. */
 async function snapshots(store) {
+    const kept = await readSizes(store);
+    const before = JSON.stringify(kept.snapshots);
     const out = [];
-    let known = {};
-    try {
-        const doc = JSON.parse(await (0,promises_.readFile)(sizesFile(store), 'utf8'));
-        if (typeof doc === 'object' && doc !== null && !Array.isArray(doc))
-            known = doc;
-    }
-    catch {
-        // none yet, or damaged: walked again
-    }
-    const sizes = {};
-    let walked = false;
     const snapDir = external_node_path_.join(store.root, 'snapshots');
-    for (const hex of await (0,promises_.readdir)(snapDir).catch(() => [])) {
+    for (const [hex, bytes] of await snapshotSizes(store, kept)) {
         const st = lstatOrUndefined(external_node_path_.join(snapDir, hex));
-        if (!st)
-            continue;
-        let bytes = known[hex];
-        if (!(Number.isSafeInteger(bytes) && bytes >= 0)) {
-            bytes = await treeSize(external_node_path_.join(snapDir, hex));
-            walked = true;
-        }
-        sizes[hex] = bytes;
-        out.push({ hex, paths: [external_node_path_.join(snapDir, hex)], t: st.mtimeMs, bytes });
+        if (st)
+            out.push({ hex, paths: [external_node_path_.join(snapDir, hex)], t: st.mtimeMs, bytes });
     }
-    if (walked || Object.keys(known).length !== Object.keys(sizes).length)
-        await store.writeWhole(sizesFile(store), JSON.stringify(sizes)).catch(() => undefined);
+    if (JSON.stringify(kept.snapshots) !== before)
+        await writeSizes(store, kept);
     const pairs = new Map();
     const lowerDir = external_node_path_.join(store.root, 'lowers');
     for (const f of await (0,promises_.readdir)(lowerDir).catch(() => [])) {
@@ -30675,11 +30711,10 @@ async function removeSnapshot(snap) {
  * image record and what only it reached). What a running build used since `protectSince` stays.
  */
 async function trim(store, keep, protectSince, report, extraRoots) {
-    const usage = await measure(store);
-    let size = usage.total;
+    let size = await storeSize(store);
     if (size <= keep)
         return;
-    for (const snap of usage.snapshots.sort((a, b) => a.t - b.t)) {
+    for (const snap of (await snapshots(store)).sort((a, b) => a.t - b.t)) {
         if (size <= keep)
             return;
         if (snap.t >= protectSince)

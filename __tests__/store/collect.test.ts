@@ -1,7 +1,7 @@
 // The collection after every build (store/collect.ts): the limit's forms, the order it trims in (unpacked layers,
 // then cache records with their layers, then images, each least recently used first), what it spares (a running
 // build's work, another collection), and the sizes it keeps so that it need not walk unpacked layers every time.
-import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -136,15 +136,38 @@ describe('collect', () => {
     expect(existsSync(snaps[1])).toBe(false);
   });
 
+  const kept = () => JSON.parse(readFileSync(path.join(store.root, 'sizes.json'), 'utf8')) as { snapshots: Record<string, number> };
+
   test('an unpacked layer is walked once: its size is kept, and forgotten with it', async () => {
     const size = await storeSize(store);
-    const kept = JSON.parse(readFileSync(path.join(store.root, 'sizes.json'), 'utf8')) as Record<string, number>;
-    expect(Object.keys(kept).sort()).toEqual(snaps.map((p) => path.basename(p)).sort());
+    expect(Object.keys(kept().snapshots).sort()).toEqual(snaps.map((p) => path.basename(p)).sort());
     // a snapshot never changes in place: a file put there by hand is not seen, as the walk is not done again
     writeFileSync(path.join(snaps[0], 'extra'), randomBytes(10_000));
     ago(snaps[0], 90);
+    utimesSync(path.join(store.root, 'snapshots'), new Date(), new Date()); // (as if a snapshot had come or gone)
     expect(await storeSize(store)).toBe(size);
     await collect(store, size - 1000);
-    expect(Object.keys(JSON.parse(readFileSync(path.join(store.root, 'sizes.json'), 'utf8')) as object)).toEqual([path.basename(snaps[1])]);
+    expect(Object.keys(kept().snapshots)).toEqual([path.basename(snaps[1])]);
+  });
+
+  test('a directory whose mtime has not moved (nothing added or removed) is not listed again; one that moved is', async () => {
+    const blobs = path.join(store.root, 'blobs', 'sha256');
+    const then = new Date(Date.now() - 600_000);
+    utimesSync(blobs, then, then);
+    const size = await storeSize(store);
+    // a file slipped in with the directory's mtime put back: the kept total is used, so it is not seen…
+    writeFileSync(path.join(blobs, 'f'.repeat(64)), randomBytes(5000));
+    utimesSync(blobs, then, then);
+    expect(await storeSize(store)).toBe(size);
+    // …until the directory changes, as any write of the store changes it
+    utimesSync(blobs, new Date(), new Date());
+    expect(await storeSize(store)).toBe(size + 5000);
+    // a total taken within a second of its directory's change is not trusted: taken again
+    writeFileSync(path.join(blobs, 'e'.repeat(64)), randomBytes(3000));
+    const fresh = statSync(blobs).mtime;
+    expect(await storeSize(store)).toBe(size + 8000);
+    writeFileSync(path.join(blobs, 'd'.repeat(64)), randomBytes(1000));
+    utimesSync(blobs, fresh, fresh);
+    expect(await storeSize(store)).toBe(size + 9000);
   });
 });

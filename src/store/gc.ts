@@ -248,28 +248,81 @@ async function rootsOnly(p: string): Promise<boolean> {
 }
 
 /**
- * The bytes the store holds (apparent sizes): its blobs, lowers, cache records and layer indexes (flat directories:
- * one lstat a file), and its unpacked snapshots, each walked once and its size kept in `sizes.json` (a snapshot
- * never changes once in place): a collection after every build must not walk the base's thousands of files.
+ * The bytes the store holds (apparent sizes of files): its blobs, lowers, cache records and layer indexes (flat
+ * directories: one lstat a file), and its unpacked snapshots, each walked once (a snapshot never changes once in
+ * place). Kept in `sizes.json`: each snapshot's bytes, and each directory's total with the directory's mtime, which
+ * any entry added or removed moves — a collection after a build that added nothing lists no directory (the git index's
+ * rule for a racy time: a total taken within a second of its directory's change is taken again next time).
  */
 export async function storeSize(store: Store): Promise<number> {
-  return (await measure(store)).total;
-}
-
-interface Usage {
-  total: number;
-  snapshots: SnapshotEntry[];
-}
-
-async function measure(store: Store): Promise<Usage> {
+  const kept = await readSizes(store);
+  let changed = false;
   let total = 0;
-  for (const d of ['blobs/sha256', 'blobs/sha512', 'records', 'indexes']) {
+  for (const d of measuredDirs) {
     const dir = path.join(store.root, d);
-    for (const f of await readdir(dir).catch(() => [] as string[])) total += lstatOrUndefined(path.join(dir, f))?.size ?? 0;
+    const st = lstatOrUndefined(dir);
+    if (!st) continue;
+    const c = kept.dirs[d];
+    if (c && c.mtimeMs === st.mtimeMs && c.at - c.mtimeMs > 1000) {
+      total += c.bytes;
+      continue;
+    }
+    const at = Date.now();
+    let bytes = 0;
+    if (d === 'snapshots') {
+      const sizes = await snapshotSizes(store, kept);
+      for (const n of sizes.values()) bytes += n;
+    } else {
+      for (const f of await readdir(dir).catch(() => [] as string[])) bytes += lstatOrUndefined(path.join(dir, f))?.size ?? 0;
+    }
+    kept.dirs[d] = { mtimeMs: st.mtimeMs, at, bytes };
+    changed = true;
+    total += bytes;
   }
-  const snaps = await snapshots(store);
-  for (const s of snaps) total += s.bytes;
-  return { total, snapshots: snaps };
+  if (changed) await writeSizes(store, kept);
+  return total;
+}
+
+const measuredDirs = ['blobs/sha256', 'blobs/sha512', 'records', 'indexes', 'lowers', 'snapshots'];
+
+interface Sizes {
+  version: 2;
+  /** each unpacked snapshot's bytes, by its diffID's hex */
+  snapshots: Record<string, number>;
+  /** each directory's total, when its mtime was mtimeMs, taken at `at` */
+  dirs: Record<string, { mtimeMs: number; at: number; bytes: number }>;
+}
+
+const sizesFile = (store: Store) => path.join(store.root, 'sizes.json');
+
+async function readSizes(store: Store): Promise<Sizes> {
+  try {
+    const doc = JSON.parse(await readFile(sizesFile(store), 'utf8')) as Partial<Sizes>;
+    if (doc.version === 2 && typeof doc.snapshots === 'object' && doc.snapshots !== null && typeof doc.dirs === 'object' && doc.dirs !== null) return doc as Sizes;
+  } catch {
+    // none yet, or damaged: measured again
+  }
+  return { version: 2, snapshots: {}, dirs: {} };
+}
+
+async function writeSizes(store: Store, sizes: Sizes): Promise<void> {
+  await store.writeWhole(sizesFile(store), JSON.stringify(sizes)).catch(() => undefined);
+}
+
+/** Each snapshot's bytes (walking those not known yet); `kept.snapshots` left holding exactly the snapshots there. */
+async function snapshotSizes(store: Store, kept: Sizes): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const snapDir = path.join(store.root, 'snapshots');
+  const sizes: Record<string, number> = {};
+  for (const hex of await readdir(snapDir).catch(() => [] as string[])) {
+    if (!lstatOrUndefined(path.join(snapDir, hex))) continue;
+    let bytes = kept.snapshots[hex];
+    if (!(Number.isSafeInteger(bytes) && bytes >= 0)) bytes = await treeSize(path.join(snapDir, hex));
+    sizes[hex] = bytes;
+    out.set(hex, bytes);
+  }
+  kept.snapshots = sizes;
+  return out;
 }
 
 function lstatOrUndefined(p: string): Stats | undefined {
@@ -289,33 +342,17 @@ interface SnapshotEntry {
   bytes: number;
 }
 
-const sizesFile = (store: Store) => path.join(store.root, 'sizes.json');
-
-/** The snapshots and lowers, with their sizes (a directory's kept in sizes.json once walked). */
+/** The snapshots and lowers, with their sizes and when each was last used. */
 async function snapshots(store: Store): Promise<SnapshotEntry[]> {
+  const kept = await readSizes(store);
+  const before = JSON.stringify(kept.snapshots);
   const out: SnapshotEntry[] = [];
-  let known: Record<string, number> = {};
-  try {
-    const doc = JSON.parse(await readFile(sizesFile(store), 'utf8')) as unknown;
-    if (typeof doc === 'object' && doc !== null && !Array.isArray(doc)) known = doc as Record<string, number>;
-  } catch {
-    // none yet, or damaged: walked again
-  }
-  const sizes: Record<string, number> = {};
-  let walked = false;
   const snapDir = path.join(store.root, 'snapshots');
-  for (const hex of await readdir(snapDir).catch(() => [] as string[])) {
+  for (const [hex, bytes] of await snapshotSizes(store, kept)) {
     const st = lstatOrUndefined(path.join(snapDir, hex));
-    if (!st) continue;
-    let bytes = known[hex];
-    if (!(Number.isSafeInteger(bytes) && bytes >= 0)) {
-      bytes = await treeSize(path.join(snapDir, hex));
-      walked = true;
-    }
-    sizes[hex] = bytes;
-    out.push({ hex, paths: [path.join(snapDir, hex)], t: st.mtimeMs, bytes });
+    if (st) out.push({ hex, paths: [path.join(snapDir, hex)], t: st.mtimeMs, bytes });
   }
-  if (walked || Object.keys(known).length !== Object.keys(sizes).length) await store.writeWhole(sizesFile(store), JSON.stringify(sizes)).catch(() => undefined);
+  if (JSON.stringify(kept.snapshots) !== before) await writeSizes(store, kept);
   const pairs = new Map<string, SnapshotEntry>();
   const lowerDir = path.join(store.root, 'lowers');
   for (const f of await readdir(lowerDir).catch(() => [] as string[])) {
@@ -343,10 +380,9 @@ async function removeSnapshot(snap: SnapshotEntry): Promise<number> {
  * image record and what only it reached). What a running build used since `protectSince` stays.
  */
 async function trim(store: Store, keep: number, protectSince: number, report: PruneReport, extraRoots?: readonly string[]): Promise<void> {
-  const usage = await measure(store);
-  let size = usage.total;
+  let size = await storeSize(store);
   if (size <= keep) return;
-  for (const snap of usage.snapshots.sort((a, b) => a.t - b.t)) {
+  for (const snap of (await snapshots(store)).sort((a, b) => a.t - b.t)) {
     if (size <= keep) return;
     if (snap.t >= protectSince) continue; // in use by a running build
     if (await rootsOnly(snap.paths[0])) {
