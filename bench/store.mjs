@@ -87,13 +87,14 @@ try {
       `FROM ${base}\nRUN head -c 1500000 /dev/urandom > /r${round}\n`,
     ];
     console.log(`\n## load: ${rounds} rounds at each concurrency, --store-max ${mb(limit)}, a prune at a random moment of each round`);
-    console.log('| at once | builds | failed | builds/minute | p50 | p95 | collections | store after (limit) | skopeo unreadable | store check | mounts left |');
-    console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+    console.log('| at once | builds | failed | builds/minute | p50 | p95 | collections | manifests put again | store after (limit) | skopeo unreadable | store check | mounts left |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const c of [1, 4, 8]) {
       const times = [];
       const failures = [];
       const reported = [];
       let collections = 0;
+      let putAgain = 0;
       const t0 = performance.now();
       for (let round = 0; round < rounds; round++) {
         const files = dockerfiles(`${c}-${round}`);
@@ -110,6 +111,7 @@ try {
         for (const { r, repo } of await Promise.all(builds)) {
           times.push(r.secs);
           if (/^store: over its limit of /m.test(r.err)) collections++;
+          if (/the manifest put again/.test(r.err)) putAgain++;
           if (r.code !== 0) failures.push(r.err.slice(-500));
           else reported.push(`${repo}@${r.out.trim().split('\n').pop()}`);
         }
@@ -117,7 +119,7 @@ try {
       const minutes = (performance.now() - t0) / 60000;
       const unreadable = reported.filter((ref) => !readable(ref)).length;
       const checked = checkStore(store);
-      console.log(`| ${c} | ${times.length} | ${failures.length} | ${(times.length / minutes).toFixed(1)} | ${median(times).toFixed(2)} s | ${quantile(times, 0.95).toFixed(2)} s | ${collections} | ${mb(du(path.join(store, 'blobs')) + du(path.join(store, 'lowers')) + du(path.join(store, 'snapshots')) + du(path.join(store, 'records')) + du(path.join(store, 'indexes')))} (${mb(limit)}) | ${unreadable} | ${checked.status} | ${mountsUnder(store)} |`);
+      console.log(`| ${c} | ${times.length} | ${failures.length} | ${(times.length / minutes).toFixed(1)} | ${median(times).toFixed(2)} s | ${quantile(times, 0.95).toFixed(2)} s | ${collections} | ${putAgain} | ${mb(du(path.join(store, 'blobs')) + du(path.join(store, 'lowers')) + du(path.join(store, 'snapshots')) + du(path.join(store, 'records')) + du(path.join(store, 'indexes')))} (${mb(limit)}) | ${unreadable} | ${checked.status} | ${mountsUnder(store)} |`);
       for (const f of failures.slice(0, 3)) console.log(`   failed: ${f.replace(/\n/g, '\n     ')}`);
       if (checked.status !== 0) console.log(`   store check: ${checked.text}`);
     }
@@ -201,24 +203,35 @@ try {
     const sizes = [];
     let failed = 0;
     let collections = 0;
+    const collectSecs = [];
+    const entries = [];
+    const count = () => ['blobs/sha256', 'records', 'indexes', 'verified', 'snapshots', 'lowers'].map((d) => readdirSync(path.join(store, d), { withFileTypes: false }).length);
     for (let i = 0; i < n; i++) {
       const pick = Math.floor(Math.random() * 6);
       if (pick === 5) writeFileSync(path.join(ctx, 'Dockerfile'), dockerfile(i));
       else writeFileSync(path.join(ctx, `src${pick}.txt`), `file ${pick} edit ${i} ${randomBytes(8).toString('hex')}\n`);
       const r = await hoist(['build', '--store', store, '--store-max', String(limit), '--progress', 'plain', '-t', `${registry.host}/soak/app:${i % 10}`, '--push', ctx]);
       if (r.code !== 0) failed++;
-      if (/^store: over its limit of /m.test(r.err)) collections++;
+      const c = /^store: over its limit of .* in (\d+\.\d+) s/m.exec(r.err);
+      if (c) {
+        collections++;
+        collectSecs.push(Number(c[1]));
+      }
       secs.push(r.secs);
+      if (i === 19 || i === n - 1) entries.push(count());
       rss.push(r.rssMiB);
       sizes.push(['blobs', 'lowers', 'snapshots', 'records', 'indexes'].reduce((t, d) => t + du(path.join(store, d)), 0));
     }
     const first = (xs) => xs.slice(0, 20);
     const last = (xs) => xs.slice(-20);
     console.log(`\n## soak: ${n} builds in a row, a random edit before each, --store-max ${mb(limit)}`);
-    console.log('| builds | failed | collections | median s (first 20 / last 20) | p95 s (first 20 / last 20) | peak RSS MiB (first 20 / last 20) | store max / last (limit) | store check | tmp entries left |');
+    console.log('| builds | failed | collections (mean s) | median s (first 20 / middle 20 / last 20) | p95 s (first 20 / last 20) | peak RSS MiB (first 20 / last 20) | store max / last (limit) | store check | tmp entries left |');
     console.log('|---|---|---|---|---|---|---|---|---|');
     const checked = checkStore(store);
-    console.log(`| ${n} | ${failed} | ${collections} | ${median(first(secs)).toFixed(2)} / ${median(last(secs)).toFixed(2)} | ${quantile(first(secs), 0.95).toFixed(2)} / ${quantile(last(secs), 0.95).toFixed(2)} | ${Math.max(...first(rss)).toFixed(0)} / ${Math.max(...last(rss)).toFixed(0)} | ${mb(Math.max(...sizes))} / ${mb(sizes.at(-1))} (${mb(limit)}) | ${checked.status} | ${readdirSync(path.join(store, 'tmp')).length} |`);
+    const middle = (xs) => xs.slice(Math.floor(xs.length / 2) - 10, Math.floor(xs.length / 2) + 10);
+    const meanCollect = collectSecs.length ? collectSecs.reduce((a, b) => a + b, 0) / collectSecs.length : 0;
+    console.log(`| ${n} | ${failed} | ${collections} (${meanCollect.toFixed(2)}) | ${median(first(secs)).toFixed(2)} / ${median(middle(secs)).toFixed(2)} / ${median(last(secs)).toFixed(2)} | ${quantile(first(secs), 0.95).toFixed(2)} / ${quantile(last(secs), 0.95).toFixed(2)} | ${Math.max(...first(rss)).toFixed(0)} / ${Math.max(...last(rss)).toFixed(0)} | ${mb(Math.max(...sizes))} / ${mb(sizes.at(-1))} (${mb(limit)}) | ${checked.status} | ${readdirSync(path.join(store, 'tmp')).length} |`);
+    console.log(`entries after build 20 and after build ${n} (blobs, cache records, layer indexes, verified notes, snapshots, lowers): ${entries.map((e) => e.join(', ')).join(' / ')}`);
   }
 } finally {
   await cache.stop();

@@ -88349,6 +88349,7 @@ async function pushImage(client, source, destinations, options = {}) {
                     if (attempt >= 2 || !(e instanceof RegistryError) || !e.errors.some((x) => x.code === 'MANIFEST_BLOB_UNKNOWN' || x.code === 'BLOB_UNKNOWN'))
                         throw e;
                     options.log?.(`${familiarReference({ registry: repo.registry, repository: repo.repository })}: the registry did not find a blob the manifest names; pushing the blobs again`);
+                    report.putAgain = (report.putAgain ?? 0) + 1;
                     await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
                     await pushBlobs(true);
                 }
@@ -92082,6 +92083,8 @@ class OverlayExecutor {
                 // (the mount stubs the layer leaves out, removed through descriptors: nothing on the way is followed)
                 for (const d of dropped.sort().reverse())
                     (0,layer_pinned/* removeInside */.pi)(mount.upper, d);
+                // (its index first: no snapshot is ever there without what `hoist store check` holds it to)
+                await store.keepLayerIndex(diffID, headers);
                 await store.adoptSnapshot(diffID, mount.upper);
                 if (stored)
                     return stored;
@@ -97652,7 +97655,7 @@ class Solver {
             // (hoist made the layer: its digest and diffID are a pair it knows to be true, store.ts noteVerified)
             const noted = async (w) => (await this.req.store.noteVerified(w.digest, w.diffID), w);
             layer = 'written' in l ? new CompressingLayer(l.diffID, timed('compress', () => l.written.then(noted), (w) => w.size).then(descriptorOf)) : { descriptor: descriptorOf(await noted(l)), diffID: l.diffID, sources: [] };
-            await this.req.store.writeLayerIndex(l.diffID, l.headers);
+            await this.req.store.keepLayerIndex(l.diffID, l.headers);
         }
         applyResult(run, { created_by: step.createdBy, time: result.time, layer, headers: l?.headers }, this.req.sourceDateEpoch);
         // The records are written once the layer's blob is (in place now, so that their order does not depend on
@@ -98119,7 +98122,7 @@ async function buildProfiled(req) {
             const r = await timed('export', () => exportImage(t.spec.type === 'registry' || t.image !== image ? t.image : plain, t.spec, req.tags, client));
             if (r.pushed) {
                 pushed.push(r.pushed);
-                log(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)`);
+                log(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there${r.pushed.putAgain ? `; the manifest put again ${r.pushed.putAgain === 1 ? 'once' : `${r.pushed.putAgain} times`}: the registry missed a blob it had taken` : ''})`);
             }
             for (const f of r.files)
                 log(`wrote ${f}`);
@@ -99281,19 +99284,36 @@ async function sweep(store, protectSince, report, extraRoots = []) {
             report.reclaimedBytes += st.size;
         }
     }
+    // (a snapshot that stays keeps its index: `hoist store check` holds it to it)
+    const stays = new Set();
     for (const snap of await snapshots(store)) {
-        if (diffIDs.has(`sha256:${snap.hex}`) || snap.t >= protectSince)
+        if (diffIDs.has(`sha256:${snap.hex}`) || snap.t >= protectSince) {
+            stays.add(snap.hex);
             continue;
+        }
         if (await rootsOnly(snap.paths[0])) {
+            stays.add(snap.hex);
             report.leftForRoot++;
             continue;
         }
         report.reclaimedBytes += await removeSnapshot(snap);
         report.removedSnapshots++;
     }
+    // The notes of blobs gone (a verified pair: verified/<blob hex>) go with them: nothing else would ever remove one.
+    const noteDir = external_node_path_.join(store.root, 'verified');
+    for (const f of await (0,promises_.readdir)(noteDir).catch(() => [])) {
+        const p = external_node_path_.join(noteDir, f);
+        if (!/^[0-9a-f]{64}$/.test(f) || lstatOrUndefined(store.blobPath(`sha256:${f}`)))
+            continue;
+        const st = lstatOrUndefined(p);
+        if (!st || st.mtimeMs >= protectSince)
+            continue;
+        await (0,promises_.rm)(p, { force: true });
+    }
     const indexDir = external_node_path_.join(store.root, 'indexes');
     for (const f of await (0,promises_.readdir)(indexDir).catch(() => [])) {
-        if (diffIDs.has(`sha256:${f.replace(/\.json$/, '')}`))
+        const hex = f.replace(/\.json$/, '');
+        if (diffIDs.has(`sha256:${hex}`) || stays.has(hex))
             continue;
         const st = await (0,promises_.stat)(external_node_path_.join(indexDir, f)).catch(() => undefined);
         if (!st || st.mtimeMs >= protectSince)
@@ -99610,7 +99630,7 @@ function describeCollection(c, format = formatBytes) {
         r.removedImages.length && `${r.removedImages.length} images`,
     ].filter(Boolean);
     const still = c.after > c.limit ? `; still ${format(c.after)}: the rest is in use by running builds or by root` : '';
-    return `store: over its limit of ${format(c.limit)} (${format(c.before)}): freed ${format(c.before - c.after)} in ${(c.ms / 1000).toFixed(1)} s${what.length ? ` (${what.join(', ')})` : ''}${still}`;
+    return `store: over its limit of ${format(c.limit)} (${format(c.before)}): freed ${format(c.before - c.after)} in ${(c.ms / 1000).toFixed(2)} s${what.length ? ` (${what.join(', ')})` : ''}${still}`;
 }
 
 // EXTERNAL MODULE: ./node_modules/@renovatebot/pep440/index.js

@@ -270,7 +270,7 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
       const r = await timed('export', () => exportImage(t.spec.type === 'registry' || t.image !== image ? t.image : plain, t.spec, req.tags, client));
       if (r.pushed) {
         pushed.push(r.pushed);
-        log(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there)`);
+        log(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there${r.pushed.putAgain ? `; the manifest put again ${r.pushed.putAgain === 1 ? 'once' : `${r.pushed.putAgain} times`}: the registry missed a blob it had taken` : ''})`);
       }
       for (const f of r.files) log(`wrote ${f}`);
       files.push(...r.files);

@@ -106,6 +106,9 @@ describe('hoist store check', () => {
     expect((await hoist(['store', 'check', '--repair', '--store', root])).code).toBe(1);
     expect(existsSync(snap)).toBe(false);
     expect((await hoist(['store', 'check', '--store', root])).code).toBe(0);
+    // one without its index (a snapshot's index is written before it is named): nothing to hold it to
+    mkdirSync(path.join(root, 'snapshots', 'e'.repeat(64)));
+    expect((await hoist(['store', 'check', '--store', root])).out).toContain(`broken: snapshots/${'e'.repeat(64)}: an unpacked layer without its layer index (nothing to hold it to)\n`);
   });
 
   test('what a killed build left is found (4) and cleaned (1): its temp dir, and a mount in it when root', async () => {

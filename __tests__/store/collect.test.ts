@@ -89,7 +89,7 @@ describe('collect', () => {
     expect(c?.after).toBeLessThanOrEqual(size - 1000);
     expect(c?.before).toBe(size);
     expect(await storeSize(store)).toBe(c?.after);
-    expect(describeCollection(c as NonNullable<typeof c>)).toMatch(/^store: over its limit of .* \(.*\): freed .* in \d+\.\d s \(1 unpacked layers/);
+    expect(describeCollection(c as NonNullable<typeof c>)).toMatch(/^store: over its limit of .* \(.*\): freed .* in \d+\.\d\d s \(1 unpacked layers/);
   });
 
   test('then cache records with the layers only they held, then images, each the least recently used first', async () => {

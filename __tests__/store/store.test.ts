@@ -136,6 +136,10 @@ describe('Store', () => {
       const rec = await importRootfs(store, Readable.from([rootfs]), 'kept/image:1');
       const dangling = await store.writeBlob(Buffer.from('dangling'));
       old(store.blobPath(dangling.digest));
+      // its verified note goes with it; the note of a blob that stays, stays
+      await store.noteVerified(dangling.digest, digestOf('a tar'));
+      await store.noteVerified(rec.target.digest, digestOf('another tar'));
+      old(path.join(store.root, 'verified', dangling.digest.slice(7)));
       // Another hoist process (here: our live parent's pid) holds a lease from now on.
       writeFileSync(path.join(store.root, 'leases', 'other-process'), String(process.ppid));
       const fresh = await store.writeBlob(Buffer.from('written just now by a live process'));
@@ -148,6 +152,8 @@ describe('Store', () => {
       expect(report.removedBlobs).toBe(1);
       expect(report.removedSnapshots).toBe(1);
       expect(await store.hasBlob(dangling.digest)).toBeUndefined();
+      expect(await store.isVerified(dangling.digest, digestOf('a tar'))).toBe(false);
+      expect(await store.isVerified(rec.target.digest, digestOf('another tar'))).toBe(true);
       expect(await store.hasBlob(fresh.digest)).toBeDefined();
       expect(existsSync(store.snapshotPath(digestOf(rootfs)))).toBe(true);
       const m = await (await LocalImage.open(store, rec)).platformManifest();

@@ -270,8 +270,9 @@ const storeCmd = command('store', `Usage: hoist store check [--repair]
 
 Checks every object of the store: each blob re-hashed against its name, each image record's manifest (or index) and
 config present and whole, each cache record, layer index and note readable, each lower's tar hashed against its
-diffID beside its EROFS index; and what killed builds left (temp dirs, mounts, runtime containers). --repair removes
-what is broken (the next build fetches or makes it again) and cleans up after killed builds.
+diffID beside its EROFS index, each unpacked layer's files held to its layer index's names and sizes; and what
+killed builds left (temp dirs, mounts, runtime containers). --repair removes what is broken (the next build fetches
+or makes it again) and cleans up after killed builds.
 Exit status (as e2fsck's): 0 nothing wrong, 1 something was wrong and all of it repaired, 4 something is left broken
 (found without --repair), 2 the command could not run. What a build still running wrote since it began is not judged.`, { repair: {} }, async (a, io) => {
   const [sub] = positional(a, 'store', 1, 1, 'check [--repair]');

@@ -171,6 +171,8 @@ export class OverlayExecutor implements Executor {
         await mount.unmount();
         // (the mount stubs the layer leaves out, removed through descriptors: nothing on the way is followed)
         for (const d of dropped.sort().reverse()) removeInside(mount.upper, d);
+        // (its index first: no snapshot is ever there without what `hoist store check` holds it to)
+        await store.keepLayerIndex(diffID, headers);
         await store.adoptSnapshot(diffID, mount.upper);
         if (stored) return stored;
         // The blob is written from the snapshot (the same files, where the upper dir went), checked against the diffID.

@@ -19,6 +19,8 @@ export interface PushReport {
   blobs: Record<BlobPushResult, number>;
   /** bytes sent in uploads */
   uploadedBytes: number;
+  /** manifests put again after the registry said it lacked a blob they name (its own race) */
+  putAgain?: number;
 }
 
 export interface PushOptions {
@@ -89,6 +91,7 @@ export async function pushImage(client: RegistryClient, source: ImageSource, des
         } catch (e) {
           if (attempt >= 2 || !(e instanceof RegistryError) || !e.errors.some((x) => x.code === 'MANIFEST_BLOB_UNKNOWN' || x.code === 'BLOB_UNKNOWN')) throw e;
           options.log?.(`${familiarReference({ registry: repo.registry, repository: repo.repository })}: the registry did not find a blob the manifest names; pushing the blobs again`);
+          report.putAgain = (report.putAgain ?? 0) + 1;
           await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
           await pushBlobs(true);
         }

@@ -812,7 +812,7 @@ export class Solver {
       // (hoist made the layer: its digest and diffID are a pair it knows to be true, store.ts noteVerified)
       const noted = async (w: WrittenLayer) => (await this.req.store.noteVerified(w.digest, w.diffID), w);
       layer = 'written' in l ? new CompressingLayer(l.diffID, timed('compress', () => l.written.then(noted), (w) => w.size).then(descriptorOf)) : { descriptor: descriptorOf(await noted(l)), diffID: l.diffID, sources: [] };
-      await this.req.store.writeLayerIndex(l.diffID, l.headers);
+      await this.req.store.keepLayerIndex(l.diffID, l.headers);
     }
     applyResult(run, { created_by: step.createdBy, time: result.time, layer, headers: l?.headers }, this.req.sourceDateEpoch);
     // The records are written once the layer's blob is (in place now, so that their order does not depend on

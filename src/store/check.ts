@@ -156,8 +156,12 @@ async function check(store: Store, repair: boolean): Promise<CheckReport> {
     const abs = path.join(store.root, 'snapshots', hex);
     if (!hexName.test(hex)) continue;
     const headers = await readFile(path.join(store.root, 'indexes', `${hex}.json`), 'utf8').then((t) => (JSON.parse(t) as { headers?: TarHeader[] }).headers).catch(() => undefined);
-    if (!Array.isArray(headers)) continue; // no index: nothing to hold it to
     report.checked.snapshots++;
+    // (its index is written before it is named: one without is what an older hoist or a hand left)
+    if (!Array.isArray(headers)) {
+      await problem(abs, 'an unpacked layer without its layer index (nothing to hold it to)');
+      continue;
+    }
     const wrong = await snapshotMismatch(abs, headers);
     if (wrong) await problem(abs, `an unpacked layer that is not its layer's: ${wrong}`);
   }

@@ -92,5 +92,5 @@ export function describeCollection(c: Collection, format: (n: number) => string 
     r.removedImages.length && `${r.removedImages.length} images`,
   ].filter(Boolean);
   const still = c.after > c.limit ? `; still ${format(c.after)}: the rest is in use by running builds or by root` : '';
-  return `store: over its limit of ${format(c.limit)} (${format(c.before)}): freed ${format(c.before - c.after)} in ${(c.ms / 1000).toFixed(1)} s${what.length ? ` (${what.join(', ')})` : ''}${still}`;
+  return `store: over its limit of ${format(c.limit)} (${format(c.before)}): freed ${format(c.before - c.after)} in ${(c.ms / 1000).toFixed(2)} s${what.length ? ` (${what.join(', ')})` : ''}${still}`;
 }

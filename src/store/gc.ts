@@ -177,18 +177,34 @@ async function sweep(store: Store, protectSince: number, report: PruneReport, ex
       report.reclaimedBytes += st.size;
     }
   }
+  // (a snapshot that stays keeps its index: `hoist store check` holds it to it)
+  const stays = new Set<string>();
   for (const snap of await snapshots(store)) {
-    if (diffIDs.has(`sha256:${snap.hex}`) || snap.t >= protectSince) continue;
+    if (diffIDs.has(`sha256:${snap.hex}`) || snap.t >= protectSince) {
+      stays.add(snap.hex);
+      continue;
+    }
     if (await rootsOnly(snap.paths[0])) {
+      stays.add(snap.hex);
       report.leftForRoot++;
       continue;
     }
     report.reclaimedBytes += await removeSnapshot(snap);
     report.removedSnapshots++;
   }
+  // The notes of blobs gone (a verified pair: verified/<blob hex>) go with them: nothing else would ever remove one.
+  const noteDir = path.join(store.root, 'verified');
+  for (const f of await readdir(noteDir).catch(() => [] as string[])) {
+    const p = path.join(noteDir, f);
+    if (!/^[0-9a-f]{64}$/.test(f) || lstatOrUndefined(store.blobPath(`sha256:${f}`))) continue;
+    const st = lstatOrUndefined(p);
+    if (!st || st.mtimeMs >= protectSince) continue;
+    await rm(p, { force: true });
+  }
   const indexDir = path.join(store.root, 'indexes');
   for (const f of await readdir(indexDir).catch(() => [])) {
-    if (diffIDs.has(`sha256:${f.replace(/\.json$/, '')}`)) continue;
+    const hex = f.replace(/\.json$/, '');
+    if (diffIDs.has(`sha256:${hex}`) || stays.has(hex)) continue;
     const st = await stat(path.join(indexDir, f)).catch(() => undefined);
     if (!st || st.mtimeMs >= protectSince) continue;
     await rm(path.join(indexDir, f), { force: true });

@@ -408,7 +408,7 @@ export class Store {
   private readonly headersKept = new Map<string, readonly TarHeader[]>();
 
   /** Keeps a layer's headers in memory, and as its index where the store has none yet. */
-  private async keepLayerIndex(diffID: string, headers: readonly TarHeader[]): Promise<void> {
+  async keepLayerIndex(diffID: string, headers: readonly TarHeader[]): Promise<void> {
     this.headersKept.set(diffID, headers);
     if (!(await stat(this.indexPath(diffID)).catch(() => undefined))) await this.writeLayerIndex(diffID, headers);
   }
