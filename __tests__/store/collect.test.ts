@@ -1,7 +1,7 @@
 // The collection after every build (store/collect.ts): the limit's forms, the order it trims in (unpacked layers,
 // then cache records with their layers, then images, each least recently used first), what it spares (a running
 // build's work, another collection), and the sizes it keeps so that it need not walk unpacked layers every time.
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { storeSize } from '../../src/store/gc.js';
 import { importRootfs } from '../../src/store/load.js';
 import { type ImageRecord, Store } from '../../src/store/store.js';
 import { layerTar } from '../helpers/images.js';
+import { hoist } from '../helpers/hoist.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'hoist-collect-'));
 const ago = (p: string, minutes: number) => utimesSync(p, new Date(Date.now() - minutes * 60_000), new Date(Date.now() - minutes * 60_000));
@@ -33,6 +34,23 @@ describe('storeLimit', () => {
     expect(await storeLimit('', dir)).toBe(Math.max(2e9, Math.floor(disk / 10)));
     for (const bad of ['lots', '-1GB', '0%', '101%', '10 parsecs']) await expect(storeLimit(bad, dir)).rejects.toThrow(StoreLimitError);
     await expect(storeLimit('lots', dir)).rejects.toThrow(/expected a size \(10GB, 512MiB, 1000000\), a share of the disk \(15%\), or 0/);
+  });
+
+  test('hoist build --store-max or HOIST_STORE_MAX that is no limit: a usage error (2) before anything is built', async () => {
+    const dir = tmp();
+    writeFileSync(path.join(dir, 'Dockerfile'), 'FROM scratch\nCOPY Dockerfile /\n');
+    const bad = await hoist(['build', '--store', path.join(dir, 'store'), '--store-max', '10 parsecs', dir]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toBe('hoist build: --store-max: store limit "10 parsecs": expected a size (10GB, 512MiB, 1000000), a share of the disk (15%), or 0 for no limit\n');
+    process.env.HOIST_STORE_MAX = '0%';
+    try {
+      const env = await hoist(['build', '--store', path.join(dir, 'store'), dir]);
+      expect(env.code).toBe(2);
+      expect(env.err).toMatch(/^hoist build: HOIST_STORE_MAX: store limit "0%": a share must be above 0% and at most 100%\n$/);
+    } finally {
+      delete process.env.HOIST_STORE_MAX;
+    }
+    expect(existsSync(path.join(dir, 'store', 'records')) && readdirSync(path.join(dir, 'store', 'records')).length).toBeFalsy();
   });
 });
 
@@ -94,7 +112,7 @@ describe('collect', () => {
 
   test('then cache records with the layers only they held, then images, each the least recently used first', async () => {
     // both snapshots and the older record's layer must go, not the newer record
-    let c = await collect(store, (await storeSize(store)) - 400_000);
+    let c = await collect(store, (await storeSize(store)) - 450_000);
     expect(c?.report.removedSnapshots).toBe(2);
     expect(c?.report.removedRecords).toBe(1);
     expect(existsSync(records[0].path)).toBe(false);
@@ -109,6 +127,17 @@ describe('collect', () => {
     expect(await store.hasBlob(images[0].target.digest)).toBeUndefined();
     expect(await store.getImage('docker.io/lru/b:1')).toEqual(images[1]);
     expect(c?.after).toBeLessThanOrEqual(c?.limit as number);
+  });
+
+  test('the last hour\'s unpacked layers (the working set: a base\'s lower) go after records and images, not before', async () => {
+    ago(snaps[1], 5);
+    const c = await collect(store, (await storeSize(store)) - 300_000);
+    expect(existsSync(snaps[0])).toBe(false);
+    expect(c?.report.removedRecords).toBe(1);
+    expect(existsSync(snaps[1])).toBe(true);
+    const all = await collect(store, 1);
+    expect(all?.report.removedImages).toEqual(['docker.io/lru/a:1', 'docker.io/lru/b:1']);
+    expect(existsSync(snaps[1])).toBe(false);
   });
 
   test('what a running build used since it began stays, over the limit or not; a collection waits for the one running', async () => {

@@ -224,8 +224,9 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
       if (!finished) progress.finish(ok);
       finished = true;
     };
-    const limit = await storeLimit(a.options.get('store-max')?.[0] ?? process.env.HOIST_STORE_MAX, store.root).catch((e: unknown) => {
-      throw e instanceof StoreLimitError ? new UsageError(`--store-max: ${e.message}`) : e;
+    const given = a.options.get('store-max')?.[0];
+    const limit = await storeLimit(given ?? process.env.HOIST_STORE_MAX, store.root).catch((e: unknown) => {
+      throw e instanceof StoreLimitError ? new UsageError(`${given !== undefined ? '--store-max' : 'HOIST_STORE_MAX'}: ${e.message}`) : e;
     });
     const outcome = await build({
       context,
