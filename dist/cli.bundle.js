@@ -28430,8 +28430,334 @@ function lintCommand(argv, io) {
     return result.failOnWarnings && result.warnings.length > 0 ? 1 : 0;
 }
 
+// EXTERNAL MODULE: external "node:child_process"
+var external_node_child_process_ = __nccwpck_require__(1421);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+;// CONCATENATED MODULE: ./lib/registry/credentials.js
+// Where registry credentials come from, in Docker's order (docker/cli configfile): credHelpers[host], then
+// credsStore, then plain `auths`; DOCKER_AUTH_CONFIG (a config.json in an environment variable, docker CLI ≥ 28.3)
+// overrides the file, and podman's auth.json is read when Docker's config has nothing. Docker Hub is keyed as
+// `https://index.docker.io/v1/`. Secrets never leave this module except to an Authorization header.
+
+
+
+
+class CredentialError extends Error {
+    name = 'CredentialError';
+}
+const dockerHubAuthKey = 'https://index.docker.io/v1/';
+/** The key a registry's credentials are stored under in config.json. */
+function authKey(registry) {
+    return ['docker.io', 'index.docker.io', 'registry-1.docker.io'].includes(registry) ? dockerHubAuthKey : registry;
+}
+/** `https://quay.io/v1/` → `quay.io`; plain hosts stay as they are (docker/cli ConvertToHostname). */
+function keyHostname(key) {
+    const noScheme = key.replace(/^[a-z]+:\/\//i, '');
+    return noScheme.split('/')[0];
+}
+function entryCredential(e, where) {
+    const c = {};
+    if (e.auth) {
+        const decoded = Buffer.from(e.auth, 'base64').toString('utf8');
+        const colon = decoded.indexOf(':');
+        if (colon < 0)
+            throw new CredentialError(`${where}: the "auth" value is not base64 of user:password`);
+        c.username = decoded.slice(0, colon);
+        c.password = decoded.slice(colon + 1);
+    }
+    else {
+        if (e.username)
+            c.username = e.username;
+        if (e.password)
+            c.password = e.password;
+    }
+    if (e.identitytoken)
+        c.identityToken = e.identitytoken;
+    if (e.registrytoken)
+        c.registryToken = e.registrytoken;
+    return Object.keys(c).length ? c : undefined;
+}
+function findAuth(auths, registry) {
+    if (!auths)
+        return undefined;
+    const key = authKey(registry);
+    if (auths[key])
+        return auths[key];
+    const host = keyHostname(key);
+    for (const [k, v] of Object.entries(auths)) {
+        const kh = keyHostname(k);
+        if (kh === host || authKey(kh) === key)
+            return v;
+    }
+    return undefined;
+}
+/** Runs `docker-credential-<helper> <verb>` with the given stdin; resolves stdout, rejects with its message. */
+function runCredentialHelper(helper, verb, input, env = process.env) {
+    return new Promise((resolve, reject) => {
+        const program = `docker-credential-${helper}`;
+        const child = (0,external_node_child_process_.spawn)(program, [verb], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d.toString()));
+        child.stderr.on('data', (d) => (err += d.toString()));
+        child.on('error', (e) => reject(new CredentialError(e.code === 'ENOENT' ? `credential helper ${program} is not installed or not on PATH` : `${program}: ${e.message}`)));
+        child.on('close', (code) => {
+            if (code === 0)
+                resolve(out);
+            else
+                reject(new CredentialError(`${program} ${verb}: ${(out.trim() || err.trim() || `exit code ${code}`).slice(0, 300)}`));
+        });
+        child.stdin.end(input);
+    });
+}
+async function helperGet(helper, registry, env) {
+    let out;
+    try {
+        out = await runCredentialHelper(helper, 'get', authKey(registry), env);
+    }
+    catch (e) {
+        if (/credentials not found/i.test(e.message))
+            return undefined;
+        throw e;
+    }
+    const v = JSON.parse(out);
+    if (!v.Secret)
+        return undefined;
+    return v.Username === '<token>' ? { identityToken: v.Secret } : { username: v.Username, password: v.Secret };
+}
+function dockerConfigDir(env = process.env) {
+    return env.DOCKER_CONFIG || external_node_path_.join(env.HOME || (0,external_node_os_.homedir)(), '.docker');
+}
+async function readDockerConfig(file) {
+    let text;
+    try {
+        text = await (0,promises_.readFile)(file, 'utf8');
+    }
+    catch (e) {
+        if (e.code === 'ENOENT')
+            return undefined;
+        throw e;
+    }
+    try {
+        return JSON.parse(text);
+    }
+    catch (e) {
+        throw new CredentialError(`${file} is not valid JSON: ${e.message}`);
+    }
+}
+function podmanAuthFiles(env) {
+    const files = [];
+    if (env.REGISTRY_AUTH_FILE)
+        files.push(env.REGISTRY_AUTH_FILE);
+    if (env.XDG_RUNTIME_DIR)
+        files.push(external_node_path_.join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+    files.push(external_node_path_.join(env.XDG_CONFIG_HOME || external_node_path_.join(env.HOME || (0,external_node_os_.homedir)(), '.config'), 'containers', 'auth.json'));
+    return files;
+}
+/** Credentials as `docker pull`/`docker push` would find them on this machine. */
+class DockerCredentials {
+    env;
+    constructor(env = process.env) {
+        this.env = env;
+    }
+    async fromConfig(config, registry, where) {
+        if (!config)
+            return undefined;
+        const helper = config.credHelpers?.[authKey(registry)] ?? config.credHelpers?.[registry];
+        if (helper)
+            return helperGet(helper, registry, this.env);
+        if (config.credsStore) {
+            const c = await helperGet(config.credsStore, registry, this.env);
+            if (c)
+                return c;
+        }
+        const e = findAuth(config.auths, registry);
+        return e ? entryCredential(e, where) : undefined;
+    }
+    async get(registry) {
+        if (this.env.DOCKER_AUTH_CONFIG) {
+            let config;
+            try {
+                config = JSON.parse(this.env.DOCKER_AUTH_CONFIG);
+            }
+            catch {
+                throw new CredentialError('DOCKER_AUTH_CONFIG is not valid JSON (expected a config.json document with "auths")');
+            }
+            const c = await this.fromConfig(config, registry, 'DOCKER_AUTH_CONFIG');
+            if (c)
+                return c;
+        }
+        const file = external_node_path_.join(dockerConfigDir(this.env), 'config.json');
+        const c = await this.fromConfig(await readDockerConfig(file), registry, file);
+        if (c)
+            return c;
+        for (const f of podmanAuthFiles(this.env)) {
+            const conf = await readDockerConfig(f);
+            const e = findAuth(conf?.auths, registry);
+            if (e)
+                return entryCredential(e, f);
+        }
+        return undefined;
+    }
+}
+/** Explicit credentials for some registries, then another source. */
+class StaticCredentials {
+    byRegistry;
+    fallback;
+    constructor(byRegistry, fallback) {
+        this.byRegistry = byRegistry;
+        this.fallback = fallback;
+    }
+    async get(registry) {
+        return this.byRegistry.get(authKey(registry)) ?? this.byRegistry.get(registry) ?? this.fallback?.get(registry);
+    }
+}
+async function writeConfigAtomically(file, config) {
+    await (0,promises_.mkdir)(external_node_path_.dirname(file), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}.tmp`;
+    await (0,promises_.writeFile)(tmp, JSON.stringify(config, null, '\t') + '\n', { mode: 0o600 });
+    await (0,promises_.rename)(tmp, file);
+}
+/** `docker login`'s write: a helper's store when one is configured, else base64 `auth` in config.json (mode 0600). */
+async function storeCredential(registry, cred, env = process.env) {
+    const file = external_node_path_.join(dockerConfigDir(env), 'config.json');
+    const config = (await readDockerConfig(file)) ?? {};
+    const key = authKey(registry);
+    const helper = config.credHelpers?.[key] ?? config.credsStore;
+    if (helper) {
+        await runCredentialHelper(helper, 'store', JSON.stringify({ ServerURL: key, Username: cred.username, Secret: cred.password }), env);
+        return `docker-credential-${helper}`;
+    }
+    config.auths = { ...config.auths, [key]: { auth: Buffer.from(`${cred.username}:${cred.password}`).toString('base64') } };
+    await writeConfigAtomically(file, config);
+    return file;
+}
+/** `docker logout`: erases from the helper or drops the `auths` entry. Returns false when nothing was stored. */
+async function eraseCredential(registry, env = process.env) {
+    const file = external_node_path_.join(dockerConfigDir(env), 'config.json');
+    const config = await readDockerConfig(file);
+    if (!config)
+        return false;
+    const key = authKey(registry);
+    const helper = config.credHelpers?.[key] ?? config.credsStore;
+    let erased = false;
+    if (helper) {
+        try {
+            await runCredentialHelper(helper, 'erase', key, env);
+            erased = true;
+        }
+        catch {
+            // not stored there
+        }
+    }
+    if (config.auths) {
+        for (const k of Object.keys(config.auths)) {
+            if (k === key || keyHostname(k) === keyHostname(key)) {
+                delete config.auths[k];
+                erased = true;
+            }
+        }
+        await writeConfigAtomically(file, config);
+    }
+    return erased;
+}
+
+;// CONCATENATED MODULE: ./lib/action/login.js
+// Registry credentials in the Action: the `registry`/`username`/`password` inputs (login-action's, in memory only:
+// nothing is written to the runner's docker config), then what an earlier docker/login-action step wrote to the
+// docker config (DockerCredentials: auths, credHelpers, credsStore, DOCKER_AUTH_CONFIG, podman's auth.json), then,
+// for ghcr.io, the workflow's github-token as its actor (what GitHub's docs have login-action do by hand).
+
+class ActionCredentials {
+    inputs;
+    explicit;
+    docker;
+    constructor(inputs, env = process.env) {
+        this.inputs = inputs;
+        this.docker = new DockerCredentials(env);
+        if (inputs.username !== undefined || inputs.password !== undefined) {
+            if (!inputs.username || !inputs.password)
+                throw new Error('inputs username and password go together: give both, or neither to use the docker config');
+            this.explicit = { key: authKey(inputs.registry ?? 'docker.io'), credential: { username: inputs.username, password: inputs.password } };
+        }
+    }
+    /** The registry the inputs log in to, if any. */
+    get loginRegistry() {
+        return this.explicit ? (this.inputs.registry ?? 'docker.io') : undefined;
+    }
+    async get(registry) {
+        if (this.explicit && authKey(registry) === this.explicit.key)
+            return this.explicit.credential;
+        const c = await this.docker.get(registry);
+        if (c)
+            return c;
+        if (registry === 'ghcr.io' && this.inputs.githubToken)
+            return { username: this.inputs.actor || 'github-actions', password: this.inputs.githubToken };
+        return undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./lib/cli/gitlab.js
+/** The GitLab job hoist runs in, or undefined outside GitLab CI. */
+function gitlabJob(env = process.env, now = new Date()) {
+    if (!env.GITLAB_CI)
+        return undefined;
+    const sha = env.CI_COMMIT_SHA ?? '';
+    // A tag pipeline, a merge request pipeline, a scheduled one, else a branch pipeline: as GitHub's tag push,
+    // pull_request, schedule and branch push events, which the tag rules are written for.
+    let eventName = 'push';
+    let ref = `refs/heads/${env.CI_COMMIT_BRANCH ?? env.CI_COMMIT_REF_NAME ?? ''}`;
+    let baseRef;
+    if (env.CI_COMMIT_TAG)
+        ref = `refs/tags/${env.CI_COMMIT_TAG}`;
+    else if (env.CI_MERGE_REQUEST_IID) {
+        eventName = 'pull_request';
+        ref = `refs/pull/${env.CI_MERGE_REQUEST_IID}/merge`;
+        baseRef = env.CI_MERGE_REQUEST_TARGET_BRANCH_NAME;
+    }
+    else if (env.CI_PIPELINE_SOURCE === 'schedule')
+        eventName = 'schedule';
+    const committed = env.CI_COMMIT_TIMESTAMP ? new Date(env.CI_COMMIT_TIMESTAMP) : now;
+    const shortSha = Number(env.DOCKER_METADATA_SHORT_SHA_LENGTH);
+    const git = {
+        eventName,
+        ref,
+        sha,
+        ...(env.CI_DEFAULT_BRANCH ? { defaultBranch: env.CI_DEFAULT_BRANCH } : {}),
+        ...(baseRef ? { prBaseRef: baseRef } : {}),
+        commitDate: Number.isNaN(committed.getTime()) ? now : committed,
+        // the image's created label is the commit's time: a pipeline run again for the same commit makes the same image
+        ...(Number.isNaN(committed.getTime()) || !env.CI_COMMIT_TIMESTAMP ? {} : { commitDateFrom: 'ci', created: committed }),
+        now,
+        ...(Number.isInteger(shortSha) && shortSha > 0 ? { shortShaLength: shortSha } : {}),
+    };
+    const repo = {
+        ...(env.CI_PROJECT_NAME ? { name: env.CI_PROJECT_NAME } : {}),
+        ...(env.CI_PROJECT_DESCRIPTION ? { description: env.CI_PROJECT_DESCRIPTION } : {}),
+        ...(env.CI_PROJECT_URL ? { htmlUrl: env.CI_PROJECT_URL } : {}),
+        ...(env.CI_DEFAULT_BRANCH ? { defaultBranch: env.CI_DEFAULT_BRANCH } : {}),
+    };
+    const registry = env.CI_REGISTRY;
+    const login = !registry
+        ? undefined
+        : env.CI_REGISTRY_USER && env.CI_REGISTRY_PASSWORD
+            ? { registry, username: env.CI_REGISTRY_USER, password: env.CI_REGISTRY_PASSWORD }
+            : env.CI_JOB_TOKEN
+                ? { registry, username: 'gitlab-ci-token', password: env.CI_JOB_TOKEN }
+                : undefined;
+    return { git, repo, ...(env.CI_REGISTRY_IMAGE ? { image: env.CI_REGISTRY_IMAGE } : {}), ...(login ? { login } : {}), projectDir: env.CI_PROJECT_DIR || process.cwd() };
+}
+/** The dotenv report: one KEY=value a line (GitLab's dotenv takes no newlines in values). */
+function dotenvReport(r) {
+    const lines = [`HOIST_DIGEST=${r.digest}`, `HOIST_IMAGE_ID=${r.imageID}`, `HOIST_TAGS=${r.tags.join(',')}`];
+    if (r.version)
+        lines.push(`HOIST_VERSION=${r.version}`);
+    return `${lines.join('\n')}\n`;
+}
+
 // EXTERNAL MODULE: external "node:stream/promises"
 var external_node_stream_promises_ = __nccwpck_require__(6466);
 // EXTERNAL MODULE: ./lib/image/media-types.js
@@ -28737,239 +29063,6 @@ async function pushImage(client, source, destinations, options = {}) {
     return report;
 }
 
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-;// CONCATENATED MODULE: ./lib/registry/credentials.js
-// Where registry credentials come from, in Docker's order (docker/cli configfile): credHelpers[host], then
-// credsStore, then plain `auths`; DOCKER_AUTH_CONFIG (a config.json in an environment variable, docker CLI ≥ 28.3)
-// overrides the file, and podman's auth.json is read when Docker's config has nothing. Docker Hub is keyed as
-// `https://index.docker.io/v1/`. Secrets never leave this module except to an Authorization header.
-
-
-
-
-class CredentialError extends Error {
-    name = 'CredentialError';
-}
-const dockerHubAuthKey = 'https://index.docker.io/v1/';
-/** The key a registry's credentials are stored under in config.json. */
-function authKey(registry) {
-    return ['docker.io', 'index.docker.io', 'registry-1.docker.io'].includes(registry) ? dockerHubAuthKey : registry;
-}
-/** `https://quay.io/v1/` → `quay.io`; plain hosts stay as they are (docker/cli ConvertToHostname). */
-function keyHostname(key) {
-    const noScheme = key.replace(/^[a-z]+:\/\//i, '');
-    return noScheme.split('/')[0];
-}
-function entryCredential(e, where) {
-    const c = {};
-    if (e.auth) {
-        const decoded = Buffer.from(e.auth, 'base64').toString('utf8');
-        const colon = decoded.indexOf(':');
-        if (colon < 0)
-            throw new CredentialError(`${where}: the "auth" value is not base64 of user:password`);
-        c.username = decoded.slice(0, colon);
-        c.password = decoded.slice(colon + 1);
-    }
-    else {
-        if (e.username)
-            c.username = e.username;
-        if (e.password)
-            c.password = e.password;
-    }
-    if (e.identitytoken)
-        c.identityToken = e.identitytoken;
-    if (e.registrytoken)
-        c.registryToken = e.registrytoken;
-    return Object.keys(c).length ? c : undefined;
-}
-function findAuth(auths, registry) {
-    if (!auths)
-        return undefined;
-    const key = authKey(registry);
-    if (auths[key])
-        return auths[key];
-    const host = keyHostname(key);
-    for (const [k, v] of Object.entries(auths)) {
-        const kh = keyHostname(k);
-        if (kh === host || authKey(kh) === key)
-            return v;
-    }
-    return undefined;
-}
-/** Runs `docker-credential-<helper> <verb>` with the given stdin; resolves stdout, rejects with its message. */
-function runCredentialHelper(helper, verb, input, env = process.env) {
-    return new Promise((resolve, reject) => {
-        const program = `docker-credential-${helper}`;
-        const child = (0,external_node_child_process_.spawn)(program, [verb], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (d) => (out += d.toString()));
-        child.stderr.on('data', (d) => (err += d.toString()));
-        child.on('error', (e) => reject(new CredentialError(e.code === 'ENOENT' ? `credential helper ${program} is not installed or not on PATH` : `${program}: ${e.message}`)));
-        child.on('close', (code) => {
-            if (code === 0)
-                resolve(out);
-            else
-                reject(new CredentialError(`${program} ${verb}: ${(out.trim() || err.trim() || `exit code ${code}`).slice(0, 300)}`));
-        });
-        child.stdin.end(input);
-    });
-}
-async function helperGet(helper, registry, env) {
-    let out;
-    try {
-        out = await runCredentialHelper(helper, 'get', authKey(registry), env);
-    }
-    catch (e) {
-        if (/credentials not found/i.test(e.message))
-            return undefined;
-        throw e;
-    }
-    const v = JSON.parse(out);
-    if (!v.Secret)
-        return undefined;
-    return v.Username === '<token>' ? { identityToken: v.Secret } : { username: v.Username, password: v.Secret };
-}
-function dockerConfigDir(env = process.env) {
-    return env.DOCKER_CONFIG || external_node_path_.join(env.HOME || (0,external_node_os_.homedir)(), '.docker');
-}
-async function readDockerConfig(file) {
-    let text;
-    try {
-        text = await (0,promises_.readFile)(file, 'utf8');
-    }
-    catch (e) {
-        if (e.code === 'ENOENT')
-            return undefined;
-        throw e;
-    }
-    try {
-        return JSON.parse(text);
-    }
-    catch (e) {
-        throw new CredentialError(`${file} is not valid JSON: ${e.message}`);
-    }
-}
-function podmanAuthFiles(env) {
-    const files = [];
-    if (env.REGISTRY_AUTH_FILE)
-        files.push(env.REGISTRY_AUTH_FILE);
-    if (env.XDG_RUNTIME_DIR)
-        files.push(external_node_path_.join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
-    files.push(external_node_path_.join(env.XDG_CONFIG_HOME || external_node_path_.join(env.HOME || (0,external_node_os_.homedir)(), '.config'), 'containers', 'auth.json'));
-    return files;
-}
-/** Credentials as `docker pull`/`docker push` would find them on this machine. */
-class DockerCredentials {
-    env;
-    constructor(env = process.env) {
-        this.env = env;
-    }
-    async fromConfig(config, registry, where) {
-        if (!config)
-            return undefined;
-        const helper = config.credHelpers?.[authKey(registry)] ?? config.credHelpers?.[registry];
-        if (helper)
-            return helperGet(helper, registry, this.env);
-        if (config.credsStore) {
-            const c = await helperGet(config.credsStore, registry, this.env);
-            if (c)
-                return c;
-        }
-        const e = findAuth(config.auths, registry);
-        return e ? entryCredential(e, where) : undefined;
-    }
-    async get(registry) {
-        if (this.env.DOCKER_AUTH_CONFIG) {
-            let config;
-            try {
-                config = JSON.parse(this.env.DOCKER_AUTH_CONFIG);
-            }
-            catch {
-                throw new CredentialError('DOCKER_AUTH_CONFIG is not valid JSON (expected a config.json document with "auths")');
-            }
-            const c = await this.fromConfig(config, registry, 'DOCKER_AUTH_CONFIG');
-            if (c)
-                return c;
-        }
-        const file = external_node_path_.join(dockerConfigDir(this.env), 'config.json');
-        const c = await this.fromConfig(await readDockerConfig(file), registry, file);
-        if (c)
-            return c;
-        for (const f of podmanAuthFiles(this.env)) {
-            const conf = await readDockerConfig(f);
-            const e = findAuth(conf?.auths, registry);
-            if (e)
-                return entryCredential(e, f);
-        }
-        return undefined;
-    }
-}
-/** Explicit credentials for some registries, then another source. */
-class StaticCredentials {
-    byRegistry;
-    fallback;
-    constructor(byRegistry, fallback) {
-        this.byRegistry = byRegistry;
-        this.fallback = fallback;
-    }
-    async get(registry) {
-        return this.byRegistry.get(authKey(registry)) ?? this.byRegistry.get(registry) ?? this.fallback?.get(registry);
-    }
-}
-async function writeConfigAtomically(file, config) {
-    await (0,promises_.mkdir)(external_node_path_.dirname(file), { recursive: true, mode: 0o700 });
-    const tmp = `${file}.${process.pid}.tmp`;
-    await (0,promises_.writeFile)(tmp, JSON.stringify(config, null, '\t') + '\n', { mode: 0o600 });
-    await (0,promises_.rename)(tmp, file);
-}
-/** `docker login`'s write: a helper's store when one is configured, else base64 `auth` in config.json (mode 0600). */
-async function storeCredential(registry, cred, env = process.env) {
-    const file = external_node_path_.join(dockerConfigDir(env), 'config.json');
-    const config = (await readDockerConfig(file)) ?? {};
-    const key = authKey(registry);
-    const helper = config.credHelpers?.[key] ?? config.credsStore;
-    if (helper) {
-        await runCredentialHelper(helper, 'store', JSON.stringify({ ServerURL: key, Username: cred.username, Secret: cred.password }), env);
-        return `docker-credential-${helper}`;
-    }
-    config.auths = { ...config.auths, [key]: { auth: Buffer.from(`${cred.username}:${cred.password}`).toString('base64') } };
-    await writeConfigAtomically(file, config);
-    return file;
-}
-/** `docker logout`: erases from the helper or drops the `auths` entry. Returns false when nothing was stored. */
-async function eraseCredential(registry, env = process.env) {
-    const file = external_node_path_.join(dockerConfigDir(env), 'config.json');
-    const config = await readDockerConfig(file);
-    if (!config)
-        return false;
-    const key = authKey(registry);
-    const helper = config.credHelpers?.[key] ?? config.credsStore;
-    let erased = false;
-    if (helper) {
-        try {
-            await runCredentialHelper(helper, 'erase', key, env);
-            erased = true;
-        }
-        catch {
-            // not stored there
-        }
-    }
-    if (config.auths) {
-        for (const k of Object.keys(config.auths)) {
-            if (k === key || keyHostname(k) === keyHostname(key)) {
-                delete config.auths[k];
-                erased = true;
-            }
-        }
-        await writeConfigAtomically(file, config);
-    }
-    return erased;
-}
-
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
 // EXTERNAL MODULE: ./lib/layer/compression.js
@@ -29248,6 +29341,14 @@ function basic(user, password) {
 
 
 
+/**
+ * The docker.io mirrors the environment names: HOIST_REGISTRY_MIRROR, a comma-separated list of URLs (as docker's
+ * daemon.json registry-mirrors, BuildKit's [registry."docker.io"] mirrors): what a self-hosted runner's
+ * administrator sets once for every build, the Action's and the command's.
+ */
+function mirrorsFromEnv(env = process.env) {
+    return (env.HOIST_REGISTRY_MIRROR ?? '').split(',').map((m) => m.trim()).filter(Boolean);
+}
 const defaultRetry = { attempts: 5, baseDelayMs: 300, maxDelayMs: 15_000 };
 const retryableCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED', 'HOIST_RESTART']);
 /** An error of the connection (refused, reset, TLS, timeout) rather than an answer or our own check. */
@@ -32961,6 +33062,7 @@ class MergedImage {
 
 
 
+
 const commonOptions = {
     store: { value: true },
     'insecure-registry': { value: true, repeat: true },
@@ -32971,7 +33073,7 @@ const commonOptions = {
 const commonUsage = `Common options:
   --store DIR                 the local store (default: $HOIST_STORE or ~/.cache/hoist)
   --insecure-registry HOST    allow plain HTTP / unverified TLS for HOST (loopback always is)
-  --registry-mirror URL       a docker.io mirror tried first for pulls
+  --registry-mirror URL       a docker.io mirror tried first for pulls (default: $HOIST_REGISTRY_MIRROR, comma-separated)
   --debug                     print each registry request (never credentials)`;
 function platformOption(a) {
     const p = a.options.get('platform')?.[0];
@@ -32981,7 +33083,7 @@ async function withImageContext(a, io, task, options = {}) {
     const client = new RegistryClient({
         credentials: options.credentials ?? new DockerCredentials(),
         insecureRegistries: a.options.get('insecure-registry') ?? [],
-        mirrors: a.options.get('registry-mirror') ?? [],
+        mirrors: a.options.get('registry-mirror') ?? mirrorsFromEnv(),
         debug: a.flags.has('debug') ? (line) => io.err(`debug: ${line}\n`) : undefined,
     });
     const store = options.store === false ? undefined : await Store.open(a.options.get('store')?.[0] ?? defaultStoreDir());
@@ -33047,6 +33149,8 @@ function table(head, rows) {
 ;// CONCATENATED MODULE: ./lib/cli/image-commands.js
 // The image verbs of the hoist command: pull, push, tag, copy, inspect, history, images, rmi, prune, login,
 // logout, save, load, import. Each is a thin layer over a library function.
+
+
 
 
 
@@ -33428,54 +33532,22 @@ const merge = command('merge', `Usage: hoist merge -t NAME[:TAG] [-t NAME[:TAG]�
 Writes one index of images already in registries under every -t name, as docker buildx imagetools create: each
 SOURCE is a platform's image (REPO@sha256:…, as a matrix leg pushes it by digest) or an index. Blobs are found where
 they are or mounted from the sources' repositories (copied only to another registry); nothing is tagged before all
-of it is in place. Prints the names written and the index's digest.`, { tag: { value: true, repeat: true, short: 't' } }, async (a, io) => {
+of it is in place. Prints the names written and the index's digest. In a GitLab job it logs in to $CI_REGISTRY with
+the job's credentials, as hoist build does.`, { tag: { value: true, repeat: true, short: 't' } }, async (a, io) => {
     const sources = positional(a, 'merge', 1, 256, '-t NAME[:TAG] SOURCE...').map((s) => parseReference(s));
     const tags = a.options.get('tag') ?? [];
     if (tags.length === 0)
         throw new UsageError('usage: hoist merge -t NAME[:TAG] SOURCE... (the names the index is pushed as)');
+    const job = gitlabJob();
     return withImageContext(a, io, async (ctx) => {
         const { image, platforms } = await mergedIndex(ctx.client, sources);
         io.err(`merging ${platforms.map(image_platform/* formatPlatform */.Bq).join(', ')}\n`);
         pushSummary(io, await pushImage(ctx.client, image, tags.map((t) => parseReference(t)), { log: (l) => io.err(l + '\n') }));
         return 0;
-    }, { store: false });
+        // (in a GitLab job, with the job's own registry login, as hoist build: no hoist login first)
+    }, { store: false, ...(job?.login ? { credentials: new ActionCredentials(job.login) } : {}) });
 });
 const imageCommands = { pull: image_commands_pull, push, copy, tag, merge, inspect, history: image_commands_history, images: image_commands_images, rmi, prune: pruneCmd, store: storeCmd, login, logout, save, load, import: importCmd };
-
-;// CONCATENATED MODULE: ./lib/action/login.js
-// Registry credentials in the Action: the `registry`/`username`/`password` inputs (login-action's, in memory only:
-// nothing is written to the runner's docker config), then what an earlier docker/login-action step wrote to the
-// docker config (DockerCredentials: auths, credHelpers, credsStore, DOCKER_AUTH_CONFIG, podman's auth.json), then,
-// for ghcr.io, the workflow's github-token as its actor (what GitHub's docs have login-action do by hand).
-
-class ActionCredentials {
-    inputs;
-    explicit;
-    docker;
-    constructor(inputs, env = process.env) {
-        this.inputs = inputs;
-        this.docker = new DockerCredentials(env);
-        if (inputs.username !== undefined || inputs.password !== undefined) {
-            if (!inputs.username || !inputs.password)
-                throw new Error('inputs username and password go together: give both, or neither to use the docker config');
-            this.explicit = { key: authKey(inputs.registry ?? 'docker.io'), credential: { username: inputs.username, password: inputs.password } };
-        }
-    }
-    /** The registry the inputs log in to, if any. */
-    get loginRegistry() {
-        return this.explicit ? (this.inputs.registry ?? 'docker.io') : undefined;
-    }
-    async get(registry) {
-        if (this.explicit && authKey(registry) === this.explicit.key)
-            return this.explicit.credential;
-        const c = await this.docker.get(registry);
-        if (c)
-            return c;
-        if (registry === 'ghcr.io' && this.inputs.githubToken)
-            return { username: this.inputs.actor || 'github-actions', password: this.inputs.githubToken };
-        return undefined;
-    }
-}
 
 // EXTERNAL MODULE: ./node_modules/@renovatebot/pep440/index.js
 var pep440 = __nccwpck_require__(8898);
@@ -34117,64 +34189,6 @@ function regexp(source, rule, flags) {
     catch (e) {
         throw new TagRuleError(`tag rule ${rule.text}: ${JSON.stringify(source)} is not a regular expression: ${e.message}`);
     }
-}
-
-;// CONCATENATED MODULE: ./lib/cli/gitlab.js
-/** The GitLab job hoist runs in, or undefined outside GitLab CI. */
-function gitlabJob(env = process.env, now = new Date()) {
-    if (!env.GITLAB_CI)
-        return undefined;
-    const sha = env.CI_COMMIT_SHA ?? '';
-    // A tag pipeline, a merge request pipeline, a scheduled one, else a branch pipeline: as GitHub's tag push,
-    // pull_request, schedule and branch push events, which the tag rules are written for.
-    let eventName = 'push';
-    let ref = `refs/heads/${env.CI_COMMIT_BRANCH ?? env.CI_COMMIT_REF_NAME ?? ''}`;
-    let baseRef;
-    if (env.CI_COMMIT_TAG)
-        ref = `refs/tags/${env.CI_COMMIT_TAG}`;
-    else if (env.CI_MERGE_REQUEST_IID) {
-        eventName = 'pull_request';
-        ref = `refs/pull/${env.CI_MERGE_REQUEST_IID}/merge`;
-        baseRef = env.CI_MERGE_REQUEST_TARGET_BRANCH_NAME;
-    }
-    else if (env.CI_PIPELINE_SOURCE === 'schedule')
-        eventName = 'schedule';
-    const committed = env.CI_COMMIT_TIMESTAMP ? new Date(env.CI_COMMIT_TIMESTAMP) : now;
-    const shortSha = Number(env.DOCKER_METADATA_SHORT_SHA_LENGTH);
-    const git = {
-        eventName,
-        ref,
-        sha,
-        ...(env.CI_DEFAULT_BRANCH ? { defaultBranch: env.CI_DEFAULT_BRANCH } : {}),
-        ...(baseRef ? { prBaseRef: baseRef } : {}),
-        commitDate: Number.isNaN(committed.getTime()) ? now : committed,
-        // the image's created label is the commit's time: a pipeline run again for the same commit makes the same image
-        ...(Number.isNaN(committed.getTime()) || !env.CI_COMMIT_TIMESTAMP ? {} : { commitDateFrom: 'ci', created: committed }),
-        now,
-        ...(Number.isInteger(shortSha) && shortSha > 0 ? { shortShaLength: shortSha } : {}),
-    };
-    const repo = {
-        ...(env.CI_PROJECT_NAME ? { name: env.CI_PROJECT_NAME } : {}),
-        ...(env.CI_PROJECT_DESCRIPTION ? { description: env.CI_PROJECT_DESCRIPTION } : {}),
-        ...(env.CI_PROJECT_URL ? { htmlUrl: env.CI_PROJECT_URL } : {}),
-        ...(env.CI_DEFAULT_BRANCH ? { defaultBranch: env.CI_DEFAULT_BRANCH } : {}),
-    };
-    const registry = env.CI_REGISTRY;
-    const login = !registry
-        ? undefined
-        : env.CI_REGISTRY_USER && env.CI_REGISTRY_PASSWORD
-            ? { registry, username: env.CI_REGISTRY_USER, password: env.CI_REGISTRY_PASSWORD }
-            : env.CI_JOB_TOKEN
-                ? { registry, username: 'gitlab-ci-token', password: env.CI_JOB_TOKEN }
-                : undefined;
-    return { git, repo, ...(env.CI_REGISTRY_IMAGE ? { image: env.CI_REGISTRY_IMAGE } : {}), ...(login ? { login } : {}), projectDir: env.CI_PROJECT_DIR || process.cwd() };
-}
-/** The dotenv report: one KEY=value a line (GitLab's dotenv takes no newlines in values). */
-function dotenvReport(r) {
-    const lines = [`HOIST_DIGEST=${r.digest}`, `HOIST_IMAGE_ID=${r.imageID}`, `HOIST_TAGS=${r.tags.join(',')}`];
-    if (r.version)
-        lines.push(`HOIST_VERSION=${r.version}`);
-    return `${lines.join('\n')}\n`;
 }
 
 // EXTERNAL MODULE: ./lib/layer/xattr.js
@@ -42104,7 +42118,7 @@ Builds an image from a Dockerfile.
   -o, --output SPEC          type=registry | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false] | type=local,dest=DIR
       --images IMAGE[,…]     name the image by tag rules (metadata-action's, as the Action's images input): needs a
                              CI's facts (GitLab CI); in a GitLab job the default is $CI_REGISTRY_IMAGE when no -t
-      --tag-rule RULE        a tag rule for --images (repeatable; default: branch, pr, semver {{version}},
+      --tag-rule RULE        a tag rule for --images (repeatable, or one a line; default: branch, pr, semver {{version}},
                              {{major}}.{{minor}}, {{major}}, schedule)
       --flavor LINE          metadata-action's flavor (repeatable: latest=auto|true|false, prefix=, suffix=)
       --dotenv FILE          write HOIST_DIGEST, HOIST_IMAGE_ID, HOIST_TAGS, HOIST_VERSION for later jobs (in a GitLab
@@ -42181,7 +42195,7 @@ async function buildCommand(argv, io) {
     if (images.length > 0) {
         if (!job)
             throw new UsageError('--images names the image by tag rules, which need the CI\'s facts (a GitLab job: GITLAB_CI and its variables); outside CI give -t NAME:TAG');
-        meta = asUsage(() => computeMeta({ images, tags: a.options.get('tag-rule') ?? defaultTagRules, flavor: a.options.get('flavor') ?? [], labels: [], annotations: [] }, job.git, job.repo, (m) => io.err(`warning: ${m}\n`)));
+        meta = asUsage(() => computeMeta({ images, tags: tagRules(a.options.get('tag-rule')) ?? defaultTagRules, flavor: a.options.get('flavor') ?? [], labels: [], annotations: [] }, job.git, job.repo, (m) => io.err(`warning: ${m}\n`)));
         tags.push(...meta.tags.map((t) => formatReference(parseReference(t))).filter((t) => !tags.includes(t)));
     }
     // --push-by-digest is the push: with --push too, the image is still pushed once, untagged
@@ -42317,6 +42331,16 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, sandbox, cacheFro
         io.out(`${outcome.digest}\n`);
         return 0;
     }, { ...(credentials ? { credentials } : {}) });
+}
+/**
+ * The --tag-rule values, one rule a line as well (a CI variable or a component's input holds several: `--tag-rule
+ * "$RULES"`); undefined when none is given, and none when every value is empty.
+ */
+function tagRules(values) {
+    if (values === undefined)
+        return undefined;
+    const rules = values.flatMap((v) => v.split('\n')).map((r) => r.trim()).filter(Boolean);
+    return rules.length ? rules : undefined;
 }
 /** --isolation (or HOIST_ISOLATION): one of auto, runc, proot, chroot. */
 function isolationOption(value) {

@@ -98540,6 +98540,14 @@ function basic(user, password) {
 
 
 
+/**
+ * The docker.io mirrors the environment names: HOIST_REGISTRY_MIRROR, a comma-separated list of URLs (as docker's
+ * daemon.json registry-mirrors, BuildKit's [registry."docker.io"] mirrors): what a self-hosted runner's
+ * administrator sets once for every build, the Action's and the command's.
+ */
+function mirrorsFromEnv(env = process.env) {
+    return (env.HOIST_REGISTRY_MIRROR ?? '').split(',').map((m) => m.trim()).filter(Boolean);
+}
 const defaultRetry = { attempts: 5, baseDelayMs: 300, maxDelayMs: 15_000 };
 const retryableCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED', 'HOIST_RESTART']);
 /** An error of the connection (refused, reset, TLS, timeout) rather than an answer or our own check. */
@@ -100889,6 +100897,7 @@ function summaryMarkdown(outcome, options) {
 
 
 
+
 /** What the build prints goes out with workflow commands stopped; hoist's own commands with them on (commands.ts). */
 const guard = new CommandGuard();
 const warn = (m) => guard.command(() => warning(m));
@@ -100956,7 +100965,8 @@ async function run(env = process.env) {
         const credentials = new ActionCredentials({ ...inputs, actor: github_context.actor }, env);
         if (credentials.loginRegistry)
             info(`Logging in to ${credentials.loginRegistry} as ${inputs.username}`);
-        const client = new RegistryClient({ credentials });
+        // (a self-hosted runner's docker.io mirror, as its daemon's registry-mirrors)
+        const client = new RegistryClient({ credentials, mirrors: mirrorsFromEnv(env) });
         const store = await Store.open(external_node_path_.resolve(env.HOIST_STORE || defaultStoreDir()));
         const limit = await storeLimit(env.HOIST_STORE_MAX, store.root).catch(async (e) => {
             await store.close();

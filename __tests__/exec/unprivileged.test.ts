@@ -7,6 +7,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 import { debianCases } from '../helpers/debian-cases.js';
 import { debianTar } from '../helpers/debian.js';
 import { compareWithDocker } from '../helpers/differential.js';
@@ -262,6 +263,55 @@ RUN id > /tmp/id && touch /tmp/mine
     expect(mr.err).toMatch(/cache: 2 of 2 steps cached/);
     expect(readFileSync(path.join(projectDir, 'hoist.env'), 'utf8')).toContain(`HOIST_TAGS=${ciReg.host}/group/project:pr-7\n`);
     expect(skopeoTags('group/project')).toEqual(['latest', 'v1.2.3']);
+  }, 600_000);
+
+  /**
+   * A job of one of the project's GitLab CI/CD components (templates/), as GitLab would run it: the inputs put in
+   * ($[[ inputs.x ]], or their defaults), the job's variables (and a matrix leg's) in its environment, its script's
+   * lines run in one shell in the executor image, each line's failure the job's.
+   */
+  const componentJob = (template: string, inputs: Record<string, string>, job: string, projectDir: string, env: Record<string, string>) => {
+    const [specText, jobsText] = readFileSync(path.join(project, 'templates', template), 'utf8').split(/^---$/m);
+    const spec = (parse(specText) as { spec: { inputs: Record<string, { default?: unknown }> } }).spec.inputs;
+    for (const k of Object.keys(inputs)) if (!(k in spec)) throw new Error(`${template} has no input ${k}`);
+    const jobs = parse(jobsText.replace(/\$\[\[\s*inputs\.([\w-]+)\s*\]\]/g, (_m, k: string) => {
+      if (k in inputs) return inputs[k];
+      if (spec[k]?.default === undefined) throw new Error(`${template}: input ${k} is required`);
+      return String(spec[k].default);
+    })) as Record<string, { variables?: Record<string, string>; script: string[]; parallel?: { matrix: Record<string, string>[] } }>;
+    const j = jobs[job];
+    const legs = j.parallel?.matrix ?? [{}];
+    return legs.map((leg) => {
+      const script = ['set -e', ...j.script].join('\n');
+      return inContainer(['-c', script], { entrypoint: 'sh', cwd: projectDir, env: { ...env, ...j.variables, ...leg } });
+    });
+  };
+
+  test('the GitLab components, run as written: build.yml on a tag pipeline with tag rules from its input; multi-arch.yml\'s two legs pushed by digest, and its merge job, which logs in by itself', () => {
+    const projectDir = path.join(work, 'component-project');
+    mkdirSync(projectDir);
+    writeFileSync(path.join(projectDir, 'Dockerfile'), `FROM ${base}\nRUN echo built-by-the-component > /built\nCOPY app.txt /app.txt\n`);
+    writeFileSync(path.join(projectDir, 'Dockerfile.any'), 'FROM scratch\nCOPY app.txt /app.txt\n');
+    writeFileSync(path.join(projectDir, 'app.txt'), 'the app\n');
+    const image = `${ciReg.host}/group/component`;
+    const env = (extra: Record<string, string>) => ({ ...gitlabEnv(projectDir, extra), CI_REGISTRY_IMAGE: image });
+    const [built] = componentJob('build.yml', { image: executor, 'tag-rules': 'type=ref,event=tag\ntype=raw,value=stable' }, 'hoist-build', projectDir, env({ CI_COMMIT_TAG: 'v2.0.0', CI_COMMIT_REF_NAME: 'v2.0.0' }));
+    expect(built.err).not.toContain(ciReg.users.alice);
+    expect(`${built.code} ${built.err}`).toMatch(/^0 /);
+    expect(skopeoTags('group/component')).toEqual(['stable', 'v2.0.0']);
+    expect(readFileSync(path.join(projectDir, 'hoist.env'), 'utf8')).toContain(`HOIST_TAGS=${image}:v2.0.0,${image}:stable\n`);
+
+    // the default branch: each leg pushes its platform's image by digest, then the merge names one index of both
+    const branch = env({ CI_COMMIT_BRANCH: 'main', CI_COMMIT_REF_NAME: 'main', CI_COMMIT_REF_SLUG: 'main' });
+    const legs = componentJob('multi-arch.yml', { image: executor, file: 'Dockerfile.any' }, 'hoist-build', projectDir, branch);
+    expect(legs.map((l) => `${l.code} ${l.err}`)).toEqual([expect.stringMatching(/^0 /), expect.stringMatching(/^0 /)]);
+    expect(readFileSync(path.join(projectDir, 'digests', 'arm64'), 'utf8')).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    const [merged] = componentJob('multi-arch.yml', { image: executor }, 'hoist-merge', projectDir, branch);
+    expect(merged.err).not.toContain(ciReg.users.alice);
+    expect(`${merged.code} ${merged.err}`).toMatch(/^0 /);
+    expect(skopeoTags('group/component')).toEqual(['latest', 'main', 'stable', 'v2.0.0']);
+    const index = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--creds', `alice:${ciReg.users.alice}`, `docker://${image}:main`])) as { manifests: { platform: { architecture: string } }[] };
+    expect(index.manifests.map((m) => m.platform.architecture).sort()).toEqual(['amd64', 'arm64']);
   }, 600_000);
 
   test('RUN shares the container: a secret\'s file exists only while its step runs, and while a step runs no file in the container holds the registry credentials', () => {

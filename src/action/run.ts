@@ -16,6 +16,7 @@ import { formatPlatform } from '../image/platform.js';
 import { formatReference, formatRepository, parseReference } from '../image/reference.js';
 import { build, type BuildOutcome, NeedsRootError, planRunsSteps } from '../index.js';
 import { RegistryClient } from '../registry/client.js';
+import { mirrorsFromEnv } from '../registry/transport.js';
 import { collectAfter, StoreLimitError, storeLimit } from '../store/collect.js';
 import { defaultStoreDir, Store } from '../store/store.js';
 import { readInside } from '../solver/context.js';
@@ -91,7 +92,8 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
 
     const credentials = new ActionCredentials({ ...inputs, actor: github.context.actor }, env);
     if (credentials.loginRegistry) core.info(`Logging in to ${credentials.loginRegistry} as ${inputs.username}`);
-    const client = new RegistryClient({ credentials });
+    // (a self-hosted runner's docker.io mirror, as its daemon's registry-mirrors)
+    const client = new RegistryClient({ credentials, mirrors: mirrorsFromEnv(env) });
     const store = await Store.open(path.resolve(env.HOIST_STORE || defaultStoreDir()));
     const limit = await storeLimit(env.HOIST_STORE_MAX, store.root).catch(async (e: unknown) => {
       await store.close();

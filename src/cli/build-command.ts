@@ -59,7 +59,7 @@ Builds an image from a Dockerfile.
   -o, --output SPEC          type=registry | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false] | type=local,dest=DIR
       --images IMAGE[,…]     name the image by tag rules (metadata-action's, as the Action's images input): needs a
                              CI's facts (GitLab CI); in a GitLab job the default is $CI_REGISTRY_IMAGE when no -t
-      --tag-rule RULE        a tag rule for --images (repeatable; default: branch, pr, semver {{version}},
+      --tag-rule RULE        a tag rule for --images (repeatable, or one a line; default: branch, pr, semver {{version}},
                              {{major}}.{{minor}}, {{major}}, schedule)
       --flavor LINE          metadata-action's flavor (repeatable: latest=auto|true|false, prefix=, suffix=)
       --dotenv FILE          write HOIST_DIGEST, HOIST_IMAGE_ID, HOIST_TAGS, HOIST_VERSION for later jobs (in a GitLab
@@ -134,7 +134,7 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   let meta: Meta | undefined;
   if (images.length > 0) {
     if (!job) throw new UsageError('--images names the image by tag rules, which need the CI\'s facts (a GitLab job: GITLAB_CI and its variables); outside CI give -t NAME:TAG');
-    meta = asUsage(() => computeMeta({ images, tags: a.options.get('tag-rule') ?? defaultTagRules, flavor: a.options.get('flavor') ?? [], labels: [], annotations: [] }, job.git, job.repo, (m) => io.err(`warning: ${m}\n`)));
+    meta = asUsage(() => computeMeta({ images, tags: tagRules(a.options.get('tag-rule')) ?? defaultTagRules, flavor: a.options.get('flavor') ?? [], labels: [], annotations: [] }, job.git, job.repo, (m) => io.err(`warning: ${m}\n`)));
     tags.push(...meta.tags.map((t) => formatReference(parseReference(t))).filter((t) => !tags.includes(t)));
   }
   // --push-by-digest is the push: with --push too, the image is still pushed once, untagged
@@ -282,6 +282,16 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
     io.out(`${outcome.digest}\n`);
     return 0;
   }, { ...(credentials ? { credentials } : {}) });
+}
+
+/**
+ * The --tag-rule values, one rule a line as well (a CI variable or a component's input holds several: `--tag-rule
+ * "$RULES"`); undefined when none is given, and none when every value is empty.
+ */
+function tagRules(values: readonly string[] | undefined): string[] | undefined {
+  if (values === undefined) return undefined;
+  const rules = values.flatMap((v) => v.split('\n')).map((r) => r.trim()).filter(Boolean);
+  return rules.length ? rules : undefined;
 }
 
 /** --isolation (or HOIST_ISOLATION): one of auto, runc, proot, chroot. */

@@ -1,5 +1,7 @@
 // The image verbs of the hoist command: pull, push, tag, copy, inspect, history, images, rmi, prune, login,
 // logout, save, load, import. Each is a thin layer over a library function.
+import { ActionCredentials } from '../action/login.js';
+import { gitlabJob } from './gitlab.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -379,16 +381,19 @@ const merge = command('merge', `Usage: hoist merge -t NAME[:TAG] [-t NAME[:TAG]â
 Writes one index of images already in registries under every -t name, as docker buildx imagetools create: each
 SOURCE is a platform's image (REPO@sha256:â€¦, as a matrix leg pushes it by digest) or an index. Blobs are found where
 they are or mounted from the sources' repositories (copied only to another registry); nothing is tagged before all
-of it is in place. Prints the names written and the index's digest.`, { tag: { value: true, repeat: true, short: 't' } }, async (a, io) => {
+of it is in place. Prints the names written and the index's digest. In a GitLab job it logs in to $CI_REGISTRY with
+the job's credentials, as hoist build does.`, { tag: { value: true, repeat: true, short: 't' } }, async (a, io) => {
   const sources = positional(a, 'merge', 1, 256, '-t NAME[:TAG] SOURCE...').map((s) => parseReference(s));
   const tags = a.options.get('tag') ?? [];
   if (tags.length === 0) throw new UsageError('usage: hoist merge -t NAME[:TAG] SOURCE... (the names the index is pushed as)');
+  const job = gitlabJob();
   return withImageContext(a, io, async (ctx) => {
     const { image, platforms } = await mergedIndex(ctx.client, sources);
     io.err(`merging ${platforms.map(formatPlatform).join(', ')}\n`);
     pushSummary(io, await pushImage(ctx.client, image, tags.map((t) => parseReference(t)), { log: (l) => io.err(l + '\n') }));
     return 0;
-  }, { store: false });
+    // (in a GitLab job, with the job's own registry login, as hoist build: no hoist login first)
+  }, { store: false, ...(job?.login ? { credentials: new ActionCredentials(job.login) } : {}) });
 });
 
 export const imageCommands: Record<string, Command> = { pull, push, copy, tag, merge, inspect, history, images, rmi, prune: pruneCmd, store: storeCmd, login, logout, save, load, import: importCmd };

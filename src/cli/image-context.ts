@@ -2,6 +2,7 @@
 // (--store, --insecure-registry, --registry-mirror, --debug) and closed when the command ends.
 import { parsePlatform, type Platform } from '../image/platform.js';
 import { RegistryClient } from '../registry/client.js';
+import { mirrorsFromEnv } from '../registry/transport.js';
 import { type CredentialSource, DockerCredentials } from '../registry/credentials.js';
 import { defaultStoreDir, Store } from '../store/store.js';
 import type { OptionSpec, ParsedArgs } from './argv.js';
@@ -18,7 +19,7 @@ export const commonOptions: Record<string, OptionSpec> = {
 export const commonUsage = `Common options:
   --store DIR                 the local store (default: $HOIST_STORE or ~/.cache/hoist)
   --insecure-registry HOST    allow plain HTTP / unverified TLS for HOST (loopback always is)
-  --registry-mirror URL       a docker.io mirror tried first for pulls
+  --registry-mirror URL       a docker.io mirror tried first for pulls (default: $HOIST_REGISTRY_MIRROR, comma-separated)
   --debug                     print each registry request (never credentials)`;
 
 export interface ImageContext {
@@ -35,7 +36,7 @@ export async function withImageContext<T>(a: ParsedArgs, io: CommandIO, task: (c
   const client = new RegistryClient({
     credentials: options.credentials ?? new DockerCredentials(),
     insecureRegistries: a.options.get('insecure-registry') ?? [],
-    mirrors: a.options.get('registry-mirror') ?? [],
+    mirrors: a.options.get('registry-mirror') ?? mirrorsFromEnv(),
     debug: a.flags.has('debug') ? (line) => io.err(`debug: ${line}\n`) : undefined,
   });
   const store = options.store === false ? undefined : await Store.open(a.options.get('store')?.[0] ?? defaultStoreDir());

@@ -16,6 +16,15 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
+/**
+ * The docker.io mirrors the environment names: HOIST_REGISTRY_MIRROR, a comma-separated list of URLs (as docker's
+ * daemon.json registry-mirrors, BuildKit's [registry."docker.io"] mirrors): what a self-hosted runner's
+ * administrator sets once for every build, the Action's and the command's.
+ */
+export function mirrorsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.HOIST_REGISTRY_MIRROR ?? '').split(',').map((m) => m.trim()).filter(Boolean);
+}
+
 export const defaultRetry: RetryPolicy = { attempts: 5, baseDelayMs: 300, maxDelayMs: 15_000 };
 
 export interface TransportOptions {
