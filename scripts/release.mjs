@@ -55,5 +55,5 @@ writeFileSync(versionFile, readFileSync(versionFile, 'utf8').replace(/export con
 if (!flags.includes('--no-build')) execFileSync(process.execPath, [path.join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'inherit' });
 git('add', '-A');
 git('commit', '-q', '-m', `Release v${next}`);
-git('tag', '-a', `v${next}`, '-m', `hoist ${next}\n\n${body}`);
+git('tag', '-a', '--cleanup=verbatim', `v${next}`, '-m', `hoist ${next}\n\n${body}`);
 process.stdout.write(`v${next} committed and tagged; push it with: git push origin HEAD v${next}\n`);
