@@ -274,11 +274,17 @@ RUN id > /tmp/id && touch /tmp/mine
     const [specText, jobsText] = readFileSync(path.join(project, 'templates', template), 'utf8').split(/^---$/m);
     const spec = (parse(specText) as { spec: { inputs: Record<string, { default?: unknown }> } }).spec.inputs;
     for (const k of Object.keys(inputs)) if (!(k in spec)) throw new Error(`${template} has no input ${k}`);
-    const jobs = parse(jobsText.replace(/\$\[\[\s*inputs\.([\w-]+)\s*\]\]/g, (_m, k: string) => {
-      if (k in inputs) return inputs[k];
-      if (spec[k]?.default === undefined) throw new Error(`${template}: input ${k} is required`);
-      return String(spec[k].default);
-    })) as Record<string, { variables?: Record<string, string>; script: string[]; parallel?: { matrix: Record<string, string>[] } }>;
+    // GitLab puts the inputs into the parsed document's strings (keys too), not into its text: a value of several
+    // lines stays one value
+    const put = (text: string) =>
+      text.replace(/\$\[\[\s*inputs\.([\w-]+)\s*\]\]/g, (_m, k: string) => {
+        if (k in inputs) return inputs[k];
+        if (spec[k]?.default === undefined) throw new Error(`${template}: input ${k} is required`);
+        return String(spec[k].default);
+      });
+    const interpolate = (v: unknown): unknown =>
+      typeof v === 'string' ? put(v) : Array.isArray(v) ? v.map(interpolate) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [put(k), interpolate(x)])) : v;
+    const jobs = interpolate(parse(jobsText)) as Record<string, { variables?: Record<string, string>; script: string[]; parallel?: { matrix: Record<string, string>[] } }>;
     const j = jobs[job];
     const legs = j.parallel?.matrix ?? [{}];
     return legs.map((leg) => {
@@ -298,8 +304,10 @@ RUN id > /tmp/id && touch /tmp/mine
     const [built] = componentJob('build.yml', { image: executor, 'tag-rules': 'type=ref,event=tag\ntype=raw,value=stable' }, 'hoist-build', projectDir, env({ CI_COMMIT_TAG: 'v2.0.0', CI_COMMIT_REF_NAME: 'v2.0.0' }));
     expect(built.err).not.toContain(ciReg.users.alice);
     expect(`${built.code} ${built.err}`).toMatch(/^0 /);
-    expect(skopeoTags('group/component')).toEqual(['stable', 'v2.0.0']);
-    expect(readFileSync(path.join(projectDir, 'hoist.env'), 'utf8')).toContain(`HOIST_TAGS=${image}:v2.0.0,${image}:stable\n`);
+    // (latest too: flavor latest=auto, as metadata-action, on a tag)
+    expect(skopeoTags('group/component')).toEqual(['latest', 'stable', 'v2.0.0']);
+    const tags = /^HOIST_TAGS=(.*)$/m.exec(readFileSync(path.join(projectDir, 'hoist.env'), 'utf8'))?.[1].split(',').sort();
+    expect(tags).toEqual(['latest', 'stable', 'v2.0.0'].map((t) => `${image}:${t}`));
 
     // the default branch: each leg pushes its platform's image by digest, then the merge names one index of both
     const branch = env({ CI_COMMIT_BRANCH: 'main', CI_COMMIT_REF_NAME: 'main', CI_COMMIT_REF_SLUG: 'main' });
