@@ -36,11 +36,11 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
   let nodeBase = '';
 
   /** hoist in the executor image: `docker run` without --privileged, the work directory at the same path. */
-  type RunOptions = { env?: Record<string, string>; entrypoint?: string; cwd?: string; volumes?: string[] };
+  type RunOptions = { env?: Record<string, string>; entrypoint?: string; cwd?: string; volumes?: string[]; flags?: string[] };
   const runArgs = (argv: string[], options: RunOptions) => {
     const env = Object.entries(options.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
     const volumes = (options.volumes ?? []).flatMap((v) => ['-v', v]);
-    return ['run', '--rm', '--network', 'host', '-v', `${work}:${work}`, ...volumes, ...env, ...(options.cwd ? ['-w', options.cwd] : []), ...(options.entrypoint ? ['--entrypoint', options.entrypoint] : []), executor, ...argv];
+    return ['run', '--rm', '--network', 'host', '-v', `${work}:${work}`, ...volumes, ...env, ...(options.flags ?? []), ...(options.cwd ? ['-w', options.cwd] : []), ...(options.entrypoint ? ['--entrypoint', options.entrypoint] : []), executor, ...argv];
   };
   const inContainer = (argv: string[], options: RunOptions = {}) => {
     const r = d.docker(runArgs(argv, options));
@@ -320,6 +320,63 @@ RUN id > /tmp/id && touch /tmp/mine
     expect(skopeoTags('group/component')).toEqual(['latest', 'main', 'stable', 'v2.0.0']);
     const index = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--creds', `alice:${ciReg.users.alice}`, `docker://${image}:main`])) as { manifests: { platform: { architecture: string } }[] };
     expect(index.manifests.map((m) => m.platform.architecture).sort()).toEqual(['amd64', 'arm64']);
+  }, 600_000);
+
+  /** A container's securityContext as docker run's flags: the fields hoist's manifests use, any other fails the test. */
+  type SecurityContext = { allowPrivilegeEscalation?: boolean; capabilities?: { drop?: string[]; add?: string[] }; seccompProfile?: { type: string } };
+  const securityFlags = (sc: SecurityContext): string[] =>
+    Object.entries(sc).flatMap(([k, v]) => {
+      if (k === 'allowPrivilegeEscalation') return v === false ? ['--security-opt', 'no-new-privileges'] : [];
+      if (k === 'capabilities') return [...((v as SecurityContext['capabilities'])?.drop ?? []).flatMap((c) => ['--cap-drop', c]), ...((v as SecurityContext['capabilities'])?.add ?? []).flatMap((c) => ['--cap-add', c])];
+      // (docker's default seccomp profile is the runtime's default)
+      if (k === 'seccompProfile' && (v as { type: string }).type === 'RuntimeDefault') return [];
+      throw new Error(`securityContext.${k}: not one this test maps to docker run`);
+    });
+
+  test('the Kubernetes Job and the Tekton Task (deploy/) run as written in the executor image, under their securityContext (every capability dropped but five, no privilege escalation): RUN as USER, pushed with the mounted registry credentials', () => {
+    const inspect = JSON.parse(d.docker(['inspect', executor]).stdout) as { Config: { Entrypoint: string[]; User: string; Env: string[] } }[];
+    const config = inspect[0].Config;
+    expect(config.Entrypoint).toEqual(['/usr/local/bin/hoist']);
+    const storeDir = config.Env.find((e) => e.startsWith('HOIST_STORE='))?.slice('HOIST_STORE='.length);
+    const project2 = path.join(work, 'k8s-project');
+    mkdirSync(project2);
+    writeFileSync(path.join(project2, 'Dockerfile'), `FROM ${base}\nRUN useradd -m app\nUSER app\nRUN echo made by app > /home/app/made && id -u > /home/app/uid\nCOPY app.txt /app.txt\n`);
+    writeFileSync(path.join(project2, 'app.txt'), 'the app\n');
+    // the dockerconfigjson Secret, mounted as config.json
+    const auth = path.join(work, 'k8s-auth');
+    mkdirSync(auth);
+    writeFileSync(path.join(auth, 'config.json'), JSON.stringify({ auths: { [ciReg.host]: { auth: Buffer.from(`alice:${ciReg.users.alice}`).toString('base64') } } }));
+    const target = (s: string) => s.replaceAll('registry.example.com/team/app', `${ciReg.host}/team/app`);
+
+    const job = parse(readFileSync(path.join(project, 'deploy', 'kubernetes', 'job.yaml'), 'utf8')) as { spec: { template: { spec: { containers: { args: string[]; env: { name: string; value: string }[]; securityContext: SecurityContext; volumeMounts: { name: string; mountPath: string }[] }[] } } } };
+    const c = job.spec.template.spec.containers[0];
+    // the store's emptyDir is where the image keeps its store
+    expect(c.volumeMounts.find((m) => m.name === 'store')?.mountPath).toBe(storeDir);
+    const store2 = path.join(work, 'k8s-store');
+    mkdirSync(store2);
+    const r = d.docker(['run', '--rm', '--network', 'host', ...securityFlags(c.securityContext), '-v', `${project2}:/workspace`, '-v', `${auth}:/docker:ro`, '-v', `${store2}:${storeDir}`, ...c.env.flatMap((e) => ['-e', `${e.name}=${e.value}`]), executor, ...c.args.map(target)]);
+    expect(`${r.status} ${r.stderr}`).toMatch(/^0 /);
+    expect(r.stderr).toMatch(/through proot/);
+    expect(skopeoTags('team/app')).toEqual(['1']);
+    expect(skopeoTags('team/app/cache')).toEqual(['latest']);
+
+    // The Task's step: its script with Tekton's substitutions, in the step's working directory
+    const task = parse(readFileSync(path.join(project, 'deploy', 'tekton', 'task.yaml'), 'utf8')) as { spec: { steps: { workingDir: string; env: { name: string; value: string }[]; securityContext: SecurityContext; script: string }[]; workspaces: { name: string; mountPath?: string }[] } };
+    const step = task.spec.steps[0];
+    const results = path.join(work, 'tekton-results');
+    const home = path.join(work, 'tekton-home');
+    mkdirSync(results);
+    mkdirSync(home);
+    const subst = (s: string) =>
+      s.replaceAll('$(params.image)', `${ciReg.host}/team/tekton:1`).replaceAll('$(params.context)', '.').replaceAll('$(workspaces.source.path)', '/workspace/source').replaceAll('$(results.digest.path)', '/tekton/results/digest');
+    writeFileSync(path.join(home, 'step.sh'), subst(step.script));
+    expect(task.spec.workspaces.find((w) => w.name === 'dockerconfig')?.mountPath).toBe('/docker');
+    const t = d.docker(['run', '--rm', '--network', 'host', ...securityFlags(step.securityContext), '-v', `${project2}:/workspace/source`, '-v', `${auth}:/docker:ro`, '-v', `${home}:/tekton/home`, '-v', `${results}:/tekton/results`, ...step.env.flatMap((e) => ['-e', `${e.name}=${e.value}`]), '-w', subst(step.workingDir), '--entrypoint', 'sh', executor, '/tekton/home/step.sh']);
+    expect(`${t.status} ${t.stderr}`).toMatch(/^0 /);
+    const digest = readFileSync(path.join(results, 'digest'), 'utf8');
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const held = run('skopeo', ['inspect', '--tls-verify=false', '--creds', `alice:${ciReg.users.alice}`, '--format', '{{.Digest}}', `docker://${ciReg.host}/team/tekton:1`]).trim();
+    expect(held).toBe(digest);
   }, 600_000);
 
   test('RUN shares the container: a secret\'s file exists only while its step runs, and while a step runs no file in the container holds the registry credentials', () => {
