@@ -17,6 +17,7 @@ import { startActionsCacheService, type ActionsCacheService } from './helpers/ac
 import { pushBusyboxBase } from './helpers/images.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 import { describeWith } from './helpers/tools.js';
+import { githubEnv, readOutputs, stepFiles } from './helpers/runner-step.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const workflowDir = path.join(root, '.github', 'workflows');
@@ -119,29 +120,14 @@ interface Job {
     for (const [i, step] of job.steps.entries()) {
       if (step.if) throw new Error(`${name}: step ${i} has a condition this test does not evaluate`);
       if (step.uses === 'actions/checkout@v4') continue; // the checkout is this repository
-      const files = { output: path.join(dir, `output${i}`), env: path.join(dir, `env${i}`), summary: path.join(dir, `summary${i}`), event: path.join(dir, 'event.json') };
-      for (const f of Object.values(files)) writeFileSync(f, f === files.event ? JSON.stringify({ ref: github.ref, repository: { full_name: github.repository, default_branch: 'main' } }) : '');
+      const files = stepFiles(dir, { ref: github.ref, repository: { full_name: github.repository, default_branch: 'main' } }, String(i));
       const runnerEnv: NodeJS.ProcessEnv = {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
         HOIST_STORE: store,
         HOIST_REGISTRY_MIRROR: `http://${reg.host}`,
         CI: 'true',
-        GITHUB_ACTIONS: 'true',
-        GITHUB_WORKSPACE: root,
-        GITHUB_EVENT_NAME: 'push',
-        GITHUB_EVENT_PATH: files.event,
-        GITHUB_REF: github.ref,
-        GITHUB_SHA: '860c1904a1ce19322e91ac35af1ab07466440c37',
-        GITHUB_REPOSITORY: github.repository,
-        GITHUB_RUN_ID: github.run_id,
-        GITHUB_ACTOR: 'octocat',
-        GITHUB_SERVER_URL: github.server_url,
-        GITHUB_API_URL: 'http://127.0.0.1:9/api',
-        GITHUB_OUTPUT: files.output,
-        GITHUB_ENV: files.env,
-        GITHUB_STEP_SUMMARY: files.summary,
-        RUNNER_TEMP: dir,
+        ...githubEnv({ workspace: root, eventName: 'push', ref: github.ref, sha: '860c1904a1ce19322e91ac35af1ab07466440c37', repository: github.repository, files, runnerTemp: dir, runId: github.run_id }),
         ...cache.env,
         ...Object.fromEntries(Object.entries(step.env ?? {}).map(([k, v]) => [k, evaluate(String(v))])),
       };
@@ -187,18 +173,3 @@ function spawned(cmd: string, args: string[], options: { cwd: string; env: NodeJ
     });
   });
 }
-
-/** GITHUB_OUTPUT as @actions/core writes it: `name<<delimiter`, the value's lines, the delimiter. */
-function readOutputs(file: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const lines = readFileSync(file, 'utf8').split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const m = /^([^<=]+)<<(.+)$/.exec(lines[i]);
-    if (!m) continue;
-    const end = lines.indexOf(m[2], i + 1);
-    out[m[1]] = lines.slice(i + 1, end).join('\n');
-    i = end;
-  }
-  return out;
-}
-

