@@ -15,6 +15,7 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith } from '../helpers/tools.js';
 
 const TRIES = Number(process.env.HOIST_RACE_TRIES ?? 8);
+const raceUid = 4323;
 
 /** How many times, looking every 20 ms for `ms`, a process of user `uid` was seen (the chain's are short-lived). */
 async function processesOf(uid: number, ms: number): Promise<number> {
@@ -56,14 +57,15 @@ async function processesOf(uid: number, ms: number): Promise<number> {
     chmodSync(path.join(canary, 'c'), 0o700);
     const ctx = path.join(work, `ctx-${isolation}`);
     mkdirSync(ctx);
-    writeFileSync(path.join(ctx, 'Dockerfile'), raceDockerfile(base, canary));
+    // (its own user, 4323: the suite's files run two at once, and others run steps as 4321 or 4322 on this machine)
+    writeFileSync(path.join(ctx, 'Dockerfile'), raceDockerfile(base, canary, 3, raceUid));
     const harmed: string[] = [];
     for (let i = 0; i < TRIES; i++) {
       const r = await hoist(['build', '--store', path.join(work, `store-${isolation}`), '--progress', 'plain', '--no-cache', '--isolation', isolation, ctx], { readBack: false });
       const state = `${(statSync(canary).mode & 0o7777).toString(8)} ${(statSync(path.join(canary, 'c')).mode & 0o7777).toString(8)} ${readdirSync(path.join(canary, 'c')).join(',')}`;
       if (state !== '700 700 keep') harmed.push(`try ${i + 1}: ${state} (exit ${r.code})`);
       // nothing of the step runs on once hoist is done with it
-      const left = await processesOf(4321, 1000);
+      const left = await processesOf(raceUid, 1000);
       if (left > 0) {
         harmed.push(`try ${i + 1}: processes of the step's user seen after the build: ${left}`);
         await new Promise((r) => setTimeout(r, 4000));

@@ -131,14 +131,15 @@ describeWith(['docker-registry', 'dockerd', 'debootstrap', 'runc', 'skopeo'])('h
     await pushBusyboxBase(raceBase, store, work, raceApplets);
     const ctx = path.join(work, 'race');
     mkdirSync(ctx);
-    writeFileSync(path.join(ctx, 'Dockerfile'), raceDockerfile(raceBase, '/canary'));
+    // (user 4322: no-mount-race.test.ts, which may run at the same time, counts user 4321's processes on the machine)
+    writeFileSync(path.join(ctx, 'Dockerfile'), raceDockerfile(raceBase, '/canary', 3, 4322));
     const tries = Number(process.env.HOIST_RACE_TRIES ?? 5);
     // Each try: hoist's status, the canary's modes and content, and how often a process of the step's user was
     // seen in the second after the build.
     const script = (hoistCommand: string, isolation: string) => `mkdir -p /canary/c && echo keep > /canary/c/keep && chmod 700 /canary /canary/c
 i=0; while [ $i -lt ${tries} ]; do i=$((i+1))
   ${hoistCommand} build -q --no-cache --isolation ${isolation} --store /var/cache/hoist-race ${ctx} >/dev/null 2>${work}/race-$i.err; code=$?
-  seen=0; j=0; while [ $j -lt 20 ]; do for f in /proc/[0-9]*/status; do grep -qs "^Uid:[[:space:]]*4321[[:space:]]" $f && seen=$((seen+1)); done; sleep 0.05; j=$((j+1)); done
+  seen=0; j=0; while [ $j -lt 20 ]; do for f in /proc/[0-9]*/status; do grep -qs "^Uid:[[:space:]]*4322[[:space:]]" $f && seen=$((seen+1)); done; sleep 0.05; j=$((j+1)); done
   echo "$code $(stat -c %a /canary) $(stat -c %a /canary/c) $(ls /canary/c | tr '\\n' ,) $seen"
   [ $code = 0 ] || [ ${isolation} = proot ] || grep -v '^#' ${work}/race-$i.err >&2
 done`;

@@ -1,4 +1,4 @@
-// The step of issue 34's race (no-mount-race.test.ts, and in a container in unprivileged.test.ts): run as user 4321,
+// The step of issue 34's race (no-mount-race.test.ts, and in a container in unprivileged.test.ts): run as a user,
 // it leaves a chain of processes behind, each forking the next, that swap the directory hoist made to hold the step's
 // cache mount for a symlink to `canary` (a directory of the machine) and back; the first of them kills the step's
 // tracer when it has one (proot, which runs as the step's user).
@@ -6,8 +6,12 @@
 /** The busybox applets the race's base needs. */
 export const raceApplets = ['sh', 'cat', 'mkdir', 'rm', 'ln', 'mv', 'chown', 'date', 'sed', 'printf', 'base64', 'echo'];
 
-/** The Dockerfile of the race: the chain runs `seconds` after the step. */
-export function raceDockerfile(base: string, canary: string, seconds = 3): string {
+/**
+ * The Dockerfile of the race: the chain runs `seconds` after the step, as `uid` (each test its own: the suite's files
+ * run two at once, and a test that counts the processes of its step's user on the machine must not count another's,
+ * in a container or not).
+ */
+export function raceDockerfile(base: string, canary: string, seconds = 3, uid = 4321): string {
   // Each generation forks the next, then swaps /home/u/p (the directory hoist made to hold the mount's target) for
   // a link to the canary and back, in the step's working directory (still the stage's after proot lets go).
   const chain = [
@@ -20,8 +24,8 @@ export function raceDockerfile(base: string, canary: string, seconds = 3): strin
     '',
   ].join('\n');
   return `FROM ${base}
-RUN mkdir -p /home/u && printf '%s' '${Buffer.from(chain).toString('base64')}' | base64 -d > /home/u/chain && chown -R 4321:4321 /home/u
-USER 4321:4321
-RUN --mount=type=cache,id=race,target=/home/u/p/c,uid=4321 echo x > /home/u/p/c/mine; sh /home/u/chain $(( $(date +%s) + ${seconds} )) first </dev/null >/dev/null 2>&1; echo ran
+RUN mkdir -p /home/u && printf '%s' '${Buffer.from(chain).toString('base64')}' | base64 -d > /home/u/chain && chown -R ${uid}:${uid} /home/u
+USER ${uid}:${uid}
+RUN --mount=type=cache,id=race,target=/home/u/p/c,uid=${uid} echo x > /home/u/p/c/mine; sh /home/u/chain $(( $(date +%s) + ${seconds} )) first </dev/null >/dev/null 2>&1; echo ran
 `;
 }
