@@ -88206,13 +88206,11 @@ class RegistryError extends Error {
     }
 }
 /**
- * What the registry said in a text detail (distribution names there the blob a manifest names that it lacks), kept
- * short; a detail that is an object (a manifest's tag, restating the request) is left out.
+ * The digest a registry's error detail names (distribution names there the blob a manifest names that it lacks);
+ * any other detail is left out: a registry's words are not quoted into a log beyond their message.
  */
 function detailText(detail) {
-    if (typeof detail !== 'string' || detail === '')
-        return '';
-    return ` (${detail.length > 200 ? `${detail.slice(0, 200)}…` : detail})`;
+    return typeof detail === 'string' && /^sha(256|512):[0-9a-f]{64,128}$/.test(detail) ? ` (${detail})` : '';
 }
 /** A connection-level failure (refused, reset, TLS) after the retries ran out. */
 class RegistryConnectionError extends Error {
