@@ -28,8 +28,9 @@ writeFileSync(good, 'FROM scratch as base\nCOPY a /a\nCMD run\n');
 
 describe.each(runtimes)('on %s', (_name, nodeBin) => {
   test('dist/cli.js parses and lints', () => {
-    expect(execFileSync(nodeBin, [path.join(root, 'dist/cli.js'), 'parse', '--dump', good], { encoding: 'utf8' }))
-      .toBe('(from "scratch" "as" "base")\n(copy "a" "/a")\n(cmd "run")\n');
+    expect(execFileSync(nodeBin, [path.join(root, 'dist/cli.js'), 'parse', '--dump', good], { encoding: 'utf8' })).toBe(
+      '(from "scratch" "as" "base")\n(copy "a" "/a")\n(cmd "run")\n',
+    );
     const lint = spawnSync(nodeBin, [path.join(root, 'dist/cli.js'), 'lint', good], { encoding: 'utf8' });
     expect(lint.status).toBe(0);
     expect(lint.stdout).toContain(`${good}:1: [FromAsCasing]`);
@@ -50,10 +51,30 @@ describe.each(runtimes)('on %s', (_name, nodeBin) => {
       mkdirSync(ctx);
       writeFileSync(path.join(ctx, 'a'), 'a\n');
       writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY a /a\n');
-      const env = { PATH: process.env.PATH, ACTIONS_CACHE_SERVICE_V2: 'true', ACTIONS_RESULTS_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, ACTIONS_RUNTIME_TOKEN: 't', RUNNER_TEMP: dir };
+      const env = {
+        PATH: process.env.PATH,
+        ACTIONS_CACHE_SERVICE_V2: 'true',
+        ACTIONS_RESULTS_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+        ACTIONS_RUNTIME_TOKEN: 't',
+        RUNNER_TEMP: dir,
+      };
       const r = await new Promise<{ code: number; err: string }>((resolve) => {
-        execFile(nodeBin, [path.join(root, 'dist/cli.js'), 'build', '--store', path.join(ctx, 'store'), '--cache-from', 'type=gha', '--cache-to', 'type=gha', ctx], { env, encoding: 'utf8' },
-          (e, _out, err) => resolve({ code: e ? Number(e.code ?? 1) : 0, err }));
+        execFile(
+          nodeBin,
+          [
+            path.join(root, 'dist/cli.js'),
+            'build',
+            '--store',
+            path.join(ctx, 'store'),
+            '--cache-from',
+            'type=gha',
+            '--cache-to',
+            'type=gha',
+            ctx,
+          ],
+          { env, encoding: 'utf8' },
+          (e, _out, err) => resolve({ code: e ? Number(e.code ?? 1) : 0, err }),
+        );
       });
       expect(r.err).not.toMatch(/\n\s+at /);
       expect(r.code).toBe(0);

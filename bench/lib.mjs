@@ -35,7 +35,10 @@ export async function freePort() {
 export async function startRegistry(work, name) {
   const port = await freePort();
   const config = path.join(work, `${name}.yml`);
-  writeFileSync(config, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${work}/${name}\nhttp:\n  addr: 127.0.0.1:${port}\n`);
+  writeFileSync(
+    config,
+    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${work}/${name}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+  );
   const child = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
   for (;;) {
     try {
@@ -48,13 +51,18 @@ export async function startRegistry(work, name) {
 
 /** Runs a command under GNU time: wall seconds and peak RSS in MiB. */
 export function measured(label, cmd, args, env = process.env) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', env, maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], {
+    encoding: 'utf8',
+    env,
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (r.status !== 0) throw new Error(`${label} failed: ${r.stderr.slice(-3000)}`);
   const [secs, kb] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
   return { label, secs, rssMiB: kb / 1024 };
 }
 
-export const aptClean = 'rm -rf /var/lib/apt/lists/* /var/log/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/cache/ldconfig/aux-cache';
+export const aptClean =
+  'rm -rf /var/lib/apt/lists/* /var/log/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/cache/ldconfig/aux-cache';
 
 /**
  * What a fresh runner's disk is like after the previous run's state is wiped: nothing deleted in the last moments,
@@ -79,8 +87,29 @@ export function must(cmd, args, options = {}) {
 /** A dockerd of its own under `work` (no bridge, no iptables); resolves once it answers. */
 export async function startDockerd(work) {
   const sock = path.join(work, 'docker.sock');
-  const dockerd = spawn('dockerd', ['--data-root', path.join(work, 'docker'), '--exec-root', path.join(work, 'exec'), '--host', `unix://${sock}`, '--pidfile', path.join(work, 'pid'), '--iptables=false', '--ip6tables=false', '--bridge=none'], { stdio: 'ignore' });
-  const dockerEnv = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1', DOCKER_CONFIG: path.join(work, 'docker-config') };
+  const dockerd = spawn(
+    'dockerd',
+    [
+      '--data-root',
+      path.join(work, 'docker'),
+      '--exec-root',
+      path.join(work, 'exec'),
+      '--host',
+      `unix://${sock}`,
+      '--pidfile',
+      path.join(work, 'pid'),
+      '--iptables=false',
+      '--ip6tables=false',
+      '--bridge=none',
+    ],
+    { stdio: 'ignore' },
+  );
+  const dockerEnv = {
+    ...process.env,
+    DOCKER_HOST: `unix://${sock}`,
+    DOCKER_BUILDKIT: '1',
+    DOCKER_CONFIG: path.join(work, 'docker-config'),
+  };
   const docker = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
   for (let i = 0; spawnSync(docker, ['version'], { env: dockerEnv, stdio: 'ignore' }).status !== 0; i++) {
     if (i > 600) throw new Error('dockerd did not start');
@@ -111,9 +140,13 @@ export async function pushBusyboxBase({ work, cli, store, base }) {
   const root = path.join(work, 'busybox-rootfs');
   mkdirSync(path.join(root, 'bin'), { recursive: true });
   mkdirSync(path.join(root, 'tmp'));
-  copyFileSync(spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim() || '/bin/busybox', path.join(root, 'bin', 'busybox'));
+  copyFileSync(
+    spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim() || '/bin/busybox',
+    path.join(root, 'bin', 'busybox'),
+  );
   chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
-  for (const a of ['sh', 'true', 'echo', 'ls', 'mkdir', 'cat', 'head', 'rm', 'seq', 'wc']) symlinkSync('busybox', path.join(root, 'bin', a));
+  for (const a of ['sh', 'true', 'echo', 'ls', 'mkdir', 'cat', 'head', 'rm', 'seq', 'wc'])
+    symlinkSync('busybox', path.join(root, 'bin', a));
   must('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', root, '-cf', `${root}.tar`, '.']);
   must(process.execPath, [cli, 'import', `${root}.tar`, base, '--store', store]);
   must(process.execPath, [cli, 'push', base, '--store', store]);
@@ -153,12 +186,29 @@ CMD ["hello"]
  */
 export async function startActionsCache() {
   const out = path.resolve('bench/.build');
-  must(process.execPath, [path.resolve('node_modules/typescript/bin/tsc'), path.resolve('__tests__/helpers/actions-cache.ts'), '--outDir', out, '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--esModuleInterop', '--types', 'node,jest']);
+  must(process.execPath, [
+    path.resolve('node_modules/typescript/bin/tsc'),
+    path.resolve('__tests__/helpers/actions-cache.ts'),
+    '--outDir',
+    out,
+    '--module',
+    'nodenext',
+    '--moduleResolution',
+    'nodenext',
+    '--target',
+    'es2022',
+    '--skipLibCheck',
+    '--esModuleInterop',
+    '--types',
+    'node,jest',
+  ]);
   const script = `const { startActionsCacheService } = await import(${JSON.stringify(path.join(out, 'actions-cache.js'))});
 const svc = await startActionsCacheService();
 console.log(JSON.stringify(svc.env));
 process.on('SIGTERM', async () => { await svc.stop(); process.exit(0); });`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const env = await new Promise((resolve, reject) => {
     let text = '';
     child.stdout.on('data', (d) => {
@@ -169,10 +219,11 @@ process.on('SIGTERM', async () => { await svc.stop(); process.exit(0); });`;
   });
   return {
     env,
-    stop: () => new Promise((r) => {
-      child.once('exit', r);
-      child.kill('SIGTERM');
-    }),
+    stop: () =>
+      new Promise((r) => {
+        child.once('exit', r);
+        child.kill('SIGTERM');
+      }),
   };
 }
 
@@ -202,17 +253,20 @@ const server = http.createServer((req, res) => setTimeout(() => {
 }, latency));
 server.listen(0, '127.0.0.1', () => console.log(server.address().port));
 process.on('SIGTERM', () => process.exit(0));`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const port = await new Promise((resolve, reject) => {
     child.stdout.once('data', (d) => resolve(Number(String(d).trim())));
     child.once('exit', (code) => reject(new Error(`the proxy exited (${code})`)));
   });
   return {
     url: `http://127.0.0.1:${port}`,
-    stop: () => new Promise((r) => {
-      child.once('exit', r);
-      child.kill('SIGTERM');
-    }),
+    stop: () =>
+      new Promise((r) => {
+        child.once('exit', r);
+        child.kill('SIGTERM');
+      }),
   };
 }
 
@@ -255,21 +309,51 @@ export const docker26Root = path.resolve('node_modules/.cache/hoist-docker26/roo
 export async function startDockerd26(work) {
   const bin = path.join(docker26Root, 'usr', 'bin');
   const sbin = path.join(docker26Root, 'usr', 'sbin');
-  if (!existsSync(path.join(sbin, 'dockerd'))) throw new Error(`docker 26 is not unpacked in ${docker26Root}: run the tests once, or scripts/test-deps.mjs fetchDocker26()`);
+  if (!existsSync(path.join(sbin, 'dockerd')))
+    throw new Error(
+      `docker 26 is not unpacked in ${docker26Root}: run the tests once, or scripts/test-deps.mjs fetchDocker26()`,
+    );
   mkdirSync(path.join(work, 'config', 'cli-plugins'), { recursive: true });
   const plugin = path.join(work, 'config', 'cli-plugins', 'docker-buildx');
-  if (!existsSync(plugin)) symlinkSync(path.join(docker26Root, 'usr', 'libexec', 'docker', 'cli-plugins', 'docker-buildx'), plugin);
+  if (!existsSync(plugin))
+    symlinkSync(path.join(docker26Root, 'usr', 'libexec', 'docker', 'cli-plugins', 'docker-buildx'), plugin);
   const env = { ...process.env, PATH: `${bin}:${sbin}:${process.env.PATH}` };
   const ctdSock = path.join(work, 'containerd.sock');
-  writeFileSync(path.join(work, 'containerd.toml'), `version = 2\nroot = "${work}/ctd-root"\nstate = "${work}/ctd-state"\n[grpc]\n  address = "${ctdSock}"\n[ttrpc]\n  address = "${ctdSock}.ttrpc"\n`);
-  const ctd = spawn(path.join(bin, 'containerd'), ['--config', path.join(work, 'containerd.toml')], { stdio: 'ignore', env });
+  writeFileSync(
+    path.join(work, 'containerd.toml'),
+    `version = 2\nroot = "${work}/ctd-root"\nstate = "${work}/ctd-state"\n[grpc]\n  address = "${ctdSock}"\n[ttrpc]\n  address = "${ctdSock}.ttrpc"\n`,
+  );
+  const ctd = spawn(path.join(bin, 'containerd'), ['--config', path.join(work, 'containerd.toml')], {
+    stdio: 'ignore',
+    env,
+  });
   for (let i = 0; !existsSync(ctdSock); i++) {
     if (i > 300) throw new Error('containerd 1.7 did not start');
     await new Promise((r) => setTimeout(r, 50));
   }
   writeFileSync(path.join(work, 'daemon.json'), JSON.stringify({ features: { 'containerd-snapshotter': true } }));
   const sock = path.join(work, 'docker.sock');
-  const dockerd = spawn(path.join(sbin, 'dockerd'), ['--data-root', path.join(work, 'data'), '--exec-root', path.join(work, 'exec'), '--host', `unix://${sock}`, '--pidfile', path.join(work, 'pid'), '--iptables=false', '--ip6tables=false', '--bridge=none', '--containerd', ctdSock, '--config-file', path.join(work, 'daemon.json')], { stdio: 'ignore', env });
+  const dockerd = spawn(
+    path.join(sbin, 'dockerd'),
+    [
+      '--data-root',
+      path.join(work, 'data'),
+      '--exec-root',
+      path.join(work, 'exec'),
+      '--host',
+      `unix://${sock}`,
+      '--pidfile',
+      path.join(work, 'pid'),
+      '--iptables=false',
+      '--ip6tables=false',
+      '--bridge=none',
+      '--containerd',
+      ctdSock,
+      '--config-file',
+      path.join(work, 'daemon.json'),
+    ],
+    { stdio: 'ignore', env },
+  );
   const dockerEnv = { ...env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: path.join(work, 'config') };
   const docker = path.join(bin, 'docker');
   for (let i = 0; spawnSync(docker, ['version'], { env: dockerEnv, stdio: 'ignore' }).status !== 0; i++) {
@@ -309,7 +393,10 @@ CMD ["ls", "/opt/app"]
   };
   for (let i = 0; i < 300; i++) {
     const name = `src/module${String(i).padStart(3, '0')}.js`;
-    const body = Array.from({ length: 40 }, (_, j) => `export const value${j} = ${i * 100 + j}; // module ${i}, line ${j}`).join('\n');
+    const body = Array.from(
+      { length: 40 },
+      (_, j) => `export const value${j} = ${i * 100 + j}; // module ${i}, line ${j}`,
+    ).join('\n');
     files[name] = `${i === 0 ? `// round ${round}\n` : ''}${body}\n`;
   }
   return files;

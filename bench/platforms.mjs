@@ -24,7 +24,8 @@ import { aptClean, measured, must, pushDebianBase, settle, startDockerd, startRe
 
 fetchArm64Busybox();
 const arm64Busybox = path.join(arm64Dir, 'root', 'bin', 'busybox');
-if (!existsSync(arm64Busybox) || !existsSync('/bin/busybox')) throw new Error('needs busybox-static (amd64) and the arm64 busybox (run as root with Debian mirror access)');
+if (!existsSync(arm64Busybox) || !existsSync('/bin/busybox'))
+  throw new Error('needs busybox-static (amd64) and the arm64 busybox (run as root with Debian mirror access)');
 
 const work = mkdtempSync(path.join(tmpdir(), 'hoist-bench-platforms-'));
 const cli = path.resolve('dist/cli.js');
@@ -76,11 +77,25 @@ function hoist(ctx, cached) {
   rmSync(store, { recursive: true, force: true });
   settle();
   const meta = path.join(work, 'hoist-meta.json');
-  const args = [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta, '--platform', platforms.join(','), '--emulate'];
+  const args = [
+    cli,
+    'build',
+    '--store',
+    store,
+    '--progress',
+    'quiet',
+    '--metadata-file',
+    meta,
+    '--platform',
+    platforms.join(','),
+    '--emulate',
+  ];
   if (cached) args.push('--cache-from', `type=registry,ref=${hoistRepo}:cache`);
   args.push('--cache-to', `type=registry,ref=${hoistRepo}:cache-run,mode=max`, '-t', `${hoistRepo}:run`, '--push', ctx);
   const m = measured('hoist build', process.execPath, args);
-  const steps = JSON.parse(readFileSync(meta, 'utf8'))['hoist.steps'].filter((s) => /^(COPY|RUN|ADD)/.test(s.instruction));
+  const steps = JSON.parse(readFileSync(meta, 'utf8'))['hoist.steps'].filter((s) =>
+    /^(COPY|RUN|ADD)/.test(s.instruction),
+  );
   rmSync(store, { recursive: true, force: true });
   return { ...m, steps };
 }
@@ -93,14 +108,41 @@ function dockerBuild(ctx, cached, tag = 'run') {
   let secs = 0;
   for (const p of platforms) {
     const arch = p.split('/')[1];
-    const args = ['build', '-q', '--network', 'host', '--platform', p, '--build-arg', 'BUILDKIT_INLINE_CACHE=1', '-t', `${dockerRepo}:${tag}-${arch}`];
+    const args = [
+      'build',
+      '-q',
+      '--network',
+      'host',
+      '--platform',
+      p,
+      '--build-arg',
+      'BUILDKIT_INLINE_CACHE=1',
+      '-t',
+      `${dockerRepo}:${tag}-${arch}`,
+    ];
     if (cached) args.push('--cache-from', `${dockerRepo}:prev-${arch}`);
     secs += measured('docker build', docker, [...args, ctx], dockerEnv).secs;
     secs += measured('docker push', docker, ['push', '-q', `${dockerRepo}:${tag}-${arch}`], dockerEnv).secs;
   }
   spawnSync(docker, ['manifest', 'rm', `${dockerRepo}:${tag}`], { env: dockerEnv, stdio: 'ignore' });
-  secs += measured('docker manifest create', docker, ['manifest', 'create', '--insecure', `${dockerRepo}:${tag}`, ...platforms.map((p) => `${dockerRepo}:${tag}-${p.split('/')[1]}`)], dockerEnv).secs;
-  secs += measured('docker manifest push', docker, ['manifest', 'push', '--insecure', `${dockerRepo}:${tag}`], dockerEnv).secs;
+  secs += measured(
+    'docker manifest create',
+    docker,
+    [
+      'manifest',
+      'create',
+      '--insecure',
+      `${dockerRepo}:${tag}`,
+      ...platforms.map((p) => `${dockerRepo}:${tag}-${p.split('/')[1]}`),
+    ],
+    dockerEnv,
+  ).secs;
+  secs += measured(
+    'docker manifest push',
+    docker,
+    ['manifest', 'push', '--insecure', `${dockerRepo}:${tag}`],
+    dockerEnv,
+  ).secs;
   return { secs };
 }
 
@@ -122,13 +164,46 @@ try {
   mkdirSync(bb);
   copyFileSync('/bin/busybox', path.join(bb, 'busybox-amd64'));
   copyFileSync(arm64Busybox, path.join(bb, 'busybox-arm64'));
-  writeFileSync(path.join(bb, 'Dockerfile'), 'FROM scratch\nARG TARGETARCH\nCOPY busybox-${TARGETARCH} /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n');
-  must(process.execPath, [cli, 'build', '--store', path.join(work, 'seed-store'), '--progress', 'quiet', '--platform', platforms.join(','), '--emulate', '-t', busybox, '--push', bb]);
+  writeFileSync(
+    path.join(bb, 'Dockerfile'),
+    'FROM scratch\nARG TARGETARCH\nCOPY busybox-${TARGETARCH} /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n',
+  );
+  must(process.execPath, [
+    cli,
+    'build',
+    '--store',
+    path.join(work, 'seed-store'),
+    '--progress',
+    'quiet',
+    '--platform',
+    platforms.join(','),
+    '--emulate',
+    '-t',
+    busybox,
+    '--push',
+    bb,
+  ]);
 
   const same = context('ctx', 1);
   const changed = context('ctx-changed', 2);
   console.log('the previous builds …');
-  must(process.execPath, [cli, 'build', '--store', path.join(work, 'seed-store'), '--progress', 'quiet', '--platform', platforms.join(','), '--emulate', '--cache-to', `type=registry,ref=${hoistRepo}:cache,mode=max`, '-t', `${hoistRepo}:prev`, '--push', same]);
+  must(process.execPath, [
+    cli,
+    'build',
+    '--store',
+    path.join(work, 'seed-store'),
+    '--progress',
+    'quiet',
+    '--platform',
+    platforms.join(','),
+    '--emulate',
+    '--cache-to',
+    `type=registry,ref=${hoistRepo}:cache,mode=max`,
+    '-t',
+    `${hoistRepo}:prev`,
+    '--push',
+    same,
+  ]);
   dockerBuild(same, false, 'prev');
 
   const rows = [];
@@ -147,8 +222,12 @@ try {
     rows.push({ name, h, d });
   }
 
-  console.log(`\ntwo platforms (linux/amd64 native, linux/arm64 emulated) built and pushed as one index on an empty runner; median (min–max) of ${runs} runs, seconds`);
-  console.log('scenario                   docker build+push      hoist build+push   hoist/docker  hoist peak RSS   hoist ran: amd64 steps           arm64 steps');
+  console.log(
+    `\ntwo platforms (linux/amd64 native, linux/arm64 emulated) built and pushed as one index on an empty runner; median (min–max) of ${runs} runs, seconds`,
+  );
+  console.log(
+    'scenario                   docker build+push      hoist build+push   hoist/docker  hoist peak RSS   hoist ran: amd64 steps           arm64 steps',
+  );
   for (const { name, h, d } of rows) {
     const hs = h.map((r) => r.secs);
     const ratio = median(hs) / median(d.map((r) => r.secs));
@@ -156,8 +235,13 @@ try {
       `${name.padEnd(24)} ${spread(d.map((r) => r.secs)).padStart(19)} ${spread(hs).padStart(20)} ${ratio.toFixed(2).padStart(13)} ${`${Math.max(...h.map((r) => r.rssMiB)).toFixed(0)} MiB`.padStart(15)}   ${ranFor(h[0].steps, 'linux/amd64').padEnd(32)} ${ranFor(h[0].steps, 'linux/arm64')}`,
     );
   }
-  const v = spawnSync(docker, ['version', '--format', '{{.Server.Version}}'], { env: dockerEnv, encoding: 'utf8' }).stdout.trim();
-  console.log(`\ndocker ${v}; hoist ${JSON.parse(readFileSync('package.json', 'utf8')).version}; ${new Date().toISOString()}`);
+  const v = spawnSync(docker, ['version', '--format', '{{.Server.Version}}'], {
+    env: dockerEnv,
+    encoding: 'utf8',
+  }).stdout.trim();
+  console.log(
+    `\ndocker ${v}; hoist ${JSON.parse(readFileSync('package.json', 'utf8')).version}; ${new Date().toISOString()}`,
+  );
 } finally {
   await stopAll(work, dockerd, registry);
 }

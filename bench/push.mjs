@@ -32,17 +32,38 @@ try {
   await makeRootfs(rootfs);
   const store = path.join(work, 'store');
   const results = [
-    measured('hoist import (gzip, store)', process.execPath, [cli, 'import', rootfs, `${a.host}/bench/big:1`, '--store', store]),
+    measured('hoist import (gzip, store)', process.execPath, [
+      cli,
+      'import',
+      rootfs,
+      `${a.host}/bench/big:1`,
+      '--store',
+      store,
+    ]),
     measured('hoist push (upload)', process.execPath, [cli, 'push', `${a.host}/bench/big:1`, '--store', store]),
     measured('hoist copy A→B', process.execPath, [cli, 'copy', `${a.host}/bench/big:1`, `${b.host}/bench/hoist:1`]),
-    measured('skopeo copy A→B', 'skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${a.host}/bench/big:1`, `docker://${b.host}/bench/skopeo:1`]),
+    measured('skopeo copy A→B', 'skopeo', [
+      'copy',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      `docker://${a.host}/bench/big:1`,
+      `docker://${b.host}/bench/skopeo:1`,
+    ]),
   ];
   console.log(`layer: ${mib} MiB of random bytes (gzip cannot shrink it)`);
   console.log('step'.padEnd(30) + 'seconds'.padStart(9) + 'MiB/s'.padStart(9) + 'peak RSS MiB'.padStart(14));
-  for (const r of results) console.log(r.label.padEnd(30) + r.secs.toFixed(1).padStart(9) + (mib / r.secs).toFixed(0).padStart(9) + r.rssMiB.toFixed(0).padStart(14));
+  for (const r of results)
+    console.log(
+      r.label.padEnd(30) +
+        r.secs.toFixed(1).padStart(9) +
+        (mib / r.secs).toFixed(0).padStart(9) +
+        r.rssMiB.toFixed(0).padStart(14),
+    );
   const h = results[2];
   const s = results[3];
-  console.log(`hoist/skopeo copy: time ×${(h.secs / s.secs).toFixed(2)}, peak RSS ×${(h.rssMiB / s.rssMiB).toFixed(2)}`);
+  console.log(
+    `hoist/skopeo copy: time ×${(h.secs / s.secs).toFixed(2)}, peak RSS ×${(h.rssMiB / s.rssMiB).toFixed(2)}`,
+  );
 } finally {
   a.child.kill();
   b.child.kill();

@@ -8,7 +8,17 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { compileCacheEnv, hoistNode, hoistNodeVersion, measured, must, settle, startDockerd, stopAll, startRegistry } from './lib.mjs';
+import {
+  compileCacheEnv,
+  hoistNode,
+  hoistNodeVersion,
+  measured,
+  must,
+  settle,
+  startDockerd,
+  stopAll,
+  startRegistry,
+} from './lib.mjs';
 import { median } from './scenarios.mjs';
 
 const files = Number(process.env.HOIST_BENCH_FILES ?? 20_000);
@@ -21,7 +31,8 @@ const { docker, dockerEnv, dockerd } = await startDockerd(work);
 
 try {
   const ctx = path.join(work, 'ctx');
-  const line = (i, j) => `export function f${i}_${j}(a, b) { return a * ${j} + b - ${i}; } // generated line ${j} of module ${i}\n`;
+  const line = (i, j) =>
+    `export function f${i}_${j}(a, b) { return a * ${j} + b - ${i}; } // generated line ${j} of module ${i}\n`;
   for (let i = 0; i < files; i++) {
     const dir = path.join(ctx, `pkg${Math.floor(i / 200)}`);
     if (i % 200 === 0) mkdirSync(dir, { recursive: true });
@@ -40,7 +51,12 @@ try {
       settle();
     }
     const env = compileCacheEnv(process.env, path.join(work, 'compile-cache'), cold);
-    const m = measured('hoist build', hoistNode, [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta, '-t', 'scale:hoist', ctx], env);
+    const m = measured(
+      'hoist build',
+      hoistNode,
+      [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta, '-t', 'scale:hoist', ctx],
+      env,
+    );
     const profile = JSON.parse(readFileSync(meta, 'utf8'))['hoist.profile'];
     return { ...m, context: profile.phases.find((p) => p.phase === 'context')?.seconds ?? 0 };
   };
@@ -63,9 +79,13 @@ try {
   const s = (r) => median(r.map((x) => x.secs));
   console.log(`hoist on node ${hoistNodeVersion}`);
   console.log(`\none COPY of ${files} files (${(bytes / 1e9).toFixed(2)} GB); median of ${runs}, seconds`);
-  console.log(`cold (empty state):            docker ${s(rows.dockerCold).toFixed(2)}  hoist ${s(rows.hoistCold).toFixed(2)}  ratio ${(s(rows.hoistCold) / s(rows.dockerCold)).toFixed(2)}  hoist peak RSS ${Math.max(...rows.hoistCold.map((r) => r.rssMiB)).toFixed(0)} MiB`);
+  console.log(
+    `cold (empty state):            docker ${s(rows.dockerCold).toFixed(2)}  hoist ${s(rows.hoistCold).toFixed(2)}  ratio ${(s(rows.hoistCold) / s(rows.dockerCold)).toFixed(2)}  hoist peak RSS ${Math.max(...rows.hoistCold.map((r) => r.rssMiB)).toFixed(0)} MiB`,
+  );
   const ctxSecs = median(rows.hoistWarm.map((r) => r.context));
-  console.log(`rebuild, nothing changed:      docker ${s(rows.dockerWarm).toFixed(2)}  hoist ${s(rows.hoistWarm).toFixed(2)}  ratio ${(s(rows.hoistWarm) / s(rows.dockerWarm)).toFixed(2)}  hoist's context phase ${ctxSecs.toFixed(2)} s: ${(bytes / 1e9 / ctxSecs).toFixed(2)} GB/s`);
+  console.log(
+    `rebuild, nothing changed:      docker ${s(rows.dockerWarm).toFixed(2)}  hoist ${s(rows.hoistWarm).toFixed(2)}  ratio ${(s(rows.hoistWarm) / s(rows.dockerWarm)).toFixed(2)}  hoist's context phase ${ctxSecs.toFixed(2)} s: ${(bytes / 1e9 / ctxSecs).toFixed(2)} GB/s`,
+  );
 } finally {
   await stopAll(work, dockerd, registry);
 }

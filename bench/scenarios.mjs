@@ -43,20 +43,41 @@ function builders({ work, cli, registry, ctx, d20, d26, ghaEnv }) {
     const flags = gha
       ? {
           prime: ['--cache-to', 'type=gha,scope=ci,mode=max', '-t', `${h}:gha`, '--push'],
-          one: ['--cache-from', 'type=gha,scope=ci', '--cache-to', 'type=gha,scope=ci,mode=max', '-t', `${h}:gha`, '--push'],
+          one: [
+            '--cache-from',
+            'type=gha,scope=ci',
+            '--cache-to',
+            'type=gha,scope=ci,mode=max',
+            '-t',
+            `${h}:gha`,
+            '--push',
+          ],
           // a scope of its own each time: no index to read (the layers' entries are new: RUN writes new bytes)
           cold: ['--cache-to', `type=gha,scope=cold-${colds++},mode=max`, '-t', `${h}:gha-cold`, '--push'],
         }
       : {
           prime: ['--cache-to', `type=registry,ref=${h}:cache,mode=max`, '-t', `${h}:latest`, '--push'],
-          one: ['--cache-from', `type=registry,ref=${h}:cache`, '--cache-to', `type=registry,ref=${h}:cache,mode=max`, '-t', `${h}:latest`, '--push'],
+          one: [
+            '--cache-from',
+            `type=registry,ref=${h}:cache`,
+            '--cache-to',
+            `type=registry,ref=${h}:cache,mode=max`,
+            '-t',
+            `${h}:latest`,
+            '--push',
+          ],
           local: ['-t', `${h}:latest`],
           cold: ['--cache-to', `type=registry,ref=${h}:cache-cold,mode=max`, '-t', `${h}:cold`, '--push'],
         };
     flags.nothing = flags.one;
     // from empty state: no compile cache either; the local rebuild: the one its build without cache left
     const env = compileCacheEnv(gha ? ghaEnv : process.env, path.join(work, 'hoist-compile-cache'), kind !== 'local');
-    const m = measured('hoist build', hoistNode, [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta, ...flags[kind], ctx], env);
+    const m = measured(
+      'hoist build',
+      hoistNode,
+      [cli, 'build', '--store', store, '--progress', 'quiet', '--metadata-file', meta, ...flags[kind], ctx],
+      env,
+    );
     const md = JSON.parse(readFileSync(meta, 'utf8'));
     return { ...m, profile: md['hoist.profile'], cache: md['hoist.cache'] };
   };
@@ -68,7 +89,18 @@ function builders({ work, cli, registry, ctx, d20, d26, ghaEnv }) {
   const docker20 = (kind) => {
     if (kind !== 'local') fresh(d20);
     const tag = kind === 'cold' ? `${r20}:cold` : `${r20}:latest`;
-    const args = ['build', '-q', '--network', 'host', '--build-arg', 'BUILDKIT_INLINE_CACHE=1', ...(kind === 'one' || kind === 'nothing' ? ['--cache-from', `${r20}:latest`] : []), '-t', tag, ctx];
+    const args = [
+      'build',
+      '-q',
+      '--network',
+      'host',
+      '--build-arg',
+      'BUILDKIT_INLINE_CACHE=1',
+      ...(kind === 'one' || kind === 'nothing' ? ['--cache-from', `${r20}:latest`] : []),
+      '-t',
+      tag,
+      ctx,
+    ];
     const b = measured('docker 20 build', d20.docker, args, { ...d20.dockerEnv, DOCKER_BUILDKIT: '1' });
     if (kind === 'local') return b;
     const p = measured('docker 20 push', d20.docker, ['push', '-q', tag], d20.dockerEnv);
@@ -78,14 +110,33 @@ function builders({ work, cli, registry, ctx, d20, d26, ghaEnv }) {
     if (kind !== 'local') fresh(d26);
     const flags = {
       prime: ['--cache-to', `type=registry,ref=${r26}:cache,mode=max`, '-t', `${r26}:latest`, '--push'],
-      one: ['--cache-from', `type=registry,ref=${r26}:cache`, '--cache-to', `type=registry,ref=${r26}:cache,mode=max`, '-t', `${r26}:latest`, '--push'],
+      one: [
+        '--cache-from',
+        `type=registry,ref=${r26}:cache`,
+        '--cache-to',
+        `type=registry,ref=${r26}:cache,mode=max`,
+        '-t',
+        `${r26}:latest`,
+        '--push',
+      ],
       local: ['-t', `${r26}:latest`],
       cold: ['--cache-to', `type=registry,ref=${r26}:cache-cold,mode=max`, '-t', `${r26}:cold`, '--push'],
     };
     flags.nothing = flags.one;
-    return measured('docker 26 buildx build', d26.docker, ['buildx', 'build', '-q', '--provenance=false', '--network', 'host', ...flags[kind], ctx], d26.dockerEnv);
+    return measured(
+      'docker 26 buildx build',
+      d26.docker,
+      ['buildx', 'build', '-q', '--provenance=false', '--network', 'host', ...flags[kind], ctx],
+      d26.dockerEnv,
+    );
   };
-  return { docker20, docker26, hoist: (kind) => hoistWith(kind, false), hoistGha: (kind) => hoistWith(kind, true), repos: { h, r20, r26 } };
+  return {
+    docker20,
+    docker26,
+    hoist: (kind) => hoistWith(kind, false),
+    hoistGha: (kind) => hoistWith(kind, true),
+    repos: { h, r20, r26 },
+  };
 }
 
 /**
@@ -100,11 +151,17 @@ export function runScenarios({ work, cli, registry, base, d20, d26, ghaEnv, roun
   const tools = ['docker20', 'docker26', 'hoist', 'hoistGha'];
   console.log('the first builds (the caches the first round reads) …');
   for (const t of tools) b[t]('prime');
-  const results = Object.fromEntries(['local', 'nothing', 'one', 'cold'].map((k) => [k, Object.fromEntries(tools.map((t) => [t, []]))]));
+  const results = Object.fromEntries(
+    ['local', 'nothing', 'one', 'cold'].map((k) => [k, Object.fromEntries(tools.map((t) => [t, []]))]),
+  );
   for (let r = 1; r <= rounds; r++) {
     const order = tools.map((_, i) => tools[(i + r) % tools.length]);
     writeApp(ctx, base, r);
-    for (const [kind, label] of [['one', 'one source file changed'], ['nothing', 'nothing changed'], ['cold', 'no cache']]) {
+    for (const [kind, label] of [
+      ['one', 'one source file changed'],
+      ['nothing', 'nothing changed'],
+      ['cold', 'no cache'],
+    ]) {
       console.log(`round ${r} of ${rounds}: ${label}`);
       for (const t of order) {
         results[kind][t].push(b[t](kind));
@@ -132,7 +189,8 @@ export function measureFloor({ work, registry, repos, ctx, base, rounds }) {
   const dir = path.join(work, 'floor');
   const reg = `http://${registry.host}`;
   const [, repoPath, tag] = /^[^/]+\/(.+):([^:]+)$/.exec(`${repos.h}:latest`);
-  const accept = '-H "Accept: application/vnd.oci.image.manifest.v1+json" -H "Accept: application/vnd.docker.distribution.manifest.v2+json"';
+  const accept =
+    '-H "Accept: application/vnd.oci.image.manifest.v1+json" -H "Accept: application/vnd.docker.distribution.manifest.v2+json"';
   const manifest = JSON.parse(sh(`curl -sf ${accept} ${reg}/v2/${repoPath}/manifests/${tag}`).out);
   const baseManifest = (() => {
     const [, bp, bt] = /^[^/]+\/(.+):([^:]+)$/.exec(base);
@@ -144,17 +202,36 @@ export function measureFloor({ work, registry, repos, ctx, base, rounds }) {
   // RUN's lowers are a layer's tar and its EROFS index (src/layer/erofs.ts): the floor writes each tar as it inflates
   // and hashes it (the index is metadata, ~1% of the bytes, made from the headers in the same pass); it was `tar -x`
   // until the design changed.
-  const pull = (digests) => `set -o pipefail; mkdir -p ${dir}; ${digests.map((d, i) => `(curl -sf ${reg}/v2/${repoPath}/blobs/${d} | ${inflate} | tee >(sha256sum > /dev/null) > ${dir}/l${i}.tar) &`).join(' ')} wait`;
+  const pull = (digests) =>
+    `set -o pipefail; mkdir -p ${dir}; ${digests.map((d, i) => `(curl -sf ${reg}/v2/${repoPath}/blobs/${d} | ${inflate} | tee >(sha256sum > /dev/null) > ${dir}/l${i}.tar) &`).join(' ')} wait`;
   const phases = {
     start: { cmd: 'node -e 0', script: `${hoistNode} -e 0` },
-    resolve: { cmd: 'curl of the manifests and configs (base, cache)', script: `curl -sf ${accept} ${reg}/v2/${baseManifest.path}/manifests/${base.split(':').pop()} > /dev/null && curl -sf ${reg}/v2/${baseManifest.path}/blobs/${baseManifest.m.config.digest} > /dev/null && curl -sf ${accept} ${reg}/v2/${repoPath}/manifests/cache > /dev/null` },
-    'pull (one file)': { cmd: `curl | ${inflate} | tee >(sha256sum) > layer.tar, the base and the vendor layer at once`, script: pull([...baseLayers, vendor]) },
+    resolve: {
+      cmd: 'curl of the manifests and configs (base, cache)',
+      script: `curl -sf ${accept} ${reg}/v2/${baseManifest.path}/manifests/${base.split(':').pop()} > /dev/null && curl -sf ${reg}/v2/${baseManifest.path}/blobs/${baseManifest.m.config.digest} > /dev/null && curl -sf ${accept} ${reg}/v2/${repoPath}/manifests/cache > /dev/null`,
+    },
+    'pull (one file)': {
+      cmd: `curl | ${inflate} | tee >(sha256sum) > layer.tar, the base and the vendor layer at once`,
+      script: pull([...baseLayers, vendor]),
+    },
     'pull (cold)': { cmd: `curl | ${inflate} | tee >(sha256sum) > layer.tar, the base`, script: pull(baseLayers) },
     context: { cmd: 'tar -c src | sha256sum', script: `tar -cf - -C ${ctx} src | sha256sum > /dev/null` },
-    'run (one file)': { cmd: 'the tar RUN on the host: tar -czf', script: `tar -czf ${dir}/app.tgz -C ${ctx}/src . && ls ${ctx}/src | wc -l > ${dir}/count` },
-    'run (cold)': { cmd: 'both RUNs on the host (200 × head -c 100k /dev/urandom; tar -czf)', script: `mkdir -p ${dir}/vendor && for i in $(seq 1 200); do head -c 102400 /dev/urandom > ${dir}/vendor/lib$i.so; done && tar -czf ${dir}/app.tgz -C ${ctx}/src . && ls ${ctx}/src | wc -l > ${dir}/count` },
-    'layers (one file)': { cmd: 'tar -c | gzip -1 of the new layers (src/, app.tgz twice), sha256sum', script: `tar -cf - -C ${ctx} src | gzip -1 | tee ${dir}/L1 | sha256sum > /dev/null && tar -cf - -C ${dir} app.tgz | gzip -1 | tee ${dir}/L2 | sha256sum > /dev/null && cp ${dir}/L2 ${dir}/L3` },
-    'layers (cold)': { cmd: 'the same, and the vendor files twice', script: `tar -cf - -C ${ctx} src | gzip -1 | tee ${dir}/L1 | sha256sum > /dev/null && tar -cf - -C ${dir} app.tgz | gzip -1 | tee ${dir}/L2 | sha256sum > /dev/null && tar -cf - -C ${dir} vendor | gzip -1 | tee ${dir}/L4 | sha256sum > /dev/null && cp ${dir}/L2 ${dir}/L3 && cp ${dir}/L4 ${dir}/L5` },
+    'run (one file)': {
+      cmd: 'the tar RUN on the host: tar -czf',
+      script: `tar -czf ${dir}/app.tgz -C ${ctx}/src . && ls ${ctx}/src | wc -l > ${dir}/count`,
+    },
+    'run (cold)': {
+      cmd: 'both RUNs on the host (200 × head -c 100k /dev/urandom; tar -czf)',
+      script: `mkdir -p ${dir}/vendor && for i in $(seq 1 200); do head -c 102400 /dev/urandom > ${dir}/vendor/lib$i.so; done && tar -czf ${dir}/app.tgz -C ${ctx}/src . && ls ${ctx}/src | wc -l > ${dir}/count`,
+    },
+    'layers (one file)': {
+      cmd: 'tar -c | gzip -1 of the new layers (src/, app.tgz twice), sha256sum',
+      script: `tar -cf - -C ${ctx} src | gzip -1 | tee ${dir}/L1 | sha256sum > /dev/null && tar -cf - -C ${dir} app.tgz | gzip -1 | tee ${dir}/L2 | sha256sum > /dev/null && cp ${dir}/L2 ${dir}/L3`,
+    },
+    'layers (cold)': {
+      cmd: 'the same, and the vendor files twice',
+      script: `tar -cf - -C ${ctx} src | gzip -1 | tee ${dir}/L1 | sha256sum > /dev/null && tar -cf - -C ${dir} app.tgz | gzip -1 | tee ${dir}/L2 | sha256sum > /dev/null && tar -cf - -C ${dir} vendor | gzip -1 | tee ${dir}/L4 | sha256sum > /dev/null && cp ${dir}/L2 ${dir}/L3 && cp ${dir}/L4 ${dir}/L5`,
+    },
     'push (one file)': { cmd: 'curl POST + PUT of the new layers', script: push(reg, ['L1', 'L2', 'L3'], dir) },
     'push (cold)': { cmd: 'curl POST + PUT of the new layers', script: push(reg, ['L1', 'L2', 'L3', 'L4', 'L5'], dir) },
   };
@@ -162,9 +239,11 @@ export function measureFloor({ work, registry, repos, ctx, base, rounds }) {
   for (const [name, p] of Object.entries(phases)) {
     const secs = [];
     for (let i = 0; i < rounds; i++) {
-      if (name.startsWith('pull') || name.startsWith('run') || name.startsWith('layers')) rmSync(dir, { recursive: true, force: true });
+      if (name.startsWith('pull') || name.startsWith('run') || name.startsWith('layers'))
+        rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
-      if (name.startsWith('layers') || name.startsWith('push')) sh(phases[name.endsWith('(cold)') ? 'run (cold)' : 'run (one file)'].script);
+      if (name.startsWith('layers') || name.startsWith('push'))
+        sh(phases[name.endsWith('(cold)') ? 'run (cold)' : 'run (one file)'].script);
       if (name.startsWith('push')) sh(phases[name.endsWith('(cold)') ? 'layers (cold)' : 'layers (one file)'].script);
       settle();
       secs.push(sh(p.script).secs);
@@ -177,7 +256,12 @@ export function measureFloor({ work, registry, repos, ctx, base, rounds }) {
 
 /** A monolithic upload of each file (POST, then PUT with its digest), one after another. */
 function push(reg, files, dir) {
-  return files.map((f) => `d=sha256:$(sha256sum ${dir}/${f} | cut -d' ' -f1); loc=$(curl -sf -X POST -D - -o /dev/null ${reg}/v2/floor/push/blobs/uploads/ | tr -d '\\r' | sed -n 's/^[Ll]ocation: //p'); case "$loc" in http*) ;; *) loc="${reg}$loc";; esac; curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary @${dir}/${f} "$loc&digest=$d" > /dev/null`).join(' && ');
+  return files
+    .map(
+      (f) =>
+        `d=sha256:$(sha256sum ${dir}/${f} | cut -d' ' -f1); loc=$(curl -sf -X POST -D - -o /dev/null ${reg}/v2/floor/push/blobs/uploads/ | tr -d '\\r' | sed -n 's/^[Ll]ocation: //p'); case "$loc" in http*) ;; *) loc="${reg}$loc";; esac; curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary @${dir}/${f} "$loc&digest=$d" > /dev/null`,
+    )
+    .join(' && ');
 }
 
 /** The phases of hoist's median run of a scenario (its profile), by name. */

@@ -21044,7 +21044,11 @@ function parseCacheToText(text) {
         return { type, dest, mode: mode(f, text, '--cache-to'), ...mountMax(f, text) };
     }
     if (type === 'gha') {
-        const spec = { ...ghaSpec(f, text, '--cache-to', ['mode', 'ignore-error', 'max-size', 'mount-max-size']), mode: mode(f, text, '--cache-to'), ...mountMax(f, text) };
+        const spec = {
+            ...ghaSpec(f, text, '--cache-to', ['mode', 'ignore-error', 'max-size', 'mount-max-size']),
+            mode: mode(f, text, '--cache-to'),
+            ...mountMax(f, text),
+        };
         const max = f.get('max-size');
         if (max !== undefined)
             spec.maxSize = byteSize('max-size', max, text, '--cache-to');
@@ -21124,7 +21128,13 @@ function encodeCache(records, mounts = []) {
     for (const m of mounts)
         if (!layers.has(m.descriptor.digest))
             layers.set(m.descriptor.digest, { ...m.descriptor, annotations: { [mountAnnotation]: m.name } });
-    const mountList = mounts.map((m) => ({ name: m.name, content: m.content, mediaType: m.descriptor.mediaType, digest: m.descriptor.digest, size: m.descriptor.size }));
+    const mountList = mounts.map((m) => ({
+        name: m.name,
+        content: m.content,
+        mediaType: m.descriptor.mediaType,
+        digest: m.descriptor.digest,
+        size: m.descriptor.size,
+    }));
     const recordsJSON = `[${records.map((r) => (0,_keys_js__WEBPACK_IMPORTED_MODULE_4__/* .canonicalJSON */ .xB)(r)).join(',')}]`;
     const config = Buffer.from(`{"version":1,"records":${recordsJSON}${mountList.length > 0 ? `,"mounts":${JSON.stringify(mountList)}` : ''}}`);
     // An OCI manifest names its layers by OCI types (the records keep the type each layer was built with).
@@ -21162,11 +21172,24 @@ function decodeMounts(value) {
         return [];
     const out = [];
     for (const m of list) {
-        if (typeof m !== 'object' || m === null || typeof m.name !== 'string' || !/^[0-9a-f]{32}$/.test(m.name) || typeof m.content !== 'string' || !(0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isDigest */ .Bc)(m.content))
+        if (typeof m !== 'object' ||
+            m === null ||
+            typeof m.name !== 'string' ||
+            !/^[0-9a-f]{32}$/.test(m.name) ||
+            typeof m.content !== 'string' ||
+            !(0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isDigest */ .Bc)(m.content))
             continue;
-        if (typeof m.mediaType !== 'string' || typeof m.digest !== 'string' || !(0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isDigest */ .Bc)(m.digest) || !Number.isSafeInteger(m.size) || m.size < 0)
+        if (typeof m.mediaType !== 'string' ||
+            typeof m.digest !== 'string' ||
+            !(0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isDigest */ .Bc)(m.digest) ||
+            !Number.isSafeInteger(m.size) ||
+            m.size < 0)
             continue;
-        out.push({ name: m.name, content: m.content, descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.size } });
+        out.push({
+            name: m.name,
+            content: m.content,
+            descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.size },
+        });
     }
     return out;
 }
@@ -21253,7 +21276,14 @@ async function call(url, init) {
         for (let attempt = 1;; attempt++) {
             try {
                 const body = typeof init.body === 'function' ? init.body() : init.body;
-                const r = await request(url, { method: init.method, headers: init.headers, ...(body !== undefined ? { body } : {}), dispatcher: agent, headersTimeout: 60_000, bodyTimeout: 60_000 });
+                const r = await request(url, {
+                    method: init.method,
+                    headers: init.headers,
+                    ...(body !== undefined ? { body } : {}),
+                    dispatcher: agent,
+                    headersTimeout: 60_000,
+                    bodyTimeout: 60_000,
+                });
                 let text = '';
                 for await (const c of r.body) {
                     text += c.toString();
@@ -21270,7 +21300,8 @@ async function call(url, init) {
             }
             catch (e) {
                 const code = e.code ?? '';
-                if (attempt >= 3 || !/ECONNRESET|UND_ERR_SOCKET|EPIPE|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT|UND_ERR_REQ_CONTENT_LENGTH_MISMATCH/.test(code))
+                if (attempt >= 3 ||
+                    !/ECONNRESET|UND_ERR_SOCKET|EPIPE|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT|UND_ERR_REQ_CONTENT_LENGTH_MISMATCH/.test(code))
                     throw e;
                 await new Promise((res) => setTimeout(res, 1000 * attempt));
             }
@@ -21317,7 +21348,11 @@ async function findEntry(key, prefix = false) {
     if (mode === 'none' || mode === 'write-only')
         return undefined;
     if (serviceVersion() === 'v2') {
-        const r = await call(twirp('GetCacheEntryDownloadURL'), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token()}` }, body: JSON.stringify({ key, restore_keys: prefix ? [key] : [], version: entryVersion }) });
+        const r = await call(twirp('GetCacheEntryDownloadURL'), {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${token()}` },
+            body: JSON.stringify({ key, restore_keys: prefix ? [key] : [], version: entryVersion }),
+        });
         if (r.status !== 200)
             throw failure(r.status, r.body, 'a lookup');
         const a = parseAnswer(r.body, 'a lookup');
@@ -21329,7 +21364,10 @@ async function findEntry(key, prefix = false) {
             throw new Error('the cache service answered a lookup without a key or an address');
         return { key: found, url: where };
     }
-    const r = await call(`${v1Base()}cache?keys=${encodeURIComponent(key)}&version=${entryVersion}`, { method: 'GET', headers: v1Headers() });
+    const r = await call(`${v1Base()}cache?keys=${encodeURIComponent(key)}&version=${entryVersion}`, {
+        method: 'GET',
+        headers: v1Headers(),
+    });
     if (r.status === 204)
         return undefined;
     if (r.status !== 200)
@@ -21405,7 +21443,11 @@ function refusal(status, body) {
 }
 async function createV2(key, size, open) {
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${token()}` };
-    const r = await call(twirp('CreateCacheEntry'), { method: 'POST', headers, body: JSON.stringify({ key, version: entryVersion }) });
+    const r = await call(twirp('CreateCacheEntry'), {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ key, version: entryVersion }),
+    });
     const a = r.status === 200 ? parseAnswer(r.body, 'a new entry') : undefined;
     if (!a?.ok) {
         const why = refusal(r.status === 200 ? 403 : r.status, r.status === 200 ? JSON.stringify({ msg: String(a?.message ?? 'refused') }) : r.body);
@@ -21419,7 +21461,11 @@ async function createV2(key, size, open) {
     const azure = { 'x-ms-version': '2020-04-08' };
     const sep = url.includes('?') ? '&' : '?';
     if (size <= singleShot) {
-        const put = await call(url, { method: 'PUT', headers: { ...azure, 'x-ms-blob-type': 'BlockBlob', 'content-length': String(size) }, body: () => (size === 0 ? external_node_stream_.Readable.from([]) : open(0, size - 1)) });
+        const put = await call(url, {
+            method: 'PUT',
+            headers: { ...azure, 'x-ms-blob-type': 'BlockBlob', 'content-length': String(size) },
+            body: () => (size === 0 ? external_node_stream_.Readable.from([]) : open(0, size - 1)),
+        });
         if (put.status !== 201)
             throw failure(put.status, put.body, "an entry's bytes");
     }
@@ -21430,23 +21476,39 @@ async function createV2(key, size, open) {
         await inParallel(parts, async ([start, end], i) => {
             const id = Buffer.from(`hoist-block-${String(i).padStart(8, '0')}`).toString('base64');
             ids[i] = id;
-            const put = await call(`${url}${sep}comp=block&blockid=${encodeURIComponent(id)}`, { method: 'PUT', headers: { ...azure, 'content-length': String(end - start + 1) }, body: () => open(start, end) });
+            const put = await call(`${url}${sep}comp=block&blockid=${encodeURIComponent(id)}`, {
+                method: 'PUT',
+                headers: { ...azure, 'content-length': String(end - start + 1) },
+                body: () => open(start, end),
+            });
             if (put.status !== 201)
                 throw failure(put.status, put.body, "an entry's block");
         });
         const list = `<?xml version="1.0" encoding="utf-8"?><BlockList>${ids.map((id) => `<Latest>${id}</Latest>`).join('')}</BlockList>`;
-        const put = await call(`${url}${sep}comp=blocklist`, { method: 'PUT', headers: { ...azure, 'content-type': 'application/xml' }, body: list });
+        const put = await call(`${url}${sep}comp=blocklist`, {
+            method: 'PUT',
+            headers: { ...azure, 'content-type': 'application/xml' },
+            body: list,
+        });
         if (put.status !== 201)
             throw failure(put.status, put.body, "an entry's block list");
     }
-    const done = await call(twirp('FinalizeCacheEntryUpload'), { method: 'POST', headers, body: JSON.stringify({ key, version: entryVersion, size_bytes: String(size) }) });
+    const done = await call(twirp('FinalizeCacheEntryUpload'), {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ key, version: entryVersion, size_bytes: String(size) }),
+    });
     if (done.status !== 200 || !parseAnswer(done.body, 'a finished entry').ok)
         throw failure(done.status, done.body, 'a finished entry');
     return true;
 }
 async function createV1(key, size, open) {
     const json = { ...v1Headers(), 'content-type': 'application/json' };
-    const r = await call(`${v1Base()}caches`, { method: 'POST', headers: json, body: JSON.stringify({ key, version: entryVersion, cacheSize: size }) });
+    const r = await call(`${v1Base()}caches`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ key, version: entryVersion, cacheSize: size }),
+    });
     if (r.status !== 201 && r.status !== 200) {
         const why = refusal(r.status, r.body);
         if (why === 'exists')
@@ -21457,7 +21519,16 @@ async function createV1(key, size, open) {
     if (!Number.isSafeInteger(id))
         throw new Error('the cache service answered a new entry without its id');
     await inParallel(ranges(size), async ([start, end]) => {
-        const put = await call(`${v1Base()}caches/${id}`, { method: 'PATCH', headers: { ...v1Headers(), 'content-type': 'application/octet-stream', 'content-range': `bytes ${start}-${end}/*`, 'content-length': String(end - start + 1) }, body: () => open(start, end) });
+        const put = await call(`${v1Base()}caches/${id}`, {
+            method: 'PATCH',
+            headers: {
+                ...v1Headers(),
+                'content-type': 'application/octet-stream',
+                'content-range': `bytes ${start}-${end}/*`,
+                'content-length': String(end - start + 1),
+            },
+            body: () => open(start, end),
+        });
         if (put.status !== 204 && put.status !== 200)
             throw failure(put.status, put.body, "an entry's bytes");
     });
@@ -21539,7 +21610,9 @@ const packLimit = 1 << 20;
 const maxPackTable = 8 << 20;
 const maxPackBlobs = 100_000;
 const blobKey = (digest) => `hoist-blob-${scheme}-${(0,image_digest/* parseDigest */.m)(digest).hex}`;
-const packKey = (digests) => `hoist-pack-${scheme}-${(0,external_node_crypto_.createHash)('sha256').update([...digests].sort().join(',')).digest('hex')}`;
+const packKey = (digests) => `hoist-pack-${scheme}-${(0,external_node_crypto_.createHash)('sha256')
+    .update([...digests].sort().join(','))
+    .digest('hex')}`;
 const scopeHash = (scope) => (0,external_node_crypto_.createHash)('sha256').update(scope).digest('hex').slice(0, 16);
 const indexPrefix = (scope) => `hoist-index-${scheme}-${scopeHash(scope)}-`;
 /** a cache mount's entries, by scope and the cache's name in the store (its id, hashed); the newest wins */
@@ -21585,7 +21658,11 @@ function readPackTable(head, total, where) {
     const out = new Map();
     let at = nl + 1;
     for (const row of table) {
-        if (!Array.isArray(row) || typeof row[0] !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(row[0]) || !Number.isSafeInteger(row[1]) || row[1] < 0)
+        if (!Array.isArray(row) ||
+            typeof row[0] !== 'string' ||
+            !/^sha256:[0-9a-f]{64}$/.test(row[0]) ||
+            !Number.isSafeInteger(row[1]) ||
+            row[1] < 0)
             throw new EntryBytesError(`${where}: not a pack of hoist's (a row of its table)`);
         out.set(row[0], { start: at, size: row[1] });
         at += row[1];
@@ -21633,7 +21710,11 @@ async function probe(url) {
     }
     catch (e) {
         const err = e;
-        const code = err.code && unreachableCodes.has(err.code) ? err.code : err.cause?.code && unreachableCodes.has(err.cause.code) ? err.cause.code : undefined;
+        const code = err.code && unreachableCodes.has(err.code)
+            ? err.code
+            : err.cause?.code && unreachableCodes.has(err.cause.code)
+                ? err.cause.code
+                : undefined;
         if (code)
             throw new GhaUnavailableError(`the Actions cache service at ${new URL(url).origin} cannot be reached (${code})`);
     }
@@ -21712,7 +21793,15 @@ function ghaCache(options, build) {
             try {
                 const { read } = access(options);
                 if (!read)
-                    return { name, kind: 'gha', lookup: () => undefined, blobs: (0,backend/* cacheBlobSource */.TK)(name, { name, fetch: () => Promise.reject(new Error('ACTIONS_CACHE_MODE does not allow reading')) }) };
+                    return {
+                        name,
+                        kind: 'gha',
+                        lookup: () => undefined,
+                        blobs: (0,backend/* cacheBlobSource */.TK)(name, {
+                            name,
+                            fetch: () => Promise.reject(new Error('ACTIONS_CACHE_MODE does not allow reading')),
+                        }),
+                    };
                 await reachable(build);
                 const { index, bad } = await indexOf(indexes, options.scope);
                 // Refused, it is read as empty (a warning) and this build's save writes a good one over it.
@@ -21884,7 +21973,10 @@ async function save(indexes, options, records, from) {
         let made = there;
         if (!there) {
             const table = packTable(small);
-            const parts = [table, ...(await Promise.all(small.map(async (d) => (await readAll((0,external_node_fs_.createReadStream)(await blobFile(d)))))))];
+            const parts = [
+                table,
+                ...(await Promise.all(small.map(async (d) => await readAll((0,external_node_fs_.createReadStream)(await blobFile(d)))))),
+            ];
             const bytes = Buffer.concat(parts);
             made = await create(key, bytes.length, (start, end) => readableOf(bytes.subarray(start, end + 1)));
         }
@@ -21900,11 +21992,15 @@ async function save(indexes, options, records, from) {
     // did not replace (so that going back to an earlier state still finds its steps), up to a bound.
     const kept = records.filter((r) => !r.layer || entries[r.layer.digest]);
     const known = new Map(previous.records.map((r) => [r.key, JSON.stringify(r)]));
-    const covered = previousText !== undefined && kept.every((r) => known.get(r.key) === JSON.stringify(r) && (!r.layer || previous.entries[r.layer.digest] === entries[r.layer.digest]));
+    const covered = previousText !== undefined &&
+        kept.every((r) => known.get(r.key) === JSON.stringify(r) &&
+            (!r.layer || previous.entries[r.layer.digest] === entries[r.layer.digest]));
     let index = 'index unchanged';
     if (!covered) {
         const mine = new Set(kept.map((r) => r.key));
-        const carried = previous.records.filter((r) => !mine.has(r.key) && (!r.layer || previous.entries[r.layer.digest])).slice(-Math.max(0, maxIndexRecords - kept.length));
+        const carried = previous.records
+            .filter((r) => !mine.has(r.key) && (!r.layer || previous.entries[r.layer.digest]))
+            .slice(-Math.max(0, maxIndexRecords - kept.length));
         const merged = { records: [...carried, ...kept], entries: { ...previous.entries, ...entries } };
         for (const d of Object.keys(merged.entries))
             if (!merged.records.some((r) => r.layer?.digest === d))
@@ -21975,11 +22071,15 @@ function canonicalJSON(value) {
         return `[${value.map((v) => (v === undefined ? 'null' : canonicalJSON(v))).join(',')}]`;
     if (Buffer.isBuffer(value))
         return JSON.stringify(value.toString('base64'));
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJSON(v)}`).join(',')}}`;
 }
 function digestOfDescription(description) {
-    return `sha256:${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(canonicalJSON({ v: cacheKeyVersion, ...description })).digest('hex')}`;
+    return `sha256:${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256')
+        .update(canonicalJSON({ v: cacheKeyVersion, ...description }))
+        .digest('hex')}`;
 }
 /**
  * The key a stage starts from: an empty filesystem, or an image by the manifest digest its tag resolved to; and
@@ -22093,7 +22193,14 @@ async function packMount(sink, dir) {
     await (0,_layer_pinned_js__WEBPACK_IMPORTED_MODULE_8__/* .walkPinned */ .cU)(dir, async (e) => {
         const st = e.stats;
         const name = e.rel;
-        const base = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+        const base = {
+            name,
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+            size: 0,
+            mtime: Math.floor(st.mtimeMs / 1000),
+        };
         if (st.isDirectory())
             entries.push({ header: { ...base, type: 'directory' } });
         else if (st.isSymbolicLink())
@@ -22108,7 +22215,10 @@ async function packMount(sink, dir) {
                 if (st.nlink > 1)
                     links.set(`${st.dev}:${st.ino}`, name);
                 // Opened again when the layer is written, by descriptors, and only if it is still the file walked here.
-                entries.push({ header: { ...base, type: 'file', size: st.size }, content: { open: () => (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.createReadStream)('', { fd: (0,_layer_pinned_js__WEBPACK_IMPORTED_MODULE_8__/* .openFileInside */ .Dq)(dir, name, st), highWaterMark: 1 << 20 }) } });
+                entries.push({
+                    header: { ...base, type: 'file', size: st.size },
+                    content: { open: () => (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.createReadStream)('', { fd: (0,_layer_pinned_js__WEBPACK_IMPORTED_MODULE_8__/* .openFileInside */ .Dq)(dir, name, st), highWaterMark: 1 << 20 }) },
+                });
             }
         }
     });
@@ -22160,11 +22270,17 @@ async function mountsToSave(sink, mounts, maxBytes) {
         }
         const kept = m.kept?.find((k) => k.blob.content === now.digest);
         if (kept) {
-            out.blobs.push({ blob: kept.blob, layer: { descriptor: kept.blob.descriptor, diffID: '', sources: [kept.source] } });
+            out.blobs.push({
+                blob: kept.blob,
+                layer: { descriptor: kept.blob.descriptor, diffID: '', sources: [kept.source] },
+            });
             continue;
         }
         const descriptor = await packMount(sink, m.dir);
-        out.blobs.push({ blob: { name: m.name, content: now.digest, descriptor }, layer: { descriptor, diffID: '', sources: [] } });
+        out.blobs.push({
+            blob: { name: m.name, content: now.digest, descriptor },
+            layer: { descriptor, diffID: '', sources: [] },
+        });
         out.notes.push(`cache mount ${m.id} saved`);
     }
     return out;
@@ -22210,15 +22326,42 @@ const maxTime = 253402300799;
 function parseRecord(value) {
     const r = value;
     // A time a date can hold (up to 9999-12-31): one that cannot be written as `created` would fail the build.
-    if (typeof r !== 'object' || r === null || typeof r.key !== 'string' || !(0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isDigest */ .Bc)(r.key) || typeof r.time !== 'number' || !Number.isFinite(r.time) || r.time < 0 || r.time > maxTime)
+    if (typeof r !== 'object' ||
+        r === null ||
+        typeof r.key !== 'string' ||
+        !(0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isDigest */ .Bc)(r.key) ||
+        typeof r.time !== 'number' ||
+        !Number.isFinite(r.time) ||
+        r.time < 0 ||
+        r.time > maxTime)
         return undefined;
-    const also = Array.isArray(r.also) ? r.also.filter((k) => typeof k === 'string' && (0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isDigest */ .Bc)(k) && k !== r.key).slice(0, 4) : [];
+    const also = Array.isArray(r.also)
+        ? r.also.filter((k) => typeof k === 'string' && (0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isDigest */ .Bc)(k) && k !== r.key).slice(0, 4)
+        : [];
     const extra = also.length ? { also } : {};
     if (r.layer !== undefined) {
         const l = r.layer;
-        if (typeof l !== 'object' || l === null || typeof l.mediaType !== 'string' || (0,_image_media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .layerCompression */ .AH)(l.mediaType) === undefined || !(0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isDigest */ .Bc)(l.digest) || !(0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isDigest */ .Bc)(l.diffID) || !Number.isSafeInteger(l.size) || l.size < 0)
+        if (typeof l !== 'object' ||
+            l === null ||
+            typeof l.mediaType !== 'string' ||
+            (0,_image_media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .layerCompression */ .AH)(l.mediaType) === undefined ||
+            !(0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isDigest */ .Bc)(l.digest) ||
+            !(0,_image_digest_js__WEBPACK_IMPORTED_MODULE_0__/* .isDigest */ .Bc)(l.diffID) ||
+            !Number.isSafeInteger(l.size) ||
+            l.size < 0)
             return undefined;
-        return { key: r.key, time: r.time, layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID, ...(l.stored === true ? { stored: true } : {}) }, ...extra };
+        return {
+            key: r.key,
+            time: r.time,
+            layer: {
+                mediaType: l.mediaType,
+                digest: l.digest,
+                size: l.size,
+                diffID: l.diffID,
+                ...(l.stored === true ? { stored: true } : {}),
+            },
+            ...extra,
+        };
     }
     return { key: r.key, time: r.time, ...extra };
 }
@@ -22239,17 +22382,34 @@ function parseRecord(value) {
 // after `ARG TARGETARCH` etc.) and the proxy args (usable in RUN without a declaration, kept out of history).
 
 const proxyArgs = [
-    'HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy',
-    'ALL_PROXY', 'all_proxy',
+    'HTTP_PROXY',
+    'http_proxy',
+    'HTTPS_PROXY',
+    'https_proxy',
+    'FTP_PROXY',
+    'ftp_proxy',
+    'NO_PROXY',
+    'no_proxy',
+    'ALL_PROXY',
+    'all_proxy',
 ];
 const platformArgNames = [
-    'BUILDPLATFORM', 'BUILDOS', 'BUILDARCH', 'BUILDVARIANT', 'TARGETPLATFORM', 'TARGETOS', 'TARGETARCH', 'TARGETVARIANT',
+    'BUILDPLATFORM',
+    'BUILDOS',
+    'BUILDARCH',
+    'BUILDVARIANT',
+    'TARGETPLATFORM',
+    'TARGETOS',
+    'TARGETARCH',
+    'TARGETVARIANT',
     'TARGETSTAGE',
 ];
 /** Names a --build-arg may carry without any ARG consuming it, and without a warning. */
 function isPredefinedArg(name) {
-    return proxyArgs.includes(name) || platformArgNames.includes(name) || name.startsWith('BUILDKIT_') ||
-        name === 'SOURCE_DATE_EPOCH';
+    return (proxyArgs.includes(name) ||
+        platformArgNames.includes(name) ||
+        name.startsWith('BUILDKIT_') ||
+        name === 'SOURCE_DATE_EPOCH');
 }
 /**
  * The automatic args of the global scope (BuildKit's defaultArgs, dockerfile2llb convert.go): the platforms, and
@@ -22564,7 +22724,9 @@ function fromNamed(named, value) {
     const c = namedContext(named, value);
     if (!c)
         return undefined;
-    return c.kind === 'image' ? { kind: 'image', ref: c.ref } : { kind: 'local', name: named?.has(value) ? value : namedContextKey(value) };
+    return c.kind === 'image'
+        ? { kind: 'image', ref: c.ref }
+        : { kind: 'local', name: named?.has(value) ? value : namedContextKey(value) };
 }
 function planBuild(df, options = {}) {
     try {
@@ -22622,10 +22784,19 @@ function plan(df, options) {
         const named = prior >= 0 || image.result === 'scratch' ? undefined : namedContext(options.namedContexts, image.result);
         if (named?.kind === 'local')
             throw at(from, `FROM ${image.result}: the build context ${image.result} is a directory; FROM a directory is not supported yet`, 'give it as docker-image://REF, or COPY --from from it');
-        const base = prior >= 0 ? { kind: 'stage', index: prior }
-            : image.result === 'scratch' ? { kind: 'scratch' } : { kind: 'image', ref: named?.kind === 'image' ? named.ref : image.result };
-        return { stage, base, platform, sources: new Map(), deps: base.kind === 'stage' ? [base.index] : [],
-            undefinedInFrom: [...image.unmatched].filter((n) => !declared.has(n)) };
+        const base = prior >= 0
+            ? { kind: 'stage', index: prior }
+            : image.result === 'scratch'
+                ? { kind: 'scratch' }
+                : { kind: 'image', ref: named?.kind === 'image' ? named.ref : image.result };
+        return {
+            stage,
+            base,
+            platform,
+            sources: new Map(),
+            deps: base.kind === 'stage' ? [base.index] : [],
+            undefinedInFrom: [...image.unmatched].filter((n) => !declared.has(n)),
+        };
     });
     // COPY --from and RUN --mount from= name a stage, a stage index, or an image (a later stage is refused below).
     const source = (ins, value, what) => {
@@ -22652,7 +22823,9 @@ function plan(df, options) {
             return { kind: 'stage', index };
         }
         const i = byName(value);
-        return i >= 0 ? { kind: 'stage', index: i } : (fromNamed(options.namedContexts, value) ?? { kind: 'image', ref: value });
+        return i >= 0
+            ? { kind: 'stage', index: i }
+            : (fromNamed(options.namedContexts, value) ?? { kind: 'image', ref: value });
     };
     for (const p of stages) {
         for (const ins of p.stage.commands) {
@@ -22739,7 +22912,18 @@ function plan(df, options) {
                     consumed.add(a.key);
     }
     const unusedBuildArgs = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !(0,_args_js__WEBPACK_IMPORTED_MODULE_1__/* .isPredefinedArg */ .Bg)(k)).sort();
-    return { dockerfile: df, buildPlatform, targetPlatform, globalArgs, buildArgs, stages, target, order, unusedBuildArgs, ...(options.namedContexts?.size ? { namedContexts: options.namedContexts } : {}) };
+    return {
+        dockerfile: df,
+        buildPlatform,
+        targetPlatform,
+        globalArgs,
+        buildArgs,
+        stages,
+        target,
+        order,
+        unusedBuildArgs,
+        ...(options.namedContexts?.size ? { namedContexts: options.namedContexts } : {}),
+    };
 }
 
 
@@ -23295,14 +23479,23 @@ function runProcess(cmd, args, options = {}) {
     return new Promise((resolve) => {
         const out = [];
         const err = [];
-        const child = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawn)(cmd, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])] });
+        const child = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawn)(cmd, args, {
+            cwd: options.cwd,
+            env: options.env,
+            stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
+        });
         child.stdout?.on('data', (c) => out.push(c));
         child.stderr?.on('data', (c) => err.push(c));
         let error;
         child.on('error', (e) => {
             error = e;
         });
-        child.on('close', (status) => resolve({ status: error ? null : status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), error }));
+        child.on('close', (status) => resolve({
+            status: error ? null : status,
+            stdout: Buffer.concat(out).toString(),
+            stderr: Buffer.concat(err).toString(),
+            error,
+        }));
     });
 }
 /**
@@ -23344,7 +23537,9 @@ function onPath(name) {
 }
 /** Every executable file of that name on PATH, in PATH's order. */
 function allOnPath(name) {
-    const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
+    const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')
+        .split(':')
+        .filter(Boolean);
     return dirs.flatMap((d) => {
         const p = node_path__WEBPACK_IMPORTED_MODULE_2__.join(d, name);
         try {
@@ -23588,7 +23783,9 @@ function parseManifest(bytes, contentType) {
     let mediaType = declared ?? (ct && ct !== 'application/json' && ct !== 'text/plain' ? ct : undefined);
     if (mediaType === undefined)
         mediaType = Array.isArray(value.manifests) ? _media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .MediaType */ .zu.ociIndex : _media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .MediaType */ .zu.ociManifest;
-    if (mediaType === _media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .MediaType */ .zu.dockerSchema1 || mediaType === _media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .MediaType */ .zu.dockerSchema1Signed || value.schemaVersion === 1) {
+    if (mediaType === _media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .MediaType */ .zu.dockerSchema1 ||
+        mediaType === _media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .MediaType */ .zu.dockerSchema1Signed ||
+        value.schemaVersion === 1) {
         throw new ManifestError('this is a Docker schema 1 manifest, which is deprecated and not supported; push the image again with a current Docker or builder');
     }
     if (value.schemaVersion !== 2)
@@ -23651,7 +23848,10 @@ function isAttestation(d) {
  */
 function readablePlatform(d) {
     const p = d.platform;
-    if (!p || typeof p.os !== 'string' || typeof p.architecture !== 'string' || (p.variant !== undefined && typeof p.variant !== 'string'))
+    if (!p ||
+        typeof p.os !== 'string' ||
+        typeof p.architecture !== 'string' ||
+        (p.variant !== undefined && typeof p.variant !== 'string'))
         return undefined;
     const text = (0,_platform_js__WEBPACK_IMPORTED_MODULE_2__/* .formatPlatform */ .Bq)(p);
     if (/\s/.test(text))
@@ -23801,7 +24001,9 @@ function layerMediaType(oci, compression) {
 }
 /** Media types of one family, so a manifest never mixes Docker and OCI types. */
 function familyOf(manifestMediaType) {
-    return manifestMediaType === MediaType.dockerManifest || manifestMediaType === MediaType.dockerManifestList ? 'docker' : 'oci';
+    return manifestMediaType === MediaType.dockerManifest || manifestMediaType === MediaType.dockerManifestList
+        ? 'docker'
+        : 'oci';
 }
 const toOci = {
     [MediaType.dockerManifest]: MediaType.ociManifest,
@@ -23830,7 +24032,9 @@ function manifestIsOci(layerTypes, oci = false) {
 }
 /** An index over manifests of these types: Docker's list only when every one is a Docker manifest. */
 function indexMediaTypeFor(manifestTypes, oci = false) {
-    return !oci && manifestTypes.every((mt) => mt === MediaType.dockerManifest) ? MediaType.dockerManifestList : MediaType.ociIndex;
+    return !oci && manifestTypes.every((mt) => mt === MediaType.dockerManifest)
+        ? MediaType.dockerManifestList
+        : MediaType.ociIndex;
 }
 
 
@@ -24032,7 +24236,9 @@ function described(t, kind) {
     t._destroy = (err, callback) => {
         const code = err?.code;
         const zlibError = err && !(err instanceof CompressionError) && typeof code === 'string' && /^(Z_|ZSTD_)/.test(code);
-        destroy(zlibError ? new CompressionError(`the ${kind} data is ${code === 'Z_BUF_ERROR' ? 'truncated' : 'corrupt'} (${err.message})`) : err, callback);
+        destroy(zlibError
+            ? new CompressionError(`the ${kind} data is ${code === 'Z_BUF_ERROR' ? 'truncated' : 'corrupt'} (${err.message})`)
+            : err, callback);
     };
     return t;
 }
@@ -24278,10 +24484,23 @@ async function makeWhiteouts(root, paths) {
     w.stream.on('data', (c) => chunks.push(c));
     const ended = new Promise((r) => w.stream.once('end', r));
     for (const p of paths)
-        await w.entry({ name: node_path__WEBPACK_IMPORTED_MODULE_3__.relative(root, p), type: 'char', mode: 0, uid: 0, gid: 0, size: 0, mtime: 0, devmajor: 0, devminor: 0 });
+        await w.entry({
+            name: node_path__WEBPACK_IMPORTED_MODULE_3__.relative(root, p),
+            type: 'char',
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: 0,
+            devmajor: 0,
+            devminor: 0,
+        });
     await w.finish();
     await ended;
-    const r = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawnSync)('tar', ['-x', '--numeric-owner', '--no-overwrite-dir', '-C', root, '-f', '-'], { input: Buffer.concat(chunks), stdio: ['pipe', 'ignore', 'ignore'] });
+    const r = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawnSync)('tar', ['-x', '--numeric-owner', '--no-overwrite-dir', '-C', root, '-f', '-'], {
+        input: Buffer.concat(chunks),
+        stdio: ['pipe', 'ignore', 'ignore'],
+    });
     if (r.status === 0)
         return true;
     return paths.every((p) => (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.lstatSync)((0,_names_js__WEBPACK_IMPORTED_MODULE_5__/* .fsPath */ .Jk)(p), { throwIfNoEntry: false }) || tool('mknod', [p, 'c', '0', '0']));
@@ -24315,7 +24534,13 @@ async function extractLayer(source, root, options) {
             continue;
         }
         try {
-            await extractEntry(header, body, name, root, options, chown, report, { dirTimes, whiteouts, opaqueDirs, dirs, xattrs });
+            await extractEntry(header, body, name, root, options, chown, report, {
+                dirTimes,
+                whiteouts,
+                opaqueDirs,
+                dirs,
+                xattrs,
+            });
         }
         catch (e) {
             body.resume();
@@ -24325,7 +24550,9 @@ async function extractLayer(source, root, options) {
     // Overlay whiteouts all at once (a tool run per whiteout cost milliseconds each, for thousands of them). Their
     // paths are resolved inside the root again: a later entry of the layer may have made a parent a symlink, and
     // the tools (and utimes) would follow it out of the root.
-    const devices = whiteouts.map((rel) => (0,_rooted_js__WEBPACK_IMPORTED_MODULE_6__/* .resolveInRoot */ .QD)(root, rel)).filter((w) => !(0,node_fs__WEBPACK_IMPORTED_MODULE_1__.lstatSync)((0,_names_js__WEBPACK_IMPORTED_MODULE_5__/* .fsPath */ .Jk)(w), { throwIfNoEntry: false }));
+    const devices = whiteouts
+        .map((rel) => (0,_rooted_js__WEBPACK_IMPORTED_MODULE_6__/* .resolveInRoot */ .QD)(root, rel))
+        .filter((w) => !(0,node_fs__WEBPACK_IMPORTED_MODULE_1__.lstatSync)((0,_names_js__WEBPACK_IMPORTED_MODULE_5__/* .fsPath */ .Jk)(w), { throwIfNoEntry: false }));
     if (!(await makeWhiteouts(root, devices)))
         report.skipped.push(`${devices.length} whiteouts (needs root)`);
     // Xattrs all at once too (see exec/xattr.ts for the tools), the entries' own and the opaque directories'; a
@@ -24457,10 +24684,16 @@ class EntryError extends _tar_js__WEBPACK_IMPORTED_MODULE_7__/* .TarError */ .mt
  */
 function entryError(header, e, root) {
     const code = e.code;
-    const ours = e instanceof EntryError || e instanceof _rooted_js__WEBPACK_IMPORTED_MODULE_6__/* .RootedPathError */ .Tc || (code !== undefined && e.syscall !== undefined);
+    const ours = e instanceof EntryError ||
+        e instanceof _rooted_js__WEBPACK_IMPORTED_MODULE_6__/* .RootedPathError */ .Tc ||
+        (code !== undefined && e.syscall !== undefined);
     if (!ours)
         return e;
-    const why = e instanceof _tar_js__WEBPACK_IMPORTED_MODULE_7__/* .TarError */ .mt || e instanceof _rooted_js__WEBPACK_IMPORTED_MODULE_6__/* .RootedPathError */ .Tc ? e.message : code && errnoText[code] ? errnoText[code] : e.message.split(root).join('');
+    const why = e instanceof _tar_js__WEBPACK_IMPORTED_MODULE_7__/* .TarError */ .mt || e instanceof _rooted_js__WEBPACK_IMPORTED_MODULE_6__/* .RootedPathError */ .Tc
+        ? e.message
+        : code && errnoText[code]
+            ? errnoText[code]
+            : e.message.split(root).join('');
     const err = new _tar_js__WEBPACK_IMPORTED_MODULE_7__/* .TarError */ .mt(`entry ${JSON.stringify(header.name)}: ${why}`);
     if (code === 'ENOSPC')
         err.code = code;
@@ -24577,7 +24810,12 @@ async function place(header, body, target, root, report, later, chown, cacheCont
             }
             if ((0,node_fs__WEBPACK_IMPORTED_MODULE_1__.lstatSync)((0,_names_js__WEBPACK_IMPORTED_MODULE_5__/* .fsPath */ .Jk)(target), { throwIfNoEntry: false }))
                 removeKnown(target, later);
-            if (tool('mknod', [target, header.type === 'char' ? 'c' : 'b', String(header.devmajor ?? 0), String(header.devminor ?? 0)]))
+            if (tool('mknod', [
+                target,
+                header.type === 'char' ? 'c' : 'b',
+                String(header.devmajor ?? 0),
+                String(header.devminor ?? 0),
+            ]))
                 return true;
             report.skipped.push(`device ${header.name} (needs root)`);
             return false;
@@ -24713,7 +24951,7 @@ const O_PATH = 0o10000000;
 const pathFlags = O_PATH | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_NOFOLLOW;
 const maxHops = 40;
 /** The magic-link path of `name` in the directory open as `dirFd`: resolved by the kernel from the descriptor. */
-const fdPath = (fd, name) => (name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`);
+const fdPath = (fd, name) => name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
 /** Opens the root itself: a real directory, not followed when it is a symlink. */
 function openRoot(root) {
     const fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(root, pathFlags | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_DIRECTORY);
@@ -24792,7 +25030,14 @@ function openInside(root, name, options = {}) {
         }
         const last = stack[stack.length - 1];
         closeAll(last.fd);
-        return { fd: last.fd, rel: stack.slice(1).map((s) => s.name).join('/'), stats: (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fstatSync)(last.fd) };
+        return {
+            fd: last.fd,
+            rel: stack
+                .slice(1)
+                .map((s) => s.name)
+                .join('/'),
+            stats: (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fstatSync)(last.fd),
+        };
     }
     catch (e) {
         closeAll();
@@ -24912,7 +25157,7 @@ function readRegularFile(root, rel, max) {
     }
 }
 /** A descriptor's magic-link path for another process (a `cp` run on it): /proc/self would be that process's own. */
-const fdPathFor = (fd, name) => (name === undefined ? `/proc/${process.pid}/fd/${fd}` : `/proc/${process.pid}/fd/${fd}/${name}`);
+const fdPathFor = (fd, name) => name === undefined ? `/proc/${process.pid}/fd/${fd}` : `/proc/${process.pid}/fd/${fd}/${name}`;
 /** The entry `name` of the directory open as `dirFd`, not followed (undefined when nothing is there). */
 function statAt(dirFd, name) {
     try {
@@ -25099,7 +25344,12 @@ function resolveInside(root, name, options = {}) {
     const done = [];
     const answer = (stats, notDirectory) => {
         const rel = [...done, ...pending.filter((p) => p !== '..')].join('/');
-        return { rel, abs: rel ? node_path__WEBPACK_IMPORTED_MODULE_2__.join(root, rel) : root, ...(stats ? { stats } : {}), ...(notDirectory !== undefined ? { notDirectory } : {}) };
+        return {
+            rel,
+            abs: rel ? node_path__WEBPACK_IMPORTED_MODULE_2__.join(root, rel) : root,
+            ...(stats ? { stats } : {}),
+            ...(notDirectory !== undefined ? { notDirectory } : {}),
+        };
     };
     let hops = 0;
     let stats = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.lstatSync)((0,_names_js__WEBPACK_IMPORTED_MODULE_1__/* .fsPath */ .Jk)(root), { throwIfNoEntry: false });
@@ -25182,8 +25432,26 @@ class TarError extends Error {
     name = 'TarError';
 }
 const block = 512;
-const typeFlags = { '0': 'file', '\0': 'file', '7': 'file', '5': 'directory', '2': 'symlink', '1': 'hardlink', '3': 'char', '4': 'block', '6': 'fifo' };
-const flagOf = { file: '0', directory: '5', symlink: '2', hardlink: '1', char: '3', block: '4', fifo: '6' };
+const typeFlags = {
+    '0': 'file',
+    '\0': 'file',
+    '7': 'file',
+    '5': 'directory',
+    '2': 'symlink',
+    '1': 'hardlink',
+    '3': 'char',
+    '4': 'block',
+    '6': 'fifo',
+};
+const flagOf = {
+    file: '0',
+    directory: '5',
+    symlink: '2',
+    hardlink: '1',
+    char: '3',
+    block: '4',
+    fifo: '6',
+};
 /** A NUL-terminated field; a name's bytes that are not UTF-8 are kept (layer/names.ts), not replaced. */
 function readString(buf, off, len) {
     const end = buf.indexOf(0, off);
@@ -25204,7 +25472,9 @@ function readNumber(buf, off, len, field = 'number', entry) {
             throw new TarError(`${field} too large in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}`);
         return v;
     }
-    const s = readString(buf, off, len).replace(/^ +/, '').replace(/[ \0]+$/, '');
+    const s = readString(buf, off, len)
+        .replace(/^ +/, '')
+        .replace(/[ \0]+$/, '');
     if (s === '')
         return 0;
     if (!/^[0-7]+$/.test(s))
@@ -25390,7 +25660,7 @@ function isZeroBlock(h) {
             return false;
     return true;
 }
-const asBuffer = (v) => (Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+const asBuffer = (v) => Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 /**
  * Reads a tar stream entry by entry: `for await (const { header, body } of readTar(stream))`. Each body must be
  * read to its end (or `body.resume()`) before asking for the next entry. (A reader of headers only: scanTar.)
@@ -25758,7 +26028,9 @@ function normalise(e, epoch) {
 const smallFile = 1 << 20;
 /** The entries normalised and in tar order; the same name twice is an error. */
 function ordered(entries, options) {
-    const sorted = entries.map((e) => normalise(e, options.sourceDateEpoch)).filter((e) => e.header.name !== '/' && e.header.name !== '');
+    const sorted = entries
+        .map((e) => normalise(e, options.sourceDateEpoch))
+        .filter((e) => e.header.name !== '/' && e.header.name !== '');
     sorted.sort((a, b) => walkOrder(a.header.name, b.header.name));
     for (let i = 1; i < sorted.length; i++) {
         if (sorted[i].header.name === sorted[i - 1].header.name)
@@ -25773,7 +26045,15 @@ function feed(tar, sorted) {
             const c = e.content;
             // A small file is read at once, on this thread: a read through the thread pool would queue behind the
             // deflate of blocks already under way, and the compressor would wait for the tar it is fed.
-            const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : 'open' in c ? c.open() : e.header.size <= smallFile ? (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)((0,_names_js__WEBPACK_IMPORTED_MODULE_7__/* .fsPath */ .Jk)(c.path)) : (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.createReadStream)((0,_names_js__WEBPACK_IMPORTED_MODULE_7__/* .fsPath */ .Jk)(c.path), { highWaterMark: 1 << 20 });
+            const body = c === undefined
+                ? undefined
+                : 'bytes' in c
+                    ? c.bytes
+                    : 'open' in c
+                        ? c.open()
+                        : e.header.size <= smallFile
+                            ? (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)((0,_names_js__WEBPACK_IMPORTED_MODULE_7__/* .fsPath */ .Jk)(c.path))
+                            : (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.createReadStream)((0,_names_js__WEBPACK_IMPORTED_MODULE_7__/* .fsPath */ .Jk)(c.path), { highWaterMark: 1 << 20 });
             await tar.entry(e.header, body);
         }
         await tar.finish();
@@ -25789,7 +26069,13 @@ async function writeLayer(store, entries, options = {}) {
     const diff = new _image_digest_js__WEBPACK_IMPORTED_MODULE_4__/* .DigestStream */ .vl(options.diffID ? { digest: options.diffID, where: `layer ${options.diffID}` } : undefined);
     const stored = store.writeBlob((0,_compression_js__WEBPACK_IMPORTED_MODULE_6__/* .chain */ .cy)(tar.stream, diff, (0,_compression_js__WEBPACK_IMPORTED_MODULE_6__/* .compressor */ .e)(compression, options.level)));
     const [blob] = await Promise.all([stored, feed(tar, sorted)]);
-    return { mediaType: (0,_image_media_types_js__WEBPACK_IMPORTED_MODULE_5__/* .layerMediaType */ .sG)(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers: sorted.map((e) => e.header) };
+    return {
+        mediaType: (0,_image_media_types_js__WEBPACK_IMPORTED_MODULE_5__/* .layerMediaType */ .sG)(options.oci ?? false, compression),
+        digest: blob.digest,
+        size: blob.size,
+        diffID: diff.digest,
+        headers: sorted.map((e) => e.header),
+    };
 }
 /**
  * A gzip layer blob (`blob`, its bytes) compressed again at the default level, its tar checked against `diffID` on
@@ -25827,7 +26113,13 @@ async function spoolLayer(store, entries, tmp, options = {}) {
     const written = (async () => {
         try {
             const blob = await store.writeBlob((0,_compression_js__WEBPACK_IMPORTED_MODULE_6__/* .chain */ .cy)((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.createReadStream)(tmp), (0,_compression_js__WEBPACK_IMPORTED_MODULE_6__/* .compressor */ .e)(compression, options.level)));
-            return { mediaType: (0,_image_media_types_js__WEBPACK_IMPORTED_MODULE_5__/* .layerMediaType */ .sG)(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers };
+            return {
+                mediaType: (0,_image_media_types_js__WEBPACK_IMPORTED_MODULE_5__/* .layerMediaType */ .sG)(options.oci ?? false, compression),
+                digest: blob.digest,
+                size: blob.size,
+                diffID: diff.digest,
+                headers,
+            };
         }
         finally {
             await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.rm)(tmp, { force: true });
@@ -25962,7 +26254,10 @@ async function readXattrTree(root, names, tool = xattrTool() ?? null) {
         const r = await (0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .runProcess */ .R3)((0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .python3 */ .KO)() ?? 'python3', ['-c', readScript, 'tree', root, ...names]);
         if (r.status !== 0)
             throw new Error(`reading xattrs under ${root}: ${r.error?.message ?? r.stderr.trim()}`);
-        return treeOf(root, r.stdout.split('\n').filter(Boolean).map((line) => line.split(' ').map((x) => Buffer.from(x, 'base64'))));
+        return treeOf(root, r.stdout
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => line.split(' ').map((x) => Buffer.from(x, 'base64'))));
     }
     const found = new Map();
     const add = (abs, name, value) => {
@@ -25973,7 +26268,18 @@ async function readXattrTree(root, names, tool = xattrTool() ?? null) {
     };
     if (tool === 'attr') {
         const escaped = namePattern(names);
-        const r = await (0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .runProcess */ .R3)('getfattr', ['-R', '-P', '-h', '--absolute-names', '-e', 'base64', '-m', `^(${escaped.join('|')})$`, '-d', root]);
+        const r = await (0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .runProcess */ .R3)('getfattr', [
+            '-R',
+            '-P',
+            '-h',
+            '--absolute-names',
+            '-e',
+            'base64',
+            '-m',
+            `^(${escaped.join('|')})$`,
+            '-d',
+            root,
+        ]);
         readGetfattr(r.stdout, add);
     }
     else {
@@ -26009,7 +26315,18 @@ async function readXattrsOf(paths, names, tool = xattrTool() ?? null) {
         const batch = [];
         for (let bytes = 0; i < paths.length && (batch.length === 0 || bytes + paths[i].length < 64 * 1024); bytes += paths[i++].length + 1)
             batch.push(paths[i]);
-        const r = await (0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .runProcess */ .R3)('getfattr', ['-P', '-h', '--absolute-names', '-e', 'base64', '-m', `^(${escaped.join('|')})$`, '-d', '--', ...batch]);
+        const r = await (0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .runProcess */ .R3)('getfattr', [
+            '-P',
+            '-h',
+            '--absolute-names',
+            '-e',
+            'base64',
+            '-m',
+            `^(${escaped.join('|')})$`,
+            '-d',
+            '--',
+            ...batch,
+        ]);
         readGetfattr(r.stdout, add);
     }
     return found;
@@ -26021,7 +26338,9 @@ class ListReader {
     buffered = '';
     waiting;
     constructor(names) {
-        this.child = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawn)((0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .python3 */ .KO)() ?? 'python3', ['-c', readScript, 'list', ...names], { stdio: ['pipe', 'pipe', 'ignore'] });
+        this.child = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawn)((0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .python3 */ .KO)() ?? 'python3', ['-c', readScript, 'list', ...names], {
+            stdio: ['pipe', 'pipe', 'ignore'],
+        });
         // Idle, it does not keep this process alive; asked, it does (until it answers).
         this.hold(false);
         this.child.stdout?.on('data', (c) => {
@@ -26074,10 +26393,17 @@ function writeXattrs(items, tool = xattrTool() ?? null) {
         return [];
     if (tool === 'python3') {
         const input = items.map((x) => `${b64((0,_names_js__WEBPACK_IMPORTED_MODULE_3__/* .nameToBytes */ .CD)(x.path))} ${b64(x.name)} ${b64(x.value)}\n`).join('');
-        const r = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawnSync)((0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .python3 */ .KO)() ?? 'python3', ['-c', writeScript], { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+        const r = (0,node_child_process__WEBPACK_IMPORTED_MODULE_0__.spawnSync)((0,_exec_process_js__WEBPACK_IMPORTED_MODULE_2__/* .python3 */ .KO)() ?? 'python3', ['-c', writeScript], {
+            input,
+            encoding: 'utf8',
+            maxBuffer: 64 * 1024 * 1024,
+        });
         if (r.status !== 0)
             return [...items];
-        return r.stdout.split('\n').filter(Boolean).map((i) => items[Number(i)]);
+        return r.stdout
+            .split('\n')
+            .filter(Boolean)
+            .map((i) => items[Number(i)]);
     }
     if (tool !== 'attr')
         return [...items];
@@ -26258,7 +26584,12 @@ const EnvHttpProxyAgent = undici_lib_dispatcher_env_http_proxy_agent_js__WEBPACK
 function request(url, options) {
     const u = typeof url === 'string' ? new URL(url) : url;
     const { dispatcher: through, ...rest } = options;
-    return through.request({ ...rest, origin: u.origin, path: `${u.pathname}${u.search}`, method: options.method ?? 'GET' });
+    return through.request({
+        ...rest,
+        origin: u.origin,
+        path: `${u.pathname}${u.search}`,
+        method: options.method ?? 'GET',
+    });
 }
 
 
@@ -27126,8 +27457,11 @@ class FlagSet {
                 const near = (0,suggest/* closest */.k)(name, this.kinds.keys());
                 const known = [...this.kinds.keys()].map((k) => '--' + k).join(', ');
                 // The flag as written, `--` and all (BuildKit ≥ 0.17, moby/buildkit#5369), and suggest.WrapError's hint.
-                throw new LineSyntaxError(`unknown flag: --${name}`, near ? `did you mean ${near}?` :
-                    known ? `${this.instruction} takes ${known}` : `${this.instruction} takes no flags`);
+                throw new LineSyntaxError(`unknown flag: --${name}`, near
+                    ? `did you mean ${near}?`
+                    : known
+                        ? `${this.instruction} takes ${known}`
+                        : `${this.instruction} takes no flags`);
             }
             if (this.used.includes(name) && kind !== 'list')
                 throw new LineSyntaxError(`duplicate flag specified: ${name}`);
@@ -27168,8 +27502,8 @@ class FlagSet {
 const units = {
     ns: 1,
     us: 1e3,
-    'µs': 1e3,
-    'μs': 1e3,
+    µs: 1e3,
+    μs: 1e3,
     ms: 1e6,
     s: 1e9,
     m: 60e9,
@@ -27266,7 +27600,12 @@ function sourcesAndDest(node, name) {
         const h = parseHeredocWord(src);
         if (h) {
             const content = byName.get(h.name)?.content ?? '';
-            inline.push({ name: h.name, data: h.chomp ? chompHeredocContent(content) : content, expand: h.expand, chomp: h.chomp });
+            inline.push({
+                name: h.name,
+                data: h.chomp ? chompHeredocContent(content) : content,
+                expand: h.expand,
+                chomp: h.chomp,
+            });
         }
         else {
             sources.push(src);
@@ -27314,7 +27653,13 @@ function parseHealthcheck(node) {
         flags(node);
         return { ...b, test: ['NONE'], interval: 0, timeout: 0, startPeriod: 0, startInterval: 0, retries: 0 };
     }
-    const f = flags(node, { interval: 'string', timeout: 'string', 'start-period': 'string', 'start-interval': 'string', retries: 'string' });
+    const f = flags(node, {
+        interval: 'string',
+        timeout: 'string',
+        'start-period': 'string',
+        'start-interval': 'string',
+        retries: 'string',
+    });
     if (type !== 'CMD')
         fail(`Unknown type "${node.args[0]}" in HEALTHCHECK (try CMD)`);
     const cmd = node.json ? rest : rest.length === 0 ? [] : [rest.join(' ')];
@@ -27345,7 +27690,7 @@ function parseOnbuild(node) {
         fail('ONBUILD requires at least one argument', 'write ONBUILD INSTRUCTION, e.g. ONBUILD COPY . /app');
     const trigger = node.sub.keyword.toUpperCase();
     if (trigger === 'ONBUILD')
-        fail('Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
+        fail("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
     if (trigger === 'MAINTAINER' || trigger === 'FROM')
         fail(`${trigger} isn't allowed as an ONBUILD trigger`);
     let expression = node.original.replace(/^\s*ONBUILD\s*/i, '');
@@ -27404,7 +27749,14 @@ function parseNode(node) {
                 fail('SHELL requires at least one argument');
             return { ...b, kind: 'shell', shell: node.args };
         case 'copy': {
-            const f = flags(node, { from: 'string', chown: 'string', chmod: 'string', link: 'bool', parents: 'bool', exclude: 'list' });
+            const f = flags(node, {
+                from: 'string',
+                chown: 'string',
+                chmod: 'string',
+                link: 'bool',
+                parents: 'bool',
+                exclude: 'list',
+            });
             return {
                 ...b,
                 kind: 'copy',
@@ -27419,7 +27771,12 @@ function parseNode(node) {
         }
         case 'add': {
             const f = flags(node, {
-                chown: 'string', chmod: 'string', link: 'bool', checksum: 'string', 'keep-git-dir': 'bool', exclude: 'list',
+                chown: 'string',
+                chmod: 'string',
+                link: 'bool',
+                checksum: 'string',
+                'keep-git-dir': 'bool',
+                exclude: 'list',
                 unpack: 'bool',
             });
             return {
@@ -27461,7 +27818,9 @@ function parseNode(node) {
             return parseOnbuild(node);
         default: {
             const near = (0,suggest/* closest */.k)(node.keyword, instructionKeywords);
-            fail(`unknown instruction: ${node.keyword}`, near ? `did you mean ${near.toUpperCase()}?` : `the instructions are ${instructionKeywords.map((k) => k.toUpperCase()).join(', ')}`);
+            fail(`unknown instruction: ${node.keyword}`, near
+                ? `did you mean ${near.toUpperCase()}?`
+                : `the instructions are ${instructionKeywords.map((k) => k.toUpperCase()).join(', ')}`);
         }
     }
 }
@@ -27611,7 +27970,10 @@ class StageScope {
             case 'volume': {
                 const volumes = ins.volumes.map(x);
                 if (volumes.some((v) => v.trim() === '')) {
-                    throw new errors/* DockerfileError */.t('VOLUME specified can not be an empty string', { line: ins.line, endLine: ins.endLine });
+                    throw new errors/* DockerfileError */.t('VOLUME specified can not be an empty string', {
+                        line: ins.line,
+                        endLine: ins.endLine,
+                    });
                 }
                 return { ...ins, volumes };
             }
@@ -27621,7 +27983,11 @@ class StageScope {
                 return { ...ins, sources: ins.sources.map(x), dest: x(ins.dest), chown: opt(ins.chown), chmod: opt(ins.chmod) };
             case 'add':
                 return {
-                    ...ins, sources: ins.sources.map(x), dest: x(ins.dest), chown: opt(ins.chown), chmod: opt(ins.chmod),
+                    ...ins,
+                    sources: ins.sources.map(x),
+                    dest: x(ins.dest),
+                    chown: opt(ins.chown),
+                    chmod: opt(ins.chmod),
                     checksum: opt(ins.checksum),
                 };
             case 'run':
@@ -27813,7 +28179,10 @@ function compile(pattern, line, options = { doubleStar: true }) {
 /** Reads the text of a .dockerignore file into patterns. Throws DockerignoreError for a malformed line. */
 function parseDockerignore(text) {
     const patterns = [];
-    text.replace(/^\ufeff/, '').split('\n').forEach((raw, idx) => {
+    text
+        .replace(/^\ufeff/, '')
+        .split('\n')
+        .forEach((raw, idx) => {
         const line = idx + 1;
         if (raw.startsWith('#'))
             return;
@@ -27937,7 +28306,10 @@ function checkConfig(df) {
         const key = part.slice(0, eq).trim().toLowerCase();
         const value = part.slice(eq + 1).trim();
         if (key === 'skip') {
-            for (const name of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+            for (const name of value
+                .split(',')
+                .map((s) => s.trim())
+                .filter(Boolean)) {
                 if (name.toLowerCase() === 'all')
                     config.skipAll = true;
                 else
@@ -28023,7 +28395,9 @@ function lint(df, options = {}) {
             if (ins.kind === 'cmd' || ins.kind === 'entrypoint' || ins.kind === 'healthcheck') {
                 counts.set(ins.kind, [...(counts.get(ins.kind) ?? []), ins]);
             }
-            if ((ins.kind === 'cmd' || ins.kind === 'entrypoint') && ins.command.prependShell && ins.command.args.length > 0) {
+            if ((ins.kind === 'cmd' || ins.kind === 'entrypoint') &&
+                ins.command.prependShell &&
+                ins.command.args.length > 0) {
                 const name = ins.kind.toUpperCase();
                 report('JSONArgsRecommended', ins.line, `JSON arguments recommended for ${name} to prevent unintended behavior related to OS signals`);
             }
@@ -28095,7 +28469,11 @@ function undefinedVars(plan, options, report) {
             continue;
         }
         const scope = new StageScope({
-            escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv, inheritedArgs,
+            escapeToken: plan.dockerfile.escapeToken,
+            globalArgs: plan.globalArgs,
+            buildArgs: plan.buildArgs,
+            baseEnv,
+            inheritedArgs,
         });
         const reported = new Set();
         for (const ins of p.stage.commands) {
@@ -28240,16 +28618,22 @@ function repositoryName(ref) {
 }
 /** The full normalised form: `docker.io/library/ubuntu:latest`, `ghcr.io/o/r@sha256:…`. */
 function formatReference(ref) {
-    return repositoryName(ref) + (ref.tag !== undefined ? `:${ref.tag}` : '') + (ref.digest !== undefined ? `@${ref.digest}` : '');
+    return (repositoryName(ref) +
+        (ref.tag !== undefined ? `:${ref.tag}` : '') +
+        (ref.digest !== undefined ? `@${ref.digest}` : ''));
 }
 /** The short form people type and `docker images` shows: `ubuntu:latest`, `user/app:1`, `ghcr.io/o/r:1`. */
 function familiarName(ref) {
     if (ref.registry !== defaultRegistry)
         return repositoryName(ref);
-    return ref.repository.startsWith('library/') && ref.repository.split('/').length === 2 ? ref.repository.slice(8) : ref.repository;
+    return ref.repository.startsWith('library/') && ref.repository.split('/').length === 2
+        ? ref.repository.slice(8)
+        : ref.repository;
 }
 function familiarReference(ref) {
-    return familiarName(ref) + (ref.tag !== undefined ? `:${ref.tag}` : '') + (ref.digest !== undefined ? `@${ref.digest}` : '');
+    return (familiarName(ref) +
+        (ref.tag !== undefined ? `:${ref.tag}` : '') +
+        (ref.digest !== undefined ? `@${ref.digest}` : ''));
 }
 /** The same repository with another tag or digest. */
 function withTag(ref, tag) {
@@ -28305,7 +28689,9 @@ function parseArgv(argv, spec, command) {
         }
         const s = spec[name];
         if (!s) {
-            const known = Object.keys(spec).map((k) => '--' + k).join(', ');
+            const known = Object.keys(spec)
+                .map((k) => '--' + k)
+                .join(', ');
             throw new UsageError(`unknown option --${name} for "hoist ${command}" (options: ${known})`);
         }
         if (!s.value) {
@@ -28374,8 +28760,11 @@ function readText(file, io) {
     }
     catch (e) {
         const code = e.code;
-        throw new UsageError(code === 'ENOENT' ? `${file}: no such file` : code === 'EISDIR' ? `${file} is a directory, not a Dockerfile`
-            : `cannot read ${file}: ${e.message}`);
+        throw new UsageError(code === 'ENOENT'
+            ? `${file}: no such file`
+            : code === 'EISDIR'
+                ? `${file} is a directory, not a Dockerfile`
+                : `cannot read ${file}: ${e.message}`);
     }
 }
 const parseUsage = `Usage: hoist parse [--dump|--json] [-f] FILE
@@ -28503,7 +28892,9 @@ function runCredentialHelper(helper, verb, input, env = process.env) {
         let err = '';
         child.stdout.on('data', (d) => (out += d.toString()));
         child.stderr.on('data', (d) => (err += d.toString()));
-        child.on('error', (e) => reject(new CredentialError(e.code === 'ENOENT' ? `credential helper ${program} is not installed or not on PATH` : `${program}: ${e.message}`)));
+        child.on('error', (e) => reject(new CredentialError(e.code === 'ENOENT'
+            ? `credential helper ${program} is not installed or not on PATH`
+            : `${program}: ${e.message}`)));
         child.on('close', (code) => {
             if (code === 0)
                 resolve(out);
@@ -28631,7 +29022,10 @@ async function storeCredential(registry, cred, env = process.env) {
         await runCredentialHelper(helper, 'store', JSON.stringify({ ServerURL: key, Username: cred.username, Secret: cred.password }), env);
         return `docker-credential-${helper}`;
     }
-    config.auths = { ...config.auths, [key]: { auth: Buffer.from(`${cred.username}:${cred.password}`).toString('base64') } };
+    config.auths = {
+        ...config.auths,
+        [key]: { auth: Buffer.from(`${cred.username}:${cred.password}`).toString('base64') },
+    };
     await writeConfigAtomically(file, config);
     return file;
 }
@@ -28681,7 +29075,10 @@ class ActionCredentials {
         if (inputs.username !== undefined || inputs.password !== undefined) {
             if (!inputs.username || !inputs.password)
                 throw new Error('inputs username and password go together: give both, or neither to use the docker config');
-            this.explicit = { key: authKey(inputs.registry ?? 'docker.io'), credential: { username: inputs.username, password: inputs.password } };
+            this.explicit = {
+                key: authKey(inputs.registry ?? 'docker.io'),
+                credential: { username: inputs.username, password: inputs.password },
+            };
         }
     }
     /** The registry the inputs log in to, if any. */
@@ -28730,7 +29127,9 @@ function gitlabJob(env = process.env, now = new Date()) {
         ...(baseRef ? { prBaseRef: baseRef } : {}),
         commitDate: Number.isNaN(committed.getTime()) ? now : committed,
         // the image's created label is the commit's time: a pipeline run again for the same commit makes the same image
-        ...(Number.isNaN(committed.getTime()) || !env.CI_COMMIT_TIMESTAMP ? {} : { commitDateFrom: 'ci', created: committed }),
+        ...(Number.isNaN(committed.getTime()) || !env.CI_COMMIT_TIMESTAMP
+            ? {}
+            : { commitDateFrom: 'ci', created: committed }),
         now,
         ...(Number.isInteger(shortSha) && shortSha > 0 ? { shortShaLength: shortSha } : {}),
     };
@@ -28748,7 +29147,13 @@ function gitlabJob(env = process.env, now = new Date()) {
             : env.CI_JOB_TOKEN
                 ? { registry, username: 'gitlab-ci-token', password: env.CI_JOB_TOKEN }
                 : undefined;
-    return { git, repo, ...(env.CI_REGISTRY_IMAGE ? { image: env.CI_REGISTRY_IMAGE } : {}), ...(login ? { login } : {}), projectDir: env.CI_PROJECT_DIR || process.cwd() };
+    return {
+        git,
+        repo,
+        ...(env.CI_REGISTRY_IMAGE ? { image: env.CI_REGISTRY_IMAGE } : {}),
+        ...(login ? { login } : {}),
+        projectDir: env.CI_PROJECT_DIR || process.cwd(),
+    };
 }
 /** The dotenv report: one KEY=value a line (GitLab's dotenv takes no newlines in values). */
 function dotenvReport(r) {
@@ -28819,7 +29224,15 @@ async function saveImages(items, out, options = {}) {
     const platform = options.platform ?? (0,image_platform/* hostPlatform */.ol)();
     const tar = new layer_tar/* TarWriter */.rW();
     const done = (0,external_node_stream_promises_.pipeline)(tar.stream, out);
-    const header = (name, size, type = 'file') => ({ name, type, mode: type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, size, mtime: 0 });
+    const header = (name, size, type = 'file') => ({
+        name,
+        type,
+        mode: type === 'directory' ? 0o755 : 0o644,
+        uid: 0,
+        gid: 0,
+        size,
+        mtime: 0,
+    });
     const written = new Set();
     const index = [];
     const dockerManifest = [];
@@ -28844,7 +29257,10 @@ async function saveImages(items, out, options = {}) {
             for (const r of names.length ? names : [undefined]) {
                 const d = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
                 if (r)
-                    d.annotations = { 'io.containerd.image.name': formatReference(r), 'org.opencontainers.image.ref.name': r.tag ?? defaultTag };
+                    d.annotations = {
+                        'io.containerd.image.name': formatReference(r),
+                        'org.opencontainers.image.ref.name': r.tag ?? defaultTag,
+                    };
                 index.push(d);
             }
             const existing = dockerManifest.find((e) => e.Config === blobPath(m.manifest.config.digest));
@@ -28852,7 +29268,11 @@ async function saveImages(items, out, options = {}) {
             if (existing)
                 existing.RepoTags.push(...tags.filter((t) => !existing.RepoTags.includes(t)));
             else
-                dockerManifest.push({ Config: blobPath(m.manifest.config.digest), RepoTags: tags, Layers: m.manifest.layers.map((l) => blobPath(l.digest)) });
+                dockerManifest.push({
+                    Config: blobPath(m.manifest.config.digest),
+                    RepoTags: tags,
+                    Layers: m.manifest.layers.map((l) => blobPath(l.digest)),
+                });
         }
         const json = (v) => Buffer.from(JSON.stringify(v) + '\n');
         for (const [name, body] of [
@@ -28917,7 +29337,10 @@ class RegistryConnectionError extends Error {
 }
 /** Where a connection went: through the environment's proxy, unless NO_PROXY or loopback kept it direct. */
 function proxyNote(registry) {
-    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
+    const host = registry
+        .replace(/:\d+$/, '')
+        .replace(/^\[|\]$/g, '')
+        .toLowerCase();
     const proxy = process.env.https_proxy || process.env.HTTPS_PROXY || process.env.http_proxy || process.env.HTTP_PROXY;
     if (!proxy || ['localhost', '127.0.0.1', '::1'].includes(host))
         return '';
@@ -28960,7 +29383,11 @@ function parseErrorBody(text) {
             return v.errors
                 .filter((e) => typeof e === 'object' && e !== null)
                 .slice(0, 10)
-                .map((e) => ({ code: String(e.code ?? '').slice(0, 100), message: typeof e.message === 'string' ? e.message.slice(0, 500) : undefined, detail: e.detail }));
+                .map((e) => ({
+                code: String(e.code ?? '').slice(0, 100),
+                message: typeof e.message === 'string' ? e.message.slice(0, 500) : undefined,
+                detail: e.detail,
+            }));
         }
     }
     catch {
@@ -28996,7 +29423,14 @@ async function manifestsOf(source, root) {
 async function pushImage(client, source, destinations, options = {}) {
     const root = source.root;
     const manifests = await manifestsOf(source, root);
-    const report = { digest: root.digest, mediaType: root.mediaType, size: root.bytes.length, references: [], blobs: { exists: 0, mounted: 0, uploaded: 0 }, uploadedBytes: 0 };
+    const report = {
+        digest: root.digest,
+        mediaType: root.mediaType,
+        size: root.bytes.length,
+        references: [],
+        blobs: { exists: 0, mounted: 0, uploaded: 0 },
+        uploadedBytes: 0,
+    };
     const byRepo = new Map();
     for (const d of destinations) {
         const k = `${d.registry}/${d.repository}`;
@@ -29036,7 +29470,9 @@ async function pushImage(client, source, destinations, options = {}) {
                     return await client.putManifest(repo, target, m.bytes, m.mediaType);
                 }
                 catch (e) {
-                    if (attempt >= 2 || !(e instanceof RegistryError) || !e.errors.some((x) => x.code === 'MANIFEST_BLOB_UNKNOWN' || x.code === 'BLOB_UNKNOWN'))
+                    if (attempt >= 2 ||
+                        !(e instanceof RegistryError) ||
+                        !e.errors.some((x) => x.code === 'MANIFEST_BLOB_UNKNOWN' || x.code === 'BLOB_UNKNOWN'))
                         throw e;
                     options.log?.(`${familiarReference({ registry: repo.registry, repository: repo.repository })}: the registry did not find a blob the manifest names; pushing the blobs again`);
                     report.putAgain = (report.putAgain ?? 0) + 1;
@@ -29158,7 +29594,11 @@ function splitScope(scope) {
     if (last < 0)
         return [scope];
     const resource = scope.slice(0, last);
-    return scope.slice(last + 1).split(',').filter(Boolean).map((a) => `${resource}:${a}`);
+    return scope
+        .slice(last + 1)
+        .split(',')
+        .filter(Boolean)
+        .map((a) => `${resource}:${a}`);
 }
 /** Merges single-action scopes back into `type:name:a,b` entries, one per resource, sorted. */
 function joinScopes(scopes) {
@@ -29279,7 +29719,13 @@ class Authenticator {
         const refresh = this.refreshToken;
         let res;
         if (refresh) {
-            const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refresh, service: this.service, client_id: 'hoist', scope: scopeList.join(' ') });
+            const form = new URLSearchParams({
+                grant_type: 'refresh_token',
+                refresh_token: refresh,
+                service: this.service,
+                client_id: 'hoist',
+                scope: scopeList.join(' '),
+            });
             res = await (0,undici.request)(realm, {
                 method: 'POST',
                 dispatcher: this.dispatcher,
@@ -29302,25 +29748,46 @@ class Authenticator {
         const { bytes, cut } = await readBounded(res.body, res.statusCode === 200 ? maxTokenResponse : maxErrorBody);
         const text = bytes.toString('utf8');
         if (res.statusCode === 200 && cut)
-            throw new RegistryError({ status: 200, registry: this.registry, what: `token response from ${realm.origin}`, hint: `it is larger than ${maxTokenResponse} bytes, which no token is` });
+            throw new RegistryError({
+                status: 200,
+                registry: this.registry,
+                what: `token response from ${realm.origin}`,
+                hint: `it is larger than ${maxTokenResponse} bytes, which no token is`,
+            });
         if (res.statusCode !== 200) {
             const hint = res.statusCode === 401 || res.statusCode === 403
                 ? c
                     ? `the token service rejected the credentials for ${this.registry}: check the username and password or token`
                     : `the token service wants credentials: run "hoist login ${this.registry}"`
                 : undefined;
-            throw new RegistryError({ status: res.statusCode, errors: parseErrorBody(text), registry: this.registry, what: `token request to ${realm.origin}${realm.pathname}`, hint });
+            throw new RegistryError({
+                status: res.statusCode,
+                errors: parseErrorBody(text),
+                registry: this.registry,
+                what: `token request to ${realm.origin}${realm.pathname}`,
+                hint,
+            });
         }
         let body;
         try {
             body = JSON.parse(text);
         }
         catch {
-            throw new RegistryError({ status: 200, registry: this.registry, what: `token response from ${realm.origin}`, hint: 'the token service answered with something that is not JSON' });
+            throw new RegistryError({
+                status: 200,
+                registry: this.registry,
+                what: `token response from ${realm.origin}`,
+                hint: 'the token service answered with something that is not JSON',
+            });
         }
         const value = body.token || body.access_token;
         if (!value)
-            throw new RegistryError({ status: 200, registry: this.registry, what: `token response from ${realm.origin}`, hint: 'it holds no token' });
+            throw new RegistryError({
+                status: 200,
+                registry: this.registry,
+                what: `token response from ${realm.origin}`,
+                hint: 'it holds no token',
+            });
         const lifetime = Math.max(60, Number(body.expires_in) || 60);
         if (body.refresh_token)
             this.refreshToken = body.refresh_token;
@@ -29345,14 +29812,34 @@ function basic(user, password) {
  * administrator sets once for every build, the Action's and the command's.
  */
 function mirrorsFromEnv(env = process.env) {
-    return (env.HOIST_REGISTRY_MIRROR ?? '').split(',').map((m) => m.trim()).filter(Boolean);
+    return (env.HOIST_REGISTRY_MIRROR ?? '')
+        .split(',')
+        .map((m) => m.trim())
+        .filter(Boolean);
 }
 const defaultRetry = { attempts: 5, baseDelayMs: 300, maxDelayMs: 15_000 };
-const retryableCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED', 'HOIST_RESTART']);
+const retryableCodes = new Set([
+    'ECONNRESET',
+    'ECONNREFUSED',
+    'EPIPE',
+    'ETIMEDOUT',
+    'EAI_AGAIN',
+    'UND_ERR_SOCKET',
+    'UND_ERR_CONNECT_TIMEOUT',
+    'UND_ERR_HEADERS_TIMEOUT',
+    'UND_ERR_BODY_TIMEOUT',
+    'UND_ERR_CLOSED',
+    'HOIST_RESTART',
+]);
 /** An error of the connection (refused, reset, TLS, timeout) rather than an answer or our own check. */
 function isNetworkError(e) {
     const code = e?.code ?? e?.cause?.code;
-    return typeof code === 'string' && (retryableCodes.has(code) || code.startsWith('UND_ERR') || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || /^E[A-Z]+$/.test(code));
+    return (typeof code === 'string' &&
+        (retryableCodes.has(code) ||
+            code.startsWith('UND_ERR') ||
+            code.startsWith('ERR_SSL') ||
+            code.startsWith('ERR_TLS') ||
+            /^E[A-Z]+$/.test(code)));
 }
 /** A failure after which an upload must start again from a new session (its body cannot be replayed). */
 function restartError(message) {
@@ -29367,7 +29854,11 @@ function isTransient(e) {
 /** Whether a host may use plain HTTP: loopback always (as Docker treats 127.0.0.0/8), others only when named. */
 function isInsecureHost(host, insecure = []) {
     const name = host.replace(/:\d+$/, '');
-    return name === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(name) || name === '[::1]' || insecure.includes(host) || insecure.includes(name);
+    return (name === 'localhost' ||
+        /^127\.\d+\.\d+\.\d+$/.test(name) ||
+        name === '[::1]' ||
+        insecure.includes(host) ||
+        insecure.includes(name));
 }
 function header(res, name) {
     const v = res.headers[name];
@@ -29412,7 +29903,11 @@ class Endpoint {
             return this.base;
         this.probing ??= (async () => {
             try {
-                const res = await (0,undici.request)(`https://${this.host}/v2/`, { method: 'GET', dispatcher: this.dispatcher, headersTimeout: 10_000 });
+                const res = await (0,undici.request)(`https://${this.host}/v2/`, {
+                    method: 'GET',
+                    dispatcher: this.dispatcher,
+                    headersTimeout: 10_000,
+                });
                 await res.body.dump();
                 return `https://${this.host}`;
             }
@@ -29512,10 +30007,17 @@ class RegistryTransport {
                 }
                 throw new RegistryError({ status: 401, registry: this.registry, what: `${req.method} ${req.what}` });
             }
-            if ([301, 302, 303, 307, 308].includes(res.statusCode) && res.headers.location && !(req.accept ?? []).includes(res.statusCode)) {
+            if ([301, 302, 303, 307, 308].includes(res.statusCode) &&
+                res.headers.location &&
+                !(req.accept ?? []).includes(res.statusCode)) {
                 await res.body.dump();
                 if (++redirects > 10)
-                    throw new RegistryError({ status: res.statusCode, registry: this.registry, what: req.what, hint: 'too many redirects' });
+                    throw new RegistryError({
+                        status: res.statusCode,
+                        registry: this.registry,
+                        what: req.what,
+                        hint: 'too many redirects',
+                    });
                 const next = new URL(String(res.headers.location), url);
                 // Authorization never crosses to another host (distribution-spec: MUST NOT forward across host boundaries).
                 if (next.host !== url.host)
@@ -29527,10 +30029,17 @@ class RegistryTransport {
             }
             const ok = res.statusCode >= 200 && res.statusCode < 300;
             if (!ok && !(req.accept ?? []).includes(res.statusCode)) {
-                const text = method === 'HEAD' ? '' : await readBounded(res.body, maxErrorBody).then((r) => r.bytes.toString('utf8'), () => '');
+                const text = method === 'HEAD'
+                    ? ''
+                    : await readBounded(res.body, maxErrorBody).then((r) => r.bytes.toString('utf8'), () => '');
                 if (method === 'HEAD')
                     await res.body.dump();
-                const err = new RegistryError({ status: res.statusCode, errors: parseErrorBody(text), registry: this.registry, what: `${req.method} ${req.what}` });
+                const err = new RegistryError({
+                    status: res.statusCode,
+                    errors: parseErrorBody(text),
+                    registry: this.registry,
+                    what: `${req.method} ${req.what}`,
+                });
                 const ra = retryAfterMs(header(res, 'retry-after'));
                 if (ra !== undefined)
                     Object.assign(err, { retryAfter: ra });
@@ -29571,7 +30080,12 @@ const smallBlob = 256 * 1024;
 async function readLimited(body, limit, what, registry) {
     const { bytes, cut } = await readBounded(body, limit);
     if (cut)
-        throw new RegistryError({ status: 200, registry, what, hint: `it is larger than ${limit} bytes, more than hoist reads of one` });
+        throw new RegistryError({
+            status: 200,
+            registry,
+            what,
+            hint: `it is larger than ${limit} bytes, more than hoist reads of one`,
+        });
     return bytes;
 }
 class RegistryClient {
@@ -29607,7 +30121,13 @@ class RegistryClient {
     }
     /** `GET /v2/`: the registry answers and accepts the credentials (what `login` checks). */
     async ping(registry) {
-        const res = await this.transport(registry).send({ method: 'GET', path: '/v2/', scopes: [], what: `registry ${registry}`, retry: true });
+        const res = await this.transport(registry).send({
+            method: 'GET',
+            path: '/v2/',
+            scopes: [],
+            what: `registry ${registry}`,
+            retry: true,
+        });
         await res.body.dump();
     }
     /** Tag or digest → descriptor of the manifest, by HEAD (which Docker Hub does not count as a pull). */
@@ -29752,7 +30272,10 @@ class RegistryClient {
             for (const from of mountFrom) {
                 if (from.registry !== ref.registry || from.repository === ref.repository)
                     continue;
-                const res = await this.post(ref, new URLSearchParams({ mount: desc.digest, from: from.repository }), [pushPull(ref), pull(from)]);
+                const res = await this.post(ref, new URLSearchParams({ mount: desc.digest, from: from.repository }), [
+                    pushPull(ref),
+                    pull(from),
+                ]);
                 if (res.status === 201)
                     return 'mounted';
                 location = this.location(res);
@@ -29776,7 +30299,12 @@ class RegistryClient {
         });
         await res.body.dump();
         if (res.status !== 201 && !header(res, 'location')) {
-            throw new RegistryError({ status: res.status, registry: ref.registry, what: `upload to ${familiarReference(ref)}`, hint: 'the registry opened an upload without a Location' });
+            throw new RegistryError({
+                status: res.status,
+                registry: ref.registry,
+                what: `upload to ${familiarReference(ref)}`,
+                hint: 'the registry opened an upload without a Location',
+            });
         }
         return res;
     }
@@ -29817,7 +30345,10 @@ class RegistryClient {
                 stream.destroy();
                 await this.cancel(ref, location);
                 // Registries that refuse one large PUT say so with 413/416/400/405; anything else is not ours to hide.
-                if (mode === 'monolithic' || !(e instanceof RegistryError) || ![400, 405, 413, 416].includes(e.status) || e.code === 'DIGEST_INVALID')
+                if (mode === 'monolithic' ||
+                    !(e instanceof RegistryError) ||
+                    ![400, 405, 413, 416].includes(e.status) ||
+                    e.code === 'DIGEST_INVALID')
                     throw e;
                 this.options.debug?.(`${what}: monolithic upload refused (${e.status}); uploading in chunks`);
                 location = this.location(await this.post(ref, new URLSearchParams(), [pushPull(ref)]));
@@ -29844,7 +30375,11 @@ class RegistryClient {
             const res = await t.send({
                 method: 'PATCH',
                 path: location.href,
-                headers: { 'content-type': 'application/octet-stream', 'content-length': String(chunk.length), 'content-range': `${offset}-${offset + chunk.length - 1}` },
+                headers: {
+                    'content-type': 'application/octet-stream',
+                    'content-length': String(chunk.length),
+                    'content-range': `${offset}-${offset + chunk.length - 1}`,
+                },
                 body: () => chunk,
                 scopes: [pushPull(ref)],
                 what,
@@ -29886,7 +30421,14 @@ class RegistryClient {
     /** Abandons an upload session; failures do not matter (the registry expires it). */
     async cancel(ref, location) {
         try {
-            const res = await this.transport(ref.registry).send({ method: 'DELETE', path: location.href, scopes: [pushPull(ref)], what: 'cancel upload', accept: [404], retry: false });
+            const res = await this.transport(ref.registry).send({
+                method: 'DELETE',
+                path: location.href,
+                scopes: [pushPull(ref)],
+                what: 'cancel upload',
+                accept: [404],
+                retry: false,
+            });
             await res.body.dump();
         }
         catch {
@@ -29898,7 +30440,14 @@ class RegistryClient {
         const tags = [];
         let path = `/v2/${ref.repository}/tags/list`;
         while (path) {
-            const res = await this.transport(ref.registry).send({ method: 'GET', path, scopes: [pull(ref)], what: `tags of ${familiarReference(ref)}`, pull: true, retry: true });
+            const res = await this.transport(ref.registry).send({
+                method: 'GET',
+                path,
+                scopes: [pull(ref)],
+                what: `tags of ${familiarReference(ref)}`,
+                pull: true,
+                retry: true,
+            });
             let body;
             try {
                 body = JSON.parse((await readLimited(res.body, maxManifestBytes, `tags of ${familiarReference(ref)}`, ref.registry)).toString('utf8'));
@@ -29906,7 +30455,12 @@ class RegistryClient {
             catch (e) {
                 if (e instanceof RegistryError)
                     throw e;
-                throw new RegistryError({ status: 200, registry: ref.registry, what: `tags of ${familiarReference(ref)}`, hint: 'the answer is not JSON' });
+                throw new RegistryError({
+                    status: 200,
+                    registry: ref.registry,
+                    what: `tags of ${familiarReference(ref)}`,
+                    hint: 'the answer is not JSON',
+                });
             }
             tags.push(...(body.tags ?? []));
             const link = header(res, 'link');
@@ -30092,7 +30646,8 @@ function mountsBelow(dir) {
 function unmountAll(dir) {
     let n = 0;
     for (const m of mountsBelow(dir)) {
-        if ((0,external_node_child_process_.spawnSync)('umount', [m], { stdio: 'ignore' }).status === 0 || (0,external_node_child_process_.spawnSync)('umount', ['-l', m], { stdio: 'ignore' }).status === 0)
+        if ((0,external_node_child_process_.spawnSync)('umount', [m], { stdio: 'ignore' }).status === 0 ||
+            (0,external_node_child_process_.spawnSync)('umount', ['-l', m], { stdio: 'ignore' }).status === 0)
             n++;
     }
     return n;
@@ -30314,7 +30869,12 @@ function file_digests_parse(text) {
     if (typeof entries !== 'object' || entries === null)
         return out;
     for (const [id, e] of Object.entries(entries)) {
-        const ok = /^\d+:\d+$/.test(id) && Array.isArray(e) && e.length === 4 && e.slice(0, 3).every((n) => typeof n === 'number' && Number.isFinite(n)) && typeof e[3] === 'string' && /^[0-9a-f]{64}$/.test(e[3]);
+        const ok = /^\d+:\d+$/.test(id) &&
+            Array.isArray(e) &&
+            e.length === 4 &&
+            e.slice(0, 3).every((n) => typeof n === 'number' && Number.isFinite(n)) &&
+            typeof e[3] === 'string' &&
+            /^[0-9a-f]{64}$/.test(e[3]);
         if (!ok)
             return new Map(); // a damaged file is not trusted in part
         out.set(id, e);
@@ -30402,7 +30962,16 @@ async function cacheMountDir(root, m, cleanup) {
         await (0,promises_.chown)(dir, m.uid, m.gid).catch(() => undefined);
         created = true;
     }
-    return { dir, name, created, ...(dropped ? { dropped: `the cache mount ${JSON.stringify(m.id)} was ${dropped} in the store (a step moved it away): dropped, it starts empty` } : {}) };
+    return {
+        dir,
+        name,
+        created,
+        ...(dropped
+            ? {
+                dropped: `the cache mount ${JSON.stringify(m.id)} was ${dropped} in the store (a step moved it away): dropped, it starts empty`,
+            }
+            : {}),
+    };
 }
 let sharedUses = 0;
 /** Whether a live step holds this cache directory alone (sharing=private or locked: its lock file). */
@@ -30595,7 +31164,15 @@ async function prune(store, options = {}) {
     });
 }
 function emptyReport() {
-    return { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], removedRecords: 0, reclaimedBytes: 0 };
+    return {
+        removedBlobs: 0,
+        removedSnapshots: 0,
+        removedCacheMounts: 0,
+        leftForRoot: 0,
+        removedImages: [],
+        removedRecords: 0,
+        reclaimedBytes: 0,
+    };
 }
 /**
  * Mark and sweep: what image records (and `extraRoots`, and the cache records left) reach stays; blobs, snapshots
@@ -30752,7 +31329,11 @@ const sizesFile = (store) => external_node_path_.join(store.root, 'sizes.json');
 async function readSizes(store) {
     try {
         const doc = JSON.parse(await (0,promises_.readFile)(sizesFile(store), 'utf8'));
-        if (doc.version === 2 && typeof doc.snapshots === 'object' && doc.snapshots !== null && typeof doc.dirs === 'object' && doc.dirs !== null)
+        if (doc.version === 2 &&
+            typeof doc.snapshots === 'object' &&
+            doc.snapshots !== null &&
+            typeof doc.dirs === 'object' &&
+            doc.dirs !== null)
             return doc;
     }
     catch {
@@ -30882,7 +31463,10 @@ async function trim(store, keep, protectSince, report, extraRoots) {
         await again();
     // Whole images, the one whose manifest was used longest ago first; none a running build used since it began.
     const records = await store.listImages();
-    const used = await Promise.all(records.map(async (r) => ({ r, t: (await (0,promises_.stat)(store.blobPath(r.target.digest)).catch(() => undefined))?.mtimeMs ?? 0 })));
+    const used = await Promise.all(records.map(async (r) => ({
+        r,
+        t: (await (0,promises_.stat)(store.blobPath(r.target.digest)).catch(() => undefined))?.mtimeMs ?? 0,
+    })));
     for (const { r, t } of used.sort((a, b) => a.t - b.t)) {
         if (size <= keep)
             return;
@@ -30931,7 +31515,12 @@ async function checkStore(store, options = {}) {
     return options.repair ? withFileLock(store.gcLock, run) : run();
 }
 async function check(store, repair) {
-    const report = { checked: { blobs: 0, images: 0, records: 0, lowers: 0, indexes: 0, notes: 0, snapshots: 0 }, problems: [], leftovers: '', busy: 0 };
+    const report = {
+        checked: { blobs: 0, images: 0, records: 0, lowers: 0, indexes: 0, notes: 0, snapshots: 0 },
+        problems: [],
+        leftovers: '',
+        busy: 0,
+    };
     // What a running build may be writing right now (a lower's tar before its index) is newer than the oldest live
     // lease: not judged, and never removed.
     const since = await oldestLiveLease(store, repair);
@@ -30942,7 +31531,8 @@ async function check(store, repair) {
             return;
         }
         // (not removable by this user: a root-owned snapshot, a read-only store; said as left broken)
-        const repaired = repair && (await (0,promises_.rm)(abs, { recursive: true, force: true }).then(() => true, () => false));
+        const repaired = repair &&
+            (await (0,promises_.rm)(abs, { recursive: true, force: true }).then(() => true, () => false));
         report.problems.push({ path: external_node_path_.relative(store.root, abs), what, repaired });
     };
     const list = (dir) => (0,promises_.readdir)(external_node_path_.join(store.root, dir)).catch(() => []);
@@ -30969,7 +31559,10 @@ async function check(store, repair) {
         let imageName = '';
         try {
             const r = JSON.parse(await (0,promises_.readFile)(abs, 'utf8'));
-            if (typeof r.name === 'string' && typeof r.target?.digest === 'string' && (0,image_digest/* isDigest */.Bc)(r.target.digest) && typeof r.target.mediaType === 'string') {
+            if (typeof r.name === 'string' &&
+                typeof r.target?.digest === 'string' &&
+                (0,image_digest/* isDigest */.Bc)(r.target.digest) &&
+                typeof r.target.mediaType === 'string') {
                 target = { digest: r.target.digest, mediaType: r.target.mediaType };
                 imageName = r.name;
             }
@@ -30988,7 +31581,9 @@ async function check(store, repair) {
     for (const name of await list('records')) {
         const abs = external_node_path_.join(store.root, 'records', name);
         report.checked.records++;
-        const r = await (0,promises_.readFile)(abs, 'utf8').then((t) => (0,cache_record/* parseRecord */.H)(JSON.parse(t))).catch(() => undefined);
+        const r = await (0,promises_.readFile)(abs, 'utf8')
+            .then((t) => (0,cache_record/* parseRecord */.H)(JSON.parse(t)))
+            .catch(() => undefined);
         if (!r || `${r.key.slice(7)}.json` !== name)
             await problem(abs, 'a cache record that is not one, or not under its key');
         // (the store's records are of layers this store made: one whose blob is gone or damaged would be a step taken
@@ -31016,16 +31611,19 @@ async function check(store, repair) {
             await problem(tar, `a lower's tar that does not hash to sha256:${hex}`);
         }
         else if (!kinds.has('erofs')) {
-            await problem(tar, 'a lower\'s tar without its EROFS index');
+            await problem(tar, "a lower's tar without its EROFS index");
         }
     }
     for (const f of await list('indexes')) {
         const abs = external_node_path_.join(store.root, 'indexes', f);
         report.checked.indexes++;
-        const ok = hexName.test(f.replace(/\.json$/, '')) && (await (0,promises_.readFile)(abs, 'utf8').then((t) => {
-            const doc = JSON.parse(t);
-            return doc.version === 1 && Array.isArray(doc.headers);
-        }).catch(() => false));
+        const ok = hexName.test(f.replace(/\.json$/, '')) &&
+            (await (0,promises_.readFile)(abs, 'utf8')
+                .then((t) => {
+                const doc = JSON.parse(t);
+                return doc.version === 1 && Array.isArray(doc.headers);
+            })
+                .catch(() => false));
         if (!ok)
             await problem(abs, 'a layer index that is not one');
     }
@@ -31035,7 +31633,9 @@ async function check(store, repair) {
         const abs = external_node_path_.join(store.root, 'snapshots', hex);
         if (!hexName.test(hex))
             continue;
-        const headers = await (0,promises_.readFile)(external_node_path_.join(store.root, 'indexes', `${hex}.json`), 'utf8').then((t) => JSON.parse(t).headers).catch(() => undefined);
+        const headers = await (0,promises_.readFile)(external_node_path_.join(store.root, 'indexes', `${hex}.json`), 'utf8')
+            .then((t) => JSON.parse(t).headers)
+            .catch(() => undefined);
         report.checked.snapshots++;
         // (its index is written before it is named: one without is what an older hoist or a hand left)
         if (!Array.isArray(headers)) {
@@ -31253,10 +31853,18 @@ async function loadFrom(store, input, what) {
             if (c === 'none' && f.digest !== parsedConfig.rootfs.diff_ids[i]) {
                 throw new LoadError(`${what}: layer ${l} has digest ${f.digest}, the config says ${parsedConfig.rootfs.diff_ids[i]}`);
             }
-            layers.push({ mediaType: c === 'gzip' ? media_types/* MediaType */.zu.dockerLayerGzip : c === 'zstd' ? media_types/* MediaType */.zu.ociLayerZstd : media_types/* MediaType */.zu.dockerLayer, digest: f.digest, size: f.size });
+            layers.push({
+                mediaType: c === 'gzip' ? media_types/* MediaType */.zu.dockerLayerGzip : c === 'zstd' ? media_types/* MediaType */.zu.ociLayerZstd : media_types/* MediaType */.zu.dockerLayer,
+                digest: f.digest,
+                size: f.size,
+            });
         }
         // a zstd layer makes the manifest OCI, every layer then named by OCI's types
-        const manifest = (0,image_manifest/* inFamily */.WD)({ schemaVersion: 2, config: { mediaType: media_types/* MediaType */.zu.dockerConfig, digest: config.digest, size: config.size }, layers }, (0,media_types/* manifestIsOci */.rn)(layers.map((l) => l.mediaType)));
+        const manifest = (0,image_manifest/* inFamily */.WD)({
+            schemaVersion: 2,
+            config: { mediaType: media_types/* MediaType */.zu.dockerConfig, digest: config.digest, size: config.size },
+            layers,
+        }, (0,media_types/* manifestIsOci */.rn)(layers.map((l) => l.mediaType)));
         const bytes = (0,image_manifest/* manifestBytes */.T8)(manifest);
         const stored = await store.writeBlob(bytes);
         const names = (e.RepoTags ?? []).map((t) => formatReference(parseReference(t)));
@@ -31351,7 +31959,11 @@ async function importRootfs(store, input, name, options = {}) {
     };
     const bytes = (0,image_manifest/* manifestBytes */.T8)(manifest);
     const m = await store.writeBlob(bytes);
-    return store.putImage(formatReference(ref), { mediaType: media_types/* MediaType */.zu.dockerManifest, digest: m.digest, size: bytes.length });
+    return store.putImage(formatReference(ref), {
+        mediaType: media_types/* MediaType */.zu.dockerManifest,
+        digest: m.digest,
+        size: bytes.length,
+    });
 }
 
 // EXTERNAL MODULE: ./lib/layer/extract.js
@@ -31405,7 +32017,14 @@ const maxHops = 40;
 class ErofsIndexError extends layer_tar/* TarError */.mt {
 }
 const fileTypes = { file: 1, directory: 2, char: 3, block: 4, fifo: 5, symlink: 7 };
-const modeTypes = { file: 0o100000, directory: 0o040000, char: 0o020000, block: 0o060000, fifo: 0o010000, symlink: 0o120000 };
+const modeTypes = {
+    file: 0o100000,
+    directory: 0o040000,
+    char: 0o020000,
+    block: 0o060000,
+    fifo: 0o010000,
+    symlink: 0o120000,
+};
 function directory(mtime, mode = 0o755) {
     return { kind: 'directory', mode, uid: 0, gid: 0, mtime, xattrs: new Map(), children: new Map() };
 }
@@ -31415,7 +32034,11 @@ function xattrName(name) {
         return [2, ''];
     if (name === 'system.posix_acl_default')
         return [3, ''];
-    for (const [prefix, index] of [['user.', 1], ['trusted.', 4], ['security.', 6]]) {
+    for (const [prefix, index] of [
+        ['user.', 1],
+        ['trusted.', 4],
+        ['security.', 6],
+    ]) {
         if (name.startsWith(prefix) && name.length > prefix.length)
             return [index, name.slice(prefix.length)];
     }
@@ -31477,7 +32100,13 @@ class ErofsIndexBuilder {
         const last = path[path.length - 1];
         const children = dir.children;
         const existing = children.get(last);
-        const meta = { mode: header.mode & 0o7777, uid: header.uid, gid: header.gid, mtime: header.mtime, xattrs: this.xattrsOf(header) };
+        const meta = {
+            mode: header.mode & 0o7777,
+            uid: header.uid,
+            gid: header.gid,
+            mtime: header.mtime,
+            xattrs: this.xattrsOf(header),
+        };
         switch (header.type) {
             case 'directory':
                 if (existing?.kind === 'directory')
@@ -31515,7 +32144,12 @@ class ErofsIndexBuilder {
             }
             case 'char':
             case 'block':
-                children.set(last, { kind: header.type, ...meta, devmajor: header.devmajor ?? 0, devminor: header.devminor ?? 0 });
+                children.set(last, {
+                    kind: header.type,
+                    ...meta,
+                    devmajor: header.devmajor ?? 0,
+                    devminor: header.devminor ?? 0,
+                });
                 return;
             case 'fifo':
                 children.set(last, { kind: 'fifo', ...meta });
@@ -31613,7 +32247,16 @@ class ErofsIndexBuilder {
             const dir = this.makeDirs(path.slice(0, -1));
             if (dir.children?.has(path[path.length - 1]))
                 continue;
-            dir.children?.set(path[path.length - 1], { kind: 'char', mode: 0, uid: 0, gid: 0, mtime: 0, xattrs: new Map(), devmajor: 0, devminor: 0 });
+            dir.children?.set(path[path.length - 1], {
+                kind: 'char',
+                mode: 0,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+                xattrs: new Map(),
+                devmajor: 0,
+                devminor: 0,
+            });
             // A directory that holds whiteouts is marked as overlayfs marks a copied-up one, so that a mount where it is
             // the only layer with this directory still hides them from a listing (kernel commit b79e05aaa166).
             dir.xattrs.set('trusted.overlay.origin', Buffer.alloc(0));
@@ -31682,7 +32325,11 @@ class ImageWriter {
         for (const [i, node] of nodes.entries()) {
             const xattrs = encodeXattrs(node.xattrs);
             const blocks = node.kind === 'directory' ? dirBlocks(this.direntsOf(node)) : undefined;
-            const data = blocks ? Buffer.alloc(dirSize(blocks)) : node.kind === 'symlink' ? (0,layer_names/* nameToBytes */.CD)(node.target ?? '') : undefined;
+            const data = blocks
+                ? Buffer.alloc(dirSize(blocks))
+                : node.kind === 'symlink'
+                    ? (0,layer_names/* nameToBytes */.CD)(node.target ?? '')
+                    : undefined;
             let layout = node.kind === 'file' && (node.size ?? 0) > 0 ? layoutChunkBased : layoutFlatPlain;
             let extra = layout === layoutChunkBased ? align(inodeSize + xattrs.length, 8) - inodeSize - xattrs.length + 8 : 0;
             if (data && data.length > 0 && inodeSize + xattrs.length + data.length <= blockSize) {
@@ -31695,7 +32342,16 @@ class ImageWriter {
                 at = align(at, blockSize);
             if (i === 0 && at !== inodesStart)
                 throw new Error('the root inode is not first');
-            const laid = { node, nid: (at - metaBlock * blockSize) / 32, at, xattrs, layout, ...(data ? { data } : {}), ...(blocks ? { blocks } : {}), ino: i + 1 };
+            const laid = {
+                node,
+                nid: (at - metaBlock * blockSize) / 32,
+                at,
+                xattrs,
+                layout,
+                ...(data ? { data } : {}),
+                ...(blocks ? { blocks } : {}),
+                ino: i + 1,
+            };
             this.laid.set(node, laid);
             this.order.push(laid);
             at = align(at + total, 32);
@@ -31718,7 +32374,10 @@ class ImageWriter {
     }
     /** A directory's entries, `.` and `..` among them, in the order lookups binary-search (bytewise). */
     direntsOf(node) {
-        const entries = [[Buffer.from('.'), node], [Buffer.from('..'), this.parents.get(node)]];
+        const entries = [
+            [Buffer.from('.'), node],
+            [Buffer.from('..'), this.parents.get(node)],
+        ];
         for (const [name, child] of node.children ?? [])
             entries.push([(0,layer_names/* nameToBytes */.CD)(name), child]);
         return entries.sort((a, b) => Buffer.compare(a[0], b[0]));
@@ -32051,7 +32710,9 @@ function formatProfile(r) {
     for (const p of r.phases)
         lines.push(`profile:   ${p.phase.padEnd(13)} ${p.seconds.toFixed(3).padStart(7)} s  ${String(p.spans).padStart(3)}×${size(p.bytes)}`);
     for (const s of r.steps)
-        lines.push(`profile: ${s.step}: ${Object.entries(s.phases).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}`);
+        lines.push(`profile: ${s.step}: ${Object.entries(s.phases)
+            .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+            .join(', ')}`);
     return lines;
 }
 
@@ -32117,7 +32778,17 @@ class Store {
     /** Opens (creating) a store and takes a lease on it until `close()`. */
     static async open(dir = defaultStoreDir()) {
         const s = new Store(external_node_path_.resolve(dir));
-        for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'lowers', 'indexes', 'records', 'leases', 'tmp'])
+        for (const d of [
+            'blobs/sha256',
+            'blobs/sha512',
+            'images',
+            'snapshots',
+            'lowers',
+            'indexes',
+            'records',
+            'leases',
+            'tmp',
+        ])
             await (0,promises_.mkdir)(external_node_path_.join(s.root, d), { recursive: true });
         s.leaseFile = external_node_path_.join(s.root, 'leases', `${process.pid}-${Date.now()}-${tmpCounter++}`);
         await withFileLock(s.gcLock, () => (0,promises_.writeFile)(s.leaseFile, String(process.pid)));
@@ -32416,7 +33087,10 @@ class Store {
         try {
             const r = JSON.parse(await (0,promises_.readFile)(this.resolvedPath(name), 'utf8'));
             const age = Date.now() - Number(r.at);
-            if (r.name !== name || typeof r.digest !== 'string' || typeof r.mediaType !== 'string' || !(age >= 0 && age <= maxAgeMs))
+            if (r.name !== name ||
+                typeof r.digest !== 'string' ||
+                typeof r.mediaType !== 'string' ||
+                !(age >= 0 && age <= maxAgeMs))
                 return undefined;
             return { digest: r.digest, mediaType: r.mediaType };
         }
@@ -32442,7 +33116,12 @@ class Store {
             const doc = JSON.parse(text);
             if (doc.version !== 1 || !Array.isArray(doc.headers))
                 return undefined;
-            return doc.headers.map((h) => (h.xattrs ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, Buffer.from(v, 'base64')])) } : h));
+            return doc.headers.map((h) => h.xattrs
+                ? {
+                    ...h,
+                    xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+                }
+                : h);
         }
         catch {
             return undefined; // a damaged index is read from the layer again
@@ -32498,7 +33177,12 @@ class Store {
     }
     async writeLayerIndex(diffID, headers) {
         this.headersKept.set(diffID, headers);
-        const doc = { version: 1, headers: headers.map((h) => (h.xattrs ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, v.toString('base64')])) } : h)) };
+        const doc = {
+            version: 1,
+            headers: headers.map((h) => h.xattrs
+                ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, v.toString('base64')])) }
+                : h),
+        };
         await this.writeWhole(this.indexPath(diffID), JSON.stringify(doc));
     }
     snapshotPath(diffID) {
@@ -32925,7 +33609,12 @@ class LocalImage {
 async function pullImage(client, store, ref, options = {}) {
     const remote = await RemoteImage.open(client, ref);
     const source = registryBlobSource(client, ref);
-    const report = { digest: remote.root.digest, manifests: [], fetchedBlobs: 0, fetchedBytes: 0 };
+    const report = {
+        digest: remote.root.digest,
+        manifests: [],
+        fetchedBlobs: 0,
+        fetchedBytes: 0,
+    };
     const blobs = new Map();
     const keep = async (m) => {
         await store.writeBlob(m.bytes, { digest: m.digest, size: m.bytes.length });
@@ -32939,7 +33628,9 @@ async function pullImage(client, store, ref, options = {}) {
             return;
         }
         const want = options.platform ?? (0,image_platform/* hostPlatform */.ol)();
-        const chosen = options.allPlatforms ? m.index.manifests.filter((d) => d.platform && !(d.platform.os === 'unknown')) : [(0,image_manifest/* selectPlatform */.md)(m.index, want)].filter((d) => d !== undefined);
+        const chosen = options.allPlatforms
+            ? m.index.manifests.filter((d) => d.platform && !(d.platform.os === 'unknown'))
+            : [(0,image_manifest/* selectPlatform */.md)(m.index, want)].filter((d) => d !== undefined);
         if (chosen.length === 0) {
             const offered = (0,image_manifest/* indexPlatforms */.DB)(m.index).map(image_platform/* formatPlatform */.Bq).join(', ') || 'none';
             throw new StoreError(`${formatReference(ref)} has no image for ${(0,image_platform/* formatPlatform */.Bq)(want)} (it offers: ${offered}); pass --platform`);
@@ -32993,8 +33684,16 @@ async function mergedIndex(client, sources) {
             const config = (0,image_manifest/* parseImageConfig */.FB)(await remote.readBlob(root.manifest.config));
             if (!config.architecture || !config.os)
                 throw new MergeError(`${familiarReference(ref)}: its config names no platform (architecture and os)`);
-            const platform = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
-            found.push({ descriptor: { mediaType: root.mediaType, digest: root.digest, size: root.bytes.length, platform }, manifest: root, from: remote });
+            const platform = {
+                os: config.os,
+                architecture: config.architecture,
+                ...(config.variant ? { variant: config.variant } : {}),
+            };
+            found.push({
+                descriptor: { mediaType: root.mediaType, digest: root.digest, size: root.bytes.length, platform },
+                manifest: root,
+                from: remote,
+            });
         }
         for (const e of found)
             if (!entries.some((x) => x.descriptor.digest === e.descriptor.digest))
@@ -33020,7 +33719,10 @@ async function mergedIndex(client, sources) {
     const index = { schemaVersion: 2, mediaType, manifests: entries.map((e) => e.descriptor) };
     const bytes = (0,image_manifest/* manifestBytes */.T8)(index);
     const root = (0,image_manifest/* parseManifest */.Ng)(bytes, mediaType);
-    return { image: new MergedImage(root, entries), platforms: entries.flatMap((e) => (e.descriptor.platform && !attestation(e.descriptor) ? [e.descriptor.platform] : [])) };
+    return {
+        image: new MergedImage(root, entries),
+        platforms: entries.flatMap((e) => e.descriptor.platform && !attestation(e.descriptor) ? [e.descriptor.platform] : []),
+    };
 }
 class MergedImage {
     root;
@@ -33034,7 +33736,8 @@ class MergedImage {
             if (e.descriptor.digest === digest)
                 return e;
             const m = e.manifest;
-            if (m.kind === 'manifest' && (m.manifest.config.digest === digest || m.manifest.layers.some((l) => l.digest === digest)))
+            if (m.kind === 'manifest' &&
+                (m.manifest.config.digest === digest || m.manifest.layers.some((l) => l.digest === digest)))
                 return e;
         }
         throw new MergeError(`internal: no merged image holds ${digest}`);
@@ -33140,7 +33843,10 @@ function relativeTime(iso, now = Date.now()) {
 }
 function table(head, rows) {
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-    const line = (r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3))).join('').trimEnd() + '\n';
+    const line = (r) => r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3)))
+        .join('')
+        .trimEnd() + '\n';
     return line(head) + rows.map(line).join('');
 }
 
@@ -33248,7 +33954,11 @@ const image_commands_pull = command('pull', 'Usage: hoist pull [--platform P | -
     const [text] = positional(a, 'pull', 1, 1, '[--platform P] REF');
     const ref = parseReference(text);
     return withImageContext(a, io, async (ctx) => {
-        const r = await pullImage(ctx.client, ctx.store, ref, { platform: platformOption(a), allPlatforms: a.flags.has('all-platforms'), log: (l) => io.err(l + '\n') });
+        const r = await pullImage(ctx.client, ctx.store, ref, {
+            platform: platformOption(a),
+            allPlatforms: a.flags.has('all-platforms'),
+            log: (l) => io.err(l + '\n'),
+        });
         io.out(`${familiarReference(ref)}: pulled ${r.fetchedBlobs} blobs (${formatBytes(r.fetchedBytes)})\ndigest: ${r.digest}\n`);
         return 0;
     });
@@ -33297,7 +34007,7 @@ const tag = command('tag', 'Usage: hoist tag SRC DST [DST...]\n\nTags an image i
         return 0;
     }, { store: false });
 });
-const inspect = command('inspect', 'Usage: hoist inspect [--raw] [--remote] [--platform P] REF\n\nPrints an image\'s manifest and config (local when the store has it).', { raw: {}, remote: {}, platform: { value: true } }, async (a, io) => {
+const inspect = command('inspect', "Usage: hoist inspect [--raw] [--remote] [--platform P] REF\n\nPrints an image's manifest and config (local when the store has it).", { raw: {}, remote: {}, platform: { value: true } }, async (a, io) => {
     const [text] = positional(a, 'inspect', 1, 1, '[--raw] [--remote] REF');
     return withImageContext(a, io, async (ctx) => {
         const { source, local, name } = await openSource(ctx, text, a.flags.has('remote'));
@@ -33307,7 +34017,12 @@ const inspect = command('inspect', 'Usage: hoist inspect [--raw] [--remote] [--p
             io.out(Buffer.from(m.bytes).toString('utf8'));
             return 0;
         }
-        const out = { Name: name, Local: local, Digest: source.root.digest, MediaType: source.root.mediaType };
+        const out = {
+            Name: name,
+            Local: local,
+            Digest: source.root.digest,
+            MediaType: source.root.mediaType,
+        };
         if (source.root.kind === 'index' && !a.options.has('platform')) {
             out.Index = source.root.index;
             out.Platforms = (0,image_manifest/* indexPlatforms */.DB)(source.root.index).map(image_platform/* formatPlatform */.Bq);
@@ -33334,7 +34049,13 @@ const image_commands_history = command('history', 'Usage: hoist history [--platf
         const layers = m.kind === 'manifest' ? [...m.manifest.layers] : [];
         const rows = (config.history ?? []).map((h) => {
             const layer = h.empty_layer ? undefined : layers.shift();
-            return [layer ? layer.digest.slice(7, 19) : '<missing>', h.created ? relativeTime(h.created) : '', (h.created_by ?? '').replace(/\s+/g, ' ').slice(0, 60), layer ? formatBytes(layer.size) : '0B', h.comment ?? ''];
+            return [
+                layer ? layer.digest.slice(7, 19) : '<missing>',
+                h.created ? relativeTime(h.created) : '',
+                (h.created_by ?? '').replace(/\s+/g, ' ').slice(0, 60),
+                layer ? formatBytes(layer.size) : '0B',
+                h.comment ?? '',
+            ];
         });
         io.out(table(['LAYER', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], rows.reverse()));
         return 0;
@@ -33396,7 +34117,10 @@ const pruneCmd = command('prune', 'Usage: hoist prune [--all] [--keep-storage SI
     positional(a, 'prune', 0, 0, '[--all] [--keep-storage SIZE]');
     const keep = a.options.get('keep-storage')?.[0];
     return withImageContext(a, io, async (ctx) => {
-        const r = await prune(ctx.store, { all: a.flags.has('all'), keepStorage: keep === undefined ? undefined : parseBytes(keep) });
+        const r = await prune(ctx.store, {
+            all: a.flags.has('all'),
+            keepStorage: keep === undefined ? undefined : parseBytes(keep),
+        });
         for (const n of r.removedImages)
             io.out(`Untagged: ${familiarReference(parseReference(n))}\n`);
         const left = r.leftovers ? describeLeftovers(r.leftovers) : '';
@@ -33426,7 +34150,9 @@ Exit status (as e2fsck's): 0 nothing wrong, 1 something was wrong and all of it 
         for (const p of r.problems)
             io.out(`${p.repaired ? 'removed' : 'broken'}: ${p.path}: ${p.what}\n`);
         if (r.leftovers)
-            io.out(repair ? `cleaned up after killed builds: ${r.leftovers}\n` : `left by killed builds: ${r.leftovers} (hoist store check --repair cleans them up)\n`);
+            io.out(repair
+                ? `cleaned up after killed builds: ${r.leftovers}\n`
+                : `left by killed builds: ${r.leftovers} (hoist store check --repair cleans them up)\n`);
         const c = r.checked;
         const broken = r.problems.filter((p) => !p.repaired).length;
         if (r.busy)
@@ -33479,7 +34205,10 @@ const save = command('save', 'Usage: hoist save [-o FILE] [--platform P] REF...\
         for (const n of names) {
             const { source, name } = await openSource(ctx, n, false);
             const ref = parseReference(name);
-            items.push({ source, refs: ref.tag !== undefined && !/^[0-9a-f]{4,64}$/.test(n.replace(/^sha256:/, '')) ? [ref] : [] });
+            items.push({
+                source,
+                refs: ref.tag !== undefined && !/^[0-9a-f]{4,64}$/.test(n.replace(/^sha256:/, '')) ? [ref] : [],
+            });
         }
         if (file) {
             const tmp = `${file}.tmp-${process.pid}`;
@@ -33493,7 +34222,9 @@ const save = command('save', 'Usage: hoist save [-o FILE] [--platform P] REF...\
             }
         }
         else {
-            await saveImages(items, io.stdoutStream(), { platform: platformOption(a) });
+            await saveImages(items, io.stdoutStream(), {
+                platform: platformOption(a),
+            });
         }
         return 0;
     });
@@ -33520,7 +34251,10 @@ const load = command('load', 'Usage: hoist load [-i FILE]\n\nLoads images from a
 const importCmd = command('import', 'Usage: hoist import [--platform P] FILE|- REF\n\nMakes a one-layer image of a root filesystem tarball.', { platform: { value: true } }, async (a, io) => {
     const [file, name] = positional(a, 'import', 2, 2, 'FILE|- REF');
     return withImageContext(a, io, async (ctx) => {
-        const rec = await importRootfs(ctx.store, inputStream(file, io, 'hoist import'), name, { platform: platformOption(a), source: file });
+        const rec = await importRootfs(ctx.store, inputStream(file, io, 'hoist import'), name, {
+            platform: platformOption(a),
+            source: file,
+        });
         io.out(`${rec.target.digest}\n`);
         return 0;
     });
@@ -33545,7 +34279,24 @@ the job's credentials, as hoist build does.`, { tag: { value: true, repeat: true
         // (in a GitLab job, with the job's own registry login, as hoist build: no hoist login first)
     }, { store: false, ...(job?.login ? { credentials: new ActionCredentials(job.login) } : {}) });
 });
-const imageCommands = { pull: image_commands_pull, push, copy, tag, merge, inspect, history: image_commands_history, images: image_commands_images, rmi, prune: pruneCmd, store: storeCmd, login, logout, save, load, import: importCmd };
+const imageCommands = {
+    pull: image_commands_pull,
+    push,
+    copy,
+    tag,
+    merge,
+    inspect,
+    history: image_commands_history,
+    images: image_commands_images,
+    rmi,
+    prune: pruneCmd,
+    store: storeCmd,
+    login,
+    logout,
+    save,
+    load,
+    import: importCmd,
+};
 
 // EXTERNAL MODULE: ./node_modules/@renovatebot/pep440/index.js
 var pep440 = __nccwpck_require__(8898);
@@ -33638,7 +34389,10 @@ function getList(text, options) {
         else
             out.push(...record);
     }
-    return out.filter((s) => s !== '').map((s) => (options.trim === false ? s : s.trim())).filter((s) => s !== '');
+    return out
+        .filter((s) => s !== '')
+        .map((s) => (options.trim === false ? s : s.trim()))
+        .filter((s) => s !== '');
 }
 /** A boolean input as @actions/core's getBooleanInput reads it (YAML 1.2 core schema), or the default when empty. */
 function inputBool(name, text, fallback) {
@@ -33660,7 +34414,15 @@ function inputBool(name, text, fallback) {
 class TemplateError extends Error {
     name = 'TemplateError';
 }
-const escapes = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#x27;', '`': '&#x60;', '=': '&#x3D;' };
+const escapes = {
+    '&': '&amp;',
+    '<': '&lt;',
+    '>': '&gt;',
+    '"': '&quot;',
+    "'": '&#x27;',
+    '`': '&#x60;',
+    '=': '&#x3D;',
+};
 /** Splits an expression's inside into words: bare, 'quoted', "quoted", key=value (value bare or quoted). */
 function words(inner, where) {
     const out = [];
@@ -33725,7 +34487,16 @@ function literalOrLookup(word, context) {
 function zoned(date, tz, where) {
     let f;
     try {
-        f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+        f = new Intl.DateTimeFormat('en-US', {
+            timeZone: tz,
+            hourCycle: 'h23',
+            year: 'numeric',
+            month: 'numeric',
+            day: 'numeric',
+            hour: 'numeric',
+            minute: 'numeric',
+            second: 'numeric',
+        });
     }
     catch {
         throw new TemplateError(`${where}: unknown time zone ${JSON.stringify(tz)}`);
@@ -33808,7 +34579,16 @@ function dateHelper(date, name, where) {
 class TagRuleError extends Error {
     name = 'TagRuleError';
 }
-const priorities = { schedule: 1000, semver: 900, pep440: 900, match: 800, edge: 700, ref: 600, raw: 200, sha: 100 };
+const priorities = {
+    schedule: 1000,
+    semver: 900,
+    pep440: 900,
+    match: 800,
+    edge: 700,
+    ref: 600,
+    raw: 200,
+    sha: 100,
+};
 const has = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 /** One tag rule line: `type=…,attr=…`, or a bare value (type=raw). */
 function parseTagRule(text) {
@@ -33978,7 +34758,10 @@ const defaultTagRules = ['type=schedule', 'type=ref,event=branch', 'type=ref,eve
 const sanitizeTag = (t) => t.replace(/[^a-zA-Z0-9._-]+/g, '-').slice(0, 128);
 /** metadata-action's annotation levels: DOCKER_METADATA_ANNOTATIONS_LEVELS (comma-separated), manifest by default. */
 function annotationLevels(env = process.env) {
-    return (env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest').split(',').map((l) => l.trim()).filter(Boolean);
+    return (env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest')
+        .split(',')
+        .map((l) => l.trim())
+        .filter(Boolean);
 }
 /** metadata-action's result for `input` on the event `ctx` of repository `repo` (its src/meta.ts). */
 function computeMeta(input, ctx, repo, warn = () => undefined) {
@@ -34004,7 +34787,11 @@ function computeMeta(input, ctx, repo, warn = () => undefined) {
         tag: () => (isTag ? tagName : ''),
         sha: () => shortSha(ctx.sha),
         // a tag push's base_ref names the branch (refs/heads/ taken off); a pull request's, its base branch
-        base_ref: () => (isTag && ctx.pushBaseRef !== undefined ? ctx.pushBaseRef.replace(/^refs\/heads\//, '') : isPr && ctx.prBaseRef !== undefined ? ctx.prBaseRef : ''),
+        base_ref: () => isTag && ctx.pushBaseRef !== undefined
+            ? ctx.pushBaseRef.replace(/^refs\/heads\//, '')
+            : isPr && ctx.prBaseRef !== undefined
+                ? ctx.prBaseRef
+                : '',
         is_default_branch: () => String(isDefault()),
         is_not_default_branch: () => String(!isDefault()),
         date: dateHelper(ctx.now, 'date', 'tags'),
@@ -34070,7 +34857,15 @@ function computeMeta(input, ctx, repo, warn = () => undefined) {
                     break;
                 }
                 const v = semver.parse(raw, { loose: true });
-                const vars = { version: v.version, major: v.major, minor: v.minor, patch: v.patch, raw: v.raw, prerelease: v.prerelease.join(','), build: v.build.join(',') };
+                const vars = {
+                    version: v.version,
+                    major: v.major,
+                    minor: v.minor,
+                    patch: v.patch,
+                    raw: v.raw,
+                    prerelease: v.prerelease.join(','),
+                    build: v.build.join(','),
+                };
                 // a pre-release gives only its version (or its raw form)
                 if (semver.prerelease(raw))
                     add(affix(renderTemplate(isRawStatement(a.pattern) ? a.pattern : '{{version}}', vars, rule.text), rule), rule, false);
@@ -34544,7 +35339,11 @@ function guess(forced) {
         throw new Error(`HOIST_LOWERS=${forced}: expected directories, erofs or erofs-loop`);
     if (forced === 'directories')
         return { why: 'HOIST_LOWERS=directories' };
-    const cannot = process.getuid?.() !== 0 ? 'EROFS indexes are mounted as root only' : !erofsInKernel() ? `this kernel (${(0,external_node_os_.release)()}) has no EROFS` : undefined;
+    const cannot = process.getuid?.() !== 0
+        ? 'EROFS indexes are mounted as root only'
+        : !erofsInKernel()
+            ? `this kernel (${(0,external_node_os_.release)()}) has no EROFS`
+            : undefined;
     if (cannot && forced)
         throw new Error(`HOIST_LOWERS=${forced}: ${cannot}`);
     if (cannot)
@@ -34587,8 +35386,13 @@ function uptime() {
 /** What overlayfs told the kernel log since `since` (seconds of uptime): why a mount was refused. */
 function kernelSays(since) {
     const r = (0,external_node_child_process_.spawnSync)('dmesg', [], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }); // only when a mount failed
-    const lines = (r.stdout ?? '').split('\n').filter((l) => /overlayfs:/.test(l) && Number(/^\[\s*([\d.]+)\]/.exec(l)?.[1] ?? 0) >= since - 1);
-    const last = lines.at(-1)?.replace(/^\[[^\]]*\]\s*/, '').trim();
+    const lines = (r.stdout ?? '')
+        .split('\n')
+        .filter((l) => /overlayfs:/.test(l) && Number(/^\[\s*([\d.]+)\]/.exec(l)?.[1] ?? 0) >= since - 1);
+    const last = lines
+        .at(-1)
+        ?.replace(/^\[[^\]]*\]\s*/, '')
+        .trim();
     return last ? `the kernel says: ${last}` : undefined;
 }
 /**
@@ -34620,7 +35424,9 @@ async function mountOverlay(lowerDirs, scratch, options = {}) {
     // syncs the whole file system the store is on — every file a base's unpacking has just written — which cost
     // 0.5–0.9 s a RUN step here; the upper dir is never mounted again (it becomes the layer's snapshot, or goes), and
     // nothing else the store writes is synced either. A kernel without the option mounts without it.
-    const base = options.readOnly ? `lowerdir=${names}` : `lowerdir=${names},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
+    const base = options.readOnly
+        ? `lowerdir=${names}`
+        : `lowerdir=${names},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
     const options_ = options.readOnly || volatileRefused ? base : `${base},volatile`;
     if (options_.length > 4000)
         throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
@@ -34703,7 +35509,15 @@ async function overlayRefused(scratch) {
         // Read-only (two lower dirs, no upper dir): unmounting an overlay with an upper dir syncs the file system it is on,
         // which right after a build that wrote a base's tar waited 0.4 s for its writeback on every next build.
         // (run as children, not synchronously: the build resolves its bases meanwhile)
-        const r = await (0,exec_process/* runProcess */.R3)('mount', ['-t', 'overlay', 'overlay', '-r', '-o', `lowerdir=${dir}/l:${dir}/u`, `${dir}/m`]);
+        const r = await (0,exec_process/* runProcess */.R3)('mount', [
+            '-t',
+            'overlay',
+            'overlay',
+            '-r',
+            '-o',
+            `lowerdir=${dir}/l:${dir}/u`,
+            `${dir}/m`,
+        ]);
         if (r.status !== 0)
             return (r.stderr || r.error?.message || `mount exited ${r.status}`).trim().replace(`${dir}/m`, 'a test mount');
         await (0,exec_process/* runProcess */.R3)('umount', [`${dir}/m`]);
@@ -34752,7 +35566,7 @@ async function storeDiskFull(root) {
 }
 /** What to do about it, after the error itself. `now`: the free space measured after the build's own temp files went. */
 function storeFullAdvice(root, free, now = false) {
-    return `the disk holding hoist's store ${root} ${now ? 'ran out of space' : 'is full'}${free === undefined ? '' : ` (${formatBytes(free)} free${now ? ' now that the build\'s temporary files are gone' : ''})`}: free space with \`hoist prune\` (the build cache) or \`hoist prune --all\` (everything), keep the store smaller with --store-max SIZE / HOIST_STORE_MAX (it is trimmed after every build), or move it to a larger disk with --store DIR / HOIST_STORE`;
+    return `the disk holding hoist's store ${root} ${now ? 'ran out of space' : 'is full'}${free === undefined ? '' : ` (${formatBytes(free)} free${now ? " now that the build's temporary files are gone" : ''})`}: free space with \`hoist prune\` (the build cache) or \`hoist prune --all\` (everything), keep the store smaller with --store-max SIZE / HOIST_STORE_MAX (it is trimmed after every build), or move it to a larger disk with --store DIR / HOIST_STORE`;
 }
 const noSpace = (e) => ['ENOSPC', 'EDQUOT'].includes(e?.code ?? '');
 /**
@@ -34831,7 +35645,13 @@ function parseDpkgStatus(text, limit = maxSbomPackages) {
         if (!name || !version || (status !== undefined && !/\binstalled$/.test(status)))
             return true;
         const source = s.get('Source')?.split(' ')[0];
-        out.push({ type: 'deb', name, version, ...(s.get('Architecture') ? { arch: s.get('Architecture') } : {}), ...(source ? { source } : {}) });
+        out.push({
+            type: 'deb',
+            name,
+            version,
+            ...(s.get('Architecture') ? { arch: s.get('Architecture') } : {}),
+            ...(source ? { source } : {}),
+        });
         return out.length < limit;
     });
     return out;
@@ -34847,7 +35667,14 @@ function parseApkInstalled(text, limit = maxSbomPackages) {
         const version = f.get('V');
         if (!name || !version)
             return true;
-        out.push({ type: 'apk', name, version, ...(f.get('A') ? { arch: f.get('A') } : {}), ...(f.get('L') ? { license: f.get('L') } : {}), ...(f.get('o') ? { source: f.get('o') } : {}) });
+        out.push({
+            type: 'apk',
+            name,
+            version,
+            ...(f.get('A') ? { arch: f.get('A') } : {}),
+            ...(f.get('L') ? { license: f.get('L') } : {}),
+            ...(f.get('o') ? { source: f.get('o') } : {}),
+        });
         return out.length < limit;
     });
     return out;
@@ -34891,7 +35718,11 @@ function spdxDocument(packages, o) {
             ...(p.source && p.source !== p.name ? { sourceInfo: `built from source package ${p.source}` } : {}),
             externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: purl(p, o.os) }],
         })),
-        relationships: ids.map((id) => ({ spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: id })),
+        relationships: ids.map((id) => ({
+            spdxElementId: 'SPDXRef-DOCUMENT',
+            relationshipType: 'DESCRIBES',
+            relatedSpdxElement: id,
+        })),
     };
 }
 class SbomError extends Error {
@@ -34994,7 +35825,10 @@ function requestedAttestations(given, where) {
 function imagePurl(ref, platform) {
     const r = parseReference(ref);
     let repo = r.registry === 'docker.io' ? r.repository.replace(/^library\//, '') : `${r.registry}/${r.repository}`;
-    repo = repo.split('/').map((seg) => encodeURIComponent(seg)).join('/');
+    repo = repo
+        .split('/')
+        .map((seg) => encodeURIComponent(seg))
+        .join('/');
     const version = r.digest ?? r.tag ?? 'latest';
     return `pkg:docker/${repo}@${encodeURIComponent(version).replace(/%3A/g, ':')}?platform=${encodeURIComponent(platform)}`;
 }
@@ -35025,18 +35859,29 @@ function statement(subjects, facts, o) {
         predicate: {
             builder: { id: o.builderId ?? '' },
             buildType: hoistBuildType,
-            materials: facts.materials.map((m) => ({ uri: imagePurl(m.ref, m.platform), digest: { sha256: (0,image_digest/* parseDigest */.m)(m.digest).hex } })),
+            materials: facts.materials.map((m) => ({
+                uri: imagePurl(m.ref, m.platform),
+                digest: { sha256: (0,image_digest/* parseDigest */.m)(m.digest).hex },
+            })),
             invocation: {
                 configSource: { entryPoint: facts.dockerfile },
                 parameters: {
                     frontend: 'dockerfile.v0',
                     args,
                     locals: [{ name: 'context' }, { name: 'dockerfile' }],
-                    ...(o.mode === 'max' ? { secrets: facts.secrets.map((id) => ({ id, optional: true })), ssh: facts.ssh.map((id) => ({ id })) } : {}),
+                    ...(o.mode === 'max'
+                        ? { secrets: facts.secrets.map((id) => ({ id, optional: true })), ssh: facts.ssh.map((id) => ({ id })) }
+                        : {}),
                 },
                 environment: { platform: (0,image_platform/* formatPlatform */.Bq)(facts.hostPlatform) },
             },
-            ...(o.mode === 'max' ? { buildConfig: { 'hoist.steps': facts.steps.map((s) => ({ stage: s.stage, instruction: s.instruction, line: s.line })) } } : {}),
+            ...(o.mode === 'max'
+                ? {
+                    buildConfig: {
+                        'hoist.steps': facts.steps.map((s) => ({ stage: s.stage, instruction: s.instruction, line: s.line })),
+                    },
+                }
+                : {}),
             metadata: {
                 buildInvocationID: facts.invocationID,
                 buildStartedOn: facts.startedOn.toISOString(),
@@ -35092,26 +35937,62 @@ async function attestImages(images, names, parts, store) {
     for (const { image, platform } of images) {
         const typed = await ociTyped(image, store);
         const p = (0,image_platform/* formatPlatform */.Bq)(platform);
-        const subjects = (names.length ? names.map((n) => imagePurl(n, p)) : ['_']).map((name) => ({ name, digest: typed.root.digest }));
+        const subjects = (names.length ? names.map((n) => imagePurl(n, p)) : ['_']).map((name) => ({
+            name,
+            digest: typed.root.digest,
+        }));
         const statements = [];
         if (parts.sbom) {
-            statements.push({ predicateType: 'https://spdx.dev/Document', body: { _type: 'https://in-toto.io/Statement/v0.1', predicateType: 'https://spdx.dev/Document', subject: subjects.map((s) => ({ name: s.name, digest: { sha256: (0,image_digest/* parseDigest */.m)(s.digest).hex } })), predicate: parts.sbom(platform) } });
+            statements.push({
+                predicateType: 'https://spdx.dev/Document',
+                body: {
+                    _type: 'https://in-toto.io/Statement/v0.1',
+                    predicateType: 'https://spdx.dev/Document',
+                    subject: subjects.map((s) => ({ name: s.name, digest: { sha256: (0,image_digest/* parseDigest */.m)(s.digest).hex } })),
+                    predicate: parts.sbom(platform),
+                },
+            });
         }
         if (parts.provenance) {
             const { facts, options } = parts.provenance;
-            statements.push({ predicateType: 'https://slsa.dev/provenance/v0.2', body: statement(subjects, { ...facts, materials: facts.materials.filter((m) => m.platform === p || facts.materials.every((x) => x.platform !== p)) }, options) });
+            statements.push({
+                predicateType: 'https://slsa.dev/provenance/v0.2',
+                body: statement(subjects, {
+                    ...facts,
+                    materials: facts.materials.filter((m) => m.platform === p || facts.materials.every((x) => x.platform !== p)),
+                }, options),
+            });
         }
         const layers = [];
         for (const st of statements) {
             const written = await store.writeBlob(Buffer.from(JSON.stringify(st.body)));
-            layers.push({ mediaType: 'application/vnd.in-toto+json', digest: written.digest, size: written.size, annotations: { 'in-toto.io/predicate-type': st.predicateType } });
+            layers.push({
+                mediaType: 'application/vnd.in-toto+json',
+                digest: written.digest,
+                size: written.size,
+                annotations: { 'in-toto.io/predicate-type': st.predicateType },
+            });
         }
-        const config = Buffer.from(JSON.stringify({ architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }));
+        const config = Buffer.from(JSON.stringify({
+            architecture: 'unknown',
+            os: 'unknown',
+            config: {},
+            rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+        }));
         const cfg = await store.writeBlob(config);
-        const manifest = { schemaVersion: 2, mediaType: media_types/* MediaType */.zu.ociManifest, config: { mediaType: media_types/* MediaType */.zu.ociConfig, digest: cfg.digest, size: cfg.size }, layers };
+        const manifest = {
+            schemaVersion: 2,
+            mediaType: media_types/* MediaType */.zu.ociManifest,
+            config: { mediaType: media_types/* MediaType */.zu.ociConfig, digest: cfg.digest, size: cfg.size },
+            layers,
+        };
         const bytes = (0,image_manifest/* manifestBytes */.T8)(manifest);
         await store.writeBlob(bytes);
-        entries.push({ image: typed, platform, attestation: new Manifested((0,image_manifest/* parseManifest */.Ng)(bytes, media_types/* MediaType */.zu.ociManifest), storeBlobs(store)) });
+        entries.push({
+            image: typed,
+            platform,
+            attestation: new Manifested((0,image_manifest/* parseManifest */.Ng)(bytes, media_types/* MediaType */.zu.ociManifest), storeBlobs(store)),
+        });
     }
     return { entries };
 }
@@ -35176,7 +36057,17 @@ function annotationsFor(all, type, platform) {
 
 
 /** qemu's name for an architecture (binfmt_misc's handler is qemu-<name>) */
-const qemuNames = { amd64: 'x86_64', arm64: 'aarch64', arm: 'arm', '386': 'i386', ppc64le: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', mips64le: 'mips64el', loong64: 'loongarch64' };
+const qemuNames = {
+    amd64: 'x86_64',
+    arm64: 'aarch64',
+    arm: 'arm',
+    '386': 'i386',
+    ppc64le: 'ppc64le',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+    mips64le: 'mips64el',
+    loong64: 'loongarch64',
+};
 const binfmt = '/proc/sys/fs/binfmt_misc';
 /** Whether this machine runs the platform's binaries itself (its own architecture, or 32-bit x86 on x86-64). */
 function runsNatively(p, host = (0,image_platform/* hostPlatform */.ol)()) {
@@ -35204,10 +36095,16 @@ function registeredEmulator(p) {
     const lines = text.split('\n');
     if (lines[0] !== 'enabled')
         return undefined;
-    const flags = lines.find((l) => l.startsWith('flags:'))?.slice(6).trim() ?? '';
+    const flags = lines
+        .find((l) => l.startsWith('flags:'))
+        ?.slice(6)
+        .trim() ?? '';
     if (!flags.includes('F'))
         return undefined;
-    return lines.find((l) => l.startsWith('interpreter '))?.slice(12).trim();
+    return lines
+        .find((l) => l.startsWith('interpreter '))
+        ?.slice(12)
+        .trim();
 }
 /**
  * Registers the handler Debian's qemu-user-static ships for the platform (/usr/lib/binfmt.d/qemu-<name>.conf, with
@@ -35223,7 +36120,8 @@ async function registerEmulator(p) {
     if (!(0,external_node_fs_.existsSync)(conf) && (0,external_node_fs_.existsSync)('/usr/bin/apt-get')) {
         const install = ['install', '-y', '-qq', '--no-install-recommends', 'qemu-user-static'];
         const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-        if ((await (0,exec_process/* runProcess */.R3)('apt-get', install, { env })).status !== 0 && (await (0,exec_process/* runProcess */.R3)('apt-get', ['update', '-qq'], { env })).status === 0)
+        if ((await (0,exec_process/* runProcess */.R3)('apt-get', install, { env })).status !== 0 &&
+            (await (0,exec_process/* runProcess */.R3)('apt-get', ['update', '-qq'], { env })).status === 0)
             await (0,exec_process/* runProcess */.R3)('apt-get', install, { env });
     }
     if (!(0,external_node_fs_.existsSync)(conf))
@@ -35247,7 +36145,8 @@ async function registerEmulator(p) {
 async function ensureEmulation(platform, register) {
     if (runsNatively(platform))
         return undefined;
-    const found = registeredEmulator(platform) ?? (register && (await registerEmulator(platform)) ? registeredEmulator(platform) : undefined);
+    const found = registeredEmulator(platform) ??
+        (register && (await registerEmulator(platform)) ? registeredEmulator(platform) : undefined);
     if (found)
         return found;
     const name = qemuNames[platform.architecture] ?? platform.architecture;
@@ -35292,7 +36191,16 @@ function parseGroup(text) {
         const f = line.split(':');
         if (f.length < 3 || line.startsWith('#') || !/^\d+$/.test(f[2]))
             return [];
-        return [{ name: f[0], id: Number(f[2]), members: (f[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean) }];
+        return [
+            {
+                name: f[0],
+                id: Number(f[2]),
+                members: (f[3] ?? '')
+                    .split(',')
+                    .map((m) => m.trim())
+                    .filter(Boolean),
+            },
+        ];
     });
 }
 const isNumber = (s) => /^\d+$/.test(s);
@@ -35336,7 +36244,10 @@ function resolveOwner(spec, files) {
     }
     return owner;
 }
-const withPrimary = (u) => ({ ...u, additionalGids: [u.gid, ...u.additionalGids.filter((g) => g !== u.gid)] });
+const withPrimary = (u) => ({
+    ...u,
+    additionalGids: [u.gid, ...u.additionalGids.filter((g) => g !== u.gid)],
+});
 /**
  * The user of a RUN step, as BuildKit resolves it (executor/oci/user.go GetUser: numeric `uid:gid` as is, else
  * runc's user.GetExecUser over the image's files), which differs from --chown: a numeric USER found in passwd
@@ -35372,7 +36283,9 @@ function resolveExecUser(spec, files) {
         gid = g ? g.id : Number(group);
     }
     else if (found) {
-        additionalGids = parseGroup(files.group ?? '').filter((e) => e.members?.includes(found.name)).map((e) => e.id);
+        additionalGids = parseGroup(files.group ?? '')
+            .filter((e) => e.members?.includes(found.name))
+            .map((e) => e.id);
     }
     return withPrimary({ uid, gid, additionalGids });
 }
@@ -35444,8 +36357,10 @@ function withoutMountStubs(entries, lower, mountTargets) {
     const made = targets.map((t) => t.split('/').filter(Boolean).join('/')).filter((t) => stubs.has(t));
     // A mount target and what is under it go (the mount's content never reaches the layer); a directory made for a
     // target stays only if the step wrote something else below it.
-    const kept = entries.filter((e) => !(stubs.has(e.header.name) && e.header.type !== 'directory') && !made.some((t) => e.header.name === t || below(e.header.name, t)));
-    const result = kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) || kept.some((o) => below(o.header.name, e.header.name) && !(o.header.type === 'directory' && stubs.has(o.header.name))));
+    const kept = entries.filter((e) => !(stubs.has(e.header.name) && e.header.type !== 'directory') &&
+        !made.some((t) => e.header.name === t || below(e.header.name, t)));
+    const result = kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) ||
+        kept.some((o) => below(o.header.name, e.header.name) && !(o.header.type === 'directory' && stubs.has(o.header.name))));
     const keptNames = new Set(result.map((e) => e.header.name));
     for (const e of entries)
         if (!keptNames.has(e.header.name))
@@ -35463,20 +36378,41 @@ async function walkUpper(upper, lower, dropped) {
             const p = external_node_path_.join(upper, r);
             // (synchronous: an lstat through the thread pool costs ~60 µs of round trip, 0.1 s for 2000 files)
             const st = (0,external_node_fs_.lstatSync)((0,layer_names/* fsPath */.Jk)(p));
-            if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? (0,external_node_fs_.readdirSync)(p).length === 0 : st.size === 0)) {
+            if (mountPoints.includes(r) &&
+                !lower.lookup(r) &&
+                (st.isDirectory() ? (0,external_node_fs_.readdirSync)(p).length === 0 : st.size === 0)) {
                 dropped.push(r);
                 continue;
             }
-            const base = { name: r, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+            const base = {
+                name: r,
+                mode: st.mode & 0o7777,
+                uid: st.uid,
+                gid: st.gid,
+                size: 0,
+                mtime: Math.floor(st.mtimeMs / 1000),
+            };
             if (st.isCharacterDevice() && st.rdev === 0) {
                 if (lower.lookup(r))
-                    entries.push({ header: { ...base, name: external_node_path_.posix.join(rel, `.wh.${name}`), type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0 } });
+                    entries.push({
+                        header: {
+                            ...base,
+                            name: external_node_path_.posix.join(rel, `.wh.${name}`),
+                            type: 'file',
+                            mode: 0,
+                            uid: 0,
+                            gid: 0,
+                            mtime: 0,
+                        },
+                    });
                 continue;
             }
             if (st.isDirectory()) {
                 entries.push({ header: { ...base, type: 'directory' } });
                 if (opaque.has(r) && lower.lookup(r))
-                    entries.push({ header: { ...base, name: `${r}/.wh..wh..opq`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0 } });
+                    entries.push({
+                        header: { ...base, name: `${r}/.wh..wh..opq`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0 },
+                    });
                 await visit(r);
             }
             else if (st.isSymbolicLink()) {
@@ -35491,14 +36427,29 @@ async function walkUpper(upper, lower, dropped) {
                     if (st.nlink > 1)
                         links.set(key, r);
                     const cap = caps.get(r);
-                    entries.push({ header: { ...base, type: 'file', size: st.size, ...(cap ? { xattrs: { 'security.capability': cap } } : {}) }, content: { path: p } });
+                    entries.push({
+                        header: {
+                            ...base,
+                            type: 'file',
+                            size: st.size,
+                            ...(cap ? { xattrs: { 'security.capability': cap } } : {}),
+                        },
+                        content: { path: p },
+                    });
                 }
             }
             else if (st.isFIFO()) {
                 entries.push({ header: { ...base, type: 'fifo' } });
             }
             else if (st.isCharacterDevice() || st.isBlockDevice()) {
-                entries.push({ header: { ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: Math.floor(st.rdev / 256) & 0xfff, devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) } });
+                entries.push({
+                    header: {
+                        ...base,
+                        type: st.isCharacterDevice() ? 'char' : 'block',
+                        devmajor: Math.floor(st.rdev / 256) & 0xfff,
+                        devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00),
+                    },
+                });
             }
             // sockets are not part of layers
         }
@@ -35600,7 +36551,10 @@ function prootLoader(proot) {
     loader = {};
     // The loader is what proot maps first into every program it starts: the shell's own map names it.
     const script = 'while read -r a b c d e f; do case "$f" in */prooted-*) exec cat "$f";; esac; done < /proc/self/maps; exit 1';
-    const r = (0,external_node_child_process_.spawnSync)(proot, ['-v', '-1', '-r', '/', '/bin/sh', '-c', script], { maxBuffer: 16 * 1024 * 1024, env: { PATH: process.env.PATH } });
+    const r = (0,external_node_child_process_.spawnSync)(proot, ['-v', '-1', '-r', '/', '/bin/sh', '-c', script], {
+        maxBuffer: 16 * 1024 * 1024,
+        env: { PATH: process.env.PATH },
+    });
     if (r.status !== 0 || !r.stdout || r.stdout.length < 64 || r.stdout.subarray(0, 4).toString('latin1') !== '\x7fELF')
         return undefined;
     const dir = (0,external_node_fs_.mkdtempSync)(external_node_path_.join((0,external_node_os_.tmpdir)(), 'hoist-proot-'));
@@ -35690,7 +36644,17 @@ function killAll(pids) {
 async function endStep(find, user) {
     const setpriv = user.uid > 0 && user.uid !== process.getuid?.() ? (0,exec_process/* onPath */.L)('setpriv') : undefined;
     if (setpriv) {
-        const all = (sig) => (0,exec_process/* runProcess */.R3)(setpriv, ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', '--', process.execPath, '-e', `process.kill(-1, '${sig}')`]);
+        const all = (sig) => (0,exec_process/* runProcess */.R3)(setpriv, [
+            '--reuid',
+            String(user.uid),
+            '--regid',
+            String(user.gid),
+            '--clear-groups',
+            '--',
+            process.execPath,
+            '-e',
+            `process.kill(-1, '${sig}')`,
+        ]);
         if ((await all('SIGSTOP')).status === 0) {
             killAll([...find(), ...unattributable(user.uid)]);
             await all('SIGCONT');
@@ -35903,7 +36867,11 @@ function underWarden(python, argv, env, options) {
     return {
         argv: [python, '-c', wardenProgram, options.seccomp ? '1' : '0', ...argv],
         // python3 may be a wrapper that adds to its own environment (pyenv's shims): the step's goes through encoded.
-        env: { HOIST_STEP_ENV: Buffer.from(JSON.stringify(env)).toString('base64'), HOIST_PARENT: String(process.pid), HOIST_STEP_UID: String(options.uid) },
+        env: {
+            HOIST_STEP_ENV: Buffer.from(JSON.stringify(env)).toString('base64'),
+            HOIST_PARENT: String(process.pid),
+            HOIST_STEP_UID: String(options.uid),
+        },
     };
 }
 let pidNamespaces;
@@ -35912,7 +36880,8 @@ function pidNamespaceProgram() {
     const unshare = (0,exec_process/* onPath */.L)('unshare');
     if (!unshare)
         return undefined;
-    pidNamespaces ??= (0,external_node_child_process_.spawnSync)(unshare, ['--pid', '--fork', '--kill-child', 'true'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+    pidNamespaces ??=
+        (0,external_node_child_process_.spawnSync)(unshare, ['--pid', '--fork', '--kill-child', 'true'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
     return pidNamespaces ? unshare : undefined;
 }
 
@@ -35946,7 +36915,19 @@ function kindOf(st) {
     return 'socket';
 }
 function entryOf(st) {
-    return { kind: kindOf(st), mode: Number(st.mode & 4095n), uid: Number(st.uid), gid: Number(st.gid), size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev, nlink: Number(st.nlink), rdev: Number(st.rdev) };
+    return {
+        kind: kindOf(st),
+        mode: Number(st.mode & 4095n),
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+        size: st.size,
+        mtimeNs: st.mtimeNs,
+        ctimeNs: st.ctimeNs,
+        ino: st.ino,
+        dev: st.dev,
+        nlink: Number(st.nlink),
+        rdev: Number(st.rdev),
+    };
 }
 const join = (dir, name) => (dir ? `${dir}/${name}` : name);
 /** Every entry under `root` (not crossing into another filesystem's mount, as a layer never holds one). */
@@ -35992,7 +36973,14 @@ async function diffTree(root, before, touched = new Set()) {
     const links = new Map();
     const files = [];
     const header = (rel, e) => {
-        const base = { name: rel, mode: e.mode, uid: e.uid, gid: e.gid, size: 0, mtime: Number(e.mtimeNs / 1000000000n) };
+        const base = {
+            name: rel,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            size: 0,
+            mtime: Number(e.mtimeNs / 1000000000n),
+        };
         const abs = external_node_path_.join(root, rel);
         switch (e.kind) {
             case 'dir':
@@ -36012,10 +37000,19 @@ async function diffTree(root, before, touched = new Set()) {
             case 'fifo':
                 return { header: { ...base, type: 'fifo' } };
             default:
-                return { header: { ...base, type: e.kind === 'char' ? 'char' : 'block', devmajor: Math.floor(e.rdev / 256) & 0xfff, devminor: (e.rdev & 0xff) | ((e.rdev >> 12) & 0xfff00) } };
+                return {
+                    header: {
+                        ...base,
+                        type: e.kind === 'char' ? 'char' : 'block',
+                        devmajor: Math.floor(e.rdev / 256) & 0xfff,
+                        devminor: (e.rdev & 0xff) | ((e.rdev >> 12) & 0xfff00),
+                    },
+                };
         }
     };
-    const whiteout = (rel) => ({ header: { name: rel, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: 0 } });
+    const whiteout = (rel) => ({
+        header: { name: rel, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: 0 },
+    });
     // Walk order (a directory, then its names sorted), so that the first of hard-linked names is the file.
     const visit = (rel, wholly) => {
         const names = after.children.get(rel) ?? [];
@@ -36055,7 +37052,9 @@ async function diffTree(root, before, touched = new Set()) {
     }
     // File capabilities (setcap), the one xattr a layer carries, read only for the files the layer holds (without
     // python3 or the attr tools, none: the executor said so when it was chosen).
-    const caps = (0,xattr/* xattrTool */.qL)() ? await (0,xattr/* readXattrsOf */.k3)(files.map((f) => external_node_path_.join(root, f)), ['security.capability']) : new Map();
+    const caps = (0,xattr/* xattrTool */.qL)()
+        ? await (0,xattr/* readXattrsOf */.k3)(files.map((f) => external_node_path_.join(root, f)), ['security.capability'])
+        : new Map();
     for (const f of files) {
         const cap = caps.get(external_node_path_.join(root, f))?.get('security.capability');
         const entry = emitted.get(f);
@@ -36309,7 +37308,9 @@ class DirectoryExecutor {
                 const kept = withoutMountStubs(entries, lower, targets);
                 for (const d of kept.dropped.sort().reverse())
                     (0,layer_pinned/* removeInside */.pi)(stageDir.dir, d);
-                const layer = kept.entries.length === 0 ? await (0,writer/* writeLayer */.By)(store, [], options) : await (0,writer/* spoolLayer */.pi)(store, kept.entries, store.tmpPath(), options);
+                const layer = kept.entries.length === 0
+                    ? await (0,writer/* writeLayer */.By)(store, [], options)
+                    : await (0,writer/* spoolLayer */.pi)(store, kept.entries, store.tmpPath(), options);
                 stageDir.applied.push(layer.diffID);
                 if (kept.dropped.length === 0)
                     stageDir.index = after;
@@ -36367,7 +37368,22 @@ class DirectoryExecutor {
             // bound in (a bind is a path translation: a root step's `rm -rf /dev` would delete the machine's nodes). /sys
             // is not bound (proot binds cannot be read-only, as runc's is).
             await placement.devices();
-            argv = [this.program, ...fakeRoot, '-v', '-1', '-r', root, '-w', spec.cwd, '-b', '/proc', '-b', `${hosts}:/etc/hosts`, '-b', `${resolv}:/etc/resolv.conf`];
+            argv = [
+                this.program,
+                ...fakeRoot,
+                '-v',
+                '-1',
+                '-r',
+                root,
+                '-w',
+                spec.cwd,
+                '-b',
+                '/proc',
+                '-b',
+                `${hosts}:/etc/hosts`,
+                '-b',
+                `${resolv}:/etc/resolv.conf`,
+            ];
             for (const [name] of devices)
                 if (!(0,external_node_fs_.lstatSync)(external_node_path_.join(root, 'dev', name), { throwIfNoEntry: false }))
                     argv.push('-b', `/dev/${name}`);
@@ -36393,7 +37409,16 @@ class DirectoryExecutor {
         if (this.name === 'proot') {
             const setpriv = (0,exec_process/* onPath */.L)('setpriv');
             if (setpriv)
-                argv = [setpriv, '--reuid', String(spec.uid), '--regid', String(spec.gid), ...(spec.additionalGids.length ? ['--groups', spec.additionalGids.join(',')] : ['--clear-groups']), '--', ...argv];
+                argv = [
+                    setpriv,
+                    '--reuid',
+                    String(spec.uid),
+                    '--regid',
+                    String(spec.gid),
+                    ...(spec.additionalGids.length ? ['--groups', spec.additionalGids.join(',')] : ['--clear-groups']),
+                    '--',
+                    ...argv,
+                ];
             else if (nonRoot || spec.additionalGids.some((g) => g !== 0))
                 throw new ExecError(`RUN as ${spec.uid}:${spec.gid} needs setpriv (util-linux) where RUN cannot mount`);
         }
@@ -36402,7 +37427,10 @@ class DirectoryExecutor {
         // where one may be made, else by looking at /proc until nothing of it is left.
         const warden = this.python !== undefined;
         if (warden)
-            ({ argv, env } = underWarden(this.python, argv, env, { seccomp: this.name === 'proot', uid: spec.uid }));
+            ({ argv, env } = underWarden(this.python, argv, env, {
+                seccomp: this.name === 'proot',
+                uid: spec.uid,
+            }));
         else {
             const unshare = pidNamespaceProgram();
             if (unshare)
@@ -36521,9 +37549,22 @@ class DirectoryExecutor {
     }
 }
 /** The device nodes runc's /dev gives a step, made for a chroot (CAP_MKNOD is in a container's default set). */
-const devices = [['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0]];
+const devices = [
+    ['null', 1, 3],
+    ['zero', 1, 5],
+    ['full', 1, 7],
+    ['random', 1, 8],
+    ['urandom', 1, 9],
+    ['tty', 5, 0],
+];
 /** runc's /dev links (a target) and /dev/shm (a directory), made for a step where the image has none */
-const devLinks = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2'], ['shm', undefined]];
+const devLinks = [
+    ['fd', '/proc/self/fd'],
+    ['stdin', '/proc/self/fd/0'],
+    ['stdout', '/proc/self/fd/1'],
+    ['stderr', '/proc/self/fd/2'],
+    ['shm', undefined],
+];
 /**
  * What hoist puts into a stage's root for one step — mount points (as runc makes them), and for chroot the mounts'
  * content and /dev's nodes — and takes out again before the step's layer is read, with the times of the
@@ -36652,7 +37693,12 @@ class Placement {
         }
         else
             await copyTree(source, target.abs);
-        this.placed.push({ rel: this.relOf(target.abs), made: target.made, ...(cache !== undefined ? { cache } : {}), ...(was ? { was } : {}) });
+        this.placed.push({
+            rel: this.relOf(target.abs),
+            made: target.made,
+            ...(cache !== undefined ? { cache } : {}),
+            ...(was ? { was } : {}),
+        });
     }
     /** chroot: /dev's usual nodes, where the image has none. */
     async devices() {
@@ -36807,7 +37853,9 @@ function directoryExecutor(store, which, why) {
         throw new IsolationError(`RUN cannot run here: ${why}, and neither proot (with python3) nor chroot is installed (apt-get install proot python3)`);
     // chroot needs nothing but node and coreutils; without python3 or the attr tools, file capabilities a step sets
     // (setcap) cannot be read, and the notice says so.
-    const caps = (0,xattr/* xattrTool */.qL)() ? '' : '; file capabilities a step sets (setcap) are not kept without python3 or the attr tools';
+    const caps = (0,xattr/* xattrTool */.qL)()
+        ? ''
+        : '; file capabilities a step sets (setcap) are not kept without python3 or the attr tools';
     // python3, where there is one, is the warden of chroot's steps too (warden.ts).
     return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those${caps}`, python);
 }
@@ -36856,10 +37904,22 @@ function parseShmSize(text) {
 }
 /** The limits docker's --ulimit knows (github.com/docker/go-units ulimit.go), by their rlimit names. */
 const ulimitNames = {
-    core: 'RLIMIT_CORE', cpu: 'RLIMIT_CPU', data: 'RLIMIT_DATA', fsize: 'RLIMIT_FSIZE', locks: 'RLIMIT_LOCKS',
-    memlock: 'RLIMIT_MEMLOCK', msgqueue: 'RLIMIT_MSGQUEUE', nice: 'RLIMIT_NICE', nofile: 'RLIMIT_NOFILE',
-    nproc: 'RLIMIT_NPROC', rss: 'RLIMIT_RSS', rtprio: 'RLIMIT_RTPRIO', rttime: 'RLIMIT_RTTIME',
-    sigpending: 'RLIMIT_SIGPENDING', stack: 'RLIMIT_STACK', as: 'RLIMIT_AS',
+    core: 'RLIMIT_CORE',
+    cpu: 'RLIMIT_CPU',
+    data: 'RLIMIT_DATA',
+    fsize: 'RLIMIT_FSIZE',
+    locks: 'RLIMIT_LOCKS',
+    memlock: 'RLIMIT_MEMLOCK',
+    msgqueue: 'RLIMIT_MSGQUEUE',
+    nice: 'RLIMIT_NICE',
+    nofile: 'RLIMIT_NOFILE',
+    nproc: 'RLIMIT_NPROC',
+    rss: 'RLIMIT_RSS',
+    rtprio: 'RLIMIT_RTPRIO',
+    rttime: 'RLIMIT_RTTIME',
+    sigpending: 'RLIMIT_SIGPENDING',
+    stack: 'RLIMIT_STACK',
+    as: 'RLIMIT_AS',
 };
 /** `name=soft[:hard]` (docker's --ulimit; -1 is unlimited). */
 function parseUlimit(text) {
@@ -36901,10 +37961,33 @@ function sandboxKey(s) {
 // read-only /proc paths, the generated /etc/hosts and the host's /etc/resolv.conf bound read-only.
 
 const defaultCaps = [
-    'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
-    'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+    'CAP_CHOWN',
+    'CAP_DAC_OVERRIDE',
+    'CAP_FSETID',
+    'CAP_FOWNER',
+    'CAP_MKNOD',
+    'CAP_NET_RAW',
+    'CAP_SETGID',
+    'CAP_SETUID',
+    'CAP_SETFCAP',
+    'CAP_SETPCAP',
+    'CAP_NET_BIND_SERVICE',
+    'CAP_SYS_CHROOT',
+    'CAP_KILL',
+    'CAP_AUDIT_WRITE',
 ];
-const maskedPaths = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'];
+const maskedPaths = [
+    '/proc/acpi',
+    '/proc/asound',
+    '/proc/kcore',
+    '/proc/keys',
+    '/proc/latency_stats',
+    '/proc/timer_list',
+    '/proc/timer_stats',
+    '/proc/sched_debug',
+    '/sys/firmware',
+    '/proc/scsi',
+];
 const readonlyPaths = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 const unlimited = 'RLIM_INFINITY';
 /** The spec as runc's config.json: RLIM_INFINITY as the largest uint64 (a JavaScript number cannot hold it). */
@@ -36926,15 +38009,44 @@ function runSpec(o) {
             capabilities: { bounding: defaultCaps, effective: defaultCaps, permitted: defaultCaps },
             noNewPrivileges: false,
             // -1 is unlimited (RLIM_INFINITY, written as the uint64 runc reads: specJSON)
-            ...(o.ulimits?.length ? { rlimits: o.ulimits.map((u) => ({ type: ulimitNames[u.name], soft: u.soft < 0 ? unlimited : u.soft, hard: u.hard < 0 ? unlimited : u.hard })) } : {}),
+            ...(o.ulimits?.length
+                ? {
+                    rlimits: o.ulimits.map((u) => ({
+                        type: ulimitNames[u.name],
+                        soft: u.soft < 0 ? unlimited : u.soft,
+                        hard: u.hard < 0 ? unlimited : u.hard,
+                    })),
+                }
+                : {}),
         },
         root: { path: o.root, readonly: false },
         hostname: o.hostname,
         mounts: [
             { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-            { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-            { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-            { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${o.shmSize ? `${Math.ceil(o.shmSize / 1024)}k` : '65536k'}`] },
+            {
+                destination: '/dev',
+                type: 'tmpfs',
+                source: 'tmpfs',
+                options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+            },
+            {
+                destination: '/dev/pts',
+                type: 'devpts',
+                source: 'devpts',
+                options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+            },
+            {
+                destination: '/dev/shm',
+                type: 'tmpfs',
+                source: 'shm',
+                options: [
+                    'nosuid',
+                    'noexec',
+                    'nodev',
+                    'mode=1777',
+                    `size=${o.shmSize ? `${Math.ceil(o.shmSize / 1024)}k` : '65536k'}`,
+                ],
+            },
             { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
             { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
             { destination: '/etc/hosts', type: 'bind', source: o.hostsFile, options: ['rbind', 'ro'] },
@@ -37262,8 +38374,18 @@ class OverlayExecutor {
             path: mount.merged,
             run: async (spec, onOutput, signal) => {
                 const mounts = spec.mounts.map((m) => m.type === 'tmpfs'
-                    ? { destination: m.destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }
-                    : { destination: m.destination, type: 'bind', source: m.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
+                    ? {
+                        destination: m.destination,
+                        type: 'tmpfs',
+                        source: 'tmpfs',
+                        options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])],
+                    }
+                    : {
+                        destination: m.destination,
+                        type: 'bind',
+                        source: m.source,
+                        options: ['rbind', m.readonly ? 'ro' : 'rw'],
+                    });
                 const result = await runContainer(this.runtime, runSpec({ ...spec, root: mount.merged, mounts }), scratch, onOutput, signal);
                 if (result.exitCode !== 0 && !signal.aborted) {
                     const removed = removedSource(spec.mounts.flatMap((m) => (m.source ? [m.source] : [])));
@@ -37298,7 +38420,9 @@ class OverlayExecutor {
                     return stored;
                 // The blob is written from the snapshot (the same files, where the upper dir went), checked against the diffID.
                 const snapshot = store.snapshotPath(diffID);
-                const moved = entries.map((e) => (e.content && 'path' in e.content ? { ...e, content: { path: external_node_path_.join(snapshot, external_node_path_.relative(mount.upper, e.content.path)) } } : e));
+                const moved = entries.map((e) => e.content && 'path' in e.content
+                    ? { ...e, content: { path: external_node_path_.join(snapshot, external_node_path_.relative(mount.upper, e.content.path)) } }
+                    : e);
                 const written = (0,writer/* writeLayer */.By)(store, moved, { ...options, diffID });
                 written.catch(() => undefined); // the solver awaits it
                 return { diffID, headers, written };
@@ -37361,7 +38485,12 @@ async function chooseExecutor(store, isolation, log) {
  */
 function overlayKey() {
     try {
-        return [(0,external_node_fs_.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim(), process.getuid?.(), (0,external_node_fs_.readlinkSync)('/proc/self/ns/mnt'), (0,external_node_fs_.readlinkSync)('/proc/self/ns/user')].join(' ');
+        return [
+            (0,external_node_fs_.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+            process.getuid?.(),
+            (0,external_node_fs_.readlinkSync)('/proc/self/ns/mnt'),
+            (0,external_node_fs_.readlinkSync)('/proc/self/ns/user'),
+        ].join(' ');
     }
     catch {
         return undefined;
@@ -37533,10 +38662,27 @@ function gitEnvironment(ctx, token) {
     ];
     if (token && /^https?:/i.test(ctx.remote)) {
         const origin = new URL(ctx.remote);
-        config.push([`http.${origin.protocol}//${origin.host}/.extraheader`, `Authorization: basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`]);
+        config.push([
+            `http.${origin.protocol}//${origin.host}/.extraheader`,
+            `Authorization: basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`,
+        ]);
     }
     const env = {};
-    for (const k of ['PATH', 'HOME', 'SSH_AUTH_SOCK', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy', 'GIT_SSH_COMMAND', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'GIT_SSL_CAINFO']) {
+    for (const k of [
+        'PATH',
+        'HOME',
+        'SSH_AUTH_SOCK',
+        'HTTPS_PROXY',
+        'https_proxy',
+        'HTTP_PROXY',
+        'http_proxy',
+        'NO_PROXY',
+        'no_proxy',
+        'GIT_SSH_COMMAND',
+        'SSL_CERT_FILE',
+        'SSL_CERT_DIR',
+        'GIT_SSL_CAINFO',
+    ]) {
         if (process.env[k] !== undefined)
             env[k] = process.env[k];
     }
@@ -37550,12 +38696,20 @@ function gitEnvironment(ctx, token) {
         GIT_HTTP_LOW_SPEED_LIMIT: '1000',
         GIT_HTTP_LOW_SPEED_TIME: '60',
         GIT_CONFIG_COUNT: String(config.length),
-        ...Object.fromEntries(config.flatMap(([k, v], i) => [[`GIT_CONFIG_KEY_${i}`, k], [`GIT_CONFIG_VALUE_${i}`, v]])),
+        ...Object.fromEntries(config.flatMap(([k, v], i) => [
+            [`GIT_CONFIG_KEY_${i}`, k],
+            [`GIT_CONFIG_VALUE_${i}`, v],
+        ])),
     };
 }
 /** git's last words, without anything that could be a credential in a URL. */
 function lastLines(stderr) {
-    const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean).slice(-2).map((l) => l.replace(/([a-z+]+:\/\/)[^/@\s]*@/gi, '$1'));
+    const lines = stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .slice(-2)
+        .map((l) => l.replace(/([a-z+]+:\/\/)[^/@\s]*@/gi, '$1'));
     return lines.join('; ').slice(0, 500) || 'git said nothing';
 }
 /** Every entry of the checkout at the commit's time (links themselves, not what they point at). */
@@ -37629,7 +38783,11 @@ function readLayout(dir) {
 }
 /** `type=local,src=DIR` / `dest=DIR`. */
 function localCache(dir, options = {}) {
-    return { name: `local ${dir}`, load: () => local_dir_load(dir), save: (records, from) => local_dir_save(dir, records, from, options.mountMaxSize) };
+    return {
+        name: `local ${dir}`,
+        load: () => local_dir_load(dir),
+        save: (records, from) => local_dir_save(dir, records, from, options.mountMaxSize),
+    };
 }
 async function local_dir_load(dir) {
     const { manifest: m } = readLayout(dir);
@@ -37726,17 +38884,30 @@ async function writeLayout(dir, rootFd, blobsFd, encoded, manifest, mounts, from
     };
     const blob = (digest, source) => place(blobsFd, blobName(digest), (0,image_digest/* parseDigest */.m)(digest).hex, source, true);
     for (const l of encoded.layers) {
-        const layer = from.layer(l.digest) ?? mounts.blobs.find((m) => m.blob.descriptor.digest === l.digest)?.layer ?? { descriptor: l, diffID: '', sources: [] };
+        const layer = from.layer(l.digest) ??
+            mounts.blobs.find((m) => m.blob.descriptor.digest === l.digest)?.layer ?? {
+            descriptor: l,
+            diffID: '',
+            sources: [],
+        };
         await blob(l.digest, () => from.store.openLayer(layer));
     }
     if (manifest.kind === 'manifest')
         await blob(manifest.manifest.config.digest, () => encoded.config);
     await blob(manifest.digest, () => encoded.manifest);
     await place(rootFd, 'oci-layout', 'oci-layout', () => Buffer.from('{"imageLayoutVersion":"1.0.0"}'), false);
-    const index = { schemaVersion: 2, mediaType: media_types/* MediaType */.zu.ociIndex, manifests: [{ mediaType: media_types/* MediaType */.zu.ociManifest, digest: manifest.digest, size: encoded.manifest.length }] };
+    const index = {
+        schemaVersion: 2,
+        mediaType: media_types/* MediaType */.zu.ociIndex,
+        manifests: [{ mediaType: media_types/* MediaType */.zu.ociManifest, digest: manifest.digest, size: encoded.manifest.length }],
+    };
     await place(rootFd, 'index.json', 'index.json', () => Buffer.from(JSON.stringify(index)), false);
     // What the earlier export of ours wrote (by its own index) that this one does not name goes; nothing else does.
-    const keep = new Set([manifest.digest, ...(manifest.kind === 'manifest' ? [manifest.manifest.config.digest] : []), ...encoded.layers.map((l) => l.digest)]);
+    const keep = new Set([
+        manifest.digest,
+        ...(manifest.kind === 'manifest' ? [manifest.manifest.config.digest] : []),
+        ...encoded.layers.map((l) => l.digest),
+    ]);
     for (const d of earlier ?? []) {
         if (keep.has(d) || (0,image_digest/* parseDigest */.m)(d).algorithm !== 'sha256')
             continue;
@@ -37804,7 +38975,13 @@ function registryCache(client, refText, platform, options = {}) {
             if (loadedManifests.get(client)?.get(refKey(refText)) === image.root.digest)
                 return { uploadedBytes: 0, summary: 'unchanged: the registry holds this cache already' };
             const r = await pushImage(client, image, [parseReference(refText)]);
-            return { uploadedBytes: r.uploadedBytes, summary: [`${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there`, ...mounts.notes].join(', ') };
+            return {
+                uploadedBytes: r.uploadedBytes,
+                summary: [
+                    `${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there`,
+                    ...mounts.notes,
+                ].join(', '),
+            };
         },
     };
 }
@@ -37893,7 +39070,14 @@ async function backendFor(spec, ctx) {
             // Loaded only when used.
             const { ghaCache } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 1448));
             const mode = 'mode' in spec ? spec.mode : 'min';
-            return ghaCache({ scope: spec.scope ?? defaultGhaScope(ctx), mode, ...('maxSize' in spec && spec.maxSize !== undefined ? { maxSize: spec.maxSize } : {}), ...('mountMaxSize' in spec && spec.mountMaxSize !== undefined ? { mountMaxSize: spec.mountMaxSize } : {}), ...(spec.url ? { url: spec.url } : {}), ...(spec.token ? { token: spec.token } : {}) }, ctx.build);
+            return ghaCache({
+                scope: spec.scope ?? defaultGhaScope(ctx),
+                mode,
+                ...('maxSize' in spec && spec.maxSize !== undefined ? { maxSize: spec.maxSize } : {}),
+                ...('mountMaxSize' in spec && spec.mountMaxSize !== undefined ? { mountMaxSize: spec.mountMaxSize } : {}),
+                ...(spec.url ? { url: spec.url } : {}),
+                ...(spec.token ? { token: spec.token } : {}),
+            }, ctx.build);
         }
         case 'inline':
             throw new Error('internal: the inline cache has no backend');
@@ -37950,7 +39134,8 @@ function prefetchPolicy(outputs, tags, cacheTo, client, store) {
         let p = published.get(image);
         if (!p) {
             const there = (r) => client.resolve({ registry: r.registry, repository: r.repository, digest: image }).then((m) => m.digest === image, () => false);
-            p = images.length === 0 ? Promise.resolve(false) : Promise.all(images.map(there)).then((all) => all.every(Boolean));
+            p =
+                images.length === 0 ? Promise.resolve(false) : Promise.all(images.map(there)).then((all) => all.every(Boolean));
             published.set(image, p);
         }
         return p;
@@ -37963,7 +39148,9 @@ function prefetchPolicy(outputs, tags, cacheTo, client, store) {
         const mountable = layer.sources.find((s) => s.repository && registries.has(s.repository.registry))?.repository;
         const asked = mountable ? [mountable] : targets;
         const sizes = asked.map((r) => client.blobExists(r, digest).catch(() => undefined));
-        const prefix = asked.length ? client.blobPrefix(asked[0], digest, 6).catch(() => undefined) : Promise.resolve(undefined);
+        const prefix = asked.length
+            ? client.blobPrefix(asked[0], digest, 6).catch(() => undefined)
+            : Promise.resolve(undefined);
         if (!(await verified) && !(await publishedEverywhere(image)))
             return true;
         // Held by every target (or the repository it mounts from): pushed by name, without its bytes.
@@ -38005,7 +39192,12 @@ async function exportCaches(specs, result, ctx, store, warn, log) {
         let backend;
         try {
             backend = await backendFor(s, ctx);
-            const r = await backend.save(records, { store, layer: result.records.layer, mounts: result.cacheMounts, keptMounts });
+            const r = await backend.save(records, {
+                store,
+                layer: result.records.layer,
+                mounts: result.cacheMounts,
+                keptMounts,
+            });
             uploaded += r.uploadedBytes;
             log(`cache exported to ${backend.name}: ${records.length} records (${r.summary})`);
         }
@@ -38043,7 +39235,12 @@ async function loadIntoDocker(image, refs, env = process.env) {
         const saving = saveImages([{ source: image, refs }], body);
         let res;
         try {
-            res = await client.request({ method: 'POST', path: '/images/load?quiet=1', headers: { 'content-type': 'application/x-tar' }, body });
+            res = await client.request({
+                method: 'POST',
+                path: '/images/load?quiet=1',
+                headers: { 'content-type': 'application/x-tar' },
+                body,
+            });
         }
         catch (e) {
             body.destroy();
@@ -38105,7 +39302,10 @@ function parseOutput(text) {
         fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
     }
     const type = fields.get('type');
-    const names = fields.get('name')?.split(/[,\s]+/).filter(Boolean);
+    const names = fields
+        .get('name')
+        ?.split(/[,\s]+/)
+        .filter(Boolean);
     const dest = fields.get('dest');
     const need = () => {
         if (!dest)
@@ -38188,7 +39388,14 @@ async function exportImage(image, spec, tags, client) {
             if (named.length === 0)
                 throw new OutputError('pushing needs a name: pass -t NAME[:TAG] (or --output type=registry,name=…)');
             // By digest: each repository once, no tag.
-            const targets = spec.byDigest ? [...new Map(named.map((r) => [`${r.registry}/${r.repository}`, { registry: r.registry, repository: r.repository }])).values()] : named;
+            const targets = spec.byDigest
+                ? [
+                    ...new Map(named.map((r) => [
+                        `${r.registry}/${r.repository}`,
+                        { registry: r.registry, repository: r.repository },
+                    ])).values(),
+                ]
+                : named;
             return { pushed: await pushImage(client, image, targets), files: [] };
         }
         case 'image':
@@ -38330,7 +39537,9 @@ class BuildContext {
     /** The context directory with `<Dockerfile>.dockerignore` or `.dockerignore` applied (the first that exists). */
     static open(dir, dockerfilePath) {
         const abs = external_node_path_.resolve(dir);
-        const candidates = dockerfilePath ? dockerignoreCandidates(external_node_path_.resolve(dockerfilePath), abs) : [external_node_path_.join(abs, '.dockerignore')];
+        const candidates = dockerfilePath
+            ? dockerignoreCandidates(external_node_path_.resolve(dockerfilePath), abs)
+            : [external_node_path_.join(abs, '.dockerignore')];
         for (const f of candidates) {
             const text = readInside(abs, f);
             if (text === undefined)
@@ -38395,7 +39604,13 @@ class BuildContext {
         }
         if (!r.stats)
             return undefined;
-        return { rel, real: r.rel, abs: r.abs, stats: r.stats, ...(r.stats.isSymbolicLink() ? { linkname: (0,layer_names/* readlinkName */.Gb)(r.abs) } : {}) };
+        return {
+            rel,
+            real: r.rel,
+            abs: r.abs,
+            stats: r.stats,
+            ...(r.stats.isSymbolicLink() ? { linkname: (0,layer_names/* readlinkName */.Gb)(r.abs) } : {}),
+        };
     }
     /** A source as written in COPY/ADD → the context paths it names (several for a wildcard, maybe none). */
     async resolve(source) {
@@ -38451,7 +39666,9 @@ class BuildContext {
         return out;
     }
     excludedNote(rel) {
-        return rel && this.excluded(rel) && this.ignoreFile ? ` (it is excluded by ${external_node_path_.relative(this.dir, this.ignoreFile) || this.ignoreFile})` : '';
+        return rel && this.excluded(rel) && this.ignoreFile
+            ? ` (it is excluded by ${external_node_path_.relative(this.dir, this.ignoreFile) || this.ignoreFile})`
+            : '';
     }
     /** Everything below a context directory, in walk order, what the context lacks left out (links are not followed). */
     async walk(dir) {
@@ -38464,7 +39681,13 @@ class BuildContext {
                 const st = (0,external_node_fs_.lstatSync)((0,layer_names/* fsPath */.Jk)(a));
                 if (!this.visible(re, st))
                     continue;
-                out.push({ rel: r, real: re, abs: a, stats: st, ...(st.isSymbolicLink() ? { linkname: (0,layer_names/* readlinkName */.Gb)(a) } : {}) });
+                out.push({
+                    rel: r,
+                    real: re,
+                    abs: a,
+                    stats: st,
+                    ...(st.isSymbolicLink() ? { linkname: (0,layer_names/* readlinkName */.Gb)(a) } : {}),
+                });
                 if (st.isDirectory())
                     visit(r, re, a);
             }
@@ -38555,7 +39778,18 @@ class BuiltImage {
 }
 /** The config's keys in the order BuildKit's exporter writes them, so equal images serialise to equal bytes. */
 function orderedConfig(c) {
-    const order = ['architecture', 'author', 'config', 'created', 'history', 'os', 'os.version', 'os.features', 'rootfs', 'variant'];
+    const order = [
+        'architecture',
+        'author',
+        'config',
+        'created',
+        'history',
+        'os',
+        'os.version',
+        'os.features',
+        'rootfs',
+        'variant',
+    ];
     const out = {};
     for (const k of order)
         if (c[k] !== undefined)
@@ -38581,7 +39815,17 @@ class IndexImage {
         const index = {
             schemaVersion: 2,
             mediaType,
-            manifests: images.map(({ image, platform, annotations: a }) => ({ mediaType: image.root.mediaType, digest: image.root.digest, size: image.root.bytes.length, ...(a ? { annotations: a } : {}), platform: { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}) } })),
+            manifests: images.map(({ image, platform, annotations: a }) => ({
+                mediaType: image.root.mediaType,
+                digest: image.root.digest,
+                size: image.root.bytes.length,
+                ...(a ? { annotations: a } : {}),
+                platform: {
+                    architecture: platform.architecture,
+                    os: platform.os,
+                    ...(platform.variant ? { variant: platform.variant } : {}),
+                },
+            })),
             ...(annotations ? { annotations } : {}),
         };
         const bytes = (0,image_manifest/* manifestBytes */.T8)(index);
@@ -38594,7 +39838,8 @@ class IndexImage {
             if (c.root.digest === digest)
                 return c;
             const m = c.root;
-            if (m.kind === 'manifest' && (m.manifest.config.digest === digest || m.manifest.layers.some((l) => l.digest === digest)))
+            if (m.kind === 'manifest' &&
+                (m.manifest.config.digest === digest || m.manifest.layers.some((l) => l.digest === digest)))
                 return c;
         }
         throw new Error(`internal: no image of this index holds ${digest}`);
@@ -38666,7 +39911,7 @@ function parseChmod(text) {
                 else if (op === '-')
                     out &= ~bits;
                 else
-                    out = (out & ~(mask & 0o7777 & ~0o1000 | (who.includes('o') ? 0o1000 : 0))) | bits;
+                    out = (out & ~((mask & 0o7777 & ~0o1000) | (who.includes('o') ? 0o1000 : 0))) | bits;
             }
         }
         return out & 0o7777;
@@ -38687,7 +39932,10 @@ const goList = (l) => `[${l.join(' ')}]`;
 function goDuration(ns) {
     if (ns === 0)
         return '0s';
-    const units = [[3600e9, 'h'], [60e9, 'm']];
+    const units = [
+        [3600e9, 'h'],
+        [60e9, 'm'],
+    ];
     let out = '';
     let rest = ns;
     for (const [n, u] of units) {
@@ -38712,7 +39960,10 @@ function exposedPorts(words, at) {
     for (const w of words) {
         const m = w.match(/^(?:(?:\[[^\]]*\]|[^:]*):)?(?:[^:]*:)?(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i);
         if (!m)
-            throw new errors/* DockerfileError */.t(`invalid port ${JSON.stringify(w)}: expected PORT[-PORT][/tcp|udp|sctp]`, { line: at.line, endLine: at.endLine });
+            throw new errors/* DockerfileError */.t(`invalid port ${JSON.stringify(w)}: expected PORT[-PORT][/tcp|udp|sctp]`, {
+                line: at.line,
+                endLine: at.endLine,
+            });
         const start = Number(m[1]);
         const end = m[2] ? Number(m[2]) : start;
         if (end < start || end > 65535)
@@ -38770,7 +40021,9 @@ function applyMetadata(config, ins, ctx) {
             c.Shell = [...ins.shell];
             return `SHELL ${goList(ins.shell)}`;
         case 'cmd': {
-            const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
+            const args = ins.command.prependShell
+                ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')]
+                : [...ins.command.args];
             // An empty list is nil to BuildKit's JSON (omitempty): the key goes.
             if (args.length)
                 c.Cmd = args;
@@ -38782,7 +40035,9 @@ function applyMetadata(config, ins, ctx) {
             return `CMD ${goQuotedList(args)}`;
         }
         case 'entrypoint': {
-            const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
+            const args = ins.command.prependShell
+                ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')]
+                : [...ins.command.args];
             if (args.length)
                 c.Entrypoint = args;
             else
@@ -38832,7 +40087,27 @@ class MountError extends Error {
 }
 const bool = (v) => v === undefined || v === '' || v === 'true' || v === '1';
 // The keys BuildKit's parseMount knows (commands_runmount.go), and those only some types take.
-const mountKeys = ['type', 'from', 'source', 'src', 'target', 'dst', 'destination', 'readonly', 'ro', 'readwrite', 'rw', 'required', 'size', 'id', 'sharing', 'mode', 'uid', 'gid', 'env'];
+const mountKeys = [
+    'type',
+    'from',
+    'source',
+    'src',
+    'target',
+    'dst',
+    'destination',
+    'readonly',
+    'ro',
+    'readwrite',
+    'rw',
+    'required',
+    'size',
+    'id',
+    'sharing',
+    'mode',
+    'uid',
+    'gid',
+    'env',
+];
 const keyTypes = { required: ['secret', 'ssh'], size: ['tmpfs'], env: ['secret'] };
 /** A size as docker's units.RAMInBytes reads it: `1024`, `64k`, `1.5m`, `2g`, `1GiB` (powers of 1024). */
 function ramInBytes(text) {
@@ -38871,7 +40146,13 @@ function parseMount(text, workdir) {
         case 'bind':
             if (!rawTarget)
                 throw new MountError(`--mount=${text}: a bind mount needs target=`);
-            return { type, target: abs(rawTarget), source: f.get('source') ?? f.get('src') ?? '/', from: f.get('from'), rw: f.has('rw') ? bool(f.get('rw')) : f.has('readwrite') ? bool(f.get('readwrite')) : false };
+            return {
+                type,
+                target: abs(rawTarget),
+                source: f.get('source') ?? f.get('src') ?? '/',
+                from: f.get('from'),
+                rw: f.has('rw') ? bool(f.get('rw')) : f.has('readwrite') ? bool(f.get('readwrite')) : false,
+            };
         case 'cache': {
             if (!rawTarget)
                 throw new MountError(`--mount=${text}: a cache mount needs target=`);
@@ -38882,7 +40163,19 @@ function parseMount(text, workdir) {
             const sharing = (f.get('sharing') ?? 'shared');
             if (!['shared', 'private', 'locked'].includes(sharing))
                 throw new MountError(`--mount=${text}: sharing must be shared, private or locked`);
-            return { type, target: abs(rawTarget), id: f.get('id') || abs(rawTarget), sharing, mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0), source: source ?? '/', from: f.get('from'), readonly: f.has('ro') || f.has('readonly'), ownerGiven: f.has('uid') || f.has('gid') || f.has('mode') };
+            return {
+                type,
+                target: abs(rawTarget),
+                id: f.get('id') || abs(rawTarget),
+                sharing,
+                mode: num('mode', 0o755, 8),
+                uid: num('uid', 0),
+                gid: num('gid', 0),
+                source: source ?? '/',
+                from: f.get('from'),
+                readonly: f.has('ro') || f.has('readonly'),
+                ownerGiven: f.has('uid') || f.has('gid') || f.has('mode'),
+            };
         }
         case 'tmpfs': {
             if (!rawTarget)
@@ -38898,11 +40191,28 @@ function parseMount(text, workdir) {
                 throw new MountError(`--mount=${text}: a secret mount needs id= or target=`);
             const env = f.get('env');
             const target = rawTarget ? abs(rawTarget) : env ? '' : `/run/secrets/${id}`;
-            return { type, target, id, required: bool(f.get('required') ?? 'false') && f.has('required'), mode: num('mode', 0o400, 8), uid: num('uid', 0), gid: num('gid', 0), env };
+            return {
+                type,
+                target,
+                id,
+                required: bool(f.get('required') ?? 'false') && f.has('required'),
+                mode: num('mode', 0o400, 8),
+                uid: num('uid', 0),
+                gid: num('gid', 0),
+                env,
+            };
         }
         case 'ssh': {
             const id = f.get('id') || 'default';
-            return { type, target: rawTarget ? abs(rawTarget) : '/run/buildkit/ssh_agent.0', id, required: f.has('required') && bool(f.get('required')), mode: num('mode', 0o600, 8), uid: num('uid', 0), gid: num('gid', 0) };
+            return {
+                type,
+                target: rawTarget ? abs(rawTarget) : '/run/buildkit/ssh_agent.0',
+                id,
+                required: f.has('required') && bool(f.get('required')),
+                mode: num('mode', 0o600, 8),
+                uid: num('uid', 0),
+                gid: num('gid', 0),
+            };
         }
         default:
             // BuildKit's words, with suggest.WrapError's suggestion.
@@ -38934,14 +40244,34 @@ function isURL(source) {
 }
 const historyComment = 'buildkit.dockerfile.v0';
 /** Config fields BuildKit's image struct knows; others of a base config (container_config, …) are not carried. */
-const configKeys = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'ArgsEscaped', 'Healthcheck', 'OnBuild', 'Shell'];
+const configKeys = [
+    'User',
+    'ExposedPorts',
+    'Env',
+    'Entrypoint',
+    'Cmd',
+    'Volumes',
+    'WorkingDir',
+    'Labels',
+    'StopSignal',
+    'ArgsEscaped',
+    'Healthcheck',
+    'OnBuild',
+    'Shell',
+];
 /** A base image's config as a stage starts from it (BuildKit keeps only what its image struct knows). */
 function baseConfig(base) {
     const runtime = {};
     for (const k of configKeys)
         if (base.config?.[k] !== undefined)
             runtime[k] = base.config[k];
-    const out = { architecture: base.architecture, os: base.os, config: runtime, rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids] }, history: [...(base.history ?? [])] };
+    const out = {
+        architecture: base.architecture,
+        os: base.os,
+        config: runtime,
+        rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids] },
+        history: [...(base.history ?? [])],
+    };
     if (base.variant)
         out.variant = base.variant;
     if (base['os.version'])
@@ -38992,10 +40322,17 @@ async function translate(plan, resolve) {
         const i = pending.shift();
         const p = plan.stages[i];
         // The triggers a stage starts with: its base image's, or the ONBUILD lines of the stage it is built on.
-        const texts = p.base.kind === 'image' ? ((await bases.get(i))?.config?.OnBuild ?? [])
-            : p.base.kind === 'stage' ? plan.stages[p.base.index].stage.commands.flatMap((c) => (c.kind === 'onbuild' ? [c.expression] : [])) : [];
+        const texts = p.base.kind === 'image'
+            ? ((await bases.get(i))?.config?.OnBuild ?? [])
+            : p.base.kind === 'stage'
+                ? plan.stages[p.base.index].stage.commands.flatMap((c) => (c.kind === 'onbuild' ? [c.expression] : []))
+                : [];
         for (const ins of onbuildTriggers(texts, p.stage.from.image)) {
-            const froms = ins.kind === 'copy' && ins.from !== undefined ? [ins.from] : ins.kind === 'run' ? ins.mounts.map(dockerfile_plan/* mountFrom */.oA).filter((f) => !!f) : [];
+            const froms = ins.kind === 'copy' && ins.from !== undefined
+                ? [ins.from]
+                : ins.kind === 'run'
+                    ? ins.mounts.map(dockerfile_plan/* mountFrom */.oA).filter((f) => !!f)
+                    : [];
             for (const f of froms) {
                 const src = (0,dockerfile_plan/* stageSourceOf */.rZ)(plan, f);
                 if (src.kind !== 'stage')
@@ -39023,7 +40360,14 @@ function translateStage(plan, index, done, imageConfig) {
     let inheritedArgs = new Map();
     if (base.kind === 'scratch') {
         // BuildKit's empty image: the default PATH and WorkingDir "/".
-        config = { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), config: { Env: [`PATH=${defaultPathEnv}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+        config = {
+            architecture: platform.architecture,
+            os: platform.os,
+            ...(platform.variant ? { variant: platform.variant } : {}),
+            config: { Env: [`PATH=${defaultPathEnv}`], WorkingDir: '/' },
+            rootfs: { type: 'layers', diff_ids: [] },
+            history: [],
+        };
     }
     else if (base.kind === 'stage') {
         const parent = done.get(base.index);
@@ -39038,7 +40382,13 @@ function translateStage(plan, index, done, imageConfig) {
             c.Env = [...(c.Env ?? []), `PATH=${defaultPathEnv}`];
     }
     const c = (config.config ??= {});
-    const scope = new StageScope({ escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv: parseEnv(c.Env), inheritedArgs });
+    const scope = new StageScope({
+        escapeToken: plan.dockerfile.escapeToken,
+        globalArgs: plan.globalArgs,
+        buildArgs: plan.buildArgs,
+        baseEnv: parseEnv(c.Env),
+        inheritedArgs,
+    });
     const meta = { cmdSet: false };
     // ONBUILD triggers of the base run first, then are gone from the config (BuildKit resets OnBuild).
     const triggers = onbuildTriggers(c.OnBuild ?? [], stage.from.image);
@@ -39046,7 +40396,9 @@ function translateStage(plan, index, done, imageConfig) {
     const steps = [];
     for (const ins of [...triggers, ...stage.commands]) {
         // A trigger's COPY --from names a stage of this Dockerfile or an image, as the stage's own would.
-        const triggerFrom = triggers.includes(ins) && ins.kind === 'copy' && ins.from !== undefined ? (0,dockerfile_plan/* stageSourceOf */.rZ)(plan, ins.from) : undefined;
+        const triggerFrom = triggers.includes(ins) && ins.kind === 'copy' && ins.from !== undefined
+            ? (0,dockerfile_plan/* stageSourceOf */.rZ)(plan, ins.from)
+            : undefined;
         const step = translateStep(ins, { plan, scope, config, meta, source: planned.sources.get(ins) ?? triggerFrom });
         if (step)
             steps.push({ at: ins, ...step });
@@ -39070,7 +40422,7 @@ function translateStep(ins, x) {
     const c = (config.config ??= {});
     switch (e.kind) {
         case 'workdir': {
-            const wd = external_node_path_.posix.join('/', e.path.startsWith('/') ? '' : c.WorkingDir ?? '/', e.path);
+            const wd = external_node_path_.posix.join('/', e.path.startsWith('/') ? '' : (c.WorkingDir ?? '/'), e.path);
             c.WorkingDir = wd;
             // The root needs no mkdir: a config change alone, empty_layer (BuildKit's dispatchWorkdir: withLayer only when
             // wd != "/"; testExportedHistory).
@@ -39092,7 +40444,7 @@ function translateStep(ins, x) {
 function translateCopy(ins, x) {
     const { scope, config } = x;
     if (ins.kind !== 'add' && ins.sources.some(isURL))
-        throw at(ins, 'source can\'t be a URL for COPY', 'use ADD for a URL');
+        throw at(ins, "source can't be a URL for COPY", 'use ADD for a URL');
     if (ins.kind === 'add' && ins.checksum !== undefined && (ins.sources.length !== 1 || !isURL(ins.sources[0]))) {
         throw at(ins, '--checksum needs exactly one http(s) source');
     }
@@ -39121,7 +40473,11 @@ function translateCopy(ins, x) {
             throw at(ins, e.message);
         }
     });
-    const flags = [ins.kind === 'copy' && ins.parents ? '--parents' : '', ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
+    const flags = [
+        ins.kind === 'copy' && ins.parents ? '--parents' : '',
+        ins.chown !== undefined ? `--chown=${ins.chown}` : '',
+        ins.chmod !== undefined ? `--chmod=${ins.chmod}` : '',
+    ].filter(Boolean);
     const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ...ins.inline.map((f) => `<<${f.name}`), ins.dest].join(' ')} # buildkit`;
     const op = {
         kind: 'copy',
@@ -39201,7 +40557,9 @@ function translateRun(ins, x) {
     try {
         mounts = ins.mounts.map((t) => {
             const spec = parseMount(t, cwd);
-            const from = (spec.type === 'bind' || spec.type === 'cache') && spec.from !== undefined ? (0,dockerfile_plan/* stageSourceOf */.rZ)(x.plan, spec.from) : undefined;
+            const from = (spec.type === 'bind' || spec.type === 'cache') && spec.from !== undefined
+                ? (0,dockerfile_plan/* stageSourceOf */.rZ)(x.plan, spec.from)
+                : undefined;
             return from ? { spec, from } : { spec };
         });
     }
@@ -39211,7 +40569,21 @@ function translateRun(ins, x) {
         throw e;
     }
     const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
-    return { createdBy, name: runName(ins, env, mounts, x.plan.dockerfile.escapeToken), op: { kind: 'exec', args, env: [...env.values()], proxyEnv, cwd, ...(c.User ? { user: c.User } : {}), network, mounts, ...(script ? { script } : {}) } };
+    return {
+        createdBy,
+        name: runName(ins, env, mounts, x.plan.dockerfile.escapeToken),
+        op: {
+            kind: 'exec',
+            args,
+            env: [...env.values()],
+            proxyEnv,
+            cwd,
+            ...(c.User ? { user: c.User } : {}),
+            network,
+            mounts,
+            ...(script ? { script } : {}),
+        },
+    };
 }
 /**
  * A RUN's name in the progress, as dockerfile2llb names it (processCmdEnv over the instruction with the step's
@@ -39304,7 +40676,14 @@ function parseSshFlag(text) {
     const id = (eq < 0 ? text : text.slice(0, eq)).trim();
     if (!id)
         throw new ExecError(`--ssh ${text}: needs an id (default, or ID=SOCKET|KEY)`);
-    return [id, eq < 0 ? [] : (0,dockerfile_plan/* splitCSV */.NW)(text.slice(eq + 1)).map((p) => p.trim()).filter(Boolean)];
+    return [
+        id,
+        eq < 0
+            ? []
+            : (0,dockerfile_plan/* splitCSV */.NW)(text.slice(eq + 1))
+                .map((p) => p.trim())
+                .filter(Boolean),
+    ];
 }
 class SshAgents {
     specs;
@@ -39359,16 +40738,24 @@ class SshAgents {
             const pid = agent.pid;
             // For the cleaner of a build that is killed outright (leftovers.ts): the agent holds the keys.
             (0,external_node_fs_.writeFileSync)(external_node_path_.join(dir, 'agent.pid'), String(pid));
-            this.agents.push({ pid, dir, forget: onInterrupt(() => {
+            this.agents.push({
+                pid,
+                dir,
+                forget: onInterrupt(() => {
                     killQuietly(pid);
                     removeSync(dir);
-                }) });
+                }),
+            });
         }
         if (!agent.pid)
             removeSync(dir);
         if (failed)
             throw new ExecError(`--ssh ${id}: ${failed}`);
-        const added = (0,external_node_child_process_.spawnSync)('ssh-add', paths, { env: { ...this.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+        const added = (0,external_node_child_process_.spawnSync)('ssh-add', paths, {
+            env: { ...this.env, SSH_AUTH_SOCK: sock },
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'pipe'],
+        });
         if (added.status !== 0)
             throw new ExecError(`--ssh ${id}: ssh-add could not load ${paths.join(', ')}: ${(added.stderr || added.error?.message || '').trim()} (keys with a passphrase need an agent: --ssh ${id}=$SSH_AUTH_SOCK)`);
         return sock;
@@ -39582,7 +40969,17 @@ function planCopy(sources, o) {
             if (o.fs.lookup(dir) && !o.fs.isDirectory(dir))
                 throw new CopyError(`cannot copy to /${target}: /${dir} is not a directory in the image`);
             // --chmod applies to the parents the copy makes too (BuildKit's testCopyChmod: /parent/sub is 0770).
-            put(dir, { header: { name: dir, type: 'directory', mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: o.created } });
+            put(dir, {
+                header: {
+                    name: dir,
+                    type: 'directory',
+                    mode: o.chmod ? o.chmod(0o755, true) : 0o755,
+                    uid: owner.uid,
+                    gid: owner.gid,
+                    size: 0,
+                    mtime: o.created,
+                },
+            });
         }
     };
     const addOne = (p, target, ownTime = false) => {
@@ -39595,7 +40992,15 @@ function planCopy(sources, o) {
             // directory source gives it its modification time (fsutil's copyDirectory copies the source's times onto a
             // directory it creates: BuildKit 0.13 gives `COPY src/ ./src/`'s ./src the time of src); an archive's, or the
             // context root's, is the copy's.
-            put(rel, { header: { ...header(rel, p, 'directory'), mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, mtime: ownTime ? Math.floor(p.stats.mtimeMs / 1000) : o.created } });
+            put(rel, {
+                header: {
+                    ...header(rel, p, 'directory'),
+                    mode: o.chmod ? o.chmod(0o755, true) : 0o755,
+                    uid: owner.uid,
+                    gid: owner.gid,
+                    mtime: ownTime ? Math.floor(p.stats.mtimeMs / 1000) : o.created,
+                },
+            });
         }
         else if (p.stats.isSymbolicLink()) {
             // A link a --parents pattern matched is copied as the link it is (BuildKit copies the pivot's contents).
@@ -39618,7 +41023,17 @@ function planCopy(sources, o) {
         const d = '/' + o.fs.resolve(dest, true);
         if (d !== '/' && kind(d) === undefined) {
             ensureParents(d.slice(1));
-            put(d, { header: { name: d.slice(1), type: 'directory', mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: o.created } });
+            put(d, {
+                header: {
+                    name: d.slice(1),
+                    type: 'directory',
+                    mode: o.chmod ? o.chmod(0o755, true) : 0o755,
+                    uid: owner.uid,
+                    gid: owner.gid,
+                    size: 0,
+                    mtime: o.created,
+                },
+            });
         }
     }
     for (const s of sources) {
@@ -39674,10 +41089,14 @@ function planCopy(sources, o) {
     // links of the context, of a stage and of an unpacked archive, wherever the image's symlinks led each name).
     for (const copies of linked.values()) {
         // (a name a later source wrote another file to is not this file's any more)
-        const still = [...new Set(copies.filter((c) => {
+        const still = [
+            ...new Set(copies
+                .filter((c) => {
                 const e = entries.get(c.name);
-                return e?.header.type === 'file' && e.content !== undefined && 'path' in e.content && e.content.path === c.abs;
-            }).map((c) => c.name))];
+                return (e?.header.type === 'file' && e.content !== undefined && 'path' in e.content && e.content.path === c.abs);
+            })
+                .map((c) => c.name)),
+        ];
         if (still.length < 2)
             continue;
         still.sort(writer/* walkOrder */.IP);
@@ -39741,7 +41160,9 @@ async function download(url, dir, options) {
         if (!res.ok || !res.body)
             throw new HttpSourceError(`failed to download ${url}: ${res.status} ${res.statusText}`);
         const file = external_node_path_.join(dir, urlFileName(url));
-        const check = options.checksum ? new image_digest/* DigestStream */.vl({ digest: (0,image_digest/* parseDigest */.m)(options.checksum).text, where: `ADD ${url} --checksum` }) : new image_digest/* DigestStream */.vl();
+        const check = options.checksum
+            ? new image_digest/* DigestStream */.vl({ digest: (0,image_digest/* parseDigest */.m)(options.checksum).text, where: `ADD ${url} --checksum` })
+            : new image_digest/* DigestStream */.vl();
         await (0,external_node_stream_promises_.pipeline)(external_node_stream_.Readable.fromWeb(res.body), check, (0,external_node_fs_.createWriteStream)(file));
         await (0,promises_.chmod)(file, 0o600);
         const lm = Date.parse(res.headers.get('last-modified') ?? '');
@@ -39931,7 +41352,8 @@ class ImageState {
             const headers = await store.layerHeaders(l).catch((e) => {
                 // A cache's record can lie about a layer's diffID, or name bytes that are no tar: not the build's fault,
                 // the steps that layer would have given run again (solver.ts build).
-                if (l.sources.some((src) => src.cache) && (e instanceof image_digest/* DigestMismatchError */.h || e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)) {
+                if (l.sources.some((src) => src.cache) &&
+                    (e instanceof image_digest/* DigestMismatchError */.h || e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)) {
                     throw new backend/* CacheBlobError */.ei(`the cache's record of layer ${l.descriptor.digest} does not match its content (${e.message})`, l.descriptor.digest);
                 }
                 throw e;
@@ -40027,11 +41449,17 @@ async function selectCopy(op, x) {
             if (isURL(s)) {
                 const dir = await x.scratchDir();
                 const { file, dated } = await download(s, dir, { checksum: op.checksum });
-                sources.push({ path: (await BuildContext.plain(dir).resolve(external_node_path_.basename(file)))[0], ...(dated ? {} : { undated: true }) });
+                sources.push({
+                    path: (await BuildContext.plain(dir).resolve(external_node_path_.basename(file)))[0],
+                    ...(dated ? {} : { undated: true }),
+                });
                 continue;
             }
             if (op.parents && s.slice(s.indexOf('/./') + 1).includes('**')) {
-                sources.push(...(await selectParentsPattern(from, s, !fromContext && op.chown === undefined)).map((x) => ({ ...x, socketsAsFiles: fromContext })));
+                sources.push(...(await selectParentsPattern(from, s, !fromContext && op.chown === undefined)).map((x) => ({
+                    ...x,
+                    socketsAsFiles: fromContext,
+                })));
                 continue;
             }
             for (const p of await from.resolve(s)) {
@@ -40042,10 +41470,18 @@ async function selectCopy(op, x) {
                     continue;
                 }
                 const pivot = s.indexOf('/./');
-                const parentsPath = pivot >= 0 ? external_node_path_.posix.relative(cleanPath(s.slice(0, pivot).replace(/^\/+/, '') || '.').replace(/^\.$/, ''), p.rel) : undefined;
+                const parentsPath = pivot >= 0
+                    ? external_node_path_.posix.relative(cleanPath(s.slice(0, pivot).replace(/^\/+/, '') || '.').replace(/^\.$/, ''), p.rel)
+                    : undefined;
                 // A stage's or image's files keep their owners unless --chown says otherwise (BuildKit copies them with their
                 // uid/gid); the context's become 0:0.
-                sources.push({ path: p, keepOwner: !fromContext && op.chown === undefined, children: p.stats.isDirectory() ? await from.walk(p) : undefined, parentsPath, socketsAsFiles: fromContext });
+                sources.push({
+                    path: p,
+                    keepOwner: !fromContext && op.chown === undefined,
+                    children: p.stats.isDirectory() ? await from.walk(p) : undefined,
+                    parentsPath,
+                    socketsAsFiles: fromContext,
+                });
             }
         }
     }
@@ -40089,7 +41525,12 @@ async function selectParentsPattern(from, source, keepOwner) {
             const isDir = p.stats.isDirectory();
             if (isDir)
                 taken = rel;
-            out.push({ path: p, keepOwner, parentsPath: rel, children: isDir ? below.filter((c) => c.rel.startsWith(`${p.rel}/`)) : undefined });
+            out.push({
+                path: p,
+                keepOwner,
+                parentsPath: rel,
+                children: isDir ? below.filter((c) => c.rel.startsWith(`${p.rel}/`)) : undefined,
+            });
         }
     }
     return out;
@@ -40112,15 +41553,25 @@ async function digestSelection(selection, digests) {
         const st = p.stats;
         const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : st.isFile() ? 'file' : 'other';
         const text = `${JSON.stringify([p.rel, type, st.mode & 0o7777, keepOwner ? [st.uid, st.gid] : null, p.linkname ?? null, type === 'file' ? st.size : 0])}\n`;
-        items.push({ text, size: st.size, ...(type === 'file' ? { file: p.abs, stats: st, known: digests?.get(st) } : {}) });
+        items.push({
+            text,
+            size: st.size,
+            ...(type === 'file' ? { file: p.abs, stats: st, known: digests?.get(st) } : {}),
+        });
     };
     for (const s of selection.sources) {
-        items.push({ text: JSON.stringify({ source: s.path.rel, archive: s.archive ?? null, parents: s.parentsPath ?? null }), size: 0 });
+        items.push({
+            text: JSON.stringify({ source: s.path.rel, archive: s.archive ?? null, parents: s.parentsPath ?? null }),
+            size: 0,
+        });
         add(s.path, s.keepOwner === true);
         for (const c of s.children ?? [])
             add(c, s.keepOwner === true);
     }
-    const small = (i) => items[i].file !== undefined && items[i].known === undefined && items[i].size > readNowLimit && items[i].size <= readAheadLimit;
+    const small = (i) => items[i].file !== undefined &&
+        items[i].known === undefined &&
+        items[i].size > readNowLimit &&
+        items[i].size <= readAheadLimit;
     const ahead = new Map();
     let next = 0;
     const fill = (from) => {
@@ -40249,7 +41700,13 @@ async function execCopy(op, x, selected) {
         const unpacked = BuildContext.plain(dir);
         const top = (await unpacked.resolve('.'))[0];
         const archived = new Set(headers.map((h) => (0,rooted/* cleanEntryName */.pG)(h.name)).filter(Boolean));
-        sources.push({ path: { ...top, rel: '' }, keepOwner: s.keepOwner, children: await unpacked.walk(top), unpacked: true, archived });
+        sources.push({
+            path: { ...top, rel: '' },
+            keepOwner: s.keepOwner,
+            children: await unpacked.walk(top),
+            unpacked: true,
+            archived,
+        });
     }
     if (op.inline.length > 0) {
         // Heredoc sources: files named after their delimiter, 0644, with the build's time so far.
@@ -40272,8 +41729,20 @@ async function execCopy(op, x, selected) {
     // --link: the layer is made on an empty filesystem, as BuildKit makes it, so it does not depend on the base (and
     // the base's layers need not be fetched). Otherwise the destination is looked up in the image.
     const target = op.link ? new FsIndex() : await x.state.fs(x.store);
-    const entries = planCopy(sources, { dest: op.dest, workdir: op.workdir, owner, chmod, created: x.sourceDateEpoch ?? time, fs: target, parents: op.parents, exclude });
-    return { layer: await timed('layer', () => (0,writer/* writeLayer */.By)(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel })), time };
+    const entries = planCopy(sources, {
+        dest: op.dest,
+        workdir: op.workdir,
+        owner,
+        chmod,
+        created: x.sourceDateEpoch ?? time,
+        fs: target,
+        parents: op.parents,
+        exclude,
+    });
+    return {
+        layer: await timed('layer', () => (0,writer/* writeLayer */.By)(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel })),
+        time,
+    };
 }
 /** --chown (or USER for WORKDIR) as uid/gid: numbers as they are, names from the image's /etc/passwd and /etc/group. */
 async function ownerOf(spec, x) {
@@ -40282,7 +41751,10 @@ async function ownerOf(spec, x) {
     if (!needsLookup(spec))
         return resolveOwner(spec, {});
     const files = await readImageFiles(x.state, x.store, ['/etc/passwd', '/etc/group']);
-    return resolveOwner(spec, { passwd: files.get('/etc/passwd')?.toString('utf8'), group: files.get('/etc/group')?.toString('utf8') });
+    return resolveOwner(spec, {
+        passwd: files.get('/etc/passwd')?.toString('utf8'),
+        group: files.get('/etc/group')?.toString('utf8'),
+    });
 }
 
 ;// CONCATENATED MODULE: ./lib/solver/ops/exec.js
@@ -40353,16 +41825,39 @@ async function execRun(op, x) {
         await (0,promises_.writeFile)(hosts, `127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${(x.sandbox.addHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join('')}`);
         const resolv = external_node_path_.join(scratch, `resolv-${x.stageIndex}`);
         await (0,promises_.writeFile)(resolv, await (0,promises_.readFile)('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
-        const spec = { args: op.args, env: [...env.values()], cwd: op.cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids ?? [], hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: stepNetwork(op.network, x.sandbox.network), mounts, ...(x.sandbox.shmSize ? { shmSize: x.sandbox.shmSize } : {}), ...(x.sandbox.ulimits?.length ? { ulimits: x.sandbox.ulimits } : {}), ...(emulator ? { emulator } : {}) };
+        const spec = {
+            args: op.args,
+            env: [...env.values()],
+            cwd: op.cwd,
+            uid: owner.uid,
+            gid: owner.gid,
+            additionalGids: owner.additionalGids ?? [],
+            hostname: 'buildkitsandbox',
+            hostsFile: hosts,
+            resolvConf: resolv,
+            network: stepNetwork(op.network, x.sandbox.network),
+            mounts,
+            ...(x.sandbox.shmSize ? { shmSize: x.sandbox.shmSize } : {}),
+            ...(x.sandbox.ulimits?.length ? { ulimits: x.sandbox.ulimits } : {}),
+            ...(emulator ? { emulator } : {}),
+        };
         const result = await timed('run', () => root.run(spec, (line) => x.output(x.mask.apply(line)), x.signal));
         if (x.signal.aborted)
             throw new BuildStopped();
         if (result.exitCode !== 0) {
             // A step that met a full store (its files are in the store's disk) says only what its program said.
             const full = await storeDiskFull(x.store.root);
-            throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}${full === undefined ? '' : `\n${storeFullAdvice(x.store.root, full)}`}`);
+            throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length
+                ? `\n${result.tail
+                    .slice(-10)
+                    .map((l) => x.mask.apply(l))
+                    .join('\n')}`
+                : ''}${full === undefined ? '' : `\n${storeFullAdvice(x.store.root, full)}`}`);
         }
-        return { layer: await timed('layer', () => root.layer(lower, targets, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel })), time: x.time };
+        return {
+            layer: await timed('layer', () => root.layer(lower, targets, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel })),
+            time: x.time,
+        };
     }
     finally {
         await root.release();
@@ -40394,7 +41889,14 @@ async function runMount(m, from, env, scratch, cleanup, x, executor) {
             return [{ destination: m.target, type: 'tmpfs', ...(m.size ? { size: String(m.size) } : {}) }];
         case 'bind': {
             const { staged, hidden } = await stagedSource(from, m.from, m.source, scratch, cleanup, x, executor);
-            return [{ destination: m.target, type: 'bind', source: await executor.viewOf(staged, hidden, m.rw, scratch, cleanup), readonly: !m.rw }];
+            return [
+                {
+                    destination: m.target,
+                    type: 'bind',
+                    source: await executor.viewOf(staged, hidden, m.rw, scratch, cleanup),
+                    readonly: !m.rw,
+                },
+            ];
         }
         case 'cache': {
             const { dir, name, created, dropped } = await cacheMountDir(external_node_path_.join(x.store.root, 'cache-mounts'), m, cleanup);
@@ -40527,9 +42029,22 @@ async function execMkdir(op, x) {
                 entries.push({ header: { ...existing.header, name: dir, size: 0 } });
             continue;
         }
-        entries.push({ header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: x.sourceDateEpoch ?? x.time } });
+        entries.push({
+            header: {
+                name: dir,
+                type: 'directory',
+                mode: 0o755,
+                uid: owner.uid,
+                gid: owner.gid,
+                size: 0,
+                mtime: x.sourceDateEpoch ?? x.time,
+            },
+        });
     }
-    return { layer: await (0,writer/* writeLayer */.By)(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel }), time: x.time };
+    return {
+        layer: await (0,writer/* writeLayer */.By)(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel }),
+        time: x.time,
+    };
 }
 
 ;// CONCATENATED MODULE: ./lib/solver/solver.js
@@ -40598,7 +42113,24 @@ class ImageSourceError extends Error {
     }
 }
 /** Errors of the input that a step meets: printed at the step's Dockerfile line. */
-const stepErrors = [ImageSourceError, DockerignoreError, UserError, ContextError, CopyError, ExecError, archive_ArchiveError, layer_tar/* TarError */.mt, layer_compression/* CompressionError */.z$, rooted/* RootedPathError */.Tc, HttpSourceError, ChmodError, NoPlatformError, ReferenceError, image_digest/* DigestMismatchError */.h, image_digest/* SizeMismatchError */.Au];
+const stepErrors = [
+    ImageSourceError,
+    DockerignoreError,
+    UserError,
+    ContextError,
+    CopyError,
+    ExecError,
+    archive_ArchiveError,
+    layer_tar/* TarError */.mt,
+    layer_compression/* CompressionError */.z$,
+    rooted/* RootedPathError */.Tc,
+    HttpSourceError,
+    ChmodError,
+    NoPlatformError,
+    ReferenceError,
+    image_digest/* DigestMismatchError */.h,
+    image_digest/* SizeMismatchError */.Au,
+];
 function stageError(ins, e, hint) {
     return new errors/* DockerfileError */.t(e.message, { line: ins.line, endLine: ins.endLine }, { hint: hint ?? e.hint });
 }
@@ -40607,7 +42139,11 @@ function stageError(ins, e, hint) {
  * the layer on top when there is one (an empty_layer entry when not), and the stage's time moved on.
  */
 function applyResult(run, result, sourceDateEpoch) {
-    const entry = { created: new Date((sourceDateEpoch ?? result.time) * 1000).toISOString(), created_by: result.created_by, comment: historyComment };
+    const entry = {
+        created: new Date((sourceDateEpoch ?? result.time) * 1000).toISOString(),
+        created_by: result.created_by,
+        comment: historyComment,
+    };
     if (result.layer)
         run.state.addLayer(result.layer, entry, result.headers);
     else
@@ -40677,7 +42213,13 @@ class Solver {
             throw new ContextError(`cannot read the Dockerfile ${file}: no such file in ${external_node_path_.relative(external_node_path_.resolve(req.context), external_node_path_.resolve(file)).startsWith('..') ? 'its directory' : 'the build context'}`);
         this.df = readDockerfile(text, file);
         try {
-            this.plan = (0,dockerfile_plan/* planBuild */.C7)(this.df, { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: (0,image_platform/* hostPlatform */.ol)(), ...(req.namedContexts ? { namedContexts: req.namedContexts } : {}) });
+            this.plan = (0,dockerfile_plan/* planBuild */.C7)(this.df, {
+                buildArgs: req.buildArgs,
+                target: req.target,
+                targetPlatform: req.platform,
+                buildPlatform: (0,image_platform/* hostPlatform */.ol)(),
+                ...(req.namedContexts ? { namedContexts: req.namedContexts } : {}),
+            });
         }
         catch (e) {
             if (e instanceof errors/* DockerfileError */.t)
@@ -40745,7 +42287,10 @@ class Solver {
                     return;
                 await this.req.store.fetchLayerChecked(l).catch((e) => {
                     // a record that lies about its blob (its diffID, its compression, no tar) is the cache's fault: steps run again
-                    if (e instanceof image_digest/* DigestMismatchError */.h || e instanceof StoreError || e instanceof layer_tar/* TarError */.mt || e instanceof layer_compression/* CompressionError */.z$)
+                    if (e instanceof image_digest/* DigestMismatchError */.h ||
+                        e instanceof StoreError ||
+                        e instanceof layer_tar/* TarError */.mt ||
+                        e instanceof layer_compression/* CompressionError */.z$)
                         throw new backend/* CacheBlobError */.ei(`the cache's record of layer ${l.descriptor.digest} does not match its content (${e.message})`, l.descriptor.digest);
                     throw e;
                 });
@@ -40816,7 +42361,11 @@ class Solver {
     useRecords(stage, found, keys) {
         const { also: _also, ...result } = found;
         const all = [...new Set([...keys, ...(found.also ?? [])])];
-        all.forEach((k, i) => this.used.push({ stage, record: { ...result, key: k, ...(i === 0 && all.length > 1 ? { also: all.slice(1) } : {}) }, primary: i === 0 }));
+        all.forEach((k, i) => this.used.push({
+            stage,
+            record: { ...result, key: k, ...(i === 0 && all.length > 1 ? { also: all.slice(1) } : {}) },
+            primary: i === 0,
+        }));
     }
     /** The target and the stages it is built FROM: the stages whose layers the image holds. */
     finalStages(target) {
@@ -40894,13 +42443,18 @@ class Solver {
             const store = this.req.store;
             if (this.req.reuseResolved) {
                 const recent = await store.recentlyResolved(name, this.req.reuseResolved);
-                const known = recent && (await (async () => {
-                    const m = (0,image_manifest/* parseManifest */.Ng)(await store.readBlob(recent.digest), recent.mediaType);
-                    if (m.kind !== 'manifest')
-                        return undefined;
-                    const config = (0,image_manifest/* parseImageConfig */.FB)(await store.readBlob(m.manifest.config.digest));
-                    return { digest: m.digest, config, layers: registryLayers(this.req.client, { registry: parsed.registry, repository: parsed.repository }, m, config.rootfs.diff_ids) };
-                })().catch(() => undefined));
+                const known = recent &&
+                    (await (async () => {
+                        const m = (0,image_manifest/* parseManifest */.Ng)(await store.readBlob(recent.digest), recent.mediaType);
+                        if (m.kind !== 'manifest')
+                            return undefined;
+                        const config = (0,image_manifest/* parseImageConfig */.FB)(await store.readBlob(m.manifest.config.digest));
+                        return {
+                            digest: m.digest,
+                            config,
+                            layers: registryLayers(this.req.client, { registry: parsed.registry, repository: parsed.repository }, m, config.rootfs.diff_ids),
+                        };
+                    })().catch(() => undefined));
                 if (known)
                     return known;
             }
@@ -40912,7 +42466,9 @@ class Solver {
                 const configBytes = await remote.readBlob(m.manifest.config);
                 const config = (0,image_manifest/* parseImageConfig */.FB)(configBytes);
                 if (this.req.reuseResolved)
-                    await store.noteResolved(name, m, { digest: m.manifest.config.digest, bytes: configBytes }).catch(() => undefined);
+                    await store
+                        .noteResolved(name, m, { digest: m.manifest.config.digest, bytes: configBytes })
+                        .catch(() => undefined);
                 return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
             }
             catch (e) {
@@ -40936,7 +42492,8 @@ class Solver {
     }
     async makePlan(index) {
         const ts = this.stageOf(index);
-        const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
+        const noCache = this.req.noCache === true ||
+            (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
         // The stages this one reads are planned meanwhile: their bases resolve, and their context files are hashed,
         // while this one's base resolves (what fails is met when its key is needed, in its turn).
         for (const step of ts.steps) {
@@ -40991,11 +42548,20 @@ class Solver {
                     // id, a cache mount by its id: never a secret's value, never a cache's content.
                     const inputs = [];
                     for (const m of op.mounts)
-                        inputs.push(m.from ? await this.sourceKey(m.from) : m.spec.type === 'bind' ? await this.contextDigest(m.spec.source) : null);
+                        inputs.push(m.from
+                            ? await this.sourceKey(m.from)
+                            : m.spec.type === 'bind'
+                                ? await this.contextDigest(m.spec.source)
+                                : null);
                     // The platform it runs as: the same files give another result under another architecture (a stage FROM
                     // scratch has the same key on every platform until its first RUN).
                     const sandbox = sandboxKey(this.req.sandbox);
-                    key = (0,cache_keys/* stepKey */.Ug)(key, { op: described, mounts: inputs, platform: (0,image_platform/* formatPlatform */.Bq)(ts.platform), ...(sandbox ? { sandbox } : {}) });
+                    key = (0,cache_keys/* stepKey */.Ug)(key, {
+                        op: described,
+                        mounts: inputs,
+                        platform: (0,image_platform/* formatPlatform */.Bq)(ts.platform),
+                        ...(sandbox ? { sandbox } : {}),
+                    });
                 }
                 else {
                     key = (0,cache_keys/* stepKey */.Ug)(key, { op: described });
@@ -41031,7 +42597,11 @@ class Solver {
      * different is work thrown away, never a wrong key: the real keys come from the real translation.
      */
     async hashContextEarly() {
-        const guess = await translate(this.plan, async (_ref, platform) => ({ architecture: platform.architecture, os: platform.os, rootfs: { type: 'layers', diff_ids: [] } }));
+        const guess = await translate(this.plan, async (_ref, platform) => ({
+            architecture: platform.architecture,
+            os: platform.os,
+            rootfs: { type: 'layers', diff_ids: [] },
+        }));
         for (const [index, ts] of guess.stages) {
             if (this.stopping.signal.aborted)
                 return;
@@ -41053,7 +42623,11 @@ class Solver {
             if (!p.step.op || p.hit)
                 continue;
             const op = p.step.op;
-            const froms = op.kind === 'copy' && op.from.kind !== 'context' ? [op.from] : op.kind === 'exec' ? op.mounts.flatMap((m) => (m.from ? [m.from] : [])) : [];
+            const froms = op.kind === 'copy' && op.from.kind !== 'context'
+                ? [op.from]
+                : op.kind === 'exec'
+                    ? op.mounts.flatMap((m) => (m.from ? [m.from] : []))
+                    : [];
             for (const f of froms)
                 if (f.kind === 'stage')
                     void this.stage(f.index).catch(() => undefined);
@@ -41070,7 +42644,12 @@ class Solver {
         else {
             const b = await this.baseImage(ts.base.ref, ts.platform, ts.from);
             const created = Date.parse(b.config.created ?? '');
-            run = { index, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: plan.key };
+            run = {
+                index,
+                state: new ImageState([...b.layers], [...(b.config.history ?? [])]),
+                time: Number.isNaN(created) ? 0 : Math.floor(created / 1000),
+                key: plan.key,
+            };
         }
         // Nothing of the stage's layers comes before the machine is known to run its RUN steps (index.ts).
         if (plan.steps.some((p) => p.step.op && !p.hit))
@@ -41087,12 +42666,27 @@ class Solver {
         // Several platforms in one build: each step names its stage's platform, and the target's when that differs
         // (prefixCommand with prefixPlatform, formatTargetPlatform: `[linux/amd64->arm64 build 2/3]`).
         const target = this.plan.targetPlatform;
-        const arrow = ts.platform.os !== target.os ? `->${(0,image_platform/* formatPlatform */.Bq)(target)}` : ts.platform.architecture !== target.architecture || (ts.platform.variant ?? '') !== (target.variant ?? '') ? `->${target.variant ? `${target.architecture}/${target.variant}` : target.architecture}` : '';
+        const arrow = ts.platform.os !== target.os
+            ? `->${(0,image_platform/* formatPlatform */.Bq)(target)}`
+            : ts.platform.architecture !== target.architecture || (ts.platform.variant ?? '') !== (target.variant ?? '')
+                ? `->${target.variant ? `${target.architecture}/${target.variant}` : target.architecture}`
+                : '';
         const platformPart = this.req.platformPrefix ? `${(0,image_platform/* formatPlatform */.Bq)(ts.platform)}${arrow} ` : '';
         const prefix = (n) => `[${platformPart}${stageName ? `${stageName} ` : ''}${String(n).padStart(String(steps).length)}/${steps}] `;
         let position = 0;
         if (ts.base.kind === 'image') {
-            const from = { stage: index, stageName: ts.name, instruction: ts.from.code, line: ts.from.line, position: ++position, steps, prefix: prefix(position), cached: false, source: 'registry', seconds: (Date.now() - fromStarted) / 1000 };
+            const from = {
+                stage: index,
+                stageName: ts.name,
+                instruction: ts.from.code,
+                line: ts.from.line,
+                position: ++position,
+                steps,
+                prefix: prefix(position),
+                cached: false,
+                source: 'registry',
+                seconds: (Date.now() - fromStarted) / 1000,
+            };
             this.req.onStepStart?.(from);
             this.steps.push(from);
             this.req.onStep?.(from);
@@ -41106,7 +42700,15 @@ class Solver {
             const shown = numbered(step) && step.op !== undefined;
             if (numbered(step))
                 position++;
-            const start = { stage: index, stageName: ts.name, instruction: step.name ?? step.at.code, line: step.at.line, position, steps, prefix: prefix(position) };
+            const start = {
+                stage: index,
+                stageName: ts.name,
+                instruction: step.name ?? step.at.code,
+                line: step.at.line,
+                position,
+                steps,
+                prefix: prefix(position),
+            };
             if (shown) {
                 this.currentStep.set(index, start);
                 this.req.onStepStart?.(start);
@@ -41125,7 +42727,13 @@ class Solver {
             }
             if (!shown)
                 continue;
-            const report = { ...start, cached: hit !== undefined, source: hit?.source ?? null, seconds: (Date.now() - started) / 1000, ...(diffID ? { diffID } : {}) };
+            const report = {
+                ...start,
+                cached: hit !== undefined,
+                source: hit?.source ?? null,
+                seconds: (Date.now() - started) / 1000,
+                ...(diffID ? { diffID } : {}),
+            };
             this.steps.push(report);
             this.req.onStep?.(report);
         }
@@ -41183,16 +42791,31 @@ class Solver {
         const l = result.layer;
         let layer;
         if (l) {
-            const descriptorOf = (w) => ({ mediaType: w.mediaType, digest: w.digest, size: w.size });
+            const descriptorOf = (w) => ({
+                mediaType: w.mediaType,
+                digest: w.digest,
+                size: w.size,
+            });
             // (hoist made the layer: its digest and diffID are a pair it knows to be true, store.ts noteVerified)
             const noted = async (w) => (await this.req.store.noteVerified(w.digest, w.diffID), w);
-            layer = 'written' in l ? new CompressingLayer(l.diffID, timed('compress', () => l.written.then(noted), (w) => w.size).then(descriptorOf)) : { descriptor: descriptorOf(await noted(l)), diffID: l.diffID, sources: [] };
+            layer =
+                'written' in l
+                    ? new CompressingLayer(l.diffID, timed('compress', () => l.written.then(noted), (w) => w.size).then(descriptorOf))
+                    : { descriptor: descriptorOf(await noted(l)), diffID: l.diffID, sources: [] };
             await this.req.store.keepLayerIndex(l.diffID, l.headers);
         }
         applyResult(run, { created_by: step.createdBy, time: result.time, layer, headers: l?.headers }, this.req.sourceDateEpoch);
         // The records are written once the layer's blob is (in place now, so that their order does not depend on
         // which compression finishes first).
-        const used = keys.map((k, i) => ({ stage: run.index, record: { key: k, time: result.time, ...(i === 0 && keys.length > 1 ? { also: keys.slice(1) } : {}) }, primary: i === 0 }));
+        const used = keys.map((k, i) => ({
+            stage: run.index,
+            record: {
+                key: k,
+                time: result.time,
+                ...(i === 0 && keys.length > 1 ? { also: keys.slice(1) } : {}),
+            },
+            primary: i === 0,
+        }));
         this.used.push(...used);
         const record = async () => {
             await layer?.ready;
@@ -41200,7 +42823,14 @@ class Solver {
                 this.layers.set(layer.descriptor.digest, layer);
             for (const u of used) {
                 if (layer)
-                    u.record = { ...u.record, layer: { ...layer.descriptor, diffID: layer.diffID, ...(x.layerLevel === 0 ? { stored: true } : {}) } };
+                    u.record = {
+                        ...u.record,
+                        layer: {
+                            ...layer.descriptor,
+                            diffID: layer.diffID,
+                            ...(x.layerLevel === 0 ? { stored: true } : {}),
+                        },
+                    };
                 await this.req.store.writeRecord(u.record);
             }
         };
@@ -41267,7 +42897,9 @@ class Solver {
      */
     async lookup(key) {
         const record = await this.req.store.readRecord(key);
-        if (record && !(record.layer && this.badBlobs.has(record.layer.digest)) && (!record.layer || (await this.req.store.hasIntactBlob(record.layer)))) {
+        if (record &&
+            !(record.layer && this.badBlobs.has(record.layer.digest)) &&
+            (!record.layer || (await this.req.store.hasIntactBlob(record.layer)))) {
             return { record, source: 'local', blobs: [] };
         }
         for (const c of await this.cacheSources()) {
@@ -41289,7 +42921,9 @@ class Solver {
             // a named directory: all it holds, hashed as COPY's sources are
             const c = this.namedContext(from.name);
             const found = c.find('.');
-            return found ? digestSelection({ sources: [{ path: found, children: await c.walk(found) }], newest: 0 }, await this.fileDigests()) : 'missing';
+            return found
+                ? digestSelection({ sources: [{ path: found, children: await c.walk(found) }], newest: 0 }, await this.fileDigests())
+                : 'missing';
         }
         return (0,cache_keys/* baseKey */.H_)({ kind: 'image', manifest: (await this.baseImage(from.ref, this.plan.targetPlatform)).digest });
     }
@@ -41305,7 +42939,10 @@ class Solver {
         const found = this.context.find(source);
         if (!found)
             return 'missing';
-        return digestSelection({ sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }], newest: 0 }, await this.fileDigests());
+        return digestSelection({
+            sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }],
+            newest: 0,
+        }, await this.fileDigests());
     }
     exec(op, x, selection) {
         switch (op.kind) {
@@ -41368,7 +43005,13 @@ class Solver {
                 const blob = c.mountBlob?.(m.name);
                 return blob ? [{ blob, source: c.blobs }] : [];
             });
-            return { name: m.name, id: m.id, dir: m.dir, before: (await (0,cache_mounts/* treeDigest */.fZ)(m.dir, this.req.mountMaxSize ?? backend/* defaultMountMax */.Fz)).digest, kept };
+            return {
+                name: m.name,
+                id: m.id,
+                dir: m.dir,
+                before: (await (0,cache_mounts/* treeDigest */.fZ)(m.dir, this.req.mountMaxSize ?? backend/* defaultMountMax */.Fz)).digest,
+                kept,
+            };
         });
     }
     async scratchDir() {
@@ -41447,7 +43090,9 @@ async function imagePackages(state, store, maxBytes = 64 * 1024 * 1024) {
     const fs = await state.fs(store);
     const notes = [];
     // distroless images: one file per package in status.d
-    const allStatusD = [...fs.entries].filter(([p, e]) => e.header.type === 'file' && /^\/?var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p) && !p.endsWith('.md5sums')).map(([p]) => `/${p.replace(/^\//, '')}`);
+    const allStatusD = [...fs.entries]
+        .filter(([p, e]) => e.header.type === 'file' && /^\/?var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p) && !p.endsWith('.md5sums'))
+        .map(([p]) => `/${p.replace(/^\//, '')}`);
     const statusD = allStatusD.slice(0, maxSbomPackages);
     const files = ['/var/lib/dpkg/status', ...statusD, '/lib/apk/db/installed', '/etc/os-release', '/usr/lib/os-release'];
     // An image's database is the image's to write: one larger than any real one is not read whole into memory.
@@ -41631,7 +43276,13 @@ async function buildProfiled(req) {
     }
     events.built?.();
     // an index's own annotations and those of its descriptors (left out with one platform: there is no index)
-    const plain = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index'), wantsOciMediaTypes(outputs)) : solved[0].result.image;
+    const plain = several
+        ? await IndexImage.of(solved.map((x) => ({
+            image: x.result.image,
+            platform: x.platform,
+            annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform),
+        })), store, annotationsFor(req.annotations ?? [], 'index'), wantsOciMediaTypes(outputs))
+        : solved[0].result.image;
     // With provenance, what is pushed (and recorded under the tags) is an OCI index of the images and their
     // attestations; the other outputs (a docker or OCI archive, a directory) get the image alone.
     const image = req.provenance || req.sbom ? await attestedIndex(req, solved, { startedOn, buildID }, store) : plain;
@@ -41649,7 +43300,12 @@ async function buildProfiled(req) {
     const ghaExport = Promise.all(solved.map((x) => timed('cache-export', () => exportCaches(ghaSpecs, x.result, x.cacheContext, store, warn, log)))).then((n) => n.reduce((a, b) => a + b, 0));
     ghaExport.catch(() => undefined); // awaited below; an output's failure must not leave it unhandled
     for (const o of outputs) {
-        const targets = o.type === 'local' && several ? solved.map((x) => ({ spec: { ...o, dest: external_node_path_.join(o.dest, (0,image_platform/* formatPlatform */.Bq)(x.platform).replaceAll('/', '_')) }, image: x.result.image })) : [{ spec: o, image }];
+        const targets = o.type === 'local' && several
+            ? solved.map((x) => ({
+                spec: { ...o, dest: external_node_path_.join(o.dest, (0,image_platform/* formatPlatform */.Bq)(x.platform).replaceAll('/', '_')) },
+                image: x.result.image,
+            }))
+            : [{ spec: o, image }];
         for (const t of targets) {
             const r = await timed('export', () => exportImage(t.spec.type === 'registry' || t.image !== image ? t.image : plain, t.spec, req.tags, client));
             if (r.pushed) {
@@ -41665,7 +43321,12 @@ async function buildProfiled(req) {
     }
     const others = cacheTo.filter((c) => c.type !== 'gha');
     const cacheUploaded = (await timed('cache-export', () => exportCaches(others, several ? mergedResult(solved.map((x) => x.result)) : solved[0].result, solved[0].cacheContext, store, warn, log))) + (await ghaExport);
-    const cache = { hits: 0, misses: 0, downloadedBytes: store.fetched.bytes - fetchedAtEnd, uploadedBytes: pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded };
+    const cache = {
+        hits: 0,
+        misses: 0,
+        downloadedBytes: store.fetched.bytes - fetchedAtEnd,
+        uploadedBytes: pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded,
+    };
     for (const x of solved) {
         cache.hits += x.result.cache.hits;
         cache.misses += x.result.cache.misses;
@@ -41680,7 +43341,15 @@ async function buildProfiled(req) {
         'containerimage.descriptor': descriptor,
         'containerimage.digest': root.digest,
         // with several platforms, each step names the platform it was built for
-        'hoist.steps': solved.flatMap((x) => x.result.steps.map((st) => ({ ...(several ? { platform: (0,image_platform/* formatPlatform */.Bq)(x.platform) } : {}), stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line, cached: st.cached, source: st.source, seconds: st.seconds }))),
+        'hoist.steps': solved.flatMap((x) => x.result.steps.map((st) => ({
+            ...(several ? { platform: (0,image_platform/* formatPlatform */.Bq)(x.platform) } : {}),
+            stage: st.stageName ?? st.stage,
+            instruction: st.instruction,
+            line: st.line,
+            cached: st.cached,
+            source: st.source,
+            seconds: st.seconds,
+        }))),
         'hoist.cache': cache,
     };
     if (several)
@@ -41696,7 +43365,22 @@ async function buildProfiled(req) {
         layers.push(...manifestLayers.map((l, i) => ({ diffID: diffIDs[i], digest: l.digest, size: l.size })));
         size += manifestLayers.reduce((n, l) => n + l.size, m.kind === 'manifest' ? m.manifest.config.size : 0);
     }
-    return { digest: root.digest, imageID: several ? root.digest : first.imageID, descriptor, tags: req.tags, platform: first.platform, platforms: solved.map((x) => x.platform), pushed, files, steps, cache, unusedBuildArgs: first.unusedBuildArgs, metadata, layers, size };
+    return {
+        digest: root.digest,
+        imageID: several ? root.digest : first.imageID,
+        descriptor,
+        tags: req.tags,
+        platform: first.platform,
+        platforms: solved.map((x) => x.platform),
+        pushed,
+        files,
+        steps,
+        cache,
+        unusedBuildArgs: first.unusedBuildArgs,
+        metadata,
+        layers,
+        size,
+    };
 }
 function uniquePlatforms(list) {
     const out = [];
@@ -41729,7 +43413,13 @@ function planRunsSteps(req) {
     const text = req.dockerfileText ?? readInside(external_node_path_.resolve(req.context), file);
     if (text === undefined)
         return false; // the build itself says the Dockerfile is missing
-    const plan = (0,dockerfile_plan/* planBuild */.C7)(readDockerfile(text, file), { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: (0,image_platform/* hostPlatform */.ol)(), ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}) });
+    const plan = (0,dockerfile_plan/* planBuild */.C7)(readDockerfile(text, file), {
+        buildArgs: req.buildArgs,
+        target: req.target,
+        targetPlatform: req.platform,
+        buildPlatform: (0,image_platform/* hostPlatform */.ol)(),
+        ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}),
+    });
     return plan.order.some((i) => plan.stages[i].stage.commands.some((ins) => ins.kind === 'run'));
 }
 /**
@@ -41750,7 +43440,9 @@ async function onContext(req, run) {
         const keepGitDir = /^(1|true)$/i.test(req.buildArgs?.get('BUILDKIT_CONTEXT_KEEP_GIT_DIR') ?? '');
         const fetched = await timed('context', () => fetchGitContext(git, external_node_path_.join(dir, 'checkout'), { token, keepGitDir }));
         req.events?.log?.(`context: ${redact(git.remote)} at ${git.ref ?? 'HEAD'} (commit ${fetched.commit.slice(0, 12)})${git.subdir ? `, directory ${git.subdir}` : ''}`);
-        const dockerfile = req.dockerfile === undefined || external_node_path_.isAbsolute(req.dockerfile) ? req.dockerfile : (0,rooted/* resolveInside */.LI)(fetched.dir, req.dockerfile, { followLast: true }).abs;
+        const dockerfile = req.dockerfile === undefined || external_node_path_.isAbsolute(req.dockerfile)
+            ? req.dockerfile
+            : (0,rooted/* resolveInside */.LI)(fetched.dir, req.dockerfile, { followLast: true }).abs;
         return await run({ ...req, context: fetched.dir, ...(dockerfile !== undefined ? { dockerfile } : {}) });
     }
     finally {
@@ -41775,13 +43467,17 @@ async function attestedIndex(req, solved, build, store) {
         return own && own !== 'default' ? own : (req.sandbox?.network ?? 'default');
     };
     const facts = {
-        dockerfile: req.dockerfileText !== undefined ? 'Dockerfile' : external_node_path_.relative(external_node_path_.resolve(req.context), external_node_path_.resolve(req.dockerfile ?? external_node_path_.join(req.context, 'Dockerfile'))),
+        dockerfile: req.dockerfileText !== undefined
+            ? 'Dockerfile'
+            : external_node_path_.relative(external_node_path_.resolve(req.context), external_node_path_.resolve(req.dockerfile ?? external_node_path_.join(req.context, 'Dockerfile'))),
         ...(req.target ? { target: req.target } : {}),
         buildArgs: req.buildArgs ?? new Map(),
         labels: req.labels ?? new Map(),
         secrets: [...(req.secrets?.keys() ?? [])],
         ssh: [...(req.ssh?.keys() ?? [])],
-        materials: [...new Map(solved.flatMap((x) => x.result.materials).map((m) => [`${m.ref}|${m.platform}`, m])).values()],
+        materials: [
+            ...new Map(solved.flatMap((x) => x.result.materials).map((m) => [`${m.ref}|${m.platform}`, m])).values(),
+        ],
         // no RUN could reach the network: each ran with --network=none, its own or the build's
         hermetic: !steps.some((st) => /^RUN\b/.test(st.instruction) && networkOf(st.instruction) !== 'none'),
         steps: steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line })),
@@ -41792,13 +43488,32 @@ async function attestedIndex(req, solved, build, store) {
     };
     const sbomOf = (platform) => {
         const s = solved.find((x) => (0,image_platform/* formatPlatform */.Bq)(x.platform) === (0,image_platform/* formatPlatform */.Bq)(platform))?.result.sbom;
-        return spdxDocument(s?.packages ?? [], { name: req.tags[0] ?? 'image', created: facts.finishedOn, os: s?.os ?? {}, notes: s?.notes ?? [] });
+        return spdxDocument(s?.packages ?? [], {
+            name: req.tags[0] ?? 'image',
+            created: facts.finishedOn,
+            os: s?.os ?? {},
+            notes: s?.notes ?? [],
+        });
     };
-    const attested = await attestImages(solved.map((x) => ({ image: x.result.image, platform: x.platform })), req.tags, { ...(req.provenance ? { provenance: { facts, options: req.provenance } } : {}), ...(req.sbom ? { sbom: sbomOf } : {}) }, store);
+    const attested = await attestImages(solved.map((x) => ({ image: x.result.image, platform: x.platform })), req.tags, {
+        ...(req.provenance ? { provenance: { facts, options: req.provenance } } : {}),
+        ...(req.sbom ? { sbom: sbomOf } : {}),
+    }, store);
     const unknown = { architecture: 'unknown', os: 'unknown' };
     return IndexImage.of([
-        ...attested.entries.map((e) => ({ image: e.image, platform: e.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', e.platform) })),
-        ...attested.entries.map((e) => ({ image: e.attestation, platform: unknown, annotations: { 'vnd.docker.reference.digest': e.image.root.digest, 'vnd.docker.reference.type': 'attestation-manifest' } })),
+        ...attested.entries.map((e) => ({
+            image: e.image,
+            platform: e.platform,
+            annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', e.platform),
+        })),
+        ...attested.entries.map((e) => ({
+            image: e.attestation,
+            platform: unknown,
+            annotations: {
+                'vnd.docker.reference.digest': e.image.root.digest,
+                'vnd.docker.reference.type': 'attestation-manifest',
+            },
+        })),
     ], store, annotationsFor(req.annotations ?? [], 'index'), true);
 }
 
@@ -41915,7 +43630,9 @@ async function rerunWithSudo(argv, ownedPaths, keepOwners = []) {
     (0,external_node_fs_.writeFileSync)(envFile, JSON.stringify(process.env), { mode: 0o600 });
     try {
         const code = await withoutInterruptHandler(() => new Promise((resolve) => {
-            const child = (0,external_node_child_process_.spawn)('sudo', ['-n', process.execPath, process.argv[1], envFileFlag, envFile, ...argv], { stdio: 'inherit' });
+            const child = (0,external_node_child_process_.spawn)('sudo', ['-n', process.execPath, process.argv[1], envFileFlag, envFile, ...argv], {
+                stdio: 'inherit',
+            });
             // A cancelled job signals this process: the build under sudo gets the signal too (sudo relays it) and
             // cleans up; this one waits for it instead of leaving it running.
             const relay = (signal) => () => void child.kill(signal);
@@ -41937,7 +43654,9 @@ async function rerunWithSudo(argv, ownedPaths, keepOwners = []) {
             // handing those to the user would change the owners every later RUN step sees.
             const prune = keepOwners.flatMap((k, i) => [...(i ? ['-o'] : []), '-path', k]);
             for (const p of ownedPaths) {
-                const args = prune.length ? [p, '(', ...prune, ')', '-prune', '-o', '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+'] : [p, '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+'];
+                const args = prune.length
+                    ? [p, '(', ...prune, ')', '-prune', '-o', '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+']
+                    : [p, '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+'];
                 (0,external_node_child_process_.spawnSync)('sudo', ['-n', 'find', ...args], { stdio: 'ignore' });
             }
         }
@@ -42186,14 +43905,23 @@ async function buildCommand(argv, io) {
     const job = gitlabJob();
     const tags = (a.options.get('tag') ?? []).map((t) => formatReference(parseReference(t)));
     // Tag rules (the Action's): the images given, or in a GitLab job without -t the project's own image.
-    const images = (a.options.get('images') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+    const images = (a.options.get('images') ?? [])
+        .flatMap((v) => v.split(','))
+        .map((v) => v.trim())
+        .filter(Boolean);
     if (images.length === 0 && tags.length === 0 && job?.image)
         images.push(job.image);
     let meta;
     if (images.length > 0) {
         if (!job)
-            throw new UsageError('--images names the image by tag rules, which need the CI\'s facts (a GitLab job: GITLAB_CI and its variables); outside CI give -t NAME:TAG');
-        meta = asUsage(() => computeMeta({ images, tags: tagRules(a.options.get('tag-rule')) ?? defaultTagRules, flavor: a.options.get('flavor') ?? [], labels: [], annotations: [] }, job.git, job.repo, (m) => io.err(`warning: ${m}\n`)));
+            throw new UsageError("--images names the image by tag rules, which need the CI's facts (a GitLab job: GITLAB_CI and its variables); outside CI give -t NAME:TAG");
+        meta = asUsage(() => computeMeta({
+            images,
+            tags: tagRules(a.options.get('tag-rule')) ?? defaultTagRules,
+            flavor: a.options.get('flavor') ?? [],
+            labels: [],
+            annotations: [],
+        }, job.git, job.repo, (m) => io.err(`warning: ${m}\n`)));
         tags.push(...meta.tags.map((t) => formatReference(parseReference(t))).filter((t) => !tags.includes(t)));
     }
     // --push-by-digest is the push: with --push too, the image is still pushed once, untagged
@@ -42225,7 +43953,22 @@ async function buildCommand(argv, io) {
     const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
     try {
         const dotenv = a.options.get('dotenv')?.[0] ?? (job ? external_node_path_.join(job.projectDir, 'hoist.env') : undefined);
-        return await buildWith(a, io, { tags, outputs, secrets, ssh, sandbox, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile, meta, dotenv, credentials: job?.login ? new ActionCredentials(job.login) : undefined });
+        return await buildWith(a, io, {
+            tags,
+            outputs,
+            secrets,
+            ssh,
+            sandbox,
+            cacheFrom,
+            cacheTo,
+            progressMode,
+            sourceDateEpoch,
+            context,
+            stdinDockerfile,
+            meta,
+            dotenv,
+            credentials: job?.login ? new ActionCredentials(job.login) : undefined,
+        });
     }
     catch (e) {
         if (!(e instanceof NeedsRootError) || !canSudo())
@@ -42235,13 +43978,24 @@ async function buildCommand(argv, io) {
         if (stdinDockerfile !== undefined)
             process.env[stdinDockerfileVar] = stdinDockerfile;
         const store = external_node_path_.resolve(a.options.get('store')?.[0] ?? defaultStoreDir());
-        const owned = [store, ...outputs.flatMap((o) => ('dest' in o && o.dest ? [external_node_path_.resolve(o.dest)] : [])), ...['metadata-file', 'iidfile'].flatMap((k) => a.options.get(k) ?? [])];
-        return rerunWithSudo(['build', ...argv, ...(a.options.has('store') ? [] : ['--store', store])], owned, [external_node_path_.join(store, 'snapshots'), external_node_path_.join(store, 'cache-mounts')]);
+        const owned = [
+            store,
+            ...outputs.flatMap((o) => ('dest' in o && o.dest ? [external_node_path_.resolve(o.dest)] : [])),
+            ...['metadata-file', 'iidfile'].flatMap((k) => a.options.get(k) ?? []),
+        ];
+        return rerunWithSudo(['build', ...argv, ...(a.options.has('store') ? [] : ['--store', store])], owned, [
+            external_node_path_.join(store, 'snapshots'),
+            external_node_path_.join(store, 'cache-mounts'),
+        ]);
     }
 }
 /** --provenance, --sbom and --attest as buildx reads them (export/provenance.ts requestedAttestations). */
 function provenanceOption(a) {
-    const { provenance, sbom } = asUsage(() => requestedAttestations({ provenance: a.options.get('provenance')?.at(-1) ?? '', sbom: a.options.get('sbom')?.at(-1) ?? '', attests: a.options.get('attest') ?? [] }, { provenance: '--provenance', sbom: '--sbom', attests: '--attest' }));
+    const { provenance, sbom } = asUsage(() => requestedAttestations({
+        provenance: a.options.get('provenance')?.at(-1) ?? '',
+        sbom: a.options.get('sbom')?.at(-1) ?? '',
+        attests: a.options.get('attest') ?? [],
+    }, { provenance: '--provenance', sbom: '--sbom', attests: '--attest' }));
     return { ...(provenance ? { provenance } : {}), ...(sbom ? { sbom } : {}) };
 }
 /** A flag's value that does not parse is a usage error (exit 2), whichever module read it. */
@@ -42254,8 +44008,8 @@ function asUsage(parse) {
     }
 }
 const stdinDockerfileVar = 'HOIST_STDIN_DOCKERFILE';
-const fileOption = (a) => (a.options.has('file') ? { dockerfile: a.options.get('file')?.[0] } : {});
-async function buildWith(a, io, { tags, outputs, secrets, ssh, sandbox, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile, meta, dotenv, credentials }) {
+const fileOption = (a) => a.options.has('file') ? { dockerfile: a.options.get('file')?.[0] } : {};
+async function buildWith(a, io, { tags, outputs, secrets, ssh, sandbox, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile, meta, dotenv, credentials, }) {
     return withImageContext(a, io, async ({ store, client }) => {
         const quiet = progressMode === 'quiet';
         const progress = createProgress(progressMode, io);
@@ -42267,19 +44021,32 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, sandbox, cacheFro
         };
         const given = a.options.get('store-max')?.[0];
         const limit = await storeLimit(given ?? process.env.HOIST_STORE_MAX, store.root).catch((e) => {
-            throw e instanceof StoreLimitError ? new UsageError(`${given !== undefined ? '--store-max' : 'HOIST_STORE_MAX'}: ${e.message}`) : e;
+            throw e instanceof StoreLimitError
+                ? new UsageError(`${given !== undefined ? '--store-max' : 'HOIST_STORE_MAX'}: ${e.message}`)
+                : e;
         });
         const outcome = await lib_build({
             context,
             // From standard input the Dockerfile is named `Dockerfile` in errors, as docker build names it.
             // (a Git context's Dockerfile is read inside it: -f relative to its directory, Dockerfile by default)
-            ...(stdinDockerfile !== undefined ? { dockerfile: 'Dockerfile' } : parseGitContext(context) ? fileOption(a) : { dockerfile: a.options.get('file')?.[0] ?? external_node_path_.join(context, 'Dockerfile') }),
+            ...(stdinDockerfile !== undefined
+                ? { dockerfile: 'Dockerfile' }
+                : parseGitContext(context)
+                    ? fileOption(a)
+                    : { dockerfile: a.options.get('file')?.[0] ?? external_node_path_.join(context, 'Dockerfile') }),
             ...(stdinDockerfile !== undefined ? { dockerfileText: stdinDockerfile } : {}),
             tags,
             buildArgs: keyValueOptions(a.options.get('build-arg') ?? []),
             target: a.options.get('target')?.[0],
-            platforms: (a.options.get('platform') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean).map((v) => asUsage(() => (0,image_platform/* parsePlatform */.FL)(v))),
-            labels: new Map([...(meta?.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]), ...keyValueOptions(a.options.get('label') ?? [])]),
+            platforms: (a.options.get('platform') ?? [])
+                .flatMap((v) => v.split(','))
+                .map((v) => v.trim())
+                .filter(Boolean)
+                .map((v) => asUsage(() => (0,image_platform/* parsePlatform */.FL)(v))),
+            labels: new Map([
+                ...(meta?.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+                ...keyValueOptions(a.options.get('label') ?? []),
+            ]),
             ...provenanceOption(a),
             namedContexts: new Map((a.options.get('build-context') ?? []).map((c) => asUsage(() => parseBuildContext(c)))),
             annotations: [...(meta?.annotationsAt(annotationLevels()) ?? []), ...(a.options.get('annotation') ?? [])].map((t) => asUsage(() => parseAnnotation(t))),
@@ -42294,7 +44061,10 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, sandbox, cacheFro
             emulate: a.flags.has('emulate'),
             sandbox,
             isolation: isolationOption(a.options.get('isolation')?.[0] ?? process.env.HOIST_ISOLATION),
-            noCacheFilter: (a.options.get('no-cache-filter') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
+            noCacheFilter: (a.options.get('no-cache-filter') ?? [])
+                .flatMap((v) => v.split(','))
+                .map((v) => v.trim())
+                .filter(Boolean),
             store,
             client,
             events: {
@@ -42325,7 +44095,12 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, sandbox, cacheFro
         if (metaFile)
             await (0,promises_.writeFile)(metaFile, JSON.stringify(outcome.metadata, null, 2) + '\n');
         if (dotenv)
-            await (0,promises_.writeFile)(dotenv, dotenvReport({ digest: outcome.digest, imageID: outcome.imageID, tags, ...(meta?.version ? { version: meta.version } : {}) }));
+            await (0,promises_.writeFile)(dotenv, dotenvReport({
+                digest: outcome.digest,
+                imageID: outcome.imageID,
+                tags,
+                ...(meta?.version ? { version: meta.version } : {}),
+            }));
         io.out(`${outcome.digest}\n`);
         return 0;
     }, { ...(credentials ? { credentials } : {}) });
@@ -42337,7 +44112,10 @@ async function buildWith(a, io, { tags, outputs, secrets, ssh, sandbox, cacheFro
 function tagRules(values) {
     if (values === undefined)
         return undefined;
-    const rules = values.flatMap((v) => v.split('\n')).map((r) => r.trim()).filter(Boolean);
+    const rules = values
+        .flatMap((v) => v.split('\n'))
+        .map((r) => r.trim())
+        .filter(Boolean);
     return rules.length ? rules : undefined;
 }
 /** --isolation (or HOIST_ISOLATION): one of auto, runc, proot, chroot. */
@@ -42453,14 +44231,23 @@ async function run(argv, io = processIO) {
         return runCommand(argv, io);
     const guard = new CommandGuard((t) => io.err(t));
     try {
-        return await runCommand(argv, { ...io, err: (t) => guard.info(t.endsWith('\n') ? t.slice(0, -1) : t), resumeCommands: () => guard.resume() });
+        return await runCommand(argv, {
+            ...io,
+            err: (t) => guard.info(t.endsWith('\n') ? t.slice(0, -1) : t),
+            resumeCommands: () => guard.resume(),
+        });
     }
     finally {
         guard.resume();
     }
 }
 /** The common options (README: Common options), which may also come before the command, as docker's do. */
-const main_commonOptions = { store: true, 'insecure-registry': true, 'registry-mirror': true, debug: false };
+const main_commonOptions = {
+    store: true,
+    'insecure-registry': true,
+    'registry-mirror': true,
+    debug: false,
+};
 /** `hoist --store DIR pull REF` read as `hoist pull --store DIR REF`. */
 function commandFirst(argv) {
     const before = [];
@@ -42496,7 +44283,10 @@ async function runCommand(argv, io) {
             io.err(`error: ${e.format()}\n`);
             return 1;
         }
-        if (e instanceof UsageError || e instanceof image_platform/* PlatformError */.Wk || e instanceof ReferenceError || e instanceof RangeError) {
+        if (e instanceof UsageError ||
+            e instanceof image_platform/* PlatformError */.Wk ||
+            e instanceof ReferenceError ||
+            e instanceof RangeError) {
             io.err(`hoist ${name}: ${e.message}\n`);
             return 2;
         }

@@ -17,7 +17,9 @@ const cli = path.join(root, 'dist', 'cli.js');
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 
 function need(packages) {
-  const missing = Object.entries(packages).filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
+  const missing = Object.entries(packages)
+    .filter(([cmd]) => !have(cmd))
+    .map(([, pkg]) => pkg);
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0 || !have('apt-get')) {
     console.error(`quickstart: needs ${missing.join(', ')} (Debian packages); install them or run this as root`);
@@ -25,8 +27,13 @@ function need(packages) {
   }
   console.log(`installing ${missing.join(' ')} …`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  if (spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env }).status !== 0 ||
-      spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env }).status !== 0) {
+  if (
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env }).status !== 0 ||
+    spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env,
+    }).status !== 0
+  ) {
     console.error('quickstart: apt-get failed');
     process.exit(1);
   }
@@ -46,7 +53,10 @@ const server = createServer();
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
 const port = server.address().port;
 await new Promise((r) => server.close(r));
-writeFileSync(path.join(work, 'registry.yml'), `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${work}/registry\nhttp:\n  addr: 127.0.0.1:${port}\n`);
+writeFileSync(
+  path.join(work, 'registry.yml'),
+  `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${work}/registry\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+);
 const registry = spawn('docker-registry', ['serve', path.join(work, 'registry.yml')], { stdio: 'ignore' });
 let code = 0;
 try {
@@ -63,20 +73,45 @@ try {
   // A busybox base image: the static binary, a few applet links, users for USER 1000.
   const rootfs = path.join(work, 'rootfs');
   for (const d of ['bin', 'etc', 'tmp']) mkdirSync(path.join(rootfs, d), { recursive: true });
-  writeFileSync(path.join(rootfs, 'bin', 'busybox'), readFileSync(spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim()));
+  writeFileSync(
+    path.join(rootfs, 'bin', 'busybox'),
+    readFileSync(spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim()),
+  );
   chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
   for (const applet of ['sh', 'cat', 'echo', 'ls']) symlinkSync('busybox', path.join(rootfs, 'bin', applet));
-  writeFileSync(path.join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/app:/bin/sh\n');
+  writeFileSync(
+    path.join(rootfs, 'etc', 'passwd'),
+    'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/app:/bin/sh\n',
+  );
   writeFileSync(path.join(rootfs, 'etc', 'group'), 'root:x:0:\napp:x:1000:\n');
   chmodSync(path.join(rootfs, 'tmp'), 0o1777);
-  spawnSync('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', path.join(work, 'busybox.tar'), '.']);
+  spawnSync('tar', [
+    '--numeric-owner',
+    '--owner=0',
+    '--group=0',
+    '-C',
+    rootfs,
+    '-cf',
+    path.join(work, 'busybox.tar'),
+    '.',
+  ]);
   const base = `${host}/example/busybox:1`;
   hoist(['import', path.join(work, 'busybox.tar'), base]);
   hoist(['push', base]);
 
   const image = `${host}/example/hello:1`;
   const metadata = path.join(work, 'metadata.json');
-  const digest = hoist(['build', '--build-arg', `BASE=${base}`, '-t', image, '--push', '--metadata-file', metadata, path.join(root, 'examples', 'hello')]).trim();
+  const digest = hoist([
+    'build',
+    '--build-arg',
+    `BASE=${base}`,
+    '-t',
+    image,
+    '--push',
+    '--metadata-file',
+    metadata,
+    path.join(root, 'examples', 'hello'),
+  ]).trim();
   const remote = JSON.parse(hoist(['inspect', '--remote', image], { quiet: true }));
   console.log(`\nbuilt and pushed ${image}`);
   console.log(`  digest:   ${digest}`);

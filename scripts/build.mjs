@@ -24,8 +24,11 @@ for (const f of readdirSync('dist')) if (/^\d+\.[a-z]+\.js$/.test(f)) rmSync(pat
 function bundle(entry, out, shebang) {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'hoist-ncc-'));
   try {
-    execFileSync(process.execPath, [bin('@vercel/ncc', 'dist/ncc/cli.js'), 'build', entry, '-o', tmp, '--quiet', '--target', 'es2022'],
-      { stdio: 'inherit' });
+    execFileSync(
+      process.execPath,
+      [bin('@vercel/ncc', 'dist/ncc/cli.js'), 'build', entry, '-o', tmp, '--quiet', '--target', 'es2022'],
+      { stdio: 'inherit' },
+    );
     const name = path.basename(out, '.js');
     const chunks = [];
     for (const f of readdirSync(tmp)) {
@@ -38,9 +41,11 @@ function bundle(entry, out, shebang) {
     if (chunks.length > 0) {
       // webpack names chunks after the entry (index.js); both bundles share dist/, so they are renamed after theirs.
       const loader = 'return "" + chunkId + ".index.js";';
-      if (code.split(loader).length !== 2) throw new Error(`ncc's chunk loader for ${entry} is not the one expected; check scripts/build.mjs`);
+      if (code.split(loader).length !== 2)
+        throw new Error(`ncc's chunk loader for ${entry} is not the one expected; check scripts/build.mjs`);
       code = code.replace(loader, `return "" + chunkId + ".${name}.js";`);
-      for (const id of chunks) writeFileSync(path.join(path.dirname(out), `${id}.${name}.js`), readFileSync(path.join(tmp, `${id}.index.js`)));
+      for (const id of chunks)
+        writeFileSync(path.join(path.dirname(out), `${id}.${name}.js`), readFileSync(path.join(tmp, `${id}.index.js`)));
     }
     const bundled = `${name}.bundle.js`;
     writeFileSync(path.join(path.dirname(out), bundled), code.replace(/^#!.*\n/, ''));

@@ -40,7 +40,10 @@ const end = changelog.indexOf('\n## ', bodyStart);
 const body = changelog.slice(bodyStart, end < 0 ? undefined : end).trim();
 if (body === '') fail('the Unreleased section of CHANGELOG.md is empty: say what this release brings');
 const date = new Date().toISOString().slice(0, 10);
-writeFileSync(changelogFile, `${changelog.slice(0, start)}\n## Unreleased\n\n## ${next} — ${date}\n\n${body}\n${end < 0 ? '' : changelog.slice(end)}`);
+writeFileSync(
+  changelogFile,
+  `${changelog.slice(0, start)}\n## Unreleased\n\n## ${next} — ${date}\n\n${body}\n${end < 0 ? '' : changelog.slice(end)}`,
+);
 
 pkg.version = next;
 writeFileSync(pkgFile, `${JSON.stringify(pkg, null, 2)}\n`);
@@ -50,9 +53,13 @@ lock.version = next;
 if (lock.packages?.['']) lock.packages[''].version = next;
 writeFileSync(lockFile, `${JSON.stringify(lock, null, 2)}\n`);
 const versionFile = path.join(root, 'src', 'version.ts');
-writeFileSync(versionFile, readFileSync(versionFile, 'utf8').replace(/export const version = '[^']*';/, `export const version = '${next}';`));
+writeFileSync(
+  versionFile,
+  readFileSync(versionFile, 'utf8').replace(/export const version = '[^']*';/, `export const version = '${next}';`),
+);
 
-if (!flags.includes('--no-build')) execFileSync(process.execPath, [path.join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'inherit' });
+if (!flags.includes('--no-build'))
+  execFileSync(process.execPath, [path.join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'inherit' });
 git('add', '-A');
 git('commit', '-q', '-m', `Release v${next}`);
 git('tag', '-a', '--cleanup=verbatim', `v${next}`, '-m', `hoist ${next}\n\n${body}`);

@@ -29,7 +29,9 @@ const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ign
 
 /** Installs what is missing of `wanted` (command → Debian package; the suite's list by default). */
 export function installTestDeps(wanted = packages) {
-  const missing = Object.entries(wanted).filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
+  const missing = Object.entries(wanted)
+    .filter(([cmd]) => !have(cmd))
+    .map(([, pkg]) => pkg);
   if (missing.length === 0) return;
   if (process.platform !== 'linux' || process.getuid?.() !== 0 || !have('apt-get')) {
     console.log(`NOTICE: not root with apt-get; missing ${missing.join(', ')}: the tests that need them are skipped`);
@@ -41,13 +43,25 @@ export function installTestDeps(wanted = packages) {
   // packages may be in the lists that did update. What is still missing afterwards is said by name.
   const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
   if (update.status !== 0) console.log('NOTICE: apt-get update reported a failure; installing from the lists it has');
-  spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env,
+  });
   // one at a time for what a failed batch left out (apt-get installs nothing of a batch with one unknown package)
   for (const [cmd, pkg] of Object.entries(wanted)) {
-    if (!have(cmd)) spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], { stdio: ['ignore', 'ignore', 'inherit'], env });
+    if (!have(cmd))
+      spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env,
+      });
   }
-  const still = Object.entries(wanted).filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
-  if (still.length) console.log(`NOTICE: apt-get could not install ${[...new Set(still)].join(', ')}: the tests that need them are skipped`);
+  const still = Object.entries(wanted)
+    .filter(([cmd]) => !have(cmd))
+    .map(([, pkg]) => pkg);
+  if (still.length)
+    console.log(
+      `NOTICE: apt-get could not install ${[...new Set(still)].join(', ')}: the tests that need them are skipped`,
+    );
 }
 
 /**
@@ -56,7 +70,13 @@ export function installTestDeps(wanted = packages) {
  * runc and libc serve). __tests__/helpers/dockerd.ts starts it on private sockets; where it could not be fetched,
  * the suite judges with the system's docker (20.10) and says so.
  */
-export const docker26Dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', '.cache', 'hoist-docker26');
+export const docker26Dir = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'node_modules',
+  '.cache',
+  'hoist-docker26',
+);
 
 /**
  * Debian packages from a suite's own lists (fetched into `dir`, apart from the system's apt state), unpacked into
@@ -69,39 +89,74 @@ function unpackDebs(dir, suite, packages, aptOptions = []) {
   mkdirSync(path.join(lists, 'partial'), { recursive: true });
   mkdirSync(debs, { recursive: true });
   const sources = path.join(dir, `${suite}.sources`);
-  writeFileSync(sources, `Types: deb\nURIs: http://deb.debian.org/debian\nSuites: ${suite}\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`);
-  const apt = ['-o', `Dir::Etc::sourcelist=${sources}`, '-o', 'Dir::Etc::sourceparts=-', '-o', `Dir::State::Lists=${lists}`, '-o', 'APT::Get::List-Cleanup=0', '-o', 'APT::Sandbox::User=root', ...aptOptions];
-  const ok = spawnSync('apt-get', [...apt, 'update', '-qq'], { stdio: 'inherit' }).status === 0
-    && spawnSync('apt-get', [...apt, 'download', ...packages], { cwd: debs, stdio: ['ignore', 'ignore', 'inherit'] }).status === 0;
-  if (ok) for (const d of readdirSync(debs).filter((f) => f.endsWith('.deb'))) spawnSync('dpkg-deb', ['-x', path.join(debs, d), path.join(dir, 'root')], { stdio: 'inherit' });
+  writeFileSync(
+    sources,
+    `Types: deb\nURIs: http://deb.debian.org/debian\nSuites: ${suite}\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
+  );
+  const apt = [
+    '-o',
+    `Dir::Etc::sourcelist=${sources}`,
+    '-o',
+    'Dir::Etc::sourceparts=-',
+    '-o',
+    `Dir::State::Lists=${lists}`,
+    '-o',
+    'APT::Get::List-Cleanup=0',
+    '-o',
+    'APT::Sandbox::User=root',
+    ...aptOptions,
+  ];
+  const ok =
+    spawnSync('apt-get', [...apt, 'update', '-qq'], { stdio: 'inherit' }).status === 0 &&
+    spawnSync('apt-get', [...apt, 'download', ...packages], { cwd: debs, stdio: ['ignore', 'ignore', 'inherit'] })
+      .status === 0;
+  if (ok)
+    for (const d of readdirSync(debs).filter((f) => f.endsWith('.deb')))
+      spawnSync('dpkg-deb', ['-x', path.join(debs, d), path.join(dir, 'root')], { stdio: 'inherit' });
   rmSync(debs, { recursive: true, force: true });
   rmSync(lists, { recursive: true, force: true });
   return ok;
 }
 
-const canFetchDebs = () => process.platform === 'linux' && process.getuid?.() === 0 && have('apt-get') && have('dpkg-deb');
+const canFetchDebs = () =>
+  process.platform === 'linux' && process.getuid?.() === 0 && have('apt-get') && have('dpkg-deb');
 
 export function fetchDocker26() {
   const root = path.join(docker26Dir, 'root');
   if (existsSync(path.join(root, 'usr', 'sbin', 'dockerd'))) return;
   if (!canFetchDebs()) {
-    console.log('NOTICE: not root with apt-get: the differential suite judges with the system\'s docker (20.10)');
+    console.log("NOTICE: not root with apt-get: the differential suite judges with the system's docker (20.10)");
     return;
   }
-  console.log('fetching docker 26 (BuildKit 0.13) from Debian 13\'s packages for the differential suite');
+  console.log("fetching docker 26 (BuildKit 0.13) from Debian 13's packages for the differential suite");
   unpackDebs(docker26Dir, 'trixie', ['docker.io', 'docker-buildx', 'docker-cli', 'containerd']);
-  if (!existsSync(path.join(root, 'usr', 'sbin', 'dockerd'))) console.log('NOTICE: docker 26 could not be fetched: the differential suite judges with the system\'s docker (20.10)');
+  if (!existsSync(path.join(root, 'usr', 'sbin', 'dockerd')))
+    console.log(
+      "NOTICE: docker 26 could not be fetched: the differential suite judges with the system's docker (20.10)",
+    );
 }
 
 /**
  * An arm64 busybox (Debian's busybox-static for arm64, from bookworm's own lists fetched into a directory of the
  * suite's) for the multi-platform tests' arm64 base image; its RUN steps run under qemu-user-static.
  */
-export const arm64Dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', '.cache', 'hoist-arm64');
+export const arm64Dir = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'node_modules',
+  '.cache',
+  'hoist-arm64',
+);
 
 export function fetchArm64Busybox() {
   const busybox = path.join(arm64Dir, 'root', 'bin', 'busybox');
   if (existsSync(busybox) || !canFetchDebs()) return;
-  unpackDebs(arm64Dir, 'bookworm', ['busybox-static'], ['-o', 'APT::Architecture=arm64', '-o', 'APT::Architectures=arm64']);
-  if (!existsSync(busybox)) console.log('NOTICE: the arm64 busybox could not be fetched: the emulated RUN tests are skipped');
+  unpackDebs(
+    arm64Dir,
+    'bookworm',
+    ['busybox-static'],
+    ['-o', 'APT::Architecture=arm64', '-o', 'APT::Architectures=arm64'],
+  );
+  if (!existsSync(busybox))
+    console.log('NOTICE: the arm64 busybox could not be fetched: the emulated RUN tests are skipped');
 }

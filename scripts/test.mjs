@@ -15,8 +15,14 @@ const require = createRequire(import.meta.url);
 const jest = path.join(path.dirname(require.resolve('jest/package.json')), 'bin', 'jest.js');
 const results = '.jest-results.json';
 rmSync(results, { force: true });
-const args = ['--experimental-vm-modules', '--no-warnings=ExperimentalWarning', jest, '--json', `--outputFile=${results}`,
-  ...process.argv.slice(2)];
+const args = [
+  '--experimental-vm-modules',
+  '--no-warnings=ExperimentalWarning',
+  jest,
+  '--json',
+  `--outputFile=${results}`,
+  ...process.argv.slice(2),
+];
 // The suite's temp dirs under one of its own, removed at the end: a test that fails midway leaves nothing in /tmp.
 // Open to all as /tmp is (the sudo tests run hoist as another user).
 const tmp = mkdtempSync(path.join(tmpdir(), 'hoist-tests-'));
@@ -24,7 +30,16 @@ chmodSync(tmp, 0o1777);
 // HOIST_TEST_SHARED: what test files may share within the run (docker's images of the differential cases);
 // HOIST_TEST_STARTED: the run's start, from which a file a step wrote counts as new; HOIST_ALWAYS_RESOLVE: the tests
 // push new images under old tags and build on them at once, as CI does (a developer's rebuild would reuse a base).
-const run = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, TMPDIR: tmp, HOIST_TEST_SHARED: tmp, HOIST_TEST_STARTED: String(Date.now()), HOIST_ALWAYS_RESOLVE: '1' } });
+const run = spawnSync(process.execPath, args, {
+  stdio: 'inherit',
+  env: {
+    ...process.env,
+    TMPDIR: tmp,
+    HOIST_TEST_SHARED: tmp,
+    HOIST_TEST_STARTED: String(Date.now()),
+    HOIST_ALWAYS_RESOLVE: '1',
+  },
+});
 spawnSync('sh', ['-c', `grep -o ' ${tmp}[^ ]*' /proc/mounts | sort -r | xargs -r umount -l`]);
 rmSync(tmp, { recursive: true, force: true });
 let code = run.status ?? 1;

@@ -136,7 +136,8 @@ export function build(req: BuildRequest): Promise<BuildOutcome> {
     });
     const report = profile.report();
     outcome.metadata['hoist.profile'] = report;
-    if (req.profile || /^(1|true)$/i.test(process.env.HOIST_PROFILE ?? '')) for (const line of formatProfile(report)) req.events?.log?.(line);
+    if (req.profile || /^(1|true)$/i.test(process.env.HOIST_PROFILE ?? ''))
+      for (const line of formatProfile(report)) req.events?.log?.(line);
     return outcome;
   });
 }
@@ -146,7 +147,9 @@ const reuseResolvedFor = 60_000;
 
 /** A CI job (where a base pushed a moment ago by another job must be seen): every base is resolved at every build. */
 function inCI(env: NodeJS.ProcessEnv): boolean {
-  return ['CI', 'GITHUB_ACTIONS', 'GITLAB_CI', 'BUILDKITE', 'JENKINS_URL', 'TF_BUILD', 'HOIST_ALWAYS_RESOLVE'].some((k) => env[k] !== undefined && env[k] !== '' && env[k] !== 'false');
+  return ['CI', 'GITHUB_ACTIONS', 'GITLAB_CI', 'BUILDKITE', 'JENKINS_URL', 'TF_BUILD', 'HOIST_ALWAYS_RESOLVE'].some(
+    (k) => env[k] !== undefined && env[k] !== '' && env[k] !== 'false',
+  );
 }
 
 async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
@@ -166,14 +169,20 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
   if (several) {
     // As buildx's exporters: a docker archive holds one platform; an OCI archive of an index is not written yet.
     const one = outputs.find((o) => o.type === 'docker' || o.type === 'oci');
-    if (one) throw new OutputError(`--output type=${one.type} holds one platform; with several (${platforms.map(formatPlatform).join(', ')}) push them (type=registry) or write their filesystems (type=local), or build one --platform at a time`);
+    if (one)
+      throw new OutputError(
+        `--output type=${one.type} holds one platform; with several (${platforms.map(formatPlatform).join(', ')}) push them (type=registry) or write their filesystems (type=local), or build one --platform at a time`,
+      );
   }
   // SOURCE_DATE_EPOCH given as a build arg does what the environment variable does (BuildKit's dockerfile frontend
   // reads build-arg:SOURCE_DATE_EPOCH; buildx turns the variable into that arg), and wins over it.
   const epochArg = req.buildArgs?.get('SOURCE_DATE_EPOCH');
   let sourceDateEpoch = req.sourceDateEpoch;
   if (epochArg !== undefined && epochArg !== '') {
-    if (!/^\d+$/.test(epochArg)) throw new RangeError(`invalid SOURCE_DATE_EPOCH build arg ${JSON.stringify(epochArg)}: expected whole seconds since 1970-01-01 UTC`);
+    if (!/^\d+$/.test(epochArg))
+      throw new RangeError(
+        `invalid SOURCE_DATE_EPOCH build arg ${JSON.stringify(epochArg)}: expected whole seconds since 1970-01-01 UTC`,
+      );
     sourceDateEpoch = Number(epochArg);
   }
   // One solve per platform, one after the other: stages whose result cannot differ (FROM --platform=$BUILDPLATFORM,
@@ -227,7 +236,10 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
         inlineCache: cacheTo.some((c) => c.type === 'inline'),
         cacheEveryStage: cacheTo.some((c) => 'mode' in c && c.mode === 'max'),
         keepCacheMounts: cacheTo.some((c) => c.type !== 'inline'),
-        mountMaxSize: Math.max(defaultMountMax, ...cacheTo.map((c) => ('mountMaxSize' in c ? (c.mountMaxSize ?? 0) : 0))),
+        mountMaxSize: Math.max(
+          defaultMountMax,
+          ...cacheTo.map((c) => ('mountMaxSize' in c ? (c.mountMaxSize ?? 0) : 0)),
+        ),
         prefetch: prefetchPolicy(outputs, req.tags, cacheTo, client, store),
         onWarning: warn,
         store,
@@ -248,7 +260,18 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
   events.built?.();
 
   // an index's own annotations and those of its descriptors (left out with one platform: there is no index)
-  const plain: ImageSource = several ? await IndexImage.of(solved.map((x) => ({ image: x.result.image, platform: x.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform) })), store, annotationsFor(req.annotations ?? [], 'index'), wantsOciMediaTypes(outputs)) : solved[0].result.image;
+  const plain: ImageSource = several
+    ? await IndexImage.of(
+        solved.map((x) => ({
+          image: x.result.image,
+          platform: x.platform,
+          annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', x.platform),
+        })),
+        store,
+        annotationsFor(req.annotations ?? [], 'index'),
+        wantsOciMediaTypes(outputs),
+      )
+    : solved[0].result.image;
   // With provenance, what is pushed (and recorded under the tags) is an OCI index of the images and their
   // attestations; the other outputs (a docker or OCI archive, a directory) get the image alone.
   const image = req.provenance || req.sbom ? await attestedIndex(req, solved, { startedOn, buildID }, store) : plain;
@@ -262,15 +285,27 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
   // after it, so that it mounts the layers the push has just uploaded instead of uploading them again (every
   // platform's records in one cache manifest, as BuildKit exports them).
   const ghaSpecs = cacheTo.filter((c) => c.type === 'gha');
-  const ghaExport = Promise.all(solved.map((x) => timed('cache-export', () => exportCaches(ghaSpecs, x.result, x.cacheContext, store, warn, log)))).then((n) => n.reduce((a, b) => a + b, 0));
+  const ghaExport = Promise.all(
+    solved.map((x) => timed('cache-export', () => exportCaches(ghaSpecs, x.result, x.cacheContext, store, warn, log))),
+  ).then((n) => n.reduce((a, b) => a + b, 0));
   ghaExport.catch(() => undefined); // awaited below; an output's failure must not leave it unhandled
   for (const o of outputs) {
-    const targets = o.type === 'local' && several ? solved.map((x) => ({ spec: { ...o, dest: path.join(o.dest, formatPlatform(x.platform).replaceAll('/', '_')) }, image: x.result.image as ImageSource })) : [{ spec: o, image }];
+    const targets =
+      o.type === 'local' && several
+        ? solved.map((x) => ({
+            spec: { ...o, dest: path.join(o.dest, formatPlatform(x.platform).replaceAll('/', '_')) },
+            image: x.result.image as ImageSource,
+          }))
+        : [{ spec: o, image }];
     for (const t of targets) {
-      const r = await timed('export', () => exportImage(t.spec.type === 'registry' || t.image !== image ? t.image : plain, t.spec, req.tags, client));
+      const r = await timed('export', () =>
+        exportImage(t.spec.type === 'registry' || t.image !== image ? t.image : plain, t.spec, req.tags, client),
+      );
       if (r.pushed) {
         pushed.push(r.pushed);
-        log(`pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there${r.pushed.putAgain ? `; the manifest put again ${r.pushed.putAgain === 1 ? 'once' : `${r.pushed.putAgain} times`}: the registry missed a blob it had taken` : ''})`);
+        log(
+          `pushed ${r.pushed.references.join(', ')} (${r.pushed.blobs.uploaded} blobs uploaded, ${r.pushed.blobs.mounted} mounted, ${r.pushed.blobs.exists} already there${r.pushed.putAgain ? `; the manifest put again ${r.pushed.putAgain === 1 ? 'once' : `${r.pushed.putAgain} times`}: the registry missed a blob it had taken` : ''})`,
+        );
       }
       for (const f of r.files) log(`wrote ${f}`);
       files.push(...r.files);
@@ -278,8 +313,23 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
     }
   }
   const others = cacheTo.filter((c) => c.type !== 'gha');
-  const cacheUploaded = (await timed('cache-export', () => exportCaches(others, several ? mergedResult(solved.map((x) => x.result)) : solved[0].result, solved[0].cacheContext, store, warn, log))) + (await ghaExport);
-  const cache = { hits: 0, misses: 0, downloadedBytes: store.fetched.bytes - fetchedAtEnd, uploadedBytes: pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded };
+  const cacheUploaded =
+    (await timed('cache-export', () =>
+      exportCaches(
+        others,
+        several ? mergedResult(solved.map((x) => x.result)) : solved[0].result,
+        solved[0].cacheContext,
+        store,
+        warn,
+        log,
+      ),
+    )) + (await ghaExport);
+  const cache = {
+    hits: 0,
+    misses: 0,
+    downloadedBytes: store.fetched.bytes - fetchedAtEnd,
+    uploadedBytes: pushed.reduce((n, p) => n + p.uploadedBytes, 0) + cacheUploaded,
+  };
   for (const x of solved) {
     cache.hits += x.result.cache.hits;
     cache.misses += x.result.cache.misses;
@@ -294,7 +344,17 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
     'containerimage.descriptor': descriptor,
     'containerimage.digest': root.digest,
     // with several platforms, each step names the platform it was built for
-    'hoist.steps': solved.flatMap((x) => x.result.steps.map((st) => ({ ...(several ? { platform: formatPlatform(x.platform) } : {}), stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line, cached: st.cached, source: st.source, seconds: st.seconds }))),
+    'hoist.steps': solved.flatMap((x) =>
+      x.result.steps.map((st) => ({
+        ...(several ? { platform: formatPlatform(x.platform) } : {}),
+        stage: st.stageName ?? st.stage,
+        instruction: st.instruction,
+        line: st.line,
+        cached: st.cached,
+        source: st.source,
+        seconds: st.seconds,
+      })),
+    ),
     'hoist.cache': cache,
   };
   if (several) delete metadata['containerimage.config.digest'];
@@ -308,7 +368,22 @@ async function buildProfiled(req: BuildRequest): Promise<BuildOutcome> {
     layers.push(...manifestLayers.map((l, i) => ({ diffID: diffIDs[i], digest: l.digest, size: l.size })));
     size += manifestLayers.reduce((n, l) => n + l.size, m.kind === 'manifest' ? m.manifest.config.size : 0);
   }
-  return { digest: root.digest, imageID: several ? root.digest : first.imageID, descriptor, tags: req.tags, platform: first.platform, platforms: solved.map((x) => x.platform), pushed, files, steps, cache, unusedBuildArgs: first.unusedBuildArgs, metadata, layers, size };
+  return {
+    digest: root.digest,
+    imageID: several ? root.digest : first.imageID,
+    descriptor,
+    tags: req.tags,
+    platform: first.platform,
+    platforms: solved.map((x) => x.platform),
+    pushed,
+    files,
+    steps,
+    cache,
+    unusedBuildArgs: first.unusedBuildArgs,
+    metadata,
+    layers,
+    size,
+  };
 }
 
 interface Solved {
@@ -343,11 +418,22 @@ function mergedResult(results: readonly BuildResult[]): BuildResult {
  * plan before anything is fetched: an adapter that is not root decides up front to run the build through sudo. A
  * base image's ONBUILD RUN is not in the plan: such a build still stops with NeedsRootError.
  */
-export function planRunsSteps(req: Pick<BuildRequest, 'context' | 'dockerfile' | 'dockerfileText' | 'buildArgs' | 'target' | 'platform' | 'namedContexts'>): boolean {
+export function planRunsSteps(
+  req: Pick<
+    BuildRequest,
+    'context' | 'dockerfile' | 'dockerfileText' | 'buildArgs' | 'target' | 'platform' | 'namedContexts'
+  >,
+): boolean {
   const file = req.dockerfile ?? path.join(req.context, 'Dockerfile');
   const text = req.dockerfileText ?? readInside(path.resolve(req.context), file);
   if (text === undefined) return false; // the build itself says the Dockerfile is missing
-  const plan = planBuild(readDockerfile(text, file), { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform(), ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}) });
+  const plan = planBuild(readDockerfile(text, file), {
+    buildArgs: req.buildArgs,
+    target: req.target,
+    targetPlatform: req.platform,
+    buildPlatform: hostPlatform(),
+    ...(req.namedContexts?.size ? { namedContexts: req.namedContexts } : {}),
+  });
   return plan.order.some((i) => plan.stages[i].stage.commands.some((ins) => ins.kind === 'run'));
 }
 
@@ -366,9 +452,16 @@ async function onContext<T>(req: BuildRequest, run: (req: BuildRequest) => Promi
     const secret = async (id: string) => (await secretValue(req.secrets?.get(id)))?.toString('utf8');
     const token = (await secret(`GIT_AUTH_TOKEN.${git.host}`)) ?? (await secret('GIT_AUTH_TOKEN'));
     const keepGitDir = /^(1|true)$/i.test(req.buildArgs?.get('BUILDKIT_CONTEXT_KEEP_GIT_DIR') ?? '');
-    const fetched = await timed('context', () => fetchGitContext(git, path.join(dir, 'checkout'), { token, keepGitDir }));
-    req.events?.log?.(`context: ${redact(git.remote)} at ${git.ref ?? 'HEAD'} (commit ${fetched.commit.slice(0, 12)})${git.subdir ? `, directory ${git.subdir}` : ''}`);
-    const dockerfile = req.dockerfile === undefined || path.isAbsolute(req.dockerfile) ? req.dockerfile : resolveInside(fetched.dir, req.dockerfile, { followLast: true }).abs;
+    const fetched = await timed('context', () =>
+      fetchGitContext(git, path.join(dir, 'checkout'), { token, keepGitDir }),
+    );
+    req.events?.log?.(
+      `context: ${redact(git.remote)} at ${git.ref ?? 'HEAD'} (commit ${fetched.commit.slice(0, 12)})${git.subdir ? `, directory ${git.subdir}` : ''}`,
+    );
+    const dockerfile =
+      req.dockerfile === undefined || path.isAbsolute(req.dockerfile)
+        ? req.dockerfile
+        : resolveInside(fetched.dir, req.dockerfile, { followLast: true }).abs;
     return await run({ ...req, context: fetched.dir, ...(dockerfile !== undefined ? { dockerfile } : {}) });
   } finally {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
@@ -386,20 +479,33 @@ function runsSteps(req: BuildRequest): boolean {
 }
 
 /** The images and their attestations (provenance, SBOM) as one OCI index (export/provenance.ts, export/sbom.ts). */
-async function attestedIndex(req: BuildRequest, solved: readonly { result: BuildResult; platform: Platform }[], build: { startedOn: Date; buildID: string }, store: Store): Promise<ImageSource> {
+async function attestedIndex(
+  req: BuildRequest,
+  solved: readonly { result: BuildResult; platform: Platform }[],
+  build: { startedOn: Date; buildID: string },
+  store: Store,
+): Promise<ImageSource> {
   const steps = solved.flatMap((x) => x.result.steps);
   const networkOf = (instruction: string) => {
     const own = /--network=(none|host|default)\b/.exec(instruction)?.[1];
     return own && own !== 'default' ? own : (req.sandbox?.network ?? 'default');
   };
   const facts: BuildFacts = {
-    dockerfile: req.dockerfileText !== undefined ? 'Dockerfile' : path.relative(path.resolve(req.context), path.resolve(req.dockerfile ?? path.join(req.context, 'Dockerfile'))),
+    dockerfile:
+      req.dockerfileText !== undefined
+        ? 'Dockerfile'
+        : path.relative(
+            path.resolve(req.context),
+            path.resolve(req.dockerfile ?? path.join(req.context, 'Dockerfile')),
+          ),
     ...(req.target ? { target: req.target } : {}),
     buildArgs: req.buildArgs ?? new Map(),
     labels: req.labels ?? new Map(),
     secrets: [...(req.secrets?.keys() ?? [])],
     ssh: [...(req.ssh?.keys() ?? [])],
-    materials: [...new Map(solved.flatMap((x) => x.result.materials).map((m) => [`${m.ref}|${m.platform}`, m])).values()],
+    materials: [
+      ...new Map(solved.flatMap((x) => x.result.materials).map((m) => [`${m.ref}|${m.platform}`, m])).values(),
+    ],
     // no RUN could reach the network: each ran with --network=none, its own or the build's
     hermetic: !steps.some((st) => /^RUN\b/.test(st.instruction) && networkOf(st.instruction) !== 'none'),
     steps: steps.map((st) => ({ stage: st.stageName ?? st.stage, instruction: st.instruction, line: st.line })),
@@ -410,19 +516,38 @@ async function attestedIndex(req: BuildRequest, solved: readonly { result: Build
   };
   const sbomOf = (platform: Platform) => {
     const s = solved.find((x) => formatPlatform(x.platform) === formatPlatform(platform))?.result.sbom;
-    return spdxDocument(s?.packages ?? [], { name: req.tags[0] ?? 'image', created: facts.finishedOn, os: s?.os ?? {}, notes: s?.notes ?? [] });
+    return spdxDocument(s?.packages ?? [], {
+      name: req.tags[0] ?? 'image',
+      created: facts.finishedOn,
+      os: s?.os ?? {},
+      notes: s?.notes ?? [],
+    });
   };
   const attested = await attestImages(
     solved.map((x) => ({ image: x.result.image, platform: x.platform })),
     req.tags,
-    { ...(req.provenance ? { provenance: { facts, options: req.provenance } } : {}), ...(req.sbom ? { sbom: sbomOf } : {}) },
+    {
+      ...(req.provenance ? { provenance: { facts, options: req.provenance } } : {}),
+      ...(req.sbom ? { sbom: sbomOf } : {}),
+    },
     store,
   );
   const unknown = { architecture: 'unknown', os: 'unknown' };
   return IndexImage.of(
     [
-      ...attested.entries.map((e) => ({ image: e.image, platform: e.platform, annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', e.platform) })),
-      ...attested.entries.map((e) => ({ image: e.attestation, platform: unknown, annotations: { 'vnd.docker.reference.digest': e.image.root.digest, 'vnd.docker.reference.type': 'attestation-manifest' } })),
+      ...attested.entries.map((e) => ({
+        image: e.image,
+        platform: e.platform,
+        annotations: annotationsFor(req.annotations ?? [], 'manifest-descriptor', e.platform),
+      })),
+      ...attested.entries.map((e) => ({
+        image: e.attestation,
+        platform: unknown,
+        annotations: {
+          'vnd.docker.reference.digest': e.image.root.digest,
+          'vnd.docker.reference.type': 'attestation-manifest',
+        },
+      })),
     ],
     store,
     annotationsFor(req.annotations ?? [], 'index'),

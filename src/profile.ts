@@ -132,7 +132,15 @@ export async function timed<T>(phase: Phase, f: () => Promise<T>, bytes?: (value
 export function formatProfile(r: ProfileReport): string[] {
   const size = (n?: number) => (n ? ` ${(n / 1048576).toFixed(1)} MiB` : '');
   const lines = [`profile: ${r.seconds.toFixed(2)} s in all; phases (wall seconds, overlapping):`];
-  for (const p of r.phases) lines.push(`profile:   ${p.phase.padEnd(13)} ${p.seconds.toFixed(3).padStart(7)} s  ${String(p.spans).padStart(3)}×${size(p.bytes)}`);
-  for (const s of r.steps) lines.push(`profile: ${s.step}: ${Object.entries(s.phases).map(([k, v]) => `${k} ${(v as number).toFixed(3)}`).join(', ')}`);
+  for (const p of r.phases)
+    lines.push(
+      `profile:   ${p.phase.padEnd(13)} ${p.seconds.toFixed(3).padStart(7)} s  ${String(p.spans).padStart(3)}×${size(p.bytes)}`,
+    );
+  for (const s of r.steps)
+    lines.push(
+      `profile: ${s.step}: ${Object.entries(s.phases)
+        .map(([k, v]) => `${k} ${(v as number).toFixed(3)}`)
+        .join(', ')}`,
+    );
   return lines;
 }

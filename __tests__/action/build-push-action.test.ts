@@ -23,7 +23,8 @@ interface Row {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const rows = (JSON.parse(readFileSync(path.join(here, 'data', 'build-push-action.json'), 'utf8')) as { rows: Row[] }).rows;
+const rows = (JSON.parse(readFileSync(path.join(here, 'data', 'build-push-action.json'), 'utf8')) as { rows: Row[] })
+  .rows;
 
 /** Inputs hoist refuses (it would not build what they ask for), by the message's start. */
 const refused: Record<string, (value: string) => boolean> = {
@@ -39,31 +40,82 @@ function gitForm(context: string) {
 
 /** The argv's flags as what they set, keeping only what hoist has to read the same way. */
 function fromArgv(argv: string[]) {
-  const out = { context: gitForm(argv[argv.length - 1]), sbom: false, provenance: undefined as string | undefined, buildArgs: [] as string[], labels: [] as string[], tags: [] as string[], outputs: [] as string[], platforms: [] as string[], secrets: [] as string[], addHosts: [] as string[], ulimits: [] as string[], annotations: [] as string[], shmSize: undefined as string | undefined, network: undefined as string | undefined, file: undefined as string | undefined, push: false, load: false };
+  const out = {
+    context: gitForm(argv[argv.length - 1]),
+    sbom: false,
+    provenance: undefined as string | undefined,
+    buildArgs: [] as string[],
+    labels: [] as string[],
+    tags: [] as string[],
+    outputs: [] as string[],
+    platforms: [] as string[],
+    secrets: [] as string[],
+    addHosts: [] as string[],
+    ulimits: [] as string[],
+    annotations: [] as string[],
+    shmSize: undefined as string | undefined,
+    network: undefined as string | undefined,
+    file: undefined as string | undefined,
+    push: false,
+    load: false,
+  };
   for (let i = 1; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[i + 1];
     switch (flag) {
-      case '--build-arg': out.buildArgs.push(value); break;
-      case '--label': out.labels.push(value); break;
-      case '--tag': out.tags.push(value); break;
-      case '--output': out.outputs.push(value); break;
-      case '--platform': out.platforms.push(...value.split(',')); break;
-      case '--secret': out.secrets.push(value.replace(/,src=<secret-file>$/, '')); break;
-      case '--add-host': out.addHosts.push(value); break;
-      case '--ulimit': out.ulimits.push(value); break;
-      case '--annotation': out.annotations.push(value); break;
-      case '--shm-size': out.shmSize = value; break;
-      case '--network': out.network = value; break;
-      case '--file': out.file = value; break;
-      case '--push': out.push = true; continue;
-      case '--load': out.load = true; continue;
+      case '--build-arg':
+        out.buildArgs.push(value);
+        break;
+      case '--label':
+        out.labels.push(value);
+        break;
+      case '--tag':
+        out.tags.push(value);
+        break;
+      case '--output':
+        out.outputs.push(value);
+        break;
+      case '--platform':
+        out.platforms.push(...value.split(','));
+        break;
+      case '--secret':
+        out.secrets.push(value.replace(/,src=<secret-file>$/, ''));
+        break;
+      case '--add-host':
+        out.addHosts.push(value);
+        break;
+      case '--ulimit':
+        out.ulimits.push(value);
+        break;
+      case '--annotation':
+        out.annotations.push(value);
+        break;
+      case '--shm-size':
+        out.shmSize = value;
+        break;
+      case '--network':
+        out.network = value;
+        break;
+      case '--file':
+        out.file = value;
+        break;
+      case '--push':
+        out.push = true;
+        continue;
+      case '--load':
+        out.load = true;
+        continue;
       // the default attestation (inline-only, which build-push-action adds by itself) is not hoist's default
       case '--attest':
-        if (/^type=provenance,/.test(value) && !/inline-only=true|disabled=true/.test(value)) out.provenance = /mode=max/.test(value) ? 'max' : 'min';
+        if (/^type=provenance,/.test(value) && !/inline-only=true|disabled=true/.test(value))
+          out.provenance = /mode=max/.test(value) ? 'max' : 'min';
         if (/^type=sbom,/.test(value) && !/disabled=true/.test(value)) out.sbom = true;
         break;
-      case '--iidfile': case '--metadata-file': case '--builder': case '--cgroup-parent': break;
+      case '--iidfile':
+      case '--metadata-file':
+      case '--builder':
+      case '--cgroup-parent':
+        break;
       default:
         if (i === argv.length - 1) continue; // the context
         throw new Error(`a flag this test does not know: ${flag}`);
@@ -75,7 +127,9 @@ function fromArgv(argv: string[]) {
 
 /** hoist's reading, spelled as the argv above spells it. */
 function asArgv(i: ActionInputs) {
-  const secrets = [...i.secrets].map(([id, s]) => ('env' in s && s.env ? `id=${id},env=${s.env}` : 'file' in s && s.file ? `id=${id},src=${s.file}` : `id=${id}`));
+  const secrets = [...i.secrets].map(([id, s]) =>
+    'env' in s && s.env ? `id=${id},env=${s.env}` : 'file' in s && s.file ? `id=${id},src=${s.file}` : `id=${id}`,
+  );
   return {
     context: gitForm(i.context),
     sbom: i.sbom,
@@ -125,22 +179,51 @@ test.each(rows.map((r) => [r.n, r] as const))('row %i is read as build-push-acti
 
 test('the values of quoted multi-line secrets and build args are kept whole, the secrets untrimmed', () => {
   const i = readInputs((n: InputName, untrimmed?: boolean) => {
-    const v = ({ secrets: 'GIT_AUTH_TOKEN=abcdefghi,jklmno=0123456789\n"MYSECRET=aaaaaaaa\nbbbbbbb\nccccccccc"\nFOO=bar\n"KEY=line\n"\n', 'build-args': '"MULTILINE=aaaa\nbbbb\nccc"' } as Record<string, string>)[n] ?? '';
+    const v =
+      (
+        {
+          secrets:
+            'GIT_AUTH_TOKEN=abcdefghi,jklmno=0123456789\n"MYSECRET=aaaaaaaa\nbbbbbbb\nccccccccc"\nFOO=bar\n"KEY=line\n"\n',
+          'build-args': '"MULTILINE=aaaa\nbbbb\nccc"',
+        } as Record<string, string>
+      )[n] ?? '';
     return untrimmed ? v : v.trim();
   });
-  expect(Object.fromEntries(i.secrets)).toEqual({ GIT_AUTH_TOKEN: { value: 'abcdefghi,jklmno=0123456789' }, MYSECRET: { value: 'aaaaaaaa\nbbbbbbb\nccccccccc' }, FOO: { value: 'bar' }, KEY: { value: 'line\n' } });
+  expect(Object.fromEntries(i.secrets)).toEqual({
+    GIT_AUTH_TOKEN: { value: 'abcdefghi,jklmno=0123456789' },
+    MYSECRET: { value: 'aaaaaaaa\nbbbbbbb\nccccccccc' },
+    FOO: { value: 'bar' },
+    KEY: { value: 'line\n' },
+  });
   expect(Object.fromEntries(i.buildArgs)).toEqual({ MULTILINE: 'aaaa\nbbbb\nccc' });
 });
 
-test('a secrets item that is not ID=VALUE is skipped with a warning that does not repeat it; a build arg alone is the environment\'s', () => {
-  const i = readInputs((n: InputName) => ({ secrets: 'novalue-secret\nOK=1\nEMPTY=', 'build-args': 'FROM_ENV\nNOT_SET\nA=1' } as Record<string, string>)[n] ?? '', { FROM_ENV: 'env value' });
+test("a secrets item that is not ID=VALUE is skipped with a warning that does not repeat it; a build arg alone is the environment's", () => {
+  const i = readInputs(
+    (n: InputName) =>
+      (({ secrets: 'novalue-secret\nOK=1\nEMPTY=', 'build-args': 'FROM_ENV\nNOT_SET\nA=1' }) as Record<string, string>)[
+        n
+      ] ?? '',
+    { FROM_ENV: 'env value' },
+  );
   expect(Object.fromEntries(i.secrets)).toEqual({ OK: { value: '1' } });
-  expect(i.notApplied).toEqual(['input secrets: item 1 is not ID=VALUE (skipped)', 'input secrets: item 3 is not ID=VALUE (skipped)']);
+  expect(i.notApplied).toEqual([
+    'input secrets: item 1 is not ID=VALUE (skipped)',
+    'input secrets: item 3 is not ID=VALUE (skipped)',
+  ]);
   expect(Object.fromEntries(i.buildArgs)).toEqual({ FROM_ENV: 'env value', A: '1' });
   expect(readInputs((n: InputName) => (n === 'context' ? '{{defaultContext}}:docker' : '')).context).toBe('docker');
   expect(readInputs((n: InputName) => (n === 'context' ? '{{ defaultContext }}' : '')).context).toBe('.');
 });
 
 test('an output\'s quoted "name=a,b" is two names (buildx reads --output as CSV)', () => {
-  expect(parseOutput('type=image,"name=localhost:5000/name/app:latest,localhost:5000/name/app:foo",push-by-digest=true,name-canonical=true,push=true')).toEqual({ type: 'registry', names: ['localhost:5000/name/app:latest', 'localhost:5000/name/app:foo'], byDigest: true });
+  expect(
+    parseOutput(
+      'type=image,"name=localhost:5000/name/app:latest,localhost:5000/name/app:foo",push-by-digest=true,name-canonical=true,push=true',
+    ),
+  ).toEqual({
+    type: 'registry',
+    names: ['localhost:5000/name/app:latest', 'localhost:5000/name/app:foo'],
+    byDigest: true,
+  });
 });

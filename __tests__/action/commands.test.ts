@@ -5,10 +5,15 @@ import { injections, runnerCommands } from '../helpers/runner-commands.js';
 
 test('the runner-like reader finds every injection when nothing guards them', () => {
   expect(runnerCommands(injections.join('\n')).map((c) => c.command)).toEqual(['add-mask', 'error', 'stop-commands']);
-  expect(runnerCommands(injections.slice(3).join('\n')).map((c) => c.command)).toEqual(['notice', 'warning', 'set-env', 'tok']);
+  expect(runnerCommands(injections.slice(3).join('\n')).map((c) => c.command)).toEqual([
+    'notice',
+    'warning',
+    'set-env',
+    'tok',
+  ]);
 });
 
-test('guarded, a step\'s lines are text: only the guard\'s own stop and hoist\'s commands are commands', () => {
+test("guarded, a step's lines are text: only the guard's own stop and hoist's commands are commands", () => {
   let log = '';
   const g = new CommandGuard((t) => void (log += t));
   g.info('#2 [2/2] RUN echo ::error::x ##[warning]y');

@@ -33,7 +33,10 @@ function table(heading: string): Map<string, string[]> {
   for (const line of readme.slice(start).split('\n').slice(2)) {
     if (line.startsWith('### ') || line.startsWith('## ')) break;
     if (!line.startsWith('| ') || line.startsWith('| ---') || /^\| (input|output) \|/.test(line)) continue;
-    const cells = line.slice(2, -2).split(/ (?<!\\)\| /).map((c) => c.trim());
+    const cells = line
+      .slice(2, -2)
+      .split(/ (?<!\\)\| /)
+      .map((c) => c.trim());
     rows.set(cells[0].replace(/`/g, ''), cells.slice(1));
   }
   return rows;
@@ -50,23 +53,28 @@ test('action.yml declares exactly the outputs the Action sets', () => {
   expect([...declared('outputs').keys()].sort()).toEqual([...outputNames].sort());
 });
 
-test('the README\'s inputs table lists every input with its kind and action.yml\'s default', () => {
+test("the README's inputs table lists every input with its kind and action.yml's default", () => {
   const rows = table('Inputs');
   expect([...rows.keys()].sort()).toEqual(Object.keys(inputKinds).sort());
   const inputs = declared('inputs');
   for (const [name, [kind, fallback]] of rows) {
     expect([name, kind]).toEqual([name, kindNames[inputKinds[name as keyof typeof inputKinds]]]);
-    const yamlDefault = inputs.get(name)!.find((l) => l.startsWith('default:'))?.slice('default:'.length).trim().replace(/^"(.*)"$/, '$1');
+    const yamlDefault = inputs
+      .get(name)!
+      .find((l) => l.startsWith('default:'))
+      ?.slice('default:'.length)
+      .trim()
+      .replace(/^"(.*)"$/, '$1');
     // A documented default that action.yml also has is the same value; defaults the code applies are words.
     if (yamlDefault !== undefined) expect([name, fallback.replace(/`/g, '')]).toEqual([name, yamlDefault]);
   }
 });
 
-test('the README\'s outputs table lists every output', () => {
+test("the README's outputs table lists every output", () => {
   expect([...table('Outputs').keys()].sort()).toEqual([...outputNames].sort());
 });
 
-test('the README\'s workflows give the hoist step only inputs it declares', () => {
+test("the README's workflows give the hoist step only inputs it declares", () => {
   const declaredInputs = new Set(declared('inputs').keys());
   const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]);
   let checked = 0;
@@ -77,7 +85,11 @@ test('the README\'s workflows give the hoist step only inputs it declares', () =
       const withAt = lines.findIndex((l, j) => j > i && /^\s+with:\s*$/.test(l));
       if (withAt < 0) continue;
       const indent = /^(\s*)/.exec(lines[withAt + 1])![1].length;
-      for (let j = withAt + 1; j < lines.length && /^(\s*)/.exec(lines[j])![1].length >= indent && lines[j].trim(); j++) {
+      for (
+        let j = withAt + 1;
+        j < lines.length && /^(\s*)/.exec(lines[j])![1].length >= indent && lines[j].trim();
+        j++
+      ) {
         const m = new RegExp(`^ {${indent}}([a-z-]+):`).exec(lines[j]);
         if (m) {
           expect([m[1], declaredInputs.has(m[1])]).toEqual([m[1], true]);

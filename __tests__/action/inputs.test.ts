@@ -9,14 +9,26 @@ import { ActionCredentials } from '../../src/action/login.js';
 const read = (given: Partial<Record<InputName, string>>) => readInputs((n) => given[n] ?? '');
 
 describe('readInputs', () => {
-  test('nothing given: build-push-action\'s defaults (context ., no push, no load, cache auto)', () => {
+  test("nothing given: build-push-action's defaults (context ., no push, no load, cache auto)", () => {
     const i = read({});
-    expect(i).toMatchObject({ context: '.', tags: [], images: [], push: false, load: false, cache: 'auto', outputs: [], cacheFrom: [], cacheTo: [], noCache: false, notApplied: [] });
+    expect(i).toMatchObject({
+      context: '.',
+      tags: [],
+      images: [],
+      push: false,
+      load: false,
+      cache: 'auto',
+      outputs: [],
+      cacheFrom: [],
+      cacheTo: [],
+      noCache: false,
+      notApplied: [],
+    });
     expect(i.file).toBeUndefined();
     expect(i.platform).toBeUndefined();
   });
 
-  test('metadata-action\'s outputs wired in as they arrive: newline lists; tags also split at commas', () => {
+  test("metadata-action's outputs wired in as they arrive: newline lists; tags also split at commas", () => {
     const i = read({
       tags: 'ghcr.io/acme/app:1.2.3\nghcr.io/acme/app:1.2,ghcr.io/acme/app:latest\n',
       labels: 'org.opencontainers.image.title=app\norg.opencontainers.image.description=a, b and c\n',
@@ -24,7 +36,11 @@ describe('readInputs', () => {
     });
     expect(i.tags).toEqual(['ghcr.io/acme/app:1.2.3', 'ghcr.io/acme/app:1.2', 'ghcr.io/acme/app:latest']);
     expect(i.labels).toEqual(['org.opencontainers.image.title=app', 'org.opencontainers.image.description=a, b and c']);
-    expect([...i.buildArgs]).toEqual([['A', '1'], ['MSG', 'x,y'], ['EMPTY', '']]);
+    expect([...i.buildArgs]).toEqual([
+      ['A', '1'],
+      ['MSG', 'x,y'],
+      ['EMPTY', ''],
+    ]);
   });
 
   test('outputs, caches, secrets and ssh parsed as the CLI flags are', () => {
@@ -43,10 +59,18 @@ describe('readInputs', () => {
     });
     expect(i.push).toBe(true);
     expect(i.load).toBe(false);
-    expect(i.outputs).toEqual([{ type: 'oci', dest: 'out.tar', tar: true, names: undefined, ociMediaTypes: true }, { type: 'registry', names: ['r/app'] }]);
+    expect(i.outputs).toEqual([
+      { type: 'oci', dest: 'out.tar', tar: true, names: undefined, ociMediaTypes: true },
+      { type: 'registry', names: ['r/app'] },
+    ]);
     expect(i.cacheFrom.map((c) => c.type)).toEqual(['gha', 'registry']);
     expect(i.cacheTo).toEqual([expect.objectContaining({ type: 'gha', mode: 'max', scope: 'web' })]);
-    expect(Object.fromEntries(i.secrets)).toEqual({ token: { value: 'abc=def' }, npm: { env: 'NPM_TOKEN' }, gh: { env: 'GH' }, cert: { file: './ca.pem' } });
+    expect(Object.fromEntries(i.secrets)).toEqual({
+      token: { value: 'abc=def' },
+      npm: { env: 'NPM_TOKEN' },
+      gh: { env: 'GH' },
+      cert: { file: './ca.pem' },
+    });
     expect([...i.ssh.keys()]).toEqual(['default']);
     expect(i.noCacheFilters).toEqual(['deps', 'build']);
     expect(i.platform).toMatchObject({ os: 'linux', architecture: 'arm64' });
@@ -66,7 +90,11 @@ describe('readInputs', () => {
   });
 
   test('several platforms, emulation, push by digest and the merge inputs of the matrix recipe', () => {
-    const i = read({ platforms: 'linux/amd64,linux/arm64', emulate: 'true', outputs: 'type=image,name=r/app,push-by-digest=true,name-canonical=true,push=true' });
+    const i = read({
+      platforms: 'linux/amd64,linux/arm64',
+      emulate: 'true',
+      outputs: 'type=image,name=r/app,push-by-digest=true,name-canonical=true,push=true',
+    });
     expect(i.platforms.map((p) => p.architecture)).toEqual(['amd64', 'arm64']);
     expect(i.platform).toBeUndefined();
     expect(i.emulate).toBe(true);
@@ -75,37 +103,65 @@ describe('readInputs', () => {
     expect(read({ 'push-by-digest': 'true' }).pushByDigest).toBe(true);
     expect(i.isolation).toBe('auto');
     expect(read({ isolation: 'proot' }).isolation).toBe('proot');
-    const m = read({ merge: 'r/app@sha256:' + 'a'.repeat(64) + '\nr/app@sha256:' + 'b'.repeat(64), 'merge-digests-dir': '/tmp/digests' });
+    const m = read({
+      merge: 'r/app@sha256:' + 'a'.repeat(64) + '\nr/app@sha256:' + 'b'.repeat(64),
+      'merge-digests-dir': '/tmp/digests',
+    });
     expect(m.merge).toHaveLength(2);
     expect(m.mergeDigestsDir).toBe('/tmp/digests');
   });
 
   test('inputs this version does not apply are said, not silently dropped', () => {
-    const i = read({ 'build-contexts': 'alpine=docker-image://alpine:3', annotations: 'index:a=b', builder: 'builder-1' });
+    const i = read({
+      'build-contexts': 'alpine=docker-image://alpine:3',
+      annotations: 'index:a=b',
+      builder: 'builder-1',
+    });
     expect(i.buildContexts).toEqual(['alpine=docker-image://alpine:3']);
-    expect(i.notApplied).toEqual([
-      expect.stringMatching(/^input builder: "builder-1" names a buildx builder/),
-    ]);
+    expect(i.notApplied).toEqual([expect.stringMatching(/^input builder: "builder-1" names a buildx builder/)]);
   });
 
   test('add-hosts, network, shm-size and ulimit: what every RUN gets; bad values fail naming the input', () => {
-    const i = read({ 'add-hosts': 'docker:10.180.0.1\nfoo:10.0.0.1', network: 'none', 'shm-size': '2g', ulimit: 'nofile=1024:1024\nnproc=3' });
+    const i = read({
+      'add-hosts': 'docker:10.180.0.1\nfoo:10.0.0.1',
+      network: 'none',
+      'shm-size': '2g',
+      ulimit: 'nofile=1024:1024\nnproc=3',
+    });
     expect(i.sandbox).toEqual({
-      addHosts: [{ host: 'docker', ip: '10.180.0.1' }, { host: 'foo', ip: '10.0.0.1' }],
+      addHosts: [
+        { host: 'docker', ip: '10.180.0.1' },
+        { host: 'foo', ip: '10.0.0.1' },
+      ],
       network: 'none',
       shmSize: 2 * 1024 ** 3,
-      ulimits: [{ name: 'nofile', soft: 1024, hard: 1024 }, { name: 'nproc', soft: 3, hard: 3 }],
+      ulimits: [
+        { name: 'nofile', soft: 1024, hard: 1024 },
+        { name: 'nproc', soft: 3, hard: 3 },
+      ],
     });
     expect(read({ network: 'host' }).sandbox).toEqual({ network: 'host' });
     expect(read({}).sandbox).toEqual({});
     expect(() => read({ 'add-hosts': 'docker' })).toThrow('input add-hosts: add-host "docker": expected HOST:IP');
-    expect(() => read({ network: 'bridge' })).toThrow('input network: network "bridge": RUN takes default, host or none');
+    expect(() => read({ network: 'bridge' })).toThrow(
+      'input network: network "bridge": RUN takes default, host or none',
+    );
     expect(() => read({ 'shm-size': 'big' })).toThrow('input shm-size: shm-size "big"');
-    expect(() => read({ ulimit: 'nofile=2:1' })).toThrow('input ulimit: ulimit "nofile=2:1": the soft limit 2 is above the hard limit 1');
+    expect(() => read({ ulimit: 'nofile=2:1' })).toThrow(
+      'input ulimit: ulimit "nofile=2:1": the soft limit 2 is above the hard limit 1',
+    );
   });
 
   test('what hoist does not make is refused, saying what to write instead; provenance is read as build-push-action reads it', () => {
-    for (const off of [{ provenance: 'false' }, { sbom: 'false' }, { attests: 'type=sbom,disabled=true' }, { call: 'build' }, { allow: 'network.host' }, { provenance: '' }]) expect(read(off).provenance).toBeUndefined();
+    for (const off of [
+      { provenance: 'false' },
+      { sbom: 'false' },
+      { attests: 'type=sbom,disabled=true' },
+      { call: 'build' },
+      { allow: 'network.host' },
+      { provenance: '' },
+    ])
+      expect(read(off).provenance).toBeUndefined();
     expect(read({ provenance: 'mode=max' }).provenance).toEqual({ mode: 'max' });
     expect(read({ provenance: 'true' }).provenance).toEqual({ mode: 'min' });
     expect(read({ attests: 'type=provenance,mode=max' }).provenance).toEqual({ mode: 'max' });
@@ -115,10 +171,14 @@ describe('readInputs', () => {
     expect(read({ attests: 'type=sbom' }).sbom).toBe(true);
     expect(read({}).sbom).toBe(false);
     expect(() => read({ sbom: 'generator=image' })).toThrow('input sbom: sbom "generator=image": generator= names');
-    expect(() => read({ attests: 'type=spdx' })).toThrow('input attests: "type=spdx": hoist makes type=provenance and type=sbom attestations');
+    expect(() => read({ attests: 'type=spdx' })).toThrow(
+      'input attests: "type=spdx": hoist makes type=provenance and type=sbom attestations',
+    );
     expect(() => read({ 'cgroup-parent': 'foo' })).toThrow('input cgroup-parent:');
     expect(() => read({ call: 'check' })).toThrow('input call: "check": hoist only builds');
-    expect(() => read({ allow: 'security.insecure' })).toThrow('input allow: "security.insecure": RUN --security=insecure is not supported by hoist');
+    expect(() => read({ allow: 'security.insecure' })).toThrow(
+      'input allow: "security.insecure": RUN --security=insecure is not supported by hoist',
+    );
   });
 
   test('every input kind is one lists.ts knows', () => {
@@ -134,7 +194,15 @@ describe('ActionCredentials', () => {
   });
   afterEach(() => rmSync(home, { recursive: true, force: true }));
   const env = () => ({ HOME: home, DOCKER_CONFIG: path.join(home, '.docker') });
-  const config = (auths: Record<string, string>) => writeFileSync(path.join(home, '.docker', 'config.json'), JSON.stringify({ auths: Object.fromEntries(Object.entries(auths).map(([k, v]) => [k, { auth: Buffer.from(v).toString('base64') }])) }));
+  const config = (auths: Record<string, string>) =>
+    writeFileSync(
+      path.join(home, '.docker', 'config.json'),
+      JSON.stringify({
+        auths: Object.fromEntries(
+          Object.entries(auths).map(([k, v]) => [k, { auth: Buffer.from(v).toString('base64') }]),
+        ),
+      }),
+    );
 
   test('the inputs log in to their registry (Docker Hub by default); others come from the docker config', async () => {
     config({ 'quay.io': 'robot:fromconfig', 'https://index.docker.io/v1/': 'hub:fromconfig' });
@@ -147,7 +215,7 @@ describe('ActionCredentials', () => {
     expect(await hub.get('docker.io')).toEqual({ username: 'me', password: 'tok' });
   });
 
-  test('ghcr.io: an earlier login-action step\'s credentials first, else the github-token as the actor', async () => {
+  test("ghcr.io: an earlier login-action step's credentials first, else the github-token as the actor", async () => {
     const token = new ActionCredentials({ githubToken: 'ghs_x', actor: 'octocat' }, env());
     expect(await token.get('ghcr.io')).toEqual({ username: 'octocat', password: 'ghs_x' });
     expect(await token.get('quay.io')).toBeUndefined();
@@ -161,28 +229,51 @@ describe('ActionCredentials', () => {
   });
 });
 
-describe('the default context: the event\'s Git context, as build-push-action makes it', () => {
+describe("the default context: the event's Git context, as build-push-action makes it", () => {
   const sha = '860c1904a1ce19322e91ac35af1ab07466440c37';
   const run = { GITHUB_REPOSITORY: 'acme/app', GITHUB_SHA: sha };
   test.each([
     ['a branch push: the commit itself', { GITHUB_REF: 'refs/heads/main' }, `https://github.com/acme/app.git#${sha}`],
-    ['a pull request: its merge ref', { GITHUB_REF: 'refs/pull/7/merge' }, 'https://github.com/acme/app.git#refs/pull/7/merge'],
-    ['a pull request with DOCKER_DEFAULT_GIT_CONTEXT_PR_HEAD_REF: its head', { GITHUB_REF: 'refs/pull/7/merge', DOCKER_DEFAULT_GIT_CONTEXT_PR_HEAD_REF: 'true' }, 'https://github.com/acme/app.git#refs/pull/7/head'],
-    ['GitHub Enterprise Server, the query form', { GITHUB_REF: 'refs/tags/v1', GITHUB_SERVER_URL: 'https://ghe.example.com/', BUILDX_SEND_GIT_QUERY_AS_INPUT: 'true' }, `https://ghe.example.com/acme/app.git?ref=${sha}`],
+    [
+      'a pull request: its merge ref',
+      { GITHUB_REF: 'refs/pull/7/merge' },
+      'https://github.com/acme/app.git#refs/pull/7/merge',
+    ],
+    [
+      'a pull request with DOCKER_DEFAULT_GIT_CONTEXT_PR_HEAD_REF: its head',
+      { GITHUB_REF: 'refs/pull/7/merge', DOCKER_DEFAULT_GIT_CONTEXT_PR_HEAD_REF: 'true' },
+      'https://github.com/acme/app.git#refs/pull/7/head',
+    ],
+    [
+      'GitHub Enterprise Server, the query form',
+      {
+        GITHUB_REF: 'refs/tags/v1',
+        GITHUB_SERVER_URL: 'https://ghe.example.com/',
+        BUILDX_SEND_GIT_QUERY_AS_INPUT: 'true',
+      },
+      `https://ghe.example.com/acme/app.git?ref=${sha}`,
+    ],
   ])('%s', (_name, env, want) => {
     expect(eventGitContext({ ...run, ...env })).toBe(want);
   });
 
   test('context omitted or {{defaultContext}}[:dir] is that context, with github-token as GIT_AUTH_TOKEN.<host>; `.` is the checkout; outside a workflow, the checkout', () => {
     const env = { ...run, GITHUB_REF: 'refs/heads/main' };
-    const read = (inputs: Record<string, string>, e: NodeJS.ProcessEnv = env) => readInputs((n: InputName) => inputs[n] ?? '', e);
+    const read = (inputs: Record<string, string>, e: NodeJS.ProcessEnv = env) =>
+      readInputs((n: InputName) => inputs[n] ?? '', e);
     const omitted = read({ 'github-token': 'ghs_x' });
     expect(omitted.context).toBe(`https://github.com/acme/app.git#${sha}`);
     expect(Object.fromEntries(omitted.secrets)).toEqual({ 'GIT_AUTH_TOKEN.github.com': { value: 'ghs_x' } });
-    expect(read({ context: '{{defaultContext}}:docker' }).context).toBe(`https://github.com/acme/app.git#${sha}:docker`);
-    expect(read({ context: '{{defaultContext}}:docker' }, { ...env, BUILDX_SEND_GIT_QUERY_AS_INPUT: '1' }).context).toBe(`https://github.com/acme/app.git?ref=${sha}&subdir=docker`);
+    expect(read({ context: '{{defaultContext}}:docker' }).context).toBe(
+      `https://github.com/acme/app.git#${sha}:docker`,
+    );
+    expect(
+      read({ context: '{{defaultContext}}:docker' }, { ...env, BUILDX_SEND_GIT_QUERY_AS_INPUT: '1' }).context,
+    ).toBe(`https://github.com/acme/app.git?ref=${sha}&subdir=docker`);
     // a GIT_AUTH_TOKEN the workflow gives wins; the checkout gets no token
-    expect([...read({ 'github-token': 'ghs_x', secrets: 'GIT_AUTH_TOKEN=mine' }).secrets.keys()]).toEqual(['GIT_AUTH_TOKEN']);
+    expect([...read({ 'github-token': 'ghs_x', secrets: 'GIT_AUTH_TOKEN=mine' }).secrets.keys()]).toEqual([
+      'GIT_AUTH_TOKEN',
+    ]);
     const checkout = read({ 'github-token': 'ghs_x', context: '.' });
     expect([checkout.context, checkout.secrets.size]).toEqual(['.', 0]);
     expect(read({ context: '{{defaultContext}}:sub' }, {}).context).toBe('sub');

@@ -6,14 +6,29 @@ const hex = 'a'.repeat(64);
 const d = `sha256:${hex}`;
 
 test('an index keeps only entries of well-formed keys for well-formed digests', () => {
-  const text = JSON.stringify({ version: 2, records: [], entries: { [d]: `hoist-blob-2-${hex}`, 'sha256:x': 'hoist-blob-2-../../../victim', [`sha256:${'b'.repeat(64)}`]: `hoist-pack-2-${hex}/..`, [`sha256:${'c'.repeat(64)}`]: `hoist-blob-1-${hex}`, '../x': `hoist-blob-2-${hex}` } });
+  const text = JSON.stringify({
+    version: 2,
+    records: [],
+    entries: {
+      [d]: `hoist-blob-2-${hex}`,
+      'sha256:x': 'hoist-blob-2-../../../victim',
+      [`sha256:${'b'.repeat(64)}`]: `hoist-pack-2-${hex}/..`,
+      [`sha256:${'c'.repeat(64)}`]: `hoist-blob-1-${hex}`,
+      '../x': `hoist-blob-2-${hex}`,
+    },
+  });
   expect(decodeIndex(text, 'test').entries).toEqual({ [d]: `hoist-blob-2-${hex}` });
-  expect(() => decodeIndex(JSON.stringify({ version: 1, records: [] }), 'entry k')).toThrow(/entry k: index of another version/);
+  expect(() => decodeIndex(JSON.stringify({ version: 1, records: [] }), 'entry k')).toThrow(
+    /entry k: index of another version/,
+  );
   expect(() => decodeIndex('[]', 'entry k')).toThrow(/entry k: not an index/);
 });
 
 test('a pack: its table, then its blobs; a table that lies or is no table is refused', () => {
-  const blobs = [{ mediaType: 'x', digest: d, size: 3 }, { mediaType: 'x', digest: `sha256:${'b'.repeat(64)}`, size: 2 }];
+  const blobs = [
+    { mediaType: 'x', digest: d, size: 3 },
+    { mediaType: 'x', digest: `sha256:${'b'.repeat(64)}`, size: 2 },
+  ];
   const table = packTable(blobs);
   const pack = Buffer.concat([table, Buffer.from('abc'), Buffer.from('de')]);
   const read = readPackTable(pack, pack.length, 'p');

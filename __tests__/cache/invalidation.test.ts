@@ -38,7 +38,8 @@ function ranSteps(log: string): Set<string> {
   const cached = new Set<string>();
   for (const line of log.split('\n')) {
     const m = /^#(\d+) \[([^\]\s]+) (\d+)\/\d+\] (\S+)/.exec(line);
-    if (m && !vertices.has(m[1]) && ['WORKDIR', 'COPY', 'ADD', 'RUN'].includes(m[4].toUpperCase())) vertices.set(m[1], { stage: m[2], pos: Number(m[3]), keyword: m[4].toUpperCase() });
+    if (m && !vertices.has(m[1]) && ['WORKDIR', 'COPY', 'ADD', 'RUN'].includes(m[4].toUpperCase()))
+      vertices.set(m[1], { stage: m[2], pos: Number(m[3]), keyword: m[4].toUpperCase() });
     const c = /^#(\d+) CACHED/.exec(line);
     if (c) cached.add(c[1]);
   }
@@ -54,7 +55,9 @@ function ranSteps(log: string): Set<string> {
   return ran;
 }
 
-(process.getuid?.() === 0 ? describeWith(['docker-registry', 'dockerd', 'runc', 'busybox', 'getfattr']) : describe.skip)('cache invalidation equals docker\'s', () => {
+(process.getuid?.() === 0
+  ? describeWith(['docker-registry', 'dockerd', 'runc', 'busybox', 'getfattr'])
+  : describe.skip)("cache invalidation equals docker's", () => {
   let reg: TestRegistry;
   let d: Dockerd;
   const work = mkdtempSync(path.join(tmpdir(), 'hoist-invalidation-'));
@@ -64,7 +67,10 @@ function ranSteps(log: string): Set<string> {
   let base = '';
   let mode = 'prod';
   let chown = '1000:1000';
-  const args = new Map([['USED', 'one'], ['UNUSED', 'a']]);
+  const args = new Map([
+    ['USED', 'one'],
+    ['UNUSED', 'a'],
+  ]);
 
   beforeAll(async () => {
     [reg, d] = await Promise.all([startRegistry('anonymous'), startDockerd()]);
@@ -73,7 +79,15 @@ function ranSteps(log: string): Set<string> {
     const c: Case = {
       name: 'invalidation',
       dockerfile: dockerfile(mode, chown),
-      files: { '.dockerignore': 'src/*.log\n', 'src/a.txt': 'a\n', 'src/b.txt': 'b\n', 'src/vendor.txt': 'vendor\n', 'src/ignored.log': 'ignored\n', 'app.txt': 'app\n', 'data/one.txt': '1\n' },
+      files: {
+        '.dockerignore': 'src/*.log\n',
+        'src/a.txt': 'a\n',
+        'src/b.txt': 'b\n',
+        'src/vendor.txt': 'vendor\n',
+        'src/ignored.log': 'ignored\n',
+        'app.txt': 'app\n',
+        'data/one.txt': '1\n',
+      },
     };
     writeContext(ctx, c, base, '');
     writeFileSync(secret, 'first secret\n');
@@ -89,12 +103,26 @@ function ranSteps(log: string): Set<string> {
     writeFileSync(path.join(ctx, 'Dockerfile'), dockerfile(mode, chown).replaceAll('{{BASE}}', base));
     const flags = [...[...args].flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]), '--secret', `id=tok,src=${secret}`];
     const i = n++;
-    const theirs = d.docker(['build', '--progress=plain', '--pull', '--network', 'host', '-t', `inv${i}:docker`, ...flags, ctx], undefined, { DOCKER_BUILDKIT: '1' });
+    const theirs = d.docker(
+      ['build', '--progress=plain', '--pull', '--network', 'host', '-t', `inv${i}:docker`, ...flags, ctx],
+      undefined,
+      { DOCKER_BUILDKIT: '1' },
+    );
     if (theirs.status !== 0) throw new Error(theirs.stderr);
     const theirTar = path.join(work, `inv${i}-docker.tar`);
     expect(d.docker(['save', '-o', theirTar, `inv${i}:docker`]).status).toBe(0);
     const ourTar = path.join(work, `inv${i}-hoist.tar`);
-    const ours = await hoist(['build', '--store', store, '--progress', 'plain', ...flags, '-o', `type=docker,dest=${ourTar}`, ctx]);
+    const ours = await hoist([
+      'build',
+      '--store',
+      store,
+      '--progress',
+      'plain',
+      ...flags,
+      '-o',
+      `type=docker,dest=${ourTar}`,
+      ctx,
+    ]);
     if (ours.code !== 0) throw new Error(ours.err);
     for (const side of ['d', 'h']) mkdirSync(path.join(work, `inv${i}-${side}`));
     const want = await readSaved(theirTar, path.join(work, `inv${i}-d`));
@@ -111,16 +139,57 @@ function ranSteps(log: string): Set<string> {
   const touchAll = () => run('sh', ['-c', 'find . -not -type l -exec touch -h -d @1700000000 {} +'], { cwd: ctx });
   const edits: [string, () => void | Promise<void>, string[]][] = [
     ['nothing changed', () => undefined, []],
-    ['one source file changed', () => writeFileSync(path.join(ctx, 'src/a.txt'), 'a, changed\n'), ['build 2 COPY', 'build 3 RUN', 'build 4 RUN', 'stage-1 3 COPY', 'stage-1 4 COPY', 'stage-1 5 RUN']],
+    [
+      'one source file changed',
+      () => writeFileSync(path.join(ctx, 'src/a.txt'), 'a, changed\n'),
+      ['build 2 COPY', 'build 3 RUN', 'build 4 RUN', 'stage-1 3 COPY', 'stage-1 4 COPY', 'stage-1 5 RUN'],
+    ],
     ['a file .dockerignore excludes changed', () => writeFileSync(path.join(ctx, 'src/ignored.log'), 'changed\n'), []],
-    ['a source chmod-ed', () => chmodSync(path.join(ctx, 'app.txt'), 0o600), ['stage-1 1 COPY', 'stage-1 2 COPY', 'stage-1 3 COPY', 'stage-1 4 COPY', 'stage-1 5 RUN']],
-    ['a used --build-arg changed', () => void args.set('USED', 'two'), ['build 3 RUN', 'build 4 RUN', 'stage-1 3 COPY', 'stage-1 4 COPY', 'stage-1 5 RUN']],
+    [
+      'a source chmod-ed',
+      () => chmodSync(path.join(ctx, 'app.txt'), 0o600),
+      ['stage-1 1 COPY', 'stage-1 2 COPY', 'stage-1 3 COPY', 'stage-1 4 COPY', 'stage-1 5 RUN'],
+    ],
+    [
+      'a used --build-arg changed',
+      () => void args.set('USED', 'two'),
+      ['build 3 RUN', 'build 4 RUN', 'stage-1 3 COPY', 'stage-1 4 COPY', 'stage-1 5 RUN'],
+    ],
     ['an unused --build-arg changed', () => void args.set('UNUSED', 'b'), []],
     ['ENV changed', () => void (mode = 'dev'), ['stage-1 5 RUN']],
-    ['--chown changed', () => void (chown = '1001:1001'), ['stage-1 1 COPY', 'stage-1 2 COPY', 'stage-1 3 COPY', 'stage-1 4 COPY', 'stage-1 5 RUN']],
-    ['a secret\'s value changed', () => writeFileSync(secret, 'second secret\n'), []],
-    ['a file added to a directory copied by a wildcard', () => writeFileSync(path.join(ctx, 'data/two.txt'), '2\n'), ['stage-1 4 COPY', 'stage-1 5 RUN']],
-    ['the base tag pushed again with new content', () => pushBusyboxBase(base, path.join(work, 'store2'), path.join(work, 'base2'), ['sh', 'echo', 'cat', 'mkdir', 'true']), ['build 1 WORKDIR', 'build 2 COPY', 'build 3 RUN', 'build 4 RUN', 'stage-1 1 COPY', 'stage-1 2 COPY', 'stage-1 3 COPY', 'stage-1 4 COPY', 'stage-1 5 RUN']],
+    [
+      '--chown changed',
+      () => void (chown = '1001:1001'),
+      ['stage-1 1 COPY', 'stage-1 2 COPY', 'stage-1 3 COPY', 'stage-1 4 COPY', 'stage-1 5 RUN'],
+    ],
+    ["a secret's value changed", () => writeFileSync(secret, 'second secret\n'), []],
+    [
+      'a file added to a directory copied by a wildcard',
+      () => writeFileSync(path.join(ctx, 'data/two.txt'), '2\n'),
+      ['stage-1 4 COPY', 'stage-1 5 RUN'],
+    ],
+    [
+      'the base tag pushed again with new content',
+      () =>
+        pushBusyboxBase(base, path.join(work, 'store2'), path.join(work, 'base2'), [
+          'sh',
+          'echo',
+          'cat',
+          'mkdir',
+          'true',
+        ]),
+      [
+        'build 1 WORKDIR',
+        'build 2 COPY',
+        'build 3 RUN',
+        'build 4 RUN',
+        'stage-1 1 COPY',
+        'stage-1 2 COPY',
+        'stage-1 3 COPY',
+        'stage-1 4 COPY',
+        'stage-1 5 RUN',
+      ],
+    ],
   ];
 
   test('the first build runs every step in both', async () => {
@@ -129,14 +198,17 @@ function ranSteps(log: string): Set<string> {
     expect(r.docker.size).toBe(9);
   }, 120_000);
 
-  test.each(edits.map((e) => [e[0], e] as const))('%s: hoist reruns what docker reruns', async (_name, [, edit, expected]) => {
-    mkdirSync(path.join(work, 'base2'), { recursive: true });
-    await edit();
-    touchAll();
-    const r = await both();
-    expect([...r.hoist].sort()).toEqual([...r.docker].sort());
-    // What docker (BuildKit) does, written down: a change to either side is a regression to look at.
-    expect([...r.docker].sort()).toEqual([...expected].sort());
-  }, 120_000);
-
+  test.each(edits.map((e) => [e[0], e] as const))(
+    '%s: hoist reruns what docker reruns',
+    async (_name, [, edit, expected]) => {
+      mkdirSync(path.join(work, 'base2'), { recursive: true });
+      await edit();
+      touchAll();
+      const r = await both();
+      expect([...r.hoist].sort()).toEqual([...r.docker].sort());
+      // What docker (BuildKit) does, written down: a change to either side is a regression to look at.
+      expect([...r.docker].sort()).toEqual([...expected].sort());
+    },
+    120_000,
+  );
 });

@@ -15,9 +15,15 @@ test('canonical JSON: object keys sorted at every level, undefined members left 
 test('golden keys (scheme ' + cacheKeyVersion + ')', () => {
   const scratch = baseKey({ kind: 'scratch' });
   expect(scratch).toBe('sha256:40c7b33fdc196062593849c495b47333caa143f49fc63f5db0c042f51d4ebce8');
-  expect(baseKey({ kind: 'scratch' }, 1000)).toBe('sha256:8262fd348fec56f7e207b09b0320bc828e2870c0dfbd30c6e3d27b946b09ca0c');
-  expect(baseKey({ kind: 'image', manifest: `sha256:${'a'.repeat(64)}` })).toBe('sha256:a2bc0e2946c3a2907248750cf8662711b0f3a506bfd9443e813b022be7541d47');
-  expect(stepKey(scratch, { op: { kind: 'mkdir', path: '/app' } })).toBe('sha256:d794a6c227d1a8beb441cc98cf3aea9906a907f78a3ac45c2bfaaf21fc2e78c3');
+  expect(baseKey({ kind: 'scratch' }, 1000)).toBe(
+    'sha256:8262fd348fec56f7e207b09b0320bc828e2870c0dfbd30c6e3d27b946b09ca0c',
+  );
+  expect(baseKey({ kind: 'image', manifest: `sha256:${'a'.repeat(64)}` })).toBe(
+    'sha256:a2bc0e2946c3a2907248750cf8662711b0f3a506bfd9443e813b022be7541d47',
+  );
+  expect(stepKey(scratch, { op: { kind: 'mkdir', path: '/app' } })).toBe(
+    'sha256:d794a6c227d1a8beb441cc98cf3aea9906a907f78a3ac45c2bfaaf21fc2e78c3',
+  );
 });
 
 test('a key depends on its parent, its step and the scheme', () => {

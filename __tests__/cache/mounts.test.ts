@@ -1,7 +1,18 @@
 // Cache mounts as registry and local caches keep them (src/cache/mounts.ts): a directory packed into a blob and
 // unpacked again has the same content digest (names, types, modes, owners, link targets, bytes, hard links); a blob
 // that does not match its digest leaves the directory as it was; a hostile blob cannot write outside it.
-import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -25,7 +36,15 @@ const serving = (bytes: Buffer): BlobSource => ({
   },
 });
 const keptOf = (bytes: Buffer, desc?: Descriptor): KeptMount => ({
-  blob: { name: '0'.repeat(32), content: `sha256:${'0'.repeat(64)}`, descriptor: desc ?? { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: digestOf(bytes), size: bytes.length } },
+  blob: {
+    name: '0'.repeat(32),
+    content: `sha256:${'0'.repeat(64)}`,
+    descriptor: desc ?? {
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      digest: digestOf(bytes),
+      size: bytes.length,
+    },
+  },
   source: serving(bytes),
 });
 
@@ -52,11 +71,17 @@ test('a directory packed and unpacked again has the same content digest', async 
 });
 
 test('a blob that does not match its digest leaves the directory as it was', async () => {
-  const bytes = await tarOf([[{ name: 'pkg', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 3, mtime: 0 }, Buffer.from('abc')]]);
+  const bytes = await tarOf([
+    [{ name: 'pkg', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 3, mtime: 0 }, Buffer.from('abc')],
+  ]);
   const target = path.join(work, 'corrupt');
   mkdirSync(target);
   writeFileSync(path.join(target, 'kept'), 'x');
-  const wrong = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'1'.repeat(64)}`, size: bytes.length };
+  const wrong = {
+    mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    digest: `sha256:${'1'.repeat(64)}`,
+    size: bytes.length,
+  };
   await expect(restoreMountBlob(keptOf(bytes, wrong), target, 1 << 30)).rejects.toThrow(/digest/);
   expect(readdirSync(target)).toEqual(['kept']);
   expect(readdirSync(work).filter((f) => f.includes('restoring'))).toEqual([]);
@@ -70,7 +95,10 @@ test('a hostile blob cannot write outside the directory (.. names, a link to / a
   const bytes = await tarOf([
     [{ name: '../escaped', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 0 }, Buffer.from('x')],
     [{ name: 'root', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: '/' }],
-    [{ name: `root${outside}/through-link`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 0 }, Buffer.from('y')],
+    [
+      { name: `root${outside}/through-link`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 0 },
+      Buffer.from('y'),
+    ],
     [{ name: 'up', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: '..' }],
     [{ name: 'up/through-dotdot', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 0 }, Buffer.from('z')],
   ]);

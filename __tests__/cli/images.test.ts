@@ -22,12 +22,26 @@ async function seedIndex(client: RegistryClient, refText: string): Promise<{ ind
   const amd = makeImage({ files: [{ 'arch.txt': 'amd64' }] });
   const arm = makeImage({ files: [{ 'arch.txt': 'arm64' }], architecture: 'arm64' });
   const children = [];
-  for (const [img, platform] of [[amd, { os: 'linux', architecture: 'amd64' }], [arm, { os: 'linux', architecture: 'arm64', variant: 'v8' }]] as const) {
+  for (const [img, platform] of [
+    [amd, { os: 'linux', architecture: 'amd64' }],
+    [arm, { os: 'linux', architecture: 'arm64', variant: 'v8' }],
+  ] as const) {
     for (const b of [...img.layers, img.config]) await client.pushBlob(ref, b, () => Readable.from([b.bytes]));
     await client.putManifest(ref, img.manifest.digest, img.manifest.bytes, img.manifest.mediaType);
-    children.push({ mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.size, platform });
+    children.push({
+      mediaType: img.manifest.mediaType,
+      digest: img.manifest.digest,
+      size: img.manifest.size,
+      platform,
+    });
   }
-  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json', manifests: children }));
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
+      manifests: children,
+    }),
+  );
   await client.putManifest(ref, ref.tag as string, index, 'application/vnd.docker.distribution.manifest.list.v2+json');
   return { index: digestOf(index), children: children.map((c) => c.digest) };
 }
@@ -55,7 +69,9 @@ describeWith(['docker-registry', 'skopeo', 'umoci'])('image verbs between real r
     expect(r.out).toContain(`digest: ${index}`);
     expect(skopeoDigest(`${b.host}/copied/app:1`)).toBe(index);
     for (const c of children) expect(skopeoDigest(`${b.host}/copied/app@${c}`)).toBe(c);
-    const arm = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', '--override-arch', 'arm64', `docker://${b.host}/copied/app:1`]));
+    const arm = JSON.parse(
+      run('skopeo', ['inspect', '--tls-verify=false', '--override-arch', 'arm64', `docker://${b.host}/copied/app:1`]),
+    );
     expect(arm.Architecture).toBe('arm64');
   });
 
@@ -75,7 +91,9 @@ describeWith(['docker-registry', 'skopeo', 'umoci'])('image verbs between real r
     expect(r.out).toContain(`${b.host}/bydigest/app@${img.manifest.digest}`);
     expect(skopeoDigest(`${b.host}/bydigest/app@${img.manifest.digest}`)).toBe(img.manifest.digest);
     // No tag at all: distribution answers the tag list with 404 when a repository has none.
-    expect((await hoist(['inspect', '--remote', `${b.host}/bydigest/app:latest`, '--store', store])).err).toMatch(/404 MANIFEST_UNKNOWN/);
+    expect((await hoist(['inspect', '--remote', `${b.host}/bydigest/app:latest`, '--store', store])).err).toMatch(
+      /404 MANIFEST_UNKNOWN/,
+    );
   });
 
   test('tag in the registry mounts instead of uploading', async () => {
@@ -102,7 +120,9 @@ describeWith(['docker-registry', 'skopeo', 'umoci'])('image verbs between real r
     expect((await h(['images'])).out).toMatch(new RegExp(`${a.host}/byskopeo/img\\s+v1\\s+[0-9a-f]{12}`));
     await h(['push', `${a.host}/byskopeo/img:v1`, `${b.host}/byhoist/img:v1`]);
     expect(skopeoDigest(`${b.host}/byhoist/img:v1`)).toBe(theirs);
-    const config = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', '--config', `docker://${b.host}/byhoist/img:v1`]));
+    const config = JSON.parse(
+      run('skopeo', ['inspect', '--tls-verify=false', '--config', `docker://${b.host}/byhoist/img:v1`]),
+    );
     expect(config.rootfs.diff_ids).toHaveLength(1);
   });
 
@@ -141,19 +161,29 @@ describeWith(['docker-registry', 'skopeo', 'umoci'])('image verbs between real r
     await h(['save', '-o', tar, `${a.host}/save/me:1`]);
     const asDocker = JSON.parse(run('skopeo', ['inspect', `docker-archive:${tar}`]));
     expect(asDocker.Layers).toEqual(img.layers.map((l) => l.digest).length ? expect.any(Array) : []);
-    expect(JSON.parse(run('skopeo', ['inspect', '--config', `docker-archive:${tar}`])).rootfs.diff_ids).toEqual(img.diffIDs);
+    expect(JSON.parse(run('skopeo', ['inspect', '--config', `docker-archive:${tar}`])).rootfs.diff_ids).toEqual(
+      img.diffIDs,
+    );
     expect(JSON.parse(run('skopeo', ['inspect', '--raw', `oci-archive:${tar}`])).config.digest).toBe(img.config.digest);
     const other = path.join(work, 'store2');
     const loaded = await hoistOk(['load', '-i', tar, '--store', other]);
     expect(loaded.out).toContain(`Loaded image: ${a.host}/save/me:1`);
-    expect(JSON.parse((await hoistOk(['inspect', `${a.host}/save/me:1`, '--store', other])).out)).toMatchObject({ Local: true, Digest: img.manifest.digest });
+    expect(JSON.parse((await hoistOk(['inspect', `${a.host}/save/me:1`, '--store', other])).out)).toMatchObject({
+      Local: true,
+      Digest: img.manifest.digest,
+    });
   });
 
   test('a docker-archive written by skopeo (legacy layout) loads', async () => {
     const img = makeImage({ files: [{ legacy: 'l' }] });
     await seed(client, `${a.host}/legacy/me:1`, img);
     const tar = path.join(work, 'legacy.tar');
-    run('skopeo', ['copy', '--src-tls-verify=false', `docker://${a.host}/legacy/me:1`, `docker-archive:${tar}:legacy/me:1`]);
+    run('skopeo', [
+      'copy',
+      '--src-tls-verify=false',
+      `docker://${a.host}/legacy/me:1`,
+      `docker-archive:${tar}:legacy/me:1`,
+    ]);
     const other = path.join(work, 'store3');
     expect((await hoistOk(['load', '-i', tar, '--store', other])).out).toContain('Loaded image: legacy/me:1');
     const info = JSON.parse((await hoistOk(['inspect', 'legacy/me:1', '--store', other])).out);
@@ -177,7 +207,9 @@ describeWith(['docker-registry', 'skopeo', 'umoci'])('image verbs between real r
     const r = await hoist(['import', notTar, 'x/y:1', '--store', store]);
     expect(r).toMatchObject({ code: 1 });
     expect(r.err).toMatch(/not a tar archive/);
-    expect((await hoist(['load', '-i', path.join(work, 'nope.tar'), '--store', store])).err).toMatch(/ENOENT|no such file/);
+    expect((await hoist(['load', '-i', path.join(work, 'nope.tar'), '--store', store])).err).toMatch(
+      /ENOENT|no such file/,
+    );
   });
 });
 
@@ -218,7 +250,9 @@ describeWith(['docker-registry'])('login into an htpasswd registry', () => {
     expect(copied.err).toMatch(/debug: PUT/);
     const out = await hoistOk(['logout', reg.host]);
     outputs.push(out.out, out.err);
-    expect(JSON.parse(readFileSync(path.join(work, 'docker-config', 'config.json'), 'utf8')).auths[reg.host]).toBeUndefined();
+    expect(
+      JSON.parse(readFileSync(path.join(work, 'docker-config', 'config.json'), 'utf8')).auths[reg.host],
+    ).toBeUndefined();
     for (const o of outputs) {
       expect(o).not.toContain(password);
       expect(o).not.toContain(Buffer.from(`alice:${password}`).toString('base64'));
@@ -253,7 +287,16 @@ describeWith(['docker-registry', 'dockerd', 'busybox'])('hoist save loads in doc
     expect(loaded.stderr).toBe('');
     expect(loaded.stdout).toContain('Loaded image: hoist-test/busybox:1');
     expect(loaded.stdout).toContain('Loaded image: ghcr.io/hoist-test/data:2');
-    const ran = d.docker(['run', '--rm', '--network', 'none', 'hoist-test/busybox:1', 'sh', '-c', 'echo hello from $(echo busybox)']);
+    const ran = d.docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      'hoist-test/busybox:1',
+      'sh',
+      '-c',
+      'echo hello from $(echo busybox)',
+    ]);
     expect(ran.stderr).toBe('');
     expect(ran.stdout).toBe('hello from busybox\n');
   }, 60_000);

@@ -21,7 +21,7 @@ const file = (name: string, text: string) => {
   return p;
 };
 
-test('parse --dump prints BuildKit\'s dump, from a file or stdin', async () => {
+test("parse --dump prints BuildKit's dump, from a file or stdin", async () => {
   const p = file('Dockerfile', 'FROM alpine\nCOPY --chown=1:1 a b\n');
   const expected = '(from "alpine")\n(copy ["--chown=1:1"] "a" "b")\n';
   expect(await hoist(['parse', '--dump', '-f', p])).toEqual({ code: 0, out: expected, err: '' });
@@ -32,7 +32,11 @@ test('parse --dump prints BuildKit\'s dump, from a file or stdin', async () => {
 test('parse --json prints the stages', async () => {
   const r = await hoist(['parse', '--json', '-'], 'ARG V=1\nFROM x AS a\nENV A=b\n');
   const j = JSON.parse(r.out);
-  expect(j.stages[0]).toMatchObject({ name: 'a', from: { kind: 'from', image: 'x' }, commands: [{ kind: 'env', pairs: [{ key: 'A', value: 'b' }] }] });
+  expect(j.stages[0]).toMatchObject({
+    name: 'a',
+    from: { kind: 'from', image: 'x' },
+    commands: [{ kind: 'env', pairs: [{ key: 'A', value: 'b' }] }],
+  });
   expect(j.globalArgs[0].args).toEqual([{ key: 'V', value: '1' }]);
 });
 
@@ -59,51 +63,122 @@ test('lint prints FILE:LINE: [Check] message and exits 0, or 1 under check=error
 });
 
 test('lint fails on what the build would reject: an unknown target, a bad ${', async () => {
-  expect(await hoist(['lint', '--target', 'nope', '-'], 'FROM scratch AS app\n')).toMatchObject({ code: 1, err: expect.stringContaining('target stage "nope" could not be found') });
+  expect(await hoist(['lint', '--target', 'nope', '-'], 'FROM scratch AS app\n')).toMatchObject({
+    code: 1,
+    err: expect.stringContaining('target stage "nope" could not be found'),
+  });
   const r = await hoist(['lint', '-'], 'FROM scratch\n\nWORKDIR ${A\n');
-  expect(r).toMatchObject({ code: 1, err: expect.stringContaining("Dockerfile:3: failed to process") });
+  expect(r).toMatchObject({ code: 1, err: expect.stringContaining('Dockerfile:3: failed to process') });
 });
 
 test('usage errors exit 2 and say what is wrong', async () => {
   expect(await hoist(['parse'])).toMatchObject({ code: 2, err: expect.stringContaining('needs a Dockerfile') });
-  expect(await hoist(['parse', '--bogus', 'x'])).toMatchObject({ code: 2, err: expect.stringContaining('unknown option --bogus') });
-  expect(await hoist(['parse', path.join(dir, 'missing')])).toMatchObject({ code: 2, err: expect.stringContaining('no such file') });
-  expect(await hoist(['frobnicate'])).toMatchObject({ code: 2, err: expect.stringContaining('unknown command "frobnicate"') });
-  expect(await hoist(['lint', '--platform', 'linux/', '-'], 'FROM x\n')).toMatchObject({ code: 2, err: expect.stringContaining('invalid platform') });
+  expect(await hoist(['parse', '--bogus', 'x'])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('unknown option --bogus'),
+  });
+  expect(await hoist(['parse', path.join(dir, 'missing')])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('no such file'),
+  });
+  expect(await hoist(['frobnicate'])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('unknown command "frobnicate"'),
+  });
+  expect(await hoist(['lint', '--platform', 'linux/', '-'], 'FROM x\n')).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('invalid platform'),
+  });
 });
 
 test('build: a value of --output, --secret or --ssh that does not parse is a usage error (exit 2)', async () => {
   const ctx = mkdtempSync(path.join(os.tmpdir(), 'hoist-cli-build-'));
   writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM scratch\n');
-  expect(await hoist(['build', '--output', 'type=weird', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('unknown type "weird"') });
-  expect(await hoist(['build', '--output', 'type=local', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('needs dest=PATH') });
-  expect(await hoist(['build', '--secret', 'foo=bar', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('unexpected key "foo"') });
-  expect(await hoist(['build', '--secret', 'src=/x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('needs id=') });
-  expect(await hoist(['build', '--ssh', '=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('needs an id') });
-  expect(await hoist(['build', '--isolation', 'vm', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('--isolation vm: expected auto, runc, proot, chroot') });
-  expect(await hoist(['build', '--images', 'r/app', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('--images names the image by tag rules, which need the CI\'s facts') });
-  expect(await hoist(['build', '--cache-from', 'type=weird,ref=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('unknown type "weird" (registry, local, gha)') });
-  expect(await hoist(['build', '--cache-from', 'type=gha,scop=x', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('type=gha takes scope, url, token; not scop') });
-  expect(await hoist(['build', '--cache-to', 'type=gha,max-size=lots', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('max-size "lots" is not a size') });
-  expect(await hoist(['build', '--cache-to', 'type=gha,scope=', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('scope is empty') });
+  expect(await hoist(['build', '--output', 'type=weird', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('unknown type "weird"'),
+  });
+  expect(await hoist(['build', '--output', 'type=local', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('needs dest=PATH'),
+  });
+  expect(await hoist(['build', '--secret', 'foo=bar', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('unexpected key "foo"'),
+  });
+  expect(await hoist(['build', '--secret', 'src=/x', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('needs id='),
+  });
+  expect(await hoist(['build', '--ssh', '=x', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('needs an id'),
+  });
+  expect(await hoist(['build', '--isolation', 'vm', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('--isolation vm: expected auto, runc, proot, chroot'),
+  });
+  expect(await hoist(['build', '--images', 'r/app', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining("--images names the image by tag rules, which need the CI's facts"),
+  });
+  expect(await hoist(['build', '--cache-from', 'type=weird,ref=x', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('unknown type "weird" (registry, local, gha)'),
+  });
+  expect(await hoist(['build', '--cache-from', 'type=gha,scop=x', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('type=gha takes scope, url, token; not scop'),
+  });
+  expect(await hoist(['build', '--cache-to', 'type=gha,max-size=lots', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('max-size "lots" is not a size'),
+  });
+  expect(await hoist(['build', '--cache-to', 'type=gha,scope=', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('scope is empty'),
+  });
   const leaky = await hoist(['build', '--cache-to', 'type=gha,token=s3cr3t-token,mode=all', ctx]);
-  expect(leaky).toMatchObject({ code: 2, err: expect.stringContaining('type=gha,token=***,mode=all: mode must be min or max') });
+  expect(leaky).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('type=gha,token=***,mode=all: mode must be min or max'),
+  });
   expect(leaky.err).not.toContain('s3cr3t-token');
-  expect(await hoist(['build', '--cache-to', 'type=registry', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('type=registry needs ref=NAME') });
-  expect(await hoist(['build', '--cache-to', 'type=local,dest=/x,mode=all', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('mode must be min or max') });
-  expect(await hoist(['build', '--cache-to', 'inline', ctx])).toMatchObject({ code: 2, err: expect.stringContaining('expected key=value fields') });
+  expect(await hoist(['build', '--cache-to', 'type=registry', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('type=registry needs ref=NAME'),
+  });
+  expect(await hoist(['build', '--cache-to', 'type=local,dest=/x,mode=all', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('mode must be min or max'),
+  });
+  expect(await hoist(['build', '--cache-to', 'inline', ctx])).toMatchObject({
+    code: 2,
+    err: expect.stringContaining('expected key=value fields'),
+  });
 });
 
-test('build -f - reads the Dockerfile from standard input, with the context\'s .dockerignore', async () => {
+test("build -f - reads the Dockerfile from standard input, with the context's .dockerignore", async () => {
   const ctx = mkdtempSync(path.join(os.tmpdir(), 'hoist-cli-stdin-'));
   writeFileSync(path.join(ctx, 'a.txt'), 'a');
   writeFileSync(path.join(ctx, 'b.txt'), 'b');
   writeFileSync(path.join(ctx, '.dockerignore'), 'b.txt\n');
   const store = path.join(ctx, '..', `${path.basename(ctx)}-store`);
-  const ok = await hoist(['build', '--store', store, '--progress', 'quiet', '-f', '-', ctx], 'FROM scratch\nCOPY a.txt /\n');
+  const ok = await hoist(
+    ['build', '--store', store, '--progress', 'quiet', '-f', '-', ctx],
+    'FROM scratch\nCOPY a.txt /\n',
+  );
   expect(ok).toMatchObject({ code: 0, out: expect.stringMatching(/^sha256:[0-9a-f]{64}\n$/) });
-  const ignored = await hoist(['build', '--store', store, '--progress', 'quiet', '-f', '-', ctx], 'FROM scratch\nCOPY b.txt /\n');
-  expect(ignored).toMatchObject({ code: 1, err: expect.stringMatching(/^error: Dockerfile:2: b\.txt: not found in the build context \(it is excluded by \.dockerignore\)/) });
+  const ignored = await hoist(
+    ['build', '--store', store, '--progress', 'quiet', '-f', '-', ctx],
+    'FROM scratch\nCOPY b.txt /\n',
+  );
+  expect(ignored).toMatchObject({
+    code: 1,
+    err: expect.stringMatching(
+      /^error: Dockerfile:2: b\.txt: not found in the build context \(it is excluded by \.dockerignore\)/,
+    ),
+  });
 });
 
 test('build -q / --quiet: no progress, only the image digest (as docker buildx build -q)', async () => {

@@ -33,7 +33,7 @@ test('** matches any number of directories', () => {
   expect(ig.excludes('b/z')).toBe(false);
 });
 
-test('? never matches /; classes are Go\'s: [^…] negates, and ! is a character like any other (patternmatcher)', () => {
+test("? never matches /; classes are Go's: [^…] negates, and ! is a character like any other (patternmatcher)", () => {
   const ig = m('file?.txt\n[a-c]x\n[!0-9]y\n[^0-9]z\n');
   expect(ig.excludes('file1.txt')).toBe(true);
   expect(ig.excludes('file/.txt')).toBe(false);
@@ -66,11 +66,22 @@ test('bad lines are errors with their line number', () => {
 });
 
 test('cleanPath is Go path.Clean', () => {
-  expect(['', '.', 'a/', '/a/../..', 'a//b/./c/..', '../x/..', '/'].map(cleanPath)).toEqual(['.', '.', 'a', '/', 'a/b', '..', '/']);
+  expect(['', '.', 'a/', '/a/../..', 'a//b/./c/..', '../x/..', '/'].map(cleanPath)).toEqual([
+    '.',
+    '.',
+    'a',
+    '/',
+    'a/b',
+    '..',
+    '/',
+  ]);
 });
 
 test('<Dockerfile>.dockerignore beside the Dockerfile comes before the context one', () => {
-  expect(dockerignoreCandidates('build/app.Dockerfile', 'ctx/')).toEqual(['build/app.Dockerfile.dockerignore', 'ctx/.dockerignore']);
+  expect(dockerignoreCandidates('build/app.Dockerfile', 'ctx/')).toEqual([
+    'build/app.Dockerfile.dockerignore',
+    'ctx/.dockerignore',
+  ]);
 });
 
 test('an excluded directory is looked into only where a ! line could bring something back', () => {

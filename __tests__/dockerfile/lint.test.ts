@@ -13,13 +13,24 @@ test.each<[string, string, [CheckName, number][]]>([
   ['ReservedStageName', 'FROM scratch AS context\n', [['ReservedStageName', 1]]],
   ['MaintainerDeprecated', 'FROM scratch\nMAINTAINER me\n', [['MaintainerDeprecated', 2]]],
   ['LegacyKeyValueFormat', 'FROM scratch\nENV A 1\n', [['LegacyKeyValueFormat', 2]]],
-  ['SecretsUsedInArgOrEnv', 'ARG GITHUB_TOKEN\nFROM scratch\nENV DB_PASSWORD=x PUBLIC_KEY=y\n', [['SecretsUsedInArgOrEnv', 1], ['SecretsUsedInArgOrEnv', 3]]],
+  [
+    'SecretsUsedInArgOrEnv',
+    'ARG GITHUB_TOKEN\nFROM scratch\nENV DB_PASSWORD=x PUBLIC_KEY=y\n',
+    [
+      ['SecretsUsedInArgOrEnv', 1],
+      ['SecretsUsedInArgOrEnv', 3],
+    ],
+  ],
   ['WorkdirRelativePath', 'FROM scratch\nWORKDIR app\n', [['WorkdirRelativePath', 2]]],
   ['MultipleInstructionsDisallowed', 'FROM scratch\nCMD ["a"]\nCMD ["b"]\n', [['MultipleInstructionsDisallowed', 2]]],
   ['UndefinedVar', 'FROM scratch\nENV FOO=1\nCOPY $FOOO /\n', [['UndefinedVar', 3]]],
   ['UndefinedArgInFrom', 'FROM img:$TAG\n', [['UndefinedArgInFrom', 1]]],
   ['RedundantTargetPlatform', 'FROM --platform=$TARGETPLATFORM scratch\n', [['RedundantTargetPlatform', 1]]],
-  ['FromPlatformFlagConstDisallowed', 'FROM --platform=linux/amd64 scratch\n', [['FromPlatformFlagConstDisallowed', 1]]],
+  [
+    'FromPlatformFlagConstDisallowed',
+    'FROM --platform=linux/amd64 scratch\n',
+    [['FromPlatformFlagConstDisallowed', 1]],
+  ],
   ['NoEmptyContinuation', 'FROM scratch\nCOPY a \\\n\n  b\n', [['NoEmptyContinuation', 4]]],
   ['InvalidDefaultArgInFrom', 'ARG TAG\nFROM img:${TAG}\n', [['InvalidDefaultArgInFrom', 2]]],
 ])('%s', (_name, text, expected) => {
@@ -30,7 +41,9 @@ test('UndefinedVar suggests a near name and ignores declared ARGs; unknown base 
   const r = lint(readDockerfile('FROM scratch\nENV FOO=1\nARG DECLARED\nCOPY $FOOO $DECLARED /\n'));
   expect(r.warnings.map((w) => w.message)).toEqual(["Usage of undefined variable '$FOOO' (did you mean $FOO?)"]);
   expect(checks('FROM debian\nWORKDIR $GOPATH\n')).toEqual([]);
-  expect(lint(readDockerfile('FROM debian\nWORKDIR $GOPATH\n'), { baseEnv: () => [['GOPATH', '/go']] }).warnings).toEqual([]);
+  expect(
+    lint(readDockerfile('FROM debian\nWORKDIR $GOPATH\n'), { baseEnv: () => [['GOPATH', '/go']] }).warnings,
+  ).toEqual([]);
 });
 
 test('build args nothing consumes', () => {
@@ -47,7 +60,9 @@ test('the check directive skips checks and can make them fatal', () => {
 
 test('warnings format as FILE:LINE: [Check] message', () => {
   const r = lint(readDockerfile('FROM scratch\nMAINTAINER me\n', 'ctx/Dockerfile'));
-  expect(r.warnings.map(formatLintWarning)).toEqual(['ctx/Dockerfile:2: [MaintainerDeprecated] Maintainer instruction is deprecated in favor of using label']);
+  expect(r.warnings.map(formatLintWarning)).toEqual([
+    'ctx/Dockerfile:2: [MaintainerDeprecated] Maintainer instruction is deprecated in favor of using label',
+  ]);
 });
 
 test('secret-looking names', () => {

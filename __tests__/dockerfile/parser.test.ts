@@ -14,7 +14,9 @@ function parseError(text: string): DockerfileError {
 describe('heredocs', () => {
   test('RUN <<EOF reads the body up to the delimiter', () => {
     const { nodes } = parse('FROM busybox\nRUN <<EOF\necho hello\necho $HOME\nEOF\nCMD ["sh"]\n');
-    expect(nodes[1].heredocs).toEqual([{ name: 'EOF', fileDescriptor: 0, expand: true, chomp: false, content: 'echo hello\necho $HOME\n' }]);
+    expect(nodes[1].heredocs).toEqual([
+      { name: 'EOF', fileDescriptor: 0, expand: true, chomp: false, content: 'echo hello\necho $HOME\n' },
+    ]);
     expect([nodes[1].startLine, nodes[1].endLine]).toEqual([2, 5]);
     expect(nodes[2].startLine).toBe(6);
   });
@@ -68,7 +70,9 @@ describe('parser directives', () => {
   });
 
   test('syntax and check directives are recorded and not taken as comments', () => {
-    const { nodes, directives } = parse('# syntax=docker/dockerfile:1\n# check=skip=JSONArgsRecommended\n# the base\nFROM x\n');
+    const { nodes, directives } = parse(
+      '# syntax=docker/dockerfile:1\n# check=skip=JSONArgsRecommended\n# the base\nFROM x\n',
+    );
     expect(directives.map((d) => d.name)).toEqual(['syntax', 'check']);
     expect(nodes[0].comments).toEqual(['the base']);
   });
@@ -127,13 +131,15 @@ describe('errors', () => {
     }
     expect(err).toBeInstanceOf(DockerfileError);
     expect(err!.message).toBe('app/Dockerfile:3: ENV must have two arguments');
-    expect(err!.format()).toBe([
-      'app/Dockerfile:3: ENV must have two arguments',
-      '--------------------',
-      ' 3 | >>> ENV PATH',
-      '--------------------',
-      'hint: write ENV PATH=VALUE',
-    ].join('\n'));
+    expect(err!.format()).toBe(
+      [
+        'app/Dockerfile:3: ENV must have two arguments',
+        '--------------------',
+        ' 3 | >>> ENV PATH',
+        '--------------------',
+        'hint: write ENV PATH=VALUE',
+      ].join('\n'),
+    );
   });
 
   test('JSON arrays must hold only strings', () => {

@@ -3,7 +3,14 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import {
-  DockerfileError, ExpansionError, lint, parse, planBuild, readDockerfile, ShellLex, StageScope,
+  DockerfileError,
+  ExpansionError,
+  lint,
+  parse,
+  planBuild,
+  readDockerfile,
+  ShellLex,
+  StageScope,
 } from '../../src/dockerfile/index.js';
 import { conformancePath, haveConformance } from '../helpers/conformance.js';
 
@@ -14,20 +21,70 @@ const seeds: string[] = [
 ];
 if (haveConformance) {
   for (const dir of ['testfiles', 'testfiles-negative']) {
-    for (const c of readdirSync(conformancePath('parser', dir))) seeds.push(readFileSync(conformancePath('parser', dir, c, 'Dockerfile'), 'utf8'));
+    for (const c of readdirSync(conformancePath('parser', dir)))
+      seeds.push(readFileSync(conformancePath('parser', dir, c, 'Dockerfile'), 'utf8'));
   }
 }
 
-const tokens = ['FROM ', 'RUN ', 'COPY ', 'ADD ', 'ENV ', 'ARG ', 'ONBUILD ', 'HEALTHCHECK ', 'CMD ', 'AS ', '--from=', '--mount=',
-  '\\', '`', '\n', '\r\n', ' ', '\t', '"', "'", '[', ']', '{', '}', '$', '${', ':-', '#', '# escape=`\n', '<<EOF', '<<-', 'EOF\n',
-  '=', ',', 'scratch', '0', '/', '*', '\u00a0', '\u0085', '😀', '\ufeff'];
+const tokens = [
+  'FROM ',
+  'RUN ',
+  'COPY ',
+  'ADD ',
+  'ENV ',
+  'ARG ',
+  'ONBUILD ',
+  'HEALTHCHECK ',
+  'CMD ',
+  'AS ',
+  '--from=',
+  '--mount=',
+  '\\',
+  '`',
+  '\n',
+  '\r\n',
+  ' ',
+  '\t',
+  '"',
+  "'",
+  '[',
+  ']',
+  '{',
+  '}',
+  '$',
+  '${',
+  ':-',
+  '#',
+  '# escape=`\n',
+  '<<EOF',
+  '<<-',
+  'EOF\n',
+  '=',
+  ',',
+  'scratch',
+  '0',
+  '/',
+  '*',
+  '\u00a0',
+  '\u0085',
+  '😀',
+  '\ufeff',
+];
 
-const soup = fc.array(fc.oneof(fc.constantFrom(...tokens), fc.string({ maxLength: 4 })), { maxLength: 60 }).map((a) => a.join(''));
-const mutated = fc.tuple(fc.constantFrom(...seeds), fc.array(fc.tuple(fc.nat(), fc.nat({ max: 8 }), fc.constantFrom(...tokens)), { maxLength: 6 }))
-  .map(([seed, edits]) => edits.reduce((s, [at, del, ins]) => {
-    const i = s.length === 0 ? 0 : at % s.length;
-    return s.slice(0, i) + ins + s.slice(i + del);
-  }, seed));
+const soup = fc
+  .array(fc.oneof(fc.constantFrom(...tokens), fc.string({ maxLength: 4 })), { maxLength: 60 })
+  .map((a) => a.join(''));
+const mutated = fc
+  .tuple(
+    fc.constantFrom(...seeds),
+    fc.array(fc.tuple(fc.nat(), fc.nat({ max: 8 }), fc.constantFrom(...tokens)), { maxLength: 6 }),
+  )
+  .map(([seed, edits]) =>
+    edits.reduce((s, [at, del, ins]) => {
+      const i = s.length === 0 ? 0 : at % s.length;
+      return s.slice(0, i) + ins + s.slice(i + del);
+    }, seed),
+  );
 
 function onlyDockerfileErrors(text: string): void {
   try {
@@ -36,7 +93,11 @@ function onlyDockerfileErrors(text: string): void {
     lint(df, { buildArgs: { V: '1' } });
     const plan = planBuild(df);
     for (const p of plan.stages) {
-      const scope = new StageScope({ escapeToken: df.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs });
+      const scope = new StageScope({
+        escapeToken: df.escapeToken,
+        globalArgs: plan.globalArgs,
+        buildArgs: plan.buildArgs,
+      });
       for (const ins of p.stage.commands) {
         scope.expandInstruction(ins);
         scope.apply(ins);
@@ -59,11 +120,14 @@ test('mutated real Dockerfiles throw nothing but DockerfileError', () => {
 
 test('any string: the lexer throws nothing but ExpansionError', () => {
   const lex = new ShellLex('\\');
-  fc.assert(fc.property(fc.oneof(soup, fc.string()), (s) => {
-    try {
-      lex.processWords(s, { A: 'a b', E: '' });
-    } catch (e) {
-      if (!(e instanceof ExpansionError)) throw e;
-    }
-  }), { numRuns: Number(process.env.HOIST_PROPERTY_RUNS ?? 3000) });
+  fc.assert(
+    fc.property(fc.oneof(soup, fc.string()), (s) => {
+      try {
+        lex.processWords(s, { A: 'a b', E: '' });
+      } catch (e) {
+        if (!(e instanceof ExpansionError)) throw e;
+      }
+    }),
+    { numRuns: Number(process.env.HOIST_PROPERTY_RUNS ?? 3000) },
+  );
 });

@@ -14,14 +14,16 @@ const env = new Map([
 function envVarCases(): [number, string, string][] {
   if (!haveConformance) return [];
   const out: [number, string, string][] = [];
-  readFileSync(conformancePath('shell', 'envVarTest'), 'utf8').split('\n').forEach((line, i) => {
-    const t = line.trim();
-    if (t === '' || t.startsWith('#')) return;
-    const f = line.split('|');
-    if (f.length !== 3) throw new Error(`envVarTest:${i + 1}: expected 3 fields`);
-    const platform = f[0].trim();
-    if (platform === 'A' || platform === 'U') out.push([i + 1, f[1].trim(), f[2].trim()]);
-  });
+  readFileSync(conformancePath('shell', 'envVarTest'), 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      const t = line.trim();
+      if (t === '' || t.startsWith('#')) return;
+      const f = line.split('|');
+      if (f.length !== 3) throw new Error(`envVarTest:${i + 1}: expected 3 fields`);
+      const platform = f[0].trim();
+      if (platform === 'A' || platform === 'U') out.push([i + 1, f[1].trim(), f[2].trim()]);
+    });
   return out;
 }
 
@@ -36,18 +38,20 @@ function wordsCases(): WordsCase[] {
   if (!haveConformance) return [];
   const out: WordsCase[] = [];
   const e = new Map<string, string>();
-  readFileSync(conformancePath('shell', 'wordsTest'), 'utf8').split('\n').forEach((line, i) => {
-    if (line.trim() === '' || line.startsWith('#')) return;
-    if (line.startsWith('ENV ')) {
-      const kv = line.slice(4).replace(/^\s+/, '');
-      const eq = kv.indexOf('=');
-      e.set(kv.slice(0, eq), kv.slice(eq + 1));
-      return;
-    }
-    const f = line.split('|');
-    if (f.length !== 2) throw new Error(`wordsTest:${i + 1}: expected 2 fields`);
-    out.push({ line: i + 1, input: f[0].trim(), expected: f[1].replace(/^\s+/, '').split(','), env: new Map(e) });
-  });
+  readFileSync(conformancePath('shell', 'wordsTest'), 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (line.trim() === '' || line.startsWith('#')) return;
+      if (line.startsWith('ENV ')) {
+        const kv = line.slice(4).replace(/^\s+/, '');
+        const eq = kv.indexOf('=');
+        e.set(kv.slice(0, eq), kv.slice(eq + 1));
+        return;
+      }
+      const f = line.split('|');
+      if (f.length !== 2) throw new Error(`wordsTest:${i + 1}: expected 2 fields`);
+      out.push({ line: i + 1, input: f[0].trim(), expected: f[1].replace(/^\s+/, '').split(','), env: new Map(e) });
+    });
   return out;
 }
 

@@ -60,7 +60,9 @@ describe('words', () => {
 describe('options', () => {
   test('skipUnsetEnv leaves references to unset variables as written', () => {
     const keep = lex.with({ skipUnsetEnv: true });
-    expect(keep.processWord('$NAME $UNSET ${UNSET} ${UNSET:-d} ${UNSET/a/b}', env)).toBe('world $UNSET ${UNSET} ${UNSET:-d} ${UNSET/a/b}');
+    expect(keep.processWord('$NAME $UNSET ${UNSET} ${UNSET:-d} ${UNSET/a/b}', env)).toBe(
+      'world $UNSET ${UNSET} ${UNSET:-d} ${UNSET/a/b}',
+    );
   });
 
   test('rawQuotes and rawEscapes keep quotes and escapes', () => {

@@ -11,33 +11,70 @@ import { pushBusyboxBase } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWith } from '../helpers/tools.js';
 
-(process.getuid?.() === 0 ? describeWith(['docker-registry', 'proot', 'python3', 'busybox']) : describe.skip)('/dev and /sys where RUN cannot mount', () => {
-  let reg: TestRegistry;
-  const work = mkdtempSync(path.join(tmpdir(), 'hoist-nomount-dev-'));
-  let base = '';
-  beforeAll(async () => {
-    reg = await startRegistry('anonymous');
-    base = `${reg.host}/base/busybox:1`;
-    await pushBusyboxBase(base, path.join(work, 'seed'), work, ['sh', 'ls', 'sort', 'tr', 'wc', 'cat', 'echo', 'test', 'readlink']);
-  }, 60_000);
-  afterAll(async () => {
-    await reg?.stop();
-    rmSync(work, { recursive: true, force: true });
-  });
+(process.getuid?.() === 0 ? describeWith(['docker-registry', 'proot', 'python3', 'busybox']) : describe.skip)(
+  '/dev and /sys where RUN cannot mount',
+  () => {
+    let reg: TestRegistry;
+    const work = mkdtempSync(path.join(tmpdir(), 'hoist-nomount-dev-'));
+    let base = '';
+    beforeAll(async () => {
+      reg = await startRegistry('anonymous');
+      base = `${reg.host}/base/busybox:1`;
+      await pushBusyboxBase(base, path.join(work, 'seed'), work, [
+        'sh',
+        'ls',
+        'sort',
+        'tr',
+        'wc',
+        'cat',
+        'echo',
+        'test',
+        'readlink',
+      ]);
+    }, 60_000);
+    afterAll(async () => {
+      await reg?.stop();
+      rmSync(work, { recursive: true, force: true });
+    });
 
-  test.each(['proot', 'chroot'])('%s: the step\'s own nodes and links, no /sys, nothing of it in the layer; outside a container, a warning', async (isolation) => {
-    const ctx = path.join(work, isolation);
-    mkdirSync(ctx);
-    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${base}\nRUN ls -A /dev | sort | tr '\\n' ' ' > /devs && (ls -A /sys 2>/dev/null | wc -l) > /sysn && readlink /dev/stdout > /out && echo x > /dev/shm/mine\n`);
-    const out = path.join(work, `${isolation}-out`);
-    const r = await hoist(['build', '--store', path.join(work, `store-${isolation}`), '--progress', 'plain', '--isolation', isolation, '-o', `type=local,dest=${out}`, ctx]);
-    expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
-    expect(readFileSync(path.join(out, 'devs'), 'utf8')).toBe('fd full null random shm stderr stdin stdout tty urandom zero ');
-    expect(readFileSync(path.join(out, 'sysn'), 'utf8').trim()).toBe('0');
-    expect(readFileSync(path.join(out, 'out'), 'utf8').trim()).toBe('/proc/self/fd/1');
-    // made for the step, not kept: the layer has /dev as runc leaves it (empty)
-    expect(readdirSync(path.join(out, 'dev'))).toEqual([]);
-    // this machine may mount: it is no container, and the log says what that means
-    expect(r.err).toMatch(new RegExp(`RUN runs through ${isolation} \\(--isolation ${isolation}; WARNING: this machine may mount, so it is no container`));
-  }, 120_000);
-});
+    test.each(['proot', 'chroot'])(
+      "%s: the step's own nodes and links, no /sys, nothing of it in the layer; outside a container, a warning",
+      async (isolation) => {
+        const ctx = path.join(work, isolation);
+        mkdirSync(ctx);
+        writeFileSync(
+          path.join(ctx, 'Dockerfile'),
+          `FROM ${base}\nRUN ls -A /dev | sort | tr '\\n' ' ' > /devs && (ls -A /sys 2>/dev/null | wc -l) > /sysn && readlink /dev/stdout > /out && echo x > /dev/shm/mine\n`,
+        );
+        const out = path.join(work, `${isolation}-out`);
+        const r = await hoist([
+          'build',
+          '--store',
+          path.join(work, `store-${isolation}`),
+          '--progress',
+          'plain',
+          '--isolation',
+          isolation,
+          '-o',
+          `type=local,dest=${out}`,
+          ctx,
+        ]);
+        expect(`${r.code}\n${r.err}`).toBe(`0\n${r.err}`);
+        expect(readFileSync(path.join(out, 'devs'), 'utf8')).toBe(
+          'fd full null random shm stderr stdin stdout tty urandom zero ',
+        );
+        expect(readFileSync(path.join(out, 'sysn'), 'utf8').trim()).toBe('0');
+        expect(readFileSync(path.join(out, 'out'), 'utf8').trim()).toBe('/proc/self/fd/1');
+        // made for the step, not kept: the layer has /dev as runc leaves it (empty)
+        expect(readdirSync(path.join(out, 'dev'))).toEqual([]);
+        // this machine may mount: it is no container, and the log says what that means
+        expect(r.err).toMatch(
+          new RegExp(
+            `RUN runs through ${isolation} \\(--isolation ${isolation}; WARNING: this machine may mount, so it is no container`,
+          ),
+        );
+      },
+      120_000,
+    );
+  },
+);

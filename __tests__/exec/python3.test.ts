@@ -25,7 +25,8 @@ describe('python3()', () => {
     process.env.PATH = path0;
     rmSync(dir, { recursive: true, force: true });
   });
-  const starts = () => spawnSync('sh', ['-c', `cat ${dir}/starts 2>/dev/null | wc -l`], { encoding: 'utf8' }).stdout.trim();
+  const starts = () =>
+    spawnSync('sh', ['-c', `cat ${dir}/starts 2>/dev/null | wc -l`], { encoding: 'utf8' }).stdout.trim();
 
   maybe('a program later on PATH is taken over a script before it, without starting the script', () => {
     process.env.PATH = `${dir}/shim:${dir}/bin:/usr/bin:/bin`;

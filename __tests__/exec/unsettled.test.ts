@@ -13,7 +13,9 @@ test('pending work at exit is a loud failure; settled work is left alone', async
     failIfUnsettled(failed, (l) => said.push(`rejected: ${l}`));
     await new Promise((r) => setImmediate(r));
     process.emit('beforeExit', 0);
-    expect(said).toEqual([expect.stringMatching(/^internal error \(please report it\): hoist stopped with its work unfinished/)]);
+    expect(said).toEqual([
+      expect.stringMatching(/^internal error \(please report it\): hoist stopped with its work unfinished/),
+    ]);
     expect(process.exitCode).toBe(70);
   } finally {
     process.exitCode = before;

@@ -17,7 +17,12 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import path from 'node:path';
-import { BlobSASPermissions, BlobServiceClient, generateBlobSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
+import {
+  BlobSASPermissions,
+  BlobServiceClient,
+  generateBlobSASQueryParameters,
+  StorageSharedKeyCredential,
+} from '@azure/storage-blob';
 import { freePort } from './registry.js';
 
 const account = 'devstoreaccount1';
@@ -102,7 +107,21 @@ function nodeForAzurite(): string {
 async function startAzurite(): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
   const main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
-  const child = spawn(nodeForAzurite(), [main, '--inMemoryPersistence', '--blobHost', '127.0.0.1', '--blobPort', String(port), '--skipApiVersionCheck', '--loose', '--silent'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    nodeForAzurite(),
+    [
+      main,
+      '--inMemoryPersistence',
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(port),
+      '--skipApiVersionCheck',
+      '--loose',
+      '--silent',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   // Up to 30 s: a loaded machine (a benchmark's docker builds just before) has taken more than 15.
@@ -131,26 +150,61 @@ function json(res: ServerResponse, status: number, value: unknown, headers: Reco
   res.end(text);
 }
 
-export async function startActionsCacheService(options: { defaultRef?: string; ref?: string } = {}): Promise<ActionsCacheService> {
+export async function startActionsCacheService(
+  options: { defaultRef?: string; ref?: string } = {},
+): Promise<ActionsCacheService> {
   const azurite = await startAzurite();
   const credential = new StorageSharedKeyCredential(account, accountKey);
-  const blobs = new BlobServiceClient(`http://127.0.0.1:${azurite.port}/${account}`, credential).getContainerClient(container);
+  const blobs = new BlobServiceClient(`http://127.0.0.1:${azurite.port}/${account}`, credential).getContainerClient(
+    container,
+  );
   await blobs.createIfNotExists();
 
   const entries: CacheEntry[] = [];
   const creations: number[] = [];
   let nextId = 1;
-  const zero = (): CacheCounts => ({ creates: 0, refused: 0, lookups: 0, hits: 0, downloads: 0, downloadedBytes: 0, uploadedBytes: 0, v2Calls: 0, v1Calls: 0 });
+  const zero = (): CacheCounts => ({
+    creates: 0,
+    refused: 0,
+    lookups: 0,
+    hits: 0,
+    downloads: 0,
+    downloadedBytes: 0,
+    uploadedBytes: 0,
+    v2Calls: 0,
+    v1Calls: 0,
+  });
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/`;
   const sas = (blob: string, permissions: string) =>
-    generateBlobSASQueryParameters({ containerName: container, blobName: blob, permissions: BlobSASPermissions.parse(permissions), startsOn: new Date(Date.now() - 60_000), expiresOn: new Date(Date.now() + 3_600_000) }, credential).toString();
-  const signed = (blob: string, permissions: string) => `${url}${account}/${container}/${blob}?${sas(blob, permissions)}`;
+    generateBlobSASQueryParameters(
+      {
+        containerName: container,
+        blobName: blob,
+        permissions: BlobSASPermissions.parse(permissions),
+        startsOn: new Date(Date.now() - 60_000),
+        expiresOn: new Date(Date.now() + 3_600_000),
+      },
+      credential,
+    ).toString();
+  const signed = (blob: string, permissions: string) =>
+    `${url}${account}/${container}/${blob}?${sas(blob, permissions)}`;
 
   const svc: ActionsCacheService = {
     url,
-    env: { ACTIONS_CACHE_SERVICE_V2: 'true', ACTIONS_RESULTS_URL: url, ACTIONS_RUNTIME_TOKEN: 'test-token', NO_PROXY: '127.0.0.1,localhost' },
-    envV1: { ACTIONS_CACHE_SERVICE_V2: '', ACTIONS_RESULTS_URL: '', ACTIONS_CACHE_URL: url, ACTIONS_RUNTIME_TOKEN: 'test-token', NO_PROXY: '127.0.0.1,localhost' },
+    env: {
+      ACTIONS_CACHE_SERVICE_V2: 'true',
+      ACTIONS_RESULTS_URL: url,
+      ACTIONS_RUNTIME_TOKEN: 'test-token',
+      NO_PROXY: '127.0.0.1,localhost',
+    },
+    envV1: {
+      ACTIONS_CACHE_SERVICE_V2: '',
+      ACTIONS_RESULTS_URL: '',
+      ACTIONS_CACHE_URL: url,
+      ACTIONS_RUNTIME_TOKEN: 'test-token',
+      NO_PROXY: '127.0.0.1,localhost',
+    },
     counts: zero(),
     faults: {},
     ref: options.ref ?? 'refs/heads/main',
@@ -179,7 +233,9 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
       const closed = new Promise((r) => server.close(r));
       server.closeAllConnections();
       await closed;
-      const exited = new Promise((r) => (azurite.child.exitCode !== null ? r(undefined) : azurite.child.once('exit', r)));
+      const exited = new Promise((r) =>
+        azurite.child.exitCode !== null ? r(undefined) : azurite.child.once('exit', r),
+      );
       azurite.child.kill('SIGKILL');
       await exited;
     },
@@ -188,7 +244,9 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
   const readable = () => [...new Set([svc.ref, svc.defaultRef])];
   function find(key: string, restoreKeys: string[], version: string): CacheEntry | undefined {
     for (const scope of readable()) {
-      const mine = entries.filter((e) => e.committed && e.scope === scope && e.version === version).sort((a, b) => b.created - a.created || b.id - a.id);
+      const mine = entries
+        .filter((e) => e.committed && e.scope === scope && e.version === version)
+        .sort((a, b) => b.created - a.created || b.id - a.id);
       for (const k of [key, ...restoreKeys]) {
         const hit = mine.find((e) => e.key === k) ?? mine.find((e) => e.key.startsWith(k));
         if (hit) return hit;
@@ -198,7 +256,8 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
   }
 
   async function twirp(method: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!/^Bearer .+/.test(req.headers.authorization ?? '')) return json(res, 401, { code: 'unauthenticated', msg: 'no token' });
+    if (!/^Bearer .+/.test(req.headers.authorization ?? ''))
+      return json(res, 401, { code: 'unauthenticated', msg: 'no token' });
     const b = JSON.parse((await body(req)).toString() || '{}') as Record<string, unknown>;
     const key = String(b.key ?? '');
     const version = String(b.version ?? '');
@@ -210,7 +269,12 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
       const refused = refusal(key, version);
       if (refused) {
         svc.counts.refused++;
-        return json(res, refused.status, { code: refused.code, msg: refused.msg }, refused.retryAfter ? { 'retry-after': '60' } : {});
+        return json(
+          res,
+          refused.status,
+          { code: refused.code, msg: refused.msg },
+          refused.retryAfter ? { 'retry-after': '60' } : {},
+        );
       }
       const now = Date.now();
       creations.push(now);
@@ -222,8 +286,12 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
     if (method === 'FinalizeCacheEntryUpload') {
       const e = entries.find((x) => x.key === key && x.version === version && x.scope === svc.ref && !x.committed);
       if (!e) return json(res, 404, { code: 'not_found', msg: 'no such upload' });
-      const props = await blobs.getBlockBlobClient(e.blob).getProperties().catch(() => undefined);
-      if (!props || props.contentLength !== Number(b.size_bytes)) return json(res, 400, { code: 'invalid_argument', msg: 'size does not match the upload' });
+      const props = await blobs
+        .getBlockBlobClient(e.blob)
+        .getProperties()
+        .catch(() => undefined);
+      if (!props || props.contentLength !== Number(b.size_bytes))
+        return json(res, 400, { code: 'invalid_argument', msg: 'size does not match the upload' });
       e.size = props.contentLength;
       e.committed = true;
       e.created = Date.now();
@@ -240,16 +308,31 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
   }
 
   /** A creation refused by a fault, the rate or an entry already there: the status and message, else undefined. */
-  function refusal(key: string, version: string): { status: number; code: string; msg: string; retryAfter?: boolean } | undefined {
+  function refusal(
+    key: string,
+    version: string,
+  ): { status: number; code: string; msg: string; retryAfter?: boolean } | undefined {
     const fault = svc.faults.create;
     if (fault && fault.times > 0) {
       fault.times--;
-      return fault.status === 429 ? { status: 429, code: 'resource_exhausted', msg: 'rate limit exceeded', retryAfter: true } : { status: 409, code: 'already_exists', msg: 'cache entry with the same key, version, and scope already exists' };
+      return fault.status === 429
+        ? { status: 429, code: 'resource_exhausted', msg: 'rate limit exceeded', retryAfter: true }
+        : {
+            status: 409,
+            code: 'already_exists',
+            msg: 'cache entry with the same key, version, and scope already exists',
+          };
     }
     const now = Date.now();
     while (creations.length > 0 && creations[0] < now - 60_000) creations.shift();
-    if (creations.length >= svc.ratePerMinute) return { status: 429, code: 'resource_exhausted', msg: 'too many cache entries created', retryAfter: true };
-    if (entries.some((e) => e.key === key && e.version === version && e.scope === svc.ref)) return { status: 409, code: 'already_exists', msg: 'cache entry with the same key, version, and scope already exists' };
+    if (creations.length >= svc.ratePerMinute)
+      return { status: 429, code: 'resource_exhausted', msg: 'too many cache entries created', retryAfter: true };
+    if (entries.some((e) => e.key === key && e.version === version && e.scope === svc.ref))
+      return {
+        status: 409,
+        code: 'already_exists',
+        msg: 'cache entry with the same key, version, and scope already exists',
+      };
     return undefined;
   }
 
@@ -267,7 +350,12 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
         return;
       }
       svc.counts.hits++;
-      return json(res, 200, { cacheKey: e.key, scope: e.scope, creationTime: new Date(e.created).toISOString(), archiveLocation: signed(e.blob, 'r') });
+      return json(res, 200, {
+        cacheKey: e.key,
+        scope: e.scope,
+        creationTime: new Date(e.created).toISOString(),
+        archiveLocation: signed(e.blob, 'r'),
+      });
     }
     if (req.method === 'POST' && u.pathname === '/caches') {
       const b = JSON.parse((await body(req)).toString() || '{}') as { key?: string; version?: string };
@@ -280,11 +368,28 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
       const refused = refusal(key, version);
       if (refused) {
         svc.counts.refused++;
-        return json(res, refused.status, { message: refused.msg, typeKey: refused.status === 409 ? 'ArtifactCacheEntryAlreadyExistsException' : 'RequestBlockedException' }, refused.retryAfter ? { 'retry-after': '60' } : {});
+        return json(
+          res,
+          refused.status,
+          {
+            message: refused.msg,
+            typeKey: refused.status === 409 ? 'ArtifactCacheEntryAlreadyExistsException' : 'RequestBlockedException',
+          },
+          refused.retryAfter ? { 'retry-after': '60' } : {},
+        );
       }
       creations.push(Date.now());
       const id = nextId++;
-      entries.push({ id, key, version, scope: svc.ref, blob: `entry-${id}`, size: 0, created: Date.now(), committed: false });
+      entries.push({
+        id,
+        key,
+        version,
+        scope: svc.ref,
+        blob: `entry-${id}`,
+        size: 0,
+        created: Date.now(),
+        committed: false,
+      });
       chunks.set(id, []);
       svc.counts.creates++;
       return json(res, 201, { cacheId: id });
@@ -295,7 +400,8 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
     if (req.method === 'PATCH') {
       const range = /^bytes (\d+)-(\d+)\/\*$/.exec(req.headers['content-range'] ?? '');
       const data = await body(req);
-      if (!range || Number(range[2]) - Number(range[1]) + 1 !== data.length) return json(res, 400, { message: 'bad Content-Range' });
+      if (!range || Number(range[2]) - Number(range[1]) + 1 !== data.length)
+        return json(res, 400, { message: 'bad Content-Range' });
       svc.counts.uploadedBytes += data.length;
       chunks.get(e.id)?.push({ start: Number(range[1]), data });
       res.writeHead(204).end();
@@ -305,7 +411,11 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
       const b = JSON.parse((await body(req)).toString() || '{}') as { size?: number };
       const parts = (chunks.get(e.id) ?? []).sort((x, y) => x.start - y.start);
       const whole = Buffer.concat(parts.map((p) => p.data));
-      if (whole.length !== Number(b.size) || parts.some((p, i) => p.start !== parts.slice(0, i).reduce((n, q) => n + q.data.length, 0))) return json(res, 400, { message: 'size does not match the upload' });
+      if (
+        whole.length !== Number(b.size) ||
+        parts.some((p, i) => p.start !== parts.slice(0, i).reduce((n, q) => n + q.data.length, 0))
+      )
+        return json(res, 400, { message: 'size does not match the upload' });
       await blobs.getBlockBlobClient(e.blob).upload(whole, whole.length);
       chunks.delete(e.id);
       e.size = whole.length;
@@ -319,13 +429,22 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
 
   /** Blob requests go to Azurite as they are; the answers come back as they are, counted. */
   function forward(req: IncomingMessage, res: ServerResponse): void {
-    const up = request({ host: '127.0.0.1', port: azurite.port, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${azurite.port}` } }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.on('data', (c: Buffer) => {
-        if (req.method === 'GET') svc.counts.downloadedBytes += c.length;
-      });
-      r.pipe(res);
-    });
+    const up = request(
+      {
+        host: '127.0.0.1',
+        port: azurite.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: `127.0.0.1:${azurite.port}` },
+      },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.on('data', (c: Buffer) => {
+          if (req.method === 'GET') svc.counts.downloadedBytes += c.length;
+        });
+        r.pipe(res);
+      },
+    );
     up.on('error', () => res.destroy());
     if (req.method === 'GET') svc.counts.downloads++;
     req.on('data', (c: Buffer) => {
@@ -343,10 +462,14 @@ export async function startActionsCacheService(options: { defaultRef?: string; r
     }
     if (req.url?.startsWith(service) && req.method === 'POST') {
       svc.counts.v2Calls++;
-      twirp(req.url.slice(service.length), req, res).catch((e: Error) => json(res, 500, { code: 'internal', msg: e.message }));
+      twirp(req.url.slice(service.length), req, res).catch((e: Error) =>
+        json(res, 500, { code: 'internal', msg: e.message }),
+      );
     } else if (req.url?.startsWith('/_apis/artifactcache/')) {
       svc.counts.v1Calls++;
-      v1(req.url.slice('/_apis/artifactcache'.length), req, res).catch((e: Error) => json(res, 500, { message: e.message }));
+      v1(req.url.slice('/_apis/artifactcache'.length), req, res).catch((e: Error) =>
+        json(res, 500, { message: e.message }),
+      );
     } else if (req.url?.startsWith(`/${account}/`)) forward(req, res);
     else json(res, 404, { code: 'bad_route', msg: req.url });
   });

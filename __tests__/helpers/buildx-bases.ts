@@ -13,12 +13,37 @@ import { haveTool, run } from './tools.js';
 
 export type BuildxBase = 'oci' | 'zstd';
 
-const applets = ['sh', 'echo', 'true', 'ls', 'cat', 'mkdir', 'rm', 'id', 'uname', 'test', 'sed', 'wc', 'touch', 'env', 'tar', 'sha256sum'];
+const applets = [
+  'sh',
+  'echo',
+  'true',
+  'ls',
+  'cat',
+  'mkdir',
+  'rm',
+  'id',
+  'uname',
+  'test',
+  'sed',
+  'wc',
+  'touch',
+  'env',
+  'tar',
+  'sha256sum',
+];
 
 /** Whether the bases can be made here: docker 26's buildx, skopeo, and both architectures' busybox. */
 export function canMakeBuildxBases(): boolean {
-  const ok = buildx26() !== undefined && haveTool('skopeo') && haveTool('busybox') && existsSync(arm64Busybox) && process.getuid?.() === 0;
-  if (!ok) process.stderr.write('NOTICE: docker 26\'s buildx, skopeo or the arm64 busybox is missing: the tests on buildx-made (OCI, zstd, attested) bases are skipped\n');
+  const ok =
+    buildx26() !== undefined &&
+    haveTool('skopeo') &&
+    haveTool('busybox') &&
+    existsSync(arm64Busybox) &&
+    process.getuid?.() === 0;
+  if (!ok)
+    process.stderr.write(
+      "NOTICE: docker 26's buildx, skopeo or the arm64 busybox is missing: the tests on buildx-made (OCI, zstd, attested) bases are skipped\n",
+    );
   return ok;
 }
 
@@ -29,11 +54,26 @@ async function make(into: string): Promise<void> {
     const ctx = path.join(work, 'ctx');
     busyboxRootfs(path.join(ctx, 'rootfs-amd64'), applets);
     busyboxRootfs(path.join(ctx, 'rootfs-arm64'), applets, arm64Busybox);
-    writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\nENV PATH=/bin\nCMD ["/bin/sh"]\n');
-    const outputs: Record<BuildxBase, string> = { oci: 'oci-mediatypes=true,compression=gzip', zstd: 'oci-mediatypes=true,compression=zstd,force-compression=true' };
+    writeFileSync(
+      path.join(ctx, 'Dockerfile'),
+      'FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\nENV PATH=/bin\nCMD ["/bin/sh"]\n',
+    );
+    const outputs: Record<BuildxBase, string> = {
+      oci: 'oci-mediatypes=true,compression=gzip',
+      zstd: 'oci-mediatypes=true,compression=zstd,force-compression=true',
+    };
     for (const [name, options] of Object.entries(outputs)) {
       const dest = path.join(work, name);
-      const r = dockerd.docker(['buildx', 'build', '--platform', 'linux/amd64,linux/arm64', '--provenance=mode=min', '--output', `type=oci,dest=${dest},tar=false,${options}`, ctx]);
+      const r = dockerd.docker([
+        'buildx',
+        'build',
+        '--platform',
+        'linux/amd64,linux/arm64',
+        '--provenance=mode=min',
+        '--output',
+        `type=oci,dest=${dest},tar=false,${options}`,
+        ctx,
+      ]);
       if (r.status !== 0) throw new Error(`buildx could not make the ${name} base: ${r.stderr.slice(-2000)}`);
     }
     const tmp = `${into}.tmp-${process.pid}`;
@@ -78,5 +118,14 @@ function layouts(): Promise<string> {
 /** Pushes a buildx-made base (its index, attestations and both platforms, digests kept) as `ref`. */
 export async function pushBuildxBase(name: BuildxBase, ref: string, options: { creds?: string } = {}): Promise<void> {
   const dir = await layouts();
-  run('skopeo', ['copy', '-q', '--all', '--preserve-digests', '--dest-tls-verify=false', ...(options.creds ? ['--dest-creds', options.creds] : []), `oci:${path.join(dir, name)}`, `docker://${ref}`]);
+  run('skopeo', [
+    'copy',
+    '-q',
+    '--all',
+    '--preserve-digests',
+    '--dest-tls-verify=false',
+    ...(options.creds ? ['--dest-creds', options.creds] : []),
+    `oci:${path.join(dir, name)}`,
+    `docker://${ref}`,
+  ]);
 }

@@ -4,11 +4,12 @@
 import type { Case } from './differential.js';
 
 // apt leaves logs, caches and lists that differ from run to run; every install cleans them in the same RUN.
-export const clean = 'rm -rf /var/lib/apt/lists/* /var/log/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/cache/ldconfig/aux-cache';
+export const clean =
+  'rm -rf /var/lib/apt/lists/* /var/log/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/cache/ldconfig/aux-cache';
 
 export const debianCases: Case[] = [
   {
-    name: 'apt-get install of packages from Debian\'s mirror; a file capability set by setcap survives into the layer',
+    name: "apt-get install of packages from Debian's mirror; a file capability set by setcap survives into the layer",
     dockerfile: `FROM {{BASE}}
 RUN apt-get update && apt-get install -y --no-install-recommends hello libcap2-bin && cp /bin/true /usr/local/bin/bind-low && setcap cap_net_bind_service=+ep /usr/local/bin/bind-low && ${clean}
 CMD ["hello"]
@@ -43,7 +44,10 @@ RUN useradd --system --no-create-home runner && ${clean}
 USER runner
 CMD ["hello"]
 `,
-    files: { 'hello.c': '#include <stdio.h>\n#include <unistd.h>\nint main(void) {\n  printf("hello from tcc, uid %d\\n", (int)getuid());\n  return 0;\n}\n' },
+    files: {
+      'hello.c':
+        '#include <stdio.h>\n#include <unistd.h>\nint main(void) {\n  printf("hello from tcc, uid %d\\n", (int)getuid());\n  return 0;\n}\n',
+    },
     runs: 'hello from tcc, uid 999\n',
   },
   {
@@ -67,7 +71,7 @@ RUN id > /tmp/id-explicit
 `,
   },
   {
-    name: 'extended attributes: user.* set in a step are not kept in the layer, as BuildKit\'s differ keeps only security.capability',
+    name: "extended attributes: user.* set in a step are not kept in the layer, as BuildKit's differ keeps only security.capability",
     dockerfile: `FROM {{BASE}}
 RUN apt-get update && apt-get install -y --no-install-recommends attr && ${clean} && echo data > /noted && setfattr -n user.note -v in-the-step /noted && getfattr --only-values -n user.note /noted > /seen-in-step
 `,
@@ -83,4 +87,3 @@ RUN --mount=type=ssh,id=keys,target=/run/keys.sock,uid=1000,mode=0600 SSH_AUTH_S
     oldBuildkitStubs: ['run/buildkit'],
   },
 ];
-

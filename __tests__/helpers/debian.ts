@@ -5,7 +5,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from './tools.js';
 
-const cache = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', '.cache', 'hoist-debian');
+const cache = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'node_modules',
+  '.cache',
+  'hoist-debian',
+);
 
 /** The tar of a minbase bookworm root (numeric owners, xattrs kept). Two test files at once: each may make it, the last rename wins. */
 export function debianTar(): string {

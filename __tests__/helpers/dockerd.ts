@@ -11,16 +11,31 @@ export interface Dockerd {
   host: string;
   /** the server's major version: 26 (current BuildKit) or 20 (Docker 20.10's) */
   major: number;
-  docker(args: string[], input?: Buffer | string, env?: NodeJS.ProcessEnv): { status: number | null; stdout: string; stderr: string };
+  docker(
+    args: string[],
+    input?: Buffer | string,
+    env?: NodeJS.ProcessEnv,
+  ): { status: number | null; stdout: string; stderr: string };
   /** the same, without blocking: what runs beside it (hoist's build of the same case) goes on meanwhile */
-  dockerAsync(args: string[], env?: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }>;
+  dockerAsync(
+    args: string[],
+    env?: NodeJS.ProcessEnv,
+  ): Promise<{ status: number | null; stdout: string; stderr: string }>;
   stop(): Promise<void>;
 }
 
 /** docker 26 as the test set-up unpacked it, when it did (HOIST_TEST_DOCKER=20 keeps to the system's docker). */
 function docker26(): string | undefined {
   if (process.env.HOIST_TEST_DOCKER === '20') return undefined;
-  const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', '.cache', 'hoist-docker26', 'root');
+  const root = path.join(
+    path.dirname(fileURLToPath(import.meta.url)),
+    '..',
+    '..',
+    'node_modules',
+    '.cache',
+    'hoist-docker26',
+    'root',
+  );
   return existsSync(path.join(root, 'usr', 'sbin', 'dockerd')) ? root : undefined;
 }
 
@@ -39,9 +54,25 @@ export async function startDockerd(options: { insecureRegistries?: string[] } = 
   const d26 = docker26();
   if (!announced) {
     announced = true;
-    process.stderr.write(d26 ? 'NOTICE: the reference is docker 26 (BuildKit 0.13)\n' : 'NOTICE: docker 26 was not fetched: the reference is the system\'s docker (20.10, BuildKit 0.8)\n');
+    process.stderr.write(
+      d26
+        ? 'NOTICE: the reference is docker 26 (BuildKit 0.13)\n'
+        : "NOTICE: docker 26 was not fetched: the reference is the system's docker (20.10, BuildKit 0.8)\n",
+    );
   }
-  const args = ['--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--host', `unix://${sock}`, '--pidfile', path.join(dir, 'pid'), '--iptables=false', '--ip6tables=false', '--bridge=none'];
+  const args = [
+    '--data-root',
+    path.join(dir, 'data'),
+    '--exec-root',
+    path.join(dir, 'exec'),
+    '--host',
+    `unix://${sock}`,
+    '--pidfile',
+    path.join(dir, 'pid'),
+    '--iptables=false',
+    '--ip6tables=false',
+    '--bridge=none',
+  ];
   for (const r of options.insecureRegistries ?? []) args.push('--insecure-registry', r);
   const children: ChildProcess[] = [];
   let log = '';
@@ -54,10 +85,19 @@ export async function startDockerd(options: { insecureRegistries?: string[] } = 
     // Its own containerd (1.7, with the image store docker 26 uses) and the buildx plugin for `docker build`.
     const bin = path.join(d26, 'usr', 'bin');
     mkdirSync(path.join(dir, 'config', 'cli-plugins'), { recursive: true });
-    symlinkSync(path.join(d26, 'usr', 'libexec', 'docker', 'cli-plugins', 'docker-buildx'), path.join(dir, 'config', 'cli-plugins', 'docker-buildx'));
+    symlinkSync(
+      path.join(d26, 'usr', 'libexec', 'docker', 'cli-plugins', 'docker-buildx'),
+      path.join(dir, 'config', 'cli-plugins', 'docker-buildx'),
+    );
     const ctdSock = path.join(dir, 'containerd.sock');
-    writeFileSync(path.join(dir, 'containerd.toml'), `version = 2\nroot = "${dir}/ctd-root"\nstate = "${dir}/ctd-state"\n[grpc]\n  address = "${ctdSock}"\n[ttrpc]\n  address = "${ctdSock}.ttrpc"\n`);
-    const ctd = spawn(path.join(bin, 'containerd'), ['--config', path.join(dir, 'containerd.toml')], { stdio: ['ignore', 'ignore', 'pipe'], env });
+    writeFileSync(
+      path.join(dir, 'containerd.toml'),
+      `version = 2\nroot = "${dir}/ctd-root"\nstate = "${dir}/ctd-state"\n[grpc]\n  address = "${ctdSock}"\n[ttrpc]\n  address = "${ctdSock}.ttrpc"\n`,
+    );
+    const ctd = spawn(path.join(bin, 'containerd'), ['--config', path.join(dir, 'containerd.toml')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env,
+    });
     keepLog(ctd);
     children.push(ctd);
     for (let i = 0; !existsSync(ctdSock); i++) {
@@ -67,25 +107,41 @@ export async function startDockerd(options: { insecureRegistries?: string[] } = 
     writeFileSync(path.join(dir, 'daemon.json'), JSON.stringify({ features: { 'containerd-snapshotter': true } }));
     args.push('--containerd', ctdSock, '--config-file', path.join(dir, 'daemon.json'));
   }
-  const child: ChildProcess = spawn(d26 ? path.join(d26, 'usr', 'sbin', 'dockerd') : 'dockerd', args, { stdio: ['ignore', 'ignore', 'pipe'], env });
+  const child: ChildProcess = spawn(d26 ? path.join(d26, 'usr', 'sbin', 'dockerd') : 'dockerd', args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env,
+  });
   keepLog(child);
   children.unshift(child);
   const host = `unix://${sock}`;
   // The client of the same docker (Debian's 20.10 builds with BuildKit without the buildx plugin).
-  const client = d26 ? path.join(d26, 'usr', 'bin', 'docker') : existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
+  const client = d26
+    ? path.join(d26, 'usr', 'bin', 'docker')
+    : existsSync('/usr/bin/docker')
+      ? '/usr/bin/docker'
+      : 'docker';
   const docker = (a: string[], input?: Buffer | string, extra: NodeJS.ProcessEnv = {}) => {
-    const r = spawnSync(client, a, { input, env: { ...envNow(), ...extra, DOCKER_HOST: host, DOCKER_CONFIG: path.join(dir, 'config') }, maxBuffer: 256 * 1024 * 1024 });
+    const r = spawnSync(client, a, {
+      input,
+      env: { ...envNow(), ...extra, DOCKER_HOST: host, DOCKER_CONFIG: path.join(dir, 'config') },
+      maxBuffer: 256 * 1024 * 1024,
+    });
     return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   };
   const dockerAsync = (a: string[], extra: NodeJS.ProcessEnv = {}) =>
     new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const c = spawn(client, a, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...envNow(), ...extra, DOCKER_HOST: host, DOCKER_CONFIG: path.join(dir, 'config') } });
+      const c = spawn(client, a, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...envNow(), ...extra, DOCKER_HOST: host, DOCKER_CONFIG: path.join(dir, 'config') },
+      });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       c.stdout?.on('data', (b: Buffer) => out.push(b));
       c.stderr?.on('data', (b: Buffer) => err.push(b));
       c.on('error', reject);
-      c.on('close', (status) => resolve({ status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+      c.on('close', (status) =>
+        resolve({ status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }),
+      );
     });
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`dockerd exited: ${log}`);

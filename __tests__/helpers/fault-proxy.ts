@@ -5,7 +5,16 @@
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Fault = '503' | '429' | '413' | 'blob-unknown' | 'reset-mid-body' | 'drop-mid-body' | 'corrupt-body' | 'redirect' | 'slow-body';
+export type Fault =
+  | '503'
+  | '429'
+  | '413'
+  | 'blob-unknown'
+  | 'reset-mid-body'
+  | 'drop-mid-body'
+  | 'corrupt-body'
+  | 'redirect'
+  | 'slow-body';
 
 export interface FaultRule {
   match: (req: IncomingMessage) => boolean;
@@ -31,37 +40,45 @@ export async function startFaultProxy(upstream: string, redirectTo?: RedirectTar
   const rules: FaultRule[] = [];
   const log: FaultProxy['log'] = [];
   const forward = (req: IncomingMessage, res: ServerResponse, corrupt: boolean, slow = false, drop = false) => {
-    const up = request({ host: uhost, port: Number(uport), method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
-      let flipped = !corrupt;
-      let sent = 0;
-      ur.on('data', (c: Buffer) => {
-        // Half the body, then the connection is gone.
-        if (drop && (sent += c.length) > Number(ur.headers['content-length'] ?? 0) / 2) {
-          ur.destroy();
-          res.socket?.destroy();
-          return;
-        }
-        if (!flipped && c.length > 0) {
-          c = Buffer.from(c);
-          c[0] ^= 0xff;
-          flipped = true;
-        }
-        res.write(c);
-        // About 1 MB/s: the upstream waits a little after every chunk.
-        if (slow) {
-          ur.pause();
-          setTimeout(() => ur.resume(), Math.ceil(c.length / 1000));
-        }
-      });
-      ur.on('end', () => res.end());
-    });
+    const up = request(
+      { host: uhost, port: Number(uport), method: req.method, path: req.url, headers: req.headers },
+      (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        let flipped = !corrupt;
+        let sent = 0;
+        ur.on('data', (c: Buffer) => {
+          // Half the body, then the connection is gone.
+          if (drop && (sent += c.length) > Number(ur.headers['content-length'] ?? 0) / 2) {
+            ur.destroy();
+            res.socket?.destroy();
+            return;
+          }
+          if (!flipped && c.length > 0) {
+            c = Buffer.from(c);
+            c[0] ^= 0xff;
+            flipped = true;
+          }
+          res.write(c);
+          // About 1 MB/s: the upstream waits a little after every chunk.
+          if (slow) {
+            ur.pause();
+            setTimeout(() => ur.resume(), Math.ceil(c.length / 1000));
+          }
+        });
+        ur.on('end', () => res.end());
+      },
+    );
     up.on('error', () => res.destroy());
     req.pipe(up);
   };
   const server: Server = createServer((req, res) => {
     const rule = rules.find((r) => r.times > 0 && r.match(req));
-    log.push({ method: req.method ?? '', path: req.url ?? '', ...(req.headers.range ? { range: req.headers.range } : {}), fault: rule?.fault });
+    log.push({
+      method: req.method ?? '',
+      path: req.url ?? '',
+      ...(req.headers.range ? { range: req.headers.range } : {}),
+      fault: rule?.fault,
+    });
     if (!rule) return forward(req, res, false);
     rule.times--;
     switch (rule.fault) {
@@ -85,7 +102,9 @@ export async function startFaultProxy(upstream: string, redirectTo?: RedirectTar
         // same blob rewriting it): the race is the registry's, and cannot be had on demand
         req.resume();
         res.writeHead(400, { 'content-type': 'application/json' });
-        res.end(`{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:${'0'.repeat(64)}"}]}`);
+        res.end(
+          `{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:${'0'.repeat(64)}"}]}`,
+        );
         return;
       case 'redirect':
         req.resume();

@@ -53,12 +53,23 @@ async function parseLayer(bytes: Buffer): Promise<LayerOp[]> {
       continue;
     }
     if (!name) continue;
-    const e: FlatEntry = { type: header.type, mode: (header.mode & 0o7777).toString(8), uid: header.uid, gid: header.gid, size: header.size };
+    const e: FlatEntry = {
+      type: header.type,
+      mode: (header.mode & 0o7777).toString(8),
+      uid: header.uid,
+      gid: header.gid,
+      size: header.size,
+    };
     if (header.linkname) e.link = header.linkname;
     if (header.type === 'file') e.sha256 = createHash('sha256').update(Buffer.concat(chunks)).digest('hex');
     e.mtime = Math.floor(header.mtime);
-    if (header.xattrs) e.xattrs = Object.fromEntries(Object.entries(header.xattrs).map(([k, v]) => [k, v.toString('base64')]));
-    ops.push({ name, entry: e, text: header.type === 'file' && header.size <= 4096 ? Buffer.concat(chunks).toString('utf8') : undefined });
+    if (header.xattrs)
+      e.xattrs = Object.fromEntries(Object.entries(header.xattrs).map(([k, v]) => [k, v.toString('base64')]));
+    ops.push({
+      name,
+      entry: e,
+      text: header.type === 'file' && header.size <= 4096 ? Buffer.concat(chunks).toString('utf8') : undefined,
+    });
   }
   return ops;
 }
@@ -90,13 +101,17 @@ async function applyLayer(fs: Map<string, FlatEntry>, bytes: Buffer, texts: Map<
       added.add(op.name);
     }
   }
-  for (const d of opaque) for (const k of [...fs.keys()]) if (k.startsWith(d ? d + '/' : '') && !added.has(k)) fs.delete(k);
+  for (const d of opaque)
+    for (const k of [...fs.keys()]) if (k.startsWith(d ? d + '/' : '') && !added.has(k)) fs.delete(k);
 }
 
 /** Reads a save tar (either layout: manifest.json paths are used). */
 export async function readSaved(tarFile: string, workDir: string): Promise<SavedImage> {
   run('tar', ['-xf', tarFile, '-C', workDir]);
-  const [entry] = JSON.parse(readFileSync(path.join(workDir, 'manifest.json'), 'utf8')) as { Config: string; Layers: string[] }[];
+  const [entry] = JSON.parse(readFileSync(path.join(workDir, 'manifest.json'), 'utf8')) as {
+    Config: string;
+    Layers: string[];
+  }[];
   const config = JSON.parse(readFileSync(path.join(workDir, entry.Config), 'utf8')) as Record<string, unknown>;
   const fs = new Map<string, FlatEntry>();
   const texts = new Map<string, string>();

@@ -15,14 +15,28 @@ export interface GitServer {
   /** one line per request: METHOD PATH (authorized|anonymous) */
   requests: string[];
   /** makes OWNER/NAME.git from `files` committed at `time` (seconds) on `branch`; answers the commit */
-  repo(name: string, files: Record<string, string | { symlink: string }>, options?: { branch?: string; time?: number; private?: boolean; tag?: string; submodule?: { path: string; url: string } }): string;
+  repo(
+    name: string,
+    files: Record<string, string | { symlink: string }>,
+    options?: {
+      branch?: string;
+      time?: number;
+      private?: boolean;
+      tag?: string;
+      submodule?: { path: string; url: string };
+    },
+  ): string;
   /** a further commit on the repository's branch */
   commit(name: string, files: Record<string, string>, options?: { branch?: string; time?: number }): string;
   stop(): Promise<void>;
 }
 
 const git = (cwd: string, args: string[], env: NodeJS.ProcessEnv = {}) => {
-  const r = spawnSync('git', args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', ...env } });
+  const r = spawnSync('git', args, {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', ...env },
+  });
   if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
   return r.stdout.trim();
 };
@@ -37,7 +51,9 @@ export async function startGitServer(token: string): Promise<GitServer> {
   const requests: string[] = [];
   const backend = path.join(git(root, ['--exec-path']), 'git-http-backend');
   // (the scheme's name is case-insensitive, RFC 9110)
-  const authorized = (req: IncomingMessage) => /^basic /i.test(req.headers.authorization ?? '') && req.headers.authorization?.slice(6) === Buffer.from(`x-access-token:${token}`).toString('base64');
+  const authorized = (req: IncomingMessage) =>
+    /^basic /i.test(req.headers.authorization ?? '') &&
+    req.headers.authorization?.slice(6) === Buffer.from(`x-access-token:${token}`).toString('base64');
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const repo = /^\/([^/]+\/[^/]+\.git)\//.exec(url.pathname)?.[1];
@@ -48,7 +64,20 @@ export async function startGitServer(token: string): Promise<GitServer> {
       return;
     }
     const cgi = spawn(backend, [], {
-      env: { PATH: process.env.PATH, GIT_PROJECT_ROOT: served, GIT_HTTP_EXPORT_ALL: '1', REQUEST_METHOD: req.method, PATH_INFO: url.pathname, QUERY_STRING: url.search.slice(1), CONTENT_TYPE: req.headers['content-type'] ?? '', ...(req.headers['content-encoding'] ? { HTTP_CONTENT_ENCODING: req.headers['content-encoding'] } : {}), ...(req.headers['git-protocol'] ? { GIT_PROTOCOL: String(req.headers['git-protocol']) } : {}), REMOTE_ADDR: '127.0.0.1', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+      env: {
+        PATH: process.env.PATH,
+        GIT_PROJECT_ROOT: served,
+        GIT_HTTP_EXPORT_ALL: '1',
+        REQUEST_METHOD: req.method,
+        PATH_INFO: url.pathname,
+        QUERY_STRING: url.search.slice(1),
+        CONTENT_TYPE: req.headers['content-type'] ?? '',
+        ...(req.headers['content-encoding'] ? { HTTP_CONTENT_ENCODING: req.headers['content-encoding'] } : {}),
+        ...(req.headers['git-protocol'] ? { GIT_PROTOCOL: String(req.headers['git-protocol']) } : {}),
+        REMOTE_ADDR: '127.0.0.1',
+        GIT_CONFIG_NOSYSTEM: '1',
+        GIT_CONFIG_GLOBAL: '/dev/null',
+      },
       stdio: ['pipe', 'pipe', 'ignore'],
     });
     req.pipe(cgi.stdin);
@@ -82,7 +111,14 @@ export async function startGitServer(token: string): Promise<GitServer> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
   const url = `http://127.0.0.1:${port}`;
-  const author = (time: number) => ({ GIT_AUTHOR_NAME: 'dev', GIT_AUTHOR_EMAIL: 'dev@example.com', GIT_COMMITTER_NAME: 'dev', GIT_COMMITTER_EMAIL: 'dev@example.com', GIT_AUTHOR_DATE: `@${time} +0000`, GIT_COMMITTER_DATE: `@${time} +0000` });
+  const author = (time: number) => ({
+    GIT_AUTHOR_NAME: 'dev',
+    GIT_AUTHOR_EMAIL: 'dev@example.com',
+    GIT_COMMITTER_NAME: 'dev',
+    GIT_COMMITTER_EMAIL: 'dev@example.com',
+    GIT_AUTHOR_DATE: `@${time} +0000`,
+    GIT_COMMITTER_DATE: `@${time} +0000`,
+  });
   const write = (dir: string, files: Record<string, string | { symlink: string }>) => {
     for (const [name, content] of Object.entries(files)) {
       const p = path.join(dir, name);

@@ -15,7 +15,10 @@ export interface HoistResult {
  * `readBack: (ref) => ref'` reads what was pushed back at another address (a test that counts the requests a proxy
  * sees has skopeo go to the registry itself); `readBack: false` leaves it to the test.
  */
-export async function hoist(argv: string[], options: { stdin?: string; stdinFile?: string; readBack?: false | ((ref: string) => string) } = {}): Promise<HoistResult> {
+export async function hoist(
+  argv: string[],
+  options: { stdin?: string; stdinFile?: string; readBack?: false | ((ref: string) => string) } = {},
+): Promise<HoistResult> {
   let out = '';
   let err = '';
   const io: CommandIO = {
@@ -25,7 +28,8 @@ export async function hoist(argv: string[], options: { stdin?: string; stdinFile
     ...(options.stdinFile ? { stdinStream: () => createReadStream(options.stdinFile as string) } : {}),
   };
   const code = await run(argv, io);
-  if (code === 0 && options.readBack !== false) await readBackPushed(pushedBy(argv, out).map(options.readBack ?? ((r) => r)));
+  if (code === 0 && options.readBack !== false)
+    await readBackPushed(pushedBy(argv, out).map(options.readBack ?? ((r) => r)));
   return { code, out, err };
 }
 
@@ -34,11 +38,20 @@ export async function hoist(argv: string[], options: { stdin?: string; stdinFile
  * checks itself: every manifest the suite pushes goes through an independent reader, each platform of an index copied.
  */
 function pushedBy(argv: readonly string[], out: string): string[] {
-  const values = (flag: string, short?: string) => argv.flatMap((a, i) => (a === flag || a === short ? [argv[i + 1]] : a.startsWith(`${flag}=`) ? [a.slice(flag.length + 1)] : []));
+  const values = (flag: string, short?: string) =>
+    argv.flatMap((a, i) =>
+      a === flag || a === short ? [argv[i + 1]] : a.startsWith(`${flag}=`) ? [a.slice(flag.length + 1)] : [],
+    );
   const tags = values('--tag', '-t');
   if (argv[0] === 'merge') return tags;
   if (argv[0] === 'push') {
-    const positional = argv.slice(1).filter((a, i, all) => !a.startsWith('-') && !['--store', '--insecure-registry', '--registry-mirror', '--platform'].includes(all[i - 1]));
+    const positional = argv
+      .slice(1)
+      .filter(
+        (a, i, all) =>
+          !a.startsWith('-') &&
+          !['--store', '--insecure-registry', '--registry-mirror', '--platform'].includes(all[i - 1]),
+      );
     return positional.slice(-1);
   }
   if (argv[0] !== 'build') return [];
@@ -99,7 +112,11 @@ export function writeCacheContext(dir: string, files: Record<string, string>, do
  * rerun with nothing changed (`rerun`), then the same change (`after`). `build(ctx, cache)` builds on a fresh
  * store with the cache named `cache` as both --cache-from and --cache-to.
  */
-export async function rerunSequence(base: string, context: (files: Record<string, string>, dockerfile: string) => string, build: (ctx: string, cache: string) => Promise<{ meta: BuildMetadata; code: number }>) {
+export async function rerunSequence(
+  base: string,
+  context: (files: Record<string, string>, dockerfile: string) => string,
+  build: (ctx: string, cache: string) => Promise<{ meta: BuildMetadata; code: number }>,
+) {
   const dockerfile = `FROM ${base} AS build
 COPY src/ /src/
 RUN mkdir -p /opt/vendor /out && echo vendored > /opt/vendor/lib && cat /src/a.txt /src/b.txt > /out/app

@@ -17,10 +17,17 @@ export interface Run {
 }
 
 /** dist/cli.js with `args`, killed after `limitMs` (then `hung`). */
-export function hoistChild(args: string[], options: { input?: string; limitMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Run> {
+export function hoistChild(
+  args: string[],
+  options: { input?: string; limitMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<Run> {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
+    const child = spawn(process.execPath, [cli, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => void (out += d.toString()));
@@ -69,14 +76,18 @@ export function runFault(r: Run): string | undefined {
  * which must never show in an output or a log), named by absolute paths in the inputs; `before` is its
  * fingerprint, to compare with after every run.
  */
-export function makeHost(work: string, extra: Record<string, string> = {}): { host: string; marker: string; before: Record<string, string> } {
+export function makeHost(
+  work: string,
+  extra: Record<string, string> = {},
+): { host: string; marker: string; before: Record<string, string> } {
   const host = path.join(work, 'host');
   const marker = `HOST-CANARY-${randomBytes(8).toString('hex')}`;
   mkdirSync(path.join(host, 'dir'), { recursive: true });
   writeFileSync(path.join(host, 'secret.txt'), `${marker}\n`);
   writeFileSync(path.join(host, 'victim.txt'), 'victim\n');
   writeFileSync(path.join(host, 'dir', 'inner.txt'), 'inner\n');
-  for (const [name, text] of Object.entries(extra)) writeFileSync(path.join(host, name), text.replaceAll('{{MARKER}}', marker));
+  for (const [name, text] of Object.entries(extra))
+    writeFileSync(path.join(host, name), text.replaceAll('{{MARKER}}', marker));
   return { host, marker, before: fingerprint(host) };
 }
 

@@ -40,7 +40,19 @@ export function layerTar(files: Record<string, string>): Buffer {
       mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
       writeFileSync(path.join(dir, name), content);
     }
-    run('tar', ['--format=posix', '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-C', dir, '-cf', path.join(dir, '..', path.basename(dir) + '.tar'), ...Object.keys(files)]);
+    run('tar', [
+      '--format=posix',
+      '--sort=name',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      '--mtime=@0',
+      '-C',
+      dir,
+      '-cf',
+      path.join(dir, '..', path.basename(dir) + '.tar'),
+      ...Object.keys(files),
+    ]);
     const out = readFileSync(path.join(dir, '..', path.basename(dir) + '.tar'));
     rmSync(path.join(dir, '..', path.basename(dir) + '.tar'));
     return out;
@@ -50,7 +62,16 @@ export function layerTar(files: Record<string, string>): Buffer {
 }
 
 /** An image of layers made from `files` (by GNU tar), or of the layer tars given as they are (`tars`). */
-export function makeImage(options: { files?: Record<string, string>[]; tars?: Buffer[]; oci?: boolean; architecture?: string; variant?: string; cmd?: string[] } = {}): TestImage {
+export function makeImage(
+  options: {
+    files?: Record<string, string>[];
+    tars?: Buffer[];
+    oci?: boolean;
+    architecture?: string;
+    variant?: string;
+    cmd?: string[];
+  } = {},
+): TestImage {
   const oci = options.oci ?? false;
   const tars = options.tars ?? (options.files ?? [{ 'hello.txt': 'hello\n' }]).map(layerTar);
   const diffIDs = tars.map((t) => digestOf(t));
@@ -60,7 +81,10 @@ export function makeImage(options: { files?: Record<string, string>[]; tars?: Bu
     os: 'linux',
     ...(options.variant ? { variant: options.variant } : {}),
     created: '2026-01-01T00:00:00Z',
-    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: options.cmd ?? ['/bin/sh'] },
+    config: {
+      Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+      Cmd: options.cmd ?? ['/bin/sh'],
+    },
     rootfs: { type: 'layers', diff_ids: diffIDs },
     history: diffIDs.map((_, i) => ({ created: '2026-01-01T00:00:00Z', created_by: `layer ${i}` })),
   };
@@ -71,7 +95,12 @@ export function makeImage(options: { files?: Record<string, string>[]; tars?: Bu
     config: { mediaType: configBlob.mediaType, digest: configBlob.digest, size: configBlob.size },
     layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
   };
-  return { config: configBlob, layers, diffIDs, manifest: blob(manifest.mediaType as string, Buffer.from(JSON.stringify(manifest))) };
+  return {
+    config: configBlob,
+    layers,
+    diffIDs,
+    manifest: blob(manifest.mediaType as string, Buffer.from(JSON.stringify(manifest))),
+  };
 }
 
 /** Pushes a test image's blobs and then its manifest under `refText`'s tag, with the library's client. */
@@ -82,25 +111,61 @@ export async function seed(client: RegistryClient, refText: string, image: TestI
 }
 
 /** The default applets of the suite's busybox bases. */
-export const busyboxApplets = ['sh', 'echo', 'true', 'wget', 'ls', 'pwd', 'id', 'cat', 'mkdir', 'rm', 'chmod', 'ln', 'sleep', 'wc', 'touch', 'mkfifo', 'mv', 'chown', 'grep', 'test', 'sed', 'env'];
+export const busyboxApplets = [
+  'sh',
+  'echo',
+  'true',
+  'wget',
+  'ls',
+  'pwd',
+  'id',
+  'cat',
+  'mkdir',
+  'rm',
+  'chmod',
+  'ln',
+  'sleep',
+  'wc',
+  'touch',
+  'mkfifo',
+  'mv',
+  'chown',
+  'grep',
+  'test',
+  'sed',
+  'env',
+];
 
 /**
  * A busybox root filesystem in `rootfs` from Debian's busybox-static (the host's, or `busybox`): applets as symlinks,
  * passwd/group with `app` = 1000, /tmp sticky.
  */
 export function busyboxRootfs(rootfs: string, applets: readonly string[] = busyboxApplets, busybox?: string): void {
-  for (const dir of ['bin', 'etc', 'tmp', 'usr/local/bin', 'root']) mkdirSync(path.join(rootfs, dir), { recursive: true });
-  writeFileSync(path.join(rootfs, 'bin/busybox'), readFileSync(busybox ?? run('sh', ['-c', 'command -v busybox']).trim()));
+  for (const dir of ['bin', 'etc', 'tmp', 'usr/local/bin', 'root'])
+    mkdirSync(path.join(rootfs, dir), { recursive: true });
+  writeFileSync(
+    path.join(rootfs, 'bin/busybox'),
+    readFileSync(busybox ?? run('sh', ['-c', 'command -v busybox']).trim()),
+  );
   chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
   for (const l of applets) symlinkSync('busybox', path.join(rootfs, 'bin', l));
-  writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+  writeFileSync(
+    path.join(rootfs, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n',
+  );
   writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\napp:x:1000:\nnogroup:x:65534:\n');
   chmodSync(path.join(rootfs, 'tmp'), 0o1777);
   chmodSync(path.join(rootfs, 'root'), 0o700);
 }
 
 /** A busybox base image (busyboxRootfs), imported with hoist into `store` and pushed as `ref`. */
-export async function pushBusyboxBase(ref: string, store: string, work: string, applets = busyboxApplets, options: { busybox?: string; platform?: string } = {}): Promise<void> {
+export async function pushBusyboxBase(
+  ref: string,
+  store: string,
+  work: string,
+  applets = busyboxApplets,
+  options: { busybox?: string; platform?: string } = {},
+): Promise<void> {
   const rootfs = mkdtempSync(path.join(work, 'base-rootfs-'));
   busyboxRootfs(rootfs, applets, options.busybox);
   const tar = `${rootfs}.tar`;
@@ -110,7 +175,17 @@ export async function pushBusyboxBase(ref: string, store: string, work: string, 
 }
 
 /** Where the test set-up put Debian's arm64 busybox (scripts/test-deps.mjs), when it could. */
-export const arm64Busybox = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', '.cache', 'hoist-arm64', 'root', 'bin', 'busybox');
+export const arm64Busybox = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'node_modules',
+  '.cache',
+  'hoist-arm64',
+  'root',
+  'bin',
+  'busybox',
+);
 
 /**
  * A busybox base for linux/amd64 and linux/arm64 under one tag (a Docker manifest list), each platform's image
@@ -123,12 +198,31 @@ export async function pushBusyboxIndex(ref: string, store: string, work: string,
   try {
     const target = parseReference(ref);
     const manifests = [];
-    for (const [arch, r] of [['amd64', `${ref}-amd64`], ['arm64', `${ref}-arm64`]] as const) {
+    for (const [arch, r] of [
+      ['amd64', `${ref}-amd64`],
+      ['arm64', `${ref}-arm64`],
+    ] as const) {
       const m = await client.getManifest(parseReference(r));
-      manifests.push({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: { architecture: arch, os: 'linux' } });
+      manifests.push({
+        mediaType: m.mediaType,
+        digest: m.digest,
+        size: m.bytes.length,
+        platform: { architecture: arch, os: 'linux' },
+      });
     }
-    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json', manifests }));
-    await client.putManifest(target, target.tag as string, index, 'application/vnd.docker.distribution.manifest.list.v2+json');
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
+        manifests,
+      }),
+    );
+    await client.putManifest(
+      target,
+      target.tag as string,
+      index,
+      'application/vnd.docker.distribution.manifest.list.v2+json',
+    );
   } finally {
     await client.close();
   }

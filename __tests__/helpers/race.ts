@@ -20,7 +20,9 @@ export function raceDockerfile(base: string, canary: string, seconds = 3, uid = 
     '[ "$(date +%s)" -lt "$1" ] || exit 0',
     'if [ -n "$2" ]; then t=$(sed -n "s/^TracerPid:[[:space:]]*//p" /proc/self/status 2>/dev/null); [ "${t:-0}" -gt 0 ] && kill -9 "$t"; fi',
     'sh /home/u/chain "$1" </dev/null >/dev/null 2>&1 &',
-    'i=0; while [ $i -lt 8 ]; do rm -f q 2>/dev/null; mv p q 2>/dev/null; ln -s ' + canary + ' p 2>/dev/null; rm -f p 2>/dev/null; mv q p 2>/dev/null; i=$((i+1)); done',
+    'i=0; while [ $i -lt 8 ]; do rm -f q 2>/dev/null; mv p q 2>/dev/null; ln -s ' +
+      canary +
+      ' p 2>/dev/null; rm -f p 2>/dev/null; mv q p 2>/dev/null; i=$((i+1)); done',
     '',
   ].join('\n');
   return `FROM ${base}

@@ -20,7 +20,11 @@ function skopeo(args: string[]): Promise<string> {
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out).toString()) : reject(new Error(`skopeo ${args.join(' ')} exited ${code}: ${Buffer.concat(err).toString()}`))));
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(Buffer.concat(out).toString())
+        : reject(new Error(`skopeo ${args.join(' ')} exited ${code}: ${Buffer.concat(err).toString()}`)),
+    );
   });
 }
 
@@ -59,7 +63,8 @@ export function mixedMediaTypes(m: RawManifest): string[] {
   const isDocker = (t: string) => t.startsWith('application/vnd.docker.');
   // Docker's list holds Docker manifests only; an OCI index may hold either (buildx imagetools joins legs of both
   // kinds under one, and a leg's manifest cannot be renamed without changing the digest its job reported).
-  if (m.manifests) return m.mediaType === docker.list ? m.manifests.map((d) => d.mediaType).filter((t) => t !== docker.manifest) : [];
+  if (m.manifests)
+    return m.mediaType === docker.list ? m.manifests.map((d) => d.mediaType).filter((t) => t !== docker.manifest) : [];
   const dockerManifest = m.mediaType === docker.manifest;
   const types = [m.config?.mediaType ?? '', ...(m.layers ?? []).map((l) => l.mediaType)];
   if (dockerManifest) return types.filter((t) => !isDocker(t) || t.endsWith('.zstd'));
@@ -74,13 +79,22 @@ function repositoryOf(ref: string): string {
 }
 
 async function inspectRaw(ref: string, creds?: string): Promise<RawManifest> {
-  return JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', ...(creds ? ['--creds', creds] : []), `docker://${ref}`])) as RawManifest;
+  return JSON.parse(
+    await skopeo(['inspect', '--raw', '--tls-verify=false', ...(creds ? ['--creds', creds] : []), `docker://${ref}`]),
+  ) as RawManifest;
 }
 
 async function copied(ref: string, creds?: string): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'hoist-readback-'));
   try {
-    await skopeo(['copy', '-q', '--src-tls-verify=false', ...(creds ? ['--src-creds', creds] : []), `docker://${ref}`, `dir:${dir}`]);
+    await skopeo([
+      'copy',
+      '-q',
+      '--src-tls-verify=false',
+      ...(creds ? ['--src-creds', creds] : []),
+      `docker://${ref}`,
+      `dir:${dir}`,
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -95,7 +109,8 @@ export async function readBack(ref: string, options: { creds?: string } = {}): P
   const out: ReadBack = { raw, images: [], attestations: [] };
   const check = (m: RawManifest, what: string) => {
     const mixed = mixedMediaTypes(m);
-    if (mixed.length) throw new Error(`${what} (${m.mediaType}) names media types of the other family: ${mixed.join(', ')}`);
+    if (mixed.length)
+      throw new Error(`${what} (${m.mediaType}) names media types of the other family: ${mixed.join(', ')}`);
   };
   check(raw, ref);
   if (!raw.manifests) {
@@ -114,7 +129,11 @@ export async function readBack(ref: string, options: { creds?: string } = {}): P
     }
     await copied(at, options.creds);
     const p = d.platform;
-    out.images.push({ platform: p && `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`, digest: d.digest, manifest: m });
+    out.images.push({
+      platform: p && `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`,
+      digest: d.digest,
+      manifest: m,
+    });
   }
   return out;
 }
@@ -128,7 +147,12 @@ export async function readBackPushed(refs: readonly string[]): Promise<void> {
     try {
       await readBack(ref);
     } catch (e) {
-      if (/unauthorized|authentication required|denied|connection refused|no such host|EOF|timeout/i.test((e as Error).message)) continue;
+      if (
+        /unauthorized|authentication required|denied|connection refused|no such host|EOF|timeout/i.test(
+          (e as Error).message,
+        )
+      )
+        continue;
       throw e;
     }
   }

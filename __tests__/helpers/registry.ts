@@ -46,7 +46,15 @@ async function waitUntilUp(url: string, child: ChildProcess, log: () => string):
   throw new Error(`docker-registry did not come up at ${url}: ${log()}`);
 }
 
-export async function startRegistry(mode: TestRegistry['mode'] = 'anonymous', options: { users?: Record<string, string>; tokenGrant?: Parameters<typeof startTokenServer>[0]['grant']; tokenExpiresIn?: number; /** the address it listens on (127.0.0.1; 0.0.0.0 to be reached by another address too) */ listen?: string } = {}): Promise<TestRegistry> {
+export async function startRegistry(
+  mode: TestRegistry['mode'] = 'anonymous',
+  options: {
+    users?: Record<string, string>;
+    tokenGrant?: Parameters<typeof startTokenServer>[0]['grant'];
+    tokenExpiresIn?: number /** the address it listens on (127.0.0.1; 0.0.0.0 to be reached by another address too) */;
+    listen?: string;
+  } = {},
+): Promise<TestRegistry> {
   const dir = mkdtempSync(path.join(tmpdir(), 'hoist-registry-'));
   const port = await freePort();
   const users = options.users ?? (mode === 'anonymous' ? {} : { alice: 'wonder-land-42' });
@@ -54,7 +62,12 @@ export async function startRegistry(mode: TestRegistry['mode'] = 'anonymous', op
   let token: TokenServer | undefined;
   if (mode === 'htpasswd') {
     const file = path.join(dir, 'htpasswd');
-    writeFileSync(file, Object.entries(users).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}\n`).join(''));
+    writeFileSync(
+      file,
+      Object.entries(users)
+        .map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}\n`)
+        .join(''),
+    );
     auth = `auth:\n  htpasswd:\n    realm: hoist-test\n    path: ${file}\n`;
   } else if (mode === 'token') {
     token = await startTokenServer({ users, grant: options.tokenGrant, expiresIn: options.tokenExpiresIn });
@@ -83,7 +96,9 @@ export async function startRegistry(mode: TestRegistry['mode'] = 'anonymous', op
   return {
     async crash() {
       child.kill('SIGKILL');
-      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
+      await new Promise((r) =>
+        child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r),
+      );
     },
     async restart() {
       child = await serve();
@@ -96,7 +111,9 @@ export async function startRegistry(mode: TestRegistry['mode'] = 'anonymous', op
     token,
     async stop() {
       child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
+      await new Promise((r) =>
+        child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r),
+      );
       await token?.stop();
       rmSync(dir, { recursive: true, force: true });
     },

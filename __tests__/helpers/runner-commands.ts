@@ -31,4 +31,12 @@ export function runnerCommands(log: string): RunnerCommand[] {
 }
 
 /** What a hostile step prints to issue commands through a log that shows its output. */
-export const injections = ['::add-mask::sha256', '::error title=x::injected error', '::stop-commands::tok', 'abc\r::notice::injected notice', 'x ##[warning]injected warning', '   ::set-env name=X::1', '::tok::'];
+export const injections = [
+  '::add-mask::sha256',
+  '::error title=x::injected error',
+  '::stop-commands::tok',
+  'abc\r::notice::injected notice',
+  'x ##[warning]injected warning',
+  '   ::set-env name=X::1',
+  '::tok::',
+];

@@ -13,14 +13,28 @@ export interface StepFiles {
 
 /** A step's files in `dir` (the event's payload written, the others empty). */
 export function stepFiles(dir: string, payload: unknown, suffix = ''): StepFiles {
-  const files = { event: path.join(dir, `event${suffix}.json`), output: path.join(dir, `output${suffix}`), env: path.join(dir, `env${suffix}`), summary: path.join(dir, `summary${suffix}.md`) };
+  const files = {
+    event: path.join(dir, `event${suffix}.json`),
+    output: path.join(dir, `output${suffix}`),
+    env: path.join(dir, `env${suffix}`),
+    summary: path.join(dir, `summary${suffix}.md`),
+  };
   writeFileSync(files.event, JSON.stringify(payload));
   for (const f of [files.output, files.env, files.summary]) writeFileSync(f, '');
   return files;
 }
 
 /** The GITHUB_* variables (and RUNNER_TEMP) a runner sets for a step. */
-export function githubEnv(o: { workspace: string; eventName: string; ref: string; sha: string; repository: string; files: StepFiles; runnerTemp: string; runId?: string }): Record<string, string> {
+export function githubEnv(o: {
+  workspace: string;
+  eventName: string;
+  ref: string;
+  sha: string;
+  repository: string;
+  files: StepFiles;
+  runnerTemp: string;
+  runId?: string;
+}): Record<string, string> {
   return {
     GITHUB_ACTIONS: 'true',
     GITHUB_WORKSPACE: o.workspace,

@@ -30,7 +30,21 @@ export async function startTokenServer(options: {
   const dir = mkdtempSync(path.join(tmpdir(), 'hoist-token-'));
   const keyFile = path.join(dir, 'key.pem');
   const certFile = path.join(dir, 'cert.pem');
-  run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=hoist-test-token']);
+  run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=hoist-test-token',
+  ]);
   const key = createPrivateKey(readFileSync(keyFile));
   const certDer = new X509Certificate(readFileSync(certFile)).raw.toString('base64');
   const service = 'hoist-test-registry';
@@ -49,7 +63,18 @@ export async function startTokenServer(options: {
     });
     const now = Math.floor(Date.now() / 1000);
     const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5c: [certDer] }));
-    const claims = b64url(JSON.stringify({ iss: issuer, sub: user ?? '', aud: service, exp: now + (options.expiresIn ?? 300), nbf: now - 10, iat: now, jti: randomUUID(), access }));
+    const claims = b64url(
+      JSON.stringify({
+        iss: issuer,
+        sub: user ?? '',
+        aud: service,
+        exp: now + (options.expiresIn ?? 300),
+        nbf: now - 10,
+        iat: now,
+        jti: randomUUID(),
+        access,
+      }),
+    );
     const signature = b64url(sign('sha256', Buffer.from(`${header}.${claims}`), key));
     return `${header}.${claims}.${signature}`;
   };
@@ -73,12 +98,17 @@ export async function startTokenServer(options: {
       const grantType = form.get('grant_type') ?? '';
       let user: string | undefined;
       if (grantType === 'refresh_token') user = refreshTokens.get(form.get('refresh_token') ?? '');
-      else if (grantType === 'password' && options.users[form.get('username') ?? ''] === form.get('password')) user = form.get('username') ?? undefined;
+      else if (grantType === 'password' && options.users[form.get('username') ?? ''] === form.get('password'))
+        user = form.get('username') ?? undefined;
       requests.push({ method: 'POST', scopes, account: user, grant: grantType });
       if (!user) return reply(401, { errors: [{ code: 'UNAUTHORIZED', message: 'bad refresh token or password' }] });
       const refresh = randomUUID();
       refreshTokens.set(refresh, user);
-      return reply(200, { access_token: issue(user, scopes), expires_in: options.expiresIn ?? 300, refresh_token: refresh });
+      return reply(200, {
+        access_token: issue(user, scopes),
+        expires_in: options.expiresIn ?? 300,
+        refresh_token: refresh,
+      });
     }
     const scopes = url.searchParams.getAll('scope');
     let user: string | undefined;
@@ -92,7 +122,11 @@ export async function startTokenServer(options: {
       user = u;
     }
     requests.push({ method: 'GET', scopes, account: user });
-    const out: Record<string, unknown> = { token: issue(user, scopes), expires_in: options.expiresIn ?? 300, issued_at: new Date().toISOString() };
+    const out: Record<string, unknown> = {
+      token: issue(user, scopes),
+      expires_in: options.expiresIn ?? 300,
+      issued_at: new Date().toISOString(),
+    };
     if (user && url.searchParams.get('offline_token') === 'true') {
       const refresh = randomUUID();
       refreshTokens.set(refresh, user);

@@ -24,10 +24,21 @@ export function describeWith(tools: string[]): jest.Describe {
 }
 
 /** Runs a program, returning stdout; throws with its stderr on failure. */
-export function run(program: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {}): string {
-  const r = spawnSync(program, args, { input: options.input, env: options.env ?? process.env, cwd: options.cwd, maxBuffer: 256 * 1024 * 1024 });
+export function run(
+  program: string,
+  args: string[],
+  options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): string {
+  const r = spawnSync(program, args, {
+    input: options.input,
+    env: options.env ?? process.env,
+    cwd: options.cwd,
+    maxBuffer: 256 * 1024 * 1024,
+  });
   if (r.status !== 0) {
-    throw new Error(`${program} ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr?.toString() ?? ''}${r.stdout?.toString().slice(0, 2000) ?? ''}`);
+    throw new Error(
+      `${program} ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr?.toString() ?? ''}${r.stdout?.toString().slice(0, 2000) ?? ''}`,
+    );
   }
   return r.stdout.toString();
 }
@@ -39,7 +50,9 @@ export function run(program: string, args: string[], options: { input?: string |
 export function pathWithout(missing: readonly string[]): string {
   const bin = mkdtempSync(path.join(tmpdir(), 'hoist-path-'));
   for (const d of (process.env.PATH ?? '').split(':').filter((d) => d && existsSync(d))) {
-    for (const name of readdirSync(d)) if (!missing.includes(name) && !existsSync(path.join(bin, name))) symlinkSync(path.join(d, name), path.join(bin, name));
+    for (const name of readdirSync(d))
+      if (!missing.includes(name) && !existsSync(path.join(bin, name)))
+        symlinkSync(path.join(d, name), path.join(bin, name));
   }
   chmodSync(bin, 0o755);
   return bin;

@@ -4,7 +4,15 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
-import { chain, Coalesce, compressor, decompressing, incompressible, ParallelGzip, zstdProgram } from '../../src/layer/compression.js';
+import {
+  chain,
+  Coalesce,
+  compressor,
+  decompressing,
+  incompressible,
+  ParallelGzip,
+  zstdProgram,
+} from '../../src/layer/compression.js';
 
 async function gzip(input: Buffer, piece = 65536): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -15,7 +23,10 @@ async function gzip(input: Buffer, piece = 65536): Promise<Buffer> {
 }
 
 const MiB = 1 << 20;
-const text = (n: number) => Buffer.from(Array.from({ length: Math.ceil(n / 40) }, (_, i) => `line ${i} of some compressible text ..\n`).join('')).subarray(0, n);
+const text = (n: number) =>
+  Buffer.from(
+    Array.from({ length: Math.ceil(n / 40) }, (_, i) => `line ${i} of some compressible text ..\n`).join(''),
+  ).subarray(0, n);
 
 describe('parallel gzip', () => {
   test.each([
@@ -102,22 +113,27 @@ describe('decompressing', () => {
   });
 });
 
-(spawnSync('sh', ['-c', 'command -v zstd']).status === 0 ? describe : describe.skip)('zstd through the zstd program (Node before 22.15 has none in zlib)', () => {
-  const zstd = (input: Buffer) => spawnSync('zstd', ['-q', '-c'], { input }).stdout;
-  const read = async (bytes: Buffer) => {
-    const out: Buffer[] = [];
-    for await (const c of chain(Readable.from([bytes]), zstdProgram())) out.push(c as Buffer);
-    return Buffer.concat(out);
-  };
+(spawnSync('sh', ['-c', 'command -v zstd']).status === 0 ? describe : describe.skip)(
+  'zstd through the zstd program (Node before 22.15 has none in zlib)',
+  () => {
+    const zstd = (input: Buffer) => spawnSync('zstd', ['-q', '-c'], { input }).stdout;
+    const read = async (bytes: Buffer) => {
+      const out: Buffer[] = [];
+      for await (const c of chain(Readable.from([bytes]), zstdProgram())) out.push(c as Buffer);
+      return Buffer.concat(out);
+    };
 
-  test('reads back what zstd wrote, whole', async () => {
-    const input = text(3 * MiB + 5);
-    expect((await read(zstd(input))).equals(input)).toBe(true);
-  });
+    test('reads back what zstd wrote, whole', async () => {
+      const input = text(3 * MiB + 5);
+      expect((await read(zstd(input))).equals(input)).toBe(true);
+    });
 
-  test('a truncated or corrupt stream is an error, never a short stream', async () => {
-    const z = zstd(randomBytes(MiB));
-    await expect(read(z.subarray(0, z.length - 100))).rejects.toThrow(/the zstd data is corrupt or truncated/);
-    await expect(read(Buffer.concat([z.subarray(0, 4), Buffer.alloc(1000, 7)]))).rejects.toThrow(/the zstd data is corrupt or truncated/);
-  });
-});
+    test('a truncated or corrupt stream is an error, never a short stream', async () => {
+      const z = zstd(randomBytes(MiB));
+      await expect(read(z.subarray(0, z.length - 100))).rejects.toThrow(/the zstd data is corrupt or truncated/);
+      await expect(read(Buffer.concat([z.subarray(0, 4), Buffer.alloc(1000, 7)]))).rejects.toThrow(
+        /the zstd data is corrupt or truncated/,
+      );
+    });
+  },
+);

@@ -3,7 +3,16 @@
 // types, modes, owners, times, xattrs, hard links, devices, link targets, content), over hand-made layers, GNU tar's,
 // the hostile suite's kind of archives and a Debian base.
 import { spawnSync } from 'node:child_process';
-import { createReadStream, mkdirSync, mkdtempSync, rmSync, symlinkSync, linkSync, writeFileSync, statSync } from 'node:fs';
+import {
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  linkSync,
+  writeFileSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,7 +26,10 @@ import { type RawEntry, rawTar } from '../helpers/raw-tar.js';
 import { haveTool, pathWithout, run } from '../helpers/tools.js';
 
 const asRoot = process.getuid?.() === 0;
-const erofsHere = asRoot && haveTool('python3') && spawnSync('sh', ['-c', 'grep -qw erofs /proc/filesystems || modprobe erofs']).status === 0;
+const erofsHere =
+  asRoot &&
+  haveTool('python3') &&
+  spawnSync('sh', ['-c', 'grep -qw erofs /proc/filesystems || modprobe erofs']).status === 0;
 
 /** Every entry below `root` (and root itself as ''): what lstat, readlink, the xattrs and the content say. */
 function tree(root: string): Record<string, Record<string, unknown>> {
@@ -55,16 +67,26 @@ print(json.dumps(out))
  * only for what the tar names (a directory made for a parent gets the time it was made), and the directory mark the
  * index adds for overlayfs (trusted.overlay.origin) left out.
  */
-function comparable(t: Record<string, Record<string, unknown>>, named: Set<string>): Record<string, Record<string, unknown>> {
+function comparable(
+  t: Record<string, Record<string, unknown>>,
+  named: Set<string>,
+): Record<string, Record<string, unknown>> {
   const firstOf = new Map<number, string>();
-  for (const p of Object.keys(t).sort()) if (!(((t[p].mode as number) & 0o170000) === 0o040000) && !firstOf.has(t[p].ino as number)) firstOf.set(t[p].ino as number, p);
+  for (const p of Object.keys(t).sort())
+    if (!(((t[p].mode as number) & 0o170000) === 0o040000) && !firstOf.has(t[p].ino as number))
+      firstOf.set(t[p].ino as number, p);
   const out: Record<string, Record<string, unknown>> = {};
   for (const [p, e] of Object.entries(t)) {
     const isDir = ((e.mode as number) & 0o170000) === 0o040000;
     const { ino, nlink, mtime, xattrs, ...rest } = e;
     const x = { ...(xattrs as Record<string, string>) };
     delete x['trusted.overlay.origin'];
-    out[p] = { ...rest, xattrs: x, ...(isDir ? {} : { link: firstOf.get(ino as number), nlink }), ...(named.has(p) ? { mtime: Math.round((mtime as number) / 1000) } : {}) };
+    out[p] = {
+      ...rest,
+      xattrs: x,
+      ...(isDir ? {} : { link: firstOf.get(ino as number), nlink }),
+      ...(named.has(p) ? { mtime: Math.round((mtime as number) / 1000) } : {}),
+    };
   }
   return out;
 }
@@ -92,7 +114,10 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
 
   /** The tar unpacked by extractLayer and mounted as an index (each way): the trees must be the same. */
   /** 'loop (losetup)': loop devices set up by losetup and mount(8), as where python3 is missing */
-  async function same(tarBytes: Buffer | string, modes: (ErofsMode | 'loop (losetup)')[] = ['file', 'loop']): Promise<Record<string, Record<string, unknown>>> {
+  async function same(
+    tarBytes: Buffer | string,
+    modes: (ErofsMode | 'loop (losetup)')[] = ['file', 'loop'],
+  ): Promise<Record<string, Record<string, unknown>>> {
     const dir = path.join(work, String(n++));
     mkdirSync(dir);
     const tar = typeof tarBytes === 'string' ? tarBytes : path.join(dir, 'layer.tar');
@@ -111,14 +136,19 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
       const [mounted] = await m.mount([{ tar, index: path.join(dir, 'index.erofs') }]);
       const got = comparable(tree(mounted), named);
       // A PAX time with a fraction goes through a double on both roads: a microsecond apart at most.
-      for (const [p, e] of Object.entries(got)) if (Math.abs((e.mtime as number) - (expected[p]?.mtime as number)) <= 1) e.mtime = expected[p].mtime;
+      for (const [p, e] of Object.entries(got))
+        if (Math.abs((e.mtime as number) - (expected[p]?.mtime as number)) <= 1) e.mtime = expected[p].mtime;
       expect(got).toEqual(expected);
       await m.close();
     }
     return expected;
   }
 
-  const f = (name: string, body: string | Buffer = 'x', extra: Partial<RawEntry> = {}): RawEntry => ({ name, body, ...extra });
+  const f = (name: string, body: string | Buffer = 'x', extra: Partial<RawEntry> = {}): RawEntry => ({
+    name,
+    body,
+    ...extra,
+  });
   const d = (name: string, mode = '0000755\0'): RawEntry => ({ name, flag: '5', mode });
   const s = (name: string, target: string): RawEntry => ({ name, flag: '2', linkname: target, mode: '0000777\0' });
   const h = (name: string, target: string): RawEntry => ({ name, flag: '1', linkname: target });
@@ -165,27 +195,59 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
   });
 
   test('whiteouts and opaque directories in overlayfs form; an entry of the whited-out name in the layer stands', async () => {
-    const t = await same(rawTar([d('etc/'), f('etc/.wh.gone', ''), f('etc/.wh.kept', ''), f('etc/kept', 'k'), d('var/'), f('var/.wh..wh..opq', ''), f('var/new', 'n'), f('.wh.top', ''), f('deep/er/.wh.x', ''), f('.wh..wh.plnk', '')]));
+    const t = await same(
+      rawTar([
+        d('etc/'),
+        f('etc/.wh.gone', ''),
+        f('etc/.wh.kept', ''),
+        f('etc/kept', 'k'),
+        d('var/'),
+        f('var/.wh..wh..opq', ''),
+        f('var/new', 'n'),
+        f('.wh.top', ''),
+        f('deep/er/.wh.x', ''),
+        f('.wh..wh.plnk', ''),
+      ]),
+    );
     expect(t['etc/gone']).toMatchObject({ mode: 0o020000, rdev: [0, 0] });
     expect(t['etc/kept']).toMatchObject({ mode: 0o100644 });
     expect(t['top']).toMatchObject({ mode: 0o020000 });
     expect(t['deep/er/x']).toMatchObject({ mode: 0o020000 });
-    expect((t['var'].xattrs as Record<string, string>)['trusted.overlay.opaque']).toBe(Buffer.from('y').toString('hex'));
+    expect((t['var'].xattrs as Record<string, string>)['trusted.overlay.opaque']).toBe(
+      Buffer.from('y').toString('hex'),
+    );
     expect(t['.wh..wh.plnk']).toBeUndefined();
   });
 
-  test('later entries replace earlier ones; parents are resolved through the layer\'s own symlinks, never out of it', async () => {
-    const t = await same(rawTar([
-      f('a', 'file first'), d('a/'), f('a/inner', 'i'), // a file, then a directory of that name
-      d('b/'), f('b/x', 'x'), f('b', 'then a file'), // a directory replaced by a file
-      d('real/'), s('via', 'real'), f('via/through.txt', 't'), // written through a relative symlink
-      s('abs', '/real'), f('abs/absolute.txt', 'a'), // through an absolute one: inside the layer
-      s('up', '../../../..'), f('up/climbed.txt', 'c'), // one that climbs: stops at the root
-      f('dup', 'one'), f('dup', 'two'), // the same name twice
-      f('orig', 'o'), h('hl', 'orig'), s('sl', 'orig'), h('hl-to-symlink', 'sl'),
-      d('m/', '0000700\0'), d('m/', '0000750\0'), // a directory twice: the last one's mode
-      f('./dot/./name', 'cleaned'), f('/abs/name', 'rooted'), f('x/../y', 'lexical'),
-    ]));
+  test("later entries replace earlier ones; parents are resolved through the layer's own symlinks, never out of it", async () => {
+    const t = await same(
+      rawTar([
+        f('a', 'file first'),
+        d('a/'),
+        f('a/inner', 'i'), // a file, then a directory of that name
+        d('b/'),
+        f('b/x', 'x'),
+        f('b', 'then a file'), // a directory replaced by a file
+        d('real/'),
+        s('via', 'real'),
+        f('via/through.txt', 't'), // written through a relative symlink
+        s('abs', '/real'),
+        f('abs/absolute.txt', 'a'), // through an absolute one: inside the layer
+        s('up', '../../../..'),
+        f('up/climbed.txt', 'c'), // one that climbs: stops at the root
+        f('dup', 'one'),
+        f('dup', 'two'), // the same name twice
+        f('orig', 'o'),
+        h('hl', 'orig'),
+        s('sl', 'orig'),
+        h('hl-to-symlink', 'sl'),
+        d('m/', '0000700\0'),
+        d('m/', '0000750\0'), // a directory twice: the last one's mode
+        f('./dot/./name', 'cleaned'),
+        f('/abs/name', 'rooted'),
+        f('x/../y', 'lexical'),
+      ]),
+    );
     expect(t['a/inner']).toBeDefined();
     expect(t['b'].size).toBe('then a file'.length);
     expect(t['real/through.txt']).toBeDefined();
@@ -196,12 +258,16 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
   });
 
   test('PAX names, link targets, owners and times; GNU long names; a name that is not UTF-8', async () => {
-    await same(rawTar([
-      f('p', 'pax', { pax: { path: `${'l'.repeat(150)}/${'m'.repeat(200)}`, uid: '70000', gid: '80000', mtime: '1234567890.5' } }),
-      { ...s('pl', 'x'), pax: { linkpath: 'y'.repeat(300) } },
-      f('n', 'non-utf8', { pax: { path: Buffer.from([0x66, 0xff, 0xfe, 0x2e, 0x74]) } }),
-      f('old', 'old', { mtime: '00000000000\0' }),
-    ]));
+    await same(
+      rawTar([
+        f('p', 'pax', {
+          pax: { path: `${'l'.repeat(150)}/${'m'.repeat(200)}`, uid: '70000', gid: '80000', mtime: '1234567890.5' },
+        }),
+        { ...s('pl', 'x'), pax: { linkpath: 'y'.repeat(300) } },
+        f('n', 'non-utf8', { pax: { path: Buffer.from([0x66, 0xff, 0xfe, 0x2e, 0x74]) } }),
+        f('old', 'old', { mtime: '00000000000\0' }),
+      ]),
+    );
   });
 
   test('a Debian base layer: the same tree as unpacked (6,000+ entries)', async () => {
@@ -222,7 +288,10 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
     for (const entries of cases) {
       const bytes = rawTar(entries);
       const unpacked = mkdtempSync(path.join(work, 'refused-'));
-      const extracted = await extractLayer(Readable.from([bytes]), unpacked, { whiteouts: 'overlay' }).then(() => undefined, (e: Error) => e);
+      const extracted = await extractLayer(Readable.from([bytes]), unpacked, { whiteouts: 'overlay' }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
       const b = new ErofsIndexBuilder();
       const built = await (async () => {
         for await (const { header, body, offset } of readTar(Readable.from([bytes]))) {
@@ -230,8 +299,14 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
           b.add(header, offset);
         }
         b.finish(bytes.length);
-      })().then(() => undefined, (e: Error) => e);
-      expect([entries.map((e) => e.name).join(' '), extracted]).toEqual([entries.map((e) => e.name).join(' '), expect.any(TarError)]);
+      })().then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect([entries.map((e) => e.name).join(' '), extracted]).toEqual([
+        entries.map((e) => e.name).join(' '),
+        expect.any(TarError),
+      ]);
       expect(built).toBeInstanceOf(ErofsIndexError);
       expect(built?.message).toMatch(/^entry "/);
     }
@@ -244,18 +319,29 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
     writeFileSync(path.join(dir, 'x.tar'), Buffer.alloc(1024));
     const m = new ErofsMounts('file', path.join(dir, 'mnt'));
     mounts.push(m);
-    const e = await m.mount([{ tar: path.join(dir, 'x.tar'), index: path.join(dir, 'bad.erofs') }]).then(() => undefined, (err: Error) => err);
+    const e = await m.mount([{ tar: path.join(dir, 'x.tar'), index: path.join(dir, 'bad.erofs') }]).then(
+      () => undefined,
+      (err: Error) => err,
+    );
     expect(e).toBeInstanceOf(ErofsUnavailableError);
     expect(e?.message).toMatch(/EROFS indexes cannot be mounted here \(file-backed: .+; on loop devices: .+\)/);
     expect(m.mode).toBe('loop');
-    expect(spawnSync('sh', ['-c', `grep -c ' ${dir}' /proc/mounts; losetup -j ${path.join(dir, 'x.tar')} | wc -l`], { encoding: 'utf8' }).stdout.split('\n').slice(0, 2)).toEqual(['0', '0']);
+    expect(
+      spawnSync('sh', ['-c', `grep -c ' ${dir}' /proc/mounts; losetup -j ${path.join(dir, 'x.tar')} | wc -l`], {
+        encoding: 'utf8',
+      })
+        .stdout.split('\n')
+        .slice(0, 2),
+    ).toEqual(['0', '0']);
   });
 
-  test('a file\'s bytes must lie inside the tar: an index is never made that points the kernel past it', () => {
+  test("a file's bytes must lie inside the tar: an index is never made that points the kernel past it", () => {
     const b = new ErofsIndexBuilder();
     b.add({ name: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 4096, mtime: 0 }, 512);
     expect(() => b.finish(2048)).toThrow(/outside the tar of 2048 bytes/);
     const c = new ErofsIndexBuilder();
-    expect(() => c.add({ name: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 0 }, 700)).toThrow(/not on a tar block/);
+    expect(() => c.add({ name: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 0 }, 700)).toThrow(
+      /not on a tar block/,
+    );
   });
 });

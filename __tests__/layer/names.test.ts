@@ -20,9 +20,15 @@ test.each([
 test('a UTF-8 name is the string it spells, and a path of one stays a string', () => {
   expect(nameFromBytes(Buffer.from('café 😀'))).toBe('café 😀');
   expect(fsPath('/ctx/café 😀')).toBe('/ctx/café 😀');
-  expect(fsPath(`/ctx/${nameFromBytes(Buffer.from([0xe9]))}`)).toEqual(Buffer.from([0x2f, 0x63, 0x74, 0x78, 0x2f, 0xe9]));
+  expect(fsPath(`/ctx/${nameFromBytes(Buffer.from([0xe9]))}`)).toEqual(
+    Buffer.from([0x2f, 0x63, 0x74, 0x78, 0x2f, 0xe9]),
+  );
 });
 
 test('any bytes survive the round trip', () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => nameToBytes(nameFromBytes(Buffer.from(b))).equals(Buffer.from(b))));
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), (b) =>
+      nameToBytes(nameFromBytes(Buffer.from(b))).equals(Buffer.from(b)),
+    ),
+  );
 });

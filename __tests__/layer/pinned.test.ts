@@ -1,7 +1,20 @@
 // Removing and changing things inside a root by descriptors (pinned.ts): what was reached stays what is acted on,
 // whatever its path leads to afterwards — a directory swapped for a symlink to one of the machine's, after hoist
 // looked and before it acts, sends nothing there (issue 34). Deterministic: the swap is made between the two.
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { emptyAt, fdPath, pinExact, pinParent, removeAt, removeTree } from '../../src/layer/pinned.js';

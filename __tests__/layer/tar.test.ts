@@ -1,4 +1,14 @@
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, readlinkSync, existsSync, lstatSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  existsSync,
+  lstatSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -12,7 +22,9 @@ const file = (name: string, content: string, extra: Partial<TarHeader> = {}): [T
   { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: Buffer.byteLength(content), mtime: 1700000000, ...extra },
   Buffer.from(content),
 ];
-const entry = (name: string, type: TarHeader['type'], extra: Partial<TarHeader> = {}): [TarHeader] => [{ name, type, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1700000000, ...extra }];
+const entry = (name: string, type: TarHeader['type'], extra: Partial<TarHeader> = {}): [TarHeader] => [
+  { name, type, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1700000000, ...extra },
+];
 
 async function listTar(bytes: Buffer): Promise<{ header: TarHeader; content: string }[]> {
   const out = [];
@@ -39,8 +51,19 @@ describe('tar writer and reader', () => {
       file('cap', '', { xattrs: { 'security.capability': Buffer.from([1, 0, 0, 2]) } }),
     ]);
     const got = await listTar(bytes);
-    expect(got.map((e) => e.header.name)).toEqual(['dir/', 'dir/a.txt', long, 'ünïcode/名前.txt', 'dir/link', 'dir/hard', 'cap']);
-    expect(got[1]).toMatchObject({ content: 'alpha\n', header: { uid: 1000, gid: 3000000, mode: 0o644, mtime: 1700000000 } });
+    expect(got.map((e) => e.header.name)).toEqual([
+      'dir/',
+      'dir/a.txt',
+      long,
+      'ünïcode/名前.txt',
+      'dir/link',
+      'dir/hard',
+      'cap',
+    ]);
+    expect(got[1]).toMatchObject({
+      content: 'alpha\n',
+      header: { uid: 1000, gid: 3000000, mode: 0o644, mtime: 1700000000 },
+    });
     expect(got[4].header.linkname).toBe('../' + 'x'.repeat(120));
     expect(got[5].header).toMatchObject({ type: 'hardlink', linkname: 'dir/a.txt' });
     expect(got[6].header.xattrs?.['security.capability']).toEqual(Buffer.from([1, 0, 0, 2]));
@@ -51,7 +74,11 @@ describe('tar writer and reader', () => {
     const long = 'n'.repeat(150);
     const bytes = await writeTar([file('a.txt', 'A'), file(long, 'L'), entry('s', 'symlink', { linkname: 'a.txt' })]);
     writeFileSync(path.join(dir, 'ours.tar'), bytes);
-    expect(run('tar', ['-tf', path.join(dir, 'ours.tar')]).trim().split('\n')).toEqual(['a.txt', long, 's']);
+    expect(
+      run('tar', ['-tf', path.join(dir, 'ours.tar')])
+        .trim()
+        .split('\n'),
+    ).toEqual(['a.txt', long, 's']);
     mkdirSync(path.join(dir, 'src'));
     writeFileSync(path.join(dir, 'src', long), 'gnu');
     run('tar', ['--format=gnu', '-C', path.join(dir, 'src'), '-cf', path.join(dir, 'gnu.tar'), long]);
@@ -90,10 +117,12 @@ describe('tar writer and reader', () => {
     };
     const byScan = async (chunks: Buffer[], requireEnd: boolean): Promise<Seen> => {
       const seen: Seen = { entries: [] };
-      await scanTar(Readable.from(chunks), (h, o) => void seen.entries.push([h, o]), { requireEnd }).catch((e: Error) => {
-        expect(e).toBeInstanceOf(TarError);
-        seen.error = e.message;
-      });
+      await scanTar(Readable.from(chunks), (h, o) => void seen.entries.push([h, o]), { requireEnd }).catch(
+        (e: Error) => {
+          expect(e).toBeInstanceOf(TarError);
+          seen.error = e.message;
+        },
+      );
       return seen;
     };
     const ours = await writeTar([
@@ -116,7 +145,18 @@ describe('tar writer and reader', () => {
     ]);
     for (const archive of [ours, readFileSync(path.join(dir, 'gnu.tar')), crafted]) {
       // every cut (the whole archive among them), fed whole, in 1-byte pieces near the cut and in uneven pieces
-      const cuts = [...new Set([archive.length, ...Array.from({ length: Math.ceil(archive.length / 97) }, (_, i) => i * 97), 511, 512, 513, 1023, 1024, 1025])].filter((n) => n <= archive.length);
+      const cuts = [
+        ...new Set([
+          archive.length,
+          ...Array.from({ length: Math.ceil(archive.length / 97) }, (_, i) => i * 97),
+          511,
+          512,
+          513,
+          1023,
+          1024,
+          1025,
+        ]),
+      ].filter((n) => n <= archive.length);
       for (const cut of cuts) {
         const bytes = archive.subarray(0, cut);
         for (const sizes of [[bytes.length || 1], [1], [7, 500, 513], [1024, 3]]) {
@@ -172,8 +212,19 @@ describe('extractLayer never writes outside its root', () => {
 
   test('whiteouts in apply mode delete, opaque directories are emptied', async () => {
     const root = path.join(tmp(), 'r');
-    const lower = await writeTar([entry('d/', 'directory'), file('d/old', 'o'), file('gone', 'g'), entry('o/', 'directory'), file('o/x', 'x')]);
-    const upper = await writeTar([file('.wh.gone', ''), file('o/.wh..wh..opq', ''), file('o/new', 'n'), file('d/added', 'a')]);
+    const lower = await writeTar([
+      entry('d/', 'directory'),
+      file('d/old', 'o'),
+      file('gone', 'g'),
+      entry('o/', 'directory'),
+      file('o/x', 'x'),
+    ]);
+    const upper = await writeTar([
+      file('.wh.gone', ''),
+      file('o/.wh..wh..opq', ''),
+      file('o/new', 'n'),
+      file('d/added', 'a'),
+    ]);
     await extractLayer(Readable.from([lower]), root, { whiteouts: 'apply' });
     await extractLayer(Readable.from([upper]), root, { whiteouts: 'apply' });
     expect(existsSync(path.join(root, 'gone'))).toBe(false);
@@ -188,7 +239,9 @@ describe('extractLayer never writes outside its root', () => {
     writeFileSync(path.join(outer, 'victim'), 'safe');
     mkdirSync(root);
     symlinkSync(path.join(outer, 'victim'), path.join(root, 'f'));
-    await extractLayer(Readable.from([await writeTar([file('f', 'new', { mode: 0o4755, mtime: 1000 })])]), root, { whiteouts: 'apply' });
+    await extractLayer(Readable.from([await writeTar([file('f', 'new', { mode: 0o4755, mtime: 1000 })])]), root, {
+      whiteouts: 'apply',
+    });
     expect(readFileSync(path.join(outer, 'victim'), 'utf8')).toBe('safe');
     const st = lstatSync(path.join(root, 'f'));
     expect(st.isFile()).toBe(true);
@@ -199,16 +252,28 @@ describe('extractLayer never writes outside its root', () => {
   test('a later entry replaces whatever is at its name; a directory entry over a directory keeps what it holds', async () => {
     const root = path.join(tmp(), 'r');
     const layer = await writeTar([
-      file('a', 'file first'), entry('a/', 'directory', { mode: 0o700 }), file('a/in', 'kept'),
-      entry('b/', 'directory'), file('b/x', 'x'), file('b', 'a file now', { mode: 0o600, mtime: 2000, uid: 7, gid: 8 }),
-      file('c', 'c'), entry('c', 'symlink', { linkname: 'b' }),
-      entry('d/', 'directory'), file('d/y', 'y'), entry('d/', 'directory', { mode: 0o711 }),
+      file('a', 'file first'),
+      entry('a/', 'directory', { mode: 0o700 }),
+      file('a/in', 'kept'),
+      entry('b/', 'directory'),
+      file('b/x', 'x'),
+      file('b', 'a file now', { mode: 0o600, mtime: 2000, uid: 7, gid: 8 }),
+      file('c', 'c'),
+      entry('c', 'symlink', { linkname: 'b' }),
+      entry('d/', 'directory'),
+      file('d/y', 'y'),
+      entry('d/', 'directory', { mode: 0o711 }),
     ]);
     await extractLayer(Readable.from([layer]), root, { whiteouts: 'overlay' });
     expect(lstatSync(path.join(root, 'a')).mode & 0o777).toBe(0o700);
     expect(readFileSync(path.join(root, 'a/in'), 'utf8')).toBe('kept');
     const b = lstatSync(path.join(root, 'b'));
-    expect([b.isFile(), b.mode & 0o777, b.mtimeMs, readFileSync(path.join(root, 'b'), 'utf8')]).toEqual([true, 0o600, 2000_000, 'a file now']);
+    expect([b.isFile(), b.mode & 0o777, b.mtimeMs, readFileSync(path.join(root, 'b'), 'utf8')]).toEqual([
+      true,
+      0o600,
+      2000_000,
+      'a file now',
+    ]);
     if (process.getuid?.() === 0) expect([b.uid, b.gid]).toEqual([7, 8]);
     expect(readlinkSync(path.join(root, 'c'))).toBe('b');
     expect(readdirSync(path.join(root, 'd'))).toEqual(['y']);
@@ -220,7 +285,12 @@ const asRoot = process.getuid?.() === 0 && haveTool('setfattr') && haveTool('get
 (asRoot ? describe : describe.skip)('overlay whiteouts (root, setfattr)', () => {
   test('a whiteout becomes a 0/0 character device, an opaque marker the trusted.overlay.opaque xattr', async () => {
     const root = path.join(tmp(), 'snap');
-    const upper = await writeTar([file('.wh.gone', ''), entry('o/', 'directory'), file('o/.wh..wh..opq', ''), file('o/new', 'n')]);
+    const upper = await writeTar([
+      file('.wh.gone', ''),
+      entry('o/', 'directory'),
+      file('o/.wh..wh..opq', ''),
+      file('o/new', 'n'),
+    ]);
     await extractLayer(Readable.from([upper]), root, { whiteouts: 'overlay' });
     const st = lstatSync(path.join(root, 'gone'));
     expect(st.isCharacterDevice()).toBe(true);
@@ -233,22 +303,37 @@ const asRoot = process.getuid?.() === 0 && haveTool('setfattr') && haveTool('get
     const outside = tmp();
     const root = path.join(tmp(), 'snap');
     const layer = await writeTar([
-      entry('a/', 'directory'), file('a/.wh.x', ''), [{ name: 'a', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: outside }],
-      entry('b/', 'directory'), file('b/.wh..wh..opq', ''), [{ name: 'b', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: outside }],
+      entry('a/', 'directory'),
+      file('a/.wh.x', ''),
+      [{ name: 'a', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: outside }],
+      entry('b/', 'directory'),
+      file('b/.wh..wh..opq', ''),
+      [{ name: 'b', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: outside }],
     ]);
     await extractLayer(Readable.from([layer]), root, { whiteouts: 'overlay' });
     expect(readdirSync(outside)).toEqual([]);
-    expect(run('sh', ['-c', `getfattr --absolute-names -n trusted.overlay.opaque ${outside} 2>&1 || true`])).not.toMatch(/opaque="y"/);
+    expect(
+      run('sh', ['-c', `getfattr --absolute-names -n trusted.overlay.opaque ${outside} 2>&1 || true`]),
+    ).not.toMatch(/opaque="y"/);
     expect(lstatSync(path.join(root, outside, 'x')).isCharacterDevice()).toBe(true);
   });
 
   test('thousands of whiteouts all become devices; an entry of the same layer with a whited-out name stands', async () => {
     const root = path.join(tmp(), 'snap');
     const many = Array.from({ length: 3000 }, (_, i) => file(`d/.wh.name-with-some-length-${i}`, ''));
-    const layer = await writeTar([entry('d/', 'directory'), ...many, file('kept', 'mine'), file('.wh.kept', ''), file('.wh.first', ''), file('first', 'also mine')]);
+    const layer = await writeTar([
+      entry('d/', 'directory'),
+      ...many,
+      file('kept', 'mine'),
+      file('.wh.kept', ''),
+      file('.wh.first', ''),
+      file('first', 'also mine'),
+    ]);
     const report = await extractLayer(Readable.from([layer]), root, { whiteouts: 'overlay' });
     expect(report.skipped).toEqual([]);
-    const devices = readdirSync(path.join(root, 'd')).filter((n) => lstatSync(path.join(root, 'd', n)).isCharacterDevice());
+    const devices = readdirSync(path.join(root, 'd')).filter((n) =>
+      lstatSync(path.join(root, 'd', n)).isCharacterDevice(),
+    );
     expect(devices).toHaveLength(3000);
     expect(readFileSync(path.join(root, 'kept'), 'utf8')).toBe('mine');
     expect(readFileSync(path.join(root, 'first'), 'utf8')).toBe('also mine');

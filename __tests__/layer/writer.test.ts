@@ -36,7 +36,12 @@ test('hashLayer gives the diffID and headers writeLayer gives, and the blob unpa
     expect(written.diffID).toBe(hashed.diffID);
     expect(written.headers).toEqual(hashed.headers);
     // filepath.Walk order, directories with their slash, times clamped to SOURCE_DATE_EPOCH.
-    expect(hashed.headers.map((x) => [x.name, x.mtime])).toEqual([['big', 500], ['etc/', 500], ['etc/bytes', 500], ['etc/small', 500]]);
+    expect(hashed.headers.map((x) => [x.name, x.mtime])).toEqual([
+      ['big', 500],
+      ['etc/', 500],
+      ['etc/bytes', 500],
+      ['etc/small', 500],
+    ]);
     const blob = await store.readBlob(written.digest);
     expect(digestOf(blob)).toBe(written.digest);
     expect(digestOf(gunzipSync(blob))).toBe(hashed.diffID);

@@ -8,7 +8,10 @@ import { helperXattrTree } from '../../src/exec/erofs-mount.js';
 import { readXattrTree, treeOf, writeXattrs, type XattrTool } from '../../src/layer/xattr.js';
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-const tools: XattrTool[] = [...(have('python3') ? ['python3' as const] : []), ...(have('setfattr') ? ['attr' as const] : [])];
+const tools: XattrTool[] = [
+  ...(have('python3') ? ['python3' as const] : []),
+  ...(have('setfattr') ? ['attr' as const] : []),
+];
 
 describe.each(tools)('xattrs through %s', (tool) => {
   let dir: string;
@@ -40,16 +43,24 @@ describe.each(tools)('xattrs through %s', (tool) => {
     expect(writeXattrs([onLink, missing], tool)).toEqual([onLink, missing]);
     const found = await readXattrTree(dir, ['user.hoist'], tool);
     expect(Object.fromEntries([...found].map(([rel, a]) => [rel, a.get('user.hoist')?.toString('hex')]))).toEqual({
-      plain: '00ff00', 'with space': '00ff01', 'ünï': '00ff02', 'a=b': '00ff03', sub: Buffer.from('dir').toString('hex'), 'sub/deep': Buffer.from('deep').toString('hex'),
+      plain: '00ff00',
+      'with space': '00ff01',
+      ünï: '00ff02',
+      'a=b': '00ff03',
+      sub: Buffer.from('dir').toString('hex'),
+      'sub/deep': Buffer.from('deep').toString('hex'),
     });
     expect(found.get('sub/deep')?.has('user.other')).toBe(false);
   });
 
-  test('the build\'s mount helper (one python3 for the build) reads what the tool reads', async () => {
+  test("the build's mount helper (one python3 for the build) reads what the tool reads", async () => {
     populate();
     expect(writeXattrs([{ path: dir, name: 'user.other', value: Buffer.from('root') }], tool)).toEqual([]);
     const asked = ['user.hoist', 'user.other'];
-    const flat = (m: Map<string, Map<string, Buffer>>) => Object.fromEntries([...m].map(([rel, a]) => [rel, Object.fromEntries([...a].map(([k, v]) => [k, v.toString('hex')]))]));
+    const flat = (m: Map<string, Map<string, Buffer>>) =>
+      Object.fromEntries(
+        [...m].map(([rel, a]) => [rel, Object.fromEntries([...a].map(([k, v]) => [k, v.toString('hex')]))]),
+      );
     const byHelper = await helperXattrTree(dir, asked);
     if (!have('python3')) return expect(byHelper).toBeUndefined();
     expect(flat(treeOf(dir, byHelper!))).toEqual(flat(await readXattrTree(dir, asked, tool)));
@@ -61,7 +72,9 @@ describe.each(tools)('xattrs through %s', (tool) => {
 
   test('an empty directory answers nothing; no tool is an error naming what to install', async () => {
     expect((await readXattrTree(dir, ['user.hoist'], tool)).size).toBe(0);
-    await expect(readXattrTree(dir, ['user.hoist'], null)).rejects.toThrow(/python3, or getfattr and setfattr \(apt-get install attr\)/);
+    await expect(readXattrTree(dir, ['user.hoist'], null)).rejects.toThrow(
+      /python3, or getfattr and setfattr \(apt-get install attr\)/,
+    );
     expect(writeXattrs([{ path: dir, name: 'user.hoist', value: Buffer.from('y') }], null)).toHaveLength(1);
   });
 });

@@ -45,7 +45,11 @@ describeWith(['docker-registry'])('registry client, anonymous registry', () => {
     const digest = await pushImage(client, `${reg.host}/test/a:v1`, image);
     expect(digest).toBe(image.manifest.digest);
     const ref = parseReference(`${reg.host}/test/a:v1`);
-    expect(await client.resolve(ref)).toEqual({ digest, mediaType: image.manifest.mediaType, size: image.manifest.size });
+    expect(await client.resolve(ref)).toEqual({
+      digest,
+      mediaType: image.manifest.mediaType,
+      size: image.manifest.size,
+    });
     const byTag = await client.getManifest(ref);
     expect(byTag.digest).toBe(digest);
     const byDigest = await client.getManifest(parseReference(`${reg.host}/test/a@${digest}`));
@@ -64,10 +68,13 @@ describeWith(['docker-registry'])('registry client, anonymous registry', () => {
       inFlight++;
       most = Math.max(most, inFlight);
       setTimeout(() => {
-        const up = request({ host: uhost, port: Number(uport), method: req.method, path: req.url, headers: req.headers }, (ur) => {
-          res.writeHead(ur.statusCode ?? 502, ur.headers);
-          ur.pipe(res).on('finish', () => inFlight--);
-        });
+        const up = request(
+          { host: uhost, port: Number(uport), method: req.method, path: req.url, headers: req.headers },
+          (ur) => {
+            res.writeHead(ur.statusCode ?? 502, ur.headers);
+            ur.pipe(res).on('finish', () => inFlight--);
+          },
+        );
         req.pipe(up);
       }, 40);
     });
@@ -78,13 +85,17 @@ describeWith(['docker-registry'])('registry client, anonymous registry', () => {
       const push = async (blobs: Buffer[]) => {
         most = 0;
         const ref = parseReference(`${host}/test/limits:1`);
-        const results = await Promise.all(blobs.map((b) => c.pushBlob(ref, { digest: digestOf(b), size: b.length }, () => Readable.from([b]))));
+        const results = await Promise.all(
+          blobs.map((b) => c.pushBlob(ref, { digest: digestOf(b), size: b.length }, () => Readable.from([b]))),
+        );
         expect(results.every((r) => r === 'uploaded')).toBe(true);
         return most;
       };
       const tag = `${Date.now()}-${Math.random()}`;
       expect(await push(Array.from({ length: 12 }, (_, i) => Buffer.from(`small blob ${i} ${tag}`)))).toBe(12);
-      expect(await push(Array.from({ length: 8 }, (_, i) => Buffer.alloc(256 * 1024 + 1, `big blob ${i} ${tag}`)))).toBe(4);
+      expect(
+        await push(Array.from({ length: 8 }, (_, i) => Buffer.alloc(256 * 1024 + 1, `big blob ${i} ${tag}`))),
+      ).toBe(4);
     } finally {
       await c.close();
       await new Promise((r) => proxy.close(r));
@@ -97,7 +108,11 @@ describeWith(['docker-registry'])('registry client, anonymous registry', () => {
     const layer = image.layers[0];
     const noBody = () => Readable.from([Buffer.from('wrong')]);
     expect(await client.pushBlob(parseReference(`${reg.host}/test/src`), layer, noBody)).toBe('exists');
-    expect(await client.pushBlob(parseReference(`${reg.host}/test/dst`), layer, noBody, [parseReference(`${reg.host}/test/src`)])).toBe('mounted');
+    expect(
+      await client.pushBlob(parseReference(`${reg.host}/test/dst`), layer, noBody, [
+        parseReference(`${reg.host}/test/src`),
+      ]),
+    ).toBe('mounted');
     expect(await client.blobExists(parseReference(`${reg.host}/test/dst`), layer.digest)).toBe(layer.size);
   });
 
@@ -108,7 +123,9 @@ describeWith(['docker-registry'])('registry client, anonymous registry', () => {
       for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7) % 251;
       const d = { digest: digestOf(bytes), size: bytes.length };
       const ref = parseReference(`${reg.host}/test/chunked`);
-      expect(await chunked.pushBlob(ref, d, () => Readable.from([bytes.subarray(0, 1700), bytes.subarray(1700)]))).toBe('uploaded');
+      expect(await chunked.pushBlob(ref, d, () => Readable.from([bytes.subarray(0, 1700), bytes.subarray(1700)]))).toBe(
+        'uploaded',
+      );
       expect(await readAll(await chunked.openBlob(ref, d))).toEqual(bytes);
     } finally {
       await chunked.close();
@@ -118,15 +135,19 @@ describeWith(['docker-registry'])('registry client, anonymous registry', () => {
   test('content that does not match its digest is refused before it lands', async () => {
     const ref = parseReference(`${reg.host}/test/bad`);
     const claimed = { digest: digestOf('something else'), size: 5 };
-    await expect(client.pushBlob(ref, claimed, () => Readable.from([Buffer.from('hello')]))).rejects.toThrow(DigestMismatchError);
+    await expect(client.pushBlob(ref, claimed, () => Readable.from([Buffer.from('hello')]))).rejects.toThrow(
+      DigestMismatchError,
+    );
     expect(await client.blobExists(ref, claimed.digest)).toBeUndefined();
   });
 
   test('a blob read under the wrong digest fails the stream', async () => {
-    const image = makeImage({ files: [{ 'x': 'x' }] });
+    const image = makeImage({ files: [{ x: 'x' }] });
     await pushImage(client, `${reg.host}/test/verify:1`, image);
     const ref = parseReference(`${reg.host}/test/verify`);
-    await expect(readAll(await client.openBlob(ref, { digest: image.layers[0].digest, size: image.layers[0].size + 1 }))).rejects.toThrow(/expected/);
+    await expect(
+      readAll(await client.openBlob(ref, { digest: image.layers[0].digest, size: image.layers[0].size + 1 })),
+    ).rejects.toThrow(/expected/);
   });
 
   test('unknown manifests are typed errors with the registry code', async () => {
@@ -140,7 +161,20 @@ describeWith(['docker-registry'])('registry client, anonymous registry', () => {
   test('an OCI manifest and index round-trip', async () => {
     const image = makeImage({ oci: true });
     const digest = await pushImage(client, `${reg.host}/test/oci:1`, image);
-    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: image.manifest.mediaType, digest, size: image.manifest.size, platform: { os: 'linux', architecture: 'amd64' } }] }));
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          {
+            mediaType: image.manifest.mediaType,
+            digest,
+            size: image.manifest.size,
+            platform: { os: 'linux', architecture: 'amd64' },
+          },
+        ],
+      }),
+    );
     const ref = parseReference(`${reg.host}/test/oci:multi`);
     await client.putManifest(ref, 'multi', index, 'application/vnd.oci.image.index.v1+json');
     const got = await client.getManifest(ref);
@@ -168,7 +202,10 @@ describeWith(['docker-registry'])('registry client, htpasswd registry', () => {
   });
 
   test('with credentials: push and pull; the password is in no message', async () => {
-    const client = new RegistryClient({ retry: fast, credentials: new StaticCredentials(new Map([[reg.host, { username: 'alice', password: 'wonder-land-42' }]])) });
+    const client = new RegistryClient({
+      retry: fast,
+      credentials: new StaticCredentials(new Map([[reg.host, { username: 'alice', password: 'wonder-land-42' }]])),
+    });
     try {
       const image = makeImage();
       await pushImage(client, `${reg.host}/private/x:1`, image);
@@ -181,7 +218,10 @@ describeWith(['docker-registry'])('registry client, htpasswd registry', () => {
   });
 
   test('a wrong password fails clearly', async () => {
-    const client = new RegistryClient({ retry: fast, credentials: new StaticCredentials(new Map([[reg.host, { username: 'alice', password: 'nope' }]])) });
+    const client = new RegistryClient({
+      retry: fast,
+      credentials: new StaticCredentials(new Map([[reg.host, { username: 'alice', password: 'nope' }]])),
+    });
     try {
       const err = await client.getManifest(parseReference(`${reg.host}/private/x:1`)).catch((e: Error) => e);
       expect(err).toBeInstanceOf(RegistryError);
@@ -216,7 +256,12 @@ describeWith(['docker-registry', 'openssl'])('registry client, token auth', () =
       const mountClient = new RegistryClient({ retry: fast, credentials: creds() });
       try {
         const n = reg.token!.requests.length;
-        const result = await mountClient.pushBlob(parseReference(`${reg.host}/team/other`), image.layers[0], () => Readable.from([image.layers[0].bytes]), [parseReference(`${reg.host}/team/app`)]);
+        const result = await mountClient.pushBlob(
+          parseReference(`${reg.host}/team/other`),
+          image.layers[0],
+          () => Readable.from([image.layers[0].bytes]),
+          [parseReference(`${reg.host}/team/app`)],
+        );
         expect(result).toBe('mounted');
         const scopes = reg.token!.requests.slice(n).flatMap((r) => r.scopes);
         expect(scopes).toContain('repository:team/app:pull');
@@ -242,20 +287,32 @@ describeWith(['docker-registry', 'openssl'])('registry client, token auth', () =
 
   test('an identity (refresh) token is exchanged with the OAuth2 POST flow', async () => {
     // Get a refresh token the way `docker login` would with offline_token=true.
-    const res = await fetch(`${reg.token!.realm}?service=${reg.token!.service}&offline_token=true`, { headers: { authorization: `Basic ${Buffer.from('alice:wonder-land-42').toString('base64')}` } });
+    const res = await fetch(`${reg.token!.realm}?service=${reg.token!.service}&offline_token=true`, {
+      headers: { authorization: `Basic ${Buffer.from('alice:wonder-land-42').toString('base64')}` },
+    });
     const refresh = ((await res.json()) as { refresh_token: string }).refresh_token;
-    const client = new RegistryClient({ retry: fast, credentials: new StaticCredentials(new Map([[reg.host, { identityToken: refresh }]])) });
+    const client = new RegistryClient({
+      retry: fast,
+      credentials: new StaticCredentials(new Map([[reg.host, { identityToken: refresh }]])),
+    });
     try {
       const n = reg.token!.requests.length;
       await pushImage(client, `${reg.host}/team/idt:1`, makeImage());
-      expect(reg.token!.requests.slice(n).some((r) => r.method === 'POST' && r.grant === 'refresh_token' && r.account === 'alice')).toBe(true);
+      expect(
+        reg
+          .token!.requests.slice(n)
+          .some((r) => r.method === 'POST' && r.grant === 'refresh_token' && r.account === 'alice'),
+      ).toBe(true);
     } finally {
       await client.close();
     }
   });
 
   test('wrong credentials at the token service name the registry and leak nothing', async () => {
-    const client = new RegistryClient({ retry: fast, credentials: new StaticCredentials(new Map([[reg.host, { username: 'alice', password: 'bad-secret-99' }]])) });
+    const client = new RegistryClient({
+      retry: fast,
+      credentials: new StaticCredentials(new Map([[reg.host, { username: 'alice', password: 'bad-secret-99' }]])),
+    });
     try {
       const err = await client.getManifest(parseReference(`${reg.host}/team/app:1`)).catch((e: Error) => e);
       expect(err).toBeInstanceOf(RegistryError);

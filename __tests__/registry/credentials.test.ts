@@ -26,7 +26,13 @@ function home(config?: object, extra: Record<string, string> = {}): NodeJS.Proce
 
 describe('DockerCredentials', () => {
   test('auths: base64 auth, Docker Hub under its v1 URL, legacy URL keys', async () => {
-    const env = home({ auths: { 'https://index.docker.io/v1/': { auth: b64('hub:pw') }, 'https://quay.io/v1/': { auth: b64('q:pw:with:colons') }, 'r.example.com:5000': { username: 'u', password: 'p' } } });
+    const env = home({
+      auths: {
+        'https://index.docker.io/v1/': { auth: b64('hub:pw') },
+        'https://quay.io/v1/': { auth: b64('q:pw:with:colons') },
+        'r.example.com:5000': { username: 'u', password: 'p' },
+      },
+    });
     const c = new DockerCredentials(env);
     expect(await c.get('docker.io')).toEqual({ username: 'hub', password: 'pw' });
     expect(await c.get('quay.io')).toEqual({ username: 'q', password: 'pw:with:colons' });
@@ -35,7 +41,11 @@ describe('DockerCredentials', () => {
   });
 
   test('credHelpers win over credsStore, which wins over auths; "not found" means anonymous', async () => {
-    const env = home({ credHelpers: { 'helped.example.com': 'fake', 'tokened.example.com': 'fake' }, credsStore: 'fake', auths: { 'plain.example.com': { auth: b64('a:b') } } });
+    const env = home({
+      credHelpers: { 'helped.example.com': 'fake', 'tokened.example.com': 'fake' },
+      credsStore: 'fake',
+      auths: { 'plain.example.com': { auth: b64('a:b') } },
+    });
     const c = new DockerCredentials(env);
     expect(await c.get('helped.example.com')).toEqual({ username: 'hu', password: 'hs' });
     expect(await c.get('tokened.example.com')).toEqual({ identityToken: 'refresh-me' });
@@ -45,23 +55,39 @@ describe('DockerCredentials', () => {
 
   test('a missing helper program is a clear error', async () => {
     const env = home({ credsStore: 'nonexistent' });
-    await expect(new DockerCredentials(env).get('x.example.com')).rejects.toThrow(/docker-credential-nonexistent is not installed/);
+    await expect(new DockerCredentials(env).get('x.example.com')).rejects.toThrow(
+      /docker-credential-nonexistent is not installed/,
+    );
   });
 
   test('DOCKER_AUTH_CONFIG overrides the file; podman auth.json is read when Docker has nothing', async () => {
-    const env = home({ auths: { 'r.example.com': { auth: b64('file:pw') } } }, { DOCKER_AUTH_CONFIG: JSON.stringify({ auths: { 'r.example.com': { auth: b64('env:pw') } } }) });
+    const env = home(
+      { auths: { 'r.example.com': { auth: b64('file:pw') } } },
+      { DOCKER_AUTH_CONFIG: JSON.stringify({ auths: { 'r.example.com': { auth: b64('env:pw') } } }) },
+    );
     expect(await new DockerCredentials(env).get('r.example.com')).toEqual({ username: 'env', password: 'pw' });
     mkdirSync(path.join(env.XDG_RUNTIME_DIR as string, 'containers'), { recursive: true });
-    writeFileSync(path.join(env.XDG_RUNTIME_DIR as string, 'containers', 'auth.json'), JSON.stringify({ auths: { 'podman.example.com': { auth: b64('pod:pw') } } }));
+    writeFileSync(
+      path.join(env.XDG_RUNTIME_DIR as string, 'containers', 'auth.json'),
+      JSON.stringify({ auths: { 'podman.example.com': { auth: b64('pod:pw') } } }),
+    );
     expect(await new DockerCredentials(env).get('podman.example.com')).toEqual({ username: 'pod', password: 'pw' });
     const bad = home(undefined, { DOCKER_AUTH_CONFIG: '{nope' });
     await expect(new DockerCredentials(bad).get('x')).rejects.toThrow(/DOCKER_AUTH_CONFIG is not valid JSON/);
   });
 
   test('identity and registry tokens from auths', async () => {
-    const env = home({ auths: { 'acr.example.io': { username: '00000000-0000-0000-0000-000000000000', identitytoken: 'idt' }, 't.example.com': { registrytoken: 'rt' } } });
+    const env = home({
+      auths: {
+        'acr.example.io': { username: '00000000-0000-0000-0000-000000000000', identitytoken: 'idt' },
+        't.example.com': { registrytoken: 'rt' },
+      },
+    });
     const c = new DockerCredentials(env);
-    expect(await c.get('acr.example.io')).toEqual({ username: '00000000-0000-0000-0000-000000000000', identityToken: 'idt' });
+    expect(await c.get('acr.example.io')).toEqual({
+      username: '00000000-0000-0000-0000-000000000000',
+      identityToken: 'idt',
+    });
     expect(await c.get('t.example.com')).toEqual({ registryToken: 'rt' });
   });
 
@@ -82,15 +108,28 @@ describe('DockerCredentials', () => {
   test('with a credsStore, login goes to the helper', async () => {
     const env = home({ credsStore: 'fake' });
     env.DOCKER_CONFIG = path.join(env.HOME as string, '.docker');
-    expect(await storeCredential('r.example.com', { username: 'u', password: 'p' }, env)).toBe('docker-credential-fake');
+    expect(await storeCredential('r.example.com', { username: 'u', password: 'p' }, env)).toBe(
+      'docker-credential-fake',
+    );
     expect(readFileSync(path.join(env.HOME as string, 'helper.log'), 'utf8')).toMatch(/^store /m);
   });
 });
 
 describe('WWW-Authenticate and scopes', () => {
   test('challenges with quoted commas and several schemes', () => {
-    expect(parseChallenges('Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push repository:c:pull"')).toEqual([
-      { scheme: 'bearer', params: { realm: 'https://auth.example.com/token', service: 'registry.example.com', scope: 'repository:a/b:pull,push repository:c:pull' } },
+    expect(
+      parseChallenges(
+        'Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push repository:c:pull"',
+      ),
+    ).toEqual([
+      {
+        scheme: 'bearer',
+        params: {
+          realm: 'https://auth.example.com/token',
+          service: 'registry.example.com',
+          scope: 'repository:a/b:pull,push repository:c:pull',
+        },
+      },
     ]);
     expect(parseChallenges('Basic realm="x", Bearer realm="y",error="insufficient_scope"')).toEqual([
       { scheme: 'basic', params: { realm: 'x' } },
@@ -100,7 +139,14 @@ describe('WWW-Authenticate and scopes', () => {
   });
 
   test('scopes split and merge per resource; a port in the name survives', () => {
-    expect(splitScope('repository:localhost:5000/x:pull,push')).toEqual(['repository:localhost:5000/x:pull', 'repository:localhost:5000/x:push']);
-    expect(joinScopes(['repository:a:pull', 'repository:a:push', 'repository:b:pull', 'registry:catalog:*'])).toEqual(['registry:catalog:*', 'repository:a:pull,push', 'repository:b:pull']);
+    expect(splitScope('repository:localhost:5000/x:pull,push')).toEqual([
+      'repository:localhost:5000/x:pull',
+      'repository:localhost:5000/x:push',
+    ]);
+    expect(joinScopes(['repository:a:pull', 'repository:a:push', 'repository:b:pull', 'registry:catalog:*'])).toEqual([
+      'registry:catalog:*',
+      'repository:a:pull,push',
+      'repository:b:pull',
+    ]);
   });
 });

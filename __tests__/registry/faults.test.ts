@@ -38,7 +38,10 @@ describeWith(['docker-registry'])('retries through a fault-injecting proxy', () 
   }
 
   test('a 503 on the upload start and on the manifest PUT is retried', async () => {
-    proxy.rules.push({ match: (r) => r.method === 'POST', fault: '503', times: 1 }, { match: (r) => r.method === 'PUT' && r.url!.includes('/manifests/'), fault: '503', times: 2 });
+    proxy.rules.push(
+      { match: (r) => r.method === 'POST', fault: '503', times: 1 },
+      { match: (r) => r.method === 'PUT' && r.url!.includes('/manifests/'), fault: '503', times: 2 },
+    );
     const image = makeImage({ files: [{ a: 'five-oh-three' }] });
     expect(await push('faults/a', image)).toBe(image.manifest.digest);
     expect(proxy.log.filter((l) => l.fault === '503')).toHaveLength(3);
@@ -54,29 +57,49 @@ describeWith(['docker-registry'])('retries through a fault-injecting proxy', () 
   });
 
   test('a connection dropped in the middle of an upload starts the upload again', async () => {
-    proxy.rules.push({ match: (r) => r.method === 'PUT' && r.url!.includes('/blobs/uploads/'), fault: 'reset-mid-body', times: 1 });
+    proxy.rules.push({
+      match: (r) => r.method === 'PUT' && r.url!.includes('/blobs/uploads/'),
+      fault: 'reset-mid-body',
+      times: 1,
+    });
     const big = makeImage({ files: [{ big: 'x'.repeat(3 * 1024 * 1024) + Math.random() }] });
     expect(await push('faults/c', big)).toBe(big.manifest.digest);
-    expect(proxy.log.filter((l) => l.method === 'POST' && l.path.includes('/faults/c/')).length).toBeGreaterThanOrEqual(2);
-    expect(await client.blobExists(parseReference(`${reg.host}/faults/c`), big.layers[0].digest)).toBe(big.layers[0].size);
+    expect(proxy.log.filter((l) => l.method === 'POST' && l.path.includes('/faults/c/')).length).toBeGreaterThanOrEqual(
+      2,
+    );
+    expect(await client.blobExists(parseReference(`${reg.host}/faults/c`), big.layers[0].digest)).toBe(
+      big.layers[0].size,
+    );
   });
 
   test('a blob corrupted on the way is detected, not accepted', async () => {
     const image = makeImage({ files: [{ d: 'corrupt me' }] });
     await push('faults/d', image);
-    proxy.rules.push({ match: (r) => r.method === 'GET' && r.url!.includes(image.layers[0].digest), fault: 'corrupt-body', times: 10 });
+    proxy.rules.push({
+      match: (r) => r.method === 'GET' && r.url!.includes(image.layers[0].digest),
+      fault: 'corrupt-body',
+      times: 10,
+    });
     const ref = parseReference(`${proxy.host}/faults/d`);
     await expect(client.fetchBlob(ref, image.layers[0])).rejects.toThrow(DigestMismatchError);
-    await expect(client.fetchBlob(ref, image.layers[0])).rejects.toThrow(new RegExp(`expected ${image.layers[0].digest}`));
+    await expect(client.fetchBlob(ref, image.layers[0])).rejects.toThrow(
+      new RegExp(`expected ${image.layers[0].digest}`),
+    );
     proxy.rules.length = 0;
   });
 
   test('a registry that refuses one large PUT gets the blob in chunks', async () => {
-    proxy.rules.push({ match: (r) => r.method === 'PUT' && r.url!.includes('/blobs/uploads/') && Number(r.headers['content-length']) > 0, fault: '413', times: 1 });
+    proxy.rules.push({
+      match: (r) => r.method === 'PUT' && r.url!.includes('/blobs/uploads/') && Number(r.headers['content-length']) > 0,
+      fault: '413',
+      times: 1,
+    });
     const image = makeImage({ files: [{ g: 'chunk me '.repeat(5000) }] });
     expect(await push('faults/g', image)).toBe(image.manifest.digest);
     expect(proxy.log.some((l) => l.method === 'PATCH' && l.path.includes('/faults/g/'))).toBe(true);
-    expect(await client.blobExists(parseReference(`${reg.host}/faults/g`), image.layers[0].digest)).toBe(image.layers[0].size);
+    expect(await client.blobExists(parseReference(`${reg.host}/faults/g`), image.layers[0].digest)).toBe(
+      image.layers[0].size,
+    );
   });
 
   test('a manifest refused for a blob the registry did not see (its own race) is put again once the blobs are there again', async () => {
@@ -88,9 +111,15 @@ describeWith(['docker-registry'])('retries through a fault-injecting proxy', () 
       const store = path.join(work, 'store');
       expect((await hoist(['import', tar, ref, '--store', store])).code).toBe(0);
       proxy.log.length = 0;
-      proxy.rules.push({ match: (r) => r.method === 'PUT' && r.url!.includes('/faults/h/manifests/'), fault: 'blob-unknown', times: 1 });
+      proxy.rules.push({
+        match: (r) => r.method === 'PUT' && r.url!.includes('/faults/h/manifests/'),
+        fault: 'blob-unknown',
+        times: 1,
+      });
       const pushed = await hoist(['push', ref, '--store', store], { readBack: (r) => r.replace(proxy.host, reg.host) });
-      expect(pushed.err).toContain(`${ref.replace(':1', '')}: the registry did not find a blob the manifest names; pushing the blobs again`);
+      expect(pushed.err).toContain(
+        `${ref.replace(':1', '')}: the registry did not find a blob the manifest names; pushing the blobs again`,
+      );
       expect(pushed.code).toBe(0);
       const puts = proxy.log.filter((l) => l.method === 'PUT' && l.path.includes('/manifests/'));
       expect(puts.map((l) => l.fault)).toEqual(['blob-unknown', undefined]);
@@ -98,10 +127,16 @@ describeWith(['docker-registry'])('retries through a fault-injecting proxy', () 
       const between = proxy.log.slice(proxy.log.indexOf(puts[0]), proxy.log.indexOf(puts[1]));
       expect(between.filter((l) => l.method === 'HEAD' && l.path.includes('/blobs/'))).toHaveLength(2);
       // refused every time: the registry's words, with the blob it named
-      proxy.rules.push({ match: (r) => r.method === 'PUT' && r.url!.includes('/faults/h/manifests/'), fault: 'blob-unknown', times: 3 });
+      proxy.rules.push({
+        match: (r) => r.method === 'PUT' && r.url!.includes('/faults/h/manifests/'),
+        fault: 'blob-unknown',
+        times: 3,
+      });
       const refused = await hoist(['push', ref, '--store', store], { readBack: false });
       expect(refused.code).toBe(1);
-      expect(refused.err).toContain(`400 DIGEST_INVALID: provided digest did not match uploaded content; MANIFEST_BLOB_UNKNOWN: blob unknown to registry (sha256:${'0'.repeat(64)})`);
+      expect(refused.err).toContain(
+        `400 DIGEST_INVALID: provided digest did not match uploaded content; MANIFEST_BLOB_UNKNOWN: blob unknown to registry (sha256:${'0'.repeat(64)})`,
+      );
     } finally {
       proxy.rules.length = 0;
       rmSync(work, { recursive: true, force: true });
@@ -119,8 +154,14 @@ describeWith(['docker-registry'])('retries through a fault-injecting proxy', () 
   test('a manifest fetched by digest must match it', async () => {
     const image = makeImage({ files: [{ f: 'f' }] });
     await push('faults/f', image);
-    proxy.rules.push({ match: (r) => r.method === 'GET' && r.url!.includes(`/manifests/${image.manifest.digest}`), fault: 'corrupt-body', times: 1 });
-    const err = await client.getManifest(parseReference(`${proxy.host}/faults/f@${image.manifest.digest}`)).catch((e: Error) => e);
+    proxy.rules.push({
+      match: (r) => r.method === 'GET' && r.url!.includes(`/manifests/${image.manifest.digest}`),
+      fault: 'corrupt-body',
+      times: 1,
+    });
+    const err = await client
+      .getManifest(parseReference(`${proxy.host}/faults/f@${image.manifest.digest}`))
+      .catch((e: Error) => e);
     expect(err).toBeInstanceOf(DigestMismatchError);
     expect(String(err)).toMatch(new RegExp(`expected ${image.manifest.digest}`));
   });
@@ -136,7 +177,9 @@ describeWith(['docker-registry'])('redirected blob downloads', () => {
     // A "CDN" on another host name (localhost, not 127.0.0.1) that serves blobs it fetches from the registry.
     cdn = createServer(async (req, res) => {
       seen.push({ path: req.url ?? '', authorization: req.headers.authorization });
-      const upstream = await fetch(`http://${reg.host}${req.url}`, { headers: { authorization: `Basic ${Buffer.from('alice:wonder-land-42').toString('base64')}` } });
+      const upstream = await fetch(`http://${reg.host}${req.url}`, {
+        headers: { authorization: `Basic ${Buffer.from('alice:wonder-land-42').toString('base64')}` },
+      });
       res.writeHead(upstream.status);
       res.end(Buffer.from(await upstream.arrayBuffer()));
     });
@@ -151,12 +194,18 @@ describeWith(['docker-registry'])('redirected blob downloads', () => {
   });
 
   test('a 307 to another host is followed without the credentials', async () => {
-    const client = new RegistryClient({ credentials: new StaticCredentials(new Map([[proxy.host, { username: 'alice', password: 'wonder-land-42' }]])) });
+    const client = new RegistryClient({
+      credentials: new StaticCredentials(new Map([[proxy.host, { username: 'alice', password: 'wonder-land-42' }]])),
+    });
     try {
       const image = makeImage({ files: [{ r: 'redirect me' }] });
       const ref = parseReference(`${proxy.host}/cdn/app:1`);
       for (const b of [...image.layers, image.config]) await client.pushBlob(ref, b, () => Readable.from([b.bytes]));
-      proxy.rules.push({ match: (r) => r.method === 'GET' && r.url!.includes('/blobs/sha256:'), fault: 'redirect', times: 1 });
+      proxy.rules.push({
+        match: (r) => r.method === 'GET' && r.url!.includes('/blobs/sha256:'),
+        fault: 'redirect',
+        times: 1,
+      });
       expect(await client.fetchBlob(ref, image.layers[0])).toEqual(image.layers[0].bytes);
       expect(seen).toHaveLength(1);
       expect(seen[0].path).toContain(image.layers[0].digest);

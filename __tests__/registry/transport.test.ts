@@ -23,7 +23,13 @@ test('a loopback registry is probed over TLS once, however many requests start t
   let heads = 0;
   const server = createServer((req, res) => {
     heads++;
-    res.writeHead(200, { 'docker-content-digest': `sha256:${'a'.repeat(64)}`, 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': '2' }).end();
+    res
+      .writeHead(200, {
+        'docker-content-digest': `sha256:${'a'.repeat(64)}`,
+        'content-type': 'application/vnd.oci.image.manifest.v1+json',
+        'content-length': '2',
+      })
+      .end();
   });
   server.on('clientError', (_e, socket) => {
     tlsAttempts++; // a TLS ClientHello is no HTTP request
@@ -33,7 +39,9 @@ test('a loopback registry is probed over TLS once, however many requests start t
   const client = new RegistryClient({ retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 } });
   try {
     const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const resolved = await Promise.all(['a:1', 'b:2', 'c:3'].map((r) => client.resolve(parseReference(`${host}/${r}`))));
+    const resolved = await Promise.all(
+      ['a:1', 'b:2', 'c:3'].map((r) => client.resolve(parseReference(`${host}/${r}`))),
+    );
     expect(resolved.map((r) => r.digest)).toEqual(Array(3).fill(`sha256:${'a'.repeat(64)}`));
     expect(tlsAttempts).toBe(1);
     expect(heads).toBe(3);

@@ -10,24 +10,33 @@ import { fileURLToPath } from 'node:url';
 
 const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'test-deps.mjs');
 
-(process.getuid?.() === 0 ? test : test.skip)('a failed apt-get update still installs what the lists have; only the packages still missing are named', () => {
-  const bin = mkdtempSync(path.join(tmpdir(), 'hoist-apt-'));
-  try {
-    writeFileSync(path.join(bin, 'apt-get'), `#!/bin/sh
+(process.getuid?.() === 0 ? test : test.skip)(
+  'a failed apt-get update still installs what the lists have; only the packages still missing are named',
+  () => {
+    const bin = mkdtempSync(path.join(tmpdir(), 'hoist-apt-'));
+    try {
+      writeFileSync(
+        path.join(bin, 'apt-get'),
+        `#!/bin/sh
 echo "$*" >> "${bin}/calls"
 case "$1" in update) echo "E: Failed to fetch .../binary-arm64/Packages  File has unexpected size" >&2; exit 100;; esac
 for a in "$@"; do [ "$a" = pkg-gone ] && { echo "E: Unable to locate package pkg-gone" >&2; exit 100; }; done
 for a in "$@"; do case "$a" in pkg-*) printf '#!/bin/sh\\n' > "${bin}/hoist-fake-\${a#pkg-}"; chmod 755 "${bin}/hoist-fake-\${a#pkg-}";; esac; done
-`);
-    chmodSync(path.join(bin, 'apt-get'), 0o755);
-    const code = `import(${JSON.stringify(script)}).then((m) => m.installTestDeps({ 'hoist-fake-a': 'pkg-a', 'hoist-fake-gone': 'pkg-gone', 'hoist-fake-b': 'pkg-b' }))`;
-    const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` } });
-    expect(r.status).toBe(0);
-    expect(existsSync(path.join(bin, 'hoist-fake-a')) && existsSync(path.join(bin, 'hoist-fake-b'))).toBe(true);
-    expect(r.stdout).toContain('NOTICE: apt-get update reported a failure; installing from the lists it has');
-    expect(r.stdout).toContain('NOTICE: apt-get could not install pkg-gone: the tests that need them are skipped');
-    expect(r.stdout).not.toMatch(/could not install .*pkg-a/);
-  } finally {
-    rmSync(bin, { recursive: true, force: true });
-  }
-});
+`,
+      );
+      chmodSync(path.join(bin, 'apt-get'), 0o755);
+      const code = `import(${JSON.stringify(script)}).then((m) => m.installTestDeps({ 'hoist-fake-a': 'pkg-a', 'hoist-fake-gone': 'pkg-gone', 'hoist-fake-b': 'pkg-b' }))`;
+      const r = spawnSync(process.execPath, ['-e', code], {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` },
+      });
+      expect(r.status).toBe(0);
+      expect(existsSync(path.join(bin, 'hoist-fake-a')) && existsSync(path.join(bin, 'hoist-fake-b'))).toBe(true);
+      expect(r.stdout).toContain('NOTICE: apt-get update reported a failure; installing from the lists it has');
+      expect(r.stdout).toContain('NOTICE: apt-get could not install pkg-gone: the tests that need them are skipped');
+      expect(r.stdout).not.toMatch(/could not install .*pkg-a/);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  },
+);

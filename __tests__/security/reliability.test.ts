@@ -5,7 +5,17 @@
 // Real parts: Debian's docker-registry (behind the fault proxy where a download must trickle), runc.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,8 +32,14 @@ const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..
 const asRoot = process.getuid?.() === 0;
 
 /** The hoist command as a child; `until` resolves once its standard error matches. */
-function start(args: string[], env?: NodeJS.ProcessEnv): { child: ChildProcess; err: () => string; until: (re: RegExp) => Promise<void>; done: Promise<number | null> } {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
+function start(
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): { child: ChildProcess; err: () => string; until: (re: RegExp) => Promise<void>; done: Promise<number | null> } {
+  const child = spawn(process.execPath, [cli, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(env ? { env: { ...process.env, ...env } } : {}),
+  });
   let err = '';
   let out = '';
   child.stderr?.on('data', (d: Buffer) => void (err += d.toString()));
@@ -74,7 +90,16 @@ const mountsUnder = (dir: string) => sh(`grep -F ' ${dir}' /proc/mounts || true`
 
   test('hoist prune --all while a build runs leaves what the build uses (three times)', async () => {
     for (let i = 0; i < 3; i++) {
-      const b = start(['build', '--progress', 'plain', '--store', store, context(`FROM {{BASE}}\nRUN echo one > /one\nRUN echo started${i} && sleep 2\nRUN cat /one && ls /bin/sh > /after\n`)]);
+      const b = start([
+        'build',
+        '--progress',
+        'plain',
+        '--store',
+        store,
+        context(
+          `FROM {{BASE}}\nRUN echo one > /one\nRUN echo started${i} && sleep 2\nRUN cat /one && ls /bin/sh > /after\n`,
+        ),
+      ]);
       await b.until(new RegExp(`#\\d+ started${i}`));
       const p = spawnSync(process.execPath, [cli, 'prune', '--all', '--store', store], { encoding: 'utf8' });
       expect(p.status).toBe(0);
@@ -87,13 +112,24 @@ const mountsUnder = (dir: string) => sh(`grep -F ' ${dir}' /proc/mounts || true`
     const big = rawTar([{ name: 'big.bin', body: randomBytes(6 << 20) }]);
     const img = makeImage({ tars: [big] });
     await seed(client, `${reg.host}/big/download:1`, img);
-    for (const args of [['build', '--progress', 'plain', context(`FROM ${ref}\nCOPY Dockerfile /d\n`)], ['pull', ref]]) {
+    for (const args of [
+      ['build', '--progress', 'plain', context(`FROM ${ref}\nCOPY Dockerfile /d\n`)],
+      ['pull', ref],
+    ]) {
       const s = path.join(work, `dl-store-${n++}`);
-      proxy.rules.push({ match: (req) => req.url?.includes(img.layers[0].digest) ?? false, fault: 'slow-body', times: 1 });
+      proxy.rules.push({
+        match: (req) => req.url?.includes(img.layers[0].digest) ?? false,
+        fault: 'slow-body',
+        times: 1,
+      });
       const h = start([args[0], '--store', s, ...args.slice(1)]);
       // Under way: a temp file of the download is growing.
       for (let i = 0; i < 1000; i++) {
-        const partial = existsSync(path.join(s, 'tmp')) && readdirSync(path.join(s, 'tmp'), { withFileTypes: true }).find((e) => e.isFile() && statSync(path.join(s, 'tmp', e.name)).size > 0);
+        const partial =
+          existsSync(path.join(s, 'tmp')) &&
+          readdirSync(path.join(s, 'tmp'), { withFileTypes: true }).find(
+            (e) => e.isFile() && statSync(path.join(s, 'tmp', e.name)).size > 0,
+          );
         if (partial) break;
         await new Promise((r) => setTimeout(r, 10));
       }
@@ -104,24 +140,50 @@ const mountsUnder = (dir: string) => sh(`grep -F ' ${dir}' /proc/mounts || true`
     }
   }, 60_000);
 
-  test.each([['an EROFS index and its tar', undefined], ['a snapshot directory', 'directories']] as const)('an interrupt while a base layer is made a lower (%s) leaves nothing partial', async (_kind, lowers) => {
-    const many: RawEntry[] = Array.from({ length: 20_000 }, (_, i) => ({ name: `d${i % 100}/f${i}`, body: 'x'.repeat(1000) }));
-    const img = makeImage({ tars: [rawTar(many)] });
-    const ref = `${reg.host}/big/unpack-${lowers ?? 'erofs'}:1`;
-    await seed(client, ref, img);
-    const s = path.join(work, `unpack-store-${lowers ?? 'erofs'}`);
-    const h = start(['build', '--progress', 'plain', '--store', s, context(`FROM {{BASE}}\nRUN --mount=type=bind,from=${ref},target=/m ls /m\n`)], lowers ? { HOIST_LOWERS: lowers } : undefined);
-    // Under way: a snapshot being unpacked is a directory in tmp beside the build's own; a tar being written, a file.
-    const tmp = path.join(s, 'tmp');
-    const underWay = () => existsSync(tmp) && readdirSync(tmp, { withFileTypes: true }).some((e) => (lowers ? e.isDirectory() && !e.name.includes('-build-') && readdirSync(path.join(tmp, e.name)).length > 20 : e.isFile() && statSync(path.join(tmp, e.name)).size > 100_000));
-    for (let i = 0; i < 2000 && !underWay(); i++) await new Promise((r) => setTimeout(r, 2));
-    h.child.kill('SIGINT');
-    expect(await h.done).toBe(130);
-    expect(readdirSync(tmp)).toEqual([]);
-    expect(existsSync(path.join(s, 'snapshots', img.diffIDs[0].slice(7)))).toBe(false);
-    expect(readdirSync(path.join(s, 'lowers'))).toEqual([]);
-    expect(mountsUnder(s)).toBe('');
-  }, 60_000);
+  test.each([
+    ['an EROFS index and its tar', undefined],
+    ['a snapshot directory', 'directories'],
+  ] as const)(
+    'an interrupt while a base layer is made a lower (%s) leaves nothing partial',
+    async (_kind, lowers) => {
+      const many: RawEntry[] = Array.from({ length: 20_000 }, (_, i) => ({
+        name: `d${i % 100}/f${i}`,
+        body: 'x'.repeat(1000),
+      }));
+      const img = makeImage({ tars: [rawTar(many)] });
+      const ref = `${reg.host}/big/unpack-${lowers ?? 'erofs'}:1`;
+      await seed(client, ref, img);
+      const s = path.join(work, `unpack-store-${lowers ?? 'erofs'}`);
+      const h = start(
+        [
+          'build',
+          '--progress',
+          'plain',
+          '--store',
+          s,
+          context(`FROM {{BASE}}\nRUN --mount=type=bind,from=${ref},target=/m ls /m\n`),
+        ],
+        lowers ? { HOIST_LOWERS: lowers } : undefined,
+      );
+      // Under way: a snapshot being unpacked is a directory in tmp beside the build's own; a tar being written, a file.
+      const tmp = path.join(s, 'tmp');
+      const underWay = () =>
+        existsSync(tmp) &&
+        readdirSync(tmp, { withFileTypes: true }).some((e) =>
+          lowers
+            ? e.isDirectory() && !e.name.includes('-build-') && readdirSync(path.join(tmp, e.name)).length > 20
+            : e.isFile() && statSync(path.join(tmp, e.name)).size > 100_000,
+        );
+      for (let i = 0; i < 2000 && !underWay(); i++) await new Promise((r) => setTimeout(r, 2));
+      h.child.kill('SIGINT');
+      expect(await h.done).toBe(130);
+      expect(readdirSync(tmp)).toEqual([]);
+      expect(existsSync(path.join(s, 'snapshots', img.diffIDs[0].slice(7)))).toBe(false);
+      expect(readdirSync(path.join(s, 'lowers'))).toEqual([]);
+      expect(mountsUnder(s)).toBe('');
+    },
+    60_000,
+  );
 
   test('what a SIGKILLed build leaves (container, temp dir, secret; its mounts go with it, or stay when its mount helper is killed too) is cleaned by the next prune, then by the next build', async () => {
     const secret = path.join(work, 'secret.txt');
@@ -129,7 +191,16 @@ const mountsUnder = (dir: string) => sh(`grep -F ' ${dir}' /proc/mounts || true`
     for (const next of ['prune', 'build'] as const) {
       const s = path.join(work, `killed-${next}`);
       const dockerfile = `FROM {{BASE}} AS a\nRUN echo a > /a\nFROM {{BASE}}\nCOPY --from=a /a /a\nRUN --mount=type=secret,id=s,target=/s echo started && sleep 61\n`;
-      const b = start(['build', '--progress', 'plain', '--store', s, '--secret', `id=s,src=${secret}`, context(dockerfile)]);
+      const b = start([
+        'build',
+        '--progress',
+        'plain',
+        '--store',
+        s,
+        '--secret',
+        `id=s,src=${secret}`,
+        context(dockerfile),
+      ]);
       await b.until(/#\d+ started/);
       const pid = b.child.pid as number;
       // The second time its mount helper (python3, its child) is killed with it, as a kill of the job's whole process
@@ -150,10 +221,25 @@ const mountsUnder = (dir: string) => sh(`grep -F ' ${dir}' /proc/mounts || true`
       // `hoist store check` finds it (and leaves it: exit 4), and after the next prune or build, nothing.
       const check = () => spawnSync(process.execPath, [cli, 'store', 'check', '--store', s], { encoding: 'utf8' });
       const found = check();
-      expect(`${found.status} ${found.stdout}`).toMatch(/^4 left by killed builds: 1 container, .*1 secret dir \(hoist store check --repair cleans them up\)\nchecked .*: nothing broken\n$/);
-      const r = spawnSync(process.execPath, [cli, ...(next === 'prune' ? ['prune', '--store', s] : ['build', '--progress', 'plain', '--store', s, context('FROM scratch\nCOPY Dockerfile /\n')])], { encoding: 'utf8' });
+      expect(`${found.status} ${found.stdout}`).toMatch(
+        /^4 left by killed builds: 1 container, .*1 secret dir \(hoist store check --repair cleans them up\)\nchecked .*: nothing broken\n$/,
+      );
+      const r = spawnSync(
+        process.execPath,
+        [
+          cli,
+          ...(next === 'prune'
+            ? ['prune', '--store', s]
+            : ['build', '--progress', 'plain', '--store', s, context('FROM scratch\nCOPY Dockerfile /\n')]),
+        ],
+        { encoding: 'utf8' },
+      );
       expect(r.status).toBe(0);
-      expect(next === 'prune' ? r.stdout : r.stderr).toMatch(next === 'build' ? /leaned up after killed builds: 1 container, [2-9] mounts, [1-3] temp dirs?, 1 secret dir/ : /leaned up after killed builds: 1 container, [1-3] temp dirs?, 1 secret dir/);
+      expect(next === 'prune' ? r.stdout : r.stderr).toMatch(
+        next === 'build'
+          ? /leaned up after killed builds: 1 container, [2-9] mounts, [1-3] temp dirs?, 1 secret dir/
+          : /leaned up after killed builds: 1 container, [1-3] temp dirs?, 1 secret dir/,
+      );
       expect(mountsUnder(s)).toBe('');
       expect(sh(`runc list -q | grep '^hoist-${pid}-' || true`)).toBe('');
       expect(readdirSync('/dev/shm').filter((e) => e.startsWith(`hoist-secret-${pid}-`))).toEqual([]);
@@ -181,35 +267,72 @@ const mountsUnder = (dir: string) => sh(`grep -F ' ${dir}' /proc/mounts || true`
     const bytes = readFileSync(blobFile);
     bytes[bytes.length - 20] ^= 0xff;
     writeFileSync(blobFile, bytes);
-    const built = await hoist(['build', '--store', s, '--progress', 'quiet', context(`FROM ${ref}\nCOPY Dockerfile /copied\n`)]);
+    const built = await hoist([
+      'build',
+      '--store',
+      s,
+      '--progress',
+      'quiet',
+      context(`FROM ${ref}\nCOPY Dockerfile /copied\n`),
+    ]);
     expect(built.err).toBe('');
     expect(built.code).toBe(0);
     expect(intact()).toBe(true);
     // And cut short, as a RUN's lower layer.
     rmSync(path.join(s, 'snapshots'), { recursive: true, force: true });
     truncateSync(blobFile, 100);
-    const ran = await hoist(['build', '--store', s, '--progress', 'quiet', context(`FROM {{BASE}}\nRUN --mount=type=bind,from=${ref},target=/m cat /m/f.txt > /dev/null\n`)]);
+    const ran = await hoist([
+      'build',
+      '--store',
+      s,
+      '--progress',
+      'quiet',
+      context(`FROM {{BASE}}\nRUN --mount=type=bind,from=${ref},target=/m cat /m/f.txt > /dev/null\n`),
+    ]);
     expect(ran.code).toBe(0);
     expect(intact()).toBe(true);
   }, 60_000);
 
   test('RUN --network and --security values BuildKit refuses fail at their line', async () => {
-    const bogus = await hoist(['build', '--store', store, '--progress', 'quiet', context('FROM {{BASE}}\nRUN --network=bogus true\n')]);
+    const bogus = await hoist([
+      'build',
+      '--store',
+      store,
+      '--progress',
+      'quiet',
+      context('FROM {{BASE}}\nRUN --network=bogus true\n'),
+    ]);
     expect(bogus.code).toBe(1);
-    expect(bogus.err).toMatch(/Dockerfile:2: unsupported network mode "bogus": RUN --network takes default, none or host/);
-    const insecure = await hoist(['build', '--store', store, '--progress', 'quiet', context('FROM {{BASE}}\nRUN --security=insecure true\n')]);
+    expect(bogus.err).toMatch(
+      /Dockerfile:2: unsupported network mode "bogus": RUN --network takes default, none or host/,
+    );
+    const insecure = await hoist([
+      'build',
+      '--store',
+      store,
+      '--progress',
+      'quiet',
+      context('FROM {{BASE}}\nRUN --security=insecure true\n'),
+    ]);
     expect(insecure.code).toBe(1);
     expect(insecure.err).toMatch(/Dockerfile:2: RUN --security=insecure is not allowed/);
   });
 
   test('rw bind and cache from= mounts whose source is a symlink, from a stage with device nodes', async () => {
-    const r = await hoist(['build', '--store', store, '--progress', 'plain', context(`FROM {{BASE}} AS s
+    const r = await hoist([
+      'build',
+      '--store',
+      store,
+      '--progress',
+      'plain',
+      context(`FROM {{BASE}} AS s
 RUN mkdir /real && echo seeded > /real/f && ln -s real /l && mknod /real/null2 c 1 3 && mknod /real/ptmx2 c 5 2
 FROM {{BASE}}
 RUN --mount=type=cache,id=from-link,from=s,source=/l,target=/c cat /c/f
 RUN --mount=type=bind,from=s,source=/l,target=/m,rw sh -c 'cat /m/f && echo changed > /m/f && ls -l /m/null2 && rm /m/ptmx2'
 RUN --mount=type=bind,from=s,source=/l,target=/m cat /m/f
-`)]);
+`),
+    ]);
     expect(r.code).toBe(0);
     expect(r.err.match(/#\d+ seeded/g)).toHaveLength(3);
   });

@@ -39,21 +39,46 @@ COPY dir* /dirs/
 COPY [ab].md /md/
 COPY sub/*/x.conf /conf/
 `,
-    files: { 'one.txt': '1', 'two.txt': '2', 'dir1/f1': 'f1', 'dir2/f2': 'f2', 'dir2/n/f3': 'f3', 'a.md': 'a', 'b.md': 'b', 'c.md': 'c', 'sub/p/x.conf': 'p', 'sub/q/x.conf': 'q' },
+    files: {
+      'one.txt': '1',
+      'two.txt': '2',
+      'dir1/f1': 'f1',
+      'dir2/f2': 'f2',
+      'dir2/n/f3': 'f3',
+      'a.md': 'a',
+      'b.md': 'b',
+      'c.md': 'c',
+      'sub/p/x.conf': 'p',
+      'sub/q/x.conf': 'q',
+    },
   },
   {
     name: '.dockerignore with exceptions',
     dockerfile: `FROM scratch
 COPY . /ctx/
 `,
-    files: { '.dockerignore': '*.log\n!keep.log\nsecret/\nnested/**/tmp\nDockerfile\n', 'a.log': 'no', 'keep.log': 'yes', 'secret/key': 'no', 'nested/x/tmp': 'no', 'nested/x/ok': 'ok', 'src/main.c': 'int main;' },
+    files: {
+      '.dockerignore': '*.log\n!keep.log\nsecret/\nnested/**/tmp\nDockerfile\n',
+      'a.log': 'no',
+      'keep.log': 'yes',
+      'secret/key': 'no',
+      'nested/x/tmp': 'no',
+      'nested/x/ok': 'ok',
+      'src/main.c': 'int main;',
+    },
   },
   {
     name: 'symlinks inside a copied directory: relative, absolute, dangling',
     dockerfile: `FROM scratch
 COPY tree /tree
 `,
-    files: { 'tree/file': 'f', 'tree/rel': { symlink: 'file' }, 'tree/abs': { symlink: '/etc/passwd' }, 'tree/dangling': { symlink: 'nowhere' }, 'tree/d/up': { symlink: '../file' } },
+    files: {
+      'tree/file': 'f',
+      'tree/rel': { symlink: 'file' },
+      'tree/abs': { symlink: '/etc/passwd' },
+      'tree/dangling': { symlink: 'nowhere' },
+      'tree/d/up': { symlink: '../file' },
+    },
   },
   {
     name: 'on a registry base: into existing directories, WORKDIR existing and new, numeric USER',
@@ -67,7 +92,11 @@ COPY a.txt relative/
 USER 1000:1000
 CMD ["tool"]
 `,
-    files: { motd: 'welcome\n', 'tool.sh': { content: '#!/bin/sh\necho tool in $(pwd) as $(id -u)\n', mode: 0o755 }, 'a.txt': 'a' },
+    files: {
+      motd: 'welcome\n',
+      'tool.sh': { content: '#!/bin/sh\necho tool in $(pwd) as $(id -u)\n', mode: 0o755 },
+      'a.txt': 'a',
+    },
     runs: 'tool in /srv/app as 1000\n',
   },
   {
@@ -85,7 +114,7 @@ COPY --from=files /sub/*.txt /globbed/
     files: { 'a.txt': 'a', 'sub/1.txt': '1', 'sub/2.txt': '2', 'sub/n/3.txt': '3' },
   },
   {
-    name: 'a directory copied to a new destination takes its source\'s time (COPY src/ ./src/, from a stage, deeper); a parent made for it and WORKDIR are the build\'s',
+    name: "a directory copied to a new destination takes its source's time (COPY src/ ./src/, from a stage, deeper); a parent made for it and WORKDIR are the build's",
     dockerfile: `FROM {{BASE}} AS stage
 COPY src /staged
 FROM {{BASE}}
@@ -95,7 +124,12 @@ COPY src/sub /subcopy
 COPY --from=stage /staged /fromstage
 COPY src /deep/new/place
 `,
-    files: { src: { dir: true, mtime: fixedTime - 5000 }, 'src/a.txt': 'a', 'src/sub': { dir: true, mtime: fixedTime - 7000 }, 'src/sub/b.txt': 'b' },
+    files: {
+      src: { dir: true, mtime: fixedTime - 5000 },
+      'src/a.txt': 'a',
+      'src/sub': { dir: true, mtime: fixedTime - 7000 },
+      'src/sub/b.txt': 'b',
+    },
   },
   {
     name: 'ARG in FROM, build args, ARG defaults and ENV expansion in COPY',
@@ -162,10 +196,16 @@ COPY --chown=1000:1000 a.txt /owned/
 COPY --chown=123 tree /tree-owned
 COPY exec.sh private.key /modes/
 `,
-    files: { 'a.txt': 'a', 'tree/x': 'x', 'tree/y/z': 'z', 'exec.sh': { content: '#!/bin/sh\n', mode: 0o755 }, 'private.key': { content: 'k', mode: 0o600 } },
+    files: {
+      'a.txt': 'a',
+      'tree/x': 'x',
+      'tree/y/z': 'z',
+      'exec.sh': { content: '#!/bin/sh\n', mode: 0o755 },
+      'private.key': { content: 'k', mode: 0o600 },
+    },
   },
   {
-    name: 'COPY --chown by name (the image\'s passwd and group); WORKDIR under a named USER',
+    name: "COPY --chown by name (the image's passwd and group); WORKDIR under a named USER",
     dockerfile: `FROM {{BASE}}
 COPY --chown=app a.txt /home/app/
 COPY --chown=app:root tree /home/app/tree
@@ -198,7 +238,7 @@ ADD --chown=7:8 gz.tgz /owned/
     currentBuildkit: { 'owned/g.txt': { uid: 7, gid: 8 } },
   },
   {
-    name: 'hard links stay links: in the context, from a stage, and in an archive unpacked through the image\'s absolute symlink',
+    name: "hard links stay links: in the context, from a stage, and in an archive unpacked through the image's absolute symlink",
     dockerfile: `FROM scratch AS stage
 COPY linked /linked
 FROM scratch
@@ -320,7 +360,12 @@ FROM {{BASE}}
 COPY --from=build /out /opt/tree
 COPY --from=build --chown=1000:1000 /out/exec.sh /usr/local/bin/
 `,
-    files: { 'tree/exec.sh': { content: '#!/bin/sh\n', mode: 0o755 }, 'tree/data': 'd', 'tree/link': { symlink: 'data' }, 'tree/dir/inner': 'i' },
+    files: {
+      'tree/exec.sh': { content: '#!/bin/sh\n', mode: 0o755 },
+      'tree/data': 'd',
+      'tree/link': { symlink: 'data' },
+      'tree/dir/inner': 'i',
+    },
   },
   {
     name: 'COPY replaces a symlink of the base with a file',
@@ -343,7 +388,15 @@ COPY b.txt /srv/data/sub/
     dockerfile: `FROM scratch
 COPY . /ctx
 `,
-    files: { '.dockerignore': '**/*.md\n!docs/**\n.dockerignore\nDockerfile\nbuild/\n!build/keep/\n', 'README.md': 'r', 'a/b/NOTES.md': 'n', 'docs/guide.md': 'g', 'src/x.c': 'x', 'build/out.o': 'o', 'build/keep/k': 'k' },
+    files: {
+      '.dockerignore': '**/*.md\n!docs/**\n.dockerignore\nDockerfile\nbuild/\n!build/keep/\n',
+      'README.md': 'r',
+      'a/b/NOTES.md': 'n',
+      'docs/guide.md': 'g',
+      'src/x.c': 'x',
+      'build/out.o': 'o',
+      'build/keep/k': 'k',
+    },
   },
   {
     name: 'SHELL changes how later shell forms are wrapped',
@@ -597,7 +650,7 @@ RUN mkdir -p /usr/local/bin && echo x > /usr/local/bin/x && echo 'root:x:0:0:roo
 `,
   },
   {
-    name: 'RUN: the whole environment a step gets, and a script run from it (nothing of the executor\'s own)',
+    name: "RUN: the whole environment a step gets, and a script run from it (nothing of the executor's own)",
     dockerfile: `FROM {{BASE}}
 ENV GREETING=hello
 COPY --chmod=755 show /usr/local/bin/show
@@ -769,7 +822,14 @@ COPY d/*.txt /dest
 COPY two/*.txt /last-wins
 COPY a.txt b.txt /both-onto-one
 `,
-    files: { 'target/app-1.0.jar': 'jar', 'd/one.txt': 'one', 'two/1.txt': 'first', 'two/2.txt': 'second', 'a.txt': 'a', 'b.txt': 'b' },
+    files: {
+      'target/app-1.0.jar': 'jar',
+      'd/one.txt': 'one',
+      'two/1.txt': 'first',
+      'two/2.txt': 'second',
+      'a.txt': 'a',
+      'b.txt': 'b',
+    },
   },
   {
     name: 'escaped wildcard characters (buildah copy-escape-glob): the lexer drops the escape, the pattern matches both, the last stays',
@@ -781,7 +841,15 @@ COPY ./app/* /app3/
 COPY ./app/n\\?pe/file.txt /app4/file.txt
 COPY ./app/st\\*uv/file.txt /app5/file.txt
 `,
-    files: { 'app/[xyz]/file.txt': 'xyz', 'app/[xyz]/[abc]/file.txt': 'abc', 'app/n?pe/file.txt': 'question', 'app/nope/file.txt': 'nope', 'app/st*uv/file.txt': 'star', 'app/strauv/file.txt': 'strauv', 'app/jkl?/file.txt': 'jkl' },
+    files: {
+      'app/[xyz]/file.txt': 'xyz',
+      'app/[xyz]/[abc]/file.txt': 'abc',
+      'app/n?pe/file.txt': 'question',
+      'app/nope/file.txt': 'nope',
+      'app/st*uv/file.txt': 'star',
+      'app/strauv/file.txt': 'strauv',
+      'app/jkl?/file.txt': 'jkl',
+    },
   },
   {
     name: 'a wildcard that matches nothing copies nothing, beside other sources and alone (an empty layer)',
@@ -798,7 +866,12 @@ COPY present.txt /p
 ADD folder1 /f1
 COPY . /all/
 `,
-    files: { '.dockerignore': '**\n!folder1/file1\n', 'folder1/file1': 'one', 'folder1/file2': 'two', 'other.txt': 'o' },
+    files: {
+      '.dockerignore': '**\n!folder1/file1\n',
+      'folder1/file1': 'one',
+      'folder1/file2': 'two',
+      'other.txt': 'o',
+    },
   },
   {
     name: '.dockerignore: nested alternations of excluded and re-included directories (buildah alternating)',
@@ -809,13 +882,19 @@ COPY subdir/subdir1/subdir2/subdir3 /s3/
 COPY . /all/
 `,
     files: {
-      '.dockerignore': '**\n!subdir\nsubdir/subdir1\n!subdir/subdir1/subdir2\nsubdir/subdir1/subdir2/subdir3\n!subdir/subdir1/subdir2/subdir3/subdir4\nsubdir/subdir1/subdir2/subdir3/subdir4/subdir5\n!subdir/subdir1/subdir2/subdir3/subdir4/subdir5/file\n',
-      'subdir/top.txt': 't', 'subdir/subdir1/one.txt': '1', 'subdir/subdir1/subdir2/two.txt': '2', 'subdir/subdir1/subdir2/subdir3/three.txt': '3',
-      'subdir/subdir1/subdir2/subdir3/subdir4/four.txt': '4', 'subdir/subdir1/subdir2/subdir3/subdir4/subdir5/five.txt': '5', 'subdir/subdir1/subdir2/subdir3/subdir4/subdir5/file': 'f',
+      '.dockerignore':
+        '**\n!subdir\nsubdir/subdir1\n!subdir/subdir1/subdir2\nsubdir/subdir1/subdir2/subdir3\n!subdir/subdir1/subdir2/subdir3/subdir4\nsubdir/subdir1/subdir2/subdir3/subdir4/subdir5\n!subdir/subdir1/subdir2/subdir3/subdir4/subdir5/file\n',
+      'subdir/top.txt': 't',
+      'subdir/subdir1/one.txt': '1',
+      'subdir/subdir1/subdir2/two.txt': '2',
+      'subdir/subdir1/subdir2/subdir3/three.txt': '3',
+      'subdir/subdir1/subdir2/subdir3/subdir4/four.txt': '4',
+      'subdir/subdir1/subdir2/subdir3/subdir4/subdir5/five.txt': '5',
+      'subdir/subdir1/subdir2/subdir3/subdir4/subdir5/file': 'f',
     },
   },
   {
-    name: 'COPY --from keeps the owners of a stage\'s files; COPY from the context makes them 0:0',
+    name: "COPY --from keeps the owners of a stage's files; COPY from the context makes them 0:0",
     dockerfile: `FROM scratch AS owned
 ADD owned.tar.gz /owned/
 FROM {{BASE}} AS ran
@@ -826,7 +905,10 @@ COPY --from=ran /files /from-run
 COPY --from=ran --chown=7:8 /files /chowned
 COPY mine.txt /from-context
 `,
-    files: { 'owned.tar.gz': { tarOf: { 'a.txt': 'a', 'sub/b.txt': 'b' } }, 'mine.txt': { content: 'mine', uid: 1234, gid: 4321 } },
+    files: {
+      'owned.tar.gz': { tarOf: { 'a.txt': 'a', 'sub/b.txt': 'b' } },
+      'mine.txt': { content: 'mine', uid: 1234, gid: 4321 },
+    },
   },
   {
     name: 'WORKDIR and COPY --chown with a user and a group the image does not define fall back to 0 (BuildKit readUser)',
@@ -847,7 +929,12 @@ COPY --chown=app:ghosts a.txt /h
     dockerfile: `FROM scratch
 ADD links.tar /
 `,
-    files: { 'links.tar': { tarOf: { 'target.txt': 't', 'link': { symlink: 'target.txt' }, 'dir/abs': { symlink: '/target.txt' } }, compress: undefined } },
+    files: {
+      'links.tar': {
+        tarOf: { 'target.txt': 't', link: { symlink: 'target.txt' }, 'dir/abs': { symlink: '/target.txt' } },
+        compress: undefined,
+      },
+    },
   },
   {
     name: 'a stage built FROM another stage sees its ARG values (not in its config, not in its RUN history unless declared)',
@@ -935,7 +1022,6 @@ COPY --from=b /b /b
     namedDirs: { src: { 'top.txt': 'top\n', 'sub/a.txt': 'a\n', 'sub/deeper/c.txt': 'c\n' } },
     namedImages: { base: '{{BASE}}' },
   },
-
 ];
 
 describeWith(['docker-registry', 'dockerd', 'busybox'])('hoist build equals docker build', () => {
@@ -976,30 +1062,61 @@ require('node:http').createServer((req, res) => {
     await reg?.stop();
   });
 
-  test.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
-    await compareWithDocker({ d, work, store, base, http }, c, i);
-  }, 60_000);
+  test.each(cases.map((c, i) => [c.name, c, i] as const))(
+    '%s',
+    async (_name, c, i) => {
+      await compareWithDocker({ d, work, store, base, http }, c, i);
+    },
+    60_000,
+  );
 
   // The RUN cases again with RUN in a plain directory through proot, the executor where a CI job's container may
   // not mount (exec/directory-executor.ts): the images are docker's all the same. Not the hostname case: without
   // namespaces a step cannot have a hostname of its own (README, Where RUN cannot mount). Each round has a store of
   // its own: on the first round's store every step would be a cache hit, and nothing would run through proot.
-  const runCases = cases.flatMap((c, i) => (/^RUN\b/m.test(c.dockerfile) && !c.name.includes('hostname') ? [[c.name, c, i] as const] : []));
-  (haveTool('proot') ? test.each(runCases) : test.skip.each(runCases))('RUN through proot: %s', async (_name, c, i) => {
-    await compareWithDocker({ d, work, store: `${store}-proot`, base, http, isolation: 'proot' }, c, `proot${i}`);
-  }, 60_000);
+  const runCases = cases.flatMap((c, i) =>
+    /^RUN\b/m.test(c.dockerfile) && !c.name.includes('hostname') ? [[c.name, c, i] as const] : [],
+  );
+  (haveTool('proot') ? test.each(runCases) : test.skip.each(runCases))(
+    'RUN through proot: %s',
+    async (_name, c, i) => {
+      await compareWithDocker({ d, work, store: `${store}-proot`, base, http, isolation: 'proot' }, c, `proot${i}`);
+    },
+    60_000,
+  );
   // And through chroot (no proot here): mounts are copied in and out, /dev has its nodes; the cases with mounts or
   // with steps over earlier steps' files (the rest is proot's round again: the same directory executor), not those
   // that need what a chroot cannot give a step (/proc, an ssh agent's socket).
-  const chrootCases = runCases.filter(([, c]) => !/\/proc|type=ssh/.test(c.dockerfile) && /--mount|\b(rm|mv|rmdir)\b|^RUN[\s\S]*^RUN/m.test(c.dockerfile));
-  test.each(chrootCases)('RUN through chroot: %s', async (_name, c, i) => {
-    await compareWithDocker({ d, work, store: `${store}-chroot`, base, http, isolation: 'chroot' }, c, `chroot${i}`);
-  }, 60_000);
+  const chrootCases = runCases.filter(
+    ([, c]) => !/\/proc|type=ssh/.test(c.dockerfile) && /--mount|\b(rm|mv|rmdir)\b|^RUN[\s\S]*^RUN/m.test(c.dockerfile),
+  );
+  test.each(chrootCases)(
+    'RUN through chroot: %s',
+    async (_name, c, i) => {
+      await compareWithDocker({ d, work, store: `${store}-chroot`, base, http, isolation: 'chroot' }, c, `chroot${i}`);
+    },
+    60_000,
+  );
   // And through runc over lowers unpacked into directories, as where EROFS cannot be mounted (the first round's are
   // EROFS indexes here): the cases where lowers show through — a step over an earlier step's layer, files removed or
   // moved (whiteouts, opaque directories), a stage or image mounted.
   const lowerCases = runCases.filter(([, c]) => /\b(rm|mv|rmdir)\b|from=|^RUN[\s\S]*^RUN/m.test(c.dockerfile));
-  test.each(lowerCases)('RUN over unpacked lowers: %s', async (_name, c, i) => {
-    await compareWithDocker({ d, work, store: `${store}-directories`, base, http, hoist: (argv) => hoistWithEnv({ HOIST_LOWERS: 'directories' }, argv) }, c, `dirs${i}`);
-  }, 60_000);
+  test.each(lowerCases)(
+    'RUN over unpacked lowers: %s',
+    async (_name, c, i) => {
+      await compareWithDocker(
+        {
+          d,
+          work,
+          store: `${store}-directories`,
+          base,
+          http,
+          hoist: (argv) => hoistWithEnv({ HOIST_LOWERS: 'directories' }, argv),
+        },
+        c,
+        `dirs${i}`,
+      );
+    },
+    60_000,
+  );
 });

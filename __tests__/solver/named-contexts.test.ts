@@ -12,12 +12,20 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 test('values: docker-image://REF, a directory; the rest refused saying what to give', () => {
   mkdirSync(path.join(work, 'dir'));
-  expect(parseBuildContext('alpine=docker-image://alpine:3.19', work)).toEqual(['alpine', { kind: 'image', ref: 'alpine:3.19' }]);
-  expect(parseBuildContext('docker.io/library/alpine:latest=docker-image://mirror/alpine', work)).toEqual(['alpine', { kind: 'image', ref: 'mirror/alpine' }]);
+  expect(parseBuildContext('alpine=docker-image://alpine:3.19', work)).toEqual([
+    'alpine',
+    { kind: 'image', ref: 'alpine:3.19' },
+  ]);
+  expect(parseBuildContext('docker.io/library/alpine:latest=docker-image://mirror/alpine', work)).toEqual([
+    'alpine',
+    { kind: 'image', ref: 'mirror/alpine' },
+  ]);
   expect(parseBuildContext('src=dir', work)).toEqual(['src', { kind: 'local', dir: path.join(work, 'dir') }]);
   expect(() => parseBuildContext('src', work)).toThrow('build context "src": expected NAME=VALUE');
   expect(() => parseBuildContext('src=missing', work)).toThrow('build context src: missing is not a directory');
-  expect(() => parseBuildContext('l=oci-layout:///tmp/layout@sha256:' + 'a'.repeat(64), work)).toThrow('oci-layout:// is not supported yet');
+  expect(() => parseBuildContext('l=oci-layout:///tmp/layout@sha256:' + 'a'.repeat(64), work)).toThrow(
+    'oci-layout:// is not supported yet',
+  );
   expect(() => parseBuildContext('g=https://github.com/o/r.git', work)).toThrow('a Git or HTTP URL is not supported');
   expect(() => parseBuildContext('t=target:base', work)).toThrow("target: is bake's");
 });
@@ -33,8 +41,28 @@ describe('hoist build --build-context', () => {
   async function build(dockerfile: string) {
     writeFileSync(path.join(ctx, 'Dockerfile'), dockerfile);
     const meta = path.join(work, `meta${n++}.json`);
-    const r = await hoist(['build', '--store', store, '--build-context', `src=${named}`, '--metadata-file', meta, '-o', `type=local,dest=${path.join(work, `out${n}`)}`, ctx]);
-    return { r, out: path.join(work, `out${n}`), steps: r.code === 0 ? (JSON.parse(readFileSync(meta, 'utf8')) as { 'hoist.steps': { instruction: string; cached: boolean }[] })['hoist.steps'] : [] };
+    const r = await hoist([
+      'build',
+      '--store',
+      store,
+      '--build-context',
+      `src=${named}`,
+      '--metadata-file',
+      meta,
+      '-o',
+      `type=local,dest=${path.join(work, `out${n}`)}`,
+      ctx,
+    ]);
+    return {
+      r,
+      out: path.join(work, `out${n}`),
+      steps:
+        r.code === 0
+          ? (JSON.parse(readFileSync(meta, 'utf8')) as { 'hoist.steps': { instruction: string; cached: boolean }[] })[
+              'hoist.steps'
+            ]
+          : [],
+    };
   }
 
   test('COPY --from a named directory: its content is in the key (changed: copied again; unchanged: cached)', async () => {
@@ -56,7 +84,9 @@ describe('hoist build --build-context', () => {
     expect(outside.r.err).not.toContain('root:x:0:0');
     const from = await build('FROM src\n');
     expect(from.r.code).toBe(1);
-    expect(from.r.err).toContain('FROM src: the build context src is a directory; FROM a directory is not supported yet');
+    expect(from.r.err).toContain(
+      'FROM src: the build context src is a directory; FROM a directory is not supported yet',
+    );
     const bad = await hoist(['build', '--store', store, '--build-context', 'x=oci-layout:///nowhere', ctx]);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('oci-layout:// is not supported yet');

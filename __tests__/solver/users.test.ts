@@ -4,7 +4,8 @@
 import { resolveExecUser, resolveOwner, UserError } from '../../src/solver/users.js';
 
 const files = {
-  passwd: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n# comment\nbroken:x:notanumber:1\nnobody:x:65534:65534::/:/bin/false\n',
+  passwd:
+    'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n# comment\nbroken:x:notanumber:1\nnobody:x:65534:65534::/:/bin/false\n',
   group: 'root:x:0:\napp:x:1001:\nstaff:x:50:app,nobody\nextra:x:51: app \nother:x:52:someoneelse\n',
 };
 
@@ -28,13 +29,20 @@ describe('the user of a RUN step', () => {
     expect(resolveExecUser('', {})).toEqual({ uid: 0, gid: 0, additionalGids: [0] });
   });
   test('no USER: root as the image has it, with the groups that list root (current BuildKit GetUser looks up "0")', () => {
-    const withRoot = { passwd: 'root:x:0:0:root:/root:/bin/sh\n', group: 'root:x:0:root\nwheel:x:10:root\ndisk:x:6:root,adm\nadm:x:4:adm\n' };
+    const withRoot = {
+      passwd: 'root:x:0:0:root:/root:/bin/sh\n',
+      group: 'root:x:0:root\nwheel:x:10:root\ndisk:x:6:root,adm\nadm:x:4:adm\n',
+    };
     expect(resolveExecUser('', withRoot)).toEqual({ uid: 0, gid: 0, additionalGids: [0, 10, 6] });
     expect(resolveExecUser('', { group: withRoot.group })).toEqual({ uid: 0, gid: 0, additionalGids: [0] });
   });
   test('unknown names are errors that say which file lacks them', () => {
-    expect(() => resolveExecUser('ghost', files)).toThrow(new UserError('unable to find user ghost: no matching entries in passwd file'));
-    expect(() => resolveExecUser('app:ghosts', files)).toThrow(/unable to find group ghosts: no matching entries in group file/);
+    expect(() => resolveExecUser('ghost', files)).toThrow(
+      new UserError('unable to find user ghost: no matching entries in passwd file'),
+    );
+    expect(() => resolveExecUser('app:ghosts', files)).toThrow(
+      /unable to find group ghosts: no matching entries in group file/,
+    );
     expect(() => resolveExecUser('app', {})).toThrow(/unable to find user app/);
   });
 });
@@ -45,7 +53,7 @@ describe('--chown and WORKDIR owners', () => {
     expect(resolveOwner('app', files)).toEqual({ uid: 1000, gid: 1001 });
     expect(resolveOwner('app:staff', files)).toEqual({ uid: 1000, gid: 50 });
   });
-  test('a name the image lacks leaves its id at 0, as BuildKit\'s readUser (docker: COPY --chown=ghost gives 0:0)', () => {
+  test("a name the image lacks leaves its id at 0, as BuildKit's readUser (docker: COPY --chown=ghost gives 0:0)", () => {
     expect(resolveOwner('ghost', files)).toEqual({ uid: 0, gid: 0 });
     expect(resolveOwner('ghost:staff', files)).toEqual({ uid: 0, gid: 50 });
     expect(resolveOwner('app:ghosts', files)).toEqual({ uid: 1000, gid: 1001 });

@@ -1,7 +1,16 @@
 // The collection after every build (store/collect.ts): the limit's forms, the order it trims in (unpacked layers,
 // then cache records with their layers, then images, each least recently used first), what it spares (a running
 // build's work, another collection), and the sizes it keeps so that it need not walk unpacked layers every time.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,7 +26,8 @@ import { layerTar } from '../helpers/images.js';
 import { hoist } from '../helpers/hoist.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'hoist-collect-'));
-const ago = (p: string, minutes: number) => utimesSync(p, new Date(Date.now() - minutes * 60_000), new Date(Date.now() - minutes * 60_000));
+const ago = (p: string, minutes: number) =>
+  utimesSync(p, new Date(Date.now() - minutes * 60_000), new Date(Date.now() - minutes * 60_000));
 // random text does not compress much: each image's layer is ~150 kB in the store, its snapshot as much again
 const bulky = (name: string) => layerTar({ [name]: randomBytes(150_000).toString('base64') });
 
@@ -32,8 +42,11 @@ describe('storeLimit', () => {
     expect(await storeLimit('25%', dir)).toBe(Math.floor(disk / 4));
     expect(await storeLimit(undefined, dir)).toBe(Math.max(2e9, Math.floor(disk / 10)));
     expect(await storeLimit('', dir)).toBe(Math.max(2e9, Math.floor(disk / 10)));
-    for (const bad of ['lots', '-1GB', '0%', '101%', '10 parsecs']) await expect(storeLimit(bad, dir)).rejects.toThrow(StoreLimitError);
-    await expect(storeLimit('lots', dir)).rejects.toThrow(/expected a size \(10GB, 512MiB, 1000000\), a share of the disk \(15%\), or 0/);
+    for (const bad of ['lots', '-1GB', '0%', '101%', '10 parsecs'])
+      await expect(storeLimit(bad, dir)).rejects.toThrow(StoreLimitError);
+    await expect(storeLimit('lots', dir)).rejects.toThrow(
+      /expected a size \(10GB, 512MiB, 1000000\), a share of the disk \(15%\), or 0/,
+    );
   });
 
   test('hoist build --store-max or HOIST_STORE_MAX that is no limit: a usage error (2) before anything is built', async () => {
@@ -41,16 +54,22 @@ describe('storeLimit', () => {
     writeFileSync(path.join(dir, 'Dockerfile'), 'FROM scratch\nCOPY Dockerfile /\n');
     const bad = await hoist(['build', '--store', path.join(dir, 'store'), '--store-max', '10 parsecs', dir]);
     expect(bad.code).toBe(2);
-    expect(bad.err).toBe('hoist build: --store-max: store limit "10 parsecs": expected a size (10GB, 512MiB, 1000000), a share of the disk (15%), or 0 for no limit\n');
+    expect(bad.err).toBe(
+      'hoist build: --store-max: store limit "10 parsecs": expected a size (10GB, 512MiB, 1000000), a share of the disk (15%), or 0 for no limit\n',
+    );
     process.env.HOIST_STORE_MAX = '0%';
     try {
       const env = await hoist(['build', '--store', path.join(dir, 'store'), dir]);
       expect(env.code).toBe(2);
-      expect(env.err).toMatch(/^hoist build: HOIST_STORE_MAX: store limit "0%": a share must be above 0% and at most 100%\n$/);
+      expect(env.err).toMatch(
+        /^hoist build: HOIST_STORE_MAX: store limit "0%": a share must be above 0% and at most 100%\n$/,
+      );
     } finally {
       delete process.env.HOIST_STORE_MAX;
     }
-    expect(existsSync(path.join(dir, 'store', 'records')) && readdirSync(path.join(dir, 'store', 'records')).length).toBeFalsy();
+    expect(
+      existsSync(path.join(dir, 'store', 'records')) && readdirSync(path.join(dir, 'store', 'records')).length,
+    ).toBeFalsy();
   });
 });
 
@@ -64,7 +83,10 @@ describe('collect', () => {
   beforeEach(async () => {
     store = await Store.open(tmp());
     const tars = [bulky('a'), bulky('b')];
-    images = [await importRootfs(store, Readable.from([tars[0]]), 'lru/a:1'), await importRootfs(store, Readable.from([tars[1]]), 'lru/b:1')];
+    images = [
+      await importRootfs(store, Readable.from([tars[0]]), 'lru/a:1'),
+      await importRootfs(store, Readable.from([tars[1]]), 'lru/b:1'),
+    ];
     ago(store.blobPath(images[0].target.digest), 50);
     ago(store.blobPath(images[1].target.digest), 40);
     snaps = [];
@@ -77,7 +99,16 @@ describe('collect', () => {
     for (const i of [0, 1]) {
       const blob = await store.writeBlob(randomBytes(200_000));
       const key = digestOf(`step ${i}`);
-      await store.writeRecord({ key, time: 0, layer: { mediaType: MediaType.ociLayerGzip, digest: blob.digest, size: blob.size, diffID: digestOf(`tar ${i}`) } });
+      await store.writeRecord({
+        key,
+        time: 0,
+        layer: {
+          mediaType: MediaType.ociLayerGzip,
+          digest: blob.digest,
+          size: blob.size,
+          diffID: digestOf(`tar ${i}`),
+        },
+      });
       ago(store.blobPath(blob.digest), 100);
       ago(store.cacheRecordPath(key), 70 - i * 10);
       records.push({ key, blob: blob.digest, path: store.cacheRecordPath(key) });
@@ -107,7 +138,9 @@ describe('collect', () => {
     expect(c?.after).toBeLessThanOrEqual(size - 1000);
     expect(c?.before).toBe(size);
     expect(await storeSize(store)).toBe(c?.after);
-    expect(describeCollection(c as NonNullable<typeof c>)).toMatch(/^store: over its limit of .* \(.*\): freed .* in \d+\.\d\d s \(1 unpacked layers/);
+    expect(describeCollection(c as NonNullable<typeof c>)).toMatch(
+      /^store: over its limit of .* \(.*\): freed .* in \d+\.\d\d s \(1 unpacked layers/,
+    );
   });
 
   test('then cache records with the layers only they held, then images, each the least recently used first', async () => {
@@ -129,7 +162,7 @@ describe('collect', () => {
     expect(c?.after).toBeLessThanOrEqual(c?.limit as number);
   });
 
-  test('the last hour\'s unpacked layers (the working set: a base\'s lower) go after records and images, not before', async () => {
+  test("the last hour's unpacked layers (the working set: a base's lower) go after records and images, not before", async () => {
     ago(snaps[1], 5);
     const c = await collect(store, (await storeSize(store)) - 300_000);
     expect(existsSync(snaps[0])).toBe(false);
@@ -153,7 +186,9 @@ describe('collect', () => {
     expect(existsSync(snaps[1])).toBe(true);
     expect(existsSync(records[1].path)).toBe(true);
     expect(await store.getImage('docker.io/lru/b:1')).toBeDefined();
-    expect(describeCollection(c as NonNullable<typeof c>)).toMatch(/; still .*: the rest is in use by running builds or by root$/);
+    expect(describeCollection(c as NonNullable<typeof c>)).toMatch(
+      /; still .*: the rest is in use by running builds or by root$/,
+    );
     // the gc lock held by a live process (another collection, a prune): this one waits for it and then trims
     writeFileSync(store.gcLock, String(process.ppid));
     ago(lease, 5);
@@ -165,7 +200,8 @@ describe('collect', () => {
     expect(existsSync(snaps[1])).toBe(false);
   });
 
-  const kept = () => JSON.parse(readFileSync(path.join(store.root, 'sizes.json'), 'utf8')) as { snapshots: Record<string, number> };
+  const kept = () =>
+    JSON.parse(readFileSync(path.join(store.root, 'sizes.json'), 'utf8')) as { snapshots: Record<string, number> };
 
   test('an unpacked layer is walked once: its size is kept, and forgotten with it', async () => {
     const size = await storeSize(store);

@@ -59,7 +59,13 @@ describe('FileDigests', () => {
     const st = statSync(path.join(dir, 'a'));
     const id = `${st.dev}:${st.ino}`;
     const good = [st.size, st.mtimeMs, st.ctimeMs, 'e'.repeat(64)];
-    for (const text of ['{', '[]', JSON.stringify({ version: 2, entries: { [id]: good } }), JSON.stringify({ version: 1, entries: { [id]: good, 'x:1': good } }), JSON.stringify({ version: 1, entries: { [id]: [1, 2, 3, 'zz'] } })]) {
+    for (const text of [
+      '{',
+      '[]',
+      JSON.stringify({ version: 2, entries: { [id]: good } }),
+      JSON.stringify({ version: 1, entries: { [id]: good, 'x:1': good } }),
+      JSON.stringify({ version: 1, entries: { [id]: [1, 2, 3, 'zz'] } }),
+    ]) {
       writeFileSync(FileDigests.fileIn(store), text);
       expect((await FileDigests.load(store)).get(st)).toBeUndefined();
     }
@@ -72,17 +78,39 @@ describe('FileDigests', () => {
   });
 
   test('a file swapped for a FIFO or a link after the walk is refused when read, never waited on or followed', async () => {
-    const dir = context({ a: 'aaaa', b: 'bbbb', mid: 'm'.repeat(200_000), big: 'g'.repeat(3 << 20), fifo: 'f'.repeat(200_000) });
+    const dir = context({
+      a: 'aaaa',
+      b: 'bbbb',
+      mid: 'm'.repeat(200_000),
+      big: 'g'.repeat(3 << 20),
+      fifo: 'f'.repeat(200_000),
+    });
     const c = BuildContext.open(dir);
     const top = c.find('.');
     if (!top) throw new Error('no context');
     const children = await c.walk(top);
-    run('sh', ['-c', 'rm a b mid big fifo && mkfifo a fifo && ln -s /etc/passwd b && ln -s /etc/passwd mid && ln -s /etc/passwd big'], { cwd: dir });
+    run(
+      'sh',
+      [
+        '-c',
+        'rm a b mid big fifo && mkfifo a fifo && ln -s /etc/passwd b && ln -s /etc/passwd mid && ln -s /etc/passwd big',
+      ],
+      { cwd: dir },
+    );
     // files read ahead (up to 1 MiB) and streamed (bigger) are opened the same way
-    for (const name of ['mid', 'big']) await expect(digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === name) }], newest: 0 })).rejects.toThrow(/is now a symbolic link: it changed while the build read the context/);
-    await expect(digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === 'fifo') }], newest: 0 })).rejects.toThrow(/no longer a regular file/);
-    await expect(digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === 'a') }], newest: 0 })).rejects.toThrow(/no longer a regular file/);
-    await expect(digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === 'b') }], newest: 0 })).rejects.toThrow(/ELOOP|symbolic link/);
+    for (const name of ['mid', 'big'])
+      await expect(
+        digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === name) }], newest: 0 }),
+      ).rejects.toThrow(/is now a symbolic link: it changed while the build read the context/);
+    await expect(
+      digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === 'fifo') }], newest: 0 }),
+    ).rejects.toThrow(/no longer a regular file/);
+    await expect(
+      digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === 'a') }], newest: 0 }),
+    ).rejects.toThrow(/no longer a regular file/);
+    await expect(
+      digestSelection({ sources: [{ path: top, children: children.filter((p) => p.rel === 'b') }], newest: 0 }),
+    ).rejects.toThrow(/ELOOP|symbolic link/);
   });
 
   test('builds: a rebuild takes the remembered digests (a planted one misses the cache); a changed file is copied', async () => {
@@ -100,18 +128,26 @@ describe('FileDigests', () => {
     const saved = JSON.parse(readFileSync(FileDigests.fileIn(store), 'utf8'));
     expect(Object.keys(saved.entries)).toHaveLength(2);
     const kept = readFileSync(FileDigests.fileIn(store), 'utf8');
-    expect(await build('second')).toEqual({ digest: first.digest, cache: expect.objectContaining({ hits: 1, misses: 0 }) });
+    expect(await build('second')).toEqual({
+      digest: first.digest,
+      cache: expect.objectContaining({ hits: 1, misses: 0 }),
+    });
     // A remembered digest planted wrong for src/one: the key changes, so the step runs again (the files themselves
     // are copied, so the image is the same) — the rebuild did not read the file to hash it.
     const one = statSync(path.join(dir, 'src/one'));
     saved.entries[`${one.dev}:${one.ino}`][3] = '0'.repeat(64);
     writeFileSync(FileDigests.fileIn(store), JSON.stringify(saved));
-    expect(await build('planted')).toEqual({ digest: first.digest, cache: expect.objectContaining({ hits: 0, misses: 1 }) });
+    expect(await build('planted')).toEqual({
+      digest: first.digest,
+      cache: expect.objectContaining({ hits: 0, misses: 1 }),
+    });
     // --no-cache trusts no remembered digest (a context written through a shared memory map may keep its times,
     // README "What a rebuild trusts"): the file is read again, and its true digest remembered in place of the plant.
     const meta = path.join(work, 'reread.json');
     await hoistOk(['build', '--progress', 'quiet', '--no-cache', '--store', store, '--metadata-file', meta, dir]);
-    expect(JSON.parse(readFileSync(FileDigests.fileIn(store), 'utf8')).entries[`${one.dev}:${one.ino}`][3]).toBe(JSON.parse(kept).entries[`${one.dev}:${one.ino}`][3]);
+    expect(JSON.parse(readFileSync(FileDigests.fileIn(store), 'utf8')).entries[`${one.dev}:${one.ino}`][3]).toBe(
+      JSON.parse(kept).entries[`${one.dev}:${one.ino}`][3],
+    );
     writeFileSync(FileDigests.fileIn(store), kept);
     expect((await build('restored')).cache).toMatchObject({ hits: 1, misses: 0 });
     // src/two changed, same size, mtime put back: a miss, and the new content is in the image
@@ -120,7 +156,14 @@ describe('FileDigests', () => {
     const changed = await build('changed');
     expect(changed.cache).toMatchObject({ hits: 0, misses: 1 });
     expect(changed.digest).not.toBe(first.digest);
-    const other = await hoistOk(['build', '--progress', 'quiet', '--store', mkdtempSync(path.join(tmpdir(), 'hoist-fd-store-')), dir]);
+    const other = await hoistOk([
+      'build',
+      '--progress',
+      'quiet',
+      '--store',
+      mkdtempSync(path.join(tmpdir(), 'hoist-fd-store-')),
+      dir,
+    ]);
     expect(changed.digest).toBe(other.out.trim());
     // prune --all forgets them too
     expect(readFileSync(FileDigests.fileIn(store), 'utf8')).toContain('"version":1');

@@ -33,7 +33,11 @@ describeWith(['docker-registry'])('unpacking a layer as it downloads', () => {
   const layerTarNames: string[] = [];
   const gz = gzipSync(tar);
   const desc: Descriptor = { mediaType: MediaType.ociLayerGzip, digest: digestOf(gz), size: gz.length };
-  const layerVia = (host: string): Layer => ({ descriptor: desc, diffID: digestOf(tar), sources: [registryBlobSource(client, { registry: host, repository: 'test/layer' })] });
+  const layerVia = (host: string): Layer => ({
+    descriptor: desc,
+    diffID: digestOf(tar),
+    sources: [registryBlobSource(client, { registry: host, repository: 'test/layer' })],
+  });
   let n = 0;
   const freshStore = () => Store.open(path.join(work, `store${n++}`));
   const blobGets = () => proxy.log.filter((l) => l.method === 'GET' && l.path.includes(desc.digest));
@@ -61,7 +65,11 @@ describeWith(['docker-registry'])('unpacking a layer as it downloads', () => {
     const store = await freshStore();
     try {
       const layer = layerVia(proxy.host);
-      const [a, b, index] = await Promise.all([store.snapshotLayer(layer), store.snapshotLayer(layer), store.readLayerIndex(layer.diffID)]);
+      const [a, b, index] = await Promise.all([
+        store.snapshotLayer(layer),
+        store.snapshotLayer(layer),
+        store.readLayerIndex(layer.diffID),
+      ]);
       expect(b.path).toBe(a.path);
       expect(readFileSync(path.join(a.path, 'etc/hostname'), 'utf8')).toBe('streamed\n');
       expect(readFileSync(path.join(a.path, 'usr/share/big.txt')).equals(big)).toBe(true);
@@ -83,7 +91,11 @@ describeWith(['docker-registry'])('unpacking a layer as it downloads', () => {
   test('a download dropped halfway is fetched again and unpacked afresh', async () => {
     const store = await freshStore();
     try {
-      proxy.rules.push({ match: (req) => req.method === 'GET' && (req.url ?? '').includes(desc.digest), fault: 'drop-mid-body', times: 1 });
+      proxy.rules.push({
+        match: (req) => req.method === 'GET' && (req.url ?? '').includes(desc.digest),
+        fault: 'drop-mid-body',
+        times: 1,
+      });
       const snap = await store.snapshotLayer(layerVia(proxy.host));
       expect(blobGets().map((l) => l.fault)).toEqual(['drop-mid-body', undefined]);
       expect(readFileSync(path.join(snap.path, 'usr/share/big.txt')).equals(big)).toBe(true);
@@ -96,20 +108,26 @@ describeWith(['docker-registry'])('unpacking a layer as it downloads', () => {
   test('bytes that do not match the digest leave no snapshot, no blob and nothing in tmp', async () => {
     const store = await freshStore();
     try {
-      proxy.rules.push({ match: (req) => req.method === 'GET' && (req.url ?? '').includes(desc.digest), fault: 'corrupt-body', times: 1 });
+      proxy.rules.push({
+        match: (req) => req.method === 'GET' && (req.url ?? '').includes(desc.digest),
+        fault: 'corrupt-body',
+        times: 1,
+      });
       const layer = layerVia(proxy.host);
       await expect(store.snapshotLayer(layer)).rejects.toThrow(/digest|gzip|tar|layer/i);
       expect(existsSync(store.snapshotPath(layer.diffID))).toBe(false);
       expect(await store.hasBlob(desc.digest)).toBeUndefined();
       expect(readdirSync(path.join(store.root, 'tmp'))).toEqual([]);
       // The fault spent, the same call succeeds.
-      expect(readFileSync(path.join((await store.snapshotLayer(layer)).path, 'etc/hostname'), 'utf8')).toBe('streamed\n');
+      expect(readFileSync(path.join((await store.snapshotLayer(layer)).path, 'etc/hostname'), 'utf8')).toBe(
+        'streamed\n',
+      );
     } finally {
       await store.close();
     }
   });
 
-  test('a layer\'s headers (Store.layerHeaders): one download stores the blob and gives the index, callers at once share it; a lying diffID or a corrupt download keeps nothing', async () => {
+  test("a layer's headers (Store.layerHeaders): one download stores the blob and gives the index, callers at once share it; a lying diffID or a corrupt download keeps nothing", async () => {
     const store = await freshStore();
     try {
       const layer = layerVia(proxy.host);
@@ -133,9 +151,17 @@ describeWith(['docker-registry'])('unpacking a layer as it downloads', () => {
     for (const fault of ['corrupt-body', 'diffID'] as const) {
       const bad = await freshStore();
       try {
-        if (fault === 'corrupt-body') proxy.rules.push({ match: (req) => req.method === 'GET' && (req.url ?? '').includes(desc.digest), fault, times: 1 });
-        const layer = fault === 'diffID' ? { ...layerVia(proxy.host), diffID: digestOf('something else') } : layerVia(proxy.host);
-        await expect(bad.layerHeaders(layer)).rejects.toThrow(fault === 'diffID' ? DigestMismatchError : /digest|gzip|tar|layer/i);
+        if (fault === 'corrupt-body')
+          proxy.rules.push({
+            match: (req) => req.method === 'GET' && (req.url ?? '').includes(desc.digest),
+            fault,
+            times: 1,
+          });
+        const layer =
+          fault === 'diffID' ? { ...layerVia(proxy.host), diffID: digestOf('something else') } : layerVia(proxy.host);
+        await expect(bad.layerHeaders(layer)).rejects.toThrow(
+          fault === 'diffID' ? DigestMismatchError : /digest|gzip|tar|layer/i,
+        );
         expect(await bad.readLayerIndex(layer.diffID)).toBeUndefined();
         expect(await bad.hasBlob(desc.digest)).toBeUndefined();
         expect(readdirSync(path.join(bad.root, 'tmp'))).toEqual([]);

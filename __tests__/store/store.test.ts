@@ -1,6 +1,15 @@
 // The local store: atomic verified blobs, records, snapshots, garbage collection, and two processes at once.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +32,10 @@ describe('Store', () => {
     const store = await Store.open(tmp());
     try {
       const data = Buffer.from('some blob');
-      expect(await store.writeBlob(Readable.from([data]), { digest: digestOf(data), size: data.length })).toEqual({ digest: digestOf(data), size: 9 });
+      expect(await store.writeBlob(Readable.from([data]), { digest: digestOf(data), size: data.length })).toEqual({
+        digest: digestOf(data),
+        size: 9,
+      });
       expect(await store.readBlob(digestOf(data))).toEqual(data);
       const wrong = digestOf('other');
       await expect(store.writeBlob(Readable.from([data]), { digest: wrong })).rejects.toThrow(DigestMismatchError);
@@ -37,7 +49,7 @@ describe('Store', () => {
     }
   });
 
-  test('a blob already held: a stream that feeds another reader too (a layer\'s tar while it downloads) is read to its end, any other is dropped', async () => {
+  test("a blob already held: a stream that feeds another reader too (a layer's tar while it downloads) is read to its end, any other is dropped", async () => {
     const store = await Store.open(tmp());
     try {
       const parts = Array.from({ length: 64 }, (_, i) => Buffer.alloc(64 * 1024, i));
@@ -45,7 +57,8 @@ describe('Store', () => {
       const desc = { digest: digestOf(data), size: data.length };
       await store.writeBlob(data);
       // what passes through the stream is what the other reader would see
-      const through = (seen: Buffer[]) => Readable.from(parts).pipe(new Transform({ transform: (c, _e, cb) => cb(null, (seen.push(c), c)) }));
+      const through = (seen: Buffer[]) =>
+        Readable.from(parts).pipe(new Transform({ transform: (c, _e, cb) => cb(null, (seen.push(c), c)) }));
       const fed: Buffer[] = [];
       expect(await store.writeBlob(through(fed), desc, { drainWhenHeld: true })).toEqual(desc);
       expect(Buffer.concat(fed).equals(data)).toBe(true);
@@ -67,7 +80,9 @@ describe('Store', () => {
       const snap = await store.snapshot(diffID, () => Readable.from([tar]), { whiteouts: 'apply' });
       expect(readFileSync(path.join(snap.path, 'etc/hostname'), 'utf8')).toBe('snap\n');
       const other = layerTar({ x: 'y' });
-      await expect(store.snapshot(digestOf('not this'), () => Readable.from([other]), { whiteouts: 'apply' })).rejects.toThrow(DigestMismatchError);
+      await expect(
+        store.snapshot(digestOf('not this'), () => Readable.from([other]), { whiteouts: 'apply' }),
+      ).rejects.toThrow(DigestMismatchError);
       expect(existsSync(store.snapshotPath(digestOf('not this')))).toBe(false);
     } finally {
       await store.close();
@@ -79,8 +94,26 @@ describe('Store', () => {
     try {
       const headers = [
         { name: 'bin', type: 'directory' as const, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1 },
-        { name: 'bin/ping', type: 'file' as const, mode: 0o755, uid: 0, gid: 0, size: 3, mtime: 2, xattrs: { 'security.capability': Buffer.from([1, 0, 0, 2, 0, 32]) } },
-        { name: 'sh', type: 'symlink' as const, mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 3, linkname: 'bin/busybox' },
+        {
+          name: 'bin/ping',
+          type: 'file' as const,
+          mode: 0o755,
+          uid: 0,
+          gid: 0,
+          size: 3,
+          mtime: 2,
+          xattrs: { 'security.capability': Buffer.from([1, 0, 0, 2, 0, 32]) },
+        },
+        {
+          name: 'sh',
+          type: 'symlink' as const,
+          mode: 0o777,
+          uid: 0,
+          gid: 0,
+          size: 0,
+          mtime: 3,
+          linkname: 'bin/busybox',
+        },
       ];
       const diffID = digestOf('some layer');
       expect(await store.readLayerIndex(diffID)).toBeUndefined();
@@ -109,7 +142,16 @@ describe('Store', () => {
     const store = await Store.open(tmp());
     try {
       const root = path.join(store.root, 'cache-mounts');
-      const opts = (id: string, sharing: 'shared' | 'locked') => ({ id, sharing, mode: 0o755, uid: 0, gid: 0, source: '/', readonly: false, ownerGiven: false });
+      const opts = (id: string, sharing: 'shared' | 'locked') => ({
+        id,
+        sharing,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        source: '/',
+        readonly: false,
+        ownerGiven: false,
+      });
       const idleUndo: (() => Promise<void>)[] = [];
       const idle = (await cacheMountDir(root, opts('idle', 'shared'), idleUndo)).dir;
       writeFileSync(path.join(idle, 'f'), 'cached');
@@ -129,7 +171,7 @@ describe('Store', () => {
     }
   });
 
-  test('prune removes what no record reaches, keeps what one does, and spares a live process\'s new work', async () => {
+  test("prune removes what no record reaches, keeps what one does, and spares a live process's new work", async () => {
     const store = await Store.open(tmp());
     try {
       const rootfs = layerTar({ 'a.txt': 'kept' });
@@ -145,7 +187,9 @@ describe('Store', () => {
       const fresh = await store.writeBlob(Buffer.from('written just now by a live process'));
       await store.snapshot(digestOf(rootfs), () => Readable.from([rootfs]), { whiteouts: 'apply' });
       const orphanTar = layerTar({ orphan: '1' });
-      const orphan = await store.snapshot(digestOf(orphanTar), () => Readable.from([orphanTar]), { whiteouts: 'apply' });
+      const orphan = await store.snapshot(digestOf(orphanTar), () => Readable.from([orphanTar]), {
+        whiteouts: 'apply',
+      });
       old(orphan.path);
 
       const report = await prune(store);
@@ -175,7 +219,8 @@ describe('Store', () => {
   test('--keep-storage trims snapshots first, then the least recently used images', async () => {
     const store = await Store.open(tmp());
     try {
-      const big = (n: number) => layerTar({ [`f${n}`]: Array.from({ length: 30000 }, () => Math.random().toString(36)).join('') });
+      const big = (n: number) =>
+        layerTar({ [`f${n}`]: Array.from({ length: 30000 }, () => Math.random().toString(36)).join('') });
       const a = await importRootfs(store, Readable.from([big(1)]), 'lru/a:1');
       const b = await importRootfs(store, Readable.from([big(2)]), 'lru/b:1');
       old(store.blobPath(a.target.digest));
@@ -218,7 +263,11 @@ describe('two hoist processes on one store', () => {
     const s = await Store.open(store);
     try {
       const records = await s.listImages();
-      expect(records.map((r) => r.name)).toEqual(['docker.io/race/one:1', 'docker.io/race/three:1', 'docker.io/race/two:1']);
+      expect(records.map((r) => r.name)).toEqual([
+        'docker.io/race/one:1',
+        'docker.io/race/three:1',
+        'docker.io/race/two:1',
+      ]);
       for (const r of records) {
         const m = await (await LocalImage.open(s, r)).platformManifest();
         if (m.kind !== 'manifest') throw new Error('expected a manifest');

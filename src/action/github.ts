@@ -34,14 +34,24 @@ export function gitContext(ctx: Context, env: NodeJS.ProcessEnv = process.env, n
   };
   const ref = /pull_request_target/.test(ctx.eventName) ? `refs/pull/${p.number}/merge` : ctx.ref;
   let sha = ctx.sha;
-  if (/true/i.test(env.DOCKER_METADATA_PR_HEAD_SHA ?? '') && /pull_request/.test(ctx.eventName) && p.pull_request?.head?.sha !== undefined) sha = p.pull_request.head.sha;
-  const stamp = p.commits?.find((c) => c.id === sha)?.timestamp ?? (p.head_commit?.id === sha ? p.head_commit?.timestamp : undefined);
+  if (
+    /true/i.test(env.DOCKER_METADATA_PR_HEAD_SHA ?? '') &&
+    /pull_request/.test(ctx.eventName) &&
+    p.pull_request?.head?.sha !== undefined
+  )
+    sha = p.pull_request.head.sha;
+  const stamp =
+    p.commits?.find((c) => c.id === sha)?.timestamp ??
+    (p.head_commit?.id === sha ? p.head_commit?.timestamp : undefined);
   const commitDate = stamp ? new Date(stamp) : now;
   const known = stamp !== undefined && !Number.isNaN(commitDate.getTime());
   let shortShaLength: number | undefined;
   if (env.DOCKER_METADATA_SHORT_SHA_LENGTH) {
     shortShaLength = Number(env.DOCKER_METADATA_SHORT_SHA_LENGTH);
-    if (Number.isNaN(shortShaLength)) throw new TagRuleError(`DOCKER_METADATA_SHORT_SHA_LENGTH is not a number: ${JSON.stringify(env.DOCKER_METADATA_SHORT_SHA_LENGTH)}`);
+    if (Number.isNaN(shortShaLength))
+      throw new TagRuleError(
+        `DOCKER_METADATA_SHORT_SHA_LENGTH is not a number: ${JSON.stringify(env.DOCKER_METADATA_SHORT_SHA_LENGTH)}`,
+      );
   }
   return {
     eventName: ctx.eventName,
@@ -61,11 +71,18 @@ export function gitContext(ctx: Context, env: NodeJS.ProcessEnv = process.env, n
  * The commit's time where the event does not say it (metadata-action asks the API; hoist then the checkout's git):
  * the committer date of `sha`, or undefined with why.
  */
-export async function commitTime(ctx: Context, sha: string, token: string | undefined, workspace: string): Promise<{ date: Date; from: 'api' | 'git' } | { why: string }> {
+export async function commitTime(
+  ctx: Context,
+  sha: string,
+  token: string | undefined,
+  workspace: string,
+): Promise<{ date: Date; from: 'api' | 'git' } | { why: string }> {
   const why: string[] = [];
   if (token && sha) {
     try {
-      const { data } = await github.getOctokit(token, { baseUrl: ctx.apiUrl, request: { retries: 0 } }).rest.repos.getCommit({ ...ctx.repo, ref: sha, request: { signal: AbortSignal.timeout(10_000) } });
+      const { data } = await github
+        .getOctokit(token, { baseUrl: ctx.apiUrl, request: { retries: 0 } })
+        .rest.repos.getCommit({ ...ctx.repo, ref: sha, request: { signal: AbortSignal.timeout(10_000) } });
       const date = new Date(data.commit.committer?.date ?? '');
       if (!Number.isNaN(date.getTime())) return { date, from: 'api' };
       why.push('the API gave no committer date');
@@ -74,7 +91,10 @@ export async function commitTime(ctx: Context, sha: string, token: string | unde
     }
   }
   if (sha && /^[0-9a-f]{7,64}$/.test(sha)) {
-    const r = spawnSync('git', ['-C', workspace, 'log', '-1', '--format=%cI', sha], { encoding: 'utf8', timeout: 10_000 });
+    const r = spawnSync('git', ['-C', workspace, 'log', '-1', '--format=%cI', sha], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
     const date = new Date(r.stdout?.trim() ?? '');
     if (r.status === 0 && !Number.isNaN(date.getTime())) return { date, from: 'git' };
     why.push(`git in ${workspace}: ${(r.stderr || r.error?.message || 'no such commit').trim().split('\n')[0]}`);
@@ -98,16 +118,24 @@ export function repoFromApi(data: unknown): { info: RepoInfo; defaultBranch?: st
   return { info: fromRepository(r), ...(r.default_branch ? { defaultBranch: r.default_branch } : {}) };
 }
 
-export async function repoInfo(ctx: Context, token: string | undefined, warn: (m: string) => void): Promise<{ info: RepoInfo; defaultBranch?: string }> {
+export async function repoInfo(
+  ctx: Context,
+  token: string | undefined,
+  warn: (m: string) => void,
+): Promise<{ info: RepoInfo; defaultBranch?: string }> {
   const r = (ctx.payload as { repository?: PayloadRepository }).repository;
   if (r?.html_url) return repoFromApi(r);
   const fallback: RepoInfo = { name: ctx.repo.repo, htmlUrl: `${ctx.serverUrl}/${ctx.repo.owner}/${ctx.repo.repo}` };
   if (!token) return { info: fallback };
   try {
-    const { data } = await github.getOctokit(token, { baseUrl: ctx.apiUrl, request: { retries: 0 } }).rest.repos.get({ ...ctx.repo, request: { signal: AbortSignal.timeout(10_000) } });
+    const { data } = await github
+      .getOctokit(token, { baseUrl: ctx.apiUrl, request: { retries: 0 } })
+      .rest.repos.get({ ...ctx.repo, request: { signal: AbortSignal.timeout(10_000) } });
     return repoFromApi(data);
   } catch (e) {
-    warn(`cannot read the repository's details from ${ctx.apiUrl}: ${(e as Error).message}; the description and license labels are left out`);
+    warn(
+      `cannot read the repository's details from ${ctx.apiUrl}: ${(e as Error).message}; the description and license labels are left out`,
+    );
     return { info: fallback };
   }
 }

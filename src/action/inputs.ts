@@ -158,7 +158,10 @@ function parsed<T>(input: string, item: string, parse: () => T): T {
 }
 
 /** `get` answers an input as core.getInput does: trimmed, unless `untrimmed` asks for it as given. */
-export function readInputs(get: (name: InputName, untrimmed?: boolean) => string, env: NodeJS.ProcessEnv = process.env): ActionInputs {
+export function readInputs(
+  get: (name: InputName, untrimmed?: boolean) => string,
+  env: NodeJS.ProcessEnv = process.env,
+): ActionInputs {
   const text = (n: InputName) => get(n).trim();
   const list = (n: InputName) => {
     const o = listOptions[n] ?? {};
@@ -177,10 +180,12 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
   };
   const notApplied: string[] = [];
 
-  const buildArgs = new Map(list('build-args').flatMap((a) => {
-    const kv = keyValue(a, 'build-args', env);
-    return kv ? [kv] : [];
-  }));
+  const buildArgs = new Map(
+    list('build-args').flatMap((a) => {
+      const kv = keyValue(a, 'build-args', env);
+      return kv ? [kv] : [];
+    }),
+  );
   const labels = list('labels').map((l) => (keyValue(l, 'labels') as [string, string]).join('='));
   const platforms = list('platforms').map((p) => parsed('platforms', p, () => parsePlatform(p)));
   const platform = platforms.length === 1 ? platforms[0] : undefined;
@@ -201,9 +206,13 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
     });
   for (const [id, value] of secretItems('secrets', 'VALUE')) secrets.set(id, { value });
   for (const [id, env] of secretItems('secret-envs', 'ENVNAME')) secrets.set(id, { env });
-  for (const [id, file] of secretItems('secret-files', 'PATH')) secrets.set(id, parsed('secret-files', `${id}=${file}`, () => parseSecretFlag(`id=${id},src=${file}`))[1]);
+  for (const [id, file] of secretItems('secret-files', 'PATH'))
+    secrets.set(id, parsed('secret-files', `${id}=${file}`, () => parseSecretFlag(`id=${id},src=${file}`))[1]);
 
-  if (text('builder')) notApplied.push(`input builder: ${JSON.stringify(text('builder'))} names a buildx builder; hoist builds itself and does not use it`);
+  if (text('builder'))
+    notApplied.push(
+      `input builder: ${JSON.stringify(text('builder'))} names a buildx builder; hoist builds itself and does not use it`,
+    );
   const sandbox = sandboxOf(list, text);
   refuseUnsupported(list, text);
 
@@ -212,7 +221,12 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
   const gitDefault = eventGitContext(env);
   const context = withDefaultContext(text('context'), gitDefault) || gitDefault || '.';
   const token = text('github-token');
-  if (token && gitDefault && context.startsWith(gitDefault.replace(/[#?].*$/, '')) && ![...secrets.keys()].some((id) => id === 'GIT_AUTH_TOKEN' || id.startsWith('GIT_AUTH_TOKEN.'))) {
+  if (
+    token &&
+    gitDefault &&
+    context.startsWith(gitDefault.replace(/[#?].*$/, '')) &&
+    ![...secrets.keys()].some((id) => id === 'GIT_AUTH_TOKEN' || id.startsWith('GIT_AUTH_TOKEN.'))
+  ) {
     secrets.set(`GIT_AUTH_TOKEN.${new URL(gitDefault).host}`, { value: token });
   }
 
@@ -246,7 +260,11 @@ export function readInputs(get: (name: InputName, untrimmed?: boolean) => string
     ssh: new Map(list('ssh').map((s) => parsed('ssh', s, () => parseSshFlag(s)))),
     sandbox,
     // (a named context is an image or a directory: {{defaultContext}} there is the checkout)
-    buildContexts: list('build-contexts').map((c) => (c.includes('=') ? `${c.slice(0, c.indexOf('='))}=${withDefaultContext(c.slice(c.indexOf('=') + 1), undefined)}` : c)),
+    buildContexts: list('build-contexts').map((c) =>
+      c.includes('=')
+        ? `${c.slice(0, c.indexOf('='))}=${withDefaultContext(c.slice(c.indexOf('=') + 1), undefined)}`
+        : c,
+    ),
     created: createdInput(text('created')),
     ...attestationInputs(text, list),
     ...(text('registry') ? { registry: text('registry') } : {}),
@@ -270,7 +288,12 @@ function sandboxOf(list: (n: InputName) => string[], text: (n: InputName) => str
   const network = checked('network', () => parseNetwork(text('network')));
   const shm = text('shm-size');
   const ulimits = list('ulimit').map((u) => checked('ulimit', () => parseUlimit(u)));
-  return { ...(addHosts.length ? { addHosts } : {}), ...(network && network !== 'default' ? { network } : {}), ...(shm ? { shmSize: checked('shm-size', () => parseShmSize(shm)) } : {}), ...(ulimits.length ? { ulimits } : {}) };
+  return {
+    ...(addHosts.length ? { addHosts } : {}),
+    ...(network && network !== 'default' ? { network } : {}),
+    ...(shm ? { shmSize: checked('shm-size', () => parseShmSize(shm)) } : {}),
+    ...(ulimits.length ? { ulimits } : {}),
+  };
 }
 
 /**
@@ -278,19 +301,33 @@ function sandboxOf(list: (n: InputName) => string[], text: (n: InputName) => str
  * saying what to write instead, rather than a different image than the workflow asks for.
  */
 function refuseUnsupported(list: (n: InputName) => string[], text: (n: InputName) => string): void {
-  if (text('cgroup-parent')) throw new InputError('input cgroup-parent: hoist runs RUN steps in its own runtime, not under a cgroup you name; leave cgroup-parent out');
+  if (text('cgroup-parent'))
+    throw new InputError(
+      'input cgroup-parent: hoist runs RUN steps in its own runtime, not under a cgroup you name; leave cgroup-parent out',
+    );
   const call = text('call');
-  if (call && call !== 'build') throw new InputError(`input call: ${JSON.stringify(call)}: hoist only builds (call: build); it runs the Dockerfile's build checks before every build, as warnings at their lines`);
+  if (call && call !== 'build')
+    throw new InputError(
+      `input call: ${JSON.stringify(call)}: hoist only builds (call: build); it runs the Dockerfile's build checks before every build, as warnings at their lines`,
+    );
   for (const e of list('allow')) {
     if (e === 'network.host') continue; // RUN --network=host needs no entitlement here
-    throw new InputError(`input allow: ${JSON.stringify(e)}: ${e === 'security.insecure' ? 'RUN --security=insecure is not supported by hoist' : 'unknown entitlement (network.host, security.insecure)'}`);
+    throw new InputError(
+      `input allow: ${JSON.stringify(e)}: ${e === 'security.insecure' ? 'RUN --security=insecure is not supported by hoist' : 'unknown entitlement (network.host, security.insecure)'}`,
+    );
   }
 }
 
 /** provenance, sbom and attests as build-push-action reads them (export/provenance.ts requestedAttestations). */
-function attestationInputs(text: (n: InputName) => string, list: (n: InputName) => string[]): { provenance?: ProvenanceOptions; sbom: boolean } {
+function attestationInputs(
+  text: (n: InputName) => string,
+  list: (n: InputName) => string[],
+): { provenance?: ProvenanceOptions; sbom: boolean } {
   try {
-    return requestedAttestations({ provenance: text('provenance'), sbom: text('sbom'), attests: list('attests') }, { provenance: 'input provenance', sbom: 'input sbom', attests: 'input attests' });
+    return requestedAttestations(
+      { provenance: text('provenance'), sbom: text('sbom'), attests: list('attests') },
+      { provenance: 'input provenance', sbom: 'input sbom', attests: 'input attests' },
+    );
   } catch (e) {
     throw new InputError((e as Error).message);
   }
@@ -310,8 +347,11 @@ export function eventGitContext(env: NodeJS.ProcessEnv): string | undefined {
   let ref = env.GITHUB_REF ?? '';
   if (sha && ref && !ref.startsWith('refs/')) ref = `refs/heads/${ref}`;
   if (sha && !ref.startsWith('refs/pull/')) ref = sha;
-  else if (ref.startsWith('refs/pull/') && env.DOCKER_DEFAULT_GIT_CONTEXT_PR_HEAD_REF === 'true') ref = ref.replace(/\/merge$/, '/head');
-  return /^(1|true)$/i.test(env.BUILDX_SEND_GIT_QUERY_AS_INPUT ?? '') ? `${server}/${repo}.git?ref=${ref}` : `${server}/${repo}.git#${ref}`;
+  else if (ref.startsWith('refs/pull/') && env.DOCKER_DEFAULT_GIT_CONTEXT_PR_HEAD_REF === 'true')
+    ref = ref.replace(/\/merge$/, '/head');
+  return /^(1|true)$/i.test(env.BUILDX_SEND_GIT_QUERY_AS_INPUT ?? '')
+    ? `${server}/${repo}.git?ref=${ref}`
+    : `${server}/${repo}.git#${ref}`;
 }
 
 /**
@@ -335,6 +375,7 @@ function createdInput(value: string): 'commit' | 'now' {
 
 function isolationInput(value: string | undefined): Isolation {
   if (!value) return 'auto';
-  if (!(isolations as readonly string[]).includes(value)) throw new InputError(`input isolation: ${JSON.stringify(value)} is not one of ${isolations.join(', ')}`);
+  if (!(isolations as readonly string[]).includes(value))
+    throw new InputError(`input isolation: ${JSON.stringify(value)} is not one of ${isolations.join(', ')}`);
   return value as Isolation;
 }

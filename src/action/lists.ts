@@ -72,7 +72,10 @@ export function csvRecords(text: string, options: { comment?: string; quote?: bo
       endRecord();
     } else field += c;
   }
-  if (quoting) throw new ListError('a quoted value is not closed (a " opens a value only at its start; write "" for a quote inside one)');
+  if (quoting)
+    throw new ListError(
+      'a quoted value is not closed (a " opens a value only at its start; write "" for a quote inside one)',
+    );
   endRecord();
   return records;
 }
@@ -85,7 +88,10 @@ export function getList(text: string, options: ListOptions): string[] {
     else if (options.ignoreComma) out.push(record.join(','));
     else out.push(...record);
   }
-  return out.filter((s) => s !== '').map((s) => (options.trim === false ? s : s.trim())).filter((s) => s !== '');
+  return out
+    .filter((s) => s !== '')
+    .map((s) => (options.trim === false ? s : s.trim()))
+    .filter((s) => s !== '');
 }
 
 /** A boolean input as @actions/core's getBooleanInput reads it (YAML 1.2 core schema), or the default when empty. */

@@ -16,11 +16,18 @@ export class ActionCredentials implements CredentialSource {
   private readonly explicit?: { key: string; credential: Credential };
   private readonly docker: CredentialSource;
 
-  constructor(private readonly inputs: LoginInputs, env: NodeJS.ProcessEnv = process.env) {
+  constructor(
+    private readonly inputs: LoginInputs,
+    env: NodeJS.ProcessEnv = process.env,
+  ) {
     this.docker = new DockerCredentials(env);
     if (inputs.username !== undefined || inputs.password !== undefined) {
-      if (!inputs.username || !inputs.password) throw new Error('inputs username and password go together: give both, or neither to use the docker config');
-      this.explicit = { key: authKey(inputs.registry ?? 'docker.io'), credential: { username: inputs.username, password: inputs.password } };
+      if (!inputs.username || !inputs.password)
+        throw new Error('inputs username and password go together: give both, or neither to use the docker config');
+      this.explicit = {
+        key: authKey(inputs.registry ?? 'docker.io'),
+        credential: { username: inputs.username, password: inputs.password },
+      };
     }
   }
 
@@ -33,7 +40,8 @@ export class ActionCredentials implements CredentialSource {
     if (this.explicit && authKey(registry) === this.explicit.key) return this.explicit.credential;
     const c = await this.docker.get(registry);
     if (c) return c;
-    if (registry === 'ghcr.io' && this.inputs.githubToken) return { username: this.inputs.actor || 'github-actions', password: this.inputs.githubToken };
+    if (registry === 'ghcr.io' && this.inputs.githubToken)
+      return { username: this.inputs.actor || 'github-actions', password: this.inputs.githubToken };
     return undefined;
   }
 }

@@ -11,7 +11,19 @@ export interface LogSink {
 }
 
 /** Every output the Action sets; action.yml declares exactly these (a test keeps them equal). */
-export const outputNames = ['digest', 'imageid', 'metadata', 'tags', 'tag-names', 'labels', 'annotations', 'image', 'version', 'cache-hits', 'json'] as const;
+export const outputNames = [
+  'digest',
+  'imageid',
+  'metadata',
+  'tags',
+  'tag-names',
+  'labels',
+  'annotations',
+  'image',
+  'version',
+  'cache-hits',
+  'json',
+] as const;
 export type OutputName = (typeof outputNames)[number];
 
 const stepName = (st: StepStart) => `${st.prefix}${st.instruction}`;
@@ -55,7 +67,14 @@ export class StageLog {
  * image (a tracking pixel), emphasis or a table cell into the job's summary: it shows as the text it is.
  */
 const markdownSyntax = /[\\`*_{}[\]()#+!|~:@]/g;
-const code = (s: string) => `<code>${s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(markdownSyntax, (c) => `&#${c.charCodeAt(0)};`).replace(/\bwww\./gi, (m) => `${m.slice(0, 3)}&#46;`).replace(/\r?\n/g, ' ')}</code>`;
+const code = (s: string) =>
+  `<code>${s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(markdownSyntax, (c) => `&#${c.charCodeAt(0)};`)
+    .replace(/\bwww\./gi, (m) => `${m.slice(0, 3)}&#46;`)
+    .replace(/\r?\n/g, ' ')}</code>`;
 
 export function summaryMarkdown(outcome: BuildOutcome, options: { pushed: boolean }): string {
   const sizes = new Map(outcome.layers.map((l) => [l.diffID, l.size]));
@@ -64,15 +83,37 @@ export function summaryMarkdown(outcome: BuildOutcome, options: { pushed: boolea
     ...outcome.tags.map((t) => ['Image', code(t)]),
     ['Digest', `${code(outcome.digest)}${options.pushed ? '' : ' (not pushed)'}`],
     ['Image ID', code(outcome.imageID)],
-    ['Platform', code(`${outcome.platform.os}/${outcome.platform.architecture}${outcome.platform.variant ? `/${outcome.platform.variant}` : ''}`)],
+    [
+      'Platform',
+      code(
+        `${outcome.platform.os}/${outcome.platform.architecture}${outcome.platform.variant ? `/${outcome.platform.variant}` : ''}`,
+      ),
+    ],
     ['Size', `${formatBytes(outcome.size)} (compressed, ${outcome.layers.length} layers)`],
-    ['Cache', `${c.hits}/${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes)} downloaded, ${formatBytes(c.uploadedBytes)} uploaded`],
+    [
+      'Cache',
+      `${c.hits}/${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes)} downloaded, ${formatBytes(c.uploadedBytes)} uploaded`,
+    ],
   ];
-  const lines = ['## hoist build', '', '| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`), '', '### Steps', '', '| Step | Result | Time | Layer |', '|---|---|---|---|'];
+  const lines = [
+    '## hoist build',
+    '',
+    '| | |',
+    '|---|---|',
+    ...rows.map(([k, v]) => `| ${k} | ${v} |`),
+    '',
+    '### Steps',
+    '',
+    '| Step | Result | Time | Layer |',
+    '|---|---|---|---|',
+  ];
   for (const st of outcome.steps) {
     const size = st.diffID !== undefined ? sizes.get(st.diffID) : undefined;
-    const result = st.position === 1 ? (st.source ?? '') : st.cached ? `cached${st.source ? ` (${st.source})` : ''}` : 'ran';
-    lines.push(`| ${code(stepName(st))} | ${result} | ${st.seconds.toFixed(1)}s | ${size !== undefined ? formatBytes(size) : ''} |`);
+    const result =
+      st.position === 1 ? (st.source ?? '') : st.cached ? `cached${st.source ? ` (${st.source})` : ''}` : 'ran';
+    lines.push(
+      `| ${code(stepName(st))} | ${result} | ${st.seconds.toFixed(1)}s | ${size !== undefined ? formatBytes(size) : ''} |`,
+    );
   }
   return lines.join('\n') + '\n';
 }

@@ -11,7 +11,14 @@
 // - `images` lines (`name=…,enable=…`, or the old one-line `a,b`), names lower-cased; tags sanitised
 //   ([^a-zA-Z0-9._-]+ → -, at most 128 characters); the OCI labels and annotations.
 // Pure: the event comes in as a GitContext (action/github.ts reads it from the runner's environment).
-import { clean as pepClean, explain as pepExplain, major as pepMajor, minor as pepMinor, patch as pepPatch, valid as pepValid } from '@renovatebot/pep440';
+import {
+  clean as pepClean,
+  explain as pepExplain,
+  major as pepMajor,
+  minor as pepMinor,
+  patch as pepPatch,
+  valid as pepValid,
+} from '@renovatebot/pep440';
 import semver from 'semver';
 import { csvFields } from './lists.js';
 import { dateHelper, renderTemplate, type TemplateValue } from './template.js';
@@ -52,7 +59,16 @@ export interface RepoInfo {
 }
 
 type RuleType = 'schedule' | 'semver' | 'pep440' | 'match' | 'edge' | 'ref' | 'raw' | 'sha';
-const priorities: Record<RuleType, number> = { schedule: 1000, semver: 900, pep440: 900, match: 800, edge: 700, ref: 600, raw: 200, sha: 100 };
+const priorities: Record<RuleType, number> = {
+  schedule: 1000,
+  semver: 900,
+  pep440: 900,
+  match: 800,
+  edge: 700,
+  ref: 600,
+  raw: 200,
+  sha: 100,
+};
 
 export interface TagRule {
   type: RuleType;
@@ -75,7 +91,10 @@ export function parseTagRule(text: string): TagRule {
     const key = field.slice(0, eq).trim().toLowerCase();
     const value = field.slice(eq + 1).trim();
     if (key === 'type') {
-      if (!has(priorities, value)) throw new TagRuleError(`tag rule ${text}: unknown type ${JSON.stringify(value)} (schedule, semver, pep440, match, edge, ref, raw, sha)`);
+      if (!has(priorities, value))
+        throw new TagRuleError(
+          `tag rule ${text}: unknown type ${JSON.stringify(value)} (schedule, semver, pep440, match, edge, ref, raw, sha)`,
+        );
       type = value as RuleType;
     } else attrs[key] = value;
   }
@@ -104,7 +123,8 @@ export function parseTagRule(text: string): TagRule {
       break;
     case 'ref':
       need('event');
-      if (!['branch', 'tag', 'pr'].includes(attrs.event)) throw new TagRuleError(`tag rule ${text}: event must be branch, tag or pr`);
+      if (!['branch', 'tag', 'pr'].includes(attrs.event))
+        throw new TagRuleError(`tag rule ${text}: event must be branch, tag or pr`);
       if (attrs.event === 'pr' && !has(attrs, 'prefix')) attrs.prefix = 'pr-';
       break;
     case 'raw':
@@ -113,7 +133,8 @@ export function parseTagRule(text: string): TagRule {
     case 'sha':
       if (!has(attrs, 'prefix')) attrs.prefix = 'sha-';
       attrs.format ??= 'short';
-      if (!['short', 'long'].includes(attrs.format)) throw new TagRuleError(`tag rule ${text}: format must be short or long`);
+      if (!['short', 'long'].includes(attrs.format))
+        throw new TagRuleError(`tag rule ${text}: format must be short or long`);
       break;
   }
   attrs.enable ??= 'true';
@@ -124,7 +145,9 @@ export function parseTagRule(text: string): TagRule {
 
 /** Tag rule lines (metadata-action's four defaults when there are none), highest priority first (stable). */
 export function sortedTagRules(lines: readonly string[]): TagRule[] {
-  const all = (lines.length > 0 ? lines : ['type=schedule', 'type=ref,event=branch', 'type=ref,event=tag', 'type=ref,event=pr']).map(parseTagRule);
+  const all = (
+    lines.length > 0 ? lines : ['type=schedule', 'type=ref,event=branch', 'type=ref,event=tag', 'type=ref,event=pr']
+  ).map(parseTagRule);
   return all.sort((a, b) => Number(b.attrs.priority) - Number(a.attrs.priority));
 }
 
@@ -153,13 +176,15 @@ export function parseFlavor(lines: readonly string[]): Flavor {
       const key = parts[0].toLowerCase();
       const value = parts[1];
       if (key === 'latest') {
-        if (!['auto', 'true', 'false'].includes(value)) throw new TagRuleError(`flavor ${line}: latest must be auto, true or false`);
+        if (!['auto', 'true', 'false'].includes(value))
+          throw new TagRuleError(`flavor ${line}: latest must be auto, true or false`);
         f.latest = value as Flavor['latest'];
       } else if (key === 'prefix' || key === 'suffix') {
         f[key] = value;
         onlatestFor = key;
       } else if (key === 'onlatest') {
-        if (!['true', 'false'].includes(value)) throw new TagRuleError(`flavor ${line}: onlatest must be true or false`);
+        if (!['true', 'false'].includes(value))
+          throw new TagRuleError(`flavor ${line}: onlatest must be true or false`);
         if (onlatestFor === 'prefix') f.prefixLatest = value === 'true';
         if (onlatestFor === 'suffix') f.suffixLatest = value === 'true';
       } else throw new TagRuleError(`flavor ${line}: unknown entry ${key} (latest, prefix, suffix, onlatest)`);
@@ -196,7 +221,8 @@ export function parseImages(lines: readonly string[]): ImageName[] {
         image.name = value;
         named = true;
       } else if (key.toLowerCase() === 'enable') {
-        if (value !== 'true' && value !== 'false') throw new TagRuleError(`images ${line}: enable must be true or false, not ${JSON.stringify(value)}`);
+        if (value !== 'true' && value !== 'false')
+          throw new TagRuleError(`images ${line}: enable must be true or false, not ${JSON.stringify(value)}`);
         image.enable = value === 'true';
       } else throw new TagRuleError(`images ${line}: unknown attribute ${JSON.stringify(key)} (name, enable)`);
     }
@@ -240,7 +266,10 @@ const sanitizeTag = (t: string) => t.replace(/[^a-zA-Z0-9._-]+/g, '-').slice(0, 
 
 /** metadata-action's annotation levels: DOCKER_METADATA_ANNOTATIONS_LEVELS (comma-separated), manifest by default. */
 export function annotationLevels(env: NodeJS.ProcessEnv = process.env): string[] {
-  return (env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest').split(',').map((l) => l.trim()).filter(Boolean);
+  return (env.DOCKER_METADATA_ANNOTATIONS_LEVELS || 'manifest')
+    .split(',')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 export interface MetaInput {
@@ -256,7 +285,12 @@ export interface MetaInput {
 }
 
 /** metadata-action's result for `input` on the event `ctx` of repository `repo` (its src/meta.ts). */
-export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, warn: (m: string) => void = () => undefined): Meta {
+export function computeMeta(
+  input: MetaInput,
+  ctx: GitContext,
+  repo: RepoInfo,
+  warn: (m: string) => void = () => undefined,
+): Meta {
   const flavor = parseFlavor(input.flavor);
   const images = parseImages(input.images).flatMap((i) => (i.enable ? [i.name.toLowerCase()] : []));
   const rules = sortedTagRules(input.tags);
@@ -277,7 +311,12 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
     tag: () => (isTag ? tagName : ''),
     sha: () => shortSha(ctx.sha),
     // a tag push's base_ref names the branch (refs/heads/ taken off); a pull request's, its base branch
-    base_ref: () => (isTag && ctx.pushBaseRef !== undefined ? ctx.pushBaseRef.replace(/^refs\/heads\//, '') : isPr && ctx.prBaseRef !== undefined ? ctx.prBaseRef : ''),
+    base_ref: () =>
+      isTag && ctx.pushBaseRef !== undefined
+        ? ctx.pushBaseRef.replace(/^refs\/heads\//, '')
+        : isPr && ctx.prBaseRef !== undefined
+          ? ctx.prBaseRef
+          : '',
     is_default_branch: () => String(isDefault()),
     is_not_default_branch: () => String(!isDefault()),
     date: dateHelper(ctx.now, 'date', 'tags'),
@@ -317,7 +356,8 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
 
   for (const rule of rules) {
     const enabled = exp(rule.attrs.enable, rule.text);
-    if (enabled !== 'true' && enabled !== 'false') throw new TagRuleError(`tag rule ${rule.text}: enable must be true or false, not ${JSON.stringify(enabled)}`);
+    if (enabled !== 'true' && enabled !== 'false')
+      throw new TagRuleError(`tag rule ${rule.text}: enable must be true or false, not ${JSON.stringify(enabled)}`);
     if (enabled === 'false') continue;
     const a = rule.attrs;
     switch (rule.type) {
@@ -332,9 +372,22 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
           break;
         }
         const v = semver.parse(raw, { loose: true }) as semver.SemVer;
-        const vars: Record<string, TemplateValue> = { version: v.version, major: v.major, minor: v.minor, patch: v.patch, raw: v.raw, prerelease: v.prerelease.join(','), build: v.build.join(',') };
+        const vars: Record<string, TemplateValue> = {
+          version: v.version,
+          major: v.major,
+          minor: v.minor,
+          patch: v.patch,
+          raw: v.raw,
+          prerelease: v.prerelease.join(','),
+          build: v.build.join(','),
+        };
         // a pre-release gives only its version (or its raw form)
-        if (semver.prerelease(raw)) add(affix(renderTemplate(isRawStatement(a.pattern) ? a.pattern : '{{version}}', vars, rule.text), rule), rule, false);
+        if (semver.prerelease(raw))
+          add(
+            affix(renderTemplate(isRawStatement(a.pattern) ? a.pattern : '{{version}}', vars, rule.text), rule),
+            rule,
+            false,
+          );
         else add(affix(renderTemplate(a.pattern, vars, rule.text), rule), rule, true);
         break;
       }
@@ -347,8 +400,21 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
         }
         const x = pepExplain(raw);
         const cleaned = pepClean(raw) ?? raw;
-        if (x?.is_prerelease || x?.is_postrelease || x?.is_devrelease) add(affix(isRawStatement(a.pattern) ? raw : cleaned, rule), rule, false);
-        else add(affix(renderTemplate(a.pattern, { raw, version: cleaned, major: pepMajor(raw), minor: pepMinor(raw), patch: pepPatch(raw) }, rule.text), rule), rule, true);
+        if (x?.is_prerelease || x?.is_postrelease || x?.is_devrelease)
+          add(affix(isRawStatement(a.pattern) ? raw : cleaned, rule), rule, false);
+        else
+          add(
+            affix(
+              renderTemplate(
+                a.pattern,
+                { raw, version: cleaned, major: pepMajor(raw), minor: pepMinor(raw), patch: pepPatch(raw) },
+                rule.text,
+              ),
+              rule,
+            ),
+            rule,
+            true,
+          );
         break;
       }
       case 'match': {
@@ -374,7 +440,8 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
       case 'ref':
         if (a.event === 'branch' && isBranch) add(affix(branch, rule), rule, false);
         else if (a.event === 'tag' && isTag) add(affix(tagName, rule), rule, true);
-        else if (a.event === 'pr' && isPr) add(affix(ctx.ref.replace(/^refs\/pull\//, '').replace(/\/merge$/, ''), rule), rule, false);
+        else if (a.event === 'pr' && isPr)
+          add(affix(ctx.ref.replace(/^refs\/pull\//, '').replace(/\/merge$/, ''), rule), rule, false);
         break;
       case 'raw':
         add(affix(exp(a.value, rule.text), rule), rule, false);
@@ -388,7 +455,10 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
   const tagNames: string[] = [];
   if (main !== undefined) {
     tagNames.push(main, ...partial);
-    if (latest) tagNames.push(sanitizeTag(`${flavor.prefixLatest ? flavor.prefix : ''}latest${flavor.suffixLatest ? flavor.suffix : ''}`));
+    if (latest)
+      tagNames.push(
+        sanitizeTag(`${flavor.prefixLatest ? flavor.prefix : ''}latest${flavor.suffixLatest ? flavor.suffix : ''}`),
+      );
   }
   const tags = images.length > 0 ? images.flatMap((image) => tagNames.map((v) => `${image}:${v}`)) : [...tagNames];
   const oci = (extra: readonly string[], where: string): string[] => {
@@ -413,7 +483,8 @@ export function computeMeta(input: MetaInput, ctx: GitContext, repo: RepoInfo, w
   };
   const labels = oci(input.labels, 'labels');
   const annotations = oci(input.annotations, 'annotations');
-  const annotationsAt = (levels: readonly string[]) => levels.flatMap((level) => annotations.map((x) => `${level}:${x}`));
+  const annotationsAt = (levels: readonly string[]) =>
+    levels.flatMap((level) => annotations.map((x) => `${level}:${x}`));
   return {
     version: main,
     versionInfo: { main, partial, latest: latest ?? false },
@@ -435,6 +506,8 @@ function regexp(source: string, rule: TagRule, flags?: string): RegExp {
   try {
     return new RegExp(source, flags);
   } catch (e) {
-    throw new TagRuleError(`tag rule ${rule.text}: ${JSON.stringify(source)} is not a regular expression: ${(e as Error).message}`);
+    throw new TagRuleError(
+      `tag rule ${rule.text}: ${JSON.stringify(source)} is not a regular expression: ${(e as Error).message}`,
+    );
   }
 }

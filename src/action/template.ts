@@ -3,13 +3,25 @@
 // arguments and hash), its output HTML-escaped as Handlebars escapes `{{…}}`; and the moment.js date formats its
 // `date`/`commit_date` helpers take (`{{date 'YYYYMMDD-HHmm' tz='Asia/Tokyo'}}`). Pure.
 
-export type TemplateValue = string | number | undefined | ((args: (string | number | boolean | undefined)[], hash: Record<string, string>) => string);
+export type TemplateValue =
+  | string
+  | number
+  | undefined
+  | ((args: (string | number | boolean | undefined)[], hash: Record<string, string>) => string);
 
 export class TemplateError extends Error {
   override readonly name = 'TemplateError';
 }
 
-const escapes: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#x27;', '`': '&#x60;', '=': '&#x3D;' };
+const escapes: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#x27;',
+  '`': '&#x60;',
+  '=': '&#x3D;',
+};
 
 /** Splits an expression's inside into words: bare, 'quoted', "quoted", key=value (value bare or quoted). */
 function words(inner: string, where: string): { word: string; quoted: boolean; key?: string }[] {
@@ -68,7 +80,16 @@ function literalOrLookup(word: string, context: Record<string, TemplateValue>): 
 function zoned(date: Date, tz: string, where: string): Record<string, number> {
   let f: Intl.DateTimeFormat;
   try {
-    f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: tz,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
   } catch {
     throw new TemplateError(`${where}: unknown time zone ${JSON.stringify(tz)}`);
   }
@@ -87,7 +108,8 @@ const pad = (n: number, w = 2) => String(Math.abs(n)).padStart(w, '0');
  */
 export function formatDate(date: Date, format: string, tz: string, where: string): string {
   const p = zoned(date, tz, where);
-  const offset = (sep: string) => `${p.offset < 0 ? '-' : '+'}${pad(Math.floor(Math.abs(p.offset) / 60))}${sep}${pad(Math.abs(p.offset) % 60)}`;
+  const offset = (sep: string) =>
+    `${p.offset < 0 ? '-' : '+'}${pad(Math.floor(Math.abs(p.offset) / 60))}${sep}${pad(Math.abs(p.offset) % 60)}`;
   const h12 = p.hour % 12 === 0 ? 12 : p.hour % 12;
   const tokens: Record<string, () => string> = {
     YYYY: () => pad(p.year, 4),
@@ -112,17 +134,26 @@ export function formatDate(date: Date, format: string, tz: string, where: string
     ZZ: () => offset(''),
     Z: () => offset(':'),
   };
-  return format.replace(/\[([^\]]*)\]|YYYY|YY|SSS|MM|M|DD|D|HH|H|hh|h|mm|m|ss|s|A|a|X|x|ZZ|Z/g, (t, literal: string | undefined) => (literal !== undefined ? literal : tokens[t]()));
+  return format.replace(
+    /\[([^\]]*)\]|YYYY|YY|SSS|MM|M|DD|D|HH|H|hh|h|mm|m|ss|s|A|a|X|x|ZZ|Z/g,
+    (t, literal: string | undefined) => (literal !== undefined ? literal : tokens[t]()),
+  );
 }
 
 /** A `date`-style helper over `date`: `{{name 'FORMAT' tz='Zone'}}` (UTC by default; no other hash key). */
 export function dateHelper(date: Date, name: string, where: string): TemplateValue {
   return (args, hash) => {
-    for (const k of Object.keys(hash)) if (k !== 'tz') throw new TemplateError(`${where}: unknown ${k} attribute of ${name}`);
+    for (const k of Object.keys(hash))
+      if (k !== 'tz') throw new TemplateError(`${where}: unknown ${k} attribute of ${name}`);
     const tz = hash.tz ?? 'UTC';
     const format = args[0];
     if (format !== undefined && typeof format !== 'string') return String(format);
     // moment's format() without a format: its UTC form (…ss[Z]) at offset zero, else …ssZ (+09:00)
-    return formatDate(date, format ?? (zoned(date, tz, where).offset === 0 ? 'YYYY-MM-DDTHH:mm:ss[Z]' : 'YYYY-MM-DDTHH:mm:ssZ'), tz, where);
+    return formatDate(
+      date,
+      format ?? (zoned(date, tz, where).offset === 0 ? 'YYYY-MM-DDTHH:mm:ss[Z]' : 'YYYY-MM-DDTHH:mm:ssZ'),
+      tz,
+      where,
+    );
   };
 }

@@ -53,7 +53,10 @@ export interface CacheSource {
 /** A cache's blob that could not be had (unreachable, or its bytes do not match its digest). */
 export class CacheBlobError extends Error {
   override readonly name = 'CacheBlobError';
-  constructor(message: string, readonly digest: string) {
+  constructor(
+    message: string,
+    readonly digest: string,
+  ) {
     super(message);
   }
 }
@@ -113,7 +116,10 @@ const mode = (f: Map<string, string>, text: string, flag: string): 'min' | 'max'
 /** The type=gha attributes both flags take; unknown ones are errors (a typo would silently change the scope). */
 function ghaSpec(f: Map<string, string>, text: string, flag: string, extra: readonly string[]): GhaSpec {
   for (const k of f.keys()) {
-    if (!['type', 'scope', 'url', 'url_v2', 'token', ...extra].includes(k)) throw new CacheSpecError(`${flag} ${text}: type=gha takes scope, url, token${extra.length ? `, ${extra.join(', ')}` : ''}; not ${k}`);
+    if (!['type', 'scope', 'url', 'url_v2', 'token', ...extra].includes(k))
+      throw new CacheSpecError(
+        `${flag} ${text}: type=gha takes scope, url, token${extra.length ? `, ${extra.join(', ')}` : ''}; not ${k}`,
+      );
   }
   const spec: GhaSpec = { type: 'gha' };
   const scope = f.get('scope');
@@ -132,7 +138,9 @@ function ghaSpec(f: Map<string, string>, text: string, flag: string, extra: read
 function byteSize(key: string, value: string, text: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(value.trim());
   if (!m) throw new CacheSpecError(`${flag} ${text}: ${key} ${JSON.stringify(value)} is not a size (like 2g or 500m)`);
-  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[
+    m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'
+  ];
   return Math.floor(Number(m[1]) * unit);
 }
 
@@ -180,7 +188,11 @@ function parseCacheToText(text: string): CacheToSpec {
     return { type, dest, mode: mode(f, text, '--cache-to'), ...mountMax(f, text) };
   }
   if (type === 'gha') {
-    const spec: CacheToSpec = { ...ghaSpec(f, text, '--cache-to', ['mode', 'ignore-error', 'max-size', 'mount-max-size']), mode: mode(f, text, '--cache-to'), ...mountMax(f, text) };
+    const spec: CacheToSpec = {
+      ...ghaSpec(f, text, '--cache-to', ['mode', 'ignore-error', 'max-size', 'mount-max-size']),
+      mode: mode(f, text, '--cache-to'),
+      ...mountMax(f, text),
+    };
     const max = f.get('max-size');
     if (max !== undefined) spec.maxSize = byteSize('max-size', max, text, '--cache-to');
     // ignore-error: a cache is never a reason for a build to fail, so it is always so here.
@@ -194,7 +206,8 @@ function masked<T>(text: string, parse: (text: string) => T): T {
   try {
     return parse(text);
   } catch (e) {
-    if (e instanceof CacheSpecError) e.message = e.message.split(text).join(text.replace(/((?:^|,)\s*token=)[^,]*/gi, '$1***'));
+    if (e instanceof CacheSpecError)
+      e.message = e.message.split(text).join(text.replace(/((?:^|,)\s*token=)[^,]*/gi, '$1***'));
     throw e;
   }
 }

@@ -1,7 +1,13 @@
 // --cache-from and --cache-to of a build (index.ts): the caches opened before the build (one that cannot be read is a
 // warning), which cache layers the build must fetch before it ends, and the exports after it (a failed export is a
 // warning too: the build never fails because of a cache).
-import { type CacheBackend, CacheBlobError, type CacheFromSpec, type CacheSource, type CacheToSpec } from './backend.js';
+import {
+  type CacheBackend,
+  CacheBlobError,
+  type CacheFromSpec,
+  type CacheSource,
+  type CacheToSpec,
+} from './backend.js';
 import { localCache } from './local-dir.js';
 import { type MountsToSave, mountsToSave } from './mounts.js';
 import { registryCache } from './registry.js';
@@ -35,21 +41,43 @@ export function defaultGhaScope(ctx: CacheContext): string {
 async function backendFor(spec: CacheFromSpec | CacheToSpec, ctx: CacheContext): Promise<CacheBackend> {
   switch (spec.type) {
     case 'registry':
-      return registryCache(ctx.client, spec.ref, ctx.platform, 'mountMaxSize' in spec ? { mountMaxSize: spec.mountMaxSize } : {});
+      return registryCache(
+        ctx.client,
+        spec.ref,
+        ctx.platform,
+        'mountMaxSize' in spec ? { mountMaxSize: spec.mountMaxSize } : {},
+      );
     case 'local':
-      return localCache('src' in spec ? spec.src : spec.dest, 'mountMaxSize' in spec ? { mountMaxSize: spec.mountMaxSize } : {});
+      return localCache(
+        'src' in spec ? spec.src : spec.dest,
+        'mountMaxSize' in spec ? { mountMaxSize: spec.mountMaxSize } : {},
+      );
     case 'gha': {
       // Loaded only when used.
       const { ghaCache } = await import(/* webpackMode: "eager" */ './gha.js');
       const mode = 'mode' in spec ? spec.mode : 'min';
-      return ghaCache({ scope: spec.scope ?? defaultGhaScope(ctx), mode, ...('maxSize' in spec && spec.maxSize !== undefined ? { maxSize: spec.maxSize } : {}), ...('mountMaxSize' in spec && spec.mountMaxSize !== undefined ? { mountMaxSize: spec.mountMaxSize } : {}), ...(spec.url ? { url: spec.url } : {}), ...(spec.token ? { token: spec.token } : {}) }, ctx.build);
+      return ghaCache(
+        {
+          scope: spec.scope ?? defaultGhaScope(ctx),
+          mode,
+          ...('maxSize' in spec && spec.maxSize !== undefined ? { maxSize: spec.maxSize } : {}),
+          ...('mountMaxSize' in spec && spec.mountMaxSize !== undefined ? { mountMaxSize: spec.mountMaxSize } : {}),
+          ...(spec.url ? { url: spec.url } : {}),
+          ...(spec.token ? { token: spec.token } : {}),
+        },
+        ctx.build,
+      );
     }
     case 'inline':
       throw new Error('internal: the inline cache has no backend');
   }
 }
 
-export async function openCaches(specs: readonly CacheFromSpec[], ctx: CacheContext, warn: (m: string) => void): Promise<CacheSource[]> {
+export async function openCaches(
+  specs: readonly CacheFromSpec[],
+  ctx: CacheContext,
+  warn: (m: string) => void,
+): Promise<CacheSource[]> {
   const out: CacheSource[] = [];
   for (const s of specs) {
     let name = `type=${s.type}`;
@@ -81,10 +109,17 @@ export async function openCaches(specs: readonly CacheFromSpec[], ctx: CacheCont
  * there — a fresh runner rebuilding what was pushed downloads nothing). Otherwise the layer is fetched and checked: a
  * fresh runner pushing a cached image somewhere new downloads each such layer once.
  */
-export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly string[], cacheTo: readonly CacheToSpec[], client: RegistryClient, store: Store): (layer: Layer, image: string) => Promise<boolean> {
+export function prefetchPolicy(
+  outputs: readonly OutputSpec[],
+  tags: readonly string[],
+  cacheTo: readonly CacheToSpec[],
+  client: RegistryClient,
+  store: Store,
+): (layer: Layer, image: string) => Promise<boolean> {
   if (outputs.some((o) => o.type !== 'registry') || cacheTo.some((c) => c.type === 'local')) return async () => true;
   const images: Reference[] = [];
-  for (const o of outputs) for (const n of (o.type === 'registry' ? o.names : undefined) ?? tags) images.push(parseReference(n));
+  for (const o of outputs)
+    for (const n of (o.type === 'registry' ? o.names : undefined) ?? tags) images.push(parseReference(n));
   const targets = [...images];
   for (const c of cacheTo) if (c.type === 'registry') targets.push(parseReference(c.ref));
   if (targets.length === 0) return async () => true;
@@ -93,8 +128,13 @@ export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly st
   const publishedEverywhere = (image: string) => {
     let p = published.get(image);
     if (!p) {
-      const there = (r: Reference) => client.resolve({ registry: r.registry, repository: r.repository, digest: image }).then((m) => m.digest === image, () => false);
-      p = images.length === 0 ? Promise.resolve(false) : Promise.all(images.map(there)).then((all) => all.every(Boolean));
+      const there = (r: Reference) =>
+        client.resolve({ registry: r.registry, repository: r.repository, digest: image }).then(
+          (m) => m.digest === image,
+          () => false,
+        );
+      p =
+        images.length === 0 ? Promise.resolve(false) : Promise.all(images.map(there)).then((all) => all.every(Boolean));
       published.set(image, p);
     }
     return p;
@@ -107,7 +147,9 @@ export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly st
     const mountable = layer.sources.find((s) => s.repository && registries.has(s.repository.registry))?.repository;
     const asked = mountable ? [mountable] : targets;
     const sizes = asked.map((r) => client.blobExists(r, digest).catch(() => undefined));
-    const prefix = asked.length ? client.blobPrefix(asked[0], digest, 6).catch(() => undefined) : Promise.resolve(undefined);
+    const prefix = asked.length
+      ? client.blobPrefix(asked[0], digest, 6).catch(() => undefined)
+      : Promise.resolve(undefined);
     if (!(await verified) && !(await publishedEverywhere(image))) return true;
     // Held by every target (or the repository it mounts from): pushed by name, without its bytes.
     const held = await Promise.all(sizes);
@@ -122,29 +164,55 @@ export function prefetchPolicy(outputs: readonly OutputSpec[], tags: readonly st
  * A cache layer that the push will name without reading it, checked against what the registry holds: its size, and
  * its first bytes' compression (`prefix`; when they could not be had, the layer is fetched and checked instead).
  */
-function checkHeld(layer: Layer, repo: Reference | NonNullable<Layer['sources'][number]['repository']>, size: number, prefix: Buffer | undefined): boolean {
+function checkHeld(
+  layer: Layer,
+  repo: Reference | NonNullable<Layer['sources'][number]['repository']>,
+  size: number,
+  prefix: Buffer | undefined,
+): boolean {
   const d = layer.descriptor;
   const where = `${repo.registry}/${repo.repository}`;
-  if (size !== d.size) throw new CacheBlobError(`the cache's record of layer ${d.digest} says ${d.size} bytes, ${where} holds ${size}`, d.digest);
+  if (size !== d.size)
+    throw new CacheBlobError(
+      `the cache's record of layer ${d.digest} says ${d.size} bytes, ${where} holds ${size}`,
+      d.digest,
+    );
   if (prefix === undefined) return false;
   const said = layerCompression(d.mediaType);
   const found = detectCompression(prefix);
-  if (said !== found) throw new CacheBlobError(`the cache's record of layer ${d.digest} says ${d.mediaType}, but ${where} holds it ${found === 'none' ? 'uncompressed' : `${found}-compressed`}`, d.digest);
+  if (said !== found)
+    throw new CacheBlobError(
+      `the cache's record of layer ${d.digest} says ${d.mediaType}, but ${where} holds it ${found === 'none' ? 'uncompressed' : `${found}-compressed`}`,
+      d.digest,
+    );
   return true;
 }
 
-export async function exportCaches(specs: readonly CacheToSpec[], result: BuildResult, ctx: CacheContext, store: Store, warn: (m: string) => void, log: (m: string) => void): Promise<number> {
+export async function exportCaches(
+  specs: readonly CacheToSpec[],
+  result: BuildResult,
+  ctx: CacheContext,
+  store: Store,
+  warn: (m: string) => void,
+  log: (m: string) => void,
+): Promise<number> {
   let uploaded = 0;
   // The mounts' blobs, packed once for every registry and local cache of the build (per size cap).
   const packed = new Map<number, Promise<MountsToSave>>();
-  const keptMounts = (maxBytes: number) => sharedBy(packed, maxBytes, () => mountsToSave(store, result.cacheMounts, maxBytes));
+  const keptMounts = (maxBytes: number) =>
+    sharedBy(packed, maxBytes, () => mountsToSave(store, result.cacheMounts, maxBytes));
   for (const s of specs) {
     if (s.type === 'inline') continue; // in the image's config already
     const records = s.mode === 'max' ? result.records.all : result.records.final;
     let backend: CacheBackend | undefined;
     try {
       backend = await backendFor(s, ctx);
-      const r = await backend.save(records, { store, layer: result.records.layer, mounts: result.cacheMounts, keptMounts });
+      const r = await backend.save(records, {
+        store,
+        layer: result.records.layer,
+        mounts: result.cacheMounts,
+        keptMounts,
+      });
       uploaded += r.uploadedBytes;
       log(`cache exported to ${backend.name}: ${records.length} records (${r.summary})`);
     } catch (e) {

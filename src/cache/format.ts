@@ -37,18 +37,33 @@ export interface EncodedCache {
 export function encodeCache(records: readonly CacheRecord[], mounts: readonly MountBlob[] = []): EncodedCache {
   const layers = new Map<string, Descriptor>();
   records = [...records].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  for (const r of records) if (r.layer && !layers.has(r.layer.digest)) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
-  for (const m of mounts) if (!layers.has(m.descriptor.digest)) layers.set(m.descriptor.digest, { ...m.descriptor, annotations: { [mountAnnotation]: m.name } });
-  const mountList = mounts.map((m) => ({ name: m.name, content: m.content, mediaType: m.descriptor.mediaType, digest: m.descriptor.digest, size: m.descriptor.size }));
+  for (const r of records)
+    if (r.layer && !layers.has(r.layer.digest))
+      layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+  for (const m of mounts)
+    if (!layers.has(m.descriptor.digest))
+      layers.set(m.descriptor.digest, { ...m.descriptor, annotations: { [mountAnnotation]: m.name } });
+  const mountList = mounts.map((m) => ({
+    name: m.name,
+    content: m.content,
+    mediaType: m.descriptor.mediaType,
+    digest: m.descriptor.digest,
+    size: m.descriptor.size,
+  }));
   const recordsJSON = `[${records.map((r) => canonicalJSON(r)).join(',')}]`;
-  const config = Buffer.from(`{"version":1,"records":${recordsJSON}${mountList.length > 0 ? `,"mounts":${JSON.stringify(mountList)}` : ''}}`);
+  const config = Buffer.from(
+    `{"version":1,"records":${recordsJSON}${mountList.length > 0 ? `,"mounts":${JSON.stringify(mountList)}` : ''}}`,
+  );
   // An OCI manifest names its layers by OCI types (the records keep the type each layer was built with).
-  const manifest: ImageManifest = inFamily({
-    schemaVersion: 2,
-    mediaType: MediaType.ociManifest,
-    config: { mediaType: cacheConfigMediaType, digest: digestOf(config), size: config.length },
-    layers: [...layers.values()],
-  }, true);
+  const manifest: ImageManifest = inFamily(
+    {
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: cacheConfigMediaType, digest: digestOf(config), size: config.length },
+      layers: [...layers.values()],
+    },
+    true,
+  );
   return { config, manifest: Buffer.from(manifestBytes(manifest)), layers: manifest.layers };
 }
 
@@ -76,10 +91,35 @@ export function decodeMounts(value: unknown): MountBlob[] {
   const list = (value as { mounts?: unknown } | null)?.mounts;
   if (!Array.isArray(list)) return [];
   const out: MountBlob[] = [];
-  for (const m of list as Partial<{ name: unknown; content: unknown; mediaType: unknown; digest: unknown; size: unknown }>[]) {
-    if (typeof m !== 'object' || m === null || typeof m.name !== 'string' || !/^[0-9a-f]{32}$/.test(m.name) || typeof m.content !== 'string' || !isDigest(m.content)) continue;
-    if (typeof m.mediaType !== 'string' || typeof m.digest !== 'string' || !isDigest(m.digest) || !Number.isSafeInteger(m.size) || (m.size as number) < 0) continue;
-    out.push({ name: m.name, content: m.content, descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.size as number } });
+  for (const m of list as Partial<{
+    name: unknown;
+    content: unknown;
+    mediaType: unknown;
+    digest: unknown;
+    size: unknown;
+  }>[]) {
+    if (
+      typeof m !== 'object' ||
+      m === null ||
+      typeof m.name !== 'string' ||
+      !/^[0-9a-f]{32}$/.test(m.name) ||
+      typeof m.content !== 'string' ||
+      !isDigest(m.content)
+    )
+      continue;
+    if (
+      typeof m.mediaType !== 'string' ||
+      typeof m.digest !== 'string' ||
+      !isDigest(m.digest) ||
+      !Number.isSafeInteger(m.size) ||
+      (m.size as number) < 0
+    )
+      continue;
+    out.push({
+      name: m.name,
+      content: m.content,
+      descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.size as number },
+    });
   }
   return out;
 }

@@ -49,14 +49,24 @@ type Body = string | (() => Readable);
  * One request, tried again on a 5xx or a dropped connection (three times in all, a second apart, then two): a body
  * is made afresh for each attempt.
  */
-async function call(url: string, init: { method: 'GET' | 'POST' | 'PUT' | 'PATCH'; headers: Record<string, string>; body?: Body }): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+async function call(
+  url: string,
+  init: { method: 'GET' | 'POST' | 'PUT' | 'PATCH'; headers: Record<string, string>; body?: Body },
+): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
   const { request } = await import('../registry/undici.js');
   const agent = await dispatcher();
   try {
     for (let attempt = 1; ; attempt++) {
       try {
         const body = typeof init.body === 'function' ? init.body() : init.body;
-        const r = await request(url, { method: init.method, headers: init.headers, ...(body !== undefined ? { body } : {}), dispatcher: agent, headersTimeout: 60_000, bodyTimeout: 60_000 });
+        const r = await request(url, {
+          method: init.method,
+          headers: init.headers,
+          ...(body !== undefined ? { body } : {}),
+          dispatcher: agent,
+          headersTimeout: 60_000,
+          bodyTimeout: 60_000,
+        });
         let text = '';
         for await (const c of r.body) {
           text += (c as Buffer).toString();
@@ -72,7 +82,13 @@ async function call(url: string, init: { method: 'GET' | 'POST' | 'PUT' | 'PATCH
         return { status: r.statusCode, body: text, headers: r.headers };
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code ?? '';
-        if (attempt >= 3 || !/ECONNRESET|UND_ERR_SOCKET|EPIPE|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT|UND_ERR_REQ_CONTENT_LENGTH_MISMATCH/.test(code)) throw e;
+        if (
+          attempt >= 3 ||
+          !/ECONNRESET|UND_ERR_SOCKET|EPIPE|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT|UND_ERR_REQ_CONTENT_LENGTH_MISMATCH/.test(
+            code,
+          )
+        )
+          throw e;
         await new Promise((res) => setTimeout(res, 1000 * attempt));
       }
     }
@@ -105,7 +121,8 @@ export class GhaRefusedError extends Error {
 }
 
 const token = () => process.env.ACTIONS_RUNTIME_TOKEN ?? '';
-const twirp = (method: string) => new URL(`/twirp/github.actions.results.api.v1.CacheService/${method}`, process.env.ACTIONS_RESULTS_URL ?? '').href;
+const twirp = (method: string) =>
+  new URL(`/twirp/github.actions.results.api.v1.CacheService/${method}`, process.env.ACTIONS_RESULTS_URL ?? '').href;
 const v1Base = () => `${process.env.ACTIONS_CACHE_URL || process.env.ACTIONS_RESULTS_URL || ''}_apis/artifactcache/`;
 const v1Headers = () => ({ accept: 'application/json;api-version=6.0-preview.1', authorization: `Bearer ${token()}` });
 
@@ -118,7 +135,11 @@ export async function findEntry(key: string, prefix = false): Promise<EntryHit |
   const mode = (process.env.ACTIONS_CACHE_MODE ?? '').trim().toLowerCase();
   if (mode === 'none' || mode === 'write-only') return undefined;
   if (serviceVersion() === 'v2') {
-    const r = await call(twirp('GetCacheEntryDownloadURL'), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token()}` }, body: JSON.stringify({ key, restore_keys: prefix ? [key] : [], version: entryVersion }) });
+    const r = await call(twirp('GetCacheEntryDownloadURL'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token()}` },
+      body: JSON.stringify({ key, restore_keys: prefix ? [key] : [], version: entryVersion }),
+    });
     if (r.status !== 200) throw failure(r.status, r.body, 'a lookup');
     const a = parseAnswer(r.body, 'a lookup');
     if (!a.ok) return undefined;
@@ -127,7 +148,10 @@ export async function findEntry(key: string, prefix = false): Promise<EntryHit |
     if (!found || !where) throw new Error('the cache service answered a lookup without a key or an address');
     return { key: found, url: where };
   }
-  const r = await call(`${v1Base()}cache?keys=${encodeURIComponent(key)}&version=${entryVersion}`, { method: 'GET', headers: v1Headers() });
+  const r = await call(`${v1Base()}cache?keys=${encodeURIComponent(key)}&version=${entryVersion}`, {
+    method: 'GET',
+    headers: v1Headers(),
+  });
   if (r.status === 204) return undefined;
   if (r.status !== 200) throw failure(r.status, r.body, 'a lookup');
   const a = parseAnswer(r.body, 'a lookup');
@@ -171,10 +195,12 @@ export async function downloadEntry(hit: EntryHit, maxBytes: number): Promise<Re
       try {
         for await (const c of body) {
           got += (c as Buffer).length;
-          if (got > maxBytes) throw new EntryBytesError(`entry ${hit.key} is more than the ${maxBytes} bytes expected of it`);
+          if (got > maxBytes)
+            throw new EntryBytesError(`entry ${hit.key} is more than the ${maxBytes} bytes expected of it`);
           yield c as Buffer;
         }
-        if (length >= 0 && got !== length) throw new Error(`the entry's download ended after ${got} of ${length} bytes`);
+        if (length >= 0 && got !== length)
+          throw new Error(`the entry's download ended after ${got} of ${length} bytes`);
       } finally {
         body.destroy();
         await agent.close().catch(() => undefined);
@@ -188,23 +214,35 @@ export async function downloadEntry(hit: EntryHit, maxBytes: number): Promise<Re
  * on a retry). Answers false when the entry exists already (another job wrote it meanwhile); throws GhaRefusedError
  * when the service refuses creations.
  */
-export async function createEntry(key: string, size: number, open: (start: number, end: number) => Readable): Promise<boolean> {
+export async function createEntry(
+  key: string,
+  size: number,
+  open: (start: number, end: number) => Readable,
+): Promise<boolean> {
   return serviceVersion() === 'v2' ? createV2(key, size, open) : createV1(key, size, open);
 }
 
 function refusal(status: number, body: string): Error | 'exists' {
   const e = failure(status, body, 'a new entry');
   if (status === 409 || /already.exists/i.test(e.message)) return 'exists';
-  if (status === 429 || status === 403 || /write denied|rate|quota|exhausted/i.test(e.message)) return new GhaRefusedError(e.message.replace(/^the cache service answered a new entry with /, ''));
+  if (status === 429 || status === 403 || /write denied|rate|quota|exhausted/i.test(e.message))
+    return new GhaRefusedError(e.message.replace(/^the cache service answered a new entry with /, ''));
   return e;
 }
 
 async function createV2(key: string, size: number, open: (start: number, end: number) => Readable): Promise<boolean> {
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${token()}` };
-  const r = await call(twirp('CreateCacheEntry'), { method: 'POST', headers, body: JSON.stringify({ key, version: entryVersion }) });
+  const r = await call(twirp('CreateCacheEntry'), {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ key, version: entryVersion }),
+  });
   const a = r.status === 200 ? parseAnswer(r.body, 'a new entry') : undefined;
   if (!a?.ok) {
-    const why = refusal(r.status === 200 ? 403 : r.status, r.status === 200 ? JSON.stringify({ msg: String(a?.message ?? 'refused') }) : r.body);
+    const why = refusal(
+      r.status === 200 ? 403 : r.status,
+      r.status === 200 ? JSON.stringify({ msg: String(a?.message ?? 'refused') }) : r.body,
+    );
     if (why === 'exists') return false;
     throw why;
   }
@@ -213,7 +251,11 @@ async function createV2(key: string, size: number, open: (start: number, end: nu
   const azure = { 'x-ms-version': '2020-04-08' };
   const sep = url.includes('?') ? '&' : '?';
   if (size <= singleShot) {
-    const put = await call(url, { method: 'PUT', headers: { ...azure, 'x-ms-blob-type': 'BlockBlob', 'content-length': String(size) }, body: () => (size === 0 ? Readable.from([]) : open(0, size - 1)) });
+    const put = await call(url, {
+      method: 'PUT',
+      headers: { ...azure, 'x-ms-blob-type': 'BlockBlob', 'content-length': String(size) },
+      body: () => (size === 0 ? Readable.from([]) : open(0, size - 1)),
+    });
     if (put.status !== 201) throw failure(put.status, put.body, "an entry's bytes");
   } else {
     // Block ids all of one length (Azure's rule), base64 of a fixed-width name.
@@ -222,21 +264,38 @@ async function createV2(key: string, size: number, open: (start: number, end: nu
     await inParallel(parts, async ([start, end], i) => {
       const id = Buffer.from(`hoist-block-${String(i).padStart(8, '0')}`).toString('base64');
       ids[i] = id;
-      const put = await call(`${url}${sep}comp=block&blockid=${encodeURIComponent(id)}`, { method: 'PUT', headers: { ...azure, 'content-length': String(end - start + 1) }, body: () => open(start, end) });
+      const put = await call(`${url}${sep}comp=block&blockid=${encodeURIComponent(id)}`, {
+        method: 'PUT',
+        headers: { ...azure, 'content-length': String(end - start + 1) },
+        body: () => open(start, end),
+      });
       if (put.status !== 201) throw failure(put.status, put.body, "an entry's block");
     });
     const list = `<?xml version="1.0" encoding="utf-8"?><BlockList>${ids.map((id) => `<Latest>${id}</Latest>`).join('')}</BlockList>`;
-    const put = await call(`${url}${sep}comp=blocklist`, { method: 'PUT', headers: { ...azure, 'content-type': 'application/xml' }, body: list });
+    const put = await call(`${url}${sep}comp=blocklist`, {
+      method: 'PUT',
+      headers: { ...azure, 'content-type': 'application/xml' },
+      body: list,
+    });
     if (put.status !== 201) throw failure(put.status, put.body, "an entry's block list");
   }
-  const done = await call(twirp('FinalizeCacheEntryUpload'), { method: 'POST', headers, body: JSON.stringify({ key, version: entryVersion, size_bytes: String(size) }) });
-  if (done.status !== 200 || !parseAnswer(done.body, 'a finished entry').ok) throw failure(done.status, done.body, 'a finished entry');
+  const done = await call(twirp('FinalizeCacheEntryUpload'), {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ key, version: entryVersion, size_bytes: String(size) }),
+  });
+  if (done.status !== 200 || !parseAnswer(done.body, 'a finished entry').ok)
+    throw failure(done.status, done.body, 'a finished entry');
   return true;
 }
 
 async function createV1(key: string, size: number, open: (start: number, end: number) => Readable): Promise<boolean> {
   const json = { ...v1Headers(), 'content-type': 'application/json' };
-  const r = await call(`${v1Base()}caches`, { method: 'POST', headers: json, body: JSON.stringify({ key, version: entryVersion, cacheSize: size }) });
+  const r = await call(`${v1Base()}caches`, {
+    method: 'POST',
+    headers: json,
+    body: JSON.stringify({ key, version: entryVersion, cacheSize: size }),
+  });
   if (r.status !== 201 && r.status !== 200) {
     const why = refusal(r.status, r.body);
     if (why === 'exists') return false;
@@ -245,7 +304,16 @@ async function createV1(key: string, size: number, open: (start: number, end: nu
   const id = Number(parseAnswer(r.body, 'a new entry').cacheId);
   if (!Number.isSafeInteger(id)) throw new Error('the cache service answered a new entry without its id');
   await inParallel(ranges(size), async ([start, end]) => {
-    const put = await call(`${v1Base()}caches/${id}`, { method: 'PATCH', headers: { ...v1Headers(), 'content-type': 'application/octet-stream', 'content-range': `bytes ${start}-${end}/*`, 'content-length': String(end - start + 1) }, body: () => open(start, end) });
+    const put = await call(`${v1Base()}caches/${id}`, {
+      method: 'PATCH',
+      headers: {
+        ...v1Headers(),
+        'content-type': 'application/octet-stream',
+        'content-range': `bytes ${start}-${end}/*`,
+        'content-length': String(end - start + 1),
+      },
+      body: () => open(start, end),
+    });
     if (put.status !== 204 && put.status !== 200) throw failure(put.status, put.body, "an entry's bytes");
   });
   const done = await call(`${v1Base()}caches/${id}`, { method: 'POST', headers: json, body: JSON.stringify({ size }) });

@@ -27,7 +27,15 @@ import { parseDigest } from '../image/digest.js';
 import type { Descriptor } from '../image/manifest.js';
 import type { BlobSource, Layer } from '../layer/layer.js';
 import { Limiter, sharedBy } from '../registry/limit.js';
-import { type CacheBackend, cacheBlobSource, type CacheLayers, defaultMountMax, type CacheSaveReport, type CacheSource, recordsByKey } from './backend.js';
+import {
+  type CacheBackend,
+  cacheBlobSource,
+  type CacheLayers,
+  defaultMountMax,
+  type CacheSaveReport,
+  type CacheSource,
+  recordsByKey,
+} from './backend.js';
 import { decodeRecords, parseJSON } from './format.js';
 import { createEntry, downloadEntry, EntryBytesError, findEntry, GhaRefusedError } from './gha-service.js';
 import { overMax, packMount, treeDigest, unpackMount } from './mounts.js';
@@ -64,7 +72,10 @@ const packLimit = 1 << 20;
 const maxPackTable = 8 << 20;
 const maxPackBlobs = 100_000;
 const blobKey = (digest: string) => `hoist-blob-${scheme}-${parseDigest(digest).hex}`;
-const packKey = (digests: readonly string[]) => `hoist-pack-${scheme}-${createHash('sha256').update([...digests].sort().join(',')).digest('hex')}`;
+const packKey = (digests: readonly string[]) =>
+  `hoist-pack-${scheme}-${createHash('sha256')
+    .update([...digests].sort().join(','))
+    .digest('hex')}`;
 const scopeHash = (scope: string) => createHash('sha256').update(scope).digest('hex').slice(0, 16);
 const indexPrefix = (scope: string) => `hoist-index-${scheme}-${scopeHash(scope)}-`;
 /** a cache mount's entries, by scope and the cache's name in the store (its id, hashed); the newest wins */
@@ -90,7 +101,8 @@ export function decodeIndex(text: string, where: string): GhaIndex {
   if (v.version !== scheme) throw new Error(`${where}: index of another version (${String(v.version).slice(0, 20)})`);
   const entries: Record<string, string> = {};
   if (v.entries && typeof v.entries === 'object') {
-    for (const [d, k] of Object.entries(v.entries)) if (typeof k === 'string' && entryKeyPattern.test(k) && /^sha256:[0-9a-f]{64}$/.test(d)) entries[d] = k;
+    for (const [d, k] of Object.entries(v.entries))
+      if (typeof k === 'string' && entryKeyPattern.test(k) && /^sha256:[0-9a-f]{64}$/.test(d)) entries[d] = k;
   }
   return { records: decodeRecords(v, where), entries };
 }
@@ -101,7 +113,11 @@ export function packTable(blobs: readonly Descriptor[]): Buffer {
 }
 
 /** Where each blob of a pack is, from its table (read with bounds: a pack is input). */
-export function readPackTable(head: Buffer, total: number, where: string): Map<string, { start: number; size: number }> {
+export function readPackTable(
+  head: Buffer,
+  total: number,
+  where: string,
+): Map<string, { start: number; size: number }> {
   const nl = head.indexOf(0x0a);
   if (nl < 0) throw new EntryBytesError(`${where}: not a pack of hoist's (no table within ${maxPackTable} bytes)`);
   let table: unknown;
@@ -110,11 +126,19 @@ export function readPackTable(head: Buffer, total: number, where: string): Map<s
   } catch {
     table = undefined;
   }
-  if (!Array.isArray(table) || table.length > maxPackBlobs) throw new EntryBytesError(`${where}: not a pack of hoist's (its table)`);
+  if (!Array.isArray(table) || table.length > maxPackBlobs)
+    throw new EntryBytesError(`${where}: not a pack of hoist's (its table)`);
   const out = new Map<string, { start: number; size: number }>();
   let at = nl + 1;
   for (const row of table) {
-    if (!Array.isArray(row) || typeof row[0] !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(row[0]) || !Number.isSafeInteger(row[1]) || row[1] < 0) throw new EntryBytesError(`${where}: not a pack of hoist's (a row of its table)`);
+    if (
+      !Array.isArray(row) ||
+      typeof row[0] !== 'string' ||
+      !/^sha256:[0-9a-f]{64}$/.test(row[0]) ||
+      !Number.isSafeInteger(row[1]) ||
+      row[1] < 0
+    )
+      throw new EntryBytesError(`${where}: not a pack of hoist's (a row of its table)`);
     out.set(row[0], { start: at, size: row[1] });
     at += row[1];
   }
@@ -127,9 +151,14 @@ function access(options: GhaOptions): { read: boolean; write: boolean } {
   if (options.url) process.env.ACTIONS_RESULTS_URL = options.url;
   if (options.token) process.env.ACTIONS_RUNTIME_TOKEN = options.token;
   if (!process.env.ACTIONS_RESULTS_URL && !process.env.ACTIONS_CACHE_URL) {
-    throw new GhaUnavailableError('type=gha needs ACTIONS_RESULTS_URL and ACTIONS_RUNTIME_TOKEN: GitHub sets them for actions; in a `run:` step, expose them (crazy-max/ghaction-github-runtime) or pass url= and token=');
+    throw new GhaUnavailableError(
+      'type=gha needs ACTIONS_RESULTS_URL and ACTIONS_RUNTIME_TOKEN: GitHub sets them for actions; in a `run:` step, expose them (crazy-max/ghaction-github-runtime) or pass url= and token=',
+    );
   }
-  if (!process.env.ACTIONS_RUNTIME_TOKEN) throw new GhaUnavailableError('type=gha needs ACTIONS_RUNTIME_TOKEN (GitHub sets it for actions; pass token= otherwise)');
+  if (!process.env.ACTIONS_RUNTIME_TOKEN)
+    throw new GhaUnavailableError(
+      'type=gha needs ACTIONS_RUNTIME_TOKEN (GitHub sets it for actions; pass token= otherwise)',
+    );
   // As @actions/cache 6.3: none, read, write, write-only; anything else allows both.
   const mode = process.env.ACTIONS_CACHE_MODE ?? '';
   return { read: mode !== 'none' && mode !== 'write-only', write: mode !== 'none' && mode !== 'read' };
@@ -145,7 +174,8 @@ const unreachableCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHO
 function reachable(build: Map<string, unknown>): Promise<void> {
   const url = process.env.ACTIONS_RESULTS_URL || process.env.ACTIONS_CACHE_URL;
   if (!url) return Promise.resolve();
-  const probes = (build.get('gha.probes') as Map<string, Promise<void>> | undefined) ?? new Map<string, Promise<void>>();
+  const probes =
+    (build.get('gha.probes') as Map<string, Promise<void>> | undefined) ?? new Map<string, Promise<void>>();
   build.set('gha.probes', probes);
   return sharedBy(probes, url, () => probe(url));
 }
@@ -159,8 +189,14 @@ async function probe(url: string): Promise<void> {
     await r.body.dump();
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
-    const code = err.code && unreachableCodes.has(err.code) ? err.code : err.cause?.code && unreachableCodes.has(err.cause.code) ? err.cause.code : undefined;
-    if (code) throw new GhaUnavailableError(`the Actions cache service at ${new URL(url).origin} cannot be reached (${code})`);
+    const code =
+      err.code && unreachableCodes.has(err.code)
+        ? err.code
+        : err.cause?.code && unreachableCodes.has(err.cause.code)
+          ? err.cause.code
+          : undefined;
+    if (code)
+      throw new GhaUnavailableError(`the Actions cache service at ${new URL(url).origin} cannot be reached (${code})`);
   } finally {
     await dispatcher.close().catch(() => undefined);
   }
@@ -239,7 +275,16 @@ export function ghaCache(options: GhaOptions, build: Map<string, unknown>): Cach
     load: async () => {
       try {
         const { read } = access(options);
-        if (!read) return { name, kind: 'gha', lookup: () => undefined, blobs: cacheBlobSource(name, { name, fetch: () => Promise.reject(new Error('ACTIONS_CACHE_MODE does not allow reading')) }) };
+        if (!read)
+          return {
+            name,
+            kind: 'gha',
+            lookup: () => undefined,
+            blobs: cacheBlobSource(name, {
+              name,
+              fetch: () => Promise.reject(new Error('ACTIONS_CACHE_MODE does not allow reading')),
+            }),
+          };
         await reachable(build);
         const { index, bad } = await indexOf(indexes, options.scope);
         // Refused, it is read as empty (a warning) and this build's save writes a good one over it.
@@ -258,7 +303,8 @@ export function ghaCache(options: GhaOptions, build: Map<string, unknown>): Cach
     },
     save: async (records, from) => {
       const { write } = access(options);
-      if (!write) return { uploadedBytes: 0, summary: `not written: ACTIONS_CACHE_MODE=${process.env.ACTIONS_CACHE_MODE}` };
+      if (!write)
+        return { uploadedBytes: 0, summary: `not written: ACTIONS_CACHE_MODE=${process.env.ACTIONS_CACHE_MODE}` };
       if (build.has(unreadable)) return { uploadedBytes: 0, summary: 'not written: the cache could not be read' };
       await reachable(build);
       return save(indexes, options, records, from);
@@ -319,10 +365,17 @@ async function exists(key: string): Promise<boolean> {
   return (await findEntry(key))?.key === key;
 }
 
-async function save(indexes: Indexes, options: GhaOptions, records: readonly CacheRecord[], from: CacheLayers): Promise<CacheSaveReport> {
+async function save(
+  indexes: Indexes,
+  options: GhaOptions,
+  records: readonly CacheRecord[],
+  from: CacheLayers,
+): Promise<CacheSaveReport> {
   const { index: previous, text: previousText } = await indexOf(indexes, options.scope);
   const layers = new Map<string, Descriptor>();
-  for (const r of records) if (r.layer) layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
+  for (const r of records)
+    if (r.layer)
+      layers.set(r.layer.digest, { mediaType: r.layer.mediaType, digest: r.layer.digest, size: r.layer.size });
   const pacer = new Pacer();
   const uploads = new Limiter(4);
   const entries: Record<string, string> = {};
@@ -366,25 +419,28 @@ async function save(indexes: Indexes, options: GhaOptions, records: readonly Cac
 
   // Big blobs: an entry each, unless one is there already (written by any build, any scope).
   const small: Descriptor[] = [];
-  await Promise.all([...layers.values()].map(async (desc) => {
-    const known = previous.entries[desc.digest];
-    if (desc.size <= packLimit) {
-      if (known && (await exists(known))) {
-        entries[desc.digest] = known;
+  await Promise.all(
+    [...layers.values()].map(async (desc) => {
+      const known = previous.entries[desc.digest];
+      if (desc.size <= packLimit) {
+        if (known && (await exists(known))) {
+          entries[desc.digest] = known;
+          present++;
+        } else small.push(desc);
+        return;
+      }
+      const own = blobKey(desc.digest);
+      if (await exists(own)) {
+        entries[desc.digest] = own;
         present++;
-      } else small.push(desc);
-      return;
-    }
-    const own = blobKey(desc.digest);
-    if (await exists(own)) {
-      entries[desc.digest] = own;
-      present++;
-    } else if (!fits(desc.size)) skipped.push(desc.digest);
-    else {
-      const file = await blobFile(desc);
-      if (await create(own, desc.size, (start, end) => createReadStream(file, { start, end }))) entries[desc.digest] = own;
-    }
-  }));
+      } else if (!fits(desc.size)) skipped.push(desc.digest);
+      else {
+        const file = await blobFile(desc);
+        if (await create(own, desc.size, (start, end) => createReadStream(file, { start, end })))
+          entries[desc.digest] = own;
+      }
+    }),
+  );
   // Small blobs not stored yet: one pack for all of them.
   small.sort((a, b) => (a.digest < b.digest ? -1 : 1));
   const total = small.reduce((n, d) => n + d.size, 0);
@@ -395,7 +451,10 @@ async function save(indexes: Indexes, options: GhaOptions, records: readonly Cac
     let made = there;
     if (!there) {
       const table = packTable(small);
-      const parts = [table, ...(await Promise.all(small.map(async (d) => (await readAll(createReadStream(await blobFile(d)))))))];
+      const parts = [
+        table,
+        ...(await Promise.all(small.map(async (d) => await readAll(createReadStream(await blobFile(d)))))),
+      ];
       const bytes = Buffer.concat(parts);
       made = await create(key, bytes.length, (start, end) => readableOf(bytes.subarray(start, end + 1)));
     }
@@ -409,15 +468,28 @@ async function save(indexes: Indexes, options: GhaOptions, records: readonly Cac
   // did not replace (so that going back to an earlier state still finds its steps), up to a bound.
   const kept = records.filter((r) => !r.layer || entries[r.layer.digest]);
   const known = new Map(previous.records.map((r) => [r.key, JSON.stringify(r)]));
-  const covered = previousText !== undefined && kept.every((r) => known.get(r.key) === JSON.stringify(r) && (!r.layer || previous.entries[r.layer.digest] === entries[r.layer.digest]));
+  const covered =
+    previousText !== undefined &&
+    kept.every(
+      (r) =>
+        known.get(r.key) === JSON.stringify(r) &&
+        (!r.layer || previous.entries[r.layer.digest] === entries[r.layer.digest]),
+    );
   let index = 'index unchanged';
   if (!covered) {
     const mine = new Set(kept.map((r) => r.key));
-    const carried = previous.records.filter((r) => !mine.has(r.key) && (!r.layer || previous.entries[r.layer.digest])).slice(-Math.max(0, maxIndexRecords - kept.length));
+    const carried = previous.records
+      .filter((r) => !mine.has(r.key) && (!r.layer || previous.entries[r.layer.digest]))
+      .slice(-Math.max(0, maxIndexRecords - kept.length));
     const merged: GhaIndex = { records: [...carried, ...kept], entries: { ...previous.entries, ...entries } };
-    for (const d of Object.keys(merged.entries)) if (!merged.records.some((r) => r.layer?.digest === d)) delete merged.entries[d];
+    for (const d of Object.keys(merged.entries))
+      if (!merged.records.some((r) => r.layer?.digest === d)) delete merged.entries[d];
     const text = Buffer.from(encodeIndex(merged));
-    const wrote = await create(`${indexPrefix(options.scope)}${Date.now().toString().padStart(15, '0')}`, text.length, (start, end) => readableOf(text.subarray(start, end + 1)));
+    const wrote = await create(
+      `${indexPrefix(options.scope)}${Date.now().toString().padStart(15, '0')}`,
+      text.length,
+      (start, end) => readableOf(text.subarray(start, end + 1)),
+    );
     index = wrote ? 'index written' : 'index not written';
     if (wrote) indexes.set(options.scope, Promise.resolve({ index: merged, text: text.toString() }));
   }
@@ -434,11 +506,21 @@ async function save(indexes: Indexes, options: GhaOptions, records: readonly Cac
     if (now.digest === m.before) continue;
     const packed = await packMount(from.store, m.dir);
     const file = from.store.blobPath(packed.digest);
-    if (await create(`${mountPrefix(options.scope, m.name)}${Date.now().toString().padStart(15, '0')}`, packed.size, (start, end) => createReadStream(file, { start, end }))) mountNotes.push(`cache mount ${m.id} saved`);
+    if (
+      await create(
+        `${mountPrefix(options.scope, m.name)}${Date.now().toString().padStart(15, '0')}`,
+        packed.size,
+        (start, end) => createReadStream(file, { start, end }),
+      )
+    )
+      mountNotes.push(`cache mount ${m.id} saved`);
   }
   const notes = [`${created} entries created`, `${present} layers already there`, index, ...mountNotes];
   if (skipped.length) notes.push(`${skipped.length} layers over max-size not saved`);
-  if (refused) throw new GhaRefusedError(`the Actions cache refused an entry, so this build stopped uploading (${notes.join(', ')}): ${refused}`);
+  if (refused)
+    throw new GhaRefusedError(
+      `the Actions cache refused an entry, so this build stopped uploading (${notes.join(', ')}): ${refused}`,
+    );
   return { uploadedBytes, summary: notes.join(', ') };
 }
 

@@ -15,12 +15,16 @@ export function canonicalJSON(value: unknown): string {
   }
   if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJSON(v))).join(',')}]`;
   if (Buffer.isBuffer(value)) return JSON.stringify(value.toString('base64'));
-  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJSON(v)}`).join(',')}}`;
 }
 
 export function digestOfDescription(description: unknown): string {
-  return `sha256:${createHash('sha256').update(canonicalJSON({ v: cacheKeyVersion, ...(description as object) })).digest('hex')}`;
+  return `sha256:${createHash('sha256')
+    .update(canonicalJSON({ v: cacheKeyVersion, ...(description as object) }))
+    .digest('hex')}`;
 }
 
 /**
@@ -29,7 +33,10 @@ export function digestOfDescription(description: unknown): string {
  * An empty filesystem is the same for every platform (v2; v1 named the platform here): a stage FROM scratch that
  * only copies files is built once for all the platforms of a build, and a RUN names its platform in its own key.
  */
-export function baseKey(base: { kind: 'scratch' } | { kind: 'image'; manifest: string }, sourceDateEpoch?: number): string {
+export function baseKey(
+  base: { kind: 'scratch' } | { kind: 'image'; manifest: string },
+  sourceDateEpoch?: number,
+): string {
   return digestOfDescription({ base, sourceDateEpoch });
 }
 

@@ -75,7 +75,9 @@ export async function treeDigest(dir: string, max = Infinity): Promise<{ digest?
   await walkPinned(dir, async (e) => {
     const st = e.stats;
     const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
-    h.update(`${JSON.stringify(e.rel)} ${type} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${type === 'f' ? st.size : 0}`);
+    h.update(
+      `${JSON.stringify(e.rel)} ${type} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${type === 'f' ? st.size : 0}`,
+    );
     if (type === 'l') h.update(` -> ${readlinkSync(e.path)}`);
     if (type === 'f') {
       const fd = openPinnedFile(e);
@@ -98,9 +100,17 @@ export async function packMount(sink: BlobSink, dir: string): Promise<Descriptor
   await walkPinned(dir, async (e) => {
     const st = e.stats;
     const name = e.rel;
-    const base = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+    const base = {
+      name,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      size: 0,
+      mtime: Math.floor(st.mtimeMs / 1000),
+    };
     if (st.isDirectory()) entries.push({ header: { ...base, type: 'directory' } });
-    else if (st.isSymbolicLink()) entries.push({ header: { ...base, type: 'symlink', linkname: readlinkSync(e.path) } });
+    else if (st.isSymbolicLink())
+      entries.push({ header: { ...base, type: 'symlink', linkname: readlinkSync(e.path) } });
     else if (st.isFIFO()) entries.push({ header: { ...base, type: 'fifo' } });
     else if (st.isFile()) {
       const first = st.nlink > 1 ? links.get(`${st.dev}:${st.ino}`) : undefined;
@@ -108,7 +118,10 @@ export async function packMount(sink: BlobSink, dir: string): Promise<Descriptor
       else {
         if (st.nlink > 1) links.set(`${st.dev}:${st.ino}`, name);
         // Opened again when the layer is written, by descriptors, and only if it is still the file walked here.
-        entries.push({ header: { ...base, type: 'file', size: st.size }, content: { open: () => createReadStream('', { fd: openFileInside(dir, name, st), highWaterMark: 1 << 20 }) } });
+        entries.push({
+          header: { ...base, type: 'file', size: st.size },
+          content: { open: () => createReadStream('', { fd: openFileInside(dir, name, st), highWaterMark: 1 << 20 }) },
+        });
       }
     }
   });
@@ -122,7 +135,12 @@ export async function packMount(sink: BlobSink, dir: string): Promise<Descriptor
  * blob may be hostile) and moved into place only when whole. A blob that fails leaves `dir` as it was. `check`
  * sees every byte of the blob before it is unpacked (a digest to verify).
  */
-export async function unpackMount(source: Readable, dir: string, maxBytes: number, check: Transform = new PassThrough()): Promise<void> {
+export async function unpackMount(
+  source: Readable,
+  dir: string,
+  maxBytes: number,
+  check: Transform = new PassThrough(),
+): Promise<void> {
   const tmp = `${dir}.restoring-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
@@ -143,7 +161,9 @@ export async function unpackMount(source: Readable, dir: string, maxBytes: numbe
 export async function restoreMountBlob(kept: KeptMount, dir: string, maxBytes: number): Promise<void> {
   await kept.source.fetch(kept.blob.descriptor, {
     writeBlob: async (source: Readable, expected) => {
-      const check = new DigestStream(expected ? { ...expected, where: `cache mount blob ${expected.digest}` } : undefined);
+      const check = new DigestStream(
+        expected ? { ...expected, where: `cache mount blob ${expected.digest}` } : undefined,
+      );
       await unpackMount(source, dir, maxBytes, check);
       return { digest: check.digest, size: check.size };
     },
@@ -157,7 +177,11 @@ export interface MountsToSave {
 }
 
 /** Which of the build's cache mounts a registry or local cache keeps, and the blobs for them (packed once per build). */
-export async function mountsToSave(sink: BlobSink, mounts: readonly UsedCacheMount[], maxBytes: number): Promise<MountsToSave> {
+export async function mountsToSave(
+  sink: BlobSink,
+  mounts: readonly UsedCacheMount[],
+  maxBytes: number,
+): Promise<MountsToSave> {
   const out: MountsToSave = { blobs: [], notes: [] };
   for (const m of mounts) {
     const now = await treeDigest(m.dir, maxBytes);
@@ -167,18 +191,25 @@ export async function mountsToSave(sink: BlobSink, mounts: readonly UsedCacheMou
     }
     const kept = m.kept?.find((k) => k.blob.content === now.digest);
     if (kept) {
-      out.blobs.push({ blob: kept.blob, layer: { descriptor: kept.blob.descriptor, diffID: '', sources: [kept.source] } });
+      out.blobs.push({
+        blob: kept.blob,
+        layer: { descriptor: kept.blob.descriptor, diffID: '', sources: [kept.source] },
+      });
       continue;
     }
     const descriptor = await packMount(sink, m.dir);
-    out.blobs.push({ blob: { name: m.name, content: now.digest, descriptor }, layer: { descriptor, diffID: '', sources: [] } });
+    out.blobs.push({
+      blob: { name: m.name, content: now.digest, descriptor },
+      layer: { descriptor, diffID: '', sources: [] },
+    });
     out.notes.push(`cache mount ${m.id} saved`);
   }
   return out;
 }
 
 /** Why a cache mount is not saved: its files hold more than the cap (counted up to there, never hashed). */
-export const overMax = (id: string, maxBytes: number): string => `cache mount ${id} not saved: its files hold more than mount-max-size (${maxBytes} bytes)`;
+export const overMax = (id: string, maxBytes: number): string =>
+  `cache mount ${id} not saved: its files hold more than mount-max-size (${maxBytes} bytes)`;
 
 /** The build's cache mounts for a registry or local cache to save (none when the build kept none). */
 export async function mountsOf(from: CacheLayers, maxBytes = defaultMountMax): Promise<MountsToSave> {
@@ -186,7 +217,10 @@ export async function mountsOf(from: CacheLayers, maxBytes = defaultMountMax): P
 }
 
 /** What a registry or local cache source offers of its cache mounts. */
-export function mountsSource(mounts: readonly MountBlob[], blobs: CacheSource['blobs']): Pick<CacheSource, 'mountBlob' | 'restoreMount'> {
+export function mountsSource(
+  mounts: readonly MountBlob[],
+  blobs: CacheSource['blobs'],
+): Pick<CacheSource, 'mountBlob' | 'restoreMount'> {
   const byName = new Map(mounts.map((m) => [m.name, m]));
   return {
     mountBlob: (name) => byName.get(name),

@@ -26,13 +26,46 @@ const maxTime = 253402300799;
 export function parseRecord(value: unknown): CacheRecord | undefined {
   const r = value as Partial<CacheRecord> | null;
   // A time a date can hold (up to 9999-12-31): one that cannot be written as `created` would fail the build.
-  if (typeof r !== 'object' || r === null || typeof r.key !== 'string' || !isDigest(r.key) || typeof r.time !== 'number' || !Number.isFinite(r.time) || r.time < 0 || r.time > maxTime) return undefined;
-  const also = Array.isArray(r.also) ? r.also.filter((k): k is string => typeof k === 'string' && isDigest(k) && k !== r.key).slice(0, 4) : [];
+  if (
+    typeof r !== 'object' ||
+    r === null ||
+    typeof r.key !== 'string' ||
+    !isDigest(r.key) ||
+    typeof r.time !== 'number' ||
+    !Number.isFinite(r.time) ||
+    r.time < 0 ||
+    r.time > maxTime
+  )
+    return undefined;
+  const also = Array.isArray(r.also)
+    ? r.also.filter((k): k is string => typeof k === 'string' && isDigest(k) && k !== r.key).slice(0, 4)
+    : [];
   const extra = also.length ? { also } : {};
   if (r.layer !== undefined) {
     const l = r.layer;
-    if (typeof l !== 'object' || l === null || typeof l.mediaType !== 'string' || layerCompression(l.mediaType) === undefined || !isDigest(l.digest) || !isDigest(l.diffID) || !Number.isSafeInteger(l.size) || l.size < 0) return undefined;
-    return { key: r.key, time: r.time, layer: { mediaType: l.mediaType, digest: l.digest, size: l.size, diffID: l.diffID, ...(l.stored === true ? { stored: true as const } : {}) }, ...extra };
+    if (
+      typeof l !== 'object' ||
+      l === null ||
+      typeof l.mediaType !== 'string' ||
+      layerCompression(l.mediaType) === undefined ||
+      !isDigest(l.digest) ||
+      !isDigest(l.diffID) ||
+      !Number.isSafeInteger(l.size) ||
+      l.size < 0
+    )
+      return undefined;
+    return {
+      key: r.key,
+      time: r.time,
+      layer: {
+        mediaType: l.mediaType,
+        digest: l.digest,
+        size: l.size,
+        diffID: l.diffID,
+        ...(l.stored === true ? { stored: true as const } : {}),
+      },
+      ...extra,
+    };
   }
   return { key: r.key, time: r.time, ...extra };
 }

@@ -13,12 +13,25 @@ import { pushImage } from '../export/push.js';
 import type { RegistryClient } from '../registry/client.js';
 import { RemoteImage, registryBlobSource } from '../registry/source.js';
 import { type CacheBackend, cacheBlobSource, type CacheLayers, type CacheSource, recordsByKey } from './backend.js';
-import { cacheConfigMediaType, CacheFormatError, decodeMounts, decodeRecords, encodeCache, inlineCacheField, parseJSON } from './format.js';
+import {
+  cacheConfigMediaType,
+  CacheFormatError,
+  decodeMounts,
+  decodeRecords,
+  encodeCache,
+  inlineCacheField,
+  parseJSON,
+} from './format.js';
 import { type MountBlob, mountsOf, mountsSource, type MountsToSave } from './mounts.js';
 import type { CacheRecord } from './record.js';
 
 /** `type=registry,ref=REF`: read with the manifest for `platform` (or the inline records of an image). */
-export function registryCache(client: RegistryClient, refText: string, platform: Platform, options: { mountMaxSize?: number } = {}): CacheBackend {
+export function registryCache(
+  client: RegistryClient,
+  refText: string,
+  platform: Platform,
+  options: { mountMaxSize?: number } = {},
+): CacheBackend {
   return {
     name: `registry ${refText}`,
     load: () => load(client, refText, platform),
@@ -26,9 +39,16 @@ export function registryCache(client: RegistryClient, refText: string, platform:
       const mounts = await mountsOf(from, options.mountMaxSize);
       const image = cacheImage(records, from, mounts);
       // The very manifest this build read from the same ref: the registry holds it and every blob it names.
-      if (loadedManifests.get(client)?.get(refKey(refText)) === image.root.digest) return { uploadedBytes: 0, summary: 'unchanged: the registry holds this cache already' };
+      if (loadedManifests.get(client)?.get(refKey(refText)) === image.root.digest)
+        return { uploadedBytes: 0, summary: 'unchanged: the registry holds this cache already' };
       const r = await pushImage(client, image, [parseReference(refText)]);
-      return { uploadedBytes: r.uploadedBytes, summary: [`${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there`, ...mounts.notes].join(', ') };
+      return {
+        uploadedBytes: r.uploadedBytes,
+        summary: [
+          `${r.blobs.uploaded} blobs uploaded, ${r.blobs.mounted} mounted, ${r.blobs.exists} already there`,
+          ...mounts.notes,
+        ].join(', '),
+      };
     },
   };
 }
@@ -58,7 +78,10 @@ async function load(client: RegistryClient, refText: string, platform: Platform)
   } else {
     // An image: its inline records, if it was pushed with them.
     const inline = parseImageConfig(configBytes)[inlineCacheField];
-    if (inline === undefined) throw new CacheFormatError(`${refText} is an image without cache records (push it with --cache-to type=inline, or export a cache with --cache-to type=registry)`);
+    if (inline === undefined)
+      throw new CacheFormatError(
+        `${refText} is an image without cache records (push it with --cache-to type=inline, or export a cache with --cache-to type=registry)`,
+      );
     records = decodeRecords(inline, refText);
     kind = 'inline';
   }
@@ -69,10 +92,15 @@ async function load(client: RegistryClient, refText: string, platform: Platform)
 
 /** The records (and config, manifest) as an ImageSource, so that the push is the image push (blobs, then manifest). */
 function cacheImage(records: readonly CacheRecord[], from: CacheLayers, mounts: MountsToSave): ImageSource {
-  const encoded = encodeCache(records, mounts.blobs.map((m) => m.blob));
+  const encoded = encodeCache(
+    records,
+    mounts.blobs.map((m) => m.blob),
+  );
   const root = parseManifest(encoded.manifest, undefined);
-  const layerOf = (digest: string) => from.layer(digest) ?? mounts.blobs.find((m) => m.blob.descriptor.digest === digest)?.layer;
-  const open = (desc: Descriptor): Promise<Readable> => from.store.openLayer(layerOf(desc.digest) ?? { descriptor: desc, diffID: '', sources: [] });
+  const layerOf = (digest: string) =>
+    from.layer(digest) ?? mounts.blobs.find((m) => m.blob.descriptor.digest === digest)?.layer;
+  const open = (desc: Descriptor): Promise<Readable> =>
+    from.store.openLayer(layerOf(desc.digest) ?? { descriptor: desc, diffID: '', sources: [] });
   return {
     root,
     manifest: async () => root,

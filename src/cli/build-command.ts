@@ -80,46 +80,50 @@ Builds an image from a Dockerfile.
                              of its disk, or 0 for never (default: $HOIST_STORE_MAX, else 10% of the disk, at least 2 GB)`;
 
 export async function buildCommand(argv: string[], io: CommandIO): Promise<number> {
-  const a = parseArgv(argv, {
-    ...commonOptions,
-    file: { value: true, short: 'f' },
-    tag: { value: true, repeat: true, short: 't' },
-    'build-arg': { value: true, repeat: true },
-    target: { value: true },
-    platform: { value: true, repeat: true },
-    label: { value: true, repeat: true },
-    push: {},
-    'push-by-digest': {},
-    load: {},
-    output: { value: true, repeat: true, short: 'o' },
-    'metadata-file': { value: true },
-    images: { value: true, repeat: true },
-    'tag-rule': { value: true, repeat: true },
-    flavor: { value: true, repeat: true },
-    dotenv: { value: true },
-    iidfile: { value: true },
-    'no-cache': {},
-    'no-cache-filter': { value: true, repeat: true },
-    'cache-from': { value: true, repeat: true },
-    'cache-to': { value: true, repeat: true },
-    pull: {},
-    secret: { value: true, repeat: true },
-    ssh: { value: true, repeat: true },
-    progress: { value: true },
-    quiet: { short: 'q' },
-    emulate: {},
-    isolation: { value: true },
-    'store-max': { value: true },
-    'add-host': { value: true, repeat: true },
-    'build-context': { value: true, repeat: true },
-    provenance: { value: true },
-    attest: { value: true, repeat: true },
-    sbom: { value: true },
-    annotation: { value: true, repeat: true },
-    network: { value: true },
-    'shm-size': { value: true },
-    ulimit: { value: true, repeat: true },
-  }, 'build');
+  const a = parseArgv(
+    argv,
+    {
+      ...commonOptions,
+      file: { value: true, short: 'f' },
+      tag: { value: true, repeat: true, short: 't' },
+      'build-arg': { value: true, repeat: true },
+      target: { value: true },
+      platform: { value: true, repeat: true },
+      label: { value: true, repeat: true },
+      push: {},
+      'push-by-digest': {},
+      load: {},
+      output: { value: true, repeat: true, short: 'o' },
+      'metadata-file': { value: true },
+      images: { value: true, repeat: true },
+      'tag-rule': { value: true, repeat: true },
+      flavor: { value: true, repeat: true },
+      dotenv: { value: true },
+      iidfile: { value: true },
+      'no-cache': {},
+      'no-cache-filter': { value: true, repeat: true },
+      'cache-from': { value: true, repeat: true },
+      'cache-to': { value: true, repeat: true },
+      pull: {},
+      secret: { value: true, repeat: true },
+      ssh: { value: true, repeat: true },
+      progress: { value: true },
+      quiet: { short: 'q' },
+      emulate: {},
+      isolation: { value: true },
+      'store-max': { value: true },
+      'add-host': { value: true, repeat: true },
+      'build-context': { value: true, repeat: true },
+      provenance: { value: true },
+      attest: { value: true, repeat: true },
+      sbom: { value: true },
+      annotation: { value: true, repeat: true },
+      network: { value: true },
+      'shm-size': { value: true },
+      ulimit: { value: true, repeat: true },
+    },
+    'build',
+  );
   if (a.flags.has('help')) {
     io.out(`${buildUsage}\n\n${commonUsage}\n`);
     return 0;
@@ -129,16 +133,38 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
   const job = gitlabJob();
   const tags = (a.options.get('tag') ?? []).map((t) => formatReference(parseReference(t)));
   // Tag rules (the Action's): the images given, or in a GitLab job without -t the project's own image.
-  const images = (a.options.get('images') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const images = (a.options.get('images') ?? [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
   if (images.length === 0 && tags.length === 0 && job?.image) images.push(job.image);
   let meta: Meta | undefined;
   if (images.length > 0) {
-    if (!job) throw new UsageError('--images names the image by tag rules, which need the CI\'s facts (a GitLab job: GITLAB_CI and its variables); outside CI give -t NAME:TAG');
-    meta = asUsage(() => computeMeta({ images, tags: tagRules(a.options.get('tag-rule')) ?? defaultTagRules, flavor: a.options.get('flavor') ?? [], labels: [], annotations: [] }, job.git, job.repo, (m) => io.err(`warning: ${m}\n`)));
+    if (!job)
+      throw new UsageError(
+        "--images names the image by tag rules, which need the CI's facts (a GitLab job: GITLAB_CI and its variables); outside CI give -t NAME:TAG",
+      );
+    meta = asUsage(() =>
+      computeMeta(
+        {
+          images,
+          tags: tagRules(a.options.get('tag-rule')) ?? defaultTagRules,
+          flavor: a.options.get('flavor') ?? [],
+          labels: [],
+          annotations: [],
+        },
+        job.git,
+        job.repo,
+        (m) => io.err(`warning: ${m}\n`),
+      ),
+    );
     tags.push(...meta.tags.map((t) => formatReference(parseReference(t))).filter((t) => !tags.includes(t)));
   }
   // --push-by-digest is the push: with --push too, the image is still pushed once, untagged
-  const outputs: OutputSpec[] = withPushAndLoad((a.options.get('output') ?? []).map((o) => asUsage(() => parseOutput(o))), { push: a.flags.has('push'), pushByDigest: a.flags.has('push-by-digest'), load: a.flags.has('load') });
+  const outputs: OutputSpec[] = withPushAndLoad(
+    (a.options.get('output') ?? []).map((o) => asUsage(() => parseOutput(o))),
+    { push: a.flags.has('push'), pushByDigest: a.flags.has('push-by-digest'), load: a.flags.has('load') },
+  );
   const network = asUsage(() => parseNetwork(a.options.get('network')?.at(-1) ?? ''));
   const shm = a.options.get('shm-size')?.at(-1);
   const sandbox: RunSandbox = {
@@ -157,29 +183,62 @@ export async function buildCommand(argv: string[], io: CommandIO): Promise<numbe
     cacheTo.push(parseCacheTo(`type=registry,ref=${job.image}/cache,mode=max`));
   }
   const progressMode = a.flags.has('quiet') ? 'quiet' : (a.options.get('progress')?.[0] ?? 'auto');
-  if (!['auto', 'plain', 'tty', 'quiet'].includes(progressMode)) throw new UsageError(`--progress ${progressMode}: expected auto, plain, tty or quiet`);
+  if (!['auto', 'plain', 'tty', 'quiet'].includes(progressMode))
+    throw new UsageError(`--progress ${progressMode}: expected auto, plain, tty or quiet`);
   // `-f -`: the Dockerfile from standard input, as docker build reads it (read once: a build run again under sudo
   // gets the text through the environment file sudo.ts hands over, not from a standard input already consumed).
-  const stdinDockerfile = a.options.get('file')?.[0] === '-' ? (process.env[stdinDockerfileVar] ?? io.readStdin()) : undefined;
+  const stdinDockerfile =
+    a.options.get('file')?.[0] === '-' ? (process.env[stdinDockerfileVar] ?? io.readStdin()) : undefined;
   const epochText = process.env.SOURCE_DATE_EPOCH;
   const sourceDateEpoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
   try {
     const dotenv = a.options.get('dotenv')?.[0] ?? (job ? path.join(job.projectDir, 'hoist.env') : undefined);
-    return await buildWith(a, io, { tags, outputs, secrets, ssh, sandbox, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile, meta, dotenv, credentials: job?.login ? new ActionCredentials(job.login) : undefined });
+    return await buildWith(a, io, {
+      tags,
+      outputs,
+      secrets,
+      ssh,
+      sandbox,
+      cacheFrom,
+      cacheTo,
+      progressMode,
+      sourceDateEpoch,
+      context,
+      stdinDockerfile,
+      meta,
+      dotenv,
+      credentials: job?.login ? new ActionCredentials(job.login) : undefined,
+    });
   } catch (e) {
     if (!(e instanceof NeedsRootError) || !canSudo()) throw e;
     io.err('hoist: RUN needs root; running the build again with sudo\n');
     io.resumeCommands?.(); // the build under sudo guards its own output
     if (stdinDockerfile !== undefined) process.env[stdinDockerfileVar] = stdinDockerfile;
     const store = path.resolve(a.options.get('store')?.[0] ?? defaultStoreDir());
-    const owned = [store, ...outputs.flatMap((o) => ('dest' in o && o.dest ? [path.resolve(o.dest)] : [])), ...['metadata-file', 'iidfile'].flatMap((k) => a.options.get(k) ?? [])];
-    return rerunWithSudo(['build', ...argv, ...(a.options.has('store') ? [] : ['--store', store])], owned, [path.join(store, 'snapshots'), path.join(store, 'cache-mounts')]);
+    const owned = [
+      store,
+      ...outputs.flatMap((o) => ('dest' in o && o.dest ? [path.resolve(o.dest)] : [])),
+      ...['metadata-file', 'iidfile'].flatMap((k) => a.options.get(k) ?? []),
+    ];
+    return rerunWithSudo(['build', ...argv, ...(a.options.has('store') ? [] : ['--store', store])], owned, [
+      path.join(store, 'snapshots'),
+      path.join(store, 'cache-mounts'),
+    ]);
   }
 }
 
 /** --provenance, --sbom and --attest as buildx reads them (export/provenance.ts requestedAttestations). */
 function provenanceOption(a: ParsedArgs): { provenance?: ProvenanceOptions; sbom?: boolean } {
-  const { provenance, sbom } = asUsage(() => requestedAttestations({ provenance: a.options.get('provenance')?.at(-1) ?? '', sbom: a.options.get('sbom')?.at(-1) ?? '', attests: a.options.get('attest') ?? [] }, { provenance: '--provenance', sbom: '--sbom', attests: '--attest' }));
+  const { provenance, sbom } = asUsage(() =>
+    requestedAttestations(
+      {
+        provenance: a.options.get('provenance')?.at(-1) ?? '',
+        sbom: a.options.get('sbom')?.at(-1) ?? '',
+        attests: a.options.get('attest') ?? [],
+      },
+      { provenance: '--provenance', sbom: '--sbom', attests: '--attest' },
+    ),
+  );
   return { ...(provenance ? { provenance } : {}), ...(sbom ? { sbom } : {}) };
 }
 
@@ -213,75 +272,131 @@ interface BuildOptions {
 
 const stdinDockerfileVar = 'HOIST_STDIN_DOCKERFILE';
 
-const fileOption = (a: ParsedArgs): { dockerfile?: string } => (a.options.has('file') ? { dockerfile: a.options.get('file')?.[0] as string } : {});
+const fileOption = (a: ParsedArgs): { dockerfile?: string } =>
+  a.options.has('file') ? { dockerfile: a.options.get('file')?.[0] as string } : {};
 
-async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets, ssh, sandbox, cacheFrom, cacheTo, progressMode, sourceDateEpoch, context, stdinDockerfile, meta, dotenv, credentials }: BuildOptions): Promise<number> {
-  return withImageContext(a, io, async ({ store, client }) => {
-    const quiet = progressMode === 'quiet';
-    const progress = createProgress(progressMode as ProgressMode, io);
-    let finished = false;
-    const finish = (ok: boolean) => {
-      if (!finished) progress.finish(ok);
-      finished = true;
-    };
-    const given = a.options.get('store-max')?.[0];
-    const limit = await storeLimit(given ?? process.env.HOIST_STORE_MAX, store.root).catch((e: unknown) => {
-      throw e instanceof StoreLimitError ? new UsageError(`${given !== undefined ? '--store-max' : 'HOIST_STORE_MAX'}: ${e.message}`) : e;
-    });
-    const outcome = await build({
-      context,
-      // From standard input the Dockerfile is named `Dockerfile` in errors, as docker build names it.
-      // (a Git context's Dockerfile is read inside it: -f relative to its directory, Dockerfile by default)
-      ...(stdinDockerfile !== undefined ? { dockerfile: 'Dockerfile' } : parseGitContext(context) ? fileOption(a) : { dockerfile: a.options.get('file')?.[0] ?? path.join(context, 'Dockerfile') }),
-      ...(stdinDockerfile !== undefined ? { dockerfileText: stdinDockerfile } : {}),
-      tags,
-      buildArgs: keyValueOptions(a.options.get('build-arg') ?? []),
-      target: a.options.get('target')?.[0],
-      platforms: (a.options.get('platform') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean).map((v) => asUsage(() => parsePlatform(v))),
-      labels: new Map([...(meta?.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const), ...keyValueOptions(a.options.get('label') ?? [])]),
-      ...provenanceOption(a),
-      namedContexts: new Map((a.options.get('build-context') ?? []).map((c) => asUsage(() => parseBuildContext(c)))),
-      annotations: [...(meta?.annotationsAt(annotationLevels()) ?? []), ...(a.options.get('annotation') ?? [])].map((t) => asUsage(() => parseAnnotation(t))),
-      outputs,
-      cacheFrom,
-      cacheTo,
-      sourceDateEpoch,
-      secrets,
-      ssh,
-      noCache: a.flags.has('no-cache'),
-      profile: a.flags.has('debug'),
-      emulate: a.flags.has('emulate'),
-      sandbox,
-      isolation: isolationOption(a.options.get('isolation')?.[0] ?? process.env.HOIST_ISOLATION),
-      noCacheFilter: (a.options.get('no-cache-filter') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
-      store,
-      client,
-      events: {
-        warning: (m) => io.err(`warning: ${m}\n`),
-        log: (m) => void (quiet || io.err(`${m}\n`)),
-        stepStart: (st) => progress.start(st),
-        output: (step, line) => progress.output(step, line),
-        step: (st) => progress.done(st),
-        built: () => finish(true),
-      },
-    })
-      .catch((e: unknown) => {
-        finish(false);
-        throw e;
+async function buildWith(
+  a: ParsedArgs,
+  io: CommandIO,
+  {
+    tags,
+    outputs,
+    secrets,
+    ssh,
+    sandbox,
+    cacheFrom,
+    cacheTo,
+    progressMode,
+    sourceDateEpoch,
+    context,
+    stdinDockerfile,
+    meta,
+    dotenv,
+    credentials,
+  }: BuildOptions,
+): Promise<number> {
+  return withImageContext(
+    a,
+    io,
+    async ({ store, client }) => {
+      const quiet = progressMode === 'quiet';
+      const progress = createProgress(progressMode as ProgressMode, io);
+      let finished = false;
+      const finish = (ok: boolean) => {
+        if (!finished) progress.finish(ok);
+        finished = true;
+      };
+      const given = a.options.get('store-max')?.[0];
+      const limit = await storeLimit(given ?? process.env.HOIST_STORE_MAX, store.root).catch((e: unknown) => {
+        throw e instanceof StoreLimitError
+          ? new UsageError(`${given !== undefined ? '--store-max' : 'HOIST_STORE_MAX'}: ${e.message}`)
+          : e;
+      });
+      const outcome = await build({
+        context,
+        // From standard input the Dockerfile is named `Dockerfile` in errors, as docker build names it.
+        // (a Git context's Dockerfile is read inside it: -f relative to its directory, Dockerfile by default)
+        ...(stdinDockerfile !== undefined
+          ? { dockerfile: 'Dockerfile' }
+          : parseGitContext(context)
+            ? fileOption(a)
+            : { dockerfile: a.options.get('file')?.[0] ?? path.join(context, 'Dockerfile') }),
+        ...(stdinDockerfile !== undefined ? { dockerfileText: stdinDockerfile } : {}),
+        tags,
+        buildArgs: keyValueOptions(a.options.get('build-arg') ?? []),
+        target: a.options.get('target')?.[0],
+        platforms: (a.options.get('platform') ?? [])
+          .flatMap((v) => v.split(','))
+          .map((v) => v.trim())
+          .filter(Boolean)
+          .map((v) => asUsage(() => parsePlatform(v))),
+        labels: new Map([
+          ...(meta?.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+          ...keyValueOptions(a.options.get('label') ?? []),
+        ]),
+        ...provenanceOption(a),
+        namedContexts: new Map((a.options.get('build-context') ?? []).map((c) => asUsage(() => parseBuildContext(c)))),
+        annotations: [...(meta?.annotationsAt(annotationLevels()) ?? []), ...(a.options.get('annotation') ?? [])].map(
+          (t) => asUsage(() => parseAnnotation(t)),
+        ),
+        outputs,
+        cacheFrom,
+        cacheTo,
+        sourceDateEpoch,
+        secrets,
+        ssh,
+        noCache: a.flags.has('no-cache'),
+        profile: a.flags.has('debug'),
+        emulate: a.flags.has('emulate'),
+        sandbox,
+        isolation: isolationOption(a.options.get('isolation')?.[0] ?? process.env.HOIST_ISOLATION),
+        noCacheFilter: (a.options.get('no-cache-filter') ?? [])
+          .flatMap((v) => v.split(','))
+          .map((v) => v.trim())
+          .filter(Boolean),
+        store,
+        client,
+        events: {
+          warning: (m) => io.err(`warning: ${m}\n`),
+          log: (m) => void (quiet || io.err(`${m}\n`)),
+          stepStart: (st) => progress.start(st),
+          output: (step, line) => progress.output(step, line),
+          step: (st) => progress.done(st),
+          built: () => finish(true),
+        },
       })
-      .finally(() => collectAfter(store, limit, (line) => void (quiet || io.err(`${line}\n`))));
-    if (!quiet) for (const name of outcome.unusedBuildArgs) io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
-    // The log's last line: what the cache gave and what moved over the network.
-    const c = outcome.cache;
-    if (!quiet) io.err(`cache: ${c.hits} of ${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes)} downloaded, ${formatBytes(c.uploadedBytes)} uploaded\n`);
-    const iid = a.options.get('iidfile')?.[0];
-    if (iid) await writeFile(iid, outcome.imageID);
-    const metaFile = a.options.get('metadata-file')?.[0];
-    if (metaFile) await writeFile(metaFile, JSON.stringify(outcome.metadata, null, 2) + '\n');
-    if (dotenv) await writeFile(dotenv, dotenvReport({ digest: outcome.digest, imageID: outcome.imageID, tags, ...(meta?.version ? { version: meta.version } : {}) }));
-    io.out(`${outcome.digest}\n`);
-    return 0;
-  }, { ...(credentials ? { credentials } : {}) });
+        .catch((e: unknown) => {
+          finish(false);
+          throw e;
+        })
+        .finally(() => collectAfter(store, limit, (line) => void (quiet || io.err(`${line}\n`))));
+      if (!quiet)
+        for (const name of outcome.unusedBuildArgs) io.err(`warning: build-arg ${name} was not consumed by any ARG\n`);
+      // The log's last line: what the cache gave and what moved over the network.
+      const c = outcome.cache;
+      if (!quiet)
+        io.err(
+          `cache: ${c.hits} of ${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes)} downloaded, ${formatBytes(c.uploadedBytes)} uploaded\n`,
+        );
+      const iid = a.options.get('iidfile')?.[0];
+      if (iid) await writeFile(iid, outcome.imageID);
+      const metaFile = a.options.get('metadata-file')?.[0];
+      if (metaFile) await writeFile(metaFile, JSON.stringify(outcome.metadata, null, 2) + '\n');
+      if (dotenv)
+        await writeFile(
+          dotenv,
+          dotenvReport({
+            digest: outcome.digest,
+            imageID: outcome.imageID,
+            tags,
+            ...(meta?.version ? { version: meta.version } : {}),
+          }),
+        );
+      io.out(`${outcome.digest}\n`);
+      return 0;
+    },
+    { ...(credentials ? { credentials } : {}) },
+  );
 }
 
 /**
@@ -290,13 +405,17 @@ async function buildWith(a: ParsedArgs, io: CommandIO, { tags, outputs, secrets,
  */
 function tagRules(values: readonly string[] | undefined): string[] | undefined {
   if (values === undefined) return undefined;
-  const rules = values.flatMap((v) => v.split('\n')).map((r) => r.trim()).filter(Boolean);
+  const rules = values
+    .flatMap((v) => v.split('\n'))
+    .map((r) => r.trim())
+    .filter(Boolean);
   return rules.length ? rules : undefined;
 }
 
 /** --isolation (or HOIST_ISOLATION): one of auto, runc, proot, chroot. */
 export function isolationOption(value: string | undefined): Isolation {
   if (value === undefined || value === '') return 'auto';
-  if (!(isolations as readonly string[]).includes(value)) throw new UsageError(`--isolation ${value}: expected ${isolations.join(', ')}`);
+  if (!(isolations as readonly string[]).includes(value))
+    throw new UsageError(`--isolation ${value}: expected ${isolations.join(', ')}`);
   return value as Isolation;
 }

@@ -8,8 +8,10 @@ import { parsePlatform } from '../image/platform.js';
 function dockerfileArg(command: string, positional: string[], file: string[] | undefined): string {
   const f = file?.[0] ?? positional[0];
   if (f === undefined) throw new UsageError(`"hoist ${command}" needs a Dockerfile: hoist ${command} [-f] FILE`);
-  if (file && positional.length > 0) throw new UsageError(`"hoist ${command}" takes one Dockerfile, got -f ${f} and ${positional[0]}`);
-  if (!file && positional.length > 1) throw new UsageError(`"hoist ${command}" takes one Dockerfile, got ${positional.length} arguments`);
+  if (file && positional.length > 0)
+    throw new UsageError(`"hoist ${command}" takes one Dockerfile, got -f ${f} and ${positional[0]}`);
+  if (!file && positional.length > 1)
+    throw new UsageError(`"hoist ${command}" takes one Dockerfile, got ${positional.length} arguments`);
   return f;
 }
 
@@ -19,8 +21,13 @@ function readText(file: string, io: CommandIO): string {
     return readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(code === 'ENOENT' ? `${file}: no such file` : code === 'EISDIR' ? `${file} is a directory, not a Dockerfile`
-      : `cannot read ${file}: ${(e as Error).message}`);
+    throw new UsageError(
+      code === 'ENOENT'
+        ? `${file}: no such file`
+        : code === 'EISDIR'
+          ? `${file} is a directory, not a Dockerfile`
+          : `cannot read ${file}: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -42,7 +49,9 @@ export function parseCommand(argv: string[], io: CommandIO): number {
   if (a.flags.has('json')) {
     const df = readDockerfile(text, name);
     const strip = (k: string, v: unknown) => (k === 'node' || k === 'trigger' ? undefined : v);
-    io.out(JSON.stringify({ directives: df.directives, globalArgs: df.globalArgs, stages: df.stages }, strip, 2) + '\n');
+    io.out(
+      JSON.stringify({ directives: df.directives, globalArgs: df.globalArgs, stages: df.stages }, strip, 2) + '\n',
+    );
     return 0;
   }
   io.out(dump(parse(text, { file: name }).nodes));
@@ -55,13 +64,17 @@ Checks a Dockerfile and prints each finding as FILE:LINE: [Check] message.
 Exits 1 when the file does not parse, or when a "# check=error=true" directive is set and there are findings.`;
 
 export function lintCommand(argv: string[], io: CommandIO): number {
-  const a = parseArgv(argv, {
-    file: { value: true, short: 'f' },
-    'build-arg': { value: true, repeat: true },
-    target: { value: true },
-    platform: { value: true },
-    help: { short: 'h' },
-  }, 'lint');
+  const a = parseArgv(
+    argv,
+    {
+      file: { value: true, short: 'f' },
+      'build-arg': { value: true, repeat: true },
+      target: { value: true },
+      platform: { value: true },
+      help: { short: 'h' },
+    },
+    'lint',
+  );
   if (a.flags.has('help')) {
     io.out(lintUsage + '\n');
     return 0;

@@ -42,7 +42,9 @@ export function gitlabJob(env: NodeJS.ProcessEnv = process.env, now = new Date()
     ...(baseRef ? { prBaseRef: baseRef } : {}),
     commitDate: Number.isNaN(committed.getTime()) ? now : committed,
     // the image's created label is the commit's time: a pipeline run again for the same commit makes the same image
-    ...(Number.isNaN(committed.getTime()) || !env.CI_COMMIT_TIMESTAMP ? {} : { commitDateFrom: 'ci' as const, created: committed }),
+    ...(Number.isNaN(committed.getTime()) || !env.CI_COMMIT_TIMESTAMP
+      ? {}
+      : { commitDateFrom: 'ci' as const, created: committed }),
     now,
     ...(Number.isInteger(shortSha) && shortSha > 0 ? { shortShaLength: shortSha } : {}),
   };
@@ -60,11 +62,22 @@ export function gitlabJob(env: NodeJS.ProcessEnv = process.env, now = new Date()
       : env.CI_JOB_TOKEN
         ? { registry, username: 'gitlab-ci-token', password: env.CI_JOB_TOKEN }
         : undefined;
-  return { git, repo, ...(env.CI_REGISTRY_IMAGE ? { image: env.CI_REGISTRY_IMAGE } : {}), ...(login ? { login } : {}), projectDir: env.CI_PROJECT_DIR || process.cwd() };
+  return {
+    git,
+    repo,
+    ...(env.CI_REGISTRY_IMAGE ? { image: env.CI_REGISTRY_IMAGE } : {}),
+    ...(login ? { login } : {}),
+    projectDir: env.CI_PROJECT_DIR || process.cwd(),
+  };
 }
 
 /** The dotenv report: one KEY=value a line (GitLab's dotenv takes no newlines in values). */
-export function dotenvReport(r: { digest: string; imageID: string; tags: readonly string[]; version?: string }): string {
+export function dotenvReport(r: {
+  digest: string;
+  imageID: string;
+  tags: readonly string[];
+  version?: string;
+}): string {
   const lines = [`HOIST_DIGEST=${r.digest}`, `HOIST_IMAGE_ID=${r.imageID}`, `HOIST_TAGS=${r.tags.join(',')}`];
   if (r.version) lines.push(`HOIST_VERSION=${r.version}`);
   return `${lines.join('\n')}\n`;

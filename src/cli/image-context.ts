@@ -32,14 +32,20 @@ export function platformOption(a: ParsedArgs): Platform | undefined {
   return p === undefined ? undefined : parsePlatform(p);
 }
 
-export async function withImageContext<T>(a: ParsedArgs, io: CommandIO, task: (ctx: ImageContext) => Promise<T>, options: { store?: boolean; credentials?: CredentialSource } = {}): Promise<T> {
+export async function withImageContext<T>(
+  a: ParsedArgs,
+  io: CommandIO,
+  task: (ctx: ImageContext) => Promise<T>,
+  options: { store?: boolean; credentials?: CredentialSource } = {},
+): Promise<T> {
   const client = new RegistryClient({
     credentials: options.credentials ?? new DockerCredentials(),
     insecureRegistries: a.options.get('insecure-registry') ?? [],
     mirrors: a.options.get('registry-mirror') ?? mirrorsFromEnv(),
     debug: a.flags.has('debug') ? (line) => io.err(`debug: ${line}\n`) : undefined,
   });
-  const store = options.store === false ? undefined : await Store.open(a.options.get('store')?.[0] ?? defaultStoreDir());
+  const store =
+    options.store === false ? undefined : await Store.open(a.options.get('store')?.[0] ?? defaultStoreDir());
   try {
     const result = await task({ store: store as Store, client });
     for (const w of client.warnings()) io.err(`registry warning: ${w}\n`);

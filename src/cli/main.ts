@@ -92,14 +92,23 @@ export async function run(argv: string[], io: CommandIO = processIO): Promise<nu
   if (process.env.GITHUB_ACTIONS !== 'true') return runCommand(argv, io);
   const guard = new CommandGuard((t) => io.err(t));
   try {
-    return await runCommand(argv, { ...io, err: (t) => guard.info(t.endsWith('\n') ? t.slice(0, -1) : t), resumeCommands: () => guard.resume() });
+    return await runCommand(argv, {
+      ...io,
+      err: (t) => guard.info(t.endsWith('\n') ? t.slice(0, -1) : t),
+      resumeCommands: () => guard.resume(),
+    });
   } finally {
     guard.resume();
   }
 }
 
 /** The common options (README: Common options), which may also come before the command, as docker's do. */
-const commonOptions: Record<string, boolean> = { store: true, 'insecure-registry': true, 'registry-mirror': true, debug: false };
+const commonOptions: Record<string, boolean> = {
+  store: true,
+  'insecure-registry': true,
+  'registry-mirror': true,
+  debug: false,
+};
 
 /** `hoist --store DIR pull REF` read as `hoist pull --store DIR REF`. */
 function commandFirst(argv: readonly string[]): string[] {
@@ -133,7 +142,12 @@ async function runCommand(argv: string[], io: CommandIO): Promise<number> {
       io.err(`error: ${e.format()}\n`);
       return 1;
     }
-    if (e instanceof UsageError || e instanceof PlatformError || e instanceof ReferenceError || e instanceof RangeError) {
+    if (
+      e instanceof UsageError ||
+      e instanceof PlatformError ||
+      e instanceof ReferenceError ||
+      e instanceof RangeError
+    ) {
       io.err(`hoist ${name}: ${e.message}\n`);
       return 2;
     }
@@ -142,7 +156,9 @@ async function runCommand(argv: string[], io: CommandIO): Promise<number> {
       io.err(`hoist ${name}: ${e.message}\n`);
       return 1;
     }
-    io.err(`hoist ${name}: internal error (please report it): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    io.err(
+      `hoist ${name}: internal error (please report it): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+    );
     return 1;
   }
 }

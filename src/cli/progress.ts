@@ -44,7 +44,9 @@ export function createProgress(mode: ProgressMode, io: CommandIO): Progress {
   const status = (final?: string) => {
     const secs = ((Date.now() - began) / 1000).toFixed(1);
     const now = [...running.values()].map(label).join(', ');
-    io.err(`\r\x1b[K[+] Building ${secs}s (${finished}/${finished + running.size})${final ? ` ${final}` : now ? ` ${now}` : ''}`);
+    io.err(
+      `\r\x1b[K[+] Building ${secs}s (${finished}/${finished + running.size})${final ? ` ${final}` : now ? ` ${now}` : ''}`,
+    );
   };
   const timer = setInterval(() => status(), 200);
   timer.unref?.();

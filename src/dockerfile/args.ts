@@ -3,19 +3,38 @@
 import { formatPlatform, type Platform } from '../image/platform.js';
 
 export const proxyArgs: readonly string[] = [
-  'HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy',
-  'ALL_PROXY', 'all_proxy',
+  'HTTP_PROXY',
+  'http_proxy',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'FTP_PROXY',
+  'ftp_proxy',
+  'NO_PROXY',
+  'no_proxy',
+  'ALL_PROXY',
+  'all_proxy',
 ];
 
 export const platformArgNames: readonly string[] = [
-  'BUILDPLATFORM', 'BUILDOS', 'BUILDARCH', 'BUILDVARIANT', 'TARGETPLATFORM', 'TARGETOS', 'TARGETARCH', 'TARGETVARIANT',
+  'BUILDPLATFORM',
+  'BUILDOS',
+  'BUILDARCH',
+  'BUILDVARIANT',
+  'TARGETPLATFORM',
+  'TARGETOS',
+  'TARGETARCH',
+  'TARGETVARIANT',
   'TARGETSTAGE',
 ];
 
 /** Names a --build-arg may carry without any ARG consuming it, and without a warning. */
 export function isPredefinedArg(name: string): boolean {
-  return proxyArgs.includes(name) || platformArgNames.includes(name) || name.startsWith('BUILDKIT_') ||
-    name === 'SOURCE_DATE_EPOCH';
+  return (
+    proxyArgs.includes(name) ||
+    platformArgNames.includes(name) ||
+    name.startsWith('BUILDKIT_') ||
+    name === 'SOURCE_DATE_EPOCH'
+  );
 }
 
 /**

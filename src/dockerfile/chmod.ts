@@ -12,12 +12,16 @@ const whoBits: Record<string, number> = { u: 0o4700, g: 0o2070, o: 0o1007 };
 export function parseChmod(text: string): ChmodFn {
   if (/^\d+$/.test(text)) {
     const n = /^[0-7]+$/.test(text) ? parseInt(text, 8) : Number.POSITIVE_INFINITY;
-    if (n > 0o7777) throw new ChmodError(`invalid chmod parameter: '${text}'. it should be octal string and between 0 and 07777`);
+    if (n > 0o7777)
+      throw new ChmodError(`invalid chmod parameter: '${text}'. it should be octal string and between 0 and 07777`);
     return () => n;
   }
   const clauses = text.split(',').map((clause) => {
     const m = clause.match(/^([ugoa]*)((?:[-+=][rwxXst]*)+)$/);
-    if (!m) throw new ChmodError(`invalid chmod parameter: '${text}'. it should be octal string and between 0 and 07777, or symbolic as chmod takes it (u+x,go-w)`);
+    if (!m)
+      throw new ChmodError(
+        `invalid chmod parameter: '${text}'. it should be octal string and between 0 and 07777, or symbolic as chmod takes it (u+x,go-w)`,
+      );
     let who = m[1].replace(/a/g, 'ugo') || 'ugo';
     who = [...new Set(who)].join('');
     const ops = [...m[2].matchAll(/([-+=])([rwxXst]*)/g)].map((o) => ({ op: o[1], perms: o[2] }));
@@ -42,7 +46,7 @@ export function parseChmod(text: string): ChmodFn {
         bits &= mask;
         if (op === '+') out |= bits;
         else if (op === '-') out &= ~bits;
-        else out = (out & ~(mask & 0o7777 & ~0o1000 | (who.includes('o') ? 0o1000 : 0))) | bits;
+        else out = (out & ~((mask & 0o7777 & ~0o1000) | (who.includes('o') ? 0o1000 : 0))) | bits;
       }
     }
     return out & 0o7777;

@@ -36,9 +36,13 @@ export class DirectiveParser {
     }
     const name = m[1].toLowerCase() as DirectiveName;
     if (this.seen.has(name)) {
-      throw new DockerfileError(`only one ${name} parser directive can be used`, { line }, {
-        hint: `remove the second "# ${name}=" line`,
-      });
+      throw new DockerfileError(
+        `only one ${name} parser directive can be used`,
+        { line },
+        {
+          hint: `remove the second "# ${name}=" line`,
+        },
+      );
     }
     this.seen.add(name);
     const d: Directive = { name, value: m[2], line };
@@ -50,9 +54,13 @@ export class DirectiveParser {
 /** Validates an `escape` directive's value: only backslash and backtick are allowed. */
 export function escapeTokenOf(d: Directive): string {
   if (d.value !== '\\' && d.value !== '`') {
-    throw new DockerfileError(`invalid escape token '${d.value}' does not match \` or \\`, { line: d.line }, {
-      hint: 'use "# escape=\\" (the default) or "# escape=`" (common on Windows)',
-    });
+    throw new DockerfileError(
+      `invalid escape token '${d.value}' does not match \` or \\`,
+      { line: d.line },
+      {
+        hint: 'use "# escape=\\" (the default) or "# escape=`" (common on Windows)',
+      },
+    );
   }
   return d.value;
 }

@@ -55,16 +55,23 @@ function read(text: string, file: string): Dockerfile {
         globalArgs.push(ins);
         continue;
       }
-      throw new DockerfileError(`no build stage in current context: ${ins.keyword.toUpperCase()} before the first FROM`,
-        { line: ins.line, endLine: ins.endLine }, { hint: 'only ARG may come before the first FROM; start a stage with FROM IMAGE' });
+      throw new DockerfileError(
+        `no build stage in current context: ${ins.keyword.toUpperCase()} before the first FROM`,
+        { line: ins.line, endLine: ins.endLine },
+        { hint: 'only ARG may come before the first FROM; start a stage with FROM IMAGE' },
+      );
     }
     stages[stages.length - 1].commands.push(ins);
   }
   if (stages.length === 0) {
     const last = parsed.nodes[parsed.nodes.length - 1];
-    throw new DockerfileError('dockerfile contains no stages to build', { line: last.endLine }, {
-      hint: 'start a stage with FROM IMAGE (or FROM scratch for an empty base)',
-    });
+    throw new DockerfileError(
+      'dockerfile contains no stages to build',
+      { line: last.endLine },
+      {
+        hint: 'start a stage with FROM IMAGE (or FROM scratch for an empty base)',
+      },
+    );
   }
   return {
     file,

@@ -18,7 +18,10 @@ export interface IgnorePattern {
 
 export class DockerignoreError extends Error {
   override readonly name = 'DockerignoreError';
-  constructor(message: string, readonly line: number) {
+  constructor(
+    message: string,
+    readonly line: number,
+  ) {
     super(message);
   }
 }
@@ -54,20 +57,23 @@ function compile(pattern: string, line: number, options: GlobOptions = { doubleS
 /** Reads the text of a .dockerignore file into patterns. Throws DockerignoreError for a malformed line. */
 export function parseDockerignore(text: string): IgnorePattern[] {
   const patterns: IgnorePattern[] = [];
-  text.replace(/^\ufeff/, '').split('\n').forEach((raw, idx) => {
-    const line = idx + 1;
-    if (raw.startsWith('#')) return;
-    let p = raw.trim();
-    if (p === '') return;
-    const exclusion = p.startsWith('!');
-    if (exclusion) {
-      p = p.slice(1).trim();
-      if (p === '') throw new DockerignoreError('illegal exclusion pattern: "!"', line);
-    }
-    p = cleanPath(p);
-    if (p.length > 1 && p.startsWith('/')) p = p.slice(1);
-    patterns.push({ pattern: p, exclusion, line, regexp: compile(p, line), parts: [] });
-  });
+  text
+    .replace(/^\ufeff/, '')
+    .split('\n')
+    .forEach((raw, idx) => {
+      const line = idx + 1;
+      if (raw.startsWith('#')) return;
+      let p = raw.trim();
+      if (p === '') return;
+      const exclusion = p.startsWith('!');
+      if (exclusion) {
+        p = p.slice(1).trim();
+        if (p === '') throw new DockerignoreError('illegal exclusion pattern: "!"', line);
+      }
+      p = cleanPath(p);
+      if (p.length > 1 && p.startsWith('/')) p = p.slice(1);
+      patterns.push({ pattern: p, exclusion, line, regexp: compile(p, line), parts: [] });
+    });
   return patterns;
 }
 

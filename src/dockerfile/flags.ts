@@ -12,7 +12,10 @@ export class FlagSet {
   private readonly bools = new Map<string, boolean>();
   readonly used: string[] = [];
 
-  constructor(private readonly instruction: string, spec: Record<string, FlagKind>) {
+  constructor(
+    private readonly instruction: string,
+    spec: Record<string, FlagKind>,
+  ) {
     for (const [name, kind] of Object.entries(spec)) this.kinds.set(name, kind);
   }
 
@@ -29,8 +32,14 @@ export class FlagSet {
         const near = closest(name, this.kinds.keys());
         const known = [...this.kinds.keys()].map((k) => '--' + k).join(', ');
         // The flag as written, `--` and all (BuildKit ≥ 0.17, moby/buildkit#5369), and suggest.WrapError's hint.
-        throw new LineSyntaxError(`unknown flag: --${name}`, near ? `did you mean ${near}?` :
-          known ? `${this.instruction} takes ${known}` : `${this.instruction} takes no flags`);
+        throw new LineSyntaxError(
+          `unknown flag: --${name}`,
+          near
+            ? `did you mean ${near}?`
+            : known
+              ? `${this.instruction} takes ${known}`
+              : `${this.instruction} takes no flags`,
+        );
       }
       if (this.used.includes(name) && kind !== 'list') throw new LineSyntaxError(`duplicate flag specified: ${name}`);
       this.used.push(name);
@@ -38,11 +47,15 @@ export class FlagSet {
         if (value === '') throw new LineSyntaxError(`missing a value on flag: --${name}`);
         const v = (value ?? 'true').toLowerCase();
         if (v !== 'true' && v !== 'false') {
-          throw new LineSyntaxError(`expecting boolean value for flag ${name}, not: ${value}`, `write --${name} or --${name}=false`);
+          throw new LineSyntaxError(
+            `expecting boolean value for flag ${name}, not: ${value}`,
+            `write --${name} or --${name}=false`,
+          );
         }
         this.bools.set(name, v === 'true');
       } else {
-        if (value === undefined) throw new LineSyntaxError(`missing a value on flag: --${name}`, `write --${name}=VALUE`);
+        if (value === undefined)
+          throw new LineSyntaxError(`missing a value on flag: --${name}`, `write --${name}=VALUE`);
         if (kind === 'string') this.strings.set(name, value);
         else this.lists.set(name, [...(this.lists.get(name) ?? []), value]);
       }

@@ -49,7 +49,8 @@ export function globToRegExp(pattern: string, options: GlobOptions = {}): RegExp
       // One character of a range: escaped, or any but `-` and `]` (Go's getEsc).
       const one = (): string => {
         let ch = chars[j];
-        if (ch === undefined || ch === '-' || ch === ']') throw bad(ch === undefined ? 'an unclosed [' : `a ${ch} where a character is due`);
+        if (ch === undefined || ch === '-' || ch === ']')
+          throw bad(ch === undefined ? 'an unclosed [' : `a ${ch} where a character is due`);
         if (ch === '\\') {
           ch = chars[++j];
           if (ch === undefined) throw bad('an unclosed [');
@@ -66,7 +67,8 @@ export function globToRegExp(pattern: string, options: GlobOptions = {}): RegExp
           hi = one();
         }
         // Go compares code points; a range whose ends are reversed matches nothing.
-        if (lo.codePointAt(0) as number <= (hi.codePointAt(0) as number)) cls += lo === hi ? escapeInClass(lo) : `${escapeInClass(lo)}-${escapeInClass(hi)}`;
+        if ((lo.codePointAt(0) as number) <= (hi.codePointAt(0) as number))
+          cls += lo === hi ? escapeInClass(lo) : `${escapeInClass(lo)}-${escapeInClass(hi)}`;
       }
       re += cls === '^' ? '[^]' : cls === '' ? '[]' : `[${cls}]`;
       i = j;

@@ -8,12 +8,32 @@ export { ShellLex, ExpansionError, type Env, type ExpandResult, type LexOptions 
 export * from './instructions.js';
 export { readDockerfile, type Dockerfile, type Stage } from './dockerfile.js';
 export {
-  planBuild, mountFrom, splitCSV, type BuildPlan, type PlanOptions, type PlannedStage, type StageBase, type StageSource,
+  planBuild,
+  mountFrom,
+  splitCSV,
+  type BuildPlan,
+  type PlanOptions,
+  type PlannedStage,
+  type StageBase,
+  type StageSource,
 } from './plan.js';
 export { StageScope, type ScopeOptions, type UndefinedVariable } from './scope.js';
 export { isPredefinedArg, platformArgs, platformArgNames, proxyArgs } from './args.js';
 export { chompHeredocContent } from './heredoc.js';
 export {
-  IgnoreMatcher, parseDockerignore, dockerignoreCandidates, cleanPath, DockerignoreError, type IgnorePattern,
+  IgnoreMatcher,
+  parseDockerignore,
+  dockerignoreCandidates,
+  cleanPath,
+  DockerignoreError,
+  type IgnorePattern,
 } from './dockerignore.js';
-export { lint, formatLintWarning, looksSecret, type CheckName, type LintOptions, type LintResult, type LintWarning } from './lint.js';
+export {
+  lint,
+  formatLintWarning,
+  looksSecret,
+  type CheckName,
+  type LintOptions,
+  type LintResult,
+  type LintWarning,
+} from './lint.js';

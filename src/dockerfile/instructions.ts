@@ -194,7 +194,9 @@ function keyValues(node: Node, name: string): KeyValue[] {
   for (let i = 0; i < node.args.length; i += 3) {
     if (node.args[i] === '') fail(`${name} names can not be blank`);
     const legacy = node.args[i + 2] === '';
-    pairs.push(legacy ? { key: node.args[i], value: node.args[i + 1], legacy } : { key: node.args[i], value: node.args[i + 1] });
+    pairs.push(
+      legacy ? { key: node.args[i], value: node.args[i + 1], legacy } : { key: node.args[i], value: node.args[i + 1] },
+    );
   }
   return pairs;
 }
@@ -208,8 +210,10 @@ function commandLine(node: Node): CommandLine {
 
 function sourcesAndDest(node: Node, name: string): Pick<CopyLike, 'sources' | 'inline' | 'dest'> {
   if (node.args.length < 2) {
-    fail(`${name} requires at least two arguments, but only one was provided. Destination could not be determined`,
-      `write ${name} SOURCE... DEST`);
+    fail(
+      `${name} requires at least two arguments, but only one was provided. Destination could not be determined`,
+      `write ${name} SOURCE... DEST`,
+    );
   }
   const dest = node.args[node.args.length - 1];
   if (parseHeredocWord(dest)) fail(`${name} cannot accept a heredoc as a destination`);
@@ -220,7 +224,12 @@ function sourcesAndDest(node: Node, name: string): Pick<CopyLike, 'sources' | 'i
     const h = parseHeredocWord(src);
     if (h) {
       const content = byName.get(h.name)?.content ?? '';
-      inline.push({ name: h.name, data: h.chomp ? chompHeredocContent(content) : content, expand: h.expand, chomp: h.chomp });
+      inline.push({
+        name: h.name,
+        data: h.chomp ? chompHeredocContent(content) : content,
+        expand: h.expand,
+        chomp: h.chomp,
+      });
     } else {
       sources.push(src);
     }
@@ -247,8 +256,10 @@ function parseFrom(node: Node): FromInstruction {
   if (a.length === 3 && a[1].toLowerCase() === 'as') {
     stageName = a[2].toLowerCase();
     if (!stageNamePattern.test(stageName)) {
-      fail(`invalid name for build stage: ${JSON.stringify(a[2])}, name can't start with a number or contain symbols`,
-        'stage names are letters, digits, -, _ and ., starting with a letter');
+      fail(
+        `invalid name for build stage: ${JSON.stringify(a[2])}, name can't start with a number or contain symbols`,
+        'stage names are letters, digits, -, _ and ., starting with a letter',
+      );
     }
   } else if (a.length !== 1) {
     fail('FROM requires either one or three arguments', 'write FROM IMAGE or FROM IMAGE AS NAME');
@@ -266,14 +277,21 @@ function parseHealthcheck(node: Node): HealthcheckInstruction {
     flags(node);
     return { ...b, test: ['NONE'], interval: 0, timeout: 0, startPeriod: 0, startInterval: 0, retries: 0 };
   }
-  const f = flags(node, { interval: 'string', timeout: 'string', 'start-period': 'string', 'start-interval': 'string', retries: 'string' });
+  const f = flags(node, {
+    interval: 'string',
+    timeout: 'string',
+    'start-period': 'string',
+    'start-interval': 'string',
+    retries: 'string',
+  });
   if (type !== 'CMD') fail(`Unknown type "${node.args[0]}" in HEALTHCHECK (try CMD)`);
   const cmd = node.json ? rest : rest.length === 0 ? [] : [rest.join(' ')];
   if (cmd.length === 0) fail('Missing command after HEALTHCHECK CMD');
   let retries = 0;
   const r = f.string('retries');
   if (r !== undefined && r !== '') {
-    if (!/^[+-]?\d+$/.test(r)) fail(`strconv.ParseInt: parsing "${r}": invalid syntax`, '--retries takes a whole number');
+    if (!/^[+-]?\d+$/.test(r))
+      fail(`strconv.ParseInt: parsing "${r}": invalid syntax`, '--retries takes a whole number');
     retries = Number.parseInt(r, 10);
     if (retries < 0) fail(`--retries cannot be negative (${retries})`);
   }
@@ -292,7 +310,7 @@ function parseOnbuild(node: Node): OnbuildInstruction {
   flags(node);
   if (!node.sub) fail('ONBUILD requires at least one argument', 'write ONBUILD INSTRUCTION, e.g. ONBUILD COPY . /app');
   const trigger = node.sub.keyword.toUpperCase();
-  if (trigger === 'ONBUILD') fail('Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
+  if (trigger === 'ONBUILD') fail("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
   if (trigger === 'MAINTAINER' || trigger === 'FROM') fail(`${trigger} isn't allowed as an ONBUILD trigger`);
   let expression = node.original.replace(/^\s*ONBUILD\s*/i, '');
   for (const h of node.heredocs) expression += '\n' + h.content + h.name;
@@ -346,7 +364,14 @@ function parseNode(node: Node): Instruction {
       if (node.args.length === 0) fail('SHELL requires at least one argument');
       return { ...b, kind: 'shell', shell: node.args };
     case 'copy': {
-      const f = flags(node, { from: 'string', chown: 'string', chmod: 'string', link: 'bool', parents: 'bool', exclude: 'list' });
+      const f = flags(node, {
+        from: 'string',
+        chown: 'string',
+        chmod: 'string',
+        link: 'bool',
+        parents: 'bool',
+        exclude: 'list',
+      });
       return {
         ...b,
         kind: 'copy',
@@ -361,7 +386,12 @@ function parseNode(node: Node): Instruction {
     }
     case 'add': {
       const f = flags(node, {
-        chown: 'string', chmod: 'string', link: 'bool', checksum: 'string', 'keep-git-dir': 'bool', exclude: 'list',
+        chown: 'string',
+        chmod: 'string',
+        link: 'bool',
+        checksum: 'string',
+        'keep-git-dir': 'bool',
+        exclude: 'list',
         unpack: 'bool',
       });
       return {
@@ -401,8 +431,12 @@ function parseNode(node: Node): Instruction {
       return parseOnbuild(node);
     default: {
       const near = closest(node.keyword, instructionKeywords);
-      fail(`unknown instruction: ${node.keyword}`,
-        near ? `did you mean ${near.toUpperCase()}?` : `the instructions are ${instructionKeywords.map((k) => k.toUpperCase()).join(', ')}`);
+      fail(
+        `unknown instruction: ${node.keyword}`,
+        near
+          ? `did you mean ${near.toUpperCase()}?`
+          : `the instructions are ${instructionKeywords.map((k) => k.toUpperCase()).join(', ')}`,
+      );
     }
   }
 }

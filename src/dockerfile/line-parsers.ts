@@ -6,7 +6,10 @@ import type { Node } from './ast.js';
 
 /** A syntax problem in one instruction; the parser adds the location. */
 export class LineSyntaxError extends Error {
-  constructor(message: string, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
     super(message);
   }
 }
@@ -173,8 +176,10 @@ function parseNameVal(rest: string, key: string, escapeToken: string): Parsed {
   for (const w of words) {
     const eq = w.indexOf('=');
     if (eq < 0) {
-      throw new LineSyntaxError(`Syntax error - can't find = in ${JSON.stringify(w)}. Must be of the form: name=value`,
-        `every word of ${key} must be name=value; quote values that contain spaces`);
+      throw new LineSyntaxError(
+        `Syntax error - can't find = in ${JSON.stringify(w)}. Must be of the form: name=value`,
+        `every word of ${key} must be name=value; quote values that contain spaces`,
+      );
     }
     args.push(w.slice(0, eq), w.slice(eq + 1), '=');
   }

@@ -62,7 +62,10 @@ function checkConfig(df: Dockerfile): CheckConfig {
     const key = part.slice(0, eq).trim().toLowerCase();
     const value = part.slice(eq + 1).trim();
     if (key === 'skip') {
-      for (const name of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+      for (const name of value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)) {
         if (name.toLowerCase() === 'all') config.skipAll = true;
         else config.skip.add(name);
       }
@@ -107,7 +110,11 @@ export function lint(df: Dockerfile, options: LintOptions = {}): LintResult {
   for (const ins of all) {
     if (keywordCase(ins.keyword) !== majority) {
       const want = majority === 'upper' ? ins.keyword.toUpperCase() : ins.keyword.toLowerCase();
-      report('ConsistentInstructionCasing', ins.line, `Command '${ins.keyword}' should match the case of the command majority (${majority}case): use '${want}'`);
+      report(
+        'ConsistentInstructionCasing',
+        ins.line,
+        `Command '${ins.keyword}' should match the case of the command majority (${majority}case): use '${want}'`,
+      );
     }
   }
 
@@ -121,24 +128,41 @@ export function lint(df: Dockerfile, options: LintOptions = {}): LintResult {
       if (fromCase !== 'mixed' && keywordCase(asWord) !== fromCase) {
         report('FromAsCasing', from.line, `'${asWord}' and '${from.keyword}' keywords' casing do not match`);
       }
-      if (args[2] !== args[2].toLowerCase()) report('StageNameCasing', from.line, `Stage name '${args[2]}' should be lowercase`);
+      if (args[2] !== args[2].toLowerCase())
+        report('StageNameCasing', from.line, `Stage name '${args[2]}' should be lowercase`);
     }
     if (stage.name) {
       if (reservedStageNames.has(stage.name)) {
-        report('ReservedStageName', from.line, `Stage name should not use the same name as reserved stage "${stage.name}"`);
+        report(
+          'ReservedStageName',
+          from.line,
+          `Stage name should not use the same name as reserved stage "${stage.name}"`,
+        );
       }
       const prev = seen.get(stage.name);
       if (prev !== undefined) {
-        report('DuplicateStageName', from.line, `Duplicate stage name "${stage.name}", stage names should be unique (first at line ${prev})`);
+        report(
+          'DuplicateStageName',
+          from.line,
+          `Duplicate stage name "${stage.name}", stage names should be unique (first at line ${prev})`,
+        );
       } else {
         seen.set(stage.name, from.line);
       }
     }
     if (from.platform !== undefined) {
       if (/^\$\{?TARGETPLATFORM\}?$/.test(from.platform)) {
-        report('RedundantTargetPlatform', from.line, 'Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior');
+        report(
+          'RedundantTargetPlatform',
+          from.line,
+          'Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior',
+        );
       } else if (!from.platform.includes('$')) {
-        report('FromPlatformFlagConstDisallowed', from.line, `FROM --platform flag should not use constant value "${from.platform}"`);
+        report(
+          'FromPlatformFlagConstDisallowed',
+          from.line,
+          `FROM --platform flag should not use constant value "${from.platform}"`,
+        );
       }
     }
 
@@ -147,34 +171,66 @@ export function lint(df: Dockerfile, options: LintOptions = {}): LintResult {
       if (ins.kind === 'cmd' || ins.kind === 'entrypoint' || ins.kind === 'healthcheck') {
         counts.set(ins.kind, [...(counts.get(ins.kind) ?? []), ins]);
       }
-      if ((ins.kind === 'cmd' || ins.kind === 'entrypoint') && ins.command.prependShell && ins.command.args.length > 0) {
+      if (
+        (ins.kind === 'cmd' || ins.kind === 'entrypoint') &&
+        ins.command.prependShell &&
+        ins.command.args.length > 0
+      ) {
         const name = ins.kind.toUpperCase();
-        report('JSONArgsRecommended', ins.line, `JSON arguments recommended for ${name} to prevent unintended behavior related to OS signals`);
+        report(
+          'JSONArgsRecommended',
+          ins.line,
+          `JSON arguments recommended for ${name} to prevent unintended behavior related to OS signals`,
+        );
       }
-      if (ins.kind === 'maintainer') report('MaintainerDeprecated', ins.line, 'Maintainer instruction is deprecated in favor of using label');
+      if (ins.kind === 'maintainer')
+        report('MaintainerDeprecated', ins.line, 'Maintainer instruction is deprecated in favor of using label');
       if (ins.kind === 'env' || ins.kind === 'label') {
         if (ins.pairs.some((p) => p.legacy)) {
           const k = ins.kind.toUpperCase();
-          report('LegacyKeyValueFormat', ins.line, `"${k} key=value" should be used instead of legacy "${k} key value" format`);
+          report(
+            'LegacyKeyValueFormat',
+            ins.line,
+            `"${k} key=value" should be used instead of legacy "${k} key value" format`,
+          );
         }
       }
       if (ins.kind === 'workdir' && !ins.path.startsWith('/') && !ins.path.startsWith('$')) {
-        report('WorkdirRelativePath', ins.line, `Relative workdir "${ins.path}" can have unexpected results if the base image changes`);
+        report(
+          'WorkdirRelativePath',
+          ins.line,
+          `Relative workdir "${ins.path}" can have unexpected results if the base image changes`,
+        );
       }
     }
     for (const [kind, list] of counts) {
       for (const ins of list.slice(0, -1)) {
-        report('MultipleInstructionsDisallowed', ins.line,
-          `Multiple ${kind.toUpperCase()} instructions should not be used in the same stage because only the last one will be used`);
+        report(
+          'MultipleInstructionsDisallowed',
+          ins.line,
+          `Multiple ${kind.toUpperCase()} instructions should not be used in the same stage because only the last one will be used`,
+        );
       }
     }
   }
 
   for (const ins of [...df.globalArgs, ...df.stages.flatMap((s) => s.commands)]) {
     if (ins.kind === 'arg') {
-      for (const a of ins.args) if (looksSecret(a.key)) report('SecretsUsedInArgOrEnv', ins.line, `Do not use ARG or ENV instructions for sensitive data (ARG "${a.key}")`);
+      for (const a of ins.args)
+        if (looksSecret(a.key))
+          report(
+            'SecretsUsedInArgOrEnv',
+            ins.line,
+            `Do not use ARG or ENV instructions for sensitive data (ARG "${a.key}")`,
+          );
     } else if (ins.kind === 'env') {
-      for (const p of ins.pairs) if (looksSecret(p.key)) report('SecretsUsedInArgOrEnv', ins.line, `Do not use ARG or ENV instructions for sensitive data (ENV "${p.key}")`);
+      for (const p of ins.pairs)
+        if (looksSecret(p.key))
+          report(
+            'SecretsUsedInArgOrEnv',
+            ins.line,
+            `Do not use ARG or ENV instructions for sensitive data (ENV "${p.key}")`,
+          );
     }
   }
 
@@ -182,16 +238,22 @@ export function lint(df: Dockerfile, options: LintOptions = {}): LintResult {
   // cycle, bad ${…}) is an error here too, not a silent pass.
   const plan = planBuild(df, options);
   for (const p of plan.stages) {
-    for (const name of p.undefinedInFrom) report('UndefinedArgInFrom', p.stage.from.line, `FROM argument '${name}' is not declared`);
+    for (const name of p.undefinedInFrom)
+      report('UndefinedArgInFrom', p.stage.from.line, `FROM argument '${name}' is not declared`);
     if (p.base.kind === 'image' && p.stage.from.image.includes('$') && p.undefinedInFrom.length === 0) {
       const ref = p.base.ref;
       if (ref.endsWith(':') || ref.includes('/:') || ref.startsWith(':') || ref.startsWith('/')) {
-        report('InvalidDefaultArgInFrom', p.stage.from.line, `Default value for ARG ${p.stage.from.image} results in empty or invalid base image name`);
+        report(
+          'InvalidDefaultArgInFrom',
+          p.stage.from.line,
+          `Default value for ARG ${p.stage.from.image} results in empty or invalid base image name`,
+        );
       }
     }
   }
   undefinedVars(plan, options, report);
-  for (const name of plan.unusedBuildArgs) report('UnusedBuildArg', 1, `Build argument "${name}" is not consumed by any ARG`);
+  for (const name of plan.unusedBuildArgs)
+    report('UnusedBuildArg', 1, `Build argument "${name}" is not consumed by any ARG`);
 
   warnings.sort((a, b) => a.line - b.line);
   return { warnings, failOnWarnings: config.error };
@@ -213,7 +275,11 @@ function undefinedVars(plan: BuildPlan, options: LintOptions, report: (c: CheckN
       continue;
     }
     const scope = new StageScope({
-      escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv, inheritedArgs,
+      escapeToken: plan.dockerfile.escapeToken,
+      globalArgs: plan.globalArgs,
+      buildArgs: plan.buildArgs,
+      baseEnv,
+      inheritedArgs,
     });
     const reported = new Set<string>();
     for (const ins of p.stage.commands) {
@@ -228,7 +294,11 @@ function undefinedVars(plan: BuildPlan, options: LintOptions, report: (c: CheckN
         if (scope.args.has(u.name) || reported.has(`${u.line}:${u.name}`)) continue;
         reported.add(`${u.line}:${u.name}`);
         const near = closest(u.name, [...scope.vars.keys(), ...plan.globalArgs.keys()]);
-        report('UndefinedVar', u.line, `Usage of undefined variable '$${u.name}'${near ? ` (did you mean $${near}?)` : ''}`);
+        report(
+          'UndefinedVar',
+          u.line,
+          `Usage of undefined variable '$${u.name}'${near ? ` (did you mean $${near}?)` : ''}`,
+        );
       }
     }
     finalEnv.set(p.stage.index, [...scope.env]);

@@ -15,7 +15,10 @@ export const goList = (l: readonly string[]) => `[${l.join(' ')}]`;
 
 function goDuration(ns: number): string {
   if (ns === 0) return '0s';
-  const units: [number, string][] = [[3600e9, 'h'], [60e9, 'm']];
+  const units: [number, string][] = [
+    [3600e9, 'h'],
+    [60e9, 'm'],
+  ];
   let out = '';
   let rest = ns;
   for (const [n, u] of units) {
@@ -38,10 +41,15 @@ export function exposedPorts(words: readonly string[], at: Instruction): string[
   const out: string[] = [];
   for (const w of words) {
     const m = w.match(/^(?:(?:\[[^\]]*\]|[^:]*):)?(?:[^:]*:)?(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i);
-    if (!m) throw new DockerfileError(`invalid port ${JSON.stringify(w)}: expected PORT[-PORT][/tcp|udp|sctp]`, { line: at.line, endLine: at.endLine });
+    if (!m)
+      throw new DockerfileError(`invalid port ${JSON.stringify(w)}: expected PORT[-PORT][/tcp|udp|sctp]`, {
+        line: at.line,
+        endLine: at.endLine,
+      });
     const start = Number(m[1]);
     const end = m[2] ? Number(m[2]) : start;
-    if (end < start || end > 65535) throw new DockerfileError(`invalid port range ${JSON.stringify(w)}`, { line: at.line, endLine: at.endLine });
+    if (end < start || end > 65535)
+      throw new DockerfileError(`invalid port range ${JSON.stringify(w)}`, { line: at.line, endLine: at.endLine });
     for (let p = start; p <= end; p++) out.push(`${p}/${(m[3] ?? 'tcp').toLowerCase()}`);
   }
   return out;
@@ -97,7 +105,9 @@ export function applyMetadata(config: ImageConfig, ins: Instruction, ctx: Metada
       c.Shell = [...ins.shell];
       return `SHELL ${goList(ins.shell)}`;
     case 'cmd': {
-      const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
+      const args = ins.command.prependShell
+        ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')]
+        : [...ins.command.args];
       // An empty list is nil to BuildKit's JSON (omitempty): the key goes.
       if (args.length) c.Cmd = args;
       else delete c.Cmd;
@@ -107,7 +117,9 @@ export function applyMetadata(config: ImageConfig, ins: Instruction, ctx: Metada
       return `CMD ${goQuotedList(args)}`;
     }
     case 'entrypoint': {
-      const args = ins.command.prependShell ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')] : [...ins.command.args];
+      const args = ins.command.prependShell
+        ? [...(c.Shell ?? defaultShell), ins.command.args.join(' ')]
+        : [...ins.command.args];
       if (args.length) c.Entrypoint = args;
       else delete c.Entrypoint;
       if (!ctx.cmdSet) delete c.Cmd;

@@ -84,8 +84,11 @@ function parseText(text: string): ParseResult {
   // A line's text for the parser: newline off, the leading blanks off for a first line, comments emptied.
   const processLine = (raw: string, stripLeft: boolean): [string, boolean] => {
     if (raw.length > maxLineBytes / 4 && Buffer.byteLength(raw) > maxLineBytes) {
-      throw new DockerfileError(`dockerfile line greater than max allowed size of ${maxLineBytes - 1}`,
-        { line: currentLine + 1 }, { hint: 'split the line with the escape character at the end of each part' });
+      throw new DockerfileError(
+        `dockerfile line greater than max allowed size of ${maxLineBytes - 1}`,
+        { line: currentLine + 1 },
+        { hint: 'split the line with the escape character at the end of each part' },
+      );
     }
     let tok = trimNewline(raw);
     if (stripLeft) tok = trimLeftSpace(tok);
@@ -154,9 +157,13 @@ function parseText(text: string): ParseResult {
             content += raw;
           }
           if (!terminated) {
-            throw new DockerfileError('unterminated heredoc', { line: startLine, endLine: currentLine }, {
-              hint: `end the heredoc with a line that holds only ${JSON.stringify(h.name)}`,
-            });
+            throw new DockerfileError(
+              'unterminated heredoc',
+              { line: startLine, endLine: currentLine },
+              {
+                hint: `end the heredoc with a line that holds only ${JSON.stringify(h.name)}`,
+              },
+            );
           }
           node.heredocs.push({ ...h, content } satisfies Heredoc);
         }
@@ -179,10 +186,13 @@ function parseText(text: string): ParseResult {
   }
 
   if (nodes.length === 0) {
-    throw new DockerfileError('file with no instructions', { line: Math.max(1, currentLine) }, {
-      hint: 'a Dockerfile needs at least a FROM instruction',
-    });
+    throw new DockerfileError(
+      'file with no instructions',
+      { line: Math.max(1, currentLine) },
+      {
+        hint: 'a Dockerfile needs at least a FROM instruction',
+      },
+    );
   }
   return { nodes, escapeToken, directives: directiveParser.directives, warnings };
 }
-

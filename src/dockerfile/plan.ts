@@ -43,7 +43,10 @@ function namedContext(named: ReadonlyMap<string, NamedContext> | undefined, name
 export type StageBase = { kind: 'scratch' } | { kind: 'image'; ref: string } | { kind: 'stage'; index: number };
 
 /** Something a stage needs from elsewhere: COPY --from or RUN --mount from=. */
-export type StageSource = { kind: 'stage'; index: number } | { kind: 'image'; ref: string } | { kind: 'local'; name: string };
+export type StageSource =
+  | { kind: 'stage'; index: number }
+  | { kind: 'image'; ref: string }
+  | { kind: 'local'; name: string };
 
 export interface PlannedStage {
   stage: Stage;
@@ -136,7 +139,9 @@ export function stageSourceOf(plan: Pick<BuildPlan, 'stages' | 'namedContexts'>,
 function fromNamed(named: ReadonlyMap<string, NamedContext> | undefined, value: string): StageSource | undefined {
   const c = namedContext(named, value);
   if (!c) return undefined;
-  return c.kind === 'image' ? { kind: 'image', ref: c.ref } : { kind: 'local', name: named?.has(value) ? value : namedContextKey(value) };
+  return c.kind === 'image'
+    ? { kind: 'image', ref: c.ref }
+    : { kind: 'local', name: named?.has(value) ? value : namedContextKey(value) };
 }
 
 export function planBuild(df: Dockerfile, options: PlanOptions = {}): BuildPlan {
@@ -152,11 +157,17 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
   const lex = new ShellLex(df.escapeToken);
   const buildPlatform = options.buildPlatform ?? hostPlatform();
   const targetPlatform = options.targetPlatform ?? buildPlatform;
-  const buildArgs = new Map(options.buildArgs instanceof Map ? options.buildArgs : Object.entries(options.buildArgs ?? {}));
+  const buildArgs = new Map(
+    options.buildArgs instanceof Map ? options.buildArgs : Object.entries(options.buildArgs ?? {}),
+  );
 
   // The global scope: platform args, then each global ARG in order (a --build-arg wins over the default).
   // Without --target, the last stage by its name, or "default" when it has none (BuildKit's testTargetStageNameArg).
-  const globalArgs = platformArgs(buildPlatform, targetPlatform, options.target || (df.stages[df.stages.length - 1]?.name ?? 'default'));
+  const globalArgs = platformArgs(
+    buildPlatform,
+    targetPlatform,
+    options.target || (df.stages[df.stages.length - 1]?.name ?? 'default'),
+  );
   const declared = new Set<string>();
   for (const ins of df.globalArgs) {
     for (const a of ins.args) {
@@ -189,12 +200,28 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
       }
     }
     const prior = byName(image.result, stage.index);
-    const named = prior >= 0 || image.result === 'scratch' ? undefined : namedContext(options.namedContexts, image.result);
-    if (named?.kind === 'local') throw at(from, `FROM ${image.result}: the build context ${image.result} is a directory; FROM a directory is not supported yet`, 'give it as docker-image://REF, or COPY --from from it');
-    const base: StageBase = prior >= 0 ? { kind: 'stage', index: prior }
-      : image.result === 'scratch' ? { kind: 'scratch' } : { kind: 'image', ref: named?.kind === 'image' ? named.ref : image.result };
-    return { stage, base, platform, sources: new Map(), deps: base.kind === 'stage' ? [base.index] : [],
-      undefinedInFrom: [...image.unmatched].filter((n) => !declared.has(n)) };
+    const named =
+      prior >= 0 || image.result === 'scratch' ? undefined : namedContext(options.namedContexts, image.result);
+    if (named?.kind === 'local')
+      throw at(
+        from,
+        `FROM ${image.result}: the build context ${image.result} is a directory; FROM a directory is not supported yet`,
+        'give it as docker-image://REF, or COPY --from from it',
+      );
+    const base: StageBase =
+      prior >= 0
+        ? { kind: 'stage', index: prior }
+        : image.result === 'scratch'
+          ? { kind: 'scratch' }
+          : { kind: 'image', ref: named?.kind === 'image' ? named.ref : image.result };
+    return {
+      stage,
+      base,
+      platform,
+      sources: new Map(),
+      deps: base.kind === 'stage' ? [base.index] : [],
+      undefinedInFrom: [...image.unmatched].filter((n) => !declared.has(n)),
+    };
   });
 
   // COPY --from and RUN --mount from= name a stage, a stage index, or an image (a later stage is refused below).
@@ -209,16 +236,24 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
     if (expanded !== value) {
       // BuildKit's words (dockerfile2llb convert.go; instructions commands_runmount.go for a mount's from=).
       const hint = 'ARG V=…  before the first FROM, then  FROM image:${V} AS name  and name that stage here';
-      if (what === '--from') throw at(ins, 'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', hint);
+      if (what === '--from')
+        throw at(
+          ins,
+          'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround',
+          hint,
+        );
       throw at(ins, "'from' doesn't support variable expansion, define alias stage instead", hint);
     }
     if (/^\d+$/.test(value)) {
       const index = Number(value);
-      if (index >= df.stages.length) throw at(ins, `invalid stage index ${index}`, `the stages are numbered 0 to ${df.stages.length - 1}`);
+      if (index >= df.stages.length)
+        throw at(ins, `invalid stage index ${index}`, `the stages are numbered 0 to ${df.stages.length - 1}`);
       return { kind: 'stage', index };
     }
     const i = byName(value);
-    return i >= 0 ? { kind: 'stage', index: i } : (fromNamed(options.namedContexts, value) ?? { kind: 'image', ref: value });
+    return i >= 0
+      ? { kind: 'stage', index: i }
+      : (fromNamed(options.namedContexts, value) ?? { kind: 'image', ref: value });
   };
   for (const p of stages) {
     for (const ins of p.stage.commands) {
@@ -242,11 +277,18 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
   if (options.target !== undefined && options.target !== '') {
     target = byName(options.target);
     if (target < 0) {
-      const near = closest(options.target, df.stages.flatMap((s) => (s.name ? [s.name] : [])));
+      const near = closest(
+        options.target,
+        df.stages.flatMap((s) => (s.name ? [s.name] : [])),
+      );
       // BuildKit: suggest.WrapError appends "(did you mean NAME?)".
-      throw new DockerfileError(`target stage "${options.target}" could not be found${near ? ` (did you mean ${near}?)` : ''}`, { line: 1 }, {
-        hint: `the stages are named: ${df.stages.flatMap((s) => (s.name ? [s.name] : [])).join(', ') || 'none (name one with FROM IMAGE AS NAME)'}`,
-      });
+      throw new DockerfileError(
+        `target stage "${options.target}" could not be found${near ? ` (did you mean ${near}?)` : ''}`,
+        { line: 1 },
+        {
+          hint: `the stages are named: ${df.stages.flatMap((s) => (s.name ? [s.name] : [])).join(', ') || 'none (name one with FROM IMAGE AS NAME)'}`,
+        },
+      );
     }
   }
 
@@ -286,10 +328,19 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
     const hint = 'move the stage it reads above this one';
     for (const ins of df.stages[i].commands) {
       if (ins.kind === 'copy' && ins.from !== undefined && notYet(ins.from)) {
-        throw at(ins, `cannot copy from stage "${ins.from}", it needs to be defined before current stage "${name}"`, hint);
+        throw at(
+          ins,
+          `cannot copy from stage "${ins.from}", it needs to be defined before current stage "${name}"`,
+          hint,
+        );
       }
       const m = ins.kind === 'run' ? ins.mounts.find((t) => notYet(mountFrom(t) || '')) : undefined;
-      if (m) throw at(ins, `cannot mount from stage "${mountFrom(m)}" to "${mountTarget(m)}", stage needs to be defined before current command`, hint);
+      if (m)
+        throw at(
+          ins,
+          `cannot mount from stage "${mountFrom(m)}" to "${mountTarget(m)}", stage needs to be defined before current command`,
+          hint,
+        );
     }
   }
 
@@ -299,5 +350,16 @@ function plan(df: Dockerfile, options: PlanOptions): BuildPlan {
   }
   const unusedBuildArgs = [...buildArgs.keys()].filter((k) => !consumed.has(k) && !isPredefinedArg(k)).sort();
 
-  return { dockerfile: df, buildPlatform, targetPlatform, globalArgs, buildArgs, stages, target, order, unusedBuildArgs, ...(options.namedContexts?.size ? { namedContexts: options.namedContexts } : {}) };
+  return {
+    dockerfile: df,
+    buildPlatform,
+    targetPlatform,
+    globalArgs,
+    buildArgs,
+    stages,
+    target,
+    order,
+    unusedBuildArgs,
+    ...(options.namedContexts?.size ? { namedContexts: options.namedContexts } : {}),
+  };
 }

@@ -67,9 +67,13 @@ export class StageScope {
       return r;
     } catch (e) {
       if (e instanceof ExpansionError) {
-        throw new DockerfileError(e.message, { line: at.line, endLine: at.endLine }, {
-          hint: 'check the quotes and ${…} braces; escape a literal $ as \\$',
-        });
+        throw new DockerfileError(
+          e.message,
+          { line: at.line, endLine: at.endLine },
+          {
+            hint: 'check the quotes and ${…} braces; escape a literal $ as \\$',
+          },
+        );
       }
       throw e;
     }
@@ -96,7 +100,10 @@ export class StageScope {
       case 'volume': {
         const volumes = ins.volumes.map(x);
         if (volumes.some((v) => v.trim() === '')) {
-          throw new DockerfileError('VOLUME specified can not be an empty string', { line: ins.line, endLine: ins.endLine });
+          throw new DockerfileError('VOLUME specified can not be an empty string', {
+            line: ins.line,
+            endLine: ins.endLine,
+          });
         }
         return { ...ins, volumes };
       }
@@ -106,7 +113,11 @@ export class StageScope {
         return { ...ins, sources: ins.sources.map(x), dest: x(ins.dest), chown: opt(ins.chown), chmod: opt(ins.chmod) };
       case 'add':
         return {
-          ...ins, sources: ins.sources.map(x), dest: x(ins.dest), chown: opt(ins.chown), chmod: opt(ins.chmod),
+          ...ins,
+          sources: ins.sources.map(x),
+          dest: x(ins.dest),
+          chown: opt(ins.chown),
+          chmod: opt(ins.chmod),
           checksum: opt(ins.checksum),
         };
       case 'run':

@@ -60,7 +60,8 @@ export class ShellLex {
       const [result, words] = w.processStopOn(EOF, !!this.options.rawEscapes);
       return { result, words, matched: w.matched, unmatched: w.unmatched };
     } catch (e) {
-      if (e instanceof ExpansionError) throw new ExpansionError(`failed to process ${JSON.stringify(word)}: ${e.message}`);
+      if (e instanceof ExpansionError)
+        throw new ExpansionError(`failed to process ${JSON.stringify(word)}: ${e.message}`);
       throw e;
     }
   }
@@ -119,7 +120,11 @@ class ShellWord {
   readonly matched = new Set<string>();
   readonly unmatched = new Set<string>();
 
-  constructor(private readonly lex: ShellLex, source: string, private readonly env: Env) {
+  constructor(
+    private readonly lex: ShellLex,
+    source: string,
+    private readonly env: Env,
+  ) {
     this.chars = Array.from(source);
     this.rawEscapes = !!lex.options.rawEscapes;
   }
@@ -184,7 +189,8 @@ class ShellWord {
         result += ch;
       }
     }
-    if (stopChar !== EOF) throw new ExpansionError(`unexpected end of statement while looking for matching ${stopChar}`);
+    if (stopChar !== EOF)
+      throw new ExpansionError(`unexpected end of statement while looking for matching ${stopChar}`);
     return [result, words.finish()];
   }
 
@@ -283,8 +289,10 @@ class ShellWord {
       case '+':
         return unset ? '' : word;
       case '?':
-        if (value === undefined) throw new ExpansionError(`${name}: ${word !== '' ? word : 'is not allowed to be unset'}`);
-        if (nullIsUnset && value === '') throw new ExpansionError(`${name}: ${word !== '' ? word : 'is not allowed to be empty'}`);
+        if (value === undefined)
+          throw new ExpansionError(`${name}: ${word !== '' ? word : 'is not allowed to be unset'}`);
+        if (nullIsUnset && value === '')
+          throw new ExpansionError(`${name}: ${word !== '' ? word : 'is not allowed to be empty'}`);
         return value;
       case '#':
       case '%': {
@@ -319,7 +327,8 @@ class ShellWord {
       throw e;
     }
     const value = this.getEnv(name);
-    if (value === undefined && this.lex.options.skipUnsetEnv) return '${' + name + '/' + pattern + '/' + replacement + '}';
+    if (value === undefined && this.lex.options.skipUnsetEnv)
+      return '${' + name + '/' + pattern + '/' + replacement + '}';
     const re = shellPatternToRegExp(pattern, true, false);
     const v = value ?? '';
     if (all) return replaceAllGo(re, v, replacement);

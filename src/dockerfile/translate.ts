@@ -111,13 +111,33 @@ export type ImageConfigResolver = (ref: string, platform: Platform, at: Instruct
 export const historyComment = 'buildkit.dockerfile.v0';
 
 /** Config fields BuildKit's image struct knows; others of a base config (container_config, …) are not carried. */
-const configKeys = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'ArgsEscaped', 'Healthcheck', 'OnBuild', 'Shell'];
+const configKeys = [
+  'User',
+  'ExposedPorts',
+  'Env',
+  'Entrypoint',
+  'Cmd',
+  'Volumes',
+  'WorkingDir',
+  'Labels',
+  'StopSignal',
+  'ArgsEscaped',
+  'Healthcheck',
+  'OnBuild',
+  'Shell',
+];
 
 /** A base image's config as a stage starts from it (BuildKit keeps only what its image struct knows). */
 export function baseConfig(base: ImageConfig): ImageConfig {
   const runtime: Record<string, unknown> = {};
   for (const k of configKeys) if (base.config?.[k] !== undefined) runtime[k] = base.config[k];
-  const out: ImageConfig = { architecture: base.architecture, os: base.os, config: runtime, rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids] }, history: [...(base.history ?? [])] };
+  const out: ImageConfig = {
+    architecture: base.architecture,
+    os: base.os,
+    config: runtime,
+    rootfs: { type: 'layers', diff_ids: [...base.rootfs.diff_ids] },
+    history: [...(base.history ?? [])],
+  };
   if (base.variant) out.variant = base.variant;
   if (base['os.version']) out['os.version'] = base['os.version'];
   if (base['os.features']) out['os.features'] = base['os.features'];
@@ -165,14 +185,27 @@ export async function translate(plan: BuildPlan, resolve: ImageConfigResolver): 
     const i = pending.shift() as number;
     const p = plan.stages[i];
     // The triggers a stage starts with: its base image's, or the ONBUILD lines of the stage it is built on.
-    const texts = p.base.kind === 'image' ? ((await bases.get(i))?.config?.OnBuild ?? [])
-      : p.base.kind === 'stage' ? plan.stages[p.base.index].stage.commands.flatMap((c) => (c.kind === 'onbuild' ? [c.expression] : [])) : [];
+    const texts =
+      p.base.kind === 'image'
+        ? ((await bases.get(i))?.config?.OnBuild ?? [])
+        : p.base.kind === 'stage'
+          ? plan.stages[p.base.index].stage.commands.flatMap((c) => (c.kind === 'onbuild' ? [c.expression] : []))
+          : [];
     for (const ins of onbuildTriggers(texts, p.stage.from.image)) {
-      const froms = ins.kind === 'copy' && ins.from !== undefined ? [ins.from] : ins.kind === 'run' ? ins.mounts.map(mountFrom).filter((f): f is string => !!f) : [];
+      const froms =
+        ins.kind === 'copy' && ins.from !== undefined
+          ? [ins.from]
+          : ins.kind === 'run'
+            ? ins.mounts.map(mountFrom).filter((f): f is string => !!f)
+            : [];
       for (const f of froms) {
         const src = stageSourceOf(plan, f);
         if (src.kind !== 'stage') continue;
-        if (src.index >= i) throw at(p.stage.from, `ONBUILD ${ins.code}: cannot copy from stage "${f}", it needs to be defined before current stage "${p.stage.name ?? `stage-${i}`}"`);
+        if (src.index >= i)
+          throw at(
+            p.stage.from,
+            `ONBUILD ${ins.code}: cannot copy from stage "${f}", it needs to be defined before current stage "${p.stage.name ?? `stage-${i}`}"`,
+          );
         need(src.index);
       }
     }
@@ -186,7 +219,12 @@ function onbuildTriggers(triggers: readonly string[], image: string): Instructio
   return triggers.map((t) => parseInstruction(parse(t + '\n', { file: `ONBUILD of ${image}` }).nodes[0]));
 }
 
-function translateStage(plan: BuildPlan, index: number, done: Map<number, TranslatedStage>, imageConfig: ImageConfig | undefined): TranslatedStage {
+function translateStage(
+  plan: BuildPlan,
+  index: number,
+  done: Map<number, TranslatedStage>,
+  imageConfig: ImageConfig | undefined,
+): TranslatedStage {
   const planned = plan.stages[index];
   const stage = planned.stage;
   const platform = planned.platform ?? plan.targetPlatform;
@@ -195,7 +233,14 @@ function translateStage(plan: BuildPlan, index: number, done: Map<number, Transl
   let inheritedArgs = new Map<string, string>();
   if (base.kind === 'scratch') {
     // BuildKit's empty image: the default PATH and WorkingDir "/".
-    config = { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), config: { Env: [`PATH=${defaultPathEnv}`], WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+    config = {
+      architecture: platform.architecture,
+      os: platform.os,
+      ...(platform.variant ? { variant: platform.variant } : {}),
+      config: { Env: [`PATH=${defaultPathEnv}`], WorkingDir: '/' },
+      rootfs: { type: 'layers', diff_ids: [] },
+      history: [],
+    };
   } else if (base.kind === 'stage') {
     const parent = done.get(base.index) as TranslatedStage;
     config = structuredClone(parent.config);
@@ -207,7 +252,13 @@ function translateStage(plan: BuildPlan, index: number, done: Map<number, Transl
     if (!parseEnv(c.Env).has('PATH')) c.Env = [...(c.Env ?? []), `PATH=${defaultPathEnv}`];
   }
   const c = (config.config ??= {});
-  const scope = new StageScope({ escapeToken: plan.dockerfile.escapeToken, globalArgs: plan.globalArgs, buildArgs: plan.buildArgs, baseEnv: parseEnv(c.Env), inheritedArgs });
+  const scope = new StageScope({
+    escapeToken: plan.dockerfile.escapeToken,
+    globalArgs: plan.globalArgs,
+    buildArgs: plan.buildArgs,
+    baseEnv: parseEnv(c.Env),
+    inheritedArgs,
+  });
   const meta: MetadataContext = { cmdSet: false };
   // ONBUILD triggers of the base run first, then are gone from the config (BuildKit resets OnBuild).
   const triggers = onbuildTriggers(c.OnBuild ?? [], stage.from.image);
@@ -215,7 +266,10 @@ function translateStage(plan: BuildPlan, index: number, done: Map<number, Transl
   const steps: Step[] = [];
   for (const ins of [...triggers, ...stage.commands]) {
     // A trigger's COPY --from names a stage of this Dockerfile or an image, as the stage's own would.
-    const triggerFrom = triggers.includes(ins) && ins.kind === 'copy' && ins.from !== undefined ? stageSourceOf(plan, ins.from) : undefined;
+    const triggerFrom =
+      triggers.includes(ins) && ins.kind === 'copy' && ins.from !== undefined
+        ? stageSourceOf(plan, ins.from)
+        : undefined;
     const step = translateStep(ins, { plan, scope, config, meta, source: planned.sources.get(ins) ?? triggerFrom });
     if (step) steps.push({ at: ins, ...step });
   }
@@ -237,7 +291,8 @@ function translateStep(ins: Instruction, x: StepContext): Omit<Step, 'at'> | und
     const args = scope.applyArg(ins);
     return { createdBy: `ARG ${args.map((a) => (a.value === undefined ? a.key : `${a.key}=${a.value}`)).join(' ')}` };
   }
-  if (ins.kind === 'env') return { createdBy: applyMetadata(config, { ...ins, pairs: scope.applyEnv(ins) }, meta) as string };
+  if (ins.kind === 'env')
+    return { createdBy: applyMetadata(config, { ...ins, pairs: scope.applyEnv(ins) }, meta) as string };
   const e = scope.expandInstruction(ins);
   const history = applyMetadata(config, e, meta);
   if (history === '') return undefined; // ONBUILD: recorded in the config, no history entry
@@ -245,7 +300,7 @@ function translateStep(ins: Instruction, x: StepContext): Omit<Step, 'at'> | und
   const c = (config.config ??= {});
   switch (e.kind) {
     case 'workdir': {
-      const wd = path.posix.join('/', e.path.startsWith('/') ? '' : c.WorkingDir ?? '/', e.path);
+      const wd = path.posix.join('/', e.path.startsWith('/') ? '' : (c.WorkingDir ?? '/'), e.path);
       c.WorkingDir = wd;
       // The root needs no mkdir: a config change alone, empty_layer (BuildKit's dispatchWorkdir: withLayer only when
       // wd != "/"; testExportedHistory).
@@ -266,7 +321,8 @@ function translateStep(ins: Instruction, x: StepContext): Omit<Step, 'at'> | und
 
 function translateCopy(ins: Extract<Instruction, { kind: 'copy' | 'add' }>, x: StepContext): Omit<Step, 'at'> {
   const { scope, config } = x;
-  if (ins.kind !== 'add' && ins.sources.some(isURL)) throw at(ins, 'source can\'t be a URL for COPY', 'use ADD for a URL');
+  if (ins.kind !== 'add' && ins.sources.some(isURL))
+    throw at(ins, "source can't be a URL for COPY", 'use ADD for a URL');
   if (ins.kind === 'add' && ins.checksum !== undefined && (ins.sources.length !== 1 || !isURL(ins.sources[0]))) {
     throw at(ins, '--checksum needs exactly one http(s) source');
   }
@@ -291,7 +347,11 @@ function translateCopy(ins: Extract<Instruction, { kind: 'copy' | 'add' }>, x: S
       throw at(ins, (e as Error).message);
     }
   });
-  const flags = [ins.kind === 'copy' && ins.parents ? '--parents' : '', ins.chown !== undefined ? `--chown=${ins.chown}` : '', ins.chmod !== undefined ? `--chmod=${ins.chmod}` : ''].filter(Boolean);
+  const flags = [
+    ins.kind === 'copy' && ins.parents ? '--parents' : '',
+    ins.chown !== undefined ? `--chown=${ins.chown}` : '',
+    ins.chmod !== undefined ? `--chmod=${ins.chmod}` : '',
+  ].filter(Boolean);
   const createdBy = `${ins.kind.toUpperCase()} ${[...flags, ...ins.sources, ...ins.inline.map((f) => `<<${f.name}`), ins.dest].join(' ')} # buildkit`;
   const op: CopyOp = {
     kind: 'copy',
@@ -316,10 +376,15 @@ function translateRun(ins: RunInstruction, x: StepContext): Omit<Step, 'at'> {
   const c = config.config ?? {};
   // As BuildKit's parser: any other mode is an error at the line, not the host's network (commands_runnetwork.go).
   const network = ins.network ?? 'default';
-  if (network !== 'default' && network !== 'none' && network !== 'host') throw at(ins, `unsupported network mode ${JSON.stringify(network)}: RUN --network takes default, none or host`);
+  if (network !== 'default' && network !== 'none' && network !== 'host')
+    throw at(ins, `unsupported network mode ${JSON.stringify(network)}: RUN --network takes default, none or host`);
   // security=insecure needs an entitlement BuildKit grants only on request (--allow security.insecure); hoist grants
   // none, so it is refused rather than run sandboxed without saying so.
-  if (ins.security !== undefined && ins.security !== 'sandbox') throw at(ins, `RUN --security=${ins.security} is not allowed: hoist runs every step sandboxed (--security=sandbox)`);
+  if (ins.security !== undefined && ins.security !== 'sandbox')
+    throw at(
+      ins,
+      `RUN --security=${ins.security} is not allowed: hoist runs every step sandboxed (--security=sandbox)`,
+    );
   const cwd = c.WorkingDir || '/';
   const env = new Map([...parseEnv(c.Env)].map(([k, v]) => [k, `${k}=${v}`] as const));
   for (const [k, v] of scope.inheritedArgs) if (!env.has(k)) env.set(k, `${k}=${v}`);
@@ -334,7 +399,8 @@ function translateRun(ins: RunInstruction, x: StepContext): Omit<Step, 'at'> {
   for (const [k, v] of x.plan.buildArgs) {
     const key = k.toLowerCase();
     if (!proxyArgs.includes(key)) continue;
-    for (const name of [key.toUpperCase(), key]) if (!env.has(name) && !proxyEnv.some((p) => p.startsWith(`${name}=`))) proxyEnv.push(`${name}=${v}`);
+    for (const name of [key.toUpperCase(), key])
+      if (!env.has(name) && !proxyEnv.some((p) => p.startsWith(`${name}=`))) proxyEnv.push(`${name}=${v}`);
   }
   const shell = c.Shell ?? defaultShell;
   let args = ins.command.prependShell ? [...shell, ins.command.args.join(' ')] : [...ins.command.args];
@@ -360,7 +426,10 @@ function translateRun(ins: RunInstruction, x: StepContext): Omit<Step, 'at'> {
   try {
     mounts = ins.mounts.map((t) => {
       const spec = parseMount(t, cwd);
-      const from = (spec.type === 'bind' || spec.type === 'cache') && spec.from !== undefined ? stageSourceOf(x.plan, spec.from) : undefined;
+      const from =
+        (spec.type === 'bind' || spec.type === 'cache') && spec.from !== undefined
+          ? stageSourceOf(x.plan, spec.from)
+          : undefined;
       return from ? { spec, from } : { spec };
     });
   } catch (e) {
@@ -368,7 +437,21 @@ function translateRun(ins: RunInstruction, x: StepContext): Omit<Step, 'at'> {
     throw e;
   }
   const createdBy = `RUN ${argPrefix.length ? `|${argPrefix.length} ${argPrefix.join(' ')} ` : ''}${args.join(' ')} # buildkit`;
-  return { createdBy, name: runName(ins, env, mounts, x.plan.dockerfile.escapeToken), op: { kind: 'exec', args, env: [...env.values()], proxyEnv, cwd, ...(c.User ? { user: c.User } : {}), network, mounts, ...(script ? { script } : {}) } };
+  return {
+    createdBy,
+    name: runName(ins, env, mounts, x.plan.dockerfile.escapeToken),
+    op: {
+      kind: 'exec',
+      args,
+      env: [...env.values()],
+      proxyEnv,
+      cwd,
+      ...(c.User ? { user: c.User } : {}),
+      network,
+      mounts,
+      ...(script ? { script } : {}),
+    },
+  };
 }
 
 /**
@@ -377,8 +460,15 @@ function translateRun(ins: RunInstruction, x: StepContext): Omit<Step, 'at'> {
  * quotes and leaves unset variables as written), the keyword in capitals; the instruction as written when the
  * expansion fails.
  */
-function runName(ins: RunInstruction, env: ReadonlyMap<string, string>, mounts: ExecOp['mounts'], escape: string): string {
-  const values = new Map([...env.values()].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const));
+function runName(
+  ins: RunInstruction,
+  env: ReadonlyMap<string, string>,
+  mounts: ExecOp['mounts'],
+  escape: string,
+): string {
+  const values = new Map(
+    [...env.values()].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const),
+  );
   for (const m of mounts) if (m.spec.type === 'secret' && m.spec.env) values.set(m.spec.env, '****');
   let name = ins.code;
   try {

@@ -14,14 +14,22 @@ import { findRuntime } from './runc.js';
 const noRuntime = 'RUN needs an OCI runtime: install runc (apt-get install runc) or crun';
 
 /** `log`: where a later word about the executor goes (that RUN's lowers are unpacked directories here). */
-export async function chooseExecutor(store: Store, isolation: Isolation, log?: (line: string) => void): Promise<Executor> {
+export async function chooseExecutor(
+  store: Store,
+  isolation: Isolation,
+  log?: (line: string) => void,
+): Promise<Executor> {
   const probes = path.join(store.root, 'tmp');
   await mkdir(probes, { recursive: true });
   if (isolation === 'proot' || isolation === 'chroot') {
     // Where the overlay could be mounted, this is a machine (not a container without privileges): proot and chroot
     // are no boundary, and a root step reaches what the machine's root reaches (its /proc, its files by path).
     const onMachine = process.getuid?.() === 0 && !(await overlayRefused(probes));
-    return directoryExecutor(store, isolation, `--isolation ${isolation}${onMachine ? '; WARNING: this machine may mount, so it is no container: a step runs as its root beside it, with its /proc — build untrusted Dockerfiles with --isolation runc here' : ''}`);
+    return directoryExecutor(
+      store,
+      isolation,
+      `--isolation ${isolation}${onMachine ? '; WARNING: this machine may mount, so it is no container: a step runs as its root beside it, with its /proc — build untrusted Dockerfiles with --isolation runc here' : ''}`,
+    );
   }
   // The overlay executor's mounts go through the mount helper: started while the overlay is probed.
   prestartHelper();
@@ -47,7 +55,12 @@ export async function chooseExecutor(store: Store, isolation: Isolation, log?: (
  */
 function overlayKey(): string | undefined {
   try {
-    return [readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), process.getuid?.(), readlinkSync('/proc/self/ns/mnt'), readlinkSync('/proc/self/ns/user')].join(' ');
+    return [
+      readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+      process.getuid?.(),
+      readlinkSync('/proc/self/ns/mnt'),
+      readlinkSync('/proc/self/ns/user'),
+    ].join(' ');
   } catch {
     return undefined;
   }

@@ -57,7 +57,8 @@ export function onInterrupt(task: Task): () => void {
 
 /** Unmounts `dir` (lazily if it is busy). */
 export function unmountSync(dir: string): void {
-  if (spawnSync('umount', [dir], { stdio: 'ignore' }).status !== 0) spawnSync('umount', ['-l', dir], { stdio: 'ignore' });
+  if (spawnSync('umount', [dir], { stdio: 'ignore' }).status !== 0)
+    spawnSync('umount', ['-l', dir], { stdio: 'ignore' });
 }
 
 /** Unmounts `dir` (lazily if it is busy) without blocking the event loop. */

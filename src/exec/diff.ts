@@ -37,7 +37,11 @@ async function upperXattrs(upper: string): Promise<{ opaque: Set<string>; caps: 
  * hold them are left out when the image did not have them: a mount's content never reaches the layer. `dropped`
  * names what of the upper dir the layer leaves out (remove it before the upper dir stands in for the layer).
  */
-export async function upperDirEntries(upper: string, lower: FsIndex, mountTargets: readonly string[] = []): Promise<{ entries: LayerEntry[]; dropped: string[] }> {
+export async function upperDirEntries(
+  upper: string,
+  lower: FsIndex,
+  mountTargets: readonly string[] = [],
+): Promise<{ entries: LayerEntry[]; dropped: string[] }> {
   const dropped: string[] = [];
   const entries = await walkUpper(upper, lower, dropped);
   const kept = withoutMountStubs(entries, lower, mountTargets);
@@ -48,7 +52,11 @@ export async function upperDirEntries(upper: string, lower: FsIndex, mountTarget
  * A step's layer entries less what its mounts needed made: `targets` (RUN --mount targets, absolute; /etc/hosts and
  * /etc/resolv.conf are always ones) and the directories made only to hold them, when the image did not have them.
  */
-export function withoutMountStubs(entries: LayerEntry[], lower: FsIndex, mountTargets: readonly string[]): { entries: LayerEntry[]; dropped: string[] } {
+export function withoutMountStubs(
+  entries: LayerEntry[],
+  lower: FsIndex,
+  mountTargets: readonly string[],
+): { entries: LayerEntry[]; dropped: string[] } {
   const dropped: string[] = [];
   // What the step's mounts needed made (BuildKit ≥ 0.11 removes them, moby/buildkit#3307): the mount points the
   // image lacked, /etc/hosts and /etc/resolv.conf among them, and the directories made only to hold them.
@@ -67,8 +75,18 @@ export function withoutMountStubs(entries: LayerEntry[], lower: FsIndex, mountTa
   const made = targets.map((t) => t.split('/').filter(Boolean).join('/')).filter((t) => stubs.has(t));
   // A mount target and what is under it go (the mount's content never reaches the layer); a directory made for a
   // target stays only if the step wrote something else below it.
-  const kept = entries.filter((e) => !(stubs.has(e.header.name) && e.header.type !== 'directory') && !made.some((t) => e.header.name === t || below(e.header.name, t)));
-  const result = kept.filter((e) => !(e.header.type === 'directory' && stubs.has(e.header.name)) || kept.some((o) => below(o.header.name, e.header.name) && !(o.header.type === 'directory' && stubs.has(o.header.name))));
+  const kept = entries.filter(
+    (e) =>
+      !(stubs.has(e.header.name) && e.header.type !== 'directory') &&
+      !made.some((t) => e.header.name === t || below(e.header.name, t)),
+  );
+  const result = kept.filter(
+    (e) =>
+      !(e.header.type === 'directory' && stubs.has(e.header.name)) ||
+      kept.some(
+        (o) => below(o.header.name, e.header.name) && !(o.header.type === 'directory' && stubs.has(o.header.name)),
+      ),
+  );
   const keptNames = new Set(result.map((e) => e.header.name));
   for (const e of entries) if (!keptNames.has(e.header.name)) dropped.push(e.header.name);
   return { entries: result, dropped };
@@ -85,18 +103,43 @@ async function walkUpper(upper: string, lower: FsIndex, dropped: string[]): Prom
       const p = path.join(upper, r);
       // (synchronous: an lstat through the thread pool costs ~60 µs of round trip, 0.1 s for 2000 files)
       const st = lstatSync(fsPath(p));
-      if (mountPoints.includes(r) && !lower.lookup(r) && (st.isDirectory() ? readdirSync(p).length === 0 : st.size === 0)) {
+      if (
+        mountPoints.includes(r) &&
+        !lower.lookup(r) &&
+        (st.isDirectory() ? readdirSync(p).length === 0 : st.size === 0)
+      ) {
         dropped.push(r);
         continue;
       }
-      const base: Omit<TarHeader, 'type'> = { name: r, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+      const base: Omit<TarHeader, 'type'> = {
+        name: r,
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        size: 0,
+        mtime: Math.floor(st.mtimeMs / 1000),
+      };
       if (st.isCharacterDevice() && st.rdev === 0) {
-        if (lower.lookup(r)) entries.push({ header: { ...base, name: path.posix.join(rel, `.wh.${name}`), type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0 } });
+        if (lower.lookup(r))
+          entries.push({
+            header: {
+              ...base,
+              name: path.posix.join(rel, `.wh.${name}`),
+              type: 'file',
+              mode: 0,
+              uid: 0,
+              gid: 0,
+              mtime: 0,
+            },
+          });
         continue;
       }
       if (st.isDirectory()) {
         entries.push({ header: { ...base, type: 'directory' } });
-        if (opaque.has(r) && lower.lookup(r)) entries.push({ header: { ...base, name: `${r}/.wh..wh..opq`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0 } });
+        if (opaque.has(r) && lower.lookup(r))
+          entries.push({
+            header: { ...base, name: `${r}/.wh..wh..opq`, type: 'file', mode: 0, uid: 0, gid: 0, mtime: 0 },
+          });
         await visit(r);
       } else if (st.isSymbolicLink()) {
         entries.push({ header: { ...base, type: 'symlink', linkname: readlinkName(p) } });
@@ -107,12 +150,27 @@ async function walkUpper(upper: string, lower: FsIndex, dropped: string[]): Prom
         else {
           if (st.nlink > 1) links.set(key, r);
           const cap = caps.get(r);
-          entries.push({ header: { ...base, type: 'file', size: st.size, ...(cap ? { xattrs: { 'security.capability': cap } } : {}) }, content: { path: p } });
+          entries.push({
+            header: {
+              ...base,
+              type: 'file',
+              size: st.size,
+              ...(cap ? { xattrs: { 'security.capability': cap } } : {}),
+            },
+            content: { path: p },
+          });
         }
       } else if (st.isFIFO()) {
         entries.push({ header: { ...base, type: 'fifo' } });
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        entries.push({ header: { ...base, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: Math.floor(st.rdev / 256) & 0xfff, devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) } });
+        entries.push({
+          header: {
+            ...base,
+            type: st.isCharacterDevice() ? 'char' : 'block',
+            devmajor: Math.floor(st.rdev / 256) & 0xfff,
+            devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00),
+          },
+        });
       }
       // sockets are not part of layers
     }

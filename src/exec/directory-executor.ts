@@ -7,7 +7,22 @@
 // indexed before, compared after (tree-diff.ts).
 // The container is the boundary here: a step runs as the job's root, beside it (README, Security).
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, fstatSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync, type Stats, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  fstatSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  statSync,
+  type Stats,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { chmod, copyFile, lchown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,7 +30,20 @@ import type { FsIndex } from '../layer/fs-index.js';
 import type { Layer } from '../layer/layer.js';
 import { formatPlatform, type Platform } from '../image/platform.js';
 import { ensureEmulation, qemuUserProgram, runsNatively } from './emulation.js';
-import { emptyAt, fdPath, fdPathFor, openAt, openInside, pinExact, pinParent, type PinOptions, removeAt, removeInside, removeTree, statAt } from '../layer/pinned.js';
+import {
+  emptyAt,
+  fdPath,
+  fdPathFor,
+  openAt,
+  openInside,
+  pinExact,
+  pinParent,
+  type PinOptions,
+  removeAt,
+  removeInside,
+  removeTree,
+  statAt,
+} from '../layer/pinned.js';
 import { resolveInside } from '../layer/rooted.js';
 import { xattrTool } from '../layer/xattr.js';
 import { spoolLayer, writeLayer } from '../layer/writer.js';
@@ -24,7 +52,14 @@ import { homeOf } from '../solver/users.js';
 import type { Store } from '../store/store.js';
 import { onInterrupt, removeSync } from './cleanup.js';
 import { withoutMountStubs } from './diff.js';
-import { type Executor, IsolationError, type ProcessSpec, type StepLayer, type StepMount, type StepRoot } from './executor.js';
+import {
+  type Executor,
+  IsolationError,
+  type ProcessSpec,
+  type StepLayer,
+  type StepMount,
+  type StepRoot,
+} from './executor.js';
 import { copyTree } from './mounts.js';
 import { ExecError } from './overlay.js';
 import { chrooted, descendantsOf, endStep, killAll, mayTraceOthers, prootLoader, reportingShell } from './proot.js';
@@ -58,7 +93,12 @@ export class DirectoryExecutor implements Executor {
   private readonly made: string[] = [];
   private readonly forget: (() => void)[] = [];
   private area: Promise<string> | undefined;
-  private readonly unpacking: { stage: number; run: () => Promise<void>; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private readonly unpacking: {
+    stage: number;
+    run: () => Promise<void>;
+    resolve: () => void;
+    reject: (e: unknown) => void;
+  }[] = [];
   private unpackingNow = false;
 
   constructor(
@@ -91,7 +131,10 @@ export class DirectoryExecutor implements Executor {
   async emulation(platform: Platform, register: boolean): Promise<string | undefined> {
     if (this.name === 'chroot' || runsNatively(platform)) return ensureEmulation(platform, register);
     const qemu = qemuUserProgram(platform);
-    if (!qemu) throw new ExecError(`RUN for ${formatPlatform(platform)} through proot needs qemu-user's program for it on PATH: install qemu-user-static (apt-get install qemu-user-static)`);
+    if (!qemu)
+      throw new ExecError(
+        `RUN for ${formatPlatform(platform)} through proot needs qemu-user's program for it on PATH: install qemu-user-static (apt-get install qemu-user-static)`,
+      );
     return qemu;
   }
 
@@ -102,7 +145,8 @@ export class DirectoryExecutor implements Executor {
   warm(layers: readonly Layer[], stage: number): Promise<unknown>[] {
     const ids = layers.map((l) => l.diffID);
     const had = this.dirs.get(stage);
-    if (had && (had.ready || (had.applied.length <= ids.length && had.applied.every((d, i) => ids[i] === d)))) return [];
+    if (had && (had.ready || (had.applied.length <= ids.length && had.applied.every((d, i) => ids[i] === d))))
+      return [];
     const sd: StageDir = { dir: '', applied: [] };
     sd.ready = new Promise<void>((resolve, reject) => {
       // One unpacking at a time (each keeps this process's one thread busy: two at once finish no sooner than one
@@ -156,7 +200,13 @@ export class DirectoryExecutor implements Executor {
     return { path: dir };
   }
 
-  async stage(root: string, rel: string, _scratch: string, _cleanup: Cleanup, options: PinOptions = {}): Promise<Staged> {
+  async stage(
+    root: string,
+    rel: string,
+    _scratch: string,
+    _cleanup: Cleanup,
+    options: PinOptions = {},
+  ): Promise<Staged> {
     const pinned = openInside(root, rel, options);
     closeSync(pinned.fd);
     return { path: path.join(root, pinned.rel), stats: pinned.stats };
@@ -168,7 +218,8 @@ export class DirectoryExecutor implements Executor {
     await chmod(dir, 0o711);
     const copy = path.join(dir, 'copy');
     await copyTree(source.path, copy);
-    if (source.stats.isDirectory()) for (const h of hidden) await rm(path.join(copy, h), { recursive: true, force: true });
+    if (source.stats.isDirectory())
+      for (const h of hidden) await rm(path.join(copy, h), { recursive: true, force: true });
     return copy;
   }
 
@@ -180,7 +231,10 @@ export class DirectoryExecutor implements Executor {
       const queued = this.unpacking.findIndex((j) => j.stage === stage);
       if (queued > 0) this.unpacking.unshift(...this.unpacking.splice(queued, 1));
       // An unpacking that failed is done again below, where its error is the step's.
-      const ok = await warmed.ready!.then(() => true, () => false);
+      const ok = await warmed.ready!.then(
+        () => true,
+        () => false,
+      );
       warmed.ready = undefined;
       if (!ok) warmed.applied = ['(failed)'];
     }
@@ -219,7 +273,11 @@ export class DirectoryExecutor implements Executor {
           removeTree(own);
         }
       },
-      async layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number; level?: number }): Promise<StepLayer> {
+      async layer(
+        lower: FsIndex,
+        targets: readonly string[],
+        options: { sourceDateEpoch?: number; level?: number },
+      ): Promise<StepLayer> {
         // What hoist put in goes first: the mounts' content (chroot), the mount points made for the step that it
         // left empty (as BuildKit removes its stubs), and the directories they were made in get their times back
         // (moby/buildkit#3148), compared without their inode times.
@@ -229,7 +287,10 @@ export class DirectoryExecutor implements Executor {
         const { entries, after } = await diffTree(stageDir.dir, before, new Set(placement.parents.keys()));
         const kept = withoutMountStubs(entries, lower, targets);
         for (const d of kept.dropped.sort().reverse()) removeInside(stageDir.dir, d);
-        const layer = kept.entries.length === 0 ? await writeLayer(store, [], options) : await spoolLayer(store, kept.entries, store.tmpPath(), options);
+        const layer =
+          kept.entries.length === 0
+            ? await writeLayer(store, [], options)
+            : await spoolLayer(store, kept.entries, store.tmpPath(), options);
         stageDir.applied.push(layer.diffID);
         if (kept.dropped.length === 0) stageDir.index = after;
         done = true;
@@ -246,29 +307,45 @@ export class DirectoryExecutor implements Executor {
   }
 
   /** Runs the step's process in `root`: its files (hosts, resolv.conf, mount sources) readable from `own`. */
-  private async enter(root: string, spec: ProcessSpec, own: string, placement: Placement, onOutput: (line: string) => void, signal: AbortSignal): Promise<RunResult> {
+  private async enter(
+    root: string,
+    spec: ProcessSpec,
+    own: string,
+    placement: Placement,
+    onOutput: (line: string) => void,
+    signal: AbortSignal,
+  ): Promise<RunResult> {
     if (signal.aborted) return { exitCode: 137, tail: [] };
     const hosts = path.join(own, 'hosts');
     const resolv = path.join(own, 'resolv.conf');
     await copyFile(spec.hostsFile, hosts);
     await copyFile(spec.resolvConf, resolv);
     for (const f of [hosts, resolv]) await chmod(f, 0o644);
-    if (spec.network === 'none') onOutput(`(--network=none cannot be honoured by ${this.name}: without namespaces the step has the container's network)`);
-    if (spec.shmSize) onOutput(`(shm-size cannot be honoured by ${this.name}: without a mount the step has the container's /dev/shm)`);
+    if (spec.network === 'none')
+      onOutput(
+        `(--network=none cannot be honoured by ${this.name}: without namespaces the step has the container's network)`,
+      );
+    if (spec.shmSize)
+      onOutput(`(shm-size cannot be honoured by ${this.name}: without a mount the step has the container's /dev/shm)`);
     const nonRoot = spec.uid !== 0 || spec.gid !== 0;
     const mounts = await this.mountSources(root, spec.mounts, own, nonRoot, placement);
     const hasShell = fileInside(root, '/bin/sh') !== undefined;
     // Run by a shell line that reports the command's status on fd 3 (proot.ts); without a shell in the image, the
     // command itself (its status is then proot's or chroot's).
     let argv: string[];
-    let env: NodeJS.ProcessEnv = Object.fromEntries(spec.env.map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+    let env: NodeJS.ProcessEnv = Object.fromEntries(
+      spec.env.map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+    );
     const keep = new Set(Object.keys(env));
     if (env.SHLVL !== undefined) env.HOIST_SHLVL = env.SHLVL;
     const command = hasShell ? ['/bin/sh', '-c', reportingShell(keep), 'sh', spec.cwd, ...spec.args] : spec.args;
     // runc sets HOME from the image's passwd when the step's environment has none; so must this.
     if (env.HOME === undefined) {
       const passwd = fileInside(root, '/etc/passwd');
-      env.HOME = homeOf(spec.uid, passwd && passwd.size < 16 * 1024 * 1024 ? readFileSync(passwd.abs, 'utf8') : undefined);
+      env.HOME = homeOf(
+        spec.uid,
+        passwd && passwd.size < 16 * 1024 * 1024 ? readFileSync(passwd.abs, 'utf8') : undefined,
+      );
     }
     if (this.name === 'proot') {
       const loader = prootLoader(this.program);
@@ -280,8 +357,24 @@ export class DirectoryExecutor implements Executor {
       // bound in (a bind is a path translation: a root step's `rm -rf /dev` would delete the machine's nodes). /sys
       // is not bound (proot binds cannot be read-only, as runc's is).
       await placement.devices();
-      argv = [this.program, ...fakeRoot, '-v', '-1', '-r', root, '-w', spec.cwd, '-b', '/proc', '-b', `${hosts}:/etc/hosts`, '-b', `${resolv}:/etc/resolv.conf`];
-      for (const [name] of devices) if (!lstatSync(path.join(root, 'dev', name), { throwIfNoEntry: false })) argv.push('-b', `/dev/${name}`);
+      argv = [
+        this.program,
+        ...fakeRoot,
+        '-v',
+        '-1',
+        '-r',
+        root,
+        '-w',
+        spec.cwd,
+        '-b',
+        '/proc',
+        '-b',
+        `${hosts}:/etc/hosts`,
+        '-b',
+        `${resolv}:/etc/resolv.conf`,
+      ];
+      for (const [name] of devices)
+        if (!lstatSync(path.join(root, 'dev', name), { throwIfNoEntry: false })) argv.push('-b', `/dev/${name}`);
       for (const m of mounts) argv.push('-b', `${m.source}:${m.destination}`);
       if (spec.emulator) argv.push('-q', spec.emulator);
       argv.push(...command);
@@ -299,14 +392,29 @@ export class DirectoryExecutor implements Executor {
     // set by setpriv, so that what the step makes is theirs (chroot sets them itself, above).
     if (this.name === 'proot') {
       const setpriv = onPath('setpriv');
-      if (setpriv) argv = [setpriv, '--reuid', String(spec.uid), '--regid', String(spec.gid), ...(spec.additionalGids.length ? ['--groups', spec.additionalGids.join(',')] : ['--clear-groups']), '--', ...argv];
-      else if (nonRoot || spec.additionalGids.some((g) => g !== 0)) throw new ExecError(`RUN as ${spec.uid}:${spec.gid} needs setpriv (util-linux) where RUN cannot mount`);
+      if (setpriv)
+        argv = [
+          setpriv,
+          '--reuid',
+          String(spec.uid),
+          '--regid',
+          String(spec.gid),
+          ...(spec.additionalGids.length ? ['--groups', spec.additionalGids.join(',')] : ['--clear-groups']),
+          '--',
+          ...argv,
+        ];
+      else if (nonRoot || spec.additionalGids.some((g) => g !== 0))
+        throw new ExecError(`RUN as ${spec.uid}:${spec.gid} needs setpriv (util-linux) where RUN cannot mount`);
     }
     // Every process of the step ends before anything of it is taken out (warden.ts): under the warden (python3, run
     // as hoist's user: proot's seccomp filter is set there, while still root), else in a PID namespace of its own
     // where one may be made, else by looking at /proc until nothing of it is left.
     const warden = this.python !== undefined;
-    if (warden) ({ argv, env } = underWarden(this.python as string, argv, env, { seccomp: this.name === 'proot', uid: spec.uid }));
+    if (warden)
+      ({ argv, env } = underWarden(this.python as string, argv, env, {
+        seccomp: this.name === 'proot',
+        uid: spec.uid,
+      }));
     else {
       const unshare = pidNamespaceProgram();
       if (unshare) argv = [unshare, '--pid', '--fork', '--kill-child', '--', ...argv];
@@ -371,7 +479,13 @@ export class DirectoryExecutor implements Executor {
    * as another user, a file or directory of hoist's that such a user could not reach is copied into the step's own
    * directory (removed with it).
    */
-  private async mountSources(root: string, mounts: readonly StepMount[], own: string, nonRoot: boolean, placement: Placement): Promise<PlacedMount[]> {
+  private async mountSources(
+    root: string,
+    mounts: readonly StepMount[],
+    own: string,
+    nonRoot: boolean,
+    placement: Placement,
+  ): Promise<PlacedMount[]> {
     const out: PlacedMount[] = [];
     for (const [i, m] of mounts.entries()) {
       let source = m.source ?? '';
@@ -380,16 +494,28 @@ export class DirectoryExecutor implements Executor {
         await mkdir(source);
         await chmod(source, 0o1777);
       } else if (nonRoot && !searchableByAll(path.dirname(source))) {
-        if (m.persistent) throw new ExecError(`a cache mount of a step run as another user must be reachable by that user, and hoist's store ${this.store.root} is not (a directory above it may not be searched by others): pass --store in a directory others may enter`);
-        if (lstatSync(source).isSocket()) throw new ExecError(`an ssh mount of a step run as another user needs the agent's socket where that user may reach it; run the step as root or pass --store in a directory others may enter`);
+        if (m.persistent)
+          throw new ExecError(
+            `a cache mount of a step run as another user must be reachable by that user, and hoist's store ${this.store.root} is not (a directory above it may not be searched by others): pass --store in a directory others may enter`,
+          );
+        if (lstatSync(source).isSocket())
+          throw new ExecError(
+            `an ssh mount of a step run as another user needs the agent's socket where that user may reach it; run the step as root or pass --store in a directory others may enter`,
+          );
         const copy = path.join(own, `mount-${i}`);
         await copyTree(source, copy);
         source = copy;
       }
       const st = lstatSync(source, { throwIfNoEntry: false });
       // (a cache's directory that a step sharing the cache removed since it was staged: said as the runc executor says it)
-      if (!st) throw new ExecError(`a mount source, ${m.destination}'s, was removed by another step while this one started (a cache mount shared with a step that deletes it?); nothing of it was mounted`);
-      if (this.name === 'chroot' && st.isSocket()) throw new ExecError(`RUN --mount=type=ssh needs proot where RUN cannot mount (chroot cannot bind the agent's socket into the step): install proot`);
+      if (!st)
+        throw new ExecError(
+          `a mount source, ${m.destination}'s, was removed by another step while this one started (a cache mount shared with a step that deletes it?); nothing of it was mounted`,
+        );
+      if (this.name === 'chroot' && st.isSocket())
+        throw new ExecError(
+          `RUN --mount=type=ssh needs proot where RUN cannot mount (chroot cannot bind the agent's socket into the step): install proot`,
+        );
       if (this.name === 'proot') await placement.make(m.destination, st.isDirectory() ? 'dir' : 'file');
       out.push({ source, destination: m.destination, ...(m.persistent ? { persistent: true } : {}) });
     }
@@ -417,9 +543,22 @@ interface PlacedMount {
 }
 
 /** The device nodes runc's /dev gives a step, made for a chroot (CAP_MKNOD is in a container's default set). */
-const devices: [string, number, number][] = [['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0]];
+const devices: [string, number, number][] = [
+  ['null', 1, 3],
+  ['zero', 1, 5],
+  ['full', 1, 7],
+  ['random', 1, 8],
+  ['urandom', 1, 9],
+  ['tty', 5, 0],
+];
 /** runc's /dev links (a target) and /dev/shm (a directory), made for a step where the image has none */
-const devLinks: [string, string | undefined][] = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2'], ['shm', undefined]];
+const devLinks: [string, string | undefined][] = [
+  ['fd', '/proc/self/fd'],
+  ['stdin', '/proc/self/fd/0'],
+  ['stdout', '/proc/self/fd/1'],
+  ['stderr', '/proc/self/fd/2'],
+  ['shm', undefined],
+];
 
 /**
  * What hoist puts into a stage's root for one step — mount points (as runc makes them), and for chroot the mounts'
@@ -432,7 +571,14 @@ class Placement {
   readonly parents = new Map<string, number>();
   /** what make() made, outermost first: a mount point and the directories made to hold it (relative to the root) */
   private readonly made: { rel: string; restore: boolean }[] = [];
-  private readonly placed: { rel: string; made: boolean; cache?: number; was?: { mode: number; uid: number; gid: number }; content?: Buffer; link?: string }[] = [];
+  private readonly placed: {
+    rel: string;
+    made: boolean;
+    cache?: number;
+    was?: { mode: number; uid: number; gid: number };
+    content?: Buffer;
+    link?: string;
+  }[] = [];
 
   constructor(private readonly root: string) {}
 
@@ -495,7 +641,9 @@ class Placement {
       const pinned = pinExact(storeRoot, rel);
       if (!pinned?.stats.isDirectory()) {
         if (pinned) closeSync(pinned.fd);
-        throw new ExecError(`the cache mount at ${m.destination} was replaced by another step while this one started (its directory is no longer one): run the build again`);
+        throw new ExecError(
+          `the cache mount at ${m.destination} was replaced by another step while this one started (its directory is no longer one): run the build again`,
+        );
       }
       cache = pinned.fd;
       source = fdPathFor(cache);
@@ -514,7 +662,10 @@ class Placement {
     const isDir = src.isDirectory();
     const target = await this.make(m.destination, isDir ? 'dir' : 'file');
     const st = lstatSync(target.abs);
-    if (!target.made && !(isDir && st.isDirectory() && readdirSync(target.abs).length === 0)) throw new ExecError(`chroot cannot show the mount at ${m.destination} over what the image has there: install proot (apt-get install proot python3)`);
+    if (!target.made && !(isDir && st.isDirectory() && readdirSync(target.abs).length === 0))
+      throw new ExecError(
+        `chroot cannot show the mount at ${m.destination} over what the image has there: install proot (apt-get install proot python3)`,
+      );
     this.note(target.abs);
     let was: { mode: number; uid: number; gid: number } | undefined;
     if (isDir) {
@@ -528,12 +679,20 @@ class Placement {
         } catch (e) {
           // a shared cache that a concurrent step changes as it is copied: an entry gone meanwhile is passed over
           if (cache !== undefined && !statAt(cache, name)) continue;
-          if (cache !== undefined) throw new ExecError(`the cache mount at ${m.destination} changed while it was copied in (a step sharing it writes there: ${JSON.stringify(name)} could not be copied); run the build again`);
+          if (cache !== undefined)
+            throw new ExecError(
+              `the cache mount at ${m.destination} changed while it was copied in (a step sharing it writes there: ${JSON.stringify(name)} could not be copied); run the build again`,
+            );
           throw e;
         }
       }
     } else await copyTree(source, target.abs);
-    this.placed.push({ rel: this.relOf(target.abs), made: target.made, ...(cache !== undefined ? { cache } : {}), ...(was ? { was } : {}) });
+    this.placed.push({
+      rel: this.relOf(target.abs),
+      made: target.made,
+      ...(cache !== undefined ? { cache } : {}),
+      ...(was ? { was } : {}),
+    });
   }
 
   /** chroot: /dev's usual nodes, where the image has none. */
@@ -659,16 +818,34 @@ class Placement {
 export function directoryExecutor(store: Store, which: 'proot' | 'chroot' | 'auto', why: string): DirectoryExecutor {
   const proot = which === 'chroot' ? undefined : onPath('proot');
   const python = python3();
-  if (proot && python) return new DirectoryExecutor(store, 'proot', proot, `RUN runs through proot (${why}): the container is the boundary between a step and this job`, python);
+  if (proot && python)
+    return new DirectoryExecutor(
+      store,
+      'proot',
+      proot,
+      `RUN runs through proot (${why}): the container is the boundary between a step and this job`,
+      python,
+    );
   const lacking = !proot ? 'proot is not installed' : 'proot needs python3 for the system calls it does not translate';
   if (which === 'proot') throw new IsolationError(`--isolation proot: ${lacking} (apt-get install proot python3)`);
   const chroot = onPath('chroot');
-  if (!chroot) throw new IsolationError(`RUN cannot run here: ${why}, and neither proot (with python3) nor chroot is installed (apt-get install proot python3)`);
+  if (!chroot)
+    throw new IsolationError(
+      `RUN cannot run here: ${why}, and neither proot (with python3) nor chroot is installed (apt-get install proot python3)`,
+    );
   // chroot needs nothing but node and coreutils; without python3 or the attr tools, file capabilities a step sets
   // (setcap) cannot be read, and the notice says so.
-  const caps = xattrTool() ? '' : '; file capabilities a step sets (setcap) are not kept without python3 or the attr tools';
+  const caps = xattrTool()
+    ? ''
+    : '; file capabilities a step sets (setcap) are not kept without python3 or the attr tools';
   // python3, where there is one, is the warden of chroot's steps too (warden.ts).
-  return new DirectoryExecutor(store, 'chroot', chroot, `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those${caps}`, python);
+  return new DirectoryExecutor(
+    store,
+    'chroot',
+    chroot,
+    `RUN runs through chroot (${why}${which === 'chroot' ? '' : `; ${lacking}`}): a step has no /proc, /sys or /dev/pts, and its mounts are copied in and out; install proot and python3 for those${caps}`,
+    python,
+  );
 }
 
 /** A regular file at `p` inside `root` (symlinks resolved inside it), or undefined. */

@@ -9,7 +9,17 @@ import { runProcess } from './process.js';
 import { onPath } from './process.js';
 
 /** qemu's name for an architecture (binfmt_misc's handler is qemu-<name>) */
-const qemuNames: Record<string, string> = { amd64: 'x86_64', arm64: 'aarch64', arm: 'arm', '386': 'i386', ppc64le: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', mips64le: 'mips64el', loong64: 'loongarch64' };
+const qemuNames: Record<string, string> = {
+  amd64: 'x86_64',
+  arm64: 'aarch64',
+  arm: 'arm',
+  '386': 'i386',
+  ppc64le: 'ppc64le',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+  mips64le: 'mips64el',
+  loong64: 'loongarch64',
+};
 
 const binfmt = '/proc/sys/fs/binfmt_misc';
 
@@ -37,9 +47,16 @@ export function registeredEmulator(p: Platform): string | undefined {
   }
   const lines = text.split('\n');
   if (lines[0] !== 'enabled') return undefined;
-  const flags = lines.find((l) => l.startsWith('flags:'))?.slice(6).trim() ?? '';
+  const flags =
+    lines
+      .find((l) => l.startsWith('flags:'))
+      ?.slice(6)
+      .trim() ?? '';
   if (!flags.includes('F')) return undefined;
-  return lines.find((l) => l.startsWith('interpreter '))?.slice(12).trim();
+  return lines
+    .find((l) => l.startsWith('interpreter '))
+    ?.slice(12)
+    .trim();
 }
 
 /**
@@ -55,7 +72,11 @@ export async function registerEmulator(p: Platform): Promise<boolean> {
   if (!existsSync(conf) && existsSync('/usr/bin/apt-get')) {
     const install = ['install', '-y', '-qq', '--no-install-recommends', 'qemu-user-static'];
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    if ((await runProcess('apt-get', install, { env })).status !== 0 && (await runProcess('apt-get', ['update', '-qq'], { env })).status === 0) await runProcess('apt-get', install, { env });
+    if (
+      (await runProcess('apt-get', install, { env })).status !== 0 &&
+      (await runProcess('apt-get', ['update', '-qq'], { env })).status === 0
+    )
+      await runProcess('apt-get', install, { env });
   }
   if (!existsSync(conf)) return false;
   if (!existsSync(`${binfmt}/register`)) await runProcess('mount', ['-t', 'binfmt_misc', 'binfmt_misc', binfmt]);
@@ -75,7 +96,9 @@ export async function registerEmulator(p: Platform): Promise<boolean> {
  */
 export async function ensureEmulation(platform: Platform, register: boolean): Promise<string | undefined> {
   if (runsNatively(platform)) return undefined;
-  const found = registeredEmulator(platform) ?? (register && (await registerEmulator(platform)) ? registeredEmulator(platform) : undefined);
+  const found =
+    registeredEmulator(platform) ??
+    (register && (await registerEmulator(platform)) ? registeredEmulator(platform) : undefined);
   if (found) return found;
   const name = qemuNames[platform.architecture] ?? platform.architecture;
   throw new ExecError(

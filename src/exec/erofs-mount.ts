@@ -145,7 +145,9 @@ class MountHelper {
     this.child.on('error', (e) => fail(new Error(`python3: ${e.message}`)));
     let stderr = '';
     this.child.stderr.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-2000)));
-    this.child.on('exit', (code) => fail(new Error(`python3 exited (${code}): ${stderr.trim().split('\n').at(-1) ?? ''}`)));
+    this.child.on('exit', (code) =>
+      fail(new Error(`python3 exited (${code}): ${stderr.trim().split('\n').at(-1) ?? ''}`)),
+    );
     this.child.stdin.on('error', () => undefined);
     this.child.stdout.on('data', (d: Buffer) => {
       this.buffered += d.toString();
@@ -187,7 +189,12 @@ const python = (items: string[][]): Promise<string[]> => (mountHelper ??= new Mo
  * umount2, detached when busy): '' when done, else the kernel's reason. Undefined where there is no python3, or the
  * helper could not be asked: then mount(8). `cwd`: where the lower dirs' relative names in `options` are resolved.
  */
-export async function helperMountOverlay(cwd: string, options: string, target: string, readOnly: boolean): Promise<string | undefined> {
+export async function helperMountOverlay(
+  cwd: string,
+  options: string,
+  target: string,
+  readOnly: boolean,
+): Promise<string | undefined> {
   if (!python3()) return undefined;
   const said = (await python([['overlay', cwd, options, target, readOnly ? 'ro' : 'rw']]).catch(() => undefined))?.[0];
   return said ? `mount: ${said}` : said;
@@ -253,7 +260,9 @@ export class ErofsMounts {
     for (const t of targets) await mkdir(t);
     let from = 0;
     if (this.mode === 'file') {
-      const errors = await python(list.map((l, i) => ['mount', l.index, l.tar, targets[i]])).catch((e: Error) => list.map(() => e.message));
+      const errors = await python(list.map((l, i) => ['mount', l.index, l.tar, targets[i]])).catch((e: Error) =>
+        list.map(() => e.message),
+      );
       for (const [i, e] of errors.entries()) if (!e) this.mounted.push(targets[i]);
       from = errors.findIndex((e) => e !== '');
       if (from < 0) return targets;
@@ -265,12 +274,17 @@ export class ErofsMounts {
     if (this.viaHelper) {
       // Loop devices set up by the helper itself (ioctls): a millisecond a layer, where losetup and mount cost three
       // processes; without python3, those.
-      const errors = await python(list.slice(from).map((l, i) => ['mount-loop', l.index, l.tar, targets[from + i]])).catch((e: Error) => list.slice(from).map(() => e.message));
+      const errors = await python(
+        list.slice(from).map((l, i) => ['mount-loop', l.index, l.tar, targets[from + i]]),
+      ).catch((e: Error) => list.slice(from).map(() => e.message));
       for (const [i, e] of errors.entries()) if (!e) this.mounted.push(targets[from + i]);
       const failed = errors.findIndex((e) => e !== '');
       if (failed < 0) return targets;
       const why = `cannot mount the EROFS index ${list[from + failed].index} on loop devices: ${errors[failed]}`;
-      if (this.mounted.length === 0) throw new ErofsUnavailableError(`EROFS indexes cannot be mounted here (${this.refusedFileBacked ? `file-backed: ${this.refusedFileBacked}; ` : ''}on loop devices: ${errors[failed]})`);
+      if (this.mounted.length === 0)
+        throw new ErofsUnavailableError(
+          `EROFS indexes cannot be mounted here (${this.refusedFileBacked ? `file-backed: ${this.refusedFileBacked}; ` : ''}on loop devices: ${errors[failed]})`,
+        );
       throw new Error(why);
     }
     for (let i = from; i < list.length; i++) {
@@ -278,7 +292,10 @@ export class ErofsMounts {
         await this.mountLoop(list[i], targets[i]);
       } catch (e) {
         // Nothing mounted yet, either way: this machine cannot mount indexes at all.
-        if (this.mounted.length === 0) throw new ErofsUnavailableError(`EROFS indexes cannot be mounted here (${this.refusedFileBacked ? `file-backed: ${this.refusedFileBacked}; ` : ''}on loop devices: ${(e as Error).message})`);
+        if (this.mounted.length === 0)
+          throw new ErofsUnavailableError(
+            `EROFS indexes cannot be mounted here (${this.refusedFileBacked ? `file-backed: ${this.refusedFileBacked}; ` : ''}on loop devices: ${(e as Error).message})`,
+          );
         throw e;
       }
     }
@@ -288,10 +305,16 @@ export class ErofsMounts {
   private async mountLoop(l: IndexToMount, target: string): Promise<void> {
     const loop = await runProcess('losetup', ['--show', '-f', '-r', l.tar]);
     const device = loop.stdout.trim();
-    if (loop.status !== 0 || !device.startsWith('/dev/')) throw new Error(`cannot attach ${l.tar} to a loop device: ${(loop.stderr || loop.error?.message || '').trim().split('\n')[0]}`);
+    if (loop.status !== 0 || !device.startsWith('/dev/'))
+      throw new Error(
+        `cannot attach ${l.tar} to a loop device: ${(loop.stderr || loop.error?.message || '').trim().split('\n')[0]}`,
+      );
     try {
       const r = await runProcess('mount', ['-t', 'erofs', '-o', `ro,loop,device=${device}`, l.index, target]);
-      if (r.status !== 0) throw new Error(`cannot mount the EROFS index ${l.index}: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`);
+      if (r.status !== 0)
+        throw new Error(
+          `cannot mount the EROFS index ${l.index}: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`,
+        );
       this.mounted.push(target);
     } finally {
       // Detached now: while the mount holds it, the kernel only marks it to go when the mount goes.
@@ -348,9 +371,15 @@ export function erofsChoice(env: NodeJS.ProcessEnv = process.env): ErofsChoice &
 }
 
 function guess(forced: string | undefined): ErofsChoice & { forced?: string } {
-  if (forced !== undefined && !['directories', 'erofs', 'erofs-loop'].includes(forced)) throw new Error(`HOIST_LOWERS=${forced}: expected directories, erofs or erofs-loop`);
+  if (forced !== undefined && !['directories', 'erofs', 'erofs-loop'].includes(forced))
+    throw new Error(`HOIST_LOWERS=${forced}: expected directories, erofs or erofs-loop`);
   if (forced === 'directories') return { why: 'HOIST_LOWERS=directories' };
-  const cannot = process.getuid?.() !== 0 ? 'EROFS indexes are mounted as root only' : !erofsInKernel() ? `this kernel (${release()}) has no EROFS` : undefined;
+  const cannot =
+    process.getuid?.() !== 0
+      ? 'EROFS indexes are mounted as root only'
+      : !erofsInKernel()
+        ? `this kernel (${release()}) has no EROFS`
+        : undefined;
   if (cannot && forced) throw new Error(`HOIST_LOWERS=${forced}: ${cannot}`);
   if (cannot) return { why: cannot };
   const [major, minor] = kernelRelease();

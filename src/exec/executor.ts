@@ -70,7 +70,11 @@ export interface StepRoot {
    * The layer of what the step changed. `lower`: the image before the step; `targets`: its mount points (what was
    * made only to hold them is left out, as BuildKit removes its mount stubs).
    */
-  layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number; level?: number }): Promise<StepLayer>;
+  layer(
+    lower: FsIndex,
+    targets: readonly string[],
+    options: { sourceDateEpoch?: number; level?: number },
+  ): Promise<StepLayer>;
   /** undoes everything the root needed (after layer(), or when the step failed) */
   release(): Promise<void>;
 }
@@ -91,7 +95,13 @@ export interface Executor {
   /** `rel` resolved inside `root` (never through the host), fixed as it is now for a mount's source */
   stage(root: string, rel: string, scratch: string, cleanup: Cleanup, options?: PinOptions): Promise<Staged>;
   /** what a mount shows of a staged source: read-only, or with writes thrown away; `hidden` left out */
-  viewOf(source: Staged, hidden: readonly string[], writable: boolean, scratch: string, cleanup: Cleanup): Promise<string>;
+  viewOf(
+    source: Staged,
+    hidden: readonly string[],
+    writable: boolean,
+    scratch: string,
+    cleanup: Cleanup,
+  ): Promise<string>;
   /** the root a RUN step of stage `stage` runs in, holding `state` */
   root(state: ImageState, stage: number, scratch: string): Promise<StepRoot>;
   close(): Promise<void>;
@@ -113,8 +123,17 @@ export async function overlayRefused(scratch: string): Promise<string | undefine
     // Read-only (two lower dirs, no upper dir): unmounting an overlay with an upper dir syncs the file system it is on,
     // which right after a build that wrote a base's tar waited 0.4 s for its writeback on every next build.
     // (run as children, not synchronously: the build resolves its bases meanwhile)
-    const r = await runProcess('mount', ['-t', 'overlay', 'overlay', '-r', '-o', `lowerdir=${dir}/l:${dir}/u`, `${dir}/m`]);
-    if (r.status !== 0) return (r.stderr || r.error?.message || `mount exited ${r.status}`).trim().replace(`${dir}/m`, 'a test mount');
+    const r = await runProcess('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-r',
+      '-o',
+      `lowerdir=${dir}/l:${dir}/u`,
+      `${dir}/m`,
+    ]);
+    if (r.status !== 0)
+      return (r.stderr || r.error?.message || `mount exited ${r.status}`).trim().replace(`${dir}/m`, 'a test mount');
     await runProcess('umount', [`${dir}/m`]);
     const u = await runProcess('unshare', ['--mount', '--pid', '--fork', 'true']);
     if (u.error === undefined && u.status !== 0) return (u.stderr || 'unshare: namespaces refused').trim();

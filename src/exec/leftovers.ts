@@ -58,7 +58,11 @@ export function mountsBelow(dir: string): string[] {
 function unmountAll(dir: string): number {
   let n = 0;
   for (const m of mountsBelow(dir)) {
-    if (spawnSync('umount', [m], { stdio: 'ignore' }).status === 0 || spawnSync('umount', ['-l', m], { stdio: 'ignore' }).status === 0) n++;
+    if (
+      spawnSync('umount', [m], { stdio: 'ignore' }).status === 0 ||
+      spawnSync('umount', ['-l', m], { stdio: 'ignore' }).status === 0
+    )
+      n++;
   }
   return n;
 }
@@ -127,7 +131,8 @@ function sweepLeftovers(storeRoot: string, clean: boolean): LeftoverReport {
   }
   for (const name of entries(tmpdir())) {
     // ssh proxy sockets, and the environment a build handed to itself under sudo (it may hold secrets)
-    if ((deadPid(name, 'hoist-ssh-') || deadPid(name, 'hoist-sudo-')) && remove(path.join(tmpdir(), name))) report.tempDirs++;
+    if ((deadPid(name, 'hoist-ssh-') || deadPid(name, 'hoist-sudo-')) && remove(path.join(tmpdir(), name)))
+      report.tempDirs++;
     if (!deadPid(name, 'hoist-agent-')) continue;
     const dir = path.join(tmpdir(), name);
     if (!clean) {

@@ -20,11 +20,15 @@ export function parseSecretFlag(text: string): [string, SecretSource] {
   for (const p of splitCSV(text)) {
     const eq = p.indexOf('=');
     const k = (eq < 0 ? p : p.slice(0, eq)).trim().toLowerCase();
-    if (!['type', 'id', 'src', 'source', 'env'].includes(k)) throw new ExecError(`--secret ${text}: unexpected key ${JSON.stringify(k)} (expected id=ID,src=FILE or id=ID,env=VAR)`);
+    if (!['type', 'id', 'src', 'source', 'env'].includes(k))
+      throw new ExecError(
+        `--secret ${text}: unexpected key ${JSON.stringify(k)} (expected id=ID,src=FILE or id=ID,env=VAR)`,
+      );
     f.set(k, eq < 0 ? '' : p.slice(eq + 1));
   }
   const type = f.get('type');
-  if (type !== undefined && type !== 'file' && type !== 'env') throw new ExecError(`--secret ${text}: type must be file or env`);
+  if (type !== undefined && type !== 'file' && type !== 'env')
+    throw new ExecError(`--secret ${text}: type must be file or env`);
   const id = f.get('id');
   if (!id) throw new ExecError(`--secret ${text}: needs id=`);
   const src = f.get('src') ?? f.get('source');
@@ -33,7 +37,10 @@ export function parseSecretFlag(text: string): [string, SecretSource] {
 }
 
 /** The bytes of a secret: from its file or its environment variable; undefined when absent. */
-export async function secretValue(src: SecretSource | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Buffer | undefined> {
+export async function secretValue(
+  src: SecretSource | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Buffer | undefined> {
   if (!src) return undefined;
   if (src.value !== undefined) return Buffer.from(src.value);
   if (src.file) return readFile(src.file).catch(() => undefined);
@@ -48,7 +55,8 @@ export async function secretValue(src: SecretSource | undefined, env: NodeJS.Pro
  */
 export async function copyTree(source: string, dest: string): Promise<void> {
   const r = await runProcess('cp', ['-a', '--no-target-directory', '--', source, dest]);
-  if (r.status !== 0) throw new ExecError(`cannot copy the mount source: ${(r.stderr || r.error?.message || '').trim()}`);
+  if (r.status !== 0)
+    throw new ExecError(`cannot copy the mount source: ${(r.stderr || r.error?.message || '').trim()}`);
 }
 
 /** A writable copy of a mount source: what the step writes there is thrown away with `scratch`. */

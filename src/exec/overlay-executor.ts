@@ -56,7 +56,8 @@ export class OverlayExecutor implements Executor {
     const choice = erofsChoice();
     this.log = log;
     this.forced = choice.forced;
-    if (choice.mode) this.erofs = new ErofsMounts(choice.mode, path.join(scratch, `${process.pid}-erofs-${Date.now()}`));
+    if (choice.mode)
+      this.erofs = new ErofsMounts(choice.mode, path.join(scratch, `${process.pid}-erofs-${Date.now()}`));
     else log?.(`RUN's base layers are unpacked into directories: ${choice.why}`);
     return this;
   }
@@ -103,7 +104,9 @@ export class OverlayExecutor implements Executor {
       const { diffID } = state.layers[i];
       let known = this.mountedIndexes.get(diffID);
       if (!known) {
-        known = new Promise<string>((resolve, reject) => fresh.push({ diffID, lower, done: (p) => p.then(resolve, reject) }));
+        known = new Promise<string>((resolve, reject) =>
+          fresh.push({ diffID, lower, done: (p) => p.then(resolve, reject) }),
+        );
         known.catch(() => undefined);
         this.mountedIndexes.set(diffID, known);
       }
@@ -144,17 +147,40 @@ export class OverlayExecutor implements Executor {
       run: async (spec: ProcessSpec, onOutput, signal) => {
         const mounts = spec.mounts.map((m) =>
           m.type === 'tmpfs'
-            ? { destination: m.destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] }
-            : { destination: m.destination, type: 'bind', source: m.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] },
+            ? {
+                destination: m.destination,
+                type: 'tmpfs',
+                source: 'tmpfs',
+                options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])],
+              }
+            : {
+                destination: m.destination,
+                type: 'bind',
+                source: m.source,
+                options: ['rbind', m.readonly ? 'ro' : 'rw'],
+              },
         );
-        const result = await runContainer(this.runtime, runSpec({ ...spec, root: mount.merged, mounts }), scratch, onOutput, signal);
+        const result = await runContainer(
+          this.runtime,
+          runSpec({ ...spec, root: mount.merged, mounts }),
+          scratch,
+          onOutput,
+          signal,
+        );
         if (result.exitCode !== 0 && !signal.aborted) {
           const removed = removedSource(spec.mounts.flatMap((m) => (m.source ? [m.source] : [])));
-          if (removed !== undefined) throw new ExecError(`a mount source, /${removed}, was removed by another step while this one started (a cache mount shared with a step that deletes it?); nothing of it was mounted`);
+          if (removed !== undefined)
+            throw new ExecError(
+              `a mount source, /${removed}, was removed by another step while this one started (a cache mount shared with a step that deletes it?); nothing of it was mounted`,
+            );
         }
         return result;
       },
-      async layer(lower: FsIndex, targets: readonly string[], options: { sourceDateEpoch?: number; level?: number }): Promise<StepLayer> {
+      async layer(
+        lower: FsIndex,
+        targets: readonly string[],
+        options: { sourceDateEpoch?: number; level?: number },
+      ): Promise<StepLayer> {
         const { entries, dropped } = await upperDirEntries(mount.upper, lower, targets);
         // A RUN that changes nothing still gets its (empty) layer, as current BuildKit's exporter keeps it
         // (testExportedHistory: RUN ["ls"] is a diff ID with empty_layer false); Docker 20.10's dropped it.
@@ -177,7 +203,11 @@ export class OverlayExecutor implements Executor {
         if (stored) return stored;
         // The blob is written from the snapshot (the same files, where the upper dir went), checked against the diffID.
         const snapshot = store.snapshotPath(diffID);
-        const moved = entries.map((e) => (e.content && 'path' in e.content ? { ...e, content: { path: path.join(snapshot, path.relative(mount.upper, e.content.path)) } } : e));
+        const moved = entries.map((e) =>
+          e.content && 'path' in e.content
+            ? { ...e, content: { path: path.join(snapshot, path.relative(mount.upper, e.content.path)) } }
+            : e,
+        );
         const written = writeLayer(store, moved, { ...options, diffID });
         written.catch(() => undefined); // the solver awaits it
         return { diffID, headers, written };

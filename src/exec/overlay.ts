@@ -24,8 +24,13 @@ function uptime(): number {
 /** What overlayfs told the kernel log since `since` (seconds of uptime): why a mount was refused. */
 function kernelSays(since: number): string | undefined {
   const r = spawnSync('dmesg', [], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }); // only when a mount failed
-  const lines = (r.stdout ?? '').split('\n').filter((l) => /overlayfs:/.test(l) && Number(/^\[\s*([\d.]+)\]/.exec(l)?.[1] ?? 0) >= since - 1);
-  const last = lines.at(-1)?.replace(/^\[[^\]]*\]\s*/, '').trim();
+  const lines = (r.stdout ?? '')
+    .split('\n')
+    .filter((l) => /overlayfs:/.test(l) && Number(/^\[\s*([\d.]+)\]/.exec(l)?.[1] ?? 0) >= since - 1);
+  const last = lines
+    .at(-1)
+    ?.replace(/^\[[^\]]*\]\s*/, '')
+    .trim();
   return last ? `the kernel says: ${last}` : undefined;
 }
 
@@ -45,9 +50,16 @@ export interface OverlayMount {
 /** the kernel refused overlayfs's volatile option once: not asked for again */
 let volatileRefused = false;
 
-export async function mountOverlay(lowerDirs: readonly string[], scratch: string, options: { readOnly?: boolean } = {}): Promise<OverlayMount> {
+export async function mountOverlay(
+  lowerDirs: readonly string[],
+  scratch: string,
+  options: { readOnly?: boolean } = {},
+): Promise<OverlayMount> {
   // overlayfs stacks at most 500 lower dirs (OVL_MAX_STACK); the empty bottom one may be one more.
-  if (lowerDirs.length > 499) throw new ExecError(`the image has ${lowerDirs.length} layers; overlayfs stacks at most 500, so RUN cannot run on it (squash the base image)`);
+  if (lowerDirs.length > 499)
+    throw new ExecError(
+      `the image has ${lowerDirs.length} layers; overlayfs stacks at most 500, so RUN cannot run on it (squash the base image)`,
+    );
   const dir = await mkdtemp(path.join(scratch, 'run-'));
   const [upper, work, merged, empty] = ['upper', 'work', 'merged', 'empty'].map((d) => path.join(dir, d));
   for (const d of [upper, work, merged, empty]) await mkdir(d);
@@ -64,7 +76,9 @@ export async function mountOverlay(lowerDirs: readonly string[], scratch: string
   // syncs the whole file system the store is on — every file a base's unpacking has just written — which cost
   // 0.5–0.9 s a RUN step here; the upper dir is never mounted again (it becomes the layer's snapshot, or goes), and
   // nothing else the store writes is synced either. A kernel without the option mounts without it.
-  const base = options.readOnly ? `lowerdir=${names}` : `lowerdir=${names},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
+  const base = options.readOnly
+    ? `lowerdir=${names}`
+    : `lowerdir=${names},upperdir=${upper},workdir=${work},redirect_dir=off,index=off`;
   const options_ = options.readOnly || volatileRefused ? base : `${base},volatile`;
   if (options_.length > 4000) throw new ExecError(`too many layers to mount at once (${lowerDirs.length})`);
   const before = uptime();
@@ -72,7 +86,11 @@ export async function mountOverlay(lowerDirs: readonly string[], scratch: string
   const mount = async (opts: string): Promise<string> => {
     const said = await helperMountOverlay(links, opts, merged, options.readOnly === true);
     if (said !== undefined) return said;
-    const r = await runProcess('mount', ['-t', 'overlay', 'overlay', '-o', opts, ...(options.readOnly ? ['-r'] : []), merged], { cwd: links });
+    const r = await runProcess(
+      'mount',
+      ['-t', 'overlay', 'overlay', '-o', opts, ...(options.readOnly ? ['-r'] : []), merged],
+      { cwd: links },
+    );
     return r.status === 0 ? '' : r.stderr.trim() || r.error?.message || `mount exited ${r.status}`;
   };
   let failed = await mount(options_);

@@ -13,18 +13,33 @@ export interface ProcessResult {
 }
 
 /** `fds`: descriptors the child gets as 3, 4, … (a descriptor a mount is made from: /proc/self/fd/3 there). */
-export function runProcess(cmd: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; fds?: readonly number[] } = {}): Promise<ProcessResult> {
+export function runProcess(
+  cmd: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; fds?: readonly number[] } = {},
+): Promise<ProcessResult> {
   return new Promise((resolve) => {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    const child = spawn(cmd, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])] });
+    const child = spawn(cmd, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
+    });
     child.stdout?.on('data', (c: Buffer) => out.push(c));
     child.stderr?.on('data', (c: Buffer) => err.push(c));
     let error: Error | undefined;
     child.on('error', (e) => {
       error = e;
     });
-    child.on('close', (status) => resolve({ status: error ? null : status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), error }));
+    child.on('close', (status) =>
+      resolve({
+        status: error ? null : status,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+        error,
+      }),
+    );
   });
 }
 
@@ -32,7 +47,10 @@ export function runProcess(cmd: string, args: readonly string[], options: { cwd?
  * A child's stdout and stderr, line by line, to `onOutput`; the last 20 lines kept for an error message. `done()`
  * hands on what is left after the last newline (call it once the child has closed its streams).
  */
-export function streamLines(child: { stdout: NodeJS.ReadableStream | null; stderr: NodeJS.ReadableStream | null }, onOutput: (line: string) => void): { tail: string[]; done(): void } {
+export function streamLines(
+  child: { stdout: NodeJS.ReadableStream | null; stderr: NodeJS.ReadableStream | null },
+  onOutput: (line: string) => void,
+): { tail: string[]; done(): void } {
   const tail: string[] = [];
   const emit = (l: string) => {
     onOutput(l);
@@ -51,10 +69,11 @@ export function streamLines(child: { stdout: NodeJS.ReadableStream | null; stder
   return {
     tail,
     done() {
-      for (const c of carries) if (c.rest) {
-        emit(c.rest);
-        c.rest = '';
-      }
+      for (const c of carries)
+        if (c.rest) {
+          emit(c.rest);
+          c.rest = '';
+        }
     },
   };
 }
@@ -66,7 +85,9 @@ export function onPath(name: string): string | undefined {
 
 /** Every executable file of that name on PATH, in PATH's order. */
 function allOnPath(name: string): string[] {
-  const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
+  const dirs = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')
+    .split(':')
+    .filter(Boolean);
   return dirs.flatMap((d) => {
     const p = path.join(d, name);
     try {

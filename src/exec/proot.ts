@@ -27,9 +27,14 @@ export function prootLoader(proot: string): string | undefined {
   if (loader) return loader.path;
   loader = {};
   // The loader is what proot maps first into every program it starts: the shell's own map names it.
-  const script = 'while read -r a b c d e f; do case "$f" in */prooted-*) exec cat "$f";; esac; done < /proc/self/maps; exit 1';
-  const r = spawnSync(proot, ['-v', '-1', '-r', '/', '/bin/sh', '-c', script], { maxBuffer: 16 * 1024 * 1024, env: { PATH: process.env.PATH } });
-  if (r.status !== 0 || !r.stdout || r.stdout.length < 64 || r.stdout.subarray(0, 4).toString('latin1') !== '\x7fELF') return undefined;
+  const script =
+    'while read -r a b c d e f; do case "$f" in */prooted-*) exec cat "$f";; esac; done < /proc/self/maps; exit 1';
+  const r = spawnSync(proot, ['-v', '-1', '-r', '/', '/bin/sh', '-c', script], {
+    maxBuffer: 16 * 1024 * 1024,
+    env: { PATH: process.env.PATH },
+  });
+  if (r.status !== 0 || !r.stdout || r.stdout.length < 64 || r.stdout.subarray(0, 4).toString('latin1') !== '\x7fELF')
+    return undefined;
   const dir = mkdtempSync(path.join(tmpdir(), 'hoist-proot-'));
   chmodSync(dir, 0o755);
   const file = path.join(dir, 'loader');
@@ -80,7 +85,8 @@ export function descendantsOf(ancestor: number): number[] {
     } catch {}
   }
   const out: number[] = [];
-  for (const todo = [ancestor]; todo.length > 0; ) for (const k of kids.get(todo.pop() as number) ?? []) out.push(k), todo.push(k);
+  for (const todo = [ancestor]; todo.length > 0; )
+    for (const k of kids.get(todo.pop() as number) ?? []) out.push(k), todo.push(k);
   return out;
 }
 
@@ -112,7 +118,18 @@ export function killAll(pids: readonly number[]): void {
 export async function endStep(find: () => number[], user: { uid: number; gid: number }): Promise<void> {
   const setpriv = user.uid > 0 && user.uid !== process.getuid?.() ? onPath('setpriv') : undefined;
   if (setpriv) {
-    const all = (sig: string) => runProcess(setpriv, ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', '--', process.execPath, '-e', `process.kill(-1, '${sig}')`]);
+    const all = (sig: string) =>
+      runProcess(setpriv, [
+        '--reuid',
+        String(user.uid),
+        '--regid',
+        String(user.gid),
+        '--clear-groups',
+        '--',
+        process.execPath,
+        '-e',
+        `process.kill(-1, '${sig}')`,
+      ]);
     if ((await all('SIGSTOP')).status === 0) {
       killAll([...find(), ...unattributable(user.uid)]);
       await all('SIGCONT');
@@ -134,7 +151,8 @@ function unattributable(uid: number): number[] {
       if (!new RegExp(`\\nUid:\\s+${uid}\\s`).test(readFileSync(`/proc/${name}/status`, 'utf8'))) continue;
       readlinkSync(`/proc/${name}/root`);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EACCES' || (e as NodeJS.ErrnoException).code === 'EPERM') out.push(Number(name));
+      if ((e as NodeJS.ErrnoException).code === 'EACCES' || (e as NodeJS.ErrnoException).code === 'EPERM')
+        out.push(Number(name));
     }
   }
   return out;
@@ -149,7 +167,10 @@ export async function endAll(find: () => number[]): Promise<void> {
   for (const until = Date.now() + 10_000; ; ) {
     const pids = find();
     if (pids.length === 0) return;
-    if (Date.now() > until) throw new ExecError(`processes of the step would not end (pids ${pids.slice(0, 8).join(' ')}): what it left in the stage is not touched`);
+    if (Date.now() > until)
+      throw new ExecError(
+        `processes of the step would not end (pids ${pids.slice(0, 8).join(' ')}): what it left in the stage is not touched`,
+      );
     killAll(pids);
     await new Promise((r) => setTimeout(r, 2));
   }

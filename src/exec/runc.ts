@@ -24,7 +24,13 @@ export interface RunResult {
 let counter = 0;
 
 /** `signal`: aborted, the container is killed (the build stops: another step failed); the run then ends as killed. */
-export async function runContainer(runtime: string, spec: object, scratch: string, onOutput: (line: string) => void, signal?: AbortSignal): Promise<RunResult> {
+export async function runContainer(
+  runtime: string,
+  spec: object,
+  scratch: string,
+  onOutput: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<RunResult> {
   const bundle = await mkdtemp(path.join(scratch, 'bundle-'));
   const id = `hoist-${process.pid}-${Date.now()}-${counter++}`;
   await writeFile(path.join(bundle, 'config.json'), specJSON(spec));

@@ -28,8 +28,12 @@ export function parseAddHost(text: string): { host: string; ip: string } {
   const m = /^([^:=\s]+)[:=](.+)$/.exec(text.trim());
   if (!m) throw new SandboxError(`add-host ${JSON.stringify(text)}: expected HOST:IP (or HOST=IP)`);
   const ip = m[2].replace(/^\[(.*)\]$/, '$1');
-  if (!/^[0-9.]+$/.test(ip) && !/^[0-9a-fA-F:.]+$/.test(ip) && ip !== 'host-gateway') throw new SandboxError(`add-host ${JSON.stringify(text)}: ${JSON.stringify(ip)} is not an IP address`);
-  if (ip === 'host-gateway') throw new SandboxError(`add-host ${JSON.stringify(text)}: host-gateway is a daemon's bridge address; RUN shares the host's network here, give the IP address`);
+  if (!/^[0-9.]+$/.test(ip) && !/^[0-9a-fA-F:.]+$/.test(ip) && ip !== 'host-gateway')
+    throw new SandboxError(`add-host ${JSON.stringify(text)}: ${JSON.stringify(ip)} is not an IP address`);
+  if (ip === 'host-gateway')
+    throw new SandboxError(
+      `add-host ${JSON.stringify(text)}: host-gateway is a daemon's bridge address; RUN shares the host's network here, give the IP address`,
+    );
   return { host: m[1], ip };
 }
 
@@ -46,20 +50,36 @@ export function parseShmSize(text: string): number {
 
 /** The limits docker's --ulimit knows (github.com/docker/go-units ulimit.go), by their rlimit names. */
 export const ulimitNames: Record<string, string> = {
-  core: 'RLIMIT_CORE', cpu: 'RLIMIT_CPU', data: 'RLIMIT_DATA', fsize: 'RLIMIT_FSIZE', locks: 'RLIMIT_LOCKS',
-  memlock: 'RLIMIT_MEMLOCK', msgqueue: 'RLIMIT_MSGQUEUE', nice: 'RLIMIT_NICE', nofile: 'RLIMIT_NOFILE',
-  nproc: 'RLIMIT_NPROC', rss: 'RLIMIT_RSS', rtprio: 'RLIMIT_RTPRIO', rttime: 'RLIMIT_RTTIME',
-  sigpending: 'RLIMIT_SIGPENDING', stack: 'RLIMIT_STACK', as: 'RLIMIT_AS',
+  core: 'RLIMIT_CORE',
+  cpu: 'RLIMIT_CPU',
+  data: 'RLIMIT_DATA',
+  fsize: 'RLIMIT_FSIZE',
+  locks: 'RLIMIT_LOCKS',
+  memlock: 'RLIMIT_MEMLOCK',
+  msgqueue: 'RLIMIT_MSGQUEUE',
+  nice: 'RLIMIT_NICE',
+  nofile: 'RLIMIT_NOFILE',
+  nproc: 'RLIMIT_NPROC',
+  rss: 'RLIMIT_RSS',
+  rtprio: 'RLIMIT_RTPRIO',
+  rttime: 'RLIMIT_RTTIME',
+  sigpending: 'RLIMIT_SIGPENDING',
+  stack: 'RLIMIT_STACK',
+  as: 'RLIMIT_AS',
 };
 
 /** `name=soft[:hard]` (docker's --ulimit; -1 is unlimited). */
 export function parseUlimit(text: string): Ulimit {
   const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(text.trim());
   if (!m) throw new SandboxError(`ulimit ${JSON.stringify(text)}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048`);
-  if (!ulimitNames[m[1]]) throw new SandboxError(`ulimit ${JSON.stringify(text)}: unknown limit ${m[1]} (${Object.keys(ulimitNames).join(', ')})`);
+  if (!ulimitNames[m[1]])
+    throw new SandboxError(
+      `ulimit ${JSON.stringify(text)}: unknown limit ${m[1]} (${Object.keys(ulimitNames).join(', ')})`,
+    );
   const soft = Number(m[2]);
   const hard = m[3] === undefined ? soft : Number(m[3]);
-  if (soft !== -1 && hard !== -1 && soft > hard) throw new SandboxError(`ulimit ${JSON.stringify(text)}: the soft limit ${soft} is above the hard limit ${hard}`);
+  if (soft !== -1 && hard !== -1 && soft > hard)
+    throw new SandboxError(`ulimit ${JSON.stringify(text)}: the soft limit ${soft} is above the hard limit ${hard}`);
   return { name: m[1], soft, hard };
 }
 
@@ -67,7 +87,9 @@ export function parseUlimit(text: string): Ulimit {
 export function parseNetwork(text: string): RunSandbox['network'] {
   const t = text.trim();
   if (t === '' || t === 'default' || t === 'host' || t === 'none') return (t || 'default') as RunSandbox['network'];
-  throw new SandboxError(`network ${JSON.stringify(t)}: RUN takes default, host or none (hoist has no bridge or named networks: default is the host's network, as BuildKit's default without a CNI setup)`);
+  throw new SandboxError(
+    `network ${JSON.stringify(t)}: RUN takes default, host or none (hoist has no bridge or named networks: default is the host's network, as BuildKit's default without a CNI setup)`,
+  );
 }
 
 /** The sandbox's part of a RUN step's cache key: only what was set, so that an unset sandbox keeps the keys it had. */

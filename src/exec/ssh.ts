@@ -18,14 +18,24 @@ export function parseSshFlag(text: string): [string, string[]] {
   const eq = text.indexOf('=');
   const id = (eq < 0 ? text : text.slice(0, eq)).trim();
   if (!id) throw new ExecError(`--ssh ${text}: needs an id (default, or ID=SOCKET|KEY)`);
-  return [id, eq < 0 ? [] : splitCSV(text.slice(eq + 1)).map((p) => p.trim()).filter(Boolean)];
+  return [
+    id,
+    eq < 0
+      ? []
+      : splitCSV(text.slice(eq + 1))
+          .map((p) => p.trim())
+          .filter(Boolean),
+  ];
 }
 
 export class SshAgents {
   private readonly sockets = new Map<string, Promise<string>>();
   private readonly agents: { pid: number; dir: string; forget: () => void }[] = [];
 
-  constructor(private readonly specs: ReadonlyMap<string, readonly string[]>, private readonly env: NodeJS.ProcessEnv = process.env) {}
+  constructor(
+    private readonly specs: ReadonlyMap<string, readonly string[]>,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
 
   has(id: string): boolean {
     return this.specs.has(id);
@@ -45,11 +55,16 @@ export class SshAgents {
     const paths = this.specs.get(id) ?? [];
     if (paths.length === 0) {
       const sock = this.env.SSH_AUTH_SOCK;
-      if (!sock) throw new ExecError(`--ssh ${id}: SSH_AUTH_SOCK is not set; start an agent (eval $(ssh-agent); ssh-add) or pass --ssh ${id}=PATH`);
+      if (!sock)
+        throw new ExecError(
+          `--ssh ${id}: SSH_AUTH_SOCK is not set; start an agent (eval $(ssh-agent); ssh-add) or pass --ssh ${id}=PATH`,
+        );
       return sock;
     }
     if (paths.length === 1 && statSync(paths[0], { throwIfNoEntry: false })?.isSocket()) return paths[0];
-    for (const k of paths) if (!statSync(k, { throwIfNoEntry: false })?.isFile()) throw new ExecError(`--ssh ${id}: ${k} is neither an agent socket nor a key file`);
+    for (const k of paths)
+      if (!statSync(k, { throwIfNoEntry: false })?.isFile())
+        throw new ExecError(`--ssh ${id}: ${k} is neither an agent socket nor a key file`);
     const dir = await mkdtemp(agentDirPrefix());
     const sock = path.join(dir, 'agent.sock');
     const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
@@ -66,15 +81,26 @@ export class SshAgents {
       const pid = agent.pid;
       // For the cleaner of a build that is killed outright (leftovers.ts): the agent holds the keys.
       writeFileSync(path.join(dir, 'agent.pid'), String(pid));
-      this.agents.push({ pid, dir, forget: onInterrupt(() => {
-        killQuietly(pid);
-        removeSync(dir);
-      }) });
+      this.agents.push({
+        pid,
+        dir,
+        forget: onInterrupt(() => {
+          killQuietly(pid);
+          removeSync(dir);
+        }),
+      });
     }
     if (!agent.pid) removeSync(dir);
     if (failed) throw new ExecError(`--ssh ${id}: ${failed}`);
-    const added = spawnSync('ssh-add', paths, { env: { ...this.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    if (added.status !== 0) throw new ExecError(`--ssh ${id}: ssh-add could not load ${paths.join(', ')}: ${(added.stderr || added.error?.message || '').trim()} (keys with a passphrase need an agent: --ssh ${id}=$SSH_AUTH_SOCK)`);
+    const added = spawnSync('ssh-add', paths, {
+      env: { ...this.env, SSH_AUTH_SOCK: sock },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    if (added.status !== 0)
+      throw new ExecError(
+        `--ssh ${id}: ssh-add could not load ${paths.join(', ')}: ${(added.stderr || added.error?.message || '').trim()} (keys with a passphrase need an agent: --ssh ${id}=$SSH_AUTH_SOCK)`,
+      );
     return sock;
   }
 
@@ -102,7 +128,10 @@ export interface AgentProxy {
 }
 
 /** A socket owned by uid:gid with `mode` that forwards every connection to the agent at `agent`. */
-export async function agentProxy(agent: string, owner: { uid: number; gid: number; mode: number }): Promise<AgentProxy> {
+export async function agentProxy(
+  agent: string,
+  owner: { uid: number; gid: number; mode: number },
+): Promise<AgentProxy> {
   // Socket paths are limited to 108 bytes: a short directory of its own, not the store's.
   const dir = await mkdtemp(path.join(tmpdir(), `hoist-ssh-${process.pid}-`));
   const sock = path.join(dir, 'agent.sock');

@@ -26,14 +26,21 @@ export interface Staged {
  * Resolves `rel` inside `root` by descriptors and binds what it reached onto a fresh staging point under `scratch`
  * (unmounted by `cleanup`). Throws ENOENT/ENOTDIR as openInside does.
  */
-export async function stageInside(root: string, rel: string, scratch: string, cleanup: Cleanup, options: PinOptions = {}): Promise<Staged> {
+export async function stageInside(
+  root: string,
+  rel: string,
+  scratch: string,
+  cleanup: Cleanup,
+  options: PinOptions = {},
+): Promise<Staged> {
   // What was resolved may be removed before it is mounted (the kernel then refuses to bind it): resolved again.
   for (let attempt = 1; ; attempt++) {
     const pinned = openInside(root, rel, options);
     try {
       const staged = await bindPinned(pinned, scratch, cleanup);
       if (staged) return staged;
-      if (attempt >= 20) throw new ExecError(`the mount source /${pinned.rel} kept being removed while it was being mounted`);
+      if (attempt >= 20)
+        throw new ExecError(`the mount source /${pinned.rel} kept being removed while it was being mounted`);
     } finally {
       closeSync(pinned.fd);
     }
@@ -66,7 +73,9 @@ async function bindPinned(pinned: Pinned, scratch: string, cleanup: Cleanup): Pr
   if (r.status !== 0) {
     await rm(dir, { recursive: true, force: true });
     if (fstatSync(pinned.fd).nlink === 0) return undefined;
-    throw new ExecError(`cannot stage the mount source /${pinned.rel}: ${(r.stderr || r.error?.message || '').split(point).join('its staging point').trim()}`);
+    throw new ExecError(
+      `cannot stage the mount source /${pinned.rel}: ${(r.stderr || r.error?.message || '').split(point).join('its staging point').trim()}`,
+    );
   }
   const forget = onInterrupt(() => {
     unmountSync(point);
@@ -80,7 +89,8 @@ async function bindPinned(pinned: Pinned, scratch: string, cleanup: Cleanup): Pr
     forget();
   });
   const st = lstatSync(point);
-  if (st.dev !== pinned.stats.dev || st.ino !== pinned.stats.ino) throw new ExecError(`the mount source /${pinned.rel} changed while it was being mounted`);
+  if (st.dev !== pinned.stats.dev || st.ino !== pinned.stats.ino)
+    throw new ExecError(`the mount source /${pinned.rel} changed while it was being mounted`);
   return { path: point, stats: pinned.stats };
 }
 
@@ -89,7 +99,13 @@ async function bindPinned(pinned: Pinned, scratch: string, cleanup: Cleanup): Pr
  * named in `hidden` (relative paths, topmost ones) not there: whited out in an overlay, or, where overlayfs cannot
  * stack here, left out of a throwaway copy. The answer is a path to bind into the container.
  */
-export async function viewOf(source: Staged, hidden: readonly string[], writable: boolean, scratch: string, cleanup: Cleanup): Promise<string> {
+export async function viewOf(
+  source: Staged,
+  hidden: readonly string[],
+  writable: boolean,
+  scratch: string,
+  cleanup: Cleanup,
+): Promise<string> {
   if (!source.stats.isDirectory()) return writable ? throwawayCopy(source.path, scratch) : source.path;
   if (hidden.length === 0 && !writable) return source.path;
   const lowers = [source.path];

@@ -20,22 +20,27 @@ export async function rerunWithSudo(argv: string[], ownedPaths: string[], keepOw
   const envFile = path.join(dir, 'env.json');
   writeFileSync(envFile, JSON.stringify(process.env), { mode: 0o600 });
   try {
-    const code = await withoutInterruptHandler(() => new Promise<number>((resolve) => {
-      const child = spawn('sudo', ['-n', process.execPath, process.argv[1], envFileFlag, envFile, ...argv], { stdio: 'inherit' });
-      // A cancelled job signals this process: the build under sudo gets the signal too (sudo relays it) and
-      // cleans up; this one waits for it instead of leaving it running.
-      const relay = (signal: NodeJS.Signals) => () => void child.kill(signal);
-      const onInt = relay('SIGINT');
-      const onTerm = relay('SIGTERM');
-      process.on('SIGINT', onInt);
-      process.on('SIGTERM', onTerm);
-      child.on('close', (c, signal) => {
-        process.off('SIGINT', onInt);
-        process.off('SIGTERM', onTerm);
-        resolve(c ?? (signal === 'SIGINT' ? 130 : 143));
-      });
-      child.on('error', () => resolve(1));
-    }));
+    const code = await withoutInterruptHandler(
+      () =>
+        new Promise<number>((resolve) => {
+          const child = spawn('sudo', ['-n', process.execPath, process.argv[1], envFileFlag, envFile, ...argv], {
+            stdio: 'inherit',
+          });
+          // A cancelled job signals this process: the build under sudo gets the signal too (sudo relays it) and
+          // cleans up; this one waits for it instead of leaving it running.
+          const relay = (signal: NodeJS.Signals) => () => void child.kill(signal);
+          const onInt = relay('SIGINT');
+          const onTerm = relay('SIGTERM');
+          process.on('SIGINT', onInt);
+          process.on('SIGTERM', onTerm);
+          child.on('close', (c, signal) => {
+            process.off('SIGINT', onInt);
+            process.off('SIGTERM', onTerm);
+            resolve(c ?? (signal === 'SIGINT' ? 130 : 143));
+          });
+          child.on('error', () => resolve(1));
+        }),
+    );
     const uid = process.getuid?.();
     const gid = process.getgid?.();
     if (uid !== undefined && gid !== undefined) {
@@ -43,7 +48,9 @@ export async function rerunWithSudo(argv: string[], ownedPaths: string[], keepOw
       // handing those to the user would change the owners every later RUN step sees.
       const prune = keepOwners.flatMap((k, i) => [...(i ? ['-o'] : []), '-path', k]);
       for (const p of ownedPaths) {
-        const args = prune.length ? [p, '(', ...prune, ')', '-prune', '-o', '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+'] : [p, '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+'];
+        const args = prune.length
+          ? [p, '(', ...prune, ')', '-prune', '-o', '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+']
+          : [p, '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+'];
         spawnSync('sudo', ['-n', 'find', ...args], { stdio: 'ignore' });
       }
     }

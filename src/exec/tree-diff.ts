@@ -47,7 +47,19 @@ function kindOf(st: BigIntStats): Kind {
 }
 
 function entryOf(st: BigIntStats): TreeEntry {
-  return { kind: kindOf(st), mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev, nlink: Number(st.nlink), rdev: Number(st.rdev) };
+  return {
+    kind: kindOf(st),
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: st.size,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    ino: st.ino,
+    dev: st.dev,
+    nlink: Number(st.nlink),
+    rdev: Number(st.rdev),
+  };
 }
 
 const join = (dir: string, name: string) => (dir ? `${dir}/${name}` : name);
@@ -78,7 +90,8 @@ export function indexTree(root: string): TreeIndex {
  */
 function changed(a: TreeEntry, b: TreeEntry, loose: boolean): boolean {
   const mtimeDiffers = loose ? a.mtimeNs / 1_000_000_000n !== b.mtimeNs / 1_000_000_000n : a.mtimeNs !== b.mtimeNs;
-  if (a.kind !== b.kind || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || mtimeDiffers || a.rdev !== b.rdev) return true;
+  if (a.kind !== b.kind || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || mtimeDiffers || a.rdev !== b.rdev)
+    return true;
   if (a.kind !== 'dir' && a.size !== b.size) return true;
   return !loose && (a.ctimeNs !== b.ctimeNs || a.ino !== b.ino || a.dev !== b.dev);
 }
@@ -93,14 +106,25 @@ export interface TreeDiff {
  * What changed under `root` since `before`, as layer entries in walk order. `touched`: paths hoist itself moved
  * aside and back for the step (their inode times are hoist's): compared without ctime and inode.
  */
-export async function diffTree(root: string, before: TreeIndex, touched: ReadonlySet<string> = new Set()): Promise<TreeDiff> {
+export async function diffTree(
+  root: string,
+  before: TreeIndex,
+  touched: ReadonlySet<string> = new Set(),
+): Promise<TreeDiff> {
   const after = indexTree(root);
   const emitted = new Map<string, LayerEntry>();
   const whiteouts: string[] = [];
   const links = new Map<string, string>();
   const files: string[] = [];
   const header = (rel: string, e: TreeEntry): LayerEntry => {
-    const base = { name: rel, mode: e.mode, uid: e.uid, gid: e.gid, size: 0, mtime: Number(e.mtimeNs / 1_000_000_000n) };
+    const base = {
+      name: rel,
+      mode: e.mode,
+      uid: e.uid,
+      gid: e.gid,
+      size: 0,
+      mtime: Number(e.mtimeNs / 1_000_000_000n),
+    };
     const abs = path.join(root, rel);
     switch (e.kind) {
       case 'dir':
@@ -118,10 +142,19 @@ export async function diffTree(root: string, before: TreeIndex, touched: Readonl
       case 'fifo':
         return { header: { ...base, type: 'fifo' } };
       default:
-        return { header: { ...base, type: e.kind === 'char' ? 'char' : 'block', devmajor: Math.floor(e.rdev / 256) & 0xfff, devminor: (e.rdev & 0xff) | ((e.rdev >> 12) & 0xfff00) } };
+        return {
+          header: {
+            ...base,
+            type: e.kind === 'char' ? 'char' : 'block',
+            devmajor: Math.floor(e.rdev / 256) & 0xfff,
+            devminor: (e.rdev & 0xff) | ((e.rdev >> 12) & 0xfff00),
+          },
+        };
     }
   };
-  const whiteout = (rel: string): LayerEntry => ({ header: { name: rel, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: 0 } });
+  const whiteout = (rel: string): LayerEntry => ({
+    header: { name: rel, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: 0 },
+  });
   // Walk order (a directory, then its names sorted), so that the first of hard-linked names is the file.
   const visit = (rel: string, wholly: boolean) => {
     const names = after.children.get(rel) ?? [];
@@ -149,11 +182,17 @@ export async function diffTree(root: string, before: TreeIndex, touched: Readonl
   visit('', false);
   // Every directory above a change, as it is now (never the root).
   for (const rel of [...emitted.keys(), ...whiteouts]) {
-    for (let d = path.posix.dirname(rel); d !== '.' && !emitted.has(d); d = path.posix.dirname(d)) emitted.set(d, header(d, after.entries.get(d) as TreeEntry));
+    for (let d = path.posix.dirname(rel); d !== '.' && !emitted.has(d); d = path.posix.dirname(d))
+      emitted.set(d, header(d, after.entries.get(d) as TreeEntry));
   }
   // File capabilities (setcap), the one xattr a layer carries, read only for the files the layer holds (without
   // python3 or the attr tools, none: the executor said so when it was chosen).
-  const caps = xattrTool() ? await readXattrsOf(files.map((f) => path.join(root, f)), ['security.capability']) : new Map<string, Map<string, Buffer>>();
+  const caps = xattrTool()
+    ? await readXattrsOf(
+        files.map((f) => path.join(root, f)),
+        ['security.capability'],
+      )
+    : new Map<string, Map<string, Buffer>>();
   for (const f of files) {
     const cap = caps.get(path.join(root, f))?.get('security.capability');
     const entry = emitted.get(f);

@@ -7,6 +7,8 @@ import type { Store } from '../store/store.js';
 
 export async function extractState(store: Store, layers: readonly Layer[], dir: string): Promise<void> {
   for (const l of layers) {
-    await store.useLayer(l, async (open) => extractLayer((await decompressed(await open())).stream, dir, { whiteouts: 'apply' }));
+    await store.useLayer(l, async (open) =>
+      extractLayer((await decompressed(await open())).stream, dir, { whiteouts: 'apply' }),
+    );
   }
 }

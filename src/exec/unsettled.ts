@@ -14,7 +14,9 @@ export function failIfUnsettled(work: Promise<unknown>, say: (line: string) => v
   );
   process.once('beforeExit', () => {
     if (settled) return;
-    say('internal error (please report it): hoist stopped with its work unfinished: something it was waiting for can no longer happen, so nothing after it (pushes, outputs, reports) was done');
+    say(
+      'internal error (please report it): hoist stopped with its work unfinished: something it was waiting for can no longer happen, so nothing after it (pushes, outputs, reports) was done',
+    );
     process.exitCode = 70;
   });
 }

@@ -161,11 +161,20 @@ os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(s
 `;
 
 /** argv and environment that run `argv` with `env` under the warden (`python` is python3's own program). */
-export function underWarden(python: string, argv: readonly string[], env: NodeJS.ProcessEnv, options: { seccomp: boolean; uid: number }): { argv: string[]; env: NodeJS.ProcessEnv } {
+export function underWarden(
+  python: string,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  options: { seccomp: boolean; uid: number },
+): { argv: string[]; env: NodeJS.ProcessEnv } {
   return {
     argv: [python, '-c', wardenProgram, options.seccomp ? '1' : '0', ...argv],
     // python3 may be a wrapper that adds to its own environment (pyenv's shims): the step's goes through encoded.
-    env: { HOIST_STEP_ENV: Buffer.from(JSON.stringify(env)).toString('base64'), HOIST_PARENT: String(process.pid), HOIST_STEP_UID: String(options.uid) },
+    env: {
+      HOIST_STEP_ENV: Buffer.from(JSON.stringify(env)).toString('base64'),
+      HOIST_PARENT: String(process.pid),
+      HOIST_STEP_UID: String(options.uid),
+    },
   };
 }
 
@@ -175,6 +184,7 @@ let pidNamespaces: boolean | undefined;
 export function pidNamespaceProgram(): string | undefined {
   const unshare = onPath('unshare');
   if (!unshare) return undefined;
-  pidNamespaces ??= spawnSync(unshare, ['--pid', '--fork', '--kill-child', 'true'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+  pidNamespaces ??=
+    spawnSync(unshare, ['--pid', '--fork', '--kill-child', 'true'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
   return pidNamespaces ? unshare : undefined;
 }

@@ -37,11 +37,23 @@ async function narrow(source: ImageSource, platform: Platform): Promise<ParsedMa
   }
 }
 
-export async function saveImages(items: readonly SaveItem[], out: Writable, options: { platform?: Platform } = {}): Promise<void> {
+export async function saveImages(
+  items: readonly SaveItem[],
+  out: Writable,
+  options: { platform?: Platform } = {},
+): Promise<void> {
   const platform = options.platform ?? hostPlatform();
   const tar = new TarWriter();
   const done = pipeline(tar.stream, out);
-  const header = (name: string, size: number, type: TarHeader['type'] = 'file'): TarHeader => ({ name, type, mode: type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, size, mtime: 0 });
+  const header = (name: string, size: number, type: TarHeader['type'] = 'file'): TarHeader => ({
+    name,
+    type,
+    mode: type === 'directory' ? 0o755 : 0o644,
+    uid: 0,
+    gid: 0,
+    size,
+    mtime: 0,
+  });
   const written = new Set<string>();
   const index: Descriptor[] = [];
   const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
@@ -62,13 +74,22 @@ export async function saveImages(items: readonly SaveItem[], out: Writable, opti
       const names = item.refs.filter((r) => r.tag !== undefined);
       for (const r of names.length ? names : [undefined]) {
         const d: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
-        if (r) d.annotations = { 'io.containerd.image.name': formatReference(r), 'org.opencontainers.image.ref.name': r.tag ?? defaultTag };
+        if (r)
+          d.annotations = {
+            'io.containerd.image.name': formatReference(r),
+            'org.opencontainers.image.ref.name': r.tag ?? defaultTag,
+          };
         index.push(d);
       }
       const existing = dockerManifest.find((e) => e.Config === blobPath(m.manifest.config.digest));
       const tags = names.map((r) => familiarReference({ registry: r.registry, repository: r.repository, tag: r.tag }));
       if (existing) existing.RepoTags.push(...tags.filter((t) => !existing.RepoTags.includes(t)));
-      else dockerManifest.push({ Config: blobPath(m.manifest.config.digest), RepoTags: tags, Layers: m.manifest.layers.map((l) => blobPath(l.digest)) });
+      else
+        dockerManifest.push({
+          Config: blobPath(m.manifest.config.digest),
+          RepoTags: tags,
+          Layers: m.manifest.layers.map((l) => blobPath(l.digest)),
+        });
     }
     const json = (v: unknown) => Buffer.from(JSON.stringify(v) + '\n');
     for (const [name, body] of [

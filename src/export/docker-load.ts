@@ -18,7 +18,11 @@ function daemonClient(dockerHost: string): Client {
 }
 
 /** Loads the image into the daemon; returns what it said ("Loaded image: …" lines). */
-export async function loadIntoDocker(image: ImageSource, refs: Reference[], env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+export async function loadIntoDocker(
+  image: ImageSource,
+  refs: Reference[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string[]> {
   const host = env.DOCKER_HOST || 'unix:///var/run/docker.sock';
   const client = daemonClient(host);
   try {
@@ -26,15 +30,23 @@ export async function loadIntoDocker(image: ImageSource, refs: Reference[], env:
     const saving = saveImages([{ source: image, refs }], body);
     let res;
     try {
-      res = await client.request({ method: 'POST', path: '/images/load?quiet=1', headers: { 'content-type': 'application/x-tar' }, body });
+      res = await client.request({
+        method: 'POST',
+        path: '/images/load?quiet=1',
+        headers: { 'content-type': 'application/x-tar' },
+        body,
+      });
     } catch (e) {
       body.destroy();
       await saving.catch(() => undefined);
       const code = (e as NodeJS.ErrnoException).code;
-      throw new DockerLoadError(`cannot reach the Docker daemon at ${host} (${code ?? (e as Error).message}); is it running? Use --output type=docker,dest=FILE to write a file instead`);
+      throw new DockerLoadError(
+        `cannot reach the Docker daemon at ${host} (${code ?? (e as Error).message}); is it running? Use --output type=docker,dest=FILE to write a file instead`,
+      );
     }
     const [text] = await Promise.all([res.body.text(), saving]);
-    if (res.statusCode !== 200) throw new DockerLoadError(`the Docker daemon refused the image: ${res.statusCode} ${text.trim().slice(0, 300)}`);
+    if (res.statusCode !== 200)
+      throw new DockerLoadError(`the Docker daemon refused the image: ${res.statusCode} ${text.trim().slice(0, 300)}`);
     const said: string[] = [];
     for (const line of text.split('\n').filter(Boolean)) {
       const m = JSON.parse(line) as { stream?: string; error?: string; errorDetail?: { message?: string } };

@@ -4,7 +4,14 @@
 // with pushImage, so every blob is found where it is (a repository of the same registry mounts it: no layer is
 // downloaded) and nothing is tagged before all of it is in place.
 import type { Readable } from 'node:stream';
-import { type Descriptor, type ImageIndex, manifestBytes, parseImageConfig, parseManifest, type ParsedManifest } from '../image/manifest.js';
+import {
+  type Descriptor,
+  type ImageIndex,
+  manifestBytes,
+  parseImageConfig,
+  parseManifest,
+  type ParsedManifest,
+} from '../image/manifest.js';
 import { MediaType } from '../image/media-types.js';
 import { formatPlatform, type Platform } from '../image/platform.js';
 import { familiarReference, type Reference, type Repository } from '../image/reference.js';
@@ -23,7 +30,10 @@ interface Entry {
 }
 
 /** The images `sources` name, as one index an ImageSource serves (its blobs where each source has them). */
-export async function mergedIndex(client: RegistryClient, sources: readonly Reference[]): Promise<{ image: ImageSource; platforms: Platform[] }> {
+export async function mergedIndex(
+  client: RegistryClient,
+  sources: readonly Reference[],
+): Promise<{ image: ImageSource; platforms: Platform[] }> {
   if (sources.length === 0) throw new MergeError('nothing to merge: name the images (REPO@sha256:… or REPO:TAG)');
   const entries: Entry[] = [];
   for (const ref of sources) {
@@ -34,14 +44,26 @@ export async function mergedIndex(client: RegistryClient, sources: readonly Refe
       for (const d of root.index.manifests) {
         const manifest = await remote.manifest(d);
         // (an index among an index's entries has no blobs of its own to find: its images are what to join)
-        if (manifest.kind === 'index') throw new MergeError(`${familiarReference(ref)}: its entry ${d.digest} is itself an index; name the images it lists (or that index) instead`);
+        if (manifest.kind === 'index')
+          throw new MergeError(
+            `${familiarReference(ref)}: its entry ${d.digest} is itself an index; name the images it lists (or that index) instead`,
+          );
         found.push({ descriptor: d, manifest, from: remote });
       }
     } else {
       const config = parseImageConfig(await remote.readBlob(root.manifest.config));
-      if (!config.architecture || !config.os) throw new MergeError(`${familiarReference(ref)}: its config names no platform (architecture and os)`);
-      const platform: Platform = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
-      found.push({ descriptor: { mediaType: root.mediaType, digest: root.digest, size: root.bytes.length, platform }, manifest: root, from: remote });
+      if (!config.architecture || !config.os)
+        throw new MergeError(`${familiarReference(ref)}: its config names no platform (architecture and os)`);
+      const platform: Platform = {
+        os: config.os,
+        architecture: config.architecture,
+        ...(config.variant ? { variant: config.variant } : {}),
+      };
+      found.push({
+        descriptor: { mediaType: root.mediaType, digest: root.digest, size: root.bytes.length, platform },
+        manifest: root,
+        from: remote,
+      });
     }
     for (const e of found) if (!entries.some((x) => x.descriptor.digest === e.descriptor.digest)) entries.push(e);
   }
@@ -54,7 +76,10 @@ export async function mergedIndex(client: RegistryClient, sources: readonly Refe
   for (const e of entries) {
     const k = key(e.descriptor);
     if (k === undefined) continue;
-    if (seen.has(k)) throw new MergeError(`two images for ${k} (${seen.get(k)?.digest} and ${e.descriptor.digest}): name one image per platform`);
+    if (seen.has(k))
+      throw new MergeError(
+        `two images for ${k} (${seen.get(k)?.digest} and ${e.descriptor.digest}): name one image per platform`,
+      );
     seen.set(k, e.descriptor);
   }
   // Docker's list when every entry is a Docker manifest (buildx's default), else an OCI index.
@@ -63,7 +88,12 @@ export async function mergedIndex(client: RegistryClient, sources: readonly Refe
   const index: ImageIndex = { schemaVersion: 2, mediaType, manifests: entries.map((e) => e.descriptor) };
   const bytes = manifestBytes(index);
   const root = parseManifest(bytes, mediaType);
-  return { image: new MergedImage(root, entries), platforms: entries.flatMap((e) => (e.descriptor.platform && !attestation(e.descriptor) ? [e.descriptor.platform as Platform] : [])) };
+  return {
+    image: new MergedImage(root, entries),
+    platforms: entries.flatMap((e) =>
+      e.descriptor.platform && !attestation(e.descriptor) ? [e.descriptor.platform as Platform] : [],
+    ),
+  };
 }
 
 class MergedImage implements ImageSource {
@@ -76,7 +106,11 @@ class MergedImage implements ImageSource {
     for (const e of this.entries) {
       if (e.descriptor.digest === digest) return e;
       const m = e.manifest;
-      if (m.kind === 'manifest' && (m.manifest.config.digest === digest || m.manifest.layers.some((l) => l.digest === digest))) return e;
+      if (
+        m.kind === 'manifest' &&
+        (m.manifest.config.digest === digest || m.manifest.layers.some((l) => l.digest === digest))
+      )
+        return e;
     }
     throw new MergeError(`internal: no merged image holds ${digest}`);
   }

@@ -1,7 +1,16 @@
 // Where a build's image goes (`--output`, buildx syntax: comma-separated key=value, `type=` first):
 // registry (every tag, or name=), docker (a `docker load` tar at dest=), oci (an OCI archive, or with tar=false an
 // OCI layout directory), local (the final filesystem in a directory). `--push` is type=registry.
-import { chmodSync, createWriteStream, lchownSync, lstatSync, readdirSync, renameSync, rmSync, utimesSync } from 'node:fs';
+import {
+  chmodSync,
+  createWriteStream,
+  lchownSync,
+  lstatSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  utimesSync,
+} from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -45,7 +54,10 @@ export function parseOutput(text: string): OutputSpec {
     fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
   }
   const type = fields.get('type');
-  const names = fields.get('name')?.split(/[,\s]+/).filter(Boolean);
+  const names = fields
+    .get('name')
+    ?.split(/[,\s]+/)
+    .filter(Boolean);
   const dest = fields.get('dest');
   const need = () => {
     if (!dest) throw new OutputError(`--output ${text}: type=${type} needs dest=PATH`);
@@ -77,7 +89,9 @@ export function parseOutput(text: string): OutputSpec {
     case 'local':
       return { type, dest: need() };
     default:
-      throw new OutputError(`--output ${text}: unknown type ${JSON.stringify(type)} (registry, image, docker, oci, local)`);
+      throw new OutputError(
+        `--output ${text}: unknown type ${JSON.stringify(type)} (registry, image, docker, oci, local)`,
+      );
   }
 }
 
@@ -86,7 +100,10 @@ export function parseOutput(text: string): OutputSpec {
  * none, one is added: buildx refuses --push beside another kind of output, hoist writes both), --load adds a docker
  * output unless one is there. hoist's --push-by-digest is a push without a tag.
  */
-export function withPushAndLoad(outputs: readonly OutputSpec[], options: { push?: boolean; pushByDigest?: boolean; load?: boolean }): OutputSpec[] {
+export function withPushAndLoad(
+  outputs: readonly OutputSpec[],
+  options: { push?: boolean; pushByDigest?: boolean; load?: boolean },
+): OutputSpec[] {
   const out = [...outputs];
   if (options.push || options.pushByDigest) {
     const byDigest = options.pushByDigest ? { byDigest: true } : {};
@@ -123,14 +140,29 @@ async function atomicFile(dest: string, write: (out: NodeJS.WritableStream) => P
 }
 
 /** Writes an image to one output. `tags` are the build's -t names (used unless the output names its own). */
-export async function exportImage(image: ImageSource, spec: OutputSpec, tags: readonly string[], client: RegistryClient): Promise<ExportReport> {
+export async function exportImage(
+  image: ImageSource,
+  spec: OutputSpec,
+  tags: readonly string[],
+  client: RegistryClient,
+): Promise<ExportReport> {
   const refs = (names?: string[]): Reference[] => (names ?? tags).map((t) => parseReference(t));
   switch (spec.type) {
     case 'registry': {
       const named = refs(spec.names);
-      if (named.length === 0) throw new OutputError('pushing needs a name: pass -t NAME[:TAG] (or --output type=registry,name=…)');
+      if (named.length === 0)
+        throw new OutputError('pushing needs a name: pass -t NAME[:TAG] (or --output type=registry,name=…)');
       // By digest: each repository once, no tag.
-      const targets = spec.byDigest ? [...new Map(named.map((r) => [`${r.registry}/${r.repository}`, { registry: r.registry, repository: r.repository } as Reference])).values()] : named;
+      const targets = spec.byDigest
+        ? [
+            ...new Map(
+              named.map((r) => [
+                `${r.registry}/${r.repository}`,
+                { registry: r.registry, repository: r.repository } as Reference,
+              ]),
+            ).values(),
+          ]
+        : named;
       return { pushed: await pushImage(client, image, targets), files: [] };
     }
     case 'image':

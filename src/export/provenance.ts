@@ -11,7 +11,14 @@
 import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { parseDigest } from '../image/digest.js';
-import { type Descriptor, type ImageManifest, inFamily, manifestBytes, parseManifest, type ParsedManifest } from '../image/manifest.js';
+import {
+  type Descriptor,
+  type ImageManifest,
+  inFamily,
+  manifestBytes,
+  parseManifest,
+  type ParsedManifest,
+} from '../image/manifest.js';
 import { MediaType } from '../image/media-types.js';
 import { formatPlatform, type Platform } from '../image/platform.js';
 import { parseReference } from '../image/reference.js';
@@ -48,7 +55,10 @@ export function parseProvenance(text: string): ProvenanceOptions | undefined {
     else if (k === 'disabled' && /^(true|false)$/i.test(v)) {
       if (/^true$/i.test(v)) return undefined;
     } else if (k === 'inline-only' || k === 'version' || k === 'reproducible') continue;
-    else throw new ProvenanceError(`provenance ${JSON.stringify(text)}: ${JSON.stringify(field)} is not mode=min|max, builder-id=URL or disabled=true|false`);
+    else
+      throw new ProvenanceError(
+        `provenance ${JSON.stringify(text)}: ${JSON.stringify(field)} is not mode=min|max, builder-id=URL or disabled=true|false`,
+      );
   }
   return o;
 }
@@ -58,11 +68,16 @@ export function parseProvenance(text: string): ProvenanceOptions | undefined {
  * settings win over an attest item of their type; an attest item of another type is refused (`where` names what to
  * fix in the error: the input or the flag).
  */
-export function requestedAttestations(given: { provenance: string; sbom: string; attests: readonly string[] }, where: { provenance: string; sbom: string; attests: string }): { provenance?: ProvenanceOptions; sbom: boolean } {
+export function requestedAttestations(
+  given: { provenance: string; sbom: string; attests: readonly string[] },
+  where: { provenance: string; sbom: string; attests: string },
+): { provenance?: ProvenanceOptions; sbom: boolean } {
   const typeOf = (a: string) => /(?:^|,)\s*type=([a-z-]+)\s*(?:,|$)/.exec(a)?.[1];
   for (const a of given.attests) {
     if (typeOf(a) === 'provenance' || typeOf(a) === 'sbom' || /(?:^|,)\s*disabled=true\s*(?:,|$)/i.test(a)) continue;
-    throw new ProvenanceError(`${where.attests}: ${JSON.stringify(a)}: hoist makes type=provenance and type=sbom attestations; leave the others out`);
+    throw new ProvenanceError(
+      `${where.attests}: ${JSON.stringify(a)}: hoist makes type=provenance and type=sbom attestations; leave the others out`,
+    );
   }
   const item = (type: string) => given.attests.filter((a) => typeOf(a) === type).at(-1) ?? '';
   const read = <T>(what: string, f: () => T): T => {
@@ -72,7 +87,9 @@ export function requestedAttestations(given: { provenance: string; sbom: string;
       throw new ProvenanceError(`${what}: ${(e as Error).message}`);
     }
   };
-  const provenance = read(given.provenance ? where.provenance : where.attests, () => parseProvenance(given.provenance || item('provenance')));
+  const provenance = read(given.provenance ? where.provenance : where.attests, () =>
+    parseProvenance(given.provenance || item('provenance')),
+  );
   const sbom = read(given.sbom ? where.sbom : where.attests, () => parseSbom(given.sbom || item('sbom')));
   return { ...(provenance ? { provenance } : {}), sbom };
 }
@@ -81,7 +98,10 @@ export function requestedAttestations(given: { provenance: string; sbom: string;
 export function imagePurl(ref: string, platform: string): string {
   const r = parseReference(ref);
   let repo = r.registry === 'docker.io' ? r.repository.replace(/^library\//, '') : `${r.registry}/${r.repository}`;
-  repo = repo.split('/').map((seg) => encodeURIComponent(seg)).join('/');
+  repo = repo
+    .split('/')
+    .map((seg) => encodeURIComponent(seg))
+    .join('/');
   const version = r.digest ?? r.tag ?? 'latest';
   return `pkg:docker/${repo}@${encodeURIComponent(version).replace(/%3A/g, ':')}?platform=${encodeURIComponent(platform)}`;
 }
@@ -133,18 +153,29 @@ function statement(subjects: { name: string; digest: string }[], facts: BuildFac
     predicate: {
       builder: { id: o.builderId ?? '' },
       buildType: hoistBuildType,
-      materials: facts.materials.map((m) => ({ uri: imagePurl(m.ref, m.platform), digest: { sha256: parseDigest(m.digest).hex } })),
+      materials: facts.materials.map((m) => ({
+        uri: imagePurl(m.ref, m.platform),
+        digest: { sha256: parseDigest(m.digest).hex },
+      })),
       invocation: {
         configSource: { entryPoint: facts.dockerfile },
         parameters: {
           frontend: 'dockerfile.v0',
           args,
           locals: [{ name: 'context' }, { name: 'dockerfile' }],
-          ...(o.mode === 'max' ? { secrets: facts.secrets.map((id) => ({ id, optional: true })), ssh: facts.ssh.map((id) => ({ id })) } : {}),
+          ...(o.mode === 'max'
+            ? { secrets: facts.secrets.map((id) => ({ id, optional: true })), ssh: facts.ssh.map((id) => ({ id })) }
+            : {}),
         },
         environment: { platform: formatPlatform(facts.hostPlatform) },
       },
-      ...(o.mode === 'max' ? { buildConfig: { 'hoist.steps': facts.steps.map((s) => ({ stage: s.stage, instruction: s.instruction, line: s.line })) } } : {}),
+      ...(o.mode === 'max'
+        ? {
+            buildConfig: {
+              'hoist.steps': facts.steps.map((s) => ({ stage: s.stage, instruction: s.instruction, line: s.line })),
+            },
+          }
+        : {}),
       metadata: {
         buildInvocationID: facts.invocationID,
         buildStartedOn: facts.startedOn.toISOString(),
@@ -207,31 +238,80 @@ export interface AttestationParts {
  * attestations, each described as unknown/unknown with the image it refers to): the SBOM's statement first, then
  * the provenance's, as BuildKit orders them.
  */
-export async function attestImages(images: readonly { image: ImageSource; platform: Platform }[], names: readonly string[], parts: AttestationParts, store: Store): Promise<Attested> {
+export async function attestImages(
+  images: readonly { image: ImageSource; platform: Platform }[],
+  names: readonly string[],
+  parts: AttestationParts,
+  store: Store,
+): Promise<Attested> {
   const entries: Attested['entries'] = [];
   for (const { image, platform } of images) {
     const typed = await ociTyped(image, store);
     const p = formatPlatform(platform);
-    const subjects = (names.length ? names.map((n) => imagePurl(n, p)) : ['_']).map((name) => ({ name, digest: typed.root.digest }));
+    const subjects = (names.length ? names.map((n) => imagePurl(n, p)) : ['_']).map((name) => ({
+      name,
+      digest: typed.root.digest,
+    }));
     const statements: { predicateType: string; body: object }[] = [];
     if (parts.sbom) {
-      statements.push({ predicateType: 'https://spdx.dev/Document', body: { _type: 'https://in-toto.io/Statement/v0.1', predicateType: 'https://spdx.dev/Document', subject: subjects.map((s) => ({ name: s.name, digest: { sha256: parseDigest(s.digest).hex } })), predicate: parts.sbom(platform) } });
+      statements.push({
+        predicateType: 'https://spdx.dev/Document',
+        body: {
+          _type: 'https://in-toto.io/Statement/v0.1',
+          predicateType: 'https://spdx.dev/Document',
+          subject: subjects.map((s) => ({ name: s.name, digest: { sha256: parseDigest(s.digest).hex } })),
+          predicate: parts.sbom(platform),
+        },
+      });
     }
     if (parts.provenance) {
       const { facts, options } = parts.provenance;
-      statements.push({ predicateType: 'https://slsa.dev/provenance/v0.2', body: statement(subjects, { ...facts, materials: facts.materials.filter((m) => m.platform === p || facts.materials.every((x) => x.platform !== p)) }, options) });
+      statements.push({
+        predicateType: 'https://slsa.dev/provenance/v0.2',
+        body: statement(
+          subjects,
+          {
+            ...facts,
+            materials: facts.materials.filter(
+              (m) => m.platform === p || facts.materials.every((x) => x.platform !== p),
+            ),
+          },
+          options,
+        ),
+      });
     }
     const layers: Descriptor[] = [];
     for (const st of statements) {
       const written = await store.writeBlob(Buffer.from(JSON.stringify(st.body)));
-      layers.push({ mediaType: 'application/vnd.in-toto+json', digest: written.digest, size: written.size, annotations: { 'in-toto.io/predicate-type': st.predicateType } });
+      layers.push({
+        mediaType: 'application/vnd.in-toto+json',
+        digest: written.digest,
+        size: written.size,
+        annotations: { 'in-toto.io/predicate-type': st.predicateType },
+      });
     }
-    const config = Buffer.from(JSON.stringify({ architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'unknown',
+        os: 'unknown',
+        config: {},
+        rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+      }),
+    );
     const cfg = await store.writeBlob(config);
-    const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: MediaType.ociConfig, digest: cfg.digest, size: cfg.size }, layers };
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: MediaType.ociConfig, digest: cfg.digest, size: cfg.size },
+      layers,
+    };
     const bytes = manifestBytes(manifest);
     await store.writeBlob(bytes);
-    entries.push({ image: typed, platform, attestation: new Manifested(parseManifest(bytes, MediaType.ociManifest), storeBlobs(store)) });
+    entries.push({
+      image: typed,
+      platform,
+      attestation: new Manifested(parseManifest(bytes, MediaType.ociManifest), storeBlobs(store)),
+    });
   }
   return { entries };
 }

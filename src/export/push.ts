@@ -48,10 +48,22 @@ async function manifestsOf(source: ImageSource, root: ParsedManifest): Promise<P
  * Pushes `source` to every destination (same or different registries). Tags of a destination are written only
  * after all of its blobs and child manifests are in place.
  */
-export async function pushImage(client: RegistryClient, source: ImageSource, destinations: readonly Reference[], options: PushOptions = {}): Promise<PushReport> {
+export async function pushImage(
+  client: RegistryClient,
+  source: ImageSource,
+  destinations: readonly Reference[],
+  options: PushOptions = {},
+): Promise<PushReport> {
   const root = source.root;
   const manifests = await manifestsOf(source, root);
-  const report: PushReport = { digest: root.digest, mediaType: root.mediaType, size: root.bytes.length, references: [], blobs: { exists: 0, mounted: 0, uploaded: 0 }, uploadedBytes: 0 };
+  const report: PushReport = {
+    digest: root.digest,
+    mediaType: root.mediaType,
+    size: root.bytes.length,
+    references: [],
+    blobs: { exists: 0, mounted: 0, uploaded: 0 },
+    uploadedBytes: 0,
+  };
   const byRepo = new Map<string, Reference[]>();
   for (const d of destinations) {
     const k = `${d.registry}/${d.repository}`;
@@ -89,8 +101,15 @@ export async function pushImage(client: RegistryClient, source: ImageSource, des
         try {
           return await client.putManifest(repo, target, m.bytes, m.mediaType);
         } catch (e) {
-          if (attempt >= 2 || !(e instanceof RegistryError) || !e.errors.some((x) => x.code === 'MANIFEST_BLOB_UNKNOWN' || x.code === 'BLOB_UNKNOWN')) throw e;
-          options.log?.(`${familiarReference({ registry: repo.registry, repository: repo.repository })}: the registry did not find a blob the manifest names; pushing the blobs again`);
+          if (
+            attempt >= 2 ||
+            !(e instanceof RegistryError) ||
+            !e.errors.some((x) => x.code === 'MANIFEST_BLOB_UNKNOWN' || x.code === 'BLOB_UNKNOWN')
+          )
+            throw e;
+          options.log?.(
+            `${familiarReference({ registry: repo.registry, repository: repo.repository })}: the registry did not find a blob the manifest names; pushing the blobs again`,
+          );
           report.putAgain = (report.putAgain ?? 0) + 1;
           await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
           await pushBlobs(true);

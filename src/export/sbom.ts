@@ -63,7 +63,13 @@ export function parseDpkgStatus(text: string, limit = maxSbomPackages): SbomPack
     const status = s.get('Status');
     if (!name || !version || (status !== undefined && !/\binstalled$/.test(status))) return true;
     const source = s.get('Source')?.split(' ')[0];
-    out.push({ type: 'deb' as const, name, version, ...(s.get('Architecture') ? { arch: s.get('Architecture') } : {}), ...(source ? { source } : {}) });
+    out.push({
+      type: 'deb' as const,
+      name,
+      version,
+      ...(s.get('Architecture') ? { arch: s.get('Architecture') } : {}),
+      ...(source ? { source } : {}),
+    });
     return out.length < limit;
   });
   return out;
@@ -79,7 +85,14 @@ export function parseApkInstalled(text: string, limit = maxSbomPackages): SbomPa
     const name = f.get('P');
     const version = f.get('V');
     if (!name || !version) return true;
-    out.push({ type: 'apk' as const, name, version, ...(f.get('A') ? { arch: f.get('A') } : {}), ...(f.get('L') ? { license: f.get('L') } : {}), ...(f.get('o') ? { source: f.get('o') } : {}) });
+    out.push({
+      type: 'apk' as const,
+      name,
+      version,
+      ...(f.get('A') ? { arch: f.get('A') } : {}),
+      ...(f.get('L') ? { license: f.get('L') } : {}),
+      ...(f.get('o') ? { source: f.get('o') } : {}),
+    });
     return out.length < limit;
   });
   return out;
@@ -101,7 +114,10 @@ function purl(p: SbomPackage, os: { id?: string; versionId?: string }): string {
 }
 
 /** The SPDX 2.3 document of these packages; `name` names the image, `notes` what the document does not cover. */
-export function spdxDocument(packages: readonly SbomPackage[], o: { name: string; created: Date; os: { id?: string; versionId?: string }; notes: readonly string[] }): object {
+export function spdxDocument(
+  packages: readonly SbomPackage[],
+  o: { name: string; created: Date; os: { id?: string; versionId?: string }; notes: readonly string[] },
+): object {
   const ids = packages.map((p, i) => `SPDXRef-Package-${p.type}-${p.name.replace(/[^A-Za-z0-9.-]/g, '-')}-${i}`);
   return {
     spdxVersion: 'SPDX-2.3',
@@ -123,7 +139,11 @@ export function spdxDocument(packages: readonly SbomPackage[], o: { name: string
       ...(p.source && p.source !== p.name ? { sourceInfo: `built from source package ${p.source}` } : {}),
       externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: purl(p, o.os) }],
     })),
-    relationships: ids.map((id) => ({ spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: id })),
+    relationships: ids.map((id) => ({
+      spdxElementId: 'SPDXRef-DOCUMENT',
+      relationshipType: 'DESCRIBES',
+      relatedSpdxElement: id,
+    })),
   };
 }
 
@@ -144,7 +164,10 @@ export function parseSbom(text: string): boolean {
     const [k, v = ''] = field.split('=').map((x) => x.trim());
     if (k === 'type' && v === 'sbom') continue;
     if (k === 'disabled' && /^(true|false)$/i.test(v)) on = !/^true$/i.test(v);
-    else if (k === 'generator') throw new SbomError(`sbom ${JSON.stringify(text)}: generator= names BuildKit's scanner image; hoist reads the image's package databases itself: give sbom: true`);
+    else if (k === 'generator')
+      throw new SbomError(
+        `sbom ${JSON.stringify(text)}: generator= names BuildKit's scanner image; hoist reads the image's package databases itself: give sbom: true`,
+      );
     else throw new SbomError(`sbom ${JSON.stringify(text)}: ${JSON.stringify(field)} is not disabled=true|false`);
   }
   return on;

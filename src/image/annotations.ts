@@ -26,9 +26,16 @@ export function parseAnnotation(text: string): Annotation {
   const head = text.slice(0, eq);
   const value = text.slice(eq + 1);
   const m = /^(?:([a-z,-]+)(?:\[([^\]]+)\])?:)?([^:\s][^\s]*)$/.exec(head);
-  if (!m) throw new AnnotationError(`annotation ${JSON.stringify(text)}: expected [TYPE[[PLATFORM]]:]KEY=VALUE, TYPE one of ${annotationTypes.join(', ')}`);
+  if (!m)
+    throw new AnnotationError(
+      `annotation ${JSON.stringify(text)}: expected [TYPE[[PLATFORM]]:]KEY=VALUE, TYPE one of ${annotationTypes.join(', ')}`,
+    );
   const types = (m[1] ?? 'manifest').split(',');
-  for (const t of types) if (!(annotationTypes as readonly string[]).includes(t)) throw new AnnotationError(`annotation ${JSON.stringify(text)}: unknown type ${JSON.stringify(t)} (${annotationTypes.join(', ')})`);
+  for (const t of types)
+    if (!(annotationTypes as readonly string[]).includes(t))
+      throw new AnnotationError(
+        `annotation ${JSON.stringify(text)}: unknown type ${JSON.stringify(t)} (${annotationTypes.join(', ')})`,
+      );
   let platform: Platform | undefined;
   if (m[2] !== undefined) {
     try {
@@ -41,7 +48,11 @@ export function parseAnnotation(text: string): Annotation {
 }
 
 /** The annotations of one type for the image of `platform` (those limited to another platform left out). */
-export function annotationsFor(all: readonly Annotation[], type: AnnotationType, platform?: Platform): Record<string, string> | undefined {
+export function annotationsFor(
+  all: readonly Annotation[],
+  type: AnnotationType,
+  platform?: Platform,
+): Record<string, string> | undefined {
   const out: Record<string, string> = {};
   for (const a of all) {
     if (!a.types.includes(type)) continue;

@@ -26,7 +26,9 @@ export class DigestMismatchError extends Error {
     readonly actual: string,
     readonly where: string,
   ) {
-    super(`${where}: content has digest ${actual}, expected ${expected}; the data is corrupt or was changed in transit`);
+    super(
+      `${where}: content has digest ${actual}, expected ${expected}; the data is corrupt or was changed in transit`,
+    );
   }
 }
 
@@ -43,14 +45,21 @@ export class SizeMismatchError extends Error {
 
 export function parseDigest(text: string): ParsedDigest {
   const colon = text.indexOf(':');
-  if (colon < 0) throw new DigestError(`invalid digest ${JSON.stringify(text)}: expected algorithm:hex, e.g. sha256:<64 hex digits>`);
+  if (colon < 0)
+    throw new DigestError(
+      `invalid digest ${JSON.stringify(text)}: expected algorithm:hex, e.g. sha256:<64 hex digits>`,
+    );
   const algorithm = text.slice(0, colon);
   const hex = text.slice(colon + 1);
   if (algorithm !== 'sha256' && algorithm !== 'sha512') {
-    throw new DigestError(`unsupported digest algorithm ${JSON.stringify(algorithm)} in ${JSON.stringify(text)}: sha256 and sha512 are supported`);
+    throw new DigestError(
+      `unsupported digest algorithm ${JSON.stringify(algorithm)} in ${JSON.stringify(text)}: sha256 and sha512 are supported`,
+    );
   }
   if (hex.length !== hexLength[algorithm] || !/^[0-9a-f]+$/.test(hex)) {
-    throw new DigestError(`invalid digest ${JSON.stringify(text)}: ${algorithm} needs ${hexLength[algorithm]} lower-case hex digits`);
+    throw new DigestError(
+      `invalid digest ${JSON.stringify(text)}: ${algorithm} needs ${hexLength[algorithm]} lower-case hex digits`,
+    );
   }
   return { algorithm, hex, text };
 }
@@ -109,8 +118,10 @@ export class DigestStream extends Transform {
     this.result = `${this.algorithm}:${this.hash.digest('hex')}`;
     const e = this.expected;
     const where = e?.where ?? 'blob';
-    if (e?.size !== undefined && e.size >= 0 && this.size !== e.size) return done(new SizeMismatchError(e.size, this.size, where));
-    if (e?.digest !== undefined && this.result !== e.digest) return done(new DigestMismatchError(e.digest, this.result, where));
+    if (e?.size !== undefined && e.size >= 0 && this.size !== e.size)
+      return done(new SizeMismatchError(e.size, this.size, where));
+    if (e?.digest !== undefined && this.result !== e.digest)
+      return done(new DigestMismatchError(e.digest, this.result, where));
     done();
   }
 

@@ -122,15 +122,23 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): ParsedMa
     // JSON.parse's message quotes the text: not in an error (it may be any file's first bytes).
     throw new ManifestError('manifest is not valid JSON');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ManifestError('manifest is not a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ManifestError('manifest is not a JSON object');
   const ct = contentType?.split(';')[0].trim().toLowerCase();
   const declared = typeof value.mediaType === 'string' ? value.mediaType : undefined;
   let mediaType = declared ?? (ct && ct !== 'application/json' && ct !== 'text/plain' ? ct : undefined);
   if (mediaType === undefined) mediaType = Array.isArray(value.manifests) ? MediaType.ociIndex : MediaType.ociManifest;
-  if (mediaType === MediaType.dockerSchema1 || mediaType === MediaType.dockerSchema1Signed || value.schemaVersion === 1) {
-    throw new ManifestError('this is a Docker schema 1 manifest, which is deprecated and not supported; push the image again with a current Docker or builder');
+  if (
+    mediaType === MediaType.dockerSchema1 ||
+    mediaType === MediaType.dockerSchema1Signed ||
+    value.schemaVersion === 1
+  ) {
+    throw new ManifestError(
+      'this is a Docker schema 1 manifest, which is deprecated and not supported; push the image again with a current Docker or builder',
+    );
   }
-  if (value.schemaVersion !== 2) throw new ManifestError(`unsupported schemaVersion ${JSON.stringify(value.schemaVersion)}`);
+  if (value.schemaVersion !== 2)
+    throw new ManifestError(`unsupported schemaVersion ${JSON.stringify(value.schemaVersion)}`);
   const digest = digestOf(bytes);
   if (isIndexMediaType(mediaType)) {
     if (!Array.isArray(value.manifests)) throw new ManifestError('index has no manifests list');
@@ -173,7 +181,8 @@ export function parseImageConfig(bytes: Uint8Array): ImageConfig {
     throw new ManifestError('image config is not valid JSON');
   }
   if (typeof value !== 'object' || value === null) throw new ManifestError('image config is not a JSON object');
-  if (!value.rootfs || !Array.isArray(value.rootfs.diff_ids)) throw new ManifestError('image config has no rootfs.diff_ids');
+  if (!value.rootfs || !Array.isArray(value.rootfs.diff_ids))
+    throw new ManifestError('image config has no rootfs.diff_ids');
   return value;
 }
 
@@ -191,7 +200,13 @@ export function isAttestation(d: Descriptor): boolean {
  */
 function readablePlatform(d: Descriptor): Platform | undefined {
   const p = d.platform as Partial<Platform> | undefined;
-  if (!p || typeof p.os !== 'string' || typeof p.architecture !== 'string' || (p.variant !== undefined && typeof p.variant !== 'string')) return undefined;
+  if (
+    !p ||
+    typeof p.os !== 'string' ||
+    typeof p.architecture !== 'string' ||
+    (p.variant !== undefined && typeof p.variant !== 'string')
+  )
+    return undefined;
   const text = formatPlatform(p as Platform);
   if (/\s/.test(text)) return undefined;
   try {

@@ -72,7 +72,9 @@ export function layerMediaType(oci: boolean, compression: Compression): string {
 
 /** Media types of one family, so a manifest never mixes Docker and OCI types. */
 export function familyOf(manifestMediaType: string): 'docker' | 'oci' {
-  return manifestMediaType === MediaType.dockerManifest || manifestMediaType === MediaType.dockerManifestList ? 'docker' : 'oci';
+  return manifestMediaType === MediaType.dockerManifest || manifestMediaType === MediaType.dockerManifestList
+    ? 'docker'
+    : 'oci';
 }
 
 const toOci: Record<string, string> = {
@@ -105,5 +107,7 @@ export function manifestIsOci(layerTypes: readonly string[], oci = false): boole
 
 /** An index over manifests of these types: Docker's list only when every one is a Docker manifest. */
 export function indexMediaTypeFor(manifestTypes: readonly string[], oci = false): string {
-  return !oci && manifestTypes.every((mt) => mt === MediaType.dockerManifest) ? MediaType.dockerManifestList : MediaType.ociIndex;
+  return !oci && manifestTypes.every((mt) => mt === MediaType.dockerManifest)
+    ? MediaType.dockerManifestList
+    : MediaType.ociIndex;
 }

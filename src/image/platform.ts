@@ -52,7 +52,9 @@ export function parsePlatform(text: string): Platform {
   let variant: string | undefined;
   if (parts.length === 1) {
     if (['linux', 'windows', 'darwin', 'freebsd'].includes(parts[0].toLowerCase())) {
-      throw new PlatformError(`invalid platform ${JSON.stringify(text)}: missing the architecture, e.g. ${parts[0]}/amd64`);
+      throw new PlatformError(
+        `invalid platform ${JSON.stringify(text)}: missing the architecture, e.g. ${parts[0]}/amd64`,
+      );
     }
     arch = parts[0];
   } else {
@@ -61,7 +63,9 @@ export function parsePlatform(text: string): Platform {
     if (os === 'macos') os = 'darwin';
   }
   if (!/^[a-z0-9_.-]+$/i.test(os) || !/^[a-z0-9_.-]+$/i.test(arch) || (variant && !/^[a-z0-9_.-]+$/i.test(variant))) {
-    throw new PlatformError(`invalid platform ${JSON.stringify(text)}: only letters, digits, '.', '_' and '-' are allowed`);
+    throw new PlatformError(
+      `invalid platform ${JSON.stringify(text)}: only letters, digits, '.', '_' and '-' are allowed`,
+    );
   }
   const [a, v] = normalizeArch(arch, variant);
   return v ? { os, architecture: a, variant: v } : { os, architecture: a };

@@ -20,11 +20,11 @@ export const defaultTag = 'latest';
 const pathComponent = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const pathRe = new RegExp(`^${pathComponent}(?:/${pathComponent})*$`);
 const domainComponent = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
-const domainRe = new RegExp(
-  `^(?:${domainComponent}(?:\\.${domainComponent})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?$`,
-);
+const domainRe = new RegExp(`^(?:${domainComponent}(?:\\.${domainComponent})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?$`);
 const tagRe = /^[\w][\w.-]{0,127}$/;
-const anyCaseRe = new RegExp(`^${pathComponent.replace(/a-z/g, 'a-zA-Z')}(?:/${pathComponent.replace(/a-z/g, 'a-zA-Z')})*$`);
+const anyCaseRe = new RegExp(
+  `^${pathComponent.replace(/a-z/g, 'a-zA-Z')}(?:/${pathComponent.replace(/a-z/g, 'a-zA-Z')})*$`,
+);
 const nameMax = 255;
 
 /** A parsed, normalised reference. `tag` is absent when only a digest was given. */
@@ -59,7 +59,10 @@ function splitDomain(name: string): [string, string] {
 export function parseReference(text: string, options: { defaultToLatest?: boolean } = {}): Reference {
   if (text === '') throw new ReferenceError(text, 'it is empty');
   if (/^[a-f0-9]{64}$/.test(text)) {
-    throw new ReferenceError(text, 'a 64-character hexadecimal string is an image ID, not a name; use sha256:… or a repository name');
+    throw new ReferenceError(
+      text,
+      'a 64-character hexadecimal string is an image ID, not a name; use sha256:… or a repository name',
+    );
   }
   let rest = text;
   let digest: string | undefined;
@@ -80,7 +83,10 @@ export function parseReference(text: string, options: { defaultToLatest?: boolea
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
     if (!tagRe.test(tag)) {
-      throw new ReferenceError(text, `the tag ${JSON.stringify(tag)} may hold only letters, digits, '_', '.' and '-', must not start with '.' or '-' and is at most 128 characters`);
+      throw new ReferenceError(
+        text,
+        `the tag ${JSON.stringify(tag)} may hold only letters, digits, '_', '.' and '-', must not start with '.' or '-' and is at most 128 characters`,
+      );
     }
   }
   const [registry, repository] = splitDomain(rest);
@@ -94,8 +100,10 @@ export function parseReference(text: string, options: { defaultToLatest?: boolea
       'the repository name may hold only lower-case letters, digits and the separators ".", "_", "__" and "-", in "/"-separated parts',
     );
   }
-  if (repository.length > nameMax) throw new ReferenceError(text, `the repository name is longer than ${nameMax} characters`);
-  const normalizedRepository = registry === defaultRegistry && !repository.includes('/') ? `library/${repository}` : repository;
+  if (repository.length > nameMax)
+    throw new ReferenceError(text, `the repository name is longer than ${nameMax} characters`);
+  const normalizedRepository =
+    registry === defaultRegistry && !repository.includes('/') ? `library/${repository}` : repository;
   const ref: Reference = { registry, repository: normalizedRepository };
   if (tag !== undefined) ref.tag = tag;
   if (digest !== undefined) ref.digest = digest;
@@ -110,17 +118,27 @@ export function repositoryName(ref: Pick<Reference, 'registry' | 'repository'>):
 
 /** The full normalised form: `docker.io/library/ubuntu:latest`, `ghcr.io/o/r@sha256:…`. */
 export function formatReference(ref: Reference): string {
-  return repositoryName(ref) + (ref.tag !== undefined ? `:${ref.tag}` : '') + (ref.digest !== undefined ? `@${ref.digest}` : '');
+  return (
+    repositoryName(ref) +
+    (ref.tag !== undefined ? `:${ref.tag}` : '') +
+    (ref.digest !== undefined ? `@${ref.digest}` : '')
+  );
 }
 
 /** The short form people type and `docker images` shows: `ubuntu:latest`, `user/app:1`, `ghcr.io/o/r:1`. */
 export function familiarName(ref: Pick<Reference, 'registry' | 'repository'>): string {
   if (ref.registry !== defaultRegistry) return repositoryName(ref);
-  return ref.repository.startsWith('library/') && ref.repository.split('/').length === 2 ? ref.repository.slice(8) : ref.repository;
+  return ref.repository.startsWith('library/') && ref.repository.split('/').length === 2
+    ? ref.repository.slice(8)
+    : ref.repository;
 }
 
 export function familiarReference(ref: Reference): string {
-  return familiarName(ref) + (ref.tag !== undefined ? `:${ref.tag}` : '') + (ref.digest !== undefined ? `@${ref.digest}` : '');
+  return (
+    familiarName(ref) +
+    (ref.tag !== undefined ? `:${ref.tag}` : '') +
+    (ref.digest !== undefined ? `@${ref.digest}` : '')
+  );
 }
 
 /** The same repository with another tag or digest. */

@@ -29,13 +29,19 @@ export class NoPlatformError extends Error {
  * The single-platform manifest of an image: the root when it is one, else the index's entry for `platform` as
  * docker picks it (nested indexes followed). `name` says which image in the error.
  */
-export async function platformManifest(source: ImageSource, platform: Platform, name?: string): Promise<ParsedManifest> {
+export async function platformManifest(
+  source: ImageSource,
+  platform: Platform,
+  name?: string,
+): Promise<ParsedManifest> {
   let m = source.root;
   while (m.kind === 'index') {
     const d = selectPlatform(m.index, platform);
     if (!d) {
       const offered = indexPlatforms(m.index).map(formatPlatform).join(', ') || 'none';
-      throw new NoPlatformError(`${name ?? m.digest} has no image for ${formatPlatform(platform)} (it offers: ${offered}); pass --platform`);
+      throw new NoPlatformError(
+        `${name ?? m.digest} has no image for ${formatPlatform(platform)} (it offers: ${offered}); pass --platform`,
+      );
     }
     m = await source.manifest(d);
   }

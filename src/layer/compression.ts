@@ -50,10 +50,15 @@ export function zstdProgram(): Duplex {
   child.stdout.pipe(out, { end: false });
   child.stdin.on('error', () => undefined); // zstd stopped reading: its exit says why
   const d = Duplex.from({ writable: child.stdin, readable: out });
-  child.on('error', (e) => d.destroy(new CompressionError(`zstd data needs Node 22.15 or later, or the zstd program (${e.message})`)));
+  child.on('error', (e) =>
+    d.destroy(new CompressionError(`zstd data needs Node 22.15 or later, or the zstd program (${e.message})`)),
+  );
   child.on('close', (code) => {
     if (code === 0) out.end();
-    else out.destroy(new CompressionError(`the zstd data is corrupt or truncated (${said.trim() || `zstd exited with ${code}`})`));
+    else
+      out.destroy(
+        new CompressionError(`the zstd data is corrupt or truncated (${said.trim() || `zstd exited with ${code}`})`),
+      );
   });
   const destroy = d._destroy.bind(d);
   d._destroy = (err, callback) => {
@@ -73,7 +78,14 @@ function described(t: Transform, kind: string): Transform {
   t._destroy = (err: Error | null, callback: (error?: Error | null) => void) => {
     const code = (err as NodeJS.ErrnoException | null)?.code;
     const zlibError = err && !(err instanceof CompressionError) && typeof code === 'string' && /^(Z_|ZSTD_)/.test(code);
-    destroy(zlibError ? new CompressionError(`the ${kind} data is ${code === 'Z_BUF_ERROR' ? 'truncated' : 'corrupt'} (${err.message})`) : err, callback);
+    destroy(
+      zlibError
+        ? new CompressionError(
+            `the ${kind} data is ${code === 'Z_BUF_ERROR' ? 'truncated' : 'corrupt'} (${err.message})`,
+          )
+        : err,
+      callback,
+    );
   };
   return t;
 }
@@ -82,7 +94,8 @@ export function compressor(c: Compression, level?: number): Transform {
   if (c === 'gzip') return new ParallelGzip(level);
   if (c === 'zstd') {
     const z = zlib as unknown as ZstdZlib;
-    if (!z.createZstdCompress) throw new CompressionError(`zstd compression needs Node 22.15 or later (this is ${process.version})`);
+    if (!z.createZstdCompress)
+      throw new CompressionError(`zstd compression needs Node 22.15 or later (this is ${process.version})`);
     return z.createZstdCompress();
   }
   return new PassThrough();

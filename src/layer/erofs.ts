@@ -64,7 +64,14 @@ interface Node {
 export class ErofsIndexError extends TarError {}
 
 const fileTypes: Record<Kind, number> = { file: 1, directory: 2, char: 3, block: 4, fifo: 5, symlink: 7 };
-const modeTypes: Record<Kind, number> = { file: 0o100000, directory: 0o040000, char: 0o020000, block: 0o060000, fifo: 0o010000, symlink: 0o120000 };
+const modeTypes: Record<Kind, number> = {
+  file: 0o100000,
+  directory: 0o040000,
+  char: 0o020000,
+  block: 0o060000,
+  fifo: 0o010000,
+  symlink: 0o120000,
+};
 
 function directory(mtime: number, mode = 0o755): Node {
   return { kind: 'directory', mode, uid: 0, gid: 0, mtime, xattrs: new Map(), children: new Map() };
@@ -74,7 +81,11 @@ function directory(mtime: number, mode = 0o755): Node {
 function xattrName(name: string): [number, string] | undefined {
   if (name === 'system.posix_acl_access') return [2, ''];
   if (name === 'system.posix_acl_default') return [3, ''];
-  for (const [prefix, index] of [['user.', 1], ['trusted.', 4], ['security.', 6]] as const) {
+  for (const [prefix, index] of [
+    ['user.', 1],
+    ['trusted.', 4],
+    ['security.', 6],
+  ] as const) {
     if (name.startsWith(prefix) && name.length > prefix.length) return [index, name.slice(prefix.length)];
   }
   return undefined;
@@ -120,7 +131,8 @@ export class ErofsIndexBuilder {
       }
       if (base.startsWith(`${whiteoutPrefix}${whiteoutPrefix}`)) return; // aufs bookkeeping, as extractLayer skips it
       const hidden = base.slice(whiteoutPrefix.length);
-      if (hidden === '' || hidden === '.' || hidden === '..') throw new TarError(`invalid whiteout ${JSON.stringify(base)}: it names no file`);
+      if (hidden === '' || hidden === '.' || hidden === '..')
+        throw new TarError(`invalid whiteout ${JSON.stringify(base)}: it names no file`);
       const rel = parent ? `${parent}/${hidden}` : hidden;
       this.makeDirs(this.resolve(rel, false).slice(0, -1));
       this.whiteouts.push(rel);
@@ -132,7 +144,13 @@ export class ErofsIndexBuilder {
     const last = path[path.length - 1];
     const children = dir.children as Map<string, Node>;
     const existing = children.get(last);
-    const meta = { mode: header.mode & 0o7777, uid: header.uid, gid: header.gid, mtime: header.mtime, xattrs: this.xattrsOf(header) };
+    const meta = {
+      mode: header.mode & 0o7777,
+      uid: header.uid,
+      gid: header.gid,
+      mtime: header.mtime,
+      xattrs: this.xattrsOf(header),
+    };
     switch (header.type) {
       case 'directory':
         if (existing?.kind === 'directory') Object.assign(existing, meta);
@@ -152,8 +170,12 @@ export class ErofsIndexBuilder {
         children.delete(last);
         const linked = cleanEntryName(header.linkname ?? '');
         const from = linked === '' ? undefined : this.lookup(this.resolve(linked, false));
-        if (!from) throw new TarError(`hard link to ${JSON.stringify(header.linkname ?? '')}, which is not in the archive before it`);
-        if (from.kind === 'directory') throw new TarError(`hard link to ${JSON.stringify(header.linkname)}, a directory`);
+        if (!from)
+          throw new TarError(
+            `hard link to ${JSON.stringify(header.linkname ?? '')}, which is not in the archive before it`,
+          );
+        if (from.kind === 'directory')
+          throw new TarError(`hard link to ${JSON.stringify(header.linkname)}, a directory`);
         // One inode under two names: the link's owner is the inode's (tar's lchown), its mode and times are not.
         from.uid = header.uid;
         from.gid = header.gid;
@@ -163,7 +185,12 @@ export class ErofsIndexBuilder {
       }
       case 'char':
       case 'block':
-        children.set(last, { kind: header.type, ...meta, devmajor: header.devmajor ?? 0, devminor: header.devminor ?? 0 });
+        children.set(last, {
+          kind: header.type,
+          ...meta,
+          devmajor: header.devmajor ?? 0,
+          devminor: header.devminor ?? 0,
+        });
         return;
       case 'fifo':
         children.set(last, { kind: 'fifo', ...meta });
@@ -257,7 +284,16 @@ export class ErofsIndexBuilder {
       const path = this.resolve(rel, false);
       const dir = this.makeDirs(path.slice(0, -1));
       if (dir.children?.has(path[path.length - 1])) continue;
-      dir.children?.set(path[path.length - 1], { kind: 'char', mode: 0, uid: 0, gid: 0, mtime: 0, xattrs: new Map(), devmajor: 0, devminor: 0 });
+      dir.children?.set(path[path.length - 1], {
+        kind: 'char',
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        xattrs: new Map(),
+        devmajor: 0,
+        devminor: 0,
+      });
       // A directory that holds whiteouts is marked as overlayfs marks a copied-up one, so that a mount where it is
       // the only layer with this directory still hides them from a listing (kernel commit b79e05aaa166).
       dir.xattrs.set('trusted.overlay.origin', Buffer.alloc(0));
@@ -267,7 +303,8 @@ export class ErofsIndexBuilder {
       if (node?.kind === 'directory') node.xattrs.set('trusted.overlay.opaque', Buffer.from('y'));
     }
     const blocks = Math.ceil(tarSize / blockSize);
-    if (blocks > 0xffffffff) throw new ErofsIndexError(`a layer of ${tarSize} bytes is more than an EROFS index can address`);
+    if (blocks > 0xffffffff)
+      throw new ErofsIndexError(`a layer of ${tarSize} bytes is more than an EROFS index can address`);
     return new ImageWriter(this.root, tarSize, this.now).write();
   }
 }
@@ -335,7 +372,11 @@ class ImageWriter {
     for (const [i, node] of nodes.entries()) {
       const xattrs = encodeXattrs(node.xattrs);
       const blocks = node.kind === 'directory' ? dirBlocks(this.direntsOf(node)) : undefined;
-      const data = blocks ? Buffer.alloc(dirSize(blocks)) : node.kind === 'symlink' ? nameToBytes(node.target ?? '') : undefined;
+      const data = blocks
+        ? Buffer.alloc(dirSize(blocks))
+        : node.kind === 'symlink'
+          ? nameToBytes(node.target ?? '')
+          : undefined;
       let layout = node.kind === 'file' && (node.size ?? 0) > 0 ? layoutChunkBased : layoutFlatPlain;
       let extra = layout === layoutChunkBased ? align(inodeSize + xattrs.length, 8) - inodeSize - xattrs.length + 8 : 0;
       if (data && data.length > 0 && inodeSize + xattrs.length + data.length <= blockSize) {
@@ -346,7 +387,16 @@ class ImageWriter {
       // Nothing of an inode crosses a block where it need not (inline data must not).
       if (total <= blockSize && (at % blockSize) + total > blockSize) at = align(at, blockSize);
       if (i === 0 && at !== inodesStart) throw new Error('the root inode is not first');
-      const laid: Laid = { node, nid: (at - metaBlock * blockSize) / 32, at, xattrs, layout, ...(data ? { data } : {}), ...(blocks ? { blocks } : {}), ino: i + 1 };
+      const laid: Laid = {
+        node,
+        nid: (at - metaBlock * blockSize) / 32,
+        at,
+        xattrs,
+        layout,
+        ...(data ? { data } : {}),
+        ...(blocks ? { blocks } : {}),
+        ino: i + 1,
+      };
       this.laid.set(node, laid);
       this.order.push(laid);
       at = align(at + total, 32);
@@ -368,7 +418,10 @@ class ImageWriter {
 
   /** A directory's entries, `.` and `..` among them, in the order lookups binary-search (bytewise). */
   private direntsOf(node: Node): [Buffer, Node][] {
-    const entries: [Buffer, Node][] = [[Buffer.from('.'), node], [Buffer.from('..'), this.parents.get(node) as Node]];
+    const entries: [Buffer, Node][] = [
+      [Buffer.from('.'), node],
+      [Buffer.from('..'), this.parents.get(node) as Node],
+    ];
     for (const [name, child] of node.children ?? []) entries.push([nameToBytes(name), child]);
     return entries.sort((a, b) => Buffer.compare(a[0], b[0]));
   }
@@ -419,7 +472,10 @@ class ImageWriter {
     const after = at + inodeSize + l.xattrs.length;
     if (l.layout === layoutChunkBased) {
       const start = n.offset ?? 0;
-      if (start % blockSize !== 0 || start + size > this.tarSize) throw new ErofsIndexError(`a file's bytes [${start}, ${start + size}) lie outside the tar of ${this.tarSize} bytes`);
+      if (start % blockSize !== 0 || start + size > this.tarSize)
+        throw new ErofsIndexError(
+          `a file's bytes [${start}, ${start + size}) lie outside the tar of ${this.tarSize} bytes`,
+        );
       const index = align(after, 8);
       image.writeUInt16LE(0, index); // startblk_hi
       image.writeUInt16LE(1, index + 2); // device 1: the tar
@@ -492,7 +548,8 @@ function encodeXattrs(xattrs: Map<string, Buffer>): Buffer {
   for (const [k, value] of [...xattrs].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
     const [index, rest] = xattrName(k) as [number, string];
     const name = Buffer.from(rest, 'utf8');
-    if (name.length > 255 || value.length > 0xffff) throw new ErofsIndexError(`the xattr ${k} is too long for an EROFS index`);
+    if (name.length > 255 || value.length > 0xffff)
+      throw new ErofsIndexError(`the xattr ${k} is too long for an EROFS index`);
     const entry = Buffer.alloc(align(4 + name.length + value.length, 4));
     entry.writeUInt8(name.length, 0);
     entry.writeUInt8(index, 1);

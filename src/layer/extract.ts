@@ -4,7 +4,24 @@
 // Whiteouts either delete what they name (applying layers one over another into one tree) or become overlayfs
 // whiteouts (a snapshot used as a lower dir).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, createWriteStream, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  createWriteStream,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeSync,
+} from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -55,10 +72,24 @@ export async function makeWhiteouts(root: string, paths: readonly string[]): Pro
   const chunks: Buffer[] = [];
   w.stream.on('data', (c: Buffer) => chunks.push(c));
   const ended = new Promise((r) => w.stream.once('end', r));
-  for (const p of paths) await w.entry({ name: path.relative(root, p), type: 'char', mode: 0, uid: 0, gid: 0, size: 0, mtime: 0, devmajor: 0, devminor: 0 });
+  for (const p of paths)
+    await w.entry({
+      name: path.relative(root, p),
+      type: 'char',
+      mode: 0,
+      uid: 0,
+      gid: 0,
+      size: 0,
+      mtime: 0,
+      devmajor: 0,
+      devminor: 0,
+    });
   await w.finish();
   await ended;
-  const r = spawnSync('tar', ['-x', '--numeric-owner', '--no-overwrite-dir', '-C', root, '-f', '-'], { input: Buffer.concat(chunks), stdio: ['pipe', 'ignore', 'ignore'] });
+  const r = spawnSync('tar', ['-x', '--numeric-owner', '--no-overwrite-dir', '-C', root, '-f', '-'], {
+    input: Buffer.concat(chunks),
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
   if (r.status === 0) return true;
   return paths.every((p) => lstatSync(fsPath(p), { throwIfNoEntry: false }) || tool('mknod', [p, 'c', '0', '0']));
 }
@@ -67,7 +98,11 @@ function tool(program: string, args: string[]): boolean {
   return spawnSync(program, args, { stdio: 'ignore' }).status === 0;
 }
 
-export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, root: string, options: ExtractOptions): Promise<ExtractReport> {
+export async function extractLayer(
+  source: AsyncIterable<Buffer | Uint8Array>,
+  root: string,
+  options: ExtractOptions,
+): Promise<ExtractReport> {
   const chown = options.chown ?? process.getuid?.() === 0;
   await mkdir(root, { recursive: true });
   const report: ExtractReport = { entries: 0, skipped: [] };
@@ -85,7 +120,9 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
     const header = options.cacheContent ? { ...read, mode: read.mode & ~0o6000, xattrs: {} } : read;
     if (header.type === 'file' && options.maxBytes !== undefined && (bytes += header.size) > options.maxBytes) {
       body.destroy();
-      throw new TarError(`more than the ${options.maxBytes} bytes of content allowed (at ${JSON.stringify(header.name.slice(0, 200))})`);
+      throw new TarError(
+        `more than the ${options.maxBytes} bytes of content allowed (at ${JSON.stringify(header.name.slice(0, 200))})`,
+      );
     }
     const name = cleanEntryName(header.name);
     if (name === '') {
@@ -93,7 +130,13 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
       continue;
     }
     try {
-      await extractEntry(header, body, name, root, options, chown, report, { dirTimes, whiteouts, opaqueDirs, dirs, xattrs });
+      await extractEntry(header, body, name, root, options, chown, report, {
+        dirTimes,
+        whiteouts,
+        opaqueDirs,
+        dirs,
+        xattrs,
+      });
     } catch (e) {
       body.resume();
       throw entryError(header, e, root);
@@ -102,18 +145,26 @@ export async function extractLayer(source: AsyncIterable<Buffer | Uint8Array>, r
   // Overlay whiteouts all at once (a tool run per whiteout cost milliseconds each, for thousands of them). Their
   // paths are resolved inside the root again: a later entry of the layer may have made a parent a symlink, and
   // the tools (and utimes) would follow it out of the root.
-  const devices = whiteouts.map((rel) => resolveInRoot(root, rel)).filter((w) => !lstatSync(fsPath(w), { throwIfNoEntry: false }));
+  const devices = whiteouts
+    .map((rel) => resolveInRoot(root, rel))
+    .filter((w) => !lstatSync(fsPath(w), { throwIfNoEntry: false }));
   if (!(await makeWhiteouts(root, devices))) report.skipped.push(`${devices.length} whiteouts (needs root)`);
   // Xattrs all at once too (see exec/xattr.ts for the tools), the entries' own and the opaque directories'; a
   // path a later entry removed is left out.
   const own: XattrSet[] = [];
   for (const [rel, attrs] of xattrs) {
     const target = resolveInRoot(root, rel);
-    if (lstatSync(fsPath(target), { throwIfNoEntry: false })) for (const [k, v] of Object.entries(attrs)) own.push({ path: target, name: k, value: v });
+    if (lstatSync(fsPath(target), { throwIfNoEntry: false }))
+      for (const [k, v] of Object.entries(attrs)) own.push({ path: target, name: k, value: v });
   }
   for (const x of writeXattrs(own)) report.skipped.push(`xattr ${x.name} of ${path.relative(root, x.path)}`);
-  const opaque = writeXattrs(opaqueDirs.map((rel) => ({ path: resolveDir(root, rel), name: 'trusted.overlay.opaque', value: Buffer.from('y') })));
-  if (opaque.length) report.skipped.push(`${opaque.length} opaque whiteouts (${xattrTool() ? 'needs root' : 'needs python3 or setfattr'})`);
+  const opaque = writeXattrs(
+    opaqueDirs.map((rel) => ({ path: resolveDir(root, rel), name: 'trusted.overlay.opaque', value: Buffer.from('y') })),
+  );
+  if (opaque.length)
+    report.skipped.push(
+      `${opaque.length} opaque whiteouts (${xattrTool() ? 'needs root' : 'needs python3 or setfattr'})`,
+    );
   // Directory times last: creating their children changed them.
   for (const [rel, t] of dirTimes.reverse()) {
     const d = resolveDir(root, rel);
@@ -154,11 +205,21 @@ function whitedOut(base: string): string | undefined {
   if (!base.startsWith(whiteoutPrefix)) return undefined;
   const hidden = base.slice(whiteoutPrefix.length);
   // `.wh.` alone, `.wh..` and `.wh...` would name the directory itself or its parent.
-  if (hidden === '' || hidden === '.' || hidden === '..') throw new EntryError(`invalid whiteout ${JSON.stringify(base)}: it names no file`);
+  if (hidden === '' || hidden === '.' || hidden === '..')
+    throw new EntryError(`invalid whiteout ${JSON.stringify(base)}: it names no file`);
   return hidden;
 }
 
-async function extractEntry(header: TarHeader, body: AsyncIterable<Buffer> & { resume(): void }, name: string, root: string, options: ExtractOptions, chown: boolean, report: ExtractReport, later: Deferred): Promise<void> {
+async function extractEntry(
+  header: TarHeader,
+  body: AsyncIterable<Buffer> & { resume(): void },
+  name: string,
+  root: string,
+  options: ExtractOptions,
+  chown: boolean,
+  report: ExtractReport,
+  later: Deferred,
+): Promise<void> {
   const base = path.posix.basename(name);
   const parent = path.posix.dirname(name) === '.' ? '' : path.posix.dirname(name);
   if (options.whiteouts !== 'none' && base.startsWith(whiteoutPrefix)) {
@@ -230,9 +291,17 @@ class EntryError extends TarError {}
  */
 function entryError(header: TarHeader, e: unknown, root: string): Error {
   const code = (e as NodeJS.ErrnoException).code;
-  const ours = e instanceof EntryError || e instanceof RootedPathError || (code !== undefined && (e as NodeJS.ErrnoException).syscall !== undefined);
+  const ours =
+    e instanceof EntryError ||
+    e instanceof RootedPathError ||
+    (code !== undefined && (e as NodeJS.ErrnoException).syscall !== undefined);
   if (!ours) return e as Error;
-  const why = e instanceof TarError || e instanceof RootedPathError ? e.message : code && errnoText[code] ? errnoText[code] : (e as Error).message.split(root).join('');
+  const why =
+    e instanceof TarError || e instanceof RootedPathError
+      ? e.message
+      : code && errnoText[code]
+        ? errnoText[code]
+        : (e as Error).message.split(root).join('');
   const err = new TarError(`entry ${JSON.stringify(header.name)}: ${why}`);
   if (code === 'ENOSPC') (err as NodeJS.ErrnoException).code = code;
   return err;
@@ -267,7 +336,16 @@ function create(target: string, later: Deferred, make: () => void): void {
  * Makes the entry at `target`: 'done' when its owner, mode and times are set too (a small file, through its
  * descriptor), true when the caller sets them, false when it could not be made here (a device without root).
  */
-async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume(): void }, target: string, root: string, report: ExtractReport, later: Deferred, chown: boolean, cacheContent = false): Promise<boolean | 'done'> {
+async function place(
+  header: TarHeader,
+  body: AsyncIterable<Buffer> & { resume(): void },
+  target: string,
+  root: string,
+  report: ExtractReport,
+  later: Deferred,
+  chown: boolean,
+  cacheContent = false,
+): Promise<boolean | 'done'> {
   if (header.type === 'directory') {
     body.resume();
     try {
@@ -316,7 +394,10 @@ async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume()
       const linked = cleanEntryName(header.linkname ?? '');
       const from = linked === '' ? undefined : resolveInRoot(root, linked);
       const st = from === undefined ? undefined : lstatSync(fsPath(from), { throwIfNoEntry: false });
-      if (!from || !st) throw new EntryError(`hard link to ${JSON.stringify(header.linkname ?? '')}, which is not in the archive before it`);
+      if (!from || !st)
+        throw new EntryError(
+          `hard link to ${JSON.stringify(header.linkname ?? '')}, which is not in the archive before it`,
+        );
       if (st.isDirectory()) throw new EntryError(`hard link to ${JSON.stringify(header.linkname)}, a directory`);
       linkSync(fsPath(from), fsPath(target));
       return true;
@@ -335,7 +416,15 @@ async function place(header: TarHeader, body: AsyncIterable<Buffer> & { resume()
         return false;
       }
       if (lstatSync(fsPath(target), { throwIfNoEntry: false })) removeKnown(target, later);
-      if (tool('mknod', [target, header.type === 'char' ? 'c' : 'b', String(header.devmajor ?? 0), String(header.devminor ?? 0)])) return true;
+      if (
+        tool('mknod', [
+          target,
+          header.type === 'char' ? 'c' : 'b',
+          String(header.devmajor ?? 0),
+          String(header.devminor ?? 0),
+        ])
+      )
+        return true;
       report.skipped.push(`device ${header.name} (needs root)`);
       return false;
   }

@@ -42,7 +42,8 @@ export function nameToBytes(name: string): Buffer {
   let run = '';
   for (let i = 0; i < name.length; i++) {
     const u = name.charCodeAt(i);
-    const lone = u >= 0xdc80 && u <= 0xdcff && !(i > 0 && name.charCodeAt(i - 1) >= 0xd800 && name.charCodeAt(i - 1) <= 0xdbff);
+    const lone =
+      u >= 0xdc80 && u <= 0xdcff && !(i > 0 && name.charCodeAt(i - 1) >= 0xd800 && name.charCodeAt(i - 1) <= 0xdbff);
     if (!lone) {
       run += name[i];
       continue;

@@ -4,7 +4,20 @@
 // nothing the directory's writers chose, and what was reached stays what was reached: a name swapped for a symlink
 // after we looked cannot redirect an open, a mount or a read (BuildKit's CVE-2024-23651 is that race). A symlink
 // among the components is resolved inside the root, as rooted.ts resolves by path.
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, rmdirSync, type Stats, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  rmdirSync,
+  type Stats,
+  unlinkSync,
+} from 'node:fs';
 import path from 'node:path';
 import { RootedPathError } from './rooted.js';
 
@@ -14,7 +27,8 @@ const pathFlags = O_PATH | constants.O_NOFOLLOW;
 const maxHops = 40;
 
 /** The magic-link path of `name` in the directory open as `dirFd`: resolved by the kernel from the descriptor. */
-export const fdPath = (fd: number, name?: string): string => (name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`);
+export const fdPath = (fd: number, name?: string): string =>
+  name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
 
 export interface Pinned {
   /** an O_PATH descriptor of what was reached: close it when done */
@@ -75,8 +89,13 @@ export function openInside(root: string, name: string, options: PinOptions = {})
       const st = fstatSync(fd);
       if (st.isSymbolicLink()) {
         closeSync(fd);
-        if (options.noSymlinks) throw Object.assign(new Error(`/${[...stack.slice(1).map((s) => s.name), part].join('/')} is a symbolic link`), { code: 'ELOOP' });
-        if (++hops > maxHops) throw new RootedPathError(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
+        if (options.noSymlinks)
+          throw Object.assign(
+            new Error(`/${[...stack.slice(1).map((s) => s.name), part].join('/')} is a symbolic link`),
+            { code: 'ELOOP' },
+          );
+        if (++hops > maxHops)
+          throw new RootedPathError(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
         let target: string;
         try {
           target = readlinkSync(fdPath(top.fd, part));
@@ -91,13 +110,23 @@ export function openInside(root: string, name: string, options: PinOptions = {})
       }
       if (!st.isDirectory() && pending.some((p) => p !== '..')) {
         closeSync(fd);
-        throw Object.assign(new Error(`/${[...stack.slice(1).map((s) => s.name), part].join('/')} is not a directory`), { code: 'ENOTDIR' });
+        throw Object.assign(
+          new Error(`/${[...stack.slice(1).map((s) => s.name), part].join('/')} is not a directory`),
+          { code: 'ENOTDIR' },
+        );
       }
       stack.push({ fd, name: part });
     }
     const last = stack[stack.length - 1];
     closeAll(last.fd);
-    return { fd: last.fd, rel: stack.slice(1).map((s) => s.name).join('/'), stats: fstatSync(last.fd) };
+    return {
+      fd: last.fd,
+      rel: stack
+        .slice(1)
+        .map((s) => s.name)
+        .join('/'),
+      stats: fstatSync(last.fd),
+    };
   } catch (e) {
     closeAll();
     throw e;
@@ -189,7 +218,8 @@ export function openFileInside(root: string, rel: string, expected: Stats): numb
 export function openRegularFile(root: string, rel: string): { fd: number; size: number } {
   const pinned = openInside(root, rel, { noSymlinks: true });
   try {
-    if (!pinned.stats.isFile()) throw Object.assign(new Error(`/${pinned.rel} is not a regular file`), { code: 'EFTYPE' });
+    if (!pinned.stats.isFile())
+      throw Object.assign(new Error(`/${pinned.rel} is not a regular file`), { code: 'EFTYPE' });
     const fd = openPinnedFile({ rel, stats: pinned.stats, path: fdPath(pinned.fd) });
     if (fd === undefined) throw new Error(`/${rel} changed while it was being opened`);
     return { fd, size: pinned.stats.size };
@@ -202,7 +232,8 @@ export function openRegularFile(root: string, rel: string): { fd: number; size: 
 export function readRegularFile(root: string, rel: string, max: number): Buffer {
   const { fd, size } = openRegularFile(root, rel);
   try {
-    if (size > max) throw Object.assign(new Error(`/${rel} is ${size} bytes, more than the ${max} expected`), { code: 'EFBIG' });
+    if (size > max)
+      throw Object.assign(new Error(`/${rel} is ${size} bytes, more than the ${max} expected`), { code: 'EFBIG' });
     const buf = Buffer.alloc(size);
     let off = 0;
     while (off < size) {
@@ -217,7 +248,8 @@ export function readRegularFile(root: string, rel: string, max: number): Buffer 
 }
 
 /** A descriptor's magic-link path for another process (a `cp` run on it): /proc/self would be that process's own. */
-export const fdPathFor = (fd: number, name?: string): string => (name === undefined ? `/proc/${process.pid}/fd/${fd}` : `/proc/${process.pid}/fd/${fd}/${name}`);
+export const fdPathFor = (fd: number, name?: string): string =>
+  name === undefined ? `/proc/${process.pid}/fd/${fd}` : `/proc/${process.pid}/fd/${fd}/${name}`;
 
 /** The entry `name` of the directory open as `dirFd`, not followed (undefined when nothing is there). */
 export function statAt(dirFd: number, name: string): Stats | undefined {
@@ -245,7 +277,8 @@ const quiet = (e: unknown): boolean => ['ENOENT', 'ENOTDIR', 'ELOOP'].includes((
 export function pinParent(root: string, rel: string): { fd: number; name: string } | undefined {
   const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
   const name = parts.pop();
-  if (name === undefined || name === '..' || parts.includes('..')) throw new RootedPathError(`${JSON.stringify(rel)} names no entry inside its root`);
+  if (name === undefined || name === '..' || parts.includes('..'))
+    throw new RootedPathError(`${JSON.stringify(rel)} names no entry inside its root`);
   let pinned: Pinned;
   try {
     pinned = openInside(root, parts.join('/'), { noSymlinks: true });
@@ -308,7 +341,8 @@ export function removeAt(dirFd: number, name: string, again = 3): void {
   try {
     rmdirSync(fdPath(dirFd, name));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR' || (e as NodeJS.ErrnoException).code === 'ENOTEMPTY') return removeAt(dirFd, name, again - 1);
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR' || (e as NodeJS.ErrnoException).code === 'ENOTEMPTY')
+      return removeAt(dirFd, name, again - 1);
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
 }

@@ -53,7 +53,12 @@ export function resolveInside(root: string, name: string, options: ResolveOption
   const done: string[] = [];
   const answer = (stats?: Stats, notDirectory?: string): Resolved => {
     const rel = [...done, ...pending.filter((p) => p !== '..')].join('/');
-    return { rel, abs: rel ? path.join(root, rel) : root, ...(stats ? { stats } : {}), ...(notDirectory !== undefined ? { notDirectory } : {}) };
+    return {
+      rel,
+      abs: rel ? path.join(root, rel) : root,
+      ...(stats ? { stats } : {}),
+      ...(notDirectory !== undefined ? { notDirectory } : {}),
+    };
   };
   let hops = 0;
   let stats: Stats | undefined = lstatSync(fsPath(root), { throwIfNoEntry: false });
@@ -83,7 +88,8 @@ export function resolveInside(root: string, name: string, options: ResolveOption
       return answer();
     }
     if (st.isSymbolicLink() && (pending.length > 0 || options.followLast)) {
-      if (++hops > maxHops) throw new RootedPathError(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
+      if (++hops > maxHops)
+        throw new RootedPathError(`too many levels of symbolic links resolving ${JSON.stringify(name)}`);
       const target = readlinkName(path.join(root, rel));
       if (target.startsWith('/')) done.length = 0;
       pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));

@@ -26,8 +26,26 @@ export class TarError extends Error {
 }
 
 const block = 512;
-const typeFlags: Record<string, EntryType> = { '0': 'file', '\0': 'file', '7': 'file', '5': 'directory', '2': 'symlink', '1': 'hardlink', '3': 'char', '4': 'block', '6': 'fifo' };
-const flagOf: Record<EntryType, string> = { file: '0', directory: '5', symlink: '2', hardlink: '1', char: '3', block: '4', fifo: '6' };
+const typeFlags: Record<string, EntryType> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '5': 'directory',
+  '2': 'symlink',
+  '1': 'hardlink',
+  '3': 'char',
+  '4': 'block',
+  '6': 'fifo',
+};
+const flagOf: Record<EntryType, string> = {
+  file: '0',
+  directory: '5',
+  symlink: '2',
+  hardlink: '1',
+  char: '3',
+  block: '4',
+  fifo: '6',
+};
 
 /** A NUL-terminated field; a name's bytes that are not UTF-8 are kept (layer/names.ts), not replaced. */
 function readString(buf: Buffer, off: number, len: number): string {
@@ -41,15 +59,22 @@ function readString(buf: Buffer, off: number, len: number): string {
  */
 function readNumber(buf: Buffer, off: number, len: number, field = 'number', entry?: string): number {
   if (buf[off] & 0x80) {
-    if (buf[off] === 0xff) throw new TarError(`negative ${field} in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}`);
+    if (buf[off] === 0xff)
+      throw new TarError(`negative ${field} in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}`);
     let v = buf[off] & 0x7f;
     for (let i = 1; i < len; i++) v = v * 256 + buf[off + i];
-    if (!Number.isSafeInteger(v)) throw new TarError(`${field} too large in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}`);
+    if (!Number.isSafeInteger(v))
+      throw new TarError(`${field} too large in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}`);
     return v;
   }
-  const s = readString(buf, off, len).replace(/^ +/, '').replace(/[ \0]+$/, '');
+  const s = readString(buf, off, len)
+    .replace(/^ +/, '')
+    .replace(/[ \0]+$/, '');
   if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw new TarError(`invalid ${field} ${JSON.stringify(s)} in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}: the archive is corrupt`);
+  if (!/^[0-7]+$/.test(s))
+    throw new TarError(
+      `invalid ${field} ${JSON.stringify(s)} in the tar header${entry ? ` of ${JSON.stringify(entry)}` : ''}: the archive is corrupt`,
+    );
   return parseInt(s, 8);
 }
 
@@ -59,7 +84,9 @@ function paxNumber(value: Buffer, key: string, entry: string, fractional = false
   const ok = fractional ? /^-?\d+(\.\d+)?$/.test(s) : /^\d+$/.test(s);
   const n = Number(s);
   if (!ok || !Number.isFinite(n) || (!fractional && !Number.isSafeInteger(n))) {
-    throw new TarError(`invalid PAX ${key}=${JSON.stringify(s.slice(0, 40))} for ${JSON.stringify(entry)}: the archive is corrupt`);
+    throw new TarError(
+      `invalid PAX ${key}=${JSON.stringify(s.slice(0, 40))} for ${JSON.stringify(entry)}: the archive is corrupt`,
+    );
   }
   return n;
 }
@@ -92,7 +119,8 @@ function parsePax(data: Buffer): Map<string, Buffer> {
     const digits = sp < 0 ? '' : data.toString('ascii', i, sp);
     const len = /^[0-9]{1,8}$/.test(digits) ? parseInt(digits, 10) : NaN;
     // `LEN key=value\n`, LEN counting the whole record.
-    if (!(len > sp - i + 1) || i + len > data.length || data[i + len - 1] !== 0x0a) throw new TarError('malformed PAX header record: the archive is corrupt');
+    if (!(len > sp - i + 1) || i + len > data.length || data[i + len - 1] !== 0x0a)
+      throw new TarError('malformed PAX header record: the archive is corrupt');
     const rec = data.subarray(sp + 1, i + len - 1); // without the trailing newline
     const eq = rec.indexOf(0x3d);
     if (eq <= 0) throw new TarError('malformed PAX header record (no key=value): the archive is corrupt');
@@ -116,15 +144,16 @@ export interface TarEntry {
  */
 export function checkedTar(source: AsyncIterable<Buffer | Uint8Array>): Readable {
   const out = new PassThrough();
-  const flowing = () => new Promise<void>((resolve) => {
-    const done = () => {
-      out.off('drain', done);
-      out.off('close', done);
-      resolve();
-    };
-    out.once('drain', done);
-    out.once('close', done);
-  });
+  const flowing = () =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        out.off('drain', done);
+        out.off('close', done);
+        resolve();
+      };
+      out.once('drain', done);
+      out.once('close', done);
+    });
   async function* tap(): AsyncGenerator<Buffer | Uint8Array> {
     for await (const c of source) {
       if (out.destroyed) return;
@@ -170,7 +199,9 @@ class HeaderDecoder {
       // Held in memory until the entry they describe: capped, one by one and together.
       this.extended += size;
       if (size > maxExtendedHeader || this.extended > maxExtendedHeader) {
-        throw new TarError(`${flag === 'L' || flag === 'K' ? 'a GNU long name' : 'PAX headers'} of ${this.extended} bytes, more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
+        throw new TarError(
+          `${flag === 'L' || flag === 'K' ? 'a GNU long name' : 'PAX headers'} of ${this.extended} bytes, more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`,
+        );
       }
       return { kind: 'extended', flag, size };
     }
@@ -181,7 +212,10 @@ class HeaderDecoder {
     if (prefix && h.toString('ascii', 257, 262) === 'ustar') name = `${prefix}/${name}`;
     const paxPath = all.get('path');
     name = paxPath !== undefined ? nameFromBytes(paxPath) : (this.longName ?? name);
-    if (name.includes('\0')) throw new TarError(`an entry name with a NUL byte (${JSON.stringify(name.slice(0, 100))}): the archive is corrupt`);
+    if (name.includes('\0'))
+      throw new TarError(
+        `an entry name with a NUL byte (${JSON.stringify(name.slice(0, 100))}): the archive is corrupt`,
+      );
     const type = typeFlags[flag];
     if (!type) throw new TarError(`unsupported tar entry type ${JSON.stringify(flag)} for ${JSON.stringify(name)}`);
     const paxValue = (key: string, fallback: () => number, fractional = false) => {
@@ -201,7 +235,8 @@ class HeaderDecoder {
     const paxLink = all.get('linkpath');
     const link = paxLink !== undefined ? nameFromBytes(paxLink) : (this.longLink ?? readString(h, 157, 100));
     if (type === 'symlink' || type === 'hardlink') {
-      if (link.includes('\0')) throw new TarError(`the link target of ${JSON.stringify(name)} has a NUL byte: the archive is corrupt`);
+      if (link.includes('\0'))
+        throw new TarError(`the link target of ${JSON.stringify(name)} has a NUL byte: the archive is corrupt`);
       header.linkname = link;
     }
     if (type === 'char' || type === 'block') {
@@ -223,9 +258,11 @@ class HeaderDecoder {
       this.globalPax = new Map([...this.globalPax, ...parsePax(data)]);
       let held = 0;
       for (const [k, v] of this.globalPax) held += k.length + v.length;
-      if (held > maxExtendedHeader) throw new TarError(`global PAX headers of more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`);
-    }
-    else if (flag === 'L') this.longName = readString(data, 0, data.length);
+      if (held > maxExtendedHeader)
+        throw new TarError(
+          `global PAX headers of more than the ${maxExtendedHeader / 1024} KiB limit: the archive is corrupt or hostile`,
+        );
+    } else if (flag === 'L') this.longName = readString(data, 0, data.length);
     else this.longLink = readString(data, 0, data.length);
   }
 }
@@ -235,13 +272,17 @@ function isZeroBlock(h: Buffer): boolean {
   return true;
 }
 
-const asBuffer = (v: Buffer | Uint8Array): Buffer => (Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+const asBuffer = (v: Buffer | Uint8Array): Buffer =>
+  Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 
 /**
  * Reads a tar stream entry by entry: `for await (const { header, body } of readTar(stream))`. Each body must be
  * read to its end (or `body.resume()`) before asking for the next entry. (A reader of headers only: scanTar.)
  */
-export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, options: { requireEnd?: boolean } = {}): AsyncGenerator<TarEntry> {
+export async function* readTar(
+  source: AsyncIterable<Buffer | Uint8Array>,
+  options: { requireEnd?: boolean } = {},
+): AsyncGenerator<TarEntry> {
   const it = source[Symbol.asyncIterator]();
   let buf: Buffer = Buffer.alloc(0);
   let ended = false;
@@ -297,7 +338,8 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, optio
           body.push(null);
           return;
         }
-        if (buf.length === 0 && !(await fill(1))) throw new TarError(`unexpected end of tar archive inside ${JSON.stringify(name)}`);
+        if (buf.length === 0 && !(await fill(1)))
+          throw new TarError(`unexpected end of tar archive inside ${JSON.stringify(name)}`);
         const n = Math.min(remaining, buf.length);
         const chunk = buf.subarray(0, n);
         buf = buf.subarray(n);
@@ -330,7 +372,8 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, optio
     while (inflight) await inflight;
     if (!body.destroyed) body.destroy();
     while (remaining > 0) {
-      if (buf.length === 0 && !(await fill(1))) throw new TarError(`unexpected end of tar archive inside ${JSON.stringify(name)}`);
+      if (buf.length === 0 && !(await fill(1)))
+        throw new TarError(`unexpected end of tar archive inside ${JSON.stringify(name)}`);
       const n = Math.min(remaining, buf.length);
       buf = buf.subarray(n);
       remaining -= n;
@@ -346,7 +389,11 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>, optio
  * reader that needs no content (an index of the layer), several times cheaper: 6,800 entries of a Debian base cost
  * ~0.4 s of the main thread through readTar.
  */
-export async function scanTar(source: AsyncIterable<Buffer | Uint8Array>, onEntry: (header: TarHeader, offset: number) => void, options: { requireEnd?: boolean } = {}): Promise<void> {
+export async function scanTar(
+  source: AsyncIterable<Buffer | Uint8Array>,
+  onEntry: (header: TarHeader, offset: number) => void,
+  options: { requireEnd?: boolean } = {},
+): Promise<void> {
   const decoder = new HeaderDecoder();
   /** bytes consumed so far */
   let pos = 0;
@@ -462,8 +509,10 @@ export function encodeHeader(h: TarHeader): Buffer {
   if (size > 0o77777777777) records.push(paxRecord('size', String(size)));
   if (h.uid > 0o7777777) records.push(paxRecord('uid', String(h.uid)));
   if (h.gid > 0o7777777) records.push(paxRecord('gid', String(h.gid)));
-  if (h.mtime !== Math.floor(h.mtime) || h.mtime < 0 || h.mtime > 0o77777777777) records.push(paxRecord('mtime', String(h.mtime)));
-  for (const k of Object.keys(h.xattrs ?? {}).sort()) records.push(paxRecord(`SCHILY.xattr.${k}`, (h.xattrs as Record<string, Buffer>)[k]));
+  if (h.mtime !== Math.floor(h.mtime) || h.mtime < 0 || h.mtime > 0o77777777777)
+    records.push(paxRecord('mtime', String(h.mtime)));
+  for (const k of Object.keys(h.xattrs ?? {}).sort())
+    records.push(paxRecord(`SCHILY.xattr.${k}`, (h.xattrs as Record<string, Buffer>)[k]));
   const main = rawHeader(h, truncateUtf8(h.name, 100), truncateUtf8(link, 100), flagOf[h.type], size);
   if (records.length === 0) return main;
   const data = Buffer.concat(records);
@@ -511,7 +560,8 @@ export class TarWriter {
         await this.write(Buffer.from(c));
       }
     }
-    if (written !== header.size) throw new TarError(`${header.name}: ${written} bytes of content, its header says ${header.size}`);
+    if (written !== header.size)
+      throw new TarError(`${header.name}: ${written} bytes of content, its header says ${header.size}`);
     const p = pad(header.size);
     if (p) await this.write(Buffer.alloc(p));
   }

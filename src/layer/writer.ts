@@ -70,10 +70,13 @@ const smallFile = 1 << 20;
 
 /** The entries normalised and in tar order; the same name twice is an error. */
 function ordered(entries: readonly LayerEntry[], options: LayerOptions): LayerEntry[] {
-  const sorted = entries.map((e) => normalise(e, options.sourceDateEpoch)).filter((e) => e.header.name !== '/' && e.header.name !== '');
+  const sorted = entries
+    .map((e) => normalise(e, options.sourceDateEpoch))
+    .filter((e) => e.header.name !== '/' && e.header.name !== '');
   sorted.sort((a, b) => walkOrder(a.header.name, b.header.name));
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].header.name === sorted[i - 1].header.name) throw new Error(`layer has ${sorted[i].header.name} twice`);
+    if (sorted[i].header.name === sorted[i - 1].header.name)
+      throw new Error(`layer has ${sorted[i].header.name} twice`);
   }
   return sorted;
 }
@@ -85,7 +88,16 @@ function feed(tar: TarWriter, sorted: readonly LayerEntry[]): Promise<void> {
       const c = e.content;
       // A small file is read at once, on this thread: a read through the thread pool would queue behind the
       // deflate of blocks already under way, and the compressor would wait for the tar it is fed.
-      const body = c === undefined ? undefined : 'bytes' in c ? c.bytes : 'open' in c ? c.open() : e.header.size <= smallFile ? readFileSync(fsPath(c.path)) : createReadStream(fsPath(c.path), { highWaterMark: 1 << 20 });
+      const body =
+        c === undefined
+          ? undefined
+          : 'bytes' in c
+            ? c.bytes
+            : 'open' in c
+              ? c.open()
+              : e.header.size <= smallFile
+                ? readFileSync(fsPath(c.path))
+                : createReadStream(fsPath(c.path), { highWaterMark: 1 << 20 });
       await tar.entry(e.header, body as Buffer | AsyncIterable<Buffer> | undefined);
     }
     await tar.finish();
@@ -94,27 +106,53 @@ function feed(tar: TarWriter, sorted: readonly LayerEntry[]): Promise<void> {
   return write;
 }
 
-export async function writeLayer(store: BlobSink, entries: readonly LayerEntry[], options: LayerOptions & { diffID?: string } = {}): Promise<WrittenLayer> {
+export async function writeLayer(
+  store: BlobSink,
+  entries: readonly LayerEntry[],
+  options: LayerOptions & { diffID?: string } = {},
+): Promise<WrittenLayer> {
   const compression = options.compression ?? 'gzip';
   const sorted = ordered(entries, options);
   const tar = new TarWriter();
   // With the diffID known (hashLayer), the tar must come out the same: files changed since are caught here.
-  const diff = new DigestStream(options.diffID ? { digest: options.diffID, where: `layer ${options.diffID}` } : undefined);
+  const diff = new DigestStream(
+    options.diffID ? { digest: options.diffID, where: `layer ${options.diffID}` } : undefined,
+  );
   const stored = store.writeBlob(chain(tar.stream, diff, compressor(compression, options.level)));
   const [blob] = await Promise.all([stored, feed(tar, sorted)]);
-  return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers: sorted.map((e) => e.header) };
+  return {
+    mediaType: layerMediaType(options.oci ?? false, compression),
+    digest: blob.digest,
+    size: blob.size,
+    diffID: diff.digest,
+    headers: sorted.map((e) => e.header),
+  };
 }
 
 /**
  * A gzip layer blob (`blob`, its bytes) compressed again at the default level, its tar checked against `diffID` on
  * the way: a layer kept in stored deflate blocks (LayerOptions.level 0) that an image or a cache now publishes.
  */
-export async function compressAgain(store: BlobSink, blob: Readable, diffID: string): Promise<{ digest: string; size: number }> {
-  return store.writeBlob(chain(blob, decompressor('gzip'), new DigestStream({ digest: diffID, where: `layer ${diffID}` }), compressor('gzip')));
+export async function compressAgain(
+  store: BlobSink,
+  blob: Readable,
+  diffID: string,
+): Promise<{ digest: string; size: number }> {
+  return store.writeBlob(
+    chain(
+      blob,
+      decompressor('gzip'),
+      new DigestStream({ digest: diffID, where: `layer ${diffID}` }),
+      compressor('gzip'),
+    ),
+  );
 }
 
 /** The layer's diffID and headers, from its tar hashed without compressing it (a fraction of writeLayer's work). */
-export async function hashLayer(entries: readonly LayerEntry[], options: LayerOptions = {}): Promise<{ diffID: string; headers: TarHeader[] }> {
+export async function hashLayer(
+  entries: readonly LayerEntry[],
+  options: LayerOptions = {},
+): Promise<{ diffID: string; headers: TarHeader[] }> {
   const sorted = ordered(entries, options);
   const tar = new TarWriter();
   const diff = new DigestStream();
@@ -128,7 +166,12 @@ export async function hashLayer(entries: readonly LayerEntry[], options: LayerOp
  * compressed into the store from that file while the build goes on: the files it was made of may change as soon as
  * this returns (a no-mount step's root, where the next step runs).
  */
-export async function spoolLayer(store: BlobSink, entries: readonly LayerEntry[], tmp: string, options: LayerOptions = {}): Promise<LayerInProgress> {
+export async function spoolLayer(
+  store: BlobSink,
+  entries: readonly LayerEntry[],
+  tmp: string,
+  options: LayerOptions = {},
+): Promise<LayerInProgress> {
   if (options.level === 0) {
     // kept in stored blocks: written into the store as it is hashed, with no compression left for later
     const w = await writeLayer(store, entries, options);
@@ -143,7 +186,13 @@ export async function spoolLayer(store: BlobSink, entries: readonly LayerEntry[]
   const written = (async (): Promise<WrittenLayer> => {
     try {
       const blob = await store.writeBlob(chain(createReadStream(tmp), compressor(compression, options.level)));
-      return { mediaType: layerMediaType(options.oci ?? false, compression), digest: blob.digest, size: blob.size, diffID: diff.digest, headers };
+      return {
+        mediaType: layerMediaType(options.oci ?? false, compression),
+        digest: blob.digest,
+        size: blob.size,
+        diffID: diff.digest,
+        headers,
+      };
     } finally {
       await rm(tmp, { force: true });
     }

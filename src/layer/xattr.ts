@@ -30,7 +30,8 @@ export function xattrTool(): XattrTool | undefined {
   return found ?? undefined;
 }
 
-export const xattrToolMissing = 'RUN needs python3, or getfattr and setfattr (apt-get install attr), to read and write overlayfs whiteouts';
+export const xattrToolMissing =
+  'RUN needs python3, or getfattr and setfattr (apt-get install attr), to read and write overlayfs whiteouts';
 
 /** A tool the machine lacks: what to install, said in one line (a user's error, not hoist's). */
 export class ToolMissingError extends Error {
@@ -99,7 +100,8 @@ function readGetfattr(dump: string, add: (file: string, name: string, value: Buf
   let current: string | undefined;
   for (const line of dump.split('\n')) {
     if (line.startsWith('# file: ')) current = line.slice(8);
-    else if (current !== undefined && line.includes('=0s')) add(current, line.slice(0, line.indexOf('=')), Buffer.from(line.slice(line.indexOf('=0s') + 3).trim(), 'base64'));
+    else if (current !== undefined && line.includes('=0s'))
+      add(current, line.slice(0, line.indexOf('=')), Buffer.from(line.slice(line.indexOf('=0s') + 3).trim(), 'base64'));
   }
 }
 
@@ -115,11 +117,21 @@ export function treeOf(root: string, triples: readonly Buffer[][]): Map<string, 
 }
 
 /** The attributes `names` of everything under `root` (the root included), by path relative to it. */
-export async function readXattrTree(root: string, names: readonly string[], tool: XattrTool | null = xattrTool() ?? null): Promise<Map<string, Map<string, Buffer>>> {
+export async function readXattrTree(
+  root: string,
+  names: readonly string[],
+  tool: XattrTool | null = xattrTool() ?? null,
+): Promise<Map<string, Map<string, Buffer>>> {
   if (tool === 'python3') {
     const r = await runProcess(python3() ?? 'python3', ['-c', readScript, 'tree', root, ...names]);
     if (r.status !== 0) throw new Error(`reading xattrs under ${root}: ${r.error?.message ?? r.stderr.trim()}`);
-    return treeOf(root, r.stdout.split('\n').filter(Boolean).map((line) => line.split(' ').map((x) => Buffer.from(x, 'base64'))));
+    return treeOf(
+      root,
+      r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split(' ').map((x) => Buffer.from(x, 'base64'))),
+    );
   }
   const found = new Map<string, Map<string, Buffer>>();
   const add = (abs: string, name: string, value: Buffer) => {
@@ -129,7 +141,18 @@ export async function readXattrTree(root: string, names: readonly string[], tool
   };
   if (tool === 'attr') {
     const escaped = namePattern(names);
-    const r = await runProcess('getfattr', ['-R', '-P', '-h', '--absolute-names', '-e', 'base64', '-m', `^(${escaped.join('|')})$`, '-d', root]);
+    const r = await runProcess('getfattr', [
+      '-R',
+      '-P',
+      '-h',
+      '--absolute-names',
+      '-e',
+      'base64',
+      '-m',
+      `^(${escaped.join('|')})$`,
+      '-d',
+      root,
+    ]);
     readGetfattr(r.stdout, add);
   } else {
     throw new ToolMissingError(xattrToolMissing);
@@ -142,7 +165,11 @@ export async function readXattrTree(root: string, names: readonly string[], tool
  * process per set of names serves every call (a step of the no-mount executor asks once; a python3 start is
  * 100 ms here), ended when this process ends.
  */
-export async function readXattrsOf(paths: readonly string[], names: readonly string[], tool: XattrTool | null = xattrTool() ?? null): Promise<Map<string, Map<string, Buffer>>> {
+export async function readXattrsOf(
+  paths: readonly string[],
+  names: readonly string[],
+  tool: XattrTool | null = xattrTool() ?? null,
+): Promise<Map<string, Map<string, Buffer>>> {
   const found = new Map<string, Map<string, Buffer>>();
   if (paths.length === 0) return found;
   const add = (p: string, name: string, value: Buffer) => {
@@ -160,8 +187,24 @@ export async function readXattrsOf(paths: readonly string[], names: readonly str
   const escaped = namePattern(names);
   for (let i = 0; i < paths.length; ) {
     const batch: string[] = [];
-    for (let bytes = 0; i < paths.length && (batch.length === 0 || bytes + paths[i].length < 64 * 1024); bytes += paths[i++].length + 1) batch.push(paths[i]);
-    const r = await runProcess('getfattr', ['-P', '-h', '--absolute-names', '-e', 'base64', '-m', `^(${escaped.join('|')})$`, '-d', '--', ...batch]);
+    for (
+      let bytes = 0;
+      i < paths.length && (batch.length === 0 || bytes + paths[i].length < 64 * 1024);
+      bytes += paths[i++].length + 1
+    )
+      batch.push(paths[i]);
+    const r = await runProcess('getfattr', [
+      '-P',
+      '-h',
+      '--absolute-names',
+      '-e',
+      'base64',
+      '-m',
+      `^(${escaped.join('|')})$`,
+      '-d',
+      '--',
+      ...batch,
+    ]);
     readGetfattr(r.stdout, add);
   }
   return found;
@@ -175,12 +218,15 @@ class ListReader {
   private waiting: ((lines: string[] | Error) => void) | undefined;
 
   constructor(names: readonly string[]) {
-    this.child = spawn(python3() ?? 'python3', ['-c', readScript, 'list', ...names], { stdio: ['pipe', 'pipe', 'ignore'] });
+    this.child = spawn(python3() ?? 'python3', ['-c', readScript, 'list', ...names], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
     // Idle, it does not keep this process alive; asked, it does (until it answers).
     this.hold(false);
     this.child.stdout?.on('data', (c: Buffer) => {
       this.buffered += c.toString();
-      const end = this.buffered.indexOf('\n\n') >= 0 ? this.buffered.indexOf('\n\n') + 1 : this.buffered === '\n' ? 0 : -1;
+      const end =
+        this.buffered.indexOf('\n\n') >= 0 ? this.buffered.indexOf('\n\n') + 1 : this.buffered === '\n' ? 0 : -1;
       if (end < 0 || !this.waiting) return;
       const lines = this.buffered.slice(0, end).split('\n').filter(Boolean);
       this.buffered = this.buffered.slice(end + 1);
@@ -199,7 +245,11 @@ class ListReader {
   }
 
   private hold(on: boolean): void {
-    for (const h of [this.child, this.child.stdin, this.child.stdout] as unknown as { ref?: () => void; unref?: () => void }[]) (on ? h?.ref : h?.unref)?.call(h);
+    for (const h of [this.child, this.child.stdin, this.child.stdout] as unknown as {
+      ref?: () => void;
+      unref?: () => void;
+    }[])
+      (on ? h?.ref : h?.unref)?.call(h);
   }
 
   ask(paths: readonly string[]): Promise<string[]> {
@@ -232,14 +282,26 @@ export function writeXattrs(items: readonly XattrSet[], tool: XattrTool | null =
   if (items.length === 0) return [];
   if (tool === 'python3') {
     const input = items.map((x) => `${b64(nameToBytes(x.path))} ${b64(x.name)} ${b64(x.value)}\n`).join('');
-    const r = spawnSync(python3() ?? 'python3', ['-c', writeScript], { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const r = spawnSync(python3() ?? 'python3', ['-c', writeScript], {
+      input,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
     if (r.status !== 0) return [...items];
-    return r.stdout.split('\n').filter(Boolean).map((i) => items[Number(i)]);
+    return r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((i) => items[Number(i)]);
   }
   if (tool !== 'attr') return [...items];
   // setfattr takes one name and value and many paths: one run for a batch of paths (thousands of opaque
   // directories in a layer), each path again alone only when a batch fails.
-  const setfattr = (batch: readonly XattrSet[]) => spawnSync('setfattr', ['-h', '-n', batch[0].name, '-v', `0s${b64(batch[0].value)}`, '--', ...batch.map((x) => x.path)], { stdio: 'ignore' }).status === 0;
+  const setfattr = (batch: readonly XattrSet[]) =>
+    spawnSync(
+      'setfattr',
+      ['-h', '-n', batch[0].name, '-v', `0s${b64(batch[0].value)}`, '--', ...batch.map((x) => x.path)],
+      { stdio: 'ignore' },
+    ).status === 0;
   const groups = new Map<string, XattrSet[]>();
   for (const x of items) {
     const key = `${x.name}\0${b64(x.value)}`;
@@ -247,9 +309,14 @@ export function writeXattrs(items: readonly XattrSet[], tool: XattrTool | null =
   }
   const failed: XattrSet[] = [];
   for (const group of groups.values()) {
-    for (let i = 0; i < group.length;) {
+    for (let i = 0; i < group.length; ) {
       const batch: XattrSet[] = [];
-      for (let bytes = 0; i < group.length && (batch.length === 0 || bytes + group[i].path.length < 64 * 1024); bytes += group[i++].path.length + 1) batch.push(group[i]);
+      for (
+        let bytes = 0;
+        i < group.length && (batch.length === 0 || bytes + group[i].path.length < 64 * 1024);
+        bytes += group[i++].path.length + 1
+      )
+        batch.push(group[i]);
       if (!setfattr(batch)) failed.push(...batch.filter((x) => !setfattr([x])));
     }
   }

@@ -19,7 +19,11 @@ export function splitScope(scope: string): string[] {
   const last = scope.lastIndexOf(':');
   if (last < 0) return [scope];
   const resource = scope.slice(0, last);
-  return scope.slice(last + 1).split(',').filter(Boolean).map((a) => `${resource}:${a}`);
+  return scope
+    .slice(last + 1)
+    .split(',')
+    .filter(Boolean)
+    .map((a) => `${resource}:${a}`);
 }
 
 /** Merges single-action scopes back into `type:name:a,b` entries, one per resource, sorted. */
@@ -96,7 +100,11 @@ export class Authenticator {
    * succeed: the scheme is new to us, another request has meanwhile got a better header, or the token lacked
    * scopes the challenge names.
    */
-  async challenged(wwwAuthenticate: string | undefined, scopes: readonly string[], sent: string | undefined): Promise<boolean> {
+  async challenged(
+    wwwAuthenticate: string | undefined,
+    scopes: readonly string[],
+    sent: string | undefined,
+  ): Promise<boolean> {
     const challenges = parseChallenges(wwwAuthenticate ?? '');
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     if (bearer) return this.bearerChallenge(bearer, scopes, sent);
@@ -140,7 +148,13 @@ export class Authenticator {
     const refresh = this.refreshToken;
     let res: Dispatcher.ResponseData;
     if (refresh) {
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refresh, service: this.service, client_id: 'hoist', scope: scopeList.join(' ') });
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: refresh,
+        service: this.service,
+        client_id: 'hoist',
+        scope: scopeList.join(' '),
+      });
       res = await request(realm, {
         method: 'POST',
         dispatcher: this.dispatcher,
@@ -159,7 +173,13 @@ export class Authenticator {
     }
     const { bytes, cut } = await readBounded(res.body, res.statusCode === 200 ? maxTokenResponse : maxErrorBody);
     const text = bytes.toString('utf8');
-    if (res.statusCode === 200 && cut) throw new RegistryError({ status: 200, registry: this.registry, what: `token response from ${realm.origin}`, hint: `it is larger than ${maxTokenResponse} bytes, which no token is` });
+    if (res.statusCode === 200 && cut)
+      throw new RegistryError({
+        status: 200,
+        registry: this.registry,
+        what: `token response from ${realm.origin}`,
+        hint: `it is larger than ${maxTokenResponse} bytes, which no token is`,
+      });
     if (res.statusCode !== 200) {
       const hint =
         res.statusCode === 401 || res.statusCode === 403
@@ -167,16 +187,33 @@ export class Authenticator {
             ? `the token service rejected the credentials for ${this.registry}: check the username and password or token`
             : `the token service wants credentials: run "hoist login ${this.registry}"`
           : undefined;
-      throw new RegistryError({ status: res.statusCode, errors: parseErrorBody(text), registry: this.registry, what: `token request to ${realm.origin}${realm.pathname}`, hint });
+      throw new RegistryError({
+        status: res.statusCode,
+        errors: parseErrorBody(text),
+        registry: this.registry,
+        what: `token request to ${realm.origin}${realm.pathname}`,
+        hint,
+      });
     }
     let body: { token?: string; access_token?: string; expires_in?: number; refresh_token?: string };
     try {
       body = JSON.parse(text) as typeof body;
     } catch {
-      throw new RegistryError({ status: 200, registry: this.registry, what: `token response from ${realm.origin}`, hint: 'the token service answered with something that is not JSON' });
+      throw new RegistryError({
+        status: 200,
+        registry: this.registry,
+        what: `token response from ${realm.origin}`,
+        hint: 'the token service answered with something that is not JSON',
+      });
     }
     const value = body.token || body.access_token;
-    if (!value) throw new RegistryError({ status: 200, registry: this.registry, what: `token response from ${realm.origin}`, hint: 'it holds no token' });
+    if (!value)
+      throw new RegistryError({
+        status: 200,
+        registry: this.registry,
+        what: `token response from ${realm.origin}`,
+        hint: 'it holds no token',
+      });
     const lifetime = Math.max(60, Number(body.expires_in) || 60);
     if (body.refresh_token) this.refreshToken = body.refresh_token;
     this.token = { value, scopes: new Set(scopeList.flatMap(splitScope)), expiresAt: Date.now() + lifetime * 1000 };

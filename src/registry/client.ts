@@ -12,7 +12,17 @@ import { type Reference, type Repository, familiarReference, referenceTarget } f
 import { chain } from '../layer/compression.js';
 import { RegistryError } from './errors.js';
 import { Limiter } from './limit.js';
-import { type RegistryResponse, RegistryTransport, type TransportOptions, backoffMs, createAgents, defaultRetry, header, isTransient, restartError } from './transport.js';
+import {
+  type RegistryResponse,
+  RegistryTransport,
+  type TransportOptions,
+  backoffMs,
+  createAgents,
+  defaultRetry,
+  header,
+  isTransient,
+  restartError,
+} from './transport.js';
 import { readBounded } from './body.js';
 
 export interface RegistryClientOptions extends TransportOptions {
@@ -43,7 +53,13 @@ const smallBlob = 256 * 1024;
 
 async function readLimited(body: Readable, limit: number, what: string, registry: string): Promise<Buffer> {
   const { bytes, cut } = await readBounded(body, limit);
-  if (cut) throw new RegistryError({ status: 200, registry, what, hint: `it is larger than ${limit} bytes, more than hoist reads of one` });
+  if (cut)
+    throw new RegistryError({
+      status: 200,
+      registry,
+      what,
+      hint: `it is larger than ${limit} bytes, more than hoist reads of one`,
+    });
   return bytes;
 }
 
@@ -83,7 +99,13 @@ export class RegistryClient {
 
   /** `GET /v2/`: the registry answers and accepts the credentials (what `login` checks). */
   async ping(registry: string): Promise<void> {
-    const res = await this.transport(registry).send({ method: 'GET', path: '/v2/', scopes: [], what: `registry ${registry}`, retry: true });
+    const res = await this.transport(registry).send({
+      method: 'GET',
+      path: '/v2/',
+      scopes: [],
+      what: `registry ${registry}`,
+      retry: true,
+    });
     await res.body.dump();
   }
 
@@ -103,7 +125,8 @@ export class RegistryClient {
     const digest = header(res, 'docker-content-digest');
     const mediaType = header(res, 'content-type')?.split(';')[0].trim();
     const size = Number(header(res, 'content-length'));
-    if (digest && mediaType && Number.isFinite(size) && (!ref.digest || digest === ref.digest)) return { digest, mediaType, size };
+    if (digest && mediaType && Number.isFinite(size) && (!ref.digest || digest === ref.digest))
+      return { digest, mediaType, size };
     const m = await this.getManifest(ref);
     return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length };
   }
@@ -191,16 +214,25 @@ export class RegistryClient {
       pull: true,
       retry: true,
     });
-    return chain(res.body, new DigestStream({ digest: desc.digest, size: desc.size >= 0 ? desc.size : undefined, where: what }));
+    return chain(
+      res.body,
+      new DigestStream({ digest: desc.digest, size: desc.size >= 0 ? desc.size : undefined, where: what }),
+    );
   }
 
   /** A small blob (a config) read whole and verified, with retries. */
   async fetchBlob(ref: Repo, desc: Pick<Descriptor, 'digest' | 'size'>, limit = 64 * 1024 * 1024): Promise<Buffer> {
-    return this.retrying(`blob ${desc.digest}`, async () => readLimited(await this.openBlob(ref, desc), limit, `blob ${desc.digest}`, ref.registry));
+    return this.retrying(`blob ${desc.digest}`, async () =>
+      readLimited(await this.openBlob(ref, desc), limit, `blob ${desc.digest}`, ref.registry),
+    );
   }
 
   /** Streams a blob to `sink`, retried from the start on transient failures (the sink is reopened). */
-  async downloadBlob(ref: Repo, desc: Pick<Descriptor, 'digest' | 'size'>, sink: () => NodeJS.WritableStream | Promise<NodeJS.WritableStream>): Promise<void> {
+  async downloadBlob(
+    ref: Repo,
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    sink: () => NodeJS.WritableStream | Promise<NodeJS.WritableStream>,
+  ): Promise<void> {
     await this.limiter.run(() =>
       this.retrying(`blob ${desc.digest}`, async () => {
         await pipeline(await this.openBlob(ref, desc), await sink());
@@ -226,14 +258,22 @@ export class RegistryClient {
    * Makes a blob present in a repository: nothing when it is there, a mount when one of `mountFrom` (same registry)
    * has it, else an upload of `open()`. A transient failure starts the upload again from the beginning.
    */
-  async pushBlob(ref: Repo, desc: Pick<Descriptor, 'digest' | 'size'>, open: () => Readable | Promise<Readable>, mountFrom: readonly Repo[] = []): Promise<BlobPushResult> {
+  async pushBlob(
+    ref: Repo,
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    open: () => Readable | Promise<Readable>,
+    mountFrom: readonly Repo[] = [],
+  ): Promise<BlobPushResult> {
     return (desc.size <= smallBlob ? this.smallLimiter : this.limiter).run(() =>
       this.retrying(`upload of ${desc.digest}`, async () => {
         if ((await this.blobExists(ref, desc.digest)) !== undefined) return 'exists';
         let location: URL | undefined;
         for (const from of mountFrom) {
           if (from.registry !== ref.registry || from.repository === ref.repository) continue;
-          const res = await this.post(ref, new URLSearchParams({ mount: desc.digest, from: from.repository }), [pushPull(ref), pull(from)]);
+          const res = await this.post(ref, new URLSearchParams({ mount: desc.digest, from: from.repository }), [
+            pushPull(ref),
+            pull(from),
+          ]);
           if (res.status === 201) return 'mounted';
           location = this.location(res);
           break;
@@ -258,7 +298,12 @@ export class RegistryClient {
     });
     await res.body.dump();
     if (res.status !== 201 && !header(res, 'location')) {
-      throw new RegistryError({ status: res.status, registry: ref.registry, what: `upload to ${familiarReference(ref)}`, hint: 'the registry opened an upload without a Location' });
+      throw new RegistryError({
+        status: res.status,
+        registry: ref.registry,
+        what: `upload to ${familiarReference(ref)}`,
+        hint: 'the registry opened an upload without a Location',
+      });
     }
     return res;
   }
@@ -267,7 +312,12 @@ export class RegistryClient {
     return new URL(String(header(res, 'location')), res.url);
   }
 
-  private async upload(ref: Repo, desc: Pick<Descriptor, 'digest' | 'size'>, open: () => Readable | Promise<Readable>, location: URL): Promise<void> {
+  private async upload(
+    ref: Repo,
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    open: () => Readable | Promise<Readable>,
+    location: URL,
+  ): Promise<void> {
     const mode = this.options.uploadMode ?? 'auto';
     const what = `upload of ${desc.digest} to ${familiarReference(ref)}`;
     const t = this.transport(ref.registry);
@@ -299,7 +349,13 @@ export class RegistryClient {
         stream.destroy();
         await this.cancel(ref, location);
         // Registries that refuse one large PUT say so with 413/416/400/405; anything else is not ours to hide.
-        if (mode === 'monolithic' || !(e instanceof RegistryError) || ![400, 405, 413, 416].includes(e.status) || e.code === 'DIGEST_INVALID') throw e;
+        if (
+          mode === 'monolithic' ||
+          !(e instanceof RegistryError) ||
+          ![400, 405, 413, 416].includes(e.status) ||
+          e.code === 'DIGEST_INVALID'
+        )
+          throw e;
         this.options.debug?.(`${what}: monolithic upload refused (${e.status}); uploading in chunks`);
         location = this.location(await this.post(ref, new URLSearchParams(), [pushPull(ref)]));
       }
@@ -331,7 +387,11 @@ export class RegistryClient {
       const res = await t.send({
         method: 'PATCH',
         path: location.href,
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(chunk.length), 'content-range': `${offset}-${offset + chunk.length - 1}` },
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-length': String(chunk.length),
+          'content-range': `${offset}-${offset + chunk.length - 1}`,
+        },
         body: () => chunk,
         scopes: [pushPull(ref)],
         what,
@@ -369,7 +429,14 @@ export class RegistryClient {
   /** Abandons an upload session; failures do not matter (the registry expires it). */
   private async cancel(ref: Repo, location: URL): Promise<void> {
     try {
-      const res = await this.transport(ref.registry).send({ method: 'DELETE', path: location.href, scopes: [pushPull(ref)], what: 'cancel upload', accept: [404], retry: false });
+      const res = await this.transport(ref.registry).send({
+        method: 'DELETE',
+        path: location.href,
+        scopes: [pushPull(ref)],
+        what: 'cancel upload',
+        accept: [404],
+        retry: false,
+      });
       await res.body.dump();
     } catch {
       // ignored
@@ -381,13 +448,29 @@ export class RegistryClient {
     const tags: string[] = [];
     let path: string | undefined = `/v2/${ref.repository}/tags/list`;
     while (path) {
-      const res: RegistryResponse = await this.transport(ref.registry).send({ method: 'GET', path, scopes: [pull(ref)], what: `tags of ${familiarReference(ref)}`, pull: true, retry: true });
+      const res: RegistryResponse = await this.transport(ref.registry).send({
+        method: 'GET',
+        path,
+        scopes: [pull(ref)],
+        what: `tags of ${familiarReference(ref)}`,
+        pull: true,
+        retry: true,
+      });
       let body: { tags?: string[] | null };
       try {
-        body = JSON.parse((await readLimited(res.body, maxManifestBytes, `tags of ${familiarReference(ref)}`, ref.registry)).toString('utf8')) as typeof body;
+        body = JSON.parse(
+          (await readLimited(res.body, maxManifestBytes, `tags of ${familiarReference(ref)}`, ref.registry)).toString(
+            'utf8',
+          ),
+        ) as typeof body;
       } catch (e) {
         if (e instanceof RegistryError) throw e;
-        throw new RegistryError({ status: 200, registry: ref.registry, what: `tags of ${familiarReference(ref)}`, hint: 'the answer is not JSON' });
+        throw new RegistryError({
+          status: 200,
+          registry: ref.registry,
+          what: `tags of ${familiarReference(ref)}`,
+          hint: 'the answer is not JSON',
+        });
       }
       tags.push(...(body.tags ?? []));
       const link = header(res, 'link');

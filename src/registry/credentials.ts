@@ -82,7 +82,12 @@ function findAuth(auths: Record<string, AuthEntry> | undefined, registry: string
 }
 
 /** Runs `docker-credential-<helper> <verb>` with the given stdin; resolves stdout, rejects with its message. */
-export function runCredentialHelper(helper: string, verb: 'get' | 'store' | 'erase', input: string, env = process.env): Promise<string> {
+export function runCredentialHelper(
+  helper: string,
+  verb: 'get' | 'store' | 'erase',
+  input: string,
+  env = process.env,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const program = `docker-credential-${helper}`;
     const child = spawn(program, [verb], { env, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -91,11 +96,20 @@ export function runCredentialHelper(helper: string, verb: 'get' | 'store' | 'era
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', (e: NodeJS.ErrnoException) =>
-      reject(new CredentialError(e.code === 'ENOENT' ? `credential helper ${program} is not installed or not on PATH` : `${program}: ${e.message}`)),
+      reject(
+        new CredentialError(
+          e.code === 'ENOENT'
+            ? `credential helper ${program} is not installed or not on PATH`
+            : `${program}: ${e.message}`,
+        ),
+      ),
     );
     child.on('close', (code) => {
       if (code === 0) resolve(out);
-      else reject(new CredentialError(`${program} ${verb}: ${(out.trim() || err.trim() || `exit code ${code}`).slice(0, 300)}`));
+      else
+        reject(
+          new CredentialError(`${program} ${verb}: ${(out.trim() || err.trim() || `exit code ${code}`).slice(0, 300)}`),
+        );
     });
     child.stdin.end(input);
   });
@@ -145,7 +159,11 @@ function podmanAuthFiles(env: NodeJS.ProcessEnv): string[] {
 export class DockerCredentials implements CredentialSource {
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
 
-  private async fromConfig(config: DockerConfigFile | undefined, registry: string, where: string): Promise<Credential | undefined> {
+  private async fromConfig(
+    config: DockerConfigFile | undefined,
+    registry: string,
+    where: string,
+  ): Promise<Credential | undefined> {
     if (!config) return undefined;
     const helper = config.credHelpers?.[authKey(registry)] ?? config.credHelpers?.[registry];
     if (helper) return helperGet(helper, registry, this.env);
@@ -163,7 +181,9 @@ export class DockerCredentials implements CredentialSource {
       try {
         config = JSON.parse(this.env.DOCKER_AUTH_CONFIG) as DockerConfigFile;
       } catch {
-        throw new CredentialError('DOCKER_AUTH_CONFIG is not valid JSON (expected a config.json document with "auths")');
+        throw new CredentialError(
+          'DOCKER_AUTH_CONFIG is not valid JSON (expected a config.json document with "auths")',
+        );
       }
       const c = await this.fromConfig(config, registry, 'DOCKER_AUTH_CONFIG');
       if (c) return c;
@@ -199,16 +219,28 @@ async function writeConfigAtomically(file: string, config: DockerConfigFile): Pr
 }
 
 /** `docker login`'s write: a helper's store when one is configured, else base64 `auth` in config.json (mode 0600). */
-export async function storeCredential(registry: string, cred: { username: string; password: string }, env = process.env): Promise<string> {
+export async function storeCredential(
+  registry: string,
+  cred: { username: string; password: string },
+  env = process.env,
+): Promise<string> {
   const file = path.join(dockerConfigDir(env), 'config.json');
   const config = (await readDockerConfig(file)) ?? {};
   const key = authKey(registry);
   const helper = config.credHelpers?.[key] ?? config.credsStore;
   if (helper) {
-    await runCredentialHelper(helper, 'store', JSON.stringify({ ServerURL: key, Username: cred.username, Secret: cred.password }), env);
+    await runCredentialHelper(
+      helper,
+      'store',
+      JSON.stringify({ ServerURL: key, Username: cred.username, Secret: cred.password }),
+      env,
+    );
     return `docker-credential-${helper}`;
   }
-  config.auths = { ...config.auths, [key]: { auth: Buffer.from(`${cred.username}:${cred.password}`).toString('base64') } };
+  config.auths = {
+    ...config.auths,
+    [key]: { auth: Buffer.from(`${cred.username}:${cred.password}`).toString('base64') },
+  };
   await writeConfigAtomically(file, config);
   return file;
 }

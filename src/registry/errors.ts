@@ -15,7 +15,13 @@ export class RegistryError extends Error {
   readonly code: string;
   readonly errors: RegistryErrorDetail[];
   readonly registry: string;
-  constructor(options: { status: number; errors?: RegistryErrorDetail[]; registry: string; what: string; hint?: string }) {
+  constructor(options: {
+    status: number;
+    errors?: RegistryErrorDetail[];
+    registry: string;
+    what: string;
+    hint?: string;
+  }) {
     const errors = options.errors ?? [];
     const code = errors[0]?.code ?? '';
     const said = errors.map((e) => [e.code, e.message].filter(Boolean).join(': ') + detailText(e.detail)).join('; ');
@@ -50,11 +56,19 @@ export class RegistryConnectionError extends Error {
 
 /** Where a connection went: through the environment's proxy, unless NO_PROXY or loopback kept it direct. */
 function proxyNote(registry: string): string {
-  const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
+  const host = registry
+    .replace(/:\d+$/, '')
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase();
   const proxy = process.env.https_proxy || process.env.HTTPS_PROXY || process.env.http_proxy || process.env.HTTP_PROXY;
   if (!proxy || ['localhost', '127.0.0.1', '::1'].includes(host)) return '';
   const no = (process.env.no_proxy ?? process.env.NO_PROXY ?? '').split(/[,\s]+/).filter(Boolean);
-  if (no.some((n) => n === '*' || host === n.replace(/^\.|:\d+$/g, '') || host.endsWith(`.${n.replace(/^\.|:\d+$/g, '')}`))) return '';
+  if (
+    no.some(
+      (n) => n === '*' || host === n.replace(/^\.|:\d+$/g, '') || host.endsWith(`.${n.replace(/^\.|:\d+$/g, '')}`),
+    )
+  )
+    return '';
   let shown = proxy;
   try {
     const u = new URL(proxy);
@@ -71,9 +85,12 @@ function hintFor(status: number, code: string, registry: string): string | undef
       ? 'denied: check the token has packages:write and that the package grants this repository access'
       : 'denied: the credentials lack permission for this repository';
   }
-  if (status === 401 || code === 'UNAUTHORIZED') return `authentication required: run "hoist login ${registry}" or pass a username and password`;
-  if (code === 'NAME_UNKNOWN') return 'the repository does not exist in this registry; some registries (ECR) need it created before a push';
-  if (code === 'MANIFEST_UNKNOWN' || code === 'BLOB_UNKNOWN' || status === 404) return 'not found: check the name, tag and digest';
+  if (status === 401 || code === 'UNAUTHORIZED')
+    return `authentication required: run "hoist login ${registry}" or pass a username and password`;
+  if (code === 'NAME_UNKNOWN')
+    return 'the repository does not exist in this registry; some registries (ECR) need it created before a push';
+  if (code === 'MANIFEST_UNKNOWN' || code === 'BLOB_UNKNOWN' || status === 404)
+    return 'not found: check the name, tag and digest';
   if (code === 'TOOMANYREQUESTS' || status === 429) return 'rate limited: authenticate, or wait and retry';
   if (code === 'MANIFEST_BLOB_UNKNOWN') return 'the registry lacks a blob the manifest refers to';
   return undefined;
@@ -87,7 +104,11 @@ export function parseErrorBody(text: string): RegistryErrorDetail[] {
       return v.errors
         .filter((e): e is Record<string, unknown> => typeof e === 'object' && e !== null)
         .slice(0, 10)
-        .map((e) => ({ code: String(e.code ?? '').slice(0, 100), message: typeof e.message === 'string' ? e.message.slice(0, 500) : undefined, detail: e.detail }));
+        .map((e) => ({
+          code: String(e.code ?? '').slice(0, 100),
+          message: typeof e.message === 'string' ? e.message.slice(0, 500) : undefined,
+          detail: e.detail,
+        }));
     }
   } catch {
     // not JSON

@@ -20,7 +20,11 @@ export class Limiter {
 }
 
 /** Runs `task` over every item with at most `limit` running, failing fast with the first error. */
-export async function forEachLimited<T>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   const limiter = new Limiter(limit);
   await settleAll(items.map((item, i) => limiter.run(() => task(item, i))));
 }

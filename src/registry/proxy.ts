@@ -34,8 +34,12 @@ function proxyURL(name: string, value: string | undefined): string | undefined {
   } catch {
     throw new ProxyError(`${name} is not a proxy URL (expected http://[user:password@]host:port): fix or unset it`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ProxyError(`${name} names a ${url.protocol.slice(0, -1)} proxy; only http:// and https:// proxies are supported: fix or unset it`);
-  if (!url.hostname) throw new ProxyError(`${name} has no host (expected http://[user:password@]host:port): fix or unset it`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new ProxyError(
+      `${name} names a ${url.protocol.slice(0, -1)} proxy; only http:// and https:// proxies are supported: fix or unset it`,
+    );
+  if (!url.hostname)
+    throw new ProxyError(`${name} has no host (expected http://[user:password@]host:port): fix or unset it`);
   return url.href;
 }
 

@@ -16,14 +16,21 @@ export function registryBlobSource(client: RegistryClient, repository: Repositor
     name: `registry ${formatRepository(repo)}`,
     repository: repo,
     fetch: (desc, sink: BlobSink) =>
-      client.limiter.run(() => client.retrying(`blob ${desc.digest}`, async () => {
-        await sink.writeBlob(await client.openBlob(repo, desc), desc);
-      })),
+      client.limiter.run(() =>
+        client.retrying(`blob ${desc.digest}`, async () => {
+          await sink.writeBlob(await client.openBlob(repo, desc), desc);
+        }),
+      ),
   };
 }
 
 /** The layers of an image manifest of `origin`, lazy: fetched from that repository when read. */
-export function registryLayers(client: RegistryClient, origin: Repository, m: ParsedManifest, diffIDs: readonly string[]): Layer[] {
+export function registryLayers(
+  client: RegistryClient,
+  origin: Repository,
+  m: ParsedManifest,
+  diffIDs: readonly string[],
+): Layer[] {
   if (m.kind !== 'manifest') throw new Error('layers of an index');
   const source = registryBlobSource(client, origin);
   return m.manifest.layers.map((descriptor, i) => ({ descriptor, diffID: diffIDs[i], sources: [source] }));

@@ -22,7 +22,10 @@ export interface RetryPolicy {
  * administrator sets once for every build, the Action's and the command's.
  */
 export function mirrorsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
-  return (env.HOIST_REGISTRY_MIRROR ?? '').split(',').map((m) => m.trim()).filter(Boolean);
+  return (env.HOIST_REGISTRY_MIRROR ?? '')
+    .split(',')
+    .map((m) => m.trim())
+    .filter(Boolean);
 }
 
 export const defaultRetry: RetryPolicy = { attempts: 5, baseDelayMs: 300, maxDelayMs: 15_000 };
@@ -65,12 +68,31 @@ export interface RegistryResponse {
   url: URL;
 }
 
-const retryableCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED', 'HOIST_RESTART']);
+const retryableCodes = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'HOIST_RESTART',
+]);
 
 /** An error of the connection (refused, reset, TLS, timeout) rather than an answer or our own check. */
 function isNetworkError(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException)?.code ?? (e as { cause?: NodeJS.ErrnoException })?.cause?.code;
-  return typeof code === 'string' && (retryableCodes.has(code) || code.startsWith('UND_ERR') || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || /^E[A-Z]+$/.test(code));
+  return (
+    typeof code === 'string' &&
+    (retryableCodes.has(code) ||
+      code.startsWith('UND_ERR') ||
+      code.startsWith('ERR_SSL') ||
+      code.startsWith('ERR_TLS') ||
+      /^E[A-Z]+$/.test(code))
+  );
 }
 
 /** A failure after which an upload must start again from a new session (its body cannot be replayed). */
@@ -87,7 +109,13 @@ export function isTransient(e: unknown): boolean {
 /** Whether a host may use plain HTTP: loopback always (as Docker treats 127.0.0.0/8), others only when named. */
 export function isInsecureHost(host: string, insecure: readonly string[] = []): boolean {
   const name = host.replace(/:\d+$/, '');
-  return name === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(name) || name === '[::1]' || insecure.includes(host) || insecure.includes(name);
+  return (
+    name === 'localhost' ||
+    /^127\.\d+\.\d+\.\d+$/.test(name) ||
+    name === '[::1]' ||
+    insecure.includes(host) ||
+    insecure.includes(name)
+  );
 }
 
 export function header(res: { headers: RegistryResponse['headers'] }, name: string): string | undefined {
@@ -135,7 +163,11 @@ class Endpoint {
     if (this.base) return this.base;
     this.probing ??= (async () => {
       try {
-        const res = await request(`https://${this.host}/v2/`, { method: 'GET', dispatcher: this.dispatcher, headersTimeout: 10_000 });
+        const res = await request(`https://${this.host}/v2/`, {
+          method: 'GET',
+          dispatcher: this.dispatcher,
+          headersTimeout: 10_000,
+        });
         await res.body.dump();
         return `https://${this.host}`;
       } catch {
@@ -166,7 +198,15 @@ export class RegistryTransport {
     const ua = options.userAgent ?? 'hoist';
     const mk = (host: string, mirror: boolean, key: string, scheme?: 'http') => {
       const insecure = isInsecureHost(host, options.insecureRegistries);
-      return new Endpoint(host, scheme ?? (insecure ? 'probe' : 'https'), insecure ? agents.insecure : agents.secure, options.credentials, key, ua, mirror);
+      return new Endpoint(
+        host,
+        scheme ?? (insecure ? 'probe' : 'https'),
+        insecure ? agents.insecure : agents.secure,
+        options.credentials,
+        key,
+        ua,
+        mirror,
+      );
     };
     const mirrors = registry === 'docker.io' ? (options.mirrors ?? []) : [];
     this.endpoints = [
@@ -202,7 +242,9 @@ export class RegistryTransport {
           throw e;
         }
         const wait = backoffMs(this.retry, attempt, (e as { retryAfter?: number }).retryAfter);
-        this.debug(`${req.method} ${req.what}: ${(e as Error).message}; retry ${attempt + 1} in ${Math.round(wait)} ms`);
+        this.debug(
+          `${req.method} ${req.what}: ${(e as Error).message}; retry ${attempt + 1} in ${Math.round(wait)} ms`,
+        );
         await sleep(wait);
       }
     }
@@ -225,19 +267,32 @@ export class RegistryTransport {
       const res = await request(url, { method, headers, body, dispatcher: endpoint.dispatcher });
       this.debug(`${method} ${url.pathname} → ${res.statusCode}`);
       const warning = res.headers.warning;
-      for (const w of [warning].flat()) if (w && /^299 /.test(w)) this.warnings.add(w.replace(/^299\s+-\s+/, '').replace(/^"|"$/g, ''));
+      for (const w of [warning].flat())
+        if (w && /^299 /.test(w)) this.warnings.add(w.replace(/^299\s+-\s+/, '').replace(/^"|"$/g, ''));
       if (res.statusCode === 401 && sameHost && authRetries < 2) {
         await res.body.dump();
         const www = res.headers['www-authenticate'];
-        if (await endpoint.auth.challenged(Array.isArray(www) ? www.join(', ') : www, req.scopes, headers.authorization)) {
+        if (
+          await endpoint.auth.challenged(Array.isArray(www) ? www.join(', ') : www, req.scopes, headers.authorization)
+        ) {
           authRetries++;
           continue;
         }
         throw new RegistryError({ status: 401, registry: this.registry, what: `${req.method} ${req.what}` });
       }
-      if ([301, 302, 303, 307, 308].includes(res.statusCode) && res.headers.location && !(req.accept ?? []).includes(res.statusCode)) {
+      if (
+        [301, 302, 303, 307, 308].includes(res.statusCode) &&
+        res.headers.location &&
+        !(req.accept ?? []).includes(res.statusCode)
+      ) {
         await res.body.dump();
-        if (++redirects > 10) throw new RegistryError({ status: res.statusCode, registry: this.registry, what: req.what, hint: 'too many redirects' });
+        if (++redirects > 10)
+          throw new RegistryError({
+            status: res.statusCode,
+            registry: this.registry,
+            what: req.what,
+            hint: 'too many redirects',
+          });
         const next = new URL(String(res.headers.location), url);
         // Authorization never crosses to another host (distribution-spec: MUST NOT forward across host boundaries).
         if (next.host !== url.host) sameHost = false;
@@ -247,9 +302,20 @@ export class RegistryTransport {
       }
       const ok = res.statusCode >= 200 && res.statusCode < 300;
       if (!ok && !(req.accept ?? []).includes(res.statusCode)) {
-        const text = method === 'HEAD' ? '' : await readBounded(res.body, maxErrorBody).then((r) => r.bytes.toString('utf8'), () => '');
+        const text =
+          method === 'HEAD'
+            ? ''
+            : await readBounded(res.body, maxErrorBody).then(
+                (r) => r.bytes.toString('utf8'),
+                () => '',
+              );
         if (method === 'HEAD') await res.body.dump();
-        const err = new RegistryError({ status: res.statusCode, errors: parseErrorBody(text), registry: this.registry, what: `${req.method} ${req.what}` });
+        const err = new RegistryError({
+          status: res.statusCode,
+          errors: parseErrorBody(text),
+          registry: this.registry,
+          what: `${req.method} ${req.what}`,
+        });
         const ra = retryAfterMs(header(res, 'retry-after'));
         if (ra !== undefined) Object.assign(err, { retryAfter: ra });
         throw err;

@@ -17,11 +17,19 @@ export const Client = client as typeof Undici.Client;
 export type Client = Undici.Client;
 export const EnvHttpProxyAgent = envHttpProxyAgent as typeof Undici.EnvHttpProxyAgent;
 
-export type RequestOptions = Omit<Undici.Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & { method?: Undici.Dispatcher.HttpMethod; dispatcher: Undici.Dispatcher };
+export type RequestOptions = Omit<Undici.Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & {
+  method?: Undici.Dispatcher.HttpMethod;
+  dispatcher: Undici.Dispatcher;
+};
 
 /** undici's request(url, options), always through the dispatcher given. */
 export function request(url: string | URL, options: RequestOptions): Promise<Undici.Dispatcher.ResponseData> {
   const u = typeof url === 'string' ? new URL(url) : url;
   const { dispatcher: through, ...rest } = options;
-  return through.request({ ...rest, origin: u.origin, path: `${u.pathname}${u.search}`, method: options.method ?? 'GET' });
+  return through.request({
+    ...rest,
+    origin: u.origin,
+    path: `${u.pathname}${u.search}`,
+    method: options.method ?? 'GET',
+  });
 }

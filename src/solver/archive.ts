@@ -33,7 +33,9 @@ export function openArchive(file: string, kind: ArchiveKind): Readable {
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   child.on('error', (e: NodeJS.ErrnoException) =>
-    out.destroy(new ArchiveError(e.code === 'ENOENT' ? `${tool} is needed to unpack ${file} but is not installed` : e.message)),
+    out.destroy(
+      new ArchiveError(e.code === 'ENOENT' ? `${tool} is needed to unpack ${file} but is not installed` : e.message),
+    ),
   );
   child.on('close', (code) => {
     if (code !== 0) out.destroy(new ArchiveError(`${tool} could not decompress ${file}: ${err.trim()}`));

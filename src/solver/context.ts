@@ -59,7 +59,9 @@ export class BuildContext {
   /** The context directory with `<Dockerfile>.dockerignore` or `.dockerignore` applied (the first that exists). */
   static open(dir: string, dockerfilePath?: string): BuildContext {
     const abs = path.resolve(dir);
-    const candidates = dockerfilePath ? dockerignoreCandidates(path.resolve(dockerfilePath), abs) : [path.join(abs, '.dockerignore')];
+    const candidates = dockerfilePath
+      ? dockerignoreCandidates(path.resolve(dockerfilePath), abs)
+      : [path.join(abs, '.dockerignore')];
     for (const f of candidates) {
       const text = readInside(abs, f);
       if (text === undefined) continue;
@@ -68,7 +70,9 @@ export class BuildContext {
       } catch (e) {
         if (!(e instanceof DockerignoreError)) throw e;
         const name = path.relative(abs, f).startsWith('..') ? f : path.relative(abs, f);
-        throw new ContextError(`${name}:${e.line}: ${e.message}; fix or remove that line (patterns are read as Go's filepath.Match reads them, with ** for any directories)`);
+        throw new ContextError(
+          `${name}:${e.line}: ${e.message}; fix or remove that line (patterns are read as Go's filepath.Match reads them, with ** for any directories)`,
+        );
       }
     }
     return new BuildContext(abs, new IgnoreMatcher([]), undefined);
@@ -122,20 +126,31 @@ export class BuildContext {
       throw e;
     }
     if (!r.stats) return undefined;
-    return { rel, real: r.rel, abs: r.abs, stats: r.stats, ...(r.stats.isSymbolicLink() ? { linkname: readlinkName(r.abs) } : {}) };
+    return {
+      rel,
+      real: r.rel,
+      abs: r.abs,
+      stats: r.stats,
+      ...(r.stats.isSymbolicLink() ? { linkname: readlinkName(r.abs) } : {}),
+    };
   }
 
   /** A source as written in COPY/ADD → the context paths it names (several for a wildcard, maybe none). */
   async resolve(source: string): Promise<ContextPath[]> {
     const cleaned = cleanPath(source.replace(/^\/+/, '') || '.');
     if (cleaned === '..' || cleaned.startsWith('../')) {
-      throw new ContextError(`${source}: forbidden path outside the build context; COPY sources are relative to the context ${this.dir}`);
+      throw new ContextError(
+        `${source}: forbidden path outside the build context; COPY sources are relative to the context ${this.dir}`,
+      );
     }
     const rel = cleaned === '.' ? '' : cleaned;
     if (!hasWildcard(rel)) {
       const found = this.lookup(rel, true);
       // A stage's or image's file in BuildKit's words (its cache key is where a missing source shows).
-      if (!found && this.ref !== undefined) throw new ContextError(`failed to calculate checksum of ref ${this.ref}: ${JSON.stringify(`/${rel}`)}: not found`);
+      if (!found && this.ref !== undefined)
+        throw new ContextError(
+          `failed to calculate checksum of ref ${this.ref}: ${JSON.stringify(`/${rel}`)}: not found`,
+        );
       if (!found) throw new ContextError(`${source}: not found in the build context${this.excludedNote(rel)}`);
       return [found];
     }
@@ -174,7 +189,9 @@ export class BuildContext {
   }
 
   private excludedNote(rel: string): string {
-    return rel && this.excluded(rel) && this.ignoreFile ? ` (it is excluded by ${path.relative(this.dir, this.ignoreFile) || this.ignoreFile})` : '';
+    return rel && this.excluded(rel) && this.ignoreFile
+      ? ` (it is excluded by ${path.relative(this.dir, this.ignoreFile) || this.ignoreFile})`
+      : '';
   }
 
   /** Everything below a context directory, in walk order, what the context lacks left out (links are not followed). */
@@ -187,7 +204,13 @@ export class BuildContext {
         const a = path.join(abs, name);
         const st = lstatSync(fsPath(a));
         if (!this.visible(re, st)) continue;
-        out.push({ rel: r, real: re, abs: a, stats: st, ...(st.isSymbolicLink() ? { linkname: readlinkName(a) } : {}) });
+        out.push({
+          rel: r,
+          real: re,
+          abs: a,
+          stats: st,
+          ...(st.isSymbolicLink() ? { linkname: readlinkName(a) } : {}),
+        });
         if (st.isDirectory()) visit(r, re, a);
       }
     };

@@ -103,19 +103,32 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
       if (entries.has(dir)) {
-        if (entries.get(dir)?.header.type !== 'directory') throw new CopyError(`cannot copy to /${target}: /${dir} is not a directory`);
+        if (entries.get(dir)?.header.type !== 'directory')
+          throw new CopyError(`cannot copy to /${target}: /${dir} is not a directory`);
         continue;
       }
       if (o.fs.isDirectory(dir)) {
         // Parents that exist are repeated with their own attributes, as BuildKit's layers do: a layer unpacked on
         // its own (an overlay lower dir) must not bring a default 0755 root directory over the base's.
         const existing = o.fs.lookup(dir);
-        if (existing && existing.header.type === 'directory') put(dir, { header: { ...existing.header, name: dir, size: 0 } });
+        if (existing && existing.header.type === 'directory')
+          put(dir, { header: { ...existing.header, name: dir, size: 0 } });
         continue;
       }
-      if (o.fs.lookup(dir) && !o.fs.isDirectory(dir)) throw new CopyError(`cannot copy to /${target}: /${dir} is not a directory in the image`);
+      if (o.fs.lookup(dir) && !o.fs.isDirectory(dir))
+        throw new CopyError(`cannot copy to /${target}: /${dir} is not a directory in the image`);
       // --chmod applies to the parents the copy makes too (BuildKit's testCopyChmod: /parent/sub is 0770).
-      put(dir, { header: { name: dir, type: 'directory', mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: o.created } });
+      put(dir, {
+        header: {
+          name: dir,
+          type: 'directory',
+          mode: o.chmod ? o.chmod(0o755, true) : 0o755,
+          uid: owner.uid,
+          gid: owner.gid,
+          size: 0,
+          mtime: o.created,
+        },
+      });
     }
   };
   const addOne = (p: ContextPath, target: string, ownTime = false) => {
@@ -127,7 +140,15 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
       // directory source gives it its modification time (fsutil's copyDirectory copies the source's times onto a
       // directory it creates: BuildKit 0.13 gives `COPY src/ ./src/`'s ./src the time of src); an archive's, or the
       // context root's, is the copy's.
-      put(rel, { header: { ...header(rel, p, 'directory'), mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, mtime: ownTime ? Math.floor(p.stats.mtimeMs / 1000) : o.created } });
+      put(rel, {
+        header: {
+          ...header(rel, p, 'directory'),
+          mode: o.chmod ? o.chmod(0o755, true) : 0o755,
+          uid: owner.uid,
+          gid: owner.gid,
+          mtime: ownTime ? Math.floor(p.stats.mtimeMs / 1000) : o.created,
+        },
+      });
     } else if (p.stats.isSymbolicLink()) {
       // A link a --parents pattern matched is copied as the link it is (BuildKit copies the pivot's contents).
       put(rel, { header: { ...header(rel, p, 'symlink'), linkname: p.linkname ?? '' } });
@@ -137,7 +158,9 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     } else if (p.stats.isSocket() && socketsAsFiles) {
       put(rel, { header: { ...header(rel, p, 'file'), size: 0 }, content: { bytes: Buffer.alloc(0) } });
     } else {
-      throw new CopyError(`${p.rel}: only files, directories and symlinks can be copied (this is a ${p.stats.isFIFO() ? 'FIFO' : p.stats.isSocket() ? 'socket' : 'device'})`);
+      throw new CopyError(
+        `${p.rel}: only files, directories and symlinks can be copied (this is a ${p.stats.isFIFO() ? 'FIFO' : p.stats.isSocket() ? 'socket' : 'device'})`,
+      );
     }
   };
   // --parents copies from its pivot with include patterns, a directory copy: the destination is made even when
@@ -146,7 +169,17 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     const d = '/' + o.fs.resolve(dest, true);
     if (d !== '/' && kind(d) === undefined) {
       ensureParents(d.slice(1));
-      put(d, { header: { name: d.slice(1), type: 'directory', mode: o.chmod ? o.chmod(0o755, true) : 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: o.created } });
+      put(d, {
+        header: {
+          name: d.slice(1),
+          type: 'directory',
+          mode: o.chmod ? o.chmod(0o755, true) : 0o755,
+          uid: owner.uid,
+          gid: owner.gid,
+          size: 0,
+          mtime: o.created,
+        },
+      });
     }
   }
   for (const s of sources) {
@@ -156,7 +189,8 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     let target: string;
     if (o.parents) target = path.posix.join(dest, s.parentsPath ?? s.path.rel);
     else if (isDir) target = dest;
-    else if (trailing || kind(dest) === 'directory') target = path.posix.join(dest, path.posix.basename(s.path.rel || s.path.abs));
+    else if (trailing || kind(dest) === 'directory')
+      target = path.posix.join(dest, path.posix.basename(s.path.rel || s.path.abs));
     else target = dest;
     if (!isDir && o.exclude?.excludes(path.posix.basename(s.path.rel))) continue;
     // The destination is reached the way BuildKit's copy reaches it: through symlinks of the image, the last one
@@ -164,7 +198,8 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     // directory fills that directory).
     target = '/' + o.fs.resolve(target, true);
     if (isDir && kind(target) === 'other') throw new CopyError(`cannot copy to non-directory: ${target}`);
-    if (!isDir && kind(target) === 'directory') throw new CopyError(`cannot replace the directory ${target} with a file`);
+    if (!isDir && kind(target) === 'directory')
+      throw new CopyError(`cannot replace the directory ${target} with a file`);
     ensureParents(target === '/' ? '' : target);
     // (the context's root itself is received anew by BuildKit, its time the build's: hoist's is the copy's)
     addOne(s.path, target, !s.unpacked && !s.archived && s.path.rel !== '');
@@ -174,7 +209,8 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
       let t = path.posix.join(target, relBelow).replace(/^\/+/, '');
       // An unpacked entry's parents resolved in the image (what this copy put at a parent stands as it is).
       const parent = path.posix.dirname(t);
-      if (s.unpacked && parent !== '.' && !entries.has(parent)) t = path.posix.join(o.fs.resolve(`/${parent}`, true), path.posix.basename(t)).replace(/^\/+/, '');
+      if (s.unpacked && parent !== '.' && !entries.has(parent))
+        t = path.posix.join(o.fs.resolve(`/${parent}`, true), path.posix.basename(t)).replace(/^\/+/, '');
       ensureParents(t);
       if (child.stats.isSymbolicLink()) {
         put(t, { header: { ...header(t, child, 'symlink'), linkname: child.linkname ?? '' } });
@@ -189,10 +225,18 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
   // links of the context, of a stage and of an unpacked archive, wherever the image's symlinks led each name).
   for (const copies of linked.values()) {
     // (a name a later source wrote another file to is not this file's any more)
-    const still = [...new Set(copies.filter((c) => {
-      const e = entries.get(c.name);
-      return e?.header.type === 'file' && e.content !== undefined && 'path' in e.content && e.content.path === c.abs;
-    }).map((c) => c.name))];
+    const still = [
+      ...new Set(
+        copies
+          .filter((c) => {
+            const e = entries.get(c.name);
+            return (
+              e?.header.type === 'file' && e.content !== undefined && 'path' in e.content && e.content.path === c.abs
+            );
+          })
+          .map((c) => c.name),
+      ),
+    ];
     if (still.length < 2) continue;
     still.sort(walkOrder);
     for (const n of still.slice(1)) {

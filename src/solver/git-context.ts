@@ -67,14 +67,19 @@ export function parseGitContext(text: string): GitContext | undefined {
     else if (k === 'subdir') out.subdir = v;
     else if (k === 'keep-git-dir') out.keepGitDir = /^(1|true)$/i.test(v);
     else if (k === 'submodules') out.submodules = !/^(0|false)$/i.test(v);
-    else if (k !== 'checksum' && k !== 'commit') throw new GitContextError(`Git context ${redact(text)}: unknown query parameter ${JSON.stringify(k)} (ref, subdir, keep-git-dir, submodules)`);
-    else if (v && !/^[0-9a-f]{7,64}$/i.test(v)) throw new GitContextError(`Git context ${redact(text)}: ${k}=${v} is not a commit`);
+    else if (k !== 'checksum' && k !== 'commit')
+      throw new GitContextError(
+        `Git context ${redact(text)}: unknown query parameter ${JSON.stringify(k)} (ref, subdir, keep-git-dir, submodules)`,
+      );
+    else if (v && !/^[0-9a-f]{7,64}$/i.test(v))
+      throw new GitContextError(`Git context ${redact(text)}: ${k}=${v} is not a commit`);
     else if (v) {
       out.checksum = v.toLowerCase();
       out.ref ??= v;
     }
   }
-  if (out.ref !== undefined && (out.ref.startsWith('-') || /[\s\0~^:\\]|\.\.|@\{/.test(out.ref))) throw new GitContextError(`Git context ${redact(text)}: ${JSON.stringify(out.ref)} is not a ref or commit`);
+  if (out.ref !== undefined && (out.ref.startsWith('-') || /[\s\0~^:\\]|\.\.|@\{/.test(out.ref)))
+    throw new GitContextError(`Git context ${redact(text)}: ${JSON.stringify(out.ref)} is not a ref or commit`);
   try {
     out.host = scp ? scp[1] : new URL(url.replace(/^git\+ssh:/i, 'ssh:')).host;
   } catch {
@@ -102,7 +107,11 @@ export interface FetchedGitContext {
  * Fetches the context into `into` (made; the caller removes it). `keepGitDir` is the build arg's; the URL's own
  * keep-git-dir wins.
  */
-export async function fetchGitContext(ctx: GitContext, into: string, options: { token?: string; keepGitDir?: boolean } = {}): Promise<FetchedGitContext> {
+export async function fetchGitContext(
+  ctx: GitContext,
+  into: string,
+  options: { token?: string; keepGitDir?: boolean } = {},
+): Promise<FetchedGitContext> {
   const git = onPath('git');
   if (!git) throw new ToolMissingError('a Git context needs git on PATH: install git (apt-get install git)');
   await mkdir(into, { recursive: true });
@@ -110,7 +119,10 @@ export async function fetchGitContext(ctx: GitContext, into: string, options: { 
   const run = (args: string[]): Promise<ProcessResult> => runProcess(git, args, { cwd: into, env });
   const must = async (args: string[], what: string): Promise<ProcessResult> => {
     const r = await run(args);
-    if (r.status !== 0) throw new GitContextError(`Git context ${redact(ctx.remote)}: ${what}: ${lastLines(r.error?.message ?? r.stderr)}`);
+    if (r.status !== 0)
+      throw new GitContextError(
+        `Git context ${redact(ctx.remote)}: ${what}: ${lastLines(r.error?.message ?? r.stderr)}`,
+      );
     return r;
   };
   await must(['init', '-q'], 'git init failed');
@@ -121,15 +133,28 @@ export async function fetchGitContext(ctx: GitContext, into: string, options: { 
   const fetched = await run(['fetch', '-q', '--depth=1', '--no-tags', 'origin', ref ?? 'HEAD']);
   if (fetched.status !== 0) {
     const commitLike = ref !== undefined && /^[0-9a-f]{7,40}$/i.test(ref);
-    if (!commitLike) throw new GitContextError(`Git context ${redact(ctx.remote)}: could not fetch ${ref ?? 'HEAD'}: ${lastLines(fetched.stderr)}`);
-    await must(['fetch', '-q', '--no-tags', 'origin', '+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*'], `could not fetch ${ref}`);
+    if (!commitLike)
+      throw new GitContextError(
+        `Git context ${redact(ctx.remote)}: could not fetch ${ref ?? 'HEAD'}: ${lastLines(fetched.stderr)}`,
+      );
+    await must(
+      ['fetch', '-q', '--no-tags', 'origin', '+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*'],
+      `could not fetch ${ref}`,
+    );
     await must(['checkout', '-q', '--detach', ref], `no commit ${ref} in the repository`);
   } else {
     await must(['checkout', '-q', '--detach', 'FETCH_HEAD'], 'git checkout failed');
   }
-  if (ctx.submodules) await must(['submodule', 'update', '-q', '--init', '--recursive', '--depth=1'], 'its submodules could not be fetched');
+  if (ctx.submodules)
+    await must(
+      ['submodule', 'update', '-q', '--init', '--recursive', '--depth=1'],
+      'its submodules could not be fetched',
+    );
   const commit = (await must(['rev-parse', 'HEAD'], 'git rev-parse failed')).stdout.trim();
-  if (ctx.checksum && !commit.startsWith(ctx.checksum)) throw new GitContextError(`Git context ${redact(ctx.remote)}: ${ref ?? 'HEAD'} is commit ${commit}, not the ${ctx.checksum} the URL asks for`);
+  if (ctx.checksum && !commit.startsWith(ctx.checksum))
+    throw new GitContextError(
+      `Git context ${redact(ctx.remote)}: ${ref ?? 'HEAD'} is commit ${commit}, not the ${ctx.checksum} the URL asks for`,
+    );
   const commitTime = Number((await must(['log', '-1', '--format=%ct', 'HEAD'], 'git log failed')).stdout.trim());
   if (!(ctx.keepGitDir ?? options.keepGitDir)) {
     await rm(path.join(into, '.git'), { recursive: true, force: true });
@@ -139,7 +164,10 @@ export async function fetchGitContext(ctx: GitContext, into: string, options: { 
   if (ctx.subdir) {
     // inside the checkout, whatever its symlinks say (a link to / leads back to the checkout's root)
     const r = resolveInside(into, ctx.subdir, { followLast: true });
-    if (!r.stats?.isDirectory()) throw new GitContextError(`Git context ${redact(ctx.remote)}: ${JSON.stringify(ctx.subdir)} is not a directory of ${ref ?? 'HEAD'} (${commit.slice(0, 12)})`);
+    if (!r.stats?.isDirectory())
+      throw new GitContextError(
+        `Git context ${redact(ctx.remote)}: ${JSON.stringify(ctx.subdir)} is not a directory of ${ref ?? 'HEAD'} (${commit.slice(0, 12)})`,
+      );
     dir = r.abs;
   }
   return { root: into, dir, commit, commitTime };
@@ -163,10 +191,27 @@ function gitEnvironment(ctx: GitContext, token: string | undefined): NodeJS.Proc
   ];
   if (token && /^https?:/i.test(ctx.remote)) {
     const origin = new URL(ctx.remote);
-    config.push([`http.${origin.protocol}//${origin.host}/.extraheader`, `Authorization: basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`]);
+    config.push([
+      `http.${origin.protocol}//${origin.host}/.extraheader`,
+      `Authorization: basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`,
+    ]);
   }
   const env: NodeJS.ProcessEnv = {};
-  for (const k of ['PATH', 'HOME', 'SSH_AUTH_SOCK', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy', 'GIT_SSH_COMMAND', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'GIT_SSL_CAINFO']) {
+  for (const k of [
+    'PATH',
+    'HOME',
+    'SSH_AUTH_SOCK',
+    'HTTPS_PROXY',
+    'https_proxy',
+    'HTTP_PROXY',
+    'http_proxy',
+    'NO_PROXY',
+    'no_proxy',
+    'GIT_SSH_COMMAND',
+    'SSL_CERT_FILE',
+    'SSL_CERT_DIR',
+    'GIT_SSL_CAINFO',
+  ]) {
     if (process.env[k] !== undefined) env[k] = process.env[k];
   }
   return {
@@ -179,13 +224,23 @@ function gitEnvironment(ctx: GitContext, token: string | undefined): NodeJS.Proc
     GIT_HTTP_LOW_SPEED_LIMIT: '1000',
     GIT_HTTP_LOW_SPEED_TIME: '60',
     GIT_CONFIG_COUNT: String(config.length),
-    ...Object.fromEntries(config.flatMap(([k, v], i) => [[`GIT_CONFIG_KEY_${i}`, k], [`GIT_CONFIG_VALUE_${i}`, v]])),
+    ...Object.fromEntries(
+      config.flatMap(([k, v], i) => [
+        [`GIT_CONFIG_KEY_${i}`, k],
+        [`GIT_CONFIG_VALUE_${i}`, v],
+      ]),
+    ),
   };
 }
 
 /** git's last words, without anything that could be a credential in a URL. */
 function lastLines(stderr: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean).slice(-2).map((l) => l.replace(/([a-z+]+:\/\/)[^/@\s]*@/gi, '$1'));
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-2)
+    .map((l) => l.replace(/([a-z+]+:\/\/)[^/@\s]*@/gi, '$1'));
   return lines.join('; ').slice(0, 500) || 'git said nothing';
 }
 

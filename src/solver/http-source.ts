@@ -36,7 +36,11 @@ export function urlFileName(url: string): string {
  * Downloads `url` into `dir`; answers the file's path and whether the server said when it was modified (the file
  * then has that time; else the caller gives it the build's).
  */
-export async function download(url: string, dir: string, options: { checksum?: string }): Promise<{ file: string; dated: boolean }> {
+export async function download(
+  url: string,
+  dir: string,
+  options: { checksum?: string },
+): Promise<{ file: string; dated: boolean }> {
   // the environment's proxy (registry/proxy.ts), for this download alone
   const dispatcher = httpDispatcher();
   try {
@@ -46,12 +50,20 @@ export async function download(url: string, dir: string, options: { checksum?: s
       const { fetch } = await import('undici');
       res = await fetch(url, { redirect: 'follow', headers: { 'user-agent': 'hoist' }, dispatcher });
     } catch (e) {
-      throw new HttpSourceError(`failed to download ${url}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`);
+      throw new HttpSourceError(
+        `failed to download ${url}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`,
+      );
     }
     if (!res.ok || !res.body) throw new HttpSourceError(`failed to download ${url}: ${res.status} ${res.statusText}`);
     const file = path.join(dir, urlFileName(url));
-    const check = options.checksum ? new DigestStream({ digest: parseDigest(options.checksum).text, where: `ADD ${url} --checksum` }) : new DigestStream();
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), check, createWriteStream(file));
+    const check = options.checksum
+      ? new DigestStream({ digest: parseDigest(options.checksum).text, where: `ADD ${url} --checksum` })
+      : new DigestStream();
+    await pipeline(
+      Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
+      check,
+      createWriteStream(file),
+    );
     await chmod(file, 0o600);
     const lm = Date.parse(res.headers.get('last-modified') ?? '');
     if (!Number.isNaN(lm)) await utimes(file, Math.floor(lm / 1000), Math.floor(lm / 1000));

@@ -1,7 +1,14 @@
 // The image a build made, as an ImageSource: its layers come from the store, and those the store lacks (a base's
 // the build never needed) from where they can be fetched.
 import type { Readable } from 'node:stream';
-import { type Descriptor, type ImageConfig, type ImageIndex, manifestBytes, parseManifest, type ParsedManifest } from '../image/manifest.js';
+import {
+  type Descriptor,
+  type ImageConfig,
+  type ImageIndex,
+  manifestBytes,
+  parseManifest,
+  type ParsedManifest,
+} from '../image/manifest.js';
 import { indexMediaTypeFor } from '../image/media-types.js';
 import type { Platform } from '../image/platform.js';
 import type { Repository } from '../image/reference.js';
@@ -39,7 +46,18 @@ export class BuiltImage implements ImageSource {
 
 /** The config's keys in the order BuildKit's exporter writes them, so equal images serialise to equal bytes. */
 export function orderedConfig(c: ImageConfig): ImageConfig {
-  const order = ['architecture', 'author', 'config', 'created', 'history', 'os', 'os.version', 'os.features', 'rootfs', 'variant'];
+  const order = [
+    'architecture',
+    'author',
+    'config',
+    'created',
+    'history',
+    'os',
+    'os.version',
+    'os.features',
+    'rootfs',
+    'variant',
+  ];
   const out: Record<string, unknown> = {};
   for (const k of order) if (c[k] !== undefined) out[k] = c[k];
   for (const k of Object.keys(c)) if (!(k in out)) out[k] = c[k];
@@ -56,17 +74,38 @@ export class IndexImage implements ImageSource {
     private readonly children: readonly ImageSource[],
   ) {}
 
-  static async of(images: readonly { image: ImageSource; platform: Platform; annotations?: Record<string, string> }[], store: Store, annotations?: Record<string, string>, oci = false): Promise<IndexImage> {
-    const mediaType = indexMediaTypeFor(images.map(({ image }) => image.root.mediaType), oci);
+  static async of(
+    images: readonly { image: ImageSource; platform: Platform; annotations?: Record<string, string> }[],
+    store: Store,
+    annotations?: Record<string, string>,
+    oci = false,
+  ): Promise<IndexImage> {
+    const mediaType = indexMediaTypeFor(
+      images.map(({ image }) => image.root.mediaType),
+      oci,
+    );
     const index: ImageIndex = {
       schemaVersion: 2,
       mediaType,
-      manifests: images.map(({ image, platform, annotations: a }) => ({ mediaType: image.root.mediaType, digest: image.root.digest, size: image.root.bytes.length, ...(a ? { annotations: a } : {}), platform: { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}) } })),
+      manifests: images.map(({ image, platform, annotations: a }) => ({
+        mediaType: image.root.mediaType,
+        digest: image.root.digest,
+        size: image.root.bytes.length,
+        ...(a ? { annotations: a } : {}),
+        platform: {
+          architecture: platform.architecture,
+          os: platform.os,
+          ...(platform.variant ? { variant: platform.variant } : {}),
+        },
+      })),
       ...(annotations ? { annotations } : {}),
     };
     const bytes = manifestBytes(index);
     await store.writeBlob(Buffer.from(bytes));
-    return new IndexImage(parseManifest(bytes, mediaType), images.map((i) => i.image));
+    return new IndexImage(
+      parseManifest(bytes, mediaType),
+      images.map((i) => i.image),
+    );
   }
 
   /** the child that holds a blob or is the manifest of this digest */
@@ -74,7 +113,11 @@ export class IndexImage implements ImageSource {
     for (const c of this.children) {
       if (c.root.digest === digest) return c;
       const m = c.root;
-      if (m.kind === 'manifest' && (m.manifest.config.digest === digest || m.manifest.layers.some((l) => l.digest === digest))) return c;
+      if (
+        m.kind === 'manifest' &&
+        (m.manifest.config.digest === digest || m.manifest.layers.some((l) => l.digest === digest))
+      )
+        return c;
     }
     throw new Error(`internal: no image of this index holds ${digest}`);
   }

@@ -10,7 +10,17 @@ import { DockerignoreError } from '../dockerfile/dockerignore.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import type { Instruction } from '../dockerfile/instructions.js';
 import { type BuildPlan, type NamedContext, planBuild, type StageSource } from '../dockerfile/plan.js';
-import { type CopyOp, describeOp, historyComment, isURL, type Op, type Step, translate, type TranslatedBase, type Translation } from '../dockerfile/translate.js';
+import {
+  type CopyOp,
+  describeOp,
+  historyComment,
+  isURL,
+  type Op,
+  type Step,
+  translate,
+  type TranslatedBase,
+  type Translation,
+} from '../dockerfile/translate.js';
 import { baseKey, stepKey } from '../cache/keys.js';
 import { maxSbomPackages, osRelease, parseApkInstalled, parseDpkgStatus, type SbomPackage } from '../export/sbom.js';
 import { type RunSandbox, sandboxKey } from '../exec/sandbox.js';
@@ -27,11 +37,24 @@ import { chooseExecutor } from '../exec/choose.js';
 import type { Executor, Isolation } from '../exec/executor.js';
 import { extractState } from '../exec/unpack.js';
 import { SshAgents } from '../exec/ssh.js';
-import { type Descriptor, type ImageConfig, type ImageManifest, inFamily, manifestBytes, parseImageConfig, parseManifest } from '../image/manifest.js';
+import {
+  type Descriptor,
+  type ImageConfig,
+  type ImageManifest,
+  inFamily,
+  manifestBytes,
+  parseImageConfig,
+  parseManifest,
+} from '../image/manifest.js';
 import { DigestMismatchError, digestOf, SizeMismatchError } from '../image/digest.js';
 import { manifestIsOci, MediaType } from '../image/media-types.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
-import { formatReference, parseReference, type Reference, ReferenceError as InvalidReferenceError } from '../image/reference.js';
+import {
+  formatReference,
+  parseReference,
+  type Reference,
+  ReferenceError as InvalidReferenceError,
+} from '../image/reference.js';
 import { CredentialError } from '../registry/credentials.js';
 import { RegistryConnectionError, RegistryError } from '../registry/errors.js';
 import { NoPlatformError, platformManifest } from '../image/source.js';
@@ -255,24 +278,56 @@ interface CacheHit {
 /** A base or --from image the registry would not give, said as BuildKit says it ("REF: failed to resolve source metadata for NAME: …"). */
 export class ImageSourceError extends Error {
   override readonly name = 'ImageSourceError';
-  constructor(message: string, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
     super(message);
   }
 }
 
 /** Errors of the input that a step meets: printed at the step's Dockerfile line. */
-const stepErrors = [ImageSourceError, DockerignoreError, UserError, ContextError, CopyError, ExecError, ArchiveError, TarError, CompressionError, RootedPathError, HttpSourceError, ChmodError, NoPlatformError, InvalidReferenceError, DigestMismatchError, SizeMismatchError];
+const stepErrors = [
+  ImageSourceError,
+  DockerignoreError,
+  UserError,
+  ContextError,
+  CopyError,
+  ExecError,
+  ArchiveError,
+  TarError,
+  CompressionError,
+  RootedPathError,
+  HttpSourceError,
+  ChmodError,
+  NoPlatformError,
+  InvalidReferenceError,
+  DigestMismatchError,
+  SizeMismatchError,
+];
 
 function stageError(ins: Pick<Instruction, 'line' | 'endLine'>, e: unknown, hint?: string): DockerfileError {
-  return new DockerfileError((e as Error).message, { line: ins.line, endLine: ins.endLine }, { hint: hint ?? (e as { hint?: string }).hint });
+  return new DockerfileError(
+    (e as Error).message,
+    { line: ins.line, endLine: ins.endLine },
+    { hint: hint ?? (e as { hint?: string }).hint },
+  );
 }
 
 /**
  * A step's result applied to its stage: a history entry (`created` from the result's time, or SOURCE_DATE_EPOCH),
  * the layer on top when there is one (an empty_layer entry when not), and the stage's time moved on.
  */
-function applyResult(run: StageRun, result: { created_by: string; time: number; layer?: Layer; headers?: readonly TarHeader[] }, sourceDateEpoch: number | undefined): void {
-  const entry = { created: new Date((sourceDateEpoch ?? result.time) * 1000).toISOString(), created_by: result.created_by, comment: historyComment };
+function applyResult(
+  run: StageRun,
+  result: { created_by: string; time: number; layer?: Layer; headers?: readonly TarHeader[] },
+  sourceDateEpoch: number | undefined,
+): void {
+  const entry = {
+    created: new Date((sourceDateEpoch ?? result.time) * 1000).toISOString(),
+    created_by: result.created_by,
+    comment: historyComment,
+  };
   if (result.layer) run.state.addLayer(result.layer, entry, result.headers);
   else run.state.history.push({ ...entry, empty_layer: true });
   run.time = result.time;
@@ -335,10 +390,19 @@ export class Solver {
     } catch (e) {
       throw new ContextError(`cannot read the Dockerfile ${file}: ${(e as Error).message}`);
     }
-    if (text === undefined) throw new ContextError(`cannot read the Dockerfile ${file}: no such file in ${path.relative(path.resolve(req.context), path.resolve(file)).startsWith('..') ? 'its directory' : 'the build context'}`);
+    if (text === undefined)
+      throw new ContextError(
+        `cannot read the Dockerfile ${file}: no such file in ${path.relative(path.resolve(req.context), path.resolve(file)).startsWith('..') ? 'its directory' : 'the build context'}`,
+      );
     this.df = readDockerfile(text, file);
     try {
-      this.plan = planBuild(this.df, { buildArgs: req.buildArgs, target: req.target, targetPlatform: req.platform, buildPlatform: hostPlatform(), ...(req.namedContexts ? { namedContexts: req.namedContexts } : {}) });
+      this.plan = planBuild(this.df, {
+        buildArgs: req.buildArgs,
+        target: req.target,
+        targetPlatform: req.platform,
+        buildPlatform: hostPlatform(),
+        ...(req.namedContexts ? { namedContexts: req.namedContexts } : {}),
+      });
     } catch (e) {
       if (e instanceof DockerfileError) throw e.withSource(file, text);
       throw e;
@@ -353,7 +417,10 @@ export class Solver {
       const early = this.hashContextEarly().catch(() => undefined);
       this.background.push(early);
       try {
-        this.translation = await translate(this.plan, async (ref, platform, at) => (await this.baseImage(ref, platform, at)).config);
+        this.translation = await translate(
+          this.plan,
+          async (ref, platform, at) => (await this.baseImage(ref, platform, at)).config,
+        );
       } catch (e) {
         if (e instanceof DockerfileError) throw e.withSource(this.file, this.df.text);
         throw e;
@@ -381,27 +448,44 @@ export class Solver {
       // The base's layers keep their bytes; their media types follow the manifest's family (an OCI base's gzip
       // layer is Docker's gzip layer under a Docker manifest; a zstd layer makes the manifest OCI).
       const layers = state.layers.map((l) => l.descriptor);
-      const oci = manifestIsOci(layers.map((l) => l.mediaType), this.req.ociMediaTypes);
-      const manifest: ImageManifest = inFamily({
-        schemaVersion: 2,
-        mediaType: MediaType.dockerManifest,
-        config: { mediaType: MediaType.dockerConfig, digest: configDigest, size: configBytes.length },
-        layers,
-        ...(this.req.annotations ? { annotations: { ...this.req.annotations } } : {}),
-      }, oci);
+      const oci = manifestIsOci(
+        layers.map((l) => l.mediaType),
+        this.req.ociMediaTypes,
+      );
+      const manifest: ImageManifest = inFamily(
+        {
+          schemaVersion: 2,
+          mediaType: MediaType.dockerManifest,
+          config: { mediaType: MediaType.dockerConfig, digest: configDigest, size: configBytes.length },
+          layers,
+          ...(this.req.annotations ? { annotations: { ...this.req.annotations } } : {}),
+        },
+        oci,
+      );
       const bytes = manifestBytes(manifest);
       // Layers only a cache has, that an output will need whole (or whose diffID the push cannot take on the
       // record's word, caches.ts prefetchPolicy): fetched now, so that a bad one is met while its steps can still
       // run (build() runs them again).
       const image = digestOf(bytes);
-      await settleAll(state.layers.map(async (l) => {
-        if (!l.sources.some((src) => src.cache) || !(await this.req.prefetch?.(l, image))) return;
-        await this.req.store.fetchLayerChecked(l).catch((e: unknown) => {
-          // a record that lies about its blob (its diffID, its compression, no tar) is the cache's fault: steps run again
-          if (e instanceof DigestMismatchError || e instanceof StoreError || e instanceof TarError || e instanceof CompressionError) throw new CacheBlobError(`the cache's record of layer ${l.descriptor.digest} does not match its content (${(e as Error).message})`, l.descriptor.digest);
-          throw e;
-        });
-      }));
+      await settleAll(
+        state.layers.map(async (l) => {
+          if (!l.sources.some((src) => src.cache) || !(await this.req.prefetch?.(l, image))) return;
+          await this.req.store.fetchLayerChecked(l).catch((e: unknown) => {
+            // a record that lies about its blob (its diffID, its compression, no tar) is the cache's fault: steps run again
+            if (
+              e instanceof DigestMismatchError ||
+              e instanceof StoreError ||
+              e instanceof TarError ||
+              e instanceof CompressionError
+            )
+              throw new CacheBlobError(
+                `the cache's record of layer ${l.descriptor.digest} does not match its content (${(e as Error).message})`,
+                l.descriptor.digest,
+              );
+            throw e;
+          });
+        }),
+      );
       await this.req.store.writeBlob(configBytes);
       await this.req.store.writeBlob(bytes);
       const root = parseManifest(bytes);
@@ -423,7 +507,8 @@ export class Solver {
       // mounts undone as each step ends) before anything they use is taken away.
       this.stopping.abort();
       const first = this.firstFailure ?? e;
-      if (first instanceof DockerfileError && first.source.length === 0) throw first.withSource(this.file, this.df.text);
+      if (first instanceof DockerfileError && first.source.length === 0)
+        throw first.withSource(this.file, this.df.text);
       throw first;
     } finally {
       await Promise.allSettled([...this.stages.values(), ...this.warming, ...this.background]);
@@ -462,13 +547,19 @@ export class Solver {
   private useRecords(stage: number, found: CacheRecord, keys: readonly string[]): void {
     const { also: _also, ...result } = found;
     const all = [...new Set([...keys, ...(found.also ?? [])])];
-    all.forEach((k, i) => this.used.push({ stage, record: { ...result, key: k, ...(i === 0 && all.length > 1 ? { also: all.slice(1) } : {}) }, primary: i === 0 }));
+    all.forEach((k, i) =>
+      this.used.push({
+        stage,
+        record: { ...result, key: k, ...(i === 0 && all.length > 1 ? { also: all.slice(1) } : {}) },
+        primary: i === 0,
+      }),
+    );
   }
 
   /** The target and the stages it is built FROM: the stages whose layers the image holds. */
   private finalStages(target: number): Set<number> {
     const finalStages = new Set<number>();
-    for (let i: number | undefined = target; i !== undefined;) {
+    for (let i: number | undefined = target; i !== undefined; ) {
       finalStages.add(i);
       const b: TranslatedBase = this.stageOf(i).base;
       i = b.kind === 'stage' ? b.index : undefined;
@@ -499,7 +590,9 @@ export class Solver {
       all: unique(this.used.map((u) => u.record)),
       final: unique(this.used.filter((u) => finalStages.has(u.stage)).map((u) => u.record)),
       // (without the other keys: what rides in the image never depends on which key found a step)
-      inline: unique(this.used.filter((u) => u.primary && finalStages.has(u.stage)).map(({ record: { also: _also, ...r } }) => r)),
+      inline: unique(
+        this.used.filter((u) => u.primary && finalStages.has(u.stage)).map(({ record: { also: _also, ...r } }) => r),
+      ),
       layer: (digest) => this.layers.get(digest),
     };
   }
@@ -535,42 +628,61 @@ export class Solver {
   }
 
   private baseImage(ref: string, platform: Platform, at?: Instruction): Promise<ResolvedImage> {
-    return sharedBy(this.images, `${ref}|${formatPlatform(platform)}`, () => timed('resolve', async () => {
-      let parsed: Reference;
-      try {
-        parsed = parseReference(ref);
-      } catch (e) {
-        throw at ? stageError(at, e) : e;
-      }
-      const name = `${formatReference(parsed)}|${formatPlatform(platform)}`;
-      const store = this.req.store;
-      if (this.req.reuseResolved) {
-        const recent = await store.recentlyResolved(name, this.req.reuseResolved);
-        const known = recent && (await (async () => {
-          const m = parseManifest(await store.readBlob(recent.digest), recent.mediaType);
-          if (m.kind !== 'manifest') return undefined;
-          const config = parseImageConfig(await store.readBlob(m.manifest.config.digest));
-          return { digest: m.digest, config, layers: registryLayers(this.req.client, { registry: parsed.registry, repository: parsed.repository }, m, config.rootfs.diff_ids) };
-        })().catch(() => undefined));
-        if (known) return known;
-      }
-      try {
-        const remote = await RemoteImage.open(this.req.client, parsed);
-        const m = await platformManifest(remote, platform, ref);
-        if (m.kind !== 'manifest') throw new NoPlatformError(`${ref}: not an image manifest`);
-        const configBytes = await remote.readBlob(m.manifest.config);
-        const config = parseImageConfig(configBytes);
-        if (this.req.reuseResolved) await store.noteResolved(name, m, { digest: m.manifest.config.digest, bytes: configBytes }).catch(() => undefined);
-        return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
-      } catch (e) {
-        let err = e;
-        if (e instanceof RegistryError || e instanceof RegistryConnectionError || e instanceof CredentialError) {
-          err = new ImageSourceError(`${ref}: failed to resolve source metadata for ${formatReference(parsed)}: ${e.message}`, (e as { hint?: string }).hint);
+    return sharedBy(this.images, `${ref}|${formatPlatform(platform)}`, () =>
+      timed('resolve', async () => {
+        let parsed: Reference;
+        try {
+          parsed = parseReference(ref);
+        } catch (e) {
+          throw at ? stageError(at, e) : e;
         }
-        if (at && (err instanceof NoPlatformError || err instanceof ImageSourceError)) throw stageError(at, err);
-        throw err;
-      }
-    }));
+        const name = `${formatReference(parsed)}|${formatPlatform(platform)}`;
+        const store = this.req.store;
+        if (this.req.reuseResolved) {
+          const recent = await store.recentlyResolved(name, this.req.reuseResolved);
+          const known =
+            recent &&
+            (await (async () => {
+              const m = parseManifest(await store.readBlob(recent.digest), recent.mediaType);
+              if (m.kind !== 'manifest') return undefined;
+              const config = parseImageConfig(await store.readBlob(m.manifest.config.digest));
+              return {
+                digest: m.digest,
+                config,
+                layers: registryLayers(
+                  this.req.client,
+                  { registry: parsed.registry, repository: parsed.repository },
+                  m,
+                  config.rootfs.diff_ids,
+                ),
+              };
+            })().catch(() => undefined));
+          if (known) return known;
+        }
+        try {
+          const remote = await RemoteImage.open(this.req.client, parsed);
+          const m = await platformManifest(remote, platform, ref);
+          if (m.kind !== 'manifest') throw new NoPlatformError(`${ref}: not an image manifest`);
+          const configBytes = await remote.readBlob(m.manifest.config);
+          const config = parseImageConfig(configBytes);
+          if (this.req.reuseResolved)
+            await store
+              .noteResolved(name, m, { digest: m.manifest.config.digest, bytes: configBytes })
+              .catch(() => undefined);
+          return { digest: m.digest, config, layers: remote.layers(m, config.rootfs.diff_ids) };
+        } catch (e) {
+          let err = e;
+          if (e instanceof RegistryError || e instanceof RegistryConnectionError || e instanceof CredentialError) {
+            err = new ImageSourceError(
+              `${ref}: failed to resolve source metadata for ${formatReference(parsed)}: ${e.message}`,
+              (e as { hint?: string }).hint,
+            );
+          }
+          if (at && (err instanceof NoPlatformError || err instanceof ImageSourceError)) throw stageError(at, err);
+          throw err;
+        }
+      }),
+    );
   }
 
   /**
@@ -584,12 +696,17 @@ export class Solver {
 
   private async makePlan(index: number): Promise<StagePlan> {
     const ts = this.stageOf(index);
-    const noCache = this.req.noCache === true || (this.req.noCacheFilter ?? []).some((f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name));
+    const noCache =
+      this.req.noCache === true ||
+      (this.req.noCacheFilter ?? []).some(
+        (f) => f === String(index) || (ts.name !== undefined && f.toLowerCase() === ts.name),
+      );
     // The stages this one reads are planned meanwhile: their bases resolve, and their context files are hashed,
     // while this one's base resolves (what fails is met when its key is needed, in its turn).
     for (const step of ts.steps) {
       const op = step.op;
-      const froms = op?.kind === 'copy' ? [op.from] : op?.kind === 'exec' ? op.mounts.flatMap((m) => (m.from ? [m.from] : [])) : [];
+      const froms =
+        op?.kind === 'copy' ? [op.from] : op?.kind === 'exec' ? op.mounts.flatMap((m) => (m.from ? [m.from] : [])) : [];
       for (const f of froms) if (f.kind === 'stage') this.planStage(f.index).catch(() => undefined);
     }
     // The keys need a context to select the context's files in; nothing of the stage's image is read. The files a
@@ -607,7 +724,11 @@ export class Solver {
     const epoch = this.req.sourceDateEpoch;
     if (ts.base.kind === 'scratch') key = baseKey({ kind: 'scratch' }, epoch);
     else if (ts.base.kind === 'stage') key = (await this.planStage(ts.base.index)).key;
-    else key = baseKey({ kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from as Instruction)).digest }, epoch);
+    else
+      key = baseKey(
+        { kind: 'image', manifest: (await this.baseImage(ts.base.ref, ts.platform, ts.from as Instruction)).digest },
+        epoch,
+      );
     const steps: PlannedStep[] = [];
     for (const step of ts.steps) {
       const op = step.op;
@@ -630,11 +751,23 @@ export class Solver {
           // A mount's input: the stage or image it reads, or the content of the context it binds; a secret by its
           // id, a cache mount by its id: never a secret's value, never a cache's content.
           const inputs = [];
-          for (const m of op.mounts) inputs.push(m.from ? await this.sourceKey(m.from) : m.spec.type === 'bind' ? await this.contextDigest(m.spec.source) : null);
+          for (const m of op.mounts)
+            inputs.push(
+              m.from
+                ? await this.sourceKey(m.from)
+                : m.spec.type === 'bind'
+                  ? await this.contextDigest(m.spec.source)
+                  : null,
+            );
           // The platform it runs as: the same files give another result under another architecture (a stage FROM
           // scratch has the same key on every platform until its first RUN).
           const sandbox = sandboxKey(this.req.sandbox);
-          key = stepKey(key, { op: described, mounts: inputs, platform: formatPlatform(ts.platform), ...(sandbox ? { sandbox } : {}) });
+          key = stepKey(key, {
+            op: described,
+            mounts: inputs,
+            platform: formatPlatform(ts.platform),
+            ...(sandbox ? { sandbox } : {}),
+          });
         } else {
           key = stepKey(key, { op: described });
         }
@@ -654,10 +787,12 @@ export class Solver {
    */
   private contextContent(op: CopyOp, x: OpContext): Promise<readonly [CopySelection, string]> {
     const key = JSON.stringify([op.from, op.sources, op.add, op.parents, op.chown !== undefined, op.checksum ?? null]);
-    return sharedBy(this.contents, key, () => timed('context', async () => {
-      const s = await selectCopy(op, x);
-      return [s, await digestSelection(s, await this.fileDigests())] as const;
-    }));
+    return sharedBy(this.contents, key, () =>
+      timed('context', async () => {
+        const s = await selectCopy(op, x);
+        return [s, await digestSelection(s, await this.fileDigests())] as const;
+      }),
+    );
   }
 
   private readonly contents = new Map<string, Promise<readonly [CopySelection, string]>>();
@@ -669,13 +804,18 @@ export class Solver {
    * different is work thrown away, never a wrong key: the real keys come from the real translation.
    */
   private async hashContextEarly(): Promise<void> {
-    const guess = await translate(this.plan, async (_ref, platform) => ({ architecture: platform.architecture, os: platform.os, rootfs: { type: 'layers', diff_ids: [] } }));
+    const guess = await translate(this.plan, async (_ref, platform) => ({
+      architecture: platform.architecture,
+      os: platform.os,
+      rootfs: { type: 'layers', diff_ids: [] },
+    }));
     for (const [index, ts] of guess.stages) {
       if (this.stopping.signal.aborted) return;
       const x = this.opContext(new ImageState([], []), 0, index, ts.platform);
       for (const step of ts.steps) {
         const op = step.op;
-        if (op?.kind !== 'copy' || op.from.kind !== 'context' || step.at.code.includes('$') || op.sources.some(isURL)) continue;
+        if (op?.kind !== 'copy' || op.from.kind !== 'context' || step.at.code.includes('$') || op.sources.some(isURL))
+          continue;
         await this.contextContent(op, x).catch(() => undefined);
       }
     }
@@ -689,7 +829,12 @@ export class Solver {
     for (const p of plan.steps) {
       if (!p.step.op || p.hit) continue;
       const op = p.step.op;
-      const froms = op.kind === 'copy' && op.from.kind !== 'context' ? [op.from as StageSource] : op.kind === 'exec' ? op.mounts.flatMap((m) => (m.from ? [m.from] : [])) : [];
+      const froms =
+        op.kind === 'copy' && op.from.kind !== 'context'
+          ? [op.from as StageSource]
+          : op.kind === 'exec'
+            ? op.mounts.flatMap((m) => (m.from ? [m.from] : []))
+            : [];
       for (const f of froms) if (f.kind === 'stage') void this.stage(f.index).catch(() => undefined);
     }
     const fromStarted = Date.now();
@@ -702,7 +847,12 @@ export class Solver {
     } else {
       const b = await this.baseImage(ts.base.ref, ts.platform, ts.from as Instruction);
       const created = Date.parse(b.config.created ?? '');
-      run = { index, state: new ImageState([...b.layers], [...(b.config.history ?? [])]), time: Number.isNaN(created) ? 0 : Math.floor(created / 1000), key: plan.key };
+      run = {
+        index,
+        state: new ImageState([...b.layers], [...(b.config.history ?? [])]),
+        time: Number.isNaN(created) ? 0 : Math.floor(created / 1000),
+        key: plan.key,
+      };
     }
     // Nothing of the stage's layers comes before the machine is known to run its RUN steps (index.ts).
     if (plan.steps.some((p) => p.step.op && !p.hit)) await this.req.executorReady?.();
@@ -713,17 +863,35 @@ export class Solver {
     const numbered = (st: Step) => ['add', 'copy', 'run', 'workdir'].includes(st.at.keyword.toLowerCase());
     const steps = (ts.base.kind === 'image' ? 1 : 0) + ts.steps.filter(numbered).length;
     // One stage and no image read by COPY --from or a mount: BuildKit names no stage (its states then number one).
-    const alone = this.plan.stages.length === 1 && ![...this.plan.stages[0].sources.values()].some((src) => src.kind === 'image');
+    const alone =
+      this.plan.stages.length === 1 && ![...this.plan.stages[0].sources.values()].some((src) => src.kind === 'image');
     const stageName = alone ? undefined : (ts.name ?? `stage-${index}`);
     // Several platforms in one build: each step names its stage's platform, and the target's when that differs
     // (prefixCommand with prefixPlatform, formatTargetPlatform: `[linux/amd64->arm64 build 2/3]`).
     const target = this.plan.targetPlatform;
-    const arrow = ts.platform.os !== target.os ? `->${formatPlatform(target)}` : ts.platform.architecture !== target.architecture || (ts.platform.variant ?? '') !== (target.variant ?? '') ? `->${target.variant ? `${target.architecture}/${target.variant}` : target.architecture}` : '';
+    const arrow =
+      ts.platform.os !== target.os
+        ? `->${formatPlatform(target)}`
+        : ts.platform.architecture !== target.architecture || (ts.platform.variant ?? '') !== (target.variant ?? '')
+          ? `->${target.variant ? `${target.architecture}/${target.variant}` : target.architecture}`
+          : '';
     const platformPart = this.req.platformPrefix ? `${formatPlatform(ts.platform)}${arrow} ` : '';
-    const prefix = (n: number) => `[${platformPart}${stageName ? `${stageName} ` : ''}${String(n).padStart(String(steps).length)}/${steps}] `;
+    const prefix = (n: number) =>
+      `[${platformPart}${stageName ? `${stageName} ` : ''}${String(n).padStart(String(steps).length)}/${steps}] `;
     let position = 0;
     if (ts.base.kind === 'image') {
-      const from: StepReport = { stage: index, stageName: ts.name, instruction: ts.from.code, line: ts.from.line, position: ++position, steps, prefix: prefix(position), cached: false, source: 'registry', seconds: (Date.now() - fromStarted) / 1000 };
+      const from: StepReport = {
+        stage: index,
+        stageName: ts.name,
+        instruction: ts.from.code,
+        line: ts.from.line,
+        position: ++position,
+        steps,
+        prefix: prefix(position),
+        cached: false,
+        source: 'registry',
+        seconds: (Date.now() - fromStarted) / 1000,
+      };
       this.req.onStepStart?.(from);
       this.steps.push(from);
       this.req.onStep?.(from);
@@ -735,7 +903,15 @@ export class Solver {
       // A config change is applied without being shown; WORKDIR / is numbered but has no vertex either.
       const shown = numbered(step) && step.op !== undefined;
       if (numbered(step)) position++;
-      const start: StepStart = { stage: index, stageName: ts.name, instruction: step.name ?? step.at.code, line: step.at.line, position, steps, prefix: prefix(position) };
+      const start: StepStart = {
+        stage: index,
+        stageName: ts.name,
+        instruction: step.name ?? step.at.code,
+        line: step.at.line,
+        position,
+        steps,
+        prefix: prefix(position),
+      };
       if (shown) {
         this.currentStep.set(index, start);
         this.req.onStepStart?.(start);
@@ -743,14 +919,22 @@ export class Solver {
       let hit: CacheHit | undefined;
       let diffID: string | undefined;
       try {
-        ({ hit, diffID } = await inStep(`${start.prefix}${start.instruction}`.slice(0, 80), () => this.runStep(planned, run)));
+        ({ hit, diffID } = await inStep(`${start.prefix}${start.instruction}`.slice(0, 80), () =>
+          this.runStep(planned, run),
+        ));
       } catch (e) {
         if (e instanceof DockerfileError) throw e;
         if (stepErrors.some((k) => e instanceof k)) throw stageError(step.at, e);
         throw e;
       }
       if (!shown) continue;
-      const report: StepReport = { ...start, cached: hit !== undefined, source: hit?.source ?? null, seconds: (Date.now() - started) / 1000, ...(diffID ? { diffID } : {}) };
+      const report: StepReport = {
+        ...start,
+        cached: hit !== undefined,
+        source: hit?.source ?? null,
+        seconds: (Date.now() - started) / 1000,
+        ...(diffID ? { diffID } : {}),
+      };
       this.steps.push(report);
       this.req.onStep?.(report);
     }
@@ -791,14 +975,16 @@ export class Solver {
         const again = this.publishable(layer);
         layer = again;
         const mine = this.used.slice(first);
-        this.background.push((async () => {
-          await again.ready;
-          this.layers.set(again.descriptor.digest, again);
-          for (const u of mine) {
-            u.record = { ...u.record, layer: { ...again.descriptor, diffID: again.diffID } };
-            await this.req.store.writeRecord(u.record);
-          }
-        })());
+        this.background.push(
+          (async () => {
+            await again.ready;
+            this.layers.set(again.descriptor.digest, again);
+            for (const u of mine) {
+              u.record = { ...u.record, layer: { ...again.descriptor, diffID: again.diffID } };
+              await this.req.store.writeRecord(u.record);
+            }
+          })(),
+        );
       }
       applyResult(run, { created_by: step.createdBy, time: r.time, layer }, this.req.sourceDateEpoch);
       return { hit, diffID: layer?.diffID };
@@ -808,22 +994,56 @@ export class Solver {
     const l = result.layer;
     let layer: Layer | undefined;
     if (l) {
-      const descriptorOf = (w: WrittenLayer): Descriptor => ({ mediaType: w.mediaType, digest: w.digest, size: w.size });
+      const descriptorOf = (w: WrittenLayer): Descriptor => ({
+        mediaType: w.mediaType,
+        digest: w.digest,
+        size: w.size,
+      });
       // (hoist made the layer: its digest and diffID are a pair it knows to be true, store.ts noteVerified)
       const noted = async (w: WrittenLayer) => (await this.req.store.noteVerified(w.digest, w.diffID), w);
-      layer = 'written' in l ? new CompressingLayer(l.diffID, timed('compress', () => l.written.then(noted), (w) => w.size).then(descriptorOf)) : { descriptor: descriptorOf(await noted(l)), diffID: l.diffID, sources: [] };
+      layer =
+        'written' in l
+          ? new CompressingLayer(
+              l.diffID,
+              timed(
+                'compress',
+                () => l.written.then(noted),
+                (w) => w.size,
+              ).then(descriptorOf),
+            )
+          : { descriptor: descriptorOf(await noted(l)), diffID: l.diffID, sources: [] };
       await this.req.store.keepLayerIndex(l.diffID, l.headers);
     }
-    applyResult(run, { created_by: step.createdBy, time: result.time, layer, headers: l?.headers }, this.req.sourceDateEpoch);
+    applyResult(
+      run,
+      { created_by: step.createdBy, time: result.time, layer, headers: l?.headers },
+      this.req.sourceDateEpoch,
+    );
     // The records are written once the layer's blob is (in place now, so that their order does not depend on
     // which compression finishes first).
-    const used = keys.map((k, i) => ({ stage: run.index, record: { key: k, time: result.time, ...(i === 0 && keys.length > 1 ? { also: keys.slice(1) } : {}) } as CacheRecord, primary: i === 0 }));
+    const used = keys.map((k, i) => ({
+      stage: run.index,
+      record: {
+        key: k,
+        time: result.time,
+        ...(i === 0 && keys.length > 1 ? { also: keys.slice(1) } : {}),
+      } as CacheRecord,
+      primary: i === 0,
+    }));
     this.used.push(...used);
     const record = async () => {
       await layer?.ready;
       if (layer) this.layers.set(layer.descriptor.digest, layer);
       for (const u of used) {
-        if (layer) u.record = { ...u.record, layer: { ...layer.descriptor, diffID: layer.diffID, ...(x.layerLevel === 0 ? { stored: true as const } : {}) } } as CacheRecord;
+        if (layer)
+          u.record = {
+            ...u.record,
+            layer: {
+              ...layer.descriptor,
+              diffID: layer.diffID,
+              ...(x.layerLevel === 0 ? { stored: true as const } : {}),
+            },
+          } as CacheRecord;
         await this.req.store.writeRecord(u.record);
       }
     };
@@ -837,11 +1057,15 @@ export class Solver {
     let again = this.compressedAgain.get(layer.descriptor.digest);
     if (!again) {
       const store = this.req.store;
-      const compressed = timed('compress', async () => {
-        const w = await compressAgain(store, await store.openBlobFrom(layer.descriptor, layer.sources), layer.diffID);
-        await store.noteVerified(w.digest, layer.diffID);
-        return { mediaType: layer.descriptor.mediaType, digest: w.digest, size: w.size };
-      }, (d) => d.size);
+      const compressed = timed(
+        'compress',
+        async () => {
+          const w = await compressAgain(store, await store.openBlobFrom(layer.descriptor, layer.sources), layer.diffID);
+          await store.noteVerified(w.digest, layer.diffID);
+          return { mediaType: layer.descriptor.mediaType, digest: w.digest, size: w.size };
+        },
+        (d) => d.size,
+      );
       again = new CompressingLayer(layer.diffID, compressed);
       this.compressedAgain.set(layer.descriptor.digest, again);
     }
@@ -875,7 +1099,9 @@ export class Solver {
   /** The build's executor: the request's, or one chosen now for this solve (said in the log when not runc). */
   private executor(): Promise<Executor> {
     if (this.req.executor) return this.req.executor();
-    this.ownExecutor ??= chooseExecutor(this.req.store, this.req.isolation ?? 'auto', (line) => this.req.onLog?.(line)).then((ex) => {
+    this.ownExecutor ??= chooseExecutor(this.req.store, this.req.isolation ?? 'auto', (line) =>
+      this.req.onLog?.(line),
+    ).then((ex) => {
       if (ex.notice) this.req.onLog?.(ex.notice);
       return ex;
     });
@@ -888,7 +1114,11 @@ export class Solver {
    */
   private async lookup(key: string): Promise<CacheHit | undefined> {
     const record = await this.req.store.readRecord(key);
-    if (record && !(record.layer && this.badBlobs.has(record.layer.digest)) && (!record.layer || (await this.req.store.hasIntactBlob(record.layer)))) {
+    if (
+      record &&
+      !(record.layer && this.badBlobs.has(record.layer.digest)) &&
+      (!record.layer || (await this.req.store.hasIntactBlob(record.layer)))
+    ) {
       return { record, source: 'local', blobs: [] };
     }
     for (const c of await this.cacheSources()) {
@@ -910,7 +1140,12 @@ export class Solver {
       // a named directory: all it holds, hashed as COPY's sources are
       const c = this.namedContext(from.name);
       const found = c.find('.');
-      return found ? digestSelection({ sources: [{ path: found, children: await c.walk(found) }], newest: 0 }, await this.fileDigests()) : 'missing';
+      return found
+        ? digestSelection(
+            { sources: [{ path: found, children: await c.walk(found) }], newest: 0 },
+            await this.fileDigests(),
+          )
+        : 'missing';
     }
     return baseKey({ kind: 'image', manifest: (await this.baseImage(from.ref, this.plan.targetPlatform)).digest });
   }
@@ -928,7 +1163,13 @@ export class Solver {
   private async contextDigestOf(source: string): Promise<string> {
     const found = this.context.find(source);
     if (!found) return 'missing';
-    return digestSelection({ sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }], newest: 0 }, await this.fileDigests());
+    return digestSelection(
+      {
+        sources: [{ path: found, children: found.stats.isDirectory() ? await this.context.walk(found) : undefined }],
+        newest: 0,
+      },
+      await this.fileDigests(),
+    );
   }
 
   private exec(op: Op, x: OpContext, selection?: CopySelection): Promise<OpResult> {
@@ -942,7 +1183,12 @@ export class Solver {
     }
   }
 
-  private opContext(state: ImageState, time: number, stageIndex: number, platform: Platform = this.stageOf(stageIndex).platform): OpContext {
+  private opContext(
+    state: ImageState,
+    time: number,
+    stageIndex: number,
+    platform: Platform = this.stageOf(stageIndex).platform,
+  ): OpContext {
     return {
       store: this.req.store,
       client: this.req.client,
@@ -980,7 +1226,9 @@ export class Solver {
           try {
             if (await c.restoreMount(m.name, m.dir, this.req.mountMaxSize ?? defaultMountMax)) break;
           } catch (e) {
-            this.req.onWarning?.(`cache ${c.name}: cache mount ${m.id} could not be restored, it starts empty: ${(e as Error).message}`);
+            this.req.onWarning?.(
+              `cache ${c.name}: cache mount ${m.id} could not be restored, it starts empty: ${(e as Error).message}`,
+            );
           }
         }
       }
@@ -989,7 +1237,13 @@ export class Solver {
         const blob = c.mountBlob?.(m.name);
         return blob ? [{ blob, source: c.blobs }] : [];
       });
-      return { name: m.name, id: m.id, dir: m.dir, before: (await treeDigest(m.dir, this.req.mountMaxSize ?? defaultMountMax)).digest, kept };
+      return {
+        name: m.name,
+        id: m.id,
+        dir: m.dir,
+        before: (await treeDigest(m.dir, this.req.mountMaxSize ?? defaultMountMax)).digest,
+        kept,
+      };
     });
   }
 
@@ -1036,7 +1290,8 @@ export class Solver {
   private async unpack(state: ImageState): Promise<string> {
     const dir = await this.scratchDir();
     // (An executor that cannot be had here fails the build at its first RUN, not at a COPY --from.)
-    const executor = process.getuid?.() === 0 && state.layers.length > 0 ? await this.executor().catch(() => undefined) : undefined;
+    const executor =
+      process.getuid?.() === 0 && state.layers.length > 0 ? await this.executor().catch(() => undefined) : undefined;
     if (executor) {
       const view = await executor.view(state, dir);
       if (view.release) this.views.push(view.release);
@@ -1065,11 +1320,20 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
 }
 
 /** The packages the image's dpkg and apk databases list, its OS release, and what was not read (an SBOM's content). */
-export async function imagePackages(state: ImageState, store: Store, maxBytes = 64 * 1024 * 1024): Promise<NonNullable<BuildResult['sbom']>> {
+export async function imagePackages(
+  state: ImageState,
+  store: Store,
+  maxBytes = 64 * 1024 * 1024,
+): Promise<NonNullable<BuildResult['sbom']>> {
   const fs = await state.fs(store);
   const notes: string[] = [];
   // distroless images: one file per package in status.d
-  const allStatusD = [...fs.entries].filter(([p, e]) => e.header.type === 'file' && /^\/?var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p) && !p.endsWith('.md5sums')).map(([p]) => `/${p.replace(/^\//, '')}`);
+  const allStatusD = [...fs.entries]
+    .filter(
+      ([p, e]) =>
+        e.header.type === 'file' && /^\/?var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p) && !p.endsWith('.md5sums'),
+    )
+    .map(([p]) => `/${p.replace(/^\//, '')}`);
   const statusD = allStatusD.slice(0, maxSbomPackages);
   const files = ['/var/lib/dpkg/status', ...statusD, '/lib/apk/db/installed', '/etc/os-release', '/usr/lib/os-release'];
   // An image's database is the image's to write: one larger than any real one is not read whole into memory.
@@ -1089,6 +1353,7 @@ export async function imagePackages(state: ImageState, store: Store, maxBytes = 
     packages.length = Math.min(packages.length, maxSbomPackages);
     notes.push(`the image lists more than ${maxSbomPackages} packages: the first ${packages.length} are in this SBOM`);
   }
-  if ([...fs.entries.keys()].some((p) => /^\/?(var\/lib\/rpm|usr\/lib\/sysimage\/rpm)\//.test(p))) notes.push('this image has an rpm database, whose packages are not listed');
+  if ([...fs.entries.keys()].some((p) => /^\/?(var\/lib\/rpm|usr\/lib\/sysimage\/rpm)\//.test(p)))
+    notes.push('this image has an rpm database, whose packages are not listed');
   return { packages, os: osRelease(text('/etc/os-release') ?? text('/usr/lib/os-release')), notes };
 }

@@ -52,8 +52,14 @@ export class ImageState {
       const headers = await store.layerHeaders(l).catch((e: unknown) => {
         // A cache's record can lie about a layer's diffID, or name bytes that are no tar: not the build's fault,
         // the steps that layer would have given run again (solver.ts build).
-        if (l.sources.some((src) => src.cache) && (e instanceof DigestMismatchError || e instanceof TarError || e instanceof CompressionError)) {
-          throw new CacheBlobError(`the cache's record of layer ${l.descriptor.digest} does not match its content (${e.message})`, l.descriptor.digest);
+        if (
+          l.sources.some((src) => src.cache) &&
+          (e instanceof DigestMismatchError || e instanceof TarError || e instanceof CompressionError)
+        ) {
+          throw new CacheBlobError(
+            `the cache's record of layer ${l.descriptor.digest} does not match its content (${e.message})`,
+            l.descriptor.digest,
+          );
         }
         throw e;
       });
@@ -67,7 +73,12 @@ export class ImageState {
  * Regular files' contents from the image (symlinks followed inside it), each layer read once for all the files it
  * holds; a file that is missing, not a regular file, or larger than `maxBytes` is not in the answer.
  */
-export async function readImageFiles(state: ImageState, store: Store, files: readonly string[], maxBytes = Number.POSITIVE_INFINITY): Promise<Map<string, Buffer>> {
+export async function readImageFiles(
+  state: ImageState,
+  store: Store,
+  files: readonly string[],
+  maxBytes = Number.POSITIVE_INFINITY,
+): Promise<Map<string, Buffer>> {
   const fs = await state.fs(store);
   // layer → path in the layer → the names asked for that lead to it
   const wanted = new Map<number, Map<string, string[]>>();

@@ -43,7 +43,16 @@ export function parseGroup(text: string): Entry[] {
   return text.split('\n').flatMap((line) => {
     const f = line.split(':');
     if (f.length < 3 || line.startsWith('#') || !/^\d+$/.test(f[2])) return [];
-    return [{ name: f[0], id: Number(f[2]), members: (f[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean) }];
+    return [
+      {
+        name: f[0],
+        id: Number(f[2]),
+        members: (f[3] ?? '')
+          .split(',')
+          .map((m) => m.trim())
+          .filter(Boolean),
+      },
+    ];
   });
 }
 
@@ -95,7 +104,10 @@ export interface ExecUser extends Owner {
   additionalGids: number[];
 }
 
-const withPrimary = (u: Owner & { additionalGids: number[] }): ExecUser => ({ ...u, additionalGids: [u.gid, ...u.additionalGids.filter((g) => g !== u.gid)] });
+const withPrimary = (u: Owner & { additionalGids: number[] }): ExecUser => ({
+  ...u,
+  additionalGids: [u.gid, ...u.additionalGids.filter((g) => g !== u.gid)],
+});
 
 /**
  * The user of a RUN step, as BuildKit resolves it (executor/oci/user.go GetUser: numeric `uid:gid` as is, else
@@ -116,7 +128,8 @@ export function resolveExecUser(spec: string, files: { passwd?: string; group?: 
   const colon = spec.indexOf(':');
   const user = colon < 0 ? spec : spec.slice(0, colon);
   const group = colon < 0 ? '' : spec.slice(colon + 1);
-  if (isNumber(user) && isNumber(group)) return withPrimary({ uid: Number(user), gid: Number(group), additionalGids: [] });
+  if (isNumber(user) && isNumber(group))
+    return withPrimary({ uid: Number(user), gid: Number(group), additionalGids: [] });
   const found = parsePasswd(files.passwd ?? '').find((p) => (isNumber(user) ? p.id === Number(user) : p.name === user));
   if (!found && !isNumber(user)) throw new UserError(`unable to find user ${user}: no matching entries in passwd file`);
   const uid = found ? found.id : Number(user);
@@ -127,7 +140,9 @@ export function resolveExecUser(spec: string, files: { passwd?: string; group?: 
     if (!g && !isNumber(group)) throw new UserError(`unable to find group ${group}: no matching entries in group file`);
     gid = g ? g.id : Number(group);
   } else if (found) {
-    additionalGids = parseGroup(files.group ?? '').filter((e) => e.members?.includes(found.name)).map((e) => e.id);
+    additionalGids = parseGroup(files.group ?? '')
+      .filter((e) => e.members?.includes(found.name))
+      .map((e) => e.id);
   }
   return withPrimary({ uid, gid, additionalGids });
 }

@@ -25,7 +25,11 @@ export interface CacheMountOptions {
  * private — a step that finds it in use gets another instance of the cache. A new cache directory gets the
  * mount's mode and owner. What to undo when the step ends is pushed onto `cleanup`.
  */
-export async function cacheMountDir(root: string, m: CacheMountOptions, cleanup: (() => Promise<void>)[]): Promise<{ dir: string; name: string; created: boolean; dropped?: string }> {
+export async function cacheMountDir(
+  root: string,
+  m: CacheMountOptions,
+  cleanup: (() => Promise<void>)[],
+): Promise<{ dir: string; name: string; created: boolean; dropped?: string }> {
   await mkdir(root, { recursive: true });
   // BuildKit keys a cache by its id and the directory it starts from: a new directory made with the mount's
   // uid/gid/mode when one is given, or the from= source (solver/llbsolver/mounts: "cache-dir:" + id + ":" + ref).
@@ -86,7 +90,16 @@ export async function cacheMountDir(root: string, m: CacheMountOptions, cleanup:
     await chown(dir, m.uid, m.gid).catch(() => undefined);
     created = true;
   }
-  return { dir, name, created, ...(dropped ? { dropped: `the cache mount ${JSON.stringify(m.id)} was ${dropped} in the store (a step moved it away): dropped, it starts empty` } : {}) };
+  return {
+    dir,
+    name,
+    created,
+    ...(dropped
+      ? {
+          dropped: `the cache mount ${JSON.stringify(m.id)} was ${dropped} in the store (a step moved it away): dropped, it starts empty`,
+        }
+      : {}),
+  };
 }
 
 let sharedUses = 0;
@@ -108,7 +121,10 @@ async function inSharedUse(dir: string): Promise<boolean> {
 }
 
 /** Removes the cache directories no live step holds; answers how many and their bytes. */
-export async function removeIdleCacheMounts(root: string, sizeOf: (p: string) => Promise<number>): Promise<{ removed: number; bytes: number; denied: number }> {
+export async function removeIdleCacheMounts(
+  root: string,
+  sizeOf: (p: string) => Promise<number>,
+): Promise<{ removed: number; bytes: number; denied: number }> {
   const out = { removed: 0, bytes: 0, denied: 0 };
   for (const name of await readdir(root).catch(() => [] as string[])) {
     if (name.endsWith('.lock') || name.endsWith('.users')) continue;

@@ -31,7 +31,15 @@ export interface CheckProblem {
 }
 
 export interface CheckReport {
-  checked: { blobs: number; images: number; records: number; lowers: number; indexes: number; notes: number; snapshots: number };
+  checked: {
+    blobs: number;
+    images: number;
+    records: number;
+    lowers: number;
+    indexes: number;
+    notes: number;
+    snapshots: number;
+  };
   problems: CheckProblem[];
   /** what dead processes left, in words ('' when nothing); cleaned with `repair` */
   leftovers: string;
@@ -56,7 +64,12 @@ export async function checkStore(store: Store, options: { repair?: boolean } = {
 }
 
 async function check(store: Store, repair: boolean): Promise<CheckReport> {
-  const report: CheckReport = { checked: { blobs: 0, images: 0, records: 0, lowers: 0, indexes: 0, notes: 0, snapshots: 0 }, problems: [], leftovers: '', busy: 0 };
+  const report: CheckReport = {
+    checked: { blobs: 0, images: 0, records: 0, lowers: 0, indexes: 0, notes: 0, snapshots: 0 },
+    problems: [],
+    leftovers: '',
+    busy: 0,
+  };
   // What a running build may be writing right now (a lower's tar before its index) is newer than the oldest live
   // lease: not judged, and never removed.
   const since = await oldestLiveLease(store, repair);
@@ -67,7 +80,12 @@ async function check(store: Store, repair: boolean): Promise<CheckReport> {
       return;
     }
     // (not removable by this user: a root-owned snapshot, a read-only store; said as left broken)
-    const repaired = repair && (await rm(abs, { recursive: true, force: true }).then(() => true, () => false));
+    const repaired =
+      repair &&
+      (await rm(abs, { recursive: true, force: true }).then(
+        () => true,
+        () => false,
+      ));
     report.problems.push({ path: path.relative(store.root, abs), what, repaired });
   };
   const list = (dir: string) => readdir(path.join(store.root, dir)).catch(() => [] as string[]);
@@ -93,8 +111,16 @@ async function check(store: Store, repair: boolean): Promise<CheckReport> {
     let target: { digest: string; mediaType: string } | undefined;
     let imageName = '';
     try {
-      const r = JSON.parse(await readFile(abs, 'utf8')) as { name?: unknown; target?: { digest?: unknown; mediaType?: unknown } };
-      if (typeof r.name === 'string' && typeof r.target?.digest === 'string' && isDigest(r.target.digest) && typeof r.target.mediaType === 'string') {
+      const r = JSON.parse(await readFile(abs, 'utf8')) as {
+        name?: unknown;
+        target?: { digest?: unknown; mediaType?: unknown };
+      };
+      if (
+        typeof r.name === 'string' &&
+        typeof r.target?.digest === 'string' &&
+        isDigest(r.target.digest) &&
+        typeof r.target.mediaType === 'string'
+      ) {
         target = { digest: r.target.digest, mediaType: r.target.mediaType };
         imageName = r.name;
       }
@@ -112,11 +138,15 @@ async function check(store: Store, repair: boolean): Promise<CheckReport> {
   for (const name of await list('records')) {
     const abs = path.join(store.root, 'records', name);
     report.checked.records++;
-    const r = await readFile(abs, 'utf8').then((t) => parseRecord(JSON.parse(t))).catch(() => undefined);
-    if (!r || `${r.key.slice(7)}.json` !== name) await problem(abs, 'a cache record that is not one, or not under its key');
+    const r = await readFile(abs, 'utf8')
+      .then((t) => parseRecord(JSON.parse(t)))
+      .catch(() => undefined);
+    if (!r || `${r.key.slice(7)}.json` !== name)
+      await problem(abs, 'a cache record that is not one, or not under its key');
     // (the store's records are of layers this store made: one whose blob is gone or damaged would be a step taken
     // from the cache with nothing to show for it)
-    else if (r.layer && !blobs.has(r.layer.digest)) await problem(abs, `a cache record of the layer ${r.layer.digest}, which the store lacks whole`);
+    else if (r.layer && !blobs.has(r.layer.digest))
+      await problem(abs, `a cache record of the layer ${r.layer.digest}, which the store lacks whole`);
   }
 
   const lowers = new Map<string, Set<string>>();
@@ -133,20 +163,28 @@ async function check(store: Store, repair: boolean): Promise<CheckReport> {
       continue;
     }
     if (!(await hashesTo(tar, `sha256:${hex}`))) {
-      if (kinds.has('erofs')) await problem(path.join(store.root, 'lowers', `${hex}.erofs`), 'the index of a tar that does not hash to its diffID');
+      if (kinds.has('erofs'))
+        await problem(
+          path.join(store.root, 'lowers', `${hex}.erofs`),
+          'the index of a tar that does not hash to its diffID',
+        );
       await problem(tar, `a lower's tar that does not hash to sha256:${hex}`);
     } else if (!kinds.has('erofs')) {
-      await problem(tar, 'a lower\'s tar without its EROFS index');
+      await problem(tar, "a lower's tar without its EROFS index");
     }
   }
 
   for (const f of await list('indexes')) {
     const abs = path.join(store.root, 'indexes', f);
     report.checked.indexes++;
-    const ok = hexName.test(f.replace(/\.json$/, '')) && (await readFile(abs, 'utf8').then((t) => {
-      const doc = JSON.parse(t) as { version?: unknown; headers?: unknown };
-      return doc.version === 1 && Array.isArray(doc.headers);
-    }).catch(() => false));
+    const ok =
+      hexName.test(f.replace(/\.json$/, '')) &&
+      (await readFile(abs, 'utf8')
+        .then((t) => {
+          const doc = JSON.parse(t) as { version?: unknown; headers?: unknown };
+          return doc.version === 1 && Array.isArray(doc.headers);
+        })
+        .catch(() => false));
     if (!ok) await problem(abs, 'a layer index that is not one');
   }
 
@@ -155,7 +193,9 @@ async function check(store: Store, repair: boolean): Promise<CheckReport> {
   for (const hex of await list('snapshots')) {
     const abs = path.join(store.root, 'snapshots', hex);
     if (!hexName.test(hex)) continue;
-    const headers = await readFile(path.join(store.root, 'indexes', `${hex}.json`), 'utf8').then((t) => (JSON.parse(t) as { headers?: TarHeader[] }).headers).catch(() => undefined);
+    const headers = await readFile(path.join(store.root, 'indexes', `${hex}.json`), 'utf8')
+      .then((t) => (JSON.parse(t) as { headers?: TarHeader[] }).headers)
+      .catch(() => undefined);
     report.checked.snapshots++;
     // (its index is written before it is named: one without is what an older hoist or a hand left)
     if (!Array.isArray(headers)) {
@@ -213,12 +253,20 @@ async function snapshotMismatch(dir: string, headers: readonly TarHeader[]): Pro
 function hashesTo(file: string, digest: string): Promise<boolean> {
   return pipeline(createReadStream(file), new DigestStream({ digest }), async (s) => {
     for await (const _ of s) void _;
-  }).then(() => true, () => false);
+  }).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** What of an image's documents the store lacks (its manifest or index, a held manifest's config), or undefined. */
-async function missingDocuments(store: Store, target: { digest: string; mediaType: string }, blobs: ReadonlySet<string>): Promise<string | undefined> {
-  if (!blobs.has(target.digest)) return `its ${isIndexMediaType(target.mediaType) ? 'index' : 'manifest'} ${target.digest} is missing or damaged`;
+async function missingDocuments(
+  store: Store,
+  target: { digest: string; mediaType: string },
+  blobs: ReadonlySet<string>,
+): Promise<string | undefined> {
+  if (!blobs.has(target.digest))
+    return `its ${isIndexMediaType(target.mediaType) ? 'index' : 'manifest'} ${target.digest} is missing or damaged`;
   const queue = [target];
   while (queue.length > 0) {
     const d = queue.pop() as { digest: string; mediaType: string };
@@ -231,7 +279,8 @@ async function missingDocuments(store: Store, target: { digest: string; mediaTyp
       return `${d.digest} is no ${isIndexMediaType(d.mediaType) ? 'index' : 'manifest'} (${(e as Error).message})`;
     }
     if (m.kind === 'index') queue.push(...m.index.manifests);
-    else if (isConfigMediaType(m.manifest.config.mediaType) && !blobs.has(m.manifest.config.digest)) return `the config ${m.manifest.config.digest} of ${d.digest} is missing or damaged`;
+    else if (isConfigMediaType(m.manifest.config.mediaType) && !blobs.has(m.manifest.config.digest))
+      return `the config ${m.manifest.config.digest} of ${d.digest} is missing or damaged`;
   }
   return undefined;
 }

@@ -30,13 +30,16 @@ export async function storeLimit(text: string | undefined, root: string): Promis
   const share = /^(\d+(?:\.\d+)?)\s*%$/.exec(t);
   if (share) {
     const n = Number(share[1]);
-    if (!(n > 0 && n <= 100)) throw new StoreLimitError(`store limit ${JSON.stringify(text)}: a share must be above 0% and at most 100%`);
+    if (!(n > 0 && n <= 100))
+      throw new StoreLimitError(`store limit ${JSON.stringify(text)}: a share must be above 0% and at most 100%`);
     return Math.floor(((await fsBytes()) * n) / 100);
   }
   try {
     return parseBytes(t);
   } catch {
-    throw new StoreLimitError(`store limit ${JSON.stringify(text)}: expected a size (10GB, 512MiB, 1000000), a share of the disk (15%), or 0 for no limit`);
+    throw new StoreLimitError(
+      `store limit ${JSON.stringify(text)}: expected a size (10GB, 512MiB, 1000000), a share of the disk (15%), or 0 for no limit`,
+    );
   }
 }
 

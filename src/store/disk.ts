@@ -33,7 +33,7 @@ export async function storeDiskFull(root: string): Promise<number | undefined> {
 
 /** What to do about it, after the error itself. `now`: the free space measured after the build's own temp files went. */
 export function storeFullAdvice(root: string, free: number | undefined, now = false): string {
-  return `the disk holding hoist's store ${root} ${now ? 'ran out of space' : 'is full'}${free === undefined ? '' : ` (${formatBytes(free)} free${now ? ' now that the build\'s temporary files are gone' : ''})`}: free space with \`hoist prune\` (the build cache) or \`hoist prune --all\` (everything), keep the store smaller with --store-max SIZE / HOIST_STORE_MAX (it is trimmed after every build), or move it to a larger disk with --store DIR / HOIST_STORE`;
+  return `the disk holding hoist's store ${root} ${now ? 'ran out of space' : 'is full'}${free === undefined ? '' : ` (${formatBytes(free)} free${now ? " now that the build's temporary files are gone" : ''})`}: free space with \`hoist prune\` (the build cache) or \`hoist prune --all\` (everything), keep the store smaller with --store-max SIZE / HOIST_STORE_MAX (it is trimmed after every build), or move it to a larger disk with --store DIR / HOIST_STORE`;
 }
 
 const noSpace = (e: unknown) => ['ENOSPC', 'EDQUOT'].includes((e as NodeJS.ErrnoException | undefined)?.code ?? '');
@@ -46,6 +46,7 @@ export async function explainNoSpace(e: unknown, root: string): Promise<unknown>
   if (!noSpace(e) || e instanceof StoreFullError) return e;
   const where = (e as NodeJS.ErrnoException).path;
   const message = (e as Error).message;
-  if (where !== undefined && path.relative(root, path.resolve(where)).startsWith('..')) return new StoreFullError(`${message}: no space left on the disk holding ${where}`);
+  if (where !== undefined && path.relative(root, path.resolve(where)).startsWith('..'))
+    return new StoreFullError(`${message}: no space left on the disk holding ${where}`);
   return new StoreFullError(`${message}\n${storeFullAdvice(root, await freeBytes(root), true)}`);
 }

@@ -102,7 +102,13 @@ function parse(text: string): Map<string, Entry> {
   const entries = (v as { entries?: unknown }).entries;
   if (typeof entries !== 'object' || entries === null) return out;
   for (const [id, e] of Object.entries(entries as Record<string, unknown>)) {
-    const ok = /^\d+:\d+$/.test(id) && Array.isArray(e) && e.length === 4 && e.slice(0, 3).every((n) => typeof n === 'number' && Number.isFinite(n)) && typeof e[3] === 'string' && /^[0-9a-f]{64}$/.test(e[3]);
+    const ok =
+      /^\d+:\d+$/.test(id) &&
+      Array.isArray(e) &&
+      e.length === 4 &&
+      e.slice(0, 3).every((n) => typeof n === 'number' && Number.isFinite(n)) &&
+      typeof e[3] === 'string' &&
+      /^[0-9a-f]{64}$/.test(e[3]);
     if (!ok) return new Map(); // a damaged file is not trusted in part
     out.set(id, e as Entry);
   }

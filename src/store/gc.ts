@@ -52,7 +52,10 @@ async function treeSize(p: string): Promise<number> {
 }
 
 /** Blobs and diffIDs reachable from `roots`; blobs that are absent (lazy layers) are simply not followed. */
-async function reachable(store: Store, roots: Iterable<{ digest: string; mediaType?: string }>): Promise<{ blobs: Set<string>; diffIDs: Set<string> }> {
+async function reachable(
+  store: Store,
+  roots: Iterable<{ digest: string; mediaType?: string }>,
+): Promise<{ blobs: Set<string>; diffIDs: Set<string> }> {
   const blobs = new Set<string>();
   const diffIDs = new Set<string>();
   const queue = [...roots];
@@ -141,20 +144,34 @@ export async function prune(store: Store, options: PruneOptions = {}): Promise<P
     // What killed builds left (their mounts first, then their temp dirs): prune could not remove them otherwise.
     report.leftovers = cleanLeftovers(store.root);
     await sweep(store, protectSince, report, options.extraRoots);
-    if (options.keepStorage !== undefined) await trim(store, options.keepStorage, protectSince, report, options.extraRoots);
+    if (options.keepStorage !== undefined)
+      await trim(store, options.keepStorage, protectSince, report, options.extraRoots);
     return report;
   });
 }
 
 function emptyReport(): PruneReport {
-  return { removedBlobs: 0, removedSnapshots: 0, removedCacheMounts: 0, leftForRoot: 0, removedImages: [], removedRecords: 0, reclaimedBytes: 0 };
+  return {
+    removedBlobs: 0,
+    removedSnapshots: 0,
+    removedCacheMounts: 0,
+    leftForRoot: 0,
+    removedImages: [],
+    removedRecords: 0,
+    reclaimedBytes: 0,
+  };
 }
 
 /**
  * Mark and sweep: what image records (and `extraRoots`, and the cache records left) reach stays; blobs, snapshots
  * and layer indexes nothing reaches go, unless touched since `protectSince` (a running build's work).
  */
-async function sweep(store: Store, protectSince: number, report: PruneReport, extraRoots: readonly string[] = []): Promise<void> {
+async function sweep(
+  store: Store,
+  protectSince: number,
+  report: PruneReport,
+  extraRoots: readonly string[] = [],
+): Promise<void> {
   const records = await store.listImages();
   const roots = [...records.map((r) => r.target), ...extraRoots.map((digest) => ({ digest }))];
   const { blobs, diffIDs } = await reachable(store, roots);
@@ -289,7 +306,8 @@ export async function storeSize(store: Store): Promise<number> {
       const sizes = await snapshotSizes(store, kept);
       for (const n of sizes.values()) bytes += n;
     } else {
-      for (const f of await readdir(dir).catch(() => [] as string[])) bytes += lstatOrUndefined(path.join(dir, f))?.size ?? 0;
+      for (const f of await readdir(dir).catch(() => [] as string[]))
+        bytes += lstatOrUndefined(path.join(dir, f))?.size ?? 0;
     }
     kept.dirs[d] = { mtimeMs: st.mtimeMs, at, bytes };
     changed = true;
@@ -314,7 +332,14 @@ const sizesFile = (store: Store) => path.join(store.root, 'sizes.json');
 async function readSizes(store: Store): Promise<Sizes> {
   try {
     const doc = JSON.parse(await readFile(sizesFile(store), 'utf8')) as Partial<Sizes>;
-    if (doc.version === 2 && typeof doc.snapshots === 'object' && doc.snapshots !== null && typeof doc.dirs === 'object' && doc.dirs !== null) return doc as Sizes;
+    if (
+      doc.version === 2 &&
+      typeof doc.snapshots === 'object' &&
+      doc.snapshots !== null &&
+      typeof doc.dirs === 'object' &&
+      doc.dirs !== null
+    )
+      return doc as Sizes;
   } catch {
     // none yet, or damaged: measured again
   }
@@ -401,7 +426,13 @@ export const workingSetMs = 60 * 60_000;
  * soak: 0 lowers and 0 snapshots after 200 builds, each build making them again — while records of months ago
  * stayed.) What a running build used since `protectSince` stays.
  */
-async function trim(store: Store, keep: number, protectSince: number, report: PruneReport, extraRoots?: readonly string[]): Promise<void> {
+async function trim(
+  store: Store,
+  keep: number,
+  protectSince: number,
+  report: PruneReport,
+  extraRoots?: readonly string[],
+): Promise<void> {
   let size = await storeSize(store);
   if (size <= keep) return;
   const dropSnapshots = async (before: number) => {
@@ -444,7 +475,12 @@ async function trim(store: Store, keep: number, protectSince: number, report: Pr
   if (pending > 0) await again();
   // Whole images, the one whose manifest was used longest ago first; none a running build used since it began.
   const records = await store.listImages();
-  const used = await Promise.all(records.map(async (r) => ({ r, t: (await stat(store.blobPath(r.target.digest)).catch(() => undefined))?.mtimeMs ?? 0 })));
+  const used = await Promise.all(
+    records.map(async (r) => ({
+      r,
+      t: (await stat(store.blobPath(r.target.digest)).catch(() => undefined))?.mtimeMs ?? 0,
+    })),
+  );
   for (const { r, t } of used.sort((a, b) => a.t - b.t)) {
     if (size <= keep) return;
     if (t >= protectSince) continue;

@@ -7,7 +7,15 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { DigestStream, parseDigest } from '../image/digest.js';
-import { type Descriptor, type ImageConfig, type ImageManifest, inFamily, manifestBytes, parseImageConfig, parseManifest } from '../image/manifest.js';
+import {
+  type Descriptor,
+  type ImageConfig,
+  type ImageManifest,
+  inFamily,
+  manifestBytes,
+  parseImageConfig,
+  parseManifest,
+} from '../image/manifest.js';
 import { manifestIsOci, MediaType } from '../image/media-types.js';
 import { hostPlatform, type Platform } from '../image/platform.js';
 import { formatReference, parseReference } from '../image/reference.js';
@@ -97,21 +105,29 @@ async function loadFrom(store: Store, input: Readable, what: string): Promise<Lo
       if (annotated) names = [formatReference(parseReference(annotated))];
       else if (parsed.kind === 'manifest') {
         const configPath = `blobs/${parsed.manifest.config.digest.replace(':', '/')}`;
-        names = (dockerEntries.find((e) => e.Config === configPath)?.RepoTags ?? []).map((t) => formatReference(parseReference(t)));
+        names = (dockerEntries.find((e) => e.Config === configPath)?.RepoTags ?? []).map((t) =>
+          formatReference(parseReference(t)),
+        );
       }
       if (names.length === 0) report.unnamed.push(d.digest);
-      for (const n of names) report.records.push(await store.putImage(n, { mediaType: parsed.mediaType, digest: parsed.digest, size: parsed.bytes.length }));
+      for (const n of names)
+        report.records.push(
+          await store.putImage(n, { mediaType: parsed.mediaType, digest: parsed.digest, size: parsed.bytes.length }),
+        );
     }
     return report;
   }
-  if (dockerEntries.length === 0) throw new LoadError(`${what} is neither an OCI layout (index.json) nor a docker save archive (manifest.json)`);
+  if (dockerEntries.length === 0)
+    throw new LoadError(`${what} is neither an OCI layout (index.json) nor a docker save archive (manifest.json)`);
   for (const e of dockerEntries) {
     const config = files.get(e.Config);
     if (!config) throw new LoadError(`${what}: manifest.json names ${e.Config}, which is not in the archive`);
     const configBytes = await store.readBlob(config.digest);
     const parsedConfig = parseImageConfig(configBytes);
     if (parsedConfig.rootfs.diff_ids.length !== e.Layers.length) {
-      throw new LoadError(`${what}: ${e.Config} lists ${parsedConfig.rootfs.diff_ids.length} diff_ids but manifest.json ${e.Layers.length} layers`);
+      throw new LoadError(
+        `${what}: ${e.Config} lists ${parsedConfig.rootfs.diff_ids.length} diff_ids but manifest.json ${e.Layers.length} layers`,
+      );
     }
     const layers: Descriptor[] = [];
     for (const [i, l] of e.Layers.entries()) {
@@ -120,17 +136,34 @@ async function loadFrom(store: Store, input: Readable, what: string): Promise<Lo
       const head = await readHead(store, f.digest);
       const c = detectCompression(head);
       if (c === 'none' && f.digest !== parsedConfig.rootfs.diff_ids[i]) {
-        throw new LoadError(`${what}: layer ${l} has digest ${f.digest}, the config says ${parsedConfig.rootfs.diff_ids[i]}`);
+        throw new LoadError(
+          `${what}: layer ${l} has digest ${f.digest}, the config says ${parsedConfig.rootfs.diff_ids[i]}`,
+        );
       }
-      layers.push({ mediaType: c === 'gzip' ? MediaType.dockerLayerGzip : c === 'zstd' ? MediaType.ociLayerZstd : MediaType.dockerLayer, digest: f.digest, size: f.size });
+      layers.push({
+        mediaType:
+          c === 'gzip' ? MediaType.dockerLayerGzip : c === 'zstd' ? MediaType.ociLayerZstd : MediaType.dockerLayer,
+        digest: f.digest,
+        size: f.size,
+      });
     }
     // a zstd layer makes the manifest OCI, every layer then named by OCI's types
-    const manifest = inFamily({ schemaVersion: 2, config: { mediaType: MediaType.dockerConfig, digest: config.digest, size: config.size }, layers }, manifestIsOci(layers.map((l) => l.mediaType)));
+    const manifest = inFamily(
+      {
+        schemaVersion: 2,
+        config: { mediaType: MediaType.dockerConfig, digest: config.digest, size: config.size },
+        layers,
+      },
+      manifestIsOci(layers.map((l) => l.mediaType)),
+    );
     const bytes = manifestBytes(manifest);
     const stored = await store.writeBlob(bytes);
     const names = (e.RepoTags ?? []).map((t) => formatReference(parseReference(t)));
     if (names.length === 0) report.unnamed.push(stored.digest);
-    for (const n of names) report.records.push(await store.putImage(n, { mediaType: manifest.mediaType as string, digest: stored.digest, size: bytes.length }));
+    for (const n of names)
+      report.records.push(
+        await store.putImage(n, { mediaType: manifest.mediaType as string, digest: stored.digest, size: bytes.length }),
+      );
   }
   return report;
 }
@@ -146,13 +179,19 @@ const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x)
 /** manifest.json of a docker save archive, checked: a list of {Config, RepoTags, Layers}. */
 function dockerManifest(doc: unknown, what: string): DockerEntry[] {
   if (doc === undefined) return [];
-  if (!Array.isArray(doc)) throw new LoadError(`${what}: manifest.json is not a list of images (docker save writes [{"Config": …, "RepoTags": […], "Layers": […]}])`);
+  if (!Array.isArray(doc))
+    throw new LoadError(
+      `${what}: manifest.json is not a list of images (docker save writes [{"Config": …, "RepoTags": […], "Layers": […]}])`,
+    );
   return doc.map((e: unknown, i) => {
     const entry = e as Partial<DockerEntry> | null;
-    if (typeof entry !== 'object' || entry === null) throw new LoadError(`${what}: manifest.json entry ${i} is not an object`);
-    if (typeof entry.Config !== 'string') throw new LoadError(`${what}: manifest.json entry ${i} has no Config file name`);
+    if (typeof entry !== 'object' || entry === null)
+      throw new LoadError(`${what}: manifest.json entry ${i} is not an object`);
+    if (typeof entry.Config !== 'string')
+      throw new LoadError(`${what}: manifest.json entry ${i} has no Config file name`);
     if (!isStrings(entry.Layers)) throw new LoadError(`${what}: manifest.json entry ${i} has no Layers list`);
-    if (entry.RepoTags !== undefined && entry.RepoTags !== null && !isStrings(entry.RepoTags)) throw new LoadError(`${what}: manifest.json entry ${i} has RepoTags that are not a list of names`);
+    if (entry.RepoTags !== undefined && entry.RepoTags !== null && !isStrings(entry.RepoTags))
+      throw new LoadError(`${what}: manifest.json entry ${i} has RepoTags that are not a list of names`);
     return entry as DockerEntry;
   });
 }
@@ -161,12 +200,14 @@ function dockerManifest(doc: unknown, what: string): DockerEntry[] {
 function ociIndex(doc: unknown, what: string): { manifests?: Descriptor[] } | undefined {
   if (doc === undefined) return undefined;
   const index = doc as { manifests?: unknown } | null;
-  if (typeof index !== 'object' || index === null || Array.isArray(index)) throw new LoadError(`${what}: index.json is not an OCI image index`);
+  if (typeof index !== 'object' || index === null || Array.isArray(index))
+    throw new LoadError(`${what}: index.json is not an OCI image index`);
   if (index.manifests === undefined) return {};
   if (!Array.isArray(index.manifests)) throw new LoadError(`${what}: index.json's manifests is not a list`);
   for (const [i, d] of index.manifests.entries()) {
     const desc = d as Partial<Descriptor> | null;
-    if (typeof desc !== 'object' || desc === null || typeof desc.digest !== 'string') throw new LoadError(`${what}: index.json's manifests[${i}] is not a descriptor with a digest`);
+    if (typeof desc !== 'object' || desc === null || typeof desc.digest !== 'string')
+      throw new LoadError(`${what}: index.json's manifests[${i}] is not a descriptor with a digest`);
     parseDigest(desc.digest);
   }
   return index as { manifests: Descriptor[] };
@@ -196,11 +237,17 @@ export interface ImportOptions {
 }
 
 /** A root filesystem tar (plain, gzip or zstd) as a one-layer image named `name`. */
-export async function importRootfs(store: Store, input: Readable, name: string, options: ImportOptions = {}): Promise<ImageRecord> {
+export async function importRootfs(
+  store: Store,
+  input: Readable,
+  name: string,
+  options: ImportOptions = {},
+): Promise<ImageRecord> {
   const ref = parseReference(name);
   const what = options.source ?? 'the input';
   const { head, stream } = await named(what, async () => peek((await decompressed(input)).stream, 512));
-  if (!checksumOk(head)) throw new LoadError(`${options.source ?? 'the input'} is not a tar archive (plain, gzip or zstd)`);
+  if (!checksumOk(head))
+    throw new LoadError(`${options.source ?? 'the input'} is not a tar archive (plain, gzip or zstd)`);
   const diff = new DigestStream();
   // Read as a tar on the way in: a corrupt or truncated archive fails here instead of becoming a broken layer.
   const layer = await named(what, () => store.writeBlob(chain(checkedTar(stream), diff, compressor('gzip'))));
@@ -225,6 +272,9 @@ export async function importRootfs(store: Store, input: Readable, name: string, 
   };
   const bytes = manifestBytes(manifest);
   const m = await store.writeBlob(bytes);
-  return store.putImage(formatReference(ref), { mediaType: MediaType.dockerManifest, digest: m.digest, size: bytes.length });
+  return store.putImage(formatReference(ref), {
+    mediaType: MediaType.dockerManifest,
+    digest: m.digest,
+    size: bytes.length,
+  });
 }
-

@@ -39,7 +39,9 @@ export class LocalImage implements ImageSource {
   /** Where a blob the store lacks is fetched from: the repository the image came from. */
   private sources(desc: Descriptor): BlobSource[] {
     if (!this.origin || !this.client) {
-      throw new StoreError(`blob ${desc.digest} of ${this.record.name} is not in the store and the image has no registry to fetch it from; pull or build it again`);
+      throw new StoreError(
+        `blob ${desc.digest} of ${this.record.name} is not in the store and the image has no registry to fetch it from; pull or build it again`,
+      );
     }
     return [registryBlobSource(this.client, this.origin)];
   }
@@ -63,5 +65,4 @@ export class LocalImage implements ImageSource {
       throw e;
     }
   }
-
 }

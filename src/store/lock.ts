@@ -21,7 +21,10 @@ export async function ownerAlive(file: string): Promise<boolean> {
  * Takes `file` as an exclusive lock: waits (polling) while another holder is alive, unless `wait` is false, and
  * then answers undefined at once. The answer releases the lock.
  */
-export async function acquireFileLock(file: string, options: { timeoutMs?: number; wait?: boolean } = {}): Promise<(() => Promise<void>) | undefined> {
+export async function acquireFileLock(
+  file: string,
+  options: { timeoutMs?: number; wait?: boolean } = {},
+): Promise<(() => Promise<void>) | undefined> {
   const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
   for (;;) {
     try {
@@ -39,14 +42,19 @@ export async function acquireFileLock(file: string, options: { timeoutMs?: numbe
         continue;
       }
       if (options.wait === false) return undefined;
-      if (Date.now() > deadline) throw new Error(`${file} is held by another hoist process; remove it if no hoist runs`);
+      if (Date.now() > deadline)
+        throw new Error(`${file} is held by another hoist process; remove it if no hoist runs`);
       await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
     }
   }
 }
 
 /** Holds `file` exclusively while `task` runs; waits (polling) while another live process holds it. */
-export async function withFileLock<T>(file: string, task: () => Promise<T>, options: { timeoutMs?: number } = {}): Promise<T> {
+export async function withFileLock<T>(
+  file: string,
+  task: () => Promise<T>,
+  options: { timeoutMs?: number } = {},
+): Promise<T> {
   const release = (await acquireFileLock(file, options)) as () => Promise<void>;
   try {
     return await task();

@@ -27,10 +27,20 @@ export interface PullReport {
   fetchedBytes: number;
 }
 
-export async function pullImage(client: RegistryClient, store: Store, ref: Reference, options: PullOptions = {}): Promise<PullReport> {
+export async function pullImage(
+  client: RegistryClient,
+  store: Store,
+  ref: Reference,
+  options: PullOptions = {},
+): Promise<PullReport> {
   const remote = await RemoteImage.open(client, ref);
   const source = registryBlobSource(client, ref);
-  const report: Omit<PullReport, 'record'> = { digest: remote.root.digest, manifests: [], fetchedBlobs: 0, fetchedBytes: 0 };
+  const report: Omit<PullReport, 'record'> = {
+    digest: remote.root.digest,
+    manifests: [],
+    fetchedBlobs: 0,
+    fetchedBytes: 0,
+  };
   const blobs = new Map<string, Descriptor>();
   const keep = async (m: ParsedManifest) => {
     await store.writeBlob(m.bytes, { digest: m.digest, size: m.bytes.length });
@@ -43,10 +53,14 @@ export async function pullImage(client: RegistryClient, store: Store, ref: Refer
       return;
     }
     const want = options.platform ?? hostPlatform();
-    const chosen = options.allPlatforms ? m.index.manifests.filter((d) => d.platform && !(d.platform.os === 'unknown')) : [selectPlatform(m.index, want)].filter((d): d is Descriptor => d !== undefined);
+    const chosen = options.allPlatforms
+      ? m.index.manifests.filter((d) => d.platform && !(d.platform.os === 'unknown'))
+      : [selectPlatform(m.index, want)].filter((d): d is Descriptor => d !== undefined);
     if (chosen.length === 0) {
       const offered = indexPlatforms(m.index).map(formatPlatform).join(', ') || 'none';
-      throw new StoreError(`${formatReference(ref)} has no image for ${formatPlatform(want)} (it offers: ${offered}); pass --platform`);
+      throw new StoreError(
+        `${formatReference(ref)} has no image for ${formatPlatform(want)} (it offers: ${offered}); pass --platform`,
+      );
     }
     for (const d of chosen) await visit(await remote.manifest(d), d.platform);
   };
@@ -62,6 +76,10 @@ export async function pullImage(client: RegistryClient, store: Store, ref: Refer
     }),
   );
   const name = formatReference(ref);
-  const record = await store.putImage(name, { mediaType: remote.root.mediaType, digest: remote.root.digest, size: remote.root.bytes.length }, repositoryName(ref));
+  const record = await store.putImage(
+    name,
+    { mediaType: remote.root.mediaType, digest: remote.root.digest, size: remote.root.bytes.length },
+    repositoryName(ref),
+  );
   return { record, ...report };
 }

@@ -74,7 +74,18 @@ export class Store {
   /** Opens (creating) a store and takes a lease on it until `close()`. */
   static async open(dir = defaultStoreDir()): Promise<Store> {
     const s = new Store(path.resolve(dir));
-    for (const d of ['blobs/sha256', 'blobs/sha512', 'images', 'snapshots', 'lowers', 'indexes', 'records', 'leases', 'tmp']) await mkdir(path.join(s.root, d), { recursive: true });
+    for (const d of [
+      'blobs/sha256',
+      'blobs/sha512',
+      'images',
+      'snapshots',
+      'lowers',
+      'indexes',
+      'records',
+      'leases',
+      'tmp',
+    ])
+      await mkdir(path.join(s.root, d), { recursive: true });
     s.leaseFile = path.join(s.root, 'leases', `${process.pid}-${Date.now()}-${tmpCounter++}`);
     await withFileLock(s.gcLock, () => writeFile(s.leaseFile as string, String(process.pid)));
     return s;
@@ -170,8 +181,11 @@ export class Store {
     if (await this.hasIntactBlob(desc)) return;
     const held = await this.hasBlob(desc.digest);
     if (sources.length === 0) {
-      if (held === undefined) throw new StoreError(`blob ${desc.digest} is neither in the store nor anywhere it could be fetched from`);
-      throw new StoreError(`blob ${desc.digest} in the store ${this.root} is damaged (its size is not ${desc.size}) and no registry has it: run hoist prune and build again`);
+      if (held === undefined)
+        throw new StoreError(`blob ${desc.digest} is neither in the store nor anywhere it could be fetched from`);
+      throw new StoreError(
+        `blob ${desc.digest} in the store ${this.root} is damaged (its size is not ${desc.size}) and no registry has it: run hoist prune and build again`,
+      );
     }
     if (held !== undefined) await this.removeBlob(desc.digest);
     let failure: unknown;
@@ -217,19 +231,29 @@ export class Store {
    * Writes a blob from a stream or bytes. With `expected` the content must hash to it (and have its size);
    * without, the digest is computed. Nothing is visible under the digest until it is complete and verified.
    */
-  async writeBlob(source: Readable | Uint8Array, expected?: { digest: string; size?: number }, options: { sync?: boolean; drainWhenHeld?: boolean } = {}): Promise<{ digest: string; size: number }> {
+  async writeBlob(
+    source: Readable | Uint8Array,
+    expected?: { digest: string; size?: number },
+    options: { sync?: boolean; drainWhenHeld?: boolean } = {},
+  ): Promise<{ digest: string; size: number }> {
     const held = expected ? await this.hasBlob(expected.digest) : undefined;
     if (expected && held !== undefined && (expected.size === undefined || held === expected.size)) {
       // `drainWhenHeld`: the stream feeds another reader too (teeSink): read to its end for it, not cut short.
-      if (source instanceof Readable && options.drainWhenHeld) await pipeline(source, new Writable({ write: (_c, _e, cb) => cb() }));
+      if (source instanceof Readable && options.drainWhenHeld)
+        await pipeline(source, new Writable({ write: (_c, _e, cb) => cb() }));
       else if (source instanceof Readable) source.destroy();
       return { digest: expected.digest, size: held };
     }
     // A stream destroyed while the store was asked (a download given up: its layer refused by a reader of the same
     // bytes) has nothing more to give, and a pipeline over it would wait forever.
-    if (source instanceof Readable && source.destroyed) throw new StoreError(`${expected ? `blob ${expected.digest}: ` : ''}the download was stopped before it was written`);
+    if (source instanceof Readable && source.destroyed)
+      throw new StoreError(
+        `${expected ? `blob ${expected.digest}: ` : ''}the download was stopped before it was written`,
+      );
     const tmp = this.tmpPath();
-    const verify = new DigestStream(expected ? { digest: expected.digest, size: expected.size, where: `blob ${expected.digest}` } : undefined);
+    const verify = new DigestStream(
+      expected ? { digest: expected.digest, size: expected.size, where: `blob ${expected.digest}` } : undefined,
+    );
     // An interrupted download leaves no partial blob behind.
     const forget = onInterrupt(() => removeSync(tmp));
     try {
@@ -262,7 +286,8 @@ export class Store {
     try {
       bytes = await readFile(this.blobPath(digest));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError(`blob ${digest} is not in the store ${this.root}`);
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new StoreError(`blob ${digest} is not in the store ${this.root}`);
       throw e;
     }
     verifyBytes(bytes, digest, `stored blob ${digest}`);
@@ -290,7 +315,10 @@ export class Store {
 
   async removeImage(name: string): Promise<boolean> {
     const p = this.imageRecordPath(name);
-    const had = await stat(p).then(() => true, () => false);
+    const had = await stat(p).then(
+      () => true,
+      () => false,
+    );
     await rm(p, { force: true });
     return had;
   }
@@ -359,20 +387,38 @@ export class Store {
   }
 
   /** Notes what the base `name` (a reference and a platform) resolved to: its manifest's and its config's bytes. */
-  async noteResolved(name: string, manifest: { digest: string; mediaType: string; bytes: Uint8Array }, config: { digest: string; bytes: Uint8Array }): Promise<void> {
+  async noteResolved(
+    name: string,
+    manifest: { digest: string; mediaType: string; bytes: Uint8Array },
+    config: { digest: string; bytes: Uint8Array },
+  ): Promise<void> {
     // (not synced: a manifest or config lost to a crash is one that does not hash to its name, and is resolved again)
     await this.writeBlob(manifest.bytes, { digest: manifest.digest, size: manifest.bytes.length }, { sync: false });
     await this.writeBlob(config.bytes, { digest: config.digest, size: config.bytes.length }, { sync: false });
     await mkdir(path.join(this.root, 'resolved'), { recursive: true });
-    await this.writeWhole(this.resolvedPath(name), JSON.stringify({ name, digest: manifest.digest, mediaType: manifest.mediaType, at: Date.now() }));
+    await this.writeWhole(
+      this.resolvedPath(name),
+      JSON.stringify({ name, digest: manifest.digest, mediaType: manifest.mediaType, at: Date.now() }),
+    );
   }
 
   /** What the base `name` resolved to here within the last `maxAgeMs`, if anything. */
   async recentlyResolved(name: string, maxAgeMs: number): Promise<{ digest: string; mediaType: string } | undefined> {
     try {
-      const r = JSON.parse(await readFile(this.resolvedPath(name), 'utf8')) as { name?: unknown; digest?: unknown; mediaType?: unknown; at?: unknown };
+      const r = JSON.parse(await readFile(this.resolvedPath(name), 'utf8')) as {
+        name?: unknown;
+        digest?: unknown;
+        mediaType?: unknown;
+        at?: unknown;
+      };
       const age = Date.now() - Number(r.at);
-      if (r.name !== name || typeof r.digest !== 'string' || typeof r.mediaType !== 'string' || !(age >= 0 && age <= maxAgeMs)) return undefined;
+      if (
+        r.name !== name ||
+        typeof r.digest !== 'string' ||
+        typeof r.mediaType !== 'string' ||
+        !(age >= 0 && age <= maxAgeMs)
+      )
+        return undefined;
       return { digest: r.digest, mediaType: r.mediaType };
     } catch {
       return undefined;
@@ -393,9 +439,19 @@ export class Store {
     const text = await readFile(this.indexPath(diffID), 'utf8').catch(() => undefined);
     if (text === undefined) return undefined;
     try {
-      const doc = JSON.parse(text) as { version: number; headers: (Omit<TarHeader, 'xattrs'> & { xattrs?: Record<string, string> })[] };
+      const doc = JSON.parse(text) as {
+        version: number;
+        headers: (Omit<TarHeader, 'xattrs'> & { xattrs?: Record<string, string> })[];
+      };
       if (doc.version !== 1 || !Array.isArray(doc.headers)) return undefined;
-      return doc.headers.map((h) => (h.xattrs ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, Buffer.from(v, 'base64')])) } : (h as TarHeader)));
+      return doc.headers.map((h) =>
+        h.xattrs
+          ? {
+              ...h,
+              xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+            }
+          : (h as TarHeader),
+      );
     } catch {
       return undefined; // a damaged index is read from the layer again
     }
@@ -436,7 +492,10 @@ export class Store {
     return this.fromLayer(layer, async (tar) => {
       const headers: TarHeader[] = [];
       try {
-        await scanTar(chain(tar, new DigestStream({ digest: diffID, where: `layer ${diffID}` })), (h) => void headers.push(h));
+        await scanTar(
+          chain(tar, new DigestStream({ digest: diffID, where: `layer ${diffID}` })),
+          (h) => void headers.push(h),
+        );
       } catch (e) {
         tar.destroy();
         if (e instanceof TarError || e instanceof CompressionError) e.message = `layer ${diffID}: ${e.message}`;
@@ -451,7 +510,14 @@ export class Store {
 
   async writeLayerIndex(diffID: string, headers: readonly TarHeader[]): Promise<void> {
     this.headersKept.set(diffID, headers);
-    const doc = { version: 1, headers: headers.map((h) => (h.xattrs ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, v.toString('base64')])) } : h)) };
+    const doc = {
+      version: 1,
+      headers: headers.map((h) =>
+        h.xattrs
+          ? { ...h, xattrs: Object.fromEntries(Object.entries(h.xattrs).map(([k, v]) => [k, v.toString('base64')])) }
+          : h,
+      ),
+    };
     await this.writeWhole(this.indexPath(diffID), JSON.stringify(doc));
   }
 
@@ -475,7 +541,11 @@ export class Store {
    * tar is verified against the diffID while it is unpacked; a snapshot appears only when complete. One layer is
    * unpacked once at a time in this process: a second caller waits for the first.
    */
-  snapshot(diffID: string, open: () => Promise<Readable> | Readable, options: SnapshotOptions = { whiteouts: 'overlay' }): Promise<Snapshot> {
+  snapshot(
+    diffID: string,
+    open: () => Promise<Readable> | Readable,
+    options: SnapshotOptions = { whiteouts: 'overlay' },
+  ): Promise<Snapshot> {
     return this.once(diffID, () => this.unpackNew(diffID, open, options));
   }
 
@@ -486,16 +556,18 @@ export class Store {
    */
   snapshotLayer(layer: Layer, options: SnapshotOptions = { whiteouts: 'overlay' }): Promise<Snapshot> {
     const { diffID } = layer;
-    return this.once(diffID, () => this.fromLayer(layer, async (tar) => {
-      const tmp = this.tmpPath();
-      try {
-        const report = await this.unpackTo(tmp, diffID, tar, options);
-        return () => this.commitSnapshot(tmp, diffID, report);
-      } catch (e) {
-        await rm(tmp, { recursive: true, force: true });
-        throw e;
-      }
-    }));
+    return this.once(diffID, () =>
+      this.fromLayer(layer, async (tar) => {
+        const tmp = this.tmpPath();
+        try {
+          const report = await this.unpackTo(tmp, diffID, tar, options);
+          return () => this.commitSnapshot(tmp, diffID, report);
+        } catch (e) {
+          await rm(tmp, { recursive: true, force: true });
+          throw e;
+        }
+      }),
+    );
   }
 
   /** Where a layer's tar and its EROFS index are kept. */
@@ -516,7 +588,12 @@ export class Store {
     const p = (async (): Promise<Snapshot | ErofsLower> => {
       if (this.unpacking.has(diffID) || (await this.hasSnapshot(diffID))) return this.snapshotLayer(layer);
       const lower = this.lowerPaths(diffID);
-      if (await stat(lower.index).then(() => true, () => false)) {
+      if (
+        await stat(lower.index).then(
+          () => true,
+          () => false,
+        )
+      ) {
         const now = new Date();
         await utimes(lower.index, now, now).catch(() => undefined);
         return lower;
@@ -534,31 +611,41 @@ export class Store {
    * the stored blob, or from the download in the same pass that stores it.
    */
   private async fromLayer<T>(layer: Layer, make: (tar: Readable) => Promise<() => Promise<T>>): Promise<T> {
-    const fromStore = () => timed('unpack', () => this.useLayer(layer, async (open) => {
-      const commit = await make((await decompressed(await open())).stream);
-      const made = await commit();
-      await this.noteVerified(layer.descriptor.digest, layer.diffID);
-      return made;
-    }), () => layer.descriptor.size);
+    const fromStore = () =>
+      timed(
+        'unpack',
+        () =>
+          this.useLayer(layer, async (open) => {
+            const commit = await make((await decompressed(await open())).stream);
+            const made = await commit();
+            await this.noteVerified(layer.descriptor.digest, layer.diffID);
+            return made;
+          }),
+        () => layer.descriptor.size,
+      );
     await layer.ready;
     if (layer.sources.length === 0 || (await this.hasIntactBlob(layer.descriptor))) return fromStore();
-    return timed('pull', async () => {
-      let done: { made: T } | undefined;
-      // Each attempt (a source's retry, the next source) makes it afresh.
-      const sink = this.teeSink(layer, async (tar) => {
-        const commit = await make(tar);
-        return async () => {
-          done = { made: await commit() };
-        };
-      });
-      try {
-        await this.fetchMissing(layer.descriptor, layer.sources, sink);
-      } catch (e) {
-        // Another user of the store may have stored the blob meanwhile (the write then stops short): made from that.
-        if (!(await this.hasIntactBlob(layer.descriptor))) throw e;
-      }
-      return done ? done.made : fromStore();
-    }, () => layer.descriptor.size);
+    return timed(
+      'pull',
+      async () => {
+        let done: { made: T } | undefined;
+        // Each attempt (a source's retry, the next source) makes it afresh.
+        const sink = this.teeSink(layer, async (tar) => {
+          const commit = await make(tar);
+          return async () => {
+            done = { made: await commit() };
+          };
+        });
+        try {
+          await this.fetchMissing(layer.descriptor, layer.sources, sink);
+        } catch (e) {
+          // Another user of the store may have stored the blob meanwhile (the write then stops short): made from that.
+          if (!(await this.hasIntactBlob(layer.descriptor))) throw e;
+        }
+        return done ? done.made : fromStore();
+      },
+      () => layer.descriptor.size,
+    );
   }
 
   /**
@@ -701,17 +788,29 @@ export class Store {
     return p;
   }
 
-  private async unpackNew(diffID: string, open: () => Promise<Readable> | Readable, options: SnapshotOptions): Promise<Snapshot> {
+  private async unpackNew(
+    diffID: string,
+    open: () => Promise<Readable> | Readable,
+    options: SnapshotOptions,
+  ): Promise<Snapshot> {
     const tmp = this.tmpPath();
     return this.commitSnapshot(tmp, diffID, await this.unpackTo(tmp, diffID, await open(), options));
   }
 
   private async hasSnapshot(diffID: string): Promise<boolean> {
-    return stat(this.snapshotPath(diffID)).then(() => true, () => false);
+    return stat(this.snapshotPath(diffID)).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Unpacks an uncompressed layer tar into `tmp`, verified against its diffID; keeps its index. */
-  private async unpackTo(tmp: string, diffID: string, tar: Readable, options: SnapshotOptions): Promise<ExtractReport | undefined> {
+  private async unpackTo(
+    tmp: string,
+    diffID: string,
+    tar: Readable,
+    options: SnapshotOptions,
+  ): Promise<ExtractReport | undefined> {
     if (await this.hasSnapshot(diffID)) {
       tar.resume();
       return undefined;
@@ -813,12 +912,18 @@ async function layerTar(layer: Layer, blob: Readable): Promise<Readable> {
   const said = layerCompression(layer.descriptor.mediaType);
   if (said !== undefined && said !== compression) {
     stream.destroy();
-    throw new StoreError(`layer ${layer.descriptor.digest} is ${compression === 'none' ? 'not compressed' : `${compression}-compressed`}, but its media type ${layer.descriptor.mediaType} says ${said}`);
+    throw new StoreError(
+      `layer ${layer.descriptor.digest} is ${compression === 'none' ? 'not compressed' : `${compression}-compressed`}, but its media type ${layer.descriptor.mediaType} says ${said}`,
+    );
   }
   return stream;
 }
 
 /** Reads a layer's tar to its end, checked against its diffID. */
 async function checkDiffID(layer: Layer, tar: Readable): Promise<void> {
-  await pipeline(tar, new DigestStream({ digest: layer.diffID, where: `the uncompressed layer ${layer.descriptor.digest} (its diffID)` }), new Writable({ write: (_c, _e, cb) => cb() }));
+  await pipeline(
+    tar,
+    new DigestStream({ digest: layer.diffID, where: `the uncompressed layer ${layer.descriptor.digest} (its diffID)` }),
+    new Writable({ write: (_c, _e, cb) => cb() }),
+  );
 }

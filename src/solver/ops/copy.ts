@@ -49,11 +49,19 @@ export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelectio
       if (isURL(s)) {
         const dir = await x.scratchDir();
         const { file, dated } = await download(s, dir, { checksum: op.checksum });
-        sources.push({ path: (await BuildContext.plain(dir).resolve(path.basename(file)))[0], ...(dated ? {} : { undated: true }) });
+        sources.push({
+          path: (await BuildContext.plain(dir).resolve(path.basename(file)))[0],
+          ...(dated ? {} : { undated: true }),
+        });
         continue;
       }
       if (op.parents && s.slice(s.indexOf('/./') + 1).includes('**')) {
-        sources.push(...(await selectParentsPattern(from, s, !fromContext && op.chown === undefined)).map((x) => ({ ...x, socketsAsFiles: fromContext })));
+        sources.push(
+          ...(await selectParentsPattern(from, s, !fromContext && op.chown === undefined)).map((x) => ({
+            ...x,
+            socketsAsFiles: fromContext,
+          })),
+        );
         continue;
       }
       for (const p of await from.resolve(s)) {
@@ -64,10 +72,19 @@ export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelectio
           continue;
         }
         const pivot = s.indexOf('/./');
-        const parentsPath = pivot >= 0 ? path.posix.relative(cleanPath(s.slice(0, pivot).replace(/^\/+/, '') || '.').replace(/^\.$/, ''), p.rel) : undefined;
+        const parentsPath =
+          pivot >= 0
+            ? path.posix.relative(cleanPath(s.slice(0, pivot).replace(/^\/+/, '') || '.').replace(/^\.$/, ''), p.rel)
+            : undefined;
         // A stage's or image's files keep their owners unless --chown says otherwise (BuildKit copies them with their
         // uid/gid); the context's become 0:0.
-        sources.push({ path: p, keepOwner: !fromContext && op.chown === undefined, children: p.stats.isDirectory() ? await from.walk(p) : undefined, parentsPath, socketsAsFiles: fromContext });
+        sources.push({
+          path: p,
+          keepOwner: !fromContext && op.chown === undefined,
+          children: p.stats.isDirectory() ? await from.walk(p) : undefined,
+          parentsPath,
+          socketsAsFiles: fromContext,
+        });
       }
     }
   } catch (e) {
@@ -75,7 +92,10 @@ export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelectio
     throw e;
   }
   let newest = 0;
-  if (fromContext) for (const s of sources) if (!s.undated) for (const p of [s.path, ...(s.children ?? [])]) newest = Math.max(newest, Math.floor(p.stats.mtimeMs / 1000));
+  if (fromContext)
+    for (const s of sources)
+      if (!s.undated)
+        for (const p of [s.path, ...(s.children ?? [])]) newest = Math.max(newest, Math.floor(p.stats.mtimeMs / 1000));
   return { sources, newest };
 }
 
@@ -88,7 +108,9 @@ export async function selectCopy(op: CopyOp, x: OpContext): Promise<CopySelectio
  */
 async function selectParentsPattern(from: BuildContext, source: string, keepOwner: boolean): Promise<Selected[]> {
   const cut = source.indexOf('/./');
-  const matcher = new IgnoreMatcher(parseDockerignore(cleanPath((cut >= 0 ? source.slice(cut + 3) : source).replace(/^\/+/, ''))));
+  const matcher = new IgnoreMatcher(
+    parseDockerignore(cleanPath((cut >= 0 ? source.slice(cut + 3) : source).replace(/^\/+/, ''))),
+  );
   const out: Selected[] = [];
   for (const root of await from.resolve(cut >= 0 ? source.slice(0, cut) || '/' : '/')) {
     if (!root.stats.isDirectory()) continue;
@@ -102,7 +124,12 @@ async function selectParentsPattern(from: BuildContext, source: string, keepOwne
       // A matched link is copied as a link, as what lies below the pivot is (walk never follows one).
       const isDir = p.stats.isDirectory();
       if (isDir) taken = rel;
-      out.push({ path: p, keepOwner, parentsPath: rel, children: isDir ? below.filter((c) => c.rel.startsWith(`${p.rel}/`)) : undefined });
+      out.push({
+        path: p,
+        keepOwner,
+        parentsPath: rel,
+        children: isDir ? below.filter((c) => c.rel.startsWith(`${p.rel}/`)) : undefined,
+      });
     }
   }
   return out;
@@ -126,14 +153,25 @@ export async function digestSelection(selection: CopySelection, digests?: FileDi
     const st = p.stats;
     const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : st.isFile() ? 'file' : 'other';
     const text = `${JSON.stringify([p.rel, type, st.mode & 0o7777, keepOwner ? [st.uid, st.gid] : null, p.linkname ?? null, type === 'file' ? st.size : 0])}\n`;
-    items.push({ text, size: st.size, ...(type === 'file' ? { file: p.abs, stats: st, known: digests?.get(st) } : {}) });
+    items.push({
+      text,
+      size: st.size,
+      ...(type === 'file' ? { file: p.abs, stats: st, known: digests?.get(st) } : {}),
+    });
   };
   for (const s of selection.sources) {
-    items.push({ text: JSON.stringify({ source: s.path.rel, archive: s.archive ?? null, parents: s.parentsPath ?? null }), size: 0 });
+    items.push({
+      text: JSON.stringify({ source: s.path.rel, archive: s.archive ?? null, parents: s.parentsPath ?? null }),
+      size: 0,
+    });
     add(s.path, s.keepOwner === true);
     for (const c of s.children ?? []) add(c, s.keepOwner === true);
   }
-  const small = (i: number) => items[i].file !== undefined && items[i].known === undefined && items[i].size > readNowLimit && items[i].size <= readAheadLimit;
+  const small = (i: number) =>
+    items[i].file !== undefined &&
+    items[i].known === undefined &&
+    items[i].size > readNowLimit &&
+    items[i].size <= readAheadLimit;
   const ahead = new Map<number, Promise<Buffer>>();
   let next = 0;
   const fill = (from: number) => {
@@ -188,7 +226,9 @@ const regularFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NON
 function changedKind(file: string, e?: unknown): Error {
   if (e !== undefined && (e as NodeJS.ErrnoException).code !== 'ELOOP') return e as Error;
   const now = e === undefined ? 'is no longer a regular file' : 'is now a symbolic link';
-  return new ContextError(`${file} ${now}: it changed while the build read the context; build again once nothing is writing to it`);
+  return new ContextError(
+    `${file} ${now}: it changed while the build read the context; build again once nothing is writing to it`,
+  );
 }
 
 /** Reads a small file into the hash, on the main thread. */
@@ -201,7 +241,8 @@ function readNow(file: string, into: Hash): void {
   }
   try {
     if (!fstatSync(fd).isFile()) throw changedKind(file);
-    for (let n; (n = readSync(fd, readNowBuffer, 0, readNowBuffer.length, null)) > 0; ) into.update(readNowBuffer.subarray(0, n));
+    for (let n; (n = readSync(fd, readNowBuffer, 0, readNowBuffer.length, null)) > 0; )
+      into.update(readNowBuffer.subarray(0, n));
   } finally {
     closeSync(fd);
   }
@@ -249,13 +290,20 @@ export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelectio
     try {
       await extractLayer(openArchive(s.path.abs, s.archive), dir, { whiteouts: 'none', headers });
     } catch (e) {
-      if (e instanceof TarError || e instanceof CompressionError || e instanceof ArchiveError) throw new ArchiveError(`cannot unpack ${s.path.rel}: ${e.message}`);
+      if (e instanceof TarError || e instanceof CompressionError || e instanceof ArchiveError)
+        throw new ArchiveError(`cannot unpack ${s.path.rel}: ${e.message}`);
       throw e;
     }
     const unpacked = BuildContext.plain(dir);
     const top = (await unpacked.resolve('.'))[0];
     const archived = new Set(headers.map((h) => cleanEntryName(h.name)).filter(Boolean));
-    sources.push({ path: { ...top, rel: '' }, keepOwner: s.keepOwner, children: await unpacked.walk(top), unpacked: true, archived });
+    sources.push({
+      path: { ...top, rel: '' },
+      keepOwner: s.keepOwner,
+      children: await unpacked.walk(top),
+      unpacked: true,
+      archived,
+    });
   }
   if (op.inline.length > 0) {
     // Heredoc sources: files named after their delimiter, 0644, with the build's time so far.
@@ -278,8 +326,22 @@ export async function execCopy(op: CopyOp, x: OpContext, selected?: CopySelectio
   // --link: the layer is made on an empty filesystem, as BuildKit makes it, so it does not depend on the base (and
   // the base's layers need not be fetched). Otherwise the destination is looked up in the image.
   const target = op.link ? new FsIndex() : await x.state.fs(x.store);
-  const entries = planCopy(sources, { dest: op.dest, workdir: op.workdir, owner, chmod, created: x.sourceDateEpoch ?? time, fs: target, parents: op.parents, exclude });
-  return { layer: await timed('layer', () => writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel })), time };
+  const entries = planCopy(sources, {
+    dest: op.dest,
+    workdir: op.workdir,
+    owner,
+    chmod,
+    created: x.sourceDateEpoch ?? time,
+    fs: target,
+    parents: op.parents,
+    exclude,
+  });
+  return {
+    layer: await timed('layer', () =>
+      writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel }),
+    ),
+    time,
+  };
 }
 
 /** --chown (or USER for WORKDIR) as uid/gid: numbers as they are, names from the image's /etc/passwd and /etc/group. */
@@ -287,5 +349,8 @@ export async function ownerOf(spec: string | undefined, x: Pick<OpContext, 'stat
   if (!spec) return { uid: 0, gid: 0 };
   if (!needsLookup(spec)) return resolveOwner(spec, {});
   const files = await readImageFiles(x.state, x.store, ['/etc/passwd', '/etc/group']);
-  return resolveOwner(spec, { passwd: files.get('/etc/passwd')?.toString('utf8'), group: files.get('/etc/group')?.toString('utf8') });
+  return resolveOwner(spec, {
+    passwd: files.get('/etc/passwd')?.toString('utf8'),
+    group: files.get('/etc/group')?.toString('utf8'),
+  });
 }

@@ -54,7 +54,9 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
     // Made where the path leads inside the image (its symlinks resolved there): joined to the host path as it is,
     // an image's absolute symlink (`w -> /etc`) would have mkdir write outside the root.
     await mkdir(resolveInside(root.path, op.cwd, { followLast: true }).abs, { recursive: true });
-    const env = new Map([...op.env, ...op.proxyEnv].map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e] as const));
+    const env = new Map(
+      [...op.env, ...op.proxyEnv].map((e) => [e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('=')), e] as const),
+    );
     const mounts: StepMount[] = [];
     const targets: string[] = [];
     if (op.script) {
@@ -69,18 +71,50 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
     }
     const hosts = path.join(scratch, `hosts-${x.stageIndex}`);
     // BuildKit's generated hosts file, the build's extra hosts after it (--add-host)
-    await writeFile(hosts, `127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${(x.sandbox.addHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join('')}`);
+    await writeFile(
+      hosts,
+      `127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${(x.sandbox.addHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join('')}`,
+    );
     const resolv = path.join(scratch, `resolv-${x.stageIndex}`);
     await writeFile(resolv, await readFile('/etc/resolv.conf').catch(() => Buffer.from('nameserver 8.8.8.8\n')));
-    const spec: ProcessSpec = { args: op.args, env: [...env.values()], cwd: op.cwd, uid: owner.uid, gid: owner.gid, additionalGids: owner.additionalGids ?? [], hostname: 'buildkitsandbox', hostsFile: hosts, resolvConf: resolv, network: stepNetwork(op.network, x.sandbox.network), mounts, ...(x.sandbox.shmSize ? { shmSize: x.sandbox.shmSize } : {}), ...(x.sandbox.ulimits?.length ? { ulimits: x.sandbox.ulimits } : {}), ...(emulator ? { emulator } : {}) };
+    const spec: ProcessSpec = {
+      args: op.args,
+      env: [...env.values()],
+      cwd: op.cwd,
+      uid: owner.uid,
+      gid: owner.gid,
+      additionalGids: owner.additionalGids ?? [],
+      hostname: 'buildkitsandbox',
+      hostsFile: hosts,
+      resolvConf: resolv,
+      network: stepNetwork(op.network, x.sandbox.network),
+      mounts,
+      ...(x.sandbox.shmSize ? { shmSize: x.sandbox.shmSize } : {}),
+      ...(x.sandbox.ulimits?.length ? { ulimits: x.sandbox.ulimits } : {}),
+      ...(emulator ? { emulator } : {}),
+    };
     const result = await timed('run', () => root.run(spec, (line) => x.output(x.mask.apply(line)), x.signal));
     if (x.signal.aborted) throw new BuildStopped();
     if (result.exitCode !== 0) {
       // A step that met a full store (its files are in the store's disk) says only what its program said.
       const full = await storeDiskFull(x.store.root);
-      throw new ExecError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${result.tail.length ? `\n${result.tail.slice(-10).map((l) => x.mask.apply(l)).join('\n')}` : ''}${full === undefined ? '' : `\n${storeFullAdvice(x.store.root, full)}`}`);
+      throw new ExecError(
+        `process ${JSON.stringify(op.args.join(' '))} did not complete successfully: exit code: ${result.exitCode}${
+          result.tail.length
+            ? `\n${result.tail
+                .slice(-10)
+                .map((l) => x.mask.apply(l))
+                .join('\n')}`
+            : ''
+        }${full === undefined ? '' : `\n${storeFullAdvice(x.store.root, full)}`}`,
+      );
     }
-    return { layer: await timed('layer', () => root.layer(lower, targets, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel })), time: x.time };
+    return {
+      layer: await timed('layer', () =>
+        root.layer(lower, targets, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel }),
+      ),
+      time: x.time,
+    };
   } finally {
     await root.release();
     for (const undo of cleanup.reverse()) await undo();
@@ -88,7 +122,10 @@ export async function execRun(op: ExecOp, x: OpContext): Promise<OpResult> {
 }
 
 /** RUN --network, or the build's network where the step says default; hoist's default is the host's network. */
-function stepNetwork(step: 'default' | 'none' | 'host', build: 'default' | 'none' | 'host' | undefined): 'host' | 'none' {
+function stepNetwork(
+  step: 'default' | 'none' | 'host',
+  build: 'default' | 'none' | 'host' | undefined,
+): 'host' | 'none' {
   return (step === 'default' ? (build ?? 'default') : step) === 'none' ? 'none' : 'host';
 }
 
@@ -106,20 +143,36 @@ async function execUser(spec: string | undefined, merged: string): Promise<ExecU
 }
 
 /** The mounts of one RUN --mount (cache dirs in the store, secrets on a tmpfs, binds of stages or context). */
-async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<string, string>, scratch: string, cleanup: (() => Promise<void>)[], x: OpContext, executor: Executor): Promise<StepMount[]> {
+async function runMount(
+  m: MountSpec,
+  from: StageSource | undefined,
+  env: Map<string, string>,
+  scratch: string,
+  cleanup: (() => Promise<void>)[],
+  x: OpContext,
+  executor: Executor,
+): Promise<StepMount[]> {
   switch (m.type) {
     case 'tmpfs':
       return [{ destination: m.target, type: 'tmpfs', ...(m.size ? { size: String(m.size) } : {}) }];
     case 'bind': {
       const { staged, hidden } = await stagedSource(from, m.from, m.source, scratch, cleanup, x, executor);
-      return [{ destination: m.target, type: 'bind', source: await executor.viewOf(staged, hidden, m.rw, scratch, cleanup), readonly: !m.rw }];
+      return [
+        {
+          destination: m.target,
+          type: 'bind',
+          source: await executor.viewOf(staged, hidden, m.rw, scratch, cleanup),
+          readonly: !m.rw,
+        },
+      ];
     }
     case 'cache': {
       const { dir, name, created, dropped } = await cacheMountDir(path.join(x.store.root, 'cache-mounts'), m, cleanup);
       if (dropped) x.warn(dropped);
       // A new cache may come from an earlier CI run (a cache backend keeps cache mounts); from= seeds a new cache with a directory of a stage or image (BuildKit: the cache starts as a copy of it).
       await x.cacheMount({ name, id: m.id, dir, created });
-      if (from && (await readdir(dir)).length === 0) await seedCache(dir, (await stagedSource(from, m.from, m.source, scratch, cleanup, x, executor)).staged.path);
+      if (from && (await readdir(dir)).length === 0)
+        await seedCache(dir, (await stagedSource(from, m.from, m.source, scratch, cleanup, x, executor)).staged.path);
       const staged = await cacheSubdir(dir, from ? '' : m.source, scratch, cleanup, executor);
       return [{ destination: m.target, type: 'bind', source: staged.path, readonly: m.readonly, persistent: true }];
     }
@@ -128,7 +181,10 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
       if (data) x.mask.add(data);
       if (!data) {
         // BuildKit's words ("secret ID: not found"), and what to pass.
-        if (m.required) throw new ExecError(`secret ${m.id}: not found (the mount is required): pass --secret id=${m.id},src=FILE or --secret id=${m.id},env=VARIABLE`);
+        if (m.required)
+          throw new ExecError(
+            `secret ${m.id}: not found (the mount is required): pass --secret id=${m.id},src=FILE or --secret id=${m.id},env=VARIABLE`,
+          );
         return [];
       }
       if (m.env) env.set(m.env, `${m.env}=${data.toString('utf8')}`);
@@ -147,7 +203,10 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
     case 'ssh': {
       // As BuildKit: an ssh mount needs `--ssh ID`; without it the mount is left out, or the step fails if required.
       if (!x.ssh.has(m.id)) {
-        if (m.required) throw new ExecError(`RUN --mount=type=ssh,id=${m.id} is required: pass --ssh ${m.id} (the agent of SSH_AUTH_SOCK) or --ssh ${m.id}=SOCKET|KEY`);
+        if (m.required)
+          throw new ExecError(
+            `RUN --mount=type=ssh,id=${m.id} is required: pass --ssh ${m.id} (the agent of SSH_AUTH_SOCK) or --ssh ${m.id}=SOCKET|KEY`,
+          );
         return [];
       }
       const proxy = await agentProxy(await x.ssh.socket(m.id), m);
@@ -165,17 +224,25 @@ async function runMount(m: MountSpec, from: StageSource | undefined, env: Map<st
  * the directory of the stage or image the cache starts as, and the cache itself is mounted. Other steps may be
  * writing the cache meanwhile: what is mounted is what was resolved (exec/staging.ts).
  */
-async function cacheSubdir(dir: string, source: string, scratch: string, cleanup: Cleanup, executor: Executor): Promise<Staged> {
+async function cacheSubdir(
+  dir: string,
+  source: string,
+  scratch: string,
+  cleanup: Cleanup,
+  executor: Executor,
+): Promise<Staged> {
   const name = cleanEntryName(source);
   let staged: Staged;
   try {
     staged = await executor.stage(dir, name, scratch, cleanup, { mkdir: 0o755 });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new ExecError(`--mount=type=cache,source=${source}: ${(e as Error).message} in the cache`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR')
+      throw new ExecError(`--mount=type=cache,source=${source}: ${(e as Error).message} in the cache`);
     if (e instanceof RootedPathError) throw new ExecError(`--mount=type=cache,source=${source}: ${e.message}`);
     throw e;
   }
-  if (!staged.stats.isDirectory()) throw new ExecError(`--mount=type=cache,source=${source}: /${name} in the cache is not a directory`);
+  if (!staged.stats.isDirectory())
+    throw new ExecError(`--mount=type=cache,source=${source}: /${name} in the cache is not a directory`);
   return staged;
 }
 
@@ -202,15 +269,25 @@ async function seedCache(dir: string, source: string): Promise<void> {
  * (a symlink there, `link -> /etc`, leads to the root's own files, never the host's) and staged, with what the
  * context holds below it that .dockerignore leaves out.
  */
-async function stagedSource(from: StageSource | undefined, fromText: string | undefined, source: string, scratch: string, cleanup: Cleanup, x: OpContext, executor: Executor): Promise<{ staged: Staged; hidden: string[] }> {
+async function stagedSource(
+  from: StageSource | undefined,
+  fromText: string | undefined,
+  source: string,
+  scratch: string,
+  cleanup: Cleanup,
+  x: OpContext,
+  executor: Executor,
+): Promise<{ staged: Staged; hidden: string[] }> {
   const root = from ? await x.sourceFiles(from) : x.context;
-  const notFound = () => new ExecError(`--mount source ${JSON.stringify(source)} not found in ${from ? fromText : 'the build context'}`);
+  const notFound = () =>
+    new ExecError(`--mount source ${JSON.stringify(source)} not found in ${from ? fromText : 'the build context'}`);
   const found = root.find(source);
   if (!found) throw notFound();
   try {
     return { staged: await executor.stage(root.dir, found.real, scratch, cleanup), hidden: root.hidden(found) };
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') throw notFound();
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR')
+      throw notFound();
     throw e;
   }
 }

@@ -17,10 +17,24 @@ export async function execMkdir(op: MkdirOp, x: OpContext): Promise<OpResult> {
     if (fs.isDirectory(dir)) {
       // Repeated with its own attributes (see planCopy): the layer must stand on its own as an overlay lower dir.
       const existing = fs.lookup(dir);
-      if (i < parts.length && existing?.header.type === 'directory') entries.push({ header: { ...existing.header, name: dir, size: 0 } });
+      if (i < parts.length && existing?.header.type === 'directory')
+        entries.push({ header: { ...existing.header, name: dir, size: 0 } });
       continue;
     }
-    entries.push({ header: { name: dir, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, mtime: x.sourceDateEpoch ?? x.time } });
+    entries.push({
+      header: {
+        name: dir,
+        type: 'directory',
+        mode: 0o755,
+        uid: owner.uid,
+        gid: owner.gid,
+        size: 0,
+        mtime: x.sourceDateEpoch ?? x.time,
+      },
+    });
   }
-  return { layer: await writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel }), time: x.time };
+  return {
+    layer: await writeLayer(x.store, entries, { sourceDateEpoch: x.sourceDateEpoch, level: x.layerLevel }),
+    time: x.time,
+  };
 }
