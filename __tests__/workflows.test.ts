@@ -171,7 +171,7 @@ interface Job {
         ...cache.env,
         ...Object.fromEntries(Object.entries(step.env ?? {}).map(([k, v]) => [k, evaluate(String(v))])),
       };
-      let r;
+      let r: Awaited<ReturnType<typeof spawned>>;
       if (step.uses === './') {
         const inputs = Object.fromEntries(
           Object.entries(step.with ?? {}).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, evaluate(String(v))]),

@@ -20,7 +20,6 @@ import {
   aptClean,
   hoistNodeVersion,
   measured,
-  must,
   pushDebianBase,
   settle,
   startActionsCache,

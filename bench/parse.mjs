@@ -28,7 +28,7 @@ function generate(lines) {
     stage++;
   }
   out.length = lines;
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 const text = generate(5000);

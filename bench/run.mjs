@@ -5,7 +5,7 @@
 // runc and GNU time. Run with `npm run bench:run` (builds first). HOIST_BENCH_ROOTFS: a ready rootfs tar to
 // skip debootstrap.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { measured, runHeavyCases, startDebianBench, stopAll } from './lib.mjs';

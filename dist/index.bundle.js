@@ -86253,16 +86253,16 @@ var dockerfile_chars = __nccwpck_require__(8459);
 function dumpNode(node) {
     let s = node.keyword.toLowerCase();
     if (node.flags.length > 0)
-        s += ' [' + node.flags.map(goQuote).join(' ') + ']';
+        s += ` [${node.flags.map(goQuote).join(' ')}]`;
     if (node.sub)
-        s += ' (' + dumpNode(node.sub) + ')';
+        s += ` (${dumpNode(node.sub)})`;
     for (const a of node.args)
-        s += ' ' + goQuote(a);
+        s += ` ${goQuote(a)}`;
     return trimSpace(s);
 }
 /** The whole file in BuildKit's AST dump format, byte-identical to its parser test `result` files. */
 function dump(nodes) {
-    return nodes.map((n) => '(' + dumpNode(n) + ')\n').join('');
+    return nodes.map((n) => `(${dumpNode(n)})\n`).join('');
 }
 
 // EXTERNAL MODULE: ./lib/dockerfile/errors.js
@@ -86696,7 +86696,7 @@ function isComment(s) {
     return (0,dockerfile_chars/* trimLeftSpace */.u$)(s).startsWith('#');
 }
 function continuationPattern(escapeToken) {
-    const e = '\\' + escapeToken;
+    const e = `\\${escapeToken}`;
     // the escape token at the end (trailing blanks allowed) continues the line, unless it is itself escaped
     return new RegExp(`([^${e}])${e}[ \\t]*$|^${e}[ \\t]*$`);
 }
@@ -86862,7 +86862,7 @@ class FlagSet {
             const kind = this.kinds.get(name);
             if (!kind) {
                 const near = (0,suggest/* closest */.k)(name, this.kinds.keys());
-                const known = [...this.kinds.keys()].map((k) => '--' + k).join(', ');
+                const known = [...this.kinds.keys()].map((k) => `--${k}`).join(', ');
                 // The flag as written, `--` and all (BuildKit ≥ 0.17, moby/buildkit#5369), and suggest.WrapError's hint.
                 throw new LineSyntaxError(`unknown flag: --${name}`, near
                     ? `did you mean ${near}?`
@@ -86939,12 +86939,12 @@ function parseGoDuration(text) {
         if (unit === undefined)
             return undefined;
         const whole = m[1] === '' ? 0 : Number(m[1]);
-        const frac = m[2] ? Number('0.' + m[2]) : 0;
+        const frac = m[2] ? Number(`0.${m[2]}`) : 0;
         total += (whole + frac) * unit;
         s = s.slice(m[0].length);
     }
-    if (total > 9223372036854775807)
-        return undefined;
+    if (total >= 2 ** 63)
+        return undefined; // past Go's int64 of nanoseconds (2^63 - 1)
     return sign * Math.round(total);
 }
 
@@ -87102,7 +87102,7 @@ function parseOnbuild(node) {
         fail(`${trigger} isn't allowed as an ONBUILD trigger`);
     let expression = node.original.replace(/^\s*ONBUILD\s*/i, '');
     for (const h of node.heredocs)
-        expression += '\n' + h.content + h.name;
+        expression += `\n${h.content}${h.name}`;
     return { ...base(node), kind: 'onbuild', expression, trigger: node.sub };
 }
 function parseNode(node) {
@@ -87456,8 +87456,8 @@ class GlobError extends Error {
     name = 'GlobError';
 }
 const special = /[\\^$.*+?()[\]{}|/]/;
-const glob_escape = (c) => (special.test(c) ? `\\${c}` : c);
-const escapeInClass = (c) => (/[\\\]\[^-]/.test(c) ? `\\${c}` : c);
+const escapeChar = (c) => (special.test(c) ? `\\${c}` : c);
+const escapeInClass = (c) => (/[\\\][^-]/.test(c) ? `\\${c}` : c);
 /** The pattern as an anchored RegExp over a whole slash-separated path. */
 function globToRegExp(pattern, options = {}) {
     const chars = Array.from(pattern);
@@ -87482,7 +87482,7 @@ function globToRegExp(pattern, options = {}) {
         else if (c === '\\') {
             if (i + 1 >= chars.length)
                 throw bad('a trailing \\');
-            re += glob_escape(chars[++i]);
+            re += escapeChar(chars[++i]);
         }
         else if (c === '[') {
             let j = i + 1;
@@ -87521,7 +87521,7 @@ function globToRegExp(pattern, options = {}) {
             i = j;
         }
         else {
-            re += glob_escape(c);
+            re += escapeChar(c);
         }
     }
     return new RegExp(`${re}$`, 'u');
@@ -87946,9 +87946,9 @@ var image_digest = __nccwpck_require__(9622);
 // `ubuntu` is docker.io/library/ubuntu:latest; the first component is a registry only when it is `localhost` or
 // holds a `.`, a `:` or an upper-case letter. See shared/research/registry.md §3.
 
-class ReferenceError extends Error {
+class ImageReferenceError extends Error {
     reference;
-    name = 'ReferenceError';
+    name = 'ImageReferenceError';
     constructor(reference, reason) {
         super(`invalid reference ${JSON.stringify(reference)}: ${reason}`);
         this.reference = reference;
@@ -87981,9 +87981,9 @@ function splitDomain(name) {
  */
 function parseReference(text, options = {}) {
     if (text === '')
-        throw new ReferenceError(text, 'it is empty');
+        throw new ImageReferenceError(text, 'it is empty');
     if (/^[a-f0-9]{64}$/.test(text)) {
-        throw new ReferenceError(text, 'a 64-character hexadecimal string is an image ID, not a name; use sha256:… or a repository name');
+        throw new ImageReferenceError(text, 'a 64-character hexadecimal string is an image ID, not a name; use sha256:… or a repository name');
     }
     let rest = text;
     let digest;
@@ -87994,7 +87994,7 @@ function parseReference(text, options = {}) {
             digest = (0,image_digest/* parseDigest */.m)(d).text;
         }
         catch (e) {
-            throw new ReferenceError(text, e.message);
+            throw new ImageReferenceError(text, e.message);
         }
         rest = rest.slice(0, at);
     }
@@ -88005,20 +88005,20 @@ function parseReference(text, options = {}) {
         tag = rest.slice(colon + 1);
         rest = rest.slice(0, colon);
         if (!tagRe.test(tag)) {
-            throw new ReferenceError(text, `the tag ${JSON.stringify(tag)} may hold only letters, digits, '_', '.' and '-', must not start with '.' or '-' and is at most 128 characters`);
+            throw new ImageReferenceError(text, `the tag ${JSON.stringify(tag)} may hold only letters, digits, '_', '.' and '-', must not start with '.' or '-' and is at most 128 characters`);
         }
     }
     const [registry, repository] = splitDomain(rest);
     if (registry !== defaultRegistry && !domainRe.test(registry)) {
-        throw new ReferenceError(text, `${JSON.stringify(registry)} is not a valid registry host[:port]`);
+        throw new ImageReferenceError(text, `${JSON.stringify(registry)} is not a valid registry host[:port]`);
     }
     if (!pathRe.test(repository)) {
         if (anyCaseRe.test(repository))
-            throw new ReferenceError(text, 'repository name must be lowercase');
-        throw new ReferenceError(text, 'the repository name may hold only lower-case letters, digits and the separators ".", "_", "__" and "-", in "/"-separated parts');
+            throw new ImageReferenceError(text, 'repository name must be lowercase');
+        throw new ImageReferenceError(text, 'the repository name may hold only lower-case letters, digits and the separators ".", "_", "__" and "-", in "/"-separated parts');
     }
     if (repository.length > nameMax)
-        throw new ReferenceError(text, `the repository name is longer than ${nameMax} characters`);
+        throw new ImageReferenceError(text, `the repository name is longer than ${nameMax} characters`);
     const normalizedRepository = registry === defaultRegistry && !repository.includes('/') ? `library/${repository}` : repository;
     const ref = { registry, repository: normalizedRepository };
     if (tag !== undefined)
@@ -88175,7 +88175,7 @@ async function saveImages(items, out, options = {}) {
                     Layers: m.manifest.layers.map((l) => blobPath(l.digest)),
                 });
         }
-        const json = (v) => Buffer.from(JSON.stringify(v) + '\n');
+        const json = (v) => Buffer.from(`${JSON.stringify(v)}\n`);
         for (const [name, body] of [
             ['oci-layout', json({ imageLayoutVersion: '1.0.0' })],
             ['index.json', json({ schemaVersion: 2, mediaType: media_types/* MediaType */.zu.ociIndex, manifests: index })],
@@ -89105,10 +89105,10 @@ function relativeTime(iso, now = Date.now()) {
 }
 function table(head, rows) {
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-    const line = (r) => r
+    const line = (r) => `${r
         .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3)))
         .join('')
-        .trimEnd() + '\n';
+        .trimEnd()}\n`;
     return line(head) + rows.map(line).join('');
 }
 
@@ -90744,8 +90744,10 @@ function descendantsOf(ancestor) {
     }
     const out = [];
     for (const todo = [ancestor]; todo.length > 0;)
-        for (const k of kids.get(todo.pop()) ?? [])
-            out.push(k), todo.push(k);
+        for (const k of kids.get(todo.pop()) ?? []) {
+            out.push(k);
+            todo.push(k);
+        }
     return out;
 }
 /** Pids of the processes whose root directory is `root` (a chroot's). */
@@ -91476,7 +91478,7 @@ class DirectoryExecutor {
         if (spec.shmSize)
             onOutput(`(shm-size cannot be honoured by ${this.name}: without a mount the step has the container's /dev/shm)`);
         const nonRoot = spec.uid !== 0 || spec.gid !== 0;
-        const mounts = await this.mountSources(root, spec.mounts, own, nonRoot, placement);
+        const mounts = await this.mountSources(spec.mounts, own, nonRoot, placement);
         const hasShell = fileInside(root, '/bin/sh') !== undefined;
         // Run by a shell line that reports the command's status on fd 3 (proot.ts); without a shell in the image, the
         // command itself (its status is then proot's or chroot's).
@@ -91636,7 +91638,7 @@ class DirectoryExecutor {
      * as another user, a file or directory of hoist's that such a user could not reach is copied into the step's own
      * directory (removed with it).
      */
-    async mountSources(root, mounts, own, nonRoot, placement) {
+    async mountSources(mounts, own, nonRoot, placement) {
         const out = [];
         for (const [i, m] of mounts.entries()) {
             let source = m.source ?? '';
@@ -94218,7 +94220,7 @@ async function translate(plan, resolve) {
 }
 /** ONBUILD triggers as instructions (they run first in a stage built on the image or stage that has them). */
 function onbuildTriggers(triggers, image) {
-    return triggers.map((t) => parseInstruction(parser_parse(t + '\n', { file: `ONBUILD of ${image}` }).nodes[0]));
+    return triggers.map((t) => parseInstruction(parser_parse(`${t}\n`, { file: `ONBUILD of ${image}` }).nodes[0]));
 }
 function translateStage(plan, index, done, imageConfig) {
     const planned = plan.stages[index];
@@ -94460,7 +94462,7 @@ function translateRun(ins, x) {
  * quotes and leaves unset variables as written), the keyword in capitals; the instruction as written when the
  * expansion fails.
  */
-function runName(ins, env, mounts, escape) {
+function runName(ins, env, mounts, escapeToken) {
     const values = new Map([...env.values()].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     for (const m of mounts)
         if (m.spec.type === 'secret' && m.spec.env)
@@ -94468,7 +94470,7 @@ function runName(ins, env, mounts, escape) {
     let name = ins.code;
     try {
         // As dispatchRun's copy of the lexer: quotes kept, unset variables left as written.
-        name = new shell_lex/* ShellLex */.Ei(escape, { rawQuotes: true, skipUnsetEnv: true }).processWord(ins.code, values);
+        name = new shell_lex/* ShellLex */.Ei(escapeToken, { rawQuotes: true, skipUnsetEnv: true }).processWord(ins.code, values);
     }
     catch {
         // as BuildKit: the text as it is
@@ -94868,7 +94870,7 @@ class StaticCredentials {
 async function writeConfigAtomically(file, config) {
     await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(config, null, '\t') + '\n', { mode: 0o600 });
+    await writeFile(tmp, `${JSON.stringify(config, null, '\t')}\n`, { mode: 0o600 });
     await rename(tmp, file);
 }
 /** `docker login`'s write: a helper's store when one is configured, else base64 `auth` in config.json (mode 0600). */
@@ -95867,11 +95869,11 @@ class Store {
         return bytes;
     }
     imageRecordPath(name) {
-        return external_node_path_.join(this.root, 'images', (0,image_digest/* digestOf */.ol)(name).slice(7) + '.json');
+        return external_node_path_.join(this.root, 'images', `${(0,image_digest/* digestOf */.ol)(name).slice(7)}.json`);
     }
     async putImage(name, target, origin) {
         const record = { name, target, recorded: new Date().toISOString(), ...(origin ? { origin } : {}) };
-        await this.writeWhole(this.imageRecordPath(name), JSON.stringify(record) + '\n');
+        await this.writeWhole(this.imageRecordPath(name), `${JSON.stringify(record)}\n`);
         return record;
     }
     async getImage(name) {
@@ -96619,7 +96621,7 @@ function planCopy(sources, o) {
     // --parents copies from its pivot with include patterns, a directory copy: the destination is made even when
     // nothing matches (BuildKit's testCopyParentsMissingDirectory: /out, and nothing below it).
     if (o.parents) {
-        const d = '/' + o.fs.resolve(dest, true);
+        const d = `/${o.fs.resolve(dest, true)}`;
         if (d !== '/' && kind(d) === undefined) {
             ensureParents(d.slice(1));
             put(d, {
@@ -96653,7 +96655,7 @@ function planCopy(sources, o) {
         // The destination is reached the way BuildKit's copy reaches it: through symlinks of the image, the last one
         // included (a file copied onto a symlink writes the file it points at; a directory copied onto a link to a
         // directory fills that directory).
-        target = '/' + o.fs.resolve(target, true);
+        target = `/${o.fs.resolve(target, true)}`;
         if (isDir && kind(target) === 'other')
             throw new CopyError(`cannot copy to non-directory: ${target}`);
         if (!isDir && kind(target) === 'directory')
@@ -96975,7 +96977,7 @@ async function readImageFiles(state, store, files, maxBytes = Number.POSITIVE_IN
     for (const f of files) {
         const resolved = fs.resolve(f, true);
         const e = fs.entries.get(resolved);
-        if (!e || e.header.type !== 'file' || e.header.size > maxBytes)
+        if (e?.header.type !== 'file' || e.header.size > maxBytes)
             continue;
         const names = wanted.get(e.layer) ?? new Map();
         wanted.set(e.layer, names);
@@ -97989,7 +97991,7 @@ const stepErrors = [
     HttpSourceError,
     ChmodError,
     NoPlatformError,
-    ReferenceError,
+    ImageReferenceError,
     image_digest/* DigestMismatchError */.h,
     image_digest/* SizeMismatchError */.Au,
 ];
@@ -98223,11 +98225,12 @@ class Solver {
     useRecords(stage, found, keys) {
         const { also: _also, ...result } = found;
         const all = [...new Set([...keys, ...(found.also ?? [])])];
-        all.forEach((k, i) => this.used.push({
-            stage,
-            record: { ...result, key: k, ...(i === 0 && all.length > 1 ? { also: all.slice(1) } : {}) },
-            primary: i === 0,
-        }));
+        for (const [i, k] of all.entries())
+            this.used.push({
+                stage,
+                record: { ...result, key: k, ...(i === 0 && all.length > 1 ? { also: all.slice(1) } : {}) },
+                primary: i === 0,
+            });
     }
     /** The target and the stages it is built FROM: the stages whose layers the image holds. */
     finalStages(target) {
@@ -98659,7 +98662,10 @@ class Solver {
                 size: w.size,
             });
             // (hoist made the layer: its digest and diffID are a pair it knows to be true, store.ts noteVerified)
-            const noted = async (w) => (await this.req.store.noteVerified(w.digest, w.diffID), w);
+            const noted = async (w) => {
+                await this.req.store.noteVerified(w.digest, w.diffID);
+                return w;
+            };
             layer =
                 'written' in l
                     ? new CompressingLayer(l.diffID, timed('compress', () => l.written.then(noted), (w) => w.size).then(descriptorOf))
@@ -100406,7 +100412,8 @@ async function reachable(store, roots) {
         }
         if ((0,media_types/* isConfigMediaType */.$v)(mt)) {
             try {
-                (0,image_manifest/* parseImageConfig */.FB)(bytes).rootfs.diff_ids.forEach((x) => diffIDs.add(x));
+                for (const x of (0,image_manifest/* parseImageConfig */.FB)(bytes).rootfs.diff_ids)
+                    diffIDs.add(x);
             }
             catch {
                 // not a config after all
@@ -101044,7 +101051,7 @@ function renderTemplate(text, context, where) {
         const [head, ...rest] = ws;
         if (head.quoted || head.key)
             throw new TemplateError(`${where}: {{${inner}}} does not start with a name`);
-        const value = Object.prototype.hasOwnProperty.call(context, head.word) ? context[head.word] : undefined;
+        const value = Object.hasOwn(context, head.word) ? context[head.word] : undefined;
         let out;
         if (typeof value === 'function') {
             const hash = {};
@@ -101076,7 +101083,7 @@ function literalOrLookup(word, context) {
         return word === 'true';
     if (word === 'null' || word === 'undefined')
         return undefined;
-    const v = Object.prototype.hasOwnProperty.call(context, word) ? context[word] : undefined;
+    const v = Object.hasOwn(context, word) ? context[word] : undefined;
     return typeof v === 'function' ? undefined : v;
 }
 /** The date and time parts of `date` in time zone `tz` (an IANA name). */
@@ -101185,7 +101192,7 @@ const priorities = {
     raw: 200,
     sha: 100,
 };
-const has = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+const has = (o, k) => Object.hasOwn(o, k);
 /** One tag rule line: `type=…,attr=…`, or a bare value (type=raw). */
 function parseTagRule(text) {
     let type;
@@ -101410,7 +101417,7 @@ function computeMeta(input, ctx, repo, warn = () => undefined) {
             v = `${v}${exp(flavor.suffix, 'flavor')}`;
         return v;
     };
-    const add = (val, rule, autoLatest) => {
+    const add = (val, autoLatest) => {
         if (val.length === 0)
             return;
         const v = sanitizeTag(val);
@@ -101442,7 +101449,7 @@ function computeMeta(input, ctx, repo, warn = () => undefined) {
         switch (rule.type) {
             case 'schedule':
                 if (/schedule/.test(ctx.eventName))
-                    add(affix(exp(a.pattern, rule.text), rule), rule, false);
+                    add(affix(exp(a.pattern, rule.text), rule), false);
                 break;
             case 'semver': {
                 if (!isTag && !a.value)
@@ -101464,9 +101471,9 @@ function computeMeta(input, ctx, repo, warn = () => undefined) {
                 };
                 // a pre-release gives only its version (or its raw form)
                 if (semver.prerelease(raw))
-                    add(affix(renderTemplate(isRawStatement(a.pattern) ? a.pattern : '{{version}}', vars, rule.text), rule), rule, false);
+                    add(affix(renderTemplate(isRawStatement(a.pattern) ? a.pattern : '{{version}}', vars, rule.text), rule), false);
                 else
-                    add(affix(renderTemplate(a.pattern, vars, rule.text), rule), rule, true);
+                    add(affix(renderTemplate(a.pattern, vars, rule.text), rule), true);
                 break;
             }
             case 'pep440': {
@@ -101480,9 +101487,9 @@ function computeMeta(input, ctx, repo, warn = () => undefined) {
                 const x = (0,pep440.explain)(raw);
                 const cleaned = (0,pep440.clean)(raw) ?? raw;
                 if (x?.is_prerelease || x?.is_postrelease || x?.is_devrelease)
-                    add(affix(isRawStatement(a.pattern) ? raw : cleaned, rule), rule, false);
+                    add(affix(isRawStatement(a.pattern) ? raw : cleaned, rule), false);
                 else
-                    add(affix(renderTemplate(a.pattern, { raw, version: cleaned, major: (0,pep440.major)(raw), minor: (0,pep440.minor)(raw), patch: (0,pep440.patch)(raw) }, rule.text), rule), rule, true);
+                    add(affix(renderTemplate(a.pattern, { raw, version: cleaned, major: (0,pep440.major)(raw), minor: (0,pep440.minor)(raw), patch: (0,pep440.patch)(raw) }, rule.text), rule), true);
                 break;
             }
             case 'match': {
@@ -101500,27 +101507,27 @@ function computeMeta(input, ctx, repo, warn = () => undefined) {
                     warn(`group ${a.group} does not exist in ${a.pattern}`);
                     break;
                 }
-                add(affix(g, rule), rule, true);
+                add(affix(g, rule), true);
                 break;
             }
             case 'edge':
                 if (isBranch && (a.branch || repo.defaultBranch) === branch)
-                    add(affix('edge', rule), rule, false);
+                    add(affix('edge', rule), false);
                 break;
             case 'ref':
                 if (a.event === 'branch' && isBranch)
-                    add(affix(branch, rule), rule, false);
+                    add(affix(branch, rule), false);
                 else if (a.event === 'tag' && isTag)
-                    add(affix(tagName, rule), rule, true);
+                    add(affix(tagName, rule), true);
                 else if (a.event === 'pr' && isPr)
-                    add(affix(ctx.ref.replace(/^refs\/pull\//, '').replace(/\/merge$/, ''), rule), rule, false);
+                    add(affix(ctx.ref.replace(/^refs\/pull\//, '').replace(/\/merge$/, ''), rule), false);
                 break;
             case 'raw':
-                add(affix(exp(a.value, rule.text), rule), rule, false);
+                add(affix(exp(a.value, rule.text), rule), false);
                 break;
             case 'sha':
                 if (ctx.sha)
-                    add(affix(a.format === 'short' ? shortSha(ctx.sha) : ctx.sha, rule), rule, false);
+                    add(affix(a.format === 'short' ? shortSha(ctx.sha) : ctx.sha, rule), false);
                 break;
         }
     }
@@ -102208,7 +102215,7 @@ function summaryMarkdown(outcome, options) {
         const result = st.position === 1 ? (st.source ?? '') : st.cached ? `cached${st.source ? ` (${st.source})` : ''}` : 'ran';
         lines.push(`| ${code(stepName(st))} | ${result} | ${st.seconds.toFixed(1)}s | ${size !== undefined ? formatBytes(size) : ''} |`);
     }
-    return lines.join('\n') + '\n';
+    return `${lines.join('\n')}\n`;
 }
 
 ;// CONCATENATED MODULE: ./lib/action/run.js
@@ -104232,16 +104239,16 @@ function goQuote(s) {
             out += ch;
         }
         else if (cp < 0x20 || cp === 0x7f) {
-            out += '\\x' + cp.toString(16).padStart(2, '0');
+            out += `\\x${cp.toString(16).padStart(2, '0')}`;
         }
         else if (cp < 0x10000) {
-            out += '\\u' + cp.toString(16).padStart(4, '0');
+            out += `\\u${cp.toString(16).padStart(4, '0')}`;
         }
         else {
-            out += '\\U' + cp.toString(16).padStart(8, '0');
+            out += `\\U${cp.toString(16).padStart(8, '0')}`;
         }
     }
-    return out + '"';
+    return `${out}"`;
 }
 
 
@@ -104650,7 +104657,7 @@ function lookup(env, name) {
     if (env instanceof Map)
         return env.get(name);
     const rec = env;
-    return Object.prototype.hasOwnProperty.call(rec, name) ? rec[name] : undefined;
+    return Object.hasOwn(rec, name) ? rec[name] : undefined;
 }
 class ShellLex {
     escapeToken;
@@ -104860,7 +104867,7 @@ class ShellWord {
                 return '$';
             const value = this.getEnv(name);
             if (value === undefined && skipUnset)
-                return '$' + name;
+                return `$${name}`;
             return value ?? '';
         }
         this.next(); // the {
@@ -104875,7 +104882,7 @@ class ShellWord {
         if (ch === '}') {
             const value = this.getEnv(name);
             if (value === undefined && skipUnset)
-                return '${' + name + '}';
+                return `\${${name}}`;
             return value ?? '';
         }
         if (ch === EOF)
@@ -104902,7 +104909,7 @@ class ShellWord {
         }
         const value = this.getEnv(name);
         if (value === undefined && skipUnset)
-            return '${' + name + op + word + '}';
+            return `\${${name}${op}${word}}`;
         const unset = value === undefined || (nullIsUnset && value === '');
         switch (ch) {
             case '-':
@@ -104953,7 +104960,7 @@ class ShellWord {
         }
         const value = this.getEnv(name);
         if (value === undefined && this.lex.options.skipUnsetEnv)
-            return '${' + name + '/' + pattern + '/' + replacement + '}';
+            return `\${${name}/${pattern}/${replacement}}`;
         const re = shellPatternToRegExp(pattern, true, false);
         const v = value ?? '';
         if (all)
@@ -105008,7 +105015,7 @@ function shellPatternToRegExp(pattern, greedy, anchored) {
                 if (n !== '*' && n !== '?' && n !== '\\') {
                     throw new ExpansionError(`invalid pattern (${pattern}) in substitution: invalid escape '\\${n ?? ''}'`);
                 }
-                out += '\\' + n;
+                out += `\\${n}`;
                 i++;
                 continue;
             }
@@ -105601,10 +105608,11 @@ class DigestStream extends node_stream__WEBPACK_IMPORTED_MODULE_1__.Transform {
         const e = this.expected;
         const where = e?.where ?? 'blob';
         if (e?.size !== undefined && e.size >= 0 && this.size !== e.size)
-            return done(new SizeMismatchError(e.size, this.size, where));
-        if (e?.digest !== undefined && this.result !== e.digest)
-            return done(new DigestMismatchError(e.digest, this.result, where));
-        done();
+            done(new SizeMismatchError(e.size, this.size, where));
+        else if (e?.digest !== undefined && this.result !== e.digest)
+            done(new DigestMismatchError(e.digest, this.result, where));
+        else
+            done();
     }
     /** The digest of everything that passed; only after the stream ended. */
     get digest() {
@@ -105689,14 +105697,16 @@ function parseManifest(bytes, contentType) {
     if ((0,_media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .isIndexMediaType */ .$$)(mediaType)) {
         if (!Array.isArray(value.manifests))
             throw new ManifestError('index has no manifests list');
-        value.manifests.forEach((d, i) => checkDescriptor(d, `index manifests[${i}]`));
+        for (const [i, d] of value.manifests.entries())
+            checkDescriptor(d, `index manifests[${i}]`);
         return { kind: 'index', mediaType, index: value, bytes, digest };
     }
     if ((0,_media_types_js__WEBPACK_IMPORTED_MODULE_1__/* .isManifestMediaType */ .CM)(mediaType)) {
         checkDescriptor(value.config, 'manifest config');
         if (!Array.isArray(value.layers))
             throw new ManifestError('manifest has no layers list');
-        value.layers.forEach((d, i) => checkDescriptor(d, `manifest layers[${i}]`));
+        for (const [i, d] of value.layers.entries())
+            checkDescriptor(d, `manifest layers[${i}]`);
         return { kind: 'manifest', mediaType, manifest: value, bytes, digest };
     }
     throw new ManifestError(`unsupported manifest media type ${JSON.stringify(mediaType)}`);
@@ -105973,7 +105983,7 @@ function normalizeArch(arch, variant) {
             if (v === undefined || v === '' || v === '7')
                 return ['arm', 'v7'];
             if (v === '5' || v === '6' || v === '8')
-                return ['arm', 'v' + v];
+                return ['arm', `v${v}`];
             return ['arm', v];
         default:
             return [a, v === '' ? undefined : v];
@@ -107126,8 +107136,10 @@ function removeAt(dirFd, name, again = 3) {
             (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.unlinkSync)(fdPath(dirFd, name));
         }
         catch (e) {
-            if (e.code === 'EISDIR')
-                return removeAt(dirFd, name, again - 1); // a directory now: again
+            if (e.code === 'EISDIR') {
+                removeAt(dirFd, name, again - 1); // a directory now: again
+                return;
+            }
             if (e.code !== 'ENOENT')
                 throw e;
         }
@@ -107138,8 +107150,10 @@ function removeAt(dirFd, name, again = 3) {
         fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(fdPath(dirFd, name), pathFlags | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_DIRECTORY);
     }
     catch (e) {
-        if (quiet(e))
-            return removeAt(dirFd, name, again - 1); // gone, or no longer a directory: looked at again
+        if (quiet(e)) {
+            removeAt(dirFd, name, again - 1); // gone, or no longer a directory: looked at again
+            return;
+        }
         throw e;
     }
     try {
@@ -107152,8 +107166,10 @@ function removeAt(dirFd, name, again = 3) {
         (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmdirSync)(fdPath(dirFd, name));
     }
     catch (e) {
-        if (e.code === 'ENOTDIR' || e.code === 'ENOTEMPTY')
-            return removeAt(dirFd, name, again - 1);
+        if (e.code === 'ENOTDIR' || e.code === 'ENOTEMPTY') {
+            removeAt(dirFd, name, again - 1);
+            return;
+        }
         if (e.code !== 'ENOENT')
             throw e;
     }
@@ -107754,7 +107770,7 @@ async function scanTar(source, onEntry, options = {}) {
     throw new TarError('unexpected end of tar archive: it is truncated');
 }
 function octal(value, len) {
-    return value.toString(8).padStart(len - 1, '0') + '\0';
+    return `${value.toString(8).padStart(len - 1, '0')}\0`;
 }
 function paxRecord(key, value) {
     const v = Buffer.isBuffer(value) ? value : Buffer.from(value, 'utf8');
@@ -107781,7 +107797,7 @@ function rawHeader(h, name, linkname, flag, size) {
     let sum = 0;
     for (let i = 0; i < block; i++)
         sum += b[i];
-    b.write(octal(sum, 7) + ' ', 148, 'ascii');
+    b.write(`${octal(sum, 7)} `, 148, 'ascii');
     return b;
 }
 /** The header blocks of one entry: a PAX header first when a value does not fit ustar. */
@@ -108073,7 +108089,7 @@ class ToolMissingError extends Error {
  * `names` (bytes) that a path (no last symlink followed), or the root and everything under it, has. Shared by the
  * read script below and the build's mount helper (exec/erofs-mount.ts).
  */
-const pythonXattrs = String.raw `
+const pythonXattrs = `
 def xattr_look(p, names, emit):
     for n in names:
         try:
@@ -108109,7 +108125,7 @@ else:
             sys.stdout.flush()
 `;
 // Reads base64(path) base64(name) base64(value) lines from stdin; prints the index of each that failed.
-const writeScript = String.raw `
+const writeScript = `
 import os, sys, base64
 for i, line in enumerate(sys.stdin):
     p, n, v = (base64.b64decode(x) for x in line.split())
@@ -108264,7 +108280,7 @@ class ListReader {
         const run = this.queue.then(() => new Promise((resolve, reject) => {
             this.waiting = (r) => (r instanceof Error ? reject(r) : resolve(r));
             this.hold(true);
-            this.child.stdin?.write(paths.map((p) => `${b64((0,_names_js__WEBPACK_IMPORTED_MODULE_3__/* .nameToBytes */ .CD)(p))}\n`).join('') + '\n');
+            this.child.stdin?.write(`${paths.map((p) => `${b64((0,_names_js__WEBPACK_IMPORTED_MODULE_3__/* .nameToBytes */ .CD)(p))}\n`).join('')}\n`);
         }));
         this.queue = run.catch(() => undefined);
         return run;

@@ -74,5 +74,5 @@ await import('./${bundled}');
 
 bundle('lib/action/main.js', 'dist/index.js', false);
 bundle('lib/cli/bin.js', 'dist/cli.js', true);
-writeFileSync('dist/package.json', JSON.stringify({ type: 'module' }, null, 2) + '\n');
+writeFileSync('dist/package.json', `${JSON.stringify({ type: 'module' }, null, 2)}\n`);
 console.log('built dist/index.js and dist/cli.js');

@@ -104,7 +104,7 @@ describe('readInputs', () => {
     expect(i.isolation).toBe('auto');
     expect(read({ isolation: 'proot' }).isolation).toBe('proot');
     const m = read({
-      merge: 'r/app@sha256:' + 'a'.repeat(64) + '\nr/app@sha256:' + 'b'.repeat(64),
+      merge: `r/app@sha256:${'a'.repeat(64)}\nr/app@sha256:${'b'.repeat(64)}`,
       'merge-digests-dir': '/tmp/digests',
     });
     expect(m.merge).toHaveLength(2);

@@ -17,8 +17,8 @@ test('Markdown and autolinks in a step or a tag are shown as the text they are',
   };
   const outcome = {
     tags: ['ghcr.io/o/app:[x](https://evil.example)'],
-    digest: 'sha256:' + '0'.repeat(64),
-    imageID: 'sha256:' + '1'.repeat(64),
+    digest: `sha256:${'0'.repeat(64)}`,
+    imageID: `sha256:${'1'.repeat(64)}`,
     platform: { os: 'linux', architecture: 'amd64' },
     size: 1,
     layers: [],

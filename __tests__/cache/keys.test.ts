@@ -12,7 +12,7 @@ test('canonical JSON: object keys sorted at every level, undefined members left 
   expect(() => canonicalJSON({ n: Number.NaN })).toThrow();
 });
 
-test('golden keys (scheme ' + cacheKeyVersion + ')', () => {
+test(`golden keys (scheme ${cacheKeyVersion})`, () => {
   const scratch = baseKey({ kind: 'scratch' });
   expect(scratch).toBe('sha256:40c7b33fdc196062593849c495b47333caa143f49fc63f5db0c042f51d4ebce8');
   expect(baseKey({ kind: 'scratch' }, 1000)).toBe(

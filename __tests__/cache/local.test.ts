@@ -70,7 +70,7 @@ RUN echo ok > /ok
       expect(runStep?.phases.run).toBeGreaterThan(0);
       expect(runStep?.phases.layer).toBeGreaterThan(0);
       expect(first.err).toMatch(/^profile: [\d.]+ s in all; phases/m);
-      expect(first.err).toMatch(/^profile:   run +[\d.]+ s +2×$/m);
+      expect(first.err).toMatch(/^profile: {3}run +[\d.]+ s +2×$/m);
       // all cached: nothing runs, nothing is pulled; without --debug the log says nothing of it
       const second = await build([], fresh);
       const q = (second.meta as unknown as { 'hoist.profile': Profile })['hoist.profile'];

@@ -240,7 +240,7 @@ describeWith(['docker-registry'])('login into an htpasswd registry', () => {
     const bad = await hoist(['login', reg.host, '-u', 'alice', '--password-stdin'], { stdin: 'wrong-password\n' });
     outputs.push(bad.out, bad.err);
     expect(bad.code).toBe(1);
-    const login = await hoistOk(['login', reg.host, '-u', 'alice', '--password-stdin'], { stdin: password + '\n' });
+    const login = await hoistOk(['login', reg.host, '-u', 'alice', '--password-stdin'], { stdin: `${password}\n` });
     outputs.push(login.out, login.err);
     expect(login.out).toMatch(/Login Succeeded/);
     const config = JSON.parse(readFileSync(path.join(work, 'docker-config', 'config.json'), 'utf8'));

@@ -117,7 +117,7 @@ describe('lines and continuations', () => {
   });
 
   test('a line longer than 64 KiB is rejected as BuildKit does', () => {
-    expect(parseError('FROM x\nRUN ' + 'a'.repeat(70000) + '\n').detail).toContain('greater than max allowed size');
+    expect(parseError(`FROM x\nRUN ${'a'.repeat(70000)}\n`).detail).toContain('greater than max allowed size');
   });
 });
 

@@ -1,6 +1,6 @@
 // The build plan: ARG scopes, FROM expansion, the stage graph, the target and pruning.
 import {
-  DockerfileError,
+  type DockerfileError,
   planBuild,
   readDockerfile,
   StageScope,

@@ -88,8 +88,8 @@ async function processesOf(uid: number, ms: number): Promise<number> {
             await new Promise((r) => setTimeout(r, 4000));
           }
           // (under proot the chain kills proot, and the step with it: killed, as under runc when its init is)
-          if (isolation === 'chroot') expect(`${r.code}\n${r.err}`).toMatch(/^0\n[^]*\n#3 ran\n/);
-          else expect(`${r.code}\n${r.err}`).toMatch(/^1\n[^]*did not complete successfully: exit code: 137/);
+          if (isolation === 'chroot') expect(`${r.code}\n${r.err}`).toMatch(/^0\n[\s\S]*\n#3 ran\n/);
+          else expect(`${r.code}\n${r.err}`).toMatch(/^1\n[\s\S]*did not complete successfully: exit code: 137/);
         }
         expect(harmed).toEqual([]);
       },
@@ -159,7 +159,7 @@ async function processesOf(uid: number, ms: number): Promise<number> {
           ],
           { readBack: false },
         );
-        expect(`${r.code}\n${r.err}`).toMatch(/^1\n[^]*did not complete successfully: exit code: 137/);
+        expect(`${r.code}\n${r.err}`).toMatch(/^1\n[\s\S]*did not complete successfully: exit code: 137/);
       }
     }, 120_000);
   },

@@ -84,7 +84,7 @@ async function applyLayer(fs: Map<string, FlatEntry>, bytes: Buffer, texts: Map<
   const opaque: string[] = [];
   const added = new Set<string>();
   const under = (dir: string) => {
-    for (const k of [...fs.keys()]) if (k.startsWith(dir + '/')) fs.delete(k);
+    for (const k of [...fs.keys()]) if (k.startsWith(`${dir}/`)) fs.delete(k);
   };
   for (const op of await parsed) {
     if ('opaque' in op) opaque.push(op.opaque);
@@ -102,7 +102,7 @@ async function applyLayer(fs: Map<string, FlatEntry>, bytes: Buffer, texts: Map<
     }
   }
   for (const d of opaque)
-    for (const k of [...fs.keys()]) if (k.startsWith(d ? d + '/' : '') && !added.has(k)) fs.delete(k);
+    for (const k of [...fs.keys()]) if (k.startsWith(d ? `${d}/` : '') && !added.has(k)) fs.delete(k);
 }
 
 /** Reads a save tar (either layout: manifest.json paths are used). */

@@ -50,11 +50,11 @@ export function layerTar(files: Record<string, string>): Buffer {
       '-C',
       dir,
       '-cf',
-      path.join(dir, '..', path.basename(dir) + '.tar'),
+      path.join(dir, '..', `${path.basename(dir)}.tar`),
       ...Object.keys(files),
     ]);
-    const out = readFileSync(path.join(dir, '..', path.basename(dir) + '.tar'));
-    rmSync(path.join(dir, '..', path.basename(dir) + '.tar'));
+    const out = readFileSync(path.join(dir, '..', `${path.basename(dir)}.tar`));
+    rmSync(path.join(dir, '..', `${path.basename(dir)}.tar`));
     return out;
   } finally {
     rmSync(dir, { recursive: true, force: true });

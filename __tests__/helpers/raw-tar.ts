@@ -41,7 +41,7 @@ function header(e: RawEntry, body: Buffer): Buffer {
   field(b, 100, 8, e.mode ?? '0000644\0');
   field(b, 108, 8, e.uid ?? '0000000\0');
   field(b, 116, 8, '0000000\0');
-  field(b, 124, 12, e.size ?? body.length.toString(8).padStart(11, '0') + '\0');
+  field(b, 124, 12, e.size ?? `${body.length.toString(8).padStart(11, '0')}\0`);
   field(b, 136, 12, e.mtime ?? '14712345670\0');
   b.write('        ', 148, 'latin1');
   field(b, 156, 1, e.flag ?? '0');
@@ -49,7 +49,7 @@ function header(e: RawEntry, body: Buffer): Buffer {
   b.write('ustar\u000000', 257, 'latin1');
   let sum = 0;
   for (let i = 0; i < 512; i++) sum += b[i];
-  field(b, 148, 8, e.checksum ?? sum.toString(8).padStart(6, '0') + '\0 ');
+  field(b, 148, 8, e.checksum ?? `${sum.toString(8).padStart(6, '0')}\0 `);
   return b;
 }
 

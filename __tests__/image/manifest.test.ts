@@ -16,7 +16,7 @@ import {
 } from '../../src/image/manifest.js';
 import type { Platform } from '../../src/image/platform.js';
 
-const d = (n: number) => 'sha256:' + n.toString(16).padStart(64, '0');
+const d = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 const entry = (platform: Platform, n: number, annotations?: Record<string, string>): Descriptor => ({
   mediaType: MediaType.ociManifest,
   digest: d(n),
@@ -84,7 +84,7 @@ describe('manifests', () => {
       { os: 'linux', architecture: 'amd64/../../x' },
       { os: 42, architecture: null },
       { os: '', architecture: '' },
-      { os: 'linux', architecture: 'x'.repeat(10) + '\n' },
+      { os: 'linux', architecture: `${'x'.repeat(10)}\n` },
     ] as unknown as Platform[];
     const index: ImageIndex = {
       schemaVersion: 2,
@@ -155,7 +155,7 @@ describe('DigestStream', () => {
   const data = Buffer.from('hello layer');
   const sink = async (s: DigestStream) => {
     const chunks: Buffer[] = [];
-    await pipeline(Readable.from([data]), s, async function* (src) {
+    await pipeline(Readable.from([data]), s, async (src: AsyncIterable<Buffer>) => {
       for await (const c of src) chunks.push(c as Buffer);
     });
     return Buffer.concat(chunks);

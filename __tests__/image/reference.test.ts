@@ -1,6 +1,6 @@
-import { familiarReference, formatReference, parseReference, ReferenceError } from '../../src/image/reference.js';
+import { familiarReference, formatReference, parseReference, ImageReferenceError } from '../../src/image/reference.js';
 
-const digest = 'sha256:' + 'a'.repeat(64);
+const digest = `sha256:${'a'.repeat(64)}`;
 
 describe('parseReference normalises like docker pull', () => {
   test.each([
@@ -30,7 +30,7 @@ describe('parseReference normalises like docker pull', () => {
   });
 
   test('sha512 digests', () => {
-    const d = 'sha512:' + 'b'.repeat(128);
+    const d = `sha512:${'b'.repeat(128)}`;
     expect(parseReference(`r.io/x@${d}`).digest).toBe(d);
   });
 
@@ -45,18 +45,18 @@ describe('parseReference normalises like docker pull', () => {
     ['[fe80::1%eth0]:5000/debian', /invalid reference/],
     ['a'.repeat(64), /image ID/],
     ['ubuntu:.bad', /tag/],
-    ['ubuntu:' + 'x'.repeat(129), /tag/],
+    [`ubuntu:${'x'.repeat(129)}`, /tag/],
     ['ubuntu@sha256:abc', /64 lower-case hex/],
-    ['ubuntu@sha256:' + 'A'.repeat(64), /lower-case/],
-    ['ubuntu@md5:' + 'a'.repeat(32), /unsupported digest algorithm/],
-    ['r.io/' + 'a'.repeat(256), /longer than 255/],
+    [`ubuntu@sha256:${'A'.repeat(64)}`, /lower-case/],
+    [`ubuntu@md5:${'a'.repeat(32)}`, /unsupported digest algorithm/],
+    [`r.io/${'a'.repeat(256)}`, /longer than 255/],
   ])('%s is rejected', (input, message) => {
-    expect(() => parseReference(input)).toThrow(ReferenceError);
+    expect(() => parseReference(input)).toThrow(ImageReferenceError);
     expect(() => parseReference(input)).toThrow(message);
   });
 
   test('the 255 limit excludes the domain (reference v0.6)', () => {
-    expect(parseReference('registry.example.com/' + 'a'.repeat(255)).repository).toHaveLength(255);
+    expect(parseReference(`registry.example.com/${'a'.repeat(255)}`).repository).toHaveLength(255);
   });
 
   test('familiar form strips docker.io and library/', () => {

@@ -187,10 +187,10 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
     const t = await same(tar, ['file', 'loop', 'loop (losetup)']);
     expect(t['a/b'].uid).toBe(1234);
     expect(t['abs-link'].uid).toBe(4000000);
-    expect(t['blk'].rdev).toEqual([7, 300]);
+    expect(t.blk.rdev).toEqual([7, 300]);
     expect((t['big.bin'].xattrs as Record<string, string>)['user.note']).toBe(Buffer.from('hello').toString('hex'));
     expect(t['caf\udce9.txt']).toBeDefined();
-    expect(t['hard'].link).toBe('a/b/c/deep.txt');
+    expect(t.hard.link).toBe('a/b/c/deep.txt');
     expect(Object.keys(t).filter((p) => p.startsWith('a/many-'))).toHaveLength(300);
   });
 
@@ -211,11 +211,9 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
     );
     expect(t['etc/gone']).toMatchObject({ mode: 0o020000, rdev: [0, 0] });
     expect(t['etc/kept']).toMatchObject({ mode: 0o100644 });
-    expect(t['top']).toMatchObject({ mode: 0o020000 });
+    expect(t.top).toMatchObject({ mode: 0o020000 });
     expect(t['deep/er/x']).toMatchObject({ mode: 0o020000 });
-    expect((t['var'].xattrs as Record<string, string>)['trusted.overlay.opaque']).toBe(
-      Buffer.from('y').toString('hex'),
-    );
+    expect((t.var.xattrs as Record<string, string>)['trusted.overlay.opaque']).toBe(Buffer.from('y').toString('hex'));
     expect(t['.wh..wh.plnk']).toBeUndefined();
   });
 
@@ -249,11 +247,11 @@ async function buildIndex(tar: string): Promise<{ index: Buffer; named: Set<stri
       ]),
     );
     expect(t['a/inner']).toBeDefined();
-    expect(t['b'].size).toBe('then a file'.length);
+    expect(t.b.size).toBe('then a file'.length);
     expect(t['real/through.txt']).toBeDefined();
     expect(t['real/absolute.txt']).toBeDefined();
     expect(t['climbed.txt']).toBeDefined();
-    expect(t['m'].mode).toBe(0o040750);
+    expect(t.m.mode).toBe(0o040750);
     expect(t['hl-to-symlink'].target).toBe('orig');
   });
 

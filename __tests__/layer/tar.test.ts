@@ -40,13 +40,13 @@ const tmp = () => mkdtempSync(path.join(tmpdir(), 'hoist-tar-'));
 
 describe('tar writer and reader', () => {
   test('round trip with long and non-ASCII names, links, big ids and xattrs', async () => {
-    const long = 'deep/'.repeat(40) + 'file-with-a-long-name.txt';
+    const long = `${'deep/'.repeat(40)}file-with-a-long-name.txt`;
     const bytes = await writeTar([
       entry('dir/', 'directory'),
       file('dir/a.txt', 'alpha\n', { uid: 1000, gid: 3000000 }),
       file(long, 'long'),
       file('ünïcode/名前.txt', 'utf8'),
-      entry('dir/link', 'symlink', { linkname: '../' + 'x'.repeat(120) }),
+      entry('dir/link', 'symlink', { linkname: `../${'x'.repeat(120)}` }),
       entry('dir/hard', 'hardlink', { linkname: 'dir/a.txt' }),
       file('cap', '', { xattrs: { 'security.capability': Buffer.from([1, 0, 0, 2]) } }),
     ]);
@@ -64,7 +64,7 @@ describe('tar writer and reader', () => {
       content: 'alpha\n',
       header: { uid: 1000, gid: 3000000, mode: 0o644, mtime: 1700000000 },
     });
-    expect(got[4].header.linkname).toBe('../' + 'x'.repeat(120));
+    expect(got[4].header.linkname).toBe(`../${'x'.repeat(120)}`);
     expect(got[5].header).toMatchObject({ type: 'hardlink', linkname: 'dir/a.txt' });
     expect(got[6].header.xattrs?.['security.capability']).toEqual(Buffer.from([1, 0, 0, 2]));
   });
@@ -128,8 +128,8 @@ describe('tar writer and reader', () => {
     const ours = await writeTar([
       entry('dir/', 'directory'),
       file('dir/a.txt', 'a'.repeat(1500), { uid: 3000000 }),
-      file('deep/'.repeat(40) + 'long.txt', 'long'),
-      entry('dir/link', 'symlink', { linkname: '../' + 'x'.repeat(120) }),
+      file(`${'deep/'.repeat(40)}long.txt`, 'long'),
+      entry('dir/link', 'symlink', { linkname: `../${'x'.repeat(120)}` }),
       file('cap', '', { xattrs: { 'security.capability': Buffer.from([1, 0, 0, 2]) } }),
       file('z', 'z'.repeat(512)),
     ]);
@@ -193,7 +193,7 @@ describe('extractLayer never writes outside its root', () => {
       file('/abs.txt', 'abs'),
       entry('up', 'symlink', { linkname: '../..' }),
       file('up/through-link.txt', 'inside'),
-      entry('etc', 'symlink', { linkname: '/' + path.basename(outer) }),
+      entry('etc', 'symlink', { linkname: `/${path.basename(outer)}` }),
       file('etc/via-absolute.txt', 'inside too'),
       entry('hl', 'hardlink', { linkname: '../../../../escape.txt' }),
     ]);

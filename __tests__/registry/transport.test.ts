@@ -21,7 +21,7 @@ test('plain HTTP only for loopback and hosts named insecure', () => {
 test('a loopback registry is probed over TLS once, however many requests start together; then plain HTTP', async () => {
   let tlsAttempts = 0;
   let heads = 0;
-  const server = createServer((req, res) => {
+  const server = createServer((_req, res) => {
     heads++;
     res
       .writeHead(200, {

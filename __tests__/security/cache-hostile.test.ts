@@ -363,7 +363,7 @@ RUN --mount=type=bind,source=secret,target=/s sh -c 'ls -a /s; cat /s/other.txt 
       // A file of 1.5 GiB (over the 1 GiB a mount may hold: the entry itself is small, its tar says the size): a
       // warning, the mount empty, nothing left mounted (issue 34: an unhandled 'error' event ended hoist mid-step).
       await tamper('hoist-mount-', () =>
-        packed([f('zeros', Buffer.alloc(1 << 16), { size: (1.5 * 2 ** 30).toString(8).padStart(11, '0') + '\0' })]),
+        packed([f('zeros', Buffer.alloc(1 << 16), { size: `${(1.5 * 2 ** 30).toString(8).padStart(11, '0')}\0` })]),
       );
       tally.mountContent++;
       const huge = await ghaBuild('gha mount: 1.5 GiB', context(dockerfile('huge')), gha);

@@ -23,7 +23,7 @@ test('values: docker-image://REF, a directory; the rest refused saying what to g
   expect(parseBuildContext('src=dir', work)).toEqual(['src', { kind: 'local', dir: path.join(work, 'dir') }]);
   expect(() => parseBuildContext('src', work)).toThrow('build context "src": expected NAME=VALUE');
   expect(() => parseBuildContext('src=missing', work)).toThrow('build context src: missing is not a directory');
-  expect(() => parseBuildContext('l=oci-layout:///tmp/layout@sha256:' + 'a'.repeat(64), work)).toThrow(
+  expect(() => parseBuildContext(`l=oci-layout:///tmp/layout@sha256:${'a'.repeat(64)}`, work)).toThrow(
     'oci-layout:// is not supported yet',
   );
   expect(() => parseBuildContext('g=https://github.com/o/r.git', work)).toThrow('a Git or HTTP URL is not supported');

@@ -250,7 +250,7 @@ COPY --parents t/a/b/c*/./d/**/baz t/a/b*/./c/**/bar /inputs/
       'FROM scratch\nCOPY --chmod=777 foo /parent/foo\nCOPY --chmod=770 foo /parent/sub/foo\nCOPY foo /plain/dir/foo\n',
       { foo: 'f' },
     );
-    expect([fs['parent'].mode, fs['parent/sub'].mode, fs['parent/sub/foo'].mode, fs['plain/dir'].mode]).toEqual([
+    expect([fs.parent.mode, fs['parent/sub'].mode, fs['parent/sub/foo'].mode, fs['plain/dir'].mode]).toEqual([
       '777',
       '770',
       '770',
@@ -267,7 +267,7 @@ COPY --parents t/a/b/c*/./d/**/baz t/a/b*/./c/**/bar /inputs/
     const { fs } = await buildFs('FROM scratch\nADD --chown=7:8 a.tgz /owned/\nADD a.tgz /kept/\n', {
       'a.tgz': readFileSync(path.join(dir, 'a.tgz')),
     });
-    expect([fs['owned'], fs['owned/d'], fs['owned/d/f']].map((e) => [e.uid, e.gid])).toEqual([
+    expect([fs.owned, fs['owned/d'], fs['owned/d/f']].map((e) => [e.uid, e.gid])).toEqual([
       [7, 8],
       [7, 8],
       [7, 8],
@@ -297,9 +297,9 @@ COPY --parents t/a/b/c*/./d/**/baz t/a/b*/./c/**/bar /inputs/
     };
     const { fs } = await buildFs('FROM scratch\nADD t.tar /\nCOPY foo /symlink/\nADD x.tgz /alink/\n', ctx);
     expect(fs['tmp/symlink-target/foo']).toMatchObject({ type: 'file', size: 8 });
-    expect(fs['symlink']).toMatchObject({ type: 'symlink' });
+    expect(fs.symlink).toMatchObject({ type: 'symlink' });
     expect(fs['srv/target/d/x']).toMatchObject({ type: 'file' });
-    expect(fs['alink']).toMatchObject({ type: 'symlink' });
+    expect(fs.alink).toMatchObject({ type: 'symlink' });
   });
 
   test('COPY --from a stage follows its symlinks (absolute, relative, chained, under a wildcard) inside the stage', async () => {
@@ -373,7 +373,7 @@ COPY --from=st /ab* /w4/
       'b.txt': 'b',
     });
     expect(fs['etc/b.txt']).toMatchObject({ type: 'file' });
-    expect(fs['etc']).toMatchObject({ type: 'directory', mode: '755' });
+    expect(fs.etc).toMatchObject({ type: 'directory', mode: '755' });
   });
 
   test('a bad --chmod points at its line', async () => {

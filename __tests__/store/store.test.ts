@@ -58,7 +58,14 @@ describe('Store', () => {
       await store.writeBlob(data);
       // what passes through the stream is what the other reader would see
       const through = (seen: Buffer[]) =>
-        Readable.from(parts).pipe(new Transform({ transform: (c, _e, cb) => cb(null, (seen.push(c), c)) }));
+        Readable.from(parts).pipe(
+          new Transform({
+            transform: (c, _e, cb) => {
+              seen.push(c);
+              cb(null, c);
+            },
+          }),
+        );
       const fed: Buffer[] = [];
       expect(await store.writeBlob(through(fed), desc, { drainWhenHeld: true })).toEqual(desc);
       expect(Buffer.concat(fed).equals(data)).toBe(true);

@@ -115,5 +115,5 @@ export function summaryMarkdown(outcome: BuildOutcome, options: { pushed: boolea
       `| ${code(stepName(st))} | ${result} | ${st.seconds.toFixed(1)}s | ${size !== undefined ? formatBytes(size) : ''} |`,
     );
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

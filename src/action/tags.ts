@@ -76,7 +76,7 @@ export interface TagRule {
   text: string;
 }
 
-const has = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+const has = (o: object, k: string) => Object.hasOwn(o, k);
 
 /** One tag rule line: `type=…,attr=…`, or a bare value (type=raw). */
 export function parseTagRule(text: string): TagRule {
@@ -336,7 +336,7 @@ export function computeMeta(
     else if (flavor.suffix) v = `${v}${exp(flavor.suffix, 'flavor')}`;
     return v;
   };
-  const add = (val: string, rule: TagRule, autoLatest: boolean) => {
+  const add = (val: string, autoLatest: boolean) => {
     if (val.length === 0) return;
     const v = sanitizeTag(val);
     if (main === undefined) main = v;
@@ -362,7 +362,7 @@ export function computeMeta(
     const a = rule.attrs;
     switch (rule.type) {
       case 'schedule':
-        if (/schedule/.test(ctx.eventName)) add(affix(exp(a.pattern, rule.text), rule), rule, false);
+        if (/schedule/.test(ctx.eventName)) add(affix(exp(a.pattern, rule.text), rule), false);
         break;
       case 'semver': {
         if (!isTag && !a.value) break;
@@ -385,10 +385,9 @@ export function computeMeta(
         if (semver.prerelease(raw))
           add(
             affix(renderTemplate(isRawStatement(a.pattern) ? a.pattern : '{{version}}', vars, rule.text), rule),
-            rule,
             false,
           );
-        else add(affix(renderTemplate(a.pattern, vars, rule.text), rule), rule, true);
+        else add(affix(renderTemplate(a.pattern, vars, rule.text), rule), true);
         break;
       }
       case 'pep440': {
@@ -401,7 +400,7 @@ export function computeMeta(
         const x = pepExplain(raw);
         const cleaned = pepClean(raw) ?? raw;
         if (x?.is_prerelease || x?.is_postrelease || x?.is_devrelease)
-          add(affix(isRawStatement(a.pattern) ? raw : cleaned, rule), rule, false);
+          add(affix(isRawStatement(a.pattern) ? raw : cleaned, rule), false);
         else
           add(
             affix(
@@ -412,7 +411,6 @@ export function computeMeta(
               ),
               rule,
             ),
-            rule,
             true,
           );
         break;
@@ -431,23 +429,23 @@ export function computeMeta(
           warn(`group ${a.group} does not exist in ${a.pattern}`);
           break;
         }
-        add(affix(g, rule), rule, true);
+        add(affix(g, rule), true);
         break;
       }
       case 'edge':
-        if (isBranch && (a.branch || repo.defaultBranch) === branch) add(affix('edge', rule), rule, false);
+        if (isBranch && (a.branch || repo.defaultBranch) === branch) add(affix('edge', rule), false);
         break;
       case 'ref':
-        if (a.event === 'branch' && isBranch) add(affix(branch, rule), rule, false);
-        else if (a.event === 'tag' && isTag) add(affix(tagName, rule), rule, true);
+        if (a.event === 'branch' && isBranch) add(affix(branch, rule), false);
+        else if (a.event === 'tag' && isTag) add(affix(tagName, rule), true);
         else if (a.event === 'pr' && isPr)
-          add(affix(ctx.ref.replace(/^refs\/pull\//, '').replace(/\/merge$/, ''), rule), rule, false);
+          add(affix(ctx.ref.replace(/^refs\/pull\//, '').replace(/\/merge$/, ''), rule), false);
         break;
       case 'raw':
-        add(affix(exp(a.value, rule.text), rule), rule, false);
+        add(affix(exp(a.value, rule.text), rule), false);
         break;
       case 'sha':
-        if (ctx.sha) add(affix(a.format === 'short' ? shortSha(ctx.sha) : ctx.sha, rule), rule, false);
+        if (ctx.sha) add(affix(a.format === 'short' ? shortSha(ctx.sha) : ctx.sha, rule), false);
         break;
     }
   }

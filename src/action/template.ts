@@ -46,7 +46,7 @@ export function renderTemplate(text: string, context: Record<string, TemplateVal
     if (ws.length === 0) throw new TemplateError(`${where}: an empty expression {{}}`);
     const [head, ...rest] = ws;
     if (head.quoted || head.key) throw new TemplateError(`${where}: {{${inner}}} does not start with a name`);
-    const value = Object.prototype.hasOwnProperty.call(context, head.word) ? context[head.word] : undefined;
+    const value = Object.hasOwn(context, head.word) ? context[head.word] : undefined;
     let out: string;
     if (typeof value === 'function') {
       const hash: Record<string, string> = {};
@@ -72,7 +72,7 @@ function literalOrLookup(word: string, context: Record<string, TemplateValue>): 
   if (/^-?\d+(\.\d+)?$/.test(word)) return Number(word);
   if (word === 'true' || word === 'false') return word === 'true';
   if (word === 'null' || word === 'undefined') return undefined;
-  const v = Object.prototype.hasOwnProperty.call(context, word) ? context[word] : undefined;
+  const v = Object.hasOwn(context, word) ? context[word] : undefined;
   return typeof v === 'function' ? undefined : v;
 }
 

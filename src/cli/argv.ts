@@ -47,7 +47,7 @@ export function parseArgv(argv: readonly string[], spec: Record<string, OptionSp
     const s = spec[name];
     if (!s) {
       const known = Object.keys(spec)
-        .map((k) => '--' + k)
+        .map((k) => `--${k}`)
         .join(', ');
       throw new UsageError(`unknown option --${name} for "hoist ${command}" (options: ${known})`);
     }

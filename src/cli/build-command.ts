@@ -381,7 +381,7 @@ async function buildWith(
       const iid = a.options.get('iidfile')?.[0];
       if (iid) await writeFile(iid, outcome.imageID);
       const metaFile = a.options.get('metadata-file')?.[0];
-      if (metaFile) await writeFile(metaFile, JSON.stringify(outcome.metadata, null, 2) + '\n');
+      if (metaFile) await writeFile(metaFile, `${JSON.stringify(outcome.metadata, null, 2)}\n`);
       if (dotenv)
         await writeFile(
           dotenv,

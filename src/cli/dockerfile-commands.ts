@@ -1,7 +1,7 @@
 // `hoist parse` and `hoist lint`: the front end on its own, for people and for conformance checks.
 import { readFileSync } from 'node:fs';
 import { dump, formatLintWarning, lint, readDockerfile, parse } from '../dockerfile/index.js';
-import { type CommandIO } from './io.js';
+import type { CommandIO } from './io.js';
 import { keyValueOptions, parseArgv, UsageError } from './argv.js';
 import { parsePlatform } from '../image/platform.js';
 
@@ -40,7 +40,7 @@ Parses a Dockerfile (FILE or - for standard input) and prints it.
 export function parseCommand(argv: string[], io: CommandIO): number {
   const a = parseArgv(argv, { dump: {}, json: {}, file: { value: true, short: 'f' }, help: { short: 'h' } }, 'parse');
   if (a.flags.has('help')) {
-    io.out(parseUsage + '\n');
+    io.out(`${parseUsage}\n`);
     return 0;
   }
   const file = dockerfileArg('parse', a.positional, a.options.get('file'));
@@ -50,7 +50,7 @@ export function parseCommand(argv: string[], io: CommandIO): number {
     const df = readDockerfile(text, name);
     const strip = (k: string, v: unknown) => (k === 'node' || k === 'trigger' ? undefined : v);
     io.out(
-      JSON.stringify({ directives: df.directives, globalArgs: df.globalArgs, stages: df.stages }, strip, 2) + '\n',
+      `${JSON.stringify({ directives: df.directives, globalArgs: df.globalArgs, stages: df.stages }, strip, 2)}\n`,
     );
     return 0;
   }
@@ -76,7 +76,7 @@ export function lintCommand(argv: string[], io: CommandIO): number {
     'lint',
   );
   if (a.flags.has('help')) {
-    io.out(lintUsage + '\n');
+    io.out(`${lintUsage}\n`);
     return 0;
   }
   const file = dockerfileArg('lint', a.positional, a.options.get('file'));
@@ -87,6 +87,6 @@ export function lintCommand(argv: string[], io: CommandIO): number {
     target: a.options.get('target')?.[0],
     targetPlatform: platform ? parsePlatform(platform) : undefined,
   });
-  for (const w of result.warnings) io.out(formatLintWarning(w) + '\n');
+  for (const w of result.warnings) io.out(`${formatLintWarning(w)}\n`);
   return result.failOnWarnings && result.warnings.length > 0 ? 1 : 0;
 }

@@ -37,9 +37,9 @@ export function relativeTime(iso: string, now = Date.now()): string {
 export function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]) =>
-    r
+    `${r
       .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3)))
       .join('')
-      .trimEnd() + '\n';
+      .trimEnd()}\n`;
   return line(head) + rows.map(line).join('');
 }

@@ -136,7 +136,7 @@ const pull = command(
       const r = await pullImage(ctx.client, ctx.store, ref, {
         platform: platformOption(a),
         allPlatforms: a.flags.has('all-platforms'),
-        log: (l) => io.err(l + '\n'),
+        log: (l) => io.err(`${l}\n`),
       });
       io.out(
         `${familiarReference(ref)}: pulled ${r.fetchedBlobs} blobs (${formatBytes(r.fetchedBytes)})\ndigest: ${r.digest}\n`,
@@ -164,7 +164,7 @@ const push = command(
       const [r] = await findLocal(ctx.store, name);
       if (!r) throw new UsageError(`${name} is not in the store (${ctx.store.root}); pull, load or build it first`);
       const targets = destinations(a, dests.length ? dests : [r.name]);
-      pushSummary(io, await pushImage(ctx.client, await localImage(ctx, r), targets, { log: (l) => io.err(l + '\n') }));
+      pushSummary(io, await pushImage(ctx.client, await localImage(ctx, r), targets, { log: (l) => io.err(`${l}\n`) }));
       return 0;
     });
   },
@@ -181,7 +181,7 @@ const copy = command(
       io,
       async (ctx) => {
         const source = await RemoteImage.open(ctx.client, parseReference(src));
-        pushSummary(io, await pushImage(ctx.client, source, destinations(a, dsts), { log: (l) => io.err(l + '\n') }));
+        pushSummary(io, await pushImage(ctx.client, source, destinations(a, dsts), { log: (l) => io.err(`${l}\n`) }));
         return 0;
       },
       { store: false },
@@ -206,7 +206,7 @@ const tag = command(
         if (sameRepo) {
           for (const t of targets)
             await ctx.client.putManifest(t, t.tag ?? 'latest', source.root.bytes, source.root.mediaType);
-          io.out(targets.map((t) => familiarReference(t)).join('\n') + `\ndigest: ${source.root.digest}\n`);
+          io.out(`${targets.map((t) => familiarReference(t)).join('\n')}\ndigest: ${source.root.digest}\n`);
         } else {
           pushSummary(io, await pushImage(ctx.client, source, targets));
         }
@@ -248,7 +248,7 @@ const inspect = command(
         out.Manifest = m.kind === 'manifest' ? m.manifest : undefined;
         out.Config = config;
       }
-      io.out(JSON.stringify(out, null, 2) + '\n');
+      io.out(`${JSON.stringify(out, null, 2)}\n`);
       return 0;
     });
   },
@@ -552,7 +552,7 @@ the job's credentials, as hoist build does.`,
             ctx.client,
             image,
             tags.map((t) => parseReference(t)),
-            { log: (l) => io.err(l + '\n') },
+            { log: (l) => io.err(`${l}\n`) },
           ),
         );
         return 0;

@@ -2,7 +2,7 @@
 import { CommandGuard } from '../action/commands.js';
 import { DockerfileError } from '../dockerfile/index.js';
 import { PlatformError } from '../image/platform.js';
-import { ReferenceError } from '../image/reference.js';
+import { ImageReferenceError } from '../image/reference.js';
 import { version } from '../version.js';
 import { UsageError } from './argv.js';
 import { lintCommand, parseCommand } from './dockerfile-commands.js';
@@ -145,7 +145,7 @@ async function runCommand(argv: string[], io: CommandIO): Promise<number> {
     if (
       e instanceof UsageError ||
       e instanceof PlatformError ||
-      e instanceof ReferenceError ||
+      e instanceof ImageReferenceError ||
       e instanceof RangeError
     ) {
       io.err(`hoist ${name}: ${e.message}\n`);

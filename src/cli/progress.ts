@@ -63,7 +63,7 @@ export function createProgress(mode: ProgressMode, io: CommandIO): Progress {
     done(s) {
       running.delete(key(s));
       finished++;
-      io.err(`\r\x1b[K => ${s.cached ? 'CACHED ' : ''}${label(s)}`.padEnd(70) + ` ${s.seconds.toFixed(1)}s\n`);
+      io.err(`${`\r\x1b[K => ${s.cached ? 'CACHED ' : ''}${label(s)}`.padEnd(70)} ${s.seconds.toFixed(1)}s\n`);
       status();
     },
     finish(ok) {

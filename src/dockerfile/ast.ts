@@ -39,13 +39,13 @@ export interface Node {
 /** One instruction in BuildKit's AST dump format: `(copy ["--from=x"] "a" "b")` without the parentheses. */
 export function dumpNode(node: Node): string {
   let s = node.keyword.toLowerCase();
-  if (node.flags.length > 0) s += ' [' + node.flags.map(goQuote).join(' ') + ']';
-  if (node.sub) s += ' (' + dumpNode(node.sub) + ')';
-  for (const a of node.args) s += ' ' + goQuote(a);
+  if (node.flags.length > 0) s += ` [${node.flags.map(goQuote).join(' ')}]`;
+  if (node.sub) s += ` (${dumpNode(node.sub)})`;
+  for (const a of node.args) s += ` ${goQuote(a)}`;
   return trimSpace(s);
 }
 
 /** The whole file in BuildKit's AST dump format, byte-identical to its parser test `result` files. */
 export function dump(nodes: readonly Node[]): string {
-  return nodes.map((n) => '(' + dumpNode(n) + ')\n').join('');
+  return nodes.map((n) => `(${dumpNode(n)})\n`).join('');
 }

@@ -92,12 +92,12 @@ export function goQuote(s: string): string {
     } else if (printable.test(ch)) {
       out += ch;
     } else if (cp < 0x20 || cp === 0x7f) {
-      out += '\\x' + cp.toString(16).padStart(2, '0');
+      out += `\\x${cp.toString(16).padStart(2, '0')}`;
     } else if (cp < 0x10000) {
-      out += '\\u' + cp.toString(16).padStart(4, '0');
+      out += `\\u${cp.toString(16).padStart(4, '0')}`;
     } else {
-      out += '\\U' + cp.toString(16).padStart(8, '0');
+      out += `\\U${cp.toString(16).padStart(8, '0')}`;
     }
   }
-  return out + '"';
+  return `${out}"`;
 }

@@ -29,10 +29,10 @@ export function parseGoDuration(text: string): number | undefined {
     const unit = units[m[3]];
     if (unit === undefined) return undefined;
     const whole = m[1] === '' ? 0 : Number(m[1]);
-    const frac = m[2] ? Number('0.' + m[2]) : 0;
+    const frac = m[2] ? Number(`0.${m[2]}`) : 0;
     total += (whole + frac) * unit;
     s = s.slice(m[0].length);
   }
-  if (total > 9223372036854775807) return undefined;
+  if (total >= 2 ** 63) return undefined; // past Go's int64 of nanoseconds (2^63 - 1)
   return sign * Math.round(total);
 }

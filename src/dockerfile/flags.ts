@@ -30,7 +30,7 @@ export class FlagSet {
       const kind = this.kinds.get(name);
       if (!kind) {
         const near = closest(name, this.kinds.keys());
-        const known = [...this.kinds.keys()].map((k) => '--' + k).join(', ');
+        const known = [...this.kinds.keys()].map((k) => `--${k}`).join(', ');
         // The flag as written, `--` and all (BuildKit ≥ 0.17, moby/buildkit#5369), and suggest.WrapError's hint.
         throw new LineSyntaxError(
           `unknown flag: --${name}`,

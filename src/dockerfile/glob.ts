@@ -10,8 +10,8 @@ export class GlobError extends Error {
 }
 
 const special = /[\\^$.*+?()[\]{}|/]/;
-const escape = (c: string) => (special.test(c) ? `\\${c}` : c);
-const escapeInClass = (c: string) => (/[\\\]\[^-]/.test(c) ? `\\${c}` : c);
+const escapeChar = (c: string) => (special.test(c) ? `\\${c}` : c);
+const escapeInClass = (c: string) => (/[\\\][^-]/.test(c) ? `\\${c}` : c);
 
 export interface GlobOptions {
   // `**` spans directories: alone it matches anything, before a name that name at any depth, after a directory
@@ -38,7 +38,7 @@ export function globToRegExp(pattern: string, options: GlobOptions = {}): RegExp
       re += '[^/]';
     } else if (c === '\\') {
       if (i + 1 >= chars.length) throw bad('a trailing \\');
-      re += escape(chars[++i]);
+      re += escapeChar(chars[++i]);
     } else if (c === '[') {
       let j = i + 1;
       let cls = '';
@@ -73,7 +73,7 @@ export function globToRegExp(pattern: string, options: GlobOptions = {}): RegExp
       re += cls === '^' ? '[^]' : cls === '' ? '[]' : `[${cls}]`;
       i = j;
     } else {
-      re += escape(c);
+      re += escapeChar(c);
     }
   }
   return new RegExp(`${re}$`, 'u');

@@ -3,7 +3,7 @@
 export { dump, dumpNode, type Heredoc, type Node } from './ast.js';
 export { DockerfileError, isDockerfileError, type Location } from './errors.js';
 export { parse, type ParseOptions, type ParseResult, type ParseWarning } from './parser.js';
-export { type Directive } from './directives.js';
+export type { Directive } from './directives.js';
 export { ShellLex, ExpansionError, type Env, type ExpandResult, type LexOptions } from './shell-lex.js';
 export * from './instructions.js';
 export { readDockerfile, type Dockerfile, type Stage } from './dockerfile.js';

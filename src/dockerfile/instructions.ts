@@ -313,7 +313,7 @@ function parseOnbuild(node: Node): OnbuildInstruction {
   if (trigger === 'ONBUILD') fail("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
   if (trigger === 'MAINTAINER' || trigger === 'FROM') fail(`${trigger} isn't allowed as an ONBUILD trigger`);
   let expression = node.original.replace(/^\s*ONBUILD\s*/i, '');
-  for (const h of node.heredocs) expression += '\n' + h.content + h.name;
+  for (const h of node.heredocs) expression += `\n${h.content}${h.name}`;
   return { ...base(node), kind: 'onbuild', expression, trigger: node.sub };
 }
 

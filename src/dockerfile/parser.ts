@@ -55,7 +55,7 @@ function isComment(s: string): boolean {
 }
 
 function continuationPattern(escapeToken: string): RegExp {
-  const e = '\\' + escapeToken;
+  const e = `\\${escapeToken}`;
   // the escape token at the end (trailing blanks allowed) continues the line, unless it is itself escaped
   return new RegExp(`([^${e}])${e}[ \\t]*$|^${e}[ \\t]*$`);
 }

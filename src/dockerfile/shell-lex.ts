@@ -38,7 +38,7 @@ const EOF = '';
 function lookup(env: Env, name: string): string | undefined {
   if (env instanceof Map) return env.get(name);
   const rec = env as Record<string, string>;
-  return Object.prototype.hasOwnProperty.call(rec, name) ? rec[name] : undefined;
+  return Object.hasOwn(rec, name) ? rec[name] : undefined;
 }
 
 export class ShellLex {
@@ -248,7 +248,7 @@ class ShellWord {
       const name = this.processName();
       if (name === '') return '$';
       const value = this.getEnv(name);
-      if (value === undefined && skipUnset) return '$' + name;
+      if (value === undefined && skipUnset) return `$${name}`;
       return value ?? '';
     }
     this.next(); // the {
@@ -260,7 +260,7 @@ class ShellWord {
     let op = ch;
     if (ch === '}') {
       const value = this.getEnv(name);
-      if (value === undefined && skipUnset) return '${' + name + '}';
+      if (value === undefined && skipUnset) return `\${${name}}`;
       return value ?? '';
     }
     if (ch === EOF) throw new ExpansionError("syntax error: missing '}'");
@@ -281,7 +281,7 @@ class ShellWord {
       throw e;
     }
     const value = this.getEnv(name);
-    if (value === undefined && skipUnset) return '${' + name + op + word + '}';
+    if (value === undefined && skipUnset) return `\${${name}${op}${word}}`;
     const unset = value === undefined || (nullIsUnset && value === '');
     switch (ch) {
       case '-':
@@ -327,8 +327,7 @@ class ShellWord {
       throw e;
     }
     const value = this.getEnv(name);
-    if (value === undefined && this.lex.options.skipUnsetEnv)
-      return '${' + name + '/' + pattern + '/' + replacement + '}';
+    if (value === undefined && this.lex.options.skipUnsetEnv) return `\${${name}/${pattern}/${replacement}}`;
     const re = shellPatternToRegExp(pattern, true, false);
     const v = value ?? '';
     if (all) return replaceAllGo(re, v, replacement);
@@ -379,7 +378,7 @@ export function shellPatternToRegExp(pattern: string, greedy: boolean, anchored:
         if (n !== '*' && n !== '?' && n !== '\\') {
           throw new ExpansionError(`invalid pattern (${pattern}) in substitution: invalid escape '\\${n ?? ''}'`);
         }
-        out += '\\' + n;
+        out += `\\${n}`;
         i++;
         continue;
       }

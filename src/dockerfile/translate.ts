@@ -216,7 +216,7 @@ export async function translate(plan: BuildPlan, resolve: ImageConfigResolver): 
 
 /** ONBUILD triggers as instructions (they run first in a stage built on the image or stage that has them). */
 function onbuildTriggers(triggers: readonly string[], image: string): Instruction[] {
-  return triggers.map((t) => parseInstruction(parse(t + '\n', { file: `ONBUILD of ${image}` }).nodes[0]));
+  return triggers.map((t) => parseInstruction(parse(`${t}\n`, { file: `ONBUILD of ${image}` }).nodes[0]));
 }
 
 function translateStage(
@@ -464,7 +464,7 @@ function runName(
   ins: RunInstruction,
   env: ReadonlyMap<string, string>,
   mounts: ExecOp['mounts'],
-  escape: string,
+  escapeToken: string,
 ): string {
   const values = new Map(
     [...env.values()].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const),
@@ -473,7 +473,7 @@ function runName(
   let name = ins.code;
   try {
     // As dispatchRun's copy of the lexer: quotes kept, unset variables left as written.
-    name = new ShellLex(escape, { rawQuotes: true, skipUnsetEnv: true }).processWord(ins.code, values);
+    name = new ShellLex(escapeToken, { rawQuotes: true, skipUnsetEnv: true }).processWord(ins.code, values);
   } catch {
     // as BuildKit: the text as it is
   }

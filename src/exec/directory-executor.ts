@@ -328,7 +328,7 @@ export class DirectoryExecutor implements Executor {
     if (spec.shmSize)
       onOutput(`(shm-size cannot be honoured by ${this.name}: without a mount the step has the container's /dev/shm)`);
     const nonRoot = spec.uid !== 0 || spec.gid !== 0;
-    const mounts = await this.mountSources(root, spec.mounts, own, nonRoot, placement);
+    const mounts = await this.mountSources(spec.mounts, own, nonRoot, placement);
     const hasShell = fileInside(root, '/bin/sh') !== undefined;
     // Run by a shell line that reports the command's status on fd 3 (proot.ts); without a shell in the image, the
     // command itself (its status is then proot's or chroot's).
@@ -480,7 +480,6 @@ export class DirectoryExecutor implements Executor {
    * directory (removed with it).
    */
   private async mountSources(
-    root: string,
     mounts: readonly StepMount[],
     own: string,
     nonRoot: boolean,

@@ -86,7 +86,10 @@ export function descendantsOf(ancestor: number): number[] {
   }
   const out: number[] = [];
   for (const todo = [ancestor]; todo.length > 0; )
-    for (const k of kids.get(todo.pop() as number) ?? []) out.push(k), todo.push(k);
+    for (const k of kids.get(todo.pop() as number) ?? []) {
+      out.push(k);
+      todo.push(k);
+    }
   return out;
 }
 

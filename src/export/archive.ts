@@ -91,7 +91,7 @@ export async function saveImages(
           Layers: m.manifest.layers.map((l) => blobPath(l.digest)),
         });
     }
-    const json = (v: unknown) => Buffer.from(JSON.stringify(v) + '\n');
+    const json = (v: unknown) => Buffer.from(`${JSON.stringify(v)}\n`);
     for (const [name, body] of [
       ['oci-layout', json({ imageLayoutVersion: '1.0.0' })],
       ['index.json', json({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: index })],

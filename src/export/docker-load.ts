@@ -28,7 +28,7 @@ export async function loadIntoDocker(
   try {
     const body = new PassThrough();
     const saving = saveImages([{ source: image, refs }], body);
-    let res;
+    let res: Awaited<ReturnType<Client['request']>>;
     try {
       res = await client.request({
         method: 'POST',

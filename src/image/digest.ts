@@ -119,10 +119,10 @@ export class DigestStream extends Transform {
     const e = this.expected;
     const where = e?.where ?? 'blob';
     if (e?.size !== undefined && e.size >= 0 && this.size !== e.size)
-      return done(new SizeMismatchError(e.size, this.size, where));
-    if (e?.digest !== undefined && this.result !== e.digest)
-      return done(new DigestMismatchError(e.digest, this.result, where));
-    done();
+      done(new SizeMismatchError(e.size, this.size, where));
+    else if (e?.digest !== undefined && this.result !== e.digest)
+      done(new DigestMismatchError(e.digest, this.result, where));
+    else done();
   }
 
   /** The digest of everything that passed; only after the stream ended. */

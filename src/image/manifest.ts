@@ -142,13 +142,13 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): ParsedMa
   const digest = digestOf(bytes);
   if (isIndexMediaType(mediaType)) {
     if (!Array.isArray(value.manifests)) throw new ManifestError('index has no manifests list');
-    value.manifests.forEach((d, i) => checkDescriptor(d, `index manifests[${i}]`));
+    for (const [i, d] of value.manifests.entries()) checkDescriptor(d, `index manifests[${i}]`);
     return { kind: 'index', mediaType, index: value as unknown as ImageIndex, bytes, digest };
   }
   if (isManifestMediaType(mediaType)) {
     checkDescriptor(value.config, 'manifest config');
     if (!Array.isArray(value.layers)) throw new ManifestError('manifest has no layers list');
-    value.layers.forEach((d, i) => checkDescriptor(d, `manifest layers[${i}]`));
+    for (const [i, d] of value.layers.entries()) checkDescriptor(d, `manifest layers[${i}]`);
     return { kind: 'manifest', mediaType, manifest: value as unknown as ImageManifest, bytes, digest };
   }
   throw new ManifestError(`unsupported manifest media type ${JSON.stringify(mediaType)}`);

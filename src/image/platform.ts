@@ -34,7 +34,7 @@ function normalizeArch(arch: string, variant: string | undefined): [string, stri
       return ['arm', 'v6'];
     case 'arm':
       if (v === undefined || v === '' || v === '7') return ['arm', 'v7'];
-      if (v === '5' || v === '6' || v === '8') return ['arm', 'v' + v];
+      if (v === '5' || v === '6' || v === '8') return ['arm', `v${v}`];
       return ['arm', v];
     default:
       return [a, v === '' ? undefined : v];

@@ -4,8 +4,8 @@
 // holds a `.`, a `:` or an upper-case letter. See shared/research/registry.md §3.
 import { parseDigest } from './digest.js';
 
-export class ReferenceError extends Error {
-  override readonly name = 'ReferenceError';
+export class ImageReferenceError extends Error {
+  override readonly name = 'ImageReferenceError';
   constructor(
     readonly reference: string,
     reason: string,
@@ -57,9 +57,9 @@ function splitDomain(name: string): [string, string] {
  * digest gets the tag `latest`.
  */
 export function parseReference(text: string, options: { defaultToLatest?: boolean } = {}): Reference {
-  if (text === '') throw new ReferenceError(text, 'it is empty');
+  if (text === '') throw new ImageReferenceError(text, 'it is empty');
   if (/^[a-f0-9]{64}$/.test(text)) {
-    throw new ReferenceError(
+    throw new ImageReferenceError(
       text,
       'a 64-character hexadecimal string is an image ID, not a name; use sha256:… or a repository name',
     );
@@ -72,7 +72,7 @@ export function parseReference(text: string, options: { defaultToLatest?: boolea
     try {
       digest = parseDigest(d).text;
     } catch (e) {
-      throw new ReferenceError(text, (e as Error).message);
+      throw new ImageReferenceError(text, (e as Error).message);
     }
     rest = rest.slice(0, at);
   }
@@ -83,7 +83,7 @@ export function parseReference(text: string, options: { defaultToLatest?: boolea
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
     if (!tagRe.test(tag)) {
-      throw new ReferenceError(
+      throw new ImageReferenceError(
         text,
         `the tag ${JSON.stringify(tag)} may hold only letters, digits, '_', '.' and '-', must not start with '.' or '-' and is at most 128 characters`,
       );
@@ -91,17 +91,17 @@ export function parseReference(text: string, options: { defaultToLatest?: boolea
   }
   const [registry, repository] = splitDomain(rest);
   if (registry !== defaultRegistry && !domainRe.test(registry)) {
-    throw new ReferenceError(text, `${JSON.stringify(registry)} is not a valid registry host[:port]`);
+    throw new ImageReferenceError(text, `${JSON.stringify(registry)} is not a valid registry host[:port]`);
   }
   if (!pathRe.test(repository)) {
-    if (anyCaseRe.test(repository)) throw new ReferenceError(text, 'repository name must be lowercase');
-    throw new ReferenceError(
+    if (anyCaseRe.test(repository)) throw new ImageReferenceError(text, 'repository name must be lowercase');
+    throw new ImageReferenceError(
       text,
       'the repository name may hold only lower-case letters, digits and the separators ".", "_", "__" and "-", in "/"-separated parts',
     );
   }
   if (repository.length > nameMax)
-    throw new ReferenceError(text, `the repository name is longer than ${nameMax} characters`);
+    throw new ImageReferenceError(text, `the repository name is longer than ${nameMax} characters`);
   const normalizedRepository =
     registry === defaultRegistry && !repository.includes('/') ? `library/${repository}` : repository;
   const ref: Reference = { registry, repository: normalizedRepository };

@@ -148,7 +148,7 @@ export interface PinnedEntry {
  * above it cannot send the walk (or a read of `path`) outside: an entry that changes kind under the walk is
  * taken as it is found when opened. `visit` answering false skips a directory's contents.
  */
-export async function walkPinned(root: string, visit: (e: PinnedEntry) => Promise<boolean | void>): Promise<void> {
+export async function walkPinned(root: string, visit: (e: PinnedEntry) => Promise<unknown>): Promise<void> {
   const walk = async (dirFd: number, rel: string): Promise<void> => {
     for (const name of readdirSync(fdPath(dirFd)).sort()) {
       const r = rel ? `${rel}/${name}` : name;
@@ -321,7 +321,10 @@ export function removeAt(dirFd: number, name: string, again = 3): void {
     try {
       unlinkSync(fdPath(dirFd, name));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EISDIR') return removeAt(dirFd, name, again - 1); // a directory now: again
+      if ((e as NodeJS.ErrnoException).code === 'EISDIR') {
+        removeAt(dirFd, name, again - 1); // a directory now: again
+        return;
+      }
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
     return;
@@ -330,7 +333,10 @@ export function removeAt(dirFd: number, name: string, again = 3): void {
   try {
     fd = openSync(fdPath(dirFd, name), pathFlags | constants.O_DIRECTORY);
   } catch (e) {
-    if (quiet(e)) return removeAt(dirFd, name, again - 1); // gone, or no longer a directory: looked at again
+    if (quiet(e)) {
+      removeAt(dirFd, name, again - 1); // gone, or no longer a directory: looked at again
+      return;
+    }
     throw e;
   }
   try {
@@ -341,8 +347,10 @@ export function removeAt(dirFd: number, name: string, again = 3): void {
   try {
     rmdirSync(fdPath(dirFd, name));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR' || (e as NodeJS.ErrnoException).code === 'ENOTEMPTY')
-      return removeAt(dirFd, name, again - 1);
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR' || (e as NodeJS.ErrnoException).code === 'ENOTEMPTY') {
+      removeAt(dirFd, name, again - 1);
+      return;
+    }
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
 }

@@ -466,7 +466,7 @@ export async function scanTar(
 }
 
 function octal(value: number, len: number): string {
-  return value.toString(8).padStart(len - 1, '0') + '\0';
+  return `${value.toString(8).padStart(len - 1, '0')}\0`;
 }
 
 function paxRecord(key: string, value: string | Buffer): Buffer {
@@ -493,7 +493,7 @@ function rawHeader(h: TarHeader, name: string, linkname: string, flag: string, s
   b.write(octal(h.devminor ?? 0, 8), 337, 'ascii');
   let sum = 0;
   for (let i = 0; i < block; i++) sum += b[i];
-  b.write(octal(sum, 7) + ' ', 148, 'ascii');
+  b.write(`${octal(sum, 7)} `, 148, 'ascii');
   return b;
 }
 

@@ -43,7 +43,7 @@ export class ToolMissingError extends Error {
  * `names` (bytes) that a path (no last symlink followed), or the root and everything under it, has. Shared by the
  * read script below and the build's mount helper (exec/erofs-mount.ts).
  */
-export const pythonXattrs = String.raw`
+export const pythonXattrs = `
 def xattr_look(p, names, emit):
     for n in names:
         try:
@@ -81,7 +81,7 @@ else:
 `;
 
 // Reads base64(path) base64(name) base64(value) lines from stdin; prints the index of each that failed.
-const writeScript = String.raw`
+const writeScript = `
 import os, sys, base64
 for i, line in enumerate(sys.stdin):
     p, n, v = (base64.b64decode(x) for x in line.split())
@@ -258,7 +258,7 @@ class ListReader {
         new Promise<string[]>((resolve, reject) => {
           this.waiting = (r) => (r instanceof Error ? reject(r) : resolve(r));
           this.hold(true);
-          this.child.stdin?.write(paths.map((p) => `${b64(nameToBytes(p))}\n`).join('') + '\n');
+          this.child.stdin?.write(`${paths.map((p) => `${b64(nameToBytes(p))}\n`).join('')}\n`);
         }),
     );
     this.queue = run.catch(() => undefined);

@@ -214,7 +214,7 @@ export class StaticCredentials implements CredentialSource {
 async function writeConfigAtomically(file: string, config: DockerConfigFile): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(config, null, '\t') + '\n', { mode: 0o600 });
+  await writeFile(tmp, `${JSON.stringify(config, null, '\t')}\n`, { mode: 0o600 });
   await rename(tmp, file);
 }
 

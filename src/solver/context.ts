@@ -118,7 +118,7 @@ export class BuildContext {
 
   /** The path inside the root, symlinks resolved there (the last one too when `follow`); undefined when absent. */
   private lookup(rel: string, follow: boolean): ContextPath | undefined {
-    let r;
+    let r: ReturnType<typeof resolveInside>;
     try {
       r = resolveInside(this.dir, rel, { followLast: follow, visible: this.visible });
     } catch (e) {

@@ -166,7 +166,7 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
   // --parents copies from its pivot with include patterns, a directory copy: the destination is made even when
   // nothing matches (BuildKit's testCopyParentsMissingDirectory: /out, and nothing below it).
   if (o.parents) {
-    const d = '/' + o.fs.resolve(dest, true);
+    const d = `/${o.fs.resolve(dest, true)}`;
     if (d !== '/' && kind(d) === undefined) {
       ensureParents(d.slice(1));
       put(d, {
@@ -196,7 +196,7 @@ export function planCopy(sources: readonly CopySource[], o: CopyPlanOptions): La
     // The destination is reached the way BuildKit's copy reaches it: through symlinks of the image, the last one
     // included (a file copied onto a symlink writes the file it points at; a directory copied onto a link to a
     // directory fills that directory).
-    target = '/' + o.fs.resolve(target, true);
+    target = `/${o.fs.resolve(target, true)}`;
     if (isDir && kind(target) === 'other') throw new CopyError(`cannot copy to non-directory: ${target}`);
     if (!isDir && kind(target) === 'directory')
       throw new CopyError(`cannot replace the directory ${target} with a file`);

@@ -53,7 +53,7 @@ import {
   formatReference,
   parseReference,
   type Reference,
-  ReferenceError as InvalidReferenceError,
+  ImageReferenceError as InvalidReferenceError,
 } from '../image/reference.js';
 import { CredentialError } from '../registry/credentials.js';
 import { RegistryConnectionError, RegistryError } from '../registry/errors.js';
@@ -547,13 +547,12 @@ export class Solver {
   private useRecords(stage: number, found: CacheRecord, keys: readonly string[]): void {
     const { also: _also, ...result } = found;
     const all = [...new Set([...keys, ...(found.also ?? [])])];
-    all.forEach((k, i) =>
+    for (const [i, k] of all.entries())
       this.used.push({
         stage,
         record: { ...result, key: k, ...(i === 0 && all.length > 1 ? { also: all.slice(1) } : {}) },
         primary: i === 0,
-      }),
-    );
+      });
   }
 
   /** The target and the stages it is built FROM: the stages whose layers the image holds. */
@@ -1000,7 +999,10 @@ export class Solver {
         size: w.size,
       });
       // (hoist made the layer: its digest and diffID are a pair it knows to be true, store.ts noteVerified)
-      const noted = async (w: WrittenLayer) => (await this.req.store.noteVerified(w.digest, w.diffID), w);
+      const noted = async (w: WrittenLayer) => {
+        await this.req.store.noteVerified(w.digest, w.diffID);
+        return w;
+      };
       layer =
         'written' in l
           ? new CompressingLayer(

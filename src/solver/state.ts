@@ -85,7 +85,7 @@ export async function readImageFiles(
   for (const f of files) {
     const resolved = fs.resolve(f, true);
     const e = fs.entries.get(resolved);
-    if (!e || e.header.type !== 'file' || e.header.size > maxBytes) continue;
+    if (e?.header.type !== 'file' || e.header.size > maxBytes) continue;
     const names = wanted.get(e.layer) ?? new Map<string, string[]>();
     wanted.set(e.layer, names);
     names.set(resolved, [...(names.get(resolved) ?? []), f]);

@@ -272,7 +272,7 @@ async function missingDocuments(
     const d = queue.pop() as { digest: string; mediaType: string };
     if (!isIndexMediaType(d.mediaType) && !isManifestMediaType(d.mediaType)) continue;
     if (!blobs.has(d.digest)) continue; // another platform's manifest, not pulled: fetched when asked for
-    let m;
+    let m: ReturnType<typeof parseManifest>;
     try {
       m = parseManifest(await store.readBlob(d.digest), d.mediaType);
     } catch (e) {

@@ -74,7 +74,7 @@ async function reachable(
     }
     if (isConfigMediaType(mt)) {
       try {
-        parseImageConfig(bytes).rootfs.diff_ids.forEach((x) => diffIDs.add(x));
+        for (const x of parseImageConfig(bytes).rootfs.diff_ids) diffIDs.add(x);
       } catch {
         // not a config after all
       }

@@ -132,7 +132,7 @@ async function loadFrom(store: Store, input: Readable, what: string): Promise<Lo
     const layers: Descriptor[] = [];
     for (const [i, l] of e.Layers.entries()) {
       const f = files.get(l);
-      if (!f || !f.digest) throw new LoadError(`${what}: manifest.json names ${l}, which is not in the archive`);
+      if (!f?.digest) throw new LoadError(`${what}: manifest.json names ${l}, which is not in the archive`);
       const head = await readHead(store, f.digest);
       const c = detectCompression(head);
       if (c === 'none' && f.digest !== parsedConfig.rootfs.diff_ids[i]) {

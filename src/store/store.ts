@@ -295,12 +295,12 @@ export class Store {
   }
 
   private imageRecordPath(name: string): string {
-    return path.join(this.root, 'images', digestOf(name).slice(7) + '.json');
+    return path.join(this.root, 'images', `${digestOf(name).slice(7)}.json`);
   }
 
   async putImage(name: string, target: Descriptor, origin?: string): Promise<ImageRecord> {
     const record: ImageRecord = { name, target, recorded: new Date().toISOString(), ...(origin ? { origin } : {}) };
-    await this.writeWhole(this.imageRecordPath(name), JSON.stringify(record) + '\n');
+    await this.writeWhole(this.imageRecordPath(name), `${JSON.stringify(record)}\n`);
     return record;
   }
 

@@ -241,7 +241,7 @@ function readNow(file: string, into: Hash): void {
   }
   try {
     if (!fstatSync(fd).isFile()) throw changedKind(file);
-    for (let n; (n = readSync(fd, readNowBuffer, 0, readNowBuffer.length, null)) > 0; )
+    for (let n: number; (n = readSync(fd, readNowBuffer, 0, readNowBuffer.length, null)) > 0; )
       into.update(readNowBuffer.subarray(0, n));
   } finally {
     closeSync(fd);
