@@ -91215,11 +91215,11 @@ async function extractState(store, layers, dir) {
 // RUN where nothing may be mounted (a CI job in a container without privileges: GitLab's docker and Kubernetes
 // executors, Tekton/Argo/Jenkins pods): each stage's root is a real directory, its layers unpacked into it once (ahead,
 // while earlier stages run) and the layers of later steps applied on top (one directory per stage: unpacking the image
-// again for every step costs seconds each, measured in BENCHMARKS.md). A step is entered through proot (ptrace; /proc, /dev, /sys, /etc/hosts,
+// again for every step costs seconds each, measured in docs/benchmarks.md). A step is entered through proot (ptrace; /proc, /dev, /sys, /etc/hosts,
 // /etc/resolv.conf and the step's mounts bound in) or, without proot, chroot (no /proc or /sys; the mounts' content,
 // hosts and resolv.conf copied in before the step and out after it). The layer is what changed in the directory:
 // indexed before, compared after (tree-diff.ts).
-// The container is the boundary here: a step runs as the job's root, beside it (README, Security).
+// The container is the boundary here: a step runs as the job's root, beside it (docs/security.md).
 
 
 
@@ -97812,7 +97812,7 @@ async function execMkdir(op, x) {
 //
 // What the kernel does not move either: a write through a shared memory map may leave both times as they were
 // (tmpfs does, until the map is synced); a build whose context is written that way passes --no-cache, which reads
-// every file again (README, "What a rebuild trusts").
+// every file again (docs/cache.md, "What a rebuild trusts").
 //
 // The file lives in the store, this machine's own (never exported to a cache, where a pull request could write
 // it); a damaged or foreign file is ignored whole (the files are read again). Two builds saving at once: the last

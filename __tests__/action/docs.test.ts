@@ -1,6 +1,7 @@
-// action.yml, the README's tables and the code cannot drift: every input the Action reads is declared and
-// documented with its list kind, every output it sets likewise; the README's workflows use only declared inputs.
-import { readFileSync } from 'node:fs';
+// action.yml, docs/action.md's tables and the code cannot drift: every input the Action reads is declared with its
+// list kind, every output it sets likewise; the tables are what scripts/action-docs.mjs makes from action.yml; the
+// workflows of the README and of docs/ give the Action only inputs it declares.
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inputKinds } from '../../src/action/inputs.js';
@@ -8,7 +9,10 @@ import { outputNames } from '../../src/action/report.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const actionYml = readFileSync(path.join(root, 'action.yml'), 'utf8');
-const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+const actionPage = readFileSync(path.join(root, 'docs', 'action.md'), 'utf8');
+const pages = ['README.md', ...readdirSync(path.join(root, 'docs')).map((f) => path.join('docs', f))]
+  .filter((f) => f.endsWith('.md'))
+  .map((f) => readFileSync(path.join(root, f), 'utf8'));
 
 /** The keys of a top-level mapping of action.yml (two-space indented names under `section:`), with their lines. */
 function declared(section: string): Map<string, string[]> {
@@ -25,13 +29,13 @@ function declared(section: string): Map<string, string[]> {
   return out;
 }
 
-/** The rows of the README table under `### heading`: first cell (without backquotes) → the other cells. */
+/** The rows of docs/action.md's table under `## heading`: first cell (without backquotes) → the other cells. */
 function table(heading: string): Map<string, string[]> {
-  const start = readme.indexOf(`\n### ${heading}\n`);
+  const start = actionPage.indexOf(`\n## ${heading}\n`);
   expect(start).toBeGreaterThanOrEqual(0);
   const rows = new Map<string, string[]>();
-  for (const line of readme.slice(start).split('\n').slice(2)) {
-    if (line.startsWith('### ') || line.startsWith('## ')) break;
+  for (const line of actionPage.slice(start).split('\n').slice(2)) {
+    if (line.startsWith('## ')) break;
     if (!line.startsWith('| ') || line.startsWith('| ---') || /^\| (input|output) \|/.test(line)) continue;
     const cells = line
       .slice(2, -2)
@@ -53,7 +57,7 @@ test('action.yml declares exactly the outputs the Action sets', () => {
   expect([...declared('outputs').keys()].sort()).toEqual([...outputNames].sort());
 });
 
-test("the README's inputs table lists every input with its kind and action.yml's default", () => {
+test("docs/action.md's inputs table lists every input with its kind and action.yml's default", () => {
   const rows = table('Inputs');
   expect([...rows.keys()].sort()).toEqual(Object.keys(inputKinds).sort());
   const inputs = declared('inputs');
@@ -70,13 +74,13 @@ test("the README's inputs table lists every input with its kind and action.yml's
   }
 });
 
-test("the README's outputs table lists every output", () => {
+test("docs/action.md's outputs table lists every output", () => {
   expect([...table('Outputs').keys()].sort()).toEqual([...outputNames].sort());
 });
 
-test("the README's workflows give the hoist step only inputs it declares", () => {
+test('the workflows of the README and docs/ give the hoist step only inputs it declares', () => {
   const declaredInputs = new Set(declared('inputs').keys());
-  const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const blocks = pages.flatMap((page) => [...page.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]));
   let checked = 0;
   for (const block of blocks) {
     const lines = block.split('\n');
@@ -99,4 +103,18 @@ test("the README's workflows give the hoist step only inputs it declares", () =>
     }
   }
   expect(checked).toBeGreaterThan(10);
+});
+
+// (a plain .mjs, without types: imported by a path TypeScript does not resolve)
+const actionDocsScript = '../../scripts/action-docs.mjs';
+
+test('the tables are what scripts/action-docs.mjs makes from action.yml, and a changed description shows', async () => {
+  const { render } = (await import(actionDocsScript)) as {
+    render: (text: string, actionYml: string) => string;
+  };
+  expect(render(actionPage, actionYml)).toBe(actionPage);
+  const changed = actionYml.replace(/(\n {2}push:\n {4}description: ")/, '$1Really ');
+  expect(changed).not.toBe(actionYml);
+  expect(render(actionPage, changed)).toContain('| `push` | Bool | `false` | Really ');
+  expect(render(actionPage, changed)).not.toBe(actionPage);
 });

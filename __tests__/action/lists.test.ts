@@ -1,5 +1,5 @@
 // Input lists read as docker/build-push-action reads them (actions-toolkit's Util.getInputList over csv-parse with
-// relaxQuotes, relaxColumnCount, skipEmptyLines): the README's "List" (newline) and "List/CSV" (comma too) types.
+// relaxQuotes, relaxColumnCount, skipEmptyLines): docs/action.md's "List" (newline) and "List/CSV" (comma too) types.
 import { csvFields, getList, inputBool } from '../../src/action/lists.js';
 
 describe('csvFields', () => {

@@ -414,7 +414,7 @@ RUN id > /tmp/id && touch /tmp/mine
         ]),
       ).Tags.sort();
 
-    test("the README's GitLab job: a tag pipeline pushes the tag (and latest) to $CI_REGISTRY_IMAGE with the job's credentials, caches in the project's registry and reports; a merge request builds from that cache", async () => {
+    test("docs/other-ci.md's GitLab job: a tag pipeline pushes the tag (and latest) to $CI_REGISTRY_IMAGE with the job's credentials, caches in the project's registry and reports; a merge request builds from that cache", async () => {
       const projectDir = path.join(work, 'gitlab-project');
       mkdirSync(projectDir);
       writeFileSync(
@@ -422,7 +422,7 @@ RUN id > /tmp/id && touch /tmp/mine
         `FROM ${base}\nRUN echo built-by-the-job > /built\nCOPY app.txt /app.txt\nCMD ["cat", "/app.txt"]\n`,
       );
       writeFileSync(path.join(projectDir, 'app.txt'), 'the app\n');
-      // The job's script line, as the README's .gitlab-ci.yml has it for tags and the default branch.
+      // The job's script line, as docs/other-ci.md's .gitlab-ci.yml has it for tags and the default branch.
       const tagged = inContainer(['build', '--push', '.'], {
         cwd: projectDir,
         env: gitlabEnv(projectDir, { CI_COMMIT_TAG: 'v1.2.3', CI_COMMIT_REF_NAME: 'v1.2.3' }),

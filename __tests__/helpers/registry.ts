@@ -51,7 +51,8 @@ export async function startRegistry(
   options: {
     users?: Record<string, string>;
     tokenGrant?: Parameters<typeof startTokenServer>[0]['grant'];
-    tokenExpiresIn?: number /** the address it listens on (127.0.0.1; 0.0.0.0 to be reached by another address too) */;
+    tokenExpiresIn?: number;
+    /** the address it listens on (127.0.0.1; 0.0.0.0 to be reached by another address too) */
     listen?: string;
   } = {},
 ): Promise<TestRegistry> {

@@ -1072,7 +1072,7 @@ require('node:http').createServer((req, res) => {
 
   // The RUN cases again with RUN in a plain directory through proot, the executor where a CI job's container may
   // not mount (exec/directory-executor.ts): the images are docker's all the same. Not the hostname case: without
-  // namespaces a step cannot have a hostname of its own (README, Where RUN cannot mount). Each round has a store of
+  // namespaces a step cannot have a hostname of its own (docs/other-ci.md). Each round has a store of
   // its own: on the first round's store every step would be a cache hit, and nothing would run through proot.
   const runCases = cases.flatMap((c, i) =>
     /^RUN\b/m.test(c.dockerfile) && !c.name.includes('hostname') ? [[c.name, c, i] as const] : [],

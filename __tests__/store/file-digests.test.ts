@@ -142,7 +142,7 @@ describe('FileDigests', () => {
       cache: expect.objectContaining({ hits: 0, misses: 1 }),
     });
     // --no-cache trusts no remembered digest (a context written through a shared memory map may keep its times,
-    // README "What a rebuild trusts"): the file is read again, and its true digest remembered in place of the plant.
+    // docs/cache.md "What a rebuild trusts"): the file is read again, and its true digest remembered in place of the plant.
     const meta = path.join(work, 'reread.json');
     await hoistOk(['build', '--progress', 'quiet', '--no-cache', '--store', store, '--metadata-file', meta, dir]);
     expect(JSON.parse(readFileSync(FileDigests.fileIn(store), 'utf8')).entries[`${one.dev}:${one.ino}`][3]).toBe(

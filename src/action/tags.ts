@@ -43,7 +43,7 @@ export interface GitContext {
   commitDateFrom?: 'event' | 'api' | 'git' | 'ci';
   /** the run's time ({{date}}) */
   now: Date;
-  /** org.opencontainers.image.created (the run's time unless set: hoist sets the commit's, README) */
+  /** org.opencontainers.image.created (the run's time unless set: hoist sets the commit's, docs/action.md) */
   created?: Date;
   /** DOCKER_METADATA_SHORT_SHA_LENGTH (default 7) */
   shortShaLength?: number;

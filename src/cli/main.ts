@@ -102,7 +102,7 @@ export async function run(argv: string[], io: CommandIO = processIO): Promise<nu
   }
 }
 
-/** The common options (README: Common options), which may also come before the command, as docker's do. */
+/** The common options (docs/command.md: common options), which may also come before the command, as docker's do. */
 const commonOptions: Record<string, boolean> = {
   store: true,
   'insecure-registry': true,

@@ -1,11 +1,11 @@
 // RUN where nothing may be mounted (a CI job in a container without privileges: GitLab's docker and Kubernetes
 // executors, Tekton/Argo/Jenkins pods): each stage's root is a real directory, its layers unpacked into it once (ahead,
 // while earlier stages run) and the layers of later steps applied on top (one directory per stage: unpacking the image
-// again for every step costs seconds each, measured in BENCHMARKS.md). A step is entered through proot (ptrace; /proc, /dev, /sys, /etc/hosts,
+// again for every step costs seconds each, measured in docs/benchmarks.md). A step is entered through proot (ptrace; /proc, /dev, /sys, /etc/hosts,
 // /etc/resolv.conf and the step's mounts bound in) or, without proot, chroot (no /proc or /sys; the mounts' content,
 // hosts and resolv.conf copied in before the step and out after it). The layer is what changed in the directory:
 // indexed before, compared after (tree-diff.ts).
-// The container is the boundary here: a step runs as the job's root, beside it (README, Security).
+// The container is the boundary here: a step runs as the job's root, beside it (docs/security.md).
 import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,

@@ -12,7 +12,7 @@
 //
 // What the kernel does not move either: a write through a shared memory map may leave both times as they were
 // (tmpfs does, until the map is synced); a build whose context is written that way passes --no-cache, which reads
-// every file again (README, "What a rebuild trusts").
+// every file again (docs/cache.md, "What a rebuild trusts").
 //
 // The file lives in the store, this machine's own (never exported to a cache, where a pull request could write
 // it); a damaged or foreign file is ignored whole (the files are read again). Two builds saving at once: the last
