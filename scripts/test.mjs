@@ -21,6 +21,9 @@ const args = [
   jest,
   '--json',
   `--outputFile=${results}`,
+  // Two files at once: most of a file's time is spent waiting (on registries, dockerd, runc), and jest's default on
+  // a 2-core machine is one worker. `npm test -- --maxWorkers=1` (or -i) runs them one by one.
+  ...(process.argv.slice(2).some((a) => /^(--maxWorkers|-w|-i|--runInBand)/.test(a)) ? [] : ['--maxWorkers=2']),
   ...process.argv.slice(2),
 ];
 // The suite's temp dirs under one of its own, removed at the end: a test that fails midway leaves nothing in /tmp.
