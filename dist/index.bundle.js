@@ -90861,7 +90861,7 @@ async function endAll(find) {
 
 /** The warden's program (python3 -c): argv is `1|0` (seccomp filter or not), then the step's argv. */
 const wardenProgram = String.raw `
-import base64, ctypes, json, os, platform, signal, struct, sys
+import base64, ctypes, json, os, platform, signal, struct, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
 if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
     sys.stderr.write('hoist: cannot keep the step\'s processes (PR_SET_CHILD_SUBREAPER): %s\n' % os.strerror(ctypes.get_errno()))
@@ -90974,26 +90974,42 @@ if status is None:
 # A step run as another user than this one's: all that user's processes are stopped at once (none can fork while
 # they are looked at), the step's among them killed, the others let go on. Otherwise, and for what remains: the step's
 # processes killed as found, found again, until none is left.
+# Under proot, proot itself is spared while anything else is left, and for two seconds at most: it exits by itself
+# once its tracees are gone, while one the step killed dies by a signal this process did not send — which may be seen
+# only now, its exit (detaching its tracees) ending after the step's shell has reported (a loaded machine showed it).
 uid = int(os.environ.get('HOIST_STEP_UID', '-1'))
-if uid > 0 and uid != os.getuid() and as_user(uid, signal.SIGSTOP):
+spare_until = time.monotonic() + 2
+killed_child = False
+def kill_found():
+    global killed_child
+    spare = seccomp and status is None and time.monotonic() < spare_until
     for p in descendants():
+        if p == child:
+            if spare:
+                continue
+            killed_child = True
         try:
             os.kill(p, signal.SIGKILL)
         except OSError:
             pass
+    return spare
+if uid > 0 and uid != os.getuid() and as_user(uid, signal.SIGSTOP):
+    kill_found()
     as_user(uid, signal.SIGCONT)
 while True:
-    for p in descendants():
-        try:
-            os.kill(p, signal.SIGKILL)
-        except OSError:
-            pass
+    spare = kill_found()
     try:
-        pid, st = os.waitpid(-1, 0)
+        pid, st = os.waitpid(-1, os.WNOHANG if spare else 0)
     except ChildProcessError:
         break
+    if pid == 0:
+        time.sleep(0.005)
+        continue
     if pid == child and status is None:
-        status = st
+        if killed_child:
+            status = st
+        else:
+            ended_itself(st)
 if status is None:
     os._exit(137)
 os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))

@@ -1,7 +1,7 @@
 // `npm test`: jest over __tests__ as ES modules, then one plain summary line ("tests: N passed, N failed, N skipped")
 // that CI and people can read at a glance.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,18 +14,20 @@ fetchArm64Busybox();
 const require = createRequire(import.meta.url);
 const jest = path.join(path.dirname(require.resolve('jest/package.json')), 'bin', 'jest.js');
 const results = '.jest-results.json';
-rmSync(results, { force: true });
-const args = [
-  '--experimental-vm-modules',
-  '--no-warnings=ExperimentalWarning',
-  jest,
-  '--json',
-  `--outputFile=${results}`,
-  // Two files at once: most of a file's time is spent waiting (on registries, dockerd, runc), and jest's default on
-  // a 2-core machine is one worker. `npm test -- --maxWorkers=1` (or -i) runs them one by one.
-  ...(process.argv.slice(2).some((a) => /^(--maxWorkers|-w|-i|--runInBand)/.test(a)) ? [] : ['--maxWorkers=2']),
-  ...process.argv.slice(2),
-];
+const user = process.argv.slice(2);
+const base = ['--experimental-vm-modules', '--no-warnings=ExperimentalWarning', jest, '--json'];
+// Two files at once: most of a file's time is spent waiting (on registries, dockerd, runc), and jest's default on a
+// 2-core machine is one worker. The files whose tests count the machine's processes or kill builds at a moment they
+// watch for then run alone, after the rest (`alone`). Given arguments (`npm test -- PATH`, `-i`…), one jest run.
+const alone = ['__tests__/exec/no-mount-race.test.ts', '__tests__/security/reliability.test.ts'];
+const workers = user.some((a) => /^(--maxWorkers|-w|-i|--runInBand)/.test(a)) ? [] : ['--maxWorkers=2'];
+const runs =
+  user.length > 0
+    ? [[...workers, ...user]]
+    : [
+        ['--maxWorkers=2', ...alone.map((f) => `--testPathIgnorePatterns=${f.replace(/\./g, '\\.')}$`)],
+        ['--runInBand', ...alone],
+      ];
 // The suite's temp dirs under one of its own, removed at the end: a test that fails midway leaves nothing in /tmp.
 // Open to all as /tmp is (the sudo tests run hoist as another user).
 const tmp = mkdtempSync(path.join(tmpdir(), 'hoist-tests-'));
@@ -33,26 +35,41 @@ chmodSync(tmp, 0o1777);
 // HOIST_TEST_SHARED: what test files may share within the run (docker's images of the differential cases);
 // HOIST_TEST_STARTED: the run's start, from which a file a step wrote counts as new; HOIST_ALWAYS_RESOLVE: the tests
 // push new images under old tags and build on them at once, as CI does (a developer's rebuild would reuse a base).
-const run = spawnSync(process.execPath, args, {
-  stdio: 'inherit',
-  env: {
-    ...process.env,
-    TMPDIR: tmp,
-    HOIST_TEST_SHARED: tmp,
-    HOIST_TEST_STARTED: String(Date.now()),
-    HOIST_ALWAYS_RESOLVE: '1',
-  },
+const env = {
+  ...process.env,
+  TMPDIR: tmp,
+  HOIST_TEST_SHARED: tmp,
+  HOIST_TEST_STARTED: String(Date.now()),
+  HOIST_ALWAYS_RESOLVE: '1',
+};
+const statuses = runs.map((args, i) => {
+  const out = `${results}.${i}`;
+  rmSync(out, { force: true });
+  return {
+    out,
+    status: spawnSync(process.execPath, [...base, `--outputFile=${out}`, ...args], { stdio: 'inherit', env }).status,
+  };
 });
 spawnSync('sh', ['-c', `grep -o ' ${tmp}[^ ]*' /proc/mounts | sort -r | xargs -r umount -l`]);
 rmSync(tmp, { recursive: true, force: true });
-let code = run.status ?? 1;
-try {
-  const r = JSON.parse(readFileSync(results, 'utf8'));
-  const skipped = r.numPendingTests + r.numTodoTests;
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
-  if (r.numFailedTestSuites > 0 || r.numRuntimeErrorTestSuites > 0) code = code || 1;
-} catch {
-  console.log('tests: 0 passed, 1 failed');
-  code = code || 1;
+let code = statuses.some((r) => r.status !== 0) ? 1 : 0;
+const sum = { passed: 0, failed: 0, skipped: 0 };
+const merged = { numPassedTests: 0, numFailedTests: 0, numPendingTests: 0, numTodoTests: 0, testResults: [] };
+for (const { out } of statuses) {
+  try {
+    const r = JSON.parse(readFileSync(out, 'utf8'));
+    sum.passed += r.numPassedTests;
+    sum.failed += r.numFailedTests;
+    sum.skipped += r.numPendingTests + r.numTodoTests;
+    for (const k of ['numPassedTests', 'numFailedTests', 'numPendingTests', 'numTodoTests']) merged[k] += r[k];
+    merged.testResults.push(...r.testResults);
+    if (r.numFailedTestSuites > 0 || r.numRuntimeErrorTestSuites > 0) code = code || 1;
+  } catch {
+    sum.failed += 1;
+    code = code || 1;
+  }
+  rmSync(out, { force: true });
 }
+writeFileSync(results, JSON.stringify(merged));
+console.log(`tests: ${sum.passed} passed, ${sum.failed} failed, ${sum.skipped} skipped`);
 process.exit(code);
