@@ -44,6 +44,36 @@ function warden(script: string, termMs: number, then?: (pid: number) => void): P
     expect(r).toMatchObject({ code: 137, fd3: 'T9\n' });
   }, 20_000);
 
+  test('a first process killed by someone else at the moment of the word, 30 times: said every time', async () => {
+    // (a handler's exception right after waitpid reaped it lost it: the word and the death together, on a loaded
+    // machine, and the step passed)
+    const codes: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const w = underWarden(
+        'python3',
+        ['/bin/sh', '-c', 'echo $$; sleep 30'],
+        { PATH: process.env.PATH },
+        { seccomp: true, uid: 0 },
+      );
+      const child = spawn(w.argv[0], w.argv.slice(1), { env: w.env, stdio: ['ignore', 'pipe', 'ignore', 'pipe'] });
+      let fd3 = '';
+      (child.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => (fd3 += d.toString()));
+      let out = '';
+      child.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /^(\d+)\n/.exec(out);
+        if (m && !out.endsWith('!')) {
+          out += '!';
+          process.kill(Number(m[1]), 'SIGKILL');
+          child.kill('SIGTERM');
+        }
+      });
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      codes.push(`${code} ${fd3.trim()}`);
+    }
+    expect(new Set(codes)).toEqual(new Set(['137 T9']));
+  }, 60_000);
+
   test('a first process that ends by itself once the rest is killed: its own status, no word', async () => {
     const r = await warden('echo $$; sleep 30 & wait; exit 3', 100);
     expect(r).toMatchObject({ code: 3, fd3: '' });

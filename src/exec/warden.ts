@@ -34,19 +34,17 @@ seccomp = sys.argv[1] == '1'
 argv = sys.argv[2:]
 env = json.loads(base64.b64decode(os.environ.get('HOIST_STEP_ENV', 'e30=')))
 
-class End(Exception):
-    pass
-def end(*_):
-    raise End()
-signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-signal.signal(signal.SIGTERM, end)
+# hoist's word (SIGTERM) and the children's ends (SIGCHLD) stay blocked and are taken by sigtimedwait, never by a
+# handler: a handler's exception could come just after waitpid has reaped the step's first process, and lose it (a
+# loaded machine showed it: proot, killed by the step, reaped and forgotten, and the step passed).
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGCHLD})
 child = os.fork()
 if child == 0:
     try:
         # python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec: the step gets them back.
         for name in ('SIGPIPE', 'SIGXFSZ', 'SIGTERM'):
             signal.signal(getattr(signal, name), signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGCHLD})
         if seccomp:
             # Calls Debian's proot (2015) lets through untranslated (statx, faccessat2, openat2) answer ENOSYS:
             # the C library then falls back to the ones it translates.
@@ -113,24 +111,24 @@ def ended_itself(st):
             os.write(3, b'T%d\n' % os.WTERMSIG(st))
         except OSError:
             pass
-try:
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-    while True:
-        pid, st = os.waitpid(-1, 0)
+def reap():
+    # the children that have ended, the step's first process among them maybe; False when none is left at all
+    while status is None:
+        try:
+            pid, st = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
         if pid == child:
             ended_itself(st)
-            break
-except (End, ChildProcessError):
-    pass
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-if status is None:
-    # (hoist's SIGTERM, sent on the shell's report, can come before the wait above saw the child end)
-    try:
-        pid, st = os.waitpid(child, os.WNOHANG)
-        if pid == child:
-            ended_itself(st)
-    except ChildProcessError:
-        pass
+    return True
+while status is None and reap() and status is None:
+    got = signal.sigtimedwait({signal.SIGTERM, signal.SIGCHLD}, 1.0)
+    if got is not None and got.si_signo == signal.SIGTERM:
+        # (hoist's word, sent on the shell's report, can come before the step's first process is seen to end)
+        reap()
+        break
 # Everything below this process is killed, and what it leaves (reparented here) too, until nothing is left.
 # A step run as another user than this one's: all that user's processes are stopped at once (none can fork while
 # they are looked at), the step's among them killed, the others let go on. Otherwise, and for what remains: the step's
