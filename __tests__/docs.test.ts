@@ -5,7 +5,6 @@
 // localhost:5000, is Debian's docker-registry on a free port (the port is put in), and Docker Hub's busybox comes
 // from a mirror of it (HOIST_REGISTRY_MIRROR, as a self-hosted runner's administrator would set). The quick start's
 // first command runs too, with a store of its own (the second is this suite).
-import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -13,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { arm64Busybox, pushBusyboxBase, pushBusyboxIndex } from './helpers/images.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
-import { describeWith } from './helpers/tools.js';
+import { describeWith, runAsync } from './helpers/tools.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const pages = ['README.md', ...readdirSync(path.join(root, 'docs')).map((f) => `docs/${f}`)].filter((f) =>
@@ -44,34 +43,18 @@ function blocks(markdown: string): Block[] {
   return out;
 }
 
-function bash(
+async function bash(
   script: string,
   cwd: string,
   env: NodeJS.ProcessEnv,
   timeoutMs: number,
 ): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('bash', ['--noprofile', '--norc', '-e', '-o', 'pipefail', '-x', '-c', script], {
-      cwd,
-      env,
-      detached: true,
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => {
-      out += `\n(killed after ${timeoutMs} ms)`;
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }, timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
+  const r = await runAsync('bash', ['--noprofile', '--norc', '-e', '-o', 'pipefail', '-x', '-c', script], {
+    cwd,
+    env,
+    timeoutMs,
   });
+  return { code: r.status, out: r.output };
 }
 
 /** The environment of a plain shell: no CI's variables (a page's commands are a person's), hoist on PATH. */

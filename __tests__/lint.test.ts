@@ -1,27 +1,21 @@
 // Lint, format and types are part of the suite: `npm test` fails on a Biome finding (lint or layout, biome.jsonc)
 // or a type error, so CI enforces them as it enforces the tests. `npm run format` fixes the layout.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runAsync } from './helpers/tools.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const biome = require.resolve('@biomejs/biome/bin/biome');
 const tsc = require.resolve('typescript/bin/tsc');
 
-function run(args: string[], cwd = root): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd, env: { ...process.env, NO_COLOR: '1' } });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
-    child.stdin.end();
-  });
+/** node with `args` (biome's or tsc's script), its output together. */
+async function run(args: string[], cwd = root): Promise<{ code: number | null; out: string }> {
+  const r = await runAsync(process.execPath, args, { cwd, env: { ...process.env, NO_COLOR: '1' }, timeoutMs: 170_000 });
+  return { code: r.status, out: r.output };
 }
 
 test('the tree has no lint finding and is formatted (npm run lint)', async () => {

@@ -6,7 +6,6 @@
 // registry:2 service is Debian's docker-registry (localhost:5000 becomes its address), Docker Hub's busybox comes
 // from a mirror of it (HOIST_REGISTRY_MIRROR, as a self-hosted runner would set), the Actions cache is the local
 // service over azurite, and the arm64 leg of the matrix runs on this machine's architecture.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -16,7 +15,7 @@ import { parse } from 'yaml';
 import { startActionsCacheService, type ActionsCacheService } from './helpers/actions-cache.js';
 import { pushBusyboxBase } from './helpers/images.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
-import { describeWith } from './helpers/tools.js';
+import { describeWith, type Ran, runAsync } from './helpers/tools.js';
 import { githubEnv, readOutputs, stepFiles } from './helpers/runner-step.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -171,12 +170,12 @@ interface Job {
         ...cache.env,
         ...Object.fromEntries(Object.entries(step.env ?? {}).map(([k, v]) => [k, evaluate(String(v))])),
       };
-      let r: Awaited<ReturnType<typeof spawned>>;
+      let r: Ran;
       if (step.uses === './') {
         const inputs = Object.fromEntries(
           Object.entries(step.with ?? {}).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, evaluate(String(v))]),
         );
-        r = await spawned(process.execPath, [path.join(root, 'dist', 'index.js')], {
+        r = await runAsync(process.execPath, [path.join(root, 'dist', 'index.js')], {
           cwd: root,
           env: { ...runnerEnv, ...inputs },
         });
@@ -184,7 +183,7 @@ interface Job {
         // GitHub's default shell on Linux: bash --noprofile --norc -eo pipefail {0}
         const script = path.join(dir, `step${i}.sh`);
         writeFileSync(script, evaluate(step.run));
-        r = await spawned('bash', ['--noprofile', '--norc', '-eo', 'pipefail', script], { cwd: root, env: runnerEnv });
+        r = await runAsync('bash', ['--noprofile', '--norc', '-eo', 'pipefail', script], { cwd: root, env: runnerEnv });
       } else throw new Error(`${name}: step ${i} (${step.uses}) is not one this test can run`);
       if (r.status !== 0)
         throw new Error(`${name}: step ${step.id ?? step.name ?? i} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
@@ -207,23 +206,3 @@ interface Job {
     expect(out.second.digest).toBe(out.first.digest);
   }, 300_000);
 });
-
-/** A child's exit status and output, awaited. */
-function spawned(
-  cmd: string,
-  args: string[],
-  options: { cwd: string; env: NodeJS.ProcessEnv },
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}

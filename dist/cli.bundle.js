@@ -36838,7 +36838,7 @@ def reap():
         if pid == child:
             ended_itself(st)
     return True
-while status is None and reap() and status is None:
+while reap() and status is None:
     got = signal.sigtimedwait({signal.SIGTERM, signal.SIGCHLD}, 1.0)
     if got is not None and got.si_signo == signal.SIGTERM:
         # (hoist's word, sent on the shell's report, can come before the step's first process is seen to end)
@@ -36877,7 +36877,8 @@ while True:
     except ChildProcessError:
         break
     if pid == 0:
-        time.sleep(0.005)
+        # proot spared and still there: looked at again when a child ends, else in 50 ms
+        signal.sigtimedwait({signal.SIGCHLD}, 0.05)
         continue
     if pid == child and status is None:
         if killed_child:

@@ -1,7 +1,7 @@
 // Real parts the integration tests start: Debian's docker-registry, skopeo, umoci, dockerd. `npm test` installs
 // them first when it runs as root (scripts/test-deps.mjs); where one is still missing, its tests are skipped
 // with a notice instead of failing for a reason that is not hoist's.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -41,6 +41,55 @@ export function run(
     );
   }
   return r.stdout.toString();
+}
+
+export interface Ran {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** stdout and stderr as they came, interleaved */
+  output: string;
+}
+
+/**
+ * Runs a program to its end without blocking this process's event loop (a service the test serves in-process keeps
+ * answering): its status and output; it and its process group are killed after `timeoutMs`.
+ */
+export function runAsync(
+  program: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(program, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const r: Ran = { status: null, stdout: '', stderr: '', output: '' };
+    child.stdout.on('data', (d: Buffer) => {
+      r.stdout += d.toString();
+      r.output += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      r.stderr += d.toString();
+      r.output += d.toString();
+    });
+    const timeoutMs = options.timeoutMs ?? 240_000;
+    const timer = setTimeout(() => {
+      r.output += `\n(killed after ${timeoutMs} ms)`;
+      try {
+        process.kill(-(child.pid as number), 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }, timeoutMs);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ ...r, status });
+    });
+  });
 }
 
 /**
